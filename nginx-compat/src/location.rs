@@ -1,0 +1,483 @@
+//! `location` selection exactly as `ngx_http_core_find_location` does it.
+
+use std::fmt;
+
+use crate::regex::{Captures, NgxRegex};
+
+/// The location modifier written before the pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Modifier {
+    /// `= /p`: only this exact path.
+    Exact,
+    /// `^~ /p`: a prefix that, when it is the longest match, skips the regex locations.
+    PrefixNoRegex,
+    /// `~ re`: case-sensitive PCRE.
+    Regex,
+    /// `~* re`: caseless PCRE.
+    RegexCaseless,
+    /// `/p`: a plain prefix.
+    Prefix,
+}
+
+impl Modifier {
+    pub fn is_regex(self) -> bool {
+        matches!(self, Modifier::Regex | Modifier::RegexCaseless)
+    }
+
+    fn token(self) -> Option<&'static str> {
+        match self {
+            Modifier::Exact => Some("="),
+            Modifier::PrefixNoRegex => Some("^~"),
+            Modifier::Regex => Some("~"),
+            Modifier::RegexCaseless => Some("~*"),
+            Modifier::Prefix => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum LocationError {
+    #[error("empty location")]
+    Empty,
+    #[error("invalid location modifier '{0}'")]
+    BadModifier(String),
+    #[error("location '{0}' has no pattern after its modifier")]
+    MissingPattern(String),
+    #[error("location '{spec}': {message}")]
+    BadRegex { spec: String, message: String },
+    #[error("duplicate location \"{0}\"")]
+    Duplicate(String),
+}
+
+/// One `location` head: modifier and pattern, with its regex compiled once.
+#[derive(Debug, Clone)]
+pub struct Location {
+    modifier: Modifier,
+    pattern: String,
+    regex: Option<NgxRegex>,
+}
+
+impl Location {
+    /// Parse what users write after `location` (or in TOML `location = "..."`):
+    /// `"= /p"`, `"^~ /p"`, `"~ re"`, `"~* re"`, `"/p"`. nginx also accepts the modifier glued
+    /// to the pattern (`"=/p"`, `"~^/x"`), so this does too.
+    pub fn parse(spec: &str) -> Result<Location, LocationError> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(LocationError::Empty);
+        }
+        let (first, rest) = match spec.split_once(char::is_whitespace) {
+            Some((a, b)) => (a, Some(b.trim_start())),
+            None => (spec, None),
+        };
+        let modifier = match first {
+            "=" => Some(Modifier::Exact),
+            "^~" => Some(Modifier::PrefixNoRegex),
+            "~" => Some(Modifier::Regex),
+            "~*" => Some(Modifier::RegexCaseless),
+            _ => None,
+        };
+        match (modifier, rest) {
+            (Some(m), Some(p)) if !p.is_empty() => Location::new(m, p),
+            (Some(_), _) => Err(LocationError::MissingPattern(spec.to_string())),
+            (None, Some(_)) => Err(LocationError::BadModifier(first.to_string())),
+            // One word: nginx's ngx_http_core_location splits glued modifiers.
+            (None, None) => {
+                let (m, p) = if let Some(p) = spec.strip_prefix("~*") {
+                    (Modifier::RegexCaseless, p)
+                } else if let Some(p) = spec.strip_prefix('~') {
+                    (Modifier::Regex, p)
+                } else if let Some(p) = spec.strip_prefix("^~") {
+                    (Modifier::PrefixNoRegex, p)
+                } else if let Some(p) = spec.strip_prefix('=') {
+                    (Modifier::Exact, p)
+                } else {
+                    (Modifier::Prefix, spec)
+                };
+                if p.is_empty() {
+                    return Err(LocationError::MissingPattern(spec.to_string()));
+                }
+                Location::new(m, p)
+            }
+        }
+    }
+
+    /// Build from parts (the nginx-config parser already has the words split).
+    pub fn new(modifier: Modifier, pattern: &str) -> Result<Location, LocationError> {
+        let regex = if modifier.is_regex() {
+            let re = NgxRegex::new(pattern, modifier == Modifier::RegexCaseless).map_err(|e| {
+                LocationError::BadRegex {
+                    spec: format!("{} {}", modifier.token().unwrap_or(""), pattern),
+                    message: e.to_string(),
+                }
+            })?;
+            Some(re)
+        } else {
+            None
+        };
+        Ok(Location {
+            modifier,
+            pattern: pattern.to_string(),
+            regex,
+        })
+    }
+
+    pub fn modifier(&self) -> Modifier {
+        self.modifier
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn regex(&self) -> Option<&NgxRegex> {
+        self.regex.as_ref()
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.modifier.token() {
+            Some(t) => write!(f, "{} {}", t, self.pattern),
+            None => f.write_str(&self.pattern),
+        }
+    }
+}
+
+/// A successful location lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'a, T> {
+    pub value: &'a T,
+    /// Position of the location in the list given to [`LocationSet::new`].
+    pub index: usize,
+    /// `$0..$N` of a regex location (empty for exact/prefix ones).
+    pub captures: Vec<Option<Vec<u8>>>,
+    names: Vec<(String, usize)>,
+}
+
+impl<T> Match<'_, T> {
+    /// A named capture of a regex location, e.g. `(?<id>\d+)` -> `$id`.
+    pub fn named(&self, name: &str) -> Option<&[u8]> {
+        let i = self.names.iter().find(|(n, _)| n == name)?.1;
+        self.captures.get(i)?.as_deref()
+    }
+
+    /// All captures in the form the rewrite evaluator consumes.
+    pub fn to_captures(&self) -> Captures {
+        Captures {
+            groups: self.captures.clone(),
+            names: self.names.clone(),
+        }
+    }
+}
+
+/// The outcome of the exact/prefix pass (`ngx_http_core_find_static_location`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticMatch {
+    /// No exact or prefix location matches.
+    None,
+    /// An `=` location matched: final.
+    Exact(usize),
+    /// The longest matching prefix; regexes come next unless `no_regex`.
+    Prefix { index: usize, no_regex: bool },
+    /// The path plus '/' names a location flagged auto-redirect (one with `proxy_pass` whose
+    /// name ends in '/'): nginx answers 301 to that name.
+    AutoRedirect(usize),
+}
+
+/// The locations of one level (server or an enclosing location), compiled once.
+#[derive(Debug)]
+pub struct LocationSet<T> {
+    entries: Vec<(Location, T)>,
+    /// Indices of exact/prefix entries, longest pattern first.
+    statics: Vec<usize>,
+    /// Indices of regex entries in configuration order.
+    regexes: Vec<usize>,
+    auto_redirect: Vec<bool>,
+}
+
+impl<T> LocationSet<T> {
+    /// Duplicate exact or prefix locations are an error, as nginx's "duplicate location"
+    /// (a `^~ /p` and a `/p` are duplicates; `= /p` next to `/p` is not).
+    pub fn new(locations: Vec<(Location, T)>) -> Result<Self, LocationError> {
+        let mut statics = Vec::new();
+        let mut regexes = Vec::new();
+        for (i, (loc, _)) in locations.iter().enumerate() {
+            if loc.modifier.is_regex() {
+                regexes.push(i);
+                continue;
+            }
+            let exact = loc.modifier == Modifier::Exact;
+            let dup = statics.iter().any(|&j: &usize| {
+                let other: &Location = &locations[j].0;
+                other.pattern == loc.pattern && (other.modifier == Modifier::Exact) == exact
+            });
+            if dup {
+                return Err(LocationError::Duplicate(loc.pattern.clone()));
+            }
+            statics.push(i);
+        }
+        // Longest first; among equal names the exact one first so it wins an exact path.
+        statics.sort_by(|&a, &b| {
+            let (la, lb) = (&locations[a].0, &locations[b].0);
+            lb.pattern
+                .len()
+                .cmp(&la.pattern.len())
+                .then((lb.modifier == Modifier::Exact).cmp(&(la.modifier == Modifier::Exact)))
+        });
+        let auto_redirect = vec![false; locations.len()];
+        Ok(LocationSet {
+            entries: locations,
+            statics,
+            regexes,
+            auto_redirect,
+        })
+    }
+
+    /// Flag a location for nginx's auto-redirect: a request for its name without the
+    /// trailing '/' gets a 301 to the name (`proxy_pass` locations ending in '/').
+    pub fn set_auto_redirect(&mut self, index: usize, on: bool) {
+        if let Some(flag) = self.auto_redirect.get_mut(index) {
+            *flag = on;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<(&Location, &T)> {
+        self.entries.get(index).map(|(l, t)| (l, t))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Location, &T)> {
+        self.entries.iter().map(|(l, t)| (l, t))
+    }
+
+    /// The exact/prefix pass. Prefix comparison is case-sensitive, as nginx on Linux.
+    pub fn find_static(&self, path: &[u8]) -> StaticMatch {
+        let mut best: Option<usize> = None;
+        for &i in &self.statics {
+            let loc = &self.entries[i].0;
+            let p = loc.pattern.as_bytes();
+            match loc.modifier {
+                Modifier::Exact if path == p => return StaticMatch::Exact(i),
+                Modifier::Exact => {}
+                _ if best.is_none() && path.starts_with(p) => best = Some(i),
+                _ => {}
+            }
+        }
+        // A node named exactly like the path is reached before its longer children, so the
+        // auto-redirect only applies when no location is named `path` itself.
+        let named_path = self
+            .statics
+            .iter()
+            .any(|&i| self.entries[i].0.pattern.as_bytes() == path);
+        if !named_path {
+            for &i in &self.statics {
+                let p = self.entries[i].0.pattern.as_bytes();
+                if self.auto_redirect[i]
+                    && p.len() == path.len() + 1
+                    && p.starts_with(path)
+                    && p.ends_with(b"/")
+                {
+                    return StaticMatch::AutoRedirect(i);
+                }
+            }
+        }
+        match best {
+            Some(i) => StaticMatch::Prefix {
+                index: i,
+                no_regex: self.entries[i].0.modifier == Modifier::PrefixNoRegex,
+            },
+            None => StaticMatch::None,
+        }
+    }
+
+    /// The regex pass: configuration order, first match wins.
+    pub fn find_regex(&self, path: &[u8]) -> Option<Match<'_, T>> {
+        self.regexes.iter().find_map(|&i| {
+            let (loc, value) = &self.entries[i];
+            let caps = loc.regex.as_ref()?.captures(path)?;
+            Some(Match {
+                value,
+                index: i,
+                captures: caps.groups,
+                names: caps.names,
+            })
+        })
+    }
+
+    /// nginx's selection: exact match wins; else the longest matching prefix; if that prefix
+    /// is `^~` stop; else regexes in configuration order, first match wins (with captures);
+    /// else the longest prefix. (Auto-redirects are reported by [`Self::find_static`] only.)
+    pub fn find(&self, path: &[u8]) -> Option<Match<'_, T>> {
+        let (prefix, no_regex) = match self.find_static(path) {
+            StaticMatch::Exact(i) => return Some(self.plain_match(i)),
+            StaticMatch::Prefix { index, no_regex } => (Some(index), no_regex),
+            StaticMatch::None | StaticMatch::AutoRedirect(_) => (None, false),
+        };
+        if !no_regex {
+            if let Some(m) = self.find_regex(path) {
+                return Some(m);
+            }
+        }
+        prefix.map(|i| self.plain_match(i))
+    }
+
+    fn plain_match(&self, i: usize) -> Match<'_, T> {
+        Match {
+            value: &self.entries[i].1,
+            index: i,
+            captures: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(specs: &[&str]) -> LocationSet<&'static str> {
+        let locs = specs
+            .iter()
+            .map(|s| (Location::parse(s).unwrap(), "") as (Location, &str))
+            .collect();
+        LocationSet::new(locs).unwrap()
+    }
+
+    fn pick(s: &LocationSet<&str>, path: &str) -> Option<String> {
+        s.find(path.as_bytes())
+            .map(|m| s.get(m.index).unwrap().0.to_string())
+    }
+
+    /// In the manner of nginx-tests http_location.t: one request per line, the location
+    /// that must answer it.
+    #[test]
+    fn selection_order_like_http_location_t() {
+        let s = set(&[
+            "= /",
+            "/",
+            "/documents/",
+            "^~ /images/",
+            "~* \\.(gif|jpg|jpeg)$",
+            "~ ^/casefull/",
+            "= /foo",
+            "/foo",
+            "~ ^/foo/bar",
+        ]);
+        let cases = [
+            ("/", "= /"),
+            ("/x", "/"),
+            ("/documents/a.html", "/documents/"),
+            ("/documents/a.jpg", "~* \\.(gif|jpg|jpeg)$"),
+            ("/images/a.jpg", "^~ /images/"),
+            ("/a.GIF", "~* \\.(gif|jpg|jpeg)$"),
+            ("/casefull/x", "~ ^/casefull/"),
+            ("/CASEFULL/x", "/"),
+            ("/foo", "= /foo"),
+            ("/foo/", "/foo"),
+            ("/foo/bar", "~ ^/foo/bar"),
+            ("/foobar.jpg", "~* \\.(gif|jpg|jpeg)$"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(pick(&s, path).as_deref(), Some(want), "path {path}");
+        }
+    }
+
+    #[test]
+    fn first_regex_in_order_wins_and_captures() {
+        let s = set(&["~ ^/a/(\\d+)", "~ ^/a/(?<id>\\d+)/(x)?"]);
+        let m = s.find(b"/a/12/x").unwrap();
+        assert_eq!(m.index, 0);
+        assert_eq!(
+            m.captures,
+            vec![Some(b"/a/12".to_vec()), Some(b"12".to_vec())]
+        );
+        let s = set(&["~ ^/a/(?<id>\\d+)(/y)?"]);
+        let m = s.find(b"/a/7").unwrap();
+        assert_eq!(m.named("id"), Some(&b"7"[..]));
+        assert_eq!(m.captures.get(2), Some(&None));
+    }
+
+    #[test]
+    fn no_match_without_root_location() {
+        let s = set(&["/a/", "= /b"]);
+        assert_eq!(pick(&s, "/b/"), None);
+        assert_eq!(pick(&s, "/a"), None);
+    }
+
+    #[test]
+    fn noregex_only_counts_when_longest() {
+        let s = set(&["^~ /a/", "/a/b/", "~ b"]);
+        assert_eq!(pick(&s, "/a/b/c").as_deref(), Some("~ b"));
+        assert_eq!(pick(&s, "/a/xb").as_deref(), Some("^~ /a/"));
+    }
+
+    #[test]
+    fn duplicates_are_rejected_like_nginx() {
+        let dup = |a: &str, b: &str| {
+            LocationSet::new(vec![
+                (Location::parse(a).unwrap(), ()),
+                (Location::parse(b).unwrap(), ()),
+            ])
+            .is_err()
+        };
+        assert!(dup("/a", "/a"));
+        assert!(dup("^~ /a", "/a"));
+        assert!(dup("= /a", "= /a"));
+        assert!(!dup("= /a", "/a"));
+        assert!(!dup("~ /a", "~ /a"));
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for (spec, m, p, shown) in [
+            ("= /p", Modifier::Exact, "/p", "= /p"),
+            ("^~ /p", Modifier::PrefixNoRegex, "/p", "^~ /p"),
+            ("~ ^/x$", Modifier::Regex, "^/x$", "~ ^/x$"),
+            (
+                "~* \\.PNG$",
+                Modifier::RegexCaseless,
+                "\\.PNG$",
+                "~* \\.PNG$",
+            ),
+            ("/p", Modifier::Prefix, "/p", "/p"),
+            ("=/p", Modifier::Exact, "/p", "= /p"),
+            ("~*\\.js$", Modifier::RegexCaseless, "\\.js$", "~* \\.js$"),
+        ] {
+            let l = Location::parse(spec).unwrap();
+            assert_eq!((l.modifier(), l.pattern()), (m, p), "{spec}");
+            assert_eq!(l.to_string(), shown);
+        }
+        assert!(Location::parse("").is_err());
+        assert!(Location::parse("~ (").is_err());
+        assert!(Location::parse("=").is_err());
+        assert!(Location::parse("@ /x").is_err());
+    }
+
+    #[test]
+    fn auto_redirect_for_trailing_slash_locations() {
+        let mut s = set(&["/", "/api/"]);
+        s.set_auto_redirect(1, true);
+        assert_eq!(s.find_static(b"/api"), StaticMatch::AutoRedirect(1));
+        assert_eq!(
+            s.find_static(b"/api/x"),
+            StaticMatch::Prefix {
+                index: 1,
+                no_regex: false
+            }
+        );
+    }
+
+    #[test]
+    fn set_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<LocationSet<String>>();
+    }
+}

@@ -1,0 +1,84 @@
+//! PCRE2 as nginx uses it: byte subjects, no UTF mode, `~*` means caseless.
+
+use pcre2::bytes::{Regex, RegexBuilder};
+
+/// A compiled regex plus the source text it came from (kept for Display and error messages).
+#[derive(Debug, Clone)]
+pub struct NgxRegex {
+    source: String,
+    caseless: bool,
+    re: Regex,
+}
+
+/// Captures of one successful match: index 0 is the whole match, like nginx's `$0`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Captures {
+    pub groups: Vec<Option<Vec<u8>>>,
+    pub names: Vec<(String, usize)>,
+}
+
+impl Captures {
+    /// `$N`: an unset group and a group beyond the regex's count are both empty in nginx.
+    pub fn get(&self, n: usize) -> Option<&[u8]> {
+        self.groups.get(n).and_then(|g| g.as_deref())
+    }
+
+    /// A named capture `(?<name>...)`, which nginx exposes as the variable `$name`.
+    pub fn name(&self, name: &str) -> Option<&[u8]> {
+        self.names
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, i)| self.get(*i))
+    }
+}
+
+impl NgxRegex {
+    pub fn new(source: &str, caseless: bool) -> Result<NgxRegex, pcre2::Error> {
+        // nginx compiles without PCRE2_UTF unless the pattern asks for it with (*UTF).
+        let re = RegexBuilder::new().caseless(caseless).build(source)?;
+        Ok(NgxRegex {
+            source: source.to_string(),
+            caseless,
+            re,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn caseless(&self) -> bool {
+        self.caseless
+    }
+
+    /// Number of capture groups, not counting group 0.
+    pub fn groups(&self) -> usize {
+        self.re.captures_len().saturating_sub(1)
+    }
+
+    pub fn capture_names(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.re
+            .capture_names()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_deref().map(|n| (i, n)))
+    }
+
+    /// A match error (e.g. the match limit) is treated as "no match"; nginx logs it and
+    /// answers 500, which callers cannot distinguish usefully from a miss in this subset.
+    pub fn is_match(&self, subject: &[u8]) -> bool {
+        self.re.is_match(subject).unwrap_or(false)
+    }
+
+    pub fn captures(&self, subject: &[u8]) -> Option<Captures> {
+        let caps = self.re.captures(subject).ok().flatten()?;
+        let groups = (0..caps.len())
+            .map(|i| caps.get(i).map(|m| m.as_bytes().to_vec()))
+            .collect();
+        let names = self
+            .capture_names()
+            .map(|(i, n)| (n.to_string(), i))
+            .collect();
+        Some(Captures { groups, names })
+    }
+}
