@@ -1,0 +1,157 @@
+//! The one place where failures become HTTP answers: JSON for programs, a short HTML page for
+//! people (SPEC section 5, step 9). Every answer carries the request id.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+
+/// What went wrong, as the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    BadRequest,
+    NotFound,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl Failure {
+    pub fn status(self) -> u16 {
+        match self {
+            Failure::BadRequest => 400,
+            Failure::NotFound => 404,
+            Failure::UpstreamUnavailable => 502,
+            Failure::UpstreamTimeout => 504,
+            Failure::Internal => 500,
+        }
+    }
+
+    /// The machine-readable `error` field.
+    pub fn code(self) -> &'static str {
+        match self {
+            Failure::BadRequest => "bad_request",
+            Failure::NotFound => "not_found",
+            Failure::UpstreamUnavailable | Failure::UpstreamTimeout => "upstream_unavailable",
+            Failure::Internal => "internal_error",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Failure::BadRequest => "Bad request",
+            Failure::NotFound => "Not found",
+            Failure::UpstreamUnavailable => "The application is not reachable",
+            Failure::UpstreamTimeout => "The application did not answer in time",
+            Failure::Internal => "Internal error",
+        }
+    }
+}
+
+/// Does the client want a page rather than JSON? Browsers navigating send `text/html`.
+pub fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
+
+/// Builds the answer for a failure. `detail` is a short human sentence, never containing
+/// request data that could be a secret.
+pub fn failure(
+    f: Failure,
+    detail: &str,
+    request_id: &str,
+    html: bool,
+) -> (Box<ResponseHeader>, Bytes) {
+    if html {
+        let body = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><p>{detail}</p><p><small>request id: <code>{rid}</code></small></p>\
+             </body></html>\n",
+            title = f.title(),
+            detail = escape_html(detail),
+            rid = escape_html(request_id),
+        );
+        response(
+            f.status(),
+            "text/html; charset=utf-8",
+            body.into(),
+            request_id,
+        )
+    } else {
+        json(
+            f.status(),
+            &serde_json::json!({"error": f.code(), "message": detail, "request_id": request_id}),
+            request_id,
+        )
+    }
+}
+
+/// A JSON answer.
+pub fn json(
+    status: u16,
+    value: &serde_json::Value,
+    request_id: &str,
+) -> (Box<ResponseHeader>, Bytes) {
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    response(status, "application/json", body.into(), request_id)
+}
+
+/// Any answer the gateway writes itself: never cached, never sniffed.
+pub fn response(
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    request_id: &str,
+) -> (Box<ResponseHeader>, Bytes) {
+    let mut h = ResponseHeader::build(status, Some(5)).expect("valid status");
+    let _ = h.insert_header("content-type", content_type);
+    let _ = h.insert_header("content-length", body.len().to_string());
+    let _ = h.insert_header("cache-control", "no-store");
+    let _ = h.insert_header("x-content-type-options", "nosniff");
+    let _ = h.insert_header("x-request-id", request_id);
+    (Box::new(h), body)
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_decides_the_form() {
+        assert!(wants_html(Some(b"text/html,application/xhtml+xml;q=0.9")));
+        assert!(wants_html(Some(b"TEXT/HTML")));
+        assert!(!wants_html(Some(b"application/json")));
+        assert!(!wants_html(Some(b"*/*")));
+        assert!(!wants_html(None));
+    }
+
+    #[test]
+    fn json_failure_names_error_and_request_id() {
+        let (h, body) = failure(Failure::UpstreamUnavailable, "down", "rid1", false);
+        assert_eq!(h.status.as_u16(), 502);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "upstream_unavailable");
+        assert_eq!(v["request_id"], "rid1");
+    }
+
+    #[test]
+    fn html_failure_escapes() {
+        let (h, body) = failure(Failure::BadRequest, "<script>", "r<1>", true);
+        assert_eq!(h.status.as_u16(), 400);
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("&lt;script&gt;") && body.contains("r&lt;1&gt;"));
+    }
+}

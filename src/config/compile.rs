@@ -1,0 +1,550 @@
+//! The checks that need more than one value, and the build of the runtime model.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use nginx_compat::location::{Location, LocationSet};
+use serde_spanned::Spanned;
+use url::Url;
+
+use super::error::{route_path, ConfigError, Source};
+use super::file::{self, AppKind, ExternalContactMode};
+use super::model::*;
+use super::values::Text;
+
+const DEFAULT_PREFIX: &str = "/_gateway";
+const DEFAULT_COOKIE: &str = "wgw_session";
+const MIN_KEY_BYTES: usize = 32;
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Config> {
+    let server = compile_server(&f.server, src)?;
+    let session = f
+        .session
+        .as_ref()
+        .map(|s| compile_session(s, src))
+        .transpose()?;
+    let store = compile_store(&f.store, src)?;
+
+    let mut apps = BTreeMap::new();
+    for (name, app) in &f.apps {
+        apps.insert(name.clone(), Arc::new(compile_app(name, app, src)?));
+    }
+    let mut upstreams = BTreeMap::new();
+    for (name, up) in &f.upstreams {
+        upstreams.insert(name.clone(), Arc::new(compile_upstream(name, up, src)?));
+    }
+
+    let mut routes = Vec::new();
+    let mut locations = Vec::new();
+    for (i, r) in f.routes.iter().enumerate() {
+        let route = compile_route(i, r.get_ref(), &apps, &upstreams, session.is_some(), src)?;
+        let location = Location::parse(route.location.as_str()).map_err(|e| {
+            src.error(
+                r.get_ref().location.span(),
+                route_path(i, "location"),
+                e.to_string(),
+            )
+        })?;
+        locations.push((location, i));
+        routes.push(route);
+    }
+    let matcher = LocationSet::new(locations).map_err(|e| {
+        let span = f.routes.first().map_or(0..0, |r| r.span());
+        src.error(span, "[[routes]]", e.to_string())
+    })?;
+
+    let rewrites = f
+        .rewrite
+        .iter()
+        .map(|r| compile_rewrite(r.get_ref()))
+        .collect();
+
+    let mut nginx_includes = Vec::new();
+    for (i, inc) in f.nginx.include.iter().enumerate() {
+        let path = dir.join(inc.get_ref().as_str());
+        if !path.is_file() {
+            return Err(src.error(
+                inc.span(),
+                format!("[nginx].include[{}]", i + 1),
+                format!("cannot read '{}'", path.display()),
+            ));
+        }
+        nginx_includes.push(path);
+    }
+
+    let emulator = EmulatorSettings {
+        enabled: f.emulator.enabled,
+        listen: match &f.emulator.listen {
+            Some(l) => socket_addr(l, "[emulator].listen", src)?,
+            None => "127.0.0.1:9100".parse().expect("literal address"),
+        },
+    };
+
+    Ok(Config {
+        server,
+        session,
+        store,
+        apps,
+        upstreams,
+        routes: Arc::new(RouteTable { routes, matcher }),
+        rewrites,
+        nginx_includes,
+        emulator,
+    })
+}
+
+fn socket_addr(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<SocketAddr> {
+    v.get_ref().as_str().parse().map_err(|_| {
+        src.error(
+            v.span(),
+            path,
+            format!(
+                "'{}' is not a socket address (expected \"IP:PORT\" like \"127.0.0.1:8080\")",
+                v.get_ref().as_str()
+            ),
+        )
+    })
+}
+
+fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerSettings> {
+    let s = s.get_ref();
+    let listen = socket_addr(&s.listen, "[server].listen", src)?.to_string();
+    let public_url = base_url(&s.public_url, "[server].public_url", src)?;
+    if public_url.path() != "/" {
+        return Err(src.error(
+            s.public_url.span(),
+            "[server].public_url",
+            "must be an origin without a path (the gateway owns the whole host)",
+        ));
+    }
+    let public_origin = public_url.origin().ascii_serialization();
+    let admin_listen = s
+        .admin_listen
+        .as_ref()
+        .map(|a| socket_addr(a, "[server].admin_listen", src).map(|a| a.to_string()))
+        .transpose()?;
+    let qyapi_listen = s
+        .qyapi_listen
+        .as_ref()
+        .map(|a| socket_addr(a, "[server].qyapi_listen", src).map(|a| a.to_string()))
+        .transpose()?;
+    let mut qyapi_allow = Vec::new();
+    for (i, net) in s.qyapi_allow.iter().enumerate() {
+        let text = net.get_ref().as_str();
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                src.error(
+                    net.span(),
+                    format!("[server].qyapi_allow[{}]", i + 1),
+                    format!("'{text}' is not a network (expected CIDR like \"127.0.0.1/32\")"),
+                )
+            })?;
+        qyapi_allow.push(parsed);
+    }
+    if qyapi_allow.is_empty() {
+        // Loopback only unless told otherwise: the endpoint hands out the app's power.
+        qyapi_allow = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    }
+    let threads = match &s.threads {
+        Some(t) if *t.get_ref() == 0 => {
+            return Err(src.error(t.span(), "[server].threads", "must be at least 1"))
+        }
+        Some(t) => *t.get_ref(),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let prefix = match &s.prefix {
+        None => DEFAULT_PREFIX.to_owned(),
+        Some(p) => {
+            let text = p.get_ref().as_str().trim_end_matches('/');
+            let ok = text.starts_with('/')
+                && text.len() > 1
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b));
+            if !ok {
+                return Err(src.error(
+                    p.span(),
+                    "[server].prefix",
+                    "expected a path like \"/_gateway\"",
+                ));
+            }
+            text.to_owned()
+        }
+    };
+    Ok(ServerSettings {
+        listen,
+        public_url,
+        public_origin,
+        admin_listen,
+        qyapi_listen,
+        qyapi_allow,
+        threads,
+        prefix,
+    })
+}
+
+/// An absolute http(s) URL without userinfo, query or fragment.
+fn base_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Url> {
+    let text = v.get_ref().as_str();
+    let bad = |why: &str| src.error(v.span(), path, format!("'{text}' {why}"));
+    let url = Url::parse(text).map_err(|_| bad("is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not carry a query or a fragment"));
+    }
+    Ok(url)
+}
+
+fn secret(v: &Spanned<Text>, path: &str, min: usize, src: &Source<'_>) -> Result<Secret> {
+    let text = v.get_ref().as_str();
+    if text.len() < min {
+        // The value is a secret: say how long it is, never what it is.
+        return Err(src.error(
+            v.span(),
+            path,
+            format!("must be at least {min} bytes (it has {})", text.len()),
+        ));
+    }
+    Ok(Secret::new(text.to_owned()))
+}
+
+fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<SessionSettings> {
+    let s = s.get_ref();
+    let cookie_name = match &s.cookie_name {
+        None => DEFAULT_COOKIE.to_owned(),
+        Some(c) => {
+            let text = c.get_ref().as_str();
+            let ok = !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(src.error(
+                    c.span(),
+                    "[session].cookie_name",
+                    "expected letters, digits, '_' or '-'",
+                ));
+            }
+            text.to_owned()
+        }
+    };
+    Ok(SessionSettings {
+        secret: secret(&s.secret, "[session].secret", MIN_KEY_BYTES, src)?,
+        cookie_name,
+        ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
+        assertion_secret: s
+            .assertion_secret
+            .as_ref()
+            .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
+            .transpose()?,
+    })
+}
+
+fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
+    let redis_url = match (&s.backend, &s.redis_url) {
+        (StoreBackend::Redis, None) => {
+            return Err(src.error(
+                0..0,
+                "[store].redis_url",
+                "required when backend = \"redis\"",
+            ))
+        }
+        (_, Some(u)) => {
+            let text = u.get_ref().as_str();
+            if !(text.starts_with("redis://")
+                || text.starts_with("rediss://")
+                || text.starts_with("unix://"))
+            {
+                return Err(src.error(
+                    u.span(),
+                    "[store].redis_url",
+                    "expected a URL like \"redis://127.0.0.1:6379/0\"",
+                ));
+            }
+            Some(Secret::new(text.to_owned()))
+        }
+        (_, None) => None,
+    };
+    Ok(StoreSettings {
+        backend: s.backend,
+        redis_url,
+        key_prefix: s
+            .key_prefix
+            .as_ref()
+            .map_or("wgw:".to_owned(), |p| p.as_str().to_owned()),
+    })
+}
+
+fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<App> {
+    let app_path = |key: &str| format!("[apps.{name}].{key}");
+    let table_span = a.span();
+    let a = a.get_ref();
+    let kind = *a.kind.get_ref();
+    let refuse = |span: std::ops::Range<usize>, key: &str, kind_name: &str| {
+        src.error(
+            span,
+            app_path(key),
+            format!("not a key of kind = \"{kind_name}\""),
+        )
+    };
+    let require = |v: &Option<Spanned<Text>>, key: &str| -> Result<String> {
+        match v {
+            Some(v) if !v.get_ref().as_str().is_empty() => Ok(v.get_ref().as_str().to_owned()),
+            Some(v) => Err(src.error(v.span(), app_path(key), "must not be empty")),
+            None => Err(src.error(table_span.clone(), app_path(key), "required")),
+        }
+    };
+    let url_or = |v: &Option<Spanned<Text>>, key: &str, default: &str| -> Result<Url> {
+        match v {
+            Some(v) => base_url(v, &app_path(key), src),
+            None => Ok(Url::parse(default).expect("default URL")),
+        }
+    };
+    let scope_text = a.scope.as_ref().map(|s| s.get_ref().as_str().to_owned());
+    let (credentials, scope, api_default) = match kind {
+        AppKind::Wecom => {
+            if let Some(v) = &a.app_id {
+                return Err(refuse(v.span(), "app_id", "wecom"));
+            }
+            let agent_id = match &a.agent_id {
+                Some(v) => *v.get_ref(),
+                None => {
+                    return Err(src.error(table_span.clone(), app_path("agent_id"), "required"))
+                }
+            };
+            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
+            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_privateinfo") {
+                let span = a.scope.as_ref().unwrap().span();
+                return Err(src.error(
+                    span,
+                    app_path("scope"),
+                    "expected \"snsapi_base\" or \"snsapi_privateinfo\"",
+                ));
+            }
+            let creds = Credentials::Wecom {
+                corp_id: require(&a.corp_id, "corp_id")?,
+                agent_id,
+                contact_secret: a
+                    .contact_secret
+                    .as_ref()
+                    .map(|s| secret(s, &app_path("contact_secret"), 1, src))
+                    .transpose()?,
+                qr_login_url: url_or(
+                    &a.qr_login_url,
+                    "qr_login_url",
+                    "https://login.work.weixin.qq.com/wwlogin/sso/login",
+                )?,
+            };
+            (creds, scope, "https://qyapi.weixin.qq.com")
+        }
+        AppKind::WechatMp => {
+            for (v, key) in [
+                (&a.corp_id, "corp_id"),
+                (&a.contact_secret, "contact_secret"),
+                (&a.qr_login_url, "qr_login_url"),
+            ] {
+                if let Some(v) = v {
+                    return Err(refuse(v.span(), key, "wechat_mp"));
+                }
+            }
+            if let Some(v) = &a.agent_id {
+                return Err(refuse(v.span(), "agent_id", "wechat_mp"));
+            }
+            if let Some(v) = &a.login {
+                return Err(refuse(v.span(), "login", "wechat_mp"));
+            }
+            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
+            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_userinfo") {
+                let span = a.scope.as_ref().unwrap().span();
+                return Err(src.error(
+                    span,
+                    app_path("scope"),
+                    "expected \"snsapi_base\" or \"snsapi_userinfo\"",
+                ));
+            }
+            (
+                Credentials::WechatMp {
+                    app_id: require(&a.app_id, "app_id")?,
+                },
+                scope,
+                "https://api.weixin.qq.com",
+            )
+        }
+    };
+    let mut return_query = Vec::new();
+    for (param, field) in &a.return_query {
+        let Some(f) = IdentityField::parse(field.get_ref().as_str()) else {
+            return Err(src.error(
+                field.span(),
+                app_path(&format!("return_query.{param}")),
+                format!(
+                    "unknown identity field (expected one of {})",
+                    IdentityField::NAMES.join(", ")
+                ),
+            ));
+        };
+        return_query.push((param.clone(), f));
+    }
+    let mut jssdk_urls = Vec::new();
+    for (i, u) in a.jssdk_urls.iter().flatten().enumerate() {
+        jssdk_urls
+            .push(base_url(u, &app_path(&format!("jssdk_urls[{}]", i + 1)), src)?.to_string());
+    }
+    if a.jssdk_urls.is_none() {
+        jssdk_urls.push("https://res.wx.qq.com/open/js/jweixin-1.2.0.js".to_owned());
+    }
+    Ok(App {
+        name: name.to_owned(),
+        credentials,
+        secret: secret(&a.secret, &app_path("secret"), 1, src)?,
+        login: a.login.as_ref().map_or(LoginMode::Auto, |l| *l.get_ref()),
+        scope,
+        return_query,
+        api_base: url_or(&a.api_base, "api_base", api_default)?,
+        authorize_url: url_or(
+            &a.authorize_url,
+            "authorize_url",
+            "https://open.weixin.qq.com/connect/oauth2/authorize",
+        )?,
+        jssdk_urls,
+    })
+}
+
+fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -> Result<Upstream> {
+    let u = u.get_ref();
+    let path = format!("[upstreams.{name}].url");
+    let url = base_url(&u.url, &path, src)?;
+    if url.scheme() != "http" {
+        return Err(src.error(
+            u.url.span(),
+            path,
+            "only http:// upstreams are supported (terminate TLS in front of the gateway, reach the CRM over the private network)",
+        ));
+    }
+    if url.path() != "/" {
+        return Err(src.error(u.url.span(), path, "must be an origin without a path"));
+    }
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let authority = format!("{host}:{port}");
+    let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            src.error(
+                u.url.span(),
+                format!("[upstreams.{name}].url"),
+                format!("cannot resolve '{host}'"),
+            )
+        })?;
+    Ok(Upstream {
+        name: name.to_owned(),
+        host: match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        },
+        authority,
+        addr,
+        connect_timeout: u.connect_timeout.unwrap_or(Duration::from_secs(5)),
+        read_timeout: u.read_timeout.unwrap_or(Duration::from_secs(60)),
+        write_timeout: u.write_timeout.unwrap_or(Duration::from_secs(60)),
+        idle_timeout: u.idle_timeout.unwrap_or(Duration::from_secs(60)),
+    })
+}
+
+fn compile_route(
+    i: usize,
+    r: &file::Route,
+    apps: &BTreeMap<String, Arc<App>>,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+    has_session: bool,
+    src: &Source<'_>,
+) -> Result<Route> {
+    let up_name = r.upstream.get_ref().as_str();
+    let upstream = upstreams.get(up_name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+        src.error(
+            r.upstream.span(),
+            route_path(i, "upstream"),
+            format!(
+                "unknown upstream '{up_name}' (known: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )
+    })?;
+    let login = match &r.login {
+        None => None,
+        Some(l) => {
+            let name = l.get_ref().as_str();
+            let app = apps.get(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = apps.keys().map(String::as_str).collect();
+                src.error(
+                    l.span(),
+                    route_path(i, "login"),
+                    format!(
+                        "unknown app '{name}' (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })?;
+            if !has_session {
+                return Err(src.error(
+                    l.span(),
+                    route_path(i, "login"),
+                    "a login route needs a [session] table",
+                ));
+            }
+            Some(app)
+        }
+    };
+    if r.external_contact != ExternalContactMode::None
+        && !login.as_ref().is_some_and(|a| a.kind() == AppKind::Wecom)
+    {
+        return Err(src.error(
+            r.location.span(),
+            route_path(i, "external_contact"),
+            "needs `login` naming a kind = \"wecom\" app",
+        ));
+    }
+    Ok(Route {
+        location: r.location.get_ref().as_str().to_owned(),
+        upstream,
+        login,
+        external_contact: r.external_contact,
+        rewrites: r
+            .rewrite
+            .iter()
+            .map(|w| compile_rewrite(w.get_ref()))
+            .collect(),
+    })
+}
+
+fn compile_rewrite(r: &file::Rewrite) -> RewriteRule {
+    RewriteRule {
+        pattern: r.pattern.get_ref().as_str().to_owned(),
+        replacement: r.replacement.get_ref().as_str().to_owned(),
+        flag: r.flag.as_ref().map(|f| *f.get_ref()),
+    }
+}

@@ -1,0 +1,143 @@
+use std::fmt;
+use std::ops::Range;
+
+/// A config problem, printed as `gateway.toml:14:1: [[routes]][2].upstream: unknown upstream
+/// 'crn' (known: crm)` (SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub path: String,
+    pub message: String,
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The text being compiled, to turn byte spans into lines and columns.
+pub(crate) struct Source<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError {
+            file: self.name.to_owned(),
+            line,
+            column,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ConfigError {
+    pub(crate) fn io(file: &str, e: &std::io::Error) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }
+    }
+
+    pub(crate) fn from_toml(file: &str, text: &str, path: &str, e: &toml::de::Error) -> Self {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            column,
+            path: path.to_owned(),
+            message: e.message().trim_end().to_owned(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Formats a serde path the way the file is written: `[server].listen`, `[apps.crm].secret`,
+/// `[[routes]][2].upstream` (array positions counted from 1, as a reader counts them).
+pub(crate) fn format_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    // `Spanned<T>` shows up as a private pseudo-key; it is not part of what the user wrote.
+    let segs: Vec<&Segment> = path
+        .iter()
+        .filter(|s| !matches!(s, Segment::Map { key } if key.starts_with("$__serde_spanned")))
+        .collect();
+    let mut out = String::new();
+    let mut i = 0;
+    if let Some(Segment::Map { key }) = segs.first() {
+        match segs.get(1) {
+            Some(Segment::Seq { index }) => {
+                out = format!("[[{key}]][{}]", index + 1);
+                i = 2;
+            }
+            Some(Segment::Map { key: sub }) if matches!(key.as_str(), "apps" | "upstreams") => {
+                out = format!("[{key}.{sub}]");
+                i = 2;
+            }
+            _ => {
+                out = format!("[{key}]");
+                i = 1;
+            }
+        }
+    }
+    for seg in &segs[i..] {
+        match seg {
+            Segment::Map { key } => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Seq { index } => out.push_str(&format!("[{}]", index + 1)),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Path helpers for errors found after parsing, in the same notation as [`format_path`].
+pub(crate) fn route_path(index: usize, key: &str) -> String {
+    format!("[[routes]][{}].{key}", index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_col;
+
+    #[test]
+    fn line_and_column_count_from_one() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(
+            line_col(text, 9),
+            (2, 3),
+            "columns count characters, not bytes"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The file format of `gateway.toml` (SPEC section 4), exactly as users write it.
+//!
+//! Every table refuses unknown keys. String values pass through [`values`] so that
+//! `"${NAME}"` is read from the environment and durations are checked where they are written;
+//! the checks that need more than one value (an unknown upstream, a secret that is too short)
+//! happen in [`super::compile`], which keeps the spans recorded here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::values::{self, Text};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub server: Spanned<Server>,
+    pub session: Option<Spanned<Session>>,
+    #[serde(default)]
+    pub store: Store,
+    #[serde(default)]
+    pub apps: BTreeMap<String, Spanned<App>>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<Upstream>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<Route>>,
+    #[serde(default)]
+    pub rewrite: Vec<Spanned<Rewrite>>,
+    #[serde(default)]
+    pub nginx: Nginx,
+    #[serde(default)]
+    pub emulator: Emulator,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: Spanned<Text>,
+    pub public_url: Spanned<Text>,
+    pub admin_listen: Option<Spanned<Text>>,
+    pub qyapi_listen: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub qyapi_allow: Vec<Spanned<Text>>,
+    pub threads: Option<Spanned<usize>>,
+    pub prefix: Option<Spanned<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub secret: Spanned<Text>,
+    pub cookie_name: Option<Spanned<Text>>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub ttl: Option<Duration>,
+    pub assertion_secret: Option<Spanned<Text>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    #[serde(default)]
+    pub backend: StoreBackend,
+    pub redis_url: Option<Spanned<Text>>,
+    pub key_prefix: Option<Text>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    #[default]
+    Memory,
+    Redis,
+}
+
+/// One credential set. The keys of both kinds live in one table so that a key of the wrong
+/// kind can be reported at its own line ("`agent_id` is a WeCom key") instead of as a vague
+/// "unknown field" from an internally tagged enum, which loses the spans.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub kind: Spanned<AppKind>,
+    pub corp_id: Option<Spanned<Text>>,
+    pub agent_id: Option<Spanned<u64>>,
+    pub app_id: Option<Spanned<Text>>,
+    pub secret: Spanned<Text>,
+    pub contact_secret: Option<Spanned<Text>>,
+    pub login: Option<Spanned<LoginMode>>,
+    pub scope: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub return_query: BTreeMap<String, Spanned<Text>>,
+    pub api_base: Option<Spanned<Text>>,
+    pub authorize_url: Option<Spanned<Text>>,
+    pub qr_login_url: Option<Spanned<Text>>,
+    pub jssdk_urls: Option<Vec<Spanned<Text>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    Wecom,
+    WechatMp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMode {
+    Auto,
+    Oauth,
+    Qr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: Spanned<Text>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub write_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub location: Spanned<Text>,
+    pub upstream: Spanned<Text>,
+    pub login: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub external_contact: ExternalContactMode,
+    #[serde(default)]
+    pub rewrite: Vec<Spanned<Rewrite>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalContactMode {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rewrite {
+    pub pattern: Spanned<Text>,
+    pub replacement: Spanned<Text>,
+    pub flag: Option<Spanned<RewriteFlag>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewriteFlag {
+    Last,
+    Break,
+    Redirect,
+    Permanent,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nginx {
+    #[serde(default)]
+    pub include: Vec<Spanned<Text>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Emulator {
+    #[serde(default)]
+    pub enabled: bool,
+    pub listen: Option<Spanned<Text>>,
+}

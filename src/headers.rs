@@ -1,0 +1,221 @@
+//! Header policy of the public listener: what the client may not send (SPEC section 5, step 2),
+//! what the upstream is told (step 8), and what is hop-by-hop.
+
+use http::header::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+/// Prefixes of the headers only the gateway may set. Compared case-insensitively with `_` read
+/// as `-`: many back ends (CGI, PHP, Django's `META`) fold `-` into `_`, so `x_wecom_userid`
+/// would arrive as the same variable as the real header.
+const RESERVED_PREFIXES: [&[u8]; 3] = [b"x-wecom-", b"x-wechat-", b"x-gateway-"];
+
+/// Is this a header name the client must never be able to set?
+pub fn is_reserved(name: &[u8]) -> bool {
+    RESERVED_PREFIXES.iter().any(|p| {
+        name.len() >= p.len()
+            && name[..p.len()]
+                .iter()
+                .zip(p.iter())
+                .all(|(&c, &want)| fold(c) == want)
+    })
+}
+
+fn fold(c: u8) -> u8 {
+    match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) plus the non-standard ones proxies still see.
+/// `Upgrade` is handled apart: it is kept on a WebSocket handshake.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Removes every reserved identity header, whatever its spelling.
+pub fn strip_reserved(req: &mut RequestHeader) {
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| is_reserved(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+}
+
+/// Removes hop-by-hop headers, including those the client listed in `Connection`. A WebSocket
+/// handshake keeps `Upgrade` and gets `Connection: upgrade` back.
+pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
+    let listed: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != "upgrade" && t != "close" && t != "keep-alive")
+        .collect();
+    for name in listed {
+        // A client listing a header the gateway sets itself must not remove it later.
+        if !is_reserved(name.as_bytes()) && name != "x-request-id" && name != "host" {
+            req.remove_header(name.as_str());
+        }
+    }
+    for name in HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    if upgrade {
+        let _ = req.insert_header(http::header::CONNECTION, "upgrade");
+    } else {
+        req.remove_header("upgrade");
+    }
+}
+
+/// The gateway's own cookies (`wgw_*` and the configured session cookie) are removed from
+/// `Cookie` before it goes upstream: the CRM must not see, log or replay them.
+pub fn strip_gateway_cookies(req: &mut RequestHeader, session_cookie: Option<&str>) {
+    let values: Vec<HeaderValue> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let mut kept = Vec::new();
+    let mut changed = false;
+    for v in &values {
+        let Ok(v) = v.to_str() else {
+            // Not text: keep it as it was rather than guess at its structure.
+            kept.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+            continue;
+        };
+        for pair in v.split(';') {
+            let name = pair.split('=').next().unwrap_or("").trim();
+            if name.starts_with("wgw_") || Some(name) == session_cookie {
+                changed = true;
+            } else if !pair.trim().is_empty() {
+                kept.push(pair.trim().to_owned());
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            let _ = req.insert_header(http::header::COOKIE, v);
+        }
+    }
+}
+
+/// A client-supplied request id is kept when it is short and plain, so ids can be followed
+/// across a load balancer; anything else is replaced.
+pub fn sane_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len())
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_names_in_every_spelling() {
+        let cases: &[(&str, bool)] = &[
+            ("X-WeCom-UserId", true),
+            ("x-wecom-userid", true),
+            ("X-WECOM-USERID", true),
+            ("x_wecom_userid", true),
+            ("X_WeCom-UserId", true),
+            ("x-wechat-openid", true),
+            ("X_WECHAT_UNIONID", true),
+            ("X-Gateway-Assertion", true),
+            ("x_gateway_assertion", true),
+            ("X-WeCom-External-UserId", true),
+            ("x-wecom", false),
+            ("x-wecomx-userid", false),
+            ("x-request-id", false),
+            ("authorization", false),
+            ("x-wechatpay-signature", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_reserved(name.as_bytes()), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(sane_request_id(b"abc-123_x.y"));
+        assert!(!sane_request_id(b""));
+        assert!(!sane_request_id(b"a b"));
+        assert!(!sane_request_id(b"a\"b"));
+        assert!(!sane_request_id(&[b'a'; 129]));
+    }
+
+    fn req_with(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn gateway_cookies_never_go_upstream() {
+        let mut r = req_with(&[
+            ("Cookie", "a=1; wgw_session=SECRET; b=2"),
+            ("Cookie", "wgw_login=x"),
+        ]);
+        strip_gateway_cookies(&mut r, Some("wgw_session"));
+        let all: Vec<_> = r
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(all, vec!["a=1; b=2".to_owned()]);
+
+        let mut r = req_with(&[("Cookie", "wgw_session=SECRET")]);
+        strip_gateway_cookies(&mut r, Some("wgw_session"));
+        assert!(r.headers.get("cookie").is_none());
+
+        let mut r = req_with(&[("Cookie", "crm_sid=1; my_session=s")]);
+        strip_gateway_cookies(&mut r, Some("my_session"));
+        assert_eq!(r.headers.get("cookie").unwrap(), "crm_sid=1");
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed() {
+        let mut r = req_with(&[
+            ("Connection", "keep-alive, X-Secret-Hop"),
+            ("X-Secret-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("X-Other", "kept"),
+        ]);
+        strip_hop_by_hop(&mut r, false);
+        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade"] {
+            assert!(r.headers.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(r.headers.get("x-other").unwrap(), "kept");
+
+        let mut r = req_with(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
+        strip_hop_by_hop(&mut r, true);
+        assert_eq!(r.headers.get("upgrade").unwrap(), "websocket");
+        assert_eq!(r.headers.get("connection").unwrap(), "upgrade");
+    }
+}

@@ -1,0 +1,72 @@
+//! Who the request is, once verified, and how the upstream is told (SPEC section 7).
+
+use pingora::http::RequestHeader;
+
+/// A verified identity. Only the login and external-contact steps create one; the client can
+/// never contribute a field (its copies of these headers are stripped first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub corp_id: Option<String>,
+    pub agent_id: Option<u64>,
+    pub userid: Option<String>,
+    pub openid: Option<String>,
+    pub wechat_app_id: Option<String>,
+    pub unionid: Option<String>,
+    pub external_userid: Option<String>,
+    pub external_unionid: Option<String>,
+}
+
+/// Provider values must be plain ASCII ids before they become header values: anything else is
+/// refused rather than forwarded (SPEC section 7).
+pub fn is_plain_id(v: &str) -> bool {
+    (1..=256).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@=+/:".contains(&b))
+}
+
+impl Identity {
+    /// Sets the identity headers. Values were checked with [`is_plain_id`] when the identity was
+    /// built, so insertion cannot fail on them; a failure would leave the header out, never
+    /// send a client value.
+    pub fn apply(&self, req: &mut RequestHeader) {
+        let mut set = |name: &'static str, v: Option<&str>| {
+            if let Some(v) = v {
+                let _ = req.insert_header(name, v);
+            }
+        };
+        let agent = self.agent_id.map(|a| a.to_string());
+        if self.wechat_app_id.is_some() {
+            set("x-wechat-appid", self.wechat_app_id.as_deref());
+            set("x-wechat-openid", self.openid.as_deref());
+            set("x-wechat-unionid", self.unionid.as_deref());
+        } else {
+            set("x-wecom-corpid", self.corp_id.as_deref());
+            set("x-wecom-agentid", agent.as_deref());
+            set("x-wecom-userid", self.userid.as_deref());
+            set("x-wecom-openid", self.openid.as_deref());
+        }
+        set("x-wecom-external-userid", self.external_userid.as_deref());
+        set("x-wecom-external-unionid", self.external_unionid.as_deref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ids() {
+        for ok in [
+            "zhangsan",
+            "wmEmuCustomer001",
+            "oEmuUnion001",
+            "ww1234567890abcdef",
+            "a.b-c_d",
+        ] {
+            assert!(is_plain_id(ok), "{ok}");
+        }
+        for bad in ["", "张三", "a b", "a\r\nX-Evil: 1", "a\"b", "a;b"] {
+            assert!(!is_plain_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! wecom-gateway: a reverse proxy placed in front of an existing CRM so that it works inside
+//! WeCom and WeChat with no WeCom code of its own. The binary is a thin shell over this library.
+
+pub mod admin;
+pub mod answers;
+pub mod config;
+pub mod headers;
+pub mod identity;
+pub mod lifecycle;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod redact;
+pub mod request_id;
+pub mod server;

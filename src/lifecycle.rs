@@ -1,0 +1,87 @@
+//! Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (SPEC section 14).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{self, Config};
+
+/// How long in-flight requests may take to finish once a stop is asked for.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0".
+///
+/// pingora's graceful terminate stops the listeners but then sleeps a fixed grace period; a
+/// watcher thread ends the process as soon as nothing is in flight instead, so a stop takes as
+/// long as the slowest request, not always the whole limit.
+pub struct StopSignals {
+    pub inflight: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for StopSignals {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+        }
+        let inflight = self.inflight.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + DRAIN_LIMIT;
+            // Give the listeners a moment to stop accepting before the count is trusted.
+            std::thread::sleep(Duration::from_millis(50));
+            while inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let left = inflight.load(Ordering::SeqCst);
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "stop: drain limit reached with requests still in flight"
+                );
+            }
+            tracing::info!("stopped");
+            std::process::exit(0);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Reloads the config on SIGHUP. Routes, upstreams and apps change; listeners and threads
+/// need a restart. A bad new config is logged and the running one stays.
+pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>) {
+    std::thread::Builder::new()
+        .name("wgw-reload".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+                while hup.recv().await.is_some() {
+                    match config::load(&path) {
+                        Ok(new) => {
+                            let old = current.load();
+                            if new.server.listen != old.server.listen
+                                || new.server.admin_listen != old.server.admin_listen
+                                || new.server.qyapi_listen != old.server.qyapi_listen
+                                || new.server.threads != old.server.threads
+                            {
+                                tracing::warn!("reload: listeners and threads change only on restart; the rest is applied");
+                            }
+                            current.store(Arc::new(new));
+                            tracing::info!(config = %path.display(), "reload: new config applied");
+                        }
+                        Err(e) => tracing::error!(error = %e, "reload: new config refused, the running one stays"),
+                    }
+                }
+            });
+        })
+        .expect("reload thread");
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics of SPEC section 14, registered once in one registry.
+
+use once_cell::sync::Lazy;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub logins: IntCounterVec,
+    pub qyapi_calls: IntCounterVec,
+    pub token_fetches: IntCounterVec,
+    pub qyapi_retries: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+    let registry = Registry::new();
+    let request_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "wgw_request_duration_seconds",
+            "Time from request to the end of the answer.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0,
+        ]),
+        &["route"],
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(request_duration.clone()))
+        .expect("unique metric");
+    Metrics {
+        requests: counter(
+            &registry,
+            "wgw_requests_total",
+            "Requests on the public listener.",
+            &["route", "status"],
+        ),
+        upstream_errors: counter(
+            &registry,
+            "wgw_upstream_errors_total",
+            "Failures reaching an upstream.",
+            &["upstream", "kind"],
+        ),
+        logins: counter(
+            &registry,
+            "wgw_logins_total",
+            "Completed or failed logins.",
+            &["app", "result"],
+        ),
+        qyapi_calls: counter(
+            &registry,
+            "wgw_qyapi_calls_total",
+            "Calls through the qyapi endpoint.",
+            &["app", "api", "errcode"],
+        ),
+        token_fetches: counter(
+            &registry,
+            "wgw_token_fetches_total",
+            "Token and ticket fetches from the provider.",
+            &["app", "kind", "result"],
+        ),
+        qyapi_retries: counter(
+            &registry,
+            "wgw_qyapi_retries_total",
+            "Transparent retries of qyapi calls.",
+            &["app", "reason"],
+        ),
+        request_duration,
+        registry,
+    }
+});
+
+/// The text exposition format.
+pub fn render() -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    let _ = encoder.encode(&METRICS.registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}

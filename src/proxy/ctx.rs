@@ -1,0 +1,53 @@
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::model::{Config, Upstream};
+use crate::identity::Identity;
+
+/// Per-request state, filled phase by phase.
+pub struct Ctx {
+    pub started: Instant,
+    pub request_id: String,
+    /// The config this request started with; a SIGHUP reload never changes it mid-request.
+    pub config: Arc<Config>,
+    /// The normalised path, lossily decoded, for logs and metrics.
+    pub path: String,
+    pub route: Option<usize>,
+    pub upstream: Option<Arc<Upstream>>,
+    pub identity: Option<Identity>,
+    pub upgrade: bool,
+    pub client_ip: Option<IpAddr>,
+    /// Status of an answer written by the gateway itself (not proxied).
+    pub answered: Option<u16>,
+    pub _inflight: InFlight,
+}
+
+impl Ctx {
+    /// The `route` label of metrics and logs: the location as written, or what answered.
+    pub fn route_label(&self) -> &str {
+        match self.route {
+            Some(i) => &self.config.routes.routes[i].location,
+            None if self.path.starts_with(&self.config.server.prefix) => "gateway",
+            None => "none",
+        }
+    }
+}
+
+/// Counts requests in flight for the graceful stop; released when the request's context drops,
+/// whatever path the request took.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

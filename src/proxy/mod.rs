@@ -1,0 +1,319 @@
+//! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
+//! hands the work to the module that owns it.
+
+mod ctx;
+mod endpoints;
+mod login_gate;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+
+use crate::answers::{self, Failure};
+use crate::config::Config;
+use crate::headers;
+use crate::metrics::METRICS;
+use crate::request_id;
+
+pub use ctx::Ctx;
+
+pub struct Gateway {
+    pub config: Arc<ArcSwap<Config>>,
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// Writes an answer produced by the gateway itself.
+pub(crate) async fn answer(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    (header, body): (Box<ResponseHeader>, Bytes),
+) -> Result<bool> {
+    ctx.answered = Some(header.status.as_u16());
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(header, head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(true)
+}
+
+pub(crate) fn wants_html(session: &Session) -> bool {
+    answers::wants_html(
+        session
+            .req_header()
+            .headers
+            .get(http::header::ACCEPT)
+            .map(|v| v.as_bytes()),
+    )
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            request_id: String::new(),
+            config: self.config.load_full(),
+            path: String::new(),
+            route: None,
+            upstream: None,
+            identity: None,
+            upgrade: false,
+            client_ip: None,
+            answered: None,
+            _inflight: ctx::InFlight::enter(&self.inflight),
+        }
+    }
+
+    /// Steps 1-7: normalise, strip, gateway endpoints, route, login, external contact.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.request_id = match session.req_header().headers.get("x-request-id") {
+            Some(v) if headers::sane_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => request_id::generate(),
+        };
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.upgrade = session.is_upgrade_req();
+
+        // Step 1: nginx's normalisation; all matching uses this path, never the query.
+        let raw = session.req_header().raw_path().to_vec();
+        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
+        let path = match nginx_compat::uri::normalize_path(raw_path) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
+                let a = answers::failure(
+                    Failure::BadRequest,
+                    &format!("malformed path: {e}"),
+                    &ctx.request_id,
+                    wants_html(session),
+                );
+                return answer(session, ctx, a).await;
+            }
+        };
+        ctx.path = String::from_utf8_lossy(&path).into_owned();
+
+        // Step 2: no client copy of an identity header survives, logged in or not.
+        headers::strip_reserved(session.req_header_mut());
+
+        // Step 3: the gateway's own endpoints.
+        let config = ctx.config.clone();
+        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
+            return endpoints::handle(session, ctx, rest).await;
+        }
+
+        // Step 4 (rewrite phase) plugs in here once nginx-compat evaluates rules.
+
+        // Step 5: route.
+        let Some(index) = config.routes.matcher.find(&path).map(|m| *m.value) else {
+            let a = answers::failure(
+                Failure::NotFound,
+                "no route for this path",
+                &ctx.request_id,
+                wants_html(session),
+            );
+            return answer(session, ctx, a).await;
+        };
+        ctx.route = Some(index);
+        let route = &config.routes.routes[index];
+        ctx.upstream = Some(route.upstream.clone());
+
+        // Step 6: login.
+        if let Some(app) = &route.login {
+            match login_gate::check(session, ctx, app).await? {
+                login_gate::Outcome::Continue => {}
+                login_gate::Outcome::Answered => return Ok(true),
+            }
+        }
+
+        // Step 7 (external contact) plugs in here.
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(up) = ctx.upstream.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let mut peer = HttpPeer::new(up.addr, false, String::new());
+        peer.options.connection_timeout = Some(up.connect_timeout);
+        peer.options.read_timeout = Some(up.read_timeout);
+        peer.options.write_timeout = Some(up.write_timeout);
+        peer.options.idle_timeout = Some(up.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Step 8: what the upstream is told.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        headers::strip_hop_by_hop(req, ctx.upgrade);
+        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+        headers::strip_gateway_cookies(req, cookie_name);
+        req.remove_header("wgw-contact");
+
+        if let Some(ip) = ctx.client_ip {
+            let xff = match req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+                _ => ip.to_string(),
+            };
+            req.insert_header("x-forwarded-for", xff)?;
+        }
+        req.insert_header("x-forwarded-proto", ctx.config.server.public_url.scheme())?;
+        let host = session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| {
+                session
+                    .req_header()
+                    .uri
+                    .authority()
+                    .and_then(|a| a.as_str().parse().ok())
+            });
+        match host {
+            Some(h) => req.insert_header("x-forwarded-host", h)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
+        }
+        req.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(identity) = &ctx.identity {
+            identity.apply(req);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if resp.headers.get("x-request-id").is_none() {
+            resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (failure, kind) = match e.etype() {
+            ErrorType::ConnectTimedout => (Failure::UpstreamUnavailable, "connect_timeout"),
+            ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+                (Failure::UpstreamUnavailable, "connect")
+            }
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                (Failure::UpstreamTimeout, "timeout")
+            }
+            ErrorType::HTTPStatus(400) => (Failure::BadRequest, ""),
+            _ => match e.esource() {
+                ErrorSource::Upstream => (Failure::UpstreamUnavailable, "protocol"),
+                ErrorSource::Downstream => {
+                    // The client went away or sent garbage: nothing useful can be written.
+                    return FailToProxy {
+                        error_code: 0,
+                        can_reuse_downstream: false,
+                    };
+                }
+                _ => (Failure::Internal, ""),
+            },
+        };
+        if !kind.is_empty() {
+            if let Some(up) = &ctx.upstream {
+                METRICS
+                    .upstream_errors
+                    .with_label_values(&[up.name.as_str(), kind])
+                    .inc();
+            }
+        }
+        let code = failure.status();
+        if session.response_written().is_none() {
+            let detail = match failure {
+                Failure::UpstreamTimeout => "the application did not answer in time",
+                Failure::UpstreamUnavailable => "the application could not be reached",
+                _ => "the request could not be completed",
+            };
+            let a = answers::failure(failure, detail, &ctx.request_id, wants_html(session));
+            let _ = answer(session, ctx, a).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// One line per request, and the request metrics.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.answered)
+            .unwrap_or(0);
+        let route = ctx.route_label();
+        let elapsed = ctx.started.elapsed();
+        METRICS
+            .requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        METRICS
+            .request_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        let userid = ctx
+            .identity
+            .as_ref()
+            .and_then(|i| i.userid.as_deref().or(i.openid.as_deref()))
+            .unwrap_or("-");
+        tracing::info!(
+            target: "access",
+            method = %session.req_header().method,
+            path = %ctx.path,
+            route,
+            status,
+            upstream = ctx.upstream.as_ref().map_or("-", |u| u.name.as_str()),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = %ctx.request_id,
+            userid,
+        );
+    }
+
+    /// pingora's own error lines use this; the query is left out because it may hold a code.
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        format!(
+            "{} {} rid={}",
+            session.req_header().method,
+            ctx.path,
+            ctx.request_id
+        )
+    }
+}
+
+/// Static label strings so a metric update allocates nothing.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: once_cell::sync::Lazy<Vec<String>> =
+        once_cell::sync::Lazy::new(|| (0..600).map(|s| s.to_string()).collect());
+    LABELS.get(status as usize).map_or("0", String::as_str)
+}

@@ -1,0 +1,59 @@
+//! Assembles the pingora server: the public proxy, the admin listener, signals.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
+use crate::proxy::Gateway;
+
+pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(DRAIN_LIMIT.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: 256,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let listen = config.server.listen.clone();
+    let admin_listen = config.server.admin_listen.clone();
+    let current = Arc::new(ArcSwap::from_pointee(config));
+    let inflight = Arc::new(AtomicUsize::new(0));
+
+    let gateway = Gateway {
+        config: current.clone(),
+        inflight: inflight.clone(),
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");
+    proxy.add_tcp(&listen);
+    server.add_service(proxy);
+
+    if let Some(addr) = admin_listen {
+        let mut admin = Service::new(
+            "admin".to_owned(),
+            Admin {
+                config: current.clone(),
+            },
+        );
+        admin.add_tcp(&addr);
+        server.add_service(admin);
+    }
+
+    lifecycle::spawn_reloader(config_path, current);
+    tracing::info!(%listen, "wecom-gateway listening");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(StopSignals { inflight }),
+    });
+    Ok(())
+}
