@@ -1,0 +1,272 @@
+//! The demo CRM: shows what the gateway injected (identity headers, the assertion, the
+//! fragment it kept) and the current customer through `/_gateway/sdk.js`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::oauth::escape;
+
+pub struct Crm {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Crm {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn base_url(&self) -> String {
+        crate::server::base_url(self.addr)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Serves the demo page for every path; `assertion_secret` checks `X-Gateway-Assertion`.
+pub async fn start_crm(
+    listen: SocketAddr,
+    assertion_secret: Option<String>,
+) -> std::io::Result<Crm> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = router(assertion_secret);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                stopped.await.ok();
+            })
+            .await
+    });
+    Ok(Crm { addr, stop, task })
+}
+
+pub fn router(assertion_secret: Option<String>) -> Router {
+    Router::new().fallback(page).with_state(assertion_secret)
+}
+
+/// Why an assertion is refused, or its claims.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assertion {
+    Absent,
+    NoSecret,
+    Valid(Value),
+    Invalid(String),
+}
+
+/// HS256 JWT as the gateway signs it: `iss="wecom-gateway"` and an unexpired `exp`.
+pub fn verify_assertion(token: &str, secret: &str, now_secs: u64) -> Assertion {
+    let invalid = |why: &str| Assertion::Invalid(why.to_string());
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return invalid("not a JWT");
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).ok();
+    let header: Option<Value> = decode(h).and_then(|b| serde_json::from_slice(&b).ok());
+    if header
+        .as_ref()
+        .and_then(|v| v.get("alg"))
+        .and_then(Value::as_str)
+        != Some("HS256")
+    {
+        return invalid("alg is not HS256");
+    }
+    let Some(signature) = decode(s) else {
+        return invalid("bad signature encoding");
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(format!("{h}.{c}").as_bytes());
+    if mac.verify_slice(&signature).is_err() {
+        return invalid("bad signature");
+    }
+    let Some(claims) = decode(c).and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+        return invalid("bad claims");
+    };
+    if claims.get("iss").and_then(Value::as_str) != Some("wecom-gateway") {
+        return invalid("iss is not wecom-gateway");
+    }
+    match claims.get("exp").and_then(Value::as_u64) {
+        Some(exp) if exp > now_secs => Assertion::Valid(claims),
+        Some(_) => invalid("expired"),
+        None => invalid("no exp"),
+    }
+}
+
+async fn page(State(secret): State<Option<String>>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let uri = request.uri().clone();
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    let assertion = match (
+        headers
+            .get("x-gateway-assertion")
+            .and_then(|v| v.to_str().ok()),
+        &secret,
+    ) {
+        (None, _) => Assertion::Absent,
+        (Some(_), None) => Assertion::NoSecret,
+        (Some(token), Some(secret)) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            verify_assertion(token, secret, now)
+        }
+    };
+    if wants_json {
+        let mut echoed = Map::new();
+        for (name, value) in &headers {
+            echoed.insert(
+                name.as_str().to_string(),
+                json!(String::from_utf8_lossy(value.as_bytes())),
+            );
+        }
+        return Json(json!({
+            "method": request.method().as_str(), "path": uri.path(), "query": uri.query().unwrap_or_default(),
+            "headers": echoed, "assertion": assertion_json(&assertion),
+        }))
+        .into_response();
+    }
+    Html(render(uri.path(), &headers, &assertion)).into_response()
+}
+
+fn assertion_json(a: &Assertion) -> Value {
+    match a {
+        Assertion::Absent => json!({"status": "absent"}),
+        Assertion::NoSecret => json!({"status": "unchecked"}),
+        Assertion::Valid(claims) => json!({"status": "valid", "claims": claims}),
+        Assertion::Invalid(why) => json!({"status": "invalid", "reason": why}),
+    }
+}
+
+fn render(path: &str, headers: &HeaderMap, assertion: &Assertion) -> String {
+    let mut rows = String::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n.starts_with("x-wecom-") || n.starts_with("x-wechat-") || n == "x-request-id" {
+            rows.push_str(&format!(
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(n),
+                escape(&String::from_utf8_lossy(value.as_bytes()))
+            ));
+        }
+    }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=2>no identity headers (not behind the gateway, or not logged in)</td></tr>".into();
+    }
+    let assertion = match assertion {
+        Assertion::Absent => "<span class=bad>absent</span>".to_string(),
+        Assertion::NoSecret => "<span>present, not checked (no secret given)</span>".to_string(),
+        Assertion::Valid(claims) => format!(
+            "<span class=good>valid</span> <code>{}</code>",
+            escape(&claims.to_string())
+        ),
+        Assertion::Invalid(why) => format!("<span class=bad>invalid: {}</span>", escape(why)),
+    };
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Demo CRM</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}}
+table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;word-break:break-all}}
+.good{{color:#1a7f37}}.bad{{color:#c00}}code{{font-size:.85em}}</style>
+<h1>Demo CRM</h1>
+<p>Path: <code>{path}</code> &middot; fragment: <code id="hash">(none)</code></p>
+<h2>Identity headers</h2><table>{rows}</table>
+<h2>X-Gateway-Assertion</h2><p>{assertion}</p>
+<h2>Current customer</h2><p id="customer">loading…</p>
+<script>
+document.getElementById('hash').textContent = location.hash || '(none)';
+window.addEventListener('hashchange', function () {{
+  document.getElementById('hash').textContent = location.hash || '(none)';
+}});
+(function () {{
+  var out = document.getElementById('customer');
+  var s = document.createElement('script');
+  s.src = '/_gateway/sdk.js';
+  s.onerror = function () {{ out.textContent = '/_gateway/sdk.js is not available here'; }};
+  s.onload = function () {{
+    if (!window.WeComGateway) {{ out.textContent = 'sdk.js loaded but defines no WeComGateway'; return; }}
+    window.WeComGateway.ready().then(function (c) {{
+      out.textContent = c.externalUserId
+        ? 'customer ' + c.externalUserId + (c.unionId ? ' (unionid ' + c.unionId + ')' : '') + ', member ' + c.userId + ', entry ' + c.entry
+        : 'no customer (member ' + c.userId + ', entry ' + c.entry + ')';
+    }}, function (e) {{ out.textContent = 'error ' + (e && e.code) + ': ' + (e && e.message); }});
+  }};
+  document.head.appendChild(s);
+}})();
+</script>"#,
+        path = escape(path)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(claims: &Value, secret: &str) -> String {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{h}.{c}").as_bytes());
+        format!(
+            "{h}.{c}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn assertion_table() {
+        let good = json!({"iss": "wecom-gateway", "sub": "zhangsan", "exp": 1000});
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("valid", sign(&good, "k"), "valid"),
+            ("wrong key", sign(&good, "other"), "bad signature"),
+            (
+                "expired",
+                sign(&json!({"iss": "wecom-gateway", "exp": 999}), "k"),
+                "expired",
+            ),
+            (
+                "foreign issuer",
+                sign(&json!({"iss": "x", "exp": 1000}), "k"),
+                "iss is not wecom-gateway",
+            ),
+            ("garbage", "a.b".to_string(), "not a JWT"),
+        ];
+        for (name, token, want) in cases {
+            let got = match verify_assertion(&token, "k", 999) {
+                Assertion::Valid(_) => "valid".to_string(),
+                Assertion::Invalid(why) => why,
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! The authorize pages: in-app `/connect/oauth2/authorize` and the WeCom QR login
+//! `/wwlogin/sso/login`. They validate like open.weixin.qq.com and never redirect on bad input.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use url::Url;
+
+use crate::scenario::Scenario;
+use crate::state::{EmulatorState, Subject};
+
+type Params = Query<HashMap<String, String>>;
+
+pub fn routes() -> Router<EmulatorState> {
+    Router::new()
+        .route("/connect/oauth2/authorize", get(authorize))
+        .route("/wwlogin/sso/login", get(qr_login))
+        .route("/wwlogin/sso/choose", get(qr_choose))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    Wecom { agent_id: Option<u64> },
+    Wechat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRequest {
+    pub provider: Provider,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+}
+
+/// Why an authorize page refuses: a short key (also sent as `X-Emulator-Error`) and the text
+/// the page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn fail<T>(key: &'static str, message: impl Into<String>) -> Result<T, AuthorizeError> {
+    Err(AuthorizeError {
+        key,
+        message: message.into(),
+    })
+}
+
+/// In-app authorize: appid names the corp (WeCom) or the Official Account (WeChat), and decides
+/// which scopes exist.
+pub fn validate_authorize(
+    s: &Scenario,
+    q: &HashMap<String, String>,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let appid = q.get("appid").map(String::as_str).unwrap_or_default();
+    let provider = if appid.is_empty() {
+        return fail("appid", "10012 appid 为空 (appid is missing)");
+    } else if appid == s.corp.corp_id {
+        Provider::Wecom {
+            agent_id: agent_param(s, q)?,
+        }
+    } else if s.wechat_mp.as_ref().is_some_and(|mp| mp.app_id == appid) {
+        Provider::Wechat
+    } else {
+        return fail("appid", format!("40013 appid 无效 (invalid appid {appid})"));
+    };
+    let redirect_uri = redirect_param(s, q)?;
+    if q.get("response_type").map(String::as_str) != Some("code") {
+        return fail(
+            "response_type",
+            "response_type 必须为 code (response_type must be code)",
+        );
+    }
+    let scope = q.get("scope").cloned().unwrap_or_default();
+    let scopes: &[&str] = match provider {
+        Provider::Wecom { .. } => &["snsapi_base", "snsapi_privateinfo"],
+        Provider::Wechat => &["snsapi_base", "snsapi_userinfo"],
+    };
+    if scope.is_empty() {
+        return fail("scope", "10010 scope 为空 (scope is missing)");
+    }
+    if !scopes.contains(&scope.as_str()) {
+        return fail(
+            "scope",
+            format!("10005 不支持的 scope (unsupported scope {scope})"),
+        );
+    }
+    // WeCom asks for consent per app: the privateinfo scope must name the agent.
+    if scope == "snsapi_privateinfo" && matches!(provider, Provider::Wecom { agent_id: None }) {
+        return fail(
+            "agentid",
+            "snsapi_privateinfo 需要 agentid (agentid is required)",
+        );
+    }
+    Ok(AuthorizeRequest {
+        provider,
+        redirect_uri,
+        scope,
+        state: state_param(q)?,
+    })
+}
+
+/// QR login: only `login_type=CorpApp` of the corp, and the agent is required.
+pub fn validate_qr_login(
+    s: &Scenario,
+    q: &HashMap<String, String>,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    if q.get("login_type").map(String::as_str) != Some("CorpApp") {
+        return fail(
+            "login_type",
+            "login_type 必须为 CorpApp (login_type must be CorpApp)",
+        );
+    }
+    if q.get("appid") != Some(&s.corp.corp_id) {
+        return fail("appid", "appid 无效 (appid must be the corp id)");
+    }
+    let Some(agent_id) = agent_param(s, q)? else {
+        return fail("agentid", "agentid 为空 (agentid is missing)");
+    };
+    let redirect_uri = redirect_param(s, q)?;
+    let state = state_param(q)?;
+    Ok(AuthorizeRequest {
+        provider: Provider::Wecom {
+            agent_id: Some(agent_id),
+        },
+        redirect_uri,
+        scope: "snsapi_base".to_string(),
+        state,
+    })
+}
+
+fn agent_param(s: &Scenario, q: &HashMap<String, String>) -> Result<Option<u64>, AuthorizeError> {
+    match q.get("agentid").map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(raw) => match raw.parse::<u64>().ok().filter(|id| s.agent(*id).is_some()) {
+            Some(id) => Ok(Some(id)),
+            None => fail("agentid", format!("agentid 无效 (invalid agentid {raw})")),
+        },
+    }
+}
+
+/// An absolute http(s) URL on the trusted domain; it cannot carry a fragment.
+fn redirect_param(s: &Scenario, q: &HashMap<String, String>) -> Result<String, AuthorizeError> {
+    let raw = q.get("redirect_uri").cloned().unwrap_or_default();
+    if raw.is_empty() {
+        return fail(
+            "redirect_uri",
+            "10011 redirect_uri 为空 (redirect_uri is missing)",
+        );
+    }
+    let Ok(url) = Url::parse(&raw) else {
+        return fail(
+            "redirect_uri",
+            "redirect_uri 参数错误 (redirect_uri is not an absolute URL)",
+        );
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return fail(
+            "redirect_uri",
+            "redirect_uri 参数错误 (redirect_uri must be http or https)",
+        );
+    }
+    if raw.contains('#') {
+        return fail(
+            "redirect_uri",
+            "redirect_uri 参数错误 (redirect_uri cannot carry a fragment)",
+        );
+    }
+    let domains = &s.settings.redirect_domains;
+    let host = url.host_str().unwrap_or_default();
+    if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(host)) {
+        return fail(
+            "redirect_uri",
+            "10003 redirect_uri 域名与后台配置不一致 (redirect_uri not on the trusted domain)",
+        );
+    }
+    Ok(raw)
+}
+
+fn state_param(q: &HashMap<String, String>) -> Result<Option<String>, AuthorizeError> {
+    match q.get("state") {
+        None => Ok(None),
+        Some(state) if state.len() > 128 => {
+            fail("state", "state 超过 128 字节 (state longer than 128 bytes)")
+        }
+        Some(state) if !state.bytes().all(|b| b.is_ascii_alphanumeric()) => fail(
+            "state",
+            "state 只能包含 a-zA-Z0-9 (state must be letters and digits)",
+        ),
+        Some(state) => Ok(Some(state.clone())),
+    }
+}
+
+/// `redirect_uri?code=CODE&state=STATE`, keeping an existing query.
+pub fn redirect_target(redirect_uri: &str, code: &str, state: Option<&str>) -> String {
+    let sep = match redirect_uri.find('?') {
+        None => "?",
+        Some(i) if i + 1 == redirect_uri.len() || redirect_uri.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    format!(
+        "{redirect_uri}{sep}code={code}&state={}",
+        state.unwrap_or_default()
+    )
+}
+
+async fn authorize(State(state): State<EmulatorState>, Query(q): Params) -> Response {
+    let mut world = state.world();
+    let request = match validate_authorize(&world.scenario, &q) {
+        Ok(r) => r,
+        Err(e) => return error_page(&e),
+    };
+    let (subject, agent_id) = match request.provider {
+        Provider::Wecom { agent_id } => (Subject::Member(world.current_user.clone()), agent_id),
+        Provider::Wechat => match world.current_wechat_user.clone() {
+            Some(openid) => (Subject::WechatUser(openid), None),
+            None => {
+                return error_page(&AuthorizeError {
+                    key: "user",
+                    message: "no WeChat user in the scenario".into(),
+                })
+            }
+        },
+    };
+    let code = world.issue_code(subject, &request.scope, agent_id);
+    redirect(&redirect_target(
+        &request.redirect_uri,
+        &code,
+        request.state.as_deref(),
+    ))
+}
+
+async fn qr_login(State(state): State<EmulatorState>, Query(q): Params) -> Response {
+    let world = state.world();
+    if let Err(e) = validate_qr_login(&world.scenario, &q) {
+        return error_page(&e);
+    }
+    let mut buttons = String::new();
+    for m in &world.scenario.members {
+        let mut choose = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &q {
+            choose.append_pair(k, v);
+        }
+        choose.append_pair("userid", &m.userid);
+        buttons.push_str(&format!(
+            "<li><a class=\"member\" href=\"/wwlogin/sso/choose?{}\">{} <small>{}</small></a></li>\n",
+            escape(&choose.finish()),
+            escape(&m.name),
+            escape(&m.userid)
+        ));
+    }
+    Html(format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>企业微信登录</title>{STYLE}\
+         <h1>企业微信扫码登录（模拟）</h1><p>Choose the member who scans the code:</p><ul>{buttons}</ul>"
+    ))
+    .into_response()
+}
+
+async fn qr_choose(State(state): State<EmulatorState>, Query(q): Params) -> Response {
+    let mut world = state.world();
+    let request = match validate_qr_login(&world.scenario, &q) {
+        Ok(r) => r,
+        Err(e) => return error_page(&e),
+    };
+    let userid = q.get("userid").cloned().unwrap_or_default();
+    if world.scenario.member(&userid).is_none() {
+        return error_page(&AuthorizeError {
+            key: "userid",
+            message: format!("unknown member {userid}"),
+        });
+    }
+    let Provider::Wecom { agent_id } = request.provider else {
+        unreachable!("QR login is WeCom only")
+    };
+    let code = world.issue_code(Subject::Member(userid), &request.scope, agent_id);
+    redirect(&redirect_target(
+        &request.redirect_uri,
+        &code,
+        request.state.as_deref(),
+    ))
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
+        Err(_) => error_page(&AuthorizeError {
+            key: "redirect_uri",
+            message: "redirect_uri 参数错误".into(),
+        }),
+    }
+}
+
+/// WeChat shows its errors as an ordinary page (status 200), never as a redirect.
+fn error_page(e: &AuthorizeError) -> Response {
+    let body = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>出错了</title>{STYLE}<h1>出错了</h1>\
+         <p class=\"error\">{}</p><p>请联系应用开发者 (emulated authorize page)</p>",
+        escape(&e.message)
+    );
+    let mut response = Html(body).into_response();
+    response
+        .headers_mut()
+        .insert("x-emulator-error", HeaderValue::from_static(e.key));
+    response
+}
+
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const STYLE: &str = "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}\
+ul{list-style:none;padding:0}a.member{display:block;margin:.5rem 0;padding:.8rem 1rem;border-radius:6px;\
+background:#1aad19;color:#fff;text-decoration:none}.error{color:#c00}</style>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(query: &str) -> HashMap<String, String> {
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    const CB: &str = "redirect_uri=http%3A%2F%2Fapp.test%2Fcb";
+
+    #[test]
+    fn authorize_validation_table() {
+        let s = Scenario::default();
+        let wecom = "appid=wwemu0000000000001";
+        let mp = "appid=wxemu000000000001";
+        let state_129 = format!("state={}", "a".repeat(129));
+        let state_128 = format!("state={}", "a".repeat(128));
+        // (query, expected error key or "" for success)
+        let cases: Vec<(String, &str)> = vec![
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=abc123"), ""),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base"), ""),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_privateinfo&agentid=1000002"), ""),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_privateinfo"), "agentid"),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&agentid=42"), "agentid"),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_userinfo"), "scope"),
+            (format!("{mp}&{CB}&response_type=code&scope=snsapi_userinfo&state=x"), ""),
+            (format!("{mp}&{CB}&response_type=code&scope=snsapi_privateinfo"), "scope"),
+            (format!("appid=wxother&{CB}&response_type=code&scope=snsapi_base"), "appid"),
+            (format!("{CB}&response_type=code&scope=snsapi_base"), "appid"),
+            (format!("{wecom}&response_type=code&scope=snsapi_base"), "redirect_uri"),
+            (format!("{wecom}&redirect_uri=%2Fcb&response_type=code&scope=snsapi_base"), "redirect_uri"),
+            (format!("{wecom}&redirect_uri=ftp%3A%2F%2Fapp.test%2F&response_type=code&scope=snsapi_base"), "redirect_uri"),
+            (format!("{wecom}&redirect_uri=http%3A%2F%2Fapp.test%2Fcb%23%2Fhome&response_type=code&scope=snsapi_base"), "redirect_uri"),
+            (format!("{wecom}&{CB}&response_type=token&scope=snsapi_base"), "response_type"),
+            (format!("{wecom}&{CB}&scope=snsapi_base"), "response_type"),
+            (format!("{wecom}&{CB}&response_type=code"), "scope"),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&{state_128}"), ""),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&{state_129}"), "state"),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=a-b"), "state"),
+            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=%E4%B8%AD"), "state"),
+        ];
+        for (query, want) in cases {
+            let got = validate_authorize(&s, &params(&query))
+                .err()
+                .map(|e| e.key)
+                .unwrap_or("");
+            assert_eq!(got, want, "{query}");
+        }
+    }
+
+    #[test]
+    fn redirect_domains_are_enforced() {
+        let text = Scenario::default_toml().replace(
+            "allowed_ips = []",
+            "allowed_ips = []\nredirect_domains = [\"crm.test\"]",
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        let ok = "appid=wwemu0000000000001&redirect_uri=https%3A%2F%2Fcrm.test%2Fcb&response_type=code&scope=snsapi_base";
+        assert!(validate_authorize(&s, &params(ok)).is_ok());
+        let other = ok.replace("crm.test", "evil.test");
+        assert_eq!(
+            validate_authorize(&s, &params(&other)).unwrap_err().key,
+            "redirect_uri"
+        );
+    }
+
+    #[test]
+    fn qr_login_validation_table() {
+        let s = Scenario::default();
+        let base = "appid=wwemu0000000000001&agentid=1000002";
+        let cases: Vec<(String, &str)> = vec![
+            (format!("login_type=CorpApp&{base}&{CB}&state=s1"), ""),
+            (format!("login_type=ServiceApp&{base}&{CB}"), "login_type"),
+            (format!("{base}&{CB}"), "login_type"),
+            (
+                format!("login_type=CorpApp&appid=wwemu0000000000001&{CB}"),
+                "agentid",
+            ),
+            (
+                format!("login_type=CorpApp&appid=wxemu000000000001&agentid=1000002&{CB}"),
+                "appid",
+            ),
+            (format!("login_type=CorpApp&{base}"), "redirect_uri"),
+            (
+                format!("login_type=CorpApp&{base}&{CB}&state=a%20b"),
+                "state",
+            ),
+        ];
+        for (query, want) in cases {
+            let got = validate_qr_login(&s, &params(&query))
+                .err()
+                .map(|e| e.key)
+                .unwrap_or("");
+            assert_eq!(got, want, "{query}");
+        }
+    }
+
+    #[test]
+    fn redirect_target_keeps_the_query() {
+        let cases = [
+            (
+                "http://a.test/cb",
+                Some("s"),
+                "http://a.test/cb?code=C&state=s",
+            ),
+            (
+                "http://a.test/cb?x=1",
+                Some("s"),
+                "http://a.test/cb?x=1&code=C&state=s",
+            ),
+            ("http://a.test/cb?", None, "http://a.test/cb?code=C&state="),
+            (
+                "http://a.test/cb?x=1&",
+                Some("s"),
+                "http://a.test/cb?x=1&code=C&state=s",
+            ),
+        ];
+        for (uri, state, want) in cases {
+            assert_eq!(redirect_target(uri, "C", state), want, "{uri}");
+        }
+    }
+}

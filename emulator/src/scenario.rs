@@ -1,0 +1,336 @@
+//! The scenario file (SPEC section 13): who exists in the emulated corp and how the servers behave.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+
+const DEFAULT_TOML: &str = include_str!("default_scenario.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("scenario: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub settings: Settings,
+    pub corp: Corp,
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    #[serde(default)]
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub external_contacts: Vec<ExternalContact>,
+    #[serde(default)]
+    pub wechat_mp: Option<WechatMp>,
+    #[serde(default)]
+    pub wechat_users: Vec<WechatUser>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `expires_in` of access tokens and jsapi tickets.
+    #[serde(with = "duration_str")]
+    pub token_ttl: Duration,
+    /// OAuth codes live 5 minutes at WeCom and WeChat.
+    #[serde(with = "duration_str")]
+    pub code_ttl: Duration,
+    /// Per (corp, secret) and per (appid, secret); beyond it 45009.
+    pub gettoken_per_minute: u32,
+    /// The app's trusted IPs (plain addresses or CIDR); empty means any caller.
+    #[serde(deserialize_with = "ip_list", serialize_with = "ip_list_out")]
+    pub allowed_ips: Vec<IpNet>,
+    /// How long a WeChat `cgi-bin/token` stays valid after a newer one was issued.
+    #[serde(with = "duration_str")]
+    pub wechat_token_overlap: Duration,
+    /// WeCom pages `follow_user` of `externalcontact/get` beyond 500 entries.
+    pub follow_user_page_size: usize,
+    /// Hosts `redirect_uri` must be on (the app's trusted domain); empty means any.
+    pub redirect_domains: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token_ttl: Duration::from_secs(7200),
+            code_ttl: Duration::from_secs(300),
+            gettoken_per_minute: 600,
+            allowed_ips: Vec::new(),
+            wechat_token_overlap: Duration::from_secs(300),
+            follow_user_page_size: 500,
+            redirect_domains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Corp {
+    pub corp_id: String,
+    pub contact_secret: String,
+    #[serde(default = "default_corp_name")]
+    pub name: String,
+}
+
+fn default_corp_name() -> String {
+    "模拟企业".to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub agent_id: u64,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub userid: String,
+    pub name: String,
+    #[serde(default)]
+    pub mobile: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub position: String,
+    #[serde(default = "default_department")]
+    pub department: Vec<u64>,
+    /// "0" unknown, "1" male, "2" female, as WeCom spells it.
+    #[serde(default)]
+    pub gender: String,
+}
+
+fn default_department() -> Vec<u64> {
+    vec![1]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalContact {
+    pub external_userid: String,
+    pub name: String,
+    /// 1 WeChat user, 2 WeCom user.
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// Present only for WeChat users of a corp bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<String>,
+    #[serde(default)]
+    pub corp_name: String,
+    #[serde(default)]
+    pub position: String,
+    #[serde(default)]
+    pub gender: u8,
+    pub follow_user: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatMp {
+    pub app_id: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatUser {
+    pub openid: String,
+    /// Only when the account is bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<String>,
+    pub nickname: String,
+    #[serde(default)]
+    pub sex: u8,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub province: String,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub headimgurl: String,
+    /// A "snapshot page" visitor: WeChat gives a virtual openid and `is_snapshotuser: 1`.
+    #[serde(default)]
+    pub is_snapshotuser: bool,
+}
+
+impl Scenario {
+    /// The built-in scenario, exactly SPEC section 13's example.
+    pub fn default_toml() -> &'static str {
+        DEFAULT_TOML
+    }
+
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text)?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let invalid = |m: String| Err(ScenarioError::Invalid(m));
+        if self.members.is_empty() {
+            return invalid(
+                "at least one [[members]] is needed: the authorize page logs one in".into(),
+            );
+        }
+        if self.settings.follow_user_page_size == 0 {
+            return invalid("settings.follow_user_page_size must be at least 1".into());
+        }
+        for c in &self.external_contacts {
+            if c.kind != 1 && c.kind != 2 {
+                return invalid(format!(
+                    "external contact {}: type must be 1 or 2",
+                    c.external_userid
+                ));
+            }
+            if let Some(u) = c.follow_user.iter().find(|u| self.member(u).is_none()) {
+                return invalid(format!(
+                    "external contact {}: follow_user {u} is not a member",
+                    c.external_userid
+                ));
+            }
+        }
+        if self.wechat_mp.is_some() && self.wechat_users.is_empty() {
+            return invalid("[wechat_mp] needs at least one [[wechat_users]]".into());
+        }
+        let mut secrets: Vec<&str> = self.agents.iter().map(|a| a.secret.as_str()).collect();
+        secrets.push(&self.corp.contact_secret);
+        secrets.sort_unstable();
+        if secrets.windows(2).any(|w| w[0] == w[1]) {
+            return invalid("every agent secret and the contact secret must differ".into());
+        }
+        Ok(())
+    }
+
+    pub fn member(&self, userid: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.userid == userid)
+    }
+
+    pub fn agent(&self, agent_id: u64) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.agent_id == agent_id)
+    }
+
+    pub fn external_contact(&self, id: &str) -> Option<&ExternalContact> {
+        self.external_contacts
+            .iter()
+            .find(|c| c.external_userid == id)
+    }
+
+    pub fn wechat_user(&self, openid: &str) -> Option<&WechatUser> {
+        self.wechat_users.iter().find(|u| u.openid == openid)
+    }
+
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.settings.allowed_ips.is_empty()
+            || self.settings.allowed_ips.iter().any(|n| n.contains(&ip))
+    }
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::from_toml(DEFAULT_TOML).expect("the built-in scenario is valid")
+    }
+}
+
+mod duration_str {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+
+    pub fn serialize<S: serde::Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*v).to_string())
+    }
+}
+
+fn ip_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or network"))
+                })
+        })
+        .collect()
+}
+
+fn ip_list_out<S: serde::Serializer>(v: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|n| n.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_is_the_spec_example() {
+        let s = Scenario::default();
+        assert_eq!(s.corp.corp_id, "wwemu0000000000001");
+        assert_eq!(s.agents[0].agent_id, 1000002);
+        assert_eq!(s.settings.token_ttl, Duration::from_secs(7200));
+        assert_eq!(s.settings.wechat_token_overlap, Duration::from_secs(300));
+        assert_eq!(
+            s.external_contacts[0].unionid.as_deref(),
+            Some("oEmuUnion001")
+        );
+        assert!(Scenario::default_toml().contains("# 1 WeChat user, 2 WeCom user"));
+    }
+
+    #[test]
+    fn rejects_bad_scenarios() {
+        let base = Scenario::default_toml();
+        let cases: &[(&str, &str)] = &[
+            ("unknown key", "[settings]\nbogus = 1\n"),
+            ("bad duration", "[settings]\ntoken_ttl = \"soon\"\n"),
+            ("bad ip", "[settings]\nallowed_ips = [\"nope\"]\n"),
+        ];
+        for (name, settings) in cases {
+            let text = base.replacen(
+                "[settings]\ntoken_ttl = \"7200s\"            # expires_in of tokens and tickets\ncode_ttl = \"300s\"\ngettoken_per_minute = 600      # per (corp, secret); beyond it 45009\nallowed_ips = []               # empty = any; else others get 60020\n",
+                settings,
+                1,
+            );
+            assert_ne!(text, base, "{name}: fixture did not apply");
+            assert!(Scenario::from_toml(&text).is_err(), "{name}: accepted");
+        }
+        let stranger = base.replace("follow_user = [\"zhangsan\"]", "follow_user = [\"nobody\"]");
+        assert!(
+            Scenario::from_toml(&stranger).is_err(),
+            "follow_user of a non-member accepted"
+        );
+    }
+
+    #[test]
+    fn allowed_ips_take_addresses_and_networks() {
+        let text = Scenario::default_toml().replace(
+            "allowed_ips = []",
+            "allowed_ips = [\"10.0.0.0/8\", \"127.0.0.1\"]",
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        assert!(s.ip_allowed("10.1.2.3".parse().unwrap()));
+        assert!(s.ip_allowed("127.0.0.1".parse().unwrap()));
+        assert!(s.ip_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!s.ip_allowed("127.0.0.2".parse().unwrap()));
+    }
+}
