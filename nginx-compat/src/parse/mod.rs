@@ -1,0 +1,272 @@
+//! nginx configuration text -> a tree of directives -> the typed model in [`model`].
+//!
+//! The crate reads no files: `include` is handed to a caller-supplied resolver, which returns
+//! the (name, text) of each file the pattern names, and the result is spliced in place as nginx
+//! does.
+
+pub mod lexer;
+pub mod model;
+
+use std::fmt;
+use std::sync::Arc;
+
+use lexer::{tokenize, Tok, Token};
+
+/// A syntax or semantic error with its position, printed as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    pub file: Option<Arc<str>>,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn at(line: usize, col: usize, message: impl Into<String>) -> ParseError {
+        ParseError {
+            file: None,
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn in_file(mut self, file: &Arc<str>) -> ParseError {
+        if self.file.is_none() {
+            self.file = Some(file.clone());
+        }
+        self
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:")?;
+        }
+        write!(f, "{}:{}: {}", self.line, self.col, self.message)
+    }
+}
+
+/// Where a directive was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pos {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    pub fn error(&self, message: impl Into<String>) -> ParseError {
+        ParseError {
+            file: Some(self.file.clone()),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub text: String,
+    pub quoted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub name: String,
+    pub args: Vec<Arg>,
+    pub block: Option<Vec<Directive>>,
+    pub pos: Pos,
+}
+
+/// Resolves an `include` argument to the files it names: `(file name, file text)` each.
+pub type IncludeResolver<'a> = dyn FnMut(&str) -> Result<Vec<(String, String)>, String> + 'a;
+
+/// Parse one file into directives, resolving `include` through `resolve`.
+pub fn parse_directives(
+    file: &str,
+    src: &str,
+    resolve: &mut IncludeResolver<'_>,
+) -> Result<Vec<Directive>, ParseError> {
+    parse_nested(file, src, resolve, 0)
+}
+
+fn parse_nested(
+    file: &str,
+    src: &str,
+    resolve: &mut IncludeResolver<'_>,
+    depth: usize,
+) -> Result<Vec<Directive>, ParseError> {
+    let file: Arc<str> = Arc::from(file);
+    let tokens = tokenize(src).map_err(|e| e.in_file(&file))?;
+    let mut p = Parser {
+        tokens,
+        i: 0,
+        file: file.clone(),
+    };
+    let list = p.block(false)?;
+    splice_includes(list, resolve, depth)
+}
+
+fn splice_includes(
+    list: Vec<Directive>,
+    resolve: &mut IncludeResolver<'_>,
+    depth: usize,
+) -> Result<Vec<Directive>, ParseError> {
+    let mut out = Vec::with_capacity(list.len());
+    for mut d in list {
+        if d.name == "include" && d.block.is_none() {
+            if d.args.len() != 1 {
+                return Err(d
+                    .pos
+                    .error("invalid number of arguments in \"include\" directive"));
+            }
+            if depth > 16 {
+                return Err(d.pos.error("include nesting is too deep"));
+            }
+            let files = resolve(&d.args[0].text).map_err(|m| d.pos.error(m))?;
+            for (name, text) in files {
+                out.extend(parse_nested(&name, &text, resolve, depth + 1)?);
+            }
+            continue;
+        }
+        if let Some(block) = d.block.take() {
+            d.block = Some(splice_includes(block, resolve, depth)?);
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    i: usize,
+    file: Arc<str>,
+}
+
+impl Parser {
+    fn pos(&self, t: &Token) -> Pos {
+        Pos {
+            file: self.file.clone(),
+            line: t.line,
+            col: t.col,
+        }
+    }
+
+    fn block(&mut self, nested: bool) -> Result<Vec<Directive>, ParseError> {
+        let mut out = Vec::new();
+        loop {
+            let Some(t) = self.tokens.get(self.i).cloned() else {
+                if nested {
+                    let (line, col) = self.tokens.last().map_or((1, 1), |t| (t.line, t.col));
+                    return Err(self.pos_err(line, col, "unexpected end of file, expecting \"}\""));
+                }
+                return Ok(out);
+            };
+            self.i += 1;
+            let tpos = self.pos(&t);
+            let name = match t.tok {
+                Tok::Close if nested => return Ok(out),
+                Tok::Close => return Err(self.pos_err(t.line, t.col, "unexpected \"}\"")),
+                Tok::Semi => return Err(self.pos_err(t.line, t.col, "unexpected \";\"")),
+                Tok::Open => return Err(self.pos_err(t.line, t.col, "unexpected \"{\"")),
+                Tok::Word { text, .. } => text,
+            };
+            let mut args = Vec::new();
+            let block = loop {
+                let Some(a) = self.tokens.get(self.i).cloned() else {
+                    return Err(self.pos_err(
+                        t.line,
+                        t.col,
+                        format!(
+                            "unexpected end of file, expecting \";\" or \"}}\" after \"{name}\""
+                        ),
+                    ));
+                };
+                self.i += 1;
+                match a.tok {
+                    Tok::Word { text, quoted } => args.push(Arg { text, quoted }),
+                    Tok::Semi => break None,
+                    Tok::Open => break Some(self.block(true)?),
+                    Tok::Close => {
+                        return Err(self.pos_err(a.line, a.col, "unexpected \"}\""));
+                    }
+                }
+            };
+            out.push(Directive {
+                name,
+                args,
+                block,
+                pos: tpos,
+            });
+        }
+    }
+
+    fn pos_err(&self, line: usize, col: usize, m: impl Into<String>) -> ParseError {
+        ParseError::at(line, col, m).in_file(&self.file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_includes(p: &str) -> Result<Vec<(String, String)>, String> {
+        Err(format!("no file {p}"))
+    }
+
+    #[test]
+    fn quoting_comments_and_blocks() {
+        let src = "server { # c\n  return 200 \"a \\\"b\\\" ;{}\"; set $x '${y}z';\n rewrite ^/(.*)$ /$1?a=${b}c last; }";
+        let d = parse_directives("t.conf", src, &mut no_includes).unwrap();
+        let s = d[0].block.as_ref().unwrap();
+        assert_eq!(s[0].name, "return");
+        assert_eq!(s[0].args[1].text, "a \"b\" ;{}");
+        assert_eq!(s[1].args[1].text, "${y}z");
+        assert_eq!(s[2].args[1].text, "/$1?a=${b}c");
+        assert_eq!((s[2].pos.line, s[2].pos.col), (3, 2));
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e =
+            parse_directives("t.conf", "server {\n  listen 80;\n", &mut no_includes).unwrap_err();
+        assert!(e.to_string().starts_with("t.conf:2:"), "{e}");
+        let e = parse_directives("t.conf", "a b\"c\";", &mut no_includes);
+        assert!(e.is_ok(), "a quote inside a word is plain text");
+        let e = parse_directives("t.conf", "a \"b\"c;", &mut no_includes).unwrap_err();
+        assert_eq!((e.line, e.col), (1, 6));
+        let e = parse_directives("t.conf", "}", &mut no_includes).unwrap_err();
+        assert_eq!(e.to_string(), "t.conf:1:1: unexpected \"}\"");
+    }
+
+    #[test]
+    fn includes_are_spliced_through_the_resolver() {
+        let mut resolve = |p: &str| -> Result<Vec<(String, String)>, String> {
+            assert_eq!(p, "conf.d/*.conf");
+            Ok(vec![(
+                "conf.d/a.conf".into(),
+                "location /a { return 204; }".into(),
+            )])
+        };
+        let d = parse_directives(
+            "main.conf",
+            "server { include conf.d/*.conf; }",
+            &mut resolve,
+        )
+        .unwrap();
+        let inner = &d[0].block.as_ref().unwrap()[0];
+        assert_eq!(inner.name, "location");
+        assert_eq!(&*inner.pos.file, "conf.d/a.conf");
+        let e = parse_directives("m.conf", "include x;", &mut no_includes).unwrap_err();
+        assert_eq!(e.to_string(), "m.conf:1:1: no file x");
+    }
+}

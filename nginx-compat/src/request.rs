@@ -1,0 +1,89 @@
+//! The request as the evaluator needs it: what nginx's variables and redirects read.
+
+/// One client request. `uri` is the raw request-target (path and query, not decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub uri: Vec<u8>,
+    /// `http` or `https`: the scheme the client used to reach this listener.
+    pub scheme: String,
+    /// The local port the request arrived on (`$server_port`, port_in_redirect).
+    pub port: u16,
+    /// Header fields in arrival order; `Host` and `Cookie` are read from here.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub remote_addr: String,
+    /// The listener's own address, used as the redirect host when there is no `Host`.
+    pub local_addr: String,
+}
+
+impl Request {
+    pub fn get(uri: &str, host: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            uri: uri.as_bytes().to_vec(),
+            scheme: "http".into(),
+            port: 80,
+            headers: vec![("Host".into(), host.as_bytes().to_vec())],
+            remote_addr: "127.0.0.1".into(),
+            local_addr: "127.0.0.1".into(),
+        }
+    }
+
+    /// The first header with this name (case-insensitive), as nginx's `$http_NAME`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The Host header as nginx validates it: lower-cased, without port or trailing dot.
+    pub fn host_header(&self) -> Option<Vec<u8>> {
+        let h = self.header("host")?;
+        let mut h = if h.first() == Some(&b'[') {
+            let end = h.iter().position(|&b| b == b']').map_or(h.len(), |i| i + 1);
+            h[..end].to_vec()
+        } else {
+            let end = h.iter().position(|&b| b == b':').unwrap_or(h.len());
+            h[..end].to_vec()
+        };
+        if h.last() == Some(&b'.') {
+            h.pop();
+        }
+        h.make_ascii_lowercase();
+        (!h.is_empty()).then_some(h)
+    }
+
+    /// `$host`: the validated Host header, else the server name.
+    pub fn host_variable(&self, server_name: &str) -> Vec<u8> {
+        self.host_header()
+            .unwrap_or_else(|| server_name.as_bytes().to_vec())
+    }
+
+    /// `$cookie_NAME`: the first `NAME=value` pair across Cookie headers; name compared
+    /// case-insensitively like `ngx_http_parse_multi_header_lines`.
+    pub fn cookie(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .find_map(|(_, v)| {
+                v.split(|&b| b == b';' || b == b',').find_map(|pair| {
+                    let pair = trim_start(pair);
+                    let eq = pair.iter().position(|&b| b == b'=')?;
+                    let (k, val) = (&pair[..eq], &pair[eq + 1..]);
+                    let k = trim_end(k);
+                    k.eq_ignore_ascii_case(name).then(|| trim_start(val))
+                })
+            })
+    }
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
+    &b[i..]
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let i = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+    &b[..i]
+}
