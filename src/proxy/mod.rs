@@ -257,6 +257,9 @@ impl ProxyHttp for Gateway {
                 _ => "the request could not be completed",
             };
             let a = answers::failure(failure, detail, &ctx.request_id, wants_html(session));
+            // pingora drops the client connection after a failed proxy attempt; saying so
+            // (`Connection: close`) keeps clients from reusing it for their next request.
+            session.set_keepalive(None);
             let _ = answer(session, ctx, a).await;
         }
         FailToProxy {

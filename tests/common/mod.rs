@@ -1,0 +1,233 @@
+//! Test support: the real `wecom-gateway` binary on free loopback ports, small upstreams,
+//! readiness by polling endpoints (never fixed sleeps).
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free port on 127.0.0.1 (bound and released; the OS does not hand it out again at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wecom-gateway"))
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let n: u64 = rand_u64();
+        let p = std::env::temp_dir().join(format!("wgw-test-{tag}-{}-{n:x}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+/// A running gateway process. Killed on drop; its log is kept in a file for assertions.
+pub struct Gateway {
+    pub child: Option<Child>,
+    pub dir: TempDir,
+    pub port: u16,
+    pub admin_port: u16,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+}
+
+/// The `[server]` table every test config starts with; `{PORT}` and `{ADMIN}` are filled in.
+pub fn server_table(port: u16, admin: u16) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 2\n"
+    )
+}
+
+impl Gateway {
+    /// Starts the gateway with `body` appended to a `[server]` table on fresh ports.
+    pub fn start(body: &str) -> Gateway {
+        Self::start_with(body, &[], &[])
+    }
+
+    pub fn start_with(body: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
+        let port = free_port();
+        let admin_port = free_port();
+        let config = format!("{}\n{}", server_table(port, admin_port), body);
+        Self::start_config(&config, port, admin_port, env, args)
+    }
+
+    pub fn start_config(
+        config: &str,
+        port: u16,
+        admin_port: u16,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Gateway {
+        let dir = TempDir::new("gw");
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(args).arg("run").arg("-c").arg(&config_path);
+        cmd.envs(env.iter().copied());
+        cmd.stdout(Stdio::null()).stderr(log);
+        let child = cmd.spawn().expect("spawn wecom-gateway");
+        let mut gw = Gateway {
+            child: Some(child),
+            dir,
+            port,
+            admin_port,
+            config_path,
+            log_path,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("gateway exited early with {status}:\n{}", self.log());
+            }
+            if http_get_status(self.admin_port, "/healthz") == Some(200)
+                && http_get_status(self.port, "/_gateway/healthz") == Some(200)
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("gateway not ready after 30s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.admin_port, path)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until the log contains `needle` (a readiness signal for reloads), up to 10 s.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A bare-bones HTTP/1.1 GET over a TcpStream, for readiness checks and raw requests.
+pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    raw_request(port, raw.as_bytes())
+        .ok()
+        .and_then(|r| parse_status(&r))
+}
+
+pub fn raw_request(port: u16, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(raw)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+pub fn parse_status(resp: &[u8]) -> Option<u16> {
+    let line = resp.split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A reqwest client that never follows redirects, so tests see every hop.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,437 @@
+//! The public listener in front of test upstreams: SPEC section 5 steps 1, 2, 5, 8 and 9.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::upstream::{self, Echo};
+use common::{client, parse_status, raw_request, Gateway};
+
+fn one_upstream(url: &str, extra: &str) -> String {
+    format!("[upstreams.crm]\nurl = \"{url}\"\n{extra}\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n")
+}
+
+#[tokio::test]
+async fn proxies_method_path_query_body_and_headers() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let resp = client()
+        .put(gw.url("/api/customers/42?tab=1&x=%20y"))
+        .header("X-Custom", "v1")
+        .header("Content-Type", "application/json")
+        .body(r#"{"name":"王小明"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo: Echo = resp.json().await.unwrap();
+    assert_eq!(echo.method, "PUT");
+    assert_eq!(
+        echo.uri, "/api/customers/42?tab=1&x=%20y",
+        "the raw URI goes upstream unchanged"
+    );
+    assert_eq!(echo.body, r#"{"name":"王小明"}"#);
+    assert_eq!(echo.header("x-custom"), Some("v1"));
+    assert_eq!(echo.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_upstream() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    // Raw request: reqwest would normalise header case, and underscores must be tested as sent.
+    let raw = "GET /whoever HTTP/1.1\r\nHost: 127.0.0.1\r\nX-WeCom-UserId: boss\r\nx_wecom_userid: boss\r\n\
+X-WECOM-USERID: boss\r\nX-Gateway-Assertion: forged\r\nx_gateway_assertion: forged\r\nX-WeChat-OpenId: o1\r\n\
+X-WeCom-External-UserId: wm1\r\nx-wecom_external-unionid: u1\r\nX_WECHAT_UNIONID: u2\r\nX-Kept: yes\r\n\
+Connection: close\r\n\r\n";
+    let resp = raw_request(gw.port, raw.as_bytes()).unwrap();
+    assert_eq!(parse_status(&resp), Some(200));
+    let body = &resp[resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    let body = String::from_utf8_lossy(body);
+    let json_start = body.find('{').unwrap();
+    let echo: Echo = serde_json::from_str(body[json_start..].trim_end().trim_end_matches("\r\n0"))
+        .unwrap_or_else(|_| {
+            // chunked framing: take the JSON object only
+            let end = body.rfind('}').unwrap();
+            serde_json::from_str(&body[json_start..=end]).unwrap()
+        });
+    for (name, _) in &echo.headers {
+        let folded = name.replace('_', "-");
+        assert!(
+            !(folded.starts_with("x-wecom-")
+                || folded.starts_with("x-wechat-")
+                || folded.starts_with("x-gateway-")),
+            "spoofed header {name} reached the upstream"
+        );
+    }
+    assert_eq!(echo.header("x-kept"), Some("yes"));
+}
+
+#[tokio::test]
+async fn forwarding_headers_and_request_id() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let c = client();
+
+    let resp = c
+        .get(gw.url("/a"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-request-id"],
+        "abc-123",
+        "the client sees the id it can quote"
+    );
+    let echo: Echo = resp.json().await.unwrap();
+    assert_eq!(
+        echo.header("x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        echo.header("x-forwarded-host"),
+        Some(format!("127.0.0.1:{}", gw.port).as_str())
+    );
+    assert_eq!(echo.header("x-request-id"), Some("abc-123"));
+
+    // An id that is not plain is replaced by a generated one.
+    let echo: Echo = c
+        .get(gw.url("/a"))
+        .header("X-Request-Id", "bad id<script>")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = echo.header("x-request-id").unwrap();
+    assert_eq!(rid.len(), 32);
+    assert!(rid.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let echo: Echo = c
+        .get(gw.url("/a"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn gateway_cookies_and_hop_by_hop_headers_stay_at_the_gateway() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let echo: Echo = client()
+        .get(gw.url("/a"))
+        .header("Cookie", "crm_sid=1; wgw_session=SECRET; wgw_login=L")
+        .header("Connection", "X-Hop")
+        .header("X-Hop", "1")
+        .header("Proxy-Authorization", "Basic eA==")
+        .header("WGW-Contact", "ticket")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.header("cookie"), Some("crm_sid=1"));
+    assert_eq!(echo.header("x-hop"), None);
+    assert_eq!(echo.header("proxy-authorization"), None);
+    assert_eq!(echo.header("wgw-contact"), None);
+}
+
+/// nginx's location order, pinned like http_location.t: one line per request and the route
+/// that must answer it.
+#[tokio::test]
+async fn location_matching_follows_nginx_order() {
+    let names = ["exact", "noregex", "regex1", "regex2", "prefix", "root"];
+    let ups: Vec<_> = names.iter().map(|n| upstream::echo(n)).collect();
+    let mut cfg = String::new();
+    for (n, u) in names.iter().zip(&ups) {
+        cfg.push_str(&format!("[upstreams.{n}]\nurl = \"{}\"\n", u.url()));
+    }
+    for (loc, up) in [
+        ("= /exact", "exact"),
+        ("^~ /static/", "noregex"),
+        ("~ \\\\.php$", "regex1"),
+        ("~* \\\\.(PNG|jpg)$", "regex2"),
+        ("/static/long/", "prefix"),
+        ("/", "root"),
+    ] {
+        cfg.push_str(&format!(
+            "[[routes]]\nlocation = \"{loc}\"\nupstream = \"{up}\"\n"
+        ));
+    }
+    let gw = Gateway::start(&cfg);
+    let cases = [
+        ("/exact", "exact"),
+        ("/exact/", "root"),
+        ("/static/a.php", "noregex"),
+        ("/static/long/a.php", "regex1"),
+        ("/static/long/a.txt", "prefix"),
+        ("/x/a.php", "regex1"),
+        ("/x/a.png", "regex2"),
+        ("/x/A.JPG", "regex2"),
+        ("/x/a.PHP", "root"),
+        ("/", "root"),
+        ("/static/../a.php", "regex1"),
+        ("/%73tatic/a.php", "noregex"),
+        ("//static//a.php", "noregex"),
+        ("/exact?x=1", "exact"),
+    ];
+    let c = client();
+    for (path, want) in cases {
+        let echo: Echo = c
+            .get(gw.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(echo.name, want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_paths_get_400_with_a_request_id() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    for path in ["/../etc/passwd", "/a/../../b", "/%zz", "/a%00b"] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+        let resp = raw_request(gw.port, raw.as_bytes()).unwrap();
+        assert_eq!(parse_status(&resp), Some(400), "{path}");
+        let text = String::from_utf8_lossy(&resp);
+        assert!(
+            text.contains("\"error\":\"bad_request\"") && text.contains("request_id"),
+            "{path}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upstream_down_is_a_quick_502_in_json_or_html() {
+    let dead = upstream::closed_addr();
+    let gw = Gateway::start(&one_upstream(&format!("http://{dead}"), ""));
+    let c = client();
+    let start = Instant::now();
+    let resp = c
+        .get(gw.url("/a"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "refused connections fail fast"
+    );
+    assert_eq!(resp.status(), 502);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "upstream_unavailable");
+    assert_eq!(v["request_id"], rid.as_str());
+
+    let resp = c
+        .get(gw.url("/a"))
+        .header("Accept", "text/html,*/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(resp.text().await.unwrap().contains(&"request id"));
+
+    let metrics = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wgw_upstream_errors_total{kind=\"connect\",upstream=\"crm\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn slow_upstream_is_a_504_at_read_timeout() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), "read_timeout = \"300ms\""));
+    let resp = client().get(gw.url("/slow?ms=3000")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "upstream_unavailable");
+    // And a fast one on the same route still works.
+    assert_eq!(
+        client()
+            .get(gw.url("/slow?ms=1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn no_route_is_404() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/app/\"\nupstream = \"crm\"\n",
+        up.url()
+    ));
+    let resp = client().get(gw.url("/other")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "not_found");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
+    }
+    let metrics = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wgw_requests_total{route=\"/\",status=\"200\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wgw_request_duration_seconds_count{route=\"/\"} 3"),
+        "{metrics}"
+    );
+    assert_eq!(
+        c.get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn login_routes_keep_the_fragment_for_navigations_and_answer_401_to_apis() {
+    let up = upstream::echo("crm");
+    let cfg = format!(
+        "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1000002\nsecret = \"s\"\n\
+[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n",
+        up.url()
+    );
+    let gw = Gateway::start(&cfg);
+    let c = client();
+    let resp = c
+        .get(gw.url("/sidebar/?a=1"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("location.hash"), "{page}");
+    assert!(
+        page.contains("/_gateway/login?app=crm&amp;return_to=%2Fsidebar%2F%3Fa%3D1"),
+        "{page}"
+    );
+
+    let resp = c
+        .get(gw.url("/sidebar/api"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "login_required");
+    assert!(v["login_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("/_gateway/login?app=crm&return_to="));
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    use std::io::{Read, Write};
+    // An upstream that answers the handshake with 101 and then echoes bytes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut req = Vec::new();
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            req.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+        assert!(
+            text.contains("upgrade: websocket") && text.contains("connection: upgrade"),
+            "{text}"
+        );
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").unwrap();
+        let n = s.read(&mut buf).unwrap();
+        s.write_all(&buf[..n]).unwrap();
+    });
+    let gw = Gateway::start(&one_upstream(&format!("http://{addr}"), ""));
+    let mut s = std::net::TcpStream::connect(gw.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed during handshake");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(parse_status(&got), Some(101));
+    s.write_all(b"ping-frame").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ping-frame");
+}
+
+#[tokio::test]
+async fn logs_one_line_per_request_and_never_a_secret() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start_with(&one_upstream(&up.url(), ""), &[], &["--log-format", "json"]);
+    let c = client();
+    c.get(gw.url("/cb?code=CODE-SECRET-1&access_token=TOKEN-SECRET-2"))
+        .header("Cookie", "wgw_session=COOKIE-SECRET-3")
+        .header("X-Request-Id", "rid-log-1")
+        .send()
+        .await
+        .unwrap();
+    gw.wait_log("rid-log-1");
+    let log = gw.log();
+    let line = log.lines().find(|l| l.contains("rid-log-1")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(v["path"], "/cb");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["route"], "/");
+    for secret in ["CODE-SECRET-1", "TOKEN-SECRET-2", "COOKIE-SECRET-3"] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+}
