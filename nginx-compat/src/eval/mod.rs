@@ -263,3 +263,6 @@ fn static_outcome(
         try_files,
     }
 }
+
+#[cfg(test)]
+mod tests;
