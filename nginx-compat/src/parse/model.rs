@@ -163,9 +163,15 @@ impl Config {
         resolve: &mut IncludeResolver<'_>,
     ) -> Result<Config, ParseError> {
         let dirs = parse_directives(file, src, resolve)?;
+        Config::from_directives(&dirs)
+    }
+
+    /// Build from directives the caller assembled (the gateway turns its TOML rules into a
+    /// synthetic server this way, keeping the TOML file's positions in errors).
+    pub fn from_directives(dirs: &[Directive]) -> Result<Config, ParseError> {
         let mut b = Builder::default();
         let mut servers = Vec::new();
-        b.top(&dirs, &mut servers)?;
+        b.top(dirs, &mut servers)?;
         Ok(Config {
             servers,
             unsupported: b.unsupported,
