@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod redact;
 pub mod request_id;
+pub mod rewrite_phase;
 pub mod server;
+pub mod static_files;
