@@ -158,6 +158,9 @@ fn parse_range(v: &[u8], len: u64) -> Option<Range> {
         (len.saturating_sub(n), len.saturating_sub(1))
     } else {
         let start: u64 = a.parse().ok()?;
+        if start >= len {
+            return Some(Range::Unsatisfiable);
+        }
         let end = if b.is_empty() {
             len.saturating_sub(1)
         } else {
@@ -224,6 +227,8 @@ mod tests {
             ("bytes=-40", 10, Some(Range::Bytes(0, 9))),
             ("bytes=8-20", 10, Some(Range::Bytes(8, 9))),
             ("bytes=10-", 10, Some(Range::Unsatisfiable)),
+            ("bytes=99-", 10, Some(Range::Unsatisfiable)),
+            ("bytes=99-100", 10, Some(Range::Unsatisfiable)),
             ("bytes=-0", 10, Some(Range::Unsatisfiable)),
             ("bytes=3-1", 10, None),
             ("bytes=0-1,4-5", 10, None),
