@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use nginx_compat::parse::{parse_directives, Arg, Directive, Pos};
 use nginx_compat::regex::NgxRegex;
-use nginx_compat::{LocConf, Location, ParseError, Server};
+use nginx_compat::{LocConf, Location, ParseError, Server, Unsupported};
 use serde_spanned::Spanned;
 
 use super::error::{line_col, route_path, ConfigError, Source};
@@ -228,7 +228,24 @@ pub fn read_nginx(path: &Path) -> Result<(Vec<Directive>, PathBuf)> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let dirs = parse_nginx(&name, &text, &base).map_err(|e| parse_error(&name, e))?;
-    Ok((server_body(dirs)?, base))
+    let (body, refused) = server_body(dirs);
+    if let Some(first) = refused.first() {
+        return Err(ConfigError {
+            file: first.pos.file.to_string(),
+            line: first.pos.line,
+            column: first.pos.col,
+            path: "[nginx].include".into(),
+            message: format!(
+                "only the first server block is used; this file also has:\n  {}",
+                refused
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+        });
+    }
+    Ok((body, base))
 }
 
 /// Parses nginx text, resolving `include` (with `*` in the file name) under `base`.
@@ -285,9 +302,9 @@ fn parse_error(name: &str, e: ParseError) -> ConfigError {
     }
 }
 
-/// The first server block's body (through an `http` block if the file is a whole nginx.conf).
-/// Anything outside it, and any further server block, is refused with its position.
-fn server_body(dirs: Vec<Directive>) -> Result<Vec<Directive>> {
+/// The first server block's body (through an `http` block if the file is a whole nginx.conf),
+/// and what lies outside it (further servers, `upstream`, `events`...), which is not honoured.
+pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Unsupported>) {
     let mut flat = Vec::new();
     for d in dirs {
         if d.name == "http" && d.block.is_some() {
@@ -297,38 +314,20 @@ fn server_body(dirs: Vec<Directive>) -> Result<Vec<Directive>> {
         }
     }
     if !flat.iter().any(|d| d.name == "server") {
-        return Ok(flat);
+        return (flat, Vec::new());
     }
     let mut body = None;
     let mut refused = Vec::new();
     for d in flat {
         match (d.name.as_str(), &body) {
             ("server", None) => body = Some(d.block.unwrap_or_default()),
-            _ => refused.push(format!(
-                "{}: directive '{}' is not supported",
-                d.pos, d.name
-            )),
+            _ => refused.push(Unsupported {
+                directive: d.name,
+                pos: d.pos,
+            }),
         }
     }
-    if let Some(first) = refused.first() {
-        let (file, rest) = first.split_once(':').unwrap_or((first, ""));
-        let line = rest
-            .split(':')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        return Err(ConfigError {
-            file: file.to_owned(),
-            line,
-            column: 1,
-            path: "[nginx].include".into(),
-            message: format!(
-                "only the first server block is used; this file also has:\n  {}",
-                refused.join("\n  ")
-            ),
-        });
-    }
-    Ok(body.unwrap_or_default())
+    (body.unwrap_or_default(), refused)
 }
 
 /// `proxy_pass http://NAME` names `[upstreams.NAME]`, or an upstream whose url is
