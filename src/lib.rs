@@ -6,6 +6,7 @@ pub mod answers;
 pub mod config;
 pub mod headers;
 pub mod identity;
+pub mod import_nginx;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
