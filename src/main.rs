@@ -39,6 +39,10 @@ enum Command {
         config: PathBuf,
     },
     /// Print the TOML an nginx config becomes, and what it cannot honour.
+    ///
+    /// The TOML goes to stdout; each directive the gateway cannot honour is a line
+    /// `FILE:LINE: directive 'x' is not supported` on stderr. Exit 0 when everything is
+    /// supported, 2 when something is not (the TOML is still printed) or the file is invalid.
     ImportNginx { file: PathBuf },
 }
 
@@ -97,11 +101,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::ImportNginx { .. } => not_yet("import-nginx"),
+        Command::ImportNginx { file } => match wecom_gateway::import_nginx::import(&file) {
+            Ok(i) => {
+                print!("{}", i.toml);
+                for line in &i.unsupported {
+                    eprintln!("{line}");
+                }
+                if i.unsupported.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
     }
-}
-
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("wecom-gateway: `{what}` is not yet available in this version");
-    ExitCode::from(2)
 }

@@ -2,8 +2,10 @@
 //!
 //! Pure: no I/O, no sockets. The gateway feeds it requests and acts on the decisions:
 //! [`uri`] normalises paths, [`location`] selects locations, [`parse`] reads nginx
-//! configuration (includes resolved by the caller), [`eval`] decides what nginx would answer.
+//! configuration (includes resolved by the caller), [`eval`] decides what nginx would answer,
+//! [`content`] carries static outcomes through `try_files`/`index` over a caller's file system.
 
+pub mod content;
 pub mod escape;
 pub mod eval;
 pub mod location;
@@ -13,9 +15,10 @@ mod request;
 pub mod uri;
 pub mod vars;
 
+pub use content::{Content, FileKind, FileSystem};
 pub use eval::{ExpandedFallback, ExpandedTryFiles, Outcome};
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
 pub use parse::model::{Config, LocConf, Server, Settings, Unsupported};
-pub use parse::ParseError;
+pub use parse::{Directive, ParseError};
 pub use request::Request;
 pub use uri::{normalize_path, split_request_uri, UriError};

@@ -78,6 +78,8 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         nginx_includes.push(path);
     }
 
+    let rules = super::rules::compile(&f, &upstreams, &nginx_includes, src)?.map(Arc::new);
+
     let emulator = EmulatorSettings {
         enabled: f.emulator.enabled,
         listen: match &f.emulator.listen {
@@ -95,6 +97,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         routes: Arc::new(RouteTable { routes, matcher }),
         rewrites,
         nginx_includes,
+        rules,
         emulator,
     })
 }

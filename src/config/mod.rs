@@ -8,6 +8,7 @@ mod compile;
 mod error;
 mod file;
 pub mod model;
+pub mod rules;
 mod values;
 
 use std::path::Path;

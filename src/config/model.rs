@@ -22,6 +22,8 @@ pub struct Config {
     pub routes: Arc<RouteTable>,
     pub rewrites: Vec<RewriteRule>,
     pub nginx_includes: Vec<std::path::PathBuf>,
+    /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.
+    pub rules: Option<Arc<super::rules::Rules>>,
     pub emulator: EmulatorSettings,
 }
 

@@ -16,6 +16,8 @@ pub struct Ctx {
     pub path: String,
     pub route: Option<usize>,
     pub upstream: Option<Arc<Upstream>>,
+    /// The request-target sent upstream when a rewrite changed the URI.
+    pub upstream_uri: Option<Vec<u8>>,
     pub identity: Option<Identity>,
     pub upgrade: bool,
     pub client_ip: Option<IpAddr>,

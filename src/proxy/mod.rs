@@ -4,6 +4,7 @@
 mod ctx;
 mod endpoints;
 mod login_gate;
+mod rewrite;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ impl ProxyHttp for Gateway {
             path: String::new(),
             route: None,
             upstream: None,
+            upstream_uri: None,
             identity: None,
             upgrade: false,
             client_ip: None,
@@ -117,10 +119,18 @@ impl ProxyHttp for Gateway {
             return endpoints::handle(session, ctx, rest).await;
         }
 
-        // Step 4 (rewrite phase) plugs in here once nginx-compat evaluates rules.
+        // Step 4: rewrite phase; it may answer, or choose the route itself.
+        let found = match &config.rules {
+            Some(rules) => match rewrite::phase(session, ctx, rules).await? {
+                rewrite::Next::Route(index) => index,
+                rewrite::Next::Proxy => return Ok(false),
+                rewrite::Next::Answered => return Ok(true),
+            },
+            None => config.routes.matcher.find(&path).map(|m| *m.value),
+        };
 
         // Step 5: route.
-        let Some(index) = config.routes.matcher.find(&path).map(|m| *m.value) else {
+        let Some(index) = found else {
             let a = answers::failure(
                 Failure::NotFound,
                 "no route for this path",
@@ -164,6 +174,12 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(uri) = ctx.upstream_uri.take() {
+            // Built from the rewritten URI with nginx's escaping, so it always parses.
+            let uri = http::Uri::try_from(uri)
+                .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
+            req.set_uri(uri);
+        }
         headers::strip_hop_by_hop(req, ctx.upgrade);
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_cookies(req, cookie_name);

@@ -92,10 +92,16 @@ impl Server {
     /// restarts at the server-rewrite phase with the new URI and arguments.
     pub fn evaluate_uri(&self, req: &Request, uri: &[u8]) -> Outcome {
         let (path, query) = split_request_uri(uri);
+        self.evaluate_internal(req, path, query.unwrap_or_default())
+    }
+
+    /// [`Server::evaluate_uri`] with the decoded path and the arguments already apart, as
+    /// `ngx_http_internal_redirect` receives them (the path may hold a decoded '?').
+    pub fn evaluate_internal(&self, req: &Request, uri: &[u8], args: &[u8]) -> Outcome {
         let mut ctx = Ctx {
             req,
-            uri: path.to_vec(),
-            args: query.unwrap_or_default().to_vec(),
+            uri: uri.to_vec(),
+            args: args.to_vec(),
             captures: Captures::default(),
             user: HashMap::new(),
             server_name: self.server_name().to_string(),
@@ -103,6 +109,27 @@ impl Server {
             plus_in_uri: false,
         };
         self.run(&mut ctx)
+    }
+
+    /// A Location made absolute as `ngx_http_header_filter` does (absolute_redirect,
+    /// port_in_redirect, server_name_in_redirect of `settings`).
+    pub(crate) fn absolute_location(
+        &self,
+        req: &Request,
+        location: Vec<u8>,
+        settings: &Settings,
+    ) -> Vec<u8> {
+        let ctx = Ctx {
+            req,
+            uri: Vec::new(),
+            args: Vec::new(),
+            captures: Captures::default(),
+            user: HashMap::new(),
+            server_name: self.server_name().to_string(),
+            quoted_uri: false,
+            plus_in_uri: false,
+        };
+        script::absolute(location, &ctx, settings)
     }
 
     fn run(&self, ctx: &mut Ctx<'_>) -> Outcome {

@@ -125,6 +125,8 @@ pub struct LocConf {
     pub stmts: Vec<Stmt>,
     pub settings: Settings,
     pub proxy_pass: Option<String>,
+    /// Where `proxy_pass` was written, for errors about its target.
+    pub proxy_pass_pos: Option<Pos>,
     pub try_files: Option<TryFiles>,
     pub children: LocationSet<LocConf>,
     pub pos: Pos,
@@ -163,9 +165,15 @@ impl Config {
         resolve: &mut IncludeResolver<'_>,
     ) -> Result<Config, ParseError> {
         let dirs = parse_directives(file, src, resolve)?;
+        Config::from_directives(&dirs)
+    }
+
+    /// Build from directives the caller assembled (the gateway turns its TOML rules into a
+    /// synthetic server this way, keeping the TOML file's positions in errors).
+    pub fn from_directives(dirs: &[Directive]) -> Result<Config, ParseError> {
         let mut b = Builder::default();
         let mut servers = Vec::new();
-        b.top(&dirs, &mut servers)?;
+        b.top(dirs, &mut servers)?;
         Ok(Config {
             servers,
             unsupported: b.unsupported,
@@ -367,6 +375,7 @@ impl Builder {
             stmts: Vec::new(),
             settings,
             proxy_pass: None,
+            proxy_pass_pos: None,
             try_files: None,
             children: LocationSet::new(Vec::new()).expect("empty set"),
             pos: d.pos.clone(),
@@ -388,6 +397,7 @@ impl Builder {
                     nargs(c, |n| n == 1)?;
                     no_block(c)?;
                     conf.proxy_pass = Some(c.args[0].text.clone());
+                    conf.proxy_pass_pos = Some(c.pos.clone());
                 }
                 "try_files" => conf.try_files = Some(try_files(c)?),
                 n if is_setting(n) => {}

@@ -1,0 +1,113 @@
+//! `wecom-gateway import-nginx FILE`: TOML that `check` accepts, and every directive it cannot
+//! honour reported as `FILE:LINE: directive 'x' is not supported`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, TempDir};
+
+fn import(conf: &str, dir: &TempDir) -> (i32, String, String) {
+    let path = dir.path().join("site.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn check(toml: &str, dir: &TempDir) -> (bool, String) {
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Seed 004's complete example, as its users have it.
+const SEED004: &str = "location / {
+    root html/mobile;
+    index index.html index.htm;
+    try_files $uri $uri/ /index.html;
+    index index.html index.htm;
+    rewrite ^/login(.*) /#/login permanent;
+}
+";
+
+#[test]
+fn seed_004_imports_to_toml_that_check_accepts() {
+    let dir = TempDir::new("import-seed");
+    let (code, toml, stderr) = import(SEED004, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert!(
+        toml.contains("[nginx]"),
+        "static files need the include:\n{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}
+
+#[test]
+fn proxy_locations_become_routes_and_rewrites_that_check_accepts() {
+    let dir = TempDir::new("import-routes");
+    let conf = "server {
+  listen 80;
+  server_name crm.example.com;
+  rewrite ^/home/register(.*) /home#/register permanent;
+  location /api/ {
+    rewrite ^/api/v1/(.*)$ /api/$1 last;
+    proxy_pass http://127.0.0.1:9000;
+  }
+  location / { proxy_pass http://127.0.0.1:9000; }
+}
+";
+    let (code, toml, stderr) = import(conf, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert!(
+        toml.contains("[[rewrite]]") && toml.contains("[[routes]]"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# [nginx]"),
+        "the include is offered as a comment:\n{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}
+
+#[test]
+fn unsupported_directives_are_listed_with_file_and_line() {
+    let dir = TempDir::new("import-unsup");
+    let conf = "server {\n  listen 80;\n  gzip on;\n  location / {\n    expires 1h;\n    proxy_pass http://127.0.0.1:9000/app/;\n  }\n}\n";
+    let (code, _toml, stderr) = import(conf, &dir);
+    assert_eq!(code, 2);
+    let file = dir.path().join("site.conf").display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert_eq!(
+        lines[0],
+        format!("{file}:3: directive 'gzip' is not supported")
+    );
+    assert_eq!(
+        lines[1],
+        format!("{file}:5: directive 'expires' is not supported")
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:6: directive 'proxy_pass' is not supported"
+        )),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,186 @@
+//! The SPA front end of seed 004 hosted from an `[nginx] include`: `root`, `index`,
+//! `try_files $uri $uri/ /index.html`, content types, validators, HEAD, Range, and no way out
+//! of the document root.
+
+mod common;
+
+use common::upstream::{self, Echo};
+use common::{client, parse_status, raw_request, Gateway, TempDir};
+
+const INDEX: &str = "<!doctype html><title>spa</title><div id=app></div>";
+const APP_JS: &str = "console.log('spa');\n";
+
+struct Spa {
+    gw: Gateway,
+    _dir: TempDir,
+    _up: upstream::Upstream,
+}
+
+fn start() -> Spa {
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("spa");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("html/mobile/assets")).unwrap();
+    std::fs::write(d.join("html/mobile/index.html"), INDEX).unwrap();
+    std::fs::write(d.join("html/mobile/assets/app.js"), APP_JS).unwrap();
+    std::fs::write(d.join("html/mobile/assets/site.css"), "body{}").unwrap();
+    std::fs::write(d.join("secret.txt"), "outside the root").unwrap();
+    std::os::unix::fs::symlink(d.join("secret.txt"), d.join("html/mobile/leak.txt")).unwrap();
+    // Seed 004's complete example, in a server block with an API location.
+    std::fs::write(
+        d.join("crm.conf"),
+        "server {\n\
+           listen 80;\n\
+           location / {\n\
+             root html/mobile;\n\
+             index index.html index.htm;\n\
+             try_files $uri $uri/ /index.html;\n\
+             index index.html index.htm;\n\
+             rewrite ^/login(.*) /#/login permanent;\n\
+           }\n\
+           location /api/ { proxy_pass http://crm; }\n\
+         }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        d.join("crm.conf").display()
+    ));
+    Spa {
+        gw,
+        _dir: dir,
+        _up: up,
+    }
+}
+
+#[tokio::test]
+async fn deep_links_fall_back_to_index_html_and_assets_have_their_types() {
+    let spa = start();
+    let c = client();
+    let cases: &[(&str, u16, &str, &str)] = &[
+        ("/deep/link", 200, "text/html", INDEX),
+        ("/deep/link?x=1", 200, "text/html", INDEX),
+        ("/", 200, "text/html", INDEX),
+        ("/assets/app.js", 200, "application/javascript", APP_JS),
+        ("/assets/site.css", 200, "text/css", "body{}"),
+    ];
+    for (uri, status, ctype, body) in cases {
+        let resp = c.get(spa.gw.url(uri)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), *status, "GET {uri}");
+        assert_eq!(resp.headers()["content-type"], *ctype, "GET {uri}");
+        assert_eq!(resp.text().await.unwrap(), *body, "GET {uri}");
+    }
+    let resp = c.get(spa.gw.url("/login?from=wx")).send().await.unwrap();
+    assert_eq!(resp.status(), 301);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("http://127.0.0.1:{}/#/login?from=wx", spa.gw.port).as_str()
+    );
+    let echo: Echo = c
+        .get(spa.gw.url("/api/customers?id=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        echo.uri, "/api/customers?id=1",
+        "static outcomes never hit an upstream, API calls do"
+    );
+}
+
+#[tokio::test]
+async fn validators_head_and_ranges() {
+    let spa = start();
+    let c = client();
+    let url = spa.gw.url("/assets/app.js");
+    let resp = c.get(&url).send().await.unwrap();
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let modified = resp.headers()["last-modified"].to_str().unwrap().to_owned();
+    assert!(
+        etag.starts_with('"') && etag.contains('-'),
+        "nginx's ETag form: {etag}"
+    );
+
+    let r = c
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304, "If-None-Match with the current ETag");
+    let r = c
+        .get(&url)
+        .header("if-modified-since", &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304, "If-Modified-Since equal to Last-Modified");
+    let r = c
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = c.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        APP_JS.len().to_string().as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap().len(), 0, "HEAD has no body");
+
+    let r = c
+        .get(&url)
+        .header("range", "bytes=0-6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 0-6/{}", APP_JS.len()).as_str()
+    );
+    assert_eq!(r.text().await.unwrap(), &APP_JS[..7]);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.text().await.unwrap(), &APP_JS[APP_JS.len() - 3..]);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=999-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes */{}", APP_JS.len()).as_str()
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_the_document_root_is_served() {
+    let spa = start();
+    for target in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/assets/../../secret.txt",
+        "/a%00b",
+    ] {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let resp = raw_request(spa.gw.port, raw.as_bytes()).unwrap();
+        assert_eq!(parse_status(&resp), Some(400), "GET {target}");
+    }
+    let resp = client().get(spa.gw.url("/leak.txt")).send().await.unwrap();
+    assert_eq!(resp.status(), 403, "a symlink leaving the root is refused");
+    assert!(!resp.text().await.unwrap().contains("outside the root"));
+}
