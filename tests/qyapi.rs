@@ -293,3 +293,111 @@ async fn limits_allow_list_and_request_ids() {
     assert_eq!(status, 403, "{v}");
     assert_eq!(closed.calls("/cgi-bin/user/get").await.0, 0);
 }
+
+/// What a capturing provider saw of each try.
+#[derive(Clone, Debug)]
+struct Seen {
+    query: String,
+    content_type: String,
+    custom: Option<String>,
+    host: String,
+    body: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_calls_are_byte_identical_on_every_try() {
+    use axum::extract::{RawQuery, State};
+    use axum::http::HeaderMap;
+    use axum::routing::{any, get};
+    use std::sync::{Arc, Mutex};
+
+    type Log = Arc<Mutex<(u32, Vec<Seen>)>>;
+    let log: Log = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/cgi-bin/gettoken",
+            get(|State(log): State<Log>| async move {
+                let mut l = log.lock().unwrap();
+                l.0 += 1;
+                axum::Json(json!({"errcode": 0, "errmsg": "ok", "access_token": format!("T{}", l.0), "expires_in": 7200}))
+            }),
+        )
+        .route(
+            "/cgi-bin/media/upload",
+            any(
+                |State(log): State<Log>, RawQuery(q): RawQuery, h: HeaderMap, body: axum::body::Bytes| async move {
+                    let q = q.unwrap_or_default();
+                    let hv = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_owned());
+                    log.lock().unwrap().1.push(Seen {
+                        query: q.clone(),
+                        content_type: hv("content-type").unwrap_or_default(),
+                        custom: hv("x-custom"),
+                        host: hv("host").unwrap_or_default(),
+                        body: body.to_vec(),
+                    });
+                    // The first token "expired" at the provider.
+                    let errcode = if q.starts_with("access_token=T1&") { 42001 } else { 0 };
+                    axum::Json(json!({"errcode": errcode, "errmsg": "x", "media_id": "m1"}))
+                },
+            ),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (port, admin, qyapi) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let config = format!(
+        "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        common::server_table(port, admin)
+    );
+    let _gw = tokio::task::spawn_blocking(move || {
+        let gw = common::Gateway::start_config(&config, port, admin, &[], &[]);
+        while common::http_get_status(qyapi, "/").is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        gw
+    })
+    .await
+    .unwrap();
+
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+    body.extend((0..=255u8).cycle().take(70_000));
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{qyapi}/cap/cgi-bin/media/upload?type=file&z=1&access_token=&a=%E4%BD%A0"
+        ))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .header("x-custom", "kept")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+
+    let (fetches, seen) = log.lock().unwrap().clone();
+    assert_eq!(fetches, 2, "one refresh");
+    assert_eq!(seen.len(), 2, "one retry");
+    for (i, s) in seen.iter().enumerate() {
+        let t = i + 1;
+        assert_eq!(
+            s.query,
+            format!("access_token=T{t}&type=file&z=1&a=%E4%BD%A0"),
+            "order kept"
+        );
+        assert_eq!(s.content_type, "multipart/form-data; boundary=XyZ");
+        assert_eq!(s.custom.as_deref(), Some("kept"));
+        assert_eq!(
+            s.host,
+            provider.trim_start_matches("http://"),
+            "Host is the provider's"
+        );
+        assert!(s.body == body, "try {t}: body differs");
+    }
+}
