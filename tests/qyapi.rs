@@ -39,6 +39,23 @@ async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
         json!({"0": 2, "42001": 1}),
         "one failed try, retried once"
     );
+
+    let metrics = w
+        .http
+        .get(w.gateway.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="crm",errcode="0"} 2"#,
+        r#"wgw_token_fetches_total{app="crm",kind="access",result="ok"} 2"#,
+        r#"wgw_qyapi_retries_total{app="crm",reason="token_expired"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,6 +119,7 @@ async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
     w.get(USER_GET).await;
     w.expire_tokens().await;
     let before = w.gettokens().await;
+    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..500 {
         let http = w.http.clone();
@@ -114,6 +132,7 @@ async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), Some(0));
     }
+    eprintln!("500 calls across an expiry: {:?}", started.elapsed());
     assert_eq!(
         w.gettokens().await - before,
         1,
