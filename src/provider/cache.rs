@@ -118,6 +118,21 @@ pub fn now_ms() -> u64 {
 const LOCK_TTL: Duration = Duration::from_secs(10);
 /// A failing fetch (bad secret, IP not trusted) is logged at most this often per key.
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// A fetch refused for a configuration reason is not repeated for this long: every caller
+/// meanwhile gets the same errcode, and the daily gettoken quota is not burnt on a secret that
+/// cannot work. A corrected secret (SIGHUP) is another key, so it is tried at once.
+const REFUSAL_HOLD: Duration = Duration::from_secs(10);
+
+/// gettoken answers that no retry can change: bad secret or id, untrusted IP, no such token.
+pub fn is_config_refusal(e: &ProviderError) -> bool {
+    matches!(
+        e,
+        ProviderError::Api {
+            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020,
+            ..
+        }
+    )
+}
 
 type Flight = Arc<OnceCell<Result<Cached, ProviderError>>>;
 
@@ -126,6 +141,7 @@ pub struct TokenCache {
     /// One refresh per key in this process; every waiter shares its result or its error.
     inflight: DashMap<CacheKey, Flight>,
     failures_logged: DashMap<CacheKey, Instant>,
+    refusals: DashMap<CacheKey, (Instant, ProviderError)>,
 }
 
 fn store_err(e: StoreError) -> ProviderError {
@@ -138,6 +154,7 @@ impl TokenCache {
             store,
             inflight: DashMap::new(),
             failures_logged: DashMap::new(),
+            refusals: DashMap::new(),
         })
     }
 
@@ -198,6 +215,11 @@ impl TokenCache {
         if let Some(c) = self.fresh(&skey).await? {
             return Ok(c);
         }
+        if let Some(refusal) = self.refusals.get(key) {
+            if refusal.0.elapsed() < REFUSAL_HOLD {
+                return Err(refusal.1.clone());
+            }
+        }
         let lock = self.store.lock(&skey, LOCK_TTL).await.map_err(store_err)?;
         if lock.is_none() {
             // Another process is fetching: wait for its value rather than knock it out.
@@ -226,6 +248,10 @@ impl TokenCache {
             }
             Err(e) => {
                 self.log_failure(key, &e);
+                if is_config_refusal(&e) {
+                    self.refusals
+                        .insert(key.clone(), (Instant::now(), e.clone()));
+                }
                 Err(e)
             }
         };
@@ -411,6 +437,34 @@ mod tests {
             }
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_fetch_is_not_repeated_at_once_and_busy_is() {
+        let cache = TokenCache::new(Arc::new(MemoryStore::default()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        for _ in 0..5 {
+            let r = cache
+                .get(&key(), counting(calls.clone(), Some(40001)))
+                .await;
+            assert!(matches!(r, Err(ProviderError::Api { errcode: 40001, .. })));
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a bad secret is asked once"
+        );
+
+        let busy = Arc::new(AtomicUsize::new(0));
+        let other = CacheKey::derive("http://e", &wecom("ww", 2, "s", None), TokenKind::Access);
+        for _ in 0..3 {
+            let _ = cache.get(&other, counting(busy.clone(), Some(-1))).await;
+        }
+        assert_eq!(
+            busy.load(Ordering::SeqCst),
+            3,
+            "system busy may pass: asked again"
+        );
     }
 
     #[tokio::test]
