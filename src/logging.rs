@@ -17,8 +17,11 @@ pub fn init(format: LogFormat) {
         EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
     });
     let writer = || RedactingWriter(std::io::stderr());
+    // No colour codes: they would sit between a field's name and its value and hide it from
+    // the redaction every line goes through.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(false)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),

@@ -1,6 +1,6 @@
 //! `wecom-gateway`: a reverse proxy that makes an existing CRM work inside WeCom and WeChat.
 
-use wecom_gateway::{config, logging, server};
+use wecom_gateway::{config, demo, logging, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +73,30 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo { .. } => not_yet("demo"),
+        Command::Demo { config } => {
+            let loaded = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let helpers = match demo::start(&loaded) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("wecom-gateway demo: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            println!("{}", demo::banner(&loaded, &helpers));
+            match server::run(config, loaded) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wecom-gateway: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::ImportNginx { .. } => not_yet("import-nginx"),
     }
 }

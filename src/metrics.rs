@@ -1,12 +1,13 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
 use once_cell::sync::Lazy;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
+    pub in_flight: IntGauge,
     pub upstream_errors: IntCounterVec,
     pub logins: IntCounterVec,
     pub qyapi_calls: IntCounterVec,
@@ -38,6 +39,14 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     .expect("valid metric");
     registry
         .register(Box::new(request_duration.clone()))
+        .expect("unique metric");
+    let in_flight = IntGauge::new(
+        "wgw_requests_in_flight",
+        "Requests being served on the public listener.",
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(in_flight.clone()))
         .expect("unique metric");
     Metrics {
         requests: counter(
@@ -77,6 +86,7 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             &["app", "reason"],
         ),
         request_duration,
+        in_flight,
         registry,
     }
 });

@@ -141,12 +141,12 @@ impl World {
         if t.expires_at <= self.now() {
             return Err(42001);
         }
-        let allowed = match (scope, t.kind) {
-            (Scope::AnyWecom, _) => true,
-            (Scope::AgentOnly, TokenKind::Agent(_)) => true,
-            (Scope::ContactOnly, TokenKind::Contact) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (scope, t.kind),
+            (Scope::AnyWecom, _)
+                | (Scope::AgentOnly, TokenKind::Agent(_))
+                | (Scope::ContactOnly, TokenKind::Contact)
+        );
         if allowed {
             Ok(t.kind)
         } else {

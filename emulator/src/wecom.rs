@@ -21,6 +21,7 @@ pub fn routes() -> Router<EmulatorState> {
         .route("/cgi-bin/get_jsapi_ticket", get(corp_ticket))
         .route("/cgi-bin/ticket/get", get(agent_ticket))
         .route("/cgi-bin/auth/getuserinfo", get(getuserinfo))
+        .route("/cgi-bin/user/getuserinfo", get(legacy_getuserinfo))
         .route("/cgi-bin/auth/getuserdetail", post(getuserdetail))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/externalcontact/get", get(external_contact))
@@ -96,6 +97,21 @@ async fn getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
                 fields["user_ticket"] = json!(world.issue_user_ticket(&userid));
             }
             Ok(Answer::wecom_ok(fields))
+        });
+    ctx.answer(result)
+}
+
+/// The old endpoint many SDKs still call: same codes, capitalised field names.
+async fn legacy_getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
+    let mut world = ctx.state.world();
+    let result = world
+        .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
+        .and_then(|kind| {
+            let exchanged = world.consume_wecom_code(p(&q, "code"), agent_of(kind))?;
+            let Subject::Member(userid) = exchanged.subject else {
+                return Err(40029);
+            };
+            Ok(Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})))
         });
     ctx.answer(result)
 }

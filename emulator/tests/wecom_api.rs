@@ -85,10 +85,10 @@ async fn token_errors_table() {
     let ec = "external_userid=wmEmuCustomer001";
     // (path, expected errcode)
     let cases = [
-        (format!("/cgi-bin/get_jsapi_ticket"), 41001),
-        (format!("/cgi-bin/get_jsapi_ticket?access_token="), 41001),
+        ("/cgi-bin/get_jsapi_ticket".to_string(), 41001),
+        ("/cgi-bin/get_jsapi_ticket?access_token=".to_string(), 41001),
         (
-            format!("/cgi-bin/get_jsapi_ticket?access_token=nonsense"),
+            "/cgi-bin/get_jsapi_ticket?access_token=nonsense".to_string(),
             40014,
         ),
         (
@@ -212,6 +212,28 @@ async fn getuserinfo_and_code_reuse() {
         .get(&format!("/cgi-bin/auth/getuserinfo?access_token={t}"))
         .await;
     assert_err(&v, 41008, "missing code");
+}
+
+#[tokio::test]
+async fn legacy_user_getuserinfo_capitalises_fields() {
+    let h = start().await;
+    let t = h.agent_token().await;
+    let code = h.wecom_code("snsapi_base").await;
+    let v = h
+        .get(&format!(
+            "/cgi-bin/user/getuserinfo?access_token={t}&code={code}"
+        ))
+        .await;
+    assert_eq!(
+        v,
+        json!({"errcode": 0, "errmsg": "ok", "UserId": "zhangsan", "DeviceId": ""})
+    );
+    let v = h
+        .get(&format!(
+            "/cgi-bin/user/getuserinfo?access_token={t}&code={code}"
+        ))
+        .await;
+    assert_err(&v, 40029, "reused code on the old endpoint");
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ pub struct InFlight(Arc<AtomicUsize>);
 impl InFlight {
     pub fn enter(counter: &Arc<AtomicUsize>) -> Self {
         counter.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::METRICS.in_flight.inc();
         InFlight(counter.clone())
     }
 }
@@ -49,5 +50,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+        crate::metrics::METRICS.in_flight.dec();
     }
 }

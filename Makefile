@@ -1,0 +1,21 @@
+# One command runs the demo, one runs the tests (see README.md).
+
+.PHONY: deps demo test check fmt bench
+
+deps:
+	scripts/deps.sh
+
+demo: deps
+	cargo run --bin wecom-gateway -- demo -c gateway.toml
+
+test: deps
+	scripts/test.sh
+
+check:
+	cargo run --bin wecom-gateway -- check -c gateway.toml
+
+fmt:
+	cargo fmt --all
+
+bench: deps
+	bench/run.sh

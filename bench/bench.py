@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Measures wecom-gateway against nginx on one machine, in one run, and writes bench/RESULTS.md.
+
+Everything listens on 127.0.0.1 and is stopped at the end. The numbers are ratios from one run:
+the load tool, nginx and the gateway share the same cores, so absolute figures mean little and
+the ratios to nginx (measured minutes apart, same conditions) are what to read.
+
+Sections:
+  1. proxying: direct upstream, nginx proxy_pass, gateway public route, gateway with a session
+     (cookie decrypt + identity headers + JWT assertion); keep-alive and not; small and 100 KB.
+  2. qyapi endpoint with a cached token vs the emulator directly.
+  3. token-expiry stampede: 1,000 concurrent calls, count gettoken.
+  4. gateway RSS idle and with 10,000 open keep-alive connections.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GATEWAY = os.path.join(ROOT, "target/release/wecom-gateway")
+EMULATOR = os.path.join(ROOT, "target/release/wecom-emulator")
+NGINX = "/usr/sbin/nginx"
+WECOM_UA = "Mozilla/5.0 (Linux; Android 12) AppleWebKit/537.36 MicroMessenger/8.0 wxwork/4.1.0"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready")
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def nginx_conf(workdir, body, workers):
+    os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
+    conf = f"""
+worker_processes {workers};
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/logs/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/tmp_body;
+    proxy_temp_path {workdir}/tmp_proxy;
+    fastcgi_temp_path {workdir}/tmp_fcgi;
+    uwsgi_temp_path {workdir}/tmp_uwsgi;
+    scgi_temp_path {workdir}/tmp_scgi;
+    keepalive_requests 1000000;
+{body}
+}}
+"""
+    path = os.path.join(workdir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def wrk(url, keepalive=True, headers=(), duration=10, connections=64, threads=2):
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    hs = list(headers)
+    if not keepalive:
+        hs.append("Connection: close")
+    for h in hs:
+        args += ["-H", h]
+    args.append(url)
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": to_ms(lat.get("50")), "p99": to_ms(lat.get("99")), "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def to_ms(v):
+    if v is None:
+        return float("nan")
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+def login_cookie(gateway_port, app, return_to):
+    """Logs in through the gateway and the emulator like the WeCom client does; returns the
+    Cookie header value, or None when the gateway has no login flow."""
+    jar = {}
+    url = f"http://127.0.0.1:{gateway_port}/_gateway/login?app={app}&return_to={urllib.parse.quote(return_to)}"
+    for _ in range(8):
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        path = u.path + ("?" + u.query if u.query else "")
+        headers = {"User-Agent": WECOM_UA, "Accept": "text/html"}
+        if jar and u.port == gateway_port:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        for k, v in r.getheaders():
+            if k.lower() == "set-cookie":
+                name, _, rest = v.partition("=")
+                jar[name] = rest.split(";")[0]
+        if r.status not in (301, 302, 303, 307):
+            break
+        url = urllib.parse.urljoin(url, r.getheader("Location"))
+    session = {k: v for k, v in jar.items() if k == "wgw_session" and v}
+    return "; ".join(f"{k}={v}" for k, v in session.items()) or None
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def hold_connections(port, n, path="/small"):
+    """Opens n keep-alive connections, sends one request on each and keeps them open."""
+    socks = []
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    for _ in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.connect(("127.0.0.1", port))
+        s.sendall(req)
+        socks.append(s)
+    for s in socks:
+        s.settimeout(10)
+        s.recv(65536)
+    return socks
+
+
+def stampede(qyapi_port, emulator_port, app, calls=1000):
+    post(f"http://127.0.0.1:{emulator_port}/_emulator/reset", {})
+    # Warm the token, then expire it everywhere.
+    get(f"http://127.0.0.1:{qyapi_port}/{app}/cgi-bin/user/get?userid=zhangsan")
+    post(f"http://127.0.0.1:{emulator_port}/_emulator/expire-tokens", {})
+    before = gettoken_count(emulator_port)
+    ok = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(calls)
+
+    def one():
+        barrier.wait()
+        body = get(f"http://127.0.0.1:{qyapi_port}/{app}/cgi-bin/user/get?userid=zhangsan")
+        if json.loads(body).get("errcode") == 0:
+            with lock:
+                ok[0] += 1
+
+    threads = [threading.Thread(target=one) for _ in range(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"calls": calls, "ok": ok[0], "gettoken": gettoken_count(emulator_port) - before}
+
+
+def get(url):
+    return urllib.request.urlopen(url, timeout=30).read()
+
+
+def post(url, obj):
+    req = urllib.request.Request(url, data=json.dumps(obj).encode(), headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=30).read()
+
+
+def gettoken_count(emulator_port):
+    calls = json.loads(get(f"http://127.0.0.1:{emulator_port}/_emulator/calls"))["calls"]
+    return calls.get("/cgi-bin/gettoken", {}).get("total", 0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2, help="nginx workers = gateway threads")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/RESULTS.md"))
+    args = ap.parse_args()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+
+    work = tempfile.mkdtemp(prefix="wgw-bench-")
+    procs = Procs()
+    rows = []
+    notes = []
+    try:
+        up_port, ngx_port, gw_port, admin_port, emu_port, qy_port = (free_port() for _ in range(6))
+        os.makedirs(os.path.join(work, "www"))
+        with open(os.path.join(work, "www", "big"), "wb") as f:
+            f.write(os.urandom(100 * 1024))
+        upstream_dir = os.path.join(work, "upstream")
+        conf = nginx_conf(upstream_dir, f"""
+    server {{
+        listen 127.0.0.1:{up_port} reuseport backlog=4096;
+        location / {{ return 200 "hello from the upstream\\n"; }}
+        location = /big {{ root {work}/www; }}
+        location = /app/big {{ alias {work}/www/big; }}
+    }}""", args.threads)
+        procs.start([NGINX, "-p", upstream_dir, "-c", conf])
+        proxy_dir = os.path.join(work, "proxy")
+        conf = nginx_conf(proxy_dir, f"""
+    upstream backend {{ server 127.0.0.1:{up_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{ngx_port} reuseport backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}""", args.threads)
+        procs.start([NGINX, "-p", proxy_dir, "-c", conf])
+        procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu_port}"])
+        gw_conf = os.path.join(work, "gateway.toml")
+        with open(gw_conf, "w") as f:
+            f.write(f"""
+[server]
+listen = "127.0.0.1:{gw_port}"
+public_url = "http://127.0.0.1:{gw_port}"
+admin_listen = "127.0.0.1:{admin_port}"
+qyapi_listen = "127.0.0.1:{qy_port}"
+threads = {args.threads}
+
+[session]
+secret = "bench-session-secret-0123456789abcdef"
+assertion_secret = "bench-assertion-secret-0123456789abcdef"
+
+[apps.crm]
+kind = "wecom"
+corp_id = "wwemu0000000000001"
+agent_id = 1000002
+secret = "emu-agent-secret"
+contact_secret = "emu-contact-secret"
+api_base = "http://127.0.0.1:{emu_port}"
+authorize_url = "http://127.0.0.1:{emu_port}/connect/oauth2/authorize"
+qr_login_url = "http://127.0.0.1:{emu_port}/wwlogin/sso/login"
+
+[upstreams.crm]
+url = "http://127.0.0.1:{up_port}"
+
+[[routes]]
+location = "/app/"
+upstream = "crm"
+login = "crm"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+""")
+        gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=dict(os.environ, WGW_LOG="warn"))
+        for url in (f"http://127.0.0.1:{up_port}/", f"http://127.0.0.1:{ngx_port}/",
+                    f"http://127.0.0.1:{admin_port}/healthz", f"http://127.0.0.1:{emu_port}/_emulator/healthz"):
+            wait_http(url)
+        time.sleep(0.5)
+        idle_rss = rss_kib(gw.pid)
+
+        cookie = login_cookie(gw_port, "crm", "/app/")
+        if cookie is None:
+            notes.append("gateway with a session: skipped, the login flow did not produce a session cookie")
+
+        # (name, port, small path, 100 KB path, extra headers)
+        targets = [
+            ("direct upstream", up_port, "/", "/big", ()),
+            ("nginx proxy_pass", ngx_port, "/", "/big", ()),
+            ("gateway public route", gw_port, "/", "/big", ()),
+        ]
+        if cookie:
+            targets.append(("gateway with session", gw_port, "/app/", "/app/big", (f"Cookie: {cookie}",)))
+        for keepalive in (True, False):
+            for body in ("small", "100 KB"):
+                base = None
+                for name, port, small, big, headers in targets:
+                    path = small if body == "small" else big
+                    r = wrk(f"http://127.0.0.1:{port}{path}", keepalive, headers, args.duration, args.connections, args.threads)
+                    if name == "nginx proxy_pass":
+                        base = r
+                    rows.append((name, "keep-alive" if keepalive else "close", body, r, base if name.startswith("gateway") else None))
+                    print(f"{name:24} {'ka' if keepalive else 'close':6} {body:7} {r['rps']:10.0f} rps  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  non-2xx {r['errors']}", flush=True)
+
+        qy = []
+        try:
+            post(f"http://127.0.0.1:{emu_port}/_emulator/reset", {})
+            token = json.loads(get(f"http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid=wwemu0000000000001&corpsecret=emu-agent-secret"))["access_token"]
+            direct = wrk(f"http://127.0.0.1:{emu_port}/cgi-bin/user/get?access_token={token}&userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            get(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan")
+            through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            qy = [("emulator directly", direct), ("through qyapi endpoint", through)]
+            st = stampede(qy_port, emu_port, "crm")
+        except Exception as e:  # the endpoint may not exist in this build
+            notes.append(f"qyapi sections skipped: {e}")
+            st = None
+
+        socks = hold_connections(gw_port, 10000)
+        time.sleep(0.5)
+        held_rss = rss_kib(gw.pid)
+        for s in socks:
+            s.close()
+
+        write_results(args, rows, qy, st, idle_rss, held_rss, notes)
+    finally:
+        procs.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_results(args, rows, qy, st, idle_rss, held_rss, notes):
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `bench/run.sh --duration {args.duration} --connections {args.connections} --threads {args.threads}` "
+        f"on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}. One run; wrk, nginx and the gateway share the cores,",
+        "so read the ratios, not the absolute numbers.",
+        "",
+        "## Proxying (wrk, " + f"{args.connections} connections, {args.duration} s each)",
+        "",
+        "| target | connection | body | req/s | p50 ms | p99 ms | req/s vs nginx | p99 − nginx p99 |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, conn, body, r, base in rows:
+        ratio = f"{r['rps'] / base['rps']:.2f}" if base else ""
+        dp99 = f"{r['p99'] - base['p99']:+.3f} ms" if base else ""
+        lines.append(f"| {name} | {conn} | {body} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {ratio} | {dp99} |")
+    if qy:
+        lines += ["", "## qyapi endpoint (user/get, cached token)", "", "| path | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+        for name, r in qy:
+            lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |")
+        lines.append("")
+        lines.append(f"Throughput through the endpoint / direct: **{qy[1][1]['rps'] / qy[0][1]['rps']:.2f}**; "
+                     f"p50 added: {qy[1][1]['p50'] - qy[0][1]['p50']:+.3f} ms.")
+    if st:
+        lines += ["", "## Token-expiry stampede", "",
+                  f"{st['calls']} concurrent calls right after `/_emulator/expire-tokens`: {st['ok']} succeeded, "
+                  f"**{st['gettoken']} gettoken** (memory store, one process)."]
+    lines += ["", "## Memory", "", f"Gateway RSS idle: **{idle_rss / 1024:.1f} MiB**; with 10,000 open keep-alive connections: **{held_rss / 1024:.1f} MiB**."]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    text = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+//! `wecom-gateway demo`: the emulator, the demo CRM and the gateway in one process, so the whole
+//! sidebar journey runs on a laptop with no WeCom account and no trusted domain.
+
+use std::net::SocketAddr;
+
+use crate::config::Config;
+
+/// The helpers of the demo, running on their own runtime thread while pingora runs the gateway.
+pub struct Helpers {
+    pub emulator: SocketAddr,
+    pub crm: Option<SocketAddr>,
+}
+
+/// Starts the emulator on `[emulator].listen` and the demo CRM on the address of the upstream
+/// that the `/` route (or the first route) uses, when it is a loopback address.
+pub fn start(config: &Config) -> Result<Helpers, String> {
+    if !config.emulator.enabled {
+        return Err("the demo needs [emulator] enabled = true in the config".into());
+    }
+    let emulator_addr = config.emulator.listen;
+    let crm_addr = config
+        .routes
+        .find(b"/")
+        .or_else(|| config.routes.routes.first())
+        .map(|r| r.upstream.addr)
+        .filter(|a| a.ip().is_loopback());
+    let assertion = config
+        .session
+        .as_ref()
+        .and_then(|s| s.assertion_secret.as_ref())
+        .map(|s| s.expose().to_owned());
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("wgw-demo".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("demo runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let emu =
+                    match emulator::Emulator::start(emulator_addr, emulator::Scenario::default())
+                        .await
+                    {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("emulator on {emulator_addr}: {e}")));
+                            return;
+                        }
+                    };
+                let crm = match crm_addr {
+                    Some(addr) => match emulator::crm::start_crm(addr, assertion).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("demo CRM on {addr}: {e}")));
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                let _ = tx.send(Ok(Helpers {
+                    emulator: emu.addr(),
+                    crm: crm.as_ref().map(|c| c.addr()),
+                }));
+                // Serve until the process ends.
+                std::future::pending::<()>().await;
+                drop((emu, crm));
+            });
+        })
+        .map_err(|e| format!("demo thread: {e}"))?;
+    rx.recv().map_err(|_| "demo helpers stopped".to_owned())?
+}
+
+/// What to open, printed once everything listens.
+pub fn banner(config: &Config, helpers: &Helpers) -> String {
+    let public = config.server.public_url.as_str().trim_end_matches('/');
+    let emu = format!("http://{}", helpers.emulator);
+    let mut out = String::new();
+    out.push_str("\n  wecom-gateway demo\n  ─────────────────\n");
+    out.push_str(&format!("  Open the CRM sidebar (a desktop browser gets the QR login page):\n    {public}/sidebar/#/customer/42\n\n"));
+    if let Some(crm) = helpers.crm {
+        out.push_str(&format!(
+            "  Demo CRM (behind the gateway):   http://{crm}\n"
+        ));
+    }
+    out.push_str(&format!("  WeCom emulator:                  {emu}\n"));
+    if let Some(admin) = &config.server.admin_listen {
+        out.push_str(&format!(
+            "  Metrics:                         http://{admin}/metrics\n"
+        ));
+    }
+    out.push_str("\n  Emulator controls:\n");
+    out.push_str(&format!("    switch member:    curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"zhangsan\"}}' -H 'content-type: application/json'\n"));
+    out.push_str(&format!("    switch customer:  curl -X POST {emu}/_emulator/current-contact -d '{{\"external_userid\":\"wmEmuCustomer001\",\"entry\":\"single_chat_tools\"}}' -H 'content-type: application/json'\n"));
+    out.push_str(&format!(
+        "    expire tokens:    curl -X POST {emu}/_emulator/expire-tokens\n"
+    ));
+    out.push_str(&format!(
+        "    calls made:       curl {emu}/_emulator/calls\n\n"
+    ));
+    out
+}

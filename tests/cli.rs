@@ -1,0 +1,132 @@
+//! The command line of SPEC section 3: `check`, exit codes and config errors with file:line.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, TempDir};
+
+const BASE: &str = "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n";
+
+fn check(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = TempDir::new("cli");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "gateway.toml"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_repository_config_is_valid_and_prints_its_routes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(bin())
+        .current_dir(root)
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("/sidebar/") && stdout.contains("login=crm"),
+        "{stdout}"
+    );
+    for secret in [
+        "emu-agent-secret",
+        "emu-contact-secret",
+        "demo-only-session-secret",
+    ] {
+        assert!(!stdout.contains(secret), "check printed a secret");
+    }
+}
+
+/// One line per broken config and the start of the error it must print (file:line:col, then
+/// the key path and what was expected).
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        // unknown key
+        ("[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\nbogus = 1\n", "gateway.toml:10:1: [[routes]][1].bogus: unknown field `bogus`"),
+        // unknown upstream, with the known ones listed
+        (
+            "[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\n[[routes]]\nlocation = \"/x\"\nupstream = \"crn\"\n",
+            "gateway.toml:13:12: [[routes]][2].upstream: unknown upstream 'crn' (known: crm)",
+        ),
+        // bad duration
+        ("read_timeout = \"30\"\n", "gateway.toml:7:16: [upstreams.crm].read_timeout: '30' is not a duration"),
+        // missing environment variable
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${WGW_TEST_NOT_SET}\"\n",
+            "gateway.toml:11:10: [apps.crm].secret: environment variable WGW_TEST_NOT_SET is not set",
+        ),
+        // unknown table
+        ("[serverx]\n", "gateway.toml:7:2: [serverx]: unknown field `serverx`"),
+        // wrong type
+        ("[emulator]\nenabled = \"yes\"\n", "gateway.toml:8:11: [emulator].enabled: invalid type"),
+        // unknown app on a route
+        ("[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\nlogin = \"nope\"\n", "gateway.toml:10:9: [[routes]][1].login: unknown app 'nope' (known: none)"),
+        // bad location regex
+        ("[[routes]]\nlocation = \"~ ([a-z\"\nupstream = \"crm\"\n", "gateway.toml:8:12: [[routes]][1].location:"),
+        // short session secret: its length is told, never its value
+        ("[session]\nsecret = \"short-secret\"\n", "gateway.toml:8:10: [session].secret: must be at least 32 bytes (it has 12)"),
+        // wecom key on a wechat_mp app
+        (
+            "[apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\nagent_id = 5\n",
+            "gateway.toml:11:12: [apps.mp].agent_id: not a key of kind = \"wechat_mp\"",
+        ),
+        // an https upstream is refused with the reason
+        ("[upstreams.tls]\nurl = \"https://127.0.0.1:9443\"\n", "gateway.toml:8:7: [upstreams.tls].url: only http:// upstreams are supported"),
+    ];
+    for (tail, want) in cases {
+        let (code, stdout, stderr) = check(&format!("{BASE}{tail}"), &[]);
+        assert_eq!(code, 2, "{tail}\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(
+            stderr.starts_with(want),
+            "{tail}\nwant: {want}\ngot:  {stderr}"
+        );
+        assert!(
+            !stderr.contains("short-secret"),
+            "a secret value was printed"
+        );
+    }
+}
+
+#[test]
+fn environment_references_are_read_at_load() {
+    let text = format!(
+        "{BASE}[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${{WGW_TEST_SECRET}}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+    );
+    let (code, stdout, stderr) = check(&text, &[("WGW_TEST_SECRET", "from-env-s3cret")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("from-env-s3cret"));
+}
+
+#[test]
+fn version_and_usage_errors() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wecom-gateway "));
+
+    let out = Command::new(bin()).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+
+    let out = Command::new(bin())
+        .args(["check", "-c", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
+}

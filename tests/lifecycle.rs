@@ -1,0 +1,98 @@
+//! Signals (SPEC section 14): SIGHUP reloads, SIGTERM drains in-flight requests and exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::upstream::{self, Echo};
+use common::{client, server_table, Gateway};
+
+fn config(port: u16, admin: u16, upstream_url: &str, location: &str) -> String {
+    format!(
+        "{}\n[upstreams.crm]\nurl = \"{upstream_url}\"\n[[routes]]\nlocation = \"{location}\"\nupstream = \"crm\"\n",
+        server_table(port, admin)
+    )
+}
+
+#[tokio::test]
+async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad() {
+    let a = upstream::echo("a");
+    let b = upstream::echo("b");
+    let (port, admin) = (common::free_port(), common::free_port());
+    let gw = Gateway::start_config(&config(port, admin, &a.url(), "/"), port, admin, &[], &[]);
+    let c = client();
+    let who = |path: &'static str| {
+        let c = c.clone();
+        let url = gw.url(path);
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Echo>()
+                .await
+                .unwrap()
+                .name
+        }
+    };
+    assert_eq!(who("/x").await, "a");
+
+    std::fs::write(&gw.config_path, config(port, admin, &b.url(), "/")).unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    assert_eq!(who("/x").await, "b");
+
+    std::fs::write(&gw.config_path, "[server]\nlisten = 5\n").unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config refused");
+    assert!(
+        gw.log().contains("gateway.toml:2:10"),
+        "the refusal names file:line:\n{}",
+        gw.log()
+    );
+    assert_eq!(who("/x").await, "b", "the running config stays");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    let up = upstream::echo("crm");
+    let (port, admin) = (common::free_port(), common::free_port());
+    let mut gw = Gateway::start_config(&config(port, admin, &up.url(), "/"), port, admin, &[], &[]);
+    let slow = tokio::spawn(client().get(gw.url("/slow?ms=1500")).send());
+    // Wait until the request is in flight (the gauge counts it) before asking for the stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("wgw_requests_in_flight 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never in flight:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal(15);
+    let resp = slow.await.unwrap().expect("in-flight request completes");
+    assert_eq!(resp.status(), 200);
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gw.wait_exit(Duration::from_secs(15));
+        (s, gw)
+    })
+    .await
+    .unwrap();
+    let (exit, gw) = status;
+    let exit = exit.unwrap_or_else(|| panic!("did not exit after SIGTERM:\n{}", gw.log()));
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no longer accepting"
+    );
+}
