@@ -12,7 +12,9 @@ use pingora::services::listening::Service;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
+use crate::provider::Provider;
 use crate::proxy::Gateway;
+use crate::qyapi::Qyapi;
 
 pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let conf = ServerConf {
@@ -27,12 +29,16 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
 
     let listen = config.server.listen.clone();
     let admin_listen = config.server.admin_listen.clone();
+    let qyapi_listen = config.server.qyapi_listen.clone();
     let current = Arc::new(ArcSwap::from_pointee(config));
     let inflight = Arc::new(AtomicUsize::new(0));
 
+    // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint.
+    let provider = Provider::memory();
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),
+        provider: provider.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");
@@ -48,6 +54,18 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         );
         admin.add_tcp(&addr);
         server.add_service(admin);
+    }
+
+    if let Some(addr) = qyapi_listen {
+        let mut qyapi = Service::new(
+            "qyapi".to_owned(),
+            Qyapi {
+                config: current.clone(),
+                provider,
+            },
+        );
+        qyapi.add_tcp(&addr);
+        server.add_service(qyapi);
     }
 
     lifecycle::spawn_reloader(config_path, current);

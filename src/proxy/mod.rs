@@ -23,6 +23,7 @@ use crate::answers::{self, Failure};
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::METRICS;
+use crate::provider::Provider;
 use crate::request_id;
 
 pub use ctx::Ctx;
@@ -30,6 +31,8 @@ pub use ctx::Ctx;
 pub struct Gateway {
     pub config: Arc<ArcSwap<Config>>,
     pub inflight: Arc<AtomicUsize>,
+    /// The one WeCom / WeChat API client, shared with the qyapi endpoint.
+    pub provider: Provider,
 }
 
 /// Writes an answer produced by the gateway itself.

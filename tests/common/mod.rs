@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod upstream;
+pub mod world;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};

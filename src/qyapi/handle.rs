@@ -1,0 +1,123 @@
+//! Gateway handles: what the endpoint's `gettoken` answers instead of a real token, so the
+//! real one never leaves the gateway (SPEC section 10). `wgw1.{app}.{mac}`, the MAC keyed by
+//! the app's own secret: stable across restarts (an SDK keeps its handle), and nobody without
+//! that secret can make a handle naming that app.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::config::model::App;
+
+const PREFIX: &str = "wgw1.";
+/// 128 bits of MAC, hex.
+const MAC_HEX: usize = 32;
+
+fn mac(app: &App) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(app.secret.expose().as_bytes())
+        .expect("HMAC takes any key length");
+    m.update(PREFIX.as_bytes());
+    m.update(app.name.as_bytes());
+    m
+}
+
+pub fn sign(app: &App) -> String {
+    let tag = mac(app).finalize().into_bytes();
+    format!("{PREFIX}{}.{}", app.name, &hex::encode(tag)[..MAC_HEX])
+}
+
+/// The app a handle names, if it is one of ours and not forged.
+pub fn verify<'a>(apps: &'a BTreeMap<String, Arc<App>>, handle: &str) -> Option<&'a Arc<App>> {
+    let rest = handle.strip_prefix(PREFIX)?;
+    let (name, tag) = rest.rsplit_once('.')?;
+    if tag.len() != MAC_HEX {
+        return None;
+    }
+    let tag = hex::decode(tag).ok()?;
+    let app = apps.get(name)?;
+    mac(app).verify_truncated_left(&tag).ok()?;
+    Some(app)
+}
+
+/// Secret comparison that takes the same time wherever the strings differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apps() -> BTreeMap<String, Arc<App>> {
+        let text = r#"
+[server]
+listen = "127.0.0.1:1"
+public_url = "http://127.0.0.1:1"
+[apps.crm]
+kind = "wecom"
+corp_id = "ww1"
+agent_id = 1000002
+secret = "secret-of-crm"
+[apps."b.c"]
+kind = "wecom"
+corp_id = "ww1"
+agent_id = 1000003
+secret = "secret-of-bc"
+[apps.mp]
+kind = "wechat_mp"
+app_id = "wx1"
+secret = "secret-of-mp"
+"#;
+        crate::config::load_str("t.toml", text, std::path::Path::new("."))
+            .unwrap()
+            .apps
+    }
+
+    #[test]
+    fn handles_name_their_app_and_cannot_be_forged() {
+        let apps = apps();
+        let crm = sign(&apps["crm"]);
+        let bc = sign(&apps["b.c"]);
+        let mp = sign(&apps["mp"]);
+        assert!(crm.starts_with("wgw1.crm.") && !crm.contains("secret"));
+        let forged_for_mp = crm.replacen("wgw1.crm.", "wgw1.mp.", 1);
+        let mut flipped = crm.clone();
+        let last = flipped.pop().unwrap();
+        flipped.push(if last == '0' { '1' } else { '0' });
+        let cases: &[(&str, Option<&str>)] = &[
+            (&crm, Some("crm")),
+            (&bc, Some("b.c")),
+            (&mp, Some("mp")),
+            (&forged_for_mp, None),
+            (&flipped, None),
+            (&crm[..crm.len() - 1], None),
+            ("wgw1.crm.", None),
+            ("wgw1.nobody.00000000000000000000000000000000", None),
+            ("", None),
+            ("real-provider-token-abcdef", None),
+            ("wgw2.crm.0", None),
+        ];
+        for (handle, want) in cases {
+            assert_eq!(
+                verify(&apps, handle).map(|a| a.name.as_str()),
+                *want,
+                "{handle}"
+            );
+        }
+        assert_eq!(sign(&apps["crm"]), crm, "stable across calls and restarts");
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "abcd"));
+        assert!(!same_secret("", "abc"));
+    }
+}

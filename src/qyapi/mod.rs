@@ -1,0 +1,375 @@
+//! The internal qyapi endpoint (`server.qyapi_listen`, SPEC section 10): the CRM's own server
+//! calls WeCom / WeChat through here with a gateway handle instead of a token, and the gateway
+//! injects the real token and retries transparently through the [`Provider`].
+
+pub mod handle;
+pub mod request;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+use crate::config::model::{App, Credentials};
+use crate::config::Config;
+use crate::headers;
+use crate::metrics::METRICS;
+use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError};
+
+/// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
+pub const MAX_BODY: usize = 20 * 1024 * 1024;
+
+/// The handle's lifetime as told to SDKs; the handle itself does not expire.
+const HANDLE_EXPIRES_IN: u64 = 7200;
+
+pub struct Qyapi {
+    pub config: Arc<ArcSwap<Config>>,
+    pub provider: Provider,
+}
+
+/// An answer and what to record about it.
+struct Outcome {
+    response: Response<Vec<u8>>,
+    app: String,
+    api: String,
+    errcode: String,
+}
+
+fn answer(
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    rid: &str,
+) -> Response<Vec<u8>> {
+    let mut b = Response::builder().status(status);
+    for (n, v) in headers {
+        b = b.header(n.as_str(), v.as_str());
+    }
+    b.header("content-length", body.len())
+        .header("x-request-id", rid)
+        .body(body)
+        .unwrap_or_else(|_| {
+            Response::builder()
+                .status(502)
+                .header("content-length", 0)
+                .header("x-request-id", rid)
+                .body(Vec::new())
+                .expect("valid response")
+        })
+}
+
+/// A WeCom-shaped `{errcode, errmsg}` answer written by the gateway itself.
+fn errcode_answer(status: u16, errcode: i64, errmsg: &str, rid: &str) -> Response<Vec<u8>> {
+    let body = json!({"errcode": errcode, "errmsg": errmsg, "request_id": rid});
+    let mut body = serde_json::to_vec(&body).unwrap_or_default();
+    body.push(b'\n');
+    let ct = [("content-type".to_owned(), "application/json".to_owned())];
+    answer(status, &ct, body, rid)
+}
+
+impl Outcome {
+    fn refused(
+        status: u16,
+        errcode: i64,
+        errmsg: &str,
+        rid: &str,
+        app: &str,
+        api: &str,
+    ) -> Outcome {
+        Outcome {
+            response: errcode_answer(status, errcode, errmsg, rid),
+            app: app.to_owned(),
+            api: api.to_owned(),
+            errcode: errcode.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for Qyapi {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let started = Instant::now();
+        let rid = match session.req_header().headers.get("x-request-id") {
+            Some(v) if headers::sane_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => crate::request_id::generate(),
+        };
+        let config = self.config.load_full();
+        let outcome = self.serve(session, &config, &rid).await;
+        let status = outcome.response.status().as_u16();
+        if outcome.api != "-" {
+            METRICS
+                .qyapi_calls
+                .with_label_values(&[&outcome.app, &outcome.api, &outcome.errcode])
+                .inc();
+        }
+        tracing::info!(
+            target: "qyapi",
+            method = %session.req_header().method,
+            app = %outcome.app,
+            api = %outcome.api,
+            errcode = %outcome.errcode,
+            status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %rid,
+        );
+        outcome.response
+    }
+}
+
+impl Qyapi {
+    async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Outcome {
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if !client_ip.is_some_and(|ip| allowed(&config.server.qyapi_allow, ip)) {
+            session.set_keepalive(None);
+            return Outcome::refused(
+                403,
+                40164,
+                "client address not in qyapi_allow",
+                rid,
+                "-",
+                "-",
+            );
+        }
+
+        let raw = session.req_header().raw_path().to_vec();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
+        let addressed = request::address(&config.apps, path);
+        let api = addressed.api.to_owned();
+        let (query, access_token) = request::split_query(query);
+        let header_app = session
+            .req_header()
+            .headers
+            .get("x-gateway-app")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let restrict = addressed.prefix_app.or(header_app.as_deref());
+
+        let method = session.req_header().method.clone();
+        if method == http::Method::GET && (api == "/cgi-bin/gettoken" || api == "/cgi-bin/token") {
+            return sdk_gettoken(config, &api, &query, restrict, rid);
+        }
+
+        let app = match request::choose_app(
+            &config.apps,
+            addressed.prefix_app,
+            header_app.as_deref(),
+            access_token.as_deref(),
+        ) {
+            Ok(app) => app.clone(),
+            Err(r) => return Outcome::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
+        };
+        let label = request::api_label(&api);
+        if !api.starts_with("/cgi-bin/") {
+            return Outcome::refused(
+                404,
+                404,
+                "only /cgi-bin/ APIs pass here",
+                rid,
+                &app.name,
+                "other",
+            );
+        }
+
+        let body = match read_body(session).await {
+            Ok(b) => b,
+            Err(status) => {
+                session.set_keepalive(None);
+                let msg = if status == 413 {
+                    "request body larger than 20 MiB"
+                } else {
+                    "request body could not be read"
+                };
+                return Outcome::refused(status, 44001, msg, rid, &app.name, &label);
+            }
+        };
+
+        let connection_listed = connection_listed(session);
+        let headers = session
+            .req_header()
+            .headers
+            .iter()
+            .filter(|(n, _)| request::forwarded_request_header(n.as_str(), &connection_listed))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let req = ApiRequest {
+            method,
+            path: api.clone(),
+            query,
+            headers,
+            body,
+        };
+        let kind = request::kind_for(&app, &api);
+        match self.provider.call(&app, kind, req).await {
+            Ok(resp) => Outcome {
+                errcode: resp.errcode.to_string(),
+                response: passed_back(resp, rid),
+                app: app.name.clone(),
+                api: label,
+            },
+            Err(e) => provider_failure(&e, rid, &app, &label),
+        }
+    }
+}
+
+fn allowed(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+fn connection_listed(session: &ServerSession) -> Vec<String> {
+    session
+        .req_header()
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// The whole body, refused with 413 beyond [`MAX_BODY`] (by Content-Length when told, else
+/// while reading).
+async fn read_body(session: &mut ServerSession) -> Result<Bytes, u16> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(413);
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(413);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(_) => return Err(400),
+        }
+    }
+}
+
+fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
+    let headers: Vec<(String, String)> = resp
+        .headers
+        .into_iter()
+        .filter(|(n, _)| request::forwarded_response_header(n))
+        .collect();
+    answer(resp.status, &headers, resp.body.to_vec(), rid)
+}
+
+/// The token could not be had, or the provider could not be reached: the caller still gets
+/// one WeCom-shaped answer. A failed gettoken keeps its errcode (40001 bad secret, 60020 ...).
+fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Outcome {
+    let (status, errcode, label) = match e {
+        ProviderError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
+        ProviderError::Timeout => (504, -1, "timeout".to_owned()),
+        ProviderError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
+        ProviderError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
+    };
+    Outcome {
+        response: errcode_answer(status, errcode, &e.to_string(), rid),
+        app: app.name.clone(),
+        api: api.to_owned(),
+        errcode: label,
+    }
+}
+
+/// `cgi-bin/gettoken` / `cgi-bin/token` as an SDK calls them: a handle for the configured
+/// app whose credentials match, 40001 otherwise. The real token never leaves the gateway.
+fn sdk_gettoken(
+    config: &Config,
+    api: &str,
+    query: &[(String, String)],
+    restrict: Option<&str>,
+    rid: &str,
+) -> Outcome {
+    let param = |k: &str| {
+        query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let wecom = api == "/cgi-bin/gettoken";
+    let candidates = config
+        .apps
+        .values()
+        .filter(|a| restrict.is_none_or(|r| r == a.name));
+    let mut found = None;
+    for app in candidates {
+        let ok = match &app.credentials {
+            Credentials::Wecom {
+                corp_id,
+                contact_secret,
+                ..
+            } if wecom => {
+                let secret = param("corpsecret");
+                *corp_id == param("corpid")
+                    && (handle::same_secret(secret, app.secret.expose())
+                        || contact_secret
+                            .as_ref()
+                            .is_some_and(|c| handle::same_secret(secret, c.expose())))
+            }
+            Credentials::WechatMp { app_id } if !wecom => {
+                param("grant_type") == "client_credential"
+                    && *app_id == param("appid")
+                    && handle::same_secret(param("secret"), app.secret.expose())
+            }
+            _ => false,
+        };
+        if ok {
+            found = Some(app);
+            break;
+        }
+    }
+    match found {
+        Some(app) => {
+            let body = json!({
+                "errcode": 0, "errmsg": "ok",
+                "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
+            });
+            let ct = [("content-type".to_owned(), "application/json".to_owned())];
+            Outcome {
+                response: answer(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
+                app: app.name.clone(),
+                api: api.to_owned(),
+                errcode: "0".to_owned(),
+            }
+        }
+        None => Outcome::refused(
+            200,
+            40001,
+            "invalid credential: no configured app has this id and secret",
+            rid,
+            "-",
+            api,
+        ),
+    }
+}

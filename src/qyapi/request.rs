@@ -1,0 +1,349 @@
+//! What a call to the endpoint asks for, read from its path, query and headers: which app,
+//! which API, and what is forwarded. Pure functions; the listener only translates.
+
+use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use once_cell::sync::Lazy;
+
+use crate::config::model::App;
+use crate::provider::TokenKind;
+
+use super::handle;
+
+/// What the caller addressed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Addressed<'a> {
+    /// The API path with the `/{app}` prefix removed: `/cgi-bin/user/get`.
+    pub api: &'a str,
+    /// Named by the path prefix.
+    pub prefix_app: Option<&'a str>,
+}
+
+/// `/{app}/cgi-bin/...` or `/cgi-bin/...`.
+pub fn address<'a>(apps: &BTreeMap<String, Arc<App>>, path: &'a str) -> Addressed<'a> {
+    if let Some(rest) = path.strip_prefix('/') {
+        if let Some((first, _)) = rest.split_once('/') {
+            if first != "cgi-bin" && apps.contains_key(first) {
+                return Addressed {
+                    api: &path[first.len() + 1..],
+                    prefix_app: Some(&rest[..first.len()]),
+                };
+            }
+        }
+    }
+    Addressed {
+        api: path,
+        prefix_app: None,
+    }
+}
+
+/// Why no app could be chosen; each is answered as WeCom would, with an errcode.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `X-Gateway-App` names no configured app.
+    UnknownApp,
+    /// `access_token` is not a handle of ours (or a forged one): 40014, as WeCom answers.
+    BadHandle,
+    /// The prefix, the header and the handle disagree.
+    Conflict,
+    /// Nothing names an app: 41001, "access_token missing".
+    NoApp,
+}
+
+impl Refusal {
+    pub fn errcode(&self) -> i64 {
+        match self {
+            Refusal::UnknownApp => 40013,
+            Refusal::BadHandle | Refusal::Conflict => 40014,
+            Refusal::NoApp => 41001,
+        }
+    }
+
+    pub fn errmsg(&self) -> &'static str {
+        match self {
+            Refusal::UnknownApp => "X-Gateway-App names no configured app",
+            Refusal::BadHandle => "invalid access_token: not a gateway handle",
+            Refusal::Conflict => "the path prefix, X-Gateway-App and the handle name different apps",
+            Refusal::NoApp => "access_token missing: give a gateway handle, an /{app} path prefix or X-Gateway-App",
+        }
+    }
+}
+
+/// The app by prefix, header or handle; when several are given they must agree.
+pub fn choose_app<'a>(
+    apps: &'a BTreeMap<String, Arc<App>>,
+    prefix: Option<&str>,
+    header: Option<&str>,
+    access_token: Option<&str>,
+) -> Result<&'a Arc<App>, Refusal> {
+    let by_header = match header {
+        Some(name) => Some(apps.get(name.trim()).ok_or(Refusal::UnknownApp)?),
+        None => None,
+    };
+    let by_prefix = prefix.and_then(|p| apps.get(p));
+    let by_handle = match access_token.filter(|t| !t.is_empty()) {
+        Some(t) => Some(handle::verify(apps, t).ok_or(Refusal::BadHandle)?),
+        None => None,
+    };
+    let mut chosen: Option<&Arc<App>> = None;
+    for app in [by_handle, by_prefix, by_header].into_iter().flatten() {
+        match chosen {
+            Some(c) if !Arc::ptr_eq(c, app) => return Err(Refusal::Conflict),
+            _ => chosen = Some(app),
+        }
+    }
+    chosen.ok_or(Refusal::NoApp)
+}
+
+/// `externalcontact/*` only accepts the contact secret's token.
+pub fn kind_for(app: &App, api: &str) -> TokenKind {
+    let has_contact = matches!(
+        &app.credentials,
+        crate::config::model::Credentials::Wecom {
+            contact_secret: Some(_),
+            ..
+        }
+    );
+    if has_contact && api.starts_with("/cgi-bin/externalcontact/") {
+        TokenKind::Contact
+    } else {
+        TokenKind::Access
+    }
+}
+
+/// The query's pairs in order; `access_token` taken out.
+pub fn split_query(query: &str) -> (Vec<(String, String)>, Option<String>) {
+    let mut token = None;
+    let mut rest = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "access_token" {
+            token.get_or_insert_with(|| v.into_owned());
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    (rest, token)
+}
+
+/// Request headers that are not forwarded: hop-by-hop ones, the ones the client library
+/// recomputes, and the gateway's own. `Accept-Encoding` is dropped so the answer comes back
+/// plain and its errcode can be read.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "content-length",
+    "expect",
+    "accept-encoding",
+    "x-gateway-app",
+];
+
+pub fn forwarded_request_header(name: &str, connection_listed: &[String]) -> bool {
+    !NOT_FORWARDED.contains(&name) && !connection_listed.iter().any(|c| c == name)
+}
+
+/// Answer headers not passed back: the gateway frames the answer itself.
+pub fn forwarded_response_header(name: &str) -> bool {
+    !matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "x-request-id"
+    )
+}
+
+/// At most this many distinct `api` label values; later ones count as `other`.
+const MAX_API_LABELS: usize = 256;
+
+/// The `api` label of `wgw_qyapi_calls_total`: the API path when it has the shape of one
+/// (`/cgi-bin/` then a few short word segments, numbers as `:id`), `other` otherwise, so that
+/// made-up paths cannot grow the metric without bound.
+pub fn api_label(api: &str) -> String {
+    let Some(rest) = api.strip_prefix("/cgi-bin/") else {
+        return "other".to_owned();
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let word = |s: &&str| {
+        (1..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    if segments.len() > 5 || !segments.iter().all(word) {
+        return "other".to_owned();
+    }
+    let shaped: Vec<&str> = segments
+        .iter()
+        .map(|s| {
+            if s.bytes().all(|b| b.is_ascii_digit()) {
+                ":id"
+            } else {
+                s
+            }
+        })
+        .collect();
+    let label = format!("/cgi-bin/{}", shaped.join("/"));
+    static SEEN: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.contains(&label) {
+        return label;
+    }
+    if seen.len() >= MAX_API_LABELS {
+        return "other".to_owned();
+    }
+    seen.insert(label.clone());
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apps() -> BTreeMap<String, Arc<App>> {
+        let text = r#"
+[server]
+listen = "127.0.0.1:1"
+public_url = "http://127.0.0.1:1"
+[apps.crm]
+kind = "wecom"
+corp_id = "ww1"
+agent_id = 1000002
+secret = "secret-of-crm"
+contact_secret = "contact"
+[apps.hr]
+kind = "wecom"
+corp_id = "ww1"
+agent_id = 1000003
+secret = "secret-of-hr"
+"#;
+        crate::config::load_str("t.toml", text, std::path::Path::new("."))
+            .unwrap()
+            .apps
+    }
+
+    #[test]
+    fn addressing_by_path_prefix() {
+        let apps = apps();
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/cgi-bin/user/get", "/cgi-bin/user/get", None),
+            ("/crm/cgi-bin/user/get", "/cgi-bin/user/get", Some("crm")),
+            ("/hr/cgi-bin/gettoken", "/cgi-bin/gettoken", Some("hr")),
+            ("/nobody/cgi-bin/user/get", "/nobody/cgi-bin/user/get", None),
+            ("/crm", "/crm", None),
+        ];
+        for (path, api, prefix) in cases {
+            let a = address(&apps, path);
+            assert_eq!((a.api, a.prefix_app), (*api, *prefix), "{path}");
+        }
+    }
+
+    #[test]
+    fn choosing_the_app() {
+        let apps = apps();
+        let crm = handle::sign(&apps["crm"]);
+        let hr = handle::sign(&apps["hr"]);
+        let cases: &[(
+            Option<&str>,
+            Option<&str>,
+            Option<&str>,
+            Result<&str, Refusal>,
+        )] = &[
+            (Some("crm"), None, None, Ok("crm")),
+            (None, Some("hr"), None, Ok("hr")),
+            (None, None, Some(&crm), Ok("crm")),
+            (Some("crm"), Some("crm"), Some(&crm), Ok("crm")),
+            (None, None, Some(""), Err(Refusal::NoApp)),
+            (None, None, None, Err(Refusal::NoApp)),
+            (None, Some("nobody"), None, Err(Refusal::UnknownApp)),
+            (None, None, Some("a-real-token"), Err(Refusal::BadHandle)),
+            (
+                Some("crm"),
+                None,
+                Some("a-real-token"),
+                Err(Refusal::BadHandle),
+            ),
+            (Some("crm"), None, Some(&hr), Err(Refusal::Conflict)),
+            (Some("crm"), Some("hr"), None, Err(Refusal::Conflict)),
+        ];
+        for (prefix, header, token, want) in cases {
+            let got = choose_app(&apps, *prefix, *header, *token).map(|a| a.name.as_str());
+            assert_eq!(&got, want, "{prefix:?} {header:?} {token:?}");
+        }
+    }
+
+    #[test]
+    fn query_order_kept_and_token_taken_out() {
+        let (rest, token) = split_query("userid=zhang%20san&access_token=wgw1.x.y&b=2&a=1");
+        assert_eq!(token.as_deref(), Some("wgw1.x.y"));
+        assert_eq!(
+            rest,
+            vec![
+                ("userid".to_owned(), "zhang san".to_owned()),
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn kinds_by_api() {
+        let apps = apps();
+        let cases: &[(&str, &str, TokenKind)] = &[
+            ("crm", "/cgi-bin/externalcontact/get", TokenKind::Contact),
+            ("crm", "/cgi-bin/user/get", TokenKind::Access),
+            // Without a contact secret the app's own token is tried (and WeCom decides).
+            ("hr", "/cgi-bin/externalcontact/get", TokenKind::Access),
+        ];
+        for (app, api, want) in cases {
+            assert_eq!(kind_for(&apps[*app], api), *want, "{app} {api}");
+        }
+    }
+
+    #[test]
+    fn api_labels_are_bounded() {
+        let cases: &[(&str, &str)] = &[
+            ("/cgi-bin/user/get", "/cgi-bin/user/get"),
+            ("/cgi-bin/message/send", "/cgi-bin/message/send"),
+            ("/cgi-bin/department/12345", "/cgi-bin/department/:id"),
+            ("/cgi-bin/../etc", "other"),
+            ("/cgi-bin/a b", "other"),
+            ("/cgi-bin/a/b/c/d/e/f", "other"),
+            ("/sns/userinfo", "other"),
+            ("/cgi-bin/", "other"),
+        ];
+        for (api, want) in cases {
+            assert_eq!(api_label(api), *want, "{api}");
+        }
+    }
+
+    #[test]
+    fn headers_forwarded() {
+        let listed = vec!["x-hop".to_owned()];
+        for (name, want) in [
+            ("content-type", true),
+            ("user-agent", true),
+            ("x-custom", true),
+            ("host", false),
+            ("content-length", false),
+            ("transfer-encoding", false),
+            ("connection", false),
+            ("x-hop", false),
+            ("x-gateway-app", false),
+            ("accept-encoding", false),
+        ] {
+            assert_eq!(forwarded_request_header(name, &listed), want, "{name}");
+        }
+    }
+}

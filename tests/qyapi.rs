@@ -1,0 +1,432 @@
+//! The internal qyapi endpoint against the emulator: SPEC sections 10 and 11.
+
+mod common;
+
+use common::world::{World, AGENT_ID, AGENT_SECRET, CORP_ID, MP_APP_ID, MP_SECRET};
+use serde_json::{json, Value};
+
+const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
+
+async fn handle(w: &World) -> String {
+    let (status, v) = w
+        .get(&format!(
+            "/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={AGENT_SECRET}"
+        ))
+        .await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
+    let w = World::start().await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["name"], "张三");
+    assert_eq!(w.gettokens().await, 1);
+
+    w.expire_tokens().await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (200, &json!(0)), "{v}");
+    assert_eq!(
+        w.gettokens().await,
+        2,
+        "exactly one gettoken for the expiry"
+    );
+    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    assert_eq!(
+        by,
+        json!({"0": 2, "42001": 1}),
+        "one failed try, retried once"
+    );
+
+    let metrics = w
+        .http
+        .get(w.gateway.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="crm",errcode="0"} 2"#,
+        r#"wgw_token_fetches_total{app="crm",kind="access",result="ok"} 2"#,
+        r#"wgw_qyapi_retries_total{app="crm",reason="token_expired"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_bodies_arrive_intact_on_the_retry() {
+    let w = World::start().await;
+    let h = handle(&w).await;
+    w.get(USER_GET).await;
+
+    // JSON: message/send checks agentid and recipients from the body it received.
+    w.expire_tokens().await;
+    let msg = json!({"touser": "zhangsan|nobody", "msgtype": "text", "agentid": AGENT_ID,
+                     "text": {"content": "你好, 世界"}});
+    let r = w
+        .http
+        .post(w.qyapi(&format!("/cgi-bin/message/send?access_token={h}")))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&msg).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(
+        v["invaliduser"], "nobody",
+        "the body's recipients were read"
+    );
+    let (_, by) = w.calls("/cgi-bin/message/send").await;
+    assert_eq!(by, json!({"0": 1, "42001": 1}));
+
+    // Multipart: media/upload needs the `media` part, boundary and all.
+    w.expire_tokens().await;
+    let jpeg: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let form = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(jpeg)
+            .file_name("a.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let r = w
+        .http
+        .post(w.qyapi(&format!(
+            "/cgi-bin/media/upload?access_token={h}&type=image"
+        )))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["type"], "image");
+    let (_, by) = w.calls("/cgi-bin/media/upload").await;
+    assert_eq!(by, json!({"0": 1, "42001": 1}));
+    assert_eq!(w.gettokens().await, 3, "one gettoken per expiry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
+    let w = World::start().await;
+    w.get(USER_GET).await;
+    w.expire_tokens().await;
+    let before = w.gettokens().await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..500 {
+        let http = w.http.clone();
+        let url = w.qyapi(USER_GET);
+        tasks.push(tokio::spawn(async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["errcode"].as_i64()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Some(0));
+    }
+    eprintln!("500 calls across an expiry: {:?}", started.elapsed());
+    assert_eq!(
+        w.gettokens().await - before,
+        1,
+        "one gettoken for 500 callers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_invalid_token_ends_after_one_refresh() {
+    let w = World::start().await;
+    w.get(USER_GET).await;
+    let (gettokens, (calls, _)) = (w.gettokens().await, w.calls("/cgi-bin/user/get").await);
+    w.fault("/cgi-bin/user/get", 40014, 1000).await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (200, &json!(40014)), "{v}");
+    assert_eq!(w.gettokens().await - gettokens, 1, "one refresh, no loop");
+    assert_eq!(w.calls("/cgi-bin/user/get").await.0 - calls, 2, "one retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_busy_is_retried_and_rate_limits_are_not() {
+    let w = World::start().await;
+    w.get(USER_GET).await;
+    let gettokens = w.gettokens().await;
+
+    w.fault("/cgi-bin/user/get", -1, 2).await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0, "two -1 answers, then success: {v}");
+    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    assert_eq!(by, json!({"0": 2, "-1": 2}));
+
+    w.fault("/cgi-bin/user/get", -1, 10).await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], -1, "three retries at most: {v}");
+    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    assert_eq!(by["-1"], 6, "1 try + 3 retries");
+    w.fault("/cgi-bin/user/get", -1, 0).await;
+
+    // A single 45009 would be gone on a retry: seeing it proves there was none.
+    w.fault("/cgi-bin/user/get", 45009, 1).await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 45009, "{v}");
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0);
+    assert_eq!(
+        w.gettokens().await,
+        gettokens,
+        "none of these touched the token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_token_is_fetched_once_across_many_calls() {
+    let w = World::start().await;
+    let (_, v) = w
+        .get(&format!(
+            "/cgi-bin/token?grant_type=client_credential&appid={MP_APP_ID}&secret={MP_SECRET}"
+        ))
+        .await;
+    let h = v["access_token"].as_str().unwrap().to_owned();
+    assert!(h.starts_with("wgw1.mp."), "{v}");
+    for _ in 0..30 {
+        let (_, v) = w
+            .get(&format!(
+                "/cgi-bin/ticket/getticket?access_token={h}&type=jsapi"
+            ))
+            .await;
+        assert_eq!(v["errcode"], 0, "{v}");
+        assert!(v["ticket"].is_string());
+    }
+    let (total, _) = w.calls("/cgi-bin/token").await;
+    assert_eq!(
+        total, 1,
+        "every new cgi-bin/token would start killing the previous one"
+    );
+    let (_, by) = w.calls("/cgi-bin/ticket/getticket").await;
+    assert_eq!(by, json!({"0": 30}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_gettoken_answers_handles_never_tokens() {
+    let w = World::start().await;
+    let h = handle(&w).await;
+    assert!(h.starts_with("wgw1.crm."), "{h}");
+    assert_eq!(w.gettokens().await, 0, "a handle costs no gettoken");
+
+    // Wrong secret, wrong corp, and the MP endpoint with WeCom credentials: 40001.
+    for path in [
+        format!("/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret=nope"),
+        format!("/cgi-bin/gettoken?corpid=wwother&corpsecret={AGENT_SECRET}"),
+        format!(
+            "/cgi-bin/token?grant_type=client_credential&appid={CORP_ID}&secret={AGENT_SECRET}"
+        ),
+        format!("/mp/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={AGENT_SECRET}"),
+    ] {
+        let (status, v) = w.get(&path).await;
+        assert_eq!((status, &v["errcode"]), (200, &json!(40001)), "{path}: {v}");
+    }
+
+    // The handle selects the app; a forged or real-looking token does not.
+    let (_, v) = w
+        .get(&format!(
+            "/cgi-bin/user/get?userid=zhangsan&access_token={h}"
+        ))
+        .await;
+    assert_eq!(v["userid"], "zhangsan");
+    let forged = h.replacen("wgw1.crm.", "wgw1.wrong.", 1);
+    for token in [forged.as_str(), "realLookingProviderToken", "wgw1.crm.00"] {
+        let (_, v) = w
+            .get(&format!(
+                "/cgi-bin/user/get?userid=zhangsan&access_token={token}"
+            ))
+            .await;
+        assert_eq!(v["errcode"], 40014, "{token}: {v}");
+    }
+    // X-Gateway-App selects too.
+    let r = w
+        .http
+        .get(w.qyapi("/cgi-bin/user/get?userid=zhangsan"))
+        .header("X-Gateway-App", "crm")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["userid"], "zhangsan");
+    // The contact secret's token is used for externalcontact/*.
+    let (_, v) = w
+        .get("/crm/cgi-bin/externalcontact/get?external_userid=wmEmuCustomer001")
+        .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["external_contact"]["name"], "王小明");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
+    let w = World::start().await;
+    for _ in 0..5 {
+        let (status, v) = w.get("/wrong/cgi-bin/user/get?userid=zhangsan").await;
+        assert_eq!((status, &v["errcode"]), (200, &json!(40001)), "{v}");
+    }
+    assert_eq!(
+        w.gettokens().await,
+        1,
+        "a refused secret is not asked again at once"
+    );
+    let log = w.gateway.log();
+    assert_eq!(
+        log.matches("token fetch failed").count(),
+        1,
+        "once a minute per key:\n{log}"
+    );
+    assert!(!log.contains("not-the-secret"), "secret in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_allow_list_and_request_ids() {
+    let w = World::start().await;
+    let h = handle(&w).await;
+    // Refused on the declared length, before a byte of the body is read (a raw request: a
+    // client still sending 20 MiB may see the early answer as a reset).
+    let raw = format!(
+        "POST /cgi-bin/media/upload?access_token={h}&type=file HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        20 * 1024 * 1024 + 1
+    );
+    let port = w.qyapi_port;
+    let resp = tokio::task::spawn_blocking(move || common::raw_request(port, raw.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(common::parse_status(&resp), Some(413));
+    let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
+    assert!(text.contains("x-request-id"), "{text}");
+    assert_eq!(w.calls("/cgi-bin/media/upload").await.0, 0);
+
+    let r = w
+        .http
+        .get(w.qyapi(USER_GET))
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
+
+    let closed = World::start_with(emulator::Scenario::default(), &["10.0.0.0/8"]).await;
+    let (status, v) = closed.get(USER_GET).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(closed.calls("/cgi-bin/user/get").await.0, 0);
+}
+
+/// What a capturing provider saw of each try.
+#[derive(Clone, Debug)]
+struct Seen {
+    query: String,
+    content_type: String,
+    custom: Option<String>,
+    host: String,
+    body: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_calls_are_byte_identical_on_every_try() {
+    use axum::extract::{RawQuery, State};
+    use axum::http::HeaderMap;
+    use axum::routing::{any, get};
+    use std::sync::{Arc, Mutex};
+
+    type Log = Arc<Mutex<(u32, Vec<Seen>)>>;
+    let log: Log = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/cgi-bin/gettoken",
+            get(|State(log): State<Log>| async move {
+                let mut l = log.lock().unwrap();
+                l.0 += 1;
+                axum::Json(json!({"errcode": 0, "errmsg": "ok", "access_token": format!("T{}", l.0), "expires_in": 7200}))
+            }),
+        )
+        .route(
+            "/cgi-bin/media/upload",
+            any(
+                |State(log): State<Log>, RawQuery(q): RawQuery, h: HeaderMap, body: axum::body::Bytes| async move {
+                    let q = q.unwrap_or_default();
+                    let hv = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_owned());
+                    log.lock().unwrap().1.push(Seen {
+                        query: q.clone(),
+                        content_type: hv("content-type").unwrap_or_default(),
+                        custom: hv("x-custom"),
+                        host: hv("host").unwrap_or_default(),
+                        body: body.to_vec(),
+                    });
+                    // The first token "expired" at the provider.
+                    let errcode = if q.starts_with("access_token=T1&") { 42001 } else { 0 };
+                    axum::Json(json!({"errcode": errcode, "errmsg": "x", "media_id": "m1"}))
+                },
+            ),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (port, admin, qyapi) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let config = format!(
+        "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        common::server_table(port, admin)
+    );
+    let _gw = tokio::task::spawn_blocking(move || {
+        let gw = common::Gateway::start_config(&config, port, admin, &[], &[]);
+        while common::http_get_status(qyapi, "/").is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        gw
+    })
+    .await
+    .unwrap();
+
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+    body.extend((0..=255u8).cycle().take(70_000));
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{qyapi}/cap/cgi-bin/media/upload?type=file&z=1&access_token=&a=%E4%BD%A0"
+        ))
+        .header("content-type", "multipart/form-data; boundary=XyZ")
+        .header("x-custom", "kept")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+
+    let (fetches, seen) = log.lock().unwrap().clone();
+    assert_eq!(fetches, 2, "one refresh");
+    assert_eq!(seen.len(), 2, "one retry");
+    for (i, s) in seen.iter().enumerate() {
+        let t = i + 1;
+        assert_eq!(
+            s.query,
+            format!("access_token=T{t}&type=file&z=1&a=%E4%BD%A0"),
+            "order kept"
+        );
+        assert_eq!(s.content_type, "multipart/form-data; boundary=XyZ");
+        assert_eq!(s.custom.as_deref(), Some("kept"));
+        assert_eq!(
+            s.host,
+            provider.trim_start_matches("http://"),
+            "Host is the provider's"
+        );
+        assert!(s.body == body, "try {t}: body differs");
+    }
+}
