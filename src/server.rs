@@ -33,6 +33,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),
+        provider: crate::provider::Provider::memory(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");

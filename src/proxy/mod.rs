@@ -3,6 +3,7 @@
 
 mod ctx;
 mod endpoints;
+mod login_endpoints;
 mod login_gate;
 
 use std::sync::atomic::AtomicUsize;
@@ -29,6 +30,8 @@ pub use ctx::Ctx;
 pub struct Gateway {
     pub config: Arc<ArcSwap<Config>>,
     pub inflight: Arc<AtomicUsize>,
+    /// The provider client: tokens and calls to WeCom / WeChat.
+    pub provider: crate::provider::Provider,
 }
 
 /// Writes an answer produced by the gateway itself.
@@ -114,7 +117,7 @@ impl ProxyHttp for Gateway {
         // Step 3: the gateway's own endpoints.
         let config = ctx.config.clone();
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest).await;
+            return endpoints::handle(session, ctx, rest, &self.provider).await;
         }
 
         // Step 4 (rewrite phase) plugs in here once nginx-compat evaluates rules.
@@ -202,6 +205,20 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
+            if let Some(secret) = ctx
+                .config
+                .session
+                .as_ref()
+                .and_then(|s| s.assertion_secret.as_ref())
+            {
+                let jwt = crate::login::assertion::sign(
+                    identity,
+                    &ctx.request_id,
+                    crate::login::now_secs(),
+                    secret.expose().as_bytes(),
+                );
+                req.insert_header("x-gateway-assertion", jwt)?;
+            }
         }
         Ok(())
     }
