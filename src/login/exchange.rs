@@ -118,7 +118,9 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
             let body = checked(resp)?;
             let openid = plain(&body, "openid")?.ok_or(LoginError::NoSubject)?;
             let mut unionid = plain(&body, "unionid")?;
-            if app.scope == "snsapi_userinfo" && unionid.is_none() {
+            // The scope the person consented to: ask for the profile, whose unionid is the
+            // one to trust when the code answer left it out.
+            if app.scope == "snsapi_userinfo" {
                 // The per-user web token, not the basic one (WECOM_API.md).
                 let web_token = body
                     .get("access_token")
@@ -143,7 +145,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                         "userinfo names another openid".into(),
                     )));
                 }
-                unionid = plain(&info, "unionid")?;
+                unionid = plain(&info, "unionid")?.or(unionid);
             }
             Ok(Identity {
                 wechat_app_id: Some(app_id.clone()),
