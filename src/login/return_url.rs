@@ -321,7 +321,8 @@ mod tests {
     #[test]
     fn return_query_goes_into_the_hash_route_or_the_query() {
         let open_id = q(&[("openId", "oEmu001")]);
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("/#/reg", &[("openId", "OPENID")], "/#/reg?openId=OPENID"),
             ("/#/reg?x=1", &[("openId", "O")], "/#/reg?x=1&openId=O"),
             (

@@ -216,7 +216,6 @@ mod tests {
             vec![entry("crm", 1000), entry("mp", 1000)],
             false,
         ));
-        // (description, settings, cookies, now, expected apps)
         let mut tampered = cookies.clone();
         let v = &mut tampered[0].1;
         let mid = v.len() / 2;
@@ -224,7 +223,15 @@ mod tests {
         v.replace_range(mid..mid + 1, flipped);
         let mut renamed = cookies.clone();
         renamed[0].0 = "other".into();
-        let cases: Vec<(&str, SessionSettings, Vec<(String, String)>, u64, Vec<&str>)> = vec![
+        // (description, settings, cookies sent, now, live apps)
+        type Case = (
+            &'static str,
+            SessionSettings,
+            Vec<(String, String)>,
+            u64,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "fresh",
                 settings("k"),

@@ -90,14 +90,24 @@ fn pick_app(config: &Config, name: Option<&str>) -> Option<Arc<App>> {
     }
 }
 
+/// A login about to be sent to the provider.
+struct Start<'a> {
+    app: &'a App,
+    return_to: &'a ReturnUrl,
+    flow: state::Flow,
+    restarted: bool,
+}
+
 /// Starts a login at the provider: a new state, its sealed cookie, a 302.
 fn start(
     config: &Config,
     settings: &SessionSettings,
-    app: &App,
-    return_to: &ReturnUrl,
-    flow: state::Flow,
-    restarted: bool,
+    Start {
+        app,
+        return_to,
+        flow,
+        restarted,
+    }: Start<'_>,
     mut cookies: Vec<String>,
     request_id: &str,
 ) -> Answer {
@@ -169,10 +179,12 @@ pub async fn login(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let a = start(
         &config,
         settings,
-        &app,
-        &return_to,
-        flow,
-        false,
+        Start {
+            app: &app,
+            return_to: &return_to,
+            flow,
+            restarted: false,
+        },
         removals,
         &ctx.request_id,
     );
@@ -265,10 +277,12 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
             start(
                 &config,
                 settings,
-                &app,
-                &return_to,
-                login.flow,
-                true,
+                Start {
+                    app: &app,
+                    return_to: &return_to,
+                    flow: login.flow,
+                    restarted: true,
+                },
                 vec![cookie_removal],
                 &ctx.request_id,
             )
