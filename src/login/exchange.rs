@@ -33,6 +33,31 @@ impl LoginError {
     }
 }
 
+/// Requests are built here, not in `provider`, so this module depends only on the provider
+/// API the shared token cache also offers.
+fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::GET,
+        path: path.to_owned(),
+        query: query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    }
+}
+
+fn post_json(path: &str, body: &Value) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::POST,
+        path: path.to_owned(),
+        query: Vec::new(),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body: serde_json::to_vec(body).unwrap_or_default().into(),
+    }
+}
+
 fn is_code_error(errcode: i64) -> bool {
     matches!(errcode, 40029 | 40163)
 }
@@ -73,7 +98,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 .call(
                     app,
                     TokenKind::Access,
-                    ApiRequest::get("/cgi-bin/auth/getuserinfo", &[("code", code)]),
+                    get("/cgi-bin/auth/getuserinfo", &[("code", code)]),
                 )
                 .await?;
             let body = checked(resp)?;
@@ -104,7 +129,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
             let resp = provider
                 .call_plain(
                     app,
-                    ApiRequest::get(
+                    get(
                         "/sns/oauth2/access_token",
                         &[
                             ("appid", app_id),
@@ -129,7 +154,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 let info = provider
                     .call_plain(
                         app,
-                        ApiRequest::get(
+                        get(
                             "/sns/userinfo",
                             &[
                                 ("access_token", web_token),
@@ -161,7 +186,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
 /// replace the userid of `getuserinfo`; the identity headers of SPEC section 7 carry none of
 /// them, so a failure here does not fail the login.
 async fn user_detail(provider: &Provider, app: &App, userid: &str, ticket: &str) {
-    let req = ApiRequest::post_json(
+    let req = post_json(
         "/cgi-bin/auth/getuserdetail",
         &serde_json::json!({ "user_ticket": ticket }),
     );

@@ -42,28 +42,17 @@ pub struct ApiRequest {
     pub body: Bytes,
 }
 
-impl ApiRequest {
-    pub fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
-        ApiRequest {
-            method: http::Method::GET,
-            path: path.to_owned(),
-            query: query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    pub fn post_json(path: &str, body: &serde_json::Value) -> ApiRequest {
-        ApiRequest {
-            method: http::Method::POST,
-            path: path.to_owned(),
-            query: Vec::new(),
-            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
-            body: serde_json::to_vec(body).unwrap_or_default().into(),
-        }
+/// A GET with `query` (used internally for token and ticket fetches).
+fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::GET,
+        path: path.to_owned(),
+        query: query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        headers: Vec::new(),
+        body: Bytes::new(),
     }
 }
 
@@ -129,7 +118,7 @@ impl Provider {
             }
         }
         let req = match (kind, &app.credentials) {
-            (TokenKind::Access, Credentials::Wecom { corp_id, .. }) => ApiRequest::get(
+            (TokenKind::Access, Credentials::Wecom { corp_id, .. }) => get(
                 "/cgi-bin/gettoken",
                 &[("corpid", corp_id), ("corpsecret", app.secret.expose())],
             ),
@@ -142,21 +131,19 @@ impl Provider {
                 },
             ) => {
                 let secret = contact_secret.as_ref().unwrap_or(&app.secret);
-                ApiRequest::get(
+                get(
                     "/cgi-bin/gettoken",
                     &[("corpid", corp_id), ("corpsecret", secret.expose())],
                 )
             }
-            (TokenKind::Access | TokenKind::Contact, Credentials::WechatMp { app_id }) => {
-                ApiRequest::get(
-                    "/cgi-bin/token",
-                    &[
-                        ("grant_type", "client_credential"),
-                        ("appid", app_id),
-                        ("secret", app.secret.expose()),
-                    ],
-                )
-            }
+            (TokenKind::Access | TokenKind::Contact, Credentials::WechatMp { app_id }) => get(
+                "/cgi-bin/token",
+                &[
+                    ("grant_type", "client_credential"),
+                    ("appid", app_id),
+                    ("secret", app.secret.expose()),
+                ],
+            ),
             (TokenKind::CorpTicket, Credentials::Wecom { .. }) => {
                 return self.ticket(app, "/cgi-bin/get_jsapi_ticket", &[]).await
             }
@@ -187,9 +174,7 @@ impl Provider {
         };
         // Boxed: a ticket needs the access token, fetched through the same cache.
         let access = Box::pin(self.token(app, TokenKind::Access)).await?;
-        let resp = self
-            .send(app, ApiRequest::get(path, query), Some(&access))
-            .await?;
+        let resp = self.send(app, get(path, query), Some(&access)).await?;
         self.remember(cache_key(app, kind), &resp, "ticket")
     }
 
