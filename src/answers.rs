@@ -14,6 +14,13 @@ pub enum Failure {
     UpstreamUnavailable,
     UpstreamTimeout,
     Internal,
+    MethodNotAllowed,
+    /// The OAuth callback without its login cookie, or with another `state` (SPEC section 8).
+    LoginState,
+    /// The provider refused the login (a second bad code, or any other errcode).
+    LoginFailed,
+    /// The provider did not answer within 5 s.
+    ProviderTimeout,
 }
 
 impl Failure {
@@ -25,6 +32,9 @@ impl Failure {
             Failure::UpstreamUnavailable => 502,
             Failure::UpstreamTimeout => 504,
             Failure::Internal => 500,
+            Failure::MethodNotAllowed => 405,
+            Failure::LoginState => 400,
+            Failure::LoginFailed | Failure::ProviderTimeout => 502,
         }
     }
 
@@ -36,6 +46,10 @@ impl Failure {
             Failure::Forbidden => "forbidden",
             Failure::UpstreamUnavailable | Failure::UpstreamTimeout => "upstream_unavailable",
             Failure::Internal => "internal_error",
+            Failure::MethodNotAllowed => "method_not_allowed",
+            Failure::LoginState => "login_state_invalid",
+            Failure::LoginFailed => "login_failed",
+            Failure::ProviderTimeout => "provider_timeout",
         }
     }
 
@@ -47,6 +61,10 @@ impl Failure {
             Failure::UpstreamUnavailable => "The application is not reachable",
             Failure::UpstreamTimeout => "The application did not answer in time",
             Failure::Internal => "Internal error",
+            Failure::MethodNotAllowed => "Method not allowed",
+            Failure::LoginState => "This sign-in link is no longer valid",
+            Failure::LoginFailed => "Sign-in failed",
+            Failure::ProviderTimeout => "The sign-in service did not answer in time",
         }
     }
 }
@@ -86,6 +104,57 @@ pub fn failure(
             request_id,
         )
     }
+}
+
+/// A failed login as a page for a person: what happened, the request id to quote, and a
+/// "try again" link that starts a fresh login (never an automatic redirect: no loops).
+pub fn login_failure(
+    f: Failure,
+    detail: &str,
+    request_id: &str,
+    retry_url: &str,
+) -> (Box<ResponseHeader>, Bytes) {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{detail}</p><p><a href=\"{retry}\">Try again</a></p>\
+         <p><small>request id: <code>{rid}</code></small></p></body></html>\n",
+        title = f.title(),
+        detail = escape_html(detail),
+        retry = escape_html(retry_url),
+        rid = escape_html(request_id),
+    );
+    response(
+        f.status(),
+        "text/html; charset=utf-8",
+        body.into(),
+        request_id,
+    )
+}
+
+/// A `302` to `location` (already validated by the caller), setting `cookies`.
+pub fn redirect(
+    location: &str,
+    cookies: &[String],
+    request_id: &str,
+) -> (Box<ResponseHeader>, Bytes) {
+    let (mut h, body) = response(302, "text/plain; charset=utf-8", Bytes::new(), request_id);
+    let _ = h.insert_header("location", location);
+    for c in cookies {
+        let _ = h.append_header("set-cookie", c.as_str());
+    }
+    (h, body)
+}
+
+/// Adds `Set-Cookie` lines to an answer.
+pub fn with_cookies(
+    (mut h, body): (Box<ResponseHeader>, Bytes),
+    cookies: &[String],
+) -> (Box<ResponseHeader>, Bytes) {
+    for c in cookies {
+        let _ = h.append_header("set-cookie", c.as_str());
+    }
+    (h, body)
 }
 
 /// A JSON answer.
@@ -196,6 +265,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"], "upstream_unavailable");
         assert_eq!(v["request_id"], "rid1");
+    }
+
+    #[test]
+    fn login_failure_page_has_request_id_and_retry_link() {
+        let (h, body) = login_failure(
+            Failure::LoginFailed,
+            "code refused",
+            "rid-9",
+            "/_gateway/login?app=crm&return_to=%2F",
+        );
+        assert_eq!(h.status.as_u16(), 502);
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("rid-9"));
+        assert!(body.contains("href=\"/_gateway/login?app=crm&amp;return_to=%2F\""));
+        assert!(!body.contains("http-equiv"), "no automatic redirect");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod import_nginx;
 pub mod lifecycle;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod provider;
 pub mod proxy;

@@ -244,8 +244,10 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
             text.to_owned()
         }
     };
+    let session_secret = secret(&s.secret, "[session].secret", MIN_KEY_BYTES, src)?;
     Ok(SessionSettings {
-        secret: secret(&s.secret, "[session].secret", MIN_KEY_BYTES, src)?,
+        key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
+        secret: session_secret,
         cookie_name,
         ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
         assertion_secret: s

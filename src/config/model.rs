@@ -73,6 +73,8 @@ impl fmt::Debug for Secret {
 
 pub struct SessionSettings {
     pub secret: Secret,
+    /// AES-256-GCM key of the session and login cookies, derived from `secret` once at load.
+    pub key: cookie::Key,
     pub cookie_name: String,
     pub ttl: Duration,
     pub assertion_secret: Option<Secret>,

@@ -3,8 +3,9 @@
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
+use super::{answer, login_endpoints, wants_html, Ctx};
 use crate::answers::{self, Failure};
+use crate::provider::Provider;
 
 /// The rest of the path when it is under the prefix (`/_gateway` or `/_gateway/...`).
 pub fn under_prefix<'a>(path: &'a [u8], prefix: &str) -> Option<&'a [u8]> {
@@ -12,8 +13,30 @@ pub fn under_prefix<'a>(path: &'a [u8], prefix: &str) -> Option<&'a [u8]> {
     (rest.is_empty() || rest[0] == b'/').then_some(rest)
 }
 
-pub async fn handle(session: &mut Session, ctx: &mut Ctx, rest: &[u8]) -> Result<bool> {
+pub async fn handle(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    rest: &[u8],
+    provider: &Provider,
+) -> Result<bool> {
+    use http::Method;
+    let method = session.req_header().method.clone();
+    let read = matches!(method, Method::GET | Method::HEAD);
     let a = match rest {
+        b"/login" if read => return login_endpoints::login(session, ctx).await,
+        b"/oauth/callback" if read => {
+            return login_endpoints::callback(session, ctx, provider).await
+        }
+        b"/logout" if read || method == Method::POST => {
+            return login_endpoints::logout(session, ctx).await
+        }
+        b"/whoami" if read => return login_endpoints::whoami(session, ctx).await,
+        b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" => answers::failure(
+            Failure::MethodNotAllowed,
+            "method not allowed here",
+            &ctx.request_id,
+            wants_html(session),
+        ),
         b"/healthz" => answers::response(
             200,
             "text/plain; charset=utf-8",

@@ -18,7 +18,10 @@ pub enum Outcome {
 }
 
 pub async fn check(session: &mut Session, ctx: &mut Ctx, app: &Arc<App>) -> Result<Outcome> {
-    // Sessions are read here once the login flow exists; until then nobody is logged in.
+    if let Some(identity) = super::login_endpoints::session_identity(session, &ctx.config, app) {
+        ctx.identity = Some(identity);
+        return Ok(Outcome::Continue);
+    }
     let prefix = ctx.config.server.prefix.clone();
     let req = session.req_header();
     let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
@@ -32,11 +35,8 @@ pub async fn check(session: &mut Session, ctx: &mut Ctx, app: &Arc<App>) -> Resu
             &ctx.request_id,
         )
     } else {
-        let login_url = format!(
-            "{prefix}/login?app={}&return_to={}",
-            enc(&app.name),
-            enc(&referer_path(ctx, session))
-        );
+        let login_url =
+            super::login_endpoints::login_url(&prefix, &app.name, &referer_path(ctx, session));
         answers::json(
             401,
             &serde_json::json!({"error": "login_required", "login_url": login_url, "request_id": ctx.request_id}),

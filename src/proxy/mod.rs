@@ -3,6 +3,7 @@
 
 mod ctx;
 mod endpoints;
+mod login_endpoints;
 mod login_gate;
 mod rewrite;
 
@@ -119,7 +120,7 @@ impl ProxyHttp for Gateway {
         // Step 3: the gateway's own endpoints.
         let config = ctx.config.clone();
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest).await;
+            return endpoints::handle(session, ctx, rest, &self.provider).await;
         }
 
         // Step 4: rewrite phase; it may answer, or choose the route itself.
@@ -221,6 +222,20 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
+            if let Some(secret) = ctx
+                .config
+                .session
+                .as_ref()
+                .and_then(|s| s.assertion_secret.as_ref())
+            {
+                let jwt = crate::login::assertion::sign(
+                    identity,
+                    &ctx.request_id,
+                    crate::login::now_secs(),
+                    secret.expose().as_bytes(),
+                );
+                req.insert_header("x-gateway-assertion", jwt)?;
+            }
         }
         Ok(())
     }

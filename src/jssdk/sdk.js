@@ -1,0 +1,139 @@
+/* wecom-gateway front-end helper, served at {prefix}/sdk.js.
+ *
+ *   WeComGateway.ready()  -> Promise<{userId, externalUserId, unionId, name, entry}>
+ *   WeComGateway.fetch(input, init) -> window.fetch with the verified contact's ticket
+ *
+ * ready() loads the JS-SDK, gets signatures from the gateway for this page's URL (without its
+ * #fragment), runs wx.config (for clients that need it) and wx.agentConfig, asks WeCom where the
+ * page was opened from (getContext) and, from a chat, who the customer is
+ * (getCurExternalContact), then has the gateway verify that customer. Every failure rejects with
+ * {code, message}: code names the step ("load", "config", "agentConfig", "getContext",
+ * "getCurExternalContact", "verify", "session"), message carries WeCom's err_msg.
+ */
+(function () {
+  "use strict";
+  var SETTINGS = __WGW_SETTINGS__; // {prefix, app, jssdkUrls}
+  var CHAT_ENTRIES = ["single_chat_tools", "contact_profile"];
+  var JS_API_LIST = ["getContext", "getCurExternalContact"];
+  var contactTicket = null;
+  var pending = null;
+
+  function fail(code, message) {
+    var e = new Error(code + ": " + message);
+    e.code = code;
+    e.message = message;
+    return e;
+  }
+
+  function loadScript(urls) {
+    return new Promise(function (resolve, reject) {
+      if (window.wx && window.wx.agentConfig) return resolve();
+      var i = 0;
+      (function next() {
+        if (i >= urls.length) return reject(fail("load", "could not load the JS-SDK from " + urls.join(", ")));
+        var s = document.createElement("script");
+        s.src = urls[i++];
+        s.onload = function () { window.wx ? resolve() : next(); };
+        s.onerror = next;
+        document.head.appendChild(s);
+      })();
+    });
+  }
+
+  function api(path, init) {
+    init = init || {};
+    init.credentials = "same-origin";
+    init.headers = Object.assign({ Accept: "application/json" }, init.headers || {});
+    return window.fetch(SETTINGS.prefix + path, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (!r.ok) {
+          var code = r.status === 401 ? "session" : "verify";
+          throw fail(code, body.error || ("HTTP " + r.status));
+        }
+        return body;
+      });
+    });
+  }
+
+  /* WeCom before 3.0.24 needs wx.config to succeed before wx.agentConfig; newer clients take
+   * agentConfig alone. A browser that is not WeCom (the emulator, a desktop test) gets both. */
+  function needsConfigFirst() {
+    var m = /wxwork\/(\d+)\.(\d+)\.(\d+)/i.exec(navigator.userAgent);
+    if (!m) return true;
+    var v = [+m[1], +m[2], +m[3]], min = [3, 0, 24];
+    for (var i = 0; i < 3; i++) if (v[i] !== min[i]) return v[i] < min[i];
+    return false;
+  }
+
+  function wxConfig(c) {
+    return new Promise(function (resolve, reject) {
+      wx.config({ beta: true, debug: false, appId: c.appId, timestamp: c.timestamp,
+                  nonceStr: c.nonceStr, signature: c.signature, jsApiList: JS_API_LIST });
+      wx.ready(resolve);
+      wx.error(function (res) { reject(fail("config", (res && res.errMsg) || "config failed")); });
+    });
+  }
+
+  function wxAgentConfig(c) {
+    return new Promise(function (resolve, reject) {
+      wx.agentConfig({ corpid: c.corpid, agentid: c.agentid, timestamp: c.timestamp,
+                       nonceStr: c.nonceStr, signature: c.signature, jsApiList: JS_API_LIST,
+                       success: resolve,
+                       fail: function (res) { reject(fail("agentConfig", (res && res.errMsg) || "agentConfig failed")); } });
+    });
+  }
+
+  function invoke(name) {
+    return new Promise(function (resolve, reject) {
+      wx.invoke(name, {}, function (res) {
+        if (res && res.err_msg === name + ":ok") resolve(res);
+        else reject(fail(name, (res && res.err_msg) || name + ":fail"));
+      });
+    });
+  }
+
+  function ready() {
+    if (pending) return pending;
+    var result = { userId: null, externalUserId: null, unionId: null, name: null, entry: null };
+    var url = location.href.split("#")[0];
+    var query = "?url=" + encodeURIComponent(url) + (SETTINGS.app ? "&app=" + encodeURIComponent(SETTINGS.app) : "");
+    pending = api("/whoami")
+      .then(function (me) { result.userId = me.userid || null; })
+      .then(function () { return Promise.all([loadScript(SETTINGS.jssdkUrls), api("/jssdk/config" + query)]); })
+      .then(function (all) {
+        var cfg = all[1];
+        return (needsConfigFirst() ? wxConfig(cfg.config) : Promise.resolve())
+          .then(function () { return wxAgentConfig(cfg.agentConfig); });
+      })
+      .then(function () { return invoke("getContext"); })
+      .then(function (ctx) {
+        result.entry = ctx.entry || null;
+        if (CHAT_ENTRIES.indexOf(result.entry) < 0) return result;
+        return invoke("getCurExternalContact").then(function (res) {
+          return api("/external-contact", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ external_userid: res.userId })
+          });
+        }).then(function (c) {
+          contactTicket = c.ticket;
+          result.externalUserId = c.external_userid;
+          result.unionId = c.unionid || null;
+          result.name = c.name || null;
+          return result;
+        });
+      });
+    pending.catch(function () { pending = null; });
+    return pending;
+  }
+
+  function gatewayFetch(input, init) {
+    init = Object.assign({}, init || {});
+    var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
+    if (contactTicket) headers.set("WGW-Contact", contactTicket);
+    init.headers = headers;
+    return window.fetch(input, init);
+  }
+
+  window.WeComGateway = { ready: ready, fetch: gatewayFetch };
+})();

@@ -1,0 +1,209 @@
+//! The server-side code exchange (SPEC section 8): a code becomes a verified [`Identity`].
+
+use serde_json::Value;
+
+use crate::config::model::{App, Credentials};
+use crate::identity::{is_plain_id, Identity};
+use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError, TokenKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// 40029 invalid code, 40163 code already used: the login restarts once by itself.
+    #[error("the provider refused the code (errcode {0})")]
+    CodeInvalid(i64),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// A provider value that is not a plain ASCII id never becomes a header.
+    #[error("the provider's {0} is not a plain id")]
+    NotPlain(&'static str),
+    /// Neither a userid nor an openid came back.
+    #[error("the provider named nobody")]
+    NoSubject,
+}
+
+impl LoginError {
+    /// The `result` label of `wgw_logins_total`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            LoginError::CodeInvalid(_) => "code_invalid",
+            LoginError::Provider(ProviderError::Timeout) => "timeout",
+            LoginError::Provider(_) => "provider_error",
+            LoginError::NotPlain(_) | LoginError::NoSubject => "bad_identity",
+        }
+    }
+}
+
+/// Requests are built here, not in `provider`, so this module depends only on the provider
+/// API the shared token cache also offers.
+fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::GET,
+        path: path.to_owned(),
+        query: query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    }
+}
+
+fn post_json(path: &str, body: &Value) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::POST,
+        path: path.to_owned(),
+        query: Vec::new(),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        body: serde_json::to_vec(body).unwrap_or_default().into(),
+    }
+}
+
+fn is_code_error(errcode: i64) -> bool {
+    matches!(errcode, 40029 | 40163)
+}
+
+/// Non-zero errcodes become errors; a refused code is told apart.
+fn checked(resp: ApiResponse) -> Result<Value, LoginError> {
+    let body = resp.json()?;
+    match resp.errcode {
+        0 => Ok(body),
+        e if is_code_error(e) => Err(LoginError::CodeInvalid(e)),
+        errcode => Err(LoginError::Provider(ProviderError::Api {
+            errcode,
+            errmsg: body
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        })),
+    }
+}
+
+/// A field that must be a plain id when present.
+fn plain(body: &Value, field: &'static str) -> Result<Option<String>, LoginError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if is_plain_id(s) => Ok(Some(s.clone())),
+        Some(_) => Err(LoginError::NotPlain(field)),
+    }
+}
+
+pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Identity, LoginError> {
+    match &app.credentials {
+        Credentials::Wecom {
+            corp_id, agent_id, ..
+        } => {
+            let resp = provider
+                .call(
+                    app,
+                    TokenKind::Access,
+                    get("/cgi-bin/auth/getuserinfo", &[("code", code)]),
+                )
+                .await?;
+            let body = checked(resp)?;
+            let userid = plain(&body, "userid")?;
+            let openid = plain(&body, "openid")?;
+            if userid.is_none() && openid.is_none() {
+                return Err(LoginError::NoSubject);
+            }
+            if let (Some(userid), Some(ticket)) =
+                (&userid, body.get("user_ticket").and_then(Value::as_str))
+            {
+                user_detail(provider, app, userid, ticket).await;
+            }
+            Ok(Identity {
+                corp_id: Some(corp_id.clone()),
+                agent_id: Some(*agent_id),
+                userid,
+                // A member is named by userid alone; openid is for non-members.
+                openid: if body.get("userid").is_some() {
+                    None
+                } else {
+                    openid
+                },
+                ..Identity::default()
+            })
+        }
+        Credentials::WechatMp { app_id } => {
+            let resp = provider
+                .call_plain(
+                    app,
+                    get(
+                        "/sns/oauth2/access_token",
+                        &[
+                            ("appid", app_id),
+                            ("secret", app.secret.expose()),
+                            ("code", code),
+                            ("grant_type", "authorization_code"),
+                        ],
+                    ),
+                )
+                .await?;
+            let body = checked(resp)?;
+            let openid = plain(&body, "openid")?.ok_or(LoginError::NoSubject)?;
+            let mut unionid = plain(&body, "unionid")?;
+            // The scope the person consented to: ask for the profile, whose unionid is the
+            // one to trust when the code answer left it out.
+            if app.scope == "snsapi_userinfo" {
+                // The per-user web token, not the basic one (WECOM_API.md).
+                let web_token = body
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ProviderError::BadAnswer("no web access_token".into()))?;
+                let info = provider
+                    .call_plain(
+                        app,
+                        get(
+                            "/sns/userinfo",
+                            &[
+                                ("access_token", web_token),
+                                ("openid", &openid),
+                                ("lang", "zh_CN"),
+                            ],
+                        ),
+                    )
+                    .await?;
+                let info = checked(info)?;
+                if plain(&info, "openid")?.as_deref() != Some(openid.as_str()) {
+                    return Err(LoginError::Provider(ProviderError::BadAnswer(
+                        "userinfo names another openid".into(),
+                    )));
+                }
+                unionid = plain(&info, "unionid")?.or(unionid);
+            }
+            Ok(Identity {
+                wechat_app_id: Some(app_id.clone()),
+                openid: Some(openid),
+                unionid,
+                ..Identity::default()
+            })
+        }
+    }
+}
+
+/// `snsapi_privateinfo`: the member's details. They may add to what the login knows but never
+/// replace the userid of `getuserinfo`; the identity headers of SPEC section 7 carry none of
+/// them, so a failure here does not fail the login.
+async fn user_detail(provider: &Provider, app: &App, userid: &str, ticket: &str) {
+    let req = post_json(
+        "/cgi-bin/auth/getuserdetail",
+        &serde_json::json!({ "user_ticket": ticket }),
+    );
+    match provider.call(app, TokenKind::Access, req).await {
+        Ok(resp) if resp.errcode == 0 => {
+            let other = resp
+                .json()
+                .ok()
+                .and_then(|v| v.get("userid").and_then(Value::as_str).map(str::to_owned))
+                .filter(|u| u != userid);
+            if other.is_some() {
+                tracing::warn!(app = %app.name, "getuserdetail named another userid; ignored");
+            }
+        }
+        Ok(resp) => {
+            tracing::info!(app = %app.name, errcode = resp.errcode, "getuserdetail refused")
+        }
+        Err(e) => tracing::info!(app = %app.name, error = %e, "getuserdetail failed"),
+    }
+}

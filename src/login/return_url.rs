@@ -1,0 +1,359 @@
+//! Where the browser goes after login (SPEC section 8). Every trick in oauth2-proxy's
+//! open-redirect history is refused: `//host` and `/\host` (browsers read both as
+//! scheme-relative), tabs and newlines between the slashes (browsers drop them, so `/\t/host`
+//! becomes `//host`; CVE-2020-11053), the same percent-encoded, `javascript:`/`data:`, userinfo
+//! (`https://crm@evil`), look-alike hosts and other ports. What passes is re-emitted as an
+//! absolute URL on `public_url`'s origin, so no browser quirk can reinterpret it.
+
+use percent_encoding::percent_decode_str;
+use url::{Position, Url};
+
+/// Long enough for any real deep link, short enough to keep the login cookie small.
+const MAX_LEN: usize = 2048;
+
+/// A validated return URL: `public_url`'s origin followed by a path (never `//`), an optional
+/// query and an optional fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnUrl {
+    origin: String,
+    /// Path, query and fragment; starts with exactly one `/`.
+    rest: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    Empty,
+    TooLong,
+    /// A control, whitespace or invisible character, or a backslash, raw or percent-encoded.
+    Suspicious,
+    SchemeRelative,
+    NotAUrl,
+    OtherOrigin,
+    Userinfo,
+}
+
+impl ReturnUrl {
+    /// The return URL for `raw`, or the site root when `raw` is refused.
+    pub fn parse(raw: &str, public_url: &Url) -> ReturnUrl {
+        Self::check(raw, public_url).unwrap_or_else(|_| Self::root(public_url))
+    }
+
+    pub fn root(public_url: &Url) -> ReturnUrl {
+        ReturnUrl {
+            origin: public_url.origin().ascii_serialization(),
+            rest: "/".to_owned(),
+        }
+    }
+
+    pub fn check(raw: &str, public_url: &Url) -> Result<ReturnUrl, Rejected> {
+        if raw.is_empty() {
+            return Err(Rejected::Empty);
+        }
+        if raw.len() > MAX_LEN {
+            return Err(Rejected::TooLong);
+        }
+        if suspicious(raw) {
+            return Err(Rejected::Suspicious);
+        }
+        let url = if raw.starts_with('/') {
+            if raw.starts_with("//") || decoded_starts_with_two_slashes(raw) {
+                return Err(Rejected::SchemeRelative);
+            }
+            public_url.join(raw).map_err(|_| Rejected::NotAUrl)?
+        } else {
+            // Userinfo is refused on the raw text too: parsers disagree on where it ends.
+            let authority = raw
+                .split_once("://")
+                .map(|(_, after)| after.split(['/', '?', '#']).next().unwrap_or(""))
+                .unwrap_or("");
+            if authority.contains('@') {
+                return Err(Rejected::Userinfo);
+            }
+            Url::parse(raw).map_err(|_| Rejected::NotAUrl)?
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Rejected::Userinfo);
+        }
+        if url.origin() != public_url.origin() {
+            return Err(Rejected::OtherOrigin);
+        }
+        let rest = &url[Position::BeforePath..];
+        // `/..//evil` resolves to the path `//evil`: harmless as an absolute URL, but the
+        // relative form is stored and reused, so it must never look scheme-relative.
+        if !rest.starts_with('/') || rest.starts_with("//") {
+            return Err(Rejected::SchemeRelative);
+        }
+        Ok(ReturnUrl {
+            origin: url.origin().ascii_serialization(),
+            rest: rest.to_owned(),
+        })
+    }
+
+    /// The absolute URL for a `Location` header.
+    pub fn absolute(&self) -> String {
+        format!("{}{}", self.origin, self.rest)
+    }
+
+    /// Path, query and fragment: what the login cookie stores.
+    pub fn relative(&self) -> &str {
+        &self.rest
+    }
+
+    /// Appends `params` (SPEC section 8, `return_query`): inside the fragment's query when the
+    /// fragment is a hash route (`/#/reg?openId=O`, as legacy front ends read it), else to the
+    /// URL's query. A parameter of the same name already there is removed first, so a crafted
+    /// `return_to` can never pre-set the identity the front end reads.
+    pub fn with_query(&self, params: &[(String, String)]) -> ReturnUrl {
+        if params.is_empty() {
+            return self.clone();
+        }
+        let (before, fragment) = match self.rest.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (self.rest.as_str(), None),
+        };
+        let rest = match fragment {
+            Some(f) if f.starts_with('/') => format!("{before}#{}", append(f, params)),
+            Some(f) => format!("{}#{f}", append(before, params)),
+            None => append(before, params),
+        };
+        ReturnUrl {
+            origin: self.origin.clone(),
+            rest,
+        }
+    }
+}
+
+/// `path[?query]` with `params` appended to its query.
+fn append(target: &str, params: &[(String, String)]) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let mut kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            let name = percent_decode_str(name).decode_utf8_lossy();
+            !params.iter().any(|(p, _)| *p == name)
+        })
+        .collect();
+    let added: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    kept.extend(added.iter().map(String::as_str));
+    format!("{path}?{}", kept.join("&"))
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A control, whitespace or invisible character, or a backslash, in the text or in any of a
+/// few rounds of percent-decoding (double encoding must not smuggle `%09` through).
+fn suspicious(raw: &str) -> bool {
+    let mut text = raw.to_owned();
+    for _ in 0..4 {
+        if text.chars().any(bad_char) {
+            return true;
+        }
+        let decoded = percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if decoded == text {
+            return false;
+        }
+        text = decoded;
+    }
+    // Still changing after four rounds: nobody encodes a real link that deep.
+    true
+}
+
+fn bad_char(c: char) -> bool {
+    c == '\\'
+        || c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+}
+
+/// `/%2F/evil.com` and friends: some front ends decode before they navigate.
+fn decoded_starts_with_two_slashes(raw: &str) -> bool {
+    let mut text = raw.to_owned();
+    for _ in 0..4 {
+        let decoded = percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if decoded.starts_with("//") {
+            return true;
+        }
+        if decoded == text {
+            return false;
+        }
+        text = decoded;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public() -> Url {
+        Url::parse("https://crm.example.com").unwrap()
+    }
+
+    #[test]
+    fn accepted_return_urls_stay_on_the_origin_fragment_included() {
+        let cases: &[(&str, &str)] = &[
+            ("/", "https://crm.example.com/"),
+            ("/customer", "https://crm.example.com/customer"),
+            (
+                "/#/customer/42?tab=1",
+                "https://crm.example.com/#/customer/42?tab=1",
+            ),
+            (
+                "/home?x=1&y=2#/reg",
+                "https://crm.example.com/home?x=1&y=2#/reg",
+            ),
+            (
+                "/sidebar/?a=%2F#/c",
+                "https://crm.example.com/sidebar/?a=%2F#/c",
+            ),
+            (
+                "https://crm.example.com/a?b#c",
+                "https://crm.example.com/a?b#c",
+            ),
+            ("HTTPS://CRM.EXAMPLE.COM/a", "https://crm.example.com/a"),
+            ("https://crm.example.com:443/a", "https://crm.example.com/a"),
+            ("https://crm.example.com", "https://crm.example.com/"),
+            (
+                "/javascript:alert(1)",
+                "https://crm.example.com/javascript:alert(1)",
+            ),
+            ("/a/../b", "https://crm.example.com/b"),
+            (
+                "/客户#/详情",
+                "https://crm.example.com/%E5%AE%A2%E6%88%B7#/%E8%AF%A6%E6%83%85",
+            ),
+        ];
+        for (raw, want) in cases {
+            let got = ReturnUrl::check(raw, &public()).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+            assert_eq!(got.absolute(), *want, "{raw}");
+            assert!(got.relative().starts_with('/') && !got.relative().starts_with("//"));
+        }
+    }
+
+    #[test]
+    fn open_redirect_payloads_are_refused() {
+        use Rejected::*;
+        let cases: &[(&str, Rejected)] = &[
+            ("", Empty),
+            ("//evil.com", SchemeRelative),
+            ("//evil.com/path", SchemeRelative),
+            ("///evil.com", SchemeRelative),
+            ("/\\evil.com", Suspicious),
+            ("\\\\evil.com", Suspicious),
+            ("/%5cevil.com", Suspicious),
+            ("/%5Cevil.com", Suspicious),
+            ("/\t/evil.com", Suspicious),
+            ("/%09/evil.com", Suspicious),
+            ("/%0a/evil.com", Suspicious),
+            ("/%0D/evil.com", Suspicious),
+            ("/%00/evil.com", Suspicious),
+            ("/%20/evil.com", Suspicious),
+            ("/ /evil.com", Suspicious),
+            ("/%2509/evil.com", Suspicious),
+            ("/\u{3000}/evil.com", Suspicious),
+            ("/\u{feff}/evil.com", Suspicious),
+            ("/\u{200b}/evil.com", Suspicious),
+            (" //evil.com", Suspicious),
+            ("/%2F/evil.com", SchemeRelative),
+            ("/%2f%2fevil.com", SchemeRelative),
+            ("/..//evil.com", SchemeRelative),
+            ("https://evil.com", OtherOrigin),
+            ("https://evil.com/https://crm.example.com", OtherOrigin),
+            ("http://crm.example.com/", OtherOrigin),
+            ("https://crm.example.com:8443/", OtherOrigin),
+            ("https://crm.example.com.evil.com/", OtherOrigin),
+            ("https://evil.com?.crm.example.com", OtherOrigin),
+            ("https://crm.example.com@evil.com/", Userinfo),
+            ("https://user:pw@crm.example.com/", Userinfo),
+            ("https:evil.com", OtherOrigin),
+            ("https:/evil.com", OtherOrigin),
+            ("javascript:alert(1)", OtherOrigin),
+            ("JaVaScRiPt:alert(1)", OtherOrigin),
+            ("java\tscript:alert(1)", Suspicious),
+            ("data:text/html,<script>alert(1)</script>", OtherOrigin),
+            ("evil.com", NotAUrl),
+            ("crm.example.com/a", NotAUrl),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                ReturnUrl::check(raw, &public()).err(),
+                Some(*want),
+                "{raw:?}"
+            );
+            assert_eq!(
+                ReturnUrl::parse(raw, &public()).absolute(),
+                "https://crm.example.com/",
+                "{raw:?} falls back to the root"
+            );
+        }
+        assert_eq!(
+            ReturnUrl::check(&format!("/{}", "a".repeat(3000)), &public()).err(),
+            Some(TooLong)
+        );
+    }
+
+    #[test]
+    fn non_default_ports_must_match_exactly() {
+        let p = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert!(ReturnUrl::check("http://127.0.0.1:8080/x", &p).is_ok());
+        assert!(ReturnUrl::check("http://127.0.0.1/x", &p).is_err());
+        assert!(ReturnUrl::check("http://127.0.0.1:8081/x", &p).is_err());
+        assert!(ReturnUrl::check("http://localhost:8080/x", &p).is_err());
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn return_query_goes_into_the_hash_route_or_the_query() {
+        let open_id = q(&[("openId", "oEmu001")]);
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            ("/#/reg", &[("openId", "OPENID")], "/#/reg?openId=OPENID"),
+            ("/#/reg?x=1", &[("openId", "O")], "/#/reg?x=1&openId=O"),
+            (
+                "/home?a=1#/customer/42?tab=1",
+                &[("userId", "zs")],
+                "/home?a=1#/customer/42?tab=1&userId=zs",
+            ),
+            ("/page", &[("userId", "zs")], "/page?userId=zs"),
+            ("/page?a=1", &[("userId", "zs")], "/page?a=1&userId=zs"),
+            (
+                "/page?a=1#section",
+                &[("userId", "zs")],
+                "/page?a=1&userId=zs#section",
+            ),
+            ("/page#", &[("userId", "zs")], "/page?userId=zs#"),
+            (
+                "/#/reg?openId=victim&x=1",
+                &[("openId", "O")],
+                "/#/reg?x=1&openId=O",
+            ),
+            ("/p?userId=victim", &[("userId", "zs")], "/p?userId=zs"),
+            ("/#/r", &[("a", "1"), ("b", "2")], "/#/r?a=1&b=2"),
+            ("/#/r", &[], "/#/r"),
+        ];
+        for (raw, params, want) in cases {
+            let r = ReturnUrl::check(raw, &public()).unwrap();
+            assert_eq!(r.with_query(&q(params)).relative(), *want, "{raw}");
+        }
+        let r = ReturnUrl::check("/#/reg", &public())
+            .unwrap()
+            .with_query(&open_id);
+        assert_eq!(r.absolute(), "https://crm.example.com/#/reg?openId=oEmu001");
+    }
+}

@@ -1,0 +1,280 @@
+//! The session cookie (SPEC section 8): AES-256-GCM sealed, `HttpOnly`, `SameSite=Lax`,
+//! `Secure` on https, no `Max-Age` (it ends with the WebView), the absolute `ttl` inside.
+//!
+//! One cookie holds at most one session per configured app: a route of app A needs a session
+//! of app A, and logging into app B leaves A's session alone.
+
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+
+use super::seal;
+use crate::config::model::{App, Credentials, SessionSettings};
+use crate::identity::Identity;
+
+/// A logged-in identity of one app, as sealed in the cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corp_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat_app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Payload {
+    v: u8,
+    s: Vec<SessionEntry>,
+}
+
+impl SessionEntry {
+    pub fn new(app: &App, identity: &Identity, now: u64, ttl_secs: u64) -> SessionEntry {
+        SessionEntry {
+            app: app.name.clone(),
+            corp_id: identity.corp_id.clone(),
+            agent_id: identity.agent_id,
+            userid: identity.userid.clone(),
+            openid: identity.openid.clone(),
+            wechat_app_id: identity.wechat_app_id.clone(),
+            unionid: identity.unionid.clone(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity {
+            corp_id: self.corp_id.clone(),
+            agent_id: self.agent_id,
+            userid: self.userid.clone(),
+            openid: self.openid.clone(),
+            wechat_app_id: self.wechat_app_id.clone(),
+            unionid: self.unionid.clone(),
+            external_userid: None,
+            external_unionid: None,
+        }
+    }
+
+    /// Within its absolute lifetime (a little clock skew tolerated on `iat`).
+    pub fn live(&self, now: u64) -> bool {
+        self.iat <= now + 5 && now < self.exp
+    }
+
+    /// Still the same app: a reload that points the name at another corp, agent or Official
+    /// Account must not carry old sessions over.
+    pub fn belongs_to(&self, app: &App) -> bool {
+        if self.app != app.name {
+            return false;
+        }
+        match &app.credentials {
+            Credentials::Wecom {
+                corp_id, agent_id, ..
+            } => {
+                self.corp_id.as_deref() == Some(corp_id.as_str())
+                    && self.agent_id == Some(*agent_id)
+                    && self.wechat_app_id.is_none()
+            }
+            Credentials::WechatMp { app_id } => {
+                self.wechat_app_id.as_deref() == Some(app_id.as_str())
+            }
+        }
+    }
+}
+
+/// The live sessions in the request's cookies. A tampered, expired or foreign-key cookie is
+/// simply no session.
+pub fn read(
+    settings: &SessionSettings,
+    cookies: &[(String, String)],
+    now: u64,
+) -> Vec<SessionEntry> {
+    cookies
+        .iter()
+        .filter(|(name, _)| *name == settings.cookie_name)
+        .filter_map(|(name, value)| seal::open::<Payload>(&settings.key, name, value))
+        .find(|p| p.v == 1)
+        .map(|p| p.s.into_iter().filter(|e| e.live(now)).collect())
+        .unwrap_or_default()
+}
+
+/// The session of `app` among `entries`.
+pub fn for_app<'a>(entries: &'a [SessionEntry], app: &App) -> Option<&'a SessionEntry> {
+    entries.iter().find(|e| e.belongs_to(app))
+}
+
+/// `entries` with `entry` in place of any earlier session of the same app.
+pub fn replace(mut entries: Vec<SessionEntry>, entry: SessionEntry) -> Vec<SessionEntry> {
+    entries.retain(|e| e.app != entry.app);
+    entries.push(entry);
+    entries
+}
+
+/// The `Set-Cookie` value carrying `entries`.
+pub fn set_cookie(settings: &SessionSettings, entries: Vec<SessionEntry>, secure: bool) -> String {
+    let value = seal::seal(
+        &settings.key,
+        &settings.cookie_name,
+        &Payload { v: 1, s: entries },
+    );
+    Cookie::build((settings.cookie_name.clone(), value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build()
+        .to_string()
+}
+
+/// The `Set-Cookie` value that removes the session.
+pub fn clear_cookie(settings: &SessionSettings, secure: bool) -> String {
+    let mut c = Cookie::build((settings.cookie_name.clone(), ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build();
+    c.make_removal();
+    c.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Secret;
+    use std::time::Duration;
+
+    fn settings(secret: &str) -> SessionSettings {
+        let secret = Secret::new(format!("{secret:0>32}"));
+        SessionSettings {
+            key: cookie::Key::derive_from(secret.expose().as_bytes()),
+            secret,
+            cookie_name: "wgw_session".into(),
+            ttl: Duration::from_secs(3600),
+            assertion_secret: None,
+        }
+    }
+
+    fn entry(app: &str, iat: u64) -> SessionEntry {
+        SessionEntry {
+            app: app.into(),
+            corp_id: Some("ww1".into()),
+            agent_id: Some(1000002),
+            userid: Some("zhangsan".into()),
+            openid: None,
+            wechat_app_id: None,
+            unionid: None,
+            iat,
+            exp: iat + 3600,
+        }
+    }
+
+    /// The cookie value from a `Set-Cookie` line, as the browser would send it back.
+    fn sent_back(set_cookie: &str) -> Vec<(String, String)> {
+        let c = Cookie::parse(set_cookie.to_owned()).unwrap();
+        vec![(c.name().to_owned(), c.value().to_owned())]
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let s = settings("k");
+        let line = set_cookie(&s, vec![entry("crm", 1000)], true);
+        for want in [
+            "wgw_session=",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+        ] {
+            assert!(line.contains(want), "{line}");
+        }
+        assert!(
+            !line.contains("Max-Age") && !line.contains("Expires"),
+            "{line}"
+        );
+        let plain = set_cookie(&s, vec![entry("crm", 1000)], false);
+        assert!(!plain.contains("Secure"));
+        assert!(!line.contains("zhangsan"), "the identity is not readable");
+        let gone = clear_cookie(&s, false);
+        assert!(gone.contains("Max-Age=0"), "{gone}");
+    }
+
+    #[test]
+    fn seal_open_tamper_expiry_wrong_key() {
+        let s = settings("k");
+        let cookies = sent_back(&set_cookie(
+            &s,
+            vec![entry("crm", 1000), entry("mp", 1000)],
+            false,
+        ));
+        let mut tampered = cookies.clone();
+        let v = &mut tampered[0].1;
+        let mid = v.len() / 2;
+        let flipped = if &v[mid..mid + 1] == "A" { "B" } else { "A" };
+        v.replace_range(mid..mid + 1, flipped);
+        let mut renamed = cookies.clone();
+        renamed[0].0 = "other".into();
+        // (description, settings, cookies sent, now, live apps)
+        type Case = (
+            &'static str,
+            SessionSettings,
+            Vec<(String, String)>,
+            u64,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "fresh",
+                settings("k"),
+                cookies.clone(),
+                1000,
+                vec!["crm", "mp"],
+            ),
+            (
+                "last second",
+                settings("k"),
+                cookies.clone(),
+                4599,
+                vec!["crm", "mp"],
+            ),
+            ("expired", settings("k"), cookies.clone(), 4600, vec![]),
+            (
+                "issued in the future",
+                settings("k"),
+                cookies.clone(),
+                900,
+                vec![],
+            ),
+            (
+                "foreign key",
+                settings("other"),
+                cookies.clone(),
+                1000,
+                vec![],
+            ),
+            ("tampered", settings("k"), tampered, 1000, vec![]),
+            ("other name", settings("k"), renamed, 1000, vec![]),
+            ("no cookie", settings("k"), vec![], 1000, vec![]),
+        ];
+        for (what, s, cookies, now, want) in cases {
+            let got: Vec<String> = read(&s, &cookies, now).into_iter().map(|e| e.app).collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn one_session_per_app() {
+        let entries = replace(vec![entry("crm", 1), entry("mp", 1)], entry("crm", 2));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries.iter().find(|e| e.app == "crm").unwrap().iat, 2);
+    }
+}

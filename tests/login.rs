@@ -1,0 +1,931 @@
+//! Login flows end to end (SPEC sections 5.6, 6, 7, 8): the real gateway binary, the emulator
+//! in-process as WeCom and WeChat, an echo upstream as the CRM. Every redirect is followed by
+//! hand with a cookie jar kept here, as a browser would.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::upstream::{self, Echo};
+use common::{client, parse_status, raw_request, Gateway};
+use emulator::{Emulator, Scenario};
+use serde_json::{json, Value};
+
+const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
+const ASSERTION_SECRET: &str = "test-assertion-secret-0123456789abcdef";
+const WXWORK_UA: &str =
+    "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0 wxwork/4.1.22 Language/zh";
+const WECHAT_UA: &str = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.40 NetType/WIFI";
+const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0";
+const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+
+struct World {
+    emu: Emulator,
+    _up: upstream::Upstream,
+    gw: Gateway,
+}
+
+fn config(emu: &str, up: &str, crm_scope: &str, mp_scope: &str, extra_session: &str) -> String {
+    format!(
+        r#"
+[session]
+secret = "{SESSION_SECRET}"
+assertion_secret = "{ASSERTION_SECRET}"
+{extra_session}
+
+[apps.crm]
+kind = "wecom"
+corp_id = "wwemu0000000000001"
+agent_id = 1000002
+secret = "emu-agent-secret"
+login = "auto"
+scope = "{crm_scope}"
+api_base = "{emu}"
+authorize_url = "{emu}/connect/oauth2/authorize"
+qr_login_url = "{emu}/wwlogin/sso/login"
+
+[apps.mp]
+kind = "wechat_mp"
+app_id = "wxemu000000000001"
+secret = "emu-mp-secret"
+scope = "{mp_scope}"
+return_query = {{ openId = "openid" }}
+api_base = "{emu}"
+authorize_url = "{emu}/connect/oauth2/authorize"
+
+[upstreams.crm]
+url = "{up}"
+
+[[routes]]
+location = "/sidebar/"
+upstream = "crm"
+login = "crm"
+
+[[routes]]
+location = "/mp/"
+upstream = "crm"
+login = "mp"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+"#
+    )
+}
+
+async fn world_with(crm_scope: &str, mp_scope: &str, extra_session: &str) -> World {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), Scenario::default())
+        .await
+        .unwrap();
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&config(
+        &emu.base_url(),
+        &up.url(),
+        crm_scope,
+        mp_scope,
+        extra_session,
+    ));
+    World { emu, _up: up, gw }
+}
+
+async fn world() -> World {
+    world_with("snsapi_base", "snsapi_base", "").await
+}
+
+/// A browser: one cookie jar per host:port, no automatic redirects.
+struct Browser {
+    c: reqwest::Client,
+    ua: &'static str,
+    jar: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Browser {
+    fn new(ua: &'static str) -> Browser {
+        Browser {
+            c: client(),
+            ua,
+            jar: BTreeMap::new(),
+        }
+    }
+
+    fn authority(url: &str) -> String {
+        let u = url::Url::parse(url).unwrap();
+        format!(
+            "{}:{}",
+            u.host_str().unwrap(),
+            u.port_or_known_default().unwrap()
+        )
+    }
+
+    fn cookie_header(&self, url: &str) -> String {
+        self.jar
+            .get(&Self::authority(url))
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
+    fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        self.jar.get(&Self::authority(url))?.get(name).cloned()
+    }
+
+    fn set_cookie(&mut self, url: &str, name: &str, value: &str) {
+        self.jar
+            .entry(Self::authority(url))
+            .or_default()
+            .insert(name.into(), value.into());
+    }
+
+    async fn request(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        accept: &str,
+    ) -> reqwest::Response {
+        // Browsers never send the fragment.
+        let url = url.split('#').next().unwrap().to_owned();
+        let mut req = self
+            .c
+            .request(method, &url)
+            .header("user-agent", self.ua)
+            .header("accept", accept);
+        let cookies = self.cookie_header(&url);
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies);
+        }
+        let resp = req.send().await.unwrap();
+        let host = Self::authority(&url);
+        for sc in resp.headers().get_all("set-cookie") {
+            let c = cookie::Cookie::parse(sc.to_str().unwrap().to_owned()).unwrap();
+            let jar = self.jar.entry(host.clone()).or_default();
+            if c.max_age() == Some(cookie::time::Duration::ZERO) {
+                jar.remove(c.name());
+            } else {
+                jar.insert(c.name().to_owned(), c.value().to_owned());
+            }
+        }
+        resp
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, url, HTML).await
+    }
+}
+
+fn location(resp: &reqwest::Response, base: &str) -> String {
+    let loc = resp
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on {}", resp.status()))
+        .to_str()
+        .unwrap();
+    url::Url::parse(base)
+        .unwrap()
+        .join(loc)
+        .unwrap()
+        .to_string()
+}
+
+impl World {
+    fn login_url(&self, app: &str, return_to: &str) -> String {
+        self.gw.url(&format!(
+            "/_gateway/login?app={app}&return_to={}",
+            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+        ))
+    }
+
+    /// From `{prefix}/login` to the callback URL the provider sends the browser to.
+    async fn to_callback(&self, b: &mut Browser, login_url: &str) -> String {
+        let resp = b.get(login_url).await;
+        assert_eq!(resp.status(), 302, "login starts at the provider");
+        let provider = location(&resp, login_url);
+        assert!(provider.starts_with(&self.emu.base_url()), "{provider}");
+        let resp = b.get(&provider).await;
+        let resp = if resp.status() == 200 {
+            // The QR page: "scan" as the first member by following their button.
+            let page = resp.text().await.unwrap();
+            let start = page
+                .find("href=\"/wwlogin/sso/choose?")
+                .expect("a member button")
+                + 6;
+            let end = start + page[start..].find('"').unwrap();
+            let href = page[start..end].replace("&amp;", "&");
+            b.get(&format!("{}{href}", self.emu.base_url())).await
+        } else {
+            resp
+        };
+        assert_eq!(resp.status(), 302, "the provider redirects back");
+        let cb = location(&resp, &provider);
+        assert!(
+            cb.starts_with(&self.gw.url("/_gateway/oauth/callback?code=")),
+            "{cb}"
+        );
+        cb
+    }
+
+    /// A whole login; returns the callback's final Location.
+    async fn login(&self, b: &mut Browser, app: &str, return_to: &str) -> String {
+        let cb = self.to_callback(b, &self.login_url(app, return_to)).await;
+        let resp = b.get(&cb).await;
+        assert_eq!(
+            resp.status(),
+            302,
+            "{}",
+            resp.text().await.unwrap_or_default()
+        );
+        location(&resp, &cb)
+    }
+
+    async fn echo(&self, b: &mut Browser, path: &str) -> Echo {
+        let resp = b.get(&self.gw.url(path)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+        resp.json().await.unwrap()
+    }
+
+    async fn calls(&self, api: &str) -> u64 {
+        let v: Value = client()
+            .get(format!("{}/_emulator/calls", self.emu.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["calls"][api]["total"].as_u64().unwrap_or(0)
+    }
+
+    async fn fault(&self, body: Value) {
+        let r = client()
+            .post(format!("{}/_emulator/faults", self.emu.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+fn verify_assertion(jwt: &str) -> Value {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_issuer(&["wecom-gateway"]);
+    jsonwebtoken::decode::<Value>(
+        jwt,
+        &jsonwebtoken::DecodingKey::from_secret(ASSERTION_SECRET.as_bytes()),
+        &v,
+    )
+    .expect("the assertion verifies with assertion_secret")
+    .claims
+}
+
+fn has_login_page(body: &str) -> bool {
+    body.contains("/_gateway/login?app=")
+}
+
+// ---------------------------------------------------------------- full flows
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    // The navigation gets the interstitial; its script would add the fragment.
+    let resp = b.get(&w.gw.url("/sidebar/?from=chat")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(has_login_page(&resp.text().await.unwrap()));
+
+    let final_loc = w
+        .login(&mut b, "crm", "/sidebar/?from=chat#/customer/42?tab=1")
+        .await;
+    assert_eq!(
+        final_loc,
+        w.gw.url("/sidebar/?from=chat#/customer/42?tab=1")
+    );
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_some());
+
+    let echo = w.echo(&mut b, "/sidebar/?from=chat").await;
+    assert_eq!(echo.header("x-wecom-corpid"), Some("wwemu0000000000001"));
+    assert_eq!(echo.header("x-wecom-agentid"), Some("1000002"));
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("x-wecom-openid"), None);
+    assert!(
+        echo.header("cookie").map_or(true, |c| !c.contains("wgw_")),
+        "gateway cookies stay home"
+    );
+    let claims = verify_assertion(echo.header("x-gateway-assertion").unwrap());
+    assert_eq!(claims["sub"], "zhangsan");
+    assert_eq!(claims["userid"], "zhangsan");
+    assert_eq!(claims["corp_id"], "wwemu0000000000001");
+    assert_eq!(claims["agent_id"], 1000002);
+    assert_eq!(claims["rid"], echo.header("x-request-id").unwrap());
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        60
+    );
+
+    let who: Value = b
+        .get(&w.gw.url("/_gateway/whoami"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["userid"], "zhangsan");
+    assert_eq!(who["app"], "crm");
+
+    let metrics = client()
+        .get(w.gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wgw_logins_total{app=\"crm\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_qr_login_from_a_desktop_browser() {
+    let w = world().await;
+    let mut b = Browser::new(DESKTOP_UA);
+    let resp = b
+        .get(&w.login_url("crm", "/sidebar/#/customer/42?tab=1"))
+        .await;
+    let provider = location(&resp, &w.gw.url("/"));
+    assert!(provider.contains("/wwlogin/sso/login?login_type=CorpApp&appid=wwemu0000000000001&agentid=1000002&redirect_uri="), "{provider}");
+
+    let final_loc = w.login(&mut b, "crm", "/sidebar/#/customer/42?tab=1").await;
+    assert_eq!(final_loc, w.gw.url("/sidebar/#/customer/42?tab=1"));
+    let echo = w.echo(&mut b, "/sidebar/").await;
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(
+        verify_assertion(echo.header("x-gateway-assertion").unwrap())["sub"],
+        "zhangsan"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_privateinfo_asks_for_the_detail_but_keeps_the_userid() {
+    let w = world_with("snsapi_privateinfo", "snsapi_base", "").await;
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "crm", "/sidebar/").await;
+    assert_eq!(w.calls("/cgi-bin/auth/getuserdetail").await, 1);
+    let echo = w.echo(&mut b, "/sidebar/").await;
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_base_login_appends_the_openid_inside_the_hash_route() {
+    let w = world().await;
+    let mut b = Browser::new(WECHAT_UA);
+    let final_loc = w.login(&mut b, "mp", "/mp/#/reg").await;
+    assert_eq!(final_loc, w.gw.url("/mp/#/reg?openId=oEmuOpenId001"));
+    let echo = w.echo(&mut b, "/mp/").await;
+    assert_eq!(echo.header("x-wechat-appid"), Some("wxemu000000000001"));
+    assert_eq!(echo.header("x-wechat-openid"), Some("oEmuOpenId001"));
+    assert_eq!(echo.header("x-wechat-unionid"), Some("oEmuUnion001"));
+    assert_eq!(echo.header("x-wecom-userid"), None);
+    let claims = verify_assertion(echo.header("x-gateway-assertion").unwrap());
+    assert_eq!(claims["sub"], "oEmuOpenId001");
+    assert_eq!(claims["unionid"], "oEmuUnion001");
+    assert_eq!(
+        w.calls("/sns/userinfo").await,
+        0,
+        "snsapi_base never asks for the profile"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_userinfo_login_reads_the_unionid_from_the_profile() {
+    let w = world_with("snsapi_base", "snsapi_userinfo", "").await;
+    let mut b = Browser::new(WECHAT_UA);
+    let final_loc = w.login(&mut b, "mp", "/mp/#/customer/42?tab=1").await;
+    assert_eq!(
+        final_loc,
+        w.gw.url("/mp/#/customer/42?tab=1&openId=oEmuOpenId001")
+    );
+    assert_eq!(w.calls("/sns/userinfo").await, 1);
+    let echo = w.echo(&mut b, "/mp/").await;
+    assert_eq!(echo.header("x-wechat-openid"), Some("oEmuOpenId001"));
+    assert_eq!(echo.header("x-wechat-unionid"), Some("oEmuUnion001"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_of_one_app_does_not_open_another_apps_routes() {
+    let w = world().await;
+    let mut b = Browser::new(WECHAT_UA);
+    w.login(&mut b, "mp", "/mp/").await;
+    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        has_login_page(&resp.text().await.unwrap()),
+        "the crm route needs a crm session"
+    );
+    // Logging into crm keeps the mp session.
+    let mut b2 = Browser::new(WXWORK_UA);
+    b2.jar = b.jar.clone();
+    w.login(&mut b2, "crm", "/sidebar/").await;
+    assert_eq!(
+        w.echo(&mut b2, "/sidebar/").await.header("x-wecom-userid"),
+        Some("zhangsan")
+    );
+    assert_eq!(
+        w.echo(&mut b2, "/mp/").await.header("x-wechat-openid"),
+        Some("oEmuOpenId001")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_tabs_log_in_at_once() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb1 = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/a"))
+        .await;
+    let cb2 = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/b"))
+        .await;
+    let r2 = b.get(&cb2).await;
+    assert_eq!(location(&r2, &cb2), w.gw.url("/sidebar/#/b"));
+    let r1 = b.get(&cb1).await;
+    assert_eq!(r1.status(), 302);
+    assert_eq!(location(&r1, &cb1), w.gw.url("/sidebar/#/a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_the_session() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let resp = b
+        .request(
+            reqwest::Method::POST,
+            &w.gw.url("/_gateway/logout?return_to=%2Fbye"),
+            HTML,
+        )
+        .await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(location(&resp, &w.gw.url("/")), w.gw.url("/bye"));
+    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+}
+
+// ---------------------------------------------------------------- failures
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_code_restarts_the_login_once() {
+    let w = world().await;
+    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 1}))
+        .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/x"))
+        .await;
+    let resp = b.get(&cb).await;
+    assert_eq!(resp.status(), 302);
+    let again = location(&resp, &cb);
+    assert!(
+        again.starts_with(&w.emu.base_url()),
+        "back to the provider: {again}"
+    );
+    let resp = b.get(&again).await;
+    let cb2 = location(&resp, &again);
+    let resp = b.get(&cb2).await;
+    assert_eq!(location(&resp, &cb2), w.gw.url("/sidebar/#/x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_refused_code_shows_an_error_page_not_a_loop() {
+    let w = world().await;
+    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 5}))
+        .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let again = location(&b.get(&cb).await, &cb);
+    let resp = b.get(&again).await;
+    let cb2 = location(&resp, &again);
+    let resp = b.get(&cb2).await;
+    assert_eq!(resp.status(), 502);
+    let rid = resp
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(&rid), "the page names the request id");
+    assert!(
+        page.contains("href=\"/_gateway/login?app=crm&amp;return_to=%2Fsidebar%2F\""),
+        "{page}"
+    );
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_error_shows_the_error_page() {
+    let w = world().await;
+    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 60020, "count": 1}))
+        .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let resp = b.get(&cb).await;
+    assert_eq!(resp.status(), 502);
+    assert!(resp.text().await.unwrap().contains("Try again"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_does_not_answer_is_a_502_page() {
+    let w = world().await;
+    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "delay_ms": 8000, "count": 1}))
+        .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let started = std::time::Instant::now();
+    let resp = b.get(&cb).await;
+    assert_eq!(resp.status(), 502);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(7),
+        "bounded by 5 s"
+    );
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("did not answer in time"));
+    let metrics = client()
+        .get(w.gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wgw_logins_total{app=\"crm\",result=\"timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+// ---------------------------------------------------------------- security
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_does_not_match_the_login_cookie_is_refused() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let (before, _) = cb.split_once("&state=").unwrap();
+    let forged = format!("{before}&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let resp = b.get(&forged).await;
+    assert_eq!(resp.status(), 400);
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    // A login cookie moved under another state's name does not open either.
+    let jar = b.jar.get_mut(&Browser::authority(&w.gw.url("/"))).unwrap();
+    let (name, value) = jar
+        .iter()
+        .find(|(n, _)| n.starts_with("wgw_login_"))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .unwrap();
+    jar.remove(&name);
+    jar.insert("wgw_login_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(), value);
+    assert_eq!(b.get(&forged).await.status(), 400);
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_without_the_login_cookie_is_refused() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    // Another browser (the attacker's link in the victim's browser) has no login cookie.
+    let mut other = Browser::new(WXWORK_UA);
+    let resp = other.get(&cb).await;
+    assert_eq!(resp.status(), 400);
+    assert!(other.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert_eq!(other.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+    assert_eq!(
+        w.calls("/cgi-bin/auth/getuserinfo").await,
+        0,
+        "the code was never exchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_used_twice_gives_no_second_session() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let saved = b.jar.clone();
+    assert_eq!(b.get(&cb).await.status(), 302);
+    // Replay: the same callback with the same login cookie, in a browser with no session.
+    let mut replay = Browser::new(WXWORK_UA);
+    replay.jar = saved;
+    let resp = replay.get(&cb).await;
+    assert!(resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("wgw_session=")));
+    let loc = location(&resp, &cb);
+    assert!(
+        loc.starts_with(&w.emu.base_url()),
+        "a fresh login, not a session: {loc}"
+    );
+    assert_eq!(
+        replay.get(&w.gw.url("/_gateway/whoami")).await.status(),
+        401
+    );
+    // The same URL in the browser that logged in: its login cookie is gone.
+    assert_eq!(b.get(&cb).await.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_session_cookie_means_logging_in_again() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let gw = w.gw.url("/");
+    let v = b.cookie(&gw, "wgw_session").unwrap();
+    let mid = v.len() / 2;
+    let flipped = if &v[mid..mid + 1] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &v[..mid], &v[mid + 1..]);
+    b.set_cookie(&gw, "wgw_session", &tampered);
+    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(has_login_page(&resp.text().await.unwrap()));
+    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_cookie_means_logging_in_again() {
+    use wecom_gateway::config::model::{Secret, SessionSettings};
+    use wecom_gateway::login::session::{set_cookie, SessionEntry};
+    let w = world().await;
+    let secret = Secret::new(SESSION_SECRET.into());
+    let settings = SessionSettings {
+        key: cookie::Key::derive_from(secret.expose().as_bytes()),
+        secret,
+        cookie_name: "wgw_session".into(),
+        ttl: std::time::Duration::from_secs(8 * 3600),
+        assertion_secret: None,
+    };
+    let now = wecom_gateway::login::now_secs();
+    let entry = |iat: u64, exp: u64| SessionEntry {
+        app: "crm".into(),
+        corp_id: Some("wwemu0000000000001".into()),
+        agent_id: Some(1000002),
+        userid: Some("zhangsan".into()),
+        openid: None,
+        wechat_app_id: None,
+        unionid: None,
+        iat,
+        exp,
+    };
+    let value = |e: SessionEntry| {
+        let line = set_cookie(&settings, vec![e], false);
+        cookie::Cookie::parse(line).unwrap().value().to_owned()
+    };
+    let gw = w.gw.url("/");
+    // A cookie sealed with the real key and still live opens: the forging is faithful.
+    let mut b = Browser::new(WXWORK_UA);
+    b.set_cookie(&gw, "wgw_session", &value(entry(now - 60, now + 3600)));
+    assert_eq!(
+        w.echo(&mut b, "/sidebar/").await.header("x-wecom-userid"),
+        Some("zhangsan")
+    );
+    // Expired an hour ago: no session.
+    b.set_cookie(
+        &gw,
+        "wgw_session",
+        &value(entry(now - 9 * 3600, now - 3600)),
+    );
+    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    assert!(has_login_page(&resp.text().await.unwrap()));
+    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_sealed_with_another_key_is_no_session() {
+    use wecom_gateway::config::model::{Secret, SessionSettings};
+    use wecom_gateway::login::session::{set_cookie, SessionEntry};
+    let w = world().await;
+    let secret = Secret::new("another-secret-another-secret-0123456789".into());
+    let settings = SessionSettings {
+        key: cookie::Key::derive_from(secret.expose().as_bytes()),
+        secret,
+        cookie_name: "wgw_session".into(),
+        ttl: std::time::Duration::from_secs(3600),
+        assertion_secret: None,
+    };
+    let now = wecom_gateway::login::now_secs();
+    let line = set_cookie(
+        &settings,
+        vec![SessionEntry {
+            app: "crm".into(),
+            corp_id: Some("wwemu0000000000001".into()),
+            agent_id: Some(1000002),
+            userid: Some("boss".into()),
+            openid: None,
+            wechat_app_id: None,
+            unionid: None,
+            iat: now,
+            exp: now + 3600,
+        }],
+        false,
+    );
+    let mut b = Browser::new(WXWORK_UA);
+    b.set_cookie(
+        &w.gw.url("/"),
+        "wgw_session",
+        cookie::Cookie::parse(line).unwrap().value(),
+    );
+    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    assert!(has_login_page(&resp.text().await.unwrap()));
+}
+
+/// return_to payloads from oauth2-proxy's open-redirect history and beyond. Whatever the
+/// payload, the browser lands on the gateway's own origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_redirect_payloads_all_land_on_the_gateways_origin() {
+    let w = world().await;
+    let gw_port = w.gw.port;
+    let payloads: &[&str] = &[
+        "//evil.com",
+        "///evil.com",
+        "////evil.com/x",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "/\\/evil.com",
+        "/%5cevil.com",
+        "/%5C%5Cevil.com",
+        "/\t/evil.com",
+        "/%09/evil.com",
+        "/%0a/evil.com",
+        "/%0d%0a/evil.com",
+        "/%00/evil.com",
+        "/%20/evil.com",
+        "/%2509/evil.com",
+        "/%2F/evil.com",
+        "/%2f%2fevil.com",
+        "/..//evil.com",
+        " //evil.com",
+        "\u{3000}//evil.com",
+        "https://evil.com",
+        "http://evil.com/",
+        "https://evil.com/http://127.0.0.1/",
+        "http://127.0.0.1.evil.com/",
+        "http://127.0.0.1@evil.com/",
+        "http://evil.com@127.0.0.1/",
+        "http://127.0.0.1:1/",
+        "https://127.0.0.1/",
+        "http:evil.com",
+        "http:/evil.com",
+        "javascript:alert(document.domain)",
+        "JavaScript://%0aalert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "evil.com",
+        "http://evil.com?.127.0.0.1",
+        "/\u{feff}/evil.com",
+    ];
+    assert!(payloads.len() >= 25);
+    let own = format!("127.0.0.1:{gw_port}");
+    for payload in payloads {
+        let mut b = Browser::new(WXWORK_UA);
+        let loc = w.login(&mut b, "crm", payload).await;
+        let u = url::Url::parse(&loc).unwrap();
+        assert_eq!(u.scheme(), "http", "{payload:?} -> {loc}");
+        assert_eq!(
+            format!("{}:{}", u.host_str().unwrap(), u.port().unwrap()),
+            own,
+            "{payload:?} -> {loc}"
+        );
+        assert_eq!(u.username(), "", "{payload:?} -> {loc}");
+        assert!(!u.path().starts_with("//"), "{payload:?} -> {loc}");
+        assert!(
+            !loc.contains('\\') && !loc.contains("evil.com"),
+            "{payload:?} -> {loc}"
+        );
+    }
+}
+
+fn raw_echo(resp: &[u8]) -> Echo {
+    let text = String::from_utf8_lossy(resp);
+    let start = text.find('{').expect("a JSON body");
+    let end = text.rfind('}').unwrap();
+    serde_json::from_str(&text[start..=end]).unwrap()
+}
+
+const SPOOFS: &str = "X-WeCom-UserId: boss\r\nx-wecom-userid: boss\r\nX-WECOM-USERID: boss\r\nx_wecom_userid: boss\r\n\
+X_WeCom_UserId: boss\r\nX-WeCom_UserId: boss\r\nX-WeCom-CorpId: evilcorp\r\nX-WeCom-AgentId: 1\r\nX-WeCom-OpenId: o1\r\n\
+X-WeCom-External-UserId: wm1\r\nx_wecom_external_unionid: u1\r\nX-WeChat-AppId: wx1\r\nX-WeChat-OpenId: o1\r\n\
+X_WECHAT_OPENID: o1\r\nx-wechat_unionid: u2\r\nX-Gateway-Assertion: forged\r\nx_gateway_assertion: forged\r\n\
+X-GATEWAY-ASSERTION: forged\r\nX-Gateway-App: crm\r\n";
+
+fn assert_no_spoof(echo: &Echo, logged_in: bool) {
+    for (name, value) in &echo.headers {
+        let folded = name.replace('_', "-");
+        let reserved = folded.starts_with("x-wecom-")
+            || folded.starts_with("x-wechat-")
+            || folded.starts_with("x-gateway-");
+        if !reserved {
+            continue;
+        }
+        assert!(logged_in, "{name} reached the upstream without a login");
+        assert!(
+            !name.contains('_'),
+            "{name} spelled by the client reached the upstream"
+        );
+        for bad in ["boss", "evilcorp", "forged", "wm1", "u1", "u2", "o1", "wx1"] {
+            assert!(!value.split('\n').any(|v| v == bad), "{name}: {value}");
+        }
+    }
+    if logged_in {
+        assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+        assert_eq!(echo.header("x-wecom-corpid"), Some("wwemu0000000000001"));
+        assert!(verify_assertion(echo.header("x-gateway-assertion").unwrap())["sub"] == "zhangsan");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_identity_headers_never_reach_the_upstream_when_logged_in() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let cookie = b.cookie_header(&w.gw.url("/"));
+    let raw = format!("GET /sidebar/x HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{SPOOFS}Connection: close\r\n\r\n");
+    let port = w.gw.port;
+    let resp = tokio::task::spawn_blocking(move || raw_request(port, raw.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(parse_status(&resp), Some(200));
+    assert_no_spoof(&raw_echo(&resp), true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_identity_headers_never_reach_the_upstream_when_not_logged_in() {
+    let w = world().await;
+    let raw =
+        format!("GET /public HTTP/1.1\r\nHost: 127.0.0.1\r\n{SPOOFS}Connection: close\r\n\r\n");
+    let port = w.gw.port;
+    let resp = tokio::task::spawn_blocking(move || raw_request(port, raw.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(parse_status(&resp), Some(200));
+    assert_no_spoof(&raw_echo(&resp), false);
+    // And on a login route the spoof does not count as a login.
+    let raw = format!("GET /sidebar/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n{SPOOFS}Connection: close\r\n\r\n");
+    let resp = tokio::task::spawn_blocking(move || raw_request(port, raw.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(parse_status(&resp), Some(401));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xhr_without_a_session_gets_401_json_with_a_login_url_that_works() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let resp =
+        b.c.post(w.gw.url("/sidebar/api/customers"))
+            .header("accept", "application/json")
+            .header("referer", w.gw.url("/sidebar/?x=1"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "login_required");
+    let login_url = w.gw.url(body["login_url"].as_str().unwrap());
+    let cb = w.to_callback(&mut b, &login_url).await;
+    let resp = b.get(&cb).await;
+    assert_eq!(location(&resp, &cb), w.gw.url("/sidebar/?x=1"));
+    let resp = b
+        .request(
+            reqwest::Method::GET,
+            &w.gw.url("/sidebar/api/customers"),
+            "application/json",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let echo: Echo = resp.json().await.unwrap();
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+}
