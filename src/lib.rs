@@ -8,6 +8,7 @@ pub mod demo;
 pub mod headers;
 pub mod identity;
 pub mod import_nginx;
+pub mod jssdk;
 pub mod lifecycle;
 pub mod logging;
 pub mod login;
