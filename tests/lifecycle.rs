@@ -62,14 +62,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     // Wait until the request is in flight (the gauge counts it) before asking for the stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let m = client()
-            .get(gw.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = gw.metrics().await;
         if m.contains("wgw_requests_in_flight 1") {
             break;
         }

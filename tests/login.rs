@@ -338,14 +338,7 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     assert_eq!(who["userid"], "zhangsan");
     assert_eq!(who["app"], "crm");
 
-    let metrics = client()
-        .get(w.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.gw.metrics().await;
     assert!(
         metrics.contains("wgw_logins_total{app=\"crm\",result=\"ok\"} 1"),
         "{metrics}"
@@ -566,14 +559,7 @@ async fn a_provider_that_does_not_answer_is_a_502_page() {
         .await
         .unwrap()
         .contains("did not answer in time"));
-    let metrics = client()
-        .get(w.gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.gw.metrics().await;
     assert!(
         metrics.contains("wgw_logins_total{app=\"crm\",result=\"timeout\"} 1"),
         "{metrics}"

@@ -249,14 +249,7 @@ async fn upstream_down_is_a_quick_502_in_json_or_html() {
         .starts_with("text/html"));
     assert!(resp.text().await.unwrap().contains(&"request id"));
 
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("wgw_upstream_errors_total{kind=\"connect\",upstream=\"crm\"} 2"),
         "{metrics}"
@@ -304,14 +297,7 @@ async fn metrics_count_requests_by_route_and_status() {
     for _ in 0..3 {
         assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     }
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("wgw_requests_total{route=\"/\",status=\"200\"} 3"),
         "{metrics}"

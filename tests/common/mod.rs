@@ -136,6 +136,18 @@ impl Gateway {
         format!("http://127.0.0.1:{}{}", self.admin_port, path)
     }
 
+    /// The Prometheus text of the admin listener.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
