@@ -46,16 +46,15 @@ pub fn start(config: &Config) -> Result<Helpers, String> {
                 }
             };
             rt.block_on(async move {
-                let emu =
-                    match emulator::Emulator::start(emulator_addr, emulator::Scenario::default())
-                        .await
-                    {
-                        Ok(e) => e,
-                        Err(e) => {
-                            let _ = tx.send(Err(format!("emulator on {emulator_addr}: {e}")));
-                            return;
-                        }
-                    };
+                let emu = match emulator::Emulator::start(emulator_addr, emulator::Scenario::demo())
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("emulator on {emulator_addr}: {e}")));
+                        return;
+                    }
+                };
                 let crm = match crm_addr {
                     Some(addr) => match emulator::crm::start_crm(addr, assertion).await {
                         Ok(c) => Some(c),
@@ -98,8 +97,8 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
         ));
     }
     out.push_str("\n  Emulator controls:\n");
-    out.push_str(&format!("    switch member:    curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"zhangsan\"}}' -H 'content-type: application/json'\n"));
-    out.push_str(&format!("    switch customer:  curl -X POST {emu}/_emulator/current-contact -d '{{\"external_userid\":\"wmEmuCustomer001\",\"entry\":\"single_chat_tools\"}}' -H 'content-type: application/json'\n"));
+    out.push_str(&format!("    switch member:    curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"lisi\"}}' -H 'content-type: application/json'\n"));
+    out.push_str(&format!("    switch customer:  curl -X POST {emu}/_emulator/current-contact -d '{{\"external_userid\":\"wmEmuCustomer002\",\"entry\":\"single_chat_tools\"}}' -H 'content-type: application/json'\n"));
     out.push_str(&format!(
         "    expire tokens:    curl -X POST {emu}/_emulator/expire-tokens\n"
     ));

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 const DEFAULT_TOML: &str = include_str!("default_scenario.toml");
+const DEMO_TOML: &str = include_str!("demo_scenario.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -169,6 +170,12 @@ impl Scenario {
         DEFAULT_TOML
     }
 
+    /// The scenario of `wecom-gateway demo`: the default one with a second member and a second
+    /// customer, so switching both can be shown.
+    pub fn demo() -> Scenario {
+        Scenario::from_toml(DEMO_TOML).expect("the demo scenario parses")
+    }
+
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text)?;
         scenario.validate()?;
@@ -295,6 +302,17 @@ mod tests {
             Some("oEmuUnion001")
         );
         assert!(Scenario::default_toml().contains("# 1 WeChat user, 2 WeCom user"));
+    }
+
+    #[test]
+    fn demo_scenario_extends_the_default_with_a_second_member_and_customer() {
+        let d = Scenario::demo();
+        let base = Scenario::default();
+        assert_eq!(d.corp.corp_id, base.corp.corp_id);
+        assert_eq!(d.agents[0].secret, base.agents[0].secret);
+        assert!(d.member("zhangsan").is_some() && d.member("lisi").is_some());
+        let second = d.external_contact("wmEmuCustomer002").unwrap();
+        assert!(second.follow_user.iter().any(|u| u == "zhangsan"));
     }
 
     #[test]
