@@ -29,6 +29,18 @@ pub struct SessionEntry {
     pub unionid: Option<String>,
     pub iat: u64,
     pub exp: u64,
+    /// The external contact last verified in this session (SPEC section 9): what a request
+    /// without a `WGW-Contact` ticket is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<CurrentContact>,
+}
+
+/// A verified external contact as the session remembers it; only plain ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentContact {
+    pub external_userid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -49,6 +61,7 @@ impl SessionEntry {
             unionid: identity.unionid.clone(),
             iat: now,
             exp: now.saturating_add(ttl_secs),
+            contact: None,
         }
     }
 
@@ -175,6 +188,7 @@ mod tests {
             unionid: None,
             iat,
             exp: iat + 3600,
+            contact: None,
         }
     }
 
