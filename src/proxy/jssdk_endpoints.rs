@@ -87,7 +87,13 @@ pub async fn config(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -
         }
     };
     let app = &found.app;
-    if let Some(report) = param(&q, "stale").and_then(StaleReport::parse) {
+    // One report per payload kind at most: config and agentConfig.
+    let reports = q
+        .iter()
+        .filter(|(k, _)| k == "stale")
+        .filter_map(|(_, v)| StaleReport::parse(v))
+        .take(2);
+    for report in reports {
         replace_stale_ticket(provider, app, &report, &url, &ctx.request_id).await;
     }
     let now = now_secs();
