@@ -310,15 +310,17 @@ mod tests {
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
         let session_cookie = seal::seal(&k, "wgw_session", &json!({"v": 1, "s": []}));
-        let cases: Vec<(
-            &str,
+        // (what, key, ticket, corp, member, now, outcome)
+        type Case = (
+            &'static str,
             Key,
             String,
-            &str,
-            &str,
+            &'static str,
+            &'static str,
             u64,
             Result<(), TicketRejected>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "valid",
                 k.clone(),

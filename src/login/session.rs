@@ -286,6 +286,31 @@ mod tests {
     }
 
     #[test]
+    fn the_current_contact_survives_the_cookie_and_older_cookies_still_open() {
+        let s = settings("k");
+        let mut e = entry("crm", 1000);
+        e.contact = Some(CurrentContact {
+            external_userid: "wmEmuCustomer001".into(),
+            unionid: Some("oEmuUnion001".into()),
+        });
+        let back = read(
+            &s,
+            &sent_back(&set_cookie(&s, vec![e.clone()], false)),
+            1000,
+        );
+        assert_eq!(back, vec![e]);
+        // Sealed before sessions had a current contact.
+        let old = seal::seal(
+            &s.key,
+            "wgw_session",
+            &serde_json::json!({"v": 1, "s": [{"app": "crm", "iat": 1000, "exp": 4600}]}),
+        );
+        let back = read(&s, &[("wgw_session".into(), old)], 1000);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].contact, None);
+    }
+
+    #[test]
     fn one_session_per_app() {
         let entries = replace(vec![entry("crm", 1), entry("mp", 1)], entry("crm", 2));
         assert_eq!(entries.len(), 2);
