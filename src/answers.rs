@@ -21,6 +21,15 @@ pub enum Failure {
     LoginFailed,
     /// The provider did not answer within 5 s.
     ProviderTimeout,
+    /// A gateway endpoint that needs a session got none (SPEC section 6).
+    LoginRequired,
+    /// The external contact the page reported is not the member's (84061, 40096, not among
+    /// `follow_user`).
+    NotYourContact,
+    /// An `external_contact = "required"` route without a verified contact (SPEC 5, step 7).
+    ExternalContactRequired,
+    /// A WeCom API call the gateway needed failed; the answer names the errcode.
+    ProviderFailed,
 }
 
 impl Failure {
@@ -34,7 +43,9 @@ impl Failure {
             Failure::Internal => 500,
             Failure::MethodNotAllowed => 405,
             Failure::LoginState => 400,
-            Failure::LoginFailed | Failure::ProviderTimeout => 502,
+            Failure::LoginFailed | Failure::ProviderTimeout | Failure::ProviderFailed => 502,
+            Failure::LoginRequired => 401,
+            Failure::NotYourContact | Failure::ExternalContactRequired => 403,
         }
     }
 
@@ -50,6 +61,10 @@ impl Failure {
             Failure::LoginState => "login_state_invalid",
             Failure::LoginFailed => "login_failed",
             Failure::ProviderTimeout => "provider_timeout",
+            Failure::LoginRequired => "login_required",
+            Failure::NotYourContact => "not_your_contact",
+            Failure::ExternalContactRequired => "external_contact_required",
+            Failure::ProviderFailed => "provider_error",
         }
     }
 
@@ -65,6 +80,10 @@ impl Failure {
             Failure::LoginState => "This sign-in link is no longer valid",
             Failure::LoginFailed => "Sign-in failed",
             Failure::ProviderTimeout => "The sign-in service did not answer in time",
+            Failure::LoginRequired => "Sign-in required",
+            Failure::NotYourContact => "Not your customer",
+            Failure::ExternalContactRequired => "Open this page from a customer chat",
+            Failure::ProviderFailed => "WeCom refused the request",
         }
     }
 }
@@ -104,6 +123,61 @@ pub fn failure(
             request_id,
         )
     }
+}
+
+/// A failed WeCom call behind a gateway endpoint: 504 on a timeout, else 502, with the
+/// provider's errcode when it gave one so that the CRM team can look it up.
+pub fn provider_failure(
+    e: &crate::provider::ProviderError,
+    request_id: &str,
+) -> (Box<ResponseHeader>, Bytes) {
+    use crate::provider::ProviderError;
+    // Transport errors can quote the request URL, token and all: never echoed.
+    let (status, error, errcode, message) = match e {
+        ProviderError::Api { errcode, errmsg } => (
+            502,
+            Failure::ProviderFailed.code(),
+            Some(*errcode),
+            format!("WeCom answered errcode {errcode}: {errmsg}"),
+        ),
+        ProviderError::Timeout => (
+            504,
+            Failure::ProviderTimeout.code(),
+            None,
+            "WeCom did not answer in time".to_owned(),
+        ),
+        ProviderError::Unreachable(_) => (
+            502,
+            Failure::ProviderFailed.code(),
+            None,
+            "WeCom could not be reached".to_owned(),
+        ),
+        ProviderError::BadAnswer(_) => (
+            502,
+            Failure::ProviderFailed.code(),
+            None,
+            "WeCom's answer was not understood".to_owned(),
+        ),
+    };
+    json(
+        status,
+        &serde_json::json!({"error": error, "errcode": errcode, "message": message, "request_id": request_id}),
+        request_id,
+    )
+}
+
+/// A script the gateway serves (`sdk.js`): it may be cached briefly, by the browser only,
+/// since its settings can depend on the session.
+pub fn script(body: String, request_id: &str) -> (Box<ResponseHeader>, Bytes) {
+    let (mut h, body) = response(
+        200,
+        "application/javascript; charset=utf-8",
+        body.into(),
+        request_id,
+    );
+    let _ = h.insert_header("cache-control", "private, max-age=300");
+    let _ = h.insert_header("vary", "Cookie");
+    (h, body)
 }
 
 /// A failed login as a page for a person: what happened, the request id to quote, and a

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::browser::{self, location, Browser, HTML};
 use common::upstream::{self, Echo};
 use common::{client, parse_status, raw_request, Gateway};
 use emulator::{Emulator, Scenario};
@@ -17,7 +16,6 @@ const WXWORK_UA: &str =
     "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0 wxwork/4.1.22 Language/zh";
 const WECHAT_UA: &str = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.40 NetType/WIFI";
 const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0";
-const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 struct World {
     emu: Emulator,
@@ -92,152 +90,17 @@ async fn world() -> World {
     world_with("snsapi_base", "snsapi_base", "").await
 }
 
-/// A browser: one cookie jar per host:port, no automatic redirects.
-struct Browser {
-    c: reqwest::Client,
-    ua: &'static str,
-    jar: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl Browser {
-    fn new(ua: &'static str) -> Browser {
-        Browser {
-            c: client(),
-            ua,
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn authority(url: &str) -> String {
-        let u = url::Url::parse(url).unwrap();
-        format!(
-            "{}:{}",
-            u.host_str().unwrap(),
-            u.port_or_known_default().unwrap()
-        )
-    }
-
-    fn cookie_header(&self, url: &str) -> String {
-        self.jar
-            .get(&Self::authority(url))
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default()
-    }
-
-    fn cookie(&self, url: &str, name: &str) -> Option<String> {
-        self.jar.get(&Self::authority(url))?.get(name).cloned()
-    }
-
-    fn set_cookie(&mut self, url: &str, name: &str, value: &str) {
-        self.jar
-            .entry(Self::authority(url))
-            .or_default()
-            .insert(name.into(), value.into());
-    }
-
-    async fn request(
-        &mut self,
-        method: reqwest::Method,
-        url: &str,
-        accept: &str,
-    ) -> reqwest::Response {
-        // Browsers never send the fragment.
-        let url = url.split('#').next().unwrap().to_owned();
-        let mut req = self
-            .c
-            .request(method, &url)
-            .header("user-agent", self.ua)
-            .header("accept", accept);
-        let cookies = self.cookie_header(&url);
-        if !cookies.is_empty() {
-            req = req.header("cookie", cookies);
-        }
-        let resp = req.send().await.unwrap();
-        let host = Self::authority(&url);
-        for sc in resp.headers().get_all("set-cookie") {
-            let c = cookie::Cookie::parse(sc.to_str().unwrap().to_owned()).unwrap();
-            let jar = self.jar.entry(host.clone()).or_default();
-            if c.max_age() == Some(cookie::time::Duration::ZERO) {
-                jar.remove(c.name());
-            } else {
-                jar.insert(c.name().to_owned(), c.value().to_owned());
-            }
-        }
-        resp
-    }
-
-    async fn get(&mut self, url: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, url, HTML).await
-    }
-}
-
-fn location(resp: &reqwest::Response, base: &str) -> String {
-    let loc = resp
-        .headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no Location on {}", resp.status()))
-        .to_str()
-        .unwrap();
-    url::Url::parse(base)
-        .unwrap()
-        .join(loc)
-        .unwrap()
-        .to_string()
-}
-
 impl World {
     fn login_url(&self, app: &str, return_to: &str) -> String {
-        self.gw.url(&format!(
-            "/_gateway/login?app={app}&return_to={}",
-            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
-        ))
+        browser::login_url(&self.gw, app, return_to)
     }
 
-    /// From `{prefix}/login` to the callback URL the provider sends the browser to.
     async fn to_callback(&self, b: &mut Browser, login_url: &str) -> String {
-        let resp = b.get(login_url).await;
-        assert_eq!(resp.status(), 302, "login starts at the provider");
-        let provider = location(&resp, login_url);
-        assert!(provider.starts_with(&self.emu.base_url()), "{provider}");
-        let resp = b.get(&provider).await;
-        let resp = if resp.status() == 200 {
-            // The QR page: "scan" as the first member by following their button.
-            let page = resp.text().await.unwrap();
-            let start = page
-                .find("href=\"/wwlogin/sso/choose?")
-                .expect("a member button")
-                + 6;
-            let end = start + page[start..].find('"').unwrap();
-            let href = page[start..end].replace("&amp;", "&");
-            b.get(&format!("{}{href}", self.emu.base_url())).await
-        } else {
-            resp
-        };
-        assert_eq!(resp.status(), 302, "the provider redirects back");
-        let cb = location(&resp, &provider);
-        assert!(
-            cb.starts_with(&self.gw.url("/_gateway/oauth/callback?code=")),
-            "{cb}"
-        );
-        cb
+        browser::to_callback(b, &self.gw, &self.emu.base_url(), login_url).await
     }
 
-    /// A whole login; returns the callback's final Location.
     async fn login(&self, b: &mut Browser, app: &str, return_to: &str) -> String {
-        let cb = self.to_callback(b, &self.login_url(app, return_to)).await;
-        let resp = b.get(&cb).await;
-        assert_eq!(
-            resp.status(),
-            302,
-            "{}",
-            resp.text().await.unwrap_or_default()
-        );
-        location(&resp, &cb)
+        browser::login(b, &self.gw, &self.emu.base_url(), app, return_to).await
     }
 
     async fn echo(&self, b: &mut Browser, path: &str) -> Echo {
@@ -685,6 +548,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         unionid: None,
         iat,
         exp,
+        contact: None,
     };
     let value = |e: SessionEntry| {
         let line = set_cookie(&settings, vec![e], false);
@@ -735,6 +599,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
             unionid: None,
             iat: now,
             exp: now + 3600,
+            contact: None,
         }],
         false,
     );

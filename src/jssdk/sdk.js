@@ -9,6 +9,8 @@
  * (getCurExternalContact), then has the gateway verify that customer. Every failure rejects with
  * {code, message}: code names the step ("load", "config", "agentConfig", "getContext",
  * "getCurExternalContact", "verify", "session"), message carries WeCom's err_msg.
+ * A payload refused with "invalid signature" is reported to the gateway and tried once more:
+ * WeCom may drop a ticket before it expires.
  */
 (function () {
   "use strict";
@@ -40,18 +42,29 @@
     });
   }
 
-  function api(path, init) {
+  /* `code` names the step a failed call belongs to; 401 always means the session is gone. */
+  function api(path, init, code) {
     init = init || {};
     init.credentials = "same-origin";
     init.headers = Object.assign({ Accept: "application/json" }, init.headers || {});
     return window.fetch(SETTINGS.prefix + path, init).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
         if (!r.ok) {
-          var code = r.status === 401 ? "session" : "verify";
-          throw fail(code, body.error || ("HTTP " + r.status));
+          var why = body.error || ("HTTP " + r.status);
+          if (body.message) why += " (" + body.message + ")";
+          throw fail(r.status === 401 ? "session" : code, why);
         }
         return body;
       });
+    }, function (e) { throw fail(code, "network error: " + e); });
+  }
+
+  /* A WeCom callback that never comes must not leave the page waiting forever. */
+  function withTimeout(promise, code) {
+    return new Promise(function (resolve, reject) {
+      var t = setTimeout(function () { reject(fail(code, code + ": no answer from the JS-SDK")); }, 20000);
+      promise.then(function (v) { clearTimeout(t); resolve(v); },
+                   function (e) { clearTimeout(t); reject(e); });
     });
   }
 
@@ -65,56 +78,84 @@
     return false;
   }
 
+  /* The rejection remembers what was refused: a page can report it as stale (below). */
+  function refused(code, res, payload) {
+    var e = fail(code, (res && (res.errMsg || res.err_msg)) || code + ":fail");
+    e.stale = [code, payload.timestamp, payload.nonceStr, payload.signature].join(".");
+    return e;
+  }
+
   function wxConfig(c) {
-    return new Promise(function (resolve, reject) {
+    return withTimeout(new Promise(function (resolve, reject) {
       wx.config({ beta: true, debug: false, appId: c.appId, timestamp: c.timestamp,
                   nonceStr: c.nonceStr, signature: c.signature, jsApiList: JS_API_LIST });
       wx.ready(resolve);
-      wx.error(function (res) { reject(fail("config", (res && res.errMsg) || "config failed")); });
-    });
+      wx.error(function (res) { reject(refused("config", res, c)); });
+    }), "config");
   }
 
   function wxAgentConfig(c) {
-    return new Promise(function (resolve, reject) {
+    return withTimeout(new Promise(function (resolve, reject) {
       wx.agentConfig({ corpid: c.corpid, agentid: c.agentid, timestamp: c.timestamp,
                        nonceStr: c.nonceStr, signature: c.signature, jsApiList: JS_API_LIST,
                        success: resolve,
-                       fail: function (res) { reject(fail("agentConfig", (res && res.errMsg) || "agentConfig failed")); } });
-    });
+                       fail: function (res) { reject(refused("agentConfig", res, c)); } });
+    }), "agentConfig");
   }
 
   function invoke(name) {
-    return new Promise(function (resolve, reject) {
+    return withTimeout(new Promise(function (resolve, reject) {
       wx.invoke(name, {}, function (res) {
         if (res && res.err_msg === name + ":ok") resolve(res);
         else reject(fail(name, (res && res.err_msg) || name + ":fail"));
       });
+    }), name);
+  }
+
+  function appQuery(sep) {
+    return SETTINGS.app ? sep + "app=" + encodeURIComponent(SETTINGS.app) : "";
+  }
+
+  /* Signatures for this page, then the injections. `stale` lists payloads WeCom refused:
+   * WeCom can drop a ticket early, and only the page sees it; the gateway then replaces a
+   * ticket if the refused payload was signed with the one it holds. */
+  function configure(stale) {
+    var url = location.href.split("#")[0];
+    var path = "/jssdk/config?url=" + encodeURIComponent(url) + appQuery("&") +
+      stale.map(function (s) { return "&stale=" + encodeURIComponent(s); }).join("");
+    return api(path, null, "config").then(function (cfg) {
+      var first = needsConfigFirst() && cfg.config ? wxConfig(cfg.config) : Promise.resolve();
+      return first.then(function () { return cfg.agentConfig && wxAgentConfig(cfg.agentConfig); });
+    });
+  }
+
+  /* One more try per payload kind after "invalid signature"; a second refusal is the answer. */
+  function configureRetrying(stale) {
+    return configure(stale).catch(function (e) {
+      var again = e.stale && /invalid signature/.test(e.message) &&
+        !stale.some(function (s) { return s.split(".")[0] === e.code; });
+      if (!again) throw e;
+      return configureRetrying(stale.concat([e.stale]));
     });
   }
 
   function ready() {
     if (pending) return pending;
     var result = { userId: null, externalUserId: null, unionId: null, name: null, entry: null };
-    var url = location.href.split("#")[0];
-    var query = "?url=" + encodeURIComponent(url) + (SETTINGS.app ? "&app=" + encodeURIComponent(SETTINGS.app) : "");
-    pending = api("/whoami")
+    pending = api("/whoami" + appQuery("?"), null, "session")
       .then(function (me) { result.userId = me.userid || null; })
-      .then(function () { return Promise.all([loadScript(SETTINGS.jssdkUrls), api("/jssdk/config" + query)]); })
-      .then(function (all) {
-        var cfg = all[1];
-        return (needsConfigFirst() ? wxConfig(cfg.config) : Promise.resolve())
-          .then(function () { return wxAgentConfig(cfg.agentConfig); });
-      })
+      .then(function () { return loadScript(SETTINGS.jssdkUrls); })
+      .then(function () { return configureRetrying([]); })
       .then(function () { return invoke("getContext"); })
       .then(function (ctx) {
         result.entry = ctx.entry || null;
         if (CHAT_ENTRIES.indexOf(result.entry) < 0) return result;
         return invoke("getCurExternalContact").then(function (res) {
-          return api("/external-contact", {
+          return api("/external-contact" + appQuery("?"), {
             method: "POST",
             headers: { "Content-Type": "application/json" },
             body: JSON.stringify({ external_userid: res.userId })
-          });
+          }, "verify");
         }).then(function (c) {
           contactTicket = c.ticket;
           result.externalUserId = c.external_userid;

@@ -26,6 +26,7 @@ pub fn sign(identity: &Identity, request_id: &str, now: u64, secret: &[u8]) -> S
         "openid": identity.openid,
         "unionid": identity.unionid.as_ref().or(identity.external_unionid.as_ref()),
         "external_userid": identity.external_userid,
+        "external_unionid": identity.external_unionid,
         "iat": now,
         "exp": now + LIFETIME_SECS,
         "rid": request_id,

@@ -29,6 +29,18 @@ pub struct SessionEntry {
     pub unionid: Option<String>,
     pub iat: u64,
     pub exp: u64,
+    /// The external contact last verified in this session (SPEC section 9): what a request
+    /// without a `WGW-Contact` ticket is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<CurrentContact>,
+}
+
+/// A verified external contact as the session remembers it; only plain ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentContact {
+    pub external_userid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -49,6 +61,7 @@ impl SessionEntry {
             unionid: identity.unionid.clone(),
             iat: now,
             exp: now.saturating_add(ttl_secs),
+            contact: None,
         }
     }
 
@@ -175,6 +188,7 @@ mod tests {
             unionid: None,
             iat,
             exp: iat + 3600,
+            contact: None,
         }
     }
 
@@ -269,6 +283,31 @@ mod tests {
             let got: Vec<String> = read(&s, &cookies, now).into_iter().map(|e| e.app).collect();
             assert_eq!(got, want, "{what}");
         }
+    }
+
+    #[test]
+    fn the_current_contact_survives_the_cookie_and_older_cookies_still_open() {
+        let s = settings("k");
+        let mut e = entry("crm", 1000);
+        e.contact = Some(CurrentContact {
+            external_userid: "wmEmuCustomer001".into(),
+            unionid: Some("oEmuUnion001".into()),
+        });
+        let back = read(
+            &s,
+            &sent_back(&set_cookie(&s, vec![e.clone()], false)),
+            1000,
+        );
+        assert_eq!(back, vec![e]);
+        // Sealed before sessions had a current contact.
+        let old = seal::seal(
+            &s.key,
+            "wgw_session",
+            &serde_json::json!({"v": 1, "s": [{"app": "crm", "iat": 1000, "exp": 4600}]}),
+        );
+        let back = read(&s, &[("wgw_session".into(), old)], 1000);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].contact, None);
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub(crate) fn errcode_of(body: &[u8]) -> i64 {
 struct Inner {
     client: reqwest::Client,
     cache: Arc<TokenCache>,
+    /// The same store, for other short-lived shared values (verified external contacts).
+    store: Arc<dyn Store>,
 }
 
 #[derive(Clone)]
@@ -130,7 +132,8 @@ impl Provider {
         Provider {
             inner: Arc::new(Inner {
                 client,
-                cache: TokenCache::new(store),
+                cache: TokenCache::new(store.clone()),
+                store,
             }),
         }
     }
@@ -142,6 +145,25 @@ impl Provider {
     /// A valid token or ticket of `kind` for `app`, from the cache (early refresh, single flight).
     pub async fn token(&self, app: &App, kind: TokenKind) -> Result<Arc<str>, ProviderError> {
         self.token_of(&Arc::new(Target::new(app, kind)), None).await
+    }
+
+    /// Replaces a token or ticket that the provider refused out of band (the JS-SDK reporting
+    /// `invalid signature` for a ticket WeCom dropped early): compare-and-expire `failed`, then
+    /// the cache fetches once. When another caller already replaced it, that value is returned
+    /// and nothing is fetched.
+    pub async fn replace_token(
+        &self,
+        app: &App,
+        kind: TokenKind,
+        failed: &str,
+    ) -> Result<Arc<str>, ProviderError> {
+        self.token_of(&Arc::new(Target::new(app, kind)), Some(failed.into()))
+            .await
+    }
+
+    /// Where tokens live; shared by every gateway instance when the store is shared.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
     }
 
     /// Calls `{app.api_base}{req.path}` with the `kind` token injected as `access_token`.

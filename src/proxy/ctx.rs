@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::config::model::{Config, Upstream};
 use crate::identity::Identity;
+use crate::login::session::CurrentContact;
 
 /// Per-request state, filled phase by phase.
 pub struct Ctx {
@@ -19,6 +20,8 @@ pub struct Ctx {
     /// The request-target sent upstream when a rewrite changed the URI.
     pub upstream_uri: Option<Vec<u8>>,
     pub identity: Option<Identity>,
+    /// The session's current external contact, for step 7 when no ticket names one.
+    pub session_contact: Option<CurrentContact>,
     pub upgrade: bool,
     pub client_ip: Option<IpAddr>,
     /// Status of an answer written by the gateway itself (not proxied).

@@ -3,7 +3,7 @@
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, login_endpoints, wants_html, Ctx};
+use super::{answer, jssdk_endpoints, login_endpoints, wants_html, Ctx};
 use crate::answers::{self, Failure};
 use crate::provider::Provider;
 
@@ -31,7 +31,13 @@ pub async fn handle(
             return login_endpoints::logout(session, ctx).await
         }
         b"/whoami" if read => return login_endpoints::whoami(session, ctx).await,
-        b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" => answers::failure(
+        b"/jssdk/config" if read => return jssdk_endpoints::config(session, ctx, provider).await,
+        b"/external-contact" if method == Method::POST => {
+            return jssdk_endpoints::external_contact(session, ctx, provider).await
+        }
+        b"/sdk.js" if read => return jssdk_endpoints::sdk_js(session, ctx).await,
+        b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
+        | b"/external-contact" | b"/sdk.js" => answers::failure(
             Failure::MethodNotAllowed,
             "method not allowed here",
             &ctx.request_id,

@@ -21,7 +21,7 @@ use crate::provider::Provider;
 
 type Answer = (Box<pingora::http::ResponseHeader>, bytes::Bytes);
 
-fn query(session: &Session) -> Vec<(String, String)> {
+pub(super) fn query(session: &Session) -> Vec<(String, String)> {
     session
         .req_header()
         .uri
@@ -34,11 +34,11 @@ fn query(session: &Session) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn request_cookies(session: &Session) -> Vec<(String, String)> {
+pub(super) fn request_cookies(session: &Session) -> Vec<(String, String)> {
     seal::request_cookies(
         session
             .req_header()
@@ -395,8 +395,8 @@ pub async fn whoami(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
 }
 
 /// The session of `app` in this request, if any.
-pub fn session_identity(session: &Session, config: &Config, app: &App) -> Option<Identity> {
+pub fn session_entry(session: &Session, config: &Config, app: &App) -> Option<SessionEntry> {
     let settings = config.session.as_ref()?;
     let entries = session::read(settings, &request_cookies(session), now_secs());
-    session::for_app(&entries, app).map(SessionEntry::identity)
+    session::for_app(&entries, app).cloned()
 }

@@ -18,8 +18,9 @@ pub enum Outcome {
 }
 
 pub async fn check(session: &mut Session, ctx: &mut Ctx, app: &Arc<App>) -> Result<Outcome> {
-    if let Some(identity) = super::login_endpoints::session_identity(session, &ctx.config, app) {
-        ctx.identity = Some(identity);
+    if let Some(entry) = super::login_endpoints::session_entry(session, &ctx.config, app) {
+        ctx.identity = Some(entry.identity());
+        ctx.session_contact = entry.contact;
         return Ok(Outcome::Continue);
     }
     let prefix = ctx.config.server.prefix.clone();

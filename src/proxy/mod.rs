@@ -1,8 +1,10 @@
 //! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
 //! hands the work to the module that owns it.
 
+mod contact_gate;
 mod ctx;
 mod endpoints;
+mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
 mod rewrite;
@@ -21,6 +23,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
 use crate::answers::{self, Failure};
+use crate::config::model::ExternalContactMode;
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::METRICS;
@@ -75,6 +78,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             upstream_uri: None,
             identity: None,
+            session_contact: None,
             upgrade: false,
             client_ip: None,
             answered: None,
@@ -155,7 +159,13 @@ impl ProxyHttp for Gateway {
             }
         }
 
-        // Step 7 (external contact) plugs in here.
+        // Step 7: the verified external contact, on routes that deal with one.
+        if route.external_contact != ExternalContactMode::None {
+            match contact_gate::check(session, ctx, route.external_contact).await? {
+                contact_gate::Outcome::Continue => {}
+                contact_gate::Outcome::Answered => return Ok(true),
+            }
+        }
         Ok(false)
     }
 

@@ -2,6 +2,8 @@
 //! readiness by polling endpoints (never fixed sleeps).
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod sidebar;
 pub mod upstream;
 pub mod world;
 

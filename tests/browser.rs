@@ -1,0 +1,324 @@
+//! sdk.js for real: headless Chromium, driven through chromedriver's WebDriver HTTP API, opens
+//! the demo CRM through the gateway inside an emulated WeCom client. The silent in-app login,
+//! `/_gateway/sdk.js`, the emulator's `jweixin.js` and `WeComGateway.ready()` all run as they
+//! would in the sidebar. Screenshots land in `target/test-artifacts/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::sidebar::{Crm, Sidebar, AGENT_ID, CUSTOMER, CUSTOMER_UNIONID};
+use common::{free_port, TempDir};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// A current WeCom client: `agentConfig` alone is enough (3.0.24 and later).
+const WXWORK_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 MicroMessenger/7.0.1 wxwork/4.1.0 MailPlugin_Electron WeMail embeddedwb";
+
+/// One chromedriver with one headless Chromium session; both end on drop.
+struct Chrome {
+    driver: Child,
+    port: u16,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: TempDir,
+}
+
+impl Chrome {
+    async fn start(user_agent: &str) -> Chrome {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} is missing: this test runs sdk.js in headless Chromium; \
+                 `scripts/deps.sh` installs Debian's chromium and chromium-driver"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = match http.get(format!("{base}/status")).send().await {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .map(|v| v["value"]["ready"] == true),
+                Err(_) => None,
+            };
+            if ready == Some(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = TempDir::new("chromium");
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=420,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-agent={user_agent}"),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        }}});
+        let mut chrome = Chrome {
+            driver,
+            port,
+            base,
+            session: String::new(),
+            http,
+            _profile: profile,
+        };
+        let v = chrome.call(reqwest::Method::POST, "/session", caps).await;
+        chrome.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_owned();
+        chrome
+            .cmd("/timeouts", json!({"script": 30000, "pageLoad": 30000}))
+            .await;
+        chrome
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if method == reqwest::Method::POST {
+            req = req.json(&body);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(
+            v["value"].get("error").is_none(),
+            "WebDriver {path}: {}",
+            v["value"]
+        );
+        v["value"].clone()
+    }
+
+    async fn cmd(&self, path: &str, body: Value) -> Value {
+        let p = format!("/session/{}{path}", self.session);
+        self.call(reqwest::Method::POST, &p, body).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let p = format!("/session/{}{path}", self.session);
+        self.call(reqwest::Method::GET, &p, Value::Null).await
+    }
+
+    async fn open(&self, url: &str) {
+        self.cmd("/url", json!({ "url": url })).await;
+    }
+
+    async fn current_url(&self) -> String {
+        self.get("/url")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Runs `body` in the page; it calls `done(value)` when finished.
+    async fn run(&self, body: &str) -> Value {
+        let script = format!("var done = arguments[arguments.length - 1];\n{body}");
+        self.cmd("/execute/async", json!({"script": script, "args": []}))
+            .await
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.get("/screenshot").await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("test-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            // Closing the session ends Chromium; chromedriver is ours to stop.
+            let raw = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = common::raw_request(self.port, raw.as_bytes());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// `WeComGateway.ready()` on the current page, once the page has loaded sdk.js: `{ok: result}`
+/// or `{err: {code, message}}`.
+const READY: &str = r#"
+(function wait(n) {
+  if (window.WeComGateway) {
+    window.WeComGateway.ready().then(
+      function (r) { done({ ok: r }); },
+      function (e) { done({ err: { code: e && e.code, message: e && e.message } }); });
+  } else if (n > 400) {
+    done({ err: { code: "no_sdk", message: document.documentElement.outerHTML.slice(0, 2000) } });
+  } else {
+    setTimeout(function () { wait(n + 1); }, 25);
+  }
+})(0);
+"#;
+
+/// The page after the silent in-app login: the demo CRM's sidebar. Each `visit` is a new page
+/// load (the same URL with only a fragment would not reload it).
+async fn open_sidebar(chrome: &Chrome, w: &Sidebar, visit: u32) {
+    let page = w.gw.url(&format!("/sidebar/?visit={visit}#/customer"));
+    chrome.open(&page).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = chrome.current_url().await;
+        if now.starts_with(&w.gw.url("/sidebar/")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck at {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        chrome.current_url().await,
+        page,
+        "the login kept the hash route"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_resolves_with_the_current_customer_and_names_a_broken_signature() {
+    let crm = emulator::crm::start_crm(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(common::sidebar::ASSERTION_SECRET.to_owned()),
+    )
+    .await
+    .unwrap();
+    let w = Sidebar::start_with(emulator::Scenario::default(), Crm::At(crm.base_url()), true).await;
+    w.chat_with(CUSTOMER).await;
+    let chrome = Chrome::start(WXWORK_UA).await;
+
+    open_sidebar(&chrome, &w, 1).await;
+    let r = chrome.run(READY).await;
+    chrome.screenshot("sdk-ready").await;
+    assert_eq!(
+        r["ok"],
+        json!({"userId": "zhangsan", "externalUserId": CUSTOMER, "unionId": CUSTOMER_UNIONID,
+               "name": "王小明", "entry": "single_chat_tools"}),
+        "{r}"
+    );
+    // The demo page shows what its own ready() found.
+    let shown = chrome
+        .run("(function w(n){var t=document.getElementById('customer').textContent; if (t.indexOf('customer ')===0||n>200) done(t); else setTimeout(function(){w(n+1)},25);})(0);")
+        .await;
+    assert!(shown.as_str().unwrap().contains(CUSTOMER), "{shown}");
+
+    // WeComGateway.fetch carries the page's ticket; the CRM gets the verified customer.
+    let seen = chrome
+        .run("WeComGateway.fetch('/sidebar/api', {headers: {Accept: 'application/json'}}).then(function (r) { return r.json(); }).then(done, function (e) { done(String(e)); });")
+        .await;
+    assert_eq!(
+        seen["headers"]["x-wecom-external-userid"], CUSTOMER,
+        "{seen}"
+    );
+    assert_eq!(
+        seen["headers"]["x-wecom-external-unionid"],
+        CUSTOMER_UNIONID
+    );
+    assert!(seen["headers"].get("wgw-contact").is_none());
+    assert_eq!(seen["assertion"]["claims"]["external_userid"], CUSTOMER);
+
+    // WeCom drops the agent ticket early: agentConfig fails once, sdk.js reports it, the
+    // gateway replaces the ticket and the retry passes.
+    w.control(
+        "/_emulator/tickets",
+        json!({"kind": "agent", "agentid": AGENT_ID, "ticket": "replaced-by-wecom-1"}),
+    )
+    .await;
+    open_sidebar(&chrome, &w, 2).await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["externalUserId"], CUSTOMER, "{r}");
+
+    // Dropped again within the minute: the gateway does not fetch again, and the page is
+    // told which step failed and what WeCom said.
+    w.control(
+        "/_emulator/tickets",
+        json!({"kind": "agent", "agentid": AGENT_ID, "ticket": "replaced-by-wecom-2"}),
+    )
+    .await;
+    open_sidebar(&chrome, &w, 3).await;
+    let r = chrome.run(READY).await;
+    chrome.screenshot("sdk-broken-signature").await;
+    assert_eq!(r["err"]["code"], "agentConfig", "{r}");
+    assert_eq!(r["err"]["message"], "agentConfig:invalid signature", "{r}");
+
+    drop(chrome);
+    crm.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_client_runs_config_first_and_a_bad_corp_ticket_names_config() {
+    let crm = emulator::crm::start_crm("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let w = Sidebar::start_with(emulator::Scenario::default(), Crm::At(crm.base_url()), true).await;
+    // No customer chat: ready() resolves without one, after getContext.
+    let old_ua = WXWORK_UA.replace("wxwork/4.1.0", "wxwork/3.0.20");
+    let chrome = Chrome::start(&old_ua).await;
+    open_sidebar(&chrome, &w, 4).await;
+    let r = chrome.run(READY).await;
+    assert_eq!(
+        r["ok"],
+        json!({"userId": "zhangsan", "externalUserId": null, "unionId": null, "name": null,
+               "entry": "normal"}),
+        "{r}"
+    );
+
+    // Replaced twice: the second refusal within the minute is the answer.
+    for (visit, t) in [(5, "corp-replaced-1"), (6, "corp-replaced-2")] {
+        w.control("/_emulator/tickets", json!({"kind": "corp", "ticket": t}))
+            .await;
+        open_sidebar(&chrome, &w, visit).await;
+        let r = chrome.run(READY).await;
+        if t.ends_with('2') {
+            chrome.screenshot("sdk-old-client-config-refused").await;
+            assert_eq!(r["err"]["code"], "config", "{r}");
+            assert_eq!(r["err"]["message"], "config:invalid signature", "{r}");
+        } else {
+            assert_eq!(r["ok"]["userId"], "zhangsan", "{r}");
+        }
+    }
+    drop(chrome);
+    crm.shutdown().await;
+}

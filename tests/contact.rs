@@ -1,0 +1,376 @@
+//! The external contact (SPEC sections 5 step 7, 7 and 9) end to end: `POST
+//! {prefix}/external-contact` against the emulator's `externalcontact/get`, then what the CRM
+//! receives with and without the `WGW-Contact` ticket.
+
+mod common;
+
+use common::browser::{Browser, WXWORK_UA};
+use common::sidebar::{
+    assertion_claims, Crm, Sidebar, CORP_ID, CUSTOMER, CUSTOMER_UNIONID, SESSION_SECRET,
+};
+use common::upstream::Echo;
+use emulator::Scenario;
+use serde_json::{json, Value};
+use wecom_gateway::jssdk::contact::{issue_ticket_until, ExternalContact};
+
+/// The default scenario plus: lisi and their customer, a second customer of zhangsan (a WeCom
+/// user: no unionid), and a customer followed by many members with zhangsan last.
+fn scenario(page_size: usize) -> Scenario {
+    let mut members = String::new();
+    let mut followers = Vec::new();
+    for i in 1..=6 {
+        members.push_str(&format!(
+            "[[members]]\nuserid = \"m{i}\"\nname = \"成员{i}\"\n\n"
+        ));
+        followers.push(format!("\"m{i}\""));
+    }
+    let crowd = followers.join(", ");
+    Scenario::from_toml(&format!(
+        r#"
+[settings]
+follow_user_page_size = {page_size}
+
+[corp]
+corp_id = "{CORP_ID}"
+contact_secret = "emu-contact-secret"
+
+[[agents]]
+agent_id = 1000002
+secret = "emu-agent-secret"
+
+[[members]]
+userid = "zhangsan"
+name = "张三"
+
+[[members]]
+userid = "lisi"
+name = "李四"
+
+{members}
+[[external_contacts]]
+external_userid = "{CUSTOMER}"
+name = "王小明"
+type = 1
+unionid = "{CUSTOMER_UNIONID}"
+follow_user = ["zhangsan"]
+
+[[external_contacts]]
+external_userid = "wmSecondCustomer"
+name = "赵老板"
+type = 2
+corp_name = "某公司"
+follow_user = ["lisi", "zhangsan"]
+
+[[external_contacts]]
+external_userid = "wmLisiCustomer"
+name = "钱女士"
+type = 1
+unionid = "oLisiUnion"
+follow_user = ["lisi"]
+
+[[external_contacts]]
+external_userid = "wmCrowdLast"
+name = "孙先生"
+type = 1
+follow_user = [{crowd}, "zhangsan"]
+
+[[external_contacts]]
+external_userid = "wmCrowdWithout"
+name = "周先生"
+type = 1
+follow_user = [{crowd}]
+"#
+    ))
+    .unwrap()
+}
+
+async fn sidebar() -> Sidebar {
+    Sidebar::start_with(scenario(500), Crm::Echo, true).await
+}
+
+/// What the CRM received for `path`, sent with `ticket` in `WGW-Contact` when given.
+async fn upstream_sees(w: &Sidebar, b: &mut Browser, path: &str, ticket: Option<&str>) -> Echo {
+    let headers: Vec<(&str, &str)> = ticket.map(|t| ("WGW-Contact", t)).into_iter().collect();
+    let r = b.get_json(&w.gw.url(path), &headers).await;
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+fn contact_of(echo: &Echo) -> (Option<&str>, Option<&str>) {
+    (
+        echo.header("x-wecom-external-userid"),
+        echo.header("x-wecom-external-unionid"),
+    )
+}
+
+fn key() -> cookie::Key {
+    cookie::Key::derive_from(SESSION_SECRET.as_bytes())
+}
+
+fn contact(id: &str) -> ExternalContact {
+    ExternalContact {
+        external_userid: id.into(),
+        unionid: None,
+        name: String::new(),
+    }
+}
+
+fn now() -> u64 {
+    wecom_gateway::login::now_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_contact_is_verified_and_reaches_the_crm_with_its_unionid() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    let before = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(
+        contact_of(&before),
+        (None, None),
+        "nothing before verification"
+    );
+
+    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["external_userid"], CUSTOMER);
+    assert_eq!(body["unionid"], CUSTOMER_UNIONID);
+    assert_eq!(body["name"], "王小明");
+    let ticket = body["ticket"].as_str().unwrap();
+    assert!(!ticket.contains(CUSTOMER), "the ticket is sealed");
+
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", Some(ticket)).await;
+    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("wgw-contact"), None, "the ticket stays home");
+    let claims = assertion_claims(echo.header("x-gateway-assertion").unwrap());
+    assert_eq!(claims["external_userid"], CUSTOMER);
+    assert_eq!(claims["external_unionid"], CUSTOMER_UNIONID);
+
+    // The session remembers it: a request without the ticket is about the same customer.
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+    // A route with external_contact = "none" is not told.
+    let echo = upstream_sees(&w, &mut b, "/staff/", Some(ticket)).await;
+    assert_eq!(contact_of(&echo), (None, None));
+    assert_eq!(echo.header("wgw-contact"), None);
+
+    // Verified once, cached for 10 minutes.
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 1);
+    let (status, again) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["unionid"], CUSTOMER_UNIONID);
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_contact_is_403_and_nothing_is_injected() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    for id in ["wmLisiCustomer", "wmNobodyKnows"] {
+        let (status, body) = w.verify_contact(&mut b, id).await;
+        assert_eq!(status, 403, "{id}: {body}");
+        assert_eq!(body["error"], "not_your_contact", "{id}");
+        assert!(body.get("ticket").is_none());
+        let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+        assert_eq!(contact_of(&echo), (None, None), "{id}");
+    }
+    // Refusals are not cached.
+    let (status, _) = w.verify_contact(&mut b, "wmLisiCustomer").await;
+    assert_eq!(status, 403);
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_and_other_members_tickets_are_ignored_and_logged() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    let (status, _) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 200);
+
+    let lisis = contact("wmLisiCustomer");
+    let cases = [
+        (
+            "expired",
+            issue_ticket_until(&key(), CORP_ID, "zhangsan", &lisis, now() - 1),
+        ),
+        (
+            "other_user",
+            issue_ticket_until(&key(), CORP_ID, "lisi", &lisis, now() + 3600),
+        ),
+        (
+            "other_corp",
+            issue_ticket_until(&key(), "wwOtherCorp", "zhangsan", &lisis, now() + 3600),
+        ),
+        (
+            "unreadable",
+            issue_ticket_until(
+                &cookie::Key::derive_from(b"another-gateway-secret-0123456789abcdef"),
+                CORP_ID,
+                "zhangsan",
+                &lisis,
+                now() + 3600,
+            ),
+        ),
+        ("unreadable", "wmLisiCustomer".to_owned()),
+    ];
+    for (reason, ticket) in &cases {
+        let echo = upstream_sees(&w, &mut b, "/sidebar/", Some(ticket)).await;
+        // Ignored: the session's verified contact applies, never the ticket's.
+        assert_eq!(
+            contact_of(&echo),
+            (Some(CUSTOMER), Some(CUSTOMER_UNIONID)),
+            "{reason}"
+        );
+        assert_eq!(echo.header("wgw-contact"), None);
+        w.gw.wait_log(&format!("reason=\"{reason}\""));
+    }
+    let log = w.gw.log();
+    assert!(log.contains("WGW-Contact ticket ignored"), "{log}");
+    for (_, ticket) in &cases[..4] {
+        assert!(
+            !log.contains(ticket.as_str()),
+            "the ticket value is not logged"
+        );
+    }
+
+    // Without a current contact, an ignored ticket leaves the request without one.
+    let mut fresh = w.logged_in().await;
+    let echo = upstream_sees(&w, &mut fresh, "/sidebar/", Some(&cases[0].1)).await;
+    assert_eq!(contact_of(&echo), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_with_two_tickets_each_get_their_own_contact() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    let (_, first) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, second) = w.verify_contact(&mut b, "wmSecondCustomer").await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["unionid"],
+        Value::Null,
+        "a WeCom user has no unionid"
+    );
+    let (t1, t2) = (
+        first["ticket"].as_str().unwrap(),
+        second["ticket"].as_str().unwrap(),
+    );
+    for _ in 0..2 {
+        let echo = upstream_sees(&w, &mut b, "/sidebar/a", Some(t1)).await;
+        assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+        let echo = upstream_sees(&w, &mut b, "/sidebar/b", Some(t2)).await;
+        assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
+        let claims = assertion_claims(echo.header("x-gateway-assertion").unwrap());
+        assert_eq!(claims["external_userid"], "wmSecondCustomer");
+    }
+    // Without a ticket: the one verified last.
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_route_without_a_contact_is_403() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    let r = b.get_json(&w.gw.url("/customer/42"), &[]).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "external_contact_required");
+
+    let (_, c) = w.verify_contact(&mut b, CUSTOMER).await;
+    let echo = upstream_sees(&w, &mut b, "/customer/42", c["ticket"].as_str()).await;
+    assert_eq!(contact_of(&echo).0, Some(CUSTOMER));
+    let echo = upstream_sees(&w, &mut b, "/customer/42", None).await;
+    assert_eq!(
+        contact_of(&echo).0,
+        Some(CUSTOMER),
+        "the session's current contact"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_follow_user_is_read() {
+    let w = Sidebar::start_with(scenario(2), Crm::Echo, true).await;
+    let mut b = w.logged_in().await;
+    // Seven followers, two per page: zhangsan is on the fourth page.
+    let (status, body) = w.verify_contact(&mut b, "wmCrowdLast").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 4);
+    let (status, body) = w.verify_contact(&mut b, "wmCrowdWithout").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_400_and_strangers_401() {
+    let w = sidebar().await;
+    let mut stranger = Browser::new(WXWORK_UA);
+    let (status, body) = w.verify_contact(&mut stranger, CUSTOMER).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("login_required"))
+    );
+
+    let mut b = w.logged_in().await;
+    let url = w.gw.url("/_gateway/external-contact");
+    let big = "x".repeat(10_000);
+    let bodies: &[(&str, &str)] = &[
+        ("application/json", "{not json"),
+        ("application/json", "{}"),
+        ("application/json", r#"{"external_userid": 42}"#),
+        ("application/json", r#"{"external_userid": ""}"#),
+        (
+            "application/json",
+            r#"{"external_userid": "wm a\r\nX-Evil: 1"}"#,
+        ),
+        ("application/json", r#"{"external_userid": "王小明"}"#),
+        ("text/plain", r#"{"external_userid": "wmEmuCustomer001"}"#),
+        ("application/json", &big),
+    ];
+    for (ct, body) in bodies {
+        let (ct, body) = (ct.to_string(), body.to_string());
+        let r = b
+            .send(reqwest::Method::POST, &url, "application/json", |r| {
+                r.header("content-type", ct).body(body)
+            })
+            .await;
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "bad_request");
+    }
+    let r = b.get_json(&url, &[]).await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_errors_are_502_with_the_errcode() {
+    let w = sidebar().await;
+    let mut b = w.logged_in().await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/externalcontact/get", "errcode": 60011, "count": 1}),
+    )
+    .await;
+    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["errcode"], 60011);
+    assert_eq!(body["error"], "provider_error");
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_contact_secret_the_apps_own_token_is_used() {
+    let w = Sidebar::start_with(scenario(500), Crm::Echo, false).await;
+    let mut b = w.logged_in().await;
+    // The emulator, like a corp that did not allow the app, refuses the app token: 48002.
+    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["errcode"], 48002);
+    assert_eq!(
+        w.emu_calls("/cgi-bin/gettoken").await,
+        1,
+        "no contact token asked for"
+    );
+}
