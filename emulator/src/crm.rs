@@ -191,34 +191,48 @@ fn render(path: &str, headers: &HeaderMap, assertion: &Assertion) -> String {
         ),
         Assertion::Invalid(why) => format!("<span class=bad>invalid: {}</span>", escape(why)),
     };
+    let member = headers
+        .get("x-wecom-userid")
+        .or_else(|| headers.get("x-wechat-openid"))
+        .map(|v| escape(&String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_else(|| "nobody".into());
     format!(
         r#"<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>Demo CRM</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}}
-table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;word-break:break-all}}
-.good{{color:#1a7f37}}.bad{{color:#c00}}code{{font-size:.85em}}</style>
+<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:1.5rem auto;padding:0 1rem;color:#222}}
+.card{{border:1px solid #ddd;border-radius:8px;padding:.8rem 1rem;margin:.8rem 0}}.card h2{{margin:0 0 .4rem;font-size:1rem;color:#555}}
+.big{{font-size:1.4rem;font-weight:600}}table{{border-collapse:collapse;width:100%}}
+th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eee;word-break:break-all;font-size:.9rem}}
+.good{{color:#1a7f37}}.bad{{color:#c00}}code{{font-size:.85em;word-break:break-all}}</style>
 <h1>Demo CRM</h1>
-<p>Path: <code>{path}</code> &middot; fragment: <code id="hash">(none)</code></p>
-<h2>Identity headers</h2><table>{rows}</table>
-<h2>X-Gateway-Assertion</h2><p>{assertion}</p>
-<h2>Current customer</h2><p id="customer">loading…</p>
+<div class=card><h2>Signed in as</h2><div class=big id="member">{member}</div></div>
+<div class=card><h2>Customer in this chat</h2><div class=big id="customer">loading…</div>
+<div>unionid <code id="unionid">-</code> &middot; entry <code id="entry">-</code></div></div>
+<div class=card><h2>Route</h2>Path <code>{path}</code> &middot; hash route <code id="hash">(none)</code></div>
+<div class=card><h2>X-Gateway-Assertion</h2><p id="assertion">{assertion}</p></div>
+<div class=card><h2>Identity headers the CRM received</h2><table>{rows}</table></div>
 <script>
-document.getElementById('hash').textContent = location.hash || '(none)';
-window.addEventListener('hashchange', function () {{
-  document.getElementById('hash').textContent = location.hash || '(none)';
-}});
+function showHash() {{ document.getElementById('hash').textContent = location.hash || '(none)'; }}
+showHash();
+window.addEventListener('hashchange', showHash);
 (function () {{
   var out = document.getElementById('customer');
+  function done(state) {{ document.body.setAttribute('data-customer', state); }}
   var s = document.createElement('script');
   s.src = '/_gateway/sdk.js';
-  s.onerror = function () {{ out.textContent = '/_gateway/sdk.js is not available here'; }};
+  s.onerror = function () {{ out.textContent = '/_gateway/sdk.js is not available here'; done('error'); }};
   s.onload = function () {{
-    if (!window.WeComGateway) {{ out.textContent = 'sdk.js loaded but defines no WeComGateway'; return; }}
+    if (!window.WeComGateway) {{ out.textContent = 'sdk.js loaded but defines no WeComGateway'; done('error'); return; }}
     window.WeComGateway.ready().then(function (c) {{
-      out.textContent = c.externalUserId
-        ? 'customer ' + c.externalUserId + (c.unionId ? ' (unionid ' + c.unionId + ')' : '') + ', member ' + c.userId + ', entry ' + c.entry
-        : 'no customer (member ' + c.userId + ', entry ' + c.entry + ')';
-    }}, function (e) {{ out.textContent = 'error ' + (e && e.code) + ': ' + (e && e.message); }});
+      document.getElementById('entry').textContent = c.entry || '-';
+      if (c.externalUserId) {{
+        out.textContent = (c.name ? c.name + ' ' : '') + c.externalUserId;
+        document.getElementById('unionid').textContent = c.unionId || '-';
+      }} else {{
+        out.textContent = 'no customer chat (opened from ' + (c.entry || 'outside a chat') + ')';
+      }}
+      done('ready');
+    }}, function (e) {{ out.textContent = 'error ' + (e && e.code) + ': ' + (e && e.message); done('error'); }});
   }};
   document.head.appendChild(s);
 }})();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod chrome;
 pub mod sidebar;
 pub mod upstream;
 pub mod world;
@@ -90,13 +91,25 @@ impl Gateway {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Gateway {
+        Self::start_command("run", config, port, admin_port, env, args)
+    }
+
+    /// Starts `wecom-gateway COMMAND -c CONFIG` (`run` or `demo`) and waits until it is ready.
+    pub fn start_command(
+        command: &str,
+        config: &str,
+        port: u16,
+        admin_port: u16,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(bin());
-        cmd.args(args).arg("run").arg("-c").arg(&config_path);
+        cmd.args(args).arg(command).arg("-c").arg(&config_path);
         cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::null()).stderr(log);
         let child = cmd.spawn().expect("spawn wecom-gateway");
