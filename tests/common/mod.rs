@@ -2,6 +2,7 @@
 //! readiness by polling endpoints (never fixed sleeps).
 #![allow(dead_code)]
 
+pub mod redis_server;
 pub mod upstream;
 pub mod world;
 
