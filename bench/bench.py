@@ -9,7 +9,8 @@ Sections:
   1. proxying: direct upstream, nginx proxy_pass, gateway public route, gateway with a session
      (cookie decrypt + identity headers + JWT assertion); keep-alive and not; small and 100 KB.
   2. qyapi endpoint with a cached token vs the emulator directly.
-  3. token-expiry stampede: 1,000 concurrent calls, count gettoken.
+  3. token-expiry stampede: 1,000 concurrent calls, count gettoken; one process with the memory
+     store, then three processes sharing a redis-server (when installed).
   4. gateway RSS idle and with 10,000 open keep-alive connections.
 """
 import argparse
@@ -174,29 +175,86 @@ def hold_connections(port, n, path="/small"):
     return socks
 
 
-def stampede(qyapi_port, emulator_port, app, calls=1000):
+def stampede(qyapi_ports, emulator_port, app, calls=1000):
+    """`calls` concurrent calls spread over the gateways listening on `qyapi_ports`."""
     post(f"http://127.0.0.1:{emulator_port}/_emulator/reset", {})
-    # Warm the token, then expire it everywhere.
-    get(f"http://127.0.0.1:{qyapi_port}/{app}/cgi-bin/user/get?userid=zhangsan")
+    # Warm the token (in every gateway), then expire it everywhere.
+    for port in qyapi_ports:
+        get(f"http://127.0.0.1:{port}/{app}/cgi-bin/user/get?userid=zhangsan")
     post(f"http://127.0.0.1:{emulator_port}/_emulator/expire-tokens", {})
     before = gettoken_count(emulator_port)
     ok = [0]
     lock = threading.Lock()
     barrier = threading.Barrier(calls)
 
-    def one():
+    def one(port):
         barrier.wait()
-        body = get(f"http://127.0.0.1:{qyapi_port}/{app}/cgi-bin/user/get?userid=zhangsan")
+        body = get(f"http://127.0.0.1:{port}/{app}/cgi-bin/user/get?userid=zhangsan")
         if json.loads(body).get("errcode") == 0:
             with lock:
                 ok[0] += 1
 
-    threads = [threading.Thread(target=one) for _ in range(calls)]
+    threads = [threading.Thread(target=one, args=(qyapi_ports[i % len(qyapi_ports)],)) for i in range(calls)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"calls": calls, "ok": ok[0], "gettoken": gettoken_count(emulator_port) - before}
+    return {"calls": calls, "ok": ok[0], "gettoken": gettoken_count(emulator_port) - before,
+            "instances": len(qyapi_ports)}
+
+
+def cluster_stampede(procs, work, redis_bin, emu_port, threads, instances=3):
+    """The stampede against `instances` gateways that share one redis-server."""
+    redis_port = free_port()
+    procs.start([redis_bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+                 "--port", str(redis_port), "--dir", work])
+    deadline = time.time() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", redis_port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("redis-server did not answer")
+        time.sleep(0.05)
+    qy_ports = []
+    for i in range(instances):
+        port, admin, qy = free_port(), free_port(), free_port()
+        conf = os.path.join(work, f"cluster-{i}.toml")
+        with open(conf, "w") as f:
+            f.write(f"""
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin}"
+qyapi_listen = "127.0.0.1:{qy}"
+threads = {threads}
+
+[store]
+backend = "redis"
+redis_url = "redis://127.0.0.1:{redis_port}/0"
+
+[apps.crm]
+kind = "wecom"
+corp_id = "wwemu0000000000001"
+agent_id = 1000002
+secret = "emu-agent-secret"
+api_base = "http://127.0.0.1:{emu_port}"
+
+[upstreams.crm]
+url = "http://127.0.0.1:9"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+""")
+        procs.start([GATEWAY, "run", "-c", conf], env=dict(os.environ, WGW_LOG="warn"))
+        wait_http(f"http://127.0.0.1:{admin}/readyz")
+        qy_ports.append(qy)
+    return stampede(qy_ports, emu_port, "crm")
 
 
 def get(url):
@@ -329,10 +387,18 @@ upstream = "crm"
             get(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan")
             through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
             qy = [("emulator directly", direct), ("through qyapi endpoint", through)]
-            st = stampede(qy_port, emu_port, "crm")
+            st = [stampede([qy_port], emu_port, "crm")]
         except Exception as e:  # the endpoint may not exist in this build
             notes.append(f"qyapi sections skipped: {e}")
-            st = None
+            st = []
+        redis_bin = shutil.which("redis-server")
+        if st and redis_bin:
+            try:
+                st.append(cluster_stampede(procs, work, redis_bin, emu_port, args.threads))
+            except Exception as e:
+                notes.append(f"cluster stampede skipped: {e}")
+        elif st:
+            notes.append("cluster stampede skipped: redis-server is not installed (make deps)")
 
         socks = hold_connections(gw_port, 10000)
         time.sleep(0.5)
@@ -371,9 +437,12 @@ def write_results(args, rows, qy, st, idle_rss, held_rss, notes):
         lines.append(f"Throughput through the endpoint / direct: **{qy[1][1]['rps'] / qy[0][1]['rps']:.2f}**; "
                      f"p50 added: {qy[1][1]['p50'] - qy[0][1]['p50']:+.3f} ms.")
     if st:
-        lines += ["", "## Token-expiry stampede", "",
-                  f"{st['calls']} concurrent calls right after `/_emulator/expire-tokens`: {st['ok']} succeeded, "
-                  f"**{st['gettoken']} gettoken** (memory store, one process)."]
+        lines += ["", "## Token-expiry stampede", ""]
+        for r in st:
+            where = ("memory store, one process" if r["instances"] == 1
+                     else f"{r['instances']} processes sharing Redis")
+            lines.append(f"- {r['calls']} concurrent calls right after `/_emulator/expire-tokens`: {r['ok']} succeeded, "
+                         f"**{r['gettoken']} gettoken** ({where}).")
     lines += ["", "## Memory", "", f"Gateway RSS idle: **{idle_rss / 1024:.1f} MiB**; with 10,000 open keep-alive connections: **{held_rss / 1024:.1f} MiB**."]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -10,9 +10,13 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::config::Config;
+use crate::provider::Provider;
 
 pub struct Admin {
     pub config: Arc<ArcSwap<Config>>,
+    /// Its store is part of readiness: a shared store that does not answer means this process
+    /// serves from its own copy and refreshes alone (SPEC section 15).
+    pub provider: Provider,
 }
 
 fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -33,10 +37,17 @@ impl ServeHttp for Admin {
         match path.as_str() {
             "/healthz" => text(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => {
-                // The config is loaded by construction; the store joins this check when it is
-                // shared (Redis).
+                // The config is loaded by construction; the store is asked now.
                 let _config = self.config.load();
-                text(200, "text/plain; charset=utf-8", "ready\n")
+                let store = self.provider.store();
+                match store.ping().await {
+                    Ok(()) => text(200, "text/plain; charset=utf-8", "ready\n"),
+                    Err(_) => text(
+                        503,
+                        "text/plain; charset=utf-8",
+                        format!("not ready: store {} unreachable\n", store.name()),
+                    ),
+                }
             }
             "/metrics" => text(
                 200,

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub qyapi_calls: IntCounterVec,
     pub token_fetches: IntCounterVec,
     pub qyapi_retries: IntCounterVec,
+    pub store_errors: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -84,6 +85,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "wgw_qyapi_retries_total",
             "Transparent retries of qyapi calls.",
             &["app", "reason"],
+        ),
+        store_errors: counter(
+            &registry,
+            "wgw_store_errors_total",
+            "Shared token store (Redis) operations that failed; the process served its own copy.",
+            &["op"],
         ),
         request_duration,
         in_flight,

@@ -33,8 +33,10 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let current = Arc::new(ArcSwap::from_pointee(config));
     let inflight = Arc::new(AtomicUsize::new(0));
 
-    // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint.
-    let provider = Provider::memory();
+    // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint; with
+    // `store.backend = "redis"`, one for the whole cluster.
+    let provider =
+        Provider::from_settings(&current.load().store).map_err(|e| format!("[store]: {e}"))?;
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),
@@ -50,6 +52,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
             "admin".to_owned(),
             Admin {
                 config: current.clone(),
+                provider: provider.clone(),
             },
         );
         admin.add_tcp(&addr);

@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::chrome::Chrome;
 use common::sidebar::{Crm, Sidebar, AGENT_ID, CUSTOMER, CUSTOMER_UNIONID};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A current WeCom client: `agentConfig` alone is enough (3.0.24 and later).
 const WXWORK_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 MicroMessenger/7.0.1 wxwork/4.1.0 MailPlugin_Electron WeMail embeddedwb";

@@ -87,6 +87,11 @@ fn config_errors_name_file_line_and_key() {
             "[apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\nagent_id = 5\n",
             "gateway.toml:11:12: [apps.mp].agent_id: not a key of kind = \"wechat_mp\"",
         ),
+        // a refresh lock shorter than a second would expire under a normal gettoken
+        (
+            "[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nlock_ttl = \"500ms\"\n",
+            "gateway.toml:1:1: [store].lock_ttl: expected between \"1s\" and \"300s\"",
+        ),
         // an https upstream is refused with the reason
         ("[upstreams.tls]\nurl = \"https://127.0.0.1:9443\"\n", "gateway.toml:8:7: [upstreams.tls].url: only http:// upstreams are supported"),
     ];

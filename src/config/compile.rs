@@ -283,6 +283,14 @@ fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
         }
         (_, None) => None,
     };
+    let lock_ttl = s.lock_ttl.unwrap_or(crate::provider::DEFAULT_LOCK_TTL);
+    if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&lock_ttl) {
+        return Err(src.error(
+            0..0,
+            "[store].lock_ttl",
+            "expected between \"1s\" and \"300s\"",
+        ));
+    }
     Ok(StoreSettings {
         backend: s.backend,
         redis_url,
@@ -290,6 +298,7 @@ fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
             .key_prefix
             .as_ref()
             .map_or("wgw:".to_owned(), |p| p.as_str().to_owned()),
+        lock_ttl,
     })
 }
 

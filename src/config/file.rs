@@ -64,6 +64,8 @@ pub struct Store {
     pub backend: StoreBackend,
     pub redis_url: Option<Spanned<Text>>,
     pub key_prefix: Option<Text>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub lock_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

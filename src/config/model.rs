@@ -84,6 +84,9 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     pub redis_url: Option<Secret>,
     pub key_prefix: String,
+    /// How long one process may hold a key's refresh lock; a holder that dies frees it after
+    /// this long, so it is also the longest a cluster waits for a lost refresh.
+    pub lock_ttl: std::time::Duration,
 }
 
 #[derive(Debug)]

@@ -114,8 +114,12 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// How long a refresh may hold the store's lock, and how long others wait for it.
-const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a refresh may hold the store's lock by default (`[store].lock_ttl`): two provider
+/// timeouts, so that a live holder keeps it through a slow gettoken, and a dead one blocks the
+/// cluster's refresh of that key no longer than this.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+/// How often a process waiting on another's refresh looks for its value (and for a free lock).
+const WAIT_POLL: Duration = Duration::from_millis(50);
 /// A failing fetch (bad secret, IP not trusted) is logged at most this often per key.
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// A fetch refused for a configuration reason is not repeated for this long: every caller
@@ -136,8 +140,19 @@ pub fn is_config_refusal(e: &ProviderError) -> bool {
 
 type Flight = Arc<OnceCell<Result<Cached, ProviderError>>>;
 
+/// Whether this process fetches, after asking the store's lock.
+enum Turn {
+    /// Another process fetched meanwhile.
+    Done(Cached),
+    /// This process holds the lock with this id.
+    Locked(String),
+    /// The lock never came free in time.
+    Unlocked,
+}
+
 pub struct TokenCache {
     store: Arc<dyn Store>,
+    lock_ttl: Duration,
     /// One refresh per key in this process; every waiter shares its result or its error.
     inflight: DashMap<CacheKey, Flight>,
     failures_logged: DashMap<CacheKey, Instant>,
@@ -149,9 +164,15 @@ fn store_err(e: StoreError) -> ProviderError {
 }
 
 impl TokenCache {
+    #[cfg(test)]
     pub fn new(store: Arc<dyn Store>) -> Arc<TokenCache> {
+        Self::with_lock_ttl(store, DEFAULT_LOCK_TTL)
+    }
+
+    pub fn with_lock_ttl(store: Arc<dyn Store>, lock_ttl: Duration) -> Arc<TokenCache> {
         Arc::new(TokenCache {
             store,
+            lock_ttl,
             inflight: DashMap::new(),
             failures_logged: DashMap::new(),
             refusals: DashMap::new(),
@@ -209,6 +230,8 @@ impl TokenCache {
             .clone()
     }
 
+    /// One refresh of `key`, called by one task per process at a time (the in-process single
+    /// flight of [`Self::refresh`]); across processes the store's lock decides who fetches.
     async fn fetch_once(&self, key: &CacheKey, fetch: Fetch) -> Result<Cached, ProviderError> {
         let skey = key.store_key();
         // A refresh that ended while this one queued (here or in another process) counts.
@@ -220,17 +243,11 @@ impl TokenCache {
                 return Err(refusal.1.clone());
             }
         }
-        let lock = self.store.lock(&skey, LOCK_TTL).await.map_err(store_err)?;
-        if lock.is_none() {
-            // Another process is fetching: wait for its value rather than knock it out.
-            let deadline = Instant::now() + LOCK_TTL;
-            while Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Some(c) = self.fresh(&skey).await? {
-                    return Ok(c);
-                }
-            }
-        }
+        let lock = match self.take_turn(&skey).await? {
+            Turn::Done(c) => return Ok(c),
+            Turn::Locked(id) => Some(id),
+            Turn::Unlocked => None,
+        };
         let result = fetch().await;
         let outcome = match result {
             Ok(f) => {
@@ -259,6 +276,45 @@ impl TokenCache {
             let _ = self.store.unlock(&skey, &id).await;
         }
         outcome
+    }
+
+    /// The cluster's single flight: take the store's lock, or wait for the value its holder
+    /// stores. A waiter keeps trying the lock, so a holder that died (its lock expired) or
+    /// failed (its lock released, no value) is followed by one other process's fetch. The
+    /// wait is bounded by twice the lock's lifetime; past that this process fetches unlocked
+    /// rather than fail the request.
+    async fn take_turn(&self, skey: &str) -> Result<Turn, ProviderError> {
+        let deadline = Instant::now() + 2 * self.lock_ttl;
+        loop {
+            if let Some(id) = self
+                .store
+                .lock(skey, self.lock_ttl)
+                .await
+                .map_err(store_err)?
+            {
+                // Another process may have stored its value between our read and our lock.
+                let again = self.fresh(skey).await;
+                if !matches!(again, Ok(None)) {
+                    let _ = self.store.unlock(skey, &id).await;
+                }
+                return match again {
+                    Ok(None) => Ok(Turn::Locked(id)),
+                    Ok(Some(c)) => Ok(Turn::Done(c)),
+                    Err(e) => Err(e),
+                };
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    key = skey,
+                    "refresh lock still held after twice its lifetime: fetching without it"
+                );
+                return Ok(Turn::Unlocked);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+            if let Some(c) = self.fresh(skey).await? {
+                return Ok(Turn::Done(c));
+            }
+        }
     }
 
     async fn fresh(&self, skey: &str) -> Result<Option<Cached>, ProviderError> {
@@ -418,6 +474,53 @@ mod tests {
             assert_eq!(&*t.await.unwrap().unwrap(), "v1");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_sharing_a_store_fetch_once_between_them() {
+        // Three caches over one store stand for three gateway processes over one Redis.
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let caches: Vec<_> = (0..3)
+            .map(|_| TokenCache::with_lock_ttl(store.clone(), Duration::from_secs(5)))
+            .collect();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let cache = caches[i % 3].clone();
+            let fetch = counting(calls.clone(), None);
+            tasks.push(tokio::spawn(async move { cache.get(&key(), fetch).await }));
+        }
+        for t in tasks {
+            assert_eq!(&*t.await.unwrap().unwrap(), "v1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dead_holders_lock_is_waited_out_then_one_process_fetches() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        // A process took the lock and died: nobody releases it.
+        let ttl = Duration::from_millis(300);
+        store.lock(&key().store_key(), ttl).await.unwrap().unwrap();
+        let started = Instant::now();
+        let (a, b) = (
+            TokenCache::with_lock_ttl(store.clone(), ttl),
+            TokenCache::with_lock_ttl(store.clone(), ttl),
+        );
+        let calls = Arc::new(AtomicUsize::new(0));
+        let k = key();
+        let (x, y) = tokio::join!(
+            a.get(&k, counting(calls.clone(), None)),
+            b.get(&k, counting(calls.clone(), None)),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!((&*x, &*y), ("v1", "v1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let waited = started.elapsed();
+        assert!(
+            waited >= ttl && waited < ttl * 2,
+            "waited for the expiry, not longer: {waited:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 //! in exactly one place.
 
 mod cache;
+mod fallback;
 mod fetch;
+mod redis_store;
 mod stack;
 mod store;
 mod target;
@@ -14,9 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
-use crate::config::model::App;
+use crate::config::model::{App, StoreBackend, StoreSettings};
 
-pub use cache::{freshness, CacheKey, Freshness};
+pub use cache::{freshness, CacheKey, Freshness, DEFAULT_LOCK_TTL};
+pub use fallback::FallbackStore;
+pub use redis_store::RedisStore;
 pub use store::{Cached, MemoryStore, Store, StoreError};
 
 use cache::TokenCache;
@@ -111,9 +115,10 @@ pub(crate) fn errcode_of(body: &[u8]) -> i64 {
 
 struct Inner {
     client: reqwest::Client,
-    cache: Arc<TokenCache>,
-    /// The same store, for other short-lived shared values (verified external contacts).
+    /// Tokens, tickets and other short-lived shared values (verified external contacts):
+    /// memory, or Redis shared by every instance.
     store: Arc<dyn Store>,
+    cache: Arc<TokenCache>,
 }
 
 #[derive(Clone)]
@@ -123,6 +128,26 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(store: Arc<dyn Store>) -> Provider {
+        Self::with_lock_ttl(store, DEFAULT_LOCK_TTL)
+    }
+
+    /// The provider `[store]` asks for: the memory store, or Redis shared by every process of
+    /// the cluster with this process's copy underneath for when Redis does not answer.
+    pub fn from_settings(settings: &StoreSettings) -> Result<Provider, StoreError> {
+        let store: Arc<dyn Store> = match (settings.backend, &settings.redis_url) {
+            (StoreBackend::Redis, Some(url)) => Arc::new(FallbackStore::new(RedisStore::open(
+                url.expose(),
+                &settings.key_prefix,
+            )?)),
+            (StoreBackend::Redis, None) => {
+                return Err(StoreError("redis backend without a redis_url".into()))
+            }
+            (StoreBackend::Memory, _) => Arc::new(MemoryStore::default()),
+        };
+        Ok(Self::with_lock_ttl(store, settings.lock_ttl))
+    }
+
+    pub fn with_lock_ttl(store: Arc<dyn Store>, lock_ttl: Duration) -> Provider {
         let client = reqwest::Client::builder()
             .connect_timeout(CALL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -132,7 +157,7 @@ impl Provider {
         Provider {
             inner: Arc::new(Inner {
                 client,
-                cache: TokenCache::new(store.clone()),
+                cache: TokenCache::with_lock_ttl(store.clone(), lock_ttl),
                 store,
             }),
         }
@@ -140,6 +165,11 @@ impl Provider {
 
     pub fn memory() -> Provider {
         Provider::new(Arc::new(MemoryStore::default()))
+    }
+
+    /// Where tokens, tickets and other shared values live (memory or Redis).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
     }
 
     /// A valid token or ticket of `kind` for `app`, from the cache (early refresh, single flight).
@@ -159,11 +189,6 @@ impl Provider {
     ) -> Result<Arc<str>, ProviderError> {
         self.token_of(&Arc::new(Target::new(app, kind)), Some(failed.into()))
             .await
-    }
-
-    /// Where tokens live; shared by every gateway instance when the store is shared.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
     }
 
     /// Calls `{app.api_base}{req.path}` with the `kind` token injected as `access_token`.

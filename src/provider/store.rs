@@ -1,6 +1,6 @@
 //! Where tokens and tickets live between fetches. The memory store serves one process; the
-//! Redis store (a later issue) implements the same trait so that a cluster shares one token per
-//! key and one refresh at a time (SPEC section 11).
+//! Redis store ([`super::redis_store`]) implements the same trait so that a cluster shares one
+//! token per key and one refresh at a time (SPEC section 11).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +42,14 @@ pub trait Store: Send + Sync + 'static {
     async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError>;
 
     async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError>;
+
+    /// Whether the store answers now, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `memory`, `redis`: how `/readyz` names the store.
+    fn name(&self) -> &'static str;
 }
 
 /// The in-process store: one gateway process, no sharing.
@@ -49,6 +57,13 @@ pub trait Store: Send + Sync + 'static {
 pub struct MemoryStore {
     values: DashMap<String, Cached>,
     locks: DashMap<String, (String, Instant)>,
+}
+
+impl MemoryStore {
+    /// Forgets `key` whatever its value: the shared store said it is gone.
+    pub(crate) fn forget(&self, key: &str) {
+        self.values.remove(key);
+    }
 }
 
 #[async_trait]
@@ -93,6 +108,10 @@ impl Store for MemoryStore {
         self.locks
             .remove_if(key, |_, (holder, _)| holder == lock_id);
         Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
     }
 }
 

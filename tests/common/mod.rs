@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod chrome;
 pub mod sidebar;
+pub mod redis_server;
 pub mod upstream;
 pub mod world;
 

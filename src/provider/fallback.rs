@@ -1,0 +1,299 @@
+//! A shared store with the process's own copy underneath (SPEC section 15: Redis unreachable,
+//! the gateway keeps serving). The shared store is the truth while it answers; every value read
+//! from it or written to it is also kept here, so that when it stops answering:
+//!
+//! - valid tokens are still served from the local copy;
+//! - a refresh takes the local lock, so it is single flight within the process (each process
+//!   may then fetch once for itself, which WeCom tolerates; a request never fails for it);
+//! - the shared store is left alone for [`REST`] after a failure instead of costing every
+//!   request a timeout, then tried again, so the gateway recovers by itself;
+//! - the failure is logged once a minute, never per request and never with a value.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::cache::now_ms;
+use super::store::{Cached, MemoryStore, Store, StoreError};
+use crate::metrics::METRICS;
+
+/// After a failure, requests skip the shared store this long (one request then tries again).
+const REST: Duration = Duration::from_secs(1);
+const LOG_EVERY: Duration = Duration::from_secs(60);
+/// Lock ids handed out by the local store carry this mark, so `unlock` knows where to go.
+const LOCAL: &str = "local:";
+
+pub struct FallbackStore<S> {
+    shared: S,
+    local: MemoryStore,
+    /// Unix ms before which the shared store is not asked (0: ask it).
+    resting_until: AtomicU64,
+    /// The last exchange with the shared store failed.
+    down: AtomicBool,
+    last_logged: Mutex<Option<Instant>>,
+}
+
+impl<S: Store> FallbackStore<S> {
+    pub fn new(shared: S) -> FallbackStore<S> {
+        FallbackStore {
+            shared,
+            local: MemoryStore::default(),
+            resting_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            last_logged: Mutex::new(None),
+        }
+    }
+
+    pub fn shared(&self) -> &S {
+        &self.shared
+    }
+
+    fn resting(&self) -> bool {
+        now_ms() < self.resting_until.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, op: &'static str, e: &StoreError) {
+        METRICS.store_errors.with_label_values(&[op]).inc();
+        self.resting_until
+            .store(now_ms() + REST.as_millis() as u64, Ordering::Relaxed);
+        self.down.store(true, Ordering::Relaxed);
+        let due = {
+            let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            tracing::warn!(
+                store = self.shared.name(),
+                op,
+                error = %e,
+                "token store unreachable: serving from this process's copy (logged once a minute)"
+            );
+        }
+    }
+
+    fn answered(&self) {
+        self.resting_until.store(0, Ordering::Relaxed);
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!(store = self.shared.name(), "token store reachable again");
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for FallbackStore<S> {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        if !self.resting() {
+            match self.shared.get(key).await {
+                Ok(v) => {
+                    self.answered();
+                    match &v {
+                        Some(c) => {
+                            if self.local.get(key).await?.as_ref() != Some(c) {
+                                self.local.set(key, c).await?;
+                            }
+                        }
+                        // Expired, or expired by a token error in another process.
+                        None => self.local.forget(key),
+                    }
+                    return Ok(v);
+                }
+                Err(e) => self.failed("get", &e),
+            }
+        }
+        self.local.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        self.local.set(key, value).await?;
+        if !self.resting() {
+            match self.shared.set(key, value).await {
+                Ok(()) => self.answered(),
+                Err(e) => self.failed("set", &e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let here = self.local.expire_if(key, value).await?;
+        if !self.resting() {
+            match self.shared.expire_if(key, value).await {
+                Ok(there) => {
+                    self.answered();
+                    return Ok(there);
+                }
+                Err(e) => self.failed("expire_if", &e),
+            }
+        }
+        Ok(here)
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        if !self.resting() {
+            match self.shared.lock(key, ttl).await {
+                Ok(id) => {
+                    self.answered();
+                    return Ok(id);
+                }
+                Err(e) => self.failed("lock", &e),
+            }
+        }
+        let id = self.local.lock(key, ttl).await?;
+        Ok(id.map(|id| format!("{LOCAL}{id}")))
+    }
+
+    async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError> {
+        if let Some(id) = lock_id.strip_prefix(LOCAL) {
+            return self.local.unlock(key, id).await;
+        }
+        // Unanswered, the lock still frees itself by expiry.
+        if let Err(e) = self.shared.unlock(key, lock_id).await {
+            self.failed("unlock", &e);
+        }
+        Ok(())
+    }
+
+    /// Always asks the shared store, resting or not: readiness must say what is true now, and a
+    /// success ends the rest at once.
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self.shared.ping().await {
+            Ok(()) => {
+                self.answered();
+                Ok(())
+            }
+            Err(e) => {
+                self.failed("ping", &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.shared.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A memory store that can be switched off, counting what was asked of it.
+    #[derive(Default)]
+    struct Switchable {
+        inner: MemoryStore,
+        off: AtomicBool,
+        asked: AtomicU64,
+    }
+
+    impl Switchable {
+        fn check(&self) -> Result<(), StoreError> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            if self.off.load(Ordering::Relaxed) {
+                Err(StoreError("connection refused".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Store for Arc<Switchable> {
+        async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+            self.check()?;
+            self.inner.get(key).await
+        }
+        async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.set(key, value).await
+        }
+        async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+            self.check()?;
+            self.inner.expire_if(key, value).await
+        }
+        async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+            self.check()?;
+            self.inner.lock(key, ttl).await
+        }
+        async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.unlock(key, id).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.check()
+        }
+        fn name(&self) -> &'static str {
+            "switchable"
+        }
+    }
+
+    fn cached(v: &str) -> Cached {
+        Cached {
+            value: v.into(),
+            fetched_at: now_ms(),
+            expires_at: now_ms() + 7_200_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_its_copy_while_the_shared_store_is_down_and_rests_it() {
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone());
+        shared.inner.set("k", &cached("v1")).await.unwrap();
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
+
+        shared.off.store(true, Ordering::Relaxed);
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
+        let asked = shared.asked.load(Ordering::Relaxed);
+        for _ in 0..100 {
+            assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
+        }
+        assert_eq!(
+            shared.asked.load(Ordering::Relaxed),
+            asked,
+            "resting: requests do not wait on a dead store"
+        );
+        assert!(s.ping().await.is_err());
+
+        // A refresh while down: the local lock, the local copy.
+        let id = s.lock("k", Duration::from_secs(10)).await.unwrap().unwrap();
+        assert!(id.starts_with(LOCAL));
+        assert!(s
+            .lock("k", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .is_none());
+        s.set("k", &cached("v2")).await.unwrap();
+        s.unlock("k", &id).await.unwrap();
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v2");
+
+        // Back: the shared store is the truth again.
+        shared.off.store(false, Ordering::Relaxed);
+        assert!(s.ping().await.is_ok());
+        shared.inner.set("k", &cached("v3")).await.unwrap();
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v3");
+        let id = s.lock("k", Duration::from_secs(10)).await.unwrap().unwrap();
+        assert!(!id.starts_with(LOCAL), "the shared lock again");
+    }
+
+    #[tokio::test]
+    async fn a_value_gone_from_the_shared_store_is_gone_here_too() {
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone());
+        s.set("k", &cached("v1")).await.unwrap();
+        // Another process expired it after a token error.
+        assert!(shared.inner.expire_if("k", "v1").await.unwrap());
+        assert!(s.get("k").await.unwrap().is_none());
+        shared.off.store(true, Ordering::Relaxed);
+        assert!(
+            s.get("k").await.unwrap().is_none(),
+            "the copy does not bring back a token known to be bad"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The token store of a cluster (SPEC section 11): every gateway process reads and writes the
+//! same Redis keys, so one token per key is in use and one process refreshes it at a time.
+//!
+//! - a value is `SET key "v1:{fetched_at}:{expires_at}:{token}" PX {ms left}`: Redis forgets
+//!   it when WeCom does;
+//! - compare-and-expire and unlock are Lua scripts, so the compare and the delete are one step
+//!   that no other process can come between (a stale failure never deletes a newer token);
+//! - the refresh lock is `SET lock:key {unique id} NX PX {ttl}`: a holder that dies frees it
+//!   by expiry, and only the holder's id releases it.
+//!
+//! Every command is bounded by [`OP_TIMEOUT`]: a dead Redis makes a command fail fast, never
+//! hang a request. What to do then is [`super::fallback`]'s business, not this file's.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use once_cell::sync::Lazy;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use super::cache::now_ms;
+use super::store::{Cached, Store, StoreError};
+
+/// Connecting, and each answer, may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// One command, a reconnect included.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Deletes KEYS[1] only if the token it holds is ARGV[1].
+static EXPIRE_IF: Lazy<redis::Script> = Lazy::new(|| {
+    redis::Script::new(
+        r"local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^v1:%d+:%d+:(.*)$') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+/// Deletes the lock KEYS[1] only if its holder is ARGV[1]: a holder whose lock expired and
+/// was taken by another process must not release that one.
+static UNLOCK: Lazy<redis::Script> = Lazy::new(|| {
+    redis::Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    /// Made on first use, so that a gateway starts while Redis is down and connects later.
+    conn: OnceCell<ConnectionManager>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    /// `url` is `redis://[:password@]host:port/db`; it is not connected to yet.
+    pub fn open(url: &str, key_prefix: &str) -> Result<RedisStore, StoreError> {
+        // The URL may carry a password: the error names neither.
+        let client = redis::Client::open(url)
+            .map_err(|e| err(format_args!("invalid URL ({:?})", e.kind())))?;
+        Ok(RedisStore {
+            client,
+            prefix: key_prefix.to_owned(),
+            conn: OnceCell::new(),
+        })
+    }
+
+    /// Where the value of a [`super::CacheKey::store_key`] lives.
+    pub fn value_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Where the refresh lock of that key lives.
+    pub fn lock_key(&self, key: &str) -> String {
+        format!("{}lock:{key}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            // Reconnect quickly or fail: the next command tries again, so a Redis that
+            // comes back is used again without a restart.
+            .set_number_of_retries(1)
+            .set_max_delay(200);
+        self.conn
+            .get_or_try_init(|| async {
+                self.client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(err)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs `op` on the connection within [`OP_TIMEOUT`].
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.conn().await?;
+            op(conn).await.map_err(err)
+        };
+        tokio::time::timeout(OP_TIMEOUT, attempt)
+            .await
+            .map_err(|_| err("no answer in time"))?
+    }
+}
+
+/// `v1:{fetched_at}:{expires_at}:{value}`: one string, so that `SET PX` writes it whole.
+pub fn encode(c: &Cached) -> String {
+    format!("v1:{}:{}:{}", c.fetched_at, c.expires_at, c.value)
+}
+
+pub fn decode(s: &str) -> Option<Cached> {
+    let mut parts = s.splitn(4, ':');
+    if parts.next()? != "v1" {
+        return None;
+    }
+    let fetched_at = parts.next()?.parse().ok()?;
+    let expires_at = parts.next()?.parse().ok()?;
+    let value = parts.next().filter(|v| !v.is_empty())?;
+    Some(Cached {
+        value: value.into(),
+        fetched_at,
+        expires_at,
+    })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        let k = self.value_key(key);
+        let raw: Option<String> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(&k).query_async(&mut c).await })
+            .await?;
+        // Something unreadable (another version's format) is as good as absent: the refresh
+        // overwrites it.
+        Ok(raw.as_deref().and_then(decode))
+    }
+
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        let k = self.value_key(key);
+        let left = value.expires_at.saturating_sub(now_ms());
+        let v = encode(value);
+        self.run(|mut c| async move {
+            if left == 0 {
+                redis::cmd("DEL").arg(&k).query_async::<()>(&mut c).await
+            } else {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(v)
+                    .arg("PX")
+                    .arg(left)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let k = self.value_key(key);
+        let deleted: i64 = self
+            .run(|mut c| async move { EXPIRE_IF.key(&k).arg(value).invoke_async(&mut c).await })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let k = self.lock_key(key);
+        let id = crate::request_id::generate();
+        let ms = ttl.as_millis().max(1) as u64;
+        let taken: Option<String> = self
+            .run(|mut c| {
+                let id = id.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(taken.map(|_| id))
+    }
+
+    async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError> {
+        let k = self.lock_key(key);
+        self.run(|mut c| async move {
+            UNLOCK
+                .key(&k)
+                .arg(lock_id)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(drop)
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_odd_ones_read_as_absent() {
+        let c = Cached {
+            value: "tok:en with:colons".into(),
+            fetched_at: 1_700_000_000_000,
+            expires_at: 1_700_007_200_000,
+        };
+        assert_eq!(
+            encode(&c),
+            "v1:1700000000000:1700007200000:tok:en with:colons"
+        );
+        assert_eq!(decode(&encode(&c)), Some(c));
+        for odd in [
+            "",
+            "v1",
+            "v1:1:2",
+            "v1:1:2:",
+            "v2:1:2:t",
+            "v1:x:2:t",
+            "v1:1:-2:t",
+            "plain-token",
+        ] {
+            assert_eq!(decode(odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn keys_sit_under_the_prefix_and_locks_apart_from_values() {
+        let s = RedisStore::open("redis://127.0.0.1:1/0", "wgw:").unwrap();
+        let k = "token:access:http://e:ww1:1000002.fp";
+        assert_eq!(s.value_key(k), "wgw:token:access:http://e:ww1:1000002.fp");
+        assert_eq!(
+            s.lock_key(k),
+            "wgw:lock:token:access:http://e:ww1:1000002.fp"
+        );
+        let other = RedisStore::open("redis://127.0.0.1:1/0", "staging:").unwrap();
+        assert_ne!(s.value_key(k), other.value_key(k));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        let e = RedisStore::open("redis://:hunter2@[::1", "wgw:")
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}

@@ -1,0 +1,593 @@
+//! Several gateway processes sharing one Redis (SPEC sections 4 `[store]`, 11 and 15): one
+//! token per key for the whole cluster, one refresh at a time, a dead lock holder outlived,
+//! and Redis going away and coming back without a failed request.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis_server::RedisServer;
+use common::world::apps_toml;
+use common::{free_port, http_get_status, Gateway};
+use serde_json::Value;
+use wecom_gateway::provider::{
+    Cached, FallbackStore, Provider, RedisStore, Store, TokenKind, DEFAULT_LOCK_TTL,
+};
+
+const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn cached(v: &str) -> Cached {
+    Cached {
+        value: v.into(),
+        fetched_at: now_ms(),
+        expires_at: now_ms() + 7_200_000,
+    }
+}
+
+async fn keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
+    let mut c = redis.conn().await;
+    let mut k: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    k.sort();
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store itself: key naming, expiry, the scripts, two processes' views of one Redis.
+
+#[tokio::test]
+async fn values_live_under_the_prefix_with_their_expiry() {
+    let redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let key = "token:access:http://e:ww1:1000002.fp";
+    assert!(s.get(key).await.unwrap().is_none());
+    let c = Cached {
+        value: "T1".into(),
+        fetched_at: now_ms(),
+        expires_at: now_ms() + 60_000,
+    };
+    s.set(key, &c).await.unwrap();
+    assert_eq!(s.get(key).await.unwrap(), Some(c.clone()));
+    assert_eq!(
+        keys(&redis, "*").await,
+        vec!["wgw:token:access:http://e:ww1:1000002.fp"]
+    );
+    let mut conn = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("wgw:token:access:http://e:ww1:1000002.fp")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (55_000..=60_000).contains(&pttl),
+        "Redis forgets it at its expiry: {pttl}"
+    );
+
+    // Another prefix (another environment on the same Redis) sees nothing of it.
+    let staging = RedisStore::open(&redis.url(), "staging:").unwrap();
+    assert!(staging.get(key).await.unwrap().is_none());
+
+    // Already expired: not kept at all.
+    let gone = Cached {
+        expires_at: now_ms() - 1,
+        ..c
+    };
+    s.set(key, &gone).await.unwrap();
+    assert!(s.get(key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
+    let redis = RedisServer::start();
+    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let key = "token:access:k";
+    a.set(key, &cached("v1")).await.unwrap();
+    // Both saw v1 fail; B's report comes first and B refreshes to v2.
+    assert!(b.expire_if(key, "v1").await.unwrap());
+    b.set(key, &cached("v2")).await.unwrap();
+    // A's late report about v1 leaves v2 alone.
+    assert!(!a.expire_if(key, "v1").await.unwrap());
+    assert_eq!(&*a.get(key).await.unwrap().unwrap().value, "v2");
+    // Neither a prefix nor a suffix of the token is "the same token".
+    assert!(!a.expire_if(key, "v").await.unwrap());
+    assert!(!a.expire_if(key, "2").await.unwrap());
+    assert!(!a.expire_if(key, "").await.unwrap());
+    assert!(a.expire_if(key, "v2").await.unwrap());
+    assert!(b.get(key).await.unwrap().is_none());
+    assert!(!a.expire_if("token:access:none", "v2").await.unwrap());
+}
+
+#[tokio::test]
+async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires() {
+    let redis = RedisServer::start();
+    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let key = "token:access:k";
+    let ttl = Duration::from_secs(10);
+    let id = a.lock(key, ttl).await.unwrap().expect("free");
+    assert_eq!(
+        keys(&redis, "wgw:lock:*").await,
+        vec!["wgw:lock:token:access:k"]
+    );
+    assert!(b.lock(key, ttl).await.unwrap().is_none(), "held by A");
+    b.unlock(key, "not-the-holder").await.unwrap();
+    assert!(b.lock(key, ttl).await.unwrap().is_none(), "still held by A");
+    a.unlock(key, &id).await.unwrap();
+    let id_b = b.lock(key, Duration::from_millis(200)).await.unwrap();
+    assert!(id_b.is_some(), "released by its holder");
+    assert_ne!(id_b.as_deref(), Some(id.as_str()), "unique per taking");
+
+    // B dies holding it: it frees itself, and A's old id cannot release the new holder's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id_a = a.lock(key, ttl).await.unwrap().expect("expired");
+    b.unlock(key, id_b.as_deref().unwrap()).await.unwrap();
+    assert!(
+        b.lock(key, ttl).await.unwrap().is_none(),
+        "a late unlock by the expired holder left the new lock alone"
+    );
+    a.unlock(key, &id_a).await.unwrap();
+    // A value and its lock are separate keys.
+    a.set(key, &cached("v1")).await.unwrap();
+    assert!(a.lock(key, ttl).await.unwrap().is_some());
+    assert_eq!(&*b.get(key).await.unwrap().unwrap().value, "v1");
+}
+
+#[tokio::test]
+async fn a_script_survives_a_redis_restart_and_a_dead_redis_fails_fast() {
+    let mut redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    s.set("k", &cached("v1")).await.unwrap();
+    assert!(s.expire_if("k", "v1").await.unwrap());
+    redis.stop();
+    let started = Instant::now();
+    assert!(s.get("k").await.is_err());
+    assert!(s.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    redis.restart();
+    // The script cache of the new server is empty: the store loads the script again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.set("k", &cached("v2")).await.unwrap();
+    assert!(!s.expire_if("k", "v1").await.unwrap());
+    assert!(s.expire_if("k", "v2").await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A cluster: the real binary, three times, in front of the emulator.
+
+struct Cluster {
+    emulator: emulator::Emulator,
+    redis: RedisServer,
+    gateways: Vec<Gateway>,
+    qyapi_ports: Vec<u16>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// `n` gateways with the same config but their ports, sharing `redis`.
+    async fn start(n: usize, store_extra: &str) -> Cluster {
+        let redis = tokio::task::spawn_blocking(RedisServer::start)
+            .await
+            .unwrap();
+        let emulator = emulator::Emulator::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            emulator::Scenario::default(),
+        )
+        .await
+        .unwrap();
+        let mut starting = Vec::new();
+        let mut qyapi_ports = Vec::new();
+        for _ in 0..n {
+            let (port, admin, qyapi) = (free_port(), free_port(), free_port());
+            qyapi_ports.push(qyapi);
+            let config = format!(
+                "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{store_extra}\n{}",
+                common::server_table(port, admin),
+                redis.url(),
+                apps_toml(&emulator.base_url())
+            );
+            starting.push(tokio::task::spawn_blocking(move || {
+                let gw = Gateway::start_config(&config, port, admin, &[], &[]);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while http_get_status(qyapi, "/").is_none() {
+                    assert!(Instant::now() < deadline, "qyapi listener never came up");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                gw
+            }));
+        }
+        let mut gateways = Vec::new();
+        for s in starting {
+            gateways.push(s.await.unwrap());
+        }
+        Cluster {
+            emulator,
+            redis,
+            gateways,
+            qyapi_ports,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(600)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn qyapi(&self, i: usize, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.qyapi_ports[i], path)
+    }
+
+    async fn call(&self, i: usize, path: &str) -> Value {
+        self.http
+            .get(self.qyapi(i, path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn control(&self, path: &str, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.emulator.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
+    async fn expire_tokens(&self) {
+        self.control("/_emulator/expire-tokens", Value::Null).await;
+    }
+
+    fn calls(&self, api: &str) -> u64 {
+        self.emulator
+            .state()
+            .world()
+            .calls()
+            .get(api)
+            .map_or(0, |c| c.total)
+    }
+
+    fn gettokens(&self) -> u64 {
+        self.calls("/cgi-bin/gettoken")
+    }
+
+    /// `n` concurrent calls spread over the live gateways `on`; every answer's errcode.
+    async fn burst(&self, on: &[usize], n: usize) -> Vec<Option<i64>> {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let http = self.http.clone();
+            let url = self.qyapi(on[i % on.len()], USER_GET);
+            tasks.push(tokio::spawn(async move {
+                let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                v["errcode"].as_i64()
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    async fn readyz(&self, i: usize) -> (u16, String) {
+        let r = self
+            .http
+            .get(self.gateways[i].admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Polls `/readyz` of gateway `i` until it answers `status`, for at most 15 s.
+    async fn wait_ready(&self, i: usize, status: u16) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (got, body) = self.readyz(i).await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readyz of gateway {i} still {got} {body:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_600_calls_after_expiry_fetch_one_token() {
+    let c = Cluster::start(3, "").await;
+    for i in 0..3 {
+        assert_eq!(c.call(i, USER_GET).await["errcode"], 0);
+        assert_eq!(c.readyz(i).await, (200, "ready\n".to_owned()));
+    }
+    assert_eq!(
+        c.gettokens(),
+        1,
+        "the second and third gateway use the first one's token"
+    );
+
+    c.expire_tokens().await;
+    let started = Instant::now();
+    let answers = c.burst(&[0, 1, 2], 600).await;
+    eprintln!(
+        "600 calls over 3 gateways across an expiry: {:?}",
+        started.elapsed()
+    );
+    assert!(answers.iter().all(|a| *a == Some(0)), "{answers:?}");
+    assert_eq!(c.gettokens(), 2, "exactly one gettoken for the cluster");
+    assert_eq!(
+        keys(&c.redis, "wgw:token:*").await.len(),
+        1,
+        "one shared access token"
+    );
+    assert!(
+        keys(&c.redis, "wgw:lock:*").await.is_empty(),
+        "the lock was released"
+    );
+}
+
+/// The jsapi tickets of three processes sharing Redis, through the provider API that the
+/// JS-SDK config uses: three providers in this process, each with its own in-process single
+/// flight and its own connection, like three gateways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_600_ticket_requests_after_expiry_fetch_each_ticket_once() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let emulator = emulator::Emulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        emulator::Scenario::default(),
+    )
+    .await
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{}",
+        apps_toml(&emulator.base_url())
+    );
+    let config =
+        wecom_gateway::config::load_str("t.toml", &text, std::path::Path::new(".")).unwrap();
+    let crm = config.apps["crm"].clone();
+    let providers: Vec<Provider> = (0..3)
+        .map(|_| {
+            let store = RedisStore::open(&redis.url(), "wgw:").unwrap();
+            Provider::with_lock_ttl(Arc::new(FallbackStore::new(store)), DEFAULT_LOCK_TTL)
+        })
+        .collect();
+    // Answered successfully: a ticket call made with the expired access token fails with
+    // 42001 first and is retried, but only one ticket is issued per kind.
+    let calls = |api: &str| {
+        emulator
+            .state()
+            .world()
+            .calls()
+            .get(api)
+            .map_or(0, |c| c.by_errcode.get("0").copied().unwrap_or(0))
+    };
+    for p in &providers {
+        p.token(&crm, TokenKind::CorpTicket).await.unwrap();
+        p.token(&crm, TokenKind::AgentTicket).await.unwrap();
+    }
+    let before = (
+        calls("/cgi-bin/gettoken"),
+        calls("/cgi-bin/get_jsapi_ticket"),
+        calls("/cgi-bin/ticket/get"),
+    );
+    assert_eq!(before, (1, 1, 1), "shared from the first process on");
+
+    // Everything expires at WeCom; the tickets also leave Redis, as their PX makes them.
+    emulator.state().world().expire_tokens();
+    let mut conn = redis.conn().await;
+    for k in keys(&redis, "wgw:token:*_ticket:*").await {
+        let _: i64 = redis::cmd("DEL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let p = providers[i % 3].clone();
+        let crm = crm.clone();
+        let kind = if i % 2 == 0 {
+            TokenKind::CorpTicket
+        } else {
+            TokenKind::AgentTicket
+        };
+        tasks.push(tokio::spawn(async move { p.token(&crm, kind).await }));
+    }
+    let mut tickets = std::collections::BTreeSet::new();
+    for t in tasks {
+        tickets.insert(t.await.unwrap().unwrap().to_string());
+    }
+    assert_eq!(tickets.len(), 2, "one corp and one agent ticket for all");
+    assert_eq!(calls("/cgi-bin/get_jsapi_ticket") - before.1, 1);
+    assert_eq!(calls("/cgi-bin/ticket/get") - before.2, 1);
+    assert_eq!(
+        calls("/cgi-bin/gettoken") - before.0,
+        1,
+        "the expired access token under both tickets, refreshed once"
+    );
+    let world = emulator.state().world();
+    use emulator::state::TicketKind;
+    assert!(tickets.contains(world.valid_ticket(TicketKind::Corp).unwrap()));
+    assert!(tickets.contains(world.valid_ticket(TicketKind::Agent(1000002)).unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_killed_mid_refresh_is_followed_by_another_after_the_lock_expires() {
+    let lock_ttl = Duration::from_secs(3);
+    let mut c = Cluster::start(3, "lock_ttl = \"3s\"").await;
+    assert_eq!(c.call(0, USER_GET).await["errcode"], 0);
+    let before = c.gettokens();
+
+    c.expire_tokens().await;
+    c.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/gettoken", "delay_ms": 2500, "count": 1}),
+    )
+    .await;
+    // A finds its token expired, takes the lock and waits on the slow gettoken.
+    let doomed = {
+        let http = c.http.clone();
+        let url = c.qyapi(0, USER_GET);
+        tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keys(&c.redis, "wgw:lock:*").await.is_empty() {
+        assert!(Instant::now() < deadline, "A never took the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let locked_at = Instant::now();
+    let a = c.gateways[0].child.as_mut().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert!(doomed.await.unwrap().is_err(), "A died before answering");
+
+    let answers = c.burst(&[1, 2], 40).await;
+    let waited = locked_at.elapsed();
+    eprintln!("B and C answered {:?} after A took the lock", waited);
+    assert!(answers.iter().all(|a| *a == Some(0)), "{answers:?}");
+    assert!(
+        waited < lock_ttl + Duration::from_secs(2),
+        "B and C waited out the dead holder's lock, no longer: {waited:?}"
+    );
+    let fetched = c.gettokens() - before;
+    assert!(
+        (1..=2).contains(&fetched),
+        "one refresh by B or C (plus A's abandoned one, if the emulator counted it): {fetched}"
+    );
+    assert!(keys(&c.redis, "wgw:lock:*").await.is_empty());
+    let b_log = c.gateways[1].log() + &c.gateways[2].log();
+    assert!(
+        !b_log.contains("fetching without it"),
+        "the lock came free by expiry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_during_traffic_then_restarted() {
+    let mut c = Cluster::start(2, "").await;
+    for i in 0..2 {
+        assert_eq!(c.call(i, USER_GET).await["errcode"], 0);
+    }
+    assert_eq!(c.gettokens(), 1);
+
+    // Steady traffic on both gateways for the whole test; every answer must be a success.
+    let stop = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(AtomicU64::new(0));
+    let mut traffic = Vec::new();
+    for i in 0..2 {
+        let (http, url) = (c.http.clone(), c.qyapi(i, USER_GET));
+        let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
+        traffic.push(tokio::spawn(async move {
+            while stop.load(Ordering::Relaxed) == 0 {
+                let ok = match http.get(&url).send().await {
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["errcode"] == 0),
+                    Err(_) => false,
+                };
+                if ok {
+                    served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+
+    c.redis.stop();
+    for i in 0..2 {
+        let body = c.wait_ready(i, 503).await;
+        assert!(body.contains("store redis unreachable"), "{body}");
+    }
+    let served_down = served.load(Ordering::Relaxed);
+    // A refresh while Redis is down: each process fetches once for itself, no request fails.
+    c.expire_tokens().await;
+    let answers = c.burst(&[0, 1], 100).await;
+    assert!(answers.iter().all(|a| *a == Some(0)), "{answers:?}");
+    assert!(
+        (2..=3).contains(&c.gettokens()),
+        "one local refresh per process: {}",
+        c.gettokens()
+    );
+
+    let served_before_restart = served.load(Ordering::Relaxed);
+    // Back on the same port, empty (no persistence): the gateways find it by themselves.
+    c.redis.restart();
+    for i in 0..2 {
+        assert_eq!(c.wait_ready(i, 200).await, "ready\n");
+    }
+    // Refreshes go through Redis again: one gettoken for both processes.
+    c.expire_tokens().await;
+    let before = c.gettokens();
+    let answers = c.burst(&[0, 1], 200).await;
+    assert!(answers.iter().all(|a| *a == Some(0)), "{answers:?}");
+    assert_eq!(
+        c.gettokens() - before,
+        1,
+        "one refresh for the cluster again"
+    );
+    assert_eq!(keys(&c.redis, "wgw:token:*").await.len(), 1);
+
+    stop.store(1, Ordering::Relaxed);
+    eprintln!(
+        "steady traffic: {} served, {} of them while Redis was down",
+        served.load(Ordering::Relaxed),
+        served_before_restart - served_down
+    );
+    for t in traffic {
+        t.await.unwrap();
+    }
+    assert!(
+        served_before_restart > served_down,
+        "served from the cache while Redis was down"
+    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed");
+    let metrics = c
+        .http
+        .get(c.gateways[0].admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("wgw_store_errors_total{op="), "{metrics}");
+    let log = c.gateways[0].log();
+    assert_eq!(
+        log.matches("token store unreachable").count(),
+        1,
+        "logged once, not per request:\n{log}"
+    );
+    assert!(log.contains("token store reachable again"), "{log}");
+}
