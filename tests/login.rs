@@ -536,6 +536,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         cookie_name: "wgw_session".into(),
         ttl: std::time::Duration::from_secs(8 * 3600),
         assertion_secret: None,
+        assertion_key: None,
     };
     let now = wecom_gateway::login::now_secs();
     let entry = |iat: u64, exp: u64| SessionEntry {
@@ -585,6 +586,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
         cookie_name: "wgw_session".into(),
         ttl: std::time::Duration::from_secs(3600),
         assertion_secret: None,
+        assertion_key: None,
     };
     let now = wecom_gateway::login::now_secs();
     let line = set_cookie(

@@ -245,16 +245,20 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         }
     };
     let session_secret = secret(&s.secret, "[session].secret", MIN_KEY_BYTES, src)?;
+    let assertion_secret = s
+        .assertion_secret
+        .as_ref()
+        .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
+        .transpose()?;
     Ok(SessionSettings {
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
         secret: session_secret,
         cookie_name,
         ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
-        assertion_secret: s
-            .assertion_secret
+        assertion_key: assertion_secret
             .as_ref()
-            .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
-            .transpose()?,
+            .map(|a| crate::login::assertion::AssertionKey::new(a.expose().as_bytes())),
+        assertion_secret,
     })
 }
 

@@ -78,6 +78,8 @@ pub struct SessionSettings {
     pub cookie_name: String,
     pub ttl: Duration,
     pub assertion_secret: Option<Secret>,
+    /// The keyed HMAC of `assertion_secret`, prepared once at load.
+    pub assertion_key: Option<crate::login::assertion::AssertionKey>,
 }
 
 pub struct StoreSettings {

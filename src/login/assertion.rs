@@ -11,39 +11,80 @@ use crate::identity::Identity;
 /// Short-lived: it vouches for one request, not a session.
 pub const LIFETIME_SECS: u64 = 60;
 
-pub fn sign(identity: &Identity, request_id: &str, now: u64, secret: &[u8]) -> String {
-    let sub = identity
-        .userid
-        .as_deref()
-        .or(identity.openid.as_deref())
-        .unwrap_or_default();
-    let mut claims = serde_json::json!({
-        "iss": "wecom-gateway",
-        "sub": sub,
-        "corp_id": identity.corp_id,
-        "agent_id": identity.agent_id,
-        "userid": identity.userid,
-        "openid": identity.openid,
-        "unionid": identity.unionid.as_ref().or(identity.external_unionid.as_ref()),
-        "external_userid": identity.external_userid,
-        "external_unionid": identity.external_unionid,
-        "iat": now,
-        "exp": now + LIFETIME_SECS,
-        "rid": request_id,
-    });
-    if let Some(app_id) = &identity.wechat_app_id {
-        claims["app_id"] = serde_json::json!(app_id);
+/// The HMAC-SHA256 key, with its inner and outer pads hashed once at config load: every
+/// proxied request of a logged-in user signs an assertion, so the per-request work is only the
+/// claims themselves.
+#[derive(Clone)]
+pub struct AssertionKey(Hmac<Sha256>);
+
+impl AssertionKey {
+    pub fn new(secret: &[u8]) -> AssertionKey {
+        AssertionKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
     }
-    const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(HEADER),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(signing_input.as_bytes());
-    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{sig}")
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AssertionKey(<redacted>)")
+    }
+}
+
+/// The claims of SPEC section 7, borrowed from the identity: serialised straight into the
+/// token, no intermediate JSON tree. Absent values are `null`, so the shape never varies.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'static str,
+    sub: &'a str,
+    corp_id: Option<&'a str>,
+    agent_id: Option<u64>,
+    userid: Option<&'a str>,
+    openid: Option<&'a str>,
+    unionid: Option<&'a str>,
+    external_userid: Option<&'a str>,
+    external_unionid: Option<&'a str>,
+    iat: u64,
+    exp: u64,
+    rid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+}
+
+/// base64url of `{"alg":"HS256","typ":"JWT"}`.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+pub fn sign(identity: &Identity, request_id: &str, now: u64, key: &AssertionKey) -> String {
+    let claims = Claims {
+        iss: "wecom-gateway",
+        sub: identity
+            .userid
+            .as_deref()
+            .or(identity.openid.as_deref())
+            .unwrap_or_default(),
+        corp_id: identity.corp_id.as_deref(),
+        agent_id: identity.agent_id,
+        userid: identity.userid.as_deref(),
+        openid: identity.openid.as_deref(),
+        unionid: identity
+            .unionid
+            .as_deref()
+            .or(identity.external_unionid.as_deref()),
+        external_userid: identity.external_userid.as_deref(),
+        external_unionid: identity.external_unionid.as_deref(),
+        iat: now,
+        exp: now + LIFETIME_SECS,
+        rid: request_id,
+        app_id: identity.wechat_app_id.as_deref(),
+    };
+    let json = serde_json::to_vec(&claims).expect("claims serialise");
+    let mut token = String::with_capacity(HEADER_B64.len() + json.len() * 4 / 3 + 48);
+    token.push_str(HEADER_B64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    let mut mac = key.0.clone();
+    mac.update(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
+    token
 }
 
 #[cfg(test)]
@@ -62,7 +103,12 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let jwt = sign(&id, "rid-1", now, b"0123456789abcdef0123456789abcdef");
+        let jwt = sign(
+            &id,
+            "rid-1",
+            now,
+            &AssertionKey::new(b"0123456789abcdef0123456789abcdef"),
+        );
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_issuer(&["wecom-gateway"]);
         let data = jsonwebtoken::decode::<serde_json::Value>(

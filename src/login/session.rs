@@ -174,6 +174,7 @@ mod tests {
             cookie_name: "wgw_session".into(),
             ttl: Duration::from_secs(3600),
             assertion_secret: None,
+            assertion_key: None,
         }
     }
 

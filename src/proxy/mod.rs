@@ -232,17 +232,17 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
-            if let Some(secret) = ctx
+            if let Some(key) = ctx
                 .config
                 .session
                 .as_ref()
-                .and_then(|s| s.assertion_secret.as_ref())
+                .and_then(|s| s.assertion_key.as_ref())
             {
                 let jwt = crate::login::assertion::sign(
                     identity,
                     &ctx.request_id,
                     crate::login::now_secs(),
-                    secret.expose().as_bytes(),
+                    key,
                 );
                 req.insert_header("x-gateway-assertion", jwt)?;
             }
