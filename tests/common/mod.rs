@@ -4,8 +4,8 @@
 
 pub mod browser;
 pub mod chrome;
-pub mod sidebar;
 pub mod redis_server;
+pub mod sidebar;
 pub mod upstream;
 pub mod world;
 
