@@ -237,3 +237,100 @@ async fn sdk_js_is_served_with_its_settings() {
         .unwrap();
     assert_eq!(r.status(), 405);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
+    // Tickets (and the access token) live 3 s. The gateway's cache runs on the real clock, as
+    // the emulator's does here (no advance): the expiry really happens, on both sides.
+    let ttl = std::time::Duration::from_secs(3);
+    let mut scenario = emulator::Scenario::default();
+    scenario.settings.token_ttl = ttl;
+    let w = Sidebar::start_with(scenario, common::sidebar::Crm::Echo, true).await;
+    let mut b = w.logged_in().await;
+    let page = w.gw.url("/sidebar/");
+    let q = format!("url={}", enc(&page));
+    let (status, first) = w.jssdk_config(&mut b, &q).await;
+    // The gateway stored its tickets before it answered; WeCom issued them before that.
+    let answered = tokio::time::Instant::now();
+    assert_eq!(status, 200, "{first}");
+    for kind in ["config", "agentConfig"] {
+        assert_eq!(
+            w.emulator_verdict(kind, &first[kind], &page).await,
+            format!("{kind}:ok")
+        );
+    }
+    let before = (
+        w.emu_calls("/cgi-bin/gettoken").await,
+        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.emu_calls("/cgi-bin/ticket/get").await,
+    );
+    assert_eq!(before, (1, 1, 1));
+
+    // Nothing asks for a config meanwhile (no early refresh): the tickets simply run out.
+    tokio::time::sleep_until(answered + ttl + std::time::Duration::from_millis(100)).await;
+    for kind in ["config", "agentConfig"] {
+        assert_eq!(
+            w.emulator_verdict(kind, &first[kind], &page).await,
+            format!("{kind}:invalid signature"),
+            "the first tickets expired at WeCom"
+        );
+    }
+
+    // No stale report from the page: the gateway knows the expiry by itself.
+    let (status, next) = w.jssdk_config(&mut b, &q).await;
+    assert_eq!(status, 200, "{next}");
+    for kind in ["config", "agentConfig"] {
+        assert_eq!(
+            w.emulator_verdict(kind, &next[kind], &page).await,
+            format!("{kind}:ok")
+        );
+    }
+    assert_eq!(
+        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        before.1 + 1,
+        "one new corp ticket"
+    );
+    assert_eq!(
+        w.emu_calls("/cgi-bin/ticket/get").await,
+        before.2 + 1,
+        "one new agent ticket"
+    );
+    assert_eq!(
+        w.emu_calls("/cgi-bin/gettoken").await,
+        before.0 + 1,
+        "the access token under them expired too: fetched once, before it was used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_in_use_across_their_expiry_are_never_served_dead() {
+    // A page asks for a config in the tickets' early-refresh window, then again just after
+    // they expired. Within its validity WeCom hands back the same ticket, so the early refresh
+    // cannot replace it: the gateway must still know when that ticket dies.
+    let ttl = std::time::Duration::from_secs(3);
+    let mut scenario = emulator::Scenario::default();
+    scenario.settings.token_ttl = ttl;
+    let w = Sidebar::start_with(scenario, common::sidebar::Crm::Echo, true).await;
+    let mut b = w.logged_in().await;
+    let page = w.gw.url("/sidebar/");
+    let q = format!("url={}", enc(&page));
+    let asked = tokio::time::Instant::now();
+    let (status, first) = w.jssdk_config(&mut b, &q).await;
+    assert_eq!(status, 200, "{first}");
+    let ms = std::time::Duration::from_millis;
+    // Stale from 2.7 s (a tenth of the lifetime before expiry), still valid at WeCom.
+    tokio::time::sleep_until(asked + ttl - ms(150)).await;
+    let (status, late) = w.jssdk_config(&mut b, &q).await;
+    assert_eq!(status, 200, "{late}");
+    // Past the expiry of the tickets WeCom issued first, whatever the early refresh got.
+    tokio::time::sleep_until(asked + ttl + ms(250)).await;
+    let (status, next) = w.jssdk_config(&mut b, &q).await;
+    assert_eq!(status, 200, "{next}");
+    for kind in ["config", "agentConfig"] {
+        assert_eq!(
+            w.emulator_verdict(kind, &next[kind], &page).await,
+            format!("{kind}:ok"),
+            "{kind} after the expiry"
+        );
+    }
+}

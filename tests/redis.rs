@@ -591,3 +591,195 @@ async fn redis_stopped_during_traffic_then_restarted() {
     );
     assert!(log.contains("token store reachable again"), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The JS-SDK config of a cluster: three gateways behind one public origin, one session cookie.
+
+/// `/_gateway/jssdk/config` answers of `n` concurrent requests spread over `ports`.
+async fn config_burst(
+    http: &reqwest::Client,
+    ports: &[u16],
+    cookie: &str,
+    page: &str,
+    n: usize,
+) -> Vec<(u16, Value)> {
+    let q: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let req = http
+            .get(format!(
+                "http://127.0.0.1:{}/_gateway/jssdk/config?url={q}",
+                ports[i % ports.len()]
+            ))
+            .header("cookie", cookie)
+            .header("accept", "application/json");
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// What the emulator's JS-SDK says of `payload` (`config` or `agentConfig`) on `page`.
+async fn emulator_verdict(emu: &str, kind: &str, payload: &Value, page: &str) -> String {
+    let mut req = payload.clone();
+    req["kind"] = kind.into();
+    req["url"] = page.into();
+    let v: Value = common::client()
+        .post(format!("{emu}/_emulator/jssdk/verify"))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["errMsg"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let emu = emulator::Emulator::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        emulator::Scenario::default(),
+    )
+    .await
+    .unwrap();
+    let up = common::upstream::echo("crm");
+    // One public origin, as behind a load balancer: gateway 0's. Same session secret (the
+    // sidebar config's) everywhere, so a cookie issued by one is read by all.
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let public = ports[0].0;
+    let mut starting = Vec::new();
+    for &(port, admin) in &ports {
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 2\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{}",
+            redis.url(),
+            common::sidebar::config(&emu.base_url(), &up.url(), true)
+        );
+        starting.push(tokio::task::spawn_blocking(move || {
+            Gateway::start_config(&config, port, admin, &[], &[])
+        }));
+    }
+    let mut gateways = Vec::new();
+    for s in starting {
+        gateways.push(s.await.unwrap());
+    }
+    let calls = |api: &str| {
+        emu.state()
+            .world()
+            .calls()
+            .get(api)
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    // One login through gateway 0; its cookie works on every gateway.
+    let mut b = common::browser::Browser::new(common::browser::WXWORK_UA);
+    common::browser::login(&mut b, &gateways[0], &emu.base_url(), "crm", "/sidebar/").await;
+    let cookie = b.cookie_header(&gateways[0].url("/"));
+    assert!(!cookie.is_empty());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(600)
+        .build()
+        .unwrap();
+    for gw in &gateways {
+        let r = http
+            .get(gw.url("/staff/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the session is read by every gateway");
+    }
+    // The access token is shared and warm; the tickets were never fetched.
+    assert_eq!(calls("/cgi-bin/gettoken").total, 1);
+    assert_eq!(calls("/cgi-bin/get_jsapi_ticket").total, 0);
+    assert_eq!(calls("/cgi-bin/ticket/get").total, 0);
+
+    // WeCom drops the access token every gateway holds; then the whole cluster asks for the
+    // tickets at once.
+    let r = http
+        .post(format!("{}/_emulator/expire-tokens", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let page = gateways[0].url("/sidebar/?from=chat");
+    let http_ports: Vec<u16> = ports.iter().map(|p| p.0).collect();
+    let started = Instant::now();
+    let answers = config_burst(&http, &http_ports, &cookie, &page, 600).await;
+    eprintln!(
+        "600 configs over 3 gateways across an expiry: {:?}",
+        started.elapsed()
+    );
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+
+    // One ticket of each kind was issued for the cluster. The first try of each ran on the
+    // dropped access token (42001) at most once, was retried once after one gettoken.
+    for api in ["/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"] {
+        let c = calls(api);
+        assert_eq!(c.by_errcode.get("0"), Some(&1), "{api}: {c:?}");
+        assert!(
+            c.by_errcode.get("42001").copied().unwrap_or(0) <= 1
+                && c.by_errcode.keys().all(|k| k == "0" || k == "42001"),
+            "{api}: {c:?}"
+        );
+    }
+    assert_eq!(
+        calls("/cgi-bin/gettoken").total,
+        2,
+        "one token refresh for the cluster"
+    );
+    assert_eq!(keys(&redis, "wgw:token:*_ticket:*").await.len(), 2);
+    assert!(keys(&redis, "wgw:lock:*").await.is_empty());
+
+    // Every answer is signed with the one current ticket of its kind...
+    let (corp, agent) = {
+        use emulator::state::TicketKind;
+        let world = emu.state().world();
+        (
+            world.valid_ticket(TicketKind::Corp).unwrap().to_owned(),
+            world
+                .valid_ticket(TicketKind::Agent(common::sidebar::AGENT_ID))
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    let signed_with = |ticket: &str, p: &Value| {
+        wecom_gateway::jssdk::signature::sign(
+            ticket,
+            p["nonceStr"].as_str().unwrap(),
+            p["timestamp"].as_u64().unwrap(),
+            &page,
+        ) == p["signature"].as_str().unwrap()
+    };
+    for (_, body) in &answers {
+        assert!(signed_with(&corp, &body["config"]), "{body}");
+        assert!(signed_with(&agent, &body["agentConfig"]), "{body}");
+    }
+    // ...and the emulator's own JS-SDK check accepts them, from each gateway.
+    for (_, body) in answers.iter().take(6) {
+        assert_eq!(
+            emulator_verdict(&emu.base_url(), "config", &body["config"], &page).await,
+            "config:ok"
+        );
+        assert_eq!(
+            emulator_verdict(&emu.base_url(), "agentConfig", &body["agentConfig"], &page).await,
+            "agentConfig:ok"
+        );
+    }
+}

@@ -235,8 +235,11 @@ impl TokenCache {
     async fn fetch_once(&self, key: &CacheKey, fetch: Fetch) -> Result<Cached, ProviderError> {
         let skey = key.store_key();
         // A refresh that ended while this one queued (here or in another process) counts.
-        if let Some(c) = self.fresh(&skey).await? {
-            return Ok(c);
+        let previous = self.store.get(&skey).await.map_err(store_err)?;
+        if let Some(c) = previous.as_ref() {
+            if freshness(c, now_ms()) == Freshness::Fresh {
+                return Ok(c.clone());
+            }
         }
         if let Some(refusal) = self.refusals.get(key) {
             if refusal.0.elapsed() < REFUSAL_HOLD {
@@ -252,10 +255,17 @@ impl TokenCache {
         let outcome = match result {
             Ok(f) => {
                 let now = now_ms();
+                let mut expires_at = now + f.expires_in.saturating_mul(1000);
+                // WeCom hands out the same token or ticket again until it expires, with the
+                // seconds it has left rounded up: an early refresh gets the old value back,
+                // and its death must not be postponed by that rounding.
+                if let Some(p) = previous.as_ref().filter(|p| *p.value == *f.value) {
+                    expires_at = expires_at.min(p.expires_at);
+                }
                 let c = Cached {
                     value: f.value.into(),
                     fetched_at: now,
-                    expires_at: now + f.expires_in.saturating_mul(1000),
+                    expires_at,
                 };
                 self.store
                     .set(&skey, &c)
@@ -630,5 +640,56 @@ mod tests {
             "v1"
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
+        let store = Arc::new(MemoryStore::default());
+        let cache = TokenCache::new(store.clone());
+        let now = now_ms();
+        let dies = now + 250;
+        store
+            .set(
+                &key().store_key(),
+                &Cached {
+                    value: "same".into(),
+                    fetched_at: now - 2_750,
+                    expires_at: dies,
+                },
+            )
+            .await
+            .unwrap();
+        // WeCom answers with the same ticket and its 250 ms left rounded up to a second.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let fetch: Fetch = {
+            let calls = calls.clone();
+            Arc::new(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async {
+                    Ok(Fetched {
+                        value: "same".into(),
+                        expires_in: 1,
+                    })
+                })
+            })
+        };
+        assert_eq!(&*cache.refresh(&key(), fetch).await.unwrap().value, "same");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let kept = store.get(&key().store_key()).await.unwrap().unwrap();
+        assert_eq!(kept.expires_at, dies, "not postponed by the rounding");
+
+        // Once it died, WeCom issues another: its own expiry counts.
+        tokio::time::sleep(Duration::from_millis(dies + 10 - now_ms())).await;
+        let fresh: Fetch = Arc::new(|| {
+            Box::pin(async {
+                Ok(Fetched {
+                    value: "new".into(),
+                    expires_in: 7200,
+                })
+            })
+        });
+        let c = cache.refresh(&key(), fresh).await.unwrap();
+        assert_eq!(&*c.value, "new");
+        assert!(c.expires_at >= now + 7_199_000);
     }
 }
