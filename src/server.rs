@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -16,12 +17,16 @@ use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
 
+/// Read buffer per public connection (see `run`).
+const PUBLIC_READ_BUFFER: usize = 8 * 1024;
+
 pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let conf = ServerConf {
         threads: config.server.threads,
         grace_period_seconds: Some(DRAIN_LIMIT.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: 256,
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -44,7 +49,15 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");
-    proxy.add_tcp(&listen);
+    // pingora's default 64 KiB read buffer per connection is sized for TLS records; plain HTTP
+    // behind a TLS terminator reads headers into the HTTP layer's own buffer anyway, and
+    // 10,000 idle keep-alive connections would hold 640 MiB of zeroed buffers.
+    proxy.add_listener(
+        ListenerConfig::tcp(listen.clone()).l4_buffer(L4BufferSettings {
+            read: Some(PUBLIC_READ_BUFFER),
+            write: None,
+        }),
+    );
     server.add_service(proxy);
 
     if let Some(addr) = admin_listen {
