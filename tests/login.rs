@@ -114,15 +114,7 @@ impl World {
     }
 
     async fn calls(&self, api: &str) -> u64 {
-        let v: Value = client()
-            .get(format!("{}/_emulator/calls", self.emu.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["calls"][api]["total"].as_u64().unwrap_or(0)
+        common::emulator_calls(&self.emu.base_url(), api).await.0
     }
 
     async fn fault(&self, body: Value) {

@@ -252,6 +252,21 @@ pub fn parse_status(resp: &[u8]) -> Option<u16> {
         .ok()
 }
 
+/// `/_emulator/calls` of the emulator at `base` for one API path: its total and its count by
+/// errcode.
+pub async fn emulator_calls(base: &str, api: &str) -> (u64, serde_json::Value) {
+    let v: serde_json::Value = client()
+        .get(format!("{base}/_emulator/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let c = &v["calls"][api];
+    (c["total"].as_u64().unwrap_or(0), c["by_errcode"].clone())
+}
+
 /// A reqwest client that never follows redirects, so tests see every hop.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -124,15 +124,7 @@ impl Sidebar {
     }
 
     pub async fn emu_calls(&self, api: &str) -> u64 {
-        let v: Value = client()
-            .get(self.emu_url("/_emulator/calls"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["calls"][api]["total"].as_u64().unwrap_or(0)
+        super::emulator_calls(&self.emu_url(""), api).await.0
     }
 
     /// `{prefix}/jssdk/config` for `page`: status and body.

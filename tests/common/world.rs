@@ -142,17 +142,7 @@ impl World {
 
     /// `/_emulator/calls` for one API: (total, by errcode).
     pub async fn calls(&self, api: &str) -> (u64, Value) {
-        let v: Value = self
-            .http
-            .get(self.emu("/_emulator/calls"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let c = &v["calls"][api];
-        (c["total"].as_u64().unwrap_or(0), c["by_errcode"].clone())
+        super::emulator_calls(&self.emu(""), api).await
     }
 
     pub async fn gettokens(&self) -> u64 {
