@@ -59,12 +59,6 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         src.error(span, "[[routes]]", e.to_string())
     })?;
 
-    let rewrites = f
-        .rewrite
-        .iter()
-        .map(|r| compile_rewrite(r.get_ref()))
-        .collect();
-
     let mut nginx_includes = Vec::new();
     for (i, inc) in f.nginx.include.iter().enumerate() {
         let path = dir.join(inc.get_ref().as_str());
@@ -95,7 +89,6 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         apps,
         upstreams,
         routes: Arc::new(RouteTable { routes, matcher }),
-        rewrites,
         nginx_includes,
         rules,
         emulator,
@@ -551,18 +544,5 @@ fn compile_route(
         upstream,
         login,
         external_contact: r.external_contact,
-        rewrites: r
-            .rewrite
-            .iter()
-            .map(|w| compile_rewrite(w.get_ref()))
-            .collect(),
     })
-}
-
-fn compile_rewrite(r: &file::Rewrite) -> RewriteRule {
-    RewriteRule {
-        pattern: r.pattern.get_ref().as_str().to_owned(),
-        replacement: r.replacement.get_ref().as_str().to_owned(),
-        flag: r.flag.as_ref().map(|f| *f.get_ref()),
-    }
 }

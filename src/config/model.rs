@@ -20,7 +20,6 @@ pub struct Config {
     pub apps: BTreeMap<String, Arc<App>>,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     pub routes: Arc<RouteTable>,
-    pub rewrites: Vec<RewriteRule>,
     pub nginx_includes: Vec<std::path::PathBuf>,
     /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.
     pub rules: Option<Arc<super::rules::Rules>>,
@@ -180,7 +179,6 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub login: Option<Arc<App>>,
     pub external_contact: ExternalContactMode,
-    pub rewrites: Vec<RewriteRule>,
 }
 
 /// The routes, compiled into nginx's location matcher once.
@@ -193,14 +191,6 @@ impl RouteTable {
     pub fn find(&self, path: &[u8]) -> Option<&Route> {
         self.matcher.find(path).map(|m| &self.routes[*m.value])
     }
-}
-
-/// A `rewrite` rule as written in TOML; evaluated with nginx semantics by `nginx-compat`.
-#[derive(Debug, Clone)]
-pub struct RewriteRule {
-    pub pattern: String,
-    pub replacement: String,
-    pub flag: Option<RewriteFlag>,
 }
 
 pub struct EmulatorSettings {
