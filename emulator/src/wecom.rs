@@ -84,35 +84,35 @@ async fn agent_ticket(ctx: Ctx, Query(q): Params) -> Answer {
 /// The code is bound to the app that asked for it: another app's token gets 40029.
 async fn getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = world
-        .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
-        .and_then(|kind| {
-            let exchanged = world.consume_wecom_code(p(&q, "code"), agent_of(kind))?;
-            let Subject::Member(userid) = exchanged.subject else {
-                return Err(40029);
-            };
-            let mut fields = json!({"userid": userid});
-            // user_ticket only comes with the scope that asks the member's consent.
-            if exchanged.scope == "snsapi_privateinfo" {
-                fields["user_ticket"] = json!(world.issue_user_ticket(&userid));
-            }
-            Ok(Answer::wecom_ok(fields))
-        });
+    let result = exchange_member_code(&mut world, &q).map(|(userid, scope)| {
+        let mut fields = json!({"userid": userid});
+        // user_ticket only comes with the scope that asks the member's consent.
+        if scope == "snsapi_privateinfo" {
+            fields["user_ticket"] = json!(world.issue_user_ticket(&userid));
+        }
+        Answer::wecom_ok(fields)
+    });
     ctx.answer(result)
+}
+
+/// Both getuserinfo endpoints: the app's token, then its single-use code, for a member.
+fn exchange_member_code(
+    world: &mut crate::state::World,
+    q: &HashMap<String, String>,
+) -> Result<(String, String), i64> {
+    let kind = world.wecom_token(p(q, "access_token"), Scope::AgentOnly)?;
+    let exchanged = world.consume_wecom_code(p(q, "code"), agent_of(kind))?;
+    match exchanged.subject {
+        Subject::Member(userid) => Ok((userid, exchanged.scope)),
+        _ => Err(40029),
+    }
 }
 
 /// The old endpoint many SDKs still call: same codes, capitalised field names.
 async fn legacy_getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = world
-        .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
-        .and_then(|kind| {
-            let exchanged = world.consume_wecom_code(p(&q, "code"), agent_of(kind))?;
-            let Subject::Member(userid) = exchanged.subject else {
-                return Err(40029);
-            };
-            Ok(Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})))
-        });
+    let result = exchange_member_code(&mut world, &q)
+        .map(|(userid, _)| Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})));
     ctx.answer(result)
 }
 
