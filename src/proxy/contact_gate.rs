@@ -3,29 +3,19 @@
 //! customers never mix them up — else the session's current contact. A ticket that does not
 //! open (forged, expired, another member's or corp's) is ignored and logged, never trusted.
 
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::Ctx;
+use crate::answers::{Failure, Kind};
 use crate::config::model::ExternalContactMode;
 use crate::identity::is_plain_id;
 use crate::jssdk::contact;
 use crate::login::now_secs;
 
-pub enum Outcome {
-    Continue,
-    Answered,
-}
-
 /// The request header that carries a contact ticket; removed before the upstream.
 pub const HEADER: &str = "wgw-contact";
 
-pub async fn check(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    mode: ExternalContactMode,
-) -> Result<Outcome> {
+pub fn check(session: &Session, ctx: &mut Ctx, mode: ExternalContactMode) -> Result<(), Failure> {
     let chosen = from_ticket(session, ctx).or_else(|| {
         ctx.session_contact
             .as_ref()
@@ -41,19 +31,13 @@ pub async fn check(
         (Some((external_userid, unionid)), Some(identity)) => {
             identity.external_userid = Some(external_userid);
             identity.external_unionid = unionid;
-            Ok(Outcome::Continue)
+            Ok(())
         }
-        _ if mode == ExternalContactMode::Required => {
-            let a = answers::failure(
-                Failure::ExternalContactRequired,
-                "this page needs a verified customer: open it from a customer chat",
-                &ctx.request_id,
-                wants_html(session),
-            );
-            answer(session, ctx, a).await?;
-            Ok(Outcome::Answered)
-        }
-        _ => Ok(Outcome::Continue),
+        _ if mode == ExternalContactMode::Required => Err(Failure::new(
+            Kind::ExternalContactRequired,
+            "this page needs a verified customer: open it from a customer chat",
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use cookie::{Cookie, SameSite};
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::request::{self, param, query};
+use super::Ctx;
+use crate::answers::{self, Answer, Failure, Kind, LoginLink};
 use crate::config::model::{App, Config, IdentityField, SessionSettings};
 use crate::identity::Identity;
-use crate::login::authorize::{self, enc};
+use crate::login::authorize;
 use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
@@ -19,50 +19,33 @@ use crate::login::{now_secs, seal, ReturnUrl};
 use crate::metrics::METRICS;
 use crate::provider::Provider;
 
-type Answer = (Box<pingora::http::ResponseHeader>, bytes::Bytes);
-
-pub(super) fn query(session: &Session) -> Vec<(String, String)> {
-    session
-        .req_header()
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(super) fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-pub(super) fn request_cookies(session: &Session) -> Vec<(String, String)> {
-    seal::request_cookies(
-        session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter(),
-    )
-}
-
 fn count(app: &str, result: &str) {
     METRICS.logins.with_label_values(&[app, result]).inc();
 }
 
-fn fail(session: &Session, ctx: &Ctx, f: Failure, detail: &str) -> Answer {
-    answers::failure(f, detail, &ctx.request_id, wants_html(session))
+fn not_configured() -> Failure {
+    Failure::new(Kind::NotFound, "login is not configured")
 }
 
-/// `{prefix}/login?app=&return_to=`: the URL a "try again" link or the interstitial uses.
-pub fn login_url(prefix: &str, app: &str, return_to: &str) -> String {
-    format!(
-        "{prefix}/login?app={}&return_to={}",
-        enc(app),
-        enc(return_to)
-    )
+/// Where a fresh sign-in with `app` starts; with no app named, the only one, else the first
+/// WeCom app, else the first app.
+pub(super) fn login_link(config: &Config, app: Option<&str>, return_to: &str) -> LoginLink {
+    let app = app
+        .map(str::to_owned)
+        .or_else(|| {
+            config
+                .apps
+                .values()
+                .find(|a| a.kind() == crate::config::model::AppKind::Wecom)
+                .or_else(|| config.apps.values().next())
+                .map(|a| a.name.clone())
+        })
+        .unwrap_or_default();
+    LoginLink {
+        prefix: config.server.prefix.clone(),
+        app,
+        return_to: return_to.to_owned(),
+    }
 }
 
 fn login_cookie(config: &Config, name: &str, value: String) -> Cookie<'static> {
@@ -153,31 +136,21 @@ fn prune_pending(
         .collect()
 }
 
-pub async fn login(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
-    let Some(settings) = config.session.as_ref() else {
-        let a = fail(session, ctx, Failure::NotFound, "login is not configured");
-        return answer(session, ctx, a).await;
-    };
-    let Some(app) = pick_app(&config, param(&q, "app")) else {
-        let a = fail(session, ctx, Failure::BadRequest, "unknown or missing app");
-        return answer(session, ctx, a).await;
-    };
+    let settings = config.session.as_ref().ok_or_else(not_configured)?;
+    let app = pick_app(config, param(&q, "app"))
+        .ok_or_else(|| Failure::new(Kind::BadRequest, "unknown or missing app"))?;
     let return_to = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,
     );
-    let ua = session
-        .req_header()
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
-    let removals = prune_pending(&config, settings, &request_cookies(session));
-    let a = start(
-        &config,
+    let removals = prune_pending(config, settings, &request::cookies(session));
+    Ok(start(
+        config,
         settings,
         Start {
             app: &app,
@@ -187,19 +160,19 @@ pub async fn login(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         },
         removals,
         &ctx.request_id,
-    );
-    answer(session, ctx, a).await
+    ))
 }
 
-pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -> Result<bool> {
-    let config = ctx.config.clone();
+pub async fn callback(
+    session: &Session,
+    ctx: &Ctx,
+    provider: &Provider,
+) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
-    let Some(settings) = config.session.as_ref() else {
-        let a = fail(session, ctx, Failure::NotFound, "login is not configured");
-        return answer(session, ctx, a).await;
-    };
+    let settings = config.session.as_ref().ok_or_else(not_configured)?;
     let state_param = param(&q, "state").unwrap_or("");
-    let jar = request_cookies(session);
+    let jar = request::cookies(session);
     // The cookie is found by the state the provider echoes: no cookie, or a cookie sealed for
     // another state, and the callback was not started by this browser.
     let login = state::plausible_state(state_param)
@@ -211,53 +184,45 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
         .filter(|l| l.state == state_param && l.fresh(now_secs()));
     let Some(login) = login else {
         count(param(&q, "app").unwrap_or("-"), "bad_state");
-        let mut a = fail(
-            session,
-            ctx,
-            Failure::LoginState,
+        let f = Failure::new(
+            Kind::LoginState,
             "the sign-in did not start in this browser, or took longer than 10 minutes",
         );
-        if state::plausible_state(state_param) {
-            a = answers::with_cookies(
-                a,
-                &[login_cookie_removal(
-                    &config,
-                    &state::cookie_name(state_param),
-                )],
-            );
-        }
-        return answer(session, ctx, a).await;
+        return Err(if state::plausible_state(state_param) {
+            f.with_cookies([login_cookie_removal(
+                config,
+                &state::cookie_name(state_param),
+            )])
+        } else {
+            f
+        });
     };
-    let cookie_removal = login_cookie_removal(&config, &state::cookie_name(&login.state));
+    let cookie_removal = login_cookie_removal(config, &state::cookie_name(&login.state));
     let return_to = ReturnUrl::parse(&login.return_to, &config.server.public_url);
-    let retry = login_url(&config.server.prefix, &login.app, return_to.relative());
+    let retry = LoginLink {
+        prefix: config.server.prefix.clone(),
+        app: login.app.clone(),
+        return_to: return_to.relative().to_owned(),
+    };
     let Some(app) = config.apps.get(&login.app).cloned() else {
         count(&login.app, "bad_state");
-        let a = answers::with_cookies(
-            fail(
-                session,
-                ctx,
-                Failure::LoginState,
-                "the app of this sign-in is gone",
-            ),
-            &[cookie_removal],
+        return Err(
+            Failure::new(Kind::LoginState, "the app of this sign-in is gone")
+                .with_cookies([cookie_removal]),
         );
-        return answer(session, ctx, a).await;
     };
     let code = param(&q, "code").unwrap_or("");
     if code.is_empty() || code.len() > 512 {
         // No code: the person declined consent, or the URL was cut.
         count(&app.name, "no_code");
-        let a = answers::login_failure(
-            Failure::LoginFailed,
-            "the sign-in service returned no code",
-            &ctx.request_id,
-            &retry,
+        return Err(
+            Failure::new(Kind::LoginFailed, "the sign-in service returned no code")
+                .with_login(retry)
+                .with_cookies([cookie_removal]),
         );
-        return answer(session, ctx, answers::with_cookies(a, &[cookie_removal])).await;
     }
 
-    let a = match exchange::exchange(provider, &app, code).await {
+    match exchange::exchange(provider, &app, code).await {
         Ok(identity) => {
             count(&app.name, "ok");
             let now = now_secs();
@@ -268,14 +233,18 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
                 cookie_removal,
             ];
             let target = return_to.with_query(&return_params(&app, &identity));
-            answers::redirect(&target.absolute(), &cookies, &ctx.request_id)
+            Ok(answers::redirect(
+                &target.absolute(),
+                &cookies,
+                &ctx.request_id,
+            ))
         }
         Err(LoginError::CodeInvalid(errcode)) if !login.restarted => {
             // A used or expired code (double redirect, back button, refresh): start over once.
             count(&app.name, "code_invalid");
             tracing::info!(app = %app.name, errcode, request_id = %ctx.request_id, "login code refused; restarting once");
-            start(
-                &config,
+            Ok(start(
+                config,
                 settings,
                 Start {
                     app: &app,
@@ -285,35 +254,26 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
                 },
                 vec![cookie_removal],
                 &ctx.request_id,
-            )
+            ))
         }
         Err(e) => {
             count(&app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
-            let (f, detail) = match &e {
-                LoginError::Provider(crate::provider::ProviderError::Timeout) => (
-                    Failure::ProviderTimeout,
-                    "the sign-in service did not answer in time",
-                ),
-                LoginError::CodeInvalid(_) => {
-                    (Failure::LoginFailed, "the sign-in code was refused twice")
+            let detail = match &e {
+                LoginError::Provider(crate::provider::ProviderError::Timeout) => {
+                    "the sign-in service did not answer in time"
                 }
-                LoginError::NotPlain(_) | LoginError::NoSubject => (
-                    Failure::LoginFailed,
-                    "the sign-in service returned an identity that cannot be used",
-                ),
-                LoginError::Provider(_) => (
-                    Failure::LoginFailed,
-                    "the sign-in service refused the request",
-                ),
+                LoginError::CodeInvalid(_) => "the sign-in code was refused twice",
+                LoginError::NotPlain(_) | LoginError::NoSubject => {
+                    "the sign-in service returned an identity that cannot be used"
+                }
+                LoginError::Provider(_) => "the sign-in service refused the request",
             };
-            answers::with_cookies(
-                answers::login_failure(f, detail, &ctx.request_id, &retry),
-                &[cookie_removal],
-            )
+            Err(Failure::new(Kind::LoginFailed, detail)
+                .with_login(retry)
+                .with_cookies([cookie_removal]))
         }
-    };
-    answer(session, ctx, a).await
+    }
 }
 
 /// `return_query`: (parameter, value) for each configured field the identity has.
@@ -334,8 +294,8 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
         .collect()
 }
 
-pub async fn logout(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub fn logout(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
     let target = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
@@ -346,17 +306,20 @@ pub async fn logout(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         .as_ref()
         .map(|s| vec![session::clear_cookie(s, config.server.https())])
         .unwrap_or_default();
-    let a = answers::redirect(&target.absolute(), &cookies, &ctx.request_id);
-    answer(session, ctx, a).await
+    Ok(answers::redirect(
+        &target.absolute(),
+        &cookies,
+        &ctx.request_id,
+    ))
 }
 
-pub async fn whoami(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub fn whoami(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
     let entries = config
         .session
         .as_ref()
-        .map(|s| session::read(s, &request_cookies(session), now_secs()))
+        .map(|s| session::read(s, &request::cookies(session), now_secs()))
         .unwrap_or_default();
     let found = match param(&q, "app") {
         Some(name) => config
@@ -369,34 +332,24 @@ pub async fn whoami(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
             .filter(|e| config.apps.get(&e.app).is_some_and(|a| e.belongs_to(a)))
             .max_by_key(|e| e.iat),
     };
-    let a = match found {
-        Some(e) => answers::json(
-            200,
-            &serde_json::json!({
-                "app": e.app,
-                "corp_id": e.corp_id,
-                "agent_id": e.agent_id,
-                "userid": e.userid,
-                "openid": e.openid,
-                "app_id": e.wechat_app_id,
-                "unionid": e.unionid,
-                "issued_at": e.iat,
-                "expires_at": e.exp,
-            }),
-            &ctx.request_id,
-        ),
-        None => answers::json(
-            401,
-            &serde_json::json!({"error": "login_required", "request_id": ctx.request_id}),
-            &ctx.request_id,
-        ),
+    let Some(e) = found else {
+        let app = param(&q, "app").filter(|a| config.apps.contains_key(*a));
+        let back = super::login_gate::referer_path(config, session);
+        return Err(Failure::login_required(login_link(config, app, &back)));
     };
-    answer(session, ctx, a).await
-}
-
-/// The session of `app` in this request, if any.
-pub fn session_entry(session: &Session, config: &Config, app: &App) -> Option<SessionEntry> {
-    let settings = config.session.as_ref()?;
-    let entries = session::read(settings, &request_cookies(session), now_secs());
-    session::for_app(&entries, app).cloned()
+    Ok(answers::json(
+        200,
+        &serde_json::json!({
+            "app": e.app,
+            "corp_id": e.corp_id,
+            "agent_id": e.agent_id,
+            "userid": e.userid,
+            "openid": e.openid,
+            "app_id": e.wechat_app_id,
+            "unionid": e.unionid,
+            "issued_at": e.iat,
+            "expires_at": e.exp,
+        }),
+        &ctx.request_id,
+    ))
 }

@@ -7,6 +7,7 @@ mod endpoints;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
+pub mod request;
 mod rewrite;
 
 use std::sync::atomic::AtomicUsize;
@@ -15,14 +16,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
-use crate::answers::{self, Failure};
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::config::model::ExternalContactMode;
 use crate::config::Config;
 use crate::headers;
@@ -39,12 +39,16 @@ pub struct Gateway {
     pub provider: Provider,
 }
 
+/// What the pipeline decided for a request that did not fail.
+enum Next {
+    /// On to the upstream chosen in the context.
+    Proxy,
+    /// The gateway answers itself.
+    Answer(Answer),
+}
+
 /// Writes an answer produced by the gateway itself.
-pub(crate) async fn answer(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    (header, body): (Box<ResponseHeader>, Bytes),
-) -> Result<bool> {
+async fn answer(session: &mut Session, ctx: &mut Ctx, (header, body): Answer) -> Result<bool> {
     ctx.answered = Some(header.status.as_u16());
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(header, head_only).await?;
@@ -54,14 +58,80 @@ pub(crate) async fn answer(
     Ok(true)
 }
 
-pub(crate) fn wants_html(session: &Session) -> bool {
-    answers::wants_html(
-        session
-            .req_header()
-            .headers
-            .get(http::header::ACCEPT)
-            .map(|v| v.as_bytes()),
-    )
+/// Writes a failure in the form the client reads: the one place the public listener turns an
+/// error into an answer.
+async fn fail(session: &mut Session, ctx: &mut Ctx, f: &Failure) -> Result<bool> {
+    if f.close {
+        session.set_keepalive(None);
+    }
+    let a = answers::render(f, &ctx.request_id, ctx.form);
+    answer(session, ctx, a).await
+}
+
+impl Gateway {
+    /// Steps 1-7 of SPEC section 5, each a call into the module that owns it.
+    async fn pipeline(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Next, Failure> {
+        // Step 1: nginx's normalisation; all matching uses this path, never the query.
+        let raw = session.req_header().raw_path().to_vec();
+        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
+        let path = match nginx_compat::uri::normalize_path(raw_path) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
+                return Err(Failure::new(
+                    Kind::BadRequest,
+                    format!("malformed path: {e}"),
+                ));
+            }
+        };
+        ctx.path = String::from_utf8_lossy(&path).into_owned();
+
+        // Step 2: no client copy of an identity header survives, logged in or not.
+        headers::strip_reserved(session.req_header_mut());
+
+        // Step 3: the gateway's own endpoints.
+        let config = ctx.config.clone();
+        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
+            return endpoints::handle(session, ctx, rest, &self.provider)
+                .await
+                .map(Next::Answer);
+        }
+
+        // Step 4: rewrite phase; it may answer, or choose the route itself.
+        let (found, file) = match &config.rules {
+            Some(rules) => match rewrite::phase(session, ctx, rules)? {
+                rewrite::Next::Route(index) => (index, None),
+                rewrite::Next::Proxy => return Ok(Next::Proxy),
+                rewrite::Next::File { path, root } => (None, Some((path, root))),
+                rewrite::Next::Answer(a) => return Ok(Next::Answer(a)),
+            },
+            None => (config.routes.matcher.find(&path).map(|m| *m.value), None),
+        };
+        if let Some((path, root)) = file {
+            return rewrite::serve_file(session, ctx, &path, &root)
+                .await
+                .map(Next::Answer);
+        }
+
+        // Step 5: route.
+        let Some(index) = found else {
+            return Err(Failure::new(Kind::NotFound, "no route for this path"));
+        };
+        ctx.route = Some(index);
+        let route = &config.routes.routes[index];
+        ctx.upstream = Some(route.upstream.clone());
+
+        // Step 6: login.
+        if let Some(app) = &route.login {
+            login_gate::check(session, ctx, app)?;
+        }
+
+        // Step 7: the verified external contact, on routes that deal with one.
+        if route.external_contact != ExternalContactMode::None {
+            contact_gate::check(session, ctx, route.external_contact)?;
+        }
+        Ok(Next::Proxy)
+    }
 }
 
 #[async_trait]
@@ -74,6 +144,7 @@ impl ProxyHttp for Gateway {
             request_id: String::new(),
             config: self.config.load_full(),
             path: String::new(),
+            form: Form::Json,
             route: None,
             upstream: None,
             upstream_uri: None,
@@ -99,74 +170,12 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
-
-        // Step 1: nginx's normalisation; all matching uses this path, never the query.
-        let raw = session.req_header().raw_path().to_vec();
-        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
-        let path = match nginx_compat::uri::normalize_path(raw_path) {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
-                let a = answers::failure(
-                    Failure::BadRequest,
-                    &format!("malformed path: {e}"),
-                    &ctx.request_id,
-                    wants_html(session),
-                );
-                return answer(session, ctx, a).await;
-            }
-        };
-        ctx.path = String::from_utf8_lossy(&path).into_owned();
-
-        // Step 2: no client copy of an identity header survives, logged in or not.
-        headers::strip_reserved(session.req_header_mut());
-
-        // Step 3: the gateway's own endpoints.
-        let config = ctx.config.clone();
-        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest, &self.provider).await;
+        ctx.form = request::form(session);
+        match self.pipeline(session, ctx).await {
+            Ok(Next::Proxy) => Ok(false),
+            Ok(Next::Answer(a)) => answer(session, ctx, a).await,
+            Err(f) => fail(session, ctx, &f).await,
         }
-
-        // Step 4: rewrite phase; it may answer, or choose the route itself.
-        let found = match &config.rules {
-            Some(rules) => match rewrite::phase(session, ctx, rules).await? {
-                rewrite::Next::Route(index) => index,
-                rewrite::Next::Proxy => return Ok(false),
-                rewrite::Next::Answered => return Ok(true),
-            },
-            None => config.routes.matcher.find(&path).map(|m| *m.value),
-        };
-
-        // Step 5: route.
-        let Some(index) = found else {
-            let a = answers::failure(
-                Failure::NotFound,
-                "no route for this path",
-                &ctx.request_id,
-                wants_html(session),
-            );
-            return answer(session, ctx, a).await;
-        };
-        ctx.route = Some(index);
-        let route = &config.routes.routes[index];
-        ctx.upstream = Some(route.upstream.clone());
-
-        // Step 6: login.
-        if let Some(app) = &route.login {
-            match login_gate::check(session, ctx, app).await? {
-                login_gate::Outcome::Continue => {}
-                login_gate::Outcome::Answered => return Ok(true),
-            }
-        }
-
-        // Step 7: the verified external contact, on routes that deal with one.
-        if route.external_contact != ExternalContactMode::None {
-            match contact_gate::check(session, ctx, route.external_contact).await? {
-                contact_gate::Outcome::Continue => {}
-                contact_gate::Outcome::Answered => return Ok(true),
-            }
-        }
-        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -264,17 +273,17 @@ impl ProxyHttp for Gateway {
 
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let (failure, kind) = match e.etype() {
-            ErrorType::ConnectTimedout => (Failure::UpstreamUnavailable, "connect_timeout"),
+        let (kind, label) = match e.etype() {
+            ErrorType::ConnectTimedout => (Kind::UpstreamUnavailable, "connect_timeout"),
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-                (Failure::UpstreamUnavailable, "connect")
+                (Kind::UpstreamUnavailable, "connect")
             }
             ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                (Failure::UpstreamTimeout, "timeout")
+                (Kind::UpstreamTimeout, "timeout")
             }
-            ErrorType::HTTPStatus(400) => (Failure::BadRequest, ""),
+            ErrorType::HTTPStatus(400) => (Kind::BadRequest, ""),
             _ => match e.esource() {
-                ErrorSource::Upstream => (Failure::UpstreamUnavailable, "protocol"),
+                ErrorSource::Upstream => (Kind::UpstreamUnavailable, "protocol"),
                 ErrorSource::Downstream => {
                     // The client went away or sent garbage: nothing useful can be written.
                     return FailToProxy {
@@ -282,32 +291,29 @@ impl ProxyHttp for Gateway {
                         can_reuse_downstream: false,
                     };
                 }
-                _ => (Failure::Internal, ""),
+                _ => (Kind::Internal, ""),
             },
         };
-        if !kind.is_empty() {
+        if !label.is_empty() {
             if let Some(up) = &ctx.upstream {
                 METRICS
                     .upstream_errors
-                    .with_label_values(&[up.name.as_str(), kind])
+                    .with_label_values(&[up.name.as_str(), label])
                     .inc();
             }
         }
-        let code = failure.status();
         if session.response_written().is_none() {
-            let detail = match failure {
-                Failure::UpstreamTimeout => "the application did not answer in time",
-                Failure::UpstreamUnavailable => "the application could not be reached",
+            let detail = match kind {
+                Kind::UpstreamTimeout => "the application did not answer in time",
+                Kind::UpstreamUnavailable => "the application could not be reached",
                 _ => "the request could not be completed",
             };
-            let a = answers::failure(failure, detail, &ctx.request_id, wants_html(session));
             // pingora drops the client connection after a failed proxy attempt; saying so
             // (`Connection: close`) keeps clients from reusing it for their next request.
-            session.set_keepalive(None);
-            let _ = answer(session, ctx, a).await;
+            let _ = fail(session, ctx, &Failure::new(kind, detail).closing()).await;
         }
         FailToProxy {
-            error_code: code,
+            error_code: kind.status(),
             can_reuse_downstream: false,
         }
     }

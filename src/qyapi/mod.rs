@@ -17,6 +17,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::answers;
 use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
@@ -65,13 +66,13 @@ fn answer(
         })
 }
 
-/// A WeCom-shaped `{errcode, errmsg}` answer written by the gateway itself.
-fn errcode_answer(status: u16, errcode: i64, errmsg: &str, rid: &str) -> Response<Vec<u8>> {
-    let body = json!({"errcode": errcode, "errmsg": errmsg, "request_id": rid});
-    let mut body = serde_json::to_vec(&body).unwrap_or_default();
-    body.push(b'\n');
-    let ct = [("content-type".to_owned(), "application/json".to_owned())];
-    answer(status, &ct, body, rid)
+/// An answer of [`answers`] as the `ServeHttp` response the listener writes.
+fn from_answer((head, body): answers::Answer) -> Response<Vec<u8>> {
+    let mut b = Response::builder().status(head.status);
+    for (n, v) in head.headers.iter() {
+        b = b.header(n, v);
+    }
+    b.body(body.to_vec()).expect("a response the gateway built")
 }
 
 impl Outcome {
@@ -84,7 +85,7 @@ impl Outcome {
         api: &str,
     ) -> Outcome {
         Outcome {
-            response: errcode_answer(status, errcode, errmsg, rid),
+            response: from_answer(answers::wecom_error(status, errcode, errmsg, rid)),
             app: app.to_owned(),
             api: api.to_owned(),
             errcode: errcode.to_string(),
@@ -286,19 +287,14 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
 }
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
-/// one WeCom-shaped answer. A failed gettoken keeps its errcode (40001 bad secret, 60020 ...).
+/// one WeCom-shaped answer.
 fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Outcome {
-    let (status, errcode, label) = match e {
-        ProviderError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
-        ProviderError::Timeout => (504, -1, "timeout".to_owned()),
-        ProviderError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
-        ProviderError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
-    };
+    let (a, errcode) = answers::wecom_provider_error(e, rid);
     Outcome {
-        response: errcode_answer(status, errcode, &e.to_string(), rid),
+        response: from_answer(a),
         app: app.name.clone(),
         api: api.to_owned(),
-        errcode: label,
+        errcode,
     }
 }
 
