@@ -27,14 +27,16 @@ pub fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// The `(name, value)` pairs of every `Cookie` header.
+/// The `(name, value)` pairs of every `Cookie` header that are text, read from bytes: one
+/// non-ASCII byte anywhere must not hide the gateway's own cookies.
 pub fn cookies(session: &Session) -> Vec<(String, String)> {
-    crate::login::seal::request_cookies(
+    crate::cookies::text_pairs(
         session
             .req_header()
             .headers
             .get_all(http::header::COOKIE)
-            .iter(),
+            .iter()
+            .map(|v| v.as_bytes()),
     )
 }
 
