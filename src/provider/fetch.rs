@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::cache::{Fetch, Fetched};
 use super::target::{Creds, Target};
 use super::{ApiRequest, ApiResponse, Provider, ProviderError, TokenKind};
-use crate::metrics::METRICS;
+use crate::metrics::{labels, METRICS};
 
 fn get(path: &str, query: Vec<(&str, &str)>) -> ApiRequest {
     ApiRequest {
@@ -34,15 +34,15 @@ pub(crate) fn fetcher(provider: &Provider, target: Arc<Target>) -> Fetch {
         Box::pin(async move {
             let result = fetch(&provider, &target).await;
             let label = match &result {
-                Ok(_) => "ok".to_owned(),
-                Err(ProviderError::Api { errcode, .. }) => errcode.to_string(),
-                Err(ProviderError::Timeout) => "timeout".to_owned(),
-                Err(ProviderError::Unreachable(_)) => "unreachable".to_owned(),
-                Err(ProviderError::BadAnswer(_)) => "bad_answer".to_owned(),
+                Ok(_) => "ok",
+                Err(ProviderError::Api { errcode, .. }) => labels::errcode(*errcode),
+                Err(ProviderError::Timeout) => "timeout",
+                Err(ProviderError::Unreachable(_)) => "unreachable",
+                Err(ProviderError::BadAnswer(_)) => "bad_answer",
             };
             METRICS
                 .token_fetches
-                .with_label_values(&[&*target.app, target.kind.label(), &label])
+                .with_label_values(&[&*target.app, target.kind.label(), label])
                 .inc();
             result
         })

@@ -16,11 +16,15 @@ use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
 use crate::login::{now_secs, seal, ReturnUrl};
-use crate::metrics::METRICS;
+use crate::metrics::{labels, METRICS};
 use crate::provider::Provider;
 
-fn count(app: &str, result: &str) {
-    METRICS.logins.with_label_values(&[app, result]).inc();
+/// `wgw_logins_total`: the app label is a configured app's name or `other`.
+fn count(config: &Config, app: &str, result: &str) {
+    METRICS
+        .logins
+        .with_label_values(&[labels::app(&config.apps, app), result])
+        .inc();
 }
 
 fn not_configured() -> Failure {
@@ -183,7 +187,7 @@ pub async fn callback(
         })
         .filter(|l| l.state == state_param && l.fresh(now_secs()));
     let Some(login) = login else {
-        count(param(&q, "app").unwrap_or("-"), "bad_state");
+        count(config, labels::OTHER, "bad_state");
         let f = Failure::new(
             Kind::LoginState,
             "the sign-in did not start in this browser, or took longer than 10 minutes",
@@ -205,7 +209,7 @@ pub async fn callback(
         return_to: return_to.relative().to_owned(),
     };
     let Some(app) = config.apps.get(&login.app).cloned() else {
-        count(&login.app, "bad_state");
+        count(config, &login.app, "bad_state");
         return Err(
             Failure::new(Kind::LoginState, "the app of this sign-in is gone")
                 .with_cookies([cookie_removal]),
@@ -214,7 +218,7 @@ pub async fn callback(
     let code = param(&q, "code").unwrap_or("");
     if code.is_empty() || code.len() > 512 {
         // No code: the person declined consent, or the URL was cut.
-        count(&app.name, "no_code");
+        count(config, &app.name, "no_code");
         return Err(
             Failure::new(Kind::LoginFailed, "the sign-in service returned no code")
                 .with_login(retry)
@@ -224,7 +228,7 @@ pub async fn callback(
 
     match exchange::exchange(provider, &app, code).await {
         Ok(identity) => {
-            count(&app.name, "ok");
+            count(config, &app.name, "ok");
             let now = now_secs();
             let entry = SessionEntry::new(&app, &identity, now, settings.ttl.as_secs());
             let entries = session::replace(session::read(settings, &jar, now), entry);
@@ -241,7 +245,7 @@ pub async fn callback(
         }
         Err(LoginError::CodeInvalid(errcode)) if !login.restarted => {
             // A used or expired code (double redirect, back button, refresh): start over once.
-            count(&app.name, "code_invalid");
+            count(config, &app.name, "code_invalid");
             tracing::info!(app = %app.name, errcode, request_id = %ctx.request_id, "login code refused; restarting once");
             Ok(start(
                 config,
@@ -257,7 +261,7 @@ pub async fn callback(
             ))
         }
         Err(e) => {
-            count(&app.name, e.result());
+            count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
             let detail = match &e {
                 LoginError::Provider(crate::provider::ProviderError::Timeout) => {

@@ -21,7 +21,7 @@ use crate::answers;
 use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
-use crate::metrics::METRICS;
+use crate::metrics::{labels, METRICS};
 use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError};
 
 /// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
@@ -107,9 +107,19 @@ impl ServeHttp for Qyapi {
         let outcome = self.serve(session, &config, &rid).await;
         let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
+            let errcode = match outcome.errcode.parse::<i64>() {
+                Ok(e) => labels::errcode(e),
+                Err(_)
+                    if ["timeout", "unreachable", "bad_answer"]
+                        .contains(&outcome.errcode.as_str()) =>
+                {
+                    &outcome.errcode
+                }
+                Err(_) => labels::OTHER,
+            };
             METRICS
                 .qyapi_calls
-                .with_label_values(&[&outcome.app, &outcome.api, &outcome.errcode])
+                .with_label_values(&[&outcome.app, &outcome.api, errcode])
                 .inc();
         }
         tracing::info!(
@@ -172,7 +182,7 @@ impl Qyapi {
             Ok(app) => app.clone(),
             Err(r) => return Outcome::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
-        let label = request::api_label(&api);
+        let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
             return Outcome::refused(
                 404,

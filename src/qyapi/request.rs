@@ -2,10 +2,7 @@
 //! which API, and what is forwarded. Pure functions; the listener only translates.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-use once_cell::sync::Lazy;
+use std::sync::Arc;
 
 use crate::config::model::App;
 use crate::provider::TokenKind;
@@ -167,46 +164,6 @@ pub fn forwarded_response_header(name: &str) -> bool {
     )
 }
 
-/// At most this many distinct `api` label values; later ones count as `other`.
-const MAX_API_LABELS: usize = 256;
-
-/// The `api` label of `wgw_qyapi_calls_total`: the API path when it has the shape of one
-/// (`/cgi-bin/` then a few short word segments, numbers as `:id`), `other` otherwise, so that
-/// made-up paths cannot grow the metric without bound.
-pub fn api_label(api: &str) -> String {
-    let Some(rest) = api.strip_prefix("/cgi-bin/") else {
-        return "other".to_owned();
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let word = |s: &&str| {
-        (1..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    if segments.len() > 5 || !segments.iter().all(word) {
-        return "other".to_owned();
-    }
-    let shaped: Vec<&str> = segments
-        .iter()
-        .map(|s| {
-            if s.bytes().all(|b| b.is_ascii_digit()) {
-                ":id"
-            } else {
-                s
-            }
-        })
-        .collect();
-    let label = format!("/cgi-bin/{}", shaped.join("/"));
-    static SEEN: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if seen.contains(&label) {
-        return label;
-    }
-    if seen.len() >= MAX_API_LABELS {
-        return "other".to_owned();
-    }
-    seen.insert(label.clone());
-    label
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,23 +265,6 @@ secret = "secret-of-hr"
         ];
         for (app, api, want) in cases {
             assert_eq!(kind_for(&apps[*app], api), *want, "{app} {api}");
-        }
-    }
-
-    #[test]
-    fn api_labels_are_bounded() {
-        let cases: &[(&str, &str)] = &[
-            ("/cgi-bin/user/get", "/cgi-bin/user/get"),
-            ("/cgi-bin/message/send", "/cgi-bin/message/send"),
-            ("/cgi-bin/department/12345", "/cgi-bin/department/:id"),
-            ("/cgi-bin/../etc", "other"),
-            ("/cgi-bin/a b", "other"),
-            ("/cgi-bin/a/b/c/d/e/f", "other"),
-            ("/sns/userinfo", "other"),
-            ("/cgi-bin/", "other"),
-        ];
-        for (api, want) in cases {
-            assert_eq!(api_label(api), *want, "{api}");
         }
     }
 

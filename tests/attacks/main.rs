@@ -7,3 +7,4 @@ mod common;
 mod world;
 
 mod cookies;
+mod metrics;

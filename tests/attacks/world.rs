@@ -41,6 +41,8 @@ upstream = "crm"
 "#;
 
 pub struct World {
+    /// The qyapi listener's port (`qyapi_listen = "127.0.0.1:{qyapi}"` in `Setup::server`).
+    pub qyapi: u16,
     pub emu: Emulator,
     pub up: Upstream,
     pub gw: Gateway,
@@ -53,6 +55,8 @@ pub struct World {
 /// of `files`.
 pub struct Setup<'a> {
     pub scenario: Scenario,
+    /// Lines of the `[server]` table; `{qyapi}` is a free port.
+    pub server: &'a str,
     pub session: &'a str,
     pub rest: &'a str,
     pub files: &'a [(&'a str, &'a str)],
@@ -63,6 +67,7 @@ impl Default for Setup<'_> {
     fn default() -> Self {
         Setup {
             scenario: Scenario::default(),
+            server: "",
             session: "",
             rest: SIDEBAR_ROUTES,
             files: &[],
@@ -82,8 +87,10 @@ impl World {
             .unwrap();
         let up = upstream::echo("crm");
         let files = TempDir::new("attack-files");
+        let qyapi = crate::common::free_port();
         let subst = |s: &str| {
-            s.replace("{emu}", &emu.base_url())
+            s.replace("{qyapi}", &qyapi.to_string())
+                .replace("{emu}", &emu.base_url())
                 .replace("{up}", &up.url())
                 .replace("{files}", &files.path().display().to_string())
         };
@@ -92,7 +99,7 @@ impl World {
         }
         let emu_url = emu.base_url();
         let body = format!(
-            r#"
+            r#"{server}
 [session]
 secret = "{SESSION_SECRET}"
 assertion_secret = "{ASSERTION_SECRET}"
@@ -122,6 +129,7 @@ url = "{up}"
 
 {rest}
 "#,
+            server = subst(setup.server),
             session = setup.session,
             up = up.url(),
             mp_return_query = setup.mp_return_query,
@@ -130,7 +138,13 @@ url = "{up}"
         let gw = tokio::task::spawn_blocking(move || Gateway::start(&body))
             .await
             .unwrap();
-        World { emu, up, gw, files }
+        World {
+            qyapi,
+            emu,
+            up,
+            gw,
+            files,
+        }
     }
 
     /// A WeCom client, not logged in yet.
@@ -168,6 +182,10 @@ url = "{up}"
             Ok(e) if status == 200 && e.name == "crm" => Ok(e),
             _ => Err((status, serde_json::from_str(&text).unwrap_or(Value::Null))),
         }
+    }
+
+    pub fn qyapi_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.qyapi)
     }
 
     pub async fn control(&self, path: &str, body: Value) {
