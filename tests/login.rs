@@ -521,15 +521,11 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     use wecom_gateway::config::model::{Secret, SessionSettings};
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
-    let secret = Secret::new(SESSION_SECRET.into());
-    let settings = SessionSettings {
-        key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        secret,
-        cookie_name: "wgw_session".into(),
-        ttl: std::time::Duration::from_secs(8 * 3600),
-        assertion_secret: None,
-        assertion_key: None,
-    };
+    let settings = SessionSettings::new(
+        Secret::new(SESSION_SECRET.into()),
+        "wgw_session",
+        std::time::Duration::from_secs(8 * 3600),
+    );
     let now = wecom_gateway::login::now_secs();
     let entry = |iat: u64, exp: u64| SessionEntry {
         app: "crm".into(),
@@ -571,15 +567,11 @@ async fn a_session_sealed_with_another_key_is_no_session() {
     use wecom_gateway::config::model::{Secret, SessionSettings};
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
-    let secret = Secret::new("another-secret-another-secret-0123456789".into());
-    let settings = SessionSettings {
-        key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        secret,
-        cookie_name: "wgw_session".into(),
-        ttl: std::time::Duration::from_secs(3600),
-        assertion_secret: None,
-        assertion_key: None,
-    };
+    let settings = SessionSettings::new(
+        Secret::new("another-secret-another-secret-0123456789".into()),
+        "wgw_session",
+        std::time::Duration::from_secs(3600),
+    );
     let now = wecom_gateway::login::now_secs();
     let line = set_cookie(
         &settings,

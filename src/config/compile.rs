@@ -243,7 +243,30 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         .as_ref()
         .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
         .transpose()?;
+    let assertion_audience = match &s.assertion_audience {
+        None => None,
+        Some(a) => {
+            let text = a.get_ref().as_str();
+            // It travels in a header value and is compared by the CRM as is.
+            if !(1..=256).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(src.error(
+                    a.span(),
+                    "[session].assertion_audience",
+                    "expected 1 to 256 printable ASCII characters without spaces",
+                ));
+            }
+            if s.assertion_secret.is_none() {
+                return Err(src.error(
+                    a.span(),
+                    "[session].assertion_audience",
+                    "needs assertion_secret: without it no assertion is sent",
+                ));
+            }
+            Some(text.to_owned())
+        }
+    };
     Ok(SessionSettings {
+        assertion_audience,
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
         secret: session_secret,
         cookie_name,

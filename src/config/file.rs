@@ -55,6 +55,7 @@ pub struct Session {
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub ttl: Option<Duration>,
     pub assertion_secret: Option<Spanned<Text>>,
+    pub assertion_audience: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,6 +79,23 @@ pub struct SessionSettings {
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
     pub assertion_key: Option<crate::login::assertion::AssertionKey>,
+    /// The assertion's `aud` claim, when set.
+    pub assertion_audience: Option<String>,
+}
+
+impl SessionSettings {
+    /// Settings with this secret, cookie name and lifetime and no assertion.
+    pub fn new(secret: Secret, cookie_name: &str, ttl: Duration) -> SessionSettings {
+        SessionSettings {
+            key: cookie::Key::derive_from(secret.expose().as_bytes()),
+            secret,
+            cookie_name: cookie_name.to_owned(),
+            ttl,
+            assertion_secret: None,
+            assertion_key: None,
+            assertion_audience: None,
+        }
+    }
 }
 
 pub struct StoreSettings {

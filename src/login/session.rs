@@ -168,14 +168,7 @@ mod tests {
 
     fn settings(secret: &str) -> SessionSettings {
         let secret = Secret::new(format!("{secret:0>32}"));
-        SessionSettings {
-            key: cookie::Key::derive_from(secret.expose().as_bytes()),
-            secret,
-            cookie_name: "wgw_session".into(),
-            ttl: Duration::from_secs(3600),
-            assertion_secret: None,
-            assertion_key: None,
-        }
+        SessionSettings::new(secret, "wgw_session", Duration::from_secs(3600))
     }
 
     fn entry(app: &str, iat: u64) -> SessionEntry {

@@ -241,19 +241,17 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
-            if let Some(key) = ctx
-                .config
-                .session
-                .as_ref()
-                .and_then(|s| s.assertion_key.as_ref())
-            {
-                let jwt = crate::login::assertion::sign(
-                    identity,
-                    &ctx.request_id,
-                    crate::login::now_secs(),
-                    key,
-                );
-                req.insert_header("x-gateway-assertion", jwt)?;
+            if let Some(settings) = ctx.config.session.as_ref() {
+                if let Some(key) = &settings.assertion_key {
+                    let jwt = crate::login::assertion::sign(
+                        identity,
+                        &ctx.request_id,
+                        crate::login::now_secs(),
+                        key,
+                        settings.assertion_audience.as_deref(),
+                    );
+                    req.insert_header("x-gateway-assertion", jwt)?;
+                }
             }
         }
         Ok(())

@@ -6,5 +6,6 @@
 mod common;
 mod world;
 
+mod assertion;
 mod cookies;
 mod metrics;
