@@ -197,6 +197,7 @@ pub async fn external_contact(
                         "unionid": c.unionid,
                         "name": c.name,
                         "ticket": ticket,
+                        "expires_in": contact::TICKET_TTL_SECS,
                     }),
                     &ctx.request_id,
                 ),

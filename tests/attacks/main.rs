@@ -7,5 +7,6 @@ mod common;
 mod world;
 
 mod assertion;
+mod contact;
 mod cookies;
 mod metrics;
