@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::headers;
 use crate::metrics::{labels, METRICS};
 use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError};
+use request::TokenUse;
 
 /// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
 pub const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -157,6 +158,10 @@ impl Qyapi {
         let raw = session.req_header().raw_path().to_vec();
         let raw = String::from_utf8_lossy(&raw).into_owned();
         let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
+        if let Err(why) = request::literal(&config.apps, path) {
+            session.set_keepalive(None);
+            return Outcome::refused(400, 400, why.errmsg(), rid, "-", "-");
+        }
         let addressed = request::address(&config.apps, path);
         let api = addressed.api.to_owned();
         let (query, access_token) = request::split_query(query);
@@ -169,7 +174,7 @@ impl Qyapi {
         let restrict = addressed.prefix_app.or(header_app.as_deref());
 
         let method = session.req_header().method.clone();
-        if method == http::Method::GET && (api == "/cgi-bin/gettoken" || api == "/cgi-bin/token") {
+        if request::is_sdk_gettoken(&api) {
             return sdk_gettoken(config, &api, &query, restrict, rid);
         }
 
@@ -227,8 +232,11 @@ impl Qyapi {
             headers,
             body,
         };
-        let kind = request::kind_for(&app, &api);
-        match self.provider.call(&app, kind, req).await {
+        let sent = match request::token_use(&app, &api, &req.query) {
+            TokenUse::Injected(kind) => self.provider.call(&app, kind, req).await,
+            TokenUse::Own => self.provider.call_plain(&app, req).await,
+        };
+        match sent {
             Ok(resp) => Outcome {
                 errcode: resp.errcode.to_string(),
                 response: passed_back(resp, rid),

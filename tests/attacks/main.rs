@@ -10,3 +10,4 @@ mod assertion;
 mod contact;
 mod cookies;
 mod metrics;
+mod qyapi;
