@@ -42,6 +42,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
 
     let mut routes = Vec::new();
     let mut locations = Vec::new();
+    let mut areas = Vec::new();
     for (i, r) in f.routes.iter().enumerate() {
         let route = compile_route(i, r.get_ref(), &apps, &upstreams, session.is_some(), src)?;
         let location = Location::parse(route.location.as_str()).map_err(|e| {
@@ -51,10 +52,27 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
                 e.to_string(),
             )
         })?;
+        if route.login.is_some() {
+            areas.push((location.clone(), i));
+        }
         locations.push((location, i));
         routes.push(route);
     }
-    let matcher = LocationSet::new(locations).map_err(|e| {
+    // nginx's auto-redirect of a proxied location whose name ends in '/' (the request for
+    // `/p` gets a 301 to `/p/`): without it `/p` would reach another route, outside `/p/`'s
+    // protected area.
+    let redirects: Vec<bool> = locations
+        .iter()
+        .map(|(l, _)| !l.modifier().is_regex() && l.pattern().ends_with('/'))
+        .collect();
+    let mut matcher = LocationSet::new(locations).map_err(|e| {
+        let span = f.routes.first().map_or(0..0, |r| r.span());
+        src.error(span, "[[routes]]", e.to_string())
+    })?;
+    for (i, on) in redirects.into_iter().enumerate() {
+        matcher.set_auto_redirect(i, on);
+    }
+    let areas = LocationSet::new(areas).map_err(|e| {
         let span = f.routes.first().map_or(0..0, |r| r.span());
         src.error(span, "[[routes]]", e.to_string())
     })?;
@@ -88,7 +106,11 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         store,
         apps,
         upstreams,
-        routes: Arc::new(RouteTable { routes, matcher }),
+        routes: Arc::new(RouteTable {
+            routes,
+            matcher,
+            areas,
+        }),
         nginx_includes,
         rules,
         emulator,

@@ -201,7 +201,11 @@ pub struct Route {
 /// The routes, compiled into nginx's location matcher once.
 pub struct RouteTable {
     pub routes: Vec<Route>,
+    /// Every route, in nginx's order; a prefix route `/p/` answers `/p` with a 301.
     pub matcher: LocationSet<usize>,
+    /// The protected areas: the login routes alone, in nginx's order, so that of two
+    /// overlapping areas the most specific decides (`routing::protecting`).
+    pub areas: LocationSet<usize>,
 }
 
 impl RouteTable {
@@ -213,25 +217,4 @@ impl RouteTable {
 pub struct EmulatorSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
-}
-
-impl Config {
-    /// The route table as `check` prints it.
-    pub fn describe_routes(&self) -> String {
-        let mut out = String::new();
-        for route in &self.routes.routes {
-            let login = route
-                .login
-                .as_ref()
-                .map_or("public".to_owned(), |a| format!("login={}", a.name));
-            out.push_str(&format!(
-                "{:<32} -> {:<12} {} external_contact={:?}\n",
-                route.location,
-                route.upstream.name,
-                login,
-                format!("{:?}", route.external_contact).to_lowercase()
-            ));
-        }
-        out
-    }
 }

@@ -29,6 +29,7 @@ use crate::headers;
 use crate::metrics::METRICS;
 use crate::provider::Provider;
 use crate::request_id;
+use crate::routing::{self, Routed};
 
 pub use ctx::Ctx;
 
@@ -97,41 +98,89 @@ impl Gateway {
                 .map(Next::Answer);
         }
 
-        // Step 4: rewrite phase; it may answer, or choose the route itself.
-        let (found, file) = match &config.rules {
+        // Steps 4 and 5: which location handles the request (the rewrite phase may answer
+        // itself, or change the URI), and the path the request finally carries.
+        let handler = match &config.rules {
             Some(rules) => match rewrite::phase(session, ctx, rules)? {
-                rewrite::Next::Route(index) => (index, None),
-                rewrite::Next::Proxy => return Ok(Next::Proxy),
-                rewrite::Next::File { path, root } => (None, Some((path, root))),
                 rewrite::Next::Answer(a) => return Ok(Next::Answer(a)),
+                rewrite::Next::Route(None) => return Err(no_route()),
+                rewrite::Next::Route(Some(i)) => Handler::Route(i),
+                rewrite::Next::Proxy => Handler::Upstream,
+                rewrite::Next::File { path, root, uri } => Handler::File { path, root, uri },
             },
-            None => (config.routes.matcher.find(&path).map(|m| *m.value), None),
+            None => match routing::route(&config.routes, &path) {
+                Routed::Route(i) => Handler::Route(i),
+                Routed::Redirect(i) => return Ok(Next::Answer(slash_redirect(session, ctx, i))),
+                Routed::NotFound => return Err(no_route()),
+            },
         };
-        if let Some((path, root)) = file {
-            return rewrite::serve_file(session, ctx, &path, &root)
+        let final_path = match (&handler, &ctx.upstream_uri) {
+            (Handler::File { uri, .. }, _) => uri.clone(),
+            (_, Some(target)) => routing::target_path(target).map_err(area_failure)?,
+            (_, None) => path.clone(),
+        };
+        if let Handler::Route(i) = handler {
+            ctx.route = Some(i);
+            ctx.upstream = Some(config.routes.routes[i].upstream.clone());
+        }
+
+        // Step 6: the login of the protected area the request falls in, whichever location
+        // handles it; step 7: that area's external contact.
+        let area = routing::protecting(&config.routes, &final_path, &path).map_err(area_failure)?;
+        if let Some(area) = area.map(|i| &config.routes.routes[i]) {
+            if let Some(app) = &area.login {
+                login_gate::check(session, ctx, app)?;
+            }
+            if area.external_contact != ExternalContactMode::None {
+                contact_gate::check(session, ctx, area.external_contact)?;
+            }
+        }
+        match handler {
+            Handler::File { path, root, .. } => rewrite::serve_file(session, ctx, &path, &root)
                 .await
-                .map(Next::Answer);
+                .map(Next::Answer),
+            Handler::Route(_) | Handler::Upstream => Ok(Next::Proxy),
         }
-
-        // Step 5: route.
-        let Some(index) = found else {
-            return Err(Failure::new(Kind::NotFound, "no route for this path"));
-        };
-        ctx.route = Some(index);
-        let route = &config.routes.routes[index];
-        ctx.upstream = Some(route.upstream.clone());
-
-        // Step 6: login.
-        if let Some(app) = &route.login {
-            login_gate::check(session, ctx, app)?;
-        }
-
-        // Step 7: the verified external contact, on routes that deal with one.
-        if route.external_contact != ExternalContactMode::None {
-            contact_gate::check(session, ctx, route.external_contact)?;
-        }
-        Ok(Next::Proxy)
     }
+}
+
+/// The location that handles a request.
+enum Handler {
+    /// A `[[routes]]` entry.
+    Route(usize),
+    /// An nginx location with `proxy_pass`; the upstream is in the context.
+    Upstream,
+    /// A static file of an nginx location, found for `uri`.
+    File {
+        path: std::path::PathBuf,
+        root: std::path::PathBuf,
+        uri: Vec<u8>,
+    },
+}
+
+fn no_route() -> Failure {
+    Failure::new(Kind::NotFound, "no route for this path")
+}
+
+fn area_failure(e: routing::AreaError) -> Failure {
+    Failure::new(Kind::BadRequest, e.describe())
+}
+
+/// nginx's 301 from `/p` to the prefix route `/p/`, arguments kept, on the public origin.
+fn slash_redirect(session: &Session, ctx: &Ctx, route: usize) -> Answer {
+    use nginx_compat::escape::{escape, Escape};
+    let name = &ctx.config.routes.routes[route].location;
+    let pattern = nginx_compat::Location::parse(name)
+        .map(|l| l.pattern().to_owned())
+        .unwrap_or_else(|_| name.clone());
+    let mut location = ctx.config.server.public_origin.as_bytes().to_vec();
+    location.extend(escape(pattern.as_bytes(), Escape::Uri));
+    if let Some(q) = session.req_header().uri.query() {
+        location.push(b'?');
+        location.extend_from_slice(q.as_bytes());
+    }
+    answers::nginx_redirect(301, &location, &ctx.request_id)
+        .unwrap_or_else(|| answers::render(&no_route(), &ctx.request_id, ctx.form))
 }
 
 #[async_trait]

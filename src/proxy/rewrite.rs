@@ -17,8 +17,12 @@ pub(super) enum Next {
     Route(Option<usize>),
     /// An nginx location chose the upstream (set in the context).
     Proxy,
-    /// A static file of an nginx location.
-    File { path: PathBuf, root: PathBuf },
+    /// A static file of an nginx location, and the URI it was found for.
+    File {
+        path: PathBuf,
+        root: PathBuf,
+        uri: Vec<u8>,
+    },
     /// The rewrite phase answered (a redirect, `return`).
     Answer(Answer),
 }
@@ -71,7 +75,7 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &Rules) -> Result<N
                 "the request could not be completed",
             ));
         }
-        Decision::File { path, root } => Next::File { path, root },
+        Decision::File { path, root, uri } => Next::File { path, root, uri },
     })
 }
 

@@ -9,5 +9,6 @@ mod world;
 mod assertion;
 mod contact;
 mod cookies;
+mod login_area;
 mod metrics;
 mod qyapi;
