@@ -2,7 +2,7 @@
 //! what the upstream is told (step 8), and what is hop-by-hop.
 
 use http::header::{HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Prefixes of the headers only the gateway may set. Compared case-insensitively with `_` read
 /// as `-`: many back ends (CGI, PHP, Django's `META`) fold `-` into `_`, so `x_wecom_userid`
@@ -92,6 +92,24 @@ pub fn strip_gateway_cookies(req: &mut RequestHeader, session_cookie: Option<&st
     req.remove_header(&http::header::COOKIE);
     if let Some(v) = kept.and_then(|k| HeaderValue::from_bytes(&k).ok()) {
         let _ = req.insert_header(http::header::COOKIE, v);
+    }
+}
+
+/// The CRM cannot set the gateway's cookies: a `Set-Cookie` naming one of them is dropped, so
+/// a CRM (or anything the CRM reflects into a header) can neither fix a session nor end one.
+pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Option<&str>) {
+    let set = resp.headers.get_all(http::header::SET_COOKIE);
+    let ours = |v: &HeaderValue| {
+        let name = v.as_bytes().split(|&b| b == b'=' || b == b';').next();
+        name.is_some_and(|n| crate::cookies::is_ours(n, session_cookie))
+    };
+    if !set.iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = set.iter().filter(|v| !ours(v)).cloned().collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        let _ = resp.append_header(http::header::SET_COOKIE, v);
     }
 }
 

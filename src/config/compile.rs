@@ -142,6 +142,7 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         ));
     }
     let public_origin = public_url.origin().ascii_serialization();
+    let public_host = public_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
     let admin_listen = s
         .admin_listen
         .as_ref()
@@ -206,6 +207,8 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         qyapi_allow,
         threads,
         prefix,
+        public_host,
+        trust_host_header: s.trust_host_header,
     })
 }
 

@@ -45,6 +45,8 @@ pub struct Server {
     pub qyapi_allow: Vec<Spanned<Text>>,
     pub threads: Option<Spanned<usize>>,
     pub prefix: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub trust_host_header: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,10 @@ pub struct ServerSettings {
     pub threads: usize,
     /// The reserved path prefix, without a trailing slash (`/_gateway`).
     pub prefix: String,
+    /// `host[:port]` of `public_url`: the `X-Forwarded-Host` the upstream is told.
+    pub public_host: String,
+    /// `X-Forwarded-Host` from the client's `Host` instead (a trusted proxy in front sets it).
+    pub trust_host_header: bool,
 }
 
 impl ServerSettings {

@@ -269,18 +269,25 @@ impl ProxyHttp for Gateway {
             req.insert_header("x-forwarded-for", xff)?;
         }
         req.insert_header("x-forwarded-proto", ctx.config.server.public_url.scheme())?;
-        let host = session
-            .req_header()
-            .headers
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| {
-                session
-                    .req_header()
-                    .uri
-                    .authority()
-                    .and_then(|a| a.as_str().parse().ok())
-            });
+        // The host browsers use, as public_url says: a client's made-up Host header must not
+        // become the host the CRM builds links and mails with.
+        let server = &ctx.config.server;
+        let host = if server.trust_host_header {
+            session
+                .req_header()
+                .headers
+                .get(http::header::HOST)
+                .cloned()
+                .or_else(|| {
+                    session
+                        .req_header()
+                        .uri
+                        .authority()
+                        .and_then(|a| a.as_str().parse().ok())
+                })
+        } else {
+            http::HeaderValue::from_str(&server.public_host).ok()
+        };
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
             None => {
@@ -312,6 +319,8 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+        headers::strip_gateway_set_cookies(resp, cookie_name);
         if resp.headers.get("x-request-id").is_none() {
             resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         }

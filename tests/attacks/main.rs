@@ -12,3 +12,4 @@ mod cookies;
 mod login_area;
 mod metrics;
 mod qyapi;
+mod upstream;
