@@ -2,6 +2,7 @@
 //! handlers over the `login` module.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 use pingora::proxy::Session;
@@ -15,7 +16,7 @@ use crate::login::authorize;
 use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
-use crate::login::{now_secs, seal, ReturnUrl};
+use crate::login::{callback_limit, now_secs, seal, ReturnUrl};
 use crate::metrics::{labels, METRICS};
 use crate::provider::Provider;
 
@@ -175,6 +176,13 @@ pub async fn callback(
     let config = &ctx.config;
     let q = query(session);
     let settings = config.session.as_ref().ok_or_else(not_configured)?;
+    if !callback_limit::allow(ctx.client_ip) {
+        count(config, labels::OTHER, "rate_limited");
+        return Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many sign-ins from this address: wait a minute and try again",
+        ));
+    }
     let state_param = param(&q, "state").unwrap_or("");
     let jar = request::cookies(session);
     // The cookie is found by the state the provider echoes: no cookie, or a cookie sealed for
@@ -202,6 +210,21 @@ pub async fn callback(
         });
     };
     let cookie_removal = login_cookie_removal(config, &state::cookie_name(&login.state));
+    // A state is used once, cluster-wide: replayed with made-up codes, each try would cost a
+    // provider call for as long as the login cookie lives.
+    let claim = format!("login-state:{}", login.state);
+    let first = provider
+        .store()
+        .lock(&claim, Duration::from_secs(LOGIN_TTL_SECS))
+        .await;
+    if !matches!(first, Ok(Some(_))) {
+        count(config, &login.app, "state_reused");
+        return Err(Failure::new(
+            Kind::LoginState,
+            "this sign-in link was already used: start again",
+        )
+        .with_cookies([cookie_removal]));
+    }
     let return_to = ReturnUrl::parse(&login.return_to, &config.server.public_url);
     let retry = LoginLink {
         prefix: config.server.prefix.clone(),
@@ -219,11 +242,12 @@ pub async fn callback(
     if code.is_empty() || code.len() > 512 {
         // No code: the person declined consent, or the URL was cut.
         count(config, &app.name, "no_code");
-        return Err(
-            Failure::new(Kind::LoginFailed, "the sign-in service returned no code")
-                .with_login(retry)
-                .with_cookies([cookie_removal]),
-        );
+        return Err(Failure::new(
+            Kind::LoginDeclined,
+            "the sign-in was not completed (declined, or the link was cut)",
+        )
+        .with_login(retry)
+        .with_cookies([cookie_removal]));
     }
 
     match exchange::exchange(provider, &app, code).await {
@@ -260,6 +284,15 @@ pub async fn callback(
                 &ctx.request_id,
             ))
         }
+        Err(LoginError::SnapshotUser) => {
+            count(config, &app.name, "snapshot_user");
+            Err(Failure::new(
+                Kind::SnapshotUser,
+                "This is WeChat's preview of the page (朋友圈快照页). Tap “使用完整服务” at the \
+                 bottom to open the full page and sign in.",
+            )
+            .with_cookies([cookie_removal]))
+        }
         Err(e) => {
             count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
@@ -272,6 +305,7 @@ pub async fn callback(
                     "the sign-in service returned an identity that cannot be used"
                 }
                 LoginError::Provider(_) => "the sign-in service refused the request",
+                LoginError::SnapshotUser => "a snapshot page cannot sign in",
             };
             Err(Failure::new(Kind::LoginFailed, detail)
                 .with_login(retry)

@@ -10,6 +10,7 @@ mod assertion;
 mod contact;
 mod cookies;
 mod login_area;
+mod login_flow;
 mod metrics;
 mod qyapi;
 mod upstream;
