@@ -191,3 +191,35 @@ fn check_lists_the_locations_inside_each_protected_area() {
     );
     assert!(line("/other/").is_none(), "apart from the area: {stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
+    let emu_port = common::free_port();
+    let body = format!(
+        "[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
+         [emulator]\nenabled = true\nlisten = \"127.0.0.1:{emu_port}\"\n"
+    );
+    let gw = tokio::task::spawn_blocking(move || common::Gateway::start(&body))
+        .await
+        .unwrap();
+    let r = common::client()
+        .get(format!("http://127.0.0.1:{emu_port}/_emulator/calls"))
+        .send()
+        .await
+        .expect("the emulator listens");
+    assert_eq!(r.status(), 200);
+    let r = common::client()
+        .get(format!(
+            "http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid=wwemu0000000000001&corpsecret=emu-agent-secret"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert!(
+        gw.log().contains(&format!("127.0.0.1:{emu_port}")),
+        "{}",
+        gw.log()
+    );
+}
