@@ -527,6 +527,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     let now = wecom_gateway::login::now_secs();
     let entry = |iat: u64, exp: u64| SessionEntry {
         app: "crm".into(),
+        sid: None,
         corp_id: Some("wwemu0000000000001".into()),
         agent_id: Some(1000002),
         userid: Some("zhangsan".into()),
@@ -575,6 +576,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
         &settings,
         vec![SessionEntry {
             app: "crm".into(),
+            sid: None,
             corp_id: Some("wwemu0000000000001".into()),
             agent_id: Some(1000002),
             userid: Some("boss".into()),

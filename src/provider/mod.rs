@@ -18,7 +18,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 use crate::config::model::{App, StoreBackend, StoreSettings};
 
-pub use cache::{freshness, CacheKey, Freshness, DEFAULT_LOCK_TTL};
+pub use cache::{freshness, now_ms, CacheKey, Freshness, DEFAULT_LOCK_TTL};
 pub use fallback::FallbackStore;
 pub use redis_store::RedisStore;
 pub use store::{Cached, MemoryStore, Store, StoreError};

@@ -213,6 +213,30 @@ impl Store for RedisStore {
         .map(drop)
     }
 
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let k = self.value_key(key);
+        let now = now_ms();
+        let ms = ttl.as_millis().max(1) as u64;
+        let v = encode(&Cached {
+            value: "1".into(),
+            fetched_at: now,
+            expires_at: now + ms,
+        });
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(v)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await

@@ -2,6 +2,7 @@
 //! Redis store ([`super::redis_store`]) implements the same trait so that a cluster shares one
 //! token per key and one refresh at a time (SPEC section 11).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError>;
 
+    /// Keeps `key` for `ttl` unless it is already there: `true` only the first time, in the
+    /// whole cluster with a shared store (a login state's first callback; a page's ticket
+    /// report allowed once a minute). Redis: `SET NX PX`.
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// Whether the store answers now, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -57,12 +63,25 @@ pub trait Store: Send + Sync + 'static {
 pub struct MemoryStore {
     values: DashMap<String, Cached>,
     locks: DashMap<String, (String, Instant)>,
+    /// Writes since expired values were last forgotten.
+    writes: AtomicUsize,
 }
+
+/// Expired values are forgotten every this many writes, so that claims and revocation
+/// records (one per login, one per logout) do not pile up in a long-running process.
+const TIDY_EVERY: usize = 1024;
 
 impl MemoryStore {
     /// Forgets `key` whatever its value: the shared store said it is gone.
     pub(crate) fn forget(&self, key: &str) {
         self.values.remove(key);
+    }
+
+    fn tidy(&self) {
+        if self.writes.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
+            let now = super::cache::now_ms();
+            self.values.retain(|_, c| c.expires_at > now);
+        }
     }
 }
 
@@ -74,6 +93,7 @@ impl Store for MemoryStore {
 
     async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
         self.values.insert(key.to_owned(), value.clone());
+        self.tidy();
         Ok(())
     }
 
@@ -110,6 +130,30 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = super::cache::now_ms();
+        let claimed = Cached {
+            value: "1".into(),
+            fetched_at: now,
+            expires_at: now.saturating_add(ttl.as_millis() as u64),
+        };
+        let mut first = false;
+        self.values
+            .entry(key.to_owned())
+            .and_modify(|c| {
+                if c.expires_at <= now {
+                    *c = claimed.clone();
+                    first = true;
+                }
+            })
+            .or_insert_with(|| {
+                first = true;
+                claimed.clone()
+            });
+        self.tidy();
+        Ok(first)
+    }
+
     fn name(&self) -> &'static str {
         "memory"
     }
@@ -136,6 +180,40 @@ mod tests {
         assert!(s.expire_if("k", "new").await.unwrap());
         assert!(s.get("k").await.unwrap().is_none());
         assert!(!s.expire_if("k", "new").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_won_once_until_it_expires() {
+        let s = MemoryStore::default();
+        assert!(s.claim("k", Duration::from_secs(60)).await.unwrap());
+        assert!(!s.claim("k", Duration::from_secs(60)).await.unwrap());
+        assert!(s.claim("other", Duration::ZERO).await.unwrap());
+        assert!(
+            s.claim("other", Duration::from_secs(60)).await.unwrap(),
+            "an expired claim is free"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_values_are_forgotten_as_writes_go_on() {
+        let s = MemoryStore::default();
+        s.set(
+            "old",
+            &Cached {
+                value: "x".into(),
+                fetched_at: 0,
+                expires_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        for i in 0..TIDY_EVERY {
+            s.claim(&format!("c{i}"), Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(s.get("old").await.unwrap().is_none());
+        assert!(s.get("c1").await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -28,13 +28,15 @@ pub async fn handle(
     match rest {
         b"/login" if read => login_endpoints::login(session, ctx),
         b"/oauth/callback" if read => login_endpoints::callback(session, ctx, provider).await,
-        b"/logout" if read || method == Method::POST => login_endpoints::logout(session, ctx),
-        b"/whoami" if read => login_endpoints::whoami(session, ctx),
+        b"/logout" if read || method == Method::POST => {
+            login_endpoints::logout(session, ctx, provider).await
+        }
+        b"/whoami" if read => login_endpoints::whoami(session, ctx, provider).await,
         b"/jssdk/config" if read => jssdk_endpoints::config(session, ctx, provider).await,
         b"/external-contact" if method == Method::POST => {
             jssdk_endpoints::external_contact(session, ctx, provider).await
         }
-        b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx)),
+        b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx, provider).await),
         b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
         | b"/external-contact" | b"/sdk.js" => Err(Failure::new(
             Kind::MethodNotAllowed,

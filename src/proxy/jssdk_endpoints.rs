@@ -2,10 +2,8 @@
 //! and 9): thin handlers over the `jssdk` module and the provider.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dashmap::DashMap;
-use once_cell::sync::Lazy;
 use pingora::proxy::Session;
 
 use super::request::{self, param, query};
@@ -21,8 +19,9 @@ use crate::provider::{Provider, TokenKind};
 
 /// `{"external_userid": "..."}` is a few dozen bytes; anything much larger is not one.
 const MAX_CONTACT_BODY: usize = 4096;
-/// A page's stale-ticket report replaces a ticket at most this often per app and kind, so a
-/// page that keeps reporting cannot burn the ticket quota (WeCom: 100 agent tickets an hour).
+/// A page's stale-ticket report replaces a ticket at most this often per app and kind in the
+/// cluster, so pages that keep reporting, on however many instances, cannot burn the ticket
+/// quota (WeCom: 100 agent tickets an hour).
 const STALE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The request's session of `app` (by name), or of its most recent WeCom app, with every live
@@ -33,9 +32,13 @@ struct Found {
     entries: Vec<SessionEntry>,
 }
 
-fn find_session(session: &Session, config: &Config, app: Option<&str>) -> Option<Found> {
-    let settings = config.session.as_ref()?;
-    let entries = session::read(settings, &request::cookies(session), now_secs());
+async fn find_session(
+    session: &Session,
+    config: &Config,
+    app: Option<&str>,
+    provider: &Provider,
+) -> Option<Found> {
+    let entries = super::login_gate::sessions(session, config, provider.store()).await;
     let (app, entry) = match app {
         Some(name) => {
             let app = config.apps.get(name)?.clone();
@@ -71,7 +74,7 @@ fn login_required(session: &Session, ctx: &Ctx, app: Option<&str>) -> Failure {
 pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = query(session);
-    let Some(found) = find_session(session, config, param(&q, "app")) else {
+    let Some(found) = find_session(session, config, param(&q, "app"), provider).await else {
         return Err(login_required(session, ctx, param(&q, "app")));
     };
     let url = jsconfig::page_url(param(&q, "url").unwrap_or(""), &config.server.public_url)
@@ -116,8 +119,6 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     Ok(answers::json(200, &payload, &ctx.request_id))
 }
 
-static STALE_REPORTS: Lazy<DashMap<(String, TokenKind), Instant>> = Lazy::new(DashMap::new);
-
 /// A page says WeCom refused a payload: if it was signed with the ticket held now, that ticket
 /// is replaced (compare-and-expire, one fetch), at most once a minute per app and kind.
 async fn replace_stale_ticket(
@@ -139,20 +140,12 @@ async fn replace_stale_ticket(
         // Signed with a ticket already replaced, or not by us: nothing to do.
         return;
     }
-    let now = Instant::now();
-    let mut allowed = false;
-    STALE_REPORTS
-        .entry((app.name.clone(), kind))
-        .and_modify(|last| {
-            if now.duration_since(*last) >= STALE_REPORT_INTERVAL {
-                *last = now;
-                allowed = true;
-            }
-        })
-        .or_insert_with(|| {
-            allowed = true;
-            now
-        });
+    // Once a minute per app and kind for the whole cluster: the claim lives in the store.
+    let claim = format!("stale-report:{}:{}", app.name, kind.label());
+    let allowed = matches!(
+        provider.store().claim(&claim, STALE_REPORT_INTERVAL).await,
+        Ok(true)
+    );
     if !allowed {
         tracing::info!(app = %app.name, kind = kind.label(), request_id, "stale ticket report held back: one a minute");
         return;
@@ -171,7 +164,7 @@ pub async fn external_contact(
 ) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = query(session);
-    let found = find_session(session, config, param(&q, "app"));
+    let found = find_session(session, config, param(&q, "app"), provider).await;
     let (Some(found), Some(settings)) = (found, config.session.as_ref()) else {
         return Err(login_required(session, ctx, param(&q, "app")).closing());
     };
@@ -264,19 +257,22 @@ async fn read_contact_body(session: &mut Session) -> Result<String, Failure> {
 
 /// `GET {prefix}/sdk.js[?app=NAME]`: the helper with its settings; the app is the named one,
 /// else the session's WeCom app, else the first WeCom app configured.
-pub fn sdk_js(session: &Session, ctx: &Ctx) -> Answer {
+pub async fn sdk_js(session: &Session, ctx: &Ctx, provider: &Provider) -> Answer {
     let config = &ctx.config;
     let q = query(session);
-    let app = param(&q, "app")
-        .and_then(|n| config.apps.get(n).cloned())
-        .or_else(|| find_session(session, config, None).map(|f| f.app))
-        .or_else(|| {
-            config
-                .apps
-                .values()
-                .find(|a| matches!(a.credentials, Credentials::Wecom { .. }))
-                .cloned()
-        });
+    let mut app = param(&q, "app").and_then(|n| config.apps.get(n).cloned());
+    if app.is_none() {
+        app = find_session(session, config, None, provider)
+            .await
+            .map(|f| f.app);
+    }
+    if app.is_none() {
+        app = config
+            .apps
+            .values()
+            .find(|a| matches!(a.credentials, Credentials::Wecom { .. }))
+            .cloned();
+    }
     let js = match &app {
         Some(app) => render_sdk(&config.server.prefix, Some(&app.name), &app.jssdk_urls),
         None => render_sdk(&config.server.prefix, None, &[]),

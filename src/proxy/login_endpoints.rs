@@ -16,7 +16,7 @@ use crate::login::authorize;
 use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
-use crate::login::{callback_limit, now_secs, seal, ReturnUrl};
+use crate::login::{callback_limit, now_secs, revocation, seal, ReturnUrl};
 use crate::metrics::{labels, METRICS};
 use crate::provider::Provider;
 
@@ -215,9 +215,9 @@ pub async fn callback(
     let claim = format!("login-state:{}", login.state);
     let first = provider
         .store()
-        .lock(&claim, Duration::from_secs(LOGIN_TTL_SECS))
+        .claim(&claim, Duration::from_secs(LOGIN_TTL_SECS))
         .await;
-    if !matches!(first, Ok(Some(_))) {
+    if !matches!(first, Ok(true)) {
         count(config, &login.app, "state_reused");
         return Err(Failure::new(
             Kind::LoginState,
@@ -332,9 +332,17 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn logout(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = query(session);
+    // The cookie is removed from this browser, and the sessions it holds end for any copy of
+    // it too (SPEC section 21: revocations live in the store).
+    if let Some(settings) = config.session.as_ref() {
+        let now = now_secs();
+        for entry in session::read(settings, &request::cookies(session), now) {
+            revocation::end_session(provider.store(), &entry, now).await;
+        }
+    }
     let target = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,
@@ -351,14 +359,10 @@ pub fn logout(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
     ))
 }
 
-pub fn whoami(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+pub async fn whoami(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = query(session);
-    let entries = config
-        .session
-        .as_ref()
-        .map(|s| session::read(s, &request::cookies(session), now_secs()))
-        .unwrap_or_default();
+    let entries = super::login_gate::sessions(session, config, provider.store()).await;
     let found = match param(&q, "app") {
         Some(name) => config
             .apps

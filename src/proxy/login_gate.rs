@@ -11,10 +11,17 @@ use super::{request, Ctx};
 use crate::answers::{Failure, Form, LoginLink};
 use crate::config::model::{App, Config};
 use crate::login::now_secs;
+use crate::login::revocation;
 use crate::login::session::{self, SessionEntry};
+use crate::provider::Store;
 
-pub fn check(session: &Session, ctx: &mut Ctx, app: &Arc<App>) -> Result<(), Failure> {
-    if let Some(entry) = session_entry(session, &ctx.config, app) {
+pub async fn check(
+    session: &Session,
+    ctx: &mut Ctx,
+    app: &Arc<App>,
+    store: &Arc<dyn Store>,
+) -> Result<(), Failure> {
+    if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
         ctx.identity = Some(entry.identity());
         ctx.session_contact = entry.contact;
         return Ok(());
@@ -30,10 +37,31 @@ pub fn check(session: &Session, ctx: &mut Ctx, app: &Arc<App>) -> Result<(), Fai
     }))
 }
 
-/// The session of `app` in this request, if any.
-pub fn session_entry(session: &Session, config: &Config, app: &App) -> Option<SessionEntry> {
-    let settings = config.session.as_ref()?;
+/// The live sessions of the request's cookie: sealed by us, within the running `ttl`, and
+/// not ended in the store (`logout`, a revoked member).
+pub async fn sessions(
+    session: &Session,
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Vec<SessionEntry> {
+    let Some(settings) = config.session.as_ref() else {
+        return Vec::new();
+    };
     let entries = session::read(settings, &request::cookies(session), now_secs());
+    if entries.is_empty() {
+        return entries;
+    }
+    revocation::live(store, entries).await
+}
+
+/// The session of `app` in this request, if any.
+pub async fn session_entry(
+    session: &Session,
+    config: &Config,
+    app: &App,
+    store: &Arc<dyn Store>,
+) -> Option<SessionEntry> {
+    let entries = sessions(session, config, store).await;
     session::for_app(&entries, app).cloned()
 }
 

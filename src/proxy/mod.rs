@@ -129,7 +129,7 @@ impl Gateway {
         let area = routing::protecting(&config.routes, &final_path, &path).map_err(area_failure)?;
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
-                login_gate::check(session, ctx, app)?;
+                login_gate::check(session, ctx, app, self.provider.store()).await?;
             }
             if area.external_contact != ExternalContactMode::None {
                 contact_gate::check(session, ctx, area.external_contact)?;
