@@ -14,8 +14,13 @@
 //!   servers read it: `;params` cut from every segment, `\` as `/`, dot segments resolved.
 //!   `/sidebar;x/` and `/x/..;/sidebar/` are `/sidebar/` to such an upstream, so they are in
 //!   `/sidebar/`'s area here too. Matrix parameters stay usable (old CRMs put `;jsessionid=`
-//!   in URLs); a path whose readings fall in two different areas, or whose Servlet reading
-//!   climbs above the root, is refused with 400.
+//!   in URLs);
+//! - a request-target with percent-escapes is also read without decoding them, as the
+//!   upstream receives it untouched: nginx reads `/sidebar/%2e%2e/x` as `/x`, an upstream that
+//!   does not decode `%2e` as a path under `/sidebar/`.
+//!
+//! A path whose readings fall in two different areas, or whose Servlet reading climbs above
+//! the root, is refused with 400.
 
 use nginx_compat::location::StaticMatch;
 
@@ -74,34 +79,82 @@ pub fn area_of(table: &RouteTable, path: &[u8]) -> Option<usize> {
 }
 
 /// The route whose login protects a request: `final_path` (what the upstream receives)
-/// decides when it lies in an area, else `asked` (the normalised path the client asked for).
+/// decides when it lies in an area, else the path the client asked for: `asked` as nginx
+/// normalised it, and `raw`, its request-target path before decoding.
 pub fn protecting(
     table: &RouteTable,
     final_path: &[u8],
     asked: &[u8],
+    raw: &[u8],
 ) -> Result<Option<usize>, AreaError> {
     if table.areas.is_empty() {
         return Ok(None);
     }
-    if let Some(area) = protecting_one(table, final_path)? {
-        return Ok(Some(area));
-    }
+    let literal = undecoded(raw);
+    let asked_readings: Vec<&[u8]> = std::iter::once(asked).chain(literal.as_deref()).collect();
     if asked == final_path {
-        return Ok(None);
+        return agree(table, &asked_readings);
     }
-    protecting_one(table, asked)
+    match agree(table, &[final_path])? {
+        Some(area) => Ok(Some(area)),
+        None => agree(table, &asked_readings),
+    }
 }
 
-fn protecting_one(table: &RouteTable, path: &[u8]) -> Result<Option<usize>, AreaError> {
-    let direct = area_of(table, path);
-    if !path.iter().any(|&b| b == b';' || b == b'\\') {
-        return Ok(direct);
+/// The one area the readings of `paths` fall in (each also read as a Servlet container reads
+/// it), or none; two different areas are ambiguous.
+fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError> {
+    let mut found = None;
+    let mut note = |area: Option<usize>| -> Result<(), AreaError> {
+        match (found, area) {
+            (Some(a), Some(b)) if a != b => Err(AreaError::Ambiguous),
+            (None, b) => {
+                found = b;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    };
+    for path in paths {
+        note(area_of(table, path))?;
+        if path.iter().any(|&b| b == b';' || b == b'\\') {
+            note(area_of(table, &servlet_reading(path)?))?;
+        }
     }
-    let other = area_of(table, &servlet_reading(path)?);
-    match (direct, other) {
-        (Some(a), Some(b)) if a != b => Err(AreaError::Ambiguous),
-        (a, b) => Ok(a.or(b)),
+    Ok(found)
+}
+
+/// The raw path with its dot segments resolved and slashes merged but nothing decoded: what an
+/// upstream that does not decode reads. `None` when there is nothing to decode, or when it
+/// climbs above the root (nginx's reading is then the only one an upstream can act on).
+pub fn undecoded(raw: &[u8]) -> Option<Vec<u8>> {
+    if !raw.contains(&b'%') {
+        return None;
     }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut trailing = false;
+    for seg in raw.split(|&b| b == b'/') {
+        trailing = true;
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop()?;
+            }
+            s => {
+                segments.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for s in &segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if trailing || out.is_empty() {
+        out.push(b'/');
+    }
+    Some(out)
 }
 
 /// The path as a Servlet container reads it: each segment cut at its first `;`, `\` read as
@@ -230,16 +283,58 @@ mod tests {
         for (path, routed, area) in cases {
             assert_eq!(route(&t, path.as_bytes()), *routed, "route of {path}");
             assert_eq!(
-                protecting(&t, path.as_bytes(), path.as_bytes()),
+                protecting(&t, path.as_bytes(), path.as_bytes(), path.as_bytes()),
                 *area,
                 "area of {path}"
             );
         }
         // A rewrite into an area, and out of one: either way the login stays.
-        assert_eq!(protecting(&t, b"/sidebar/x", b"/old/x"), Ok(Some(0)));
-        assert_eq!(protecting(&t, b"/public/x", b"/sidebar/x"), Ok(Some(0)));
+        assert_eq!(
+            protecting(&t, b"/sidebar/x", b"/old/x", b"/old/x"),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            protecting(&t, b"/public/x", b"/sidebar/x", b"/sidebar/x"),
+            Ok(Some(0))
+        );
         // Both in areas: the URI the upstream receives decides.
-        assert_eq!(protecting(&t, b"/mp/x", b"/sidebar/x"), Ok(Some(3)));
+        assert_eq!(
+            protecting(&t, b"/mp/x", b"/sidebar/x", b"/sidebar/x"),
+            Ok(Some(3))
+        );
+        // Read without decoding, as the upstream receives it untouched.
+        let raw: &[(&str, &str, Result<Option<usize>, AreaError>)] = &[
+            ("/other", "/sidebar/%2e%2e/other", Ok(Some(0))),
+            ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
+            ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
+            ("/x", "/%78", Ok(None)),
+            (
+                "/sidebar/",
+                "/mp/%2e%2e/sidebar/",
+                Err(AreaError::Ambiguous),
+            ),
+        ];
+        for (asked, target, want) in raw {
+            assert_eq!(
+                protecting(&t, asked.as_bytes(), asked.as_bytes(), target.as_bytes()),
+                *want,
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn undecoded_readings() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/a/b", None),
+            ("/sidebar/%2e%2e/x", Some("/sidebar/%2e%2e/x")),
+            ("/a/../%2e/b//", Some("/%2e/b/")),
+            ("/%2e/../..", None),
+        ];
+        for (raw, want) in cases {
+            let got = undecoded(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+            assert_eq!(got.as_deref(), *want, "{raw}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! each part's promise is checked:
 //!
 //! - a normalised path has no empty or dot segment;
-//! - a path under a protected prefix is protected (or refused), and a request served by a
-//!   login route is protected;
+//! - a path under a protected prefix is protected (or refused), however it is read (nginx's
+//!   decoding, a Servlet container's `;`, an upstream that does not decode), and a request
+//!   served by a login route is protected;
 //! - the Servlet reading has no `;`, `\`, empty or dot segment;
 //! - the gateway's cookies never survive the strip, and nothing else is lost;
 //! - a qyapi path that passes the check is the path the HTTP client sends, byte for byte;
@@ -80,6 +81,7 @@ fn under_protected_prefix(path: &[u8]) -> bool {
 }
 
 fn check_path(config: &Config, path: &[u8], rewritten: &[u8]) {
+    let raw = path;
     let table = &config.routes;
     let Ok(norm) = nginx_compat::normalize_path(path) else {
         return;
@@ -99,7 +101,7 @@ fn check_path(config: &Config, path: &[u8], rewritten: &[u8]) {
         with_slash.push(b'/');
         assert_eq!(table.routes[i].location.as_bytes(), &with_slash[..]);
     }
-    let area = routing::protecting(table, &norm, &norm);
+    let area = routing::protecting(table, &norm, &norm, raw);
     if under_protected_prefix(&norm) {
         assert!(!matches!(area, Ok(None)), "{norm:?} escaped its area");
     }
@@ -125,9 +127,15 @@ fn check_path(config: &Config, path: &[u8], rewritten: &[u8]) {
             Err(e) => assert_eq!(e, AreaError::AboveRoot),
         }
     }
+    // Read without decoding, as an upstream receives the untouched request-target.
+    if let Some(literal) = routing::undecoded(raw) {
+        if under_protected_prefix(&literal) {
+            assert!(!matches!(area, Ok(None)), "{raw:?} undecoded escaped its area");
+        }
+    }
     // A rewrite into an area or out of one keeps the login.
     if let Ok(rw) = nginx_compat::normalize_path(rewritten) {
-        let both = routing::protecting(table, &rw, &norm);
+        let both = routing::protecting(table, &rw, &norm, raw);
         if under_protected_prefix(&rw) || under_protected_prefix(&norm) {
             assert!(!matches!(both, Ok(None)), "{norm:?} -> {rw:?} escaped");
         }

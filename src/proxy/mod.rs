@@ -126,7 +126,8 @@ impl Gateway {
 
         // Step 6: the login of the protected area the request falls in, whichever location
         // handles it; step 7: that area's external contact.
-        let area = routing::protecting(&config.routes, &final_path, &path).map_err(area_failure)?;
+        let area = routing::protecting(&config.routes, &final_path, &path, raw_path)
+            .map_err(area_failure)?;
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
