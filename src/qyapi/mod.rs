@@ -36,15 +36,15 @@ pub struct Qyapi {
     pub provider: Provider,
 }
 
-/// An answer and what to record about it.
-struct Outcome {
+/// What the endpoint served, and what to record about it.
+struct Served {
     response: Response<Vec<u8>>,
     app: String,
     api: String,
     errcode: String,
 }
 
-fn answer(
+fn framed(
     status: u16,
     headers: &[(String, String)],
     body: Vec<u8>,
@@ -76,16 +76,9 @@ fn from_answer((head, body): answers::Answer) -> Response<Vec<u8>> {
     b.body(body.to_vec()).expect("a response the gateway built")
 }
 
-impl Outcome {
-    fn refused(
-        status: u16,
-        errcode: i64,
-        errmsg: &str,
-        rid: &str,
-        app: &str,
-        api: &str,
-    ) -> Outcome {
-        Outcome {
+impl Served {
+    fn refused(status: u16, errcode: i64, errmsg: &str, rid: &str, app: &str, api: &str) -> Served {
+        Served {
             response: from_answer(answers::wecom_error(status, errcode, errmsg, rid)),
             app: app.to_owned(),
             api: api.to_owned(),
@@ -138,14 +131,14 @@ impl ServeHttp for Qyapi {
 }
 
 impl Qyapi {
-    async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Outcome {
+    async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Served {
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         if !client_ip.is_some_and(|ip| allowed(&config.server.qyapi_allow, ip)) {
             session.set_keepalive(None);
-            return Outcome::refused(
+            return Served::refused(
                 403,
                 40164,
                 "client address not in qyapi_allow",
@@ -160,7 +153,7 @@ impl Qyapi {
         let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
         if let Err(why) = request::literal(&config.apps, path) {
             session.set_keepalive(None);
-            return Outcome::refused(400, 400, why.errmsg(), rid, "-", "-");
+            return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
         }
         let addressed = request::address(&config.apps, path);
         let api = addressed.api.to_owned();
@@ -185,11 +178,11 @@ impl Qyapi {
             access_token.as_deref(),
         ) {
             Ok(app) => app.clone(),
-            Err(r) => return Outcome::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
+            Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
         let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
-            return Outcome::refused(
+            return Served::refused(
                 404,
                 404,
                 "only /cgi-bin/ APIs pass here",
@@ -208,7 +201,7 @@ impl Qyapi {
                 } else {
                     "request body could not be read"
                 };
-                return Outcome::refused(status, 44001, msg, rid, &app.name, &label);
+                return Served::refused(status, 44001, msg, rid, &app.name, &label);
             }
         };
 
@@ -237,7 +230,7 @@ impl Qyapi {
             TokenUse::Own => self.provider.call_plain(&app, req).await,
         };
         match sent {
-            Ok(resp) => Outcome {
+            Ok(resp) => Served {
                 errcode: resp.errcode.to_string(),
                 response: passed_back(resp, rid),
                 app: app.name.clone(),
@@ -301,14 +294,14 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
         .into_iter()
         .filter(|(n, _)| request::forwarded_response_header(n))
         .collect();
-    answer(resp.status, &headers, resp.body.to_vec(), rid)
+    framed(resp.status, &headers, resp.body.to_vec(), rid)
 }
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer.
-fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Outcome {
+fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Served {
     let (a, errcode) = answers::wecom_provider_error(e, rid);
-    Outcome {
+    Served {
         response: from_answer(a),
         app: app.name.clone(),
         api: api.to_owned(),
@@ -324,7 +317,7 @@ fn sdk_gettoken(
     query: &[(String, String)],
     restrict: Option<&str>,
     rid: &str,
-) -> Outcome {
+) -> Served {
     let param = |k: &str| {
         query
             .iter()
@@ -370,14 +363,14 @@ fn sdk_gettoken(
                 "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
             });
             let ct = [("content-type".to_owned(), "application/json".to_owned())];
-            Outcome {
-                response: answer(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
+            Served {
+                response: framed(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
                 app: app.name.clone(),
                 api: api.to_owned(),
                 errcode: "0".to_owned(),
             }
         }
-        None => Outcome::refused(
+        None => Served::refused(
             200,
             40001,
             "invalid credential: no configured app has this id and secret",
