@@ -303,7 +303,8 @@ mod tests {
             Ok(Some(3))
         );
         // Read without decoding, as the upstream receives it untouched.
-        let raw: &[(&str, &str, Result<Option<usize>, AreaError>)] = &[
+        type Area = Result<Option<usize>, AreaError>;
+        let raw: &[(&str, &str, Area)] = &[
             ("/other", "/sidebar/%2e%2e/other", Ok(Some(0))),
             ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
             ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),

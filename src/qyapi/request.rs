@@ -399,7 +399,8 @@ secret = "secret-of-hr"
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let cases: &[(&str, Vec<(String, String)>, TokenUse)] = &[
+        type Query = Vec<(String, String)>;
+        let cases: &[(&str, Query, TokenUse)] = &[
             (
                 "/cgi-bin/user/get",
                 q(&[("userid", "a")]),

@@ -40,6 +40,7 @@ location = "/"
 upstream = "crm"
 "#;
 
+#[allow(dead_code)] // `up` lives as long as the gateway in front of it
 pub struct World {
     /// The qyapi listener's port (`qyapi_listen = "127.0.0.1:{qyapi}"` in `Setup::server`).
     pub qyapi: u16,
