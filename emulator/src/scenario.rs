@@ -331,6 +331,11 @@ impl Scenario {
         DEFAULT_TOML
     }
 
+    /// The demo scenario's text.
+    pub fn demo_toml() -> &'static str {
+        DEMO_TOML
+    }
+
     /// The scenario of `wecom-gateway demo`: the default one with a second member and a second
     /// customer, so switching both can be shown.
     pub fn demo() -> Scenario {

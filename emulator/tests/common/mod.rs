@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use emulator::{Emulator, Scenario};
 use serde_json::{json, Value};
 
@@ -177,6 +179,25 @@ impl Harness {
             ))
             .await;
         code_of(&loc)
+    }
+
+    /// The callback log once nothing is in flight.
+    pub async fn callbacks(&self) -> Vec<Value> {
+        let v = self.get("/_emulator/callbacks?settled=true").await;
+        assert_eq!(
+            v["settled"], true,
+            "callbacks still in flight after a minute"
+        );
+        v["callbacks"].as_array().unwrap().clone()
+    }
+
+    /// Registers a callback URL as the admin console would.
+    pub async fn register(&self, app: &str, url: &str, extra: Value) {
+        let mut body = json!({"app": app, "url": url, "token": receiver::TOKEN, "encoding_aes_key": receiver::AES_KEY});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        self.control("callbacks", body).await;
     }
 
     pub async fn calls(&self) -> Value {
