@@ -510,6 +510,46 @@ mod tests {
     }
 
     #[test]
+    fn default_scenario_has_a_three_level_tree_a_tag_a_mini_program_and_a_provider() {
+        let s = Scenario::default();
+        let home = s.home();
+        let path: Vec<u64> = home.subtree(1).iter().map(|d| d.id).collect();
+        assert_eq!(path, [1, 2, 3]);
+        assert_eq!(s.member("zhangsan").unwrap().department, [3]);
+        assert_eq!(home.tag(1).unwrap().users, ["zhangsan"]);
+        assert!(s.mini_user("oEmuMiniOpenId001").is_some());
+        assert_eq!(s.suites.len(), 2);
+        assert!(s.suites.iter().any(|x| x.is_custom()) && s.suites.iter().any(|x| !x.is_custom()));
+        let corps = s.all_corps();
+        assert_eq!(corps.len(), 3);
+        assert!(
+            corps[1].member("zhangsan").is_some(),
+            "a userid repeated across corps"
+        );
+        assert_eq!(
+            corps[2].departments[0].id, 1,
+            "every corp has its root department"
+        );
+    }
+
+    #[test]
+    fn provider_scenarios_are_checked() {
+        let base = Scenario::default_toml();
+        let cases = [
+            ("suite agent clashing with a corp agent", base.replace("agent_id = 1000005", "agent_id = 1000002")),
+            ("suites without a provider", base.replace("[provider]\ncorp_id = \"wwemuprovider00001\"\n", "")),
+            ("a corp twice", base.replace("wwemucorp000000003", "wwemucorp000000002")),
+            ("a corp without members", base.replace("[[corps.members]]\nuserid = \"qianqi\"\nname = \"钱七\"\n", "")),
+            ("a receiver with a bad key", format!("{base}\n[[callbacks]]\napp = \"x\"\nurl = \"http://127.0.0.1:1/\"\ntoken = \"t\"\nencoding_aes_key = \"short\"\n")),
+            ("an instruction receiver of no suite", format!("{base}\n[[callbacks]]\napp = \"x\"\nurl = \"http://127.0.0.1:1/\"\ntoken = \"t\"\nencoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\nkind = \"instruction\"\nsuite_id = \"wwnope\"\n")),
+        ];
+        for (name, text) in cases {
+            assert_ne!(text, base, "{name}: fixture did not apply");
+            assert!(Scenario::from_toml(&text).is_err(), "{name}: accepted");
+        }
+    }
+
+    #[test]
     fn demo_scenario_extends_the_default_with_a_second_member_and_customer() {
         let d = Scenario::demo();
         let base = Scenario::default();
