@@ -269,9 +269,9 @@ async fn mini_code(State(state): State<EmulatorState>, Json(req): Json<MiniCode>
     let code = match (req.userid, req.openid) {
         (Some(userid), None) => {
             let corp = corp_param(&world, req.corp_id)?;
-            if !world
+            if world
                 .corp(&corp)
-                .is_some_and(|c| c.member(&userid).is_some())
+                .is_none_or(|c| c.member(&userid).is_none())
             {
                 return Err(not_found(format!("no member {userid} in {corp}")));
             }

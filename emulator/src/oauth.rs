@@ -140,7 +140,7 @@ pub fn validate_qr_login(
             }
         }
         Some("ServiceApp") => {
-            if !s.suite(appid).is_some_and(|suite| !suite.is_custom()) {
+            if s.suite(appid).is_none_or(|suite| suite.is_custom()) {
                 return fail("appid", "appid 无效 (appid must be a suite id)");
             }
             Provider::Suite {
@@ -355,9 +355,9 @@ async fn qr_choose(State(state): State<EmulatorState>, Query(q): Params) -> Resp
         Provider::Wechat => unreachable!("QR login is WeCom only"),
     };
     if q.get("corpid").is_some_and(|c| *c != corp)
-        || !world
+        || world
             .corp(&corp)
-            .is_some_and(|c| c.member(&userid).is_some())
+            .is_none_or(|c| c.member(&userid).is_none())
     {
         return error_page(&AuthorizeError {
             key: "userid",

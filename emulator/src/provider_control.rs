@@ -181,7 +181,7 @@ async fn install(State(state): State<EmulatorState>, Json(req): Json<SuiteReq>) 
 
 /// The install as it is, else 404.
 fn installed(state: &EmulatorState, req: SuiteReq) -> Result<(String, String), ControlError> {
-    known_suite(&state, &req.suite_id)?;
+    known_suite(state, &req.suite_id)?;
     let world = state.world();
     let corp = corp_param(&world, req.corp_id)?;
     if world.install(&req.suite_id, &corp).is_none() {

@@ -68,7 +68,7 @@ async fn wecom_jscode2session_refusals() {
             "no grant_type",
         ),
         (
-            format!("access_token=nope&js_code=x&grant_type=authorization_code"),
+            "access_token=nope&js_code=x&grant_type=authorization_code".to_string(),
             40014,
             "unknown token",
         ),
