@@ -286,7 +286,11 @@ pub(crate) fn send(state: &EmulatorState, target: Target, message: String) -> u6
     let id = hub.open(Record {
         id: 0,
         app: target.receiver.spec.app.clone(),
-        url: target.receiver.spec.url.clone(),
+        url: target
+            .receiver
+            .spec
+            .url
+            .replace(CORPID_TEMPLATE, &target.receive_id),
         kind: "message",
         receive_id: target.receive_id.clone(),
         message: message.clone(),
@@ -318,6 +322,22 @@ fn verify_receive_id(world: &World, r: &Receiver) -> String {
             .map(|p| p.corp_id.clone())
             .unwrap_or_default(),
     }
+}
+
+/// A suite's data URL may carry `$CORPID$`: WeCom puts the corp the event is about there (and
+/// the provider's corp id for the URL check).
+const CORPID_TEMPLATE: &str = "$CORPID$";
+
+/// `create_auth`, `change_auth` and `cancel_auth` must be answered within 1000 ms.
+const FAST_ANSWER: Duration = Duration::from_millis(1000);
+
+fn must_answer_fast(message: &str) -> bool {
+    wecom_api::XmlMessage::parse(message).is_ok_and(|m| {
+        matches!(
+            m.get("InfoType"),
+            Some("create_auth" | "change_auth" | "cancel_auth")
+        )
+    })
 }
 
 struct Timing {
@@ -398,15 +418,15 @@ async fn verify(state: &EmulatorState, r: &Receiver) -> bool {
     let id = state.hub.open(Record {
         id: 0,
         app: r.spec.app.clone(),
-        url: r.spec.url.clone(),
+        url: r.spec.url.replace(CORPID_TEMPLATE, &receive_id),
         kind: "verify",
-        receive_id,
+        receive_id: receive_id.clone(),
         message: plain.clone(),
         attempts: Vec::new(),
         result: "pending",
     });
     let url = with_query(
-        &r.spec.url,
+        &r.spec.url.replace(CORPID_TEMPLATE, &receive_id),
         &[
             ("msg_signature", &sealed.msg_signature),
             ("timestamp", &timestamp),
@@ -450,6 +470,11 @@ async fn deliver(state: &EmulatorState, t: &Target, message: &str, id: u64) {
         return;
     }
     let timing = timing(state);
+    let timeout = match t.receiver.spec.kind {
+        ReceiverKind::Instruction if must_answer_fast(message) => timing.timeout.min(FAST_ANSWER),
+        _ => timing.timeout,
+    };
+    let url = t.receiver.spec.url.replace(CORPID_TEMPLATE, &t.receive_id);
     for attempt in 0..=timing.retries {
         if attempt > 0 {
             tokio::time::sleep(timing.delay).await;
@@ -461,7 +486,7 @@ async fn deliver(state: &EmulatorState, t: &Target, message: &str, id: u64) {
             .seal(message, &t.receive_id, &timestamp, &nonce);
         let body = envelope(&t.to_user, &t.agent_id, &sealed.encrypt);
         let url = with_query(
-            &t.receiver.spec.url,
+            &url,
             &[
                 ("msg_signature", &sealed.msg_signature),
                 ("timestamp", &timestamp),
@@ -476,7 +501,7 @@ async fn deliver(state: &EmulatorState, t: &Target, message: &str, id: u64) {
                     .post(url)
                     .header("content-type", "text/xml")
                     .body(body);
-                exchange(request, timing.timeout).await
+                exchange(request, timeout).await
             }
             Err(e) => Attempt {
                 status: None,

@@ -393,6 +393,47 @@ async fn install_permanent_code_auth_info_and_corp_token() {
 }
 
 #[tokio::test]
+async fn auth_changes_must_be_answered_within_a_second_tickets_within_the_timeout() {
+    let p = provider().await; // callback_timeout 2s
+    let slow = common::receiver::Answer {
+        status: 200,
+        body: "success",
+        delay: std::time::Duration::from_millis(1300),
+    };
+    p.instructions.script([slow.clone()]);
+    p.ticket(SUITE).await;
+    p.instructions.script([slow]);
+    p.h.control(
+        "suites/install",
+        json!({"suite_id": SUITE, "corp_id": CORP_B}),
+    )
+    .await;
+    let log = p.h.callbacks().await;
+    let tries = |info: &str| -> Vec<Value> {
+        let line = log
+            .iter()
+            .find(|l| l["message"].as_str().unwrap().contains(info))
+            .unwrap();
+        line["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["error"].clone())
+            .collect()
+    };
+    assert_eq!(
+        tries("suite_ticket"),
+        [Value::Null],
+        "1.3 s is within the 2 s timeout"
+    );
+    assert_eq!(
+        tries("create_auth"),
+        [json!("timeout"), Value::Null],
+        "but not within create_auth's 1000 ms"
+    );
+}
+
+#[tokio::test]
 async fn an_auth_code_lives_ten_minutes() {
     let p = provider().await;
     let st = p.suite_token(SUITE, SUITE_SECRET).await;
@@ -656,6 +697,13 @@ async fn data_callbacks_reach_the_suite_for_its_corps_only() {
         json!({"kind": "data", "suite_id": SUITE}),
     )
     .await;
+    let data_url = format!("{}?corp=$CORPID$", data.url);
+    h.register(
+        "saas-data",
+        &data_url,
+        json!({"kind": "data", "suite_id": SUITE}),
+    )
+    .await;
     let home = Receiver::start(&[CORP]).await;
     h.register("crm", &home.url, json!({"agent_id": AGENT}))
         .await;
@@ -683,6 +731,19 @@ async fn data_callbacks_reach_the_suite_for_its_corps_only() {
         (CORP_B, "1000005")
     );
     assert_eq!(data.messages()[0].get("UserID"), Some("zhaoliu"));
+    // `$CORPID$` in a data URL: the event's corp, and the provider's for the URL check.
+    let corps: Vec<(&str, String)> = data
+        .received()
+        .into_iter()
+        .map(|r| (r.kind, r.query["corp"].clone()))
+        .collect();
+    assert_eq!(
+        corps,
+        [
+            ("verify", PROVIDER_CORP.to_string()),
+            ("message", CORP_B.to_string())
+        ]
+    );
     assert!(
         home.messages().is_empty(),
         "the home corp's app hears nothing of corp B"

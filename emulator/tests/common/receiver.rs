@@ -26,6 +26,8 @@ pub struct Received {
     pub to_user: String,
     pub agent_id: String,
     pub timestamp: String,
+    /// The whole query string, signature parameters included.
+    pub query: HashMap<String, String>,
 }
 
 /// How the receiver answers POSTs, one entry per request; then `success`.
@@ -133,6 +135,7 @@ async fn verify(
                 to_user: String::new(),
                 agent_id: String::new(),
                 timestamp: q.get("timestamp").cloned().unwrap_or_default(),
+                query: q.clone(),
             });
             let body = if inner.wrong_echo {
                 format!("\"{plain}\"")
@@ -176,6 +179,7 @@ async fn message(
             to_user: env.get("ToUserName").unwrap_or_default().to_string(),
             agent_id: env.get("AgentID").unwrap_or_default().to_string(),
             timestamp: q.get("timestamp").cloned().unwrap_or_default(),
+            query: q.clone(),
         });
         inner.script.pop_front().unwrap_or(answer(200, "success"))
     };
