@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod answers;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod headers;

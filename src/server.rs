@@ -40,8 +40,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
 
     // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint; with
     // `store.backend = "redis"`, one for the whole cluster.
-    let provider =
-        Provider::from_settings(&current.load().store).map_err(|e| format!("[store]: {e}"))?;
+    let provider = Provider::from_settings(&current.load().store, crate::clock::clock().clone())
+        .map_err(|e| format!("[store]: {e}"))?;
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),

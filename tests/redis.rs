@@ -13,9 +13,9 @@ use common::redis_server::RedisServer;
 use common::world::apps_toml;
 use common::{free_port, http_get_status, Gateway};
 use serde_json::Value;
-use wecom_gateway::provider::{
-    Cached, FallbackStore, Provider, RedisStore, Store, TokenKind, DEFAULT_LOCK_TTL,
-};
+use wecom_api::{Cached, Clock, FallbackStore, RedisStore, Store, Unobserved};
+use wecom_gateway::config::model::DEFAULT_LOCK_TTL;
+use wecom_gateway::provider::{Provider, TokenKind};
 
 const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
 
@@ -51,7 +51,7 @@ async fn keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
 #[tokio::test]
 async fn values_live_under_the_prefix_with_their_expiry() {
     let redis = RedisServer::start();
-    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:http://e:ww1:1000002.fp";
     assert!(s.get(key).await.unwrap().is_none());
     let c = Cached {
@@ -77,7 +77,7 @@ async fn values_live_under_the_prefix_with_their_expiry() {
     );
 
     // Another prefix (another environment on the same Redis) sees nothing of it.
-    let staging = RedisStore::open(&redis.url(), "staging:").unwrap();
+    let staging = RedisStore::open(&redis.url(), "staging:", Clock::system()).unwrap();
     assert!(staging.get(key).await.unwrap().is_none());
 
     // Already expired: not kept at all.
@@ -92,8 +92,8 @@ async fn values_live_under_the_prefix_with_their_expiry() {
 #[tokio::test]
 async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
     let redis = RedisServer::start();
-    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
-    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let a = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:k";
     a.set(key, &cached("v1")).await.unwrap();
     // Both saw v1 fail; B's report comes first and B refreshes to v2.
@@ -114,8 +114,8 @@ async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
 #[tokio::test]
 async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires() {
     let redis = RedisServer::start();
-    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
-    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let a = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:k";
     let ttl = Duration::from_secs(10);
     let id = a.lock(key, ttl).await.unwrap().expect("free");
@@ -149,7 +149,7 @@ async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires()
 #[tokio::test]
 async fn a_script_survives_a_redis_restart_and_a_dead_redis_fails_fast() {
     let mut redis = RedisServer::start();
-    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     s.set("k", &cached("v1")).await.unwrap();
     assert!(s.expire_if("k", "v1").await.unwrap());
     redis.stop();
@@ -378,8 +378,10 @@ async fn three_processes_600_ticket_requests_after_expiry_fetch_each_ticket_once
     let crm = config.apps["crm"].clone();
     let providers: Vec<Provider> = (0..3)
         .map(|_| {
-            let store = RedisStore::open(&redis.url(), "wgw:").unwrap();
-            Provider::with_lock_ttl(Arc::new(FallbackStore::new(store)), DEFAULT_LOCK_TTL)
+            let store = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+            let clock = Clock::system();
+            let store = FallbackStore::new(store, clock.clone(), Arc::new(Unobserved));
+            Provider::new(Arc::new(store), DEFAULT_LOCK_TTL, clock)
         })
         .collect();
     // Answered successfully: a ticket call made with the expired access token fails with

@@ -2,7 +2,6 @@
 //! Nothing here is parsed again after start-up (or after a SIGHUP reload).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +9,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
 use url::Url;
+use wecom_api::AppTargets;
+
+pub use wecom_api::{Credentials, Secret};
 
 pub use super::file::{AppKind, ExternalContactMode, LoginMode, RewriteFlag, StoreBackend};
 
@@ -45,31 +47,6 @@ impl ServerSettings {
     }
 }
 
-/// Key material that must never be printed.
-#[derive(Clone)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// A short, stable, non-reversible name for the secret, used in cache keys so that two
-    /// apps of one corp never share a token (WECOM_API.md, pain 4).
-    pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 pub struct SessionSettings {
     pub secret: Secret,
     /// AES-256-GCM key of the session and login cookies, derived from `secret` once at load.
@@ -81,40 +58,35 @@ pub struct SessionSettings {
     pub assertion_key: Option<crate::login::assertion::AssertionKey>,
 }
 
+/// How long a refresh may hold the store's lock by default (`[store].lock_ttl`): two provider
+/// timeouts, so that a live holder keeps it through a slow gettoken, and a dead one blocks the
+/// cluster's refresh of that key no longer than this.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+
 pub struct StoreSettings {
     pub backend: StoreBackend,
     pub redis_url: Option<Secret>,
     pub key_prefix: String,
     /// How long one process may hold a key's refresh lock; a holder that dies frees it after
     /// this long, so it is also the longest a cluster waits for a lost refresh.
-    pub lock_ttl: std::time::Duration,
+    pub lock_ttl: Duration,
 }
 
 #[derive(Debug)]
 pub struct App {
     pub name: String,
     pub credentials: Credentials,
-    pub secret: Secret,
+    /// Every token and ticket this app can hold, with its cache key and API base, built once
+    /// here so that no call formats or hashes anything.
+    pub targets: AppTargets,
     pub login: LoginMode,
     pub scope: String,
     /// Query parameters appended to the return URL after login: (parameter, identity field).
     pub return_query: Vec<(String, IdentityField)>,
-    pub api_base: Url,
     pub authorize_url: Url,
+    /// WeCom's QR login page; `None` for an Official Account, which has no QR login.
+    pub qr_login_url: Option<Url>,
     pub jssdk_urls: Vec<String>,
-}
-
-#[derive(Debug)]
-pub enum Credentials {
-    Wecom {
-        corp_id: String,
-        agent_id: u64,
-        contact_secret: Option<Secret>,
-        qr_login_url: Url,
-    },
-    WechatMp {
-        app_id: String,
-    },
 }
 
 impl App {

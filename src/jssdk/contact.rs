@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::config::model::{App, Credentials};
 use crate::identity::is_plain_id;
 use crate::login::seal;
-use crate::provider::{ApiRequest, Cached, Provider, ProviderError, TokenKind};
+use crate::provider::{ApiError, ApiRequest, Provider, TokenKind};
+use wecom_api::Cached;
 
 /// A contact ticket binds one page to one customer for this long.
 pub const TICKET_TTL_SECS: u64 = 2 * 3600;
@@ -132,7 +133,7 @@ pub enum ContactError {
     #[error("not this member's contact")]
     NotYourContact,
     #[error("provider: {0}")]
-    Provider(#[from] ProviderError),
+    Provider(#[from] ApiError),
     #[error("the provider's answer cannot be used: {0}")]
     Unusable(String),
 }
@@ -152,7 +153,7 @@ pub fn read_page(errcode: i64, v: &Value) -> Result<Page, ContactError> {
         0 => {}
         84061 | 40096 => return Err(ContactError::NotYourContact),
         _ => {
-            return Err(ContactError::Provider(ProviderError::Api {
+            return Err(ContactError::Provider(ApiError::Api {
                 errcode,
                 errmsg: v["errmsg"].as_str().unwrap_or_default().to_owned(),
             }))
@@ -456,10 +457,7 @@ mod tests {
         }
         assert!(matches!(
             read_page(60011, &json!({"errcode": 60011, "errmsg": "no privilege"})),
-            Err(ContactError::Provider(ProviderError::Api {
-                errcode: 60011,
-                ..
-            }))
+            Err(ContactError::Provider(ApiError::Api { errcode: 60011, .. }))
         ));
         assert!(matches!(
             read_page(0, &json!({"errcode": 0})),

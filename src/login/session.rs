@@ -97,7 +97,7 @@ impl SessionEntry {
                     && self.agent_id == Some(*agent_id)
                     && self.wechat_app_id.is_none()
             }
-            Credentials::WechatMp { app_id } => {
+            Credentials::WechatMp { app_id, .. } => {
                 self.wechat_app_id.as_deref() == Some(app_id.as_str())
             }
         }

@@ -118,8 +118,8 @@ pub async fn config(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -
                 (Err(e), _) | (_, Err(e)) => answers::provider_failure(&e, &ctx.request_id),
             }
         }
-        Credentials::WechatMp { app_id } => {
-            match provider.token(app, TokenKind::CorpTicket).await {
+        Credentials::WechatMp { app_id, .. } => {
+            match provider.token(app, TokenKind::OaTicket).await {
                 Ok(ticket) => {
                     let c = Signed::new(&ticket, &url, now, jsconfig::nonce());
                     answers::json(200, &jsconfig::wechat_payload(app_id, &c), &ctx.request_id)
@@ -143,7 +143,8 @@ async fn replace_stale_ticket(
     request_id: &str,
 ) {
     let kind = match (report.kind, &app.credentials) {
-        (PayloadKind::Config, _) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::Wecom { .. }) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::WechatMp { .. }) => TokenKind::OaTicket,
         (PayloadKind::AgentConfig, Credentials::Wecom { .. }) => TokenKind::AgentTicket,
         (PayloadKind::AgentConfig, Credentials::WechatMp { .. }) => return,
     };
