@@ -6,6 +6,7 @@ pub mod answers;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod headers;
 pub mod identity;
 pub mod import_nginx;

@@ -251,7 +251,7 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
         assertion_key: assertion_secret
             .as_ref()
-            .map(|a| crate::login::assertion::AssertionKey::new(a.expose().as_bytes())),
+            .map(|a| AssertionKey::new(a.expose().as_bytes())),
         assertion_secret,
     })
 }
@@ -541,7 +541,9 @@ fn compile_route(
         }
     };
     if r.external_contact != ExternalContactMode::None
-        && !login.as_ref().is_some_and(|a| a.kind() == AppKind::Wecom)
+        && !login
+            .as_ref()
+            .is_some_and(|a| matches!(a.credentials, Credentials::Wecom { .. }))
     {
         return Err(src.error(
             r.location.span(),

@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::file::{AppKind, ExternalContactMode, RewriteFlag, StoreBackend};
+/// The gateway's nouns and the credentials the config compiles into.
+pub use crate::domain::{App, AssertionKey, IdentityField, LoginMode, Upstream};
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
 use url::Url;
-use wecom_api::AppTargets;
-
 pub use wecom_api::{Credentials, Secret};
-
-pub use super::file::{AppKind, ExternalContactMode, LoginMode, RewriteFlag, StoreBackend};
 
 pub struct Config {
     pub server: ServerSettings,
@@ -55,7 +54,7 @@ pub struct SessionSettings {
     pub ttl: Duration,
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
-    pub assertion_key: Option<crate::login::assertion::AssertionKey>,
+    pub assertion_key: Option<AssertionKey>,
 }
 
 /// How long a refresh may hold the store's lock by default (`[store].lock_ttl`): two provider
@@ -70,80 +69,6 @@ pub struct StoreSettings {
     /// How long one process may hold a key's refresh lock; a holder that dies frees it after
     /// this long, so it is also the longest a cluster waits for a lost refresh.
     pub lock_ttl: Duration,
-}
-
-#[derive(Debug)]
-pub struct App {
-    pub name: String,
-    pub credentials: Credentials,
-    /// Every token and ticket this app can hold, with its cache key and API base, built once
-    /// here so that no call formats or hashes anything.
-    pub targets: AppTargets,
-    pub login: LoginMode,
-    pub scope: String,
-    /// Query parameters appended to the return URL after login: (parameter, identity field).
-    pub return_query: Vec<(String, IdentityField)>,
-    pub authorize_url: Url,
-    /// WeCom's QR login page; `None` for an Official Account, which has no QR login.
-    pub qr_login_url: Option<Url>,
-    pub jssdk_urls: Vec<String>,
-}
-
-impl App {
-    pub fn kind(&self) -> AppKind {
-        match self.credentials {
-            Credentials::Wecom { .. } => AppKind::Wecom,
-            Credentials::WechatMp { .. } => AppKind::WechatMp,
-        }
-    }
-}
-
-/// The identity values `return_query` may append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityField {
-    UserId,
-    OpenId,
-    UnionId,
-    CorpId,
-    AgentId,
-    ExternalUserId,
-}
-
-impl IdentityField {
-    pub const NAMES: &'static [&'static str] = &[
-        "userid",
-        "openid",
-        "unionid",
-        "corp_id",
-        "agent_id",
-        "external_userid",
-    ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "userid" => Self::UserId,
-            "openid" => Self::OpenId,
-            "unionid" => Self::UnionId,
-            "corp_id" => Self::CorpId,
-            "agent_id" => Self::AgentId,
-            "external_userid" => Self::ExternalUserId,
-            _ => return None,
-        })
-    }
-}
-
-pub struct Upstream {
-    pub name: String,
-    /// `host:port` as written, for logs.
-    pub authority: String,
-    /// Resolved once at load, as nginx resolves `proxy_pass` hosts at start-up.
-    pub addr: SocketAddr,
-    /// Host header value when the client's is not kept.
-    pub host: String,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub idle_timeout: Duration,
 }
 
 pub struct Route {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::model::{App, Credentials};
+pub use crate::domain::ExternalContact;
 use crate::identity::is_plain_id;
 use crate::login::seal;
 use crate::provider::{ApiError, ApiRequest, Provider, TokenKind};
@@ -24,18 +25,6 @@ pub const CACHE_TTL: Duration = Duration::from_secs(600);
 const MAX_PAGES: usize = 100;
 /// The associated data of the sealed ticket: a session cookie never opens as a ticket.
 const TICKET_AAD: &str = "wgw_contact";
-
-/// A verified external contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExternalContact {
-    pub external_userid: String,
-    /// Only for WeChat users of a corp bound to an Open Platform account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unionid: Option<String>,
-    /// For the page; never a header.
-    #[serde(default)]
-    pub name: String,
-}
 
 /// What the `WGW-Contact` ticket seals.
 #[derive(Debug, Serialize, Deserialize)]

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use tower::retry::{Retry, RetryLayer};
 use tower::timeout::{Timeout, TimeoutLayer};
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 
 use crate::cache::TokenCache;
 use crate::error::ApiError;
 use crate::fetch::{WithCredentials, WithToken};
 use crate::observe::{Observer, Unobserved};
 use crate::request::{ApiRequest, ApiResponse};
-use crate::stack::{Attempt, HttpService, RetryPolicy, TokenLayer, TokenService};
+use crate::stack::{api_error, Attempt, HttpService, RetryPolicy, TokenLayer, TokenService};
 use crate::store::Store;
 use crate::target::{Plan, TokenTarget};
 use crate::Clock;
@@ -21,10 +21,11 @@ use crate::Clock;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Plain calls: the per-try timeout over one HTTP exchange.
-pub(crate) type PlainStack = Timeout<HttpService>;
+type PlainStack = Timeout<HttpService>;
 /// Calls with a token: retry, token injection from the credential tokens, timeout, HTTP.
-pub(crate) type CallStack =
-    Retry<RetryPolicy, TokenService<TokenCache<WithCredentials>, Timeout<HttpService>>>;
+type CallStack = Retry<RetryPolicy, TokenService<CredentialTokens, Timeout<HttpService>>>;
+/// Tokens fetched with credentials alone: what calls carry.
+type CredentialTokens = TokenCache<WithCredentials<PlainStack>>;
 
 /// The WeCom / WeChat API client: tokens fetched, cached, refreshed and retried in one place.
 /// Cheap to clone.
@@ -36,10 +37,9 @@ pub struct Client {
 struct Inner {
     plain: PlainStack,
     calls: CallStack,
-    /// Tokens fetched with credentials alone: what calls carry.
-    credentials: TokenCache<WithCredentials>,
+    credentials: CredentialTokens,
     /// Tickets, fetched by calls that carry a credential token.
-    tickets: TokenCache<WithToken>,
+    tickets: TokenCache<WithToken<CallStack>>,
     store: Arc<dyn Store>,
     clock: Clock,
 }
@@ -197,15 +197,5 @@ impl Client {
         };
         let answered = self.inner.plain.clone().oneshot(attempt).await;
         answered.map(|a| a.response).map_err(api_error)
-    }
-}
-
-pub(crate) fn api_error(e: BoxError) -> ApiError {
-    if e.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::Timeout;
-    }
-    match e.downcast::<ApiError>() {
-        Ok(p) => *p,
-        Err(e) => ApiError::Unreachable(e.to_string()),
     }
 }

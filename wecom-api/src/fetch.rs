@@ -8,13 +8,12 @@
 use std::future::Future;
 
 use serde_json::Value;
-use tower::ServiceExt;
+use tower::{BoxError, Service, ServiceExt};
 
 use crate::error::ApiError;
 use crate::request::ApiResponse;
-use crate::stack::Attempt;
+use crate::stack::{api_error, Answered, Attempt};
 use crate::target::{Plan, TokenTarget};
-use crate::{CallStack, PlainStack};
 
 /// What a fetch brings back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +30,32 @@ pub trait Fetch: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static;
 }
 
-/// `gettoken` / `token` with the target's credentials, no token, no token retry.
-pub(crate) struct WithCredentials {
-    pub plain: PlainStack,
+/// A stack a fetch can go down: the plain stack or the token stack of [`crate::Client`].
+pub(crate) trait Stack:
+    Service<Attempt, Response = Answered, Error = BoxError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
 }
 
-impl Fetch for WithCredentials {
+impl<S> Stack for S where
+    S: Service<Attempt, Response = Answered, Error = BoxError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// `gettoken` / `token` with the target's credentials over the plain stack: no token, no
+/// token retry.
+pub(crate) struct WithCredentials<S> {
+    pub plain: S,
+}
+
+impl<S: Stack> Fetch for WithCredentials<S> {
     fn fetch(
         &self,
         target: &TokenTarget,
@@ -58,18 +77,18 @@ impl Fetch for WithCredentials {
                 token: None,
                 failed: None,
             };
-            let answered = stack.oneshot(attempt).await.map_err(crate::api_error)?;
+            let answered = stack.oneshot(attempt).await.map_err(api_error)?;
             read(&answered.response, target.field())
         }
     }
 }
 
 /// An API call with another target's token over the token stack: the jsapi tickets.
-pub(crate) struct WithToken {
-    pub calls: CallStack,
+pub(crate) struct WithToken<S> {
+    pub calls: S,
 }
 
-impl Fetch for WithToken {
+impl<S: Stack> Fetch for WithToken<S> {
     fn fetch(
         &self,
         target: &TokenTarget,
@@ -90,7 +109,7 @@ impl Fetch for WithToken {
                 token: None,
                 failed: None,
             };
-            let answered = stack.oneshot(attempt).await.map_err(crate::api_error)?;
+            let answered = stack.oneshot(attempt).await.map_err(api_error)?;
             read(&answered.response, target.field())
         }
     }

@@ -44,5 +44,3 @@ pub use secret::Secret;
 pub use store::{Cached, FallbackStore, MemoryStore, RedisStore, Store, StoreError};
 pub use target::{AppTargets, TokenTarget};
 pub use throttle::Throttle;
-
-pub(crate) use client::{api_error, CallStack, PlainStack};

@@ -93,6 +93,17 @@ impl Service<Attempt> for HttpService {
     }
 }
 
+/// What the stack's boxed errors were: a timeout, or the error a layer returned.
+pub(crate) fn api_error(e: BoxError) -> ApiError {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::Timeout;
+    }
+    match e.downcast::<ApiError>() {
+        Ok(p) => *p,
+        Err(e) => ApiError::Unreachable(e.to_string()),
+    }
+}
+
 /// reqwest's errors name the URL, which holds the token: never let it out.
 fn transport_error(e: reqwest::Error) -> ApiError {
     if e.is_timeout() {
