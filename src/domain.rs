@@ -78,8 +78,6 @@ pub struct Upstream {
     pub authority: String,
     /// Resolved once at load, as nginx resolves `proxy_pass` hosts at start-up.
     pub addr: SocketAddr,
-    /// Host header value when the client's is not kept.
-    pub host: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,

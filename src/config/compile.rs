@@ -90,7 +90,6 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         apps,
         upstreams,
         routes: Arc::new(RouteTable { routes, matcher }),
-        nginx_includes,
         rules,
         emulator,
     })
@@ -245,8 +244,8 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
         .transpose()?;
     Ok(SessionSettings {
+        // Only the derived key is kept: the raw secret leaves memory with the parsed file.
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
-        secret: session_secret,
         cookie_name,
         ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
         assertion_key: assertion_secret
@@ -474,10 +473,6 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
         })?;
     Ok(Upstream {
         name: name.to_owned(),
-        host: match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        },
         authority,
         addr,
         connect_timeout: u.connect_timeout.unwrap_or(Duration::from_secs(5)),

@@ -21,7 +21,6 @@ pub struct Config {
     pub apps: BTreeMap<String, Arc<App>>,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     pub routes: Arc<RouteTable>,
-    pub nginx_includes: Vec<std::path::PathBuf>,
     /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.
     pub rules: Option<Arc<super::rules::Rules>>,
     pub emulator: EmulatorSettings,
@@ -47,7 +46,6 @@ impl ServerSettings {
 }
 
 pub struct SessionSettings {
-    pub secret: Secret,
     /// AES-256-GCM key of the session and login cookies, derived from `secret` once at load.
     pub key: cookie::Key,
     pub cookie_name: String,
