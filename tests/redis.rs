@@ -90,6 +90,33 @@ async fn values_live_under_the_prefix_with_their_expiry() {
 }
 
 #[tokio::test]
+async fn facts_live_under_the_prefix_apart_from_tokens_with_their_ttl() {
+    let redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let key = "fact:contact:ww1:zhangsan:wmC";
+    assert!(s.get_fact(key).await.unwrap().is_none());
+    s.put_fact(key, r#"{"v":1}"#, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(s.get_fact(key).await.unwrap().as_deref(), Some(r#"{"v":1}"#));
+    assert_eq!(
+        keys(&redis, "*").await,
+        vec!["wgw:fact:contact:ww1:zhangsan:wmC"]
+    );
+    let mut conn = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("wgw:fact:contact:ww1:zhangsan:wmC")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((595_000..=600_000).contains(&pttl), "{pttl}");
+    // A fact is not a token, and reads as none.
+    assert!(s.get(key).await.unwrap().is_none());
+    let other = RedisStore::open(&redis.url(), "staging:", Clock::system()).unwrap();
+    assert!(other.get_fact(key).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
     let redis = RedisServer::start();
     let a = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();

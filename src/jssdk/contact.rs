@@ -2,24 +2,20 @@
 //! `externalcontact/get` lists the logged-in member among the contact's `follow_user`, and it
 //! reaches the CRM only as a sealed, page-bound ticket or the session's current contact.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use cookie::Key;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::contact_cache::ContactCache;
 use crate::config::model::{App, Credentials};
 pub use crate::domain::ExternalContact;
 use crate::identity::is_plain_id;
 use crate::login::seal;
 use crate::provider::{ApiError, ApiRequest, Provider, TokenKind};
-use wecom_api::Cached;
 
 /// A contact ticket binds one page to one customer for this long.
 pub const TICKET_TTL_SECS: u64 = 2 * 3600;
-/// Positive verifications are reused this long per (corp, member, contact).
-pub const CACHE_TTL: Duration = Duration::from_secs(600);
 /// `follow_user` comes 500 per page; a contact followed by more than 100 pages of members is
 /// not a sidebar's contact.
 const MAX_PAGES: usize = 100;
@@ -179,17 +175,6 @@ pub fn plausible_external_userid(s: &str) -> bool {
     s.len() <= 128 && is_plain_id(s)
 }
 
-fn cache_key(corp_id: &str, userid: &str, external_userid: &str) -> String {
-    format!("contact:{corp_id}:{userid}:{external_userid}")
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Is `external_userid` a contact of member `userid` of `app`'s corp? Asks the store first
 /// (positive answers only, 10 minutes), then `externalcontact/get` page by page until the
 /// member shows up in `follow_user`.
@@ -209,18 +194,9 @@ pub async fn verify(
             "external contacts belong to WeCom apps".into(),
         ));
     };
-    let key = cache_key(corp_id, userid, external_userid);
-    let store = provider.store();
-    let now = now_ms();
-    // A store that cannot answer only costs a provider call.
-    if let Ok(Some(c)) = store.get(&key).await {
-        if c.expires_at > now {
-            if let Ok(contact) = serde_json::from_str::<ExternalContact>(&c.value) {
-                if contact.external_userid == external_userid {
-                    return Ok(contact);
-                }
-            }
-        }
+    let cache = ContactCache::new(&**provider.store());
+    if let Some(contact) = cache.get(corp_id, userid, external_userid).await {
+        return Ok(contact);
     }
     // The contact secret's token is the one `externalcontact/*` is meant for; without one, the
     // app's own token works when the app is allowed to call customer contact APIs.
@@ -253,16 +229,7 @@ pub async fn verify(
             let mut contact = page.contact;
             // A unionid that is not a plain id is dropped, never forwarded (SPEC section 7).
             contact.unionid = contact.unionid.filter(|u| is_plain_id(u));
-            let cached = Cached {
-                value: serde_json::to_string(&contact)
-                    .expect("plain data serialises")
-                    .into(),
-                fetched_at: now,
-                expires_at: now + CACHE_TTL.as_millis() as u64,
-            };
-            if let Err(e) = store.set(&key, &cached).await {
-                tracing::warn!(error = %e, "external contact not cached");
-            }
+            cache.remember(corp_id, userid, &contact).await;
             return Ok(contact);
         }
         if page.next_cursor.is_empty() || page.next_cursor == cursor {

@@ -81,10 +81,7 @@ mod tests {
             userid: Some("zhangsan".into()),
             ..Identity::default()
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = crate::clock::now_secs();
         let jwt = sign(
             &id,
             "rid-1",
