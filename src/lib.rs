@@ -23,3 +23,5 @@ pub mod request_id;
 pub mod rewrite_phase;
 pub mod server;
 pub mod static_files;
+#[cfg(debug_assertions)]
+pub mod test_control;

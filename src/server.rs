@@ -84,6 +84,15 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         server.add_service(qyapi);
     }
 
+    #[cfg(debug_assertions)]
+    if crate::test_control::enabled() {
+        tracing::warn!(
+            "{}=1: this debug build lets loopback clients move its clock (POST {} on the admin listener); never run it so in production",
+            crate::test_control::ENV,
+            crate::test_control::PATH
+        );
+    }
+
     lifecycle::spawn_reloader(config_path, current);
     tracing::info!(%listen, "wecom-gateway listening");
     server.run(RunArgs {

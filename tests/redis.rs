@@ -98,7 +98,10 @@ async fn facts_live_under_the_prefix_apart_from_tokens_with_their_ttl() {
     s.put_fact(key, r#"{"v":1}"#, Duration::from_secs(600))
         .await
         .unwrap();
-    assert_eq!(s.get_fact(key).await.unwrap().as_deref(), Some(r#"{"v":1}"#));
+    assert_eq!(
+        s.get_fact(key).await.unwrap().as_deref(),
+        Some(r#"{"v":1}"#)
+    );
     assert_eq!(
         keys(&redis, "*").await,
         vec!["wgw:fact:contact:ww1:zhangsan:wmC"]
@@ -158,8 +161,13 @@ async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires()
     assert!(id_b.is_some(), "released by its holder");
     assert_ne!(id_b.as_deref(), Some(id.as_str()), "unique per taking");
 
-    // B dies holding it: it frees itself, and A's old id cannot release the new holder's.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B dies holding it: it frees itself (Redis's own clock: watched, not slept on), and A's
+    // old id cannot release the new holder's.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !keys(&redis, "wgw:lock:*").await.is_empty() {
+        assert!(Instant::now() < deadline, "the lock never lapsed");
+        tokio::task::yield_now().await;
+    }
     let id_a = a.lock(key, ttl).await.unwrap().expect("expired");
     b.unlock(key, id_b.as_deref().unwrap()).await.unwrap();
     assert!(
