@@ -9,7 +9,6 @@ mod decide;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -271,16 +270,14 @@ impl<F: Fetch> TokenCache<F> {
 
 /// What the token layer of the stack asks of the credential tokens' cache.
 impl<F: Fetch> TokenSource for TokenCache<F> {
-    fn token(
+    async fn token(
         &self,
         target: &TokenTarget,
         failed: Option<Arc<str>>,
-    ) -> impl Future<Output = Result<Arc<str>, ApiError>> + Send {
-        async move {
-            match failed {
-                Some(failed) => self.replace(target, &failed).await,
-                None => self.get(target).await,
-            }
+    ) -> Result<Arc<str>, ApiError> {
+        match failed {
+            Some(failed) => self.replace(target, &failed).await,
+            None => self.get(target).await,
         }
     }
 }
