@@ -9,7 +9,7 @@ use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use pingora::http::ResponseHeader;
 
-use crate::provider::ProviderError;
+use crate::provider::ApiError;
 
 /// A response head and its body, written by the gateway itself.
 pub type Answer = (Box<ResponseHeader>, Bytes);
@@ -193,9 +193,9 @@ impl Failure {
     /// A WeCom call behind a gateway endpoint failed: 504 on a timeout, else 502 with the
     /// provider's errcode when it gave one. Transport errors can quote the request URL, token
     /// and all: never echoed.
-    pub fn provider(e: &ProviderError) -> Failure {
+    pub fn provider(e: &ApiError) -> Failure {
         match e {
-            ProviderError::Api { errcode, errmsg } => {
+            ApiError::Api { errcode, errmsg } => {
                 let mut f = Failure::new(
                     Kind::ProviderFailed,
                     format!("WeCom answered errcode {errcode}: {}", printable(errmsg)),
@@ -203,13 +203,13 @@ impl Failure {
                 f.errcode = Some(*errcode);
                 f
             }
-            ProviderError::Timeout => {
+            ApiError::Timeout => {
                 Failure::new(Kind::ProviderTimeout, "WeCom did not answer in time")
             }
-            ProviderError::Unreachable(_) => {
+            ApiError::Unreachable(_) => {
                 Failure::new(Kind::ProviderFailed, "WeCom could not be reached")
             }
-            ProviderError::BadAnswer(_) => {
+            ApiError::BadAnswer(_) => {
                 Failure::new(Kind::ProviderFailed, "WeCom's answer was not understood")
             }
         }
@@ -426,15 +426,15 @@ pub fn wecom_error(status: u16, errcode: i64, errmsg: &str, request_id: &str) ->
 /// A failed WeCom call of the qyapi endpoint in WeCom's shape: a failed gettoken keeps its
 /// errcode (40001 bad secret, 60020 ...) with 200 as WeCom sends it; no answer at all is
 /// errcode -1 with 504 or 502. The third value is the `errcode` metrics label.
-pub fn wecom_provider_error(e: &ProviderError, request_id: &str) -> (Answer, String) {
+pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, String) {
     let (status, errcode, label) = match e {
-        ProviderError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
-        ProviderError::Timeout => (504, -1, "timeout".to_owned()),
-        ProviderError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
-        ProviderError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
+        ApiError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
+        ApiError::Timeout => (504, -1, "timeout".to_owned()),
+        ApiError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
+        ApiError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
     };
     let msg = match e {
-        ProviderError::Api { errmsg, .. } => printable(errmsg),
+        ApiError::Api { errmsg, .. } => printable(errmsg),
         other => other.to_string(),
     };
     (wecom_error(status, errcode, &msg, request_id), label)
@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn provider_failures_carry_the_errcode_never_transport_details() {
-        let f = Failure::provider(&ProviderError::Api {
+        let f = Failure::provider(&ApiError::Api {
             errcode: 60011,
             errmsg: "no privilege\r\n".into(),
         });
@@ -571,13 +571,10 @@ mod tests {
             (v["error"].as_str(), v["errcode"].as_i64()),
             (Some("provider_error"), Some(60011))
         );
-        let f = Failure::provider(&ProviderError::Unreachable(
+        let f = Failure::provider(&ApiError::Unreachable(
             "http://x/?access_token=SECRET".into(),
         ));
         assert!(!body(&render(&f, "r", Form::Json)).contains("SECRET"));
-        assert_eq!(
-            Failure::provider(&ProviderError::Timeout).kind.status(),
-            504
-        );
+        assert_eq!(Failure::provider(&ApiError::Timeout).kind.status(), 504);
     }
 }

@@ -520,7 +520,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
     let settings = SessionSettings::new(
-        Secret::new(SESSION_SECRET.into()),
+        &Secret::new(SESSION_SECRET.into()),
         "wgw_session",
         std::time::Duration::from_secs(8 * 3600),
     );
@@ -567,7 +567,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
     let settings = SessionSettings::new(
-        Secret::new("another-secret-another-secret-0123456789".into()),
+        &Secret::new("another-secret-another-secret-0123456789".into()),
         "wgw_session",
         std::time::Duration::from_secs(3600),
     );

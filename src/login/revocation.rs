@@ -6,14 +6,16 @@
 //! - `revoked:member:{corp or app id}:{userid or openid}` — every session of one person issued
 //!   at or before the time it holds (section 18's `delete_user`), kept one `ttl`.
 //!
-//! Both are read when a session cookie opens. A store that does not answer counts as "not
+//! Both are store facts, gone at the end of their life, read when a session cookie opens. A store that does not answer counts as "not
 //! revoked": the fallback store still serves what this process wrote, and failing closed
 //! would sign everyone out while Redis is down.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use wecom_api::Store;
 
 use super::session::SessionEntry;
-use crate::provider::{Cached, Store};
 
 pub fn session_key(sid: &str) -> String {
     format!("revoked:sid:{sid}")
@@ -30,30 +32,19 @@ pub fn member_key(entry: &SessionEntry) -> Option<String> {
     Some(format!("revoked:member:{owner}:{who}"))
 }
 
-fn record(value: String, now_secs: u64, until_secs: u64) -> Cached {
-    Cached {
-        value: value.into(),
-        fetched_at: now_secs.saturating_mul(1000),
-        expires_at: until_secs.saturating_mul(1000),
-    }
-}
-
 /// `logout`: this session no longer opens, on any instance.
 pub async fn end_session(store: &Arc<dyn Store>, entry: &SessionEntry, now_secs: u64) {
     let Some(sid) = &entry.sid else { return };
-    let until = entry.exp.max(now_secs + 1);
-    if let Err(e) = store
-        .set(&session_key(sid), &record("1".into(), now_secs, until))
-        .await
-    {
+    let left = Duration::from_secs(entry.exp.saturating_sub(now_secs).max(1));
+    if let Err(e) = store.put_fact(&session_key(sid), "1", left).await {
         tracing::warn!(error = %e, "session revocation not stored");
     }
 }
 
 /// Every session of `entry`'s person issued up to `now` no longer opens, for `ttl_secs`.
 pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64, ttl_secs: u64) {
-    let value = record(now_secs.to_string(), now_secs, now_secs + ttl_secs);
-    if let Err(e) = store.set(member_key, &value).await {
+    let ttl = Duration::from_secs(ttl_secs.max(1));
+    if let Err(e) = store.put_fact(member_key, &now_secs.to_string(), ttl).await {
         tracing::warn!(error = %e, "member revocation not stored");
     }
 }
@@ -62,7 +53,7 @@ pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64,
 pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
     let by_sid = async {
         match &entry.sid {
-            Some(sid) => matches!(store.get(&session_key(sid)).await, Ok(Some(c)) if current(&c)),
+            Some(sid) => matches!(store.get_fact(&session_key(sid)).await, Ok(Some(_))),
             None => false,
         }
     };
@@ -70,18 +61,13 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
         let Some(key) = member_key(entry) else {
             return false;
         };
-        match store.get(&key).await {
-            Ok(Some(c)) if current(&c) => c.value.parse::<u64>().is_ok_and(|at| entry.iat <= at),
+        match store.get_fact(&key).await {
+            Ok(Some(at)) => at.parse::<u64>().is_ok_and(|at| entry.iat <= at),
             _ => false,
         }
     };
     let (a, b) = tokio::join!(by_sid, by_member);
     a || b
-}
-
-/// A record past its end is forgotten (the memory store keeps one until it tidies).
-fn current(c: &Cached) -> bool {
-    c.expires_at > crate::provider::now_ms()
 }
 
 /// `entries` without the revoked ones.
@@ -98,7 +84,7 @@ pub async fn live(store: &Arc<dyn Store>, entries: Vec<SessionEntry>) -> Vec<Ses
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::MemoryStore;
+    use wecom_api::MemoryStore;
 
     fn member(iat: u64, sid: &str) -> SessionEntry {
         SessionEntry {
@@ -118,7 +104,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_ends_alone_and_a_member_with_every_earlier_session() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::clock::clock().clone()));
         let now = crate::login::now_secs();
         let (a, b) = (member(now - 100, "a"), member(now - 50, "b"));
         assert!(!is_revoked(&store, &a).await);

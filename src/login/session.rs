@@ -103,7 +103,7 @@ impl SessionEntry {
                     && self.agent_id == Some(*agent_id)
                     && self.wechat_app_id.is_none()
             }
-            Credentials::WechatMp { app_id } => {
+            Credentials::WechatMp { app_id, .. } => {
                 self.wechat_app_id.as_deref() == Some(app_id.as_str())
             }
         }
@@ -180,7 +180,7 @@ mod tests {
 
     fn settings(secret: &str) -> SessionSettings {
         let secret = Secret::new(format!("{secret:0>32}"));
-        SessionSettings::new(secret, "wgw_session", Duration::from_secs(3600))
+        SessionSettings::new(&secret, "wgw_session", Duration::from_secs(3600))
     }
 
     fn entry(app: &str, iat: u64) -> SessionEntry {

@@ -107,9 +107,9 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
             let g = Signed::new(&agent, &url, now, jsconfig::nonce());
             jsconfig::wecom_payload(corp_id, *agent_id, &c, &g)
         }
-        Credentials::WechatMp { app_id } => {
+        Credentials::WechatMp { app_id, .. } => {
             let ticket = provider
-                .token(app, TokenKind::CorpTicket)
+                .token(app, TokenKind::OaTicket)
                 .await
                 .map_err(|e| Failure::provider(&e))?;
             let c = Signed::new(&ticket, &url, now, jsconfig::nonce());
@@ -129,7 +129,8 @@ async fn replace_stale_ticket(
     request_id: &str,
 ) {
     let kind = match (report.kind, &app.credentials) {
-        (PayloadKind::Config, _) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::Wecom { .. }) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::WechatMp { .. }) => TokenKind::OaTicket,
         (PayloadKind::AgentConfig, Credentials::Wecom { .. }) => TokenKind::AgentTicket,
         (PayloadKind::AgentConfig, Credentials::WechatMp { .. }) => return,
     };

@@ -41,7 +41,12 @@ pub(super) fn login_link(config: &Config, app: Option<&str>, return_to: &str) ->
             config
                 .apps
                 .values()
-                .find(|a| a.kind() == crate::config::model::AppKind::Wecom)
+                .find(|a| {
+                    matches!(
+                        a.credentials,
+                        crate::config::model::Credentials::Wecom { .. }
+                    )
+                })
                 .or_else(|| config.apps.values().next())
                 .map(|a| a.name.clone())
         })
@@ -297,7 +302,7 @@ pub async fn callback(
             count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
             let detail = match &e {
-                LoginError::Provider(crate::provider::ProviderError::Timeout) => {
+                LoginError::Provider(crate::provider::ApiError::Timeout) => {
                     "the sign-in service did not answer in time"
                 }
                 LoginError::CodeInvalid(_) => "the sign-in code was refused twice",

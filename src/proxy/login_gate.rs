@@ -13,7 +13,7 @@ use crate::config::model::{App, Config};
 use crate::login::now_secs;
 use crate::login::revocation;
 use crate::login::session::{self, SessionEntry};
-use crate::provider::Store;
+use wecom_api::Store;
 
 pub async fn check(
     session: &Session,

@@ -22,7 +22,7 @@ use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::{labels, METRICS};
-use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError};
+use crate::provider::{ApiError, ApiRequest, ApiResponse, Provider};
 use request::TokenUse;
 
 /// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
@@ -299,7 +299,7 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer.
-fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Served {
+fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Served {
     let (a, errcode) = answers::wecom_provider_error(e, rid);
     Served {
         response: from_answer(a),
@@ -334,20 +334,21 @@ fn sdk_gettoken(
         let ok = match &app.credentials {
             Credentials::Wecom {
                 corp_id,
+                secret: app_secret,
                 contact_secret,
                 ..
             } if wecom => {
                 let secret = param("corpsecret");
                 *corp_id == param("corpid")
-                    && (handle::same_secret(secret, app.secret.expose())
+                    && (handle::same_secret(secret, app_secret.expose())
                         || contact_secret
                             .as_ref()
                             .is_some_and(|c| handle::same_secret(secret, c.expose())))
             }
-            Credentials::WechatMp { app_id } if !wecom => {
+            Credentials::WechatMp { app_id, secret } if !wecom => {
                 param("grant_type") == "client_credential"
                     && *app_id == param("appid")
-                    && handle::same_secret(param("secret"), app.secret.expose())
+                    && handle::same_secret(param("secret"), secret.expose())
             }
             _ => false,
         };

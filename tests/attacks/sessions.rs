@@ -48,7 +48,7 @@ async fn a_session_cookie_copied_before_logout_no_longer_opens() {
 /// 8 h ttl.
 fn issued_at(iat: u64) -> String {
     let settings = SessionSettings::new(
-        Secret::new(SESSION_SECRET.into()),
+        &Secret::new(SESSION_SECRET.into()),
         "wgw_session",
         Duration::from_secs(8 * 3600),
     );
@@ -125,11 +125,7 @@ async fn a_member_revoked_in_the_store_is_signed_out_on_every_instance() {
     let mut conn = redis.conn().await;
     let _: () = redis::cmd("SET")
         .arg(format!("wgw:revoked:member:{CORP_ID}:zhangsan"))
-        .arg(format!(
-            "v1:{}:{}:{now}",
-            now * 1000,
-            (now + 9 * 3600) * 1000
-        ))
+        .arg(now.to_string())
         .arg("PX")
         .arg(9 * 3600 * 1000)
         .query_async(&mut conn)
