@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod answers;
 pub mod config;
+pub mod connection;
 pub mod demo;
 pub mod headers;
 pub mod identity;

@@ -12,6 +12,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::connection;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
@@ -47,8 +48,14 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         inflight: inflight.clone(),
         provider: provider.clone(),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    proxy.server_options = Some(connection::server_options(&current.load().server));
+    let max_connections =
+        connection::effective_max_connections(current.load().server.max_connections);
+    let mut proxy = Service::new(
+        "public".to_owned(),
+        connection::Limited::new(proxy, max_connections),
+    );
     // pingora's default 64 KiB read buffer per connection is sized for TLS records; plain HTTP
     // behind a TLS terminator reads headers into the HTTP layer's own buffer anyway, and
     // 10,000 idle keep-alive connections would hold 640 MiB of zeroed buffers.
