@@ -20,5 +20,6 @@ pub mod qyapi;
 pub mod redact;
 pub mod request_id;
 pub mod rewrite_phase;
+pub mod served;
 pub mod server;
 pub mod static_files;

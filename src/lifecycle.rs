@@ -49,6 +49,7 @@ impl ShutdownSignalWatch for StopSignals {
                 );
             }
             tracing::info!("stopped");
+            crate::logging::flush();
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate

@@ -17,6 +17,7 @@ use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
+use crate::served::Served;
 
 /// Read buffer per public connection (see `run`).
 const PUBLIC_READ_BUFFER: usize = 8 * 1024;
@@ -70,10 +71,13 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_owned(),
-            Admin {
-                config: current.clone(),
-                provider: provider.clone(),
-            },
+            Served::new(
+                Admin {
+                    config: current.clone(),
+                    provider: provider.clone(),
+                },
+                connection::server_options(&current.load().server),
+            ),
         );
         admin.add_tcp(&addr);
         server.add_service(admin);
@@ -82,10 +86,13 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     if let Some(addr) = qyapi_listen {
         let mut qyapi = Service::new(
             "qyapi".to_owned(),
-            Qyapi {
-                config: current.clone(),
-                provider,
-            },
+            Served::new(
+                Qyapi {
+                    config: current.clone(),
+                    provider,
+                },
+                connection::server_options(&current.load().server),
+            ),
         );
         qyapi.add_tcp(&addr);
         server.add_service(qyapi);
