@@ -15,6 +15,8 @@ Sections:
      store, then three processes sharing a redis-server (when installed).
   4. RSS idle and with 10,000 open keep-alive connections: nginx, the bare proxy, the gateway.
 
+`--sections engine` runs instead a matrix of the bare proxy's engine settings (threads, work
+stealing, listener tasks, upstream pool, read buffer) against the same upstream, RSS included.
 `--sections proxy,qyapi,stampede,memory` runs a subset; `--preload LIB` runs the bare proxy and
 the gateway with LD_PRELOAD=LIB (an allocator experiment, e.g. libjemalloc.so.2).
 """
@@ -389,7 +391,8 @@ login = "crm"
 location = "/"
 upstream = "crm"
 """)
-        gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=engine_env)
+        gw_log = open(os.path.join(work, "gateway.log"), "wb")
+        gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=engine_env, stderr=gw_log)
         for url in (f"http://127.0.0.1:{up_port}/", f"http://127.0.0.1:{ngx_port}/", f"http://127.0.0.1:{bare_port}/",
                     f"http://127.0.0.1:{admin_port}/healthz", f"http://127.0.0.1:{emu_port}/_emulator/healthz"):
             wait_http(url)
@@ -453,6 +456,15 @@ upstream = "crm"
         elif st:
             notes.append("cluster stampede skipped: redis-server is not installed (make deps)")
 
+        if rows:
+            with open(os.path.join(work, "gateway.log"), "rb") as f:
+                lost = f.read().count(b"failed to acquire reusable stream")
+            notes.append(f"pingora's \"failed to acquire reusable stream\" in the gateway's log during the proxy rows: {lost}")
+
+        if "engine" in sections:
+            engine_matrix(args, procs, up_port, engine_env)
+            return
+
         memory = []
         if "memory" in sections:
             for name, pid, port in (("nginx proxy_pass", ngx.pid, ngx_port), ("bare pingora", bare.pid, bare_port),
@@ -465,6 +477,46 @@ upstream = "crm"
     finally:
         procs.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+ENGINE_SETTINGS = [
+    ("default here (2 threads, no stealing, 1 listener task, pool 128, 64 KiB read buffer)", []),
+    ("work stealing", ["--work-stealing"]),
+    ("2 listener tasks per fd", ["--listener-tasks", "2"]),
+    ("1 thread", ["--threads", "1"]),
+    ("upstream pool 16", ["--pool", "16"]),
+    ("upstream pool 1024", ["--pool", "1024"]),
+    ("read buffer 8 KiB", ["--read-buffer", "8192"]),
+    ("read buffer off", ["--read-buffer", "0"]),
+]
+
+
+def engine_matrix(args, procs, up_port, env):
+    """The bare proxy under each engine setting, one after the other, same upstream."""
+    lines = ["# Engine settings (bare pingora proxy)", "",
+             f"`bench/run.sh --sections engine --duration {args.duration} --connections {args.connections}`"
+             f"{' with LD_PRELOAD=' + env['LD_PRELOAD'] if 'LD_PRELOAD' in env else ''}, {time.strftime('%Y-%m-%d')}.", "",
+             "| setting | req/s keep-alive | p99 ms | req/s close | RSS 10k conns MiB | KiB/conn |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label, extra in ENGINE_SETTINGS:
+        port = free_port()
+        threads = [] if "--threads" in extra else ["--threads", str(args.threads)]
+        p = procs.start([BARE, f"127.0.0.1:{port}", f"127.0.0.1:{up_port}"] + threads + extra, env=env)
+        wait_http(f"http://127.0.0.1:{port}/")
+        ka = wrk(f"http://127.0.0.1:{port}/", True, (), args.duration, args.connections, args.threads)
+        close = wrk(f"http://127.0.0.1:{port}/", False, (), args.duration, args.connections, args.threads)
+        idle, held = held_rss(p.pid, port)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
+        line = (f"| {label} | {ka['rps']:.0f} | {ka['p99']:.3f} | {close['rps']:.0f} | {held / 1024:.1f} | "
+                f"{per_conn_kib(idle, held):.1f} |")
+        print(line, flush=True)
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    out = os.path.join(os.path.dirname(args.out), "ENGINE.md") if args.out.endswith("RESULTS.md") else args.out
+    with open(out, "w") as f:
+        f.write(text)
+    print(text)
 
 
 def per_conn_kib(idle, held, n=10000):

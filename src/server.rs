@@ -19,8 +19,8 @@ use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
 use crate::served::Served;
 
-/// Read buffer per public connection (see `run`).
-const PUBLIC_READ_BUFFER: usize = 8 * 1024;
+/// Read buffer of the public connections' transport: none (see `run`).
+const PUBLIC_READ_BUFFER: usize = 0;
 
 pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let conf = ServerConf {
@@ -57,9 +57,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         "public".to_owned(),
         connection::Limited::new(proxy, max_connections),
     );
-    // pingora's default 64 KiB read buffer per connection is sized for TLS records; plain HTTP
-    // behind a TLS terminator reads headers into the HTTP layer's own buffer anyway, and
-    // 10,000 idle keep-alive connections would hold 640 MiB of zeroed buffers.
+    // pingora's transport read buffer (64 KiB by default) is sized for TLS records. Over plain
+    // HTTP, as here behind a TLS terminator, pingora reads each request header into its own
+    // buffer anyway: the transport buffer only adds a copy, and it stays allocated for as long
+    // as the connection is open (10,000 idle keep-alive connections: 80 MiB at 8 KiB each).
+    // bench/ENGINE.md measures it.
     proxy.add_listener(
         ListenerConfig::tcp(listen.clone()).l4_buffer(L4BufferSettings {
             read: Some(PUBLIC_READ_BUFFER),

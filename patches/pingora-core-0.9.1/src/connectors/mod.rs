@@ -255,15 +255,6 @@ impl TransportConnector {
                 {
                     let _ = s.lock().await;
                 } // wait for the idle poll to release it
-                // The idle poll task releases the lock before it drops its own handle to the
-                // stream; on another worker thread that can still be under way. Give it a few
-                // turns instead of throwing a good connection away.
-                for _ in 0..8 {
-                    if Arc::strong_count(&s) == 1 {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
                 match Arc::try_unwrap(s) {
                     Ok(l) => {
                         let mut stream = l.into_inner();
