@@ -272,6 +272,40 @@ mod tests {
         assert!(body.contains("\"request_id\":\"rid1\""));
     }
 
+    fn load(server_keys: &str) -> Result<crate::config::Config, String> {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://a\"\n{server_keys}\n[upstreams.crm]\nurl = \"http://127.0.0.1:2\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+        );
+        crate::config::load_str("t.toml", &text, std::path::Path::new("."))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn connection_keys_have_nginx_defaults_and_refuse_what_cannot_work() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.server.header_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 20_000);
+        let c = load("keepalive_timeout = \"0s\"\nheader_timeout = \"500ms\"\nmax_connections = 5")
+            .unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::ZERO);
+        assert_eq!(c.server.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.server.max_connections, 5);
+        for (keys, names) in [
+            (
+                "keepalive_timeout = \"1500ms\"",
+                "[server].keepalive_timeout",
+            ),
+            ("keepalive_timeout = \"2h\"", "[server].keepalive_timeout"),
+            ("keepalive_timeout = \"soon\"", "[server].keepalive_timeout"),
+            ("header_timeout = \"10ms\"", "[server].header_timeout"),
+            ("max_connections = 0", "[server].max_connections"),
+        ] {
+            let e = load(keys).expect_err(keys);
+            assert!(e.contains(names) && e.contains("t.toml:4:"), "{keys}: {e}");
+        }
+    }
+
     #[test]
     fn requests_without_host_are_malformed_only_in_http_1_1() {
         let mut r = RequestHeader::build("GET", b"/", None).unwrap();
