@@ -210,7 +210,7 @@ pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
 /// An HTTP/1.0 request may come without Host; the upstream still needs one.
 pub fn upstream_host(req: &mut RequestHeader, upstream: &Upstream) -> pingora::Result<()> {
     if req.headers.get(http::header::HOST).is_none() {
-        req.insert_header(http::header::HOST, upstream.host.as_str())?;
+        req.insert_header(http::header::HOST, upstream.authority.as_str())?;
     }
     Ok(())
 }

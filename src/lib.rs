@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod answers;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod demo;
+pub mod domain;
 pub mod headers;
 pub mod identity;
 pub mod import_nginx;
@@ -23,3 +25,5 @@ pub mod rewrite_phase;
 pub mod served;
 pub mod server;
 pub mod static_files;
+#[cfg(debug_assertions)]
+pub mod test_control;
