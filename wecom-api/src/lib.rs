@@ -1,5 +1,6 @@
-//! The WeCom and WeChat API client: credentials, the kinds of token, the token cache and its
-//! stores, the tower stack, typed errors. It knows the APIs, not the gateway.
+//! The WeCom and WeChat APIs as the gateway and the emulator both need them, and nothing of
+//! either: the client (credentials, the kinds of token, the token cache and its stores, the
+//! tower stack, typed errors) and the callback crypto (WXBizMsgCrypt) and XML.
 //!
 //! A qyapi call's path, e.g. the CRM's `GET /crm/cgi-bin/user/get?userid=zhangsan`:
 //!
@@ -19,6 +20,7 @@
 //! and nothing in it calls back into the ticket cache.
 
 mod cache;
+pub mod callback;
 mod client;
 mod clock;
 mod credentials;
@@ -31,8 +33,10 @@ mod stack;
 pub mod store;
 mod target;
 mod throttle;
+pub mod xml;
 
 pub use cache::{expiry_of, freshness, is_config_refusal, Freshness, TokenCache};
+pub use callback::{CallbackCrypto, CryptoError, Plaintext, Sealed};
 pub use client::{Client, ClientBuilder, CALL_TIMEOUT};
 pub use clock::Clock;
 pub use credentials::{Credentials, TokenKind};
@@ -44,3 +48,4 @@ pub use secret::Secret;
 pub use store::{Cached, FallbackStore, MemoryStore, RedisStore, Store, StoreError};
 pub use target::{AppTargets, TokenTarget};
 pub use throttle::Throttle;
+pub use xml::{XmlError, XmlMessage, XmlValue};
