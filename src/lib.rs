@@ -5,6 +5,7 @@ pub mod admin;
 pub mod answers;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod cookies;
 pub mod demo;
 pub mod domain;
@@ -23,6 +24,7 @@ pub mod redact;
 pub mod request_id;
 pub mod rewrite_phase;
 pub mod routing;
+pub mod served;
 pub mod server;
 pub mod static_files;
 #[cfg(debug_assertions)]

@@ -48,6 +48,9 @@ pub struct Server {
     pub prefix: Option<Spanned<Text>>,
     #[serde(default)]
     pub trust_host_header: bool,
+    pub keepalive_timeout: Option<Spanned<Text>>,
+    pub header_timeout: Option<Spanned<Text>>,
+    pub max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -41,6 +41,12 @@ pub struct ServerSettings {
     pub public_host: String,
     /// `X-Forwarded-Host` from the client's `Host` instead (a trusted proxy in front sets it).
     pub trust_host_header: bool,
+    /// Idle time allowed between requests on a public connection; zero: no keep-alive.
+    pub keepalive_timeout: Duration,
+    /// Time allowed for a public request's header to arrive complete.
+    pub header_timeout: Duration,
+    /// Open public connections beyond which new ones are refused.
+    pub max_connections: usize,
 }
 
 impl ServerSettings {

@@ -221,6 +221,10 @@ impl ProxyHttp for Gateway {
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
         ctx.form = request::form(session);
+        crate::connection::on_request(session, &ctx.config.server);
+        if let Some(why) = crate::connection::malformed(session.req_header()) {
+            return fail(session, ctx, &Failure::new(Kind::BadRequest, why).closing()).await;
+        }
         match self.pipeline(session, ctx).await {
             Ok(Next::Proxy) => Ok(false),
             Ok(Next::Answer(a)) => answer(session, ctx, a).await,
@@ -254,6 +258,9 @@ impl ProxyHttp for Gateway {
             req.set_uri(uri);
         }
         headers::strip_hop_by_hop(req, ctx.upgrade);
+        if let Some(up) = &ctx.upstream {
+            crate::connection::upstream_host(req, up)?;
+        }
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_cookies(req, cookie_name);
         req.remove_header("wgw-contact");
@@ -330,7 +337,9 @@ impl ProxyHttp for Gateway {
 
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let bad_body = crate::connection::bad_request_body(session, e);
         let (kind, label) = match e.etype() {
+            _ if bad_body.is_some() => (Kind::BadRequest, ""),
             ErrorType::ConnectTimedout => (Kind::UpstreamUnavailable, "connect_timeout"),
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
                 (Kind::UpstreamUnavailable, "connect")
@@ -363,7 +372,7 @@ impl ProxyHttp for Gateway {
             let detail = match kind {
                 Kind::UpstreamTimeout => "the application did not answer in time",
                 Kind::UpstreamUnavailable => "the application could not be reached",
-                _ => "the request could not be completed",
+                _ => bad_body.unwrap_or("the request could not be completed"),
             };
             // pingora drops the client connection after a failed proxy attempt; saying so
             // (`Connection: close`) keeps clients from reusing it for their next request.
