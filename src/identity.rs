@@ -29,9 +29,17 @@ impl Identity {
     /// built, so insertion cannot fail on them; a failure would leave the header out, never
     /// send a client value.
     pub fn apply(&self, req: &mut RequestHeader) {
+        self.each(|name, v| {
+            let _ = req.insert_header(name, v);
+        });
+    }
+
+    /// Each identity header and its value, as `apply` sets them upstream and the forward-auth
+    /// answer (SPEC section 19) hands them to nginx.
+    pub fn each(&self, mut set: impl FnMut(&'static str, &str)) {
         let mut set = |name: &'static str, v: Option<&str>| {
             if let Some(v) = v {
-                let _ = req.insert_header(name, v);
+                set(name, v);
             }
         };
         let agent = self.agent_id.map(|a| a.to_string());

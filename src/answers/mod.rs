@@ -20,6 +20,19 @@ pub fn wants_html(accept: Option<&[u8]>) -> bool {
     accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
 }
 
+/// The forward-auth check's refusal for want of a session (SPEC section 19): always `401`,
+/// since nginx's `auth_request` passes on only 401 and 403 (the page a navigation gets in
+/// proxy mode is a `200`); the body as step 6 renders it, the interstitial for a navigation;
+/// and the login URL in `X-Gateway-Login-Url`, for `auth_request_set`.
+pub fn forward_auth_login(f: &Failure, request_id: &str, form: Form) -> Answer {
+    let (mut h, body) = render(f, request_id, form);
+    let _ = h.set_status(401);
+    if let Some(login) = &f.login {
+        let _ = h.insert_header("x-gateway-login-url", login.url());
+    }
+    (h, body)
+}
+
 /// A script the gateway serves (`sdk.js`): it may be cached briefly, by the browser only,
 /// since its settings can depend on the session.
 pub fn script(body: String, request_id: &str) -> Answer {

@@ -2,7 +2,7 @@
 
 use pingora::proxy::Session;
 
-use super::{jssdk_endpoints, login_endpoints, Ctx};
+use super::{forward_auth, jssdk_endpoints, login_endpoints, Ctx};
 use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::provider::Provider;
 
@@ -36,6 +36,8 @@ pub async fn handle(
         b"/external-contact" if method == Method::POST => {
             jssdk_endpoints::external_contact(session, ctx, provider).await
         }
+        // Any method: nginx's `error_page 401 = @signin` keeps the original request's.
+        b"/signin" => forward_auth::signin(session, ctx),
         b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx, provider).await),
         b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
         | b"/external-contact" | b"/sdk.js" => Err(Failure::new(

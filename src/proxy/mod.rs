@@ -4,6 +4,7 @@
 mod contact_gate;
 mod ctx;
 mod endpoints;
+mod forward_auth;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
@@ -74,59 +75,80 @@ impl Gateway {
     async fn pipeline(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Next, Failure> {
         // Step 1: nginx's normalisation; all matching uses this path, never the query.
         let raw = session.req_header().raw_path().to_vec();
-        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
-        let path = match nginx_compat::uri::normalize_path(raw_path) {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
-                return Err(Failure::new(
-                    Kind::BadRequest,
-                    format!("malformed path: {e}"),
-                ));
-            }
-        };
-        ctx.path = String::from_utf8_lossy(&path).into_owned();
+        let (raw_path, path) = normalised(ctx, &raw)?;
 
         // Step 2: no client copy of an identity header survives, logged in or not.
         headers::strip_reserved(session.req_header_mut());
 
-        // Step 3: the gateway's own endpoints.
+        // Step 3: the gateway's own endpoints. The forward-auth check runs steps 4-7 itself.
         let config = ctx.config.clone();
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
+            if rest == b"/auth" {
+                return self.forward_auth(session, ctx).await.map(Next::Answer);
+            }
             return endpoints::handle(session, ctx, rest, &self.provider)
                 .await
                 .map(Next::Answer);
         }
 
-        // Steps 4 and 5: which location handles the request (the rewrite phase may answer
-        // itself, or change the URI), and the path the request finally carries.
+        let (handler, final_path) = match self.locate(session, ctx, &path)? {
+            Located::Handler(h, final_path) => (h, final_path),
+            Located::Answer(a) => return Ok(Next::Answer(a)),
+            Located::NotFound => return Err(no_route()),
+        };
+        self.gates(session, ctx, &final_path, &path, raw_path)
+            .await?;
+        match handler {
+            Handler::File { path, root, .. } => rewrite::serve_file(session, ctx, &path, &root)
+                .await
+                .map(Next::Answer),
+            Handler::Route(_) | Handler::Upstream => Ok(Next::Proxy),
+        }
+    }
+
+    /// Steps 4 and 5: which location handles the request (the rewrite phase may answer
+    /// itself, or change the URI), and the path the request finally carries.
+    fn locate(&self, session: &Session, ctx: &mut Ctx, path: &[u8]) -> Result<Located, Failure> {
+        let config = ctx.config.clone();
         let handler = match &config.rules {
             Some(rules) => match rewrite::phase(session, ctx, rules)? {
-                rewrite::Next::Answer(a) => return Ok(Next::Answer(a)),
-                rewrite::Next::Route(None) => return Err(no_route()),
+                rewrite::Next::Answer(a) => return Ok(Located::Answer(a)),
+                rewrite::Next::Route(None) => return Ok(Located::NotFound),
                 rewrite::Next::Route(Some(i)) => Handler::Route(i),
                 rewrite::Next::Proxy => Handler::Upstream,
                 rewrite::Next::File { path, root, uri } => Handler::File { path, root, uri },
             },
-            None => match routing::route(&config.routes, &path) {
+            None => match routing::route(&config.routes, path) {
                 Routed::Route(i) => Handler::Route(i),
-                Routed::Redirect(i) => return Ok(Next::Answer(slash_redirect(session, ctx, i))),
-                Routed::NotFound => return Err(no_route()),
+                Routed::Redirect(i) => return Ok(Located::Answer(slash_redirect(session, ctx, i))),
+                Routed::NotFound => return Ok(Located::NotFound),
             },
         };
         let final_path = match (&handler, &ctx.upstream_uri) {
             (Handler::File { uri, .. }, _) => uri.clone(),
             (_, Some(target)) => routing::target_path(target).map_err(area_failure)?,
-            (_, None) => path.clone(),
+            (_, None) => path.to_vec(),
         };
         if let Handler::Route(i) = handler {
             ctx.route = Some(i);
             ctx.upstream = Some(config.routes.routes[i].upstream.clone());
         }
+        Ok(Located::Handler(handler, final_path))
+    }
 
-        // Step 6: the login of the protected area the request falls in, whichever location
-        // handles it; step 7: that area's external contact.
-        let area = routing::protecting(&config.routes, &final_path, &path, raw_path)
+    /// Step 6: the login of the protected area the request falls in, whichever location
+    /// handles it; step 7: that area's external contact. The proxied request and the
+    /// forward-auth check (SPEC section 19) pass these same gates.
+    async fn gates(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        final_path: &[u8],
+        path: &[u8],
+        raw_path: &[u8],
+    ) -> Result<(), Failure> {
+        let config = ctx.config.clone();
+        let area = routing::protecting(&config.routes, final_path, path, raw_path)
             .map_err(area_failure)?;
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
@@ -136,13 +158,37 @@ impl Gateway {
                 contact_gate::check(session, ctx, area.external_contact)?;
             }
         }
-        match handler {
-            Handler::File { path, root, .. } => rewrite::serve_file(session, ctx, &path, &root)
-                .await
-                .map(Next::Answer),
-            Handler::Route(_) | Handler::Upstream => Ok(Next::Proxy),
+        Ok(())
+    }
+}
+
+/// Step 1 on a request-target: its path part as received and nginx's normalised path, kept in
+/// the context for logs.
+fn normalised<'a>(ctx: &mut Ctx, raw: &'a [u8]) -> Result<(&'a [u8], Vec<u8>), Failure> {
+    let (raw_path, _query) = nginx_compat::uri::split_request_uri(raw);
+    match nginx_compat::uri::normalize_path(raw_path) {
+        Ok(p) => {
+            ctx.path = String::from_utf8_lossy(&p).into_owned();
+            Ok((raw_path, p))
+        }
+        Err(e) => {
+            ctx.path = String::from_utf8_lossy(raw_path).into_owned();
+            Err(Failure::new(
+                Kind::BadRequest,
+                format!("malformed path: {e}"),
+            ))
         }
     }
+}
+
+/// What steps 4 and 5 found.
+enum Located {
+    /// This location handles the request, whose path is finally the second value.
+    Handler(Handler, Vec<u8>),
+    /// The gateway answers itself (a redirect, nginx's `return`).
+    Answer(Answer),
+    /// No location.
+    NotFound,
 }
 
 /// The location that handles a request.
@@ -305,17 +351,8 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
-            if let Some(settings) = ctx.config.session.as_ref() {
-                if let Some(key) = &settings.assertion_key {
-                    let jwt = crate::login::assertion::sign(
-                        identity,
-                        &ctx.request_id,
-                        crate::login::now_secs(),
-                        key,
-                        settings.assertion_audience.as_deref(),
-                    );
-                    req.insert_header("x-gateway-assertion", jwt)?;
-                }
+            if let Some(jwt) = assertion(ctx) {
+                req.insert_header("x-gateway-assertion", jwt)?;
             }
         }
         Ok(())
@@ -428,6 +465,20 @@ impl ProxyHttp for Gateway {
             ctx.request_id
         )
     }
+}
+
+/// `X-Gateway-Assertion` for the request's identity, when an `assertion_secret` is set.
+fn assertion(ctx: &Ctx) -> Option<String> {
+    let identity = ctx.identity.as_ref()?;
+    let settings = ctx.config.session.as_ref()?;
+    let key = settings.assertion_key.as_ref()?;
+    Some(crate::login::assertion::sign(
+        identity,
+        &ctx.request_id,
+        crate::login::now_secs(),
+        key,
+        settings.assertion_audience.as_deref(),
+    ))
 }
 
 /// Static label strings so a metric update allocates nothing.

@@ -1,0 +1,385 @@
+//! The gateway beside an existing proxy (SPEC section 19): nginx's `auth_request`, ingress-nginx's
+//! `auth-url`, Traefik's `ForwardAuth` and Caddy's `forward_auth` ask `{prefix}/auth` about a
+//! request they are about to serve, and show `{prefix}/signin` when the answer is 401.
+//!
+//! The check is the proxied pipeline itself, not a copy of it: the check request becomes the
+//! original one (its target, method and host), then steps 1 and 4-7 run — normalisation, the
+//! location, the protected area, the session, the access rules and the contact ticket — exactly
+//! as for a request the gateway proxies. Only the ending differs: `200` carries the identity
+//! headers and the assertion for `auth_request_set`, instead of sending them upstream.
+//!
+//! Refusals are conservative where the two modes cannot mean the same thing: a path for which
+//! the gateway would answer itself (a rewrite's redirect, no route) is still checked against
+//! the protected area it lies in, since the front proxy will serve *something* for it; and
+//! nothing about a request for another host than `public_url`'s is ever answered 200.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use pingora::proxy::Session;
+
+use super::login_endpoints::login_link;
+use super::request::{self, param};
+use super::{assertion, normalised, Ctx, Gateway, Located};
+use crate::answers::{self, Answer, Failure, Kind};
+use crate::login::return_url::ReturnUrl;
+use crate::routing;
+
+/// The request a front proxy asks about.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Original {
+    /// The request-target, origin-form (`/path?query`), as the client sent it.
+    pub target: Vec<u8>,
+    pub method: Method,
+    /// The host (and port) the client addressed.
+    pub host: String,
+}
+
+/// The original request as the front proxy describes it. Each front door is read from its own
+/// headers only, so a header the client slipped through one of them cannot stand for another:
+///
+/// - nginx `auth_request`: `X-Original-URI` (`$request_uri`), `X-Original-Method`, and the host
+///   in `Host` (`proxy_set_header Host $http_host`);
+/// - ingress-nginx `auth-url`: `X-Original-URL` (`$scheme://$http_host$request_uri`) and
+///   `X-Original-Method`;
+/// - Traefik, Caddy: `X-Forwarded-Uri`, `X-Forwarded-Method`, `X-Forwarded-Host`.
+///
+/// A missing or garbled description is a 400: never a guess, never a 200.
+pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
+    let bad = |why: &'static str| Failure::new(Kind::BadRequest, why);
+    let text = |name: &str| -> Result<Option<&str>, Failure> {
+        let mut all = headers.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => v
+                .to_str()
+                .map(|s| Some(s.trim()))
+                .map_err(|_| bad("the original request's headers are not text")),
+            (Some(_), Some(_)) => Err(bad("the original request is described twice")),
+        }
+    };
+    let (target, host, method) = if let Some(uri) = text("x-original-uri")? {
+        let host = text("host")?.ok_or_else(|| bad("the original request has no host"))?;
+        (uri.to_owned(), host.to_owned(), text("x-original-method")?)
+    } else if let Some(url) = text("x-original-url")? {
+        let url = url::Url::parse(url).map_err(|_| bad("X-Original-URL is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(bad("X-Original-URL is not an http URL"));
+        }
+        let host = url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+        let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_owned();
+        (target, host, text("x-original-method")?)
+    } else if let Some(uri) = text("x-forwarded-uri")? {
+        let host = text("x-forwarded-host")?
+            .ok_or_else(|| bad("X-Forwarded-Uri comes without X-Forwarded-Host"))?;
+        (uri.to_owned(), host.to_owned(), text("x-forwarded-method")?)
+    } else {
+        return Err(bad(
+            "no original request: send X-Original-URI (nginx) or X-Forwarded-Uri (Traefik)",
+        ));
+    };
+    // Origin-form only: an absolute or authority form would carry a second host.
+    if !target.starts_with('/') || target.starts_with("//") {
+        return Err(bad("the original request-target is not a path"));
+    }
+    let target = target.split('#').next().unwrap_or_default();
+    let method = match method {
+        None | Some("") => Method::GET,
+        Some(m) => Method::from_bytes(m.as_bytes())
+            .map_err(|_| bad("the original method is not a method"))?,
+    };
+    Ok(Original {
+        target: target.as_bytes().to_vec(),
+        method,
+        host,
+    })
+}
+
+/// Is `host` (`name[:port]`) the host of `public_url`? Names compare without case; a missing
+/// port is the scheme's default, as browsers send it.
+pub(super) fn is_public_host(host: &str, public_url: &url::Url) -> bool {
+    let Ok(asked) = url::Url::parse(&format!("{}://{host}/", public_url.scheme())) else {
+        return false;
+    };
+    asked.path() == "/"
+        && asked.username().is_empty()
+        && asked.password().is_none()
+        && asked.host() == public_url.host()
+        && asked.port_or_known_default() == public_url.port_or_known_default()
+}
+
+impl Gateway {
+    /// `GET {prefix}/auth`: `200` with the identity headers, `401` without a session, `403`,
+    /// or `400` for an original request that cannot be read.
+    pub(super) async fn forward_auth(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<Answer, Failure> {
+        if !matches!(session.req_header().method, Method::GET | Method::HEAD) {
+            return Err(Failure::new(
+                Kind::MethodNotAllowed,
+                "the forward-auth check is a GET",
+            ));
+        }
+        let own_path = std::mem::take(&mut ctx.path);
+        let checked = self.check_original(session, ctx).await;
+        // The check is the gateway's own answer, counted and logged as such whatever route it
+        // was about; nothing is proxied.
+        ctx.path = own_path;
+        ctx.route = None;
+        ctx.upstream = None;
+        ctx.upstream_uri = None;
+        match checked {
+            Ok(()) => Ok(granted(ctx)),
+            Err(f) if f.kind == Kind::LoginRequired => {
+                Ok(answers::forward_auth_login(&f, &ctx.request_id, ctx.form))
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn check_original(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Failure> {
+        let config = ctx.config.clone();
+        let original = original(&session.req_header().headers)?;
+        if !is_public_host(&original.host, &config.server.public_url) {
+            return Err(Failure::new(
+                Kind::Forbidden,
+                "the original request is not for this gateway's public_url",
+            ));
+        }
+        // From here on the check request *is* the original one, for every step that reads it.
+        let req = session.req_header_mut();
+        req.set_raw_path(&original.target).map_err(|_| {
+            Failure::new(Kind::BadRequest, "the original request-target is garbled")
+        })?;
+        req.set_method(original.method);
+        req.insert_header(http::header::HOST, original.host.as_str())
+            .map_err(|_| Failure::new(Kind::BadRequest, "the original host is garbled"))?;
+        ctx.form = request::form(session);
+
+        let (raw_path, path) = normalised(ctx, &original.target)?;
+        // The gateway's own endpoints check for themselves when the request reaches them.
+        if super::endpoints::under_prefix(&path, &config.server.prefix).is_some() {
+            return Ok(());
+        }
+        let final_path = match self.locate(session, ctx, &path)? {
+            Located::Handler(_, final_path) => final_path,
+            Located::Answer(_) | Located::NotFound => path.clone(),
+        };
+        self.gates(session, ctx, &final_path, &path, raw_path).await
+    }
+}
+
+/// `200`, empty, with the identity headers of SPEC section 7 and the assertion: what
+/// `auth_request_set` (or `authResponseHeaders`) hands on to the upstream.
+fn granted(ctx: &Ctx) -> Answer {
+    let (mut h, body) = answers::response(
+        200,
+        "text/plain; charset=utf-8",
+        Bytes::new(),
+        &ctx.request_id,
+    );
+    if let Some(identity) = &ctx.identity {
+        identity.each(|name, value| {
+            let _ = h.insert_header(name, value);
+        });
+        if let Some(jwt) = assertion(ctx) {
+            let _ = h.insert_header("x-gateway-assertion", jwt);
+        }
+    }
+    (h, body)
+}
+
+/// `{prefix}/signin?app=NAME&return_to=PATH`: the login interstitial of SPEC section 5 for a
+/// navigation (nginx: `error_page 401 = @signin`), `401` JSON with the login URL for a script.
+/// Without `return_to`, the `X-Original-URI` nginx sends; without `app`, the login of the
+/// protected area that path lies in.
+pub(super) fn signin(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+    let config = &ctx.config;
+    let q = request::query(session);
+    let asked = param(&q, "return_to")
+        .or_else(|| request::header(session, "x-original-uri"))
+        .unwrap_or("/");
+    // Refused return URLs become `/`, as for `{prefix}/login` (SPEC section 8).
+    let return_to = ReturnUrl::parse(asked, &config.server.public_url);
+    let app = match param(&q, "app") {
+        Some(name) => match config.apps.get(name) {
+            Some(app) => Some(app.name.as_str()),
+            None => return Err(Failure::new(Kind::BadRequest, "unknown app")),
+        },
+        None => area_login(ctx, return_to.relative()),
+    };
+    let link = login_link(config, app, return_to.relative());
+    Ok(answers::render(
+        &Failure::login_required(link),
+        &ctx.request_id,
+        request::form(session),
+    ))
+}
+
+/// The app whose login protects `return_to`'s path, if any.
+fn area_login<'a>(ctx: &'a Ctx, return_to: &str) -> Option<&'a str> {
+    let (raw_path, _) =
+        nginx_compat::uri::split_request_uri(return_to.split('#').next()?.as_bytes());
+    let path = nginx_compat::uri::normalize_path(raw_path).ok()?;
+    let routes = &ctx.config.routes;
+    let area = routing::area_of(routes, &path)?;
+    routes.routes[area]
+        .login
+        .as_ref()
+        .map(|app| app.name.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn each_front_door_describes_the_original_request_with_its_own_headers() {
+        type Case = (
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+            Option<(&'static str, &'static str, &'static str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "nginx",
+                vec![
+                    ("x-original-uri", "/sidebar/a?b=1"),
+                    ("host", "crm.example.com"),
+                ],
+                Some(("/sidebar/a?b=1", "GET", "crm.example.com")),
+            ),
+            (
+                "nginx with the method",
+                vec![
+                    ("x-original-uri", "/api/x"),
+                    ("x-original-method", "POST"),
+                    ("host", "crm.example.com:8443"),
+                ],
+                Some(("/api/x", "POST", "crm.example.com:8443")),
+            ),
+            (
+                "nginx ignores a client's X-Forwarded-Host",
+                vec![
+                    ("x-original-uri", "/"),
+                    ("host", "crm.example.com"),
+                    ("x-forwarded-host", "evil.example"),
+                ],
+                Some(("/", "GET", "crm.example.com")),
+            ),
+            (
+                "ingress-nginx",
+                vec![
+                    ("x-original-url", "https://crm.example.com/sidebar/?q=1"),
+                    ("host", "gateway.svc"),
+                ],
+                Some(("/sidebar/?q=1", "GET", "crm.example.com")),
+            ),
+            (
+                "traefik",
+                vec![
+                    ("x-forwarded-uri", "/sidebar/"),
+                    ("x-forwarded-method", "PUT"),
+                    ("x-forwarded-host", "crm.example.com"),
+                    ("host", "gateway:8080"),
+                ],
+                Some(("/sidebar/", "PUT", "crm.example.com")),
+            ),
+            ("nothing", vec![("host", "crm.example.com")], None),
+            ("no host", vec![("x-original-uri", "/")], None),
+            (
+                "traefik without host",
+                vec![("x-forwarded-uri", "/"), ("host", "gw")],
+                None,
+            ),
+            (
+                "absolute form",
+                vec![
+                    ("x-original-uri", "http://evil/"),
+                    ("host", "crm.example.com"),
+                ],
+                None,
+            ),
+            (
+                "scheme-relative",
+                vec![("x-original-uri", "//evil/"), ("host", "crm.example.com")],
+                None,
+            ),
+            (
+                "empty",
+                vec![("x-original-uri", ""), ("host", "crm.example.com")],
+                None,
+            ),
+            (
+                "twice",
+                vec![
+                    ("x-original-uri", "/a"),
+                    ("x-original-uri", "/b"),
+                    ("host", "crm.example.com"),
+                ],
+                None,
+            ),
+            (
+                "bad method",
+                vec![
+                    ("x-original-uri", "/"),
+                    ("x-original-method", "G T"),
+                    ("host", "crm.example.com"),
+                ],
+                None,
+            ),
+            ("not a URL", vec![("x-original-url", "crm/x")], None),
+            (
+                "not http",
+                vec![("x-original-url", "javascript:alert(1)")],
+                None,
+            ),
+        ];
+        for (what, pairs, want) in cases {
+            let got = original(&headers(&pairs));
+            match (got, want) {
+                (Ok(o), Some((target, method, host))) => {
+                    assert_eq!(o.target, target.as_bytes(), "{what}");
+                    assert_eq!(o.method.as_str(), method, "{what}");
+                    assert_eq!(o.host, host, "{what}");
+                }
+                (Err(f), None) => assert_eq!(f.kind, Kind::BadRequest, "{what}"),
+                (got, _) => panic!("{what}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_public_urls_host_is_vouched_for() {
+        let https = url::Url::parse("https://crm.example.com").unwrap();
+        let port = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        for (host, url, want) in [
+            ("crm.example.com", &https, true),
+            ("CRM.Example.COM", &https, true),
+            ("crm.example.com:443", &https, true),
+            ("crm.example.com:8443", &https, false),
+            ("evil.example", &https, false),
+            ("crm.example.com.evil.example", &https, false),
+            ("user@crm.example.com", &https, false),
+            ("crm.example.com/x", &https, false),
+            ("", &https, false),
+            ("127.0.0.1:8080", &port, true),
+            ("127.0.0.1", &port, false),
+            ("127.0.0.1:8081", &port, false),
+        ] {
+            assert_eq!(is_public_host(host, url), want, "{host} for {url}");
+        }
+    }
+}
