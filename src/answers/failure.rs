@@ -237,7 +237,7 @@ pub fn render(f: &Failure, request_id: &str, form: Form) -> Answer {
         (Kind::LoginRequired, Form::Navigation, Some(login)) => response(
             200,
             "text/html; charset=utf-8",
-            interstitial(login).into(),
+            interstitial(login, None).into(),
             request_id,
         ),
         (_, Form::Html | Form::Navigation, _) => page(f, request_id),
@@ -294,27 +294,57 @@ fn enc(s: &str) -> String {
     crate::login::authorize::enc(s)
 }
 
+/// The answer of `{prefix}/signin` (SPEC section 19) for a failure that carries a login: the
+/// interstitial for a navigation, otherwise as [`render`] has it.
+pub fn signin(f: &Failure, request_id: &str, form: Form) -> Answer {
+    match (form, &f.login) {
+        (Form::Navigation, Some(login)) => response(
+            200,
+            "text/html; charset=utf-8",
+            interstitial(login, Some(&format!("{}/signin", login.prefix))).into(),
+            request_id,
+        ),
+        _ => render(f, request_id, form),
+    }
+}
+
 /// The hash-preserving page (SPEC section 5, step 6): no external resources; its script sends
 /// the browser to the login with the whole location, `#fragment` included (only the browser
 /// knows it); `<noscript>` falls back to a plain link without the fragment.
-fn interstitial(login: &LoginLink) -> String {
+///
+/// Shown at `signin_path` itself (a proxy that redirects to `{prefix}/signin` rather than
+/// serving it in place), the location is the sign-in page's own, and coming back to it would
+/// sign in again and again: there the page goes back to `return_to`, with the fragment the
+/// browser carried across the redirect.
+fn interstitial(login: &LoginLink, signin_path: Option<&str>) -> String {
     let base = format!(
         "{}/login?app={}&return_to=",
         login.prefix,
         utf8_percent_encode(&login.app, NON_ALPHANUMERIC)
     );
-    let js_base = serde_json::to_string(&base)
-        .unwrap_or_default()
-        .replace('<', "\\u003c");
+    let js = |s: &str| {
+        serde_json::to_string(s)
+            .unwrap_or_default()
+            .replace('<', "\\u003c")
+    };
     let fallback = escape_html(&format!(
         "{base}{}",
         utf8_percent_encode(&login.return_to, NON_ALPHANUMERIC)
     ));
+    let here = match signin_path {
+        None => "location.pathname+location.search".to_owned(),
+        Some(own) => format!(
+            "(location.pathname==={}?{}:location.pathname+location.search)",
+            js(own),
+            js(login.return_to.split('#').next().unwrap_or("/"))
+        ),
+    };
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Signing in…</title></head>\
-<body><script>location.replace({js_base}+encodeURIComponent(location.pathname+location.search+location.hash));</script>\
-<noscript><p><a href=\"{fallback}\">Continue to sign in</a></p></noscript></body></html>\n"
+<body><script>location.replace({base}+encodeURIComponent({here}+location.hash));</script>\
+<noscript><p><a href=\"{fallback}\">Continue to sign in</a></p></noscript></body></html>\n",
+        base = js(&base),
     )
 }
 

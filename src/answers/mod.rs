@@ -8,7 +8,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 
 use failure::printable;
-pub use failure::{render, Failure, Form, Kind, LoginLink};
+pub use failure::{render, signin, Failure, Form, Kind, LoginLink};
 
 use crate::provider::ApiError;
 

@@ -20,7 +20,7 @@ use pingora::proxy::Session;
 use super::login_endpoints::login_link;
 use super::request::{self, param};
 use super::{assertion, normalised, Ctx, Gateway, Located};
-use crate::answers::{self, Answer, Failure, Kind};
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::login::return_url::ReturnUrl;
 use crate::routing;
 
@@ -192,28 +192,37 @@ fn granted(ctx: &Ctx) -> Answer {
 
 /// `{prefix}/signin?app=NAME&return_to=PATH`: the login interstitial of SPEC section 5 for a
 /// navigation (nginx: `error_page 401 = @signin`), `401` JSON with the login URL for a script.
-/// Without `return_to`, the `X-Original-URI` nginx sends; without `app`, the login of the
+/// Without `return_to`, ingress-nginx's `rd` or the `X-Original-URI` nginx sends; without `app`, the login of the
 /// protected area that path lies in.
 pub(super) fn signin(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = request::query(session);
-    let asked = param(&q, "return_to")
-        .or_else(|| request::header(session, "x-original-uri"))
-        .unwrap_or("/");
+    let form = request::form(session);
+    let original = request::header(session, "x-original-uri");
+    // `rd`: ingress-nginx's `auth-signin` redirect names the page so. A script's call comes
+    // back to the page that made it, as in proxy mode.
+    let asked = match param(&q, "return_to").or_else(|| param(&q, "rd")) {
+        Some(asked) => asked.to_owned(),
+        None if form == Form::Navigation => original.unwrap_or("/").to_owned(),
+        None => super::login_gate::referer_path(config, session),
+    };
     // Refused return URLs become `/`, as for `{prefix}/login` (SPEC section 8).
-    let return_to = ReturnUrl::parse(asked, &config.server.public_url);
+    let return_to = ReturnUrl::parse(&asked, &config.server.public_url);
+    // The login the requested path needs, else the one of the page to come back to.
     let app = match param(&q, "app") {
         Some(name) => match config.apps.get(name) {
             Some(app) => Some(app.name.as_str()),
             None => return Err(Failure::new(Kind::BadRequest, "unknown app")),
         },
-        None => area_login(ctx, return_to.relative()),
+        None => original
+            .and_then(|o| area_login(ctx, o))
+            .or_else(|| area_login(ctx, return_to.relative())),
     };
     let link = login_link(config, app, return_to.relative());
-    Ok(answers::render(
+    Ok(answers::signin(
         &Failure::login_required(link),
         &ctx.request_id,
-        request::form(session),
+        form,
     ))
 }
 

@@ -62,6 +62,9 @@ pub struct Setup<'a> {
     pub rest: &'a str,
     pub files: &'a [(&'a str, &'a str)],
     pub mp_return_query: &'a str,
+    /// The port of `public_url` when a proxy in front (nginx) is how browsers reach the
+    /// gateway; `None`: the gateway's own port.
+    pub public_port: Option<u16>,
 }
 
 impl Default for Setup<'_> {
@@ -73,6 +76,7 @@ impl Default for Setup<'_> {
             rest: SIDEBAR_ROUTES,
             files: &[],
             mp_return_query: "",
+            public_port: None,
         }
     }
 }
@@ -136,9 +140,20 @@ url = "{up}"
             mp_return_query = setup.mp_return_query,
             rest = subst(setup.rest),
         );
-        let gw = tokio::task::spawn_blocking(move || Gateway::start(&body))
-            .await
-            .unwrap();
+        let public_port = setup.public_port;
+        let gw = tokio::task::spawn_blocking(move || match public_port {
+            None => Gateway::start(&body),
+            Some(public) => {
+                let (port, admin) = (crate::common::free_port(), crate::common::free_port());
+                let server = crate::common::server_table(port, admin).replace(
+                    &format!("127.0.0.1:{port}\"\nadmin"),
+                    &format!("127.0.0.1:{public}\"\nadmin"),
+                );
+                Gateway::start_config(&format!("{server}\n{body}"), port, admin, &[], &[])
+            }
+        })
+        .await
+        .unwrap();
         World {
             qyapi,
             emu,

@@ -1,0 +1,304 @@
+//! `{prefix}/auth` called as Traefik's ForwardAuth (and Caddy's `forward_auth`) call it: a
+//! plain GET with the original request in `X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`,
+//! `-For`, and the original request's own headers (its cookie, `Accept`, `WGW-Contact`).
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::common::browser::{Browser, HTML, WXWORK_UA};
+use crate::world::{claims, World, CORP_ID, CUSTOMER};
+
+const JSON: &str = "application/json";
+
+/// The check Traefik makes for `method uri` on `host`, with the browser's cookies and
+/// `extra` headers (the original request's).
+async fn traefik(
+    b: &mut Browser,
+    w: &World,
+    (method, host, uri): (&str, &str, &str),
+    accept: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut headers: Vec<(String, String)> = vec![
+        ("x-forwarded-method".into(), method.into()),
+        ("x-forwarded-proto".into(), "http".into()),
+        ("x-forwarded-host".into(), host.into()),
+        ("x-forwarded-uri".into(), uri.into()),
+        ("x-forwarded-for".into(), "192.0.2.7".into()),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    b.send(Method::GET, &w.gw.url("/_gateway/auth"), accept, |mut r| {
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        r
+    })
+    .await
+}
+
+fn host(w: &World) -> String {
+    format!("127.0.0.1:{}", w.gw.port)
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_session_the_check_is_401_with_the_login_url_and_for_a_navigation_the_interstitial(
+) {
+    let w = World::start().await;
+    let mut b = w.member_browser();
+    let h = host(&w);
+
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page?x=1"), HTML, &[]).await;
+    assert_eq!(r.status(), 401, "a navigation");
+    let login = header(&r, "x-gateway-login-url").unwrap().to_owned();
+    assert_eq!(
+        login,
+        "/_gateway/login?app=crm&return_to=%2Fsidebar%2Fpage%3Fx%3D1"
+    );
+    assert!(header(&r, "x-wecom-userid").is_none());
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("location.replace"),
+        "the interstitial: {page}"
+    );
+    assert!(
+        page.contains("/_gateway/login?app=crm&return_to="),
+        "{page}"
+    );
+
+    // A script's call: JSON.
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/api"), JSON, &[]).await;
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "x-gateway-login-url").is_some());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "login_required", "{v}");
+    assert!(v["request_id"].is_string());
+    // A form's POST is no navigation: a page with a link, as proxy mode answers it.
+    let r = traefik(&mut b, &w, ("POST", &h, "/sidebar/form"), HTML, &[]).await;
+    assert_eq!(r.status(), 401);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("location.replace"), "{page}");
+    assert!(page.contains("/_gateway/login?app=crm"), "{page}");
+
+    // The Official Account's area asks for its own login.
+    let r = traefik(&mut b, &w, ("GET", &h, "/mp/x"), JSON, &[]).await;
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "x-gateway-login-url")
+        .unwrap()
+        .contains("app=mp"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_clients_own() {
+    let w = World::start().await;
+    let mut b = w.member().await;
+    let h = host(&w);
+    let spoof = [
+        ("x-wecom-userid", "boss"),
+        ("x_wecom_userid", "boss"),
+        ("x-wecom-external-userid", "wmForged"),
+        ("x-gateway-assertion", "forged"),
+    ];
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &spoof).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(header(&r, "x-wecom-corpid"), Some(CORP_ID));
+    assert_eq!(header(&r, "x-wecom-agentid"), Some("1000002"));
+    assert!(header(&r, "x-wecom-external-userid").is_none());
+    assert!(header(&r, "x_wecom_userid").is_none());
+    let jwt = header(&r, "x-gateway-assertion").unwrap();
+    let c = claims(jwt);
+    assert_eq!(c["userid"], "zhangsan");
+    assert_eq!(c["rid"], header(&r, "x-request-id").unwrap());
+
+    // A public path: allowed, and no identity at all (the client's copies included).
+    let r = traefik(&mut b, &w, ("GET", &h, "/public/x"), HTML, &spoof).await;
+    assert_eq!(r.status(), 200);
+    for name in [
+        "x-wecom-userid",
+        "x-wecom-external-userid",
+        "x-gateway-assertion",
+    ] {
+        assert!(header(&r, name).is_none(), "{name}");
+    }
+
+    // The gateway's own endpoints check for themselves when they are reached.
+    let r = traefik(
+        &mut b,
+        &w,
+        ("GET", &h, "/_gateway/login?app=crm"),
+        HTML,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_refuses_another_host_and_an_original_request_it_cannot_read() {
+    let w = World::start().await;
+    let mut b = w.member().await;
+    let h = host(&w);
+    // The member's own cookie, but about a request to another site behind the same proxy.
+    for other in ["evil.example", "127.0.0.1", "127.0.0.1:1"] {
+        let r = traefik(&mut b, &w, ("GET", other, "/sidebar/"), JSON, &[]).await;
+        assert_eq!(r.status(), 403, "{other}");
+        assert!(header(&r, "x-wecom-userid").is_none());
+    }
+    for (what, uri) in [
+        ("absolute form", "http://evil.example/sidebar/"),
+        ("scheme-relative", "//evil.example/sidebar/"),
+        ("not a path", "sidebar/"),
+        ("malformed path", "/sidebar/../../x"),
+    ] {
+        let r = traefik(&mut b, &w, ("GET", &h, uri), JSON, &[]).await;
+        assert_eq!(r.status(), 400, "{what}");
+        assert!(header(&r, "x-wecom-userid").is_none(), "{what}");
+    }
+    // No description of the original request at all.
+    let r = b
+        .get_json(&w.gw.url("/_gateway/auth"), &[("x-forwarded-host", &h)])
+        .await;
+    assert_eq!(r.status(), 400);
+    // The check itself is a GET.
+    let r = b
+        .send(Method::POST, &w.gw.url("/_gateway/auth"), JSON, |r| r)
+        .await;
+    assert_eq!(r.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_mode_does() {
+    let w = World::start().await;
+    let mut anonymous = Browser::new(WXWORK_UA);
+    let mut b = w.member().await;
+    let h = host(&w);
+
+    // Servlet and undecoded readings of a path inside the protected area are inside it here too.
+    for uri in [
+        "/x/..;/sidebar/",
+        "/sidebar;jsessionid=1/x",
+        "/sidebar/%2e%2e/sidebar/",
+    ] {
+        let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
+        assert_eq!(r.status(), 401, "{uri}");
+    }
+
+    // `external_contact = "required"`: no contact, a forged ticket -> 403; the ticket of a
+    // contact this member verified -> 200 with the contact.
+    let r = traefik(&mut b, &w, ("GET", &h, "/customer/x"), JSON, &[]).await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "external_contact_required");
+    let (status, verified) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(status, 200, "{verified}");
+    let ticket = verified["ticket"].as_str().unwrap().to_owned();
+    let r = traefik(
+        &mut b,
+        &w,
+        ("GET", &h, "/customer/x"),
+        JSON,
+        &[("wgw-contact", "forged")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        403,
+        "a ticket that does not open gives no contact"
+    );
+    let r = traefik(
+        &mut b,
+        &w,
+        ("GET", &h, "/customer/x"),
+        JSON,
+        &[("wgw-contact", &ticket)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-wecom-external-userid"), Some(CUSTOMER));
+    assert_eq!(
+        claims(header(&r, "x-gateway-assertion").unwrap())["external_userid"],
+        CUSTOMER
+    );
+
+    // The ticket is worth nothing without the member's session.
+    let r = traefik(
+        &mut anonymous,
+        &w,
+        ("GET", &h, "/customer/x"),
+        JSON,
+        &[("wgw-contact", &ticket)],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() {
+    let w = World::start().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let page = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    // `app` named, or found from the protected area `return_to` lies in.
+    for (query, app) in [
+        ("app=mp&return_to=%2Fmp%2Fx", "mp"),
+        ("return_to=%2Fmp%2Fx", "mp"),
+        ("return_to=%2Fsidebar%2Fx", "crm"),
+    ] {
+        let body = page(b.get(&w.gw.url(&format!("/_gateway/signin?{query}"))).await).await;
+        assert!(
+            body.contains(&format!("login?app={app}&return_to=")),
+            "{query}: {body}"
+        );
+    }
+    // Opened at its own address (a proxy that redirects to it), the page goes back to
+    // `return_to`, never to itself: that would sign in for ever.
+    let body = page(
+        b.get(&w.gw.url("/_gateway/signin?return_to=%2Fmp%2Fx"))
+            .await,
+    )
+    .await;
+    assert!(
+        body.contains(r#"location.pathname==="/_gateway/signin"?"/mp/x":"#),
+        "{body}"
+    );
+    // ingress-nginx's `auth-signin` names the page `rd`, as a whole URL.
+    let rd = url::form_urlencoded::byte_serialize(w.gw.url("/mp/y").as_bytes()).collect::<String>();
+    let body = page(b.get(&w.gw.url(&format!("/_gateway/signin?rd={rd}"))).await).await;
+    assert!(body.contains(r#"?"/mp/y":"#), "{body}");
+    // nginx's `@signin` sends the original URI as a header instead.
+    let r = b
+        .send(Method::GET, &w.gw.url("/_gateway/signin"), HTML, |r| {
+            r.header("x-original-uri", "/mp/deep?x=1")
+        })
+        .await;
+    let body = page(r).await;
+    assert!(body.contains("return_to=%2Fmp%2Fdeep%3Fx%3D1"), "{body}");
+    // An off-site return_to becomes `/` in the fallback link.
+    let body = page(
+        b.get(
+            &w.gw
+                .url("/_gateway/signin?app=crm&return_to=https%3A%2F%2Fevil.example%2F"),
+        )
+        .await,
+    )
+    .await;
+    assert!(!body.contains("evil.example"), "{body}");
+    // A script gets the 401 JSON; an unknown app is a 400.
+    let r = b
+        .get_json(&w.gw.url("/_gateway/signin?return_to=%2Fsidebar%2F"), &[])
+        .await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["login_url"],
+        "/_gateway/login?app=crm&return_to=%2Fsidebar%2F"
+    );
+    let r = b.get(&w.gw.url("/_gateway/signin?app=nope")).await;
+    assert_eq!(r.status(), 400);
+}

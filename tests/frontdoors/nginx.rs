@@ -1,0 +1,249 @@
+//! The README's nginx configuration, run by a real nginx (Debian's, with `auth_request`) in
+//! front of the echo upstream, with the gateway as its auth service (SPEC section 19). The
+//! browser only ever talks to nginx.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::browser::{location, Browser, WXWORK_UA};
+use crate::common::upstream::Echo;
+use crate::common::{free_port, TempDir};
+use crate::world::{claims, Setup, World, CUSTOMER};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// The README's nginx block, pointed at this test's gateway and upstream and listening on
+/// `port`.
+fn readme_config(port: u16, gateway: u16, crm: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let marker = "<!-- forward-auth nginx: tested by tests/frontdoors/nginx.rs -->\n```nginx\n";
+    let start = readme
+        .find(marker)
+        .expect("the README's forward-auth nginx block")
+        + marker.len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let swap = |text: &str, from: &str, to: &str| {
+        assert!(text.contains(from), "the README block has `{from}`");
+        text.replace(from, to)
+    };
+    let block = swap(
+        block,
+        "server 127.0.0.1:8080;",
+        &format!("server 127.0.0.1:{gateway};"),
+    );
+    let block = swap(&block, "server 127.0.0.1:9000;", &format!("server {crm};"));
+    swap(&block, "listen 80;", &format!("listen 127.0.0.1:{port};"))
+}
+
+fn start_nginx(port: u16, block: &str) -> Nginx {
+    assert!(
+        std::path::Path::new(NGINX).exists(),
+        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
+    );
+    let dir = TempDir::new("nginx-auth");
+    let d = dir.path().display();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1;\n\
+         error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log off; client_body_temp_path {d}/cb; proxy_temp_path {d}/pt;\n\
+         fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st;\n\
+         {block}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut child = Command::new(NGINX)
+        .args(["-p", &d.to_string(), "-c", "nginx.conf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(s)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.path().join("logs/error.log"));
+            panic!("nginx exited ({s}): {}", log.unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "nginx did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// The gateway behind the README's nginx: `public_url` is nginx's address.
+async fn world_behind_nginx() -> (World, Nginx) {
+    let port = free_port();
+    let w = World::with(Setup {
+        public_port: Some(port),
+        ..Setup::default()
+    })
+    .await;
+    let block = readme_config(port, w.gw.port, &w.up.addr.to_string());
+    let nginx = tokio::task::spawn_blocking(move || start_nginx(port, &block))
+        .await
+        .unwrap();
+    (w, nginx)
+}
+
+/// What the CRM received through nginx, or the status and body nginx answered with.
+async fn through(
+    b: &mut Browser,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Echo, (u16, String)> {
+    let r = b.get_json(url, headers).await;
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    match serde_json::from_str::<Echo>(&text) {
+        Ok(e) if status == 200 && e.name == "crm" => Ok(e),
+        _ => Err((status, text)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_identity() {
+    let (w, ng) = world_behind_nginx().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let spoof = [
+        ("X-WeCom-UserId", "boss"),
+        ("X-WeCom-External-UserId", "wmForged"),
+        ("X-Gateway-Assertion", "forged"),
+    ];
+
+    // Without a session: the page is the interstitial, served in place by `@signin`.
+    let r = b.get(&ng.url("/sidebar/page?x=1")).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("\"/_gateway/login?app=crm&return_to=\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("%2Fsidebar%2Fpage%3Fx%3D1"),
+        "the noscript link: {page}"
+    );
+    // A script's call: 401 JSON with the login URL.
+    let page_url = ng.url("/sidebar/");
+    let mut call = spoof.to_vec();
+    call.push(("referer", &page_url));
+    match through(&mut b, &ng.url("/sidebar/api"), &call).await {
+        Err((401, body)) => {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"], "login_required");
+            assert_eq!(
+                v["login_url"],
+                "/_gateway/login?app=crm&return_to=%2Fsidebar%2F"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // What the interstitial's script does: the login, through nginx, back to the page.
+    let start = ng.url("/_gateway/login?app=crm&return_to=%2Fsidebar%2Fpage%3Fx%3D1");
+    let r = b.get(&start).await;
+    assert_eq!(r.status(), 302);
+    let provider = location(&r, &start);
+    assert!(provider.starts_with(&w.emu.base_url()), "{provider}");
+    let r = b.get(&provider).await;
+    assert_eq!(r.status(), 302);
+    let callback = location(&r, &provider);
+    assert!(
+        callback.starts_with(&ng.url("/_gateway/oauth/callback?")),
+        "{callback}"
+    );
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(location(&r, &callback), ng.url("/sidebar/page?x=1"));
+
+    // Signed in: the CRM gets the verified identity through nginx, never the client's.
+    let echo = through(&mut b, &ng.url("/sidebar/page?x=1"), &spoof)
+        .await
+        .unwrap();
+    assert_eq!(echo.uri, "/sidebar/page?x=1");
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("x-wecom-external-userid"), None);
+    let c = claims(echo.header("x-gateway-assertion").unwrap());
+    assert_eq!(c["userid"], "zhangsan");
+    // A public path: through, with none of the client's identity headers.
+    let echo = through(&mut b, &ng.url("/public"), &spoof).await.unwrap();
+    for name in [
+        "x-wecom-userid",
+        "x-wecom-external-userid",
+        "x-gateway-assertion",
+    ] {
+        assert_eq!(echo.header(name), None, "{name}");
+    }
+    // nginx never lets a client call the check itself.
+    let r = b
+        .get_json(
+            &ng.url("/_gateway/auth"),
+            &[("x-original-uri", "/sidebar/")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_a_required_contact_refuses_as_in_proxy_mode() {
+    let (_w, ng) = world_behind_nginx().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let start = ng.url("/_gateway/login?app=crm&return_to=%2Fsidebar%2F");
+    let r = b.get(&start).await;
+    let provider = location(&r, &start);
+    let r = b.get(&provider).await;
+    let callback = location(&r, &provider);
+    assert_eq!(b.get(&callback).await.status(), 302);
+
+    // No verified contact, or a ticket that does not open: nginx answers the 403.
+    for ticket in [None, Some("forged")] {
+        let headers: Vec<(&str, &str)> = ticket.map(|t| ("WGW-Contact", t)).into_iter().collect();
+        match through(&mut b, &ng.url("/customer/x"), &headers).await {
+            Err((403, _)) => {}
+            other => panic!("{ticket:?}: {other:?}"),
+        }
+    }
+    // The contact verified through nginx, its ticket on the page's call: the CRM gets it, and
+    // not the ticket itself.
+    let r = b
+        .post_json(
+            &ng.url("/_gateway/external-contact"),
+            &serde_json::json!({ "external_userid": CUSTOMER }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
+    let echo = through(&mut b, &ng.url("/customer/x"), &[("WGW-Contact", &ticket)])
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-wecom-external-userid"), Some(CUSTOMER));
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("wgw-contact"), None);
+}
