@@ -258,52 +258,6 @@ pub fn response(
     (Box::new(h), body)
 }
 
-/// A redirect decided by the rewrite phase: nginx's status and Location bytes, exactly.
-/// `None` when the Location cannot be carried in a header (a control byte).
-pub fn nginx_redirect(
-    status: u16,
-    location: &[u8],
-    request_id: &str,
-) -> Option<(Box<ResponseHeader>, Bytes)> {
-    let (mut h, body) = nginx_return(status, None, request_id);
-    h.insert_header("location", location).ok()?;
-    Some((h, body))
-}
-
-/// `return CODE [TEXT]`: the text as the body, or nginx's short page for the status.
-pub fn nginx_return(
-    status: u16,
-    text: Option<&[u8]>,
-    request_id: &str,
-) -> (Box<ResponseHeader>, Bytes) {
-    let status = if (200..600).contains(&status) {
-        status
-    } else {
-        500
-    };
-    match text {
-        // These statuses carry no body on the wire.
-        _ if status == 204 || status == 304 => {
-            response(status, "text/plain", Bytes::new(), request_id)
-        }
-        Some(t) => response(
-            status,
-            "text/plain; charset=utf-8",
-            Bytes::copy_from_slice(t),
-            request_id,
-        ),
-        None => {
-            let code = http::StatusCode::from_u16(status).ok();
-            let reason = code.and_then(|c| c.canonical_reason()).unwrap_or("");
-            let body = format!(
-                "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n\
-                 <center><h1>{status} {reason}</h1></center>\r\n</body>\r\n</html>\r\n"
-            );
-            response(status, "text/html", body.into(), request_id)
-        }
-    }
-}
-
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

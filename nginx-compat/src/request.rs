@@ -37,6 +37,32 @@ impl Request {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Every occurrence of a header joined with `sep`, as nginx's `$http_cookie` and
+    /// `$http_x_forwarded_for`; `None` when there is none.
+    pub fn joined(&self, name: &str, sep: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for (_, v) in self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            match &mut out {
+                Some(o) => {
+                    o.extend_from_slice(sep);
+                    o.extend_from_slice(v);
+                }
+                None => out = Some(v.clone()),
+            }
+        }
+        out
+    }
+
+    /// The declared body length (`Content-Length`), as nginx's `content_length_n`.
+    pub fn content_length(&self) -> Option<u64> {
+        let v = self.header("content-length")?;
+        std::str::from_utf8(v).ok()?.trim().parse().ok()
+    }
+
     /// The Host header as nginx validates it: lower-cased, without port or trailing dot.
     pub fn host_header(&self) -> Option<Vec<u8>> {
         let h = self.header("host")?;

@@ -7,7 +7,6 @@ mod endpoints;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
-mod rewrite;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -82,6 +81,7 @@ impl ProxyHttp for Gateway {
             upgrade: false,
             client_ip: None,
             answered: None,
+            nginx: None,
             _inflight: ctx::InFlight::enter(&self.inflight),
         }
     }
@@ -129,12 +129,24 @@ impl ProxyHttp for Gateway {
 
         // Step 4: rewrite phase; it may answer, or choose the route itself.
         let found = match &config.rules {
-            Some(rules) => match rewrite::phase(session, ctx, rules).await? {
-                rewrite::Next::Route(index) => index,
-                rewrite::Next::Proxy => return Ok(false),
-                rewrite::Next::Answered => return Ok(true),
+            Some(rules) => match crate::nginx::phase(session, ctx, rules).await? {
+                crate::nginx::Next::Route(index) => index,
+                crate::nginx::Next::Proxy => return Ok(false),
+                crate::nginx::Next::Answered => return Ok(true),
             },
-            None => config.routes.matcher.find(&path).map(|m| *m.value),
+            None => match config.routes.matcher.find(&path) {
+                Ok(m) => m.map(|m| *m.value),
+                // PCRE gave up on a regex route: fail closed, as nginx's 500.
+                Err(_) => {
+                    let a = answers::failure(
+                        Failure::Internal,
+                        "the route could not be matched",
+                        &ctx.request_id,
+                        wants_html(session),
+                    );
+                    return answer(session, ctx, a).await;
+                }
+            },
         };
 
         // Step 5: route.
@@ -178,6 +190,7 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
         peer.options.idle_timeout = Some(up.idle_timeout);
+        crate::nginx::upstream::peer(ctx, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -188,6 +201,7 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        crate::nginx::upstream::request(req, ctx)?;
         if let Some(uri) = ctx.upstream_uri.take() {
             // Built from the rewritten URI with nginx's escaping, so it always parses.
             let uri = http::Uri::try_from(uri)
@@ -250,20 +264,76 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(
+    async fn request_body_filter(
         &self,
         _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        crate::nginx::response::request_body(ctx, body.as_ref())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        crate::nginx::response::upstream_answered(ctx, upstream_response.status.as_u16())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        crate::nginx::response::upstream_response(session, resp, ctx);
         if resp.headers.get("x-request-id").is_none() {
             resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         }
         Ok(())
     }
 
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        crate::nginx::response::upstream_failed(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // pingora's own policy: retry only what is safe to send twice...
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        // ...unless an nginx error_page sends the request elsewhere.
+        crate::nginx::response::upstream_failed(ctx, e)
+    }
+
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let Some(error_code) = crate::nginx::response::write_pending(session, ctx).await {
+            return FailToProxy {
+                error_code,
+                can_reuse_downstream: false,
+            };
+        }
         let (failure, kind) = match e.etype() {
             ErrorType::ConnectTimedout => (Failure::UpstreamUnavailable, "connect_timeout"),
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {

@@ -4,6 +4,8 @@
 //! the (name, text) of each file the pattern names, and the result is spliced in place as nginx
 //! does.
 
+mod build;
+pub mod directives;
 pub mod lexer;
 pub mod model;
 
@@ -49,7 +51,7 @@ impl fmt::Display for ParseError {
 }
 
 /// Where a directive was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub file: Arc<str>,
     pub line: usize,

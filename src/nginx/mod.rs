@@ -1,0 +1,111 @@
+//! SPEC section 5 step 4, and everything an nginx file decides around the proxying: the rule
+//! set (`config::rules`) is evaluated by `nginx-compat` and this module acts on its answer.
+//!
+//! - [`phase`] (the request filter's step 4): an answer nginx makes itself (a `return`, a
+//!   redirect, an error page, a static file, `444`), a `[[routes]]` entry to continue with, or
+//!   a location of the nginx file whose `proxy_pass` picks the upstream.
+//! - [`upstream`]: what that upstream receives (nginx's request target and the headers the
+//!   file decides; the gateway's own on top) and its timeouts.
+//! - [`response`]: nginx's response filters on the upstream's answer (`proxy_redirect`,
+//!   `add_header`, `expires`, `gzip`), `proxy_intercept_errors` and `error_page` for an
+//!   upstream that failed, and `client_max_body_size` on a streamed body.
+//!
+//! A `[[routes]]` entry is the gateway's own: only the rewrite rules apply to it, its upstream
+//! request keeps the client's headers and its answers are the CRM's, untouched.
+
+mod answer;
+mod decide;
+mod request;
+pub mod response;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use nginx_compat::{Action, Proxy, Request};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use crate::config::model::Upstream;
+use crate::config::rules::Rules;
+use crate::proxy::{wants_html, Ctx};
+
+pub use decide::{decide, Decision};
+pub use request::{request, DiskFs};
+
+/// A request on its way to an upstream chosen by a location of the nginx file.
+pub struct Flight {
+    /// The rule set this request started with (a reload never changes it mid-request).
+    pub rules: Arc<Rules>,
+    /// The request as nginx's variables see it, kept for the questions asked later.
+    pub request: Request,
+    /// The request nginx's proxy module would send.
+    pub proxy: Box<Proxy>,
+    pub upstream: Arc<Upstream>,
+    /// An answer that replaces the upstream's (an `error_page` after an upstream error),
+    /// written by the failure phase.
+    pub pending: Option<Action>,
+    /// Request body bytes seen so far (`client_max_body_size` of a chunked body).
+    pub body_seen: u64,
+    /// An error page sends the request to another upstream: the engine's retry must run.
+    pub reproxy: bool,
+}
+
+impl Flight {
+    /// The location that handles the request.
+    pub fn location(&self) -> &nginx_compat::LocRef {
+        &self.proxy.state.loc
+    }
+}
+
+/// What the proxy does after the rewrite phase.
+pub enum Next {
+    /// Go on with route selection's result (`None`: no route).
+    Route(Option<usize>),
+    /// A location of the nginx file chose the upstream (`ctx.nginx` holds the flight).
+    Proxy,
+    Answered,
+}
+
+/// Step 4 as a proxy phase: ask `nginx-compat` what nginx would do and act on it.
+pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> Result<Next> {
+    let req = {
+        let h = session.req_header();
+        request(
+            h.method.as_str(),
+            h.raw_path(),
+            &h.headers,
+            &ctx.config.server,
+            ctx.client_ip,
+            session
+                .as_downstream()
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+        )
+    };
+    match decide(rules, &req) {
+        Decision::Route { index, target } => {
+            ctx.upstream_uri = target;
+            Ok(Next::Route(Some(index)))
+        }
+        Decision::NoRoute => Ok(Next::Route(None)),
+        Decision::Upstream { proxy, upstream } => {
+            ctx.upstream = Some(upstream.clone());
+            ctx.nginx = Some(Box::new(Flight {
+                rules: rules.clone(),
+                request: req,
+                proxy,
+                upstream,
+                pending: None,
+                body_seen: 0,
+                reproxy: false,
+            }));
+            Ok(Next::Proxy)
+        }
+        Decision::Answer(action) => {
+            let html = wants_html(session);
+            answer::write(session, ctx, rules, &req, action, html).await?;
+            Ok(Next::Answered)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! What the upstream of a location of the nginx file receives, and how long the gateway waits
+//! for it.
+//!
+//! The rule (README, "What the CRM receives"): the request target and the headers the nginx
+//! file decides are nginx's — its `proxy_set_header` list with nginx's defaults (`Host:
+//! $proxy_host`, and `TE`, `Keep-Alive`, `Expect`, `Upgrade` not passed unless set), every
+//! other client header as sent. The headers that frame the connection stay the engine's
+//! (HTTP/1.1 with keep-alive, the body's own framing): nginx's `Connection: close` and its
+//! HTTP/1.0 are not copied. A WebSocket upgrade passes only when the file passes `Upgrade`,
+//! as with nginx. The gateway's own headers (identity, `X-Request-Id`, `X-Forwarded-*`) are
+//! then set on top, and its reserved headers and cookies removed, whatever the file says.
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+
+use crate::proxy::Ctx;
+
+/// Headers the engine owns on the upstream connection.
+const ENGINE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "content-length",
+    "upgrade",
+    "expect",
+];
+
+/// The nginx file's timeouts for this location (`proxy_connect_timeout`,
+/// `proxy_read_timeout`, `proxy_send_timeout`; nginx's default is 60s each).
+pub fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
+    let Some(f) = ctx.nginx.as_ref() else {
+        return;
+    };
+    let p = &f.rules.server.settings(&f.proxy.state.loc).proxy;
+    peer.options.connection_timeout = Some(p.connect_timeout);
+    peer.options.read_timeout = Some(p.read_timeout);
+    peer.options.write_timeout = Some(p.send_timeout);
+}
+
+/// nginx's method, target and headers on the upstream request.
+pub fn request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    let Some(f) = ctx.nginx.as_ref() else {
+        return Ok(());
+    };
+    let p = &f.proxy;
+    if req.method.as_str() != p.method {
+        let m = http::Method::from_bytes(p.method.as_bytes())
+            .map_err(|e| Error::because(ErrorType::InternalError, "nginx method", e))?;
+        req.set_method(m);
+    }
+    // Built by nginx's rules from a target the client sent or nginx's escaping: it parses.
+    let uri = http::Uri::try_from(p.target.clone())
+        .map_err(|e| Error::because(ErrorType::InternalError, "nginx request target", e))?;
+    req.set_uri(uri);
+    let owned = |n: &str| ENGINE.contains(&n);
+    for name in &p.set_names {
+        if !owned(name) {
+            req.remove_header(name.as_str());
+        }
+    }
+    for (name, value) in &p.headers {
+        let lower = name.to_ascii_lowercase();
+        if p.set_names.contains(&lower) && !owned(&lower) {
+            req.append_header(name.clone(), value.as_slice())?;
+        }
+    }
+    let passes_upgrade = p
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
+    if !passes_upgrade {
+        ctx.upgrade = false;
+    }
+    Ok(())
+}
