@@ -316,7 +316,9 @@ fn crate_matches_nginx() {
         .chain(cases_static::GROUPS)
         .collect();
     let dir = harness::scratch_dir("crate");
-    let root = harness::make_doc_root(&dir);
+    // `{{ROOT}}/www` is the document root.
+    harness::make_doc_root(&dir);
+    let root = dir.clone();
     let up = harness::start_echo();
     let ports = harness::free_ports(groups.len());
     let bodies: Vec<(String, String)> = groups
@@ -343,6 +345,8 @@ fn crate_matches_nginx() {
 
     let mut total = 0;
     let mut failures = Vec::new();
+    // What the corpus exercised, so that it cannot pass by everything being a 404.
+    let (mut files, mut proxied, mut closed, mut pages) = (0, 0, 0, 0);
     for ((g, port), (http, body)) in groups.iter().zip(&ports).zip(&bodies) {
         let conf = format!("{http}\nserver {{ listen 80; server_name localhost;\n{body}\n}}");
         let cfg =
@@ -377,6 +381,14 @@ fn crate_matches_nginx() {
             };
             let want = seen_from_nginx(&reply);
             let (got, trace) = seen_from_crate(server, &req, now);
+            files += usize::from(trace.starts_with("File"));
+            proxied += usize::from(want.upstream.is_some());
+            closed += usize::from(want.closed);
+            pages += usize::from(
+                want.body
+                    .as_deref()
+                    .is_some_and(|b| b.contains("<center><h1>")),
+            );
             if want != got {
                 failures.push(format!(
                     "[{}] {spec_text}\n  config: {}\n  nginx: {want:?}\n  crate: {got:?}\n  trace: {trace}\n  (nginx's Date: {})",
@@ -389,10 +401,14 @@ fn crate_matches_nginx() {
     }
     assert!(total >= 400, "only {total} cases");
     assert!(
+        files >= 25 && proxied >= 100 && closed >= 3 && pages >= 50,
+        "the corpus lost its variety: {files} files, {proxied} proxied, {closed} closed, {pages} pages"
+    );
+    assert!(
         failures.is_empty(),
         "{} of {total} cases differ:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("{total} cases identical");
+    eprintln!("{total} cases identical ({files} files, {proxied} proxied, {closed} closed, {pages} nginx pages)");
 }

@@ -28,6 +28,23 @@ const ENGINE: &[&str] = &[
     "expect",
 ];
 
+/// Headers the gateway sets itself after nginx's, whatever the file says.
+const GATEWAY: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// A header the nginx file's value does not decide: the engine's framing, the gateway's own,
+/// and the identity headers, which nothing but a verified session may set (a
+/// `proxy_set_header X-WeCom-UserId $http_x_user` would let any client choose its identity).
+fn not_the_files(name: &str) -> bool {
+    ENGINE.contains(&name)
+        || GATEWAY.contains(&name)
+        || crate::headers::is_reserved(name.as_bytes())
+}
+
 /// The nginx file's timeouts for this location (`proxy_connect_timeout`,
 /// `proxy_read_timeout`, `proxy_send_timeout`; nginx's default is 60s each).
 pub fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
@@ -55,15 +72,14 @@ pub fn request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
     let uri = http::Uri::try_from(p.target.clone())
         .map_err(|e| Error::because(ErrorType::InternalError, "nginx request target", e))?;
     req.set_uri(uri);
-    let owned = |n: &str| ENGINE.contains(&n);
     for name in &p.set_names {
-        if !owned(name) {
+        if !not_the_files(name) {
             req.remove_header(name.as_str());
         }
     }
     for (name, value) in &p.headers {
         let lower = name.to_ascii_lowercase();
-        if p.set_names.contains(&lower) && !owned(&lower) {
+        if p.set_names.contains(&lower) && !not_the_files(&lower) {
             req.append_header(name.clone(), value.as_slice())?;
         }
     }
