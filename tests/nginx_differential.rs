@@ -14,7 +14,7 @@ mod common;
 mod support;
 
 use common::{Gateway, TempDir};
-use support::Reply;
+use support::{fill, seen};
 
 pub struct Group {
     pub name: &'static str,
@@ -28,112 +28,6 @@ pub struct Group {
     /// Upstream request headers compared (lower-case), besides the request line.
     pub up_headers: &'static [&'static str],
     pub requests: &'static [&'static str],
-}
-
-/// Response headers that are not the configuration's doing.
-const IGNORED: &[&str] = &[
-    "server",
-    "date",
-    "content-type",
-    "content-length",
-    "connection",
-    "transfer-encoding",
-    "x-request-id",
-    "last-modified",
-    "etag",
-    "accept-ranges",
-    "vary",
-    "location",
-    "keep-alive",
-    "x-content-type-options",
-];
-
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    closed: bool,
-    status: u16,
-    location: String,
-    headers: Vec<String>,
-    body: Option<String>,
-    upstream: Option<Vec<String>>,
-}
-
-fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
-    let location = r
-        .header("location")
-        .unwrap_or("")
-        .replace(&format!(":{port}/"), ":PORT/")
-        .replace(&format!(":{port}?"), ":PORT?");
-    let mut headers: Vec<String> = r
-        .headers
-        .iter()
-        .filter(|(n, _)| !IGNORED.contains(&n.to_ascii_lowercase().as_str()))
-        .map(|(n, v)| {
-            let fixed = [
-                "Thu, 01 Jan 1970 00:00:01 GMT",
-                "Thu, 31 Dec 2037 23:55:55 GMT",
-            ];
-            let v = if n.eq_ignore_ascii_case("expires") && !fixed.contains(&v.as_str()) {
-                "<a date>".to_owned()
-            } else {
-                v.clone()
-            };
-            format!("{}: {v}", n.to_ascii_lowercase())
-        })
-        .collect();
-    headers.sort();
-    let gzipped = r.header("content-encoding").is_some();
-    let (body, upstream) = match r.body.strip_prefix(b"ECHO\n") {
-        Some(head) => {
-            let head = String::from_utf8_lossy(head);
-            let mut lines = head.lines();
-            let request_line = lines.next().unwrap_or_default();
-            // The engine speaks HTTP/1.1 to every upstream; the version is not compared.
-            let mut out = vec![request_line
-                .rsplit_once(' ')
-                .map_or(request_line, |(l, _)| l)
-                .to_owned()];
-            let all: Vec<(String, String)> = lines
-                .filter_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    Some((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                })
-                .collect();
-            for want in up_headers {
-                let values: Vec<&str> = all
-                    .iter()
-                    .filter(|(n, _)| n == want)
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                out.push(format!("{want}: {}", values.join(" | ")));
-            }
-            (None, Some(out))
-        }
-        None if gzipped => (None, None),
-        None => {
-            let text = String::from_utf8_lossy(&r.body).into_owned();
-            // nginx's pages end with its own tail line; the gateway's with its own.
-            let text = match text.find("<hr><center>") {
-                Some(i) => text[..i].to_owned(),
-                None => text,
-            };
-            (Some(text), None)
-        }
-    };
-    Seen {
-        closed: r.closed,
-        status: r.status,
-        location,
-        headers,
-        body,
-        upstream,
-    }
-}
-
-fn fill(s: &str, root: &std::path::Path, up: u16) -> String {
-    s.replace("{{ROOT}}", &root.display().to_string())
-        .replace("{{UP}}", &format!("127.0.0.1:{up}"))
-        .replace("{{DEAD}}", "127.0.0.1:1")
 }
 
 #[test]

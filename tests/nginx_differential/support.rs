@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,12 +34,6 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 
 /// nginx with one `server` per `(port, http-level text, server body)`.
 pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
-    assert!(
-        Path::new(NGINX).exists(),
-        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
-    );
-    let d = dir.display();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
     let mut http = String::new();
     for (port, h, body) in servers {
         http.push_str(h);
@@ -46,6 +41,18 @@ pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
             "\nserver {{ listen 127.0.0.1:{port}; server_name localhost;\n{body}\n}}\n"
         ));
     }
+    let ports: Vec<u16> = servers.iter().map(|(p, _, _)| *p).collect();
+    start_nginx_http(dir, &http, &ports)
+}
+
+/// nginx with this text in its `http` block, listening on `ports`.
+pub fn start_nginx_http(dir: &Path, http: &str, ports: &[u16]) -> Nginx {
+    assert!(
+        Path::new(NGINX).exists(),
+        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
+    );
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
     let conf = format!(
         "daemon off; master_process off; worker_processes 1;\n\
          error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
@@ -62,7 +69,7 @@ pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
         .spawn()
         .expect("start nginx");
     let deadline = Instant::now() + Duration::from_secs(20);
-    for (port, _, _) in servers {
+    for port in ports {
         while TcpStream::connect(("127.0.0.1", *port)).is_err() {
             if let Ok(Some(s)) = child.try_wait() {
                 let mut log = String::new();
@@ -267,4 +274,110 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
         b = &b[(eol + 4 + size).min(b.len())..];
     }
+}
+
+/// Response headers that are not the configuration's doing.
+const IGNORED: &[&str] = &[
+    "server",
+    "date",
+    "content-type",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "x-request-id",
+    "last-modified",
+    "etag",
+    "accept-ranges",
+    "vary",
+    "location",
+    "keep-alive",
+    "x-content-type-options",
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub closed: bool,
+    pub status: u16,
+    pub location: String,
+    pub headers: Vec<String>,
+    pub body: Option<String>,
+    pub upstream: Option<Vec<String>>,
+}
+
+pub fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
+    let location = r
+        .header("location")
+        .unwrap_or("")
+        .replace(&format!(":{port}/"), ":PORT/")
+        .replace(&format!(":{port}?"), ":PORT?");
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| !IGNORED.contains(&n.to_ascii_lowercase().as_str()))
+        .map(|(n, v)| {
+            let fixed = [
+                "Thu, 01 Jan 1970 00:00:01 GMT",
+                "Thu, 31 Dec 2037 23:55:55 GMT",
+            ];
+            let v = if n.eq_ignore_ascii_case("expires") && !fixed.contains(&v.as_str()) {
+                "<a date>".to_owned()
+            } else {
+                v.clone()
+            };
+            format!("{}: {v}", n.to_ascii_lowercase())
+        })
+        .collect();
+    headers.sort();
+    let gzipped = r.header("content-encoding").is_some();
+    let (body, upstream) = match r.body.strip_prefix(b"ECHO\n") {
+        Some(head) => {
+            let head = String::from_utf8_lossy(head);
+            let mut lines = head.lines();
+            let request_line = lines.next().unwrap_or_default();
+            // The engine speaks HTTP/1.1 to every upstream; the version is not compared.
+            let mut out = vec![request_line
+                .rsplit_once(' ')
+                .map_or(request_line, |(l, _)| l)
+                .to_owned()];
+            let all: Vec<(String, String)> = lines
+                .filter_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    Some((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                })
+                .collect();
+            for want in up_headers {
+                let values: Vec<&str> = all
+                    .iter()
+                    .filter(|(n, _)| n == want)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                out.push(format!("{want}: {}", values.join(" | ")));
+            }
+            (None, Some(out))
+        }
+        None if gzipped => (None, None),
+        None => {
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            // nginx's pages end with its own tail line; the gateway's with its own.
+            let text = match text.find("<hr><center>") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (Some(text), None)
+        }
+    };
+    Seen {
+        closed: r.closed,
+        status: r.status,
+        location,
+        headers,
+        body,
+        upstream,
+    }
+}
+
+pub fn fill(s: &str, root: &std::path::Path, up: u16) -> String {
+    s.replace("{{ROOT}}", &root.display().to_string())
+        .replace("{{UP}}", &format!("127.0.0.1:{up}"))
+        .replace("{{DEAD}}", "127.0.0.1:1")
 }
