@@ -298,18 +298,18 @@ const IGNORED: &[&str] = &[
 pub struct Seen {
     pub closed: bool,
     pub status: u16,
-    pub location: String,
+    pub location: Option<String>,
     pub headers: Vec<String>,
     pub body: Option<String>,
     pub upstream: Option<Vec<String>>,
 }
 
 pub fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
-    let location = r
-        .header("location")
-        .unwrap_or("")
-        .replace(&format!(":{port}/"), ":PORT/")
-        .replace(&format!(":{port}?"), ":PORT?");
+    // `return 301;` sends an empty Location, which is not the same as none.
+    let location = r.header("location").map(|l| {
+        l.replace(&format!(":{port}/"), ":PORT/")
+            .replace(&format!(":{port}?"), ":PORT?")
+    });
     let mut headers: Vec<String> = r
         .headers
         .iter()
