@@ -45,7 +45,7 @@ pub struct FileBody {
 }
 
 pub enum Served {
-    Reply(FileReply),
+    Reply(Box<FileReply>),
     Forbidden,
     NotFound,
 }
@@ -98,11 +98,11 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
         h
     };
     let reply = |header: ResponseHeader, body: Option<FileBody>| {
-        Served::Reply(FileReply {
+        Served::Reply(Box::new(FileReply {
             header: Box::new(header),
             mtime: mtime as i64,
             body,
-        })
+        }))
     };
     if not_modified {
         let mut head = h(304);

@@ -12,7 +12,8 @@ pub struct Request {
     /// Header fields in arrival order; `Host` and `Cookie` are read from here.
     pub headers: Vec<(String, Vec<u8>)>,
     pub remote_addr: String,
-    /// The listener's own address, used as the redirect host when there is no `Host`.
+    /// The IP the connection arrived on (IPv6 in brackets): `$server_addr`, and the redirect
+    /// host when there is no `Host`.
     pub local_addr: String,
 }
 

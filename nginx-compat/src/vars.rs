@@ -205,7 +205,12 @@ impl Ctx<'_> {
             "request_method" => self.st.method.as_bytes().to_vec(),
             "server_name" => self.server.server_name().as_bytes().to_vec(),
             "server_port" => r.port.to_string().into_bytes(),
-            "server_addr" => r.local_addr.as_bytes().to_vec(),
+            "server_addr" => r
+                .local_addr
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .as_bytes()
+                .to_vec(),
             "remote_addr" => r.remote_addr.as_bytes().to_vec(),
             "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
             "content_type" => return r.header("content-type").map(<[u8]>::to_vec),

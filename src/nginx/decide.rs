@@ -25,7 +25,7 @@ pub enum Decision {
         upstream: Arc<Upstream>,
     },
     /// An answer made without an upstream (also a file, or a closed connection).
-    Answer(Action),
+    Answer(Box<Action>),
 }
 
 /// Evaluates the rules for one request.
@@ -57,16 +57,16 @@ pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSyste
                 },
                 // A proxy_pass with variables naming no configured upstream: nginx (without a
                 // resolver) finalizes with 502, so its error_page applies.
-                None => Decision::Answer(rules.server.upstream_failed(req, &p, 502, fs)),
+                None => Decision::Answer(Box::new(rules.server.upstream_failed(req, &p, 502, fs))),
             }
         }
         Action::Respond(r)
             if rules.static_base.is_none()
                 && r.state.loc == LocRef::default()
-                && matches!(r.status, 403 | 404 | 405) =>
+                && matches!(r.status, 403..=405) =>
         {
             Decision::NoRoute
         }
-        other => Decision::Answer(other),
+        other => Decision::Answer(Box::new(other)),
     }
 }

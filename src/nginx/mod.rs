@@ -80,7 +80,7 @@ pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> 
                 .as_downstream()
                 .server_addr()
                 .and_then(|a| a.as_inet())
-                .map(|a| a.port()),
+                .copied(),
         )
     };
     match decide(rules, &req) {
@@ -104,7 +104,7 @@ pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> 
         }
         Decision::Answer(action) => {
             let html = wants_html(session);
-            answer::write(session, ctx, rules, &req, action, html).await?;
+            answer::write(session, ctx, rules, &req, *action, html).await?;
             Ok(Next::Answered)
         }
     }

@@ -24,13 +24,23 @@ pub fn request(
     headers: &http::HeaderMap,
     server: &ServerSettings,
     remote_addr: Option<std::net::IpAddr>,
-    local_port: Option<u16>,
+    local: Option<std::net::SocketAddr>,
 ) -> Request {
     let url = &server.public_url;
     let public_port = url.port_or_known_default().unwrap_or(80);
-    let port = match (url.scheme(), local_port) {
-        ("http", Some(p)) => p,
+    let port = match (url.scheme(), local) {
+        ("http", Some(l)) => l.port(),
         _ => public_port,
+    };
+    // `$server_addr`, and the redirect host when the client sent no Host: the address the
+    // connection arrived on, as nginx's getsockname().
+    let local_addr = match local.map(|l| l.ip()) {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None => server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| server.listen.clone(), |a| a.ip().to_string()),
     };
     Request {
         method: method.to_owned(),
@@ -42,7 +52,7 @@ pub fn request(
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
         remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
-        local_addr: server.listen.clone(),
+        local_addr,
     }
 }
 

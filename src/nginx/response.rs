@@ -243,7 +243,7 @@ fn next(ctx: &mut Ctx, action: Action) -> bool {
             true
         }
         Decision::Answer(a) => {
-            f.pending = Some(a);
+            f.pending = Some(*a);
             false
         }
         // An error page that lands on a [[routes]] entry or on nothing: nginx's own page.

@@ -6,7 +6,7 @@ use crate::vars::Ctx;
 
 pub(super) fn denied(conf: &LocConf, cx: &Ctx<'_>) -> bool {
     let rules = match &conf.limit_except {
-        Some(le) if !le.methods.iter().any(|m| *m == cx.st.method) => &le.access,
+        Some(le) if !le.methods.contains(&cx.st.method) => &le.access,
         _ => &conf.settings.access,
     };
     if rules.is_empty() {

@@ -2,7 +2,7 @@
 //! module. The crate reads no files: the caller answers "what is at this path" through
 //! [`FileSystem`], and serves the file of an [`Action::File`](super::Action::File).
 
-use super::{Action, Body, FileAnswer, Flow, Step};
+use super::{Action, FileAnswer, Flow, Step};
 use crate::escape::{escape, Escape};
 use crate::parse::model::{Fallback, LocConf, Server};
 use crate::vars::Ctx;
@@ -150,19 +150,13 @@ impl Server {
                 Flow::Finalize(301)
             }
             FileKind::File if cx.st.method == "POST" => Flow::Finalize(405),
-            FileKind::File => Flow::Done(Action::File(FileAnswer {
+            FileKind::File => Flow::Done(Box::new(Action::File(FileAnswer {
                 status: cx.st.err_status.unwrap_or(200),
                 path: mapped.path,
                 root: mapped.root,
                 state: cx.st.clone(),
-            })),
+            }))),
         }
-    }
-
-    /// A 2xx answer without a body of its own (`try_files ... =204`).
-    #[allow(dead_code)]
-    pub(super) fn empty(&self, cx: &Ctx<'_>, status: u16) -> Flow {
-        self.respond(cx, status, Body::Empty)
     }
 }
 

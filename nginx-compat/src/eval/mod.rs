@@ -167,7 +167,7 @@ enum Flow {
     Step(Step),
     /// `ngx_http_finalize_request(r, code)`.
     Finalize(u16),
-    Done(Action),
+    Done(Box<Action>),
 }
 
 impl Server {
@@ -227,7 +227,7 @@ impl Server {
         };
         loop {
             flow = match flow {
-                Flow::Done(a) => return a,
+                Flow::Done(a) => return *a,
                 Flow::Finalize(code) => self.finalize(&mut cx, code),
                 Flow::Step(step) => match step {
                     Step::ServerRewrite => self.server_rewrite(&mut cx, fs),
@@ -348,12 +348,12 @@ impl Server {
             .location
             .clone()
             .map(|l| self.absolute(cx, l, settings));
-        Flow::Done(Action::Respond(Response {
+        Flow::Done(Box::new(Action::Respond(Response {
             status: cx.st.err_status.unwrap_or(status),
             location,
             body,
             state: cx.st.clone(),
-        }))
+        })))
     }
 
     /// `ngx_http_header_filter`: a Location starting with '/' becomes absolute when

@@ -80,7 +80,7 @@ impl Server {
             target.port.as_bytes().to_vec(),
         ));
         let (headers, set_names) = request_headers(conf, cx);
-        Flow::Done(Action::Proxy(Box::new(Proxy {
+        Flow::Done(Box::new(Action::Proxy(Box::new(Proxy {
             authority: target.authority,
             method: cx.st.method.clone(),
             target: uri,
@@ -90,7 +90,7 @@ impl Server {
             proxy_port: target.port,
             status: cx.st.err_status,
             state: cx.st.clone(),
-        })))
+        }))))
     }
 
     /// The upstream answered `status`. With `proxy_intercept_errors on` and an `error_page`

@@ -11,7 +11,7 @@ impl Server {
         // NGX_HTTP_CLOSE (444), and 408 and 499 which ngx_http_finalize_request also ends with
         // ngx_http_terminate_request: the connection is closed without an answer.
         if matches!(code, 408 | 444 | 499) {
-            return Flow::Done(Action::Close);
+            return Flow::Done(Box::new(Action::Close));
         }
         cx.st.err_status = Some(code);
         let conf = self.here(cx);

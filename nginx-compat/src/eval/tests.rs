@@ -12,7 +12,7 @@ impl FileSystem for Tree {
     fn kind(&self, path: &[u8]) -> FileKind {
         let p = std::str::from_utf8(path).unwrap();
         let bare = p.trim_end_matches('/');
-        if self.0.iter().any(|f| *f == bare) && !p.ends_with('/') {
+        if self.0.contains(&bare) && !p.ends_with('/') {
             return FileKind::File;
         }
         if self

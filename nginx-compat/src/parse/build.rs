@@ -13,7 +13,7 @@ use super::model::{
 };
 use super::{Directive, ParseError, Pos};
 use crate::location::{Location, LocationSet, Modifier};
-use crate::vars::{is_builtin, is_changeable, Part, Template};
+use crate::vars::{is_builtin, is_changeable, Template};
 
 pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
     let mut b = Builder::default();
@@ -141,7 +141,7 @@ impl Builder {
             return Err(d.pos.error("directive \"server\" has no opening \"{\""));
         };
         let mut settings = Settings::default();
-        self.settings(block, &mut settings, Level::Server, None)?;
+        self.settings(block, &mut settings, Level::Server)?;
         let settings = Arc::new(settings);
         let mut root = LocConf {
             head: Head::Server,
@@ -286,8 +286,7 @@ impl Builder {
         let this = if named { Level::Named } else { Level::Location };
         let mut settings = Settings::clone(parent);
         settings.alias = None;
-        let is_regex = matches!(&head, Head::Location(l) if l.modifier().is_regex());
-        self.settings(block, &mut settings, this, Some(is_regex))?;
+        self.settings(block, &mut settings, this)?;
         let settings = Arc::new(settings);
         let mut conf = LocConf {
             head: head.clone(),
@@ -391,7 +390,6 @@ impl Builder {
         block: &[Directive],
         s: &mut Settings,
         level: Level,
-        is_regex: Option<bool>,
     ) -> Result<(), ParseError> {
         let mut fresh = Fresh::default();
         for d in block {
@@ -604,7 +602,6 @@ impl Builder {
                 other => unreachable!("is_setting lists {other}"),
             }
         }
-        let _ = is_regex;
         Ok(())
     }
 
@@ -749,13 +746,4 @@ fn location_set(
         set.set_auto_redirect(i, on);
     }
     Ok(set)
-}
-
-/// Variables a template reads that come from the request's own captures.
-#[allow(dead_code)]
-fn captures_of(t: &Template) -> impl Iterator<Item = usize> + '_ {
-    t.parts.iter().filter_map(|p| match p {
-        Part::Capture(n) => Some(*n),
-        _ => None,
-    })
 }

@@ -123,7 +123,7 @@ pub(super) fn time(s: &str, is_sec: bool) -> Option<i64> {
             scale_ms = 1000;
         } else {
             let pos = UNITS.iter().position(|(u, _)| u.as_bytes()[0] == c)?;
-            if pos + 1 <= step {
+            if pos < step {
                 return None;
             }
             step = pos + 1;
