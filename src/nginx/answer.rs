@@ -81,7 +81,6 @@ pub async fn write(
     rules: &Rules,
     req: &Request,
     action: Action,
-    _html: bool,
 ) -> Result<()> {
     match action {
         Action::Close => {
@@ -171,7 +170,7 @@ async fn write_page(
         body: Body::Page,
         state: state.clone(),
     };
-    Box::pin(write(session, ctx, rules, req, Action::Respond(r), false)).await
+    Box::pin(write(session, ctx, rules, req, Action::Respond(r))).await
 }
 
 /// nginx's header filters on an answer, then the header itself (`end`: nothing follows).

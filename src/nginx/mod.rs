@@ -27,7 +27,7 @@ use pingora::proxy::Session;
 
 use crate::config::model::Upstream;
 use crate::config::rules::Rules;
-use crate::proxy::{wants_html, Ctx};
+use crate::proxy::Ctx;
 
 pub use decide::{decide, Decision};
 pub use request::{request, DiskFs};
@@ -103,8 +103,7 @@ pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> 
             Ok(Next::Proxy)
         }
         Decision::Answer(action) => {
-            let html = wants_html(session);
-            answer::write(session, ctx, rules, &req, *action, html).await?;
+            answer::write(session, ctx, rules, &req, *action).await?;
             Ok(Next::Answered)
         }
     }

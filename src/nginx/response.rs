@@ -246,7 +246,8 @@ fn next(ctx: &mut Ctx, action: Action) -> bool {
             f.pending = Some(*a);
             false
         }
-        // An error page that lands on a [[routes]] entry or on nothing: nginx's own page.
+        // An error page that lands on a [[routes]] entry or on nothing: the gateway's own
+        // failure answer (502/504, JSON or HTML) is written.
         Decision::Route { .. } | Decision::NoRoute => false,
     }
 }
@@ -261,8 +262,7 @@ pub async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Option<u16> 
     if session.response_written().is_some() {
         return None;
     }
-    let html = crate::proxy::wants_html(session);
-    match super::answer::write(session, ctx, &rules, &req, action, html).await {
+    match super::answer::write(session, ctx, &rules, &req, action).await {
         Ok(()) => Some(ctx.answered.unwrap_or(0)),
         Err(_) => Some(0),
     }
@@ -353,5 +353,45 @@ fn disk(f: &Flight) -> Box<dyn FileSystem + '_> {
     match &f.rules.static_base {
         Some(base) => Box::new(DiskFs { base }),
         None => Box::new(NoFiles),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding_as_ngx_http_gzip_accept_encoding_reads_it() {
+        let cases: &[(&str, bool)] = &[
+            ("gzip", true),
+            ("gzip, deflate, br", true),
+            ("br;q=1.0, GZIP;q=0.5", true),
+            ("gzip;q=0", false),
+            ("gzip;q=0.000", false),
+            ("br, x-gzip", false),
+            ("identity", false),
+            ("", false),
+        ];
+        for (v, want) in cases {
+            assert_eq!(accepts(v.as_bytes(), b"gzip"), *want, "{v}");
+        }
+    }
+
+    #[test]
+    fn msie6_is_nginx_s_special_case() {
+        assert!(msie6(b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"));
+        assert!(!msie6(
+            b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"
+        ));
+        assert!(!msie6(b"Mozilla/5.0 (Windows NT 10.0) MicroMessenger/8.0"));
+    }
+
+    #[test]
+    fn refresh_splits_at_its_url() {
+        assert_eq!(
+            refresh(b"5; URL=http://a/b"),
+            Some((&b"5; URL="[..], &b"http://a/b"[..]))
+        );
+        assert_eq!(refresh(b"5"), None);
     }
 }
