@@ -21,6 +21,11 @@ use crate::proxy::Ctx;
 /// phase, which writes it.
 const ERROR_PAGE: ErrorType = ErrorType::Custom("nginx error_page");
 
+/// An error that only carries an `error_page` answer (or a retry to another upstream).
+pub fn is_error_page(e: &Error) -> bool {
+    *e.etype() == ERROR_PAGE
+}
+
 /// Applies nginx's header-filter edits in order.
 pub fn apply_edits(h: &mut ResponseHeader, edits: &[HeaderEdit]) {
     for e in edits {
@@ -222,6 +227,24 @@ pub fn upstream_failed(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
     }
     e.set_retry(retry);
     e
+}
+
+/// pingora's retry policy (retry only what is safe to send twice), then nginx's: an
+/// `error_page` may answer the error, or send the request to another upstream.
+pub fn error_while_proxy(
+    peer: &pingora::upstreams::peer::HttpPeer,
+    session: &mut Session,
+    e: Box<Error>,
+    ctx: &mut Ctx,
+    client_reused: bool,
+) -> Box<Error> {
+    let mut e = e.more_context(format!("Peer: {peer}"));
+    if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        e.set_retry(false);
+    } else {
+        e.retry.decide_reuse(client_reused);
+    }
+    upstream_failed(ctx, e)
 }
 
 /// Takes an action that replaces the upstream's answer: another upstream (proxied again by the

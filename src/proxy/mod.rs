@@ -314,16 +314,22 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        // pingora's own policy: retry only what is safe to send twice...
-        let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
-        }
-        // ...unless an nginx error_page sends the request elsewhere.
-        crate::nginx::response::upstream_failed(ctx, e)
+        crate::nginx::response::error_while_proxy(peer, session, e, ctx, client_reused)
+    }
+
+    /// An nginx error_page that replaced the upstream's answer is not a failure to log.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        crate::nginx::response::is_error_page(e)
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        e: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        crate::nginx::response::is_error_page(e)
     }
 
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.

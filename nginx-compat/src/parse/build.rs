@@ -472,6 +472,9 @@ impl Builder {
                     };
                     extend(&mut s.add_headers, &mut fresh.add_header, vec![h]);
                 }
+                "expires" if d.args.iter().any(|a| a.text.contains('$')) => {
+                    self.unsupported(d, Some("expires with variables".into()));
+                }
                 "expires" => s.expires = dir::expires(d)?,
                 "proxy_set_header" => {
                     nargs(d, |n| n == 2)?;
