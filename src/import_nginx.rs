@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use nginx_compat::parse::directives::parse_target;
+use nginx_compat::parse::parse_target;
 use nginx_compat::parse::Directive;
 
 use crate::config::rules::{parse_nginx, server_body, upstream_block};

@@ -4,10 +4,10 @@
 
 use super::{Action, FileSystem, Flow, Proxy};
 use crate::escape::{escape, Escape};
-use crate::parse::directives::parse_target;
 use crate::parse::model::{
     LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect, RedirectPattern, Server,
 };
+use crate::parse::parse_target;
 use crate::vars::{Ctx, Template};
 use crate::Request;
 

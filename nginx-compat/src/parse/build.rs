@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::directives::{self as dir, args, nargs, no_block, on_off, template};
+use super::directives::{self as dir, args, nargs, no_block, template};
 use super::model::{
-    Config, GzipDisable, GzipProxied, Head, HttpVersion, LimitExcept, LocConf, Map, PassKind,
-    ProxyRedirect, Server, Settings, Stmt, Unsupported,
+    Config, Head, LimitExcept, LocConf, Map, PassKind, Server, Settings, Stmt, Unsupported,
 };
+use super::settings::is_setting;
+use super::{proxy_args, script_args};
 use super::{Directive, ParseError, Pos};
 use crate::location::{Location, LocationSet, Modifier};
 use crate::vars::{is_builtin, is_changeable, Template};
@@ -33,7 +34,7 @@ pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
 }
 
 #[derive(Default)]
-struct Builder {
+pub(super) struct Builder {
     unsupported: Vec<Unsupported>,
     /// Every variable a value names, with its directive; checked once everything is read,
     /// since `set` and named captures define variables for the whole configuration.
@@ -42,26 +43,14 @@ struct Builder {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
+pub(super) enum Level {
     Server,
     Location,
     Named,
 }
 
-/// Which list directives this level has set (they replace, not extend, the inherited list).
-#[derive(Default)]
-struct Fresh {
-    error_page: bool,
-    access: bool,
-    add_header: bool,
-    proxy_set_header: bool,
-    proxy_redirect: bool,
-    gzip_types: bool,
-    gzip_disable: bool,
-}
-
 impl Builder {
-    fn unsupported(&mut self, d: &Directive, detail: Option<String>) {
+    pub(super) fn unsupported(&mut self, d: &Directive, detail: Option<String>) {
         self.unsupported.push(Unsupported {
             directive: d.name.clone(),
             pos: d.pos.clone(),
@@ -69,7 +58,7 @@ impl Builder {
         });
     }
 
-    fn uses(&mut self, d: &Directive, t: &Template) {
+    pub(super) fn uses(&mut self, d: &Directive, t: &Template) {
         for v in t.vars() {
             self.used
                 .push((v.to_owned(), d.name.clone(), d.pos.clone()));
@@ -111,7 +100,7 @@ impl Builder {
                 "http" => self.top(d.block.as_deref().unwrap_or(&[]), servers, maps)?,
                 "server" => servers.push(self.server(d)?),
                 "map" => {
-                    let (m, refused) = dir::map(d)?;
+                    let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);
                     for (_, v) in &m.exact {
                         self.uses(d, v);
@@ -201,7 +190,7 @@ impl Builder {
         match c.name.as_str() {
             n if is_setting(n) => {}
             "try_files" => {
-                let tf = dir::try_files(c)?;
+                let tf = script_args::try_files(c)?;
                 for t in &tf.candidates {
                     self.uses(c, &t.name);
                 }
@@ -215,7 +204,7 @@ impl Builder {
                     return Err(c.pos.error("\"proxy_pass\" directive is duplicate"));
                 }
                 let uri_allowed = level == Level::Location && !conf.is_regex();
-                let pass = dir::proxy_pass(c, uri_allowed)?;
+                let pass = proxy_args::proxy_pass(c, uri_allowed)?;
                 if let PassKind::Dynamic(t) = &pass.kind {
                     self.uses(c, t);
                 }
@@ -384,235 +373,11 @@ impl Builder {
         Ok(LimitExcept { methods, access })
     }
 
-    /// The setting directives of one level, merged over the inherited `s`.
-    fn settings(
-        &mut self,
-        block: &[Directive],
-        s: &mut Settings,
-        level: Level,
-    ) -> Result<(), ParseError> {
-        let mut fresh = Fresh::default();
-        for d in block {
-            if !is_setting(&d.name) {
-                continue;
-            }
-            no_block(d)?;
-            match d.name.as_str() {
-                "root" | "alias" => {
-                    nargs(d, |n| n == 1)?;
-                    if d.name == "alias" && level != Level::Location {
-                        return Err(d.pos.error(if level == Level::Named {
-                            "the \"alias\" directive cannot be used inside the named location"
-                        } else {
-                            "\"alias\" directive is not allowed here"
-                        }));
-                    }
-                    let mut v = d.args[0].text.clone();
-                    // ngx_http_core_root: a root loses its trailing '/'; an alias keeps it.
-                    if d.name == "root" && v.len() > 1 && v.ends_with('/') {
-                        v.pop();
-                    }
-                    let t = template(d, &v)?;
-                    self.uses(d, &t);
-                    if d.name == "root" {
-                        s.root = t;
-                        s.alias = None;
-                    } else {
-                        s.alias = Some(t);
-                    }
-                }
-                "index" => {
-                    nargs(d, |n| n >= 1)?;
-                    s.index = args(d)
-                        .iter()
-                        .map(|a| template(d, a))
-                        .collect::<Result<_, _>>()?;
-                    for t in s.index.clone() {
-                        self.uses(d, &t);
-                    }
-                }
-                "absolute_redirect" => s.absolute_redirect = on_off(d)?,
-                "port_in_redirect" => s.port_in_redirect = on_off(d)?,
-                "server_name_in_redirect" => s.server_name_in_redirect = on_off(d)?,
-                "internal" => {
-                    nargs(d, |n| n == 0)?;
-                    if level != Level::Location {
-                        return Err(d.pos.error("\"internal\" directive is not allowed here"));
-                    }
-                    s.internal = true;
-                }
-                "client_max_body_size" => {
-                    nargs(d, |n| n == 1)?;
-                    s.client_max_body_size = dir::size(d, &d.args[0].text)?;
-                }
-                "error_page" => {
-                    let pages = dir::error_page(d)?;
-                    for p in &pages {
-                        self.uses(d, &p.value);
-                    }
-                    extend(&mut s.error_pages, &mut fresh.error_page, pages);
-                }
-                "allow" | "deny" => {
-                    let r = dir::access_rule(d)?;
-                    extend(&mut s.access, &mut fresh.access, vec![r]);
-                }
-                "add_header" => {
-                    nargs(d, |n| n == 2 || n == 3)?;
-                    if let Some(p) = d.args.get(2) {
-                        if p.text != "always" {
-                            return Err(d.pos.error(format!("invalid parameter \"{}\"", p.text)));
-                        }
-                    }
-                    let value = template(d, &d.args[1].text)?;
-                    self.uses(d, &value);
-                    let h = super::model::AddHeader {
-                        name: d.args[0].text.clone(),
-                        value,
-                        always: d.args.len() == 3,
-                    };
-                    extend(&mut s.add_headers, &mut fresh.add_header, vec![h]);
-                }
-                "expires" if d.args.iter().any(|a| a.text.contains('$')) => {
-                    self.unsupported(d, Some("expires with variables".into()));
-                }
-                "expires" => s.expires = dir::expires(d)?,
-                "proxy_set_header" => {
-                    nargs(d, |n| n == 2)?;
-                    let value = template(d, &d.args[1].text)?;
-                    self.uses(d, &value);
-                    let h = (d.args[0].text.clone(), value);
-                    extend(
-                        &mut s.proxy.set_headers,
-                        &mut fresh.proxy_set_header,
-                        vec![h],
-                    );
-                }
-                "proxy_redirect" => {
-                    nargs(d, |n| n == 1 || n == 2)?;
-                    let a = args(d);
-                    if a.len() == 1 && a[0] == "off" {
-                        if fresh.proxy_redirect {
-                            return Err(d.pos.error("\"proxy_redirect\" directive is duplicate"));
-                        }
-                        s.proxy.redirect = ProxyRedirect::Off;
-                        fresh.proxy_redirect = true;
-                        continue;
-                    }
-                    if a.len() == 1 && a[0] != "default" {
-                        return Err(d.pos.error(format!("invalid parameter \"{}\"", a[0])));
-                    }
-                    if a.len() == 1 && !block.iter().any(|c| c.name == "proxy_pass") {
-                        return Err(d.pos.error(
-                            "\"proxy_redirect default\" should be placed after the \
-                             \"proxy_pass\" directive",
-                        ));
-                    }
-                    let rule = dir::redirect_rule(d)?;
-                    if let super::model::RedirectPattern::Prefix(t) = &rule.pattern {
-                        self.uses(d, t);
-                    }
-                    self.uses(d, &rule.replacement);
-                    let mut rules = match (&s.proxy.redirect, fresh.proxy_redirect) {
-                        (ProxyRedirect::Rules(r), true) => r.to_vec(),
-                        (ProxyRedirect::Off, true) => {
-                            return Err(d.pos.error("\"proxy_redirect\" directive is duplicate"))
-                        }
-                        _ => Vec::new(),
-                    };
-                    rules.push(rule);
-                    s.proxy.redirect = ProxyRedirect::Rules(Arc::from(rules));
-                    fresh.proxy_redirect = true;
-                }
-                "proxy_connect_timeout" => s.proxy.connect_timeout = dir::duration(d)?,
-                "proxy_read_timeout" => s.proxy.read_timeout = dir::duration(d)?,
-                "proxy_send_timeout" => s.proxy.send_timeout = dir::duration(d)?,
-                "proxy_http_version" => {
-                    nargs(d, |n| n == 1)?;
-                    s.proxy.http_version = match d.args[0].text.as_str() {
-                        "1.0" => HttpVersion::V10,
-                        "1.1" => HttpVersion::V11,
-                        v => {
-                            return Err(d.pos.error(format!(
-                                "invalid value \"{v}\" in \"proxy_http_version\" directive, \
-                                 it must be \"1.0\" or \"1.1\""
-                            )))
-                        }
-                    };
-                }
-                "proxy_intercept_errors" => s.proxy.intercept_errors = on_off(d)?,
-                "gzip" => s.gzip.on = on_off(d)?,
-                "gzip_vary" => s.gzip.vary = on_off(d)?,
-                "gzip_comp_level" => {
-                    nargs(d, |n| n == 1)?;
-                    s.gzip.comp_level = d.args[0]
-                        .text
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=9).contains(l))
-                        .ok_or_else(|| d.pos.error("invalid value, must be between 1 and 9"))?;
-                }
-                "gzip_min_length" => {
-                    nargs(d, |n| n == 1)?;
-                    s.gzip.min_length = dir::size(d, &d.args[0].text)?;
-                }
-                "gzip_types" => {
-                    nargs(d, |n| n >= 1)?;
-                    let mut types: Vec<String> = if fresh.gzip_types {
-                        s.gzip.types.to_vec()
-                    } else {
-                        vec!["text/html".to_owned()]
-                    };
-                    types.extend(args(d).iter().map(|t| t.to_ascii_lowercase()));
-                    s.gzip.types = Arc::from(types);
-                    fresh.gzip_types = true;
-                }
-                "gzip_proxied" => {
-                    nargs(d, |n| n >= 1)?;
-                    let mut p = GzipProxied::default();
-                    for a in args(d) {
-                        match a {
-                            "off" => p = GzipProxied::default(),
-                            "any" => p.any = true,
-                            "expired" => p.expired = true,
-                            "no-cache" => p.no_cache = true,
-                            "no-store" => p.no_store = true,
-                            "private" => p.private = true,
-                            "no_last_modified" => p.no_last_modified = true,
-                            "no_etag" => p.no_etag = true,
-                            "auth" => p.auth = true,
-                            v => return Err(d.pos.error(format!("invalid value \"{v}\""))),
-                        }
-                    }
-                    s.gzip.proxied = p;
-                }
-                "gzip_disable" => {
-                    nargs(d, |n| n >= 1)?;
-                    let mut list: Vec<GzipDisable> = if fresh.gzip_disable {
-                        s.gzip.disable.to_vec()
-                    } else {
-                        Vec::new()
-                    };
-                    for a in args(d) {
-                        list.push(if a == "msie6" {
-                            GzipDisable::Msie6
-                        } else {
-                            GzipDisable::Regex(dir::regex(d, a, true)?)
-                        });
-                    }
-                    s.gzip.disable = Arc::from(list);
-                    fresh.gzip_disable = true;
-                }
-                other => unreachable!("is_setting lists {other}"),
-            }
-        }
-        Ok(())
-    }
-
     /// A rewrite-module statement, or None after recording an unsupported directive.
     fn stmt(&mut self, d: &Directive) -> Result<Option<Stmt>, ParseError> {
         let st = match d.name.as_str() {
             "rewrite" => {
-                let rw = dir::rewrite(d)?;
+                let rw = script_args::rewrite(d)?;
                 self.define_captures(&rw.regex);
                 self.uses(d, &rw.uri);
                 if let Some(a) = &rw.args {
@@ -621,7 +386,7 @@ impl Builder {
                 Stmt::Rewrite(rw)
             }
             "return" => {
-                let r = dir::ret(d)?;
+                let r = script_args::ret(d)?;
                 if let Stmt::Return { text: Some(t), .. } = &r {
                     self.uses(d, t);
                 }
@@ -653,7 +418,7 @@ impl Builder {
                 let Some(block) = &d.block else {
                     return Err(d.pos.error("directive \"if\" has no opening \"{\""));
                 };
-                let cond = dir::condition(d)?;
+                let cond = script_args::condition(d)?;
                 match &cond {
                     super::model::Cond::Eq { value, .. } => self.uses(d, value),
                     super::model::Cond::Regex { regex, .. } => self.define_captures(regex),
@@ -689,47 +454,6 @@ impl Builder {
 enum Located {
     Plain(Location, LocConf),
     Named(LocConf),
-}
-
-/// Replace the inherited list the first time this level sets one, then append.
-fn extend<T: Clone>(list: &mut Arc<[T]>, fresh: &mut bool, items: Vec<T>) {
-    let mut v: Vec<T> = if *fresh { list.to_vec() } else { Vec::new() };
-    v.extend(items);
-    *list = Arc::from(v);
-    *fresh = true;
-}
-
-fn is_setting(n: &str) -> bool {
-    matches!(
-        n,
-        "root"
-            | "alias"
-            | "index"
-            | "absolute_redirect"
-            | "port_in_redirect"
-            | "server_name_in_redirect"
-            | "internal"
-            | "client_max_body_size"
-            | "error_page"
-            | "allow"
-            | "deny"
-            | "add_header"
-            | "expires"
-            | "proxy_set_header"
-            | "proxy_redirect"
-            | "proxy_connect_timeout"
-            | "proxy_read_timeout"
-            | "proxy_send_timeout"
-            | "proxy_http_version"
-            | "proxy_intercept_errors"
-            | "gzip"
-            | "gzip_vary"
-            | "gzip_comp_level"
-            | "gzip_min_length"
-            | "gzip_types"
-            | "gzip_proxied"
-            | "gzip_disable"
-    )
 }
 
 /// A location set with nginx's auto-redirect flags: a `proxy_pass` location whose name ends

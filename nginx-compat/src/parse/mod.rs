@@ -5,9 +5,14 @@
 //! does.
 
 mod build;
-pub mod directives;
+mod directives;
 pub mod lexer;
 pub mod model;
+mod proxy_args;
+mod script_args;
+mod settings;
+
+pub use proxy_args::parse_target;
 
 use std::fmt;
 use std::sync::Arc;
