@@ -30,6 +30,39 @@ fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<V
         .expect("valid response")
 }
 
+/// `POST /_test/advance` (debug builds, `WGW_TEST_CLOCK=1`, loopback peers): see
+/// [`crate::test_control`].
+#[cfg(debug_assertions)]
+async fn advance(session: &mut ServerSession) -> Response<Vec<u8>> {
+    use crate::test_control::{self, Refused};
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if session.req_header().method != http::Method::POST {
+        return text(405, PLAIN, "POST only\n");
+    }
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = session.read_request_body().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > test_control::MAX_BODY {
+            return text(413, PLAIN, "body too large\n");
+        }
+    }
+    match test_control::parse(peer, &body) {
+        Ok(by) => {
+            let clock = crate::clock::clock();
+            clock.advance(by);
+            tracing::warn!(by = ?by, offset = ?clock.offset(), "test control: clock advanced");
+            let answer = serde_json::json!({"ok": true, "now_ms": clock.now_ms()});
+            text(200, "application/json", answer.to_string())
+        }
+        Err(Refused::NotLoopback) => text(403, PLAIN, "loopback only\n"),
+        Err(Refused::BadBody(why)) => text(400, PLAIN, format!("{why}\n")),
+    }
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -54,6 +87,8 @@ impl ServeHttp for Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::metrics::render(),
             ),
+            #[cfg(debug_assertions)]
+            crate::test_control::PATH if crate::test_control::enabled() => advance(session).await,
             _ => text(404, "text/plain; charset=utf-8", "not found\n"),
         }
     }

@@ -128,31 +128,31 @@ pub fn failure(
 /// A failed WeCom call behind a gateway endpoint: 504 on a timeout, else 502, with the
 /// provider's errcode when it gave one so that the CRM team can look it up.
 pub fn provider_failure(
-    e: &crate::provider::ProviderError,
+    e: &crate::provider::ApiError,
     request_id: &str,
 ) -> (Box<ResponseHeader>, Bytes) {
-    use crate::provider::ProviderError;
+    use crate::provider::ApiError;
     // Transport errors can quote the request URL, token and all: never echoed.
     let (status, error, errcode, message) = match e {
-        ProviderError::Api { errcode, errmsg } => (
+        ApiError::Api { errcode, errmsg } => (
             502,
             Failure::ProviderFailed.code(),
             Some(*errcode),
             format!("WeCom answered errcode {errcode}: {errmsg}"),
         ),
-        ProviderError::Timeout => (
+        ApiError::Timeout => (
             504,
             Failure::ProviderTimeout.code(),
             None,
             "WeCom did not answer in time".to_owned(),
         ),
-        ProviderError::Unreachable(_) => (
+        ApiError::Unreachable(_) => (
             502,
             Failure::ProviderFailed.code(),
             None,
             "WeCom could not be reached".to_owned(),
         ),
-        ProviderError::BadAnswer(_) => (
+        ApiError::BadAnswer(_) => (
             502,
             Failure::ProviderFailed.code(),
             None,

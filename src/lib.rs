@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod answers;
+pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod headers;
 pub mod identity;
 pub mod import_nginx;
@@ -21,3 +23,5 @@ pub mod redact;
 pub mod request_id;
 pub mod server;
 pub mod static_files;
+#[cfg(debug_assertions)]
+pub mod test_control;

@@ -40,8 +40,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
 
     // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint; with
     // `store.backend = "redis"`, one for the whole cluster.
-    let provider =
-        Provider::from_settings(&current.load().store).map_err(|e| format!("[store]: {e}"))?;
+    let provider = Provider::from_settings(&current.load().store, crate::clock::clock().clone())
+        .map_err(|e| format!("[store]: {e}"))?;
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),
@@ -82,6 +82,15 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         );
         qyapi.add_tcp(&addr);
         server.add_service(qyapi);
+    }
+
+    #[cfg(debug_assertions)]
+    if crate::test_control::enabled() {
+        tracing::warn!(
+            "{}=1: this debug build lets loopback clients move its clock (POST {} on the admin listener); never run it so in production",
+            crate::test_control::ENV,
+            crate::test_control::PATH
+        );
     }
 
     lifecycle::spawn_reloader(config_path, current);

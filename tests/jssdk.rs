@@ -240,18 +240,13 @@ async fn sdk_js_is_served_with_its_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
-    // Tickets (and the access token) live 3 s. The gateway's cache runs on the real clock, as
-    // the emulator's does here (no advance): the expiry really happens, on both sides.
-    let ttl = std::time::Duration::from_secs(3);
-    let mut scenario = emulator::Scenario::default();
-    scenario.settings.token_ttl = ttl;
-    let w = Sidebar::start_with(scenario, common::sidebar::Crm::Echo, true).await;
+    // Tickets (and the access token) live 7200 s, on WeCom's clock and on the gateway's; both
+    // are moved past that, so the expiry really happens on both sides.
+    let w = Sidebar::start().await;
     let mut b = w.logged_in().await;
     let page = w.gw.url("/sidebar/");
     let q = format!("url={}", enc(&page));
     let (status, first) = w.jssdk_config(&mut b, &q).await;
-    // The gateway stored its tickets before it answered; WeCom issued them before that.
-    let answered = tokio::time::Instant::now();
     assert_eq!(status, 200, "{first}");
     for kind in ["config", "agentConfig"] {
         assert_eq!(
@@ -267,7 +262,7 @@ async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
     assert_eq!(before, (1, 1, 1));
 
     // Nothing asks for a config meanwhile (no early refresh): the tickets simply run out.
-    tokio::time::sleep_until(answered + ttl + std::time::Duration::from_millis(100)).await;
+    w.advance("7201s").await;
     for kind in ["config", "agentConfig"] {
         assert_eq!(
             w.emulator_verdict(kind, &first[kind], &page).await,
@@ -307,23 +302,35 @@ async fn tickets_in_use_across_their_expiry_are_never_served_dead() {
     // A page asks for a config in the tickets' early-refresh window, then again just after
     // they expired. Within its validity WeCom hands back the same ticket, so the early refresh
     // cannot replace it: the gateway must still know when that ticket dies.
-    let ttl = std::time::Duration::from_secs(3);
-    let mut scenario = emulator::Scenario::default();
-    scenario.settings.token_ttl = ttl;
-    let w = Sidebar::start_with(scenario, common::sidebar::Crm::Echo, true).await;
+    let w = Sidebar::start().await;
     let mut b = w.logged_in().await;
     let page = w.gw.url("/sidebar/");
     let q = format!("url={}", enc(&page));
-    let asked = tokio::time::Instant::now();
     let (status, first) = w.jssdk_config(&mut b, &q).await;
     assert_eq!(status, 200, "{first}");
-    let ms = std::time::Duration::from_millis;
-    // Stale from 2.7 s (a tenth of the lifetime before expiry), still valid at WeCom.
-    tokio::time::sleep_until(asked + ttl - ms(150)).await;
+    let tickets = (
+        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.emu_calls("/cgi-bin/ticket/get").await,
+    );
+    // 150 ms before the expiry: stale (the last 300 s), still valid at WeCom.
+    w.advance("7199850ms").await;
     let (status, late) = w.jssdk_config(&mut b, &q).await;
     assert_eq!(status, 200, "{late}");
+    // The early refresh runs in the background; WeCom answers it with the same tickets.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (
+        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.emu_calls("/cgi-bin/ticket/get").await,
+    ) != (tickets.0 + 1, tickets.1 + 1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no early refresh of both tickets"
+        );
+        tokio::task::yield_now().await;
+    }
     // Past the expiry of the tickets WeCom issued first, whatever the early refresh got.
-    tokio::time::sleep_until(asked + ttl + ms(250)).await;
+    w.advance("400ms").await;
     let (status, next) = w.jssdk_config(&mut b, &q).await;
     assert_eq!(status, 200, "{next}");
     for kind in ["config", "agentConfig"] {

@@ -524,7 +524,6 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     let secret = Secret::new(SESSION_SECRET.into());
     let settings = SessionSettings {
         key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        secret,
         cookie_name: "wgw_session".into(),
         ttl: std::time::Duration::from_secs(8 * 3600),
         assertion_secret: None,
@@ -574,7 +573,6 @@ async fn a_session_sealed_with_another_key_is_no_session() {
     let secret = Secret::new("another-secret-another-secret-0123456789".into());
     let settings = SessionSettings {
         key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        secret,
         cookie_name: "wgw_session".into(),
         ttl: std::time::Duration::from_secs(3600),
         assertion_secret: None,

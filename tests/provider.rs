@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::world::apps_toml;
 use serde_json::{json, Value};
 use wecom_gateway::config::model::App;
-use wecom_gateway::provider::{ApiRequest, Provider, ProviderError, TokenKind};
+use wecom_gateway::provider::{ApiError, ApiRequest, Provider, TokenKind};
 
 struct Setup {
     emulator: emulator::Emulator,
@@ -69,7 +69,7 @@ async fn tokens_and_tickets_of_every_kind() {
     assert_ne!(access, contact, "the contact secret has its own token");
     let corp = s.provider.token(crm, TokenKind::CorpTicket).await.unwrap();
     let agent = s.provider.token(crm, TokenKind::AgentTicket).await.unwrap();
-    let mp_ticket = s.provider.token(mp, TokenKind::CorpTicket).await.unwrap();
+    let mp_ticket = s.provider.token(mp, TokenKind::OaTicket).await.unwrap();
     {
         let world = s.emulator.state().world();
         use emulator::state::TicketKind;
@@ -93,7 +93,7 @@ async fn tokens_and_tickets_of_every_kind() {
     assert_eq!(calls(&s, "/cgi-bin/get_jsapi_ticket"), 1);
     assert_eq!(calls(&s, "/cgi-bin/ticket/get"), 1);
     match s.provider.token(mp, TokenKind::AgentTicket).await {
-        Err(ProviderError::Api { errcode: 48001, .. }) => {}
+        Err(ApiError::Api { errcode: 48001, .. }) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -132,7 +132,7 @@ async fn call_answers_errcodes_as_ok_and_gettoken_failures_as_errors() {
         )
         .await
     {
-        Err(ProviderError::Api { errcode: 40001, .. }) => {}
+        Err(ApiError::Api { errcode: 40001, .. }) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -180,7 +180,7 @@ async fn a_provider_that_hangs_is_cut_off_after_five_seconds() {
             get("/cgi-bin/user/get", &[("userid", "zhangsan")]),
         )
         .await;
-    assert!(matches!(r, Err(ProviderError::Timeout)), "{r:?}");
+    assert!(matches!(r, Err(ApiError::Timeout)), "{r:?}");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(5) && took < Duration::from_secs(7),

@@ -13,9 +13,9 @@ use common::redis_server::RedisServer;
 use common::world::apps_toml;
 use common::{free_port, http_get_status, Gateway};
 use serde_json::Value;
-use wecom_gateway::provider::{
-    Cached, FallbackStore, Provider, RedisStore, Store, TokenKind, DEFAULT_LOCK_TTL,
-};
+use wecom_api::{Cached, Clock, FallbackStore, RedisStore, Store, Unobserved};
+use wecom_gateway::config::model::DEFAULT_LOCK_TTL;
+use wecom_gateway::provider::{Provider, TokenKind};
 
 const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
 
@@ -51,7 +51,7 @@ async fn keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
 #[tokio::test]
 async fn values_live_under_the_prefix_with_their_expiry() {
     let redis = RedisServer::start();
-    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:http://e:ww1:1000002.fp";
     assert!(s.get(key).await.unwrap().is_none());
     let c = Cached {
@@ -77,7 +77,7 @@ async fn values_live_under_the_prefix_with_their_expiry() {
     );
 
     // Another prefix (another environment on the same Redis) sees nothing of it.
-    let staging = RedisStore::open(&redis.url(), "staging:").unwrap();
+    let staging = RedisStore::open(&redis.url(), "staging:", Clock::system()).unwrap();
     assert!(staging.get(key).await.unwrap().is_none());
 
     // Already expired: not kept at all.
@@ -90,10 +90,40 @@ async fn values_live_under_the_prefix_with_their_expiry() {
 }
 
 #[tokio::test]
+async fn facts_live_under_the_prefix_apart_from_tokens_with_their_ttl() {
+    let redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let key = "fact:contact:ww1:zhangsan:wmC";
+    assert!(s.get_fact(key).await.unwrap().is_none());
+    s.put_fact(key, r#"{"v":1}"#, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_fact(key).await.unwrap().as_deref(),
+        Some(r#"{"v":1}"#)
+    );
+    assert_eq!(
+        keys(&redis, "*").await,
+        vec!["wgw:fact:contact:ww1:zhangsan:wmC"]
+    );
+    let mut conn = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("wgw:fact:contact:ww1:zhangsan:wmC")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((595_000..=600_000).contains(&pttl), "{pttl}");
+    // A fact is not a token, and reads as none.
+    assert!(s.get(key).await.unwrap().is_none());
+    let other = RedisStore::open(&redis.url(), "staging:", Clock::system()).unwrap();
+    assert!(other.get_fact(key).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
     let redis = RedisServer::start();
-    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
-    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let a = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:k";
     a.set(key, &cached("v1")).await.unwrap();
     // Both saw v1 fail; B's report comes first and B refreshes to v2.
@@ -114,8 +144,8 @@ async fn a_stale_failure_from_one_process_never_deletes_anothers_newer_token() {
 #[tokio::test]
 async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires() {
     let redis = RedisServer::start();
-    let a = RedisStore::open(&redis.url(), "wgw:").unwrap();
-    let b = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let a = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let b = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     let key = "token:access:k";
     let ttl = Duration::from_secs(10);
     let id = a.lock(key, ttl).await.unwrap().expect("free");
@@ -131,8 +161,13 @@ async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires()
     assert!(id_b.is_some(), "released by its holder");
     assert_ne!(id_b.as_deref(), Some(id.as_str()), "unique per taking");
 
-    // B dies holding it: it frees itself, and A's old id cannot release the new holder's.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B dies holding it: it frees itself (Redis's own clock: watched, not slept on), and A's
+    // old id cannot release the new holder's.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !keys(&redis, "wgw:lock:*").await.is_empty() {
+        assert!(Instant::now() < deadline, "the lock never lapsed");
+        tokio::task::yield_now().await;
+    }
     let id_a = a.lock(key, ttl).await.unwrap().expect("expired");
     b.unlock(key, id_b.as_deref().unwrap()).await.unwrap();
     assert!(
@@ -149,7 +184,7 @@ async fn the_refresh_lock_is_exclusive_released_by_its_holder_only_and_expires()
 #[tokio::test]
 async fn a_script_survives_a_redis_restart_and_a_dead_redis_fails_fast() {
     let mut redis = RedisServer::start();
-    let s = RedisStore::open(&redis.url(), "wgw:").unwrap();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
     s.set("k", &cached("v1")).await.unwrap();
     assert!(s.expire_if("k", "v1").await.unwrap());
     redis.stop();
@@ -378,8 +413,10 @@ async fn three_processes_600_ticket_requests_after_expiry_fetch_each_ticket_once
     let crm = config.apps["crm"].clone();
     let providers: Vec<Provider> = (0..3)
         .map(|_| {
-            let store = RedisStore::open(&redis.url(), "wgw:").unwrap();
-            Provider::with_lock_ttl(Arc::new(FallbackStore::new(store)), DEFAULT_LOCK_TTL)
+            let store = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+            let clock = Clock::system();
+            let store = FallbackStore::new(store, clock.clone(), Arc::new(Unobserved));
+            Provider::new(Arc::new(store), DEFAULT_LOCK_TTL, clock)
         })
         .collect();
     // Answered successfully: a ticket call made with the expired access token fails with

@@ -60,6 +60,12 @@ impl Answer {
         }
     }
 
+    /// The few WeCom successes without errcode (`get_suite_token`, `get_corp_token`) answer
+    /// like WeChat: the bare fields.
+    pub fn bare(fields: Value) -> Answer {
+        Answer::wechat_ok(fields)
+    }
+
     /// WeChat success: the bare fields.
     pub fn wechat_ok(fields: Value) -> Answer {
         Answer {
@@ -212,6 +218,13 @@ fn wecom_text(code: i64) -> &'static str {
         40029 => "invalid code",
         40056 => "invalid agentid",
         40058 => "invalid Parameter",
+        40068 => "invalid tagid",
+        40078 => "invalid auth code",
+        40080 => "invalid suite secret",
+        40082 => "invalid suite_token",
+        40083 => "invalid suite_id",
+        40084 => "invalid permanent_code",
+        40085 => "invalid suite_ticket",
         40096 => "invalid external userid",
         41001 => "access_token missing",
         41002 => "corpid missing",
@@ -219,6 +232,10 @@ fn wecom_text(code: i64) -> &'static str {
         41008 => "missing code",
         41009 => "missing userid",
         42001 => "access_token expired",
+        42009 => "suite_access_token expired",
+        41022 => "missing suite_access_token",
+        41023 => "missing suite_ticket",
+        41025 => "missing permanent_code",
         44001 => "empty media data",
         45009 => "api freq out of limit",
         45033 => "api concurrent out of limit",
@@ -227,6 +244,7 @@ fn wecom_text(code: i64) -> &'static str {
         60011 => "no privilege to access/modify contact/party/agent",
         60020 => "not allow to access from your ip",
         60111 => "userid not found",
+        60123 => "invalid party id",
         81013 => "user & party & tag all invalid",
         84061 => "not external contact",
         301002 => "not allow operate another agent with this accesstoken.",

@@ -1,6 +1,6 @@
 //! OAuth codes, WeCom user tickets and WeChat web (per-user) tokens.
 
-use crate::state::{random_token, Code, Subject, WebToken, World};
+use crate::state::{random_token, Code, CodePurpose, Subject, WebToken, World};
 
 /// WeCom's `user_ticket` lives 30 minutes.
 const USER_TICKET_TTL_MS: u64 = 1_800_000;
@@ -8,16 +8,28 @@ const USER_TICKET_TTL_MS: u64 = 1_800_000;
 pub struct Exchanged {
     pub subject: Subject,
     pub scope: String,
+    pub corp: String,
 }
 
 impl World {
-    pub fn issue_code(&mut self, subject: Subject, scope: &str, agent_id: Option<u64>) -> String {
+    /// A code as a page (or `wx.login`) hands it out: for a subject of `corp` (empty for a
+    /// WeChat user), to be exchanged only for `purpose`.
+    pub fn issue_code(
+        &mut self,
+        corp: &str,
+        subject: Subject,
+        scope: &str,
+        agent_id: Option<u64>,
+        purpose: CodePurpose,
+    ) -> String {
         let code = random_token(32);
         let issued_at = self.now();
         self.codes.insert(
             code.clone(),
             Code {
                 subject,
+                corp: corp.to_string(),
+                purpose,
                 scope: scope.to_string(),
                 agent_id,
                 issued_at,
@@ -27,20 +39,26 @@ impl World {
         code
     }
 
-    /// WeCom: unknown, expired, reused or another app's code are all 40029.
+    /// WeCom: unknown, expired, reused, another corp's, another app's or another kind of
+    /// code are all 40029. `corp` None: a suite's code, good for any corp.
     pub fn consume_wecom_code(
         &mut self,
         code: Option<&str>,
+        corp: Option<&str>,
         agent: Option<u64>,
+        purpose: &CodePurpose,
     ) -> Result<Exchanged, i64> {
         let code = code.filter(|s| !s.is_empty()).ok_or(41008)?;
         let now = self.now();
         let ttl = World::ttl_ms(self.scenario.settings.code_ttl);
         let c = self.codes.get_mut(code).ok_or(40029)?;
         let foreign_app = matches!((c.agent_id, agent), (Some(a), Some(b)) if a != b);
+        let foreign_corp = corp.is_some_and(|corp| corp != c.corp);
         if c.used
             || c.issued_at + ttl <= now
             || foreign_app
+            || foreign_corp
+            || c.purpose != *purpose
             || !matches!(c.subject, Subject::Member(_))
         {
             return Err(40029);
@@ -49,16 +67,21 @@ impl World {
         Ok(Exchanged {
             subject: c.subject.clone(),
             scope: c.scope.clone(),
+            corp: c.corp.clone(),
         })
     }
 
     /// WeChat tells reuse (40163 "code been used") apart from an invalid code (40029).
-    pub fn consume_wechat_code(&mut self, code: Option<&str>) -> Result<Exchanged, i64> {
+    pub fn consume_wechat_code(
+        &mut self,
+        code: Option<&str>,
+        purpose: &CodePurpose,
+    ) -> Result<Exchanged, i64> {
         let code = code.filter(|s| !s.is_empty()).ok_or(41008)?;
         let now = self.now();
         let ttl = World::ttl_ms(self.scenario.settings.code_ttl);
         let c = self.codes.get_mut(code).ok_or(40029)?;
-        if !matches!(c.subject, Subject::WechatUser(_)) {
+        if !matches!(c.subject, Subject::WechatUser(_)) || c.purpose != *purpose {
             return Err(40029);
         }
         if c.used {
@@ -71,23 +94,27 @@ impl World {
         Ok(Exchanged {
             subject: c.subject.clone(),
             scope: c.scope.clone(),
+            corp: c.corp.clone(),
         })
     }
 
-    pub fn issue_user_ticket(&mut self, userid: &str) -> String {
+    pub fn issue_user_ticket(&mut self, corp: &str, userid: &str) -> String {
         let ticket = random_token(64);
         let exp = self.now() + USER_TICKET_TTL_MS;
-        self.user_tickets
-            .insert(ticket.clone(), (userid.to_string(), exp));
+        self.user_tickets.insert(
+            ticket.clone(),
+            ((corp.to_string(), userid.to_string()), exp),
+        );
         ticket
     }
 
-    pub fn user_ticket(&self, ticket: &str) -> Option<&str> {
+    /// The member a ticket names, if it is valid and of `corp`.
+    pub fn user_ticket(&self, corp: &str, ticket: &str) -> Option<&str> {
         let now = self.now();
         self.user_tickets
             .get(ticket)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(u, _)| u.as_str())
+            .filter(|((c, _), exp)| *exp > now && c == corp)
+            .map(|((_, u), _)| u.as_str())
     }
 
     pub fn issue_web_token(&mut self, openid: &str, scope: &str) -> (String, u64) {

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::state::{EmulatorState, FaultKind, Subject, TicketKind};
+use crate::state::{CodePurpose, EmulatorState, FaultKind, Subject, TicketKind, World};
 
 pub fn routes() -> Router<EmulatorState> {
     Router::new()
@@ -25,7 +25,7 @@ pub fn routes() -> Router<EmulatorState> {
         .route("/_emulator/state", get(state_view))
 }
 
-struct ControlError(StatusCode, String);
+pub(crate) struct ControlError(pub StatusCode, pub String);
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
@@ -33,22 +33,37 @@ impl IntoResponse for ControlError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ControlError {
+pub(crate) fn bad(msg: impl Into<String>) -> ControlError {
     ControlError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn not_found(msg: impl Into<String>) -> ControlError {
+pub(crate) fn not_found(msg: impl Into<String>) -> ControlError {
     ControlError(StatusCode::NOT_FOUND, msg.into())
 }
 
-type Reply = Result<Json<Value>, ControlError>;
+pub(crate) fn conflict(msg: impl Into<String>) -> ControlError {
+    ControlError(StatusCode::CONFLICT, msg.into())
+}
+
+pub(crate) type Reply = Result<Json<Value>, ControlError>;
+
+/// The corp a control call names, the home corp when it names none.
+pub(crate) fn corp_param(world: &World, corp: Option<String>) -> Result<String, ControlError> {
+    match corp {
+        None => Ok(world.home().corp_id.clone()),
+        Some(c) if world.corp(&c).is_some() => Ok(c),
+        Some(c) => Err(not_found(format!("no corp {c}"))),
+    }
+}
 
 fn done() -> Reply {
     Ok(Json(json!({"ok": true})))
 }
 
 async fn reset(State(state): State<EmulatorState>) -> Reply {
-    state.world().reset();
+    let mut world = state.world();
+    world.reset();
+    state.hub.reset(&world.scenario);
     done()
 }
 
@@ -76,6 +91,8 @@ async fn advance(State(state): State<EmulatorState>, Json(req): Json<Advance>) -
 #[serde(deny_unknown_fields)]
 struct CurrentUser {
     userid: Option<String>,
+    /// The member's corp (default: the home corp).
+    corp_id: Option<String>,
     openid: Option<String>,
 }
 
@@ -83,11 +100,13 @@ async fn current_user(State(state): State<EmulatorState>, Json(req): Json<Curren
     let mut world = state.world();
     match (req.userid, req.openid) {
         (Some(userid), None) => {
+            let corp = corp_param(&world, req.corp_id)?;
             world
-                .scenario
-                .member(&userid)
-                .ok_or_else(|| not_found(format!("no member {userid}")))?;
+                .corp(&corp)
+                .and_then(|c| c.member(&userid))
+                .ok_or_else(|| not_found(format!("no member {userid} in {corp}")))?;
             world.current_user = userid;
+            world.current_corp = corp;
         }
         (None, Some(openid)) => {
             world
@@ -164,18 +183,21 @@ struct SetTicket {
     kind: String,
     agentid: Option<u64>,
     ticket: String,
+    /// Default: the home corp.
+    corp_id: Option<String>,
 }
 
 /// Pins the current ticket to a known value, e.g. the official signature vector's.
 async fn tickets(State(state): State<EmulatorState>, Json(req): Json<SetTicket>) -> Reply {
     let mut world = state.world();
+    let corp = corp_param(&world, req.corp_id)?;
     let kind = match (req.kind.as_str(), req.agentid) {
         ("corp", None) => TicketKind::Corp,
         ("wechat", None) => TicketKind::Wechat,
-        ("agent", Some(id)) if world.scenario.agent(id).is_some() => TicketKind::Agent(id),
+        ("agent", Some(id)) if world.agent_in(&corp, id) => TicketKind::Agent(id),
         _ => return Err(bad("kind corp | wechat, or agent with a known agentid")),
     };
-    world.set_ticket(kind, req.ticket);
+    world.set_ticket_in(&corp, kind, req.ticket);
     done()
 }
 
@@ -183,21 +205,27 @@ async fn tickets(State(state): State<EmulatorState>, Json(req): Json<SetTicket>)
 #[serde(deny_unknown_fields)]
 struct IssueCode {
     userid: Option<String>,
+    corp_id: Option<String>,
     openid: Option<String>,
     agentid: Option<u64>,
     scope: Option<String>,
 }
 
-/// A code as the authorize page or `wx.login` would give one (mini programs have no page).
+/// An OAuth code as the authorize page would give one.
 async fn codes(State(state): State<EmulatorState>, Json(req): Json<IssueCode>) -> Reply {
     let mut world = state.world();
-    let subject = match (req.userid, req.openid) {
-        (Some(u), None) if world.scenario.member(&u).is_some() => Subject::Member(u),
-        (None, Some(o)) if world.scenario.wechat_user(&o).is_some() => Subject::WechatUser(o),
+    let corp = corp_param(&world, req.corp_id)?;
+    let (corp, subject) = match (req.userid, req.openid) {
+        (Some(u), None) if world.corp(&corp).is_some_and(|c| c.member(&u).is_some()) => {
+            (corp, Subject::Member(u))
+        }
+        (None, Some(o)) if world.scenario.wechat_user(&o).is_some() => {
+            (String::new(), Subject::WechatUser(o))
+        }
         _ => return Err(bad("give exactly one known userid or openid")),
     };
     let scope = req.scope.unwrap_or_else(|| "snsapi_base".to_string());
-    let code = world.issue_code(subject, &scope, req.agentid);
+    let code = world.issue_code(&corp, subject, &scope, req.agentid, CodePurpose::OAuth);
     Ok(Json(json!({"code": code})))
 }
 
@@ -207,18 +235,20 @@ async fn calls(State(state): State<EmulatorState>) -> Json<Value> {
 
 async fn state_view(State(state): State<EmulatorState>) -> Json<Value> {
     let world = state.world();
-    let member = world.scenario.member(&world.current_user);
+    let member = world
+        .corp(&world.current_corp)
+        .and_then(|c| c.member(&world.current_user));
     let wechat = world
         .current_wechat_user
         .as_deref()
         .and_then(|o| world.scenario.wechat_user(o));
     let contact = world.current_contact.as_deref().map(|id| {
-        let known = world.scenario.external_contact(id);
+        let known = world.corp(&world.current_corp).and_then(|c| c.external_contact(id));
         json!({"external_userid": id, "name": known.map(|c| c.name.clone()), "unionid": known.and_then(|c| c.unionid.clone())})
     });
     Json(json!({
-        "corp_id": world.scenario.corp.corp_id,
-        "agents": world.scenario.agents.iter().map(|a| a.agent_id).collect::<Vec<_>>(),
+        "corp_id": world.current_corp,
+        "agents": world.corp(&world.current_corp).map(|c| c.agents.iter().map(|a| a.agent_id).collect::<Vec<_>>()),
         "current_user": member.map(|m| json!({"userid": m.userid, "name": m.name})),
         "wechat_user": wechat.map(|u| json!({"openid": u.openid, "nickname": u.nickname, "unionid": u.unionid})),
         "current_contact": contact,

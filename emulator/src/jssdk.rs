@@ -64,32 +64,34 @@ pub struct VerifyRequest {
 pub fn verify(world: &World, req: &VerifyRequest) -> Result<(), String> {
     let kind = req.kind.as_str();
     let fail = |why: &str| Err(format!("{kind}:{why}"));
-    let ticket_kind = match kind {
+    // (corp, ticket): a corp id signs with that corp's tickets ("" for the Official Account).
+    let (corp, ticket_kind) = match kind {
         "config" => {
             let app_id = req.app_id.as_deref().unwrap_or_default();
-            if app_id == world.scenario.corp.corp_id {
-                TicketKind::Corp
+            if world.corp(app_id).is_some() {
+                (app_id.to_string(), TicketKind::Corp)
             } else if world
                 .scenario
                 .wechat_mp
                 .as_ref()
                 .is_some_and(|mp| mp.app_id == app_id)
             {
-                TicketKind::Wechat
+                (String::new(), TicketKind::Wechat)
             } else {
                 return fail("invalid appId");
             }
         }
         "agentConfig" => {
-            if req.corpid.as_deref() != Some(world.scenario.corp.corp_id.as_str()) {
+            let corp = req.corpid.clone().unwrap_or_default();
+            if world.corp(&corp).is_none() {
                 return fail("invalid corpid");
             }
             let agent = req
                 .agentid
                 .as_ref()
                 .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-            match agent.filter(|a| world.scenario.agent(*a).is_some()) {
-                Some(a) => TicketKind::Agent(a),
+            match agent.filter(|a| world.agent_in(&corp, *a)) {
+                Some(a) => (corp, TicketKind::Agent(a)),
                 None => return fail("invalid agentid"),
             }
         }
@@ -102,7 +104,7 @@ pub fn verify(world: &World, req: &VerifyRequest) -> Result<(), String> {
     };
     // The client signs location.href up to the fragment; so does the check.
     let url = req.url.split('#').next().unwrap_or_default();
-    let Some(ticket) = world.valid_ticket(ticket_kind) else {
+    let Some(ticket) = world.valid_ticket_in(&corp, ticket_kind) else {
         return fail("invalid signature");
     };
     let expected = jsapi_signature(

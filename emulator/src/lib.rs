@@ -2,14 +2,22 @@
 //! demo CRM page. One listener serves the APIs, the authorize pages, the fake JS-SDK and the
 //! `/_emulator` control API, all at their real paths.
 
+mod admin;
 mod api;
+pub mod callbacks;
 mod codes;
 mod control;
+mod corp;
 pub mod crm;
+mod directory;
+pub mod events;
 mod jssdk;
 pub mod oauth;
+pub mod provider;
+mod provider_control;
 pub mod scenario;
 mod server;
+mod service;
 pub mod state;
 mod tokens;
 mod wechat;
@@ -30,6 +38,8 @@ pub use state::EmulatorState;
 pub fn router(state: EmulatorState) -> Router {
     let api = Router::new()
         .merge(wecom::routes())
+        .merge(directory::routes())
+        .merge(service::routes())
         .merge(wechat::routes())
         .route_layer(from_fn_with_state(state.clone(), api::gatekeeper));
     // jweixin.js runs on the CRM's origin and calls back here.
@@ -39,11 +49,14 @@ pub fn router(state: EmulatorState) -> Router {
         .allow_headers(AllowHeaders::mirror_request());
     let control = Router::new()
         .merge(control::routes())
+        .merge(admin::routes())
+        .merge(provider_control::routes())
         .merge(jssdk::routes())
         .layer(cors);
     Router::new()
         .merge(api)
         .merge(oauth::routes())
+        .merge(service::page_routes())
         .merge(jssdk::script_routes())
         .merge(control)
         .with_state(state)

@@ -10,8 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use url::Url;
 
-use crate::scenario::Scenario;
-use crate::state::{EmulatorState, Subject};
+use crate::state::{CodePurpose, EmulatorState, Subject, World};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -24,7 +23,15 @@ pub fn routes() -> Router<EmulatorState> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {
-    Wecom { agent_id: Option<u64> },
+    /// A corp's own app (self-built, or 代开发 in that corp): `appid` = corp id.
+    Wecom {
+        corp: String,
+        agent_id: Option<u64>,
+    },
+    /// A third-party app: `appid` = suite id; the member may be of any corp.
+    Suite {
+        suite_id: String,
+    },
     Wechat,
 }
 
@@ -51,18 +58,24 @@ fn fail<T>(key: &'static str, message: impl Into<String>) -> Result<T, Authorize
     })
 }
 
-/// In-app authorize: appid names the corp (WeCom) or the Official Account (WeChat), and decides
-/// which scopes exist.
+/// In-app authorize: appid names a corp (WeCom), a third-party suite, or the Official Account
+/// (WeChat), and decides which scopes exist.
 pub fn validate_authorize(
-    s: &Scenario,
+    w: &World,
     q: &HashMap<String, String>,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
+    let s = &w.scenario;
     let appid = q.get("appid").map(String::as_str).unwrap_or_default();
     let provider = if appid.is_empty() {
         return fail("appid", "10012 appid 为空 (appid is missing)");
-    } else if appid == s.corp.corp_id {
+    } else if w.corp(appid).is_some() {
         Provider::Wecom {
-            agent_id: agent_param(s, q)?,
+            corp: appid.to_string(),
+            agent_id: agent_param(w, appid, q)?,
+        }
+    } else if s.suite(appid).is_some_and(|suite| !suite.is_custom()) {
+        Provider::Suite {
+            suite_id: appid.to_string(),
         }
     } else if s.wechat_mp.as_ref().is_some_and(|mp| mp.app_id == appid) {
         Provider::Wechat
@@ -78,7 +91,7 @@ pub fn validate_authorize(
     }
     let scope = q.get("scope").cloned().unwrap_or_default();
     let scopes: &[&str] = match provider {
-        Provider::Wecom { .. } => &["snsapi_base", "snsapi_privateinfo"],
+        Provider::Wecom { .. } | Provider::Suite { .. } => &["snsapi_base", "snsapi_privateinfo"],
         Provider::Wechat => &["snsapi_base", "snsapi_userinfo"],
     };
     if scope.is_empty() {
@@ -91,7 +104,7 @@ pub fn validate_authorize(
         );
     }
     // WeCom asks for consent per app: the privateinfo scope must name the agent.
-    if scope == "snsapi_privateinfo" && matches!(provider, Provider::Wecom { agent_id: None }) {
+    if scope == "snsapi_privateinfo" && matches!(provider, Provider::Wecom { agent_id: None, .. }) {
         return fail(
             "agentid",
             "snsapi_privateinfo 需要 agentid (agentid is required)",
@@ -105,39 +118,58 @@ pub fn validate_authorize(
     })
 }
 
-/// QR login: only `login_type=CorpApp` of the corp, and the agent is required.
+/// QR login: `login_type=CorpApp` with a corp and its agent, or `ServiceApp` with a
+/// third-party suite.
 pub fn validate_qr_login(
-    s: &Scenario,
+    w: &World,
     q: &HashMap<String, String>,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
-    if q.get("login_type").map(String::as_str) != Some("CorpApp") {
-        return fail(
+    let s = &w.scenario;
+    let appid = q.get("appid").map(String::as_str).unwrap_or_default();
+    let provider = match q.get("login_type").map(String::as_str) {
+        Some("CorpApp") => {
+            if w.corp(appid).is_none() {
+                return fail("appid", "appid 无效 (appid must be the corp id)");
+            }
+            let Some(agent_id) = agent_param(w, appid, q)? else {
+                return fail("agentid", "agentid 为空 (agentid is missing)");
+            };
+            Provider::Wecom {
+                corp: appid.to_string(),
+                agent_id: Some(agent_id),
+            }
+        }
+        Some("ServiceApp") => {
+            if s.suite(appid).is_none_or(|suite| suite.is_custom()) {
+                return fail("appid", "appid 无效 (appid must be a suite id)");
+            }
+            Provider::Suite {
+                suite_id: appid.to_string(),
+            }
+        }
+        _ => return fail(
             "login_type",
-            "login_type 必须为 CorpApp (login_type must be CorpApp)",
-        );
-    }
-    if q.get("appid") != Some(&s.corp.corp_id) {
-        return fail("appid", "appid 无效 (appid must be the corp id)");
-    }
-    let Some(agent_id) = agent_param(s, q)? else {
-        return fail("agentid", "agentid 为空 (agentid is missing)");
+            "login_type 必须为 CorpApp 或 ServiceApp (login_type must be CorpApp or ServiceApp)",
+        ),
     };
     let redirect_uri = redirect_param(s, q)?;
     let state = state_param(q)?;
     Ok(AuthorizeRequest {
-        provider: Provider::Wecom {
-            agent_id: Some(agent_id),
-        },
+        provider,
         redirect_uri,
         scope: "snsapi_base".to_string(),
         state,
     })
 }
 
-fn agent_param(s: &Scenario, q: &HashMap<String, String>) -> Result<Option<u64>, AuthorizeError> {
+fn agent_param(
+    w: &World,
+    corp: &str,
+    q: &HashMap<String, String>,
+) -> Result<Option<u64>, AuthorizeError> {
     match q.get("agentid").map(String::as_str) {
         None | Some("") => Ok(None),
-        Some(raw) => match raw.parse::<u64>().ok().filter(|id| s.agent(*id).is_some()) {
+        Some(raw) => match raw.parse::<u64>().ok().filter(|id| w.agent_in(corp, *id)) {
             Some(id) => Ok(Some(id)),
             None => fail("agentid", format!("agentid 无效 (invalid agentid {raw})")),
         },
@@ -145,7 +177,10 @@ fn agent_param(s: &Scenario, q: &HashMap<String, String>) -> Result<Option<u64>,
 }
 
 /// An absolute http(s) URL on the trusted domain; it cannot carry a fragment.
-fn redirect_param(s: &Scenario, q: &HashMap<String, String>) -> Result<String, AuthorizeError> {
+fn redirect_param(
+    s: &crate::Scenario,
+    q: &HashMap<String, String>,
+) -> Result<String, AuthorizeError> {
     let raw = q.get("redirect_uri").cloned().unwrap_or_default();
     if raw.is_empty() {
         return fail(
@@ -211,14 +246,40 @@ pub fn redirect_target(redirect_uri: &str, code: &str, state: Option<&str>) -> S
 
 async fn authorize(State(state): State<EmulatorState>, Query(q): Params) -> Response {
     let mut world = state.world();
-    let request = match validate_authorize(&world.scenario, &q) {
+    let request = match validate_authorize(&world, &q) {
         Ok(r) => r,
         Err(e) => return error_page(&e),
     };
-    let (subject, agent_id) = match request.provider {
-        Provider::Wecom { agent_id } => (Subject::Member(world.current_user.clone()), agent_id),
+    let code = match &request.provider {
+        Provider::Wecom { corp, agent_id } => {
+            // The device's member must belong to the corp whose app is opened.
+            if *corp != world.current_corp || !current_member_exists(&world) {
+                return error_page(&AuthorizeError {
+                    key: "user",
+                    message: format!("the member on this device is not in corp {corp}"),
+                });
+            }
+            let member = Subject::Member(world.current_user.clone());
+            let corp = corp.clone();
+            world.issue_code(&corp, member, &request.scope, *agent_id, CodePurpose::OAuth)
+        }
+        Provider::Suite { suite_id } => {
+            if !current_member_exists(&world) {
+                return error_page(&AuthorizeError {
+                    key: "user",
+                    message: "the member on this device no longer exists".into(),
+                });
+            }
+            let member = Subject::Member(world.current_user.clone());
+            let corp = world.current_corp.clone();
+            let purpose = CodePurpose::ThirdParty(suite_id.clone());
+            world.issue_code(&corp, member, &request.scope, None, purpose)
+        }
         Provider::Wechat => match world.current_wechat_user.clone() {
-            Some(openid) => (Subject::WechatUser(openid), None),
+            Some(openid) => {
+                let subject = Subject::WechatUser(openid);
+                world.issue_code("", subject, &request.scope, None, CodePurpose::OAuth)
+            }
             None => {
                 return error_page(&AuthorizeError {
                     key: "user",
@@ -227,7 +288,6 @@ async fn authorize(State(state): State<EmulatorState>, Query(q): Params) -> Resp
             }
         },
     };
-    let code = world.issue_code(subject, &request.scope, agent_id);
     redirect(&redirect_target(
         &request.redirect_uri,
         &code,
@@ -235,24 +295,42 @@ async fn authorize(State(state): State<EmulatorState>, Query(q): Params) -> Resp
     ))
 }
 
+fn current_member_exists(world: &World) -> bool {
+    world
+        .corp(&world.current_corp)
+        .is_some_and(|c| c.member(&world.current_user).is_some())
+}
+
 async fn qr_login(State(state): State<EmulatorState>, Query(q): Params) -> Response {
     let world = state.world();
-    if let Err(e) = validate_qr_login(&world.scenario, &q) {
-        return error_page(&e);
-    }
+    let request = match validate_qr_login(&world, &q) {
+        Ok(r) => r,
+        Err(e) => return error_page(&e),
+    };
+    // A corp's app is scanned by its members; a third-party app by a member of any corp.
+    let corps: Vec<_> = match &request.provider {
+        Provider::Wecom { corp, .. } => world.corp(corp).into_iter().collect(),
+        _ => world.corps.iter().collect(),
+    };
     let mut buttons = String::new();
-    for m in &world.scenario.members {
-        let mut choose = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &q {
-            choose.append_pair(k, v);
+    for c in corps {
+        for m in &c.members {
+            let mut choose = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &q {
+                if k != "userid" && k != "corpid" {
+                    choose.append_pair(k, v);
+                }
+            }
+            choose.append_pair("userid", &m.userid);
+            choose.append_pair("corpid", &c.corp_id);
+            buttons.push_str(&format!(
+                "<li><a class=\"member\" href=\"/wwlogin/sso/choose?{}\">{} <small>{} · {}</small></a></li>\n",
+                escape(&choose.finish()),
+                escape(&m.name),
+                escape(&m.userid),
+                escape(&c.name)
+            ));
         }
-        choose.append_pair("userid", &m.userid);
-        buttons.push_str(&format!(
-            "<li><a class=\"member\" href=\"/wwlogin/sso/choose?{}\">{} <small>{}</small></a></li>\n",
-            escape(&choose.finish()),
-            escape(&m.name),
-            escape(&m.userid)
-        ));
     }
     Html(format!(
         "<!doctype html><meta charset=\"utf-8\"><title>企业微信登录</title>{STYLE}\
@@ -263,21 +341,36 @@ async fn qr_login(State(state): State<EmulatorState>, Query(q): Params) -> Respo
 
 async fn qr_choose(State(state): State<EmulatorState>, Query(q): Params) -> Response {
     let mut world = state.world();
-    let request = match validate_qr_login(&world.scenario, &q) {
+    let request = match validate_qr_login(&world, &q) {
         Ok(r) => r,
         Err(e) => return error_page(&e),
     };
     let userid = q.get("userid").cloned().unwrap_or_default();
-    if world.scenario.member(&userid).is_none() {
+    let (corp, agent_id, purpose) = match request.provider {
+        Provider::Wecom { corp, agent_id } => (corp, agent_id, CodePurpose::OAuth),
+        Provider::Suite { suite_id } => {
+            let corp = q.get("corpid").cloned().unwrap_or_default();
+            (corp, None, CodePurpose::ThirdParty(suite_id))
+        }
+        Provider::Wechat => unreachable!("QR login is WeCom only"),
+    };
+    if q.get("corpid").is_some_and(|c| *c != corp)
+        || world
+            .corp(&corp)
+            .is_none_or(|c| c.member(&userid).is_none())
+    {
         return error_page(&AuthorizeError {
             key: "userid",
-            message: format!("unknown member {userid}"),
+            message: format!("unknown member {userid} of corp {corp}"),
         });
     }
-    let Provider::Wecom { agent_id } = request.provider else {
-        unreachable!("QR login is WeCom only")
-    };
-    let code = world.issue_code(Subject::Member(userid), &request.scope, agent_id);
+    let code = world.issue_code(
+        &corp,
+        Subject::Member(userid),
+        &request.scope,
+        agent_id,
+        purpose,
+    );
     redirect(&redirect_target(
         &request.redirect_uri,
         &code,
@@ -285,7 +378,7 @@ async fn qr_choose(State(state): State<EmulatorState>, Query(q): Params) -> Resp
     ))
 }
 
-fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
         Err(_) => error_page(&AuthorizeError {
@@ -296,7 +389,7 @@ fn redirect(location: &str) -> Response {
 }
 
 /// WeChat shows its errors as an ordinary page (status 200), never as a redirect.
-fn error_page(e: &AuthorizeError) -> Response {
+pub(crate) fn error_page(e: &AuthorizeError) -> Response {
     let body = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>出错了</title>{STYLE}<h1>出错了</h1>\
          <p class=\"error\">{}</p><p>请联系应用开发者 (emulated authorize page)</p>",
@@ -322,126 +415,4 @@ ul{list-style:none;padding:0}a.member{display:block;margin:.5rem 0;padding:.8rem
 background:#1aad19;color:#fff;text-decoration:none}.error{color:#c00}</style>";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(query: &str) -> HashMap<String, String> {
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect()
-    }
-
-    const CB: &str = "redirect_uri=http%3A%2F%2Fapp.test%2Fcb";
-
-    #[test]
-    fn authorize_validation_table() {
-        let s = Scenario::default();
-        let wecom = "appid=wwemu0000000000001";
-        let mp = "appid=wxemu000000000001";
-        let state_129 = format!("state={}", "a".repeat(129));
-        let state_128 = format!("state={}", "a".repeat(128));
-        // (query, expected error key or "" for success)
-        let cases: Vec<(String, &str)> = vec![
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=abc123"), ""),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base"), ""),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_privateinfo&agentid=1000002"), ""),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_privateinfo"), "agentid"),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&agentid=42"), "agentid"),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_userinfo"), "scope"),
-            (format!("{mp}&{CB}&response_type=code&scope=snsapi_userinfo&state=x"), ""),
-            (format!("{mp}&{CB}&response_type=code&scope=snsapi_privateinfo"), "scope"),
-            (format!("appid=wxother&{CB}&response_type=code&scope=snsapi_base"), "appid"),
-            (format!("{CB}&response_type=code&scope=snsapi_base"), "appid"),
-            (format!("{wecom}&response_type=code&scope=snsapi_base"), "redirect_uri"),
-            (format!("{wecom}&redirect_uri=%2Fcb&response_type=code&scope=snsapi_base"), "redirect_uri"),
-            (format!("{wecom}&redirect_uri=ftp%3A%2F%2Fapp.test%2F&response_type=code&scope=snsapi_base"), "redirect_uri"),
-            (format!("{wecom}&redirect_uri=http%3A%2F%2Fapp.test%2Fcb%23%2Fhome&response_type=code&scope=snsapi_base"), "redirect_uri"),
-            (format!("{wecom}&{CB}&response_type=token&scope=snsapi_base"), "response_type"),
-            (format!("{wecom}&{CB}&scope=snsapi_base"), "response_type"),
-            (format!("{wecom}&{CB}&response_type=code"), "scope"),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&{state_128}"), ""),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&{state_129}"), "state"),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=a-b"), "state"),
-            (format!("{wecom}&{CB}&response_type=code&scope=snsapi_base&state=%E4%B8%AD"), "state"),
-        ];
-        for (query, want) in cases {
-            let got = validate_authorize(&s, &params(&query))
-                .err()
-                .map(|e| e.key)
-                .unwrap_or("");
-            assert_eq!(got, want, "{query}");
-        }
-    }
-
-    #[test]
-    fn redirect_domains_are_enforced() {
-        let text = Scenario::default_toml().replace(
-            "allowed_ips = []",
-            "allowed_ips = []\nredirect_domains = [\"crm.test\"]",
-        );
-        let s = Scenario::from_toml(&text).unwrap();
-        let ok = "appid=wwemu0000000000001&redirect_uri=https%3A%2F%2Fcrm.test%2Fcb&response_type=code&scope=snsapi_base";
-        assert!(validate_authorize(&s, &params(ok)).is_ok());
-        let other = ok.replace("crm.test", "evil.test");
-        assert_eq!(
-            validate_authorize(&s, &params(&other)).unwrap_err().key,
-            "redirect_uri"
-        );
-    }
-
-    #[test]
-    fn qr_login_validation_table() {
-        let s = Scenario::default();
-        let base = "appid=wwemu0000000000001&agentid=1000002";
-        let cases: Vec<(String, &str)> = vec![
-            (format!("login_type=CorpApp&{base}&{CB}&state=s1"), ""),
-            (format!("login_type=ServiceApp&{base}&{CB}"), "login_type"),
-            (format!("{base}&{CB}"), "login_type"),
-            (
-                format!("login_type=CorpApp&appid=wwemu0000000000001&{CB}"),
-                "agentid",
-            ),
-            (
-                format!("login_type=CorpApp&appid=wxemu000000000001&agentid=1000002&{CB}"),
-                "appid",
-            ),
-            (format!("login_type=CorpApp&{base}"), "redirect_uri"),
-            (
-                format!("login_type=CorpApp&{base}&{CB}&state=a%20b"),
-                "state",
-            ),
-        ];
-        for (query, want) in cases {
-            let got = validate_qr_login(&s, &params(&query))
-                .err()
-                .map(|e| e.key)
-                .unwrap_or("");
-            assert_eq!(got, want, "{query}");
-        }
-    }
-
-    #[test]
-    fn redirect_target_keeps_the_query() {
-        let cases = [
-            (
-                "http://a.test/cb",
-                Some("s"),
-                "http://a.test/cb?code=C&state=s",
-            ),
-            (
-                "http://a.test/cb?x=1",
-                Some("s"),
-                "http://a.test/cb?x=1&code=C&state=s",
-            ),
-            ("http://a.test/cb?", None, "http://a.test/cb?code=C&state="),
-            (
-                "http://a.test/cb?x=1&",
-                Some("s"),
-                "http://a.test/cb?x=1&code=C&state=s",
-            ),
-        ];
-        for (uri, state, want) in cases {
-            assert_eq!(redirect_target(uri, "C", state), want, "{uri}");
-        }
-    }
-}
+mod tests;

@@ -33,6 +33,26 @@ pub struct Scenario {
     pub wechat_mp: Option<WechatMp>,
     #[serde(default)]
     pub wechat_users: Vec<WechatUser>,
+    /// The home corp's departments; empty means the root department 1 alone.
+    #[serde(default)]
+    pub departments: Vec<Department>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// A WeChat mini-program (`sns/jscode2session`).
+    #[serde(default)]
+    pub wechat_mini: Option<WechatMini>,
+    /// More corps: they install the provider's suites (section 20). Ids and userids may repeat
+    /// those of the home corp, as they do at WeCom.
+    #[serde(default)]
+    pub corps: Vec<CorpData>,
+    /// The service provider (服务商) itself.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    #[serde(default)]
+    pub suites: Vec<Suite>,
+    /// Registered callback URLs (what the admin console would hold).
+    #[serde(default)]
+    pub callbacks: Vec<CallbackReceiver>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +76,21 @@ pub struct Settings {
     pub follow_user_page_size: usize,
     /// Hosts `redirect_uri` must be on (the app's trusted domain); empty means any.
     pub redirect_domains: Vec<String>,
+    /// How long a callback receiver has to answer before WeCom tries again (WeCom: 5 s).
+    #[serde(with = "duration_str")]
+    pub callback_timeout: Duration,
+    /// Tries after the first when a receiver does not answer in time (WeCom: 3).
+    pub callback_retries: u32,
+    /// The pause before each retry (WeCom does not document it).
+    #[serde(with = "duration_str")]
+    pub callback_retry_delay: Duration,
+    /// How often each suite's ticket is pushed to its instruction URL (WeCom: 10 minutes);
+    /// "0s" pushes only when asked (`/_emulator/suites/push-ticket`).
+    #[serde(with = "duration_str")]
+    pub suite_ticket_interval: Duration,
+    /// An install's `AuthCode` is valid 10 minutes, once.
+    #[serde(with = "duration_str")]
+    pub auth_code_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -68,6 +103,11 @@ impl Default for Settings {
             wechat_token_overlap: Duration::from_secs(300),
             follow_user_page_size: 500,
             redirect_domains: Vec::new(),
+            callback_timeout: Duration::from_secs(5),
+            callback_retries: 3,
+            callback_retry_delay: Duration::from_secs(1),
+            suite_ticket_interval: Duration::from_secs(600),
+            auth_code_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -134,6 +174,124 @@ pub struct ExternalContact {
     pub follow_user: Vec<String>,
 }
 
+/// A department; the root is 1 with `parentid` 0, as at WeCom.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub parentid: u64,
+    #[serde(default)]
+    pub order: u64,
+}
+
+/// A tag: its members and whole departments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tag {
+    pub tagid: u64,
+    pub tagname: String,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub departments: Vec<u64>,
+}
+
+/// One corp whole: the home corp is written at the top level of the file, the others under
+/// `[[corps]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpData {
+    pub corp_id: String,
+    #[serde(default = "default_corp_name")]
+    pub name: String,
+    /// The "客户联系" secret; a corp that only installs suites may have none.
+    #[serde(default)]
+    pub contact_secret: Option<String>,
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    #[serde(default)]
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub external_contacts: Vec<ExternalContact>,
+    #[serde(default)]
+    pub departments: Vec<Department>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// The provider's own corp id: the receive id of its URL verifications.
+    pub corp_id: String,
+}
+
+/// A third-party suite (应用套件), or a custom-developed (代开发) one when its id starts `dk`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub suite_id: String,
+    pub suite_secret: String,
+    /// The agent id the suite's app gets in every corp that installs it.
+    pub agent_id: u64,
+    #[serde(default = "default_suite_name")]
+    pub name: String,
+}
+
+fn default_suite_name() -> String {
+    "模拟应用".to_string()
+}
+
+impl Suite {
+    /// 代开发 apps: the permanent code is the app's secret in the corp (`gettoken`).
+    pub fn is_custom(&self) -> bool {
+        self.suite_id.starts_with("dk")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    /// A self-built app's URL: the corp's events, receive id = corp id.
+    #[default]
+    App,
+    /// A suite's instruction URL: suite_ticket, create_auth, ...; receive id = suite id.
+    Instruction,
+    /// A suite's data URL: events of every corp that installed it; receive id = that corp.
+    Data,
+}
+
+/// A callback URL as the admin console holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackReceiver {
+    /// A name for the log and the control API (the gateway's app name, typically).
+    pub app: String,
+    pub url: String,
+    pub token: String,
+    pub encoding_aes_key: String,
+    #[serde(default)]
+    pub kind: ReceiverKind,
+    /// App receivers: the corp whose events it gets (default: the home corp).
+    #[serde(default)]
+    pub corp_id: Option<String>,
+    /// App receivers: the `AgentID` of the envelope.
+    #[serde(default)]
+    pub agent_id: Option<u64>,
+    /// Instruction and data receivers: the suite.
+    #[serde(default)]
+    pub suite_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatMini {
+    pub app_id: String,
+    pub secret: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WechatMp {
@@ -162,12 +320,20 @@ pub struct WechatUser {
     /// A "snapshot page" visitor: WeChat gives a virtual openid and `is_snapshotuser: 1`.
     #[serde(default)]
     pub is_snapshotuser: bool,
+    /// The same person's openid in the mini-program (openids are per app; the unionid is not).
+    #[serde(default)]
+    pub mini_openid: Option<String>,
 }
 
 impl Scenario {
     /// The built-in scenario, exactly SPEC section 13's example.
     pub fn default_toml() -> &'static str {
         DEFAULT_TOML
+    }
+
+    /// The demo scenario's text.
+    pub fn demo_toml() -> &'static str {
+        DEMO_TOML
     }
 
     /// The scenario of `wecom-gateway demo`: the default one with a second member and a second
@@ -184,38 +350,70 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), ScenarioError> {
         let invalid = |m: String| Err(ScenarioError::Invalid(m));
-        if self.members.is_empty() {
-            return invalid(
-                "at least one [[members]] is needed: the authorize page logs one in".into(),
-            );
-        }
         if self.settings.follow_user_page_size == 0 {
             return invalid("settings.follow_user_page_size must be at least 1".into());
         }
-        for c in &self.external_contacts {
-            if c.kind != 1 && c.kind != 2 {
-                return invalid(format!(
-                    "external contact {}: type must be 1 or 2",
-                    c.external_userid
-                ));
-            }
-            if let Some(u) = c.follow_user.iter().find(|u| self.member(u).is_none()) {
-                return invalid(format!(
-                    "external contact {}: follow_user {u} is not a member",
-                    c.external_userid
-                ));
+        let corps = self.all_corps();
+        for (i, corp) in corps.iter().enumerate() {
+            corp.validate().map_err(ScenarioError::Invalid)?;
+            if corps[..i].iter().any(|c| c.corp_id == corp.corp_id) {
+                return invalid(format!("corp {} appears twice", corp.corp_id));
             }
         }
         if self.wechat_mp.is_some() && self.wechat_users.is_empty() {
             return invalid("[wechat_mp] needs at least one [[wechat_users]]".into());
         }
-        let mut secrets: Vec<&str> = self.agents.iter().map(|a| a.secret.as_str()).collect();
-        secrets.push(&self.corp.contact_secret);
-        secrets.sort_unstable();
-        if secrets.windows(2).any(|w| w[0] == w[1]) {
-            return invalid("every agent secret and the contact secret must differ".into());
+        if self.wechat_mini.is_some() && !self.wechat_users.iter().any(|u| u.mini_openid.is_some())
+        {
+            return invalid("[wechat_mini] needs a [[wechat_users]] with a mini_openid".into());
+        }
+        if !self.suites.is_empty() && self.provider.is_none() {
+            return invalid("[[suites]] need a [provider] corp_id".into());
+        }
+        for (i, suite) in self.suites.iter().enumerate() {
+            if self.suites[..i]
+                .iter()
+                .any(|s| s.suite_id == suite.suite_id)
+            {
+                return invalid(format!("suite {} appears twice", suite.suite_id));
+            }
+            if let Some(c) = corps.iter().find(|c| c.agent(suite.agent_id).is_some()) {
+                return invalid(format!(
+                    "suite {}: agent_id {} is already an agent of corp {}",
+                    suite.suite_id, suite.agent_id, c.corp_id
+                ));
+            }
+        }
+        for r in &self.callbacks {
+            crate::callbacks::check_receiver(self, r).map_err(ScenarioError::Invalid)?;
         }
         Ok(())
+    }
+
+    /// The home corp, as the top level of the file describes it.
+    pub fn home(&self) -> CorpData {
+        CorpData {
+            corp_id: self.corp.corp_id.clone(),
+            name: self.corp.name.clone(),
+            contact_secret: Some(self.corp.contact_secret.clone()),
+            agents: self.agents.clone(),
+            members: self.members.clone(),
+            external_contacts: self.external_contacts.clone(),
+            departments: self.departments.clone(),
+            tags: self.tags.clone(),
+        }
+        .with_root()
+    }
+
+    /// Every corp, the home corp first.
+    pub fn all_corps(&self) -> Vec<CorpData> {
+        std::iter::once(self.home())
+            .chain(self.corps.iter().map(|c| c.clone().with_root()))
+            .collect()
+    }
+
+    pub fn suite(&self, suite_id: &str) -> Option<&Suite> {
+        self.suites.iter().find(|s| s.suite_id == suite_id)
     }
 
     pub fn member(&self, userid: &str) -> Option<&Member> {
@@ -230,6 +428,13 @@ impl Scenario {
         self.external_contacts
             .iter()
             .find(|c| c.external_userid == id)
+    }
+
+    /// The WeChat user behind a mini-program openid.
+    pub fn mini_user(&self, mini_openid: &str) -> Option<&WechatUser> {
+        self.wechat_users
+            .iter()
+            .find(|u| u.mini_openid.as_deref() == Some(mini_openid))
     }
 
     pub fn wechat_user(&self, openid: &str) -> Option<&WechatUser> {
@@ -287,68 +492,4 @@ fn ip_list_out<S: serde::Serializer>(v: &[IpNet], s: S) -> Result<S::Ok, S::Erro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_scenario_is_the_spec_example() {
-        let s = Scenario::default();
-        assert_eq!(s.corp.corp_id, "wwemu0000000000001");
-        assert_eq!(s.agents[0].agent_id, 1000002);
-        assert_eq!(s.settings.token_ttl, Duration::from_secs(7200));
-        assert_eq!(s.settings.wechat_token_overlap, Duration::from_secs(300));
-        assert_eq!(
-            s.external_contacts[0].unionid.as_deref(),
-            Some("oEmuUnion001")
-        );
-        assert!(Scenario::default_toml().contains("# 1 WeChat user, 2 WeCom user"));
-    }
-
-    #[test]
-    fn demo_scenario_extends_the_default_with_a_second_member_and_customer() {
-        let d = Scenario::demo();
-        let base = Scenario::default();
-        assert_eq!(d.corp.corp_id, base.corp.corp_id);
-        assert_eq!(d.agents[0].secret, base.agents[0].secret);
-        assert!(d.member("zhangsan").is_some() && d.member("lisi").is_some());
-        let second = d.external_contact("wmEmuCustomer002").unwrap();
-        assert!(second.follow_user.iter().any(|u| u == "zhangsan"));
-    }
-
-    #[test]
-    fn rejects_bad_scenarios() {
-        let base = Scenario::default_toml();
-        let cases: &[(&str, &str)] = &[
-            ("unknown key", "[settings]\nbogus = 1\n"),
-            ("bad duration", "[settings]\ntoken_ttl = \"soon\"\n"),
-            ("bad ip", "[settings]\nallowed_ips = [\"nope\"]\n"),
-        ];
-        for (name, settings) in cases {
-            let text = base.replacen(
-                "[settings]\ntoken_ttl = \"7200s\"            # expires_in of tokens and tickets\ncode_ttl = \"300s\"\ngettoken_per_minute = 600      # per (corp, secret); beyond it 45009\nallowed_ips = []               # empty = any; else others get 60020\n",
-                settings,
-                1,
-            );
-            assert_ne!(text, base, "{name}: fixture did not apply");
-            assert!(Scenario::from_toml(&text).is_err(), "{name}: accepted");
-        }
-        let stranger = base.replace("follow_user = [\"zhangsan\"]", "follow_user = [\"nobody\"]");
-        assert!(
-            Scenario::from_toml(&stranger).is_err(),
-            "follow_user of a non-member accepted"
-        );
-    }
-
-    #[test]
-    fn allowed_ips_take_addresses_and_networks() {
-        let text = Scenario::default_toml().replace(
-            "allowed_ips = []",
-            "allowed_ips = [\"10.0.0.0/8\", \"127.0.0.1\"]",
-        );
-        let s = Scenario::from_toml(&text).unwrap();
-        assert!(s.ip_allowed("10.1.2.3".parse().unwrap()));
-        assert!(s.ip_allowed("127.0.0.1".parse().unwrap()));
-        assert!(s.ip_allowed("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!s.ip_allowed("127.0.0.2".parse().unwrap()));
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@ pub struct Emulator {
     state: EmulatorState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    pusher: Option<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -21,7 +22,10 @@ impl Emulator {
     pub async fn start(listen: SocketAddr, scenario: Scenario) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let interval = scenario.settings.suite_ticket_interval;
         let state = EmulatorState::new(scenario);
+        let pusher =
+            (!interval.is_zero()).then(|| tokio::spawn(push_tickets(state.clone(), interval)));
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -36,6 +40,7 @@ impl Emulator {
             state,
             stop,
             task,
+            pusher,
         })
     }
 
@@ -54,6 +59,9 @@ impl Emulator {
     }
 
     pub async fn shutdown(self) {
+        if let Some(p) = &self.pusher {
+            p.abort();
+        }
         let _ = self.stop.send(());
         let mut task = self.task;
         // Idle keep-alive clients must not hold the shutdown forever.
@@ -62,6 +70,29 @@ impl Emulator {
             .is_err()
         {
             task.abort();
+        }
+    }
+}
+
+/// WeCom pushes each suite's ticket to its instruction URL every `interval` (10 minutes).
+async fn push_tickets(state: EmulatorState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: the first push comes one interval in
+    loop {
+        tick.tick().await;
+        let suites: Vec<String> = {
+            let receivers = state.hub.receivers();
+            let mut s: Vec<String> = receivers
+                .iter()
+                .filter(|r| r.spec.kind == crate::scenario::ReceiverKind::Instruction)
+                .filter_map(|r| r.spec.suite_id.clone())
+                .collect();
+            s.dedup();
+            s
+        };
+        for suite in suites {
+            crate::provider_control::push_suite_ticket(&state, &suite);
         }
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
 
-use crate::scenario::Scenario;
+use crate::callbacks::Hub;
+use crate::provider::ProviderState;
+use crate::scenario::{CorpData, Scenario};
 
 /// Unix time in milliseconds, as seen by the emulated servers (real time plus the test offset).
 pub type Millis = u64;
@@ -17,12 +19,17 @@ pub type Millis = u64;
 #[derive(Clone)]
 pub struct EmulatorState {
     inner: Arc<Mutex<World>>,
+    /// The callbacks in flight and their log: outside the world's lock, which is never held
+    /// across a network call.
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl EmulatorState {
     pub fn new(scenario: Scenario) -> Self {
+        let hub = Arc::new(Hub::new(&scenario));
         EmulatorState {
             inner: Arc::new(Mutex::new(World::new(scenario))),
+            hub,
         }
     }
 
@@ -33,22 +40,30 @@ impl EmulatorState {
 }
 
 pub struct World {
+    /// The scenario as loaded: `reset` goes back to it.
     pub scenario: Scenario,
+    /// Every corp as it is now (control calls change them); the home corp first.
+    pub corps: Vec<CorpData>,
     clock_offset: Duration,
+    /// The member signed in on the emulated device, and their corp.
     pub current_user: String,
+    pub current_corp: String,
     pub current_wechat_user: Option<String>,
     pub current_contact: Option<String>,
     pub entry: String,
     pub(crate) tokens: HashMap<String, Token>,
     pub(crate) latest_token: HashMap<String, String>,
     pub(crate) gettoken_log: HashMap<String, VecDeque<Millis>>,
-    pub(crate) tickets: HashMap<TicketKind, Ticket>,
+    /// Per corp: a ticket of corp A never signs for corp B.
+    pub(crate) tickets: HashMap<(String, TicketKind), Ticket>,
     pub(crate) codes: HashMap<String, Code>,
-    pub(crate) user_tickets: HashMap<String, (String, Millis)>,
+    /// ticket -> ((corp, userid), expiry)
+    pub(crate) user_tickets: HashMap<String, ((String, String), Millis)>,
     pub(crate) web_tokens: HashMap<String, WebToken>,
     pub(crate) faults: HashMap<String, Fault>,
     calls: BTreeMap<String, CallCount>,
     pub(crate) media_seq: u64,
+    pub(crate) provider: ProviderState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +78,12 @@ pub enum TokenKind {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
+    /// The corp it was issued for (empty for an Official Account's).
+    pub corp: String,
     pub kind: TokenKind,
+    /// Issued for a suite's app (`get_corp_token`, or a 代开发 app's `gettoken`): dies with
+    /// the install.
+    pub suite: Option<String>,
     pub expires_at: Millis,
     /// WeChat: a newer token was issued at this time; this one dies `wechat_token_overlap` later.
     pub superseded_at: Option<Millis>,
@@ -91,9 +111,23 @@ pub enum Subject {
     WechatUser(String),
 }
 
+/// What a code may be exchanged by: they are not interchangeable at WeCom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// The authorize or QR page of a self-built (or 代开发) app: `auth/getuserinfo`.
+    OAuth,
+    /// `wx.qy.login` / `wx.login` in a mini-program: `jscode2session`.
+    MiniProgram,
+    /// A third-party app's authorize or `ServiceApp` QR page: `service/auth/getuserinfo3rd`.
+    ThirdParty(String),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Code {
     pub subject: Subject,
+    /// The member's corp (empty for WeChat users).
+    pub corp: String,
+    pub purpose: CodePurpose,
     pub scope: String,
     /// The app the member authorised; its token must exchange the code.
     pub agent_id: Option<u64>,
@@ -131,11 +165,14 @@ pub struct CallCount {
 impl World {
     fn new(scenario: Scenario) -> Self {
         let current_user = scenario.members[0].userid.clone();
+        let current_corp = scenario.corp.corp_id.clone();
         let current_wechat_user = scenario.wechat_users.first().map(|u| u.openid.clone());
         World {
+            corps: scenario.all_corps(),
             scenario,
             clock_offset: Duration::ZERO,
             current_user,
+            current_corp,
             current_wechat_user,
             current_contact: None,
             entry: "normal".to_string(),
@@ -149,7 +186,26 @@ impl World {
             faults: HashMap::new(),
             calls: BTreeMap::new(),
             media_seq: 0,
+            provider: ProviderState::default(),
         }
+    }
+
+    /// The home corp (the top of the scenario file).
+    pub fn home(&self) -> &CorpData {
+        &self.corps[0]
+    }
+
+    pub fn corp(&self, corp_id: &str) -> Option<&CorpData> {
+        self.corps.iter().find(|c| c.corp_id == corp_id)
+    }
+
+    pub fn corp_mut(&mut self, corp_id: &str) -> Option<&mut CorpData> {
+        self.corps.iter_mut().find(|c| c.corp_id == corp_id)
+    }
+
+    /// The corp a token was issued for; a token always names a corp that exists.
+    pub(crate) fn corp_of(&self, corp_id: &str) -> Result<&CorpData, i64> {
+        self.corp(corp_id).ok_or(40014)
     }
 
     /// Back to the scenario's start: no tokens, codes, faults or counts, the real clock.
@@ -188,6 +244,7 @@ impl World {
         for (_, exp) in self.user_tickets.values_mut() {
             *exp = (*exp).min(now);
         }
+        self.provider.expire_tokens(now);
     }
 
     pub fn set_fault(&mut self, api: String, kind: FaultKind, count: u32) {

@@ -1,6 +1,5 @@
 //! Access tokens and jsapi tickets, with the two servers' different refresh rules.
 
-use crate::scenario::Scenario;
 use crate::state::{random_token, Millis, Ticket, TicketKind, Token, TokenKind, World};
 
 /// What the caller may use a token for; a token outside its scope answers 48002.
@@ -19,6 +18,22 @@ pub struct Issued {
     pub expires_in: u64,
 }
 
+/// A valid WeCom token: whose corp, and which app's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authed {
+    pub corp: String,
+    pub kind: TokenKind,
+}
+
+impl Authed {
+    pub fn agent(&self) -> Option<u64> {
+        match self.kind {
+            TokenKind::Agent(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 impl World {
     /// `cgi-bin/gettoken`: within its validity WeCom hands back the same token; after expiry
     /// (or `expire-tokens`) a new one.
@@ -29,10 +44,10 @@ impl World {
     ) -> Result<Issued, i64> {
         let corpid = corpid.filter(|s| !s.is_empty()).ok_or(41002)?;
         let secret = secret.filter(|s| !s.is_empty()).ok_or(41004)?;
-        if corpid != self.scenario.corp.corp_id {
+        if self.corp(corpid).is_none() {
             return Err(40013);
         }
-        let kind = secret_kind(&self.scenario, secret).ok_or(40001)?;
+        let (kind, suite) = self.secret_kind(corpid, secret).ok_or(40001)?;
         let key = format!("wecom\0{corpid}\0{secret}");
         self.rate_limit(&key)?;
         let now = self.now();
@@ -49,7 +64,9 @@ impl World {
         self.tokens.insert(
             value.clone(),
             Token {
+                corp: corpid.to_string(),
                 kind,
+                suite,
                 expires_at: now + ttl,
                 superseded_at: None,
             },
@@ -59,6 +76,65 @@ impl World {
             value,
             expires_in: ttl / 1000,
         })
+    }
+
+    /// An app's secret in `corp`: a self-built agent's, the contact secret, or the permanent
+    /// code of an installed 代开发 suite (which is that app's secret there).
+    fn secret_kind(&self, corp: &str, secret: &str) -> Option<(TokenKind, Option<String>)> {
+        let c = self.corp(corp)?;
+        if c.contact_secret.as_deref() == Some(secret) {
+            return Some((TokenKind::Contact, None));
+        }
+        if let Some(a) = c.agents.iter().find(|a| a.secret == secret) {
+            return Some((TokenKind::Agent(a.agent_id), None));
+        }
+        let suite = self.custom_suite_by_permanent_code(corp, secret)?;
+        Some((
+            TokenKind::Agent(suite.agent_id),
+            Some(suite.suite_id.clone()),
+        ))
+    }
+
+    /// A token for a suite's app in `corp` (`get_corp_token`).
+    pub(crate) fn issue_suite_corp_token(
+        &mut self,
+        corp: &str,
+        suite: &str,
+        agent_id: u64,
+    ) -> Issued {
+        let ttl = World::ttl_ms(self.scenario.settings.token_ttl);
+        let key = format!("corp_token\0{corp}\0{suite}");
+        let now = self.now();
+        if let Some(value) = self.latest_token.get(&key) {
+            if let Some(t) = self.tokens.get(value).filter(|t| t.expires_at > now) {
+                return Issued {
+                    value: value.clone(),
+                    expires_in: remaining_secs(t.expires_at, now),
+                };
+            }
+        }
+        let value = random_token(64);
+        self.tokens.insert(
+            value.clone(),
+            Token {
+                corp: corp.to_string(),
+                kind: TokenKind::Agent(agent_id),
+                suite: Some(suite.to_string()),
+                expires_at: now + ttl,
+                superseded_at: None,
+            },
+        );
+        self.latest_token.insert(key, value.clone());
+        Issued {
+            value,
+            expires_in: ttl / 1000,
+        }
+    }
+
+    /// An install ended: the tokens issued for that suite in that corp die with it.
+    pub(crate) fn drop_suite_tokens(&mut self, corp: &str, suite: &str) {
+        self.tokens
+            .retain(|_, t| !(t.corp == corp && t.suite.as_deref() == Some(suite)));
     }
 
     /// Official Account `cgi-bin/token`: every call issues a new token, and the previous one
@@ -90,7 +166,9 @@ impl World {
         self.tokens.insert(
             value.clone(),
             Token {
+                corp: String::new(),
                 kind: TokenKind::Wechat,
+                suite: None,
                 expires_at: now + ttl,
                 superseded_at: None,
             },
@@ -116,6 +194,20 @@ impl World {
         Ok(())
     }
 
+    /// The mini-program's credentials: bad appid 40013, wrong secret 40125.
+    pub fn check_wechat_mini(&self, appid: &str, secret: &str) -> Result<(), i64> {
+        let mini = self
+            .scenario
+            .wechat_mini
+            .as_ref()
+            .filter(|m| m.app_id == appid)
+            .ok_or(40013)?;
+        if mini.secret != secret {
+            return Err(40125);
+        }
+        Ok(())
+    }
+
     fn rate_limit(&mut self, key: &str) -> Result<(), i64> {
         let now = self.now();
         let limit = self.scenario.settings.gettoken_per_minute as usize;
@@ -131,7 +223,7 @@ impl World {
     }
 
     /// Missing 41001, unknown 40014, expired 42001, another secret's token 48002.
-    pub fn wecom_token(&self, token: Option<&str>, scope: Scope) -> Result<TokenKind, i64> {
+    pub fn wecom_token(&self, token: Option<&str>, scope: Scope) -> Result<Authed, i64> {
         let token = token.filter(|s| !s.is_empty()).ok_or(41001)?;
         let t = self
             .tokens
@@ -147,11 +239,13 @@ impl World {
                 | (Scope::AgentOnly, TokenKind::Agent(_))
                 | (Scope::ContactOnly, TokenKind::Contact)
         );
-        if allowed {
-            Ok(t.kind)
-        } else {
-            Err(48002)
+        if !allowed {
+            return Err(48002);
         }
+        Ok(Authed {
+            corp: t.corp.clone(),
+            kind: t.kind,
+        })
     }
 
     /// WeChat answers 40001 ("invalid or not latest") both for unknown tokens and for a
@@ -175,8 +269,9 @@ impl World {
     }
 
     /// Within its validity a ticket is handed out again; after expiry a new one.
-    pub fn ticket(&mut self, kind: TicketKind) -> Issued {
+    pub fn ticket(&mut self, corp: &str, kind: TicketKind) -> Issued {
         let now = self.now();
+        let kind = ticket_key(corp, kind);
         if let Some(t) = self.tickets.get(&kind).filter(|t| t.expires_at > now) {
             return Issued {
                 value: t.value.clone(),
@@ -198,33 +293,41 @@ impl World {
         }
     }
 
-    /// Replaces the current ticket of `kind`, fresh for `token_ttl` (tests sign known vectors).
+    /// Replaces the home corp's current ticket of `kind`, fresh for `token_ttl` (tests sign
+    /// known vectors).
     pub fn set_ticket(&mut self, kind: TicketKind, value: String) {
-        let expires_at = self.now() + World::ttl_ms(self.scenario.settings.token_ttl);
-        self.tickets.insert(kind, Ticket { value, expires_at });
+        let home = self.home().corp_id.clone();
+        self.set_ticket_in(&home, kind, value)
     }
 
-    /// The ticket the JS-SDK would sign with right now, if one is valid.
+    pub fn set_ticket_in(&mut self, corp: &str, kind: TicketKind, value: String) {
+        let expires_at = self.now() + World::ttl_ms(self.scenario.settings.token_ttl);
+        self.tickets
+            .insert(ticket_key(corp, kind), Ticket { value, expires_at });
+    }
+
+    /// The home corp's ticket the JS-SDK would sign with right now, if one is valid.
     pub fn valid_ticket(&self, kind: TicketKind) -> Option<&str> {
+        self.valid_ticket_in(&self.home().corp_id, kind)
+    }
+
+    pub fn valid_ticket_in(&self, corp: &str, kind: TicketKind) -> Option<&str> {
         let now = self.now();
         self.tickets
-            .get(&kind)
+            .get(&ticket_key(corp, kind))
             .filter(|t| t.expires_at > now)
             .map(|t| t.value.as_str())
     }
 }
 
-fn secret_kind(scenario: &Scenario, secret: &str) -> Option<TokenKind> {
-    if scenario.corp.contact_secret == secret {
-        return Some(TokenKind::Contact);
+/// The Official Account's ticket belongs to no corp.
+fn ticket_key(corp: &str, kind: TicketKind) -> (String, TicketKind) {
+    match kind {
+        TicketKind::Wechat => (String::new(), kind),
+        _ => (corp.to_string(), kind),
     }
-    scenario
-        .agents
-        .iter()
-        .find(|a| a.secret == secret)
-        .map(|a| TokenKind::Agent(a.agent_id))
 }
 
-fn remaining_secs(expires_at: Millis, now: Millis) -> u64 {
+pub(crate) fn remaining_secs(expires_at: Millis, now: Millis) -> u64 {
     expires_at.saturating_sub(now).div_ceil(1000)
 }

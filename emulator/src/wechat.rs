@@ -8,7 +8,7 @@ use axum::Router;
 use serde_json::json;
 
 use crate::api::{Answer, Ctx};
-use crate::state::{random_token, EmulatorState, Subject, TicketKind, World};
+use crate::state::{random_token, CodePurpose, EmulatorState, Subject, TicketKind, World};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -46,7 +46,7 @@ async fn getticket(ctx: Ctx, Query(q): Params) -> Answer {
             if p(&q, "type") != Some("jsapi") {
                 return Err(40097);
             }
-            let t = world.ticket(TicketKind::Wechat);
+            let t = world.ticket("", TicketKind::Wechat);
             Ok(Answer::wecom_ok(
                 json!({"ticket": t.value, "expires_in": t.expires_in}),
             ))
@@ -59,14 +59,18 @@ fn app_and_code(
     world: &mut World,
     q: &HashMap<String, String>,
     code_key: &str,
+    purpose: CodePurpose,
 ) -> Result<(String, String), i64> {
     let appid = p(q, "appid").filter(|s| !s.is_empty()).ok_or(41002)?;
     let secret = p(q, "secret").filter(|s| !s.is_empty()).ok_or(41004)?;
-    world.check_wechat_app(appid, secret)?;
+    match purpose {
+        CodePurpose::MiniProgram => world.check_wechat_mini(appid, secret)?,
+        _ => world.check_wechat_app(appid, secret)?,
+    }
     if p(q, "grant_type") != Some("authorization_code") {
         return Err(40002);
     }
-    let exchanged = world.consume_wechat_code(p(q, code_key))?;
+    let exchanged = world.consume_wechat_code(p(q, code_key), &purpose)?;
     match exchanged.subject {
         Subject::WechatUser(openid) => Ok((openid, exchanged.scope)),
         Subject::Member(_) => Err(40029),
@@ -75,7 +79,7 @@ fn app_and_code(
 
 async fn oauth_access_token(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = app_and_code(&mut world, &q, "code").map(|(openid, scope)| {
+    let result = app_and_code(&mut world, &q, "code", CodePurpose::OAuth).map(|(openid, scope)| {
         let (token, expires_in) = world.issue_web_token(&openid, &scope);
         let mut body = json!({
             "access_token": token, "expires_in": expires_in, "refresh_token": random_token(96),
@@ -117,18 +121,20 @@ async fn userinfo(ctx: Ctx, Query(q): Params) -> Answer {
     ctx.answer(result)
 }
 
+/// `wx.login`'s code of the mini-program `[wechat_mini]`: its own openid, the shared unionid.
 async fn jscode2session(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = app_and_code(&mut world, &q, "js_code").map(|(openid, _)| {
-        let mut body = json!({"openid": openid, "session_key": random_token(24)});
-        if let Some(unionid) = world
-            .scenario
-            .wechat_user(&openid)
-            .and_then(|u| u.unionid.clone())
-        {
-            body["unionid"] = json!(unionid);
-        }
-        Answer::wechat_ok(body)
-    });
+    let result =
+        app_and_code(&mut world, &q, "js_code", CodePurpose::MiniProgram).map(|(openid, _)| {
+            let mut body = json!({"openid": openid, "session_key": random_token(24)});
+            if let Some(unionid) = world
+                .scenario
+                .mini_user(&openid)
+                .and_then(|u| u.unionid.clone())
+            {
+                body["unionid"] = json!(unionid);
+            }
+            Answer::wechat_ok(body)
+        });
     ctx.answer(result)
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::api::{Answer, Ctx};
-use crate::state::{random_token, EmulatorState, Subject, TicketKind, TokenKind};
+use crate::state::{random_token, CodePurpose, EmulatorState, Subject, TicketKind};
 use crate::tokens::Scope;
 
 type Params = Query<HashMap<String, String>>;
@@ -23,7 +23,6 @@ pub fn routes() -> Router<EmulatorState> {
         .route("/cgi-bin/auth/getuserinfo", get(getuserinfo))
         .route("/cgi-bin/user/getuserinfo", get(legacy_getuserinfo))
         .route("/cgi-bin/auth/getuserdetail", post(getuserdetail))
-        .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/externalcontact/get", get(external_contact))
         .route("/cgi-bin/message/send", post(message_send))
         .route("/cgi-bin/media/upload", post(media_upload))
@@ -32,13 +31,6 @@ pub fn routes() -> Router<EmulatorState> {
 
 fn p<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
     q.get(key).map(String::as_str)
-}
-
-fn agent_of(kind: TokenKind) -> Option<u64> {
-    match kind {
-        TokenKind::Agent(id) => Some(id),
-        _ => None,
-    }
 }
 
 async fn gettoken(ctx: Ctx, Query(q): Params) -> Answer {
@@ -57,8 +49,8 @@ async fn corp_ticket(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
     let result = world
         .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
-        .map(|_| {
-            let t = world.ticket(TicketKind::Corp);
+        .map(|authed| {
+            let t = world.ticket(&authed.corp, TicketKind::Corp);
             Answer::wecom_ok(json!({"ticket": t.value, "expires_in": t.expires_in}))
         });
     ctx.answer(result)
@@ -68,12 +60,12 @@ async fn agent_ticket(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
     let result = world
         .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
-        .and_then(|kind| {
+        .and_then(|authed| {
             if p(&q, "type") != Some("agent_config") {
                 return Err(40058);
             }
-            let agent = agent_of(kind).ok_or(48002)?;
-            let t = world.ticket(TicketKind::Agent(agent));
+            let agent = authed.agent().ok_or(48002)?;
+            let t = world.ticket(&authed.corp, TicketKind::Agent(agent));
             Ok(Answer::wecom_ok(
                 json!({"ticket": t.value, "expires_in": t.expires_in}),
             ))
@@ -84,26 +76,32 @@ async fn agent_ticket(ctx: Ctx, Query(q): Params) -> Answer {
 /// The code is bound to the app that asked for it: another app's token gets 40029.
 async fn getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = exchange_member_code(&mut world, &q).map(|(userid, scope)| {
+    let result = exchange_member_code(&mut world, &q).map(|(corp, userid, scope)| {
         let mut fields = json!({"userid": userid});
         // user_ticket only comes with the scope that asks the member's consent.
         if scope == "snsapi_privateinfo" {
-            fields["user_ticket"] = json!(world.issue_user_ticket(&userid));
+            fields["user_ticket"] = json!(world.issue_user_ticket(&corp, &userid));
         }
         Answer::wecom_ok(fields)
     });
     ctx.answer(result)
 }
 
-/// Both getuserinfo endpoints: the app's token, then its single-use code, for a member.
+/// Both getuserinfo endpoints: the app's token, then its single-use code, for a member of the
+/// token's corp: (corp, userid, scope).
 fn exchange_member_code(
     world: &mut crate::state::World,
     q: &HashMap<String, String>,
-) -> Result<(String, String), i64> {
-    let kind = world.wecom_token(p(q, "access_token"), Scope::AgentOnly)?;
-    let exchanged = world.consume_wecom_code(p(q, "code"), agent_of(kind))?;
+) -> Result<(String, String, String), i64> {
+    let authed = world.wecom_token(p(q, "access_token"), Scope::AgentOnly)?;
+    let exchanged = world.consume_wecom_code(
+        p(q, "code"),
+        Some(&authed.corp),
+        authed.agent(),
+        &CodePurpose::OAuth,
+    )?;
     match exchanged.subject {
-        Subject::Member(userid) => Ok((userid, exchanged.scope)),
+        Subject::Member(userid) => Ok((authed.corp, userid, exchanged.scope)),
         _ => Err(40029),
     }
 }
@@ -112,17 +110,17 @@ fn exchange_member_code(
 async fn legacy_getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
     let result = exchange_member_code(&mut world, &q)
-        .map(|(userid, _)| Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})));
+        .map(|(_, userid, _)| Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})));
     ctx.answer(result)
 }
 
 async fn getuserdetail(ctx: Ctx, Query(q): Params, body: Bytes) -> Answer {
     let world = ctx.state.world();
-    let result = world.wecom_token(p(&q, "access_token"), Scope::AgentOnly).and_then(|_| {
+    let result = world.wecom_token(p(&q, "access_token"), Scope::AgentOnly).and_then(|authed| {
         let body: Value = serde_json::from_slice(&body).map_err(|_| 47001)?;
         let ticket = body.get("user_ticket").and_then(Value::as_str).ok_or(40058)?;
-        let userid = world.user_ticket(ticket).ok_or(40058)?;
-        let m = world.scenario.member(userid).ok_or(60111)?;
+        let userid = world.user_ticket(&authed.corp, ticket).ok_or(40058)?;
+        let m = world.corp_of(&authed.corp)?.member(userid).ok_or(60111)?;
         Ok(Answer::wecom_ok(json!({
             "userid": m.userid, "gender": m.gender, "avatar": avatar(&m.userid),
             "qr_code": format!("https://open.work.weixin.qq.com/wwopen/userQRCode?vcode={}", m.userid),
@@ -132,28 +130,12 @@ async fn getuserdetail(ctx: Ctx, Query(q): Params, body: Bytes) -> Answer {
     ctx.answer(result)
 }
 
-async fn user_get(ctx: Ctx, Query(q): Params) -> Answer {
-    let world = ctx.state.world();
-    let result = world
-        .wecom_token(p(&q, "access_token"), Scope::AnyWecom)
-        .and_then(|_| {
-            let userid = p(&q, "userid").filter(|u| !u.is_empty()).ok_or(41009)?;
-            let m = world.scenario.member(userid).ok_or(60111)?;
-            Ok(Answer::wecom_ok(json!({
-                "userid": m.userid, "name": m.name, "department": m.department,
-                "main_department": m.department.first(), "position": m.position, "mobile": m.mobile,
-                "gender": m.gender, "email": m.email, "avatar": avatar(&m.userid), "status": 1,
-            })))
-        });
-    ctx.answer(result)
-}
-
 /// `follow_user` comes in pages; `next_cursor` is empty on the last one.
 async fn external_contact(ctx: Ctx, Query(q): Params) -> Answer {
     let world = ctx.state.world();
-    let result = world.wecom_token(p(&q, "access_token"), Scope::ContactOnly).and_then(|_| {
+    let result = world.wecom_token(p(&q, "access_token"), Scope::ContactOnly).and_then(|authed| {
         let id = p(&q, "external_userid").unwrap_or_default();
-        let c = world.scenario.external_contact(id).ok_or(40096)?;
+        let c = world.corp_of(&authed.corp)?.external_contact(id).ok_or(40096)?;
         if c.follow_user.is_empty() {
             return Err(84061);
         }
@@ -207,13 +189,14 @@ async fn message_send(ctx: Ctx, Query(q): Params, body: Bytes) -> Answer {
     let world = ctx.state.world();
     let result = world
         .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
-        .and_then(|kind| {
+        .and_then(|authed| {
+            let corp = world.corp_of(&authed.corp)?;
             let body: Value = serde_json::from_slice(&body).map_err(|_| 47001)?;
             let agentid = body
                 .get("agentid")
                 .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
             let agentid = agentid.ok_or(40056)?;
-            if Some(agentid) != agent_of(kind) {
+            if Some(agentid) != authed.agent() {
                 return Err(301002);
             }
             let touser = body
@@ -228,7 +211,7 @@ async fn message_send(ctx: Ctx, Query(q): Params, body: Bytes) -> Answer {
             let (valid, invalid): (Vec<&str>, Vec<&str>) = touser
                 .split('|')
                 .filter(|u| !u.is_empty())
-                .partition(|u| *u == "@all" || world.scenario.member(u).is_some());
+                .partition(|u| *u == "@all" || corp.member(u).is_some());
             if valid.is_empty() && !others {
                 return Err(81013);
             }
@@ -273,15 +256,28 @@ async fn media_upload(
     Answer::wecom_ok(json!({"type": kind, "media_id": media_id, "created_at": created_at}))
 }
 
+/// `wx.qy.login`'s code, for the mini-program app whose token asks; an OAuth code is not one.
 async fn jscode2session(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = world.wecom_token(p(&q, "access_token"), Scope::AgentOnly).and_then(|_| {
-        let exchanged = world.consume_wecom_code(p(&q, "js_code"), None)?;
-        let Subject::Member(userid) = exchanged.subject else { return Err(40029) };
-        Ok(Answer::wecom_ok(json!({
-            "corpid": world.scenario.corp.corp_id, "userid": userid, "session_key": random_token(24),
-        })))
-    });
+    let result = world
+        .wecom_token(p(&q, "access_token"), Scope::AgentOnly)
+        .and_then(|authed| {
+            if p(&q, "grant_type") != Some("authorization_code") {
+                return Err(40058);
+            }
+            let exchanged = world.consume_wecom_code(
+                p(&q, "js_code"),
+                Some(&authed.corp),
+                authed.agent(),
+                &CodePurpose::MiniProgram,
+            )?;
+            let Subject::Member(userid) = exchanged.subject else {
+                return Err(40029);
+            };
+            Ok(Answer::wecom_ok(json!({
+                "corpid": authed.corp, "userid": userid, "session_key": random_token(24),
+            })))
+        });
     ctx.answer(result)
 }
 

@@ -207,19 +207,3 @@ async fn oauth_checks_credentials() {
         );
     }
 }
-
-#[tokio::test]
-async fn sns_jscode2session() {
-    let h = start().await;
-    let code = h.control("codes", json!({"openid": "oEmuOpenId001"})).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/sns/jscode2session?appid={MP}&secret={MP_SECRET}&js_code={code}&grant_type=authorization_code");
-    let v = h.get(&path).await;
-    assert!(v.get("errcode").is_none(), "{v}");
-    assert_eq!(v["openid"], "oEmuOpenId001");
-    assert_eq!(v["unionid"], "oEmuUnion001");
-    assert!(v["session_key"].is_string());
-    assert_err(&h.get(&path).await, 40163, "js_code reuse");
-}

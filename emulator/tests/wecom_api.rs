@@ -308,7 +308,12 @@ async fn user_get_table() {
         ))
         .await;
     assert_eq!(v["name"], "张三");
-    assert_eq!(v["department"], json!([1]));
+    assert_eq!(
+        v["department"],
+        json!([3]),
+        "the default scenario's 华东销售组"
+    );
+    assert_eq!(v["main_department"], 3);
     assert_err(
         &h.get(&format!("/cgi-bin/user/get?access_token={t}&userid=nobody"))
             .await,
@@ -482,21 +487,4 @@ async fn media_upload_multipart() {
         .await
         .unwrap();
     assert_err(&r.json().await.unwrap(), 44001, "no media field");
-}
-
-#[tokio::test]
-async fn miniprogram_jscode2session() {
-    let h = start().await;
-    let t = h.agent_token().await;
-    let code = h.control("codes", json!({"userid": "zhangsan"})).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/cgi-bin/miniprogram/jscode2session?access_token={t}&js_code={code}&grant_type=authorization_code");
-    let v = h.get(&path).await;
-    assert_eq!(v["errcode"], 0);
-    assert_eq!(v["corpid"], CORP);
-    assert_eq!(v["userid"], "zhangsan");
-    assert!(v["session_key"].is_string());
-    assert_err(&h.get(&path).await, 40029, "js_code reuse");
 }

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 use nginx_compat::location::{Location, LocationSet};
 use serde_spanned::Spanned;
 use url::Url;
+use wecom_api::AppTargets;
 
 use super::error::{route_path, ConfigError, Source};
 use super::file::{self, AppKind, ExternalContactMode};
@@ -89,7 +90,6 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         apps,
         upstreams,
         routes: Arc::new(RouteTable { routes, matcher }),
-        nginx_includes,
         rules,
         emulator,
     })
@@ -244,13 +244,13 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
         .transpose()?;
     Ok(SessionSettings {
+        // Only the derived key is kept: the raw secret leaves memory with the parsed file.
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
-        secret: session_secret,
         cookie_name,
         ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
         assertion_key: assertion_secret
             .as_ref()
-            .map(|a| crate::login::assertion::AssertionKey::new(a.expose().as_bytes())),
+            .map(|a| AssertionKey::new(a.expose().as_bytes())),
         assertion_secret,
     })
 }
@@ -280,7 +280,7 @@ fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
         }
         (_, None) => None,
     };
-    let lock_ttl = s.lock_ttl.unwrap_or(crate::provider::DEFAULT_LOCK_TTL);
+    let lock_ttl = s.lock_ttl.unwrap_or(DEFAULT_LOCK_TTL);
     if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&lock_ttl) {
         return Err(src.error(
             0..0,
@@ -325,7 +325,7 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
         }
     };
     let scope_text = a.scope.as_ref().map(|s| s.get_ref().as_str().to_owned());
-    let (credentials, scope, api_default) = match kind {
+    let (credentials, scope, api_default, qr_login_url) = match kind {
         AppKind::Wecom => {
             if let Some(v) = &a.app_id {
                 return Err(refuse(v.span(), "app_id", "wecom"));
@@ -348,18 +348,24 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
             let creds = Credentials::Wecom {
                 corp_id: require(&a.corp_id, "corp_id")?,
                 agent_id,
+                secret: secret(&a.secret, &app_path("secret"), 1, src)?,
                 contact_secret: a
                     .contact_secret
                     .as_ref()
                     .map(|s| secret(s, &app_path("contact_secret"), 1, src))
                     .transpose()?,
-                qr_login_url: url_or(
-                    &a.qr_login_url,
-                    "qr_login_url",
-                    "https://login.work.weixin.qq.com/wwlogin/sso/login",
-                )?,
             };
-            (creds, scope, "https://qyapi.weixin.qq.com")
+            let qr_login_url = url_or(
+                &a.qr_login_url,
+                "qr_login_url",
+                "https://login.work.weixin.qq.com/wwlogin/sso/login",
+            )?;
+            (
+                creds,
+                scope,
+                "https://qyapi.weixin.qq.com",
+                Some(qr_login_url),
+            )
         }
         AppKind::WechatMp => {
             for (v, key) in [
@@ -389,9 +395,11 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
             (
                 Credentials::WechatMp {
                     app_id: require(&a.app_id, "app_id")?,
+                    secret: secret(&a.secret, &app_path("secret"), 1, src)?,
                 },
                 scope,
                 "https://api.weixin.qq.com",
+                None,
             )
         }
     };
@@ -417,19 +425,20 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
     if a.jssdk_urls.is_none() {
         jssdk_urls.push("https://res.wx.qq.com/open/js/jweixin-1.2.0.js".to_owned());
     }
+    let api_base = url_or(&a.api_base, "api_base", api_default)?;
     Ok(App {
         name: name.to_owned(),
+        targets: AppTargets::new(name, api_base.as_str(), &credentials),
         credentials,
-        secret: secret(&a.secret, &app_path("secret"), 1, src)?,
         login: a.login.as_ref().map_or(LoginMode::Auto, |l| *l.get_ref()),
         scope,
         return_query,
-        api_base: url_or(&a.api_base, "api_base", api_default)?,
         authorize_url: url_or(
             &a.authorize_url,
             "authorize_url",
             "https://open.weixin.qq.com/connect/oauth2/authorize",
         )?,
+        qr_login_url,
         jssdk_urls,
     })
 }
@@ -464,10 +473,6 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
         })?;
     Ok(Upstream {
         name: name.to_owned(),
-        host: match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
-        },
         authority,
         addr,
         connect_timeout: u.connect_timeout.unwrap_or(Duration::from_secs(5)),
@@ -531,7 +536,9 @@ fn compile_route(
         }
     };
     if r.external_contact != ExternalContactMode::None
-        && !login.as_ref().is_some_and(|a| a.kind() == AppKind::Wecom)
+        && !login
+            .as_ref()
+            .is_some_and(|a| matches!(a.credentials, Credentials::Wecom { .. }))
     {
         return Err(src.error(
             r.location.span(),

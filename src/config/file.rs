@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::values::{self, Text};
+pub use crate::domain::LoginMode;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,14 +104,6 @@ pub struct App {
 pub enum AppKind {
     Wecom,
     WechatMp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoginMode {
-    Auto,
-    Oauth,
-    Qr,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,16 +2,17 @@
 //! Nothing here is parsed again after start-up (or after a SIGHUP reload).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::file::{AppKind, ExternalContactMode, RewriteFlag, StoreBackend};
+/// The gateway's nouns and the credentials the config compiles into.
+pub use crate::domain::{App, AssertionKey, IdentityField, LoginMode, Upstream};
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
 use url::Url;
-
-pub use super::file::{AppKind, ExternalContactMode, LoginMode, RewriteFlag, StoreBackend};
+pub use wecom_api::{Credentials, Secret};
 
 pub struct Config {
     pub server: ServerSettings,
@@ -20,7 +21,6 @@ pub struct Config {
     pub apps: BTreeMap<String, Arc<App>>,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     pub routes: Arc<RouteTable>,
-    pub nginx_includes: Vec<std::path::PathBuf>,
     /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.
     pub rules: Option<Arc<super::rules::Rules>>,
     pub emulator: EmulatorSettings,
@@ -45,41 +45,20 @@ impl ServerSettings {
     }
 }
 
-/// Key material that must never be printed.
-#[derive(Clone)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// A short, stable, non-reversible name for the secret, used in cache keys so that two
-    /// apps of one corp never share a token (WECOM_API.md, pain 4).
-    pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 pub struct SessionSettings {
-    pub secret: Secret,
     /// AES-256-GCM key of the session and login cookies, derived from `secret` once at load.
     pub key: cookie::Key,
     pub cookie_name: String,
     pub ttl: Duration,
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
-    pub assertion_key: Option<crate::login::assertion::AssertionKey>,
+    pub assertion_key: Option<AssertionKey>,
 }
+
+/// How long a refresh may hold the store's lock by default (`[store].lock_ttl`): two provider
+/// timeouts, so that a live holder keeps it through a slow gettoken, and a dead one blocks the
+/// cluster's refresh of that key no longer than this.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 
 pub struct StoreSettings {
     pub backend: StoreBackend,
@@ -87,91 +66,7 @@ pub struct StoreSettings {
     pub key_prefix: String,
     /// How long one process may hold a key's refresh lock; a holder that dies frees it after
     /// this long, so it is also the longest a cluster waits for a lost refresh.
-    pub lock_ttl: std::time::Duration,
-}
-
-#[derive(Debug)]
-pub struct App {
-    pub name: String,
-    pub credentials: Credentials,
-    pub secret: Secret,
-    pub login: LoginMode,
-    pub scope: String,
-    /// Query parameters appended to the return URL after login: (parameter, identity field).
-    pub return_query: Vec<(String, IdentityField)>,
-    pub api_base: Url,
-    pub authorize_url: Url,
-    pub jssdk_urls: Vec<String>,
-}
-
-#[derive(Debug)]
-pub enum Credentials {
-    Wecom {
-        corp_id: String,
-        agent_id: u64,
-        contact_secret: Option<Secret>,
-        qr_login_url: Url,
-    },
-    WechatMp {
-        app_id: String,
-    },
-}
-
-impl App {
-    pub fn kind(&self) -> AppKind {
-        match self.credentials {
-            Credentials::Wecom { .. } => AppKind::Wecom,
-            Credentials::WechatMp { .. } => AppKind::WechatMp,
-        }
-    }
-}
-
-/// The identity values `return_query` may append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityField {
-    UserId,
-    OpenId,
-    UnionId,
-    CorpId,
-    AgentId,
-    ExternalUserId,
-}
-
-impl IdentityField {
-    pub const NAMES: &'static [&'static str] = &[
-        "userid",
-        "openid",
-        "unionid",
-        "corp_id",
-        "agent_id",
-        "external_userid",
-    ];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "userid" => Self::UserId,
-            "openid" => Self::OpenId,
-            "unionid" => Self::UnionId,
-            "corp_id" => Self::CorpId,
-            "agent_id" => Self::AgentId,
-            "external_userid" => Self::ExternalUserId,
-            _ => return None,
-        })
-    }
-}
-
-pub struct Upstream {
-    pub name: String,
-    /// `host:port` as written, for logs.
-    pub authority: String,
-    /// Resolved once at load, as nginx resolves `proxy_pass` hosts at start-up.
-    pub addr: SocketAddr,
-    /// Host header value when the client's is not kept.
-    pub host: String,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub idle_timeout: Duration,
+    pub lock_ttl: Duration,
 }
 
 pub struct Route {

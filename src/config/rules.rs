@@ -19,7 +19,7 @@ use serde_spanned::Spanned;
 
 use super::error::{line_col, route_path, ConfigError, Source};
 use super::file::{self, RewriteFlag};
-use super::model::Upstream;
+use crate::domain::Upstream;
 
 /// The compiled rule set.
 pub struct Rules {

@@ -2,39 +2,25 @@
 //! `externalcontact/get` lists the logged-in member among the contact's `follow_user`, and it
 //! reaches the CRM only as a sealed, page-bound ticket or the session's current contact.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use cookie::Key;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::contact_cache::ContactCache;
 use crate::config::model::{App, Credentials};
+pub use crate::domain::ExternalContact;
 use crate::identity::is_plain_id;
 use crate::login::seal;
-use crate::provider::{ApiRequest, Cached, Provider, ProviderError, TokenKind};
+use crate::provider::{ApiError, ApiRequest, Provider, TokenKind};
 
 /// A contact ticket binds one page to one customer for this long.
 pub const TICKET_TTL_SECS: u64 = 2 * 3600;
-/// Positive verifications are reused this long per (corp, member, contact).
-pub const CACHE_TTL: Duration = Duration::from_secs(600);
 /// `follow_user` comes 500 per page; a contact followed by more than 100 pages of members is
 /// not a sidebar's contact.
 const MAX_PAGES: usize = 100;
 /// The associated data of the sealed ticket: a session cookie never opens as a ticket.
 const TICKET_AAD: &str = "wgw_contact";
-
-/// A verified external contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExternalContact {
-    pub external_userid: String,
-    /// Only for WeChat users of a corp bound to an Open Platform account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unionid: Option<String>,
-    /// For the page; never a header.
-    #[serde(default)]
-    pub name: String,
-}
 
 /// What the `WGW-Contact` ticket seals.
 #[derive(Debug, Serialize, Deserialize)]
@@ -132,7 +118,7 @@ pub enum ContactError {
     #[error("not this member's contact")]
     NotYourContact,
     #[error("provider: {0}")]
-    Provider(#[from] ProviderError),
+    Provider(#[from] ApiError),
     #[error("the provider's answer cannot be used: {0}")]
     Unusable(String),
 }
@@ -152,7 +138,7 @@ pub fn read_page(errcode: i64, v: &Value) -> Result<Page, ContactError> {
         0 => {}
         84061 | 40096 => return Err(ContactError::NotYourContact),
         _ => {
-            return Err(ContactError::Provider(ProviderError::Api {
+            return Err(ContactError::Provider(ApiError::Api {
                 errcode,
                 errmsg: v["errmsg"].as_str().unwrap_or_default().to_owned(),
             }))
@@ -189,17 +175,6 @@ pub fn plausible_external_userid(s: &str) -> bool {
     s.len() <= 128 && is_plain_id(s)
 }
 
-fn cache_key(corp_id: &str, userid: &str, external_userid: &str) -> String {
-    format!("contact:{corp_id}:{userid}:{external_userid}")
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Is `external_userid` a contact of member `userid` of `app`'s corp? Asks the store first
 /// (positive answers only, 10 minutes), then `externalcontact/get` page by page until the
 /// member shows up in `follow_user`.
@@ -219,18 +194,9 @@ pub async fn verify(
             "external contacts belong to WeCom apps".into(),
         ));
     };
-    let key = cache_key(corp_id, userid, external_userid);
-    let store = provider.store();
-    let now = now_ms();
-    // A store that cannot answer only costs a provider call.
-    if let Ok(Some(c)) = store.get(&key).await {
-        if c.expires_at > now {
-            if let Ok(contact) = serde_json::from_str::<ExternalContact>(&c.value) {
-                if contact.external_userid == external_userid {
-                    return Ok(contact);
-                }
-            }
-        }
+    let cache = ContactCache::new(&**provider.store());
+    if let Some(contact) = cache.get(corp_id, userid, external_userid).await {
+        return Ok(contact);
     }
     // The contact secret's token is the one `externalcontact/*` is meant for; without one, the
     // app's own token works when the app is allowed to call customer contact APIs.
@@ -263,16 +229,7 @@ pub async fn verify(
             let mut contact = page.contact;
             // A unionid that is not a plain id is dropped, never forwarded (SPEC section 7).
             contact.unionid = contact.unionid.filter(|u| is_plain_id(u));
-            let cached = Cached {
-                value: serde_json::to_string(&contact)
-                    .expect("plain data serialises")
-                    .into(),
-                fetched_at: now,
-                expires_at: now + CACHE_TTL.as_millis() as u64,
-            };
-            if let Err(e) = store.set(&key, &cached).await {
-                tracing::warn!(error = %e, "external contact not cached");
-            }
+            cache.remember(corp_id, userid, &contact).await;
             return Ok(contact);
         }
         if page.next_cursor.is_empty() || page.next_cursor == cursor {
@@ -456,10 +413,7 @@ mod tests {
         }
         assert!(matches!(
             read_page(60011, &json!({"errcode": 60011, "errmsg": "no privilege"})),
-            Err(ContactError::Provider(ProviderError::Api {
-                errcode: 60011,
-                ..
-            }))
+            Err(ContactError::Provider(ApiError::Api { errcode: 60011, .. }))
         ));
         assert!(matches!(
             read_page(0, &json!({"errcode": 0})),

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod contact;
+pub mod contact_cache;
 pub mod signature;
 
 /// The front-end helper served at `{prefix}/sdk.js`; `__WGW_SETTINGS__` is replaced with the

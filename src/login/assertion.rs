@@ -3,31 +3,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
+pub use crate::domain::AssertionKey;
 use crate::identity::Identity;
 
 /// Short-lived: it vouches for one request, not a session.
 pub const LIFETIME_SECS: u64 = 60;
-
-/// The HMAC-SHA256 key, with its inner and outer pads hashed once at config load: every
-/// proxied request of a logged-in user signs an assertion, so the per-request work is only the
-/// claims themselves.
-#[derive(Clone)]
-pub struct AssertionKey(Hmac<Sha256>);
-
-impl AssertionKey {
-    pub fn new(secret: &[u8]) -> AssertionKey {
-        AssertionKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
-    }
-}
-
-impl std::fmt::Debug for AssertionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AssertionKey(<redacted>)")
-    }
-}
 
 /// The claims of SPEC section 7, borrowed from the identity: serialised straight into the
 /// token, no intermediate JSON tree. Absent values are `null`, so the shape never varies.
@@ -80,7 +62,7 @@ pub fn sign(identity: &Identity, request_id: &str, now: u64, key: &AssertionKey)
     token.push_str(HEADER_B64);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&json, &mut token);
-    let mut mac = key.0.clone();
+    let mut mac = key.mac();
     mac.update(token.as_bytes());
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
@@ -99,10 +81,7 @@ mod tests {
             userid: Some("zhangsan".into()),
             ..Identity::default()
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = crate::clock::now_secs();
         let jwt = sign(
             &id,
             "rid-1",

@@ -53,18 +53,19 @@ pub fn choose_flow(app: &App, user_agent: &str) -> Flow {
 pub fn provider_url(app: &App, flow: Flow, redirect_uri: &str, state: &str) -> String {
     let redirect = enc(redirect_uri);
     let scope = enc(&app.scope);
-    match (&app.credentials, flow) {
-        (Credentials::Wecom { corp_id, agent_id, qr_login_url, .. }, Flow::Qr) => format!(
+    // Every WeCom app has a QR login page (its default is WeCom's own).
+    match (&app.credentials, flow, &app.qr_login_url) {
+        (Credentials::Wecom { corp_id, agent_id, .. }, Flow::Qr, Some(qr_login_url)) => format!(
             "{}?login_type=CorpApp&appid={}&agentid={agent_id}&redirect_uri={redirect}&state={state}",
             base(qr_login_url),
             enc(corp_id)
         ),
-        (Credentials::Wecom { corp_id, agent_id, .. }, Flow::Authorize) => format!(
+        (Credentials::Wecom { corp_id, agent_id, .. }, _, _) => format!(
             "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={scope}&state={state}&agentid={agent_id}#wechat_redirect",
             base(&app.authorize_url),
             enc(corp_id)
         ),
-        (Credentials::WechatMp { app_id }, _) => format!(
+        (Credentials::WechatMp { app_id, .. }, _, _) => format!(
             "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={scope}&state={state}#wechat_redirect",
             base(&app.authorize_url),
             enc(app_id)
@@ -85,42 +86,42 @@ mod tests {
     use crate::config::model::Secret;
     use url::Url;
 
-    fn wecom(login: LoginMode, scope: &str) -> App {
+    fn app(name: &str, credentials: Credentials, login: LoginMode, scope: &str) -> App {
+        let base = match credentials {
+            Credentials::Wecom { .. } => "https://qyapi.weixin.qq.com",
+            Credentials::WechatMp { .. } => "https://api.weixin.qq.com",
+        };
         App {
-            name: "crm".into(),
-            credentials: Credentials::Wecom {
-                corp_id: "ww1234567890abcdef".into(),
-                agent_id: 1000010,
-                contact_secret: None,
-                qr_login_url: Url::parse("https://login.work.weixin.qq.com/wwlogin/sso/login")
-                    .unwrap(),
-            },
-            secret: Secret::new("s".into()),
+            name: name.into(),
+            targets: wecom_api::AppTargets::new(name, base, &credentials),
+            qr_login_url: matches!(credentials, Credentials::Wecom { .. })
+                .then(|| Url::parse("https://login.work.weixin.qq.com/wwlogin/sso/login").unwrap()),
+            credentials,
             login,
             scope: scope.into(),
             return_query: vec![],
-            api_base: Url::parse("https://qyapi.weixin.qq.com").unwrap(),
             authorize_url: Url::parse("https://open.weixin.qq.com/connect/oauth2/authorize")
                 .unwrap(),
             jssdk_urls: vec![],
         }
     }
 
-    fn mp(scope: &str) -> App {
-        App {
-            name: "mp".into(),
-            credentials: Credentials::WechatMp {
-                app_id: "wx1234567890abcdef".into(),
-            },
+    fn wecom(login: LoginMode, scope: &str) -> App {
+        let credentials = Credentials::Wecom {
+            corp_id: "ww1234567890abcdef".into(),
+            agent_id: 1000010,
             secret: Secret::new("s".into()),
-            login: LoginMode::Auto,
-            scope: scope.into(),
-            return_query: vec![],
-            api_base: Url::parse("https://api.weixin.qq.com").unwrap(),
-            authorize_url: Url::parse("https://open.weixin.qq.com/connect/oauth2/authorize")
-                .unwrap(),
-            jssdk_urls: vec![],
-        }
+            contact_secret: None,
+        };
+        app("crm", credentials, login, scope)
+    }
+
+    fn mp(scope: &str) -> App {
+        let credentials = Credentials::WechatMp {
+            app_id: "wx1234567890abcdef".into(),
+            secret: Secret::new("s".into()),
+        };
+        app("mp", credentials, LoginMode::Auto, scope)
     }
 
     const CB: &str = "https://crm.example.com/_gateway/oauth/callback";

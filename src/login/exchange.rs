@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::config::model::{App, Credentials};
 use crate::identity::{is_plain_id, Identity};
-use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError, TokenKind};
+use crate::provider::{ApiError, ApiRequest, ApiResponse, Provider, TokenKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -12,7 +12,7 @@ pub enum LoginError {
     #[error("the provider refused the code (errcode {0})")]
     CodeInvalid(i64),
     #[error(transparent)]
-    Provider(#[from] ProviderError),
+    Provider(#[from] ApiError),
     /// A provider value that is not a plain ASCII id never becomes a header.
     #[error("the provider's {0} is not a plain id")]
     NotPlain(&'static str),
@@ -26,7 +26,7 @@ impl LoginError {
     pub fn result(&self) -> &'static str {
         match self {
             LoginError::CodeInvalid(_) => "code_invalid",
-            LoginError::Provider(ProviderError::Timeout) => "timeout",
+            LoginError::Provider(ApiError::Timeout) => "timeout",
             LoginError::Provider(_) => "provider_error",
             LoginError::NotPlain(_) | LoginError::NoSubject => "bad_identity",
         }
@@ -68,7 +68,7 @@ fn checked(resp: ApiResponse) -> Result<Value, LoginError> {
     match resp.errcode {
         0 => Ok(body),
         e if is_code_error(e) => Err(LoginError::CodeInvalid(e)),
-        errcode => Err(LoginError::Provider(ProviderError::Api {
+        errcode => Err(LoginError::Provider(ApiError::Api {
             errcode,
             errmsg: body
                 .get("errmsg")
@@ -125,7 +125,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 ..Identity::default()
             })
         }
-        Credentials::WechatMp { app_id } => {
+        Credentials::WechatMp { app_id, secret } => {
             let resp = provider
                 .call_plain(
                     app,
@@ -133,7 +133,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                         "/sns/oauth2/access_token",
                         &[
                             ("appid", app_id),
-                            ("secret", app.secret.expose()),
+                            ("secret", secret.expose()),
                             ("code", code),
                             ("grant_type", "authorization_code"),
                         ],
@@ -150,7 +150,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 let web_token = body
                     .get("access_token")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| ProviderError::BadAnswer("no web access_token".into()))?;
+                    .ok_or_else(|| ApiError::BadAnswer("no web access_token".into()))?;
                 let info = provider
                     .call_plain(
                         app,
@@ -166,7 +166,7 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                     .await?;
                 let info = checked(info)?;
                 if plain(&info, "openid")?.as_deref() != Some(openid.as_str()) {
-                    return Err(LoginError::Provider(ProviderError::BadAnswer(
+                    return Err(LoginError::Provider(ApiError::BadAnswer(
                         "userinfo names another openid".into(),
                     )));
                 }

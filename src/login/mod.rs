@@ -12,10 +12,6 @@ pub mod state;
 
 pub use return_url::ReturnUrl;
 
-/// Seconds since the epoch: what session and login cookies are timed in.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Seconds since the epoch on the gateway's one clock: what session and login cookies are
+/// timed in.
+pub use crate::clock::now_secs;

@@ -97,7 +97,7 @@ impl SessionEntry {
                     && self.agent_id == Some(*agent_id)
                     && self.wechat_app_id.is_none()
             }
-            Credentials::WechatMp { app_id } => {
+            Credentials::WechatMp { app_id, .. } => {
                 self.wechat_app_id.as_deref() == Some(app_id.as_str())
             }
         }
@@ -170,7 +170,6 @@ mod tests {
         let secret = Secret::new(format!("{secret:0>32}"));
         SessionSettings {
             key: cookie::Key::derive_from(secret.expose().as_bytes()),
-            secret,
             cookie_name: "wgw_session".into(),
             ttl: Duration::from_secs(3600),
             assertion_secret: None,

@@ -2,17 +2,19 @@
 //! and 9): thin handlers over the `jssdk` module and the provider.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use dashmap::DashMap;
 use once_cell::sync::Lazy;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use wecom_api::Throttle;
 
 use super::login_endpoints::{param, query, request_cookies};
 use super::{answer, Ctx};
+
 use crate::answers::{self, Failure};
+use crate::clock::clock;
 use crate::config::model::{App, Config, Credentials, SessionSettings};
 use crate::jssdk::config::{self as jsconfig, PayloadKind, Signed, StaleReport};
 use crate::jssdk::contact::{self, ContactError};
@@ -118,8 +120,8 @@ pub async fn config(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -
                 (Err(e), _) | (_, Err(e)) => answers::provider_failure(&e, &ctx.request_id),
             }
         }
-        Credentials::WechatMp { app_id } => {
-            match provider.token(app, TokenKind::CorpTicket).await {
+        Credentials::WechatMp { app_id, .. } => {
+            match provider.token(app, TokenKind::OaTicket).await {
                 Ok(ticket) => {
                     let c = Signed::new(&ticket, &url, now, jsconfig::nonce());
                     answers::json(200, &jsconfig::wechat_payload(app_id, &c), &ctx.request_id)
@@ -131,7 +133,8 @@ pub async fn config(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -
     answer(session, ctx, a).await
 }
 
-static STALE_REPORTS: Lazy<DashMap<(String, TokenKind), Instant>> = Lazy::new(DashMap::new);
+static STALE_REPORTS: Lazy<Throttle<(String, TokenKind)>> =
+    Lazy::new(|| Throttle::new(STALE_REPORT_INTERVAL));
 
 /// A page says WeCom refused a payload: if it was signed with the ticket held now, that ticket
 /// is replaced (compare-and-expire, one fetch), at most once a minute per app and kind.
@@ -143,7 +146,8 @@ async fn replace_stale_ticket(
     request_id: &str,
 ) {
     let kind = match (report.kind, &app.credentials) {
-        (PayloadKind::Config, _) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::Wecom { .. }) => TokenKind::CorpTicket,
+        (PayloadKind::Config, Credentials::WechatMp { .. }) => TokenKind::OaTicket,
         (PayloadKind::AgentConfig, Credentials::Wecom { .. }) => TokenKind::AgentTicket,
         (PayloadKind::AgentConfig, Credentials::WechatMp { .. }) => return,
     };
@@ -154,21 +158,7 @@ async fn replace_stale_ticket(
         // Signed with a ticket already replaced, or not by us: nothing to do.
         return;
     }
-    let now = Instant::now();
-    let mut allowed = false;
-    STALE_REPORTS
-        .entry((app.name.clone(), kind))
-        .and_modify(|last| {
-            if now.duration_since(*last) >= STALE_REPORT_INTERVAL {
-                *last = now;
-                allowed = true;
-            }
-        })
-        .or_insert_with(|| {
-            allowed = true;
-            now
-        });
-    if !allowed {
+    if !STALE_REPORTS.due((app.name.clone(), kind), clock().now_ms()) {
         tracing::info!(app = %app.name, kind = kind.label(), request_id, "stale ticket report held back: one a minute");
         return;
     }

@@ -291,7 +291,7 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
             count(&app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
             let (f, detail) = match &e {
-                LoginError::Provider(crate::provider::ProviderError::Timeout) => (
+                LoginError::Provider(crate::provider::ApiError::Timeout) => (
                     Failure::ProviderTimeout,
                     "the sign-in service did not answer in time",
                 ),

@@ -16,7 +16,7 @@ const PREFIX: &str = "wgw1.";
 const MAC_HEX: usize = 32;
 
 fn mac(app: &App) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(app.secret.expose().as_bytes())
+    let mut m = Hmac::<Sha256>::new_from_slice(app.credentials.secret().expose().as_bytes())
         .expect("HMAC takes any key length");
     m.update(PREFIX.as_bytes());
     m.update(app.name.as_bytes());

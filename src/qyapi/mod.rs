@@ -21,7 +21,7 @@ use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::METRICS;
-use crate::provider::{ApiRequest, ApiResponse, Provider, ProviderError};
+use crate::provider::{ApiError, ApiRequest, ApiResponse, Provider};
 
 /// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
 pub const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -287,12 +287,12 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer. A failed gettoken keeps its errcode (40001 bad secret, 60020 ...).
-fn provider_failure(e: &ProviderError, rid: &str, app: &App, api: &str) -> Outcome {
+fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Outcome {
     let (status, errcode, label) = match e {
-        ProviderError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
-        ProviderError::Timeout => (504, -1, "timeout".to_owned()),
-        ProviderError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
-        ProviderError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
+        ApiError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
+        ApiError::Timeout => (504, -1, "timeout".to_owned()),
+        ApiError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
+        ApiError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
     };
     Outcome {
         response: errcode_answer(status, errcode, &e.to_string(), rid),
@@ -327,20 +327,21 @@ fn sdk_gettoken(
         let ok = match &app.credentials {
             Credentials::Wecom {
                 corp_id,
+                secret: app_secret,
                 contact_secret,
                 ..
             } if wecom => {
                 let secret = param("corpsecret");
                 *corp_id == param("corpid")
-                    && (handle::same_secret(secret, app.secret.expose())
+                    && (handle::same_secret(secret, app_secret.expose())
                         || contact_secret
                             .as_ref()
                             .is_some_and(|c| handle::same_secret(secret, c.expose())))
             }
-            Credentials::WechatMp { app_id } if !wecom => {
+            Credentials::WechatMp { app_id, secret } if !wecom => {
                 param("grant_type") == "client_credential"
                     && *app_id == param("appid")
-                    && handle::same_secret(param("secret"), app.secret.expose())
+                    && handle::same_secret(param("secret"), secret.expose())
             }
             _ => false,
         };

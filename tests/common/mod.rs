@@ -65,6 +65,9 @@ pub struct Gateway {
     pub log_path: PathBuf,
 }
 
+/// The environment variable that enables `POST /_test/advance` on the admin listener.
+pub const CLOCK_CONTROL: &str = "WGW_TEST_CLOCK";
+
 /// The `[server]` table every test config starts with; `{PORT}` and `{ADMIN}` are filled in.
 pub fn server_table(port: u16, admin: u16) -> String {
     format!(
@@ -111,6 +114,8 @@ impl Gateway {
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(args).arg(command).arg("-c").arg(&config_path);
+        // The test clock control (debug builds only), unless the test says otherwise.
+        cmd.env(CLOCK_CONTROL, "1");
         cmd.envs(env.iter().copied());
         cmd.stdout(Stdio::null()).stderr(log);
         let child = cmd.spawn().expect("spawn wecom-gateway");
@@ -150,6 +155,18 @@ impl Gateway {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.admin_port, path)
+    }
+
+    /// Moves the gateway's clock forward by `by` (`"7201s"`), as the emulator's `advance`
+    /// moves the emulator's: expiries without sleeping.
+    pub async fn advance(&self, by: &str) {
+        let r = client()
+            .post(self.admin_url("/_test/advance"))
+            .json(&serde_json::json!({ "by": by }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     }
 
     /// The Prometheus text of the admin listener.

@@ -123,6 +123,13 @@ impl Sidebar {
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
 
+    /// Time passes for WeCom and the gateway alike: both clocks move forward by `by`.
+    pub async fn advance(&self, by: &str) {
+        self.control("/_emulator/advance", json!({ "by": by }))
+            .await;
+        self.gw.advance(by).await;
+    }
+
     pub async fn emu_calls(&self, api: &str) -> u64 {
         super::emulator_calls(&self.emu_url(""), api).await.0
     }

@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use emulator::{Emulator, Scenario};
 use serde_json::{json, Value};
 
@@ -10,6 +12,17 @@ pub const CONTACT_SECRET: &str = "emu-contact-secret";
 pub const MP: &str = "wxemu000000000001";
 pub const MP_SECRET: &str = "emu-mp-secret";
 pub const CALLBACK: &str = "http://crm.test/cb";
+pub const MINI: &str = "wxemu000000000002";
+pub const MINI_SECRET: &str = "emu-mini-secret";
+pub const CORP_B: &str = "wwemucorp000000002";
+pub const CORP_C: &str = "wwemucorp000000003";
+pub const SUITE: &str = "wwemusuite00000001";
+pub const SUITE_SECRET: &str = "emu-suite-secret";
+pub const SUITE_AGENT: u64 = 1000005;
+pub const CUSTOM_SUITE: &str = "dkemusuite00000001";
+pub const CUSTOM_SUITE_SECRET: &str = "emu-custom-suite-secret";
+pub const CUSTOM_AGENT: u64 = 1000006;
+pub const PROVIDER_CORP: &str = "wwemuprovider00001";
 
 pub struct Harness {
     pub emu: Emulator,
@@ -73,6 +86,27 @@ impl Harness {
 
     pub async fn control(&self, path: &str, body: Value) -> Value {
         self.post(&format!("/_emulator/{path}"), body).await
+    }
+
+    /// A control call expected to fail: its status.
+    pub async fn control_status(&self, path: &str, body: Value) -> u16 {
+        self.http
+            .post(self.url(&format!("/_emulator/{path}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// GET with a query built from pairs (percent-encoded).
+    pub async fn get_q(&self, path: &str, pairs: &[(&str, &str)]) -> Value {
+        let mut url = url::Url::parse(&self.url(path)).unwrap();
+        url.query_pairs_mut().extend_pairs(pairs);
+        let r = self.http.get(url).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("JSON answer")
     }
 
     pub async fn advance(&self, by: &str) {
@@ -145,6 +179,25 @@ impl Harness {
             ))
             .await;
         code_of(&loc)
+    }
+
+    /// The callback log once nothing is in flight.
+    pub async fn callbacks(&self) -> Vec<Value> {
+        let v = self.get("/_emulator/callbacks?settled=true").await;
+        assert_eq!(
+            v["settled"], true,
+            "callbacks still in flight after a minute"
+        );
+        v["callbacks"].as_array().unwrap().clone()
+    }
+
+    /// Registers a callback URL as the admin console would.
+    pub async fn register(&self, app: &str, url: &str, extra: Value) {
+        let mut body = json!({"app": app, "url": url, "token": receiver::TOKEN, "encoding_aes_key": receiver::AES_KEY});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        self.control("callbacks", body).await;
     }
 
     pub async fn calls(&self) -> Value {

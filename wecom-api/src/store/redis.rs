@@ -6,20 +6,21 @@
 //! - compare-and-expire and unlock are Lua scripts, so the compare and the delete are one step
 //!   that no other process can come between (a stale failure never deletes a newer token);
 //! - the refresh lock is `SET lock:key {unique id} NX PX {ttl}`: a holder that dies frees it
-//!   by expiry, and only the holder's id releases it.
+//!   by expiry, and only the holder's id releases it;
+//! - a fact is `SET key value PX {ttl}`.
 //!
 //! Every command is bounded by [`OP_TIMEOUT`]: a dead Redis makes a command fail fast, never
-//! hang a request. What to do then is [`super::fallback`]'s business, not this file's.
+//! hang a request. What to do then is [`super::FallbackStore`]'s business, not this file's.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use once_cell::sync::Lazy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::cache::now_ms;
-use super::store::{Cached, Store, StoreError};
+use super::{lock_id, Cached, Store, StoreError};
+use crate::Clock;
 
 /// Connecting, and each answer, may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -28,7 +29,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Deletes KEYS[1] only if the token it holds is ARGV[1].
-static EXPIRE_IF: Lazy<redis::Script> = Lazy::new(|| {
+static EXPIRE_IF: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"local v = redis.call('GET', KEYS[1])
 if v and string.match(v, '^v1:%d+:%d+:(.*)$') == ARGV[1] then
@@ -40,7 +41,7 @@ return 0",
 
 /// Deletes the lock KEYS[1] only if its holder is ARGV[1]: a holder whose lock expired and
 /// was taken by another process must not release that one.
-static UNLOCK: Lazy<redis::Script> = Lazy::new(|| {
+static UNLOCK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -52,6 +53,7 @@ return 0",
 pub struct RedisStore {
     client: redis::Client,
     prefix: String,
+    clock: Clock,
     /// Made on first use, so that a gateway starts while Redis is down and connects later.
     conn: OnceCell<ConnectionManager>,
 }
@@ -61,19 +63,21 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedisStore {
-    /// `url` is `redis://[:password@]host:port/db`; it is not connected to yet.
-    pub fn open(url: &str, key_prefix: &str) -> Result<RedisStore, StoreError> {
+    /// `url` is `redis://[:password@]host:port/db`; it is not connected to yet. `clock` says
+    /// how long a value has left when it is written.
+    pub fn open(url: &str, key_prefix: &str, clock: Clock) -> Result<RedisStore, StoreError> {
         // The URL may carry a password: the error names neither.
         let client = redis::Client::open(url)
             .map_err(|e| err(format_args!("invalid URL ({:?})", e.kind())))?;
         Ok(RedisStore {
             client,
             prefix: key_prefix.to_owned(),
+            clock,
             conn: OnceCell::new(),
         })
     }
 
-    /// Where the value of a [`super::CacheKey::store_key`] lives.
+    /// Where the value of a token key (or a fact) lives.
     pub fn value_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -116,6 +120,29 @@ impl RedisStore {
             .await
             .map_err(|_| err("no answer in time"))?
     }
+
+    /// `SET key value PX ms`, or `DEL key` when nothing is left of its life.
+    async fn set_px(&self, key: String, value: String, ms: u64) -> Result<(), StoreError> {
+        self.run(|mut c| async move {
+            if ms == 0 {
+                redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+            } else {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn get_raw(&self, key: String) -> Result<Option<String>, StoreError> {
+        self.run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .await
+    }
 }
 
 /// `v1:{fetched_at}:{expires_at}:{value}`: one string, so that `SET PX` writes it whole.
@@ -141,33 +168,15 @@ pub fn decode(s: &str) -> Option<Cached> {
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
-        let k = self.value_key(key);
-        let raw: Option<String> = self
-            .run(|mut c| async move { redis::cmd("GET").arg(&k).query_async(&mut c).await })
-            .await?;
+        let raw = self.get_raw(self.value_key(key)).await?;
         // Something unreadable (another version's format) is as good as absent: the refresh
         // overwrites it.
         Ok(raw.as_deref().and_then(decode))
     }
 
     async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
-        let k = self.value_key(key);
-        let left = value.expires_at.saturating_sub(now_ms());
-        let v = encode(value);
-        self.run(|mut c| async move {
-            if left == 0 {
-                redis::cmd("DEL").arg(&k).query_async::<()>(&mut c).await
-            } else {
-                redis::cmd("SET")
-                    .arg(&k)
-                    .arg(v)
-                    .arg("PX")
-                    .arg(left)
-                    .query_async::<()>(&mut c)
-                    .await
-            }
-        })
-        .await
+        let left = value.expires_at.saturating_sub(self.clock.now_ms());
+        self.set_px(self.value_key(key), encode(value), left).await
     }
 
     async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
@@ -180,7 +189,7 @@ impl Store for RedisStore {
 
     async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
         let k = self.lock_key(key);
-        let id = crate::request_id::generate();
+        let id = lock_id();
         let ms = ttl.as_millis().max(1) as u64;
         let taken: Option<String> = self
             .run(|mut c| {
@@ -211,6 +220,15 @@ impl Store for RedisStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.get_raw(self.value_key(key)).await
+    }
+
+    async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.set_px(self.value_key(key), value.to_owned(), ms).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -256,20 +274,20 @@ mod tests {
 
     #[test]
     fn keys_sit_under_the_prefix_and_locks_apart_from_values() {
-        let s = RedisStore::open("redis://127.0.0.1:1/0", "wgw:").unwrap();
+        let s = RedisStore::open("redis://127.0.0.1:1/0", "wgw:", Clock::system()).unwrap();
         let k = "token:access:http://e:ww1:1000002.fp";
         assert_eq!(s.value_key(k), "wgw:token:access:http://e:ww1:1000002.fp");
         assert_eq!(
             s.lock_key(k),
             "wgw:lock:token:access:http://e:ww1:1000002.fp"
         );
-        let other = RedisStore::open("redis://127.0.0.1:1/0", "staging:").unwrap();
+        let other = RedisStore::open("redis://127.0.0.1:1/0", "staging:", Clock::system()).unwrap();
         assert_ne!(s.value_key(k), other.value_key(k));
     }
 
     #[test]
     fn a_bad_url_is_refused_without_echoing_it() {
-        let e = RedisStore::open("redis://:hunter2@[::1", "wgw:")
+        let e = RedisStore::open("redis://:hunter2@[::1", "wgw:", Clock::system())
             .err()
             .unwrap();
         assert!(!e.to_string().contains("hunter2"), "{e}");

@@ -1,6 +1,8 @@
-//! The layers of the API client: token injection, the retry policy, the per-try timeout and
-//! the HTTP service at the bottom. They are assembled in [`super::Provider::stack`].
+//! The layers of the API client: the retry policy, token injection, the per-try timeout and
+//! the HTTP service at the bottom. They are assembled in one place, [`crate::Client::new`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -8,18 +10,20 @@ use std::time::Duration;
 use tower::retry::Policy;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
-use super::cache::BoxFuture;
-use super::target::Target;
-use super::{ApiRequest, ApiResponse, Provider, ProviderError};
-use crate::metrics::METRICS;
+use crate::error::ApiError;
+use crate::observe::{Observer, RetryReason};
+use crate::request::{errcode_of, url_of, ApiRequest, ApiResponse};
+use crate::target::TokenTarget;
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// One try of one call, as it travels down the stack.
 #[derive(Clone)]
 pub(crate) struct Attempt {
     /// `api_base` without a trailing slash.
     pub base: Arc<str>,
-    /// The app and kind whose token is injected; `None` for plain calls.
-    pub target: Option<Arc<Target>>,
+    /// Whose token is injected; `None` for plain calls.
+    pub target: Option<TokenTarget>,
     pub req: ApiRequest,
     /// Set by the token layer: the token this try carries.
     pub token: Option<Arc<str>>,
@@ -41,8 +45,8 @@ pub(crate) struct HttpService {
 
 impl Service<Attempt> for HttpService {
     type Response = Answered;
-    type Error = ProviderError;
-    type Future = BoxFuture<Result<Answered, ProviderError>>;
+    type Error = ApiError;
+    type Future = BoxFuture<Result<Answered, ApiError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -51,7 +55,9 @@ impl Service<Attempt> for HttpService {
     fn call(&mut self, a: Attempt) -> Self::Future {
         let client = self.client.clone();
         Box::pin(async move {
-            let url = url_of(&a.base, &a.req, a.token.as_deref())?;
+            let param = a.target.as_ref().map(TokenTarget::param);
+            let token = param.zip(a.token.as_deref());
+            let url = url_of(&a.base, &a.req, token)?;
             let mut rb = client.request(a.req.method.clone(), url);
             for (name, value) in &a.req.headers {
                 rb = rb.header(name.as_str(), value.as_str());
@@ -73,7 +79,7 @@ impl Service<Attempt> for HttpService {
                 })
                 .collect();
             let body = resp.bytes().await.map_err(transport_error)?;
-            let errcode = super::errcode_of(&body);
+            let errcode = errcode_of(&body);
             Ok(Answered {
                 response: ApiResponse {
                     status,
@@ -87,61 +93,69 @@ impl Service<Attempt> for HttpService {
     }
 }
 
+/// What the stack's boxed errors were: a timeout, or the error a layer returned.
+pub(crate) fn api_error(e: BoxError) -> ApiError {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::Timeout;
+    }
+    match e.downcast::<ApiError>() {
+        Ok(p) => *p,
+        Err(e) => ApiError::Unreachable(e.to_string()),
+    }
+}
+
 /// reqwest's errors name the URL, which holds the token: never let it out.
-fn transport_error(e: reqwest::Error) -> ProviderError {
+fn transport_error(e: reqwest::Error) -> ApiError {
     if e.is_timeout() {
-        ProviderError::Timeout
+        ApiError::Timeout
     } else {
-        ProviderError::Unreachable(e.without_url().to_string())
+        ApiError::Unreachable(e.without_url().to_string())
     }
 }
 
-/// `{base}{path}?access_token=T&other=params`, the caller's parameters in their order.
-pub(crate) fn url_of(
-    base: &str,
-    req: &ApiRequest,
-    token: Option<&str>,
-) -> Result<url::Url, ProviderError> {
-    let mut url = url::Url::parse(&format!("{base}{}", req.path))
-        .map_err(|e| ProviderError::Unreachable(format!("bad API URL: {e}")))?;
-    url.set_query(None);
-    if token.is_some() || !req.query.is_empty() {
-        let mut q = url.query_pairs_mut();
-        if let Some(t) = token {
-            q.append_pair("access_token", t);
-        }
-        for (k, v) in &req.query {
-            q.append_pair(k, v);
-        }
-    }
-    Ok(url)
+/// The one thing the token layer may ask: the current token of a target, after expiring the
+/// one that just failed (compare-and-expire). Not the client: the layer cannot make calls.
+pub(crate) trait TokenSource: Send + Sync + 'static {
+    fn token(
+        &self,
+        target: &TokenTarget,
+        failed: Option<Arc<str>>,
+    ) -> impl Future<Output = Result<Arc<str>, ApiError>> + Send;
 }
 
-/// Injects the current token of the attempt's app and kind. On a retry after a token error
-/// it first expires the failed token, only if the cache still holds it.
-#[derive(Clone)]
-pub(crate) struct TokenLayer {
-    pub provider: Provider,
+/// Injects the current token of the attempt's target. On a retry after a token error it
+/// first expires the failed token, only if the cache still holds it.
+pub(crate) struct TokenLayer<T> {
+    pub source: T,
 }
 
-impl<S> Layer<S> for TokenLayer {
-    type Service = TokenService<S>;
-    fn layer(&self, inner: S) -> TokenService<S> {
+impl<T: Clone, S> Layer<S> for TokenLayer<T> {
+    type Service = TokenService<T, S>;
+    fn layer(&self, inner: S) -> TokenService<T, S> {
         TokenService {
-            provider: self.provider.clone(),
+            source: self.source.clone(),
             inner,
         }
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct TokenService<S> {
-    provider: Provider,
+pub(crate) struct TokenService<T, S> {
+    source: T,
     inner: S,
 }
 
-impl<S> Service<Attempt> for TokenService<S>
+impl<T: Clone, S: Clone> Clone for TokenService<T, S> {
+    fn clone(&self) -> Self {
+        TokenService {
+            source: self.source.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S> Service<Attempt> for TokenService<T, S>
 where
+    T: TokenSource + Clone,
     S: Service<Attempt, Response = Answered, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send,
 {
@@ -154,12 +168,11 @@ where
     }
 
     fn call(&mut self, mut a: Attempt) -> Self::Future {
-        let provider = self.provider.clone();
+        let source = self.source.clone();
         let inner = self.inner.clone();
         Box::pin(async move {
-            if let Some(target) = a.target.clone() {
-                let token = provider.token_of(&target, a.failed.take()).await?;
-                a.token = Some(token);
+            if let Some(target) = &a.target {
+                a.token = Some(source.token(target, a.failed.take()).await?);
             }
             inner.oneshot(a).await
         })
@@ -181,13 +194,22 @@ const BUSY_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Per-call retry state; tower clones the policy for each call, so every call starts afresh.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct RetryPolicy {
     token_refreshed: bool,
     busy_retries: u32,
+    observer: Arc<dyn Observer>,
 }
 
 impl RetryPolicy {
+    pub fn new(observer: Arc<dyn Observer>) -> RetryPolicy {
+        RetryPolicy {
+            token_refreshed: false,
+            busy_retries: 0,
+            observer,
+        }
+    }
+
     /// One token refresh per call, never a loop; at most three busy retries, 200/400/800 ms.
     pub fn decide(&self, errcode: i64) -> Decision {
         if TOKEN_ERRORS.contains(&errcode) && !self.token_refreshed {
@@ -210,27 +232,22 @@ impl Policy<Attempt, Answered, BoxError> for RetryPolicy {
     ) -> Option<Self::Future> {
         // Transport failures and timeouts are not retried: the call may have been done.
         let answered = result.as_ref().ok()?;
-        let app = req.target.as_ref().map_or("-", |t| &*t.app);
-        match self.decide(answered.response.errcode) {
-            Decision::Done => None,
+        let (wait, why) = match self.decide(answered.response.errcode) {
+            Decision::Done => return None,
             Decision::RefreshToken => {
                 self.token_refreshed = true;
                 req.failed = answered.token.clone();
-                METRICS
-                    .qyapi_retries
-                    .with_label_values(&[app, "token_expired"])
-                    .inc();
-                Some(tokio::time::sleep(Duration::ZERO))
+                (Duration::ZERO, RetryReason::TokenExpired)
             }
             Decision::Backoff(wait) => {
                 self.busy_retries += 1;
-                METRICS
-                    .qyapi_retries
-                    .with_label_values(&[app, "system_busy"])
-                    .inc();
-                Some(tokio::time::sleep(wait))
+                (wait, RetryReason::SystemBusy)
             }
+        };
+        if let Some(target) = &req.target {
+            self.observer.retried(target, why);
         }
+        Some(tokio::time::sleep(wait))
     }
 
     fn clone_request(&mut self, req: &Attempt) -> Option<Attempt> {
@@ -241,18 +258,18 @@ impl Policy<Attempt, Answered, BoxError> for RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::Unobserved;
 
     #[test]
     fn retry_decisions() {
-        let fresh = RetryPolicy::default();
-        let refreshed = RetryPolicy {
-            token_refreshed: true,
-            busy_retries: 0,
+        let policy = |token_refreshed, busy_retries| RetryPolicy {
+            token_refreshed,
+            busy_retries,
+            observer: Arc::new(Unobserved),
         };
-        let busy = |n| RetryPolicy {
-            token_refreshed: false,
-            busy_retries: n,
-        };
+        let fresh = policy(false, 0);
+        let refreshed = policy(true, 0);
+        let busy = |n| policy(false, n);
         let ms = Duration::from_millis;
         let cases: &[(&RetryPolicy, i64, Decision)] = &[
             (&fresh, 0, Decision::Done),
@@ -276,32 +293,10 @@ mod tests {
             assert_eq!(
                 policy.decide(*errcode),
                 *want,
-                "{policy:?} errcode {errcode}"
+                "refreshed={} busy={} errcode {errcode}",
+                policy.token_refreshed,
+                policy.busy_retries
             );
         }
-    }
-
-    #[test]
-    fn url_puts_the_token_first_and_keeps_parameter_order() {
-        let req = ApiRequest {
-            method: http::Method::GET,
-            path: "/cgi-bin/user/get".into(),
-            query: vec![
-                ("userid".into(), "zhang san".into()),
-                ("b".into(), "2".into()),
-                ("a".into(), "1&x=y".into()),
-            ],
-            headers: vec![],
-            body: bytes::Bytes::new(),
-        };
-        let url = url_of("http://127.0.0.1:9", &req, Some("T")).unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:9/cgi-bin/user/get?access_token=T&userid=zhang+san&b=2&a=1%26x%3Dy"
-        );
-        let url = url_of("https://qyapi.weixin.qq.com", &req, None).unwrap();
-        assert!(url
-            .as_str()
-            .ends_with("/cgi-bin/user/get?userid=zhang+san&b=2&a=1%26x%3Dy"));
     }
 }

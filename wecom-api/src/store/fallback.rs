@@ -10,64 +10,57 @@
 //! - the failure is logged once a minute, never per request and never with a value.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::cache::now_ms;
-use super::store::{Cached, MemoryStore, Store, StoreError};
-use crate::metrics::METRICS;
+use super::{Cached, MemoryStore, Store, StoreError};
+use crate::observe::Observer;
+use crate::throttle::Throttle;
+use crate::Clock;
 
 /// After a failure, requests skip the shared store this long (one request then tries again).
 const REST: Duration = Duration::from_secs(1);
-const LOG_EVERY: Duration = Duration::from_secs(60);
 /// Lock ids handed out by the local store carry this mark, so `unlock` knows where to go.
 const LOCAL: &str = "local:";
 
 pub struct FallbackStore<S> {
     shared: S,
     local: MemoryStore,
+    clock: Clock,
+    observer: Arc<dyn Observer>,
     /// Unix ms before which the shared store is not asked (0: ask it).
     resting_until: AtomicU64,
     /// The last exchange with the shared store failed.
     down: AtomicBool,
-    last_logged: Mutex<Option<Instant>>,
+    logged: Throttle<()>,
 }
 
 impl<S: Store> FallbackStore<S> {
-    pub fn new(shared: S) -> FallbackStore<S> {
+    pub fn new(shared: S, clock: Clock, observer: Arc<dyn Observer>) -> FallbackStore<S> {
         FallbackStore {
             shared,
-            local: MemoryStore::default(),
+            local: MemoryStore::new(clock.clone()),
+            clock,
+            observer,
             resting_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
-            last_logged: Mutex::new(None),
+            logged: Throttle::per_minute(),
         }
     }
 
-    pub fn shared(&self) -> &S {
-        &self.shared
-    }
-
     fn resting(&self) -> bool {
-        now_ms() < self.resting_until.load(Ordering::Relaxed)
+        self.clock.now_ms() < self.resting_until.load(Ordering::Relaxed)
     }
 
     fn failed(&self, op: &'static str, e: &StoreError) {
-        METRICS.store_errors.with_label_values(&[op]).inc();
+        self.observer.store_failed(self.shared.name(), op);
+        let now = self.clock.now_ms();
         self.resting_until
-            .store(now_ms() + REST.as_millis() as u64, Ordering::Relaxed);
+            .store(now + REST.as_millis() as u64, Ordering::Relaxed);
         self.down.store(true, Ordering::Relaxed);
-        let due = {
-            let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
-            let due = last.is_none_or(|t| t.elapsed() >= LOG_EVERY);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
-        if due {
+        if self.logged.due((), now) {
             tracing::warn!(
                 store = self.shared.name(),
                 op,
@@ -159,6 +152,30 @@ impl<S: Store> Store for FallbackStore<S> {
         Ok(())
     }
 
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if !self.resting() {
+            match self.shared.get_fact(key).await {
+                Ok(v) => {
+                    self.answered();
+                    return Ok(v);
+                }
+                Err(e) => self.failed("get_fact", &e),
+            }
+        }
+        self.local.get_fact(key).await
+    }
+
+    async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.local.put_fact(key, value, ttl).await?;
+        if !self.resting() {
+            match self.shared.put_fact(key, value, ttl).await {
+                Ok(()) => self.answered(),
+                Err(e) => self.failed("put_fact", &e),
+            }
+        }
+        Ok(())
+    }
+
     /// Always asks the shared store, resting or not: readiness must say what is true now, and a
     /// success ends the rest at once.
     async fn ping(&self) -> Result<(), StoreError> {
@@ -182,7 +199,8 @@ impl<S: Store> Store for FallbackStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::observe::Unobserved;
+    use std::sync::Mutex;
 
     /// A memory store that can be switched off, counting what was asked of it.
     #[derive(Default)]
@@ -225,6 +243,14 @@ mod tests {
             self.check()?;
             self.inner.unlock(key, id).await
         }
+        async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+            self.check()?;
+            self.inner.get_fact(key).await
+        }
+        async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put_fact(key, v, ttl).await
+        }
         async fn ping(&self) -> Result<(), StoreError> {
             self.check()
         }
@@ -233,19 +259,32 @@ mod tests {
         }
     }
 
-    fn cached(v: &str) -> Cached {
+    /// Records the failed operations it is told about.
+    #[derive(Default)]
+    struct Failures(Mutex<Vec<&'static str>>);
+
+    impl Observer for Failures {
+        fn store_failed(&self, store: &'static str, op: &'static str) {
+            assert_eq!(store, "switchable");
+            self.0.lock().unwrap().push(op);
+        }
+    }
+
+    fn cached(clock: &Clock, v: &str) -> Cached {
         Cached {
             value: v.into(),
-            fetched_at: now_ms(),
-            expires_at: now_ms() + 7_200_000,
+            fetched_at: clock.now_ms(),
+            expires_at: clock.now_ms() + 7_200_000,
         }
     }
 
     #[tokio::test]
     async fn serves_its_copy_while_the_shared_store_is_down_and_rests_it() {
+        let clock = Clock::system();
         let shared = Arc::new(Switchable::default());
-        let s = FallbackStore::new(shared.clone());
-        shared.inner.set("k", &cached("v1")).await.unwrap();
+        let failures = Arc::new(Failures::default());
+        let s = FallbackStore::new(shared.clone(), clock.clone(), failures.clone());
+        shared.inner.set("k", &cached(&clock, "v1")).await.unwrap();
         assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
 
         shared.off.store(true, Ordering::Relaxed);
@@ -259,6 +298,7 @@ mod tests {
             asked,
             "resting: requests do not wait on a dead store"
         );
+        assert_eq!(*failures.0.lock().unwrap(), ["get"], "counted once");
         assert!(s.ping().await.is_err());
 
         // A refresh while down: the local lock, the local copy.
@@ -269,14 +309,20 @@ mod tests {
             .await
             .unwrap()
             .is_none());
-        s.set("k", &cached("v2")).await.unwrap();
+        s.set("k", &cached(&clock, "v2")).await.unwrap();
         s.unlock("k", &id).await.unwrap();
         assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v2");
+
+        // After its rest the shared store is asked again, once, by itself.
+        clock.advance(REST);
+        let asked = shared.asked.load(Ordering::Relaxed);
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v2");
+        assert_eq!(shared.asked.load(Ordering::Relaxed), asked + 1);
 
         // Back: the shared store is the truth again.
         shared.off.store(false, Ordering::Relaxed);
         assert!(s.ping().await.is_ok());
-        shared.inner.set("k", &cached("v3")).await.unwrap();
+        shared.inner.set("k", &cached(&clock, "v3")).await.unwrap();
         assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v3");
         let id = s.lock("k", Duration::from_secs(10)).await.unwrap().unwrap();
         assert!(!id.starts_with(LOCAL), "the shared lock again");
@@ -284,9 +330,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_value_gone_from_the_shared_store_is_gone_here_too() {
+        let clock = Clock::system();
         let shared = Arc::new(Switchable::default());
-        let s = FallbackStore::new(shared.clone());
-        s.set("k", &cached("v1")).await.unwrap();
+        let s = FallbackStore::new(shared.clone(), clock.clone(), Arc::new(Unobserved));
+        s.set("k", &cached(&clock, "v1")).await.unwrap();
         // Another process expired it after a token error.
         assert!(shared.inner.expire_if("k", "v1").await.unwrap());
         assert!(s.get("k").await.unwrap().is_none());
@@ -294,6 +341,28 @@ mod tests {
         assert!(
             s.get("k").await.unwrap().is_none(),
             "the copy does not bring back a token known to be bad"
+        );
+    }
+
+    #[tokio::test]
+    async fn facts_are_shared_while_it_answers_and_kept_here_when_it_does_not() {
+        let clock = Clock::system();
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone(), clock.clone(), Arc::new(Unobserved));
+        let ttl = Duration::from_secs(600);
+        s.put_fact("f", "mine", ttl).await.unwrap();
+        assert_eq!(
+            shared.inner.get_fact("f").await.unwrap().as_deref(),
+            Some("mine")
+        );
+        shared.inner.put_fact("g", "theirs", ttl).await.unwrap();
+        assert_eq!(s.get_fact("g").await.unwrap().as_deref(), Some("theirs"));
+        shared.off.store(true, Ordering::Relaxed);
+        assert_eq!(s.get_fact("f").await.unwrap().as_deref(), Some("mine"));
+        s.put_fact("h", "while down", ttl).await.unwrap();
+        assert_eq!(
+            s.get_fact("h").await.unwrap().as_deref(),
+            Some("while down")
         );
     }
 }

@@ -1,0 +1,120 @@
+//! The gateway's nouns, below everything that uses them: the configuration compiles into them
+//! and the features read them, so neither has to import the other. Credentials and secrets
+//! are the `wecom-api` crate's; this module holds what only the gateway knows.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use url::Url;
+use wecom_api::{AppTargets, Credentials};
+
+/// How a WeCom app logs people in (`login = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginMode {
+    /// The in-app OAuth inside the WeCom client, the QR login elsewhere.
+    Auto,
+    Oauth,
+    Qr,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    pub credentials: Credentials,
+    /// Every token and ticket this app can hold, with its cache key and API base, built once
+    /// here so that no call formats or hashes anything.
+    pub targets: AppTargets,
+    pub login: LoginMode,
+    pub scope: String,
+    /// Query parameters appended to the return URL after login: (parameter, identity field).
+    pub return_query: Vec<(String, IdentityField)>,
+    pub authorize_url: Url,
+    /// WeCom's QR login page; `None` for an Official Account, which has no QR login.
+    pub qr_login_url: Option<Url>,
+    pub jssdk_urls: Vec<String>,
+}
+
+/// The identity values `return_query` may append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityField {
+    UserId,
+    OpenId,
+    UnionId,
+    CorpId,
+    AgentId,
+    ExternalUserId,
+}
+
+impl IdentityField {
+    pub const NAMES: &'static [&'static str] = &[
+        "userid",
+        "openid",
+        "unionid",
+        "corp_id",
+        "agent_id",
+        "external_userid",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "userid" => Self::UserId,
+            "openid" => Self::OpenId,
+            "unionid" => Self::UnionId,
+            "corp_id" => Self::CorpId,
+            "agent_id" => Self::AgentId,
+            "external_userid" => Self::ExternalUserId,
+            _ => return None,
+        })
+    }
+}
+
+pub struct Upstream {
+    pub name: String,
+    /// `host:port` as written, for logs.
+    pub authority: String,
+    /// Resolved once at load, as nginx resolves `proxy_pass` hosts at start-up.
+    pub addr: SocketAddr,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A verified external contact (SPEC section 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalContact {
+    pub external_userid: String,
+    /// Only for WeChat users of a corp bound to an Open Platform account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    /// For the page; never a header.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The HMAC-SHA256 key of `X-Gateway-Assertion`, with its inner and outer pads hashed once at
+/// config load: every proxied request of a logged-in user signs an assertion, so the
+/// per-request work is only the claims themselves.
+#[derive(Clone)]
+pub struct AssertionKey(Hmac<Sha256>);
+
+impl AssertionKey {
+    pub fn new(secret: &[u8]) -> AssertionKey {
+        AssertionKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
+    }
+
+    /// A MAC ready for the claims (a copy of the prepared state).
+    pub fn mac(&self) -> Hmac<Sha256> {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AssertionKey(<redacted>)")
+    }
+}

@@ -1,0 +1,130 @@
+//! The gateway's one WeCom / WeChat client (SPEC section 11), over the `wecom-api` crate.
+//! Login, the JS-SDK and the qyapi endpoint all call through it, so tokens are fetched, cached,
+//! refreshed and retried in exactly one place. This module only picks an app's target for a
+//! kind, builds the store `[store]` asks for, and counts what the client reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wecom_api::{
+    Client, Clock, FallbackStore, MemoryStore, Observer, RedisStore, RetryReason, Store,
+    StoreError, TokenTarget,
+};
+
+pub use wecom_api::{ApiError, ApiRequest, ApiResponse, TokenKind};
+
+use crate::config::model::{App, StoreBackend, StoreSettings, DEFAULT_LOCK_TTL};
+use crate::metrics::METRICS;
+
+#[derive(Clone)]
+pub struct Provider {
+    client: Client,
+}
+
+impl Provider {
+    /// The provider `[store]` asks for: the memory store, or Redis shared by every process of
+    /// the cluster with this process's copy underneath for when Redis does not answer.
+    pub fn from_settings(settings: &StoreSettings, clock: Clock) -> Result<Provider, StoreError> {
+        let store: Arc<dyn Store> = match (settings.backend, &settings.redis_url) {
+            (StoreBackend::Redis, Some(url)) => Arc::new(FallbackStore::new(
+                RedisStore::open(url.expose(), &settings.key_prefix, clock.clone())?,
+                clock.clone(),
+                Arc::new(Metrics),
+            )),
+            (StoreBackend::Redis, None) => {
+                return Err(StoreError("redis backend without a redis_url".into()))
+            }
+            (StoreBackend::Memory, _) => Arc::new(MemoryStore::new(clock.clone())),
+        };
+        Ok(Self::new(store, settings.lock_ttl, clock))
+    }
+
+    pub fn new(store: Arc<dyn Store>, lock_ttl: Duration, clock: Clock) -> Provider {
+        let client = Client::builder(store, lock_ttl)
+            .clock(clock)
+            .observer(Arc::new(Metrics))
+            .build();
+        Provider { client }
+    }
+
+    /// One process, its own memory, its own clock.
+    pub fn memory() -> Provider {
+        let clock = Clock::system();
+        Provider::new(
+            Arc::new(MemoryStore::new(clock.clone())),
+            DEFAULT_LOCK_TTL,
+            clock,
+        )
+    }
+
+    /// Where tokens, tickets and other shared values live (memory or Redis).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.client.store()
+    }
+
+    /// A valid token or ticket of `kind` for `app`, from the cache (early refresh, single flight).
+    pub async fn token(&self, app: &App, kind: TokenKind) -> Result<Arc<str>, ApiError> {
+        self.client.token(app.targets.get(kind)?).await
+    }
+
+    /// Replaces a token or ticket that the provider refused out of band: compare-and-expire
+    /// `failed`, then one fetch (see [`Client::replace_token`]).
+    pub async fn replace_token(
+        &self,
+        app: &App,
+        kind: TokenKind,
+        failed: &str,
+    ) -> Result<Arc<str>, ApiError> {
+        self.client
+            .replace_token(app.targets.get(kind)?, failed)
+            .await
+    }
+
+    /// Calls `{app.api_base}{req.path}` with the `kind` token injected (see [`Client::call`]).
+    /// `Ok` also when errcode != 0.
+    pub async fn call(
+        &self,
+        app: &App,
+        kind: TokenKind,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        self.client.call(app.targets.get(kind)?, req).await
+    }
+
+    /// A call without a token (WeChat `sns/oauth2/access_token`, `sns/userinfo` with a user's
+    /// web token): the per-try timeout, no token retry.
+    pub async fn call_plain(&self, app: &App, req: ApiRequest) -> Result<ApiResponse, ApiError> {
+        self.client.call_plain(app.targets.base(), req).await
+    }
+}
+
+/// What the client reports, counted in the gateway's registry. Labels come from the
+/// configuration (app names) or fixed sets (kinds, reasons, store operations).
+struct Metrics;
+
+impl Observer for Metrics {
+    fn fetched(&self, target: &TokenTarget, result: Result<(), &ApiError>) {
+        let label = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(ApiError::Api { errcode, .. }) => errcode.to_string(),
+            Err(ApiError::Timeout) => "timeout".to_owned(),
+            Err(ApiError::Unreachable(_)) => "unreachable".to_owned(),
+            Err(ApiError::BadAnswer(_)) => "bad_answer".to_owned(),
+        };
+        METRICS
+            .token_fetches
+            .with_label_values(&[target.app(), target.kind().label(), &label])
+            .inc();
+    }
+
+    fn retried(&self, target: &TokenTarget, why: RetryReason) {
+        METRICS
+            .qyapi_retries
+            .with_label_values(&[target.app(), why.label()])
+            .inc();
+    }
+
+    fn store_failed(&self, _store: &'static str, op: &'static str) {
+        METRICS.store_errors.with_label_values(&[op]).inc();
+    }
+}

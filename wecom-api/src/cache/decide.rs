@@ -1,0 +1,119 @@
+//! The token cache's decisions, as plain functions of their inputs.
+
+use crate::error::ApiError;
+use crate::store::Cached;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// Still valid, but refreshed in the background by the next use.
+    Stale,
+    Expired,
+}
+
+/// A value is stale `min(300 s, lifetime / 10)` before its expiry. For an Official Account
+/// token this also keeps the 5-minute rule harmless: the token we replace early stays valid
+/// at WeChat for 5 minutes after the new one is issued, longer than it had left anyway.
+pub fn freshness(c: &Cached, now_ms: u64) -> Freshness {
+    let lifetime = c.expires_at.saturating_sub(c.fetched_at);
+    let early = (lifetime / 10).min(300_000);
+    if now_ms >= c.expires_at {
+        Freshness::Expired
+    } else if now_ms >= c.expires_at - early {
+        Freshness::Stale
+    } else {
+        Freshness::Fresh
+    }
+}
+
+/// gettoken answers that no retry can change: bad secret or id, untrusted IP, no such token.
+pub fn is_config_refusal(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::Api {
+            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020,
+            ..
+        }
+    )
+}
+
+/// When a refetched value expires. WeCom hands out the same token or ticket again until it
+/// expires, with the seconds it has left rounded up: an early refresh gets the old value back,
+/// and its death must not be postponed by that rounding.
+pub fn expiry_of(value: &str, expires_in_secs: u64, previous: Option<&Cached>, now_ms: u64) -> u64 {
+    let expires_at = now_ms.saturating_add(expires_in_secs.saturating_mul(1000));
+    match previous {
+        Some(p) if *p.value == *value => expires_at.min(p.expires_at),
+        _ => expires_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(value: &str, fetched: u64, expires: u64) -> Cached {
+        Cached {
+            value: value.into(),
+            fetched_at: fetched,
+            expires_at: expires,
+        }
+    }
+
+    #[test]
+    fn freshness_windows() {
+        let h2 = 7_200_000;
+        let cases: &[(Cached, u64, Freshness)] = &[
+            // 7200 s lifetime: stale 300 s before expiry (min(300 s, 720 s)).
+            (c("t", 0, h2), 0, Freshness::Fresh),
+            (c("t", 0, h2), h2 - 300_001, Freshness::Fresh),
+            (c("t", 0, h2), h2 - 300_000, Freshness::Stale),
+            (c("t", 0, h2), h2 - 1, Freshness::Stale),
+            (c("t", 0, h2), h2, Freshness::Expired),
+            (c("t", 0, h2), h2 + 5, Freshness::Expired),
+            // 60 s lifetime: stale 6 s before expiry.
+            (c("t", 0, 60_000), 53_999, Freshness::Fresh),
+            (c("t", 0, 60_000), 54_000, Freshness::Stale),
+            // Zero lifetime: expired at once.
+            (c("t", 10, 10), 10, Freshness::Expired),
+        ];
+        for (cached, now, want) in cases {
+            assert_eq!(freshness(cached, *now), *want, "{cached:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn a_value_handed_back_early_keeps_its_first_expiry() {
+        let old = c("same", 0, 10_250);
+        let cases: &[(&str, u64, Option<&Cached>, u64, u64)] = &[
+            // The same ticket, its 250 ms left rounded up to a second: not postponed.
+            ("same", 1, Some(&old), 10_000, 10_250),
+            // Another ticket: its own lifetime counts.
+            ("new", 7200, Some(&old), 10_000, 7_210_000),
+            ("new", 7200, None, 10_000, 7_210_000),
+            // The same value with less left than before (it cannot gain time).
+            ("same", 0, Some(&old), 10_000, 10_000),
+        ];
+        for (value, expires_in, previous, now, want) in cases {
+            assert_eq!(
+                expiry_of(value, *expires_in, *previous, *now),
+                *want,
+                "{value} {expires_in}s"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_are_the_errcodes_no_retry_changes() {
+        let api = |errcode| ApiError::Api {
+            errcode,
+            errmsg: String::new(),
+        };
+        for code in [40001, 40013, 40125, 40164, 41002, 41004, 48001, 60020] {
+            assert!(is_config_refusal(&api(code)), "{code}");
+        }
+        for e in [api(-1), api(45009), api(42001), ApiError::Timeout] {
+            assert!(!is_config_refusal(&e), "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The token and ticket cache (SPEC section 11): keys per app and kind, early refresh,
+//! background refresh of values in use, single flight in the process and in the cluster,
+//! compare-and-expire.
+//!
+//! The decisions ([`freshness`], [`is_config_refusal`], [`expiry_of`]) are plain functions in
+//! [`decide`]; [`TokenCache`] only sequences them around a [`Store`] and a [`Fetch`].
+
+mod decide;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use tokio::sync::OnceCell;
+
+pub use decide::{expiry_of, freshness, is_config_refusal, Freshness};
+
+use crate::error::ApiError;
+use crate::fetch::Fetch;
+use crate::observe::Observer;
+use crate::stack::TokenSource;
+use crate::store::{Cached, Store, StoreError};
+use crate::target::TokenTarget;
+use crate::throttle::Throttle;
+use crate::Clock;
+
+/// How often a process waiting on another's refresh looks for its value (and for a free lock).
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// A fetch refused for a configuration reason is not repeated for this long: every caller
+/// meanwhile gets the same errcode, and the daily gettoken quota is not burnt on a secret that
+/// cannot work. A corrected secret (SIGHUP) is another key, so it is tried at once.
+const REFUSAL_HOLD: Duration = Duration::from_secs(10);
+
+type Flight = Arc<OnceCell<Result<Cached, ApiError>>>;
+
+/// Whether this process fetches, after asking the store's lock.
+enum Turn {
+    /// Another process fetched meanwhile.
+    Done(Cached),
+    /// This process holds the lock with this id.
+    Locked(String),
+    /// The lock never came free in time.
+    Unlocked,
+}
+
+/// A cache of the values one [`Fetch`] brings. Cheap to clone (a pointer).
+pub struct TokenCache<F> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F> Clone for TokenCache<F> {
+    fn clone(&self) -> Self {
+        TokenCache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<F> {
+    store: Arc<dyn Store>,
+    fetcher: F,
+    clock: Clock,
+    lock_ttl: Duration,
+    observer: Arc<dyn Observer>,
+    /// One refresh per key in this process; every waiter shares its result or its error.
+    inflight: DashMap<Arc<str>, Flight>,
+    failures_logged: Throttle<Arc<str>>,
+    /// The Unix ms of a refusal and the refusal, per key.
+    refusals: DashMap<Arc<str>, (u64, ApiError)>,
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    ApiError::Unreachable(e.to_string())
+}
+
+impl<F: Fetch> TokenCache<F> {
+    /// `lock_ttl`: how long a refresh may hold the store's lock (`[store].lock_ttl`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        fetcher: F,
+        clock: Clock,
+        lock_ttl: Duration,
+        observer: Arc<dyn Observer>,
+    ) -> TokenCache<F> {
+        TokenCache {
+            inner: Arc::new(Inner {
+                store,
+                fetcher,
+                clock,
+                lock_ttl,
+                observer,
+                inflight: DashMap::new(),
+                failures_logged: Throttle::per_minute(),
+                refusals: DashMap::new(),
+            }),
+        }
+    }
+
+    /// A usable value: the cached one, or the result of the one refresh in flight.
+    pub async fn get(&self, target: &TokenTarget) -> Result<Arc<str>, ApiError> {
+        let this = &self.inner;
+        let cached = this.store.get(target.key()).await.map_err(store_err)?;
+        if let Some(c) = cached {
+            match freshness(&c, this.clock.now_ms()) {
+                Freshness::Fresh => return Ok(c.value),
+                Freshness::Stale => {
+                    // Requests keep the still-valid value; one task refreshes it.
+                    let cache = self.clone();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let _ = cache.refresh(&target).await;
+                    });
+                    return Ok(c.value);
+                }
+                Freshness::Expired => {}
+            }
+        }
+        self.refresh(target).await.map(|c| c.value)
+    }
+
+    /// Compare-and-expire (SPEC section 11): forgets `failed` only if it is still the cached
+    /// value. `false` means someone already replaced it; the next `get` returns the new one.
+    pub async fn expire_if(&self, target: &TokenTarget, failed: &str) -> Result<bool, ApiError> {
+        self.inner
+            .store
+            .expire_if(target.key(), failed)
+            .await
+            .map_err(store_err)
+    }
+
+    /// The value that replaces `failed`: compare-and-expire, then [`Self::get`].
+    pub async fn replace(&self, target: &TokenTarget, failed: &str) -> Result<Arc<str>, ApiError> {
+        self.expire_if(target, failed).await?;
+        self.get(target).await
+    }
+
+    pub(crate) async fn refresh(&self, target: &TokenTarget) -> Result<Cached, ApiError> {
+        let key = target.key();
+        let flight = self.inner.inflight.entry(key.clone()).or_default().clone();
+        flight
+            .get_or_init(|| async {
+                let result = self.fetch_once(target).await;
+                self.inner
+                    .inflight
+                    .remove_if(key, |_, f| Arc::ptr_eq(f, &flight));
+                result
+            })
+            .await
+            .clone()
+    }
+
+    /// One refresh of `target`, called by one task per process at a time (the in-process
+    /// single flight of [`Self::refresh`]); across processes the store's lock decides who
+    /// fetches.
+    async fn fetch_once(&self, target: &TokenTarget) -> Result<Cached, ApiError> {
+        let this = &self.inner;
+        let key = target.key();
+        // A refresh that ended while this one queued (here or in another process) counts.
+        let previous = this.store.get(key).await.map_err(store_err)?;
+        if let Some(c) = previous.as_ref() {
+            if freshness(c, this.clock.now_ms()) == Freshness::Fresh {
+                return Ok(c.clone());
+            }
+        }
+        if let Some(refusal) = this.refusals.get(key) {
+            let held_ms = REFUSAL_HOLD.as_millis() as u64;
+            if this.clock.now_ms().saturating_sub(refusal.0) < held_ms {
+                return Err(refusal.1.clone());
+            }
+        }
+        let lock = match self.take_turn(key).await? {
+            Turn::Done(c) => return Ok(c),
+            Turn::Locked(id) => Some(id),
+            Turn::Unlocked => None,
+        };
+        let result = this.fetcher.fetch(target).await;
+        this.observer.fetched(target, result.as_ref().map(drop));
+        let outcome = match result {
+            Ok(f) => {
+                let now = this.clock.now_ms();
+                let c = Cached {
+                    expires_at: expiry_of(&f.value, f.expires_in, previous.as_ref(), now),
+                    value: f.value.into(),
+                    fetched_at: now,
+                };
+                this.store.set(key, &c).await.map(|()| c).map_err(store_err)
+            }
+            Err(e) => {
+                self.log_failure(target, &e);
+                if is_config_refusal(&e) {
+                    this.refusals
+                        .insert(key.clone(), (this.clock.now_ms(), e.clone()));
+                }
+                Err(e)
+            }
+        };
+        if let Some(id) = lock {
+            let _ = this.store.unlock(key, &id).await;
+        }
+        outcome
+    }
+
+    /// The cluster's single flight: take the store's lock, or wait for the value its holder
+    /// stores. A waiter keeps trying the lock, so a holder that died (its lock expired) or
+    /// failed (its lock released, no value) is followed by one other process's fetch. The
+    /// wait is bounded by twice the lock's lifetime; past that this process fetches unlocked
+    /// rather than fail the request.
+    async fn take_turn(&self, key: &str) -> Result<Turn, ApiError> {
+        let this = &self.inner;
+        let deadline = Instant::now() + 2 * this.lock_ttl;
+        loop {
+            if let Some(id) = this
+                .store
+                .lock(key, this.lock_ttl)
+                .await
+                .map_err(store_err)?
+            {
+                // Another process may have stored its value between our read and our lock.
+                let again = self.fresh(key).await;
+                if !matches!(again, Ok(None)) {
+                    let _ = this.store.unlock(key, &id).await;
+                }
+                return match again {
+                    Ok(None) => Ok(Turn::Locked(id)),
+                    Ok(Some(c)) => Ok(Turn::Done(c)),
+                    Err(e) => Err(e),
+                };
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    key,
+                    "refresh lock still held after twice its lifetime: fetching without it"
+                );
+                return Ok(Turn::Unlocked);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+            if let Some(c) = self.fresh(key).await? {
+                return Ok(Turn::Done(c));
+            }
+        }
+    }
+
+    async fn fresh(&self, key: &str) -> Result<Option<Cached>, ApiError> {
+        let this = &self.inner;
+        let c = this.store.get(key).await.map_err(store_err)?;
+        Ok(c.filter(|c| freshness(c, this.clock.now_ms()) == Freshness::Fresh))
+    }
+
+    /// Once a minute per key: a wrong secret must not flood the log with one line per request.
+    fn log_failure(&self, target: &TokenTarget, e: &ApiError) {
+        let this = &self.inner;
+        if this
+            .failures_logged
+            .due(target.key().clone(), this.clock.now_ms())
+        {
+            tracing::warn!(
+                app = target.app(),
+                kind = target.kind().label(),
+                owner = target.owner(),
+                api_base = &**target.base(),
+                errcode = e.errcode().unwrap_or(0),
+                error = %e,
+                "token fetch failed (logged once a minute per key)"
+            );
+        }
+    }
+}
+
+/// What the token layer of the stack asks of the credential tokens' cache.
+impl<F: Fetch> TokenSource for TokenCache<F> {
+    async fn token(
+        &self,
+        target: &TokenTarget,
+        failed: Option<Arc<str>>,
+    ) -> Result<Arc<str>, ApiError> {
+        match failed {
+            Some(failed) => self.replace(target, &failed).await,
+            None => self.get(target).await,
+        }
+    }
+}

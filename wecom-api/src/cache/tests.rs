@@ -1,0 +1,322 @@
+//! The cache against fake fetches and the memory store: single flight in a process and across
+//! processes sharing a store, refusals, compare-and-expire, background refresh. Time moves by
+//! the clock, not by sleeping.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::*;
+use crate::fetch::Fetched;
+use crate::observe::Unobserved;
+use crate::store::MemoryStore;
+use crate::{AppTargets, Credentials, Secret};
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn target(corp: &str) -> TokenTarget {
+    let creds = Credentials::Wecom {
+        corp_id: corp.into(),
+        agent_id: 1,
+        secret: Secret::new("s".into()),
+        contact_secret: None,
+    };
+    AppTargets::new("crm", "http://e", &creds).access().clone()
+}
+
+/// A fetch handing out `v1`, `v2`, ... after a short pause (the provider's latency, so that
+/// waiters pile up), counting its calls. Corps in `refuse` get their errcode instead; queued
+/// answers go first.
+#[derive(Default)]
+struct Fake {
+    calls: AtomicUsize,
+    refuse: HashMap<&'static str, i64>,
+    queued: Mutex<VecDeque<Fetched>>,
+}
+
+impl Fake {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Fetch for Arc<Fake> {
+    fn fetch(
+        &self,
+        target: &TokenTarget,
+    ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static {
+        let fake = self.clone();
+        let owner = target.owner().to_owned();
+        async move {
+            let n = fake.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            if let Some(errcode) = fake.refuse.get(owner.as_str()) {
+                return Err(ApiError::Api {
+                    errcode: *errcode,
+                    errmsg: "refused".into(),
+                });
+            }
+            let queued = fake.queued.lock().unwrap().pop_front();
+            Ok(queued.unwrap_or(Fetched {
+                value: format!("v{n}"),
+                expires_in: 7200,
+            }))
+        }
+    }
+}
+
+fn cache(store: Arc<dyn Store>, fake: &Arc<Fake>, clock: &Clock) -> TokenCache<Arc<Fake>> {
+    TokenCache::new(
+        store,
+        fake.clone(),
+        clock.clone(),
+        TTL,
+        Arc::new(Unobserved),
+    )
+}
+
+fn memory(clock: &Clock) -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new(clock.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_flight_one_fetch_for_many_waiters() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake::default());
+    let cache = cache(memory(&clock), &fake, &clock);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cache = cache.clone();
+        tasks.push(tokio::spawn(async move { cache.get(&target("ww")).await }));
+    }
+    for t in tasks {
+        assert_eq!(&*t.await.unwrap().unwrap(), "v1");
+    }
+    assert_eq!(fake.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_store_fetch_once_between_them() {
+    // Three caches over one store stand for three gateway processes over one Redis.
+    let clock = Clock::system();
+    let store = memory(&clock);
+    let fake = Arc::new(Fake::default());
+    let caches: Vec<_> = (0..3)
+        .map(|_| cache(store.clone(), &fake, &clock))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let cache = caches[i % 3].clone();
+        tasks.push(tokio::spawn(async move { cache.get(&target("ww")).await }));
+    }
+    for t in tasks {
+        assert_eq!(&*t.await.unwrap().unwrap(), "v1");
+    }
+    assert_eq!(fake.calls(), 1);
+}
+
+/// A memory store that tells when a lock was asked for and refused.
+struct Spy {
+    inner: MemoryStore,
+    refused: AtomicUsize,
+    asked: Notify,
+}
+
+#[async_trait]
+impl Store for Spy {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        self.inner.set(key, value).await
+    }
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        self.inner.expire_if(key, value).await
+    }
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let id = self.inner.lock(key, ttl).await?;
+        if id.is_none() {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            self.asked.notify_waiters();
+        }
+        Ok(id)
+    }
+    async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.unlock(key, id).await
+    }
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_fact(key).await
+    }
+    async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_fact(key, v, ttl).await
+    }
+    fn name(&self) -> &'static str {
+        "spy"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_lock_is_waited_out_then_one_process_fetches() {
+    let clock = Clock::system();
+    let spy = Arc::new(Spy {
+        inner: MemoryStore::new(clock.clone()),
+        refused: AtomicUsize::new(0),
+        asked: Notify::new(),
+    });
+    let store: Arc<dyn Store> = spy.clone();
+    // A process took the lock and died: nobody releases it.
+    let t = target("ww");
+    store.lock(t.key(), TTL).await.unwrap().unwrap();
+    let fake = Arc::new(Fake::default());
+    let (a, b) = (
+        cache(store.clone(), &fake, &clock),
+        cache(store.clone(), &fake, &clock),
+    );
+    let waiting = spy.refused.load(Ordering::SeqCst);
+    let (ta, tb) = (t.clone(), t.clone());
+    let x = tokio::spawn(async move { a.get(&ta).await });
+    let y = tokio::spawn(async move { b.get(&tb).await });
+    // Both processes found the lock held, and keep asking.
+    while spy.refused.load(Ordering::SeqCst) < waiting + 4 {
+        spy.asked.notified().await;
+    }
+    assert_eq!(
+        fake.calls(),
+        0,
+        "nobody fetches while the holder's lock lives"
+    );
+    clock.advance(TTL);
+    let (x, y) = (x.await.unwrap().unwrap(), y.await.unwrap().unwrap());
+    assert_eq!((&*x, &*y), ("v1", "v1"));
+    assert_eq!(
+        fake.calls(),
+        1,
+        "once it lapsed, one of them fetched for both"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_waiter_gets_the_one_fetch_error() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake {
+        refuse: HashMap::from([("ww", 40001)]),
+        ..Fake::default()
+    });
+    let cache = cache(memory(&clock), &fake, &clock);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let cache = cache.clone();
+        tasks.push(tokio::spawn(async move { cache.get(&target("ww")).await }));
+    }
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(ApiError::Api { errcode: 40001, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(fake.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_fetch_is_held_back_for_a_while_and_busy_is_not() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake {
+        refuse: HashMap::from([("bad-secret", 40001), ("busy", -1)]),
+        ..Fake::default()
+    });
+    let cache = cache(memory(&clock), &fake, &clock);
+    for _ in 0..5 {
+        let r = cache.get(&target("bad-secret")).await;
+        assert!(matches!(r, Err(ApiError::Api { errcode: 40001, .. })));
+    }
+    assert_eq!(fake.calls(), 1, "a bad secret is asked once");
+    clock.advance(REFUSAL_HOLD);
+    let _ = cache.get(&target("bad-secret")).await;
+    assert_eq!(fake.calls(), 2, "and again once the hold is over");
+
+    for _ in 0..3 {
+        let _ = cache.get(&target("busy")).await;
+    }
+    assert_eq!(fake.calls(), 5, "system busy may pass: asked again");
+}
+
+#[tokio::test]
+async fn stale_failure_after_a_refresh_keeps_the_new_token() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake::default());
+    let cache = cache(memory(&clock), &fake, &clock);
+    let t = target("ww");
+    let v1 = cache.get(&t).await.unwrap();
+    // The first failure with v1 expires it; the refresh brings v2.
+    assert!(cache.expire_if(&t, &v1).await.unwrap());
+    let v2 = cache.get(&t).await.unwrap();
+    assert_eq!(&*v2, "v2");
+    // A late failure, also made with v1, must leave v2 alone.
+    assert!(!cache.expire_if(&t, &v1).await.unwrap());
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v2");
+    assert_eq!(&*cache.replace(&t, &v1).await.unwrap(), "v2");
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn stale_value_served_while_refreshed_in_background() {
+    let clock = Clock::system();
+    let store = memory(&clock);
+    let fake = Arc::new(Fake::default());
+    let cache = cache(store.clone(), &fake, &clock);
+    let t = target("ww");
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v1");
+    // Into the last 300 s of its 7200 s.
+    clock.advance(Duration::from_secs(7200 - 299));
+    assert_eq!(
+        &*cache.get(&t).await.unwrap(),
+        "v1",
+        "the request does not wait for the refresh"
+    );
+    // The refresh runs in its own task; its value lands in the store.
+    let fresh = loop {
+        let c = store.get(t.key()).await.unwrap().unwrap();
+        if &*c.value != "v1" {
+            break c;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(&*fresh.value, "v2");
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v2");
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test]
+async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
+    let clock = Clock::system();
+    let store = memory(&clock);
+    let fake = Arc::new(Fake::default());
+    let cache = cache(store.clone(), &fake, &clock);
+    let t = target("ww");
+    fake.queued.lock().unwrap().push_back(Fetched {
+        value: "same".into(),
+        expires_in: 3,
+    });
+    cache.get(&t).await.unwrap();
+    let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
+    // 250 ms before it dies WeCom answers with the same ticket, its time left rounded up.
+    clock.advance(Duration::from_millis(2_750));
+    fake.queued.lock().unwrap().push_back(Fetched {
+        value: "same".into(),
+        expires_in: 1,
+    });
+    assert_eq!(&*cache.refresh(&t).await.unwrap().value, "same");
+    let kept = store.get(t.key()).await.unwrap().unwrap();
+    assert_eq!(kept.expires_at, dies, "not postponed by the rounding");
+
+    // Once it died, WeCom issues another: its own expiry counts.
+    clock.advance(Duration::from_millis(250));
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v3");
+    let c = store.get(t.key()).await.unwrap().unwrap();
+    assert_eq!(c.expires_at, c.fetched_at + 7_200_000);
+    assert_eq!(fake.calls(), 3);
+}

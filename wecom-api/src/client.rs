@@ -1,0 +1,201 @@
+//! The client: its stacks built once, its two caches, and the calls it offers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower::retry::{Retry, RetryLayer};
+use tower::timeout::{Timeout, TimeoutLayer};
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::cache::TokenCache;
+use crate::error::ApiError;
+use crate::fetch::{WithCredentials, WithToken};
+use crate::observe::{Observer, Unobserved};
+use crate::request::{ApiRequest, ApiResponse};
+use crate::stack::{api_error, Attempt, HttpService, RetryPolicy, TokenLayer, TokenService};
+use crate::store::Store;
+use crate::target::{Plan, TokenTarget};
+use crate::Clock;
+
+/// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Plain calls: the per-try timeout over one HTTP exchange.
+type PlainStack = Timeout<HttpService>;
+/// Calls with a token: retry, token injection from the credential tokens, timeout, HTTP.
+type CallStack = Retry<RetryPolicy, TokenService<CredentialTokens, Timeout<HttpService>>>;
+/// Tokens fetched with credentials alone: what calls carry.
+type CredentialTokens = TokenCache<WithCredentials<PlainStack>>;
+
+/// The WeCom / WeChat API client: tokens fetched, cached, refreshed and retried in one place.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    plain: PlainStack,
+    calls: CallStack,
+    credentials: CredentialTokens,
+    /// Tickets, fetched by calls that carry a credential token.
+    tickets: TokenCache<WithToken<CallStack>>,
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+pub struct ClientBuilder {
+    store: Arc<dyn Store>,
+    lock_ttl: Duration,
+    clock: Clock,
+    observer: Arc<dyn Observer>,
+}
+
+impl ClientBuilder {
+    /// The clock tokens are timed by (default: the system's).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Who is told of fetches, retries and store failures (default: nobody).
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The stacks, assembled here and nowhere else, each once. Retry sits outside token
+    /// injection so that each try carries the token current at that moment (the retry after
+    /// a token error carries the refreshed one); the timeout bounds each try, not the call.
+    /// The ticket cache fetches through the call stack, whose token layer reads the
+    /// credential cache, which fetches through the plain stack: a chain that ends.
+    pub fn build(self) -> Client {
+        let http = HttpService {
+            client: reqwest::Client::builder()
+                .connect_timeout(CALL_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build()
+                .expect("the HTTP client builds"),
+        };
+        let plain: PlainStack = ServiceBuilder::new()
+            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .service(http.clone());
+        let credentials = TokenCache::new(
+            self.store.clone(),
+            WithCredentials {
+                plain: plain.clone(),
+            },
+            self.clock.clone(),
+            self.lock_ttl,
+            self.observer.clone(),
+        );
+        let calls: CallStack = ServiceBuilder::new()
+            .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
+            .layer(TokenLayer {
+                source: credentials.clone(),
+            })
+            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .service(http);
+        let tickets = TokenCache::new(
+            self.store.clone(),
+            WithToken {
+                calls: calls.clone(),
+            },
+            self.clock.clone(),
+            self.lock_ttl,
+            self.observer,
+        );
+        Client {
+            inner: Arc::new(Inner {
+                plain,
+                calls,
+                credentials,
+                tickets,
+                store: self.store,
+                clock: self.clock,
+            }),
+        }
+    }
+}
+
+impl Client {
+    /// `lock_ttl`: how long one process may hold a key's refresh lock in the store.
+    pub fn builder(store: Arc<dyn Store>, lock_ttl: Duration) -> ClientBuilder {
+        ClientBuilder {
+            store,
+            lock_ttl,
+            clock: Clock::system(),
+            observer: Arc::new(Unobserved),
+        }
+    }
+
+    /// Where tokens, tickets and facts live (memory or Redis).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// A valid token or ticket of `target`, from the cache (early refresh, single flight).
+    pub async fn token(&self, target: &TokenTarget) -> Result<Arc<str>, ApiError> {
+        match target.plan() {
+            Plan::Credentials { .. } => self.inner.credentials.get(target).await,
+            Plan::WithToken { .. } => self.inner.tickets.get(target).await,
+        }
+    }
+
+    /// Replaces a token or ticket that the provider refused out of band (the JS-SDK reporting
+    /// `invalid signature` for a ticket WeCom dropped early): compare-and-expire `failed`, then
+    /// the cache fetches once. When another caller already replaced it, that value is returned
+    /// and nothing is fetched.
+    pub async fn replace_token(
+        &self,
+        target: &TokenTarget,
+        failed: &str,
+    ) -> Result<Arc<str>, ApiError> {
+        match target.plan() {
+            Plan::Credentials { .. } => self.inner.credentials.replace(target, failed).await,
+            Plan::WithToken { .. } => self.inner.tickets.replace(target, failed).await,
+        }
+    }
+
+    /// Calls `{api_base}{req.path}` with `target`'s token injected as `access_token`.
+    /// Token errors: one compare-and-expire, one refresh, one retry; -1: up to three retries
+    /// with backoff; everything else is returned as is. `Ok` also when errcode != 0.
+    pub async fn call(
+        &self,
+        target: &TokenTarget,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        let attempt = Attempt {
+            base: target.base().clone(),
+            target: Some(target.clone()),
+            req,
+            token: None,
+            failed: None,
+        };
+        let answered = self.inner.calls.clone().oneshot(attempt).await;
+        answered.map(|a| a.response).map_err(api_error)
+    }
+
+    /// The same client without a token (WeChat `sns/oauth2/access_token`, `sns/userinfo` with
+    /// a user's web token): the per-try timeout, no token retry.
+    pub async fn call_plain(
+        &self,
+        api_base: &Arc<str>,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        let attempt = Attempt {
+            base: api_base.clone(),
+            target: None,
+            req,
+            token: None,
+            failed: None,
+        };
+        let answered = self.inner.plain.clone().oneshot(attempt).await;
+        answered.map(|a| a.response).map_err(api_error)
+    }
+}

@@ -1,0 +1,212 @@
+//! How a token or ticket is fetched, per [`Plan`]: with the credentials alone over the plain
+//! stack (`gettoken`, `cgi-bin/token`), or as an ordinary call over the token stack with the
+//! access token (the jsapi tickets, which so get that token's refresh and retry).
+//!
+//! Each fetcher holds the stack it needs and nothing above it, so a ticket fetch goes down to
+//! the credential tokens and never back up into itself.
+
+use std::future::Future;
+
+use serde_json::Value;
+use tower::{BoxError, Service, ServiceExt};
+
+use crate::error::ApiError;
+use crate::request::ApiResponse;
+use crate::stack::{api_error, Answered, Attempt};
+use crate::target::{Plan, TokenTarget};
+
+/// What a fetch brings back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub value: String,
+    pub expires_in: u64,
+}
+
+/// How the values of a cache are fetched; called at most once per refresh of a key.
+pub trait Fetch: Send + Sync + 'static {
+    fn fetch(
+        &self,
+        target: &TokenTarget,
+    ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static;
+}
+
+/// A stack a fetch can go down: the plain stack or the token stack of [`crate::Client`].
+pub(crate) trait Stack:
+    Service<Attempt, Response = Answered, Error = BoxError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Stack for S where
+    S: Service<Attempt, Response = Answered, Error = BoxError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// `gettoken` / `token` with the target's credentials over the plain stack: no token, no
+/// token retry.
+pub(crate) struct WithCredentials<S> {
+    pub plain: S,
+}
+
+impl<S: Stack> Fetch for WithCredentials<S> {
+    fn fetch(
+        &self,
+        target: &TokenTarget,
+    ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static {
+        let stack = self.plain.clone();
+        let target = target.clone();
+        async move {
+            let Plan::Credentials { request } = target.plan() else {
+                // A ticket is fetched with a token; it is never sent as one.
+                return Err(ApiError::Api {
+                    errcode: 48001,
+                    errmsg: format!("a {} is not sent as an access_token", target.kind().label()),
+                });
+            };
+            let attempt = Attempt {
+                base: target.base().clone(),
+                target: None,
+                req: request.clone(),
+                token: None,
+                failed: None,
+            };
+            let answered = stack.oneshot(attempt).await.map_err(api_error)?;
+            read(&answered.response, target.field())
+        }
+    }
+}
+
+/// An API call with another target's token over the token stack: the jsapi tickets.
+pub(crate) struct WithToken<S> {
+    pub calls: S,
+}
+
+impl<S: Stack> Fetch for WithToken<S> {
+    fn fetch(
+        &self,
+        target: &TokenTarget,
+    ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static {
+        let stack = self.calls.clone();
+        let target = target.clone();
+        async move {
+            let Plan::WithToken { via, request } = target.plan() else {
+                return Err(ApiError::BadAnswer(format!(
+                    "{} is fetched with credentials, not a token",
+                    target.kind().label()
+                )));
+            };
+            let attempt = Attempt {
+                base: via.base().clone(),
+                target: Some(via.clone()),
+                req: request.clone(),
+                token: None,
+                failed: None,
+            };
+            let answered = stack.oneshot(attempt).await.map_err(api_error)?;
+            read(&answered.response, target.field())
+        }
+    }
+}
+
+/// `{field, expires_in}` from a success; the provider's errcode otherwise.
+pub(crate) fn read(resp: &ApiResponse, field: &str) -> Result<Fetched, ApiError> {
+    let v: Value = resp.json()?;
+    if resp.errcode != 0 {
+        return Err(ApiError::Api {
+            errcode: resp.errcode,
+            errmsg: v["errmsg"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    if resp.status != 200 {
+        return Err(ApiError::BadAnswer(format!("HTTP {}", resp.status)));
+    }
+    let value = v[field]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::BadAnswer(format!("no {field} in the answer")))?;
+    let expires_in = v["expires_in"].as_u64().unwrap_or(7200);
+    Ok(Fetched {
+        value: value.to_owned(),
+        expires_in,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::errcode_of;
+    use bytes::Bytes;
+
+    fn resp(status: u16, body: &str) -> ApiResponse {
+        ApiResponse {
+            status,
+            headers: vec![],
+            body: Bytes::from(body.to_owned()),
+            errcode: errcode_of(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn reading_token_answers() {
+        let ok = |r: Result<Fetched, ApiError>| r.map(|f| (f.value, f.expires_in));
+        let cases: &[(u16, &str, &str, Result<(&str, u64), &str>)] = &[
+            (
+                200,
+                r#"{"errcode":0,"errmsg":"ok","access_token":"T","expires_in":7200}"#,
+                "access_token",
+                Ok(("T", 7200)),
+            ),
+            // WeChat successes carry no errcode.
+            (
+                200,
+                r#"{"access_token":"W","expires_in":7000}"#,
+                "access_token",
+                Ok(("W", 7000)),
+            ),
+            (
+                200,
+                r#"{"errcode":0,"errmsg":"ok","ticket":"J","expires_in":7200}"#,
+                "ticket",
+                Ok(("J", 7200)),
+            ),
+            (
+                200,
+                r#"{"errcode":40001,"errmsg":"invalid credential"}"#,
+                "access_token",
+                Err("40001"),
+            ),
+            (
+                200,
+                r#"{"errcode":"60020","errmsg":"not allow"}"#,
+                "access_token",
+                Err("60020"),
+            ),
+            (
+                200,
+                r#"{"errcode":0,"errmsg":"ok"}"#,
+                "access_token",
+                Err("bad"),
+            ),
+            (502, "Bad Gateway", "access_token", Err("bad")),
+            (200, r#"{"access_token":""}"#, "access_token", Err("bad")),
+        ];
+        for (status, body, field, want) in cases {
+            let got = ok(read(&resp(*status, body), field));
+            match (want, &got) {
+                (Ok((v, e)), Ok((gv, ge))) => assert_eq!((*v, *e), (gv.as_str(), *ge), "{body}"),
+                (Err("bad"), Err(ApiError::BadAnswer(_))) => {}
+                (Err(code), Err(ApiError::Api { errcode, .. })) => {
+                    assert_eq!(code.parse::<i64>().unwrap(), *errcode, "{body}")
+                }
+                _ => panic!("{body}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+}

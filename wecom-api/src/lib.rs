@@ -1,0 +1,51 @@
+//! The WeCom and WeChat APIs as the gateway and the emulator both need them, and nothing of
+//! either: the client (credentials, the kinds of token, the token cache and its stores, the
+//! tower stack, typed errors) and the callback crypto (WXBizMsgCrypt) and XML.
+//!
+//! A qyapi call's path, e.g. the CRM's `GET /crm/cgi-bin/user/get?userid=zhangsan`:
+//!
+//! 1. The gateway takes the app's [`TokenTarget`] for [`TokenKind::Access`], built when its config compiled.
+//! 2. [`Client::call`] sends one [`ApiRequest`] down the call stack that [`ClientBuilder::build`] assembled once.
+//! 3. The retry layer keeps a copy of the request, so that a retry can send it again.
+//! 4. The token layer asks the credential [`TokenCache`]: a fresh token from the [`Store`] is used; a stale one too, refreshed in the background.
+//! 5. A missing or expired token is fetched once per key: one task per process, one process per cluster (the store's lock).
+//! 6. That fetch is `gettoken` (WeChat: `token`) with the credentials over the plain stack (timeout, HTTP): no token layer.
+//! 7. The timeout layer bounds the try at [`CALL_TIMEOUT`]; the HTTP layer sends `access_token` first, then the caller's parameters.
+//! 8. On 40001/40014/42001 the retry policy tries once more; the token layer first expires that token if the store still holds it.
+//! 9. On -1 it waits 200, 400, 800 ms between tries; any other answer, errcode or not, is returned as it is.
+//! 10. The [`Observer`] hears of every fetch and retry, so that the gateway can count them.
+//!
+//! A jsapi ticket is cached in a second [`TokenCache`] whose fetch is an ordinary call down the
+//! same call stack with the app's access token (steps 2 to 9): the chain ends at `gettoken`,
+//! and nothing in it calls back into the ticket cache.
+
+mod cache;
+pub mod callback;
+mod client;
+mod clock;
+mod credentials;
+mod error;
+mod fetch;
+mod observe;
+mod request;
+mod secret;
+mod stack;
+pub mod store;
+mod target;
+mod throttle;
+pub mod xml;
+
+pub use cache::{expiry_of, freshness, is_config_refusal, Freshness, TokenCache};
+pub use callback::{CallbackCrypto, CryptoError, Plaintext, Sealed};
+pub use client::{Client, ClientBuilder, CALL_TIMEOUT};
+pub use clock::Clock;
+pub use credentials::{Credentials, TokenKind};
+pub use error::ApiError;
+pub use fetch::{Fetch, Fetched};
+pub use observe::{Observer, RetryReason, Unobserved};
+pub use request::{errcode_of, ApiRequest, ApiResponse};
+pub use secret::Secret;
+pub use store::{Cached, FallbackStore, MemoryStore, RedisStore, Store, StoreError};
+pub use target::{AppTargets, TokenTarget};
+pub use throttle::Throttle;
+pub use xml::{XmlError, XmlMessage, XmlValue};

@@ -1,0 +1,78 @@
+//! Where tokens, tickets and other short-lived shared values live between fetches.
+//!
+//! [`MemoryStore`] serves one process; [`RedisStore`] implements the same trait so that a
+//! cluster shares one token per key and one refresh at a time (SPEC section 11);
+//! [`FallbackStore`] keeps this process's copy under a shared store for when it stops
+//! answering (SPEC section 15).
+
+mod fallback;
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use fallback::FallbackStore;
+pub use memory::MemoryStore;
+pub use redis::{decode, encode, RedisStore};
+
+/// A token or ticket with the times that decide when it is refreshed. Unix milliseconds, so
+/// that a shared store means the same thing in every process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub value: Arc<str>,
+    pub fetched_at: u64,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("token store: {0}")]
+pub struct StoreError(pub String);
+
+/// The seam between the token cache's decisions and where values are kept.
+///
+/// Token keys are the [`crate::TokenTarget::key`]s. A Redis implementation maps `set` to
+/// `SET PX`, `expire_if` and `unlock` to compare-and-delete scripts and `lock` to `SET NX PX`
+/// with a unique value.
+///
+/// Facts are the other short-lived values a cluster shares (a verified external contact):
+/// plain strings under their own keys, gone when their `ttl` ends. They are never tokens, so
+/// they never pass through the token cache's decisions.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError>;
+
+    /// Keeps `value` until its `expires_at`, replacing whatever was there.
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError>;
+
+    /// Compare-and-expire: forgets the value only if it still is `value`. A failure reported
+    /// with an old token must not throw away the new one another caller already fetched.
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// Takes the refresh lock of `key` for at most `ttl`. `Some(lock id)` when taken; the id
+    /// releases only this holder's lock, and a holder that dies frees it by expiry.
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError>;
+
+    async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError>;
+
+    /// A fact stored by [`Store::put_fact`] and not yet expired.
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Keeps `value` under `key` for `ttl`, replacing whatever was there.
+    async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Whether the store answers now, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `memory`, `redis`: how `/readyz` names the store.
+    fn name(&self) -> &'static str;
+}
+
+/// A lock id nobody else holds: 128 random bits.
+fn lock_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

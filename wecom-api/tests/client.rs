@@ -1,0 +1,234 @@
+//! The client's stack against a small fake of WeCom on a loopback port: what a caller sees of
+//! token errors, busy answers and tickets, and how often gettoken is asked.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use wecom_api::{
+    ApiError, ApiRequest, AppTargets, Client, Credentials, MemoryStore, Observer, RetryReason,
+    Secret, TokenKind, TokenTarget,
+};
+
+/// WeCom as far as these tests need it: tokens `T1`, `T2`, ...; only the newest is valid.
+#[derive(Default)]
+struct Fake {
+    issued: AtomicUsize,
+    gettoken: AtomicUsize,
+    user_get: AtomicUsize,
+    /// `user/get` answers -1 this many times first.
+    busy: AtomicI64,
+    /// `user/get` refuses every token with 42001.
+    refuse_all: std::sync::atomic::AtomicBool,
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn current(f: &Fake) -> String {
+    format!("T{}", f.issued.load(Ordering::SeqCst))
+}
+
+async fn gettoken(State(f): State<Arc<Fake>>, Query(q): Params) -> Json<Value> {
+    f.gettoken.fetch_add(1, Ordering::SeqCst);
+    if q.get("corpsecret").map(String::as_str) != Some("secret") {
+        return Json(json!({"errcode": 40001, "errmsg": "invalid credential"}));
+    }
+    let n = f.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    Json(json!({"errcode": 0, "errmsg": "ok", "access_token": format!("T{n}"), "expires_in": 7200}))
+}
+
+async fn user_get(State(f): State<Arc<Fake>>, Query(q): Params) -> Json<Value> {
+    f.user_get.fetch_add(1, Ordering::SeqCst);
+    if q.get("access_token") != Some(&current(&f)) || f.refuse_all.load(Ordering::SeqCst) {
+        return Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+    }
+    if f.busy.fetch_sub(1, Ordering::SeqCst) > 0 {
+        return Json(json!({"errcode": -1, "errmsg": "system busy"}));
+    }
+    Json(json!({"errcode": 0, "errmsg": "ok", "userid": q.get("userid")}))
+}
+
+async fn jsapi_ticket(State(f): State<Arc<Fake>>, Query(q): Params) -> Json<Value> {
+    if q.get("access_token") != Some(&current(&f)) {
+        return Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+    }
+    Json(json!({"errcode": 0, "errmsg": "ok", "ticket": "J1", "expires_in": 7200}))
+}
+
+#[derive(Default)]
+struct Seen(Mutex<Vec<String>>);
+
+impl Observer for Seen {
+    fn fetched(&self, target: &TokenTarget, result: Result<(), &ApiError>) {
+        let what = result.map_or_else(|e| e.errcode().unwrap_or(0).to_string(), |_| "ok".into());
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("fetched {} {what}", target.kind().label()));
+    }
+    fn retried(&self, target: &TokenTarget, why: RetryReason) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("retried {} {}", target.app(), why.label()));
+    }
+}
+
+struct World {
+    fake: Arc<Fake>,
+    client: Client,
+    targets: AppTargets,
+    seen: Arc<Seen>,
+}
+
+async fn world(secret: &str) -> World {
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/cgi-bin/gettoken", get(gettoken))
+        .route("/cgi-bin/user/get", get(user_get))
+        .route("/cgi-bin/get_jsapi_ticket", get(jsapi_ticket))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let seen = Arc::new(Seen::default());
+    let client = Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
+        .observer(seen.clone())
+        .build();
+    let creds = Credentials::Wecom {
+        corp_id: "ww1".into(),
+        agent_id: 1000002,
+        secret: Secret::new(secret.into()),
+        contact_secret: None,
+    };
+    World {
+        fake,
+        client,
+        targets: AppTargets::new("crm", &base, &creds),
+        seen,
+    }
+}
+
+fn user_get_req() -> ApiRequest {
+    ApiRequest::get("/cgi-bin/user/get", &[("userid", "zhangsan")])
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refetched_once_and_the_caller_sees_the_success() {
+    let w = world("secret").await;
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(r.errcode, 0);
+    // WeCom drops T1 (another process refreshed it): the next call fails once, then succeeds.
+    w.fake.issued.fetch_add(1, Ordering::SeqCst);
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(r.errcode, 0, "{:?}", r.json());
+    assert_eq!(w.fake.gettoken.load(Ordering::SeqCst), 2);
+    assert_eq!(w.fake.user_get.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *w.seen.0.lock().unwrap(),
+        [
+            "fetched access ok",
+            "retried crm token_expired",
+            "fetched access ok"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_refused_again_after_its_refresh_is_answered_not_looped() {
+    let w = world("secret").await;
+    w.fake.refuse_all.store(true, Ordering::SeqCst);
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.errcode, 42001,
+        "the second refusal is the caller's answer"
+    );
+    assert_eq!(
+        w.fake.gettoken.load(Ordering::SeqCst),
+        2,
+        "one refresh per call"
+    );
+    assert_eq!(
+        w.fake.user_get.load(Ordering::SeqCst),
+        2,
+        "one retry per call"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn system_busy_is_tried_three_more_times_with_backoff() {
+    let w = world("secret").await;
+    w.fake.busy.store(5, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(r.errcode, -1, "the fourth busy answer is the caller's");
+    assert_eq!(w.fake.user_get.load(Ordering::SeqCst), 4);
+    assert_eq!(started.elapsed(), Duration::from_millis(200 + 400 + 800));
+}
+
+#[tokio::test]
+async fn a_ticket_fetch_refreshes_the_access_token_under_it_once() {
+    let w = world("secret").await;
+    w.client.token(w.targets.access()).await.unwrap();
+    w.fake.issued.fetch_add(1, Ordering::SeqCst);
+    let corp = w.targets.get(TokenKind::CorpTicket).unwrap();
+    assert_eq!(&*w.client.token(corp).await.unwrap(), "J1");
+    assert_eq!(w.fake.gettoken.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        *w.seen.0.lock().unwrap(),
+        [
+            "fetched access ok",
+            "retried crm token_expired",
+            "fetched access ok",
+            "fetched corp_ticket ok"
+        ]
+    );
+    // A ticket is not a token a call can carry.
+    let r = w.client.call(corp, user_get_req()).await;
+    assert!(
+        matches!(r, Err(ApiError::Api { errcode: 48001, .. })),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_secret_reaches_the_caller_with_its_errcode() {
+    let w = world("wrong").await;
+    for _ in 0..3 {
+        let r = w.client.call(w.targets.access(), user_get_req()).await;
+        assert!(
+            matches!(r, Err(ApiError::Api { errcode: 40001, .. })),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        w.fake.gettoken.load(Ordering::SeqCst),
+        1,
+        "held back, not asked again"
+    );
+    assert_eq!(w.fake.user_get.load(Ordering::SeqCst), 0);
+}
