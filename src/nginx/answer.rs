@@ -13,7 +13,6 @@ use pingora::proxy::Session;
 
 use super::response::{apply_edits, gzip};
 use crate::config::rules::Rules;
-use crate::proxy::Ctx;
 use crate::static_files::{self, Conditions, Served};
 
 pub fn now_secs() -> i64 {
@@ -74,35 +73,35 @@ pub fn render(r: &Response, request_id: &str) -> (Box<ResponseHeader>, Bytes) {
     (Box::new(h), body)
 }
 
-/// Writes an answer of the rule set (not a proxied one).
+/// Writes an answer of the rule set (not a proxied one); returns the status it went out
+/// with (444 for a closed connection).
 pub async fn write(
     session: &mut Session,
-    ctx: &mut Ctx,
+    request_id: &str,
     rules: &Rules,
     req: &Request,
     action: Action,
-) -> Result<()> {
+) -> Result<u16> {
     match action {
         Action::Close => {
             // Nothing is written and the connection is not kept: the client sees it close.
             session.set_keepalive(None);
-            ctx.answered = Some(444);
-            Ok(())
+            Ok(444)
         }
         Action::Respond(r) => {
-            let (mut h, body) = render(&r, &ctx.request_id);
+            let (mut h, body) = render(&r, request_id);
             let head_only = session.req_header().method == http::Method::HEAD;
             let has_body = !head_only && !body.is_empty();
-            send(session, ctx, rules, req, &r.state, &mut h, None, !has_body).await?;
+            let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
             if has_body {
                 session.write_response_body(Some(body), true).await?;
             }
-            Ok(())
+            Ok(status)
         }
         Action::File(f) => {
             let Some(base) = &rules.static_base else {
                 // No nginx file serves files; the rule set never asks for one then.
-                return write_page(session, ctx, rules, req, &f.state, 404).await;
+                return write_page(session, request_id, rules, req, &f.state, 404).await;
             };
             let disk = super::DiskFs { base };
             let (path, root) = (disk.full(&f.path), disk.full(&f.root));
@@ -120,15 +119,12 @@ pub async fn write(
             };
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {
-                    let _ = reply
-                        .header
-                        .insert_header("x-request-id", ctx.request_id.as_str());
+                    let _ = reply.header.insert_header("x-request-id", request_id);
                     let head_only = session.req_header().method == http::Method::HEAD;
                     let body = reply.body.filter(|_| !head_only);
                     let end = body.is_none();
-                    send(
+                    let status = send(
                         session,
-                        ctx,
                         rules,
                         req,
                         &f.state,
@@ -140,13 +136,17 @@ pub async fn write(
                     if let Some(b) = body {
                         if let Err(e) = static_files::stream(session, b).await {
                             session.set_keepalive(None);
-                            tracing::warn!(request_id = %ctx.request_id, "static file: {e}");
+                            tracing::warn!(request_id = %request_id, "static file: {e}");
                         }
                     }
-                    Ok(())
+                    Ok(status)
                 }
-                Served::Forbidden => write_page(session, ctx, rules, req, &f.state, 403).await,
-                Served::NotFound => write_page(session, ctx, rules, req, &f.state, 404).await,
+                Served::Forbidden => {
+                    write_page(session, request_id, rules, req, &f.state, 403).await
+                }
+                Served::NotFound => {
+                    write_page(session, request_id, rules, req, &f.state, 404).await
+                }
             }
         }
         Action::Proxy(_) => Error::e_explain(
@@ -158,39 +158,38 @@ pub async fn write(
 
 async fn write_page(
     session: &mut Session,
-    ctx: &mut Ctx,
+    request_id: &str,
     rules: &Rules,
     req: &Request,
     state: &State,
     status: u16,
-) -> Result<()> {
+) -> Result<u16> {
     let r = Response {
         status,
         location: None,
         body: Body::Page,
         state: state.clone(),
     };
-    Box::pin(write(session, ctx, rules, req, Action::Respond(r))).await
+    Box::pin(write(session, request_id, rules, req, Action::Respond(r))).await
 }
 
 /// nginx's header filters on an answer, then the header itself (`end`: nothing follows).
-#[allow(clippy::too_many_arguments)]
+/// Returns the status sent.
 async fn send(
     session: &mut Session,
-    ctx: &mut Ctx,
     rules: &Rules,
     req: &Request,
     state: &State,
     h: &mut Box<ResponseHeader>,
     last_modified: Option<i64>,
     end: bool,
-) -> Result<()> {
+) -> Result<u16> {
     let status = h.status.as_u16();
     let edits = rules
         .server
         .response_headers(req, state, status, last_modified, now_secs());
     apply_edits(h, &edits);
     gzip(session, rules.server.settings(&state.loc), h);
-    ctx.answered = Some(status);
-    session.write_response_header(h.clone(), end).await
+    session.write_response_header(h.clone(), end).await?;
+    Ok(status)
 }

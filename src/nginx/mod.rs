@@ -25,9 +25,9 @@ use nginx_compat::{Action, Proxy, Request};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+use crate::config::model::ServerSettings;
 use crate::config::model::Upstream;
 use crate::config::rules::Rules;
-use crate::proxy::Ctx;
 
 pub use decide::{decide, Decision};
 pub use request::{request, DiskFs};
@@ -59,23 +59,34 @@ impl Flight {
 
 /// What the proxy does after the rewrite phase.
 pub enum Next {
-    /// Go on with route selection's result (`None`: no route).
-    Route(Option<usize>),
-    /// A location of the nginx file chose the upstream (`ctx.nginx` holds the flight).
-    Proxy,
-    Answered,
+    /// Go on with route selection's result (`None`: no route); `target` is the request target
+    /// to send when a rewrite changed it.
+    Route {
+        index: Option<usize>,
+        target: Option<Vec<u8>>,
+    },
+    /// A location of the nginx file chose the upstream.
+    Proxy(Box<Flight>),
+    /// The rule set answered; the status it went out with.
+    Answered(u16),
 }
 
 /// Step 4 as a proxy phase: ask `nginx-compat` what nginx would do and act on it.
-pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> Result<Next> {
+pub async fn phase(
+    session: &mut Session,
+    rules: &Arc<Rules>,
+    server: &ServerSettings,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: &str,
+) -> Result<Next> {
     let req = {
         let h = session.req_header();
         request(
             h.method.as_str(),
             h.raw_path(),
             &h.headers,
-            &ctx.config.server,
-            ctx.client_ip,
+            server,
+            client_ip,
             session
                 .as_downstream()
                 .server_addr()
@@ -83,28 +94,26 @@ pub async fn phase(session: &mut Session, ctx: &mut Ctx, rules: &Arc<Rules>) -> 
                 .copied(),
         )
     };
-    match decide(rules, &req) {
-        Decision::Route { index, target } => {
-            ctx.upstream_uri = target;
-            Ok(Next::Route(Some(index)))
-        }
-        Decision::NoRoute => Ok(Next::Route(None)),
-        Decision::Upstream { proxy, upstream } => {
-            ctx.upstream = Some(upstream.clone());
-            ctx.nginx = Some(Box::new(Flight {
-                rules: rules.clone(),
-                request: req,
-                proxy,
-                upstream,
-                pending: None,
-                body_seen: 0,
-                reproxy: false,
-            }));
-            Ok(Next::Proxy)
-        }
+    Ok(match decide(rules, &req) {
+        Decision::Route { index, target } => Next::Route {
+            index: Some(index),
+            target,
+        },
+        Decision::NoRoute => Next::Route {
+            index: None,
+            target: None,
+        },
+        Decision::Upstream { proxy, upstream } => Next::Proxy(Box::new(Flight {
+            rules: rules.clone(),
+            request: req,
+            proxy,
+            upstream,
+            pending: None,
+            body_seen: 0,
+            reproxy: false,
+        })),
         Decision::Answer(action) => {
-            answer::write(session, ctx, rules, &req, *action).await?;
-            Ok(Next::Answered)
+            Next::Answered(answer::write(session, request_id, rules, &req, *action).await?)
         }
-    }
+    })
 }

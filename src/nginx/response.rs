@@ -15,7 +15,6 @@ use pingora::ErrorType;
 
 use super::decide::{classify, Decision};
 use super::{DiskFs, Flight};
-use crate::proxy::Ctx;
 
 /// The error that carries an `error_page` answer from the upstream's phases to the failure
 /// phase, which writes it.
@@ -170,8 +169,8 @@ fn proxied_ok(req: &RequestHeader, h: &ResponseHeader, s: &Settings) -> bool {
 /// The upstream's answer header arrived: with `proxy_intercept_errors` and an `error_page`
 /// for its status, nginx answers with the error page instead (written by the failure phase,
 /// or proxied again).
-pub fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
-    let Some(f) = ctx.nginx.as_mut() else {
+pub fn upstream_answered(flight: &mut Option<Box<Flight>>, status: u16) -> Result<()> {
+    let Some(f) = flight.as_mut() else {
         return Ok(());
     };
     let action = {
@@ -182,7 +181,7 @@ pub fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
     };
     match action {
         Some(a) => {
-            let retry = next(ctx, a);
+            let retry = next(f, a);
             let mut e = Error::explain(ERROR_PAGE, "the upstream's error has an error_page");
             e.set_retry(retry);
             Err(e)
@@ -193,12 +192,16 @@ pub fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
 
 /// The upstream could not be reached or broke before answering: nginx's 502 (504 for a
 /// timeout) goes through `error_page`. Returns the error, marked for a retry when the error
-/// page proxies to another upstream.
-pub fn upstream_failed(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
-    if ctx.answered.is_some() {
+/// page proxies to another upstream. `answered`: the gateway already wrote an answer.
+pub fn upstream_failed(
+    flight: &mut Option<Box<Flight>>,
+    answered: bool,
+    mut e: Box<Error>,
+) -> Box<Error> {
+    if answered {
         return e;
     }
-    let Some(f) = ctx.nginx.as_mut() else {
+    let Some(f) = flight.as_mut() else {
         return e;
     };
     if *e.etype() == ERROR_PAGE {
@@ -220,11 +223,9 @@ pub fn upstream_failed(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
             .server
             .upstream_failed(&f.request, &f.proxy, status, fs.as_ref())
     };
-    let retry = next(ctx, action);
-    if let Some(f) = ctx.nginx.as_mut() {
-        // This error's own retry carries it; nothing is left for a later error.
-        f.reproxy = false;
-    }
+    let retry = next(f, action);
+    // This error's own retry carries it; nothing is left for a later error.
+    f.reproxy = false;
     e.set_retry(retry);
     e
 }
@@ -235,7 +236,8 @@ pub fn error_while_proxy(
     peer: &pingora::upstreams::peer::HttpPeer,
     session: &mut Session,
     e: Box<Error>,
-    ctx: &mut Ctx,
+    flight: &mut Option<Box<Flight>>,
+    answered: bool,
     client_reused: bool,
 ) -> Box<Error> {
     let mut e = e.more_context(format!("Peer: {peer}"));
@@ -244,15 +246,12 @@ pub fn error_while_proxy(
     } else {
         e.retry.decide_reuse(client_reused);
     }
-    upstream_failed(ctx, e)
+    upstream_failed(flight, answered, e)
 }
 
 /// Takes an action that replaces the upstream's answer: another upstream (proxied again by the
-/// engine's retry: `true`), or an answer kept for the failure phase.
-fn next(ctx: &mut Ctx, action: Action) -> bool {
-    let Some(f) = ctx.nginx.as_mut() else {
-        return false;
-    };
+/// engine's retry: `true`; the flight names it), or an answer kept for the failure phase.
+fn next(f: &mut Flight, action: Action) -> bool {
     let decision = {
         let fs = disk(f);
         classify(&f.rules, &f.request, action, fs.as_ref())
@@ -260,9 +259,8 @@ fn next(ctx: &mut Ctx, action: Action) -> bool {
     match decision {
         Decision::Upstream { proxy, upstream } => {
             f.proxy = proxy;
-            f.upstream = upstream.clone();
+            f.upstream = upstream;
             f.reproxy = true;
-            ctx.upstream = Some(upstream);
             true
         }
         Decision::Answer(a) => {
@@ -275,25 +273,31 @@ fn next(ctx: &mut Ctx, action: Action) -> bool {
     }
 }
 
-/// The failure phase: writes the `error_page` answer an upstream error led to. `None` when
-/// there is none (the gateway's own failure answer applies).
-pub async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Option<u16> {
-    let f = ctx.nginx.as_mut()?;
+/// The failure phase: writes the `error_page` answer an upstream error led to, and returns
+/// its status. `None` when there is none (the gateway's own failure answer applies).
+pub async fn write_pending(
+    session: &mut Session,
+    flight: Option<&mut Flight>,
+    request_id: &str,
+) -> Option<u16> {
+    let f = flight?;
     let action = f.pending.take()?;
-    let rules = f.rules.clone();
-    let req = f.request.clone();
     if session.response_written().is_some() {
         return None;
     }
-    match super::answer::write(session, ctx, &rules, &req, action).await {
-        Ok(()) => Some(ctx.answered.unwrap_or(0)),
+    match super::answer::write(session, request_id, &f.rules, &f.request, action).await {
+        Ok(status) => Some(status),
         Err(_) => Some(0),
     }
 }
 
 /// nginx's response filters on the upstream's answer header.
-pub fn upstream_response(session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) {
-    let Some(f) = ctx.nginx.as_ref() else {
+pub fn upstream_response(
+    session: &mut Session,
+    resp: &mut ResponseHeader,
+    flight: Option<&Flight>,
+) {
+    let Some(f) = flight else {
         return;
     };
     // An error_page without `=` that ended in a proxied location keeps the error's status.
@@ -345,8 +349,8 @@ fn refresh(v: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// `client_max_body_size` over a body whose length was not declared (chunked): nginx reads it
 /// and answers 413 once it is too long.
-pub fn request_body(ctx: &mut Ctx, chunk: Option<&bytes::Bytes>) -> Result<()> {
-    let Some(f) = ctx.nginx.as_mut() else {
+pub fn request_body(flight: Option<&mut Flight>, chunk: Option<&bytes::Bytes>) -> Result<()> {
+    let Some(f) = flight else {
         return Ok(());
     };
     f.body_seen += chunk.map_or(0, |c| c.len() as u64);

@@ -15,7 +15,7 @@ use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
-use crate::proxy::Ctx;
+use super::Flight;
 
 /// Headers the engine owns on the upstream connection.
 const ENGINE: &[&str] = &[
@@ -47,8 +47,8 @@ fn not_the_files(name: &str) -> bool {
 
 /// The nginx file's timeouts for this location (`proxy_connect_timeout`,
 /// `proxy_read_timeout`, `proxy_send_timeout`; nginx's default is 60s each).
-pub fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
-    let Some(f) = ctx.nginx.as_ref() else {
+pub fn peer(flight: Option<&Flight>, peer: &mut HttpPeer) {
+    let Some(f) = flight else {
         return;
     };
     let p = &f.rules.server.settings(&f.proxy.state.loc).proxy;
@@ -57,10 +57,12 @@ pub fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
     peer.options.write_timeout = Some(p.send_timeout);
 }
 
-/// nginx's method, target and headers on the upstream request.
-pub fn request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-    let Some(f) = ctx.nginx.as_ref() else {
-        return Ok(());
+/// nginx's method, target and headers on the upstream request. `Ok(false)` when the nginx
+/// file does not pass a WebSocket upgrade (no `Upgrade` in its headers): the request is then
+/// not an upgrade.
+pub fn request(req: &mut RequestHeader, flight: Option<&Flight>) -> Result<bool> {
+    let Some(f) = flight else {
+        return Ok(true);
     };
     let p = &f.proxy;
     if req.method.as_str() != p.method {
@@ -83,12 +85,7 @@ pub fn request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
             req.append_header(name.clone(), value.as_slice())?;
         }
     }
-    let passes_upgrade = p
-        .headers
+    Ok(p.headers
         .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
-    if !passes_upgrade {
-        ctx.upgrade = false;
-    }
-    Ok(())
+        .any(|(n, _)| n.eq_ignore_ascii_case("upgrade")))
 }

@@ -7,6 +7,7 @@ mod endpoints;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
+mod nginx;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -129,10 +130,10 @@ impl ProxyHttp for Gateway {
 
         // Step 4: rewrite phase; it may answer, or choose the route itself.
         let found = match &config.rules {
-            Some(rules) => match crate::nginx::phase(session, ctx, rules).await? {
-                crate::nginx::Next::Route(index) => index,
-                crate::nginx::Next::Proxy => return Ok(false),
-                crate::nginx::Next::Answered => return Ok(true),
+            Some(rules) => match nginx::phase(session, ctx, rules).await? {
+                nginx::Next::Route(index) => index,
+                nginx::Next::Proxy => return Ok(false),
+                nginx::Next::Answered => return Ok(true),
             },
             None => match config.routes.matcher.find(&path) {
                 Ok(m) => m.map(|m| *m.value),
@@ -190,7 +191,7 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
         peer.options.idle_timeout = Some(up.idle_timeout);
-        crate::nginx::upstream::peer(ctx, &mut peer);
+        nginx::peer(ctx, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -201,7 +202,7 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::nginx::upstream::request(req, ctx)?;
+        nginx::upstream_request(req, ctx)?;
         if let Some(uri) = ctx.upstream_uri.take() {
             // Built from the rewritten URI with nginx's escaping, so it always parses.
             let uri = http::Uri::try_from(uri)
@@ -271,7 +272,7 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::nginx::response::request_body(ctx, body.as_ref())
+        nginx::request_body(ctx, body.as_ref())
     }
 
     async fn upstream_response_filter(
@@ -280,7 +281,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::nginx::response::upstream_answered(ctx, upstream_response.status.as_u16())
+        nginx::upstream_answered(ctx, upstream_response.status.as_u16())
     }
 
     async fn response_filter(
@@ -289,7 +290,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        crate::nginx::response::upstream_response(session, resp, ctx);
+        nginx::response(session, resp, ctx);
         if resp.headers.get("x-request-id").is_none() {
             resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         }
@@ -303,7 +304,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         e: Box<Error>,
     ) -> Box<Error> {
-        crate::nginx::response::upstream_failed(ctx, e)
+        nginx::fail_to_connect(ctx, e)
     }
 
     fn error_while_proxy(
@@ -314,7 +315,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        crate::nginx::response::error_while_proxy(peer, session, e, ctx, client_reused)
+        nginx::error_while_proxy(peer, session, e, ctx, client_reused)
     }
 
     /// An nginx error_page that replaced the upstream's answer is not a failure to log.
@@ -334,7 +335,7 @@ impl ProxyHttp for Gateway {
 
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        if let Some(error_code) = crate::nginx::response::write_pending(session, ctx).await {
+        if let Some(error_code) = nginx::write_pending(session, ctx).await {
             return FailToProxy {
                 error_code,
                 can_reuse_downstream: false,

@@ -1,0 +1,105 @@
+//! The nginx file's hooks into the proxy phases: each phase hands `crate::nginx` only what it
+//! needs of the request context, and keeps the context's upstream in step with the flight
+//! (an `error_page` may send the request to another upstream).
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::Ctx;
+use crate::config::rules::Rules;
+use crate::nginx::{self, response};
+
+/// What the proxy does after the rewrite phase.
+pub(super) enum Next {
+    /// Go on with route selection's result (`None`: no route).
+    Route(Option<usize>),
+    /// A location of the nginx file chose the upstream; `ctx.nginx` holds the flight.
+    Proxy,
+    Answered,
+}
+
+/// Step 4.
+pub(super) async fn phase(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    rules: &std::sync::Arc<Rules>,
+) -> Result<Next> {
+    let server = &ctx.config.server;
+    match nginx::phase(session, rules, server, ctx.client_ip, &ctx.request_id).await? {
+        nginx::Next::Route { index, target } => {
+            ctx.upstream_uri = target;
+            Ok(Next::Route(index))
+        }
+        nginx::Next::Proxy(flight) => {
+            ctx.upstream = Some(flight.upstream.clone());
+            ctx.nginx = Some(flight);
+            Ok(Next::Proxy)
+        }
+        nginx::Next::Answered(status) => {
+            ctx.answered = Some(status);
+            Ok(Next::Answered)
+        }
+    }
+}
+
+pub(super) fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
+    nginx::upstream::peer(ctx.nginx.as_deref(), peer);
+}
+
+pub(super) fn upstream_request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    if !nginx::upstream::request(req, ctx.nginx.as_deref())? {
+        ctx.upgrade = false;
+    }
+    Ok(())
+}
+
+pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
+    response::request_body(ctx.nginx.as_deref_mut(), body)
+}
+
+pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
+    let r = response::upstream_answered(&mut ctx.nginx, status);
+    sync_upstream(ctx);
+    r
+}
+
+pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &Ctx) {
+    response::upstream_response(session, resp, ctx.nginx.as_deref());
+}
+
+pub(super) fn fail_to_connect(ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
+    let e = response::upstream_failed(&mut ctx.nginx, ctx.answered.is_some(), e);
+    sync_upstream(ctx);
+    e
+}
+
+pub(super) fn error_while_proxy(
+    peer: &HttpPeer,
+    session: &mut Session,
+    e: Box<Error>,
+    ctx: &mut Ctx,
+    client_reused: bool,
+) -> Box<Error> {
+    let answered = ctx.answered.is_some();
+    let e = response::error_while_proxy(peer, session, e, &mut ctx.nginx, answered, client_reused);
+    sync_upstream(ctx);
+    e
+}
+
+/// Writes the answer an `error_page` gave an upstream's error, if there is one.
+pub(super) async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Option<u16> {
+    let status =
+        response::write_pending(session, ctx.nginx.as_deref_mut(), &ctx.request_id).await?;
+    ctx.answered = Some(status);
+    Some(status)
+}
+
+/// The upstream the next attempt goes to is the flight's.
+fn sync_upstream(ctx: &mut Ctx) {
+    if let Some(f) = &ctx.nginx {
+        ctx.upstream = Some(f.upstream.clone());
+    }
+}
