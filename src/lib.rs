@@ -5,6 +5,7 @@ pub mod admin;
 pub mod answers;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod demo;
 pub mod domain;
 pub mod headers;
@@ -21,6 +22,7 @@ pub mod proxy;
 pub mod qyapi;
 pub mod redact;
 pub mod request_id;
+pub mod served;
 pub mod server;
 pub mod static_files;
 #[cfg(debug_assertions)]

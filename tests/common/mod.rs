@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod chrome;
+pub mod raw;
 pub mod redis_server;
 pub mod sidebar;
 pub mod upstream;
