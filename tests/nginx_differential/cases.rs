@@ -325,6 +325,48 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        name: "forwarded-for",
+        http: "",
+        body: "location /xff/ {\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 proxy_pass http://{{UP}};\n\
+               }",
+        toml: None,
+        // Compared only where the file sets it: elsewhere the gateway adds its own on top.
+        up_headers: &["host", "x-forwarded-for"],
+        requests: &[
+            "GET /xff/x",
+            "GET /xff/x | X-Forwarded-For: 10.1.1.1",
+            "GET /xff/x | X-Forwarded-For: 10.1.1.1, 10.2.2.2",
+        ],
+    },
+    Group {
+        name: "timeouts-redirect-ports",
+        http: "",
+        body: "location /t/ {\n\
+                 proxy_connect_timeout 2s;\n\
+                 proxy_send_timeout 2s;\n\
+                 proxy_read_timeout 2s;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location /t-dead/ { proxy_connect_timeout 1s; proxy_pass http://{{DEAD}}; }\n\
+               location /pir-on { port_in_redirect on; return 302 /target; }\n\
+               location /pir-off { port_in_redirect off; return 302 /target; }\n\
+               location /rel { absolute_redirect off; return 302 /target; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /t/x?y=1",
+            "POST /t/x | Content-Length: 4",
+            "GET /t-dead/x",
+            "GET /pir-on",
+            "GET /pir-on | Host: crm.example.com:1234",
+            "GET /pir-off",
+            "GET /pir-off | Host: crm.example.com:1234",
+            "GET /rel",
+        ],
+    },
+    Group {
         name: "static",
         http: "",
         body: "root {{ROOT}}/www;\n\
