@@ -3,7 +3,9 @@
 //!
 //! - [`phase`] (the request filter's step 4): an answer nginx makes itself (a `return`, a
 //!   redirect, an error page, a static file, `444`), a `[[routes]]` entry to continue with, or
-//!   a location of the nginx file whose `proxy_pass` picks the upstream.
+//!   a location of the nginx file whose `proxy_pass` picks the upstream. It decides and
+//!   writes nothing: the caller learns which location handles the request (and for a file or
+//!   an upstream, which URI), checks the login of that area, then writes ([`Pending`]).
 //! - [`upstream`]: what that upstream receives (nginx's request target and the headers the
 //!   file decides; the gateway's own on top) and its timeouts.
 //! - [`response`]: nginx's response filters on the upstream's answer (`proxy_redirect`,
@@ -55,6 +57,42 @@ impl Flight {
     pub fn location(&self) -> &nginx_compat::LocRef {
         &self.proxy.state.loc
     }
+
+    /// The request target the upstream receives (nginx's, escaped).
+    pub fn target(&self) -> &[u8] {
+        &self.proxy.target
+    }
+
+    /// The URI the handling location was chosen for (`$uri` after rewrites, decoded).
+    pub fn uri(&self) -> &[u8] {
+        &self.proxy.state.uri
+    }
+}
+
+/// An answer the rule set makes without an upstream, not yet written: a `return`, a
+/// redirect, an error page, a static file, or `444`.
+pub struct Pending {
+    rules: Arc<Rules>,
+    request: Request,
+    action: Action,
+}
+
+impl Pending {
+    /// For a file, the URI it is served for (`$uri` after `try_files`, index files and error
+    /// pages): its content is the site's, so the caller decides first who may read it. `None`
+    /// for an answer with no content of the site's (a `return`, a redirect, nginx's own page,
+    /// a closed connection).
+    pub fn file_uri(&self) -> Option<&[u8]> {
+        match &self.action {
+            Action::File(f) => Some(&f.state.uri),
+            _ => None,
+        }
+    }
+
+    /// Writes the answer; returns the status it went out with (444 for a closed connection).
+    pub async fn write(self, session: &mut Session, request_id: &str) -> Result<u16> {
+        answer::write(session, request_id, &self.rules, &self.request, self.action).await
+    }
 }
 
 /// What the proxy does after the rewrite phase.
@@ -67,18 +105,18 @@ pub enum Next {
     },
     /// A location of the nginx file chose the upstream.
     Proxy(Box<Flight>),
-    /// The rule set answered; the status it went out with.
-    Answered(u16),
+    /// The rule set answers itself.
+    Answer(Box<Pending>),
 }
 
-/// Step 4 as a proxy phase: ask `nginx-compat` what nginx would do and act on it.
-pub async fn phase(
-    session: &mut Session,
+/// Step 4: ask `nginx-compat` what nginx would do with the request. Reads the file system
+/// (a `stat` per `try_files` candidate, as nginx does) but writes nothing.
+pub fn phase(
+    session: &Session,
     rules: &Arc<Rules>,
     server: &ServerSettings,
     client_ip: Option<std::net::IpAddr>,
-    request_id: &str,
-) -> Result<Next> {
+) -> Next {
     let req = {
         let h = session.req_header();
         request(
@@ -94,7 +132,7 @@ pub async fn phase(
                 .copied(),
         )
     };
-    Ok(match decide(rules, &req) {
+    match decide(rules, &req) {
         Decision::Route { index, target } => Next::Route {
             index: Some(index),
             target,
@@ -112,8 +150,10 @@ pub async fn phase(
             body_seen: 0,
             reproxy: false,
         })),
-        Decision::Answer(action) => {
-            Next::Answered(answer::write(session, request_id, rules, &req, *action).await?)
-        }
-    })
+        Decision::Answer(action) => Next::Answer(Box::new(Pending {
+            rules: rules.clone(),
+            request: req,
+            action: *action,
+        })),
+    }
 }

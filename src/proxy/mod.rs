@@ -141,10 +141,10 @@ impl ProxyHttp for Gateway {
 
         // Step 4: rewrite phase; it may answer, or choose the route itself.
         let found = match &config.rules {
-            Some(rules) => match nginx::phase(session, ctx, rules).await? {
+            Some(rules) => match nginx::phase(session, ctx, rules) {
                 nginx::Next::Route(index) => index,
                 nginx::Next::Proxy => return Ok(false),
-                nginx::Next::Answered => return Ok(true),
+                nginx::Next::Answer(a) => return nginx::write(session, ctx, a).await,
             },
             None => match config.routes.matcher.find(&path) {
                 Ok(m) => m.map(|m| *m.value),

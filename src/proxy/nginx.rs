@@ -18,31 +18,34 @@ pub(super) enum Next {
     Route(Option<usize>),
     /// A location of the nginx file chose the upstream; `ctx.nginx` holds the flight.
     Proxy,
-    Answered,
+    /// The rule set answers itself: [`write`] it.
+    Answer(Box<nginx::Pending>),
 }
 
 /// Step 4.
-pub(super) async fn phase(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    rules: &std::sync::Arc<Rules>,
-) -> Result<Next> {
-    let server = &ctx.config.server;
-    match nginx::phase(session, rules, server, ctx.client_ip, &ctx.request_id).await? {
+pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rules>) -> Next {
+    match nginx::phase(session, rules, &ctx.config.server, ctx.client_ip) {
         nginx::Next::Route { index, target } => {
             ctx.upstream_uri = target;
-            Ok(Next::Route(index))
+            Next::Route(index)
         }
         nginx::Next::Proxy(flight) => {
             ctx.upstream = Some(flight.upstream.clone());
             ctx.nginx = Some(flight);
-            Ok(Next::Proxy)
+            Next::Proxy
         }
-        nginx::Next::Answered(status) => {
-            ctx.answered = Some(status);
-            Ok(Next::Answered)
-        }
+        nginx::Next::Answer(pending) => Next::Answer(pending),
     }
+}
+
+/// Writes an answer of the rule set; `Ok(true)`: the request is done.
+pub(super) async fn write(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    pending: Box<nginx::Pending>,
+) -> Result<bool> {
+    ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
+    Ok(true)
 }
 
 pub(super) fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
