@@ -5,6 +5,7 @@
 //! [`ConfigError`] that names `file:line:col`, the key path and what was expected.
 
 mod compile;
+mod describe;
 mod error;
 mod file;
 pub mod model;

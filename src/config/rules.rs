@@ -154,17 +154,14 @@ pub(super) fn compile(
             ),
         });
     }
-    let mut server = cfg
+    let server = cfg
         .servers
         .into_iter()
         .next()
         .expect("one synthetic server");
+    // A `[[routes]]` entry is a proxied location: `/p/` answers `/p` with nginx's 301, as
+    // the synthetic `proxy_pass` gives it (SPEC section 5, step 6).
     let routes = f.routes.len();
-    // nginx's auto-redirect ("/p" -> 301 "/p/") belongs to proxy_pass locations written in
-    // nginx; a `[[routes]]` entry routes the same with or without rewrite rules.
-    for i in 0..routes {
-        server.root.children.set_auto_redirect(i, false);
-    }
     let mut by_authority = HashMap::new();
     for (name, up) in upstreams {
         by_authority.insert(name.to_ascii_lowercase(), up.clone());

@@ -1,33 +1,27 @@
 //! Step 7 of the pipeline (SPEC sections 5 and 9): which external contact a request is about.
-//! A valid `WGW-Contact` ticket wins — it was handed to one page, so two pages open on two
-//! customers never mix them up — else the session's current contact. A ticket that does not
-//! open (forged, expired, another member's or corp's) is ignored and logged, never trusted.
+//! A request with a `WGW-Contact` ticket is about that ticket's customer — it was handed to
+//! one page, so two pages open on two customers never mix them up. A ticket that does not open
+//! (forged, expired, another member's or corp's, two tickets at once) gives no contact at all:
+//! that page is about some customer, and the session's current one is only the customer
+//! another tab verified last. Without the header, the session's current contact applies.
 
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::Ctx;
+use crate::answers::{Failure, Kind};
 use crate::config::model::ExternalContactMode;
 use crate::identity::is_plain_id;
 use crate::jssdk::contact;
 use crate::login::now_secs;
 
-pub enum Outcome {
-    Continue,
-    Answered,
-}
-
 /// The request header that carries a contact ticket; removed before the upstream.
 pub const HEADER: &str = "wgw-contact";
 
-pub async fn check(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    mode: ExternalContactMode,
-) -> Result<Outcome> {
-    let chosen = from_ticket(session, ctx).or_else(|| {
-        ctx.session_contact
+pub fn check(session: &Session, ctx: &mut Ctx, mode: ExternalContactMode) -> Result<(), Failure> {
+    let mut tickets = session.req_header().headers.get_all(HEADER).iter();
+    let chosen = match (tickets.next(), tickets.next()) {
+        (None, _) => ctx
+            .session_contact
             .as_ref()
             .filter(|c| is_plain_id(&c.external_userid))
             .map(|c| {
@@ -35,31 +29,39 @@ pub async fn check(
                     c.external_userid.clone(),
                     c.unionid.clone().filter(|u| is_plain_id(u)),
                 )
-            })
-    });
+            }),
+        (Some(ticket), None) => from_ticket(ticket, ctx),
+        (Some(_), Some(_)) => {
+            refused(ctx, "several_tickets");
+            None
+        }
+    };
     match (chosen, ctx.identity.as_mut()) {
         (Some((external_userid, unionid)), Some(identity)) => {
             identity.external_userid = Some(external_userid);
             identity.external_unionid = unionid;
-            Ok(Outcome::Continue)
+            Ok(())
         }
-        _ if mode == ExternalContactMode::Required => {
-            let a = answers::failure(
-                Failure::ExternalContactRequired,
-                "this page needs a verified customer: open it from a customer chat",
-                &ctx.request_id,
-                wants_html(session),
-            );
-            answer(session, ctx, a).await?;
-            Ok(Outcome::Answered)
-        }
-        _ => Ok(Outcome::Continue),
+        _ if mode == ExternalContactMode::Required => Err(Failure::new(
+            Kind::ExternalContactRequired,
+            "this page needs a verified customer: open it from a customer chat",
+        )),
+        _ => Ok(()),
     }
 }
 
-/// The contact of the request's `WGW-Contact` ticket, when it opens for this session.
-fn from_ticket(session: &Session, ctx: &Ctx) -> Option<(String, Option<String>)> {
-    let value = session.req_header().headers.get(HEADER)?;
+/// Logged without the value: it is a bearer token for another page, or garbage.
+fn refused(ctx: &Ctx, reason: &'static str) {
+    tracing::warn!(
+        reason,
+        request_id = %ctx.request_id,
+        userid = ctx.identity.as_ref().and_then(|i| i.userid.as_deref()).unwrap_or("-"),
+        "WGW-Contact ticket refused: no contact for this request"
+    );
+}
+
+/// The contact of a `WGW-Contact` ticket, when it opens for this session.
+fn from_ticket(value: &http::HeaderValue, ctx: &Ctx) -> Option<(String, Option<String>)> {
     let identity = ctx.identity.as_ref()?;
     let key = &ctx.config.session.as_ref()?.key;
     let opened = match (
@@ -75,13 +77,7 @@ fn from_ticket(session: &Session, ctx: &Ctx) -> Option<(String, Option<String>)>
     match opened {
         Ok(c) => Some((c.external_userid, c.unionid)),
         Err(why) => {
-            // The value is left out: it is a bearer token for another page, or garbage.
-            tracing::warn!(
-                reason = why.as_str(),
-                request_id = %ctx.request_id,
-                userid = identity.userid.as_deref().unwrap_or("-"),
-                "WGW-Contact ticket ignored"
-            );
+            refused(ctx, why.as_str());
             None
         }
     }

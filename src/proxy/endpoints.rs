@@ -1,10 +1,9 @@
 //! The gateway's own endpoints under `server.prefix` (SPEC section 6).
 
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, jssdk_endpoints, login_endpoints, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::{jssdk_endpoints, login_endpoints, Ctx};
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::provider::Provider;
 
 /// The rest of the path when it is under the prefix (`/_gateway` or `/_gateway/...`).
@@ -18,45 +17,39 @@ pub async fn handle(
     ctx: &mut Ctx,
     rest: &[u8],
     provider: &Provider,
-) -> Result<bool> {
+) -> Result<Answer, Failure> {
     use http::Method;
     let method = session.req_header().method.clone();
     let read = matches!(method, Method::GET | Method::HEAD);
-    let a = match rest {
-        b"/login" if read => return login_endpoints::login(session, ctx).await,
-        b"/oauth/callback" if read => {
-            return login_endpoints::callback(session, ctx, provider).await
-        }
+    if matches!(rest, b"/whoami" | b"/jssdk/config" | b"/external-contact") {
+        // Called by scripts: always JSON.
+        ctx.form = Form::Json;
+    }
+    match rest {
+        b"/login" if read => login_endpoints::login(session, ctx),
+        b"/oauth/callback" if read => login_endpoints::callback(session, ctx, provider).await,
         b"/logout" if read || method == Method::POST => {
-            return login_endpoints::logout(session, ctx).await
+            login_endpoints::logout(session, ctx, provider).await
         }
-        b"/whoami" if read => return login_endpoints::whoami(session, ctx).await,
-        b"/jssdk/config" if read => return jssdk_endpoints::config(session, ctx, provider).await,
+        b"/whoami" if read => login_endpoints::whoami(session, ctx, provider).await,
+        b"/jssdk/config" if read => jssdk_endpoints::config(session, ctx, provider).await,
         b"/external-contact" if method == Method::POST => {
-            return jssdk_endpoints::external_contact(session, ctx, provider).await
+            jssdk_endpoints::external_contact(session, ctx, provider).await
         }
-        b"/sdk.js" if read => return jssdk_endpoints::sdk_js(session, ctx).await,
+        b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx, provider).await),
         b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
-        | b"/external-contact" | b"/sdk.js" => answers::failure(
-            Failure::MethodNotAllowed,
+        | b"/external-contact" | b"/sdk.js" => Err(Failure::new(
+            Kind::MethodNotAllowed,
             "method not allowed here",
-            &ctx.request_id,
-            wants_html(session),
-        ),
-        b"/healthz" => answers::response(
+        )),
+        b"/healthz" => Ok(answers::response(
             200,
             "text/plain; charset=utf-8",
             "ok\n".into(),
             &ctx.request_id,
-        ),
-        _ => answers::failure(
-            Failure::NotFound,
-            "no such gateway endpoint",
-            &ctx.request_id,
-            wants_html(session),
-        ),
-    };
-    answer(session, ctx, a).await
+        )),
+        _ => Err(Failure::new(Kind::NotFound, "no such gateway endpoint")),
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,19 @@ pub(super) async fn write(
     Ok(true)
 }
 
+/// The paths the login of an area is decided on for a request an nginx location proxies:
+/// the one its upstream receives (`proxy_pass` with a URI part replaces the location's
+/// prefix), then the URI nginx chose the location for.
+pub(super) fn final_paths(ctx: &Ctx) -> Result<Vec<Vec<u8>>, crate::routing::AreaError> {
+    let Some(f) = ctx.nginx.as_deref() else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![
+        crate::routing::target_path(f.target())?,
+        f.uri().to_vec(),
+    ])
+}
+
 pub(super) fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
     nginx::upstream::peer(ctx.nginx.as_deref(), peer);
 }
