@@ -43,6 +43,8 @@ server {
     location ~* \.(gif|ico)$ { proxy_pass http://crm; }
     location /sidebar/reports/ { proxy_pass http://crm; }
     location /sidebar/assets/ { root {files}/www; }
+    location /pub/ { proxy_pass http://crm/sidebar/; }
+    location /pub2/ { root {files}/www; error_page 404 =200 /sidebar/assets/app.txt; }
 }
 "#;
 
@@ -68,6 +70,10 @@ const INCLUDE_WALKAROUNDS: &[(&str, u16)] = &[
     ("/sidebar/reports/q1", 401),
     ("/sidebar/assets/app.txt", 401),
     ("/old/q1", 401),
+    // The upstream receives /sidebar/reports (a proxy_pass URI part replaces /pub/).
+    ("/pub/reports", 401),
+    // A missing file's error_page is a file of the area.
+    ("/pub2/assets/missing", 401),
     ("/favicon.ico", 200),
     ("/old", 200),
 ];
