@@ -78,6 +78,10 @@ pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
 
 pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
     let r = response::upstream_answered(&mut ctx.nginx, status);
+    if r.is_err() && refused_into_area(ctx) {
+        // The upstream's own answer goes to the client instead.
+        return Ok(());
+    }
     sync_upstream(ctx);
     r
 }
@@ -87,7 +91,10 @@ pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &C
 }
 
 pub(super) fn fail_to_connect(ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
-    let e = response::upstream_failed(&mut ctx.nginx, ctx.answered.is_some(), e);
+    let mut e = response::upstream_failed(&mut ctx.nginx, ctx.answered.is_some(), e);
+    if refused_into_area(ctx) {
+        e.set_retry(false);
+    }
     sync_upstream(ctx);
     e
 }
@@ -100,9 +107,49 @@ pub(super) fn error_while_proxy(
     client_reused: bool,
 ) -> Box<Error> {
     let answered = ctx.answered.is_some();
-    let e = response::error_while_proxy(peer, session, e, &mut ctx.nginx, answered, client_reused);
+    let mut e =
+        response::error_while_proxy(peer, session, e, &mut ctx.nginx, answered, client_reused);
+    if refused_into_area(ctx) {
+        e.set_retry(false);
+    }
     sync_upstream(ctx);
     e
+}
+
+/// An `error_page` that leads a visitor without a session into a login area (a file of the
+/// area, or a location proxying into it) is not followed: the area's login was checked only
+/// for the request's own paths. The flight drops it, so the gateway's own failure answer (or
+/// the upstream's answer) goes out. Returns whether it did.
+fn refused_into_area(ctx: &mut Ctx) -> bool {
+    if ctx.identity.is_some() {
+        return false;
+    }
+    let Some(f) = ctx.nginx.as_deref() else {
+        return false;
+    };
+    let paths = match (&f.pending, f.reproxy) {
+        (Some(nginx_compat::Action::File(a)), _) => Ok(vec![a.state.uri.clone()]),
+        (_, true) => final_paths(ctx),
+        _ => return false,
+    };
+    let routes = &ctx.config.routes;
+    let into = match paths {
+        Ok(paths) => paths
+            .iter()
+            .any(|p| match crate::routing::protecting(routes, p, p, p) {
+                Ok(Some(i)) => routes.routes[i].login.is_some(),
+                Ok(None) => false,
+                Err(_) => true,
+            }),
+        Err(_) => true,
+    };
+    if into {
+        if let Some(f) = ctx.nginx.as_deref_mut() {
+            f.pending = None;
+            f.reproxy = false;
+        }
+    }
+    into
 }
 
 /// Writes the answer an `error_page` gave an upstream's error, if there is one.

@@ -32,6 +32,9 @@ login = "crm"
 location = "~* \\.(js|css|png)$"
 upstream = "crm"
 
+[upstreams.dead]
+url = "http://127.0.0.1:1"
+
 [nginx]
 include = ["{files}/legacy.conf"]
 "#;
@@ -45,6 +48,7 @@ server {
     location /sidebar/assets/ { root {files}/www; }
     location /pub/ { proxy_pass http://crm/sidebar/; }
     location /pub2/ { root {files}/www; error_page 404 =200 /sidebar/assets/app.txt; }
+    location /pub3/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
 }
 "#;
 
@@ -169,4 +173,9 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
     redirects_to_the_slash(&w).await;
     check(&w, WALKAROUNDS).await;
     check(&w, INCLUDE_WALKAROUNDS).await;
+    // An upstream's error whose error_page is a file of the area: not followed outside the
+    // area's login (the gateway's own 502), for anyone.
+    let (status, body) = raw_get(&w, "/pub3/assets/x", "").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unavailable"), "{body}");
 }
