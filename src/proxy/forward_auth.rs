@@ -129,6 +129,7 @@ impl Gateway {
         ctx.route = None;
         ctx.upstream = None;
         ctx.upstream_uri = None;
+        ctx.nginx = None;
         match checked {
             Ok(()) => Ok(granted(ctx)),
             Err(f) if f.kind == Kind::LoginRequired => {
@@ -162,11 +163,12 @@ impl Gateway {
         if super::endpoints::under_prefix(&path, &config.server.prefix).is_some() {
             return Ok(());
         }
-        let final_path = match self.locate(session, ctx, &path)? {
-            Located::Handler(_, final_path) => final_path,
-            Located::Answer(_) | Located::NotFound => path.clone(),
+        let final_paths = match self.locate(session, ctx, &path)? {
+            Located::Handler(_, final_paths) => final_paths,
+            Located::Done(_) | Located::NotFound => vec![path.clone()],
         };
-        self.gates(session, ctx, &final_path, &path, raw_path).await
+        self.gates(session, ctx, &final_paths, &path, raw_path)
+            .await
     }
 }
 
@@ -232,7 +234,7 @@ fn area_login<'a>(ctx: &'a Ctx, return_to: &str) -> Option<&'a str> {
         nginx_compat::uri::split_request_uri(return_to.split('#').next()?.as_bytes());
     let path = nginx_compat::uri::normalize_path(raw_path).ok()?;
     let routes = &ctx.config.routes;
-    let area = routing::area_of(routes, &path)?;
+    let area = routing::area_of(routes, &path).ok()??;
     routes.routes[area]
         .login
         .as_ref()
