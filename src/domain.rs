@@ -36,6 +36,9 @@ pub struct App {
     /// WeCom's QR login page; `None` for an Official Account, which has no QR login.
     pub qr_login_url: Option<Url>,
     pub jssdk_urls: Vec<String>,
+    /// `miniprogram = true` (WeCom apps): `wx.qy.login` codes of this app's mini-program are
+    /// exchanged at `{prefix}/miniprogram/login` for bearer sessions (SPEC section 19).
+    pub miniprogram: bool,
 }
 
 /// The identity values `return_query` may append.

@@ -483,6 +483,10 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
             if let Some(v) = &a.login {
                 return Err(refuse(v.span(), "login", "wechat_mp"));
             }
+            // An Official Account has no mini-program login of its own.
+            if let Some(v) = &a.miniprogram {
+                return Err(refuse(v.span(), "miniprogram", "wechat_mp"));
+            }
             let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
             if !matches!(scope.as_str(), "snsapi_base" | "snsapi_userinfo") {
                 let span = a.scope.as_ref().unwrap().span();
@@ -540,6 +544,7 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
         )?,
         qr_login_url,
         jssdk_urls,
+        miniprogram: a.miniprogram.as_ref().is_some_and(|m| *m.get_ref()),
     })
 }
 

@@ -103,6 +103,7 @@ pub struct App {
     pub authorize_url: Option<Spanned<Text>>,
     pub qr_login_url: Option<Spanned<Text>>,
     pub jssdk_urls: Option<Vec<Spanned<Text>>>,
+    pub miniprogram: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

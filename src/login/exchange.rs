@@ -93,6 +93,44 @@ fn plain(body: &Value, field: &'static str) -> Result<Option<String>, LoginError
     }
 }
 
+/// `wx.qy.login`'s code from the app's mini-program (SPEC section 19):
+/// `/cgi-bin/miniprogram/jscode2session` with the app's token. The `session_key` it returns is
+/// the mini-program's own secret with WeChat and is dropped here: it never leaves this function.
+pub async fn miniprogram(
+    provider: &Provider,
+    app: &App,
+    code: &str,
+) -> Result<Identity, LoginError> {
+    let Credentials::Wecom {
+        corp_id, agent_id, ..
+    } = &app.credentials
+    else {
+        return Err(LoginError::NoSubject);
+    };
+    let resp = provider
+        .call(
+            app,
+            TokenKind::Access,
+            get(
+                "/cgi-bin/miniprogram/jscode2session",
+                &[("js_code", code), ("grant_type", "authorization_code")],
+            ),
+        )
+        .await?;
+    let body = checked(resp)?;
+    // A code of another corp's mini-program must not become a member of this one.
+    if plain(&body, "corpid")?.as_deref() != Some(corp_id.as_str()) {
+        return Err(LoginError::NotPlain("corpid"));
+    }
+    let userid = plain(&body, "userid")?.ok_or(LoginError::NoSubject)?;
+    Ok(Identity {
+        corp_id: Some(corp_id.clone()),
+        agent_id: Some(*agent_id),
+        userid: Some(userid),
+        ..Identity::default()
+    })
+}
+
 pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Identity, LoginError> {
     match &app.credentials {
         Credentials::Wecom {

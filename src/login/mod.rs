@@ -4,6 +4,7 @@
 
 pub mod assertion;
 pub mod authorize;
+pub mod bearer;
 pub mod callback_limit;
 pub mod exchange;
 pub mod return_url;

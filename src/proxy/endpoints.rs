@@ -2,7 +2,7 @@
 
 use pingora::proxy::Session;
 
-use super::{forward_auth, jssdk_endpoints, login_endpoints, Ctx};
+use super::{forward_auth, jssdk_endpoints, login_endpoints, miniprogram_endpoints, Ctx};
 use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::provider::Provider;
 
@@ -21,7 +21,10 @@ pub async fn handle(
     use http::Method;
     let method = session.req_header().method.clone();
     let read = matches!(method, Method::GET | Method::HEAD);
-    if matches!(rest, b"/whoami" | b"/jssdk/config" | b"/external-contact") {
+    if matches!(
+        rest,
+        b"/whoami" | b"/jssdk/config" | b"/external-contact" | b"/miniprogram/login"
+    ) {
         // Called by scripts: always JSON.
         ctx.form = Form::Json;
     }
@@ -38,9 +41,18 @@ pub async fn handle(
         }
         // Any method: nginx's `error_page 401 = @signin` keeps the original request's.
         b"/signin" => forward_auth::signin(session, ctx),
+        b"/miniprogram/login" if method == Method::POST => {
+            miniprogram_endpoints::login(session, ctx, provider).await
+        }
         b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx, provider).await),
-        b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
-        | b"/external-contact" | b"/sdk.js" => Err(Failure::new(
+        b"/login"
+        | b"/oauth/callback"
+        | b"/logout"
+        | b"/whoami"
+        | b"/jssdk/config"
+        | b"/external-contact"
+        | b"/sdk.js"
+        | b"/miniprogram/login" => Err(Failure::new(
             Kind::MethodNotAllowed,
             "method not allowed here",
         )),

@@ -13,6 +13,7 @@ use crate::answers::{self, Answer, Failure, Kind, LoginLink};
 use crate::config::model::{App, Config, IdentityField, SessionSettings};
 use crate::identity::Identity;
 use crate::login::authorize;
+use crate::login::bearer;
 use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
@@ -345,6 +346,11 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     if let Some(settings) = config.session.as_ref() {
         let now = now_secs();
         for entry in session::read(settings, &request::cookies(session), now) {
+            revocation::end_session(provider.store(), &entry, now).await;
+        }
+        // A mini-program signs out by sending its token here: it ends like a cookie session.
+        let token = request::bearer(session).and_then(|t| bearer::open(settings, t, now));
+        if let Some(entry) = token {
             revocation::end_session(provider.store(), &entry, now).await;
         }
     }

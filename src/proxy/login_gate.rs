@@ -10,6 +10,7 @@ use pingora::proxy::Session;
 use super::{request, Ctx};
 use crate::answers::{Failure, Form, LoginLink};
 use crate::config::model::{App, Config};
+use crate::login::bearer;
 use crate::login::now_secs;
 use crate::login::revocation;
 use crate::login::session::{self, SessionEntry};
@@ -37,8 +38,10 @@ pub async fn check(
     }))
 }
 
-/// The live sessions of the request's cookie: sealed by us, within the running `ttl`, and
-/// not ended in the store (`logout`, a revoked member).
+/// The live sessions of the request: those of its cookie, or, when it carries a mini-program's
+/// bearer token of ours, that token's alone (`login::bearer` says why the cookie is then
+/// ignored); sealed by us, within the running `ttl`, and not ended in the store (`logout`, a
+/// revoked member).
 pub async fn sessions(
     session: &Session,
     config: &Config,
@@ -47,7 +50,12 @@ pub async fn sessions(
     let Some(settings) = config.session.as_ref() else {
         return Vec::new();
     };
-    let entries = session::read(settings, &request::cookies(session), now_secs());
+    let entries = match request::bearer(session) {
+        Some(token) => bearer::open(settings, token, now_secs())
+            .into_iter()
+            .collect(),
+        None => session::read(settings, &request::cookies(session), now_secs()),
+    };
     if entries.is_empty() {
         return entries;
     }

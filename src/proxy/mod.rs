@@ -8,6 +8,7 @@ mod forward_auth;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
+mod miniprogram_endpoints;
 mod nginx;
 pub mod request;
 
@@ -331,6 +332,16 @@ impl ProxyHttp for Gateway {
         }
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_cookies(req, cookie_name);
+        // Our mini-program token is the gateway's credential, not the CRM's; a foreign bearer
+        // token is the CRM's own business and passes.
+        if req
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .any(|v| crate::login::bearer::ours(v.as_bytes()).is_some())
+        {
+            req.remove_header(&http::header::AUTHORIZATION);
+        }
         req.remove_header("wgw-contact");
 
         if let Some(ip) = ctx.client_ip {

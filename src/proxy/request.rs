@@ -40,6 +40,16 @@ pub fn cookies(session: &Session) -> Vec<(String, String)> {
     )
 }
 
+/// The mini-program bearer token of ours in `Authorization`, if any (SPEC section 19).
+pub fn bearer(session: &Session) -> Option<&str> {
+    let mut all = session
+        .req_header()
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter();
+    crate::login::bearer::ours(all.next()?.as_bytes())
+}
+
 /// A header as text, when it is text.
 pub fn header(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
     session

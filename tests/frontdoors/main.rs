@@ -9,4 +9,5 @@ mod common;
 mod world;
 
 mod forward_auth;
+mod miniprogram;
 mod nginx;

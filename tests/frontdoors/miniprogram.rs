@@ -1,0 +1,196 @@
+//! WeCom mini-programs (SPEC section 19): `wx.qy.login`'s code (issued by the emulator as the
+//! WeCom client would) -> `POST {prefix}/miniprogram/login` -> `Authorization: Bearer` calls
+//! that the CRM receives as the member, exactly as with a session cookie.
+
+use serde_json::{json, Value};
+
+use crate::common::browser::{Browser, WXWORK_UA};
+use crate::common::client;
+use crate::world::{claims, Setup, World, CORP_ID};
+
+/// A third app, `mini`: the corp's agent with its mini-program, protecting `/mini/`.
+const MINI_ROUTES: &str = r#"
+[apps.mini]
+kind = "wecom"
+corp_id = "wwemu0000000000001"
+agent_id = 1000002
+secret = "emu-agent-secret"
+api_base = "{emu}"
+authorize_url = "{emu}/connect/oauth2/authorize"
+miniprogram = true
+
+[[routes]]
+location = "/mini/"
+upstream = "crm"
+login = "mini"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+"#;
+
+async fn world() -> World {
+    World::with(Setup {
+        rest: MINI_ROUTES,
+        ..Setup::default()
+    })
+    .await
+}
+
+/// What `wx.qy.login` gives the mini-program of agent 1000002 for `userid`.
+async fn code(w: &World, userid: &str) -> String {
+    let r = client()
+        .post(format!("{}/_emulator/miniprogram/code", w.emu.base_url()))
+        .json(&json!({ "userid": userid, "agentid": 1000002 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let v: Value = r.json().await.unwrap();
+    v["code"].as_str().unwrap().to_owned()
+}
+
+async fn login(w: &World, app: &str, code: &str) -> (u16, Value) {
+    let r = client()
+        .post(w.gw.url("/_gateway/miniprogram/login"))
+        .json(&json!({ "app": app, "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("session_key"), "{text}");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A call of the mini-program (`wx.request`) with `token`, and what the CRM saw of it.
+async fn call(
+    w: &World,
+    path: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> Result<crate::common::upstream::Echo, u16> {
+    let mut b = Browser::new(WXWORK_UA);
+    let mut headers = vec![("authorization", format!("Bearer {token}"))];
+    headers.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.upstream_sees(&mut b, path, &headers)
+        .await
+        .map_err(|(status, _)| status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mini_program_code_becomes_a_bearer_session_the_crm_sees_as_the_member() {
+    let w = world().await;
+    let (status, v) = login(&w, "mini", &code(&w, "zhangsan").await).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap();
+    assert!(token.starts_with("wgw1."), "{token}");
+    assert_eq!(v["expires_in"], 8 * 3600);
+
+    let echo = call(&w, "/mini/orders", token, &[("x-wecom-userid", "boss")])
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("x-wecom-corpid"), Some(CORP_ID));
+    assert_eq!(
+        echo.header("authorization"),
+        None,
+        "our token never reaches the CRM"
+    );
+    assert_eq!(
+        claims(echo.header("x-gateway-assertion").unwrap())["userid"],
+        "zhangsan"
+    );
+    // whoami reads the token as it reads a cookie.
+    let r = client()
+        .get(w.gw.url("/_gateway/whoami?app=mini"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A foreign bearer token on a public route is the CRM's own and passes untouched.
+    let mut b = Browser::new(WXWORK_UA);
+    let echo = w
+        .upstream_sees(&mut b, "/api", &[("authorization", "Bearer crm-own-token")])
+        .await
+        .unwrap();
+    assert_eq!(echo.header("authorization"), Some("Bearer crm-own-token"));
+    assert_eq!(echo.header("x-wecom-userid"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_code_a_forged_or_expired_token_gets_401() {
+    let w = world().await;
+    let c = code(&w, "zhangsan").await;
+    let (status, v) = login(&w, "mini", &c).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    // The same code again: WeCom refuses it (40029), so do we.
+    let (status, v) = login(&w, "mini", &c).await;
+    assert_eq!(status, 401, "{v}");
+    // Not a mini-program app, not a code, not JSON.
+    assert_eq!(login(&w, "crm", &code(&w, "zhangsan").await).await.0, 400);
+    assert_eq!(login(&w, "mini", "a b").await.0, 400);
+    let r = client()
+        .post(w.gw.url("/_gateway/miniprogram/login"))
+        .body("app=mini")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for forged in [tampered.as_str(), "wgw1.AAAA", "wgw1."] {
+        assert_eq!(
+            call(&w, "/mini/x", forged, &[]).await.unwrap_err(),
+            401,
+            "{forged}"
+        );
+    }
+    // A bad token is judged alone: a valid cookie on the same request does not rescue it.
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "mini", "/mini/").await;
+    assert!(
+        w.upstream_sees(&mut b, "/mini/x", &[]).await.is_ok(),
+        "the cookie alone works"
+    );
+    let r = w
+        .upstream_sees(&mut b, "/mini/x", &[("authorization", "Bearer wgw1.AAAA")])
+        .await;
+    assert_eq!(r.unwrap_err().0, 401);
+
+    assert!(call(&w, "/mini/x", &token, &[]).await.is_ok());
+    w.gw.advance("8h").await;
+    assert_eq!(
+        call(&w, "/mini/x", &token, &[]).await.unwrap_err(),
+        401,
+        "expired"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_ends_like_a_session_through_the_revocation_records() {
+    let w = world().await;
+    let (_, v) = login(&w, "mini", &code(&w, "zhangsan").await).await;
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (_, v) = login(&w, "mini", &code(&w, "zhangsan").await).await;
+    let other = v["token"].as_str().unwrap().to_owned();
+    assert!(call(&w, "/mini/x", &token, &[]).await.is_ok());
+    // The mini-program signs out with its token: that session's record ends it.
+    let r = client()
+        .post(w.gw.url("/_gateway/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(call(&w, "/mini/x", &token, &[]).await.unwrap_err(), 401);
+    assert!(
+        call(&w, "/mini/x", &other, &[]).await.is_ok(),
+        "another session of the member lives on"
+    );
+}
