@@ -87,6 +87,16 @@ fn config_errors_name_file_line_and_key() {
             "[apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\nagent_id = 5\n",
             "gateway.toml:11:12: [apps.mp].agent_id: not a key of kind = \"wechat_mp\"",
         ),
+        // a mini-program login on an Official Account
+        (
+            "[apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\nminiprogram = true\n",
+            "gateway.toml:11:15: [apps.mp].miniprogram: not a key of kind = \"wechat_mp\"",
+        ),
+        // miniprogram is a yes or no
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\nminiprogram = \"yes\"\n",
+            "gateway.toml:12:15: [apps.crm].miniprogram: invalid type",
+        ),
         // a refresh lock shorter than a second would expire under a normal gettoken
         (
             "[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nlock_ttl = \"500ms\"\n",
