@@ -30,6 +30,8 @@ pub enum Failure {
     ExternalContactRequired,
     /// A WeCom API call the gateway needed failed; the answer names the errcode.
     ProviderFailed,
+    /// The store did not take what must be kept (a callback): try again (WeCom does).
+    StoreUnavailable,
 }
 
 impl Failure {
@@ -46,6 +48,7 @@ impl Failure {
             Failure::LoginFailed | Failure::ProviderTimeout | Failure::ProviderFailed => 502,
             Failure::LoginRequired => 401,
             Failure::NotYourContact | Failure::ExternalContactRequired => 403,
+            Failure::StoreUnavailable => 503,
         }
     }
 
@@ -65,6 +68,7 @@ impl Failure {
             Failure::NotYourContact => "not_your_contact",
             Failure::ExternalContactRequired => "external_contact_required",
             Failure::ProviderFailed => "provider_error",
+            Failure::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -84,6 +88,7 @@ impl Failure {
             Failure::NotYourContact => "Not your customer",
             Failure::ExternalContactRequired => "Open this page from a customer chat",
             Failure::ProviderFailed => "WeCom refused the request",
+            Failure::StoreUnavailable => "Temporarily unavailable",
         }
     }
 }

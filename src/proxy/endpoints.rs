@@ -3,8 +3,9 @@
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, jssdk_endpoints, login_endpoints, wants_html, Ctx};
+use super::{answer, callback_endpoint, jssdk_endpoints, login_endpoints, wants_html, Ctx};
 use crate::answers::{self, Failure};
+use crate::callback::Callbacks;
 use crate::provider::Provider;
 
 /// The rest of the path when it is under the prefix (`/_gateway` or `/_gateway/...`).
@@ -18,7 +19,11 @@ pub async fn handle(
     ctx: &mut Ctx,
     rest: &[u8],
     provider: &Provider,
+    callbacks: &Callbacks,
 ) -> Result<bool> {
+    if let Some(app) = rest.strip_prefix(b"/callback/") {
+        return callback_endpoint::handle(session, ctx, app, callbacks).await;
+    }
     use http::Method;
     let method = session.req_header().method.clone();
     let read = matches!(method, Method::GET | Method::HEAD);

@@ -1,6 +1,7 @@
 //! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
 //! hands the work to the module that owns it.
 
+mod callback_endpoint;
 mod contact_gate;
 mod ctx;
 mod endpoints;
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub inflight: Arc<AtomicUsize>,
     /// The one WeCom / WeChat API client, shared with the qyapi endpoint.
     pub provider: Provider,
+    /// WeCom's callbacks: the queue and the store they are kept in.
+    pub callbacks: Arc<crate::callback::Callbacks>,
 }
 
 /// Writes an answer produced by the gateway itself.
@@ -124,7 +127,7 @@ impl ProxyHttp for Gateway {
         // Step 3: the gateway's own endpoints.
         let config = ctx.config.clone();
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest, &self.provider).await;
+            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks).await;
         }
 
         // Step 4: rewrite phase; it may answer, or choose the route itself.
