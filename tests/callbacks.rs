@@ -141,7 +141,7 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
 #[tokio::test]
 async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
     let w = World::start(Backend::Local, 1).await;
-    w.crm.state.fail_next.store(4, Ordering::SeqCst);
+    w.crm.state.fail_next.store(3, Ordering::SeqCst);
     for n in 0..5 {
         w.send("crm", &event_xml(n)).await;
     }
@@ -155,7 +155,7 @@ async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
     let want: Vec<String> = (0..5).map(event_xml).collect();
     assert_eq!(bodies, want, "in order");
     let attempts = w.crm.attempts();
-    assert_eq!(attempts.len(), 9);
+    assert_eq!(attempts.len(), 8);
     let first_id = got[0].header("x-gateway-event-id");
     assert!(
         attempts[..5]
@@ -196,4 +196,156 @@ async fn sigkill_with_events_queued_loses_nothing() {
             || metrics.contains(r#"wgw_event_queue_depth{app="crm"} 1"#),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let w = World::start(Backend::Local, 1).await;
+    let gw = &w.gateways[0];
+    let mut b = Browser::new(WXWORK_UA);
+    browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    let r = b
+        .post_json(
+            &gw.url("/_gateway/external-contact"),
+            &serde_json::json!({"external_userid": "wmEmuCustomer001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
+    async fn seen(b: &mut Browser, gw: &common::Gateway, ticket: Option<&str>) -> Option<String> {
+        let headers: Vec<(&str, &str)> = ticket.map(|t| ("WGW-Contact", t)).into_iter().collect();
+        let r = b.get_json(&gw.url("/sidebar/page"), &headers).await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["x-wecom-external-userid"].as_str().map(str::to_owned)
+    }
+    assert_eq!(
+        seen(&mut b, gw, Some(&ticket)).await.as_deref(),
+        Some("wmEmuCustomer001")
+    );
+    assert_eq!(
+        seen(&mut b, gw, None).await.as_deref(),
+        Some("wmEmuCustomer001"),
+        "the session's"
+    );
+
+    // The customer removes the member: WeCom sends del_follow_user.
+    w.control(
+        "/_emulator/contacts/delete",
+        serde_json::json!({"userid": "zhangsan", "external_userid": "wmEmuCustomer001", "by": "customer"}),
+    )
+    .await;
+    let log = w.settled().await;
+    assert!(log["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["kind"] == "message" && r["result"] == "delivered"));
+    assert_eq!(
+        seen(&mut b, gw, Some(&ticket)).await,
+        None,
+        "the ticket injects nothing"
+    );
+    assert_eq!(
+        seen(&mut b, gw, None).await,
+        None,
+        "nor does the session's current contact"
+    );
+    assert!(
+        gw.log().contains("reason=\"revoked\"") || gw.log().contains("reason=revoked"),
+        "{}",
+        gw.log()
+    );
+    // The verification is gone too: asking again goes to WeCom, which says no.
+    let r = b
+        .post_json(
+            &gw.url("/_gateway/external-contact"),
+            &serde_json::json!({"external_userid": "wmEmuCustomer001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_ones() {
+    let redis = common::redis_server::RedisServer::start();
+    let mut w = World::start(Backend::Redis(redis.url()), 3).await;
+    // WeCom's posts land on any instance behind the load balancer.
+    let n = 30u32;
+    for i in 0..n {
+        let url = w.gateways[i as usize % 3].url("/_gateway/callback/crm");
+        let (q, b) = sealed_post(&event_xml(i), now_secs());
+        let r = client()
+            .post(format!("{url}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "success");
+        // A retry of the same event on another instance is the same event.
+        let other = w.gateways[(i as usize + 1) % 3].url("/_gateway/callback/crm");
+        let (q, b) = sealed_post(&event_xml(i), now_secs());
+        let r = client()
+            .post(format!("{other}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    let got = w.crm.wait_taken(n as usize, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    let want: Vec<String> = (0..n).map(event_xml).collect();
+    assert_eq!(bodies, want, "each once, in order");
+
+    // The instance delivering is killed in the middle of a delivery.
+    w.crm
+        .state
+        .hang
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    let (q, b) = sealed_post(&event_xml(100), now_secs());
+    let r = client()
+        .post(format!("{url}?{q}"))
+        .body(b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "success");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !w.crm.attempts().iter().any(|a| a.body == event_xml(100)) {
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = redis.conn().await;
+    let holder: String = redis::cmd("GET")
+        .arg("wgw:events-lease:crm")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
+    let i = w
+        .gateways
+        .iter()
+        .position(|g| g.pid() == pid)
+        .expect("a gateway holds the lease");
+    w.gateways[i].signal(9);
+    assert!(w.gateways[i].wait_exit(Duration::from_secs(10)).is_some());
+    w.crm
+        .state
+        .hang
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let got = w.crm.wait_taken(n as usize + 1, LIMIT).await;
+    assert_eq!(
+        got.last().unwrap().body,
+        event_xml(100),
+        "delivered by another instance"
+    );
+    // Nothing else came twice.
+    let mut ids: Vec<&str> = got.iter().map(|r| r.header("x-gateway-event-id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n as usize + 1);
 }

@@ -12,6 +12,7 @@ use crate::config::model::ExternalContactMode;
 use crate::identity::is_plain_id;
 use crate::jssdk::contact;
 use crate::login::now_secs;
+use wecom_api::Store;
 
 pub enum Outcome {
     Continue,
@@ -25,18 +26,12 @@ pub async fn check(
     session: &mut Session,
     ctx: &mut Ctx,
     mode: ExternalContactMode,
+    store: &dyn Store,
 ) -> Result<Outcome> {
-    let chosen = from_ticket(session, ctx).or_else(|| {
-        ctx.session_contact
-            .as_ref()
-            .filter(|c| is_plain_id(&c.external_userid))
-            .map(|c| {
-                (
-                    c.external_userid.clone(),
-                    c.unionid.clone().filter(|u| is_plain_id(u)),
-                )
-            })
-    });
+    let chosen = match from_ticket(session, ctx, store).await {
+        Some(c) => Some(c),
+        None => from_session(ctx, store).await,
+    };
     match (chosen, ctx.identity.as_mut()) {
         (Some((external_userid, unionid)), Some(identity)) => {
             identity.external_userid = Some(external_userid);
@@ -57,8 +52,33 @@ pub async fn check(
     }
 }
 
-/// The contact of the request's `WGW-Contact` ticket, when it opens for this session.
-fn from_ticket(session: &Session, ctx: &Ctx) -> Option<(String, Option<String>)> {
+/// The session's current contact, unless its pair was revoked: the session does not say when
+/// its contact was verified, so any revocation of the pair still on record refuses it (the
+/// page's own tickets, issued after a new verification, are not refused).
+async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<String>)> {
+    let c = ctx
+        .session_contact
+        .as_ref()
+        .filter(|c| is_plain_id(&c.external_userid))?;
+    let identity = ctx.identity.as_ref()?;
+    if let (Some(corp), Some(userid)) = (identity.corp_id.as_deref(), identity.userid.as_deref()) {
+        if contact::ticket_revoked(store, corp, userid, &c.external_userid, 0).await {
+            return None;
+        }
+    }
+    Some((
+        c.external_userid.clone(),
+        c.unionid.clone().filter(|u| is_plain_id(u)),
+    ))
+}
+
+/// The contact of the request's `WGW-Contact` ticket, when it opens for this session and its
+/// pair was not revoked since it was issued.
+async fn from_ticket(
+    session: &Session,
+    ctx: &Ctx,
+    store: &dyn Store,
+) -> Option<(String, Option<String>)> {
     let value = session.req_header().headers.get(HEADER)?;
     let identity = ctx.identity.as_ref()?;
     let key = &ctx.config.session.as_ref()?.key;
@@ -68,7 +88,16 @@ fn from_ticket(session: &Session, ctx: &Ctx) -> Option<(String, Option<String>)>
         identity.userid.as_deref(),
     ) {
         (Ok(v), Some(corp), Some(userid)) => {
-            contact::open_ticket(key, v.trim(), corp, userid, now_secs())
+            match contact::open_ticket_at(key, v.trim(), corp, userid, now_secs()) {
+                Ok((c, iat)) => {
+                    if contact::ticket_revoked(store, corp, userid, &c.external_userid, iat).await {
+                        Err(contact::TicketRejected::Revoked)
+                    } else {
+                        Ok(c)
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
         _ => Err(contact::TicketRejected::Unreadable),
     };

@@ -164,7 +164,14 @@ impl ProxyHttp for Gateway {
 
         // Step 7: the verified external contact, on routes that deal with one.
         if route.external_contact != ExternalContactMode::None {
-            match contact_gate::check(session, ctx, route.external_contact).await? {
+            match contact_gate::check(
+                session,
+                ctx,
+                route.external_contact,
+                &**self.provider.store(),
+            )
+            .await?
+            {
                 contact_gate::Outcome::Continue => {}
                 contact_gate::Outcome::Answered => return Ok(true),
             }

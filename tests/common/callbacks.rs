@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::response::IntoResponse;
+use axum::routing::any;
 use axum::Router;
 use emulator::{Emulator, Scenario};
 use serde_json::{json, Value};
@@ -55,7 +56,8 @@ pub struct CrmState {
     pub hang: AtomicBool,
 }
 
-/// A CRM that takes callbacks at any path.
+/// A CRM that takes callbacks under `/wecom/`, and answers any other request with the
+/// identity headers it came with (JSON), as a page behind the gateway.
 pub struct Crm {
     pub state: Arc<CrmState>,
     pub server: Upstream,
@@ -65,28 +67,41 @@ impl Crm {
     pub fn start() -> Crm {
         let state = Arc::new(CrmState::default());
         let s = state.clone();
-        let app = Router::new().fallback(post(
+        let app = Router::new().fallback(any(
             move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
                 let s = s.clone();
                 async move {
+                    if !uri.path().starts_with("/wecom/") {
+                        let seen: serde_json::Map<String, Value> = headers
+                            .iter()
+                            .filter(|(k, _)| k.as_str().starts_with("x-wecom-"))
+                            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+                            .collect();
+                        return axum::Json(Value::Object(seen)).into_response();
+                    }
                     let r = Received {
                         path: uri.to_string(),
                         headers,
                         body: String::from_utf8_lossy(&body).into_owned(),
                     };
                     s.attempts.lock().unwrap().push(r.clone());
-                    while s.hang.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    // A held request is never taken: its sender may be gone by the time it
+                    // is let go (a killed gateway), so it counts as not delivered.
+                    if s.hang.load(Ordering::SeqCst) {
+                        while s.hang.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
                     }
                     let failing = s.down.load(Ordering::SeqCst)
                         || s.fail_next
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                             .is_ok();
                     if failing {
-                        return StatusCode::SERVICE_UNAVAILABLE;
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
                     }
                     s.taken.lock().unwrap().push(r);
-                    StatusCode::OK
+                    StatusCode::OK.into_response()
                 }
             },
         ));
