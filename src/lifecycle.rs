@@ -49,6 +49,7 @@ impl ShutdownSignalWatch for StopSignals {
                 );
             }
             tracing::info!("stopped");
+            crate::logging::flush();
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate
@@ -72,8 +73,10 @@ pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>) {
                                 || new.server.admin_listen != old.server.admin_listen
                                 || new.server.qyapi_listen != old.server.qyapi_listen
                                 || new.server.threads != old.server.threads
+                                || new.server.header_timeout != old.server.header_timeout
+                                || new.server.max_connections != old.server.max_connections
                             {
-                                tracing::warn!("reload: listeners and threads change only on restart; the rest is applied");
+                                tracing::warn!("reload: listeners, threads, header_timeout and max_connections change only on restart; the rest is applied");
                             }
                             current.store(Arc::new(new));
                             tracing::info!(config = %path.display(), "reload: new config applied");

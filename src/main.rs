@@ -49,7 +49,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    match cli.command {
+    let code = run(cli.command);
+    // Every line logged reaches the output before the process ends.
+    logging::flush();
+    code
+}
+
+fn run(command: Command) -> ExitCode {
+    match command {
         Command::Check { config } => match config::load(&config) {
             Ok(c) => {
                 println!("{}: ok", config.display());

@@ -1,12 +1,18 @@
-//! Secrets never reach a log line (SPEC section 14). Every line the gateway writes passes
-//! through [`redact`], whatever produced it (our events, pingora's error messages), so a
-//! future log statement cannot leak a token by forgetting to.
+//! Secrets never reach a log line (SPEC section 14). Every line the process writes passes
+//! through [`redact`], whatever produced it (our events, pingora's error messages, a panic),
+//! so a future log statement cannot leak a token by forgetting to; then [`cut`] bounds it, so
+//! a 200 KB request target cannot become a 200 KB line.
+//!
+//! Lines arrive formatted and often escaped (pingora prints a bad request's bytes with `\r\n`
+//! spelled out, JSON escapes them again), so a name counts as starting a word after an escape
+//! sequence too, and a header's value runs to the end of its line, escaped or not.
 
 use std::borrow::Cow;
 use std::io;
 
 /// Names whose values are secrets wherever they appear: as `name=value` (query strings, form
-/// bodies, headers dumped as `name: value`) or as a JSON member `"name":"value"`.
+/// bodies), as a header dumped as `name: value`, or as a JSON member `"name":"value"`. `-` and
+/// `_` are the same character here.
 const SECRET_NAMES: &[&str] = &[
     "access_token",
     "refresh_token",
@@ -23,11 +29,21 @@ const SECRET_NAMES: &[&str] = &[
     "session_key",
     "cookie",
     "set-cookie",
+    "authorization",
+    "proxy-authorization",
     "wgw-contact",
     "x-gateway-assertion",
 ];
 
+/// The gateway's own cookies (`wgw_session`, `wgw_login_*`): any name with this start.
+const OWN_COOKIE_PREFIX: &str = "wgw_";
+
 const MASK: &str = "***";
+
+/// Longest run of non-blank bytes (a text field) or JSON string kept whole by [`cut`].
+pub const FIELD_MAX: usize = 1024;
+/// Longest line [`cut`] lets through.
+pub const LINE_MAX: usize = 8 * 1024;
 
 /// Returns the line with every secret value replaced by `***`.
 pub fn redact(line: &str) -> Cow<'_, str> {
@@ -59,25 +75,65 @@ pub fn redact(line: &str) -> Cow<'_, str> {
     }
 }
 
-/// A name starts at the beginning or after a separator, so `errcode=40029` is not `code`.
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// A name starts a word: at the beginning, after a byte that is not part of a word, or right
+/// after an escape sequence (`\n`, `\r`, `\t`, `\0`, `\x0a`, `\u000a`), so `errcode=40029` is
+/// not `code` but `...HTTP/1.1\r\nCookie: ...` is `Cookie`.
 fn at_boundary(b: &[u8], i: usize) -> bool {
-    i == 0
-        || matches!(
-            b[i - 1],
-            b'?' | b'&' | b';' | b' ' | b'"' | b'\'' | b'{' | b',' | b'\t' | b'\n' | b'(' | b'['
-        )
+    if i == 0 || !is_word(b[i - 1]) {
+        return true;
+    }
+    let escaped = |len: usize, hex: usize| {
+        i >= len
+            && b[i - len] == b'\\'
+            && b[i - hex..i].iter().all(u8::is_ascii_hexdigit)
+            && match len - hex {
+                1 => true,
+                2 => matches!(b[i - len + 1], b'x' | b'u'),
+                _ => false,
+            }
+    };
+    (i >= 2 && b[i - 2] == b'\\' && matches!(b[i - 1], b'n' | b'r' | b't' | b'0'))
+        || escaped(4, 2)
+        || escaped(6, 4)
+}
+
+fn name_at(b: &[u8], i: usize, name: &str) -> bool {
+    let n = name.as_bytes();
+    b.len() >= i + n.len()
+        && b[i..i + n.len()].iter().zip(n).all(|(&x, &y)| {
+            x.eq_ignore_ascii_case(&y) || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_'))
+        })
 }
 
 /// If a secret name starts at `i`, returns the byte range of its value.
 fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
-    let name = SECRET_NAMES.iter().find(|n| {
-        let n = n.as_bytes();
-        b.len() >= i + n.len() && b[i..i + n.len()].eq_ignore_ascii_case(n)
-    })?;
-    let mut j = i + name.len();
-    // JSON member: "name": "value"
-    if b.get(j) == Some(&b'"') {
-        j += 1;
+    let mut j = if let Some(name) = SECRET_NAMES.iter().find(|n| name_at(b, i, n)) {
+        let end = i + name.len();
+        // `cookie` inside `cookies_enabled` is another word.
+        if b.get(end).is_some_and(|&c| is_word(c)) {
+            return None;
+        }
+        end
+    } else if name_at(b, i, OWN_COOKIE_PREFIX) {
+        let mut k = i + OWN_COOKIE_PREFIX.len();
+        while k < b.len() && is_word(b[k]) {
+            k += 1;
+        }
+        k
+    } else if name_at(b, i, "bearer ") {
+        // A bearer token wherever it is quoted, whatever header it came in.
+        let start = i + "bearer ".len();
+        return Some((start, scan_until(b, start, value_stop)));
+    } else {
+        return None;
+    };
+    // JSON member: "name": "value" (the quote before the name made the boundary).
+    if b.get(j) == Some(&b'"') || (b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"')) {
+        j += if b[j] == b'"' { 1 } else { 2 };
         while b.get(j) == Some(&b' ') {
             j += 1;
         }
@@ -88,13 +144,19 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
         while b.get(j) == Some(&b' ') {
             j += 1;
         }
-        if b.get(j) == Some(&b'"') {
-            let start = j + 1;
+        let escaped_quote = b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"');
+        if b.get(j) == Some(&b'"') || escaped_quote {
+            let start = j + if escaped_quote { 2 } else { 1 };
             let mut k = start;
             while k < b.len() && b[k] != b'"' {
                 k += if b[k] == b'\\' { 2 } else { 1 };
             }
-            return Some((start, k.min(b.len())));
+            let mut end = k.min(b.len());
+            // Inside an escaped string the closing quote is `\"`: keep its backslash.
+            if escaped_quote && end > start && b[end - 1] == b'\\' {
+                end -= 1;
+            }
+            return Some((start, end));
         }
         // Numbers and the like are not secrets.
         return None;
@@ -102,17 +164,11 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     match b.get(j) {
         Some(b'=') => {
             let start = j + 1;
-            let end = scan_until(b, start, |c| {
-                matches!(
-                    c,
-                    b'&' | b' ' | b'"' | b'\'' | b';' | b',' | b'\n' | b'\t' | b')' | b']'
-                )
-            });
-            Some((start, end))
+            Some((start, scan_until(b, start, value_stop)))
         }
         Some(b':') => {
-            // A header dumped as `Name: value` hides the whole value (a Cookie header holds
-            // several pairs).
+            // A header dumped as `Name: value` hides its whole value, to the end of its line
+            // (a Cookie header holds several pairs, an Authorization value has spaces).
             let mut start = j + 1;
             while b.get(start) == Some(&b' ') {
                 start += 1;
@@ -120,11 +176,27 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
             if b.get(start) == Some(&b'"') {
                 return None;
             }
-            let end = scan_until(b, start, |c| matches!(c, b'\n' | b'"' | b','));
-            Some((start, end))
+            let mut k = start;
+            while k < b.len() {
+                match b[k] {
+                    b'\n' | b'\r' | b'"' => break,
+                    b'\\' if matches!(b.get(k + 1), Some(b'n' | b'r')) => break,
+                    b'\\' => k += 2,
+                    _ => k += 1,
+                }
+            }
+            Some((start, k.min(b.len())))
         }
         _ => None,
     }
+}
+
+/// Where a `name=value` value ends: a separator of query strings, cookies, JSON, or an escape.
+fn value_stop(c: u8) -> bool {
+    matches!(
+        c,
+        b'&' | b' ' | b'"' | b'\'' | b';' | b',' | b'\n' | b'\r' | b'\t' | b')' | b']' | b'\\'
+    )
 }
 
 fn scan_until(b: &[u8], start: usize, stop: impl Fn(u8) -> bool) -> usize {
@@ -135,16 +207,93 @@ fn scan_until(b: &[u8], start: usize, stop: impl Fn(u8) -> bool) -> usize {
     k
 }
 
-/// A writer that redacts each formatted event before it reaches the sink.
+/// Bounds a line: a JSON line keeps its shape with each long string shortened; a text line has
+/// each long run of non-blank bytes shortened (so the fields after a huge path survive), and
+/// then the whole line if it is still too long. Each cut says how much it left out.
+pub fn cut(line: &str) -> Cow<'_, str> {
+    if line.len() <= FIELD_MAX {
+        return Cow::Borrowed(line);
+    }
+    let body = line.trim_end_matches('\n');
+    let newline = if body.len() < line.len() { "\n" } else { "" };
+    if body.starts_with('{') {
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) {
+            if shorten_strings(&mut v) {
+                let mut s = v.to_string();
+                if s.len() > LINE_MAX {
+                    s = serde_json::json!({"message": shorten(&s, LINE_MAX)}).to_string();
+                }
+                return Cow::Owned(s + newline);
+            }
+            if body.len() <= LINE_MAX {
+                return Cow::Borrowed(line);
+            }
+        }
+    }
+    let mut out = String::with_capacity(body.len().min(LINE_MAX + 64));
+    let mut changed = false;
+    for (i, run) in body.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if run.len() > FIELD_MAX {
+            out.push_str(&shorten(run, FIELD_MAX));
+            changed = true;
+        } else {
+            out.push_str(run);
+        }
+    }
+    if out.len() > LINE_MAX {
+        out = shorten(&out, LINE_MAX);
+        changed = true;
+    }
+    if !changed {
+        return Cow::Borrowed(line);
+    }
+    out.push_str(newline);
+    Cow::Owned(out)
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes cut]", &s[..end], s.len() - end)
+}
+
+fn shorten_strings(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) if s.len() > FIELD_MAX => {
+            *s = shorten(s, FIELD_MAX);
+            true
+        }
+        serde_json::Value::Array(a) => a.iter_mut().fold(false, |c, x| shorten_strings(x) | c),
+        serde_json::Value::Object(o) => o.values_mut().fold(false, |c, x| shorten_strings(x) | c),
+        _ => false,
+    }
+}
+
+/// Redacts, then bounds, one formatted line. Redaction comes first: a cut could leave a
+/// secret's value without the name that marks it.
+pub fn clean(line: &str) -> Cow<'_, str> {
+    match redact(line) {
+        Cow::Borrowed(l) => cut(l),
+        Cow::Owned(l) => Cow::Owned(cut(&l).into_owned()),
+    }
+}
+
+/// A writer that cleans (redacts and bounds) each formatted event before it reaches the sink.
+/// Each `write` is one whole event, as the formatter and the background log writer hand it.
 pub struct RedactingWriter<W>(pub W);
 
 impl<W: io::Write> io::Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match std::str::from_utf8(buf) {
-            Ok(s) => self.0.write_all(redact(s).as_bytes())?,
+            Ok(s) => self.0.write_all(clean(s).as_bytes())?,
             Err(_) => self
                 .0
-                .write_all(redact(&String::from_utf8_lossy(buf)).as_bytes())?,
+                .write_all(clean(&String::from_utf8_lossy(buf)).as_bytes())?,
         }
         Ok(buf.len())
     }
@@ -205,5 +354,59 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact(input), *want, "{input}");
         }
+    }
+
+    /// What pingora prints for a malformed request, escaped once (text log) or twice (JSON).
+    #[test]
+    fn a_dumped_request_header_leaks_nothing_however_it_is_escaped() {
+        let raw = "GET /x y HTTP/1.1\r\nHost: a\r\nCookie: a=1, wgw_session=S1; wgw_login_ab=S2\r\nauthorization: Bearer S3\r\nWGW-Contact: S4\r\nX-Gateway-Assertion: S5\r\nProxy-Authorization: Basic S6\r\n\r\n";
+        let once = format!("Fail: buf: {}", raw.escape_debug());
+        let twice = serde_json::json!({ "message": once }).to_string();
+        let bytes = format!("{:?}", raw.as_bytes().escape_ascii().to_string());
+        for line in [once.as_str(), twice.as_str(), bytes.as_str(), raw] {
+            let clean = redact(line);
+            for secret in ["S1", "S2", "S3", "S4", "S5", "S6"] {
+                assert!(!clean.contains(secret), "{secret} in {clean}");
+            }
+            assert!(clean.contains("Host: a"), "{clean}");
+        }
+    }
+
+    #[test]
+    fn the_gateways_own_cookies_and_bearer_tokens_are_masked_wherever_they_appear() {
+        let cases: &[(&str, &str)] = &[
+            ("c=wgw_session=abc", "c=wgw_session=***"),
+            ("x; wgw_login_0a1b=zz", "x; wgw_login_0a1b=***"),
+            ("token is Bearer eyJ.x.y now", "token is Bearer *** now"),
+            (
+                r#"{"authorization":"Basic dXNlcg=="}"#,
+                r#"{"authorization":"***"}"#,
+            ),
+            ("/cb/access_token=T1/x", "/cb/access_token=***"),
+            ("wgw_contact=T", "wgw_contact=***"),
+            ("cookies_enabled=true", "cookies_enabled=true"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), *want, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_huge_field_is_cut_and_the_fields_after_it_survive() {
+        let path = format!("/{}", "a".repeat(200 * 1024));
+        let line = format!("INFO access: method=GET path={path} status=404 request_id=r1\n");
+        let out = super::clean(&line);
+        assert!(out.len() < 2 * super::FIELD_MAX, "{}", out.len());
+        assert!(out.contains("bytes cut]"));
+        assert!(out.ends_with("status=404 request_id=r1\n"), "{out}");
+
+        let json = format!("{}\n", serde_json::json!({"path": path, "status": 404}));
+        let out = super::clean(&json);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).expect("still JSON");
+        assert_eq!(v["status"], 404);
+        assert!(v["path"].as_str().unwrap().len() < 2 * super::FIELD_MAX);
+
+        let long_line = "x ".repeat(super::LINE_MAX);
+        assert!(super::clean(&long_line).len() < super::LINE_MAX + 64);
     }
 }

@@ -14,14 +14,16 @@ use crate::admin::Admin;
 use crate::callback::delivery::Delivery;
 use crate::callback::Callbacks;
 use crate::config::Config;
+use crate::connection;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
 use crate::store::Backend;
+use crate::served::Served;
 
-/// Read buffer per public connection (see `run`).
-const PUBLIC_READ_BUFFER: usize = 8 * 1024;
+/// Read buffer of the public connections' transport: none (see `run`).
+const PUBLIC_READ_BUFFER: usize = 0;
 
 pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let conf = ServerConf {
@@ -60,11 +62,19 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         provider: provider.clone(),
         callbacks: callbacks.clone(),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public");
-    // pingora's default 64 KiB read buffer per connection is sized for TLS records; plain HTTP
-    // behind a TLS terminator reads headers into the HTTP layer's own buffer anyway, and
-    // 10,000 idle keep-alive connections would hold 640 MiB of zeroed buffers.
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    proxy.server_options = Some(connection::server_options(&current.load().server));
+    let max_connections =
+        connection::effective_max_connections(current.load().server.max_connections);
+    let mut proxy = Service::new(
+        "public".to_owned(),
+        connection::Limited::new(proxy, max_connections),
+    );
+    // pingora's transport read buffer (64 KiB by default) is sized for TLS records. Over plain
+    // HTTP, as here behind a TLS terminator, pingora reads each request header into its own
+    // buffer anyway: the transport buffer only adds a copy, and it stays allocated for as long
+    // as the connection is open (10,000 idle keep-alive connections: 80 MiB at 8 KiB each).
+    // bench/ENGINE.md measures it.
     proxy.add_listener(
         ListenerConfig::tcp(listen.clone()).l4_buffer(L4BufferSettings {
             read: Some(PUBLIC_READ_BUFFER),
@@ -76,10 +86,13 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_owned(),
-            Admin {
-                config: current.clone(),
-                provider: provider.clone(),
-            },
+            Served::new(
+                Admin {
+                    config: current.clone(),
+                    provider: provider.clone(),
+                },
+                connection::server_options(&current.load().server),
+            ),
         );
         admin.add_tcp(&addr);
         server.add_service(admin);
@@ -88,10 +101,13 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     if let Some(addr) = qyapi_listen {
         let mut qyapi = Service::new(
             "qyapi".to_owned(),
-            Qyapi {
-                config: current.clone(),
-                provider,
-            },
+            Served::new(
+                Qyapi {
+                    config: current.clone(),
+                    provider,
+                },
+                connection::server_options(&current.load().server),
+            ),
         );
         qyapi.add_tcp(&addr);
         server.add_service(qyapi);

@@ -15,7 +15,7 @@ use wecom_api::AppTargets;
 use super::error::{route_path, ConfigError, Source};
 use super::file::{self, AppKind, ExternalContactMode};
 use super::model::*;
-use super::values::Text;
+use super::values::{self, Text};
 
 const DEFAULT_PREFIX: &str = "/_gateway";
 const DEFAULT_COOKIE: &str = "wgw_session";
@@ -181,6 +181,51 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
             text.to_owned()
         }
     };
+    // nginx's defaults; pingora counts keep-alive in whole seconds.
+    let keepalive_timeout = match &s.keepalive_timeout {
+        None => Duration::from_secs(75),
+        Some(v) => {
+            // Zero is allowed here: it turns keep-alive off, as in nginx.
+            let text = v.get_ref().as_str().trim();
+            let d = match humantime::parse_duration(text) {
+                Ok(d) => d,
+                Err(_) => duration(v, "[server].keepalive_timeout", src)?,
+            };
+            if d.subsec_nanos() != 0 || d > Duration::from_secs(3600) {
+                return Err(src.error(
+                    v.span(),
+                    "[server].keepalive_timeout",
+                    "expected whole seconds from \"0s\" (no keep-alive) to \"1h\"",
+                ));
+            }
+            d
+        }
+    };
+    let header_timeout = match &s.header_timeout {
+        None => Duration::from_secs(60),
+        Some(v) => {
+            let d = duration(v, "[server].header_timeout", src)?;
+            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&d) {
+                return Err(src.error(
+                    v.span(),
+                    "[server].header_timeout",
+                    "expected between \"100ms\" and \"1h\"",
+                ));
+            }
+            d
+        }
+    };
+    let max_connections = match &s.max_connections {
+        None => 20_000,
+        Some(m) if !(1..=1_000_000).contains(m.get_ref()) => {
+            return Err(src.error(
+                m.span(),
+                "[server].max_connections",
+                "expected between 1 and 1000000",
+            ))
+        }
+        Some(m) => *m.get_ref(),
+    };
     Ok(ServerSettings {
         listen,
         public_url,
@@ -190,7 +235,14 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         qyapi_allow,
         threads,
         prefix,
+        keepalive_timeout,
+        header_timeout,
+        max_connections,
     })
+}
+
+fn duration(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Duration> {
+    values::parse_duration(v.get_ref().as_str()).map_err(|e| src.error(v.span(), path, e))
 }
 
 /// An absolute http(s) URL without userinfo, query or fragment.

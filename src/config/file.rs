@@ -46,6 +46,9 @@ pub struct Server {
     pub qyapi_allow: Vec<Spanned<Text>>,
     pub threads: Option<Spanned<usize>>,
     pub prefix: Option<Spanned<Text>>,
+    pub keepalive_timeout: Option<Spanned<Text>>,
+    pub header_timeout: Option<Spanned<Text>>,
+    pub max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,6 +39,12 @@ pub struct ServerSettings {
     pub threads: usize,
     /// The reserved path prefix, without a trailing slash (`/_gateway`).
     pub prefix: String,
+    /// Idle time allowed between requests on a public connection; zero: no keep-alive.
+    pub keepalive_timeout: Duration,
+    /// Time allowed for a public request's header to arrive complete.
+    pub header_timeout: Duration,
+    /// Open public connections beyond which new ones are refused.
+    pub max_connections: usize,
 }
 
 impl ServerSettings {

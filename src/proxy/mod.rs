@@ -102,6 +102,17 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
+        crate::connection::on_request(session, &ctx.config.server);
+        if let Some(why) = crate::connection::malformed(session.req_header()) {
+            session.set_keepalive(None);
+            let a = answers::failure(
+                Failure::BadRequest,
+                why,
+                &ctx.request_id,
+                wants_html(session),
+            );
+            return answer(session, ctx, a).await;
+        }
 
         // Step 1: nginx's normalisation; all matching uses this path, never the query.
         let raw = session.req_header().raw_path().to_vec();
@@ -205,6 +216,9 @@ impl ProxyHttp for Gateway {
             req.set_uri(uri);
         }
         headers::strip_hop_by_hop(req, ctx.upgrade);
+        if let Some(up) = &ctx.upstream {
+            crate::connection::upstream_host(req, up)?;
+        }
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_cookies(req, cookie_name);
         req.remove_header("wgw-contact");
@@ -274,7 +288,9 @@ impl ProxyHttp for Gateway {
 
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let bad_body = crate::connection::bad_request_body(session, e);
         let (failure, kind) = match e.etype() {
+            _ if bad_body.is_some() => (Failure::BadRequest, ""),
             ErrorType::ConnectTimedout => (Failure::UpstreamUnavailable, "connect_timeout"),
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
                 (Failure::UpstreamUnavailable, "connect")
@@ -308,7 +324,7 @@ impl ProxyHttp for Gateway {
             let detail = match failure {
                 Failure::UpstreamTimeout => "the application did not answer in time",
                 Failure::UpstreamUnavailable => "the application could not be reached",
-                _ => "the request could not be completed",
+                _ => bad_body.unwrap_or("the request could not be completed"),
             };
             let a = answers::failure(failure, detail, &ctx.request_id, wants_html(session));
             // pingora drops the client connection after a failed proxy attempt; saying so

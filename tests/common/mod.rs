@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
+pub mod raw;
 pub mod redis_server;
 pub mod sidebar;
 pub mod upstream;

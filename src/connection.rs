@@ -1,0 +1,322 @@
+//! The public listener's connections (SPEC section 4, `[server]`): how long an idle keep-alive
+//! connection and a slow request header may hold one, how many may be open, and the HTTP/1.x
+//! framing rules a proxy in front of old CRMs must get right.
+//!
+//! nginx's `keepalive_timeout`, `client_header_timeout` and `worker_connections` are the model;
+//! without them 20,000 idle or trickling clients hold every file descriptor of the process.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::http::RequestHeader;
+use pingora::protocols::Stream;
+use pingora::proxy::Session;
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorSource, ErrorType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::model::{ServerSettings, Upstream};
+
+/// File descriptors kept free for everything that is not a public client connection (the admin
+/// and qyapi listeners, upstream connections, the log, the store).
+const FD_RESERVE: u64 = 256;
+
+/// How long a refused connection is read from after its answer, so the client's request does
+/// not turn the close into a reset that destroys the answer before it is read.
+const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+
+/// The HTTP/1.x options of the public listener.
+pub fn server_options(server: &ServerSettings) -> HttpServerOptions {
+    let mut o = HttpServerOptions::default();
+    o.h1_header_timeout = Some(server.header_timeout);
+    // nginx answers 400 to a raw space or control byte in the request line; pingora would
+    // percent-encode it and pass the request on.
+    o.h1_strict_request_line = true;
+    o
+}
+
+/// A listener's application with at most `max` connections open at once; a connection beyond
+/// that is answered 503 at once and closed, without being read.
+pub struct Limited<A> {
+    pub inner: Arc<A>,
+    pub max: usize,
+    open: AtomicUsize,
+    refused: AtomicU64,
+    last_report: AtomicU64,
+}
+
+impl<A> Limited<A> {
+    pub fn new(inner: A, max: usize) -> Self {
+        Limited {
+            inner: Arc::new(inner),
+            max,
+            open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            last_report: AtomicU64::new(0),
+        }
+    }
+
+    /// One line at most every 10 s, so a flood of refusals cannot flood the log.
+    fn report_refusal(&self) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_report.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_report
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                max_connections = self.max,
+                refused_total = refused,
+                "public listener full: new connections are refused with 503"
+            );
+        }
+    }
+}
+
+/// A place among the open connections, given back when the connection ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(open: &'a AtomicUsize, max: usize) -> Option<Self> {
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(open))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Some(_slot) = Slot::take(&self.open, self.max) else {
+            self.report_refusal();
+            refuse(stream).await;
+            return None;
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+/// The answer to a connection beyond the limit: a complete response, then close.
+fn refusal(request_id: &str) -> Vec<u8> {
+    let body = format!(
+        "{{\"error\":\"too_many_connections\",\"detail\":\"the gateway has reached its connection limit, retry shortly\",\"request_id\":\"{request_id}\"}}\n"
+    );
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nx-request-id: {request_id}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn refuse(mut stream: Stream) {
+    let answer = refusal(&crate::request_id::generate());
+    if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
+    let _ = AsyncWriteExt::shutdown(&mut stream).await;
+    let mut sink = [0u8; 512];
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// Raises the soft limit on open files to the hard one, and returns how many public connections
+/// can really be open: `max_connections`, or fewer when the process may not open that many
+/// files (then the admin listener would be the first to go, which the limit exists to prevent).
+pub fn effective_max_connections(max_connections: usize) -> usize {
+    let limit = raise_fd_limit();
+    let usable = limit.saturating_sub(FD_RESERVE).max(1);
+    if (max_connections as u64) > usable {
+        tracing::warn!(
+            max_connections,
+            open_files_limit = limit,
+            using = usable,
+            "server.max_connections is above what the open-files limit allows; raise `ulimit -n`"
+        );
+        usable as usize
+    } else {
+        max_connections
+    }
+}
+
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return u64::MAX;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Per request on the public listener, before anything else: the connection's keep-alive time
+/// and HTTP/1.1 pipelining (requests sent back to back are all answered, in order).
+pub fn on_request(session: &mut Session, server: &ServerSettings) {
+    // pingora keeps an HTTP/1.1 connection open without a time limit unless told otherwise.
+    if session.get_keepalive().is_some() {
+        let secs = server.keepalive_timeout.as_secs();
+        session.set_keepalive((secs > 0).then_some(secs));
+    }
+    session.set_pipelining_enabled(true);
+}
+
+/// Why a request must be refused with 400 before it is routed, if it must.
+pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
+    // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+    if req.version == http::Version::HTTP_11 && req.headers.get(http::header::HOST).is_none() {
+        return Some("an HTTP/1.1 request must carry a Host header");
+    }
+    None
+}
+
+/// An HTTP/1.0 request may come without Host; the upstream still needs one.
+pub fn upstream_host(req: &mut RequestHeader, upstream: &Upstream) -> pingora::Result<()> {
+    if req.headers.get(http::header::HOST).is_none() {
+        req.insert_header(http::header::HOST, upstream.authority.as_str())?;
+    }
+    Ok(())
+}
+
+/// A client request body that broke its own framing (a bad chunk, fewer bytes than its
+/// `Content-Length`, a stall): a 400 is still worth writing, the client may be reading.
+pub fn bad_request_body(session: &Session, e: &Error) -> Option<&'static str> {
+    if *e.esource() != ErrorSource::Downstream {
+        return None;
+    }
+    match e.etype() {
+        ErrorType::Custom("InvalidChunk") => Some("malformed chunked request body"),
+        ErrorType::Custom("PrematureBodyEnd") => {
+            Some("the request body ended before its announced length")
+        }
+        // Also what a client that leaves while its answer is awaited causes: only a body
+        // short of its length is the client's mistake.
+        ErrorType::ConnectionClosed if body_short(session) => {
+            Some("the request body ended before its announced length")
+        }
+        ErrorType::ReadTimedout => Some("the request body did not arrive in time"),
+        _ => None,
+    }
+}
+
+fn body_short(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<usize>().ok())
+        .is_some_and(|len| session.body_bytes_read() < len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_refused_beyond_the_limit_and_given_back() {
+        let open = AtomicUsize::new(0);
+        let a = Slot::take(&open, 2).expect("first");
+        let b = Slot::take(&open, 2).expect("second");
+        assert!(Slot::take(&open, 2).is_none(), "third is refused");
+        assert_eq!(open.load(Ordering::Relaxed), 2);
+        drop(a);
+        let c = Slot::take(&open, 2).expect("a freed place is usable");
+        drop((b, c));
+        assert_eq!(open.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_response_that_closes() {
+        let r = String::from_utf8(refusal("rid1")).unwrap();
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("connection: close"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(body.contains("\"request_id\":\"rid1\""));
+    }
+
+    fn load(server_keys: &str) -> Result<crate::config::Config, String> {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://a\"\n{server_keys}\n[upstreams.crm]\nurl = \"http://127.0.0.1:2\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+        );
+        crate::config::load_str("t.toml", &text, std::path::Path::new("."))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn connection_keys_have_nginx_defaults_and_refuse_what_cannot_work() {
+        let c = load("").unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.server.header_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 20_000);
+        let c = load("keepalive_timeout = \"0s\"\nheader_timeout = \"500ms\"\nmax_connections = 5")
+            .unwrap();
+        assert_eq!(c.server.keepalive_timeout, Duration::ZERO);
+        assert_eq!(c.server.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.server.max_connections, 5);
+        for (keys, names) in [
+            (
+                "keepalive_timeout = \"1500ms\"",
+                "[server].keepalive_timeout",
+            ),
+            ("keepalive_timeout = \"2h\"", "[server].keepalive_timeout"),
+            ("keepalive_timeout = \"soon\"", "[server].keepalive_timeout"),
+            ("header_timeout = \"10ms\"", "[server].header_timeout"),
+            ("max_connections = 0", "[server].max_connections"),
+        ] {
+            let Err(e) = load(keys) else {
+                panic!("{keys}: accepted")
+            };
+            assert!(e.contains(names) && e.contains("t.toml:4:"), "{keys}: {e}");
+        }
+    }
+
+    #[test]
+    fn requests_without_host_are_malformed_only_in_http_1_1() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        r.set_version(http::Version::HTTP_11);
+        assert!(malformed(&r).is_some());
+        r.insert_header("host", "a").unwrap();
+        assert!(malformed(&r).is_none());
+        let mut r10 = RequestHeader::build("GET", b"/", None).unwrap();
+        r10.set_version(http::Version::HTTP_10);
+        assert!(malformed(&r10).is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! How the admin and qyapi listeners serve their apps. pingora's own way of serving a
+//! [`ServeHttp`] logs a malformed request's error with the request's raw bytes in it (cookies,
+//! `Authorization`, tickets: issue 13 item 8) and answers it nothing. Here a malformed request
+//! gets a 400 with a request id, and the log says what was wrong, never what was sent.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::apps::http_app::ServeHttp;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType};
+
+/// Idle time allowed between requests on an admin or qyapi connection, as pingora's default.
+const KEEPALIVE_SECS: u64 = 60;
+
+pub struct Served<T> {
+    app: T,
+    options: HttpServerOptions,
+}
+
+impl<T> Served<T> {
+    pub fn new(app: T, options: HttpServerOptions) -> Self {
+        Served { app, options }
+    }
+}
+
+#[async_trait]
+impl<T: ServeHttp + Send + Sync + 'static> HttpServerApp for Served<T> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match http.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                refuse_malformed(http, &e).await;
+                return None;
+            }
+        }
+        http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_SECS));
+        let (parts, body) = self.app.response(&mut http).await.into_parts();
+        let header: ResponseHeader = parts.into();
+        if let Err(e) = write(&mut http, Box::new(header), body.into()).await {
+            tracing::debug!(error = e.etype().as_str(), "answer not written");
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(reusable) => reusable.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(_) => None,
+        }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+async fn write(
+    http: &mut ServerSession,
+    header: Box<ResponseHeader>,
+    body: Bytes,
+) -> pingora::Result<()> {
+    http.write_response_header(header).await?;
+    if !body.is_empty() {
+        http.write_response_body(body, true).await?;
+    }
+    Ok(())
+}
+
+/// A request that could not be read: a 400 when it was malformed (the client is there and
+/// waiting), nothing when the client left or was too slow.
+async fn refuse_malformed(mut http: ServerSession, e: &Error) {
+    if *e.etype() != ErrorType::InvalidHTTPHeader {
+        tracing::debug!(error = e.etype().as_str(), "request not read");
+        return;
+    }
+    let rid = crate::request_id::generate();
+    // The cause is the parser's fixed message; the error's context holds the raw bytes.
+    let cause = e.cause.as_ref().map_or_else(String::new, |c| c.to_string());
+    tracing::info!(
+        client = %http.client_addr().map_or_else(String::new, |a| a.to_string()),
+        cause,
+        request_id = %rid,
+        "malformed request refused"
+    );
+    let body = format!("{{\"error\":\"bad_request\",\"request_id\":\"{rid}\"}}\n");
+    let Ok(mut header) = ResponseHeader::build(400, Some(5)) else {
+        return;
+    };
+    let ok = header
+        .insert_header("content-type", "application/json")
+        .is_ok()
+        && header.insert_header("content-length", body.len()).is_ok()
+        && header.insert_header("x-request-id", rid.as_str()).is_ok()
+        && header.insert_header("connection", "close").is_ok();
+    if ok {
+        http.set_keepalive(None);
+        if write(&mut http, Box::new(header), Bytes::from(body))
+            .await
+            .is_ok()
+        {
+            let _ = http.finish().await;
+        }
+    }
+}

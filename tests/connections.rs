@@ -1,0 +1,238 @@
+//! The public listener's connections (issue 13 item 7, SPEC section 4 `[server]`): idle and
+//! trickling clients are closed, a connection limit refuses clearly while the admin listener
+//! keeps answering, and the HTTP/1.x edge cases old CRMs' clients produce.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::raw::read_response;
+use common::upstream::{self, Echo};
+use common::{http_get_status, Gateway};
+
+fn gateway(server_keys: &str, upstream_url: &str) -> Gateway {
+    Gateway::start(&format!(
+        "{server_keys}\n[upstreams.crm]\nurl = \"{upstream_url}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+    ))
+}
+
+fn connect(gw: &Gateway) -> TcpStream {
+    let s = TcpStream::connect(gw.addr()).unwrap();
+    // The longest any test waits for the gateway to act; far above every configured timeout.
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s
+}
+
+/// Waits for the gateway to close `s` (EOF or reset); panics if it is still open after the
+/// read timeout.
+fn assert_closed_by_gateway(s: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("{what}: still open ({e})"),
+        }
+    }
+}
+
+fn get(s: &mut TcpStream, path: &str) {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
+    let up = upstream::echo("crm");
+    let gw = gateway("keepalive_timeout = \"1s\"", &up.url());
+    let mut s = connect(&gw);
+    let mut pending = Vec::new();
+    get(&mut s, "/one");
+    assert_eq!(read_response(&mut s, &mut pending).status, 200);
+    // Still kept alive between requests sent without a pause.
+    get(&mut s, "/two");
+    assert_eq!(read_response(&mut s, &mut pending).status, 200);
+    assert_closed_by_gateway(&mut s, "idle keep-alive connection");
+}
+
+#[test]
+fn a_client_that_trickles_its_header_is_closed_after_header_timeout() {
+    let up = upstream::echo("crm");
+    let gw = gateway("header_timeout = \"1s\"", &up.url());
+    for reused in [false, true] {
+        let mut s = connect(&gw);
+        let mut pending = Vec::new();
+        if reused {
+            get(&mut s, "/first");
+            assert_eq!(read_response(&mut s, &mut pending).status, 200);
+        }
+        // One byte every 200 ms: no single read ever waits long, the header never completes.
+        s.set_nonblocking(true).unwrap();
+        let header = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut closed = false;
+        for byte in header.iter().cycle() {
+            assert!(
+                Instant::now() < deadline,
+                "trickling client still connected (reused: {reused})"
+            );
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => closed = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => closed = true,
+                Ok(n) => panic!(
+                    "unexpected answer to an incomplete header: {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                ),
+            }
+            if closed || s.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(closed || s.read(&mut [0u8; 16]).map_or(true, |n| n == 0));
+    }
+}
+
+#[test]
+fn a_connection_that_never_sends_is_closed_after_header_timeout() {
+    let up = upstream::echo("crm");
+    let gw = gateway("header_timeout = \"1s\"", &up.url());
+    let mut s = connect(&gw);
+    assert_closed_by_gateway(&mut s, "silent connection");
+}
+
+#[test]
+fn connections_beyond_max_connections_are_refused_at_once_and_admin_keeps_answering() {
+    let up = upstream::echo("crm");
+    let gw = gateway("max_connections = 4", &up.url());
+    // The readiness probe's own connection may still be counted for a moment.
+    let mut held: Vec<TcpStream> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.len() < 4 {
+        assert!(Instant::now() < deadline, "could not open 4 connections");
+        let mut s = connect(&gw);
+        let mut pending = Vec::new();
+        get(&mut s, "/hold");
+        if read_response(&mut s, &mut pending).status == 200 {
+            held.push(s);
+        }
+    }
+
+    let mut extra = connect(&gw);
+    // Nothing is sent: the refusal does not wait for a request.
+    let mut pending = Vec::new();
+    let r = read_response(&mut extra, &mut pending);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(r.header("x-request-id").is_some());
+    assert!(String::from_utf8_lossy(&r.body).contains("too_many_connections"));
+    assert_closed_by_gateway(&mut extra, "refused connection");
+
+    assert_eq!(http_get_status(gw.admin_port, "/healthz"), Some(200));
+
+    // A place freed is a place usable again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = connect(&gw);
+        let mut pending = Vec::new();
+        get(&mut s, "/again");
+        if read_response(&mut s, &mut pending).status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pipelined_requests_on_one_connection_are_all_answered_in_order() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    let mut batch = Vec::new();
+    for path in ["/p/1", "/p/2", "/p/3"] {
+        batch.extend_from_slice(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        );
+    }
+    s.write_all(&batch).unwrap();
+    let mut pending = Vec::new();
+    for want in ["/p/1", "/p/2", "/p/3"] {
+        let r = read_response(&mut s, &mut pending);
+        assert_eq!(r.status, 200);
+        let echo: Echo = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(echo.uri, want);
+    }
+}
+
+#[test]
+fn http_1_1_without_host_is_a_400_with_a_request_id() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    s.write_all(b"GET /x HTTP/1.1\r\nAccept: application/json\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 400);
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[test]
+fn http_1_0_without_host_reaches_the_upstream_with_the_upstreams_host() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let r = read_response(&mut s, &mut raw);
+    assert_eq!(r.status, 200);
+    let echo: Echo = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo.uri, "/old");
+    assert_eq!(echo.header("host"), Some(up.addr.to_string().as_str()));
+}
+
+#[test]
+fn a_bad_chunk_size_is_a_400() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 400);
+    assert!(r.header("x-request-id").is_some());
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_a_400() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    // The client is done sending but still reading.
+    s.shutdown(Shutdown::Write).unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn a_raw_space_or_control_byte_in_the_request_line_is_a_400_as_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for line in [&b"GET /a b HTTP/1.1"[..], b"GET /a\x01b HTTP/1.1"] {
+        let mut s = connect(&gw);
+        s.write_all(line).unwrap();
+        s.write_all(b"\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(line));
+    }
+}
