@@ -19,8 +19,8 @@ use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
-use crate::store::Backend;
 use crate::served::Served;
+use crate::store::Backend;
 
 /// Read buffer of the public connections' transport: none (see `run`).
 const PUBLIC_READ_BUFFER: usize = 0;
