@@ -45,6 +45,9 @@ pub struct App {
 #[derive(Debug)]
 pub struct Callback {
     pub crypto: CallbackCrypto,
+    /// As written, for the demo's emulator, which must sign with the same pair.
+    pub token: wecom_api::Secret,
+    pub encoding_aes_key: wecom_api::Secret,
     /// What a plaintext may end with (WECOM_API.md "Callbacks in detail"): the corp id for a
     /// self-built app. A set, because a suite's URL also receives its suite id's messages.
     pub receive_ids: Vec<String>,

@@ -107,6 +107,8 @@ pub(super) fn compile(
     };
     Ok(Callback {
         crypto,
+        token: wecom_api::Secret::new(token.to_owned()),
+        encoding_aes_key: wecom_api::Secret::new(key.to_owned()),
         receive_ids,
         forward,
         format: c.format,

@@ -14,6 +14,8 @@ const SAMPLE: &str = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPe
 fn callback(receive_ids: &[&str]) -> Callback {
     Callback {
         crypto: CallbackCrypto::new(TOKEN, KEY).unwrap(),
+        token: wecom_api::Secret::new(TOKEN.into()),
+        encoding_aes_key: wecom_api::Secret::new(KEY.into()),
         receive_ids: receive_ids.iter().map(|s| s.to_string()).collect(),
         forward: None,
         format: CallbackFormat::Xml,
