@@ -117,7 +117,14 @@ impl<F: Fetch> TokenCache<F> {
                 Freshness::Expired => {}
             }
         }
-        self.refresh(target).await.map(|c| c.value)
+        let c = self.refresh(target).await?;
+        if freshness(&c, this.clock.now_ms()) == Freshness::Expired {
+            // The flight joined was an early refresh that began before the expiry and ended
+            // after it (a slow store write: the local store's fsync), and WeCom handed back
+            // the same value, which has died since: one more refresh, which fetches.
+            return self.refresh(target).await.map(|c| c.value);
+        }
+        Ok(c.value)
     }
 
     /// Compare-and-expire (SPEC section 11): forgets `failed` only if it is still the cached

@@ -320,3 +320,31 @@ async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
     assert_eq!(c.expires_at, c.fetched_at + 7_200_000);
     assert_eq!(fake.calls(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_joining_an_early_refresh_that_ends_after_the_expiry_gets_a_live_value() {
+    // The early refresh starts 100 ms before the value dies and WeCom hands back the same
+    // value; the refresh ends after the death (its store write was slow). A request that
+    // joined it must not be given the dead value.
+    let clock = Clock::system();
+    let store = memory(&clock);
+    let fake = Arc::new(Fake::default());
+    let cache = cache(store.clone(), &fake, &clock);
+    let t = target("ww");
+    for _ in 0..2 {
+        fake.queued.lock().unwrap().push_back(Fetched {
+            value: "same".into(),
+            expires_in: 10,
+        });
+    }
+    assert_eq!(&*cache.get(&t).await.unwrap(), "same");
+    clock.advance(Duration::from_millis(9_900));
+    assert_eq!(&*cache.get(&t).await.unwrap(), "same", "stale, still valid");
+    while fake.calls() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The refresh is under way (its fetch takes 30 ms); the value dies meanwhile.
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v3");
+    assert_eq!(fake.calls(), 3);
+}
