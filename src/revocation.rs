@@ -11,11 +11,14 @@
 //!   `del_external_contact`; read when a `WGW-Contact` ticket opens. Kept as long as a ticket
 //!   lives.
 //!
-//! Each value is the time (Unix seconds) as a token-store entry whose `expires_at` is when it
-//! may be forgotten; a later revocation never gives way to an earlier one.
+//! Each is a store fact (`Store::put_fact`, the same in every backend: a Redis key with a TTL,
+//! a row of the local file, a memory entry) holding the time in Unix seconds, forgotten when
+//! nothing it covers can still be open; a later revocation never gives way to an earlier one.
 
 use sha2::{Digest, Sha256};
-use wecom_api::{Cached, Store, StoreError};
+use std::time::Duration;
+
+use wecom_api::{Store, StoreError};
 
 /// The member record's key. Corp and userid cannot collide across the `:` (a corp id has none).
 pub fn member_key(corp: &str, userid: &str) -> String {
@@ -33,39 +36,44 @@ pub fn contact_key(corp: &str, userid: &str, external_userid: &str) -> String {
 }
 
 /// Records that whatever `key` covers, issued at or before `at` (Unix s), no longer opens,
-/// until `at + keep_secs`. A record already holding a later time is left alone.
+/// until `at + keep_secs`. A record already holding a later time is left alone: an old event
+/// applied again (the delivery worker repeats the endpoint's reaction) never reopens what a
+/// newer one closed.
 pub async fn record(
     store: &dyn Store,
     key: &str,
     at: u64,
     keep_secs: u64,
 ) -> Result<(), StoreError> {
-    if let Some(existing) = store.get(key).await? {
-        if existing.value.parse::<u64>().is_ok_and(|t| t >= at) {
+    if let Some(existing) = store.get_fact(key).await? {
+        if existing.parse::<u64>().is_ok_and(|t| t >= at) {
             return Ok(());
         }
     }
-    let value = Cached {
-        value: at.to_string().into(),
-        fetched_at: at.saturating_mul(1000),
-        expires_at: at.saturating_add(keep_secs).saturating_mul(1000),
-    };
-    store.set(key, &value).await
+    let until_ms = at.saturating_add(keep_secs).saturating_mul(1000);
+    let left = until_ms.saturating_sub(crate::clock::clock().now_ms());
+    if left == 0 {
+        // Nothing it covers is still open.
+        return Ok(());
+    }
+    store
+        .put_fact(key, &at.to_string(), Duration::from_millis(left))
+        .await
 }
 
 /// The time of the revocation `key` holds now, if any. A store that does not answer counts as
 /// "none" (fail open): the fallback store still serves what this process wrote, and failing
 /// closed would sign everyone out while Redis is down.
-pub async fn revoked_at(store: &dyn Store, key: &str, now_ms: u64) -> Option<u64> {
-    match store.get(key).await {
-        Ok(Some(c)) if c.expires_at > now_ms => c.value.parse().ok(),
+pub async fn revoked_at(store: &dyn Store, key: &str) -> Option<u64> {
+    match store.get_fact(key).await {
+        Ok(Some(at)) => at.parse().ok(),
         _ => None,
     }
 }
 
 /// Was something issued at `issued_at` (Unix s) revoked by the record `key`?
-pub async fn is_revoked(store: &dyn Store, key: &str, issued_at: u64, now_ms: u64) -> bool {
-    revoked_at(store, key, now_ms)
+pub async fn is_revoked(store: &dyn Store, key: &str, issued_at: u64) -> bool {
+    revoked_at(store, key)
         .await
         .is_some_and(|at| issued_at <= at)
 }
@@ -73,32 +81,26 @@ pub async fn is_revoked(store: &dyn Store, key: &str, issued_at: u64, now_ms: u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wecom_api::{Clock, MemoryStore};
+    use wecom_api::MemoryStore;
 
     #[tokio::test]
     async fn a_record_refuses_what_was_issued_up_to_its_time_and_lapses() {
-        let clock = Clock::system();
+        let clock = crate::clock::clock();
         let store = MemoryStore::new(clock.clone());
         let now = clock.now_secs();
         let key = member_key("ww1", "zhangsan");
-        assert!(!is_revoked(&store, &key, now - 10, clock.now_ms()).await);
+        assert!(!is_revoked(&store, &key, now - 10).await);
         record(&store, &key, now, 3600).await.unwrap();
-        assert!(is_revoked(&store, &key, now - 10, clock.now_ms()).await);
-        assert!(is_revoked(&store, &key, now, clock.now_ms()).await);
-        assert!(
-            !is_revoked(&store, &key, now + 1, clock.now_ms()).await,
-            "issued after"
-        );
+        assert!(is_revoked(&store, &key, now - 10).await);
+        assert!(is_revoked(&store, &key, now).await);
+        assert!(!is_revoked(&store, &key, now + 1).await, "issued after");
         record(&store, &key, now - 100, 3600).await.unwrap();
         assert!(
-            is_revoked(&store, &key, now - 10, clock.now_ms()).await,
+            is_revoked(&store, &key, now - 10).await,
             "an earlier record never replaces a later one"
         );
         clock.advance(std::time::Duration::from_secs(3600));
-        assert!(
-            !is_revoked(&store, &key, now - 10, clock.now_ms()).await,
-            "lapsed"
-        );
+        assert!(!is_revoked(&store, &key, now - 10).await, "lapsed");
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub async fn ticket_revoked(
     iat: u64,
 ) -> bool {
     let key = crate::revocation::contact_key(corp_id, userid, external_userid);
-    crate::revocation::is_revoked(store, &key, iat, crate::clock::clock().now_ms()).await
+    crate::revocation::is_revoked(store, &key, iat).await
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
