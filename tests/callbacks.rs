@@ -59,11 +59,12 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
         r.header("x-gateway-event-id")
     );
 
-    let metrics = w.gateways[0].metrics().await;
-    assert!(
-        metrics.contains(r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#),
-        "{metrics}"
-    );
+    // Counted once the CRM's 2xx is recorded in the queue, a moment after the CRM saw it.
+    common::callbacks::wait_metric(
+        &w.gateways[0],
+        r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -348,4 +349,88 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n as usize + 1);
+}
+
+/// `change_contact/delete_user` arriving at one instance ends that member's sessions on every
+/// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
+/// another member's session is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the session check of issue 13 reads the member record: un-ignored when it is merged"]
+async fn delete_user_signs_the_member_out_on_every_instance() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
+        .await
+        .unwrap();
+    // The demo's corp: two members.
+    let w = World::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
+    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
+        b.get_json(&gw.url("/sidebar/page"), &[])
+            .await
+            .status()
+            .as_u16()
+    }
+    // Behind one load balancer a browser's cookie goes to every instance: the jar is copied.
+    fn everywhere(b: &mut Browser, w: &World, from: usize) {
+        let cookies = b.jar[&Browser::authority(&w.gateways[from].url("/"))].clone();
+        for gw in &w.gateways {
+            for (name, value) in &cookies {
+                b.set_cookie(&gw.url("/"), name, value);
+            }
+        }
+    }
+    let mut zhangsan = Browser::new(WXWORK_UA);
+    browser::login(
+        &mut zhangsan,
+        &w.gateways[0],
+        &w.emu.base_url(),
+        "crm",
+        "/sidebar/",
+    )
+    .await;
+    everywhere(&mut zhangsan, &w, 0);
+    w.control(
+        "/_emulator/current-user",
+        serde_json::json!({"userid": "lisi"}),
+    )
+    .await;
+    let mut lisi = Browser::new(WXWORK_UA);
+    browser::login(
+        &mut lisi,
+        &w.gateways[1],
+        &w.emu.base_url(),
+        "crm",
+        "/sidebar/",
+    )
+    .await;
+    everywhere(&mut lisi, &w, 1);
+    for gw in &w.gateways {
+        assert_eq!(
+            page(&mut zhangsan, gw).await,
+            200,
+            "one cookie, any instance"
+        );
+        assert_eq!(page(&mut lisi, gw).await, 200);
+    }
+
+    w.control(
+        "/_emulator/members/delete",
+        serde_json::json!({"userid": "zhangsan"}),
+    )
+    .await;
+    let log = w.settled().await;
+    assert!(
+        log["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "message" && r["result"] == "delivered"),
+        "{log}"
+    );
+    // Acknowledged means reacted: nothing to wait for, on either instance.
+    for gw in &w.gateways {
+        assert_eq!(page(&mut zhangsan, gw).await, 401, "the deleted member");
+        assert_eq!(page(&mut lisi, gw).await, 200, "another member");
+    }
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert!(got[0].body.contains("delete_user"), "{}", got[0].body);
 }

@@ -209,7 +209,13 @@ pub struct World {
 
 impl World {
     pub async fn start(backend: Backend, instances: usize) -> World {
-        let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), Scenario::default())
+        World::start_in(Scenario::default(), backend, instances).await
+    }
+
+    /// The same world in another emulated corp (e.g. [`Scenario::demo`], whose second member
+    /// can be deleted: a corp keeps at least one).
+    pub async fn start_in(scenario: Scenario, backend: Backend, instances: usize) -> World {
+        let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)
             .await
             .unwrap();
         let crm = Crm::start();
@@ -362,4 +368,17 @@ pub fn expected_signature(body: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Waits until gateway `gw`'s `/metrics` has `line` (at most 30 s).
+pub async fn wait_metric(gw: &Gateway, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = gw.metrics().await;
+        if metrics.contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
