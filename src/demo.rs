@@ -17,13 +17,31 @@ pub fn start(config: &Config) -> Result<Helpers, String> {
     if !config.emulator.enabled {
         return Err("the demo needs [emulator] enabled = true in the config".into());
     }
-    let emulator_addr = config.emulator.listen;
     let crm_addr = config
         .routes
         .find(b"/")
         .or_else(|| config.routes.routes.first())
         .map(|r| r.upstream.addr)
         .filter(|a| a.ip().is_loopback());
+    start_helpers(config, crm_addr)
+}
+
+/// `run` with `[emulator] enabled = true`: the emulator in-process on `[emulator].listen`
+/// (SPEC section 4), without the demo CRM; `None` when the config does not enable it.
+pub fn start_emulator(config: &Config) -> Result<Option<Helpers>, String> {
+    if !config.emulator.enabled {
+        return Ok(None);
+    }
+    let helpers = start_helpers(config, None)?;
+    tracing::info!(
+        emulator = %helpers.emulator,
+        "[emulator] enabled: the WeCom emulator serves in-process (for development only)"
+    );
+    Ok(Some(helpers))
+}
+
+fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helpers, String> {
+    let emulator_addr = config.emulator.listen;
     let assertion = config
         .session
         .as_ref()

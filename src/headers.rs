@@ -2,7 +2,7 @@
 //! what the upstream is told (step 8), and what is hop-by-hop.
 
 use http::header::{HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Prefixes of the headers only the gateway may set. Compared case-insensitively with `_` read
 /// as `-`: many back ends (CGI, PHP, Django's `META`) fold `-` into `_`, so `x_wecom_userid`
@@ -81,42 +81,35 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
 }
 
 /// The gateway's own cookies (`wgw_*` and the configured session cookie) are removed from
-/// `Cookie` before it goes upstream: the CRM must not see, log or replay them.
+/// `Cookie` before it goes upstream: the CRM must not see, log or replay them. Read as bytes,
+/// so a header that is not ASCII text loses ours all the same.
 pub fn strip_gateway_cookies(req: &mut RequestHeader, session_cookie: Option<&str>) {
-    let values: Vec<HeaderValue> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    if values.is_empty() {
+    let values = req.headers.get_all(http::header::COOKIE);
+    if values.iter().next().is_none() {
         return;
     }
-    let mut kept = Vec::new();
-    let mut changed = false;
-    for v in &values {
-        let Ok(v) = v.to_str() else {
-            // Not text: keep it as it was rather than guess at its structure.
-            kept.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-            continue;
-        };
-        for pair in v.split(';') {
-            let name = pair.split('=').next().unwrap_or("").trim();
-            if name.starts_with("wgw_") || Some(name) == session_cookie {
-                changed = true;
-            } else if !pair.trim().is_empty() {
-                kept.push(pair.trim().to_owned());
-            }
-        }
-    }
-    if !changed {
-        return;
-    }
+    let kept = crate::cookies::without_ours(values.iter().map(|v| v.as_bytes()), session_cookie);
     req.remove_header(&http::header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            let _ = req.insert_header(http::header::COOKIE, v);
-        }
+    if let Some(v) = kept.and_then(|k| HeaderValue::from_bytes(&k).ok()) {
+        let _ = req.insert_header(http::header::COOKIE, v);
+    }
+}
+
+/// The CRM cannot set the gateway's cookies: a `Set-Cookie` naming one of them is dropped, so
+/// a CRM (or anything the CRM reflects into a header) can neither fix a session nor end one.
+pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Option<&str>) {
+    let set = resp.headers.get_all(http::header::SET_COOKIE);
+    let ours = |v: &HeaderValue| {
+        let name = v.as_bytes().split(|&b| b == b'=' || b == b';').next();
+        name.is_some_and(|n| crate::cookies::is_ours(n, session_cookie))
+    };
+    if !set.iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = set.iter().filter(|v| !ours(v)).cloned().collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        let _ = resp.append_header(http::header::SET_COOKIE, v);
     }
 }
 

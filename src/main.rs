@@ -76,6 +76,14 @@ fn run(command: Command) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Kept alive for the life of the process.
+            let _emulator = match demo::start_emulator(&loaded) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("wecom-gateway: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             match server::run(config, loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -11,7 +11,7 @@ use wecom_api::{Client, Clock, MemoryStore, Observer, RetryReason, Store, TokenT
 pub use wecom_api::{ApiError, ApiRequest, ApiResponse, TokenKind};
 
 use crate::config::model::{App, DEFAULT_LOCK_TTL};
-use crate::metrics::METRICS;
+use crate::metrics::{labels, METRICS};
 
 #[derive(Clone)]
 pub struct Provider {
@@ -79,21 +79,21 @@ impl Provider {
 }
 
 /// What the client reports, counted in the gateway's registry. Labels come from the
-/// configuration (app names) or fixed sets (kinds, reasons, store operations).
+/// configuration (app names) or fixed sets (kinds, reasons, store operations, errcodes).
 pub struct Metrics;
 
 impl Observer for Metrics {
     fn fetched(&self, target: &TokenTarget, result: Result<(), &ApiError>) {
         let label = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(ApiError::Api { errcode, .. }) => errcode.to_string(),
-            Err(ApiError::Timeout) => "timeout".to_owned(),
-            Err(ApiError::Unreachable(_)) => "unreachable".to_owned(),
-            Err(ApiError::BadAnswer(_)) => "bad_answer".to_owned(),
+            Ok(()) => "ok",
+            Err(ApiError::Api { errcode, .. }) => labels::errcode(*errcode),
+            Err(ApiError::Timeout) => "timeout",
+            Err(ApiError::Unreachable(_)) => "unreachable",
+            Err(ApiError::BadAnswer(_)) => "bad_answer",
         };
         METRICS
             .token_fetches
-            .with_label_values(&[target.app(), target.kind().label(), &label])
+            .with_label_values(&[target.app(), target.kind().label(), label])
             .inc();
     }
 

@@ -20,7 +20,13 @@ use std::time::Duration;
 
 use wecom_api::{Store, StoreError};
 
-/// The member record's key. Corp and userid cannot collide across the `:` (a corp id has none).
+/// The member record's key: `owner` is the corp id (or an Official Account's app id), `who`
+/// the userid (or openid). Corp and userid cannot collide across the `:` (neither id has one).
+///
+/// This is the one API for ending a person's sessions, whatever carries them: the session
+/// cookie's check ([`crate::login::revocation::is_revoked`]) reads this record, and so must
+/// any other credential that stands for a member (a bearer token): refuse it when it was
+/// issued at or before the time [`revoked_at`] returns for this key.
 pub fn member_key(corp: &str, userid: &str) -> String {
     format!("revoked:member:{corp}:{userid}")
 }

@@ -38,10 +38,12 @@ pub enum Decision {
         status: u16,
         body: Option<Vec<u8>>,
     },
-    /// A static file under `root` (both already joined to the nginx file's directory).
+    /// A static file under `root` (both already joined to the nginx file's directory), and
+    /// the URI it was found for (`$uri` after `try_files` and index files).
     File {
         path: PathBuf,
         root: PathBuf,
+        uri: Vec<u8>,
     },
     NotFound,
     Forbidden,
@@ -80,9 +82,10 @@ pub fn decide(rules: &Rules, req: &Request) -> Decision {
             Some(base) if !is_route(rules, location) => {
                 let fs = DiskFs { base };
                 match rules.server.resolve(req, outcome, &fs) {
-                    Content::File { path, root, .. } => Decision::File {
+                    Content::File { path, root, uri } => Decision::File {
                         path: fs.full(&path),
                         root: fs.full(&root),
+                        uri,
                     },
                     Content::Outcome(o) => translate(rules, req, o),
                     Content::NotFound => Decision::NotFound,

@@ -156,3 +156,124 @@ async fn an_old_client_runs_config_first_and_a_bad_corp_ticket_names_config() {
     drop(chrome);
     crm.shutdown().await;
 }
+
+/// zhangsan and lisi, and a customer both of them follow.
+fn two_members_one_customer() -> emulator::Scenario {
+    emulator::Scenario::from_toml(
+        r#"
+[corp]
+corp_id = "wwemu0000000000001"
+contact_secret = "emu-contact-secret"
+
+[[agents]]
+agent_id = 1000002
+secret = "emu-agent-secret"
+
+[[members]]
+userid = "zhangsan"
+name = "张三"
+
+[[members]]
+userid = "lisi"
+name = "李四"
+
+[[external_contacts]]
+external_userid = "wmShared"
+name = "赵老板"
+type = 1
+unionid = "oSharedUnion"
+follow_user = ["zhangsan", "lisi"]
+"#,
+    )
+    .unwrap()
+}
+
+/// Records the path of every `window.fetch` the page (and sdk.js) makes from now on.
+const RECORD_FETCHES: &str = r#"
+window.__calls = [];
+if (!window.__realFetch) window.__realFetch = window.fetch;
+window.fetch = function (input, init) {
+  var u = new URL(input && input.url || String(input), location.href);
+  window.__calls.push(u.pathname);
+  return window.__realFetch.apply(this, arguments);
+};
+done(true);
+"#;
+
+/// `WeComGateway.fetch(path)` as a script's call: `{status, body, calls}`.
+fn gateway_fetch(path: &str) -> String {
+    format!(
+        r#"WeComGateway.fetch("{path}", {{headers: {{Accept: "application/json"}}}})
+  .then(function (r) {{ return r.json().then(function (b) {{ return {{status: r.status, body: b}}; }}); }})
+  .then(function (v) {{ v.calls = window.__calls.slice(); window.__calls = []; done(v); }},
+        function (e) {{ done({{err: String(e)}}); }});"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_ticket_is_renewed_before_it_expires_and_once_after_a_refusal() {
+    let crm = emulator::crm::start_crm(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(common::sidebar::ASSERTION_SECRET.to_owned()),
+    )
+    .await
+    .unwrap();
+    let w = Sidebar::start_with(two_members_one_customer(), Crm::At(crm.base_url()), true).await;
+    w.chat_with("wmShared").await;
+    let chrome = Chrome::start(WXWORK_UA).await;
+    open_sidebar(&chrome, &w, 1).await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["externalUserId"], "wmShared", "{r}");
+    chrome.run(RECORD_FETCHES).await;
+
+    // Nearly two hours later (the page's clock moved on): fetch renews the ticket first.
+    chrome
+        .run("var real = Date.now; window.__realNow = real; Date.now = function () { return real() + 7000 * 1000; }; done(true);")
+        .await;
+    let v = chrome.run(&gateway_fetch("/customer/1")).await;
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(
+        v["calls"],
+        json!(["/_gateway/external-contact", "/customer/1"]),
+        "{v}"
+    );
+    assert_eq!(v["body"]["headers"]["x-wecom-external-userid"], "wmShared");
+    chrome.run("Date.now = window.__realNow; done(true);").await;
+    // A fresh ticket is not renewed again.
+    let v = chrome.run(&gateway_fetch("/customer/2")).await;
+    assert_eq!(v["calls"], json!(["/customer/2"]), "{v}");
+
+    // Another member signs in on this device (a frame runs the silent login): the page's
+    // ticket, sealed for zhangsan, is refused; sdk.js verifies the customer again as lisi and
+    // retries once.
+    w.control("/_emulator/current-user", json!({"userid": "lisi"}))
+        .await;
+    let who = chrome
+        .run(
+            r#"var f = document.createElement("iframe");
+f.src = "/_gateway/login?app=crm&return_to=%2F_gateway%2Fwhoami";
+document.body.appendChild(f);
+(function poll(n) {
+  window.__realFetch("/_gateway/whoami", {headers: {Accept: "application/json"}})
+    .then(function (r) { return r.json(); })
+    .then(function (me) {
+      if (me.userid === "lisi" || n > 200) done(me.userid);
+      else setTimeout(function () { poll(n + 1); }, 50);
+    });
+})(0);"#,
+        )
+        .await;
+    assert_eq!(who, "lisi");
+    let v = chrome.run(&gateway_fetch("/customer/3")).await;
+    assert_eq!(
+        v["calls"],
+        json!(["/customer/3", "/_gateway/external-contact", "/customer/3"]),
+        "{v}"
+    );
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body"]["headers"]["x-wecom-userid"], "lisi");
+    assert_eq!(v["body"]["headers"]["x-wecom-external-userid"], "wmShared");
+    chrome.screenshot("sdk-ticket-renewed").await;
+    drop(chrome);
+    crm.shutdown().await;
+}

@@ -355,7 +355,6 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
 /// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
 /// another member's session is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the session check of issue 13 reads the member record: un-ignored when it is merged"]
 async fn delete_user_signs_the_member_out_on_every_instance() {
     use common::browser::{self, Browser, WXWORK_UA};
     let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)

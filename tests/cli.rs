@@ -135,3 +135,91 @@ fn version_and_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
 }
+
+#[test]
+fn check_lists_the_locations_inside_each_protected_area() {
+    let dir = TempDir::new("cli-areas");
+    std::fs::write(
+        dir.path().join("legacy.conf"),
+        "server {\n    location / { proxy_pass http://crm; }\n    location ~* \\.(gif|ico)$ { proxy_pass http://crm; }\n    location /sidebar/reports/ { proxy_pass http://crm; }\n    location /other/ { proxy_pass http://crm; }\n}\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{BASE}[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+         [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+         [[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
+         [[routes]]\nlocation = \"/sidebar/static/\"\nupstream = \"crm\"\n\
+         [[routes]]\nlocation = \"~* \\\\.(js|css)$\"\nupstream = \"crm\"\n\
+         [nginx]\ninclude = [\"legacy.conf\"]\n"
+    );
+    std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let area = stdout
+        .split("protected areas")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no areas listed:\n{stdout}"));
+    let line = |needle: &str| area.lines().find(|l| l.contains(needle)).map(str::trim);
+    assert!(line("/sidebar/  login=crm").is_some(), "{stdout}");
+    assert!(
+        line("/sidebar/static/")
+            .is_some_and(|l| l.starts_with("inside") && l.contains("[[routes]][2]")),
+        "{stdout}"
+    );
+    assert!(
+        line("/sidebar/reports/")
+            .is_some_and(|l| l.starts_with("inside") && l.contains("legacy.conf:4")),
+        "{stdout}"
+    );
+    assert!(
+        line("~* \\.(js|css)$").is_some_and(|l| l.starts_with("may overlap")),
+        "{stdout}"
+    );
+    assert!(
+        line("~* \\.(gif|ico)$").is_some_and(|l| l.starts_with("may overlap")),
+        "{stdout}"
+    );
+    assert!(line("/other/").is_none(), "apart from the area: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
+    let emu_port = common::free_port();
+    let body = format!(
+        "[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
+         [emulator]\nenabled = true\nlisten = \"127.0.0.1:{emu_port}\"\n"
+    );
+    let gw = tokio::task::spawn_blocking(move || common::Gateway::start(&body))
+        .await
+        .unwrap();
+    let r = common::client()
+        .get(format!("http://127.0.0.1:{emu_port}/_emulator/calls"))
+        .send()
+        .await
+        .expect("the emulator listens");
+    assert_eq!(r.status(), 200);
+    let r = common::client()
+        .get(format!(
+            "http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid=wwemu0000000000001&corpsecret=emu-agent-secret"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert!(
+        gw.log().contains(&format!("127.0.0.1:{emu_port}")),
+        "{}",
+        gw.log()
+    );
+}

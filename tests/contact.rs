@@ -181,7 +181,7 @@ async fn someone_elses_contact_is_403_and_nothing_is_injected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_expired_and_other_members_tickets_are_ignored_and_logged() {
+async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged() {
     let w = sidebar().await;
     let mut b = w.logged_in().await;
     let (status, _) = w.verify_contact(&mut b, CUSTOMER).await;
@@ -215,17 +215,13 @@ async fn forged_expired_and_other_members_tickets_are_ignored_and_logged() {
     ];
     for (reason, ticket) in &cases {
         let echo = upstream_sees(&w, &mut b, "/sidebar/", Some(ticket)).await;
-        // Ignored: the session's verified contact applies, never the ticket's.
-        assert_eq!(
-            contact_of(&echo),
-            (Some(CUSTOMER), Some(CUSTOMER_UNIONID)),
-            "{reason}"
-        );
+        // Refused: no contact at all, neither the ticket's nor the session's current one.
+        assert_eq!(contact_of(&echo), (None, None), "{reason}");
         assert_eq!(echo.header("wgw-contact"), None);
         w.gw.wait_log(&format!("reason=\"{reason}\""));
     }
     let log = w.gw.log();
-    assert!(log.contains("WGW-Contact ticket ignored"), "{log}");
+    assert!(log.contains("WGW-Contact ticket refused"), "{log}");
     for (_, ticket) in &cases[..4] {
         assert!(
             !log.contains(ticket.as_str()),
@@ -233,10 +229,9 @@ async fn forged_expired_and_other_members_tickets_are_ignored_and_logged() {
         );
     }
 
-    // Without a current contact, an ignored ticket leaves the request without one.
-    let mut fresh = w.logged_in().await;
-    let echo = upstream_sees(&w, &mut fresh, "/sidebar/", Some(&cases[0].1)).await;
-    assert_eq!(contact_of(&echo), (None, None));
+    // Without the header, the session's current contact applies.
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -478,23 +478,21 @@ async fn a_code_used_twice_gives_no_second_session() {
     let saved = b.jar.clone();
     assert_eq!(b.get(&cb).await.status(), 302);
     // Replay: the same callback with the same login cookie, in a browser with no session.
+    // The state was used: refused, nothing exchanged, no session.
     let mut replay = Browser::new(WXWORK_UA);
     replay.jar = saved;
     let resp = replay.get(&cb).await;
+    assert_eq!(resp.status(), 400);
     assert!(resp
         .headers()
         .get_all("set-cookie")
         .iter()
         .all(|c| !c.to_str().unwrap().starts_with("wgw_session=")));
-    let loc = location(&resp, &cb);
-    assert!(
-        loc.starts_with(&w.emu.base_url()),
-        "a fresh login, not a session: {loc}"
-    );
     assert_eq!(
         replay.get(&w.gw.url("/_gateway/whoami")).await.status(),
         401
     );
+    assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 1);
     // The same URL in the browser that logged in: its login cookie is gone.
     assert_eq!(b.get(&cb).await.status(), 400);
 }
@@ -521,17 +519,15 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     use wecom_gateway::config::model::{Secret, SessionSettings};
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
-    let secret = Secret::new(SESSION_SECRET.into());
-    let settings = SessionSettings {
-        key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        cookie_name: "wgw_session".into(),
-        ttl: std::time::Duration::from_secs(8 * 3600),
-        assertion_secret: None,
-        assertion_key: None,
-    };
+    let settings = SessionSettings::new(
+        &Secret::new(SESSION_SECRET.into()),
+        "wgw_session",
+        std::time::Duration::from_secs(8 * 3600),
+    );
     let now = wecom_gateway::login::now_secs();
     let entry = |iat: u64, exp: u64| SessionEntry {
         app: "crm".into(),
+        sid: None,
         corp_id: Some("wwemu0000000000001".into()),
         agent_id: Some(1000002),
         userid: Some("zhangsan".into()),
@@ -570,19 +566,17 @@ async fn a_session_sealed_with_another_key_is_no_session() {
     use wecom_gateway::config::model::{Secret, SessionSettings};
     use wecom_gateway::login::session::{set_cookie, SessionEntry};
     let w = world().await;
-    let secret = Secret::new("another-secret-another-secret-0123456789".into());
-    let settings = SessionSettings {
-        key: cookie::Key::derive_from(secret.expose().as_bytes()),
-        cookie_name: "wgw_session".into(),
-        ttl: std::time::Duration::from_secs(3600),
-        assertion_secret: None,
-        assertion_key: None,
-    };
+    let settings = SessionSettings::new(
+        &Secret::new("another-secret-another-secret-0123456789".into()),
+        "wgw_session",
+        std::time::Duration::from_secs(3600),
+    );
     let now = wecom_gateway::login::now_secs();
     let line = set_cookie(
         &settings,
         vec![SessionEntry {
             app: "crm".into(),
+            sid: None,
             corp_id: Some("wwemu0000000000001".into()),
             agent_id: Some(1000002),
             userid: Some("boss".into()),

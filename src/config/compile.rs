@@ -49,6 +49,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
 
     let mut routes = Vec::new();
     let mut locations = Vec::new();
+    let mut areas = Vec::new();
     for (i, r) in f.routes.iter().enumerate() {
         let route = compile_route(i, r.get_ref(), &apps, &upstreams, session.is_some(), src)?;
         let location = Location::parse(route.location.as_str()).map_err(|e| {
@@ -58,10 +59,27 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
                 e.to_string(),
             )
         })?;
+        if route.login.is_some() {
+            areas.push((location.clone(), i));
+        }
         locations.push((location, i));
         routes.push(route);
     }
-    let matcher = LocationSet::new(locations).map_err(|e| {
+    // nginx's auto-redirect of a proxied location whose name ends in '/' (the request for
+    // `/p` gets a 301 to `/p/`): without it `/p` would reach another route, outside `/p/`'s
+    // protected area.
+    let redirects: Vec<bool> = locations
+        .iter()
+        .map(|(l, _)| !l.modifier().is_regex() && l.pattern().ends_with('/'))
+        .collect();
+    let mut matcher = LocationSet::new(locations).map_err(|e| {
+        let span = f.routes.first().map_or(0..0, |r| r.span());
+        src.error(span, "[[routes]]", e.to_string())
+    })?;
+    for (i, on) in redirects.into_iter().enumerate() {
+        matcher.set_auto_redirect(i, on);
+    }
+    let areas = LocationSet::new(areas).map_err(|e| {
         let span = f.routes.first().map_or(0..0, |r| r.span());
         src.error(span, "[[routes]]", e.to_string())
     })?;
@@ -95,7 +113,11 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         store,
         apps,
         upstreams,
-        routes: Arc::new(RouteTable { routes, matcher }),
+        routes: Arc::new(RouteTable {
+            routes,
+            matcher,
+            areas,
+        }),
         rules,
         emulator,
     })
@@ -126,6 +148,7 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         ));
     }
     let public_origin = public_url.origin().ascii_serialization();
+    let public_host = public_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
     let admin_listen = s
         .admin_listen
         .as_ref()
@@ -235,6 +258,8 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         qyapi_allow,
         threads,
         prefix,
+        public_host,
+        trust_host_header: s.trust_host_header,
         keepalive_timeout,
         header_timeout,
         max_connections,
@@ -301,7 +326,30 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         .as_ref()
         .map(|a| secret(a, "[session].assertion_secret", MIN_KEY_BYTES, src))
         .transpose()?;
+    let assertion_audience = match &s.assertion_audience {
+        None => None,
+        Some(a) => {
+            let text = a.get_ref().as_str();
+            // It travels in a header value and is compared by the CRM as is.
+            if !(1..=256).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(src.error(
+                    a.span(),
+                    "[session].assertion_audience",
+                    "expected 1 to 256 printable ASCII characters without spaces",
+                ));
+            }
+            if s.assertion_secret.is_none() {
+                return Err(src.error(
+                    a.span(),
+                    "[session].assertion_audience",
+                    "needs assertion_secret: without it no assertion is sent",
+                ));
+            }
+            Some(text.to_owned())
+        }
+    };
     Ok(SessionSettings {
+        assertion_audience,
         // Only the derived key is kept: the raw secret leaves memory with the parsed file.
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
         cookie_name,

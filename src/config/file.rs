@@ -46,6 +46,8 @@ pub struct Server {
     pub qyapi_allow: Vec<Spanned<Text>>,
     pub threads: Option<Spanned<usize>>,
     pub prefix: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub trust_host_header: bool,
     pub keepalive_timeout: Option<Spanned<Text>>,
     pub header_timeout: Option<Spanned<Text>>,
     pub max_connections: Option<Spanned<usize>>,
@@ -59,6 +61,7 @@ pub struct Session {
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub ttl: Option<Duration>,
     pub assertion_secret: Option<Spanned<Text>>,
+    pub assertion_audience: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

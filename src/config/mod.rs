@@ -6,6 +6,7 @@
 
 mod callback;
 mod compile;
+mod describe;
 mod error;
 mod file;
 pub mod model;

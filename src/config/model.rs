@@ -39,6 +39,10 @@ pub struct ServerSettings {
     pub threads: usize,
     /// The reserved path prefix, without a trailing slash (`/_gateway`).
     pub prefix: String,
+    /// `host[:port]` of `public_url`: the `X-Forwarded-Host` the upstream is told.
+    pub public_host: String,
+    /// `X-Forwarded-Host` from the client's `Host` instead (a trusted proxy in front sets it).
+    pub trust_host_header: bool,
     /// Idle time allowed between requests on a public connection; zero: no keep-alive.
     pub keepalive_timeout: Duration,
     /// Time allowed for a public request's header to arrive complete.
@@ -61,6 +65,23 @@ pub struct SessionSettings {
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
     pub assertion_key: Option<AssertionKey>,
+    /// The assertion's `aud` claim, when set.
+    pub assertion_audience: Option<String>,
+}
+
+impl SessionSettings {
+    /// Settings with this secret, cookie name and lifetime and no assertion (tests seal
+    /// cookies with them).
+    pub fn new(secret: &Secret, cookie_name: &str, ttl: Duration) -> SessionSettings {
+        SessionSettings {
+            key: cookie::Key::derive_from(secret.expose().as_bytes()),
+            cookie_name: cookie_name.to_owned(),
+            ttl,
+            assertion_secret: None,
+            assertion_key: None,
+            assertion_audience: None,
+        }
+    }
 }
 
 /// How long a refresh may hold the store's lock by default (`[store].lock_ttl`): two provider
@@ -89,7 +110,11 @@ pub struct Route {
 /// The routes, compiled into nginx's location matcher once.
 pub struct RouteTable {
     pub routes: Vec<Route>,
+    /// Every route, in nginx's order; a prefix route `/p/` answers `/p` with a 301.
     pub matcher: LocationSet<usize>,
+    /// The protected areas: the login routes alone, in nginx's order, so that of two
+    /// overlapping areas the most specific decides (`routing::protecting`).
+    pub areas: LocationSet<usize>,
 }
 
 impl RouteTable {
@@ -101,25 +126,4 @@ impl RouteTable {
 pub struct EmulatorSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
-}
-
-impl Config {
-    /// The route table as `check` prints it.
-    pub fn describe_routes(&self) -> String {
-        let mut out = String::new();
-        for route in &self.routes.routes {
-            let login = route
-                .login
-                .as_ref()
-                .map_or("public".to_owned(), |a| format!("login={}", a.name));
-            out.push_str(&format!(
-                "{:<32} -> {:<12} {} external_contact={:?}\n",
-                route.location,
-                route.upstream.name,
-                login,
-                format!("{:?}", route.external_contact).to_lowercase()
-            ));
-        }
-        out
-    }
 }

@@ -116,17 +116,14 @@ pub(super) fn compile(
             ),
         });
     }
-    let mut server = cfg
+    let server = cfg
         .servers
         .into_iter()
         .next()
         .expect("one synthetic server");
+    // A `[[routes]]` entry is a proxied location: `/p/` answers `/p` with nginx's 301, as
+    // the synthetic `proxy_pass` gives it (SPEC section 5, step 6).
     let routes = f.routes.len();
-    // nginx's auto-redirect ("/p" -> 301 "/p/") belongs to proxy_pass locations written in
-    // nginx; a `[[routes]]` entry routes the same with or without rewrite rules.
-    for i in 0..routes {
-        server.locations.set_auto_redirect(i, false);
-    }
     let mut targets = HashMap::new();
     for (_, conf) in server.locations.iter().skip(routes) {
         map_targets(conf, upstreams, &mut targets)?;

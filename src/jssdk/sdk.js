@@ -11,13 +11,20 @@
  * "getCurExternalContact", "verify", "session"), message carries WeCom's err_msg.
  * A payload refused with "invalid signature" is reported to the gateway and tried once more:
  * WeCom may drop a ticket before it expires.
+ *
+ * The contact ticket lives two hours: fetch() renews it (the gateway verifies the same customer
+ * again) when less than RENEW_BEFORE is left, and once more, retrying the request once, when the
+ * gateway answers 403 external_contact_required (the ticket was refused: expired, or another
+ * member signed in on this device). A page never falls back to some other customer.
  */
 (function () {
   "use strict";
   var SETTINGS = __WGW_SETTINGS__; // {prefix, app, jssdkUrls}
   var CHAT_ENTRIES = ["single_chat_tools", "contact_profile"];
   var JS_API_LIST = ["getContext", "getCurExternalContact"];
-  var contactTicket = null;
+  var RENEW_BEFORE = 10 * 60 * 1000;
+  var contactTicket = null; // {ticket, externalUserId, expiresAt}
+  var renewing = null;
   var pending = null;
 
   function fail(code, message) {
@@ -151,13 +158,9 @@
         result.entry = ctx.entry || null;
         if (CHAT_ENTRIES.indexOf(result.entry) < 0) return result;
         return invoke("getCurExternalContact").then(function (res) {
-          return api("/external-contact" + appQuery("?"), {
-            method: "POST",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ external_userid: res.userId })
-          }, "verify");
+          return verify(res.userId);
         }).then(function (c) {
-          contactTicket = c.ticket;
+          remember(c);
           result.externalUserId = c.external_userid;
           result.unionId = c.unionid || null;
           result.name = c.name || null;
@@ -168,12 +171,63 @@
     return pending;
   }
 
-  function gatewayFetch(input, init) {
+  function verify(externalUserId) {
+    return api("/external-contact" + appQuery("?"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ external_userid: externalUserId })
+    }, "verify");
+  }
+
+  function remember(c) {
+    contactTicket = {
+      ticket: c.ticket,
+      externalUserId: c.external_userid,
+      expiresAt: Date.now() + (c.expires_in || 7200) * 1000
+    };
+  }
+
+  /* One renewal at a time, for the customer this page is about. A failed renewal leaves the
+   * old ticket: the gateway then refuses it, and the page is told. */
+  function renew() {
+    if (!contactTicket) return Promise.resolve();
+    if (!renewing) {
+      renewing = verify(contactTicket.externalUserId).then(remember, function () {})
+        .then(function () { renewing = null; });
+    }
+    return renewing;
+  }
+
+  function send(input, init) {
     init = Object.assign({}, init || {});
     var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
-    if (contactTicket) headers.set("WGW-Contact", contactTicket);
+    if (contactTicket) headers.set("WGW-Contact", contactTicket.ticket);
     init.headers = headers;
     return window.fetch(input, init);
+  }
+
+  /* Was the ticket refused? Only a 403 whose body says so; the body stays readable. */
+  function contactRefused(r) {
+    if (r.status !== 403) return Promise.resolve(false);
+    return r.clone().json().then(function (b) {
+      return b && b.error === "external_contact_required";
+    }, function () { return false; });
+  }
+
+  function gatewayFetch(input, init) {
+    var replayable = !(input instanceof Request) || !input.body;
+    var first = contactTicket && contactTicket.expiresAt - Date.now() < RENEW_BEFORE
+      ? renew() : Promise.resolve();
+    return first.then(function () { return send(input, init); }).then(function (r) {
+      if (!contactTicket || !replayable) return r;
+      return contactRefused(r).then(function (refused) {
+        if (!refused) return r;
+        var before = contactTicket.ticket;
+        return renew().then(function () {
+          return contactTicket.ticket === before ? r : send(input, init);
+        });
+      });
+    });
   }
 
   window.WeComGateway = { ready: ready, fetch: gatewayFetch };

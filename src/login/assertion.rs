@@ -29,12 +29,22 @@ struct Claims<'a> {
     rid: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 /// base64url of `{"alg":"HS256","typ":"JWT"}`.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-pub fn sign(identity: &Identity, request_id: &str, now: u64, key: &AssertionKey) -> String {
+/// The assertion for one request. `unionid` is the signed-in person's own (a WeChat user's);
+/// the customer's is `external_unionid`, never both in one claim (SPEC section 7).
+pub fn sign(
+    identity: &Identity,
+    request_id: &str,
+    now: u64,
+    key: &AssertionKey,
+    audience: Option<&str>,
+) -> String {
     let claims = Claims {
         iss: "wecom-gateway",
         sub: identity
@@ -46,16 +56,14 @@ pub fn sign(identity: &Identity, request_id: &str, now: u64, key: &AssertionKey)
         agent_id: identity.agent_id,
         userid: identity.userid.as_deref(),
         openid: identity.openid.as_deref(),
-        unionid: identity
-            .unionid
-            .as_deref()
-            .or(identity.external_unionid.as_deref()),
+        unionid: identity.unionid.as_deref(),
         external_userid: identity.external_userid.as_deref(),
         external_unionid: identity.external_unionid.as_deref(),
         iat: now,
         exp: now + LIFETIME_SECS,
         rid: request_id,
         app_id: identity.wechat_app_id.as_deref(),
+        aud: audience,
     };
     let json = serde_json::to_vec(&claims).expect("claims serialise");
     let mut token = String::with_capacity(HEADER_B64.len() + json.len() * 4 / 3 + 48);
@@ -79,6 +87,8 @@ mod tests {
             corp_id: Some("ww1".into()),
             agent_id: Some(1000002),
             userid: Some("zhangsan".into()),
+            external_userid: Some("wmCustomer".into()),
+            external_unionid: Some("oCustomerUnion".into()),
             ..Identity::default()
         };
         let now = crate::clock::now_secs();
@@ -87,9 +97,11 @@ mod tests {
             "rid-1",
             now,
             &AssertionKey::new(b"0123456789abcdef0123456789abcdef"),
+            Some("crm"),
         );
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_issuer(&["wecom-gateway"]);
+        v.set_audience(&["crm"]);
         let data = jsonwebtoken::decode::<serde_json::Value>(
             &jwt,
             &jsonwebtoken::DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
@@ -102,6 +114,9 @@ mod tests {
         assert_eq!(c["corp_id"], "ww1");
         assert_eq!(c["agent_id"], 1000002);
         assert_eq!(c["rid"], "rid-1");
+        assert_eq!(c["aud"], "crm");
+        assert_eq!(c["unionid"], serde_json::Value::Null, "a member has none");
+        assert_eq!(c["external_unionid"], "oCustomerUnion");
         assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
         assert!(jsonwebtoken::decode::<serde_json::Value>(
             &jwt,

@@ -19,6 +19,9 @@ pub enum LoginError {
     /// Neither a userid nor an openid came back.
     #[error("the provider named nobody")]
     NoSubject,
+    /// WeChat's snapshot page (朋友圈快照页) visitor: a virtual openid that is nobody's.
+    #[error("a WeChat snapshot page visitor")]
+    SnapshotUser,
 }
 
 impl LoginError {
@@ -29,6 +32,7 @@ impl LoginError {
             LoginError::Provider(ApiError::Timeout) => "timeout",
             LoginError::Provider(_) => "provider_error",
             LoginError::NotPlain(_) | LoginError::NoSubject => "bad_identity",
+            LoginError::SnapshotUser => "snapshot_user",
         }
     }
 }
@@ -141,6 +145,11 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 )
                 .await?;
             let body = checked(resp)?;
+            // The visitor of a page shared to Moments sees a snapshot and gets a virtual openid
+            // that stands for nobody: it must never become a session (WECOM_API.md).
+            if is_snapshot_user(&body) {
+                return Err(LoginError::SnapshotUser);
+            }
             let openid = plain(&body, "openid")?.ok_or(LoginError::NoSubject)?;
             let mut unionid = plain(&body, "unionid")?;
             // The scope the person consented to: ask for the profile, whose unionid is the
@@ -179,6 +188,16 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
                 ..Identity::default()
             })
         }
+    }
+}
+
+/// `is_snapshotuser: 1`, however a provider spells the one.
+fn is_snapshot_user(body: &Value) -> bool {
+    match body.get("is_snapshotuser") {
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => s.trim() == "1",
+        Some(Value::Bool(b)) => *b,
+        _ => false,
     }
 }
 

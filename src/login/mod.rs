@@ -4,8 +4,10 @@
 
 pub mod assertion;
 pub mod authorize;
+pub mod callback_limit;
 pub mod exchange;
 pub mod return_url;
+pub mod revocation;
 pub mod seal;
 pub mod session;
 pub mod state;

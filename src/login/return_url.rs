@@ -101,20 +101,53 @@ impl ReturnUrl {
 
     /// Appends `params` (SPEC section 8, `return_query`): inside the fragment's query when the
     /// fragment is a hash route (`/#/reg?openId=O`, as legacy front ends read it), else to the
-    /// URL's query. A parameter of the same name already there is removed first, so a crafted
-    /// `return_to` can never pre-set the identity the front end reads.
+    /// URL's query. A parameter of the same name (compared without case, percent-decoded) is
+    /// first removed from every part of the URL — the query, the fragment's query, a fragment
+    /// of `name=value` pairs — so a crafted `return_to` can never pre-set the identity the
+    /// front end reads, wherever that front end looks.
     pub fn with_query(&self, params: &[(String, String)]) -> ReturnUrl {
         if params.is_empty() {
             return self.clone();
         }
+        let ours = |pair: &str| {
+            let name = pair.split('=').next().unwrap_or("");
+            let name = percent_decode_str(name).decode_utf8_lossy();
+            params.iter().any(|(p, _)| p.eq_ignore_ascii_case(&name))
+        };
         let (before, fragment) = match self.rest.split_once('#') {
             Some((b, f)) => (b, Some(f)),
             None => (self.rest.as_str(), None),
         };
+        let (path, query) = before.split_once('?').unwrap_or((before, ""));
+        let mut query = without(query, ours);
+        let fragment = fragment.map(|f| match f.split_once('?') {
+            Some((route, q)) => (route.to_owned(), Some(without(q, ours))),
+            // `#openId=X&b=1`: a fragment of pairs, read as such by some front ends.
+            None if !f.starts_with('/') && f.contains('=') => {
+                (String::new(), Some(without(f, ours)))
+            }
+            None => (f.to_owned(), None),
+        });
+        let added = params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v)));
         let rest = match fragment {
-            Some(f) if f.starts_with('/') => format!("{before}#{}", append(f, params)),
-            Some(f) => format!("{}#{f}", append(before, params)),
-            None => append(before, params),
+            Some((route, fq)) if route.starts_with('/') => {
+                let mut fq = fq.unwrap_or_default();
+                fq.extend(added);
+                format!("{}#{route}?{}", join(path, &query), fq.join("&"))
+            }
+            Some((f, fq)) => {
+                query.extend(added);
+                let f = match fq {
+                    Some(pairs) if f.is_empty() => pairs.join("&"),
+                    Some(pairs) => format!("{f}?{}", pairs.join("&")),
+                    None => f,
+                };
+                format!("{}#{f}", join(path, &query))
+            }
+            None => {
+                query.extend(added);
+                join(path, &query)
+            }
         };
         ReturnUrl {
             origin: self.origin.clone(),
@@ -123,27 +156,21 @@ impl ReturnUrl {
     }
 }
 
-/// `path[?query]` with `params` appended to its query.
-fn append(target: &str, params: &[(String, String)]) -> String {
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (target, ""),
-    };
-    let mut kept: Vec<&str> = query
+/// The pairs of `query` that `drop` does not name.
+fn without(query: &str, drop: impl Fn(&str) -> bool) -> Vec<String> {
+    query
         .split('&')
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or("");
-            let name = percent_decode_str(name).decode_utf8_lossy();
-            !params.iter().any(|(p, _)| *p == name)
-        })
-        .collect();
-    let added: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect();
-    kept.extend(added.iter().map(String::as_str));
-    format!("{path}?{}", kept.join("&"))
+        .filter(|pair| !pair.is_empty() && !drop(pair))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn join(path: &str, query: &[String]) -> String {
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
 }
 
 fn enc(s: &str) -> String {
@@ -346,6 +373,20 @@ mod tests {
             ("/p?userId=victim", &[("userId", "zs")], "/p?userId=zs"),
             ("/#/r", &[("a", "1"), ("b", "2")], "/#/r?a=1&b=2"),
             ("/#/r", &[], "/#/r"),
+            // Removed from every part, whatever the case or escaping, then appended once.
+            (
+                "/?openId=ATTACKER#/reg",
+                &[("openId", "O")],
+                "/#/reg?openId=O",
+            ),
+            (
+                "/p?OPENID=a&x=1#/reg?openid=b&y=2",
+                &[("openId", "O")],
+                "/p?x=1#/reg?y=2&openId=O",
+            ),
+            ("/p?open%49d=a#sec", &[("openId", "O")], "/p?openId=O#sec"),
+            ("/p#openId=a&k=1", &[("openId", "O")], "/p?openId=O#k=1"),
+            ("/p#openId=a", &[("openId", "O")], "/p?openId=O#"),
         ];
         for (raw, params, want) in cases {
             let r = ReturnUrl::check(raw, &public()).unwrap();

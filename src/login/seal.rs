@@ -25,20 +25,6 @@ pub fn open<T: DeserializeOwned>(key: &Key, name: &str, value: &str) -> Option<T
     serde_json::from_str(plain.value()).ok()
 }
 
-/// `(name, value)` pairs of every `Cookie` request header.
-pub fn request_cookies<'a>(
-    headers: impl Iterator<Item = &'a http::HeaderValue>,
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for v in headers {
-        let Ok(v) = v.to_str() else { continue };
-        for c in Cookie::split_parse(v).flatten() {
-            out.push((c.name().to_owned(), c.value().to_owned()));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

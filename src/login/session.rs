@@ -5,6 +5,7 @@
 //! of app A, and logging into app B leaves A's session alone.
 
 use cookie::{Cookie, SameSite};
+use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
 use super::seal;
@@ -15,6 +16,10 @@ use crate::identity::Identity;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEntry {
     pub app: String,
+    /// Names this session in revocation records (`logout`); cookies sealed before sessions had
+    /// one still open until their `ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corp_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +58,7 @@ impl SessionEntry {
     pub fn new(app: &App, identity: &Identity, now: u64, ttl_secs: u64) -> SessionEntry {
         SessionEntry {
             app: app.name.clone(),
+            sid: Some(Alphanumeric.sample_string(&mut rand::rng(), 22)),
             corp_id: identity.corp_id.clone(),
             agent_id: identity.agent_id,
             userid: identity.userid.clone(),
@@ -105,7 +111,8 @@ impl SessionEntry {
 }
 
 /// The live sessions in the request's cookies. A tampered, expired or foreign-key cookie is
-/// simply no session.
+/// simply no session. The `ttl` of the running config applies too, so a shorter one after a
+/// reload ends sessions already issued (each carries its issue time).
 pub fn read(
     settings: &SessionSettings,
     cookies: &[(String, String)],
@@ -116,7 +123,12 @@ pub fn read(
         .filter(|(name, _)| *name == settings.cookie_name)
         .filter_map(|(name, value)| seal::open::<Payload>(&settings.key, name, value))
         .find(|p| p.v == 1)
-        .map(|p| p.s.into_iter().filter(|e| e.live(now)).collect())
+        .map(|p| {
+            let ttl = settings.ttl.as_secs();
+            p.s.into_iter()
+                .filter(|e| e.live(now) && now < e.iat.saturating_add(ttl))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -168,18 +180,13 @@ mod tests {
 
     fn settings(secret: &str) -> SessionSettings {
         let secret = Secret::new(format!("{secret:0>32}"));
-        SessionSettings {
-            key: cookie::Key::derive_from(secret.expose().as_bytes()),
-            cookie_name: "wgw_session".into(),
-            ttl: Duration::from_secs(3600),
-            assertion_secret: None,
-            assertion_key: None,
-        }
+        SessionSettings::new(&secret, "wgw_session", Duration::from_secs(3600))
     }
 
     fn entry(app: &str, iat: u64) -> SessionEntry {
         SessionEntry {
             app: app.into(),
+            sid: None,
             corp_id: Some("ww1".into()),
             agent_id: Some(1000002),
             userid: Some("zhangsan".into()),

@@ -3,11 +3,10 @@
 //! alone — no quotes, no BOM, no newline.
 
 use bytes::Bytes;
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::Ctx;
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::callback::receive::MAX_BODY;
 use crate::callback::{self, Callbacks};
 
@@ -16,7 +15,9 @@ pub async fn handle(
     ctx: &mut Ctx,
     app: &[u8],
     callbacks: &Callbacks,
-) -> Result<bool> {
+) -> Result<Answer, Failure> {
+    // Called by WeCom's servers: failures are JSON, whatever the request accepts.
+    ctx.form = Form::Json;
     let app = String::from_utf8_lossy(app).into_owned();
     let method = session.req_header().method.clone();
     let query = session
@@ -31,54 +32,48 @@ pub async fn handle(
         http::Method::GET => callbacks
             .verify_url(&config, &app, &query)
             .map(|plain| Bytes::from(plain.into_bytes())),
-        http::Method::POST => match read_body(session).await? {
-            Some(body) => callbacks
+        http::Method::POST => match read_body(session).await {
+            Ok(Some(body)) => callbacks
                 .accept(&config, &app, &query, &body)
                 .await
                 .map(|_| Bytes::from_static(b"success")),
-            None => Err(callback::Failure::Refused(
-                callback::receive::Refusal::TooLarge,
-            )),
+            // The rest of the body is left unread: the connection closes.
+            Ok(None) => {
+                return Err(Failure::new(Kind::BadRequest, "the body is too large").closing())
+            }
+            Err(_) => {
+                return Err(Failure::new(Kind::BadRequest, "the body could not be read").closing())
+            }
         },
         _ => {
-            let a = answers::failure(
-                Failure::MethodNotAllowed,
+            return Err(Failure::new(
+                Kind::MethodNotAllowed,
                 "GET (URL check) or POST (messages) only",
-                &ctx.request_id,
-                false,
-            );
-            return answer(session, ctx, a).await;
+            ))
         }
     };
-    let a = match outcome {
-        Ok(body) => answers::response(200, "text/plain", body, &ctx.request_id),
-        Err(callback::Failure::NotFound) => answers::failure(
-            Failure::NotFound,
+    match outcome {
+        Ok(body) => Ok(answers::response(200, "text/plain", body, &ctx.request_id)),
+        Err(callback::Failure::NotFound) => Err(Failure::new(
+            Kind::NotFound,
             "no app with a callback by that name",
-            &ctx.request_id,
-            wants_html(session),
-        ),
-        Err(callback::Failure::Refused(_)) => answers::failure(
-            Failure::BadRequest,
+        )),
+        Err(callback::Failure::Refused(_)) => Err(Failure::new(
+            Kind::BadRequest,
             "the callback could not be verified",
-            &ctx.request_id,
-            false,
-        ),
+        )),
         Err(callback::Failure::Unavailable(e)) => {
             tracing::error!(app, error = %e, request_id = %ctx.request_id, "callback not queued: the store did not take it (WeCom will retry)");
-            answers::failure(
-                Failure::StoreUnavailable,
+            Err(Failure::new(
+                Kind::StoreUnavailable,
                 "the event could not be stored; try again",
-                &ctx.request_id,
-                false,
-            )
+            ))
         }
-    };
-    answer(session, ctx, a).await
+    }
 }
 
 /// The body, or `None` past [`MAX_BODY`] (what was read is dropped at once).
-async fn read_body(session: &mut Session) -> Result<Option<Vec<u8>>> {
+async fn read_body(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_BODY {

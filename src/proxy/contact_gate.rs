@@ -1,69 +1,78 @@
 //! Step 7 of the pipeline (SPEC sections 5 and 9): which external contact a request is about.
-//! A valid `WGW-Contact` ticket wins — it was handed to one page, so two pages open on two
-//! customers never mix them up — else the session's current contact. A ticket that does not
-//! open (forged, expired, another member's or corp's) is ignored and logged, never trusted.
+//! A request with a `WGW-Contact` ticket is about that ticket's customer — it was handed to
+//! one page, so two pages open on two customers never mix them up. A ticket that does not open
+//! (forged, expired, another member's or corp's, two tickets at once) gives no contact at all:
+//! that page is about some customer, and the session's current one is only the customer
+//! another tab verified last. Without the header, the session's current contact applies.
 
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::Ctx;
+use crate::answers::{Failure, Kind};
 use crate::config::model::ExternalContactMode;
 use crate::identity::is_plain_id;
 use crate::jssdk::contact;
 use crate::login::now_secs;
 use wecom_api::Store;
 
-pub enum Outcome {
-    Continue,
-    Answered,
-}
-
 /// The request header that carries a contact ticket; removed before the upstream.
 pub const HEADER: &str = "wgw-contact";
 
 pub async fn check(
-    session: &mut Session,
+    session: &Session,
     ctx: &mut Ctx,
     mode: ExternalContactMode,
     store: &dyn Store,
-) -> Result<Outcome> {
-    let chosen = match from_ticket(session, ctx, store).await {
-        Some(c) => Some(c),
-        None => from_session(ctx, store).await,
+) -> Result<(), Failure> {
+    let mut tickets = session.req_header().headers.get_all(HEADER).iter();
+    let chosen = match (tickets.next(), tickets.next()) {
+        (None, _) => from_session(ctx, store).await,
+        (Some(ticket), None) => from_ticket(ticket, ctx, store).await,
+        (Some(_), Some(_)) => {
+            refused(ctx, "several_tickets");
+            None
+        }
     };
     match (chosen, ctx.identity.as_mut()) {
         (Some((external_userid, unionid)), Some(identity)) => {
             identity.external_userid = Some(external_userid);
             identity.external_unionid = unionid;
-            Ok(Outcome::Continue)
+            Ok(())
         }
-        _ if mode == ExternalContactMode::Required => {
-            let a = answers::failure(
-                Failure::ExternalContactRequired,
-                "this page needs a verified customer: open it from a customer chat",
-                &ctx.request_id,
-                wants_html(session),
-            );
-            answer(session, ctx, a).await?;
-            Ok(Outcome::Answered)
-        }
-        _ => Ok(Outcome::Continue),
+        _ if mode == ExternalContactMode::Required => Err(Failure::new(
+            Kind::ExternalContactRequired,
+            "this page needs a verified customer: open it from a customer chat",
+        )),
+        _ => Ok(()),
     }
 }
 
-/// The session's current contact, unless its pair was revoked: the session does not say when
-/// its contact was verified, so any revocation of the pair still on record refuses it (the
-/// page's own tickets, issued after a new verification, are not refused).
+/// Logged without the value: it is a bearer token for another page, or garbage.
+fn refused(ctx: &Ctx, reason: &'static str) {
+    tracing::warn!(
+        reason,
+        request_id = %ctx.request_id,
+        userid = ctx.identity.as_ref().and_then(|i| i.userid.as_deref()).unwrap_or("-"),
+        "WGW-Contact ticket refused: no contact for this request"
+    );
+}
+
+/// The session's current contact, unless its pair was revoked (SPEC section 18's
+/// `del_follow_user` / `del_external_contact`): the session does not say when its contact was
+/// verified, so any revocation of the pair still on record refuses it (the page's own tickets,
+/// issued after a new verification, are not refused).
 async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<String>)> {
     let c = ctx
         .session_contact
         .as_ref()
         .filter(|c| is_plain_id(&c.external_userid))?;
-    let identity = ctx.identity.as_ref()?;
-    if let (Some(corp), Some(userid)) = (identity.corp_id.as_deref(), identity.userid.as_deref()) {
-        if contact::ticket_revoked(store, corp, userid, &c.external_userid, 0).await {
-            return None;
+    if let Some(identity) = ctx.identity.as_ref() {
+        if let (Some(corp), Some(userid)) =
+            (identity.corp_id.as_deref(), identity.userid.as_deref())
+        {
+            if contact::ticket_revoked(store, corp, userid, &c.external_userid, 0).await {
+                return None;
+            }
         }
     }
     Some((
@@ -72,14 +81,13 @@ async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<St
     ))
 }
 
-/// The contact of the request's `WGW-Contact` ticket, when it opens for this session and its
-/// pair was not revoked since it was issued.
+/// The contact of a `WGW-Contact` ticket, when it opens for this session and its pair was not
+/// revoked since it was issued.
 async fn from_ticket(
-    session: &Session,
+    value: &http::HeaderValue,
     ctx: &Ctx,
     store: &dyn Store,
 ) -> Option<(String, Option<String>)> {
-    let value = session.req_header().headers.get(HEADER)?;
     let identity = ctx.identity.as_ref()?;
     let key = &ctx.config.session.as_ref()?.key;
     let opened = match (
@@ -104,13 +112,7 @@ async fn from_ticket(
     match opened {
         Ok(c) => Some((c.external_userid, c.unionid)),
         Err(why) => {
-            // The value is left out: it is a bearer token for another page, or garbage.
-            tracing::warn!(
-                reason = why.as_str(),
-                request_id = %ctx.request_id,
-                userid = identity.userid.as_deref().unwrap_or("-"),
-                "WGW-Contact ticket ignored"
-            );
+            refused(ctx, why.as_str());
             None
         }
     }

@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::answers::Form;
 use crate::config::model::{Config, Upstream};
 use crate::identity::Identity;
 use crate::login::session::CurrentContact;
@@ -15,6 +16,8 @@ pub struct Ctx {
     pub config: Arc<Config>,
     /// The normalised path, lossily decoded, for logs and metrics.
     pub path: String,
+    /// How the client reads the gateway's own answers.
+    pub form: Form,
     pub route: Option<usize>,
     pub upstream: Option<Arc<Upstream>>,
     /// The request-target sent upstream when a rewrite changed the URI.

@@ -1,10 +1,9 @@
 //! The gateway's own endpoints under `server.prefix` (SPEC section 6).
 
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, callback_endpoint, jssdk_endpoints, login_endpoints, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::{callback_endpoint, jssdk_endpoints, login_endpoints, Ctx};
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::callback::Callbacks;
 use crate::provider::Provider;
 
@@ -20,48 +19,42 @@ pub async fn handle(
     rest: &[u8],
     provider: &Provider,
     callbacks: &Callbacks,
-) -> Result<bool> {
+) -> Result<Answer, Failure> {
     if let Some(app) = rest.strip_prefix(b"/callback/") {
         return callback_endpoint::handle(session, ctx, app, callbacks).await;
     }
     use http::Method;
     let method = session.req_header().method.clone();
     let read = matches!(method, Method::GET | Method::HEAD);
-    let a = match rest {
-        b"/login" if read => return login_endpoints::login(session, ctx).await,
-        b"/oauth/callback" if read => {
-            return login_endpoints::callback(session, ctx, provider).await
-        }
+    if matches!(rest, b"/whoami" | b"/jssdk/config" | b"/external-contact") {
+        // Called by scripts: always JSON.
+        ctx.form = Form::Json;
+    }
+    match rest {
+        b"/login" if read => login_endpoints::login(session, ctx),
+        b"/oauth/callback" if read => login_endpoints::callback(session, ctx, provider).await,
         b"/logout" if read || method == Method::POST => {
-            return login_endpoints::logout(session, ctx).await
+            login_endpoints::logout(session, ctx, provider).await
         }
-        b"/whoami" if read => return login_endpoints::whoami(session, ctx).await,
-        b"/jssdk/config" if read => return jssdk_endpoints::config(session, ctx, provider).await,
+        b"/whoami" if read => login_endpoints::whoami(session, ctx, provider).await,
+        b"/jssdk/config" if read => jssdk_endpoints::config(session, ctx, provider).await,
         b"/external-contact" if method == Method::POST => {
-            return jssdk_endpoints::external_contact(session, ctx, provider).await
+            jssdk_endpoints::external_contact(session, ctx, provider).await
         }
-        b"/sdk.js" if read => return jssdk_endpoints::sdk_js(session, ctx).await,
+        b"/sdk.js" if read => Ok(jssdk_endpoints::sdk_js(session, ctx, provider).await),
         b"/login" | b"/oauth/callback" | b"/logout" | b"/whoami" | b"/jssdk/config"
-        | b"/external-contact" | b"/sdk.js" => answers::failure(
-            Failure::MethodNotAllowed,
+        | b"/external-contact" | b"/sdk.js" => Err(Failure::new(
+            Kind::MethodNotAllowed,
             "method not allowed here",
-            &ctx.request_id,
-            wants_html(session),
-        ),
-        b"/healthz" => answers::response(
+        )),
+        b"/healthz" => Ok(answers::response(
             200,
             "text/plain; charset=utf-8",
             "ok\n".into(),
             &ctx.request_id,
-        ),
-        _ => answers::failure(
-            Failure::NotFound,
-            "no such gateway endpoint",
-            &ctx.request_id,
-            wants_html(session),
-        ),
-    };
-    answer(session, ctx, a).await
+        )),
+        _ => Err(Failure::new(Kind::NotFound, "no such gateway endpoint")),
+    }
 }
 
 #[cfg(test)]

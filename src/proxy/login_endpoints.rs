@@ -2,67 +2,60 @@
 //! handlers over the `login` module.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, wants_html, Ctx};
-use crate::answers::{self, Failure};
+use super::request::{self, param, query};
+use super::Ctx;
+use crate::answers::{self, Answer, Failure, Kind, LoginLink};
 use crate::config::model::{App, Config, IdentityField, SessionSettings};
 use crate::identity::Identity;
-use crate::login::authorize::{self, enc};
+use crate::login::authorize;
 use crate::login::exchange::{self, LoginError};
 use crate::login::session::{self, SessionEntry};
 use crate::login::state::{self, LoginState, LOGIN_TTL_SECS, MAX_PENDING};
-use crate::login::{now_secs, seal, ReturnUrl};
-use crate::metrics::METRICS;
+use crate::login::{callback_limit, now_secs, revocation, seal, ReturnUrl};
+use crate::metrics::{labels, METRICS};
 use crate::provider::Provider;
 
-type Answer = (Box<pingora::http::ResponseHeader>, bytes::Bytes);
+/// `wgw_logins_total`: the app label is a configured app's name or `other`.
+fn count(config: &Config, app: &str, result: &str) {
+    METRICS
+        .logins
+        .with_label_values(&[labels::app(&config.apps, app), result])
+        .inc();
+}
 
-pub(super) fn query(session: &Session) -> Vec<(String, String)> {
-    session
-        .req_header()
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
+fn not_configured() -> Failure {
+    Failure::new(Kind::NotFound, "login is not configured")
+}
+
+/// Where a fresh sign-in with `app` starts; with no app named, the only one, else the first
+/// WeCom app, else the first app.
+pub(super) fn login_link(config: &Config, app: Option<&str>, return_to: &str) -> LoginLink {
+    let app = app
+        .map(str::to_owned)
+        .or_else(|| {
+            config
+                .apps
+                .values()
+                .find(|a| {
+                    matches!(
+                        a.credentials,
+                        crate::config::model::Credentials::Wecom { .. }
+                    )
+                })
+                .or_else(|| config.apps.values().next())
+                .map(|a| a.name.clone())
         })
-        .unwrap_or_default()
-}
-
-pub(super) fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-pub(super) fn request_cookies(session: &Session) -> Vec<(String, String)> {
-    seal::request_cookies(
-        session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter(),
-    )
-}
-
-fn count(app: &str, result: &str) {
-    METRICS.logins.with_label_values(&[app, result]).inc();
-}
-
-fn fail(session: &Session, ctx: &Ctx, f: Failure, detail: &str) -> Answer {
-    answers::failure(f, detail, &ctx.request_id, wants_html(session))
-}
-
-/// `{prefix}/login?app=&return_to=`: the URL a "try again" link or the interstitial uses.
-pub fn login_url(prefix: &str, app: &str, return_to: &str) -> String {
-    format!(
-        "{prefix}/login?app={}&return_to={}",
-        enc(app),
-        enc(return_to)
-    )
+        .unwrap_or_default();
+    LoginLink {
+        prefix: config.server.prefix.clone(),
+        app,
+        return_to: return_to.to_owned(),
+    }
 }
 
 fn login_cookie(config: &Config, name: &str, value: String) -> Cookie<'static> {
@@ -153,31 +146,21 @@ fn prune_pending(
         .collect()
 }
 
-pub async fn login(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
-    let Some(settings) = config.session.as_ref() else {
-        let a = fail(session, ctx, Failure::NotFound, "login is not configured");
-        return answer(session, ctx, a).await;
-    };
-    let Some(app) = pick_app(&config, param(&q, "app")) else {
-        let a = fail(session, ctx, Failure::BadRequest, "unknown or missing app");
-        return answer(session, ctx, a).await;
-    };
+    let settings = config.session.as_ref().ok_or_else(not_configured)?;
+    let app = pick_app(config, param(&q, "app"))
+        .ok_or_else(|| Failure::new(Kind::BadRequest, "unknown or missing app"))?;
     let return_to = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,
     );
-    let ua = session
-        .req_header()
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
-    let removals = prune_pending(&config, settings, &request_cookies(session));
-    let a = start(
-        &config,
+    let removals = prune_pending(config, settings, &request::cookies(session));
+    Ok(start(
+        config,
         settings,
         Start {
             app: &app,
@@ -187,19 +170,26 @@ pub async fn login(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         },
         removals,
         &ctx.request_id,
-    );
-    answer(session, ctx, a).await
+    ))
 }
 
-pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider) -> Result<bool> {
-    let config = ctx.config.clone();
+pub async fn callback(
+    session: &Session,
+    ctx: &Ctx,
+    provider: &Provider,
+) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
-    let Some(settings) = config.session.as_ref() else {
-        let a = fail(session, ctx, Failure::NotFound, "login is not configured");
-        return answer(session, ctx, a).await;
-    };
+    let settings = config.session.as_ref().ok_or_else(not_configured)?;
+    if !callback_limit::allow(ctx.client_ip) {
+        count(config, labels::OTHER, "rate_limited");
+        return Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many sign-ins from this address: wait a minute and try again",
+        ));
+    }
     let state_param = param(&q, "state").unwrap_or("");
-    let jar = request_cookies(session);
+    let jar = request::cookies(session);
     // The cookie is found by the state the provider echoes: no cookie, or a cookie sealed for
     // another state, and the callback was not started by this browser.
     let login = state::plausible_state(state_param)
@@ -210,56 +200,64 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
         })
         .filter(|l| l.state == state_param && l.fresh(now_secs()));
     let Some(login) = login else {
-        count(param(&q, "app").unwrap_or("-"), "bad_state");
-        let mut a = fail(
-            session,
-            ctx,
-            Failure::LoginState,
+        count(config, labels::OTHER, "bad_state");
+        let f = Failure::new(
+            Kind::LoginState,
             "the sign-in did not start in this browser, or took longer than 10 minutes",
         );
-        if state::plausible_state(state_param) {
-            a = answers::with_cookies(
-                a,
-                &[login_cookie_removal(
-                    &config,
-                    &state::cookie_name(state_param),
-                )],
-            );
-        }
-        return answer(session, ctx, a).await;
+        return Err(if state::plausible_state(state_param) {
+            f.with_cookies([login_cookie_removal(
+                config,
+                &state::cookie_name(state_param),
+            )])
+        } else {
+            f
+        });
     };
-    let cookie_removal = login_cookie_removal(&config, &state::cookie_name(&login.state));
+    let cookie_removal = login_cookie_removal(config, &state::cookie_name(&login.state));
+    // A state is used once, cluster-wide: replayed with made-up codes, each try would cost a
+    // provider call for as long as the login cookie lives.
+    let claim = format!("login-state:{}", login.state);
+    let first = provider
+        .store()
+        .claim(&claim, Duration::from_secs(LOGIN_TTL_SECS))
+        .await;
+    if !matches!(first, Ok(true)) {
+        count(config, &login.app, "state_reused");
+        return Err(Failure::new(
+            Kind::LoginState,
+            "this sign-in link was already used: start again",
+        )
+        .with_cookies([cookie_removal]));
+    }
     let return_to = ReturnUrl::parse(&login.return_to, &config.server.public_url);
-    let retry = login_url(&config.server.prefix, &login.app, return_to.relative());
+    let retry = LoginLink {
+        prefix: config.server.prefix.clone(),
+        app: login.app.clone(),
+        return_to: return_to.relative().to_owned(),
+    };
     let Some(app) = config.apps.get(&login.app).cloned() else {
-        count(&login.app, "bad_state");
-        let a = answers::with_cookies(
-            fail(
-                session,
-                ctx,
-                Failure::LoginState,
-                "the app of this sign-in is gone",
-            ),
-            &[cookie_removal],
+        count(config, &login.app, "bad_state");
+        return Err(
+            Failure::new(Kind::LoginState, "the app of this sign-in is gone")
+                .with_cookies([cookie_removal]),
         );
-        return answer(session, ctx, a).await;
     };
     let code = param(&q, "code").unwrap_or("");
     if code.is_empty() || code.len() > 512 {
         // No code: the person declined consent, or the URL was cut.
-        count(&app.name, "no_code");
-        let a = answers::login_failure(
-            Failure::LoginFailed,
-            "the sign-in service returned no code",
-            &ctx.request_id,
-            &retry,
-        );
-        return answer(session, ctx, answers::with_cookies(a, &[cookie_removal])).await;
+        count(config, &app.name, "no_code");
+        return Err(Failure::new(
+            Kind::LoginDeclined,
+            "the sign-in was not completed (declined, or the link was cut)",
+        )
+        .with_login(retry)
+        .with_cookies([cookie_removal]));
     }
 
-    let a = match exchange::exchange(provider, &app, code).await {
+    match exchange::exchange(provider, &app, code).await {
         Ok(identity) => {
-            count(&app.name, "ok");
+            count(config, &app.name, "ok");
             let now = now_secs();
             let entry = SessionEntry::new(&app, &identity, now, settings.ttl.as_secs());
             let entries = session::replace(session::read(settings, &jar, now), entry);
@@ -268,14 +266,18 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
                 cookie_removal,
             ];
             let target = return_to.with_query(&return_params(&app, &identity));
-            answers::redirect(&target.absolute(), &cookies, &ctx.request_id)
+            Ok(answers::redirect(
+                &target.absolute(),
+                &cookies,
+                &ctx.request_id,
+            ))
         }
         Err(LoginError::CodeInvalid(errcode)) if !login.restarted => {
             // A used or expired code (double redirect, back button, refresh): start over once.
-            count(&app.name, "code_invalid");
+            count(config, &app.name, "code_invalid");
             tracing::info!(app = %app.name, errcode, request_id = %ctx.request_id, "login code refused; restarting once");
-            start(
-                &config,
+            Ok(start(
+                config,
                 settings,
                 Start {
                     app: &app,
@@ -285,35 +287,36 @@ pub async fn callback(session: &mut Session, ctx: &mut Ctx, provider: &Provider)
                 },
                 vec![cookie_removal],
                 &ctx.request_id,
+            ))
+        }
+        Err(LoginError::SnapshotUser) => {
+            count(config, &app.name, "snapshot_user");
+            Err(Failure::new(
+                Kind::SnapshotUser,
+                "This is WeChat's preview of the page (朋友圈快照页). Tap “使用完整服务” at the \
+                 bottom to open the full page and sign in.",
             )
+            .with_cookies([cookie_removal]))
         }
         Err(e) => {
-            count(&app.name, e.result());
+            count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
-            let (f, detail) = match &e {
-                LoginError::Provider(crate::provider::ApiError::Timeout) => (
-                    Failure::ProviderTimeout,
-                    "the sign-in service did not answer in time",
-                ),
-                LoginError::CodeInvalid(_) => {
-                    (Failure::LoginFailed, "the sign-in code was refused twice")
+            let detail = match &e {
+                LoginError::Provider(crate::provider::ApiError::Timeout) => {
+                    "the sign-in service did not answer in time"
                 }
-                LoginError::NotPlain(_) | LoginError::NoSubject => (
-                    Failure::LoginFailed,
-                    "the sign-in service returned an identity that cannot be used",
-                ),
-                LoginError::Provider(_) => (
-                    Failure::LoginFailed,
-                    "the sign-in service refused the request",
-                ),
+                LoginError::CodeInvalid(_) => "the sign-in code was refused twice",
+                LoginError::NotPlain(_) | LoginError::NoSubject => {
+                    "the sign-in service returned an identity that cannot be used"
+                }
+                LoginError::Provider(_) => "the sign-in service refused the request",
+                LoginError::SnapshotUser => "a snapshot page cannot sign in",
             };
-            answers::with_cookies(
-                answers::login_failure(f, detail, &ctx.request_id, &retry),
-                &[cookie_removal],
-            )
+            Err(Failure::new(Kind::LoginFailed, detail)
+                .with_login(retry)
+                .with_cookies([cookie_removal]))
         }
-    };
-    answer(session, ctx, a).await
+    }
 }
 
 /// `return_query`: (parameter, value) for each configured field the identity has.
@@ -334,9 +337,17 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
         .collect()
 }
 
-pub async fn logout(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
+    // The cookie is removed from this browser, and the sessions it holds end for any copy of
+    // it too (SPEC section 21: revocations live in the store).
+    if let Some(settings) = config.session.as_ref() {
+        let now = now_secs();
+        for entry in session::read(settings, &request::cookies(session), now) {
+            revocation::end_session(provider.store(), &entry, now).await;
+        }
+    }
     let target = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,
@@ -346,18 +357,17 @@ pub async fn logout(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         .as_ref()
         .map(|s| vec![session::clear_cookie(s, config.server.https())])
         .unwrap_or_default();
-    let a = answers::redirect(&target.absolute(), &cookies, &ctx.request_id);
-    answer(session, ctx, a).await
+    Ok(answers::redirect(
+        &target.absolute(),
+        &cookies,
+        &ctx.request_id,
+    ))
 }
 
-pub async fn whoami(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    let config = ctx.config.clone();
+pub async fn whoami(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
+    let config = &ctx.config;
     let q = query(session);
-    let entries = config
-        .session
-        .as_ref()
-        .map(|s| session::read(s, &request_cookies(session), now_secs()))
-        .unwrap_or_default();
+    let entries = super::login_gate::sessions(session, config, provider.store()).await;
     let found = match param(&q, "app") {
         Some(name) => config
             .apps
@@ -369,34 +379,24 @@ pub async fn whoami(session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
             .filter(|e| config.apps.get(&e.app).is_some_and(|a| e.belongs_to(a)))
             .max_by_key(|e| e.iat),
     };
-    let a = match found {
-        Some(e) => answers::json(
-            200,
-            &serde_json::json!({
-                "app": e.app,
-                "corp_id": e.corp_id,
-                "agent_id": e.agent_id,
-                "userid": e.userid,
-                "openid": e.openid,
-                "app_id": e.wechat_app_id,
-                "unionid": e.unionid,
-                "issued_at": e.iat,
-                "expires_at": e.exp,
-            }),
-            &ctx.request_id,
-        ),
-        None => answers::json(
-            401,
-            &serde_json::json!({"error": "login_required", "request_id": ctx.request_id}),
-            &ctx.request_id,
-        ),
+    let Some(e) = found else {
+        let app = param(&q, "app").filter(|a| config.apps.contains_key(*a));
+        let back = super::login_gate::referer_path(config, session);
+        return Err(Failure::login_required(login_link(config, app, &back)));
     };
-    answer(session, ctx, a).await
-}
-
-/// The session of `app` in this request, if any.
-pub fn session_entry(session: &Session, config: &Config, app: &App) -> Option<SessionEntry> {
-    let settings = config.session.as_ref()?;
-    let entries = session::read(settings, &request_cookies(session), now_secs());
-    session::for_app(&entries, app).cloned()
+    Ok(answers::json(
+        200,
+        &serde_json::json!({
+            "app": e.app,
+            "corp_id": e.corp_id,
+            "agent_id": e.agent_id,
+            "userid": e.userid,
+            "openid": e.openid,
+            "app_id": e.wechat_app_id,
+            "unionid": e.unionid,
+            "issued_at": e.iat,
+            "expires_at": e.exp,
+        }),
+        &ctx.request_id,
+    ))
 }

@@ -1,100 +1,76 @@
-//! Step 6 of the pipeline: a route that names an app needs a session of that app. Without one,
-//! a navigation gets a tiny page that keeps the `#/route` (the fragment never reaches a server,
-//! so only the browser can carry it into `return_to`); anything else gets 401 JSON.
+//! Step 6 of the pipeline: a protected request needs a session of the protecting app. Without
+//! one it fails with `login_required`, whose link comes back to this page: for a navigation the
+//! page itself (the answer's script adds the `#fragment`, which never reaches a server), for a
+//! script's call the page that made it, when it is ours.
 
 use std::sync::Arc;
 
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{answer, Ctx};
-use crate::answers;
-use crate::config::model::App;
+use super::{request, Ctx};
+use crate::answers::{Failure, Form, LoginLink};
+use crate::config::model::{App, Config};
+use crate::login::now_secs;
+use crate::login::revocation;
+use crate::login::session::{self, SessionEntry};
+use wecom_api::Store;
 
-pub enum Outcome {
-    Continue,
-    Answered,
-}
-
-pub async fn check(session: &mut Session, ctx: &mut Ctx, app: &Arc<App>) -> Result<Outcome> {
-    if let Some(entry) = super::login_endpoints::session_entry(session, &ctx.config, app) {
+pub async fn check(
+    session: &Session,
+    ctx: &mut Ctx,
+    app: &Arc<App>,
+    store: &Arc<dyn Store>,
+) -> Result<(), Failure> {
+    if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
         ctx.identity = Some(entry.identity());
         ctx.session_contact = entry.contact;
-        return Ok(Outcome::Continue);
+        return Ok(());
     }
-    let prefix = ctx.config.server.prefix.clone();
-    let req = session.req_header();
-    let navigation = matches!(req.method, http::Method::GET | http::Method::HEAD)
-        && answers::wants_html(req.headers.get(http::header::ACCEPT).map(|v| v.as_bytes()));
-    let a = if navigation {
-        let here = String::from_utf8_lossy(req.raw_path()).into_owned();
-        answers::response(
-            200,
-            "text/html; charset=utf-8",
-            interstitial(&prefix, &app.name, &here).into(),
-            &ctx.request_id,
-        )
-    } else {
-        let login_url =
-            super::login_endpoints::login_url(&prefix, &app.name, &referer_path(ctx, session));
-        answers::json(
-            401,
-            &serde_json::json!({"error": "login_required", "login_url": login_url, "request_id": ctx.request_id}),
-            &ctx.request_id,
-        )
+    let return_to = match request::form(session) {
+        Form::Navigation => String::from_utf8_lossy(session.req_header().raw_path()).into_owned(),
+        _ => referer_path(&ctx.config, session),
     };
-    answer(session, ctx, a).await?;
-    Ok(Outcome::Answered)
+    Err(Failure::login_required(LoginLink {
+        prefix: ctx.config.server.prefix.clone(),
+        app: app.name.clone(),
+        return_to,
+    }))
 }
 
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// The live sessions of the request's cookie: sealed by us, within the running `ttl`, and
+/// not ended in the store (`logout`, a revoked member).
+pub async fn sessions(
+    session: &Session,
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Vec<SessionEntry> {
+    let Some(settings) = config.session.as_ref() else {
+        return Vec::new();
+    };
+    let entries = session::read(settings, &request::cookies(session), now_secs());
+    if entries.is_empty() {
+        return entries;
+    }
+    revocation::live(store, entries).await
 }
 
-/// For an API call the page to come back to is the one that made it, when it is ours.
-fn referer_path(ctx: &Ctx, session: &Session) -> String {
-    let origin = &ctx.config.server.public_origin;
-    session
-        .req_header()
-        .headers
-        .get(http::header::REFERER)
-        .and_then(|v| v.to_str().ok())
+/// The session of `app` in this request, if any.
+pub async fn session_entry(
+    session: &Session,
+    config: &Config,
+    app: &App,
+    store: &Arc<dyn Store>,
+) -> Option<SessionEntry> {
+    let entries = sessions(session, config, store).await;
+    session::for_app(&entries, app).cloned()
+}
+
+/// For a script's call the page to come back to is the one that made it, when it is ours.
+pub fn referer_path(config: &Config, session: &Session) -> String {
+    let origin = &config.server.public_origin;
+    request::header(session, http::header::REFERER)
         .and_then(|r| r.strip_prefix(origin.as_str()))
         .filter(|rest| rest.starts_with('/'))
         .unwrap_or("/")
         .to_owned()
-}
-
-/// The hash-preserving page (SPEC section 5, step 6): no external resources; `<noscript>`
-/// falls back to a plain link without the fragment.
-fn interstitial(prefix: &str, app: &str, here: &str) -> String {
-    let base = format!("{prefix}/login?app={}&return_to=", enc(app));
-    let js_base = serde_json::to_string(&base)
-        .unwrap_or_default()
-        .replace('<', "\\u003c");
-    let fallback = answers::escape_html(&format!("{base}{}", enc(here)));
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Signing in…</title></head>\
-<body><script>location.replace({js_base}+encodeURIComponent(location.pathname+location.search+location.hash));</script>\
-<noscript><p><a href=\"{fallback}\">Continue to sign in</a></p></noscript></body></html>\n"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::interstitial;
-
-    #[test]
-    fn interstitial_carries_the_fragment_through_script_and_escapes_the_fallback() {
-        let page = interstitial("/_gateway", "crm", "/sidebar/?a=1&b=\"<x>");
-        assert!(page.contains("location.pathname+location.search+location.hash"));
-        assert!(page.contains("\"/_gateway/login?app=crm&return_to=\""));
-        assert!(page.contains(
-            "href=\"/_gateway/login?app=crm&amp;return_to=%2Fsidebar%2F%3Fa%3D1%26b%3D%22%3Cx%3E\""
-        ));
-        assert!(!page.contains("<x>"));
-        assert!(!page.contains("src="), "no external resources");
-    }
 }

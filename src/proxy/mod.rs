@@ -8,6 +8,7 @@ mod endpoints;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
+pub mod request;
 mod rewrite;
 
 use std::sync::atomic::AtomicUsize;
@@ -16,20 +17,20 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
-use crate::answers::{self, Failure};
+use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::config::model::ExternalContactMode;
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::METRICS;
 use crate::provider::Provider;
 use crate::request_id;
+use crate::routing::{self, Routed};
 
 pub use ctx::Ctx;
 
@@ -42,12 +43,16 @@ pub struct Gateway {
     pub callbacks: Arc<crate::callback::Callbacks>,
 }
 
+/// What the pipeline decided for a request that did not fail.
+enum Next {
+    /// On to the upstream chosen in the context.
+    Proxy,
+    /// The gateway answers itself.
+    Answer(Answer),
+}
+
 /// Writes an answer produced by the gateway itself.
-pub(crate) async fn answer(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    (header, body): (Box<ResponseHeader>, Bytes),
-) -> Result<bool> {
+async fn answer(session: &mut Session, ctx: &mut Ctx, (header, body): Answer) -> Result<bool> {
     ctx.answered = Some(header.status.as_u16());
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(header, head_only).await?;
@@ -57,14 +62,135 @@ pub(crate) async fn answer(
     Ok(true)
 }
 
-pub(crate) fn wants_html(session: &Session) -> bool {
-    answers::wants_html(
-        session
-            .req_header()
-            .headers
-            .get(http::header::ACCEPT)
-            .map(|v| v.as_bytes()),
-    )
+/// Writes a failure in the form the client reads: the one place the public listener turns an
+/// error into an answer.
+async fn fail(session: &mut Session, ctx: &mut Ctx, f: &Failure) -> Result<bool> {
+    if f.close {
+        session.set_keepalive(None);
+    }
+    let a = answers::render(f, &ctx.request_id, ctx.form);
+    answer(session, ctx, a).await
+}
+
+impl Gateway {
+    /// Steps 1-7 of SPEC section 5, each a call into the module that owns it.
+    async fn pipeline(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Next, Failure> {
+        // Step 1: nginx's normalisation; all matching uses this path, never the query.
+        let raw = session.req_header().raw_path().to_vec();
+        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
+        let path = match nginx_compat::uri::normalize_path(raw_path) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
+                return Err(Failure::new(
+                    Kind::BadRequest,
+                    format!("malformed path: {e}"),
+                ));
+            }
+        };
+        ctx.path = String::from_utf8_lossy(&path).into_owned();
+
+        // Step 2: no client copy of an identity header survives, logged in or not.
+        headers::strip_reserved(session.req_header_mut());
+
+        // Step 3: the gateway's own endpoints.
+        let config = ctx.config.clone();
+        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
+            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks)
+                .await
+                .map(Next::Answer);
+        }
+
+        // Steps 4 and 5: which location handles the request (the rewrite phase may answer
+        // itself, or change the URI), and the path the request finally carries.
+        let handler = match &config.rules {
+            Some(rules) => match rewrite::phase(session, ctx, rules)? {
+                rewrite::Next::Answer(a) => return Ok(Next::Answer(a)),
+                rewrite::Next::Route(None) => return Err(no_route()),
+                rewrite::Next::Route(Some(i)) => Handler::Route(i),
+                rewrite::Next::Proxy => Handler::Upstream,
+                rewrite::Next::File { path, root, uri } => Handler::File { path, root, uri },
+            },
+            None => match routing::route(&config.routes, &path) {
+                Routed::Route(i) => Handler::Route(i),
+                Routed::Redirect(i) => return Ok(Next::Answer(slash_redirect(session, ctx, i))),
+                Routed::NotFound => return Err(no_route()),
+            },
+        };
+        let final_path = match (&handler, &ctx.upstream_uri) {
+            (Handler::File { uri, .. }, _) => uri.clone(),
+            (_, Some(target)) => routing::target_path(target).map_err(area_failure)?,
+            (_, None) => path.clone(),
+        };
+        if let Handler::Route(i) = handler {
+            ctx.route = Some(i);
+            ctx.upstream = Some(config.routes.routes[i].upstream.clone());
+        }
+
+        // Step 6: the login of the protected area the request falls in, whichever location
+        // handles it; step 7: that area's external contact.
+        let area = routing::protecting(&config.routes, &final_path, &path, raw_path)
+            .map_err(area_failure)?;
+        if let Some(area) = area.map(|i| &config.routes.routes[i]) {
+            if let Some(app) = &area.login {
+                login_gate::check(session, ctx, app, self.provider.store()).await?;
+            }
+            if area.external_contact != ExternalContactMode::None {
+                contact_gate::check(
+                    session,
+                    ctx,
+                    area.external_contact,
+                    &**self.provider.store(),
+                )
+                .await?;
+            }
+        }
+        match handler {
+            Handler::File { path, root, .. } => rewrite::serve_file(session, ctx, &path, &root)
+                .await
+                .map(Next::Answer),
+            Handler::Route(_) | Handler::Upstream => Ok(Next::Proxy),
+        }
+    }
+}
+
+/// The location that handles a request.
+enum Handler {
+    /// A `[[routes]]` entry.
+    Route(usize),
+    /// An nginx location with `proxy_pass`; the upstream is in the context.
+    Upstream,
+    /// A static file of an nginx location, found for `uri`.
+    File {
+        path: std::path::PathBuf,
+        root: std::path::PathBuf,
+        uri: Vec<u8>,
+    },
+}
+
+fn no_route() -> Failure {
+    Failure::new(Kind::NotFound, "no route for this path")
+}
+
+fn area_failure(e: routing::AreaError) -> Failure {
+    Failure::new(Kind::BadRequest, e.describe())
+}
+
+/// nginx's 301 from `/p` to the prefix route `/p/`, arguments kept, on the public origin.
+fn slash_redirect(session: &Session, ctx: &Ctx, route: usize) -> Answer {
+    use nginx_compat::escape::{escape, Escape};
+    let name = &ctx.config.routes.routes[route].location;
+    let pattern = nginx_compat::Location::parse(name)
+        .map(|l| l.pattern().to_owned())
+        .unwrap_or_else(|_| name.clone());
+    let mut location = ctx.config.server.public_origin.as_bytes().to_vec();
+    location.extend(escape(pattern.as_bytes(), Escape::Uri));
+    if let Some(q) = session.req_header().uri.query() {
+        location.push(b'?');
+        location.extend_from_slice(q.as_bytes());
+    }
+    answers::nginx_redirect(301, &location, &ctx.request_id)
+        .unwrap_or_else(|| answers::render(&no_route(), &ctx.request_id, ctx.form))
 }
 
 #[async_trait]
@@ -77,6 +203,7 @@ impl ProxyHttp for Gateway {
             request_id: String::new(),
             config: self.config.load_full(),
             path: String::new(),
+            form: Form::Json,
             route: None,
             upstream: None,
             upstream_uri: None,
@@ -102,92 +229,16 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
+        ctx.form = request::form(session);
         crate::connection::on_request(session, &ctx.config.server);
         if let Some(why) = crate::connection::malformed(session.req_header()) {
-            session.set_keepalive(None);
-            let a = answers::failure(
-                Failure::BadRequest,
-                why,
-                &ctx.request_id,
-                wants_html(session),
-            );
-            return answer(session, ctx, a).await;
+            return fail(session, ctx, &Failure::new(Kind::BadRequest, why).closing()).await;
         }
-
-        // Step 1: nginx's normalisation; all matching uses this path, never the query.
-        let raw = session.req_header().raw_path().to_vec();
-        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&raw);
-        let path = match nginx_compat::uri::normalize_path(raw_path) {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.path = String::from_utf8_lossy(raw_path).into_owned();
-                let a = answers::failure(
-                    Failure::BadRequest,
-                    &format!("malformed path: {e}"),
-                    &ctx.request_id,
-                    wants_html(session),
-                );
-                return answer(session, ctx, a).await;
-            }
-        };
-        ctx.path = String::from_utf8_lossy(&path).into_owned();
-
-        // Step 2: no client copy of an identity header survives, logged in or not.
-        headers::strip_reserved(session.req_header_mut());
-
-        // Step 3: the gateway's own endpoints.
-        let config = ctx.config.clone();
-        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks).await;
+        match self.pipeline(session, ctx).await {
+            Ok(Next::Proxy) => Ok(false),
+            Ok(Next::Answer(a)) => answer(session, ctx, a).await,
+            Err(f) => fail(session, ctx, &f).await,
         }
-
-        // Step 4: rewrite phase; it may answer, or choose the route itself.
-        let found = match &config.rules {
-            Some(rules) => match rewrite::phase(session, ctx, rules).await? {
-                rewrite::Next::Route(index) => index,
-                rewrite::Next::Proxy => return Ok(false),
-                rewrite::Next::Answered => return Ok(true),
-            },
-            None => config.routes.matcher.find(&path).map(|m| *m.value),
-        };
-
-        // Step 5: route.
-        let Some(index) = found else {
-            let a = answers::failure(
-                Failure::NotFound,
-                "no route for this path",
-                &ctx.request_id,
-                wants_html(session),
-            );
-            return answer(session, ctx, a).await;
-        };
-        ctx.route = Some(index);
-        let route = &config.routes.routes[index];
-        ctx.upstream = Some(route.upstream.clone());
-
-        // Step 6: login.
-        if let Some(app) = &route.login {
-            match login_gate::check(session, ctx, app).await? {
-                login_gate::Outcome::Continue => {}
-                login_gate::Outcome::Answered => return Ok(true),
-            }
-        }
-
-        // Step 7: the verified external contact, on routes that deal with one.
-        if route.external_contact != ExternalContactMode::None {
-            match contact_gate::check(
-                session,
-                ctx,
-                route.external_contact,
-                &**self.provider.store(),
-            )
-            .await?
-            {
-                contact_gate::Outcome::Continue => {}
-                contact_gate::Outcome::Answered => return Ok(true),
-            }
-        }
-        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -235,18 +286,25 @@ impl ProxyHttp for Gateway {
             req.insert_header("x-forwarded-for", xff)?;
         }
         req.insert_header("x-forwarded-proto", ctx.config.server.public_url.scheme())?;
-        let host = session
-            .req_header()
-            .headers
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| {
-                session
-                    .req_header()
-                    .uri
-                    .authority()
-                    .and_then(|a| a.as_str().parse().ok())
-            });
+        // The host browsers use, as public_url says: a client's made-up Host header must not
+        // become the host the CRM builds links and mails with.
+        let server = &ctx.config.server;
+        let host = if server.trust_host_header {
+            session
+                .req_header()
+                .headers
+                .get(http::header::HOST)
+                .cloned()
+                .or_else(|| {
+                    session
+                        .req_header()
+                        .uri
+                        .authority()
+                        .and_then(|a| a.as_str().parse().ok())
+                })
+        } else {
+            http::HeaderValue::from_str(&server.public_host).ok()
+        };
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
             None => {
@@ -256,19 +314,17 @@ impl ProxyHttp for Gateway {
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
-            if let Some(key) = ctx
-                .config
-                .session
-                .as_ref()
-                .and_then(|s| s.assertion_key.as_ref())
-            {
-                let jwt = crate::login::assertion::sign(
-                    identity,
-                    &ctx.request_id,
-                    crate::login::now_secs(),
-                    key,
-                );
-                req.insert_header("x-gateway-assertion", jwt)?;
+            if let Some(settings) = ctx.config.session.as_ref() {
+                if let Some(key) = &settings.assertion_key {
+                    let jwt = crate::login::assertion::sign(
+                        identity,
+                        &ctx.request_id,
+                        crate::login::now_secs(),
+                        key,
+                        settings.assertion_audience.as_deref(),
+                    );
+                    req.insert_header("x-gateway-assertion", jwt)?;
+                }
             }
         }
         Ok(())
@@ -280,6 +336,8 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+        headers::strip_gateway_set_cookies(resp, cookie_name);
         if resp.headers.get("x-request-id").is_none() {
             resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         }
@@ -289,18 +347,18 @@ impl ProxyHttp for Gateway {
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let bad_body = crate::connection::bad_request_body(session, e);
-        let (failure, kind) = match e.etype() {
-            _ if bad_body.is_some() => (Failure::BadRequest, ""),
-            ErrorType::ConnectTimedout => (Failure::UpstreamUnavailable, "connect_timeout"),
+        let (kind, label) = match e.etype() {
+            _ if bad_body.is_some() => (Kind::BadRequest, ""),
+            ErrorType::ConnectTimedout => (Kind::UpstreamUnavailable, "connect_timeout"),
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-                (Failure::UpstreamUnavailable, "connect")
+                (Kind::UpstreamUnavailable, "connect")
             }
             ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                (Failure::UpstreamTimeout, "timeout")
+                (Kind::UpstreamTimeout, "timeout")
             }
-            ErrorType::HTTPStatus(400) => (Failure::BadRequest, ""),
+            ErrorType::HTTPStatus(400) => (Kind::BadRequest, ""),
             _ => match e.esource() {
-                ErrorSource::Upstream => (Failure::UpstreamUnavailable, "protocol"),
+                ErrorSource::Upstream => (Kind::UpstreamUnavailable, "protocol"),
                 ErrorSource::Downstream => {
                     // The client went away or sent garbage: nothing useful can be written.
                     return FailToProxy {
@@ -308,32 +366,29 @@ impl ProxyHttp for Gateway {
                         can_reuse_downstream: false,
                     };
                 }
-                _ => (Failure::Internal, ""),
+                _ => (Kind::Internal, ""),
             },
         };
-        if !kind.is_empty() {
+        if !label.is_empty() {
             if let Some(up) = &ctx.upstream {
                 METRICS
                     .upstream_errors
-                    .with_label_values(&[up.name.as_str(), kind])
+                    .with_label_values(&[up.name.as_str(), label])
                     .inc();
             }
         }
-        let code = failure.status();
         if session.response_written().is_none() {
-            let detail = match failure {
-                Failure::UpstreamTimeout => "the application did not answer in time",
-                Failure::UpstreamUnavailable => "the application could not be reached",
+            let detail = match kind {
+                Kind::UpstreamTimeout => "the application did not answer in time",
+                Kind::UpstreamUnavailable => "the application could not be reached",
                 _ => bad_body.unwrap_or("the request could not be completed"),
             };
-            let a = answers::failure(failure, detail, &ctx.request_id, wants_html(session));
             // pingora drops the client connection after a failed proxy attempt; saying so
             // (`Connection: close`) keeps clients from reusing it for their next request.
-            session.set_keepalive(None);
-            let _ = answer(session, ctx, a).await;
+            let _ = fail(session, ctx, &Failure::new(kind, detail).closing()).await;
         }
         FailToProxy {
-            error_code: code,
+            error_code: kind.status(),
             can_reuse_downstream: false,
         }
     }

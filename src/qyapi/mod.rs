@@ -17,11 +17,13 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::answers;
 use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
-use crate::metrics::METRICS;
+use crate::metrics::{labels, METRICS};
 use crate::provider::{ApiError, ApiRequest, ApiResponse, Provider};
+use request::TokenUse;
 
 /// Bodies are buffered whole so that a retry can send them again; larger ones are refused.
 pub const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -34,15 +36,15 @@ pub struct Qyapi {
     pub provider: Provider,
 }
 
-/// An answer and what to record about it.
-struct Outcome {
+/// What the endpoint served, and what to record about it.
+struct Served {
     response: Response<Vec<u8>>,
     app: String,
     api: String,
     errcode: String,
 }
 
-fn answer(
+fn framed(
     status: u16,
     headers: &[(String, String)],
     body: Vec<u8>,
@@ -65,26 +67,19 @@ fn answer(
         })
 }
 
-/// A WeCom-shaped `{errcode, errmsg}` answer written by the gateway itself.
-fn errcode_answer(status: u16, errcode: i64, errmsg: &str, rid: &str) -> Response<Vec<u8>> {
-    let body = json!({"errcode": errcode, "errmsg": errmsg, "request_id": rid});
-    let mut body = serde_json::to_vec(&body).unwrap_or_default();
-    body.push(b'\n');
-    let ct = [("content-type".to_owned(), "application/json".to_owned())];
-    answer(status, &ct, body, rid)
+/// An answer of [`answers`] as the `ServeHttp` response the listener writes.
+fn from_answer((head, body): answers::Answer) -> Response<Vec<u8>> {
+    let mut b = Response::builder().status(head.status);
+    for (n, v) in head.headers.iter() {
+        b = b.header(n, v);
+    }
+    b.body(body.to_vec()).expect("a response the gateway built")
 }
 
-impl Outcome {
-    fn refused(
-        status: u16,
-        errcode: i64,
-        errmsg: &str,
-        rid: &str,
-        app: &str,
-        api: &str,
-    ) -> Outcome {
-        Outcome {
-            response: errcode_answer(status, errcode, errmsg, rid),
+impl Served {
+    fn refused(status: u16, errcode: i64, errmsg: &str, rid: &str, app: &str, api: &str) -> Served {
+        Served {
+            response: from_answer(answers::wecom_error(status, errcode, errmsg, rid)),
             app: app.to_owned(),
             api: api.to_owned(),
             errcode: errcode.to_string(),
@@ -106,9 +101,19 @@ impl ServeHttp for Qyapi {
         let outcome = self.serve(session, &config, &rid).await;
         let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
+            let errcode = match outcome.errcode.parse::<i64>() {
+                Ok(e) => labels::errcode(e),
+                Err(_)
+                    if ["timeout", "unreachable", "bad_answer"]
+                        .contains(&outcome.errcode.as_str()) =>
+                {
+                    &outcome.errcode
+                }
+                Err(_) => labels::OTHER,
+            };
             METRICS
                 .qyapi_calls
-                .with_label_values(&[&outcome.app, &outcome.api, &outcome.errcode])
+                .with_label_values(&[&outcome.app, &outcome.api, errcode])
                 .inc();
         }
         tracing::info!(
@@ -126,14 +131,14 @@ impl ServeHttp for Qyapi {
 }
 
 impl Qyapi {
-    async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Outcome {
+    async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Served {
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         if !client_ip.is_some_and(|ip| allowed(&config.server.qyapi_allow, ip)) {
             session.set_keepalive(None);
-            return Outcome::refused(
+            return Served::refused(
                 403,
                 40164,
                 "client address not in qyapi_allow",
@@ -146,6 +151,10 @@ impl Qyapi {
         let raw = session.req_header().raw_path().to_vec();
         let raw = String::from_utf8_lossy(&raw).into_owned();
         let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
+        if let Err(why) = request::literal(&config.apps, path) {
+            session.set_keepalive(None);
+            return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
+        }
         let addressed = request::address(&config.apps, path);
         let api = addressed.api.to_owned();
         let (query, access_token) = request::split_query(query);
@@ -158,7 +167,7 @@ impl Qyapi {
         let restrict = addressed.prefix_app.or(header_app.as_deref());
 
         let method = session.req_header().method.clone();
-        if method == http::Method::GET && (api == "/cgi-bin/gettoken" || api == "/cgi-bin/token") {
+        if request::is_sdk_gettoken(&api) {
             return sdk_gettoken(config, &api, &query, restrict, rid);
         }
 
@@ -169,11 +178,11 @@ impl Qyapi {
             access_token.as_deref(),
         ) {
             Ok(app) => app.clone(),
-            Err(r) => return Outcome::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
+            Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
-        let label = request::api_label(&api);
+        let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
-            return Outcome::refused(
+            return Served::refused(
                 404,
                 404,
                 "only /cgi-bin/ APIs pass here",
@@ -192,7 +201,7 @@ impl Qyapi {
                 } else {
                     "request body could not be read"
                 };
-                return Outcome::refused(status, 44001, msg, rid, &app.name, &label);
+                return Served::refused(status, 44001, msg, rid, &app.name, &label);
             }
         };
 
@@ -216,9 +225,12 @@ impl Qyapi {
             headers,
             body,
         };
-        let kind = request::kind_for(&app, &api);
-        match self.provider.call(&app, kind, req).await {
-            Ok(resp) => Outcome {
+        let sent = match request::token_use(&app, &api, &req.query) {
+            TokenUse::Injected(kind) => self.provider.call(&app, kind, req).await,
+            TokenUse::Own => self.provider.call_plain(&app, req).await,
+        };
+        match sent {
+            Ok(resp) => Served {
                 errcode: resp.errcode.to_string(),
                 response: passed_back(resp, rid),
                 app: app.name.clone(),
@@ -282,23 +294,18 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
         .into_iter()
         .filter(|(n, _)| request::forwarded_response_header(n))
         .collect();
-    answer(resp.status, &headers, resp.body.to_vec(), rid)
+    framed(resp.status, &headers, resp.body.to_vec(), rid)
 }
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
-/// one WeCom-shaped answer. A failed gettoken keeps its errcode (40001 bad secret, 60020 ...).
-fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Outcome {
-    let (status, errcode, label) = match e {
-        ApiError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
-        ApiError::Timeout => (504, -1, "timeout".to_owned()),
-        ApiError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
-        ApiError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
-    };
-    Outcome {
-        response: errcode_answer(status, errcode, &e.to_string(), rid),
+/// one WeCom-shaped answer.
+fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Served {
+    let (a, errcode) = answers::wecom_provider_error(e, rid);
+    Served {
+        response: from_answer(a),
         app: app.name.clone(),
         api: api.to_owned(),
-        errcode: label,
+        errcode,
     }
 }
 
@@ -310,7 +317,7 @@ fn sdk_gettoken(
     query: &[(String, String)],
     restrict: Option<&str>,
     rid: &str,
-) -> Outcome {
+) -> Served {
     let param = |k: &str| {
         query
             .iter()
@@ -357,14 +364,14 @@ fn sdk_gettoken(
                 "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
             });
             let ct = [("content-type".to_owned(), "application/json".to_owned())];
-            Outcome {
-                response: answer(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
+            Served {
+                response: framed(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
                 app: app.name.clone(),
                 api: api.to_owned(),
                 errcode: "0".to_owned(),
             }
         }
-        None => Outcome::refused(
+        None => Served::refused(
             200,
             40001,
             "invalid credential: no configured app has this id and secret",

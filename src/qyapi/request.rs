@@ -2,15 +2,105 @@
 //! which API, and what is forwarded. Pure functions; the listener only translates.
 
 use std::collections::BTreeMap;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-use once_cell::sync::Lazy;
+use std::sync::Arc;
 
 use crate::config::model::App;
 use crate::provider::TokenKind;
 
 use super::handle;
+
+/// Why a path is refused before anything is sent. Paths are taken literally (SPEC section
+/// 10): a segment a server further on would resolve (`.`, `..`, also percent-encoded), an
+/// empty one, or an escape that hides a `/` could turn an allowed path into `gettoken` with a
+/// made-up secret or carry the real token outside `/cgi-bin/`. WeCom's API paths are plain
+/// words, so anything else is refused rather than interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRefused {
+    DotSegment,
+    EmptySegment,
+    /// A percent-escape: `%2F`, `%2e` and friends.
+    Escaped,
+    /// A byte an API path never has (`\`, `;`, controls, ...).
+    Character,
+}
+
+impl PathRefused {
+    pub fn errmsg(self) -> &'static str {
+        match self {
+            PathRefused::DotSegment => {
+                "the path has a '.' or '..' segment: paths are taken literally"
+            }
+            PathRefused::EmptySegment => "the path has an empty segment ('//' or a trailing '/')",
+            PathRefused::Escaped => "the path has a percent-escape: API paths are plain",
+            PathRefused::Character => "the path has a character no API path has",
+        }
+    }
+}
+
+/// Checks `path` (without the query) segment by segment. The first segment may be the name of
+/// a configured app, whatever it is spelt with.
+pub fn literal(apps: &BTreeMap<String, Arc<App>>, path: &str) -> Result<(), PathRefused> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(PathRefused::Character);
+    };
+    for (i, segment) in rest.split('/').enumerate() {
+        if segment.is_empty() {
+            return Err(PathRefused::EmptySegment);
+        }
+        let folded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if folded == "." || folded == ".." {
+            return Err(PathRefused::DotSegment);
+        }
+        if i == 0 && apps.contains_key(segment) {
+            continue;
+        }
+        if segment.contains('%') {
+            return Err(PathRefused::Escaped);
+        }
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
+        if !segment.bytes().all(plain) {
+            return Err(PathRefused::Character);
+        }
+    }
+    Ok(())
+}
+
+/// Whose token a forwarded call carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// The gateway injects the app's token of this kind, and a token error on the answer is
+    /// about that token: expire it (if still cached), fetch once, retry once.
+    Injected(TokenKind),
+    /// The call brings its own credentials (a service provider's `suite_access_token`,
+    /// `provider_access_token`, a suite secret): nothing is injected, and a token error is
+    /// about those, so it never expires or refetches one of the gateway's tokens.
+    Own,
+}
+
+/// APIs that issue a token from credentials in the request.
+const TOKEN_ISSUERS: &[&str] = &[
+    "/cgi-bin/service/get_suite_token",
+    "/cgi-bin/service/get_provider_token",
+    "/cgi-bin/stable_token",
+];
+
+pub fn token_use(app: &App, api: &str, query: &[(String, String)]) -> TokenUse {
+    let own = TOKEN_ISSUERS.contains(&api)
+        || query
+            .iter()
+            .any(|(k, _)| k.to_ascii_lowercase().ends_with("access_token"));
+    if own {
+        TokenUse::Own
+    } else {
+        TokenUse::Injected(kind_for(app, api))
+    }
+}
+
+/// `gettoken` and `token` are the gateway's to answer (a handle, never the real token): they
+/// are never forwarded, whatever the method.
+pub fn is_sdk_gettoken(api: &str) -> bool {
+    api == "/cgi-bin/gettoken" || api == "/cgi-bin/token"
+}
 
 /// What the caller addressed.
 #[derive(Debug, PartialEq, Eq)]
@@ -167,46 +257,6 @@ pub fn forwarded_response_header(name: &str) -> bool {
     )
 }
 
-/// At most this many distinct `api` label values; later ones count as `other`.
-const MAX_API_LABELS: usize = 256;
-
-/// The `api` label of `wgw_qyapi_calls_total`: the API path when it has the shape of one
-/// (`/cgi-bin/` then a few short word segments, numbers as `:id`), `other` otherwise, so that
-/// made-up paths cannot grow the metric without bound.
-pub fn api_label(api: &str) -> String {
-    let Some(rest) = api.strip_prefix("/cgi-bin/") else {
-        return "other".to_owned();
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let word = |s: &&str| {
-        (1..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    if segments.len() > 5 || !segments.iter().all(word) {
-        return "other".to_owned();
-    }
-    let shaped: Vec<&str> = segments
-        .iter()
-        .map(|s| {
-            if s.bytes().all(|b| b.is_ascii_digit()) {
-                ":id"
-            } else {
-                s
-            }
-        })
-        .collect();
-    let label = format!("/cgi-bin/{}", shaped.join("/"));
-    static SEEN: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if seen.contains(&label) {
-        return label;
-    }
-    if seen.len() >= MAX_API_LABELS {
-        return "other".to_owned();
-    }
-    seen.insert(label.clone());
-    label
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,20 +362,73 @@ secret = "secret-of-hr"
     }
 
     #[test]
-    fn api_labels_are_bounded() {
-        let cases: &[(&str, &str)] = &[
-            ("/cgi-bin/user/get", "/cgi-bin/user/get"),
-            ("/cgi-bin/message/send", "/cgi-bin/message/send"),
-            ("/cgi-bin/department/12345", "/cgi-bin/department/:id"),
-            ("/cgi-bin/../etc", "other"),
-            ("/cgi-bin/a b", "other"),
-            ("/cgi-bin/a/b/c/d/e/f", "other"),
-            ("/sns/userinfo", "other"),
-            ("/cgi-bin/", "other"),
+    fn paths_are_taken_literally() {
+        let apps = apps();
+        use PathRefused::*;
+        let cases: &[(&str, Result<(), PathRefused>)] = &[
+            ("/crm/cgi-bin/user/get", Ok(())),
+            ("/cgi-bin/externalcontact/batch/get_by_user", Ok(())),
+            ("/cgi-bin/media/get/jssdk", Ok(())),
+            ("/crm/cgi-bin/./gettoken", Err(DotSegment)),
+            ("/crm/cgi-bin/../sns/userinfo", Err(DotSegment)),
+            ("/crm/cgi-bin/%2e%2E/sns/userinfo", Err(DotSegment)),
+            ("/crm/cgi-bin/.%2e/sns", Err(DotSegment)),
+            ("/./crm/cgi-bin/user/get", Err(DotSegment)),
+            ("/crm/cgi-bin//user/get", Err(EmptySegment)),
+            ("//cgi-bin/user/get", Err(EmptySegment)),
+            ("/cgi-bin/user/get/", Err(EmptySegment)),
+            ("/crm/cgi-bin/user%2Fget", Err(Escaped)),
+            ("/crm/cgi-bin/user%20get", Err(Escaped)),
+            ("/crm/cgi-bin\\..\\sns", Err(Character)),
+            ("/crm/cgi-bin/user/get;x", Err(Character)),
+            ("/crm/cgi-bin/user/get#x", Err(Character)),
+            ("cgi-bin/user/get", Err(Character)),
+            ("/cgi-bin/...", Ok(())),
         ];
-        for (api, want) in cases {
-            assert_eq!(api_label(api), *want, "{api}");
+        for (path, want) in cases {
+            assert_eq!(literal(&apps, path), *want, "{path}");
         }
+    }
+
+    #[test]
+    fn token_errors_only_count_for_tokens_the_gateway_injected() {
+        let apps = apps();
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        type Query = Vec<(String, String)>;
+        let cases: &[(&str, Query, TokenUse)] = &[
+            (
+                "/cgi-bin/user/get",
+                q(&[("userid", "a")]),
+                TokenUse::Injected(TokenKind::Access),
+            ),
+            (
+                "/cgi-bin/externalcontact/get",
+                q(&[]),
+                TokenUse::Injected(TokenKind::Contact),
+            ),
+            (
+                "/cgi-bin/service/get_permanent_code",
+                q(&[("suite_access_token", "x")]),
+                TokenUse::Own,
+            ),
+            (
+                "/cgi-bin/message/send",
+                q(&[("PROVIDER_ACCESS_TOKEN", "x")]),
+                TokenUse::Own,
+            ),
+            ("/cgi-bin/service/get_suite_token", q(&[]), TokenUse::Own),
+            ("/cgi-bin/stable_token", q(&[]), TokenUse::Own),
+        ];
+        for (api, query, want) in cases {
+            assert_eq!(token_use(&apps["crm"], api, query), *want, "{api}");
+        }
+        assert!(is_sdk_gettoken("/cgi-bin/gettoken") && is_sdk_gettoken("/cgi-bin/token"));
+        assert!(!is_sdk_gettoken("/cgi-bin/./gettoken"));
     }
 
     #[test]

@@ -154,6 +154,9 @@ impl Store for Spy {
     async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
         self.inner.put_fact(key, v, ttl).await
     }
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.claim(key, ttl).await
+    }
     fn name(&self) -> &'static str {
         "spy"
     }

@@ -152,6 +152,24 @@ impl<S: Store> Store for FallbackStore<S> {
         Ok(())
     }
 
+    /// The shared store's answer while it answers (this process keeps its own copy of a won
+    /// claim); this process's alone when it does not.
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        if !self.resting() {
+            match self.shared.claim(key, ttl).await {
+                Ok(first) => {
+                    self.answered();
+                    if first {
+                        self.local.claim(key, ttl).await?;
+                    }
+                    return Ok(first);
+                }
+                Err(e) => self.failed("claim", &e),
+            }
+        }
+        self.local.claim(key, ttl).await
+    }
+
     async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
         if !self.resting() {
             match self.shared.get_fact(key).await {
@@ -242,6 +260,10 @@ mod tests {
         async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
             self.check()?;
             self.inner.unlock(key, id).await
+        }
+        async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+            self.check()?;
+            self.inner.claim(key, ttl).await
         }
         async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
             self.check()?;

@@ -382,6 +382,25 @@ impl Store for LocalStore {
         .await
     }
 
+    /// Memory decides (this process owns the file); a won claim is committed like any fact,
+    /// so that a restart does not let the same claim be won twice (a login state's callback).
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        if !self.memory.claim(key, ttl).await? {
+            return Ok(false);
+        }
+        let until = self
+            .clock
+            .now_ms()
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let k = key.to_owned();
+        self.write(move |txn| {
+            txn.open_table(FACTS)?.insert(k.as_str(), (until, "1"))?;
+            Ok(())
+        })
+        .await?;
+        Ok(true)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // A write that commits: the disk takes writes, the writer thread lives.
         self.write(|_| Ok(())).await

@@ -125,6 +125,27 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let until = now.saturating_add(ms(ttl));
+        let mut first = false;
+        self.facts
+            .entry(key.to_owned())
+            .and_modify(|(value, lapses)| {
+                if *lapses <= now {
+                    *value = "1".to_owned();
+                    *lapses = until;
+                    first = true;
+                }
+            })
+            .or_insert_with(|| {
+                first = true;
+                ("1".to_owned(), until)
+            });
+        self.sweep_now_and_then(now);
+        Ok(first)
+    }
+
     fn name(&self) -> &'static str {
         "memory"
     }
@@ -172,6 +193,20 @@ mod tests {
         assert!(
             s.lock("k", ten).await.unwrap().is_some(),
             "a lapsed lock is free"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_won_once_until_it_lapses() {
+        let clock = Clock::system();
+        let s = MemoryStore::new(clock.clone());
+        assert!(s.claim("k", Duration::from_secs(60)).await.unwrap());
+        assert!(!s.claim("k", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(s.get_fact("k").await.unwrap().as_deref(), Some("1"));
+        clock.advance(Duration::from_secs(60));
+        assert!(
+            s.claim("k", Duration::from_secs(60)).await.unwrap(),
+            "lapsed"
         );
     }
 

@@ -72,6 +72,11 @@ pub trait Store: Send + Sync + 'static {
         self.put_fact(key, "", Duration::ZERO).await
     }
 
+    /// Keeps the fact `key` for `ttl` unless it is already there: `true` only the first time,
+    /// in the whole cluster with a shared store (a login state's first callback; a page's
+    /// ticket report allowed once a minute). Redis: `SET NX PX`.
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// Whether the store answers now, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

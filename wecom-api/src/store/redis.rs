@@ -231,6 +231,25 @@ impl Store for RedisStore {
         self.set_px(self.value_key(key), value.to_owned(), ms).await
     }
 
+    /// `SET key 1 NX PX ms`: the claim is a fact that only its first writer sets.
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let k = self.value_key(key);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await

@@ -70,6 +70,27 @@ async fn tokens_and_facts_survive_a_reopen_and_expired_facts_do_not() {
 }
 
 #[tokio::test]
+async fn a_claim_is_won_once_also_across_a_restart_until_it_lapses() {
+    let f = TempFile::new("claim");
+    let clock = Clock::system();
+    {
+        let s = LocalStore::open(&f.0, clock.clone()).unwrap();
+        assert!(s.claim("state", Duration::from_secs(60)).await.unwrap());
+        assert!(!s.claim("state", Duration::from_secs(60)).await.unwrap());
+    }
+    let s = LocalStore::open(&f.0, clock.clone()).unwrap();
+    assert!(
+        !s.claim("state", Duration::from_secs(60)).await.unwrap(),
+        "kept in the file"
+    );
+    clock.advance(Duration::from_secs(60));
+    assert!(
+        s.claim("state", Duration::from_secs(60)).await.unwrap(),
+        "lapsed"
+    );
+}
+
+#[tokio::test]
 async fn one_process_per_file() {
     let f = TempFile::new("exclusive");
     let _first = LocalStore::open(&f.0, Clock::system()).unwrap();

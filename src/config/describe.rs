@@ -1,0 +1,199 @@
+//! What `check` prints: the route table, then each protected area with the locations that fall
+//! inside it (SPEC section 5, step 6). A login route protects every path its location covers,
+//! whichever location serves it, so a public route or an nginx location inside an area needs
+//! that area's login; `check` shows where that happens.
+
+use nginx_compat::{LocConf, Location, LocationSet, Modifier};
+
+use super::model::Config;
+
+/// A location as `check` names it.
+struct Listed<'a> {
+    location: &'a Location,
+    /// `[[routes]][N]` or `file:line`.
+    origin: String,
+    /// The `[[routes]]` index, for routes.
+    route: Option<usize>,
+}
+
+impl Config {
+    /// The route table and the protected areas, as `check` prints them.
+    pub fn describe_routes(&self) -> String {
+        let mut out = String::new();
+        for route in &self.routes.routes {
+            let login = route
+                .login
+                .as_ref()
+                .map_or("public".to_owned(), |a| format!("login={}", a.name));
+            out.push_str(&format!(
+                "{:<32} -> {:<12} {} external_contact={:?}\n",
+                route.location,
+                route.upstream.name,
+                login,
+                format!("{:?}", route.external_contact).to_lowercase()
+            ));
+        }
+        out.push_str(&self.describe_areas());
+        out
+    }
+
+    fn describe_areas(&self) -> String {
+        let listed = self.locations();
+        let mut out = String::new();
+        for (area, &index) in self.routes.areas.iter() {
+            let route = &self.routes.routes[index];
+            let app = route.login.as_ref().map_or("", |a| a.name.as_str());
+            if out.is_empty() {
+                out.push_str(
+                    "\nprotected areas (their login applies whichever location serves the path):\n",
+                );
+            }
+            out.push_str(&format!(
+                "  {area}  login={app} external_contact={}  [[routes]][{}]\n",
+                format!("{:?}", route.external_contact).to_lowercase(),
+                index + 1
+            ));
+            let mut any = false;
+            for l in &listed {
+                if l.route == Some(index) {
+                    continue;
+                }
+                if let Some(how) = relation(area, l.location) {
+                    any = true;
+                    out.push_str(&format!(
+                        "    {how:<12} {:<32} {}\n",
+                        l.location.to_string(),
+                        l.origin
+                    ));
+                }
+            }
+            if !any {
+                out.push_str("    (no other location inside)\n");
+            }
+        }
+        out
+    }
+
+    /// Every location: the routes, then those of the included nginx files, nested ones too.
+    fn locations(&self) -> Vec<Listed<'_>> {
+        let mut out: Vec<Listed<'_>> = self
+            .routes
+            .matcher
+            .iter()
+            .map(|(location, &i)| Listed {
+                location,
+                origin: format!("[[routes]][{}]", i + 1),
+                route: Some(i),
+            })
+            .collect();
+        if let Some(rules) = &self.rules {
+            let nginx = rules.server.locations.iter().skip(rules.routes);
+            for (location, conf) in nginx {
+                nested(location, conf, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn nested<'a>(location: &'a Location, conf: &'a LocConf, out: &mut Vec<Listed<'a>>) {
+    let file = conf.pos.file.rsplit('/').next().unwrap_or_default();
+    let what = match &conf.proxy_pass {
+        Some(target) => format!("proxy_pass {target}"),
+        None => "static files".to_owned(),
+    };
+    out.push(Listed {
+        location,
+        origin: format!("{file}:{} {what}", conf.pos.line),
+        route: None,
+    });
+    let children: &LocationSet<LocConf> = &conf.children;
+    for (l, c) in children.iter() {
+        nested(l, c, out);
+    }
+}
+
+/// How location `l` meets the protected `area`: `inside` when every path it serves is in the
+/// area, `may overlap` when some may be (a regex cannot be compared in general); nothing when
+/// they are apart or when `l` merely contains the area (as `/` contains every area).
+fn relation(area: &Location, l: &Location) -> Option<&'static str> {
+    use Modifier::*;
+    let (a, p) = (area.pattern(), l.pattern());
+    match (area.modifier(), l.modifier()) {
+        (Prefix | PrefixNoRegex, Prefix | PrefixNoRegex | Exact) => {
+            p.starts_with(a).then_some("inside")
+        }
+        (Prefix | PrefixNoRegex, Regex | RegexCaseless) => {
+            (!diverges(a, l)).then_some("may overlap")
+        }
+        (Exact, Exact) => (p == a).then_some("inside"),
+        (Exact, Prefix | PrefixNoRegex) => None,
+        (Exact, Regex | RegexCaseless) => l
+            .regex()
+            .is_some_and(|r| r.is_match(a.as_bytes()))
+            .then_some("inside"),
+        (Regex | RegexCaseless, Exact) => area
+            .regex()
+            .is_some_and(|r| r.is_match(p.as_bytes()))
+            .then_some("inside"),
+        (Regex | RegexCaseless, Prefix | PrefixNoRegex) => area
+            .regex()
+            .is_some_and(|r| r.is_match(p.as_bytes()))
+            .then_some("may overlap"),
+        (Regex | RegexCaseless, Regex | RegexCaseless) => Some("may overlap"),
+    }
+}
+
+/// An anchored regex whose literal start (`^/api/...`) leaves the prefix `a` at once cannot
+/// match a path under it.
+fn diverges(a: &str, regex: &Location) -> bool {
+    let Some(rest) = regex.pattern().strip_prefix('^') else {
+        return false;
+    };
+    let literal: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+        .collect();
+    // A quantifier after the last literal character makes it optional.
+    let quantified = rest[literal.len()..].starts_with(['?', '*', '{']);
+    let literal = if quantified {
+        &literal[..literal.len().saturating_sub(1)]
+    } else {
+        &literal[..]
+    };
+    let (a, literal) = if regex.modifier() == Modifier::RegexCaseless {
+        (a.to_ascii_lowercase(), literal.to_ascii_lowercase())
+    } else {
+        (a.to_owned(), literal.to_owned())
+    };
+    !(a.starts_with(&literal) || literal.starts_with(&a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relations_of_locations_to_an_area() {
+        let l = |s: &str| Location::parse(s).unwrap();
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/sidebar/", "/sidebar/api/", Some("inside")),
+            ("/sidebar/", "= /sidebar/x", Some("inside")),
+            ("/sidebar/", "/side", None),
+            ("/sidebar/", "/", None),
+            ("/sidebar/", "~* \\.js$", Some("may overlap")),
+            ("/sidebar/", "~ ^/api/", None),
+            ("/sidebar/", "~* ^/SIDEBAR/x", Some("may overlap")),
+            ("/sidebar/", "~ ^/side", Some("may overlap")),
+            ("/sidebar/", "~ ^/sidebarx?/", Some("may overlap")),
+            ("= /p", "~ ^/p$", Some("inside")),
+            ("= /p", "/", None),
+            ("~ ^/api/", "= /api/x", Some("inside")),
+            ("~ ^/api/", "/api/", Some("may overlap")),
+            ("~ ^/api/", "/", None),
+        ];
+        for (area, other, want) in cases {
+            assert_eq!(relation(&l(area), &l(other)), *want, "{area} vs {other}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Sign-in callbacks per client address (SPEC section 8). Each callback with a fresh state
+//! costs a provider call (`getuserinfo`, `sns/oauth2/access_token`); a client that makes them
+//! in a loop is cut off with 429 instead of spending the app's API quota. The limit is per
+//! process and per address as the gateway sees it: behind a load balancer every client shares
+//! the balancer's address, so the limit is high enough to be the gateway's total (300 sign-ins
+//! a minute), far above what a corp's people need and far below a flood.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use once_cell::sync::Lazy;
+
+/// Callbacks a client address may make per minute (also the burst).
+pub const PER_MINUTE: u32 = 300;
+/// Addresses remembered before the idle ones are forgotten.
+const MAX_TRACKED: usize = 10_000;
+
+static LIMITER: Lazy<DefaultKeyedRateLimiter<IpAddr>> = Lazy::new(|| {
+    RateLimiter::keyed(Quota::per_minute(
+        NonZeroU32::new(PER_MINUTE).expect("a positive limit"),
+    ))
+});
+
+/// May this client make another callback now?
+pub fn allow(client: Option<IpAddr>) -> bool {
+    let Some(ip) = client else {
+        return true;
+    };
+    if LIMITER.len() > MAX_TRACKED {
+        LIMITER.retain_recent();
+    }
+    LIMITER.check_key(&key(ip)).is_ok()
+}
+
+/// One IPv6 host holds a whole /64: limiting single addresses would limit nothing.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_its_64_and_a_mapped_v4_is_the_v4() {
+        let k = |s: &str| key(s.parse().unwrap()).to_string();
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(k("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(k("10.0.0.1"), "10.0.0.1");
+    }
+}

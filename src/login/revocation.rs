@@ -1,0 +1,127 @@
+//! Ending sessions before their `ttl` (SPEC sections 18 and 21). A session is a sealed cookie,
+//! not server state, so ending one means remembering, in the store (shared by a cluster), that
+//! it no longer opens:
+//!
+//! - `revoked:sid:{sid}` — one session, ended by `logout`, kept until that session's own end;
+//! - `revoked:member:{corp or app id}:{userid or openid}` — every session of one person issued
+//!   at or before the time it holds (section 18's `delete_user`), kept one `ttl`.
+//!
+//! Both are store facts, gone at the end of their life, read when a session cookie opens. A store that does not answer counts as "not
+//! revoked": the fallback store still serves what this process wrote, and failing closed
+//! would sign everyone out while Redis is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wecom_api::Store;
+
+use super::session::SessionEntry;
+
+pub fn session_key(sid: &str) -> String {
+    format!("revoked:sid:{sid}")
+}
+
+/// The person a session is of: corp and userid (or openid) for WeCom, app id and openid for an
+/// Official Account.
+pub fn member_key(entry: &SessionEntry) -> Option<String> {
+    let (owner, who) = match (&entry.wechat_app_id, &entry.corp_id) {
+        (Some(app_id), _) => (app_id, entry.openid.as_ref()?),
+        (None, Some(corp)) => (corp, entry.userid.as_ref().or(entry.openid.as_ref())?),
+        (None, None) => return None,
+    };
+    // The record `change_contact/delete_user` writes (crate::revocation): one key format.
+    Some(crate::revocation::member_key(owner, who))
+}
+
+/// `logout`: this session no longer opens, on any instance.
+pub async fn end_session(store: &Arc<dyn Store>, entry: &SessionEntry, now_secs: u64) {
+    let Some(sid) = &entry.sid else { return };
+    let left = Duration::from_secs(entry.exp.saturating_sub(now_secs).max(1));
+    if let Err(e) = store.put_fact(&session_key(sid), "1", left).await {
+        tracing::warn!(error = %e, "session revocation not stored");
+    }
+}
+
+/// Every session of `entry`'s person issued up to `now` no longer opens, for `ttl_secs`.
+pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64, ttl_secs: u64) {
+    let ttl = Duration::from_secs(ttl_secs.max(1));
+    if let Err(e) = store.put_fact(member_key, &now_secs.to_string(), ttl).await {
+        tracing::warn!(error = %e, "member revocation not stored");
+    }
+}
+
+/// Was this session ended, by itself or with every session of its person?
+pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
+    let by_sid = async {
+        match &entry.sid {
+            Some(sid) => matches!(store.get_fact(&session_key(sid)).await, Ok(Some(_))),
+            None => false,
+        }
+    };
+    let by_member = async {
+        let Some(key) = member_key(entry) else {
+            return false;
+        };
+        match store.get_fact(&key).await {
+            Ok(Some(at)) => at.parse::<u64>().is_ok_and(|at| entry.iat <= at),
+            _ => false,
+        }
+    };
+    let (a, b) = tokio::join!(by_sid, by_member);
+    a || b
+}
+
+/// `entries` without the revoked ones.
+pub async fn live(store: &Arc<dyn Store>, entries: Vec<SessionEntry>) -> Vec<SessionEntry> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if !is_revoked(store, &e).await {
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wecom_api::MemoryStore;
+
+    fn member(iat: u64, sid: &str) -> SessionEntry {
+        SessionEntry {
+            app: "crm".into(),
+            sid: Some(sid.into()),
+            corp_id: Some("ww1".into()),
+            agent_id: Some(1),
+            userid: Some("zhangsan".into()),
+            openid: None,
+            wechat_app_id: None,
+            unionid: None,
+            iat,
+            exp: iat + 3600,
+            contact: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_alone_and_a_member_with_every_earlier_session() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::clock::clock().clone()));
+        let now = crate::login::now_secs();
+        let (a, b) = (member(now - 100, "a"), member(now - 50, "b"));
+        assert!(!is_revoked(&store, &a).await);
+        end_session(&store, &a, now).await;
+        assert!(is_revoked(&store, &a).await);
+        assert!(
+            !is_revoked(&store, &b).await,
+            "another session of the member"
+        );
+        end_member(&store, &member_key(&b).unwrap(), now - 10, 3600).await;
+        assert!(is_revoked(&store, &b).await);
+        assert!(!is_revoked(&store, &member(now, "c")).await, "issued after");
+        let mut wechat = member(now - 100, "w");
+        wechat.wechat_app_id = Some("wx1".into());
+        wechat.openid = Some("o1".into());
+        assert_eq!(member_key(&wechat).unwrap(), "revoked:member:wx1:o1");
+        assert!(!is_revoked(&store, &wechat).await);
+    }
+}

@@ -1,0 +1,96 @@
+//! What the gateway reads from a request on the public listener: the query, its own cookies,
+//! a small JSON body, the form the client reads answers in. Every handler and gate asks here,
+//! so each is read one way.
+
+use bytes::BytesMut;
+use pingora::proxy::Session;
+use serde::de::DeserializeOwned;
+
+use crate::answers::{Failure, Form, Kind};
+
+/// The query's `(name, value)` pairs, decoded, in order.
+pub fn query(session: &Session) -> Vec<(String, String)> {
+    session
+        .req_header()
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first value of `name`.
+pub fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The `(name, value)` pairs of every `Cookie` header that are text, read from bytes: one
+/// non-ASCII byte anywhere must not hide the gateway's own cookies.
+pub fn cookies(session: &Session) -> Vec<(String, String)> {
+    crate::cookies::text_pairs(
+        session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// A header as text, when it is text.
+pub fn header(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// JSON or a page, as the request's method and `Accept` say.
+pub fn form(session: &Session) -> Form {
+    let req = session.req_header();
+    Form::of(
+        &req.method,
+        req.headers.get(http::header::ACCEPT).map(|v| v.as_bytes()),
+    )
+}
+
+/// A small JSON body of type `T`, at most `max` bytes. Anything else is a 400 that closes the
+/// connection when the rest of the body was left unread.
+pub async fn json_body<T: DeserializeOwned>(
+    session: &mut Session,
+    max: usize,
+    shape: &'static str,
+) -> Result<T, Failure> {
+    let bad = |why: &'static str| Failure::new(Kind::BadRequest, why).closing();
+    let json = header(session, http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Err(bad("the body must be application/json"));
+    }
+    let declared =
+        header(session, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(bad("the body is too large"));
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(bad("the body is too large"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Err(bad("the body could not be read")),
+        }
+    }
+    serde_json::from_slice(&body).map_err(|_| Failure::new(Kind::BadRequest, shape))
+}

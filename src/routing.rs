@@ -1,0 +1,347 @@
+//! Which route serves a path and which login protects it (SPEC section 5, steps 5 and 6).
+//! Pure: the proxy phases, `check` and the fuzz target call the same functions.
+//!
+//! A login route protects a path *area*, not only the requests its location wins: every path
+//! its location covers (a prefix or `=` location: the paths under it; a regex: the paths it
+//! matches), whichever location finally handles the request. Overlapping areas are ordered as
+//! nginx orders locations, so the most specific one decides. Two readings of a request are
+//! checked:
+//!
+//! - the URI the upstream finally receives (after `rewrite ... last`, `try_files`, index
+//!   files) decides when it lies in an area; otherwise the path the client asked for still
+//!   counts, so neither a rewrite into an area nor a rewrite out of one lifts its login;
+//! - a path with `;` or `\` is also read as Servlet containers (Tomcat, Spring) and Windows
+//!   servers read it: `;params` cut from every segment, `\` as `/`, dot segments resolved.
+//!   `/sidebar;x/` and `/x/..;/sidebar/` are `/sidebar/` to such an upstream, so they are in
+//!   `/sidebar/`'s area here too. Matrix parameters stay usable (old CRMs put `;jsessionid=`
+//!   in URLs);
+//! - a request-target with percent-escapes is also read without decoding them, as the
+//!   upstream receives it untouched: nginx reads `/sidebar/%2e%2e/x` as `/x`, an upstream that
+//!   does not decode `%2e` as a path under `/sidebar/`.
+//!
+//! A path whose readings fall in two different areas, or whose Servlet reading climbs above
+//! the root, is refused with 400.
+
+use nginx_compat::location::StaticMatch;
+
+use crate::config::model::RouteTable;
+
+/// What the route table says of a path when no nginx rule is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// `[[routes]]` entry `index` handles it.
+    Route(usize),
+    /// A prefix route `/p/` and the path `/p`: nginx's 301 to `/p/` (the route's name).
+    Redirect(usize),
+    NotFound,
+}
+
+/// nginx's location selection over the `[[routes]]`, auto-redirect included.
+pub fn route(table: &RouteTable, path: &[u8]) -> Routed {
+    if let StaticMatch::AutoRedirect(i) = table.matcher.find_static(path) {
+        return match table.matcher.get(i) {
+            Some((_, &index)) => Routed::Redirect(index),
+            None => Routed::NotFound,
+        };
+    }
+    match table.matcher.find(path) {
+        Some(m) => Routed::Route(*m.value),
+        None => Routed::NotFound,
+    }
+}
+
+/// Why a request's readings cannot be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AreaError {
+    /// The Servlet reading climbs above the root (Tomcat answers 400 too).
+    AboveRoot,
+    /// The readings fall in two different protected areas.
+    Ambiguous,
+    /// The URI a rewrite produced does not normalise.
+    BadRewrite,
+}
+
+impl AreaError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AreaError::AboveRoot => {
+                "the path climbs above the root once its ';' parameters are removed"
+            }
+            AreaError::Ambiguous => "the path reads as two different protected paths",
+            AreaError::BadRewrite => "the rewritten path cannot be normalised",
+        }
+    }
+}
+
+/// The protected area (a `[[routes]]` index) of one reading, by nginx's order.
+pub fn area_of(table: &RouteTable, path: &[u8]) -> Option<usize> {
+    table.areas.find(path).map(|m| *m.value)
+}
+
+/// The route whose login protects a request: `final_path` (what the upstream receives)
+/// decides when it lies in an area, else the path the client asked for: `asked` as nginx
+/// normalised it, and `raw`, its request-target path before decoding.
+pub fn protecting(
+    table: &RouteTable,
+    final_path: &[u8],
+    asked: &[u8],
+    raw: &[u8],
+) -> Result<Option<usize>, AreaError> {
+    if table.areas.is_empty() {
+        return Ok(None);
+    }
+    let literal = undecoded(raw);
+    let asked_readings: Vec<&[u8]> = std::iter::once(asked).chain(literal.as_deref()).collect();
+    if asked == final_path {
+        return agree(table, &asked_readings);
+    }
+    match agree(table, &[final_path])? {
+        Some(area) => Ok(Some(area)),
+        None => agree(table, &asked_readings),
+    }
+}
+
+/// The one area the readings of `paths` fall in (each also read as a Servlet container reads
+/// it), or none; two different areas are ambiguous.
+fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError> {
+    let mut found = None;
+    let mut note = |area: Option<usize>| -> Result<(), AreaError> {
+        match (found, area) {
+            (Some(a), Some(b)) if a != b => Err(AreaError::Ambiguous),
+            (None, b) => {
+                found = b;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    };
+    for path in paths {
+        note(area_of(table, path))?;
+        if path.iter().any(|&b| b == b';' || b == b'\\') {
+            note(area_of(table, &servlet_reading(path)?))?;
+        }
+    }
+    Ok(found)
+}
+
+/// The raw path with its dot segments resolved and slashes merged but nothing decoded: what an
+/// upstream that does not decode reads. `None` when there is nothing to decode, or when it
+/// climbs above the root (nginx's reading is then the only one an upstream can act on).
+pub fn undecoded(raw: &[u8]) -> Option<Vec<u8>> {
+    if !raw.contains(&b'%') {
+        return None;
+    }
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut trailing = false;
+    for seg in raw.split(|&b| b == b'/') {
+        trailing = true;
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop()?;
+            }
+            s => {
+                segments.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for s in &segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if trailing || out.is_empty() {
+        out.push(b'/');
+    }
+    Some(out)
+}
+
+/// The path as a Servlet container reads it: each segment cut at its first `;`, `\` read as
+/// `/`, empty and `.` segments dropped, `..` climbing one segment. A trailing `/` is kept.
+pub fn servlet_reading(path: &[u8]) -> Result<Vec<u8>, AreaError> {
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut trailing = false;
+    for raw in path.split(|&b| b == b'/' || b == b'\\') {
+        let seg = raw.split(|&b| b == b';').next().unwrap_or_default();
+        trailing = true;
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop().ok_or(AreaError::AboveRoot)?;
+            }
+            s => {
+                segments.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for s in &segments {
+        out.push(b'/');
+        out.extend_from_slice(s);
+    }
+    if trailing || out.is_empty() {
+        out.push(b'/');
+    }
+    Ok(out)
+}
+
+/// The normalised path of the request-target a rewrite made (the escaped URI and its
+/// arguments, as sent upstream).
+pub fn target_path(target: &[u8]) -> Result<Vec<u8>, AreaError> {
+    let (raw, _) = nginx_compat::uri::split_request_uri(target);
+    nginx_compat::uri::normalize_path(raw).map_err(|_| AreaError::BadRewrite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(routes: &[(&str, bool)]) -> RouteTable {
+        let mut text = String::from(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+             [session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+             [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+             [apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\n\
+             [upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n",
+        );
+        for (location, login) in routes {
+            let login = match login {
+                true if location.contains("mp") => "login = \"mp\"\n",
+                true => "login = \"crm\"\n",
+                false => "",
+            };
+            text.push_str(&format!(
+                "[[routes]]\nlocation = {location:?}\nupstream = \"crm\"\n{login}"
+            ));
+        }
+        let config = crate::config::load_str("t.toml", &text, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::sync::Arc::try_unwrap(config.routes)
+            .ok()
+            .expect("only owner")
+    }
+
+    #[test]
+    fn servlet_readings_like_tomcat() {
+        let cases: &[(&str, Result<&str, AreaError>)] = &[
+            ("/sidebar;x/", Ok("/sidebar/")),
+            ("/x/..;/sidebar/", Ok("/sidebar/")),
+            ("/sidebar;jsessionid=1/api;v=2", Ok("/sidebar/api")),
+            ("/a\\..\\sidebar\\x", Ok("/sidebar/x")),
+            ("/a/./b//c/", Ok("/a/b/c/")),
+            ("/a/..", Ok("/")),
+            (";x", Ok("/")),
+            ("/..;/x", Err(AreaError::AboveRoot)),
+            ("/a/../../x", Err(AreaError::AboveRoot)),
+        ];
+        for (path, want) in cases {
+            let got = servlet_reading(path.as_bytes());
+            assert_eq!(
+                got.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                (*want).map(str::to_owned),
+                "{path}"
+            );
+        }
+    }
+
+    /// One line per request: the route that serves it and the one whose login protects it.
+    #[test]
+    fn areas_protect_whatever_location_serves_the_path() {
+        let t = table(&[
+            ("/sidebar/", true),
+            ("~* \\.(js|css)$", false),
+            ("^~ /sidebar/public/", false),
+            ("~ ^/mp/", true),
+            ("= /exact/", true),
+            ("/", false),
+        ]);
+        type Case<'a> = (&'a str, Routed, Result<Option<usize>, AreaError>);
+        let cases: &[Case] = &[
+            ("/sidebar/", Routed::Route(0), Ok(Some(0))),
+            ("/sidebar", Routed::Redirect(0), Ok(None)),
+            ("/sidebar/app.js", Routed::Route(1), Ok(Some(0))),
+            // Inside an area, a public route is still protected.
+            ("/sidebar/public/x", Routed::Route(2), Ok(Some(0))),
+            ("/app.js", Routed::Route(1), Ok(None)),
+            ("/sidebar;x/", Routed::Route(5), Ok(Some(0))),
+            ("/x/..;/sidebar/", Routed::Route(5), Ok(Some(0))),
+            ("/x;a=1/y", Routed::Route(5), Ok(None)),
+            ("/..;/sidebar/", Routed::Route(5), Err(AreaError::AboveRoot)),
+            ("/mp/x", Routed::Route(3), Ok(Some(3))),
+            // Two readings, two areas: refused.
+            (
+                "/mp/..;/sidebar/",
+                Routed::Route(3),
+                Err(AreaError::Ambiguous),
+            ),
+            ("/exact/", Routed::Route(4), Ok(Some(4))),
+            ("/exact/x", Routed::Route(5), Ok(None)),
+            ("/other", Routed::Route(5), Ok(None)),
+        ];
+        for (path, routed, area) in cases {
+            assert_eq!(route(&t, path.as_bytes()), *routed, "route of {path}");
+            assert_eq!(
+                protecting(&t, path.as_bytes(), path.as_bytes(), path.as_bytes()),
+                *area,
+                "area of {path}"
+            );
+        }
+        // A rewrite into an area, and out of one: either way the login stays.
+        assert_eq!(
+            protecting(&t, b"/sidebar/x", b"/old/x", b"/old/x"),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            protecting(&t, b"/public/x", b"/sidebar/x", b"/sidebar/x"),
+            Ok(Some(0))
+        );
+        // Both in areas: the URI the upstream receives decides.
+        assert_eq!(
+            protecting(&t, b"/mp/x", b"/sidebar/x", b"/sidebar/x"),
+            Ok(Some(3))
+        );
+        // Read without decoding, as the upstream receives it untouched.
+        type Area = Result<Option<usize>, AreaError>;
+        let raw: &[(&str, &str, Area)] = &[
+            ("/other", "/sidebar/%2e%2e/other", Ok(Some(0))),
+            ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
+            ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
+            ("/x", "/%78", Ok(None)),
+            (
+                "/sidebar/",
+                "/mp/%2e%2e/sidebar/",
+                Err(AreaError::Ambiguous),
+            ),
+        ];
+        for (asked, target, want) in raw {
+            assert_eq!(
+                protecting(&t, asked.as_bytes(), asked.as_bytes(), target.as_bytes()),
+                *want,
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn undecoded_readings() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/a/b", None),
+            ("/sidebar/%2e%2e/x", Some("/sidebar/%2e%2e/x")),
+            ("/a/../%2e/b//", Some("/%2e/b/")),
+            ("/%2e/../..", None),
+        ];
+        for (raw, want) in cases {
+            let got = undecoded(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+            assert_eq!(got.as_deref(), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn rewritten_targets_are_read_as_normalised_paths() {
+        assert_eq!(target_path(b"/sidebar/a%20b?x=1").unwrap(), b"/sidebar/a b");
+        assert_eq!(target_path(b"/x/../sidebar/").unwrap(), b"/sidebar/");
+        assert_eq!(target_path(b"/../x"), Err(AreaError::BadRewrite));
+    }
+}

@@ -1,0 +1,166 @@
+//! Item 4: a login route protects a path *area* (SPEC section 5, step 6), whichever location
+//! finally handles the request: a regex `[[routes]]` entry, a location of an included nginx
+//! file (with `proxy_pass` or static files), the location a `rewrite ... last` lands in, or the
+//! public route a Servlet container's reading of `;` would hand the protected path to.
+
+use crate::common::browser::{Browser, WXWORK_UA};
+use crate::common::{parse_status, raw_request};
+use crate::world::{Setup, World};
+
+const ROUTES: &str = r#"
+[[routes]]
+location = "/sidebar/"
+upstream = "crm"
+login = "crm"
+
+[[routes]]
+location = "~* \\.(js|css|png)$"
+upstream = "crm"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+"#;
+
+const WITH_INCLUDE: &str = r#"
+[[routes]]
+location = "/sidebar/"
+upstream = "crm"
+login = "crm"
+
+[[routes]]
+location = "~* \\.(js|css|png)$"
+upstream = "crm"
+
+[nginx]
+include = ["{files}/legacy.conf"]
+"#;
+
+const LEGACY_CONF: &str = r#"
+server {
+    rewrite ^/old/(.*)$ /sidebar/reports/$1 last;
+    location / { proxy_pass http://crm; }
+    location ~* \.(gif|ico)$ { proxy_pass http://crm; }
+    location /sidebar/reports/ { proxy_pass http://crm; }
+    location /sidebar/assets/ { root {files}/www; }
+}
+"#;
+
+/// (path, what an anonymous script's call gets, what the CRM or the file system shows a
+/// member): 401 = login required.
+const WALKAROUNDS: &[(&str, u16)] = &[
+    ("/sidebar/api/customers.js", 401),
+    ("/sidebar/x/logo.PNG", 401),
+    ("/sidebar;x/", 401),
+    ("/sidebar;jsessionid=ABC/api", 401),
+    ("/x/..;/sidebar/", 401),
+    // nginx decodes %2e into a dot segment (the path is /other); an upstream that does not
+    // decode reads /sidebar/%2e%2e/other, under /sidebar/.
+    ("/sidebar/%2e%2e/other", 401),
+    ("/sidebar/", 401),
+    ("/public.js", 200),
+    ("/other;x/y", 200),
+    ("/", 200),
+];
+
+const INCLUDE_WALKAROUNDS: &[(&str, u16)] = &[
+    ("/sidebar/logo.gif", 401),
+    ("/sidebar/reports/q1", 401),
+    ("/sidebar/assets/app.txt", 401),
+    ("/old/q1", 401),
+    ("/favicon.ico", 200),
+    ("/old", 200),
+];
+
+/// A script's GET sent as raw bytes: no client library gets to resolve the path first.
+async fn raw_get(w: &World, path: &str, cookie: &str) -> (u16, String) {
+    let cookie = if cookie.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {cookie}\r\n")
+    };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n{cookie}Connection: close\r\n\r\n"
+    );
+    let port = w.gw.port;
+    let resp = tokio::task::spawn_blocking(move || raw_request(port, req.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (parse_status(&resp).unwrap_or(0), body)
+}
+
+async fn check(w: &World, cases: &[(&str, u16)]) {
+    for (path, want) in cases {
+        let (status, body) = raw_get(w, path, "").await;
+        assert_eq!(status, *want, "anonymous {path}: {body}");
+        if *want == 401 {
+            assert!(
+                body.contains("\"error\":\"login_required\""),
+                "{path}: {body}"
+            );
+        }
+    }
+    let member = w.member().await;
+    let cookie = member.cookie_header(&w.gw.url("/"));
+    for (path, want) in cases {
+        let (status, body) = raw_get(w, path, &cookie).await;
+        assert_eq!(status, 200, "member {path}: {body}");
+        if *want == 401 && !path.contains("/assets/") {
+            assert!(
+                body.contains("\"x-wecom-userid\":\"zhangsan\""),
+                "{path}: {body}"
+            );
+        }
+        if path.contains("/assets/") {
+            assert!(body.ends_with("the app\n"), "{path}: {body}");
+        }
+    }
+}
+
+async fn redirects_to_the_slash(w: &World) {
+    let mut anon = Browser::new(WXWORK_UA);
+    for (path, want) in [
+        ("/sidebar", "/sidebar/"),
+        ("/sidebar?tab=1", "/sidebar/?tab=1"),
+    ] {
+        let r = anon.get(&w.gw.url(path)).await;
+        assert_eq!(r.status(), 301, "{path}");
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(loc.ends_with(want), "{path} -> {loc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_route_a_missing_slash_or_a_path_parameter_does_not_lift_login() {
+    let w = World::with(Setup {
+        rest: ROUTES,
+        ..Setup::default()
+    })
+    .await;
+    redirects_to_the_slash(&w).await;
+    check(&w, WALKAROUNDS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
+    let w = World::with(Setup {
+        rest: WITH_INCLUDE,
+        files: &[("legacy.conf", LEGACY_CONF)],
+        ..Setup::default()
+    })
+    .await;
+    std::fs::create_dir_all(w.files.path().join("www/sidebar/assets")).unwrap();
+    std::fs::write(
+        w.files.path().join("www/sidebar/assets/app.txt"),
+        "the app\n",
+    )
+    .unwrap();
+    redirects_to_the_slash(&w).await;
+    check(&w, WALKAROUNDS).await;
+    check(&w, INCLUDE_WALKAROUNDS).await;
+}

@@ -1,0 +1,153 @@
+//! The OAuth round trip as an attacker or an unlucky visitor walks it: a member who declines,
+//! WeChat's snapshot page visitor, a crafted `return_to` that pre-sets the identity the front
+//! end reads, a login state replayed with made-up codes, and a flood of callbacks.
+
+use emulator::Scenario;
+
+use crate::common::browser::{Browser, HTML, WXWORK_UA};
+use crate::world::{Setup, World};
+
+const WECHAT_UA: &str = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.40 NetType/WIFI";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_login_is_a_page_that_offers_to_try_again_not_a_502() {
+    let w = World::start().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w.to_callback(&mut b, "crm", "/sidebar/#/x").await;
+    // The provider came back without a code: the member declined consent.
+    let url = url::Url::parse(&cb).unwrap();
+    let state: String = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let declined = w.gw.url(&format!("/_gateway/oauth/callback?state={state}"));
+    let r = b.get(&declined).await;
+    assert_eq!(r.status(), 403);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Try again"), "{page}");
+    assert!(
+        page.contains("/_gateway/login?app=crm&amp;return_to=%2Fsidebar%2F%23%2Fx"),
+        "{page}"
+    );
+    assert!(page.contains(&rid));
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_snapshot_visitor_never_becomes_a_session() {
+    let mut scenario = Scenario::default();
+    let mut ghost = scenario.wechat_users[0].clone();
+    ghost.openid = "oSnapshotVirtual".into();
+    ghost.unionid = None;
+    ghost.is_snapshotuser = true;
+    scenario.wechat_users.push(ghost);
+    let w = World::with(Setup {
+        scenario,
+        ..Setup::default()
+    })
+    .await;
+    w.control(
+        "/_emulator/current-user",
+        serde_json::json!({"openid": "oSnapshotVirtual"}),
+    )
+    .await;
+    let mut b = Browser::new(WECHAT_UA);
+    let cb = w.to_callback(&mut b, "mp", "/mp/").await;
+    let r = b.get(&cb).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("full page") && page.contains("使用完整服务"),
+        "{page}"
+    );
+    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert_eq!(
+        b.get_json(&w.gw.url("/_gateway/whoami"), &[])
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crafted_return_to_cannot_preset_the_identity_the_front_end_reads() {
+    let w = World::with(Setup {
+        mp_return_query: "return_query = { openId = \"openid\" }",
+        ..Setup::default()
+    })
+    .await;
+    for return_to in [
+        "/mp/?openId=ATTACKER#/reg",
+        "/mp/#/reg?openId=ATTACKER",
+        "/mp/?OPENID=ATTACKER&x=1#/reg?openid=ATTACKER&y=2",
+        "/mp/?open%49d=ATTACKER#/reg",
+    ] {
+        let mut b = Browser::new(WECHAT_UA);
+        let landed = w.login(&mut b, "mp", return_to).await;
+        assert!(!landed.contains("ATTACKER"), "{return_to} -> {landed}");
+        assert_eq!(
+            landed.matches("openId=").count(),
+            1,
+            "{return_to} -> {landed}"
+        );
+        assert!(
+            landed.contains("openId=oEmuOpenId001"),
+            "{return_to} -> {landed}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_state_cannot_be_replayed_with_made_up_codes() {
+    let w = World::start().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w.to_callback(&mut b, "crm", "/sidebar/").await;
+    let saved = b.jar.clone();
+    let (before, _) = cb.split_once("?code=").unwrap();
+    let state = cb.split("&state=").nth(1).unwrap().to_owned();
+    // The attacker keeps their own login cookie and tries code after code with its state.
+    let mut tries = Vec::new();
+    for i in 0..5 {
+        let mut replay = Browser::new(WXWORK_UA);
+        replay.jar = saved.clone();
+        let r = replay
+            .get(&format!("{before}?code=made-up-{i}&state={state}"))
+            .await;
+        tries.push(r.status().as_u16());
+    }
+    assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 1, "{tries:?}");
+    assert_eq!(&tries[1..], &[400, 400, 400, 400], "{tries:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
+    let w = World::start().await;
+    let c = crate::common::client();
+    let mut statuses = Vec::new();
+    for i in 0..320 {
+        let r = c
+            .get(w.gw.url(&format!("/_gateway/oauth/callback?code=c{i}&state=s{i}")))
+            .header("accept", HTML)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // 300 a minute, refilled at 5 a second: the first 300 are answered (refused for their
+    // made-up state), then nearly all are cut off.
+    assert!(statuses[..300].iter().all(|&s| s == 400), "{statuses:?}");
+    let cut = statuses[300..].iter().filter(|&&s| s == 429).count();
+    assert!(cut >= 15, "{statuses:?}");
+    // A login that started before the flood from another address is not affected: the limit
+    // is per client address (here all are loopback, so only the limit itself is shown).
+    let r = c
+        .get(w.gw.url("/_gateway/login?app=crm&return_to=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "starting a login is not limited");
+}

@@ -1,0 +1,144 @@
+//! Sessions end before their `ttl` when they must: a cookie copied before logout does not open
+//! after it, a member revoked in the store (section 18's `delete_user`) is signed out on every
+//! instance, and a shorter `ttl` after a reload applies to cookies already issued.
+
+use std::time::Duration;
+
+use wecom_gateway::config::model::{Secret, SessionSettings};
+use wecom_gateway::login::session::{set_cookie, SessionEntry};
+
+use crate::common::browser::{Browser, HTML, WXWORK_UA};
+use crate::common::redis_server::RedisServer;
+use crate::world::{Setup, World, CORP_ID, SESSION_SECRET};
+
+async fn whoami(w: &World, b: &mut Browser) -> u16 {
+    b.get_json(&w.gw.url("/_gateway/whoami"), &[])
+        .await
+        .status()
+        .as_u16()
+}
+
+async fn sidebar(w: &World, b: &mut Browser) -> u16 {
+    b.get_json(&w.gw.url("/sidebar/"), &[])
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_copied_before_logout_no_longer_opens() {
+    let w = World::start().await;
+    let mut b = w.member().await;
+    let copy = b.jar.clone();
+    assert_eq!(sidebar(&w, &mut b).await, 200);
+    let r = b
+        .request(reqwest::Method::POST, &w.gw.url("/_gateway/logout"), HTML)
+        .await;
+    assert_eq!(r.status(), 302);
+    let mut thief = Browser::new(WXWORK_UA);
+    thief.jar = copy;
+    assert_eq!(whoami(&w, &mut thief).await, 401);
+    assert_eq!(sidebar(&w, &mut thief).await, 401);
+    // Another login of the same member is a new session: it opens.
+    let mut again = w.member().await;
+    assert_eq!(sidebar(&w, &mut again).await, 200);
+}
+
+/// A session cookie of zhangsan sealed with the gateway's key, issued at `iat` under an
+/// 8 h ttl.
+fn issued_at(iat: u64) -> String {
+    let settings = SessionSettings::new(
+        &Secret::new(SESSION_SECRET.into()),
+        "wgw_session",
+        Duration::from_secs(8 * 3600),
+    );
+    let entry = SessionEntry {
+        app: "crm".into(),
+        sid: Some(format!("forged{iat}")),
+        corp_id: Some(CORP_ID.into()),
+        agent_id: Some(1000002),
+        userid: Some("zhangsan".into()),
+        openid: None,
+        wechat_app_id: None,
+        unionid: None,
+        iat,
+        exp: iat + 8 * 3600,
+        contact: None,
+    };
+    let line = set_cookie(&settings, vec![entry], false);
+    cookie::Cookie::parse(line).unwrap().value().to_owned()
+}
+
+fn issued_ago(age: u64) -> String {
+    issued_at(wecom_gateway::login::now_secs() - age)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_ttl_after_a_reload_ends_sessions_already_issued() {
+    let w = World::with(Setup {
+        session: "ttl = \"8h\"",
+        ..Setup::default()
+    })
+    .await;
+    let mut b = Browser::new(WXWORK_UA);
+    b.set_cookie(&w.gw.url("/"), "wgw_session", &issued_ago(2 * 3600));
+    assert_eq!(
+        whoami(&w, &mut b).await,
+        200,
+        "the forged cookie is faithful"
+    );
+    let text = std::fs::read_to_string(&w.gw.config_path).unwrap();
+    std::fs::write(
+        &w.gw.config_path,
+        text.replace("ttl = \"8h\"", "ttl = \"1h\""),
+    )
+    .unwrap();
+    w.gw.signal(1);
+    w.gw.wait_log("reload: new config applied");
+    assert_eq!(whoami(&w, &mut b).await, 401);
+    assert_eq!(sidebar(&w, &mut b).await, 401);
+    // A session younger than the new ttl still opens.
+    b.set_cookie(&w.gw.url("/"), "wgw_session", &issued_ago(600));
+    assert_eq!(whoami(&w, &mut b).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_revoked_in_the_store_is_signed_out_on_every_instance() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let store = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
+        redis.url()
+    );
+    let rest = format!("{}\n{store}", crate::world::SIDEBAR_ROUTES);
+    let w = World::with(Setup {
+        rest: &rest,
+        ..Setup::default()
+    })
+    .await;
+    let mut before = w.member().await;
+    assert_eq!(sidebar(&w, &mut before).await, 200);
+    // What section 18's change_contact/delete_user writes: sessions of this member issued up to
+    // now no longer open.
+    let now = wecom_gateway::login::now_secs();
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("wgw:revoked:member:{CORP_ID}:zhangsan"))
+        .arg(now.to_string())
+        .arg("PX")
+        .arg(9 * 3600 * 1000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(sidebar(&w, &mut before).await, 401);
+    assert_eq!(whoami(&w, &mut before).await, 401);
+    // A session issued after the revocation opens (sealed a few seconds ahead, within the
+    // clock skew a session tolerates, rather than waiting for the clock).
+    let mut after = Browser::new(WXWORK_UA);
+    after.set_cookie(&w.gw.url("/"), "wgw_session", &issued_at(now + 3));
+    assert_eq!(sidebar(&w, &mut after).await, 200);
+    let mut forged_before = Browser::new(WXWORK_UA);
+    forged_before.set_cookie(&w.gw.url("/"), "wgw_session", &issued_at(now - 60));
+    assert_eq!(sidebar(&w, &mut forged_before).await, 401);
+}

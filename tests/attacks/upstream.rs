@@ -1,0 +1,70 @@
+//! What passes between the CRM and the browser through the gateway: the CRM cannot set the
+//! gateway's cookies (a session fixed by the CRM, or by whatever the CRM reflects into a
+//! `Set-Cookie`), and the CRM is told the host of `public_url`, not whatever `Host` a client
+//! made up (the CRM builds absolute links and password-reset mails from it).
+
+use axum::response::IntoResponse;
+use axum::routing::any;
+use axum::Router;
+
+use crate::common::upstream::{self, Echo};
+use crate::common::{client, Gateway};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_cannot_set_the_gateways_cookies() {
+    let crm = upstream::serve(Router::new().fallback(any(|| async {
+        (
+            axum::response::AppendHeaders([
+                ("set-cookie", "wgw_session=fixed-by-the-crm; Path=/"),
+                ("set-cookie", "WGW_login_abc=x; Path=/_gateway/"),
+                ("set-cookie", "my_session=also-ours; Path=/"),
+                ("set-cookie", "crm_sid=kept; Path=/; HttpOnly"),
+            ]),
+            "ok",
+        )
+            .into_response()
+    })));
+    let gw = Gateway::start(&format!(
+        "[session]\nsecret = \"test-session-secret-0123456789abcdef\"\ncookie_name = \"my_session\"\n\
+         [upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        crm.url()
+    ));
+    let r = client().get(gw.url("/page")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let set: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(set, vec!["crm_sid=kept; Path=/; HttpOnly"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_host_header_does_not_reach_the_crm_as_x_forwarded_host() {
+    let up = upstream::echo("crm");
+    let routes = format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        up.url()
+    );
+    for (trust, want_client_host) in [("", false), ("trust_host_header = true\n", true)] {
+        let gw = Gateway::start(&format!("{trust}{routes}"));
+        let r = client()
+            .get(gw.url("/reset-password"))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        let echo: Echo = r.json().await.unwrap();
+        let want = if want_client_host {
+            "evil.example".to_owned()
+        } else {
+            format!("127.0.0.1:{}", gw.port)
+        };
+        assert_eq!(
+            echo.header("x-forwarded-host"),
+            Some(want.as_str()),
+            "{trust}"
+        );
+    }
+}
