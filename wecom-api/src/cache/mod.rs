@@ -118,10 +118,12 @@ impl<F: Fetch> TokenCache<F> {
             }
         }
         let c = self.refresh(target).await?;
-        if freshness(&c, this.clock.now_ms()) == Freshness::Expired {
-            // The flight joined was an early refresh that began before the expiry and ended
-            // after it (a slow store write: the local store's fsync), and WeCom handed back
-            // the same value, which has died since: one more refresh, which fetches.
+        if c.expires_at > c.fetched_at && this.clock.now_ms() >= c.expires_at {
+            // Alive when fetched, dead now: the flight joined was an early refresh that ended
+            // after the expiry (a slow store write: the local store's fsync) with WeCom's same
+            // value. One more refresh fetches a live one. (A value dead when fetched — WeCom
+            // handing back what this process's clock already buried — is used as WeCom gave
+            // it: asking again would get the same.)
             return self.refresh(target).await.map(|c| c.value);
         }
         Ok(c.value)
