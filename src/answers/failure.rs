@@ -42,6 +42,8 @@ pub enum Kind {
     ProviderFailed,
     /// Too many sign-in callbacks from one client address.
     TooManyRequests,
+    /// The store did not take what must be kept (a callback): try again (WeCom does).
+    StoreUnavailable,
 }
 
 impl Kind {
@@ -60,6 +62,7 @@ impl Kind {
             Kind::MethodNotAllowed => 405,
             Kind::LoginRequired => 401,
             Kind::TooManyRequests => 429,
+            Kind::StoreUnavailable => 503,
         }
     }
 
@@ -82,6 +85,7 @@ impl Kind {
             Kind::ExternalContactRequired => "external_contact_required",
             Kind::ProviderFailed => "provider_error",
             Kind::TooManyRequests => "too_many_requests",
+            Kind::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -104,6 +108,7 @@ impl Kind {
             Kind::ExternalContactRequired => "Open this page from a customer chat",
             Kind::ProviderFailed => "WeCom refused the request",
             Kind::TooManyRequests => "Too many sign-in attempts",
+            Kind::StoreUnavailable => "Temporarily unavailable",
         }
     }
 }

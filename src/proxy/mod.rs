@@ -1,6 +1,7 @@
 //! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
 //! hands the work to the module that owns it.
 
+mod callback_endpoint;
 mod contact_gate;
 mod ctx;
 mod endpoints;
@@ -41,6 +42,8 @@ pub struct Gateway {
     pub inflight: Arc<AtomicUsize>,
     /// The one WeCom / WeChat API client, shared with the qyapi endpoint.
     pub provider: Provider,
+    /// WeCom's callbacks: the queue and the store they are kept in.
+    pub callbacks: Arc<crate::callback::Callbacks>,
 }
 
 /// What the pipeline decided for a request that did not fail.
@@ -90,7 +93,7 @@ impl Gateway {
             if rest == b"/auth" {
                 return self.forward_auth(session, ctx).await.map(Next::Answer);
             }
-            return endpoints::handle(session, ctx, rest, &self.provider)
+            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks)
                 .await
                 .map(Next::Answer);
         }
@@ -174,7 +177,13 @@ impl Gateway {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
             }
             if area.external_contact != ExternalContactMode::None {
-                contact_gate::check(session, ctx, area.external_contact)?;
+                contact_gate::check(
+                    session,
+                    ctx,
+                    area.external_contact,
+                    &**self.provider.store(),
+                )
+                .await?;
             }
         }
         Ok(())
