@@ -173,6 +173,7 @@ api_base = "{emu}"
 authorize_url = "{emu}/connect/oauth2/authorize"
 qr_login_url = "{emu}/wwlogin/sso/login"
 jssdk_urls = ["{emu}/emulator/jweixin.js"]
+miniprogram = true
 callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/callback" }}
 
 [apps.crmjson]

@@ -194,3 +194,58 @@ async fn a_token_ends_like_a_session_through_the_revocation_records() {
         "another session of the member lives on"
     );
 }
+
+/// `change_contact/delete_user` (SPEC section 18), sent by the emulator as WeCom sends it, ends
+/// the member's bearer tokens as it ends their cookies: the same per-member record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_user_ends_the_members_mini_program_tokens() {
+    use crate::common::callbacks::{Backend, World as CallbackWorld, AGENT_ID};
+    // The demo's corp: two members (a corp keeps at least one).
+    let w = CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Memory, 1).await;
+    let gw = &w.gateways[0];
+    let mut tokens = Vec::new();
+    for userid in ["zhangsan", "lisi"] {
+        let code = w
+            .control(
+                "/_emulator/miniprogram/code",
+                json!({ "userid": userid, "agentid": AGENT_ID }),
+            )
+            .await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = client()
+            .post(gw.url("/_gateway/miniprogram/login"))
+            .json(&json!({ "app": "crm", "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        tokens.push(v["token"].as_str().unwrap().to_owned());
+    }
+    let status = |token: String| async move {
+        client()
+            .get(gw.url("/sidebar/page"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status(tokens[0].clone()).await, 200);
+    w.control("/_emulator/members/delete", json!({ "userid": "zhangsan" }))
+        .await;
+    let log = w.settled().await;
+    assert!(
+        log["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "message" && r["result"] == "delivered"),
+        "{log}"
+    );
+    assert_eq!(status(tokens[0].clone()).await, 401, "the deleted member");
+    assert_eq!(status(tokens[1].clone()).await, 200, "another member");
+}
