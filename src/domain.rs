@@ -40,6 +40,9 @@ pub struct App {
     /// `miniprogram = true` (WeCom apps): `wx.qy.login` codes of this app's mini-program are
     /// exchanged at `{prefix}/miniprogram/login` for bearer sessions (SPEC section 19).
     pub miniprogram: bool,
+    /// `false` for `kind = "wechat_mini"`: its people sign in from the mini-program only, never
+    /// through `{prefix}/login`.
+    pub web_login: bool,
     /// WeCom's callbacks of this app (SPEC section 18); `None`: its callback URL is a 404.
     pub callback: Option<Callback>,
 }

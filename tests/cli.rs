@@ -92,6 +92,11 @@ fn config_errors_name_file_line_and_key() {
             "[apps.mp]\nkind = \"wechat_mp\"\napp_id = \"wx1\"\nsecret = \"s\"\nminiprogram = true\n",
             "gateway.toml:11:15: [apps.mp].miniprogram: not a key of kind = \"wechat_mp\"",
         ),
+        // a WeChat mini-program has no agent
+        (
+            "[apps.wx]\nkind = \"wechat_mini\"\napp_id = \"wx1\"\nsecret = \"s\"\nagent_id = 5\n",
+            "gateway.toml:11:12: [apps.wx].agent_id: not a key of kind = \"wechat_mini\"",
+        ),
         // miniprogram is a yes or no
         (
             "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\nminiprogram = \"yes\"\n",

@@ -528,6 +528,39 @@ fn compile_app(
                 None,
             )
         }
+        AppKind::WechatMini => {
+            // `app_id`, `secret` and `api_base` only: no web login, no JS-SDK.
+            for (v, key) in [
+                (&a.corp_id, "corp_id"),
+                (&a.contact_secret, "contact_secret"),
+                (&a.qr_login_url, "qr_login_url"),
+                (&a.scope, "scope"),
+                (&a.authorize_url, "authorize_url"),
+            ] {
+                if let Some(v) = v {
+                    return Err(refuse(v.span(), key, "wechat_mini"));
+                }
+            }
+            if let Some(v) = &a.agent_id {
+                return Err(refuse(v.span(), "agent_id", "wechat_mini"));
+            }
+            if let Some(v) = &a.login {
+                return Err(refuse(v.span(), "login", "wechat_mini"));
+            }
+            if let Some(v) = &a.miniprogram {
+                return Err(refuse(v.span(), "miniprogram", "wechat_mini"));
+            }
+            // The same credential shape as an Official Account's: an app id and its secret.
+            (
+                Credentials::WechatMp {
+                    app_id: require(&a.app_id, "app_id")?,
+                    secret: secret(&a.secret, &app_path("secret"), 1, src)?,
+                },
+                String::new(),
+                "https://api.weixin.qq.com",
+                None,
+            )
+        }
     };
     let mut return_query = Vec::new();
     for (param, field) in &a.return_query {
@@ -582,7 +615,9 @@ fn compile_app(
         )?,
         qr_login_url,
         jssdk_urls,
-        miniprogram: a.miniprogram.as_ref().is_some_and(|m| *m.get_ref()),
+        miniprogram: kind == AppKind::WechatMini
+            || a.miniprogram.as_ref().is_some_and(|m| *m.get_ref()),
+        web_login: kind != AppKind::WechatMini,
     })
 }
 

@@ -128,6 +128,9 @@ pub struct Callback {
 pub enum AppKind {
     Wecom,
     WechatMp,
+    /// A WeChat mini-program (SPEC section 19): `app_id` and `secret` like an Official
+    /// Account, signing in only from the mini-program (`wx.login`).
+    WechatMini,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,6 +104,7 @@ mod tests {
                 .unwrap(),
             jssdk_urls: vec![],
             miniprogram: false,
+            web_login: true,
             callback: None,
         }
     }

@@ -93,19 +93,43 @@ fn plain(body: &Value, field: &'static str) -> Result<Option<String>, LoginError
     }
 }
 
-/// `wx.qy.login`'s code from the app's mini-program (SPEC section 19):
-/// `/cgi-bin/miniprogram/jscode2session` with the app's token. The `session_key` it returns is
+/// The login code of the app's mini-program (SPEC section 19): `wx.qy.login`'s for a WeCom app,
+/// `/cgi-bin/miniprogram/jscode2session` with the app's token; `wx.login`'s for a WeChat
+/// mini-program, `/sns/jscode2session` with its app id and secret. The `session_key` it returns is
 /// the mini-program's own secret with WeChat and is dropped here: it never leaves this function.
 pub async fn miniprogram(
     provider: &Provider,
     app: &App,
     code: &str,
 ) -> Result<Identity, LoginError> {
-    let Credentials::Wecom {
-        corp_id, agent_id, ..
-    } = &app.credentials
-    else {
-        return Err(LoginError::NoSubject);
+    let (corp_id, agent_id) = match &app.credentials {
+        Credentials::Wecom {
+            corp_id, agent_id, ..
+        } => (corp_id, agent_id),
+        // `wx.login`'s code of a WeChat mini-program: its own openid, the shared unionid.
+        Credentials::WechatMp { app_id, secret } => {
+            let resp = provider
+                .call_plain(
+                    app,
+                    get(
+                        "/sns/jscode2session",
+                        &[
+                            ("appid", app_id),
+                            ("secret", secret.expose()),
+                            ("js_code", code),
+                            ("grant_type", "authorization_code"),
+                        ],
+                    ),
+                )
+                .await?;
+            let body = checked(resp)?;
+            return Ok(Identity {
+                wechat_app_id: Some(app_id.clone()),
+                openid: Some(plain(&body, "openid")?.ok_or(LoginError::NoSubject)?),
+                unionid: plain(&body, "unionid")?,
+                ..Identity::default()
+            });
+        }
     };
     let resp = provider
         .call(

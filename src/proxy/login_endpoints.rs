@@ -153,6 +153,12 @@ pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
     let settings = config.session.as_ref().ok_or_else(not_configured)?;
     let app = pick_app(config, param(&q, "app"))
         .ok_or_else(|| Failure::new(Kind::BadRequest, "unknown or missing app"))?;
+    if !app.web_login {
+        return Err(Failure::new(
+            Kind::BadRequest,
+            "this app signs in from its mini-program only",
+        ));
+    }
     let return_to = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,

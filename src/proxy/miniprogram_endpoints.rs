@@ -41,7 +41,12 @@ pub async fn login(
         .apps
         .get(&body.app)
         .filter(|a| a.miniprogram)
-        .ok_or_else(|| Failure::new(Kind::BadRequest, "not an app with miniprogram = true"))?;
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::BadRequest,
+                "not a mini-program app (miniprogram = true, or kind = \"wechat_mini\")",
+            )
+        })?;
     // Codes are short tokens; anything else is not sent to WeCom at all.
     if !is_plain_id(&body.code) {
         return Err(Failure::new(
@@ -73,7 +78,7 @@ pub async fn login(
                 // A used, expired or foreign code: the mini-program calls wx.qy.login again.
                 LoginError::CodeInvalid(_) => Failure::new(
                     Kind::LoginRequired,
-                    "the code was refused: call wx.qy.login again",
+                    "the code was refused: call wx.qy.login (wx.login) again",
                 ),
                 LoginError::Provider(ApiError::Timeout) => Failure::new(
                     Kind::ProviderTimeout,

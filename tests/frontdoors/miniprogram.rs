@@ -8,7 +8,8 @@ use crate::common::browser::{Browser, WXWORK_UA};
 use crate::common::client;
 use crate::world::{claims, Setup, World, CORP_ID};
 
-/// A third app, `mini`: the corp's agent with its mini-program, protecting `/mini/`.
+/// A third app, `mini`: the corp's agent with its mini-program, protecting `/mini/`; and the
+/// WeChat mini-program `wxmini` of the emulator's `[wechat_mini]`, protecting `/wxmini/`.
 const MINI_ROUTES: &str = r#"
 [apps.mini]
 kind = "wecom"
@@ -18,6 +19,17 @@ secret = "emu-agent-secret"
 api_base = "{emu}"
 authorize_url = "{emu}/connect/oauth2/authorize"
 miniprogram = true
+
+[apps.wxmini]
+kind = "wechat_mini"
+app_id = "wxemu000000000002"
+secret = "emu-mini-secret"
+api_base = "{emu}"
+
+[[routes]]
+location = "/wxmini/"
+upstream = "crm"
+login = "wxmini"
 
 [[routes]]
 location = "/mini/"
@@ -248,4 +260,43 @@ async fn delete_user_ends_the_members_mini_program_tokens() {
     );
     assert_eq!(status(tokens[0].clone()).await, 401, "the deleted member");
     assert_eq!(status(tokens[1].clone()).await, 200, "another member");
+}
+
+/// `kind = "wechat_mini"`: `wx.login`'s code -> `/sns/jscode2session` -> a token whose calls
+/// carry the WeChat identity; the code is single-use; there is no web login for such an app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_mini_program_code_becomes_a_bearer_session_with_the_wechat_identity() {
+    let w = world().await;
+    let r = client()
+        .post(format!("{}/_emulator/miniprogram/code", w.emu.base_url()))
+        .json(&json!({ "openid": "oEmuMiniOpenId001" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let code = r.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, v) = login(&w, "wxmini", &code).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let echo = call(&w, "/wxmini/x", &token, &[("x-wechat-openid", "oForged")])
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-wechat-appid"), Some("wxemu000000000002"));
+    assert_eq!(echo.header("x-wechat-openid"), Some("oEmuMiniOpenId001"));
+    assert_eq!(echo.header("x-wechat-unionid"), Some("oEmuUnion001"));
+    assert_eq!(echo.header("x-wecom-userid"), None);
+    assert_eq!(echo.header("authorization"), None);
+    // The token is the mini-program's, not another app's: the WeCom mini-program's area
+    // refuses it.
+    assert_eq!(call(&w, "/mini/x", &token, &[]).await.unwrap_err(), 401);
+    assert_eq!(login(&w, "wxmini", &code).await.0, 401, "a used code");
+    let r = client()
+        .get(w.gw.url("/_gateway/login?app=wxmini&return_to=%2Fwxmini%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "no web login for a WeChat mini-program");
 }
