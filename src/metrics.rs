@@ -14,6 +14,7 @@ pub struct Metrics {
     pub token_fetches: IntCounterVec,
     pub qyapi_retries: IntCounterVec,
     pub store_errors: IntCounterVec,
+    pub access: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -91,6 +92,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "wgw_store_errors_total",
             "Shared token store (Redis) operations that failed; the process served its own copy.",
             &["op"],
+        ),
+        access: counter(
+            &registry,
+            "wgw_access_total",
+            "Access-rule decisions on routes with `allow` (admitted, refused, error).",
+            &["route", "result"],
         ),
         request_duration,
         in_flight,

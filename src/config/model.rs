@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use super::file::{AppKind, ExternalContactMode, RewriteFlag, StoreBackend};
 /// The gateway's nouns and the credentials the config compiles into.
-pub use crate::domain::{App, AssertionKey, IdentityField, LoginMode, Upstream};
+pub use crate::domain::{Allow, App, AssertionKey, IdentityField, LoginMode, Upstream};
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
 use url::Url;
@@ -60,6 +60,8 @@ pub struct SessionSettings {
     pub key: cookie::Key,
     pub cookie_name: String,
     pub ttl: Duration,
+    /// How long member facts for access rules are cached (SPEC section 17).
+    pub policy_ttl: Duration,
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
     pub assertion_key: Option<AssertionKey>,
@@ -75,6 +77,7 @@ impl SessionSettings {
             key: cookie::Key::derive_from(secret.expose().as_bytes()),
             cookie_name: cookie_name.to_owned(),
             ttl,
+            policy_ttl: Duration::from_secs(300),
             assertion_secret: None,
             assertion_key: None,
             assertion_audience: None,
@@ -101,6 +104,8 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub login: Option<Arc<App>>,
     pub external_contact: ExternalContactMode,
+    /// Who of the login's members may enter (SPEC section 17); `None`: every one.
+    pub allow: Option<Arc<Allow>>,
 }
 
 /// The routes, compiled into nginx's location matcher once.

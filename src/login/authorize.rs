@@ -103,6 +103,7 @@ mod tests {
             authorize_url: Url::parse("https://open.weixin.qq.com/connect/oauth2/authorize")
                 .unwrap(),
             jssdk_urls: vec![],
+            reauth_after: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::future::Future;
 use serde_json::Value;
 use tower::{BoxError, Service, ServiceExt};
 
+use crate::cache::CacheTarget;
 use crate::error::ApiError;
 use crate::request::ApiResponse;
 use crate::stack::{api_error, Answered, Attempt};
@@ -24,9 +25,12 @@ pub struct Fetched {
 
 /// How the values of a cache are fetched; called at most once per refresh of a key.
 pub trait Fetch: Send + Sync + 'static {
+    /// What a value is fetched for: a [`TokenTarget`], or another [`CacheTarget`].
+    type Target: CacheTarget;
+
     fn fetch(
         &self,
-        target: &TokenTarget,
+        target: &Self::Target,
     ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static;
 }
 
@@ -56,6 +60,8 @@ pub(crate) struct WithCredentials<S> {
 }
 
 impl<S: Stack> Fetch for WithCredentials<S> {
+    type Target = TokenTarget;
+
     fn fetch(
         &self,
         target: &TokenTarget,
@@ -89,6 +95,8 @@ pub(crate) struct WithToken<S> {
 }
 
 impl<S: Stack> Fetch for WithToken<S> {
+    type Target = TokenTarget;
+
     fn fetch(
         &self,
         target: &TokenTarget,

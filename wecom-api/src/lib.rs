@@ -35,7 +35,7 @@ mod target;
 mod throttle;
 pub mod xml;
 
-pub use cache::{expiry_of, freshness, is_config_refusal, Freshness, TokenCache};
+pub use cache::{expiry_of, freshness, is_config_refusal, CacheTarget, Freshness, TokenCache};
 pub use callback::{CallbackCrypto, CryptoError, Plaintext, Sealed};
 pub use client::{Client, ClientBuilder, CALL_TIMEOUT};
 pub use clock::Clock;
