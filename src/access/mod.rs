@@ -9,6 +9,8 @@
 //!
 //! A WeCom error while reading facts is a 502, never an admission.
 
+#[cfg(test)]
+mod config_tests;
 pub mod facts;
 pub mod reauth;
 pub mod rules;
