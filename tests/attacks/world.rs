@@ -62,6 +62,8 @@ pub struct Setup<'a> {
     pub rest: &'a str,
     pub files: &'a [(&'a str, &'a str)],
     pub mp_return_query: &'a str,
+    /// More lines of `[apps.crm]` (e.g. `reauth_after`).
+    pub crm: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -73,6 +75,7 @@ impl Default for Setup<'_> {
             rest: SIDEBAR_ROUTES,
             files: &[],
             mp_return_query: "",
+            crm: "",
         }
     }
 }
@@ -116,6 +119,7 @@ api_base = "{emu_url}"
 authorize_url = "{emu_url}/connect/oauth2/authorize"
 qr_login_url = "{emu_url}/wwlogin/sso/login"
 jssdk_urls = ["{emu_url}/emulator/jweixin.js"]
+{crm}
 
 [apps.mp]
 kind = "wechat_mp"
@@ -134,6 +138,7 @@ url = "{up}"
             session = setup.session,
             up = up.url(),
             mp_return_query = setup.mp_return_query,
+            crm = setup.crm,
             rest = subst(setup.rest),
         );
         let gw = tokio::task::spawn_blocking(move || Gateway::start(&body))
