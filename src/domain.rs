@@ -160,3 +160,11 @@ impl Allow {
         parts.join(" ")
     }
 }
+
+/// Provider values must be plain ASCII ids before they become header values: anything else is
+/// refused rather than forwarded (SPEC section 7).
+pub fn is_plain_id(v: &str) -> bool {
+    (1..=256).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@=+/:".contains(&b))
+}

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wecom_api::{
-    Client, Clock, FallbackStore, MemoryStore, Observer, RedisStore, RetryReason, Store,
+    Client, Clock, FactCache, FallbackStore, MemoryStore, Observer, RedisStore, RetryReason, Store,
     StoreError, TokenTarget,
 };
 
 pub use wecom_api::{ApiError, ApiRequest, ApiResponse, TokenKind};
 
-use crate::access::facts::FactCache;
 use crate::config::model::{App, StoreBackend, StoreSettings, DEFAULT_LOCK_TTL};
 use crate::metrics::{labels, METRICS};
 

@@ -2,7 +2,7 @@
 //!
 //! [`admit`] is the one decision, called by the login gate of the public listener and by any
 //! other front door that must decide the same way (forward-auth). It reads the facts it needs
-//! ([`facts`]), decides with the pure rule ([`rules::decide`]), keeps the decision with the
+//! ([`wecom_api::directory`], through the provider), decides with the pure rule ([`rules::decide`]), keeps the decision with the
 //! route's rule until its facts expire (so a member's next requests read nothing from the
 //! store), counts it in `wgw_access_total{route,result}` and logs it once per member and route
 //! per `policy_ttl`.
@@ -11,23 +11,19 @@
 
 #[cfg(test)]
 mod config_tests;
-pub mod facts;
 pub mod reauth;
 pub mod rules;
 
 use std::time::Duration;
 
 use crate::answers::{Failure, Kind};
-use crate::config::model::{Config, Route};
+use crate::config::model::{Config, Route, DEFAULT_POLICY_TTL};
 use crate::domain::{Allow, App, Decided};
 use crate::identity::Identity;
 use crate::metrics::METRICS;
 use crate::provider::Provider;
 
 use rules::{Facts, Person, Verdict};
-
-/// `[session] policy_ttl` when not set.
-pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
 
 /// Decisions kept per rule before the expired ones are dropped.
 const DECIDED_SOFT_LIMIT: usize = 10_000;
@@ -129,18 +125,21 @@ async fn from_facts(
         f.kind = Kind::ProviderFailed;
         f
     };
-    let member = facts.member(app, userid, ttl).await.map_err(failed)?;
+    let member = facts
+        .member(&app.targets, userid, ttl)
+        .await
+        .map_err(failed)?;
     let mut until = member.until;
     let tree = if allow.departments.is_empty() {
         None
     } else {
-        let t = facts.tree(app, ttl).await.map_err(failed)?;
+        let t = facts.tree(&app.targets, ttl).await.map_err(failed)?;
         until = until.min(t.until);
         Some(t.value)
     };
     let mut tags = Vec::with_capacity(allow.tags.len());
     for &tagid in &allow.tags {
-        let t = facts.tag(app, tagid, ttl).await.map_err(failed)?;
+        let t = facts.tag(&app.targets, tagid, ttl).await.map_err(failed)?;
         until = until.min(t.until);
         tags.push((tagid, t.value));
     }

@@ -1,10 +1,9 @@
 //! The rule of SPEC section 17 as a plain function of the facts: who the person is, the
 //! departments the member belongs to, the department tree and the tags the rule names.
-//! No I/O: [`super::facts`] brings the facts, [`super::admit`] sequences both.
-
-use std::collections::HashMap;
+//! No I/O: [`wecom_api::directory`] brings the facts, [`super::admit`] sequences both.
 
 use crate::domain::Allow;
+pub use wecom_api::directory::{MemberFacts, TagFacts, Tree};
 
 /// The person a session names, as a rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,32 +12,6 @@ pub enum Person<'a> {
     Member(&'a str),
     /// A WeCom non-member (openid only), or an identity without a userid.
     NonMember,
-}
-
-/// What WeCom says of a member (`user/get`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MemberFacts {
-    /// Shown on the refusal page; never a header.
-    #[serde(default)]
-    pub name: String,
-    /// The departments the member belongs to directly (`department`).
-    #[serde(default)]
-    pub department: Vec<u64>,
-}
-
-/// The corp's department tree (`department/simplelist`): each department's parent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Tree {
-    pub parent: HashMap<u64, u64>,
-}
-
-/// One tag (`tag/get`): the members tagged one by one and the departments tagged whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TagFacts {
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(default)]
-    pub departments: Vec<u64>,
 }
 
 /// The facts a decision may need; a list the rule does not name needs none of its facts.
@@ -61,22 +34,6 @@ pub enum Verdict {
 impl Verdict {
     pub fn admitted(self) -> bool {
         self != Verdict::Refused
-    }
-}
-
-/// A tree deeper than this is cut: a corrupt answer with a cycle must not loop.
-const MAX_DEPTH: usize = 64;
-
-impl Tree {
-    /// `dept` itself and every department above it, up to the root.
-    pub fn up_from(&self, dept: u64) -> impl Iterator<Item = u64> + '_ {
-        let mut next = Some(dept);
-        std::iter::from_fn(move || {
-            let d = next?;
-            next = self.parent.get(&d).copied().filter(|&p| p != 0 && p != d);
-            Some(d)
-        })
-        .take(MAX_DEPTH)
     }
 }
 
@@ -125,6 +82,7 @@ pub fn decide(allow: &Allow, person: Person<'_>, facts: &Facts<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wecom_api::directory::MAX_DEPTH;
 
     fn allow(departments: &[u64], tags: &[u64], users: &[&str]) -> Allow {
         Allow {

@@ -343,7 +343,7 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
         }
     };
     let policy_ttl = match &s.policy_ttl {
-        None => crate::access::DEFAULT_POLICY_TTL,
+        None => DEFAULT_POLICY_TTL,
         Some(v) => {
             let d = duration(v, "[session].policy_ttl", src)?;
             if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&d) {
@@ -718,7 +718,7 @@ fn compile_allow(
     let mut users = Vec::new();
     for (n, u) in l.users.iter().enumerate() {
         let text = u.get_ref().as_str();
-        if !crate::identity::is_plain_id(text) {
+        if !crate::domain::is_plain_id(text) {
             return Err(src.error(
                 u.span(),
                 path(&format!("users[{}]", n + 1)),

@@ -90,6 +90,9 @@ impl SessionSettings {
 /// cluster's refresh of that key no longer than this.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 
+/// `[session] policy_ttl` when not set: how long access-rule facts are cached (SPEC 17).
+pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
+
 pub struct StoreSettings {
     pub backend: StoreBackend,
     pub redis_url: Option<Secret>,

@@ -6,14 +6,16 @@
 //! the credential tokens and never back up into itself.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tower::{BoxError, Service, ServiceExt};
 
-use crate::cache::CacheTarget;
 use crate::error::ApiError;
+use crate::observe::Observer;
 use crate::request::ApiResponse;
 use crate::stack::{api_error, Answered, Attempt};
+use crate::store::Cached;
 use crate::target::{Plan, TokenTarget};
 
 /// What a fetch brings back.
@@ -21,6 +23,23 @@ use crate::target::{Plan, TokenTarget};
 pub struct Fetched {
     pub value: String,
     pub expires_in: u64,
+}
+
+/// What a cached value is fetched for: its key, when a fresh value expires, and who hears of
+/// its fetches. [`TokenTarget`] is one; the gateway's member facts are another.
+pub trait CacheTarget: Clone + Send + Sync + 'static {
+    /// The key in the store and of the in-process single flight. Never holds a secret.
+    fn key(&self) -> &Arc<str>;
+
+    /// When a value fetched at `now_ms` expires. Tokens: [`crate::expiry_of`] (WeCom hands the same
+    /// token back with its old expiry).
+    fn expiry(&self, fetched: &Fetched, previous: Option<&Cached>, now_ms: u64) -> u64;
+
+    /// Tells `observer` that a fetch ended.
+    fn observe(&self, _observer: &dyn Observer, _result: Result<(), &ApiError>) {}
+
+    /// The warning of a failed fetch (the cache throttles it to one a minute per key).
+    fn warn(&self, e: &ApiError);
 }
 
 /// How the values of a cache are fetched; called at most once per refresh of a key.

@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 pub use decide::{expiry_of, freshness, is_config_refusal, Freshness};
 
 use crate::error::ApiError;
-use crate::fetch::{Fetch, Fetched};
+use crate::fetch::{CacheTarget, Fetch, Fetched};
 use crate::observe::Observer;
 use crate::stack::TokenSource;
 use crate::store::{Cached, Store, StoreError};
@@ -38,23 +38,6 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 const REFUSAL_HOLD: Duration = Duration::from_secs(10);
 
 type Flight = Arc<OnceCell<Result<Cached, ApiError>>>;
-
-/// What a cached value is fetched for: its key, when a fresh value expires, and who hears of
-/// its fetches. [`TokenTarget`] is one; the gateway's member facts are another.
-pub trait CacheTarget: Clone + Send + Sync + 'static {
-    /// The key in the store and of the in-process single flight. Never holds a secret.
-    fn key(&self) -> &Arc<str>;
-
-    /// When a value fetched at `now_ms` expires. Tokens: [`expiry_of`] (WeCom hands the same
-    /// token back with its old expiry).
-    fn expiry(&self, fetched: &Fetched, previous: Option<&Cached>, now_ms: u64) -> u64;
-
-    /// Tells `observer` that a fetch ended.
-    fn observe(&self, _observer: &dyn Observer, _result: Result<(), &ApiError>) {}
-
-    /// The warning of a failed fetch (the cache throttles it to one a minute per key).
-    fn warn(&self, e: &ApiError);
-}
 
 impl CacheTarget for TokenTarget {
     fn key(&self) -> &Arc<str> {

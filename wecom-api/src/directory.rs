@@ -1,8 +1,9 @@
-//! The facts of access rules, fetched from WeCom and cached in the store for `policy_ttl`
-//! (SPEC section 17): a member's departments (`user/get`), the department tree
-//! (`department/simplelist`), a tag's members and departments (`tag/get`).
+//! The corp directory as access rules read it (the gateway's SPEC section 17): a member's
+//! departments (`user/get`), the department tree (`department/simplelist`), a tag's members
+//! and departments (`tag/get`), fetched from WeCom and cached in the store for a lifetime the
+//! caller gives (`policy_ttl`).
 //!
-//! They go through the `wecom-api` cache machinery that tokens use, under keys of their own
+//! They go through the cache machinery that tokens use, under keys of their own
 //! ([`FactTarget`]): one fetch per key however many requests wait, in the process (single
 //! flight) and in a cluster on Redis (the store's lock); a value in use is refreshed in the
 //! background shortly before it expires.
@@ -16,16 +17,64 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wecom_api::{
-    ApiError, ApiRequest, CacheTarget, Cached, Client, Clock, Fetch, Fetched, Store, TokenCache,
-    TokenKind, TokenTarget,
-};
 
-use super::rules::{MemberFacts, TagFacts, Tree};
-use crate::domain::App;
+use crate::cache::TokenCache;
+use crate::client::Client;
+use crate::credentials::TokenKind;
+use crate::error::ApiError;
+use crate::fetch::{CacheTarget, Fetch, Fetched};
+use crate::observe::Unobserved;
+use crate::request::ApiRequest;
+use crate::store::{Cached, Store};
+use crate::target::{AppTargets, TokenTarget};
+use crate::Clock;
+
+/// What WeCom says of a member (`user/get`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberFacts {
+    /// For a page that names the member; never a header.
+    #[serde(default)]
+    pub name: String,
+    /// The departments the member belongs to directly (`department`).
+    #[serde(default)]
+    pub department: Vec<u64>,
+}
+
+/// The corp's department tree (`department/simplelist`): each department's parent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub parent: HashMap<u64, u64>,
+}
+
+/// A tree deeper than this is cut: a corrupt answer with a cycle must not loop.
+pub const MAX_DEPTH: usize = 64;
+
+impl Tree {
+    /// `dept` itself and every department above it, up to the root.
+    pub fn up_from(&self, dept: u64) -> impl Iterator<Item = u64> + '_ {
+        let mut next = Some(dept);
+        std::iter::from_fn(move || {
+            let d = next?;
+            next = self.parent.get(&d).copied().filter(|&p| p != 0 && p != d);
+            Some(d)
+        })
+        .take(MAX_DEPTH)
+    }
+}
+
+/// One tag (`tag/get`): the members tagged one by one and the departments tagged whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagFacts {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub departments: Vec<u64>,
+}
 
 /// The errcodes after which the contact secret's token is tried.
 const NO_PRIVILEGE: [i64; 2] = [48002, 60011];
@@ -56,8 +105,8 @@ enum What {
 }
 
 impl FactTarget {
-    fn new(app: &App, what: What, ttl: Duration) -> FactTarget {
-        let access = app.targets.access().clone();
+    fn new(app: &AppTargets, what: What, ttl: Duration) -> FactTarget {
+        let access = app.access().clone();
         let corp = access.owner().to_owned();
         let key = match &what {
             What::Member(u) => format!("facts:member:{}:{corp}:{u}", access.base()),
@@ -68,7 +117,7 @@ impl FactTarget {
             key: key.into(),
             ttl_ms: ttl.as_millis() as u64,
             what,
-            contact: app.targets.get(TokenKind::Contact).ok().cloned(),
+            contact: app.get(TokenKind::Contact).ok().cloned(),
             access,
         }))
     }
@@ -226,7 +275,7 @@ fn encode<T: Serialize>(until: u64, v: &T) -> String {
     serde_json::to_string(&Stored { until, v }).unwrap_or_default()
 }
 
-/// The facts of access rules, cached like tokens. Cheap to clone.
+/// The directory facts, cached like tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct FactCache {
     cache: TokenCache<Directory>,
@@ -245,13 +294,7 @@ impl FactCache {
             clock: clock.clone(),
         };
         FactCache {
-            cache: TokenCache::new(
-                store,
-                directory,
-                clock,
-                lock_ttl,
-                Arc::new(wecom_api::Unobserved),
-            ),
+            cache: TokenCache::new(store, directory, clock, lock_ttl, Arc::new(Unobserved)),
         }
     }
 
@@ -267,7 +310,7 @@ impl FactCache {
 
     pub async fn member(
         &self,
-        app: &App,
+        app: &AppTargets,
         userid: &str,
         ttl: Duration,
     ) -> Result<Fact<MemberFacts>, ApiError> {
@@ -275,13 +318,13 @@ impl FactCache {
             .await
     }
 
-    pub async fn tree(&self, app: &App, ttl: Duration) -> Result<Fact<Tree>, ApiError> {
+    pub async fn tree(&self, app: &AppTargets, ttl: Duration) -> Result<Fact<Tree>, ApiError> {
         self.get(FactTarget::new(app, What::Tree, ttl)).await
     }
 
     pub async fn tag(
         &self,
-        app: &App,
+        app: &AppTargets,
         tagid: u64,
         ttl: Duration,
     ) -> Result<Fact<TagFacts>, ApiError> {
