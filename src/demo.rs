@@ -20,6 +20,8 @@ pub fn start(config: &Config) -> Result<Helpers, String> {
     let crm_addr = config
         .routes
         .find(b"/")
+        .ok()
+        .flatten()
         .or_else(|| config.routes.routes.first())
         .map(|r| r.upstream.addr)
         .filter(|a| a.ip().is_loopback());

@@ -1,19 +1,21 @@
 //! `wecom-gateway import-nginx FILE`: the TOML an nginx server block becomes.
 //!
-//! When every location is a `proxy_pass` with rewrites, the result is plain TOML
-//! (`[upstreams]`, `[[rewrite]]`, `[[routes]]` with `rewrite` lists) and the `[nginx]` form is
-//! shown commented out. When a location needs what routes do not have (static files, `return`,
-//! `if`, `set`, nested locations), the TOML keeps the nginx file as an `[nginx] include`, which
-//! the gateway evaluates with nginx's semantics. Directives that cannot be honoured either way
-//! are listed on stderr as `FILE:LINE: directive 'x' is not supported`.
+//! When every location is a plain `proxy_pass` (no URI part, no variables) with rewrites, the
+//! result is plain TOML (`[upstreams]`, `[[rewrite]]`, `[[routes]]` with `rewrite` lists) and
+//! the `[nginx]` form is shown commented out. Otherwise the TOML keeps the nginx file as an
+//! `[nginx] include`, which the gateway evaluates with nginx's semantics. Either way every
+//! upstream the file names becomes an `[upstreams.NAME]` (an `upstream` block by its name, a
+//! `proxy_pass http://host:port` by its host). Directives that cannot be honoured are listed on
+//! stderr as `FILE:LINE: directive 'x' is not supported`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use nginx_compat::parse::parse_target;
 use nginx_compat::parse::Directive;
 
-use crate::config::rules::{parse_nginx, server_body};
+use crate::config::rules::{parse_nginx, server_body, upstream_block};
 
 /// The TOML text and the directives that are not supported.
 pub struct Import {
@@ -26,8 +28,11 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let base = file.parent().unwrap_or(Path::new("."));
     let dirs = parse_nginx(&name, &text, base).map_err(|e| e.to_string())?;
-    let (body, refused) = server_body(dirs);
-    let server = Directive {
+    let (body, http, refused) = server_body(dirs);
+    let (blocks, maps): (Vec<Directive>, Vec<Directive>) =
+        http.into_iter().partition(|d| d.name == "upstream");
+    let mut top = maps.clone();
+    top.push(Directive {
         name: "server".into(),
         args: Vec::new(),
         block: Some(body.clone()),
@@ -36,14 +41,27 @@ pub fn import(file: &Path) -> Result<Import, String> {
             line: 1,
             col: 1,
         },
-    };
-    let cfg = nginx_compat::Config::from_directives(&[server]).map_err(|e| e.to_string())?;
+    });
+    let cfg = nginx_compat::Config::from_directives(&top).map_err(|e| e.to_string())?;
     let mut unsupported: Vec<String> = refused.iter().map(ToString::to_string).collect();
     unsupported.extend(cfg.unsupported.iter().map(ToString::to_string));
 
     let mut upstreams: BTreeMap<String, String> = BTreeMap::new();
-    collect_upstreams(&body, &mut upstreams, &mut unsupported);
+    let mut notes = Vec::new();
+    for b in &blocks {
+        match upstream_block(b) {
+            Ok((n, addr)) => {
+                upstreams.insert(n, format!("http://{addr}"));
+            }
+            Err(why) => unsupported.push(format!(
+                "{}: directive 'upstream' is not supported ({why})",
+                b.pos
+            )),
+        }
+    }
+    collect_upstreams(&body, &mut upstreams, &mut notes);
     unsupported.sort_by_key(|l| line_key(l));
+    unsupported.dedup();
 
     let include = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let include = toml_str(&include.display().to_string());
@@ -60,10 +78,22 @@ pub fn import(file: &Path) -> Result<Import, String> {
             server_name(&body).unwrap_or("localhost")
         ))
     );
-    for (up, url) in &upstreams {
-        let _ = writeln!(out, "[upstreams.{up}]\nurl = {}\n", toml_str(url));
+    for note in &notes {
+        let _ = writeln!(out, "# {note}");
     }
-    let needs_nginx = needs_nginx(&body);
+    for (up, url) in &upstreams {
+        let _ = writeln!(
+            out,
+            "[upstreams.{}]\nurl = {}\n",
+            toml_key(up),
+            toml_str(url)
+        );
+    }
+    let needs_nginx = if maps.is_empty() && blocks.is_empty() {
+        needs_nginx(&body)
+    } else {
+        vec!["the file's `map`/`upstream` blocks go with it".to_owned()]
+    };
     if needs_nginx.is_empty() {
         routes_toml(&body, &upstreams, &mut out);
         let _ = writeln!(
@@ -100,6 +130,18 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
+/// A table key, quoted when it is not a bare key.
+fn toml_key(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        s.to_owned()
+    } else {
+        toml_str(s)
+    }
+}
+
 fn server_name(body: &[Directive]) -> Option<&str> {
     body.iter()
         .find(|d| d.name == "server_name")
@@ -108,43 +150,50 @@ fn server_name(body: &[Directive]) -> Option<&str> {
         .filter(|n| !n.is_empty() && *n != "_" && !n.contains('*') && !n.starts_with('~'))
 }
 
-/// `proxy_pass http://host[:port]` targets, named after the host.
+/// The upstream every `proxy_pass` names: by its host (an `upstream` block is named already).
 fn collect_upstreams(
     dirs: &[Directive],
     out: &mut BTreeMap<String, String>,
-    unsupported: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) {
     for d in dirs {
         if d.name == "proxy_pass" {
-            match d.args.first().and_then(|a| upstream_of(&a.text)) {
-                Some((name, url)) => {
-                    out.insert(name, url);
+            if let Some(url) = d.args.first().map(|a| a.text.as_str()) {
+                match upstream_of(url) {
+                    Some((name, addr)) if !out.contains_key(&name) => {
+                        out.insert(name, format!("http://{addr}"));
+                    }
+                    Some(_) => {}
+                    None => notes.push(format!(
+                        "{}: `proxy_pass {url}` chooses its host per request: add an \
+                         [upstreams.NAME] for every host it can name",
+                        d.pos
+                    )),
                 }
-                None => unsupported.push(format!(
-                    "{}: directive 'proxy_pass' is not supported (only http://host[:port] without a URI part)",
-                    d.pos
-                )),
             }
         }
         if let Some(block) = &d.block {
-            collect_upstreams(block, out, unsupported);
+            collect_upstreams(block, out, notes);
         }
     }
 }
 
-/// (upstream name, url) for a `proxy_pass` target the gateway can honour.
-fn upstream_of(target: &str) -> Option<(String, String)> {
-    let authority = target.strip_prefix("http://")?;
-    if authority.is_empty() || authority.contains(['/', '$']) {
+/// (upstream name, address) of a `proxy_pass` URL whose host is written out; its URI part
+/// may have variables (`http://crm$request_uri`), its host may not (`http://$backend`).
+fn upstream_of(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '$']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.ends_with(['.', '-']) {
         return None;
     }
+    parse_target(authority).ok()?;
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let name: String = host
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    // An upstream named after an IP is still a name; TOML keys may start with a digit.
-    Some((name, format!("http://{authority}")))
+    Some((name, authority.to_owned()))
 }
 
 /// Why the file must stay nginx: one line per location or directive routes cannot express.
@@ -155,45 +204,41 @@ fn needs_nginx(body: &[Directive]) -> Vec<String> {
             "listen" | "server_name" | "rewrite" => {}
             "location" => {
                 let inner = d.block.as_deref().unwrap_or(&[]);
-                let has_proxy = inner.iter().any(|c| c.name == "proxy_pass");
-                let other = inner.iter().find(|c| nginx_only(&c.name));
-                match (has_proxy, other) {
-                    (true, None) => {}
-                    (_, Some(c)) => {
+                let pass = inner.iter().find(|c| c.name == "proxy_pass");
+                let plain = pass
+                    .and_then(|p| p.args.first())
+                    .is_some_and(|a| plain_pass(&a.text));
+                let other = inner
+                    .iter()
+                    .find(|c| !matches!(c.name.as_str(), "proxy_pass" | "rewrite"));
+                match (pass, plain, other) {
+                    (Some(_), true, None) => {}
+                    (_, _, Some(c)) => {
                         why.push(format!("{}: location {} uses '{}'", d.pos, args(d), c.name))
                     }
-                    (false, None) => why.push(format!(
+                    (Some(p), false, None) => why.push(format!(
+                        "{}: location {} proxies to {} (a URI part or variables)",
+                        d.pos,
+                        args(d),
+                        args(p)
+                    )),
+                    (None, _, None) => why.push(format!(
                         "{}: location {} has no proxy_pass (it serves static files)",
                         d.pos,
                         args(d)
                     )),
                 }
             }
-            other if nginx_only(other) => why.push(format!("{}: '{other}' at server level", d.pos)),
-            // Reported as not supported; never silently part of the result.
-            _ => {}
+            other => why.push(format!("{}: '{other}' at server level", d.pos)),
         }
     }
     why
 }
 
-/// Supported by nginx-compat but not expressible as `[[routes]]`/`[[rewrite]]`.
-fn nginx_only(name: &str) -> bool {
-    matches!(
-        name,
-        "location"
-            | "root"
-            | "alias"
-            | "index"
-            | "try_files"
-            | "return"
-            | "set"
-            | "if"
-            | "break"
-            | "absolute_redirect"
-            | "port_in_redirect"
-            | "server_name_in_redirect"
-    )
+/// `proxy_pass http://host[:port]`, which a `[[routes]]` entry says as well.
+fn plain_pass(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .is_some_and(|a| !a.is_empty() && !a.contains(['/', '$', '?']))
 }
 
 fn args(d: &Directive) -> String {

@@ -34,6 +34,8 @@ pub enum Routed {
     /// A prefix route `/p/` and the path `/p`: nginx's 301 to `/p/` (the route's name).
     Redirect(usize),
     NotFound,
+    /// PCRE gave up on a regex route (its match limit): nginx's 500, never "no match".
+    Unmatchable,
 }
 
 /// nginx's location selection over the `[[routes]]`, auto-redirect included.
@@ -45,8 +47,9 @@ pub fn route(table: &RouteTable, path: &[u8]) -> Routed {
         };
     }
     match table.matcher.find(path) {
-        Some(m) => Routed::Route(*m.value),
-        None => Routed::NotFound,
+        Ok(Some(m)) => Routed::Route(*m.value),
+        Ok(None) => Routed::NotFound,
+        Err(_) => Routed::Unmatchable,
     }
 }
 
@@ -59,6 +62,8 @@ pub enum AreaError {
     Ambiguous,
     /// The URI a rewrite produced does not normalise.
     BadRewrite,
+    /// PCRE gave up on a regex area (its match limit): fail closed.
+    Unmatchable,
 }
 
 impl AreaError {
@@ -69,13 +74,17 @@ impl AreaError {
             }
             AreaError::Ambiguous => "the path reads as two different protected paths",
             AreaError::BadRewrite => "the rewritten path cannot be normalised",
+            AreaError::Unmatchable => "the path could not be matched against the protected areas",
         }
     }
 }
 
 /// The protected area (a `[[routes]]` index) of one reading, by nginx's order.
-pub fn area_of(table: &RouteTable, path: &[u8]) -> Option<usize> {
-    table.areas.find(path).map(|m| *m.value)
+pub fn area_of(table: &RouteTable, path: &[u8]) -> Result<Option<usize>, AreaError> {
+    match table.areas.find(path) {
+        Ok(m) => Ok(m.map(|m| *m.value)),
+        Err(_) => Err(AreaError::Unmatchable),
+    }
 }
 
 /// The route whose login protects a request: `final_path` (what the upstream receives)
@@ -116,9 +125,9 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
         }
     };
     for path in paths {
-        note(area_of(table, path))?;
+        note(area_of(table, path)?)?;
         if path.iter().any(|&b| b == b';' || b == b'\\') {
-            note(area_of(table, &servlet_reading(path)?))?;
+            note(area_of(table, &servlet_reading(path)?)?)?;
         }
     }
     Ok(found)

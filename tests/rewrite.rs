@@ -218,7 +218,7 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
     let dir = TempDir::new("ngx-unsup");
     std::fs::write(
         dir.path().join("crm.conf"),
-        "server {\n  listen 80;\n  gzip on;\n  location / {\n    expires 1d;\n    proxy_pass http://crm;\n  }\n}\n",
+        "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    proxy_buffering off;\n    proxy_pass http://crm;\n  }\n}\n",
     )
     .unwrap();
     let toml = |up: &str| {
@@ -232,8 +232,8 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
     let (ok, err) = check_config(&toml("crm"), "unsup");
     assert!(!ok);
     assert!(
-        err.contains("crm.conf:3: directive 'gzip' is not supported")
-            && err.contains("crm.conf:5: directive 'expires' is not supported"),
+        err.contains("crm.conf:3: directive 'ssl_certificate' is not supported")
+            && err.contains("crm.conf:5: directive 'proxy_buffering' is not supported"),
         "{err}"
     );
 
@@ -248,4 +248,143 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
         err.contains("crm.conf:2:") && err.contains("unknown upstream (known: crm)"),
         "{err}"
     );
+}
+
+/// Starts the gateway with an nginx server body as its include.
+fn with_include(body: &str, up: &upstream::Upstream) -> (Gateway, TempDir) {
+    let dir = TempDir::new("ngx-include");
+    std::fs::write(dir.path().join("crm.conf"), body).unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    (gw, dir)
+}
+
+/// The head and body of a raw HTTP/1.1 exchange (`Connection: close`).
+fn exchange(port: u16, request: &str) -> (String, Vec<u8>) {
+    let raw = common::raw_request(port, request.as_bytes()).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    (
+        String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(),
+        raw[split..].to_vec(),
+    )
+}
+
+/// nginx's framing of its own answers: `return 200;` has an empty body (Content-Length: 0),
+/// a 204 has no Content-Length at all (also for HEAD), `return 301;` an empty Location, and
+/// `return 444` closes the connection without a byte.
+#[tokio::test]
+async fn return_edges_are_framed_as_nginx_frames_them() {
+    let up = upstream::echo("crm");
+    let (gw, _dir) = with_include(
+        "location /r200 { return 200; }\n\
+         location /r204 { return 204; }\n\
+         location /bare { return 301; }\n\
+         location /close { return 444; }\n",
+        &up,
+    );
+    let (head, body) = exchange(
+        gw.port,
+        "GET /r200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-length: 0\r\n"), "{head}");
+    assert!(body.is_empty(), "return 200; has no body");
+    for method in ["GET", "HEAD"] {
+        let (head, body) = exchange(
+            gw.port,
+            &format!("{method} /r204 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(head.starts_with("http/1.1 204"), "{head}");
+        assert!(!head.contains("content-length"), "{method} 204: {head}");
+        assert!(!head.contains("transfer-encoding"), "{method} 204: {head}");
+        assert!(body.is_empty());
+    }
+    let (head, _) = exchange(
+        gw.port,
+        "GET /bare HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 301"), "{head}");
+    assert!(
+        head.contains("\r\nlocation: \r\n"),
+        "an empty Location: {head}"
+    );
+    let raw = common::raw_request(
+        gw.port,
+        b"GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(raw.is_empty(), "444 closes without an answer: {raw:?}");
+    let raw = common::raw_request(gw.port, b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(raw.is_empty(), "also on a keep-alive connection: {raw:?}");
+}
+
+/// A regex PCRE gives up on (its match limit) is nginx's 500, in an nginx file, in a TOML
+/// regex route and in a rewrite: never a miss that lets the next location (or no login)
+/// handle the request.
+#[tokio::test]
+async fn a_pcre_match_limit_error_answers_500_never_the_next_location() {
+    let up = upstream::echo("crm");
+    let evil = format!("/{}b", "a".repeat(40));
+    let (gw, _dir) = with_include(
+        "location ~ \"(*LIMIT_MATCH=10000)^/(a|aa)+$\" { return 200 \"matched\"; }\n\
+         location / { proxy_pass http://crm; }\n",
+        &up,
+    );
+    let c = client();
+    let r = c.get(gw.url(&evil)).send().await.unwrap();
+    assert_eq!(r.status(), 500, "include: {}", r.text().await.unwrap());
+    let r = c.get(gw.url("/aa")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "matched");
+
+    // Only [[routes]], no rule at all: the route table itself.
+    let routes = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n\
+         [[routes]]\nlocation = '~ (*LIMIT_MATCH=10000)^/(a|aa)+$'\nupstream = 'crm'\n\
+         [[routes]]\nlocation = '/'\nupstream = 'crm'\n",
+        up.url()
+    ));
+    let r = c.get(routes.url(&evil)).send().await.unwrap();
+    assert_eq!(r.status(), 500, "route table");
+
+    // A rewrite's regex.
+    let rewrite = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n\
+         [[rewrite]]\npattern = '(*LIMIT_MATCH=10000)^/(a|aa)+$'\nreplacement = '/x'\n\
+         [[routes]]\nlocation = '/'\nupstream = 'crm'\n",
+        up.url()
+    ));
+    let r = c.get(rewrite.url(&evil)).send().await.unwrap();
+    assert_eq!(r.status(), 500, "rewrite");
+}
+
+/// `client_max_body_size` also holds for a chunked body, whose length nobody declared.
+#[tokio::test]
+async fn a_chunked_body_over_client_max_body_size_is_refused_with_413() {
+    let up = upstream::echo("crm");
+    let (gw, _dir) = with_include(
+        "client_max_body_size 16;\nlocation / { proxy_pass http://crm; }\n",
+        &up,
+    );
+    let small =
+        "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+                 8\r\n12345678\r\n0\r\n\r\n";
+    let (head, body) = exchange(gw.port, small);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let echo: Echo = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo.body, "12345678");
+    let big =
+        "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+               10\r\n1234567812345678\r\n10\r\n1234567812345678\r\n0\r\n\r\n";
+    let (head, _) = exchange(gw.port, big);
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    let declared = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\nConnection: close\r\n\r\n\
+                    12345678123456781";
+    let (head, _) = exchange(gw.port, declared);
+    assert!(head.starts_with("http/1.1 413"), "{head}");
 }

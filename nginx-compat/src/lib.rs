@@ -1,11 +1,12 @@
 //! A subset of nginx's configuration language evaluated with nginx's semantics.
 //!
-//! Pure: no I/O, no sockets. The gateway feeds it requests and acts on the decisions:
-//! [`uri`] normalises paths, [`location`] selects locations, [`parse`] reads nginx
-//! configuration (includes resolved by the caller), [`eval`] decides what nginx would answer,
-//! [`content`] carries static outcomes through `try_files`/`index` over a caller's file system.
+//! Pure: no I/O, no sockets, no clock. The gateway feeds it requests and acts on the
+//! decisions: [`uri`] normalises paths, [`location`] selects locations, [`parse`] reads nginx
+//! configuration (includes resolved by the caller), [`eval`] runs a request through nginx's
+//! phases to an [`Action`] (an answer, a file over the caller's [`FileSystem`], a request to
+//! proxy, or a closed connection), and answers the questions a proxied request raises later
+//! (`proxy_redirect`, an upstream's error and `error_page`, `add_header`/`expires`).
 
-pub mod content;
 pub mod escape;
 pub mod eval;
 pub mod location;
@@ -15,10 +16,12 @@ mod request;
 pub mod uri;
 pub mod vars;
 
-pub use content::{Content, FileKind, FileSystem};
-pub use eval::{ExpandedFallback, ExpandedTryFiles, Outcome};
+pub use eval::{
+    special_page, Action, Body, FileAnswer, FileKind, FileSystem, HeaderEdit, HeaderMode, Proxy,
+    Response, State,
+};
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
-pub use parse::model::{Config, LocConf, Server, Settings, Unsupported};
+pub use parse::model::{Config, Head, LocConf, LocRef, Server, Settings, Unsupported};
 pub use parse::{Directive, ParseError};
 pub use request::Request;
 pub use uri::{normalize_path, split_request_uri, UriError};

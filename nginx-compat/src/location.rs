@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::regex::{Captures, NgxRegex};
+use crate::regex::{Captures, MatchError, NgxRegex};
 
 /// The location modifier written before the pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -298,35 +298,41 @@ impl<T> LocationSet<T> {
         }
     }
 
-    /// The regex pass: configuration order, first match wins.
-    pub fn find_regex(&self, path: &[u8]) -> Option<Match<'_, T>> {
-        self.regexes.iter().find_map(|&i| {
+    /// The regex pass: configuration order, first match wins. A match error (PCRE's limits)
+    /// is an error, never a miss: nginx answers 500 rather than try the next location.
+    pub fn find_regex(&self, path: &[u8]) -> Result<Option<Match<'_, T>>, MatchError> {
+        for &i in &self.regexes {
             let (loc, value) = &self.entries[i];
-            let caps = loc.regex.as_ref()?.captures(path)?;
-            Some(Match {
-                value,
-                index: i,
-                captures: caps.groups,
-                names: caps.names,
-            })
-        })
+            let Some(re) = loc.regex.as_ref() else {
+                continue;
+            };
+            if let Some(caps) = re.captures(path)? {
+                return Ok(Some(Match {
+                    value,
+                    index: i,
+                    captures: caps.groups,
+                    names: caps.names,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// nginx's selection: exact match wins; else the longest matching prefix; if that prefix
     /// is `^~` stop; else regexes in configuration order, first match wins (with captures);
     /// else the longest prefix. (Auto-redirects are reported by [`Self::find_static`] only.)
-    pub fn find(&self, path: &[u8]) -> Option<Match<'_, T>> {
+    pub fn find(&self, path: &[u8]) -> Result<Option<Match<'_, T>>, MatchError> {
         let (prefix, no_regex) = match self.find_static(path) {
-            StaticMatch::Exact(i) => return Some(self.plain_match(i)),
+            StaticMatch::Exact(i) => return Ok(Some(self.plain_match(i))),
             StaticMatch::Prefix { index, no_regex } => (Some(index), no_regex),
             StaticMatch::None | StaticMatch::AutoRedirect(_) => (None, false),
         };
         if !no_regex {
-            if let Some(m) = self.find_regex(path) {
-                return Some(m);
+            if let Some(m) = self.find_regex(path)? {
+                return Ok(Some(m));
             }
         }
-        prefix.map(|i| self.plain_match(i))
+        Ok(prefix.map(|i| self.plain_match(i)))
     }
 
     fn plain_match(&self, i: usize) -> Match<'_, T> {
@@ -353,6 +359,7 @@ mod tests {
 
     fn pick(s: &LocationSet<&str>, path: &str) -> Option<String> {
         s.find(path.as_bytes())
+            .unwrap()
             .map(|m| s.get(m.index).unwrap().0.to_string())
     }
 
@@ -393,14 +400,14 @@ mod tests {
     #[test]
     fn first_regex_in_order_wins_and_captures() {
         let s = set(&["~ ^/a/(\\d+)", "~ ^/a/(?<id>\\d+)/(x)?"]);
-        let m = s.find(b"/a/12/x").unwrap();
+        let m = s.find(b"/a/12/x").unwrap().unwrap();
         assert_eq!(m.index, 0);
         assert_eq!(
             m.captures,
             vec![Some(b"/a/12".to_vec()), Some(b"12".to_vec())]
         );
         let s = set(&["~ ^/a/(?<id>\\d+)(/y)?"]);
-        let m = s.find(b"/a/7").unwrap();
+        let m = s.find(b"/a/7").unwrap().unwrap();
         assert_eq!(m.named("id"), Some(&b"7"[..]));
         assert_eq!(m.captures.get(2), Some(&None));
     }
@@ -473,6 +480,16 @@ mod tests {
                 no_regex: false
             }
         );
+    }
+
+    /// Catastrophic backtracking hits PCRE's match limit: an error, never "no match" (which
+    /// would fall through to the next location).
+    #[test]
+    fn a_match_limit_error_is_not_a_miss() {
+        let s = set(&["~ (*LIMIT_MATCH=1000)^(a|aa)+$", "/"]);
+        let subject = format!("{}b", "a".repeat(40));
+        assert!(s.find(subject.as_bytes()).is_err());
+        assert!(s.find(b"/x").unwrap().is_some());
     }
 
     #[test]

@@ -64,14 +64,23 @@ impl NgxRegex {
             .filter_map(|(i, n)| n.as_deref().map(|n| (i, n)))
     }
 
-    /// A match error (e.g. the match limit) is treated as "no match"; nginx logs it and
-    /// answers 500, which callers cannot distinguish usefully from a miss in this subset.
-    pub fn is_match(&self, subject: &[u8]) -> bool {
-        self.re.is_match(subject).unwrap_or(false)
+    /// `Err` when PCRE gives up (the match or depth limit): nginx's `ngx_regex_exec` error,
+    /// which it answers with 500. Never read as "no match": that would fail open to the next
+    /// location or rule.
+    pub fn is_match(&self, subject: &[u8]) -> Result<bool, MatchError> {
+        self.re
+            .is_match(subject)
+            .map_err(|e| MatchError(e.to_string()))
     }
 
-    pub fn captures(&self, subject: &[u8]) -> Option<Captures> {
-        let caps = self.re.captures(subject).ok().flatten()?;
+    pub fn captures(&self, subject: &[u8]) -> Result<Option<Captures>, MatchError> {
+        let Some(caps) = self
+            .re
+            .captures(subject)
+            .map_err(|e| MatchError(e.to_string()))?
+        else {
+            return Ok(None);
+        };
         let groups = (0..caps.len())
             .map(|i| caps.get(i).map(|m| m.as_bytes().to_vec()))
             .collect();
@@ -79,6 +88,11 @@ impl NgxRegex {
             .capture_names()
             .map(|(i, n)| (n.to_string(), i))
             .collect();
-        Some(Captures { groups, names })
+        Ok(Some(Captures { groups, names }))
     }
 }
+
+/// PCRE could not finish a match (`pcre2_match()` failed, e.g. "match limit exceeded").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pcre2_match() failed: {0}")]
+pub struct MatchError(pub String);

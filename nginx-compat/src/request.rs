@@ -12,7 +12,8 @@ pub struct Request {
     /// Header fields in arrival order; `Host` and `Cookie` are read from here.
     pub headers: Vec<(String, Vec<u8>)>,
     pub remote_addr: String,
-    /// The listener's own address, used as the redirect host when there is no `Host`.
+    /// The IP the connection arrived on (IPv6 in brackets): `$server_addr`, and the redirect
+    /// host when there is no `Host`.
     pub local_addr: String,
 }
 
@@ -35,6 +36,32 @@ impl Request {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every occurrence of a header joined with `sep`, as nginx's `$http_cookie` and
+    /// `$http_x_forwarded_for`; `None` when there is none.
+    pub fn joined(&self, name: &str, sep: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for (_, v) in self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            match &mut out {
+                Some(o) => {
+                    o.extend_from_slice(sep);
+                    o.extend_from_slice(v);
+                }
+                None => out = Some(v.clone()),
+            }
+        }
+        out
+    }
+
+    /// The declared body length (`Content-Length`), as nginx's `content_length_n`.
+    pub fn content_length(&self) -> Option<u64> {
+        let v = self.header("content-length")?;
+        std::str::from_utf8(v).ok()?.trim().parse().ok()
     }
 
     /// The Host header as nginx validates it: lower-cased, without port or trailing dot.

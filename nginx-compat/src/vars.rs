@@ -1,15 +1,15 @@
 //! nginx's "complex values": strings with `$var`, `${var}` and `$1`..`$9`, compiled once
-//! (`ngx_http_script_compile`) and expanded per request.
+//! (`ngx_http_script_compile`) and expanded per request; and the variables they read.
 
-use std::collections::HashMap;
-
-use crate::regex::Captures;
+use crate::eval::State;
+use crate::parse::model::{Map, Server};
 use crate::Request;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     Lit(Vec<u8>),
     Capture(usize),
+    /// A variable name, lower-cased (nginx's variable names are case-insensitive).
     Var(String),
 }
 
@@ -60,7 +60,7 @@ impl Template {
                 if name.is_empty() {
                     return Err("invalid variable name".into());
                 }
-                cur.parts.push(Part::Var(name.to_string()));
+                cur.parts.push(Part::Var(name.to_ascii_lowercase()));
                 continue;
             }
             if c == b'?' && split_args && before.is_none() {
@@ -77,6 +77,15 @@ impl Template {
             Some(b) => (b, Some(cur)),
             None => (cur, None),
         })
+    }
+
+    /// A template of literal text only.
+    pub fn literal_of(s: &str) -> Template {
+        let mut t = Template::default();
+        if !s.is_empty() {
+            t.parts.push(Part::Lit(s.as_bytes().to_vec()));
+        }
+        t
     }
 
     pub fn literal(&self) -> Option<&[u8]> {
@@ -101,7 +110,7 @@ impl Template {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),
                 Part::Capture(n) => {
-                    let c = ctx.captures.get(*n).unwrap_or(b"");
+                    let c = ctx.st.captures.get(*n).unwrap_or(b"");
                     if escape_captures {
                         out.extend(crate::escape::escape(c, crate::escape::Escape::Args));
                     } else {
@@ -121,22 +130,18 @@ fn flush(t: &mut Template, lit: &mut Vec<u8>) {
     }
 }
 
-/// The per-request state nginx's variables read from.
-#[derive(Debug, Clone)]
+/// What the variables of one request read: the request, its server, and the request's state
+/// as the phases left it.
+#[derive(Debug)]
 pub struct Ctx<'r> {
     pub req: &'r Request,
-    pub uri: Vec<u8>,
-    pub args: Vec<u8>,
-    pub captures: Captures,
-    pub user: HashMap<String, Vec<u8>>,
-    pub server_name: String,
-    /// The raw path had a '%' (nginx's `r->quoted_uri`).
-    pub quoted_uri: bool,
-    /// The path had a '+' (`r->plus_in_uri`).
-    pub plus_in_uri: bool,
+    pub server: &'r Server,
+    pub st: State,
+    /// `$proxy_host` and `$proxy_port` while the proxy module builds its request.
+    pub proxy: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Variables known to this subset; anything else must come from `set` or a named capture.
+/// Variables this crate implements, besides `set` variables, named captures and `map`s.
 pub fn is_builtin(name: &str) -> bool {
     matches!(
         name,
@@ -148,51 +153,133 @@ pub fn is_builtin(name: &str) -> bool {
             | "is_args"
             | "host"
             | "scheme"
+            | "https"
             | "request_method"
             | "server_name"
             | "server_port"
+            | "server_addr"
             | "remote_addr"
+            | "content_length"
+            | "content_type"
+            | "proxy_host"
+            | "proxy_port"
+            | "proxy_add_x_forwarded_for"
     ) || ["arg_", "http_", "cookie_"]
         .iter()
         .any(|p| name.len() > p.len() && name.starts_with(p))
 }
 
+/// Builtins `set` may assign (nginx's NGX_HTTP_VAR_CHANGEABLE ones).
+pub fn is_changeable(name: &str) -> bool {
+    name == "args" || !is_builtin(name)
+}
+
 impl Ctx<'_> {
     pub fn var(&self, name: &str) -> Option<Vec<u8>> {
-        if let Some(v) = self.user.get(name) {
+        if name == "args" || name == "query_string" {
+            return Some(self.st.args.clone());
+        }
+        if let Some(v) = self.st.user.get(name) {
             return Some(v.clone());
         }
         let r = self.req;
         Some(match name {
-            "uri" | "document_uri" => self.uri.clone(),
+            "uri" | "document_uri" => self.st.uri.clone(),
             "request_uri" => r.uri.clone(),
-            "args" | "query_string" => self.args.clone(),
             "is_args" => {
-                if self.args.is_empty() {
+                if self.st.args.is_empty() {
                     Vec::new()
                 } else {
                     b"?".to_vec()
                 }
             }
-            "host" => r.host_variable(&self.server_name),
+            "host" => r.host_variable(self.server.server_name()),
             "scheme" => r.scheme.as_bytes().to_vec(),
-            "request_method" => r.method.as_bytes().to_vec(),
-            "server_name" => self.server_name.as_bytes().to_vec(),
+            "https" => {
+                if r.scheme == "https" {
+                    b"on".to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            "request_method" => self.st.method.as_bytes().to_vec(),
+            "server_name" => self.server.server_name().as_bytes().to_vec(),
             "server_port" => r.port.to_string().into_bytes(),
+            "server_addr" => r
+                .local_addr
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .as_bytes()
+                .to_vec(),
             "remote_addr" => r.remote_addr.as_bytes().to_vec(),
+            "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
+            "content_type" => return r.header("content-type").map(<[u8]>::to_vec),
+            "proxy_host" => return self.proxy.as_ref().map(|p| p.0.clone()),
+            "proxy_port" => return self.proxy.as_ref().map(|p| p.1.clone()),
+            "proxy_add_x_forwarded_for" => {
+                let mut v = r.joined("x-forwarded-for", b", ").unwrap_or_default();
+                if !v.is_empty() {
+                    v.extend_from_slice(b", ");
+                }
+                v.extend_from_slice(r.remote_addr.as_bytes());
+                v
+            }
             _ => {
                 if let Some(arg) = name.strip_prefix("arg_") {
-                    return arg_value(&self.args, arg.as_bytes()).map(<[u8]>::to_vec);
+                    return arg_value(&self.st.args, arg.as_bytes()).map(<[u8]>::to_vec);
                 }
                 if let Some(h) = name.strip_prefix("http_") {
-                    return r.header(&h.replace('_', "-")).map(<[u8]>::to_vec);
+                    // nginx joins these two; every other header is its first occurrence.
+                    return match h {
+                        "cookie" => r.joined("cookie", b"; "),
+                        "x_forwarded_for" => r.joined("x-forwarded-for", b", "),
+                        _ => r.header(&h.replace('_', "-")).map(<[u8]>::to_vec),
+                    };
                 }
                 if let Some(c) = name.strip_prefix("cookie_") {
                     return r.cookie(c.as_bytes()).map(<[u8]>::to_vec);
                 }
-                return None;
+                let map = self.server.maps.iter().find(|m| m.name == name)?;
+                return Some(self.map(map));
             }
         })
+    }
+
+    /// `ngx_http_map_variable`: exact keys (case-insensitive), then regexes in order, then the
+    /// default. A regex key's captures are its value's `$1`..`$9`.
+    fn map(&self, map: &Map) -> Vec<u8> {
+        let key = map.source.expand(self, false);
+        let low = key.to_ascii_lowercase();
+        if let Some((_, v)) = map.exact.iter().find(|(k, _)| *k == low) {
+            return v.expand(self, false);
+        }
+        if !key.is_empty() {
+            for (re, v) in &map.regex {
+                match re.captures(&key) {
+                    Ok(Some(caps)) => {
+                        let mut st = self.st.clone();
+                        // Named captures become variables, as ngx_http_regex_exec sets them.
+                        for (name, _) in &caps.names {
+                            if let Some(v) = caps.name(name) {
+                                st.user.insert(name.to_ascii_lowercase(), v.to_vec());
+                            }
+                        }
+                        st.captures = caps;
+                        let inner = Ctx {
+                            req: self.req,
+                            server: self.server,
+                            st,
+                            proxy: self.proxy.clone(),
+                        };
+                        return v.expand(&inner, false);
+                    }
+                    Ok(None) => {}
+                    // ngx_http_map_find gives up: the default is not used either.
+                    Err(_) => return Vec::new(),
+                }
+            }
+        }
+        map.default.expand(self, false)
     }
 }
 

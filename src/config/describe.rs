@@ -91,7 +91,7 @@ impl Config {
             })
             .collect();
         if let Some(rules) = &self.rules {
-            let nginx = rules.server.locations.iter().skip(rules.routes);
+            let nginx = rules.server.locations().iter().skip(rules.routes);
             for (location, conf) in nginx {
                 nested(location, conf, &mut out);
             }
@@ -103,7 +103,7 @@ impl Config {
 fn nested<'a>(location: &'a Location, conf: &'a LocConf, out: &mut Vec<Listed<'a>>) {
     let file = conf.pos.file.rsplit('/').next().unwrap_or_default();
     let what = match &conf.proxy_pass {
-        Some(target) => format!("proxy_pass {target}"),
+        Some(pass) => format!("proxy_pass {}", pass.url),
         None => "static files".to_owned(),
     };
     out.push(Listed {
@@ -134,15 +134,15 @@ fn relation(area: &Location, l: &Location) -> Option<&'static str> {
         (Exact, Prefix | PrefixNoRegex) => None,
         (Exact, Regex | RegexCaseless) => l
             .regex()
-            .is_some_and(|r| r.is_match(a.as_bytes()))
+            .is_some_and(|r| r.is_match(a.as_bytes()).unwrap_or(true))
             .then_some("inside"),
         (Regex | RegexCaseless, Exact) => area
             .regex()
-            .is_some_and(|r| r.is_match(p.as_bytes()))
+            .is_some_and(|r| r.is_match(p.as_bytes()).unwrap_or(true))
             .then_some("inside"),
         (Regex | RegexCaseless, Prefix | PrefixNoRegex) => area
             .regex()
-            .is_some_and(|r| r.is_match(p.as_bytes()))
+            .is_some_and(|r| r.is_match(p.as_bytes()).unwrap_or(true))
             .then_some("may overlap"),
         (Regex | RegexCaseless, Regex | RegexCaseless) => Some("may overlap"),
     }

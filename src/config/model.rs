@@ -122,8 +122,9 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn find(&self, path: &[u8]) -> Option<&Route> {
-        self.matcher.find(path).map(|m| &self.routes[*m.value])
+    /// `Err` when PCRE gave up on a regex location: never read as "no route".
+    pub fn find(&self, path: &[u8]) -> Result<Option<&Route>, nginx_compat::regex::MatchError> {
+        Ok(self.matcher.find(path)?.map(|m| &self.routes[*m.value]))
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nginx_compat::parse::model::PassKind;
 use nginx_compat::parse::{parse_directives, Arg, Directive, Pos};
 use nginx_compat::regex::NgxRegex;
 use nginx_compat::{LocConf, Location, ParseError, Server, Unsupported};
@@ -25,11 +26,36 @@ pub struct Rules {
     pub server: Server,
     /// The first `routes` top-level locations of `server` are the `[[routes]]`, in order.
     pub routes: usize,
-    /// `proxy_pass` targets of the nginx locations, as written, and the upstream each names.
-    pub targets: HashMap<String, Arc<Upstream>>,
+    /// The upstream a `proxy_pass` authority names: `[upstreams.NAME]` by name, or by the
+    /// `host:port` of its url (lower-cased; `:80` implied). Built once; a `proxy_pass` with
+    /// variables is looked up here per request.
+    pub upstreams: HashMap<String, Arc<Upstream>>,
     /// Where relative `root`/`alias` paths start: the directory of the nginx file. `None`
     /// when no nginx file is included; static outcomes are then "no route" (404).
     pub static_base: Option<PathBuf>,
+}
+
+impl Rules {
+    /// The upstream for a `proxy_pass` authority (`host[:port]`), if one is configured.
+    pub fn upstream(&self, authority: &str) -> Option<&Arc<Upstream>> {
+        let lower = authority.to_ascii_lowercase();
+        self.upstreams.get(&lower).or_else(|| {
+            let with_port = if lower.contains(':') && !lower.ends_with(']') {
+                return None;
+            } else {
+                format!("{lower}:80")
+            };
+            self.upstreams.get(&with_port)
+        })
+    }
+
+    /// The `[[routes]]` entry a location of the rule set is, if it is one.
+    pub fn route_of(&self, at: &nginx_compat::LocRef) -> Option<usize> {
+        match at {
+            nginx_compat::LocRef::Path(p) => p.first().copied().filter(|&i| i < self.routes),
+            nginx_compat::LocRef::Named(_) => None,
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -74,6 +100,13 @@ pub(super) fn compile(
             args.push(word(modifier));
         }
         args.push(word(loc.pattern()));
+        // A route's body is the CRM's business: nginx's 1m default does not apply to it.
+        block.push(Directive {
+            name: "client_max_body_size".into(),
+            args: vec![word("0")],
+            block: None,
+            pos: b.pos(r.span(), route_path(i, "location")),
+        });
         // Marks the location as proxied so internal redirects that land here come back as
         // proxy outcomes; the index in the server's location list names the route.
         block.push(Directive {
@@ -90,18 +123,23 @@ pub(super) fn compile(
         });
     }
     let mut static_base = None;
+    let mut top = Vec::new();
     for path in includes {
-        let (server_body, base) = read_nginx(path)?;
-        static_base.get_or_insert(base);
-        body.extend(server_body);
+        let nginx = read_nginx(path)?;
+        for block in &nginx.upstreams {
+            check_upstream_block(block, upstreams)?;
+        }
+        static_base.get_or_insert(nginx.base);
+        body.extend(nginx.server);
+        top.extend(nginx.http);
     }
-    let server_dir = Directive {
+    top.push(Directive {
         name: "server".into(),
         args: Vec::new(),
         block: Some(body),
         pos: b.pos(0..0, String::new()),
-    };
-    let cfg = nginx_compat::Config::from_directives(&[server_dir]).map_err(|e| b.error(e))?;
+    });
+    let cfg = nginx_compat::Config::from_directives(&top).map_err(|e| b.error(e))?;
     if !cfg.unsupported.is_empty() {
         let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
         let first = &cfg.unsupported[0].pos;
@@ -124,16 +162,26 @@ pub(super) fn compile(
     // A `[[routes]]` entry is a proxied location: `/p/` answers `/p` with nginx's 301, as
     // the synthetic `proxy_pass` gives it (SPEC section 5, step 6).
     let routes = f.routes.len();
-    let mut targets = HashMap::new();
-    for (_, conf) in server.locations.iter().skip(routes) {
-        map_targets(conf, upstreams, &mut targets)?;
+    let mut by_authority = HashMap::new();
+    for (name, up) in upstreams {
+        by_authority.insert(name.to_ascii_lowercase(), up.clone());
+        by_authority
+            .entry(up.authority.to_ascii_lowercase())
+            .or_insert_with(|| up.clone());
     }
-    Ok(Some(Rules {
+    let rules = Rules {
         server,
         routes,
-        targets,
+        upstreams: by_authority,
         static_base,
-    }))
+    };
+    for (_, conf) in rules.server.locations().iter().skip(routes) {
+        check_targets(conf, &rules, upstreams)?;
+    }
+    for conf in &rules.server.named {
+        check_targets(conf, &rules, upstreams)?;
+    }
+    Ok(Some(rules))
 }
 
 fn word(s: &str) -> Arg {
@@ -214,10 +262,22 @@ impl Synth<'_> {
     }
 }
 
-/// Reads an nginx file (its own `include`s resolved relative to its directory) and returns
-/// the body of its server block and that directory. A file holding only a server body
+/// An nginx file as the gateway uses it.
+pub struct NginxFile {
+    /// The body of its (only) server block.
+    pub server: Vec<Directive>,
+    /// `http`-level directives the server relies on (`map`).
+    pub http: Vec<Directive>,
+    /// `upstream NAME { server ADDR; }` blocks, each of which must be an `[upstreams.NAME]`.
+    pub upstreams: Vec<Directive>,
+    /// The file's directory, where relative paths start.
+    pub base: PathBuf,
+}
+
+/// Reads an nginx file (its own `include`s resolved relative to its directory): the body of
+/// its server block, its `map`s, and that directory. A file holding only a server body
 /// (`location` blocks, as in a snippet) is read as that body.
-pub fn read_nginx(path: &Path) -> Result<(Vec<Directive>, PathBuf)> {
+pub fn read_nginx(path: &Path) -> Result<NginxFile> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(&name, &e))?;
     let base = path
@@ -225,7 +285,10 @@ pub fn read_nginx(path: &Path) -> Result<(Vec<Directive>, PathBuf)> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let dirs = parse_nginx(&name, &text, &base).map_err(|e| parse_error(&name, e))?;
-    let (body, refused) = server_body(dirs);
+    let (server, mut http, refused) = server_body(dirs);
+    let (upstreams, maps): (Vec<Directive>, Vec<Directive>) =
+        http.drain(..).partition(|d| d.name == "upstream");
+    let http = maps;
     if let Some(first) = refused.first() {
         return Err(ConfigError {
             file: first.pos.file.to_string(),
@@ -242,7 +305,12 @@ pub fn read_nginx(path: &Path) -> Result<(Vec<Directive>, PathBuf)> {
             ),
         });
     }
-    Ok((body, base))
+    Ok(NginxFile {
+        server,
+        http,
+        upstreams,
+        base,
+    })
 }
 
 /// Parses nginx text, resolving `include` (with `*` in the file name) under `base`.
@@ -300,8 +368,9 @@ fn parse_error(name: &str, e: ParseError) -> ConfigError {
 }
 
 /// The first server block's body (through an `http` block if the file is a whole nginx.conf),
-/// and what lies outside it (further servers, `upstream`, `events`...), which is not honoured.
-pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Unsupported>) {
+/// the `http`-level `map`s and `upstream` blocks, and what lies outside them (further servers,
+/// `events`...), which is not honoured.
+pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec<Unsupported>) {
     let mut flat = Vec::new();
     for d in dirs {
         if d.name == "http" && d.block.is_some() {
@@ -310,8 +379,11 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Unsupported>) {
             flat.push(d);
         }
     }
+    let (http, flat): (Vec<Directive>, Vec<Directive>) = flat
+        .into_iter()
+        .partition(|d| d.name == "map" || d.name == "upstream");
     if !flat.iter().any(|d| d.name == "server") {
-        return (flat, Vec::new());
+        return (flat, http, Vec::new());
     }
     let mut body = None;
     let mut refused = Vec::new();
@@ -321,72 +393,94 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Unsupported>) {
             _ => refused.push(Unsupported {
                 directive: d.name,
                 pos: d.pos,
+                detail: Some("only the first server block is used".into()),
             }),
         }
     }
-    (body.unwrap_or_default(), refused)
+    (body.unwrap_or_default(), http, refused)
 }
 
-/// `proxy_pass http://NAME` names `[upstreams.NAME]`, or an upstream whose url is
-/// `http://host:port`. A URI part (nginx's prefix replacement) or variables are refused.
-fn map_targets(
-    conf: &LocConf,
+/// An `upstream NAME { server ADDR; }` block of the nginx file: one server without
+/// parameters, which must be `[upstreams.NAME]` (same address). Load balancing between several
+/// servers, weights, `keepalive` and hashing policies are the gateway's or not supported.
+pub fn upstream_block(d: &Directive) -> std::result::Result<(String, String), String> {
+    let name = match d.args.as_slice() {
+        [n] => n.text.clone(),
+        _ => return Err("an upstream block needs one name".into()),
+    };
+    let block = d.block.as_deref().unwrap_or_default();
+    match block {
+        [s] if s.name == "server" && s.args.len() == 1 && s.block.is_none() => {
+            Ok((name, s.args[0].text.clone()))
+        }
+        _ => Err(format!(
+            "upstream {name}: only one `server ADDRESS;` without parameters is supported \
+             (the gateway balances nothing; put one address in [upstreams.{name}])"
+        )),
+    }
+}
+
+fn check_upstream_block(
+    d: &Directive,
     upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
-    out: &mut HashMap<String, Arc<Upstream>>,
 ) -> Result<()> {
-    if let Some(target) = &conf.proxy_pass {
-        let pos = conf.proxy_pass_pos.as_ref().unwrap_or(&conf.pos);
-        let up = resolve_target(target, upstreams).map_err(|message| ConfigError {
-            file: pos.file.to_string(),
-            line: pos.line,
-            column: pos.col,
-            path: String::new(),
-            message: format!("proxy_pass {target}: {message}"),
-        })?;
-        out.insert(target.clone(), up);
+    let err = |message: String| ConfigError {
+        file: d.pos.file.to_string(),
+        line: d.pos.line,
+        column: d.pos.col,
+        path: "[nginx].include".into(),
+        message,
+    };
+    let (name, addr) = upstream_block(d).map_err(err)?;
+    let authority = if addr.contains(':') && !addr.ends_with(']') {
+        addr.to_ascii_lowercase()
+    } else {
+        format!("{}:80", addr.to_ascii_lowercase())
+    };
+    match upstreams.get(&name) {
+        Some(up) if up.authority.eq_ignore_ascii_case(&authority) => Ok(()),
+        Some(up) => Err(err(format!(
+            "upstream {name}: server {addr} is not [upstreams.{name}]'s {}",
+            up.authority
+        ))),
+        None => Err(err(format!(
+            "upstream {name}: add [upstreams.{name}] with url = \"http://{addr}\""
+        ))),
+    }
+}
+
+/// Every `proxy_pass` without variables must name a configured upstream: `[upstreams.NAME]`
+/// or one whose url is `http://host:port`. (One with variables is looked up per request and
+/// answers 502 when it names none.)
+fn check_targets(
+    conf: &LocConf,
+    rules: &Rules,
+    upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
+) -> Result<()> {
+    if let Some(pass) = &conf.proxy_pass {
+        if let PassKind::Static(t) = &pass.kind {
+            if rules.upstream(&t.authority).is_none() {
+                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                return Err(ConfigError {
+                    file: pass.pos.file.to_string(),
+                    line: pass.pos.line,
+                    column: pass.pos.col,
+                    path: String::new(),
+                    message: format!(
+                        "proxy_pass {}: unknown upstream (known: {})",
+                        pass.url,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
     }
     for (_, child) in conf.children.iter() {
-        map_targets(child, upstreams, out)?;
+        check_targets(child, rules, upstreams)?;
     }
     Ok(())
-}
-
-pub fn resolve_target(
-    target: &str,
-    upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
-) -> std::result::Result<Arc<Upstream>, String> {
-    let Some(rest) = target.strip_prefix("http://") else {
-        return Err("only http:// targets are supported".into());
-    };
-    if rest.contains('$') {
-        return Err("variables in proxy_pass are not supported".into());
-    }
-    if rest.contains('/') {
-        return Err(
-            "a URI part in proxy_pass is not supported (write it as a rewrite ... break)".into(),
-        );
-    }
-    if let Some(up) = upstreams.get(rest) {
-        return Ok(up.clone());
-    }
-    let authority = if rest.contains(':') && !rest.ends_with(']') {
-        rest.to_owned()
-    } else {
-        format!("{rest}:80")
-    };
-    upstreams
-        .values()
-        .find(|u| u.authority.eq_ignore_ascii_case(&authority))
-        .cloned()
-        .ok_or_else(|| {
-            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-            format!(
-                "unknown upstream (known: {})",
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            )
-        })
 }

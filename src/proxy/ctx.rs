@@ -29,6 +29,8 @@ pub struct Ctx {
     pub client_ip: Option<IpAddr>,
     /// Status of an answer written by the gateway itself (not proxied).
     pub answered: Option<u16>,
+    /// A location of the nginx file handles the request (SPEC 12): what it decides.
+    pub nginx: Option<Box<crate::nginx::Flight>>,
     pub _inflight: InFlight,
 }
 

@@ -7,8 +7,8 @@ mod endpoints;
 mod jssdk_endpoints;
 mod login_endpoints;
 mod login_gate;
+mod nginx;
 pub mod request;
-mod rewrite;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -46,6 +47,8 @@ enum Next {
     Proxy,
     /// The gateway answers itself.
     Answer(Answer),
+    /// The nginx file answers itself (a `return`, a redirect, an error page, a file, `444`).
+    Nginx(Box<crate::nginx::Pending>),
 }
 
 /// Writes an answer produced by the gateway itself.
@@ -101,23 +104,32 @@ impl Gateway {
         // Steps 4 and 5: which location handles the request (the rewrite phase may answer
         // itself, or change the URI), and the path the request finally carries.
         let handler = match &config.rules {
-            Some(rules) => match rewrite::phase(session, ctx, rules)? {
-                rewrite::Next::Answer(a) => return Ok(Next::Answer(a)),
-                rewrite::Next::Route(None) => return Err(no_route()),
-                rewrite::Next::Route(Some(i)) => Handler::Route(i),
-                rewrite::Next::Proxy => Handler::Upstream,
-                rewrite::Next::File { path, root, uri } => Handler::File { path, root, uri },
+            Some(rules) => match nginx::phase(session, ctx, rules) {
+                // A file is the site's content: it waits for the area's login.
+                nginx::Next::Answer(a) if a.file_uri().is_some() => Handler::File(a),
+                nginx::Next::Answer(a) => return Ok(Next::Nginx(a)),
+                nginx::Next::Route(None) => return Err(no_route()),
+                nginx::Next::Route(Some(i)) => Handler::Route(i),
+                nginx::Next::Proxy => Handler::Upstream,
             },
             None => match routing::route(&config.routes, &path) {
                 Routed::Route(i) => Handler::Route(i),
                 Routed::Redirect(i) => return Ok(Next::Answer(slash_redirect(session, ctx, i))),
                 Routed::NotFound => return Err(no_route()),
+                // PCRE gave up on a regex route: fail closed, as nginx's 500.
+                Routed::Unmatchable => {
+                    return Err(Failure::new(
+                        Kind::Internal,
+                        "the route could not be matched",
+                    ))
+                }
             },
         };
-        let final_path = match (&handler, &ctx.upstream_uri) {
-            (Handler::File { uri, .. }, _) => uri.clone(),
-            (_, Some(target)) => routing::target_path(target).map_err(area_failure)?,
-            (_, None) => path.clone(),
+        let final_paths = match (&handler, &ctx.upstream_uri) {
+            (Handler::File(a), _) => vec![a.file_uri().unwrap_or_default().to_vec()],
+            (Handler::Upstream, _) => nginx::final_paths(ctx).map_err(area_failure)?,
+            (_, Some(target)) => vec![routing::target_path(target).map_err(area_failure)?],
+            (_, None) => vec![path.clone()],
         };
         if let Handler::Route(i) = handler {
             ctx.route = Some(i);
@@ -126,8 +138,14 @@ impl Gateway {
 
         // Step 6: the login of the protected area the request falls in, whichever location
         // handles it; step 7: that area's external contact.
-        let area = routing::protecting(&config.routes, &final_path, &path, raw_path)
-            .map_err(area_failure)?;
+        let mut area = None;
+        for final_path in &final_paths {
+            area = routing::protecting(&config.routes, final_path, &path, raw_path)
+                .map_err(area_failure)?;
+            if area.is_some() {
+                break;
+            }
+        }
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
@@ -138,9 +156,7 @@ impl Gateway {
             }
         }
         match handler {
-            Handler::File { path, root, .. } => rewrite::serve_file(session, ctx, &path, &root)
-                .await
-                .map(Next::Answer),
+            Handler::File(a) => Ok(Next::Nginx(a)),
             Handler::Route(_) | Handler::Upstream => Ok(Next::Proxy),
         }
     }
@@ -152,12 +168,8 @@ enum Handler {
     Route(usize),
     /// An nginx location with `proxy_pass`; the upstream is in the context.
     Upstream,
-    /// A static file of an nginx location, found for `uri`.
-    File {
-        path: std::path::PathBuf,
-        root: std::path::PathBuf,
-        uri: Vec<u8>,
-    },
+    /// A static file of an nginx location.
+    File(Box<crate::nginx::Pending>),
 }
 
 fn no_route() -> Failure {
@@ -165,7 +177,11 @@ fn no_route() -> Failure {
 }
 
 fn area_failure(e: routing::AreaError) -> Failure {
-    Failure::new(Kind::BadRequest, e.describe())
+    let kind = match e {
+        routing::AreaError::Unmatchable => Kind::Internal,
+        _ => Kind::BadRequest,
+    };
+    Failure::new(kind, e.describe())
 }
 
 /// nginx's 301 from `/p` to the prefix route `/p/`, arguments kept, on the public origin.
@@ -204,6 +220,7 @@ impl ProxyHttp for Gateway {
             upgrade: false,
             client_ip: None,
             answered: None,
+            nginx: None,
             _inflight: ctx::InFlight::enter(&self.inflight),
         }
     }
@@ -229,6 +246,7 @@ impl ProxyHttp for Gateway {
         match self.pipeline(session, ctx).await {
             Ok(Next::Proxy) => Ok(false),
             Ok(Next::Answer(a)) => answer(session, ctx, a).await,
+            Ok(Next::Nginx(a)) => nginx::write(session, ctx, a).await,
             Err(f) => fail(session, ctx, &f).await,
         }
     }
@@ -242,6 +260,7 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
         peer.options.idle_timeout = Some(up.idle_timeout);
+        nginx::peer(ctx, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -252,6 +271,7 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        nginx::upstream_request(req, ctx)?;
         if let Some(uri) = ctx.upstream_uri.take() {
             // Built from the rewritten URI with nginx's escaping, so it always parses.
             let uri = http::Uri::try_from(uri)
@@ -322,12 +342,32 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(
+    async fn request_body_filter(
         &self,
         _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        nginx::request_body(ctx, body.as_ref())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        nginx::upstream_answered(ctx, upstream_response.status.as_u16())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        nginx::response(session, resp, ctx);
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_set_cookies(resp, cookie_name);
         if resp.headers.get("x-request-id").is_none() {
@@ -336,8 +376,50 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        nginx::fail_to_connect(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        nginx::error_while_proxy(peer, session, e, ctx, client_reused)
+    }
+
+    /// An nginx error_page that replaced the upstream's answer is not a failure to log.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        crate::nginx::response::is_error_page(e)
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        e: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        crate::nginx::response::is_error_page(e)
+    }
+
     /// Step 9: the upstream refused, timed out or broke: 502/504 in the form the client reads.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let Some(error_code) = nginx::write_pending(session, ctx).await {
+            return FailToProxy {
+                error_code,
+                can_reuse_downstream: false,
+            };
+        }
         let bad_body = crate::connection::bad_request_body(session, e);
         let (kind, label) = match e.etype() {
             _ if bad_body.is_some() => (Kind::BadRequest, ""),

@@ -32,6 +32,9 @@ login = "crm"
 location = "~* \\.(js|css|png)$"
 upstream = "crm"
 
+[upstreams.dead]
+url = "http://127.0.0.1:1"
+
 [nginx]
 include = ["{files}/legacy.conf"]
 "#;
@@ -43,6 +46,9 @@ server {
     location ~* \.(gif|ico)$ { proxy_pass http://crm; }
     location /sidebar/reports/ { proxy_pass http://crm; }
     location /sidebar/assets/ { root {files}/www; }
+    location /pub/ { proxy_pass http://crm/sidebar/; }
+    location /pub2/ { root {files}/www; error_page 404 =200 /sidebar/assets/app.txt; }
+    location /pub3/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
 }
 "#;
 
@@ -68,6 +74,10 @@ const INCLUDE_WALKAROUNDS: &[(&str, u16)] = &[
     ("/sidebar/reports/q1", 401),
     ("/sidebar/assets/app.txt", 401),
     ("/old/q1", 401),
+    // The upstream receives /sidebar/reports (a proxy_pass URI part replaces /pub/).
+    ("/pub/reports", 401),
+    // A missing file's error_page is a file of the area.
+    ("/pub2/assets/missing", 401),
     ("/favicon.ico", 200),
     ("/old", 200),
 ];
@@ -163,4 +173,9 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
     redirects_to_the_slash(&w).await;
     check(&w, WALKAROUNDS).await;
     check(&w, INCLUDE_WALKAROUNDS).await;
+    // An upstream's error whose error_page is a file of the area: not followed outside the
+    // area's login (the gateway's own 502), for anyone.
+    let (status, body) = raw_get(&w, "/pub3/assets/x", "").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unavailable"), "{body}");
 }

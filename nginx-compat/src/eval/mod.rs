@@ -1,295 +1,383 @@
-//! What nginx would do with a request: the server-rewrite, find-config, rewrite and
-//! post-rewrite phases of `ngx_http_core_module`, stopping before the content phase.
+//! What nginx does with a request, phase by phase as `ngx_http_core_module` runs them:
+//! server rewrite, find config (with `client_max_body_size` and the location auto-redirect),
+//! location rewrite and post-rewrite, access (`allow`/`deny`, `limit_except`), precontent
+//! (`try_files`) and content (`proxy_pass`, `index`, static files), with every status that
+//! `ngx_http_finalize_request` would see going through the special-response handler
+//! (`error_page`, nginx's own pages, `444`).
+//!
+//! The result is an [`Action`]: an answer to write, a file to send, a request to proxy, or a
+//! connection to close. Each carries the request's final [`State`], which names the location
+//! that handled the request and is what the response filters (`add_header`, `expires`,
+//! `proxy_redirect`) and a later `error_page` (an upstream error) continue from.
 
+mod access;
+mod content;
+mod filter;
+mod find;
+mod proxy;
 mod script;
+mod special;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
+pub use content::{FileKind, FileSystem, NoFiles};
+pub use filter::{http_date, safe_status, HeaderEdit, HeaderMode};
+pub use special::special_page;
+
 use crate::escape::{escape, Escape};
-use crate::location::StaticMatch;
-use crate::parse::model::{LocConf, Server, Settings, TryFiles};
+use crate::parse::model::{LocConf, LocRef, Server, Settings};
 use crate::regex::Captures;
 use crate::vars::Ctx;
-use crate::{normalize_path, split_request_uri, LocationSet, Request};
+use crate::{normalize_path, split_request_uri, Request};
 
-/// nginx's `NGX_HTTP_MAX_URI_CHANGES + 1`: the 11th URI change is a 500.
+/// nginx's `NGX_HTTP_MAX_URI_CHANGES + 1`: the eleventh URI change is a 500.
 const URI_CHANGES: u32 = 11;
 
+/// The request as the phases leave it: nginx's `r->uri`, `r->args`, captures, variables and
+/// the flags its modules read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A `rewrite ... redirect|permanent`, `return 3xx URL` or location auto-redirect.
-    Redirect { status: u16, location: Vec<u8> },
-    /// `return CODE [TEXT]`; no body means nginx's own page for that status.
-    Return { status: u16, body: Option<Vec<u8>> },
-    /// The request reaches a location with `proxy_pass`.
-    Proxy {
-        /// Indices from the server's locations down through nested ones.
-        location: Vec<usize>,
-        uri: Vec<u8>,
-        args: Vec<u8>,
-        target: String,
-    },
-    /// The request reaches static-file handling (`root`/`alias`, `index`, `try_files`).
-    Static {
-        /// Empty when no location matched (the server's own settings apply).
-        location: Vec<usize>,
-        uri: Vec<u8>,
-        args: Vec<u8>,
-        settings: Settings,
-        /// `try_files` with its candidates expanded; the caller checks the file system and,
-        /// for a URI fallback, evaluates it with [`Server::evaluate_uri`].
-        try_files: Option<ExpandedTryFiles>,
-    },
-    /// A malformed path (nginx answers 400).
-    BadRequest,
-    /// The rewrite cycle limit, an empty rewritten URI, or an unsupported runtime condition.
-    InternalError(String),
+pub struct State {
+    /// `r->method_name`: an `error_page` redirect turns everything but HEAD into GET.
+    pub method: String,
+    /// The normalised (decoded) URI.
+    pub uri: Vec<u8>,
+    pub args: Vec<u8>,
+    pub captures: Captures,
+    /// `set` variables and named captures.
+    pub user: HashMap<String, Vec<u8>>,
+    /// The raw path had a '%' (nginx's `r->quoted_uri`).
+    pub quoted_uri: bool,
+    /// The path had a '+' (`r->plus_in_uri`).
+    pub plus_in_uri: bool,
+    /// A rewrite or an internal redirect happened (`r->internal`).
+    pub internal: bool,
+    /// The request target may be passed upstream as the client sent it.
+    pub valid_unparsed_uri: bool,
+    /// The URI still starts with the location's name (`rewrite ... break` clears it).
+    pub valid_location: bool,
+    pub add_uri_to_alias: bool,
+    /// The body was discarded (after a 413): `client_max_body_size` is not checked again.
+    pub discard_body: bool,
+    /// A rewrite changed the URI: the location is looked up again (`r->uri_changed`).
+    pub uri_changed: bool,
+    /// URI changes left before "rewrite or internal redirection cycle".
+    pub uri_changes: u32,
+    /// An `error_page` was used (recursive_error_pages off: only one per request).
+    pub error_page: bool,
+    /// The status the answer goes out with whatever its handler says (`r->err_status`).
+    pub err_status: Option<u16>,
+    /// `Location` set by a redirect, made absolute when the answer is written.
+    pub location: Option<Vec<u8>>,
+    /// The configuration level that handles the request.
+    pub loc: LocRef,
+}
+
+/// What to do with the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// An answer nginx makes itself: a `return`, a redirect, an error page.
+    Respond(Response),
+    /// A file to send (the static module; also an `error_page` served from disk).
+    File(FileAnswer),
+    /// A request to send upstream.
+    Proxy(Box<Proxy>),
+    /// `return 444`: close the connection without an answer.
+    Close,
+}
+
+impl Action {
+    /// The final state, which names the location that handled the request.
+    pub fn state(&self) -> Option<&State> {
+        match self {
+            Action::Respond(r) => Some(&r.state),
+            Action::File(f) => Some(&f.state),
+            Action::Proxy(p) => Some(&p.state),
+            Action::Close => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpandedTryFiles {
-    pub candidates: Vec<Vec<u8>>,
-    pub fallback: ExpandedFallback,
+pub struct Response {
+    pub status: u16,
+    /// The `Location` header, already absolute as nginx's header filter makes it.
+    pub location: Option<Vec<u8>>,
+    pub body: Body,
+    pub state: State,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExpandedFallback {
-    Uri(Vec<u8>),
-    Code(u16),
-    Named(String),
+pub enum Body {
+    /// `return CODE TEXT`.
+    Text(Vec<u8>),
+    /// `return 200;`: no body at all.
+    Empty,
+    /// nginx's own page for the status ([`special_page`]); some statuses have none.
+    Page,
 }
 
-pub(crate) enum Flow {
-    Continue,
-    Stop,
-    Respond(Outcome),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAnswer {
+    /// 200, or the status of the error it answers.
+    pub status: u16,
+    /// The file nginx opens: the root (possibly relative) followed by the URI.
+    pub path: Vec<u8>,
+    /// The document root (`root` or `alias`) it was found under.
+    pub root: Vec<u8>,
+    pub state: State,
+}
+
+/// The request nginx's proxy module sends upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// `host[:port]` of the `proxy_pass` URL, which names the upstream.
+    pub authority: String,
+    pub method: String,
+    /// The request target, exactly as nginx writes it in the request line.
+    pub target: Vec<u8>,
+    /// Header lines in nginx's order: the `proxy_set_header` list (with nginx's defaults
+    /// merged in, empty values dropped), then the client's headers that list does not name.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Lower-cased names of the merged `proxy_set_header` list: the client's own copies of
+    /// these are never passed (nginx's `headers->hash`).
+    pub set_names: Vec<String>,
+    /// `$proxy_host` and `$proxy_port`.
+    pub proxy_host: String,
+    pub proxy_port: String,
+    /// The status the answer must go out with, whatever the upstream says (an `error_page`
+    /// that ended here without `=`).
+    pub status: Option<u16>,
+    pub state: State,
+}
+
+/// Where the phases continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    ServerRewrite,
+    FindConfig,
+    Rewrite,
+    Access,
+    TryFiles,
+    Content,
+}
+
+enum Flow {
+    Step(Step),
+    /// `ngx_http_finalize_request(r, code)`.
+    Finalize(u16),
+    Done(Box<Action>),
 }
 
 impl Server {
-    /// Evaluate a request from its raw request-target.
-    pub fn evaluate(&self, req: &Request) -> Outcome {
+    /// Run a request from its request line through nginx's phases.
+    pub fn handle(&self, req: &Request, fs: &dyn FileSystem) -> Action {
         let (raw_path, query) = split_request_uri(&req.uri);
-        let Ok(uri) = normalize_path(raw_path) else {
-            return Outcome::BadRequest;
-        };
         let lower = raw_path.to_ascii_lowercase();
-        let quoted_uri = raw_path.contains(&b'%');
-        let plus_in_uri = raw_path.contains(&b'+') || lower.windows(3).any(|w| w == b"%2b");
-        let mut ctx = Ctx {
-            req,
-            uri,
+        let mut st = State {
+            method: req.method.clone(),
+            uri: Vec::new(),
             args: query.unwrap_or_default().to_vec(),
             captures: Captures::default(),
             user: HashMap::new(),
-            server_name: self.server_name().to_string(),
-            quoted_uri,
-            plus_in_uri,
+            quoted_uri: raw_path.contains(&b'%'),
+            plus_in_uri: raw_path.contains(&b'+') || lower.windows(3).any(|w| w == b"%2b"),
+            internal: false,
+            valid_unparsed_uri: true,
+            valid_location: true,
+            add_uri_to_alias: false,
+            discard_body: false,
+            uri_changed: false,
+            uri_changes: URI_CHANGES,
+            error_page: false,
+            err_status: None,
+            location: None,
+            loc: LocRef::default(),
         };
-        self.run(&mut ctx)
-    }
-
-    /// Evaluate an internal redirect (a `try_files` URI fallback, an index file): nginx
-    /// restarts at the server-rewrite phase with the new URI and arguments.
-    pub fn evaluate_uri(&self, req: &Request, uri: &[u8]) -> Outcome {
-        let (path, query) = split_request_uri(uri);
-        self.evaluate_internal(req, path, query.unwrap_or_default())
-    }
-
-    /// [`Server::evaluate_uri`] with the decoded path and the arguments already apart, as
-    /// `ngx_http_internal_redirect` receives them (the path may hold a decoded '?').
-    pub fn evaluate_internal(&self, req: &Request, uri: &[u8], args: &[u8]) -> Outcome {
-        let mut ctx = Ctx {
-            req,
-            uri: uri.to_vec(),
-            args: args.to_vec(),
-            captures: Captures::default(),
-            user: HashMap::new(),
-            server_name: self.server_name().to_string(),
-            quoted_uri: false,
-            plus_in_uri: false,
+        let flow = match normalize_path(raw_path) {
+            Ok(uri) => {
+                st.uri = uri;
+                Flow::Step(Step::ServerRewrite)
+            }
+            Err(_) => Flow::Finalize(400),
         };
-        self.run(&mut ctx)
+        self.drive(req, st, flow, fs)
     }
 
-    /// A Location made absolute as `ngx_http_header_filter` does (absolute_redirect,
-    /// port_in_redirect, server_name_in_redirect of `settings`).
-    pub(crate) fn absolute_location(
+    /// Continue from a request's state with a status nginx finalizes it with: an upstream
+    /// that failed (502, 504), an intercepted error (`proxy_intercept_errors`), a streamed body
+    /// over `client_max_body_size` (413). The location's `error_page` applies.
+    pub fn finalize_at(
         &self,
         req: &Request,
-        location: Vec<u8>,
-        settings: &Settings,
-    ) -> Vec<u8> {
-        let ctx = Ctx {
+        st: State,
+        status: u16,
+        fs: &dyn FileSystem,
+    ) -> Action {
+        self.drive(req, st, Flow::Finalize(status), fs)
+    }
+
+    fn drive(&self, req: &Request, st: State, mut flow: Flow, fs: &dyn FileSystem) -> Action {
+        let mut cx = Ctx {
             req,
-            uri: Vec::new(),
-            args: Vec::new(),
-            captures: Captures::default(),
-            user: HashMap::new(),
-            server_name: self.server_name().to_string(),
-            quoted_uri: false,
-            plus_in_uri: false,
+            server: self,
+            st,
+            proxy: None,
         };
-        script::absolute(location, &ctx, settings)
-    }
-
-    fn run(&self, ctx: &mut Ctx<'_>) -> Outcome {
-        let mut changed = false;
-        match script::run(&self.stmts, ctx, &self.settings, &mut changed) {
-            Flow::Respond(o) => return o,
-            Flow::Continue | Flow::Stop => {}
-        }
-        let mut changes_left = URI_CHANGES;
         loop {
-            let mut path = Vec::new();
-            let found = match self.find(ctx, &mut path) {
-                Ok(f) => f,
-                Err(o) => return o,
-            };
-            let (stmts, settings): (&[_], &Settings) = match found {
-                Some(l) => (&l.stmts, &l.settings),
-                None => (&[], &self.settings),
-            };
-            let mut changed = false;
-            match script::run(stmts, ctx, settings, &mut changed) {
-                Flow::Respond(o) => return o,
-                Flow::Continue | Flow::Stop => {}
-            }
-            if changed {
-                // ngx_http_core_post_rewrite_phase
-                changes_left -= 1;
-                if changes_left == 0 {
-                    return Outcome::InternalError("rewrite or internal redirection cycle".into());
-                }
-                continue;
-            }
-            return match found {
-                Some(l) => match &l.proxy_pass {
-                    Some(target) => Outcome::Proxy {
-                        location: path,
-                        uri: ctx.uri.clone(),
-                        args: ctx.args.clone(),
-                        target: target.clone(),
-                    },
-                    None => static_outcome(path, ctx, &l.settings, l.try_files.as_ref()),
+            flow = match flow {
+                Flow::Done(a) => return *a,
+                Flow::Finalize(code) => self.finalize(&mut cx, code),
+                Flow::Step(step) => match step {
+                    Step::ServerRewrite => self.server_rewrite(&mut cx, fs),
+                    Step::FindConfig => self.find_config(&mut cx),
+                    Step::Rewrite => self.location_rewrite(&mut cx, fs),
+                    Step::Access => self.access(&mut cx),
+                    Step::TryFiles => self.try_files(&mut cx, fs),
+                    Step::Content => self.content(&mut cx, fs),
                 },
-                None => static_outcome(path, ctx, &self.settings, self.try_files.as_ref()),
             };
         }
     }
 
-    fn find<'s>(
-        &'s self,
-        ctx: &mut Ctx<'_>,
-        path: &mut Vec<usize>,
-    ) -> Result<Option<&'s LocConf>, Outcome> {
-        Ok(find_in(&self.locations, ctx, path)?.map(|(c, _)| c))
+    fn here<'s>(&'s self, cx: &Ctx<'_>) -> &'s LocConf {
+        self.conf(&cx.st.loc).unwrap_or(&self.root)
     }
-}
 
-/// `ngx_http_core_find_location` for one level; the flag says the answer is final (an exact
-/// or regex match), otherwise an enclosing level may still prefer one of its regexes — nginx
-/// checks the outer regexes even after a nested prefix (or nested `^~`) match.
-fn find_in<'s>(
-    set: &'s LocationSet<LocConf>,
-    ctx: &mut Ctx<'_>,
-    path: &mut Vec<usize>,
-) -> Result<Option<(&'s LocConf, bool)>, Outcome> {
-    let uri = ctx.uri.clone();
-    let base = path.clone();
-    let mut current = None;
-    let mut no_regex = false;
-    match set.find_static(&uri) {
-        StaticMatch::Exact(i) => {
-            path.push(i);
-            return Ok(set.get(i).map(|(_, c)| (c, true)));
+    fn server_rewrite(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
+        match script::run(&self.root.stmts, cx, fs) {
+            script::End::Flow(f) => f,
+            script::End::Continue | script::End::Stop => Flow::Step(Step::FindConfig),
         }
-        StaticMatch::AutoRedirect(i) => {
-            let (loc, c) = set.get(i).expect("index from set");
-            let mut location = escape(loc.pattern().as_bytes(), Escape::Uri);
-            if !ctx.args.is_empty() {
+    }
+
+    /// `ngx_http_core_find_config_phase`.
+    fn find_config(&self, cx: &mut Ctx<'_>) -> Flow {
+        cx.st.uri_changed = false;
+        let found = match find::location(&self.root, cx) {
+            Ok(f) => f,
+            Err(_) => return Flow::Finalize(500),
+        };
+        let (path, auto_redirect) = match found {
+            find::Found::Location(p) => (p, false),
+            find::Found::AutoRedirect(p) => (p, true),
+            find::Found::Nothing => (Vec::new(), false),
+        };
+        cx.st.loc = LocRef::Path(path);
+        let conf = self.here(cx);
+        if conf.settings.internal && !cx.st.internal {
+            return Flow::Finalize(404);
+        }
+        let max = conf.settings.client_max_body_size;
+        if max != 0 && !cx.st.discard_body && cx.req.content_length().is_some_and(|n| n > max) {
+            cx.st.discard_body = true;
+            return Flow::Finalize(413);
+        }
+        if auto_redirect {
+            let mut location = escape(conf.name().as_bytes(), Escape::Uri);
+            if !cx.st.args.is_empty() {
                 location.push(b'?');
-                location.extend_from_slice(&ctx.args);
+                location.extend_from_slice(&cx.st.args);
             }
-            return Err(Outcome::Redirect {
-                status: 301,
-                location: script::absolute(location, ctx, &c.settings),
-            });
+            cx.st.location = Some(location);
+            return Flow::Finalize(301);
         }
-        StaticMatch::Prefix {
-            index,
-            no_regex: nr,
-        } => {
-            no_regex = nr;
-            let (_, c) = set.get(index).expect("index from set");
-            let mut probe = base.clone();
-            probe.push(index);
-            current = Some((c, probe.clone()));
-            if !c.children.is_empty() {
-                match find_in(&c.children, ctx, &mut probe)? {
-                    Some((f, true)) => {
-                        *path = probe;
-                        return Ok(Some((f, true)));
-                    }
-                    Some((f, false)) => current = Some((f, probe)),
-                    None => {}
-                }
-            }
-        }
-        StaticMatch::None => {}
+        Flow::Step(Step::Rewrite)
     }
-    if !no_regex {
-        if let Some(m) = set.find_regex(&uri) {
-            let caps = m.to_captures();
-            for (name, _) in &caps.names {
-                if let Some(v) = caps.name(name) {
-                    ctx.user.insert(name.clone(), v.to_vec());
-                }
-            }
-            ctx.captures = caps;
-            let mut probe = base;
-            probe.push(m.index);
-            let c = m.value;
-            let mut found = c;
-            if !c.children.is_empty() {
-                let mut nested = probe.clone();
-                if let Some((f, _)) = find_in(&c.children, ctx, &mut nested)? {
-                    found = f;
-                    probe = nested;
-                }
-            }
-            *path = probe;
-            return Ok(Some((found, true)));
-        }
-    }
-    Ok(current.map(|(c, p)| {
-        *path = p;
-        (c, false)
-    }))
-}
 
-fn static_outcome(
-    location: Vec<usize>,
-    ctx: &Ctx<'_>,
-    settings: &Settings,
-    tf: Option<&TryFiles>,
-) -> Outcome {
-    use crate::parse::model::Fallback;
-    let try_files = tf.map(|t| ExpandedTryFiles {
-        candidates: t.candidates.iter().map(|c| c.expand(ctx, false)).collect(),
-        fallback: match &t.fallback {
-            Fallback::Uri(u) => ExpandedFallback::Uri(u.expand(ctx, false)),
-            Fallback::Code(c) => ExpandedFallback::Code(*c),
-            Fallback::Named(n) => ExpandedFallback::Named(n.clone()),
-        },
-    });
-    Outcome::Static {
-        location,
-        uri: ctx.uri.clone(),
-        args: ctx.args.clone(),
-        settings: settings.clone(),
-        try_files,
+    /// The location's rewrite phase, then `ngx_http_core_post_rewrite_phase`.
+    fn location_rewrite(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
+        let conf = self.here(cx);
+        if let script::End::Flow(f) = script::run(&conf.stmts, cx, fs) {
+            return f;
+        }
+        if cx.st.uri_changed {
+            cx.st.uri_changes -= 1;
+            if cx.st.uri_changes == 0 {
+                return Flow::Finalize(500);
+            }
+            return Flow::Step(Step::FindConfig);
+        }
+        Flow::Step(Step::Access)
+    }
+
+    fn access(&self, cx: &mut Ctx<'_>) -> Flow {
+        let conf = self.here(cx);
+        if access::denied(conf, cx) {
+            return Flow::Finalize(403);
+        }
+        Flow::Step(Step::TryFiles)
+    }
+
+    /// `ngx_http_internal_redirect`: back to the server rewrite phase with a new URI.
+    fn internal_redirect(&self, cx: &mut Ctx<'_>, uri: Vec<u8>, args: Vec<u8>) -> Flow {
+        cx.st.uri_changes -= 1;
+        if cx.st.uri_changes == 0 {
+            return Flow::Finalize(500);
+        }
+        cx.st.uri = uri;
+        cx.st.args = args;
+        cx.st.internal = true;
+        cx.st.valid_unparsed_uri = false;
+        cx.st.add_uri_to_alias = false;
+        cx.st.valid_location = true;
+        cx.st.loc = LocRef::default();
+        Flow::Step(Step::ServerRewrite)
+    }
+
+    /// `ngx_http_named_location`: the named location's rewrite phase, skipping find config.
+    fn named_location(&self, cx: &mut Ctx<'_>, name: &str) -> Flow {
+        cx.st.uri_changes -= 1;
+        if cx.st.uri_changes == 0 || cx.st.uri.is_empty() {
+            return Flow::Finalize(500);
+        }
+        let Some(i) = self.named_index(name) else {
+            return Flow::Finalize(500);
+        };
+        cx.st.internal = true;
+        cx.st.loc = LocRef::Named(i);
+        Flow::Step(Step::Rewrite)
+    }
+
+    /// An answer made here, with the status an earlier error page fixed.
+    fn respond(&self, cx: &Ctx<'_>, status: u16, body: Body) -> Flow {
+        let settings = &self.here(cx).settings;
+        let location = cx
+            .st
+            .location
+            .clone()
+            .map(|l| self.absolute(cx, l, settings));
+        Flow::Done(Box::new(Action::Respond(Response {
+            status: cx.st.err_status.unwrap_or(status),
+            location,
+            body,
+            state: cx.st.clone(),
+        })))
+    }
+
+    /// `ngx_http_header_filter`: a Location starting with '/' becomes absolute when
+    /// `absolute_redirect` is on, with the Host (or server name) and a non-default port.
+    fn absolute(&self, cx: &Ctx<'_>, loc: Vec<u8>, s: &Settings) -> Vec<u8> {
+        if loc.first() != Some(&b'/') || !s.absolute_redirect {
+            return loc;
+        }
+        let req = cx.req;
+        let host = if s.server_name_in_redirect {
+            self.server_name().as_bytes().to_vec()
+        } else {
+            req.host_header()
+                .unwrap_or_else(|| req.local_addr.as_bytes().to_vec())
+        };
+        let https = req.scheme == "https";
+        let default_port = if https { 443 } else { 80 };
+        let mut out = Vec::with_capacity(loc.len() + host.len() + 16);
+        out.extend_from_slice(if https { b"https://" } else { b"http://" });
+        out.extend_from_slice(&host);
+        if s.port_in_redirect && req.port != default_port {
+            out.extend_from_slice(format!(":{}", req.port).as_bytes());
+        }
+        out.extend_from_slice(&loc);
+        out
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,191 +1,185 @@
 //! `ngx_http_rewrite_module`'s script engine: rewrite, return, set, if, break.
 
-use super::{Flow, Outcome};
+use super::{Body, FileKind, FileSystem, Flow};
 use crate::escape::unescape_redirect;
-use crate::parse::model::{Cond, Flag, Rewrite, Settings, Stmt};
+use crate::parse::model::{Cond, FileTest, Flag, Rewrite, Stmt};
 use crate::regex::Captures;
-use crate::vars::Ctx;
+use crate::vars::{Ctx, Template};
 
-/// Run statements in order. `changed` ends true when the URI was rewritten and the phase
-/// must look up the location again (nginx's `r->uri_changed`).
-pub(crate) fn run(
-    stmts: &[Stmt],
-    ctx: &mut Ctx<'_>,
-    settings: &Settings,
-    changed: &mut bool,
-) -> Flow {
+pub(super) enum End {
+    /// Every statement ran.
+    Continue,
+    /// `break`, or a rewrite with `last`/`break`.
+    Stop,
+    /// The script answered (a `return`, a redirect) or failed.
+    Flow(Flow),
+}
+
+/// Run statements in order; `cx.st.uri_changed` ends true when the URI was rewritten and the
+/// location must be looked up again.
+pub(super) fn run(stmts: &[Stmt], cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> End {
     for st in stmts {
         match st {
-            Stmt::Rewrite(rw) => match rewrite(rw, ctx, settings, changed) {
-                Flow::Continue => {}
+            Stmt::Rewrite(rw) => match rewrite(rw, cx) {
+                End::Continue => {}
                 other => return other,
             },
-            Stmt::Return { code, text } => {
-                return Flow::Respond(ret(*code, text.as_ref(), ctx, settings))
-            }
+            Stmt::Return { code, text } => return End::Flow(ret(*code, text.as_ref(), cx)),
             Stmt::Set { name, value } => {
-                let v = value.expand(ctx, false);
-                ctx.user.insert(name.clone(), v);
+                let v = value.expand(cx, false);
+                if name == "args" {
+                    // ngx_http_variable_set_args
+                    cx.st.args = v;
+                    cx.st.valid_unparsed_uri = false;
+                } else {
+                    cx.st.user.insert(name.clone(), v);
+                }
             }
             Stmt::Break => {
-                *changed = false;
-                return Flow::Stop;
+                // ngx_http_script_break_code
+                if cx.st.uri_changed {
+                    cx.st.valid_location = false;
+                    cx.st.uri_changed = false;
+                }
+                return End::Stop;
             }
-            Stmt::If { cond, body } => match test(cond, ctx) {
-                Ok(true) => match run(body, ctx, settings, changed) {
-                    Flow::Continue => {}
+            Stmt::If { cond, body } => match test(cond, cx, fs) {
+                Ok(true) => match run(body, cx, fs) {
+                    End::Continue => {}
                     other => return other,
                 },
                 Ok(false) => {}
-                Err(m) => return Flow::Respond(Outcome::InternalError(m)),
+                Err(()) => return End::Flow(Flow::Finalize(500)),
             },
         }
     }
-    Flow::Continue
+    End::Continue
 }
 
-fn rewrite(rw: &Rewrite, ctx: &mut Ctx<'_>, settings: &Settings, changed: &mut bool) -> Flow {
-    let Some(caps) = rw.regex.captures(&ctx.uri) else {
-        // A failed match forgets earlier captures (r->ncaptures = 0).
-        ctx.captures = Captures::default();
-        return Flow::Continue;
-    };
-    set_captures(ctx, caps);
-    // Captures are re-escaped only when the request URI itself was escaped.
-    let reescape = ctx.quoted_uri || ctx.plus_in_uri;
-    if let Some(status) = rw.redirect {
-        let mut loc = unescape_redirect(&rw.uri.expand(ctx, reescape));
-        if rw.add_args && !ctx.args.is_empty() {
-            loc.push(if rw.has_args { b'&' } else { b'?' });
-            loc.extend_from_slice(&ctx.args);
+/// `ngx_http_script_regex_start_code` / `_end_code` for a `rewrite`.
+fn rewrite(rw: &Rewrite, cx: &mut Ctx<'_>) -> End {
+    let caps = match rw.regex.captures(&cx.st.uri) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            // A failed match forgets earlier captures (r->ncaptures = 0).
+            cx.st.captures = Captures::default();
+            return End::Continue;
         }
-        return Flow::Respond(Outcome::Redirect {
-            status,
-            location: absolute(loc, ctx, settings),
-        });
+        Err(_) => return End::Flow(Flow::Finalize(500)),
+    };
+    set_captures(cx, caps);
+    // Captures are re-escaped only when the request URI itself was escaped.
+    let reescape = cx.st.quoted_uri || cx.st.plus_in_uri;
+    if let Some(status) = rw.redirect {
+        let mut loc = unescape_redirect(&rw.uri.expand(cx, reescape));
+        if rw.add_args && !cx.st.args.is_empty() {
+            loc.push(if rw.has_args { b'&' } else { b'?' });
+            loc.extend_from_slice(&cx.st.args);
+        }
+        cx.st.location = Some(loc);
+        return End::Flow(Flow::Finalize(status));
     }
-    let uri = rw.uri.expand(ctx, false);
+    let uri = rw.uri.expand(cx, false);
     match &rw.args {
         Some(a) => {
-            let mut args = a.expand(ctx, reescape);
-            if rw.add_args && !ctx.args.is_empty() {
+            let mut args = a.expand(cx, reescape);
+            if rw.add_args && !cx.st.args.is_empty() {
                 args.push(b'&');
-                args.extend_from_slice(&ctx.args);
+                args.extend_from_slice(&cx.st.args);
             }
-            ctx.args = args;
+            cx.st.args = args;
         }
-        None if !rw.add_args => ctx.args.clear(),
+        None if !rw.add_args => cx.st.args.clear(),
         None => {}
     }
     if uri.is_empty() {
-        return Flow::Respond(Outcome::InternalError(
-            "the rewritten URI has a zero length".into(),
-        ));
+        // "the rewritten URI has a zero length"
+        return End::Flow(Flow::Finalize(500));
     }
-    ctx.uri = uri;
+    cx.st.uri = uri;
+    cx.st.internal = true;
+    cx.st.valid_unparsed_uri = false;
     match rw.flag {
         Flag::Last => {
-            *changed = true;
-            Flow::Stop
+            cx.st.uri_changed = true;
+            End::Stop
         }
         Flag::Break => {
-            *changed = false;
-            Flow::Stop
+            cx.st.valid_location = false;
+            cx.st.uri_changed = false;
+            End::Stop
         }
         Flag::None => {
-            *changed = true;
-            Flow::Continue
+            cx.st.uri_changed = true;
+            End::Continue
         }
     }
 }
 
-fn set_captures(ctx: &mut Ctx<'_>, caps: Captures) {
+fn set_captures(cx: &mut Ctx<'_>, caps: Captures) {
     for (name, _) in &caps.names {
         if let Some(v) = caps.name(name) {
-            ctx.user.insert(name.clone(), v.to_vec());
+            cx.st.user.insert(name.to_ascii_lowercase(), v.to_vec());
         }
     }
-    ctx.captures = caps;
+    cx.st.captures = caps;
 }
 
-/// `ngx_http_script_return_code` + `ngx_http_send_response`.
-fn ret(
-    code: u16,
-    text: Option<&crate::vars::Template>,
-    ctx: &Ctx<'_>,
-    settings: &Settings,
-) -> Outcome {
-    let Some(text) = text else {
-        return Outcome::Return {
-            status: code,
-            body: None,
-        };
-    };
-    let value = text.expand(ctx, false);
+/// `ngx_http_script_return_code` + `ngx_http_send_response`: below 400 or with a text the
+/// answer is made here (a redirect code sets Location and goes through the special-response
+/// handler, so `error_page` sees it); a bare 4xx/5xx is finalized as an error.
+fn ret(code: u16, text: Option<&Template>, cx: &mut Ctx<'_>) -> Flow {
+    if code >= 400 && text.is_none() {
+        return Flow::Finalize(code);
+    }
+    let value = text.map(|t| t.expand(cx, false)).unwrap_or_default();
     if matches!(code, 301 | 302 | 303 | 307 | 308) {
-        return Outcome::Redirect {
-            status: code,
-            location: absolute(value, ctx, settings),
-        };
+        // `return 301;` sends an empty Location, as nginx does.
+        cx.st.location = Some(value);
+        return Flow::Finalize(code);
     }
-    Outcome::Return {
-        status: code,
-        body: Some(value),
-    }
+    let body = if value.is_empty() {
+        Body::Empty
+    } else {
+        Body::Text(value)
+    };
+    let server = cx.server;
+    server.respond(cx, code, body)
 }
 
-fn test(cond: &Cond, ctx: &mut Ctx<'_>) -> Result<bool, String> {
+fn test(cond: &Cond, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Result<bool, ()> {
     Ok(match cond {
         Cond::Truth(v) => {
-            let v = ctx.var(v).unwrap_or_default();
+            let v = cx.var(v).unwrap_or_default();
             !(v.is_empty() || v == b"0")
         }
         Cond::Eq { var, value, negate } => {
-            let v = ctx.var(var).unwrap_or_default();
-            (v == value.expand(ctx, false)) != *negate
+            let v = cx.var(var).unwrap_or_default();
+            (v == value.expand(cx, false)) != *negate
         }
         Cond::Regex { var, regex, negate } => {
-            let v = ctx.var(var).unwrap_or_default();
+            let v = cx.var(var).unwrap_or_default();
             match regex.captures(&v) {
-                Some(c) => {
-                    set_captures(ctx, c);
+                Ok(Some(c)) => {
+                    set_captures(cx, c);
                     !*negate
                 }
-                None => {
-                    ctx.captures = Captures::default();
+                Ok(None) => {
+                    cx.st.captures = Captures::default();
                     *negate
                 }
+                Err(_) => return Err(()),
             }
         }
-        Cond::File { op, .. } => {
-            return Err(format!(
-                "if ({op} ...) needs the file system, which this evaluator does not read"
-            ))
+        Cond::File { op, negate, path } => {
+            let p = path.expand(cx, false);
+            let kind = fs.kind(&p);
+            let yes = match op {
+                FileTest::File => kind == FileKind::File,
+                FileTest::Dir => kind == FileKind::Dir,
+                FileTest::Exists => matches!(kind, FileKind::File | FileKind::Dir),
+            };
+            yes != *negate
         }
     })
-}
-
-/// `ngx_http_header_filter`: a Location starting with '/' becomes absolute when
-/// `absolute_redirect` is on, with the Host (or server name) and a non-default port.
-pub(crate) fn absolute(loc: Vec<u8>, ctx: &Ctx<'_>, s: &Settings) -> Vec<u8> {
-    if loc.first() != Some(&b'/') || !s.absolute_redirect {
-        return loc;
-    }
-    let req = ctx.req;
-    let host = if s.server_name_in_redirect {
-        ctx.server_name.as_bytes().to_vec()
-    } else {
-        req.host_header()
-            .unwrap_or_else(|| req.local_addr.as_bytes().to_vec())
-    };
-    let https = req.scheme == "https";
-    let default_port = if https { 443 } else { 80 };
-    let mut out = Vec::with_capacity(loc.len() + host.len() + 16);
-    out.extend_from_slice(if https { b"https://" } else { b"http://" });
-    out.extend_from_slice(&host);
-    if s.port_in_redirect && req.port != default_port {
-        out.extend_from_slice(format!(":{}", req.port).as_bytes());
-    }
-    out.extend_from_slice(&loc);
-    out
 }

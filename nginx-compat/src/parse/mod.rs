@@ -4,8 +4,15 @@
 //! the (name, text) of each file the pattern names, and the result is spliced in place as nginx
 //! does.
 
+mod build;
+mod directives;
 pub mod lexer;
 pub mod model;
+mod proxy_args;
+mod script_args;
+mod settings;
+
+pub use proxy_args::parse_target;
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,7 +56,7 @@ impl fmt::Display for ParseError {
 }
 
 /// Where a directive was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub file: Arc<str>,
     pub line: usize,

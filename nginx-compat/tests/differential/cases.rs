@@ -1,13 +1,16 @@
-// The corpus: each group is one server body and the request targets sent to it.
+//! The rewrite-module corpus: each group is one server body and the requests sent to it.
 
-const GROUPS: &[Group] = &[
+use super::Group;
+
+pub const GROUPS: &[Group] = &[
     Group {
         name: "seed004",
+        http: "",
         body: r#"
             location / {
                 rewrite ^/home/register(.*) /home#/register permanent;
                 rewrite ^/login(.*) /#/login permanent;
-                proxy_pass http://crm;
+                proxy_pass http://{{UP}};
             }"#,
         requests: &[
             "/home/register",
@@ -28,15 +31,16 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "captures",
+        http: "",
         body: r#"
             location / {
                 rewrite ^/u/(\d+)/(\w+)$ /user?id=$1&tab=$2 last;
                 rewrite ^/r/(.*)$ /target/$1 redirect;
                 rewrite ^/p/(.*)$ /perm/$1? permanent;
                 rewrite ^/n/(?<name>[a-z]+)/(.*)$ /named/$name/$2 last;
-                proxy_pass http://crm;
+                proxy_pass http://{{UP}};
             }
-            location /user { proxy_pass http://users; }"#,
+            location /user { proxy_pass http://{{UP}}; }"#,
         requests: &[
             "/u/12/profile",
             "/u/12/profile?x=1",
@@ -59,6 +63,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "query",
+        http: "",
         body: r#"
             location /a { rewrite ^ /b?new=1 last; }
             location /c { rewrite ^ /b?new=1? last; }
@@ -67,8 +72,8 @@ const GROUPS: &[Group] = &[
             location /f { rewrite ^ http://example.com/f? ; }
             location /g { rewrite ^ http://example.com/g?z=1 ; }
             location /h { rewrite ^ /h2?k=$arg_k&m=$args redirect; }
-            location /b { proxy_pass http://b; }
-            location /h2 { proxy_pass http://h2; }"#,
+            location /b { proxy_pass http://{{UP}}; }
+            location /h2 { proxy_pass http://{{UP}}; }"#,
         requests: &[
             "/a",
             "/a?old=2",
@@ -89,6 +94,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "return",
+        http: "",
         body: r#"
             location = /r200 { return 200 "hello $uri $args"; }
             location = /r204 { return 204; }
@@ -123,6 +129,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "location-order",
+        http: "",
         body: r#"
             location = / { return 200 "exact-root"; }
             location / { return 200 "prefix-root"; }
@@ -155,6 +162,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "last-break",
+        http: "",
         body: r#"
             location /one { rewrite ^/one(.*)$ /two$1 last; return 200 "not reached"; }
             location /two { rewrite ^/two(.*)$ /three$1 break; return 200 "two-after-break"; }
@@ -165,7 +173,7 @@ const GROUPS: &[Group] = &[
             location /noflag { rewrite ^/noflag/(.*) /three/$1; rewrite ^/three/(.*) /final/$1; }
             location /final { return 200 "final $uri"; }
             location /brk { break; return 200 "after break"; }
-            location /bk2 { rewrite ^ /three break; proxy_pass http://bk; }"#,
+            location /bk2 { rewrite ^ /three break; proxy_pass http://{{UP}}; }"#,
         requests: &[
             "/one",
             "/one/x",
@@ -181,6 +189,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "if",
+        http: "",
         body: r#"
             location / {
                 if ($arg_mode = "json") { return 200 "json"; }
@@ -209,6 +218,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "absolute-redirect-off",
+        http: "",
         body: r#"
             absolute_redirect off;
             location /a { return 301 /b; }
@@ -218,6 +228,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "port-off",
+        http: "",
         body: r#"
             port_in_redirect off;
             location /a { return 301 /b; }
@@ -227,6 +238,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "server-rewrite",
+        http: "",
         body: r#"
             rewrite ^/old/(.*)$ /new/$1 last;
             rewrite ^/gone$ /nowhere permanent;
@@ -250,6 +262,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "nested",
+        http: "",
         body: r#"
             location /api/ {
                 location /api/v1/ { return 200 "v1 $uri"; }
@@ -277,10 +290,11 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "auto-redirect",
+        http: "",
         body: r#"
-            location /app/ { proxy_pass http://app; }
-            location /exact { proxy_pass http://ex; }
-            location = /e2/ { proxy_pass http://e2; }
+            location /app/ { proxy_pass http://{{UP}}; }
+            location /exact { proxy_pass http://{{UP}}; }
+            location = /e2/ { proxy_pass http://{{UP}}; }
             location / { return 200 "root"; }"#,
         requests: &[
             "/app", "/app?x=1", "/app/", "/app/z", "/exact", "/e2", "/e2/", "/ap",
@@ -288,6 +302,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "hash-routes",
+        http: "",
         body: r#"
             location / {
                 rewrite ^/m/(\w+)$ /#/$1 permanent;
@@ -308,6 +323,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "bad-uris",
+        http: "",
         body: r#"
             location / { return 200 "ok $uri"; }"#,
         requests: &[
@@ -327,6 +343,7 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "cycle",
+        http: "",
         body: r#"
             location / {
                 rewrite ^/n(\d)$ /n$1x;

@@ -37,11 +37,17 @@ pub fn is_config_refusal(e: &ApiError) -> bool {
     )
 }
 
+/// The longest lifetime believed from a provider. WeCom and WeChat say 7200 s; an answer
+/// claiming years (a broken proxy in between, a test double) would pin a value that the
+/// provider has long forgotten, and overflow a store's TTL arithmetic.
+pub const MAX_LIFETIME_SECS: u64 = 86_400;
+
 /// When a refetched value expires. WeCom hands out the same token or ticket again until it
 /// expires, with the seconds it has left rounded up: an early refresh gets the old value back,
 /// and its death must not be postponed by that rounding.
 pub fn expiry_of(value: &str, expires_in_secs: u64, previous: Option<&Cached>, now_ms: u64) -> u64 {
-    let expires_at = now_ms.saturating_add(expires_in_secs.saturating_mul(1000));
+    let lifetime_ms = expires_in_secs.min(MAX_LIFETIME_SECS) * 1000;
+    let expires_at = now_ms.saturating_add(lifetime_ms);
     match previous {
         Some(p) if *p.value == *value => expires_at.min(p.expires_at),
         _ => expires_at,
@@ -93,6 +99,10 @@ mod tests {
             ("new", 7200, None, 10_000, 7_210_000),
             // The same value with less left than before (it cannot gain time).
             ("same", 0, Some(&old), 10_000, 10_000),
+            // An absurd lifetime is believed for a day at most, and never overflows.
+            ("new", u64::MAX, None, 10_000, 10_000 + 86_400_000),
+            ("new", u64::MAX, None, u64::MAX - 5, u64::MAX),
+            ("new", 86_401, None, 0, 86_400_000),
         ];
         for (value, expires_in, previous, now, want) in cases {
             assert_eq!(

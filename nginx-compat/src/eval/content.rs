@@ -1,0 +1,257 @@
+//! The precontent and content phases: `try_files`, `proxy_pass`, `index` and the static
+//! module. The crate reads no files: the caller answers "what is at this path" through
+//! [`FileSystem`], and serves the file of an [`Action::File`](super::Action::File).
+
+use super::{Action, FileAnswer, Flow, Step};
+use crate::escape::{escape, Escape};
+use crate::parse::model::{Fallback, LocConf, Server};
+use crate::vars::Ctx;
+
+/// What a path names on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Missing,
+    File,
+    Dir,
+    /// It exists but may not be opened (nginx's EACCES: 403).
+    Denied,
+}
+
+/// The one question the content phase asks of the file system. Paths are the bytes nginx
+/// would pass to `open()`: the root (possibly relative) followed by the URI.
+pub trait FileSystem {
+    fn kind(&self, path: &[u8]) -> FileKind;
+}
+
+/// A file system with nothing on it.
+pub struct NoFiles;
+
+impl FileSystem for NoFiles {
+    fn kind(&self, _path: &[u8]) -> FileKind {
+        FileKind::Missing
+    }
+}
+
+fn get_or_head_or_post(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "POST")
+}
+
+impl Server {
+    /// `ngx_http_try_files_handler`.
+    pub(super) fn try_files(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
+        let conf = self.here(cx);
+        let Some(tf) = &conf.try_files else {
+            return Flow::Step(Step::Content);
+        };
+        for cand in &tf.candidates {
+            let name = cand.name.expand(cx, false);
+            let Some(mapped) = map_candidate(conf, cx, &name) else {
+                return Flow::Finalize(500);
+            };
+            let kind = fs.kind(&mapped.path);
+            let ok = match kind {
+                FileKind::Dir => cand.dir,
+                FileKind::File => !cand.dir,
+                FileKind::Missing | FileKind::Denied => false,
+            };
+            if !ok {
+                continue;
+            }
+            match mapped.uri {
+                Some(uri) => cx.st.uri = uri,
+                None => {
+                    if !cand.dir {
+                        cx.st.uri = name;
+                        cx.st.add_uri_to_alias = true;
+                    }
+                }
+            }
+            return Flow::Step(Step::Content);
+        }
+        match &tf.fallback {
+            Fallback::Code(c) => Flow::Finalize(*c),
+            Fallback::Named(n) => self.named_location(cx, n),
+            Fallback::Uri(u) => {
+                let u = u.expand(cx, false);
+                let (uri, args) = split_args(&u);
+                self.internal_redirect(cx, uri.to_vec(), args.to_vec())
+            }
+        }
+    }
+
+    /// The content phase: the proxy handler, else the index and static modules.
+    pub(super) fn content(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
+        let conf = self.here(cx);
+        if let Some(pass) = &conf.proxy_pass {
+            return self.proxy(cx, conf, pass);
+        }
+        let uri_is_dir = cx.st.uri.last() == Some(&b'/');
+        // ngx_http_index_handler
+        if uri_is_dir && get_or_head_or_post(&cx.st.method) {
+            let Some(dir) = map_uri(conf, cx) else {
+                return Flow::Finalize(500);
+            };
+            let mut dir_tested = false;
+            for index in &conf.settings.index {
+                let name = index.expand(cx, false);
+                if name.first() == Some(&b'/') {
+                    let args = cx.st.args.clone();
+                    return self.internal_redirect(cx, name, args);
+                }
+                let mut path = dir.path.clone();
+                path.extend_from_slice(&name);
+                match fs.kind(&path) {
+                    FileKind::File | FileKind::Dir => {
+                        let mut uri = cx.st.uri.clone();
+                        uri.extend_from_slice(&name);
+                        let args = cx.st.args.clone();
+                        return self.internal_redirect(cx, uri, args);
+                    }
+                    FileKind::Denied => return Flow::Finalize(403),
+                    FileKind::Missing => {}
+                }
+                if !dir_tested {
+                    // ngx_http_index_test_dir: the directory itself must exist.
+                    let mut d = dir.path.clone();
+                    if d.len() > 1 && d.last() == Some(&b'/') {
+                        d.pop();
+                    }
+                    match fs.kind(&d) {
+                        FileKind::Dir => {}
+                        FileKind::Denied => return Flow::Finalize(403),
+                        FileKind::Missing | FileKind::File => return Flow::Finalize(404),
+                    }
+                    dir_tested = true;
+                }
+            }
+        }
+        // ngx_http_static_handler
+        if !get_or_head_or_post(&cx.st.method) {
+            return Flow::Finalize(405);
+        }
+        if uri_is_dir {
+            // No content handler for a directory: "directory index is forbidden".
+            return Flow::Finalize(403);
+        }
+        let Some(mapped) = map_uri(conf, cx) else {
+            return Flow::Finalize(500);
+        };
+        match fs.kind(&mapped.path) {
+            FileKind::Missing => Flow::Finalize(404),
+            FileKind::Denied => Flow::Finalize(403),
+            FileKind::Dir => {
+                let mut location = escape(&cx.st.uri, Escape::Uri);
+                location.push(b'/');
+                if !cx.st.args.is_empty() {
+                    location.push(b'?');
+                    location.extend_from_slice(&cx.st.args);
+                }
+                cx.st.location = Some(location);
+                Flow::Finalize(301)
+            }
+            FileKind::File if cx.st.method == "POST" => Flow::Finalize(405),
+            FileKind::File => Flow::Done(Box::new(Action::File(FileAnswer {
+                status: cx.st.err_status.unwrap_or(200),
+                path: mapped.path,
+                root: mapped.root,
+                state: cx.st.clone(),
+            }))),
+        }
+    }
+}
+
+pub(super) struct Mapped {
+    pub path: Vec<u8>,
+    pub root: Vec<u8>,
+    /// The URI `try_files` switches to when this candidate exists (`None`: a regex
+    /// location's alias, where nginx keeps the URI and appends the name to the alias).
+    pub uri: Option<Vec<u8>>,
+}
+
+/// `ngx_http_map_uri_to_path`: root + URI, or alias + the URI past the location's name (a
+/// regex location's alias is the whole path, plus the URI once `try_files` found a file).
+/// `None` for an alias in a location whose URI was rewritten (nginx's 500).
+pub(super) fn map_uri(conf: &LocConf, cx: &Ctx<'_>) -> Option<Mapped> {
+    let s = &conf.settings;
+    let uri = &cx.st.uri;
+    let Some(alias) = &s.alias else {
+        let root = s.root.expand(cx, false);
+        let mut path = root.clone();
+        path.extend_from_slice(uri);
+        return Some(Mapped {
+            path,
+            root,
+            uri: None,
+        });
+    };
+    if !cx.st.valid_location {
+        return None;
+    }
+    let root = alias.expand(cx, false);
+    let mut path = root.clone();
+    if conf.is_regex() {
+        if cx.st.add_uri_to_alias {
+            path.extend_from_slice(uri);
+        }
+    } else {
+        let skip = conf.name().len().min(uri.len());
+        path.extend_from_slice(&uri[skip..]);
+    }
+    Some(Mapped {
+        path,
+        root,
+        uri: None,
+    })
+}
+
+/// A `try_files` candidate's path: the name appended to the root, or with an alias, the name
+/// past the location's name appended to the alias (`ngx_http_try_files_handler`).
+fn map_candidate(conf: &LocConf, cx: &Ctx<'_>, name: &[u8]) -> Option<Mapped> {
+    let s = &conf.settings;
+    let Some(alias) = &s.alias else {
+        let root = s.root.expand(cx, false);
+        let mut path = root.clone();
+        path.extend_from_slice(name);
+        return Some(Mapped {
+            path,
+            root,
+            uri: Some(name.to_vec()),
+        });
+    };
+    if !cx.st.valid_location {
+        return None;
+    }
+    let root = alias.expand(cx, false);
+    let mut path = root.clone();
+    if conf.is_regex() {
+        path.extend_from_slice(name);
+        return Some(Mapped {
+            path,
+            root,
+            uri: None,
+        });
+    }
+    let alias_len = conf.name().len().min(cx.st.uri.len());
+    let prefix = &cx.st.uri[..alias_len];
+    let rest = if name.starts_with(prefix) {
+        &name[alias_len..]
+    } else {
+        name
+    };
+    path.extend_from_slice(rest);
+    let mut uri = prefix.to_vec();
+    uri.extend_from_slice(rest);
+    Some(Mapped {
+        path,
+        root,
+        uri: Some(uri),
+    })
+}
+
+/// `ngx_http_split_args`: no '?' means no arguments at all.
+pub(super) fn split_args(s: &[u8]) -> (&[u8], &[u8]) {
+    match s.iter().position(|&b| b == b'?') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, b""),
+    }
+}

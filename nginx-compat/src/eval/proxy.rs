@@ -1,0 +1,268 @@
+//! `ngx_http_proxy_module`: the request sent upstream (`ngx_http_proxy_create_request`), the
+//! rewriting of the upstream's `Location` (`proxy_redirect`), and what happens when the
+//! upstream fails or answers an intercepted error (`error_page`).
+
+use super::{Action, FileSystem, Flow, Proxy};
+use crate::escape::{escape, Escape};
+use crate::parse::model::{
+    LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect, RedirectPattern, Server,
+};
+use crate::parse::parse_target;
+use crate::vars::{Ctx, Template};
+use crate::Request;
+
+/// nginx's `ngx_http_proxy_headers`: merged under the `proxy_set_header` list unless it names
+/// them; an empty value means the header is not sent (and the client's copy is not passed).
+const DEFAULT_HEADERS: &[(&str, &str)] = &[
+    ("Host", "$proxy_host"),
+    ("Connection", "close"),
+    ("Content-Length", "$proxy_internal_body_length"),
+    ("Transfer-Encoding", "$proxy_internal_chunked"),
+    ("TE", ""),
+    ("Keep-Alive", ""),
+    ("Expect", ""),
+    ("Upgrade", ""),
+];
+
+impl Server {
+    /// The content phase of a `proxy_pass` location.
+    pub(super) fn proxy(&self, cx: &mut Ctx<'_>, conf: &LocConf, pass: &ProxyPass) -> Flow {
+        let (target, dynamic) = match &pass.kind {
+            PassKind::Static(t) => (t.clone(), false),
+            PassKind::Dynamic(t) => match eval_url(t, cx) {
+                Some(t) => (t, true),
+                // "invalid URL prefix" and friends
+                None => return Flow::Finalize(500),
+            },
+        };
+        let st = &cx.st;
+        let req = cx.req;
+        let uri = if dynamic && !target.uri.is_empty() {
+            target.uri.clone()
+        } else if target.uri.is_empty() && st.valid_unparsed_uri {
+            req.uri.clone()
+        } else {
+            // plcf->location: the location's name, but nothing for a regex or named location
+            // or a proxy_pass with variables.
+            let name_len =
+                if dynamic || conf.is_regex() || matches!(st.loc, crate::LocRef::Named(_)) {
+                    0
+                } else {
+                    conf.name().len()
+                };
+            let loc_len = if st.valid_location && !target.uri.is_empty() {
+                name_len.min(st.uri.len())
+            } else {
+                0
+            };
+            let mut out = Vec::new();
+            if st.valid_location {
+                out.extend_from_slice(&target.uri);
+            }
+            let rest = &st.uri[loc_len..];
+            if st.quoted_uri || st.internal {
+                out.extend(escape(rest, Escape::Uri));
+            } else {
+                out.extend_from_slice(rest);
+            }
+            if !st.args.is_empty() {
+                out.push(b'?');
+                out.extend_from_slice(&st.args);
+            }
+            out
+        };
+        if uri.is_empty() {
+            // "zero length URI to proxy"
+            return Flow::Finalize(500);
+        }
+        cx.proxy = Some((
+            target.host_header.as_bytes().to_vec(),
+            target.port.as_bytes().to_vec(),
+        ));
+        let (headers, set_names) = request_headers(conf, cx);
+        Flow::Done(Box::new(Action::Proxy(Box::new(Proxy {
+            authority: target.authority,
+            method: cx.st.method.clone(),
+            target: uri,
+            headers,
+            set_names,
+            proxy_host: target.host_header,
+            proxy_port: target.port,
+            status: cx.st.err_status,
+            state: cx.st.clone(),
+        }))))
+    }
+
+    /// The upstream answered `status`. With `proxy_intercept_errors on` and an `error_page`
+    /// for that status in the location, nginx answers with its error page instead: the
+    /// [`Action`] that replaces the upstream's answer.
+    pub fn upstream_answered(
+        &self,
+        req: &Request,
+        p: &Proxy,
+        status: u16,
+        fs: &dyn FileSystem,
+    ) -> Option<Action> {
+        let s = self.settings(&p.state.loc);
+        let intercept = status >= 300
+            && s.proxy.intercept_errors
+            && s.error_pages.iter().any(|e| e.status == status);
+        intercept.then(|| self.finalize_at(req, p.state.clone(), status, fs))
+    }
+
+    /// The upstream could not be reached (502) or did not answer in time (504): nginx
+    /// finalizes with that status, so the location's `error_page` applies.
+    pub fn upstream_failed(
+        &self,
+        req: &Request,
+        p: &Proxy,
+        status: u16,
+        fs: &dyn FileSystem,
+    ) -> Action {
+        self.finalize_at(req, p.state.clone(), status, fs)
+    }
+
+    /// `proxy_redirect` applied to a `Location` the upstream sent: `Some` with the new value
+    /// (made absolute as nginx's header filter does) when a rule rewrote it, `None` to pass it
+    /// as it is.
+    pub fn proxy_redirect(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
+        let conf = self.conf(&p.state.loc)?;
+        let cx = Ctx {
+            req,
+            server: self,
+            st: p.state.clone(),
+            proxy: Some((
+                p.proxy_host.as_bytes().to_vec(),
+                p.proxy_port.as_bytes().to_vec(),
+            )),
+        };
+        let rules: Vec<(RedirectPattern, Template)> = match &conf.settings.proxy.redirect {
+            ProxyRedirect::Off => return None,
+            ProxyRedirect::Default => vec![(RedirectPattern::Default, Template::default())],
+            ProxyRedirect::Rules(r) => r
+                .iter()
+                .map(|r| (r.pattern.clone(), r.replacement.clone()))
+                .collect(),
+        };
+        for (pattern, replacement) in rules {
+            let new = match pattern {
+                RedirectPattern::Default => {
+                    let Some(pass) = &conf.proxy_pass else {
+                        continue;
+                    };
+                    let PassKind::Static(t) = &pass.kind else {
+                        continue;
+                    };
+                    let (prefix, repl) = if t.uri.is_empty() {
+                        (format!("{}/", pass.url).into_bytes(), b"/".to_vec())
+                    } else {
+                        let name = if conf.is_regex() { "" } else { conf.name() };
+                        (pass.url.as_bytes().to_vec(), name.as_bytes().to_vec())
+                    };
+                    replace_prefix(value, &prefix, &repl)
+                }
+                RedirectPattern::Prefix(t) => {
+                    let prefix = t.expand(&cx, false);
+                    replace_prefix(value, &prefix, &replacement.expand(&cx, false))
+                }
+                RedirectPattern::Regex(re) => match re.captures(value) {
+                    Ok(Some(caps)) => {
+                        let mut inner = Ctx {
+                            req,
+                            server: self,
+                            st: cx.st.clone(),
+                            proxy: cx.proxy.clone(),
+                        };
+                        inner.st.captures = caps;
+                        Some(replacement.expand(&inner, false))
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(new) = new {
+                return Some(self.absolute(&cx, new, &conf.settings));
+            }
+        }
+        None
+    }
+}
+
+fn replace_prefix(value: &[u8], prefix: &[u8], replacement: &[u8]) -> Option<Vec<u8>> {
+    value.starts_with(prefix).then(|| {
+        let mut out = replacement.to_vec();
+        out.extend_from_slice(&value[prefix.len()..]);
+        out
+    })
+}
+
+/// `ngx_http_proxy_eval`: a `proxy_pass` with variables, read as a URL per request.
+fn eval_url(t: &Template, cx: &Ctx<'_>) -> Option<PassTarget> {
+    let url = t.expand(cx, false);
+    let url = String::from_utf8(url).ok()?;
+    let lower = url.get(..7)?.to_ascii_lowercase();
+    if lower != "http://" || url.len() <= 7 {
+        return None;
+    }
+    parse_target(&url[7..]).ok()
+}
+
+/// The header lines `ngx_http_proxy_create_request` writes: the merged `proxy_set_header`
+/// list in order (values that come out empty are not sent), then every client header the
+/// list does not name.
+fn request_headers(conf: &LocConf, cx: &Ctx<'_>) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    let set = &conf.settings.proxy.set_headers;
+    let mut names: Vec<String> = set.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut out = Vec::new();
+    for (name, value) in set.iter() {
+        let v = value.expand(cx, false);
+        if !v.is_empty() {
+            out.push((name.clone(), v));
+        }
+    }
+    let body_length = body_length(cx);
+    for (name, value) in DEFAULT_HEADERS {
+        let lower = name.to_ascii_lowercase();
+        if names.contains(&lower) {
+            continue;
+        }
+        names.push(lower.clone());
+        let v = match lower.as_str() {
+            "host" => cx.proxy.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            "content-length" => body_length
+                .map(|n| n.to_string().into_bytes())
+                .unwrap_or_default(),
+            "transfer-encoding" => {
+                if body_length.is_none() && chunked(cx) {
+                    b"chunked".to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => value.as_bytes().to_vec(),
+        };
+        if !v.is_empty() {
+            out.push((name.to_string(), v));
+        }
+    }
+    for (name, value) in &cx.req.headers {
+        if !names.contains(&name.to_ascii_lowercase()) {
+            out.push((name.clone(), value.clone()));
+        }
+    }
+    (out, names)
+}
+
+fn chunked(cx: &Ctx<'_>) -> bool {
+    cx.req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"))
+}
+
+/// `$proxy_internal_body_length`: the length of the body nginx sends, known up front from the
+/// client's Content-Length (a chunked body is sent chunked).
+fn body_length(cx: &Ctx<'_>) -> Option<u64> {
+    if chunked(cx) {
+        return None;
+    }
+    cx.req.content_length()
+}

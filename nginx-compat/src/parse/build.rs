@@ -1,0 +1,476 @@
+//! Directives -> the typed model. Settings of a level are read before its locations (nginx
+//! merges them whatever their order in the block); a level that sets any of a list directive
+//! (`add_header`, `proxy_set_header`, `error_page`, `allow`/`deny`) replaces the inherited list.
+//! Whatever is not implemented is recorded as [`Unsupported`], never skipped.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::directives::{self as dir, args, nargs, no_block, template};
+use super::model::{
+    Config, Head, LimitExcept, LocConf, Map, PassKind, Server, Settings, Stmt, Unsupported,
+};
+use super::settings::is_setting;
+use super::{proxy_args, script_args};
+use super::{Directive, ParseError, Pos};
+use crate::location::{Location, LocationSet, Modifier};
+use crate::vars::{is_builtin, is_changeable, Template};
+
+pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
+    let mut b = Builder::default();
+    let mut servers = Vec::new();
+    let mut maps = Vec::new();
+    b.top(dirs, &mut servers, &mut maps)?;
+    b.check_variables();
+    let maps: Arc<[Map]> = Arc::from(maps);
+    for s in &mut servers {
+        s.maps = maps.clone();
+    }
+    Ok(Config {
+        servers,
+        maps,
+        unsupported: b.unsupported,
+    })
+}
+
+#[derive(Default)]
+pub(super) struct Builder {
+    unsupported: Vec<Unsupported>,
+    /// Every variable a value names, with its directive; checked once everything is read,
+    /// since `set` and named captures define variables for the whole configuration.
+    used: Vec<(String, String, Pos)>,
+    defined: HashSet<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Level {
+    Server,
+    Location,
+    Named,
+}
+
+impl Builder {
+    pub(super) fn unsupported(&mut self, d: &Directive, detail: Option<String>) {
+        self.unsupported.push(Unsupported {
+            directive: d.name.clone(),
+            pos: d.pos.clone(),
+            detail,
+        });
+    }
+
+    pub(super) fn uses(&mut self, d: &Directive, t: &Template) {
+        for v in t.vars() {
+            self.used
+                .push((v.to_owned(), d.name.clone(), d.pos.clone()));
+        }
+    }
+
+    fn define_captures(&mut self, re: &crate::regex::NgxRegex) {
+        for (_, n) in re.capture_names() {
+            self.defined.insert(n.to_ascii_lowercase());
+        }
+    }
+
+    fn check_variables(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        let mut seen = HashSet::new();
+        for (v, directive, pos) in used {
+            if is_builtin(&v) || self.defined.contains(&v) {
+                continue;
+            }
+            if seen.insert((v.clone(), pos.clone())) {
+                self.unsupported.push(Unsupported {
+                    directive,
+                    pos,
+                    detail: Some(format!("variable ${v}")),
+                });
+            }
+        }
+    }
+
+    fn top(
+        &mut self,
+        dirs: &[Directive],
+        servers: &mut Vec<Server>,
+        maps: &mut Vec<Map>,
+    ) -> Result<(), ParseError> {
+        for d in dirs {
+            match d.name.as_str() {
+                // A whole nginx.conf: only its http block matters here.
+                "http" => self.top(d.block.as_deref().unwrap_or(&[]), servers, maps)?,
+                "server" => servers.push(self.server(d)?),
+                "map" => {
+                    let (m, refused) = proxy_args::map(d)?;
+                    self.uses(d, &m.source);
+                    for (_, v) in &m.exact {
+                        self.uses(d, v);
+                    }
+                    for (re, v) in &m.regex {
+                        self.define_captures(re);
+                        self.uses(d, v);
+                    }
+                    self.uses(d, &m.default);
+                    for r in refused {
+                        self.unsupported(d, Some(r));
+                    }
+                    if maps.iter().any(|o| o.name == m.name) {
+                        return Err(d.pos.error(format!("duplicate \"{}\" variable", m.name)));
+                    }
+                    self.defined.insert(m.name.clone());
+                    maps.push(m);
+                }
+                _ => self.unsupported(d, None),
+            }
+        }
+        Ok(())
+    }
+
+    fn server(&mut self, d: &Directive) -> Result<Server, ParseError> {
+        let Some(block) = &d.block else {
+            return Err(d.pos.error("directive \"server\" has no opening \"{\""));
+        };
+        let mut settings = Settings::default();
+        self.settings(block, &mut settings, Level::Server)?;
+        let settings = Arc::new(settings);
+        let mut root = LocConf {
+            head: Head::Server,
+            stmts: Vec::new(),
+            settings: settings.clone(),
+            proxy_pass: None,
+            try_files: None,
+            limit_except: None,
+            children: LocationSet::new(Vec::new()).expect("empty set"),
+            pos: d.pos.clone(),
+        };
+        let (mut names, mut listen, mut locs, mut named) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::<LocConf>::new());
+        for c in block {
+            match c.name.as_str() {
+                "server_name" => {
+                    nargs(c, |n| n >= 1)?;
+                    names.extend(args(c).iter().map(|a| a.to_string()));
+                }
+                "listen" => {
+                    nargs(c, |n| n >= 1)?;
+                    listen.push(args(c).join(" "));
+                }
+                "location" => match self.location(c, &settings, Level::Server)? {
+                    Located::Plain(l, conf) => locs.push((l, conf)),
+                    Located::Named(conf) => {
+                        if named.iter().any(|n| n.name() == conf.name()) {
+                            return Err(c
+                                .pos
+                                .error(format!("duplicate location \"{}\"", conf.name())));
+                        }
+                        named.push(conf);
+                    }
+                },
+                _ => self.body_directive(c, &mut root, Level::Server)?,
+            }
+        }
+        root.children = location_set(d, locs)?;
+        Ok(Server {
+            names,
+            listen,
+            root,
+            named,
+            maps: Arc::from(Vec::new()),
+            pos: d.pos.clone(),
+        })
+    }
+
+    /// A directive of a server or location body that is not a setting: statements,
+    /// `proxy_pass`, `try_files`, `limit_except`, or something unsupported.
+    fn body_directive(
+        &mut self,
+        c: &Directive,
+        conf: &mut LocConf,
+        level: Level,
+    ) -> Result<(), ParseError> {
+        match c.name.as_str() {
+            n if is_setting(n) => {}
+            "try_files" => {
+                let tf = script_args::try_files(c)?;
+                for t in &tf.candidates {
+                    self.uses(c, &t.name);
+                }
+                if let super::model::Fallback::Uri(u) = &tf.fallback {
+                    self.uses(c, u);
+                }
+                conf.try_files = Some(tf);
+            }
+            "proxy_pass" if level != Level::Server => {
+                if conf.proxy_pass.is_some() {
+                    return Err(c.pos.error("\"proxy_pass\" directive is duplicate"));
+                }
+                let uri_allowed = level == Level::Location && !conf.is_regex();
+                let pass = proxy_args::proxy_pass(c, uri_allowed)?;
+                if let PassKind::Dynamic(t) = &pass.kind {
+                    self.uses(c, t);
+                }
+                conf.proxy_pass = Some(pass);
+            }
+            "limit_except" if level == Level::Location => {
+                if conf.limit_except.is_some() {
+                    return Err(c.pos.error("\"limit_except\" directive is duplicate"));
+                }
+                conf.limit_except = Some(self.limit_except(c, &conf.settings)?);
+            }
+            _ => {
+                if let Some(st) = self.stmt(c)? {
+                    conf.stmts.push(st);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn location(
+        &mut self,
+        d: &Directive,
+        parent: &Arc<Settings>,
+        level: Level,
+    ) -> Result<Located, ParseError> {
+        let a = args(d);
+        let named = matches!(a.as_slice(), [one] if one.starts_with('@'));
+        let head = if named {
+            if level != Level::Server {
+                return Err(d
+                    .pos
+                    .error("named location can be on the server level only"));
+            }
+            Head::Named(a[0].to_owned())
+        } else {
+            let location = match a.as_slice() {
+                [one] => Location::parse(one),
+                [m, p] => {
+                    let m = match *m {
+                        "=" => Modifier::Exact,
+                        "^~" => Modifier::PrefixNoRegex,
+                        "~" => Modifier::Regex,
+                        "~*" => Modifier::RegexCaseless,
+                        other => {
+                            return Err(d
+                                .pos
+                                .error(format!("invalid location modifier \"{other}\"")))
+                        }
+                    };
+                    Location::new(m, p)
+                }
+                _ => {
+                    return Err(d
+                        .pos
+                        .error("invalid number of arguments in \"location\" directive"))
+                }
+            }
+            .map_err(|e| d.pos.error(e.to_string()))?;
+            if let Some(re) = location.regex() {
+                self.define_captures(re);
+            }
+            Head::Location(location)
+        };
+        let Some(block) = &d.block else {
+            return Err(d.pos.error("directive \"location\" has no opening \"{\""));
+        };
+        let this = if named { Level::Named } else { Level::Location };
+        let mut settings = Settings::clone(parent);
+        settings.alias = None;
+        self.settings(block, &mut settings, this)?;
+        let settings = Arc::new(settings);
+        let mut conf = LocConf {
+            head: head.clone(),
+            stmts: Vec::new(),
+            settings: settings.clone(),
+            proxy_pass: None,
+            try_files: None,
+            limit_except: None,
+            children: LocationSet::new(Vec::new()).expect("empty set"),
+            pos: d.pos.clone(),
+        };
+        let mut kids = Vec::new();
+        for c in block {
+            if c.name == "location" {
+                if named {
+                    return Err(c
+                        .pos
+                        .error("location is not allowed inside the named location"));
+                }
+                if let Head::Location(l) = &head {
+                    if l.modifier() == Modifier::Exact {
+                        return Err(c.pos.error(format!(
+                            "location \"{}\" cannot be inside the exact location \"{}\"",
+                            args(c).join(" "),
+                            l.pattern()
+                        )));
+                    }
+                }
+                match self.location(c, &settings, Level::Location)? {
+                    Located::Plain(l, k) => kids.push((l, k)),
+                    Located::Named(_) => unreachable!("refused above"),
+                }
+                continue;
+            }
+            self.body_directive(c, &mut conf, this)?;
+        }
+        conf.children = location_set(d, kids)?;
+        Ok(match head {
+            Head::Location(l) => Located::Plain(l, conf),
+            _ => Located::Named(conf),
+        })
+    }
+
+    /// `limit_except GET { deny all; }`: only access rules are honoured inside.
+    fn limit_except(
+        &mut self,
+        d: &Directive,
+        parent: &Settings,
+    ) -> Result<LimitExcept, ParseError> {
+        nargs(d, |n| n >= 1)?;
+        let Some(block) = &d.block else {
+            return Err(d
+                .pos
+                .error("directive \"limit_except\" has no opening \"{\""));
+        };
+        const METHODS: &[&str] = &[
+            "GET",
+            "HEAD",
+            "POST",
+            "PUT",
+            "DELETE",
+            "MKCOL",
+            "COPY",
+            "MOVE",
+            "OPTIONS",
+            "PROPFIND",
+            "PROPPATCH",
+            "LOCK",
+            "UNLOCK",
+            "PATCH",
+        ];
+        let mut methods = Vec::new();
+        for a in args(d) {
+            let m = a.to_ascii_uppercase();
+            if !METHODS.contains(&m.as_str()) {
+                return Err(d.pos.error(format!("invalid method \"{a}\"")));
+            }
+            methods.push(m);
+        }
+        if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+            methods.push("HEAD".into());
+        }
+        let mut rules = Vec::new();
+        for c in block {
+            match c.name.as_str() {
+                "allow" | "deny" => rules.push(dir::access_rule(c)?),
+                _ => self.unsupported(c, Some("inside limit_except".into())),
+            }
+        }
+        let access = if rules.is_empty() {
+            parent.access.clone()
+        } else {
+            Arc::from(rules)
+        };
+        Ok(LimitExcept { methods, access })
+    }
+
+    /// A rewrite-module statement, or None after recording an unsupported directive.
+    fn stmt(&mut self, d: &Directive) -> Result<Option<Stmt>, ParseError> {
+        let st = match d.name.as_str() {
+            "rewrite" => {
+                let rw = script_args::rewrite(d)?;
+                self.define_captures(&rw.regex);
+                self.uses(d, &rw.uri);
+                if let Some(a) = &rw.args {
+                    self.uses(d, a);
+                }
+                Stmt::Rewrite(rw)
+            }
+            "return" => {
+                let r = script_args::ret(d)?;
+                if let Stmt::Return { text: Some(t), .. } = &r {
+                    self.uses(d, t);
+                }
+                r
+            }
+            "set" => {
+                no_block(d)?;
+                nargs(d, |n| n == 2)?;
+                let Some(name) = d.args[0].text.strip_prefix('$').filter(|n| !n.is_empty()) else {
+                    return Err(d
+                        .pos
+                        .error(format!("invalid variable name \"{}\"", d.args[0].text)));
+                };
+                let name = name.to_ascii_lowercase();
+                if !is_changeable(&name) {
+                    return Err(d.pos.error(format!("the duplicate \"{name}\" variable")));
+                }
+                let value = template(d, &d.args[1].text)?;
+                self.uses(d, &value);
+                self.defined.insert(name.clone());
+                Stmt::Set { name, value }
+            }
+            "break" => {
+                no_block(d)?;
+                nargs(d, |n| n == 0)?;
+                Stmt::Break
+            }
+            "if" => {
+                let Some(block) = &d.block else {
+                    return Err(d.pos.error("directive \"if\" has no opening \"{\""));
+                };
+                let cond = script_args::condition(d)?;
+                match &cond {
+                    super::model::Cond::Eq { value, .. } => self.uses(d, value),
+                    super::model::Cond::Regex { regex, .. } => self.define_captures(regex),
+                    super::model::Cond::File { path, .. } => self.uses(d, path),
+                    super::model::Cond::Truth(_) => {}
+                }
+                let var = match &cond {
+                    super::model::Cond::Truth(v)
+                    | super::model::Cond::Eq { var: v, .. }
+                    | super::model::Cond::Regex { var: v, .. } => Some(v.clone()),
+                    super::model::Cond::File { .. } => None,
+                };
+                if let Some(v) = var {
+                    self.used.push((v, d.name.clone(), d.pos.clone()));
+                }
+                let mut body = Vec::new();
+                for c in block {
+                    if let Some(st) = self.stmt(c)? {
+                        body.push(st);
+                    }
+                }
+                Stmt::If { cond, body }
+            }
+            _ => {
+                self.unsupported(d, None);
+                return Ok(None);
+            }
+        };
+        Ok(Some(st))
+    }
+}
+
+enum Located {
+    Plain(Location, LocConf),
+    Named(LocConf),
+}
+
+/// A location set with nginx's auto-redirect flags: a `proxy_pass` location whose name ends
+/// in '/' answers its name without the slash with a 301.
+fn location_set(
+    d: &Directive,
+    locs: Vec<(Location, LocConf)>,
+) -> Result<LocationSet<LocConf>, ParseError> {
+    let auto: Vec<bool> = locs
+        .iter()
+        .map(|(l, c)| {
+            c.proxy_pass.is_some() && !l.modifier().is_regex() && l.pattern().ends_with('/')
+        })
+        .collect();
+    let mut set = LocationSet::new(locs).map_err(|e| d.pos.error(e.to_string()))?;
+    for (i, on) in auto.into_iter().enumerate() {
+        set.set_auto_redirect(i, on);
+    }
+    Ok(set)
+}

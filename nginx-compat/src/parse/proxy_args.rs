@@ -1,0 +1,194 @@
+//! The proxy module's directives and `map`, read as nginx reads them.
+
+use super::directives::{args, nargs, no_block, regex, template};
+use super::model::{Map, PassKind, PassTarget, ProxyPass, RedirectPattern, RedirectRule};
+use super::{Directive, ParseError};
+use crate::vars::Template;
+
+/// `proxy_pass URL` as `ngx_http_proxy_pass` reads it. `uri_allowed` is false in regex and
+/// named locations, where nginx refuses a URI part.
+pub(super) fn proxy_pass(d: &Directive, uri_allowed: bool) -> Result<ProxyPass, ParseError> {
+    no_block(d)?;
+    nargs(d, |n| n == 1)?;
+    let url = d.args[0].text.clone();
+    let t = template(d, &url)?;
+    if t.literal().is_none() {
+        return Ok(ProxyPass {
+            url,
+            kind: PassKind::Dynamic(t),
+            pos: d.pos.clone(),
+        });
+    }
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Err(d
+            .pos
+            .error("https upstreams are not supported by the gateway"));
+    }
+    if !lower.starts_with("http://") {
+        return Err(d.pos.error("invalid URL prefix"));
+    }
+    let target = parse_target(&url[7..])
+        .map_err(|m| d.pos.error(format!("{m} in upstream \"{}\"", &url[7..])))?;
+    if !target.uri.is_empty() && !uri_allowed {
+        return Err(d.pos.error(
+            "\"proxy_pass\" cannot have URI part in location given by regular expression, \
+             or inside named location, or inside \"if\" statement, or inside \
+             \"limit_except\" block",
+        ));
+    }
+    Ok(ProxyPass {
+        url,
+        kind: PassKind::Static(target),
+        pos: d.pos.clone(),
+    })
+}
+
+/// `ngx_parse_url` of what follows `http://`: `host[:port][/uri]` (a `?` right after the
+/// authority starts the URI as `/?...`).
+pub fn parse_target(rest: &str) -> Result<PassTarget, &'static str> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, uri) = rest.split_at(end);
+    let mut uri = uri.as_bytes().to_vec();
+    if uri.first() == Some(&b'?') {
+        uri.insert(0, b'/');
+    }
+    if authority.is_empty() {
+        return Err("no host");
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let close = v6.find(']').ok_or("invalid IPv6 address")?;
+        let after = &v6[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err("invalid host"),
+        };
+        (&authority[..close + 2], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    let port_num = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("invalid port")?,
+        None => 80,
+    };
+    let host_header = if port_num == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}:{}", port.unwrap_or("80"))
+    };
+    Ok(PassTarget {
+        authority: authority.to_owned(),
+        host_header,
+        port: port.unwrap_or("80").to_owned(),
+        uri,
+    })
+}
+
+/// One `proxy_redirect` rule (not `off`; `default` is a rule of its own).
+pub(super) fn redirect_rule(d: &Directive) -> Result<RedirectRule, ParseError> {
+    let a = args(d);
+    if a.len() == 1 {
+        return Ok(RedirectRule {
+            pattern: RedirectPattern::Default,
+            replacement: Template::default(),
+        });
+    }
+    let pattern = if let Some(re) = a[0].strip_prefix("~*") {
+        RedirectPattern::Regex(regex(d, re, true)?)
+    } else if let Some(re) = a[0].strip_prefix('~') {
+        RedirectPattern::Regex(regex(d, re, false)?)
+    } else {
+        RedirectPattern::Prefix(template(d, a[0])?)
+    };
+    Ok(RedirectRule {
+        pattern,
+        replacement: template(d, a[1])?,
+    })
+}
+
+/// `map $source $name { key value; ... }`.
+pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
+    nargs(d, |n| n == 2)?;
+    let Some(block) = &d.block else {
+        return Err(d.pos.error("directive \"map\" has no opening \"{\""));
+    };
+    let a = args(d);
+    let name = a[1]
+        .strip_prefix('$')
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| d.pos.error(format!("invalid variable name \"{}\"", a[1])))?;
+    let mut m = Map {
+        source: template(d, a[0])?,
+        name: name.to_ascii_lowercase(),
+        exact: Vec::new(),
+        regex: Vec::new(),
+        default: Template::default(),
+    };
+    let mut refused = Vec::new();
+    let mut has_default = false;
+    for e in block {
+        let key = e.name.as_str();
+        if e.args.is_empty() && key == "volatile" {
+            continue;
+        }
+        if e.args.is_empty() && key == "hostnames" {
+            refused.push("hostnames".to_owned());
+            continue;
+        }
+        if e.args.len() != 1 || e.block.is_some() {
+            return Err(e.pos.error("invalid number of the map parameters"));
+        }
+        let value = template(e, &e.args[0].text)?;
+        if key == "default" {
+            if has_default {
+                return Err(e.pos.error("duplicate default map parameter"));
+            }
+            has_default = true;
+            m.default = value;
+        } else if let Some(re) = key.strip_prefix("~*") {
+            m.regex.push((regex(e, re, true)?, value));
+        } else if let Some(re) = key.strip_prefix('~') {
+            m.regex.push((regex(e, re, false)?, value));
+        } else {
+            let key = key.strip_prefix('\\').unwrap_or(key);
+            let low = key.as_bytes().to_ascii_lowercase();
+            if m.exact.iter().any(|(k, _)| *k == low) {
+                return Err(e.pos.error(format!("conflicting parameter \"{key}\"")));
+            }
+            m.exact.push((low, value));
+        }
+    }
+    Ok((m, refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_pass_targets_split_like_ngx_parse_url() {
+        let t = parse_target("127.0.0.1:8080/api/").unwrap();
+        assert_eq!(
+            (t.host_header.as_str(), t.port.as_str(), &t.uri[..]),
+            ("127.0.0.1:8080", "8080", &b"/api/"[..])
+        );
+        let t = parse_target("backend").unwrap();
+        assert_eq!((t.host_header.as_str(), t.port.as_str()), ("backend", "80"));
+        assert!(t.uri.is_empty());
+        let t = parse_target("b:80?x").unwrap();
+        assert_eq!((t.host_header.as_str(), &t.uri[..]), ("b", &b"/?x"[..]));
+        assert!(parse_target(":80").is_err());
+        assert!(parse_target("h:0").is_err());
+    }
+}

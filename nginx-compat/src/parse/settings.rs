@@ -1,0 +1,291 @@
+//! The setting directives of a level (`root`, `error_page`, `proxy_set_header`, `gzip`...),
+//! merged over the inherited settings as nginx's merge_loc_conf functions do: a level that sets
+//! any of a list directive (`add_header`, `proxy_set_header`, `error_page`, `allow`/`deny`)
+//! replaces the inherited list.
+
+use std::sync::Arc;
+
+use super::build::{Builder, Level};
+use super::directives::{self as dir, args, nargs, no_block, on_off, template};
+use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings};
+use super::proxy_args;
+use super::{Directive, ParseError};
+
+/// Which list directives this level has set (they replace, not extend, the inherited list).
+#[derive(Default)]
+struct Fresh {
+    error_page: bool,
+    access: bool,
+    add_header: bool,
+    proxy_set_header: bool,
+    proxy_redirect: bool,
+    gzip_types: bool,
+    gzip_disable: bool,
+}
+
+impl Builder {
+    /// The setting directives of one level, merged over the inherited `s`.
+    pub(super) fn settings(
+        &mut self,
+        block: &[Directive],
+        s: &mut Settings,
+        level: Level,
+    ) -> Result<(), ParseError> {
+        let mut fresh = Fresh::default();
+        for d in block {
+            if !is_setting(&d.name) {
+                continue;
+            }
+            no_block(d)?;
+            match d.name.as_str() {
+                "root" | "alias" => {
+                    nargs(d, |n| n == 1)?;
+                    if d.name == "alias" && level != Level::Location {
+                        return Err(d.pos.error(if level == Level::Named {
+                            "the \"alias\" directive cannot be used inside the named location"
+                        } else {
+                            "\"alias\" directive is not allowed here"
+                        }));
+                    }
+                    let mut v = d.args[0].text.clone();
+                    // ngx_http_core_root: a root loses its trailing '/'; an alias keeps it.
+                    if d.name == "root" && v.len() > 1 && v.ends_with('/') {
+                        v.pop();
+                    }
+                    let t = template(d, &v)?;
+                    self.uses(d, &t);
+                    if d.name == "root" {
+                        s.root = t;
+                        s.alias = None;
+                    } else {
+                        s.alias = Some(t);
+                    }
+                }
+                "index" => {
+                    nargs(d, |n| n >= 1)?;
+                    s.index = args(d)
+                        .iter()
+                        .map(|a| template(d, a))
+                        .collect::<Result<_, _>>()?;
+                    for t in s.index.clone() {
+                        self.uses(d, &t);
+                    }
+                }
+                "absolute_redirect" => s.absolute_redirect = on_off(d)?,
+                "port_in_redirect" => s.port_in_redirect = on_off(d)?,
+                "server_name_in_redirect" => s.server_name_in_redirect = on_off(d)?,
+                "internal" => {
+                    nargs(d, |n| n == 0)?;
+                    if level != Level::Location {
+                        return Err(d.pos.error("\"internal\" directive is not allowed here"));
+                    }
+                    s.internal = true;
+                }
+                "client_max_body_size" => {
+                    nargs(d, |n| n == 1)?;
+                    s.client_max_body_size = dir::size(d, &d.args[0].text)?;
+                }
+                "error_page" => {
+                    let pages = dir::error_page(d)?;
+                    for p in &pages {
+                        self.uses(d, &p.value);
+                    }
+                    extend(&mut s.error_pages, &mut fresh.error_page, pages);
+                }
+                "allow" | "deny" => {
+                    let r = dir::access_rule(d)?;
+                    extend(&mut s.access, &mut fresh.access, vec![r]);
+                }
+                "add_header" => {
+                    nargs(d, |n| n == 2 || n == 3)?;
+                    if let Some(p) = d.args.get(2) {
+                        if p.text != "always" {
+                            return Err(d.pos.error(format!("invalid parameter \"{}\"", p.text)));
+                        }
+                    }
+                    let value = template(d, &d.args[1].text)?;
+                    self.uses(d, &value);
+                    let h = super::model::AddHeader {
+                        name: d.args[0].text.clone(),
+                        value,
+                        always: d.args.len() == 3,
+                    };
+                    extend(&mut s.add_headers, &mut fresh.add_header, vec![h]);
+                }
+                "expires" if d.args.iter().any(|a| a.text.contains('$')) => {
+                    self.unsupported(d, Some("expires with variables".into()));
+                }
+                "expires" => s.expires = dir::expires(d)?,
+                "proxy_set_header" => {
+                    nargs(d, |n| n == 2)?;
+                    let value = template(d, &d.args[1].text)?;
+                    self.uses(d, &value);
+                    let h = (d.args[0].text.clone(), value);
+                    extend(
+                        &mut s.proxy.set_headers,
+                        &mut fresh.proxy_set_header,
+                        vec![h],
+                    );
+                }
+                "proxy_redirect" => {
+                    nargs(d, |n| n == 1 || n == 2)?;
+                    let a = args(d);
+                    if a.len() == 1 && a[0] == "off" {
+                        if fresh.proxy_redirect {
+                            return Err(d.pos.error("\"proxy_redirect\" directive is duplicate"));
+                        }
+                        s.proxy.redirect = ProxyRedirect::Off;
+                        fresh.proxy_redirect = true;
+                        continue;
+                    }
+                    if a.len() == 1 && a[0] != "default" {
+                        return Err(d.pos.error(format!("invalid parameter \"{}\"", a[0])));
+                    }
+                    if a.len() == 1 && !block.iter().any(|c| c.name == "proxy_pass") {
+                        return Err(d.pos.error(
+                            "\"proxy_redirect default\" should be placed after the \
+                             \"proxy_pass\" directive",
+                        ));
+                    }
+                    let rule = proxy_args::redirect_rule(d)?;
+                    if let super::model::RedirectPattern::Prefix(t) = &rule.pattern {
+                        self.uses(d, t);
+                    }
+                    self.uses(d, &rule.replacement);
+                    let mut rules = match (&s.proxy.redirect, fresh.proxy_redirect) {
+                        (ProxyRedirect::Rules(r), true) => r.to_vec(),
+                        (ProxyRedirect::Off, true) => {
+                            return Err(d.pos.error("\"proxy_redirect\" directive is duplicate"))
+                        }
+                        _ => Vec::new(),
+                    };
+                    rules.push(rule);
+                    s.proxy.redirect = ProxyRedirect::Rules(Arc::from(rules));
+                    fresh.proxy_redirect = true;
+                }
+                "proxy_connect_timeout" => s.proxy.connect_timeout = dir::duration(d)?,
+                "proxy_read_timeout" => s.proxy.read_timeout = dir::duration(d)?,
+                "proxy_send_timeout" => s.proxy.send_timeout = dir::duration(d)?,
+                "proxy_http_version" => {
+                    nargs(d, |n| n == 1)?;
+                    s.proxy.http_version = match d.args[0].text.as_str() {
+                        "1.0" => HttpVersion::V10,
+                        "1.1" => HttpVersion::V11,
+                        v => {
+                            return Err(d.pos.error(format!(
+                                "invalid value \"{v}\" in \"proxy_http_version\" directive, \
+                                 it must be \"1.0\" or \"1.1\""
+                            )))
+                        }
+                    };
+                }
+                "proxy_intercept_errors" => s.proxy.intercept_errors = on_off(d)?,
+                "gzip" => s.gzip.on = on_off(d)?,
+                "gzip_vary" => s.gzip.vary = on_off(d)?,
+                "gzip_comp_level" => {
+                    nargs(d, |n| n == 1)?;
+                    s.gzip.comp_level = d.args[0]
+                        .text
+                        .parse()
+                        .ok()
+                        .filter(|l| (1..=9).contains(l))
+                        .ok_or_else(|| d.pos.error("invalid value, must be between 1 and 9"))?;
+                }
+                "gzip_min_length" => {
+                    nargs(d, |n| n == 1)?;
+                    s.gzip.min_length = dir::size(d, &d.args[0].text)?;
+                }
+                "gzip_types" => {
+                    nargs(d, |n| n >= 1)?;
+                    let mut types: Vec<String> = if fresh.gzip_types {
+                        s.gzip.types.to_vec()
+                    } else {
+                        vec!["text/html".to_owned()]
+                    };
+                    types.extend(args(d).iter().map(|t| t.to_ascii_lowercase()));
+                    s.gzip.types = Arc::from(types);
+                    fresh.gzip_types = true;
+                }
+                "gzip_proxied" => {
+                    nargs(d, |n| n >= 1)?;
+                    let mut p = GzipProxied::default();
+                    for a in args(d) {
+                        match a {
+                            "off" => p = GzipProxied::default(),
+                            "any" => p.any = true,
+                            "expired" => p.expired = true,
+                            "no-cache" => p.no_cache = true,
+                            "no-store" => p.no_store = true,
+                            "private" => p.private = true,
+                            "no_last_modified" => p.no_last_modified = true,
+                            "no_etag" => p.no_etag = true,
+                            "auth" => p.auth = true,
+                            v => return Err(d.pos.error(format!("invalid value \"{v}\""))),
+                        }
+                    }
+                    s.gzip.proxied = p;
+                }
+                "gzip_disable" => {
+                    nargs(d, |n| n >= 1)?;
+                    let mut list: Vec<GzipDisable> = if fresh.gzip_disable {
+                        s.gzip.disable.to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    for a in args(d) {
+                        list.push(if a == "msie6" {
+                            GzipDisable::Msie6
+                        } else {
+                            GzipDisable::Regex(dir::regex(d, a, true)?)
+                        });
+                    }
+                    s.gzip.disable = Arc::from(list);
+                    fresh.gzip_disable = true;
+                }
+                other => unreachable!("is_setting lists {other}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replace the inherited list the first time this level sets one, then append.
+fn extend<T: Clone>(list: &mut Arc<[T]>, fresh: &mut bool, items: Vec<T>) {
+    let mut v: Vec<T> = if *fresh { list.to_vec() } else { Vec::new() };
+    v.extend(items);
+    *list = Arc::from(v);
+    *fresh = true;
+}
+
+pub(super) fn is_setting(n: &str) -> bool {
+    matches!(
+        n,
+        "root"
+            | "alias"
+            | "index"
+            | "absolute_redirect"
+            | "port_in_redirect"
+            | "server_name_in_redirect"
+            | "internal"
+            | "client_max_body_size"
+            | "error_page"
+            | "allow"
+            | "deny"
+            | "add_header"
+            | "expires"
+            | "proxy_set_header"
+            | "proxy_redirect"
+            | "proxy_connect_timeout"
+            | "proxy_read_timeout"
+            | "proxy_send_timeout"
+            | "proxy_http_version"
+            | "proxy_intercept_errors"
+            | "gzip"
+            | "gzip_vary"
+            | "gzip_comp_level"
+            | "gzip_min_length"
+            | "gzip_types"
+            | "gzip_proxied"
+            | "gzip_disable"
+    )
+}

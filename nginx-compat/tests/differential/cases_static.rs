@@ -1,0 +1,354 @@
+//! The core module's corpus beyond rewriting: static files (`root`, `alias`, `index`,
+//! `try_files`, methods, directories), named locations, `error_page` in all its forms,
+//! `return` edge cases (444, a bare redirect code, no text), `set $args`, `internal`,
+//! `if (-f ...)`, `add_header`/`expires` on local answers, and PCRE's match limit.
+
+use super::Group;
+
+pub const GROUPS: &[Group] = &[
+    Group::new(
+        "static",
+        r#"
+            root {{ROOT}}/www;
+            location / { }
+            location /assets/ { expires 30d; add_header X-Static yes; }"#,
+        &[
+            "GET /",
+            "GET /index.html",
+            "HEAD /index.html",
+            "POST /index.html | Content-Length: 1",
+            "PUT /index.html | Content-Length: 1",
+            "DELETE /index.html",
+            "OPTIONS /",
+            "POST /missing.html | Content-Length: 1",
+            "POST /assets | Content-Length: 1",
+            "GET /assets",
+            "GET /assets?v=2",
+            "GET /assets/",
+            "GET /assets/logo.png",
+            "GET /assets/missing.png",
+            "GET /docs/",
+            "GET /docs",
+            "GET /empty/",
+            "GET /empty",
+            "GET /nothere/",
+            "GET /a%20b.txt",
+            "GET /a b.txt",
+            "GET /app.js?x=1",
+            "GET /index.html/",
+            "PUT /docs/ | Content-Length: 1",
+            "GET /%61pp.js",
+        ],
+    ),
+    Group::new(
+        "spa",
+        r#"
+            root {{ROOT}}/www/spa;
+            location / { try_files $uri $uri/ /index.html; }
+            location /api/ { proxy_pass http://{{UP}}; }"#,
+        &[
+            "GET /",
+            "GET /customer/42",
+            "GET /customer/42?tab=1",
+            "GET /main.js",
+            "GET /index.html",
+            "GET /api/list?q=1",
+            "POST /customer | Content-Length: 1",
+            "HEAD /deep/link",
+        ],
+    ),
+    Group::new(
+        "spa-dirs",
+        r#"
+            root {{ROOT}}/www;
+            index index.html index.htm;
+            location / { try_files $uri $uri/ /spa/index.html; }"#,
+        &[
+            "GET /assets",
+            "GET /assets/",
+            "GET /assets?v=1",
+            "GET /docs",
+            "GET /docs/",
+            "GET /empty/",
+            "GET /no/such/route",
+            "GET /app.js",
+            "HEAD /",
+            "POST /docs/ | Content-Length: 1",
+        ],
+    ),
+    Group::new(
+        "try-files-forms",
+        r#"
+            root {{ROOT}}/www;
+            location /code/ { try_files $uri =404; }
+            location /code418/ { try_files $uri =418; }
+            location /named/ { try_files $uri @fallback; }
+            location /uri/ { try_files $uri /fallback?from=$uri; }
+            location /dir/ { try_files $uri/ =403; }
+            location /assets/ { try_files $uri $uri/index.html @fallback; }
+            location /fallback { return 200 "fallback $uri|$args"; }
+            location @fallback { return 200 "named $uri|$args|$request_method"; }"#,
+        &[
+            "GET /code/x",
+            "GET /code418/x",
+            "GET /named/x?a=1",
+            "POST /named/x | Content-Length: 1",
+            "GET /uri/x?keep=no",
+            "GET /dir/",
+            "GET /dir/x",
+            "GET /assets/logo.png",
+            "GET /assets/none",
+        ],
+    ),
+    Group::new(
+        "alias",
+        r#"
+            location /files/ { alias {{ROOT}}/www/alias-target/; }
+            location /one { alias {{ROOT}}/www/alias-target/x.txt; }
+            location ~ ^/re/(.*)$ { alias {{ROOT}}/www/alias-target/$1; }
+            location /tf/ { alias {{ROOT}}/www/alias-target/; try_files $uri $uri/ =404; }"#,
+        &[
+            "GET /files/x.txt",
+            "GET /files/sub/",
+            "GET /files/sub",
+            "GET /files/none",
+            "GET /one",
+            "GET /re/x.txt",
+            "GET /re/sub",
+            "GET /tf/x.txt",
+            "GET /tf/sub/",
+            "GET /tf/nope",
+        ],
+    ),
+    Group::new(
+        "error-page-forms",
+        r#"
+            root {{ROOT}}/www;
+            error_page 404 /404.html;
+            location /r404 { return 404; }
+            location /r404text { return 404 "text wins"; }
+            location /r403 { error_page 403 =200 /ok; return 403; }
+            location /r500 { error_page 500 = @err; return 500; }
+            location /r502 { error_page 502 http://status.example/down; return 502; }
+            location /r503 { error_page 503 =301 https://status.example/; return 503; }
+            location /r401 { error_page 401 /login?from=$uri; return 401; }
+            location /r301 { error_page 301 /moved-page; return 301 /target; }
+            location /ok { return 200 "ok after $uri"; }
+            location /moved-page { return 200 "moved"; }
+            location /login { return 200 "login $args"; }
+            location @err { return 200 "named error $uri"; }
+            location /nested-err { error_page 404 /also-missing; return 404; }
+            location /no-pages { error_page 404 /none.html; return 404; }"#,
+        &[
+            "GET /r404",
+            "GET /missing",
+            "HEAD /missing",
+            "GET /r404text",
+            "GET /r403",
+            "GET /r500",
+            "GET /r502",
+            "GET /r503",
+            "GET /r401",
+            "GET /r301",
+            "GET /nested-err",
+            "GET /no-pages",
+            "POST /r404 | Content-Length: 1",
+        ],
+    ),
+    Group::new(
+        "error-page-inheritance",
+        r#"
+            error_page 404 /server-404;
+            location /inherits { return 404; }
+            location /replaces { error_page 500 /loc-500; return 404; }
+            location /both { error_page 500 /loc-500; return 500; }
+            location /server-404 { return 200 "server page for $uri"; }
+            location /loc-500 { return 200 "location page"; }"#,
+        &[
+            "GET /inherits",
+            "GET /replaces",
+            "GET /both",
+            "GET /elsewhere",
+        ],
+    ),
+    Group::new(
+        "return-edges",
+        r#"
+            location /close { return 444; }
+            location /close-if { if ($arg_bad) { return 444; } return 200 "fine"; }
+            location /bare301 { return 301; }
+            location /bare302 { return 302; }
+            location /r200 { return 200; }
+            location /r204 { return 204; }
+            location /r201 { return 201; }
+            location /r304 { return 304; }
+            location /r418 { return 418; }
+            location /r499 { return 499; }
+            location /r600 { return 600 "six hundred"; }
+            location /r307 { return 307 https://x.example/; }
+            location /r308 { return 308 /local; }
+            location /r303 { return 303 "/see?$args"; }"#,
+        &[
+            "GET /close",
+            "GET /close-if?bad=1",
+            "GET /close-if",
+            "GET /bare301",
+            "HEAD /bare301",
+            "GET /bare302?x=1",
+            "GET /r200",
+            "HEAD /r200",
+            "GET /r204",
+            "HEAD /r204",
+            "GET /r201",
+            "GET /r304",
+            "GET /r418",
+            "GET /r499",
+            "GET /r600",
+            "GET /r307",
+            "GET /r308",
+            "GET /r303?a=b",
+        ],
+    ),
+    Group::new(
+        "named-locations",
+        r#"
+            root {{ROOT}}/www;
+            location / { try_files $uri @app; }
+            location @app {
+                rewrite ^/old/(.*)$ /new/$1 last;
+                add_header X-Named app;
+                proxy_pass http://{{UP}};
+            }
+            location /new/ { return 200 "new $uri"; }"#,
+        &[
+            "GET /index.html",
+            "GET /dynamic/page?x=1",
+            "GET /old/thing",
+            "GET /a%20b/c",
+            "POST /form | Content-Length: 4",
+        ],
+    ),
+    Group::new(
+        "set-args",
+        r#"
+            location /strip/ { set $args ""; proxy_pass http://{{UP}}; }
+            location /add/ { set $args "$args&added=1"; proxy_pass http://{{UP}}; }
+            location /over/ { set $args "only=1"; return 200 "$args|$arg_only|$is_args"; }
+            location /uripart/ { set $args "z=9"; proxy_pass http://{{UP}}/u/; }"#,
+        &[
+            "GET /strip/x?a=1&b=2",
+            "GET /strip/x",
+            "GET /add/x?a=1",
+            "GET /add/x",
+            "GET /over/x?a=1",
+            "GET /uripart/x?a=1",
+        ],
+    ),
+    Group::new(
+        "port-in-redirect",
+        r#"
+            location /on { return 301 /target; }
+            location /off { port_in_redirect off; return 301 /target; }
+            location /sn { server_name_in_redirect on; return 302 /t; }
+            location /dir/ { proxy_pass http://{{UP}}; }"#,
+        &[
+            "GET /on",
+            "GET /on | Host: example.com:9999",
+            "GET /off | Host: example.com",
+            "GET /sn | Host: other.example",
+            "GET /dir",
+            "GET /dir?q=1 | Host: h.example",
+        ],
+    ),
+    Group::new(
+        "headers-local",
+        r#"
+            add_header X-Frame-Options SAMEORIGIN;
+            add_header X-Always always-on always;
+            location /inherit { return 200 "i"; }
+            location /own { add_header X-Own own; return 200 "o"; }
+            location /err { return 404; }
+            location /err-own { add_header X-E e; add_header X-EA ea always; return 500; }
+            location /redir { return 302 /x; }
+            location /exp { expires epoch; return 200 "e"; }
+            location /exp-max { expires max; return 200 "m"; }
+            location /exp-0 { expires 0; return 200 "z"; }
+            location /exp-err { expires 1h; return 404; }
+            location /exp-204 { expires 10m; return 204; }
+            location /empty-val { add_header X-Empty ""; add_header X-Var "$arg_v"; return 200 "v"; }
+            location /cc { add_header Cache-Control private; expires 5m; return 200 "cc"; }"#,
+        &[
+            "GET /inherit",
+            "GET /own",
+            "GET /err",
+            "GET /err-own",
+            "GET /redir",
+            "GET /exp",
+            "GET /exp-max",
+            "GET /exp-0",
+            "GET /exp-err",
+            "GET /exp-204",
+            "GET /empty-val",
+            "GET /empty-val?v=set",
+            "GET /cc",
+        ],
+    ),
+    Group::new(
+        "internal",
+        r#"
+            root {{ROOT}}/www;
+            location /private/ { internal; return 200 "private"; }
+            location /go { rewrite ^ /private/x last; }
+            location /tf { try_files /nonexistent /private/y; }
+            location = /maint.html { internal; }
+            location /down { error_page 503 /maint.html; return 503; }"#,
+        &[
+            "GET /private/x",
+            "GET /go",
+            "GET /tf",
+            "GET /maint.html",
+            "GET /down",
+        ],
+    ),
+    Group::new(
+        "if-file",
+        r#"
+            root {{ROOT}}/www;
+            location / {
+                if (-f {{ROOT}}/www/maint.html) { return 503; }
+                return 200 "up";
+            }"#,
+        &["GET /x"],
+    ),
+    Group::new(
+        "if-file-tests",
+        r#"
+            root {{ROOT}}/www;
+            location /f { if (-f {{ROOT}}/www$arg_p) { return 200 "file"; } return 200 "no file"; }
+            location /d { if (-d {{ROOT}}/www$arg_p) { return 200 "dir"; } return 200 "no dir"; }
+            location /e { if (!-e {{ROOT}}/www$arg_p) { return 200 "missing"; } return 200 "exists"; }"#,
+        &[
+            "GET /f?p=/index.html",
+            "GET /f?p=/docs",
+            "GET /d?p=/docs",
+            "GET /d?p=/app.js",
+            "GET /e?p=/nope",
+            "GET /e?p=/app.js",
+        ],
+    ),
+    Group::new(
+        "match-limit",
+        r#"
+            location ~ "^/(a|aa)+$" { return 200 "matched"; }
+            location / { return 200 "fallthrough"; }
+            location /rw/ { rewrite "^/rw/(a|aa)+$" /done last; return 200 "no rewrite"; }
+            location /done { return 200 "done"; }"#,
+        &[
+            "GET /aaaa",
+            "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "GET /rw/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "GET /rw/aa",
+            "GET /plain",
+        ],
+    ),
+];

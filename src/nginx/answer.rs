@@ -1,0 +1,195 @@
+//! Answers nginx makes itself, written as nginx writes them: its pages (with the gateway's own
+//! tail line, which names the request id), `return` texts, no body at all for `return 200;`
+//! and none and no `Content-Length` for a 204, files streamed from disk, and `444` as a closed
+//! connection. Then nginx's response filters: `add_header`, `expires`, `gzip`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use nginx_compat::{special_page, Action, Body, Request, Response, State};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::response::{apply_edits, gzip};
+use crate::config::rules::Rules;
+use crate::static_files::{self, Conditions, Served};
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// nginx's page for `status`, ending with the gateway's tail instead of nginx's.
+pub fn page(status: u16, request_id: &str) -> Option<String> {
+    special_page(status).map(|p| {
+        format!(
+            "{p}<hr><center>wecom-gateway &middot; request id {}</center>\r\n</body>\r\n</html>\r\n",
+            crate::answers::escape_html(request_id)
+        )
+    })
+}
+
+/// The header and body of an answer nginx makes itself.
+pub fn render(r: &Response, request_id: &str) -> (Box<ResponseHeader>, Bytes) {
+    let mut h = ResponseHeader::build(r.status, Some(6)).expect("a status nginx sends");
+    let body: Bytes = match &r.body {
+        Body::Text(t) => {
+            let _ = h.insert_header("content-type", "text/plain");
+            Bytes::copy_from_slice(t)
+        }
+        Body::Empty => Bytes::new(),
+        Body::Page => match page(r.status, request_id) {
+            Some(p) => {
+                let _ = h.insert_header("content-type", "text/html");
+                p.into()
+            }
+            None => Bytes::new(),
+        },
+    };
+    // ngx_http_header_filter: a 204 has neither a body nor a Content-Length; a 304 no body.
+    let body = if matches!(r.status, 204 | 304) {
+        Bytes::new()
+    } else {
+        let _ = h.insert_header("content-length", body.len().to_string());
+        body
+    };
+    if let Some(l) = &r.location {
+        // A Location that cannot be a header value (a control byte) is an internal error.
+        if h.insert_header("location", l.as_slice()).is_err() {
+            return render(
+                &Response {
+                    status: 500,
+                    location: None,
+                    body: Body::Page,
+                    state: r.state.clone(),
+                },
+                request_id,
+            );
+        }
+    }
+    let _ = h.insert_header("x-request-id", request_id);
+    (Box::new(h), body)
+}
+
+/// Writes an answer of the rule set (not a proxied one); returns the status it went out
+/// with (444 for a closed connection).
+pub async fn write(
+    session: &mut Session,
+    request_id: &str,
+    rules: &Rules,
+    req: &Request,
+    action: Action,
+) -> Result<u16> {
+    match action {
+        Action::Close => {
+            // Nothing is written and the connection is not kept: the client sees it close.
+            session.set_keepalive(None);
+            Ok(444)
+        }
+        Action::Respond(r) => {
+            let (mut h, body) = render(&r, request_id);
+            let head_only = session.req_header().method == http::Method::HEAD;
+            let has_body = !head_only && !body.is_empty();
+            let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
+            if has_body {
+                session.write_response_body(Some(body), true).await?;
+            }
+            Ok(status)
+        }
+        Action::File(f) => {
+            let Some(base) = &rules.static_base else {
+                // No nginx file serves files; the rule set never asks for one then.
+                return write_page(session, request_id, rules, req, &f.state, 404).await;
+            };
+            let disk = super::DiskFs { base };
+            let (path, root) = (disk.full(&f.path), disk.full(&f.root));
+            let hdr = &session.req_header().headers;
+            let get = |n: http::header::HeaderName| hdr.get(n).map(|v| v.as_bytes().to_vec());
+            let (inm, ims, range) = (
+                get(http::header::IF_NONE_MATCH),
+                get(http::header::IF_MODIFIED_SINCE),
+                get(http::header::RANGE),
+            );
+            let cond = Conditions {
+                if_none_match: inm.as_deref(),
+                if_modified_since: ims.as_deref(),
+                range: range.as_deref(),
+            };
+            match static_files::open(&path, &root, &cond, f.status).await {
+                Served::Reply(mut reply) => {
+                    let _ = reply.header.insert_header("x-request-id", request_id);
+                    let head_only = session.req_header().method == http::Method::HEAD;
+                    let body = reply.body.filter(|_| !head_only);
+                    let end = body.is_none();
+                    let status = send(
+                        session,
+                        rules,
+                        req,
+                        &f.state,
+                        &mut reply.header,
+                        Some(reply.mtime),
+                        end,
+                    )
+                    .await?;
+                    if let Some(b) = body {
+                        if let Err(e) = static_files::stream(session, b).await {
+                            session.set_keepalive(None);
+                            tracing::warn!(request_id = %request_id, "static file: {e}");
+                        }
+                    }
+                    Ok(status)
+                }
+                Served::Forbidden => {
+                    write_page(session, request_id, rules, req, &f.state, 403).await
+                }
+                Served::NotFound => {
+                    write_page(session, request_id, rules, req, &f.state, 404).await
+                }
+            }
+        }
+        Action::Proxy(_) => Error::e_explain(
+            ErrorType::InternalError,
+            "a proxied request reached the answer writer",
+        ),
+    }
+}
+
+async fn write_page(
+    session: &mut Session,
+    request_id: &str,
+    rules: &Rules,
+    req: &Request,
+    state: &State,
+    status: u16,
+) -> Result<u16> {
+    let r = Response {
+        status,
+        location: None,
+        body: Body::Page,
+        state: state.clone(),
+    };
+    Box::pin(write(session, request_id, rules, req, Action::Respond(r))).await
+}
+
+/// nginx's header filters on an answer, then the header itself (`end`: nothing follows).
+/// Returns the status sent.
+async fn send(
+    session: &mut Session,
+    rules: &Rules,
+    req: &Request,
+    state: &State,
+    h: &mut Box<ResponseHeader>,
+    last_modified: Option<i64>,
+    end: bool,
+) -> Result<u16> {
+    let status = h.status.as_u16();
+    let edits = rules
+        .server
+        .response_headers(req, state, status, last_modified, now_secs());
+    apply_edits(h, &edits);
+    gzip(session, rules.server.settings(&state.loc), h);
+    session.write_response_header(h.clone(), end).await?;
+    Ok(status)
+}

@@ -1,0 +1,85 @@
+//! The request as nginx's variables and redirects see it, and the file system as nginx's
+//! content phase asks about it.
+
+use std::path::{Path, PathBuf};
+
+use nginx_compat::{FileKind, FileSystem, Request};
+
+use crate::config::model::ServerSettings;
+
+/// Absolute redirects follow nginx's `absolute_redirect on`: the Host header the client sent,
+/// with the scheme and port the client used. The gateway listens in plain HTTP, so:
+/// - the scheme is `server.public_url`'s (an `https://` public URL gives `https://host/...`,
+///   as the nginx that terminated TLS did);
+/// - the port (`port_in_redirect on`, nginx's default) is the gateway's own listening port,
+///   which is what nginx wrote when clients reached it directly — except behind an `https://`
+///   public URL, where TLS is terminated in front and the listening port is never the one
+///   clients use: there it is the public URL's port.
+///
+/// Write `absolute_redirect off;` or `port_in_redirect off;` in the nginx file for other
+/// set-ups, as with nginx behind a load balancer.
+pub fn request(
+    method: &str,
+    raw_uri: &[u8],
+    headers: &http::HeaderMap,
+    server: &ServerSettings,
+    remote_addr: Option<std::net::IpAddr>,
+    local: Option<std::net::SocketAddr>,
+) -> Request {
+    let url = &server.public_url;
+    let public_port = url.port_or_known_default().unwrap_or(80);
+    let port = match (url.scheme(), local) {
+        ("http", Some(l)) => l.port(),
+        _ => public_port,
+    };
+    // `$server_addr`, and the redirect host when the client sent no Host: the address the
+    // connection arrived on, as nginx's getsockname().
+    let local_addr = match local.map(|l| l.ip()) {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None => server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| server.listen.clone(), |a| a.ip().to_string()),
+    };
+    Request {
+        method: method.to_owned(),
+        uri: raw_uri.to_vec(),
+        scheme: url.scheme().to_owned(),
+        port,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+        local_addr,
+    }
+}
+
+/// The file system as the content phase asks about it. Relative roots start at the nginx
+/// file's directory (nginx starts them at its prefix). A `stat` is short enough to run on
+/// the worker thread, as nginx itself does.
+pub struct DiskFs<'a> {
+    pub base: &'a Path,
+}
+
+impl DiskFs<'_> {
+    pub fn full(&self, path: &[u8]) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        self.base.join(std::ffi::OsStr::from_bytes(path))
+    }
+}
+
+impl FileSystem for DiskFs<'_> {
+    fn kind(&self, path: &[u8]) -> FileKind {
+        if path.contains(&0) {
+            return FileKind::Missing;
+        }
+        match std::fs::metadata(self.full(path)) {
+            Ok(m) if m.is_dir() => FileKind::Dir,
+            Ok(_) => FileKind::File,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => FileKind::Denied,
+            Err(_) => FileKind::Missing,
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The nginx file's say over a proxied request once it left: its body size, the upstream's
+//! answer (`proxy_intercept_errors` + `error_page`, `proxy_redirect`, `add_header`, `expires`,
+//! `gzip`) and the upstream's failure (`error_page 502 504`, also to a location that proxies
+//! elsewhere, which the engine's retry then sends).
+
+use nginx_compat::eval::NoFiles;
+use nginx_compat::parse::model::{GzipDisable, Settings};
+use nginx_compat::{Action, FileSystem, HeaderEdit, HeaderMode};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::compression::ResponseCompression;
+use pingora::prelude::*;
+use pingora::protocols::http::compression::Algorithm;
+use pingora::proxy::Session;
+use pingora::ErrorType;
+
+use super::decide::{classify, Decision};
+use super::{DiskFs, Flight};
+
+/// The error that carries an `error_page` answer from the upstream's phases to the failure
+/// phase, which writes it.
+const ERROR_PAGE: ErrorType = ErrorType::Custom("nginx error_page");
+
+/// An error that only carries an `error_page` answer (or a retry to another upstream).
+pub fn is_error_page(e: &Error) -> bool {
+    *e.etype() == ERROR_PAGE
+}
+
+/// Applies nginx's header-filter edits in order.
+pub fn apply_edits(h: &mut ResponseHeader, edits: &[HeaderEdit]) {
+    for e in edits {
+        match e.mode {
+            HeaderMode::Replace => {
+                h.remove_header(e.name.as_str());
+                if !e.value.is_empty() {
+                    let _ = h.insert_header(e.name.clone(), e.value.as_slice());
+                }
+            }
+            HeaderMode::Append => {
+                let _ = h.append_header(e.name.clone(), e.value.as_slice());
+            }
+        }
+    }
+}
+
+/// `ngx_http_gzip_header_filter` + `ngx_http_gzip_ok`: when nginx would gzip this answer, the
+/// engine's compression module is switched on for it (gzip only, at `gzip_comp_level`).
+pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
+    let g = &s.gzip;
+    if !g.on || !matches!(h.status.as_u16(), 200 | 403 | 404) {
+        return;
+    }
+    let req = session.req_header();
+    if req.method == http::Method::HEAD || req.version < http::Version::HTTP_11 {
+        return;
+    }
+    if h.headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.is_empty())
+    {
+        return;
+    }
+    let length = h
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if length.is_some_and(|l| l < g.min_length) {
+        return;
+    }
+    let ctype = h
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| {
+            let v = v.as_bytes();
+            let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
+            String::from_utf8_lossy(&v[..end])
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if !g.types.iter().any(|t| t == "*" || *t == ctype) {
+        return;
+    }
+    let accepts_gzip = req
+        .headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .any(|v| accepts(v.as_bytes(), b"gzip"));
+    if !accepts_gzip {
+        return;
+    }
+    let ua = req
+        .headers
+        .get(http::header::USER_AGENT)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let disabled = g.disable.iter().any(|d| match d {
+        GzipDisable::Msie6 => msie6(&ua),
+        GzipDisable::Regex(re) => re.is_match(&ua).unwrap_or(false),
+    });
+    if disabled || !proxied_ok(req, h, s) {
+        return;
+    }
+    if let Some(c) = session
+        .downstream_modules_ctx
+        .get_mut::<ResponseCompression>()
+    {
+        if !c.is_header_phase() {
+            return;
+        }
+        c.adjust_algorithm_level(Algorithm::Gzip, g.comp_level);
+        // The module read the request while it was off: tell it the client takes gzip.
+        let mut probe = RequestHeader::build("GET", b"/", Some(1)).expect("static request");
+        let _ = probe.insert_header(http::header::ACCEPT_ENCODING, "gzip");
+        c.request_filter(&probe);
+    }
+}
+
+/// `ngx_http_gzip_accept_encoding`: the token is listed and not with `q=0`.
+fn accepts(v: &[u8], token: &[u8]) -> bool {
+    v.split(|&b| b == b',').any(|part| {
+        let mut it = part.split(|&b| b == b';');
+        let name = it.next().unwrap_or_default().trim_ascii();
+        if !name.eq_ignore_ascii_case(token) {
+            return false;
+        }
+        !it.any(|p| {
+            let p = p.trim_ascii();
+            p.len() >= 2
+                && p[..2].eq_ignore_ascii_case(b"q=")
+                && p[2..].iter().all(|&c| c == b'0' || c == b'.')
+        })
+    })
+}
+
+/// nginx's `msie6`: "MSIE 4/5/6" without "SV1" Windows XP SP2.
+fn msie6(ua: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(ua);
+    ["MSIE 4.", "MSIE 5.", "MSIE 6."]
+        .iter()
+        .any(|m| s.contains(m))
+        && !s.contains("SV1")
+}
+
+/// `gzip_proxied`: a request that came through a proxy (`Via`) is compressed only as allowed.
+fn proxied_ok(req: &RequestHeader, h: &ResponseHeader, s: &Settings) -> bool {
+    if req.headers.get("via").is_none() {
+        return true;
+    }
+    let p = s.gzip.proxied;
+    if p.any {
+        return true;
+    }
+    let cc = h
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(",");
+    (p.auth && req.headers.contains_key(http::header::AUTHORIZATION))
+        || (p.expired && h.headers.contains_key(http::header::EXPIRES))
+        || (p.no_cache && cc.contains("no-cache"))
+        || (p.no_store && cc.contains("no-store"))
+        || (p.private && cc.contains("private"))
+        || (p.no_last_modified && !h.headers.contains_key(http::header::LAST_MODIFIED))
+        || (p.no_etag && !h.headers.contains_key(http::header::ETAG))
+}
+
+/// The upstream's answer header arrived: with `proxy_intercept_errors` and an `error_page`
+/// for its status, nginx answers with the error page instead (written by the failure phase,
+/// or proxied again).
+pub fn upstream_answered(flight: &mut Option<Box<Flight>>, status: u16) -> Result<()> {
+    let Some(f) = flight.as_mut() else {
+        return Ok(());
+    };
+    let action = {
+        let fs = disk(f);
+        f.rules
+            .server
+            .upstream_answered(&f.request, &f.proxy, status, fs.as_ref())
+    };
+    match action {
+        Some(a) => {
+            let retry = next(f, a);
+            let mut e = Error::explain(ERROR_PAGE, "the upstream's error has an error_page");
+            e.set_retry(retry);
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The upstream could not be reached or broke before answering: nginx's 502 (504 for a
+/// timeout) goes through `error_page`. Returns the error, marked for a retry when the error
+/// page proxies to another upstream. `answered`: the gateway already wrote an answer.
+pub fn upstream_failed(
+    flight: &mut Option<Box<Flight>>,
+    answered: bool,
+    mut e: Box<Error>,
+) -> Box<Error> {
+    if answered {
+        return e;
+    }
+    let Some(f) = flight.as_mut() else {
+        return e;
+    };
+    if *e.etype() == ERROR_PAGE {
+        // The engine's retry policy ran since: an error page that proxies elsewhere retries.
+        let again = std::mem::take(&mut f.reproxy);
+        e.set_retry(again);
+        return e;
+    }
+    if f.pending.is_some() || *e.esource() != ErrorSource::Upstream {
+        return e;
+    }
+    let status = match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+        _ => 502,
+    };
+    let action = {
+        let fs = disk(f);
+        f.rules
+            .server
+            .upstream_failed(&f.request, &f.proxy, status, fs.as_ref())
+    };
+    let retry = next(f, action);
+    // This error's own retry carries it; nothing is left for a later error.
+    f.reproxy = false;
+    e.set_retry(retry);
+    e
+}
+
+/// pingora's retry policy (retry only what is safe to send twice), then nginx's: an
+/// `error_page` may answer the error, or send the request to another upstream.
+pub fn error_while_proxy(
+    peer: &pingora::upstreams::peer::HttpPeer,
+    session: &mut Session,
+    e: Box<Error>,
+    flight: &mut Option<Box<Flight>>,
+    answered: bool,
+    client_reused: bool,
+) -> Box<Error> {
+    let mut e = e.more_context(format!("Peer: {peer}"));
+    if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        e.set_retry(false);
+    } else {
+        e.retry.decide_reuse(client_reused);
+    }
+    upstream_failed(flight, answered, e)
+}
+
+/// Takes an action that replaces the upstream's answer: another upstream (proxied again by the
+/// engine's retry: `true`; the flight names it), or an answer kept for the failure phase.
+fn next(f: &mut Flight, action: Action) -> bool {
+    let decision = {
+        let fs = disk(f);
+        classify(&f.rules, &f.request, action, fs.as_ref())
+    };
+    match decision {
+        Decision::Upstream { proxy, upstream } => {
+            f.proxy = proxy;
+            f.upstream = upstream;
+            f.reproxy = true;
+            true
+        }
+        Decision::Answer(a) => {
+            f.pending = Some(*a);
+            false
+        }
+        // An error page that lands on a [[routes]] entry or on nothing: the gateway's own
+        // failure answer (502/504, JSON or HTML) is written.
+        Decision::Route { .. } | Decision::NoRoute => false,
+    }
+}
+
+/// The failure phase: writes the `error_page` answer an upstream error led to, and returns
+/// its status. `None` when there is none (the gateway's own failure answer applies).
+pub async fn write_pending(
+    session: &mut Session,
+    flight: Option<&mut Flight>,
+    request_id: &str,
+) -> Option<u16> {
+    let f = flight?;
+    let action = f.pending.take()?;
+    if session.response_written().is_some() {
+        return None;
+    }
+    match super::answer::write(session, request_id, &f.rules, &f.request, action).await {
+        Ok(status) => Some(status),
+        Err(_) => Some(0),
+    }
+}
+
+/// nginx's response filters on the upstream's answer header.
+pub fn upstream_response(
+    session: &mut Session,
+    resp: &mut ResponseHeader,
+    flight: Option<&Flight>,
+) {
+    let Some(f) = flight else {
+        return;
+    };
+    // An error_page without `=` that ended in a proxied location keeps the error's status.
+    if let Some(s) = f.proxy.status {
+        let _ = resp.set_status(s);
+    }
+    let server = &f.rules.server;
+    for name in [http::header::LOCATION, http::header::REFRESH] {
+        let Some(v) = resp.headers.get(&name).map(|v| v.as_bytes().to_vec()) else {
+            continue;
+        };
+        let rewritten = if name == http::header::LOCATION {
+            server.proxy_redirect(&f.request, &f.proxy, &v)
+        } else {
+            refresh(&v).and_then(|(head, url)| {
+                let mut new = head.to_vec();
+                new.extend(server.proxy_redirect(&f.request, &f.proxy, url)?);
+                Some(new)
+            })
+        };
+        if let Some(new) = rewritten {
+            let _ = resp.insert_header(name, new.as_slice());
+        }
+    }
+    let last_modified = resp
+        .headers
+        .get(http::header::LAST_MODIFIED)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    let edits = server.response_headers(
+        &f.request,
+        &f.proxy.state,
+        resp.status.as_u16(),
+        last_modified,
+        super::answer::now_secs(),
+    );
+    apply_edits(resp, &edits);
+    let settings = server.settings(&f.proxy.state.loc);
+    gzip(session, settings, resp);
+}
+
+/// `Refresh: 5; url=...`: the part up to the URL and the URL.
+fn refresh(v: &[u8]) -> Option<(&[u8], &[u8])> {
+    let lower = v.to_ascii_lowercase();
+    let i = lower.windows(4).position(|w| w == b"url=")? + 4;
+    Some((&v[..i], &v[i..]))
+}
+
+/// `client_max_body_size` over a body whose length was not declared (chunked): nginx reads it
+/// and answers 413 once it is too long.
+pub fn request_body(flight: Option<&mut Flight>, chunk: Option<&bytes::Bytes>) -> Result<()> {
+    let Some(f) = flight else {
+        return Ok(());
+    };
+    f.body_seen += chunk.map_or(0, |c| c.len() as u64);
+    let max = f
+        .rules
+        .server
+        .settings(&f.proxy.state.loc)
+        .client_max_body_size;
+    if max != 0 && f.body_seen > max && f.pending.is_none() {
+        let mut st = f.proxy.state.clone();
+        st.discard_body = true;
+        let action = {
+            let fs = disk(f);
+            f.rules.server.finalize_at(&f.request, st, 413, fs.as_ref())
+        };
+        f.pending = Some(action);
+        return Error::e_explain(
+            ERROR_PAGE,
+            "the request body is larger than client_max_body_size",
+        );
+    }
+    Ok(())
+}
+
+/// The file system the rule set's content phase sees.
+fn disk(f: &Flight) -> Box<dyn FileSystem + '_> {
+    match &f.rules.static_base {
+        Some(base) => Box::new(DiskFs { base }),
+        None => Box::new(NoFiles),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding_as_ngx_http_gzip_accept_encoding_reads_it() {
+        let cases: &[(&str, bool)] = &[
+            ("gzip", true),
+            ("gzip, deflate, br", true),
+            ("br;q=1.0, GZIP;q=0.5", true),
+            ("gzip;q=0", false),
+            ("gzip;q=0.000", false),
+            ("br, x-gzip", false),
+            ("identity", false),
+            ("", false),
+        ];
+        for (v, want) in cases {
+            assert_eq!(accepts(v.as_bytes(), b"gzip"), *want, "{v}");
+        }
+    }
+
+    #[test]
+    fn msie6_is_nginx_s_special_case() {
+        assert!(msie6(b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"));
+        assert!(!msie6(
+            b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"
+        ));
+        assert!(!msie6(b"Mozilla/5.0 (Windows NT 10.0) MicroMessenger/8.0"));
+    }
+
+    #[test]
+    fn refresh_splits_at_its_url() {
+        assert_eq!(
+            refresh(b"5; URL=http://a/b"),
+            Some((&b"5; URL="[..], &b"http://a/b"[..]))
+        );
+        assert_eq!(refresh(b"5"), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! What the upstream of a location of the nginx file receives, and how long the gateway waits
+//! for it.
+//!
+//! The rule (README, "What the CRM receives"): the request target and the headers the nginx
+//! file decides are nginx's — its `proxy_set_header` list with nginx's defaults (`Host:
+//! $proxy_host`, and `TE`, `Keep-Alive`, `Expect`, `Upgrade` not passed unless set), every
+//! other client header as sent. The headers that frame the connection stay the engine's
+//! (HTTP/1.1 with keep-alive, the body's own framing): nginx's `Connection: close` and its
+//! HTTP/1.0 are not copied. A WebSocket upgrade passes only when the file passes `Upgrade`,
+//! as with nginx. The gateway's own headers (identity, `X-Request-Id`, `X-Forwarded-*`) are
+//! then set on top, and its reserved headers and cookies removed, whatever the file says.
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+
+use super::Flight;
+
+/// Headers the engine owns on the upstream connection.
+const ENGINE: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "transfer-encoding",
+    "content-length",
+    "upgrade",
+    "expect",
+];
+
+/// Headers the gateway sets itself after nginx's, whatever the file says.
+const GATEWAY: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// A header the nginx file's value does not decide: the engine's framing, the gateway's own,
+/// and the identity headers, which nothing but a verified session may set (a
+/// `proxy_set_header X-WeCom-UserId $http_x_user` would let any client choose its identity).
+fn not_the_files(name: &str) -> bool {
+    ENGINE.contains(&name)
+        || GATEWAY.contains(&name)
+        || crate::headers::is_reserved(name.as_bytes())
+}
+
+/// The nginx file's timeouts for this location (`proxy_connect_timeout`,
+/// `proxy_read_timeout`, `proxy_send_timeout`; nginx's default is 60s each).
+pub fn peer(flight: Option<&Flight>, peer: &mut HttpPeer) {
+    let Some(f) = flight else {
+        return;
+    };
+    let p = &f.rules.server.settings(&f.proxy.state.loc).proxy;
+    peer.options.connection_timeout = Some(p.connect_timeout);
+    peer.options.read_timeout = Some(p.read_timeout);
+    peer.options.write_timeout = Some(p.send_timeout);
+}
+
+/// nginx's method, target and headers on the upstream request. `Ok(false)` when the nginx
+/// file does not pass a WebSocket upgrade (no `Upgrade` in its headers): the request is then
+/// not an upgrade.
+pub fn request(req: &mut RequestHeader, flight: Option<&Flight>) -> Result<bool> {
+    let Some(f) = flight else {
+        return Ok(true);
+    };
+    let p = &f.proxy;
+    if req.method.as_str() != p.method {
+        let m = http::Method::from_bytes(p.method.as_bytes())
+            .map_err(|e| Error::because(ErrorType::InternalError, "nginx method", e))?;
+        req.set_method(m);
+    }
+    // Built by nginx's rules from a target the client sent or nginx's escaping: it parses.
+    let uri = http::Uri::try_from(p.target.clone())
+        .map_err(|e| Error::because(ErrorType::InternalError, "nginx request target", e))?;
+    req.set_uri(uri);
+    for name in &p.set_names {
+        if !not_the_files(name) {
+            req.remove_header(name.as_str());
+        }
+    }
+    for (name, value) in &p.headers {
+        let lower = name.to_ascii_lowercase();
+        if p.set_names.contains(&lower) && !not_the_files(&lower) {
+            req.append_header(name.clone(), value.as_slice())?;
+        }
+    }
+    Ok(p.headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("upgrade")))
+}

@@ -1,0 +1,168 @@
+//! The nginx file's hooks into the proxy phases: each phase hands `crate::nginx` only what it
+//! needs of the request context, and keeps the context's upstream in step with the flight
+//! (an `error_page` may send the request to another upstream).
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::Ctx;
+use crate::config::rules::Rules;
+use crate::nginx::{self, response};
+
+/// What the proxy does after the rewrite phase.
+pub(super) enum Next {
+    /// Go on with route selection's result (`None`: no route).
+    Route(Option<usize>),
+    /// A location of the nginx file chose the upstream; `ctx.nginx` holds the flight.
+    Proxy,
+    /// The rule set answers itself: [`write`] it.
+    Answer(Box<nginx::Pending>),
+}
+
+/// Step 4.
+pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rules>) -> Next {
+    match nginx::phase(session, rules, &ctx.config.server, ctx.client_ip) {
+        nginx::Next::Route { index, target } => {
+            ctx.upstream_uri = target;
+            Next::Route(index)
+        }
+        nginx::Next::Proxy(flight) => {
+            ctx.upstream = Some(flight.upstream.clone());
+            ctx.nginx = Some(flight);
+            Next::Proxy
+        }
+        nginx::Next::Answer(pending) => Next::Answer(pending),
+    }
+}
+
+/// Writes an answer of the rule set; `Ok(true)`: the request is done.
+pub(super) async fn write(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    pending: Box<nginx::Pending>,
+) -> Result<bool> {
+    ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
+    Ok(true)
+}
+
+/// The paths the login of an area is decided on for a request an nginx location proxies:
+/// the one its upstream receives (`proxy_pass` with a URI part replaces the location's
+/// prefix), then the URI nginx chose the location for.
+pub(super) fn final_paths(ctx: &Ctx) -> Result<Vec<Vec<u8>>, crate::routing::AreaError> {
+    let Some(f) = ctx.nginx.as_deref() else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![
+        crate::routing::target_path(f.target())?,
+        f.uri().to_vec(),
+    ])
+}
+
+pub(super) fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
+    nginx::upstream::peer(ctx.nginx.as_deref(), peer);
+}
+
+pub(super) fn upstream_request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    if !nginx::upstream::request(req, ctx.nginx.as_deref())? {
+        ctx.upgrade = false;
+    }
+    Ok(())
+}
+
+pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
+    response::request_body(ctx.nginx.as_deref_mut(), body)
+}
+
+pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
+    let r = response::upstream_answered(&mut ctx.nginx, status);
+    if r.is_err() && refused_into_area(ctx) {
+        // The upstream's own answer goes to the client instead.
+        return Ok(());
+    }
+    sync_upstream(ctx);
+    r
+}
+
+pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &Ctx) {
+    response::upstream_response(session, resp, ctx.nginx.as_deref());
+}
+
+pub(super) fn fail_to_connect(ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
+    let mut e = response::upstream_failed(&mut ctx.nginx, ctx.answered.is_some(), e);
+    if refused_into_area(ctx) {
+        e.set_retry(false);
+    }
+    sync_upstream(ctx);
+    e
+}
+
+pub(super) fn error_while_proxy(
+    peer: &HttpPeer,
+    session: &mut Session,
+    e: Box<Error>,
+    ctx: &mut Ctx,
+    client_reused: bool,
+) -> Box<Error> {
+    let answered = ctx.answered.is_some();
+    let mut e =
+        response::error_while_proxy(peer, session, e, &mut ctx.nginx, answered, client_reused);
+    if refused_into_area(ctx) {
+        e.set_retry(false);
+    }
+    sync_upstream(ctx);
+    e
+}
+
+/// An `error_page` that leads a visitor without a session into a login area (a file of the
+/// area, or a location proxying into it) is not followed: the area's login was checked only
+/// for the request's own paths. The flight drops it, so the gateway's own failure answer (or
+/// the upstream's answer) goes out. Returns whether it did.
+fn refused_into_area(ctx: &mut Ctx) -> bool {
+    if ctx.identity.is_some() {
+        return false;
+    }
+    let Some(f) = ctx.nginx.as_deref() else {
+        return false;
+    };
+    let paths = match (&f.pending, f.reproxy) {
+        (Some(nginx_compat::Action::File(a)), _) => Ok(vec![a.state.uri.clone()]),
+        (_, true) => final_paths(ctx),
+        _ => return false,
+    };
+    let routes = &ctx.config.routes;
+    let into = match paths {
+        Ok(paths) => paths
+            .iter()
+            .any(|p| match crate::routing::protecting(routes, p, p, p) {
+                Ok(Some(i)) => routes.routes[i].login.is_some(),
+                Ok(None) => false,
+                Err(_) => true,
+            }),
+        Err(_) => true,
+    };
+    if into {
+        if let Some(f) = ctx.nginx.as_deref_mut() {
+            f.pending = None;
+            f.reproxy = false;
+        }
+    }
+    into
+}
+
+/// Writes the answer an `error_page` gave an upstream's error, if there is one.
+pub(super) async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Option<u16> {
+    let status =
+        response::write_pending(session, ctx.nginx.as_deref_mut(), &ctx.request_id).await?;
+    ctx.answered = Some(status);
+    Some(status)
+}
+
+/// The upstream the next attempt goes to is the flight's.
+fn sync_upstream(ctx: &mut Ctx) {
+    if let Some(f) = &ctx.nginx {
+        ctx.upstream = Some(f.upstream.clone());
+    }
+}

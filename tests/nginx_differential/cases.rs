@@ -1,0 +1,390 @@
+//! At least one case of each directive the gateway honours from an nginx file.
+
+use super::Group;
+
+const HOST: &[&str] = &["host"];
+
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "seed004",
+        http: "",
+        body: "location / {\n\
+                 rewrite ^/home/register(.*) /home#/register permanent;\n\
+                 rewrite ^/login(.*) /#/login permanent;\n\
+                 proxy_pass http://{{UP}};\n\
+               }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /home/register",
+            "GET /home/register?code=abc&state=x",
+            "GET /home/%72egister",
+            "GET /home//register",
+            "GET /x/../home/register",
+            "GET /login?x=1",
+            "GET /loginx/y",
+            "GET /other?q=1",
+            "GET /a%20b?c=d",
+        ],
+    },
+    Group {
+        name: "toml-server-rewrites",
+        http: "",
+        body: "rewrite ^/home/register(.*) /home#/register permanent;\n\
+               rewrite ^/r/(.*)$ /target/$1 redirect;\n\
+               rewrite ^/p/(.*)$ /perm/$1? permanent;\n\
+               location / { proxy_pass http://{{UP}}; proxy_set_header Host $host; }",
+        toml: Some(
+            "[[rewrite]]\npattern = '^/home/register(.*)'\nreplacement = '/home#/register'\nflag = 'permanent'\n\
+             [[rewrite]]\npattern = '^/r/(.*)$'\nreplacement = '/target/$1'\nflag = 'redirect'\n\
+             [[rewrite]]\npattern = '^/p/(.*)$'\nreplacement = '/perm/$1?'\nflag = 'permanent'\n\
+             [[routes]]\nlocation = '/'\nupstream = 'up'\n",
+        ),
+        up_headers: HOST,
+        requests: &[
+            "GET /home/register?code=1",
+            "GET /r/a%20b",
+            "GET /r/a+b",
+            "GET /r/caf%C3%A9",
+            "GET /r/x%3Fy?q=1",
+            "GET /p/x?drop=me",
+            "GET /plain",
+        ],
+    },
+    Group {
+        name: "internal-rewrites",
+        http: "",
+        body: "location / {\n\
+                 rewrite ^/u/(\\d+)/(\\w+)$ /user?id=$1&tab=$2 last;\n\
+                 rewrite ^/n/(?<name>[a-z]+)/(.*)$ /named/$name/$2 last;\n\
+                 rewrite ^/loop /loop last;\n\
+                 return 404;\n\
+               }\n\
+               location /user { proxy_pass http://{{UP}}; }\n\
+               location /named/ { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /u/12/profile",
+            "GET /u/12/profile?x=1",
+            "GET /u/ab/profile",
+            "GET /n/abc/d%20f?k=v",
+            "GET /loop",
+            "GET /named",
+        ],
+    },
+    Group {
+        name: "return-if-locations",
+        http: "",
+        body: "location = /exact { return 201; }\n\
+               location ^~ /static/ { return 202 \"static\"; }\n\
+               location ~ \\.php$ { return 403; }\n\
+               location /go { if ($arg_to) { return 302 /went/$arg_to; } return 204; }\n\
+               location /abs { return 301 https://example.com/x?$args; }\n\
+               location /spa { root no-such-root; try_files $uri $uri/ =404; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /exact",
+            "GET /exact/more",
+            "GET /static/a.php",
+            "GET /dyn/a.php",
+            "GET /go?to=home",
+            "GET /go",
+            "HEAD /go",
+            "GET /abs?a=1",
+            "GET /spa/x",
+        ],
+    },
+    Group {
+        name: "proxy-pass-uri",
+        http: "",
+        body: "location /api/ { proxy_pass http://{{UP}}/; }\n\
+               location /v1/ { proxy_pass http://{{UP}}/backend/v1/; }\n\
+               location ~ ^/re/(?<rest>.*)$ { proxy_pass http://{{UP}}/inner/$rest$is_args$args; }\n\
+               location /ru/ { proxy_pass http://{{UP}}$request_uri; }\n\
+               location /bk/ { rewrite ^/bk/(.*)$ /changed/$1 break; proxy_pass http://{{UP}}/base/; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /api/users?page=2",
+            "GET /api/a%20b",
+            "GET /api/./x/../y",
+            "GET /api",
+            "POST /api/form | Content-Length: 4",
+            "GET /v1/x/y",
+            "GET /re/a/b?c=1",
+            "GET /ru/x%20y?z=1",
+            "GET /bk/q?w=1",
+        ],
+    },
+    Group {
+        name: "proxy-set-header",
+        http: "map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
+        body: "location /h/ {\n\
+                 proxy_set_header Host $host;\n\
+                 proxy_set_header X-Real-IP $remote_addr;\n\
+                 proxy_set_header X-Original-URI $request_uri;\n\
+                 proxy_set_header Accept-Encoding \"\";\n\
+                 proxy_set_header X-Map $connection_upgrade;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location /d/ { proxy_pass http://{{UP}}; }\n\
+               location /ws/ {\n\
+                 proxy_http_version 1.1;\n\
+                 proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection $connection_upgrade;\n\
+                 proxy_pass http://{{UP}};\n\
+               }",
+        toml: None,
+        up_headers: &[
+            "host",
+            "x-real-ip",
+            "x-original-uri",
+            "accept-encoding",
+            "x-map",
+            "x-custom",
+            "upgrade",
+            "user-agent",
+        ],
+        requests: &[
+            "GET /h/x?y=1 | Accept-Encoding: gzip | X-Custom: kept | User-Agent: t/1",
+            "GET /h/x | Host: crm.example.com | Upgrade: websocket",
+            "GET /d/x | X-Custom: kept | Accept-Encoding: br | TE: trailers",
+            "GET /d/x | Upgrade: websocket | Connection: Upgrade",
+            "GET /ws/x | Upgrade: websocket | Connection: Upgrade",
+        ],
+    },
+    Group {
+        name: "named-and-error-pages",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               error_page 404 /404.html;\n\
+               location / { try_files $uri @app; }\n\
+               location @app { proxy_pass http://{{UP}}; }\n\
+               location /r404 { return 404; }\n\
+               location /r403 { error_page 403 =200 /ok; return 403; }\n\
+               location /r500 { error_page 500 = @err; return 500; }\n\
+               location /r503 { error_page 503 =301 https://status.example/; return 503; }\n\
+               location /ok { return 200 \"ok $uri\"; }\n\
+               location @err { return 200 \"named error\"; }\n\
+               location /missing/ { try_files $uri =404; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /index.html",
+            "GET /dynamic/page?x=1",
+            "POST /form | Content-Length: 3",
+            "GET /r404",
+            "GET /r403",
+            "GET /r500",
+            "GET /r503",
+            "GET /missing/x",
+            "HEAD /missing/x",
+        ],
+    },
+    Group {
+        name: "upstream-errors",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location /dead/ { proxy_pass http://{{DEAD}}; }\n\
+               location /dead-page/ { error_page 502 /50x.html; proxy_pass http://{{DEAD}}; }\n\
+               location = /50x.html { }\n\
+               location /dead-named/ { error_page 502 = @backup; proxy_pass http://{{DEAD}}; }\n\
+               location @backup { proxy_pass http://{{UP}}; }\n\
+               location /slow/ { proxy_read_timeout 300ms; proxy_pass http://{{UP}}; }\n\
+               location /intercept/ {\n\
+                 proxy_intercept_errors on;\n\
+                 error_page 404 /404.html;\n\
+                 error_page 500 = @backup;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location = /404.html { }\n\
+               location /plain/ { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /dead/x",
+            "GET /dead-page/x",
+            "GET /dead-named/x?y=1",
+            "GET /slow/x | X-Echo-Delay-Ms: 1500",
+            "GET /intercept/x | X-Echo-Status: 404",
+            "GET /intercept/x | X-Echo-Status: 500",
+            "GET /intercept/x | X-Echo-Status: 201",
+            "GET /plain/x | X-Echo-Status: 404",
+        ],
+    },
+    Group {
+        name: "proxy-redirect",
+        http: "",
+        body: "location /d/ { proxy_pass http://{{UP}}/in/; }\n\
+               location /off/ { proxy_redirect off; proxy_pass http://{{UP}}/in/; }\n\
+               location /c/ { proxy_redirect http://backend/ /c/; proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /d/x | X-Echo-Status: 302 | X-Echo-Location: http://{{UP}}/in/login",
+            "GET /off/x | X-Echo-Status: 302 | X-Echo-Location: http://{{UP}}/in/login",
+            "GET /c/x | X-Echo-Status: 301 | X-Echo-Location: http://backend/a",
+            "GET /d/x | X-Echo-Status: 302 | X-Echo-Location: /rel",
+        ],
+    },
+    Group {
+        name: "body-size-access",
+        http: "",
+        body: "client_max_body_size 10;\n\
+               location /small/ { proxy_pass http://{{UP}}; }\n\
+               location /big/ { client_max_body_size 1k; proxy_pass http://{{UP}}; }\n\
+               location /deny/ { deny 127.0.0.1; proxy_pass http://{{UP}}; }\n\
+               location /allow/ { allow 127.0.0.0/8; deny all; proxy_pass http://{{UP}}; }\n\
+               location /ro/ { limit_except GET { deny all; } proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "POST /small/x | Content-Length: 10",
+            "POST /small/x | Content-Length: 11",
+            "POST /big/x | Content-Length: 500",
+            "GET /deny/x",
+            "GET /allow/x",
+            "GET /ro/x",
+            "HEAD /ro/x",
+            "POST /ro/x | Content-Length: 1",
+            "DELETE /ro/x",
+        ],
+    },
+    Group {
+        name: "headers-out",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               add_header X-Frame-Options SAMEORIGIN;\n\
+               location /p/ { proxy_pass http://{{UP}}; }\n\
+               location /pa/ { add_header X-A a; add_header X-B b always; proxy_pass http://{{UP}}; }\n\
+               location /exp/ { expires 1h; proxy_pass http://{{UP}}; }\n\
+               location /assets/ { expires 30d; add_header Cache-Control public; }\n\
+               location /epoch { expires epoch; return 200 \"e\"; }\n\
+               location /max { expires max; return 200 \"m\"; }\n\
+               location /err { add_header X-E e; add_header X-EA ea always; return 500; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /p/x",
+            "GET /p/x | X-Echo-Status: 404",
+            "GET /pa/x",
+            "GET /pa/x | X-Echo-Status: 503",
+            "GET /exp/x",
+            "GET /assets/logo.png",
+            "GET /epoch",
+            "GET /max",
+            "GET /err",
+        ],
+    },
+    Group {
+        name: "gzip",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               gzip on;\n\
+               gzip_types text/plain application/javascript;\n\
+               location /p/ { proxy_pass http://{{UP}}; }\n\
+               location /off/ { gzip off; proxy_pass http://{{UP}}; }\n\
+               location / { }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /p/x | Accept-Encoding: gzip",
+            "GET /p/x",
+            "GET /p/x | Accept-Encoding: br",
+            "GET /off/x | Accept-Encoding: gzip",
+            "GET /app.js | Accept-Encoding: gzip",
+            "GET /index.html | Accept-Encoding: gzip",
+            "GET /assets/logo.png | Accept-Encoding: gzip",
+        ],
+    },
+    Group {
+        name: "return-edges",
+        http: "",
+        body: "location /close { return 444; }\n\
+               location /bare { return 301; }\n\
+               location /r200 { return 200; }\n\
+               location /r204 { return 204; }\n\
+               location /port { return 302 /target; }\n\
+               location /args/ { set $args \"fixed=1\"; proxy_pass http://{{UP}}; }\n\
+               location /noargs/ { set $args \"\"; proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /close",
+            "GET /bare",
+            "GET /r200",
+            "HEAD /r200",
+            "GET /r204",
+            "HEAD /r204",
+            "GET /port",
+            "GET /port | Host: crm.example.com:1234",
+            "GET /args/x?a=1",
+            "GET /noargs/x?a=1&b=2",
+        ],
+    },
+    Group {
+        name: "forwarded-for",
+        http: "",
+        body: "location /xff/ {\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 proxy_pass http://{{UP}};\n\
+               }",
+        toml: None,
+        // Compared only where the file sets it: elsewhere the gateway adds its own on top.
+        up_headers: &["host", "x-forwarded-for"],
+        requests: &[
+            "GET /xff/x",
+            "GET /xff/x | X-Forwarded-For: 10.1.1.1",
+            "GET /xff/x | X-Forwarded-For: 10.1.1.1, 10.2.2.2",
+        ],
+    },
+    Group {
+        name: "timeouts-redirect-ports",
+        http: "",
+        body: "location /t/ {\n\
+                 proxy_connect_timeout 2s;\n\
+                 proxy_send_timeout 2s;\n\
+                 proxy_read_timeout 2s;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location /t-dead/ { proxy_connect_timeout 1s; proxy_pass http://{{DEAD}}; }\n\
+               location /pir-on { port_in_redirect on; return 302 /target; }\n\
+               location /pir-off { port_in_redirect off; return 302 /target; }\n\
+               location /rel { absolute_redirect off; return 302 /target; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /t/x?y=1",
+            "POST /t/x | Content-Length: 4",
+            "GET /t-dead/x",
+            "GET /pir-on",
+            "GET /pir-on | Host: crm.example.com:1234",
+            "GET /pir-off",
+            "GET /pir-off | Host: crm.example.com:1234",
+            "GET /rel",
+        ],
+    },
+    Group {
+        name: "static",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location / { }\n\
+               location /spa/ { try_files $uri $uri/ /spa/index.html; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /index.html",
+            "HEAD /index.html",
+            "POST /index.html | Content-Length: 1",
+            "PUT /index.html | Content-Length: 1",
+            "GET /assets",
+            "GET /assets?v=1",
+            "GET /assets/",
+            "GET /missing",
+            "GET /spa/deep/link",
+            "GET /spa",
+        ],
+    },
+];

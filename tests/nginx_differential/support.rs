@@ -1,0 +1,383 @@
+//! One nginx for every group, an echo upstream whose answer the request chooses
+//! (`X-Echo-Status`, `X-Echo-Location`, `X-Echo-Delay-Ms`), a document root, and a raw
+//! HTTP/1.1 client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+pub struct Nginx {
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// nginx with one `server` per `(port, http-level text, server body)`.
+pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
+    let mut http = String::new();
+    for (port, h, body) in servers {
+        http.push_str(h);
+        http.push_str(&format!(
+            "\nserver {{ listen 127.0.0.1:{port}; server_name localhost;\n{body}\n}}\n"
+        ));
+    }
+    let ports: Vec<u16> = servers.iter().map(|(p, _, _)| *p).collect();
+    start_nginx_http(dir, &http, &ports)
+}
+
+/// nginx with this text in its `http` block, listening on `ports`.
+pub fn start_nginx_http(dir: &Path, http: &str, ports: &[u16]) -> Nginx {
+    assert!(
+        Path::new(NGINX).exists(),
+        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
+    );
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1;\n\
+         error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{ access_log off; server_tokens off; client_body_temp_path {d}/cb;\n\
+         proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut;\n\
+         scgi_temp_path {d}/st;\n{http} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut child = Command::new(NGINX)
+        .args(["-p", &d.to_string(), "-c", "nginx.conf"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nginx");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for port in ports {
+        while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+            if let Ok(Some(s)) = child.try_wait() {
+                let mut log = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut log);
+                }
+                panic!("nginx exited ({s}): {log}");
+            }
+            assert!(Instant::now() < deadline, "nginx did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Nginx { child }
+}
+
+/// Files for the static groups.
+pub fn doc_root(dir: &Path) -> PathBuf {
+    let www = dir.join("www");
+    for (name, text) in [
+        ("index.html", "<h1>index</h1>\n"),
+        (
+            "app.js",
+            "console.log('a fairly long line of javascript to be compressed');\n",
+        ),
+        ("assets/logo.png", "PNG"),
+        ("404.html", "custom not found\n"),
+        ("50x.html", "custom upstream error\n"),
+        ("spa/index.html", "<div id=app></div>\n"),
+    ] {
+        let p = www.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    www
+}
+
+/// An upstream that answers with the request head it received (body `ECHO\n` + head), with
+/// the status, `Location` and delay the request's `X-Echo-*` headers ask for.
+pub fn start_echo() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = echo_one(conn);
+            });
+        }
+    });
+    port
+}
+
+fn echo_one(conn: TcpStream) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let header = |name: &str| {
+        text.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    if let Some(ms) = header("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let status: u16 = header("x-echo-status")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut out = b"ECHO\n".to_vec();
+    out.extend_from_slice(&head[..head.len() - 2]);
+    let mut resp = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
+        out.len()
+    );
+    if let Some(l) = header("x-echo-location") {
+        resp.push_str(&format!("Location: {l}\r\n"));
+    }
+    resp.push_str("\r\n");
+    let mut w = conn;
+    w.write_all(resp.as_bytes())?;
+    if !text.starts_with("HEAD ") {
+        w.write_all(&out)?;
+    }
+    Ok(())
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub closed: bool,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `METHOD TARGET | Name: value | ...` sent as HTTP/1.1 with `Connection: close`; a
+/// `Content-Length` header sends that many bytes.
+pub fn send(port: u16, spec: &str) -> Reply {
+    let mut parts = spec.split(" | ");
+    let first = parts.next().unwrap();
+    let (method, target) = first.split_once(' ').unwrap();
+    let mut headers: Vec<(String, String)> = parts
+        .map(|h| {
+            let (n, v) = h.split_once(": ").unwrap();
+            (n.to_owned(), v.to_owned())
+        })
+        .collect();
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        headers.insert(0, ("Host".into(), "localhost".into()));
+    }
+    let body_len: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut req = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    for (n, v) in &headers {
+        req.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"Connection: close\r\n\r\n");
+    req.extend(std::iter::repeat_n(b'x', body_len));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(&req);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    if raw.is_empty() {
+        return Reply {
+            closed: true,
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        closed: false,
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || b.len() < eol + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[(eol + 4 + size).min(b.len())..];
+    }
+}
+
+/// Response headers that are not the configuration's doing.
+const IGNORED: &[&str] = &[
+    "server",
+    "date",
+    "content-type",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "x-request-id",
+    "last-modified",
+    "etag",
+    "accept-ranges",
+    "vary",
+    "location",
+    "keep-alive",
+    "x-content-type-options",
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub closed: bool,
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: Vec<String>,
+    pub body: Option<String>,
+    pub upstream: Option<Vec<String>>,
+}
+
+pub fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
+    // `return 301;` sends an empty Location, which is not the same as none.
+    let location = r.header("location").map(|l| {
+        l.replace(&format!(":{port}/"), ":PORT/")
+            .replace(&format!(":{port}?"), ":PORT?")
+    });
+    let mut headers: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| !IGNORED.contains(&n.to_ascii_lowercase().as_str()))
+        .map(|(n, v)| {
+            let fixed = [
+                "Thu, 01 Jan 1970 00:00:01 GMT",
+                "Thu, 31 Dec 2037 23:55:55 GMT",
+            ];
+            let v = if n.eq_ignore_ascii_case("expires") && !fixed.contains(&v.as_str()) {
+                "<a date>".to_owned()
+            } else {
+                v.clone()
+            };
+            format!("{}: {v}", n.to_ascii_lowercase())
+        })
+        .collect();
+    headers.sort();
+    let gzipped = r.header("content-encoding").is_some();
+    let (body, upstream) = match r.body.strip_prefix(b"ECHO\n") {
+        Some(head) => {
+            let head = String::from_utf8_lossy(head);
+            let mut lines = head.lines();
+            let request_line = lines.next().unwrap_or_default();
+            // The engine speaks HTTP/1.1 to every upstream; the version is not compared.
+            let mut out = vec![request_line
+                .rsplit_once(' ')
+                .map_or(request_line, |(l, _)| l)
+                .to_owned()];
+            let all: Vec<(String, String)> = lines
+                .filter_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    Some((n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                })
+                .collect();
+            for want in up_headers {
+                let values: Vec<&str> = all
+                    .iter()
+                    .filter(|(n, _)| n == want)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                out.push(format!("{want}: {}", values.join(" | ")));
+            }
+            (None, Some(out))
+        }
+        None if gzipped => (None, None),
+        None => {
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            // nginx's pages end with its own tail line; the gateway's with its own.
+            let text = match text.find("<hr><center>") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (Some(text), None)
+        }
+    };
+    Seen {
+        closed: r.closed,
+        status: r.status,
+        location,
+        headers,
+        body,
+        upstream,
+    }
+}
+
+pub fn fill(s: &str, root: &std::path::Path, up: u16) -> String {
+    s.replace("{{ROOT}}", &root.display().to_string())
+        .replace("{{UP}}", &format!("127.0.0.1:{up}"))
+        .replace("{{DEAD}}", "127.0.0.1:1")
+}
