@@ -110,6 +110,9 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
             "  Demo CRM (behind the gateway):   http://{crm}\n"
         ));
     }
+    out.push_str(&format!(
+        "  Reports (tag 经理 only: zhangsan yes, lisi 403):\n    {public}/reports/\n\n"
+    ));
     out.push_str(&format!("  WeCom emulator:                  {emu}\n"));
     if let Some(admin) = &config.server.admin_listen {
         out.push_str(&format!(
