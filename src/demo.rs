@@ -50,6 +50,32 @@ fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helper
         .and_then(|s| s.assertion_secret.as_ref())
         .map(|s| s.expose().to_owned());
 
+    // The emulator sends each app's events to the gateway's callback URL, as WeCom's console
+    // would be told to (SPEC section 18).
+    let mut scenario = emulator::Scenario::demo();
+    for (name, app) in &config.apps {
+        let (Some(cb), crate::config::model::Credentials::Wecom { agent_id, .. }) =
+            (&app.callback, &app.credentials)
+        else {
+            continue;
+        };
+        scenario
+            .callbacks
+            .push(emulator::scenario::CallbackReceiver {
+                app: name.clone(),
+                url: format!(
+                    "{}{}/callback/{name}",
+                    config.server.public_url.as_str().trim_end_matches('/'),
+                    config.server.prefix
+                ),
+                token: cb.token.expose().to_owned(),
+                encoding_aes_key: cb.encoding_aes_key.expose().to_owned(),
+                kind: emulator::scenario::ReceiverKind::App,
+                corp_id: None,
+                agent_id: Some(*agent_id),
+                suite_id: None,
+            });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("wgw-demo".into())
@@ -66,9 +92,7 @@ fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helper
                 }
             };
             rt.block_on(async move {
-                let emu = match emulator::Emulator::start(emulator_addr, emulator::Scenario::demo())
-                    .await
-                {
+                let emu = match emulator::Emulator::start(emulator_addr, scenario).await {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = tx.send(Err(format!("emulator on {emulator_addr}: {e}")));
@@ -126,7 +150,12 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
         "    expire tokens:    curl -X POST {emu}/_emulator/expire-tokens\n"
     ));
     out.push_str(&format!(
-        "    calls made:       curl {emu}/_emulator/calls\n\n"
+        "    calls made:       curl {emu}/_emulator/calls\n"
     ));
+    if config.apps.values().any(|a| a.callback.is_some()) {
+        out.push_str(&format!("    send an event:    curl -X POST {emu}/_emulator/members/move -d '{{\"userid\":\"lisi\",\"department\":[3]}}' -H 'content-type: application/json'\n"));
+        out.push_str("                      (WeCom's change_contact/update_user: verified, queued, forwarded; the demo CRM page lists it)\n");
+    }
+    out.push('\n');
     out
 }

@@ -3,13 +3,14 @@
 //! are the `wecom-api` crate's; this module holds what only the gateway knows.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use url::Url;
-use wecom_api::{AppTargets, Credentials};
+use wecom_api::{AppTargets, CallbackCrypto, Credentials};
 
 /// How a WeCom app logs people in (`login = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,6 +40,48 @@ pub struct App {
     /// Inside WeCom, a page navigation with a session older than this signs in again silently
     /// (SPEC section 17): another member on the same device is noticed.
     pub reauth_after: Option<Duration>,
+    /// WeCom's callbacks of this app (SPEC section 18); `None`: its callback URL is a 404.
+    pub callback: Option<Callback>,
+}
+
+/// `callback = { token, encoding_aes_key, forward, forward_path, format }`, compiled.
+#[derive(Debug)]
+pub struct Callback {
+    pub crypto: CallbackCrypto,
+    /// As written, for the demo's emulator, which must sign with the same pair.
+    pub token: wecom_api::Secret,
+    pub encoding_aes_key: wecom_api::Secret,
+    /// What a plaintext may end with (WECOM_API.md "Callbacks in detail"): the corp id for a
+    /// self-built app. A set, because a suite's URL also receives its suite id's messages.
+    pub receive_ids: Vec<String>,
+    /// Where events go; `None`: the gateway only acts on them itself (SPEC section 18).
+    pub forward: Option<Forward>,
+    pub format: CallbackFormat,
+}
+
+#[derive(Debug)]
+pub struct Forward {
+    pub upstream: Arc<Upstream>,
+    /// An absolute path, possibly with a query.
+    pub path: String,
+}
+
+/// How a callback reaches the CRM: WeCom's plaintext XML, or its JSON rendering.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackFormat {
+    #[default]
+    Xml,
+    Json,
+}
+
+impl CallbackFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            CallbackFormat::Xml => "application/xml",
+            CallbackFormat::Json => "application/json",
+        }
+    }
 }
 
 /// The identity values `return_query` may append.
@@ -75,6 +118,7 @@ impl IdentityField {
     }
 }
 
+#[derive(Debug)]
 pub struct Upstream {
     pub name: String,
     /// `host:port` as written, for logs.

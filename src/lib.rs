@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod answers;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod connection;
@@ -24,9 +25,11 @@ pub mod proxy;
 pub mod qyapi;
 pub mod redact;
 pub mod request_id;
+pub mod revocation;
 pub mod routing;
 pub mod served;
 pub mod server;
 pub mod static_files;
+pub mod store;
 #[cfg(debug_assertions)]
 pub mod test_control;

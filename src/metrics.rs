@@ -1,7 +1,9 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
 use once_cell::sync::Lazy;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -15,6 +17,10 @@ pub struct Metrics {
     pub qyapi_retries: IntCounterVec,
     pub store_errors: IntCounterVec,
     pub access: IntCounterVec,
+    /// Callbacks by app, event (a fixed set, `other`) and result: `queued`, `duplicate`,
+    /// `refused`, `delivered`, `failed` (one attempt), `dead` (given up after 24 hours).
+    pub events: IntCounterVec,
+    pub event_queue_depth: IntGaugeVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -50,7 +56,25 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     registry
         .register(Box::new(in_flight.clone()))
         .expect("unique metric");
+    let event_queue_depth = IntGaugeVec::new(
+        Opts::new(
+            "wgw_event_queue_depth",
+            "Callback events queued and not yet delivered.",
+        ),
+        &["app"],
+    )
+    .expect("valid metric");
+    registry
+        .register(Box::new(event_queue_depth.clone()))
+        .expect("unique metric");
     Metrics {
+        events: counter(
+            &registry,
+            "wgw_events_total",
+            "WeCom callbacks received and delivered.",
+            &["app", "event", "result"],
+        ),
+        event_queue_depth,
         requests: counter(
             &registry,
             "wgw_requests_total",

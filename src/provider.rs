@@ -1,19 +1,16 @@
 //! The gateway's one WeCom / WeChat client (SPEC section 11), over the `wecom-api` crate.
 //! Login, the JS-SDK and the qyapi endpoint all call through it, so tokens are fetched, cached,
 //! refreshed and retried in exactly one place. This module only picks an app's target for a
-//! kind, builds the store `[store]` asks for, and counts what the client reports.
+//! kind and counts what the client reports.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wecom_api::{
-    Client, Clock, FactCache, FallbackStore, MemoryStore, Observer, RedisStore, RetryReason, Store,
-    StoreError, TokenTarget,
-};
+use wecom_api::{Client, Clock, FactCache, MemoryStore, Observer, RetryReason, Store, TokenTarget};
 
 pub use wecom_api::{ApiError, ApiRequest, ApiResponse, TokenKind};
 
-use crate::config::model::{App, StoreBackend, StoreSettings, DEFAULT_LOCK_TTL};
+use crate::config::model::{App, DEFAULT_LOCK_TTL};
 use crate::metrics::{labels, METRICS};
 
 #[derive(Clone)]
@@ -24,23 +21,6 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// The provider `[store]` asks for: the memory store, or Redis shared by every process of
-    /// the cluster with this process's copy underneath for when Redis does not answer.
-    pub fn from_settings(settings: &StoreSettings, clock: Clock) -> Result<Provider, StoreError> {
-        let store: Arc<dyn Store> = match (settings.backend, &settings.redis_url) {
-            (StoreBackend::Redis, Some(url)) => Arc::new(FallbackStore::new(
-                RedisStore::open(url.expose(), &settings.key_prefix, clock.clone())?,
-                clock.clone(),
-                Arc::new(Metrics),
-            )),
-            (StoreBackend::Redis, None) => {
-                return Err(StoreError("redis backend without a redis_url".into()))
-            }
-            (StoreBackend::Memory, _) => Arc::new(MemoryStore::new(clock.clone())),
-        };
-        Ok(Self::new(store, settings.lock_ttl, clock))
-    }
-
     pub fn new(store: Arc<dyn Store>, lock_ttl: Duration, clock: Clock) -> Provider {
         let client = Client::builder(store.clone(), lock_ttl)
             .clock(clock.clone())
@@ -108,7 +88,7 @@ impl Provider {
 
 /// What the client reports, counted in the gateway's registry. Labels come from the
 /// configuration (app names) or fixed sets (kinds, reasons, store operations, errcodes).
-struct Metrics;
+pub struct Metrics;
 
 impl Observer for Metrics {
     fn fetched(&self, target: &TokenTarget, result: Result<(), &ApiError>) {

@@ -11,6 +11,8 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::callback::delivery::Delivery;
+use crate::callback::Callbacks;
 use crate::config::Config;
 use crate::connection;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
@@ -18,6 +20,7 @@ use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
 use crate::served::Served;
+use crate::store::Backend;
 
 /// Read buffer of the public connections' transport: none (see `run`).
 const PUBLIC_READ_BUFFER: usize = 0;
@@ -40,14 +43,24 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let current = Arc::new(ArcSwap::from_pointee(config));
     let inflight = Arc::new(AtomicUsize::new(0));
 
-    // One token cache for the whole process: login, the JS-SDK and the qyapi endpoint; with
-    // `store.backend = "redis"`, one for the whole cluster.
-    let provider = Provider::from_settings(&current.load().store, crate::clock::clock().clone())
+    // What `[store]` names, opened before anything listens: a `local` file another process
+    // holds stops the start here. One token cache for the whole process (login, the JS-SDK,
+    // the qyapi endpoint), shared by the cluster with Redis; the callback queue beside it.
+    let clock = crate::clock::clock().clone();
+    let settings = &current.load().store;
+    let backend = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(Backend::open(settings, clock.clone()))
         .map_err(|e| format!("[store]: {e}"))?;
+    let provider = Provider::new(backend.store.clone(), settings.lock_ttl, clock);
+    let callbacks = Arc::new(Callbacks::new(backend.queue, backend.store));
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),
         provider: provider.clone(),
+        callbacks: callbacks.clone(),
     };
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     proxy.server_options = Some(connection::server_options(&current.load().server));
@@ -108,6 +121,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
             crate::test_control::PATH
         );
     }
+
+    server.add_service(pingora::services::background::background_service(
+        "callback delivery",
+        Delivery::new(current.clone(), callbacks),
+    ));
 
     lifecycle::spawn_reloader(config_path, current);
     tracing::info!(%listen, "wecom-gateway listening");

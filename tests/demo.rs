@@ -17,6 +17,7 @@ const DESKTOP_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KH
 struct Demo {
     gw: Gateway,
     emulator: String,
+    crm: String,
 }
 
 /// The repository's gateway.toml with every address moved to a free loopback port.
@@ -44,6 +45,7 @@ fn start_demo() -> Demo {
     Demo {
         gw,
         emulator: format!("http://127.0.0.1:{emu}"),
+        crm: format!("http://127.0.0.1:{crm}"),
     }
 }
 
@@ -187,4 +189,50 @@ async fn the_demo_reports_are_for_managers_only() {
     // lisi still opens the sidebar, which has no rule.
     let r = ls.get_json(&demo.gw.url("/sidebar/"), &[]).await;
     assert_eq!(r.status(), 200);
+}
+
+/// The banner's "send an event": the emulator sends WeCom's event to the gateway, which verifies
+/// and queues it and forwards it, signed, to the demo CRM, whose page lists it.
+#[tokio::test]
+async fn the_demo_crm_lists_the_event_the_banner_curl_sends() {
+    let demo = tokio::task::spawn_blocking(start_demo).await.unwrap();
+    demo.control(
+        "/_emulator/members/move",
+        json!({"userid": "lisi", "department": [3]}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let v: Value = client()
+            .get(format!("{}/wecom/events", demo.crm))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(e) = v["events"].as_array().and_then(|a| a.first()).cloned() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no event reached the demo CRM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["signature"], "valid", "{event}");
+    assert_eq!(event["corp_id"], "wwemu0000000000001");
+    let body = event["body"].as_str().unwrap();
+    assert!(
+        body.contains("update_user") && body.contains("lisi"),
+        "{body}"
+    );
+    let page = client()
+        .get(demo.gw.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("WeCom events received"), "{page}");
+    assert!(page.contains(event["event_id"].as_str().unwrap()), "{page}");
 }

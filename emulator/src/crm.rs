@@ -1,7 +1,11 @@
 //! The demo CRM: shows what the gateway injected (identity headers, the assertion, the
-//! fragment it kept) and the current customer through `/_gateway/sdk.js`.
+//! fragment it kept) and the current customer through `/_gateway/sdk.js`; and takes the WeCom
+//! events the gateway forwards (`POST /wecom/callback`), checking `X-Gateway-Signature`, and
+//! lists the last ones on its page (and as JSON at `GET /wecom/events`).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
@@ -65,8 +69,82 @@ pub async fn start_crm(
     Ok(Crm { addr, stop, task })
 }
 
+/// The events the page lists: the newest [`KEEP_EVENTS`].
+const KEEP_EVENTS: usize = 20;
+
+#[derive(Default)]
+pub struct CrmState {
+    secret: Option<String>,
+    events: Mutex<VecDeque<Value>>,
+}
+
 pub fn router(assertion_secret: Option<String>) -> Router {
-    Router::new().fallback(page).with_state(assertion_secret)
+    let state = Arc::new(CrmState {
+        secret: assertion_secret,
+        events: Mutex::new(VecDeque::new()),
+    });
+    Router::new()
+        .route("/wecom/callback", axum::routing::post(take_event))
+        .route("/wecom/events", axum::routing::get(list_events))
+        .fallback(page)
+        .with_state(state)
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of the body, as the gateway signs forwarded events.
+pub fn verify_event_signature(secret: &str, body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// A forwarded WeCom event: checked, remembered, acknowledged with a 2xx.
+async fn take_event(
+    State(state): State<Arc<CrmState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let signature = match &state.secret {
+        Some(secret) if verify_event_signature(secret, &body, &h("x-gateway-signature")) => "valid",
+        Some(_) => "invalid",
+        None => "unchecked",
+    };
+    if signature == "invalid" {
+        // Not from the gateway: refused, as a CRM should.
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            "bad X-Gateway-Signature",
+        )
+            .into_response();
+    }
+    let received = json!({
+        "event_id": h("x-gateway-event-id"),
+        "corp_id": h("x-wecom-corpid"),
+        "agent_id": h("x-wecom-agentid"),
+        "signature": signature,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut events = state.events.lock().unwrap_or_else(|p| p.into_inner());
+    events.push_front(received);
+    events.truncate(KEEP_EVENTS);
+    "ok".into_response()
+}
+
+async fn list_events(State(state): State<Arc<CrmState>>) -> Json<Value> {
+    let events = state.events.lock().unwrap_or_else(|p| p.into_inner());
+    Json(json!({ "events": events.iter().cloned().collect::<Vec<_>>() }))
 }
 
 /// Why an assertion is refused, or its claims.
@@ -118,7 +196,15 @@ pub fn verify_assertion(token: &str, secret: &str, now_secs: u64) -> Assertion {
     }
 }
 
-async fn page(State(secret): State<Option<String>>, request: Request) -> Response {
+async fn page(State(state): State<Arc<CrmState>>, request: Request) -> Response {
+    let secret = state.secret.clone();
+    let events: Vec<Value> = state
+        .events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .cloned()
+        .collect();
     let headers = request.headers().clone();
     let uri = request.uri().clone();
     let wants_json = headers
@@ -155,7 +241,7 @@ async fn page(State(secret): State<Option<String>>, request: Request) -> Respons
         }))
         .into_response();
     }
-    Html(render(uri.path(), &headers, &assertion)).into_response()
+    Html(render(uri.path(), &headers, &assertion, &events)).into_response()
 }
 
 fn assertion_json(a: &Assertion) -> Value {
@@ -167,7 +253,22 @@ fn assertion_json(a: &Assertion) -> Value {
     }
 }
 
-fn render(path: &str, headers: &HeaderMap, assertion: &Assertion) -> String {
+fn render(path: &str, headers: &HeaderMap, assertion: &Assertion, events: &[Value]) -> String {
+    let mut event_rows = String::new();
+    for e in events {
+        let text = |k: &str| escape(e[k].as_str().unwrap_or_default());
+        event_rows.push_str(&format!(
+            "<tr><td><code>{}</code><br>signature {}</td><td><code>{}</code></td></tr>",
+            text("event_id"),
+            text("signature"),
+            text("body")
+        ));
+    }
+    if event_rows.is_empty() {
+        event_rows =
+            "<tr><td colspan=2>none yet (the banner's curl makes the emulator send one)</td></tr>"
+                .into();
+    }
     let mut rows = String::new();
     for (name, value) in headers {
         let n = name.as_str();
@@ -211,6 +312,7 @@ th,td{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eee;word-bre
 <div class=card><h2>Route</h2>Path <code>{path}</code> &middot; hash route <code id="hash">(none)</code></div>
 <div class=card><h2>X-Gateway-Assertion</h2><p id="assertion">{assertion}</p></div>
 <div class=card><h2>Identity headers the CRM received</h2><table>{rows}</table></div>
+<div class=card><h2>WeCom events received (newest first)</h2><table id="events">{event_rows}</table></div>
 <script>
 function showHash() {{ document.getElementById('hash').textContent = location.hash || '(none)'; }}
 showHash();

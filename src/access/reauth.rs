@@ -52,6 +52,7 @@ mod tests {
             qr_login_url: None,
             jssdk_urls: vec![],
             reauth_after: after.map(Duration::from_secs),
+            callback: None,
         }
     }
 

@@ -44,6 +44,8 @@ pub enum Kind {
     TooManyRequests,
     /// The member is signed in but the route's `allow` does not admit them (SPEC section 17).
     NotAllowed,
+    /// The store did not take what must be kept (a callback): try again (WeCom does).
+    StoreUnavailable,
 }
 
 impl Kind {
@@ -63,6 +65,7 @@ impl Kind {
             Kind::MethodNotAllowed => 405,
             Kind::LoginRequired => 401,
             Kind::TooManyRequests => 429,
+            Kind::StoreUnavailable => 503,
         }
     }
 
@@ -86,6 +89,7 @@ impl Kind {
             Kind::ProviderFailed => "provider_error",
             Kind::TooManyRequests => "too_many_requests",
             Kind::NotAllowed => "not_allowed",
+            Kind::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -109,6 +113,7 @@ impl Kind {
             Kind::ProviderFailed => "WeCom refused the request",
             Kind::TooManyRequests => "Too many sign-in attempts",
             Kind::NotAllowed => "Not allowed here",
+            Kind::StoreUnavailable => "Temporarily unavailable",
         }
     }
 }

@@ -20,6 +20,8 @@ use super::values::{self, Text};
 const DEFAULT_PREFIX: &str = "/_gateway";
 const DEFAULT_COOKIE: &str = "wgw_session";
 const MIN_KEY_BYTES: usize = 32;
+/// `[store] path` when none is written: beside the config file.
+const DEFAULT_STORE_FILE: &str = "wecom-gateway.db";
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -30,16 +32,20 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         .as_ref()
         .map(|s| compile_session(s, src))
         .transpose()?;
-    let store = compile_store(&f.store, src)?;
+    let store = compile_store(&f.store, src, dir)?;
 
-    let mut apps = BTreeMap::new();
-    for (name, app) in &f.apps {
-        apps.insert(name.clone(), Arc::new(compile_app(name, app, src)?));
-    }
     let mut upstreams = BTreeMap::new();
     for (name, up) in &f.upstreams {
         upstreams.insert(name.clone(), Arc::new(compile_upstream(name, up, src)?));
     }
+    let mut apps = BTreeMap::new();
+    for (name, app) in &f.apps {
+        apps.insert(
+            name.clone(),
+            Arc::new(compile_app(name, app, &upstreams, src)?),
+        );
+    }
+    super::callback::require_assertion_secret(&f, &apps, session.as_ref(), src)?;
 
     let mut routes = Vec::new();
     let mut locations = Vec::new();
@@ -370,7 +376,7 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
     })
 }
 
-fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
+fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreSettings> {
     let redis_url = match (&s.backend, &s.redis_url) {
         (StoreBackend::Redis, None) => {
             return Err(src.error(
@@ -403,8 +409,19 @@ fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
             "expected between \"1s\" and \"300s\"",
         ));
     }
+    let path = match &s.path {
+        Some(p) if s.backend != StoreBackend::Local => {
+            return Err(src.error(p.span(), "[store].path", "only for backend = \"local\""))
+        }
+        Some(p) if p.get_ref().as_str().is_empty() => {
+            return Err(src.error(p.span(), "[store].path", "must not be empty"))
+        }
+        Some(p) => dir.join(p.get_ref().as_str()),
+        None => dir.join(DEFAULT_STORE_FILE),
+    };
     Ok(StoreSettings {
         backend: s.backend,
+        path,
         redis_url,
         key_prefix: s
             .key_prefix
@@ -414,7 +431,12 @@ fn compile_store(s: &file::Store, src: &Source<'_>) -> Result<StoreSettings> {
     })
 }
 
-fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<App> {
+fn compile_app(
+    name: &str,
+    a: &Spanned<file::App>,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+    src: &Source<'_>,
+) -> Result<App> {
     let app_path = |key: &str| format!("[apps.{name}].{key}");
     let table_span = a.span();
     let a = a.get_ref();
@@ -549,7 +571,23 @@ fn compile_app(name: &str, a: &Spanned<file::App>, src: &Source<'_>) -> Result<A
         .as_ref()
         .map(|v| duration(v, &app_path("reauth_after"), src))
         .transpose()?;
+    let callback = match &a.callback {
+        None => None,
+        Some(cb) => {
+            let Credentials::Wecom { corp_id, .. } = &credentials else {
+                return Err(refuse(cb.span(), "callback", "wechat_mp"));
+            };
+            Some(super::callback::compile(
+                name,
+                cb,
+                vec![corp_id.clone()],
+                upstreams,
+                src,
+            )?)
+        }
+    };
     Ok(App {
+        callback,
         reauth_after,
         name: name.to_owned(),
         targets: AppTargets::new(name, api_base.as_str(), &credentials),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use super::values::{self, Text};
-pub use crate::domain::LoginMode;
+pub use crate::domain::{CallbackFormat, LoginMode};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +70,8 @@ pub struct Session {
 pub struct Store {
     #[serde(default)]
     pub backend: StoreBackend,
+    /// `local`: the database file, relative to the config file.
+    pub path: Option<Spanned<Text>>,
     pub redis_url: Option<Spanned<Text>>,
     pub key_prefix: Option<Text>,
     #[serde(default, deserialize_with = "values::opt_duration")]
@@ -79,7 +81,9 @@ pub struct Store {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreBackend {
+    /// One file on this machine (SPEC section 21): one instance, survives restarts and kill -9.
     #[default]
+    Local,
     Memory,
     Redis,
 }
@@ -105,6 +109,19 @@ pub struct App {
     pub qr_login_url: Option<Spanned<Text>>,
     pub jssdk_urls: Option<Vec<Spanned<Text>>>,
     pub reauth_after: Option<Spanned<Text>>,
+    /// SPEC section 18: WeCom's callbacks of this app, and where they go.
+    pub callback: Option<Spanned<Callback>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Callback {
+    pub token: Spanned<Text>,
+    pub encoding_aes_key: Spanned<Text>,
+    pub forward: Option<Spanned<Text>>,
+    pub forward_path: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub format: CallbackFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

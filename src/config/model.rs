@@ -8,7 +8,9 @@ use std::time::Duration;
 
 pub use super::file::{AppKind, ExternalContactMode, RewriteFlag, StoreBackend};
 /// The gateway's nouns and the credentials the config compiles into.
-pub use crate::domain::{Allow, App, AssertionKey, IdentityField, LoginMode, Upstream};
+pub use crate::domain::{
+    Allow, App, AssertionKey, Callback, CallbackFormat, Forward, IdentityField, LoginMode, Upstream,
+};
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
 use url::Url;
@@ -95,6 +97,8 @@ pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
 
 pub struct StoreSettings {
     pub backend: StoreBackend,
+    /// `local`: the database file, resolved against the config file's directory.
+    pub path: std::path::PathBuf,
     pub redis_url: Option<Secret>,
     pub key_prefix: String,
     /// How long one process may hold a key's refresh lock; a holder that dies frees it after

@@ -31,6 +31,10 @@ struct TicketPayload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     union: Option<String>,
     exp: u64,
+    /// When it was issued, for revocations (SPEC section 18); a ticket sealed before tickets
+    /// carried it reads as issued at 0, so any revocation of its pair refuses it.
+    #[serde(default)]
+    iat: u64,
 }
 
 /// The ticket `{prefix}/external-contact` hands to the page.
@@ -58,6 +62,7 @@ pub fn issue_ticket_until(
         ext: contact.external_userid.clone(),
         union: contact.unionid.clone(),
         exp,
+        iat: exp.saturating_sub(TICKET_TTL_SECS),
     };
     seal::seal(key, TICKET_AAD, &payload)
 }
@@ -70,6 +75,8 @@ pub enum TicketRejected {
     Expired,
     OtherCorp,
     OtherUser,
+    /// The member and the customer are no longer contacts (an event of SPEC section 18).
+    Revoked,
 }
 
 impl TicketRejected {
@@ -79,6 +86,7 @@ impl TicketRejected {
             TicketRejected::Expired => "expired",
             TicketRejected::OtherCorp => "other_corp",
             TicketRejected::OtherUser => "other_user",
+            TicketRejected::Revoked => "revoked",
         }
     }
 }
@@ -91,6 +99,17 @@ pub fn open_ticket(
     userid: &str,
     now: u64,
 ) -> Result<ExternalContact, TicketRejected> {
+    open_ticket_at(key, value, corp_id, userid, now).map(|(c, _)| c)
+}
+
+/// [`open_ticket`], and when the ticket was issued (Unix s).
+pub fn open_ticket_at(
+    key: &Key,
+    value: &str,
+    corp_id: &str,
+    userid: &str,
+    now: u64,
+) -> Result<(ExternalContact, u64), TicketRejected> {
     let p: TicketPayload = seal::open(key, TICKET_AAD, value).ok_or(TicketRejected::Unreadable)?;
     if p.corp != corp_id {
         return Err(TicketRejected::OtherCorp);
@@ -105,11 +124,27 @@ pub fn open_ticket(
     if !is_plain_id(&p.ext) || p.union.as_deref().is_some_and(|u| !is_plain_id(u)) {
         return Err(TicketRejected::Unreadable);
     }
-    Ok(ExternalContact {
-        external_userid: p.ext,
-        unionid: p.union,
-        name: String::new(),
-    })
+    Ok((
+        ExternalContact {
+            external_userid: p.ext,
+            unionid: p.union,
+            name: String::new(),
+        },
+        p.iat,
+    ))
+}
+
+/// Was this pair's ticket issued at `iat` revoked by `del_follow_user` /
+/// `del_external_contact` (SPEC section 18)?
+pub async fn ticket_revoked(
+    store: &dyn wecom_api::Store,
+    corp_id: &str,
+    userid: &str,
+    external_userid: &str,
+    iat: u64,
+) -> bool {
+    let key = crate::revocation::contact_key(corp_id, userid, external_userid);
+    crate::revocation::is_revoked(store, &key, iat).await
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

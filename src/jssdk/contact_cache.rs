@@ -67,6 +67,20 @@ impl<'a> ContactCache<'a> {
     }
 }
 
+impl ContactCache<'_> {
+    /// Forgets the pair's verification (the member and the customer are no longer contacts).
+    pub async fn forget(
+        &self,
+        corp_id: &str,
+        userid: &str,
+        external_userid: &str,
+    ) -> Result<(), wecom_api::StoreError> {
+        self.store
+            .forget_fact(&key(corp_id, userid, external_userid))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +116,9 @@ mod tests {
                 "{corp} {userid} {ext}"
             );
         }
+        cache.forget("ww1", "zhangsan", "wmC").await.unwrap();
+        assert_eq!(cache.get("ww1", "zhangsan", "wmC").await, None, "dropped");
+        cache.remember("ww1", "zhangsan", &contact("wmC")).await;
         clock.advance(CACHE_TTL);
         assert_eq!(cache.get("ww1", "zhangsan", "wmC").await, None, "forgotten");
     }

@@ -104,6 +104,7 @@ mod tests {
                 .unwrap(),
             jssdk_urls: vec![],
             reauth_after: None,
+            callback: None,
         }
     }
 

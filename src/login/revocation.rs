@@ -29,7 +29,8 @@ pub fn member_key(entry: &SessionEntry) -> Option<String> {
         (None, Some(corp)) => (corp, entry.userid.as_ref().or(entry.openid.as_ref())?),
         (None, None) => return None,
     };
-    Some(format!("revoked:member:{owner}:{who}"))
+    // The record `change_contact/delete_user` writes (crate::revocation): one key format.
+    Some(crate::revocation::member_key(owner, who))
 }
 
 /// `logout`: this session no longer opens, on any instance.

@@ -13,24 +13,21 @@ use crate::config::model::ExternalContactMode;
 use crate::identity::is_plain_id;
 use crate::jssdk::contact;
 use crate::login::now_secs;
+use wecom_api::Store;
 
 /// The request header that carries a contact ticket; removed before the upstream.
 pub const HEADER: &str = "wgw-contact";
 
-pub fn check(session: &Session, ctx: &mut Ctx, mode: ExternalContactMode) -> Result<(), Failure> {
+pub async fn check(
+    session: &Session,
+    ctx: &mut Ctx,
+    mode: ExternalContactMode,
+    store: &dyn Store,
+) -> Result<(), Failure> {
     let mut tickets = session.req_header().headers.get_all(HEADER).iter();
     let chosen = match (tickets.next(), tickets.next()) {
-        (None, _) => ctx
-            .session_contact
-            .as_ref()
-            .filter(|c| is_plain_id(&c.external_userid))
-            .map(|c| {
-                (
-                    c.external_userid.clone(),
-                    c.unionid.clone().filter(|u| is_plain_id(u)),
-                )
-            }),
-        (Some(ticket), None) => from_ticket(ticket, ctx),
+        (None, _) => from_session(ctx, store).await,
+        (Some(ticket), None) => from_ticket(ticket, ctx, store).await,
         (Some(_), Some(_)) => {
             refused(ctx, "several_tickets");
             None
@@ -60,8 +57,37 @@ fn refused(ctx: &Ctx, reason: &'static str) {
     );
 }
 
-/// The contact of a `WGW-Contact` ticket, when it opens for this session.
-fn from_ticket(value: &http::HeaderValue, ctx: &Ctx) -> Option<(String, Option<String>)> {
+/// The session's current contact, unless its pair was revoked (SPEC section 18's
+/// `del_follow_user` / `del_external_contact`): the session does not say when its contact was
+/// verified, so any revocation of the pair still on record refuses it (the page's own tickets,
+/// issued after a new verification, are not refused).
+async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<String>)> {
+    let c = ctx
+        .session_contact
+        .as_ref()
+        .filter(|c| is_plain_id(&c.external_userid))?;
+    if let Some(identity) = ctx.identity.as_ref() {
+        if let (Some(corp), Some(userid)) =
+            (identity.corp_id.as_deref(), identity.userid.as_deref())
+        {
+            if contact::ticket_revoked(store, corp, userid, &c.external_userid, 0).await {
+                return None;
+            }
+        }
+    }
+    Some((
+        c.external_userid.clone(),
+        c.unionid.clone().filter(|u| is_plain_id(u)),
+    ))
+}
+
+/// The contact of a `WGW-Contact` ticket, when it opens for this session and its pair was not
+/// revoked since it was issued.
+async fn from_ticket(
+    value: &http::HeaderValue,
+    ctx: &Ctx,
+    store: &dyn Store,
+) -> Option<(String, Option<String>)> {
     let identity = ctx.identity.as_ref()?;
     let key = &ctx.config.session.as_ref()?.key;
     let opened = match (
@@ -70,7 +96,16 @@ fn from_ticket(value: &http::HeaderValue, ctx: &Ctx) -> Option<(String, Option<S
         identity.userid.as_deref(),
     ) {
         (Ok(v), Some(corp), Some(userid)) => {
-            contact::open_ticket(key, v.trim(), corp, userid, now_secs())
+            match contact::open_ticket_at(key, v.trim(), corp, userid, now_secs()) {
+                Ok((c, iat)) => {
+                    if contact::ticket_revoked(store, corp, userid, &c.external_userid, iat).await {
+                        Err(contact::TicketRejected::Revoked)
+                    } else {
+                        Ok(c)
+                    }
+                }
+                Err(e) => Err(e),
+            }
         }
         _ => Err(contact::TicketRejected::Unreadable),
     };

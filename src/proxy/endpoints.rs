@@ -2,8 +2,9 @@
 
 use pingora::proxy::Session;
 
-use super::{jssdk_endpoints, login_endpoints, Ctx};
+use super::{callback_endpoint, jssdk_endpoints, login_endpoints, Ctx};
 use crate::answers::{self, Answer, Failure, Form, Kind};
+use crate::callback::Callbacks;
 use crate::provider::Provider;
 
 /// The rest of the path when it is under the prefix (`/_gateway` or `/_gateway/...`).
@@ -17,7 +18,11 @@ pub async fn handle(
     ctx: &mut Ctx,
     rest: &[u8],
     provider: &Provider,
+    callbacks: &Callbacks,
 ) -> Result<Answer, Failure> {
+    if let Some(app) = rest.strip_prefix(b"/callback/") {
+        return callback_endpoint::handle(session, ctx, app, callbacks).await;
+    }
     use http::Method;
     let method = session.req_header().method.clone();
     let read = matches!(method, Method::GET | Method::HEAD);

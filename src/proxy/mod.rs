@@ -1,6 +1,7 @@
 //! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
 //! hands the work to the module that owns it.
 
+mod callback_endpoint;
 mod contact_gate;
 mod ctx;
 mod endpoints;
@@ -39,6 +40,8 @@ pub struct Gateway {
     pub inflight: Arc<AtomicUsize>,
     /// The one WeCom / WeChat API client, shared with the qyapi endpoint.
     pub provider: Provider,
+    /// WeCom's callbacks: the queue and the store they are kept in.
+    pub callbacks: Arc<crate::callback::Callbacks>,
 }
 
 /// What the pipeline decided for a request that did not fail.
@@ -96,7 +99,7 @@ impl Gateway {
         // Step 3: the gateway's own endpoints.
         let config = ctx.config.clone();
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
-            return endpoints::handle(session, ctx, rest, &self.provider)
+            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks)
                 .await
                 .map(Next::Answer);
         }
@@ -152,7 +155,13 @@ impl Gateway {
                 crate::access::admit(&config, &self.provider, area, ctx.identity.as_ref()).await?;
             }
             if area.external_contact != ExternalContactMode::None {
-                contact_gate::check(session, ctx, area.external_contact)?;
+                contact_gate::check(
+                    session,
+                    ctx,
+                    area.external_contact,
+                    &**self.provider.store(),
+                )
+                .await?;
             }
         }
         match handler {

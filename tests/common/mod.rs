@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod callbacks;
 pub mod chrome;
 pub mod raw;
 pub mod redis_server;
@@ -130,6 +131,26 @@ impl Gateway {
         };
         gw.wait_ready();
         gw
+    }
+
+    /// Starts the process again (after it exited or was killed) on the same config, ports,
+    /// directory and log.
+    pub fn restart(mut self) -> Gateway {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("run").arg("-c").arg(&self.config_path);
+        cmd.env(CLOCK_CONTROL, "1");
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn wecom-gateway"));
+        self.wait_ready();
+        self
     }
 
     fn wait_ready(&mut self) {

@@ -47,7 +47,9 @@ pub use fetch::{CacheTarget, Fetch, Fetched};
 pub use observe::{Observer, RetryReason, Unobserved};
 pub use request::{errcode_of, ApiRequest, ApiResponse};
 pub use secret::Secret;
-pub use store::{Cached, FallbackStore, MemoryStore, RedisStore, Store, StoreError};
+pub use store::{
+    Cached, FallbackStore, LocalStore, MemoryStore, RedisStore, Store, StoreError, Sweeper,
+};
 pub use target::{AppTargets, TokenTarget};
 pub use throttle::Throttle;
 pub use xml::{XmlError, XmlMessage, XmlValue};

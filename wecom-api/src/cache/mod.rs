@@ -147,7 +147,16 @@ impl<F: Fetch> TokenCache<F> {
                 Freshness::Expired => {}
             }
         }
-        self.refresh(target).await.map(|c| c.value)
+        let c = self.refresh(target).await?;
+        if c.expires_at > c.fetched_at && this.clock.now_ms() >= c.expires_at {
+            // Alive when fetched, dead now: the flight joined was an early refresh that ended
+            // after the expiry (a slow store write: the local store's fsync) with WeCom's same
+            // value. One more refresh fetches a live one. (A value dead when fetched — WeCom
+            // handing back what this process's clock already buried — is used as WeCom gave
+            // it: asking again would get the same.)
+            return self.refresh(target).await.map(|c| c.value);
+        }
+        Ok(c.value)
     }
 
     /// Compare-and-expire (SPEC section 11): forgets `failed` only if it is still the cached

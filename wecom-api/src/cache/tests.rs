@@ -325,3 +325,85 @@ async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
     assert_eq!(c.expires_at, c.fetched_at + 7_200_000);
     assert_eq!(fake.calls(), 3);
 }
+
+/// A memory store whose next `set` waits, once armed, until released: a slow disk.
+struct SlowWrite {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Store for SlowWrite {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.set(key, value).await
+    }
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        self.inner.expire_if(key, value).await
+    }
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        self.inner.lock(key, ttl).await
+    }
+    async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.unlock(key, id).await
+    }
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_fact(key).await
+    }
+    async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_fact(key, v, ttl).await
+    }
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.claim(key, ttl).await
+    }
+    fn name(&self) -> &'static str {
+        "slow-write"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_joining_an_early_refresh_that_ends_after_the_expiry_gets_a_live_value() {
+    // The early refresh fetches 100 ms before the value dies and WeCom hands back the same
+    // value; its store write is slow and ends after the death. A request that joined that
+    // refresh must not be given the dead value.
+    let clock = Clock::system();
+    let slow = Arc::new(SlowWrite {
+        inner: MemoryStore::new(clock.clone()),
+        armed: std::sync::atomic::AtomicBool::new(false),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let fake = Arc::new(Fake::default());
+    let cache = cache(slow.clone(), &fake, &clock);
+    let t = target("ww");
+    for _ in 0..2 {
+        fake.queued.lock().unwrap().push_back(Fetched {
+            value: "same".into(),
+            expires_in: 10,
+        });
+    }
+    assert_eq!(&*cache.get(&t).await.unwrap(), "same");
+    clock.advance(Duration::from_millis(9_900));
+    slow.armed.store(true, Ordering::SeqCst);
+    let entered = slow.entered.notified();
+    assert_eq!(&*cache.get(&t).await.unwrap(), "same", "stale, still valid");
+    entered.await;
+    // The refresh fetched and is writing; the value dies meanwhile.
+    clock.advance(Duration::from_millis(200));
+    let s2 = slow.clone();
+    tokio::spawn(async move {
+        // Once the request below has joined the refresh (it does so at once).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s2.release.notify_one();
+    });
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v3");
+    assert_eq!(fake.calls(), 3);
+}

@@ -37,6 +37,16 @@ impl MemoryStore {
         self.tokens.remove(key);
     }
 
+    /// A token read back from a file at start-up.
+    pub(crate) fn insert_token(&self, key: &str, value: Cached) {
+        self.tokens.insert(key.to_owned(), value);
+    }
+
+    /// A fact read back from a file at start-up, with the Unix ms it lapses at.
+    pub(crate) fn insert_fact(&self, key: &str, value: &str, until: u64) {
+        self.facts.insert(key.to_owned(), (value.to_owned(), until));
+    }
+
     fn sweep_now_and_then(&self, now: u64) {
         let n = self
             .writes

@@ -1,11 +1,13 @@
 //! Where tokens, tickets and other short-lived shared values live between fetches.
 //!
-//! [`MemoryStore`] serves one process; [`RedisStore`] implements the same trait so that a
-//! cluster shares one token per key and one refresh at a time (SPEC section 11);
+//! [`MemoryStore`] serves one process and forgets at exit; [`LocalStore`] serves one process
+//! and keeps everything in a file (SPEC section 21); [`RedisStore`] implements the same trait
+//! so that a cluster shares one token per key and one refresh at a time (SPEC section 11);
 //! [`FallbackStore`] keeps this process's copy under a shared store for when it stops
 //! answering (SPEC section 15).
 
 mod fallback;
+mod local;
 mod memory;
 mod redis;
 
@@ -15,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use fallback::FallbackStore;
+pub use local::{LocalStore, Sweeper};
 pub use memory::MemoryStore;
 pub use redis::{decode, encode, RedisStore};
 
@@ -60,8 +63,14 @@ pub trait Store: Send + Sync + 'static {
     /// A fact stored by [`Store::put_fact`] and not yet expired.
     async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError>;
 
-    /// Keeps `value` under `key` for `ttl`, replacing whatever was there.
+    /// Keeps `value` under `key` for `ttl`, replacing whatever was there. A zero `ttl`
+    /// forgets the fact, in every implementation.
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Forgets a fact (a verification that no longer holds).
+    async fn forget_fact(&self, key: &str) -> Result<(), StoreError> {
+        self.put_fact(key, "", Duration::ZERO).await
+    }
 
     /// Keeps the fact `key` for `ttl` unless it is already there: `true` only the first time,
     /// in the whole cluster with a shared store (a login state's first callback; a page's
@@ -73,7 +82,7 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// `memory`, `redis`: how `/readyz` names the store.
+    /// `memory`, `local`, `redis`: how `/readyz` names the store.
     fn name(&self) -> &'static str;
 }
 

@@ -1,0 +1,372 @@
+//! Delivery to the CRM (SPEC section 18): one worker per app with a `callback`, in order, until
+//! a 2xx; anything else is retried with backoff — 1 s doubling to 5 min — for 24 hours from
+//! when the event was queued. After that the event is parked (kept 7 days in the store,
+//! logged with its id, counted as `dead`) and the next one comes up: a CRM down for more than
+//! a day gets what arrived in its last day, not a queue blocked for ever.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use sha2::Sha256;
+use wecom_api::{Throttle, XmlMessage};
+
+use super::event::{self, Event};
+use super::queue::{EventQueue, Queued};
+use super::{reactions, Callbacks};
+use crate::config::model::{App, CallbackFormat, Config, Credentials, Forward};
+use crate::metrics::METRICS;
+
+/// The first retry waits this long; each next one twice as long, up to [`BACKOFF_MAX`].
+pub const BACKOFF_START: Duration = Duration::from_secs(1);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Retried for this long after it was queued; then parked.
+pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// An idle worker looks again this often even if nothing woke it.
+const IDLE: Duration = Duration::from_secs(1);
+/// While waiting or delivering, the lease (Redis) is renewed this often.
+const RENEW_EVERY: Duration = Duration::from_millis(500);
+
+/// The wait before retry number `failures` (1 = after the first failure).
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    BACKOFF_START
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX)
+}
+
+/// `X-Gateway-Signature`: `sha256=` and the hex HMAC-SHA256 of the body with
+/// `assertion_secret`, as GitHub signs its webhooks, so CRMs know how to check it.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The body the CRM receives: the plaintext as WeCom sent it, or its JSON rendering.
+pub fn body(format: CallbackFormat, message: &str) -> Option<String> {
+    match format {
+        CallbackFormat::Xml => Some(message.to_owned()),
+        CallbackFormat::Json => XmlMessage::parse(message).ok().map(|m| m.to_json()),
+    }
+}
+
+pub struct Delivery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<ArcSwap<Config>>,
+    callbacks: Arc<Callbacks>,
+    http: reqwest::Client,
+    logged: Throttle<(String, &'static str)>,
+}
+
+impl Delivery {
+    pub fn new(config: Arc<ArcSwap<Config>>, callbacks: Arc<Callbacks>) -> Delivery {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client builds");
+        Delivery {
+            inner: Arc::new(Inner {
+                config,
+                callbacks,
+                http,
+                logged: Throttle::per_minute(),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Delivery {
+    /// Starts a worker for every app with a `callback`, also for apps added by a reload.
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut workers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            for (name, app) in self.inner.config.load().apps.iter() {
+                if app.callback.is_some() && !workers.contains_key(name) {
+                    let inner = self.inner.clone();
+                    let name2 = name.clone();
+                    workers.insert(
+                        name.clone(),
+                        tokio::spawn(async move { inner.work(&name2).await }),
+                    );
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(IDLE) => {}
+            }
+        }
+        // A delivery cut short here was not acknowledged: it is delivered again after the
+        // restart (or by another instance), with the same event id.
+        for (name, w) in workers {
+            w.abort();
+            self.inner.callbacks.queue.resign(&name).await;
+        }
+    }
+}
+
+enum Attempt {
+    Delivered,
+    Failed(String),
+}
+
+impl Inner {
+    fn queue(&self) -> &dyn EventQueue {
+        &*self.callbacks.queue
+    }
+
+    fn warn(&self, app: &str, what: &'static str, detail: &str) {
+        if self
+            .logged
+            .due((app.to_owned(), what), crate::clock::clock().now_ms())
+        {
+            tracing::warn!(
+                app,
+                what,
+                detail,
+                "callback delivery (logged once a minute)"
+            );
+        }
+    }
+
+    async fn work(&self, app: &str) {
+        let mut failures = 0u32;
+        // The event whose reactions this worker already applied.
+        let mut reacted: Option<String> = None;
+        loop {
+            match self.queue().lead(app).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    failures = 0;
+                    self.queue().wait(app, IDLE).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.warn(app, "queue unreachable", &e.to_string());
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+            }
+            if let Ok(d) = self.queue().depth(app).await {
+                METRICS
+                    .event_queue_depth
+                    .with_label_values(&[app])
+                    .set(d as i64);
+            }
+            let head = match self.queue().head(app).await {
+                Ok(Some(h)) => h,
+                Ok(None) => {
+                    self.queue().wait(app, IDLE).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.warn(app, "queue unreachable", &e.to_string());
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+            };
+            let config = self.config.load_full();
+            let Some(a) = config.apps.get(app).filter(|a| a.callback.is_some()) else {
+                // Its callback was removed by a reload: the events wait for it to come back.
+                self.warn(app, "events queued for an app without callback", "");
+                tokio::time::sleep(IDLE * 5).await;
+                continue;
+            };
+            let msg = XmlMessage::parse(&head.event.message).unwrap_or_default();
+            let label = event::label(&msg);
+            if reacted.as_deref() != Some(head.event.id.as_str()) {
+                if let Err(e) = self.react(&config, a, &msg, &head.event).await {
+                    self.warn(app, "reaction not stored", &e.to_string());
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+                reacted = Some(head.event.id.clone());
+            }
+            let cb = a.callback.as_ref().expect("filtered");
+            let attempt = match &cb.forward {
+                None => Attempt::Delivered,
+                Some(fwd) => {
+                    let post = self.post(&config, a, fwd, cb.format, &head.event);
+                    self.renewing(app, post).await
+                }
+            };
+            match attempt {
+                Attempt::Delivered => {
+                    if let Err(e) = self.queue().ack(app, &head).await {
+                        self.warn(app, "ack failed", &e.to_string());
+                        tokio::time::sleep(IDLE).await;
+                        continue;
+                    }
+                    failures = 0;
+                    METRICS
+                        .events
+                        .with_label_values(&[app, label, "delivered"])
+                        .inc();
+                }
+                Attempt::Failed(why) => {
+                    failures += 1;
+                    METRICS
+                        .events
+                        .with_label_values(&[app, label, "failed"])
+                        .inc();
+                    self.warn(app, "the CRM did not take an event; retrying", &why);
+                    let age = crate::clock::clock()
+                        .now_ms()
+                        .saturating_sub(head.event.queued_at);
+                    if age >= RETRY_FOR.as_millis() as u64 {
+                        self.give_up(app, label, &head).await;
+                        failures = 0;
+                    } else {
+                        self.renewing(app, tokio::time::sleep(backoff(failures)))
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn give_up(&self, app: &str, label: &'static str, head: &Queued) {
+        match self.queue().park(app, head).await {
+            Ok(()) => {
+                METRICS
+                    .events
+                    .with_label_values(&[app, label, "dead"])
+                    .inc();
+                tracing::error!(
+                    app,
+                    event = label,
+                    event_id = %head.event.id,
+                    "callback event not delivered for 24 hours: parked (kept 7 days), the next one goes on"
+                );
+            }
+            Err(e) => self.warn(app, "parking failed", &e.to_string()),
+        }
+    }
+
+    /// The reactions again, as of when the event was queued (idempotent).
+    async fn react(
+        &self,
+        config: &Config,
+        app: &App,
+        msg: &XmlMessage,
+        e: &Event,
+    ) -> Result<(), wecom_api::StoreError> {
+        let Credentials::Wecom { corp_id, .. } = &app.credentials else {
+            return Ok(());
+        };
+        let ttl = reactions::session_ttl(config);
+        for r in event::reactions(corp_id, msg) {
+            reactions::apply(&*self.callbacks.store, &r, e.queued_at / 1000, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` while renewing the app's lease, so that a slow CRM does not hand the app
+    /// to another instance in the middle of a delivery.
+    async fn renewing<T>(&self, app: &str, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep(RENEW_EVERY) => {
+                    let _ = self.queue().lead(app).await;
+                }
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        config: &Config,
+        app: &App,
+        fwd: &Forward,
+        format: CallbackFormat,
+        e: &Event,
+    ) -> Attempt {
+        let Some(body) = body(format, &e.message) else {
+            return Attempt::Failed("the message has no JSON rendering".into());
+        };
+        let (corp, agent) = match &app.credentials {
+            Credentials::Wecom {
+                corp_id, agent_id, ..
+            } => (corp_id.as_str(), agent_id.to_string()),
+            _ => ("", String::new()),
+        };
+        let up = &fwd.upstream;
+        let mut req = self
+            .http
+            .post(format!("http://{}{}", up.addr, fwd.path))
+            .timeout(up.connect_timeout + up.read_timeout)
+            .header("host", up.authority.as_str())
+            .header("content-type", format.content_type())
+            .header("x-wecom-corpid", corp)
+            .header("x-wecom-agentid", agent)
+            .header("x-gateway-event-id", e.id.as_str());
+        if let Some(secret) = config
+            .session
+            .as_ref()
+            .and_then(|s| s.assertion_secret.as_ref())
+        {
+            req = req.header(
+                "x-gateway-signature",
+                signature(secret.expose().as_bytes(), body.as_bytes()),
+            );
+        }
+        match req.body(body).send().await {
+            Ok(r) if r.status().is_success() => Attempt::Delivered,
+            Ok(r) => Attempt::Failed(format!("HTTP {}", r.status().as_u16())),
+            Err(e) if e.is_timeout() => Attempt::Failed("timed out".into()),
+            Err(e) if e.is_connect() => Attempt::Failed("could not connect".into()),
+            Err(e) => Attempt::Failed(format!("{e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_second_to_five_minutes() {
+        let waits: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+        // Enough tries fit in the 24 hours: it is retried, not given up after a few.
+        let mut t = Duration::ZERO;
+        let mut n = 0;
+        while t < RETRY_FOR {
+            n += 1;
+            t += backoff(n);
+        }
+        assert!(n > 280, "{n} tries in a day");
+    }
+
+    #[test]
+    fn the_signature_is_a_hex_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_crm_gets_the_plaintext_or_its_json() {
+        let xml = "<xml><ToUserName><![CDATA[ww1]]></ToUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType></xml>";
+        assert_eq!(body(CallbackFormat::Xml, xml).as_deref(), Some(xml));
+        let json: serde_json::Value =
+            serde_json::from_str(&body(CallbackFormat::Json, xml).unwrap()).unwrap();
+        assert_eq!(json["ToUserName"], "ww1");
+        assert_eq!(json["MsgType"], "event");
+    }
+}

@@ -1,0 +1,332 @@
+//! A received callback as the queue keeps it, and what can be read off it without I/O: its
+//! metric label, its de-duplication key and what the gateway itself must do about it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wecom_api::{XmlMessage, XmlValue};
+
+/// One queued callback. Everything the delivery needs is here, so that a restarted process
+/// (or another instance) delivers it exactly as the first would have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `X-Gateway-Event-Id`: given once, when queued; the same on every retry, so the CRM can
+    /// tell a redelivery from a new event.
+    pub id: String,
+    pub app: String,
+    /// Unix ms, the gateway's clock, when it was queued.
+    pub queued_at: u64,
+    /// The decrypted plaintext, exactly as WeCom sent it.
+    pub message: String,
+    /// The [`dedup_key`] it was queued under.
+    pub dedup: String,
+}
+
+impl Event {
+    pub fn new(app: &str, message: String, dedup: String, now_ms: u64) -> Event {
+        Event {
+            id: format!("{:032x}", rand::random::<u128>()),
+            app: app.to_owned(),
+            queued_at: now_ms,
+            message,
+            dedup,
+        }
+    }
+}
+
+/// The de-duplication key (SPEC section 18): WeCom retries a message it did not hear back
+/// about in 5 s, three times, the same plaintext each time.
+///
+/// - a message with a `MsgId`: that id;
+/// - anything else (events, third-party `InfoType` notices): a digest of every top-level
+///   field, which covers `FromUserName`, `CreateTime`, `Event`, `ChangeType`, the ids (and
+///   `SuiteId`, `InfoType`, `TimeStamp`). Taking every field rather than a chosen few means two
+///   events that differ in anything (`update_tag` adding two lists within one second) are
+///   never taken for one another: over-eager de-duplication loses events, and a retry is
+///   byte-for-byte the same message anyway.
+pub fn dedup_key(msg: &XmlMessage) -> String {
+    if let Some(id) = msg.get("MsgId").filter(|v| !v.is_empty()) {
+        return format!("msg:{id}");
+    }
+    let mut h = Sha256::new();
+    hash_fields(&mut h, &msg.fields);
+    format!("sum:{}", hex::encode(&h.finalize()[..16]))
+}
+
+fn hash_fields(h: &mut Sha256, fields: &[(String, XmlValue)]) {
+    for (name, value) in fields {
+        // Lengths first: no two different field lists hash the same bytes.
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        match value {
+            XmlValue::Text(t) => {
+                h.update([0]);
+                h.update((t.len() as u64).to_be_bytes());
+                h.update(t.as_bytes());
+            }
+            XmlValue::Children(c) => {
+                h.update([1]);
+                h.update((c.len() as u64).to_be_bytes());
+                hash_fields(h, c);
+            }
+        }
+    }
+}
+
+/// The `event` label of `wgw_events_total`: from this fixed set, `other` for anything else,
+/// so that nothing WeCom (or a forger with the key) sends becomes a new time series.
+const LABELS: &[&str] = &[
+    "change_contact/create_user",
+    "change_contact/update_user",
+    "change_contact/delete_user",
+    "change_contact/create_party",
+    "change_contact/update_party",
+    "change_contact/delete_party",
+    "change_contact/update_tag",
+    "change_external_contact/add_external_contact",
+    "change_external_contact/edit_external_contact",
+    "change_external_contact/add_half_external_contact",
+    "change_external_contact/del_external_contact",
+    "change_external_contact/del_follow_user",
+    "change_external_contact/transfer_fail",
+    "change_external_chat/create",
+    "change_external_chat/update",
+    "change_external_chat/dismiss",
+    "change_external_tag/create",
+    "change_external_tag/update",
+    "change_external_tag/delete",
+    "subscribe",
+    "unsubscribe",
+    "enter_agent",
+    "click",
+    "view",
+    "batch_job_result",
+    "msg/text",
+    "msg/image",
+    "msg/voice",
+    "msg/video",
+    "msg/location",
+    "msg/link",
+    "suite_ticket",
+    "create_auth",
+    "change_auth",
+    "cancel_auth",
+    "reset_permanent_code",
+];
+
+pub fn label(msg: &XmlMessage) -> &'static str {
+    let candidate = if let Some(info) = msg.get("InfoType") {
+        info.to_owned()
+    } else if msg.get("MsgType") == Some("event") {
+        let event = msg.get("Event").unwrap_or_default();
+        match msg.get("ChangeType") {
+            Some(c) => format!("{event}/{c}"),
+            None => event.to_owned(),
+        }
+    } else {
+        format!("msg/{}", msg.get("MsgType").unwrap_or_default())
+    };
+    LABELS
+        .iter()
+        .find(|l| **l == candidate)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// What the gateway does itself about an event (SPEC section 18), before the CRM hears of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// `change_contact/delete_user`: every session of this member ends, on every instance.
+    EndMember { corp: String, userid: String },
+    /// `del_follow_user` / `del_external_contact`: the pair's verification is dropped and
+    /// its page tickets refuse.
+    DropContact {
+        corp: String,
+        userid: String,
+        external_userid: String,
+    },
+}
+
+/// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
+/// checked against), never a field of the message: `ToUserName` is only what the sender says.
+pub fn reactions(corp: &str, msg: &XmlMessage) -> Vec<Reaction> {
+    let field = |n: &str| msg.get(n).filter(|v| !v.is_empty()).map(str::to_owned);
+    if msg.get("MsgType") != Some("event") {
+        return Vec::new();
+    }
+    match (msg.get("Event"), msg.get("ChangeType")) {
+        (Some("change_contact"), Some("delete_user")) => field("UserID")
+            .map(|userid| Reaction::EndMember {
+                corp: corp.to_owned(),
+                userid,
+            })
+            .into_iter()
+            .collect(),
+        (Some("change_external_contact"), Some("del_follow_user" | "del_external_contact")) => {
+            match (field("UserID"), field("ExternalUserID")) {
+                (Some(userid), Some(external_userid)) => vec![Reaction::DropContact {
+                    corp: corp.to_owned(),
+                    userid,
+                    external_userid,
+                }],
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(pairs: &[(&str, &str)]) -> XmlMessage {
+        XmlMessage::from_pairs(pairs.iter().copied())
+    }
+
+    fn event(change: &str, extra: &[(&str, &str)]) -> XmlMessage {
+        let mut p = vec![
+            ("ToUserName", "ww1"),
+            ("FromUserName", "sys"),
+            ("CreateTime", "1700000000"),
+            ("MsgType", "event"),
+            ("Event", "change_external_contact"),
+            ("ChangeType", change),
+        ];
+        p.extend_from_slice(extra);
+        msg(&p)
+    }
+
+    #[test]
+    fn retries_share_a_key_and_different_events_never_do() {
+        let a = event(
+            "del_follow_user",
+            &[("UserID", "zhangsan"), ("ExternalUserID", "wmA")],
+        );
+        assert_eq!(dedup_key(&a), dedup_key(&a.clone()));
+        let differing: &[XmlMessage] = &[
+            event(
+                "del_follow_user",
+                &[("UserID", "zhangsan"), ("ExternalUserID", "wmB")],
+            ),
+            event(
+                "del_follow_user",
+                &[("UserID", "lisi"), ("ExternalUserID", "wmA")],
+            ),
+            event(
+                "del_external_contact",
+                &[("UserID", "zhangsan"), ("ExternalUserID", "wmA")],
+            ),
+            event(
+                "del_follow_user",
+                &[
+                    ("UserID", "zhangsan"),
+                    ("ExternalUserID", "wmA"),
+                    ("Source", "x"),
+                ],
+            ),
+            // Field boundaries: "ab"+"c" is not "a"+"bc".
+            event(
+                "del_follow_user",
+                &[("UserID", "zhangsanw"), ("ExternalUserID", "mA")],
+            ),
+        ];
+        for d in differing {
+            assert_ne!(dedup_key(&a), dedup_key(d), "{d:?}");
+        }
+        let text = |id: &str, content: &str| {
+            msg(&[("MsgType", "text"), ("Content", content), ("MsgId", id)])
+        };
+        assert_eq!(dedup_key(&text("42", "a")), "msg:42");
+        assert_eq!(
+            dedup_key(&text("42", "a")),
+            dedup_key(&text("42", "b")),
+            "MsgId decides"
+        );
+        assert_ne!(dedup_key(&text("42", "a")), dedup_key(&text("43", "a")));
+    }
+
+    #[test]
+    fn labels_come_from_a_fixed_set() {
+        let cases: &[(XmlMessage, &str)] = &[
+            (
+                event("del_follow_user", &[]),
+                "change_external_contact/del_follow_user",
+            ),
+            (event("made_up_by_a_forger", &[]), "other"),
+            (
+                msg(&[
+                    ("MsgType", "event"),
+                    ("Event", "change_contact"),
+                    ("ChangeType", "delete_user"),
+                ]),
+                "change_contact/delete_user",
+            ),
+            (
+                msg(&[("MsgType", "event"), ("Event", "enter_agent")]),
+                "enter_agent",
+            ),
+            (msg(&[("MsgType", "text"), ("Content", "hi")]), "msg/text"),
+            (msg(&[("MsgType", "x\n{y}")]), "other"),
+            (
+                msg(&[("SuiteId", "ww1"), ("InfoType", "suite_ticket")]),
+                "suite_ticket",
+            ),
+            (msg(&[]), "other"),
+        ];
+        for (m, want) in cases {
+            assert_eq!(label(m), *want, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn reactions_of_the_events_that_end_sessions_and_contacts() {
+        let delete = msg(&[
+            ("ToUserName", "wwForged"),
+            ("MsgType", "event"),
+            ("Event", "change_contact"),
+            ("ChangeType", "delete_user"),
+            ("UserID", "zhangsan"),
+        ]);
+        assert_eq!(
+            reactions("ww1", &delete),
+            [Reaction::EndMember {
+                corp: "ww1".into(),
+                userid: "zhangsan".into()
+            }],
+            "the corp is the app's, not the message's"
+        );
+        for change in ["del_follow_user", "del_external_contact"] {
+            let e = event(change, &[("UserID", "zhangsan"), ("ExternalUserID", "wmA")]);
+            assert_eq!(
+                reactions("ww1", &e),
+                [Reaction::DropContact {
+                    corp: "ww1".into(),
+                    userid: "zhangsan".into(),
+                    external_userid: "wmA".into()
+                }]
+            );
+        }
+        let none: &[XmlMessage] = &[
+            event(
+                "add_external_contact",
+                &[("UserID", "zhangsan"), ("ExternalUserID", "wmA")],
+            ),
+            event("del_follow_user", &[("UserID", "zhangsan")]),
+            msg(&[
+                ("MsgType", "event"),
+                ("Event", "change_contact"),
+                ("ChangeType", "delete_user"),
+                ("UserID", ""),
+            ]),
+            msg(&[
+                ("MsgType", "text"),
+                ("Event", "change_contact"),
+                ("ChangeType", "delete_user"),
+                ("UserID", "zhangsan"),
+            ]),
+        ];
+        for m in none {
+            assert!(reactions("ww1", m).is_empty(), "{m:?}");
+        }
+    }
+}

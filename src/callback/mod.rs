@@ -1,0 +1,138 @@
+//! WeCom's callbacks (SPEC section 18): verified, decrypted, durably queued, acted on and
+//! forwarded to the CRM.
+//!
+//! A callback's path:
+//! 1. [`receive`] checks it (size, signature, decryption, receive id, time window) — pure;
+//! 2. the app kind's hook reads what the gateway must do itself ([`event::reactions`]: a deleted
+//!    member's sessions end, a removed customer's tickets refuse), applied to the store at once;
+//! 3. the event is pushed to the [`queue`] under its de-duplication key, durably;
+//! 4. only then does WeCom hear `success` (a failure before that is a 503: WeCom retries);
+//! 5. [`delivery`] workers, one per app, apply the reactions again (idempotent: a crash
+//!    between steps 2 and 3 is healed by WeCom's retry, one after step 3 by this) and POST the
+//!    event to the CRM, in order, until a 2xx.
+
+pub mod delivery;
+pub mod event;
+pub mod queue;
+pub mod reactions;
+pub mod receive;
+
+use std::sync::Arc;
+
+use wecom_api::{Store, Throttle};
+
+use crate::config::model::{App, Config, Credentials};
+use crate::metrics::METRICS;
+use event::Event;
+use queue::{EventQueue, Pushed};
+use receive::Refusal;
+
+/// Why a callback was not taken.
+#[derive(Debug)]
+pub enum Failure {
+    /// No such app, or an app without `callback`: its URL does not exist.
+    NotFound,
+    /// Bad input: 400, nothing queued.
+    Refused(Refusal),
+    /// The store did not take it: 503, so that WeCom tries again.
+    Unavailable(String),
+}
+
+/// The endpoint's side: the queue and the store, shared with the delivery workers.
+pub struct Callbacks {
+    pub queue: Arc<dyn EventQueue>,
+    pub store: Arc<dyn Store>,
+    /// Refusals are logged once a minute per (app, reason): a flood must not flood the log.
+    refused: Throttle<(String, &'static str)>,
+}
+
+impl Callbacks {
+    pub fn new(queue: Arc<dyn EventQueue>, store: Arc<dyn Store>) -> Callbacks {
+        Callbacks {
+            queue,
+            store,
+            refused: Throttle::per_minute(),
+        }
+    }
+
+    fn app<'c>(config: &'c Config, name: &str) -> Result<&'c App, Failure> {
+        config
+            .apps
+            .get(name)
+            .filter(|a| a.callback.is_some())
+            .map(|a| &**a)
+            .ok_or(Failure::NotFound)
+    }
+
+    /// `GET`: WeCom checks the URL; the answer is the decrypted `echostr`.
+    pub fn verify_url(&self, config: &Config, app: &str, query: &[u8]) -> Result<String, Failure> {
+        let a = Self::app(config, app)?;
+        let cb = a.callback.as_ref().expect("filtered");
+        receive::verify_url(cb, query, crate::clock::now_secs()).map_err(|r| self.refuse(app, r))
+    }
+
+    /// `POST`: a message or event, queued durably before `Ok`.
+    pub async fn accept(
+        &self,
+        config: &Config,
+        app: &str,
+        query: &[u8],
+        body: &[u8],
+    ) -> Result<Pushed, Failure> {
+        let a = Self::app(config, app)?;
+        let cb = a.callback.as_ref().expect("filtered");
+        let clock = crate::clock::clock();
+        let (plain, msg) =
+            receive::message(cb, query, body, clock.now_secs()).map_err(|r| self.refuse(app, r))?;
+        let label = event::label(&msg);
+        let event = Event::new(app, plain, event::dedup_key(&msg), clock.now_ms());
+        // The hook of the app's kind: what the gateway does itself, before anything is queued.
+        let todo = match &a.credentials {
+            Credentials::Wecom { corp_id, .. } => event::reactions(corp_id, &msg),
+            _ => Vec::new(),
+        };
+        let ttl = reactions::session_ttl(config);
+        for r in &todo {
+            reactions::apply(&*self.store, r, event.queued_at / 1000, ttl)
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        }
+        let pushed = self
+            .queue
+            .push(&event)
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        let result = match pushed {
+            Pushed::Queued => "queued",
+            Pushed::Duplicate => "duplicate",
+        };
+        METRICS
+            .events
+            .with_label_values(&[app, label, result])
+            .inc();
+        if pushed == Pushed::Queued {
+            tracing::info!(app, event = label, event_id = %event.id, "callback queued");
+        }
+        Ok(pushed)
+    }
+
+    fn refuse(&self, app: &str, r: Refusal) -> Failure {
+        let label = r.label();
+        METRICS
+            .events
+            .with_label_values(&[app, "unknown", "refused"])
+            .inc();
+        if self
+            .refused
+            .due((app.to_owned(), label), crate::clock::clock().now_ms())
+        {
+            // The label only: the detail of a bad message may quote what it decrypted to.
+            tracing::warn!(
+                app,
+                reason = label,
+                "callback refused with 400 (logged once a minute per reason)"
+            );
+        }
+        Failure::Refused(r)
+    }
+}

@@ -1,0 +1,185 @@
+//! The queue in the `local` database file (SPEC section 21): a push is one transaction — the
+//! de-duplication key and the event together, or neither — committed and fsync'd before it
+//! returns, so an event WeCom was told `success` about survives `kill -9` and power loss.
+//! Concurrent pushes share a commit (the store's writer batches them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use redb::{ReadableTable, TableDefinition};
+use wecom_api::{Clock, LocalStore};
+
+use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL};
+use crate::callback::event::Event;
+
+/// (app, sequence) -> the event as JSON.
+const EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("events");
+/// app -> the next sequence number (never reused, so positions stay unique).
+const NEXT: TableDefinition<&str, u64> = TableDefinition::new("events_next");
+/// (app, de-duplication key) -> Unix ms it lapses at.
+const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("events_seen");
+/// (app, sequence) -> (Unix ms it was parked, the event as JSON).
+const DEAD: TableDefinition<(&str, u64), (u64, &str)> = TableDefinition::new("events_dead");
+
+pub struct LocalQueue {
+    store: Arc<LocalStore>,
+    clock: Clock,
+    wakers: Wakers,
+    /// Undelivered events per app: one process owns the file, so counting once at open and
+    /// keeping count after is exact, and the gauge never scans the table.
+    depths: DashMap<String, u64>,
+}
+
+fn qerr(e: impl std::fmt::Display) -> QueueError {
+    QueueError(e.to_string())
+}
+
+impl LocalQueue {
+    pub async fn open(store: Arc<LocalStore>, clock: Clock) -> Result<LocalQueue, QueueError> {
+        store
+            .write(|txn| {
+                txn.open_table(EVENTS)?;
+                txn.open_table(NEXT)?;
+                txn.open_table(SEEN)?;
+                txn.open_table(DEAD)?;
+                Ok(())
+            })
+            .await
+            .map_err(qerr)?;
+        store.sweeper(Box::new(|txn, now| {
+            txn.open_table(SEEN)?.retain(|_, until| until > now)?;
+            let dead_ttl = DEAD_TTL.as_millis() as u64;
+            txn.open_table(DEAD)?
+                .retain(|_, (parked, _)| parked.saturating_add(dead_ttl) > now)?;
+            Ok(())
+        }));
+        let counts = store
+            .read(|txn| {
+                let mut counts: Vec<(String, u64)> = Vec::new();
+                for row in txn.open_table(EVENTS)?.iter()? {
+                    let (k, _) = row?;
+                    let app = k.value().0;
+                    match counts.last_mut() {
+                        Some((a, n)) if a == app => *n += 1,
+                        _ => counts.push((app.to_owned(), 1)),
+                    }
+                }
+                Ok(counts)
+            })
+            .await
+            .map_err(qerr)?;
+        Ok(LocalQueue {
+            store,
+            clock,
+            wakers: Wakers::default(),
+            depths: counts.into_iter().collect(),
+        })
+    }
+
+    fn count(&self, app: &str, delta: i64) {
+        let mut d = self.depths.entry(app.to_owned()).or_insert(0);
+        *d = d.saturating_add_signed(delta);
+    }
+
+    /// Removes the event at `position`, parking it first when `dead`.
+    async fn remove(&self, app: &str, q: &Queued, dead: bool) -> Result<(), QueueError> {
+        let seq: u64 = q.position.parse().map_err(qerr)?;
+        let (app_owned, now) = (app.to_owned(), self.clock.now_ms());
+        let removed = self
+            .store
+            .write(move |txn| {
+                let mut events = txn.open_table(EVENTS)?;
+                let Some(json) = events.remove((app_owned.as_str(), seq))? else {
+                    return Ok(false);
+                };
+                if dead {
+                    let json = json.value().to_owned();
+                    txn.open_table(DEAD)?
+                        .insert((app_owned.as_str(), seq), (now, json.as_str()))?;
+                }
+                Ok(true)
+            })
+            .await
+            .map_err(qerr)?;
+        if removed {
+            self.count(app, -1);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventQueue for LocalQueue {
+    async fn push(&self, event: &Event) -> Result<Pushed, QueueError> {
+        let json = serde_json::to_string(event).map_err(qerr)?;
+        let now = self.clock.now_ms();
+        let until = now + DEDUP_TTL.as_millis() as u64;
+        let (app, dedup) = (event.app.clone(), event.dedup.clone());
+        let pushed = self
+            .store
+            .write(move |txn| {
+                let mut seen = txn.open_table(SEEN)?;
+                let known = seen
+                    .get((app.as_str(), dedup.as_str()))?
+                    .is_some_and(|g| g.value() > now);
+                if known {
+                    return Ok(Pushed::Duplicate);
+                }
+                seen.insert((app.as_str(), dedup.as_str()), until)?;
+                let mut next = txn.open_table(NEXT)?;
+                let seq = next.get(app.as_str())?.map_or(0, |g| g.value());
+                next.insert(app.as_str(), seq + 1)?;
+                txn.open_table(EVENTS)?
+                    .insert((app.as_str(), seq), json.as_str())?;
+                Ok(Pushed::Queued)
+            })
+            .await
+            .map_err(qerr)?;
+        if pushed == Pushed::Queued {
+            self.count(&event.app, 1);
+            self.wakers.wake(&event.app);
+        }
+        Ok(pushed)
+    }
+
+    async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
+        let app = app.to_owned();
+        self.store
+            .read(move |txn| {
+                let events = txn.open_table(EVENTS)?;
+                let mut range = events.range((app.as_str(), 0)..=(app.as_str(), u64::MAX))?;
+                let Some(row) = range.next() else {
+                    return Ok(None);
+                };
+                let (k, v) = row?;
+                Ok(Some((k.value().1, v.value().to_owned())))
+            })
+            .await
+            .map_err(qerr)?
+            .map(|(seq, json)| {
+                Ok(Queued {
+                    position: seq.to_string(),
+                    event: serde_json::from_str(&json).map_err(qerr)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
+        self.remove(app, q, false).await
+    }
+
+    async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
+        self.remove(app, q, true).await
+    }
+
+    async fn depth(&self, app: &str) -> Result<u64, QueueError> {
+        Ok(self.depths.get(app).map_or(0, |d| *d))
+    }
+
+    async fn wait(&self, app: &str, limit: Duration) {
+        self.wakers.wait(app, limit).await
+    }
+}

@@ -1,0 +1,114 @@
+//! The callback queue (SPEC sections 18 and 21): per app, in order, durable before WeCom hears
+//! `success`, with the de-duplication keys beside it.
+//!
+//! It sits beside the `wecom-api` store trait rather than in it: tokens and facts are WeCom's
+//! business and any client of the crate needs them; a delivery queue is the gateway's. The
+//! same `[store]` backend holds both — the same memory, the same database file, the same
+//! Redis — so one setting says where everything is kept:
+//!
+//! | backend | queue | de-duplication keys | who delivers |
+//! |---|---|---|---|
+//! | `memory` | this process, lost at exit (tests, the demo) | this process | this process |
+//! | `local` | rows of the database file, committed (fsync'd) before `success` | rows of the same file, in the same transaction | this process |
+//! | `redis` | a Stream per app, a consumer group | keys with a TTL, set in the same script as the `XADD` | the instance holding the app's lease |
+
+mod local;
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use super::event::Event;
+
+pub use local::LocalQueue;
+pub use memory::MemoryQueue;
+pub use redis::RedisQueue;
+
+/// How long a de-duplication key is kept. WeCom's retries come within a minute; a replayed
+/// request older than the 10-minute timestamp window is refused before it gets here. An hour
+/// covers both with room to spare.
+pub const DEDUP_TTL: Duration = Duration::from_secs(3600);
+/// How long an event given up on (dead) is kept in the store for an operator to look at.
+pub const DEAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("event queue: {0}")]
+pub struct QueueError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Its de-duplication key was queued already: acknowledged, not queued again.
+    Duplicate,
+}
+
+/// An event at its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Where the event sits: a sequence number (memory, local) or a Stream entry id (Redis).
+    pub position: String,
+    pub event: Event,
+}
+
+#[async_trait]
+pub trait EventQueue: Send + Sync + 'static {
+    /// Appends `event` to its app's queue unless an event with its de-duplication key was
+    /// queued within [`DEDUP_TTL`]. `Ok` means it is kept as durably as the backend keeps
+    /// anything: WeCom may be told `success`.
+    async fn push(&self, event: &Event) -> Result<Pushed, QueueError>;
+
+    /// Whether this process delivers `app`'s events now. Always with one instance; with Redis
+    /// only the holder of the app's lease (taken or renewed here) does, which keeps the
+    /// order.
+    async fn lead(&self, _app: &str) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// Stops delivering `app` here (the lease is given back).
+    async fn resign(&self, _app: &str) {}
+
+    /// The oldest undelivered event of `app`.
+    async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError>;
+
+    /// Delivered: removed from the queue.
+    async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError>;
+
+    /// Given up on: moved aside (kept [`DEAD_TTL`]), the next event comes up.
+    async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError>;
+
+    /// Undelivered events of `app`.
+    async fn depth(&self, app: &str) -> Result<u64, QueueError>;
+
+    /// Returns when something may have been pushed for `app`, or after `limit`.
+    async fn wait(&self, app: &str, limit: Duration);
+}
+
+/// A `Notify` per app: a push wakes that app's worker in this process at once.
+#[derive(Default)]
+pub struct Wakers(DashMap<String, Arc<Notify>>);
+
+impl Wakers {
+    fn of(&self, app: &str) -> Arc<Notify> {
+        if let Some(n) = self.0.get(app) {
+            return n.clone();
+        }
+        self.0.entry(app.to_owned()).or_default().clone()
+    }
+
+    pub fn wake(&self, app: &str) {
+        self.of(app).notify_one();
+    }
+
+    pub async fn wait(&self, app: &str, limit: Duration) {
+        let n = self.of(app);
+        let _ = tokio::time::timeout(limit, n.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

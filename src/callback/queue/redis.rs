@@ -1,0 +1,420 @@
+//! The queue of a cluster (SPEC sections 18 and 21): a Redis Stream per app and a consumer
+//! group, so that several gateways share one queue.
+//!
+//! - **push**: one script sets the de-duplication key (`SET NX PX`) and, only if it was new,
+//!   `XADD`s the event: a retry landing on another instance is still one event.
+//! - **who delivers**: the instance holding the app's lease (`SET NX PX lock_ttl`, renewed
+//!   while it works) reads with `XREADGROUP` one entry at a time and removes it (`XACK` +
+//!   `XDEL`, one script) after the CRM's 2xx. One deliverer per app keeps the order; the
+//!   consumer group keeps what was handed out.
+//! - **an instance dies mid-delivery**: its lease lapses after `lock_ttl`; the next holder
+//!   first takes every entry pending in the group (`XAUTOCLAIM`) and delivers those, oldest
+//!   first, before new ones.
+//!
+//! The guarantee, honestly: every event is delivered at least once, in order per app. An event
+//! whose delivery was under way when its instance died (or lost Redis for longer than the
+//! lease) is delivered again by the next holder, with the same `X-Gateway-Event-Id`; so is
+//! one whose 2xx came back just before the instance died. Durability is Redis's: run it with
+//! `appendonly yes` (the gateway warns at start when persistence is off).
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use tokio::sync::OnceCell;
+use wecom_api::Clock;
+
+use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL};
+use crate::callback::event::Event;
+
+const GROUP: &str = "gateway";
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// KEYS: seen, stream. ARGV: ttl ms, event JSON. The entry id, or nil for a duplicate.
+static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], '*', 'event', ARGV[2])
+end
+return false",
+    )
+});
+
+/// KEYS: lease. ARGV: holder, ttl ms. 2 taken now, 1 renewed, 0 another holds it.
+static LEAD: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0",
+    )
+});
+
+/// KEYS: lease. ARGV: holder. Gives the lease back only if it is still this holder's.
+static RESIGN: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+/// KEYS: stream, dead stream. ARGV: group, id, parked JSON or '' (ack), dead min id.
+static REMOVE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[4], '*', 'event', ARGV[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])",
+    )
+});
+
+pub struct RedisQueue {
+    client: redis::Client,
+    prefix: String,
+    lease_ttl: Duration,
+    /// This process in the consumer group and as a lease holder.
+    me: String,
+    clock: Clock,
+    conn: OnceCell<ConnectionManager>,
+    wakers: Wakers,
+    /// Apps whose group exists (created once per process).
+    grouped: Mutex<HashSet<String>>,
+    /// Apps whose lease this process has just taken: their pending entries are claimed first.
+    to_claim: Mutex<HashSet<String>>,
+}
+
+fn qerr(e: impl std::fmt::Display) -> QueueError {
+    QueueError(format!("redis: {e}"))
+}
+
+impl RedisQueue {
+    pub fn open(
+        url: &str,
+        prefix: &str,
+        lease_ttl: Duration,
+        clock: Clock,
+    ) -> Result<RedisQueue, QueueError> {
+        // The URL may carry a password: the error names neither.
+        let client = redis::Client::open(url)
+            .map_err(|e| QueueError(format!("redis: invalid URL ({:?})", e.kind())))?;
+        Ok(RedisQueue {
+            client,
+            prefix: prefix.to_owned(),
+            lease_ttl,
+            me: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            clock,
+            conn: OnceCell::new(),
+            wakers: Wakers::default(),
+            grouped: Mutex::new(HashSet::new()),
+            to_claim: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn stream(&self, app: &str) -> String {
+        format!("{}events:{app}", self.prefix)
+    }
+
+    fn dead(&self, app: &str) -> String {
+        format!("{}events-dead:{app}", self.prefix)
+    }
+
+    fn lease(&self, app: &str) -> String {
+        format!("{}events-lease:{app}", self.prefix)
+    }
+
+    fn seen(&self, app: &str, dedup: &str) -> String {
+        format!("{}events-seen:{app}:{dedup}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, QueueError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_millis(500))
+            .set_response_timeout(Duration::from_secs(1))
+            .set_number_of_retries(1)
+            .set_max_delay(200);
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                self.client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(qerr)
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, QueueError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.conn().await?;
+            op(conn).await.map_err(qerr)
+        };
+        tokio::time::timeout(OP_TIMEOUT, attempt)
+            .await
+            .map_err(|_| qerr("no answer in time"))?
+    }
+
+    async fn ensure_group(&self, app: &str) -> Result<(), QueueError> {
+        if self
+            .grouped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(app)
+        {
+            return Ok(());
+        }
+        let key = self.stream(app);
+        let made: redis::RedisResult<()> = self
+            .run(|mut c| async move {
+                Ok(redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async::<()>(&mut c)
+                    .await)
+            })
+            .await?;
+        match made {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(qerr(e)),
+        }
+        self.grouped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_owned());
+        Ok(())
+    }
+
+    fn queued(entry: &StreamId) -> Option<Queued> {
+        let json: String = entry
+            .map
+            .get("event")
+            .and_then(|v| redis::from_redis_value(v).ok())?;
+        Some(Queued {
+            position: entry.id.clone(),
+            event: serde_json::from_str(&json).ok()?,
+        })
+    }
+
+    /// One entry of the group for this consumer: `from` "0" = its own pending ones, ">" = new.
+    async fn read(&self, app: &str, from: &str) -> Result<Option<StreamId>, QueueError> {
+        let key = self.stream(app);
+        let me = self.me.clone();
+        let from = from.to_owned();
+        let reply: Option<StreamReadReply> = self
+            .run(|mut c| async move {
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(me)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(from)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
+    }
+
+    async fn remove(
+        &self,
+        app: &str,
+        q: &Queued,
+        parked: Option<&Event>,
+    ) -> Result<(), QueueError> {
+        let (stream, dead) = (self.stream(app), self.dead(app));
+        let json = match parked {
+            Some(e) => serde_json::to_string(e).map_err(qerr)?,
+            None => String::new(),
+        };
+        let min_id = self
+            .clock
+            .now_ms()
+            .saturating_sub(DEAD_TTL.as_millis() as u64);
+        let id = q.position.clone();
+        self.run(|mut c| async move {
+            REMOVE
+                .key(&stream)
+                .key(&dead)
+                .arg(GROUP)
+                .arg(&id)
+                .arg(json)
+                .arg(min_id)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Warns at start when Redis keeps nothing on disk: the queue is then lost with it.
+    pub async fn warn_without_persistence(&self) {
+        let info: Result<String, _> = self
+            .run(|mut c| async move {
+                redis::cmd("INFO")
+                    .arg("persistence")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        if let Ok(info) = info {
+            let aof = info.contains("aof_enabled:1");
+            if !aof {
+                tracing::warn!(
+                    "Redis runs without appendonly: queued callbacks are lost if Redis restarts (set appendonly yes)"
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventQueue for RedisQueue {
+    async fn push(&self, event: &Event) -> Result<Pushed, QueueError> {
+        let json = serde_json::to_string(event).map_err(qerr)?;
+        let (seen, stream) = (self.seen(&event.app, &event.dedup), self.stream(&event.app));
+        let ttl = DEDUP_TTL.as_millis() as u64;
+        let id: Option<String> = self
+            .run(|mut c| async move {
+                PUSH.key(&seen)
+                    .key(&stream)
+                    .arg(ttl)
+                    .arg(json)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(match id {
+            Some(_) => {
+                self.wakers.wake(&event.app);
+                Pushed::Queued
+            }
+            None => Pushed::Duplicate,
+        })
+    }
+
+    async fn lead(&self, app: &str) -> Result<bool, QueueError> {
+        let (lease, me) = (self.lease(app), self.me.clone());
+        let ttl = self.lease_ttl.as_millis() as u64;
+        let got: i64 = self
+            .run(
+                |mut c| async move { LEAD.key(&lease).arg(me).arg(ttl).invoke_async(&mut c).await },
+            )
+            .await?;
+        if got == 2 {
+            self.to_claim
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(app.to_owned());
+        }
+        Ok(got > 0)
+    }
+
+    async fn resign(&self, app: &str) {
+        let (lease, me) = (self.lease(app), self.me.clone());
+        let _ = self
+            .run(
+                |mut c| async move { RESIGN.key(&lease).arg(me).invoke_async::<i64>(&mut c).await },
+            )
+            .await;
+    }
+
+    async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
+        self.ensure_group(app).await?;
+        let claim = self
+            .to_claim
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        if claim {
+            // The lease lapsed for whoever held it: what it had taken is ours now.
+            let (key, me) = (self.stream(app), self.me.clone());
+            let mut start = "0-0".to_owned();
+            loop {
+                let (key, me, from) = (key.clone(), me.clone(), start.clone());
+                let r: StreamAutoClaimReply = self
+                    .run(|mut c| async move {
+                        redis::cmd("XAUTOCLAIM")
+                            .arg(&key)
+                            .arg(GROUP)
+                            .arg(me)
+                            .arg(0)
+                            .arg(from)
+                            .arg("COUNT")
+                            .arg(100)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                if r.next_stream_id == "0-0" {
+                    break;
+                }
+                start = r.next_stream_id;
+            }
+        }
+        // Its own pending entries first (claimed, or read before a crash), then new ones.
+        for from in ["0", ">"] {
+            while let Some(entry) = self.read(app, from).await? {
+                match Self::queued(&entry) {
+                    Some(q) => return Ok(Some(q)),
+                    None => {
+                        // Deleted under us, or unreadable (another version): not deliverable.
+                        let q = Queued {
+                            position: entry.id.clone(),
+                            event: Event::new(app, String::new(), String::new(), 0),
+                        };
+                        tracing::warn!(app, id = %entry.id, "unreadable queue entry dropped");
+                        self.remove(app, &q, None).await?;
+                    }
+                }
+                if from == ">" {
+                    break;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
+        self.remove(app, q, None).await
+    }
+
+    async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
+        self.remove(app, q, Some(&q.event)).await
+    }
+
+    async fn depth(&self, app: &str) -> Result<u64, QueueError> {
+        let key = self.stream(app);
+        self.run(|mut c| async move { redis::cmd("XLEN").arg(&key).query_async(&mut c).await })
+            .await
+    }
+
+    async fn wait(&self, app: &str, limit: Duration) {
+        // Pushes on other instances wake nobody here: poll.
+        self.wakers
+            .wait(app, limit.min(Duration::from_millis(250)))
+            .await
+    }
+}

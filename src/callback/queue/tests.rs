@@ -1,0 +1,122 @@
+//! The same behaviour asked of every backend that runs in-process.
+
+use super::*;
+use wecom_api::{Clock, LocalStore};
+
+fn event(app: &str, n: u32, dedup: &str) -> Event {
+    Event::new(app, format!("<xml><N>{n}</N></xml>"), dedup.to_owned(), 1)
+}
+
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new() -> TempFile {
+        TempFile(std::env::temp_dir().join(format!(
+            "wgw-queue-{}-{:x}.db",
+            std::process::id(),
+            rand::random::<u64>()
+        )))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn local(f: &TempFile, clock: &Clock) -> LocalQueue {
+    let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
+    LocalQueue::open(store, clock.clone()).await.unwrap()
+}
+
+/// Order per app, apps apart, duplicates refused until their key lapses, ack and park.
+async fn behaves(q: &dyn EventQueue, clock: &Clock) {
+    assert_eq!(q.head("crm").await.unwrap(), None);
+    for n in 0..5 {
+        assert_eq!(
+            q.push(&event("crm", n, &format!("k{n}"))).await.unwrap(),
+            Pushed::Queued
+        );
+    }
+    assert_eq!(
+        q.push(&event("other", 9, "k0")).await.unwrap(),
+        Pushed::Queued,
+        "keys are per app"
+    );
+    assert_eq!(
+        q.push(&event("crm", 7, "k3")).await.unwrap(),
+        Pushed::Duplicate
+    );
+    assert_eq!(q.depth("crm").await.unwrap(), 5);
+    assert_eq!(q.depth("other").await.unwrap(), 1);
+    let mut seen = Vec::new();
+    while let Some(h) = q.head("crm").await.unwrap() {
+        assert_eq!(
+            q.head("crm").await.unwrap().as_ref(),
+            Some(&h),
+            "the head stays until acked"
+        );
+        seen.push(h.event.message.clone());
+        if seen.len() == 2 {
+            q.park("crm", &h).await.unwrap();
+        } else {
+            q.ack("crm", &h).await.unwrap();
+        }
+    }
+    let want: Vec<String> = (0..5).map(|n| format!("<xml><N>{n}</N></xml>")).collect();
+    assert_eq!(seen, want);
+    assert_eq!(q.depth("crm").await.unwrap(), 0);
+    assert_eq!(
+        q.push(&event("crm", 3, "k3")).await.unwrap(),
+        Pushed::Duplicate,
+        "acked, still seen"
+    );
+    clock.advance(DEDUP_TTL);
+    assert_eq!(
+        q.push(&event("crm", 3, "k3")).await.unwrap(),
+        Pushed::Queued,
+        "lapsed"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_queue_keeps_order_and_refuses_duplicates() {
+    let clock = Clock::system();
+    behaves(&MemoryQueue::new(clock.clone()), &clock).await;
+}
+
+#[tokio::test]
+async fn the_local_queue_keeps_order_and_refuses_duplicates() {
+    let clock = Clock::system();
+    let f = TempFile::new();
+    behaves(&local(&f, &clock).await, &clock).await;
+}
+
+#[tokio::test]
+async fn the_local_queue_survives_a_reopen_whole() {
+    let clock = Clock::system();
+    let f = TempFile::new();
+    let events: Vec<Event> = (0..50).map(|n| event("crm", n, &format!("k{n}"))).collect();
+    {
+        let q = local(&f, &clock).await;
+        for e in &events {
+            assert_eq!(q.push(e).await.unwrap(), Pushed::Queued);
+        }
+        let h = q.head("crm").await.unwrap().unwrap();
+        q.ack("crm", &h).await.unwrap();
+    }
+    let q = local(&f, &clock).await;
+    assert_eq!(q.depth("crm").await.unwrap(), 49, "counted at open");
+    assert_eq!(
+        q.push(&event("crm", 0, "k0")).await.unwrap(),
+        Pushed::Duplicate,
+        "keys survive"
+    );
+    let mut got = Vec::new();
+    while let Some(h) = q.head("crm").await.unwrap() {
+        q.ack("crm", &h).await.unwrap();
+        got.push(h.event);
+    }
+    assert_eq!(got, events[1..], "the same events, in order, ids and all");
+}

@@ -1,0 +1,137 @@
+//! What WeCom sends to `{prefix}/callback/{app}`, checked (SPEC section 18, WECOM_API.md
+//! "Callback encryption" and "Callbacks in detail"). Pure: the query, the body and the time
+//! in, a verdict out; no sockets, no store.
+//!
+//! The order of the checks is the attacker's order: size first (no work for a flood), then the
+//! signature (nothing is decrypted for a forger), decryption, the receive id (a message
+//! encrypted for another corp with a leaked key is not ours), then the time window (a
+//! captured request replayed later), then the message itself.
+
+use percent_encoding::percent_decode;
+use wecom_api::callback::{envelope_encrypt, MAX_ENCRYPTED_LEN};
+use wecom_api::{CryptoError, XmlMessage};
+
+use crate::config::model::Callback;
+
+/// The largest body accepted. WeCom's messages are a few KB; the envelope around the largest
+/// `Encrypt` the crypto takes stays under this.
+pub const MAX_BODY: usize = MAX_ENCRYPTED_LEN + 4096;
+/// A `timestamp` further than this from the gateway's clock, either way, is refused.
+pub const WINDOW_SECS: u64 = 600;
+
+/// Why a callback is refused: always a 400, nothing queued; the reason is logged (once a
+/// minute per app and reason), never told in detail to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("missing query parameter {0}")]
+    MissingParam(&'static str),
+    #[error("the body is larger than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("timestamp outside the 10-minute window")]
+    Stale,
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    #[error("the decrypted message is not a WeCom XML message: {0}")]
+    BadMessage(String),
+}
+
+impl Refusal {
+    /// A fixed label for logs and their throttle.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::MissingParam(_) => "missing_param",
+            Refusal::TooLarge | Refusal::Crypto(CryptoError::TooLarge) => "too_large",
+            Refusal::Stale => "stale",
+            Refusal::Crypto(CryptoError::BadSignature) => "bad_signature",
+            Refusal::Crypto(CryptoError::WrongReceiveId(_)) => "wrong_receive_id",
+            Refusal::Crypto(CryptoError::BadEnvelope(_)) => "bad_envelope",
+            Refusal::Crypto(_) => "undecryptable",
+            Refusal::BadMessage(_) => "bad_message",
+        }
+    }
+}
+
+/// The signed parameters of the query string, percent-decoded. `+` stays `+`: the base64 of an
+/// `echostr` is full of them, and reading `+` as a space (form encoding) breaks the signature.
+#[derive(Debug, Default)]
+pub struct Signed {
+    pub msg_signature: String,
+    pub timestamp: String,
+    pub nonce: String,
+    pub echostr: Option<String>,
+}
+
+impl Signed {
+    pub fn parse(query: &[u8]) -> Result<Signed, Refusal> {
+        let mut s = Signed::default();
+        let (mut sig, mut ts, mut nonce) = (None, None, None);
+        for pair in query.split(|&b| b == b'&') {
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let v = percent_decode(v).decode_utf8_lossy().into_owned();
+            match k {
+                b"msg_signature" => sig = Some(v),
+                b"timestamp" => ts = Some(v),
+                b"nonce" => nonce = Some(v),
+                b"echostr" => s.echostr = Some(v),
+                _ => {}
+            }
+        }
+        s.msg_signature = sig.ok_or(Refusal::MissingParam("msg_signature"))?;
+        s.timestamp = ts.ok_or(Refusal::MissingParam("timestamp"))?;
+        s.nonce = nonce.ok_or(Refusal::MissingParam("nonce"))?;
+        Ok(s)
+    }
+
+    fn fresh(&self, now_secs: u64) -> Result<(), Refusal> {
+        let t: u64 = self.timestamp.trim().parse().map_err(|_| Refusal::Stale)?;
+        if t.abs_diff(now_secs) > WINDOW_SECS {
+            return Err(Refusal::Stale);
+        }
+        Ok(())
+    }
+}
+
+/// `GET`: the URL check. The answer is the decrypted `echostr`, as is.
+pub fn verify_url(cb: &Callback, query: &[u8], now_secs: u64) -> Result<String, Refusal> {
+    let s = Signed::parse(query)?;
+    let echostr = s
+        .echostr
+        .as_deref()
+        .ok_or(Refusal::MissingParam("echostr"))?;
+    let plain = open(cb, &s, echostr)?;
+    s.fresh(now_secs)?;
+    Ok(plain)
+}
+
+/// `POST`: a message or an event, decrypted and parsed.
+pub fn message(
+    cb: &Callback,
+    query: &[u8],
+    body: &[u8],
+    now_secs: u64,
+) -> Result<(String, XmlMessage), Refusal> {
+    if body.len() > MAX_BODY {
+        return Err(Refusal::TooLarge);
+    }
+    let s = Signed::parse(query)?;
+    let body = std::str::from_utf8(body)
+        .map_err(|_| CryptoError::BadEnvelope("the body is not UTF-8".into()))?;
+    let encrypt = envelope_encrypt(body)?;
+    let plain = open(cb, &s, &encrypt)?;
+    s.fresh(now_secs)?;
+    let parsed = XmlMessage::parse(&plain).map_err(|e| Refusal::BadMessage(e.to_string()))?;
+    Ok((plain, parsed))
+}
+
+fn open(cb: &Callback, s: &Signed, encrypt: &str) -> Result<String, Refusal> {
+    let ids: Vec<&str> = cb.receive_ids.iter().map(String::as_str).collect();
+    Ok(cb
+        .crypto
+        .open(&s.msg_signature, &s.timestamp, &s.nonce, encrypt, &ids)?)
+}
+
+#[cfg(test)]
+mod tests;

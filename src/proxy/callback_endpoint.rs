@@ -1,0 +1,85 @@
+//! `GET|POST {prefix}/callback/{app}` (SPEC section 18): the HTTP side of [`crate::callback`].
+//! WeCom reads only the status and, for the URL check, the body: `text/plain`, the plaintext
+//! alone — no quotes, no BOM, no newline.
+
+use bytes::Bytes;
+use pingora::proxy::Session;
+
+use super::Ctx;
+use crate::answers::{self, Answer, Failure, Form, Kind};
+use crate::callback::receive::MAX_BODY;
+use crate::callback::{self, Callbacks};
+
+pub async fn handle(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    app: &[u8],
+    callbacks: &Callbacks,
+) -> Result<Answer, Failure> {
+    // Called by WeCom's servers: failures are JSON, whatever the request accepts.
+    ctx.form = Form::Json;
+    let app = String::from_utf8_lossy(app).into_owned();
+    let method = session.req_header().method.clone();
+    let query = session
+        .req_header()
+        .uri
+        .query()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    let config = ctx.config.clone();
+    let outcome = match method {
+        http::Method::GET => callbacks
+            .verify_url(&config, &app, &query)
+            .map(|plain| Bytes::from(plain.into_bytes())),
+        http::Method::POST => match read_body(session).await {
+            Ok(Some(body)) => callbacks
+                .accept(&config, &app, &query, &body)
+                .await
+                .map(|_| Bytes::from_static(b"success")),
+            // The rest of the body is left unread: the connection closes.
+            Ok(None) => {
+                return Err(Failure::new(Kind::BadRequest, "the body is too large").closing())
+            }
+            Err(_) => {
+                return Err(Failure::new(Kind::BadRequest, "the body could not be read").closing())
+            }
+        },
+        _ => {
+            return Err(Failure::new(
+                Kind::MethodNotAllowed,
+                "GET (URL check) or POST (messages) only",
+            ))
+        }
+    };
+    match outcome {
+        Ok(body) => Ok(answers::response(200, "text/plain", body, &ctx.request_id)),
+        Err(callback::Failure::NotFound) => Err(Failure::new(
+            Kind::NotFound,
+            "no app with a callback by that name",
+        )),
+        Err(callback::Failure::Refused(_)) => Err(Failure::new(
+            Kind::BadRequest,
+            "the callback could not be verified",
+        )),
+        Err(callback::Failure::Unavailable(e)) => {
+            tracing::error!(app, error = %e, request_id = %ctx.request_id, "callback not queued: the store did not take it (WeCom will retry)");
+            Err(Failure::new(
+                Kind::StoreUnavailable,
+                "the event could not be stored; try again",
+            ))
+        }
+    }
+}
+
+/// The body, or `None` past [`MAX_BODY`] (what was read is dropped at once).
+async fn read_body(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}

@@ -1,0 +1,435 @@
+//! WeCom's callbacks through the real binary (SPEC section 18): the emulator sends them as
+//! WeCom does, a test CRM receives what the gateway forwards.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::callbacks::{
+    event_xml, expected_signature, now_secs, sealed_post, Backend, World, AGENT_ID, CORP_ID,
+};
+use common::client;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
+    let w = World::start(Backend::Local, 1).await;
+    let sent = w
+        .control(
+            "/_emulator/contacts/delete",
+            serde_json::json!({"userid": "zhangsan", "external_userid": "wmEmuCustomer001", "by": "customer"}),
+        )
+        .await;
+    let xml = sent["event"].as_str().unwrap().to_owned();
+    let log = w.settled().await;
+    let records = log["callbacks"].as_array().unwrap();
+    let verify = records.iter().find(|r| r["kind"] == "verify").unwrap();
+    assert_eq!(
+        verify["result"], "delivered",
+        "the URL check answered: {log}"
+    );
+    // The corp's event goes to both apps' URLs (XML and JSON).
+    for msg in records.iter().filter(|r| r["kind"] == "message") {
+        assert_eq!(msg["result"], "delivered", "{log}");
+        assert_eq!(msg["attempts"][0]["body"], "success");
+    }
+
+    let got = w.crm.wait_taken(2, LIMIT).await;
+    let by_path = |p: &str| got.iter().find(|r| r.path == p).unwrap().clone();
+    let r = &by_path("/wecom/callback");
+    assert_eq!(r.path, "/wecom/callback");
+    assert_eq!(r.body, xml, "the plaintext, as WeCom sent it");
+    assert_eq!(r.header("content-type"), "application/xml");
+    assert_eq!(r.header("x-wecom-corpid"), CORP_ID);
+    assert_eq!(r.header("x-wecom-agentid"), AGENT_ID.to_string());
+    assert_eq!(r.header("x-gateway-event-id").len(), 32);
+    assert_eq!(r.header("x-gateway-signature"), expected_signature(&r.body));
+
+    // The JSON app: the same event, rendered.
+    let j = &by_path("/wecom/json");
+    assert_eq!(j.header("content-type"), "application/json");
+    assert_eq!(j.header("x-gateway-signature"), expected_signature(&j.body));
+    let v: serde_json::Value = serde_json::from_str(&j.body).unwrap();
+    assert_eq!(v["ChangeType"], "del_follow_user");
+    assert_eq!(v["ExternalUserID"], "wmEmuCustomer001");
+    assert_ne!(
+        j.header("x-gateway-event-id"),
+        r.header("x-gateway-event-id")
+    );
+
+    // Counted once the CRM's 2xx is recorded in the queue, a moment after the CRM saw it.
+    common::callbacks::wait_metric(
+        &w.gateways[0],
+        r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
+    let w = World::start(Backend::Local, 1).await;
+    let gw = &w.gateways[0];
+    let url = gw.url("/_gateway/callback/crm");
+    let xml = event_xml(1);
+    // WeCom's retries: the same plaintext, encrypted and signed anew each time.
+    for _ in 0..3 {
+        let (query, body) = sealed_post(&xml, now_secs());
+        let r = client()
+            .post(format!("{url}?{query}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    // Refused, each a 400 and nothing queued.
+    let (query, body) = sealed_post(&event_xml(2), now_secs());
+    let forged = query.replace("msg_signature=", "msg_signature=0");
+    let (stale_q, stale_b) = sealed_post(&event_xml(3), now_secs() - 601);
+    let bad: Vec<(String, String)> = vec![
+        (forged, body.clone()),
+        (stale_q, stale_b),
+        (
+            query.clone(),
+            body.replace("<Encrypt><![CDATA[", "<Encrypt><![CDATA[x"),
+        ),
+        (query.clone(), "A".repeat(2 << 20)),
+        (query.clone(), String::new()),
+    ];
+    for (q, b) in bad {
+        let r = client()
+            .post(format!("{url}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+    let r = client()
+        .post(gw.url("/_gateway/callback/nosuchapp"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // A marker event after them: once it arrives, everything before it has been delivered.
+    let (q, b) = sealed_post(&event_xml(9), now_secs());
+    let r = client()
+        .post(format!("{url}?{q}"))
+        .body(b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = w.crm.wait_taken(2, LIMIT).await;
+    let bodies: Vec<&str> = got.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, [xml.as_str(), event_xml(9).as_str()]);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"wgw_events_total{app="crm",event="change_contact/update_user",result="duplicate"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
+    let w = World::start(Backend::Local, 1).await;
+    w.crm.state.fail_next.store(3, Ordering::SeqCst);
+    for n in 0..5 {
+        w.send("crm", &event_xml(n)).await;
+    }
+    // WeCom heard `success` at once for every one, whatever the CRM did.
+    let log = w.settled().await;
+    for r in log["callbacks"].as_array().unwrap() {
+        assert_eq!(r["result"], "delivered", "{r}");
+    }
+    let got = w.crm.wait_taken(5, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    let want: Vec<String> = (0..5).map(event_xml).collect();
+    assert_eq!(bodies, want, "in order");
+    let attempts = w.crm.attempts();
+    assert_eq!(attempts.len(), 8);
+    let first_id = got[0].header("x-gateway-event-id");
+    assert!(
+        attempts[..4]
+            .iter()
+            .all(|a| a.header("x-gateway-event-id") == first_id),
+        "the head was retried, with its id, until taken; nothing overtook it"
+    );
+}
+
+#[tokio::test]
+async fn sigkill_with_events_queued_loses_nothing() {
+    let mut w = World::start(Backend::Local, 1).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let n = 20;
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    for i in 0..n {
+        let (q, b) = sealed_post(&event_xml(i), now_secs());
+        let r = client()
+            .post(format!("{url}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    // Killed the moment the last `success` was written: nothing was delivered yet.
+    w.kill_and_restart(0).await;
+    assert!(w.crm.taken().is_empty());
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(n as usize, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    let want: Vec<String> = (0..n).map(event_xml).collect();
+    assert_eq!(bodies, want, "every acknowledged event, once, in order");
+    let gw = &w.gateways[0];
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"wgw_event_queue_depth{app="crm"} 0"#)
+            || metrics.contains(r#"wgw_event_queue_depth{app="crm"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let w = World::start(Backend::Local, 1).await;
+    let gw = &w.gateways[0];
+    let mut b = Browser::new(WXWORK_UA);
+    browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    let r = b
+        .post_json(
+            &gw.url("/_gateway/external-contact"),
+            &serde_json::json!({"external_userid": "wmEmuCustomer001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let ticket = v["ticket"].as_str().unwrap().to_owned();
+    async fn seen(b: &mut Browser, gw: &common::Gateway, ticket: Option<&str>) -> Option<String> {
+        let headers: Vec<(&str, &str)> = ticket.map(|t| ("WGW-Contact", t)).into_iter().collect();
+        let r = b.get_json(&gw.url("/sidebar/page"), &headers).await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["x-wecom-external-userid"].as_str().map(str::to_owned)
+    }
+    assert_eq!(
+        seen(&mut b, gw, Some(&ticket)).await.as_deref(),
+        Some("wmEmuCustomer001")
+    );
+    assert_eq!(
+        seen(&mut b, gw, None).await.as_deref(),
+        Some("wmEmuCustomer001"),
+        "the session's"
+    );
+
+    // The customer removes the member: WeCom sends del_follow_user.
+    w.control(
+        "/_emulator/contacts/delete",
+        serde_json::json!({"userid": "zhangsan", "external_userid": "wmEmuCustomer001", "by": "customer"}),
+    )
+    .await;
+    let log = w.settled().await;
+    assert!(log["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["kind"] == "message" && r["result"] == "delivered"));
+    assert_eq!(
+        seen(&mut b, gw, Some(&ticket)).await,
+        None,
+        "the ticket injects nothing"
+    );
+    assert_eq!(
+        seen(&mut b, gw, None).await,
+        None,
+        "nor does the session's current contact"
+    );
+    assert!(
+        gw.log().contains("reason=\"revoked\"") || gw.log().contains("reason=revoked"),
+        "{}",
+        gw.log()
+    );
+    // The verification is gone too: asking again goes to WeCom, which says no.
+    let r = b
+        .post_json(
+            &gw.url("/_gateway/external-contact"),
+            &serde_json::json!({"external_userid": "wmEmuCustomer001"}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_ones() {
+    let redis = common::redis_server::RedisServer::start();
+    let mut w = World::start(Backend::Redis(redis.url()), 3).await;
+    // WeCom's posts land on any instance behind the load balancer.
+    let n = 30u32;
+    for i in 0..n {
+        let url = w.gateways[i as usize % 3].url("/_gateway/callback/crm");
+        let (q, b) = sealed_post(&event_xml(i), now_secs());
+        let r = client()
+            .post(format!("{url}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "success");
+        // A retry of the same event on another instance is the same event.
+        let other = w.gateways[(i as usize + 1) % 3].url("/_gateway/callback/crm");
+        let (q, b) = sealed_post(&event_xml(i), now_secs());
+        let r = client()
+            .post(format!("{other}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    let got = w.crm.wait_taken(n as usize, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    let want: Vec<String> = (0..n).map(event_xml).collect();
+    assert_eq!(bodies, want, "each once, in order");
+
+    // The instance delivering is killed in the middle of a delivery.
+    w.crm
+        .state
+        .hang
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    let (q, b) = sealed_post(&event_xml(100), now_secs());
+    let r = client()
+        .post(format!("{url}?{q}"))
+        .body(b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "success");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !w.crm.attempts().iter().any(|a| a.body == event_xml(100)) {
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = redis.conn().await;
+    let holder: String = redis::cmd("GET")
+        .arg("wgw:events-lease:crm")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
+    let i = w
+        .gateways
+        .iter()
+        .position(|g| g.pid() == pid)
+        .expect("a gateway holds the lease");
+    w.gateways[i].signal(9);
+    assert!(w.gateways[i].wait_exit(Duration::from_secs(10)).is_some());
+    w.crm
+        .state
+        .hang
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let got = w.crm.wait_taken(n as usize + 1, LIMIT).await;
+    assert_eq!(
+        got.last().unwrap().body,
+        event_xml(100),
+        "delivered by another instance"
+    );
+    // Nothing else came twice.
+    let mut ids: Vec<&str> = got.iter().map(|r| r.header("x-gateway-event-id")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n as usize + 1);
+}
+
+/// `change_contact/delete_user` arriving at one instance ends that member's sessions on every
+/// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
+/// another member's session is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_user_signs_the_member_out_on_every_instance() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
+        .await
+        .unwrap();
+    // The demo's corp: two members.
+    let w = World::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
+    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
+        b.get_json(&gw.url("/sidebar/page"), &[])
+            .await
+            .status()
+            .as_u16()
+    }
+    // Behind one load balancer a browser's cookie goes to every instance: the jar is copied.
+    fn everywhere(b: &mut Browser, w: &World, from: usize) {
+        let cookies = b.jar[&Browser::authority(&w.gateways[from].url("/"))].clone();
+        for gw in &w.gateways {
+            for (name, value) in &cookies {
+                b.set_cookie(&gw.url("/"), name, value);
+            }
+        }
+    }
+    let mut zhangsan = Browser::new(WXWORK_UA);
+    browser::login(
+        &mut zhangsan,
+        &w.gateways[0],
+        &w.emu.base_url(),
+        "crm",
+        "/sidebar/",
+    )
+    .await;
+    everywhere(&mut zhangsan, &w, 0);
+    w.control(
+        "/_emulator/current-user",
+        serde_json::json!({"userid": "lisi"}),
+    )
+    .await;
+    let mut lisi = Browser::new(WXWORK_UA);
+    browser::login(
+        &mut lisi,
+        &w.gateways[1],
+        &w.emu.base_url(),
+        "crm",
+        "/sidebar/",
+    )
+    .await;
+    everywhere(&mut lisi, &w, 1);
+    for gw in &w.gateways {
+        assert_eq!(
+            page(&mut zhangsan, gw).await,
+            200,
+            "one cookie, any instance"
+        );
+        assert_eq!(page(&mut lisi, gw).await, 200);
+    }
+
+    w.control(
+        "/_emulator/members/delete",
+        serde_json::json!({"userid": "zhangsan"}),
+    )
+    .await;
+    let log = w.settled().await;
+    assert!(
+        log["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "message" && r["result"] == "delivered"),
+        "{log}"
+    );
+    // Acknowledged means reacted: nothing to wait for, on either instance.
+    for gw in &w.gateways {
+        assert_eq!(page(&mut zhangsan, gw).await, 401, "the deleted member");
+        assert_eq!(page(&mut lisi, gw).await, 200, "another member");
+    }
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert!(got[0].body.contains("delete_user"), "{}", got[0].body);
+}

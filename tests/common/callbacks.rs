@@ -1,0 +1,384 @@
+//! The callbacks' world: the emulator as WeCom (it sends callbacks), a CRM that records what
+//! it receives and can be told to fail or hang, and gateways whose app `crm` has a callback
+//! forwarding to that CRM. One place builds it, so that the tests port to a new harness as one.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use axum::Router;
+use emulator::{Emulator, Scenario};
+use serde_json::{json, Value};
+use wecom_api::CallbackCrypto;
+
+use super::upstream::{self, Upstream};
+use super::{client, free_port, Gateway};
+
+pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
+pub const ASSERTION_SECRET: &str = "test-assertion-secret-0123456789abcdef";
+pub const CORP_ID: &str = "wwemu0000000000001";
+pub const AGENT_ID: u64 = 1000002;
+pub const TOKEN: &str = "cbToken123";
+pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+
+/// One request the CRM received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+pub struct CrmState {
+    /// Every request, failed ones included, in arrival order.
+    pub attempts: Mutex<Vec<Received>>,
+    /// Answered 2xx.
+    pub taken: Mutex<Vec<Received>>,
+    /// The next this many requests get 503.
+    pub fail_next: AtomicU32,
+    /// Every request gets 503 while set.
+    pub down: AtomicBool,
+    /// Requests are held (never answered) while set.
+    pub hang: AtomicBool,
+}
+
+/// A CRM that takes callbacks under `/wecom/`, and answers any other request with the
+/// identity headers it came with (JSON), as a page behind the gateway.
+pub struct Crm {
+    pub state: Arc<CrmState>,
+    pub server: Upstream,
+}
+
+impl Crm {
+    pub fn start() -> Crm {
+        let state = Arc::new(CrmState::default());
+        let s = state.clone();
+        let app = Router::new().fallback(any(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let s = s.clone();
+                async move {
+                    if !uri.path().starts_with("/wecom/") {
+                        let seen: serde_json::Map<String, Value> = headers
+                            .iter()
+                            .filter(|(k, _)| k.as_str().starts_with("x-wecom-"))
+                            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+                            .collect();
+                        return axum::Json(Value::Object(seen)).into_response();
+                    }
+                    let r = Received {
+                        path: uri.to_string(),
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    s.attempts.lock().unwrap().push(r.clone());
+                    // A held request is never taken: its sender may be gone by the time it
+                    // is let go (a killed gateway), so it counts as not delivered.
+                    if s.hang.load(Ordering::SeqCst) {
+                        while s.hang.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    let failing = s.down.load(Ordering::SeqCst)
+                        || s.fail_next
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                    if failing {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    s.taken.lock().unwrap().push(r);
+                    StatusCode::OK.into_response()
+                }
+            },
+        ));
+        Crm {
+            state,
+            server: upstream::serve(app),
+        }
+    }
+
+    pub fn taken(&self) -> Vec<Received> {
+        self.state.taken.lock().unwrap().clone()
+    }
+
+    pub fn attempts(&self) -> Vec<Received> {
+        self.state.attempts.lock().unwrap().clone()
+    }
+
+    /// Waits until the CRM took `n` events (at most `limit`), then returns them.
+    pub async fn wait_taken(&self, n: usize, limit: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let t = self.taken();
+            if t.len() >= n {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CRM took {} of {n} events",
+                t.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Where the gateway keeps its queue.
+#[derive(Clone)]
+pub enum Backend {
+    /// `local` in the gateway's own directory.
+    Local,
+    Memory,
+    Redis(String),
+}
+
+/// The gateway config: app `crm` (XML) and `crmjson` (JSON) with callbacks to `crm_url`,
+/// sessions for `/staff/` and `/sidebar/`.
+pub fn config(emu: &str, crm_url: &str, backend: &Backend) -> String {
+    let store = match backend {
+        Backend::Local => "[store]\nbackend = \"local\"\npath = \"queue.db\"\n".to_owned(),
+        Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
+        Backend::Redis(url) => format!(
+            "[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"wgw:\"\nlock_ttl = \"1s\"\n"
+        ),
+    };
+    format!(
+        r#"
+{store}
+[session]
+secret = "{SESSION_SECRET}"
+assertion_secret = "{ASSERTION_SECRET}"
+
+[apps.crm]
+kind = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "emu-agent-secret"
+contact_secret = "emu-contact-secret"
+api_base = "{emu}"
+authorize_url = "{emu}/connect/oauth2/authorize"
+qr_login_url = "{emu}/wwlogin/sso/login"
+jssdk_urls = ["{emu}/emulator/jweixin.js"]
+callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/callback" }}
+
+[apps.crmjson]
+kind = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = {AGENT_ID}
+secret = "emu-agent-secret"
+api_base = "{emu}"
+callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/json", format = "json" }}
+
+[upstreams.crm]
+url = "{crm_url}"
+
+[[routes]]
+location = "/sidebar/"
+upstream = "crm"
+login = "crm"
+external_contact = "optional"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+login = "crm"
+"#
+    )
+}
+
+pub struct World {
+    pub emu: Emulator,
+    pub crm: Crm,
+    pub backend: Backend,
+    pub gateways: Vec<Gateway>,
+}
+
+impl World {
+    pub async fn start(backend: Backend, instances: usize) -> World {
+        World::start_in(Scenario::default(), backend, instances).await
+    }
+
+    /// The same world in another emulated corp (e.g. [`Scenario::demo`], whose second member
+    /// can be deleted: a corp keeps at least one).
+    pub async fn start_in(scenario: Scenario, backend: Backend, instances: usize) -> World {
+        let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)
+            .await
+            .unwrap();
+        let crm = Crm::start();
+        let mut w = World {
+            emu,
+            crm,
+            backend,
+            gateways: Vec::new(),
+        };
+        for _ in 0..instances {
+            let gw = w.spawn_gateway().await;
+            w.gateways.push(gw);
+        }
+        w.register("crm", 0).await;
+        w.register("crmjson", 0).await;
+        w
+    }
+
+    fn config(&self) -> String {
+        config(&self.emu.base_url(), &self.crm.server.url(), &self.backend)
+    }
+
+    async fn spawn_gateway(&self) -> Gateway {
+        let body = self.config();
+        tokio::task::spawn_blocking(move || Gateway::start(&body))
+            .await
+            .unwrap()
+    }
+
+    /// The emulator sends app `app`'s events to gateway `i` (verifying the URL first).
+    pub async fn register(&self, app: &str, i: usize) {
+        self.control(
+            "/_emulator/callbacks",
+            json!({
+                "app": app,
+                "url": self.gateways[i].url(&format!("/_gateway/callback/{app}")),
+                "token": TOKEN,
+                "encoding_aes_key": AES_KEY,
+                "kind": "app",
+                "agent_id": AGENT_ID,
+            }),
+        )
+        .await;
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = client()
+            .post(format!("{}{path}", self.emu.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Has the emulator send `xml` to app `app`'s receiver and waits until WeCom's side is
+    /// settled; returns how the last attempt was answered.
+    pub async fn send(&self, app: &str, xml: &str) -> Value {
+        self.control("/_emulator/callbacks", json!({"app": app, "xml": xml}))
+            .await;
+        self.settled().await
+    }
+
+    /// The emulator's callback log once nothing is in flight.
+    pub async fn settled(&self) -> Value {
+        client()
+            .get(format!(
+                "{}/_emulator/callbacks?settled=true",
+                self.emu.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Kills gateway `i` with SIGKILL and starts it again on the same config, ports and
+    /// directory (the same `local` file).
+    pub async fn kill_and_restart(&mut self, i: usize) {
+        let gw = &mut self.gateways[i];
+        gw.signal(9);
+        assert!(gw.wait_exit(Duration::from_secs(10)).is_some());
+        let gw = std::mem::replace(&mut self.gateways[i], placeholder());
+        let gw = tokio::task::spawn_blocking(move || gw.restart())
+            .await
+            .unwrap();
+        self.gateways[i] = gw;
+    }
+}
+
+/// A stand-in while a gateway is being restarted: nothing to kill.
+fn placeholder() -> Gateway {
+    Gateway {
+        child: None,
+        dir: super::TempDir::new("placeholder"),
+        port: free_port(),
+        admin_port: free_port(),
+        config_path: Default::default(),
+        log_path: Default::default(),
+    }
+}
+
+/// An event XML as WeCom writes it, numbered so order can be checked.
+pub fn event_xml(n: u32) -> String {
+    wecom_api::XmlMessage::from_pairs([
+        ("ToUserName", CORP_ID.to_owned()),
+        ("FromUserName", "sys".to_owned()),
+        ("CreateTime", (1_700_000_000 + n).to_string()),
+        ("MsgType", "event".to_owned()),
+        ("Event", "change_contact".to_owned()),
+        ("ChangeType", "update_user".to_owned()),
+        ("UserID", format!("user{n}")),
+    ])
+    .to_xml()
+}
+
+/// A POST exactly as WeCom makes it: `xml` encrypted for the corp, signed at `timestamp`.
+pub fn sealed_post(xml: &str, timestamp: u64) -> (String, String) {
+    let crypto = CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
+    let nonce = format!("{}", rand_nonce());
+    let s = crypto.seal(xml, CORP_ID, &timestamp.to_string(), &nonce);
+    let query = format!(
+        "msg_signature={}&timestamp={}&nonce={}",
+        s.msg_signature, s.timestamp, s.nonce
+    );
+    let body = wecom_api::callback::envelope(CORP_ID, &AGENT_ID.to_string(), &s.encrypt);
+    (query, body)
+}
+
+fn rand_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() % 10_000_000_000
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `X-Gateway-Signature` as the CRM computes it.
+pub fn expected_signature(body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Waits until gateway `gw`'s `/metrics` has `line` (at most 30 s).
+pub async fn wait_metric(gw: &Gateway, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = gw.metrics().await;
+        if metrics.contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,415 @@
+//! The store of one instance that must not forget (SPEC section 21, `backend = "local"`): an
+//! embedded transactional database in one file.
+//!
+//! Why `redb`: pure Rust (nothing to install, nothing to link), ACID with copy-on-write pages
+//! and a checksummed commit, so a process killed with `kill -9` — or a machine that loses power
+//! — finds the last committed transaction on restart and nothing half-written; a stable file
+//! format since 1.0; one maintainer-reviewed crate with a fuzzed storage engine. SQLite
+//! (`rusqlite`) would do the same through C; `sled` is still beta; LMDB (`heed`) is C and maps
+//! the file into memory, so a full disk shows up as a signal rather than an error.
+//!
+//! How it is used:
+//! - **Reads are served from memory.** One instance owns the file (redb locks it: a second
+//!   process gets "in use"), so the [`MemoryStore`] filled from the file at open is always
+//!   the truth; no request ever waits on the disk to read a token or a revocation.
+//! - **Writes go to both.** A write returns once its transaction is committed with
+//!   [`redb::Durability::Immediate`] (fsync'd). Every write of the process goes through one
+//!   writer thread that commits whatever is waiting as one transaction (group commit): a
+//!   burst of callbacks costs one fsync, not one each.
+//! - **Expiry is the memory store's**, the same as the other backends; rows past their time
+//!   are swept from the file at open and once a minute.
+//! - **Locks stay in memory**: they exist to keep processes of a cluster apart, and a lock of
+//!   a killed process must not outlive it.
+//!
+//! The gateway keeps more than tokens in the same file (its callback queue): [`LocalStore::write`]
+//! and [`LocalStore::read`] hand it transactions of this database, and [`LocalStore::sweeper`]
+//! adds its own expiry.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+
+use super::{Cached, MemoryStore, Store, StoreError};
+use crate::Clock;
+
+/// Token key -> (fetched_at, expires_at, value), Unix ms.
+const TOKENS: TableDefinition<&str, (u64, u64, &str)> = TableDefinition::new("tokens");
+/// Fact key -> (expires_at, value), Unix ms.
+const FACTS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("facts");
+
+/// How often expired rows are swept from the file.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// At most this many waiting writes share one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A write given to the writer thread: run inside a transaction (perhaps again, alone, if the
+/// batch it shared failed), then told how the commit went.
+trait Job: Send {
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), redb::Error>;
+    fn done(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Call<F, R> {
+    f: F,
+    result: Option<R>,
+    reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for Call<F, R>
+where
+    F: FnMut(&WriteTransaction) -> Result<R, redb::Error> + Send,
+    R: Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), redb::Error> {
+        self.result = Some((self.f)(txn)?);
+        Ok(())
+    }
+
+    fn done(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Call { result, reply, .. } = *self;
+        let r = committed
+            .and_then(|()| result.ok_or_else(|| StoreError("local: the write did not run".into())));
+        let _ = reply.send(r);
+    }
+}
+
+/// Deletes what has expired by `now` (Unix ms) in one table of the caller's.
+pub type Sweeper = Box<dyn Fn(&WriteTransaction, u64) -> Result<(), redb::Error> + Send>;
+
+pub struct LocalStore {
+    memory: MemoryStore,
+    db: Arc<Database>,
+    /// `None` once closing: the writer thread then finishes what it has and ends.
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    sweepers: Arc<Mutex<Vec<Sweeper>>>,
+    clock: Clock,
+}
+
+/// The file is released when the store is dropped: the writer has committed everything it was
+/// given, and the same process may open the file again at once.
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("local: {e}"))
+}
+
+impl LocalStore {
+    /// Opens (or creates) the database at `path`. Fails when another process has it open.
+    pub fn open(path: &Path, clock: Clock) -> Result<LocalStore, StoreError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+                "local: {} is in use by another process (one instance per file; several instances share backend = \"redis\")",
+                path.display()
+            )),
+            e => StoreError(format!("local: {}: {e}", path.display())),
+        })?;
+        let db = Arc::new(db);
+        let memory = MemoryStore::new(clock.clone());
+        let txn = db.begin_write().map_err(err)?;
+        {
+            // Created empty on first use, so that readers never meet a missing table.
+            txn.open_table(TOKENS).map_err(err)?;
+            txn.open_table(FACTS).map_err(err)?;
+        }
+        txn.commit().map_err(err)?;
+        let sweepers: Arc<Mutex<Vec<Sweeper>>> = Arc::new(Mutex::new(vec![Box::new(sweep_own)]));
+        let (jobs, rx) = mpsc::channel();
+        let mut store = LocalStore {
+            memory,
+            db: db.clone(),
+            jobs: Some(jobs),
+            writer: None,
+            sweepers: sweepers.clone(),
+            clock: clock.clone(),
+        };
+        store.sweep_now()?;
+        store.load()?;
+        store.writer = Some(
+            std::thread::Builder::new()
+                .name("wgw-local-store".into())
+                .spawn(move || writer(db, rx, sweepers, clock))
+                .map_err(err)?,
+        );
+        Ok(store)
+    }
+
+    /// Fills the memory store with what the file holds.
+    fn load(&self) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let txn = self.db.begin_read().map_err(err)?;
+        let tokens = txn.open_table(TOKENS).map_err(err)?;
+        for row in tokens.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let (fetched_at, expires_at, value) = v.value();
+            self.memory.insert_token(
+                k.value(),
+                Cached {
+                    value: value.into(),
+                    fetched_at,
+                    expires_at,
+                },
+            );
+        }
+        let facts = txn.open_table(FACTS).map_err(err)?;
+        for row in facts.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let (until, value) = v.value();
+            if until > now {
+                self.memory.insert_fact(k.value(), value, until);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a write transaction of this database and returns once it is committed and
+    /// on disk. `f` may run twice (a batch that failed is retried one write at a time): it
+    /// must only depend on what the transaction shows it.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R, redb::Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| err("closing"))?
+            .send(Box::new(Call {
+                f,
+                result: None,
+                reply,
+            }))
+            .map_err(|_| err("the writer thread stopped"))?;
+        rx.await.map_err(|_| err("the writer thread stopped"))?
+    }
+
+    /// Runs `f` on a read transaction, off the async workers.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<R, redb::Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(err)?;
+            f(&txn).map_err(err)
+        })
+        .await
+        .map_err(err)?
+    }
+
+    /// Adds the expiry of a table of the caller's to the sweep.
+    pub fn sweeper(&self, s: Sweeper) {
+        self.sweepers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(s);
+    }
+
+    /// Sweeps expired rows now (also done once a minute by the writer).
+    pub fn sweep_now(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let now = self.clock.now_ms();
+        for s in self
+            .sweepers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s(&txn, now).map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+}
+
+fn sweep_own(txn: &WriteTransaction, now: u64) -> Result<(), redb::Error> {
+    // A token is kept while the cache may still read it: until its expiry.
+    txn.open_table(TOKENS)?
+        .retain(|_, (_, expires_at, _)| expires_at > now)?;
+    txn.open_table(FACTS)?.retain(|_, (until, _)| until > now)?;
+    Ok(())
+}
+
+/// The one writer: waits for a write, takes every other one waiting, commits them together,
+/// then answers each. Sweeps once a minute.
+fn writer(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    sweepers: Arc<Mutex<Vec<Sweeper>>>,
+    clock: Clock,
+) {
+    let mut last_sweep = clock.now_ms();
+    loop {
+        let first = match rx.recv_timeout(SWEEP_EVERY) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch: Vec<Box<dyn Job>> = first.into_iter().collect();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&db, batch);
+        }
+        let now = clock.now_ms();
+        if now.saturating_sub(last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
+            last_sweep = now;
+            let swept = (|| -> Result<(), redb::Error> {
+                let txn = db.begin_write()?;
+                for s in sweepers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                    s(&txn, now)?;
+                }
+                txn.commit()?;
+                Ok(())
+            })();
+            if let Err(e) = swept {
+                tracing::warn!(error = %e, "local store: sweeping expired rows failed");
+            }
+        }
+    }
+}
+
+fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
+    let together = (|| -> Result<(), redb::Error> {
+        let txn = db.begin_write()?;
+        for job in batch.iter_mut() {
+            job.apply(&txn)?;
+        }
+        txn.commit()?;
+        Ok(())
+    })();
+    match together {
+        Ok(()) => {
+            for job in batch {
+                job.done(Ok(()));
+            }
+        }
+        // One bad write must not fail the others: each alone, in its own transaction.
+        Err(_) if batch.len() > 1 => {
+            for job in batch {
+                commit_batch(db, vec![job]);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "local store: a write failed");
+            for job in batch {
+                job.done(Err(err(&e)));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.memory.get(key).await
+    }
+
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        self.memory.set(key, value).await?;
+        let (k, v) = (key.to_owned(), value.clone());
+        self.write(move |txn| {
+            txn.open_table(TOKENS)?
+                .insert(k.as_str(), (v.fetched_at, v.expires_at, &*v.value))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let expired = self.memory.expire_if(key, value).await?;
+        if expired {
+            let (k, v) = (key.to_owned(), value.to_owned());
+            self.write(move |txn| {
+                let mut t = txn.open_table(TOKENS)?;
+                // The file holds what memory held: compare anyway, it costs nothing.
+                let same = t.get(k.as_str())?.is_some_and(|g| g.value().2 == v);
+                if same {
+                    t.remove(k.as_str())?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(expired)
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        self.memory.lock(key, ttl).await
+    }
+
+    async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError> {
+        self.memory.unlock(key, lock_id).await
+    }
+
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.memory.get_fact(key).await
+    }
+
+    async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.memory.put_fact(key, value, ttl).await?;
+        let until = self
+            .clock
+            .now_ms()
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.write(move |txn| {
+            let mut t = txn.open_table(FACTS)?;
+            if ttl.is_zero() {
+                t.remove(k.as_str())?;
+            } else {
+                t.insert(k.as_str(), (until, v.as_str()))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Memory decides (this process owns the file); a won claim is committed like any fact,
+    /// so that a restart does not let the same claim be won twice (a login state's callback).
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        if !self.memory.claim(key, ttl).await? {
+            return Ok(false);
+        }
+        let until = self
+            .clock
+            .now_ms()
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let k = key.to_owned();
+        self.write(move |txn| {
+            txn.open_table(FACTS)?.insert(k.as_str(), (until, "1"))?;
+            Ok(())
+        })
+        .await?;
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // A write that commits: the disk takes writes, the writer thread lives.
+        self.write(|_| Ok(())).await
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}
+
+#[cfg(test)]
+mod tests;
