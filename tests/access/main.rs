@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(dead_code)] // the attack world serves more than these tests use
 #[path = "../attacks/world.rs"]
 mod world;
 
