@@ -129,6 +129,9 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
     let mut out = String::new();
     out.push_str("\n  wecom-gateway demo\n  ─────────────────\n");
     out.push_str(&format!("  Open the CRM sidebar (a desktop browser gets the QR login page):\n    {public}/sidebar/#/customer/42\n\n"));
+    out.push_str(&format!(
+        "  Reports (tag 经理 only: zhangsan yes, lisi 403):\n    {public}/reports/\n\n"
+    ));
     if let Some(crm) = helpers.crm {
         out.push_str(&format!(
             "  Demo CRM (behind the gateway):   http://{crm}\n"

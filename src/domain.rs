@@ -43,6 +43,9 @@ pub struct App {
     /// `false` for `kind = "wechat_mini"`: its people sign in from the mini-program only, never
     /// through `{prefix}/login`.
     pub web_login: bool,
+    /// Inside WeCom, a page navigation with a session older than this signs in again silently
+    /// (SPEC section 17): another member on the same device is noticed.
+    pub reauth_after: Option<Duration>,
     /// WeCom's callbacks of this app (SPEC section 18); `None`: its callback URL is a 404.
     pub callback: Option<Callback>,
 }
@@ -167,4 +170,51 @@ impl std::fmt::Debug for AssertionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AssertionKey(<redacted>)")
     }
+}
+
+/// Who may enter a route (`allow = { departments, tags, users }`, SPEC section 17): a member
+/// is admitted when any one list matches. Compiled once with its route; the decisions made
+/// with it live here too, so a reload that changes the rule starts with none.
+#[derive(Debug, Default)]
+pub struct Allow {
+    pub users: Vec<String>,
+    pub departments: Vec<u64>,
+    pub tags: Vec<u64>,
+    /// Per userid: the last decision and the Unix ms until which its facts hold. Requests of a
+    /// member already decided read nothing from the store until then (the hot path), and the
+    /// decision is logged once per member and route per `policy_ttl`, not per request.
+    pub decided: dashmap::DashMap<String, Decided>,
+}
+
+/// A decision of an [`Allow`] for one member, valid until its facts expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub admitted: bool,
+    pub until_ms: u64,
+}
+
+impl Allow {
+    /// `allow` as `check` prints it: `departments=[2] tags=[7] users=[zhangsan]`, the lists
+    /// given only.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.departments.is_empty() {
+            parts.push(format!("departments={:?}", self.departments));
+        }
+        if !self.tags.is_empty() {
+            parts.push(format!("tags={:?}", self.tags));
+        }
+        if !self.users.is_empty() {
+            parts.push(format!("users=[{}]", self.users.join(",")));
+        }
+        parts.join(" ")
+    }
+}
+
+/// Provider values must be plain ASCII ids before they become header values: anything else is
+/// refused rather than forwarded (SPEC section 7).
+pub fn is_plain_id(v: &str) -> bool {
+    (1..=256).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@=+/:".contains(&b))
 }

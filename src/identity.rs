@@ -16,13 +16,7 @@ pub struct Identity {
     pub external_unionid: Option<String>,
 }
 
-/// Provider values must be plain ASCII ids before they become header values: anything else is
-/// refused rather than forwarded (SPEC section 7).
-pub fn is_plain_id(v: &str) -> bool {
-    (1..=256).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@=+/:".contains(&b))
-}
+pub use crate::domain::is_plain_id;
 
 impl Identity {
     /// Sets the identity headers. Values were checked with [`is_plain_id`] when the identity was

@@ -1,6 +1,7 @@
 //! wecom-gateway: a reverse proxy placed in front of an existing CRM so that it works inside
 //! WeCom and WeChat with no WeCom code of its own. The binary is a thin shell over this library.
 
+pub mod access;
 pub mod admin;
 pub mod answers;
 pub mod callback;

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub token_fetches: IntCounterVec,
     pub qyapi_retries: IntCounterVec,
     pub store_errors: IntCounterVec,
+    pub access: IntCounterVec,
     /// Callbacks by app, event (a fixed set, `other`) and result: `queued`, `duplicate`,
     /// `refused`, `delivered`, `failed` (one attempt), `dead` (given up after 24 hours).
     pub events: IntCounterVec,
@@ -115,6 +116,12 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "wgw_store_errors_total",
             "Shared token store (Redis) operations that failed; the process served its own copy.",
             &["op"],
+        ),
+        access: counter(
+            &registry,
+            "wgw_access_total",
+            "Access-rule decisions on routes with `allow` (admitted, refused, error).",
+            &["route", "result"],
         ),
         request_duration,
         in_flight,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wecom_api::{Client, Clock, MemoryStore, Observer, RetryReason, Store, TokenTarget};
+use wecom_api::{Client, Clock, FactCache, MemoryStore, Observer, RetryReason, Store, TokenTarget};
 
 pub use wecom_api::{ApiError, ApiRequest, ApiResponse, TokenKind};
 
@@ -16,15 +16,18 @@ use crate::metrics::{labels, METRICS};
 #[derive(Clone)]
 pub struct Provider {
     client: Client,
+    /// Member facts for access rules, through the same cache machinery as tokens.
+    facts: FactCache,
 }
 
 impl Provider {
     pub fn new(store: Arc<dyn Store>, lock_ttl: Duration, clock: Clock) -> Provider {
-        let client = Client::builder(store, lock_ttl)
-            .clock(clock)
+        let client = Client::builder(store.clone(), lock_ttl)
+            .clock(clock.clone())
             .observer(Arc::new(Metrics))
             .build();
-        Provider { client }
+        let facts = FactCache::new(store, client.clone(), clock, lock_ttl);
+        Provider { client, facts }
     }
 
     /// One process, its own memory, its own clock.
@@ -35,6 +38,11 @@ impl Provider {
             DEFAULT_LOCK_TTL,
             clock,
         )
+    }
+
+    /// The facts of access rules (SPEC section 17), cached for `policy_ttl` in the store.
+    pub fn facts(&self) -> &FactCache {
+        &self.facts
     }
 
     /// Where tokens, tickets and other shared values live (memory or Redis).

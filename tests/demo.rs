@@ -90,14 +90,10 @@ async fn page_state(chrome: &Chrome, url: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidebar_journey_in_the_wecom_client() {
     let demo = start_demo();
-    demo.control(
-        "/_emulator/current-contact",
-        json!({"external_userid": "wmEmuCustomer001", "entry": "single_chat_tools"}),
-    )
-    .await;
     let chrome = Chrome::start(WXWORK_UA).await;
 
-    // Silent in-app login; the hash route survives it.
+    // Silent in-app login; the hash route survives it. The demo starts in a customer chat:
+    // the first page a new user sees shows the verified customer.
     let url = demo.gw.url("/sidebar/#/customer/42");
     chrome.open(&url).await;
     let v = page_state(&chrome, &url).await;
@@ -163,6 +159,36 @@ async fn a_desktop_browser_gets_the_qr_page_and_clicking_a_member_logs_in() {
     assert_eq!(v["member"], "zhangsan", "{v}");
     assert_eq!(v["hash"], "#/customer/7", "{v}");
     assert!(v["assertion"].as_str().unwrap().starts_with("valid"), "{v}");
+}
+
+/// The demo's `/reports/` admits only members tagged 经理: zhangsan gets in, lisi (switched to
+/// on the device) gets the 403 page naming him, and the CRM never sees his request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_reports_are_for_managers_only() {
+    use common::browser::{self, Browser, HTML};
+    let demo = start_demo();
+    let mut zs = Browser::new(browser::WXWORK_UA);
+    browser::login(&mut zs, &demo.gw, &demo.emulator, "crm", "/reports/").await;
+    let r = zs
+        .request(reqwest::Method::GET, &demo.gw.url("/reports/"), HTML)
+        .await;
+    assert_eq!(r.status(), 200);
+    demo.control("/_emulator/current-user", json!({"userid": "lisi"}))
+        .await;
+    let mut ls = Browser::new(browser::WXWORK_UA);
+    browser::login(&mut ls, &demo.gw, &demo.emulator, "crm", "/reports/").await;
+    let r = ls
+        .request(reqwest::Method::GET, &demo.gw.url("/reports/"), HTML)
+        .await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("lisi") && page.contains("administrator"),
+        "{page}"
+    );
+    // lisi still opens the sidebar, which has no rule.
+    let r = ls.get_json(&demo.gw.url("/sidebar/"), &[]).await;
+    assert_eq!(r.status(), 200);
 }
 
 /// The banner's "send an event": the emulator sends WeCom's event to the gateway, which verifies

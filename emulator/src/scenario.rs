@@ -53,6 +53,20 @@ pub struct Scenario {
     /// Registered callback URLs (what the admin console would hold).
     #[serde(default)]
     pub callbacks: Vec<CallbackReceiver>,
+    /// Where the emulated WeCom client is when the emulator starts.
+    #[serde(default)]
+    pub start: Start,
+}
+
+/// The emulated client's state at start: the `current-contact` control's values, so that a
+/// demo can open in a customer chat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// The chat's customer (`getCurExternalContact`); none: not in a customer chat.
+    pub current_contact: Option<String>,
+    /// `getContext`'s entry, e.g. "single_chat_tools"; default "normal".
+    pub entry: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -358,6 +372,13 @@ impl Scenario {
             corp.validate().map_err(ScenarioError::Invalid)?;
             if corps[..i].iter().any(|c| c.corp_id == corp.corp_id) {
                 return invalid(format!("corp {} appears twice", corp.corp_id));
+            }
+        }
+        if let Some(c) = &self.start.current_contact {
+            if self.home().external_contact(c).is_none() {
+                return invalid(format!(
+                    "start.current_contact {c} is not an external contact"
+                ));
             }
         }
         if self.wechat_mp.is_some() && self.wechat_users.is_empty() {

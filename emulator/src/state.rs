@@ -165,6 +165,7 @@ pub struct CallCount {
 impl World {
     fn new(scenario: Scenario) -> Self {
         let current_user = scenario.members[0].userid.clone();
+        let start = scenario.start.clone();
         let current_corp = scenario.corp.corp_id.clone();
         let current_wechat_user = scenario.wechat_users.first().map(|u| u.openid.clone());
         World {
@@ -174,8 +175,8 @@ impl World {
             current_user,
             current_corp,
             current_wechat_user,
-            current_contact: None,
-            entry: "normal".to_string(),
+            current_contact: start.current_contact,
+            entry: start.entry.unwrap_or_else(|| "normal".to_string()),
             tokens: HashMap::new(),
             latest_token: HashMap::new(),
             gettoken_log: HashMap::new(),

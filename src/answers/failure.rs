@@ -42,6 +42,8 @@ pub enum Kind {
     ProviderFailed,
     /// Too many sign-in callbacks from one client address.
     TooManyRequests,
+    /// The member is signed in but the route's `allow` does not admit them (SPEC section 17).
+    NotAllowed,
     /// The store did not take what must be kept (a callback): try again (WeCom does).
     StoreUnavailable,
 }
@@ -55,7 +57,8 @@ impl Kind {
             | Kind::LoginDeclined
             | Kind::SnapshotUser
             | Kind::NotYourContact
-            | Kind::ExternalContactRequired => 403,
+            | Kind::ExternalContactRequired
+            | Kind::NotAllowed => 403,
             Kind::UpstreamUnavailable | Kind::LoginFailed | Kind::ProviderFailed => 502,
             Kind::UpstreamTimeout | Kind::ProviderTimeout => 504,
             Kind::Internal => 500,
@@ -85,6 +88,7 @@ impl Kind {
             Kind::ExternalContactRequired => "external_contact_required",
             Kind::ProviderFailed => "provider_error",
             Kind::TooManyRequests => "too_many_requests",
+            Kind::NotAllowed => "not_allowed",
             Kind::StoreUnavailable => "store_unavailable",
         }
     }
@@ -108,6 +112,7 @@ impl Kind {
             Kind::ExternalContactRequired => "Open this page from a customer chat",
             Kind::ProviderFailed => "WeCom refused the request",
             Kind::TooManyRequests => "Too many sign-in attempts",
+            Kind::NotAllowed => "Not allowed here",
             Kind::StoreUnavailable => "Temporarily unavailable",
         }
     }
@@ -395,6 +400,7 @@ mod tests {
             Kind::LoginDeclined,
             Kind::ExternalContactRequired,
             Kind::TooManyRequests,
+            Kind::NotAllowed,
         ] {
             let f = Failure::new(kind, "detail");
             let a = render(&f, "rid1", Form::Json);

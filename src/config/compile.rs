@@ -348,7 +348,22 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
             Some(text.to_owned())
         }
     };
+    let policy_ttl = match &s.policy_ttl {
+        None => DEFAULT_POLICY_TTL,
+        Some(v) => {
+            let d = duration(v, "[session].policy_ttl", src)?;
+            if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&d) {
+                return Err(src.error(
+                    v.span(),
+                    "[session].policy_ttl",
+                    "expected between \"1s\" and \"24h\"",
+                ));
+            }
+            d
+        }
+    };
     Ok(SessionSettings {
+        policy_ttl,
         assertion_audience,
         // Only the derived key is kept: the raw secret leaves memory with the parsed file.
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
@@ -509,6 +524,9 @@ fn compile_app(
             if let Some(v) = &a.miniprogram {
                 return Err(refuse(v.span(), "miniprogram", "wechat_mp"));
             }
+            if let Some(v) = &a.reauth_after {
+                return Err(refuse(v.span(), "reauth_after", "wechat_mp"));
+            }
             let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
             if !matches!(scope.as_str(), "snsapi_base" | "snsapi_userinfo") {
                 let span = a.scope.as_ref().unwrap().span();
@@ -550,6 +568,9 @@ fn compile_app(
             if let Some(v) = &a.miniprogram {
                 return Err(refuse(v.span(), "miniprogram", "wechat_mini"));
             }
+            if let Some(v) = &a.reauth_after {
+                return Err(refuse(v.span(), "reauth_after", "wechat_mini"));
+            }
             // The same credential shape as an Official Account's: an app id and its secret.
             (
                 Credentials::WechatMp {
@@ -585,6 +606,11 @@ fn compile_app(
         jssdk_urls.push("https://res.wx.qq.com/open/js/jweixin-1.2.0.js".to_owned());
     }
     let api_base = url_or(&a.api_base, "api_base", api_default)?;
+    let reauth_after = a
+        .reauth_after
+        .as_ref()
+        .map(|v| duration(v, &app_path("reauth_after"), src))
+        .transpose()?;
     let callback = match &a.callback {
         None => None,
         Some(cb) => {
@@ -602,6 +628,7 @@ fn compile_app(
     };
     Ok(App {
         callback,
+        reauth_after,
         name: name.to_owned(),
         targets: AppTargets::new(name, api_base.as_str(), &credentials),
         credentials,
@@ -724,10 +751,74 @@ fn compile_route(
             "needs `login` naming a kind = \"wecom\" app",
         ));
     }
+    let allow = match &r.allow {
+        None => None,
+        Some(lists) => Some(Arc::new(compile_allow(i, lists, login.as_deref(), src)?)),
+    };
     Ok(Route {
         location: r.location.get_ref().as_str().to_owned(),
         upstream,
         login,
         external_contact: r.external_contact,
+        allow,
+    })
+}
+
+/// `allow` (SPEC section 17): only where a WeCom app logs people in, ids positive integers,
+/// users plain userids, and at least one of them (an empty rule would admit nobody).
+fn compile_allow(
+    i: usize,
+    lists: &Spanned<file::AllowLists>,
+    login: Option<&App>,
+    src: &Source<'_>,
+) -> Result<Allow> {
+    let path = |key: &str| route_path(i, &format!("allow.{key}"));
+    if !login.is_some_and(|a| matches!(a.credentials, Credentials::Wecom { .. })) {
+        return Err(src.error(
+            lists.span(),
+            route_path(i, "allow"),
+            "needs `login` naming a kind = \"wecom\" app (rules are about corp members)",
+        ));
+    }
+    let l = lists.get_ref();
+    let positive = |ids: &[Spanned<i64>], key: &str| -> Result<Vec<u64>> {
+        ids.iter()
+            .enumerate()
+            .map(|(n, id)| match u64::try_from(*id.get_ref()) {
+                Ok(v) if v > 0 => Ok(v),
+                _ => Err(src.error(
+                    id.span(),
+                    path(&format!("{key}[{}]", n + 1)),
+                    format!("'{}' is not a positive integer id", id.get_ref()),
+                )),
+            })
+            .collect()
+    };
+    let departments = positive(&l.departments, "departments")?;
+    let tags = positive(&l.tags, "tags")?;
+    let mut users = Vec::new();
+    for (n, u) in l.users.iter().enumerate() {
+        let text = u.get_ref().as_str();
+        if !crate::domain::is_plain_id(text) {
+            return Err(src.error(
+                u.span(),
+                path(&format!("users[{}]", n + 1)),
+                format!("'{text}' is not a plain userid (letters, digits and -_.@)"),
+            ));
+        }
+        users.push(text.to_owned());
+    }
+    if departments.is_empty() && tags.is_empty() && users.is_empty() {
+        return Err(src.error(
+            lists.span(),
+            route_path(i, "allow"),
+            "names no department, tag or user: nobody could enter",
+        ));
+    }
+    Ok(Allow {
+        users,
+        departments,
+        tags,
+        decided: Default::default(),
     })
 }

@@ -25,8 +25,12 @@ impl Config {
                 .login
                 .as_ref()
                 .map_or("public".to_owned(), |a| format!("login={}", a.name));
+            let allow = route
+                .allow
+                .as_ref()
+                .map_or(String::new(), |a| format!(" allow: {}", a.describe()));
             out.push_str(&format!(
-                "{:<32} -> {:<12} {} external_contact={:?}\n",
+                "{:<32} -> {:<12} {} external_contact={:?}{allow}\n",
                 route.location,
                 route.upstream.name,
                 login,

@@ -60,6 +60,7 @@ pub struct Session {
     pub cookie_name: Option<Spanned<Text>>,
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub ttl: Option<Duration>,
+    pub policy_ttl: Option<Spanned<Text>>,
     pub assertion_secret: Option<Spanned<Text>>,
     pub assertion_audience: Option<Spanned<Text>>,
 }
@@ -108,6 +109,7 @@ pub struct App {
     pub qr_login_url: Option<Spanned<Text>>,
     pub jssdk_urls: Option<Vec<Spanned<Text>>>,
     pub miniprogram: Option<Spanned<bool>>,
+    pub reauth_after: Option<Spanned<Text>>,
     /// SPEC section 18: WeCom's callbacks of this app, and where they go.
     pub callback: Option<Spanned<Callback>>,
 }
@@ -157,6 +159,20 @@ pub struct Route {
     pub external_contact: ExternalContactMode,
     #[serde(default)]
     pub rewrite: Vec<Spanned<Rewrite>>,
+    pub allow: Option<Spanned<AllowLists>>,
+}
+
+/// `allow = { departments = [2], tags = [7], users = ["zhangsan"] }` (SPEC section 17). Ids
+/// are read as integers here and checked positive in compile, where the span is at hand.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowLists {
+    #[serde(default)]
+    pub departments: Vec<Spanned<i64>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<i64>>,
+    #[serde(default)]
+    pub users: Vec<Spanned<Text>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

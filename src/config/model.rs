@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use super::file::{AppKind, ExternalContactMode, RewriteFlag, StoreBackend};
 /// The gateway's nouns and the credentials the config compiles into.
 pub use crate::domain::{
-    App, AssertionKey, Callback, CallbackFormat, Forward, IdentityField, LoginMode, Upstream,
+    Allow, App, AssertionKey, Callback, CallbackFormat, Forward, IdentityField, LoginMode, Upstream,
 };
 use ipnet::IpNet;
 use nginx_compat::location::LocationSet;
@@ -62,6 +62,8 @@ pub struct SessionSettings {
     pub key: cookie::Key,
     pub cookie_name: String,
     pub ttl: Duration,
+    /// How long member facts for access rules are cached (SPEC section 17).
+    pub policy_ttl: Duration,
     pub assertion_secret: Option<Secret>,
     /// The keyed HMAC of `assertion_secret`, prepared once at load.
     pub assertion_key: Option<AssertionKey>,
@@ -77,6 +79,7 @@ impl SessionSettings {
             key: cookie::Key::derive_from(secret.expose().as_bytes()),
             cookie_name: cookie_name.to_owned(),
             ttl,
+            policy_ttl: Duration::from_secs(300),
             assertion_secret: None,
             assertion_key: None,
             assertion_audience: None,
@@ -88,6 +91,9 @@ impl SessionSettings {
 /// timeouts, so that a live holder keeps it through a slow gettoken, and a dead one blocks the
 /// cluster's refresh of that key no longer than this.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
+
+/// `[session] policy_ttl` when not set: how long access-rule facts are cached (SPEC 17).
+pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
 
 pub struct StoreSettings {
     pub backend: StoreBackend,
@@ -105,6 +111,8 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub login: Option<Arc<App>>,
     pub external_contact: ExternalContactMode,
+    /// Who of the login's members may enter (SPEC section 17); `None`: every one.
+    pub allow: Option<Arc<Allow>>,
 }
 
 /// The routes, compiled into nginx's location matcher once.

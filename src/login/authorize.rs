@@ -105,6 +105,7 @@ mod tests {
             jssdk_urls: vec![],
             miniprogram: false,
             web_login: true,
+            reauth_after: None,
             callback: None,
         }
     }

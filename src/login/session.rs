@@ -137,6 +137,24 @@ pub fn for_app<'a>(entries: &'a [SessionEntry], app: &App) -> Option<&'a Session
     entries.iter().find(|e| e.belongs_to(app))
 }
 
+/// The session a new sign-in issues, given the app's session it replaces: the same person
+/// keeps the current contact (a silent re-login after `reauth_after` changes nothing for
+/// them); another member starts with none, as a customer verified by someone else is not
+/// theirs (SPEC section 17). The session id is always new: a revoked one is never revived.
+pub fn renew(previous: Option<&SessionEntry>, mut fresh: SessionEntry) -> SessionEntry {
+    let same = previous.is_some_and(|p| {
+        p.app == fresh.app
+            && p.corp_id == fresh.corp_id
+            && p.userid == fresh.userid
+            && p.openid == fresh.openid
+            && p.wechat_app_id == fresh.wechat_app_id
+    });
+    if same {
+        fresh.contact = previous.and_then(|p| p.contact.clone());
+    }
+    fresh
+}
+
 /// `entries` with `entry` in place of any earlier session of the same app.
 pub fn replace(mut entries: Vec<SessionEntry>, entry: SessionEntry) -> Vec<SessionEntry> {
     entries.retain(|e| e.app != entry.app);
@@ -322,5 +340,40 @@ mod tests {
         let entries = replace(vec![entry("crm", 1), entry("mp", 1)], entry("crm", 2));
         assert_eq!(entries.len(), 2);
         assert_eq!(entries.iter().find(|e| e.app == "crm").unwrap().iat, 2);
+    }
+
+    /// A new sign-in replacing the app's session: the same person keeps the current contact,
+    /// another member (someone else on the device) starts without one; the sid is new.
+    #[test]
+    fn a_re_login_keeps_the_contact_only_for_the_same_member() {
+        let contact = CurrentContact {
+            external_userid: "wmC".into(),
+            unionid: None,
+        };
+        let mut old = entry("crm", 1000);
+        old.sid = Some("old".into());
+        old.contact = Some(contact.clone());
+        let mut other = entry("crm", 2000);
+        other.userid = Some("lisi".into());
+        let mut fresh = entry("crm", 2000);
+        fresh.sid = Some("new".into());
+        let cases: &[(
+            Option<&SessionEntry>,
+            &SessionEntry,
+            Option<&CurrentContact>,
+        )] = &[
+            (Some(&old), &fresh, Some(&contact)),
+            (Some(&old), &other, None),
+            (None, &fresh, None),
+        ];
+        for (previous, next, want) in cases {
+            let got = renew(*previous, (*next).clone());
+            assert_eq!(got.contact.as_ref(), *want, "{:?}", next.userid);
+            assert_eq!(got.sid, next.sid, "the session id is the new one");
+            assert_eq!(got.iat, 2000, "re-issued with the new time");
+        }
+        let mut not_same_app = old.clone();
+        not_same_app.app = "other".into();
+        assert_eq!(renew(Some(&not_same_app), fresh.clone()).contact, None);
     }
 }

@@ -266,8 +266,12 @@ pub async fn callback(
         Ok(identity) => {
             count(config, &app.name, "ok");
             let now = now_secs();
-            let entry = SessionEntry::new(&app, &identity, now, settings.ttl.as_secs());
-            let entries = session::replace(session::read(settings, &jar, now), entry);
+            let entries = session::read(settings, &jar, now);
+            let entry = session::renew(
+                session::for_app(&entries, &app),
+                SessionEntry::new(&app, &identity, now, settings.ttl.as_secs()),
+            );
+            let entries = session::replace(entries, entry);
             let cookies = [
                 session::set_cookie(settings, entries, config.server.https()),
                 cookie_removal,

@@ -22,12 +22,19 @@ pub async fn check(
     app: &Arc<App>,
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
+    let form = request::form(session);
     if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
-        ctx.identity = Some(entry.identity());
-        ctx.session_contact = entry.contact;
-        return Ok(());
+        let ua = request::header(session, http::header::USER_AGENT);
+        let navigation = form == Form::Navigation;
+        // SPEC section 17: a page of the WeCom client signs in again once the session is
+        // older than `reauth_after`; the same interstitial keeps the `#fragment`.
+        if !crate::access::reauth::due(app, entry.iat, now_secs(), navigation, ua) {
+            ctx.identity = Some(entry.identity());
+            ctx.session_contact = entry.contact;
+            return Ok(());
+        }
     }
-    let return_to = match request::form(session) {
+    let return_to = match form {
         Form::Navigation => String::from_utf8_lossy(session.req_header().raw_path()).into_owned(),
         _ => referer_path(&ctx.config, session),
     };

@@ -175,6 +175,7 @@ impl Gateway {
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
+                crate::access::admit(&config, &self.provider, area, ctx.identity.as_ref()).await?;
             }
             if area.external_contact != ExternalContactMode::None {
                 contact_gate::check(

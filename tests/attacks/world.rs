@@ -65,6 +65,8 @@ pub struct Setup<'a> {
     /// The port of `public_url` when a proxy in front (nginx) is how browsers reach the
     /// gateway; `None`: the gateway's own port.
     pub public_port: Option<u16>,
+    /// More lines of `[apps.crm]` (e.g. `reauth_after`).
+    pub crm: &'a str,
 }
 
 impl Default for Setup<'_> {
@@ -77,6 +79,7 @@ impl Default for Setup<'_> {
             files: &[],
             mp_return_query: "",
             public_port: None,
+            crm: "",
         }
     }
 }
@@ -120,6 +123,7 @@ api_base = "{emu_url}"
 authorize_url = "{emu_url}/connect/oauth2/authorize"
 qr_login_url = "{emu_url}/wwlogin/sso/login"
 jssdk_urls = ["{emu_url}/emulator/jweixin.js"]
+{crm}
 
 [apps.mp]
 kind = "wechat_mp"
@@ -138,6 +142,7 @@ url = "{up}"
             session = setup.session,
             up = up.url(),
             mp_return_query = setup.mp_return_query,
+            crm = setup.crm,
             rest = subst(setup.rest),
         );
         let public_port = setup.public_port;

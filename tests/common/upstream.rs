@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,6 +35,9 @@ impl Echo {
 
 pub struct Upstream {
     pub addr: SocketAddr,
+    /// Requests the echo server received (0 for other servers): proof that the gateway
+    /// answered one itself.
+    pub hits: Arc<AtomicUsize>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -40,11 +45,17 @@ impl Upstream {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts an echo upstream named `name`. `/slow?ms=N` waits N ms before answering.
 pub fn echo(name: &str) -> Upstream {
     let name = name.to_owned();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     let app = Router::new().fallback(any(
         move |method: Method,
               uri: Uri,
@@ -52,6 +63,7 @@ pub fn echo(name: &str) -> Upstream {
               headers: HeaderMap,
               body: Bytes| {
             let name = name.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 if uri.path() == "/slow" {
                     let ms: u64 = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(1000);
@@ -78,7 +90,9 @@ pub fn echo(name: &str) -> Upstream {
             }
         },
     ));
-    serve(app)
+    let mut up = serve(app);
+    up.hits = hits;
+    up
 }
 
 pub fn serve(app: Router) -> Upstream {
@@ -106,6 +120,7 @@ pub fn serve(app: Router) -> Upstream {
     let addr = addr_rx.recv().unwrap();
     Upstream {
         addr,
+        hits: Arc::default(),
         _shutdown: tx,
     }
 }

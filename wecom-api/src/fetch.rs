@@ -6,13 +6,16 @@
 //! the credential tokens and never back up into itself.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tower::{BoxError, Service, ServiceExt};
 
 use crate::error::ApiError;
+use crate::observe::Observer;
 use crate::request::ApiResponse;
 use crate::stack::{api_error, Answered, Attempt};
+use crate::store::Cached;
 use crate::target::{Plan, TokenTarget};
 
 /// What a fetch brings back.
@@ -22,11 +25,31 @@ pub struct Fetched {
     pub expires_in: u64,
 }
 
+/// What a cached value is fetched for: its key, when a fresh value expires, and who hears of
+/// its fetches. [`TokenTarget`] is one; the gateway's member facts are another.
+pub trait CacheTarget: Clone + Send + Sync + 'static {
+    /// The key in the store and of the in-process single flight. Never holds a secret.
+    fn key(&self) -> &Arc<str>;
+
+    /// When a value fetched at `now_ms` expires. Tokens: [`crate::expiry_of`] (WeCom hands the same
+    /// token back with its old expiry).
+    fn expiry(&self, fetched: &Fetched, previous: Option<&Cached>, now_ms: u64) -> u64;
+
+    /// Tells `observer` that a fetch ended.
+    fn observe(&self, _observer: &dyn Observer, _result: Result<(), &ApiError>) {}
+
+    /// The warning of a failed fetch (the cache throttles it to one a minute per key).
+    fn warn(&self, e: &ApiError);
+}
+
 /// How the values of a cache are fetched; called at most once per refresh of a key.
 pub trait Fetch: Send + Sync + 'static {
+    /// What a value is fetched for: a [`TokenTarget`], or another [`CacheTarget`].
+    type Target: CacheTarget;
+
     fn fetch(
         &self,
-        target: &TokenTarget,
+        target: &Self::Target,
     ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static;
 }
 
@@ -56,6 +79,8 @@ pub(crate) struct WithCredentials<S> {
 }
 
 impl<S: Stack> Fetch for WithCredentials<S> {
+    type Target = TokenTarget;
+
     fn fetch(
         &self,
         target: &TokenTarget,
@@ -89,6 +114,8 @@ pub(crate) struct WithToken<S> {
 }
 
 impl<S: Stack> Fetch for WithToken<S> {
+    type Target = TokenTarget;
+
     fn fetch(
         &self,
         target: &TokenTarget,

@@ -4,6 +4,10 @@
 //!
 //! The decisions ([`freshness`], [`is_config_refusal`], [`expiry_of`]) are plain functions in
 //! [`decide`]; [`TokenCache`] only sequences them around a [`Store`] and a [`Fetch`].
+//!
+//! The same machinery caches other values a cluster should fetch once and share, keyed by a
+//! [`CacheTarget`] of their own: the gateway's member facts for access rules (SPEC section 17)
+//! get the single flight, the store's lock and the background refresh of tokens.
 
 mod decide;
 #[cfg(test)]
@@ -18,7 +22,7 @@ use tokio::sync::OnceCell;
 pub use decide::{expiry_of, freshness, is_config_refusal, Freshness};
 
 use crate::error::ApiError;
-use crate::fetch::Fetch;
+use crate::fetch::{CacheTarget, Fetch, Fetched};
 use crate::observe::Observer;
 use crate::stack::TokenSource;
 use crate::store::{Cached, Store, StoreError};
@@ -34,6 +38,32 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 const REFUSAL_HOLD: Duration = Duration::from_secs(10);
 
 type Flight = Arc<OnceCell<Result<Cached, ApiError>>>;
+
+impl CacheTarget for TokenTarget {
+    fn key(&self) -> &Arc<str> {
+        TokenTarget::key(self)
+    }
+
+    fn expiry(&self, f: &Fetched, previous: Option<&Cached>, now_ms: u64) -> u64 {
+        expiry_of(&f.value, f.expires_in, previous, now_ms)
+    }
+
+    fn observe(&self, observer: &dyn Observer, result: Result<(), &ApiError>) {
+        observer.fetched(self, result);
+    }
+
+    fn warn(&self, e: &ApiError) {
+        tracing::warn!(
+            app = self.app(),
+            kind = self.kind().label(),
+            owner = self.owner(),
+            api_base = &**self.base(),
+            errcode = e.errcode().unwrap_or(0),
+            error = %e,
+            "token fetch failed (logged once a minute per key)"
+        );
+    }
+}
 
 /// Whether this process fetches, after asking the store's lock.
 enum Turn {
@@ -99,7 +129,7 @@ impl<F: Fetch> TokenCache<F> {
     }
 
     /// A usable value: the cached one, or the result of the one refresh in flight.
-    pub async fn get(&self, target: &TokenTarget) -> Result<Arc<str>, ApiError> {
+    pub async fn get(&self, target: &F::Target) -> Result<Arc<str>, ApiError> {
         let this = &self.inner;
         let cached = this.store.get(target.key()).await.map_err(store_err)?;
         if let Some(c) = cached {
@@ -131,7 +161,7 @@ impl<F: Fetch> TokenCache<F> {
 
     /// Compare-and-expire (SPEC section 11): forgets `failed` only if it is still the cached
     /// value. `false` means someone already replaced it; the next `get` returns the new one.
-    pub async fn expire_if(&self, target: &TokenTarget, failed: &str) -> Result<bool, ApiError> {
+    pub async fn expire_if(&self, target: &F::Target, failed: &str) -> Result<bool, ApiError> {
         self.inner
             .store
             .expire_if(target.key(), failed)
@@ -140,12 +170,12 @@ impl<F: Fetch> TokenCache<F> {
     }
 
     /// The value that replaces `failed`: compare-and-expire, then [`Self::get`].
-    pub async fn replace(&self, target: &TokenTarget, failed: &str) -> Result<Arc<str>, ApiError> {
+    pub async fn replace(&self, target: &F::Target, failed: &str) -> Result<Arc<str>, ApiError> {
         self.expire_if(target, failed).await?;
         self.get(target).await
     }
 
-    pub(crate) async fn refresh(&self, target: &TokenTarget) -> Result<Cached, ApiError> {
+    pub(crate) async fn refresh(&self, target: &F::Target) -> Result<Cached, ApiError> {
         let key = target.key();
         let flight = self.inner.inflight.entry(key.clone()).or_default().clone();
         flight
@@ -163,7 +193,7 @@ impl<F: Fetch> TokenCache<F> {
     /// One refresh of `target`, called by one task per process at a time (the in-process
     /// single flight of [`Self::refresh`]); across processes the store's lock decides who
     /// fetches.
-    async fn fetch_once(&self, target: &TokenTarget) -> Result<Cached, ApiError> {
+    async fn fetch_once(&self, target: &F::Target) -> Result<Cached, ApiError> {
         let this = &self.inner;
         let key = target.key();
         // A refresh that ended while this one queued (here or in another process) counts.
@@ -185,12 +215,12 @@ impl<F: Fetch> TokenCache<F> {
             Turn::Unlocked => None,
         };
         let result = this.fetcher.fetch(target).await;
-        this.observer.fetched(target, result.as_ref().map(drop));
+        target.observe(&*this.observer, result.as_ref().map(drop));
         let outcome = match result {
             Ok(f) => {
                 let now = this.clock.now_ms();
                 let c = Cached {
-                    expires_at: expiry_of(&f.value, f.expires_in, previous.as_ref(), now),
+                    expires_at: target.expiry(&f, previous.as_ref(), now),
                     value: f.value.into(),
                     fetched_at: now,
                 };
@@ -258,27 +288,19 @@ impl<F: Fetch> TokenCache<F> {
     }
 
     /// Once a minute per key: a wrong secret must not flood the log with one line per request.
-    fn log_failure(&self, target: &TokenTarget, e: &ApiError) {
+    fn log_failure(&self, target: &F::Target, e: &ApiError) {
         let this = &self.inner;
         if this
             .failures_logged
             .due(target.key().clone(), this.clock.now_ms())
         {
-            tracing::warn!(
-                app = target.app(),
-                kind = target.kind().label(),
-                owner = target.owner(),
-                api_base = &**target.base(),
-                errcode = e.errcode().unwrap_or(0),
-                error = %e,
-                "token fetch failed (logged once a minute per key)"
-            );
+            target.warn(e);
         }
     }
 }
 
 /// What the token layer of the stack asks of the credential tokens' cache.
-impl<F: Fetch> TokenSource for TokenCache<F> {
+impl<F: Fetch<Target = TokenTarget>> TokenSource for TokenCache<F> {
     async fn token(
         &self,
         target: &TokenTarget,

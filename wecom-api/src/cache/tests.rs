@@ -45,6 +45,8 @@ impl Fake {
 }
 
 impl Fetch for Arc<Fake> {
+    type Target = TokenTarget;
+
     fn fetch(
         &self,
         target: &TokenTarget,

@@ -1,0 +1,127 @@
+//! `reauth_after` as a WeCom WebView sees it: member A's session, then someone else (B) signs
+//! in on the device; A's page navigations after `reauth_after` sign in again silently and
+//! become B's, without A's customer. A script's call (XHR/fetch) is never redirected: it keeps
+//! answering as A until the page itself is loaded again.
+
+use serde_json::json;
+
+use crate::common::browser::{Browser, HTML};
+use crate::world::{Setup, World, CUSTOMER};
+use crate::{scenario, ROUTES};
+
+async fn start() -> World {
+    World::with(Setup {
+        scenario: scenario(),
+        rest: ROUTES,
+        crm: "reauth_after = \"15m\"",
+        ..Setup::default()
+    })
+    .await
+}
+
+/// (userid, external userid) the CRM receives for a script's call.
+async fn seen_by_crm(w: &World, b: &mut Browser, path: &str) -> (String, Option<String>) {
+    let e = w
+        .upstream_sees(b, path, &[])
+        .await
+        .expect("reaches the CRM");
+    (
+        e.header("x-wecom-userid").unwrap_or_default().to_owned(),
+        e.header("x-wecom-external-userid").map(str::to_owned),
+    )
+}
+
+/// A page navigation: the interstitial that signs in again (its login URL), or the CRM's page.
+async fn navigate(w: &World, b: &mut Browser, path: &str) -> Result<String, String> {
+    let r = b.request(reqwest::Method::GET, &w.gw.url(path), HTML).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    if page.contains("location.replace(") {
+        Err(page)
+    } else {
+        Ok(page)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_member_on_the_device_is_noticed_at_the_next_page_after_reauth_after() {
+    let w = start().await;
+    let mut b = w.member().await;
+    assert_eq!(w.verify_contact(&mut b, CUSTOMER).await.0, 200);
+    let a = ("zhangsan".to_owned(), Some(CUSTOMER.to_owned()));
+    assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await, a);
+
+    // zhangsan signs out of WeCom on this device; lisi signs in.
+    w.control("/_emulator/current-user", json!({"userid": "lisi"}))
+        .await;
+    // Younger than reauth_after: nothing happens yet.
+    w.gw.advance("14m").await;
+    assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
+
+    w.gw.advance("2m").await;
+    // A script's call is never redirected: still zhangsan until the page reloads.
+    assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await, a);
+    // A navigation gets the page that signs in again, keeping the #fragment (its script
+    // appends location.hash to this return_to).
+    let page = navigate(&w, &mut b, "/sidebar/page?x=1").await.unwrap_err();
+    assert!(
+        page.contains("/_gateway/login?app=crm&return_to="),
+        "{page}"
+    );
+    let back = w
+        .login(&mut b, "crm", "/sidebar/page?x=1#/customer/7")
+        .await;
+    assert!(back.ends_with("/sidebar/page?x=1#/customer/7"), "{back}");
+    // Now lisi's session, without zhangsan's customer.
+    assert_eq!(
+        seen_by_crm(&w, &mut b, "/sidebar/api").await,
+        ("lisi".to_owned(), None)
+    );
+    // And no loop: the next page is the CRM's.
+    assert!(navigate(&w, &mut b, "/sidebar/page").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_member_signing_in_again_keeps_the_session_and_its_customer() {
+    let w = start().await;
+    let mut b = w.member().await;
+    assert_eq!(w.verify_contact(&mut b, CUSTOMER).await.0, 200);
+    w.gw.advance("16m").await;
+    assert!(navigate(&w, &mut b, "/sidebar/").await.is_err());
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let seen = seen_by_crm(&w, &mut b, "/sidebar/api").await;
+    assert_eq!(seen, ("zhangsan".to_owned(), Some(CUSTOMER.to_owned())));
+    assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_wecom_an_old_session_is_left_alone() {
+    let w = start().await;
+    // A QR session in a desktop browser.
+    let mut b = Browser::new("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0");
+    w.login(&mut b, "crm", "/sidebar/").await;
+    w.gw.advance("16m").await;
+    assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_login_that_fails_ends_on_the_error_page_not_in_a_loop() {
+    let w = start().await;
+    let mut b = w.member().await;
+    w.gw.advance("16m").await;
+    assert!(navigate(&w, &mut b, "/sidebar/").await.is_err());
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 60020, "count": 5}),
+    )
+    .await;
+    let cb = w.to_callback(&mut b, "crm", "/sidebar/").await;
+    let r = b.request(reqwest::Method::GET, &cb, HTML).await;
+    assert_eq!(r.status(), 502, "the login error page of SPEC section 8");
+    assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Try again") && !page.contains("location.replace("),
+        "{page}"
+    );
+}
