@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::common::browser::{location, Browser, WXWORK_UA};
 use crate::common::upstream::Echo;
 use crate::common::{free_port, TempDir};
-use crate::world::{claims, Setup, World, CUSTOMER};
+use crate::world::{claims, Setup, World, CUSTOMER, SIDEBAR_ROUTES};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -100,8 +100,13 @@ fn start_nginx(port: u16, block: &str) -> Nginx {
 /// The gateway behind the README's nginx: `public_url` is nginx's address.
 async fn world_behind_nginx() -> (World, Nginx) {
     let port = free_port();
+    // The sidebar routes, and an area only `lisi` may enter (SPEC section 17).
+    let rest = format!(
+        "{SIDEBAR_ROUTES}\n[[routes]]\nlocation = \"/admin/\"\nupstream = \"crm\"\nlogin = \"crm\"\nallow = {{ users = [\"lisi\"] }}\n"
+    );
     let w = World::with(Setup {
         public_port: Some(port),
+        rest: &rest,
         ..Setup::default()
     })
     .await;
@@ -211,7 +216,7 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_nginx_a_required_contact_refuses_as_in_proxy_mode() {
+async fn behind_nginx_access_rules_and_a_required_contact_refuse_as_in_proxy_mode() {
     let (_w, ng) = world_behind_nginx().await;
     let mut b = Browser::new(WXWORK_UA);
     let start = ng.url("/_gateway/login?app=crm&return_to=%2Fsidebar%2F");
@@ -220,6 +225,14 @@ async fn behind_nginx_a_required_contact_refuses_as_in_proxy_mode() {
     let r = b.get(&provider).await;
     let callback = location(&r, &provider);
     assert_eq!(b.get(&callback).await.status(), 302);
+
+    // An access rule that does not admit the member: nginx answers the 403, the CRM sees
+    // nothing; an area without a rule lets the same member in.
+    match through(&mut b, &ng.url("/admin/x"), &[]).await {
+        Err((403, _)) => {}
+        other => panic!("allow refuses zhangsan: {other:?}"),
+    }
+    assert!(through(&mut b, &ng.url("/sidebar/x"), &[]).await.is_ok());
 
     // No verified contact, or a ticket that does not open: nginx answers the 403.
     for ticket in [None, Some("forged")] {
