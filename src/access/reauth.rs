@@ -53,6 +53,8 @@ mod tests {
             jssdk_urls: vec![],
             reauth_after: after.map(Duration::from_secs),
             callback: None,
+            miniprogram: false,
+            web_login: true,
         }
     }
 
