@@ -131,7 +131,7 @@ impl Gateway {
         ctx.upstream_uri = None;
         ctx.nginx = None;
         match checked {
-            Ok(()) => Ok(granted(ctx)),
+            Ok(()) => Ok(granted(session, ctx)),
             Err(f) if f.kind == Kind::LoginRequired => {
                 Ok(answers::forward_auth_login(&f, &ctx.request_id, ctx.form))
             }
@@ -173,14 +173,23 @@ impl Gateway {
 }
 
 /// `200`, empty, with the identity headers of SPEC section 7 and the assertion: what
-/// `auth_request_set` (or `authResponseHeaders`) hands on to the upstream.
-fn granted(ctx: &Ctx) -> Answer {
+/// `auth_request_set` (or `authResponseHeaders`) hands on to the upstream. Also
+/// `X-Gateway-Cookie`: the original `Cookie` without the gateway's own cookies, always present
+/// (empty when nothing is left), so that the front proxy can send the CRM that instead of the
+/// sealed session it could otherwise log or replay (nginx has no other way to drop one cookie).
+fn granted(session: &Session, ctx: &Ctx) -> Answer {
     let (mut h, body) = answers::response(
         200,
         "text/plain; charset=utf-8",
         Bytes::new(),
         &ctx.request_id,
     );
+    let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+    let cookies = session.req_header().headers.get_all(http::header::COOKIE);
+    let kept = crate::cookies::without_ours(cookies.iter().map(|v| v.as_bytes()), cookie_name)
+        .and_then(|k| http::HeaderValue::from_bytes(&k).ok())
+        .unwrap_or_else(|| http::HeaderValue::from_static(""));
+    let _ = h.insert_header("x-gateway-cookie", kept);
     if let Some(identity) = &ctx.identity {
         identity.each(|name, value| {
             let _ = h.insert_header(name, value);

@@ -193,6 +193,12 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
         .unwrap();
     assert_eq!(echo.uri, "/sidebar/page?x=1");
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    // The browser sent its session cookie; the CRM behind nginx never holds it.
+    assert!(
+        !echo.header("cookie").unwrap_or_default().contains("wgw_"),
+        "{:?}",
+        echo.header("cookie")
+    );
     assert_eq!(echo.header("x-wecom-external-userid"), None);
     let c = claims(echo.header("x-gateway-assertion").unwrap());
     assert_eq!(c["userid"], "zhangsan");
