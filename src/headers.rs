@@ -27,27 +27,40 @@ fn fold(c: u8) -> u8 {
     }
 }
 
+/// Names the public listener reads, removes or sets on every request, parsed once: looking a
+/// header up by `&str` parses and hashes the name on each call.
+pub mod names {
+    use http::header::HeaderName;
+
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const WGW_CONTACT: HeaderName = HeaderName::from_static("wgw-contact");
+    pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+}
+
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) plus the non-standard ones proxies still see.
 /// `Upgrade` is handled apart: it is kept on a WebSocket handshake.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "proxy-authenticate",
-    "proxy-authorization",
+const HOP_BY_HOP: [HeaderName; 7] = [
+    http::header::CONNECTION,
+    names::KEEP_ALIVE,
+    names::PROXY_CONNECTION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
 ];
 
 /// Removes every reserved identity header, whatever its spelling.
 pub fn strip_reserved(req: &mut RequestHeader) {
-    let doomed: Vec<HeaderName> = req
+    // Nearly every request has none: look before collecting anything.
+    while let Some(name) = req
         .headers
         .keys()
-        .filter(|n| is_reserved(n.as_str().as_bytes()))
+        .find(|n| is_reserved(n.as_str().as_bytes()))
         .cloned()
-        .collect();
-    for name in doomed {
+    {
         req.remove_header(&name);
     }
 }
@@ -55,6 +68,21 @@ pub fn strip_reserved(req: &mut RequestHeader) {
 /// Removes hop-by-hop headers, including those the client listed in `Connection`. A WebSocket
 /// handshake keeps `Upgrade` and gets `Connection: upgrade` back.
 pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
+    if req.headers.contains_key(http::header::CONNECTION) {
+        strip_connection_listed(req);
+    }
+    for name in &HOP_BY_HOP {
+        req.remove_header(name);
+    }
+    if upgrade {
+        let _ = req.insert_header(http::header::CONNECTION, "upgrade");
+    } else {
+        req.remove_header(&http::header::UPGRADE);
+    }
+}
+
+/// The headers a client named in `Connection` are hop-by-hop too.
+fn strip_connection_listed(req: &mut RequestHeader) {
     let listed: Vec<String> = req
         .headers
         .get_all(http::header::CONNECTION)
@@ -69,14 +97,6 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
         if !is_reserved(name.as_bytes()) && name != "x-request-id" && name != "host" {
             req.remove_header(name.as_str());
         }
-    }
-    for name in HOP_BY_HOP {
-        req.remove_header(name);
-    }
-    if upgrade {
-        let _ = req.insert_header(http::header::CONNECTION, "upgrade");
-    } else {
-        req.remove_header("upgrade");
     }
 }
 
@@ -113,6 +133,48 @@ pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Opti
     }
 }
 
+/// `X-Forwarded-For` with the client's address appended to what earlier proxies said, written
+/// straight into the value's bytes.
+pub fn forwarded_for(prev: Option<&HeaderValue>, ip: std::net::IpAddr) -> HeaderValue {
+    // A value that is not text, or only blanks, is not a list worth keeping.
+    let prev = prev
+        .filter(|v| v.to_str().is_ok_and(|t| !t.trim().is_empty()))
+        .map(HeaderValue::as_bytes);
+    let mut out = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + 39);
+    if let Some(p) = prev {
+        out.extend_from_slice(p);
+        out.extend_from_slice(b", ");
+    }
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(&mut out, octet);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+    // Earlier proxies' value came from a valid header value, and an address is plain ASCII.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| {
+        HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
+    })
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
+}
+
 /// A client-supplied request id is kept when it is short and plain, so ids can be followed
 /// across a load balancer; anything else is replaced.
 pub fn sane_request_id(v: &[u8]) -> bool {
@@ -146,6 +208,29 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(is_reserved(name.as_bytes()), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let v4: std::net::IpAddr = "10.0.120.7".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let h = |s: &str| HeaderValue::from_str(s).unwrap();
+        let cases: &[(Option<HeaderValue>, std::net::IpAddr, &str)] = &[
+            (None, v4, "10.0.120.7"),
+            (None, "0.0.0.0".parse().unwrap(), "0.0.0.0"),
+            (None, "255.9.100.10".parse().unwrap(), "255.9.100.10"),
+            (Some(h("203.0.113.9")), v4, "203.0.113.9, 10.0.120.7"),
+            (Some(h("a, b")), v6, "a, b, 2001:db8::1"),
+            (Some(h("  ")), v4, "10.0.120.7"),
+            (
+                Some(HeaderValue::from_bytes(b"\xff").unwrap()),
+                v4,
+                "10.0.120.7",
+            ),
+        ];
+        for (prev, ip, want) in cases {
+            assert_eq!(forwarded_for(prev.as_ref(), *ip), *want, "{prev:?}");
         }
     }
 

@@ -1,8 +1,12 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
 use once_cell::sync::Lazy;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 pub struct Metrics {
@@ -128,6 +132,115 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         registry,
     }
 });
+
+/// The request metrics of the public listener, one [`RouteSeries`] per `route` label value,
+/// built with the routes at config load: a request finds its series by index, so counting it
+/// hashes no label (`with_label_values` does, per call). Each series is created on its first
+/// use, so `/metrics` lists what was served, as before.
+pub struct RequestSeries {
+    routes: Vec<RouteSeries>,
+    gateway: RouteSeries,
+    none: RouteSeries,
+}
+
+/// The `route` label of a request: a configured route, the gateway's own endpoints, or none.
+#[derive(Clone, Copy)]
+pub enum RouteLabel {
+    Route(usize),
+    Gateway,
+    None,
+}
+
+impl RequestSeries {
+    /// `locations` are the routes' `location`s, in the routes' order.
+    pub fn new<'a>(locations: impl IntoIterator<Item = &'a str>) -> Self {
+        RequestSeries {
+            routes: locations.into_iter().map(RouteSeries::new).collect(),
+            gateway: RouteSeries::new("gateway"),
+            none: RouteSeries::new("none"),
+        }
+    }
+
+    /// Counts one request and its duration.
+    pub fn observe(&self, route: RouteLabel, status: u16, elapsed: Duration) {
+        let series = match route {
+            RouteLabel::Route(i) => self.routes.get(i).unwrap_or(&self.none),
+            RouteLabel::Gateway => &self.gateway,
+            RouteLabel::None => &self.none,
+        };
+        series.observe(status, elapsed);
+    }
+}
+
+/// Status codes with a series of their own; anything else is counted as `0`.
+const STATUSES: usize = 600;
+
+struct RouteSeries {
+    label: String,
+    duration: OnceLock<Histogram>,
+    /// Indexed by status code.
+    by_status: Box<[OnceLock<IntCounter>]>,
+}
+
+impl RouteSeries {
+    fn new(label: &str) -> Self {
+        RouteSeries {
+            label: label.to_owned(),
+            duration: OnceLock::new(),
+            by_status: (0..STATUSES).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn observe(&self, status: u16, elapsed: Duration) {
+        let status = if usize::from(status) < STATUSES {
+            status
+        } else {
+            0
+        };
+        self.by_status[usize::from(status)]
+            .get_or_init(|| {
+                METRICS
+                    .requests
+                    .with_label_values(&[self.label.as_str(), &status.to_string()])
+            })
+            .inc();
+        self.duration
+            .get_or_init(|| {
+                METRICS
+                    .request_duration
+                    .with_label_values(&[self.label.as_str()])
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod series_tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_under_their_route_and_status() {
+        let series = RequestSeries::new(["/series-a/", "/series-b/"]);
+        let ms = Duration::from_millis(3);
+        series.observe(RouteLabel::Route(1), 200, ms);
+        series.observe(RouteLabel::Route(1), 200, ms);
+        series.observe(RouteLabel::Route(0), 502, ms);
+        series.observe(RouteLabel::Route(0), 999, ms);
+        series.observe(RouteLabel::Gateway, 302, ms);
+        let text = render();
+        for line in [
+            "wgw_requests_total{route=\"/series-b/\",status=\"200\"} 2",
+            "wgw_requests_total{route=\"/series-a/\",status=\"502\"} 1",
+            // A status no client may send gets no series of its own.
+            "wgw_requests_total{route=\"/series-a/\",status=\"0\"} 1",
+            "wgw_request_duration_seconds_count{route=\"/series-a/\"} 2",
+            "wgw_requests_total{route=\"gateway\",status=\"302\"}",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("status=\"999\""));
+    }
+}
 
 /// The text exposition format.
 pub fn render() -> String {

@@ -40,6 +40,26 @@ const OWN_COOKIE_PREFIX: &str = "wgw_";
 
 const MASK: &str = "***";
 
+/// The bytes a secret name (or our cookie prefix, or `bearer`) starts with, in either case: one
+/// lookup rules out most positions of a line before any name is compared.
+const STARTS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i <= SECRET_NAMES.len() + 1 {
+        let c = if i < SECRET_NAMES.len() {
+            SECRET_NAMES[i].as_bytes()[0]
+        } else if i == SECRET_NAMES.len() {
+            OWN_COOKIE_PREFIX.as_bytes()[0]
+        } else {
+            b'b'
+        };
+        t[c.to_ascii_lowercase() as usize] = true;
+        t[c.to_ascii_uppercase() as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Longest run of non-blank bytes (a text field) or JSON string kept whole by [`cut`].
 pub const FIELD_MAX: usize = 1024;
 /// Longest line [`cut`] lets through.
@@ -52,7 +72,7 @@ pub fn redact(line: &str) -> Cow<'_, str> {
     let mut copied = 0;
     let mut i = 0;
     while i < b.len() {
-        if at_boundary(b, i) {
+        if STARTS[usize::from(b[i])] && at_boundary(b, i) {
             if let Some((value_start, value_end)) = match_secret(b, i) {
                 if value_end > value_start {
                     let o = out.get_or_insert_with(|| String::with_capacity(line.len()));

@@ -7,6 +7,7 @@ use crate::answers::Form;
 use crate::config::model::{Config, Upstream};
 use crate::identity::Identity;
 use crate::login::session::CurrentContact;
+use crate::metrics::RouteLabel;
 
 /// Per-request state, filled phase by phase.
 pub struct Ctx {
@@ -37,10 +38,19 @@ pub struct Ctx {
 impl Ctx {
     /// The `route` label of metrics and logs: the location as written, or what answered.
     pub fn route_label(&self) -> &str {
+        match self.route_key() {
+            RouteLabel::Route(i) => &self.config.routes.routes[i].location,
+            RouteLabel::Gateway => "gateway",
+            RouteLabel::None => "none",
+        }
+    }
+
+    /// The same, as an index into the routes' metrics.
+    pub fn route_key(&self) -> RouteLabel {
         match self.route {
-            Some(i) => &self.config.routes.routes[i].location,
-            None if self.path.starts_with(&self.config.server.prefix) => "gateway",
-            None => "none",
+            Some(i) => RouteLabel::Route(i),
+            None if self.path.starts_with(&self.config.server.prefix) => RouteLabel::Gateway,
+            None => RouteLabel::None,
         }
     }
 }

@@ -285,7 +285,11 @@ impl ProxyHttp for Gateway {
 
     /// Steps 1-7: normalise, strip, gateway endpoints, route, login, external contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.request_id = match session.req_header().headers.get("x-request-id") {
+        ctx.request_id = match session
+            .req_header()
+            .headers
+            .get(headers::names::X_REQUEST_ID)
+        {
             Some(v) if headers::sane_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             }
@@ -352,20 +356,19 @@ impl ProxyHttp for Gateway {
         {
             req.remove_header(&http::header::AUTHORIZATION);
         }
-        req.remove_header("wgw-contact");
+        req.remove_header(&headers::names::WGW_CONTACT);
 
         if let Some(ip) = ctx.client_ip {
-            let xff = match req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-                _ => ip.to_string(),
-            };
+            let xff = headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip);
             req.insert_header("x-forwarded-for", xff)?;
         }
-        req.insert_header("x-forwarded-proto", ctx.config.server.public_url.scheme())?;
+        let proto = match ctx.config.server.public_url.scheme() {
+            "https" => http::HeaderValue::from_static("https"),
+            "http" => http::HeaderValue::from_static("http"),
+            other => http::HeaderValue::from_str(other)
+                .map_err(|e| Error::because(ErrorType::InternalError, "public_url scheme", e))?,
+        };
+        req.insert_header("x-forwarded-proto", proto)?;
         // The host browsers use, as public_url says: a client's made-up Host header must not
         // become the host the CRM builds links and mails with.
         let server = &ctx.config.server;
@@ -388,7 +391,7 @@ impl ProxyHttp for Gateway {
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
             None => {
-                req.remove_header("x-forwarded-host");
+                req.remove_header(&headers::names::X_FORWARDED_HOST);
             }
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
@@ -429,7 +432,7 @@ impl ProxyHttp for Gateway {
         nginx::response(session, resp, ctx);
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_set_cookies(resp, cookie_name);
-        if resp.headers.get("x-request-id").is_none() {
+        if !resp.headers.contains_key(headers::names::X_REQUEST_ID) {
             resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         }
         Ok(())
@@ -533,16 +536,12 @@ impl ProxyHttp for Gateway {
             .map(|r| r.status.as_u16())
             .or(ctx.answered)
             .unwrap_or(0);
-        let route = ctx.route_label();
         let elapsed = ctx.started.elapsed();
-        METRICS
-            .requests
-            .with_label_values(&[route, status_label(status)])
-            .inc();
-        METRICS
-            .request_duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        ctx.config
+            .routes
+            .metrics
+            .observe(ctx.route_key(), status, elapsed);
+        let route = ctx.route_label();
         let userid = ctx
             .identity
             .as_ref()
@@ -584,11 +583,4 @@ fn assertion(ctx: &Ctx) -> Option<String> {
         key,
         settings.assertion_audience.as_deref(),
     ))
-}
-
-/// Static label strings so a metric update allocates nothing.
-fn status_label(status: u16) -> &'static str {
-    static LABELS: once_cell::sync::Lazy<Vec<String>> =
-        once_cell::sync::Lazy::new(|| (0..600).map(|s| s.to_string()).collect());
-    LABELS.get(status as usize).map_or("0", String::as_str)
 }
