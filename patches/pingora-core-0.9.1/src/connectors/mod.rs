@@ -30,7 +30,7 @@ use crate::upstreams::peer::{Peer, ALPN};
 use crate::offload::OffloadRuntime;
 pub use l4::Connect as L4Connect;
 use l4::{connect as l4_connect, BindTo};
-use log::{debug, error, warn};
+use log::{debug, warn};
 use parking_lot::RwLock;
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
 use pingora_pool::{ConnectionMeta, ConnectionPool};
@@ -170,7 +170,7 @@ impl ConnectorOptions {
 /// [TransportConnector] provides APIs to connect to servers via TCP or TLS with connection reuse
 pub struct TransportConnector {
     tls_ctx: tls::Connector,
-    connection_pool: Arc<ConnectionPool<Arc<Mutex<Stream>>>>,
+    connection_pool: Arc<ConnectionPool<Arc<Mutex<PooledStream>>>>,
     offload: Option<OffloadRuntime>,
     bind_to_v4: Vec<SocketAddr>,
     bind_to_v6: Vec<SocketAddr>,
@@ -182,6 +182,52 @@ pub struct TransportConnector {
 }
 
 const DEFAULT_POOL_SIZE: usize = 128;
+
+/// A stream in the connection pool. While it idles, the pool's idle poll holds its lock and
+/// reads from it; whoever picks it up waits for the lock and takes the stream out, so nothing
+/// depends on when the idle poll's task drops its own handle.
+struct PooledStream {
+    stream: Option<Stream>,
+    /// The idle poll's read finished (the peer sent data, closed, or failed): not reusable.
+    spoiled: bool,
+}
+
+impl PooledStream {
+    fn new(stream: Stream) -> Self {
+        PooledStream {
+            stream: Some(stream),
+            spoiled: false,
+        }
+    }
+
+    /// The stream, unless the idle poll saw anything happen on it.
+    fn take_reusable(&mut self) -> Option<Stream> {
+        let stream = self.stream.take();
+        if self.spoiled {
+            None
+        } else {
+            stream
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for PooledStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let Some(stream) = this.stream.as_mut() else {
+            return std::task::Poll::Ready(Ok(()));
+        };
+        let read = std::pin::Pin::new(stream).poll_read(cx, buf);
+        if read.is_ready() {
+            this.spoiled = true;
+        }
+        read
+    }
+}
 
 impl TransportConnector {
     /// Create a new [TransportConnector] with the given [ConnectorOptions]
@@ -252,12 +298,13 @@ impl TransportConnector {
         match self.connection_pool.get(&peer.reuse_hash()) {
             Some(s) => {
                 debug!("find reusable stream, trying to acquire it");
-                {
-                    let _ = s.lock().await;
-                } // wait for the idle poll to release it
-                match Arc::try_unwrap(s) {
-                    Ok(l) => {
-                        let mut stream = l.into_inner();
+                // Wait for the idle poll to release it, and take the stream out under the lock:
+                // the idle poll's task drops its handle to the `Arc` only after unlocking, so
+                // requiring the only handle (`Arc::try_unwrap`) here failed whenever that task
+                // had not run to its end yet, and a good connection was thrown away.
+                let taken = s.lock().await.take_reusable();
+                match taken {
+                    Some(mut stream) => {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
@@ -289,8 +336,8 @@ impl TransportConnector {
                             }
                         }
                     }
-                    Err(_) => {
-                        error!("failed to acquire reusable stream");
+                    None => {
+                        debug!("the idle stream was closed or sent data while it idled");
                         None
                     }
                 }
@@ -321,7 +368,7 @@ impl TransportConnector {
         let id = stream.id();
         let meta = ConnectionMeta::new(key, id);
         debug!("Try to keepalive client session");
-        let stream = Arc::new(Mutex::new(stream));
+        let stream = Arc::new(Mutex::new(PooledStream::new(stream)));
         let locked_stream = stream.clone().try_lock_owned().unwrap(); // safe as we just created it
         let (notify_close, watch_use) = self.connection_pool.put(&meta, stream);
         let idle_meta = IdleConnection::new(meta);
