@@ -1,14 +1,16 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use once_cell::sync::Lazy;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 
+use crate::config::model::RouteTable;
 pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
@@ -133,10 +135,41 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     }
 });
 
+/// Counts one request of the public listener under the routes it was served with.
+pub fn observe_request(
+    routes: &Arc<RouteTable>,
+    route: RouteLabel,
+    status: u16,
+    elapsed: Duration,
+) {
+    static CURRENT: Lazy<ArcSwapOption<RoutesSeries>> = Lazy::new(ArcSwapOption::empty);
+    let current = CURRENT.load();
+    match current.as_deref() {
+        Some(c) if Arc::ptr_eq(&c.routes, routes) => c.series.observe(route, status, elapsed),
+        // The first request, or the first after a reload: the series of these routes are
+        // resolved once. While requests of the old and the new configuration overlap, this
+        // may happen a few times; it only costs a table.
+        _ => {
+            let built = Arc::new(RoutesSeries {
+                series: RequestSeries::new(routes.routes.iter().map(|r| r.location.as_str())),
+                routes: routes.clone(),
+            });
+            built.series.observe(route, status, elapsed);
+            CURRENT.store(Some(built));
+        }
+    }
+}
+
+/// The series of one route table, and the table they were made for.
+struct RoutesSeries {
+    routes: Arc<RouteTable>,
+    series: RequestSeries,
+}
+
 /// The request metrics of the public listener, one [`RouteSeries`] per `route` label value,
-/// built with the routes at config load: a request finds its series by index, so counting it
-/// hashes no label (`with_label_values` does, per call). Each series is created on its first
-/// use, so `/metrics` lists what was served, as before.
+/// resolved once per route table: a request finds its series by index, so counting it hashes
+/// no label (`with_label_values` does, per call). Each series is created on its first use, so
+/// `/metrics` lists what was served, as before.
 pub struct RequestSeries {
     routes: Vec<RouteSeries>,
     gateway: RouteSeries,

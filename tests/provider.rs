@@ -46,6 +46,7 @@ fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        raw_query: String::new(),
         headers: vec![],
         body: Bytes::new(),
     }

@@ -114,7 +114,6 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         apps,
         upstreams,
         routes: Arc::new(RouteTable {
-            metrics: crate::metrics::RequestSeries::new(routes.iter().map(|r| r.location.as_str())),
             routes,
             matcher,
             areas,

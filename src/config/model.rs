@@ -123,8 +123,6 @@ pub struct RouteTable {
     /// The protected areas: the login routes alone, in nginx's order, so that of two
     /// overlapping areas the most specific decides (`routing::protecting`).
     pub areas: LocationSet<usize>,
-    /// The request metrics of each route, resolved here once rather than per request.
-    pub metrics: crate::metrics::RequestSeries,
 }
 
 impl RouteTable {

@@ -250,6 +250,7 @@ pub async fn verify(
             method: http::Method::GET,
             path: "/cgi-bin/externalcontact/get".into(),
             query,
+            raw_query: String::new(),
             headers: Vec::new(),
             body: Bytes::new(),
         };

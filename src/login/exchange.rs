@@ -47,6 +47,7 @@ fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        raw_query: String::new(),
         headers: Vec::new(),
         body: bytes::Bytes::new(),
     }
@@ -57,7 +58,11 @@ fn post_json(path: &str, body: &Value) -> ApiRequest {
         method: http::Method::POST,
         path: path.to_owned(),
         query: Vec::new(),
-        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        raw_query: String::new(),
+        headers: vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )],
         body: serde_json::to_vec(body).unwrap_or_default().into(),
     }
 }

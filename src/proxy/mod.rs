@@ -537,10 +537,7 @@ impl ProxyHttp for Gateway {
             .or(ctx.answered)
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
-        ctx.config
-            .routes
-            .metrics
-            .observe(ctx.route_key(), status, elapsed);
+        crate::metrics::observe_request(&ctx.config.routes, ctx.route_key(), status, elapsed);
         let route = ctx.route_label();
         let userid = ctx
             .identity

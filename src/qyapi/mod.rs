@@ -12,6 +12,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -46,15 +47,17 @@ struct Served {
 
 fn framed(
     status: u16,
-    headers: &[(String, String)],
+    headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
     body: Vec<u8>,
     rid: &str,
 ) -> Response<Vec<u8>> {
     let mut b = Response::builder().status(status);
-    for (n, v) in headers {
-        b = b.header(n.as_str(), v.as_str());
+    if let Some(h) = b.headers_mut() {
+        for (n, v) in headers {
+            h.append(n, v);
+        }
     }
-    b.header("content-length", body.len())
+    b.header(http::header::CONTENT_LENGTH, body.len())
         .header("x-request-id", rid)
         .body(body)
         .unwrap_or_else(|_| {
@@ -91,7 +94,11 @@ impl Served {
 impl ServeHttp for Qyapi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let started = Instant::now();
-        let rid = match session.req_header().headers.get("x-request-id") {
+        let rid = match session
+            .req_header()
+            .headers
+            .get(headers::names::X_REQUEST_ID)
+        {
             Some(v) if headers::sane_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             }
@@ -148,16 +155,24 @@ impl Qyapi {
             );
         }
 
-        let raw = session.req_header().raw_path().to_vec();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (path, query) = raw.split_once('?').unwrap_or((&raw, ""));
+        let raw = session.req_header().raw_path();
+        let (path, query) = match raw.iter().position(|&b| b == b'?') {
+            Some(i) => (&raw[..i], &raw[i + 1..]),
+            None => (raw, &[][..]),
+        };
+        // A path that is not text is not a plain API path either.
+        let path = std::str::from_utf8(path).unwrap_or("\u{fffd}");
         if let Err(why) = request::literal(&config.apps, path) {
             session.set_keepalive(None);
             return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
         }
         let addressed = request::address(&config.apps, path);
         let api = addressed.api.to_owned();
-        let (query, access_token) = request::split_query(query);
+        let request::Query {
+            pairs: query,
+            raw: raw_query,
+            access_token,
+        } = request::split_query(query);
         let header_app = session
             .req_header()
             .headers
@@ -211,21 +226,17 @@ impl Qyapi {
             .headers
             .iter()
             .filter(|(n, _)| request::forwarded_request_header(n.as_str(), &connection_listed))
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         let req = ApiRequest {
             method,
             path: api.clone(),
-            query,
+            query: Vec::new(),
+            raw_query,
             headers,
             body,
         };
-        let sent = match request::token_use(&app, &api, &req.query) {
+        let sent = match request::token_use(&app, &api, &query) {
             TokenUse::Injected(kind) => self.provider.call(&app, kind, req).await,
             TokenUse::Own => self.provider.call_plain(&app, req).await,
         };
@@ -273,28 +284,39 @@ async fn read_body(session: &mut ServerSession) -> Result<Bytes, u16> {
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(413);
     }
+    // Most bodies arrive in one piece: that piece is the body, not a copy of it.
+    let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
+                let had = first.as_ref().map_or(0, Bytes::len) + body.len();
+                if had + chunk.len() > MAX_BODY {
                     return Err(413);
                 }
-                body.extend_from_slice(&chunk);
+                match first.take() {
+                    None if body.is_empty() => first = Some(chunk),
+                    earlier => {
+                        if let Some(earlier) = earlier {
+                            body.extend_from_slice(&earlier);
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                }
             }
-            Ok(None) => return Ok(body.freeze()),
+            Ok(None) => return Ok(first.unwrap_or_else(|| body.freeze())),
             Err(_) => return Err(400),
         }
     }
 }
 
 fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
-    let headers: Vec<(String, String)> = resp
+    let headers = resp
         .headers
         .into_iter()
-        .filter(|(n, _)| request::forwarded_response_header(n))
-        .collect();
-    framed(resp.status, &headers, resp.body.to_vec(), rid)
+        .filter(|(n, _)| request::forwarded_response_header(n.as_str()));
+    // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes.
+    framed(resp.status, headers, Vec::from(resp.body), rid)
 }
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
@@ -363,9 +385,12 @@ fn sdk_gettoken(
                 "errcode": 0, "errmsg": "ok",
                 "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
             });
-            let ct = [("content-type".to_owned(), "application/json".to_owned())];
+            let ct = [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )];
             Served {
-                response: framed(200, &ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
+                response: framed(200, ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
                 app: app.name.clone(),
                 api: api.to_owned(),
                 errcode: "0".to_owned(),

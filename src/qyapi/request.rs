@@ -203,18 +203,38 @@ pub fn kind_for(app: &App, api: &str) -> TokenKind {
     }
 }
 
-/// The query's pairs in order; `access_token` taken out.
-pub fn split_query(query: &str) -> (Vec<(String, String)>, Option<String>) {
-    let mut token = None;
-    let mut rest = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+/// A caller's query with its `access_token` (a gateway handle, or the caller's own token) taken
+/// out: decoded for the gateway to read, and as written for forwarding.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    /// The pairs in order, decoded.
+    pub pairs: Vec<(String, String)>,
+    /// The same pairs as the caller wrote them (`%20` stays `%20`), `&`-joined; bytes that
+    /// are not ASCII text are escaped.
+    pub raw: String,
+    pub access_token: Option<String>,
+}
+
+pub fn split_query(query: &[u8]) -> Query {
+    let mut q = Query::default();
+    for segment in query.split(|&b| b == b'&') {
+        let Some((k, v)) = url::form_urlencoded::parse(segment).next() else {
+            continue;
+        };
         if k == "access_token" {
-            token.get_or_insert_with(|| v.into_owned());
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
+            q.access_token.get_or_insert_with(|| v.into_owned());
+            continue;
         }
+        q.pairs.push((k.into_owned(), v.into_owned()));
+        if !q.raw.is_empty() {
+            q.raw.push('&');
+        }
+        q.raw.extend(percent_encoding::percent_encode(
+            segment,
+            percent_encoding::CONTROLS,
+        ));
     }
-    (rest, token)
+    q
 }
 
 /// Request headers that are not forwarded: hop-by-hop ones, the ones the client library
@@ -335,16 +355,34 @@ secret = "secret-of-hr"
 
     #[test]
     fn query_order_kept_and_token_taken_out() {
-        let (rest, token) = split_query("userid=zhang%20san&access_token=wgw1.x.y&b=2&a=1");
-        assert_eq!(token.as_deref(), Some("wgw1.x.y"));
+        let q = split_query(b"userid=zhang%20san&access_token=wgw1.x.y&b=2&a=1");
+        assert_eq!(q.access_token.as_deref(), Some("wgw1.x.y"));
         assert_eq!(
-            rest,
+            q.pairs,
             vec![
                 ("userid".to_owned(), "zhang san".to_owned()),
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned())
             ]
         );
+        assert_eq!(q.raw, "userid=zhang%20san&b=2&a=1");
+    }
+
+    #[test]
+    fn the_query_is_forwarded_as_written() {
+        let cases: &[(&[u8], &str, Option<&str>)] = &[
+            (b"a=x+y&b=x%20y&c=%2F", "a=x+y&b=x%20y&c=%2F", None),
+            (b"access_token=A&access_token=B&x=1", "x=1", Some("A")),
+            (b"&&x=1&&", "x=1", None),
+            (b"access_token", "", Some("")),
+            (b"n=\xe5\xbc\xa0", "n=%E5%BC%A0", None),
+            (b"", "", None),
+        ];
+        for (query, raw, token) in cases {
+            let q = split_query(query);
+            assert_eq!(q.raw, *raw, "{query:?}");
+            assert_eq!(q.access_token.as_deref(), *token, "{query:?}");
+        }
     }
 
     #[test]

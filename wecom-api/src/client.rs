@@ -71,12 +71,7 @@ impl ClientBuilder {
     /// credential cache, which fetches through the plain stack: a chain that ends.
     pub fn build(self) -> Client {
         let http = HttpService {
-            client: reqwest::Client::builder()
-                .connect_timeout(CALL_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build()
-                .expect("the HTTP client builds"),
+            client: crate::stack::http_client(CALL_TIMEOUT, Duration::from_secs(60)),
         };
         let plain: PlainStack = ServiceBuilder::new()
             .layer(TimeoutLayer::new(CALL_TIMEOUT))

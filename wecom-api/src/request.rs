@@ -1,6 +1,8 @@
 //! One API call as the caller writes it, and the answer as it came back.
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS};
 
 use crate::error::ApiError;
 
@@ -8,11 +10,15 @@ use crate::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
     pub method: http::Method,
-    /// `/cgi-bin/user/get`
+    /// `/cgi-bin/user/get`: plain path characters (the qyapi endpoint checks what it forwards).
     pub path: String,
-    /// Without `access_token`, in the caller's order.
+    /// Without `access_token`, in the caller's order; form-encoded on the way out.
     pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
+    /// A query forwarded as the caller wrote it (after `query`), without `access_token`:
+    /// `%20` stays `%20`, `+` stays `+`. Empty for the calls the gateway makes itself.
+    pub raw_query: String,
+    /// Header names and values as received: bytes, not text.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -25,6 +31,7 @@ impl ApiRequest {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            raw_query: String::new(),
             headers: Vec::new(),
             body: Bytes::new(),
         }
@@ -35,7 +42,11 @@ impl ApiRequest {
             method: http::Method::POST,
             path: path.to_owned(),
             query: Vec::new(),
-            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            raw_query: String::new(),
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body: serde_json::to_vec(body).unwrap_or_default().into(),
         }
     }
@@ -45,7 +56,7 @@ impl ApiRequest {
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     /// 0 when absent (WeChat successes, binary media).
     pub errcode: i64,
@@ -79,25 +90,56 @@ pub fn errcode_of(body: &[u8]) -> i64 {
     }
 }
 
-/// `{base}{path}?{param}=T&other=params`, the caller's parameters in their order.
-pub(crate) fn url_of(
+/// Bytes of a forwarded query that a request-target may not hold as they are; everything else,
+/// `%XX` escapes included, goes out as the caller wrote it.
+const QUERY_UNSAFE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// `{base}{path}?{param}=T&other=params&raw`, written from its parts: the base is the
+/// configured `api_base` (checked when the configuration was compiled), the path plain
+/// characters, the parameters form-encoded in the caller's order, the raw query as written.
+/// `http`'s own check of the result is the only parse, and there is no host name processing
+/// (IDNA) per call.
+pub(crate) fn uri_of(
     base: &str,
     req: &ApiRequest,
     token: Option<(&str, &str)>,
-) -> Result<url::Url, ApiError> {
-    let mut url = url::Url::parse(&format!("{base}{}", req.path))
-        .map_err(|e| ApiError::Unreachable(format!("bad API URL: {e}")))?;
-    url.set_query(None);
+) -> Result<http::Uri, ApiError> {
+    let mut uri = String::with_capacity(
+        base.len() + req.path.len() + req.raw_query.len() + token.map_or(0, |(_, t)| t.len()) + 64,
+    );
+    uri.push_str(base);
+    uri.push_str(&req.path);
     if token.is_some() || !req.query.is_empty() {
-        let mut q = url.query_pairs_mut();
+        uri.push('?');
+        let start = uri.len();
+        let mut q = url::form_urlencoded::Serializer::for_suffix(&mut uri, start);
         if let Some((param, t)) = token {
             q.append_pair(param, t);
         }
         for (k, v) in &req.query {
             q.append_pair(k, v);
         }
+        q.finish();
     }
-    Ok(url)
+    if !req.raw_query.is_empty() {
+        uri.push(if uri.contains('?') { '&' } else { '?' });
+        uri.extend(percent_encoding::percent_encode(
+            req.raw_query.as_bytes(),
+            QUERY_UNSAFE,
+        ));
+    }
+    http::Uri::try_from(uri).map_err(|e| ApiError::Unreachable(format!("bad API URL: {e}")))
 }
 
 #[cfg(test)]
@@ -132,14 +174,47 @@ mod tests {
             "/cgi-bin/user/get",
             &[("userid", "zhang san"), ("b", "2"), ("a", "1&x=y")],
         );
-        let url = url_of("http://127.0.0.1:9", &req, Some(("access_token", "T"))).unwrap();
+        let uri = uri_of("http://127.0.0.1:9", &req, Some(("access_token", "T"))).unwrap();
         assert_eq!(
-            url.as_str(),
+            uri,
             "http://127.0.0.1:9/cgi-bin/user/get?access_token=T&userid=zhang+san&b=2&a=1%26x%3Dy"
         );
-        let url = url_of("https://qyapi.weixin.qq.com", &req, None).unwrap();
-        assert!(url
-            .as_str()
-            .ends_with("/cgi-bin/user/get?userid=zhang+san&b=2&a=1%26x%3Dy"));
+        let uri = uri_of("https://qyapi.weixin.qq.com", &req, None).unwrap();
+        assert_eq!(
+            uri,
+            "https://qyapi.weixin.qq.com/cgi-bin/user/get?userid=zhang+san&b=2&a=1%26x%3Dy"
+        );
+    }
+
+    #[test]
+    fn a_forwarded_query_goes_out_as_written() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            (
+                "userid=zhang%20san&x=a+b",
+                Some("T"),
+                "?access_token=T&userid=zhang%20san&x=a+b",
+            ),
+            ("userid=zhang%20san", None, "?userid=zhang%20san"),
+            ("a=%2F%2e&b=%E5%BC%A0", None, "?a=%2F%2e&b=%E5%BC%A0"),
+            // What may not stand in a request-target is escaped; nothing else is.
+            ("a=b c&d=\"e\"&f=张", None, "?a=b%20c&d=%22e%22&f=%E5%BC%A0"),
+            ("a=1#frag", None, "?a=1%23frag"),
+            ("", Some("T"), "?access_token=T"),
+        ];
+        for (raw, token, want) in cases {
+            let mut req = ApiRequest::get("/cgi-bin/user/get", &[]);
+            req.raw_query = (*raw).to_owned();
+            let uri = uri_of(
+                "http://127.0.0.1:9",
+                &req,
+                token.map(|t| ("access_token", t)),
+            )
+            .unwrap();
+            assert_eq!(
+                uri,
+                format!("http://127.0.0.1:9/cgi-bin/user/get{want}").as_str(),
+                "{raw}"
+            );
+        }
     }
 }

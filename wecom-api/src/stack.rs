@@ -12,7 +12,7 @@ use tower::{BoxError, Layer, Service, ServiceExt};
 
 use crate::error::ApiError;
 use crate::observe::{Observer, RetryReason};
-use crate::request::{errcode_of, url_of, ApiRequest, ApiResponse};
+use crate::request::{errcode_of, uri_of, ApiRequest, ApiResponse};
 use crate::target::TokenTarget;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -37,10 +37,46 @@ pub(crate) struct Answered {
     pub token: Option<Arc<str>>,
 }
 
-/// The bottom of the stack: one HTTP exchange, the body read whole.
+/// The HTTP/1.1 client at the bottom: hyper with rustls (webpki roots, ring), built once.
+pub(crate) type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// The one HTTP client of a [`crate::Client`]: pooled keep-alive connections (idle for up to
+/// `idle`), connects bounded by `connect_timeout`, `http://` bases for the emulator and tests.
+pub(crate) fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring offers the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(idle)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(https)
+}
+
+/// The bottom of the stack: one HTTP exchange, the body read whole. The request is built from
+/// its parts ([`uri_of`]); headers and body are handed over as they are (no text round trip,
+/// no copy of the body).
 #[derive(Clone)]
 pub(crate) struct HttpService {
-    pub client: reqwest::Client,
+    pub client: HttpClient,
 }
 
 impl Service<Attempt> for HttpService {
@@ -55,35 +91,34 @@ impl Service<Attempt> for HttpService {
     fn call(&mut self, a: Attempt) -> Self::Future {
         let client = self.client.clone();
         Box::pin(async move {
+            use http_body_util::BodyExt;
+
             let param = a.target.as_ref().map(TokenTarget::param);
             let token = param.zip(a.token.as_deref());
-            let url = url_of(&a.base, &a.req, token)?;
-            let mut rb = client.request(a.req.method.clone(), url);
+            let mut request = http::Request::new(http_body_util::Full::new(a.req.body.clone()));
+            *request.method_mut() = a.req.method.clone();
+            *request.uri_mut() = uri_of(&a.base, &a.req, token)?;
+            let headers = request.headers_mut();
+            headers.reserve(a.req.headers.len());
             for (name, value) in &a.req.headers {
-                rb = rb.header(name.as_str(), value.as_str());
+                headers.append(name.clone(), value.clone());
             }
-            let resp = rb
-                .body(a.req.body.clone())
-                .send()
+            let resp = client.request(request).await.map_err(transport_error)?;
+            let (parts, body) = resp.into_parts();
+            let body = body
+                .collect()
                 .await
-                .map_err(transport_error)?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = resp.bytes().await.map_err(transport_error)?;
+                .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))?
+                .to_bytes();
             let errcode = errcode_of(&body);
             Ok(Answered {
                 response: ApiResponse {
-                    status,
-                    headers,
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.clone()))
+                        .collect(),
                     body,
                     errcode,
                 },
@@ -104,13 +139,17 @@ pub(crate) fn api_error(e: BoxError) -> ApiError {
     }
 }
 
-/// reqwest's errors name the URL, which holds the token: never let it out.
-fn transport_error(e: reqwest::Error) -> ApiError {
-    if e.is_timeout() {
-        ApiError::Timeout
-    } else {
-        ApiError::Unreachable(e.without_url().to_string())
+/// The client's error and its causes; none of them names the URL, which holds the token
+/// (timeouts are the stack's: [`api_error`]).
+fn transport_error(e: hyper_util::client::legacy::Error) -> ApiError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    ApiError::Unreachable(text)
 }
 
 /// The one thing the token layer may ask: the current token of a target, after expiring the
