@@ -314,6 +314,10 @@ def main():
     engine_env = dict(os.environ, WGW_LOG="warn")
     if args.preload:
         engine_env["LD_PRELOAD"] = args.preload
+    # The gateway logs as in production: SPEC 16's authenticated request includes its access
+    # log line (written to a file here, by the gateway's background writer).
+    gateway_env = {k: v for k, v in engine_env.items() if k != "WGW_LOG"}
+    load_before = os.getloadavg()
     # 10,000 held connections need that many descriptors here and in the gateway (inherited).
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -392,7 +396,7 @@ location = "/"
 upstream = "crm"
 """)
         gw_log = open(os.path.join(work, "gateway.log"), "wb")
-        gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=engine_env, stderr=gw_log)
+        gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=gateway_env, stderr=gw_log)
         for url in (f"http://127.0.0.1:{up_port}/", f"http://127.0.0.1:{ngx_port}/", f"http://127.0.0.1:{bare_port}/",
                     f"http://127.0.0.1:{admin_port}/healthz", f"http://127.0.0.1:{emu_port}/_emulator/healthz"):
             wait_http(url)
@@ -438,6 +442,13 @@ upstream = "crm"
             get(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan")
             through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
             qy = [("emulator directly", direct), ("through qyapi endpoint", through)]
+            # The same against an API that takes 5 ms to answer, as WeCom's take a few.
+            post(f"http://127.0.0.1:{emu_port}/_emulator/faults",
+                 {"api": "/cgi-bin/user/get", "delay_ms": 5, "count": 4_000_000_000})
+            direct = wrk(f"http://127.0.0.1:{emu_port}/cgi-bin/user/get?access_token={token}&userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            qy += [("emulator directly, answering in 5 ms", direct), ("through qyapi endpoint, 5 ms API", through)]
+            post(f"http://127.0.0.1:{emu_port}/_emulator/reset", {})
         except StopIteration:
             pass
         except Exception as e:  # the endpoint may not exist in this build
@@ -473,6 +484,9 @@ upstream = "crm"
                 memory.append((name, idle, held))
                 print(f"{name:24} RSS idle {idle / 1024:.1f} MiB, 10k connections {held / 1024:.1f} MiB", flush=True)
 
+        load_after = os.getloadavg()
+        notes.append(f"machine load (1-minute average) {load_before[0]:.1f} at the start of the run, "
+                     f"{load_after[0]:.1f} at the end, on {os.cpu_count()} CPUs shared with other work")
         write_results(args, rows, qy, st, memory, gw_idle, notes)
     finally:
         procs.stop()
@@ -542,12 +556,15 @@ def targets(rows, qy, st, memory, gw_idle):
             out.append(f"- authenticated request at least nginx's throughput (the standing aim): {ratio:.2f}x — {mark(ratio >= 1.0)}")
             out.append(f"- p99 within 0.5 ms of nginx's: {dp99:+.3f} ms — {mark(dp99 <= 0.5)}")
     if qy:
-        added = qy[1][1]["p50"] - qy[0][1]["p50"]
         ratio = qy[1][1]["rps"] / qy[0][1]["rps"]
         out.append(f"- qyapi endpoint at least 0.8x the direct throughput against the emulator: {ratio:.2f}x — {mark(ratio >= 0.8)}")
-        out.append(f"- qyapi endpoint adds under 10% to a direct call: +{added:.3f} ms at p50 over an emulator that "
-                   f"answers in {qy[0][1]['p50']:.3f} ms — {mark(added <= 0.1 * qy[0][1]['p50'])} against the emulator; "
-                   f"against WeCom's own latency (tens of ms) it is {added / 30 * 100:.0f}% of a 30 ms call")
+    if len(qy) >= 4:
+        direct, through = qy[2][1], qy[3][1]
+        added = through["p50"] - direct["p50"]
+        share = added / direct["p50"]
+        out.append(f"- qyapi endpoint adds under 10% to a direct call (an API answering in 5 ms, token cached): "
+                   f"{added:+.3f} ms at p50 over {direct['p50']:.3f} ms ({share * 100:+.1f}%), throughput "
+                   f"{through['rps'] / direct['rps']:.2f}x — {mark(share < 0.1)}")
     for s in st:
         out.append(f"- exactly one gettoken for 1,000 concurrent calls at expiry ({'memory, one process' if s['instances'] == 1 else str(s['instances']) + ' processes on Redis'}): {s['gettoken']} — {mark(s['gettoken'] == 1)}")
     mem = {name: (idle, held) for name, idle, held in memory}
@@ -589,8 +606,9 @@ def write_results(args, rows, qy, st, memory, gw_idle, notes):
         for name, r in qy:
             lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |")
         lines.append("")
-        lines.append(f"Throughput through the endpoint / direct: **{qy[1][1]['rps'] / qy[0][1]['rps']:.2f}**; "
-                     f"p50 added: {qy[1][1]['p50'] - qy[0][1]['p50']:+.3f} ms.")
+        for i in range(0, len(qy) - 1, 2):
+            lines.append(f"Through the endpoint / direct ({qy[i][0]}): throughput **{qy[i + 1][1]['rps'] / qy[i][1]['rps']:.2f}**; "
+                         f"p50 added: {qy[i + 1][1]['p50'] - qy[i][1]['p50']:+.3f} ms.")
     if st:
         lines += ["", "## Token-expiry stampede", ""]
         for r in st:
