@@ -186,7 +186,7 @@ impl Inner {
             let label = event::label(&msg);
             if reacted.as_deref() != Some(head.event.id.as_str()) {
                 if let Err(e) = self.react(&config, a, &msg, &head.event).await {
-                    self.warn(app, "reaction not stored", &e.to_string());
+                    self.warn(app, "reaction not done; retrying", &e.to_string());
                     tokio::time::sleep(IDLE).await;
                     continue;
                 }
@@ -261,10 +261,16 @@ impl Inner {
         msg: &XmlMessage,
         e: &Event,
     ) -> Result<(), wecom_api::StoreError> {
+        let ttl = reactions::session_ttl(config);
+        if let Some(ins) = crate::suite::instruction::read(msg) {
+            let provider = &self.callbacks.provider;
+            return crate::suite::instruction::before_delivery(provider, app, &ins, ttl)
+                .await
+                .map_err(|crate::suite::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
+        }
         let Credentials::Wecom { corp_id, .. } = &app.credentials else {
             return Ok(());
         };
-        let ttl = reactions::session_ttl(config);
         for r in event::reactions(corp_id, msg) {
             reactions::apply(&*self.callbacks.store, &r, e.queued_at / 1000, ttl).await?;
         }

@@ -64,6 +64,7 @@ mod tests {
             openid: None,
             wechat_app_id: None,
             unionid: None,
+            open_userid: None,
             iat,
             exp: iat + 3600,
             contact: None,

@@ -49,8 +49,12 @@ async fn find_session(
             .iter()
             .filter_map(|e| {
                 let app = config.apps.get(&e.app)?;
-                (e.belongs_to(app) && matches!(app.credentials, Credentials::Wecom { .. }))
-                    .then(|| (app.clone(), e.clone()))
+                (e.belongs_to(app)
+                    && matches!(
+                        app.credentials,
+                        Credentials::Wecom { .. } | Credentials::Suite { .. }
+                    ))
+                .then(|| (app.clone(), e.clone()))
             })
             .max_by_key(|(_, e)| e.iat)?,
     };
@@ -107,6 +111,33 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
             let g = Signed::new(&agent, &url, now, jsconfig::nonce());
             jsconfig::wecom_payload(corp_id, *agent_id, &c, &g)
         }
+        // A service-provider app (SPEC section 20): the session's corp, signed with that corp's
+        // own tickets (fetched with its corp token), `agentConfig` with its agent id there.
+        Credentials::Suite { .. } => {
+            let corp_id = found.entry.corp_id.as_deref().unwrap_or_default();
+            let corp = provider
+                .installs()
+                .corp(&**provider.store(), app, corp_id)
+                .await
+                .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+                .ok_or_else(|| {
+                    Failure::new(
+                        Kind::NotInstalled,
+                        "your organisation has not installed this app",
+                    )
+                })?;
+            let (ct, at) = tokio::join!(
+                provider.corp_token(&corp, TokenKind::CorpTicket),
+                provider.corp_token(&corp, TokenKind::AgentTicket)
+            );
+            let (ct, at) = (
+                ct.map_err(|e| Failure::provider(&e))?,
+                at.map_err(|e| Failure::provider(&e))?,
+            );
+            let c = Signed::new(&ct, &url, now, jsconfig::nonce());
+            let g = Signed::new(&at, &url, now, jsconfig::nonce());
+            jsconfig::wecom_payload(corp_id, corp.install.agent_id, &c, &g)
+        }
         Credentials::WechatMp { app_id, .. } => {
             let ticket = provider
                 .token(app, TokenKind::OaTicket)
@@ -133,6 +164,8 @@ async fn replace_stale_ticket(
         (PayloadKind::Config, Credentials::WechatMp { .. }) => TokenKind::OaTicket,
         (PayloadKind::AgentConfig, Credentials::Wecom { .. }) => TokenKind::AgentTicket,
         (PayloadKind::AgentConfig, Credentials::WechatMp { .. }) => return,
+        // Per-corp tickets are not replaced on a page's word (yet): they refresh by expiry.
+        (_, Credentials::Suite { .. }) => return,
     };
     let Ok(current) = provider.token(app, kind).await else {
         return;

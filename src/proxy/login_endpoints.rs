@@ -309,6 +309,21 @@ pub async fn callback(
             )
             .with_cookies([cookie_removal]))
         }
+        Err(LoginError::NotInstalled) => {
+            count(config, &app.name, "not_installed");
+            tracing::info!(app = %app.name, request_id = %ctx.request_id, "login refused: the member's corp has not installed the app");
+            Err(Failure::new(
+                Kind::NotInstalled,
+                "Your organisation has not installed this app (or has removed it). Ask an administrator to install it from the WeCom app market, then sign in again.",
+            )
+            .with_cookies([cookie_removal]))
+        }
+        Err(LoginError::Provider(
+            ref p @ crate::provider::ApiError::Api { errcode: 41023, .. },
+        )) => {
+            count(config, &app.name, "suite_not_ready");
+            Err(Failure::provider(p).with_cookies([cookie_removal]))
+        }
         Err(e) => {
             count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
@@ -322,6 +337,8 @@ pub async fn callback(
                 }
                 LoginError::Provider(_) => "the sign-in service refused the request",
                 LoginError::SnapshotUser => "a snapshot page cannot sign in",
+                LoginError::NotInstalled => "the organisation has not installed the app",
+                LoginError::Unsupported(what) => what,
             };
             Err(Failure::new(Kind::LoginFailed, detail)
                 .with_login(retry)

@@ -2,6 +2,7 @@
 //! calls WeCom / WeChat through here with a gateway handle instead of a token, and the gateway
 //! injects the real token and retries transparently through the [`Provider`].
 
+pub mod corp;
 pub mod handle;
 pub mod request;
 
@@ -180,6 +181,49 @@ impl Qyapi {
             Ok(app) => app.clone(),
             Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
+        let corp_header = session
+            .req_header()
+            .headers
+            .get("x-gateway-corp")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let suite = crate::suite::suite_of(&app).is_some();
+        let (corp_id, api) = match corp::pick(suite, &api, corp_header.as_deref()) {
+            Ok(c) => (c.corp.map(str::to_owned), c.api.to_owned()),
+            Err(r) => return Served::refused(400, 40013, r.errmsg(), rid, &app.name, "other"),
+        };
+        let corp = match &corp_id {
+            None => None,
+            Some(id) => match self
+                .provider
+                .installs()
+                .corp(&**self.provider.store(), &app, id)
+                .await
+            {
+                Ok(Some(c)) => Some(c),
+                // Nothing is sent for a corp that has not installed the app.
+                Ok(None) => {
+                    return Served::refused(
+                        404,
+                        40084,
+                        "this corp has not installed the app (no permanent code)",
+                        rid,
+                        &app.name,
+                        "other",
+                    )
+                }
+                Err(_) => {
+                    return Served::refused(
+                        503,
+                        -1,
+                        "the store of installs did not answer",
+                        rid,
+                        &app.name,
+                        "other",
+                    )
+                }
+            },
+        };
         let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
             return Served::refused(
@@ -225,9 +269,12 @@ impl Qyapi {
             headers,
             body,
         };
-        let sent = match request::token_use(&app, &api, &req.query) {
-            TokenUse::Injected(kind) => self.provider.call(&app, kind, req).await,
-            TokenUse::Own => self.provider.call_plain(&app, req).await,
+        let sent = match (request::token_use(&app, &api, &req.query), &corp) {
+            (TokenUse::Injected(kind), Some(corp)) => {
+                self.provider.corp_call(corp, kind, req).await
+            }
+            (TokenUse::Injected(kind), None) => self.provider.call(&app, kind, req).await,
+            (TokenUse::Own, _) => self.provider.call_plain(&app, req).await,
         };
         match sent {
             Ok(resp) => Served {

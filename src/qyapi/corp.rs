@@ -1,0 +1,121 @@
+//! Which corp a call of a service-provider app is for (SPEC section 20): `/{app}/{corp_id}/
+//! cgi-bin/...` or `X-Gateway-Corp: CORP_ID`. Kept apart from the request parsing so that the
+//! rest of the endpoint knows nothing of corps. Pure.
+
+/// What the caller asked for, after the `/{app}` prefix.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ForCorp<'a> {
+    /// `None`: the suite's own calls (`service/*`, with the suite token).
+    pub corp: Option<&'a str>,
+    pub api: &'a str,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CorpRefused {
+    /// The path and the header name different corps.
+    Conflict,
+    /// A corp named for an app that serves one corp only.
+    NotASuite,
+}
+
+impl CorpRefused {
+    pub fn errmsg(&self) -> &'static str {
+        match self {
+            CorpRefused::Conflict => "the path and X-Gateway-Corp name different corps",
+            CorpRefused::NotASuite => {
+                "X-Gateway-Corp or a corp in the path is for service-provider apps only"
+            }
+        }
+    }
+}
+
+/// `api` is the path after the app prefix: `/cgi-bin/...` or `/{corp}/cgi-bin/...`.
+pub fn pick<'a>(
+    suite: bool,
+    api: &'a str,
+    header: Option<&'a str>,
+) -> Result<ForCorp<'a>, CorpRefused> {
+    let in_path = api
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(first, rest)| *first != "cgi-bin" && rest.starts_with("cgi-bin/"))
+        .map(|(first, _)| first);
+    let api = match in_path {
+        Some(corp) => &api[corp.len() + 1..],
+        None => api,
+    };
+    let header = header.map(str::trim).filter(|h| !h.is_empty());
+    let corp = match (in_path, header) {
+        (Some(p), Some(h)) if p != h => return Err(CorpRefused::Conflict),
+        (p, h) => p.or(h),
+    };
+    if corp.is_some() && !suite {
+        return Err(CorpRefused::NotASuite);
+    }
+    Ok(ForCorp { corp, api })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_corp_comes_from_the_path_or_the_header() {
+        let ok = |corp, api| Ok(ForCorp { corp, api });
+        let cases: &[(bool, &str, Option<&str>, Result<ForCorp, CorpRefused>)] = &[
+            (
+                true,
+                "/cgi-bin/user/get",
+                None,
+                ok(None, "/cgi-bin/user/get"),
+            ),
+            (
+                true,
+                "/wwA/cgi-bin/user/get",
+                None,
+                ok(Some("wwA"), "/cgi-bin/user/get"),
+            ),
+            (
+                true,
+                "/cgi-bin/user/get",
+                Some("wwB"),
+                ok(Some("wwB"), "/cgi-bin/user/get"),
+            ),
+            (
+                true,
+                "/wwA/cgi-bin/user/get",
+                Some("wwA"),
+                ok(Some("wwA"), "/cgi-bin/user/get"),
+            ),
+            (
+                true,
+                "/wwA/cgi-bin/user/get",
+                Some("wwB"),
+                Err(CorpRefused::Conflict),
+            ),
+            (
+                false,
+                "/wwA/cgi-bin/user/get",
+                None,
+                Err(CorpRefused::NotASuite),
+            ),
+            (
+                false,
+                "/cgi-bin/user/get",
+                Some("wwA"),
+                Err(CorpRefused::NotASuite),
+            ),
+            (
+                false,
+                "/cgi-bin/user/get",
+                None,
+                ok(None, "/cgi-bin/user/get"),
+            ),
+            // Not a corp segment: left for the endpoint's own refusal (only /cgi-bin/ passes).
+            (true, "/wwA/other/x", None, ok(None, "/wwA/other/x")),
+        ];
+        for (suite, api, header, want) in cases {
+            assert_eq!(&pick(*suite, api, *header), want, "{api} {header:?}");
+        }
+    }
+}
