@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod config;
 mod installs;
 mod logins;
 mod saas;
