@@ -90,12 +90,15 @@ impl Callbacks {
         let cb = a.callback.as_ref().expect("filtered");
         let clock = crate::clock::clock();
         let now = clock.now_secs();
+        // A suite's data callbacks carry the installing corp's id: any corp that installed it.
+        let mut data_corp = None;
         let (plain, msg) = match receive::message(cb, query, body, now) {
-            // A suite's data callbacks carry the installing corp's id: any corp that installed it.
             Err(receive::Refusal::Crypto(wecom_api::CryptoError::WrongReceiveId(id)))
                 if self.installed(a, &id).await =>
             {
-                receive::message_for(cb, query, body, now, &[&id])
+                let opened = receive::message_for(cb, query, body, now, &[&id]);
+                data_corp = Some(id);
+                opened
             }
             other => other,
         }
@@ -117,8 +120,10 @@ impl Callbacks {
         }
         let event = Event::new(app, plain, event::dedup_key(&msg), clock.now_ms());
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
-        let todo = match &a.credentials {
-            Credentials::Wecom { corp_id, .. } => event::reactions(corp_id, &msg),
+        let todo = match (&a.credentials, &data_corp) {
+            (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),
+            // An installed corp's event: its member's sessions, its contacts.
+            (Credentials::Suite { .. }, Some(corp)) => event::reactions(corp, &msg),
             _ => Vec::new(),
         };
         for r in &todo {

@@ -203,18 +203,46 @@ pub async fn external_contact(
         return Err(login_required(session, ctx, param(&q, "app")).closing());
     };
     let external_userid = read_contact_body(session).await?;
-    let (Credentials::Wecom { corp_id, .. }, Some(userid)) =
-        (&found.app.credentials, found.entry.userid.clone())
-    else {
+    let member = match (&found.app.credentials, &found.entry.corp_id) {
+        (Credentials::Wecom { corp_id, .. }, _) => Some(corp_id.clone()),
+        (Credentials::Suite { .. }, Some(corp_id)) => Some(corp_id.clone()),
+        _ => None,
+    };
+    let (Some(corp_id), Some(userid)) = (member, found.entry.userid.clone()) else {
         // A WeChat user, or a WeCom visitor who is not a member, follows no customers.
         return Err(Failure::new(
             Kind::NotYourContact,
             "only a member of the corp has customers",
         ));
     };
-    match contact::verify(provider, &found.app, &userid, &external_userid).await {
+    // A service-provider app: the member's corp, as installed (its token asks).
+    let installed = match crate::suite::suite_of(&found.app) {
+        None => None,
+        Some(_) => Some(
+            provider
+                .installs()
+                .corp(&**provider.store(), &found.app, &corp_id)
+                .await
+                .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+                .ok_or_else(|| {
+                    Failure::new(
+                        Kind::NotInstalled,
+                        "your organisation has not installed this app",
+                    )
+                })?,
+        ),
+    };
+    match contact::verify(
+        provider,
+        &found.app,
+        installed.as_deref(),
+        &userid,
+        &external_userid,
+    )
+    .await
+    {
         Ok(c) => {
-            let ticket = contact::issue_ticket(&settings.key, corp_id, &userid, &c, now_secs());
+            let ticket = contact::issue_ticket(&settings.key, &corp_id, &userid, &c, now_secs());
             let cookie = remember(config, settings, found, &c);
             Ok(answers::with_cookies(
                 answers::json(

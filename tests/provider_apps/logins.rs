@@ -24,7 +24,7 @@ fn verify_assertion(jwt: &str) -> Value {
 }
 
 /// `userid` of `corp` signs in inside WeCom; the browser comes back with its session.
-async fn signed_in(s: &Saas, corp: &str, userid: &str) -> Browser {
+pub async fn signed_in(s: &Saas, corp: &str, userid: &str) -> Browser {
     s.control(
         "/_emulator/current-user",
         json!({"userid": userid, "corp_id": corp}),
@@ -36,7 +36,7 @@ async fn signed_in(s: &Saas, corp: &str, userid: &str) -> Browser {
     b
 }
 
-async fn page(s: &Saas, b: &mut Browser) -> (u16, Option<Echo>) {
+pub async fn page(s: &Saas, b: &mut Browser) -> (u16, Option<Echo>) {
     let r = b.get_json(&s.gw().url("/app/"), &[]).await;
     let status = r.status().as_u16();
     let echo = if status == 200 {
@@ -205,4 +205,20 @@ async fn cancel_auth_ends_that_corps_sessions_only() {
         200,
         "the other corp's zhangsan stays"
     );
+}
+
+#[tokio::test]
+async fn the_same_userid_in_two_corps_never_shares_a_contact_verification() {
+    let s = installed_twice().await;
+    // wmEmuCustomer001 follows the home corp's zhangsan, not corp A's.
+    let body = json!({"external_userid": "wmEmuCustomer001"});
+    let url = s.gw().url("/_gateway/external-contact");
+    let mut home = signed_in(&s, HOME_CORP, "zhangsan").await;
+    let r = home.post_json(&url, &body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut a = signed_in(&s, CORP_A, "zhangsan").await;
+    let r = a.post_json(&url, &body).await;
+    assert_eq!(r.status(), 403, "corp A's zhangsan has no such customer");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "not_your_contact");
 }

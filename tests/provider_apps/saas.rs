@@ -159,6 +159,23 @@ upstream = "page"
         .await;
     }
 
+    /// The suite's data URL (the same endpoint): events of every corp that installed it, each
+    /// encrypted for that corp.
+    pub async fn register_data(&self) {
+        self.control(
+            "/_emulator/callbacks",
+            json!({
+                "app": "saas-data",
+                "url": self.gw().url("/_gateway/callback/saas"),
+                "token": TOKEN,
+                "encoding_aes_key": AES_KEY,
+                "kind": "data",
+                "suite_id": SUITE,
+            }),
+        )
+        .await;
+    }
+
     pub async fn control(&self, path: &str, body: Value) -> Value {
         let r = client()
             .post(format!("{}{path}", self.emu.base_url()))
