@@ -234,3 +234,34 @@ async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() 
     let (status, v) = agent_of(&s, CORP_A).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
+
+#[tokio::test]
+async fn a_custom_app_takes_its_corp_tokens_by_gettoken_and_a_reset_permanent_code_replaces_them() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.install_of(CUSTOM_SUITE, CORP_A).await;
+    let path = format!("/custom/{CORP_A}/cgi-bin/user/get?userid=zhaoliu");
+    let gettokens = s.calls("/cgi-bin/gettoken").await;
+    let (status, v) = s.qy(&path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    // 代开发: the permanent code is the app's secret in the corp, through plain gettoken.
+    assert_eq!(s.calls("/cgi-bin/gettoken").await, gettokens + 1);
+    assert_eq!(s.calls("/cgi-bin/service/get_corp_token").await, 0);
+
+    // The corp resets the code: the old code and its tokens die at WeCom; the gateway
+    // exchanges the new AuthCode and goes on with a token of the new code.
+    s.control(
+        "/_emulator/suites/reset-permanent-code",
+        serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("reset_permanent_code", 1).await;
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
+    let (status, v) = s.qy(&path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(
+        s.calls("/cgi-bin/gettoken").await,
+        gettokens + 2,
+        "a token of the new code"
+    );
+}

@@ -18,6 +18,8 @@ pub const SUITE_AGENT: u64 = 1000005;
 pub const CORP_A: &str = "wwemucorp000000002";
 pub const CORP_B: &str = "wwemucorp000000003";
 pub const HOME_CORP: &str = "wwemu0000000000001";
+pub const CUSTOM_SUITE: &str = "dkemusuite00000001";
+pub const CUSTOM_SECRET: &str = "emu-custom-suite-secret";
 pub const TOKEN: &str = "SuiteToken123";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub const SESSION_SECRET: &str = "provider-apps-session-secret-0123456789";
@@ -121,6 +123,14 @@ qr_login_url = "{emu}/wwlogin/sso/login"
 jssdk_urls = ["{emu}/emulator/jweixin.js"]
 callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/suite" }}
 
+[apps.custom]
+kind = "wecom_custom"
+suite_id = "{CUSTOM_SUITE}"
+suite_secret = "{CUSTOM_SECRET}"
+provider_corp_id = "{PROVIDER_CORP}"
+api_base = "{emu}"
+callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/custom" }}
+
 [upstreams.crm]
 url = "{crm}"
 
@@ -143,20 +153,22 @@ upstream = "page"
         )
     }
 
-    /// The suite's instruction URL, registered at the emulator as in the provider's console.
+    /// The suites' instruction URLs, registered at the emulator as in the provider's console.
     async fn register(&self) {
-        self.control(
-            "/_emulator/callbacks",
-            json!({
-                "app": "saas",
-                "url": self.gw().url("/_gateway/callback/saas"),
-                "token": TOKEN,
-                "encoding_aes_key": AES_KEY,
-                "kind": "instruction",
-                "suite_id": SUITE,
-            }),
-        )
-        .await;
+        for (app, suite) in [("saas", SUITE), ("custom", CUSTOM_SUITE)] {
+            self.control(
+                "/_emulator/callbacks",
+                json!({
+                    "app": app,
+                    "url": self.gw().url(&format!("/_gateway/callback/{app}")),
+                    "token": TOKEN,
+                    "encoding_aes_key": AES_KEY,
+                    "kind": "instruction",
+                    "suite_id": suite,
+                }),
+            )
+            .await;
+        }
     }
 
     /// The suite's data URL (the same endpoint): events of every corp that installed it, each
@@ -205,7 +217,11 @@ upstream = "page"
     }
 
     pub async fn push_ticket(&self) {
-        self.control("/_emulator/suites/push-ticket", json!({"suite_id": SUITE}))
+        self.push_ticket_of(SUITE).await;
+    }
+
+    pub async fn push_ticket_of(&self, suite: &str) {
+        self.control("/_emulator/suites/push-ticket", json!({"suite_id": suite}))
             .await;
         self.settled().await;
     }
@@ -213,10 +229,14 @@ upstream = "page"
     /// `corp` installs the suite; returns once the CRM got the `create_auth` the gateway
     /// forwards after keeping the install.
     pub async fn install(&self, corp: &str) {
+        self.install_of(SUITE, corp).await;
+    }
+
+    pub async fn install_of(&self, suite: &str, corp: &str) {
         let before = self.forwarded("create_auth").len();
         self.control(
             "/_emulator/suites/install",
-            json!({"suite_id": SUITE, "corp_id": corp}),
+            json!({"suite_id": suite, "corp_id": corp}),
         )
         .await;
         self.wait_forwarded("create_auth", before + 1).await;
