@@ -532,4 +532,90 @@ mod tests {
             "{shown}"
         );
     }
+
+    fn suite(custom: bool) -> AppTargets {
+        AppTargets::new(
+            "saas",
+            "http://e",
+            &Credentials::Suite {
+                suite_id: "wws1".into(),
+                suite_secret: Secret::new("suite-secret".into()),
+                custom,
+            },
+        )
+    }
+
+    fn corp(t: &AppTargets, corp_id: &str, code: &str, custom: bool) -> AppTargets {
+        t.corp(&InstalledCorp {
+            corp_id,
+            agent_id: 1000005,
+            permanent_code: &Secret::new(code.into()),
+            custom,
+        })
+    }
+
+    #[test]
+    fn every_corp_of_a_suite_has_its_own_keys_and_the_chain_ends_at_the_stored_ticket() {
+        let s = suite(false);
+        let suite_token = s.get(TokenKind::Suite).unwrap();
+        assert_eq!(suite_token.param(), "suite_access_token");
+        assert!(
+            matches!(suite_token.plan(), Plan::SuiteTicket { ticket_key, .. } if ticket_key == "suite_ticket:wws1")
+        );
+        let a = corp(&s, "wwA", "pcA", false);
+        let b = corp(&s, "wwB", "pcB", false);
+        let a2 = corp(&s, "wwA", "pcA-after-reinstall", false);
+        let mut keys = Vec::new();
+        for t in [&a, &b, &a2] {
+            for kind in [
+                TokenKind::Access,
+                TokenKind::CorpTicket,
+                TokenKind::AgentTicket,
+            ] {
+                keys.push(t.get(kind).unwrap().key().to_string());
+            }
+        }
+        for (i, x) in keys.iter().enumerate() {
+            assert!(!x.contains("pc"), "a permanent code in {x}");
+            for y in &keys[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert!(keys[0].contains(":wwA:"), "{}", keys[0]);
+        // corp token <- suite token <- ticket; the tickets ride on the corp token.
+        match a.access().plan() {
+            Plan::Exchanged { via, request } => {
+                assert_eq!(via.key(), suite_token.key());
+                assert_eq!(request.path, "/cgi-bin/service/get_corp_token");
+            }
+            _ => panic!("a third-party corp token is exchanged with the suite token"),
+        }
+        match a.get(TokenKind::CorpTicket).unwrap().plan() {
+            Plan::WithToken { via, .. } => assert_eq!(via.key(), a.access().key()),
+            _ => panic!("a corp ticket is fetched with the corp token"),
+        }
+        assert_eq!(a.access().param(), "access_token");
+        assert_eq!(a.access().field(), "access_token");
+        // Its contact calls take the corp token too (no contact secret).
+        assert_eq!(a.get(TokenKind::Contact).unwrap().key(), a.access().key());
+        // The suite itself has no corp tickets.
+        assert_eq!(
+            s.get(TokenKind::CorpTicket).unwrap_err().errcode(),
+            Some(48001)
+        );
+    }
+
+    #[test]
+    fn a_custom_apps_corp_token_is_gettoken_with_the_permanent_code() {
+        let c = corp(&suite(true), "wwA", "pcA", true);
+        match c.access().plan() {
+            Plan::Credentials { request } => {
+                assert_eq!(request.path, "/cgi-bin/gettoken");
+                assert!(request.query.contains(&("corpid".into(), "wwA".into())));
+                assert!(request.query.contains(&("corpsecret".into(), "pcA".into())));
+            }
+            _ => panic!("代开发 tokens come from gettoken"),
+        }
+        assert!(!format!("{:?}", c.access()).contains("pcA"));
+    }
 }
