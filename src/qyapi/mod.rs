@@ -169,7 +169,23 @@ impl Qyapi {
 
         let method = session.req_header().method.clone();
         if request::is_sdk_gettoken(&api) {
-            return sdk_gettoken(config, &api, &query, restrict, rid);
+            return sdk_gettoken(config, &api, &query, restrict, None, rid);
+        }
+        // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app: a handle for that corp.
+        let corp_header = session
+            .req_header()
+            .headers
+            .get("x-gateway-corp")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let prefix_suite = addressed
+            .prefix_app
+            .and_then(|n| config.apps.get(n))
+            .is_some_and(|a| crate::suite::suite_of(a).is_some());
+        if let Ok(c) = corp::pick(prefix_suite, &api, corp_header.as_deref()) {
+            if c.corp.is_some() && request::is_sdk_gettoken(c.api) {
+                return sdk_gettoken(config, c.api, &query, restrict, c.corp, rid);
+            }
         }
 
         let app = match request::choose_app(
@@ -181,14 +197,20 @@ impl Qyapi {
             Ok(app) => app.clone(),
             Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
-        let corp_header = session
-            .req_header()
-            .headers
-            .get("x-gateway-corp")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let suite = crate::suite::suite_of(&app).is_some();
-        let (corp_id, api) = match corp::pick(suite, &api, corp_header.as_deref()) {
+        // A corp handle names its corp as the header would; the two must agree.
+        let handle_corp = access_token
+            .as_deref()
+            .and_then(|t| handle::verify_named(&config.apps, t))
+            .and_then(|(_, corp)| corp);
+        let named = match (corp_header.as_deref(), handle_corp) {
+            (Some(h), Some(t)) if h.trim() != t => {
+                let msg = corp::CorpRefused::Conflict.errmsg();
+                return Served::refused(400, 40013, msg, rid, &app.name, "other");
+            }
+            (h, t) => h.or(t),
+        };
+        let (corp_id, api) = match corp::pick(suite, &api, named) {
             Ok(c) => (c.corp.map(str::to_owned), c.api.to_owned()),
             Err(r) => return Served::refused(400, 40013, r.errmsg(), rid, &app.name, "other"),
         };
@@ -358,11 +380,16 @@ fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Served {
 
 /// `cgi-bin/gettoken` / `cgi-bin/token` as an SDK calls them: a handle for the configured
 /// app whose credentials match, 40001 otherwise. The real token never leaves the gateway.
+///
+/// A service-provider app (SPEC section 20) answers `/{app}/{corp}/cgi-bin/gettoken?corpid=CORP
+/// &corpsecret=SUITE_SECRET` with a handle naming the app and that corp: the CRM never holds a
+/// corp's permanent code, so the suite secret from the provider's console is its credential.
 fn sdk_gettoken(
     config: &Config,
     api: &str,
     query: &[(String, String)],
     restrict: Option<&str>,
+    corp: Option<&str>,
     rid: &str,
 ) -> Served {
     let param = |k: &str| {
@@ -397,8 +424,14 @@ fn sdk_gettoken(
                     && *app_id == param("appid")
                     && handle::same_secret(param("secret"), secret.expose())
             }
+            Credentials::Suite { suite_secret, .. } if wecom => {
+                corp.is_some_and(|c| c == param("corpid") && crate::domain::is_plain_id(c))
+                    && handle::same_secret(param("corpsecret"), suite_secret.expose())
+            }
             _ => false,
         };
+        // A suite's handles always name a corp; self-built apps' never do.
+        let ok = ok && corp.is_some() == crate::suite::suite_of(app).is_some();
         if ok {
             found = Some(app);
             break;
@@ -408,7 +441,11 @@ fn sdk_gettoken(
         Some(app) => {
             let body = json!({
                 "errcode": 0, "errmsg": "ok",
-                "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
+                "access_token": match corp {
+                    Some(c) => handle::sign_corp(app, c),
+                    None => handle::sign(app),
+                },
+                "expires_in": HANDLE_EXPIRES_IN,
             });
             let ct = [("content-type".to_owned(), "application/json".to_owned())];
             Served {

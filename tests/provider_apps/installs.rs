@@ -265,3 +265,45 @@ async fn a_custom_app_takes_its_corp_tokens_by_gettoken_and_a_reset_permanent_co
         "a token of the new code"
     );
 }
+
+#[tokio::test]
+async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    let gettoken = |corp: &str, secret: &str| {
+        format!("/saas/{corp}/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}")
+    };
+    let (status, v) = s.qy(&gettoken(CORP_A, SUITE_SECRET), &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    let handle = v["access_token"].as_str().unwrap().to_owned();
+    assert!(handle.starts_with("wgw1.saas~"), "{handle}");
+    // The handle alone picks the app and the corp, as WxJava would send it.
+    let (_, a) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=zhaoliu"),
+            &[],
+        )
+        .await;
+    assert_eq!(a["errcode"], 0, "corp A's member through A's handle: {a}");
+    let (_, b) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=qianqi"),
+            &[],
+        )
+        .await;
+    assert_ne!(b["errcode"], 0, "corp B's member is not A's: {b}");
+    // The handle and the header must agree; a wrong secret gets no handle.
+    let (status, _) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=qianqi"),
+            &[("X-Gateway-Corp", CORP_B)],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (_, v) = s.qy(&gettoken(CORP_A, "not-the-secret"), &[]).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+    // Nothing of this went to WeCom's gettoken.
+    assert_eq!(s.calls("/cgi-bin/gettoken").await, 0);
+}
