@@ -262,11 +262,11 @@ impl Inner {
         e: &Event,
     ) -> Result<(), wecom_api::StoreError> {
         let ttl = reactions::session_ttl(config);
-        if let Some(ins) = crate::suite::instruction::read(msg) {
+        if let Some(ins) = super::instruction::read(msg) {
             let provider = &self.callbacks.provider;
-            return crate::suite::instruction::before_delivery(provider, app, &ins, ttl)
+            return super::instruction::before_delivery(provider, app, &ins, ttl)
                 .await
-                .map_err(|crate::suite::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
+                .map_err(|super::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
         }
         let corp_id = match &app.credentials {
             Credentials::Wecom { corp_id, .. } => corp_id.clone(),

@@ -13,6 +13,7 @@
 
 pub mod delivery;
 pub mod event;
+pub mod instruction;
 pub mod queue;
 pub mod reactions;
 pub mod receive;
@@ -105,8 +106,8 @@ impl Callbacks {
         .map_err(|r| self.refuse(app, r))?;
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
-        if let Some(ins) = crate::suite::instruction::read(&msg) {
-            let queue = crate::suite::instruction::at_endpoint(&self.provider, a, &ins, ttl)
+        if let Some(ins) = instruction::read(&msg) {
+            let queue = instruction::at_endpoint(&self.provider, a, &ins, ttl)
                 .await
                 .map_err(|e| Failure::Unavailable(e.to_string()))?;
             if !queue {

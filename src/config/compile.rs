@@ -529,6 +529,10 @@ fn compile_app(
             if let Some(v) = &a.miniprogram {
                 return Err(refuse(v.span(), "miniprogram", kind_name));
             }
+            // The silent re-login of SPEC section 17 is a self-built app's flow.
+            if let Some(v) = &a.reauth_after {
+                return Err(refuse(v.span(), "reauth_after", kind_name));
+            }
             if a.callback.is_none() {
                 // Suite tickets and installs arrive only as callbacks.
                 return Err(src.error(
@@ -853,15 +857,19 @@ fn compile_route(
             Some(app)
         }
     };
+    // A third-party app's members have customers too, verified with their corp's token.
     if r.external_contact != ExternalContactMode::None
-        && !login
-            .as_ref()
-            .is_some_and(|a| matches!(a.credentials, Credentials::Wecom { .. }))
+        && !login.as_ref().is_some_and(|a| {
+            matches!(
+                a.credentials,
+                Credentials::Wecom { .. } | Credentials::Suite { custom: false, .. }
+            )
+        })
     {
         return Err(src.error(
             r.location.span(),
             route_path(i, "external_contact"),
-            "needs `login` naming a kind = \"wecom\" app",
+            "needs `login` naming a kind = \"wecom\" or \"wecom_suite\" app",
         ));
     }
     let allow = match &r.allow {

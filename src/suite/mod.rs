@@ -7,7 +7,6 @@
 //! per install) and acts on the instruction callbacks ([`instruction`]).
 
 pub mod install;
-pub mod instruction;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 mod common;
 
 mod config;
+mod demo;
 mod events;
 mod installs;
 mod logins;

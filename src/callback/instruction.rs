@@ -18,10 +18,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wecom_api::{suite_ticket_key, ApiRequest, Store, StoreError, SuiteTicket, XmlMessage};
 
-use super::install::{self, Install, AUTH_CODE_RECORD, DURABLE};
-use super::{suite_of, Installs};
 use crate::config::model::App;
 use crate::provider::{Provider, TokenKind};
+use crate::suite::install::{self, Install, AUTH_CODE_RECORD, DURABLE};
+use crate::suite::{suite_of, Installs};
 
 /// An instruction as the gateway reads it; `None` from [`read`] for anything else (a data
 /// callback of an installing corp).
