@@ -1,6 +1,14 @@
 //! Which corp a call of a service-provider app is for (SPEC section 20): `/{app}/{corp_id}/
-//! cgi-bin/...` or `X-Gateway-Corp: CORP_ID`. Kept apart from the request parsing so that the
-//! rest of the endpoint knows nothing of corps. Pure.
+//! cgi-bin/...`, `X-Gateway-Corp: CORP_ID` or a corp handle. Kept apart from the request
+//! parsing so that the rest of the endpoint knows nothing of corps; [`pick`] is pure,
+//! [`resolve`] looks the corp's install up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::model::App;
+use crate::provider::Provider;
+use crate::suite::Corp;
 
 /// What the caller asked for, after the `/{app}` prefix.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,6 +61,59 @@ pub fn pick<'a>(
         return Err(CorpRefused::NotASuite);
     }
     Ok(ForCorp { corp, api })
+}
+
+/// Why a call cannot go on, as the endpoint answers it.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub errcode: i64,
+    pub errmsg: &'static str,
+}
+
+/// The installed corp a call of `app` is for (`None`: the app's own token), and the API path
+/// without the corp. Nothing is sent for a corp that has not installed the app.
+pub async fn resolve(
+    provider: &Provider,
+    apps: &BTreeMap<String, Arc<App>>,
+    app: &App,
+    api: &str,
+    header: Option<&str>,
+    access_token: Option<&str>,
+) -> Result<(Option<Arc<Corp>>, String), Refused> {
+    let refused = |status, errcode, errmsg| Refused {
+        status,
+        errcode,
+        errmsg,
+    };
+    // A corp handle names its corp as the header would; the two must agree.
+    let handle_corp = access_token
+        .and_then(|t| super::handle::verify_named(apps, t))
+        .and_then(|(_, corp)| corp);
+    let named = match (header, handle_corp) {
+        (Some(h), Some(t)) if h.trim() != t => {
+            return Err(refused(400, 40013, CorpRefused::Conflict.errmsg()))
+        }
+        (h, t) => h.or(t),
+    };
+    let suite = crate::suite::suite_of(app).is_some();
+    let picked = pick(suite, api, named).map_err(|r| refused(400, 40013, r.errmsg()))?;
+    let Some(corp_id) = picked.corp else {
+        return Ok((None, picked.api.to_owned()));
+    };
+    match provider
+        .installs()
+        .corp(&**provider.store(), app, corp_id)
+        .await
+    {
+        Ok(Some(c)) => Ok((Some(c), picked.api.to_owned())),
+        Ok(None) => Err(refused(
+            404,
+            40084,
+            "this corp has not installed the app (no permanent code)",
+        )),
+        Err(_) => Err(refused(503, -1, "the store of installs did not answer")),
+    }
 }
 
 #[cfg(test)]

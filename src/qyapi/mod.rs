@@ -197,54 +197,21 @@ impl Qyapi {
             Ok(app) => app.clone(),
             Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
-        let suite = crate::suite::suite_of(&app).is_some();
-        // A corp handle names its corp as the header would; the two must agree.
-        let handle_corp = access_token
-            .as_deref()
-            .and_then(|t| handle::verify_named(&config.apps, t))
-            .and_then(|(_, corp)| corp);
-        let named = match (corp_header.as_deref(), handle_corp) {
-            (Some(h), Some(t)) if h.trim() != t => {
-                let msg = corp::CorpRefused::Conflict.errmsg();
-                return Served::refused(400, 40013, msg, rid, &app.name, "other");
+        // A service-provider app's call is for one of its corps (SPEC section 20).
+        let resolved = corp::resolve(
+            &self.provider,
+            &config.apps,
+            &app,
+            &api,
+            corp_header.as_deref(),
+            access_token.as_deref(),
+        )
+        .await;
+        let (corp, api) = match resolved {
+            Ok(r) => r,
+            Err(r) => {
+                return Served::refused(r.status, r.errcode, r.errmsg, rid, &app.name, "other")
             }
-            (h, t) => h.or(t),
-        };
-        let (corp_id, api) = match corp::pick(suite, &api, named) {
-            Ok(c) => (c.corp.map(str::to_owned), c.api.to_owned()),
-            Err(r) => return Served::refused(400, 40013, r.errmsg(), rid, &app.name, "other"),
-        };
-        let corp = match &corp_id {
-            None => None,
-            Some(id) => match self
-                .provider
-                .installs()
-                .corp(&**self.provider.store(), &app, id)
-                .await
-            {
-                Ok(Some(c)) => Some(c),
-                // Nothing is sent for a corp that has not installed the app.
-                Ok(None) => {
-                    return Served::refused(
-                        404,
-                        40084,
-                        "this corp has not installed the app (no permanent code)",
-                        rid,
-                        &app.name,
-                        "other",
-                    )
-                }
-                Err(_) => {
-                    return Served::refused(
-                        503,
-                        -1,
-                        "the store of installs did not answer",
-                        rid,
-                        &app.name,
-                        "other",
-                    )
-                }
-            },
         };
         let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
