@@ -65,6 +65,18 @@ impl Provider {
         self.client.token(corp.targets.get(kind)?).await
     }
 
+    /// [`Provider::replace_token`] for one installed corp's token or ticket.
+    pub async fn replace_corp_token(
+        &self,
+        corp: &crate::suite::Corp,
+        kind: TokenKind,
+        failed: &str,
+    ) -> Result<Arc<str>, ApiError> {
+        self.client
+            .replace_token(corp.targets.get(kind)?, failed)
+            .await
+    }
+
     /// A call with the `kind` token of one installed corp (see [`Client::call`]).
     pub async fn corp_call(
         &self,

@@ -222,3 +222,65 @@ async fn the_same_userid_in_two_corps_never_shares_a_contact_verification() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "not_your_contact");
 }
+
+fn stale(kind: &str, payload: &Value) -> String {
+    url::form_urlencoded::byte_serialize(
+        format!(
+            "{kind}.{}.{}.{}",
+            payload["timestamp"],
+            payload["nonceStr"].as_str().unwrap(),
+            payload["signature"].as_str().unwrap()
+        )
+        .as_bytes(),
+    )
+    .collect()
+}
+
+#[tokio::test]
+async fn a_corps_ticket_wecom_dropped_is_replaced_for_that_corp_only() {
+    let s = installed_twice().await;
+    let href = s.gw().url("/app/");
+    let q = format!(
+        "/_gateway/jssdk/config?url={}",
+        url::form_urlencoded::byte_serialize(href.as_bytes()).collect::<String>()
+    );
+    let mut a = signed_in(&s, CORP_A, "zhangsan").await;
+    let mut home = signed_in(&s, HOME_CORP, "zhangsan").await;
+    let first: Value = a.get_json(&s.gw().url(&q), &[]).await.json().await.unwrap();
+    let _: Value = home
+        .get_json(&s.gw().url(&q), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.calls("/cgi-bin/get_jsapi_ticket").await,
+        2,
+        "one per corp"
+    );
+    // WeCom drops every token and ticket early; corp A's page notices and reports it.
+    s.control("/_emulator/expire-tokens", Value::Null).await;
+    assert_eq!(
+        verdict(&s, "config", &first["config"], &href).await,
+        "config:invalid signature"
+    );
+    let next: Value = a
+        .get_json(
+            &s.gw()
+                .url(&format!("{q}&stale={}", stale("config", &first["config"]))),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict(&s, "config", &next["config"], &href).await,
+        "config:ok"
+    );
+    assert_eq!(next["config"]["appId"], CORP_A);
+    // Corp A's ticket alone was fetched again (after its corp token was refreshed once).
+    let (_, by_errcode) =
+        crate::common::emulator_calls(&s.emu.base_url(), "/cgi-bin/get_jsapi_ticket").await;
+    assert_eq!(by_errcode["0"], 3, "{by_errcode}");
+}
