@@ -91,6 +91,32 @@ pub fn provider_url(app: &App, flow: Flow, redirect_uri: &str, state: &str) -> S
     }
 }
 
+/// A 代开发 app's sign-in in one installed corp (SPEC section 20): the self-built flow, with
+/// that corp's id and the app's agent id there.
+pub fn custom_url(
+    app: &App,
+    corp_id: &str,
+    agent_id: u64,
+    flow: Flow,
+    redirect_uri: &str,
+    state: &str,
+) -> String {
+    let redirect = enc(redirect_uri);
+    match (flow, &app.qr_login_url) {
+        (Flow::Qr, Some(qr_login_url)) => format!(
+            "{}?login_type=CorpApp&appid={}&agentid={agent_id}&redirect_uri={redirect}&state={state}",
+            base(qr_login_url),
+            enc(corp_id)
+        ),
+        _ => format!(
+            "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={}&state={state}&agentid={agent_id}#wechat_redirect",
+            base(&app.authorize_url),
+            enc(corp_id),
+            enc(&app.scope)
+        ),
+    }
+}
+
 /// The configured page without query or fragment: the parameters are ours, in our order.
 fn base(u: &url::Url) -> &str {
     let s = u.as_str();

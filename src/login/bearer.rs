@@ -65,6 +65,7 @@ mod tests {
             wechat_app_id: None,
             unionid: None,
             open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

@@ -168,11 +168,18 @@ pub async fn miniprogram(
     })
 }
 
-pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Identity, LoginError> {
+/// `installed`: a 代开发 app's corp, chosen when its sign-in started.
+pub async fn exchange(
+    provider: &Provider,
+    app: &App,
+    installed: Option<&crate::suite::Corp>,
+    code: &str,
+) -> Result<Identity, LoginError> {
     match &app.credentials {
-        Credentials::Suite { custom: true, .. } => Err(LoginError::Unsupported(
-            "the login of a 代开发 app needs the corp chosen first; not offered yet",
-        )),
+        Credentials::Suite { custom: true, .. } => match installed {
+            Some(corp) => custom(provider, corp, code).await,
+            None => Err(LoginError::NotInstalled),
+        },
         Credentials::Suite { .. } => third_party(provider, app, code).await,
         Credentials::Wecom {
             corp_id, agent_id, ..
@@ -297,6 +304,31 @@ async fn third_party(provider: &Provider, app: &App, code: &str) -> Result<Ident
         agent_id: Some(corp.install.agent_id),
         userid: Some(userid),
         open_userid: Some(open_userid),
+        ..Identity::default()
+    })
+}
+
+/// A 代开发 app's code: the self-built exchange (`auth/getuserinfo`) with the corp's own token,
+/// whose permanent code is the app's secret there.
+async fn custom(
+    provider: &Provider,
+    corp: &crate::suite::Corp,
+    code: &str,
+) -> Result<Identity, LoginError> {
+    let resp = provider
+        .corp_call(
+            corp,
+            TokenKind::Access,
+            get("/cgi-bin/auth/getuserinfo", &[("code", code)]),
+        )
+        .await?;
+    let body = checked(resp)?;
+    // Only a member of that corp; a visitor (openid) has no corp to be of.
+    let userid = plain(&body, "userid")?.ok_or(LoginError::NoSubject)?;
+    Ok(Identity {
+        corp_id: Some(corp.install.corp_id.clone()),
+        agent_id: Some(corp.install.agent_id),
+        userid: Some(userid),
         ..Identity::default()
     })
 }

@@ -69,8 +69,8 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
     };
     // A service-provider app's session ends with its corp's `cancel_auth`.
     let by_corp = async {
-        match (&entry.open_userid, &entry.corp_id) {
-            (Some(_), Some(corp)) => {
+        match (entry.installed, &entry.corp_id) {
+            (true, Some(corp)) => {
                 let key = crate::suite::install::corp_revocation_key(&entry.app, corp);
                 crate::revocation::is_revoked(&**store, &key, entry.iat).await
             }
@@ -108,6 +108,7 @@ mod tests {
             wechat_app_id: None,
             unionid: None,
             open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

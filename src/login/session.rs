@@ -32,10 +32,13 @@ pub struct SessionEntry {
     pub wechat_app_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
-    /// Service-provider apps (SPEC section 20): the member as the provider sees them. Only
-    /// their sessions carry one, and only theirs end with their corp's `cancel_auth`.
+    /// Service-provider apps (SPEC section 20): the member as the provider sees them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_userid: Option<String>,
+    /// A session of a service-provider app (third-party or 代开发) in the corp `corp_id`: it
+    /// ends with that corp's `cancel_auth` (`crate::login::revocation`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installed: bool,
     pub iat: u64,
     pub exp: u64,
     /// The external contact last verified in this session (SPEC section 9): what a request
@@ -70,6 +73,7 @@ impl SessionEntry {
             wechat_app_id: identity.wechat_app_id.clone(),
             unionid: identity.unionid.clone(),
             open_userid: identity.open_userid.clone(),
+            installed: matches!(app.credentials, Credentials::Suite { .. }),
             iat: now,
             exp: now.saturating_add(ttl_secs),
             contact: None,
@@ -115,7 +119,7 @@ impl SessionEntry {
             // A member of one corp that installed it; the corp's `cancel_auth` ends it
             // (`crate::login::revocation`).
             Credentials::Suite { .. } => {
-                self.corp_id.is_some() && self.open_userid.is_some() && self.wechat_app_id.is_none()
+                self.installed && self.corp_id.is_some() && self.wechat_app_id.is_none()
             }
         }
     }
@@ -223,6 +227,7 @@ mod tests {
             wechat_app_id: None,
             unionid: None,
             open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

@@ -284,3 +284,58 @@ async fn a_corps_ticket_wecom_dropped_is_replaced_for_that_corp_only() {
         crate::common::emulator_calls(&s.emu.base_url(), "/cgi-bin/get_jsapi_ticket").await;
     assert_eq!(by_errcode["0"], 3, "{by_errcode}");
 }
+
+/// A 代开发 app's sign-in link names the corp (its homepage in that corp carries it).
+fn custom_login(s: &Saas, corp: Option<&str>) -> String {
+    let corp = corp.map(|c| format!("&corp={c}")).unwrap_or_default();
+    s.gw().url(&format!(
+        "/_gateway/login?app=custom{corp}&return_to=%2Fcustom%2F"
+    ))
+}
+
+#[tokio::test]
+async fn a_custom_app_signs_in_with_the_self_built_flow_of_the_named_corp() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.install_of(CUSTOM_SUITE, CORP_A).await;
+    s.control(
+        "/_emulator/current-user",
+        json!({"userid": "zhaoliu", "corp_id": CORP_A}),
+    )
+    .await;
+    // The corp's own id and the app's agent id there, as a self-built app's.
+    let mut b = Browser::new(WXWORK_UA);
+    let url = custom_login(&s, Some(CORP_A));
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), 302);
+    let to = location(&r, &url);
+    assert!(
+        to.contains(&format!("appid={CORP_A}&")) && to.contains("agentid=1000006"),
+        "{to}"
+    );
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = crate::common::browser::to_callback(&mut b, s.gw(), &s.emu.base_url(), &url).await;
+    let r = b.get(&cb).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    let r = b.get_json(&s.gw().url("/custom/"), &[]).await;
+    assert_eq!(r.status(), 200);
+    let echo: Echo = r.json().await.unwrap();
+    assert_eq!(echo.header("x-wecom-corpid"), Some(CORP_A));
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhaoliu"));
+    assert_eq!(echo.header("x-wecom-agentid"), Some("1000006"));
+    // No corp named, or a corp without the app: a clear answer, no provider page.
+    let mut other = Browser::new(WXWORK_UA);
+    assert_eq!(other.get(&custom_login(&s, None)).await.status(), 400);
+    assert_eq!(
+        other.get(&custom_login(&s, Some(CORP_B))).await.status(),
+        403
+    );
+    // The corp removes the app: the session ends.
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(b.get_json(&s.gw().url("/custom/"), &[]).await.status(), 401);
+}

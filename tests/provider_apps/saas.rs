@@ -129,6 +129,8 @@ suite_id = "{CUSTOM_SUITE}"
 suite_secret = "{CUSTOM_SECRET}"
 provider_corp_id = "{PROVIDER_CORP}"
 api_base = "{emu}"
+authorize_url = "{emu}/connect/oauth2/authorize"
+qr_login_url = "{emu}/wwlogin/sso/login"
 callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/custom" }}
 
 [upstreams.crm]
@@ -141,6 +143,11 @@ url = "{page}"
 location = "/app/"
 upstream = "page"
 login = "saas"
+
+[[routes]]
+location = "/custom/"
+upstream = "page"
+login = "custom"
 
 [[routes]]
 location = "/"
