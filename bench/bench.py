@@ -484,6 +484,8 @@ upstream = "crm"
                 memory.append((name, idle, held))
                 print(f"{name:24} RSS idle {idle / 1024:.1f} MiB, 10k connections {held / 1024:.1f} MiB", flush=True)
 
+        notes.append("the gateway wrote its access log (one line per request, the default filter) in every row; "
+                     "runs before 2026-11-30 17:00 had it off (WGW_LOG=warn)")
         load_after = os.getloadavg()
         notes.append(f"machine load (1-minute average) {load_before[0]:.1f} at the start of the run, "
                      f"{load_after[0]:.1f} at the end, on {os.cpu_count()} CPUs shared with other work")
