@@ -375,24 +375,14 @@ async fn forwarded_calls_are_byte_identical_on_every_try() {
     let provider = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let (port, admin, qyapi) = (
-        common::free_port(),
-        common::free_port(),
-        common::free_port(),
-    );
     let config = format!(
-        "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        common::server_table(port, admin)
+        "{}qyapi_listen = \"127.0.0.1:0\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        common::server_table()
     );
-    let _gw = tokio::task::spawn_blocking(move || {
-        let gw = common::Gateway::start_config(&config, port, admin, &[], &[]);
-        while common::http_get_status(qyapi, "/").is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        gw
-    })
-    .await
-    .unwrap();
+    let gw = tokio::task::spawn_blocking(move || common::Gateway::start_config(&config, &[], &[]))
+        .await
+        .unwrap();
+    let qyapi = gw.qyapi_port.unwrap();
 
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
     body.extend((0..=255u8).cycle().take(70_000));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use common::world::apps_toml;
-use common::{free_port, http_get_status, Gateway};
+use common::Gateway;
 use serde_json::Value;
 use wecom_api::{Cached, Clock, FallbackStore, RedisStore, Store, Unobserved};
 use wecom_gateway::config::model::DEFAULT_LOCK_TTL;
@@ -234,27 +234,21 @@ impl Cluster {
         let mut starting = Vec::new();
         let mut qyapi_ports = Vec::new();
         for _ in 0..n {
-            let (port, admin, qyapi) = (free_port(), free_port(), free_port());
-            qyapi_ports.push(qyapi);
             let config = format!(
-                "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{store_extra}\n{}",
-                common::server_table(port, admin),
+                "{}qyapi_listen = \"127.0.0.1:0\"\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{store_extra}\n{}",
+                common::server_table(),
                 redis.url(),
                 apps_toml(&emulator.base_url())
             );
             starting.push(tokio::task::spawn_blocking(move || {
-                let gw = Gateway::start_config(&config, port, admin, &[], &[]);
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while http_get_status(qyapi, "/").is_none() {
-                    assert!(Instant::now() < deadline, "qyapi listener never came up");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                gw
+                Gateway::start_config(&config, &[], &[])
             }));
         }
         let mut gateways = Vec::new();
         for s in starting {
-            gateways.push(s.await.unwrap());
+            let gw = s.await.unwrap();
+            qyapi_ports.push(gw.qyapi_port.unwrap());
+            gateways.push(gw);
         }
         Cluster {
             emulator,
@@ -694,20 +688,27 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
     let up = common::upstream::echo("crm");
     // One public origin, as behind a load balancer: gateway 0's. Same session secret (the
     // sidebar config's) everywhere, so a cookie issued by one is read by all.
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let public = ports[0].0;
-    let mut starting = Vec::new();
-    for &(port, admin) in &ports {
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 2\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{}",
+    let config = |public: u16| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{}",
             redis.url(),
             common::sidebar::config(&emu.base_url(), &up.url(), true)
-        );
+        )
+    };
+    // Gateway 0 binds first; its port is the public origin of all three.
+    let first = config(0);
+    let first = tokio::task::spawn_blocking(move || Gateway::start_config(&first, &[], &[]))
+        .await
+        .unwrap();
+    let public = first.port;
+    let mut gateways = vec![first];
+    let mut starting = Vec::new();
+    for _ in 1..3 {
+        let config = config(public);
         starting.push(tokio::task::spawn_blocking(move || {
-            Gateway::start_config(&config, port, admin, &[], &[])
+            Gateway::start_config(&config, &[], &[])
         }));
     }
-    let mut gateways = Vec::new();
     for s in starting {
         gateways.push(s.await.unwrap());
     }
@@ -754,7 +755,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         .unwrap();
     assert!(r.status().is_success());
     let page = gateways[0].url("/sidebar/?from=chat");
-    let http_ports: Vec<u16> = ports.iter().map(|p| p.0).collect();
+    let http_ports: Vec<u16> = gateways.iter().map(|g| g.port).collect();
     let started = Instant::now();
     let answers = config_burst(&http, &http_ports, &cookie, &page, 600).await;
     eprintln!(

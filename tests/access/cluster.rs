@@ -17,7 +17,7 @@ async fn three_instances_on_redis_share_the_facts() {
     let w = start("", &rest).await;
     // Two more instances with the same configuration, on their own ports.
     let text = std::fs::read_to_string(&w.gw.config_path).unwrap();
-    let body = text.replacen(&server_table(w.gw.port, w.gw.admin_port), "", 1);
+    let body = text.replacen(&server_table(), "", 1);
     let others: Vec<Gateway> =
         tokio::task::spawn_blocking(move || vec![Gateway::start(&body), Gateway::start(&body)])
             .await

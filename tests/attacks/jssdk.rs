@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::browser::Browser;
 use crate::common::redis_server::RedisServer;
-use crate::common::{free_port, Gateway};
+use crate::common::Gateway;
 use crate::world::{Setup, World, SIDEBAR_ROUTES};
 
 async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>) -> Value {
@@ -44,21 +44,13 @@ async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_
     })
     .await;
     // A second instance: same config, other ports, same public_url.
-    let (port, admin) = (free_port(), free_port());
-    let text = std::fs::read_to_string(&w.gw.config_path)
-        .unwrap()
-        .replace(
-            &format!("\nlisten = \"127.0.0.1:{}\"", w.gw.port),
-            &format!("\nlisten = \"127.0.0.1:{port}\""),
-        )
-        .replace(
-            &format!("admin_listen = \"127.0.0.1:{}\"", w.gw.admin_port),
-            &format!("admin_listen = \"127.0.0.1:{admin}\""),
-        );
-    let other =
-        tokio::task::spawn_blocking(move || Gateway::start_config(&text, port, admin, &[], &[]))
-            .await
-            .unwrap();
+    let text = std::fs::read_to_string(&w.gw.config_path).unwrap().replace(
+        "public_url = \"http://127.0.0.1:0\"",
+        &format!("public_url = \"http://127.0.0.1:{}\"", w.gw.port),
+    );
+    let other = tokio::task::spawn_blocking(move || Gateway::start_config(&text, &[], &[]))
+        .await
+        .unwrap();
 
     let mut b = w.member().await;
     let page = w.gw.url("/sidebar/");

@@ -95,9 +95,8 @@ impl World {
             .unwrap();
         let up = upstream::echo("crm");
         let files = TempDir::new("attack-files");
-        let qyapi = crate::common::free_port();
         let subst = |s: &str| {
-            s.replace("{qyapi}", &qyapi.to_string())
+            s.replace("{qyapi}", "0")
                 .replace("{emu}", &emu.base_url())
                 .replace("{up}", &up.url())
                 .replace("{files}", &files.path().display().to_string())
@@ -149,18 +148,17 @@ url = "{up}"
         let gw = tokio::task::spawn_blocking(move || match public_port {
             None => Gateway::start(&body),
             Some(public) => {
-                let (port, admin) = (crate::common::free_port(), crate::common::free_port());
-                let server = crate::common::server_table(port, admin).replace(
-                    &format!("127.0.0.1:{port}\"\nadmin"),
-                    &format!("127.0.0.1:{public}\"\nadmin"),
+                let server = crate::common::server_table().replace(
+                    "public_url = \"http://127.0.0.1:0\"",
+                    &format!("public_url = \"http://127.0.0.1:{public}\""),
                 );
-                Gateway::start_config(&format!("{server}\n{body}"), port, admin, &[], &[])
+                Gateway::start_config(&format!("{server}\n{body}"), &[], &[])
             }
         })
         .await
         .unwrap();
         World {
-            qyapi,
+            qyapi: gw.qyapi_port.unwrap_or(0),
             emu,
             up,
             gw,

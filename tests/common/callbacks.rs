@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use wecom_api::CallbackCrypto;
 
 use super::upstream::{self, Upstream};
-use super::{client, free_port, Gateway};
+use super::{client, Gateway};
 
 pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
 pub const ASSERTION_SECRET: &str = "test-assertion-secret-0123456789abcdef";
@@ -315,8 +315,9 @@ fn placeholder() -> Gateway {
     Gateway {
         child: None,
         dir: super::TempDir::new("placeholder"),
-        port: free_port(),
-        admin_port: free_port(),
+        port: 0,
+        admin_port: 0,
+        qyapi_port: None,
         config_path: Default::default(),
         log_path: Default::default(),
     }

@@ -2,11 +2,11 @@
 //! and provider tests run in.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{free_port, http_get_status, Gateway};
+use super::Gateway;
 
 pub const CORP_ID: &str = "wwemu0000000000001";
 pub const AGENT_ID: u64 = 1000002;
@@ -67,7 +67,6 @@ impl World {
         let emulator = emulator::Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
             .await
             .expect("emulator starts");
-        let (port, admin, qyapi_port) = (free_port(), free_port(), free_port());
         let allow = if allow.is_empty() {
             String::new()
         } else {
@@ -75,21 +74,14 @@ impl World {
             format!("qyapi_allow = [{}]\n", nets.join(", "))
         };
         let config = format!(
-            "{}qyapi_listen = \"127.0.0.1:{qyapi_port}\"\n{allow}\n{}",
-            super::server_table(port, admin),
+            "{}qyapi_listen = \"127.0.0.1:0\"\n{allow}\n{}",
+            super::server_table(),
             apps_toml(&emulator.base_url())
         );
-        let gateway = tokio::task::spawn_blocking(move || {
-            let gw = Gateway::start_config(&config, port, admin, &[], &[]);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while http_get_status(qyapi_port, "/").is_none() {
-                assert!(Instant::now() < deadline, "qyapi listener never came up");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            gw
-        })
-        .await
-        .unwrap();
+        let gateway = tokio::task::spawn_blocking(move || Gateway::start_config(&config, &[], &[]))
+            .await
+            .unwrap();
+        let qyapi_port = gateway.qyapi_port.unwrap();
         World {
             emulator,
             gateway,
