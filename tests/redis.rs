@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use common::world::{apps_toml, ids, qyapi_apps, World, PUBLIC_ROUTE};
-use common::Gateway;
 use serde_json::Value;
 use wecom_api::{Cached, Clock, FallbackStore, RedisStore, Store, Unobserved};
 use wecom_gateway::config::model::DEFAULT_LOCK_TTL;
@@ -646,42 +645,10 @@ async fn emulator_verdict(emu: &str, kind: &str, payload: &Value, page: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let emu = emulator::Emulator::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        emulator::Scenario::default(),
-    )
-    .await
-    .unwrap();
-    let up = common::upstream::echo("crm");
-    // One public origin, as behind a load balancer: gateway 0's. Same session secret (the
-    // sidebar config's) everywhere, so a cookie issued by one is read by all.
-    let config = |public: u16| {
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{}",
-            redis.url(),
-            common::sidebar::config(&emu.base_url(), &up.url(), true)
-        )
-    };
-    // Gateway 0 binds first; its port is the public origin of all three.
-    let first = config(0);
-    let first = tokio::task::spawn_blocking(move || Gateway::start_config(&first, &[], &[]))
-        .await
-        .unwrap();
-    let public = first.port;
-    let mut gateways = vec![first];
-    let mut starting = Vec::new();
-    for _ in 1..3 {
-        let config = config(public);
-        starting.push(tokio::task::spawn_blocking(move || {
-            Gateway::start_config(&config, &[], &[])
-        }));
-    }
-    for s in starting {
-        gateways.push(s.await.unwrap());
-    }
+    // Three gateways on one Redis behind one public origin (gateway 0's), as behind a load
+    // balancer, with one session secret: a cookie issued by one is read by all.
+    let w = common::sidebar::world().redis(3).start().await;
+    let (emu, gateways, redis) = (&w.emu, &w.gateways, w.redis.as_ref().unwrap());
     let calls = |api: &str| {
         emu.state()
             .world()
@@ -702,7 +669,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         .pool_max_idle_per_host(600)
         .build()
         .unwrap();
-    for gw in &gateways {
+    for gw in gateways {
         let r = http
             .get(gw.url("/staff/"))
             .header("cookie", &cookie)
@@ -752,8 +719,8 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         2,
         "one token refresh for the cluster"
     );
-    assert_eq!(keys(&redis, "wgw:token:*_ticket:*").await.len(), 2);
-    assert!(keys(&redis, "wgw:lock:*").await.is_empty());
+    assert_eq!(keys(redis, "wgw:token:*_ticket:*").await.len(), 2);
+    assert!(keys(redis, "wgw:lock:*").await.is_empty());
 
     // Every answer is signed with the one current ticket of its kind...
     let (corp, agent) = {
@@ -762,7 +729,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         (
             world.valid_ticket(TicketKind::Corp).unwrap().to_owned(),
             world
-                .valid_ticket(TicketKind::Agent(common::sidebar::AGENT_ID))
+                .valid_ticket(TicketKind::Agent(common::world::agent_id()))
                 .unwrap()
                 .to_owned(),
         )

@@ -94,6 +94,23 @@ pub fn ids() -> &'static Ids {
     IDS.get_or_init(|| Ids::of(&Scenario::default()))
 }
 
+/// The default scenario's corp, agent, first customer and its unionid, by name.
+pub fn corp_id() -> &'static str {
+    &ids().corp_id
+}
+
+pub fn agent_id() -> u64 {
+    ids().agent_id
+}
+
+pub fn customer() -> &'static str {
+    &ids().customer
+}
+
+pub fn customer_unionid() -> &'static str {
+    &ids().customer_unionid
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Wecom,
