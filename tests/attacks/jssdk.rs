@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::common::browser::Browser;
 use crate::common::redis_server::RedisServer;
 use crate::common::Gateway;
-use crate::world::{Setup, World, SIDEBAR_ROUTES};
+use crate::world::{App, World, SIDEBAR_ROUTES};
 
 async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>) -> Value {
     let mut url = format!(
@@ -38,34 +38,38 @@ async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_
         "{SIDEBAR_ROUTES}\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
         redis.url()
     );
-    let w = World::with(Setup {
-        rest: &rest,
-        ..Setup::default()
-    })
-    .await;
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(&rest)
+        .start()
+        .await;
     // A second instance: same config, other ports, same public_url.
-    let text = std::fs::read_to_string(&w.gw.config_path).unwrap().replace(
-        "public_url = \"http://127.0.0.1:0\"",
-        &format!("public_url = \"http://127.0.0.1:{}\"", w.gw.port),
-    );
+    let text = std::fs::read_to_string(&w.gw().config_path)
+        .unwrap()
+        .replace(
+            "public_url = \"http://127.0.0.1:0\"",
+            &format!("public_url = \"http://127.0.0.1:{}\"", w.gw().port),
+        );
     let other = tokio::task::spawn_blocking(move || Gateway::start_config(&text, &[], &[]))
         .await
         .unwrap();
 
     let mut b = w.member().await;
-    let page = w.gw.url("/sidebar/");
-    let first = config(&mut b, &w.gw, &page, None).await;
+    let page = w.gw().url("/sidebar/");
+    let first = config(&mut b, &w.gw(), &page, None).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 1);
     // The page reports the agentConfig payload refused: replaced once.
-    let second = config(&mut b, &w.gw, &page, Some(&first["agentConfig"])).await;
+    let second = config(&mut b, &w.gw(), &page, Some(&first["agentConfig"])).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 2);
     // The same member replays a valid report on the other instance, and again on the first.
     b.jar.insert(
         crate::common::browser::Browser::authority(&other.url("/")),
-        b.jar[&crate::common::browser::Browser::authority(&w.gw.url("/"))].clone(),
+        b.jar[&crate::common::browser::Browser::authority(&w.gw().url("/"))].clone(),
     );
     let third = config(&mut b, &other, &page, Some(&second["agentConfig"])).await;
-    config(&mut b, &w.gw, &page, Some(&third["agentConfig"])).await;
+    config(&mut b, &w.gw(), &page, Some(&third["agentConfig"])).await;
     assert_eq!(
         w.calls("/cgi-bin/ticket/get").await,
         2,

@@ -266,6 +266,16 @@ location = "/"
 upstream = "crm"
 "#;
 
+/// WeCom app `crm` (with the contact secret) and Official Account `mp` behind
+/// [`SIDEBAR_ROUTES`], with the test's session secrets: the world of most login tests.
+pub fn wecom_and_wechat() -> Builder {
+    World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(SIDEBAR_ROUTES)
+}
+
 /// The one public route to `crm`.
 pub const PUBLIC_ROUTE: &str = "\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n";
 
@@ -391,6 +401,14 @@ impl Builder {
     /// A file in the world's directory (`{files}`), with the same substitutions.
     pub fn file(mut self, name: &str, text: &str) -> Builder {
         self.files.push((name.into(), text.into()));
+        self
+    }
+
+    /// Files in the world's directory, as [`Builder::file`].
+    pub fn files(mut self, files: &[(&str, &str)]) -> Builder {
+        for (name, text) in files {
+            self = self.file(name, text);
+        }
         self
     }
 
