@@ -647,7 +647,7 @@ async fn emulator_verdict(emu: &str, kind: &str, payload: &Value, page: &str) ->
 async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
     // Three gateways on one Redis behind one public origin (gateway 0's), as behind a load
     // balancer, with one session secret: a cookie issued by one is read by all.
-    let w = common::sidebar::world().redis(3).start().await;
+    let w = common::sidebar::world().redis(3).one_origin().start().await;
     let (emu, gateways, redis) = (&w.emu, &w.gateways, w.redis.as_ref().unwrap());
     let calls = |api: &str| {
         emu.state()

@@ -300,6 +300,7 @@ pub struct Builder {
     store: Option<String>,
     instances: usize,
     public_port: Option<u16>,
+    one_origin: bool,
     env: Vec<(String, String)>,
 }
 
@@ -334,6 +335,7 @@ impl World {
             store: None,
             instances: 1,
             public_port: None,
+            one_origin: false,
             env: Vec::new(),
         }
     }
@@ -417,6 +419,13 @@ impl Builder {
     pub fn redis(mut self, instances: usize) -> Builder {
         self.redis = true;
         self.instances = instances;
+        self
+    }
+
+    /// Every instance's `public_url` is the first's, as behind one load balancer (otherwise
+    /// each instance is its own origin).
+    pub fn one_origin(mut self) -> Builder {
+        self.one_origin = true;
         self
     }
 
@@ -532,17 +541,17 @@ impl Builder {
                 Gateway::start_config(&format!("{server}{config}"), &env, &[])
             }
         };
-        // The first instance's public URL is every instance's, as behind a load balancer.
         let gw = tokio::task::spawn_blocking(start(config.clone(), self.public_port))
             .await
             .unwrap();
-        let public = self.public_port.unwrap_or(gw.port);
+        let public = match (self.public_port, self.one_origin) {
+            (Some(p), _) => Some(p),
+            (None, true) => Some(gw.port),
+            (None, false) => None,
+        };
         let mut starting = Vec::new();
         for _ in 1..self.instances {
-            starting.push(tokio::task::spawn_blocking(start(
-                config.clone(),
-                Some(public),
-            )));
+            starting.push(tokio::task::spawn_blocking(start(config.clone(), public)));
         }
         let mut gateways = vec![gw];
         for s in starting {

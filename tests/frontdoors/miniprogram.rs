@@ -200,7 +200,7 @@ async fn a_token_ends_like_a_session_through_the_revocation_records() {
 /// the member's bearer tokens as it ends their cookies: the same per-member record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_ends_the_members_mini_program_tokens() {
-    use crate::common::callbacks::{Backend, World as CallbackWorld};
+    use crate::common::callbacks::{Backend, CallbackWorld};
     // The demo's corp: two members (a corp keeps at least one).
     let w = CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Memory, 1).await;
     let gw = &w.gateways[0];
