@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::world::{ids, qyapi_apps, World};
+use common::world::{ids, qyapi_apps, App, World};
 use serde_json::{json, Value};
 
 const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
@@ -386,14 +386,13 @@ async fn forwarded_calls_are_byte_identical_on_every_try() {
     let provider = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let config = format!(
-        "{}qyapi_listen = \"127.0.0.1:0\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        common::server_table()
-    );
-    let gw = tokio::task::spawn_blocking(move || common::Gateway::start_config(&config, &[], &[]))
-        .await
-        .unwrap();
-    let qyapi = gw.qyapi_port.unwrap();
+    // App `cap` calls the capturing provider instead of the emulator.
+    let w = World::new()
+        .app(App::wecom("cap").api_base(&provider))
+        .qyapi()
+        .start()
+        .await;
+    let qyapi = w.gw().qyapi_port.unwrap();
 
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
     body.extend((0..=255u8).cycle().take(70_000));

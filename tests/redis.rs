@@ -520,6 +520,8 @@ async fn redis_stopped_during_traffic_then_restarted() {
                 } else {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
+                // The behaviour under test: steady traffic (about 100 calls a second per
+                // client) while Redis goes away and comes back.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }));

@@ -85,6 +85,8 @@ impl Crm {
                     // A held request is never taken: its sender may be gone by the time it
                     // is let go (a killed gateway), so it counts as not delivered.
                     if s.hang.load(Ordering::SeqCst) {
+                        // The behaviour under test: a CRM that does not answer (polled
+                        // until the test lets it go).
                         while s.hang.load(Ordering::SeqCst) {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }

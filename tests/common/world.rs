@@ -126,6 +126,7 @@ pub struct App {
     contact: bool,
     agent_id: Option<u64>,
     secret: Option<String>,
+    api_base: Option<String>,
     lines: Vec<String>,
 }
 
@@ -152,6 +153,7 @@ impl App {
             contact: false,
             agent_id: None,
             secret: None,
+            api_base: None,
             lines: Vec::new(),
         }
     }
@@ -174,6 +176,12 @@ impl App {
         self
     }
 
+    /// Its API somewhere else than the emulator (a test's own provider).
+    pub fn api_base(mut self, url: &str) -> App {
+        self.api_base = Some(url.into());
+        self
+    }
+
     /// More lines of the table (`reauth_after = "1h"`, `callback = {...}`).
     pub fn with(mut self, lines: &str) -> App {
         self.lines.push(lines.into());
@@ -182,6 +190,7 @@ impl App {
 
     fn toml(&self, ids: &Ids, emu: &str) -> String {
         let name = &self.name;
+        let api = self.api_base.as_deref().unwrap_or(emu);
         let mut t = format!("[apps.{name}]\n");
         match self.kind {
             Kind::Wecom => {
@@ -195,14 +204,14 @@ impl App {
                     t += &format!("contact_secret = \"{}\"\n", ids.contact_secret);
                 }
                 t += &format!(
-                    "api_base = \"{emu}\"\nauthorize_url = \"{emu}/connect/oauth2/authorize\"\n\
+                    "api_base = \"{api}\"\nauthorize_url = \"{emu}/connect/oauth2/authorize\"\n\
                      qr_login_url = \"{emu}/wwlogin/sso/login\"\njssdk_urls = [\"{emu}/emulator/jweixin.js\"]\n"
                 );
             }
             Kind::Mp => {
                 let secret = self.secret.as_deref().unwrap_or(&ids.mp_secret);
                 t += &format!(
-                    "kind = \"wechat_mp\"\napp_id = \"{}\"\nsecret = \"{secret}\"\napi_base = \"{emu}\"\n\
+                    "kind = \"wechat_mp\"\napp_id = \"{}\"\nsecret = \"{secret}\"\napi_base = \"{api}\"\n\
                      authorize_url = \"{emu}/connect/oauth2/authorize\"\n",
                     ids.mp_app_id
                 );
@@ -210,7 +219,7 @@ impl App {
             Kind::Mini => {
                 let secret = self.secret.as_deref().unwrap_or(&ids.mini_secret);
                 t += &format!(
-                    "kind = \"wechat_mini\"\napp_id = \"{}\"\nsecret = \"{secret}\"\napi_base = \"{emu}\"\n",
+                    "kind = \"wechat_mini\"\napp_id = \"{}\"\nsecret = \"{secret}\"\napi_base = \"{api}\"\n",
                     ids.mini_app_id
                 );
             }
