@@ -255,6 +255,7 @@ async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
         None,
         "nor does the session's current contact"
     );
+    gw.wait_log("revoked");
     assert!(
         gw.log().contains("reason=\"revoked\"") || gw.log().contains("reason=revoked"),
         "{}",

@@ -51,12 +51,14 @@ async fn without_the_variable_there_is_no_clock_control() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404, "{CLOCK_CONTROL}={off:?}");
+        // The warning would come before the line that says the gateway listens.
+        w.gw().wait_log("wecom-gateway listening");
         assert!(!w.gw().log().contains("move its clock"), "{}", w.gw().log());
     }
     // Turned on, it says so at start.
     let w = sidebar::world().start().await;
     let gw = w.gw();
-    assert!(gw.log().contains("lets loopback clients move its clock"));
+    gw.wait_log("lets loopback clients move its clock");
     let r = client()
         .post(gw.admin_url("/_test/advance"))
         .json(&serde_json::json!({"by": "-8h"}))

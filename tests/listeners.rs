@@ -54,6 +54,7 @@ async fn port_zero_listeners_are_bound_reported_and_public_url_takes_the_public_
     assert_eq!(file["admin_listen"], format!("127.0.0.1:{}", gw.admin_port));
     assert_eq!(file["qyapi_listen"], format!("127.0.0.1:{qyapi}"));
     assert_eq!(file["public_url"], public.as_str());
+    gw.wait_log("wecom-gateway listening");
     let line = gw
         .log()
         .lines()

@@ -284,6 +284,9 @@ async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
         1,
         "a refused secret is not asked again at once"
     );
+    // Lines are written by a background thread, in order: once the five calls' lines are
+    // there, so is every warning logged before them.
+    w.gw().wait_log_count("app=wrong", 5);
     let log = w.gw().log();
     assert_eq!(
         log.matches("token fetch failed").count(),

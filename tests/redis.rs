@@ -585,6 +585,7 @@ async fn redis_stopped_during_traffic_then_restarted() {
             .await
             .unwrap();
     assert!(metrics.contains("wgw_store_errors_total{op="), "{metrics}");
+    c.w.gateways[0].wait_log("token store reachable again");
     let log = c.w.gateways[0].log();
     assert_eq!(
         log.matches("token store unreachable").count(),

@@ -182,6 +182,9 @@ async fn after_policy_ttl_a_member_moved_out_of_the_department_is_refused() {
     for _ in 0..3 {
         b.get_json(&w.gw().url("/sales/"), &[]).await;
     }
+    // The log is written by a background thread, in order: once the three requests' lines are
+    // there, so is every decision logged before them.
+    w.gw().wait_log_count("path=/sales/", 3);
     let log = w.gw().log();
     let decisions = log
         .lines()

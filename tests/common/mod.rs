@@ -2,6 +2,7 @@
 //! readiness by polling endpoints (never fixed sleeps).
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
@@ -287,11 +288,17 @@ impl Gateway {
 
     /// Waits until the log contains `needle` (a readiness signal for reloads), up to 10 s.
     pub fn wait_log(&self, needle: &str) {
+        self.wait_log_count(needle, 1);
+    }
+
+    /// Waits until the log contains `needle` `n` times, up to 10 s: the log is written by a
+    /// background thread, so a line can arrive after the answer it belongs to.
+    pub fn wait_log_count(&self, needle: &str, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
+        while self.log().matches(needle).count() < n {
             assert!(
                 Instant::now() < deadline,
-                "log never showed {needle:?}:\n{}",
+                "log never showed {needle:?} {n} times:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
