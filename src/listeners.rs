@@ -31,6 +31,8 @@ pub struct Ports {
     pub listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
     pub qyapi_listen: Option<SocketAddr>,
+    /// The in-process emulator of `[emulator] enabled = true` (its `listen` may say port 0).
+    pub emulator: Option<SocketAddr>,
 }
 
 /// A socket bound here, on its way into pingora's fd table.
@@ -76,6 +78,7 @@ impl Bound {
             listen: self.public.addr,
             admin_listen: self.admin.as_ref().map(|s| s.addr),
             qyapi_listen: self.qyapi.as_ref().map(|s| s.addr),
+            emulator: None,
         }
     }
 }
@@ -97,12 +100,16 @@ impl Ports {
 
     /// What the process reports: the real addresses and the public URL.
     pub fn report(&self, server: &ServerSettings) -> serde_json::Value {
-        serde_json::json!({
+        let mut r = serde_json::json!({
             "listen": self.listen.to_string(),
             "admin_listen": self.admin_listen.map(|a| a.to_string()),
             "qyapi_listen": self.qyapi_listen.map(|a| a.to_string()),
             "public_url": server.public_url.as_str(),
-        })
+        });
+        if let Some(e) = self.emulator {
+            r["emulator"] = e.to_string().into();
+        }
+        r
     }
 }
 

@@ -138,7 +138,8 @@ fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match server::run(config, loaded, bound, ports_file) {
+    let emulator = _helpers.as_ref().map(|h| h.emulator);
+    match server::run(config, loaded, bound, emulator, ports_file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wecom-gateway: {e}");

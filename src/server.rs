@@ -1,5 +1,6 @@
 //! Assembles the pingora server: the public proxy, the admin listener, signals.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::callback::Callbacks;
 use crate::config::Config;
 use crate::connection;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
-use crate::listeners::{write_ports_file, Bound};
+use crate::listeners::{write_ports_file, Bound, Ports};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
@@ -27,11 +28,13 @@ use crate::store::Backend;
 const PUBLIC_READ_BUFFER: usize = 0;
 
 /// Serves `config` (already [settled](crate::listeners::Ports::settle) on `bound`) on the
-/// listeners of `bound`; writes their addresses to `ports_file` once everything is set up.
+/// listeners of `bound`; writes their addresses (and the in-process `emulator`'s) to
+/// `ports_file` once everything is set up.
 pub fn run(
     config_path: PathBuf,
     config: Config,
     bound: Bound,
+    emulator: Option<SocketAddr>,
     ports_file: Option<PathBuf>,
 ) -> Result<(), String> {
     let conf = ServerConf {
@@ -45,7 +48,10 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let ports = bound.ports();
+    let ports = Ports {
+        emulator,
+        ..bound.ports()
+    };
     let report = ports.report(&config.server);
     let current = Arc::new(ArcSwap::from_pointee(config));
     let inflight = Arc::new(AtomicUsize::new(0));

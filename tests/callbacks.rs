@@ -61,11 +61,11 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
     );
 
     // Counted once the CRM's 2xx is recorded in the queue, a moment after the CRM saw it.
-    common::callbacks::wait_metric(
-        &w.gateways[0],
-        r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
-    )
-    .await;
+    w.gateways[0]
+        .wait_metric(
+            r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
+        )
+        .await;
 }
 
 #[tokio::test]

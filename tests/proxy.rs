@@ -297,15 +297,10 @@ async fn metrics_count_requests_by_route_and_status() {
     for _ in 0..3 {
         assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     }
-    let metrics = gw.metrics().await;
-    assert!(
-        metrics.contains("wgw_requests_total{route=\"/\",status=\"200\"} 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("wgw_request_duration_seconds_count{route=\"/\"} 3"),
-        "{metrics}"
-    );
+    gw.wait_metric("wgw_requests_total{route=\"/\",status=\"200\"} 3")
+        .await;
+    gw.wait_metric("wgw_request_duration_seconds_count{route=\"/\"} 3")
+        .await;
     assert_eq!(
         c.get(gw.admin_url("/readyz"))
             .send()

@@ -284,6 +284,7 @@ fn placeholder() -> Gateway {
         port: 0,
         admin_port: 0,
         qyapi_port: None,
+        emulator_port: None,
         config_path: Default::default(),
         log_path: Default::default(),
     }
@@ -336,17 +337,4 @@ pub fn expected_signature(body: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Waits until gateway `gw`'s `/metrics` has `line` (at most 30 s).
-pub async fn wait_metric(gw: &Gateway, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = gw.metrics().await;
-        if metrics.contains(line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

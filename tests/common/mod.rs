@@ -68,6 +68,8 @@ pub struct Gateway {
     pub port: u16,
     pub admin_port: u16,
     pub qyapi_port: Option<u16>,
+    /// The in-process emulator's port (`[emulator] enabled = true`).
+    pub emulator_port: Option<u16>,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
 }
@@ -87,6 +89,7 @@ struct Ports {
     listen: std::net::SocketAddr,
     admin_listen: Option<std::net::SocketAddr>,
     qyapi_listen: Option<std::net::SocketAddr>,
+    emulator: Option<std::net::SocketAddr>,
 }
 
 impl Gateway {
@@ -132,6 +135,7 @@ impl Gateway {
             port: 0,
             admin_port: 0,
             qyapi_port: None,
+            emulator_port: None,
             config_path,
             log_path,
         };
@@ -203,6 +207,7 @@ impl Gateway {
                 self.port = ports.listen.port();
                 self.admin_port = ports.admin_listen.map_or(0, |a| a.port());
                 self.qyapi_port = ports.qyapi_listen.map(|a| a.port());
+                self.emulator_port = ports.emulator.map(|a| a.port());
             }
             if self.port != 0
                 && http_get_status(self.admin_port, "/healthz") == Some(200)
@@ -247,6 +252,20 @@ impl Gateway {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Waits until `/metrics` has `line` (at most 30 s): a request is counted when its answer
+    /// has gone out, so a client can read `/metrics` before its last request is in it.
+    pub async fn wait_metric(&self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metrics = self.metrics().await;
+            if metrics.contains(line) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
