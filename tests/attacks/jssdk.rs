@@ -6,9 +6,8 @@
 use serde_json::Value;
 
 use crate::common::browser::Browser;
-use crate::common::redis_server::RedisServer;
 use crate::common::Gateway;
-use crate::world::{App, World, SIDEBAR_ROUTES};
+use crate::world::wecom_and_wechat;
 
 async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>) -> Value {
     let mut url = format!(
@@ -31,30 +30,9 @@ async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_a_minute() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let rest = format!(
-        "{SIDEBAR_ROUTES}\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
-        redis.url()
-    );
-    let w = World::new()
-        .session("")
-        .app(App::wecom("crm").contact())
-        .app(App::mp("mp"))
-        .routes(&rest)
-        .start()
-        .await;
-    // A second instance: same config, other ports, same public_url.
-    let text = std::fs::read_to_string(&w.gw().config_path)
-        .unwrap()
-        .replace(
-            "public_url = \"http://127.0.0.1:0\"",
-            &format!("public_url = \"http://127.0.0.1:{}\"", w.gw().port),
-        );
-    let other = tokio::task::spawn_blocking(move || Gateway::start_config(&text, &[], &[]))
-        .await
-        .unwrap();
+    // Two instances on one Redis behind one origin.
+    let w = wecom_and_wechat().redis(2).one_origin().start().await;
+    let other = &w.gateways[1];
 
     let mut b = w.member().await;
     let page = w.gw().url("/sidebar/");
@@ -68,7 +46,7 @@ async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_
         crate::common::browser::Browser::authority(&other.url("/")),
         b.jar[&crate::common::browser::Browser::authority(&w.gw().url("/"))].clone(),
     );
-    let third = config(&mut b, &other, &page, Some(&second["agentConfig"])).await;
+    let third = config(&mut b, other, &page, Some(&second["agentConfig"])).await;
     config(&mut b, &w.gw(), &page, Some(&third["agentConfig"])).await;
     assert_eq!(
         w.calls("/cgi-bin/ticket/get").await,

@@ -95,7 +95,8 @@ pub struct World {
     pub emu: Emulator,
     /// The ids of the emulator's scenario.
     pub ids: Ids,
-    /// The CRM, when the world started it (an echo upstream or the test's own server).
+    /// Upstream `crm`: the echo upstream or the test's own server ([`Builder::crm`]); with
+    /// [`Builder::crm_at`] an echo that no route uses.
     pub up: Upstream,
     /// The gateway instances ([`World::gw`] is the first).
     pub gateways: Vec<Gateway>,
