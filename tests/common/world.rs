@@ -79,6 +79,7 @@ pub struct Builder {
     session: Option<String>,
     server: Vec<String>,
     crm: Crm,
+    crm_keys: String,
     routes: String,
     rest: Vec<String>,
     files: Vec<(String, String)>,
@@ -88,6 +89,7 @@ pub struct Builder {
     public_port: Option<u16>,
     one_origin: bool,
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 /// A world, running. Everything stops when it is dropped.
@@ -115,6 +117,7 @@ impl World {
             session: None,
             server: Vec::new(),
             crm: Crm::Echo,
+            crm_keys: String::new(),
             routes: String::new(),
             rest: Vec::new(),
             files: Vec::new(),
@@ -124,6 +127,7 @@ impl World {
             public_port: None,
             one_origin: false,
             env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -171,6 +175,13 @@ impl Builder {
     /// Upstream `crm` is this server, which the world keeps running.
     pub fn crm(mut self, server: Upstream) -> Builder {
         self.crm = Crm::Server(server);
+        self
+    }
+
+    /// More keys of `[upstreams.crm]` (`read_timeout = "300ms"`).
+    pub fn crm_keys(mut self, lines: &str) -> Builder {
+        self.crm_keys.push_str(lines);
+        self.crm_keys.push('\n');
         self
     }
 
@@ -240,6 +251,12 @@ impl Builder {
         self
     }
 
+    /// Arguments of the binary before `run` (`--log-format json`).
+    pub fn args(mut self, args: &[&str]) -> Builder {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     pub async fn start(self) -> World {
         let ids = Ids::of(&self.scenario);
         let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), self.scenario)
@@ -301,7 +318,7 @@ impl Builder {
             config += &format!("\n{}\n", subst(&store));
         }
         config += &format!("\n{}", apps_toml(&self.apps, &ids, &emu_url));
-        config += &format!("\n[upstreams.crm]\nurl = \"{up_url}\"\n");
+        config += &format!("\n[upstreams.crm]\nurl = \"{up_url}\"\n{}", self.crm_keys);
         for rest in &self.rest {
             config += &format!("\n{}\n", subst(rest));
         }
@@ -312,9 +329,9 @@ impl Builder {
         };
         config += &subst(routes);
 
-        let env = self.env;
+        let (env, args) = (self.env, self.args);
         let start = move |config: String, public: Option<u16>| {
-            let env = env.clone();
+            let (env, args) = (env.clone(), args.clone());
             move || {
                 let mut server = super::server_table();
                 if let Some(p) = public {
@@ -325,7 +342,8 @@ impl Builder {
                 }
                 let env: Vec<(&str, &str)> =
                     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                Gateway::start_config(&format!("{server}{config}"), &env, &[])
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Gateway::start_config(&format!("{server}{config}"), &env, &args)
             }
         };
         let gw = tokio::task::spawn_blocking(start(config.clone(), self.public_port))
