@@ -1,5 +1,6 @@
-//! Test support: the real `wecom-gateway` binary on free loopback ports, small upstreams,
-//! readiness by polling endpoints (never fixed sleeps).
+//! Test support: the one test world ([`world::World`]: emulator, CRM, gateway instances, Redis)
+//! and below it the real `wecom-gateway` binary on port 0 ([`Gateway`], which reads the ports
+//! the binary reports), small upstreams, readiness by polling endpoints (never fixed sleeps).
 #![allow(dead_code)]
 
 pub mod apps;
