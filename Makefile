@@ -1,12 +1,16 @@
 # One command runs the demo, one runs the tests (see README.md).
 
-.PHONY: deps demo test check fmt bench
+.PHONY: deps demo demo-saas test check fmt bench
 
 deps:
 	scripts/deps.sh
 
 demo: deps
 	cargo run --bin wecom-gateway -- demo -c gateway.toml
+
+# The SaaS demo: a service provider's app installed by two corps (README, "Service-provider apps").
+demo-saas: deps
+	cargo run --bin wecom-gateway -- demo -c saas.toml
 
 test: deps
 	scripts/test.sh

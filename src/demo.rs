@@ -53,6 +53,40 @@ fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helper
     // The emulator sends each app's events to the gateway's callback URL, as WeCom's console
     // would be told to (SPEC section 18).
     let mut scenario = emulator::Scenario::demo();
+    let callback_url = |name: &str| {
+        format!(
+            "{}{}/callback/{name}",
+            config.server.public_url.as_str().trim_end_matches('/'),
+            config.server.prefix
+        )
+    };
+    // Service-provider apps (SPEC section 20): the suite's instruction URL and its data URL,
+    // both the app's callback, as the provider's console would be told.
+    let mut suites = Vec::new();
+    for (name, app) in &config.apps {
+        let (Some(cb), Some((suite_id, _))) = (&app.callback, crate::suite::suite_of(app)) else {
+            continue;
+        };
+        for kind in [
+            emulator::scenario::ReceiverKind::Instruction,
+            emulator::scenario::ReceiverKind::Data,
+        ] {
+            scenario
+                .callbacks
+                .push(emulator::scenario::CallbackReceiver {
+                    app: name.clone(),
+                    url: callback_url(name),
+                    token: cb.token.expose().to_owned(),
+                    encoding_aes_key: cb.encoding_aes_key.expose().to_owned(),
+                    kind,
+                    corp_id: None,
+                    agent_id: None,
+                    suite_id: Some(suite_id.to_owned()),
+                });
+        }
+        suites.push(suite_id.to_owned());
+    }
+    let gateway_listen = config.server.listen.clone();
     for (name, app) in &config.apps {
         let (Some(cb), crate::config::model::Credentials::Wecom { agent_id, .. }) =
             (&app.callback, &app.credentials)
@@ -113,6 +147,9 @@ fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helper
                     emulator: emu.addr(),
                     crm: crm.as_ref().map(|c| c.addr()),
                 }));
+                if !suites.is_empty() {
+                    tokio::spawn(saas_setup(emu.addr(), gateway_listen, suites));
+                }
                 // Serve until the process ends.
                 std::future::pending::<()>().await;
                 drop((emu, crm));
@@ -121,6 +158,49 @@ fn start_helpers(config: &Config, crm_addr: Option<SocketAddr>) -> Result<Helper
         .map_err(|e| format!("demo thread: {e}"))?;
     rx.recv().map_err(|_| "demo helpers stopped".to_owned())?
 }
+
+/// The SaaS demo: once the gateway answers, WeCom pushes each suite's ticket and two corps
+/// install the suite, as they would from the app market. The gateway exchanges their codes and
+/// keeps the installs; their members can sign in at once.
+async fn saas_setup(emulator: SocketAddr, gateway: String, suites: Vec<String>) {
+    let http = reqwest::Client::new();
+    let health = format!("http://{gateway}/_gateway/healthz");
+    for _ in 0..600 {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let control = |path: &str, body: serde_json::Value| {
+        let req = http
+            .post(format!("http://{emulator}/_emulator/suites/{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        async move {
+            if let Err(e) = req.send().await {
+                tracing::warn!(error = %e, "demo: the emulator did not take a SaaS step");
+            }
+        }
+    };
+    for suite in &suites {
+        control("push-ticket", serde_json::json!({ "suite_id": suite })).await;
+        for corp in SAAS_CORPS {
+            control(
+                "install",
+                serde_json::json!({ "suite_id": suite, "corp_id": corp }),
+            )
+            .await;
+        }
+    }
+}
+
+/// The two corps of the demo scenario that install its suites.
+const SAAS_CORPS: [&str; 2] = ["wwemucorp000000002", "wwemucorp000000003"];
 
 /// What to open, printed once everything listens.
 pub fn banner(config: &Config, helpers: &Helpers) -> String {
@@ -155,6 +235,24 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
     if config.apps.values().any(|a| a.callback.is_some()) {
         out.push_str(&format!("    send an event:    curl -X POST {emu}/_emulator/members/move -d '{{\"userid\":\"lisi\",\"department\":[3]}}' -H 'content-type: application/json'\n"));
         out.push_str("                      (WeCom's change_contact/update_user: verified, queued, forwarded; the demo CRM page lists it)\n");
+    }
+    let suite_apps: Vec<&String> = config
+        .apps
+        .iter()
+        .filter(|(_, a)| crate::suite::suite_of(a).is_some())
+        .map(|(n, _)| n)
+        .collect();
+    if !suite_apps.is_empty() {
+        out.push_str("\n  SaaS (service-provider app, installed by two corps):\n");
+        out.push_str(&format!("    sign in as 赵六 of 模拟客户甲:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"zhaoliu\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json'\n", SAAS_CORPS[0]));
+        out.push_str(&format!("    sign in as 钱七 of 模拟客户乙:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"qianqi\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json'\n", SAAS_CORPS[1]));
+        out.push_str(&format!(
+            "    then open:                     {public}/app/\n"
+        ));
+        if let Some(q) = &config.server.qyapi_listen {
+            out.push_str(&format!("    qyapi for one corp:            curl 'http://{q}/{}/{}/cgi-bin/user/get?userid=zhaoliu'\n", suite_apps[0], SAAS_CORPS[0]));
+        }
+        out.push_str(&format!("    the corp removes the app:      curl -X POST {emu}/_emulator/suites/cancel-auth -d '{{\"suite_id\":\"wwemusuite00000001\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json'\n", SAAS_CORPS[0]));
     }
     out.push('\n');
     out

@@ -12,6 +12,8 @@ pub struct Identity {
     pub openid: Option<String>,
     pub wechat_app_id: Option<String>,
     pub unionid: Option<String>,
+    /// A service-provider app's member as the provider sees them (SPEC section 20).
+    pub open_userid: Option<String>,
     pub external_userid: Option<String>,
     pub external_unionid: Option<String>,
 }
@@ -46,6 +48,7 @@ impl Identity {
             set("x-wecom-agentid", agent.as_deref());
             set("x-wecom-userid", self.userid.as_deref());
             set("x-wecom-openid", self.openid.as_deref());
+            set("x-wecom-openuserid", self.open_userid.as_deref());
         }
         set("x-wecom-external-userid", self.external_userid.as_deref());
         set("x-wecom-external-unionid", self.external_unionid.as_deref());

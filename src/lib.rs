@@ -32,5 +32,6 @@ pub mod served;
 pub mod server;
 pub mod static_files;
 pub mod store;
+pub mod suite;
 #[cfg(debug_assertions)]
 pub mod test_control;

@@ -18,6 +18,8 @@ pub struct Provider {
     client: Client,
     /// Member facts for access rules, through the same cache machinery as tokens.
     facts: FactCache,
+    /// The corps that installed the suite apps, with their targets (SPEC section 20).
+    installs: Arc<crate::suite::Installs>,
 }
 
 impl Provider {
@@ -27,7 +29,11 @@ impl Provider {
             .observer(Arc::new(Metrics))
             .build();
         let facts = FactCache::new(store, client.clone(), clock, lock_ttl);
-        Provider { client, facts }
+        Provider {
+            client,
+            facts,
+            installs: Arc::default(),
+        }
     }
 
     /// One process, its own memory, its own clock.
@@ -43,6 +49,42 @@ impl Provider {
     /// The facts of access rules (SPEC section 17), cached for `policy_ttl` in the store.
     pub fn facts(&self) -> &FactCache {
         &self.facts
+    }
+
+    /// The installs of the suite apps (SPEC section 20).
+    pub fn installs(&self) -> &crate::suite::Installs {
+        &self.installs
+    }
+
+    /// A valid token or ticket of `kind` of one installed corp (its own targets).
+    pub async fn corp_token(
+        &self,
+        corp: &crate::suite::Corp,
+        kind: TokenKind,
+    ) -> Result<Arc<str>, ApiError> {
+        self.client.token(corp.targets.get(kind)?).await
+    }
+
+    /// [`Provider::replace_token`] for one installed corp's token or ticket.
+    pub async fn replace_corp_token(
+        &self,
+        corp: &crate::suite::Corp,
+        kind: TokenKind,
+        failed: &str,
+    ) -> Result<Arc<str>, ApiError> {
+        self.client
+            .replace_token(corp.targets.get(kind)?, failed)
+            .await
+    }
+
+    /// A call with the `kind` token of one installed corp (see [`Client::call`]).
+    pub async fn corp_call(
+        &self,
+        corp: &crate::suite::Corp,
+        kind: TokenKind,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        self.client.call(corp.targets.get(kind)?, req).await
     }
 
     /// Where tokens, tickets and other shared values live (memory or Redis).

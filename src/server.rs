@@ -68,7 +68,11 @@ pub fn run(
         .block_on(Backend::open(settings, clock.clone()))
         .map_err(|e| format!("[store]: {e}"))?;
     let provider = Provider::new(backend.store.clone(), settings.lock_ttl, clock);
-    let callbacks = Arc::new(Callbacks::new(backend.queue, backend.store));
+    let callbacks = Arc::new(Callbacks::new(
+        backend.queue,
+        backend.store,
+        provider.clone(),
+    ));
     let gateway = Gateway {
         config: current.clone(),
         inflight: inflight.clone(),

@@ -233,12 +233,16 @@ impl World {
         if t.expires_at <= self.now() {
             return Err(42001);
         }
+        // A suite's corp token (third-party or 代开发) is the one its app calls
+        // `externalcontact/*` with: such apps have no contact secret, and WeCom accepts their
+        // token once the app holds the customer-contact permission, as the emulated suites do.
+        let suite_app = t.suite.is_some();
         let allowed = matches!(
             (scope, t.kind),
             (Scope::AnyWecom, _)
                 | (Scope::AgentOnly, TokenKind::Agent(_))
                 | (Scope::ContactOnly, TokenKind::Contact)
-        );
+        ) || (scope == Scope::ContactOnly && suite_app);
         if !allowed {
             return Err(48002);
         }

@@ -46,6 +46,10 @@ pub enum Kind {
     NotAllowed,
     /// The store did not take what must be kept (a callback): try again (WeCom does).
     StoreUnavailable,
+    /// A member (or a qyapi call) of a corp that has not installed the service-provider app.
+    NotInstalled,
+    /// A service-provider app whose suite ticket WeCom has not pushed yet: no suite token.
+    SuiteNotReady,
 }
 
 impl Kind {
@@ -58,14 +62,15 @@ impl Kind {
             | Kind::SnapshotUser
             | Kind::NotYourContact
             | Kind::ExternalContactRequired
-            | Kind::NotAllowed => 403,
+            | Kind::NotAllowed
+            | Kind::NotInstalled => 403,
             Kind::UpstreamUnavailable | Kind::LoginFailed | Kind::ProviderFailed => 502,
             Kind::UpstreamTimeout | Kind::ProviderTimeout => 504,
             Kind::Internal => 500,
             Kind::MethodNotAllowed => 405,
             Kind::LoginRequired => 401,
             Kind::TooManyRequests => 429,
-            Kind::StoreUnavailable => 503,
+            Kind::StoreUnavailable | Kind::SuiteNotReady => 503,
         }
     }
 
@@ -90,6 +95,8 @@ impl Kind {
             Kind::TooManyRequests => "too_many_requests",
             Kind::NotAllowed => "not_allowed",
             Kind::StoreUnavailable => "store_unavailable",
+            Kind::NotInstalled => "not_installed",
+            Kind::SuiteNotReady => "suite_not_ready",
         }
     }
 
@@ -114,6 +121,8 @@ impl Kind {
             Kind::TooManyRequests => "Too many sign-in attempts",
             Kind::NotAllowed => "Not allowed here",
             Kind::StoreUnavailable => "Temporarily unavailable",
+            Kind::NotInstalled => "Your organisation has not installed this app",
+            Kind::SuiteNotReady => "The app is not ready yet",
         }
     }
 }
@@ -200,6 +209,16 @@ impl Failure {
     /// and all: never echoed.
     pub fn provider(e: &ApiError) -> Failure {
         match e {
+            // 41023: no suite ticket yet (a suite configured minutes ago; WeCom pushes one
+            // every 10 minutes). Not WeCom refusing: the gateway cannot ask yet.
+            ApiError::Api { errcode: 41023, .. } => {
+                let mut f = Failure::new(
+                    Kind::SuiteNotReady,
+                    "no suite_ticket has arrived from WeCom yet: the suite token cannot be fetched (WeCom pushes one every 10 minutes; check the instruction callback URL)",
+                );
+                f.errcode = Some(41023);
+                f
+            }
             ApiError::Api { errcode, errmsg } => {
                 let mut f = Failure::new(
                     Kind::ProviderFailed,

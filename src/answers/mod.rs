@@ -133,6 +133,8 @@ pub fn wecom_error(status: u16, errcode: i64, errmsg: &str, request_id: &str) ->
 /// errcode -1 with 504 or 502. The third value is the `errcode` metrics label.
 pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, String) {
     let (status, errcode, label) = match e {
+        // No suite ticket yet: the gateway cannot ask WeCom at all (SPEC section 20).
+        ApiError::Api { errcode: 41023, .. } => (503, 41023, "41023".to_owned()),
         ApiError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
         ApiError::Timeout => (504, -1, "timeout".to_owned()),
         ApiError::Unreachable(_) => (502, -1, "unreachable".to_owned()),

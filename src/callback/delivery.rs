@@ -186,7 +186,7 @@ impl Inner {
             let label = event::label(&msg);
             if reacted.as_deref() != Some(head.event.id.as_str()) {
                 if let Err(e) = self.react(&config, a, &msg, &head.event).await {
-                    self.warn(app, "reaction not stored", &e.to_string());
+                    self.warn(app, "reaction not done; retrying", &e.to_string());
                     tokio::time::sleep(IDLE).await;
                     continue;
                 }
@@ -261,11 +261,34 @@ impl Inner {
         msg: &XmlMessage,
         e: &Event,
     ) -> Result<(), wecom_api::StoreError> {
-        let Credentials::Wecom { corp_id, .. } = &app.credentials else {
-            return Ok(());
-        };
         let ttl = reactions::session_ttl(config);
-        for r in event::reactions(corp_id, msg) {
+        if let Some(ins) = super::instruction::read(msg) {
+            let provider = &self.callbacks.provider;
+            return super::instruction::before_delivery(provider, app, &ins, ttl)
+                .await
+                .map_err(|super::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
+        }
+        let corp_id = match &app.credentials {
+            Credentials::Wecom { corp_id, .. } => corp_id.clone(),
+            // A data callback of an installed corp, addressed to it (the endpoint accepted it
+            // only encrypted for that corp).
+            Credentials::Suite { .. } => {
+                let provider = &self.callbacks.provider;
+                let Some(corp) = msg.get("ToUserName").filter(|c| !c.is_empty()) else {
+                    return Ok(());
+                };
+                match provider
+                    .installs()
+                    .corp(&**provider.store(), app, corp)
+                    .await?
+                {
+                    Some(_) => corp.to_owned(),
+                    None => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        for r in event::reactions(&corp_id, msg) {
             reactions::apply(&*self.callbacks.store, &r, e.queued_at / 1000, ttl).await?;
         }
         Ok(())
@@ -285,6 +308,35 @@ impl Inner {
         }
     }
 
+    /// A suite app's event is about one corp (`AuthCorpId` of an instruction, `ToUserName` of
+    /// a data callback): the CRM is told which, and the app's agent id there when installed.
+    /// `create_auth` names no corp: the CRM reads it from the install it then finds.
+    async fn suite_corp(&self, app: &App, message: &str) -> (String, String) {
+        let msg = XmlMessage::parse(message).unwrap_or_default();
+        let corp = match (
+            msg.get("AuthCorpId"),
+            msg.get("InfoType"),
+            msg.get("ToUserName"),
+        ) {
+            (Some(c), _, _) => c,
+            (None, None, Some(c)) => c,
+            _ => return (String::new(), String::new()),
+        };
+        if !crate::domain::is_plain_id(corp) {
+            return (String::new(), String::new());
+        }
+        let provider = &self.callbacks.provider;
+        let agent = match provider
+            .installs()
+            .corp(&**provider.store(), app, corp)
+            .await
+        {
+            Ok(Some(c)) => c.install.agent_id.to_string(),
+            _ => String::new(),
+        };
+        (corp.to_owned(), agent)
+    }
+
     async fn post(
         &self,
         config: &Config,
@@ -299,9 +351,11 @@ impl Inner {
         let (corp, agent) = match &app.credentials {
             Credentials::Wecom {
                 corp_id, agent_id, ..
-            } => (corp_id.as_str(), agent_id.to_string()),
-            _ => ("", String::new()),
+            } => (corp_id.clone(), agent_id.to_string()),
+            Credentials::Suite { .. } => self.suite_corp(app, &e.message).await,
+            _ => (String::new(), String::new()),
         };
+        let corp = corp.as_str();
         let up = &fwd.upstream;
         let mut req = self
             .http

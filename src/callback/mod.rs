@@ -13,6 +13,7 @@
 
 pub mod delivery;
 pub mod event;
+pub mod instruction;
 pub mod queue;
 pub mod reactions;
 pub mod receive;
@@ -42,15 +43,22 @@ pub enum Failure {
 pub struct Callbacks {
     pub queue: Arc<dyn EventQueue>,
     pub store: Arc<dyn Store>,
+    /// The client and the installs: suite apps act on their instruction callbacks with them.
+    pub provider: crate::provider::Provider,
     /// Refusals are logged once a minute per (app, reason): a flood must not flood the log.
     refused: Throttle<(String, &'static str)>,
 }
 
 impl Callbacks {
-    pub fn new(queue: Arc<dyn EventQueue>, store: Arc<dyn Store>) -> Callbacks {
+    pub fn new(
+        queue: Arc<dyn EventQueue>,
+        store: Arc<dyn Store>,
+        provider: crate::provider::Provider,
+    ) -> Callbacks {
         Callbacks {
             queue,
             store,
+            provider,
             refused: Throttle::per_minute(),
         }
     }
@@ -82,16 +90,43 @@ impl Callbacks {
         let a = Self::app(config, app)?;
         let cb = a.callback.as_ref().expect("filtered");
         let clock = crate::clock::clock();
-        let (plain, msg) =
-            receive::message(cb, query, body, clock.now_secs()).map_err(|r| self.refuse(app, r))?;
+        let now = clock.now_secs();
+        // A suite's data callbacks carry the installing corp's id: any corp that installed it.
+        let mut data_corp = None;
+        let (plain, msg) = match receive::message(cb, query, body, now) {
+            Err(receive::Refusal::Crypto(wecom_api::CryptoError::WrongReceiveId(id)))
+                if self.installed(a, &id).await =>
+            {
+                let opened = receive::message_for(cb, query, body, now, &[&id]);
+                data_corp = Some(id);
+                opened
+            }
+            other => other,
+        }
+        .map_err(|r| self.refuse(app, r))?;
         let label = event::label(&msg);
+        let ttl = reactions::session_ttl(config);
+        if let Some(ins) = instruction::read(&msg) {
+            let queue = instruction::at_endpoint(&self.provider, a, &ins, ttl)
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?;
+            if !queue {
+                // A suite ticket: kept, never queued or forwarded (it is a credential).
+                METRICS
+                    .events
+                    .with_label_values(&[app, label, "kept"])
+                    .inc();
+                return Ok(Pushed::Duplicate);
+            }
+        }
         let event = Event::new(app, plain, event::dedup_key(&msg), clock.now_ms());
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
-        let todo = match &a.credentials {
-            Credentials::Wecom { corp_id, .. } => event::reactions(corp_id, &msg),
+        let todo = match (&a.credentials, &data_corp) {
+            (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),
+            // An installed corp's event: its member's sessions, its contacts.
+            (Credentials::Suite { .. }, Some(corp)) => event::reactions(corp, &msg),
             _ => Vec::new(),
         };
-        let ttl = reactions::session_ttl(config);
         for r in &todo {
             reactions::apply(&*self.store, r, event.queued_at / 1000, ttl)
                 .await
@@ -114,6 +149,18 @@ impl Callbacks {
             tracing::info!(app, event = label, event_id = %event.id, "callback queued");
         }
         Ok(pushed)
+    }
+
+    /// Whether `corp_id` installed the suite app `a` (false for any other app).
+    async fn installed(&self, a: &App, corp_id: &str) -> bool {
+        crate::suite::suite_of(a).is_some()
+            && matches!(
+                self.provider
+                    .installs()
+                    .corp(&**self.provider.store(), a, corp_id)
+                    .await,
+                Ok(Some(_))
+            )
     }
 
     fn refuse(&self, app: &str, r: Refusal) -> Failure {

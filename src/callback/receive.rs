@@ -101,7 +101,7 @@ pub fn verify_url(cb: &Callback, query: &[u8], now_secs: u64) -> Result<String, 
         .echostr
         .as_deref()
         .ok_or(Refusal::MissingParam("echostr"))?;
-    let plain = open(cb, &s, echostr)?;
+    let plain = open(cb, &s, echostr, &[])?;
     s.fresh(now_secs)?;
     Ok(plain)
 }
@@ -113,6 +113,17 @@ pub fn message(
     body: &[u8],
     now_secs: u64,
 ) -> Result<(String, XmlMessage), Refusal> {
+    message_for(cb, query, body, now_secs, &[])
+}
+
+/// [`message`], also taking the receive ids `extra_ids` (a suite's installed corps).
+pub fn message_for(
+    cb: &Callback,
+    query: &[u8],
+    body: &[u8],
+    now_secs: u64,
+    extra_ids: &[&str],
+) -> Result<(String, XmlMessage), Refusal> {
     if body.len() > MAX_BODY {
         return Err(Refusal::TooLarge);
     }
@@ -120,14 +131,19 @@ pub fn message(
     let body = std::str::from_utf8(body)
         .map_err(|_| CryptoError::BadEnvelope("the body is not UTF-8".into()))?;
     let encrypt = envelope_encrypt(body)?;
-    let plain = open(cb, &s, &encrypt)?;
+    let plain = open(cb, &s, &encrypt, extra_ids)?;
     s.fresh(now_secs)?;
     let parsed = XmlMessage::parse(&plain).map_err(|e| Refusal::BadMessage(e.to_string()))?;
     Ok((plain, parsed))
 }
 
-fn open(cb: &Callback, s: &Signed, encrypt: &str) -> Result<String, Refusal> {
-    let ids: Vec<&str> = cb.receive_ids.iter().map(String::as_str).collect();
+fn open(cb: &Callback, s: &Signed, encrypt: &str, extra_ids: &[&str]) -> Result<String, Refusal> {
+    let ids: Vec<&str> = cb
+        .receive_ids
+        .iter()
+        .map(String::as_str)
+        .chain(extra_ids.iter().copied())
+        .collect();
     Ok(cb
         .crypto
         .open(&s.msg_signature, &s.timestamp, &s.nonce, encrypt, &ids)?)

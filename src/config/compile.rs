@@ -46,6 +46,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         );
     }
     super::callback::require_assertion_secret(&f, &apps, session.as_ref(), src)?;
+    require_durable_store_for_suites(&f, &store, src)?;
 
     let mut routes = Vec::new();
     let mut locations = Vec::new();
@@ -386,6 +387,34 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
     })
 }
 
+/// Suite tickets, permanent codes and installed corps must survive a restart (SPEC section
+/// 21): with `memory` every install would be lost, and WeCom sends each `create_auth` once.
+fn require_durable_store_for_suites(
+    f: &file::File,
+    store: &StoreSettings,
+    src: &Source<'_>,
+) -> Result<()> {
+    if store.backend != StoreBackend::Memory {
+        return Ok(());
+    }
+    let suite = f.apps.iter().find(|(_, a)| {
+        matches!(
+            a.get_ref().kind.get_ref(),
+            AppKind::WecomSuite | AppKind::WecomCustom
+        )
+    });
+    match suite {
+        Some((name, a)) => Err(src.error(
+            a.get_ref().kind.span(),
+            "[store].backend",
+            format!(
+                "\"memory\" loses the installs of [apps.{name}] at restart: use \"local\" or \"redis\""
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreSettings> {
     let redis_url = match (&s.backend, &s.redis_url) {
         (StoreBackend::Redis, None) => {
@@ -471,8 +500,83 @@ fn compile_app(
             None => Ok(Url::parse(default).expect("default URL")),
         }
     };
+    let app_secret = |v: &Option<Spanned<Text>>, key: &str| -> Result<Secret> {
+        match v {
+            Some(v) => secret(v, &app_path(key), 1, src),
+            None => Err(src.error(table_span.clone(), app_path(key), "required")),
+        }
+    };
+    // Keys of the suites alone, refused elsewhere.
+    if !matches!(kind, AppKind::WecomSuite | AppKind::WecomCustom) {
+        for (v, key) in [
+            (&a.suite_id, "suite_id"),
+            (&a.suite_secret, "suite_secret"),
+            (&a.provider_corp_id, "provider_corp_id"),
+        ] {
+            if let Some(v) = v {
+                return Err(refuse(v.span(), key, kind.name()));
+            }
+        }
+    }
     let scope_text = a.scope.as_ref().map(|s| s.get_ref().as_str().to_owned());
     let (credentials, scope, api_default, qr_login_url) = match kind {
+        AppKind::WecomSuite | AppKind::WecomCustom => {
+            let kind_name = kind.name();
+            for (v, key) in [
+                (&a.corp_id, "corp_id"),
+                (&a.app_id, "app_id"),
+                (&a.secret, "secret"),
+                (&a.contact_secret, "contact_secret"),
+            ] {
+                if let Some(v) = v {
+                    return Err(refuse(v.span(), key, kind_name));
+                }
+            }
+            // Each corp gives the app its own agent id: it comes from the install.
+            if let Some(v) = &a.agent_id {
+                return Err(refuse(v.span(), "agent_id", kind_name));
+            }
+            if let Some(v) = &a.miniprogram {
+                return Err(refuse(v.span(), "miniprogram", kind_name));
+            }
+            // The silent re-login of SPEC section 17 is a self-built app's flow.
+            if let Some(v) = &a.reauth_after {
+                return Err(refuse(v.span(), "reauth_after", kind_name));
+            }
+            if a.callback.is_none() {
+                // Suite tickets and installs arrive only as callbacks.
+                return Err(src.error(
+                    table_span.clone(),
+                    app_path("callback"),
+                    "required: suite tickets and installs arrive as callbacks",
+                ));
+            }
+            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
+            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_privateinfo") {
+                let span = a.scope.as_ref().unwrap().span();
+                return Err(src.error(
+                    span,
+                    app_path("scope"),
+                    "expected \"snsapi_base\" or \"snsapi_privateinfo\"",
+                ));
+            }
+            let creds = Credentials::Suite {
+                suite_id: require(&a.suite_id, "suite_id")?,
+                suite_secret: app_secret(&a.suite_secret, "suite_secret")?,
+                custom: kind == AppKind::WecomCustom,
+            };
+            let qr_login_url = url_or(
+                &a.qr_login_url,
+                "qr_login_url",
+                "https://login.work.weixin.qq.com/wwlogin/sso/login",
+            )?;
+            (
+                creds,
+                scope,
+                "https://qyapi.weixin.qq.com",
+                Some(qr_login_url),
+            )
+        }
         AppKind::Wecom => {
             if let Some(v) = &a.app_id {
                 return Err(refuse(v.span(), "app_id", "wecom"));
@@ -495,7 +599,7 @@ fn compile_app(
             let creds = Credentials::Wecom {
                 corp_id: require(&a.corp_id, "corp_id")?,
                 agent_id,
-                secret: secret(&a.secret, &app_path("secret"), 1, src)?,
+                secret: app_secret(&a.secret, "secret")?,
                 contact_secret: a
                     .contact_secret
                     .as_ref()
@@ -549,7 +653,7 @@ fn compile_app(
             (
                 Credentials::WechatMp {
                     app_id: require(&a.app_id, "app_id")?,
-                    secret: secret(&a.secret, &app_path("secret"), 1, src)?,
+                    secret: app_secret(&a.secret, "secret")?,
                 },
                 scope,
                 "https://api.weixin.qq.com",
@@ -585,7 +689,7 @@ fn compile_app(
             (
                 Credentials::WechatMp {
                     app_id: require(&a.app_id, "app_id")?,
-                    secret: secret(&a.secret, &app_path("secret"), 1, src)?,
+                    secret: app_secret(&a.secret, "secret")?,
                 },
                 String::new(),
                 "https://api.weixin.qq.com",
@@ -624,13 +728,26 @@ fn compile_app(
     let callback = match &a.callback {
         None => None,
         Some(cb) => {
-            let Credentials::Wecom { corp_id, .. } = &credentials else {
-                return Err(refuse(cb.span(), "callback", "wechat_mp"));
+            let receive_ids = match &credentials {
+                Credentials::Wecom { corp_id, .. } => vec![corp_id.clone()],
+                // Instruction callbacks carry the suite id, the URL check the provider's corp
+                // id; data callbacks carry an installing corp's id, checked against the
+                // installs when they arrive (`crate::suite`).
+                Credentials::Suite { suite_id, .. } => std::iter::once(suite_id.clone())
+                    .chain(
+                        a.provider_corp_id
+                            .as_ref()
+                            .map(|p| p.get_ref().as_str().to_owned()),
+                    )
+                    .collect(),
+                Credentials::WechatMp { .. } => {
+                    return Err(refuse(cb.span(), "callback", kind.name()))
+                }
             };
             Some(super::callback::compile(
                 name,
                 cb,
-                vec![corp_id.clone()],
+                receive_ids,
                 upstreams,
                 src,
             )?)
@@ -750,15 +867,19 @@ fn compile_route(
             Some(app)
         }
     };
+    // A third-party app's members have customers too, verified with their corp's token.
     if r.external_contact != ExternalContactMode::None
-        && !login
-            .as_ref()
-            .is_some_and(|a| matches!(a.credentials, Credentials::Wecom { .. }))
+        && !login.as_ref().is_some_and(|a| {
+            matches!(
+                a.credentials,
+                Credentials::Wecom { .. } | Credentials::Suite { custom: false, .. }
+            )
+        })
     {
         return Err(src.error(
             r.location.span(),
             route_path(i, "external_contact"),
-            "needs `login` naming a kind = \"wecom\" app",
+            "needs `login` naming a kind = \"wecom\" or \"wecom_suite\" app",
         ));
     }
     let allow = match &r.allow {

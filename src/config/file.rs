@@ -98,7 +98,15 @@ pub struct App {
     pub corp_id: Option<Spanned<Text>>,
     pub agent_id: Option<Spanned<u64>>,
     pub app_id: Option<Spanned<Text>>,
-    pub secret: Spanned<Text>,
+    /// Every kind but the suites', whose secret is `suite_secret`.
+    pub secret: Option<Spanned<Text>>,
+    /// `wecom_suite` / `wecom_custom` (SPEC section 20): the suite (or 代开发 template) id and
+    /// secret from the provider's console.
+    pub suite_id: Option<Spanned<Text>>,
+    pub suite_secret: Option<Spanned<Text>>,
+    /// The provider's own corp id: the receive id of WeCom's URL check of a suite's callback
+    /// URLs (its messages carry the suite id or the installing corp's id).
+    pub provider_corp_id: Option<Spanned<Text>>,
     pub contact_secret: Option<Spanned<Text>>,
     pub login: Option<Spanned<LoginMode>>,
     pub scope: Option<Spanned<Text>>,
@@ -133,6 +141,23 @@ pub enum AppKind {
     /// A WeChat mini-program (SPEC section 19): `app_id` and `secret` like an Official
     /// Account, signing in only from the mini-program (`wx.login`).
     WechatMini,
+    /// A service provider's third-party app (第三方应用), installed by many corps (SPEC 20).
+    WecomSuite,
+    /// A custom-developed app (代开发): per corp, the permanent code is the app's secret.
+    WecomCustom,
+}
+
+impl AppKind {
+    /// As written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppKind::Wecom => "wecom",
+            AppKind::WechatMp => "wechat_mp",
+            AppKind::WechatMini => "wechat_mini",
+            AppKind::WecomSuite => "wecom_suite",
+            AppKind::WecomCustom => "wecom_custom",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -213,33 +213,48 @@ pub fn plausible_external_userid(s: &str) -> bool {
 /// Is `external_userid` a contact of member `userid` of `app`'s corp? Asks the store first
 /// (positive answers only, 10 minutes), then `externalcontact/get` page by page until the
 /// member shows up in `follow_user`.
+///
+/// `installed`: for a service-provider app, the member's corp (SPEC section 20): its own corp
+/// token asks, and the verification is cached under that corp.
 pub async fn verify(
     provider: &Provider,
     app: &App,
+    installed: Option<&crate::suite::Corp>,
     userid: &str,
     external_userid: &str,
 ) -> Result<ExternalContact, ContactError> {
-    let Credentials::Wecom {
-        corp_id,
-        contact_secret,
-        ..
-    } = &app.credentials
-    else {
-        return Err(ContactError::Unusable(
-            "external contacts belong to WeCom apps".into(),
-        ));
+    let (corp_id, kind) = match (&app.credentials, installed) {
+        (
+            Credentials::Wecom {
+                corp_id,
+                contact_secret,
+                ..
+            },
+            _,
+        ) => {
+            // The contact secret's token is the one `externalcontact/*` is meant for; without
+            // one, the app's own token works when the app may call customer contact APIs.
+            let kind = if contact_secret.is_some() {
+                TokenKind::Contact
+            } else {
+                TokenKind::Access
+            };
+            (corp_id.as_str(), kind)
+        }
+        // A third-party app calls with its corp token (there is no contact secret).
+        (Credentials::Suite { .. }, Some(corp)) => {
+            (corp.install.corp_id.as_str(), TokenKind::Access)
+        }
+        _ => {
+            return Err(ContactError::Unusable(
+                "external contacts belong to WeCom apps".into(),
+            ))
+        }
     };
     let cache = ContactCache::new(&**provider.store());
     if let Some(contact) = cache.get(corp_id, userid, external_userid).await {
         return Ok(contact);
     }
-    // The contact secret's token is the one `externalcontact/*` is meant for; without one, the
-    // app's own token works when the app is allowed to call customer contact APIs.
-    let kind = if contact_secret.is_some() {
-        TokenKind::Contact
-    } else {
-        TokenKind::Access
-    };
     let mut cursor = String::new();
     for _ in 0..MAX_PAGES {
         let mut query = vec![("external_userid".to_owned(), external_userid.to_owned())];
@@ -253,7 +268,10 @@ pub async fn verify(
             headers: Vec::new(),
             body: Bytes::new(),
         };
-        let resp = provider.call(app, kind, req).await?;
+        let resp = match installed {
+            Some(corp) => provider.corp_call(corp, kind, req).await?,
+            None => provider.call(app, kind, req).await?,
+        };
         let page = read_page(resp.errcode, &resp.json()?)?;
         if page.contact.external_userid != external_userid {
             return Err(ContactError::Unusable(

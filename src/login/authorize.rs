@@ -46,6 +46,12 @@ pub fn choose_flow(app: &App, user_agent: &str) -> Flow {
             Flow::Authorize
         }
         (Credentials::Wecom { .. }, LoginMode::Auto) => Flow::Qr,
+        (Credentials::Suite { .. }, LoginMode::Oauth) => Flow::Authorize,
+        (Credentials::Suite { .. }, LoginMode::Qr) => Flow::Qr,
+        (Credentials::Suite { .. }, LoginMode::Auto) if in_wecom_client(user_agent) => {
+            Flow::Authorize
+        }
+        (Credentials::Suite { .. }, LoginMode::Auto) => Flow::Qr,
     }
 }
 
@@ -65,10 +71,48 @@ pub fn provider_url(app: &App, flow: Flow, redirect_uri: &str, state: &str) -> S
             base(&app.authorize_url),
             enc(corp_id)
         ),
+        // A third-party app (SPEC section 20): the suite id is the appid, no agentid (it
+        // differs in every corp); the QR login is the service app's.
+        (Credentials::Suite { suite_id, .. }, Flow::Qr, Some(qr_login_url)) => format!(
+            "{}?login_type=ServiceApp&appid={}&redirect_uri={redirect}&state={state}",
+            base(qr_login_url),
+            enc(suite_id)
+        ),
+        (Credentials::Suite { suite_id, .. }, _, _) => format!(
+            "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={scope}&state={state}#wechat_redirect",
+            base(&app.authorize_url),
+            enc(suite_id)
+        ),
         (Credentials::WechatMp { app_id, .. }, _, _) => format!(
             "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={scope}&state={state}#wechat_redirect",
             base(&app.authorize_url),
             enc(app_id)
+        ),
+    }
+}
+
+/// A 代开发 app's sign-in in one installed corp (SPEC section 20): the self-built flow, with
+/// that corp's id and the app's agent id there.
+pub fn custom_url(
+    app: &App,
+    corp_id: &str,
+    agent_id: u64,
+    flow: Flow,
+    redirect_uri: &str,
+    state: &str,
+) -> String {
+    let redirect = enc(redirect_uri);
+    match (flow, &app.qr_login_url) {
+        (Flow::Qr, Some(qr_login_url)) => format!(
+            "{}?login_type=CorpApp&appid={}&agentid={agent_id}&redirect_uri={redirect}&state={state}",
+            base(qr_login_url),
+            enc(corp_id)
+        ),
+        _ => format!(
+            "{}?appid={}&redirect_uri={redirect}&response_type=code&scope={}&state={state}&agentid={agent_id}#wechat_redirect",
+            base(&app.authorize_url),
+            enc(corp_id),
+            enc(&app.scope)
         ),
     }
 }
@@ -90,6 +134,7 @@ mod tests {
         let base = match credentials {
             Credentials::Wecom { .. } => "https://qyapi.weixin.qq.com",
             Credentials::WechatMp { .. } => "https://api.weixin.qq.com",
+            Credentials::Suite { .. } => "https://qyapi.weixin.qq.com",
         };
         App {
             name: name.into(),

@@ -64,6 +64,8 @@ mod tests {
             openid: None,
             wechat_app_id: None,
             unionid: None,
+            open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

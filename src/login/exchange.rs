@@ -22,6 +22,12 @@ pub enum LoginError {
     /// WeChat's snapshot page (朋友圈快照页) visitor: a virtual openid that is nobody's.
     #[error("a WeChat snapshot page visitor")]
     SnapshotUser,
+    /// A member of a corp that has not installed the service-provider app (SPEC section 20).
+    #[error("this organisation has not installed the app")]
+    NotInstalled,
+    /// What this kind of app cannot do.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl LoginError {
@@ -33,6 +39,8 @@ impl LoginError {
             LoginError::Provider(_) => "provider_error",
             LoginError::NotPlain(_) | LoginError::NoSubject => "bad_identity",
             LoginError::SnapshotUser => "snapshot_user",
+            LoginError::NotInstalled => "not_installed",
+            LoginError::Unsupported(_) => "unsupported",
         }
     }
 }
@@ -106,6 +114,11 @@ pub async fn miniprogram(
         Credentials::Wecom {
             corp_id, agent_id, ..
         } => (corp_id, agent_id),
+        Credentials::Suite { .. } => {
+            return Err(LoginError::Unsupported(
+                "mini-program login is not offered for service-provider apps",
+            ))
+        }
         // `wx.login`'s code of a WeChat mini-program: its own openid, the shared unionid.
         Credentials::WechatMp { app_id, secret } => {
             let resp = provider
@@ -155,8 +168,19 @@ pub async fn miniprogram(
     })
 }
 
-pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Identity, LoginError> {
+/// `installed`: a 代开发 app's corp, chosen when its sign-in started.
+pub async fn exchange(
+    provider: &Provider,
+    app: &App,
+    installed: Option<&crate::suite::Corp>,
+    code: &str,
+) -> Result<Identity, LoginError> {
     match &app.credentials {
+        Credentials::Suite { custom: true, .. } => match installed {
+            Some(corp) => custom(provider, corp, code).await,
+            None => Err(LoginError::NotInstalled),
+        },
+        Credentials::Suite { .. } => third_party(provider, app, code).await,
         Credentials::Wecom {
             corp_id, agent_id, ..
         } => {
@@ -251,6 +275,62 @@ pub async fn exchange(provider: &Provider, app: &App, code: &str) -> Result<Iden
             })
         }
     }
+}
+
+/// A third-party app's code (SPEC section 20): `service/auth/getuserinfo3rd` with the suite
+/// token names the corp, the member and the provider's `open_userid`. A member whose corp has
+/// not installed the app (anyone can scan a QR code) gets no session.
+async fn third_party(provider: &Provider, app: &App, code: &str) -> Result<Identity, LoginError> {
+    let resp = provider
+        .call(
+            app,
+            TokenKind::Suite,
+            get("/cgi-bin/service/auth/getuserinfo3rd", &[("code", code)]),
+        )
+        .await?;
+    let body = checked(resp)?;
+    let corp_id = plain(&body, "corpid")?.ok_or(LoginError::NotInstalled)?;
+    // A non-member (`openid` only) has no corp to be of.
+    let userid = plain(&body, "userid")?.ok_or(LoginError::NoSubject)?;
+    let open_userid = plain(&body, "open_userid")?.ok_or(LoginError::NoSubject)?;
+    let corp = provider
+        .installs()
+        .corp(&**provider.store(), app, &corp_id)
+        .await
+        .map_err(|e| ApiError::Unreachable(e.to_string()))?
+        .ok_or(LoginError::NotInstalled)?;
+    Ok(Identity {
+        corp_id: Some(corp_id),
+        agent_id: Some(corp.install.agent_id),
+        userid: Some(userid),
+        open_userid: Some(open_userid),
+        ..Identity::default()
+    })
+}
+
+/// A 代开发 app's code: the self-built exchange (`auth/getuserinfo`) with the corp's own token,
+/// whose permanent code is the app's secret there.
+async fn custom(
+    provider: &Provider,
+    corp: &crate::suite::Corp,
+    code: &str,
+) -> Result<Identity, LoginError> {
+    let resp = provider
+        .corp_call(
+            corp,
+            TokenKind::Access,
+            get("/cgi-bin/auth/getuserinfo", &[("code", code)]),
+        )
+        .await?;
+    let body = checked(resp)?;
+    // Only a member of that corp; a visitor (openid) has no corp to be of.
+    let userid = plain(&body, "userid")?.ok_or(LoginError::NoSubject)?;
+    Ok(Identity {
+        corp_id: Some(corp.install.corp_id.clone()),
+        agent_id: Some(corp.install.agent_id),
+        userid: Some(userid),
+        ..Identity::default()
+    })
 }
 
 /// `is_snapshotuser: 1`, however a provider spells the one.

@@ -67,8 +67,18 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
             _ => false,
         }
     };
-    let (a, b) = tokio::join!(by_sid, by_member);
-    a || b
+    // A service-provider app's session ends with its corp's `cancel_auth`.
+    let by_corp = async {
+        match (entry.installed, &entry.corp_id) {
+            (true, Some(corp)) => {
+                let key = crate::suite::install::corp_revocation_key(&entry.app, corp);
+                crate::revocation::is_revoked(&**store, &key, entry.iat).await
+            }
+            _ => false,
+        }
+    };
+    let (a, b, c) = tokio::join!(by_sid, by_member, by_corp);
+    a || b || c
 }
 
 /// `entries` without the revoked ones.
@@ -97,6 +107,8 @@ mod tests {
             openid: None,
             wechat_app_id: None,
             unionid: None,
+            open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

@@ -32,6 +32,13 @@ pub struct SessionEntry {
     pub wechat_app_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// Service-provider apps (SPEC section 20): the member as the provider sees them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_userid: Option<String>,
+    /// A session of a service-provider app (third-party or 代开发) in the corp `corp_id`: it
+    /// ends with that corp's `cancel_auth` (`crate::login::revocation`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installed: bool,
     pub iat: u64,
     pub exp: u64,
     /// The external contact last verified in this session (SPEC section 9): what a request
@@ -65,6 +72,8 @@ impl SessionEntry {
             openid: identity.openid.clone(),
             wechat_app_id: identity.wechat_app_id.clone(),
             unionid: identity.unionid.clone(),
+            open_userid: identity.open_userid.clone(),
+            installed: matches!(app.credentials, Credentials::Suite { .. }),
             iat: now,
             exp: now.saturating_add(ttl_secs),
             contact: None,
@@ -79,6 +88,7 @@ impl SessionEntry {
             openid: self.openid.clone(),
             wechat_app_id: self.wechat_app_id.clone(),
             unionid: self.unionid.clone(),
+            open_userid: self.open_userid.clone(),
             external_userid: None,
             external_unionid: None,
         }
@@ -105,6 +115,11 @@ impl SessionEntry {
             }
             Credentials::WechatMp { app_id, .. } => {
                 self.wechat_app_id.as_deref() == Some(app_id.as_str())
+            }
+            // A member of one corp that installed it; the corp's `cancel_auth` ends it
+            // (`crate::login::revocation`).
+            Credentials::Suite { .. } => {
+                self.installed && self.corp_id.is_some() && self.wechat_app_id.is_none()
             }
         }
     }
@@ -211,6 +226,8 @@ mod tests {
             openid: None,
             wechat_app_id: None,
             unionid: None,
+            open_userid: None,
+            installed: false,
             iat,
             exp: iat + 3600,
             contact: None,

@@ -52,6 +52,10 @@ pub struct LoginState {
     /// failure shows an error page instead of restarting again (never a redirect loop).
     pub restarted: bool,
     pub flow: Flow,
+    /// A 代开发 app's sign-in (SPEC section 20): the corp it was started for, whose agent and
+    /// token the self-built flow uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corp: Option<String>,
 }
 
 impl LoginState {
@@ -101,6 +105,7 @@ mod tests {
             issued_at: 1000,
             restarted: false,
             flow: Flow::Authorize,
+            corp: None,
         };
         assert!(st.fresh(1000));
         assert!(st.fresh(1599));

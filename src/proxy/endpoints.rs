@@ -36,7 +36,7 @@ pub async fn handle(
         ctx.form = Form::Json;
     }
     match rest {
-        b"/login" if read => login_endpoints::login(session, ctx),
+        b"/login" if read => login_endpoints::login(session, ctx, provider).await,
         b"/oauth/callback" if read => login_endpoints::callback(session, ctx, provider).await,
         b"/logout" if read || method == Method::POST => {
             login_endpoints::logout(session, ctx, provider).await

@@ -49,8 +49,12 @@ async fn find_session(
             .iter()
             .filter_map(|e| {
                 let app = config.apps.get(&e.app)?;
-                (e.belongs_to(app) && matches!(app.credentials, Credentials::Wecom { .. }))
-                    .then(|| (app.clone(), e.clone()))
+                (e.belongs_to(app)
+                    && matches!(
+                        app.credentials,
+                        Credentials::Wecom { .. } | Credentials::Suite { .. }
+                    ))
+                .then(|| (app.clone(), e.clone()))
             })
             .max_by_key(|(_, e)| e.iat)?,
     };
@@ -81,6 +85,27 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         .map_err(|why| Failure::new(Kind::BadRequest, why.describe()))?
         .to_owned();
     let app = &found.app;
+    // A service-provider app (SPEC section 20): the session's corp, as installed; its own
+    // tickets sign, fetched with its corp token.
+    let installed = match crate::suite::suite_of(app) {
+        None => None,
+        Some(_) => {
+            let corp_id = found.entry.corp_id.as_deref().unwrap_or_default();
+            Some(
+                provider
+                    .installs()
+                    .corp(&**provider.store(), app, corp_id)
+                    .await
+                    .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+                    .ok_or_else(|| {
+                        Failure::new(
+                            Kind::NotInstalled,
+                            "your organisation has not installed this app",
+                        )
+                    })?,
+            )
+        }
+    };
     // One report per payload kind at most: config and agentConfig.
     let reports = q
         .iter()
@@ -88,7 +113,8 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         .filter_map(|(_, v)| StaleReport::parse(v))
         .take(2);
     for report in reports {
-        replace_stale_ticket(provider, app, &report, &url, &ctx.request_id).await;
+        let corp = installed.as_deref();
+        replace_stale_ticket(provider, app, corp, &report, &url, &ctx.request_id).await;
     }
     let now = now_secs();
     let payload = match &app.credentials {
@@ -107,6 +133,25 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
             let g = Signed::new(&agent, &url, now, jsconfig::nonce());
             jsconfig::wecom_payload(corp_id, *agent_id, &c, &g)
         }
+        // A service-provider app (SPEC section 20): the session's corp, signed with that corp's
+        // own tickets (fetched with its corp token), `agentConfig` with its agent id there.
+        Credentials::Suite { .. } => {
+            let Some(corp) = installed.as_deref() else {
+                return Err(Failure::new(Kind::Internal, "a suite app without its corp"));
+            };
+            let corp_id = corp.install.corp_id.as_str();
+            let (ct, at) = tokio::join!(
+                provider.corp_token(corp, TokenKind::CorpTicket),
+                provider.corp_token(corp, TokenKind::AgentTicket)
+            );
+            let (ct, at) = (
+                ct.map_err(|e| Failure::provider(&e))?,
+                at.map_err(|e| Failure::provider(&e))?,
+            );
+            let c = Signed::new(&ct, &url, now, jsconfig::nonce());
+            let g = Signed::new(&at, &url, now, jsconfig::nonce());
+            jsconfig::wecom_payload(corp_id, corp.install.agent_id, &c, &g)
+        }
         Credentials::WechatMp { app_id, .. } => {
             let ticket = provider
                 .token(app, TokenKind::OaTicket)
@@ -124,6 +169,7 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
 async fn replace_stale_ticket(
     provider: &Provider,
     app: &App,
+    corp: Option<&crate::suite::Corp>,
     report: &StaleReport,
     url: &str,
     request_id: &str,
@@ -133,8 +179,15 @@ async fn replace_stale_ticket(
         (PayloadKind::Config, Credentials::WechatMp { .. }) => TokenKind::OaTicket,
         (PayloadKind::AgentConfig, Credentials::Wecom { .. }) => TokenKind::AgentTicket,
         (PayloadKind::AgentConfig, Credentials::WechatMp { .. }) => return,
+        (PayloadKind::Config, Credentials::Suite { .. }) => TokenKind::CorpTicket,
+        (PayloadKind::AgentConfig, Credentials::Suite { .. }) => TokenKind::AgentTicket,
     };
-    let Ok(current) = provider.token(app, kind).await else {
+    // A suite app's tickets are its corps': the session's corp's are the ones replaced.
+    let current = match corp {
+        Some(c) => provider.corp_token(c, kind).await,
+        None => provider.token(app, kind).await,
+    };
+    let Ok(current) = current else {
         return;
     };
     if !report.signed_with(&current, url) {
@@ -142,7 +195,15 @@ async fn replace_stale_ticket(
         return;
     }
     // Once a minute per app and kind for the whole cluster: the claim lives in the store.
-    let claim = format!("stale-report:{}:{}", app.name, kind.label());
+    let claim = match corp {
+        Some(c) => format!(
+            "stale-report:{}:{}:{}",
+            app.name,
+            c.install.corp_id,
+            kind.label()
+        ),
+        None => format!("stale-report:{}:{}", app.name, kind.label()),
+    };
     let allowed = matches!(
         provider.store().claim(&claim, STALE_REPORT_INTERVAL).await,
         Ok(true)
@@ -152,7 +213,11 @@ async fn replace_stale_ticket(
         return;
     }
     tracing::info!(app = %app.name, kind = kind.label(), request_id, "the JS-SDK refused the current ticket; replacing it");
-    if let Err(e) = provider.replace_token(app, kind, &current).await {
+    let replaced = match corp {
+        Some(c) => provider.replace_corp_token(c, kind, &current).await,
+        None => provider.replace_token(app, kind, &current).await,
+    };
+    if let Err(e) = replaced {
         tracing::warn!(app = %app.name, kind = kind.label(), error = %e, request_id, "ticket replacement failed");
     }
 }
@@ -170,18 +235,46 @@ pub async fn external_contact(
         return Err(login_required(session, ctx, param(&q, "app")).closing());
     };
     let external_userid = read_contact_body(session).await?;
-    let (Credentials::Wecom { corp_id, .. }, Some(userid)) =
-        (&found.app.credentials, found.entry.userid.clone())
-    else {
+    let member = match (&found.app.credentials, &found.entry.corp_id) {
+        (Credentials::Wecom { corp_id, .. }, _) => Some(corp_id.clone()),
+        (Credentials::Suite { .. }, Some(corp_id)) => Some(corp_id.clone()),
+        _ => None,
+    };
+    let (Some(corp_id), Some(userid)) = (member, found.entry.userid.clone()) else {
         // A WeChat user, or a WeCom visitor who is not a member, follows no customers.
         return Err(Failure::new(
             Kind::NotYourContact,
             "only a member of the corp has customers",
         ));
     };
-    match contact::verify(provider, &found.app, &userid, &external_userid).await {
+    // A service-provider app: the member's corp, as installed (its token asks).
+    let installed = match crate::suite::suite_of(&found.app) {
+        None => None,
+        Some(_) => Some(
+            provider
+                .installs()
+                .corp(&**provider.store(), &found.app, &corp_id)
+                .await
+                .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+                .ok_or_else(|| {
+                    Failure::new(
+                        Kind::NotInstalled,
+                        "your organisation has not installed this app",
+                    )
+                })?,
+        ),
+    };
+    match contact::verify(
+        provider,
+        &found.app,
+        installed.as_deref(),
+        &userid,
+        &external_userid,
+    )
+    .await
+    {
         Ok(c) => {
-            let ticket = contact::issue_ticket(&settings.key, corp_id, &userid, &c, now_secs());
+            let ticket = contact::issue_ticket(&settings.key, &corp_id, &userid, &c, now_secs());
             let cookie = remember(config, settings, found, &c);
             Ok(answers::with_cookies(
                 answers::json(

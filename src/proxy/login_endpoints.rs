@@ -90,6 +90,8 @@ struct Start<'a> {
     return_to: &'a ReturnUrl,
     flow: state::Flow,
     restarted: bool,
+    /// A 代开发 app's corp (its id, the app's agent id there).
+    corp: Option<(&'a str, u64)>,
 }
 
 /// Starts a login at the provider: a new state, its sealed cookie, a 302.
@@ -101,6 +103,7 @@ fn start(
         return_to,
         flow,
         restarted,
+        corp,
     }: Start<'_>,
     mut cookies: Vec<String>,
     request_id: &str,
@@ -113,12 +116,18 @@ fn start(
         issued_at: now_secs(),
         restarted,
         flow,
+        corp: corp.map(|(c, _)| c.to_owned()),
     };
     let name = state::cookie_name(&st);
     let value = seal::seal(&settings.key, &name, &login);
     cookies.push(login_cookie(config, &name, value).to_string());
     let redirect_uri = authorize::callback_url(&config.server.public_url, &config.server.prefix);
-    let location = authorize::provider_url(app, flow, &redirect_uri, &st);
+    let location = match corp {
+        Some((corp_id, agent_id)) => {
+            authorize::custom_url(app, corp_id, agent_id, flow, &redirect_uri, &st)
+        }
+        None => authorize::provider_url(app, flow, &redirect_uri, &st),
+    };
     answers::redirect(&location, &cookies, request_id)
 }
 
@@ -147,7 +156,40 @@ fn prune_pending(
         .collect()
 }
 
-pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
+/// A 代开发 app signs in within one corp, named by `corp=` (the corp's app homepage carries
+/// it): that corp must have installed the app. `None` for every other app.
+async fn custom_corp(
+    app: &App,
+    corp: Option<&str>,
+    provider: &Provider,
+) -> Result<Option<Arc<crate::suite::Corp>>, Failure> {
+    if !matches!(
+        app.credentials,
+        crate::config::model::Credentials::Suite { custom: true, .. }
+    ) {
+        return Ok(None);
+    }
+    let corp = corp.filter(|c| crate::domain::is_plain_id(c)).ok_or_else(|| {
+        Failure::new(
+            Kind::BadRequest,
+            "open this app from your organisation's WeCom workbench (its sign-in link names the corp: corp=CORP_ID)",
+        )
+    })?;
+    provider
+        .installs()
+        .corp(&**provider.store(), app, corp)
+        .await
+        .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+        .map(Some)
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::NotInstalled,
+                "this organisation has not installed this app",
+            )
+        })
+}
+
+pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = query(session);
     let settings = config.session.as_ref().ok_or_else(not_configured)?;
@@ -165,6 +207,7 @@ pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
     );
     let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
+    let corp = custom_corp(&app, param(&q, "corp"), provider).await?;
     let removals = prune_pending(config, settings, &request::cookies(session));
     Ok(start(
         config,
@@ -174,6 +217,9 @@ pub fn login(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
             return_to: &return_to,
             flow,
             restarted: false,
+            corp: corp
+                .as_deref()
+                .map(|c| (c.install.corp_id.as_str(), c.install.agent_id)),
         },
         removals,
         &ctx.request_id,
@@ -262,7 +308,10 @@ pub async fn callback(
         .with_cookies([cookie_removal]));
     }
 
-    match exchange::exchange(provider, &app, code).await {
+    let corp = custom_corp(&app, login.corp.as_deref(), provider)
+        .await
+        .map_err(|f| f.with_cookies([cookie_removal.clone()]))?;
+    match exchange::exchange(provider, &app, corp.as_deref(), code).await {
         Ok(identity) => {
             count(config, &app.name, "ok");
             let now = now_secs();
@@ -295,6 +344,9 @@ pub async fn callback(
                     return_to: &return_to,
                     flow: login.flow,
                     restarted: true,
+                    corp: corp
+                        .as_deref()
+                        .map(|c| (c.install.corp_id.as_str(), c.install.agent_id)),
                 },
                 vec![cookie_removal],
                 &ctx.request_id,
@@ -309,6 +361,21 @@ pub async fn callback(
             )
             .with_cookies([cookie_removal]))
         }
+        Err(LoginError::NotInstalled) => {
+            count(config, &app.name, "not_installed");
+            tracing::info!(app = %app.name, request_id = %ctx.request_id, "login refused: the member's corp has not installed the app");
+            Err(Failure::new(
+                Kind::NotInstalled,
+                "Your organisation has not installed this app (or has removed it). Ask an administrator to install it from the WeCom app market, then sign in again.",
+            )
+            .with_cookies([cookie_removal]))
+        }
+        Err(LoginError::Provider(
+            ref p @ crate::provider::ApiError::Api { errcode: 41023, .. },
+        )) => {
+            count(config, &app.name, "suite_not_ready");
+            Err(Failure::provider(p).with_cookies([cookie_removal]))
+        }
         Err(e) => {
             count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
@@ -322,6 +389,8 @@ pub async fn callback(
                 }
                 LoginError::Provider(_) => "the sign-in service refused the request",
                 LoginError::SnapshotUser => "a snapshot page cannot sign in",
+                LoginError::NotInstalled => "the organisation has not installed the app",
+                LoginError::Unsupported(what) => what,
             };
             Err(Failure::new(Kind::LoginFailed, detail)
                 .with_login(retry)

@@ -2,6 +2,7 @@
 //! calls WeCom / WeChat through here with a gateway handle instead of a token, and the gateway
 //! injects the real token and retries transparently through the [`Provider`].
 
+pub mod corp;
 pub mod handle;
 pub mod request;
 
@@ -168,7 +169,23 @@ impl Qyapi {
 
         let method = session.req_header().method.clone();
         if request::is_sdk_gettoken(&api) {
-            return sdk_gettoken(config, &api, &query, restrict, rid);
+            return sdk_gettoken(config, &api, &query, restrict, None, rid);
+        }
+        // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app: a handle for that corp.
+        let corp_header = session
+            .req_header()
+            .headers
+            .get("x-gateway-corp")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let prefix_suite = addressed
+            .prefix_app
+            .and_then(|n| config.apps.get(n))
+            .is_some_and(|a| crate::suite::suite_of(a).is_some());
+        if let Ok(c) = corp::pick(prefix_suite, &api, corp_header.as_deref()) {
+            if c.corp.is_some() && request::is_sdk_gettoken(c.api) {
+                return sdk_gettoken(config, c.api, &query, restrict, c.corp, rid);
+            }
         }
 
         let app = match request::choose_app(
@@ -179,6 +196,22 @@ impl Qyapi {
         ) {
             Ok(app) => app.clone(),
             Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
+        };
+        // A service-provider app's call is for one of its corps (SPEC section 20).
+        let resolved = corp::resolve(
+            &self.provider,
+            &config.apps,
+            &app,
+            &api,
+            corp_header.as_deref(),
+            access_token.as_deref(),
+        )
+        .await;
+        let (corp, api) = match resolved {
+            Ok(r) => r,
+            Err(r) => {
+                return Served::refused(r.status, r.errcode, r.errmsg, rid, &app.name, "other")
+            }
         };
         let label = labels::api(&api).to_owned();
         if !api.starts_with("/cgi-bin/") {
@@ -225,9 +258,12 @@ impl Qyapi {
             headers,
             body,
         };
-        let sent = match request::token_use(&app, &api, &req.query) {
-            TokenUse::Injected(kind) => self.provider.call(&app, kind, req).await,
-            TokenUse::Own => self.provider.call_plain(&app, req).await,
+        let sent = match (request::token_use(&app, &api, &req.query), &corp) {
+            (TokenUse::Injected(kind), Some(corp)) => {
+                self.provider.corp_call(corp, kind, req).await
+            }
+            (TokenUse::Injected(kind), None) => self.provider.call(&app, kind, req).await,
+            (TokenUse::Own, _) => self.provider.call_plain(&app, req).await,
         };
         match sent {
             Ok(resp) => Served {
@@ -311,11 +347,16 @@ fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Served {
 
 /// `cgi-bin/gettoken` / `cgi-bin/token` as an SDK calls them: a handle for the configured
 /// app whose credentials match, 40001 otherwise. The real token never leaves the gateway.
+///
+/// A service-provider app (SPEC section 20) answers `/{app}/{corp}/cgi-bin/gettoken?corpid=CORP
+/// &corpsecret=SUITE_SECRET` with a handle naming the app and that corp: the CRM never holds a
+/// corp's permanent code, so the suite secret from the provider's console is its credential.
 fn sdk_gettoken(
     config: &Config,
     api: &str,
     query: &[(String, String)],
     restrict: Option<&str>,
+    corp: Option<&str>,
     rid: &str,
 ) -> Served {
     let param = |k: &str| {
@@ -350,8 +391,14 @@ fn sdk_gettoken(
                     && *app_id == param("appid")
                     && handle::same_secret(param("secret"), secret.expose())
             }
+            Credentials::Suite { suite_secret, .. } if wecom => {
+                corp.is_some_and(|c| c == param("corpid") && crate::domain::is_plain_id(c))
+                    && handle::same_secret(param("corpsecret"), suite_secret.expose())
+            }
             _ => false,
         };
+        // A suite's handles always name a corp; self-built apps' never do.
+        let ok = ok && corp.is_some() == crate::suite::suite_of(app).is_some();
         if ok {
             found = Some(app);
             break;
@@ -361,7 +408,11 @@ fn sdk_gettoken(
         Some(app) => {
             let body = json!({
                 "errcode": 0, "errmsg": "ok",
-                "access_token": handle::sign(app), "expires_in": HANDLE_EXPIRES_IN,
+                "access_token": match corp {
+                    Some(c) => handle::sign_corp(app, c),
+                    None => handle::sign(app),
+                },
+                "expires_in": HANDLE_EXPIRES_IN,
             });
             let ct = [("content-type".to_owned(), "application/json".to_owned())];
             Served {

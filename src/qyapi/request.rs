@@ -235,6 +235,7 @@ const NOT_FORWARDED: &[&str] = &[
     "expect",
     "accept-encoding",
     "x-gateway-app",
+    "x-gateway-corp",
 ];
 
 pub fn forwarded_request_header(name: &str, connection_listed: &[String]) -> bool {

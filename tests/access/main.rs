@@ -126,6 +126,8 @@ pub fn session_of(w: &World, member: Option<&str>, openid: Option<&str>, age: u6
         openid: openid.map(str::to_owned),
         wechat_app_id: None,
         unionid: None,
+        open_userid: None,
+        installed: false,
         iat,
         exp: iat + 8 * 3600,
         contact: None,

@@ -61,6 +61,8 @@ fn issued_at(iat: u64) -> String {
         openid: None,
         wechat_app_id: None,
         unionid: None,
+        open_userid: None,
+        installed: false,
         iat,
         exp: iat + 8 * 3600,
         contact: None,

@@ -22,10 +22,36 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Plain calls: the per-try timeout over one HTTP exchange.
 type PlainStack = Timeout<HttpService>;
-/// Calls with a token: retry, token injection from the credential tokens, timeout, HTTP.
-type CallStack = Retry<RetryPolicy, TokenService<CredentialTokens, Timeout<HttpService>>>;
-/// Tokens fetched with credentials alone: what calls carry.
+/// Calls with a credential token (a suite's own calls, the exchange of a corp token): retry,
+/// token injection from the credential tokens, timeout, HTTP.
+type CredentialCallStack = Retry<RetryPolicy, TokenService<CredentialTokens, Timeout<HttpService>>>;
+/// Every other call: the same layers, injecting any token (a corp's exchanged one too).
+type CallStack = Retry<RetryPolicy, TokenService<Tiered, Timeout<HttpService>>>;
+/// Tokens fetched with credentials alone (and a suite's, with its stored ticket).
 type CredentialTokens = TokenCache<WithCredentials<PlainStack>>;
+/// Corp tokens exchanged with a suite token, over the credential call stack.
+type CorpTokens = TokenCache<WithToken<CredentialCallStack>>;
+
+/// What the call stack injects: a credential token, or a corp's exchanged one. Two caches, so
+/// that each fetch goes only down: ticket -> corp token -> suite token -> stored ticket.
+#[derive(Clone)]
+pub(crate) struct Tiered {
+    credentials: CredentialTokens,
+    corps: CorpTokens,
+}
+
+impl crate::stack::TokenSource for Tiered {
+    async fn token(
+        &self,
+        target: &TokenTarget,
+        failed: Option<Arc<str>>,
+    ) -> Result<Arc<str>, ApiError> {
+        match target.plan() {
+            Plan::Exchanged { .. } => self.corps.token(target, failed).await,
+            _ => self.credentials.token(target, failed).await,
+        }
+    }
+}
 
 /// The WeCom / WeChat API client: tokens fetched, cached, refreshed and retried in one place.
 /// Cheap to clone.
@@ -38,7 +64,8 @@ struct Inner {
     plain: PlainStack,
     calls: CallStack,
     credentials: CredentialTokens,
-    /// Tickets, fetched by calls that carry a credential token.
+    corps: CorpTokens,
+    /// Tickets, fetched by calls that carry a credential token or a corp's.
     tickets: TokenCache<WithToken<CallStack>>,
     store: Arc<dyn Store>,
     clock: Clock,
@@ -85,6 +112,23 @@ impl ClientBuilder {
             self.store.clone(),
             WithCredentials {
                 plain: plain.clone(),
+                store: self.store.clone(),
+            },
+            self.clock.clone(),
+            self.lock_ttl,
+            self.observer.clone(),
+        );
+        let credential_calls: CredentialCallStack = ServiceBuilder::new()
+            .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
+            .layer(TokenLayer {
+                source: credentials.clone(),
+            })
+            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .service(http.clone());
+        let corps = TokenCache::new(
+            self.store.clone(),
+            WithToken {
+                calls: credential_calls,
             },
             self.clock.clone(),
             self.lock_ttl,
@@ -93,7 +137,10 @@ impl ClientBuilder {
         let calls: CallStack = ServiceBuilder::new()
             .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
             .layer(TokenLayer {
-                source: credentials.clone(),
+                source: Tiered {
+                    credentials: credentials.clone(),
+                    corps: corps.clone(),
+                },
             })
             .layer(TimeoutLayer::new(CALL_TIMEOUT))
             .service(http);
@@ -111,6 +158,7 @@ impl ClientBuilder {
                 plain,
                 calls,
                 credentials,
+                corps,
                 tickets,
                 store: self.store,
                 clock: self.clock,
@@ -142,7 +190,10 @@ impl Client {
     /// A valid token or ticket of `target`, from the cache (early refresh, single flight).
     pub async fn token(&self, target: &TokenTarget) -> Result<Arc<str>, ApiError> {
         match target.plan() {
-            Plan::Credentials { .. } => self.inner.credentials.get(target).await,
+            Plan::Credentials { .. } | Plan::SuiteTicket { .. } => {
+                self.inner.credentials.get(target).await
+            }
+            Plan::Exchanged { .. } => self.inner.corps.get(target).await,
             Plan::WithToken { .. } => self.inner.tickets.get(target).await,
         }
     }
@@ -157,7 +208,10 @@ impl Client {
         failed: &str,
     ) -> Result<Arc<str>, ApiError> {
         match target.plan() {
-            Plan::Credentials { .. } => self.inner.credentials.replace(target, failed).await,
+            Plan::Credentials { .. } | Plan::SuiteTicket { .. } => {
+                self.inner.credentials.replace(target, failed).await
+            }
+            Plan::Exchanged { .. } => self.inner.corps.replace(target, failed).await,
             Plan::WithToken { .. } => self.inner.tickets.replace(target, failed).await,
         }
     }

@@ -19,6 +19,15 @@ pub enum Credentials {
     },
     /// A WeChat Official Account (公众号).
     WechatMp { app_id: String, secret: Secret },
+    /// A service provider's suite (第三方应用), or a custom-developed app's template (代开发,
+    /// `custom`): the suite's own token comes from its id, secret and the newest suite ticket
+    /// WeCom pushed; each corp that installs it gets targets of its own
+    /// ([`crate::SuiteTargets::corp`]).
+    Suite {
+        suite_id: String,
+        suite_secret: Secret,
+        custom: bool,
+    },
 }
 
 impl Credentials {
@@ -26,6 +35,7 @@ impl Credentials {
     pub fn secret(&self) -> &Secret {
         match self {
             Credentials::Wecom { secret, .. } | Credentials::WechatMp { secret, .. } => secret,
+            Credentials::Suite { suite_secret, .. } => suite_secret,
         }
     }
 }
@@ -45,6 +55,9 @@ pub enum TokenKind {
     /// The Official Account's jsapi ticket (`ticket/getticket?type=jsapi`): another API, another
     /// lifetime rule (5 minutes of overlap), so another name than the corp's.
     OaTicket,
+    /// A suite's own token (`service/get_suite_token`, sent as `suite_access_token`): the one
+    /// the third-party calls take, and the one a corp token is exchanged with.
+    Suite,
 }
 
 impl TokenKind {
@@ -56,6 +69,7 @@ impl TokenKind {
             TokenKind::CorpTicket => "corp_ticket",
             TokenKind::AgentTicket => "agent_ticket",
             TokenKind::OaTicket => "oa_ticket",
+            TokenKind::Suite => "suite",
         }
     }
 }

@@ -76,6 +76,8 @@ impl<S> Stack for S where
 /// token retry.
 pub(crate) struct WithCredentials<S> {
     pub plain: S,
+    /// Where a suite's newest ticket is read at the moment of its token's fetch.
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl<S: Stack> Fetch for WithCredentials<S> {
@@ -86,19 +88,31 @@ impl<S: Stack> Fetch for WithCredentials<S> {
         target: &TokenTarget,
     ) -> impl Future<Output = Result<Fetched, ApiError>> + Send + 'static {
         let stack = self.plain.clone();
+        let store = self.store.clone();
         let target = target.clone();
         async move {
-            let Plan::Credentials { request } = target.plan() else {
-                // A ticket is fetched with a token; it is never sent as one.
-                return Err(ApiError::Api {
-                    errcode: 48001,
-                    errmsg: format!("a {} is not sent as an access_token", target.kind().label()),
-                });
+            let request = match target.plan() {
+                Plan::Credentials { request } => request.clone(),
+                Plan::SuiteTicket {
+                    suite_id,
+                    secret,
+                    ticket_key,
+                } => suite_token_request(&*store, suite_id, secret, ticket_key).await?,
+                Plan::WithToken { .. } | Plan::Exchanged { .. } => {
+                    // A ticket is fetched with a token; it is never sent as one.
+                    return Err(ApiError::Api {
+                        errcode: 48001,
+                        errmsg: format!(
+                            "a {} is not fetched with credentials alone",
+                            target.kind().label()
+                        ),
+                    });
+                }
             };
             let attempt = Attempt {
                 base: target.base().clone(),
                 target: None,
-                req: request.clone(),
+                req: request,
                 token: None,
                 failed: None,
             };
@@ -108,7 +122,38 @@ impl<S: Stack> Fetch for WithCredentials<S> {
     }
 }
 
-/// An API call with another target's token over the token stack: the jsapi tickets.
+/// `service/get_suite_token` with the newest ticket in the store. No ticket yet (the suite was
+/// just configured and WeCom has not pushed one): WeCom's own 41023, "suite_ticket missing",
+/// without a call that could only fail.
+async fn suite_token_request(
+    store: &dyn crate::store::Store,
+    suite_id: &str,
+    secret: &crate::Secret,
+    ticket_key: &str,
+) -> Result<crate::request::ApiRequest, ApiError> {
+    let kept = store
+        .get_fact(ticket_key)
+        .await
+        .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+    let ticket = kept
+        .as_deref()
+        .and_then(crate::target::SuiteTicket::decode)
+        .ok_or_else(|| ApiError::Api {
+            errcode: 41023,
+            errmsg: format!("no suite_ticket of suite {suite_id} received yet"),
+        })?;
+    Ok(crate::request::ApiRequest::post_json(
+        "/cgi-bin/service/get_suite_token",
+        &serde_json::json!({
+            "suite_id": suite_id,
+            "suite_secret": secret.expose(),
+            "suite_ticket": ticket.ticket,
+        }),
+    ))
+}
+
+/// An API call with another target's token over the token stack: the jsapi tickets, and a
+/// corp's token exchanged with its suite's.
 pub(crate) struct WithToken<S> {
     pub calls: S,
 }
@@ -123,7 +168,9 @@ impl<S: Stack> Fetch for WithToken<S> {
         let stack = self.calls.clone();
         let target = target.clone();
         async move {
-            let Plan::WithToken { via, request } = target.plan() else {
+            let (Plan::WithToken { via, request } | Plan::Exchanged { via, request }) =
+                target.plan()
+            else {
                 return Err(ApiError::BadAnswer(format!(
                     "{} is fetched with credentials, not a token",
                     target.kind().label()

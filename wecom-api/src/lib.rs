@@ -50,6 +50,6 @@ pub use secret::Secret;
 pub use store::{
     Cached, FallbackStore, LocalStore, MemoryStore, RedisStore, Store, StoreError, Sweeper,
 };
-pub use target::{AppTargets, TokenTarget};
+pub use target::{suite_ticket_key, AppTargets, InstalledCorp, SuiteTicket, TokenTarget};
 pub use throttle::Throttle;
 pub use xml::{XmlError, XmlMessage, XmlValue};

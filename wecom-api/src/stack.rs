@@ -189,7 +189,8 @@ pub(crate) enum Decision {
     Backoff(Duration),
 }
 
-pub(crate) const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
+/// 40082 (invalid) and 42009 (expired) are the suite token's own (WECOM_API.md).
+pub(crate) const TOKEN_ERRORS: [i64; 5] = [40001, 40014, 42001, 40082, 42009];
 const BUSY_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -276,6 +277,9 @@ mod tests {
             (&fresh, 40001, Decision::RefreshToken),
             (&fresh, 40014, Decision::RefreshToken),
             (&fresh, 42001, Decision::RefreshToken),
+            (&fresh, 42009, Decision::RefreshToken),
+            (&fresh, 40082, Decision::RefreshToken),
+            (&refreshed, 42009, Decision::Done),
             (&refreshed, 40014, Decision::Done),
             (&refreshed, 42001, Decision::Done),
             (&fresh, -1, Decision::Backoff(ms(200))),

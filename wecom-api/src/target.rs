@@ -37,6 +37,21 @@ struct Inner {
 pub(crate) enum Plan {
     /// With the credentials alone: WeCom `gettoken`, WeChat `cgi-bin/token`. A plain call.
     Credentials { request: ApiRequest },
+    /// A suite's token: `service/get_suite_token` with its id and secret and the newest suite
+    /// ticket, read from the store at the moment of the fetch (WeCom pushes a new one every 10
+    /// minutes; an older one is refused). A plain call, like [`Plan::Credentials`].
+    SuiteTicket {
+        suite_id: String,
+        secret: crate::Secret,
+        ticket_key: String,
+    },
+    /// A corp's token exchanged with the suite token (`service/get_corp_token` with the corp
+    /// and its permanent code). `via` is always a [`Plan::SuiteTicket`] target, so the chain
+    /// still ends: corp ticket -> corp token -> suite token -> the stored ticket.
+    Exchanged {
+        via: TokenTarget,
+        request: ApiRequest,
+    },
     /// An ordinary API call made with another target's token: a jsapi ticket with the access
     /// token, so the ticket fetch gets that token's refresh and retry. `via` is always a
     /// [`Plan::Credentials`] target: the chain ends after one step.
@@ -61,7 +76,11 @@ impl TokenTarget {
             base: base.clone(),
             owner: owner.to_owned(),
             key: format!("token:{}:{base}:{owner}:{holder}", kind.label()).into(),
-            param: "access_token",
+            // The third-party calls take the suite's token under its own name.
+            param: match kind {
+                TokenKind::Suite => "suite_access_token",
+                _ => "access_token",
+            },
             plan,
         }))
     }
@@ -98,7 +117,8 @@ impl TokenTarget {
     /// The field of the fetch's answer that holds the value.
     pub(crate) fn field(&self) -> &'static str {
         match self.0.plan {
-            Plan::Credentials { .. } => "access_token",
+            Plan::Credentials { .. } | Plan::Exchanged { .. } => "access_token",
+            Plan::SuiteTicket { .. } => "suite_access_token",
             Plan::WithToken { .. } => "ticket",
         }
     }
@@ -113,6 +133,43 @@ impl fmt::Debug for TokenTarget {
             .field("key", &self.0.key)
             .finish()
     }
+}
+
+/// Where the newest suite ticket of `suite_id` is kept (a durable fact of the store).
+pub fn suite_ticket_key(suite_id: &str) -> String {
+    format!("suite_ticket:{suite_id}")
+}
+
+/// A suite ticket as kept: WeCom's `TimeStamp` of the push, and the ticket. The time decides
+/// which of two pushes is the newer one (retries and reorderings bring older ones late).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteTicket {
+    pub timestamp: u64,
+    pub ticket: String,
+}
+
+impl SuiteTicket {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.timestamp, self.ticket)
+    }
+
+    pub fn decode(s: &str) -> Option<SuiteTicket> {
+        let (t, ticket) = s.split_once(':')?;
+        Some(SuiteTicket {
+            timestamp: t.parse().ok()?,
+            ticket: ticket.to_owned(),
+        })
+        .filter(|t| !t.ticket.is_empty())
+    }
+}
+
+/// A corp as a suite's install knows it: what its targets are built from.
+pub struct InstalledCorp<'a> {
+    pub corp_id: &'a str,
+    pub agent_id: u64,
+    pub permanent_code: &'a crate::Secret,
+    /// 代开发: the permanent code is the app's secret in the corp (`gettoken`).
+    pub custom: bool,
 }
 
 /// Every target of one app, built once when the configuration compiles.
@@ -214,6 +271,104 @@ impl AppTargets {
                     oa_ticket: Some(oa_ticket),
                 }
             }
+            Credentials::Suite {
+                suite_id,
+                suite_secret,
+                ..
+            } => {
+                let suite = target(
+                    TokenKind::Suite,
+                    suite_id,
+                    &suite_secret.fingerprint(),
+                    Plan::SuiteTicket {
+                        suite_id: suite_id.clone(),
+                        secret: suite_secret.clone(),
+                        ticket_key: suite_ticket_key(suite_id),
+                    },
+                );
+                // The suite's own calls (`service/*`) carry the suite token; a corp's calls
+                // take that corp's targets, never these.
+                AppTargets {
+                    app: app.clone(),
+                    base: base.clone(),
+                    access: suite,
+                    contact: None,
+                    corp_ticket: None,
+                    agent_ticket: None,
+                    oa_ticket: None,
+                }
+            }
+        }
+    }
+
+    /// The targets of one corp that installed the suite whose targets these are: its token
+    /// (exchanged with the suite token, or for a 代开发 app `gettoken` with the permanent code
+    /// as the secret) and its two jsapi tickets. Every key carries the corp and the permanent
+    /// code's fingerprint: a reinstall is another token, another corp never the same one.
+    /// Built once per install (and again when the install changes), never per call.
+    pub fn corp(&self, corp: &InstalledCorp<'_>) -> AppTargets {
+        let app = &self.app;
+        let base = &self.base;
+        let suite = &self.access;
+        let Plan::SuiteTicket { suite_id, .. } = suite.plan() else {
+            // Only a suite's targets have a suite token; anything else has no corps.
+            return self.clone();
+        };
+        let target = |kind, holder: &str, plan| {
+            TokenTarget::new(app, base, kind, corp.corp_id, holder, plan)
+        };
+        let holder = format!(
+            "{suite_id}.{}.{}",
+            corp.agent_id,
+            corp.permanent_code.fingerprint()
+        );
+        let plan = if corp.custom {
+            Plan::Credentials {
+                request: ApiRequest::get(
+                    "/cgi-bin/gettoken",
+                    &[
+                        ("corpid", corp.corp_id),
+                        ("corpsecret", corp.permanent_code.expose()),
+                    ],
+                ),
+            }
+        } else {
+            Plan::Exchanged {
+                via: suite.clone(),
+                request: ApiRequest::post_json(
+                    "/cgi-bin/service/get_corp_token",
+                    &serde_json::json!({
+                        "auth_corpid": corp.corp_id,
+                        "permanent_code": corp.permanent_code.expose(),
+                    }),
+                ),
+            }
+        };
+        let access = target(TokenKind::Access, &holder, plan);
+        let with_token = |path: &str, query: &[(&str, &str)]| Plan::WithToken {
+            via: access.clone(),
+            request: ApiRequest::get(path, query),
+        };
+        let corp_ticket = target(
+            TokenKind::CorpTicket,
+            &holder,
+            with_token("/cgi-bin/get_jsapi_ticket", &[]),
+        );
+        let agent_ticket = target(
+            TokenKind::AgentTicket,
+            &holder,
+            with_token("/cgi-bin/ticket/get", &[("type", "agent_config")]),
+        );
+        AppTargets {
+            app: app.clone(),
+            base: base.clone(),
+            // A third-party app with the customer-contact permission calls
+            // `externalcontact/*` with its corp token: there is no separate contact secret.
+            contact: Some(access.clone()),
+            access,
+            corp_ticket: Some(corp_ticket),
+            agent_ticket: Some(agent_ticket),
+            oa_ticket: None,
         }
     }
 
@@ -235,6 +390,7 @@ impl AppTargets {
             TokenKind::CorpTicket => self.corp_ticket.as_ref(),
             TokenKind::AgentTicket => self.agent_ticket.as_ref(),
             TokenKind::OaTicket => self.oa_ticket.as_ref(),
+            TokenKind::Suite => Some(&self.access).filter(|a| a.kind() == TokenKind::Suite),
         };
         // Only a WeCom app has a corp ticket, and only a WeCom app can have a contact secret.
         let wecom = self.corp_ticket.is_some();
@@ -366,7 +522,7 @@ mod tests {
         for kind in [TokenKind::CorpTicket, TokenKind::AgentTicket] {
             match t.get(kind).unwrap().plan() {
                 Plan::WithToken { via, .. } => assert_eq!(via.key(), t.access().key()),
-                Plan::Credentials { .. } => panic!("{kind:?} is fetched with a token"),
+                _ => panic!("{kind:?} is fetched with the access token"),
             }
         }
         assert!(matches!(t.access().plan(), Plan::Credentials { .. }));
@@ -375,5 +531,91 @@ mod tests {
             !shown.contains("corpsecret") && !shown.contains("\"s\""),
             "{shown}"
         );
+    }
+
+    fn suite(custom: bool) -> AppTargets {
+        AppTargets::new(
+            "saas",
+            "http://e",
+            &Credentials::Suite {
+                suite_id: "wws1".into(),
+                suite_secret: Secret::new("suite-secret".into()),
+                custom,
+            },
+        )
+    }
+
+    fn corp(t: &AppTargets, corp_id: &str, code: &str, custom: bool) -> AppTargets {
+        t.corp(&InstalledCorp {
+            corp_id,
+            agent_id: 1000005,
+            permanent_code: &Secret::new(code.into()),
+            custom,
+        })
+    }
+
+    #[test]
+    fn every_corp_of_a_suite_has_its_own_keys_and_the_chain_ends_at_the_stored_ticket() {
+        let s = suite(false);
+        let suite_token = s.get(TokenKind::Suite).unwrap();
+        assert_eq!(suite_token.param(), "suite_access_token");
+        assert!(
+            matches!(suite_token.plan(), Plan::SuiteTicket { ticket_key, .. } if ticket_key == "suite_ticket:wws1")
+        );
+        let a = corp(&s, "wwA", "pcA", false);
+        let b = corp(&s, "wwB", "pcB", false);
+        let a2 = corp(&s, "wwA", "pcA-after-reinstall", false);
+        let mut keys = Vec::new();
+        for t in [&a, &b, &a2] {
+            for kind in [
+                TokenKind::Access,
+                TokenKind::CorpTicket,
+                TokenKind::AgentTicket,
+            ] {
+                keys.push(t.get(kind).unwrap().key().to_string());
+            }
+        }
+        for (i, x) in keys.iter().enumerate() {
+            assert!(!x.contains("pc"), "a permanent code in {x}");
+            for y in &keys[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert!(keys[0].contains(":wwA:"), "{}", keys[0]);
+        // corp token <- suite token <- ticket; the tickets ride on the corp token.
+        match a.access().plan() {
+            Plan::Exchanged { via, request } => {
+                assert_eq!(via.key(), suite_token.key());
+                assert_eq!(request.path, "/cgi-bin/service/get_corp_token");
+            }
+            _ => panic!("a third-party corp token is exchanged with the suite token"),
+        }
+        match a.get(TokenKind::CorpTicket).unwrap().plan() {
+            Plan::WithToken { via, .. } => assert_eq!(via.key(), a.access().key()),
+            _ => panic!("a corp ticket is fetched with the corp token"),
+        }
+        assert_eq!(a.access().param(), "access_token");
+        assert_eq!(a.access().field(), "access_token");
+        // Its contact calls take the corp token too (no contact secret).
+        assert_eq!(a.get(TokenKind::Contact).unwrap().key(), a.access().key());
+        // The suite itself has no corp tickets.
+        assert_eq!(
+            s.get(TokenKind::CorpTicket).unwrap_err().errcode(),
+            Some(48001)
+        );
+    }
+
+    #[test]
+    fn a_custom_apps_corp_token_is_gettoken_with_the_permanent_code() {
+        let c = corp(&suite(true), "wwA", "pcA", true);
+        match c.access().plan() {
+            Plan::Credentials { request } => {
+                assert_eq!(request.path, "/cgi-bin/gettoken");
+                assert!(request.query.contains(&("corpid".into(), "wwA".into())));
+                assert!(request.query.contains(&("corpsecret".into(), "pcA".into())));
+            }
+            _ => panic!("代开发 tokens come from gettoken"),
+        }
+        assert!(!format!("{:?}", c.access()).contains("pcA"));
     }
 }

@@ -31,7 +31,9 @@ pub fn is_config_refusal(e: &ApiError) -> bool {
     matches!(
         e,
         ApiError::Api {
-            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020,
+            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020
+                // A suite's id or secret (40083, 40080), a permanent code that is no more.
+                | 40080 | 40083 | 40084,
             ..
         }
     )

@@ -1,0 +1,401 @@
+//! The instruction callbacks of a suite (WECOM_API.md "Callbacks in detail"): `suite_ticket`,
+//! `create_auth`, `change_auth`, `cancel_auth`, `reset_permanent_code`.
+//!
+//! WeCom wants the literal `success` within 1 s, and an AuthCode lives 10 minutes, single use.
+//! The exchange therefore never runs inside the callback's answer: the event is first queued
+//! durably (SPEC section 18), WeCom hears `success`, and the app's delivery worker — which
+//! picks the event up at once and, after a crash or `kill -9`, again after the restart —
+//! exchanges the code *before* it forwards the event. So the CRM hears of an install only once
+//! it is kept, and the exchange is retried from the queue while the code lives. A redelivery
+//! finds the code's exchange record and exchanges nothing twice.
+//!
+//! Handled at the endpoint itself, before `success`: the suite ticket (kept, newest wins; it is
+//! a credential, so it is never queued or forwarded) and `cancel_auth` (the corp's sessions end
+//! at once, on every instance).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wecom_api::{suite_ticket_key, ApiRequest, Store, StoreError, SuiteTicket, XmlMessage};
+
+use crate::config::model::App;
+use crate::provider::{Provider, TokenKind};
+use crate::suite::install::{self, Install, AUTH_CODE_RECORD, DURABLE};
+use crate::suite::{suite_of, Installs};
+
+/// An instruction as the gateway reads it; `None` from [`read`] for anything else (a data
+/// callback of an installing corp).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Instruction {
+    SuiteTicket(SuiteTicket),
+    /// `create_auth` and `reset_permanent_code` (代开发): an AuthCode to exchange.
+    Exchange {
+        auth_code: String,
+    },
+    ChangeAuth {
+        corp_id: String,
+    },
+    CancelAuth {
+        corp_id: String,
+    },
+    /// An `InfoType` the gateway has nothing to do about: forwarded as it is.
+    Other,
+}
+
+pub fn read(msg: &XmlMessage) -> Option<Instruction> {
+    let info = msg.get("InfoType")?;
+    let field = |k| msg.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+    Some(match info {
+        "suite_ticket" => match (field("SuiteTicket"), field("TimeStamp")) {
+            (Some(ticket), Some(t)) => Instruction::SuiteTicket(SuiteTicket {
+                timestamp: t.trim().parse().unwrap_or(0),
+                ticket,
+            }),
+            _ => Instruction::Other,
+        },
+        "create_auth" | "reset_permanent_code" => match field("AuthCode") {
+            Some(auth_code) => Instruction::Exchange { auth_code },
+            None => Instruction::Other,
+        },
+        "change_auth" => match field("AuthCorpId") {
+            Some(corp_id) => Instruction::ChangeAuth { corp_id },
+            None => Instruction::Other,
+        },
+        "cancel_auth" => match field("AuthCorpId") {
+            Some(corp_id) => Instruction::CancelAuth { corp_id },
+            None => Instruction::Other,
+        },
+        _ => Instruction::Other,
+    })
+}
+
+/// Keeps `ticket` unless the store holds a newer one (WeCom's retries and reordered pushes
+/// bring older tickets late; the newest is the one to use). `true` when kept.
+pub async fn keep_ticket(
+    store: &dyn Store,
+    suite_id: &str,
+    ticket: &SuiteTicket,
+) -> Result<bool, StoreError> {
+    let key = suite_ticket_key(suite_id);
+    if let Some(kept) = store
+        .get_fact(&key)
+        .await?
+        .as_deref()
+        .and_then(SuiteTicket::decode)
+    {
+        if kept.timestamp > ticket.timestamp
+            || (kept.timestamp == ticket.timestamp && kept.ticket == ticket.ticket)
+        {
+            return Ok(false);
+        }
+    }
+    store.put_fact(&key, &ticket.encode(), DURABLE).await?;
+    Ok(true)
+}
+
+/// What the endpoint does before it answers `success`. `false`: the message is not queued
+/// (a suite ticket).
+pub async fn at_endpoint(
+    provider: &Provider,
+    app: &App,
+    ins: &Instruction,
+    session_ttl_secs: u64,
+) -> Result<bool, StoreError> {
+    let Some((suite_id, _)) = suite_of(app) else {
+        return Ok(true);
+    };
+    let store = &**provider.store();
+    match ins {
+        Instruction::SuiteTicket(t) => {
+            if keep_ticket(store, suite_id, t).await? {
+                tracing::info!(app = %app.name, "suite ticket kept");
+            }
+            Ok(false)
+        }
+        Instruction::CancelAuth { corp_id } => {
+            cancel(provider.installs(), store, app, corp_id, session_ttl_secs).await?;
+            Ok(true)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// `cancel_auth`: the corp is forgotten, its tokens expired and its sessions end (idempotent:
+/// the delivery worker applies it again).
+async fn cancel(
+    installs: &Installs,
+    store: &dyn Store,
+    app: &App,
+    corp_id: &str,
+    session_ttl_secs: u64,
+) -> Result<(), StoreError> {
+    let now = crate::clock::clock().now_secs();
+    crate::revocation::record(
+        store,
+        &install::corp_revocation_key(&app.name, corp_id),
+        now,
+        session_ttl_secs,
+    )
+    .await?;
+    if installs.remove(store, app, corp_id).await? {
+        tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
+    }
+    Ok(())
+}
+
+/// Why the delivery worker could not act on an instruction.
+#[derive(Debug)]
+pub enum Failure {
+    /// Try again (the store, a timeout, no suite ticket yet): the event stays at the head.
+    Retry(String),
+}
+
+/// What the delivery worker does before it forwards the instruction (see the module's note).
+pub async fn before_delivery(
+    provider: &Provider,
+    app: &App,
+    ins: &Instruction,
+    session_ttl_secs: u64,
+) -> Result<(), Failure> {
+    let store = &**provider.store();
+    let retry = |e: StoreError| Failure::Retry(e.to_string());
+    match ins {
+        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code).await,
+        Instruction::ChangeAuth { corp_id } => refresh(provider, app, corp_id).await,
+        Instruction::CancelAuth { corp_id } => {
+            cancel(provider.installs(), store, app, corp_id, session_ttl_secs)
+                .await
+                .map_err(retry)
+        }
+        Instruction::SuiteTicket(_) | Instruction::Other => Ok(()),
+    }
+}
+
+/// A call with the suite token; `Ok(Err(errcode))` for WeCom's refusals.
+async fn suite_call(
+    provider: &Provider,
+    app: &App,
+    path: &str,
+    body: Value,
+) -> Result<Result<Value, i64>, Failure> {
+    let resp = provider
+        .call(app, TokenKind::Suite, ApiRequest::post_json(path, &body))
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+    if resp.errcode != 0 {
+        return Ok(Err(resp.errcode));
+    }
+    resp.json()
+        .map(Ok)
+        .map_err(|e| Failure::Retry(e.to_string()))
+}
+
+/// 40078: the AuthCode is used or older than its 10 minutes; retrying cannot help.
+const AUTH_CODE_REFUSED: i64 = 40078;
+/// 41023 (no suite ticket yet) and the suite token's own errors: a later try may succeed.
+fn worth_retrying(errcode: i64) -> bool {
+    errcode == -1 || matches!(errcode, 41023 | 40085 | 42009 | 40082)
+}
+
+async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(), Failure> {
+    let Some((suite_id, _)) = suite_of(app) else {
+        return Ok(());
+    };
+    let store = &**provider.store();
+    let retry = |e: StoreError| Failure::Retry(e.to_string());
+    let record = install::exchanged_key(suite_id, auth_code);
+    if store.get_fact(&record).await.map_err(retry)?.is_some() {
+        return Ok(());
+    }
+    let answer = suite_call(
+        provider,
+        app,
+        "/cgi-bin/service/v2/get_permanent_code",
+        json!({ "auth_code": auth_code }),
+    )
+    .await?;
+    let v = match answer {
+        Ok(v) => v,
+        Err(code) if worth_retrying(code) => {
+            return Err(Failure::Retry(format!("get_permanent_code errcode {code}")))
+        }
+        Err(code) => {
+            let why = if code == AUTH_CODE_REFUSED {
+                "the AuthCode was used already or is older than 10 minutes"
+            } else {
+                "WeCom refused the exchange"
+            };
+            tracing::error!(app = %app.name, errcode = code, "install not kept: {why}");
+            return Ok(());
+        }
+    };
+    let exchanged = match install::read_permanent_code(&v) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(app = %app.name, error = %e, "install not kept: get_permanent_code answer not understood");
+            return Ok(());
+        }
+    };
+    // The code is spent: from here on only the store stands between WeCom's answer and a
+    // lost install, so the install is kept before anything else can fail.
+    let info = auth_info(provider, app, &exchanged.corp_id, &exchanged.permanent_code).await;
+    let (agent_id, corp_name) = match info {
+        Ok((a, n)) => (a, n.unwrap_or(exchanged.corp_name)),
+        Err(e) => {
+            tracing::error!(app = %app.name, corp_id = %exchanged.corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, refreshed on the next change_auth");
+            (0, exchanged.corp_name)
+        }
+    };
+    let install = Install {
+        corp_id: exchanged.corp_id,
+        corp_name,
+        agent_id,
+        permanent_code: exchanged.permanent_code,
+        installed_at: crate::clock::clock().now_secs(),
+    };
+    let corp_id = install.corp_id.clone();
+    provider
+        .installs()
+        .keep(store, app, install)
+        .await
+        .map_err(retry)?;
+    store
+        .put_fact(&record, &corp_id, AUTH_CODE_RECORD)
+        .await
+        .map_err(retry)?;
+    tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
+    Ok(())
+}
+
+/// `get_auth_info`: the app's agent id in the corp, and the corp's name.
+async fn auth_info(
+    provider: &Provider,
+    app: &App,
+    corp_id: &str,
+    permanent_code: &str,
+) -> Result<(u64, Option<String>), String> {
+    let mut last = String::new();
+    // Right after an exchange: a short retry rather than an install without its agent id.
+    for wait in [0, 200, 800] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let answer = suite_call(
+            provider,
+            app,
+            "/cgi-bin/service/v2/get_auth_info",
+            json!({ "auth_corpid": corp_id, "permanent_code": permanent_code }),
+        )
+        .await;
+        match answer {
+            Ok(Ok(v)) => {
+                let agent = install::read_agent_id(&v)?;
+                return Ok((agent, install::read_corp_name(&v)));
+            }
+            Ok(Err(code)) => last = format!("errcode {code}"),
+            Err(Failure::Retry(e)) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// `change_auth`: the authorisation info again (the agent id, the corp's name).
+async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
+    let store = &**provider.store();
+    let retry = |e: StoreError| Failure::Retry(e.to_string());
+    let Some(corp) = provider
+        .installs()
+        .corp(store, app, corp_id)
+        .await
+        .map_err(retry)?
+    else {
+        tracing::warn!(app = %app.name, corp_id, "change_auth for a corp without an install: ignored");
+        return Ok(());
+    };
+    let (agent_id, name) = auth_info(provider, app, corp_id, &corp.install.permanent_code)
+        .await
+        .map_err(Failure::Retry)?;
+    let mut install = corp.install.clone();
+    install.agent_id = agent_id;
+    if let Some(n) = name {
+        install.corp_name = n;
+    }
+    if install != corp.install {
+        provider
+            .installs()
+            .keep(store, app, install)
+            .await
+            .map_err(retry)?;
+        tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wecom_api::MemoryStore;
+
+    fn msg(xml: &str) -> XmlMessage {
+        XmlMessage::parse(xml).unwrap()
+    }
+
+    #[test]
+    fn instructions_are_read_from_their_info_type() {
+        let cases: &[(&str, Option<Instruction>)] = &[
+            (
+                "<xml><SuiteId>s</SuiteId><InfoType>suite_ticket</InfoType><TimeStamp>1700000000</TimeStamp><SuiteTicket>T</SuiteTicket></xml>",
+                Some(Instruction::SuiteTicket(SuiteTicket { timestamp: 1_700_000_000, ticket: "T".into() })),
+            ),
+            (
+                "<xml><SuiteId>s</SuiteId><InfoType>create_auth</InfoType><TimeStamp>1</TimeStamp><AuthCode>C</AuthCode></xml>",
+                Some(Instruction::Exchange { auth_code: "C".into() }),
+            ),
+            (
+                "<xml><SuiteId>dk</SuiteId><InfoType>reset_permanent_code</InfoType><TimeStamp>1</TimeStamp><AuthCode>C</AuthCode></xml>",
+                Some(Instruction::Exchange { auth_code: "C".into() }),
+            ),
+            (
+                "<xml><InfoType>change_auth</InfoType><AuthCorpId>wwA</AuthCorpId></xml>",
+                Some(Instruction::ChangeAuth { corp_id: "wwA".into() }),
+            ),
+            (
+                "<xml><InfoType>cancel_auth</InfoType><AuthCorpId>wwA</AuthCorpId></xml>",
+                Some(Instruction::CancelAuth { corp_id: "wwA".into() }),
+            ),
+            ("<xml><InfoType>create_auth</InfoType></xml>", Some(Instruction::Other)),
+            ("<xml><InfoType>change_contact</InfoType></xml>", Some(Instruction::Other)),
+            ("<xml><MsgType>event</MsgType><Event>change_contact</Event></xml>", None),
+        ];
+        for (xml, want) in cases {
+            assert_eq!(&read(&msg(xml)), want, "{xml}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_suite_ticket_wins() {
+        let store = MemoryStore::new(crate::clock::clock().clone());
+        let t = |timestamp, ticket: &str| SuiteTicket {
+            timestamp,
+            ticket: ticket.into(),
+        };
+        async fn kept(s: &MemoryStore) -> String {
+            let v = s.get_fact(&suite_ticket_key("s1")).await.unwrap();
+            SuiteTicket::decode(v.as_deref().unwrap()).unwrap().ticket
+        }
+        assert!(keep_ticket(&store, "s1", &t(100, "A")).await.unwrap());
+        assert!(keep_ticket(&store, "s1", &t(200, "B")).await.unwrap());
+        assert!(
+            !keep_ticket(&store, "s1", &t(100, "A")).await.unwrap(),
+            "an older one late"
+        );
+        assert!(
+            !keep_ticket(&store, "s1", &t(200, "B")).await.unwrap(),
+            "a retry"
+        );
+        assert_eq!(kept(&store).await, "B");
+        assert!(keep_ticket(&store, "s1", &t(300, "C")).await.unwrap());
+        assert_eq!(kept(&store).await, "C");
+        // Another suite's ticket is its own.
+        assert!(keep_ticket(&store, "s2", &t(1, "X")).await.unwrap());
+        assert_eq!(kept(&store).await, "C");
+    }
+}

@@ -1,0 +1,160 @@
+//! What the gateway keeps of a corp that installed a suite (SPEC sections 20 and 21), where
+//! it keeps it, and how WeCom's answers become it. Pure: no sockets, no store.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Durable facts are kept this long: for ever, as far as a store's TTL goes. An install ends
+/// with its `cancel_auth`, not with a timer.
+pub const DURABLE: Duration = Duration::from_secs(3650 * 86_400);
+
+/// One corp's install of one suite.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Install {
+    pub corp_id: String,
+    #[serde(default)]
+    pub corp_name: String,
+    /// The app's agent id in this corp (`get_auth_info`'s `auth_info.agent[0].agentid`): the
+    /// `agentConfig` agentid and the QR login's, different in every corp.
+    pub agent_id: u64,
+    /// The corp's permanent code: the secret of its tokens. Never logged ([`std::fmt::Debug`]
+    /// leaves it out) and never in a key (keys hold its fingerprint).
+    pub permanent_code: String,
+    /// Unix s of the exchange (the newest wins when two exchanges race).
+    pub installed_at: u64,
+}
+
+impl std::fmt::Debug for Install {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Install")
+            .field("corp_id", &self.corp_id)
+            .field("agent_id", &self.agent_id)
+            .field("installed_at", &self.installed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `suite:{suite_id}:corp:{corp_id}`: keyed by the suite, not the app's name, so that renaming
+/// the app in the config keeps its installs.
+pub fn install_key(suite_id: &str, corp_id: &str) -> String {
+    format!("suite:{suite_id}:corp:{corp_id}")
+}
+
+/// The record that an AuthCode was exchanged: a replayed `create_auth` (WeCom's retry, a
+/// redelivery after a crash) exchanges nothing twice. A digest: the code itself is a secret.
+pub fn exchanged_key(suite_id: &str, auth_code: &str) -> String {
+    let digest = Sha256::digest(auth_code.as_bytes());
+    format!("suite:{suite_id}:exchanged:{}", hex::encode(&digest[..16]))
+}
+
+/// An AuthCode lives 10 minutes (WECOM_API.md); its exchange record a little longer.
+pub const AUTH_CODE_RECORD: Duration = Duration::from_secs(15 * 60);
+
+/// Every session of a corp that removed the app: `revoked:corp:{app}:{corp_id}`, read
+/// whenever a session of the suite app opens (as `revoked:member:` is for one member). By the
+/// app's name, as sessions are.
+pub fn corp_revocation_key(app: &str, corp_id: &str) -> String {
+    format!("revoked:corp:{app}:{corp_id}")
+}
+
+/// What a `get_permanent_code` (v2) answer gives: the corp and its permanent code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exchanged {
+    pub corp_id: String,
+    pub corp_name: String,
+    pub permanent_code: String,
+}
+
+fn text<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn read_permanent_code(v: &Value) -> Result<Exchanged, String> {
+    let corp_id = text(v, &["auth_corp_info", "corpid"]).ok_or("no auth_corp_info.corpid")?;
+    if !crate::domain::is_plain_id(corp_id) {
+        return Err("the corp id is not a plain id".into());
+    }
+    Ok(Exchanged {
+        corp_id: corp_id.to_owned(),
+        corp_name: text(v, &["auth_corp_info", "corp_name"])
+            .unwrap_or_default()
+            .to_owned(),
+        permanent_code: text(v, &["permanent_code"])
+            .ok_or("no permanent_code")?
+            .to_owned(),
+    })
+}
+
+/// The app's agent id in the corp, from `get_auth_info` (`auth_info.agent[0].agentid`; a suite
+/// is one app, so one agent).
+pub fn read_agent_id(v: &Value) -> Result<u64, String> {
+    v.get("auth_info")
+        .and_then(|a| a.get("agent"))
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.get("agentid"))
+        .and_then(Value::as_u64)
+        .filter(|a| *a > 0)
+        .ok_or_else(|| "no auth_info.agent[0].agentid".into())
+}
+
+/// The corp name of `get_auth_info`, when it tells one.
+pub fn read_corp_name(v: &Value) -> Option<String> {
+    text(v, &["auth_corp_info", "corp_name"]).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn permanent_code_answers_are_read_or_refused() {
+        let ok = json!({"errcode":0,"permanent_code":"PC","auth_corp_info":{"corpid":"wwA","corp_name":"甲"}});
+        assert_eq!(
+            read_permanent_code(&ok).unwrap(),
+            Exchanged {
+                corp_id: "wwA".into(),
+                corp_name: "甲".into(),
+                permanent_code: "PC".into()
+            }
+        );
+        for bad in [
+            json!({"permanent_code":"PC"}),
+            json!({"auth_corp_info":{"corpid":"wwA"}}),
+            json!({"permanent_code":"PC","auth_corp_info":{"corpid":"ww A\r\n"}}),
+            json!({"permanent_code":"","auth_corp_info":{"corpid":"wwA"}}),
+        ] {
+            assert!(read_permanent_code(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_agent_id_comes_from_the_authorisation_info() {
+        let v = json!({"auth_info":{"agent":[{"agentid":1000042,"auth_mode":0}]}});
+        assert_eq!(read_agent_id(&v), Ok(1000042));
+        assert!(read_agent_id(&json!({"auth_info":{"agent":[]}})).is_err());
+        assert!(read_agent_id(&json!({"auth_info":{"agent":[{"agentid":0}]}})).is_err());
+    }
+
+    #[test]
+    fn keys_carry_the_suite_and_the_corp_and_no_secret() {
+        assert_ne!(install_key("s1", "wwA"), install_key("s1", "wwB"));
+        assert_ne!(install_key("s1", "wwA"), install_key("s2", "wwA"));
+        let k = exchanged_key("s1", "SECRET-AUTH-CODE");
+        assert!(!k.contains("SECRET"), "{k}");
+        assert_eq!(k, exchanged_key("s1", "SECRET-AUTH-CODE"));
+        let i = Install {
+            corp_id: "wwA".into(),
+            corp_name: String::new(),
+            agent_id: 1,
+            permanent_code: "PERMANENT".into(),
+            installed_at: 0,
+        };
+        assert!(!format!("{i:?}").contains("PERMANENT"));
+    }
+}

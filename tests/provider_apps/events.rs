@@ -1,0 +1,109 @@
+//! A suite's data callbacks (SPEC sections 18 and 20): accepted only from corps that
+//! installed it, acted on for that corp, forwarded naming it; `change_auth` refreshes.
+
+use serde_json::json;
+
+use crate::common::callbacks::Backend;
+use crate::common::client;
+use crate::saas::*;
+
+#[tokio::test]
+async fn an_installed_corps_member_deleted_ends_their_sessions_and_reaches_the_crm_with_the_corp() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.register_data().await;
+    let mut b = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
+    assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
+    s.control(
+        "/_emulator/members/delete",
+        json!({"userid": "zhaoliu", "corp_id": CORP_A}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(
+        crate::logins::page(&s, &mut b).await.0,
+        401,
+        "zhaoliu left corp A"
+    );
+    // The CRM hears of it, told which corp.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let got = loop {
+        let taken = s.crm.taken();
+        if let Some(r) = taken.iter().find(|r| r.body.contains("delete_user")) {
+            break r.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delete_user forwarded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(got.header("x-wecom-corpid"), CORP_A);
+    assert_eq!(got.header("x-wecom-agentid"), SUITE_AGENT.to_string());
+}
+
+#[tokio::test]
+async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
+    let now = crate::common::callbacks::now_secs().to_string();
+    let post = |corp: &str| {
+        let xml = wecom_api::XmlMessage::from_pairs([
+            ("ToUserName", corp.to_owned()),
+            ("FromUserName", "sys".to_owned()),
+            ("CreateTime", now.clone()),
+            ("MsgType", "event".to_owned()),
+            ("Event", "change_contact".to_owned()),
+            ("ChangeType", "delete_user".to_owned()),
+            ("UserID", "zhaoliu".to_owned()),
+        ])
+        .to_xml();
+        let sealed = crypto.seal(&xml, corp, &now, "12345");
+        let url = s.gw().url(&format!(
+            "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
+            sealed.msg_signature, sealed.timestamp, sealed.nonce
+        ));
+        let body = wecom_api::callback::envelope(corp, "1000005", &sealed.encrypt);
+        async move {
+            client()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(CORP_B).await, 400, "corp B has not installed the app");
+    assert_eq!(post(CORP_A).await, 200, "corp A has");
+}
+
+#[tokio::test]
+async fn change_auth_refreshes_the_install_and_reaches_the_crm() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let infos = s.calls("/cgi-bin/service/v2/get_auth_info").await;
+    s.control(
+        "/_emulator/suites/change-auth",
+        json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("change_auth", 1).await;
+    assert_eq!(
+        s.calls("/cgi-bin/service/v2/get_auth_info").await,
+        infos + 1,
+        "the authorisation info is read again"
+    );
+    let got = s
+        .crm
+        .taken()
+        .into_iter()
+        .find(|r| r.body.contains("change_auth"))
+        .unwrap();
+    assert_eq!(got.header("x-wecom-corpid"), CORP_A);
+}

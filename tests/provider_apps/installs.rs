@@ -1,0 +1,322 @@
+//! Suite tickets, installs, per-corp qyapi calls, `cancel_auth`, restarts.
+
+use crate::common::callbacks::Backend;
+use crate::common::redis_server::RedisServer;
+use crate::saas::*;
+
+/// A member of each corp: `user/get` answers only with that corp's token, so it proves whose
+/// token was injected.
+fn member(corp: &str) -> &'static str {
+    if corp == CORP_A {
+        "zhaoliu"
+    } else {
+        "qianqi"
+    }
+}
+
+async fn agent_of(s: &Saas, corp: &str) -> (u16, serde_json::Value) {
+    s.qy(
+        &format!("/saas/{corp}/cgi-bin/user/get?userid={}", member(corp)),
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn no_suite_ticket_is_a_503_with_a_request_id_and_one_log_line_then_a_ticket_brings_the_token(
+) {
+    let s = Saas::start(Backend::Local, 0).await;
+    // The suite's own call, with the suite token: none can be fetched without a ticket.
+    let path = "/saas/cgi-bin/service/get_pre_auth_code";
+    for _ in 0..3 {
+        let (status, v) = s.qy(path, &[]).await;
+        assert_eq!(status, 503, "{v}");
+        assert_eq!(v["errcode"], 41023, "{v}");
+        assert!(
+            v["request_id"].is_string() || v["errmsg"].as_str().unwrap_or("").contains("request"),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        s.calls("/cgi-bin/service/get_suite_token").await,
+        0,
+        "nothing sent without a ticket"
+    );
+    let log = s.gw().log();
+    assert_eq!(
+        log.matches("no suite_ticket of suite").count(),
+        1,
+        "one log line, not one per request:\n{log}"
+    );
+    assert!(s.gw().child.is_some(), "still running");
+
+    s.push_ticket().await;
+    let (status, v) = s.qy(path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert!(v["pre_auth_code"].is_string(), "{v}");
+    assert_eq!(s.calls("/cgi-bin/service/get_suite_token").await, 1);
+    // The ticket is a credential: kept, never forwarded to the CRM.
+    assert!(s.forwarded("suite_ticket").is_empty());
+    assert!(
+        !s.gw().log().contains(&ticket_of(&s).await),
+        "no ticket in the log"
+    );
+}
+
+async fn ticket_of(s: &Saas) -> String {
+    let v = s
+        .control(
+            "/_emulator/suites/push-ticket",
+            serde_json::json!({"suite_id": SUITE}),
+        )
+        .await;
+    s.settled().await;
+    v["suite_ticket"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn two_corps_install_and_each_qyapi_call_carries_its_own_corps_token() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    // Not installed yet: a clear 4xx and nothing sent.
+    let before = s.calls("/cgi-bin/user/get").await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (404, Some(40084)), "{v}");
+    assert_eq!(s.calls("/cgi-bin/user/get").await, before, "nothing sent");
+
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    let forwarded = s.forwarded("create_auth");
+    assert_eq!(forwarded.len(), 2);
+    for corp in [CORP_A, CORP_B] {
+        let (status, v) = agent_of(&s, corp).await;
+        assert_eq!(
+            (status, v["errcode"].as_i64()),
+            (200, Some(0)),
+            "{corp}: {v}"
+        );
+        // The same call by header picks the same corp.
+        let (status, v2) = s
+            .qy(
+                &format!("/saas/cgi-bin/user/get?userid={}", member(corp)),
+                &[("X-Gateway-Corp", corp)],
+            )
+            .await;
+        assert_eq!((status, v2["errcode"].as_i64()), (200, Some(0)), "{v2}");
+    }
+    // Each corp's token fetched once, with its own permanent code.
+    assert_eq!(s.calls("/cgi-bin/service/get_corp_token").await, 2);
+    // Corp A's token never answers for corp B: user/get of B's member through A fails.
+    let (_, a) = s
+        .qy(
+            &format!("/saas/{CORP_A}/cgi-bin/user/get?userid=qianqi"),
+            &[],
+        )
+        .await;
+    let (_, b) = s
+        .qy(
+            &format!("/saas/{CORP_B}/cgi-bin/user/get?userid=qianqi"),
+            &[],
+        )
+        .await;
+    assert_eq!(b["errcode"], 0, "qianqi is corp B's: {b}");
+    assert_ne!(a["errcode"], 0, "not corp A's: {a}");
+    // The path and the header must agree.
+    let (status, _) = s
+        .qy(
+            &format!("/saas/{CORP_A}/cgi-bin/user/get?userid=zhaoliu"),
+            &[("X-Gateway-Corp", CORP_B)],
+        )
+        .await;
+    assert_eq!(status, 400);
+    // The permanent codes never reach the log.
+    let log = s.gw().log();
+    for corp in [CORP_A, CORP_B] {
+        let code = s
+            .emu
+            .state()
+            .world()
+            .install(SUITE, corp)
+            .unwrap()
+            .permanent_code
+            .clone();
+        assert!(
+            !log.contains(&code),
+            "{corp}'s permanent code in the log:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_create_auth_exchanges_nothing_twice() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let exchanges = s.calls("/cgi-bin/service/v2/get_permanent_code").await;
+    assert_eq!(exchanges, 1);
+    // WeCom retries the same message when it did not hear back: the emulator resends it.
+    let xml = s.forwarded("create_auth")[0].clone();
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": xml}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
+    assert_eq!(s.forwarded("create_auth").len(), 1, "not queued twice");
+}
+
+#[tokio::test]
+async fn cancel_auth_removes_the_corp_and_its_tokens() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("cancel_auth", 1).await;
+    let before = s.calls("/cgi-bin/user/get").await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (404, Some(40084)), "{v}");
+    assert_eq!(
+        s.calls("/cgi-bin/user/get").await,
+        before,
+        "nothing sent for a removed corp"
+    );
+    // The other corp goes on.
+    assert_eq!(agent_of(&s, CORP_B).await.0, 200);
+}
+
+async fn installs_survive_a_restart(backend: Backend) {
+    let mut s = Saas::start(backend, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    s.restart(true).await;
+    for corp in [CORP_A, CORP_B] {
+        let (status, v) = agent_of(&s, corp).await;
+        assert_eq!(
+            (status, v["errcode"].as_i64()),
+            (200, Some(0)),
+            "{corp} after restart: {v}"
+        );
+    }
+    // Remembered, not exchanged again; the ticket too (no new push was needed).
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
+}
+
+#[tokio::test]
+async fn installs_survive_a_restart_with_the_local_store() {
+    installs_survive_a_restart(Backend::Local).await;
+}
+
+#[tokio::test]
+async fn installs_survive_a_restart_with_redis() {
+    let redis = RedisServer::start();
+    installs_survive_a_restart(Backend::Redis(redis.url())).await;
+}
+
+#[tokio::test]
+async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() {
+    let mut s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    // The exchange is slow at WeCom this once: the gateway dies while it is under way, after
+    // WeCom heard `success`.
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let log = s.settled().await;
+    assert!(
+        log.to_string().contains("delivered"),
+        "answered at once: {log}"
+    );
+    assert!(s.forwarded("create_auth").is_empty());
+    s.restart(true).await;
+    s.wait_forwarded("create_auth", 1).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
+
+#[tokio::test]
+async fn a_custom_app_takes_its_corp_tokens_by_gettoken_and_a_reset_permanent_code_replaces_them() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.install_of(CUSTOM_SUITE, CORP_A).await;
+    let path = format!("/custom/{CORP_A}/cgi-bin/user/get?userid=zhaoliu");
+    let gettokens = s.calls("/cgi-bin/gettoken").await;
+    let (status, v) = s.qy(&path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    // 代开发: the permanent code is the app's secret in the corp, through plain gettoken.
+    assert_eq!(s.calls("/cgi-bin/gettoken").await, gettokens + 1);
+    assert_eq!(s.calls("/cgi-bin/service/get_corp_token").await, 0);
+
+    // The corp resets the code: the old code and its tokens die at WeCom; the gateway
+    // exchanges the new AuthCode and goes on with a token of the new code.
+    s.control(
+        "/_emulator/suites/reset-permanent-code",
+        serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("reset_permanent_code", 1).await;
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
+    let (status, v) = s.qy(&path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(
+        s.calls("/cgi-bin/gettoken").await,
+        gettokens + 2,
+        "a token of the new code"
+    );
+}
+
+#[tokio::test]
+async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    let gettoken = |corp: &str, secret: &str| {
+        format!("/saas/{corp}/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}")
+    };
+    let (status, v) = s.qy(&gettoken(CORP_A, SUITE_SECRET), &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    let handle = v["access_token"].as_str().unwrap().to_owned();
+    assert!(handle.starts_with("wgw1.saas~"), "{handle}");
+    // The handle alone picks the app and the corp, as WxJava would send it.
+    let (_, a) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=zhaoliu"),
+            &[],
+        )
+        .await;
+    assert_eq!(a["errcode"], 0, "corp A's member through A's handle: {a}");
+    let (_, b) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=qianqi"),
+            &[],
+        )
+        .await;
+    assert_ne!(b["errcode"], 0, "corp B's member is not A's: {b}");
+    // The handle and the header must agree; a wrong secret gets no handle.
+    let (status, _) = s
+        .qy(
+            &format!("/cgi-bin/user/get?access_token={handle}&userid=qianqi"),
+            &[("X-Gateway-Corp", CORP_B)],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (_, v) = s.qy(&gettoken(CORP_A, "not-the-secret"), &[]).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+    // Nothing of this went to WeCom's gettoken.
+    assert_eq!(s.calls("/cgi-bin/gettoken").await, 0);
+}
