@@ -22,6 +22,9 @@ pub struct Ids {
     /// The first external contact, and its unionid.
     pub customer: String,
     pub customer_unionid: String,
+    /// The service provider's corp, and each suite's id and secret.
+    pub provider_corp: String,
+    pub suites: Vec<(String, String)>,
 }
 
 impl Ids {
@@ -62,6 +65,16 @@ impl Ids {
                 .map(|c| c.external_userid.clone())
                 .unwrap_or_default(),
             customer_unionid: customer.and_then(|c| c.unionid.clone()).unwrap_or_default(),
+            provider_corp: s
+                .provider
+                .as_ref()
+                .map(|p| p.corp_id.clone())
+                .unwrap_or_default(),
+            suites: s
+                .suites
+                .iter()
+                .map(|x| (x.suite_id.clone(), x.suite_secret.clone()))
+                .collect(),
         }
     }
 }
@@ -89,11 +102,13 @@ pub fn customer_unionid() -> &'static str {
     &ids().customer_unionid
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Kind {
     Wecom,
     Mp,
     Mini,
+    /// `wecom_suite` (a third-party suite) or `wecom_custom` (代开发) of this suite id.
+    Suite(&'static str, String),
 }
 
 /// One `[apps.NAME]` table, its credentials taken from the scenario.
@@ -122,6 +137,16 @@ impl App {
     /// The scenario's mini-program.
     pub fn mini(name: &str) -> App {
         App::new(name, Kind::Mini)
+    }
+
+    /// The scenario's third-party suite `suite_id`, installed by corps.
+    pub fn suite(name: &str, suite_id: &str) -> App {
+        App::new(name, Kind::Suite("wecom_suite", suite_id.into()))
+    }
+
+    /// The scenario's custom-developed (代开发) suite `suite_id`.
+    pub fn custom_suite(name: &str, suite_id: &str) -> App {
+        App::new(name, Kind::Suite("wecom_custom", suite_id.into()))
     }
 
     fn new(name: &str, kind: Kind) -> App {
@@ -170,7 +195,7 @@ impl App {
         let name = &self.name;
         let api = self.api_base.as_deref().unwrap_or(emu);
         let mut t = format!("[apps.{name}]\n");
-        match self.kind {
+        match &self.kind {
             Kind::Wecom => {
                 let agent_id = self.agent_id.unwrap_or(ids.agent_id);
                 let secret = self.secret.as_deref().unwrap_or(&ids.agent_secret);
@@ -193,6 +218,23 @@ impl App {
                      authorize_url = \"{emu}/connect/oauth2/authorize\"\n",
                     ids.mp_app_id
                 );
+            }
+            Kind::Suite(kind, suite_id) => {
+                let secret = ids
+                    .suites
+                    .iter()
+                    .find(|(id, _)| id == suite_id)
+                    .map(|(_, secret)| secret.as_str())
+                    .expect("the suite is in the scenario");
+                t += &format!(
+                    "kind = \"{kind}\"\nsuite_id = \"{suite_id}\"\nsuite_secret = \"{secret}\"\n\
+                     provider_corp_id = \"{}\"\napi_base = \"{api}\"\n\
+                     authorize_url = \"{emu}/connect/oauth2/authorize\"\nqr_login_url = \"{emu}/wwlogin/sso/login\"\n",
+                    ids.provider_corp
+                );
+                if *kind == "wecom_suite" {
+                    t += &format!("jssdk_urls = [\"{emu}/emulator/jweixin.js\"]\n");
+                }
             }
             Kind::Mini => {
                 let secret = self.secret.as_deref().unwrap_or(&ids.mini_secret);
