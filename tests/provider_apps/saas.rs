@@ -14,14 +14,11 @@ pub use crate::common::world::ASSERTION_SECRET;
 use crate::common::world::{App, World};
 
 pub const SUITE: &str = "wwemusuite00000001";
-pub const SUITE_SECRET: &str = "emu-suite-secret";
-pub const PROVIDER_CORP: &str = "wwemuprovider00001";
 pub const SUITE_AGENT: u64 = 1000005;
 pub const CORP_A: &str = "wwemucorp000000002";
 pub const CORP_B: &str = "wwemucorp000000003";
 pub const HOME_CORP: &str = "wwemu0000000000001";
 pub const CUSTOM_SUITE: &str = "dkemusuite00000001";
-pub const CUSTOM_SECRET: &str = "emu-custom-suite-secret";
 pub const TOKEN: &str = "SuiteToken123";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
@@ -41,6 +38,16 @@ pub fn scenario(extra: usize) -> emulator::Scenario {
         ));
     }
     emulator::Scenario::from_toml(&text).unwrap()
+}
+
+/// The third-party suite's secret, as the scenario has it.
+pub fn suite_secret() -> String {
+    let ids = crate::common::world::Ids::of(&scenario(0));
+    ids.suites
+        .into_iter()
+        .find(|(id, _)| id == SUITE)
+        .unwrap()
+        .1
 }
 
 pub fn extra_corp(i: usize) -> String {
