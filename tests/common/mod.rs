@@ -96,12 +96,7 @@ struct Ports {
 impl Gateway {
     /// Starts the gateway with `body` appended to [`server_table`].
     pub fn start(body: &str) -> Gateway {
-        Self::start_with(body, &[], &[])
-    }
-
-    pub fn start_with(body: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
-        let config = format!("{}\n{}", server_table(), body);
-        Self::start_config(&config, env, args)
+        Self::start_config(&format!("{}\n{}", server_table(), body), &[], &[])
     }
 
     /// Starts the gateway on a whole config (its own `[server]` table, with an
