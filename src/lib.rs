@@ -16,6 +16,7 @@ pub mod identity;
 pub mod import_nginx;
 pub mod jssdk;
 pub mod lifecycle;
+pub mod listeners;
 pub mod logging;
 pub mod login;
 pub mod metrics;

@@ -11,6 +11,7 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{self, Config};
+use crate::listeners::Ports;
 
 /// How long in-flight requests may take to finish once a stop is asked for.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -58,7 +59,8 @@ impl ShutdownSignalWatch for StopSignals {
 
 /// Reloads the config on SIGHUP. Routes, upstreams and apps change; listeners and threads
 /// need a restart. A bad new config is logged and the running one stays.
-pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>) {
+/// `ports`: what the listeners bound, settled on each new config as on the first.
+pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>, ports: Ports) {
     std::thread::Builder::new()
         .name("wgw-reload".into())
         .spawn(move || {
@@ -67,7 +69,8 @@ pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>) {
                 let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
                 while hup.recv().await.is_some() {
                     match config::load(&path) {
-                        Ok(new) => {
+                        Ok(mut new) => {
+                            ports.settle(&mut new.server);
                             let old = current.load();
                             if new.server.listen != old.server.listen
                                 || new.server.admin_listen != old.server.admin_listen

@@ -1,6 +1,6 @@
 //! `wecom-gateway`: a reverse proxy that makes an existing CRM work inside WeCom and WeChat.
 
-use wecom_gateway::{config, demo, logging, server};
+use wecom_gateway::{config, demo, listeners, logging, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +27,11 @@ enum Command {
     Run {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
+        /// Once every listener is bound, write their addresses here as JSON
+        /// (`listen`, `admin_listen`, `qyapi_listen`, `public_url`): how a supervisor or a test
+        /// learns the ports a port 0 got.
+        #[arg(long)]
+        ports_file: Option<PathBuf>,
     },
     /// Validate the config and print the route table (exit 0 valid, 2 invalid).
     Check {
@@ -37,6 +42,9 @@ enum Command {
     Demo {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
+        /// As for `run`.
+        #[arg(long)]
+        ports_file: Option<PathBuf>,
     },
     /// Print the TOML an nginx config becomes, and what it cannot honour.
     ///
@@ -68,54 +76,8 @@ fn run(command: Command) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
-            let loaded = match config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            // Kept alive for the life of the process.
-            let _emulator = match demo::start_emulator(&loaded) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("wecom-gateway: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match server::run(config, loaded) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("wecom-gateway: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::Demo { config } => {
-            let loaded = match config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let helpers = match demo::start(&loaded) {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("wecom-gateway demo: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            println!("{}", demo::banner(&loaded, &helpers));
-            match server::run(config, loaded) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("wecom-gateway: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Run { config, ports_file } => serve(config, ports_file, Mode::Run),
+        Command::Demo { config, ports_file } => serve(config, ports_file, Mode::Demo),
         Command::ImportNginx { file } => match wecom_gateway::import_nginx::import(&file) {
             Ok(i) => {
                 print!("{}", i.toml);
@@ -133,5 +95,55 @@ fn run(command: Command) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+enum Mode {
+    Run,
+    Demo,
+}
+
+/// `run` and `demo`: load, bind every listener (a port 0 becomes a real port before anything
+/// uses the addresses), start the helpers, serve.
+fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
+    let mut loaded = match config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bound = match listeners::bind(&loaded.server) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("wecom-gateway: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    bound.ports().settle(&mut loaded.server);
+    let helpers = match mode {
+        Mode::Run => demo::start_emulator(&loaded).map_err(|e| format!("wecom-gateway: {e}")),
+        Mode::Demo => demo::start(&loaded)
+            .map(|h| {
+                println!("{}", demo::banner(&loaded, &h));
+                Some(h)
+            })
+            .map_err(|e| format!("wecom-gateway demo: {e}")),
+    };
+    // Kept alive for the life of the process.
+    let _helpers = match helpers {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let emulator = _helpers.as_ref().map(|h| h.emulator);
+    match server::run(config, loaded, bound, emulator, ports_file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wecom-gateway: {e}");
+            ExitCode::from(1)
+        }
     }
 }

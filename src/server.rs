@@ -1,5 +1,6 @@
 //! Assembles the pingora server: the public proxy, the admin listener, signals.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::callback::Callbacks;
 use crate::config::Config;
 use crate::connection;
 use crate::lifecycle::{self, StopSignals, DRAIN_LIMIT};
+use crate::listeners::{write_ports_file, Bound, Ports};
 use crate::provider::Provider;
 use crate::proxy::Gateway;
 use crate::qyapi::Qyapi;
@@ -25,7 +27,16 @@ use crate::store::Backend;
 /// Read buffer of the public connections' transport: none (see `run`).
 const PUBLIC_READ_BUFFER: usize = 0;
 
-pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
+/// Serves `config` (already [settled](crate::listeners::Ports::settle) on `bound`) on the
+/// listeners of `bound`; writes their addresses (and the in-process `emulator`'s) to
+/// `ports_file` once everything is set up.
+pub fn run(
+    config_path: PathBuf,
+    config: Config,
+    bound: Bound,
+    emulator: Option<SocketAddr>,
+    ports_file: Option<PathBuf>,
+) -> Result<(), String> {
     let conf = ServerConf {
         threads: config.server.threads,
         grace_period_seconds: Some(DRAIN_LIMIT.as_secs()),
@@ -37,9 +48,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let listen = config.server.listen.clone();
-    let admin_listen = config.server.admin_listen.clone();
-    let qyapi_listen = config.server.qyapi_listen.clone();
+    let ports = Ports {
+        emulator,
+        ..bound.ports()
+    };
+    let report = ports.report(&config.server);
     let current = Arc::new(ArcSwap::from_pointee(config));
     let inflight = Arc::new(AtomicUsize::new(0));
 
@@ -74,20 +87,21 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         "public".to_owned(),
         connection::Limited::new(proxy, max_connections),
     );
+    let public = bound.public;
     // pingora's transport read buffer (64 KiB by default) is sized for TLS records. Over plain
     // HTTP, as here behind a TLS terminator, pingora reads each request header into its own
     // buffer anyway: the transport buffer only adds a copy, and it stays allocated for as long
     // as the connection is open (10,000 idle keep-alive connections: 80 MiB at 8 KiB each).
     // bench/ENGINE.md measures it.
     proxy.add_listener(
-        ListenerConfig::tcp(listen.clone()).l4_buffer(L4BufferSettings {
+        ListenerConfig::tcp(public.addr.to_string()).l4_buffer(L4BufferSettings {
             read: Some(PUBLIC_READ_BUFFER),
             write: None,
         }),
     );
-    server.add_service(proxy);
+    server.add_service(public.serve(proxy));
 
-    if let Some(addr) = admin_listen {
+    if let Some(socket) = bound.admin {
         let mut admin = Service::new(
             "admin".to_owned(),
             Served::new(
@@ -98,11 +112,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
                 connection::server_options(&current.load().server),
             ),
         );
-        admin.add_tcp(&addr);
-        server.add_service(admin);
+        admin.add_tcp(&socket.addr.to_string());
+        server.add_service(socket.serve(admin));
     }
 
-    if let Some(addr) = qyapi_listen {
+    if let Some(socket) = bound.qyapi {
         let mut qyapi = Service::new(
             "qyapi".to_owned(),
             Served::new(
@@ -113,8 +127,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
                 connection::server_options(&current.load().server),
             ),
         );
-        qyapi.add_tcp(&addr);
-        server.add_service(qyapi);
+        qyapi.add_tcp(&socket.addr.to_string());
+        server.add_service(socket.serve(qyapi));
     }
 
     #[cfg(debug_assertions)]
@@ -131,8 +145,14 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), String> {
         Delivery::new(current.clone(), callbacks),
     ));
 
-    lifecycle::spawn_reloader(config_path, current);
-    tracing::info!(%listen, "wecom-gateway listening");
+    lifecycle::spawn_reloader(config_path, current, ports);
+    // Every socket is bound (connections queue until pingora accepts them): the addresses are
+    // final, in one line a program can read and in the ports file.
+    tracing::info!(ports = %report, "wecom-gateway listening");
+    if let Some(path) = &ports_file {
+        write_ports_file(path, &report)
+            .map_err(|e| format!("--ports-file {}: {e}", path.display()))?;
+    }
     server.run(RunArgs {
         shutdown_signal: Box::new(StopSignals { inflight }),
     });

@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::chrome::Chrome;
-use common::sidebar::{Crm, Sidebar, AGENT_ID, CUSTOMER, CUSTOMER_UNIONID};
+use common::sidebar;
+use common::world::{agent_id, customer, customer_unionid, World};
 use serde_json::json;
 
 /// A current WeCom client: `agentConfig` alone is enough (3.0.24 and later).
@@ -32,13 +33,13 @@ const READY: &str = r#"
 
 /// The page after the silent in-app login: the demo CRM's sidebar. Each `visit` is a new page
 /// load (the same URL with only a fragment would not reload it).
-async fn open_sidebar(chrome: &Chrome, w: &Sidebar, visit: u32) {
-    let page = w.gw.url(&format!("/sidebar/?visit={visit}#/customer"));
+async fn open_sidebar(chrome: &Chrome, w: &World, visit: u32) {
+    let page = w.gw().url(&format!("/sidebar/?visit={visit}#/customer"));
     chrome.open(&page).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let now = chrome.current_url().await;
-        if now.starts_with(&w.gw.url("/sidebar/")) {
+        if now.starts_with(&w.gw().url("/sidebar/")) {
             break;
         }
         assert!(Instant::now() < deadline, "stuck at {now}");
@@ -55,12 +56,16 @@ async fn open_sidebar(chrome: &Chrome, w: &Sidebar, visit: u32) {
 async fn ready_resolves_with_the_current_customer_and_names_a_broken_signature() {
     let crm = emulator::crm::start_crm(
         "127.0.0.1:0".parse().unwrap(),
-        Some(common::sidebar::ASSERTION_SECRET.to_owned()),
+        Some(common::world::ASSERTION_SECRET.to_owned()),
     )
     .await
     .unwrap();
-    let w = Sidebar::start_with(emulator::Scenario::default(), Crm::At(crm.base_url()), true).await;
-    w.chat_with(CUSTOMER).await;
+    let w = sidebar::world()
+        .scenario(emulator::Scenario::default())
+        .crm_at(&crm.base_url())
+        .start()
+        .await;
+    w.chat_with(customer()).await;
     let chrome = Chrome::start(WXWORK_UA).await;
 
     open_sidebar(&chrome, &w, 1).await;
@@ -68,7 +73,7 @@ async fn ready_resolves_with_the_current_customer_and_names_a_broken_signature()
     chrome.screenshot("sdk-ready").await;
     assert_eq!(
         r["ok"],
-        json!({"userId": "zhangsan", "externalUserId": CUSTOMER, "unionId": CUSTOMER_UNIONID,
+        json!({"userId": "zhangsan", "externalUserId": customer(), "unionId": customer_unionid(),
                "name": "王小明", "entry": "single_chat_tools"}),
         "{r}"
     );
@@ -76,39 +81,40 @@ async fn ready_resolves_with_the_current_customer_and_names_a_broken_signature()
     let shown = chrome
         .run("(function w(n){var t=document.getElementById('customer').textContent; if (t.indexOf('customer ')===0||n>200) done(t); else setTimeout(function(){w(n+1)},25);})(0);")
         .await;
-    assert!(shown.as_str().unwrap().contains(CUSTOMER), "{shown}");
+    assert!(shown.as_str().unwrap().contains(customer()), "{shown}");
 
     // WeComGateway.fetch carries the page's ticket; the CRM gets the verified customer.
     let seen = chrome
         .run("WeComGateway.fetch('/sidebar/api', {headers: {Accept: 'application/json'}}).then(function (r) { return r.json(); }).then(done, function (e) { done(String(e)); });")
         .await;
     assert_eq!(
-        seen["headers"]["x-wecom-external-userid"], CUSTOMER,
+        seen["headers"]["x-wecom-external-userid"],
+        customer(),
         "{seen}"
     );
     assert_eq!(
         seen["headers"]["x-wecom-external-unionid"],
-        CUSTOMER_UNIONID
+        customer_unionid()
     );
     assert!(seen["headers"].get("wgw-contact").is_none());
-    assert_eq!(seen["assertion"]["claims"]["external_userid"], CUSTOMER);
+    assert_eq!(seen["assertion"]["claims"]["external_userid"], customer());
 
     // WeCom drops the agent ticket early: agentConfig fails once, sdk.js reports it, the
     // gateway replaces the ticket and the retry passes.
     w.control(
         "/_emulator/tickets",
-        json!({"kind": "agent", "agentid": AGENT_ID, "ticket": "replaced-by-wecom-1"}),
+        json!({"kind": "agent", "agentid": agent_id(), "ticket": "replaced-by-wecom-1"}),
     )
     .await;
     open_sidebar(&chrome, &w, 2).await;
     let r = chrome.run(READY).await;
-    assert_eq!(r["ok"]["externalUserId"], CUSTOMER, "{r}");
+    assert_eq!(r["ok"]["externalUserId"], customer(), "{r}");
 
     // Dropped again within the minute: the gateway does not fetch again, and the page is
     // told which step failed and what WeCom said.
     w.control(
         "/_emulator/tickets",
-        json!({"kind": "agent", "agentid": AGENT_ID, "ticket": "replaced-by-wecom-2"}),
+        json!({"kind": "agent", "agentid": agent_id(), "ticket": "replaced-by-wecom-2"}),
     )
     .await;
     open_sidebar(&chrome, &w, 3).await;
@@ -126,7 +132,11 @@ async fn an_old_client_runs_config_first_and_a_bad_corp_ticket_names_config() {
     let crm = emulator::crm::start_crm("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
-    let w = Sidebar::start_with(emulator::Scenario::default(), Crm::At(crm.base_url()), true).await;
+    let w = sidebar::world()
+        .scenario(emulator::Scenario::default())
+        .crm_at(&crm.base_url())
+        .start()
+        .await;
     // No customer chat: ready() resolves without one, after getContext.
     let old_ua = WXWORK_UA.replace("wxwork/4.1.0", "wxwork/3.0.20");
     let chrome = Chrome::start(&old_ua).await;
@@ -214,11 +224,15 @@ fn gateway_fetch(path: &str) -> String {
 async fn the_contact_ticket_is_renewed_before_it_expires_and_once_after_a_refusal() {
     let crm = emulator::crm::start_crm(
         "127.0.0.1:0".parse().unwrap(),
-        Some(common::sidebar::ASSERTION_SECRET.to_owned()),
+        Some(common::world::ASSERTION_SECRET.to_owned()),
     )
     .await
     .unwrap();
-    let w = Sidebar::start_with(two_members_one_customer(), Crm::At(crm.base_url()), true).await;
+    let w = sidebar::world()
+        .scenario(two_members_one_customer())
+        .crm_at(&crm.base_url())
+        .start()
+        .await;
     w.chat_with("wmShared").await;
     let chrome = Chrome::start(WXWORK_UA).await;
     open_sidebar(&chrome, &w, 1).await;

@@ -7,15 +7,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::callbacks::{
-    event_xml, expected_signature, now_secs, sealed_post, Backend, World, AGENT_ID, CORP_ID,
+    event_xml, expected_signature, now_secs, sealed_post, Backend, CallbackWorld,
 };
 use common::client;
+use common::world::{agent_id, corp_id};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
-    let w = World::start(Backend::Local, 1).await;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
     let sent = w
         .control(
             "/_emulator/contacts/delete",
@@ -42,8 +43,8 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
     assert_eq!(r.path, "/wecom/callback");
     assert_eq!(r.body, xml, "the plaintext, as WeCom sent it");
     assert_eq!(r.header("content-type"), "application/xml");
-    assert_eq!(r.header("x-wecom-corpid"), CORP_ID);
-    assert_eq!(r.header("x-wecom-agentid"), AGENT_ID.to_string());
+    assert_eq!(r.header("x-wecom-corpid"), corp_id());
+    assert_eq!(r.header("x-wecom-agentid"), agent_id().to_string());
     assert_eq!(r.header("x-gateway-event-id").len(), 32);
     assert_eq!(r.header("x-gateway-signature"), expected_signature(&r.body));
 
@@ -60,16 +61,16 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
     );
 
     // Counted once the CRM's 2xx is recorded in the queue, a moment after the CRM saw it.
-    common::callbacks::wait_metric(
-        &w.gateways[0],
-        r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
-    )
-    .await;
+    w.gateways[0]
+        .wait_metric(
+            r#"wgw_events_total{app="crm",event="change_external_contact/del_follow_user",result="delivered"} 1"#,
+        )
+        .await;
 }
 
 #[tokio::test]
 async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
-    let w = World::start(Backend::Local, 1).await;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
     let gw = &w.gateways[0];
     let url = gw.url("/_gateway/callback/crm");
     let xml = event_xml(1);
@@ -141,7 +142,7 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
 
 #[tokio::test]
 async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
-    let w = World::start(Backend::Local, 1).await;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
     w.crm.state.fail_next.store(3, Ordering::SeqCst);
     for n in 0..5 {
         w.send("crm", &event_xml(n)).await;
@@ -168,7 +169,7 @@ async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
 
 #[tokio::test]
 async fn sigkill_with_events_queued_loses_nothing() {
-    let mut w = World::start(Backend::Local, 1).await;
+    let mut w = CallbackWorld::start(Backend::Local, 1).await;
     w.crm.state.down.store(true, Ordering::SeqCst);
     let n = 20;
     let url = w.gateways[0].url("/_gateway/callback/crm");
@@ -202,7 +203,7 @@ async fn sigkill_with_events_queued_loses_nothing() {
 #[tokio::test]
 async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
     use common::browser::{self, Browser, WXWORK_UA};
-    let w = World::start(Backend::Local, 1).await;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
     let gw = &w.gateways[0];
     let mut b = Browser::new(WXWORK_UA);
     browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
@@ -254,6 +255,7 @@ async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
         None,
         "nor does the session's current contact"
     );
+    gw.wait_log("revoked");
     assert!(
         gw.log().contains("reason=\"revoked\"") || gw.log().contains("reason=revoked"),
         "{}",
@@ -272,7 +274,7 @@ async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_ones() {
     let redis = common::redis_server::RedisServer::start();
-    let mut w = World::start(Backend::Redis(redis.url()), 3).await;
+    let mut w = CallbackWorld::start(Backend::Redis(redis.url()), 3).await;
     // WeCom's posts land on any instance behind the load balancer.
     let n = 30u32;
     for i in 0..n {
@@ -361,7 +363,8 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
         .await
         .unwrap();
     // The demo's corp: two members.
-    let w = World::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
+    let w =
+        CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
     async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
         b.get_json(&gw.url("/sidebar/page"), &[])
             .await
@@ -369,7 +372,7 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
             .as_u16()
     }
     // Behind one load balancer a browser's cookie goes to every instance: the jar is copied.
-    fn everywhere(b: &mut Browser, w: &World, from: usize) {
+    fn everywhere(b: &mut Browser, w: &CallbackWorld, from: usize) {
         let cookies = b.jar[&Browser::authority(&w.gateways[from].url("/"))].clone();
         for gw in &w.gateways {
             for (name, value) in &cookies {

@@ -209,14 +209,15 @@ fn check_lists_the_locations_inside_each_protected_area() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
-    let emu_port = common::free_port();
-    let body = format!(
-        "[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
-         [emulator]\nenabled = true\nlisten = \"127.0.0.1:{emu_port}\"\n"
-    );
-    let gw = tokio::task::spawn_blocking(move || common::Gateway::start(&body))
+    let body = "[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
+         [emulator]\nenabled = true\nlisten = \"127.0.0.1:0\"\n";
+    let gw = tokio::task::spawn_blocking(move || common::Gateway::start(body))
         .await
         .unwrap();
+    // Port 0 for the emulator too: the ports file says which it got.
+    let emu_port = gw.emulator_port.expect("the emulator's port is reported");
+    // `run` serves the demo's corp.
+    let ids = common::world::Ids::of(&emulator::Scenario::demo());
     let r = common::client()
         .get(format!("http://127.0.0.1:{emu_port}/_emulator/calls"))
         .send()
@@ -225,13 +226,15 @@ async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
     assert_eq!(r.status(), 200);
     let r = common::client()
         .get(format!(
-            "http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid=wwemu0000000000001&corpsecret=emu-agent-secret"
+            "http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid={}&corpsecret={}",
+            ids.corp_id, ids.agent_secret
         ))
         .send()
         .await
         .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["errcode"], 0, "{v}");
+    gw.wait_log("[emulator] enabled");
     assert!(
         gw.log().contains(&format!("127.0.0.1:{emu_port}")),
         "{}",

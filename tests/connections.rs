@@ -91,6 +91,7 @@ fn a_client_that_trickles_its_header_is_closed_after_header_timeout() {
             if closed || s.write_all(&[*byte]).is_err() {
                 break;
             }
+            // The behaviour under test: a client that trickles its header a byte at a time.
             std::thread::sleep(Duration::from_millis(200));
         }
         assert!(closed || s.read(&mut [0u8; 16]).map_or(true, |n| n == 0));

@@ -5,10 +5,9 @@
 mod common;
 
 use common::browser::{Browser, WXWORK_UA};
-use common::sidebar::{
-    assertion_claims, Crm, Sidebar, CORP_ID, CUSTOMER, CUSTOMER_UNIONID, SESSION_SECRET,
-};
+use common::sidebar;
 use common::upstream::Echo;
+use common::world::{claims, corp_id, customer, customer_unionid, App, World, SESSION_SECRET};
 use emulator::Scenario;
 use serde_json::{json, Value};
 use wecom_gateway::jssdk::contact::{issue_ticket_until, ExternalContact};
@@ -31,7 +30,7 @@ fn scenario(page_size: usize) -> Scenario {
 follow_user_page_size = {page_size}
 
 [corp]
-corp_id = "{CORP_ID}"
+corp_id = "{corp}"
 contact_secret = "emu-contact-secret"
 
 [[agents]]
@@ -48,10 +47,10 @@ name = "李四"
 
 {members}
 [[external_contacts]]
-external_userid = "{CUSTOMER}"
+external_userid = "{customer}"
 name = "王小明"
 type = 1
-unionid = "{CUSTOMER_UNIONID}"
+unionid = "{unionid}"
 follow_user = ["zhangsan"]
 
 [[external_contacts]]
@@ -79,19 +78,22 @@ external_userid = "wmCrowdWithout"
 name = "周先生"
 type = 1
 follow_user = [{crowd}]
-"#
+"#,
+        corp = corp_id(),
+        customer = customer(),
+        unionid = customer_unionid(),
     ))
     .unwrap()
 }
 
-async fn sidebar() -> Sidebar {
-    Sidebar::start_with(scenario(500), Crm::Echo, true).await
+async fn sidebar() -> World {
+    sidebar::world().scenario(scenario(500)).start().await
 }
 
 /// What the CRM received for `path`, sent with `ticket` in `WGW-Contact` when given.
-async fn upstream_sees(w: &Sidebar, b: &mut Browser, path: &str, ticket: Option<&str>) -> Echo {
+async fn upstream_sees(w: &World, b: &mut Browser, path: &str, ticket: Option<&str>) -> Echo {
     let headers: Vec<(&str, &str)> = ticket.map(|t| ("WGW-Contact", t)).into_iter().collect();
-    let r = b.get_json(&w.gw.url(path), &headers).await;
+    let r = b.get_json(&w.gw().url(path), &headers).await;
     assert_eq!(r.status(), 200, "{path}");
     r.json().await.unwrap()
 }
@@ -122,7 +124,7 @@ fn now() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_contact_is_verified_and_reaches_the_crm_with_its_unionid() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
+    let mut b = w.member().await;
     let before = upstream_sees(&w, &mut b, "/sidebar/", None).await;
     assert_eq!(
         contact_of(&before),
@@ -130,42 +132,48 @@ async fn own_contact_is_verified_and_reaches_the_crm_with_its_unionid() {
         "nothing before verification"
     );
 
-    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["external_userid"], CUSTOMER);
-    assert_eq!(body["unionid"], CUSTOMER_UNIONID);
+    assert_eq!(body["external_userid"], customer());
+    assert_eq!(body["unionid"], customer_unionid());
     assert_eq!(body["name"], "王小明");
     let ticket = body["ticket"].as_str().unwrap();
-    assert!(!ticket.contains(CUSTOMER), "the ticket is sealed");
+    assert!(!ticket.contains(customer()), "the ticket is sealed");
 
     let echo = upstream_sees(&w, &mut b, "/sidebar/", Some(ticket)).await;
-    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+    assert_eq!(
+        contact_of(&echo),
+        (Some(customer()), Some(customer_unionid()))
+    );
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
     assert_eq!(echo.header("wgw-contact"), None, "the ticket stays home");
-    let claims = assertion_claims(echo.header("x-gateway-assertion").unwrap());
-    assert_eq!(claims["external_userid"], CUSTOMER);
-    assert_eq!(claims["external_unionid"], CUSTOMER_UNIONID);
+    let claims = claims(echo.header("x-gateway-assertion").unwrap());
+    assert_eq!(claims["external_userid"], customer());
+    assert_eq!(claims["external_unionid"], customer_unionid());
 
     // The session remembers it: a request without the ticket is about the same customer.
     let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
-    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+    assert_eq!(
+        contact_of(&echo),
+        (Some(customer()), Some(customer_unionid()))
+    );
     // A route with external_contact = "none" is not told.
     let echo = upstream_sees(&w, &mut b, "/staff/", Some(ticket)).await;
     assert_eq!(contact_of(&echo), (None, None));
     assert_eq!(echo.header("wgw-contact"), None);
 
     // Verified once, cached for 10 minutes.
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 1);
-    let (status, again) = w.verify_contact(&mut b, CUSTOMER).await;
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 1);
+    let (status, again) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200);
-    assert_eq!(again["unionid"], CUSTOMER_UNIONID);
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 1);
+    assert_eq!(again["unionid"], customer_unionid());
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_elses_contact_is_403_and_nothing_is_injected() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
+    let mut b = w.member().await;
     for id in ["wmLisiCustomer", "wmNobodyKnows"] {
         let (status, body) = w.verify_contact(&mut b, id).await;
         assert_eq!(status, 403, "{id}: {body}");
@@ -177,25 +185,25 @@ async fn someone_elses_contact_is_403_and_nothing_is_injected() {
     // Refusals are not cached.
     let (status, _) = w.verify_contact(&mut b, "wmLisiCustomer").await;
     assert_eq!(status, 403);
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 3);
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
-    let (status, _) = w.verify_contact(&mut b, CUSTOMER).await;
+    let mut b = w.member().await;
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200);
 
     let lisis = contact("wmLisiCustomer");
     let cases = [
         (
             "expired",
-            issue_ticket_until(&key(), CORP_ID, "zhangsan", &lisis, now() - 1),
+            issue_ticket_until(&key(), corp_id(), "zhangsan", &lisis, now() - 1),
         ),
         (
             "other_user",
-            issue_ticket_until(&key(), CORP_ID, "lisi", &lisis, now() + 3600),
+            issue_ticket_until(&key(), corp_id(), "lisi", &lisis, now() + 3600),
         ),
         (
             "other_corp",
@@ -205,7 +213,7 @@ async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged
             "unreadable",
             issue_ticket_until(
                 &cookie::Key::derive_from(b"another-gateway-secret-0123456789abcdef"),
-                CORP_ID,
+                corp_id(),
                 "zhangsan",
                 &lisis,
                 now() + 3600,
@@ -218,9 +226,9 @@ async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged
         // Refused: no contact at all, neither the ticket's nor the session's current one.
         assert_eq!(contact_of(&echo), (None, None), "{reason}");
         assert_eq!(echo.header("wgw-contact"), None);
-        w.gw.wait_log(&format!("reason=\"{reason}\""));
+        w.gw().wait_log(&format!("reason=\"{reason}\""));
     }
-    let log = w.gw.log();
+    let log = w.gw().log();
     assert!(log.contains("WGW-Contact ticket refused"), "{log}");
     for (_, ticket) in &cases[..4] {
         assert!(
@@ -231,14 +239,17 @@ async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged
 
     // Without the header, the session's current contact applies.
     let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
-    assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+    assert_eq!(
+        contact_of(&echo),
+        (Some(customer()), Some(customer_unionid()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pages_with_two_tickets_each_get_their_own_contact() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
-    let (_, first) = w.verify_contact(&mut b, CUSTOMER).await;
+    let mut b = w.member().await;
+    let (_, first) = w.verify_contact(&mut b, customer()).await;
     let (status, second) = w.verify_contact(&mut b, "wmSecondCustomer").await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(
@@ -252,10 +263,13 @@ async fn two_pages_with_two_tickets_each_get_their_own_contact() {
     );
     for _ in 0..2 {
         let echo = upstream_sees(&w, &mut b, "/sidebar/a", Some(t1)).await;
-        assert_eq!(contact_of(&echo), (Some(CUSTOMER), Some(CUSTOMER_UNIONID)));
+        assert_eq!(
+            contact_of(&echo),
+            (Some(customer()), Some(customer_unionid()))
+        );
         let echo = upstream_sees(&w, &mut b, "/sidebar/b", Some(t2)).await;
         assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
-        let claims = assertion_claims(echo.header("x-gateway-assertion").unwrap());
+        let claims = claims(echo.header("x-gateway-assertion").unwrap());
         assert_eq!(claims["external_userid"], "wmSecondCustomer");
     }
     // Without a ticket: the one verified last.
@@ -266,48 +280,48 @@ async fn two_pages_with_two_tickets_each_get_their_own_contact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_required_route_without_a_contact_is_403() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
-    let r = b.get_json(&w.gw.url("/customer/42"), &[]).await;
+    let mut b = w.member().await;
+    let r = b.get_json(&w.gw().url("/customer/42"), &[]).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "external_contact_required");
 
-    let (_, c) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (_, c) = w.verify_contact(&mut b, customer()).await;
     let echo = upstream_sees(&w, &mut b, "/customer/42", c["ticket"].as_str()).await;
-    assert_eq!(contact_of(&echo).0, Some(CUSTOMER));
+    assert_eq!(contact_of(&echo).0, Some(customer()));
     let echo = upstream_sees(&w, &mut b, "/customer/42", None).await;
     assert_eq!(
         contact_of(&echo).0,
-        Some(CUSTOMER),
+        Some(customer()),
         "the session's current contact"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_of_follow_user_is_read() {
-    let w = Sidebar::start_with(scenario(2), Crm::Echo, true).await;
-    let mut b = w.logged_in().await;
+    let w = sidebar::world().scenario(scenario(2)).start().await;
+    let mut b = w.member().await;
     // Seven followers, two per page: zhangsan is on the fourth page.
     let (status, body) = w.verify_contact(&mut b, "wmCrowdLast").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 4);
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 4);
     let (status, body) = w.verify_contact(&mut b, "wmCrowdWithout").await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 7);
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_400_and_strangers_401() {
     let w = sidebar().await;
     let mut stranger = Browser::new(WXWORK_UA);
-    let (status, body) = w.verify_contact(&mut stranger, CUSTOMER).await;
+    let (status, body) = w.verify_contact(&mut stranger, customer()).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("login_required"))
     );
 
-    let mut b = w.logged_in().await;
-    let url = w.gw.url("/_gateway/external-contact");
+    let mut b = w.member().await;
+    let url = w.gw().url("/_gateway/external-contact");
     let big = "x".repeat(10_000);
     let bodies: &[(&str, &str)] = &[
         ("application/json", "{not json"),
@@ -335,19 +349,19 @@ async fn bad_requests_are_400_and_strangers_401() {
     }
     let r = b.get_json(&url, &[]).await;
     assert_eq!(r.status(), 405);
-    assert_eq!(w.emu_calls("/cgi-bin/externalcontact/get").await, 0);
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_errors_are_502_with_the_errcode() {
     let w = sidebar().await;
-    let mut b = w.logged_in().await;
+    let mut b = w.member().await;
     w.control(
         "/_emulator/faults",
         json!({"api": "/cgi-bin/externalcontact/get", "errcode": 60011, "count": 1}),
     )
     .await;
-    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["errcode"], 60011);
     assert_eq!(body["error"], "provider_error");
@@ -357,14 +371,17 @@ async fn provider_errors_are_502_with_the_errcode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_contact_secret_the_apps_own_token_is_used() {
-    let w = Sidebar::start_with(scenario(500), Crm::Echo, false).await;
-    let mut b = w.logged_in().await;
+    let w = sidebar::world_of(App::wecom("crm"))
+        .scenario(scenario(500))
+        .start()
+        .await;
+    let mut b = w.member().await;
     // The emulator, like a corp that did not allow the app, refuses the app token: 48002.
-    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["errcode"], 48002);
     assert_eq!(
-        w.emu_calls("/cgi-bin/gettoken").await,
+        w.calls("/cgi-bin/gettoken").await,
         1,
         "no contact token asked for"
     );

@@ -4,7 +4,8 @@
 mod common;
 
 use common::browser::{Browser, WXWORK_UA};
-use common::sidebar::{Sidebar, CORP_ID};
+use common::sidebar;
+use common::world::corp_id;
 use serde_json::Value;
 
 fn enc(s: &str) -> String {
@@ -23,20 +24,20 @@ fn stale(kind: &str, payload: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_signatures_pass_the_emulators_check() {
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let page = w.gw.url("/sidebar/?from=chat&x=%E5%BC%A0");
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let page = w.gw().url("/sidebar/?from=chat&x=%E5%BC%A0");
     let (status, cfg) = w.jssdk_config(&mut b, &format!("url={}", enc(&page))).await;
     assert_eq!(status, 200, "{cfg}");
 
     let c = &cfg["config"];
     assert_eq!(c["beta"], true);
-    assert_eq!(c["appId"], CORP_ID);
+    assert_eq!(c["appId"], corp_id());
     assert!(c["timestamp"].is_u64());
     let nonce = c["nonceStr"].as_str().unwrap();
     assert!(nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_alphanumeric()));
     let a = &cfg["agentConfig"];
-    assert_eq!(a["corpid"], CORP_ID);
+    assert_eq!(a["corpid"], corp_id());
     assert_eq!(a["agentid"], "1000002", "a string");
     assert_ne!(a["nonceStr"], c["nonceStr"]);
 
@@ -53,7 +54,7 @@ async fn both_signatures_pass_the_emulators_check() {
     );
     // Signed for this page only.
     assert_eq!(
-        w.emulator_verdict("config", c, &w.gw.url("/sidebar/other"))
+        w.emulator_verdict("config", c, &w.gw().url("/sidebar/other"))
             .await,
         "config:invalid signature"
     );
@@ -69,14 +70,14 @@ fn agent_shaped(config: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fragment_is_dropped_before_signing() {
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let page = w.gw.url("/sidebar/?tab=1#/customer/42?x=1");
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let page = w.gw().url("/sidebar/?tab=1#/customer/42?x=1");
     let (status, cfg) = w.jssdk_config(&mut b, &format!("url={}", enc(&page))).await;
     assert_eq!(status, 200, "{cfg}");
     // The client signs location.href without the fragment, and so does its check: a payload
     // signed over the fragment would be refused.
-    let without = w.gw.url("/sidebar/?tab=1");
+    let without = w.gw().url("/sidebar/?tab=1");
     for (kind, payload) in [
         ("config", &cfg["config"]),
         ("agentConfig", &cfg["agentConfig"]),
@@ -94,9 +95,9 @@ async fn the_fragment_is_dropped_before_signing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn urls_off_the_public_origin_are_refused_with_400() {
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let port = w.gw.port;
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let port = w.gw().port;
     let cases = [
         format!("http://evil.example.com:{port}/sidebar/"),
         format!("http://127.0.0.1:{}/sidebar/", port + 1),
@@ -117,14 +118,14 @@ async fn urls_off_the_public_origin_are_refused_with_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_the_config_is_401() {
-    let w = Sidebar::start().await;
+    let w = sidebar::world().start().await;
     let mut b = Browser::new(WXWORK_UA);
-    let page = w.gw.url("/sidebar/");
+    let page = w.gw().url("/sidebar/");
     let (status, body) = w.jssdk_config(&mut b, &format!("url={}", enc(&page))).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "login_required");
     assert_eq!(
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
         0,
         "no ticket fetched for a stranger"
     );
@@ -132,15 +133,15 @@ async fn without_a_session_the_config_is_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_are_cached_and_a_ticket_wecom_dropped_is_replaced_once_reported() {
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let page = w.gw.url("/sidebar/");
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let page = w.gw().url("/sidebar/");
     let q = format!("url={}", enc(&page));
     let (_, first) = w.jssdk_config(&mut b, &q).await;
     let (_, again) = w.jssdk_config(&mut b, &q).await;
     assert_ne!(first["config"]["nonceStr"], again["config"]["nonceStr"]);
-    assert_eq!(w.emu_calls("/cgi-bin/get_jsapi_ticket").await, 1, "cached");
-    assert_eq!(w.emu_calls("/cgi-bin/ticket/get").await, 1, "cached");
+    assert_eq!(w.calls("/cgi-bin/get_jsapi_ticket").await, 1, "cached");
+    assert_eq!(w.calls("/cgi-bin/ticket/get").await, 1, "cached");
 
     // WeCom drops every token and ticket early; only the JS-SDK on the page notices.
     w.control("/_emulator/expire-tokens", Value::Null).await;
@@ -161,7 +162,7 @@ async fn tickets_are_cached_and_a_ticket_wecom_dropped_is_replaced_once_reported
         .jssdk_config(&mut b, &format!("{q}&stale={}", stale("config", &forged)))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(w.emu_calls("/cgi-bin/get_jsapi_ticket").await, 1);
+    assert_eq!(w.calls("/cgi-bin/get_jsapi_ticket").await, 1);
 
     // sdk.js reports what was refused; the next config is signed with new tickets, fetched
     // over an expired access token (42001, refreshed once, retried once).
@@ -186,15 +187,11 @@ async fn tickets_are_cached_and_a_ticket_wecom_dropped_is_replaced_once_reported
         "agentConfig:ok"
     );
     assert_eq!(
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
         3,
         "one refused try, one retry"
     );
-    assert_eq!(
-        w.emu_calls("/cgi-bin/gettoken").await,
-        2,
-        "one token refresh"
-    );
+    assert_eq!(w.calls("/cgi-bin/gettoken").await, 2, "one token refresh");
 
     // The same report again changes nothing: the ticket it names is gone.
     let (_, after) = w
@@ -207,14 +204,14 @@ async fn tickets_are_cached_and_a_ticket_wecom_dropped_is_replaced_once_reported
         w.emulator_verdict("config", &after["config"], &page).await,
         "config:ok"
     );
-    assert_eq!(w.emu_calls("/cgi-bin/get_jsapi_ticket").await, 3);
+    assert_eq!(w.calls("/cgi-bin/get_jsapi_ticket").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_js_is_served_with_its_settings() {
-    let w = Sidebar::start().await;
+    let w = sidebar::world().start().await;
     let r = common::client()
-        .get(w.gw.url("/_gateway/sdk.js"))
+        .get(w.gw().url("/_gateway/sdk.js"))
         .send()
         .await
         .unwrap();
@@ -231,7 +228,7 @@ async fn sdk_js_is_served_with_its_settings() {
         w.emu.base_url()
     )));
     let r = common::client()
-        .post(w.gw.url("/_gateway/sdk.js"))
+        .post(w.gw().url("/_gateway/sdk.js"))
         .send()
         .await
         .unwrap();
@@ -242,9 +239,9 @@ async fn sdk_js_is_served_with_its_settings() {
 async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
     // Tickets (and the access token) live 7200 s, on WeCom's clock and on the gateway's; both
     // are moved past that, so the expiry really happens on both sides.
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let page = w.gw.url("/sidebar/");
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let page = w.gw().url("/sidebar/");
     let q = format!("url={}", enc(&page));
     let (status, first) = w.jssdk_config(&mut b, &q).await;
     assert_eq!(status, 200, "{first}");
@@ -255,9 +252,9 @@ async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
         );
     }
     let before = (
-        w.emu_calls("/cgi-bin/gettoken").await,
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
-        w.emu_calls("/cgi-bin/ticket/get").await,
+        w.calls("/cgi-bin/gettoken").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/ticket/get").await,
     );
     assert_eq!(before, (1, 1, 1));
 
@@ -281,17 +278,17 @@ async fn after_a_ticket_expiry_the_next_config_is_still_valid() {
         );
     }
     assert_eq!(
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
         before.1 + 1,
         "one new corp ticket"
     );
     assert_eq!(
-        w.emu_calls("/cgi-bin/ticket/get").await,
+        w.calls("/cgi-bin/ticket/get").await,
         before.2 + 1,
         "one new agent ticket"
     );
     assert_eq!(
-        w.emu_calls("/cgi-bin/gettoken").await,
+        w.calls("/cgi-bin/gettoken").await,
         before.0 + 1,
         "the access token under them expired too: fetched once, before it was used"
     );
@@ -302,15 +299,15 @@ async fn tickets_in_use_across_their_expiry_are_never_served_dead() {
     // A page asks for a config in the tickets' early-refresh window, then again just after
     // they expired. Within its validity WeCom hands back the same ticket, so the early refresh
     // cannot replace it: the gateway must still know when that ticket dies.
-    let w = Sidebar::start().await;
-    let mut b = w.logged_in().await;
-    let page = w.gw.url("/sidebar/");
+    let w = sidebar::world().start().await;
+    let mut b = w.member().await;
+    let page = w.gw().url("/sidebar/");
     let q = format!("url={}", enc(&page));
     let (status, first) = w.jssdk_config(&mut b, &q).await;
     assert_eq!(status, 200, "{first}");
     let tickets = (
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
-        w.emu_calls("/cgi-bin/ticket/get").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/ticket/get").await,
     );
     // 150 ms before the expiry: stale (the last 300 s), still valid at WeCom.
     w.advance("7199850ms").await;
@@ -319,8 +316,8 @@ async fn tickets_in_use_across_their_expiry_are_never_served_dead() {
     // The early refresh runs in the background; WeCom answers it with the same tickets.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while (
-        w.emu_calls("/cgi-bin/get_jsapi_ticket").await,
-        w.emu_calls("/cgi-bin/ticket/get").await,
+        w.calls("/cgi-bin/get_jsapi_ticket").await,
+        w.calls("/cgi-bin/ticket/get").await,
     ) != (tickets.0 + 1, tickets.1 + 1)
     {
         assert!(

@@ -7,10 +7,10 @@ use std::time::Duration;
 use common::upstream::{self, Echo};
 use common::{client, server_table, Gateway};
 
-fn config(port: u16, admin: u16, upstream_url: &str, location: &str) -> String {
+fn config(upstream_url: &str, location: &str) -> String {
     format!(
         "{}\n[upstreams.crm]\nurl = \"{upstream_url}\"\n[[routes]]\nlocation = \"{location}\"\nupstream = \"crm\"\n",
-        server_table(port, admin)
+        server_table()
     )
 }
 
@@ -18,8 +18,7 @@ fn config(port: u16, admin: u16, upstream_url: &str, location: &str) -> String {
 async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad() {
     let a = upstream::echo("a");
     let b = upstream::echo("b");
-    let (port, admin) = (common::free_port(), common::free_port());
-    let gw = Gateway::start_config(&config(port, admin, &a.url(), "/"), port, admin, &[], &[]);
+    let gw = Gateway::start_config(&config(&a.url(), "/"), &[], &[]);
     let c = client();
     let who = |path: &'static str| {
         let c = c.clone();
@@ -37,7 +36,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad(
     };
     assert_eq!(who("/x").await, "a");
 
-    std::fs::write(&gw.config_path, config(port, admin, &b.url(), "/")).unwrap();
+    std::fs::write(&gw.config_path, config(&b.url(), "/")).unwrap();
     gw.signal(1);
     gw.wait_log("reload: new config applied");
     assert_eq!(who("/x").await, "b");
@@ -56,8 +55,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad(
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let up = upstream::echo("crm");
-    let (port, admin) = (common::free_port(), common::free_port());
-    let mut gw = Gateway::start_config(&config(port, admin, &up.url(), "/"), port, admin, &[], &[]);
+    let mut gw = Gateway::start_config(&config(&up.url(), "/"), &[], &[]);
     let slow = tokio::spawn(client().get(gw.url("/slow?ms=1500")).send());
     // Wait until the request is in flight (the gauge counts it) before asking for the stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -85,7 +83,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let exit = exit.unwrap_or_else(|| panic!("did not exit after SIGTERM:\n{}", gw.log()));
     assert_eq!(exit.code(), Some(0));
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        std::net::TcpStream::connect(("127.0.0.1", gw.port)).is_err(),
         "no longer accepting"
     );
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::read_response;
 use common::upstream;
-use common::{free_port, server_table, Gateway};
+use common::{server_table, Gateway};
 
 const SECRETS: [&str; 4] = [
     "SECRETCOOKIE",
@@ -51,20 +51,14 @@ fn status(resp: &[u8]) -> Option<u16> {
 fn malformed_requests_on_every_port_log_no_secret_and_no_huge_line() {
     for format in ["text", "json"] {
         let up = upstream::echo("crm");
-        let (port, admin, qyapi) = (free_port(), free_port(), free_port());
         let config = format!(
-            "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-            server_table(port, admin),
+            "{}qyapi_listen = \"127.0.0.1:0\"\n[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+            server_table(),
             up.url()
         );
         // Debug level: pingora's own lines about bad requests are written too.
-        let gw = Gateway::start_config(
-            &config,
-            port,
-            admin,
-            &[("WGW_LOG", "debug")],
-            &["--log-format", format],
-        );
+        let gw = Gateway::start_config(&config, &[("WGW_LOG", "debug")], &["--log-format", format]);
+        let (port, admin, qyapi) = (gw.port, gw.admin_port, gw.qyapi_port.unwrap());
         let secrets = headers_with_secrets();
         for p in [port, admin, qyapi] {
             // A raw space in the request line, and a header name with a space in it.
@@ -111,13 +105,13 @@ fn malformed_requests_on_every_port_log_no_secret_and_no_huge_line() {
 #[test]
 fn every_request_line_arrives_redacted_when_sigterm_stops_the_gateway_under_load() {
     let up = upstream::echo("crm");
-    let (port, admin) = (free_port(), free_port());
     let config = format!(
         "{}[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        server_table(port, admin),
+        server_table(),
         up.url()
     );
-    let mut gw = Gateway::start_config(&config, port, admin, &[], &[]);
+    let mut gw = Gateway::start_config(&config, &[], &[]);
+    let port = gw.port;
 
     let answered = Arc::new(Mutex::new(BTreeSet::new()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,56 +4,16 @@
 
 mod common;
 
-use common::browser::{self, location, Browser, HTML};
-use common::upstream::{self, Echo};
-use common::{client, parse_status, raw_request, Gateway};
-use emulator::{Emulator, Scenario};
+use common::browser::{location, Browser, HTML, WXWORK_UA};
+use common::upstream::Echo;
+use common::world::{ids, App, World, ASSERTION_SECRET, SESSION_SECRET};
+use common::{parse_status, raw_request};
 use serde_json::{json, Value};
 
-const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
-const ASSERTION_SECRET: &str = "test-assertion-secret-0123456789abcdef";
-const WXWORK_UA: &str =
-    "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0 wxwork/4.1.22 Language/zh";
 const WECHAT_UA: &str = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.40 NetType/WIFI";
 const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0";
 
-struct World {
-    emu: Emulator,
-    _up: upstream::Upstream,
-    gw: Gateway,
-}
-
-fn config(emu: &str, up: &str, crm_scope: &str, mp_scope: &str, extra_session: &str) -> String {
-    format!(
-        r#"
-[session]
-secret = "{SESSION_SECRET}"
-assertion_secret = "{ASSERTION_SECRET}"
-{extra_session}
-
-[apps.crm]
-kind = "wecom"
-corp_id = "wwemu0000000000001"
-agent_id = 1000002
-secret = "emu-agent-secret"
-login = "auto"
-scope = "{crm_scope}"
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-qr_login_url = "{emu}/wwlogin/sso/login"
-
-[apps.mp]
-kind = "wechat_mp"
-app_id = "wxemu000000000001"
-secret = "emu-mp-secret"
-scope = "{mp_scope}"
-return_query = {{ openId = "openid" }}
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-
-[upstreams.crm]
-url = "{up}"
-
+const ROUTES: &str = r#"
 [[routes]]
 location = "/sidebar/"
 upstream = "crm"
@@ -67,65 +27,24 @@ login = "mp"
 [[routes]]
 location = "/"
 upstream = "crm"
-"#
-    )
-}
+"#;
 
+/// App `crm` (WeCom) and `mp` (an Official Account that hands the CRM the openid as
+/// `openId`), each asking for `scope`.
 async fn world_with(crm_scope: &str, mp_scope: &str, extra_session: &str) -> World {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), Scenario::default())
+    World::new()
+        .session(extra_session)
+        .app(App::wecom("crm").with(&format!("scope = \"{crm_scope}\"")))
+        .app(App::mp("mp").with(&format!(
+            "scope = \"{mp_scope}\"\nreturn_query = {{ openId = \"openid\" }}"
+        )))
+        .routes(ROUTES)
+        .start()
         .await
-        .unwrap();
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&config(
-        &emu.base_url(),
-        &up.url(),
-        crm_scope,
-        mp_scope,
-        extra_session,
-    ));
-    World { emu, _up: up, gw }
 }
 
 async fn world() -> World {
     world_with("snsapi_base", "snsapi_base", "").await
-}
-
-impl World {
-    fn login_url(&self, app: &str, return_to: &str) -> String {
-        browser::login_url(&self.gw, app, return_to)
-    }
-
-    async fn to_callback(&self, b: &mut Browser, login_url: &str) -> String {
-        browser::to_callback(b, &self.gw, &self.emu.base_url(), login_url).await
-    }
-
-    async fn login(&self, b: &mut Browser, app: &str, return_to: &str) -> String {
-        browser::login(b, &self.gw, &self.emu.base_url(), app, return_to).await
-    }
-
-    async fn echo(&self, b: &mut Browser, path: &str) -> Echo {
-        let resp = b.get(&self.gw.url(path)).await;
-        assert_eq!(resp.status(), 200);
-        assert_eq!(
-            resp.headers().get("content-type").unwrap(),
-            "application/json"
-        );
-        resp.json().await.unwrap()
-    }
-
-    async fn calls(&self, api: &str) -> u64 {
-        common::emulator_calls(&self.emu.base_url(), api).await.0
-    }
-
-    async fn fault(&self, body: Value) {
-        let r = client()
-            .post(format!("{}/_emulator/faults", self.emu.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
 }
 
 fn verify_assertion(jwt: &str) -> Value {
@@ -151,7 +70,7 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     let w = world().await;
     let mut b = Browser::new(WXWORK_UA);
     // The navigation gets the interstitial; its script would add the fragment.
-    let resp = b.get(&w.gw.url("/sidebar/?from=chat")).await;
+    let resp = b.get(&w.gw().url("/sidebar/?from=chat")).await;
     assert_eq!(resp.status(), 200);
     assert!(has_login_page(&resp.text().await.unwrap()));
 
@@ -160,13 +79,16 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
         .await;
     assert_eq!(
         final_loc,
-        w.gw.url("/sidebar/?from=chat#/customer/42?tab=1")
+        w.gw().url("/sidebar/?from=chat#/customer/42?tab=1")
     );
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_some());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_some());
 
     let echo = w.echo(&mut b, "/sidebar/?from=chat").await;
-    assert_eq!(echo.header("x-wecom-corpid"), Some("wwemu0000000000001"));
-    assert_eq!(echo.header("x-wecom-agentid"), Some("1000002"));
+    assert_eq!(echo.header("x-wecom-corpid"), Some(ids().corp_id.as_str()));
+    assert_eq!(
+        echo.header("x-wecom-agentid"),
+        Some(ids().agent_id.to_string().as_str())
+    );
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
     assert_eq!(echo.header("x-wecom-openid"), None);
     assert!(
@@ -176,8 +98,8 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     let claims = verify_assertion(echo.header("x-gateway-assertion").unwrap());
     assert_eq!(claims["sub"], "zhangsan");
     assert_eq!(claims["userid"], "zhangsan");
-    assert_eq!(claims["corp_id"], "wwemu0000000000001");
-    assert_eq!(claims["agent_id"], 1000002);
+    assert_eq!(claims["corp_id"], ids().corp_id);
+    assert_eq!(claims["agent_id"], ids().agent_id);
     assert_eq!(claims["rid"], echo.header("x-request-id").unwrap());
     assert_eq!(
         claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
@@ -185,7 +107,7 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     );
 
     let who: Value = b
-        .get(&w.gw.url("/_gateway/whoami"))
+        .get(&w.gw().url("/_gateway/whoami"))
         .await
         .json()
         .await
@@ -193,7 +115,7 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     assert_eq!(who["userid"], "zhangsan");
     assert_eq!(who["app"], "crm");
 
-    let metrics = w.gw.metrics().await;
+    let metrics = w.gw().metrics().await;
     assert!(
         metrics.contains("wgw_logins_total{app=\"crm\",result=\"ok\"} 1"),
         "{metrics}"
@@ -207,11 +129,18 @@ async fn wecom_qr_login_from_a_desktop_browser() {
     let resp = b
         .get(&w.login_url("crm", "/sidebar/#/customer/42?tab=1"))
         .await;
-    let provider = location(&resp, &w.gw.url("/"));
-    assert!(provider.contains("/wwlogin/sso/login?login_type=CorpApp&appid=wwemu0000000000001&agentid=1000002&redirect_uri="), "{provider}");
+    let provider = location(&resp, &w.gw().url("/"));
+    assert!(
+        provider.contains(&format!(
+            "/wwlogin/sso/login?login_type=CorpApp&appid={}&agentid={}&redirect_uri=",
+            ids().corp_id,
+            ids().agent_id
+        )),
+        "{provider}"
+    );
 
     let final_loc = w.login(&mut b, "crm", "/sidebar/#/customer/42?tab=1").await;
-    assert_eq!(final_loc, w.gw.url("/sidebar/#/customer/42?tab=1"));
+    assert_eq!(final_loc, w.gw().url("/sidebar/#/customer/42?tab=1"));
     let echo = w.echo(&mut b, "/sidebar/").await;
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
     assert_eq!(
@@ -235,9 +164,12 @@ async fn wechat_base_login_appends_the_openid_inside_the_hash_route() {
     let w = world().await;
     let mut b = Browser::new(WECHAT_UA);
     let final_loc = w.login(&mut b, "mp", "/mp/#/reg").await;
-    assert_eq!(final_loc, w.gw.url("/mp/#/reg?openId=oEmuOpenId001"));
+    assert_eq!(final_loc, w.gw().url("/mp/#/reg?openId=oEmuOpenId001"));
     let echo = w.echo(&mut b, "/mp/").await;
-    assert_eq!(echo.header("x-wechat-appid"), Some("wxemu000000000001"));
+    assert_eq!(
+        echo.header("x-wechat-appid"),
+        Some(ids().mp_app_id.as_str())
+    );
     assert_eq!(echo.header("x-wechat-openid"), Some("oEmuOpenId001"));
     assert_eq!(echo.header("x-wechat-unionid"), Some("oEmuUnion001"));
     assert_eq!(echo.header("x-wecom-userid"), None);
@@ -258,7 +190,7 @@ async fn wechat_userinfo_login_reads_the_unionid_from_the_profile() {
     let final_loc = w.login(&mut b, "mp", "/mp/#/customer/42?tab=1").await;
     assert_eq!(
         final_loc,
-        w.gw.url("/mp/#/customer/42?tab=1&openId=oEmuOpenId001")
+        w.gw().url("/mp/#/customer/42?tab=1&openId=oEmuOpenId001")
     );
     assert_eq!(w.calls("/sns/userinfo").await, 1);
     let echo = w.echo(&mut b, "/mp/").await;
@@ -271,7 +203,7 @@ async fn a_session_of_one_app_does_not_open_another_apps_routes() {
     let w = world().await;
     let mut b = Browser::new(WECHAT_UA);
     w.login(&mut b, "mp", "/mp/").await;
-    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    let resp = b.get(&w.gw().url("/sidebar/")).await;
     assert_eq!(resp.status(), 200);
     assert!(
         has_login_page(&resp.text().await.unwrap()),
@@ -302,10 +234,10 @@ async fn several_tabs_log_in_at_once() {
         .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/b"))
         .await;
     let r2 = b.get(&cb2).await;
-    assert_eq!(location(&r2, &cb2), w.gw.url("/sidebar/#/b"));
+    assert_eq!(location(&r2, &cb2), w.gw().url("/sidebar/#/b"));
     let r1 = b.get(&cb1).await;
     assert_eq!(r1.status(), 302);
-    assert_eq!(location(&r1, &cb1), w.gw.url("/sidebar/#/a"));
+    assert_eq!(location(&r1, &cb1), w.gw().url("/sidebar/#/a"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,13 +248,13 @@ async fn logout_ends_the_session() {
     let resp = b
         .request(
             reqwest::Method::POST,
-            &w.gw.url("/_gateway/logout?return_to=%2Fbye"),
+            &w.gw().url("/_gateway/logout?return_to=%2Fbye"),
             HTML,
         )
         .await;
     assert_eq!(resp.status(), 302);
-    assert_eq!(location(&resp, &w.gw.url("/")), w.gw.url("/bye"));
-    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+    assert_eq!(location(&resp, &w.gw().url("/")), w.gw().url("/bye"));
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
 }
 
 // ---------------------------------------------------------------- failures
@@ -330,8 +262,11 @@ async fn logout_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_code_restarts_the_login_once() {
     let w = world().await;
-    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 1}))
-        .await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 1}),
+    )
+    .await;
     let mut b = Browser::new(WXWORK_UA);
     let cb = w
         .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/x"))
@@ -346,14 +281,17 @@ async fn a_refused_code_restarts_the_login_once() {
     let resp = b.get(&again).await;
     let cb2 = location(&resp, &again);
     let resp = b.get(&cb2).await;
-    assert_eq!(location(&resp, &cb2), w.gw.url("/sidebar/#/x"));
+    assert_eq!(location(&resp, &cb2), w.gw().url("/sidebar/#/x"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_refused_code_shows_an_error_page_not_a_loop() {
     let w = world().await;
-    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 5}))
-        .await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 40029, "count": 5}),
+    )
+    .await;
     let mut b = Browser::new(WXWORK_UA);
     let cb = w
         .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
@@ -376,14 +314,17 @@ async fn a_second_refused_code_shows_an_error_page_not_a_loop() {
         page.contains("href=\"/_gateway/login?app=crm&amp;return_to=%2Fsidebar%2F\""),
         "{page}"
     );
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_error_shows_the_error_page() {
     let w = world().await;
-    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 60020, "count": 1}))
-        .await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 60020, "count": 1}),
+    )
+    .await;
     let mut b = Browser::new(WXWORK_UA);
     let cb = w
         .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
@@ -396,8 +337,11 @@ async fn a_provider_error_shows_the_error_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_does_not_answer_is_a_502_page() {
     let w = world().await;
-    w.fault(json!({"api": "/cgi-bin/auth/getuserinfo", "delay_ms": 8000, "count": 1}))
-        .await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/auth/getuserinfo", "delay_ms": 8000, "count": 1}),
+    )
+    .await;
     let mut b = Browser::new(WXWORK_UA);
     let cb = w
         .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
@@ -414,7 +358,7 @@ async fn a_provider_that_does_not_answer_is_a_502_page() {
         .await
         .unwrap()
         .contains("did not answer in time"));
-    let metrics = w.gw.metrics().await;
+    let metrics = w.gw().metrics().await;
     assert!(
         metrics.contains("wgw_logins_total{app=\"crm\",result=\"timeout\"} 1"),
         "{metrics}"
@@ -434,9 +378,12 @@ async fn a_state_that_does_not_match_the_login_cookie_is_refused() {
     let forged = format!("{before}&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let resp = b.get(&forged).await;
     assert_eq!(resp.status(), 400);
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_none());
     // A login cookie moved under another state's name does not open either.
-    let jar = b.jar.get_mut(&Browser::authority(&w.gw.url("/"))).unwrap();
+    let jar = b
+        .jar
+        .get_mut(&Browser::authority(&w.gw().url("/")))
+        .unwrap();
     let (name, value) = jar
         .iter()
         .find(|(n, _)| n.starts_with("wgw_login_"))
@@ -445,7 +392,7 @@ async fn a_state_that_does_not_match_the_login_cookie_is_refused() {
     jar.remove(&name);
     jar.insert("wgw_login_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(), value);
     assert_eq!(b.get(&forged).await.status(), 400);
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,8 +406,11 @@ async fn a_callback_without_the_login_cookie_is_refused() {
     let mut other = Browser::new(WXWORK_UA);
     let resp = other.get(&cb).await;
     assert_eq!(resp.status(), 400);
-    assert!(other.cookie(&w.gw.url("/"), "wgw_session").is_none());
-    assert_eq!(other.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+    assert!(other.cookie(&w.gw().url("/"), "wgw_session").is_none());
+    assert_eq!(
+        other.get(&w.gw().url("/_gateway/whoami")).await.status(),
+        401
+    );
     assert_eq!(
         w.calls("/cgi-bin/auth/getuserinfo").await,
         0,
@@ -489,7 +439,7 @@ async fn a_code_used_twice_gives_no_second_session() {
         .iter()
         .all(|c| !c.to_str().unwrap().starts_with("wgw_session=")));
     assert_eq!(
-        replay.get(&w.gw.url("/_gateway/whoami")).await.status(),
+        replay.get(&w.gw().url("/_gateway/whoami")).await.status(),
         401
     );
     assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 1);
@@ -502,16 +452,16 @@ async fn a_tampered_session_cookie_means_logging_in_again() {
     let w = world().await;
     let mut b = Browser::new(WXWORK_UA);
     w.login(&mut b, "crm", "/sidebar/").await;
-    let gw = w.gw.url("/");
+    let gw = w.gw().url("/");
     let v = b.cookie(&gw, "wgw_session").unwrap();
     let mid = v.len() / 2;
     let flipped = if &v[mid..mid + 1] == "A" { "B" } else { "A" };
     let tampered = format!("{}{flipped}{}", &v[..mid], &v[mid + 1..]);
     b.set_cookie(&gw, "wgw_session", &tampered);
-    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    let resp = b.get(&w.gw().url("/sidebar/")).await;
     assert_eq!(resp.status(), 200);
     assert!(has_login_page(&resp.text().await.unwrap()));
-    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,8 +478,8 @@ async fn an_expired_session_cookie_means_logging_in_again() {
     let entry = |iat: u64, exp: u64| SessionEntry {
         app: "crm".into(),
         sid: None,
-        corp_id: Some("wwemu0000000000001".into()),
-        agent_id: Some(1000002),
+        corp_id: Some(ids().corp_id.clone()),
+        agent_id: Some(ids().agent_id),
         userid: Some("zhangsan".into()),
         openid: None,
         wechat_app_id: None,
@@ -544,7 +494,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         let line = set_cookie(&settings, vec![e], false);
         cookie::Cookie::parse(line).unwrap().value().to_owned()
     };
-    let gw = w.gw.url("/");
+    let gw = w.gw().url("/");
     // A cookie sealed with the real key and still live opens: the forging is faithful.
     let mut b = Browser::new(WXWORK_UA);
     b.set_cookie(&gw, "wgw_session", &value(entry(now - 60, now + 3600)));
@@ -558,9 +508,9 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         "wgw_session",
         &value(entry(now - 9 * 3600, now - 3600)),
     );
-    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    let resp = b.get(&w.gw().url("/sidebar/")).await;
     assert!(has_login_page(&resp.text().await.unwrap()));
-    assert_eq!(b.get(&w.gw.url("/_gateway/whoami")).await.status(), 401);
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,8 +529,8 @@ async fn a_session_sealed_with_another_key_is_no_session() {
         vec![SessionEntry {
             app: "crm".into(),
             sid: None,
-            corp_id: Some("wwemu0000000000001".into()),
-            agent_id: Some(1000002),
+            corp_id: Some(ids().corp_id.clone()),
+            agent_id: Some(ids().agent_id),
             userid: Some("boss".into()),
             openid: None,
             wechat_app_id: None,
@@ -595,11 +545,11 @@ async fn a_session_sealed_with_another_key_is_no_session() {
     );
     let mut b = Browser::new(WXWORK_UA);
     b.set_cookie(
-        &w.gw.url("/"),
+        &w.gw().url("/"),
         "wgw_session",
         cookie::Cookie::parse(line).unwrap().value(),
     );
-    let resp = b.get(&w.gw.url("/sidebar/")).await;
+    let resp = b.get(&w.gw().url("/sidebar/")).await;
     assert!(has_login_page(&resp.text().await.unwrap()));
 }
 
@@ -608,7 +558,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_redirect_payloads_all_land_on_the_gateways_origin() {
     let w = world().await;
-    let gw_port = w.gw.port;
+    let gw_port = w.gw().port;
     let payloads: &[&str] = &[
         "//evil.com",
         "///evil.com",
@@ -702,7 +652,7 @@ fn assert_no_spoof(echo: &Echo, logged_in: bool) {
     }
     if logged_in {
         assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
-        assert_eq!(echo.header("x-wecom-corpid"), Some("wwemu0000000000001"));
+        assert_eq!(echo.header("x-wecom-corpid"), Some(ids().corp_id.as_str()));
         assert!(verify_assertion(echo.header("x-gateway-assertion").unwrap())["sub"] == "zhangsan");
     }
 }
@@ -712,9 +662,9 @@ async fn spoofed_identity_headers_never_reach_the_upstream_when_logged_in() {
     let w = world().await;
     let mut b = Browser::new(WXWORK_UA);
     w.login(&mut b, "crm", "/sidebar/").await;
-    let cookie = b.cookie_header(&w.gw.url("/"));
+    let cookie = b.cookie_header(&w.gw().url("/"));
     let raw = format!("GET /sidebar/x HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{SPOOFS}Connection: close\r\n\r\n");
-    let port = w.gw.port;
+    let port = w.gw().port;
     let resp = tokio::task::spawn_blocking(move || raw_request(port, raw.as_bytes()).unwrap())
         .await
         .unwrap();
@@ -727,7 +677,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream_when_not_logged_in() 
     let w = world().await;
     let raw =
         format!("GET /public HTTP/1.1\r\nHost: 127.0.0.1\r\n{SPOOFS}Connection: close\r\n\r\n");
-    let port = w.gw.port;
+    let port = w.gw().port;
     let resp = tokio::task::spawn_blocking(move || raw_request(port, raw.as_bytes()).unwrap())
         .await
         .unwrap();
@@ -746,23 +696,23 @@ async fn an_xhr_without_a_session_gets_401_json_with_a_login_url_that_works() {
     let w = world().await;
     let mut b = Browser::new(WXWORK_UA);
     let resp =
-        b.c.post(w.gw.url("/sidebar/api/customers"))
+        b.c.post(w.gw().url("/sidebar/api/customers"))
             .header("accept", "application/json")
-            .header("referer", w.gw.url("/sidebar/?x=1"))
+            .header("referer", w.gw().url("/sidebar/?x=1"))
             .send()
             .await
             .unwrap();
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "login_required");
-    let login_url = w.gw.url(body["login_url"].as_str().unwrap());
+    let login_url = w.gw().url(body["login_url"].as_str().unwrap());
     let cb = w.to_callback(&mut b, &login_url).await;
     let resp = b.get(&cb).await;
-    assert_eq!(location(&resp, &cb), w.gw.url("/sidebar/?x=1"));
+    assert_eq!(location(&resp, &cb), w.gw().url("/sidebar/?x=1"));
     let resp = b
         .request(
             reqwest::Method::GET,
-            &w.gw.url("/sidebar/api/customers"),
+            &w.gw().url("/sidebar/api/customers"),
             "application/json",
         )
         .await;

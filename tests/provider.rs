@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::world::apps_toml;
+use common::world::{apps_toml, ids, qyapi_apps, PUBLIC_ROUTE};
 use serde_json::{json, Value};
 use wecom_gateway::config::model::App;
 use wecom_gateway::provider::{ApiError, ApiRequest, Provider, TokenKind};
@@ -26,8 +26,8 @@ async fn setup() -> Setup {
     .await
     .unwrap();
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{}",
-        apps_toml(&emulator.base_url())
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{}\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n{PUBLIC_ROUTE}",
+        apps_toml(&qyapi_apps(), ids(), &emulator.base_url())
     );
     let config =
         wecom_gateway::config::load_str("t.toml", &text, std::path::Path::new(".")).unwrap();

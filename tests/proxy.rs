@@ -5,16 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::upstream::{self, Echo};
-use common::{client, parse_status, raw_request, Gateway};
-
-fn one_upstream(url: &str, extra: &str) -> String {
-    format!("[upstreams.crm]\nurl = \"{url}\"\n{extra}\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n")
-}
+use common::world::{App, World};
+use common::{client, parse_status, raw_request};
 
 #[tokio::test]
 async fn proxies_method_path_query_body_and_headers() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     let resp = client()
         .put(gw.url("/api/customers/42?tab=1&x=%20y"))
         .header("X-Custom", "v1")
@@ -37,8 +34,8 @@ async fn proxies_method_path_query_body_and_headers() {
 
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_the_upstream() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     // Raw request: reqwest would normalise header case, and underscores must be tested as sent.
     let raw = "GET /whoever HTTP/1.1\r\nHost: 127.0.0.1\r\nX-WeCom-UserId: boss\r\nx_wecom_userid: boss\r\n\
 X-WECOM-USERID: boss\r\nX-Gateway-Assertion: forged\r\nx_gateway_assertion: forged\r\nX-WeChat-OpenId: o1\r\n\
@@ -69,8 +66,8 @@ Connection: close\r\n\r\n";
 
 #[tokio::test]
 async fn forwarding_headers_and_request_id() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     let c = client();
 
     let resp = c
@@ -124,8 +121,8 @@ async fn forwarding_headers_and_request_id() {
 
 #[tokio::test]
 async fn gateway_cookies_and_hop_by_hop_headers_stay_at_the_gateway() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     let echo: Echo = client()
         .get(gw.url("/a"))
         .header("Cookie", "crm_sid=1; wgw_session=SECRET; wgw_login=L")
@@ -151,9 +148,9 @@ async fn gateway_cookies_and_hop_by_hop_headers_stay_at_the_gateway() {
 async fn location_matching_follows_nginx_order() {
     let names = ["exact", "noregex", "regex1", "regex2", "prefix", "root"];
     let ups: Vec<_> = names.iter().map(|n| upstream::echo(n)).collect();
-    let mut cfg = String::new();
+    let (mut upstreams, mut routes) = (String::new(), String::new());
     for (n, u) in names.iter().zip(&ups) {
-        cfg.push_str(&format!("[upstreams.{n}]\nurl = \"{}\"\n", u.url()));
+        upstreams.push_str(&format!("[upstreams.{n}]\nurl = \"{}\"\n", u.url()));
     }
     for (loc, up) in [
         ("= /exact", "exact"),
@@ -163,11 +160,12 @@ async fn location_matching_follows_nginx_order() {
         ("/static/long/", "prefix"),
         ("/", "root"),
     ] {
-        cfg.push_str(&format!(
+        routes.push_str(&format!(
             "[[routes]]\nlocation = \"{loc}\"\nupstream = \"{up}\"\n"
         ));
     }
-    let gw = Gateway::start(&cfg);
+    let w = World::new().toml(&upstreams).routes(&routes).start().await;
+    let gw = w.gw();
     let cases = [
         ("/exact", "exact"),
         ("/exact/", "root"),
@@ -200,8 +198,8 @@ async fn location_matching_follows_nginx_order() {
 
 #[tokio::test]
 async fn malformed_paths_get_400_with_a_request_id() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     for path in ["/../etc/passwd", "/a/../../b", "/%zz", "/a%00b"] {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
         let resp = raw_request(gw.port, raw.as_bytes()).unwrap();
@@ -217,7 +215,8 @@ async fn malformed_paths_get_400_with_a_request_id() {
 #[tokio::test]
 async fn upstream_down_is_a_quick_502_in_json_or_html() {
     let dead = upstream::closed_addr();
-    let gw = Gateway::start(&one_upstream(&format!("http://{dead}"), ""));
+    let w = World::new().crm_at(&format!("http://{dead}")).start().await;
+    let gw = w.gw();
     let c = client();
     let start = Instant::now();
     let resp = c
@@ -258,8 +257,11 @@ async fn upstream_down_is_a_quick_502_in_json_or_html() {
 
 #[tokio::test]
 async fn slow_upstream_is_a_504_at_read_timeout() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), "read_timeout = \"300ms\""));
+    let w = World::new()
+        .crm_keys("read_timeout = \"300ms\"")
+        .start()
+        .await;
+    let gw = w.gw();
     let resp = client().get(gw.url("/slow?ms=3000")).send().await.unwrap();
     assert_eq!(resp.status(), 504);
     let v: serde_json::Value = resp.json().await.unwrap();
@@ -278,11 +280,11 @@ async fn slow_upstream_is_a_504_at_read_timeout() {
 
 #[tokio::test]
 async fn no_route_is_404() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&format!(
-        "[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/app/\"\nupstream = \"crm\"\n",
-        up.url()
-    ));
+    let w = World::new()
+        .routes("[[routes]]\nlocation = \"/app/\"\nupstream = \"crm\"\n")
+        .start()
+        .await;
+    let gw = w.gw();
     let resp = client().get(gw.url("/other")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let v: serde_json::Value = resp.json().await.unwrap();
@@ -291,21 +293,16 @@ async fn no_route_is_404() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&one_upstream(&up.url(), ""));
+    let w = World::new().start().await;
+    let gw = w.gw();
     let c = client();
     for _ in 0..3 {
         assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     }
-    let metrics = gw.metrics().await;
-    assert!(
-        metrics.contains("wgw_requests_total{route=\"/\",status=\"200\"} 3"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("wgw_request_duration_seconds_count{route=\"/\"} 3"),
-        "{metrics}"
-    );
+    gw.wait_metric("wgw_requests_total{route=\"/\",status=\"200\"} 3")
+        .await;
+    gw.wait_metric("wgw_request_duration_seconds_count{route=\"/\"} 3")
+        .await;
     assert_eq!(
         c.get(gw.admin_url("/readyz"))
             .send()
@@ -318,14 +315,13 @@ async fn metrics_count_requests_by_route_and_status() {
 
 #[tokio::test]
 async fn login_routes_keep_the_fragment_for_navigations_and_answer_401_to_apis() {
-    let up = upstream::echo("crm");
-    let cfg = format!(
-        "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
-[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1000002\nsecret = \"s\"\n\
-[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n",
-        up.url()
-    );
-    let gw = Gateway::start(&cfg);
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm"))
+        .routes("[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n")
+        .start()
+        .await;
+    let gw = w.gw();
     let c = client();
     let resp = c
         .get(gw.url("/sidebar/?a=1"))
@@ -379,7 +375,8 @@ async fn websocket_upgrade_passes_through() {
         let n = s.read(&mut buf).unwrap();
         s.write_all(&buf[..n]).unwrap();
     });
-    let gw = Gateway::start(&one_upstream(&format!("http://{addr}"), ""));
+    let w = World::new().crm_at(&format!("http://{addr}")).start().await;
+    let gw = w.gw();
     let mut s = std::net::TcpStream::connect(gw.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
@@ -398,8 +395,8 @@ async fn websocket_upgrade_passes_through() {
 
 #[tokio::test]
 async fn logs_one_line_per_request_and_never_a_secret() {
-    let up = upstream::echo("crm");
-    let gw = Gateway::start_with(&one_upstream(&up.url(), ""), &[], &["--log-format", "json"]);
+    let w = World::new().args(&["--log-format", "json"]).start().await;
+    let gw = w.gw();
     let c = client();
     c.get(gw.url("/cb?code=CODE-SECRET-1&access_token=TOKEN-SECRET-2"))
         .header("Cookie", "wgw_session=COOKIE-SECRET-3")

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::world::World;
+use common::world::{qyapi_apps, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechatpy_drives_the_qyapi_endpoint_unchanged() {
@@ -19,9 +19,9 @@ async fn wechatpy_drives_the_qyapi_endpoint_unchanged() {
         eprintln!("skipped: {msg}");
         return;
     }
-    let w = World::start().await;
+    let w = World::new().apps(qyapi_apps()).qyapi().start().await;
     let qyapi = w.qyapi("");
-    let emu = w.emulator.base_url();
+    let emu = w.emu.base_url();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .args([
@@ -48,7 +48,7 @@ async fn wechatpy_drives_the_qyapi_endpoint_unchanged() {
     assert!(
         out.status.success(),
         "pytest failed:\n{text}\ngateway log:\n{}",
-        w.gateway.log()
+        w.gw().log()
     );
     assert!(text.contains("4 passed"), "{text}");
 }

@@ -2,15 +2,21 @@
 
 mod common;
 
-use common::world::{World, AGENT_ID, AGENT_SECRET, CORP_ID, MP_APP_ID, MP_SECRET};
+use common::world::{ids, qyapi_apps, App, World};
 use serde_json::{json, Value};
 
 const USER_GET: &str = "/crm/cgi-bin/user/get?userid=zhangsan";
 
+/// The qyapi endpoint in front of the emulator, apps `crm`, `mp` and `wrong`.
+async fn world() -> World {
+    World::new().apps(qyapi_apps()).qyapi().start().await
+}
+
 async fn handle(w: &World) -> String {
+    let (corp, secret) = (&ids().corp_id, &ids().agent_secret);
     let (status, v) = w
         .get(&format!(
-            "/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={AGENT_SECRET}"
+            "/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}"
         ))
         .await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
@@ -19,7 +25,7 @@ async fn handle(w: &World) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
-    let w = World::start().await;
+    let w = world().await;
     let (_, v) = w.get(USER_GET).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(v["name"], "张三");
@@ -33,7 +39,7 @@ async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
         2,
         "exactly one gettoken for the expiry"
     );
-    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/user/get").await;
     assert_eq!(
         by,
         json!({"0": 2, "42001": 1}),
@@ -42,7 +48,7 @@ async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
 
     let metrics = w
         .http
-        .get(w.gateway.admin_url("/metrics"))
+        .get(w.gw().admin_url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -60,13 +66,13 @@ async fn a_call_after_expiry_succeeds_with_exactly_one_gettoken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_bodies_arrive_intact_on_the_retry() {
-    let w = World::start().await;
+    let w = world().await;
     let h = handle(&w).await;
     w.get(USER_GET).await;
 
     // JSON: message/send checks agentid and recipients from the body it received.
     w.expire_tokens().await;
-    let msg = json!({"touser": "zhangsan|nobody", "msgtype": "text", "agentid": AGENT_ID,
+    let msg = json!({"touser": "zhangsan|nobody", "msgtype": "text", "agentid": ids().agent_id,
                      "text": {"content": "你好, 世界"}});
     let r = w
         .http
@@ -83,7 +89,7 @@ async fn post_bodies_arrive_intact_on_the_retry() {
         v["invaliduser"], "nobody",
         "the body's recipients were read"
     );
-    let (_, by) = w.calls("/cgi-bin/message/send").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/message/send").await;
     assert_eq!(by, json!({"0": 1, "42001": 1}));
 
     // Multipart: media/upload needs the `media` part, boundary and all.
@@ -108,14 +114,14 @@ async fn post_bodies_arrive_intact_on_the_retry() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(v["type"], "image");
-    let (_, by) = w.calls("/cgi-bin/media/upload").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/media/upload").await;
     assert_eq!(by, json!({"0": 1, "42001": 1}));
     assert_eq!(w.gettokens().await, 3, "one gettoken per expiry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
-    let w = World::start().await;
+    let w = world().await;
     w.get(USER_GET).await;
     w.expire_tokens().await;
     let before = w.gettokens().await;
@@ -142,32 +148,32 @@ async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_invalid_token_ends_after_one_refresh() {
-    let w = World::start().await;
+    let w = world().await;
     w.get(USER_GET).await;
-    let (gettokens, (calls, _)) = (w.gettokens().await, w.calls("/cgi-bin/user/get").await);
+    let (gettokens, calls) = (w.gettokens().await, w.calls("/cgi-bin/user/get").await);
     w.fault("/cgi-bin/user/get", 40014, 1000).await;
     let (status, v) = w.get(USER_GET).await;
     assert_eq!((status, &v["errcode"]), (200, &json!(40014)), "{v}");
     assert_eq!(w.gettokens().await - gettokens, 1, "one refresh, no loop");
-    assert_eq!(w.calls("/cgi-bin/user/get").await.0 - calls, 2, "one retry");
+    assert_eq!(w.calls("/cgi-bin/user/get").await - calls, 2, "one retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_busy_is_retried_and_rate_limits_are_not() {
-    let w = World::start().await;
+    let w = world().await;
     w.get(USER_GET).await;
     let gettokens = w.gettokens().await;
 
     w.fault("/cgi-bin/user/get", -1, 2).await;
     let (_, v) = w.get(USER_GET).await;
     assert_eq!(v["errcode"], 0, "two -1 answers, then success: {v}");
-    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/user/get").await;
     assert_eq!(by, json!({"0": 2, "-1": 2}));
 
     w.fault("/cgi-bin/user/get", -1, 10).await;
     let (_, v) = w.get(USER_GET).await;
     assert_eq!(v["errcode"], -1, "three retries at most: {v}");
-    let (_, by) = w.calls("/cgi-bin/user/get").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/user/get").await;
     assert_eq!(by["-1"], 6, "1 try + 3 retries");
     w.fault("/cgi-bin/user/get", -1, 0).await;
 
@@ -186,10 +192,11 @@ async fn system_busy_is_retried_and_rate_limits_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechat_token_is_fetched_once_across_many_calls() {
-    let w = World::start().await;
+    let w = world().await;
+    let (app_id, secret) = (&ids().mp_app_id, &ids().mp_secret);
     let (_, v) = w
         .get(&format!(
-            "/cgi-bin/token?grant_type=client_credential&appid={MP_APP_ID}&secret={MP_SECRET}"
+            "/cgi-bin/token?grant_type=client_credential&appid={app_id}&secret={secret}"
         ))
         .await;
     let h = v["access_token"].as_str().unwrap().to_owned();
@@ -203,30 +210,29 @@ async fn wechat_token_is_fetched_once_across_many_calls() {
         assert_eq!(v["errcode"], 0, "{v}");
         assert!(v["ticket"].is_string());
     }
-    let (total, _) = w.calls("/cgi-bin/token").await;
+    let total = w.calls("/cgi-bin/token").await;
     assert_eq!(
         total, 1,
         "every new cgi-bin/token would start killing the previous one"
     );
-    let (_, by) = w.calls("/cgi-bin/ticket/getticket").await;
+    let (_, by) = w.calls_by_errcode("/cgi-bin/ticket/getticket").await;
     assert_eq!(by, json!({"0": 30}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_gettoken_answers_handles_never_tokens() {
-    let w = World::start().await;
+    let w = world().await;
     let h = handle(&w).await;
     assert!(h.starts_with("wgw1.crm."), "{h}");
     assert_eq!(w.gettokens().await, 0, "a handle costs no gettoken");
 
     // Wrong secret, wrong corp, and the MP endpoint with WeCom credentials: 40001.
+    let (corp, secret) = (&ids().corp_id, &ids().agent_secret);
     for path in [
-        format!("/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret=nope"),
-        format!("/cgi-bin/gettoken?corpid=wwother&corpsecret={AGENT_SECRET}"),
-        format!(
-            "/cgi-bin/token?grant_type=client_credential&appid={CORP_ID}&secret={AGENT_SECRET}"
-        ),
-        format!("/mp/cgi-bin/gettoken?corpid={CORP_ID}&corpsecret={AGENT_SECRET}"),
+        format!("/cgi-bin/gettoken?corpid={corp}&corpsecret=nope"),
+        format!("/cgi-bin/gettoken?corpid=wwother&corpsecret={secret}"),
+        format!("/cgi-bin/token?grant_type=client_credential&appid={corp}&secret={secret}"),
+        format!("/mp/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}"),
     ] {
         let (status, v) = w.get(&path).await;
         assert_eq!((status, &v["errcode"]), (200, &json!(40001)), "{path}: {v}");
@@ -268,7 +274,7 @@ async fn sdk_gettoken_answers_handles_never_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
-    let w = World::start().await;
+    let w = world().await;
     for _ in 0..5 {
         let (status, v) = w.get("/wrong/cgi-bin/user/get?userid=zhangsan").await;
         assert_eq!((status, &v["errcode"]), (200, &json!(40001)), "{v}");
@@ -278,7 +284,10 @@ async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
         1,
         "a refused secret is not asked again at once"
     );
-    let log = w.gateway.log();
+    // Lines are written by a background thread, in order: once the five calls' lines are
+    // there, so is every warning logged before them.
+    w.gw().wait_log_count("app=wrong", 5);
+    let log = w.gw().log();
     assert_eq!(
         log.matches("token fetch failed").count(),
         1,
@@ -289,7 +298,7 @@ async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_allow_list_and_request_ids() {
-    let w = World::start().await;
+    let w = world().await;
     let h = handle(&w).await;
     // Refused on the declared length, before a byte of the body is read (a raw request: a
     // client still sending 20 MiB may see the early answer as a reset).
@@ -298,7 +307,7 @@ async fn limits_allow_list_and_request_ids() {
          Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
         20 * 1024 * 1024 + 1
     );
-    let port = w.qyapi_port;
+    let port = w.gw().qyapi_port.unwrap();
     let resp = tokio::task::spawn_blocking(move || common::raw_request(port, raw.as_bytes()))
         .await
         .unwrap()
@@ -306,7 +315,7 @@ async fn limits_allow_list_and_request_ids() {
     assert_eq!(common::parse_status(&resp), Some(413));
     let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
     assert!(text.contains("x-request-id"), "{text}");
-    assert_eq!(w.calls("/cgi-bin/media/upload").await.0, 0);
+    assert_eq!(w.calls("/cgi-bin/media/upload").await, 0);
 
     let r = w
         .http
@@ -317,10 +326,15 @@ async fn limits_allow_list_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
 
-    let closed = World::start_with(emulator::Scenario::default(), &["10.0.0.0/8"]).await;
+    let closed = World::new()
+        .apps(qyapi_apps())
+        .qyapi()
+        .server("qyapi_allow = [\"10.0.0.0/8\"]")
+        .start()
+        .await;
     let (status, v) = closed.get(USER_GET).await;
     assert_eq!(status, 403, "{v}");
-    assert_eq!(closed.calls("/cgi-bin/user/get").await.0, 0);
+    assert_eq!(closed.calls("/cgi-bin/user/get").await, 0);
 }
 
 /// What a capturing provider saw of each try.
@@ -375,24 +389,13 @@ async fn forwarded_calls_are_byte_identical_on_every_try() {
     let provider = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let (port, admin, qyapi) = (
-        common::free_port(),
-        common::free_port(),
-        common::free_port(),
-    );
-    let config = format!(
-        "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[apps.cap]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"{provider}\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        common::server_table(port, admin)
-    );
-    let _gw = tokio::task::spawn_blocking(move || {
-        let gw = common::Gateway::start_config(&config, port, admin, &[], &[]);
-        while common::http_get_status(qyapi, "/").is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        gw
-    })
-    .await
-    .unwrap();
+    // App `cap` calls the capturing provider instead of the emulator.
+    let w = World::new()
+        .app(App::wecom("cap").api_base(&provider))
+        .qyapi()
+        .start()
+        .await;
+    let qyapi = w.gw().qyapi_port.unwrap();
 
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
     body.extend((0..=255u8).cycle().take(70_000));

@@ -201,14 +201,8 @@ fn each_realistic_file_answers_through_the_gateway_as_through_nginx() {
         std::fs::write(&conf, &text).unwrap();
         let (code, toml, stderr) = import(&conf);
         assert_eq!(code, 0, "{stderr}");
-        let port = free_port();
-        let admin = free_port();
-        let config = format!(
-            "{}\n{}",
-            server_table(port, admin),
-            without_server_table(&toml)
-        );
-        let gw = Gateway::start_config(&config, port, admin, &[], &[]);
+        let config = format!("{}\n{}", server_table(), without_server_table(&toml));
+        let gw = Gateway::start_config(&config, &[], &[]);
         for spec in r.requests {
             total += 1;
             let want = support::seen(&support::send(nginx_port, spec), nginx_port, r.up_headers);

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use common::world::apps_toml;
-use common::{free_port, http_get_status, Gateway};
+use common::world::{apps_toml, ids, qyapi_apps, World, PUBLIC_ROUTE};
 use serde_json::Value;
 use wecom_api::{Cached, Clock, FallbackStore, RedisStore, Store, Unobserved};
 use wecom_gateway::config::model::DEFAULT_LOCK_TTL;
@@ -211,70 +210,43 @@ async fn a_script_survives_a_redis_restart_and_a_dead_redis_fails_fast() {
 // ---------------------------------------------------------------------------------------------
 // A cluster: the real binary, three times, in front of the emulator.
 
+/// `n` gateways in front of the emulator, their qyapi endpoints sharing one Redis.
 struct Cluster {
-    emulator: emulator::Emulator,
-    redis: RedisServer,
-    gateways: Vec<Gateway>,
-    qyapi_ports: Vec<u16>,
-    http: reqwest::Client,
+    w: World,
 }
 
 impl Cluster {
-    /// `n` gateways with the same config but their ports, sharing `redis`.
     async fn start(n: usize, store_extra: &str) -> Cluster {
-        let redis = tokio::task::spawn_blocking(RedisServer::start)
-            .await
-            .unwrap();
-        let emulator = emulator::Emulator::start(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            emulator::Scenario::default(),
-        )
-        .await
-        .unwrap();
-        let mut starting = Vec::new();
-        let mut qyapi_ports = Vec::new();
-        for _ in 0..n {
-            let (port, admin, qyapi) = (free_port(), free_port(), free_port());
-            qyapi_ports.push(qyapi);
-            let config = format!(
-                "{}qyapi_listen = \"127.0.0.1:{qyapi}\"\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{store_extra}\n{}",
-                common::server_table(port, admin),
-                redis.url(),
-                apps_toml(&emulator.base_url())
-            );
-            starting.push(tokio::task::spawn_blocking(move || {
-                let gw = Gateway::start_config(&config, port, admin, &[], &[]);
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while http_get_status(qyapi, "/").is_none() {
-                    assert!(Instant::now() < deadline, "qyapi listener never came up");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                gw
-            }));
-        }
-        let mut gateways = Vec::new();
-        for s in starting {
-            gateways.push(s.await.unwrap());
-        }
+        let store = format!(
+            "[store]\nbackend = \"redis\"\nredis_url = \"{{redis}}\"\nkey_prefix = \"wgw:\"\n{store_extra}"
+        );
         Cluster {
-            emulator,
-            redis,
-            gateways,
-            qyapi_ports,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(600)
-                .build()
-                .unwrap(),
+            w: World::new()
+                .apps(qyapi_apps())
+                .qyapi()
+                .redis(n)
+                .store(&store)
+                .start()
+                .await,
         }
+    }
+
+    fn redis(&self) -> &RedisServer {
+        self.w.redis.as_ref().unwrap()
+    }
+
+    fn redis_mut(&mut self) -> &mut RedisServer {
+        self.w.redis.as_mut().unwrap()
     }
 
     fn qyapi(&self, i: usize, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.qyapi_ports[i], path)
+        let port = self.w.gateways[i].qyapi_port.unwrap();
+        format!("http://127.0.0.1:{port}{path}")
     }
 
     async fn call(&self, i: usize, path: &str) -> Value {
-        self.http
+        self.w
+            .http
             .get(self.qyapi(i, path))
             .send()
             .await
@@ -284,23 +256,13 @@ impl Cluster {
             .unwrap()
     }
 
-    async fn control(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.emulator.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    }
-
     async fn expire_tokens(&self) {
-        self.control("/_emulator/expire-tokens", Value::Null).await;
+        self.w.expire_tokens().await;
     }
 
     fn calls(&self, api: &str) -> u64 {
-        self.emulator
+        self.w
+            .emu
             .state()
             .world()
             .calls()
@@ -316,7 +278,7 @@ impl Cluster {
     async fn burst(&self, on: &[usize], n: usize) -> Vec<Option<i64>> {
         let mut tasks = Vec::new();
         for i in 0..n {
-            let http = self.http.clone();
+            let http = self.w.http.clone();
             let url = self.qyapi(on[i % on.len()], USER_GET);
             tasks.push(tokio::spawn(async move {
                 let v: Value = http.get(url).send().await.ok()?.json().await.ok()?;
@@ -332,8 +294,9 @@ impl Cluster {
 
     async fn readyz(&self, i: usize) -> (u16, String) {
         let r = self
+            .w
             .http
-            .get(self.gateways[i].admin_url("/readyz"))
+            .get(self.w.gateways[i].admin_url("/readyz"))
             .send()
             .await
             .unwrap();
@@ -380,12 +343,12 @@ async fn three_gateways_600_calls_after_expiry_fetch_one_token() {
     assert!(answers.iter().all(|a| *a == Some(0)), "{answers:?}");
     assert_eq!(c.gettokens(), 2, "exactly one gettoken for the cluster");
     assert_eq!(
-        keys(&c.redis, "wgw:token:*").await.len(),
+        keys(c.redis(), "wgw:token:*").await.len(),
         1,
         "one shared access token"
     );
     assert!(
-        keys(&c.redis, "wgw:lock:*").await.is_empty(),
+        keys(c.redis(), "wgw:lock:*").await.is_empty(),
         "the lock was released"
     );
 }
@@ -405,8 +368,8 @@ async fn three_processes_600_ticket_requests_after_expiry_fetch_each_ticket_once
     .await
     .unwrap();
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{}",
-        apps_toml(&emulator.base_url())
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n{}\n[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n{PUBLIC_ROUTE}",
+        apps_toml(&qyapi_apps(), ids(), &emulator.base_url())
     );
     let config =
         wecom_gateway::config::load_str("t.toml", &text, std::path::Path::new(".")).unwrap();
@@ -487,24 +450,24 @@ async fn a_lock_holder_killed_mid_refresh_is_followed_by_another_after_the_lock_
     let before = c.gettokens();
 
     c.expire_tokens().await;
-    c.control(
+    c.w.control(
         "/_emulator/faults",
         serde_json::json!({"api": "/cgi-bin/gettoken", "delay_ms": 2500, "count": 1}),
     )
     .await;
     // A finds its token expired, takes the lock and waits on the slow gettoken.
     let doomed = {
-        let http = c.http.clone();
+        let http = c.w.http.clone();
         let url = c.qyapi(0, USER_GET);
         tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) })
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while keys(&c.redis, "wgw:lock:*").await.is_empty() {
+    while keys(c.redis(), "wgw:lock:*").await.is_empty() {
         assert!(Instant::now() < deadline, "A never took the lock");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let locked_at = Instant::now();
-    let a = c.gateways[0].child.as_mut().unwrap();
+    let a = c.w.gateways[0].child.as_mut().unwrap();
     a.kill().unwrap();
     a.wait().unwrap();
     assert!(doomed.await.unwrap().is_err(), "A died before answering");
@@ -522,8 +485,8 @@ async fn a_lock_holder_killed_mid_refresh_is_followed_by_another_after_the_lock_
         (1..=2).contains(&fetched),
         "one refresh by B or C (plus A's abandoned one, if the emulator counted it): {fetched}"
     );
-    assert!(keys(&c.redis, "wgw:lock:*").await.is_empty());
-    let b_log = c.gateways[1].log() + &c.gateways[2].log();
+    assert!(keys(c.redis(), "wgw:lock:*").await.is_empty());
+    let b_log = c.w.gateways[1].log() + &c.w.gateways[2].log();
     assert!(
         !b_log.contains("fetching without it"),
         "the lock came free by expiry"
@@ -544,7 +507,7 @@ async fn redis_stopped_during_traffic_then_restarted() {
     let served = Arc::new(AtomicU64::new(0));
     let mut traffic = Vec::new();
     for i in 0..2 {
-        let (http, url) = (c.http.clone(), c.qyapi(i, USER_GET));
+        let (http, url) = (c.w.http.clone(), c.qyapi(i, USER_GET));
         let (stop, failures, served) = (stop.clone(), failures.clone(), served.clone());
         traffic.push(tokio::spawn(async move {
             while stop.load(Ordering::Relaxed) == 0 {
@@ -557,12 +520,14 @@ async fn redis_stopped_during_traffic_then_restarted() {
                 } else {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
+                // The behaviour under test: steady traffic (about 100 calls a second per
+                // client) while Redis goes away and comes back.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }));
     }
 
-    c.redis.stop();
+    c.redis_mut().stop();
     for i in 0..2 {
         let body = c.wait_ready(i, 503).await;
         assert!(body.contains("store redis unreachable"), "{body}");
@@ -580,7 +545,7 @@ async fn redis_stopped_during_traffic_then_restarted() {
 
     let served_before_restart = served.load(Ordering::Relaxed);
     // Back on the same port, empty (no persistence): the gateways find it by themselves.
-    c.redis.restart();
+    c.redis_mut().restart();
     for i in 0..2 {
         assert_eq!(c.wait_ready(i, 200).await, "ready\n");
     }
@@ -594,7 +559,7 @@ async fn redis_stopped_during_traffic_then_restarted() {
         1,
         "one refresh for the cluster again"
     );
-    assert_eq!(keys(&c.redis, "wgw:token:*").await.len(), 1);
+    assert_eq!(keys(c.redis(), "wgw:token:*").await.len(), 1);
 
     stop.store(1, Ordering::Relaxed);
     eprintln!(
@@ -610,17 +575,18 @@ async fn redis_stopped_during_traffic_then_restarted() {
         "served from the cache while Redis was down"
     );
     assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed");
-    let metrics = c
-        .http
-        .get(c.gateways[0].admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        c.w.http
+            .get(c.w.gateways[0].admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
     assert!(metrics.contains("wgw_store_errors_total{op="), "{metrics}");
-    let log = c.gateways[0].log();
+    c.w.gateways[0].wait_log("token store reachable again");
+    let log = c.w.gateways[0].log();
     assert_eq!(
         log.matches("token store unreachable").count(),
         1,
@@ -682,35 +648,10 @@ async fn emulator_verdict(emu: &str, kind: &str, payload: &Value, page: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let emu = emulator::Emulator::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        emulator::Scenario::default(),
-    )
-    .await
-    .unwrap();
-    let up = common::upstream::echo("crm");
-    // One public origin, as behind a load balancer: gateway 0's. Same session secret (the
-    // sidebar config's) everywhere, so a cookie issued by one is read by all.
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let public = ports[0].0;
-    let mut starting = Vec::new();
-    for &(port, admin) in &ports {
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 2\n\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n{}",
-            redis.url(),
-            common::sidebar::config(&emu.base_url(), &up.url(), true)
-        );
-        starting.push(tokio::task::spawn_blocking(move || {
-            Gateway::start_config(&config, port, admin, &[], &[])
-        }));
-    }
-    let mut gateways = Vec::new();
-    for s in starting {
-        gateways.push(s.await.unwrap());
-    }
+    // Three gateways on one Redis behind one public origin (gateway 0's), as behind a load
+    // balancer, with one session secret: a cookie issued by one is read by all.
+    let w = common::sidebar::world().redis(3).one_origin().start().await;
+    let (emu, gateways, redis) = (&w.emu, &w.gateways, w.redis.as_ref().unwrap());
     let calls = |api: &str| {
         emu.state()
             .world()
@@ -731,7 +672,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         .pool_max_idle_per_host(600)
         .build()
         .unwrap();
-    for gw in &gateways {
+    for gw in gateways {
         let r = http
             .get(gw.url("/staff/"))
             .header("cookie", &cookie)
@@ -754,7 +695,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         .unwrap();
     assert!(r.status().is_success());
     let page = gateways[0].url("/sidebar/?from=chat");
-    let http_ports: Vec<u16> = ports.iter().map(|p| p.0).collect();
+    let http_ports: Vec<u16> = gateways.iter().map(|g| g.port).collect();
     let started = Instant::now();
     let answers = config_burst(&http, &http_ports, &cookie, &page, 600).await;
     eprintln!(
@@ -781,8 +722,8 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         2,
         "one token refresh for the cluster"
     );
-    assert_eq!(keys(&redis, "wgw:token:*_ticket:*").await.len(), 2);
-    assert!(keys(&redis, "wgw:lock:*").await.is_empty());
+    assert_eq!(keys(redis, "wgw:token:*_ticket:*").await.len(), 2);
+    assert!(keys(redis, "wgw:lock:*").await.is_empty());
 
     // Every answer is signed with the one current ticket of its kind...
     let (corp, agent) = {
@@ -791,7 +732,7 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         (
             world.valid_ticket(TicketKind::Corp).unwrap().to_owned(),
             world
-                .valid_ticket(TicketKind::Agent(common::sidebar::AGENT_ID))
+                .valid_ticket(TicketKind::Agent(common::world::agent_id()))
                 .unwrap()
                 .to_owned(),
         )

@@ -139,13 +139,23 @@ fn socket_addr(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Socket
 
 fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerSettings> {
     let s = s.get_ref();
-    let listen = socket_addr(&s.listen, "[server].listen", src)?.to_string();
+    let listen_addr = socket_addr(&s.listen, "[server].listen", src)?;
+    let listen = listen_addr.to_string();
     let public_url = base_url(&s.public_url, "[server].public_url", src)?;
     if public_url.path() != "/" {
         return Err(src.error(
             s.public_url.span(),
             "[server].public_url",
             "must be an origin without a path (the gateway owns the whole host)",
+        ));
+    }
+    // Port 0 in `public_url` stands for the port a `listen` port 0 binds (tests, supervisors
+    // that read `--ports-file`); with a fixed `listen` no browser could ever reach it.
+    if public_url.port() == Some(0) && listen_addr.port() != 0 {
+        return Err(src.error(
+            s.public_url.span(),
+            "[server].public_url",
+            "has port 0, which only means 'the port listen binds' when listen's port is 0 too",
         ));
     }
     let public_origin = public_url.origin().ascii_serialization();

@@ -1,32 +1,16 @@
 //! Three instances on one Redis share the cached facts: one `user/get` for three.
 
-use crate::common::redis_server::RedisServer;
-use crate::common::{server_table, Gateway};
-use crate::{member, start, ROUTES};
+use crate::{access_world, member, ROUTES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_redis_share_the_facts() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let store = format!(
-        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
-        redis.url()
-    );
-    let rest = format!("{ROUTES}\n{store}");
-    let w = start("", &rest).await;
-    // Two more instances with the same configuration, on their own ports.
-    let text = std::fs::read_to_string(&w.gw.config_path).unwrap();
-    let body = text.replacen(&server_table(w.gw.port, w.gw.admin_port), "", 1);
-    let others: Vec<Gateway> =
-        tokio::task::spawn_blocking(move || vec![Gateway::start(&body), Gateway::start(&body)])
-            .await
-            .unwrap();
+    let w = access_world("", ROUTES).redis(3).start().await;
+    let others = &w.gateways[1..];
     let mut b = member(&w, "wangwu");
-    let cookie = b.cookie_header(&w.gw.url("/"));
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    let cookie = b.cookie_header(&w.gw().url("/"));
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 200);
-    for gw in &others {
+    for gw in others {
         let r = crate::common::client()
             .get(gw.url("/sales/"))
             .header("cookie", &cookie)

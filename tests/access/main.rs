@@ -3,9 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[allow(dead_code)] // the attack world serves more than these tests use
-#[path = "../attacks/world.rs"]
-mod world;
+use common::world;
 
 mod cluster;
 mod rules;
@@ -18,7 +16,7 @@ use wecom_gateway::config::model::{Secret, SessionSettings};
 use wecom_gateway::login::session::{set_cookie, SessionEntry};
 
 use common::browser::{Browser, WXWORK_UA};
-use world::{Setup, World, CORP_ID, SESSION_SECRET};
+use world::{corp_id, App, Builder, World, SESSION_SECRET};
 
 /// The default scenario with a deeper tree and more members: 1 the root; 2 sales, 3 east
 /// sales below it, 5 Shanghai below that (three deep under sales); 4 service. zhangsan in 3
@@ -96,14 +94,18 @@ location = "/"
 upstream = "crm"
 "#;
 
-pub async fn start(session: &str, rest: &str) -> World {
-    World::with(Setup {
-        scenario: scenario(),
-        session,
-        rest,
-        ..Setup::default()
-    })
-    .await
+/// The access rules' world: app `crm` and `mp` in the corp of [`scenario`], behind `routes`.
+pub fn access_world(session: &str, routes: &str) -> Builder {
+    World::new()
+        .scenario(scenario())
+        .session(session)
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(routes)
+}
+
+pub async fn start(session: &str, routes: &str) -> World {
+    access_world(session, routes).start().await
 }
 
 /// A browser holding a session of `userid` (or of a non-member's `openid`) sealed with the
@@ -118,7 +120,7 @@ pub fn session_of(w: &World, member: Option<&str>, openid: Option<&str>, age: u6
     let entry = SessionEntry {
         app: "crm".into(),
         sid: Some(format!("s{iat}{}", member.unwrap_or("x"))),
-        corp_id: Some(CORP_ID.into()),
+        corp_id: Some(corp_id().into()),
         agent_id: Some(1000002),
         userid: member.map(str::to_owned),
         openid: openid.map(str::to_owned),
@@ -133,7 +135,7 @@ pub fn session_of(w: &World, member: Option<&str>, openid: Option<&str>, age: u6
     let line = set_cookie(&settings, vec![entry], false);
     let value = cookie::Cookie::parse(line).unwrap().value().to_owned();
     let mut b = Browser::new(WXWORK_UA);
-    b.set_cookie(&w.gw.url("/"), "wgw_session", &value);
+    b.set_cookie(&w.gw().url("/"), "wgw_session", &value);
     b
 }
 

@@ -34,7 +34,7 @@ async fn members_are_admitted_or_refused_by_each_list_kind_and_refusals_never_re
     for &(path, userid, want) in cases {
         let mut b = member(&w, userid);
         let before = w.up.hits();
-        let r = b.get_json(&w.gw.url(path), &[]).await;
+        let r = b.get_json(&w.gw().url(path), &[]).await;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         assert_eq!(status, want, "{userid} on {path}: {body}");
@@ -50,7 +50,7 @@ async fn members_are_admitted_or_refused_by_each_list_kind_and_refusals_never_re
     // A person gets a short page naming the member and saying who to ask.
     let mut b = member(&w, "lisi");
     let r = b
-        .request(reqwest::Method::GET, &w.gw.url("/sales/"), HTML)
+        .request(reqwest::Method::GET, &w.gw().url("/sales/"), HTML)
         .await;
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
@@ -60,12 +60,12 @@ async fn members_are_admitted_or_refused_by_each_list_kind_and_refusals_never_re
     );
     // A WeCom non-member (openid only) enters only routes without `allow`.
     let mut b = session_of(&w, None, Some("oNonMember1"), 0);
-    let r = b.get_json(&w.gw.url("/boss/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/boss/"), &[]).await;
     assert_eq!(r.status(), 403);
-    let r = b.get_json(&w.gw.url("/sidebar/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/sidebar/"), &[]).await;
     assert_eq!(r.status(), 200);
     // Counted by route and result, labels from the configuration.
-    let m = w.gw.metrics().await;
+    let m = w.gw().metrics().await;
     for line in [
         "wgw_access_total{result=\"admitted\",route=\"/sales/\"} 2",
         "wgw_access_total{result=\"refused\",route=\"/sales/\"} 4",
@@ -79,7 +79,7 @@ async fn members_are_admitted_or_refused_by_each_list_kind_and_refusals_never_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_first_requests_of_one_member_make_one_user_get() {
     let w = start("", ROUTES).await;
-    let url = w.gw.url("/sales/report");
+    let url = w.gw().url("/sales/report");
     let cookie = member(&w, "wangwu").cookie_header(&url);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..200 {
@@ -118,7 +118,7 @@ async fn wecom_failing_while_checking_is_a_502_never_an_admission() {
         json!({"api": "/cgi-bin/user/get", "errcode": 48002, "count": 2}),
     )
     .await;
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 502);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
@@ -131,16 +131,16 @@ async fn wecom_failing_while_checking_is_a_502_never_an_admission() {
         json!({"api": "/cgi-bin/department/simplelist", "http_status": 503, "count": 1}),
     )
     .await;
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 502);
     assert_eq!(w.up.hits(), 0, "nothing reached the CRM");
-    let m = w.gw.metrics().await;
+    let m = w.gw().metrics().await;
     assert!(
         m.contains("wgw_access_total{result=\"error\",route=\"/sales/\"} 2"),
         "{m}"
     );
     // Once WeCom answers, the same member is admitted: a failure is never remembered.
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -154,7 +154,7 @@ async fn the_app_token_lacking_the_privilege_falls_back_to_the_contact_secret() 
         json!({"api": "/cgi-bin/user/get", "errcode": 60011, "count": 1}),
     )
     .await;
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(w.calls("/cgi-bin/user/get").await, 2);
 }
@@ -163,26 +163,29 @@ async fn the_app_token_lacking_the_privilege_falls_back_to_the_contact_secret() 
 async fn after_policy_ttl_a_member_moved_out_of_the_department_is_refused() {
     let w = start("policy_ttl = \"2m\"", ROUTES).await;
     let mut b = member(&w, "wangwu");
-    assert_eq!(b.get_json(&w.gw.url("/sales/"), &[]).await.status(), 200);
+    assert_eq!(b.get_json(&w.gw().url("/sales/"), &[]).await.status(), 200);
     w.control(
         "/_emulator/members/move",
         json!({"userid": "wangwu", "department": [4]}),
     )
     .await;
     // Within policy_ttl the cached facts decide (and nothing is fetched again).
-    w.gw.advance("60s").await;
-    assert_eq!(b.get_json(&w.gw.url("/sales/"), &[]).await.status(), 200);
+    w.gw().advance("60s").await;
+    assert_eq!(b.get_json(&w.gw().url("/sales/"), &[]).await.status(), 200);
     assert_eq!(w.calls("/cgi-bin/user/get").await, 1);
     // Past it, the facts are fetched again: wangwu is in service now.
-    w.gw.advance("61s").await;
-    let r = b.get_json(&w.gw.url("/sales/"), &[]).await;
+    w.gw().advance("61s").await;
+    let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
     assert_eq!(r.status(), 403);
     assert_eq!(w.calls("/cgi-bin/user/get").await, 2);
     // The decision is logged once per member and route per policy_ttl, not per request.
     for _ in 0..3 {
-        b.get_json(&w.gw.url("/sales/"), &[]).await;
+        b.get_json(&w.gw().url("/sales/"), &[]).await;
     }
-    let log = w.gw.log();
+    // The log is written by a background thread, in order: once the three requests' lines are
+    // there, so is every decision logged before them.
+    w.gw().wait_log_count("path=/sales/", 3);
+    let log = w.gw().log();
     let decisions = log
         .lines()
         .filter(|l| l.contains("access decision") && l.contains("wangwu"))

@@ -6,17 +6,18 @@
 use serde_json::json;
 
 use crate::common::browser::{Browser, HTML};
-use crate::world::{Setup, World, CUSTOMER};
+use crate::world::{customer, App, World};
 use crate::{scenario, ROUTES};
 
 async fn start() -> World {
-    World::with(Setup {
-        scenario: scenario(),
-        rest: ROUTES,
-        crm: "reauth_after = \"15m\"",
-        ..Setup::default()
-    })
-    .await
+    World::new()
+        .scenario(scenario())
+        .session("")
+        .app(App::wecom("crm").contact().with("reauth_after = \"15m\""))
+        .app(App::mp("mp"))
+        .routes(ROUTES)
+        .start()
+        .await
 }
 
 /// (userid, external userid) the CRM receives for a script's call.
@@ -33,7 +34,9 @@ async fn seen_by_crm(w: &World, b: &mut Browser, path: &str) -> (String, Option<
 
 /// A page navigation: the interstitial that signs in again (its login URL), or the CRM's page.
 async fn navigate(w: &World, b: &mut Browser, path: &str) -> Result<String, String> {
-    let r = b.request(reqwest::Method::GET, &w.gw.url(path), HTML).await;
+    let r = b
+        .request(reqwest::Method::GET, &w.gw().url(path), HTML)
+        .await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     if page.contains("location.replace(") {
@@ -47,18 +50,18 @@ async fn navigate(w: &World, b: &mut Browser, path: &str) -> Result<String, Stri
 async fn another_member_on_the_device_is_noticed_at_the_next_page_after_reauth_after() {
     let w = start().await;
     let mut b = w.member().await;
-    assert_eq!(w.verify_contact(&mut b, CUSTOMER).await.0, 200);
-    let a = ("zhangsan".to_owned(), Some(CUSTOMER.to_owned()));
+    assert_eq!(w.verify_contact(&mut b, customer()).await.0, 200);
+    let a = ("zhangsan".to_owned(), Some(customer().to_owned()));
     assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await, a);
 
     // zhangsan signs out of WeCom on this device; lisi signs in.
     w.control("/_emulator/current-user", json!({"userid": "lisi"}))
         .await;
     // Younger than reauth_after: nothing happens yet.
-    w.gw.advance("14m").await;
+    w.gw().advance("14m").await;
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
 
-    w.gw.advance("2m").await;
+    w.gw().advance("2m").await;
     // A script's call is never redirected: still zhangsan until the page reloads.
     assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await, a);
     // A navigation gets the page that signs in again, keeping the #fragment (its script
@@ -85,12 +88,12 @@ async fn another_member_on_the_device_is_noticed_at_the_next_page_after_reauth_a
 async fn the_same_member_signing_in_again_keeps_the_session_and_its_customer() {
     let w = start().await;
     let mut b = w.member().await;
-    assert_eq!(w.verify_contact(&mut b, CUSTOMER).await.0, 200);
-    w.gw.advance("16m").await;
+    assert_eq!(w.verify_contact(&mut b, customer()).await.0, 200);
+    w.gw().advance("16m").await;
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_err());
     w.login(&mut b, "crm", "/sidebar/").await;
     let seen = seen_by_crm(&w, &mut b, "/sidebar/api").await;
-    assert_eq!(seen, ("zhangsan".to_owned(), Some(CUSTOMER.to_owned())));
+    assert_eq!(seen, ("zhangsan".to_owned(), Some(customer().to_owned())));
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
 }
 
@@ -100,7 +103,7 @@ async fn outside_wecom_an_old_session_is_left_alone() {
     // A QR session in a desktop browser.
     let mut b = Browser::new("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0");
     w.login(&mut b, "crm", "/sidebar/").await;
-    w.gw.advance("16m").await;
+    w.gw().advance("16m").await;
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
 }
 
@@ -108,14 +111,16 @@ async fn outside_wecom_an_old_session_is_left_alone() {
 async fn a_re_login_that_fails_ends_on_the_error_page_not_in_a_loop() {
     let w = start().await;
     let mut b = w.member().await;
-    w.gw.advance("16m").await;
+    w.gw().advance("16m").await;
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_err());
     w.control(
         "/_emulator/faults",
         json!({"api": "/cgi-bin/auth/getuserinfo", "errcode": 60020, "count": 5}),
     )
     .await;
-    let cb = w.to_callback(&mut b, "crm", "/sidebar/").await;
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
     let r = b.request(reqwest::Method::GET, &cb, HTML).await;
     assert_eq!(r.status(), 502, "the login error page of SPEC section 8");
     assert!(r.headers().get("location").is_none());

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use wecom_gateway::jssdk::contact::{issue_ticket_until, ExternalContact};
 
-use crate::world::{World, CORP_ID, CUSTOMER, SESSION_SECRET};
+use crate::world::{corp_id, customer, wecom_and_wechat, SESSION_SECRET};
 
 fn sealed(userid: &str, exp: u64) -> String {
     let other = ExternalContact {
@@ -14,15 +14,15 @@ fn sealed(userid: &str, exp: u64) -> String {
         name: String::new(),
     };
     let key = cookie::Key::derive_from(SESSION_SECRET.as_bytes());
-    issue_ticket_until(&key, CORP_ID, userid, &other, exp)
+    issue_ticket_until(&key, corp_id(), userid, &other, exp)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unopenable_contact_ticket_gives_no_contact_not_another_tabs_customer() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member().await;
-    // Another tab verified CUSTOMER last: it is the session's current contact.
-    let (status, _) = w.verify_contact(&mut b, CUSTOMER).await;
+    // Another tab verified customer() last: it is the session's current contact.
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200);
     let now = wecom_gateway::login::now_secs();
     let unopenable = [
@@ -48,13 +48,13 @@ async fn an_unopenable_contact_ticket_gives_no_contact_not_another_tabs_customer
         assert_eq!(refused.1["error"], "external_contact_required", "{what}");
     }
     // Two tickets in one request: which page is it? Neither.
-    let (status, body) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200);
     let good = body["ticket"].as_str().unwrap();
     let r = b
         .send(
             reqwest::Method::GET,
-            &w.gw.url("/sidebar/"),
+            &w.gw().url("/sidebar/"),
             "application/json",
             |r| {
                 r.header("WGW-Contact", good)
@@ -66,5 +66,5 @@ async fn an_unopenable_contact_ticket_gives_no_contact_not_another_tabs_customer
     assert_eq!(echo.header("x-wecom-external-userid"), None);
     // Without the header the session's current contact still applies.
     let echo = w.upstream_sees(&mut b, "/sidebar/", &[]).await.unwrap();
-    assert_eq!(echo.header("x-wecom-external-userid"), Some(CUSTOMER));
+    assert_eq!(echo.header("x-wecom-external-userid"), Some(customer()));
 }

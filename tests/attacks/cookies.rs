@@ -3,18 +3,20 @@
 
 use crate::common::browser::location;
 use crate::common::{parse_status, raw_request};
-use crate::world::World;
+use crate::world::wecom_and_wechat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_ascii_byte_in_the_cookie_header_neither_breaks_login_nor_leaks_the_session() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member_browser();
     // The CRM's own cookie, in UTF-8 as browsers send it.
-    b.set_cookie(&w.gw.url("/"), "crm_lang", "中文");
-    let cb = w.to_callback(&mut b, "crm", "/sidebar/#/c/1").await;
+    b.set_cookie(&w.gw().url("/"), "crm_lang", "中文");
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/c/1"))
+        .await;
     let resp = b.get(&cb).await;
     assert_eq!(resp.status(), 302, "the gateway reads its login cookie");
-    assert_eq!(location(&resp, &cb), w.gw.url("/sidebar/#/c/1"));
+    assert_eq!(location(&resp, &cb), w.gw().url("/sidebar/#/c/1"));
 
     let echo = w
         .upstream_sees(&mut b, "/sidebar/", &[])
@@ -29,8 +31,8 @@ async fn a_non_ascii_byte_in_the_cookie_header_neither_breaks_login_nor_leaks_th
     assert!(!sent.contains("wgw_"), "ours stay home: {sent}");
 
     // The raw bytes, one Latin-1 byte in another header line and in the same line as ours.
-    let session = b.cookie(&w.gw.url("/"), "wgw_session").unwrap();
-    let port = w.gw.port;
+    let session = b.cookie(&w.gw().url("/"), "wgw_session").unwrap();
+    let port = w.gw().port;
     for cookie in [
         format!("a=caf\u{e9}; wgw_session={session}; wgw_login_x=1; b=2"),
         format!("wgw_session={session}\r\nCookie: a=caf\u{e9}; wgw_login_y=1"),

@@ -6,9 +6,8 @@
 use serde_json::Value;
 
 use crate::common::browser::Browser;
-use crate::common::redis_server::RedisServer;
-use crate::common::{free_port, Gateway};
-use crate::world::{Setup, World, SIDEBAR_ROUTES};
+use crate::common::Gateway;
+use crate::world::wecom_and_wechat;
 
 async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>) -> Value {
     let mut url = format!(
@@ -31,49 +30,24 @@ async fn config(b: &mut Browser, gw: &Gateway, page: &str, stale: Option<&Value>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_a_minute() {
-    let redis = tokio::task::spawn_blocking(RedisServer::start)
-        .await
-        .unwrap();
-    let rest = format!(
-        "{SIDEBAR_ROUTES}\n[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
-        redis.url()
-    );
-    let w = World::with(Setup {
-        rest: &rest,
-        ..Setup::default()
-    })
-    .await;
-    // A second instance: same config, other ports, same public_url.
-    let (port, admin) = (free_port(), free_port());
-    let text = std::fs::read_to_string(&w.gw.config_path)
-        .unwrap()
-        .replace(
-            &format!("\nlisten = \"127.0.0.1:{}\"", w.gw.port),
-            &format!("\nlisten = \"127.0.0.1:{port}\""),
-        )
-        .replace(
-            &format!("admin_listen = \"127.0.0.1:{}\"", w.gw.admin_port),
-            &format!("admin_listen = \"127.0.0.1:{admin}\""),
-        );
-    let other =
-        tokio::task::spawn_blocking(move || Gateway::start_config(&text, port, admin, &[], &[]))
-            .await
-            .unwrap();
+    // Two instances on one Redis behind one origin.
+    let w = wecom_and_wechat().redis(2).one_origin().start().await;
+    let other = &w.gateways[1];
 
     let mut b = w.member().await;
-    let page = w.gw.url("/sidebar/");
-    let first = config(&mut b, &w.gw, &page, None).await;
+    let page = w.gw().url("/sidebar/");
+    let first = config(&mut b, &w.gw(), &page, None).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 1);
     // The page reports the agentConfig payload refused: replaced once.
-    let second = config(&mut b, &w.gw, &page, Some(&first["agentConfig"])).await;
+    let second = config(&mut b, &w.gw(), &page, Some(&first["agentConfig"])).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 2);
     // The same member replays a valid report on the other instance, and again on the first.
     b.jar.insert(
         crate::common::browser::Browser::authority(&other.url("/")),
-        b.jar[&crate::common::browser::Browser::authority(&w.gw.url("/"))].clone(),
+        b.jar[&crate::common::browser::Browser::authority(&w.gw().url("/"))].clone(),
     );
-    let third = config(&mut b, &other, &page, Some(&second["agentConfig"])).await;
-    config(&mut b, &w.gw, &page, Some(&third["agentConfig"])).await;
+    let third = config(&mut b, other, &page, Some(&second["agentConfig"])).await;
+    config(&mut b, &w.gw(), &page, Some(&third["agentConfig"])).await;
     assert_eq!(
         w.calls("/cgi-bin/ticket/get").await,
         2,

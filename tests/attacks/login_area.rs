@@ -5,7 +5,7 @@
 
 use crate::common::browser::{Browser, WXWORK_UA};
 use crate::common::{parse_status, raw_request};
-use crate::world::{Setup, World};
+use crate::world::{App, World};
 
 const ROUTES: &str = r#"
 [[routes]]
@@ -92,7 +92,7 @@ async fn raw_get(w: &World, path: &str, cookie: &str) -> (u16, String) {
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n{cookie}Connection: close\r\n\r\n"
     );
-    let port = w.gw.port;
+    let port = w.gw().port;
     let resp = tokio::task::spawn_blocking(move || raw_request(port, req.as_bytes()).unwrap())
         .await
         .unwrap();
@@ -116,7 +116,7 @@ async fn check(w: &World, cases: &[(&str, u16)]) {
         }
     }
     let member = w.member().await;
-    let cookie = member.cookie_header(&w.gw.url("/"));
+    let cookie = member.cookie_header(&w.gw().url("/"));
     for (path, want) in cases {
         let (status, body) = raw_get(w, path, &cookie).await;
         assert_eq!(status, 200, "member {path}: {body}");
@@ -138,7 +138,7 @@ async fn redirects_to_the_slash(w: &World) {
         ("/sidebar", "/sidebar/"),
         ("/sidebar?tab=1", "/sidebar/?tab=1"),
     ] {
-        let r = anon.get(&w.gw.url(path)).await;
+        let r = anon.get(&w.gw().url(path)).await;
         assert_eq!(r.status(), 301, "{path}");
         let loc = r.headers()["location"].to_str().unwrap().to_owned();
         assert!(loc.ends_with(want), "{path} -> {loc}");
@@ -147,23 +147,27 @@ async fn redirects_to_the_slash(w: &World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regex_route_a_missing_slash_or_a_path_parameter_does_not_lift_login() {
-    let w = World::with(Setup {
-        rest: ROUTES,
-        ..Setup::default()
-    })
-    .await;
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(ROUTES)
+        .start()
+        .await;
     redirects_to_the_slash(&w).await;
     check(&w, WALKAROUNDS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
-    let w = World::with(Setup {
-        rest: WITH_INCLUDE,
-        files: &[("legacy.conf", LEGACY_CONF)],
-        ..Setup::default()
-    })
-    .await;
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(WITH_INCLUDE)
+        .files(&[("legacy.conf", LEGACY_CONF)])
+        .start()
+        .await;
     std::fs::create_dir_all(w.files.path().join("www/sidebar/assets")).unwrap();
     std::fs::write(
         w.files.path().join("www/sidebar/assets/app.txt"),

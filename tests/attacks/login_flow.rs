@@ -5,15 +5,17 @@
 use emulator::Scenario;
 
 use crate::common::browser::{Browser, HTML, WXWORK_UA};
-use crate::world::{Setup, World};
+use crate::world::{wecom_and_wechat, App, World, SIDEBAR_ROUTES};
 
 const WECHAT_UA: &str = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.40 NetType/WIFI";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_login_is_a_page_that_offers_to_try_again_not_a_502() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = Browser::new(WXWORK_UA);
-    let cb = w.to_callback(&mut b, "crm", "/sidebar/#/x").await;
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/#/x"))
+        .await;
     // The provider came back without a code: the member declined consent.
     let url = url::Url::parse(&cb).unwrap();
     let state: String = url
@@ -22,7 +24,9 @@ async fn a_declined_login_is_a_page_that_offers_to_try_again_not_a_502() {
         .unwrap()
         .1
         .into_owned();
-    let declined = w.gw.url(&format!("/_gateway/oauth/callback?state={state}"));
+    let declined = w
+        .gw()
+        .url(&format!("/_gateway/oauth/callback?state={state}"));
     let r = b.get(&declined).await;
     assert_eq!(r.status(), 403);
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
@@ -33,7 +37,7 @@ async fn a_declined_login_is_a_page_that_offers_to_try_again_not_a_502() {
         "{page}"
     );
     assert!(page.contains(&rid));
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_none());
     assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 0);
 }
 
@@ -45,18 +49,14 @@ async fn a_wechat_snapshot_visitor_never_becomes_a_session() {
     ghost.unionid = None;
     ghost.is_snapshotuser = true;
     scenario.wechat_users.push(ghost);
-    let w = World::with(Setup {
-        scenario,
-        ..Setup::default()
-    })
-    .await;
+    let w = wecom_and_wechat().scenario(scenario).start().await;
     w.control(
         "/_emulator/current-user",
         serde_json::json!({"openid": "oSnapshotVirtual"}),
     )
     .await;
     let mut b = Browser::new(WECHAT_UA);
-    let cb = w.to_callback(&mut b, "mp", "/mp/").await;
+    let cb = w.to_callback(&mut b, &w.login_url("mp", "/mp/")).await;
     let r = b.get(&cb).await;
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
@@ -64,9 +64,9 @@ async fn a_wechat_snapshot_visitor_never_becomes_a_session() {
         page.contains("full page") && page.contains("使用完整服务"),
         "{page}"
     );
-    assert!(b.cookie(&w.gw.url("/"), "wgw_session").is_none());
+    assert!(b.cookie(&w.gw().url("/"), "wgw_session").is_none());
     assert_eq!(
-        b.get_json(&w.gw.url("/_gateway/whoami"), &[])
+        b.get_json(&w.gw().url("/_gateway/whoami"), &[])
             .await
             .status(),
         401
@@ -75,11 +75,13 @@ async fn a_wechat_snapshot_visitor_never_becomes_a_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crafted_return_to_cannot_preset_the_identity_the_front_end_reads() {
-    let w = World::with(Setup {
-        mp_return_query: "return_query = { openId = \"openid\" }",
-        ..Setup::default()
-    })
-    .await;
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp").with("return_query = { openId = \"openid\" }"))
+        .routes(SIDEBAR_ROUTES)
+        .start()
+        .await;
     for return_to in [
         "/mp/?openId=ATTACKER#/reg",
         "/mp/#/reg?openId=ATTACKER",
@@ -103,9 +105,11 @@ async fn a_crafted_return_to_cannot_preset_the_identity_the_front_end_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_state_cannot_be_replayed_with_made_up_codes() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = Browser::new(WXWORK_UA);
-    let cb = w.to_callback(&mut b, "crm", "/sidebar/").await;
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
     let saved = b.jar.clone();
     let (before, _) = cb.split_once("?code=").unwrap();
     let state = cb.split("&state=").nth(1).unwrap().to_owned();
@@ -125,12 +129,15 @@ async fn a_login_state_cannot_be_replayed_with_made_up_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let c = crate::common::client();
     let mut statuses = Vec::new();
     for i in 0..320 {
         let r = c
-            .get(w.gw.url(&format!("/_gateway/oauth/callback?code=c{i}&state=s{i}")))
+            .get(
+                w.gw()
+                    .url(&format!("/_gateway/oauth/callback?code=c{i}&state=s{i}")),
+            )
             .header("accept", HTML)
             .send()
             .await
@@ -145,7 +152,7 @@ async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
     // A login that started before the flood from another address is not affected: the limit
     // is per client address (here all are loopback, so only the limit itself is shown).
     let r = c
-        .get(w.gw.url("/_gateway/login?app=crm&return_to=/"))
+        .get(w.gw().url("/_gateway/login?app=crm&return_to=/"))
         .send()
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod world;
+use common::world;
 
 mod assertion;
 mod contact;

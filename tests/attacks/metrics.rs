@@ -5,15 +5,11 @@
 use serde_json::json;
 
 use crate::common::client;
-use crate::world::{Setup, World};
+use crate::world::wecom_and_wechat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_chosen_values_never_become_metric_labels() {
-    let w = World::with(Setup {
-        server: "qyapi_listen = \"127.0.0.1:{qyapi}\"",
-        ..Setup::default()
-    })
-    .await;
+    let w = wecom_and_wechat().qyapi().start().await;
     let c = client();
     for i in 0..5 {
         for path in [
@@ -22,14 +18,14 @@ async fn client_chosen_values_never_become_metric_labels() {
             format!("/_gateway/whoami?app=attacker{i}"),
             format!("/_gateway/jssdk/config?app=attacker{i}&url=x"),
         ] {
-            c.get(w.gw.url(&path)).send().await.unwrap();
+            c.get(w.gw().url(&path)).send().await.unwrap();
         }
         // The qyapi endpoint: made-up API paths, and an errcode nobody has heard of.
         for path in [
             format!("/crm/cgi-bin/attacker{i}/x"),
             format!("/crm/cgi-bin/user/attacker{i}"),
         ] {
-            c.get(w.qyapi_url(&path)).send().await.unwrap();
+            c.get(w.qyapi(&path)).send().await.unwrap();
         }
     }
     w.control(
@@ -38,13 +34,13 @@ async fn client_chosen_values_never_become_metric_labels() {
     )
     .await;
     let r = c
-        .get(w.qyapi_url("/crm/cgi-bin/user/get?userid=zhangsan"))
+        .get(w.qyapi("/crm/cgi-bin/user/get?userid=zhangsan"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let metrics = w.gw.metrics().await;
+    let metrics = w.gw().metrics().await;
     for bad in ["attacker", "987654"] {
         assert!(
             !metrics

@@ -8,13 +8,10 @@
 use serde_json::{json, Value};
 
 use crate::common::{client, parse_status, raw_request};
-use crate::world::{Setup, World};
+use crate::world::{wecom_and_wechat, Builder, World};
 
-fn qyapi_world() -> Setup<'static> {
-    Setup {
-        server: "qyapi_listen = \"127.0.0.1:{qyapi}\"",
-        ..Setup::default()
-    }
+fn qyapi_world() -> Builder {
+    wecom_and_wechat().qyapi()
 }
 
 /// A raw request on the qyapi port: no client library gets to resolve the path first.
@@ -22,7 +19,7 @@ async fn raw(w: &World, method: &str, target: &str) -> (u16, Value) {
     let req = format!(
         "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    let port = w.qyapi;
+    let port = w.gw().qyapi_port.unwrap();
     let resp = tokio::task::spawn_blocking(move || raw_request(port, req.as_bytes()).unwrap())
         .await
         .unwrap();
@@ -36,9 +33,9 @@ async fn raw(w: &World, method: &str, target: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qyapi_path_a_server_would_resolve_differently_sends_nothing_and_burns_no_token() {
-    let w = World::with(qyapi_world()).await;
+    let w = qyapi_world().start().await;
     let ok = client()
-        .get(w.qyapi_url("/crm/cgi-bin/user/get?userid=zhangsan"))
+        .get(w.qyapi("/crm/cgi-bin/user/get?userid=zhangsan"))
         .send()
         .await
         .unwrap();
@@ -109,7 +106,7 @@ async fn a_qyapi_path_a_server_would_resolve_differently_sends_nothing_and_burns
     assert_eq!(w.calls("/cgi-bin/user/get").await, 1, "nothing sent");
     assert_eq!(w.calls("/cgi-bin/message/send").await, 3, "one try each");
     let ok: Value = client()
-        .get(w.qyapi_url("/crm/cgi-bin/user/get?userid=zhangsan"))
+        .get(w.qyapi("/crm/cgi-bin/user/get?userid=zhangsan"))
         .send()
         .await
         .unwrap()

@@ -9,17 +9,17 @@ use wecom_gateway::login::session::{set_cookie, SessionEntry};
 
 use crate::common::browser::{Browser, HTML, WXWORK_UA};
 use crate::common::redis_server::RedisServer;
-use crate::world::{Setup, World, CORP_ID, SESSION_SECRET};
+use crate::world::{corp_id, wecom_and_wechat, App, World, SESSION_SECRET, SIDEBAR_ROUTES};
 
 async fn whoami(w: &World, b: &mut Browser) -> u16 {
-    b.get_json(&w.gw.url("/_gateway/whoami"), &[])
+    b.get_json(&w.gw().url("/_gateway/whoami"), &[])
         .await
         .status()
         .as_u16()
 }
 
 async fn sidebar(w: &World, b: &mut Browser) -> u16 {
-    b.get_json(&w.gw.url("/sidebar/"), &[])
+    b.get_json(&w.gw().url("/sidebar/"), &[])
         .await
         .status()
         .as_u16()
@@ -27,12 +27,12 @@ async fn sidebar(w: &World, b: &mut Browser) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_cookie_copied_before_logout_no_longer_opens() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member().await;
     let copy = b.jar.clone();
     assert_eq!(sidebar(&w, &mut b).await, 200);
     let r = b
-        .request(reqwest::Method::POST, &w.gw.url("/_gateway/logout"), HTML)
+        .request(reqwest::Method::POST, &w.gw().url("/_gateway/logout"), HTML)
         .await;
     assert_eq!(r.status(), 302);
     let mut thief = Browser::new(WXWORK_UA);
@@ -55,7 +55,7 @@ fn issued_at(iat: u64) -> String {
     let entry = SessionEntry {
         app: "crm".into(),
         sid: Some(format!("forged{iat}")),
-        corp_id: Some(CORP_ID.into()),
+        corp_id: Some(corp_id().into()),
         agent_id: Some(1000002),
         userid: Some("zhangsan".into()),
         openid: None,
@@ -77,30 +77,32 @@ fn issued_ago(age: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shorter_ttl_after_a_reload_ends_sessions_already_issued() {
-    let w = World::with(Setup {
-        session: "ttl = \"8h\"",
-        ..Setup::default()
-    })
-    .await;
+    let w = World::new()
+        .session("ttl = \"8h\"")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(SIDEBAR_ROUTES)
+        .start()
+        .await;
     let mut b = Browser::new(WXWORK_UA);
-    b.set_cookie(&w.gw.url("/"), "wgw_session", &issued_ago(2 * 3600));
+    b.set_cookie(&w.gw().url("/"), "wgw_session", &issued_ago(2 * 3600));
     assert_eq!(
         whoami(&w, &mut b).await,
         200,
         "the forged cookie is faithful"
     );
-    let text = std::fs::read_to_string(&w.gw.config_path).unwrap();
+    let text = std::fs::read_to_string(&w.gw().config_path).unwrap();
     std::fs::write(
-        &w.gw.config_path,
+        &w.gw().config_path,
         text.replace("ttl = \"8h\"", "ttl = \"1h\""),
     )
     .unwrap();
-    w.gw.signal(1);
-    w.gw.wait_log("reload: new config applied");
+    w.gw().signal(1);
+    w.gw().wait_log("reload: new config applied");
     assert_eq!(whoami(&w, &mut b).await, 401);
     assert_eq!(sidebar(&w, &mut b).await, 401);
     // A session younger than the new ttl still opens.
-    b.set_cookie(&w.gw.url("/"), "wgw_session", &issued_ago(600));
+    b.set_cookie(&w.gw().url("/"), "wgw_session", &issued_ago(600));
     assert_eq!(whoami(&w, &mut b).await, 200);
 }
 
@@ -113,12 +115,14 @@ async fn a_member_revoked_in_the_store_is_signed_out_on_every_instance() {
         "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"wgw:\"\n",
         redis.url()
     );
-    let rest = format!("{}\n{store}", crate::world::SIDEBAR_ROUTES);
-    let w = World::with(Setup {
-        rest: &rest,
-        ..Setup::default()
-    })
-    .await;
+    let rest = format!("{}\n{store}", SIDEBAR_ROUTES);
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(&rest)
+        .start()
+        .await;
     let mut before = w.member().await;
     assert_eq!(sidebar(&w, &mut before).await, 200);
     // What section 18's change_contact/delete_user writes: sessions of this member issued up to
@@ -126,7 +130,7 @@ async fn a_member_revoked_in_the_store_is_signed_out_on_every_instance() {
     let now = wecom_gateway::login::now_secs();
     let mut conn = redis.conn().await;
     let _: () = redis::cmd("SET")
-        .arg(format!("wgw:revoked:member:{CORP_ID}:zhangsan"))
+        .arg(format!("wgw:revoked:member:{}:zhangsan", corp_id()))
         .arg(now.to_string())
         .arg("PX")
         .arg(9 * 3600 * 1000)
@@ -138,9 +142,9 @@ async fn a_member_revoked_in_the_store_is_signed_out_on_every_instance() {
     // A session issued after the revocation opens (sealed a few seconds ahead, within the
     // clock skew a session tolerates, rather than waiting for the clock).
     let mut after = Browser::new(WXWORK_UA);
-    after.set_cookie(&w.gw.url("/"), "wgw_session", &issued_at(now + 3));
+    after.set_cookie(&w.gw().url("/"), "wgw_session", &issued_at(now + 3));
     assert_eq!(sidebar(&w, &mut after).await, 200);
     let mut forged_before = Browser::new(WXWORK_UA);
-    forged_before.set_cookie(&w.gw.url("/"), "wgw_session", &issued_at(now - 60));
+    forged_before.set_cookie(&w.gw().url("/"), "wgw_session", &issued_at(now - 60));
     assert_eq!(sidebar(&w, &mut forged_before).await, 401);
 }

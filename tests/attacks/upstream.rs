@@ -7,8 +7,9 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
 
+use crate::common::client;
 use crate::common::upstream::{self, Echo};
-use crate::common::{client, Gateway};
+use crate::world::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_cannot_set_the_gateways_cookies() {
@@ -24,12 +25,12 @@ async fn an_upstream_cannot_set_the_gateways_cookies() {
         )
             .into_response()
     })));
-    let gw = Gateway::start(&format!(
-        "[session]\nsecret = \"test-session-secret-0123456789abcdef\"\ncookie_name = \"my_session\"\n\
-         [upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        crm.url()
-    ));
-    let r = client().get(gw.url("/page")).send().await.unwrap();
+    let w = World::new()
+        .session("cookie_name = \"my_session\"")
+        .crm(crm)
+        .start()
+        .await;
+    let r = client().get(w.gw().url("/page")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let set: Vec<&str> = r
         .headers()
@@ -42,13 +43,9 @@ async fn an_upstream_cannot_set_the_gateways_cookies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_made_up_host_header_does_not_reach_the_crm_as_x_forwarded_host() {
-    let up = upstream::echo("crm");
-    let routes = format!(
-        "[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        up.url()
-    );
     for (trust, want_client_host) in [("", false), ("trust_host_header = true\n", true)] {
-        let gw = Gateway::start(&format!("{trust}{routes}"));
+        let w = World::new().server(trust).start().await;
+        let gw = w.gw();
         let r = client()
             .get(gw.url("/reset-password"))
             .header("host", "evil.example")

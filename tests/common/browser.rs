@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value};
+
+use super::upstream::Echo;
+use super::world::World;
 use super::{client, Gateway};
 
 pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
@@ -192,4 +196,102 @@ pub async fn login(b: &mut Browser, gw: &Gateway, emu: &str, app: &str, return_t
         resp.text().await.unwrap_or_default()
     );
     location(&resp, &cb)
+}
+
+/// What browsers do in a [`World`]: log in, call the CRM through the gateway, ask for
+/// JS-SDK signatures and contact verification.
+impl World {
+    /// A WeCom client, not logged in yet.
+    pub fn member_browser(&self) -> Browser {
+        Browser::new(WXWORK_UA)
+    }
+
+    /// A WeCom client logged in to app `crm` as the emulator's current member.
+    pub async fn member(&self) -> Browser {
+        let mut b = Browser::new(WXWORK_UA);
+        self.login(&mut b, "crm", "/sidebar/").await;
+        b
+    }
+
+    /// A whole login to `app`; the callback's final Location.
+    pub async fn login(&self, b: &mut Browser, app: &str, return_to: &str) -> String {
+        login(b, self.gw(), &self.emu.base_url(), app, return_to).await
+    }
+
+    /// `{prefix}/login?app=&return_to=` on the gateway.
+    pub fn login_url(&self, app: &str, return_to: &str) -> String {
+        login_url(self.gw(), app, return_to)
+    }
+
+    /// From `login_url` to the callback URL the emulator sends the browser to.
+    pub async fn to_callback(&self, b: &mut Browser, login_url: &str) -> String {
+        to_callback(b, self.gw(), &self.emu.base_url(), login_url).await
+    }
+
+    /// What the CRM received for `path` (a script's call), or the gateway's own answer.
+    pub async fn upstream_sees(
+        &self,
+        b: &mut Browser,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Echo, (u16, Value)> {
+        let r = b.get_json(&self.gw().url(path), headers).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        match serde_json::from_str::<Echo>(&text) {
+            Ok(e) if status == 200 && e.name == "crm" => Ok(e),
+            _ => Err((status, serde_json::from_str(&text).unwrap_or(Value::Null))),
+        }
+    }
+
+    /// What the CRM received for a page the browser opens; panics when the gateway answered.
+    pub async fn echo(&self, b: &mut Browser, path: &str) -> Echo {
+        let r = b.get(&self.gw().url(path)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        r.json().await.unwrap()
+    }
+
+    /// `POST {prefix}/external-contact`: status and body.
+    pub async fn verify_contact(&self, b: &mut Browser, external_userid: &str) -> (u16, Value) {
+        let r = b
+            .post_json(
+                &self.gw().url("/_gateway/external-contact"),
+                &json!({ "external_userid": external_userid }),
+            )
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `{prefix}/jssdk/config?{query}`: status and body.
+    pub async fn jssdk_config(&self, b: &mut Browser, query: &str) -> (u16, Value) {
+        let r = b
+            .get_json(
+                &self.gw().url(&format!("/_gateway/jssdk/config?{query}")),
+                &[],
+            )
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// What the emulator's JS-SDK says of `payload` (`config` or `agentConfig`) on the page
+    /// `href`: the `errMsg` its callback would get.
+    pub async fn emulator_verdict(&self, kind: &str, payload: &Value, href: &str) -> String {
+        let mut req = payload.clone();
+        req["kind"] = json!(kind);
+        req["url"] = json!(href);
+        let v = self.control("/_emulator/jssdk/verify", req).await;
+        v["errMsg"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The emulator's sidebar is open on a chat with `external_userid`.
+    pub async fn chat_with(&self, external_userid: &str) {
+        self.control(
+            "/_emulator/current-contact",
+            json!({"external_userid": external_userid}),
+        )
+        .await;
+    }
 }

@@ -11,17 +11,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
-use emulator::{Emulator, Scenario};
+use emulator::Scenario;
 use serde_json::{json, Value};
 use wecom_api::CallbackCrypto;
 
 use super::upstream::{self, Upstream};
-use super::{client, free_port, Gateway};
+use super::world::{agent_id, corp_id, App, Builder, World, ASSERTION_SECRET};
+use super::{client, Gateway};
 
-pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
-pub const ASSERTION_SECRET: &str = "test-assertion-secret-0123456789abcdef";
-pub const CORP_ID: &str = "wwemu0000000000001";
-pub const AGENT_ID: u64 = 1000002;
 pub const TOKEN: &str = "cbToken123";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
@@ -60,11 +57,11 @@ pub struct CrmState {
 /// identity headers it came with (JSON), as a page behind the gateway.
 pub struct Crm {
     pub state: Arc<CrmState>,
-    pub server: Upstream,
 }
 
 impl Crm {
-    pub fn start() -> Crm {
+    /// The CRM's record, and its server (for [`Builder::crm`]).
+    pub fn start() -> (Crm, Upstream) {
         let state = Arc::new(CrmState::default());
         let s = state.clone();
         let app = Router::new().fallback(any(
@@ -88,6 +85,8 @@ impl Crm {
                     // A held request is never taken: its sender may be gone by the time it
                     // is let go (a killed gateway), so it counts as not delivered.
                     if s.hang.load(Ordering::SeqCst) {
+                        // The behaviour under test: a CRM that does not answer (polled
+                        // until the test lets it go).
                         while s.hang.load(Ordering::SeqCst) {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
@@ -105,10 +104,7 @@ impl Crm {
                 }
             },
         ));
-        Crm {
-            state,
-            server: upstream::serve(app),
-        }
+        (Crm { state }, upstream::serve(app))
     }
 
     pub fn taken(&self) -> Vec<Received> {
@@ -146,47 +142,19 @@ pub enum Backend {
     Redis(String),
 }
 
-/// The gateway config: app `crm` (XML) and `crmjson` (JSON) with callbacks to `crm_url`,
-/// sessions for `/staff/` and `/sidebar/`.
-pub fn config(emu: &str, crm_url: &str, backend: &Backend) -> String {
-    let store = match backend {
+/// `[store]` for `backend`.
+fn store(backend: &Backend) -> String {
+    match backend {
         Backend::Local => "[store]\nbackend = \"local\"\npath = \"queue.db\"\n".to_owned(),
         Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
         Backend::Redis(url) => format!(
             "[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"wgw:\"\nlock_ttl = \"1s\"\n"
         ),
-    };
-    format!(
-        r#"
-{store}
-[session]
-secret = "{SESSION_SECRET}"
-assertion_secret = "{ASSERTION_SECRET}"
+    }
+}
 
-[apps.crm]
-kind = "wecom"
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "emu-agent-secret"
-contact_secret = "emu-contact-secret"
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-qr_login_url = "{emu}/wwlogin/sso/login"
-jssdk_urls = ["{emu}/emulator/jweixin.js"]
-miniprogram = true
-callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/callback" }}
-
-[apps.crmjson]
-kind = "wecom"
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "emu-agent-secret"
-api_base = "{emu}"
-callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/json", format = "json" }}
-
-[upstreams.crm]
-url = "{crm_url}"
-
+/// `/sidebar/` (contact optional) and the rest behind a login of `crm`.
+const ROUTES: &str = r#"
 [[routes]]
 location = "/sidebar/"
 upstream = "crm"
@@ -197,53 +165,65 @@ external_contact = "optional"
 location = "/"
 upstream = "crm"
 login = "crm"
-"#
-    )
+"#;
+
+/// App `crm` (XML, also a mini-program) and `crmjson` (JSON), each with a callback forwarded
+/// to the CRM, the queue where `backend` says.
+pub fn world(scenario: Scenario, backend: &Backend, instances: usize, crm: Upstream) -> Builder {
+    let callback = |path: &str, format: &str| {
+        format!(
+            "callback = {{ token = \"{TOKEN}\", encoding_aes_key = \"{AES_KEY}\", forward = \"crm\", forward_path = \"{path}\"{format} }}"
+        )
+    };
+    World::new()
+        .scenario(scenario)
+        .session("")
+        .store(&store(backend))
+        .instances(instances)
+        .app(
+            App::wecom("crm")
+                .contact()
+                .with("miniprogram = true")
+                .with(&callback("/wecom/callback", "")),
+        )
+        .app(App::wecom("crmjson").with(&callback("/wecom/json", ", format = \"json\"")))
+        .crm(crm)
+        .routes(ROUTES)
 }
 
-pub struct World {
-    pub emu: Emulator,
+/// The callbacks' world: the one [`World`] and what its CRM received.
+pub struct CallbackWorld {
+    pub world: World,
     pub crm: Crm,
-    pub backend: Backend,
-    pub gateways: Vec<Gateway>,
 }
 
-impl World {
-    pub async fn start(backend: Backend, instances: usize) -> World {
-        World::start_in(Scenario::default(), backend, instances).await
+impl std::ops::Deref for CallbackWorld {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl std::ops::DerefMut for CallbackWorld {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+}
+
+impl CallbackWorld {
+    pub async fn start(backend: Backend, instances: usize) -> CallbackWorld {
+        CallbackWorld::start_in(Scenario::default(), backend, instances).await
     }
 
     /// The same world in another emulated corp (e.g. [`Scenario::demo`], whose second member
     /// can be deleted: a corp keeps at least one).
-    pub async fn start_in(scenario: Scenario, backend: Backend, instances: usize) -> World {
-        let emu = Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)
-            .await
-            .unwrap();
-        let crm = Crm::start();
-        let mut w = World {
-            emu,
-            crm,
-            backend,
-            gateways: Vec::new(),
-        };
-        for _ in 0..instances {
-            let gw = w.spawn_gateway().await;
-            w.gateways.push(gw);
-        }
+    pub async fn start_in(scenario: Scenario, backend: Backend, instances: usize) -> CallbackWorld {
+        let (crm, server) = Crm::start();
+        let world = world(scenario, &backend, instances, server).start().await;
+        let w = CallbackWorld { world, crm };
         w.register("crm", 0).await;
         w.register("crmjson", 0).await;
         w
-    }
-
-    fn config(&self) -> String {
-        config(&self.emu.base_url(), &self.crm.server.url(), &self.backend)
-    }
-
-    async fn spawn_gateway(&self) -> Gateway {
-        let body = self.config();
-        tokio::task::spawn_blocking(move || Gateway::start(&body))
-            .await
-            .unwrap()
     }
 
     /// The emulator sends app `app`'s events to gateway `i` (verifying the URL first).
@@ -256,21 +236,10 @@ impl World {
                 "token": TOKEN,
                 "encoding_aes_key": AES_KEY,
                 "kind": "app",
-                "agent_id": AGENT_ID,
+                "agent_id": self.ids.agent_id,
             }),
         )
         .await;
-    }
-
-    pub async fn control(&self, path: &str, body: Value) -> Value {
-        let r = client()
-            .post(format!("{}{path}", self.emu.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
     }
 
     /// Has the emulator send `xml` to app `app`'s receiver and waits until WeCom's side is
@@ -284,10 +253,7 @@ impl World {
     /// The emulator's callback log once nothing is in flight.
     pub async fn settled(&self) -> Value {
         client()
-            .get(format!(
-                "{}/_emulator/callbacks?settled=true",
-                self.emu.base_url()
-            ))
+            .get(self.emu("/_emulator/callbacks?settled=true"))
             .send()
             .await
             .unwrap()
@@ -299,24 +265,26 @@ impl World {
     /// Kills gateway `i` with SIGKILL and starts it again on the same config, ports and
     /// directory (the same `local` file).
     pub async fn kill_and_restart(&mut self, i: usize) {
-        let gw = &mut self.gateways[i];
+        let gw = &mut self.world.gateways[i];
         gw.signal(9);
         assert!(gw.wait_exit(Duration::from_secs(10)).is_some());
-        let gw = std::mem::replace(&mut self.gateways[i], placeholder());
+        let gw = std::mem::replace(&mut self.world.gateways[i], placeholder());
         let gw = tokio::task::spawn_blocking(move || gw.restart())
             .await
             .unwrap();
-        self.gateways[i] = gw;
+        self.world.gateways[i] = gw;
     }
 }
 
 /// A stand-in while a gateway is being restarted: nothing to kill.
-fn placeholder() -> Gateway {
+pub fn placeholder() -> Gateway {
     Gateway {
         child: None,
         dir: super::TempDir::new("placeholder"),
-        port: free_port(),
-        admin_port: free_port(),
+        port: 0,
+        admin_port: 0,
+        qyapi_port: None,
+        emulator_port: None,
         config_path: Default::default(),
         log_path: Default::default(),
     }
@@ -325,7 +293,7 @@ fn placeholder() -> Gateway {
 /// An event XML as WeCom writes it, numbered so order can be checked.
 pub fn event_xml(n: u32) -> String {
     wecom_api::XmlMessage::from_pairs([
-        ("ToUserName", CORP_ID.to_owned()),
+        ("ToUserName", corp_id().to_owned()),
         ("FromUserName", "sys".to_owned()),
         ("CreateTime", (1_700_000_000 + n).to_string()),
         ("MsgType", "event".to_owned()),
@@ -340,12 +308,12 @@ pub fn event_xml(n: u32) -> String {
 pub fn sealed_post(xml: &str, timestamp: u64) -> (String, String) {
     let crypto = CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
     let nonce = format!("{}", rand_nonce());
-    let s = crypto.seal(xml, CORP_ID, &timestamp.to_string(), &nonce);
+    let s = crypto.seal(xml, corp_id(), &timestamp.to_string(), &nonce);
     let query = format!(
         "msg_signature={}&timestamp={}&nonce={}",
         s.msg_signature, s.timestamp, s.nonce
     );
-    let body = wecom_api::callback::envelope(CORP_ID, &AGENT_ID.to_string(), &s.encrypt);
+    let body = wecom_api::callback::envelope(corp_id(), &agent_id().to_string(), &s.encrypt);
     (query, body)
 }
 
@@ -369,17 +337,4 @@ pub fn expected_signature(body: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Waits until gateway `gw`'s `/metrics` has `line` (at most 30 s).
-pub async fn wait_metric(gw: &Gateway, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let metrics = gw.metrics().await;
-        if metrics.contains(line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{free_port, TempDir};
+use super::TempDir;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -33,13 +33,14 @@ impl Chrome {
                  `scripts/deps.sh` installs Debian's chromium and chromium-driver"
             );
         }
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: chromedriver binds a free port and says which on stdout.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        let port = bound_port(driver.stdout.take().unwrap());
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -173,4 +174,22 @@ impl Drop for Chrome {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The port of chromedriver's "ChromeDriver was started successfully on port N." line; the
+/// rest of its output is read and dropped so that it never blocks on a full pipe.
+fn bound_port(stdout: std::process::ChildStdout) -> u16 {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("chromedriver said on which port it listens")
+            .unwrap();
+        if let Some(rest) = line.split("successfully on port ").nth(1) {
+            break rest.trim_end_matches('.').trim().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    port
 }

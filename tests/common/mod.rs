@@ -1,7 +1,9 @@
-//! Test support: the real `wecom-gateway` binary on free loopback ports, small upstreams,
-//! readiness by polling endpoints (never fixed sleeps).
+//! Test support: the one test world ([`world::World`]: emulator, CRM, gateway instances, Redis)
+//! and below it the real `wecom-gateway` binary on port 0 ([`Gateway`], which reads the ports
+//! the binary reports), small upstreams, readiness by polling endpoints (never fixed sleeps).
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
@@ -17,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free port on 127.0.0.1 (bound and released; the OS does not hand it out again at once).
+/// A free port on 127.0.0.1, for the programs that cannot bind port 0 and report what they
+/// got (nginx, redis-server, chromedriver): bound and released, so another process may take
+/// it in between; their starters try again on another port when it is taken.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -61,8 +65,12 @@ fn rand_u64() -> u64 {
 pub struct Gateway {
     pub child: Option<Child>,
     pub dir: TempDir,
+    /// The ports the process bound (its listeners say port 0) and reported.
     pub port: u16,
     pub admin_port: u16,
+    pub qyapi_port: Option<u16>,
+    /// The in-process emulator's port (`[emulator] enabled = true`).
+    pub emulator_port: Option<u16>,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
 }
@@ -70,42 +78,37 @@ pub struct Gateway {
 /// The environment variable that enables `POST /_test/advance` on the admin listener.
 pub const CLOCK_CONTROL: &str = "WGW_TEST_CLOCK";
 
-/// The `[server]` table every test config starts with; `{PORT}` and `{ADMIN}` are filled in.
-pub fn server_table(port: u16, admin: u16) -> String {
-    format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 2\n"
-    )
+/// The `[server]` table every test config starts with: every listener on port 0 (the gateway
+/// binds and reports them), `public_url` on the port `listen` gets.
+pub fn server_table() -> String {
+    "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nthreads = 2\n".to_owned()
+}
+
+/// What `--ports-file` holds.
+#[derive(serde::Deserialize)]
+struct Ports {
+    listen: std::net::SocketAddr,
+    admin_listen: Option<std::net::SocketAddr>,
+    qyapi_listen: Option<std::net::SocketAddr>,
+    emulator: Option<std::net::SocketAddr>,
 }
 
 impl Gateway {
-    /// Starts the gateway with `body` appended to a `[server]` table on fresh ports.
+    /// Starts the gateway with `body` appended to [`server_table`].
     pub fn start(body: &str) -> Gateway {
-        Self::start_with(body, &[], &[])
+        Self::start_config(&format!("{}\n{}", server_table(), body), &[], &[])
     }
 
-    pub fn start_with(body: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
-        let port = free_port();
-        let admin_port = free_port();
-        let config = format!("{}\n{}", server_table(port, admin_port), body);
-        Self::start_config(&config, port, admin_port, env, args)
-    }
-
-    pub fn start_config(
-        config: &str,
-        port: u16,
-        admin_port: u16,
-        env: &[(&str, &str)],
-        args: &[&str],
-    ) -> Gateway {
-        Self::start_command("run", config, port, admin_port, env, args)
+    /// Starts the gateway on a whole config (its own `[server]` table, with an
+    /// `admin_listen`).
+    pub fn start_config(config: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
+        Self::start_command("run", config, env, args)
     }
 
     /// Starts `wecom-gateway COMMAND -c CONFIG` (`run` or `demo`) and waits until it is ready.
     pub fn start_command(
         command: &str,
         config: &str,
-        port: u16,
-        admin_port: u16,
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Gateway {
@@ -116,6 +119,7 @@ impl Gateway {
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(args).arg(command).arg("-c").arg(&config_path);
+        cmd.arg("--ports-file").arg(dir.path().join("ports.json"));
         // The test clock control (debug builds only), unless the test says otherwise.
         cmd.env(CLOCK_CONTROL, "1");
         cmd.envs(env.iter().copied());
@@ -124,8 +128,10 @@ impl Gateway {
         let mut gw = Gateway {
             child: Some(child),
             dir,
-            port,
-            admin_port,
+            port: 0,
+            admin_port: 0,
+            qyapi_port: None,
+            emulator_port: None,
             config_path,
             log_path,
         };
@@ -133,19 +139,23 @@ impl Gateway {
         gw
     }
 
-    /// Starts the process again (after it exited or was killed) on the same config, ports,
-    /// directory and log.
+    /// Starts the process again (after it exited or was killed) on the same config, directory
+    /// and log, and on the ports it had: the config file now names them instead of port 0.
     pub fn restart(mut self) -> Gateway {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let pinned = self.pin_ports(&std::fs::read_to_string(&self.config_path).unwrap());
+        std::fs::write(&self.config_path, pinned).unwrap();
+        let _ = std::fs::remove_file(self.ports_path());
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.log_path)
             .unwrap();
         let mut cmd = Command::new(bin());
         cmd.arg("run").arg("-c").arg(&self.config_path);
+        cmd.arg("--ports-file").arg(self.ports_path());
         cmd.env(CLOCK_CONTROL, "1");
         cmd.stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("spawn wecom-gateway"));
@@ -153,13 +163,50 @@ impl Gateway {
         self
     }
 
+    /// `config` with each port-0 listener (and `public_url`) on the port this process bound.
+    fn pin_ports(&self, config: &str) -> String {
+        let mut out = String::new();
+        for line in config.lines() {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            let port = match key {
+                "listen" => Some(self.port),
+                "public_url" => Some(self.port),
+                "admin_listen" => Some(self.admin_port),
+                "qyapi_listen" => self.qyapi_port,
+                _ => None,
+            };
+            match port {
+                Some(p) if line.trim_end().ends_with(":0\"") => {
+                    out.push_str(&line.trim_end().replace(":0\"", &format!(":{p}\"")));
+                }
+                _ => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn ports_path(&self) -> PathBuf {
+        self.dir.path().join("ports.json")
+    }
+
+    /// Waits for the ports file (written once every listener is bound), then for the
+    /// readiness endpoints.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("gateway exited early with {status}:\n{}", self.log());
             }
-            if http_get_status(self.admin_port, "/healthz") == Some(200)
+            if let Ok(text) = std::fs::read_to_string(self.ports_path()) {
+                let ports: Ports = serde_json::from_str(&text).expect("the ports file is JSON");
+                self.port = ports.listen.port();
+                self.admin_port = ports.admin_listen.map_or(0, |a| a.port());
+                self.qyapi_port = ports.qyapi_listen.map(|a| a.port());
+                self.emulator_port = ports.emulator.map(|a| a.port());
+            }
+            if self.port != 0
+                && http_get_status(self.admin_port, "/healthz") == Some(200)
                 && http_get_status(self.port, "/_gateway/healthz") == Some(200)
             {
                 return;
@@ -203,6 +250,20 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Waits until `/metrics` has `line` (at most 30 s): a request is counted when its answer
+    /// has gone out, so a client can read `/metrics` before its last request is in it.
+    pub async fn wait_metric(&self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metrics = self.metrics().await;
+            if metrics.contains(line) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {line} in\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -242,11 +303,17 @@ impl Gateway {
 
     /// Waits until the log contains `needle` (a readiness signal for reloads), up to 10 s.
     pub fn wait_log(&self, needle: &str) {
+        self.wait_log_count(needle, 1);
+    }
+
+    /// Waits until the log contains `needle` `n` times, up to 10 s: the log is written by a
+    /// background thread, so a line can arrive after the answer it belongs to.
+    pub fn wait_log_count(&self, needle: &str, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.log().contains(needle) {
+        while self.log().matches(needle).count() < n {
             assert!(
                 Instant::now() < deadline,
-                "log never showed {needle:?}:\n{}",
+                "log never showed {needle:?} {n} times:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -35,14 +35,25 @@ fn binary() -> PathBuf {
 }
 
 impl RedisServer {
+    /// redis-server cannot bind port 0 and report it (port 0 turns TCP off): it gets a free
+    /// port, and another one when some other process took that port first.
     pub fn start() -> RedisServer {
         let mut r = RedisServer {
             child: None,
             port: free_port(),
             dir: TempDir::new("redis"),
         };
-        r.restart();
-        r
+        for _ in 0..5 {
+            if r.launch() {
+                return r;
+            }
+            r.port = free_port();
+        }
+        panic!("redis-server never started:\n{}", r.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -51,6 +62,16 @@ impl RedisServer {
 
     /// (Re)starts the server on its port, empty, and waits until it answers PING.
     pub fn restart(&mut self) {
+        assert!(
+            self.launch(),
+            "redis-server did not start again:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts the server on its port and waits until it answers PING (true) or exits (false:
+    /// the port was taken).
+    fn launch(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
         let child = Command::new(binary())
@@ -65,12 +86,17 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers() {
+            if let Ok(Some(_)) = self.child.as_mut().unwrap().try_wait() {
+                self.child = None;
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server never answered PING"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     /// Kills the server (as a crash would) and waits until its port refuses connections.

@@ -67,6 +67,7 @@ pub fn echo(name: &str) -> Upstream {
             async move {
                 if uri.path() == "/slow" {
                     let ms: u64 = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(1000);
+                    // The behaviour under test: a slow upstream.
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
                 let mut hs: BTreeMap<String, String> = BTreeMap::new();

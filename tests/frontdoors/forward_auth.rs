@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::common::browser::{Browser, HTML, WXWORK_UA};
-use crate::world::{claims, World, CORP_ID, CUSTOMER};
+use crate::world::{claims, corp_id, customer, wecom_and_wechat, World};
 
 const JSON: &str = "application/json";
 
@@ -27,17 +27,22 @@ async fn traefik(
         ("x-forwarded-for".into(), "192.0.2.7".into()),
     ];
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    b.send(Method::GET, &w.gw.url("/_gateway/auth"), accept, |mut r| {
-        for (k, v) in headers {
-            r = r.header(k, v);
-        }
-        r
-    })
+    b.send(
+        Method::GET,
+        &w.gw().url("/_gateway/auth"),
+        accept,
+        |mut r| {
+            for (k, v) in headers {
+                r = r.header(k, v);
+            }
+            r
+        },
+    )
     .await
 }
 
 fn host(w: &World) -> String {
-    format!("127.0.0.1:{}", w.gw.port)
+    format!("127.0.0.1:{}", w.gw().port)
 }
 
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -47,7 +52,7 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_the_check_is_401_with_the_login_url_and_for_a_navigation_the_interstitial(
 ) {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member_browser();
     let h = host(&w);
 
@@ -93,7 +98,7 @@ async fn without_a_session_the_check_is_401_with_the_login_url_and_for_a_navigat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_clients_own() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member().await;
     let h = host(&w);
     let spoof = [
@@ -105,7 +110,7 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_cli
     let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &spoof).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-wecom-userid"), Some("zhangsan"));
-    assert_eq!(header(&r, "x-wecom-corpid"), Some(CORP_ID));
+    assert_eq!(header(&r, "x-wecom-corpid"), Some(corp_id()));
     assert_eq!(header(&r, "x-wecom-agentid"), Some("1000002"));
     assert!(header(&r, "x-wecom-external-userid").is_none());
     assert!(header(&r, "x_wecom_userid").is_none());
@@ -139,7 +144,7 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_refuses_another_host_and_an_original_request_it_cannot_read() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = w.member().await;
     let h = host(&w);
     // The member's own cookie, but about a request to another site behind the same proxy.
@@ -160,19 +165,19 @@ async fn the_check_refuses_another_host_and_an_original_request_it_cannot_read()
     }
     // No description of the original request at all.
     let r = b
-        .get_json(&w.gw.url("/_gateway/auth"), &[("x-forwarded-host", &h)])
+        .get_json(&w.gw().url("/_gateway/auth"), &[("x-forwarded-host", &h)])
         .await;
     assert_eq!(r.status(), 400);
     // The check itself is a GET.
     let r = b
-        .send(Method::POST, &w.gw.url("/_gateway/auth"), JSON, |r| r)
+        .send(Method::POST, &w.gw().url("/_gateway/auth"), JSON, |r| r)
         .await;
     assert_eq!(r.status(), 405);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_mode_does() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut anonymous = Browser::new(WXWORK_UA);
     let mut b = w.member().await;
     let h = host(&w);
@@ -193,7 +198,7 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "external_contact_required");
-    let (status, verified) = w.verify_contact(&mut b, CUSTOMER).await;
+    let (status, verified) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200, "{verified}");
     let ticket = verified["ticket"].as_str().unwrap().to_owned();
     let r = traefik(
@@ -218,10 +223,10 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "x-wecom-external-userid"), Some(CUSTOMER));
+    assert_eq!(header(&r, "x-wecom-external-userid"), Some(customer()));
     assert_eq!(
         claims(header(&r, "x-gateway-assertion").unwrap())["external_userid"],
-        CUSTOMER
+        customer()
     );
 
     // The ticket is worth nothing without the member's session.
@@ -238,7 +243,7 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() {
-    let w = World::start().await;
+    let w = wecom_and_wechat().start().await;
     let mut b = Browser::new(WXWORK_UA);
     let page = |r: reqwest::Response| async move {
         assert_eq!(r.status(), 200);
@@ -250,7 +255,11 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
         ("return_to=%2Fmp%2Fx", "mp"),
         ("return_to=%2Fsidebar%2Fx", "crm"),
     ] {
-        let body = page(b.get(&w.gw.url(&format!("/_gateway/signin?{query}"))).await).await;
+        let body = page(
+            b.get(&w.gw().url(&format!("/_gateway/signin?{query}")))
+                .await,
+        )
+        .await;
         assert!(
             body.contains(&format!("login?app={app}&return_to=")),
             "{query}: {body}"
@@ -259,7 +268,7 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
     // Opened at its own address (a proxy that redirects to it), the page goes back to
     // `return_to`, never to itself: that would sign in for ever.
     let body = page(
-        b.get(&w.gw.url("/_gateway/signin?return_to=%2Fmp%2Fx"))
+        b.get(&w.gw().url("/_gateway/signin?return_to=%2Fmp%2Fx"))
             .await,
     )
     .await;
@@ -268,12 +277,17 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
         "{body}"
     );
     // ingress-nginx's `auth-signin` names the page `rd`, as a whole URL.
-    let rd = url::form_urlencoded::byte_serialize(w.gw.url("/mp/y").as_bytes()).collect::<String>();
-    let body = page(b.get(&w.gw.url(&format!("/_gateway/signin?rd={rd}"))).await).await;
+    let rd =
+        url::form_urlencoded::byte_serialize(w.gw().url("/mp/y").as_bytes()).collect::<String>();
+    let body = page(
+        b.get(&w.gw().url(&format!("/_gateway/signin?rd={rd}")))
+            .await,
+    )
+    .await;
     assert!(body.contains(r#"?"/mp/y":"#), "{body}");
     // nginx's `@signin` sends the original URI as a header instead.
     let r = b
-        .send(Method::GET, &w.gw.url("/_gateway/signin"), HTML, |r| {
+        .send(Method::GET, &w.gw().url("/_gateway/signin"), HTML, |r| {
             r.header("x-original-uri", "/mp/deep?x=1")
         })
         .await;
@@ -282,7 +296,7 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
     // An off-site return_to becomes `/` in the fallback link.
     let body = page(
         b.get(
-            &w.gw
+            &w.gw()
                 .url("/_gateway/signin?app=crm&return_to=https%3A%2F%2Fevil.example%2F"),
         )
         .await,
@@ -291,7 +305,7 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
     assert!(!body.contains("evil.example"), "{body}");
     // A script gets the 401 JSON; an unknown app is a 400.
     let r = b
-        .get_json(&w.gw.url("/_gateway/signin?return_to=%2Fsidebar%2F"), &[])
+        .get_json(&w.gw().url("/_gateway/signin?return_to=%2Fsidebar%2F"), &[])
         .await;
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.unwrap();
@@ -299,6 +313,6 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
         v["login_url"],
         "/_gateway/login?app=crm&return_to=%2Fsidebar%2F"
     );
-    let r = b.get(&w.gw.url("/_gateway/signin?app=nope")).await;
+    let r = b.get(&w.gw().url("/_gateway/signin?app=nope")).await;
     assert_eq!(r.status(), 400);
 }

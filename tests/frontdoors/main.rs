@@ -4,9 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[allow(dead_code)]
-#[path = "../attacks/world.rs"]
-mod world;
+use common::world;
 
 mod forward_auth;
 mod miniprogram;

@@ -6,26 +6,11 @@ use serde_json::{json, Value};
 
 use crate::common::browser::{Browser, WXWORK_UA};
 use crate::common::client;
-use crate::world::{claims, Setup, World, CORP_ID};
+use crate::world::{claims, corp_id, App, World};
 
-/// A third app, `mini`: the corp's agent with its mini-program, protecting `/mini/`; and the
-/// WeChat mini-program `wxmini` of the emulator's `[wechat_mini]`, protecting `/wxmini/`.
+/// A third app, `mini` (the corp's agent with its mini-program), protects `/mini/`; the
+/// WeChat mini-program `wxmini` of the emulator's `[wechat_mini]` protects `/wxmini/`.
 const MINI_ROUTES: &str = r#"
-[apps.mini]
-kind = "wecom"
-corp_id = "wwemu0000000000001"
-agent_id = 1000002
-secret = "emu-agent-secret"
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-miniprogram = true
-
-[apps.wxmini]
-kind = "wechat_mini"
-app_id = "wxemu000000000002"
-secret = "emu-mini-secret"
-api_base = "{emu}"
-
 [[routes]]
 location = "/wxmini/"
 upstream = "crm"
@@ -42,11 +27,15 @@ upstream = "crm"
 "#;
 
 async fn world() -> World {
-    World::with(Setup {
-        rest: MINI_ROUTES,
-        ..Setup::default()
-    })
-    .await
+    World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .app(App::wecom("mini").with("miniprogram = true"))
+        .app(App::mini("wxmini"))
+        .routes(MINI_ROUTES)
+        .start()
+        .await
 }
 
 /// What `wx.qy.login` gives the mini-program of agent 1000002 for `userid`.
@@ -64,7 +53,7 @@ async fn code(w: &World, userid: &str) -> String {
 
 async fn login(w: &World, app: &str, code: &str) -> (u16, Value) {
     let r = client()
-        .post(w.gw.url("/_gateway/miniprogram/login"))
+        .post(w.gw().url("/_gateway/miniprogram/login"))
         .json(&json!({ "app": app, "code": code }))
         .send()
         .await
@@ -104,7 +93,7 @@ async fn a_mini_program_code_becomes_a_bearer_session_the_crm_sees_as_the_member
         .await
         .unwrap();
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
-    assert_eq!(echo.header("x-wecom-corpid"), Some(CORP_ID));
+    assert_eq!(echo.header("x-wecom-corpid"), Some(corp_id()));
     assert_eq!(
         echo.header("authorization"),
         None,
@@ -116,7 +105,7 @@ async fn a_mini_program_code_becomes_a_bearer_session_the_crm_sees_as_the_member
     );
     // whoami reads the token as it reads a cookie.
     let r = client()
-        .get(w.gw.url("/_gateway/whoami?app=mini"))
+        .get(w.gw().url("/_gateway/whoami?app=mini"))
         .bearer_auth(token)
         .send()
         .await
@@ -146,7 +135,7 @@ async fn a_reused_code_a_forged_or_expired_token_gets_401() {
     assert_eq!(login(&w, "crm", &code(&w, "zhangsan").await).await.0, 400);
     assert_eq!(login(&w, "mini", "a b").await.0, 400);
     let r = client()
-        .post(w.gw.url("/_gateway/miniprogram/login"))
+        .post(w.gw().url("/_gateway/miniprogram/login"))
         .body("app=mini")
         .send()
         .await
@@ -176,7 +165,7 @@ async fn a_reused_code_a_forged_or_expired_token_gets_401() {
     assert_eq!(r.unwrap_err().0, 401);
 
     assert!(call(&w, "/mini/x", &token, &[]).await.is_ok());
-    w.gw.advance("8h").await;
+    w.gw().advance("8h").await;
     assert_eq!(
         call(&w, "/mini/x", &token, &[]).await.unwrap_err(),
         401,
@@ -194,7 +183,7 @@ async fn a_token_ends_like_a_session_through_the_revocation_records() {
     assert!(call(&w, "/mini/x", &token, &[]).await.is_ok());
     // The mini-program signs out with its token: that session's record ends it.
     let r = client()
-        .post(w.gw.url("/_gateway/logout"))
+        .post(w.gw().url("/_gateway/logout"))
         .bearer_auth(&token)
         .send()
         .await
@@ -211,7 +200,7 @@ async fn a_token_ends_like_a_session_through_the_revocation_records() {
 /// the member's bearer tokens as it ends their cookies: the same per-member record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_ends_the_members_mini_program_tokens() {
-    use crate::common::callbacks::{Backend, World as CallbackWorld, AGENT_ID};
+    use crate::common::callbacks::{Backend, CallbackWorld};
     // The demo's corp: two members (a corp keeps at least one).
     let w = CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Memory, 1).await;
     let gw = &w.gateways[0];
@@ -220,7 +209,7 @@ async fn delete_user_ends_the_members_mini_program_tokens() {
         let code = w
             .control(
                 "/_emulator/miniprogram/code",
-                json!({ "userid": userid, "agentid": AGENT_ID }),
+                json!({ "userid": userid, "agentid": crate::world::agent_id() }),
             )
             .await["code"]
             .as_str()
@@ -294,7 +283,10 @@ async fn a_wechat_mini_program_code_becomes_a_bearer_session_with_the_wechat_ide
     assert_eq!(call(&w, "/mini/x", &token, &[]).await.unwrap_err(), 401);
     assert_eq!(login(&w, "wxmini", &code).await.0, 401, "a used code");
     let r = client()
-        .get(w.gw.url("/_gateway/login?app=wxmini&return_to=%2Fwxmini%2F"))
+        .get(
+            w.gw()
+                .url("/_gateway/login?app=wxmini&return_to=%2Fwxmini%2F"),
+        )
         .send()
         .await
         .unwrap();

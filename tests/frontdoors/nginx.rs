@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::common::browser::{location, Browser, WXWORK_UA};
 use crate::common::upstream::Echo;
 use crate::common::{free_port, TempDir};
-use crate::world::{claims, Setup, World, CUSTOMER, SIDEBAR_ROUTES};
+use crate::world::{claims, customer, App, World, SIDEBAR_ROUTES};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -104,13 +104,15 @@ async fn world_behind_nginx() -> (World, Nginx) {
     let rest = format!(
         "{SIDEBAR_ROUTES}\n[[routes]]\nlocation = \"/admin/\"\nupstream = \"crm\"\nlogin = \"crm\"\nallow = {{ users = [\"lisi\"] }}\n"
     );
-    let w = World::with(Setup {
-        public_port: Some(port),
-        rest: &rest,
-        ..Setup::default()
-    })
-    .await;
-    let block = readme_config(port, w.gw.port, &w.up.addr.to_string());
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(&rest)
+        .public_port(port)
+        .start()
+        .await;
+    let block = readme_config(port, w.gw().port, &w.up.addr.to_string());
     let nginx = tokio::task::spawn_blocking(move || start_nginx(port, &block))
         .await
         .unwrap();
@@ -253,7 +255,7 @@ async fn behind_nginx_access_rules_and_a_required_contact_refuse_as_in_proxy_mod
     let r = b
         .post_json(
             &ng.url("/_gateway/external-contact"),
-            &serde_json::json!({ "external_userid": CUSTOMER }),
+            &serde_json::json!({ "external_userid": customer() }),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -262,7 +264,7 @@ async fn behind_nginx_access_rules_and_a_required_contact_refuse_as_in_proxy_mod
     let echo = through(&mut b, &ng.url("/customer/x"), &[("WGW-Contact", &ticket)])
         .await
         .unwrap();
-    assert_eq!(echo.header("x-wecom-external-userid"), Some(CUSTOMER));
+    assert_eq!(echo.header("x-wecom-external-userid"), Some(customer()));
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
     assert_eq!(echo.header("wgw-contact"), None);
 }

@@ -149,6 +149,7 @@ fn echo_one(conn: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     if let Some(ms) = header("x-echo-delay-ms").and_then(|v| v.parse().ok()) {
+        // The behaviour under test: a slow upstream, as the case asks.
         std::thread::sleep(Duration::from_millis(ms));
     }
     let status: u16 = header("x-echo-status")

@@ -288,7 +288,7 @@ async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
     let gettoken = |corp: &str, secret: &str| {
         format!("/saas/{corp}/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}")
     };
-    let (status, v) = s.qy(&gettoken(CORP_A, SUITE_SECRET), &[]).await;
+    let (status, v) = s.qy(&gettoken(CORP_A, &suite_secret()), &[]).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     let handle = v["access_token"].as_str().unwrap().to_owned();
     assert!(handle.starts_with("wgw1.saas~"), "{handle}");

@@ -7,23 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::callbacks::{Backend, Crm};
+use crate::common::callbacks::{placeholder, Backend, Crm};
+use crate::common::client;
 use crate::common::upstream::{echo, Upstream};
-use crate::common::{client, free_port, http_get_status, server_table, Gateway};
+pub use crate::common::world::ASSERTION_SECRET;
+use crate::common::world::{App, World};
 
 pub const SUITE: &str = "wwemusuite00000001";
-pub const SUITE_SECRET: &str = "emu-suite-secret";
-pub const PROVIDER_CORP: &str = "wwemuprovider00001";
 pub const SUITE_AGENT: u64 = 1000005;
 pub const CORP_A: &str = "wwemucorp000000002";
 pub const CORP_B: &str = "wwemucorp000000003";
 pub const HOME_CORP: &str = "wwemu0000000000001";
 pub const CUSTOM_SUITE: &str = "dkemusuite00000001";
-pub const CUSTOM_SECRET: &str = "emu-custom-suite-secret";
 pub const TOKEN: &str = "SuiteToken123";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-pub const SESSION_SECRET: &str = "provider-apps-session-secret-0123456789";
-pub const ASSERTION_SECRET: &str = "provider-apps-assertion-secret-0123456789";
 
 /// The emulator's default scenario with timely callbacks, tickets pushed only when asked, and
 /// `extra` more corps (`wwemuextra0000NNN`, one member `zhangsan` each) for the stampede.
@@ -43,102 +40,37 @@ pub fn scenario(extra: usize) -> emulator::Scenario {
     emulator::Scenario::from_toml(&text).unwrap()
 }
 
+/// The third-party suite's secret, as the scenario has it.
+pub fn suite_secret() -> String {
+    let ids = crate::common::world::Ids::of(&scenario(0));
+    ids.suites
+        .into_iter()
+        .find(|(id, _)| id == SUITE)
+        .unwrap()
+        .1
+}
+
 pub fn extra_corp(i: usize) -> String {
     format!("wwemuextra0000{i:03}")
 }
 
 pub struct Saas {
-    pub emu: emulator::Emulator,
+    pub world: World,
     pub crm: Crm,
     pub page: Upstream,
-    pub gw: Option<Gateway>,
-    pub qyapi_port: u16,
     pub backend: Backend,
-    pub http: reqwest::Client,
 }
 
-impl Saas {
-    pub async fn start(backend: Backend, extra_corps: usize) -> Saas {
-        let emu = emulator::Emulator::start("127.0.0.1:0".parse().unwrap(), scenario(extra_corps))
-            .await
-            .unwrap();
-        let mut s = Saas {
-            emu,
-            crm: Crm::start(),
-            page: echo("page"),
-            gw: None,
-            qyapi_port: free_port(),
-            backend,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(1100)
-                .build()
-                .unwrap(),
-        };
-        let (port, admin) = (free_port(), free_port());
-        let config = s.config(port, admin);
-        let qyapi = s.qyapi_port;
-        s.gw = Some(
-            tokio::task::spawn_blocking(move || {
-                let gw = Gateway::start_config(&config, port, admin, &[], &[]);
-                wait_port(qyapi);
-                gw
-            })
-            .await
-            .unwrap(),
-        );
-        s.register().await;
-        s
+impl std::ops::Deref for Saas {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
     }
+}
 
-    pub fn gw(&self) -> &Gateway {
-        self.gw.as_ref().unwrap()
-    }
-
-    fn config(&self, port: u16, admin: u16) -> String {
-        let emu = self.emu.base_url();
-        let store = match &self.backend {
-            Backend::Local => "[store]\nbackend = \"local\"\npath = \"saas.db\"\n".to_owned(),
-            Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
-            Backend::Redis(url) => {
-                format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"wgw-saas:\"\n")
-            }
-        };
-        format!(
-            r#"{server}qyapi_listen = "127.0.0.1:{qyapi}"
-
-{store}
-[session]
-secret = "{SESSION_SECRET}"
-assertion_secret = "{ASSERTION_SECRET}"
-
-[apps.saas]
-kind = "wecom_suite"
-suite_id = "{SUITE}"
-suite_secret = "{SUITE_SECRET}"
-provider_corp_id = "{PROVIDER_CORP}"
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-qr_login_url = "{emu}/wwlogin/sso/login"
-jssdk_urls = ["{emu}/emulator/jweixin.js"]
-callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/suite" }}
-
-[apps.custom]
-kind = "wecom_custom"
-suite_id = "{CUSTOM_SUITE}"
-suite_secret = "{CUSTOM_SECRET}"
-provider_corp_id = "{PROVIDER_CORP}"
-api_base = "{emu}"
-authorize_url = "{emu}/connect/oauth2/authorize"
-qr_login_url = "{emu}/wwlogin/sso/login"
-callback = {{ token = "{TOKEN}", encoding_aes_key = "{AES_KEY}", forward = "crm", forward_path = "/wecom/custom" }}
-
-[upstreams.crm]
-url = "{crm}"
-
-[upstreams.page]
-url = "{page}"
-
+/// `/app/` behind a login of the suite, `/custom/` of the 代开发 suite, the rest public; all
+/// on the page upstream.
+const ROUTES: &str = r#"
 [[routes]]
 location = "/app/"
 upstream = "page"
@@ -152,12 +84,42 @@ login = "custom"
 [[routes]]
 location = "/"
 upstream = "page"
-"#,
-            server = server_table(port, admin),
-            qyapi = self.qyapi_port,
-            crm = self.crm.server.url(),
-            page = self.page.url(),
-        )
+"#;
+
+impl Saas {
+    pub async fn start(backend: Backend, extra_corps: usize) -> Saas {
+        let store = match &backend {
+            Backend::Local => "[store]\nbackend = \"local\"\npath = \"saas.db\"\n".to_owned(),
+            Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
+            Backend::Redis(url) => {
+                format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nkey_prefix = \"wgw-saas:\"\n")
+            }
+        };
+        let callback = |path: &str| {
+            format!("callback = {{ token = \"{TOKEN}\", encoding_aes_key = \"{AES_KEY}\", forward = \"crm\", forward_path = \"{path}\" }}")
+        };
+        let (crm, crm_server) = Crm::start();
+        let page = echo("page");
+        let world = World::new()
+            .scenario(scenario(extra_corps))
+            .qyapi()
+            .store(&store)
+            .session("")
+            .app(App::suite("saas", SUITE).with(&callback("/wecom/suite")))
+            .app(App::custom_suite("custom", CUSTOM_SUITE).with(&callback("/wecom/custom")))
+            .crm(crm_server)
+            .toml(&format!("[upstreams.page]\nurl = \"{}\"\n", page.url()))
+            .routes(ROUTES)
+            .start()
+            .await;
+        let s = Saas {
+            world,
+            crm,
+            page,
+            backend,
+        };
+        s.register().await;
+        s
     }
 
     /// The suites' instruction URLs, registered at the emulator as in the provider's console.
@@ -193,19 +155,6 @@ upstream = "page"
             }),
         )
         .await;
-    }
-
-    pub async fn control(&self, path: &str, body: Value) -> Value {
-        let r = client()
-            .post(format!("{}{path}", self.emu.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
     }
 
     /// The emulator's callback log once nothing is in flight: every callback answered.
@@ -278,10 +227,6 @@ upstream = "page"
         }
     }
 
-    pub fn qyapi(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.qyapi_port)
-    }
-
     /// GET on the qyapi endpoint with optional headers: (status, JSON).
     pub async fn qy(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
         let mut rb = self.http.get(self.qyapi(path));
@@ -293,36 +238,16 @@ upstream = "page"
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// `/_emulator/calls` for one API: its total.
-    pub async fn calls(&self, api: &str) -> u64 {
-        crate::common::emulator_calls(&self.emu.base_url(), api)
-            .await
-            .0
-    }
-
     /// Kills the gateway with SIGKILL (or stops it) and starts it again on the same config,
     /// ports and directory.
     pub async fn restart(&mut self, kill: bool) {
-        let gw = self.gw.take().unwrap();
+        let gw = std::mem::replace(&mut self.world.gateways[0], placeholder());
         if kill {
             gw.signal(9);
         }
-        let qyapi = self.qyapi_port;
-        let gw = tokio::task::spawn_blocking(move || {
-            let gw = gw.restart();
-            wait_port(qyapi);
-            gw
-        })
-        .await
-        .unwrap();
-        self.gw = Some(gw);
-    }
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get_status(port, "/").is_none() {
-        assert!(Instant::now() < deadline, "qyapi listener never came up");
-        std::thread::sleep(Duration::from_millis(20));
+        let gw = tokio::task::spawn_blocking(move || gw.restart())
+            .await
+            .unwrap();
+        self.world.gateways[0] = gw;
     }
 }

@@ -1,0 +1,120 @@
+//! Every listener may say port 0: the binary binds before it serves and reports what it got,
+//! in one log line and in `--ports-file`, and a `public_url` with port 0 is the public
+//! listener's.
+
+mod common;
+
+use common::{client, Gateway};
+use serde_json::Value;
+
+fn config() -> String {
+    format!(
+        "{}qyapi_listen = \"127.0.0.1:0\"\n\n[session]\nsecret = \"test-session-secret-0123456789abcdef\"\n\n\
+         [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+         authorize_url = \"http://127.0.0.1:9/connect/oauth2/authorize\"\n\n\
+         [upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\nlogin = \"crm\"\n",
+        common::server_table()
+    )
+}
+
+/// The `redirect_uri` the gateway sends a WeCom client to WeCom with: built on `public_url`.
+async fn redirect_uri(gw: &Gateway) -> String {
+    let r = client()
+        .get(common::browser::login_url(gw, "crm", "/page"))
+        .header("user-agent", common::browser::WXWORK_UA)
+        .header("accept", common::browser::HTML)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    location
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn port_zero_listeners_are_bound_reported_and_public_url_takes_the_public_port() {
+    let gw = tokio::task::spawn_blocking(|| Gateway::start_config(&config(), &[], &[]))
+        .await
+        .unwrap();
+    let qyapi = gw.qyapi_port.unwrap();
+    let ports = [gw.port, gw.admin_port, qyapi];
+    assert!(ports.iter().all(|&p| p != 0), "{ports:?}");
+    assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+
+    // The ports file, and the same JSON in the one startup line.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(gw.dir.path().join("ports.json")).unwrap())
+            .unwrap();
+    let public = format!("http://127.0.0.1:{}/", gw.port);
+    assert_eq!(file["listen"], format!("127.0.0.1:{}", gw.port));
+    assert_eq!(file["admin_listen"], format!("127.0.0.1:{}", gw.admin_port));
+    assert_eq!(file["qyapi_listen"], format!("127.0.0.1:{qyapi}"));
+    assert_eq!(file["public_url"], public.as_str());
+    gw.wait_log("wecom-gateway listening");
+    let line = gw
+        .log()
+        .lines()
+        .find(|l| l.contains("wecom-gateway listening"))
+        .map(str::to_owned)
+        .expect("a startup line");
+    let json = &line[line.find("ports=").expect("ports=") + "ports=".len()..];
+    let logged: Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(logged, file);
+
+    // Each listener serves what it should.
+    assert_eq!(
+        common::http_get_status(gw.admin_port, "/healthz"),
+        Some(200)
+    );
+    assert_eq!(
+        common::http_get_status(gw.port, "/_gateway/healthz"),
+        Some(200)
+    );
+    assert!(common::http_get_status(qyapi, "/cgi-bin/gettoken").is_some());
+
+    let callback = format!("{public}_gateway/oauth/callback");
+    assert!(redirect_uri(&gw).await.starts_with(&callback));
+
+    // A reload reads port 0 from the file again: the bound ports stay, no restart asked for.
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    assert!(!gw.log().contains("change only on restart"), "{}", gw.log());
+    assert!(redirect_uri(&gw).await.starts_with(&callback));
+}
+
+#[test]
+fn a_taken_port_stops_the_start_with_the_key_and_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = common::TempDir::new("listeners");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        config().replace(
+            "admin_listen = \"127.0.0.1:0\"",
+            &format!("admin_listen = \"{addr}\""),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["run", "-c"])
+        .arg(&path)
+        .arg("--ports-file")
+        .arg(dir.path().join("ports.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[server].admin_listen: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("ports.json").exists(),
+        "no ports file for a failed start"
+    );
+}
