@@ -15,7 +15,7 @@ use crate::request::{ApiRequest, ApiResponse};
 use crate::stack::{api_error, Attempt, HttpService, RetryPolicy, TokenLayer, TokenService};
 use crate::store::Store;
 use crate::target::{Plan, TokenTarget};
-use crate::Clock;
+use crate::{Clock, Proxies};
 
 /// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,9 +76,17 @@ pub struct ClientBuilder {
     lock_ttl: Duration,
     clock: Clock,
     observer: Arc<dyn Observer>,
+    proxies: Proxies,
 }
 
 impl ClientBuilder {
+    /// The outbound proxies calls go through (default: the environment's `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read once here).
+    pub fn proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
     /// The clock tokens are timed by (default: the system's).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -98,7 +106,7 @@ impl ClientBuilder {
     /// credential cache, which fetches through the plain stack: a chain that ends.
     pub fn build(self) -> Client {
         let http = HttpService {
-            client: crate::stack::http_client(CALL_TIMEOUT, Duration::from_secs(60)),
+            client: crate::stack::http_client(CALL_TIMEOUT, Duration::from_secs(60), self.proxies),
         };
         let plain: PlainStack = ServiceBuilder::new()
             .layer(TimeoutLayer::new(CALL_TIMEOUT))
@@ -170,6 +178,7 @@ impl Client {
             lock_ttl,
             clock: Clock::system(),
             observer: Arc::new(Unobserved),
+            proxies: Proxies::from_env(),
         }
     }
 

@@ -39,13 +39,18 @@ pub(crate) struct Answered {
 
 /// The HTTP/1.1 client at the bottom: hyper with rustls (webpki roots, ring), built once.
 pub(crate) type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    hyper_rustls::HttpsConnector<crate::connect::Connector>,
     http_body_util::Full<bytes::Bytes>,
 >;
 
 /// The one HTTP client of a [`crate::Client`]: pooled keep-alive connections (idle for up to
-/// `idle`), connects bounded by `connect_timeout`, `http://` bases for the emulator and tests.
-pub(crate) fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
+/// `idle`), connects bounded by `connect_timeout` (through `proxies` where they say so),
+/// `http://` bases for the emulator and tests.
+pub(crate) fn http_client(
+    connect_timeout: Duration,
+    idle: Duration,
+    proxies: crate::connect::Proxies,
+) -> HttpClient {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -64,7 +69,10 @@ pub(crate) fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClie
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(crate::connect::Connector {
+            direct: http,
+            proxies,
+        });
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(idle)
         .pool_timer(hyper_util::rt::TokioTimer::new())

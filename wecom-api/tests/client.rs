@@ -12,8 +12,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use wecom_api::{
-    ApiError, ApiRequest, AppTargets, Client, Credentials, MemoryStore, Observer, RetryReason,
-    Secret, TokenKind, TokenTarget,
+    ApiError, ApiRequest, AppTargets, Client, Credentials, MemoryStore, Observer, Proxies,
+    RetryReason, Secret, TokenKind, TokenTarget,
 };
 
 /// WeCom as far as these tests need it: tokens `T1`, `T2`, ...; only the newest is valid.
@@ -88,6 +88,10 @@ struct World {
 }
 
 async fn world(secret: &str) -> World {
+    world_through(secret, Proxies::none()).await
+}
+
+async fn world_through(secret: &str, proxies: Proxies) -> World {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
         .route("/cgi-bin/gettoken", get(gettoken))
@@ -102,6 +106,7 @@ async fn world(secret: &str) -> World {
     let seen = Arc::new(Seen::default());
     let client = Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
         .observer(seen.clone())
+        .proxies(proxies)
         .build();
     let creds = Credentials::Wecom {
         corp_id: "ww1".into(),
@@ -231,4 +236,94 @@ async fn a_bad_secret_reaches_the_caller_with_its_errcode() {
         "held back, not asked again"
     );
     assert_eq!(w.fake.user_get.load(Ordering::SeqCst), 0);
+}
+
+/// A forward proxy that only tunnels (`CONNECT`), as egress proxies do: it records each
+/// request head it was sent, then pipes bytes both ways.
+async fn tunnelling_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                seen.lock().unwrap().push(head.clone());
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                if !head.starts_with("CONNECT ") {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (url, heads)
+}
+
+#[tokio::test]
+async fn calls_go_through_the_outbound_proxy_as_a_tunnel_unless_no_proxy_names_the_host() {
+    let (proxy, heads) = tunnelling_proxy().await;
+    let through = proxy.replace("http://", "http://egress:s3cret@");
+    let w = world_through("secret", Proxies::all(&through, "")).await;
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(r.errcode, 0, "{:?}", r.json());
+    let seen = heads.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "nothing went through the proxy");
+    for head in &seen {
+        // A tunnel to the API's own address, with the proxy's credentials; the token and the
+        // path stay inside the tunnel.
+        assert!(head.starts_with("CONNECT 127.0.0.1:"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains(
+                "proxy-authorization: basic ZWdyZXNzOnMzY3JldA=="
+                    .to_ascii_lowercase()
+                    .as_str()
+            ),
+            "{head}"
+        );
+        assert!(
+            !head.contains("access_token") && !head.contains("/cgi-bin/"),
+            "{head}"
+        );
+    }
+
+    let (proxy, heads) = tunnelling_proxy().await;
+    let w = world_through("secret", Proxies::all(&proxy, "127.0.0.1")).await;
+    let r = w
+        .client
+        .call(w.targets.access(), user_get_req())
+        .await
+        .unwrap();
+    assert_eq!(r.errcode, 0, "{:?}", r.json());
+    assert!(
+        heads.lock().unwrap().is_empty(),
+        "NO_PROXY was not honoured"
+    );
 }
