@@ -69,7 +69,10 @@ struct Inner {
 
 impl Delivery {
     pub fn new(config: Arc<ArcSwap<Config>>, callbacks: Arc<Callbacks>) -> Delivery {
+        // The CRM is an upstream like the proxied ones: reached directly, never through the
+        // outbound proxy that `HTTPS_PROXY` names for WeCom's calls.
         let http = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .build()
