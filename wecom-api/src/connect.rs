@@ -4,6 +4,8 @@
 //! `ALL_PROXY` and `NO_PROXY` are read once, as curl reads them. The proxy is asked for a
 //! tunnel (`CONNECT host:port`), so TLS runs end to end with WeCom and the proxy sees no token.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::{BoxError, Service, ServiceExt};
 
-use crate::stack::BoxFuture;
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
 
 /// Which destinations go through which proxy.
 #[derive(Clone)]
@@ -50,7 +52,7 @@ pub(crate) struct Connector {
 impl Service<Uri> for Connector {
     type Response = TokioIo<TcpStream>;
     type Error = BoxError;
-    type Future = BoxFuture<Result<Self::Response, BoxError>>;
+    type Future = Connecting;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
