@@ -4,7 +4,9 @@
 //! builds [`model::Config`], the only form the rest of the gateway sees. A problem is a
 //! [`ConfigError`] that names `file:line:col`, the key path and what was expected.
 
+mod app;
 mod callback;
+mod checked;
 mod compile;
 mod describe;
 mod error;
