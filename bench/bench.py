@@ -110,6 +110,46 @@ http {{
     return path
 
 
+def gateway_toml(listen, admin, emulator, upstream, threads, public=None, qyapi=None):
+    """The gateway every benchmark runs: app `crm` against the emulator, a login route `/app/`
+    and a public route `/`, both in front of `upstream`. `public` is the port of `public_url`
+    (default: `listen`; the forward-auth bench puts nginx in front)."""
+    qyapi_line = f'qyapi_listen = "127.0.0.1:{qyapi}"\n' if qyapi else ""
+    return f"""
+[server]
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{public or listen}"
+admin_listen = "127.0.0.1:{admin}"
+{qyapi_line}threads = {threads}
+
+[session]
+secret = "bench-session-secret-0123456789abcdef"
+assertion_secret = "bench-assertion-secret-0123456789abcdef"
+
+[apps.crm]
+kind = "wecom"
+corp_id = "wwemu0000000000001"
+agent_id = 1000002
+secret = "emu-agent-secret"
+contact_secret = "emu-contact-secret"
+api_base = "http://127.0.0.1:{emulator}"
+authorize_url = "http://127.0.0.1:{emulator}/connect/oauth2/authorize"
+qr_login_url = "http://127.0.0.1:{emulator}/wwlogin/sso/login"
+
+[upstreams.crm]
+url = "http://127.0.0.1:{upstream}"
+
+[[routes]]
+location = "/app/"
+upstream = "crm"
+login = "crm"
+
+[[routes]]
+location = "/"
+upstream = "crm"
+"""
+
+
 def wrk(url, keepalive=True, headers=(), duration=10, connections=64, threads=2):
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     hs = list(headers)
@@ -361,40 +401,7 @@ def main():
         procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu_port}"])
         gw_conf = os.path.join(work, "gateway.toml")
         with open(gw_conf, "w") as f:
-            f.write(f"""
-[server]
-listen = "127.0.0.1:{gw_port}"
-public_url = "http://127.0.0.1:{gw_port}"
-admin_listen = "127.0.0.1:{admin_port}"
-qyapi_listen = "127.0.0.1:{qy_port}"
-threads = {args.threads}
-
-[session]
-secret = "bench-session-secret-0123456789abcdef"
-assertion_secret = "bench-assertion-secret-0123456789abcdef"
-
-[apps.crm]
-kind = "wecom"
-corp_id = "wwemu0000000000001"
-agent_id = 1000002
-secret = "emu-agent-secret"
-contact_secret = "emu-contact-secret"
-api_base = "http://127.0.0.1:{emu_port}"
-authorize_url = "http://127.0.0.1:{emu_port}/connect/oauth2/authorize"
-qr_login_url = "http://127.0.0.1:{emu_port}/wwlogin/sso/login"
-
-[upstreams.crm]
-url = "http://127.0.0.1:{up_port}"
-
-[[routes]]
-location = "/app/"
-upstream = "crm"
-login = "crm"
-
-[[routes]]
-location = "/"
-upstream = "crm"
-""")
+            f.write(gateway_toml(gw_port, admin_port, emu_port, up_port, args.threads, qyapi=qy_port))
         gw_log = open(os.path.join(work, "gateway.log"), "wb")
         gw = procs.start([GATEWAY, "run", "-c", gw_conf], env=gateway_env, stderr=gw_log)
         for url in (f"http://127.0.0.1:{up_port}/", f"http://127.0.0.1:{ngx_port}/", f"http://127.0.0.1:{bare_port}/",

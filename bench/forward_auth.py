@@ -66,38 +66,7 @@ def main():
         procs.start([emulator, "--listen", f"127.0.0.1:{emu}"])
         gw_conf = os.path.join(work, "gateway.toml")
         with open(gw_conf, "w") as f:
-            f.write(f"""
-[server]
-listen = "127.0.0.1:{gw}"
-public_url = "http://127.0.0.1:{ngx}"
-admin_listen = "127.0.0.1:{admin}"
-threads = {args.threads}
-
-[session]
-secret = "bench-session-secret-0123456789abcdef"
-assertion_secret = "bench-assertion-secret-0123456789abcdef"
-
-[apps.crm]
-kind = "wecom"
-corp_id = "wwemu0000000000001"
-agent_id = 1000002
-secret = "emu-agent-secret"
-api_base = "http://127.0.0.1:{emu}"
-authorize_url = "http://127.0.0.1:{emu}/connect/oauth2/authorize"
-qr_login_url = "http://127.0.0.1:{emu}/wwlogin/sso/login"
-
-[upstreams.crm]
-url = "http://127.0.0.1:{up}"
-
-[[routes]]
-location = "/app/"
-upstream = "crm"
-login = "crm"
-
-[[routes]]
-location = "/"
-upstream = "crm"
-""")
+            f.write(bench.gateway_toml(gw, admin, emu, up, args.threads, public=ngx))
         procs.start([gateway, "run", "-c", gw_conf], env=env)
         conf = bench.nginx_conf(os.path.join(work, "front"), readme_block(gw, up, ngx), args.threads)
         procs.start([bench.NGINX, "-p", os.path.join(work, "front"), "-c", conf])

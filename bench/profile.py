@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import EMULATOR, GATEWAY, NGINX, Procs, free_port, login_cookie, nginx_conf, wait_http  # noqa: E402
+from bench import EMULATOR, GATEWAY, NGINX, Procs, free_port, gateway_toml, login_cookie, nginx_conf, wait_http  # noqa: E402
 
 
 def drive(port, path, n, headers):
@@ -72,39 +72,7 @@ def main():
         procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu}"])
         gw_conf = os.path.join(work, "gateway.toml")
         with open(gw_conf, "w") as f:
-            f.write(f"""
-[server]
-listen = "127.0.0.1:{gw}"
-public_url = "http://127.0.0.1:{gw}"
-admin_listen = "127.0.0.1:{admin}"
-qyapi_listen = "127.0.0.1:{qy}"
-threads = 1
-
-[session]
-secret = "bench-session-secret-0123456789abcdef"
-assertion_secret = "bench-assertion-secret-0123456789abcdef"
-
-[apps.crm]
-kind = "wecom"
-corp_id = "wwemu0000000000001"
-agent_id = 1000002
-secret = "emu-agent-secret"
-api_base = "http://127.0.0.1:{emu}"
-authorize_url = "http://127.0.0.1:{emu}/connect/oauth2/authorize"
-qr_login_url = "http://127.0.0.1:{emu}/wwlogin/sso/login"
-
-[upstreams.crm]
-url = "http://127.0.0.1:{up}"
-
-[[routes]]
-location = "/app/"
-upstream = "crm"
-login = "crm"
-
-[[routes]]
-location = "/"
-upstream = "crm"
-""")
+            f.write(gateway_toml(gw, admin, emu, up, 1, qyapi=qy))
         out = os.path.abspath(args.out or os.path.join(work, "callgrind.out"))
         env = dict(os.environ)
         env.pop("WGW_LOG", None)
