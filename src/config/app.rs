@@ -2,6 +2,7 @@
 //! credentials and token targets, its login and JS-SDK settings, its callback.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_spanned::Spanned;
@@ -26,12 +27,36 @@ pub(super) fn compile_app(
     let table_span = a.span();
     let a = a.get_ref();
     let kind = *a.kind.get_ref();
-    let refuse = |span: std::ops::Range<usize>, key: &str, kind_name: &str| {
+    let refuse = |span: Range<usize>, key: &str| {
         src.error(
             span,
             app_path(key),
-            format!("not a key of kind = \"{kind_name}\""),
+            format!("not a key of kind = \"{}\"", kind.name()),
         )
+    };
+    // The first of `keys` the table has, refused: keys another kind of app takes.
+    let refuse_present = |keys: &[(Option<Range<usize>>, &str)]| -> Result<()> {
+        match keys
+            .iter()
+            .find_map(|(span, key)| Some((span.clone()?, *key)))
+        {
+            Some((span, key)) => Err(refuse(span, key)),
+            None => Ok(()),
+        }
+    };
+    let scope_of = |allowed: [&str; 2]| -> Result<String> {
+        let Some(v) = &a.scope else {
+            return Ok("snsapi_base".into());
+        };
+        let scope = v.get_ref().as_str();
+        if !allowed.contains(&scope) {
+            return Err(src.error(
+                v.span(),
+                app_path("scope"),
+                format!("expected \"{}\" or \"{}\"", allowed[0], allowed[1]),
+            ));
+        }
+        Ok(scope.to_owned())
     };
     let require = |v: &Option<Spanned<Text>>, key: &str| -> Result<String> {
         match v {
@@ -54,41 +79,25 @@ pub(super) fn compile_app(
     };
     // Keys of the suites alone, refused elsewhere.
     if !matches!(kind, AppKind::WecomSuite | AppKind::WecomCustom) {
-        for (v, key) in [
-            (&a.suite_id, "suite_id"),
-            (&a.suite_secret, "suite_secret"),
-            (&a.provider_corp_id, "provider_corp_id"),
-        ] {
-            if let Some(v) = v {
-                return Err(refuse(v.span(), key, kind.name()));
-            }
-        }
+        refuse_present(&[
+            (at(&a.suite_id), "suite_id"),
+            (at(&a.suite_secret), "suite_secret"),
+            (at(&a.provider_corp_id), "provider_corp_id"),
+        ])?;
     }
-    let scope_text = a.scope.as_ref().map(|s| s.get_ref().as_str().to_owned());
     let (credentials, scope, api_default, qr_login_url) = match kind {
         AppKind::WecomSuite | AppKind::WecomCustom => {
-            let kind_name = kind.name();
-            for (v, key) in [
-                (&a.corp_id, "corp_id"),
-                (&a.app_id, "app_id"),
-                (&a.secret, "secret"),
-                (&a.contact_secret, "contact_secret"),
-            ] {
-                if let Some(v) = v {
-                    return Err(refuse(v.span(), key, kind_name));
-                }
-            }
-            // Each corp gives the app its own agent id: it comes from the install.
-            if let Some(v) = &a.agent_id {
-                return Err(refuse(v.span(), "agent_id", kind_name));
-            }
-            if let Some(v) = &a.miniprogram {
-                return Err(refuse(v.span(), "miniprogram", kind_name));
-            }
-            // The silent re-login of SPEC section 17 is a self-built app's flow.
-            if let Some(v) = &a.reauth_after {
-                return Err(refuse(v.span(), "reauth_after", kind_name));
-            }
+            refuse_present(&[
+                (at(&a.corp_id), "corp_id"),
+                (at(&a.app_id), "app_id"),
+                (at(&a.secret), "secret"),
+                (at(&a.contact_secret), "contact_secret"),
+                // Each corp gives the app its own agent id: it comes from the install.
+                (at(&a.agent_id), "agent_id"),
+                (at(&a.miniprogram), "miniprogram"),
+                // The silent re-login of SPEC section 17 is a self-built app's flow.
+                (at(&a.reauth_after), "reauth_after"),
+            ])?;
             if a.callback.is_none() {
                 // Suite tickets and installs arrive only as callbacks.
                 return Err(src.error(
@@ -97,15 +106,7 @@ pub(super) fn compile_app(
                     "required: suite tickets and installs arrive as callbacks",
                 ));
             }
-            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
-            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_privateinfo") {
-                let span = a.scope.as_ref().unwrap().span();
-                return Err(src.error(
-                    span,
-                    app_path("scope"),
-                    "expected \"snsapi_base\" or \"snsapi_privateinfo\"",
-                ));
-            }
+            let scope = scope_of(["snsapi_base", "snsapi_privateinfo"])?;
             let creds = Credentials::Suite {
                 suite_id: require(&a.suite_id, "suite_id")?,
                 suite_secret: app_secret(&a.suite_secret, "suite_secret")?,
@@ -124,24 +125,14 @@ pub(super) fn compile_app(
             )
         }
         AppKind::Wecom => {
-            if let Some(v) = &a.app_id {
-                return Err(refuse(v.span(), "app_id", "wecom"));
-            }
+            refuse_present(&[(at(&a.app_id), "app_id")])?;
             let agent_id = match &a.agent_id {
                 Some(v) => *v.get_ref(),
                 None => {
                     return Err(src.error(table_span.clone(), app_path("agent_id"), "required"))
                 }
             };
-            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
-            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_privateinfo") {
-                let span = a.scope.as_ref().unwrap().span();
-                return Err(src.error(
-                    span,
-                    app_path("scope"),
-                    "expected \"snsapi_base\" or \"snsapi_privateinfo\"",
-                ));
-            }
+            let scope = scope_of(["snsapi_base", "snsapi_privateinfo"])?;
             let creds = Credentials::Wecom {
                 corp_id: require(&a.corp_id, "corp_id")?,
                 agent_id,
@@ -165,37 +156,17 @@ pub(super) fn compile_app(
             )
         }
         AppKind::WechatMp => {
-            for (v, key) in [
-                (&a.corp_id, "corp_id"),
-                (&a.contact_secret, "contact_secret"),
-                (&a.qr_login_url, "qr_login_url"),
-            ] {
-                if let Some(v) = v {
-                    return Err(refuse(v.span(), key, "wechat_mp"));
-                }
-            }
-            if let Some(v) = &a.agent_id {
-                return Err(refuse(v.span(), "agent_id", "wechat_mp"));
-            }
-            if let Some(v) = &a.login {
-                return Err(refuse(v.span(), "login", "wechat_mp"));
-            }
-            // An Official Account has no mini-program login of its own.
-            if let Some(v) = &a.miniprogram {
-                return Err(refuse(v.span(), "miniprogram", "wechat_mp"));
-            }
-            if let Some(v) = &a.reauth_after {
-                return Err(refuse(v.span(), "reauth_after", "wechat_mp"));
-            }
-            let scope = scope_text.unwrap_or_else(|| "snsapi_base".into());
-            if !matches!(scope.as_str(), "snsapi_base" | "snsapi_userinfo") {
-                let span = a.scope.as_ref().unwrap().span();
-                return Err(src.error(
-                    span,
-                    app_path("scope"),
-                    "expected \"snsapi_base\" or \"snsapi_userinfo\"",
-                ));
-            }
+            refuse_present(&[
+                (at(&a.corp_id), "corp_id"),
+                (at(&a.contact_secret), "contact_secret"),
+                (at(&a.qr_login_url), "qr_login_url"),
+                (at(&a.agent_id), "agent_id"),
+                (at(&a.login), "login"),
+                // An Official Account has no mini-program login of its own.
+                (at(&a.miniprogram), "miniprogram"),
+                (at(&a.reauth_after), "reauth_after"),
+            ])?;
+            let scope = scope_of(["snsapi_base", "snsapi_userinfo"])?;
             (
                 Credentials::WechatMp {
                     app_id: require(&a.app_id, "app_id")?,
@@ -208,29 +179,17 @@ pub(super) fn compile_app(
         }
         AppKind::WechatMini => {
             // `app_id`, `secret` and `api_base` only: no web login, no JS-SDK.
-            for (v, key) in [
-                (&a.corp_id, "corp_id"),
-                (&a.contact_secret, "contact_secret"),
-                (&a.qr_login_url, "qr_login_url"),
-                (&a.scope, "scope"),
-                (&a.authorize_url, "authorize_url"),
-            ] {
-                if let Some(v) = v {
-                    return Err(refuse(v.span(), key, "wechat_mini"));
-                }
-            }
-            if let Some(v) = &a.agent_id {
-                return Err(refuse(v.span(), "agent_id", "wechat_mini"));
-            }
-            if let Some(v) = &a.login {
-                return Err(refuse(v.span(), "login", "wechat_mini"));
-            }
-            if let Some(v) = &a.miniprogram {
-                return Err(refuse(v.span(), "miniprogram", "wechat_mini"));
-            }
-            if let Some(v) = &a.reauth_after {
-                return Err(refuse(v.span(), "reauth_after", "wechat_mini"));
-            }
+            refuse_present(&[
+                (at(&a.corp_id), "corp_id"),
+                (at(&a.contact_secret), "contact_secret"),
+                (at(&a.qr_login_url), "qr_login_url"),
+                (at(&a.scope), "scope"),
+                (at(&a.authorize_url), "authorize_url"),
+                (at(&a.agent_id), "agent_id"),
+                (at(&a.login), "login"),
+                (at(&a.miniprogram), "miniprogram"),
+                (at(&a.reauth_after), "reauth_after"),
+            ])?;
             // The same credential shape as an Official Account's: an app id and its secret.
             (
                 Credentials::WechatMp {
@@ -286,9 +245,7 @@ pub(super) fn compile_app(
                             .map(|p| p.get_ref().as_str().to_owned()),
                     )
                     .collect(),
-                Credentials::WechatMp { .. } => {
-                    return Err(refuse(cb.span(), "callback", kind.name()))
-                }
+                Credentials::WechatMp { .. } => return Err(refuse(cb.span(), "callback")),
             };
             Some(super::callback::compile(
                 name,
@@ -319,4 +276,9 @@ pub(super) fn compile_app(
             || a.miniprogram.as_ref().is_some_and(|m| *m.get_ref()),
         web_login: kind != AppKind::WechatMini,
     })
+}
+
+/// Where a key stands in the file, if the table has it.
+fn at<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
 }
