@@ -1,14 +1,15 @@
-//! Secrets never reach a log line (SPEC section 14). Every line the process writes passes
-//! through [`redact`], whatever produced it (our events, pingora's error messages, a panic),
-//! so a future log statement cannot leak a token by forgetting to; then [`cut`] bounds it, so
-//! a 200 KB request target cannot become a 200 KB line.
+//! Secrets never reach a log line (SPEC section 14). Every event the process logs passes
+//! through [`redact`] whole, whatever produced it (our events, pingora's error messages, a
+//! panic), so a future log statement cannot leak a token by forgetting to; then [`cut`] bounds
+//! it, so a 200 KB request target cannot become a 200 KB line. The per-request lines
+//! (`crate::logging::Line`) are cleaned field by field instead: every field that can carry
+//! client text goes through [`redact`] and [`bound_field`].
 //!
 //! Lines arrive formatted and often escaped (pingora prints a bad request's bytes with `\r\n`
 //! spelled out, JSON escapes them again), so a name counts as starting a word after an escape
 //! sequence too, and a header's value runs to the end of its line, escaped or not.
 
 use std::borrow::Cow;
-use std::io;
 
 /// Names whose values are secrets wherever they appear: as `name=value` (query strings, form
 /// bodies), as a header dumped as `name: value`, or as a JSON member `"name":"value"`. `-` and
@@ -274,6 +275,15 @@ pub fn cut(line: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One field's text bounded as [`cut`] bounds a run of a text line.
+pub fn bound_field(s: &str) -> Cow<'_, str> {
+    if s.len() > FIELD_MAX {
+        Cow::Owned(shorten(s, FIELD_MAX))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 fn shorten(s: &str, max: usize) -> String {
     let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
@@ -300,26 +310,6 @@ pub fn clean(line: &str) -> Cow<'_, str> {
     match redact(line) {
         Cow::Borrowed(l) => cut(l),
         Cow::Owned(l) => Cow::Owned(cut(&l).into_owned()),
-    }
-}
-
-/// A writer that cleans (redacts and bounds) each formatted event before it reaches the sink.
-/// Each `write` is one whole event, as the formatter and the background log writer hand it.
-pub struct RedactingWriter<W>(pub W);
-
-impl<W: io::Write> io::Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match std::str::from_utf8(buf) {
-            Ok(s) => self.0.write_all(clean(s).as_bytes())?,
-            Err(_) => self
-                .0
-                .write_all(clean(&String::from_utf8_lossy(buf)).as_bytes())?,
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
     }
 }
 

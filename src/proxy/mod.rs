@@ -544,17 +544,20 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|i| i.userid.as_deref().or(i.openid.as_deref()))
             .unwrap_or("-");
-        tracing::info!(
-            target: "access",
-            method = %session.req_header().method,
-            path = %ctx.path,
-            route,
-            status,
-            upstream = ctx.upstream.as_ref().map_or("-", |u| u.name.as_str()),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            request_id = %ctx.request_id,
-            userid,
-        );
+        if let Some(line) = crate::logging::access() {
+            line.plain("method", session.req_header().method.as_str())
+                .client("path", &ctx.path)
+                .quoted("route", route)
+                .number("status", status.into())
+                .quoted(
+                    "upstream",
+                    ctx.upstream.as_ref().map_or("-", |u| u.name.as_str()),
+                )
+                .millis("duration_ms", elapsed)
+                .plain("request_id", &ctx.request_id)
+                .quoted("userid", userid)
+                .finish();
+        }
     }
 
     /// pingora's own error lines use this; the query is left out because it may hold a code.

@@ -124,16 +124,16 @@ impl ServeHttp for Qyapi {
                 .with_label_values(&[&outcome.app, &outcome.api, errcode])
                 .inc();
         }
-        tracing::info!(
-            target: "qyapi",
-            method = %session.req_header().method,
-            app = %outcome.app,
-            api = %outcome.api,
-            errcode = %outcome.errcode,
-            status,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            request_id = %rid,
-        );
+        if let Some(line) = crate::logging::qyapi() {
+            line.plain("method", session.req_header().method.as_str())
+                .client("app", &outcome.app)
+                .client("api", &outcome.api)
+                .plain("errcode", &outcome.errcode)
+                .number("status", status.into())
+                .millis("duration_ms", started.elapsed())
+                .plain("request_id", &rid)
+                .finish();
+        }
         outcome.response
     }
 }

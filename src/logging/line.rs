@@ -1,0 +1,277 @@
+//! The per-request lines (`access`, `qyapi`) written straight into bytes: the same shape as the
+//! lines `tracing`'s formatter writes for every other event (text or JSON), without its field
+//! visitors, `Debug` formatting or per-line allocation, and redacted field by field — only the
+//! path can carry client text — instead of scanning the whole line.
+
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::redact;
+
+/// One line being written; [`Line::finish`] hands it to the log.
+pub struct Line {
+    buf: Vec<u8>,
+    json: bool,
+    target: &'static str,
+}
+
+thread_local! {
+    /// Each worker reuses one buffer for its lines.
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Line {
+    /// A line at level INFO, with the timestamp written.
+    pub(super) fn start(json: bool, target: &'static str, now: SystemTime) -> Line {
+        let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        buf.clear();
+        if json {
+            buf.extend_from_slice(b"{\"timestamp\":\"");
+            timestamp(&mut buf, now);
+            buf.extend_from_slice(b"\",\"level\":\"INFO\"");
+        } else {
+            timestamp(&mut buf, now);
+            buf.extend_from_slice(b"  INFO");
+        }
+        Line { buf, json, target }
+    }
+
+    fn name(&mut self, name: &str) {
+        if self.json {
+            self.buf.extend_from_slice(b",\"");
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.extend_from_slice(b"\":");
+        } else {
+            self.buf.push(b' ');
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(b'=');
+        }
+    }
+
+    /// A value known to hold no secret, written as text shows a displayed value: bare.
+    pub fn plain(mut self, name: &str, value: &str) -> Line {
+        self.name(name);
+        self.string(value, false);
+        self
+    }
+
+    /// A value written as text shows a string: in quotes, escaped.
+    pub fn quoted(mut self, name: &str, value: &str) -> Line {
+        self.name(name);
+        self.string(value, true);
+        self
+    }
+
+    /// Text from the client (a path): redacted and bounded, then written bare.
+    pub fn client(self, name: &str, value: &str) -> Line {
+        let value = redact::redact(value);
+        let value = redact::bound_field(&value);
+        self.plain(name, &value)
+    }
+
+    pub fn number(mut self, name: &str, value: u64) -> Line {
+        self.name(name);
+        decimal(&mut self.buf, value);
+        self
+    }
+
+    /// Milliseconds with three decimals.
+    pub fn millis(mut self, name: &str, d: Duration) -> Line {
+        self.name(name);
+        let micros = d.as_micros().min(u64::MAX as u128) as u64;
+        decimal(&mut self.buf, micros / 1000);
+        let frac = micros % 1000;
+        self.buf.extend_from_slice(&[
+            b'.',
+            digit(frac / 100),
+            digit(frac / 10 % 10),
+            digit(frac % 10),
+        ]);
+        self
+    }
+
+    /// Ends the line and queues it.
+    pub fn finish(mut self) {
+        if self.json {
+            self.buf.extend_from_slice(b",\"target\":\"");
+            self.buf.extend_from_slice(self.target.as_bytes());
+            self.buf.extend_from_slice(b"\"}\n");
+        } else {
+            self.buf.push(b'\n');
+        }
+        super::write_line(&self.buf);
+        let buf = std::mem::take(&mut self.buf);
+        if buf.capacity() <= 16 * 1024 {
+            BUF.with(|b| *b.borrow_mut() = buf);
+        }
+    }
+
+    fn string(&mut self, s: &str, quoted: bool) {
+        let quote = quoted || self.json;
+        if quote {
+            self.buf.push(b'"');
+        }
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &c) in bytes.iter().enumerate() {
+            let escape: &[u8] = match c {
+                b'"' if quote => b"\\\"",
+                b'\\' if quote => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f | 0x7f => b"",
+                _ => continue,
+            };
+            self.buf.extend_from_slice(&bytes[start..i]);
+            if escape.is_empty() {
+                self.buf.extend_from_slice(b"\\u00");
+                self.buf.extend_from_slice(&[hex(c >> 4), hex(c & 0xf)]);
+            } else {
+                self.buf.extend_from_slice(escape);
+            }
+            start = i + 1;
+        }
+        self.buf.extend_from_slice(&bytes[start..]);
+        if quote {
+            self.buf.push(b'"');
+        }
+    }
+}
+
+fn digit(n: u64) -> u8 {
+    b'0' + (n % 10) as u8
+}
+
+fn hex(n: u8) -> u8 {
+    b"0123456789abcdef"[n as usize & 0xf]
+}
+
+fn decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = digit(n);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&d[i..]);
+}
+
+/// RFC 3339 in UTC with microseconds, as `tracing`'s formatter writes it:
+/// `2026-11-30T18:33:43.427972Z`.
+pub fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    let two = |n: u64| [digit(n / 10), digit(n)];
+    let y = y.clamp(0, 9999) as u64;
+    buf.extend_from_slice(&[digit(y / 1000), digit(y / 100), digit(y / 10), digit(y)]);
+    buf.push(b'-');
+    buf.extend_from_slice(&two(m));
+    buf.push(b'-');
+    buf.extend_from_slice(&two(d));
+    buf.push(b'T');
+    buf.extend_from_slice(&two(s / 3600));
+    buf.push(b':');
+    buf.extend_from_slice(&two(s / 60 % 60));
+    buf.push(b':');
+    buf.extend_from_slice(&two(s % 60));
+    buf.push(b'.');
+    let us = u64::from(since.subsec_micros());
+    for p in [100_000, 10_000, 1_000, 100, 10, 1] {
+        buf.push(digit(us / p));
+    }
+    buf.push(b'Z');
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u64, u64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(line: Line) -> String {
+        String::from_utf8(line.buf).unwrap()
+    }
+
+    #[test]
+    fn timestamps_match_the_calendar() {
+        let mut b = Vec::new();
+        timestamp(
+            &mut b,
+            UNIX_EPOCH + Duration::from_micros(1_796_063_623_427_972),
+        );
+        assert_eq!(String::from_utf8(b).unwrap(), "2026-11-30T18:33:43.427972Z");
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, "2000-02-29T00:00:00.000000Z"),
+            (4_107_542_399, "2100-02-28T23:59:59.000000Z"),
+            (1_709_251_199, "2024-02-29T23:59:59.000000Z"),
+        ] {
+            let mut b = Vec::new();
+            timestamp(&mut b, UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(String::from_utf8(b).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn text_lines_look_like_the_other_events() {
+        let t = UNIX_EPOCH + Duration::from_secs(0);
+        let l = Line::start(false, "access", t)
+            .plain("method", "GET")
+            .client("path", "/a b/access_token=SECRET\n")
+            .quoted("route", "r\"1")
+            .number("status", 200)
+            .millis("duration_ms", Duration::from_micros(12_345))
+            .millis("d2", Duration::from_micros(7));
+        assert_eq!(
+            text(l),
+            "1970-01-01T00:00:00.000000Z  INFO method=GET path=/a b/access_token=***\\n \
+             route=\"r\\\"1\" status=200 duration_ms=12.345 d2=0.007"
+        );
+    }
+
+    #[test]
+    fn json_lines_parse_and_keep_every_field() {
+        let t = UNIX_EPOCH + Duration::from_secs(0);
+        let mut l = Line::start(true, "access", t)
+            .plain("method", "GET")
+            .client("path", "/x\"\\\u{1}y")
+            .quoted("userid", "张三")
+            .number("status", 404)
+            .millis("duration_ms", Duration::from_micros(1_500));
+        l.buf.extend_from_slice(b",\"target\":\"access\"}");
+        let v: serde_json::Value = serde_json::from_slice(&l.buf).unwrap();
+        assert_eq!(v["path"], "/x\"\\\u{1}y");
+        assert_eq!(v["userid"], "张三");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_huge_path_is_cut_and_says_so() {
+        let l = Line::start(false, "access", UNIX_EPOCH).client("path", &"a".repeat(200_000));
+        let s = text(l);
+        assert!(s.len() < 2 * redact::FIELD_MAX, "{}", s.len());
+        assert!(s.contains("bytes cut]"));
+    }
+}
