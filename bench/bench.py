@@ -160,9 +160,10 @@ def wrk(url, keepalive=True, headers=(), duration=10, connections=64, threads=2)
     args.append(url)
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": to_ms(lat.get("50")), "p99": to_ms(lat.get("99")), "errors": int(non2xx.group(1)) if non2xx else 0}
+    return {"rps": rps, "requests": done, "p50": to_ms(lat.get("50")), "p99": to_ms(lat.get("99")), "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
 def to_ms(v):
@@ -205,6 +206,21 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_tree_seconds(pid):
+    """User + system CPU of a process (all its threads) and its children (nginx's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return one(pid) + sum(one(int(k)) for k in kids)
 
 
 def rss_tree_kib(pid):
@@ -414,21 +430,26 @@ def main():
         if cookie is None:
             notes.append("gateway with a session: skipped, the login flow did not produce a session cookie")
 
-        # (name, port, small path, 100 KB path, extra headers)
+        # (name, port, small path, 100 KB path, extra headers, the process whose CPU is counted)
+        up_pid = procs.procs[0].pid
         targets = [
-            ("direct upstream", up_port, "/", "/big", ()),
-            ("nginx proxy_pass", ngx_port, "/", "/big", ()),
-            ("bare pingora", bare_port, "/", "/big", ()),
-            ("gateway public route", gw_port, "/", "/big", ()),
+            ("direct upstream", up_port, "/", "/big", (), up_pid),
+            ("nginx proxy_pass", ngx_port, "/", "/big", (), ngx.pid),
+            ("bare pingora", bare_port, "/", "/big", (), bare.pid),
+            ("gateway public route", gw_port, "/", "/big", (), gw.pid),
         ]
         if cookie:
-            targets.append(("gateway with session", gw_port, "/app/", "/app/big", (f"Cookie: {cookie}",)))
+            targets.append(("gateway with session", gw_port, "/app/", "/app/big", (f"Cookie: {cookie}",), gw.pid))
         for keepalive in (True, False) if "proxy" in sections else ():
             for body in ("small", "100 KB"):
                 base = bare_base = None
-                for name, port, small, big, headers in targets:
+                for name, port, small, big, headers, pid in targets:
                     path = small if body == "small" else big
+                    cpu = cpu_tree_seconds(pid)
                     r = wrk(f"http://127.0.0.1:{port}{path}", keepalive, headers, args.duration, args.connections, args.threads)
+                    # The proxy's own CPU per request: unlike req/s, barely moved by whatever
+                    # else shares the cores (the upstream row counts the upstream itself).
+                    r["cpu_us"] = (cpu_tree_seconds(pid) - cpu) * 1e6 / max(r["requests"], 1)
                     if name == "nginx proxy_pass":
                         base = r
                     if name == "bare pingora":
@@ -436,7 +457,7 @@ def main():
                     compared = name.startswith("gateway") or name == "bare pingora"
                     rows.append((name, "keep-alive" if keepalive else "close", body, r,
                                  base if compared else None, bare_base if name.startswith("gateway") else None))
-                    print(f"{name:24} {'ka' if keepalive else 'close':6} {body:7} {r['rps']:10.0f} rps  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  non-2xx {r['errors']}", flush=True)
+                    print(f"{name:24} {'ka' if keepalive else 'close':6} {body:7} {r['rps']:10.0f} rps  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  cpu {r['cpu_us']:.1f} us/req  non-2xx {r['errors']}", flush=True)
 
         qy = []
         st = []
@@ -602,14 +623,14 @@ def write_results(args, rows, qy, st, memory, gw_idle, notes):
             "",
             "## Proxying (wrk, " + f"{args.connections} connections, {args.duration} s each)",
             "",
-            "| target | connection | body | req/s | p50 ms | p99 ms | vs nginx | vs bare pingora | p99 − nginx p99 |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+            "| target | connection | body | req/s | p50 ms | p99 ms | vs nginx | vs bare pingora | p99 − nginx p99 | CPU µs/req |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
     for name, conn, body, r, base, bare in rows:
         ratio = f"{r['rps'] / base['rps']:.2f}" if base else ""
         bare_ratio = f"{r['rps'] / bare['rps']:.2f}" if bare else ""
         dp99 = f"{r['p99'] - base['p99']:+.3f} ms" if base else ""
-        lines.append(f"| {name} | {conn} | {body} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {ratio} | {bare_ratio} | {dp99} |")
+        lines.append(f"| {name} | {conn} | {body} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {ratio} | {bare_ratio} | {dp99} | {r['cpu_us']:.1f} |")
     if qy:
         lines += ["", "## qyapi endpoint (user/get, cached token)", "", "| path | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
         for name, r in qy:
