@@ -42,6 +42,16 @@ pub fn text_pairs<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String
         .collect()
 }
 
+/// The text values of the cookies named exactly `name`, in order, borrowed from the headers
+/// (the same pairs [`text_pairs`] gives, without copying every cookie of the request).
+pub fn text_values<'a>(values: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Vec<&'a str> {
+    pairs(values)
+        .into_iter()
+        .filter(|(n, _)| *n == name.as_bytes())
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok().map(strip_quotes))
+        .collect()
+}
+
 /// The `Cookie` value the upstream gets: every pair that is not ours, bytes untouched, joined
 /// as RFC 6265 writes them. `None` when nothing is left.
 pub fn without_ours<'a>(

@@ -69,6 +69,8 @@ pub struct SessionSettings {
     pub assertion_key: Option<AssertionKey>,
     /// The assertion's `aud` claim, when set.
     pub assertion_audience: Option<String>,
+    /// Session cookies opened under `key` so far.
+    pub opened: crate::login::session::Opened,
 }
 
 impl SessionSettings {
@@ -83,6 +85,7 @@ impl SessionSettings {
             assertion_secret: None,
             assertion_key: None,
             assertion_audience: None,
+            opened: Default::default(),
         }
     }
 }

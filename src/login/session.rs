@@ -4,6 +4,8 @@
 //! One cookie holds at most one session per configured app: a route of app A needs a session
 //! of app A, and logging into app B leaves A's session alone.
 
+use std::sync::Arc;
+
 use cookie::{Cookie, SameSite};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
@@ -133,18 +135,61 @@ pub fn read(
     cookies: &[(String, String)],
     now: u64,
 ) -> Vec<SessionEntry> {
-    cookies
+    let values = cookies
         .iter()
         .filter(|(name, _)| *name == settings.cookie_name)
-        .filter_map(|(name, value)| seal::open::<Payload>(&settings.key, name, value))
-        .find(|p| p.v == 1)
-        .map(|p| {
-            let ttl = settings.ttl.as_secs();
-            p.s.into_iter()
+        .map(|(_, value)| value.as_str());
+    read_values(settings, values, now)
+}
+
+/// The same, given the values of the session cookie.
+pub fn read_values<'a>(
+    settings: &SessionSettings,
+    values: impl IntoIterator<Item = &'a str>,
+    now: u64,
+) -> Vec<SessionEntry> {
+    let ttl = settings.ttl.as_secs();
+    values
+        .into_iter()
+        .find_map(|value| {
+            settings
+                .opened
+                .open(&settings.key, &settings.cookie_name, value)
+        })
+        .map(|entries| {
+            entries
+                .iter()
                 .filter(|e| e.live(now) && now < e.iat.saturating_add(ttl))
+                .cloned()
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Session cookie values already opened under this config's key, and what they hold. A value
+/// sealed by us opens to the same sessions every time, so a browser's cookie is decrypted and
+/// parsed once, not on every request; each request still checks lifetimes, the `ttl` and
+/// revocations. Only values that opened are kept (a forged one costs its attacker a decrypt
+/// each time, as before), at most [`Opened::MAX`], forgotten all at once when full. It lives
+/// in the config snapshot, so a reload with another secret starts empty.
+#[derive(Default)]
+pub struct Opened(dashmap::DashMap<Box<str>, Arc<[SessionEntry]>>);
+
+impl Opened {
+    const MAX: usize = 4096;
+
+    fn open(&self, key: &cookie::Key, name: &str, value: &str) -> Option<Arc<[SessionEntry]>> {
+        if let Some(hit) = self.0.get(value) {
+            return Some(hit.clone());
+        }
+        let payload = seal::open::<Payload>(key, name, value).filter(|p| p.v == 1)?;
+        let entries: Arc<[SessionEntry]> = payload.s.into();
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(value.into(), entries.clone());
+        Some(entries)
+    }
 }
 
 /// The session of `app` among `entries`.
@@ -262,6 +307,30 @@ mod tests {
         assert!(!line.contains("zhangsan"), "the identity is not readable");
         let gone = clear_cookie(&s, false);
         assert!(gone.contains("Max-Age=0"), "{gone}");
+    }
+
+    #[test]
+    fn an_opened_value_is_kept_only_under_its_own_key_and_still_ages() {
+        let s = settings("k");
+        let cookies = sent_back(&set_cookie(&s, vec![entry("crm", 1000)], false));
+        assert_eq!(read(&s, &cookies, 1001).len(), 1);
+        assert_eq!(s.opened.0.len(), 1, "kept after the first open");
+        assert_eq!(
+            read(&s, &cookies, 1002).len(),
+            1,
+            "opens again from what was kept"
+        );
+        // Kept entries are checked on every read: past the ttl the session is gone.
+        assert!(read(&s, &cookies, 1000 + 3600).is_empty());
+        // Another config's key (a reload with a new secret) has its own, empty store.
+        let other = settings("other");
+        assert!(read(&other, &cookies, 1001).is_empty());
+        assert_eq!(other.opened.0.len(), 0);
+        // A value that does not open is not kept.
+        let mut forged = cookies.clone();
+        forged[0].1.push('A');
+        assert!(read(&s, &forged, 1001).is_empty());
+        assert_eq!(s.opened.0.len(), 1);
     }
 
     #[test]

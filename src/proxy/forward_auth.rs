@@ -163,11 +163,11 @@ impl Gateway {
         if super::endpoints::under_prefix(&path, &config.server.prefix).is_some() {
             return Ok(());
         }
-        let final_paths = match self.locate(session, ctx, &path)? {
+        let final_paths = match self.locate(session, ctx, &config, &path)? {
             Located::Handler(_, final_paths) => final_paths,
             Located::Done(_) | Located::NotFound => vec![path.clone()],
         };
-        self.gates(session, ctx, &final_paths, &path, raw_path)
+        self.gates(session, ctx, &config, &final_paths, &path, raw_path)
             .await
     }
 }

@@ -61,7 +61,11 @@ pub async fn sessions(
         Some(token) => bearer::open(settings, token, now_secs())
             .into_iter()
             .collect(),
-        None => session::read(settings, &request::cookies(session), now_secs()),
+        None => session::read_values(
+            settings,
+            request::cookie_values(session, &settings.cookie_name),
+            now_secs(),
+        ),
     };
     if entries.is_empty() {
         return entries;

@@ -89,6 +89,7 @@ impl Gateway {
 
         // Step 3: the gateway's own endpoints. The forward-auth check runs steps 4-7 itself.
         let config = ctx.config.clone();
+        let config = &*config;
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
             if rest == b"/auth" {
                 return self.forward_auth(session, ctx).await.map(Next::Answer);
@@ -98,12 +99,12 @@ impl Gateway {
                 .map(Next::Answer);
         }
 
-        let (handler, final_paths) = match self.locate(session, ctx, &path)? {
+        let (handler, final_paths) = match self.locate(session, ctx, config, &path)? {
             Located::Handler(h, final_paths) => (h, final_paths),
             Located::Done(next) => return Ok(next),
             Located::NotFound => return Err(no_route()),
         };
-        self.gates(session, ctx, &final_paths, &path, raw_path)
+        self.gates(session, ctx, config, &final_paths, &path, raw_path)
             .await?;
         match handler {
             Handler::File(a) => Ok(Next::Nginx(a)),
@@ -113,8 +114,13 @@ impl Gateway {
 
     /// Steps 4 and 5: which location handles the request (the rewrite phase may answer
     /// itself, or change the URI), and the paths the request finally carries.
-    fn locate(&self, session: &Session, ctx: &mut Ctx, path: &[u8]) -> Result<Located, Failure> {
-        let config = ctx.config.clone();
+    fn locate(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        config: &Config,
+        path: &[u8],
+    ) -> Result<Located, Failure> {
         let handler = match &config.rules {
             Some(rules) => match nginx::phase(session, ctx, rules) {
                 // A file is the site's content: it waits for the area's login.
@@ -159,11 +165,11 @@ impl Gateway {
         &self,
         session: &Session,
         ctx: &mut Ctx,
+        config: &Config,
         final_paths: &[Vec<u8>],
         path: &[u8],
         raw_path: &[u8],
     ) -> Result<(), Failure> {
-        let config = ctx.config.clone();
         let mut area = None;
         for final_path in final_paths {
             area = routing::protecting(&config.routes, final_path, path, raw_path)
@@ -175,7 +181,7 @@ impl Gateway {
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
-                crate::access::admit(&config, &self.provider, area, ctx.identity.as_ref()).await?;
+                crate::access::admit(config, &self.provider, area, ctx.identity.as_ref()).await?;
             }
             if area.external_contact != ExternalContactMode::None {
                 contact_gate::check(

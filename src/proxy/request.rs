@@ -40,6 +40,19 @@ pub fn cookies(session: &Session) -> Vec<(String, String)> {
     )
 }
 
+/// The text values of the cookies named `name` (usually one), borrowed from the request.
+pub fn cookie_values<'a>(session: &'a Session, name: &str) -> Vec<&'a str> {
+    crate::cookies::text_values(
+        session
+            .req_header()
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        name,
+    )
+}
+
 /// The mini-program bearer token of ours in `Authorization`, if any (SPEC section 19).
 pub fn bearer(session: &Session) -> Option<&str> {
     let mut all = session
