@@ -24,6 +24,11 @@ pub mod custom;
 pub mod date;
 pub mod error_resp;
 pub mod server;
+
+/// Spare room in the header maps of a parsed request or response, for the headers a proxy adds
+/// before passing it on. The maps are sized for what was received; without room, each added
+/// header past their capacity grows and rehashes both of them (the values and the case map).
+pub const HEADER_HEADROOM: usize = 8;
 pub mod subrequest;
 pub mod v1;
 pub mod v2;

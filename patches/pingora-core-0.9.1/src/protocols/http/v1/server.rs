@@ -388,7 +388,10 @@ impl HttpSession {
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            // Room for the headers a proxy adds before it forwards the request
+                            // (X-Forwarded-*, a request id): each one past the map's capacity
+                            // made both header maps grow and rehash.
+                            Some(req.headers.len() + crate::protocols::http::HEADER_HEADROOM),
                         )?);
 
                         request_header.set_version(match req.version {
