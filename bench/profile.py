@@ -11,6 +11,10 @@ after the other, and the counters are dumped:
   python3 bench/profile.py --mode session     # cookie, identity headers, assertion, access log
   python3 bench/profile.py --mode public      # a public route
   python3 bench/profile.py --mode qyapi       # user/get through the qyapi endpoint, cached token
+  python3 bench/profile.py --mode bare        # the bare pingora proxy (bench/bare-proxy), 1 thread
+
+The bare proxy's count is the engine's own cost per request; a gateway mode minus it is what
+the gateway adds.
 
 It prints the instructions per request and the callgrind file (read it with
 `callgrind_annotate --inclusive=yes FILE`). The access log is on (the default filter), written
@@ -27,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import EMULATOR, GATEWAY, NGINX, Procs, free_port, gateway_toml, login_cookie, nginx_conf, wait_http  # noqa: E402
+from bench import BARE, EMULATOR, GATEWAY, NGINX, Procs, free_port, gateway_toml, login_cookie, nginx_conf, wait_http  # noqa: E402
 
 
 def drive(port, path, n, headers):
@@ -52,7 +56,7 @@ def total_ir(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["session", "public", "qyapi"], default="session")
+    ap.add_argument("--mode", choices=["session", "public", "qyapi", "bare"], default="session")
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--gateway", default=GATEWAY)
     ap.add_argument("--out", default=None, help="where the callgrind file goes")
@@ -62,7 +66,7 @@ def main():
     os.chmod(work, 0o755)
     procs = Procs()
     try:
-        up, gw, admin, emu, qy = (free_port() for _ in range(5))
+        up, gw, admin, emu, qy, bare = (free_port() for _ in range(6))
         conf = nginx_conf(os.path.join(work, "upstream"), f"""
     server {{
         listen 127.0.0.1:{up};
@@ -77,11 +81,16 @@ def main():
         env = dict(os.environ)
         env.pop("WGW_LOG", None)
         log = open(os.path.join(work, "gateway.log"), "wb")
-        gateway = procs.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
-                               args.gateway, "run", "-c", gw_conf], env=env, stderr=log)
+        measured = ([BARE, f"127.0.0.1:{bare}", f"127.0.0.1:{up}", "--threads", "1"] if args.mode == "bare"
+                    else [args.gateway, "run", "-c", gw_conf])
+        gateway = procs.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + measured,
+                              env=env, stderr=log)
         for url in (f"http://127.0.0.1:{up}/", f"http://127.0.0.1:{emu}/_emulator/healthz"):
             wait_http(url)
-        wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=300)
+        if args.mode == "bare":
+            wait_http(f"http://127.0.0.1:{bare}/", timeout=300)
+        else:
+            wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=300)
 
         if args.mode == "session":
             cookie = login_cookie(gw, "crm", "/app/")
@@ -90,6 +99,8 @@ def main():
             port, path, headers = gw, "/app/", {"Cookie": cookie}
         elif args.mode == "public":
             port, path, headers = gw, "/", {}
+        elif args.mode == "bare":
+            port, path, headers = bare, "/", {}
         else:
             port, path, headers = qy, "/crm/cgi-bin/user/get?userid=zhangsan", {}
         drive(port, path, 300, headers)
