@@ -37,6 +37,23 @@ impl PathRefused {
     }
 }
 
+/// `.` or `..`, each dot possibly written `%2e` / `%2E`.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    (1..=2).contains(&dots)
+}
+
 /// Checks `path` (without the query) segment by segment. The first segment may be the name of
 /// a configured app, whatever it is spelt with.
 pub fn literal(apps: &BTreeMap<String, Arc<App>>, path: &str) -> Result<(), PathRefused> {
@@ -47,8 +64,7 @@ pub fn literal(apps: &BTreeMap<String, Arc<App>>, path: &str) -> Result<(), Path
         if segment.is_empty() {
             return Err(PathRefused::EmptySegment);
         }
-        let folded = segment.to_ascii_lowercase().replace("%2e", ".");
-        if folded == "." || folded == ".." {
+        if is_dot_segment(segment) {
             return Err(PathRefused::DotSegment);
         }
         if i == 0 && apps.contains_key(segment) {

@@ -80,6 +80,10 @@ pub fn errcode_of(body: &[u8]) -> i64 {
     if start.map(|i| body[i]) != Some(b'{') {
         return 0;
     }
+    // WeCom writes `errcode` first; read it there without parsing the whole answer.
+    if let Some(code) = leading_errcode(&body[start.unwrap_or(0) + 1..]) {
+        return code;
+    }
     match serde_json::from_slice::<Errcode>(body)
         .ok()
         .and_then(|e| e.errcode)
@@ -88,6 +92,33 @@ pub fn errcode_of(body: &[u8]) -> i64 {
         Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The number of an object's first member when that member is `"errcode"` and a plain integer
+/// followed by `,` or `}`; anything else is left to the full parse.
+fn leading_errcode(after_brace: &[u8]) -> Option<i64> {
+    let skip = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
+    let mut rest = after_brace;
+    rest = &rest[skip(rest)..];
+    rest = rest.strip_prefix(b"\"errcode\"")?;
+    rest = &rest[skip(rest)..];
+    rest = rest.strip_prefix(b":")?;
+    rest = &rest[skip(rest)..];
+    let sign = usize::from(rest.first() == Some(&b'-'));
+    let digits = rest[sign..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 18 {
+        return None;
+    }
+    let number = std::str::from_utf8(&rest[..sign + digits])
+        .ok()?
+        .parse()
+        .ok()?;
+    rest = &rest[sign + digits..];
+    rest = &rest[skip(rest)..];
+    matches!(rest.first(), Some(b',' | b'}')).then_some(number)
 }
 
 /// Bytes of a forwarded query that a request-target may not hold as they are; everything else,
@@ -156,6 +187,14 @@ mod tests {
             ),
             (r#"  {"errcode":-1,"errmsg":"system busy"}"#, -1),
             (r#"{"errcode":"45009"}"#, 45009),
+            (
+                r#"{ "errcode" : 40014 , "errmsg":"invalid access_token"}"#,
+                40014,
+            ),
+            (r#"{"errcode":0}"#, 0),
+            (r#"{"errcode":1.5,"errmsg":"odd"}"#, 0),
+            (r#"{"errcode":007x}"#, 0),
+            (r#"{"errmsg":"ok","errcode":60011}"#, 60011),
             (r#"{"access_token":"x","expires_in":7200}"#, 0),
             (r#"{"base_resp":{"ret":0}}"#, 0),
             ("\u{ff}\u{d8}binary jpeg", 0),
