@@ -350,7 +350,7 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
             .as_ref()
             .map(|a| AssertionKey::new(a.expose().as_bytes())),
         assertion_secret,
-        opened: Default::default(),
+        generation: SessionSettings::next_generation(),
     })
 }
 

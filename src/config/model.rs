@@ -69,8 +69,18 @@ pub struct SessionSettings {
     pub assertion_key: Option<AssertionKey>,
     /// The assertion's `aud` claim, when set.
     pub assertion_audience: Option<String>,
-    /// Session cookies opened under `key` so far.
-    pub opened: crate::login::session::Opened,
+    /// Tells these settings from every other `[session]` loaded in this process: what was
+    /// opened under `key` is remembered per generation (`crate::login::session`), so a reload
+    /// with another secret reuses nothing.
+    pub generation: u64,
+}
+
+impl SessionSettings {
+    /// A generation no settings had before.
+    pub fn next_generation() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl SessionSettings {
@@ -85,7 +95,7 @@ impl SessionSettings {
             assertion_secret: None,
             assertion_key: None,
             assertion_audience: None,
-            opened: Default::default(),
+            generation: SessionSettings::next_generation(),
         }
     }
 }

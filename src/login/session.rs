@@ -4,9 +4,10 @@
 //! One cookie holds at most one session per configured app: a route of app A needs a session
 //! of app A, and logging into app B leaves A's session alone.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use cookie::{Cookie, SameSite};
+use dashmap::DashMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
@@ -151,11 +152,7 @@ pub fn read_values<'a>(
     let ttl = settings.ttl.as_secs();
     values
         .into_iter()
-        .find_map(|value| {
-            settings
-                .opened
-                .open(&settings.key, &settings.cookie_name, value)
-        })
+        .find_map(|value| open(settings, value))
         .map(|entries| {
             entries
                 .iter()
@@ -166,30 +163,31 @@ pub fn read_values<'a>(
         .unwrap_or_default()
 }
 
-/// Session cookie values already opened under this config's key, and what they hold. A value
-/// sealed by us opens to the same sessions every time, so a browser's cookie is decrypted and
-/// parsed once, not on every request; each request still checks lifetimes, the `ttl` and
-/// revocations. Only values that opened are kept (a forged one costs its attacker a decrypt
-/// each time, as before), at most [`Opened::MAX`], forgotten all at once when full. It lives
-/// in the config snapshot, so a reload with another secret starts empty.
-#[derive(Default)]
-pub struct Opened(dashmap::DashMap<Box<str>, Arc<[SessionEntry]>>);
+/// Session cookie values already opened, and what they hold. A value sealed by us opens to the
+/// same sessions every time, so a browser's cookie is decrypted and parsed once, not on every
+/// request; each request still checks lifetimes, the `ttl` and revocations. Entries are kept
+/// per settings generation (a reload with another secret reuses nothing), only for values
+/// that opened (a forged one costs its sender a decrypt each time, as before), at most
+/// [`MAX_OPENED`], forgotten all at once when full.
+static OPENED: LazyLock<DashMap<Box<str>, (u64, Arc<[SessionEntry]>)>> =
+    LazyLock::new(DashMap::new);
 
-impl Opened {
-    const MAX: usize = 4096;
+const MAX_OPENED: usize = 4096;
 
-    fn open(&self, key: &cookie::Key, name: &str, value: &str) -> Option<Arc<[SessionEntry]>> {
-        if let Some(hit) = self.0.get(value) {
-            return Some(hit.clone());
+fn open(settings: &SessionSettings, value: &str) -> Option<Arc<[SessionEntry]>> {
+    if let Some(hit) = OPENED.get(value) {
+        if hit.0 == settings.generation {
+            return Some(hit.1.clone());
         }
-        let payload = seal::open::<Payload>(key, name, value).filter(|p| p.v == 1)?;
-        let entries: Arc<[SessionEntry]> = payload.s.into();
-        if self.0.len() >= Self::MAX {
-            self.0.clear();
-        }
-        self.0.insert(value.into(), entries.clone());
-        Some(entries)
     }
+    let payload =
+        seal::open::<Payload>(&settings.key, &settings.cookie_name, value).filter(|p| p.v == 1)?;
+    let entries: Arc<[SessionEntry]> = payload.s.into();
+    if OPENED.len() >= MAX_OPENED {
+        OPENED.clear();
+    }
+    OPENED.insert(value.into(), (settings.generation, entries.clone()));
+    Some(entries)
 }
 
 /// The session of `app` among `entries`.
@@ -313,8 +311,13 @@ mod tests {
     fn an_opened_value_is_kept_only_under_its_own_key_and_still_ages() {
         let s = settings("k");
         let cookies = sent_back(&set_cookie(&s, vec![entry("crm", 1000)], false));
+        let kept = |s: &SessionSettings| {
+            OPENED
+                .get(cookies[0].1.as_str())
+                .is_some_and(|e| e.value().0 == s.generation)
+        };
         assert_eq!(read(&s, &cookies, 1001).len(), 1);
-        assert_eq!(s.opened.0.len(), 1, "kept after the first open");
+        assert!(kept(&s), "kept after the first open");
         assert_eq!(
             read(&s, &cookies, 1002).len(),
             1,
@@ -325,12 +328,12 @@ mod tests {
         // Another config's key (a reload with a new secret) has its own, empty store.
         let other = settings("other");
         assert!(read(&other, &cookies, 1001).is_empty());
-        assert_eq!(other.opened.0.len(), 0);
+        assert!(!kept(&other));
         // A value that does not open is not kept.
         let mut forged = cookies.clone();
         forged[0].1.push('A');
         assert!(read(&s, &forged, 1001).is_empty());
-        assert_eq!(s.opened.0.len(), 1);
+        assert!(!OPENED.contains_key(forged[0].1.as_str()));
     }
 
     #[test]
