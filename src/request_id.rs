@@ -5,5 +5,22 @@ use rand::Rng;
 
 pub fn generate() -> String {
     let n: u128 = rand::rng().random();
-    format!("{n:032x}")
+    let mut hex = [0u8; 32];
+    for (i, h) in hex.iter_mut().enumerate() {
+        *h = b"0123456789abcdef"[(n >> (124 - 4 * i)) as usize & 0xf];
+    }
+    String::from_utf8_lossy(&hex).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_32_lowercase_hex_digits_and_differ() {
+        let a = super::generate();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(a, super::generate());
+    }
 }

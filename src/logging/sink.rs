@@ -197,15 +197,18 @@ mod tests {
         assert!(String::from_utf8_lossy(&out.0.lock().unwrap()).ends_with("late\n"));
     }
 
-    /// An output that blocks until released: a terminal or pipe nobody reads.
-    struct Stuck(Arc<(Mutex<bool>, Condvar)>, Shared);
+    /// An output that blocks until released: a terminal or pipe nobody reads. The gate holds
+    /// (released, a write is waiting).
+    struct Stuck(Arc<(Mutex<(bool, bool)>, Condvar)>, Shared);
 
     impl Write for Stuck {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             let (m, c) = &*self.0;
-            let mut open = m.lock().unwrap();
-            while !*open {
-                open = c.wait(open).unwrap();
+            let mut g = m.lock().unwrap();
+            g.1 = true;
+            c.notify_all();
+            while !g.0 {
+                g = c.wait(g).unwrap();
             }
             self.1.write(buf)
         }
@@ -216,9 +219,17 @@ mod tests {
 
     #[test]
     fn a_stuck_output_drops_and_reports_lines_instead_of_blocking_the_caller() {
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let gate = Arc::new((Mutex::new((false, false)), Condvar::new()));
         let out = Shared::default();
         let sink = Sink::start(Stuck(gate.clone(), out.clone()));
+        // The writer takes a first line and blocks writing it.
+        sink.push(b"first\n");
+        {
+            let mut g = gate.0.lock().unwrap();
+            while !g.1 {
+                g = gate.1.wait(g).unwrap();
+            }
+        }
         let mut line = vec![b'x'; 4095];
         line.push(b'\n');
         // Twice what the buffer holds; every push returns although nothing can be written.
@@ -226,8 +237,12 @@ mod tests {
         for _ in 0..2 * fit {
             sink.push(&line);
         }
-        assert!(sink.dropped() >= fit / 2, "dropped {}", sink.dropped());
-        *gate.0.lock().unwrap() = true;
+        assert_eq!(
+            sink.dropped(),
+            fit,
+            "the buffer took what it holds, no more"
+        );
+        gate.0.lock().unwrap().0 = true;
         gate.1.notify_all();
         sink.close();
         let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();

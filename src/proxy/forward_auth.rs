@@ -165,9 +165,12 @@ impl Gateway {
         }
         let final_paths = match self.locate(session, ctx, &config, &path)? {
             Located::Handler(_, final_paths) => final_paths,
-            Located::Done(_) | Located::NotFound => vec![path.clone()],
+            Located::Done(_) | Located::NotFound => None,
         };
-        self.gates(session, ctx, &config, &final_paths, &path, raw_path)
+        let finals = final_paths
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(&path));
+        self.gates(session, ctx, &config, finals, &path, raw_path)
             .await
     }
 }

@@ -104,7 +104,10 @@ impl Gateway {
             Located::Done(next) => return Ok(next),
             Located::NotFound => return Err(no_route()),
         };
-        self.gates(session, ctx, config, &final_paths, &path, raw_path)
+        let finals = final_paths
+            .as_deref()
+            .unwrap_or(std::slice::from_ref(&path));
+        self.gates(session, ctx, config, finals, &path, raw_path)
             .await?;
         match handler {
             Handler::File(a) => Ok(Next::Nginx(a)),
@@ -146,10 +149,10 @@ impl Gateway {
             },
         };
         let final_paths = match (&handler, &ctx.upstream_uri) {
-            (Handler::File(a), _) => vec![a.file_uri().unwrap_or_default().to_vec()],
-            (Handler::Upstream, _) => nginx::final_paths(ctx).map_err(area_failure)?,
-            (_, Some(target)) => vec![routing::target_path(target).map_err(area_failure)?],
-            (_, None) => vec![path.to_vec()],
+            (Handler::File(a), _) => Some(vec![a.file_uri().unwrap_or_default().to_vec()]),
+            (Handler::Upstream, _) => Some(nginx::final_paths(ctx).map_err(area_failure)?),
+            (_, Some(target)) => Some(vec![routing::target_path(target).map_err(area_failure)?]),
+            (_, None) => None,
         };
         if let Handler::Route(i) = handler {
             ctx.route = Some(i);
@@ -218,8 +221,9 @@ fn normalised<'a>(ctx: &mut Ctx, raw: &'a [u8]) -> Result<(&'a [u8], Vec<u8>), F
 
 /// What steps 4 and 5 found.
 enum Located {
-    /// This location handles the request, whose path is finally one of these.
-    Handler(Handler, Vec<Vec<u8>>),
+    /// This location handles the request, whose path is finally one of these (`None`: the
+    /// path it came with).
+    Handler(Handler, Option<Vec<Vec<u8>>>),
     /// The gateway or the nginx file answers itself (a redirect, `return`, `deny`).
     Done(Next),
     /// No location.
