@@ -414,7 +414,7 @@ def main():
         ngx = procs.start([NGINX, "-p", proxy_dir, "-c", conf])
         bare = procs.start([BARE, f"127.0.0.1:{bare_port}", f"127.0.0.1:{up_port}", "--threads", str(args.threads)],
                            env=engine_env)
-        procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu_port}"])
+        emu = procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu_port}"])
         gw_conf = os.path.join(work, "gateway.toml")
         with open(gw_conf, "w") as f:
             f.write(gateway_toml(gw_port, admin_port, emu_port, up_port, args.threads, qyapi=qy_port))
@@ -466,15 +466,27 @@ def main():
                 raise StopIteration
             post(f"http://127.0.0.1:{emu_port}/_emulator/reset", {})
             token = json.loads(get(f"http://127.0.0.1:{emu_port}/cgi-bin/gettoken?corpid=wwemu0000000000001&corpsecret=emu-agent-secret"))["access_token"]
-            direct = wrk(f"http://127.0.0.1:{emu_port}/cgi-bin/user/get?access_token={token}&userid=zhangsan", True, (), args.duration, args.connections, args.threads)
-            get(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan")
-            through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            emu_pid = emu.pid
+            direct_url = f"http://127.0.0.1:{emu_port}/cgi-bin/user/get?access_token={token}&userid=zhangsan"
+            through_url = f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan"
+
+            def measured(url):
+                # CPU per call of the emulator and of the gateway, beside wrk's figures.
+                before = cpu_tree_seconds(emu_pid), cpu_tree_seconds(gw.pid)
+                r = wrk(url, True, (), args.duration, args.connections, args.threads)
+                n = max(r["requests"], 1)
+                r["emu_cpu_us"] = (cpu_tree_seconds(emu_pid) - before[0]) * 1e6 / n
+                r["gw_cpu_us"] = (cpu_tree_seconds(gw.pid) - before[1]) * 1e6 / n
+                return r
+            direct = measured(direct_url)
+            get(through_url)
+            through = measured(through_url)
             qy = [("emulator directly", direct), ("through qyapi endpoint", through)]
             # The same against an API that takes 5 ms to answer, as WeCom's take a few.
             post(f"http://127.0.0.1:{emu_port}/_emulator/faults",
                  {"api": "/cgi-bin/user/get", "delay_ms": 5, "count": 4_000_000_000})
-            direct = wrk(f"http://127.0.0.1:{emu_port}/cgi-bin/user/get?access_token={token}&userid=zhangsan", True, (), args.duration, args.connections, args.threads)
-            through = wrk(f"http://127.0.0.1:{qy_port}/crm/cgi-bin/user/get?userid=zhangsan", True, (), args.duration, args.connections, args.threads)
+            direct = measured(direct_url)
+            through = measured(through_url)
             qy += [("emulator directly, answering in 5 ms", direct), ("through qyapi endpoint, 5 ms API", through)]
             post(f"http://127.0.0.1:{emu_port}/_emulator/reset", {})
         except StopIteration:
@@ -632,9 +644,11 @@ def write_results(args, rows, qy, st, memory, gw_idle, notes):
         dp99 = f"{r['p99'] - base['p99']:+.3f} ms" if base else ""
         lines.append(f"| {name} | {conn} | {body} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {ratio} | {bare_ratio} | {dp99} | {r['cpu_us']:.1f} |")
     if qy:
-        lines += ["", "## qyapi endpoint (user/get, cached token)", "", "| path | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+        lines += ["", "## qyapi endpoint (user/get, cached token)", "",
+                  "| path | req/s | p50 ms | p99 ms | emulator CPU µs/call | gateway CPU µs/call |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for name, r in qy:
-            lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |")
+            lines.append(f"| {name} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['emu_cpu_us']:.1f} | {r['gw_cpu_us']:.1f} |")
         lines.append("")
         for i in range(0, len(qy) - 1, 2):
             lines.append(f"Through the endpoint / direct ({qy[i][0]}): throughput **{qy[i + 1][1]['rps'] / qy[i][1]['rps']:.2f}**; "
