@@ -536,7 +536,8 @@ def main():
 
 
 ENGINE_SETTINGS = [
-    ("default here (2 threads, no stealing, 1 listener task, pool 128, 64 KiB read buffer)", []),
+    ("default here (2 threads, no stealing, 1 listener task, pool 128, 64 KiB read buffer, glibc trim threshold 4 MiB)", []),
+    ("glibc's own trim threshold (128 KiB, dynamic)", ["--trim-threshold", "0"]),
     ("work stealing", ["--work-stealing"]),
     ("2 listener tasks per fd", ["--listener-tasks", "2"]),
     ("1 thread", ["--threads", "1"]),
@@ -552,8 +553,8 @@ def engine_matrix(args, procs, up_port, env):
     lines = ["# Engine settings (bare pingora proxy)", "",
              f"`bench/run.sh --sections engine --duration {args.duration} --connections {args.connections}`"
              f"{' with LD_PRELOAD=' + env['LD_PRELOAD'] if 'LD_PRELOAD' in env else ''}, {time.strftime('%Y-%m-%d')}.", "",
-             "| setting | req/s keep-alive | p99 ms | req/s close | RSS 10k conns MiB | KiB/conn |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| setting | req/s keep-alive | p99 ms | req/s close | req/s 100 KB keep-alive | CPU µs/req 100 KB | RSS 10k conns MiB | KiB/conn |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, extra in ENGINE_SETTINGS:
         port = free_port()
         threads = [] if "--threads" in extra else ["--threads", str(args.threads)]
@@ -561,10 +562,13 @@ def engine_matrix(args, procs, up_port, env):
         wait_http(f"http://127.0.0.1:{port}/")
         ka = wrk(f"http://127.0.0.1:{port}/", True, (), args.duration, args.connections, args.threads)
         close = wrk(f"http://127.0.0.1:{port}/", False, (), args.duration, args.connections, args.threads)
+        cpu = cpu_tree_seconds(p.pid)
+        big = wrk(f"http://127.0.0.1:{port}/big", True, (), args.duration, args.connections, args.threads)
+        big_cpu = (cpu_tree_seconds(p.pid) - cpu) * 1e6 / max(big["requests"], 1)
         idle, held = held_rss(p.pid, port)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=10)
-        line = (f"| {label} | {ka['rps']:.0f} | {ka['p99']:.3f} | {close['rps']:.0f} | {held / 1024:.1f} | "
+        line = (f"| {label} | {ka['rps']:.0f} | {ka['p99']:.3f} | {close['rps']:.0f} | {big['rps']:.0f} | {big_cpu:.1f} | {held / 1024:.1f} | "
                 f"{per_conn_kib(idle, held):.1f} |")
         print(line, flush=True)
         lines.append(line)

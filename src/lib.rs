@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod allocator;
 pub mod answers;
 pub mod callback;
 pub mod clock;

@@ -55,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    wecom_gateway::allocator::tune();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let code = run(cli.command);

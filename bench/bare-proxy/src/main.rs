@@ -2,7 +2,10 @@
 //! the engine's own limit, measured in the same run as nginx and the gateway (SPEC section 16).
 //!
 //! `bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N]
-//! [--pool N] [--read-buffer BYTES]`; the options are the engine settings the benchmarks compare.
+//! [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES]`; the options are the engine settings
+//! the benchmarks compare. `--trim-threshold` is glibc's `M_TRIM_THRESHOLD`, by default the
+//! gateway's (`wecom_gateway::allocator`), so both rows run the engine with the same allocator
+//! setting; 0 leaves glibc's own.
 
 use std::net::SocketAddr;
 
@@ -35,11 +38,15 @@ struct Args {
     listener_tasks: usize,
     pool: usize,
     read_buffer: Option<usize>,
+    trim_threshold: usize,
 }
+
+/// The gateway's `allocator::TRIM_THRESHOLD`.
+const GATEWAY_TRIM_THRESHOLD: usize = 4 << 20;
 
 fn args() -> Args {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES]";
+    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES]";
     let listen = it.next().expect(usage);
     let upstream = it
         .next()
@@ -54,6 +61,7 @@ fn args() -> Args {
         listener_tasks: 1,
         pool: 128,
         read_buffer: None,
+        trim_threshold: GATEWAY_TRIM_THRESHOLD,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().expect(usage).parse::<usize>().expect(usage);
@@ -63,6 +71,7 @@ fn args() -> Args {
             "--listener-tasks" => a.listener_tasks = value(),
             "--pool" => a.pool = value(),
             "--read-buffer" => a.read_buffer = Some(value()),
+            "--trim-threshold" => a.trim_threshold = value(),
             _ => panic!("{usage}"),
         }
     }
@@ -71,6 +80,12 @@ fn args() -> Args {
 
 fn main() {
     let a = args();
+    if a.trim_threshold > 0 {
+        // SAFETY: mallopt only changes a number inside glibc's allocator, before other threads.
+        unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, a.trim_threshold as libc::c_int);
+        }
+    }
     let conf = ServerConf {
         threads: a.threads,
         work_stealing: a.work_stealing,
