@@ -5,10 +5,12 @@
 //! about that size on every request, so the same pages were given back and faulted in again,
 //! zeroed, per request: on the benchmark's 100 KB rows ~14 µs of page faults per request and
 //! about a third of the throughput. Keeping up to [`TRIM_THRESHOLD`] free at the top of each
-//! heap ends that churn; what a burst leaves beyond it is still returned.
+//! heap ends that churn; what a burst leaves beyond it is still returned. 1 MiB did as well as
+//! 4 MiB on those rows, and 4 MiB kept ~18 MiB more resident after the benchmark's 1,000-call
+//! stampede (one heap per thread that took part).
 
 /// Free bytes a heap keeps before glibc returns its top to the kernel.
-pub const TRIM_THRESHOLD: usize = 4 << 20;
+pub const TRIM_THRESHOLD: usize = 1 << 20;
 
 /// Applies [`TRIM_THRESHOLD`], unless the operator set glibc's own knob
 /// (`MALLOC_TRIM_THRESHOLD_`, or `trim_threshold` in `GLIBC_TUNABLES`), which then wins.

@@ -42,7 +42,7 @@ struct Args {
 }
 
 /// The gateway's `allocator::TRIM_THRESHOLD`.
-const GATEWAY_TRIM_THRESHOLD: usize = 4 << 20;
+const GATEWAY_TRIM_THRESHOLD: usize = 1 << 20;
 
 fn args() -> Args {
     let mut it = std::env::args().skip(1);
