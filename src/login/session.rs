@@ -83,15 +83,16 @@ impl SessionEntry {
         }
     }
 
-    pub fn identity(&self) -> Identity {
+    /// The person this session is of, taking the entry's own strings.
+    pub fn into_identity(self) -> Identity {
         Identity {
-            corp_id: self.corp_id.clone(),
+            corp_id: self.corp_id,
             agent_id: self.agent_id,
-            userid: self.userid.clone(),
-            openid: self.openid.clone(),
-            wechat_app_id: self.wechat_app_id.clone(),
-            unionid: self.unionid.clone(),
-            open_userid: self.open_userid.clone(),
+            userid: self.userid,
+            openid: self.openid,
+            wechat_app_id: self.wechat_app_id,
+            unionid: self.unionid,
+            open_userid: self.open_userid,
             external_userid: None,
             external_unionid: None,
         }

@@ -23,14 +23,14 @@ pub async fn check(
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
     let form = request::form(session);
-    if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
+    if let Some(mut entry) = session_entry(session, &ctx.config, app, store).await {
         let ua = request::header(session, http::header::USER_AGENT);
         let navigation = form == Form::Navigation;
         // SPEC section 17: a page of the WeCom client signs in again once the session is
         // older than `reauth_after`; the same interstitial keeps the `#fragment`.
         if !crate::access::reauth::due(app, entry.iat, now_secs(), navigation, ua) {
-            ctx.identity = Some(entry.identity());
-            ctx.session_contact = entry.contact;
+            ctx.session_contact = entry.contact.take();
+            ctx.identity = Some(entry.into_identity());
             return Ok(());
         }
     }
@@ -81,7 +81,7 @@ pub async fn session_entry(
     store: &Arc<dyn Store>,
 ) -> Option<SessionEntry> {
     let entries = sessions(session, config, store).await;
-    session::for_app(&entries, app).cloned()
+    entries.into_iter().find(|e| e.belongs_to(app))
 }
 
 /// For a script's call the page to come back to is the one that made it, when it is ours.
