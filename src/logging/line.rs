@@ -166,7 +166,8 @@ fn decimal(buf: &mut Vec<u8>, mut n: u64) {
 pub fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (y, m, d) = nginx_compat::eval::civil_from_days((secs / 86_400) as i64);
+    let (m, d) = (u64::from(m), u64::from(d));
     let s = secs % 86_400;
     let two = |n: u64| [digit(n / 10), digit(n)];
     let y = y.clamp(0, 9999) as u64;
@@ -187,20 +188,6 @@ pub fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
         buf.push(digit(us / p));
     }
     buf.push(b'Z');
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u64, u64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

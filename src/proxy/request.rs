@@ -30,27 +30,22 @@ pub fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The `(name, value)` pairs of every `Cookie` header that are text, read from bytes: one
 /// non-ASCII byte anywhere must not hide the gateway's own cookies.
 pub fn cookies(session: &Session) -> Vec<(String, String)> {
-    crate::cookies::text_pairs(
-        session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes()),
-    )
+    crate::cookies::text_pairs(cookie_headers(session))
 }
 
 /// The text values of the cookies named `name` (usually one), borrowed from the request.
 pub fn cookie_values<'a>(session: &'a Session, name: &str) -> Vec<&'a str> {
-    crate::cookies::text_values(
-        session
-            .req_header()
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .map(|v| v.as_bytes()),
-        name,
-    )
+    crate::cookies::text_values(cookie_headers(session), name)
+}
+
+/// Every `Cookie` header of the request, as bytes.
+fn cookie_headers(session: &Session) -> impl Iterator<Item = &[u8]> {
+    session
+        .req_header()
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
 }
 
 /// The mini-program bearer token of ours in `Authorization`, if any (SPEC section 19).

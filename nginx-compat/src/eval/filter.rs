@@ -125,16 +125,9 @@ fn expires(e: Expires, last_modified: Option<i64>, now: i64) -> (String, String)
     (http_date(time), cc)
 }
 
-/// RFC 1123 date as `ngx_http_time` writes it.
-pub fn http_date(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let weekday = DAYS[days.rem_euclid(7) as usize];
-    // Civil from days (Howard Hinnant's algorithm).
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -144,6 +137,19 @@ pub fn http_date(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m as u32, d as u32)
+}
+
+/// RFC 1123 date as `ngx_http_time` writes it.
+pub fn http_date(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let weekday = DAYS[days.rem_euclid(7) as usize];
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{weekday}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
         MONTHS[(m - 1) as usize],

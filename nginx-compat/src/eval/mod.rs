@@ -23,7 +23,7 @@ mod tests;
 use std::collections::HashMap;
 
 pub use content::{FileKind, FileSystem, NoFiles};
-pub use filter::{http_date, safe_status, HeaderEdit, HeaderMode};
+pub use filter::{civil_from_days, http_date, safe_status, HeaderEdit, HeaderMode};
 pub use special::special_page;
 
 use crate::escape::{escape, Escape};
