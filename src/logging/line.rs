@@ -1,7 +1,8 @@
 //! The per-request lines (`access`, `qyapi`) written straight into bytes: the same shape as the
 //! lines `tracing`'s formatter writes for every other event (text or JSON), without its field
 //! visitors, `Debug` formatting or per-line allocation, and redacted field by field — only the
-//! path can carry client text — instead of scanning the whole line.
+//! fields written with [`Line::client`] (a path, qyapi's app and api) can carry client text —
+//! instead of scanning the whole line.
 
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
