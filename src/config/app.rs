@@ -85,6 +85,21 @@ pub(super) fn compile_app(
             (at(&a.provider_corp_id), "provider_corp_id"),
         ])?;
     }
+    // The WeCom kinds share their scopes, the QR login page and the API base.
+    let wecom = |creds: Credentials| -> Result<(Credentials, String, &'static str, Option<Url>)> {
+        let scope = scope_of(["snsapi_base", "snsapi_privateinfo"])?;
+        let qr_login_url = url_or(
+            &a.qr_login_url,
+            "qr_login_url",
+            "https://login.work.weixin.qq.com/wwlogin/sso/login",
+        )?;
+        Ok((
+            creds,
+            scope,
+            "https://qyapi.weixin.qq.com",
+            Some(qr_login_url),
+        ))
+    };
     let (credentials, scope, api_default, qr_login_url) = match kind {
         AppKind::WecomSuite | AppKind::WecomCustom => {
             refuse_present(&[
@@ -106,23 +121,11 @@ pub(super) fn compile_app(
                     "required: suite tickets and installs arrive as callbacks",
                 ));
             }
-            let scope = scope_of(["snsapi_base", "snsapi_privateinfo"])?;
-            let creds = Credentials::Suite {
+            wecom(Credentials::Suite {
                 suite_id: require(&a.suite_id, "suite_id")?,
                 suite_secret: app_secret(&a.suite_secret, "suite_secret")?,
                 custom: kind == AppKind::WecomCustom,
-            };
-            let qr_login_url = url_or(
-                &a.qr_login_url,
-                "qr_login_url",
-                "https://login.work.weixin.qq.com/wwlogin/sso/login",
-            )?;
-            (
-                creds,
-                scope,
-                "https://qyapi.weixin.qq.com",
-                Some(qr_login_url),
-            )
+            })?
         }
         AppKind::Wecom => {
             refuse_present(&[(at(&a.app_id), "app_id")])?;
@@ -132,8 +135,7 @@ pub(super) fn compile_app(
                     return Err(src.error(table_span.clone(), app_path("agent_id"), "required"))
                 }
             };
-            let scope = scope_of(["snsapi_base", "snsapi_privateinfo"])?;
-            let creds = Credentials::Wecom {
+            wecom(Credentials::Wecom {
                 corp_id: require(&a.corp_id, "corp_id")?,
                 agent_id,
                 secret: app_secret(&a.secret, "secret")?,
@@ -142,18 +144,7 @@ pub(super) fn compile_app(
                     .as_ref()
                     .map(|s| secret(s, &app_path("contact_secret"), 1, src))
                     .transpose()?,
-            };
-            let qr_login_url = url_or(
-                &a.qr_login_url,
-                "qr_login_url",
-                "https://login.work.weixin.qq.com/wwlogin/sso/login",
-            )?;
-            (
-                creds,
-                scope,
-                "https://qyapi.weixin.qq.com",
-                Some(qr_login_url),
-            )
+            })?
         }
         AppKind::WechatMp => {
             refuse_present(&[

@@ -91,19 +91,7 @@ pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         None => None,
         Some(_) => {
             let corp_id = found.entry.corp_id.as_deref().unwrap_or_default();
-            Some(
-                provider
-                    .installs()
-                    .corp(&**provider.store(), app, corp_id)
-                    .await
-                    .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
-                    .ok_or_else(|| {
-                        Failure::new(
-                            Kind::NotInstalled,
-                            "your organisation has not installed this app",
-                        )
-                    })?,
-            )
+            Some(installed_corp(provider, app, corp_id).await?)
         }
     };
     // One report per payload kind at most: config and agentConfig.
@@ -250,19 +238,7 @@ pub async fn external_contact(
     // A service-provider app: the member's corp, as installed (its token asks).
     let installed = match crate::suite::suite_of(&found.app) {
         None => None,
-        Some(_) => Some(
-            provider
-                .installs()
-                .corp(&**provider.store(), &found.app, &corp_id)
-                .await
-                .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
-                .ok_or_else(|| {
-                    Failure::new(
-                        Kind::NotInstalled,
-                        "your organisation has not installed this app",
-                    )
-                })?,
-        ),
+        Some(_) => Some(installed_corp(provider, &found.app, &corp_id).await?),
     };
     match contact::verify(
         provider,
@@ -372,4 +348,23 @@ pub async fn sdk_js(session: &Session, ctx: &Ctx, provider: &Provider) -> Answer
         None => render_sdk(&config.server.prefix, None, &[]),
     };
     answers::script(js, &ctx.request_id)
+}
+
+/// The install of a service-provider app in `corp_id`: a corp without it is refused.
+async fn installed_corp(
+    provider: &Provider,
+    app: &App,
+    corp_id: &str,
+) -> Result<Arc<crate::suite::Corp>, Failure> {
+    provider
+        .installs()
+        .corp(&**provider.store(), app, corp_id)
+        .await
+        .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::NotInstalled,
+                "your organisation has not installed this app",
+            )
+        })
 }
