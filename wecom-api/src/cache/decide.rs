@@ -46,7 +46,7 @@ pub const MAX_LIFETIME_SECS: u64 = 86_400;
 
 /// When a refetched value expires. WeCom hands out the same token or ticket again until it
 /// expires, with the seconds it has left rounded up: an early refresh gets the old value back,
-/// and its death must not be postponed by that rounding.
+/// and its death must not be postponed by that rounding. `now_ms` is when the request was sent.
 pub fn expiry_of(value: &str, expires_in_secs: u64, previous: Option<&Cached>, now_ms: u64) -> u64 {
     let lifetime_ms = expires_in_secs.min(MAX_LIFETIME_SECS) * 1000;
     let expires_at = now_ms.saturating_add(lifetime_ms);

@@ -149,11 +149,11 @@ impl<F: Fetch> TokenCache<F> {
         }
         let c = self.refresh(target).await?;
         if c.expires_at > c.fetched_at && this.clock.now_ms() >= c.expires_at {
-            // Alive when fetched, dead now: the flight joined was an early refresh that ended
-            // after the expiry (a slow store write: the local store's fsync) with WeCom's same
-            // value. One more refresh fetches a live one. (A value dead when fetched — WeCom
-            // handing back what this process's clock already buried — is used as WeCom gave
-            // it: asking again would get the same.)
+            // Alive when asked for, dead now: the flight joined was an early refresh that
+            // ended after the expiry (a slow answer, a slow store write: the local store's
+            // fsync) with WeCom's same value. One more refresh fetches a live one. (A value
+            // dead before it was asked for — WeCom handing back what this process's clock had
+            // already buried — is used as WeCom gave it: asking again would get the same.)
             return self.refresh(target).await.map(|c| c.value);
         }
         Ok(c.value)
@@ -214,15 +214,18 @@ impl<F: Fetch> TokenCache<F> {
             Turn::Locked(id) => Some(id),
             Turn::Unlocked => None,
         };
+        // The provider's countdown runs from its answer, which left after this request did:
+        // counted from the sending, the value dies here no later than there, however slow the
+        // answer was to arrive.
+        let sent = this.clock.now_ms();
         let result = this.fetcher.fetch(target).await;
         target.observe(&*this.observer, result.as_ref().map(drop));
         let outcome = match result {
             Ok(f) => {
-                let now = this.clock.now_ms();
                 let c = Cached {
-                    expires_at: target.expiry(&f, previous.as_ref(), now),
+                    expires_at: target.expiry(&f, previous.as_ref(), sent),
                     value: f.value.into(),
-                    fetched_at: now,
+                    fetched_at: sent,
                 };
                 this.store.set(key, &c).await.map(|()| c).map_err(store_err)
             }

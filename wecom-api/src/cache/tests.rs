@@ -321,8 +321,55 @@ async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
     // Once it died, WeCom issues another: its own expiry counts.
     clock.advance(Duration::from_millis(250));
     assert_eq!(&*cache.get(&t).await.unwrap(), "v3");
+    let answered = clock.now_ms();
     let c = store.get(t.key()).await.unwrap().unwrap();
     assert_eq!(c.expires_at, c.fetched_at + 7_200_000);
+    // Its 7200 s count from when the request left, not from the answer 30 ms later: WeCom's
+    // countdown had started before the answer arrived.
+    assert!(
+        answered - c.fetched_at >= 30,
+        "counted from {} ms before the answer",
+        answered - c.fetched_at
+    );
+    assert_eq!(fake.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_refresh_answered_after_the_value_died_is_not_served() {
+    let clock = Clock::system();
+    let store = memory(&clock);
+    let fake = Arc::new(Fake::default());
+    let cache = cache(store.clone(), &fake, &clock);
+    let t = target("ww");
+    fake.queued.lock().unwrap().push_back(Fetched {
+        value: "same".into(),
+        expires_in: 3,
+    });
+    cache.get(&t).await.unwrap();
+    let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
+    // 100 ms before it dies an early refresh asks; WeCom, for which it still lives, hands the
+    // same value back, but the answer takes 30 ms.
+    clock.advance(Duration::from_millis(dies - clock.now_ms() - 100));
+    fake.queued.lock().unwrap().push_back(Fetched {
+        value: "same".into(),
+        expires_in: 1,
+    });
+    let early = {
+        let cache = cache.clone();
+        let t = t.clone();
+        tokio::spawn(async move { cache.refresh(&t).await })
+    };
+    while fake.calls() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The value dies while the answer is on its way; a request now joins that refresh.
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(
+        &*cache.get(&t).await.unwrap(),
+        "v3",
+        "the value the early refresh brought back is dead"
+    );
+    early.await.unwrap().unwrap();
     assert_eq!(fake.calls(), 3);
 }
 

@@ -26,6 +26,8 @@ pub use redis::{decode, encode, RedisStore};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cached {
     pub value: Arc<str>,
+    /// When the request that fetched it was sent (Unix ms): the provider's countdown for the
+    /// value was already running when its answer arrived.
     pub fetched_at: u64,
     pub expires_at: u64,
 }
