@@ -42,6 +42,14 @@ impl Fake {
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
+
+    /// The next fetch answers `value`, living `expires_in` seconds.
+    fn answer(&self, value: &str, expires_in: u64) {
+        self.queued.lock().unwrap().push_back(Fetched {
+            value: value.into(),
+            expires_in,
+        });
+    }
 }
 
 impl Fetch for Arc<Fake> {
@@ -302,18 +310,12 @@ async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
     let fake = Arc::new(Fake::default());
     let cache = cache(store.clone(), &fake, &clock);
     let t = target("ww");
-    fake.queued.lock().unwrap().push_back(Fetched {
-        value: "same".into(),
-        expires_in: 3,
-    });
+    fake.answer("same", 3);
     cache.get(&t).await.unwrap();
     let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
     // 250 ms before it dies WeCom answers with the same ticket, its time left rounded up.
     clock.advance(Duration::from_millis(2_750));
-    fake.queued.lock().unwrap().push_back(Fetched {
-        value: "same".into(),
-        expires_in: 1,
-    });
+    fake.answer("same", 1);
     assert_eq!(&*cache.refresh(&t).await.unwrap().value, "same");
     let kept = store.get(t.key()).await.unwrap().unwrap();
     assert_eq!(kept.expires_at, dies, "not postponed by the rounding");
@@ -341,19 +343,13 @@ async fn an_early_refresh_answered_after_the_value_died_is_not_served() {
     let fake = Arc::new(Fake::default());
     let cache = cache(store.clone(), &fake, &clock);
     let t = target("ww");
-    fake.queued.lock().unwrap().push_back(Fetched {
-        value: "same".into(),
-        expires_in: 3,
-    });
+    fake.answer("same", 3);
     cache.get(&t).await.unwrap();
     let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
     // 100 ms before it dies an early refresh asks; WeCom, for which it still lives, hands the
     // same value back, but the answer takes 30 ms.
     clock.advance(Duration::from_millis(dies - clock.now_ms() - 100));
-    fake.queued.lock().unwrap().push_back(Fetched {
-        value: "same".into(),
-        expires_in: 1,
-    });
+    fake.answer("same", 1);
     let early = {
         let cache = cache.clone();
         let t = t.clone();
