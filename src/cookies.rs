@@ -13,20 +13,42 @@ pub fn is_ours(name: &[u8], session_cookie: Option<&str>) -> bool {
 
 /// The `(name, value)` pairs of every `Cookie` header value, as bytes, in order.
 pub fn pairs<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut out = Vec::new();
-    for v in values {
-        for pair in v.split(|&b| b == b';') {
-            let pair = trim(pair);
-            if pair.is_empty() {
-                continue;
-            }
-            match pair.iter().position(|&b| b == b'=') {
-                Some(i) => out.push((trim(&pair[..i]), trim(&pair[i + 1..]))),
-                None => out.push((pair, &pair[pair.len()..])),
-            }
+    each_pair(values).collect()
+}
+
+/// [`pairs`] without collecting them: the hot path reads one cookie of many.
+fn each_pair<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    values.into_iter().flat_map(segments).filter_map(|pair| {
+        let pair = trim(pair);
+        if pair.is_empty() {
+            return None;
         }
-    }
-    out
+        Some(match memchr::memchr(b'=', pair) {
+            Some(i) => (trim(&pair[..i]), trim(&pair[i + 1..])),
+            None => (pair, &pair[pair.len()..]),
+        })
+    })
+}
+
+/// The `;`-separated pieces of one header value, found with `memchr` (a session cookie is a few
+/// hundred bytes, and every protected request reads it and then rewrites the header).
+fn segments(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(v);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b';', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
 }
 
 /// The pairs whose name and value are text: the only ones the gateway can have set (its
@@ -45,8 +67,7 @@ pub fn text_pairs<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String
 /// The text values of the cookies named exactly `name`, in order, borrowed from the headers
 /// (the same pairs [`text_pairs`] gives, without copying every cookie of the request).
 pub fn text_values<'a>(values: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Vec<&'a str> {
-    pairs(values)
-        .into_iter()
+    each_pair(values)
         .filter(|(n, _)| *n == name.as_bytes())
         .filter_map(|(_, v)| std::str::from_utf8(v).ok().map(strip_quotes))
         .collect()
@@ -60,12 +81,12 @@ pub fn without_ours<'a>(
 ) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for v in values {
-        for pair in v.split(|&b| b == b';') {
+        for pair in segments(v) {
             let pair = trim(pair);
             if pair.is_empty() {
                 continue;
             }
-            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            let name = memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i]);
             if is_ours(name, session_cookie) {
                 continue;
             }
