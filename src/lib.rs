@@ -36,3 +36,4 @@ pub mod store;
 pub mod suite;
 #[cfg(debug_assertions)]
 pub mod test_control;
+pub mod text;

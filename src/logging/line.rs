@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::redact;
+use crate::text::{decimal, digit};
 
 /// One line being written; [`Line::finish`] hands it to the log.
 pub struct Line {
@@ -108,58 +109,8 @@ impl Line {
     }
 
     fn string(&mut self, s: &str, quoted: bool) {
-        let quote = quoted || self.json;
-        if quote {
-            self.buf.push(b'"');
-        }
-        let bytes = s.as_bytes();
-        let mut start = 0;
-        for (i, &c) in bytes.iter().enumerate() {
-            let escape: &[u8] = match c {
-                b'"' if quote => b"\\\"",
-                b'\\' if quote => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f | 0x7f => b"",
-                _ => continue,
-            };
-            self.buf.extend_from_slice(&bytes[start..i]);
-            if escape.is_empty() {
-                self.buf.extend_from_slice(b"\\u00");
-                self.buf.extend_from_slice(&[hex(c >> 4), hex(c & 0xf)]);
-            } else {
-                self.buf.extend_from_slice(escape);
-            }
-            start = i + 1;
-        }
-        self.buf.extend_from_slice(&bytes[start..]);
-        if quote {
-            self.buf.push(b'"');
-        }
+        crate::text::escaped(&mut self.buf, s, quoted || self.json);
     }
-}
-
-fn digit(n: u64) -> u8 {
-    b'0' + (n % 10) as u8
-}
-
-fn hex(n: u8) -> u8 {
-    b"0123456789abcdef"[n as usize & 0xf]
-}
-
-fn decimal(buf: &mut Vec<u8>, mut n: u64) {
-    let mut d = [0u8; 20];
-    let mut i = d.len();
-    loop {
-        i -= 1;
-        d[i] = digit(n);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&d[i..]);
 }
 
 /// RFC 3339 in UTC with microseconds, as `tracing`'s formatter writes it:

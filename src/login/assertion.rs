@@ -11,28 +11,6 @@ use crate::identity::Identity;
 /// Short-lived: it vouches for one request, not a session.
 pub const LIFETIME_SECS: u64 = 60;
 
-/// The claims of SPEC section 7, borrowed from the identity: serialised straight into the
-/// token, no intermediate JSON tree. Absent values are `null`, so the shape never varies.
-#[derive(serde::Serialize)]
-struct Claims<'a> {
-    iss: &'static str,
-    sub: &'a str,
-    corp_id: Option<&'a str>,
-    agent_id: Option<u64>,
-    userid: Option<&'a str>,
-    openid: Option<&'a str>,
-    unionid: Option<&'a str>,
-    external_userid: Option<&'a str>,
-    external_unionid: Option<&'a str>,
-    iat: u64,
-    exp: u64,
-    rid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    app_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
-}
-
 /// base64url of `{"alg":"HS256","typ":"JWT"}`.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
@@ -45,27 +23,37 @@ pub fn sign(
     key: &AssertionKey,
     audience: Option<&str>,
 ) -> String {
-    let claims = Claims {
-        iss: "wecom-gateway",
-        sub: identity
-            .userid
-            .as_deref()
-            .or(identity.openid.as_deref())
-            .unwrap_or_default(),
-        corp_id: identity.corp_id.as_deref(),
-        agent_id: identity.agent_id,
-        userid: identity.userid.as_deref(),
-        openid: identity.openid.as_deref(),
-        unionid: identity.unionid.as_deref(),
-        external_userid: identity.external_userid.as_deref(),
-        external_unionid: identity.external_unionid.as_deref(),
-        iat: now,
-        exp: now + LIFETIME_SECS,
-        rid: request_id,
-        app_id: identity.wechat_app_id.as_deref(),
-        aud: audience,
-    };
-    let json = serde_json::to_vec(&claims).expect("claims serialise");
+    let sub = identity
+        .userid
+        .as_deref()
+        .or(identity.openid.as_deref())
+        .unwrap_or_default();
+    // The claims of SPEC section 7, written straight into bytes (no intermediate tree, no
+    // serializer); absent values are `null`, so the shape never varies.
+    let mut claims = Claims(Vec::with_capacity(384));
+    claims.string("iss", Some("wecom-gateway"));
+    claims.string("sub", Some(sub));
+    claims.string("corp_id", identity.corp_id.as_deref());
+    match identity.agent_id {
+        Some(agent) => claims.number("agent_id", agent),
+        None => claims.string("agent_id", None),
+    }
+    claims.string("userid", identity.userid.as_deref());
+    claims.string("openid", identity.openid.as_deref());
+    claims.string("unionid", identity.unionid.as_deref());
+    claims.string("external_userid", identity.external_userid.as_deref());
+    claims.string("external_unionid", identity.external_unionid.as_deref());
+    claims.number("iat", now);
+    claims.number("exp", now + LIFETIME_SECS);
+    claims.string("rid", Some(request_id));
+    if let Some(app_id) = identity.wechat_app_id.as_deref() {
+        claims.string("app_id", Some(app_id));
+    }
+    if let Some(aud) = audience {
+        claims.string("aud", Some(aud));
+    }
+    claims.0.push(b'}');
+    let json = claims.0;
     let mut token = String::with_capacity(HEADER_B64.len() + json.len() * 4 / 3 + 48);
     token.push_str(HEADER_B64);
     token.push('.');
@@ -75,6 +63,30 @@ pub fn sign(
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
     token
+}
+
+/// A JSON object being written, one member at a time.
+struct Claims(Vec<u8>);
+
+impl Claims {
+    fn key(&mut self, name: &str) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        crate::text::escaped(&mut self.0, name, true);
+        self.0.push(b':');
+    }
+
+    fn string(&mut self, name: &str, value: Option<&str>) {
+        self.key(name);
+        match value {
+            Some(v) => crate::text::escaped(&mut self.0, v, true),
+            None => self.0.extend_from_slice(b"null"),
+        }
+    }
+
+    fn number(&mut self, name: &str, value: u64) {
+        self.key(name);
+        crate::text::decimal(&mut self.0, value);
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +136,48 @@ mod tests {
             &v,
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_claims_are_exactly_those_of_the_spec_and_escaped() {
+        let id = Identity {
+            openid: Some("oWechat".into()),
+            wechat_app_id: Some("wxApp".into()),
+            unionid: Some("oUnion".into()),
+            ..Identity::default()
+        };
+        let key = AssertionKey::new(b"k");
+        let jwt = sign(&id, "rid-2", 1_700_000_000, &key, Some("c\"r\\m\n"));
+        let mut parts = jwt.split('.');
+        let (head, body, sig) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        assert!(parts.next().is_none());
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        assert_eq!(
+            claims,
+            serde_json::json!({
+                "iss": "wecom-gateway", "sub": "oWechat", "corp_id": null, "agent_id": null,
+                "userid": null, "openid": "oWechat", "unionid": "oUnion",
+                "external_userid": null, "external_unionid": null,
+                "iat": 1_700_000_000u64, "exp": 1_700_000_060u64, "rid": "rid-2",
+                "app_id": "wxApp", "aud": "c\"r\\m\n"
+            })
+        );
+        let mut mac = key.mac();
+        mac.update(format!("{head}.{body}").as_bytes());
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(sig).unwrap(),
+            mac.finalize().into_bytes().to_vec()
+        );
+        let without_aud = sign(&Identity::default(), "r", 1, &key, None);
+        let body = without_aud.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        assert!(claims.get("aud").is_none() && claims.get("app_id").is_none());
+        assert_eq!(claims["sub"], "");
     }
 }

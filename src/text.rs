@@ -1,0 +1,83 @@
+//! Numbers and strings written straight into bytes, for the lines and tokens the hot path
+//! builds without the formatter (the access line, the assertion's claims).
+
+/// `s` as a JSON string when `quote` (in quotes, `"` and `\` escaped), bare otherwise; control
+/// bytes are escaped either way, so a value can never end or split a line.
+pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
+    if quote {
+        buf.push(b'"');
+    }
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let escape: &[u8] = match c {
+            b'"' if quote => b"\\\"",
+            b'\\' if quote => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            buf.extend_from_slice(b"\\u00");
+            buf.extend_from_slice(&[hex(c >> 4), hex(c & 0xf)]);
+        } else {
+            buf.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    if quote {
+        buf.push(b'"');
+    }
+}
+
+pub fn decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = digit(n);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&d[i..]);
+}
+
+pub fn digit(n: u64) -> u8 {
+    b'0' + (n % 10) as u8
+}
+
+fn hex(n: u8) -> u8 {
+    b"0123456789abcdef"[n as usize & 0xf]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_json_when_quoted_and_never_break_a_line() {
+        let mut b = Vec::new();
+        escaped(&mut b, "a\"b\\c\nd\x01\x7fé", true);
+        assert_eq!(b, r#""a\"b\\c\nd\u0001\u007fé""#.as_bytes());
+        let parsed: String = serde_json::from_slice(&b).unwrap();
+        assert_eq!(parsed, "a\"b\\c\nd\x01\x7fé");
+        let mut b = Vec::new();
+        escaped(&mut b, "x\"y\r", false);
+        assert_eq!(b, b"x\"y\\r");
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut b = Vec::new();
+            decimal(&mut b, n);
+            assert_eq!(b, n.to_string().as_bytes());
+        }
+    }
+}
