@@ -170,8 +170,10 @@ pub fn read_values<'a>(
 /// per settings generation (a reload with another secret reuses nothing), only for values
 /// that opened (a forged one costs its sender a decrypt each time, as before), at most
 /// [`MAX_OPENED`], forgotten all at once when full.
-static OPENED: LazyLock<DashMap<Box<str>, (u64, Arc<[SessionEntry]>)>> =
-    LazyLock::new(DashMap::new);
+static OPENED: LazyLock<Opened> = LazyLock::new(DashMap::new);
+
+/// Cookie value -> (settings generation, the sessions it opened to).
+type Opened = DashMap<Box<str>, (u64, Arc<[SessionEntry]>)>;
 
 const MAX_OPENED: usize = 4096;
 
