@@ -1786,10 +1786,12 @@ impl<T> HeaderMap<T> {
             }
         } else if len == self.entries.capacity() {
             // The indices have room but the entries do not: a clone holds exactly the entries
-            // of the original. Grow them to what the indices can hold in one step, as
-            // `with_capacity` and `try_grow` size them, instead of doubling toward it; a proxy
-            // adding its headers to a cloned request otherwise reallocated them several times.
-            self.entries.reserve_exact(self.capacity() - len);
+            // of the original. Grow them by at least 8 (what a proxy adds to a cloned request:
+            // forwarding headers, a request id, an identity), by doubling past that, and never
+            // past the room of the indices; `Vec`'s own growth (4, then doubling) reallocated
+            // them three times for a proxy adding eight headers to a two-header request.
+            let room = self.capacity() - len;
+            self.entries.reserve_exact(room.min(len.max(8)));
         }
 
         Ok(())
@@ -4022,30 +4024,43 @@ mod as_header_name {
 }
 
 #[test]
-fn a_clone_grows_its_entries_once_to_the_room_of_its_indices() {
-    let mut map = HeaderMap::with_capacity(12);
+fn a_clone_grows_its_entries_by_eight_at_least_within_the_room_of_its_indices() {
+    let mut map = HeaderMap::with_capacity(24);
     map.insert(crate::header::HOST, HeaderValue::from_static("a"));
     map.append("x-a", HeaderValue::from_static("1"));
     map.append("x-a", HeaderValue::from_static("2"));
     let mut copy = map.clone();
     assert_eq!(copy, map);
     copy.insert("x-added-0", HeaderValue::from_static("v"));
-    assert_eq!(copy.entries.capacity(), copy.capacity());
+    assert_eq!(copy.entries.capacity(), 2 + 8, "8 more, not the whole room");
     let room = copy.entries.as_ptr();
-    for i in 1..(map.capacity() - map.keys_len()) {
+    for i in 1..8 {
         copy.insert(
             HeaderName::from_bytes(format!("x-added-{i}").as_bytes()).unwrap(),
             HeaderValue::from_static("v"),
         );
     }
-    assert_eq!(copy.keys_len(), copy.capacity());
-    assert_eq!(
-        copy.entries.as_ptr(),
-        room,
-        "no reallocation within the room"
-    );
+    assert_eq!(copy.keys_len(), 10);
+    assert_eq!(copy.entries.as_ptr(), room, "no reallocation for those 8");
+    copy.insert("x-added-8", HeaderValue::from_static("v"));
+    assert_eq!(copy.entries.capacity(), 20, "then doubling");
     assert_eq!(copy.get_all("x-a").iter().count(), 2);
     assert_eq!(map.keys_len(), 2);
+
+    let mut small = HeaderMap::with_capacity(4);
+    small.insert(crate::header::HOST, HeaderValue::from_static("a"));
+    let mut copy = small.clone();
+    for i in 0..small.capacity() - 1 {
+        copy.insert(
+            HeaderName::from_bytes(format!("x-added-{i}").as_bytes()).unwrap(),
+            HeaderValue::from_static("v"),
+        );
+    }
+    assert_eq!(
+        copy.entries.capacity(),
+        small.capacity(),
+        "never past the room"
+    );
 }
 
 #[test]
