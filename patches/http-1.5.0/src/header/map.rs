@@ -1691,6 +1691,18 @@ impl<T> HeaderMap<T> {
             return Err(MaxSizeReached::new());
         }
 
+        let len = self.entries.len();
+        if len == self.entries.capacity() {
+            // The indices have room (`try_reserve_one` saw to it) but the entries do not: a
+            // clone holds exactly the entries of the original. Grow them by at least 8 (what a
+            // proxy adds to a cloned request: forwarding headers, a request id, an identity),
+            // by doubling past that, and never past the room of the indices; `Vec`'s own
+            // growth (4, then doubling) reallocated them three times for a proxy adding eight
+            // headers to a two-header request.
+            let room = self.capacity().saturating_sub(len);
+            self.entries.reserve_exact(room.min(len.max(8)).max(1));
+        }
+
         self.entries.push(Bucket {
             hash,
             key,
@@ -1784,14 +1796,6 @@ impl<T> HeaderMap<T> {
                 let raw_cap = self.indices.len();
                 self.try_grow(raw_cap << 1)?;
             }
-        } else if len == self.entries.capacity() {
-            // The indices have room but the entries do not: a clone holds exactly the entries
-            // of the original. Grow them by at least 8 (what a proxy adds to a cloned request:
-            // forwarding headers, a request id, an identity), by doubling past that, and never
-            // past the room of the indices; `Vec`'s own growth (4, then doubling) reallocated
-            // them three times for a proxy adding eight headers to a two-header request.
-            let room = self.capacity() - len;
-            self.entries.reserve_exact(room.min(len.max(8)));
         }
 
         Ok(())
@@ -4046,6 +4050,14 @@ fn a_clone_grows_its_entries_by_eight_at_least_within_the_room_of_its_indices() 
     assert_eq!(copy.entries.capacity(), 20, "then doubling");
     assert_eq!(copy.get_all("x-a").iter().count(), 2);
     assert_eq!(map.keys_len(), 2);
+
+    let mut replaced = map.clone();
+    replaced.insert(crate::header::HOST, HeaderValue::from_static("b"));
+    assert_eq!(
+        replaced.entries.capacity(),
+        2,
+        "replacing a value grows nothing"
+    );
 
     let mut small = HeaderMap::with_capacity(4);
     small.insert(crate::header::HOST, HeaderValue::from_static("a"));
