@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves each patched copy here (http-1.5.0/, pingora-core-0.9.1/, pingora-http-0.9.1/) is the published crate
+# Proves each patched copy here (one directory per crate, `<crate>-<version>/`) is the published crate
 # plus its `<crate>-<version>.patch`. `--write` regenerates the patches from the current copies.
 set -euo pipefail
 cd "$(dirname "$0")"
