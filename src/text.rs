@@ -8,6 +8,22 @@ pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
         buf.push(b'"');
     }
     let bytes = s.as_bytes();
+    // Nearly every value needs no escape: one pass over all its bytes, without an early exit so
+    // that it vectorises, decides whether the byte-by-byte loop is needed at all.
+    let plain = !bytes.iter().fold(false, |any, &c| {
+        any | (c < 0x20) | (c == 0x7f) | (quote & ((c == b'"') | (c == b'\\')))
+    });
+    if plain {
+        buf.extend_from_slice(bytes);
+    } else {
+        escape_each(buf, bytes, quote);
+    }
+    if quote {
+        buf.push(b'"');
+    }
+}
+
+fn escape_each(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
     let mut start = 0;
     for (i, &c) in bytes.iter().enumerate() {
         let escape: &[u8] = match c {
@@ -29,9 +45,6 @@ pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
         start = i + 1;
     }
     buf.extend_from_slice(&bytes[start..]);
-    if quote {
-        buf.push(b'"');
-    }
 }
 
 pub fn decimal(buf: &mut Vec<u8>, mut n: u64) {
@@ -70,6 +83,25 @@ mod tests {
         let mut b = Vec::new();
         escaped(&mut b, "x\"y\r", false);
         assert_eq!(b, b"x\"y\\r");
+    }
+
+    #[test]
+    fn every_byte_that_needs_an_escape_gets_one() {
+        for c in (0u8..0x20).chain([0x7f, b'"', b'\\']) {
+            let s = format!("ab{}cd", c as char);
+            let mut quoted = Vec::new();
+            escaped(&mut quoted, &s, true);
+            let back: String = serde_json::from_slice(&quoted).unwrap();
+            assert_eq!(back, s, "{c:#x}");
+            assert!(quoted.len() > s.len() + 2, "{c:#x} escaped");
+            let mut bare = Vec::new();
+            escaped(&mut bare, &s, false);
+            let kept = c == b'"' || c == b'\\';
+            assert_eq!(bare == s.as_bytes(), kept, "{c:#x} bare");
+        }
+        let mut b = Vec::new();
+        escaped(&mut b, "plain-id_1.2@x/y", true);
+        assert_eq!(b, b"\"plain-id_1.2@x/y\"");
     }
 
     #[test]
