@@ -4,12 +4,7 @@
 use rand::Rng;
 
 pub fn generate() -> String {
-    let n: u128 = rand::rng().random();
-    let mut hex = [0u8; 32];
-    for (i, h) in hex.iter_mut().enumerate() {
-        *h = b"0123456789abcdef"[(n >> (124 - 4 * i)) as usize & 0xf];
-    }
-    String::from_utf8_lossy(&hex).into_owned()
+    hex::encode(rand::rng().random::<u128>().to_be_bytes())
 }
 
 #[cfg(test)]
