@@ -4,7 +4,13 @@
 use rand::Rng;
 
 pub fn generate() -> String {
-    hex::encode(rand::rng().random::<u128>().to_be_bytes())
+    // Into a buffer, not `hex::encode`, which collects the digits one `char` at a time.
+    let mut digits = [0u8; 32];
+    hex::encode_to_slice(rand::rng().random::<u128>().to_be_bytes(), &mut digits)
+        .expect("16 bytes are 32 hex digits");
+    std::str::from_utf8(&digits)
+        .expect("hex digits are ASCII")
+        .to_owned()
 }
 
 #[cfg(test)]
