@@ -121,8 +121,9 @@ pub fn settle_public_url(server: &mut ServerSettings, port: u16) {
     // An http(s) URL always takes a port.
     let _ = server.public_url.set_port(Some(port));
     server.public_origin = server.public_url.origin().ascii_serialization();
-    server.public_host =
-        server.public_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+    if let Ok(host) = crate::config::model::url_host(&server.public_url) {
+        server.public_host = host;
+    }
 }
 
 /// Writes `report` to `path` atomically (a temporary file renamed over it), so a reader never

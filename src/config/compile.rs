@@ -159,7 +159,13 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         ));
     }
     let public_origin = public_url.origin().ascii_serialization();
-    let public_host = public_url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
+    let public_host = super::model::url_host(&public_url).map_err(|_| {
+        src.error(
+            s.public_url.span(),
+            "[server].public_url",
+            "has a host that cannot be a header value",
+        )
+    })?;
     let admin_listen = s
         .admin_listen
         .as_ref()

@@ -39,8 +39,9 @@ pub struct ServerSettings {
     pub threads: usize,
     /// The reserved path prefix, without a trailing slash (`/_gateway`).
     pub prefix: String,
-    /// `host[:port]` of `public_url`: the `X-Forwarded-Host` the upstream is told.
-    pub public_host: String,
+    /// `host[:port]` of `public_url`: the `X-Forwarded-Host` the upstream is told (a value
+    /// made once, shared by every request).
+    pub public_host: http::HeaderValue,
     /// `X-Forwarded-Host` from the client's `Host` instead (a trusted proxy in front sets it).
     pub trust_host_header: bool,
     /// Idle time allowed between requests on a public connection; zero: no keep-alive.
@@ -148,4 +149,9 @@ impl RouteTable {
 pub struct EmulatorSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
+}
+
+/// `host[:port]` of a public URL as a header value (a URL's serialization is printable ASCII).
+pub fn url_host(url: &url::Url) -> Result<http::HeaderValue, http::header::InvalidHeaderValue> {
+    http::HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
 }

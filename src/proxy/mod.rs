@@ -366,7 +366,7 @@ impl ProxyHttp for Gateway {
         {
             req.remove_header(&http::header::AUTHORIZATION);
         }
-        req.remove_header(&headers::names::WGW_CONTACT);
+        headers::remove_present(req, &headers::names::WGW_CONTACT);
 
         if let Some(ip) = ctx.client_ip {
             let xff = headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip);
@@ -396,13 +396,11 @@ impl ProxyHttp for Gateway {
                         .and_then(|a| a.as_str().parse().ok())
                 })
         } else {
-            http::HeaderValue::from_str(&server.public_host).ok()
+            Some(server.public_host.clone())
         };
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
-            None => {
-                req.remove_header(&headers::names::X_FORWARDED_HOST);
-            }
+            None => headers::remove_present(req, &headers::names::X_FORWARDED_HOST),
         }
         req.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
