@@ -40,7 +40,7 @@ pub fn ours(authorization: &[u8]) -> Option<&str> {
 pub fn open(settings: &SessionSettings, token: &str, now: u64) -> Option<SessionEntry> {
     let sealed = token.strip_prefix(PREFIX)?;
     let entry: SessionEntry = seal::open(&settings.key, SEAL_NAME, sealed)?;
-    (entry.live(now) && now < entry.iat.saturating_add(settings.ttl.as_secs())).then_some(entry)
+    entry.current(settings, now).then_some(entry)
 }
 
 #[cfg(test)]

@@ -83,16 +83,16 @@ impl SessionEntry {
         }
     }
 
-    /// The person this session is of, taking the entry's own strings.
-    pub fn into_identity(self) -> Identity {
+    /// The person this session is of.
+    pub fn identity(&self) -> Identity {
         Identity {
-            corp_id: self.corp_id,
+            corp_id: self.corp_id.clone(),
             agent_id: self.agent_id,
-            userid: self.userid,
-            openid: self.openid,
-            wechat_app_id: self.wechat_app_id,
-            unionid: self.unionid,
-            open_userid: self.open_userid,
+            userid: self.userid.clone(),
+            openid: self.openid.clone(),
+            wechat_app_id: self.wechat_app_id.clone(),
+            unionid: self.unionid.clone(),
+            open_userid: self.open_userid.clone(),
             external_userid: None,
             external_unionid: None,
         }
@@ -101,6 +101,12 @@ impl SessionEntry {
     /// Within its absolute lifetime (a little clock skew tolerated on `iat`).
     pub fn live(&self, now: u64) -> bool {
         self.iat <= now + 5 && now < self.exp
+    }
+
+    /// Live, and within the `ttl` of the running config: a shorter one after a reload ends
+    /// sessions already issued (each carries its issue time).
+    pub fn current(&self, settings: &SessionSettings, now: u64) -> bool {
+        self.live(now) && now < self.iat.saturating_add(settings.ttl.as_secs())
     }
 
     /// Still the same app: a reload that points the name at another corp, agent or Official
@@ -150,18 +156,24 @@ pub fn read_values<'a>(
     values: impl IntoIterator<Item = &'a str>,
     now: u64,
 ) -> Vec<SessionEntry> {
-    let ttl = settings.ttl.as_secs();
-    values
-        .into_iter()
-        .find_map(|value| open(settings, value))
+    opened(settings, values)
         .map(|entries| {
             entries
                 .iter()
-                .filter(|e| e.live(now) && now < e.iat.saturating_add(ttl))
+                .filter(|e| e.current(settings, now))
                 .cloned()
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What the first of the session cookie's values that opens holds, lifetimes not yet checked:
+/// shared with the memory of opened values, nothing copied.
+pub fn opened<'a>(
+    settings: &SessionSettings,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Option<Arc<[SessionEntry]>> {
+    values.into_iter().find_map(|value| open(settings, value))
 }
 
 /// Session cookie values already opened, and what they hold. A value sealed by us opens to the

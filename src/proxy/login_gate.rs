@@ -23,14 +23,15 @@ pub async fn check(
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
     let form = request::form(session);
-    if let Some(mut entry) = session_entry(session, &ctx.config, app, store).await {
+    if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
+        let entry = &entry.entries[entry.at];
         let ua = request::header(session, http::header::USER_AGENT);
         let navigation = form == Form::Navigation;
         // SPEC section 17: a page of the WeCom client signs in again once the session is
         // older than `reauth_after`; the same interstitial keeps the `#fragment`.
         if !crate::access::reauth::due(app, entry.iat, now_secs(), navigation, ua) {
-            ctx.session_contact = entry.contact.take();
-            ctx.identity = Some(entry.into_identity());
+            ctx.session_contact = entry.contact.clone();
+            ctx.identity = Some(entry.identity());
             return Ok(());
         }
     }
@@ -73,15 +74,39 @@ pub async fn sessions(
     revocation::live(store, entries).await
 }
 
-/// The session of `app` in this request, if any.
-pub async fn session_entry(
+/// The session of `app` in this request, if any: the same choice as [`sessions`] makes, but
+/// only that app's session is checked for revocation, and nothing is copied out of the memory
+/// of opened cookies (the hot path of every protected request).
+async fn session_entry(
     session: &Session,
     config: &Config,
     app: &App,
     store: &Arc<dyn Store>,
-) -> Option<SessionEntry> {
-    let entries = sessions(session, config, store).await;
-    entries.into_iter().find(|e| e.belongs_to(app))
+) -> Option<Found> {
+    let settings = config.session.as_ref()?;
+    let now = now_secs();
+    let entries: Arc<[SessionEntry]> = match request::bearer(session) {
+        Some(token) => Arc::new([bearer::open(settings, token, now)?]),
+        None => session::opened(
+            settings,
+            request::cookie_values(session, &settings.cookie_name),
+        )?,
+    };
+    let mut found = None;
+    for (at, e) in entries.iter().enumerate() {
+        if e.current(settings, now) && e.belongs_to(app) && !revocation::is_revoked(store, e).await
+        {
+            found = Some(at);
+            break;
+        }
+    }
+    found.map(|at| Found { entries, at })
+}
+
+/// A session found among those a request carries, where it was opened.
+struct Found {
+    entries: Arc<[SessionEntry]>,
+    at: usize,
 }
 
 /// For a script's call the page to come back to is the one that made it, when it is ours.
