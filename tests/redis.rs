@@ -116,6 +116,21 @@ async fn facts_live_under_the_prefix_apart_from_tokens_with_their_ttl() {
     assert!(s.get(key).await.unwrap().is_none());
     let other = RedisStore::open(&redis.url(), "staging:", Clock::system()).unwrap();
     assert!(other.get_fact(key).await.unwrap().is_none());
+
+    // Several at once (`MGET`), in the order asked, under the prefix, absent ones as none.
+    s.put_fact("f2", "two", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_facts(&["missing", key, "f2"]).await.unwrap(),
+        vec![None, Some(r#"{"v":1}"#.to_owned()), Some("two".to_owned())]
+    );
+    assert_eq!(
+        s.get_facts(&["f2"]).await.unwrap(),
+        vec![Some("two".into())]
+    );
+    assert!(s.get_facts(&[]).await.unwrap().is_empty());
+    assert_eq!(other.get_facts(&["f2"]).await.unwrap(), vec![None]);
 }
 
 #[tokio::test]

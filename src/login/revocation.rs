@@ -50,35 +50,40 @@ pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64,
     }
 }
 
-/// Was this session ended, by itself or with every session of its person?
+/// Was this session ended, by itself, with every session of its person, or (a service
+/// provider's app) with its corp's `cancel_auth`? Every record is read in one store call: a
+/// protected request makes it each time, against Redis in a cluster.
 pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
-    let by_sid = async {
-        match &entry.sid {
-            Some(sid) => matches!(store.get_fact(&session_key(sid)).await, Ok(Some(_))),
-            None => false,
-        }
+    let by_sid = entry.sid.as_deref().map(session_key);
+    let by_member = member_key(entry);
+    let by_corp = match (entry.installed, &entry.corp_id) {
+        (true, Some(corp)) => Some(crate::suite::install::corp_revocation_key(&entry.app, corp)),
+        _ => None,
     };
-    let by_member = async {
-        let Some(key) = member_key(entry) else {
-            return false;
-        };
-        match store.get_fact(&key).await {
-            Ok(Some(at)) => at.parse::<u64>().is_ok_and(|at| entry.iat <= at),
-            _ => false,
-        }
+    let keys: Vec<&str> = [&by_sid, &by_member, &by_corp]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if keys.is_empty() {
+        return false;
+    }
+    // A store that does not answer counts as "not revoked" (the module's note says why).
+    let Ok(found) = store.get_facts(&keys).await else {
+        return false;
     };
-    // A service-provider app's session ends with its corp's `cancel_auth`.
-    let by_corp = async {
-        match (entry.installed, &entry.corp_id) {
-            (true, Some(corp)) => {
-                let key = crate::suite::install::corp_revocation_key(&entry.app, corp);
-                crate::revocation::is_revoked(&**store, &key, entry.iat).await
-            }
-            _ => false,
-        }
+    let mut found = found.into_iter();
+    let mut next = |asked: bool| if asked { found.next().flatten() } else { None };
+    let ended_at = |record: Option<String>| {
+        record
+            .and_then(|at| at.parse::<u64>().ok())
+            .is_some_and(|at| entry.iat <= at)
     };
-    let (a, b, c) = tokio::join!(by_sid, by_member, by_corp);
-    a || b || c
+    // In the order the keys were listed.
+    let sid = next(by_sid.is_some()).is_some();
+    let member = ended_at(next(by_member.is_some()));
+    let corp = ended_at(next(by_corp.is_some()));
+    sid || member || corp
 }
 
 /// `entries` without the revoked ones.
@@ -135,5 +140,47 @@ mod tests {
         wechat.openid = Some("o1".into());
         assert_eq!(member_key(&wechat).unwrap(), "revoked:member:wx1:o1");
         assert!(!is_revoked(&store, &wechat).await);
+    }
+
+    /// The records are read together; each still decides alone, whichever others exist.
+    #[tokio::test]
+    async fn an_installed_apps_session_ends_with_its_corp_and_each_record_counts_alone() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::clock::clock().clone()));
+        let now = crate::login::now_secs();
+        let mut installed = member(now - 100, "i");
+        installed.installed = true;
+        installed.sid = None;
+        let corp = crate::suite::install::corp_revocation_key("crm", "ww1");
+        let member_record = member_key(&installed).unwrap();
+        assert!(!is_revoked(&store, &installed).await);
+        // A member record older than the session does not end it; the corp's then does.
+        crate::revocation::record(&*store, &member_record, now - 200, 3600)
+            .await
+            .unwrap();
+        assert!(!is_revoked(&store, &installed).await);
+        crate::revocation::record(&*store, &corp, now - 10, 3600)
+            .await
+            .unwrap();
+        assert!(is_revoked(&store, &installed).await);
+        // Not installed: the corp's record is not this session's.
+        let mut own = installed.clone();
+        own.installed = false;
+        assert!(!is_revoked(&store, &own).await);
+        // With a sid and no record of it, the member's record still decides.
+        own.sid = Some("s".into());
+        crate::revocation::record(&*store, &member_record, now - 50, 3600)
+            .await
+            .unwrap();
+        assert!(is_revoked(&store, &own).await);
+        own.iat = now - 20;
+        assert!(!is_revoked(&store, &own).await, "issued after the record");
+        // Neither userid nor openid: nothing to look up.
+        let nobody = SessionEntry {
+            sid: None,
+            corp_id: None,
+            userid: None,
+            ..member(now, "n")
+        };
+        assert!(!is_revoked(&store, &nobody).await);
     }
 }

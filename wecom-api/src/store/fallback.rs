@@ -183,6 +183,19 @@ impl<S: Store> Store for FallbackStore<S> {
         self.local.get_fact(key).await
     }
 
+    async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        if !self.resting() {
+            match self.shared.get_facts(keys).await {
+                Ok(v) => {
+                    self.answered();
+                    return Ok(v);
+                }
+                Err(e) => self.failed("get_facts", &e),
+            }
+        }
+        self.local.get_facts(keys).await
+    }
+
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         self.local.put_fact(key, value, ttl).await?;
         if !self.resting() {

@@ -363,6 +363,10 @@ impl Store for LocalStore {
         self.memory.get_fact(key).await
     }
 
+    async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        self.memory.get_facts(keys).await
+    }
+
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         self.memory.put_fact(key, value, ttl).await?;
         let until = self

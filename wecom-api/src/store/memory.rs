@@ -115,6 +115,19 @@ impl Store for MemoryStore {
             .map(|f| f.0.clone()))
     }
 
+    async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        let now = self.clock.now_ms();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                self.facts
+                    .get(*key)
+                    .filter(|f| f.1 > now)
+                    .map(|f| f.0.clone())
+            })
+            .collect())
+    }
+
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         self.facts.insert(
@@ -208,6 +221,29 @@ mod tests {
             s.claim("k", Duration::from_secs(60)).await.unwrap(),
             "lapsed"
         );
+    }
+
+    #[tokio::test]
+    async fn several_facts_are_read_in_the_order_asked_each_with_its_own_life() {
+        let clock = Clock::system();
+        let s = MemoryStore::new(clock.clone());
+        s.put_fact("f", "v", Duration::from_secs(600))
+            .await
+            .unwrap();
+        s.put_fact("g", "w", Duration::from_secs(1200))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_facts(&["other", "g", "f"]).await.unwrap(),
+            vec![None, Some("w".into()), Some("v".into())]
+        );
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            s.get_facts(&["f", "g"]).await.unwrap(),
+            vec![None, Some("w".into())],
+            "one lapsed, one not"
+        );
+        assert!(s.get_facts(&[]).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -65,6 +65,17 @@ pub trait Store: Send + Sync + 'static {
     /// A fact stored by [`Store::put_fact`] and not yet expired.
     async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError>;
 
+    /// Several facts, in the order of `keys`: what a protected request reads on every call
+    /// (its revocation records), in one round trip where the store has one (Redis `MGET`).
+    /// By default one [`Store::get_fact`] after the other.
+    async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.get_fact(key).await?);
+        }
+        Ok(found)
+    }
+
     /// Keeps `value` under `key` for `ttl`, replacing whatever was there. A zero `ttl`
     /// forgets the fact, in every implementation.
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;

@@ -226,6 +226,16 @@ impl Store for RedisStore {
         self.get_raw(self.value_key(key)).await
     }
 
+    /// `MGET`: one command for every key.
+    async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.value_key(k)).collect();
+        self.run(|mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await })
+            .await
+    }
+
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         self.set_px(self.value_key(key), value.to_owned(), ms).await
