@@ -38,14 +38,15 @@ impl Identity {
                 set(name, v);
             }
         };
-        let agent = self.agent_id.map(|a| a.to_string());
+        let mut digits = itoa::Buffer::new();
+        let agent = self.agent_id.map(|a| digits.format(a));
         if self.wechat_app_id.is_some() {
             set("x-wechat-appid", self.wechat_app_id.as_deref());
             set("x-wechat-openid", self.openid.as_deref());
             set("x-wechat-unionid", self.unionid.as_deref());
         } else {
             set("x-wecom-corpid", self.corp_id.as_deref());
-            set("x-wecom-agentid", agent.as_deref());
+            set("x-wecom-agentid", agent);
             set("x-wecom-userid", self.userid.as_deref());
             set("x-wecom-openid", self.openid.as_deref());
             set("x-wecom-openuserid", self.open_userid.as_deref());

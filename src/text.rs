@@ -47,18 +47,8 @@ fn escape_each(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
     buf.extend_from_slice(&bytes[start..]);
 }
 
-pub fn decimal(buf: &mut Vec<u8>, mut n: u64) {
-    let mut d = [0u8; 20];
-    let mut i = d.len();
-    loop {
-        i -= 1;
-        d[i] = digit(n);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&d[i..]);
+pub fn decimal(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 pub fn digit(n: u64) -> u8 {
