@@ -46,7 +46,11 @@ static FAST_TIMEOUT_TO_TOKIO_THRESHOLD_SECS: AtomicU64 =
     AtomicU64::new(DEFAULT_FAST_TIMEOUT_TO_TOKIO_THRESHOLD_SECS);
 
 fn check_clock_thread(tm: &Arc<TimerManager>) {
-    if tm.should_i_start_clock() {
+    check_clock_thread_at(tm, std::time::Instant::now())
+}
+
+fn check_clock_thread_at(tm: &Arc<TimerManager>, now: std::time::Instant) {
+    if tm.should_i_start_clock(now) {
         std::thread::Builder::new()
             .name("Timer thread".into())
             .spawn(|| TIMER_MANAGER.clock_thread())
@@ -91,9 +95,10 @@ pub struct FastTimeout(Duration);
 impl ToTimeout for FastTimeout {
     fn timeout(&self) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         // Checked when a timer is registered rather than when a timeout is made: most waits end
-        // at their first poll and never register one, and the check reads the clock.
-        check_clock_thread(&TIMER_MANAGER);
-        Box::pin(TIMER_MANAGER.register_timer(self.0).poll())
+        // at their first poll and never register one. One reading of the clock serves both.
+        let now = std::time::Instant::now();
+        check_clock_thread_at(&TIMER_MANAGER, now);
+        Box::pin(TIMER_MANAGER.register_timer_at(now, self.0).poll())
     }
 
     fn create(d: Duration) -> Self {
@@ -151,8 +156,9 @@ where
 
 /// Similar to [tokio::time::sleep] but more efficient.
 pub async fn fast_sleep(duration: Duration) {
-    check_clock_thread(&TIMER_MANAGER);
-    TIMER_MANAGER.register_timer(duration).poll().await
+    let now = std::time::Instant::now();
+    check_clock_thread_at(&TIMER_MANAGER, now);
+    TIMER_MANAGER.register_timer_at(now, duration).poll().await
 }
 
 /// Pause the timer for fork()

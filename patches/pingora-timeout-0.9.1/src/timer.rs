@@ -195,11 +195,12 @@ impl TimerManager {
 
     // False if the clock is already started
     // If true, the caller must start the clock thread next
-    pub(crate) fn should_i_start_clock(&self) -> bool {
-        let Err(prev) = self.is_clock_running() else {
+    // `now`: the caller's reading of the clock.
+    pub(crate) fn should_i_start_clock(&self, now: Instant) -> bool {
+        let Err(prev) = self.is_clock_running(now) else {
             return false;
         };
-        let now = Instant::now().duration_since(self.zero).as_secs() as i64;
+        let now = now.duration_since(self.zero).as_secs() as i64;
         let res =
             self.clock_watchdog
                 .compare_exchange(prev, now, Ordering::SeqCst, Ordering::SeqCst);
@@ -208,8 +209,8 @@ impl TimerManager {
 
     // Ok(()) if clock is running (watch dog is within DELAYS_SEC of now)
     // Err(time) if watch do stopped at `time`
-    pub(crate) fn is_clock_running(&self) -> Result<(), i64> {
-        let now = Instant::now().duration_since(self.zero).as_secs() as i64;
+    pub(crate) fn is_clock_running(&self, now: Instant) -> Result<(), i64> {
+        let now = now.duration_since(self.zero).as_secs() as i64;
         let prev = self.clock_watchdog.load(Ordering::SeqCst);
         if now < prev + DELAYS_SEC {
             Ok(())
@@ -222,6 +223,12 @@ impl TimerManager {
     ///
     /// When the timer expires, the [TimerStub] will be notified.
     pub fn register_timer(&self, duration: Duration) -> TimerStub {
+        self.register_timer_at(Instant::now(), duration)
+    }
+
+    /// The same, `duration` from `now`, a time the caller has already read: the clock is read
+    /// once per timer, for the watchdog check and the deadline alike.
+    pub(crate) fn register_timer_at(&self, now: Instant, duration: Duration) -> TimerStub {
         if self.is_paused_for_fork() {
             // Return a dummy TimerStub that will trigger right away.
             // This is fine assuming pause_for_fork() is called right before fork().
@@ -232,7 +239,7 @@ impl TimerManager {
             timer.fire();
             return timer.subscribe();
         }
-        let now: Time = (Instant::now() + duration - self.zero).into();
+        let now: Time = (now + duration - self.zero).into();
         let thread_timers = self.timers.get_or(|| RwLock::new(ThreadTimers::new()));
         {
             let timers = thread_timers.read();
@@ -325,21 +332,21 @@ mod tests {
     #[test]
     fn test_timer_manager_start_check() {
         let tm = Arc::new(TimerManager::new());
-        assert!(tm.should_i_start_clock());
-        assert!(!tm.should_i_start_clock());
-        assert!(tm.is_clock_running().is_ok());
+        assert!(tm.should_i_start_clock(Instant::now()));
+        assert!(!tm.should_i_start_clock(Instant::now()));
+        assert!(tm.is_clock_running(Instant::now()).is_ok());
     }
 
     #[test]
     fn test_timer_manager_watchdog() {
         let tm = Arc::new(TimerManager::new());
-        assert!(tm.should_i_start_clock());
-        assert!(!tm.should_i_start_clock());
+        assert!(tm.should_i_start_clock(Instant::now()));
+        assert!(!tm.should_i_start_clock(Instant::now()));
 
         // we don't actually start the clock thread, sleep for the watchdog to expire
         std::thread::sleep(Duration::from_secs(DELAYS_SEC as u64 + 1));
-        assert!(tm.is_clock_running().is_err());
-        assert!(tm.should_i_start_clock());
+        assert!(tm.is_clock_running(Instant::now()).is_err());
+        assert!(tm.should_i_start_clock(Instant::now()));
     }
 
     #[tokio::test]
