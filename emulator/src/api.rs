@@ -6,10 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
@@ -84,10 +83,36 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = Json(self.body).into_response();
+        let body = axum::body::Body::from(wecom_order(&self.body));
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         response.extensions_mut().insert(Errcode(self.errcode));
         response
     }
+}
+
+/// The answer's JSON as WeCom writes it: `errcode` and `errmsg` first, then the fields (a
+/// client may read the code there without parsing the rest, as the gateway does).
+fn wecom_order(body: &Value) -> Vec<u8> {
+    let Value::Object(members) = body else {
+        return serde_json::to_vec(body).unwrap_or_default();
+    };
+    const FIRST: [&str; 2] = ["errcode", "errmsg"];
+    let mut out = vec![b'{'];
+    let ordered = FIRST
+        .iter()
+        .filter_map(|k| members.get_key_value(*k))
+        .chain(members.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())));
+    for (i, (key, value)) in ordered.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // A string and a JSON value always serialize.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    out.push(b'}');
+    out
 }
 
 /// Who is calling and how to spell errors for them.
@@ -272,5 +297,32 @@ fn wechat_text(code: i64) -> &'static str {
         45009 => "reach max api daily quota limit",
         48001 => "api unauthorized",
         _ => "emulated error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wecom_answers_begin_with_errcode_and_errmsg_like_wecoms() {
+        let answer = Answer::wecom_ok(json!({"avatar": "a", "userid": "u", "department": [1]}));
+        let bytes = wecom_order(&answer.body);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.starts_with(r#"{"errcode":0,"errmsg":"ok","#), "{text}");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+            answer.body
+        );
+        let failed = Answer::error(Family::Wecom, 40014, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let text = String::from_utf8(wecom_order(&failed.body)).unwrap();
+        assert!(text.starts_with(r#"{"errcode":40014,"errmsg":"#), "{text}");
+        // A WeChat success has no errcode: its fields as they are.
+        let wechat = json!({"access_token": "t", "expires_in": 7200});
+        assert_eq!(
+            serde_json::from_slice::<Value>(&wecom_order(&wechat)).unwrap(),
+            wechat
+        );
+        assert_eq!(wecom_order(&json!([1, 2])), b"[1,2]");
     }
 }
