@@ -18,7 +18,7 @@ use wecom_api::Store;
 use super::session::SessionEntry;
 
 pub fn session_key(sid: &str) -> String {
-    format!("revoked:sid:{sid}")
+    ["revoked:sid:", sid].concat()
 }
 
 /// The person a session is of: corp and userid (or openid) for WeCom, app id and openid for an
@@ -60,16 +60,17 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
         (true, Some(corp)) => Some(crate::suite::install::corp_revocation_key(&entry.app, corp)),
         _ => None,
     };
-    let keys: Vec<&str> = [&by_sid, &by_member, &by_corp]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    if keys.is_empty() {
+    let mut keys = [""; 3];
+    let mut n = 0;
+    for key in [&by_sid, &by_member, &by_corp].into_iter().flatten() {
+        keys[n] = key.as_str();
+        n += 1;
+    }
+    if n == 0 {
         return false;
     }
     // A store that does not answer counts as "not revoked" (the module's note says why).
-    let Ok(found) = store.get_facts(&keys).await else {
+    let Ok(found) = store.get_facts(&keys[..n]).await else {
         return false;
     };
     let mut found = found.into_iter();

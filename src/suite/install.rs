@@ -56,7 +56,7 @@ pub const AUTH_CODE_RECORD: Duration = Duration::from_secs(15 * 60);
 /// whenever a session of the suite app opens (as `revoked:member:` is for one member). By the
 /// app's name, as sessions are.
 pub fn corp_revocation_key(app: &str, corp_id: &str) -> String {
-    format!("revoked:corp:{app}:{corp_id}")
+    ["revoked:corp:", app, ":", corp_id].concat()
 }
 
 /// What a `get_permanent_code` (v2) answer gives: the corp and its permanent code.
