@@ -182,10 +182,13 @@ pub fn opened<'a>(
 /// per settings generation (a reload with another secret reuses nothing), only for values
 /// that opened (a forged one costs its sender a decrypt each time, as before), at most
 /// [`MAX_OPENED`], forgotten all at once when full.
-static OPENED: LazyLock<Opened> = LazyLock::new(DashMap::new);
+static OPENED: LazyLock<Opened> = LazyLock::new(|| DashMap::with_hasher(Default::default()));
 
-/// Cookie value -> (settings generation, the sessions it opened to).
-type Opened = DashMap<Box<str>, (u64, Arc<[SessionEntry]>)>;
+/// Cookie value -> (settings generation, the sessions it opened to). Hashed with a randomly
+/// seeded foldhash, not SipHash: the key is the whole sealed value (a few hundred bytes, ~1k
+/// instructions per request with SipHash), and only values that opened are ever inserted, so
+/// nobody can fill the map with keys of their choosing.
+type Opened = DashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>;
 
 const MAX_OPENED: usize = 4096;
 
