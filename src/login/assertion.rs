@@ -56,7 +56,8 @@ pub fn sign(
     let json = claims.0;
     // Encoded straight into the token's bytes (base64's `encode_string` goes through a chunked
     // writer, twice the work for a few hundred bytes).
-    let mut token = Vec::with_capacity(HEADER_B64.len() + 2 + json.len().div_ceil(3) * 4 + 43);
+    // Room for the encoding before its padding is cut (a 32-byte MAC: 44, then 43).
+    let mut token = Vec::with_capacity(HEADER_B64.len() + 2 + json.len().div_ceil(3) * 4 + 44);
     token.extend_from_slice(HEADER_B64.as_bytes());
     token.push(b'.');
     append_base64(&mut token, &json);
