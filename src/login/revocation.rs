@@ -75,11 +75,7 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
     };
     let mut found = found.into_iter();
     let mut next = |asked: bool| if asked { found.next().flatten() } else { None };
-    let ended_at = |record: Option<String>| {
-        record
-            .and_then(|at| at.parse::<u64>().ok())
-            .is_some_and(|at| entry.iat <= at)
-    };
+    let ended_at = |record: Option<String>| crate::revocation::ends(record.as_deref(), entry.iat);
     // In the order the keys were listed.
     let sid = next(by_sid.is_some()).is_some();
     let member = ended_at(next(by_member.is_some()));
