@@ -40,6 +40,27 @@ pub mod names {
     pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 }
 
+/// A header the gateway sets, as pingora's header maps take it: the parsed name and the
+/// spelling sent on the wire. Built at compile time, so setting one neither parses the name
+/// nor allocates its spelling (a `&str` name is parsed on every insert).
+pub type Sent = (HeaderName, &'static str);
+
+/// `name` must be a lowercase header name (checked at compile time by `from_static`).
+pub const fn sent(name: &'static str) -> Sent {
+    (HeaderName::from_static(name), name)
+}
+
+/// The headers set upstream and downstream on every proxied request.
+pub mod sent {
+    use super::{sent, Sent};
+
+    pub const X_FORWARDED_FOR: Sent = sent("x-forwarded-for");
+    pub const X_FORWARDED_PROTO: Sent = sent("x-forwarded-proto");
+    pub const X_FORWARDED_HOST: Sent = sent("x-forwarded-host");
+    pub const X_REQUEST_ID: Sent = sent("x-request-id");
+    pub const X_GATEWAY_ASSERTION: Sent = sent("x-gateway-assertion");
+}
+
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) plus the non-standard ones proxies still see.
 /// `Upgrade` is handled apart: it is kept on a WebSocket handshake.
 const HOP_BY_HOP: [HeaderName; 7] = [

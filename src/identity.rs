@@ -2,6 +2,8 @@
 
 use pingora::http::RequestHeader;
 
+use crate::headers::{sent, Sent};
+
 /// A verified identity. Only the login and external-contact steps create one; the client can
 /// never contribute a field (its copies of these headers are stripped first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,8 +34,8 @@ impl Identity {
 
     /// Each identity header and its value, as `apply` sets them upstream and the forward-auth
     /// answer (SPEC section 19) hands them to nginx.
-    pub fn each(&self, mut set: impl FnMut(&'static str, &str)) {
-        let mut set = |name: &'static str, v: Option<&str>| {
+    pub fn each(&self, mut set: impl FnMut(Sent, &str)) {
+        let mut set = |name: Sent, v: Option<&str>| {
             if let Some(v) = v {
                 set(name, v);
             }
@@ -41,18 +43,30 @@ impl Identity {
         let mut digits = itoa::Buffer::new();
         let agent = self.agent_id.map(|a| digits.format(a));
         if self.wechat_app_id.is_some() {
-            set("x-wechat-appid", self.wechat_app_id.as_deref());
-            set("x-wechat-openid", self.openid.as_deref());
-            set("x-wechat-unionid", self.unionid.as_deref());
+            set(
+                const { sent("x-wechat-appid") },
+                self.wechat_app_id.as_deref(),
+            );
+            set(const { sent("x-wechat-openid") }, self.openid.as_deref());
+            set(const { sent("x-wechat-unionid") }, self.unionid.as_deref());
         } else {
-            set("x-wecom-corpid", self.corp_id.as_deref());
-            set("x-wecom-agentid", agent);
-            set("x-wecom-userid", self.userid.as_deref());
-            set("x-wecom-openid", self.openid.as_deref());
-            set("x-wecom-openuserid", self.open_userid.as_deref());
+            set(const { sent("x-wecom-corpid") }, self.corp_id.as_deref());
+            set(const { sent("x-wecom-agentid") }, agent);
+            set(const { sent("x-wecom-userid") }, self.userid.as_deref());
+            set(const { sent("x-wecom-openid") }, self.openid.as_deref());
+            set(
+                const { sent("x-wecom-openuserid") },
+                self.open_userid.as_deref(),
+            );
         }
-        set("x-wecom-external-userid", self.external_userid.as_deref());
-        set("x-wecom-external-unionid", self.external_unionid.as_deref());
+        set(
+            const { sent("x-wecom-external-userid") },
+            self.external_userid.as_deref(),
+        );
+        set(
+            const { sent("x-wecom-external-unionid") },
+            self.external_unionid.as_deref(),
+        );
     }
 }
 

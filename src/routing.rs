@@ -100,13 +100,14 @@ pub fn protecting(
         return Ok(None);
     }
     let literal = undecoded(raw);
-    let asked_readings: Vec<&[u8]> = std::iter::once(asked).chain(literal.as_deref()).collect();
+    let readings = [asked, literal.as_deref().unwrap_or_default()];
+    let asked_readings = &readings[..if literal.is_some() { 2 } else { 1 }];
     if asked == final_path {
-        return agree(table, &asked_readings);
+        return agree(table, asked_readings);
     }
     match agree(table, &[final_path])? {
         Some(area) => Ok(Some(area)),
-        None => agree(table, &asked_readings),
+        None => agree(table, asked_readings),
     }
 }
 

@@ -198,7 +198,7 @@ fn granted(session: &Session, ctx: &Ctx) -> Answer {
             let _ = h.insert_header(name, value);
         });
         if let Some(jwt) = assertion(ctx) {
-            let _ = h.insert_header("x-gateway-assertion", jwt);
+            let _ = h.insert_header(crate::headers::sent::X_GATEWAY_ASSERTION, jwt);
         }
     }
     (h, body)

@@ -370,7 +370,7 @@ impl ProxyHttp for Gateway {
 
         if let Some(ip) = ctx.client_ip {
             let xff = headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip);
-            req.insert_header("x-forwarded-for", xff)?;
+            req.insert_header(headers::sent::X_FORWARDED_FOR, xff)?;
         }
         let proto = match ctx.config.server.public_url.scheme() {
             "https" => http::HeaderValue::from_static("https"),
@@ -378,7 +378,7 @@ impl ProxyHttp for Gateway {
             other => http::HeaderValue::from_str(other)
                 .map_err(|e| Error::because(ErrorType::InternalError, "public_url scheme", e))?,
         };
-        req.insert_header("x-forwarded-proto", proto)?;
+        req.insert_header(headers::sent::X_FORWARDED_PROTO, proto)?;
         // The host browsers use, as public_url says: a client's made-up Host header must not
         // become the host the CRM builds links and mails with.
         let server = &ctx.config.server;
@@ -399,14 +399,14 @@ impl ProxyHttp for Gateway {
             Some(server.public_host.clone())
         };
         match host {
-            Some(h) => req.insert_header("x-forwarded-host", h)?,
+            Some(h) => req.insert_header(headers::sent::X_FORWARDED_HOST, h)?,
             None => headers::remove_present(req, &headers::names::X_FORWARDED_HOST),
         }
-        req.insert_header("x-request-id", ctx.request_id.as_str())?;
+        req.insert_header(headers::sent::X_REQUEST_ID, ctx.request_id.as_str())?;
         if let Some(identity) = &ctx.identity {
             identity.apply(req);
             if let Some(jwt) = assertion(ctx) {
-                req.insert_header("x-gateway-assertion", jwt)?;
+                req.insert_header(headers::sent::X_GATEWAY_ASSERTION, jwt)?;
             }
         }
         Ok(())
@@ -441,7 +441,7 @@ impl ProxyHttp for Gateway {
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_set_cookies(resp, cookie_name);
         if !resp.headers.contains_key(headers::names::X_REQUEST_ID) {
-            resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+            resp.insert_header(headers::sent::X_REQUEST_ID, ctx.request_id.as_str())?;
         }
         Ok(())
     }

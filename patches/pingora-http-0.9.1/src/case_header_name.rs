@@ -105,6 +105,23 @@ impl IntoCaseHeaderName for &HeaderName {
     }
 }
 
+/// A name the caller built once in both forms: the `HeaderName` (e.g. a `const` made with
+/// `HeaderName::from_static`) and the spelling to send. Nothing is parsed or allocated; a
+/// spelling that is not the same name is an error, so the two maps can never disagree.
+impl IntoCaseHeaderName for (HeaderName, &'static str) {
+    fn into_case_header_name(self) -> CaseHeaderName {
+        CaseHeaderName(Bytes::from_static(self.1.as_bytes()))
+    }
+
+    fn into_header_names(self) -> Result<(HeaderName, CaseHeaderName)> {
+        let (name, spelling) = self;
+        if !name.as_str().eq_ignore_ascii_case(spelling) {
+            return pingora_error::Error::e_explain(InvalidHTTPHeader, "header spelling of another name");
+        }
+        Ok((name, CaseHeaderName(Bytes::from_static(spelling.as_bytes()))))
+    }
+}
+
 /// A non-empty name of lowercase letters, digits, `-` and `_` only: a subset of what
 /// `HeaderName::from_static` accepts, so it never panics on one.
 fn is_plain_lowercase(name: &str) -> bool {
@@ -176,5 +193,14 @@ mod tests {
         let custom = HeaderName::from_static("x-wecom-userid");
         let (name, case) = (&custom).into_header_names().unwrap();
         assert_eq!((name, case.as_slice()), (custom, &b"x-wecom-userid"[..]));
+
+        let pair = (HeaderName::from_static("x-request-id"), "X-Request-Id");
+        let (name, case) = pair.into_header_names().unwrap();
+        assert_eq!(name, HeaderName::from_static("x-request-id"));
+        assert_eq!(case.as_slice(), b"X-Request-Id");
+        let (name, case) = (header::HOST, "host").into_header_names().unwrap();
+        assert_eq!((name, case.as_slice()), (header::HOST, &b"host"[..]));
+        assert!((header::HOST, "hos").into_header_names().is_err());
+        assert!((header::HOST, "x-host").into_header_names().is_err());
     }
 }
