@@ -545,6 +545,7 @@ ENGINE_SETTINGS = [
     ("upstream pool 1024", ["--pool", "1024"]),
     ("read buffer 8 KiB", ["--read-buffer", "8192"]),
     ("read buffer off", ["--read-buffer", "0"]),
+    ("the gateway's timeouts (keep-alive 75 s, header 60 s, upstream read, write and idle 60 s)", ["--timeouts"]),
 ]
 
 

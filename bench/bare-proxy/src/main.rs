@@ -2,14 +2,18 @@
 //! the engine's own limit, measured in the same run as nginx and the gateway (SPEC section 16).
 //!
 //! `bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N]
-//! [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES]`; the options are the engine settings
-//! the benchmarks compare. `--trim-threshold` is glibc's `M_TRIM_THRESHOLD`, by default the
+//! [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES] [--timeouts]`; the options are the
+//! engine settings the benchmarks compare. `--timeouts` bounds what the gateway bounds by default,
+//! with nginx's defaults: the keep-alive wait (75 s), the request header (60 s), and each
+//! upstream read, write and pooled idle connection (60 s). `--trim-threshold` is glibc's `M_TRIM_THRESHOLD`, by default the
 //! gateway's (`wecom_gateway::allocator`), so both rows run the engine with the same allocator
 //! setting; 0 leaves glibc's own.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
@@ -17,7 +21,13 @@ use pingora::upstreams::peer::HttpPeer;
 
 struct Bare {
     upstream: SocketAddr,
+    timeouts: bool,
 }
+
+/// nginx's `proxy_read_timeout`, `proxy_send_timeout` and upstream `keepalive_timeout`.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// nginx's `keepalive_timeout`.
+const KEEPALIVE_SECS: u64 = 75;
 
 #[async_trait]
 impl ProxyHttp for Bare {
@@ -25,8 +35,21 @@ impl ProxyHttp for Bare {
 
     fn new_ctx(&self) {}
 
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<bool> {
+        if self.timeouts && session.get_keepalive().is_some() {
+            session.set_keepalive(Some(KEEPALIVE_SECS));
+        }
+        Ok(false)
+    }
+
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+        let mut peer = HttpPeer::new(self.upstream, false, String::new());
+        if self.timeouts {
+            peer.options.read_timeout = Some(UPSTREAM_TIMEOUT);
+            peer.options.write_timeout = Some(UPSTREAM_TIMEOUT);
+            peer.options.idle_timeout = Some(UPSTREAM_TIMEOUT);
+        }
+        Ok(Box::new(peer))
     }
 }
 
@@ -39,6 +62,7 @@ struct Args {
     pool: usize,
     read_buffer: Option<usize>,
     trim_threshold: usize,
+    timeouts: bool,
 }
 
 /// The gateway's `allocator::TRIM_THRESHOLD`.
@@ -46,7 +70,7 @@ const GATEWAY_TRIM_THRESHOLD: usize = 1 << 20;
 
 fn args() -> Args {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES]";
+    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES] [--timeouts]";
     let listen = it.next().expect(usage);
     let upstream = it
         .next()
@@ -62,12 +86,14 @@ fn args() -> Args {
         pool: 128,
         read_buffer: None,
         trim_threshold: GATEWAY_TRIM_THRESHOLD,
+        timeouts: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().expect(usage).parse::<usize>().expect(usage);
         match flag.as_str() {
             "--threads" => a.threads = value(),
             "--work-stealing" => a.work_stealing = true,
+            "--timeouts" => a.timeouts = true,
             "--listener-tasks" => a.listener_tasks = value(),
             "--pool" => a.pool = value(),
             "--read-buffer" => a.read_buffer = Some(value()),
@@ -101,8 +127,14 @@ fn main() {
         &server.configuration,
         Bare {
             upstream: a.upstream,
+            timeouts: a.timeouts,
         },
     );
+    if a.timeouts {
+        let mut options = HttpServerOptions::default();
+        options.h1_header_timeout = Some(Duration::from_secs(60));
+        proxy.app_logic_mut().expect("a new service").server_options = Some(options);
+    }
     proxy.add_listener(ListenerConfig::tcp(a.listen).l4_buffer(L4BufferSettings {
         read: a.read_buffer,
         write: None,
