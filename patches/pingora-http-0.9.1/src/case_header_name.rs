@@ -115,7 +115,9 @@ impl IntoCaseHeaderName for (HeaderName, &'static str) {
 
     fn into_header_names(self) -> Result<(HeaderName, CaseHeaderName)> {
         let (name, spelling) = self;
-        if !name.as_str().eq_ignore_ascii_case(spelling) {
+        // A lowercase spelling, the usual case, is one comparison of bytes.
+        let same = name.as_str() == spelling || name.as_str().eq_ignore_ascii_case(spelling);
+        if !same {
             return pingora_error::Error::e_explain(InvalidHTTPHeader, "header spelling of another name");
         }
         Ok((name, CaseHeaderName(Bytes::from_static(spelling.as_bytes()))))

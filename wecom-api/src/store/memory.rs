@@ -12,14 +12,18 @@ use crate::Clock;
 /// does not keep every contact it ever verified.
 const SWEEP_EVERY: u64 = 256;
 
+/// Seeded per map at start (not SipHash: a session's revocation records are read on every
+/// authenticated request, and the keys are short).
+type Map<V> = DashMap<String, V, foldhash::quality::RandomState>;
+
 #[derive(Default)]
 pub struct MemoryStore {
     clock: Clock,
-    tokens: DashMap<String, Cached>,
+    tokens: Map<Cached>,
     /// Holder id and the Unix ms the lock lapses at.
-    locks: DashMap<String, (String, u64)>,
+    locks: Map<(String, u64)>,
     /// Value and the Unix ms it lapses at.
-    facts: DashMap<String, (String, u64)>,
+    facts: Map<(String, u64)>,
     writes: std::sync::atomic::AtomicU64,
 }
 
