@@ -4,7 +4,7 @@
 //! fields written with [`Line::client`] (a path, qyapi's app and api) can carry client text —
 //! instead of scanning the whole line.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::redact;
@@ -114,32 +114,58 @@ impl Line {
 }
 
 /// RFC 3339 in UTC with microseconds, as `tracing`'s formatter writes it:
-/// `2026-11-30T18:33:43.427972Z`.
+/// `2026-11-30T18:33:43.427972Z`. The date and time up to the second are worked out once per
+/// second per thread; a line within the same second copies them.
 pub fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
+    thread_local! {
+        static SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    }
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        text = to_second(secs);
+        SECOND.set((secs, text));
+    }
+    buf.extend_from_slice(&text);
+    let us = u64::from(since.subsec_micros());
+    let mut micros = [0; 7];
+    for (i, p) in [100_000, 10_000, 1_000, 100, 10, 1].into_iter().enumerate() {
+        micros[i] = digit(us / p);
+    }
+    micros[6] = b'Z';
+    buf.extend_from_slice(&micros);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a Unix second.
+fn to_second(secs: u64) -> [u8; 20] {
     let (y, m, d) = nginx_compat::eval::civil_from_days((secs / 86_400) as i64);
     let (m, d) = (u64::from(m), u64::from(d));
     let s = secs % 86_400;
-    let two = |n: u64| [digit(n / 10), digit(n)];
     let y = y.clamp(0, 9999) as u64;
-    buf.extend_from_slice(&[digit(y / 1000), digit(y / 100), digit(y / 10), digit(y)]);
-    buf.push(b'-');
-    buf.extend_from_slice(&two(m));
-    buf.push(b'-');
-    buf.extend_from_slice(&two(d));
-    buf.push(b'T');
-    buf.extend_from_slice(&two(s / 3600));
-    buf.push(b':');
-    buf.extend_from_slice(&two(s / 60 % 60));
-    buf.push(b':');
-    buf.extend_from_slice(&two(s % 60));
-    buf.push(b'.');
-    let us = u64::from(since.subsec_micros());
-    for p in [100_000, 10_000, 1_000, 100, 10, 1] {
-        buf.push(digit(us / p));
-    }
-    buf.push(b'Z');
+    let (h, min, sec) = (s / 3600, s / 60 % 60, s % 60);
+    [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        b'-',
+        digit(m / 10),
+        digit(m),
+        b'-',
+        digit(d / 10),
+        digit(d),
+        b'T',
+        digit(h / 10),
+        digit(h),
+        b':',
+        digit(min / 10),
+        digit(min),
+        b':',
+        digit(sec / 10),
+        digit(sec),
+        b'.',
+    ]
 }
 
 #[cfg(test)]
@@ -166,6 +192,17 @@ mod tests {
         ] {
             let mut b = Vec::new();
             timestamp(&mut b, UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(String::from_utf8(b).unwrap(), want);
+        }
+        // Within one second only the microseconds change; the next second is worked out anew.
+        for (micros, want) in [
+            (1_796_063_623_000_001, "2026-11-30T18:33:43.000001Z"),
+            (1_796_063_623_999_999, "2026-11-30T18:33:43.999999Z"),
+            (1_796_063_624_000_000, "2026-11-30T18:33:44.000000Z"),
+            (1_796_063_623_500_000, "2026-11-30T18:33:43.500000Z"),
+        ] {
+            let mut b = Vec::new();
+            timestamp(&mut b, UNIX_EPOCH + Duration::from_micros(micros));
             assert_eq!(String::from_utf8(b).unwrap(), want);
         }
     }

@@ -81,13 +81,16 @@ fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 struct Claims(Vec<u8>);
 
 impl Claims {
-    fn key(&mut self, name: &str) {
+    /// `name` is one of the claim names written in this file: plain ASCII, nothing to escape.
+    fn key(&mut self, name: &'static str) {
+        debug_assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
         self.0.push(if self.0.is_empty() { b'{' } else { b',' });
-        crate::text::escaped(&mut self.0, name, true);
-        self.0.push(b':');
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
     }
 
-    fn string(&mut self, name: &str, value: Option<&str>) {
+    fn string(&mut self, name: &'static str, value: Option<&str>) {
         self.key(name);
         match value {
             Some(v) => crate::text::escaped(&mut self.0, v, true),
@@ -95,7 +98,7 @@ impl Claims {
         }
     }
 
-    fn number(&mut self, name: &str, value: u64) {
+    fn number(&mut self, name: &'static str, value: u64) {
         self.key(name);
         crate::text::decimal(&mut self.0, value);
     }
