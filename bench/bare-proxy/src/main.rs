@@ -19,10 +19,14 @@ use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use pingora::upstreams::peer::HttpPeer;
 
+/// Picks the peer, nothing else.
 struct Bare {
     upstream: SocketAddr,
-    timeouts: bool,
 }
+
+/// The same with the timeouts the gateway sets by default (`--timeouts`): a type of its own,
+/// so that the default proxy has no filter of its own to run.
+struct Timed(Bare);
 
 /// nginx's `proxy_read_timeout`, `proxy_send_timeout` and upstream `keepalive_timeout`.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,21 +39,30 @@ impl ProxyHttp for Bare {
 
     fn new_ctx(&self) {}
 
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Timed {
+    type CTX = ();
+
+    fn new_ctx(&self) {}
+
     async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<bool> {
-        if self.timeouts && session.get_keepalive().is_some() {
+        if session.get_keepalive().is_some() {
             session.set_keepalive(Some(KEEPALIVE_SECS));
         }
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        let mut peer = HttpPeer::new(self.upstream, false, String::new());
-        if self.timeouts {
-            peer.options.read_timeout = Some(UPSTREAM_TIMEOUT);
-            peer.options.write_timeout = Some(UPSTREAM_TIMEOUT);
-            peer.options.idle_timeout = Some(UPSTREAM_TIMEOUT);
-        }
-        Ok(Box::new(peer))
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        let mut peer = self.0.upstream_peer(session, ctx).await?;
+        peer.options.read_timeout = Some(UPSTREAM_TIMEOUT);
+        peer.options.write_timeout = Some(UPSTREAM_TIMEOUT);
+        peer.options.idle_timeout = Some(UPSTREAM_TIMEOUT);
+        Ok(peer)
     }
 }
 
@@ -123,22 +136,24 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy = http_proxy_service(
-        &server.configuration,
-        Bare {
-            upstream: a.upstream,
-            timeouts: a.timeouts,
-        },
-    );
+    let bare = Bare {
+        upstream: a.upstream,
+    };
+    let listener = ListenerConfig::tcp(a.listen.clone()).l4_buffer(L4BufferSettings {
+        read: a.read_buffer,
+        write: None,
+    });
     if a.timeouts {
+        let mut proxy = http_proxy_service(&server.configuration, Timed(bare));
         let mut options = HttpServerOptions::default();
         options.h1_header_timeout = Some(Duration::from_secs(60));
         proxy.app_logic_mut().expect("a new service").server_options = Some(options);
+        proxy.add_listener(listener);
+        server.add_service(proxy);
+    } else {
+        let mut proxy = http_proxy_service(&server.configuration, bare);
+        proxy.add_listener(listener);
+        server.add_service(proxy);
     }
-    proxy.add_listener(ListenerConfig::tcp(a.listen).l4_buffer(L4BufferSettings {
-        read: a.read_buffer,
-        write: None,
-    }));
-    server.add_service(proxy);
     server.run_forever();
 }
