@@ -107,6 +107,7 @@ enum Mode {
 /// `run` and `demo`: load, bind every listener (a port 0 becomes a real port before anything
 /// uses the addresses), start the helpers, serve.
 fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
+    wecom_gateway::allocator::start_trimmer();
     let mut loaded = match config::load(&config) {
         Ok(c) => c,
         Err(e) => {
