@@ -561,6 +561,10 @@ def main():
 
         memory = []
         if "memory" in sections:
+            if rows or qy or st:
+                # At rest: the gateway hands back what a burst left free within 10 s
+                # (src/allocator.rs); the rows below measure it after that, not mid-burst.
+                time.sleep(11)
             for name, pid, port in (("nginx proxy_pass", ngx.pid, ngx_port), ("bare pingora", bare.pid, bare_port),
                                     ("gateway", gw.pid, gw_port)):
                 idle, held = held_rss(pid, port)
