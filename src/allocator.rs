@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Free bytes a heap keeps before glibc returns its top to the kernel.
 pub const TRIM_THRESHOLD: usize = 1 << 20;
 
-/// Free bytes all heaps together may hold before [`trim_if_slack`] hands them back.
+/// Free bytes the heaps may gain or lose before the trimmer hands free memory back again.
 pub const SLACK: usize = 8 << 20;
 
 /// How often the trimmer looks at the free bytes.

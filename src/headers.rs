@@ -50,7 +50,7 @@ pub const fn sent(name: &'static str) -> Sent {
     (HeaderName::from_static(name), name)
 }
 
-/// The headers set upstream and downstream on every proxied request.
+/// The headers the gateway sets on proxied requests and their answers (SPEC sections 5 and 7).
 pub mod sent {
     use super::{sent, Sent};
 
@@ -59,6 +59,16 @@ pub mod sent {
     pub const X_FORWARDED_HOST: Sent = sent("x-forwarded-host");
     pub const X_REQUEST_ID: Sent = sent("x-request-id");
     pub const X_GATEWAY_ASSERTION: Sent = sent("x-gateway-assertion");
+    pub const X_WECHAT_APPID: Sent = sent("x-wechat-appid");
+    pub const X_WECHAT_OPENID: Sent = sent("x-wechat-openid");
+    pub const X_WECHAT_UNIONID: Sent = sent("x-wechat-unionid");
+    pub const X_WECOM_CORPID: Sent = sent("x-wecom-corpid");
+    pub const X_WECOM_AGENTID: Sent = sent("x-wecom-agentid");
+    pub const X_WECOM_USERID: Sent = sent("x-wecom-userid");
+    pub const X_WECOM_OPENID: Sent = sent("x-wecom-openid");
+    pub const X_WECOM_OPENUSERID: Sent = sent("x-wecom-openuserid");
+    pub const X_WECOM_EXTERNAL_USERID: Sent = sent("x-wecom-external-userid");
+    pub const X_WECOM_EXTERNAL_UNIONID: Sent = sent("x-wecom-external-unionid");
 }
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) plus the non-standard ones proxies still see.

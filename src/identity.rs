@@ -43,28 +43,22 @@ impl Identity {
         let mut digits = itoa::Buffer::new();
         let agent = self.agent_id.map(|a| digits.format(a));
         if self.wechat_app_id.is_some() {
-            set(
-                const { sent("x-wechat-appid") },
-                self.wechat_app_id.as_deref(),
-            );
-            set(const { sent("x-wechat-openid") }, self.openid.as_deref());
-            set(const { sent("x-wechat-unionid") }, self.unionid.as_deref());
+            set(sent::X_WECHAT_APPID, self.wechat_app_id.as_deref());
+            set(sent::X_WECHAT_OPENID, self.openid.as_deref());
+            set(sent::X_WECHAT_UNIONID, self.unionid.as_deref());
         } else {
-            set(const { sent("x-wecom-corpid") }, self.corp_id.as_deref());
-            set(const { sent("x-wecom-agentid") }, agent);
-            set(const { sent("x-wecom-userid") }, self.userid.as_deref());
-            set(const { sent("x-wecom-openid") }, self.openid.as_deref());
-            set(
-                const { sent("x-wecom-openuserid") },
-                self.open_userid.as_deref(),
-            );
+            set(sent::X_WECOM_CORPID, self.corp_id.as_deref());
+            set(sent::X_WECOM_AGENTID, agent);
+            set(sent::X_WECOM_USERID, self.userid.as_deref());
+            set(sent::X_WECOM_OPENID, self.openid.as_deref());
+            set(sent::X_WECOM_OPENUSERID, self.open_userid.as_deref());
         }
         set(
-            const { sent("x-wecom-external-userid") },
+            sent::X_WECOM_EXTERNAL_USERID,
             self.external_userid.as_deref(),
         );
         set(
-            const { sent("x-wecom-external-unionid") },
+            sent::X_WECOM_EXTERNAL_UNIONID,
             self.external_unionid.as_deref(),
         );
     }
