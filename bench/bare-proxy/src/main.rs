@@ -5,9 +5,9 @@
 //! [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES] [--timeouts]`; the options are the
 //! engine settings the benchmarks compare. `--timeouts` bounds what the gateway bounds by default,
 //! with nginx's defaults: the keep-alive wait (75 s), the request header (60 s), and each
-//! upstream read, write and pooled idle connection (60 s). `--trim-threshold` is glibc's `M_TRIM_THRESHOLD`, by default the
-//! gateway's (`wecom_gateway::allocator`), so both rows run the engine with the same allocator
-//! setting; 0 leaves glibc's own.
+//! upstream read, write and pooled idle connection (60 s). `--trim-threshold` is glibc's
+//! `M_TRIM_THRESHOLD`, by default the gateway's (`wecom_gateway::allocator`), so both rows run
+//! the engine with the same allocator setting; 0 leaves glibc's own.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -12,8 +12,9 @@ use crate::Clock;
 /// does not keep every contact it ever verified.
 const SWEEP_EVERY: u64 = 256;
 
-/// Seeded per map at start (not SipHash: a session's revocation records are read on every
-/// authenticated request, and the keys are short).
+/// foldhash, not SipHash: a session's revocation records are read on every authenticated
+/// request. Seeded at random per map, so keys a client picks (a login code's replay marker)
+/// cannot be chosen to collide.
 type Map<V> = DashMap<String, V, foldhash::quality::RandomState>;
 
 #[derive(Default)]
