@@ -179,39 +179,56 @@ pub fn forwarded_for(prev: Option<&HeaderValue>, ip: std::net::IpAddr) -> Header
     let prev = prev
         .filter(|v| v.to_str().is_ok_and(|t| !t.trim().is_empty()))
         .map(HeaderValue::as_bytes);
-    let mut out = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + 39);
+    // The address first, on the stack, so that the value's buffer is allocated at its exact
+    // length: `Bytes` then adopts it as it is, where a buffer with spare room costs a second
+    // allocation for its shared header.
+    let mut buf = [0u8; 46];
+    let len = match ip {
+        std::net::IpAddr::V4(ip) => {
+            let mut n = 0;
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                n += push_decimal(&mut buf[n..], octet);
+            }
+            n
+        }
+        std::net::IpAddr::V6(ip) => {
+            use std::io::Write;
+            // At most 45 characters (a full address with an IPv4 tail).
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cursor, "{ip}");
+            cursor.position() as usize
+        }
+    };
+    let text = &buf[..len];
+    let mut out = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + text.len());
     if let Some(p) = prev {
         out.extend_from_slice(p);
         out.extend_from_slice(b", ");
     }
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_decimal(&mut out, octet);
-            }
-        }
-        std::net::IpAddr::V6(v6) => {
-            use std::io::Write;
-            let _ = write!(out, "{v6}");
-        }
-    }
+    out.extend_from_slice(text);
     // Earlier proxies' value came from a valid header value, and an address is plain ASCII.
     HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| {
         HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
     })
 }
 
-fn push_decimal(out: &mut Vec<u8>, n: u8) {
+/// Writes `n` in decimal at the start of `out`; returns how many bytes.
+fn push_decimal(out: &mut [u8], n: u8) -> usize {
+    let mut len = 0;
     if n >= 100 {
-        out.push(b'0' + n / 100);
+        out[len] = b'0' + n / 100;
+        len += 1;
     }
     if n >= 10 {
-        out.push(b'0' + n / 10 % 10);
+        out[len] = b'0' + n / 10 % 10;
+        len += 1;
     }
-    out.push(b'0' + n % 10);
+    out[len] = b'0' + n % 10;
+    len + 1
 }
 
 /// A client-supplied request id is kept when it is short and plain, so ids can be followed
@@ -261,6 +278,16 @@ mod tests {
             (None, "255.9.100.10".parse().unwrap(), "255.9.100.10"),
             (Some(h("203.0.113.9")), v4, "203.0.113.9, 10.0.120.7"),
             (Some(h("a, b")), v6, "a, b, 2001:db8::1"),
+            (
+                None,
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ),
+            (
+                None,
+                "::ffff:255.255.255.255".parse().unwrap(),
+                "::ffff:255.255.255.255",
+            ),
             (Some(h("  ")), v4, "10.0.120.7"),
             (
                 Some(HeaderValue::from_bytes(b"\xff").unwrap()),

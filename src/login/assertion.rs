@@ -55,9 +55,10 @@ pub fn sign(
     claims.0.push(b'}');
     let json = claims.0;
     // Encoded straight into the token's bytes (base64's `encode_string` goes through a chunked
-    // writer, twice the work for a few hundred bytes).
-    // Room for the encoding before its padding is cut (a 32-byte MAC: 44, then 43).
-    let mut token = Vec::with_capacity(HEADER_B64.len() + 2 + json.len().div_ceil(3) * 4 + 44);
+    // writer, twice the work for a few hundred bytes), sized exactly: the header becomes a
+    // `Bytes` that adopts a full buffer as it is, where spare room costs another allocation.
+    let mut token =
+        Vec::with_capacity(HEADER_B64.len() + 1 + unpadded_len(json.len()) + 1 + unpadded_len(32));
     token.extend_from_slice(HEADER_B64.as_bytes());
     token.push(b'.');
     append_base64(&mut token, &json);
@@ -65,16 +66,23 @@ pub fn sign(
     mac.update(&token);
     token.push(b'.');
     append_base64(&mut token, &mac.finalize().into_bytes());
+    debug_assert_eq!(token.len(), token.capacity());
     String::from_utf8(token).expect("base64url and a dot are ASCII")
+}
+
+/// The length of `n` bytes in base64 without padding.
+fn unpadded_len(n: usize) -> usize {
+    n / 3 * 4 + [0, 2, 3][n % 3]
 }
 
 fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     let start = out.len();
-    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let len = unpadded_len(bytes.len());
+    out.resize(start + len, 0);
     let written = URL_SAFE_NO_PAD
         .encode_slice(bytes, &mut out[start..])
-        .expect("room for the padded length is room enough");
-    out.truncate(start + written);
+        .expect("room for the unpadded encoding");
+    debug_assert_eq!(written, len);
 }
 
 /// A JSON object being written, one member at a time.
@@ -107,6 +115,17 @@ impl Claims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unpadded_lengths_are_base64s() {
+        for n in 0..200 {
+            assert_eq!(
+                Some(unpadded_len(n)),
+                base64::encoded_len(n, false),
+                "{n} bytes"
+            );
+        }
+    }
 
     #[test]
     fn verifies_with_an_independent_jwt_library() {
