@@ -12,6 +12,7 @@ after the other, and the counters are dumped:
   python3 bench/profile.py --mode public      # a public route
   python3 bench/profile.py --mode qyapi       # user/get through the qyapi endpoint, cached token
   python3 bench/profile.py --mode bare        # the bare pingora proxy (bench/bare-proxy), 1 thread
+  python3 bench/profile.py --mode bare-timeouts  # the same with the gateway's default timeouts
 
 The bare proxy's count is the engine's own cost per request; a gateway mode minus it is what
 the gateway adds.
@@ -56,7 +57,7 @@ def total_ir(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["session", "public", "qyapi", "bare"], default="session")
+    ap.add_argument("--mode", choices=["session", "public", "qyapi", "bare", "bare-timeouts"], default="session")
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--gateway", default=GATEWAY)
     ap.add_argument("--out", default=None, help="where the callgrind file goes")
@@ -81,13 +82,16 @@ def main():
         env = dict(os.environ)
         env.pop("WGW_LOG", None)
         log = open(os.path.join(work, "gateway.log"), "wb")
-        measured = ([BARE, f"127.0.0.1:{bare}", f"127.0.0.1:{up}", "--threads", "1"] if args.mode == "bare"
+        is_bare = args.mode.startswith("bare")
+        measured = ([BARE, f"127.0.0.1:{bare}", f"127.0.0.1:{up}", "--threads", "1"] if is_bare
                     else [args.gateway, "run", "-c", gw_conf])
+        if args.mode == "bare-timeouts":
+            measured.append("--timeouts")
         gateway = procs.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"] + measured,
                               env=env, stderr=log)
         for url in (f"http://127.0.0.1:{up}/", f"http://127.0.0.1:{emu}/_emulator/healthz"):
             wait_http(url)
-        if args.mode == "bare":
+        if is_bare:
             wait_http(f"http://127.0.0.1:{bare}/", timeout=300)
         else:
             wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=300)
@@ -99,7 +103,7 @@ def main():
             port, path, headers = gw, "/app/", {"Cookie": cookie}
         elif args.mode == "public":
             port, path, headers = gw, "/", {}
-        elif args.mode == "bare":
+        elif is_bare:
             port, path, headers = bare, "/", {}
         else:
             port, path, headers = qy, "/crm/cgi-bin/user/get?userid=zhangsan", {}

@@ -136,9 +136,10 @@ where
             return Poll::Ready(Ok(v));
         }
 
+        // `timeout()` is a boxed future already; boxing it again cost an allocation per timer.
         let delay = me
             .delay
-            .get_or_insert_with(|| Box::pin(me.callback.timeout()));
+            .get_or_insert_with(|| me.callback.timeout());
 
         match delay.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
