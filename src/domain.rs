@@ -184,6 +184,9 @@ pub struct Allow {
     /// member already decided read nothing from the store until then (the hot path), and the
     /// decision is logged once per member and route per `policy_ttl`, not per request.
     pub decided: dashmap::DashMap<String, Decided>,
+    /// `wgw_access_total{route,result}` of this rule's route, resolved on its first decision
+    /// (admitted, refused, error): counting is then an increment, not a label lookup.
+    pub counted: std::sync::OnceLock<[prometheus::IntCounter; 3]>,
 }
 
 /// A decision of an [`Allow`] for one member, valid until its facts expire.

@@ -40,45 +40,65 @@ pub async fn admit(
     let (Some(allow), Some(app)) = (route.allow.as_deref(), route.login.as_deref()) else {
         return Ok(());
     };
-    let ttl = config
-        .session
-        .as_ref()
-        .map_or(DEFAULT_POLICY_TTL, |s| s.policy_ttl);
-    let result = decide(provider, allow, app, identity, ttl).await;
-    let label = match &result {
-        Ok(true) => "admitted",
-        Ok(false) => "refused",
-        Err(_) => "error",
+    let now = crate::clock::clock().now_ms();
+    let result = match remembered(allow, identity, now) {
+        Some(admitted) => Ok(admitted),
+        None => {
+            let ttl = config
+                .session
+                .as_ref()
+                .map_or(DEFAULT_POLICY_TTL, |s| s.policy_ttl);
+            // Boxed: reading facts is an API call whose future would otherwise sit in every
+            // request's, though a member's requests decide it once per `policy_ttl`.
+            Box::pin(decide(provider, allow, app, identity, ttl, now)).await
+        }
     };
-    METRICS
-        .access
-        .with_label_values(&[route.location.as_str(), label])
-        .inc();
+    let [admitted, refused, error] = allow.counted.get_or_init(|| {
+        ["admitted", "refused", "error"]
+            .map(|result| METRICS.access.with_label_values(&[&route.location, result]))
+    });
     match result {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(not_allowed(identity)),
-        Err(e) => Err(e),
+        Ok(true) => {
+            admitted.inc();
+            Ok(())
+        }
+        Ok(false) => {
+            refused.inc();
+            Err(not_allowed(identity))
+        }
+        Err(e) => {
+            error.inc();
+            Err(e)
+        }
     }
 }
 
-/// The decision, from the rule's memory while its facts hold, else from the facts.
+/// The decision without reading anything: a WeCom non-member (openid only) enters only routes
+/// without `allow`; a member's decision holds while its facts do. `None` when it must be made.
+fn remembered(allow: &Allow, identity: Option<&Identity>, now: u64) -> Option<bool> {
+    let Some(userid) = identity.and_then(|i| i.userid.as_deref()) else {
+        return Some(false);
+    };
+    allow
+        .decided
+        .get(userid)
+        .filter(|d| now < d.until_ms)
+        .map(|d| d.admitted)
+}
+
+/// The decision from the facts (or the rule's own list of users), kept with the rule until
+/// they expire.
 async fn decide(
     provider: &Provider,
     allow: &Allow,
     app: &App,
     identity: Option<&Identity>,
     ttl: Duration,
+    now: u64,
 ) -> Result<bool, Failure> {
     let Some(userid) = identity.and_then(|i| i.userid.as_deref()) else {
-        // A WeCom non-member (openid only) enters only routes without `allow`.
         return Ok(false);
     };
-    let now = crate::clock::clock().now_ms();
-    if let Some(d) = allow.decided.get(userid) {
-        if now < d.until_ms {
-            return Ok(d.admitted);
-        }
-    }
     let person = Person::Member(userid);
     let (verdict, until, name) = if rules::by_user(allow, person) {
         let until = now.saturating_add(ttl.as_millis() as u64);

@@ -618,6 +618,6 @@ fn compile_allow(
         users,
         departments,
         tags,
-        decided: Default::default(),
+        ..Allow::default()
     })
 }

@@ -88,15 +88,18 @@ impl Gateway {
         headers::strip_reserved(session.req_header_mut());
 
         // Step 3: the gateway's own endpoints. The forward-auth check runs steps 4-7 itself.
+        // Both are boxed: their futures (API calls, bodies) are several KiB, and inline they
+        // would make every proxied request's future as large, allocated and copied per request.
         let config = ctx.config.clone();
         let config = &*config;
         if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
             if rest == b"/auth" {
-                return self.forward_auth(session, ctx).await.map(Next::Answer);
+                return Box::pin(self.forward_auth(session, ctx))
+                    .await
+                    .map(Next::Answer);
             }
-            return endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks)
-                .await
-                .map(Next::Answer);
+            let handled = endpoints::handle(session, ctx, rest, &self.provider, &self.callbacks);
+            return Box::pin(handled).await.map(Next::Answer);
         }
 
         let (handler, final_paths) = match self.locate(session, ctx, config, &path)? {
@@ -318,7 +321,8 @@ impl ProxyHttp for Gateway {
         match self.pipeline(session, ctx).await {
             Ok(Next::Proxy) => Ok(false),
             Ok(Next::Answer(a)) => answer(session, ctx, a).await,
-            Ok(Next::Nginx(a)) => nginx::write(session, ctx, a).await,
+            // Boxed for the same reason as the gateway's endpoints.
+            Ok(Next::Nginx(a)) => Box::pin(nginx::write(session, ctx, a)).await,
             Err(f) => fail(session, ctx, &f).await,
         }
     }
