@@ -67,6 +67,20 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, (header, body): Answer) ->
     Ok(true)
 }
 
+/// Writes what the pipeline decided when it was not to proxy.
+async fn respond(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    decided: Result<Next, Failure>,
+) -> Result<bool> {
+    match decided {
+        Ok(Next::Proxy) => Ok(false),
+        Ok(Next::Answer(a)) => answer(session, ctx, a).await,
+        Ok(Next::Nginx(a)) => nginx::write(session, ctx, a).await,
+        Err(f) => fail(session, ctx, &f).await,
+    }
+}
+
 /// Writes a failure in the form the client reads: the one place the public listener turns an
 /// error into an answer.
 async fn fail(session: &mut Session, ctx: &mut Ctx, f: &Failure) -> Result<bool> {
@@ -315,15 +329,16 @@ impl ProxyHttp for Gateway {
         ctx.upgrade = session.is_upgrade_req();
         ctx.form = request::form(session);
         crate::connection::on_request(session, &ctx.config.server);
-        if let Some(why) = crate::connection::malformed(session.req_header()) {
-            return fail(session, ctx, &Failure::new(Kind::BadRequest, why).closing()).await;
-        }
-        match self.pipeline(session, ctx).await {
+        let decided = match crate::connection::malformed(session.req_header()) {
+            Some(why) => Err(Failure::new(Kind::BadRequest, why).closing()),
+            None => self.pipeline(session, ctx).await,
+        };
+        match decided {
             Ok(Next::Proxy) => Ok(false),
-            Ok(Next::Answer(a)) => answer(session, ctx, a).await,
-            // Boxed for the same reason as the gateway's endpoints.
-            Ok(Next::Nginx(a)) => Box::pin(nginx::write(session, ctx, a)).await,
-            Err(f) => fail(session, ctx, &f).await,
+            // Boxed for the same reason as the gateway's endpoints: writing an answer (its
+            // header, an nginx page or file) would otherwise sit in every proxied request's
+            // future.
+            other => Box::pin(respond(session, ctx, other)).await,
         }
     }
 
