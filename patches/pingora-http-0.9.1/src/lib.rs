@@ -246,6 +246,12 @@ impl RequestHeader {
         header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
     }
 
+    /// How many bytes [`Self::header_to_h1_wire`] writes, so that a buffer can be allocated
+    /// at its size instead of grown (and copied) while the headers are written.
+    pub fn header_h1_wire_len(&self) -> usize {
+        header_h1_wire_len(&self.base.headers)
+    }
+
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
     /// Otherwise returns an empty iterator.
     ///
@@ -598,6 +604,12 @@ impl ResponseHeader {
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
         header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+    }
+
+    /// How many bytes [`Self::header_to_h1_wire`] writes, so that a buffer can be allocated
+    /// at its size instead of grown (and copied) while the headers are written.
+    pub fn header_h1_wire_len(&self) -> usize {
+        header_h1_wire_len(&self.base.headers)
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -1026,6 +1038,15 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
     }
 }
 
+/// `name: value\r\n` per header. A case-preserved or titled name is the same name spelled
+/// another way, so it has the same length.
+fn header_h1_wire_len(value_map: &HMap) -> usize {
+    value_map
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 #[inline]
 fn case_header_iter<'a>(
     name_map: Option<&'a CaseMap>,
@@ -1091,6 +1112,42 @@ mod tests {
                 _ => panic!("too many headers"),
             }
         });
+    }
+
+    #[test]
+    fn wire_len_is_what_is_written() {
+        let long = "v".repeat(700);
+        let fill = |req: &mut RequestHeader, resp: &mut ResponseHeader| {
+            for (name, value) in [
+                ("Host", "example.com"),
+                ("x-Custom-Name", "a"),
+                ("content-type", "text/plain"),
+                ("X-LONG", long.as_str()),
+            ] {
+                req.append_header(name, value).unwrap();
+                resp.append_header(name, value).unwrap();
+            }
+            req.append_header("x-custom-name", "b").unwrap();
+            resp.append_header("X-CUSTOM-NAME", "b").unwrap();
+        };
+        let mut case = (
+            RequestHeader::build("GET", b"/", None).unwrap(),
+            ResponseHeader::build(200, None).unwrap(),
+        );
+        let mut no_case = (
+            RequestHeader::new_no_case(None),
+            ResponseHeader::new_no_case(None),
+        );
+        for (req, resp) in [&mut case, &mut no_case] {
+            fill(req, resp);
+            let mut buf: Vec<u8> = vec![];
+            req.header_to_h1_wire(&mut buf);
+            assert_eq!(req.header_h1_wire_len(), buf.len());
+            let mut buf: Vec<u8> = vec![];
+            resp.header_to_h1_wire(&mut buf);
+            assert_eq!(resp.header_h1_wire_len(), buf.len());
+        }
+        assert_eq!(RequestHeader::new_no_case(None).header_h1_wire_len(), 0);
     }
 
     #[test]

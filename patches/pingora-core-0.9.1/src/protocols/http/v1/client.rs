@@ -916,14 +916,18 @@ pub(crate) fn request_target_has_forbidden_byte(path: &[u8]) -> bool {
 // TODO: change it to to_buf
 #[inline]
 pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
-    let mut buf = BytesMut::with_capacity(512);
+    let method = req.method.as_str().as_bytes();
+    let path = req.raw_path();
+    // Allocated at the header's size: a fixed guess either wasted room or, for a header past
+    // it (a browser's cookies, a proxy's added headers), grew and copied the buffer mid-write.
+    // "METHOD PATH HTTP/1.1\r\n", the headers, "\r\n".
+    let len = method.len() + 1 + path.len() + 1 + 8 + 2 + req.header_h1_wire_len() + 2;
+    let mut buf = BytesMut::with_capacity(len);
 
     // Request-Line
-    let method = req.method.as_str().as_bytes();
     buf.put_slice(method);
     buf.put_u8(b' ');
 
-    let path = req.raw_path();
     if request_target_has_forbidden_byte(path) {
         return None;
     }
@@ -2850,6 +2854,22 @@ mod test_sync {
         assert_eq!("/", req.path.unwrap());
         assert_eq!(b"Foo", headers[0].name.as_bytes());
         assert_eq!(b"Bar", headers[0].value);
+    }
+
+    #[test]
+    fn request_header_is_written_into_a_buffer_of_its_size() {
+        let cookie = "c".repeat(900);
+        for (target, headers) in [
+            (&b"/"[..], vec![]),
+            (&b"/a/long/path?with=query"[..], vec![("Host", "h"), ("cookie", cookie.as_str())]),
+        ] {
+            let mut req = RequestHeader::build("POST", target, None).unwrap();
+            for (name, value) in headers {
+                req.append_header(name, value).unwrap();
+            }
+            let wire = http_req_header_to_wire(&req).unwrap();
+            assert_eq!(wire.len(), wire.capacity(), "{:?}", wire);
+        }
     }
 
     #[test]

@@ -957,7 +957,7 @@ impl HttpSession {
         }
 
         // Serialize header to bytes
-        let mut write_buf = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
+        let mut write_buf = BytesMut::with_capacity(http_resp_header_wire_len(header));
         http_resp_header_to_buf(header, &mut write_buf)
             .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
 
@@ -1882,6 +1882,15 @@ fn parse_req_buffer<'buf>(
 }
 
 #[inline]
+/// The bytes [`http_resp_header_to_buf`] writes: the response header is serialized into a
+/// buffer of its size (a fixed 4 KiB per response, past the allocator's per-thread cache, held
+/// a typical header of a few hundred bytes).
+fn http_resp_header_wire_len(resp: &ResponseHeader) -> usize {
+    // "HTTP/1.1 200 " + reason + "\r\n", the headers, "\r\n".
+    let reason = resp.get_reason_phrase().map_or(0, str::len);
+    9 + 3 + 1 + reason + 2 + resp.header_h1_wire_len() + 2
+}
+
 fn http_resp_header_to_buf(
     resp: &ResponseHeader,
     buf: &mut BytesMut,
@@ -3408,6 +3417,24 @@ mod test_sync {
         // FIXME: the order is not guaranteed
         assert_eq!(b"Foo", headers[0].name.as_bytes());
         assert_eq!(b"Bar", headers[0].value);
+    }
+
+    #[test]
+    fn response_header_wire_len_is_what_is_written() {
+        let long = "v".repeat(5000);
+        let mut with_reason = ResponseHeader::build(299, None).unwrap();
+        with_reason.set_reason_phrase(Some("Fine Enough")).unwrap();
+        let mut no_reason = ResponseHeader::build(599, None).unwrap();
+        no_reason.append_header("X-Long", long.as_str()).unwrap();
+        let mut plain = ResponseHeader::build_no_case(StatusCode::NOT_FOUND, None).unwrap();
+        plain.append_header("content-length", "0").unwrap();
+        plain.append_header("set-cookie", "a=1").unwrap();
+        plain.append_header("set-cookie", "b=2").unwrap();
+        for resp in [with_reason, no_reason, plain] {
+            let mut wire = BytesMut::new();
+            http_resp_header_to_buf(&resp, &mut wire).unwrap();
+            assert_eq!(http_resp_header_wire_len(&resp), wire.len(), "{:?}", wire);
+        }
     }
 }
 
