@@ -583,8 +583,7 @@ def main():
 
 
 ENGINE_SETTINGS = [
-    ("default here (2 threads, no stealing, 1 listener task, pool 128, 64 KiB read buffer, glibc trim threshold 1 MiB)", []),
-    ("glibc's own trim threshold (128 KiB, dynamic)", ["--trim-threshold", "0"]),
+    ("default here (2 threads, no stealing, 1 listener task, pool 128, 64 KiB read buffer, mimalloc as the gateway's)", []),
     ("work stealing", ["--work-stealing"]),
     ("2 listener tasks per fd", ["--listener-tasks", "2"]),
     ("1 thread", ["--threads", "1"]),

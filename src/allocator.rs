@@ -1,104 +1,48 @@
-//! glibc's allocator, tuned by measurement (bench/README.md, "The engine"): one setting at
-//! start, and free memory handed back after a burst.
+//! The allocator: mimalloc, chosen by measurement (bench/README.md, "The engine"), with one
+//! setting at start and one at build time.
 //!
-//! glibc hands the free top of a thread's heap back to the kernel (`madvise(MADV_DONTNEED)`) as
-//! soon as it passes 128 KiB. A proxied response of 100 KB allocates and frees body buffers of
-//! about that size on every request, so the same pages were given back and faulted in again,
-//! zeroed, per request: on the benchmark's 100 KB rows ~14 µs of page faults per request and
-//! about a third of the throughput. Keeping up to [`TRIM_THRESHOLD`] free at the top of each
-//! heap ends that churn; what a burst leaves beyond it is still returned. 1 MiB did as well as
-//! 4 MiB on those rows; the full benchmark run with 4 MiB measured 152 MiB at 10,000
-//! connections (134 MiB the run before), over SPEC 16's 150, so the smaller bound is kept.
+//! Under callgrind it cut the instructions of a proxied request by 11-13% against glibc's
+//! (the bare pingora proxy 87.3k → 75.7k, the public route 106.7k → 95.0k, an authenticated
+//! request 156.2k → 141.1k), and two side-by-side native runs (4 and 6 rounds, the bare proxy
+//! and the gateway alike) read 9-19% more requests per second. glibc kept needing care besides:
+//! a trim threshold against page-fault churn on 100 KB bodies, and a trimming thread for what a
+//! burst left free in the middle of a heap.
+//!
+//! - **Freed pages go back to the kernel at once** ([`PURGE_DELAY_MS`]). mimalloc purges a
+//!   thread's free pages only when that thread next allocates after the delay (1 s by default),
+//!   so a worker idle after a burst kept what the burst used: at rest after the benchmark's
+//!   qyapi rows and 1,000-call stampede 45 MiB, and 159 MiB with 10,000 connections on top
+//!   (over SPEC 16's 150); with no delay 23 and 106 MiB, and no throughput lost on the 100 KB
+//!   rows.
+//! - **No transparent huge pages** (mimalloc's `no_thp` feature, `Cargo.toml`): mimalloc asked
+//!   for them (`madvise(MADV_HUGEPAGE)`) on the regions it reserves, so memory became resident
+//!   2 MiB at a time: 28.5 MiB at start against 16.9.
 
-use std::time::Duration;
+/// The process's allocator; `main.rs` makes it the global one.
+pub type Allocator = mimalloc::MiMalloc;
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 
-/// Free bytes a heap keeps before glibc returns its top to the kernel.
-pub const TRIM_THRESHOLD: usize = 1 << 20;
+/// mimalloc's `purge_delay`, in milliseconds: 0 purges a page as soon as it is free.
+pub const PURGE_DELAY_MS: std::ffi::c_long = 0;
 
-/// Free bytes the heaps may gain or lose before the trimmer hands free memory back again.
-pub const SLACK: usize = 8 << 20;
+/// `mi_option_purge_delay` in mimalloc 3's list of options (`options.c`); the crate's bindings
+/// do not name it. A test checks that this number is the option whose default is 1,000 ms.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// How often the trimmer looks at the free bytes.
-const LOOK_EVERY: Duration = Duration::from_secs(10);
-
-/// Applies [`TRIM_THRESHOLD`], unless the operator set glibc's own knob
-/// (`MALLOC_TRIM_THRESHOLD_`, or `trim_threshold` in `GLIBC_TUNABLES`), which then wins.
+/// Applies [`PURGE_DELAY_MS`], unless the operator set mimalloc's own knob
+/// (`MIMALLOC_PURGE_DELAY`), which then wins.
 pub fn tune() {
-    let set_by_operator = std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_some()
-        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("trim_threshold"));
-    if set_by_operator {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes a number inside glibc's allocator; it is called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
-    }
+    // SAFETY: sets a number in mimalloc's table of options; it is read when pages are purged.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
-/// Starts a thread that, every [`LOOK_EVERY`], hands free memory back to the kernel when the
-/// heaps' free bytes have moved by more than [`SLACK`] since the last trim (`malloc_trim`).
-///
-/// glibc returns only the free top of a heap; what a burst leaves free in the middle (a thousand
-/// connections served at once, then closed) stays resident for good: the benchmark's gateway
-/// held 33 MiB after its qyapi stampede, 21 MiB once trimmed. The look is one `mallinfo2`, a
-/// walk of the free lists; the trim runs only when that much was freed or reused since the last
-/// one, so an idle process is trimmed once and a steady load rarely.
-pub fn start_trimmer() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let started = std::thread::Builder::new()
-            .name("wgw-trim".into())
-            .spawn(|| {
-                let mut trimmer = Trimmer::default();
-                loop {
-                    std::thread::sleep(LOOK_EVERY);
-                    trimmer.look(SLACK);
-                }
-            });
-        if let Err(e) = started {
-            tracing::warn!(error = %e, "the memory trimmer did not start; free memory stays resident");
-        }
-    }
-}
-
-/// Remembers what was free right after the last trim. glibc still counts trimmed memory as
-/// free (only its pages went back), so the free bytes alone would trim an idle process again
-/// and again for nothing.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[derive(Default)]
-pub struct Trimmer {
-    free_after_last: usize,
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-impl Trimmer {
-    /// Trims if more than `slack` bytes are free and the free bytes moved by more than
-    /// `slack` since the last trim. Returns whether it trimmed.
-    pub fn look(&mut self, slack: usize) -> bool {
-        let free = free_bytes();
-        if free <= slack || free.abs_diff(self.free_after_last) <= slack {
-            return false;
-        }
-        // SAFETY: releases pages of glibc's own free chunks, under its arena locks.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-        self.free_after_last = free_bytes();
-        true
-    }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn free_bytes() -> usize {
-    // SAFETY: reads glibc's statistics of its own arenas, under their locks.
-    unsafe { libc::mallinfo2() }.fordblks
-}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+    use std::alloc::{GlobalAlloc, Layout};
 
     fn resident_bytes() -> usize {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -106,37 +50,47 @@ mod tests {
         pages * 4096
     }
 
-    /// Memory freed in the middle of the heap, pinned there by blocks still in use, stays
-    /// resident until a trim; the trim gives it back. (Each test runs in its own process.)
-    #[test]
-    fn a_trim_returns_what_a_burst_left_free_in_the_middle_of_the_heap() {
-        let mut trimmer = Trimmer::default();
-        assert!(!trimmer.look(usize::MAX));
-        let mut blocks: Vec<Vec<u8>> = (0..16_384).map(|i| vec![i as u8; 4000]).collect();
-        // Keep every sixteenth block: the freed ones lie between blocks in use.
-        let kept: Vec<Vec<u8>> = blocks
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| i % 16 == 0)
-            .map(|(_, b)| std::mem::take(b))
+    /// Allocates `n` blocks of `size` bytes from mimalloc, each written, and frees them all;
+    /// returns the resident bytes while they were held and after.
+    fn burst(n: usize, size: usize) -> (usize, usize) {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let blocks: Vec<*mut u8> = (0..n)
+            .map(|i| {
+                // SAFETY: a non-zero size; each block is written within its size and freed
+                // once, with its layout, below.
+                unsafe {
+                    let p = ALLOCATOR.alloc(layout);
+                    assert!(!p.is_null());
+                    p.write_bytes(i as u8, size);
+                    p
+                }
+            })
             .collect();
-        drop(blocks);
-        let before = resident_bytes();
-        assert!(trimmer.look(SLACK), "60 MB free is more than the slack");
-        let after = resident_bytes();
-        assert!(
-            before - after > 32 << 20,
-            "resident {before} -> {after} bytes: the free middle was not returned"
+        let held = resident_bytes();
+        for p in blocks {
+            // SAFETY: allocated above with this layout, freed once.
+            unsafe { ALLOCATOR.dealloc(p, layout) };
+        }
+        (held, resident_bytes())
+    }
+
+    /// Each test runs in its own process (nextest), so the option starts at its default here.
+    #[test]
+    fn the_option_set_is_purge_delay_and_a_burst_goes_back_at_once() {
+        // SAFETY: reads and sets numbers in mimalloc's table of options.
+        let default = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(
+            default, 1000,
+            "option {MI_OPTION_PURGE_DELAY} is not purge_delay"
         );
-        assert!(kept.iter().enumerate().all(|(i, b)| b[0] == (i * 16) as u8));
+        tune();
+        let now = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(now, PURGE_DELAY_MS);
+
+        let (held, after) = burst(16_384, 4000);
         assert!(
-            !trimmer.look(SLACK),
-            "nothing was freed since: no second trim"
-        );
-        drop(kept);
-        assert!(
-            trimmer.look(0),
-            "what the kept blocks held is new free memory"
+            held - after > 48 << 20,
+            "resident {held} -> {after} bytes: the freed burst stayed"
         );
     }
 }

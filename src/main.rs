@@ -54,6 +54,10 @@ enum Command {
     ImportNginx { file: PathBuf },
 }
 
+/// mimalloc, tuned in `wecom_gateway::allocator`.
+#[global_allocator]
+static ALLOCATOR: wecom_gateway::allocator::Allocator = wecom_gateway::allocator::ALLOCATOR;
+
 fn main() -> ExitCode {
     wecom_gateway::allocator::tune();
     let cli = Cli::parse();
@@ -107,7 +111,6 @@ enum Mode {
 /// `run` and `demo`: load, bind every listener (a port 0 becomes a real port before anything
 /// uses the addresses), start the helpers, serve.
 fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
-    wecom_gateway::allocator::start_trimmer();
     let mut loaded = match config::load(&config) {
         Ok(c) => c,
         Err(e) => {

@@ -2,12 +2,12 @@
 //! the engine's own limit, measured in the same run as nginx and the gateway (SPEC section 16).
 //!
 //! `bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N]
-//! [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES] [--timeouts]`; the options are the
-//! engine settings the benchmarks compare. `--timeouts` bounds what the gateway bounds by default,
-//! with nginx's defaults: the keep-alive wait (75 s), the request header (60 s), and each
-//! upstream read, write and pooled idle connection (60 s). `--trim-threshold` is glibc's
-//! `M_TRIM_THRESHOLD`, by default the gateway's (`wecom_gateway::allocator`), so both rows run
-//! the engine with the same allocator setting; 0 leaves glibc's own.
+//! [--pool N] [--read-buffer BYTES] [--timeouts]`; the options are the engine settings the
+//! benchmarks compare. `--timeouts` bounds what the gateway bounds by default, with nginx's
+//! defaults: the keep-alive wait (75 s), the request header (60 s), and each upstream read, write
+//! and pooled idle connection (60 s). The allocator is the gateway's, set up as the gateway sets
+//! it (`wecom_gateway::allocator`: mimalloc without transparent huge pages, free pages purged at
+//! once), so that both rows run the same engine.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -74,16 +74,17 @@ struct Args {
     listener_tasks: usize,
     pool: usize,
     read_buffer: Option<usize>,
-    trim_threshold: usize,
     timeouts: bool,
 }
 
-/// The gateway's `allocator::TRIM_THRESHOLD`.
-const GATEWAY_TRIM_THRESHOLD: usize = 1 << 20;
+/// The gateway's allocator and its `allocator::PURGE_DELAY_MS` (mimalloc 3's option 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn args() -> Args {
     let mut it = std::env::args().skip(1);
-    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES] [--trim-threshold BYTES] [--timeouts]";
+    let usage = "usage: bare-proxy LISTEN UPSTREAM [--threads N] [--work-stealing] [--listener-tasks N] [--pool N] [--read-buffer BYTES] [--timeouts]";
     let listen = it.next().expect(usage);
     let upstream = it
         .next()
@@ -98,7 +99,6 @@ fn args() -> Args {
         listener_tasks: 1,
         pool: 128,
         read_buffer: None,
-        trim_threshold: GATEWAY_TRIM_THRESHOLD,
         timeouts: false,
     };
     while let Some(flag) = it.next() {
@@ -110,7 +110,6 @@ fn args() -> Args {
             "--listener-tasks" => a.listener_tasks = value(),
             "--pool" => a.pool = value(),
             "--read-buffer" => a.read_buffer = Some(value()),
-            "--trim-threshold" => a.trim_threshold = value(),
             _ => panic!("{usage}"),
         }
     }
@@ -119,12 +118,8 @@ fn args() -> Args {
 
 fn main() {
     let a = args();
-    if a.trim_threshold > 0 {
-        // SAFETY: mallopt only changes a number inside glibc's allocator, before other threads.
-        unsafe {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, a.trim_threshold as libc::c_int);
-        }
-    }
+    // SAFETY: sets a number in mimalloc's table of options; it is read when pages are purged.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
     let conf = ServerConf {
         threads: a.threads,
         work_stealing: a.work_stealing,
