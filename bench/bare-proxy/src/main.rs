@@ -6,8 +6,8 @@
 //! benchmarks compare. `--timeouts` bounds what the gateway bounds by default, with nginx's
 //! defaults: the keep-alive wait (75 s), the request header (60 s), and each upstream read, write
 //! and pooled idle connection (60 s). The allocator is the gateway's, set up as the gateway sets
-//! it (`wecom_gateway::allocator`: mimalloc without transparent huge pages, free pages purged at
-//! once), so that both rows run the same engine.
+//! it (`wecom_gateway::allocator`: mimalloc without transparent huge pages, free pages purged
+//! after 100 ms), so that both rows run the same engine.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -119,7 +119,7 @@ fn args() -> Args {
 fn main() {
     let a = args();
     // SAFETY: sets a number in mimalloc's table of options; it is read when pages are purged.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 100) }
     let conf = ServerConf {
         threads: a.threads,
         work_stealing: a.work_stealing,
