@@ -20,7 +20,8 @@ Sections:
 `--sections engine` runs instead a matrix of the bare proxy's engine settings (threads, work
 stealing, listener tasks, upstream pool, read buffer) against the same upstream, RSS included.
 `--sections proxy,qyapi,stampede,memory` runs a subset; `--preload LIB` runs the bare proxy and
-the gateway with LD_PRELOAD=LIB (an allocator experiment, e.g. libjemalloc.so.2).
+the gateway with LD_PRELOAD=LIB (both are built with mimalloc as their global allocator, so a
+preloaded allocator replaces only what C code allocates).
 """
 import argparse
 import http.client
