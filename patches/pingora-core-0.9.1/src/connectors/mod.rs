@@ -293,9 +293,31 @@ impl TransportConnector {
         Ok(stream)
     }
 
+    /// The pool key of a peer's connections made and released on this thread. On a current-thread
+    /// runtime (each thread of a no-steal runtime is one) a task never leaves its thread, and a
+    /// connection's readiness events come from the reactor of the thread that connected it: reused
+    /// from another thread, each event woke that thread from this one, and taking it from the pool
+    /// woke its idle poll there too. So each such thread keeps its own idle connections, as each
+    /// nginx worker keeps its own. Elsewhere (a work-stealing runtime shares one reactor) the key is
+    /// the peer's, shared by all threads.
+    fn pool_key(peer_key: u64) -> u64 {
+        thread_local! {
+            static SALT: Option<u64> = tokio::runtime::Handle::try_current()
+                .ok()
+                .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+                .map(|_| {
+                    use std::hash::{BuildHasher, Hash, Hasher};
+                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                    std::thread::current().id().hash(&mut h);
+                    h.finish()
+                });
+        }
+        SALT.with(|salt| salt.map_or(peer_key, |salt| peer_key ^ salt))
+    }
+
     /// Try to find a reusable connection to the given server [Peer]
     pub async fn reused_stream<P: Peer + Send + Sync>(&self, peer: &P) -> Option<Stream> {
-        match self.connection_pool.get(&peer.reuse_hash()) {
+        match self.connection_pool.get(&Self::pool_key(peer.reuse_hash())) {
             Some(s) => {
                 debug!("find reusable stream, trying to acquire it");
                 // Wait for the idle poll to release it, and take the stream out under the lock:
@@ -366,7 +388,7 @@ impl TransportConnector {
             return;
         }
         let id = stream.id();
-        let meta = ConnectionMeta::new(key, id);
+        let meta = ConnectionMeta::new(Self::pool_key(key), id);
         debug!("Try to keepalive client session");
         let stream = Arc::new(Mutex::new(PooledStream::new(stream)));
         let locked_stream = stream.clone().try_lock_owned().unwrap(); // safe as we just created it
@@ -374,7 +396,12 @@ impl TransportConnector {
         let idle_meta = IdleConnection::new(meta);
         let pool = self.connection_pool.clone(); //clone the arc
         let keepalive_pool_callback = self.keepalive_pool_callback.clone();
-        let rt = pingora_runtime::current_handle();
+        // The idle poll runs on this thread's runtime, where the connection was just used (and,
+        // on a current-thread runtime, is kept for: see `pool_key`). `current_handle()` picks a
+        // random thread of a no-steal runtime: with two threads half the releases spawned the
+        // poll on the other one, an eventfd write to wake it.
+        let rt = tokio::runtime::Handle::try_current()
+            .unwrap_or_else(|_| pingora_runtime::current_handle());
         rt.spawn(async move {
             if pool
                 .idle_poll(
@@ -620,6 +647,48 @@ pub(crate) mod test_utils {
         });
 
         (ready_rx, shutdown_tx, server_handle)
+    }
+}
+
+#[cfg(test)]
+mod pool_key_tests {
+    use super::TransportConnector;
+
+    fn key_on_a_current_thread_runtime() -> (u64, u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            (
+                TransportConnector::pool_key(42),
+                TransportConnector::pool_key(42),
+            )
+        })
+    }
+
+    #[test]
+    fn each_current_thread_runtime_thread_pools_apart_and_a_shared_runtime_together() {
+        let (a1, a2) = std::thread::spawn(key_on_a_current_thread_runtime)
+            .join()
+            .unwrap();
+        let (b1, _) = std::thread::spawn(key_on_a_current_thread_runtime)
+            .join()
+            .unwrap();
+        assert_eq!(a1, a2, "one thread, one key");
+        assert_ne!(a1, 42);
+        assert_ne!(a1, b1, "two threads, two keys");
+
+        let shared = std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap();
+            rt.block_on(async { tokio::spawn(async { TransportConnector::pool_key(42) }).await })
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(shared, 42, "a work-stealing runtime shares its pool");
     }
 }
 

@@ -80,7 +80,7 @@ use crate::protocols::{l4::socket::SocketAddr, tls::TlsRef, Stream};
 use crate::server::ListenFds;
 
 use async_trait::async_trait;
-use pingora_error::Result;
+use pingora_error::{ErrorType::AcceptError, OrErr, Result};
 use std::{any::Any, fs::Permissions, sync::Arc};
 
 use l4::{ListenerEndpoint, Stream as L4Stream};
@@ -313,7 +313,23 @@ pub(crate) struct UninitializedStream {
 }
 
 impl UninitializedStream {
-    pub async fn handshake(mut self) -> Result<Stream> {
+    #[cfg(test)]
+    pub async fn handshake(self) -> Result<Stream> {
+        self.handshake_on(None).await
+    }
+
+    /// [`Self::handshake`], on a task that may run on another thread than the one that
+    /// accepted the stream (`accepted_on`): on a current-thread runtime the stream is then
+    /// registered with this thread's reactor first (see `register_with_current_runtime`).
+    pub async fn handshake_on(mut self, accepted_on: Option<std::thread::ThreadId>) -> Result<Stream> {
+        if accepted_on.is_some_and(|t| t != std::thread::current().id())
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::CurrentThread
+        {
+            self.l4
+                .register_with_current_runtime()
+                .or_err(AcceptError, "registering the accepted stream")?;
+        }
         self.l4.set_buffer(self.l4_buffer);
         if let Some(tls) = self.tls {
             // Process pre-TLS data if a callback is configured (e.g., PROXY protocol)

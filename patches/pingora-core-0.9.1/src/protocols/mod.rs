@@ -80,8 +80,9 @@ pub trait Peek {
         Ok(false)
     }
 
-    /// Wait until data (or the end of the stream) can be read, without consuming it and
-    /// without holding a buffer while waiting.
+    /// Wait until data (or the end of the stream) can be read, without holding a buffer while
+    /// waiting. What has arrived may be taken into the stream's own buffers, where the next
+    /// read finds it.
     /// Return `false` if the stream cannot tell; then nothing was waited for.
     async fn wait_readable(&mut self) -> std::io::Result<bool> {
         Ok(false)

@@ -189,6 +189,29 @@ impl RawStreamWrapper {
     }
 }
 
+#[cfg(test)]
+impl RawStreamWrapper {
+    /// The first byte waiting on a TCP socket, if any, without consuming or waiting.
+    fn stream_peek_nonblocking(&self, buf: &mut [u8]) -> Option<usize> {
+        match &self.stream {
+            RawStream::Tcp(s) => {
+                let fd = s.as_raw_fd();
+                // SAFETY: a valid socket and a buffer of the given length.
+                let n = unsafe {
+                    libc::recv(
+                        fd,
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                    )
+                };
+                (n > 0).then_some(n as usize)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl AsyncRead for RawStreamWrapper {
     #[cfg(not(target_os = "linux"))]
     fn poll_read(
@@ -613,6 +636,24 @@ impl Stream {
         Ok(())
     }
 
+    /// Register a TCP stream with the reactor of the runtime this runs on instead of the one
+    /// that accepted it (a deregistration and a registration, `epoll_ctl` twice). A
+    /// current-thread runtime then gets this connection's readiness events from its own reactor;
+    /// left with the accepting runtime's, every event for it woke this thread from another one
+    /// (an eventfd write, often a context switch). Call it before anything is read or buffered.
+    pub(crate) fn register_with_current_runtime(&mut self) -> io::Result<()> {
+        let Some(buffered) = self.stream.take() else {
+            return Ok(());
+        };
+        let mut raw = buffered.into_inner();
+        if let RawStream::Tcp(tcp) = raw.stream {
+            let std = tcp.into_std()?;
+            raw.stream = RawStream::Tcp(TcpStream::from_std(std)?);
+        }
+        self.stream = Some(BufferedStream::with_capacity(0, 0, raw));
+        Ok(())
+    }
+
     /// Put some data back to the head of the stream to be read again.
     ///
     /// This is useful when you've read data to detect a protocol (e.g., PROXY protocol)
@@ -760,20 +801,51 @@ impl Peek for Stream {
                 return Ok(true);
             }
         }
-        // A peek and not `readable()`: the readiness tokio caches from the last read can be
-        // stale, and a peek clears it when there is nothing to read after all.
-        let mut probe = [0u8; 1];
         match &self.stream().get_ref().stream {
-            RawStream::Tcp(s) => s.peek(&mut probe).await?,
+            RawStream::Tcp(_) => {}
             #[cfg(unix)]
             RawStream::Unix(s) => {
-                // UnixStream has no async peek; its readiness is good enough here.
+                // Its readiness is good enough here.
                 s.readable().await?;
-                1
+                return Ok(true);
             }
             RawStream::Virtual(_) => return Ok(false),
-        };
+        }
+        // What arrives is read at once, into the stream's own buffers, where the next read finds
+        // it: a peek here would cost every request on a kept-alive connection a system call of
+        // its own. tokio's read also drops the socket's cached readiness after a short read (the
+        // socket is drained), so the wait after the next request blocks in epoll rather than
+        // waking at once to find nothing.
+        std::future::poll_fn(|cx| self.poll_take_arrived(cx)).await?;
         Ok(true)
+    }
+}
+
+impl Stream {
+    /// One read of what has arrived on the socket, kept for the next reads: into the transport
+    /// read buffer when there is one, else into `rewind_read_buf`. The scratch space lives only
+    /// for this poll, so a connection waiting here holds no buffer. Ready on data and on the end
+    /// of the stream (nothing kept: the next read sees the end again).
+    fn poll_take_arrived(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use tokio::io::AsyncBufRead;
+        // What pingora reads a request header into first (its `INIT_HEADER_BUF_SIZE`): a request
+        // longer than this is read on by the session, as it always was.
+        const SCRATCH: usize = 4096;
+        if let BufferedStream::BufferedRead(reader) = self.stream_mut() {
+            return Pin::new(reader).poll_fill_buf(cx).map_ok(|_| ());
+        }
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); SCRATCH];
+        let mut buf = ReadBuf::uninit(&mut scratch);
+        match Pin::new(self.stream_mut()).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                if !buf.filled().is_empty() {
+                    self.rewind_read_buf.push(buf.filled().to_vec());
+                }
+                self.rx_ts = self.stream().get_ref().rx_ts;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
     }
 }
 
@@ -1003,6 +1075,102 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
     use tokio::sync::Notify;
+
+    /// A connected pair: the accepted side as a `Stream` with `read_buffer` bytes of transport
+    /// read buffer (0: none), and the client's socket.
+    async fn waiting_pair(read_buffer: usize) -> (Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let mut stream: Stream = accepted.into();
+        stream.set_buffer(L4BufferSettings::new(read_buffer, 0));
+        (stream, client)
+    }
+
+    #[test]
+    fn a_stream_registered_with_the_runtime_it_moved_to_gets_its_readiness_there() {
+        let accepting = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stream, client) = accepting.block_on(async {
+            let (stream, client) = waiting_pair(0).await;
+            (stream, client.into_std().unwrap())
+        });
+        // The accepting runtime stays but no longer runs: its reactor turns only inside its
+        // `block_on`, so readiness registered there would never reach the serving runtime.
+        let serving = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        serving.block_on(async move {
+            let mut stream = stream;
+            stream.register_with_current_runtime().unwrap();
+            let mut client = TcpStream::from_std(client).unwrap();
+            client.write_all(b"ping").await.unwrap();
+            let mut got = [0u8; 4];
+            tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut got))
+                .await
+                .expect("readiness reaches the new runtime")
+                .unwrap();
+            assert_eq!(&got, b"ping");
+            stream.write_all(b"pong").await.unwrap();
+            stream.flush().await.unwrap();
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"pong");
+        });
+        drop(accepting);
+    }
+
+    #[tokio::test]
+    async fn wait_readable_waits_then_keeps_what_arrived_for_the_next_read() {
+        for read_buffer in [0, 64 * 1024] {
+            let (mut stream, mut client) = waiting_pair(read_buffer).await;
+            // Nothing sent yet: still waiting.
+            let wait = tokio::time::timeout(Duration::from_millis(50), stream.wait_readable());
+            assert!(wait.await.is_err(), "read buffer {read_buffer}");
+
+            let first = b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n";
+            client.write_all(first).await.unwrap();
+            assert!(stream.wait_readable().await.unwrap());
+            // The bytes were taken off the socket, and the next read finds every one of them.
+            let mut probe = [0u8; 1];
+            let on_socket = stream.stream().get_ref().stream_peek_nonblocking(&mut probe);
+            assert!(on_socket.is_none(), "read buffer {read_buffer}: left on the socket");
+            let mut got = vec![0u8; first.len()];
+            stream.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got[..], &first[..]);
+
+            // A second wait on a drained socket waits again instead of returning at once.
+            let wait = tokio::time::timeout(Duration::from_millis(50), stream.wait_readable());
+            assert!(wait.await.is_err(), "read buffer {read_buffer}: stale readiness");
+            client.write_all(b"GET /two").await.unwrap();
+            assert!(stream.wait_readable().await.unwrap());
+            let mut got = [0u8; 8];
+            stream.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"GET /two");
+        }
+    }
+
+    #[tokio::test]
+    async fn wait_readable_keeps_order_past_its_scratch_and_sees_the_end() {
+        let (mut stream, mut client) = waiting_pair(0).await;
+        // Longer than one read's scratch space: the rest stays on the socket, in order.
+        let long: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        client.write_all(&long).await.unwrap();
+        client.shutdown().await.unwrap();
+        // Bytes already kept: at once, nothing read twice.
+        assert!(stream.wait_readable().await.unwrap());
+        assert!(stream.wait_readable().await.unwrap());
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, long);
+        // The end of the stream ends the wait too, and reads still see it.
+        assert!(stream.wait_readable().await.unwrap());
+        assert_eq!(stream.read(&mut [0u8; 8]).await.unwrap(), 0);
+    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
