@@ -330,7 +330,10 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
+                        if (stream
+                            .get_socket_digest()
+                            .is_some_and(|d| peer.digest_matches(&d))
+                            || peer.matches_fd(stream.id()))
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)

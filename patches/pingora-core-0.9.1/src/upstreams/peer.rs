@@ -261,6 +261,16 @@ pub trait Peer: Display + Clone {
         self.address().check_fd_match(fd)
     }
 
+    /// Whether a pooled connection's socket digest (which asks its socket once and keeps the
+    /// answer) already shows it connected to this peer, so that reusing it needs no
+    /// `getpeername` of its own. `false` means "cannot tell from the digest": the connector then
+    /// asks the socket through [`Self::matches_fd`], as it always did. The default tells
+    /// nothing, so a peer that overrides `matches_fd` keeps its own check.
+    #[cfg(unix)]
+    fn digest_matches(&self, _digest: &crate::protocols::SocketDigest) -> bool {
+        false
+    }
+
     #[cfg(windows)]
     fn matches_sock<V: AsRawSocket>(&self, sock: V) -> bool {
         use crate::protocols::ConnSockReusable;
@@ -855,6 +865,19 @@ impl Peer for HttpPeer {
         }
     }
 
+    /// A direct connection to an IP address: the digest's peer address decides. Through a
+    /// proxy, or to the unspecified address (which `check_fd_match` lets through), the socket
+    /// is asked as before.
+    #[cfg(unix)]
+    fn digest_matches(&self, digest: &crate::protocols::SocketDigest) -> bool {
+        match (self.get_proxy(), self.address()) {
+            (None, SocketAddr::Inet(want)) if !want.ip().is_unspecified() => {
+                matches!(digest.peer_addr(), Some(SocketAddr::Inet(got)) if got == want)
+            }
+            _ => false,
+        }
+    }
+
     #[cfg(windows)]
     fn matches_sock<V: AsRawSocket>(&self, sock: V) -> bool {
         use crate::protocols::ConnSockReusable;
@@ -899,6 +922,33 @@ impl Display for Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_pooled_connection_is_matched_to_its_peer_by_its_digest() {
+        use crate::protocols::SocketDigest;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+
+        assert!(HttpPeer::new(addr, false, String::new()).digest_matches(&digest));
+        let other = InetSocketAddr::new(addr.ip(), addr.port() ^ 1);
+        assert!(!HttpPeer::new(other, false, String::new()).digest_matches(&digest));
+        // Left to the socket check: the unspecified address, a peer behind a proxy (the socket's
+        // peer is the proxy), and any peer that does not say (the trait's default).
+        let unspecified = InetSocketAddr::new("0.0.0.0".parse().unwrap(), addr.port());
+        assert!(!HttpPeer::new(unspecified, false, String::new()).digest_matches(&digest));
+        let mut proxied = HttpPeer::new(addr, false, String::new());
+        proxied.proxy = Some(Proxy {
+            next_hop: Path::new("/tmp/none").into(),
+            host: "h".into(),
+            port: 1,
+            headers: BTreeMap::new(),
+        });
+        assert!(!proxied.digest_matches(&digest));
+        assert!(!BasicPeer::new(&addr.to_string()).digest_matches(&digest));
+    }
 
     #[test]
     fn default_http_upstream_request_policy_is_standards_oriented() {
