@@ -641,6 +641,7 @@ impl Stream {
     /// current-thread runtime then gets this connection's readiness events from its own reactor;
     /// left with the accepting runtime's, every event for it woke this thread from another one
     /// (an eventfd write, often a context switch). Call it before anything is read or buffered.
+    /// On an error the socket is closed and the stream must be dropped.
     pub(crate) fn register_with_current_runtime(&mut self) -> io::Result<()> {
         let Some(buffered) = self.stream.take() else {
             return Ok(());
@@ -902,6 +903,11 @@ impl Drop for Stream {
     fn drop(&mut self) {
         if let Some(t) = self.tracer.as_ref() {
             t.0.on_disconnected();
+        }
+        // No socket left: `register_with_current_runtime` failed half way (the socket was
+        // already handed to the kernel's close), and the stream is being dropped with its error.
+        if self.stream.is_none() {
+            return;
         }
         /* use nodelay/local_addr function to detect socket status */
         let ret = match &self.stream().get_ref().stream {
