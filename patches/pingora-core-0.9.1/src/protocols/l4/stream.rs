@@ -1115,15 +1115,24 @@ mod tests {
             let mut stream = stream;
             stream.register_with_current_runtime().unwrap();
             let mut client = TcpStream::from_std(client).unwrap();
+            // The read starts first and waits (the spawned task runs once at the yield, finds
+            // nothing and parks on its registration); only readiness reaching this runtime's
+            // reactor can wake it when the bytes come.
+            let reader = tokio::spawn(async move {
+                let mut got = [0u8; 4];
+                stream.read_exact(&mut got).await.map(|_| (stream, got))
+            });
+            tokio::task::yield_now().await;
             client.write_all(b"ping").await.unwrap();
-            let mut got = [0u8; 4];
-            tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut got))
+            let (mut stream, got) = tokio::time::timeout(Duration::from_secs(5), reader)
                 .await
                 .expect("readiness reaches the new runtime")
+                .unwrap()
                 .unwrap();
             assert_eq!(&got, b"ping");
             stream.write_all(b"pong").await.unwrap();
             stream.flush().await.unwrap();
+            let mut got = [0u8; 4];
             client.read_exact(&mut got).await.unwrap();
             assert_eq!(&got, b"pong");
         });
