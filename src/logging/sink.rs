@@ -18,9 +18,13 @@ use std::time::Duration;
 /// Bytes waiting for the writer at most (lines are bounded to a few KiB before they queue).
 const BUFFER_MAX: usize = 32 * 1024 * 1024;
 /// A batch smaller than this lets lines gather before the next write.
-const SMALL_BATCH: usize = 32 * 1024;
-/// How long lines gather after a small batch: the most a line waits for a busy writer.
-const GATHER: Duration = Duration::from_millis(1);
+const SMALL_BATCH: usize = 256 * 1024;
+/// How long lines gather after a small batch: the most a line waits for a busy writer. Each
+/// round wakes the writer, and on a loaded machine a wake-up takes a core from a worker: at
+/// 1 ms the log cost the public route ~1.3 µs of CPU per request at ~50k requests a second,
+/// at 10 ms about a fifth of that (nginx's buffered `access_log` holds lines until its buffer
+/// fills, unless `flush=` sets a time).
+const GATHER: Duration = Duration::from_millis(10);
 
 #[derive(Default)]
 struct State {
