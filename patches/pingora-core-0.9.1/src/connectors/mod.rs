@@ -15,6 +15,7 @@
 //! Connecting to servers
 
 pub mod http;
+mod idle;
 pub mod l4;
 #[cfg(feature = "any_tls")]
 mod tls;
@@ -179,6 +180,10 @@ pub struct TransportConnector {
     /// for periodic metric reporting without needing access to the connector itself.
     unexpected_data_conn_count: Arc<AtomicU64>,
     keepalive_pool_callback: Option<PoolCallback>,
+    /// Tells this connector's idle connections apart from other connectors' in a thread's
+    /// own pool (see [`idle`]).
+    id: u64,
+    pool_size: usize,
 }
 
 const DEFAULT_POOL_SIZE: usize = 128;
@@ -256,6 +261,11 @@ impl TransportConnector {
             preferred_http_version: PreferredHttpVersion::new(),
             unexpected_data_conn_count: Arc::new(AtomicU64::new(0)),
             keepalive_pool_callback,
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
+            pool_size,
         }
     }
 
@@ -293,31 +303,12 @@ impl TransportConnector {
         Ok(stream)
     }
 
-    /// The pool key of a peer's connections made and released on this thread. On a current-thread
-    /// runtime (each thread of a no-steal runtime is one) a task never leaves its thread, and a
-    /// connection's readiness events come from the reactor of the thread that connected it: reused
-    /// from another thread, each event woke that thread from this one, and taking it from the pool
-    /// woke its idle poll there too. So each such thread keeps its own idle connections, as each
-    /// nginx worker keeps its own. Elsewhere (a work-stealing runtime shares one reactor) the key is
-    /// the peer's, shared by all threads.
-    fn pool_key(peer_key: u64) -> u64 {
-        thread_local! {
-            static SALT: Option<u64> = tokio::runtime::Handle::try_current()
-                .ok()
-                .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
-                .map(|_| {
-                    use std::hash::{BuildHasher, Hash, Hasher};
-                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                    std::thread::current().id().hash(&mut h);
-                    h.finish()
-                });
-        }
-        SALT.with(|salt| salt.map_or(peer_key, |salt| peer_key ^ salt))
-    }
-
     /// Try to find a reusable connection to the given server [Peer]
     pub async fn reused_stream<P: Peer + Send + Sync>(&self, peer: &P) -> Option<Stream> {
-        match self.connection_pool.get(&Self::pool_key(peer.reuse_hash())) {
+        if idle::kept_here() {
+            return idle::take(self.id, peer.reuse_hash(), |s| self.reusable(peer, s));
+        }
+        match self.connection_pool.get(&peer.reuse_hash()) {
             Some(s) => {
                 debug!("find reusable stream, trying to acquire it");
                 // Wait for the idle poll to release it, and take the stream out under the lock:
@@ -326,41 +317,7 @@ impl TransportConnector {
                 // had not run to its end yet, and a good connection was thrown away.
                 let taken = s.lock().await.take_reusable();
                 match taken {
-                    Some(mut stream) => {
-                        // test_reusable_stream: we assume server would never actively send data
-                        // first on an idle stream.
-                        #[cfg(unix)]
-                        if (stream
-                            .get_socket_digest()
-                            .is_some_and(|d| peer.digest_matches(&d))
-                            || peer.matches_fd(stream.id()))
-                            && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
-                        {
-                            Some(stream)
-                        } else {
-                            None
-                        }
-                        #[cfg(windows)]
-                        {
-                            use std::os::windows::io::{AsRawSocket, RawSocket};
-                            struct WrappedRawSocket(RawSocket);
-                            impl AsRawSocket for WrappedRawSocket {
-                                fn as_raw_socket(&self) -> RawSocket {
-                                    self.0
-                                }
-                            }
-                            if peer.matches_sock(WrappedRawSocket(stream.id() as RawSocket))
-                                && test_reusable_stream(
-                                    &mut stream,
-                                    &self.unexpected_data_conn_count,
-                                )
-                            {
-                                Some(stream)
-                            } else {
-                                None
-                            }
-                        }
-                    }
+                    Some(mut stream) => self.reusable(peer, &mut stream).then_some(stream),
                     None => {
                         debug!("the idle stream was closed or sent data while it idled");
                         None
@@ -372,6 +329,28 @@ impl TransportConnector {
                 None
             }
         }
+    }
+
+    /// Is this idle connection one to `peer` that may carry a request? We assume a server never
+    /// sends first on an idle connection: one that has something to read is closed or broken.
+    fn reusable<P: Peer>(&self, peer: &P, stream: &mut Stream) -> bool {
+        #[cfg(unix)]
+        let same_peer = stream
+            .get_socket_digest()
+            .is_some_and(|d| peer.digest_matches(&d))
+            || peer.matches_fd(stream.id());
+        #[cfg(windows)]
+        let same_peer = {
+            use std::os::windows::io::{AsRawSocket, RawSocket};
+            struct WrappedRawSocket(RawSocket);
+            impl AsRawSocket for WrappedRawSocket {
+                fn as_raw_socket(&self) -> RawSocket {
+                    self.0
+                }
+            }
+            peer.matches_sock(WrappedRawSocket(stream.id() as RawSocket))
+        };
+        same_peer && test_reusable_stream(stream, &self.unexpected_data_conn_count)
     }
 
     /// Return the [Stream] to the [TransportConnector] for connection reuse.
@@ -390,8 +369,18 @@ impl TransportConnector {
         if !test_reusable_stream(&mut stream, &self.unexpected_data_conn_count) {
             return;
         }
+        if idle::kept_here() {
+            idle::put(self.id, key, stream, idle_timeout, || {
+                (
+                    self.pool_size,
+                    self.unexpected_data_conn_count.clone(),
+                    self.keepalive_pool_callback.clone(),
+                )
+            });
+            return;
+        }
         let id = stream.id();
-        let meta = ConnectionMeta::new(Self::pool_key(key), id);
+        let meta = ConnectionMeta::new(key, id);
         debug!("Try to keepalive client session");
         let stream = Arc::new(Mutex::new(PooledStream::new(stream)));
         let locked_stream = stream.clone().try_lock_owned().unwrap(); // safe as we just created it
@@ -399,10 +388,7 @@ impl TransportConnector {
         let idle_meta = IdleConnection::new(meta);
         let pool = self.connection_pool.clone(); //clone the arc
         let keepalive_pool_callback = self.keepalive_pool_callback.clone();
-        // The idle poll runs on this thread's runtime, where the connection was just used (and,
-        // on a current-thread runtime, is kept for: see `pool_key`). `current_handle()` picks a
-        // random thread of a no-steal runtime: with two threads half the releases spawned the
-        // poll on the other one, an eventfd write to wake it.
+        // The idle poll runs on this thread's runtime, where the connection was just used.
         let rt = tokio::runtime::Handle::try_current()
             .unwrap_or_else(|_| pingora_runtime::current_handle());
         rt.spawn(async move {
@@ -654,44 +640,181 @@ pub(crate) mod test_utils {
 }
 
 #[cfg(test)]
-mod pool_key_tests {
-    use super::TransportConnector;
+mod idle_tests {
+    use super::*;
+    use crate::upstreams::peer::BasicPeer;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
 
-    fn key_on_a_current_thread_runtime() -> (u64, u64) {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// A server that accepts and holds connections; each accepted socket is handed out so a
+    /// test can close it.
+    fn server() -> (String, mpsc::Receiver<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                if tx.send(s.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        (addr, rx)
+    }
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
-            (
-                TransportConnector::pool_key(42),
-                TransportConnector::pool_key(42),
-            )
-        })
+            .unwrap()
+    }
+
+    fn connector(pool_size: usize, evicted: Option<PoolCallback>) -> TransportConnector {
+        let mut options = ConnectorOptions::new(pool_size);
+        options.keepalive_pool_callback = evicted;
+        TransportConnector::new(Some(options))
     }
 
     #[test]
-    fn each_current_thread_runtime_thread_pools_apart_and_a_shared_runtime_together() {
-        let (a1, a2) = std::thread::spawn(key_on_a_current_thread_runtime)
-            .join()
-            .unwrap();
-        let (b1, _) = std::thread::spawn(key_on_a_current_thread_runtime)
-            .join()
-            .unwrap();
-        assert_eq!(a1, a2, "one thread, one key");
-        assert_ne!(a1, 42);
-        assert_ne!(a1, b1, "two threads, two keys");
+    fn a_current_thread_runtime_keeps_its_idle_connections_to_itself() {
+        let (addr, accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let connector = Arc::new(connector(8, None));
+        let rt = current_thread();
+        let id = rt.block_on(async {
+            let stream = connector.new_stream(&peer).await.unwrap();
+            let id = stream.id();
+            connector.release_stream(stream, peer.reuse_hash(), None);
+            id
+        });
+        let _server_side = accepted.recv().unwrap();
+        assert_eq!(idle::count(connector.id), 1);
 
-        let shared = std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .build()
-                .unwrap();
-            rt.block_on(async { tokio::spawn(async { TransportConnector::pool_key(42) }).await })
-                .unwrap()
+        // Another thread's runtime finds nothing: the connection is this thread's.
+        let (c, p) = (connector.clone(), peer.clone());
+        let elsewhere = std::thread::spawn(move || {
+            current_thread().block_on(async { c.reused_stream(&p).await.is_some() })
         })
         .join()
         .unwrap();
-        assert_eq!(shared, 42, "a work-stealing runtime shares its pool");
+        assert!(!elsewhere);
+
+        rt.block_on(async {
+            let again = connector.reused_stream(&peer).await.expect("reused");
+            assert_eq!(again.id(), id, "the same connection");
+            assert_eq!(idle::count(connector.id), 0);
+            assert!(connector.reused_stream(&peer).await.is_none());
+            // A different peer's key finds nothing either.
+            connector.release_stream(again, peer.reuse_hash(), None);
+            let other = BasicPeer::new("127.0.0.1:9");
+            assert!(connector.reused_stream(&other).await.is_none());
+            assert_eq!(idle::count(connector.id), 1);
+        });
+    }
+
+    #[test]
+    fn a_connection_its_peer_closed_is_closed_by_the_sweeper_and_never_reused() {
+        let (addr, accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let connector = connector(8, None);
+        current_thread().block_on(async {
+            for _ in 0..2 {
+                let stream = connector.new_stream(&peer).await.unwrap();
+                connector.release_stream(stream, peer.reuse_hash(), None);
+            }
+            let (first, second) = (accepted.recv().unwrap(), accepted.recv().unwrap());
+            assert_eq!(idle::count(connector.id), 2);
+            drop(first);
+            // Within a sweep the closed one is gone, without anyone asking for a connection.
+            tokio::time::sleep(idle::SWEEP + Duration::from_millis(300)).await;
+            assert_eq!(idle::count(connector.id), 1);
+            drop(second);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Taken before the sweeper saw it: the read finds the end and refuses it.
+            assert!(connector.reused_stream(&peer).await.is_none());
+            assert_eq!(idle::count(connector.id), 0);
+        });
+    }
+
+    #[test]
+    fn an_idle_connection_past_its_timeout_is_not_reused() {
+        let (addr, _accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let connector = connector(8, None);
+        current_thread().block_on(async {
+            let stream = connector.new_stream(&peer).await.unwrap();
+            connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(20)));
+            let stream = connector.new_stream(&peer).await.unwrap();
+            connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_secs(60)));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The fresh one first; then the expired one is closed, not handed out.
+            assert!(connector.reused_stream(&peer).await.is_some());
+            assert!(connector.reused_stream(&peer).await.is_none());
+            assert_eq!(idle::count(connector.id), 0);
+
+            // The sweeper closes an expired one nobody asks for.
+            let stream = connector.new_stream(&peer).await.unwrap();
+            connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(20)));
+            tokio::time::sleep(idle::SWEEP + Duration::from_millis(300)).await;
+            assert_eq!(idle::count(connector.id), 0);
+        });
+    }
+
+    #[test]
+    fn a_full_pool_closes_the_connection_idle_longest() {
+        let (addr, _accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counted = evictions.clone();
+        let callback: PoolCallback = Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        });
+        let connector = connector(2, Some(callback));
+        current_thread().block_on(async {
+            let mut ids = vec![];
+            for _ in 0..3 {
+                let stream = connector.new_stream(&peer).await.unwrap();
+                ids.push(stream.id());
+                connector.release_stream(stream, peer.reuse_hash(), None);
+            }
+            assert_eq!(idle::count(connector.id), 2);
+            assert_eq!(evictions.load(Ordering::Relaxed), 1);
+            let a = connector.reused_stream(&peer).await.unwrap();
+            let b = connector.reused_stream(&peer).await.unwrap();
+            assert_eq!((a.id(), b.id()), (ids[2], ids[1]), "newest first, oldest evicted");
+            assert!(connector.reused_stream(&peer).await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_work_stealing_runtime_shares_one_pool() {
+        let (addr, _accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let connector = Arc::new(connector(8, None));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (c, p) = (connector.clone(), peer.clone());
+        let (id, kept_locally) = rt
+            .block_on(rt.spawn(async move {
+                let stream = c.new_stream(&p).await.unwrap();
+                let id = stream.id();
+                c.release_stream(stream, p.reuse_hash(), None);
+                (id, idle::count(c.id))
+            }))
+            .unwrap();
+        assert_eq!(kept_locally, 0);
+        let (c, p) = (connector.clone(), peer.clone());
+        let reused = rt
+            .block_on(rt.spawn(async move {
+                // The shared pool's idle poll runs as its own task: let it start.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                c.reused_stream(&p).await.map(|s| s.id())
+            }))
+            .unwrap();
+        assert_eq!(reused, Some(id));
     }
 }
 
