@@ -204,7 +204,8 @@ fn start_sweeper() {
     runtime.spawn(async {
         let _sweeping = Sweeping;
         loop {
-            tokio::time::sleep(SWEEP).await;
+            // pingora's timer, which needs no time driver in the runtime.
+            pingora_timeout::sleep(SWEEP).await;
             if sweep() == 0 {
                 return;
             }

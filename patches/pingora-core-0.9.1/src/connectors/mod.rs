@@ -662,9 +662,10 @@ mod idle_tests {
         (addr, rx)
     }
 
+    /// No time driver: the pool's sweeper must not need one.
     fn current_thread() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
             .build()
             .unwrap()
     }
@@ -726,10 +727,10 @@ mod idle_tests {
             assert_eq!(idle::count(connector.id), 2);
             drop(first);
             // Within a sweep the closed one is gone, without anyone asking for a connection.
-            tokio::time::sleep(idle::SWEEP + Duration::from_millis(300)).await;
+            pingora_timeout::sleep(idle::SWEEP + Duration::from_millis(300)).await;
             assert_eq!(idle::count(connector.id), 1);
             drop(second);
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            pingora_timeout::sleep(Duration::from_millis(100)).await;
             // Taken before the sweeper saw it: the read finds the end and refuses it.
             assert!(connector.reused_stream(&peer).await.is_none());
             assert_eq!(idle::count(connector.id), 0);
@@ -746,7 +747,7 @@ mod idle_tests {
             connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(20)));
             let stream = connector.new_stream(&peer).await.unwrap();
             connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_secs(60)));
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            pingora_timeout::sleep(Duration::from_millis(50)).await;
             // The fresh one first; then the expired one is closed, not handed out.
             assert!(connector.reused_stream(&peer).await.is_some());
             assert!(connector.reused_stream(&peer).await.is_none());
@@ -755,7 +756,7 @@ mod idle_tests {
             // The sweeper closes an expired one nobody asks for.
             let stream = connector.new_stream(&peer).await.unwrap();
             connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(20)));
-            tokio::time::sleep(idle::SWEEP + Duration::from_millis(300)).await;
+            pingora_timeout::sleep(idle::SWEEP + Duration::from_millis(300)).await;
             assert_eq!(idle::count(connector.id), 0);
         });
     }
@@ -810,7 +811,7 @@ mod idle_tests {
         let reused = rt
             .block_on(rt.spawn(async move {
                 // The shared pool's idle poll runs as its own task: let it start.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                pingora_timeout::sleep(Duration::from_millis(20)).await;
                 c.reused_stream(&p).await.map(|s| s.id())
             }))
             .unwrap();
