@@ -95,6 +95,11 @@ pub struct ConnectorOptions {
     /// its per-worker meaning even though the pool itself now uses a single
     /// global LRU.
     pub keepalive_pool_size: usize,
+    /// The cap of each thread's own pool, where threads keep their idle connections apart
+    /// (current-thread runtimes: see `idle`): `server_conf.upstream_keepalive_pool_size` in
+    /// [`Self::from_server_conf`], its per-worker meaning, as nginx's `keepalive` is per
+    /// worker.
+    pub keepalive_pool_size_per_thread: usize,
     /// Optionally offload the connection establishment to dedicated thread pools
     ///
     /// TCP and TLS connection establishment can be CPU intensive. Sometimes such tasks can slow
@@ -144,6 +149,7 @@ impl ConnectorOptions {
             keepalive_pool_size: server_conf
                 .upstream_keepalive_pool_size
                 .saturating_mul(server_conf.threads.max(1)),
+            keepalive_pool_size_per_thread: server_conf.upstream_keepalive_pool_size,
             offload_threadpool: server_conf.upstream_connect_offload_threadpool(),
             bind_to_v4,
             bind_to_v6,
@@ -160,6 +166,7 @@ impl ConnectorOptions {
             cert_key_file: None,
             debug_ssl_keylog: false,
             keepalive_pool_size,
+            keepalive_pool_size_per_thread: keepalive_pool_size,
             offload_threadpool: None,
             bind_to_v4: vec![],
             bind_to_v6: vec![],
@@ -183,7 +190,7 @@ pub struct TransportConnector {
     /// Tells this connector's idle connections apart from other connectors' in a thread's
     /// own pool (see [`idle`]).
     id: u64,
-    pool_size: usize,
+    pool_size_per_thread: usize,
 }
 
 const DEFAULT_POOL_SIZE: usize = 128;
@@ -240,6 +247,9 @@ impl TransportConnector {
         let pool_size = options
             .as_ref()
             .map_or(DEFAULT_POOL_SIZE, |c| c.keepalive_pool_size);
+        let pool_size_per_thread = options
+            .as_ref()
+            .map_or(DEFAULT_POOL_SIZE, |c| c.keepalive_pool_size_per_thread);
         // Take the offloading setting there because this layer has implement offloading,
         // so no need for stacks at lower layer to offload again.
         let offload = options.as_mut().and_then(|o| o.offload_threadpool.take());
@@ -265,7 +275,7 @@ impl TransportConnector {
                 static NEXT: AtomicU64 = AtomicU64::new(0);
                 NEXT.fetch_add(1, Ordering::Relaxed)
             },
-            pool_size,
+            pool_size_per_thread,
         }
     }
 
@@ -372,7 +382,7 @@ impl TransportConnector {
         if idle::kept_here() {
             idle::put(self.id, key, stream, idle_timeout, || {
                 (
-                    self.pool_size,
+                    self.pool_size_per_thread,
                     self.unexpected_data_conn_count.clone(),
                     self.keepalive_pool_callback.clone(),
                 )
@@ -785,6 +795,19 @@ mod idle_tests {
             assert_eq!((a.id(), b.id()), (ids[2], ids[1]), "newest first, oldest evicted");
             assert!(connector.reused_stream(&peer).await.is_none());
         });
+    }
+
+    #[test]
+    fn each_thread_keeps_the_configured_per_worker_pool_size() {
+        let conf = ServerConf {
+            threads: 4,
+            upstream_keepalive_pool_size: 8,
+            ..Default::default()
+        };
+        let options = ConnectorOptions::from_server_conf(&conf);
+        assert_eq!(options.keepalive_pool_size_per_thread, 8);
+        assert_eq!(options.keepalive_pool_size, 32, "the shared pool's cap, as before");
+        assert_eq!(connector(3, None).pool_size_per_thread, 3);
     }
 
     #[test]
