@@ -29,7 +29,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::{test_reusable_stream, PoolCallback};
@@ -60,6 +60,8 @@ struct Pool {
     capacity: usize,
     unexpected_data: Arc<AtomicU64>,
     evicted: Option<PoolCallback>,
+    /// Gone with its connector: the pool is then closed at the next sweep.
+    connector: Weak<()>,
 }
 
 impl Pool {
@@ -137,25 +139,34 @@ pub(super) fn take(connector: u64, key: u64, reusable: impl Fn(&mut Stream) -> b
     })
 }
 
-/// Keeps a connection for reuse on this thread. `pool` gives, the first time this connector
-/// keeps one here, its capacity, unexpected-data counter and eviction callback.
+/// What a connector tells its pool on a thread the first time it keeps a connection there.
+pub(super) struct Setup {
+    pub capacity: usize,
+    pub unexpected_data: Arc<AtomicU64>,
+    pub evicted: Option<PoolCallback>,
+    /// A token the connector holds for as long as it lives.
+    pub alive: Weak<()>,
+}
+
+/// Keeps a connection for reuse on this thread.
 pub(super) fn put(
     connector: u64,
     key: u64,
     stream: Stream,
     timeout: Option<Duration>,
-    pool: impl FnOnce() -> (usize, Arc<AtomicU64>, Option<PoolCallback>),
+    setup: impl FnOnce() -> Setup,
 ) {
     LOCAL.with(|local| {
         let mut pools = local.pools.borrow_mut();
         let pool = pools.entry(connector).or_insert_with(|| {
-            let (capacity, unexpected_data, evicted) = pool();
+            let setup = setup();
             Pool {
                 by_key: HashMap::new(),
                 count: 0,
-                capacity,
-                unexpected_data,
-                evicted,
+                capacity: setup.capacity,
+                unexpected_data: setup.unexpected_data,
+                evicted: setup.evicted,
+                connector: setup.alive,
             }
         });
         if pool.capacity == 0 {
@@ -177,11 +188,13 @@ pub(super) fn put(
     })
 }
 
-/// Sweeps this thread's idle connections now; returns how many are left.
+/// Sweeps this thread's idle connections now (and the pools of connectors that are gone);
+/// returns how many are left.
 pub(super) fn sweep() -> usize {
     let now = Instant::now();
     LOCAL.with(|local| {
         let mut pools = local.pools.borrow_mut();
+        pools.retain(|_, p| p.connector.strong_count() > 0);
         pools.values_mut().for_each(|p| p.sweep(now));
         pools.values().map(|p| p.count).sum()
     })

@@ -191,6 +191,9 @@ pub struct TransportConnector {
     /// own pool (see [`idle`]).
     id: u64,
     pool_size_per_thread: usize,
+    /// Held while this connector lives: a thread's pool of its connections is closed once it
+    /// is gone.
+    alive: Arc<()>,
 }
 
 const DEFAULT_POOL_SIZE: usize = 128;
@@ -276,6 +279,7 @@ impl TransportConnector {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             },
             pool_size_per_thread,
+            alive: Arc::new(()),
         }
     }
 
@@ -380,12 +384,11 @@ impl TransportConnector {
             return;
         }
         if idle::kept_here() {
-            idle::put(self.id, key, stream, idle_timeout, || {
-                (
-                    self.pool_size_per_thread,
-                    self.unexpected_data_conn_count.clone(),
-                    self.keepalive_pool_callback.clone(),
-                )
+            idle::put(self.id, key, stream, idle_timeout, || idle::Setup {
+                capacity: self.pool_size_per_thread,
+                unexpected_data: self.unexpected_data_conn_count.clone(),
+                evicted: self.keepalive_pool_callback.clone(),
+                alive: Arc::downgrade(&self.alive),
             });
             return;
         }
@@ -794,6 +797,26 @@ mod idle_tests {
             let b = connector.reused_stream(&peer).await.unwrap();
             assert_eq!((a.id(), b.id()), (ids[2], ids[1]), "newest first, oldest evicted");
             assert!(connector.reused_stream(&peer).await.is_none());
+        });
+    }
+
+    #[test]
+    fn the_idle_connections_of_a_connector_that_is_gone_are_closed_at_the_next_sweep() {
+        let (addr, accepted) = server();
+        let peer = BasicPeer::new(&addr);
+        let (kept, gone) = (connector(8, None), connector(8, None));
+        current_thread().block_on(async {
+            for c in [&kept, &gone] {
+                let stream = c.new_stream(&peer).await.unwrap();
+                c.release_stream(stream, peer.reuse_hash(), None);
+            }
+            let _server_side = (accepted.recv().unwrap(), accepted.recv().unwrap());
+            let gone_id = gone.id;
+            drop(gone);
+            assert_eq!(idle::count(gone_id), 1, "until the sweep");
+            assert_eq!(idle::sweep(), 1, "the live connector's one is left");
+            assert_eq!(idle::count(gone_id), 0);
+            assert_eq!(idle::count(kept.id), 1);
         });
     }
 
