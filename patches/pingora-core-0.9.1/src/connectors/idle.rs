@@ -27,7 +27,7 @@
 //! their timeout while nobody asked for them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -53,9 +53,12 @@ impl Idle {
 
 /// One connector's idle connections on one thread.
 struct Pool {
-    /// Per pool key, oldest first: the most recently released is taken first (it is the one
-    /// least likely to have been closed by its peer's keep-alive timeout).
-    by_key: HashMap<u64, Vec<Idle>>,
+    /// Per pool key, oldest first. The one idle the longest is taken first, as pingora's shared
+    /// pool took them (its hot queue is first in, first out): requests rotate over the idle
+    /// connections, and so over the upstream's workers each connection is pinned to. Taking
+    /// the newest first (nginx's order) kept a few connections busy and the rest idle: against
+    /// the benchmark's two-worker nginx it served 3-12% fewer requests, p99 1.3-1.4 ms later.
+    by_key: HashMap<u64, VecDeque<Idle>>,
     count: usize,
     capacity: usize,
     unexpected_data: Arc<AtomicU64>,
@@ -70,11 +73,13 @@ impl Pool {
         let oldest = self
             .by_key
             .iter()
-            .filter_map(|(k, v)| v.first().map(|i| (i.since, *k)))
+            .filter_map(|(k, v)| v.front().map(|i| (i.since, *k)))
             .min();
         if let Some((_, key)) = oldest {
             if let Some(list) = self.by_key.get_mut(&key) {
-                let idle = list.remove(0);
+                let Some(idle) = list.pop_front() else {
+                    return;
+                };
                 self.count -= 1;
                 if let Some(callback) = &self.evicted {
                     callback(idle.since.elapsed());
@@ -118,15 +123,15 @@ pub(super) fn kept_here() -> bool {
     CURRENT_THREAD.with(|c| *c)
 }
 
-/// The most recently released reusable connection of `key` kept by this thread for
-/// `connector`, if any; expired and closed ones met on the way are closed.
+/// The reusable connection of `key` kept by this thread for `connector` the longest, if any;
+/// expired and closed ones met on the way are closed.
 pub(super) fn take(connector: u64, key: u64, reusable: impl Fn(&mut Stream) -> bool) -> Option<Stream> {
     LOCAL.with(|local| {
         let mut pools = local.pools.borrow_mut();
         let pool = pools.get_mut(&connector)?;
         let list = pool.by_key.get_mut(&key)?;
         let mut now = None;
-        while let Some(mut idle) = list.pop() {
+        while let Some(mut idle) = list.pop_front() {
             pool.count -= 1;
             if idle.timeout.is_some() && idle.expired(*now.get_or_insert_with(Instant::now)) {
                 continue;
@@ -175,7 +180,7 @@ pub(super) fn put(
         if pool.count >= pool.capacity {
             pool.evict_oldest();
         }
-        pool.by_key.entry(key).or_default().push(Idle {
+        pool.by_key.entry(key).or_default().push_back(Idle {
             stream,
             since: Instant::now(),
             timeout,

@@ -761,7 +761,7 @@ mod idle_tests {
             let stream = connector.new_stream(&peer).await.unwrap();
             connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_secs(60)));
             pingora_timeout::sleep(Duration::from_millis(50)).await;
-            // The fresh one first; then the expired one is closed, not handed out.
+            // The expired one, idle the longest, is closed on the way to the fresh one.
             assert!(connector.reused_stream(&peer).await.is_some());
             assert!(connector.reused_stream(&peer).await.is_none());
             assert_eq!(idle::count(connector.id), 0);
@@ -795,7 +795,11 @@ mod idle_tests {
             assert_eq!(evictions.load(Ordering::Relaxed), 1);
             let a = connector.reused_stream(&peer).await.unwrap();
             let b = connector.reused_stream(&peer).await.unwrap();
-            assert_eq!((a.id(), b.id()), (ids[2], ids[1]), "newest first, oldest evicted");
+            assert_eq!(
+                (a.id(), b.id()),
+                (ids[1], ids[2]),
+                "the oldest evicted, then the oldest left first"
+            );
             assert!(connector.reused_stream(&peer).await.is_none());
         });
     }
