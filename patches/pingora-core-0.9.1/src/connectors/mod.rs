@@ -683,6 +683,21 @@ mod idle_tests {
             .unwrap()
     }
 
+    /// Waits (a few sweeps at most) for the sweeper to leave `left` idle connections of
+    /// `connector` on this thread; nothing else takes them meanwhile.
+    async fn swept_to(connector: u64, left: usize) {
+        let start = Instant::now();
+        while idle::count(connector) != left {
+            assert!(
+                start.elapsed() < idle::SWEEP * 5,
+                "{} idle, not {left}",
+                idle::count(connector)
+            );
+            pingora_timeout::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(start.elapsed() >= idle::SWEEP / 2, "swept, not taken at once");
+    }
+
     fn connector(pool_size: usize, evicted: Option<PoolCallback>) -> TransportConnector {
         let mut options = ConnectorOptions::new(pool_size);
         options.keepalive_pool_callback = evicted;
@@ -740,8 +755,7 @@ mod idle_tests {
             assert_eq!(idle::count(connector.id), 2);
             drop(first);
             // Within a sweep the closed one is gone, without anyone asking for a connection.
-            pingora_timeout::sleep(idle::SWEEP + Duration::from_millis(300)).await;
-            assert_eq!(idle::count(connector.id), 1);
+            swept_to(connector.id, 1).await;
             drop(second);
             pingora_timeout::sleep(Duration::from_millis(100)).await;
             // Taken before the sweeper saw it: the read finds the end and refuses it.
@@ -769,8 +783,7 @@ mod idle_tests {
             // The sweeper closes an expired one nobody asks for.
             let stream = connector.new_stream(&peer).await.unwrap();
             connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(20)));
-            pingora_timeout::sleep(idle::SWEEP + Duration::from_millis(300)).await;
-            assert_eq!(idle::count(connector.id), 0);
+            swept_to(connector.id, 0).await;
         });
     }
 
