@@ -5,10 +5,10 @@
 //! A worker holds the lock only to copy its line in, and wakes the writer only when the writer
 //! sleeps on an empty buffer; the writer, after each batch that is not a big one, lets lines
 //! gather for a moment (longer after a busy batch), so under load the output is a `write` per
-//! batch and a wake-up per batch, not per line (nginx's `access_log ... buffer=`). If the output cannot keep up and the buffer holds
-//! [`BUFFER_MAX`] bytes, further lines are dropped, counted and reported rather than stalling
-//! the proxy. [`Sink::close`] writes out everything and stops the thread; what is logged after
-//! that is written directly.
+//! batch and a wake-up per batch, not per line (nginx's `access_log ... buffer=`). If the
+//! output cannot keep up and the buffer holds [`BUFFER_MAX`] bytes, further lines are dropped,
+//! counted and reported rather than stalling the proxy. [`Sink::close`] writes out everything
+//! and stops the thread; what is logged after that is written directly.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -125,7 +125,11 @@ pub(super) fn kept_here() -> bool {
 
 /// The reusable connection of `key` kept by this thread for `connector` the longest, if any;
 /// expired and closed ones met on the way are closed.
-pub(super) fn take(connector: u64, key: u64, reusable: impl Fn(&mut Stream) -> bool) -> Option<Stream> {
+pub(super) fn take(
+    connector: u64,
+    key: u64,
+    reusable: impl Fn(&mut Stream) -> bool,
+) -> Option<Stream> {
     LOCAL.with(|local| {
         let mut pools = local.pools.borrow_mut();
         let pool = pools.get_mut(&connector)?;

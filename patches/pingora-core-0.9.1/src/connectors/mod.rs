@@ -695,7 +695,10 @@ mod idle_tests {
             );
             pingora_timeout::sleep(Duration::from_millis(50)).await;
         }
-        assert!(start.elapsed() >= idle::SWEEP / 2, "swept, not taken at once");
+        assert!(
+            start.elapsed() >= idle::SWEEP / 2,
+            "swept, not taken at once"
+        );
     }
 
     fn connector(pool_size: usize, evicted: Option<PoolCallback>) -> TransportConnector {
@@ -846,7 +849,10 @@ mod idle_tests {
         };
         let options = ConnectorOptions::from_server_conf(&conf);
         assert_eq!(options.keepalive_pool_size_per_thread, 8);
-        assert_eq!(options.keepalive_pool_size, 32, "the shared pool's cap, as before");
+        assert_eq!(
+            options.keepalive_pool_size, 32,
+            "the shared pool's cap, as before"
+        );
         assert_eq!(connector(3, None).pool_size_per_thread, 3);
     }
 
