@@ -436,10 +436,16 @@ impl HttpSession {
     }
 
     /// Similar to [`Self::read_response()`], read the response header and then return a copy of it.
+    ///
+    /// The caller gets the header as parsed, with its room for the headers a proxy adds
+    /// (`HEADER_HEADROOM`); the session keeps the copy, sized for what it holds, as it only
+    /// reads it. Either way one header is cloned.
     pub async fn read_resp_header_parts(&mut self) -> Result<Box<ResponseHeader>> {
         self.read_response().await?;
         // safe to unwrap because it is just read
-        Ok(Box::new(self.resp_header().unwrap().clone()))
+        let parsed = self.response_header.as_mut().unwrap();
+        let copy = Box::new(ResponseHeader::clone(parsed));
+        Ok(std::mem::replace(parsed, copy))
     }
 
     /// Return a reference of the [`ResponseHeader`] if the response is read
