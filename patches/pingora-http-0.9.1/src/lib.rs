@@ -419,6 +419,23 @@ impl Clone for RequestHeader {
     }
 }
 
+impl RequestHeader {
+    /// A clone with room for `additional` more headers in both of its maps (values and case),
+    /// for a copy its owner goes on to add to: a clone holds exactly the headers present, and
+    /// the first header added to it reallocates both.
+    pub fn clone_with_room(&self, additional: usize) -> Self {
+        Self {
+            base: req_parts_with(&self.base, self.base.headers.clone_with_room(additional)),
+            header_name_map: self
+                .header_name_map
+                .as_ref()
+                .map(|m| m.clone_with_room(additional)),
+            raw_target: self.raw_target.clone(),
+            send_end_stream: self.send_end_stream,
+        }
+    }
+}
+
 /// Header case is not recovered, because [ReqParts] keeps none, and neither is a
 /// request-target that does not round-trip through the URI: the target is taken from the
 /// URI rather than the absolute-form or CONNECT bytes a [RequestHeader] preserves. Set one
@@ -808,6 +825,11 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
 }
 
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
+    req_parts_with(me, me.headers.clone())
+}
+
+/// A copy of `me` with these headers.
+fn req_parts_with(me: &ReqParts, headers: HMap) -> ReqParts {
     let mut parts = ReqBuilder::new()
         .method(me.method.clone())
         .uri(me.uri.clone())
@@ -816,7 +838,7 @@ fn clone_req_parts(me: &ReqParts) -> ReqParts {
         .unwrap()
         .into_parts()
         .0;
-    parts.headers = me.headers.clone();
+    parts.headers = headers;
     parts.extensions = me.extensions.clone();
     parts
 }
@@ -1073,6 +1095,33 @@ mod tests {
         assert_eq!(8, http_header_map_upper_bound(None));
         assert_eq!(16, http_header_map_upper_bound(Some(16)));
         assert_eq!(4096, http_header_map_upper_bound(Some(7777)));
+    }
+
+    #[test]
+    fn a_clone_with_room_is_the_same_request_with_room_in_both_maps() {
+        let mut req = RequestHeader::build("POST", b"/a?b=1", Some(2)).unwrap();
+        req.insert_header("Host", "crm.example").unwrap();
+        req.append_header("X-Thing", "1").unwrap();
+        req.append_header("x-thing", "2").unwrap();
+        let mut copy = req.clone_with_room(4);
+        let wire = |r: &RequestHeader| {
+            let mut buf = vec![];
+            r.header_to_h1_wire(&mut buf);
+            buf
+        };
+        assert_eq!(wire(&copy), wire(&req));
+        assert_eq!(wire(&copy), wire(&req.clone()));
+        assert_eq!(copy.method, req.method);
+        assert_eq!(copy.raw_path(), req.raw_path());
+        assert!(copy.headers.capacity() >= req.headers.keys_len() + 4);
+        for name in ["X-A", "X-B", "X-C", "X-D"] {
+            copy.insert_header(name, "v").unwrap();
+        }
+        assert_eq!(
+            wire(&copy),
+            b"Host: crm.example\r\nX-Thing: 1\r\nx-thing: 2\r\nX-A: v\r\nX-B: v\r\nX-C: v\r\nX-D: v\r\n"
+        );
+        assert_eq!(req.headers.len(), 3, "the original is untouched");
     }
 
     #[test]

@@ -46,7 +46,10 @@ where
 
         // phase 2 send to upstream
 
-        let mut req = session.req_header().clone();
+        let mut req = match self.inner.upstream_request_header_room() {
+            0 => session.req_header().clone(),
+            room => session.req_header().clone_with_room(room),
+        };
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
         let downstream_had_host = req.headers.contains_key(http::header::HOST);
         req.set_version(Version::HTTP_11);

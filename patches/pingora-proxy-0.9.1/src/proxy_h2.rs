@@ -130,7 +130,10 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        let mut req = session.req_header().clone();
+        let mut req = match self.inner.upstream_request_header_room() {
+            0 => session.req_header().clone(),
+            room => session.req_header().clone_with_room(room),
+        };
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
 
         // A patched HTTP/1 parser can preserve non-UTF-8 request-target bytes, but `http::Uri`,

@@ -310,6 +310,17 @@ pub trait ProxyHttp {
         )
     }
 
+    /// How many headers [Self::upstream_request_filter()] may add to the upstream request.
+    ///
+    /// The upstream request starts as a copy of the downstream one, sized for exactly its
+    /// headers; a proxy that adds headers (forwarding headers, a request id, an identity) can
+    /// say how many here, and the copy is made with that room, so adding them reallocates
+    /// nothing. Only a hint: more may be added, at the cost of growing. The default, 0, is a
+    /// plain copy.
+    fn upstream_request_header_room(&self) -> usize {
+        0
+    }
+
     /// Modify the request before it is sent to the upstream.
     ///
     /// Unlike [Self::request_filter()], this filter allows changing the request headers sent to

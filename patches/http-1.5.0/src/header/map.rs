@@ -702,6 +702,30 @@ impl<T> HeaderMap<T> {
         usable_capacity(self.indices.len())
     }
 
+    /// A clone with room for `additional` more headers without growing, for a copy its owner
+    /// goes on to add to (a proxy's upstream request). `clone` holds exactly the headers
+    /// present, so the first one added to it reallocates the entries. The indices are copied
+    /// as they are when they have that room too, else grown as [`HeaderMap::reserve`] grows
+    /// them.
+    pub fn clone_with_room(&self, additional: usize) -> HeaderMap<T>
+    where
+        T: Clone,
+    {
+        let mut entries = Vec::with_capacity(self.entries.len() + additional);
+        entries.extend_from_slice(&self.entries);
+        let mut map = HeaderMap {
+            mask: self.mask,
+            indices: self.indices.clone(),
+            entries,
+            extra_values: self.extra_values.clone(),
+            danger: self.danger.clone(),
+        };
+        if map.capacity() < map.entries.len() + additional {
+            map.reserve(additional);
+        }
+        map
+    }
+
     /// Reserves capacity for at least `additional` more headers to be inserted
     /// into the `HeaderMap`.
     ///
@@ -4025,6 +4049,43 @@ mod as_header_name {
     }
 
     impl AsHeaderName for &String {}
+}
+
+#[test]
+fn a_clone_with_room_takes_that_many_headers_without_growing() {
+    let mut map = HeaderMap::with_capacity(16);
+    map.insert(crate::header::HOST, HeaderValue::from_static("a"));
+    map.append("x-a", HeaderValue::from_static("1"));
+    map.append("x-a", HeaderValue::from_static("2"));
+    let mut copy = map.clone_with_room(6);
+    assert_eq!(copy, map);
+    let (entries, indices) = (copy.entries.as_ptr(), copy.indices.as_ptr());
+    for i in 0..6 {
+        copy.insert(
+            HeaderName::from_bytes(format!("x-added-{i}").as_bytes()).unwrap(),
+            HeaderValue::from_static("v"),
+        );
+    }
+    assert_eq!(copy.entries.as_ptr(), entries, "no reallocation of the entries");
+    assert_eq!(copy.indices.as_ptr(), indices, "nor of the indices");
+    assert_eq!(copy.get_all("x-a").iter().count(), 2);
+    assert_eq!(copy.get("x-added-5").unwrap(), "v");
+    assert_eq!(map.keys_len(), 2);
+
+    // Indices without that room are grown, and everything is still found.
+    let mut small = HeaderMap::with_capacity(2);
+    small.insert(crate::header::HOST, HeaderValue::from_static("a"));
+    let mut copy = small.clone_with_room(20);
+    assert!(copy.capacity() >= 21);
+    for i in 0..20 {
+        copy.insert(
+            HeaderName::from_bytes(format!("x-added-{i}").as_bytes()).unwrap(),
+            HeaderValue::from_static("v"),
+        );
+    }
+    assert_eq!(copy.get(crate::header::HOST).unwrap(), "a");
+    assert_eq!(copy.get("x-added-19").unwrap(), "v");
+    assert_eq!(copy.keys_len(), 21);
 }
 
 #[test]
