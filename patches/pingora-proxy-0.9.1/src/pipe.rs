@@ -348,16 +348,27 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_send_and_by_the_sender_going() {
         let (tx, mut rx) = channel::<usize>();
+        let got_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = got_first.clone();
         let waiting = tokio::spawn(async move {
             let first = rx.recv().await;
+            flag.store(true, Ordering::SeqCst);
             let end = rx.recv().await;
             (first, end)
         });
         tokio::task::yield_now().await;
         tx.send(1).await.unwrap();
-        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            if got_first.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(got_first.load(Ordering::SeqCst), "a send wakes the receiver");
         drop(tx);
-        assert_eq!(waiting.await.unwrap(), (Some(1), None));
+        // A lost wake-up would leave the task waiting for ever.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+        assert_eq!(got.expect("the receiver was woken").unwrap(), (Some(1), None));
     }
 
     #[tokio::test]

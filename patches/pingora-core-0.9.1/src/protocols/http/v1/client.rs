@@ -1316,6 +1316,32 @@ mod tests_stream {
         assert_eq!(expected_header, http_stream.get_headers_raw());
     }
 
+    #[tokio::test]
+    async fn the_response_header_handed_out_and_the_sessions_copy_are_the_same_and_apart() {
+        let input = b"HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 0\r\n\r\n";
+        let mock_io = Builder::new().read(&input[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        let mut header = http_stream.read_resp_header_parts().await.unwrap();
+        let kept = http_stream.resp_header().unwrap();
+        assert_eq!(header.status, kept.status);
+        assert_eq!(header.headers, kept.headers);
+        let wire = |h: &ResponseHeader| {
+            let mut buf = vec![];
+            h.header_to_h1_wire(&mut buf);
+            buf
+        };
+        assert_eq!(wire(&header), wire(kept));
+        header.insert_header("X-Request-Id", "r1").unwrap();
+        // The session's copy is its own.
+        assert!(http_stream
+            .resp_header()
+            .unwrap()
+            .headers
+            .get("x-request-id")
+            .is_none());
+        assert_eq!(http_stream.get_status(), Some(StatusCode::OK));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn read_response_task_cancel_safe_after_informational_preread() {
         init_log();
