@@ -34,11 +34,62 @@ use crate::services::Service as ServiceTrait;
 use async_trait::async_trait;
 use log::{debug, error, info};
 use pingora_error::Result;
-use pingora_runtime::current_handle;
+use pingora_runtime::{current_handle, current_handles};
 use pingora_timeout::timeout;
 use std::fs::Permissions;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// The threads of a no-steal runtime and how many connections each is serving. Each accepted
+/// connection is served by one thread for its whole life; a random thread (pingora's default)
+/// leaves them unevenly spread (64 connections over two threads: typically 36 and 28), and the
+/// busier thread's connections wait longer for every request.
+struct Threads {
+    handles: &'static [Handle],
+    open: Box<[AtomicUsize]>,
+    /// Where the next search starts, so that threads with equal counts take turns.
+    next: AtomicUsize,
+}
+
+impl Threads {
+    fn new(handles: &'static [Handle]) -> Self {
+        Threads {
+            handles,
+            open: handles.iter().map(|_| AtomicUsize::new(0)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a new connection on the thread serving the fewest; the count drops with the
+    /// returned guard.
+    fn least_loaded(self: &Arc<Self>) -> OpenConnection {
+        let n = self.open.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let thread = (0..n)
+            .map(|i| (start + i) % n)
+            .min_by_key(|&i| self.open[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.open[thread].fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            threads: self.clone(),
+            thread,
+        }
+    }
+}
+
+/// A connection counted on `thread` until it is dropped.
+struct OpenConnection {
+    threads: Arc<Threads>,
+    thread: usize,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.threads.open[self.thread].fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Override the runtime options used to run a listening service.
 pub type RuntimeOptsOverride = Arc<dyn Fn(&RuntimeOpts) -> Option<RuntimeOpts> + Send + Sync>;
@@ -203,6 +254,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
         app_logic: Arc<A>,
         mut stack: TransportStack,
         mut shutdown: ShutdownWatch,
+        threads: Option<Arc<Threads>>,
     ) {
         // the accept loop, until the system is shutting down
         loop {
@@ -230,7 +282,17 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
                     let accepted_on = std::thread::current().id();
-                    current_handle().spawn(async move {
+                    // The thread serving the fewest connections takes it (a random one when
+                    // the runtime's threads are not known).
+                    let (handle, open) = match &threads {
+                        Some(threads) => {
+                            let open = threads.least_loaded();
+                            (threads.handles[open.thread].clone(), Some(open))
+                        }
+                        None => (current_handle(), None),
+                    };
+                    handle.spawn(async move {
+                        let _open = open;
                         let peer_addr = io.peer_addr();
                         let handshake = io.handshake_on(Some(accepted_on));
                         match timeout(Duration::from_secs(60), handshake).await {
@@ -301,15 +363,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for Service<A> {
         let app_logic = Arc::new(app_logic);
 
         let mut handlers = Vec::new();
+        // One count per thread of this service's runtime, shared by all its endpoints.
+        let threads = current_handles().map(|handles| Arc::new(Threads::new(handles)));
 
         endpoints.into_iter().for_each(|endpoint| {
             for _ in 0..listeners_per_fd {
                 let shutdown = shutdown.clone();
                 let my_app_logic = app_logic.clone();
                 let endpoint = endpoint.clone();
+                let threads = threads.clone();
 
                 let jh = runtime.spawn(async move {
-                    Self::run_endpoint(my_app_logic, endpoint, shutdown).await;
+                    Self::run_endpoint(my_app_logic, endpoint, shutdown, threads).await;
                 });
 
                 handlers.push(jh);
@@ -337,5 +402,53 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for Service<A> {
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         Some(self.listeners.addresses())
+    }
+}
+
+#[cfg(test)]
+mod threads_test {
+    use super::*;
+
+    fn threads(n: usize) -> (tokio::runtime::Runtime, Arc<Threads>) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let handles: Vec<Handle> = (0..n).map(|_| rt.handle().clone()).collect();
+        (rt, Arc::new(Threads::new(Box::leak(handles.into_boxed_slice()))))
+    }
+
+    fn counts(t: &Threads) -> Vec<usize> {
+        t.open.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+
+    #[test]
+    fn connections_go_to_the_least_loaded_thread() {
+        let (_rt, t) = threads(3);
+        let mut open: Vec<OpenConnection> = (0..7).map(|_| t.least_loaded()).collect();
+        assert_eq!(counts(&t), [3, 2, 2]);
+        // Two connections of thread 1 end: the next two go there, not round the ring.
+        let ended: Vec<usize> = open
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.thread == 1)
+            .map(|(i, _)| i)
+            .take(2)
+            .collect();
+        for i in ended.into_iter().rev() {
+            open.remove(i);
+        }
+        assert_eq!(counts(&t), [3, 0, 2]);
+        let a = t.least_loaded();
+        let b = t.least_loaded();
+        assert_eq!((a.thread, b.thread), (1, 1));
+        assert_eq!(counts(&t), [3, 2, 2]);
+        drop((a, b, open));
+        assert_eq!(counts(&t), [0, 0, 0]);
+    }
+
+    #[test]
+    fn threads_with_equal_counts_take_turns() {
+        let (_rt, t) = threads(2);
+        // Each connection ends before the next arrives: every thread still gets its share.
+        let picked: Vec<usize> = (0..6).map(|_| t.least_loaded().thread).collect();
+        assert_eq!(picked, [0, 1, 0, 1, 0, 1]);
     }
 }
