@@ -237,3 +237,69 @@ fn a_raw_space_or_control_byte_in_the_request_line_is_a_400_as_nginx() {
         assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(line));
     }
 }
+
+/// An HTTP/1.1 keep-alive upstream that answers each request with the number of the
+/// connection it came on (1, 2, ... in accept order).
+fn numbering_upstream() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let body = (n + 1).to_string();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => pending.extend_from_slice(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_few_long_lived_connections_are_served_by_different_threads() {
+    // Each worker thread keeps its own idle upstream connections, so two client connections
+    // served one after the other by one thread share an upstream connection, and by two
+    // threads use two. With a random thread per connection both land on one thread half the
+    // time: seven pairs in a row split (1 in 128 by chance) says the gateway chose.
+    let up = numbering_upstream();
+    let gw = gateway("", &format!("http://{up}"));
+    let ask = |s: &mut TcpStream, pending: &mut Vec<u8>| {
+        get(s, "/");
+        let r = read_response(s, pending);
+        assert_eq!(r.status, 200);
+        // The upstream connection is back in its thread's pool before the next request.
+        std::thread::sleep(Duration::from_millis(30));
+        String::from_utf8(r.body).unwrap()
+    };
+    for pair in 0..7 {
+        let (mut a, mut b) = (connect(&gw), connect(&gw));
+        let (mut pa, mut pb) = (Vec::new(), Vec::new());
+        // On one thread the second request reuses the first one's upstream connection (a
+        // slow release could only make it open another, and this pass); on two it never can.
+        let (first, second) = (ask(&mut a, &mut pa), ask(&mut b, &mut pb));
+        assert_ne!(
+            first, second,
+            "pair {pair}: both client connections were served by one thread"
+        );
+        // Both close before the next pair opens: the counts go back to even.
+        drop((a, b));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
