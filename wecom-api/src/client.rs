@@ -106,7 +106,11 @@ impl ClientBuilder {
     /// credential cache, which fetches through the plain stack: a chain that ends.
     pub fn build(self) -> Client {
         let http = HttpService {
-            client: crate::stack::http_client(CALL_TIMEOUT, Duration::from_secs(60), self.proxies),
+            clients: Arc::new(crate::stack::http_clients(
+                CALL_TIMEOUT,
+                Duration::from_secs(60),
+                self.proxies,
+            )),
         };
         let plain: PlainStack = ServiceBuilder::new()
             .layer(TimeoutLayer::new(CALL_TIMEOUT))

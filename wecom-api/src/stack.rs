@@ -37,20 +37,44 @@ pub(crate) struct Answered {
     pub token: Option<Arc<str>>,
 }
 
-/// The HTTP/1.1 client at the bottom: hyper with rustls (webpki roots, ring), built once.
-pub(crate) type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<crate::connect::Connector>,
-    http_body_util::Full<bytes::Bytes>,
->;
+/// The HTTP/1.1 client at the bottom: hyper with rustls (webpki roots, ring).
+pub(crate) type HttpClient =
+    hyper_util::client::legacy::Client<HttpsConnector, http_body_util::Full<bytes::Bytes>>;
 
-/// The one HTTP client of a [`crate::Client`]: pooled keep-alive connections (idle for up to
-/// `idle`), connects bounded by `connect_timeout` (through `proxies` where they say so),
-/// `http://` bases for the emulator and tests.
-pub(crate) fn http_client(
+type HttpsConnector = hyper_rustls::HttpsConnector<crate::connect::Connector>;
+
+/// The HTTP clients of a [`crate::Client`], one per thread that calls: pooled keep-alive
+/// connections (idle for up to `idle`), connects bounded by `connect_timeout` (through
+/// `proxies` where they say so), `http://` bases for the emulator and tests.
+///
+/// A hyper connection is served by a task spawned where it was opened. With one pool for all
+/// threads, a call on one worker thread of a no-steal runtime (pingora's) often took a
+/// connection whose task lived on another, and each exchange woke that thread and was woken
+/// back (an eventfd write each way). Each thread now reuses only the connections it opened, as
+/// each thread keeps its own upstream connections in the proxy.
+pub(crate) struct HttpClients {
+    connector: HttpsConnector,
+    idle: Duration,
+    per_thread: thread_local::ThreadLocal<HttpClient>,
+}
+
+impl HttpClients {
+    /// This thread's client, built on its first call here.
+    pub(crate) fn get(&self) -> &HttpClient {
+        self.per_thread.get_or(|| {
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(self.idle)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(self.connector.clone())
+        })
+    }
+}
+
+pub(crate) fn http_clients(
     connect_timeout: Duration,
     idle: Duration,
     proxies: crate::connect::Proxies,
-) -> HttpClient {
+) -> HttpClients {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -65,7 +89,8 @@ pub(crate) fn http_client(
     .expect("ring offers the default TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    // Built once: the clients of every thread share the connector and its TLS configuration.
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
@@ -73,10 +98,11 @@ pub(crate) fn http_client(
             direct: http,
             proxies,
         });
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(idle)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(https)
+    HttpClients {
+        connector,
+        idle,
+        per_thread: thread_local::ThreadLocal::new(),
+    }
 }
 
 /// The bottom of the stack: one HTTP exchange, the body read whole. The request is built from
@@ -84,7 +110,7 @@ pub(crate) fn http_client(
 /// no copy of the body).
 #[derive(Clone)]
 pub(crate) struct HttpService {
-    pub client: HttpClient,
+    pub clients: Arc<HttpClients>,
 }
 
 impl Service<Attempt> for HttpService {
@@ -97,7 +123,8 @@ impl Service<Attempt> for HttpService {
     }
 
     fn call(&mut self, a: Attempt) -> Self::Future {
-        let client = self.client.clone();
+        // The calling thread's: the connection's task then runs where the call waits for it.
+        let client = self.clients.get().clone();
         Box::pin(async move {
             use http_body_util::BodyExt;
 

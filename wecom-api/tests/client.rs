@@ -327,3 +327,84 @@ async fn calls_go_through_the_outbound_proxy_as_a_tunnel_unless_no_proxy_names_t
         "NO_PROXY was not honoured"
     );
 }
+
+/// An HTTP/1.1 keep-alive server answering every request with WeCom's `ok` and the number of
+/// the connection it came on (1, 2, ... in accept order).
+fn numbering_server() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let (mut pending, mut buf) = (Vec::new(), [0u8; 4096]);
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let body =
+                            format!("{{\"errcode\":0,\"errmsg\":\"ok\",\"conn\":{}}}", n + 1);
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => pending.extend_from_slice(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn each_thread_reuses_only_the_connections_it_opened() {
+    // Two single-thread runtimes on threads of their own, as pingora's workers are. A hyper
+    // connection is served by a task on the thread that opened it: a call on the other thread
+    // that reused it would wake that thread for each exchange.
+    let base: Arc<str> = format!("http://{}", numbering_server()).into();
+    let client = Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
+        .proxies(Proxies::none())
+        .build();
+    let worker = || {
+        let (tx, rx) = std::sync::mpsc::channel::<tokio::runtime::Handle>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            tx.send(rt.handle().clone()).unwrap();
+            rt.block_on(std::future::pending::<()>());
+        });
+        rx.recv().unwrap()
+    };
+    let (one, two) = (worker(), worker());
+    let call = |on: &tokio::runtime::Handle| {
+        let (client, base) = (client.clone(), base.clone());
+        let answer = on
+            .block_on(on.spawn(async move {
+                client
+                    .call_plain(&base, ApiRequest::get("/cgi-bin/ping", &[]))
+                    .await
+            }))
+            .unwrap()
+            .unwrap();
+        // Back in its pool before the next call.
+        std::thread::sleep(Duration::from_millis(30));
+        serde_json::from_slice::<Value>(&answer.body).unwrap()["conn"].clone()
+    };
+    let first = call(&one);
+    let other = call(&two);
+    assert_ne!(
+        first, other,
+        "the second thread took the first one's connection"
+    );
+    assert_eq!(call(&one), first, "a thread reuses its own connection");
+    assert_eq!(call(&two), other);
+}
