@@ -3,9 +3,10 @@
 //! `Authorization`, tickets: issue 13 item 8) and answers it nothing. Here a malformed request
 //! gets a 400 with a request id, and the log says what was wrong, never what was sent.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::apps::http_app::ServeHttp;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
@@ -28,9 +29,34 @@ impl<T> Served<T> {
     }
 }
 
-#[async_trait]
 impl<T: ServeHttp + Send + Sync + 'static> HttpServerApp for Served<T> {
-    async fn process_new_http(
+    // The trait's `async_trait` signature, written out: the macro boxes the future with
+    // `Box::pin(future)`, which builds the whole request's future (the session, the app's
+    // answer, the writes) on the stack and then copies it into the box, once per request. Here
+    // it is built in the box.
+    fn process_new_http<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
+        http: ServerSession,
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let mut boxed = Box::new_uninit();
+        boxed.write(self.serve(http, shutdown));
+        // SAFETY: initialised by the write just above.
+        Box::into_pin(unsafe { boxed.assume_init() })
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+}
+
+impl<T: ServeHttp + Send + Sync + 'static> Served<T> {
+    async fn serve(
         self: &Arc<Self>,
         mut http: ServerSession,
         shutdown: &ShutdownWatch,
@@ -55,10 +81,6 @@ impl<T: ServeHttp + Send + Sync + 'static> HttpServerApp for Served<T> {
             Ok(reusable) => reusable.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
             Err(_) => None,
         }
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.options)
     }
 }
 
