@@ -42,7 +42,8 @@ pub struct Qyapi {
 struct Served {
     response: Response<Vec<u8>>,
     app: String,
-    api: String,
+    /// A label of [`labels::api`]'s fixed set, `other` or `-`: never the caller's text.
+    api: &'static str,
     errcode: String,
 }
 
@@ -81,11 +82,18 @@ fn from_answer((head, body): answers::Answer) -> Response<Vec<u8>> {
 }
 
 impl Served {
-    fn refused(status: u16, errcode: i64, errmsg: &str, rid: &str, app: &str, api: &str) -> Served {
+    fn refused(
+        status: u16,
+        errcode: i64,
+        errmsg: &str,
+        rid: &str,
+        app: &str,
+        api: &'static str,
+    ) -> Served {
         Served {
             response: from_answer(answers::wecom_error(status, errcode, errmsg, rid)),
             app: app.to_owned(),
-            api: api.to_owned(),
+            api,
             errcode: errcode.to_string(),
         }
     }
@@ -121,13 +129,15 @@ impl ServeHttp for Qyapi {
             };
             METRICS
                 .qyapi_calls
-                .with_label_values(&[&outcome.app, &outcome.api, errcode])
+                .with_label_values(&[outcome.app.as_str(), outcome.api, errcode])
                 .inc();
         }
         if let Some(line) = crate::logging::qyapi() {
             line.plain("method", session.req_header().method.as_str())
-                .client("app", &outcome.app)
-                .client("api", &outcome.api)
+                // A configured app's name and a label of a fixed set: nothing of the caller's
+                // to redact.
+                .plain("app", &outcome.app)
+                .plain("api", outcome.api)
                 .plain("errcode", &outcome.errcode)
                 .number("status", status.into())
                 .millis("duration_ms", started.elapsed())
@@ -228,7 +238,7 @@ impl Qyapi {
                 return Served::refused(r.status, r.errcode, r.errmsg, rid, &app.name, "other")
             }
         };
-        let label = labels::api(&api).to_owned();
+        let label = labels::api(&api);
         if !api.starts_with("/cgi-bin/") {
             return Served::refused(
                 404,
@@ -249,7 +259,7 @@ impl Qyapi {
                 } else {
                     "request body could not be read"
                 };
-                return Served::refused(status, 44001, msg, rid, &app.name, &label);
+                return Served::refused(status, 44001, msg, rid, &app.name, label);
             }
         };
 
@@ -283,7 +293,7 @@ impl Qyapi {
                 app: app.name.clone(),
                 api: label,
             },
-            Err(e) => provider_failure(&e, rid, &app, &label),
+            Err(e) => provider_failure(&e, rid, &app, label),
         }
     }
 }
@@ -357,12 +367,12 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer.
-fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &str) -> Served {
+fn provider_failure(e: &ApiError, rid: &str, app: &App, api: &'static str) -> Served {
     let (a, errcode) = answers::wecom_provider_error(e, rid);
     Served {
         response: from_answer(a),
         app: app.name.clone(),
-        api: api.to_owned(),
+        api,
         errcode,
     }
 }
@@ -443,7 +453,7 @@ fn sdk_gettoken(
             Served {
                 response: framed(200, ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
                 app: app.name.clone(),
-                api: api.to_owned(),
+                api: labels::api(api),
                 errcode: "0".to_owned(),
             }
         }
@@ -453,7 +463,7 @@ fn sdk_gettoken(
             "invalid credential: no configured app has this id and secret",
             rid,
             "-",
-            api,
+            labels::api(api),
         ),
     }
 }
