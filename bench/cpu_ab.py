@@ -27,18 +27,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (  # noqa: E402
-    BARE,
-    EMULATOR,
-    GATEWAY,
-    NGINX,
-    Procs,
-    free_port,
-    gateway_toml,
-    login_cookie,
-    nginx_conf,
-    wait_http,
-)
+import ab  # noqa: E402
+from bench import BARE, GATEWAY, Procs  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -84,42 +74,9 @@ def main():
     os.chmod(work, 0o755)
     procs = Procs()
     try:
-        up, emu = free_port(), free_port()
-        conf = nginx_conf(os.path.join(work, "up"), f"""
-    server {{ listen 127.0.0.1:{up} reuseport backlog=4096;
-        location / {{ return 200 "hello from the upstream\\n"; }} }}""", 2)
-        procs.start([NGINX, "-p", os.path.join(work, "up"), "-c", conf])
-        procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu}"])
-        wait_http(f"http://127.0.0.1:{up}/")
-        wait_http(f"http://127.0.0.1:{emu}/_emulator/healthz")
-        quiet = dict(os.environ, WGW_LOG="warn")
-        targets = []
-        for tag, binary in (("A", args.bare_a), ("B", args.bare_b)):
-            if not binary:
-                continue
-            port = free_port()
-            b = procs.start([binary, f"127.0.0.1:{port}", f"127.0.0.1:{up}",
-                             "--threads", str(args.threads)], env=quiet)
-            wait_http(f"http://127.0.0.1:{port}/")
-            targets.append((f"bare {tag}", b.pid, f"http://127.0.0.1:{port}/", []))
-        for tag, binary, log in (("A", args.gateway_a, args.log_a), ("B", args.gateway_b, args.log_b)):
-            if not binary:
-                continue
-            gw, adm = free_port(), free_port()
-            os.makedirs(os.path.join(work, f"g{tag}"))
-            gconf = os.path.join(work, f"g{tag}", "gateway.toml")
-            with open(gconf, "w") as f:
-                f.write(gateway_toml(gw, adm, emu, up, args.threads))
-            env = dict(os.environ)
-            if log:
-                env["WGW_LOG"] = log
-            with open(os.path.join(work, f"g{tag}.log"), "wb") as logf:
-                g = procs.start([binary, "run", "-c", gconf], env=env, stderr=logf)
-            wait_http(f"http://127.0.0.1:{adm}/healthz")
-            cookie = login_cookie(gw, "crm", "/app/")
-            targets.append((f"public {tag}", g.pid, f"http://127.0.0.1:{gw}/", []))
-            targets.append((f"session {tag}", g.pid, f"http://127.0.0.1:{gw}/app/",
-                            ["-H", f"Cookie: {cookie}"]))
+        targets = ab.start(procs, work, (("A", args.bare_a), ("B", args.bare_b)),
+                           (("A", args.gateway_a, args.log_a), ("B", args.gateway_b, args.log_b)),
+                           args.threads)
         time.sleep(0.3)
 
         results = {}

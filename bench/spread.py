@@ -22,17 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (  # noqa: E402
-    BARE,
-    EMULATOR,
-    GATEWAY,
-    NGINX,
-    Procs,
-    free_port,
-    gateway_toml,
-    nginx_conf,
-    wait_http,
-)
+import ab  # noqa: E402
+from bench import BARE, Procs  # noqa: E402
 
 
 def thread_ticks(pid):
@@ -76,43 +67,15 @@ def main():
     os.chmod(work, 0o755)
     procs = Procs()
     try:
-        up, emu = free_port(), free_port()
-        conf = nginx_conf(os.path.join(work, "up"), f"""
-    server {{ listen 127.0.0.1:{up} reuseport backlog=4096;
-        location / {{ return 200 "hello from the upstream\\n"; }} }}""", 2)
-        procs.start([NGINX, "-p", os.path.join(work, "up"), "-c", conf])
-        wait_http(f"http://127.0.0.1:{up}/")
-        quiet = dict(os.environ, WGW_LOG="warn")
-        targets = []
-        for tag, binary in (("A", args.bare_a), ("B", args.bare_b)):
-            if not binary:
-                continue
-            port = free_port()
-            b = procs.start([binary, f"127.0.0.1:{port}", f"127.0.0.1:{up}",
-                             "--threads", str(args.threads)], env=quiet)
-            wait_http(f"http://127.0.0.1:{port}/")
-            targets.append((f"bare {tag}", b.pid, f"http://127.0.0.1:{port}/"))
-        if args.gateway_a or args.gateway_b:
-            procs.start([EMULATOR, "--listen", f"127.0.0.1:{emu}"])
-            wait_http(f"http://127.0.0.1:{emu}/_emulator/healthz")
-        for tag, binary in (("A", args.gateway_a), ("B", args.gateway_b)):
-            if not binary:
-                continue
-            gw, adm = free_port(), free_port()
-            os.makedirs(os.path.join(work, f"g{tag}"))
-            gconf = os.path.join(work, f"g{tag}", "gateway.toml")
-            with open(gconf, "w") as f:
-                f.write(gateway_toml(gw, adm, emu, up, args.threads))
-            with open(os.path.join(work, f"g{tag}.log"), "wb") as logf:
-                g = procs.start([binary, "run", "-c", gconf], stderr=logf)
-            wait_http(f"http://127.0.0.1:{adm}/healthz")
-            targets.append((f"public {tag}", g.pid, f"http://127.0.0.1:{gw}/"))
+        targets = ab.start(procs, work, (("A", args.bare_a), ("B", args.bare_b)),
+                           (("A", args.gateway_a, None), ("B", args.gateway_b, None)),
+                           args.threads, session=False)
         time.sleep(0.3)
 
         results = {}
         for conns in (int(c) for c in args.connections.split(",")):
             for _ in range(args.rounds):
-                for name, pid, url in targets:
+                for name, pid, url, _ in targets:
                     before = thread_ticks(pid)
                     out = subprocess.run(
                         ["wrk", "--latency", f"-t{min(2, conns)}", f"-c{conns}",

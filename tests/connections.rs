@@ -238,47 +238,13 @@ fn a_raw_space_or_control_byte_in_the_request_line_is_a_400_as_nginx() {
     }
 }
 
-/// An HTTP/1.1 keep-alive upstream that answers each request with the number of the
-/// connection it came on (1, 2, ... in accept order).
-fn numbering_upstream() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for (n, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let mut pending = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                        pending.drain(..end + 4);
-                        let body = (n + 1).to_string();
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if conn.write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => pending.extend_from_slice(&buf[..k]),
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_few_long_lived_connections_are_served_by_different_threads() {
     // Each worker thread keeps its own idle upstream connections, so two client connections
     // served one after the other by one thread share an upstream connection, and by two
     // threads use two. With a random thread per connection both land on one thread half the
     // time: seven pairs in a row split (1 in 128 by chance) says the gateway chose.
-    let up = numbering_upstream();
+    let up = common::numbering::numbering_server();
     let gw = gateway("", &format!("http://{up}"));
     let ask = |s: &mut TcpStream, pending: &mut Vec<u8>| {
         get(s, "/");

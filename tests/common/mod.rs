@@ -7,6 +7,7 @@ pub mod apps;
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
+pub mod numbering;
 pub mod raw;
 pub mod redis_server;
 pub mod sidebar;

@@ -328,47 +328,15 @@ async fn calls_go_through_the_outbound_proxy_as_a_tunnel_unless_no_proxy_names_t
     );
 }
 
-/// An HTTP/1.1 keep-alive server answering every request with WeCom's `ok` and the number of
-/// the connection it came on (1, 2, ... in accept order).
-fn numbering_server() -> SocketAddr {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for (n, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || {
-                let (mut pending, mut buf) = (Vec::new(), [0u8; 4096]);
-                loop {
-                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-                        pending.drain(..end + 4);
-                        let body =
-                            format!("{{\"errcode\":0,\"errmsg\":\"ok\",\"conn\":{}}}", n + 1);
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if conn.write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => pending.extend_from_slice(&buf[..k]),
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+#[path = "../../tests/common/numbering.rs"]
+mod numbering;
 
 #[test]
 fn each_thread_reuses_only_the_connections_it_opened() {
     // Two single-thread runtimes on threads of their own, as pingora's workers are. A hyper
     // connection is served by a task on the thread that opened it: a call on the other thread
     // that reused it would wake that thread for each exchange.
-    let base: Arc<str> = format!("http://{}", numbering_server()).into();
+    let base: Arc<str> = format!("http://{}", numbering::numbering_server()).into();
     let client = Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
         .proxies(Proxies::none())
         .build();
