@@ -13,10 +13,11 @@ from bench import (
 )
 
 
-def start(procs, work, bares, gateways, threads, session=True):
+def start(procs, work, bares, gateways, threads, session=True, qyapi=False):
     """Starts the upstream and, for each `(tag, binary)` of `bares` and `gateways` with a
     binary, that proxy. Returns the targets as `(name, pid, url, wrk headers)`: `bare A`, ...,
-    `public A` and, with `session`, `session A` (a signed-in request)."""
+    `public A`, with `session` `session A` (a signed-in request) and with `qyapi` `qyapi A`
+    (`user/get` through the qyapi endpoint, the token cached, against the emulator)."""
     up, emu = free_port(), free_port()
     conf = nginx_conf(os.path.join(work, "up"), f"""
     server {{ listen 127.0.0.1:{up} reuseport backlog=4096;
@@ -40,11 +41,11 @@ def start(procs, work, bares, gateways, threads, session=True):
     for tag, binary, log in gateways:
         if not binary:
             continue
-        gw, adm = free_port(), free_port()
+        gw, adm, qy = free_port(), free_port(), free_port()
         os.makedirs(os.path.join(work, f"g{tag}"))
         gconf = os.path.join(work, f"g{tag}", "gateway.toml")
         with open(gconf, "w") as f:
-            f.write(gateway_toml(gw, adm, emu, up, threads))
+            f.write(gateway_toml(gw, adm, emu, up, threads, qyapi=qy if qyapi else None))
         env = dict(os.environ)
         if log:
             env["WGW_LOG"] = log
@@ -56,4 +57,8 @@ def start(procs, work, bares, gateways, threads, session=True):
             cookie = login_cookie(gw, "crm", "/app/")
             targets.append((f"session {tag}", g.pid, f"http://127.0.0.1:{gw}/app/",
                             ["-H", f"Cookie: {cookie}"]))
+        if qyapi:
+            url = f"http://127.0.0.1:{qy}/crm/cgi-bin/user/get?userid=zhangsan"
+            wait_http(url)
+            targets.append((f"qyapi {tag}", g.pid, url, []))
     return targets

@@ -8,7 +8,9 @@ the rounds in turn, and each figure is the median over the rounds.
 
 Targets: the bare pingora proxy of each build (--bare-a, --bare-b) and, for each gateway build
 (--gateway-a, --gateway-b), its public route and a request with a session, all against one
-nginx upstream answering 200. The builds' binaries are copied aside first (e.g. to /tmp) so that
+nginx upstream answering 200; with --qyapi also a qyapi endpoint call against the emulator
+(the proxy's CPU only: the emulator's is left out). Every other round runs the targets in the
+reverse order: whichever build runs first in a round reads a few percent higher. The builds' binaries are copied aside first (e.g. to /tmp) so that
 a rebuild does not replace one of them.
 
     python3 bench/cpu_ab.py --bare-a /tmp/bare-old --bare-b target/release/bare-proxy \\
@@ -68,6 +70,7 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="worker threads of every proxy")
     p.add_argument("--log-a", help="WGW_LOG for gateway A (e.g. warn: no access log)")
     p.add_argument("--log-b", help="WGW_LOG for gateway B")
+    p.add_argument("--qyapi", action="store_true", help="also a qyapi endpoint call of each gateway")
     args = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="cpu-ab-")
@@ -76,12 +79,12 @@ def main():
     try:
         targets = ab.start(procs, work, (("A", args.bare_a), ("B", args.bare_b)),
                            (("A", args.gateway_a, args.log_a), ("B", args.gateway_b, args.log_b)),
-                           args.threads)
+                           args.threads, qyapi=args.qyapi)
         time.sleep(0.3)
 
         results = {}
-        for _ in range(args.rounds):
-            for name, pid, url, headers in targets:
+        for round_ in range(args.rounds):
+            for name, pid, url, headers in (targets if round_ % 2 == 0 else targets[::-1]):
                 subprocess.run(["wrk", "-t1", "-c32", "-d1s", url] + headers, capture_output=True)
                 before = counters(pid)
                 out = subprocess.run(["wrk", "-t1", "-c32", f"-d{args.seconds}s", url] + headers,
@@ -99,7 +102,8 @@ def main():
 
         print(f"{'target':10} {'CPU µs/req':>10}  {'rounds':24} {'req/s':>8}  {'log µs':>6} "
               f"{'sys µs':>6}  {'vol/req':>7} {'invol/req':>9}")
-        for name, rows in results.items():
+        for name, _, _, _ in targets:
+            rows = results[name]
             cpu = [r[0] for r in rows]
             print(f"{name:10} {median(cpu):10.2f}  {' '.join(f'{x:.1f}' for x in cpu):24} "
                   f"{median(r[1] for r in rows):8.0f}  {median(r[2] for r in rows):6.2f} "

@@ -33,14 +33,27 @@ impl Chrome {
                  `scripts/deps.sh` installs Debian's chromium and chromium-driver"
             );
         }
-        // Port 0: chromedriver binds a free port and says which on stdout.
-        let mut driver = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let port = bound_port(driver.stdout.take().unwrap());
+        // Port 0: chromedriver binds a free port and says which on stdout. Once in a full
+        // run (many tests opening ports at once) it ended without naming one, its reason
+        // unseen; it is started again, up to three times, before the test gives up.
+        let (driver, port) = (1..=3)
+            .find_map(|_| {
+                let mut driver = Command::new(CHROMEDRIVER)
+                    .arg("--port=0")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("chromedriver starts");
+                match bound_port(driver.stdout.take().unwrap()) {
+                    Some(port) => Some((driver, port)),
+                    None => {
+                        let _ = driver.kill();
+                        let _ = driver.wait();
+                        None
+                    }
+                }
+            })
+            .expect("chromedriver said on which port it listens, in one of three starts");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -176,20 +189,18 @@ impl Drop for Chrome {
     }
 }
 
-/// The port of chromedriver's "ChromeDriver was started successfully on port N." line; the
-/// rest of its output is read and dropped so that it never blocks on a full pipe.
-fn bound_port(stdout: std::process::ChildStdout) -> u16 {
+/// The port of chromedriver's "ChromeDriver was started successfully on port N." line (`None`
+/// when it ended first); the rest of its output is read and dropped so that it never blocks on
+/// a full pipe.
+fn bound_port(stdout: std::process::ChildStdout) -> Option<u16> {
     use std::io::BufRead;
     let mut lines = std::io::BufReader::new(stdout).lines();
     let port = loop {
-        let line = lines
-            .next()
-            .expect("chromedriver said on which port it listens")
-            .unwrap();
+        let line = lines.next()?.ok()?;
         if let Some(rest) = line.split("successfully on port ").nth(1) {
-            break rest.trim_end_matches('.').trim().parse().unwrap();
+            break rest.trim_end_matches('.').trim().parse().ok()?;
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
-    port
+    Some(port)
 }

@@ -106,7 +106,7 @@ impl ClientBuilder {
     /// credential cache, which fetches through the plain stack: a chain that ends.
     pub fn build(self) -> Client {
         let http = HttpService {
-            clients: Arc::new(crate::stack::http_clients(
+            transport: Arc::new(crate::stack::transport(
                 CALL_TIMEOUT,
                 Duration::from_secs(60),
                 self.proxies,

@@ -35,6 +35,7 @@ mod stack;
 pub mod store;
 mod target;
 mod throttle;
+mod transport;
 pub mod xml;
 
 pub use cache::{expiry_of, freshness, is_config_refusal, Freshness, TokenCache};

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::observe::{Observer, RetryReason};
 use crate::request::{errcode_of, uri_of, ApiRequest, ApiResponse};
 use crate::target::TokenTarget;
+use crate::transport::{HttpsConnector, Transport};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -37,44 +38,14 @@ pub(crate) struct Answered {
     pub token: Option<Arc<str>>,
 }
 
-/// The HTTP/1.1 client at the bottom: hyper with rustls (webpki roots, ring).
-pub(crate) type HttpClient =
-    hyper_util::client::legacy::Client<HttpsConnector, http_body_util::Full<bytes::Bytes>>;
-
-type HttpsConnector = hyper_rustls::HttpsConnector<crate::connect::Connector>;
-
-/// The HTTP clients of a [`crate::Client`], one per thread that calls: pooled keep-alive
-/// connections (idle for up to `idle`), connects bounded by `connect_timeout` (through
-/// `proxies` where they say so), `http://` bases for the emulator and tests.
-///
-/// A hyper connection is served by a task spawned where it was opened. With one pool for all
-/// threads, a call on one worker thread of a no-steal runtime (pingora's) often took a
-/// connection whose task lived on another, and each exchange woke that thread and was woken
-/// back (an eventfd write each way). Each thread now reuses only the connections it opened, as
-/// each thread keeps its own upstream connections in the proxy.
-pub(crate) struct HttpClients {
-    connector: HttpsConnector,
-    idle: Duration,
-    per_thread: thread_local::ThreadLocal<HttpClient>,
-}
-
-impl HttpClients {
-    /// This thread's client, built on its first call here.
-    pub(crate) fn get(&self) -> &HttpClient {
-        self.per_thread.get_or(|| {
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(self.idle)
-                .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(self.connector.clone())
-        })
-    }
-}
-
-pub(crate) fn http_clients(
+/// The HTTP/1.1 transport at the bottom: hyper's connections with rustls (webpki roots,
+/// ring), connects bounded by `connect_timeout` (through `proxies` where they say so), kept
+/// idle for up to `idle`; `http://` bases for the emulator and tests.
+pub(crate) fn transport(
     connect_timeout: Duration,
     idle: Duration,
     proxies: crate::connect::Proxies,
-) -> HttpClients {
+) -> Transport {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -89,8 +60,8 @@ pub(crate) fn http_clients(
     .expect("ring offers the default TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    // Built once: the clients of every thread share the connector and its TLS configuration.
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    // Built once: the connections of every thread share the connector and its TLS settings.
+    let connector: HttpsConnector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
@@ -98,11 +69,7 @@ pub(crate) fn http_clients(
             direct: http,
             proxies,
         });
-    HttpClients {
-        connector,
-        idle,
-        per_thread: thread_local::ThreadLocal::new(),
-    }
+    Transport::new(connector, idle)
 }
 
 /// The bottom of the stack: one HTTP exchange, the body read whole. The request is built from
@@ -110,7 +77,7 @@ pub(crate) fn http_clients(
 /// no copy of the body).
 #[derive(Clone)]
 pub(crate) struct HttpService {
-    pub clients: Arc<HttpClients>,
+    pub transport: Arc<Transport>,
 }
 
 impl Service<Attempt> for HttpService {
@@ -123,11 +90,8 @@ impl Service<Attempt> for HttpService {
     }
 
     fn call(&mut self, a: Attempt) -> Self::Future {
-        // The calling thread's: the connection's task then runs where the call waits for it.
-        let client = self.clients.get().clone();
+        let transport = self.transport.clone();
         Box::pin(async move {
-            use http_body_util::BodyExt;
-
             let param = a.target.as_ref().map(TokenTarget::param);
             let token = param.zip(a.token.as_deref());
             let mut request = http::Request::new(http_body_util::Full::new(a.req.body.clone()));
@@ -138,13 +102,7 @@ impl Service<Attempt> for HttpService {
             for (name, value) in &a.req.headers {
                 headers.append(name.clone(), value.clone());
             }
-            let resp = client.request(request).await.map_err(transport_error)?;
-            let (parts, body) = resp.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))?
-                .to_bytes();
+            let (parts, body) = transport.exchange(request).await?;
             let errcode = errcode_of(&body);
             Ok(Answered {
                 response: ApiResponse {
@@ -172,19 +130,6 @@ pub(crate) fn api_error(e: BoxError) -> ApiError {
         Ok(p) => *p,
         Err(e) => ApiError::Unreachable(e.to_string()),
     }
-}
-
-/// The client's error and its causes; none of them names the URL, which holds the token
-/// (timeouts are the stack's: [`api_error`]).
-fn transport_error(e: hyper_util::client::legacy::Error) -> ApiError {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    ApiError::Unreachable(text)
 }
 
 /// The one thing the token layer may ask: the current token of a target, after expiring the

@@ -387,3 +387,139 @@ fn each_thread_reuses_only_the_connections_it_opened() {
         "the second thread took the first one's connection"
     );
 }
+
+/// A WeCom stand-in on a raw socket, to see the connections the client keeps. The path says
+/// how to answer: `/ping` with the connection's number (1, 2, ... in accept order) and the
+/// `Host` it was sent; `/close` the same with `Connection: close`, then closes; `/hang-up`
+/// the same, then, once told to on the returned sender, closes without saying so, as a server
+/// whose keep-alive ran out; `/slow` after 300 ms. Each close is reported on the returned
+/// receiver, so a test can wait for it instead of pausing.
+fn scripted_server() -> (
+    SocketAddr,
+    std::sync::mpsc::Sender<()>,
+    std::sync::mpsc::Receiver<usize>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let (hang_up_tx, hang_up_rx) = std::sync::mpsc::channel::<()>();
+    let hang_up = Arc::new(Mutex::new(hang_up_rx));
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let (closed_tx, hang_up) = (closed_tx.clone(), hang_up.clone());
+            std::thread::spawn(move || {
+                let (mut pending, mut buf) = (Vec::<u8>::new(), [0u8; 4096]);
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_string();
+                        pending.drain(..end + 4);
+                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                        let host = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("host: ").or(l.strip_prefix("Host: ")))
+                            .unwrap_or("")
+                            .to_string();
+                        if path.starts_with("/slow") {
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                        let body = json!({"errcode": 0, "errmsg": "ok", "conn": n + 1,
+                                          "host": host, "path": path})
+                        .to_string();
+                        let close = path.starts_with("/close");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{}\
+                             Content-Length: {}\r\n\r\n{body}",
+                            if close { "Connection: close\r\n" } else { "" },
+                            body.len()
+                        );
+                        if conn.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                        if path.starts_with("/hang-up") {
+                            let _ = hang_up.lock().unwrap().recv();
+                        }
+                        if close || path.starts_with("/hang-up") {
+                            drop(conn);
+                            closed_tx.send(n + 1).unwrap();
+                            return;
+                        }
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => pending.extend_from_slice(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, hang_up_tx, closed_rx)
+}
+
+async fn plain(client: &Client, base: &Arc<str>, path: &str) -> Result<Value, ApiError> {
+    let answer = client.call_plain(base, ApiRequest::get(path, &[])).await?;
+    Ok(serde_json::from_slice(&answer.body).unwrap())
+}
+
+fn plain_client() -> Client {
+    Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
+        .proxies(Proxies::none())
+        .build()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_one_after_another_share_a_connection_and_name_their_host() {
+    let (addr, _, _) = scripted_server();
+    let (client, base): (_, Arc<str>) = (plain_client(), format!("http://{addr}").into());
+    for i in 0..3 {
+        let a = plain(&client, &base, &format!("/ping?i={i}"))
+            .await
+            .unwrap();
+        assert_eq!(a["conn"], 1, "call {i} opened a connection of its own");
+        assert_eq!(a["host"], addr.to_string());
+        assert_eq!(
+            a["path"],
+            format!("/ping?i={i}"),
+            "origin form on the request line"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_kept_connection_the_server_closed_is_not_used_again() {
+    let (addr, hang_up, closed) = scripted_server();
+    let (client, base): (_, Arc<str>) = (plain_client(), format!("http://{addr}").into());
+    // Closed while it idles after an answer that did not say so: the client kept it.
+    assert_eq!(plain(&client, &base, "/hang-up").await.unwrap()["conn"], 1);
+    hang_up.send(()).unwrap();
+    assert_eq!(closed.recv_timeout(Duration::from_secs(5)), Ok(1));
+    // The runtime's reactor learns of the close when it next turns (a server's runtime turns
+    // all the time; this test's thread has only waited on a channel). A close arriving while
+    // the request is being written is another matter: no client can tell it from a lost
+    // answer, and the call fails as it would have failed before.
+    tokio::task::yield_now().await;
+    let a = plain(&client, &base, "/ping").await.unwrap();
+    assert_eq!(a["conn"], 2);
+    // Said so: not kept at all.
+    assert_eq!(plain(&client, &base, "/close").await.unwrap()["conn"], 2);
+    assert_eq!(closed.recv_timeout(Duration::from_secs(5)), Ok(2));
+    assert_eq!(plain(&client, &base, "/ping").await.unwrap()["conn"], 3);
+    assert_eq!(plain(&client, &base, "/ping").await.unwrap()["conn"], 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_given_up_half_way_leaves_its_late_answer_to_nobody() {
+    let (addr, _, _) = scripted_server();
+    let (client, base): (_, Arc<str>) = (plain_client(), format!("http://{addr}").into());
+    assert_eq!(plain(&client, &base, "/ping").await.unwrap()["conn"], 1);
+    let given_up = tokio::time::timeout(Duration::from_millis(50), plain(&client, &base, "/slow"));
+    assert!(
+        given_up.await.is_err(),
+        "the slow call answered within 50 ms"
+    );
+    // Its connection still owes the slow answer: the next call must not read it as its own.
+    let a = plain(&client, &base, "/ping?after").await.unwrap();
+    assert_eq!(a["path"], "/ping?after");
+    assert_eq!(a["conn"], 2);
+}

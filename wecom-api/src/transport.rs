@@ -1,0 +1,304 @@
+//! The bottom of the client: HTTP/1.1 keep-alive connections, each thread keeping the ones it
+//! opened, each driven by the task whose call is using it.
+//!
+//! hyper's pooled client serves each connection from a task of its own: a call checks a
+//! connection out of a shared pool (a lock, a hash of the origin), hands its request to that
+//! task through a channel and is woken with the answer. Here the calling task polls the
+//! connection itself while it waits for the answer and reads it, as pingora's HTTP/1 client
+//! drives an upstream connection inside the proxy's task, and puts the connection back in its
+//! thread's list once the answer was read whole and the connection can take another request.
+//! A connection whose call was dropped half way (a timeout) is dropped with it: the late answer
+//! it may still carry must never be read as the answer to another call.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use tower::{Service, ServiceExt};
+
+use crate::error::ApiError;
+
+pub(crate) type HttpsConnector = hyper_rustls::HttpsConnector<crate::connect::Connector>;
+type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// Idle connections one thread keeps, over all origins; beyond it the oldest is closed.
+const MAX_IDLE_PER_THREAD: usize = 64;
+
+/// Where a connection goes: scheme and authority, and the `Host` header its requests carry.
+#[derive(Clone)]
+struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+}
+
+impl Origin {
+    fn same(&self, scheme: &Scheme, authority: &Authority) -> bool {
+        self.scheme == *scheme && self.authority == *authority
+    }
+}
+
+/// One open connection: the handle requests are sent through, and the connection itself,
+/// which does the reading and writing whenever the task using it polls it.
+struct Conn {
+    origin: Origin,
+    send: http1::SendRequest<Full<Bytes>>,
+    drive: http1::Connection<Io, Full<Bytes>>,
+    /// The connection finished (closed by either side, or failed): it takes no more requests.
+    closed: bool,
+}
+
+impl Conn {
+    /// Polls `work` to its end while driving the connection. `None`: the connection ended
+    /// and left `work` unfinished (hyper answers every request it drops with an error first,
+    /// so this is a last guard against waiting for a wake-up that cannot come).
+    async fn driving<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if !self.closed && Pin::new(&mut self.drive).poll(cx).is_ready() {
+                self.closed = true;
+            }
+            match work.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Some(out)),
+                Poll::Pending if self.closed => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Lets the connection notice what arrived while it idled (the server closing it) and
+    /// settle after an answer; true when it can take another request.
+    async fn usable(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            if !self.closed && Pin::new(&mut self.drive).poll(cx).is_ready() {
+                self.closed = true;
+            }
+            Poll::Ready(())
+        })
+        .await;
+        !self.closed && self.send.is_ready()
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// The client's connections: opened through `connector`, kept idle for up to `idle`, each
+/// thread reusing only those it keeps (no other thread is woken by a call on this one).
+pub(crate) struct Transport {
+    connector: HttpsConnector,
+    idle: Duration,
+    per_thread: thread_local::ThreadLocal<RefCell<Vec<Idle>>>,
+}
+
+impl Transport {
+    pub(crate) fn new(connector: HttpsConnector, idle: Duration) -> Self {
+        Transport {
+            connector,
+            idle,
+            per_thread: thread_local::ThreadLocal::new(),
+        }
+    }
+
+    /// One exchange: `req` (an absolute URI) sent on a kept connection to its origin or a
+    /// new one, the answer read whole.
+    pub(crate) async fn exchange(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<(http::response::Parts, Bytes), ApiError> {
+        let parts = std::mem::take(req.uri_mut()).into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err(ApiError::Unreachable(
+                "bad API URL: no scheme or host".into(),
+            ));
+        };
+        // Origin form on the request line; where it goes is the connection's business.
+        *req.uri_mut() = parts
+            .path_and_query
+            .map_or_else(|| Uri::from_static("/"), Uri::from);
+        let mut conn = match self.checkout(&scheme, &authority).await {
+            Some(conn) => conn,
+            None => self.connect(scheme, authority).await?,
+        };
+        req.headers_mut()
+            .entry(http::header::HOST)
+            .or_insert_with(|| conn.origin.host.clone());
+        // Checked out just now, with no wait since: the request is taken and written. A
+        // close that arrives while it is being written cannot be told from a lost answer;
+        // the call fails and its retry policy decides.
+        let sent = conn.send.send_request(req);
+        let answer = match conn.driving(sent).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => return Err(transport_error(&e)),
+            None => return Err(closed_early()),
+        };
+        let (head, body) = answer.into_parts();
+        let body = match conn.driving(body.collect()).await {
+            Some(Ok(body)) => body.to_bytes(),
+            Some(Err(e)) => {
+                return Err(ApiError::Unreachable(format!(
+                    "reading the answer: {}",
+                    error_text(&e)
+                )))
+            }
+            None => return Err(closed_early()),
+        };
+        if conn.usable().await {
+            self.checkin(conn);
+        }
+        Ok((head, body))
+    }
+
+    /// This thread's newest live connection to the origin, if it keeps one; those idle too
+    /// long are closed on the way.
+    async fn checkout(&self, scheme: &Scheme, authority: &Authority) -> Option<Conn> {
+        loop {
+            let mut conn = {
+                let mut list = self.per_thread.get_or_default().borrow_mut();
+                let now = Instant::now();
+                list.retain(|c| now.saturating_duration_since(c.since) < self.idle);
+                let i = list
+                    .iter()
+                    .rposition(|c| c.conn.origin.same(scheme, authority))?;
+                list.remove(i).conn
+            };
+            if conn.usable().await {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut list = self.per_thread.get_or_default().borrow_mut();
+        if list.len() >= MAX_IDLE_PER_THREAD {
+            list.remove(0);
+        }
+        list.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    async fn connect(&self, scheme: Scheme, authority: Authority) -> Result<Conn, ApiError> {
+        let host = host_header(&scheme, &authority)?;
+        // The connector is told the origin only: the URL's query holds the token.
+        let dst = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| ApiError::Unreachable(format!("bad API URL: {e}")))?;
+        let io = self
+            .connector
+            .clone()
+            .ready()
+            .await
+            .map_err(connect_error)?
+            .call(dst)
+            .await
+            .map_err(connect_error)?;
+        let (send, drive) = http1::handshake(io)
+            .await
+            .map_err(|e| transport_error(&e))?;
+        Ok(Conn {
+            origin: Origin {
+                scheme,
+                authority,
+                host,
+            },
+            send,
+            drive,
+            closed: false,
+        })
+    }
+}
+
+/// `Host`: the host, and the port unless it is the scheme's default.
+fn host_header(scheme: &Scheme, authority: &Authority) -> Result<HeaderValue, ApiError> {
+    let default = if *scheme == Scheme::HTTPS { 443 } else { 80 };
+    let host = authority.host();
+    let text = match authority.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::try_from(text).map_err(|e| ApiError::Unreachable(format!("bad API host: {e}")))
+}
+
+fn closed_early() -> ApiError {
+    ApiError::Unreachable("the connection closed before the answer was read".into())
+}
+
+/// An error and its causes; none of them names the URL, which holds the token.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn transport_error(e: &hyper::Error) -> ApiError {
+    ApiError::Unreachable(error_text(e))
+}
+
+fn connect_error(e: tower::BoxError) -> ApiError {
+    ApiError::Unreachable(format!("connecting: {}", error_text(&*e)))
+}
+
+#[cfg(test)]
+#[path = "../../tests/common/numbering.rs"]
+mod numbering;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::numbering;
+
+    async fn conn_of(t: &Transport, base: &str) -> u64 {
+        let req = Request::get(format!("{base}/ping"))
+            .body(Full::default())
+            .unwrap();
+        let (head, body) = t.exchange(req).await.unwrap();
+        assert_eq!(head.status, 200);
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["conn"]
+            .as_u64()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_idle_longer_than_allowed_is_not_reused() {
+        let base = format!("http://{}", numbering::numbering_server());
+        let proxies = crate::connect::Proxies::none();
+        let kept = crate::stack::transport(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            proxies.clone(),
+        );
+        assert_eq!(conn_of(&kept, &base).await, 1);
+        assert_eq!(conn_of(&kept, &base).await, 1);
+        let expired = crate::stack::transport(Duration::from_secs(5), Duration::ZERO, proxies);
+        assert_eq!(conn_of(&expired, &base).await, 2);
+        assert_eq!(conn_of(&expired, &base).await, 3);
+        assert!(kept.per_thread.get().unwrap().borrow().len() == 1);
+        // An origin without a scheme or host is refused before anything is opened.
+        let bad = Request::get("/ping").body(Full::default()).unwrap();
+        assert!(matches!(
+            kept.exchange(bad).await,
+            Err(ApiError::Unreachable(_))
+        ));
+    }
+}
