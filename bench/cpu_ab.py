@@ -16,7 +16,7 @@ a rebuild does not replace one of them.
     python3 bench/cpu_ab.py --bare-a /tmp/bare-old --bare-b target/release/bare-proxy \\
         --gateway-a /tmp/gw-old --gateway-b target/release/wecom-gateway --rounds 4
 
-Columns: CPU µs per request (median, then each round's), req/s (`wrk -t1 -c32`), the access log
+Columns: CPU µs per request (median, then each round's), req/s (`wrk -t1 -c32` unless told), the access log
 writer thread's share, system time, and voluntary / involuntary context switches per request
 (an involuntary one: the worker was preempted, usually by a process it woke).
 """
@@ -70,6 +70,8 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="worker threads of every proxy")
     p.add_argument("--log-a", help="WGW_LOG for gateway A (e.g. warn: no access log)")
     p.add_argument("--log-b", help="WGW_LOG for gateway B")
+    p.add_argument("--connections", type=int, default=32, help="wrk's connections")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads")
     p.add_argument("--qyapi", action="store_true", help="also a qyapi endpoint call of each gateway")
     args = p.parse_args()
 
@@ -85,9 +87,10 @@ def main():
         results = {}
         for round_ in range(args.rounds):
             for name, pid, url, headers in (targets if round_ % 2 == 0 else targets[::-1]):
-                subprocess.run(["wrk", "-t1", "-c32", "-d1s", url] + headers, capture_output=True)
+                load = [f"-t{args.wrk_threads}", f"-c{args.connections}"]
+                subprocess.run(["wrk", *load, "-d1s", url] + headers, capture_output=True)
                 before = counters(pid)
-                out = subprocess.run(["wrk", "-t1", "-c32", f"-d{args.seconds}s", url] + headers,
+                out = subprocess.run(["wrk", *load, f"-d{args.seconds}s", url] + headers,
                                      capture_output=True, text=True).stdout
                 after = counters(pid)
                 n = int(re.search(r"(\d+) requests in", out).group(1))

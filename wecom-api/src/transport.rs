@@ -88,8 +88,9 @@ impl Conn {
     }
 }
 
+/// Boxed: a call moves its connection in and out of the list and its own state.
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -161,7 +162,7 @@ impl Transport {
 
     /// This thread's newest live connection to the origin, if it keeps one; those idle too
     /// long are closed on the way.
-    async fn checkout(&self, scheme: &Scheme, authority: &Authority) -> Option<Conn> {
+    async fn checkout(&self, scheme: &Scheme, authority: &Authority) -> Option<Box<Conn>> {
         loop {
             let mut conn = {
                 let mut list = self.per_thread.get_or_default().borrow_mut();
@@ -178,7 +179,7 @@ impl Transport {
         }
     }
 
-    fn checkin(&self, conn: Conn) {
+    fn checkin(&self, conn: Box<Conn>) {
         let mut list = self.per_thread.get_or_default().borrow_mut();
         if list.len() >= MAX_IDLE_PER_THREAD {
             list.remove(0);
@@ -189,7 +190,7 @@ impl Transport {
         });
     }
 
-    async fn connect(&self, scheme: Scheme, authority: Authority) -> Result<Conn, ApiError> {
+    async fn connect(&self, scheme: Scheme, authority: Authority) -> Result<Box<Conn>, ApiError> {
         let host = host_header(&scheme, &authority)?;
         // The connector is told the origin only: the URL's query holds the token.
         let dst = Uri::builder()
@@ -210,7 +211,7 @@ impl Transport {
         let (send, drive) = http1::handshake(io)
             .await
             .map_err(|e| transport_error(&e))?;
-        Ok(Conn {
+        Ok(Box::new(Conn {
             origin: Origin {
                 scheme,
                 authority,
@@ -219,7 +220,7 @@ impl Transport {
             send,
             drive,
             closed: false,
-        })
+        }))
     }
 }
 
