@@ -46,13 +46,23 @@ pub(crate) fn transport(
     idle: Duration,
     proxies: crate::connect::Proxies,
 ) -> Transport {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    transport_trusting(roots, connect_timeout, idle, proxies)
+}
+
+/// [`transport`], trusting the certificate authorities of `roots`.
+pub(crate) fn transport_trusting(
+    roots: rustls::RootCertStore,
+    connect_timeout: Duration,
+    idle: Duration,
+    proxies: crate::connect::Proxies,
+) -> Transport {
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

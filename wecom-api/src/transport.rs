@@ -302,4 +302,96 @@ mod tests {
             Err(ApiError::Unreachable(_))
         ));
     }
+
+    /// An HTTPS server for `localhost` with a certificate of its own making, answering as
+    /// the numbering server does (its connections numbered from 1), and a root store that
+    /// trusts that certificate.
+    async fn tls_server() -> (u16, rustls::RootCertStore) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for n in 1.. {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let (mut pending, mut buf) = (Vec::<u8>::new(), [0u8; 4096]);
+                    loop {
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                            pending.drain(..end + 4);
+                            let host = head.lines().find_map(|l| l.strip_prefix("host: "));
+                            let body = serde_json::json!({"conn": n, "host": host}).to_string();
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if tls.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => pending.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                });
+            }
+        });
+        (port, roots)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn https_calls_share_a_verified_connection() {
+        let (port, roots) = tls_server().await;
+        let base = format!("https://localhost:{port}");
+        let none = crate::connect::Proxies::none;
+        let t = crate::stack::transport_trusting(
+            roots,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            none(),
+        );
+        for _ in 0..3 {
+            let req = Request::get(format!("{base}/ping"))
+                .body(Full::default())
+                .unwrap();
+            let (head, body) = t.exchange(req).await.unwrap();
+            assert_eq!(head.status, 200);
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(answer["conn"], 1);
+            assert_eq!(answer["host"], format!("localhost:{port}"));
+        }
+        // The same server is not trusted by the public roots: the handshake fails, clearly.
+        let public =
+            crate::stack::transport(Duration::from_secs(5), Duration::from_secs(60), none());
+        let req = Request::get(format!("{base}/ping"))
+            .body(Full::default())
+            .unwrap();
+        match public.exchange(req).await {
+            Err(ApiError::Unreachable(text)) => assert!(text.contains("certificate"), "{text}"),
+            other => panic!(
+                "an untrusted certificate was accepted: {:?}",
+                other.map(|(h, _)| h.status)
+            ),
+        }
+    }
 }
