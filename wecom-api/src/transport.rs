@@ -31,6 +31,10 @@ type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::Tcp
 /// Idle connections one thread keeps, over all origins; beyond it the oldest is closed.
 const MAX_IDLE_PER_THREAD: usize = 64;
 
+/// The largest answer read: WeCom's biggest are media downloads (files up to 20 MB), and an
+/// upstream that sends more, or without end, fails the call instead of filling the memory.
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
 /// Where a connection goes: scheme and authority, and the `Host` header its requests carry.
 #[derive(Clone)]
 struct Origin {
@@ -99,6 +103,7 @@ struct Idle {
 pub(crate) struct Transport {
     connector: HttpsConnector,
     idle: Duration,
+    max_answer: usize,
     per_thread: thread_local::ThreadLocal<RefCell<Vec<Idle>>>,
 }
 
@@ -107,6 +112,7 @@ impl Transport {
         Transport {
             connector,
             idle,
+            max_answer: MAX_ANSWER,
             per_thread: thread_local::ThreadLocal::new(),
         }
     }
@@ -144,12 +150,19 @@ impl Transport {
             None => return Err(closed_early()),
         };
         let (head, body) = answer.into_parts();
+        let body = http_body_util::Limited::new(body, self.max_answer);
         let body = match conn.driving(body.collect()).await {
             Some(Ok(body)) => body.to_bytes(),
+            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::Unreachable(format!(
+                    "the answer is larger than {} bytes",
+                    self.max_answer
+                )))
+            }
             Some(Err(e)) => {
                 return Err(ApiError::Unreachable(format!(
                     "reading the answer: {}",
-                    error_text(&e)
+                    error_text(&*e)
                 )))
             }
             None => return Err(closed_early()),
@@ -295,6 +308,31 @@ mod tests {
         assert_eq!(conn_of(&expired, &base).await, 2);
         assert_eq!(conn_of(&expired, &base).await, 3);
         assert!(kept.per_thread.get().unwrap().borrow().len() == 1);
+        // An answer over the bound fails the call, and its connection is not kept.
+        let mut small = crate::stack::transport(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            crate::connect::Proxies::none(),
+        );
+        small.max_answer = 10;
+        let req = Request::get(format!("{base}/ping"))
+            .body(Full::default())
+            .unwrap();
+        match small.exchange(req).await {
+            Err(ApiError::Unreachable(text)) => {
+                assert!(text.contains("larger than 10 bytes"), "{text}")
+            }
+            other => panic!(
+                "an answer over the bound was read: {:?}",
+                other.map(|(_, b)| b)
+            ),
+        }
+        small.max_answer = MAX_ANSWER;
+        assert_eq!(
+            conn_of(&small, &base).await,
+            5,
+            "the connection of the refused answer was kept"
+        );
         // An origin without a scheme or host is refused before anything is opened.
         let bad = Request::get("/ping").body(Full::default()).unwrap();
         assert!(matches!(
