@@ -141,8 +141,8 @@ impl Transport {
             .entry(http::header::HOST)
             .or_insert_with(|| conn.origin.host.clone());
         // Checked out just now, with no wait since: the request is taken and written. A
-        // close that arrives while it is being written cannot be told from a lost answer;
-        // the call fails and its retry policy decides.
+        // close that arrives while it is being written cannot be told from a lost answer:
+        // the call fails, and is not tried again (the API may have done it).
         let sent = conn.send.send_request(req);
         let answer = match conn.driving(sent).await {
             Some(Ok(answer)) => answer,
