@@ -423,10 +423,15 @@ where
                             .proxy_to_h1_upstream(session, &mut h1, client_reused, &peer, ctx)
                             .await;
                         if client_reuse {
-                            let session = ClientSession::H1(h1);
-                            self.client_upstream
-                                .release_http_session(session, &*peer, peer.idle_timeout())
-                                .await;
+                            // Kept without waiting when it can be; otherwise shut down.
+                            let idle = peer.idle_timeout();
+                            if let Some(h1) =
+                                self.client_upstream.release_h1_session_now(h1, &*peer, idle)
+                            {
+                                self.client_upstream
+                                    .release_http_session(ClientSession::H1(h1), &*peer, idle)
+                                    .await;
+                            }
                         }
                         (server_reused, error)
                     }

@@ -149,6 +149,17 @@ where
         }
     }
 
+    /// Releases an HTTP/1.x session that can be kept without waiting (see
+    /// [`v1::Connector::release_http_session_now`]); one that cannot is handed back.
+    pub fn release_h1_session_now<P: Peer + Send + Sync + 'static>(
+        &self,
+        session: Http1Session,
+        peer: &P,
+        idle_timeout: Option<Duration>,
+    ) -> Option<Http1Session> {
+        self.h1.release_http_session_now(session, peer, idle_timeout)
+    }
+
     /// Tell the connector to always send h1 for ALPN for the given peer in the future.
     pub fn prefer_h1(&self, peer: &impl Peer) {
         self.h2.prefer_h1(peer);

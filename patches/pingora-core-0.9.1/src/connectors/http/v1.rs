@@ -63,6 +63,26 @@ impl Connector {
         }
     }
 
+    /// [`Self::release_http_session`] without waiting, for a session that can be kept: its
+    /// connection goes back to the pool and `None` is returned. A session that cannot be kept
+    /// is handed back, for `release_http_session` to shut it down.
+    pub fn release_http_session_now<P: Peer + Send + Sync + 'static>(
+        &self,
+        mut session: HttpSession,
+        peer: &P,
+        idle_timeout: Option<Duration>,
+    ) -> Option<HttpSession> {
+        session.respect_keepalive();
+        match session.reuse_now() {
+            Ok(stream) => {
+                self.transport
+                    .release_stream(stream, peer.reuse_hash(), idle_timeout);
+                None
+            }
+            Err(session) => Some(session),
+        }
+    }
+
     /// Return the number of times a pooled connection was found to contain
     /// unexpected data from the server.
     pub fn unexpected_data_connection_count(&self) -> u64 {

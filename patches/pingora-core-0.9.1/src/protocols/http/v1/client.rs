@@ -664,20 +664,27 @@ impl HttpSession {
     /// server is being contacted. A new client session can be created via [`Self::new()`].
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
-    pub async fn reuse(mut self) -> Option<Stream> {
+    pub async fn reuse(self) -> Option<Stream> {
+        let mut this = match self.reuse_now() {
+            Ok(stream) => return Some(stream),
+            Err(this) => this,
+        };
+        debug!("HTTP shutdown connection");
+        this.shutdown().await;
+        None
+    }
+
+    /// [`Self::reuse`] without waiting: the underlying stream when the connection can be kept,
+    /// or `self` back, to be shut down (which may wait). A connection kept alive is the common
+    /// case and needs nothing asynchronous; releasing it this way spares the caller a future
+    /// that would carry the whole session.
+    pub fn reuse_now(mut self) -> Result<Stream, Self> {
         if !self.body_reader.body_complete() || self.body_reader.has_bytes_overread() {
             self.set_keepalive(None);
         }
-
-        // TODO: this function is unnecessarily slow for keepalive case
-        // because that case does not need async
         match self.keepalive_timeout {
-            KeepaliveStatus::Off => {
-                debug!("HTTP shutdown connection");
-                self.shutdown().await;
-                None
-            }
-            _ => Some(self.underlying_stream),
+            KeepaliveStatus::Off => Err(self),
+            _ => Ok(self.underlying_stream),
         }
     }
 
@@ -2437,6 +2444,44 @@ hello\r\n\
         assert!(http_stream.body_reader.body_complete());
         assert!(http_stream.body_reader.has_bytes_overread());
         assert!(http_stream.reuse().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn reuse_now_keeps_only_a_complete_keepalive_response() {
+        let complete = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
+        let mock_io = Builder::new().read(&complete[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_response().await.unwrap();
+        while http_stream.read_body_bytes().await.unwrap().is_some() {}
+        http_stream.respect_keepalive();
+        assert!(http_stream.reuse_now().is_ok());
+
+        // The body not read to its end: handed back, never to be kept.
+        let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\na";
+        let mock_io = Builder::new().read(&partial[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_response().await.unwrap();
+        http_stream.respect_keepalive();
+        let back = http_stream.reuse_now().err().expect("an unread body is not kept");
+        assert!(!back.will_keepalive());
+
+        // More bytes than the body: handed back too.
+        let overread = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naextra";
+        let mock_io = Builder::new().read(&overread[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_response().await.unwrap();
+        while http_stream.read_body_bytes().await.unwrap().is_some() {}
+        http_stream.respect_keepalive();
+        assert!(http_stream.reuse_now().is_err());
+
+        // The server said close.
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na";
+        let mock_io = Builder::new().read(&close[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.read_response().await.unwrap();
+        while http_stream.read_body_bytes().await.unwrap().is_some() {}
+        http_stream.respect_keepalive();
+        assert!(http_stream.reuse_now().is_err());
     }
 
     #[tokio::test]
