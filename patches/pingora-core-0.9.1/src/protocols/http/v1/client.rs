@@ -2448,40 +2448,26 @@ hello\r\n\
 
     #[tokio::test]
     async fn reuse_now_keeps_only_a_complete_keepalive_response() {
+        // The response read, its body to the end when `whole`, keep-alive respected.
+        async fn answered(input: &'static [u8], whole: bool) -> HttpSession {
+            let mock_io = Builder::new().read(input).build();
+            let mut http_stream = HttpSession::new(Box::new(mock_io));
+            http_stream.read_response().await.unwrap();
+            while whole && http_stream.read_body_bytes().await.unwrap().is_some() {}
+            http_stream.respect_keepalive();
+            http_stream
+        }
         let complete = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
-        let mock_io = Builder::new().read(&complete[..]).build();
-        let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_response().await.unwrap();
-        while http_stream.read_body_bytes().await.unwrap().is_some() {}
-        http_stream.respect_keepalive();
-        assert!(http_stream.reuse_now().is_ok());
-
+        assert!(answered(complete, true).await.reuse_now().is_ok());
         // The body not read to its end: handed back, never to be kept.
         let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\na";
-        let mock_io = Builder::new().read(&partial[..]).build();
-        let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_response().await.unwrap();
-        http_stream.respect_keepalive();
-        let back = http_stream.reuse_now().err().expect("an unread body is not kept");
-        assert!(!back.will_keepalive());
-
-        // More bytes than the body: handed back too.
+        let back = answered(partial, false).await.reuse_now().err();
+        assert!(!back.expect("an unread body is not kept").will_keepalive());
+        // More bytes than the body, or the server said close: handed back too.
         let overread = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naextra";
-        let mock_io = Builder::new().read(&overread[..]).build();
-        let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_response().await.unwrap();
-        while http_stream.read_body_bytes().await.unwrap().is_some() {}
-        http_stream.respect_keepalive();
-        assert!(http_stream.reuse_now().is_err());
-
-        // The server said close.
+        assert!(answered(overread, true).await.reuse_now().is_err());
         let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na";
-        let mock_io = Builder::new().read(&close[..]).build();
-        let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_response().await.unwrap();
-        while http_stream.read_body_bytes().await.unwrap().is_some() {}
-        http_stream.respect_keepalive();
-        assert!(http_stream.reuse_now().is_err());
+        assert!(answered(close, true).await.reuse_now().is_err());
     }
 
     #[tokio::test]
