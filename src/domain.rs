@@ -153,16 +153,29 @@ pub struct ExternalContact {
 /// config load: every proxied request of a logged-in user signs an assertion, so the
 /// per-request work is only the claims themselves.
 #[derive(Clone)]
-pub struct AssertionKey(Hmac<Sha256>);
+pub struct AssertionKey {
+    mac: Hmac<Sha256>,
+    id: u64,
+}
 
 impl AssertionKey {
     pub fn new(secret: &[u8]) -> AssertionKey {
-        AssertionKey(Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"))
+        static KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        AssertionKey {
+            mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
+            id: KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// A MAC ready for the claims (a copy of the prepared state).
     pub fn mac(&self) -> Hmac<Sha256> {
-        self.0.clone()
+        self.mac.clone()
+    }
+
+    /// Names this key among all made in this process (a copy has its original's): what was
+    /// prepared with one key is never used with another.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 }
 

@@ -489,6 +489,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         iat,
         exp,
         contact: None,
+        assertion: Default::default(),
     };
     let value = |e: SessionEntry| {
         let line = set_cookie(&settings, vec![e], false);
@@ -540,6 +541,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
             iat: now,
             exp: now + 3600,
             contact: None,
+            assertion: Default::default(),
         }],
         false,
     );

@@ -69,6 +69,7 @@ mod tests {
             iat,
             exp: iat + 3600,
             contact: None,
+            assertion: Default::default(),
         }
     }
 

@@ -114,6 +114,7 @@ mod tests {
             iat,
             exp: iat + 3600,
             contact: None,
+            assertion: Default::default(),
         }
     }
 

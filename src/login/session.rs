@@ -4,13 +4,14 @@
 //! One cookie holds at most one session per configured app: a route of app A needs a session
 //! of app A, and logging into app B leaves A's session alone.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use cookie::{Cookie, SameSite};
 use dashmap::DashMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
+use super::assertion::Prefix;
 use super::seal;
 use crate::config::model::{App, Credentials, SessionSettings};
 use crate::identity::Identity;
@@ -48,6 +49,50 @@ pub struct SessionEntry {
     /// without a `WGW-Contact` ticket is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<CurrentContact>,
+    /// The beginning of this session's assertions, prepared on its first signed request while
+    /// the opened cookie is remembered (never sealed into it).
+    #[serde(skip)]
+    pub assertion: Memo<Prefix>,
+}
+
+/// A value worked out once from the rest of its owner, which it never adds to: a copy starts
+/// without it, and it takes no part in comparisons.
+pub struct Memo<T>(OnceLock<T>);
+
+impl<T> Memo<T> {
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(f)
+    }
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo(OnceLock::new())
+    }
+}
+
+impl<T> Clone for Memo<T> {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl<T> PartialEq for Memo<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> Eq for Memo<T> {}
+
+impl<T> std::fmt::Debug for Memo<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(..)"
+        } else {
+            "Memo(-)"
+        })
+    }
 }
 
 /// A verified external contact as the session remembers it; only plain ids.
@@ -80,6 +125,7 @@ impl SessionEntry {
             iat: now,
             exp: now.saturating_add(ttl_secs),
             contact: None,
+            assertion: Default::default(),
         }
     }
 
@@ -292,6 +338,7 @@ mod tests {
             iat,
             exp: iat + 3600,
             contact: None,
+            assertion: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::answers::Form;
 use crate::config::model::{Config, Upstream};
 use crate::identity::Identity;
-use crate::login::session::CurrentContact;
+use crate::login::session::{CurrentContact, SessionEntry};
 use crate::metrics::RouteLabel;
 
 /// Per-request state, filled phase by phase.
@@ -24,6 +24,9 @@ pub struct Ctx {
     /// The request-target sent upstream when a rewrite changed the URI.
     pub upstream_uri: Option<Vec<u8>>,
     pub identity: Option<Identity>,
+    /// The remembered session `identity` came from (entries, index): what is prepared for it
+    /// once serves each of its requests.
+    pub session: Option<(Arc<[SessionEntry]>, usize)>,
     /// The session's current external contact, for step 7 when no ticket names one.
     pub session_contact: Option<CurrentContact>,
     pub upgrade: bool,

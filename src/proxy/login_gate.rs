@@ -23,8 +23,8 @@ pub async fn check(
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
     let form = request::form(session);
-    if let Some(entry) = session_entry(session, &ctx.config, app, store).await {
-        let entry = &entry.entries[entry.at];
+    if let Some(found) = session_entry(session, &ctx.config, app, store).await {
+        let entry = &found.entries[found.at];
         let ua = request::header(session, http::header::USER_AGENT);
         let navigation = form == Form::Navigation;
         // SPEC section 17: a page of the WeCom client signs in again once the session is
@@ -32,6 +32,9 @@ pub async fn check(
         if !crate::access::reauth::due(app, entry.iat, now_secs(), navigation, ua) {
             ctx.session_contact = entry.contact.clone();
             ctx.identity = Some(entry.identity());
+            if found.remembered {
+                ctx.session = Some((found.entries.clone(), found.at));
+            }
             return Ok(());
         }
     }
@@ -85,12 +88,15 @@ async fn session_entry(
 ) -> Option<Found> {
     let settings = config.session.as_ref()?;
     let now = now_secs();
-    let entries: Arc<[SessionEntry]> = match request::bearer(session) {
-        Some(token) => Arc::new([bearer::open(settings, token, now)?]),
-        None => session::opened(
-            settings,
-            request::cookie_values(session, &settings.cookie_name),
-        )?,
+    let (entries, remembered): (Arc<[SessionEntry]>, bool) = match request::bearer(session) {
+        Some(token) => (Arc::new([bearer::open(settings, token, now)?]), false),
+        None => (
+            session::opened(
+                settings,
+                request::cookie_values(session, &settings.cookie_name),
+            )?,
+            true,
+        ),
     };
     let mut found = None;
     for (at, e) in entries.iter().enumerate() {
@@ -100,13 +106,20 @@ async fn session_entry(
             break;
         }
     }
-    found.map(|at| Found { entries, at })
+    found.map(|at| Found {
+        entries,
+        at,
+        remembered,
+    })
 }
 
 /// A session found among those a request carries, where it was opened.
 struct Found {
     entries: Arc<[SessionEntry]>,
     at: usize,
+    /// Opened from the memory of opened cookies, where what is prepared for it stays for the
+    /// session's next requests (a bearer token is opened anew each time).
+    remembered: bool,
 }
 
 /// For a script's call the page to come back to is the one that made it, when it is ours.

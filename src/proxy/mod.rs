@@ -301,6 +301,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             upstream_uri: None,
             identity: None,
+            session: None,
             session_contact: None,
             upgrade: false,
             client_ip: None,
@@ -605,15 +606,21 @@ impl ProxyHttp for Gateway {
 }
 
 /// `X-Gateway-Assertion` for the request's identity, when an `assertion_secret` is set.
+/// A remembered session's requests share the part about the person, prepared on the first.
 fn assertion(ctx: &Ctx) -> Option<String> {
+    use crate::login::assertion::{sign, Prefix};
     let identity = ctx.identity.as_ref()?;
     let settings = ctx.config.session.as_ref()?;
     let key = settings.assertion_key.as_ref()?;
-    Some(crate::login::assertion::sign(
-        identity,
-        &ctx.request_id,
-        crate::login::now_secs(),
-        key,
-        settings.assertion_audience.as_deref(),
-    ))
+    let audience = settings.assertion_audience.as_deref();
+    let now = crate::login::now_secs();
+    let prepared = ctx.session.as_ref().map(|(entries, at)| {
+        entries[*at]
+            .assertion
+            .get_or_init(|| Prefix::new(identity, key, audience))
+    });
+    Some(match prepared {
+        Some(p) if p.fits(identity, key, audience) => p.finish(identity, &ctx.request_id, now),
+        _ => sign(identity, &ctx.request_id, now, key, audience),
+    })
 }
