@@ -88,6 +88,9 @@ pub struct RequestHeader {
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
+    /// Header lines written after those of the maps, already in wire form (`name: value\r\n`):
+    /// see [`RequestHeader::append_wire_header`].
+    wire_tail: Vec<u8>,
 }
 
 /// How a request-target is stored, and how [`RequestHeader::raw_path`] recovers it.
@@ -155,6 +158,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+    wire_tail: Vec::new(),
         }
     }
 
@@ -241,15 +245,53 @@ impl RequestHeader {
 
     /// Write the header to the `buf` in HTTP/1.1 wire format.
     ///
-    /// The header case will be preserved.
+    /// The header case will be preserved. Headers added with [`Self::append_wire_header`]
+    /// follow those of the map.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        buf.put_slice(&self.wire_tail);
     }
 
     /// How many bytes [`Self::header_to_h1_wire`] writes, so that a buffer can be allocated
     /// at its size instead of grown (and copied) while the headers are written.
     pub fn header_h1_wire_len(&self) -> usize {
-        header_h1_wire_len(&self.base.headers)
+        header_h1_wire_len(&self.base.headers) + self.wire_tail.len()
+    }
+
+    /// Adds a header that is written, as given, after those of the header map, without
+    /// entering the map (nor the map of header-name cases): for a proxy's own headers, added
+    /// to a request on its way upstream, where each insertion costs two hash-map insertions
+    /// that nothing reads. Such a header is sent on HTTP/1.x and on HTTP/2
+    /// ([`Self::as_owned_parts`] carries it), but it is not seen by lookups, removals,
+    /// [`Self::map`] or the case iterator: the caller makes sure the map holds no header it
+    /// means to replace. The name is written as [`HeaderName::as_str`] spells it.
+    ///
+    /// Fails, adding nothing, on a value [`HeaderValue`] would refuse (a control byte other
+    /// than a tab): a value can never end the header or begin another.
+    pub fn append_wire_header(&mut self, name: &HeaderName, value: &[u8]) -> Result<()> {
+        // One pass without an early exit, so that it vectorises.
+        let refused = value
+            .iter()
+            .fold(false, |bad, &b| bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f));
+        if refused {
+            return pingora_error::Error::e_explain(InvalidHTTPHeader, "invalid header value");
+        }
+        let name = name.as_str().as_bytes();
+        if self.wire_tail.is_empty() {
+            // A proxy adds a handful: room for them at once, not a reallocation each.
+            self.wire_tail.reserve(512);
+        }
+        self.wire_tail.reserve(name.len() + 2 + value.len() + 2);
+        self.wire_tail.extend_from_slice(name);
+        self.wire_tail.extend_from_slice(b": ");
+        self.wire_tail.extend_from_slice(value);
+        self.wire_tail.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// The headers added with [`Self::append_wire_header`], in order.
+    pub fn wire_headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        wire_lines(&self.wire_tail)
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -403,18 +445,25 @@ impl RequestHeader {
     /// URI, so an absolute-form or CONNECT target does not survive the conversion:
     /// rebuilding a [RequestHeader] from the result serializes the URI's origin-form path
     /// instead of the original bytes. [Clone] keeps it; [Self::set_raw_path()] restores it.
+    ///
+    /// The headers of [`Self::append_wire_header`] follow the map's in the parts' map.
     pub fn as_owned_parts(&self) -> ReqParts {
-        clone_req_parts(&self.base)
+        let mut parts = clone_req_parts(&self.base);
+        for (name, value) in self.wire_headers() {
+            parts.headers.append(name, value);
+        }
+        parts
     }
 }
 
 impl Clone for RequestHeader {
     fn clone(&self) -> Self {
         Self {
-            base: self.as_owned_parts(),
+            base: clone_req_parts(&self.base),
             header_name_map: self.header_name_map.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
+            wire_tail: self.wire_tail.clone(),
         }
     }
 }
@@ -432,6 +481,7 @@ impl RequestHeader {
                 .map(|m| m.clone_with_room(additional)),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
+            wire_tail: self.wire_tail.clone(),
         }
     }
 }
@@ -448,13 +498,19 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            wire_tail: Vec::new(),
         }
     }
 }
 
+/// The headers of [`RequestHeader::append_wire_header`] follow the map's in the parts' map.
 impl From<RequestHeader> for ReqParts {
-    fn from(resp: RequestHeader) -> ReqParts {
-        resp.base
+    fn from(req: RequestHeader) -> ReqParts {
+        let mut parts = req.base;
+        for (name, value) in wire_lines(&req.wire_tail) {
+            parts.headers.append(name, value);
+        }
+        parts
     }
 }
 
@@ -824,6 +880,23 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
     })
 }
 
+/// The headers of `name: value\r\n` lines written by [`RequestHeader::append_wire_header`].
+fn wire_lines(tail: &[u8]) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+    tail.split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let at = line
+                .windows(2)
+                .position(|w| w == b": ")
+                .expect("written as name, colon, space, value");
+            (
+                HeaderName::from_bytes(&line[..at]).expect("written from a HeaderName"),
+                HeaderValue::from_bytes(&line[at + 2..]).expect("checked when added"),
+            )
+        })
+}
+
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
     req_parts_with(me, me.headers.clone())
 }
@@ -1122,6 +1195,50 @@ mod tests {
             b"Host: crm.example\r\nX-Thing: 1\r\nx-thing: 2\r\nX-A: v\r\nX-B: v\r\nX-C: v\r\nX-D: v\r\n"
         );
         assert_eq!(req.headers.len(), 3, "the original is untouched");
+    }
+
+    #[test]
+    fn wire_headers_follow_the_map_and_travel_with_the_request() {
+        let mut req = RequestHeader::build("GET", b"/a", None).unwrap();
+        req.insert_header("Host", "crm.example").unwrap();
+        let id = HeaderName::from_static("x-request-id");
+        let xff = HeaderName::from_static("x-forwarded-for");
+        req.append_wire_header(&id, b"rid-1").unwrap();
+        req.append_wire_header(&xff, b"10.0.0.1,\t127.0.0.1").unwrap();
+        let wire = |r: &RequestHeader| {
+            let mut buf = vec![];
+            r.header_to_h1_wire(&mut buf);
+            buf
+        };
+        let want: &[u8] =
+            b"Host: crm.example\r\nx-request-id: rid-1\r\nx-forwarded-for: 10.0.0.1,\t127.0.0.1\r\n";
+        assert_eq!(wire(&req), want);
+        assert_eq!(req.header_h1_wire_len(), want.len());
+        // Copies keep them as they are, beside the map, never in it.
+        for copy in [req.clone(), req.clone_with_room(2)] {
+            assert_eq!(wire(&copy), want);
+            assert_eq!(copy.headers.len(), 1);
+        }
+        // Not in the map: lookups do not see them.
+        assert!(req.headers.get(&id).is_none());
+        // Converted into parts (HTTP/2), they join the map after its headers.
+        let parts = req.as_owned_parts();
+        let names: Vec<_> = parts.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host", "x-request-id", "x-forwarded-for"]);
+        assert_eq!(parts.headers["x-forwarded-for"], "10.0.0.1,\t127.0.0.1");
+        let moved: ReqParts = req.clone().into();
+        assert_eq!(moved.headers, parts.headers);
+        let listed: Vec<_> = req.wire_headers().collect();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0], (id.clone(), HeaderValue::from_static("rid-1")));
+        // A value that could end the header or start another is refused, and nothing added.
+        for bad in [&b"a\r\nx-evil: 1"[..], b"a\nb", b"a\rb", b"a\0b", b"a\x7fb"] {
+            assert!(req.append_wire_header(&id, bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(wire(&req), want);
+        // Bytes past ASCII are what `HeaderValue` takes too.
+        req.append_wire_header(&id, "é".as_bytes()).unwrap();
+        assert_eq!(req.wire_headers().count(), 3);
     }
 
     #[test]
