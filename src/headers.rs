@@ -35,6 +35,8 @@ pub mod names {
     pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const X_GATEWAY_ASSERTION: HeaderName = HeaderName::from_static("x-gateway-assertion");
     pub const WGW_CONTACT: HeaderName = HeaderName::from_static("wgw-contact");
     pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
     pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -54,9 +56,6 @@ pub const fn sent(name: &'static str) -> Sent {
 pub mod sent {
     use super::{sent, Sent};
 
-    pub const X_FORWARDED_FOR: Sent = sent("x-forwarded-for");
-    pub const X_FORWARDED_PROTO: Sent = sent("x-forwarded-proto");
-    pub const X_FORWARDED_HOST: Sent = sent("x-forwarded-host");
     pub const X_REQUEST_ID: Sent = sent("x-request-id");
     pub const X_GATEWAY_ASSERTION: Sent = sent("x-gateway-assertion");
     pub const X_WECHAT_APPID: Sent = sent("x-wechat-appid");
@@ -110,6 +109,24 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
     }
     if upgrade {
         let _ = req.insert_header(http::header::CONNECTION, "upgrade");
+    }
+}
+
+/// Takes out of the upstream request's map every header the gateway sets itself (they are
+/// written after the map: `RequestHeader::append_wire_header`): the reserved names whoever
+/// added them, `X-Forwarded-Proto`, `-Host`, `X-Request-Id`, and `X-Forwarded-For` when the
+/// gateway writes its own (`xff`). One look at the names the request has; nearly every
+/// request has none of them but a client's `X-Forwarded-For`.
+pub fn strip_set(req: &mut RequestHeader, xff: bool) {
+    let set = |n: &HeaderName| {
+        is_reserved(n.as_str().as_bytes())
+            || *n == names::X_FORWARDED_PROTO
+            || *n == names::X_FORWARDED_HOST
+            || *n == names::X_REQUEST_ID
+            || (xff && *n == names::X_FORWARDED_FOR)
+    };
+    while let Some(name) = req.headers.keys().find(|n| set(n)).cloned() {
+        req.remove_header(&name);
     }
 }
 

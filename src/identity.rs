@@ -23,13 +23,18 @@ pub struct Identity {
 pub use crate::domain::is_plain_id;
 
 impl Identity {
-    /// Sets the identity headers. Values were checked with [`is_plain_id`] when the identity was
-    /// built, so insertion cannot fail on them; a failure would leave the header out, never
-    /// send a client value.
-    pub fn apply(&self, req: &mut RequestHeader) {
-        self.each(|name, v| {
-            let _ = req.insert_header(name, v);
+    /// Writes the identity headers after the request's own (the caller has taken any other
+    /// copy out of the map: `headers::strip_set`). Values were checked with [`is_plain_id`]
+    /// when the identity was built, so this cannot fail on them; if it did, the request fails
+    /// rather than go on without a header it should carry.
+    pub fn apply(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        let mut done = Ok(());
+        self.each(|(name, _), v| {
+            if done.is_ok() {
+                done = req.append_wire_header(&name, v.as_bytes());
+            }
         });
+        done
     }
 
     /// Each identity header and its value, as `apply` sets them upstream and the forward-auth

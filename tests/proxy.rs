@@ -74,6 +74,9 @@ async fn forwarding_headers_and_request_id() {
         .get(gw.url("/a"))
         .header("X-Forwarded-For", "203.0.113.9")
         .header("X-Request-Id", "abc-123")
+        // What public_url says wins over a client's claims, and no copy of them goes along.
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "evil.example")
         .send()
         .await
         .unwrap();

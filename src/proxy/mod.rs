@@ -394,45 +394,43 @@ impl ProxyHttp for Gateway {
         }
         headers::remove_present(req, &headers::names::WGW_CONTACT);
 
-        if let Some(ip) = ctx.client_ip {
-            let xff = headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip);
-            req.insert_header(headers::sent::X_FORWARDED_FOR, xff)?;
+        // The headers the gateway sets follow the request's own on the wire, written once
+        // rather than inserted into pingora's two header maps (values and name cases) that
+        // nothing reads again; no other copy of them may stay in the map.
+        let xff = ctx
+            .client_ip
+            .map(|ip| headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip));
+        headers::strip_set(req, xff.is_some());
+        if let Some(xff) = xff {
+            req.append_wire_header(&headers::names::X_FORWARDED_FOR, xff.as_bytes())?;
         }
-        let proto = match ctx.config.server.public_url.scheme() {
-            "https" => http::HeaderValue::from_static("https"),
-            "http" => http::HeaderValue::from_static("http"),
-            other => http::HeaderValue::from_str(other)
-                .map_err(|e| Error::because(ErrorType::InternalError, "public_url scheme", e))?,
-        };
-        req.insert_header(headers::sent::X_FORWARDED_PROTO, proto)?;
+        req.append_wire_header(
+            &headers::names::X_FORWARDED_PROTO,
+            ctx.config.server.public_url.scheme().as_bytes(),
+        )?;
         // The host browsers use, as public_url says: a client's made-up Host header must not
         // become the host the CRM builds links and mails with.
         let server = &ctx.config.server;
-        let host = if server.trust_host_header {
-            session
-                .req_header()
-                .headers
-                .get(http::header::HOST)
-                .cloned()
-                .or_else(|| {
-                    session
-                        .req_header()
-                        .uri
-                        .authority()
-                        .and_then(|a| a.as_str().parse().ok())
-                })
+        if server.trust_host_header {
+            let asked = session.req_header();
+            let host = match asked.headers.get(http::header::HOST) {
+                Some(h) => Some(h.as_bytes()),
+                None => asked.uri.authority().map(|a| a.as_str().as_bytes()),
+            };
+            if let Some(h) = host {
+                req.append_wire_header(&headers::names::X_FORWARDED_HOST, h)?;
+            }
         } else {
-            Some(server.public_host.clone())
-        };
-        match host {
-            Some(h) => req.insert_header(headers::sent::X_FORWARDED_HOST, h)?,
-            None => headers::remove_present(req, &headers::names::X_FORWARDED_HOST),
+            req.append_wire_header(
+                &headers::names::X_FORWARDED_HOST,
+                server.public_host.as_bytes(),
+            )?;
         }
-        req.insert_header(headers::sent::X_REQUEST_ID, ctx.request_id.as_str())?;
+        req.append_wire_header(&headers::names::X_REQUEST_ID, ctx.request_id.as_bytes())?;
         if let Some(identity) = &ctx.identity {
-            identity.apply(req);
+            identity.apply(req)?;
             if let Some(jwt) = assertion(ctx) {
-                req.insert_header(headers::sent::X_GATEWAY_ASSERTION, jwt)?;
+                req.append_wire_header(&headers::names::X_GATEWAY_ASSERTION, jwt.as_bytes())?;
             }
         }
         Ok(())
