@@ -56,7 +56,6 @@ pub const fn sent(name: &'static str) -> Sent {
 pub mod sent {
     use super::{sent, Sent};
 
-    pub const X_REQUEST_ID: Sent = sent("x-request-id");
     pub const X_GATEWAY_ASSERTION: Sent = sent("x-gateway-assertion");
     pub const X_WECHAT_APPID: Sent = sent("x-wechat-appid");
     pub const X_WECHAT_OPENID: Sent = sent("x-wechat-openid");

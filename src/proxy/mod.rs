@@ -464,8 +464,10 @@ impl ProxyHttp for Gateway {
         nginx::response(session, resp, ctx);
         let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
         headers::strip_gateway_set_cookies(resp, cookie_name);
+        // Written after the answer's own headers, not into pingora's two maps (nothing reads
+        // it again); an id the upstream set is kept.
         if !resp.headers.contains_key(headers::names::X_REQUEST_ID) {
-            resp.insert_header(headers::sent::X_REQUEST_ID, ctx.request_id.as_str())?;
+            resp.append_wire_header(&headers::names::X_REQUEST_ID, ctx.request_id.as_bytes())?;
         }
         Ok(())
     }

@@ -88,9 +88,8 @@ pub struct RequestHeader {
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
-    /// Header lines written after those of the maps, already in wire form (`name: value\r\n`):
-    /// see [`RequestHeader::append_wire_header`].
-    wire_tail: Vec<u8>,
+    /// Headers written after those of the maps: see [`RequestHeader::append_wire_header`].
+    wire_tail: WireTail,
 }
 
 /// How a request-target is stored, and how [`RequestHeader::raw_path`] recovers it.
@@ -158,7 +157,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
-    wire_tail: Vec::new(),
+    wire_tail: WireTail::default(),
         }
     }
 
@@ -249,13 +248,13 @@ impl RequestHeader {
     /// follow those of the map.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
         header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
-        buf.put_slice(&self.wire_tail);
+        buf.put_slice(&self.wire_tail.0);
     }
 
     /// How many bytes [`Self::header_to_h1_wire`] writes, so that a buffer can be allocated
     /// at its size instead of grown (and copied) while the headers are written.
     pub fn header_h1_wire_len(&self) -> usize {
-        header_h1_wire_len(&self.base.headers) + self.wire_tail.len()
+        header_h1_wire_len(&self.base.headers) + self.wire_tail.0.len()
     }
 
     /// Adds a header that is written, as given, after those of the header map, without
@@ -269,29 +268,12 @@ impl RequestHeader {
     /// Fails, adding nothing, on a value [`HeaderValue`] would refuse (a control byte other
     /// than a tab): a value can never end the header or begin another.
     pub fn append_wire_header(&mut self, name: &HeaderName, value: &[u8]) -> Result<()> {
-        // One pass without an early exit, so that it vectorises.
-        let refused = value
-            .iter()
-            .fold(false, |bad, &b| bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f));
-        if refused {
-            return pingora_error::Error::e_explain(InvalidHTTPHeader, "invalid header value");
-        }
-        let name = name.as_str().as_bytes();
-        if self.wire_tail.is_empty() {
-            // A proxy adds a handful: room for them at once, not a reallocation each.
-            self.wire_tail.reserve(512);
-        }
-        self.wire_tail.reserve(name.len() + 2 + value.len() + 2);
-        self.wire_tail.extend_from_slice(name);
-        self.wire_tail.extend_from_slice(b": ");
-        self.wire_tail.extend_from_slice(value);
-        self.wire_tail.extend_from_slice(b"\r\n");
-        Ok(())
+        self.wire_tail.append(name, value)
     }
 
     /// The headers added with [`Self::append_wire_header`], in order.
     pub fn wire_headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-        wire_lines(&self.wire_tail)
+        self.wire_tail.headers()
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -449,9 +431,7 @@ impl RequestHeader {
     /// The headers of [`Self::append_wire_header`] follow the map's in the parts' map.
     pub fn as_owned_parts(&self) -> ReqParts {
         let mut parts = clone_req_parts(&self.base);
-        for (name, value) in self.wire_headers() {
-            parts.headers.append(name, value);
-        }
+        self.wire_tail.append_to(&mut parts.headers);
         parts
     }
 }
@@ -498,7 +478,7 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
-            wire_tail: Vec::new(),
+            wire_tail: WireTail::default(),
         }
     }
 }
@@ -507,9 +487,7 @@ impl From<ReqParts> for RequestHeader {
 impl From<RequestHeader> for ReqParts {
     fn from(req: RequestHeader) -> ReqParts {
         let mut parts = req.base;
-        for (name, value) in wire_lines(&req.wire_tail) {
-            parts.headers.append(name, value);
-        }
+        req.wire_tail.append_to(&mut parts.headers);
         parts
     }
 }
@@ -534,6 +512,8 @@ pub struct ResponseHeader {
     header_name_map: Option<CaseMap>,
     // the reason phrase of the response, if unset, a default one will be used
     reason_phrase: Option<String>,
+    /// Headers written after those of the maps: see [`ResponseHeader::append_wire_header`].
+    wire_tail: WireTail,
 }
 
 impl AsRef<RespParts> for ResponseHeader {
@@ -553,9 +533,10 @@ impl Deref for ResponseHeader {
 impl Clone for ResponseHeader {
     fn clone(&self) -> Self {
         Self {
-            base: self.as_owned_parts(),
+            base: clone_resp_parts(&self.base),
             header_name_map: self.header_name_map.clone(),
             reason_phrase: self.reason_phrase.clone(),
+            wire_tail: self.wire_tail.clone(),
         }
     }
 }
@@ -567,19 +548,23 @@ impl From<RespParts> for ResponseHeader {
             base: parts,
             header_name_map: None,
             reason_phrase: None,
+            wire_tail: WireTail::default(),
         }
     }
 }
 
+/// The headers of [`ResponseHeader::append_wire_header`] follow the map's in the parts' map.
 impl From<ResponseHeader> for RespParts {
     fn from(resp: ResponseHeader) -> RespParts {
-        resp.base
+        let mut parts = resp.base;
+        resp.wire_tail.append_to(&mut parts.headers);
+        parts
     }
 }
 
 impl From<Box<ResponseHeader>> for Box<RespParts> {
     fn from(resp: Box<ResponseHeader>) -> Box<RespParts> {
-        Box::new(resp.base)
+        Box::new((*resp).into())
     }
 }
 
@@ -599,6 +584,7 @@ impl ResponseHeader {
             base,
             header_name_map: None,
             reason_phrase: None,
+            wire_tail: WireTail::default(),
         }
     }
 
@@ -676,13 +662,26 @@ impl ResponseHeader {
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        buf.put_slice(&self.wire_tail.0);
     }
 
     /// How many bytes [`Self::header_to_h1_wire`] writes, so that a buffer can be allocated
     /// at its size instead of grown (and copied) while the headers are written.
     pub fn header_h1_wire_len(&self) -> usize {
-        header_h1_wire_len(&self.base.headers)
+        header_h1_wire_len(&self.base.headers) + self.wire_tail.0.len()
+    }
+
+    /// Adds a header written after those of the maps, as
+    /// [`RequestHeader::append_wire_header`] does (the same terms: not seen by lookups or
+    /// removals; HTTP/2 and the conversions into parts carry it).
+    pub fn append_wire_header(&mut self, name: &HeaderName, value: &[u8]) -> Result<()> {
+        self.wire_tail.append(name, value)
+    }
+
+    /// The headers added with [`Self::append_wire_header`], in order.
+    pub fn wire_headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.wire_tail.headers()
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -764,9 +763,12 @@ impl ResponseHeader {
             .or_else(|| self.base.status.canonical_reason())
     }
 
-    /// Clone `self` into [http::response::Parts].
+    /// Clone `self` into [http::response::Parts], the headers of
+    /// [`Self::append_wire_header`] after the map's.
     pub fn as_owned_parts(&self) -> RespParts {
-        clone_resp_parts(&self.base)
+        let mut parts = clone_resp_parts(&self.base);
+        self.wire_tail.append_to(&mut parts.headers);
+        parts
     }
 
     /// Helper function to set the HTTP content length on the response header.
@@ -880,21 +882,57 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
     })
 }
 
-/// The headers of `name: value\r\n` lines written by [`RequestHeader::append_wire_header`].
-fn wire_lines(tail: &[u8]) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-    tail.split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let at = line
-                .windows(2)
-                .position(|w| w == b": ")
-                .expect("written as name, colon, space, value");
-            (
-                HeaderName::from_bytes(&line[..at]).expect("written from a HeaderName"),
-                HeaderValue::from_bytes(&line[at + 2..]).expect("checked when added"),
-            )
-        })
+/// Headers kept in wire form (`name: value\r\n` lines) beside a header's maps, written after
+/// them: see [`RequestHeader::append_wire_header`].
+#[derive(Debug, Clone, Default)]
+struct WireTail(Vec<u8>);
+
+impl WireTail {
+    fn append(&mut self, name: &HeaderName, value: &[u8]) -> Result<()> {
+        // One pass without an early exit, so that it vectorises.
+        let refused = value
+            .iter()
+            .fold(false, |bad, &b| bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f));
+        if refused {
+            return pingora_error::Error::e_explain(InvalidHTTPHeader, "invalid header value");
+        }
+        let name = name.as_str().as_bytes();
+        if self.0.is_empty() {
+            // A proxy adds a handful (an assertion alone can take 600 bytes): room for them
+            // at once, not a reallocation each.
+            self.0.reserve(1024);
+        }
+        self.0.reserve(name.len() + 2 + value.len() + 2);
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value);
+        self.0.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.0
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let at = line
+                    .windows(2)
+                    .position(|w| w == b": ")
+                    .expect("written as name, colon, space, value");
+                (
+                    HeaderName::from_bytes(&line[..at]).expect("written from a HeaderName"),
+                    HeaderValue::from_bytes(&line[at + 2..]).expect("checked when added"),
+                )
+            })
+    }
+
+    /// Into a map of headers (`http`'s parts: HTTP/2), after those it has.
+    fn append_to(&self, map: &mut HMap) {
+        for (name, value) in self.headers() {
+            map.append(name, value);
+        }
+    }
 }
 
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
@@ -1239,6 +1277,32 @@ mod tests {
         // Bytes past ASCII are what `HeaderValue` takes too.
         req.append_wire_header(&id, "é".as_bytes()).unwrap();
         assert_eq!(req.wire_headers().count(), 3);
+    }
+
+    #[test]
+    fn a_response_carries_wire_headers_as_a_request_does() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("Content-Length", "2").unwrap();
+        let id = HeaderName::from_static("x-request-id");
+        resp.append_wire_header(&id, b"rid-9").unwrap();
+        assert!(resp.append_wire_header(&id, b"a\r\nb").is_err());
+        let wire = |r: &ResponseHeader| {
+            let mut buf = vec![];
+            r.header_to_h1_wire(&mut buf);
+            buf
+        };
+        let want: &[u8] = b"Content-Length: 2\r\nx-request-id: rid-9\r\n";
+        assert_eq!(wire(&resp), want);
+        assert_eq!(resp.header_h1_wire_len(), want.len());
+        assert_eq!(wire(&resp.clone()), want);
+        assert!(resp.headers.get(&id).is_none());
+        let parts = resp.as_owned_parts();
+        assert_eq!(parts.headers["x-request-id"], "rid-9");
+        assert_eq!(parts.headers.len(), 2);
+        let boxed: Box<RespParts> = Box::new(resp.clone()).into();
+        assert_eq!(boxed.headers, parts.headers);
+        let moved: RespParts = resp.into();
+        assert_eq!(moved.headers, parts.headers);
     }
 
     #[test]
