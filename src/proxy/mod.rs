@@ -356,12 +356,6 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
-    /// Step 8 adds the forwarding headers and a request id, and for a signed-in request its
-    /// identity and assertion; the upstream request is copied with room for the first eight.
-    fn upstream_request_header_room(&self) -> usize {
-        8
-    }
-
     /// Step 8: what the upstream is told.
     async fn upstream_request_filter(
         &self,
