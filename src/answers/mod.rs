@@ -131,20 +131,29 @@ pub fn wecom_error(status: u16, errcode: i64, errmsg: &str, request_id: &str) ->
 /// A failed WeCom call of the qyapi endpoint in WeCom's shape: a failed gettoken keeps its
 /// errcode (40001 bad secret, 60020 ...) with 200 as WeCom sends it; no answer at all is
 /// errcode -1 with 504 or 502. The third value is the `errcode` metrics label.
-pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, String) {
+pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode) {
     let (status, errcode, label) = match e {
         // No suite ticket yet: the gateway cannot ask WeCom at all (SPEC section 20).
-        ApiError::Api { errcode: 41023, .. } => (503, 41023, "41023".to_owned()),
-        ApiError::Api { errcode, .. } => (200, *errcode, errcode.to_string()),
-        ApiError::Timeout => (504, -1, "timeout".to_owned()),
-        ApiError::Unreachable(_) => (502, -1, "unreachable".to_owned()),
-        ApiError::BadAnswer(_) => (502, -1, "bad_answer".to_owned()),
+        ApiError::Api { errcode: 41023, .. } => (503, 41023, Errcode::Code(41023)),
+        ApiError::Api { errcode, .. } => (200, *errcode, Errcode::Code(*errcode)),
+        ApiError::Timeout => (504, -1, Errcode::Failed("timeout")),
+        ApiError::Unreachable(_) => (502, -1, Errcode::Failed("unreachable")),
+        ApiError::BadAnswer(_) => (502, -1, Errcode::Failed("bad_answer")),
     };
     let msg = match e {
         ApiError::Api { errmsg, .. } => printable(errmsg),
         other => other.to_string(),
     };
     (wecom_error(status, errcode, &msg, request_id), label)
+}
+
+/// What a qyapi call came to, for its metric and log line: WeCom's `errcode`, or why there
+/// is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errcode {
+    Code(i64),
+    /// `timeout`, `unreachable` or `bad_answer`.
+    Failed(&'static str),
 }
 
 pub fn escape_html(s: &str) -> String {

@@ -19,7 +19,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::answers;
+use crate::answers::{self, Errcode};
 use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
@@ -33,6 +33,11 @@ pub const MAX_BODY: usize = 20 * 1024 * 1024;
 /// The handle's lifetime as told to SDKs; the handle itself does not expire.
 const HANDLE_EXPIRES_IN: u64 = 7200;
 
+/// The headers a caller names an app and a corp with, parsed once (a lookup by `&str` parses
+/// the name on every call).
+const X_GATEWAY_APP: HeaderName = HeaderName::from_static("x-gateway-app");
+const X_GATEWAY_CORP: HeaderName = HeaderName::from_static("x-gateway-corp");
+
 pub struct Qyapi {
     pub config: Arc<ArcSwap<Config>>,
     pub provider: Provider,
@@ -44,7 +49,7 @@ struct Served {
     app: String,
     /// A label of [`labels::api`]'s fixed set, `other` or `-`: never the caller's text.
     api: &'static str,
-    errcode: String,
+    errcode: Errcode,
 }
 
 /// The answer as the endpoint frames it: the given headers, its own `Content-Length` and the
@@ -102,7 +107,7 @@ impl Served {
             response: from_answer(answers::wecom_error(status, errcode, errmsg, rid)),
             app: app.to_owned(),
             api,
-            errcode: errcode.to_string(),
+            errcode: Errcode::Code(errcode),
         }
     }
 }
@@ -125,15 +130,9 @@ impl ServeHttp for Qyapi {
         let outcome = self.serve(session, &config, &rid).await;
         let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
-            let errcode = match outcome.errcode.parse::<i64>() {
-                Ok(e) => labels::errcode(e),
-                Err(_)
-                    if ["timeout", "unreachable", "bad_answer"]
-                        .contains(&outcome.errcode.as_str()) =>
-                {
-                    &outcome.errcode
-                }
-                Err(_) => labels::OTHER,
+            let errcode = match outcome.errcode {
+                Errcode::Code(e) => labels::errcode(e),
+                Errcode::Failed(why) => why,
             };
             METRICS
                 .qyapi_calls
@@ -141,12 +140,19 @@ impl ServeHttp for Qyapi {
                 .inc();
         }
         if let Some(line) = crate::logging::qyapi() {
+            let mut digits = itoa::Buffer::new();
             line.plain("method", session.req_header().method.as_str())
                 // A configured app's name and a label of a fixed set: nothing of the caller's
                 // to redact.
                 .plain("app", &outcome.app)
                 .plain("api", outcome.api)
-                .plain("errcode", &outcome.errcode)
+                .plain(
+                    "errcode",
+                    match outcome.errcode {
+                        Errcode::Code(e) => digits.format(e),
+                        Errcode::Failed(why) => why,
+                    },
+                )
                 .number("status", status.into())
                 .millis("duration_ms", started.elapsed())
                 .plain("request_id", &rid)
@@ -188,27 +194,27 @@ impl Qyapi {
         let addressed = request::address(&config.apps, path);
         let api = addressed.api.to_owned();
         let request::Query {
-            pairs: query,
             raw: raw_query,
             access_token,
+            carries_token,
         } = request::split_query(query);
         let header_app = session
             .req_header()
             .headers
-            .get("x-gateway-app")
+            .get(X_GATEWAY_APP)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let restrict = addressed.prefix_app.or(header_app.as_deref());
 
         let method = session.req_header().method.clone();
         if request::is_sdk_gettoken(&api) {
-            return sdk_gettoken(config, &api, &query, restrict, None, rid);
+            return sdk_gettoken(config, &api, &request::pairs(query), restrict, None, rid);
         }
         // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app: a handle for that corp.
         let corp_header = session
             .req_header()
             .headers
-            .get("x-gateway-corp")
+            .get(X_GATEWAY_CORP)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let prefix_suite = addressed
@@ -217,7 +223,7 @@ impl Qyapi {
             .is_some_and(|a| crate::suite::suite_of(a).is_some());
         if let Ok(c) = corp::pick(prefix_suite, &api, corp_header.as_deref()) {
             if c.corp.is_some() && request::is_sdk_gettoken(c.api) {
-                return sdk_gettoken(config, c.api, &query, restrict, c.corp, rid);
+                return sdk_gettoken(config, c.api, &request::pairs(query), restrict, c.corp, rid);
             }
         }
 
@@ -287,7 +293,7 @@ impl Qyapi {
             headers,
             body,
         };
-        let sent = match (request::token_use(&app, &api, &query), &corp) {
+        let sent = match (request::token_use(&app, &api, carries_token), &corp) {
             (TokenUse::Injected(kind), Some(corp)) => {
                 self.provider.corp_call(corp, kind, req).await
             }
@@ -296,7 +302,7 @@ impl Qyapi {
         };
         match sent {
             Ok(resp) => Served {
-                errcode: resp.errcode.to_string(),
+                errcode: Errcode::Code(resp.errcode),
                 response: passed_back(resp, rid),
                 app: app.name.clone(),
                 api: label,
@@ -462,7 +468,7 @@ fn sdk_gettoken(
                 response: framed(200, ct, serde_json::to_vec(&body).unwrap_or_default(), rid),
                 app: app.name.clone(),
                 api: labels::api(api),
-                errcode: "0".to_owned(),
+                errcode: Errcode::Code(0),
             }
         }
         None => Served::refused(

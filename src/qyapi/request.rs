@@ -100,11 +100,10 @@ const TOKEN_ISSUERS: &[&str] = &[
     "/cgi-bin/stable_token",
 ];
 
-pub fn token_use(app: &App, api: &str, query: &[(String, String)]) -> TokenUse {
-    let own = TOKEN_ISSUERS.contains(&api)
-        || query
-            .iter()
-            .any(|(k, _)| k.to_ascii_lowercase().ends_with("access_token"));
+/// `carries_token`: a parameter of the caller's names a token of its own
+/// ([`Query::carries_token`]).
+pub fn token_use(app: &App, api: &str, carries_token: bool) -> TokenUse {
+    let own = TOKEN_ISSUERS.contains(&api) || carries_token;
     if own {
         TokenUse::Own
     } else {
@@ -223,12 +222,13 @@ pub fn kind_for(app: &App, api: &str) -> TokenKind {
 /// out: decoded for the gateway to read, and as written for forwarding.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Query {
-    /// The pairs in order, decoded.
-    pub pairs: Vec<(String, String)>,
-    /// The same pairs as the caller wrote them (`%20` stays `%20`), `&`-joined; bytes that
-    /// are not ASCII text are escaped.
+    /// The pairs as the caller wrote them (`%20` stays `%20`), `&`-joined, without
+    /// `access_token`; bytes that are not ASCII text are escaped.
     pub raw: String,
     pub access_token: Option<String>,
+    /// Another parameter names a token (`suite_access_token`, `PROVIDER_ACCESS_TOKEN`...): the
+    /// caller brings its own, the gateway injects none.
+    pub carries_token: bool,
 }
 
 pub fn split_query(query: &[u8]) -> Query {
@@ -241,7 +241,7 @@ pub fn split_query(query: &[u8]) -> Query {
             q.access_token.get_or_insert_with(|| v.into_owned());
             continue;
         }
-        q.pairs.push((k.into_owned(), v.into_owned()));
+        q.carries_token |= names_a_token(&k);
         if !q.raw.is_empty() {
             q.raw.push('&');
         }
@@ -251,6 +251,20 @@ pub fn split_query(query: &[u8]) -> Query {
         ));
     }
     q
+}
+
+/// The pairs of `query` in order, decoded, without `access_token`: what `gettoken` reads.
+pub fn pairs(query: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query)
+        .filter(|(k, _)| k != "access_token")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn names_a_token(key: &str) -> bool {
+    const SUFFIX: &str = "access_token";
+    key.len() >= SUFFIX.len()
+        && key.as_bytes()[key.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX.as_bytes())
 }
 
 /// Request headers that are not forwarded: hop-by-hop ones, the ones the client library
@@ -372,10 +386,12 @@ secret = "secret-of-hr"
 
     #[test]
     fn query_order_kept_and_token_taken_out() {
-        let q = split_query(b"userid=zhang%20san&access_token=wgw1.x.y&b=2&a=1");
+        let query = b"userid=zhang%20san&access_token=wgw1.x.y&b=2&a=1";
+        let q = split_query(query);
         assert_eq!(q.access_token.as_deref(), Some("wgw1.x.y"));
+        assert!(!q.carries_token);
         assert_eq!(
-            q.pairs,
+            pairs(query),
             vec![
                 ("userid".to_owned(), "zhang san".to_owned()),
                 ("b".to_owned(), "2".to_owned()),
@@ -448,39 +464,39 @@ secret = "secret-of-hr"
     #[test]
     fn token_errors_only_count_for_tokens_the_gateway_injected() {
         let apps = apps();
-        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        type Query = Vec<(String, String)>;
-        let cases: &[(&str, Query, TokenUse)] = &[
+        let q = |query: &str| split_query(query.as_bytes()).carries_token;
+        let cases: &[(&str, bool, TokenUse)] = &[
             (
                 "/cgi-bin/user/get",
-                q(&[("userid", "a")]),
+                q("userid=a&access_token=wgw1.x.y"),
                 TokenUse::Injected(TokenKind::Access),
             ),
             (
                 "/cgi-bin/externalcontact/get",
-                q(&[]),
+                q(""),
                 TokenUse::Injected(TokenKind::Contact),
             ),
             (
                 "/cgi-bin/service/get_permanent_code",
-                q(&[("suite_access_token", "x")]),
+                q("suite_access_token=x"),
                 TokenUse::Own,
             ),
             (
                 "/cgi-bin/message/send",
-                q(&[("PROVIDER_ACCESS_TOKEN", "x")]),
+                q("PROVIDER_ACCESS_TOKEN=x"),
                 TokenUse::Own,
             ),
-            ("/cgi-bin/service/get_suite_token", q(&[]), TokenUse::Own),
-            ("/cgi-bin/stable_token", q(&[]), TokenUse::Own),
+            ("/cgi-bin/service/get_suite_token", q(""), TokenUse::Own),
+            ("/cgi-bin/stable_token", q(""), TokenUse::Own),
+            ("/cgi-bin/user/get", q("x_Access%5FToken=1"), TokenUse::Own),
+            (
+                "/cgi-bin/user/get",
+                q("token=1&access_tokens=2"),
+                TokenUse::Injected(TokenKind::Access),
+            ),
         ];
         for (api, query, want) in cases {
-            assert_eq!(token_use(&apps["crm"], api, query), *want, "{api}");
+            assert_eq!(token_use(&apps["crm"], api, *query), *want, "{api}");
         }
         assert!(is_sdk_gettoken("/cgi-bin/gettoken") && is_sdk_gettoken("/cgi-bin/token"));
         assert!(!is_sdk_gettoken("/cgi-bin/./gettoken"));
