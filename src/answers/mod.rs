@@ -130,7 +130,8 @@ pub fn wecom_error(status: u16, errcode: i64, errmsg: &str, request_id: &str) ->
 
 /// A failed WeCom call of the qyapi endpoint in WeCom's shape: a failed gettoken keeps its
 /// errcode (40001 bad secret, 60020 ...) with 200 as WeCom sends it; no answer at all is
-/// errcode -1 with 504 or 502. The third value is the `errcode` metrics label.
+/// errcode -1 with 504 or 502. The second value is what the call came to, for its metric and
+/// log line.
 pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode) {
     let (status, errcode, label) = match e {
         // No suite ticket yet: the gateway cannot ask WeCom at all (SPEC section 20).
