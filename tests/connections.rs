@@ -243,7 +243,9 @@ fn a_few_long_lived_connections_are_served_by_different_threads() {
     // Each worker thread keeps its own idle upstream connections, so two client connections
     // served one after the other by one thread share an upstream connection, and by two
     // threads use two. With a random thread per connection both land on one thread half the
-    // time: seven pairs in a row split (1 in 128 by chance) says the gateway chose.
+    // time: eleven of twelve pairs split (13 in 4096 by chance) says the gateway chose. One
+    // shared pair is allowed: the gateway counts a connection off as its task ends, just after
+    // the socket closes, so a pair opened in that instant can find the counts one apart.
     let up = common::numbering::numbering_server();
     let gw = gateway("", &format!("http://{up}"));
     let ask = |s: &mut TcpStream, pending: &mut Vec<u8>| {
@@ -255,16 +257,16 @@ fn a_few_long_lived_connections_are_served_by_different_threads() {
         std::thread::sleep(Duration::from_millis(30));
         String::from_utf8(r.body).unwrap()
     };
-    for pair in 0..7 {
+    let mut shared = Vec::new();
+    for pair in 0..12 {
         let (mut a, mut b) = (connect(&gw), connect(&gw));
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
         // On one thread the second request reuses the first one's upstream connection (a
         // slow release could only make it open another, and this pass); on two it never can.
         let (first, second) = (ask(&mut a, &mut pa), ask(&mut b, &mut pb));
-        assert_ne!(
-            first, second,
-            "pair {pair}: both client connections were served by one thread"
-        );
+        if first == second {
+            shared.push(pair);
+        }
         // Both close before the next pair opens, and the gateway has seen them close (it
         // closes its side once it has): a close it had seen on one thread only would leave
         // that thread the fewer connections for both of the next pair.
@@ -273,8 +275,9 @@ fn a_few_long_lived_connections_are_served_by_different_threads() {
             let mut rest = Vec::new();
             let _ = s.read_to_end(&mut rest);
         }
-        // Its count of a connection drops as the connection's task ends, just after the
-        // socket closes.
-        std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        shared.len() <= 1,
+        "pairs {shared:?}: both client connections were served by one thread"
+    );
 }
