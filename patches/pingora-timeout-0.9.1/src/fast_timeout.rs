@@ -92,17 +92,27 @@ pub fn fast_timeout_to_tokio_threshold() -> Option<Duration> {
 /// Users don't need to interact with this object.
 pub struct FastTimeout(Duration);
 
-impl ToTimeout for FastTimeout {
-    fn timeout(&self) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+impl FastTimeout {
+    fn wait(&self) -> TimerWait {
         // Checked when a timer is registered rather than when a timeout is made: most waits end
         // at their first poll and never register one. One reading of the clock serves both.
         let now = std::time::Instant::now();
         check_clock_thread_at(&TIMER_MANAGER, now);
-        Box::pin(TIMER_MANAGER.register_timer_at(now, self.0).poll())
+        TIMER_MANAGER.register_timer_at(now, self.0).poll()
+    }
+}
+
+impl ToTimeout for FastTimeout {
+    fn timeout(&self) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(self.wait())
     }
 
     fn create(d: Duration) -> Self {
         FastTimeout(d)
+    }
+
+    fn timer_wait(&self) -> Option<TimerWait> {
+        Some(self.wait())
     }
 }
 
@@ -131,6 +141,13 @@ impl ToTimeout for FastOrTokioTimeout {
         match self.kind {
             TimeoutKind::Fast => FastTimeout::create(self.duration).timeout(),
             TimeoutKind::Tokio => TokioTimeout::create(self.duration).timeout(),
+        }
+    }
+
+    fn timer_wait(&self) -> Option<TimerWait> {
+        match self.kind {
+            TimeoutKind::Fast => Some(FastTimeout(self.duration).wait()),
+            TimeoutKind::Tokio => None,
         }
     }
 

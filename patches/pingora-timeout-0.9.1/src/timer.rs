@@ -28,13 +28,15 @@
 //! - create 34.317439ms total, 343ns avg per iteration
 //! - drop: 10.694154ms total, 106ns avg per iteration
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use thread_local::ThreadLocal;
-use tokio::sync::Notify;
 
 const RESOLUTION_MS: u64 = 10;
 const RESOLUTION_DURATION: Duration = Duration::from_millis(RESOLUTION_MS);
@@ -71,21 +73,86 @@ pub struct TimerStub(Arc<TimerState>);
 
 impl TimerStub {
     /// Wait for the timer to expire.
-    pub async fn poll(self) {
-        // Registered before the flag is read: a timer that fires in between still wakes it
-        // (`notify_waiters` only wakes waiters that exist when it is called).
-        let notified = self.0.notify.notified();
-        if self.0.fired.load(Ordering::SeqCst) {
-            return;
+    ///
+    /// A named future, so that a [`crate::Timeout`] holds it in place instead of boxing it.
+    pub fn poll(self) -> TimerWait {
+        TimerWait {
+            state: self.0,
+            slot: None,
         }
-        notified.await;
     }
 }
 
 /// What a timer and its stubs share: one allocation per timer, one reference count per stub.
 struct TimerState {
-    notify: Notify,
     fired: AtomicBool,
+    /// The wakers of the waits that are pending, by slot. `fire` sets `fired` before it takes
+    /// them, and a wait registers (or frees) its slot under the lock only while `fired` is
+    /// unset: no wait is left unwoken, and no slot is used after the wakers were taken.
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    wakers: Vec<Option<Waker>>,
+    /// Slots of waits that ended before the timer fired, to be used again.
+    free: Vec<usize>,
+}
+
+/// The wait for a timer: ready once it fired. Pending, it keeps its task's waker in one slot
+/// of the timer (registered at the first poll, replaced if the task's waker changes), and
+/// gives the slot back when dropped before the timer fires.
+pub struct TimerWait {
+    state: Arc<TimerState>,
+    slot: Option<usize>,
+}
+
+impl Future for TimerWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.state.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        let mut waiters = this.state.waiters.lock();
+        if this.state.fired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        match this.slot {
+            Some(i) => match &mut waiters.wakers[i] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            },
+            None => {
+                let waker = Some(cx.waker().clone());
+                let i = match waiters.free.pop() {
+                    Some(i) => {
+                        waiters.wakers[i] = waker;
+                        i
+                    }
+                    None => {
+                        waiters.wakers.push(waker);
+                        waiters.wakers.len() - 1
+                    }
+                };
+                this.slot = Some(i);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for TimerWait {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            let mut waiters = self.state.waiters.lock();
+            if !self.state.fired.load(Ordering::Acquire) {
+                waiters.wakers[i] = None;
+                waiters.free.push(i);
+            }
+        }
+    }
 }
 
 struct Timer(Arc<TimerState>);
@@ -93,14 +160,18 @@ struct Timer(Arc<TimerState>);
 impl Timer {
     pub fn new() -> Self {
         Timer(Arc::new(TimerState {
-            notify: Notify::new(),
             fired: AtomicBool::new(false),
+            waiters: Mutex::new(Waiters::default()),
         }))
     }
 
     pub fn fire(&self) {
-        self.0.fired.store(true, Ordering::SeqCst);
-        self.0.notify.notify_waiters();
+        self.0.fired.store(true, Ordering::Release);
+        let waiters = std::mem::take(&mut *self.0.waiters.lock());
+        // Woken outside the lock.
+        for waker in waiters.wakers.into_iter().flatten() {
+            waker.wake();
+        }
     }
 
     pub fn subscribe(&self) -> TimerStub {
@@ -418,5 +489,85 @@ mod tests {
             .await
             .expect("woken")
             .unwrap();
+    }
+
+    /// Counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn woken(c: &Count) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_fire_wakes_each_pending_wait_once_with_its_latest_waker() {
+        let timer = Timer::new();
+        let (first, first_waker) = counter();
+        let (moved, moved_waker) = counter();
+        let (other, other_waker) = counter();
+        let mut a = timer.subscribe().poll();
+        let mut b = timer.subscribe().poll();
+        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&first_waker)).is_pending());
+        // The task's waker changed between polls: the new one is kept, the old one let go.
+        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&moved_waker)).is_pending());
+        assert!(Pin::new(&mut b).poll(&mut Context::from_waker(&other_waker)).is_pending());
+        assert_eq!(timer.0.waiters.lock().wakers.len(), 2);
+        timer.fire();
+        assert_eq!((woken(&first), woken(&moved), woken(&other)), (0, 1, 1));
+        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&moved_waker)).is_ready());
+        // A wait made after the fire is ready at once and registers nothing.
+        let mut late = timer.subscribe().poll();
+        assert!(Pin::new(&mut late).poll(&mut Context::from_waker(&other_waker)).is_ready());
+        drop((a, b, late));
+        assert!(timer.0.waiters.lock().wakers.is_empty());
+        assert_eq!((woken(&moved), woken(&other)), (1, 1));
+    }
+
+    #[test]
+    fn a_wait_dropped_before_the_fire_gives_its_slot_back_and_is_not_woken() {
+        let timer = Timer::new();
+        let (gone, gone_waker) = counter();
+        let (kept, kept_waker) = counter();
+        let mut a = timer.subscribe().poll();
+        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&gone_waker)).is_pending());
+        drop(a);
+        {
+            let waiters = timer.0.waiters.lock();
+            assert!(waiters.wakers[0].is_none(), "its waker is released at once");
+            assert_eq!(waiters.free, [0]);
+        }
+        // The next wait takes the freed slot rather than growing the list.
+        let mut b = timer.subscribe().poll();
+        assert!(Pin::new(&mut b).poll(&mut Context::from_waker(&kept_waker)).is_pending());
+        assert_eq!(timer.0.waiters.lock().wakers.len(), 1);
+        timer.fire();
+        assert_eq!((woken(&gone), woken(&kept)), (0, 1));
+        // Dropped after the fire: the taken list is not touched.
+        drop(b);
+        assert!(timer.0.waiters.lock().free.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fast_timeout_holds_its_wait_in_place_and_elapses() {
+        let start = Instant::now();
+        let never = std::future::pending::<()>();
+        assert!(crate::timeout(Duration::from_millis(30), never).await.is_err());
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        use crate::ToTimeout;
+        let t = crate::fast_timeout::FastOrTokioTimeout::create(Duration::from_secs(1));
+        assert!(t.timer_wait().is_some());
+        assert!(crate::TokioTimeout::create(Duration::from_secs(1))
+            .timer_wait()
+            .is_none());
     }
 }
