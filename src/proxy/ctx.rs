@@ -15,8 +15,8 @@ pub struct Ctx {
     pub request_id: String,
     /// The config this request started with; a SIGHUP reload never changes it mid-request.
     pub config: Arc<Config>,
-    /// The normalised path, lossily decoded, for logs and metrics.
-    pub path: String,
+    /// The normalised path, for logs and metrics (as received when it cannot be normalised).
+    pub path: Vec<u8>,
     /// How the client reads the gateway's own answers.
     pub form: Form,
     pub route: Option<usize>,
@@ -52,7 +52,9 @@ impl Ctx {
     pub fn route_key(&self) -> RouteLabel {
         match self.route {
             Some(i) => RouteLabel::Route(i),
-            None if self.path.starts_with(&self.config.server.prefix) => RouteLabel::Gateway,
+            None if self.path.starts_with(self.config.server.prefix.as_bytes()) => {
+                RouteLabel::Gateway
+            }
             None => RouteLabel::None,
         }
     }

@@ -19,7 +19,7 @@ use pingora::proxy::Session;
 
 use super::login_endpoints::login_link;
 use super::request::{self, param};
-use super::{assertion, normalised, Ctx, Gateway, Located};
+use super::{assertion, normalise, Ctx, Gateway, Located};
 use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::login::return_url::ReturnUrl;
 use crate::routing;
@@ -121,11 +121,9 @@ impl Gateway {
                 "the forward-auth check is a GET",
             ));
         }
-        let own_path = std::mem::take(&mut ctx.path);
         let checked = self.check_original(session, ctx).await;
         // The check is the gateway's own answer, counted and logged as such whatever route it
-        // was about; nothing is proxied.
-        ctx.path = own_path;
+        // was about (the pipeline puts the check's own path back); nothing is proxied.
         ctx.route = None;
         ctx.upstream = None;
         ctx.upstream_uri = None;
@@ -158,7 +156,10 @@ impl Gateway {
             .map_err(|_| Failure::new(Kind::BadRequest, "the original host is garbled"))?;
         ctx.form = request::form(session);
 
-        let (raw_path, path) = normalised(ctx, &original.target)?;
+        normalise(ctx, &original.target)?;
+        // The original's path is only read here: `forward_auth` puts the check's own back.
+        let path = std::mem::take(&mut ctx.path);
+        let (raw_path, _query) = nginx_compat::uri::split_request_uri(&original.target);
         // The gateway's own endpoints check for themselves when the request reaches them.
         if super::endpoints::under_prefix(&path, &config.server.prefix).is_some() {
             return Ok(());
@@ -167,11 +168,15 @@ impl Gateway {
             Located::Handler(_, final_paths) => final_paths,
             Located::Done(_) | Located::NotFound => None,
         };
-        let finals = final_paths
-            .as_deref()
-            .unwrap_or(std::slice::from_ref(&path));
-        self.gates(session, ctx, &config, finals, &path, raw_path)
-            .await
+        self.gates(
+            session,
+            ctx,
+            &config,
+            final_paths.as_deref(),
+            &path,
+            raw_path,
+        )
+        .await
     }
 }
 

@@ -94,10 +94,24 @@ async fn fail(session: &mut Session, ctx: &mut Ctx, f: &Failure) -> Result<bool>
 impl Gateway {
     /// Steps 1-7 of SPEC section 5, each a call into the module that owns it.
     async fn pipeline(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Next, Failure> {
-        // Step 1: nginx's normalisation; all matching uses this path, never the query.
-        let raw = session.req_header().raw_path().to_vec();
-        let (raw_path, path) = normalised(ctx, &raw)?;
+        // Step 1: nginx's normalisation; all matching uses this path, never the query. The path
+        // is kept in the context for logs, and lent out of it while the steps read it beside
+        // the context (a copy per request otherwise).
+        normalise(ctx, session.req_header().raw_path())?;
+        let path = std::mem::take(&mut ctx.path);
+        let decided = self.steps(session, ctx, &path).await;
+        // Whatever the steps left there (the forward-auth check reads another request's path).
+        ctx.path = path;
+        decided
+    }
 
+    /// Steps 2-7 on the normalised `path`.
+    async fn steps(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        path: &[u8],
+    ) -> Result<Next, Failure> {
         // Step 2: no client copy of an identity header survives, logged in or not.
         headers::strip_reserved(session.req_header_mut());
 
@@ -106,7 +120,7 @@ impl Gateway {
         // would make every proxied request's future as large, allocated and copied per request.
         let config = ctx.config.clone();
         let config = &*config;
-        if let Some(rest) = endpoints::under_prefix(&path, &config.server.prefix) {
+        if let Some(rest) = endpoints::under_prefix(path, &config.server.prefix) {
             if rest == b"/auth" {
                 return Box::pin(self.forward_auth(session, ctx))
                     .await
@@ -116,15 +130,16 @@ impl Gateway {
             return Box::pin(handled).await.map(Next::Answer);
         }
 
-        let (handler, final_paths) = match self.locate(session, ctx, config, &path)? {
+        // From here on the request is only read: its path as received borrows from it.
+        let session: &Session = session;
+        let (raw_path, _query) =
+            nginx_compat::uri::split_request_uri(session.req_header().raw_path());
+        let (handler, final_paths) = match self.locate(session, ctx, config, path)? {
             Located::Handler(h, final_paths) => (h, final_paths),
             Located::Done(next) => return Ok(next),
             Located::NotFound => return Err(no_route()),
         };
-        let finals = final_paths
-            .as_deref()
-            .unwrap_or(std::slice::from_ref(&path));
-        self.gates(session, ctx, config, finals, &path, raw_path)
+        self.gates(session, ctx, config, final_paths.as_deref(), path, raw_path)
             .await?;
         match handler {
             Handler::File(a) => Ok(Next::Nginx(a)),
@@ -186,18 +201,27 @@ impl Gateway {
         session: &Session,
         ctx: &mut Ctx,
         config: &Config,
-        final_paths: &[Vec<u8>],
+        final_paths: Option<&[Vec<u8>]>,
         path: &[u8],
         raw_path: &[u8],
     ) -> Result<(), Failure> {
-        let mut area = None;
-        for final_path in final_paths {
-            area = routing::protecting(&config.routes, final_path, path, raw_path)
-                .map_err(area_failure)?;
-            if area.is_some() {
-                break;
+        let protecting = |final_path: &[u8]| {
+            routing::protecting(&config.routes, final_path, path, raw_path).map_err(area_failure)
+        };
+        let area = match final_paths {
+            // The request's own path when no rewrite or handler changed it.
+            None => protecting(path)?,
+            Some(finals) => {
+                let mut area = None;
+                for final_path in finals {
+                    area = protecting(final_path)?;
+                    if area.is_some() {
+                        break;
+                    }
+                }
+                area
             }
-        }
+        };
         if let Some(area) = area.map(|i| &config.routes.routes[i]) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
@@ -217,17 +241,17 @@ impl Gateway {
     }
 }
 
-/// Step 1 on a request-target: its path part as received and nginx's normalised path, kept in
-/// the context for logs.
-fn normalised<'a>(ctx: &mut Ctx, raw: &'a [u8]) -> Result<(&'a [u8], Vec<u8>), Failure> {
-    let (raw_path, _query) = nginx_compat::uri::split_request_uri(raw);
+/// Step 1 on a request-target: nginx's normalised path into the context (for matching, logs and
+/// metrics), or a 400 with the path as received kept there instead.
+fn normalise(ctx: &mut Ctx, target: &[u8]) -> Result<(), Failure> {
+    let (raw_path, _query) = nginx_compat::uri::split_request_uri(target);
     match nginx_compat::uri::normalize_path(raw_path) {
         Ok(p) => {
-            ctx.path = String::from_utf8_lossy(&p).into_owned();
-            Ok((raw_path, p))
+            ctx.path = p;
+            Ok(())
         }
         Err(e) => {
-            ctx.path = String::from_utf8_lossy(raw_path).into_owned();
+            ctx.path = raw_path.to_vec();
             Err(Failure::new(
                 Kind::BadRequest,
                 format!("malformed path: {e}"),
@@ -295,7 +319,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             request_id: String::new(),
             config: self.config.load_full(),
-            path: String::new(),
+            path: Vec::new(),
             form: Form::Json,
             route: None,
             upstream: None,
@@ -574,7 +598,7 @@ impl ProxyHttp for Gateway {
             .unwrap_or("-");
         if let Some(line) = crate::logging::access() {
             line.plain("method", session.req_header().method.as_str())
-                .client("path", &ctx.path)
+                .client("path", &String::from_utf8_lossy(&ctx.path))
                 .quoted("route", route)
                 .number("status", status.into())
                 .quoted(
@@ -593,7 +617,7 @@ impl ProxyHttp for Gateway {
         format!(
             "{} {} rid={}",
             session.req_header().method,
-            ctx.path,
+            String::from_utf8_lossy(&ctx.path),
             ctx.request_id
         )
     }
