@@ -94,37 +94,83 @@ pub fn strip_reserved(req: &mut RequestHeader) {
     }
 }
 
+/// Which of the headers the gateway acts on an upstream request carries, found in one look at
+/// its names (a few, compared without hashing): each step of [`crate::proxy`]'s upstream
+/// request then looks a header up only when it is there, where it took a hash lookup or a scan
+/// per step (nearly every request has none of them but `Host` and perhaps `Cookie`). Made after
+/// the last header is added and before the first is removed: a flag may be left set by a
+/// removal (each step looks again), never unset while the header is there.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Present {
+    pub connection: bool,
+    /// A hop-by-hop header (`Connection` included, `Upgrade` unless `upgrade`).
+    pub hop: bool,
+    pub host: bool,
+    pub cookie: bool,
+    pub authorization: bool,
+    /// `wgw-contact`, the gateway's own contact header.
+    pub contact: bool,
+    pub forwarded_for: bool,
+    /// A header the gateway writes itself ([`strip_set`]'s names).
+    pub set: bool,
+}
+
+impl Present {
+    /// `upgrade`: the request is a WebSocket handshake; `xff`: the gateway writes its own
+    /// `X-Forwarded-For`.
+    pub fn of(req: &RequestHeader, upgrade: bool, xff: bool) -> Present {
+        let mut p = Present::default();
+        for n in req.headers.keys() {
+            p.connection |= n == http::header::CONNECTION;
+            p.hop |= HOP_BY_HOP.contains(n) || (!upgrade && n == http::header::UPGRADE);
+            p.host |= n == http::header::HOST;
+            p.cookie |= n == http::header::COOKIE;
+            p.authorization |= n == http::header::AUTHORIZATION;
+            p.contact |= n == names::WGW_CONTACT;
+            p.forwarded_for |= n == names::X_FORWARDED_FOR;
+            p.set |= is_set(n, xff);
+        }
+        p
+    }
+}
+
 /// Removes hop-by-hop headers, including those the client listed in `Connection`. A WebSocket
 /// handshake keeps `Upgrade` and gets `Connection: upgrade` back.
-pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool) {
-    if req.headers.contains_key(http::header::CONNECTION) {
+pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool, present: &Present) {
+    if present.connection {
         strip_connection_listed(req);
     }
-    // One look at the names the request has (a few, compared without hashing) rather than a
-    // removal, two hash lookups, per hop-by-hop name it nearly never has.
-    let hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || (!upgrade && n == http::header::UPGRADE);
-    while let Some(name) = req.headers.keys().find(|n| hop(n)).cloned() {
-        req.remove_header(&name);
+    if present.hop {
+        let hop =
+            |n: &HeaderName| HOP_BY_HOP.contains(n) || (!upgrade && n == http::header::UPGRADE);
+        while let Some(name) = req.headers.keys().find(|n| hop(n)).cloned() {
+            req.remove_header(&name);
+        }
     }
     if upgrade {
         let _ = req.insert_header(http::header::CONNECTION, "upgrade");
     }
 }
 
+/// Is `n` a header the gateway writes itself: a reserved name whoever added it,
+/// `X-Forwarded-Proto`, `-Host`, `X-Request-Id`, and `X-Forwarded-For` when the gateway writes
+/// its own (`xff`)?
+fn is_set(n: &HeaderName, xff: bool) -> bool {
+    is_reserved(n.as_str().as_bytes())
+        || *n == names::X_FORWARDED_PROTO
+        || *n == names::X_FORWARDED_HOST
+        || *n == names::X_REQUEST_ID
+        || (xff && *n == names::X_FORWARDED_FOR)
+}
+
 /// Takes out of the upstream request's map every header the gateway sets itself (they are
-/// written after the map: `RequestHeader::append_wire_header`): the reserved names whoever
-/// added them, `X-Forwarded-Proto`, `-Host`, `X-Request-Id`, and `X-Forwarded-For` when the
-/// gateway writes its own (`xff`). One look at the names the request has; nearly every
-/// request has none of them but a client's `X-Forwarded-For`.
-pub fn strip_set(req: &mut RequestHeader, xff: bool) {
-    let set = |n: &HeaderName| {
-        is_reserved(n.as_str().as_bytes())
-            || *n == names::X_FORWARDED_PROTO
-            || *n == names::X_FORWARDED_HOST
-            || *n == names::X_REQUEST_ID
-            || (xff && *n == names::X_FORWARDED_FOR)
-    };
-    while let Some(name) = req.headers.keys().find(|n| set(n)).cloned() {
+/// written after the map: `RequestHeader::append_wire_header`), as [`Present::of`] found them
+/// with the same `xff`.
+pub fn strip_set(req: &mut RequestHeader, xff: bool, present: &Present) {
+    if !present.set {
+        return;
+    }
+    while let Some(name) = req.headers.keys().find(|n| is_set(n, xff)).cloned() {
         req.remove_header(&name);
     }
 }
@@ -357,6 +403,68 @@ mod tests {
         assert_eq!(r.headers.get("cookie").unwrap(), "crm_sid=1");
     }
 
+    fn hop_by_hop(r: &mut RequestHeader, upgrade: bool) {
+        let present = Present::of(r, upgrade, false);
+        strip_hop_by_hop(r, upgrade, &present);
+    }
+
+    #[test]
+    fn one_look_finds_each_header_the_upstream_steps_act_on_in_any_case() {
+        let none = req_with(&[("Accept", "*/*"), ("X-Other", "1")]);
+        assert_eq!(Present::of(&none, false, true), Present::default());
+        let cases: [(&str, fn(&Present) -> bool); 8] = [
+            ("CONNECTION", |p| p.connection && p.hop),
+            ("keep-alive", |p| p.hop),
+            ("Proxy-Authorization", |p| p.hop),
+            ("Host", |p| p.host),
+            ("cookie", |p| p.cookie),
+            ("Authorization", |p| p.authorization),
+            ("WGW-Contact", |p| p.contact),
+            ("x_wecom_userid", |p| p.set),
+        ];
+        for (name, found) in cases {
+            let p = Present::of(&req_with(&[("Accept", "*/*"), (name, "v")]), false, true);
+            assert!(found(&p), "{name}: {p:?}");
+            assert_eq!(
+                [
+                    p.connection,
+                    p.hop,
+                    p.host,
+                    p.cookie,
+                    p.authorization,
+                    p.contact,
+                    p.set
+                ]
+                .iter()
+                .filter(|f| **f)
+                .count(),
+                if name == "CONNECTION" { 2 } else { 1 },
+                "{name} sets no other flag: {p:?}"
+            );
+        }
+        for set in [
+            "X-Forwarded-Proto",
+            "x-forwarded-host",
+            "X-Request-Id",
+            "X-Gateway-Anything",
+        ] {
+            assert!(
+                Present::of(&req_with(&[(set, "v")]), false, false).set,
+                "{set}"
+            );
+        }
+        // A client's X-Forwarded-For is the gateway's to replace only when it writes its own.
+        let xff = req_with(&[("X-Forwarded-For", "10.0.0.1")]);
+        let p = Present::of(&xff, false, true);
+        assert!(p.forwarded_for && p.set);
+        let p = Present::of(&xff, false, false);
+        assert!(p.forwarded_for && !p.set);
+        // Upgrade is hop-by-hop except on a WebSocket handshake.
+        let up = req_with(&[("Upgrade", "websocket")]);
+        assert!(Present::of(&up, false, true).hop);
+        assert!(!Present::of(&up, true, true).hop);
+    }
+
     #[test]
     fn hop_by_hop_and_connection_listed() {
         let mut r = req_with(&[
@@ -367,14 +475,14 @@ mod tests {
             ("Upgrade", "h2c"),
             ("X-Other", "kept"),
         ]);
-        strip_hop_by_hop(&mut r, false);
+        hop_by_hop(&mut r, false);
         for gone in ["connection", "x-secret-hop", "keep-alive", "te", "upgrade"] {
             assert!(r.headers.get(gone).is_none(), "{gone}");
         }
         assert_eq!(r.headers.get("x-other").unwrap(), "kept");
 
         let mut r = req_with(&[("Connection", "Upgrade"), ("Upgrade", "websocket")]);
-        strip_hop_by_hop(&mut r, true);
+        hop_by_hop(&mut r, true);
         assert_eq!(r.headers.get("upgrade").unwrap(), "websocket");
         assert_eq!(r.headers.get("connection").unwrap(), "upgrade");
 
@@ -393,7 +501,7 @@ mod tests {
             all.extend([(h, "1"), ("X-Between", "kept"), (h, "2")]);
         }
         let mut r = req_with(&all);
-        strip_hop_by_hop(&mut r, false);
+        hop_by_hop(&mut r, false);
         for gone in hops {
             assert!(r.headers.get(gone).is_none(), "{gone}");
         }

@@ -394,31 +394,44 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
             req.set_uri(uri);
         }
-        headers::strip_hop_by_hop(req, ctx.upgrade);
-        if let Some(up) = &ctx.upstream {
+        // Every header is in place (the nginx file's `proxy_set_header` included): one look at
+        // the names says which of the steps below have anything to do.
+        let gateway_xff = ctx.client_ip.is_some();
+        let present = headers::Present::of(req, ctx.upgrade, gateway_xff);
+        headers::strip_hop_by_hop(req, ctx.upgrade, &present);
+        if let (false, Some(up)) = (present.host, &ctx.upstream) {
             crate::connection::upstream_host(req, up)?;
         }
-        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
-        headers::strip_gateway_cookies(req, cookie_name);
+        if present.cookie {
+            let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+            headers::strip_gateway_cookies(req, cookie_name);
+        }
         // Our mini-program token is the gateway's credential, not the CRM's; a foreign bearer
         // token is the CRM's own business and passes.
-        if req
-            .headers
-            .get_all(http::header::AUTHORIZATION)
-            .iter()
-            .any(|v| crate::login::bearer::ours(v.as_bytes()).is_some())
+        if present.authorization
+            && req
+                .headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .any(|v| crate::login::bearer::ours(v.as_bytes()).is_some())
         {
             req.remove_header(&http::header::AUTHORIZATION);
         }
-        headers::remove_present(req, &headers::names::WGW_CONTACT);
+        if present.contact {
+            headers::remove_present(req, &headers::names::WGW_CONTACT);
+        }
 
         // The headers the gateway sets follow the request's own on the wire, written once
         // rather than inserted into pingora's two header maps (values and name cases) that
         // nothing reads again; no other copy of them may stay in the map.
-        let xff = ctx
-            .client_ip
-            .map(|ip| headers::forwarded_for(req.headers.get(headers::names::X_FORWARDED_FOR), ip));
-        headers::strip_set(req, xff.is_some());
+        let xff = ctx.client_ip.map(|ip| {
+            let prev = present
+                .forwarded_for
+                .then(|| req.headers.get(headers::names::X_FORWARDED_FOR))
+                .flatten();
+            headers::forwarded_for(prev, ip)
+        });
+        headers::strip_set(req, gateway_xff, &present);
         if let Some(xff) = xff {
             req.append_wire_header(&headers::names::X_FORWARDED_FOR, xff.as_bytes())?;
         }
