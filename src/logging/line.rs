@@ -57,6 +57,26 @@ impl Line {
         self
     }
 
+    /// A value of token characters only (a method, a request id: no control byte, quote or
+    /// backslash), written as [`Line::plain`] writes it without looking for bytes to escape.
+    pub fn token(mut self, name: &str, value: &str) -> Line {
+        debug_assert!(
+            value
+                .bytes()
+                .all(|b| b > 0x20 && b < 0x7f && b != b'"' && b != b'\\'),
+            "not a token: {value:?}"
+        );
+        self.name(name);
+        if self.json {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(value.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            self.buf.extend_from_slice(value.as_bytes());
+        }
+        self
+    }
+
     /// A value written as text shows a string: in quotes, escaped.
     pub fn quoted(mut self, name: &str, value: &str) -> Line {
         self.name(name);
@@ -206,7 +226,7 @@ mod tests {
     fn text_lines_look_like_the_other_events() {
         let t = UNIX_EPOCH + Duration::from_secs(0);
         let l = Line::start(false, "access", t)
-            .plain("method", "GET")
+            .token("method", "GET")
             .client("path", "/a b/access_token=SECRET\n")
             .quoted("route", "r\"1")
             .number("status", 200)
@@ -223,7 +243,8 @@ mod tests {
     fn json_lines_parse_and_keep_every_field() {
         let t = UNIX_EPOCH + Duration::from_secs(0);
         let mut l = Line::start(true, "access", t)
-            .plain("method", "GET")
+            .token("method", "GET")
+            .token("request_id", "a-B_1.2:3")
             .client("path", "/x\"\\\u{1}y")
             .quoted("userid", "张三")
             .number("status", 404)
@@ -231,6 +252,8 @@ mod tests {
         l.buf.extend_from_slice(b",\"target\":\"access\"}");
         let v: serde_json::Value = serde_json::from_slice(&l.buf).unwrap();
         assert_eq!(v["path"], "/x\"\\\u{1}y");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["request_id"], "a-B_1.2:3");
         assert_eq!(v["userid"], "张三");
         assert_eq!(v["status"], 404);
         assert_eq!(v["duration_ms"], 1.5);

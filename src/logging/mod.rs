@@ -29,6 +29,10 @@ pub enum LogFormat {
 
 static SINK: OnceLock<Arc<Sink<Stderr>>> = OnceLock::new();
 static JSON: OnceLock<bool> = OnceLock::new();
+/// Whether the filter takes the `access` and the `qyapi` lines. The filter is fixed for the
+/// process's life: decided once the subscriber is in place, rather than asking `tracing` (a
+/// dispatcher lookup) on every request.
+static PER_REQUEST: OnceLock<(bool, bool)> = OnceLock::new();
 
 pub fn init(format: LogFormat) {
     // pingora logs its own connection-level noise at info; keep it at warn unless asked.
@@ -49,17 +53,27 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    let _ = PER_REQUEST.set((
+        tracing::enabled!(target: "access", tracing::Level::INFO),
+        tracing::enabled!(target: "qyapi", tracing::Level::INFO),
+    ));
     route_panics();
 }
 
 /// A request's `access` line, unless the filter (`WGW_LOG`) leaves that target out.
 pub fn access() -> Option<Line> {
-    tracing::enabled!(target: "access", tracing::Level::INFO).then(|| start("access"))
+    PER_REQUEST
+        .get()
+        .is_some_and(|p| p.0)
+        .then(|| start("access"))
 }
 
 /// A qyapi call's line, unless the filter leaves the `qyapi` target out.
 pub fn qyapi() -> Option<Line> {
-    tracing::enabled!(target: "qyapi", tracing::Level::INFO).then(|| start("qyapi"))
+    PER_REQUEST
+        .get()
+        .is_some_and(|p| p.1)
+        .then(|| start("qyapi"))
 }
 
 fn start(target: &'static str) -> Line {

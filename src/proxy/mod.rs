@@ -610,7 +610,7 @@ impl ProxyHttp for Gateway {
             .and_then(|i| i.userid.as_deref().or(i.openid.as_deref()))
             .unwrap_or("-");
         if let Some(line) = crate::logging::access() {
-            line.plain("method", session.req_header().method.as_str())
+            line.token("method", session.req_header().method.as_str())
                 .client("path", &String::from_utf8_lossy(&ctx.path))
                 .quoted("route", route)
                 .number("status", status.into())
@@ -619,7 +619,7 @@ impl ProxyHttp for Gateway {
                     ctx.upstream.as_ref().map_or("-", |u| u.name.as_str()),
                 )
                 .millis("duration_ms", elapsed)
-                .plain("request_id", &ctx.request_id)
+                .token("request_id", &ctx.request_id)
                 .quoted("userid", userid)
                 .finish();
         }

@@ -141,7 +141,7 @@ impl ServeHttp for Qyapi {
         }
         if let Some(line) = crate::logging::qyapi() {
             let mut digits = itoa::Buffer::new();
-            line.plain("method", session.req_header().method.as_str())
+            line.token("method", session.req_header().method.as_str())
                 // A configured app's name and a label of a fixed set: nothing of the caller's
                 // to redact.
                 .plain("app", &outcome.app)
@@ -155,7 +155,7 @@ impl ServeHttp for Qyapi {
                 )
                 .number("status", status.into())
                 .millis("duration_ms", started.elapsed())
-                .plain("request_id", &rid)
+                .token("request_id", &rid)
                 .finish();
         }
         outcome.response
