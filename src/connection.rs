@@ -200,8 +200,13 @@ pub fn on_request(session: &mut Session, server: &ServerSettings) {
 
 /// Why a request must be refused with 400 before it is routed, if it must.
 pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
+    malformed_as(req.version, req.headers.contains_key(http::header::HOST))
+}
+
+/// The same, from the request's version and whether it has a `Host` header.
+pub fn malformed_as(version: http::Version, host: bool) -> Option<&'static str> {
     // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-    if req.version == http::Version::HTTP_11 && req.headers.get(http::header::HOST).is_none() {
+    if version == http::Version::HTTP_11 && !host {
         return Some("an HTTP/1.1 request must carry a Host header");
     }
     None

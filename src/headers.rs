@@ -94,6 +94,37 @@ pub fn strip_reserved(req: &mut RequestHeader) {
     }
 }
 
+/// What the gateway reads of every request as it arrives, found in one look at its headers
+/// rather than a hash lookup each: the first `X-Request-Id` and `Accept` values, whether it
+/// names its host, and whether it carries a header only the gateway may set.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Asked<'a> {
+    pub request_id: Option<&'a [u8]>,
+    pub accept: Option<&'a [u8]>,
+    pub host: bool,
+    pub reserved: bool,
+}
+
+impl<'a> Asked<'a> {
+    pub fn of(req: &'a RequestHeader) -> Asked<'a> {
+        let mut a = Asked::default();
+        // Each name's values come together, first to last: the first one seen is what a
+        // lookup of the name returns.
+        for (n, v) in req.headers.iter() {
+            if n == http::header::HOST {
+                a.host = true;
+            } else if n == http::header::ACCEPT {
+                a.accept.get_or_insert(v.as_bytes());
+            } else if *n == names::X_REQUEST_ID {
+                a.request_id.get_or_insert(v.as_bytes());
+            } else {
+                a.reserved |= is_reserved(n.as_str().as_bytes());
+            }
+        }
+        a
+    }
+}
+
 /// Which of the headers the gateway acts on an upstream request carries, found in one look at
 /// its names (a few, compared without hashing): each step of [`crate::proxy`]'s upstream
 /// request then looks a header up only when it is there, where it took a hash lookup or a scan
@@ -406,6 +437,31 @@ mod tests {
     fn hop_by_hop(r: &mut RequestHeader, upgrade: bool) {
         let present = Present::of(r, upgrade, false);
         strip_hop_by_hop(r, upgrade, &present);
+    }
+
+    #[test]
+    fn one_look_at_an_arriving_request_reads_what_lookups_would() {
+        let r = req_with(&[
+            ("accept", "text/html"),
+            ("X-Request-Id", "first"),
+            ("Host", "a"),
+            ("Accept", "*/*"),
+            ("x-request-id", "second"),
+        ]);
+        let a = Asked::of(&r);
+        assert_eq!(
+            a.request_id,
+            r.headers.get("x-request-id").map(|v| v.as_bytes())
+        );
+        assert_eq!(a.request_id, Some(&b"first"[..]));
+        assert_eq!(a.accept, Some(&b"text/html"[..]));
+        assert!(a.host && !a.reserved);
+        for reserved in ["X-WeCom-UserId", "x_wechat_openid", "X-Gateway-Assertion"] {
+            let r = req_with(&[("Accept", "*/*"), (reserved, "v")]);
+            let a = Asked::of(&r);
+            assert!(a.reserved && !a.host, "{reserved}");
+        }
+        assert_eq!(Asked::of(&req_with(&[("X-Other", "1")])), Asked::default());
     }
 
     #[test]

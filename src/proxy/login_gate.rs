@@ -22,7 +22,7 @@ pub async fn check(
     app: &Arc<App>,
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
-    let form = request::form(session);
+    let form = ctx.form;
     if let Some(found) = session_entry(session, &ctx.config, app, store).await {
         let entry = &found.entries[found.at];
         let ua = request::header(session, http::header::USER_AGENT);

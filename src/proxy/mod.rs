@@ -112,8 +112,7 @@ impl Gateway {
         ctx: &mut Ctx,
         path: &[u8],
     ) -> Result<Next, Failure> {
-        // Step 2: no client copy of an identity header survives, logged in or not.
-        headers::strip_reserved(session.req_header_mut());
+        // Step 2 (no client copy of an identity header) was done as the request arrived.
 
         // Step 3: the gateway's own endpoints. The forward-auth check runs steps 4-7 itself.
         // Both are boxed: their futures (API calls, bodies) are several KiB, and inline they
@@ -337,24 +336,26 @@ impl ProxyHttp for Gateway {
 
     /// Steps 1-7: normalise, strip, gateway endpoints, route, login, external contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.request_id = match session
-            .req_header()
-            .headers
-            .get(headers::names::X_REQUEST_ID)
-        {
-            Some(v) if headers::sane_request_id(v.as_bytes()) => {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            }
+        let req = session.req_header();
+        let asked = headers::Asked::of(req);
+        ctx.request_id = match asked.request_id {
+            Some(v) if headers::sane_request_id(v) => String::from_utf8_lossy(v).into_owned(),
             _ => request_id::generate(),
         };
+        ctx.form = Form::of(&req.method, asked.accept);
+        let malformed = crate::connection::malformed_as(req.version, asked.host);
+        // Step 2 of the pipeline, done here where the look at the headers says whether there
+        // is anything to do: no client copy of an identity header survives, logged in or not.
+        if asked.reserved {
+            headers::strip_reserved(session.req_header_mut());
+        }
         ctx.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
-        ctx.form = request::form(session);
         crate::connection::on_request(session, &ctx.config.server);
-        let decided = match crate::connection::malformed(session.req_header()) {
+        let decided = match malformed {
             Some(why) => Err(Failure::new(Kind::BadRequest, why).closing()),
             None => self.pipeline(session, ctx).await,
         };
