@@ -25,7 +25,10 @@ pub async fn check(
     let form = ctx.form;
     if let Some(found) = session_entry(session, &ctx.config, app, store).await {
         let entry = &found.entries[found.at];
-        let ua = request::header(session, http::header::USER_AGENT);
+        // Only an app that signs in again reads the client.
+        let ua = app
+            .reauth_after
+            .and_then(|_| request::header(session, http::header::USER_AGENT));
         let navigation = form == Form::Navigation;
         // SPEC section 17: a page of the WeCom client signs in again once the session is
         // older than `reauth_after`; the same interstitial keeps the `#fragment`.

@@ -494,11 +494,20 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         nginx::response(session, resp, ctx);
-        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
-        headers::strip_gateway_set_cookies(resp, cookie_name);
+        // One look at the answer's names (the nginx file's `add_header` included) rather than
+        // a lookup for each of the two the gateway acts on.
+        let (mut set_cookie, mut has_id) = (false, false);
+        for n in resp.headers.keys() {
+            set_cookie |= n == http::header::SET_COOKIE;
+            has_id |= *n == headers::names::X_REQUEST_ID;
+        }
+        if set_cookie {
+            let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+            headers::strip_gateway_set_cookies(resp, cookie_name);
+        }
         // Written after the answer's own headers, not into pingora's two maps (nothing reads
         // it again); an id the upstream set is kept.
-        if !resp.headers.contains_key(headers::names::X_REQUEST_ID) {
+        if !has_id {
             resp.append_wire_header(&headers::names::X_REQUEST_ID, ctx.request_id.as_bytes())?;
         }
         Ok(())
