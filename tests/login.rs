@@ -490,6 +490,7 @@ async fn an_expired_session_cookie_means_logging_in_again() {
         exp,
         contact: None,
         assertion: Default::default(),
+        revocation: Default::default(),
     };
     let value = |e: SessionEntry| {
         let line = set_cookie(&settings, vec![e], false);
@@ -542,6 +543,7 @@ async fn a_session_sealed_with_another_key_is_no_session() {
             exp: now + 3600,
             contact: None,
             assertion: Default::default(),
+            revocation: Default::default(),
         }],
         false,
     );

@@ -70,6 +70,7 @@ mod tests {
             exp: iat + 3600,
             contact: None,
             assertion: Default::default(),
+            revocation: Default::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use wecom_api::Store;
 
-use super::session::SessionEntry;
+use super::session::{Records, SessionEntry};
 
 pub fn session_key(sid: &str) -> String {
     ["revoked:sid:", sid].concat()
@@ -54,33 +54,43 @@ pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64,
 /// provider's app) with its corp's `cancel_auth`? Every record is read in one store call: a
 /// protected request makes it each time, against Redis in a cluster.
 pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
-    let by_sid = entry.sid.as_deref().map(session_key);
-    let by_member = member_key(entry);
-    let by_corp = match (entry.installed, &entry.corp_id) {
-        (true, Some(corp)) => Some(crate::suite::install::corp_revocation_key(&entry.app, corp)),
-        _ => None,
-    };
-    let mut keys = [""; 3];
-    let mut n = 0;
-    for key in [&by_sid, &by_member, &by_corp].into_iter().flatten() {
-        keys[n] = key.as_str();
-        n += 1;
-    }
-    if n == 0 {
+    let asked = entry.revocation.get_or_init(|| records(entry));
+    if asked.keys.is_empty() {
         return false;
     }
+    let mut keys = [""; 3];
+    for (k, key) in keys.iter_mut().zip(asked.keys.iter()) {
+        *k = key;
+    }
     // A store that does not answer counts as "not revoked" (the module's note says why).
-    let Ok(found) = store.get_facts(&keys[..n]).await else {
+    let Ok(found) = store.get_facts(&keys[..asked.keys.len()]).await else {
         return false;
     };
     let mut found = found.into_iter();
     let mut next = |asked: bool| if asked { found.next().flatten() } else { None };
     let ended_at = |record: Option<String>| crate::revocation::ends(record.as_deref(), entry.iat);
     // In the order the keys were listed.
-    let sid = next(by_sid.is_some()).is_some();
-    let member = ended_at(next(by_member.is_some()));
-    let corp = ended_at(next(by_corp.is_some()));
+    let sid = next(asked.sid).is_some();
+    let member = ended_at(next(asked.member));
+    let corp = ended_at(next(asked.corp));
     sid || member || corp
+}
+
+/// The records that can end `entry`, as [`Records`] keeps them.
+fn records(entry: &SessionEntry) -> Records {
+    let by_sid = entry.sid.as_deref().map(session_key);
+    let by_member = member_key(entry);
+    let by_corp = match (entry.installed, &entry.corp_id) {
+        (true, Some(corp)) => Some(crate::suite::install::corp_revocation_key(&entry.app, corp)),
+        _ => None,
+    };
+    let (sid, member, corp) = (by_sid.is_some(), by_member.is_some(), by_corp.is_some());
+    Records {
+        keys: [by_sid, by_member, by_corp].into_iter().flatten().collect(),
+        sid,
+        member,
+        corp,
+    }
 }
 
 /// `entries` without the revoked ones.
@@ -115,6 +125,7 @@ mod tests {
             exp: iat + 3600,
             contact: None,
             assertion: Default::default(),
+            revocation: Default::default(),
         }
     }
 
@@ -164,14 +175,21 @@ mod tests {
         let mut own = installed.clone();
         own.installed = false;
         assert!(!is_revoked(&store, &own).await);
-        // With a sid and no record of it, the member's record still decides.
-        own.sid = Some("s".into());
+        // With a sid and no record of it, the member's record still decides. (A changed entry
+        // is a new one: what was worked out for `own` stays with it.)
+        let with_sid = SessionEntry {
+            sid: Some("s".into()),
+            ..own.clone()
+        };
         crate::revocation::record(&*store, &member_record, now - 50, 3600)
             .await
             .unwrap();
-        assert!(is_revoked(&store, &own).await);
-        own.iat = now - 20;
-        assert!(!is_revoked(&store, &own).await, "issued after the record");
+        assert!(is_revoked(&store, &with_sid).await);
+        let later = SessionEntry {
+            iat: now - 20,
+            ..with_sid.clone()
+        };
+        assert!(!is_revoked(&store, &later).await, "issued after the record");
         // Neither userid nor openid: nothing to look up.
         let nobody = SessionEntry {
             sid: None,

@@ -132,6 +132,7 @@ pub fn session_of(w: &World, member: Option<&str>, openid: Option<&str>, age: u6
         exp: iat + 8 * 3600,
         contact: None,
         assertion: Default::default(),
+        revocation: Default::default(),
     };
     let line = set_cookie(&settings, vec![entry], false);
     let value = cookie::Cookie::parse(line).unwrap().value().to_owned();

@@ -67,6 +67,7 @@ fn issued_at(iat: u64) -> String {
         exp: iat + 8 * 3600,
         contact: None,
         assertion: Default::default(),
+        revocation: Default::default(),
     };
     let line = set_cookie(&settings, vec![entry], false);
     cookie::Cookie::parse(line).unwrap().value().to_owned()
