@@ -65,12 +65,15 @@ pub fn text_pairs<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String
 }
 
 /// The text values of the cookies named exactly `name`, in order, borrowed from the headers
-/// (the same pairs [`text_pairs`] gives, without copying every cookie of the request).
-pub fn text_values<'a>(values: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Vec<&'a str> {
+/// (the same pairs [`text_pairs`] gives, without copying every cookie of the request), read as
+/// they are asked for: whoever takes the first that serves reads no further.
+pub fn text_values<'a>(
+    values: impl IntoIterator<Item = &'a [u8]> + 'a,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     each_pair(values)
-        .filter(|(n, _)| *n == name.as_bytes())
+        .filter(move |(n, _)| *n == name.as_bytes())
         .filter_map(|(_, v)| std::str::from_utf8(v).ok().map(strip_quotes))
-        .collect()
 }
 
 /// The `Cookie` value the upstream gets: every pair that is not ours, bytes untouched, joined

@@ -34,7 +34,10 @@ pub fn cookies(session: &Session) -> Vec<(String, String)> {
 }
 
 /// The text values of the cookies named `name` (usually one), borrowed from the request.
-pub fn cookie_values<'a>(session: &'a Session, name: &str) -> Vec<&'a str> {
+pub fn cookie_values<'a>(
+    session: &'a Session,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     crate::cookies::text_values(cookie_headers(session), name)
 }
 
