@@ -462,7 +462,7 @@ impl ProxyHttp for Gateway {
         if let Some(identity) = &ctx.identity {
             identity.apply(req)?;
             if let Some(jwt) = assertion(ctx) {
-                req.append_wire_header(&headers::names::X_GATEWAY_ASSERTION, jwt.as_bytes())?;
+                req.append_wire_header(&headers::names::X_GATEWAY_ASSERTION, &jwt)?;
             }
         }
         Ok(())
@@ -648,7 +648,7 @@ impl ProxyHttp for Gateway {
 
 /// `X-Gateway-Assertion` for the request's identity, when an `assertion_secret` is set.
 /// A remembered session's requests share the part about the person, prepared on the first.
-fn assertion(ctx: &Ctx) -> Option<String> {
+fn assertion(ctx: &Ctx) -> Option<Vec<u8>> {
     use crate::login::assertion::{sign, Prefix};
     let identity = ctx.identity.as_ref()?;
     let settings = ctx.config.session.as_ref()?;
