@@ -14,8 +14,9 @@ pub const LIFETIME_SECS: u64 = 60;
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /// The assertion for one request, as the header's bytes (base64url and dots: ASCII, which is
-/// not checked again on its way into a header). `unionid` is the signed-in person's own (a WeChat user's);
-/// the customer's is `external_unionid`, never both in one claim (SPEC section 7).
+/// not checked again on its way into a header). `unionid` is the signed-in person's own (a
+/// WeChat user's); the customer's is `external_unionid`, never both in one claim (SPEC
+/// section 7).
 pub fn sign(
     identity: &Identity,
     request_id: &str,
