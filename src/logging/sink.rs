@@ -1,22 +1,28 @@
-//! Where every log line goes: one in-memory buffer that workers append whole, clean lines to,
-//! and a background thread that writes it out in batches (SPEC section 16: the access log never
-//! blocks a worker on the terminal or a pipe).
+//! Where every log line goes: a buffer per thread that its worker appends whole, clean lines
+//! to, and a background thread that writes them out in batches (SPEC section 16: the access log
+//! never blocks a worker on the terminal or a pipe).
 //!
-//! A worker holds the lock only to copy its line in, and wakes the writer only when the writer
-//! sleeps on an empty buffer; the writer, after each batch that is not a big one, lets lines
-//! gather for a moment (longer after a busy batch), so under load the output is a `write` per
-//! batch and a wake-up per batch, not per line (nginx's `access_log ... buffer=`). If the
-//! output cannot keep up and the buffer holds [`BUFFER_MAX`] bytes, further lines are dropped,
-//! counted and reported rather than stalling the proxy. [`Sink::close`] writes out everything
-//! and stops the thread; what is logged after that is written directly.
+//! Each thread has its own buffer and lock, so two workers logging at once never share a lock
+//! or a cache line: a shared buffer cost each request the lock's and the buffer's cache lines
+//! passing between cores (nginx's workers each buffer their own `access_log ... buffer=` too).
+//! A worker wakes the writer only when the writer sleeps with nothing to write; the writer,
+//! after each batch that is not a big one, lets lines gather for a moment (longer after a busy
+//! batch), so under load the output is a few `write`s and one wake-up per batch, not per line.
+//! One thread's lines keep their order; lines of two threads within one batch are written one
+//! thread after the other. If the output cannot keep up and a thread's buffer holds
+//! [`BUFFER_MAX`] bytes, its further lines are dropped, counted and reported rather than
+//! stalling the proxy. [`Sink::close`] writes out everything and stops the thread; what is
+//! logged after that is written directly.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Bytes waiting for the writer at most (lines are bounded to a few KiB before they queue).
-const BUFFER_MAX: usize = 32 * 1024 * 1024;
+/// Bytes one thread's buffer holds at most (lines are bounded to a few KiB before they queue).
+const BUFFER_MAX: usize = 8 * 1024 * 1024;
 /// A batch at least this big shows lines coming fast: the next ones gather for [`GATHER_BUSY`].
 const BUSY_BATCH: usize = 4 * 1024;
 /// A batch at least this big shows the writer falling behind: it writes the next at once.
@@ -31,17 +37,34 @@ const GATHER_QUIET: Duration = Duration::from_millis(1);
 /// fills, unless `flush=` sets a time).
 const GATHER_BUSY: Duration = Duration::from_millis(10);
 
+/// One thread's lines waiting for the writer.
 #[derive(Default)]
-struct State {
+struct Lines {
     buf: Vec<u8>,
-    /// The writer waits on an empty buffer: the next line wakes it.
-    sleeping: bool,
-    closed: bool,
     dropped: usize,
 }
 
+/// A thread's buffer; the thread holds one reference, the sink the other. Aligned so that two
+/// threads' buffers never share a cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Lines>);
+
+thread_local! {
+    /// This thread's buffer in each sink it logged to, by the sink's number (one in a process).
+    static MINE: RefCell<Vec<(usize, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct Sink<W: Write + Send + 'static> {
-    state: Mutex<State>,
+    /// Tells this sink's buffers apart from another sink's in a thread's [`MINE`].
+    number: usize,
+    shards: Mutex<Vec<Arc<Shard>>>,
+    /// Lines dropped by threads that have ended since.
+    dropped_gone: AtomicUsize,
+    /// The writer waits with nothing to write: the next line wakes it.
+    sleeping: AtomicBool,
+    closed: AtomicBool,
+    wake_lock: Mutex<()>,
     wake: Condvar,
     out: Mutex<W>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -50,8 +73,14 @@ pub struct Sink<W: Write + Send + 'static> {
 impl<W: Write + Send + 'static> Sink<W> {
     /// Starts the writer thread, writing to `out`.
     pub fn start(out: W) -> Arc<Sink<W>> {
+        static NUMBERS: AtomicUsize = AtomicUsize::new(0);
         let sink = Arc::new(Sink {
-            state: Mutex::new(State::default()),
+            number: NUMBERS.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            dropped_gone: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            wake_lock: Mutex::new(()),
             wake: Condvar::new(),
             out: Mutex::new(out),
             writer: Mutex::new(None),
@@ -67,62 +96,108 @@ impl<W: Write + Send + 'static> Sink<W> {
 
     /// Queues one whole line (already redacted and bounded).
     pub fn push(&self, line: &[u8]) {
-        let mut st = lock(&self.state);
-        if st.closed {
-            drop(st);
+        let queued = MINE.try_with(|mine| {
+            let mut mine = mine.borrow_mut();
+            let shard = match mine.iter().position(|(n, _)| *n == self.number) {
+                Some(i) => &mine[i].1,
+                None => {
+                    let shard = Arc::new(Shard::default());
+                    lock(&self.shards).push(shard.clone());
+                    mine.push((self.number, shard));
+                    &mine[mine.len() - 1].1
+                }
+            };
+            let mut lines = lock(&shard.0);
+            // Read under the buffer's lock: the writer's last round takes this lock after the
+            // flag is set, so a line queued here is either in that round or written directly.
+            if self.closed.load(Ordering::SeqCst) {
+                return false;
+            }
+            if lines.buf.len() + line.len() > BUFFER_MAX {
+                lines.dropped += 1;
+            } else {
+                lines.buf.extend_from_slice(line);
+            }
+            true
+        });
+        if queued != Ok(true) {
+            // The sink is closed, or this thread is ending and its buffer is gone.
             let mut out = lock(&self.out);
             let _ = out.write_all(line);
             let _ = out.flush();
             return;
         }
-        if st.buf.len() + line.len() > BUFFER_MAX {
-            st.dropped += 1;
-            return;
-        }
-        st.buf.extend_from_slice(line);
-        if st.sleeping {
-            st.sleeping = false;
-            drop(st);
+        // Either the writer, going to sleep, sees the line just queued, or this sees it asleep.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::SeqCst) {
+            let _held = lock(&self.wake_lock);
             self.wake.notify_one();
         }
     }
 
     /// Lines dropped so far because the output did not keep up.
     pub fn dropped(&self) -> usize {
-        lock(&self.state).dropped
+        let live: usize = lock(&self.shards).iter().map(|s| lock(&s.0).dropped).sum();
+        live + self.dropped_gone.load(Ordering::Relaxed)
     }
 
     /// Writes out every queued line and stops the writer thread.
     pub fn close(&self) {
-        lock(&self.state).closed = true;
-        self.wake.notify_one();
+        self.closed.store(true, Ordering::SeqCst);
+        self.sleeping.store(false, Ordering::SeqCst);
+        {
+            let _held = lock(&self.wake_lock);
+            self.wake.notify_one();
+        }
         if let Some(h) = lock(&self.writer).take() {
             let _ = h.join();
         }
     }
 
+    /// Takes every thread's lines, each buffer swapped for an empty one from `spare`, into
+    /// `batches`; forgets the buffers of threads that have ended once they are empty. Returns
+    /// the bytes taken and the lines dropped so far.
+    fn collect(&self, batches: &mut Vec<Vec<u8>>, spare: &mut Vec<Vec<u8>>) -> (usize, usize) {
+        let mut taken = 0;
+        let mut dropped = 0;
+        lock(&self.shards).retain(|shard| {
+            let mut lines = lock(&shard.0);
+            if !lines.buf.is_empty() {
+                let mut batch = spare.pop().unwrap_or_default();
+                std::mem::swap(&mut lines.buf, &mut batch);
+                taken += batch.len();
+                batches.push(batch);
+            }
+            dropped += lines.dropped;
+            let ended = Arc::strong_count(shard) == 1;
+            if ended {
+                self.dropped_gone
+                    .fetch_add(lines.dropped, Ordering::Relaxed);
+            }
+            !ended
+        });
+        (taken, dropped + self.dropped_gone.load(Ordering::Relaxed))
+    }
+
+    /// Whether any thread has a line queued.
+    fn anything_queued(&self) -> bool {
+        lock(&self.shards)
+            .iter()
+            .any(|s| !lock(&s.0).buf.is_empty())
+    }
+
     fn run(&self) {
-        let mut batch = Vec::new();
+        let mut batches = Vec::new();
+        let mut spare = Vec::new();
         let mut reported = 0;
         loop {
-            let (closed, dropped) = {
-                let mut st = lock(&self.state);
-                while st.buf.is_empty() && !st.closed {
-                    st.sleeping = true;
-                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                st.sleeping = false;
-                std::mem::swap(&mut st.buf, &mut batch);
-                (st.closed, st.dropped)
-            };
-            let gather = match batch.len() {
-                n if n >= BIG_BATCH => None,
-                n if n >= BUSY_BATCH => Some(GATHER_BUSY),
-                _ => Some(GATHER_QUIET),
-            };
-            {
+            let closed = self.closed.load(Ordering::SeqCst);
+            let (taken, dropped) = self.collect(&mut batches, &mut spare);
+            if taken > 0 || dropped > reported {
                 let mut out = lock(&self.out);
-                let _ = out.write_all(&batch);
+                for batch in &batches {
+                    let _ = out.write_all(batch);
+                }
                 if dropped > reported {
                     let _ = writeln!(
                         out,
@@ -133,16 +208,35 @@ impl<W: Write + Send + 'static> Sink<W> {
                 }
                 let _ = out.flush();
             }
-            batch.clear();
-            if batch.capacity() > 4 * BIG_BATCH {
-                batch.shrink_to(BIG_BATCH);
+            for mut batch in batches.drain(..) {
+                batch.clear();
+                if batch.capacity() > 4 * BIG_BATCH {
+                    batch.shrink_to(BIG_BATCH);
+                }
+                spare.push(batch);
             }
-            if closed && lock(&self.state).buf.is_empty() {
+            if closed {
                 return;
             }
-            if let Some(pause) = gather.filter(|_| !closed) {
-                std::thread::sleep(pause);
+            if taken == 0 {
+                self.sleeping.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if !self.anything_queued() {
+                    let mut held = lock(&self.wake_lock);
+                    while self.sleeping.load(Ordering::SeqCst)
+                        && !self.closed.load(Ordering::SeqCst)
+                    {
+                        held = self.wake.wait(held).unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+                self.sleeping.store(false, Ordering::SeqCst);
+                continue;
             }
+            std::thread::sleep(match taken {
+                n if n >= BIG_BATCH => continue,
+                n if n >= BUSY_BATCH => GATHER_BUSY,
+                _ => GATHER_QUIET,
+            });
         }
     }
 }
@@ -208,6 +302,64 @@ mod tests {
         // After close a line is written at once.
         sink.push(b"late\n");
         assert!(String::from_utf8_lossy(&out.0.lock().unwrap()).ends_with("late\n"));
+    }
+
+    /// An output that hands each write to a channel.
+    struct Told(std::sync::mpsc::Sender<Vec<u8>>);
+
+    impl Write for Told {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_reaches_the_output_without_waiting_for_more_or_for_close() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Sink::start(Told(tx));
+        // Each line alone: the writer has written the one before and may be going to sleep or
+        // asleep when the next comes; the line must wake it either way.
+        for i in 0..200 {
+            if i % 2 == 1 {
+                // Half of them once the writer has gone to sleep with nothing to write.
+                while !sink.sleeping.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+            }
+            let line = format!("line {i}\n");
+            sink.push(line.as_bytes());
+            let got = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the line is written while the sink stays open");
+            assert_eq!(got, line.as_bytes());
+        }
+        sink.close();
+    }
+
+    #[test]
+    fn the_lines_of_threads_that_ended_are_written_and_their_buffers_let_go() {
+        let out = Shared::default();
+        let sink = Sink::start(out.clone());
+        for t in 0..50 {
+            let sink = sink.clone();
+            std::thread::spawn(move || sink.push(format!("thread {t}\n").as_bytes()))
+                .join()
+                .unwrap();
+        }
+        sink.close();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for t in 0..50 {
+            assert!(text.contains(&format!("thread {t}\n")), "{t} in {text}");
+        }
+        assert_eq!(
+            lock(&sink.shards).len(),
+            0,
+            "an ended thread's buffer is not kept"
+        );
     }
 
     /// An output that blocks until released: a terminal or pipe nobody reads. The gate holds
