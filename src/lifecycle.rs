@@ -1,7 +1,6 @@
 //! Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (SPEC section 14).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,7 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// pingora's graceful terminate stops the listeners but then sleeps a fixed grace period; a
 /// watcher thread ends the process as soon as nothing is in flight instead, so a stop takes as
 /// long as the slowest request, not always the whole limit.
-pub struct StopSignals {
-    pub inflight: Arc<AtomicUsize>,
-}
+pub struct StopSignals;
 
 #[async_trait]
 impl ShutdownSignalWatch for StopSignals {
@@ -34,15 +31,15 @@ impl ShutdownSignalWatch for StopSignals {
             _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
             _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
         }
-        let inflight = self.inflight.clone();
+        let inflight = &crate::metrics::IN_FLIGHT;
         std::thread::spawn(move || {
             let deadline = Instant::now() + DRAIN_LIMIT;
             // Give the listeners a moment to stop accepting before the count is trusted.
             std::thread::sleep(Duration::from_millis(50));
-            while inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            while inflight.get() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let left = inflight.load(Ordering::SeqCst);
+            let left = inflight.get();
             if left > 0 {
                 tracing::warn!(
                     left,

@@ -1,21 +1,23 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use once_cell::sync::Lazy;
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::core::{Collector, Desc};
+use prometheus::{proto, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::config::model::RouteTable;
+
+mod cells;
+
+/// Requests being served on the public listener: `wgw_requests_in_flight`, and what a graceful
+/// stop waits for.
+pub static IN_FLIGHT: cells::Gauge = cells::Gauge::new();
 pub struct Metrics {
     pub registry: Registry,
-    pub requests: IntCounterVec,
-    pub request_duration: HistogramVec,
-    pub in_flight: IntGauge,
     pub upstream_errors: IntCounterVec,
     pub logins: IntCounterVec,
     pub qyapi_calls: IntCounterVec,
@@ -39,28 +41,8 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     let registry = Registry::new();
-    let request_duration = HistogramVec::new(
-        HistogramOpts::new(
-            "wgw_request_duration_seconds",
-            "Time from request to the end of the answer.",
-        )
-        .buckets(vec![
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            30.0,
-        ]),
-        &["route"],
-    )
-    .expect("valid metric");
     registry
-        .register(Box::new(request_duration.clone()))
-        .expect("unique metric");
-    let in_flight = IntGauge::new(
-        "wgw_requests_in_flight",
-        "Requests being served on the public listener.",
-    )
-    .expect("valid metric");
-    registry
-        .register(Box::new(in_flight.clone()))
+        .register(Box::new(RequestCollector::new()))
         .expect("unique metric");
     let event_queue_depth = IntGaugeVec::new(
         Opts::new(
@@ -81,12 +63,6 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             &["app", "event", "result"],
         ),
         event_queue_depth,
-        requests: counter(
-            &registry,
-            "wgw_requests_total",
-            "Requests on the public listener.",
-            &["route", "status"],
-        ),
         upstream_errors: counter(
             &registry,
             "wgw_upstream_errors_total",
@@ -129,8 +105,6 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "Access-rule decisions on routes with `allow` (admitted, refused, error).",
             &["route", "result"],
         ),
-        request_duration,
-        in_flight,
         registry,
     }
 });
@@ -208,42 +182,160 @@ impl RequestSeries {
 /// Status codes with a series of their own; anything else is counted as `0`.
 const STATUSES: usize = 600;
 
-struct RouteSeries {
-    label: String,
-    duration: OnceLock<Histogram>,
-    /// Indexed by status code.
-    by_status: Box<[OnceLock<IntCounter>]>,
+/// One `route` label's counts: by status, created on first use, and durations. Kept for the
+/// process's life under the label, so a reload that keeps a route keeps counting on.
+struct RouteCells {
+    by_status: Box<[OnceLock<Box<cells::Counter>>]>,
+    duration: cells::Histogram,
 }
+
+/// Every `route` label's counts, by label.
+static ROUTE_CELLS: Lazy<Mutex<BTreeMap<String, Arc<RouteCells>>>> = Lazy::new(Default::default);
+
+fn lock_cells() -> std::sync::MutexGuard<'static, BTreeMap<String, Arc<RouteCells>>> {
+    ROUTE_CELLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct RouteSeries(Arc<RouteCells>);
 
 impl RouteSeries {
     fn new(label: &str) -> Self {
-        RouteSeries {
-            label: label.to_owned(),
-            duration: OnceLock::new(),
-            by_status: (0..STATUSES).map(|_| OnceLock::new()).collect(),
-        }
+        let cells = lock_cells()
+            .entry(label.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RouteCells {
+                    by_status: (0..STATUSES).map(|_| OnceLock::new()).collect(),
+                    duration: cells::Histogram::new(),
+                })
+            })
+            .clone();
+        RouteSeries(cells)
     }
 
     fn observe(&self, status: u16, elapsed: Duration) {
-        let status = if usize::from(status) < STATUSES {
-            status
-        } else {
-            0
-        };
-        self.by_status[usize::from(status)]
-            .get_or_init(|| {
-                METRICS
-                    .requests
-                    .with_label_values(&[self.label.as_str(), &status.to_string()])
-            })
+        let status = usize::from(status);
+        let status = if status < STATUSES { status } else { 0 };
+        self.0.by_status[status]
+            .get_or_init(|| Box::new(cells::Counter::new()))
             .inc();
-        self.duration
-            .get_or_init(|| {
-                METRICS
-                    .request_duration
-                    .with_label_values(&[self.label.as_str()])
-            })
-            .observe(elapsed.as_secs_f64());
+        self.0.duration.observe(elapsed);
+    }
+}
+
+/// Renders the per-thread request counts as `wgw_requests_total`,
+/// `wgw_request_duration_seconds` and `wgw_requests_in_flight`.
+struct RequestCollector {
+    descs: [Desc; 3],
+}
+
+impl RequestCollector {
+    fn new() -> Self {
+        let desc = |name: &str, help: &str, labels: &[&str]| {
+            Desc::new(
+                name.into(),
+                help.into(),
+                labels.iter().map(|l| l.to_string()).collect(),
+                Default::default(),
+            )
+            .expect("valid metric")
+        };
+        RequestCollector {
+            descs: [
+                desc(
+                    "wgw_requests_total",
+                    "Requests on the public listener.",
+                    &["route", "status"],
+                ),
+                desc(
+                    "wgw_request_duration_seconds",
+                    "Time from request to the end of the answer.",
+                    &["route"],
+                ),
+                desc(
+                    "wgw_requests_in_flight",
+                    "Requests being served on the public listener.",
+                    &[],
+                ),
+            ],
+        }
+    }
+}
+
+fn label(name: &str, value: &str) -> proto::LabelPair {
+    let mut pair = proto::LabelPair::default();
+    pair.set_name(name.into());
+    pair.set_value(value.into());
+    pair
+}
+
+fn family(
+    desc: &Desc,
+    kind: proto::MetricType,
+    metrics: Vec<proto::Metric>,
+) -> proto::MetricFamily {
+    let mut f = proto::MetricFamily::default();
+    f.set_name(desc.fq_name.clone());
+    f.set_help(desc.help.clone());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+impl Collector for RequestCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let mut requests = Vec::new();
+        let mut durations = Vec::new();
+        for (route, cells) in lock_cells().iter() {
+            for (status, counter) in cells.by_status.iter().enumerate() {
+                if let Some(counter) = counter.get() {
+                    let mut c = proto::Counter::default();
+                    c.set_value(counter.get() as f64);
+                    let mut m = proto::Metric::default();
+                    m.set_label(vec![
+                        label("route", route),
+                        label("status", &status.to_string()),
+                    ]);
+                    m.set_counter(c);
+                    requests.push(m);
+                }
+            }
+            let read = cells.duration.read();
+            if read.count == 0 {
+                continue;
+            }
+            let mut h = proto::Histogram::default();
+            h.set_sample_count(read.count);
+            h.set_sample_sum(read.sum_seconds);
+            h.set_bucket(
+                cells::DURATION_BOUNDS
+                    .iter()
+                    .zip(read.cumulative)
+                    .map(|(&bound, n)| {
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(bound);
+                        b.set_cumulative_count(n);
+                        b
+                    })
+                    .collect(),
+            );
+            let mut m = proto::Metric::default();
+            m.set_label(vec![label("route", route)]);
+            m.set_histogram(h);
+            durations.push(m);
+        }
+        let mut g = proto::Gauge::default();
+        g.set_value(IN_FLIGHT.get() as f64);
+        let mut in_flight = proto::Metric::default();
+        in_flight.set_gauge(g);
+        vec![
+            family(&self.descs[0], proto::MetricType::COUNTER, requests),
+            family(&self.descs[1], proto::MetricType::HISTOGRAM, durations),
+            family(&self.descs[2], proto::MetricType::GAUGE, vec![in_flight]),
+        ]
     }
 }
 

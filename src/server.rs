@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -54,7 +53,6 @@ pub fn run(
     };
     let report = ports.report(&config.server);
     let current = Arc::new(ArcSwap::from_pointee(config));
-    let inflight = Arc::new(AtomicUsize::new(0));
 
     // What `[store]` names, opened before anything listens: a `local` file another process
     // holds stops the start here. One token cache for the whole process (login, the JS-SDK,
@@ -75,7 +73,6 @@ pub fn run(
     ));
     let gateway = Gateway {
         config: current.clone(),
-        inflight: inflight.clone(),
         provider: provider.clone(),
         callbacks: callbacks.clone(),
     };
@@ -154,7 +151,7 @@ pub fn run(
             .map_err(|e| format!("--ports-file {}: {e}", path.display()))?;
     }
     server.run(RunArgs {
-        shutdown_signal: Box::new(StopSignals { inflight }),
+        shutdown_signal: Box::new(StopSignals),
     });
     Ok(())
 }

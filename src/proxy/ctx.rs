@@ -1,7 +1,9 @@
+use std::cell::RefCell;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use crate::answers::Form;
 use crate::config::model::{Config, Upstream};
@@ -14,13 +16,14 @@ pub struct Ctx {
     pub started: Instant,
     pub request_id: String,
     /// The config this request started with; a SIGHUP reload never changes it mid-request.
-    pub config: Arc<Config>,
+    pub config: Snapshot,
     /// The normalised path, for logs and metrics (as received when it cannot be normalised).
     pub path: Vec<u8>,
     /// How the client reads the gateway's own answers.
     pub form: Form,
     pub route: Option<usize>,
-    pub upstream: Option<Arc<Upstream>>,
+    /// Where the upstream was chosen; [`Ctx::upstream`] reads it.
+    pub upstream: Option<Chosen>,
     /// The request-target sent upstream when a rewrite changed the URI.
     pub upstream_uri: Option<Vec<u8>>,
     pub identity: Option<Identity>,
@@ -38,7 +41,26 @@ pub struct Ctx {
     pub _inflight: InFlight,
 }
 
+/// Which upstream a request goes to, without a reference count of its own: the request's
+/// configuration and nginx flight hold the upstream already, and a count the workers share
+/// would pass its cache line between them twice a request.
+#[derive(Clone, Copy)]
+pub enum Chosen {
+    /// The upstream of `routes[i]` in the request's configuration.
+    Route(usize),
+    /// The upstream of the request's nginx flight, whichever attempt it is on.
+    Flight,
+}
+
 impl Ctx {
+    /// The upstream chosen for the request, if any.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        match self.upstream? {
+            Chosen::Route(i) => self.config.routes.routes.get(i).map(|r| &*r.upstream),
+            Chosen::Flight => self.nginx.as_ref().map(|f| &*f.upstream),
+        }
+    }
+
     /// The `route` label of metrics and logs: the location as written, or what answered.
     pub fn route_label(&self) -> &str {
         match self.route_key() {
@@ -60,21 +82,53 @@ impl Ctx {
     }
 }
 
-/// Counts requests in flight for the graceful stop; released when the request's context drops,
-/// whatever path the request took.
-pub struct InFlight(Arc<AtomicUsize>);
+/// The configuration a request started with, held through a reference of the thread's own:
+/// the workers sharing the configuration's reference count would pass its cache line between
+/// them twice a request. A thread keeps the configuration it last served with until its next
+/// request after a reload.
+#[derive(Clone)]
+pub struct Snapshot(Arc<Arc<Config>>);
+
+impl Snapshot {
+    pub fn of(current: &ArcSwap<Config>) -> Snapshot {
+        thread_local! {
+            static HELD: RefCell<Option<Arc<Arc<Config>>>> = const { RefCell::new(None) };
+        }
+        let now = current.load();
+        HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            match &*held {
+                Some(h) if Arc::ptr_eq(&**h, &*now) => Snapshot(h.clone()),
+                _ => {
+                    let h = Arc::new(arc_swap::Guard::into_inner(now));
+                    *held = Some(h.clone());
+                    Snapshot(h)
+                }
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
+/// Counts a request in flight (`wgw_requests_in_flight`, what a graceful stop waits for);
+/// released when the request's context drops, whatever path the request took.
+pub struct InFlight(usize);
 
 impl InFlight {
-    pub fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        crate::metrics::METRICS.in_flight.inc();
-        InFlight(counter.clone())
+    pub fn enter() -> Self {
+        InFlight(crate::metrics::IN_FLIGHT.inc())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        crate::metrics::METRICS.in_flight.dec();
+        crate::metrics::IN_FLIGHT.dec(self.0);
     }
 }

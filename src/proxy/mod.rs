@@ -13,7 +13,6 @@ mod miniprogram_endpoints;
 mod nginx;
 pub mod request;
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,7 +38,6 @@ pub use ctx::Ctx;
 
 pub struct Gateway {
     pub config: Arc<ArcSwap<Config>>,
-    pub inflight: Arc<AtomicUsize>,
     /// The one WeCom / WeChat API client, shared with the qyapi endpoint.
     pub provider: Provider,
     /// WeCom's callbacks: the queue and the store they are kept in.
@@ -187,7 +185,7 @@ impl Gateway {
         };
         if let Handler::Route(i) = handler {
             ctx.route = Some(i);
-            ctx.upstream = Some(config.routes.routes[i].upstream.clone());
+            ctx.upstream = Some(ctx::Chosen::Route(i));
         }
         Ok(Located::Handler(handler, final_paths))
     }
@@ -317,7 +315,7 @@ impl ProxyHttp for Gateway {
         Ctx {
             started: Instant::now(),
             request_id: String::new(),
-            config: self.config.load_full(),
+            config: ctx::Snapshot::of(&self.config),
             path: Vec::new(),
             form: Form::Json,
             route: None,
@@ -330,7 +328,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             answered: None,
             nginx: None,
-            _inflight: ctx::InFlight::enter(&self.inflight),
+            _inflight: ctx::InFlight::enter(),
         }
     }
 
@@ -369,7 +367,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let Some(up) = ctx.upstream.as_ref() else {
+        let Some(up) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
         let mut peer = HttpPeer::new(up.addr, false, String::new());
@@ -400,7 +398,7 @@ impl ProxyHttp for Gateway {
         let gateway_xff = ctx.client_ip.is_some();
         let present = headers::Present::of(req, ctx.upgrade, gateway_xff);
         headers::strip_hop_by_hop(req, ctx.upgrade, &present);
-        if let (false, Some(up)) = (present.host, &ctx.upstream) {
+        if let (false, Some(up)) = (present.host, ctx.upstream()) {
             crate::connection::upstream_host(req, up)?;
         }
         if present.cookie {
@@ -581,7 +579,7 @@ impl ProxyHttp for Gateway {
             },
         };
         if !label.is_empty() {
-            if let Some(up) = &ctx.upstream {
+            if let Some(up) = ctx.upstream() {
                 METRICS
                     .upstream_errors
                     .with_label_values(&[up.name.as_str(), label])
@@ -624,10 +622,7 @@ impl ProxyHttp for Gateway {
                 .client("path", &String::from_utf8_lossy(&ctx.path))
                 .quoted("route", route)
                 .number("status", status.into())
-                .quoted(
-                    "upstream",
-                    ctx.upstream.as_ref().map_or("-", |u| u.name.as_str()),
-                )
+                .quoted("upstream", ctx.upstream().map_or("-", |u| u.name.as_str()))
                 .millis("duration_ms", elapsed)
                 .token("request_id", &ctx.request_id)
                 .quoted("userid", userid)

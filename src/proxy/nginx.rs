@@ -8,6 +8,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::ctx::Chosen;
 use super::Ctx;
 use crate::config::rules::Rules;
 use crate::nginx::{self, response};
@@ -30,8 +31,8 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rul
             Next::Route(index)
         }
         nginx::Next::Proxy(flight) => {
-            ctx.upstream = Some(flight.upstream.clone());
             ctx.nginx = Some(flight);
+            ctx.upstream = Some(Chosen::Flight);
             Next::Proxy
         }
         nginx::Next::Answer(pending) => Next::Answer(pending),
@@ -162,7 +163,7 @@ pub(super) async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Optio
 
 /// The upstream the next attempt goes to is the flight's.
 fn sync_upstream(ctx: &mut Ctx) {
-    if let Some(f) = &ctx.nginx {
-        ctx.upstream = Some(f.upstream.clone());
+    if ctx.nginx.is_some() {
+        ctx.upstream = Some(Chosen::Flight);
     }
 }
