@@ -10,6 +10,7 @@
 //! revoked": the fallback store still serves what this process wrote, and failing closed
 //! would sign everyone out while Redis is down.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,13 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
     if asked.keys.is_empty() {
         return false;
     }
+    // An in-process store written to by nothing since the last look has the same answer. Read
+    // before the records: a write during the look changes the number, and the next request
+    // looks again.
+    let version = store.facts_version();
+    if version.is_some_and(|v| asked.unrevoked_at.load(Ordering::Relaxed) == v) {
+        return false;
+    }
     let mut keys = [""; 3];
     for (k, key) in keys.iter_mut().zip(asked.keys.iter()) {
         *k = key;
@@ -73,7 +81,11 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
     let sid = next(asked.sid).is_some();
     let member = ended_at(next(asked.member));
     let corp = ended_at(next(asked.corp));
-    sid || member || corp
+    let revoked = sid || member || corp;
+    if let (false, Some(v)) = (revoked, version) {
+        asked.unrevoked_at.store(v, Ordering::Relaxed);
+    }
+    revoked
 }
 
 /// The records that can end `entry`, as [`Records`] keeps them.
@@ -90,6 +102,7 @@ fn records(entry: &SessionEntry) -> Records {
         sid,
         member,
         corp,
+        unrevoked_at: AtomicU64::new(0),
     }
 }
 
@@ -127,6 +140,117 @@ mod tests {
             assertion: Default::default(),
             revocation: Default::default(),
         }
+    }
+
+    /// A memory store that counts the fact reads reaching it; `versioned: false` hides its
+    /// facts version, as a store shared by a cluster has none.
+    struct Counting {
+        inner: MemoryStore,
+        versioned: bool,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Counting {
+        async fn get(&self, key: &str) -> Result<Option<wecom_api::Cached>, wecom_api::StoreError> {
+            self.inner.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: &wecom_api::Cached,
+        ) -> Result<(), wecom_api::StoreError> {
+            self.inner.set(key, value).await
+        }
+        async fn expire_if(&self, key: &str, value: &str) -> Result<bool, wecom_api::StoreError> {
+            self.inner.expire_if(key, value).await
+        }
+        async fn lock(
+            &self,
+            key: &str,
+            ttl: Duration,
+        ) -> Result<Option<String>, wecom_api::StoreError> {
+            self.inner.lock(key, ttl).await
+        }
+        async fn unlock(&self, key: &str, id: &str) -> Result<(), wecom_api::StoreError> {
+            self.inner.unlock(key, id).await
+        }
+        async fn get_fact(&self, key: &str) -> Result<Option<String>, wecom_api::StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_fact(key).await
+        }
+        async fn get_facts(
+            &self,
+            keys: &[&str],
+        ) -> Result<Vec<Option<String>>, wecom_api::StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_facts(keys).await
+        }
+        async fn put_fact(
+            &self,
+            key: &str,
+            value: &str,
+            ttl: Duration,
+        ) -> Result<(), wecom_api::StoreError> {
+            self.inner.put_fact(key, value, ttl).await
+        }
+        async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, wecom_api::StoreError> {
+            self.inner.claim(key, ttl).await
+        }
+        fn facts_version(&self) -> Option<u64> {
+            self.inner.facts_version().filter(|_| self.versioned)
+        }
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unrevoked_answer_is_kept_until_the_in_process_store_is_written() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStore::new(crate::clock::clock().clone()),
+            versioned: true,
+            reads: Default::default(),
+        });
+        let store: Arc<dyn Store> = counting.clone();
+        let reads = || counting.reads.load(Ordering::SeqCst);
+        let now = crate::login::now_secs();
+        let a = member(now - 100, "a");
+        assert!(!is_revoked(&store, &a).await);
+        assert!(!is_revoked(&store, &a).await);
+        assert_eq!(reads(), 1, "nothing written since the first look");
+        // Any write may be a record of this session: the next request looks again.
+        store
+            .put_fact("unrelated", "1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!is_revoked(&store, &a).await);
+        assert_eq!(reads(), 2);
+        end_session(&store, &a, now).await;
+        assert!(is_revoked(&store, &a).await);
+        assert!(is_revoked(&store, &a).await);
+        assert_eq!(reads(), 4, "an ended session is never taken from memory");
+        // Another in-process store never shares a version with this one.
+        let other: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::clock::clock().clone()));
+        let b = member(now - 100, "b");
+        assert!(!is_revoked(&store, &b).await);
+        end_session(&other, &b, now).await;
+        assert!(is_revoked(&other, &b).await);
+    }
+
+    #[tokio::test]
+    async fn a_shared_store_is_asked_on_every_request() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStore::new(crate::clock::clock().clone()),
+            versioned: false,
+            reads: Default::default(),
+        });
+        let store: Arc<dyn Store> = counting.clone();
+        let a = member(crate::login::now_secs() - 100, "a");
+        for _ in 0..3 {
+            assert!(!is_revoked(&store, &a).await);
+        }
+        assert_eq!(counting.reads.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

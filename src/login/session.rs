@@ -4,10 +4,11 @@
 //! One cookie holds at most one session per configured app: a route of app A needs a session
 //! of app A, and logging into app B leaves A's session alone.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use cookie::{Cookie, SameSite};
-use dashmap::DashMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,9 @@ pub struct Records {
     pub sid: bool,
     pub member: bool,
     pub corp: bool,
+    /// The store's facts version at which none of the records ended the session (0: never
+    /// asked); see `Store::facts_version`.
+    pub unrevoked_at: std::sync::atomic::AtomicU64,
 }
 
 /// A value worked out once from the rest of its owner, which it never adds to: a copy starts
@@ -243,29 +247,46 @@ pub fn opened<'a>(
 /// per settings generation (a reload with another secret reuses nothing), only for values
 /// that opened (a forged one costs its sender a decrypt each time, as before), at most
 /// [`MAX_OPENED`], forgotten all at once when full.
-static OPENED: LazyLock<Opened> = LazyLock::new(|| DashMap::with_hasher(Default::default()));
+///
+/// Each thread keeps its own: a value is opened once per worker that serves it, and what it
+/// opened to (with what is worked out once for it: the assertion's prefix, the revocation
+/// keys) is then the thread's alone. A memory the workers share costs every request its lock's
+/// cache line and the entries' reference count passing between cores.
+struct Opened {
+    values: HashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>,
+}
 
-/// Cookie value -> (settings generation, the sessions it opened to). Hashed with a randomly
-/// seeded foldhash, not SipHash: the key is the whole sealed value (a few hundred bytes, ~1k
-/// instructions per request with SipHash), and only values that opened are ever inserted, so
-/// nobody can fill the map with keys of their choosing.
-type Opened = DashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>;
+thread_local! {
+    /// Cookie value -> (settings generation, the sessions it opened to). Hashed with a randomly
+    /// seeded foldhash, not SipHash: the key is the whole sealed value (a few hundred bytes,
+    /// ~1k instructions per request with SipHash), and only values that opened are ever
+    /// inserted, so nobody can fill the map with keys of their choosing.
+    static OPENED: RefCell<Opened> = RefCell::new(Opened {
+        values: HashMap::with_hasher(Default::default()),
+    });
+}
 
+/// Values one thread remembers at most.
 const MAX_OPENED: usize = 4096;
 
 fn open(settings: &SessionSettings, value: &str) -> Option<Arc<[SessionEntry]>> {
-    if let Some(hit) = OPENED.get(value) {
-        if hit.0 == settings.generation {
-            return Some(hit.1.clone());
-        }
+    let kept = OPENED.with_borrow(|o| match o.values.get(value) {
+        Some((generation, entries)) if *generation == settings.generation => Some(entries.clone()),
+        _ => None,
+    });
+    if kept.is_some() {
+        return kept;
     }
     let payload =
         seal::open::<Payload>(&settings.key, &settings.cookie_name, value).filter(|p| p.v == 1)?;
     let entries: Arc<[SessionEntry]> = payload.s.into();
-    if OPENED.len() >= MAX_OPENED {
-        OPENED.clear();
-    }
-    OPENED.insert(value.into(), (settings.generation, entries.clone()));
+    OPENED.with_borrow_mut(|o| {
+        if o.values.len() >= MAX_OPENED {
+            o.values.clear();
+        }
+        o.values
+            .insert(value.into(), (settings.generation, entries.clone()));
+    });
     Some(entries)
 }
 
@@ -393,9 +414,11 @@ mod tests {
         let s = settings("k");
         let cookies = sent_back(&set_cookie(&s, vec![entry("crm", 1000)], false));
         let kept = |s: &SessionSettings| {
-            OPENED
-                .get(cookies[0].1.as_str())
-                .is_some_and(|e| e.value().0 == s.generation)
+            OPENED.with_borrow(|o| {
+                o.values
+                    .get(cookies[0].1.as_str())
+                    .is_some_and(|e| e.0 == s.generation)
+            })
         };
         assert_eq!(read(&s, &cookies, 1001).len(), 1);
         assert!(kept(&s), "kept after the first open");
@@ -414,7 +437,7 @@ mod tests {
         let mut forged = cookies.clone();
         forged[0].1.push('A');
         assert!(read(&s, &forged, 1001).is_empty());
-        assert!(!OPENED.contains_key(forged[0].1.as_str()));
+        assert!(!OPENED.with_borrow(|o| o.values.contains_key(forged[0].1.as_str())));
     }
 
     #[test]

@@ -405,6 +405,11 @@ impl Store for LocalStore {
         Ok(true)
     }
 
+    /// Every fact is written through the memory in front of the file.
+    fn facts_version(&self) -> Option<u64> {
+        self.memory.facts_version()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // A write that commits: the disk takes writes, the writer thread lives.
         self.write(|_| Ok(())).await

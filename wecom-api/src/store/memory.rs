@@ -1,5 +1,6 @@
 //! The in-process store: one gateway process, no sharing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,9 @@ pub struct MemoryStore {
     locks: Map<(String, u64)>,
     /// Value and the Unix ms it lapses at.
     facts: Map<(String, u64)>,
-    writes: std::sync::atomic::AtomicU64,
+    /// [`Store::facts_version`].
+    version: FactsVersion,
+    writes: AtomicU64,
 }
 
 impl MemoryStore {
@@ -50,12 +53,11 @@ impl MemoryStore {
     /// A fact read back from a file at start-up, with the Unix ms it lapses at.
     pub(crate) fn insert_fact(&self, key: &str, value: &str, until: u64) {
         self.facts.insert(key.to_owned(), (value.to_owned(), until));
+        self.version.written();
     }
 
     fn sweep_now_and_then(&self, now: u64) {
-        let n = self
-            .writes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
         if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.facts.retain(|_, (_, until)| *until > now);
         }
@@ -139,6 +141,7 @@ impl Store for MemoryStore {
             key.to_owned(),
             (value.to_owned(), now.saturating_add(ms(ttl))),
         );
+        self.version.written();
         self.sweep_now_and_then(now);
         Ok(())
     }
@@ -160,12 +163,40 @@ impl Store for MemoryStore {
                 first = true;
                 ("1".to_owned(), until)
             });
+        if first {
+            self.version.written();
+        }
         self.sweep_now_and_then(now);
         Ok(first)
     }
 
+    fn facts_version(&self) -> Option<u64> {
+        Some(self.version.0.load(Ordering::SeqCst))
+    }
+
     fn name(&self) -> &'static str {
         "memory"
+    }
+}
+
+/// Numbers for [`Store::facts_version`], from one counter for every store of the process, so
+/// that no two writes (of one store or two) have the same.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
+
+struct FactsVersion(AtomicU64);
+
+impl Default for FactsVersion {
+    fn default() -> Self {
+        FactsVersion(AtomicU64::new(VERSIONS.fetch_add(1, Ordering::SeqCst)))
+    }
+}
+
+impl FactsVersion {
+    /// After a fact was written: a swap, not a store, so that a reader that sees the new number
+    /// sees this write whichever of two racing writers' numbers it reads.
+    fn written(&self) {
+        let next = VERSIONS.fetch_add(1, Ordering::SeqCst);
+        self.0.swap(next, Ordering::SeqCst);
     }
 }
 

@@ -90,6 +90,15 @@ pub trait Store: Send + Sync + 'static {
     /// ticket report allowed once a minute). Redis: `SET NX PX`.
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
 
+    /// Where this process sees every write of a fact (the in-process stores): a number that
+    /// changes with every write and is never the same for two writes or two stores. A reader
+    /// that found no fact under its keys at one number may keep that answer while the number
+    /// stays (a fact only lapses without a write). `None` (a store shared by a cluster, the
+    /// default): every read asks.
+    fn facts_version(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether the store answers now, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

@@ -75,8 +75,20 @@ async fn a_claim_is_won_once_also_across_a_restart_until_it_lapses() {
     let clock = Clock::system();
     {
         let s = LocalStore::open(&f.0, clock.clone()).unwrap();
+        let before = s
+            .facts_version()
+            .expect("an in-process store has a facts version");
         assert!(s.claim("state", Duration::from_secs(60)).await.unwrap());
+        let claimed = s.facts_version().unwrap();
+        assert_ne!(claimed, before, "a claim is a write");
         assert!(!s.claim("state", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(
+            s.facts_version(),
+            Some(claimed),
+            "a lost claim writes nothing"
+        );
+        s.put_fact("f", "v", Duration::from_secs(60)).await.unwrap();
+        assert_ne!(s.facts_version(), Some(claimed));
     }
     let s = LocalStore::open(&f.0, clock.clone()).unwrap();
     assert!(
