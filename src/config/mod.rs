@@ -13,6 +13,7 @@ mod error;
 mod file;
 pub mod model;
 pub mod rules;
+mod snapshot;
 mod values;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use file::{AppKind, ExternalContactMode, LoginMode, RewriteFlag, StoreBackend};
 pub use model::Config;
+pub use snapshot::Snapshot;
 pub use values::parse_duration;
 
 /// Reads and compiles a config file.

@@ -1,12 +1,9 @@
-use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::answers::Form;
-use crate::config::model::{Config, Upstream};
+use crate::config::model::Upstream;
 use crate::identity::Identity;
 use crate::login::session::{CurrentContact, SessionEntry};
 use crate::metrics::RouteLabel;
@@ -16,7 +13,7 @@ pub struct Ctx {
     pub started: Instant,
     pub request_id: String,
     /// The config this request started with; a SIGHUP reload never changes it mid-request.
-    pub config: Snapshot,
+    pub config: crate::config::Snapshot,
     /// The normalised path, for logs and metrics (as received when it cannot be normalised).
     pub path: Vec<u8>,
     /// How the client reads the gateway's own answers.
@@ -79,41 +76,6 @@ impl Ctx {
             }
             None => RouteLabel::None,
         }
-    }
-}
-
-/// The configuration a request started with, held through a reference of the thread's own:
-/// the workers sharing the configuration's reference count would pass its cache line between
-/// them twice a request. A thread keeps the configuration it last served with until its next
-/// request after a reload.
-#[derive(Clone)]
-pub struct Snapshot(Arc<Arc<Config>>);
-
-impl Snapshot {
-    pub fn of(current: &ArcSwap<Config>) -> Snapshot {
-        thread_local! {
-            static HELD: RefCell<Option<Arc<Arc<Config>>>> = const { RefCell::new(None) };
-        }
-        let now = current.load();
-        HELD.with(|held| {
-            let mut held = held.borrow_mut();
-            match &*held {
-                Some(h) if Arc::ptr_eq(&**h, &*now) => Snapshot(h.clone()),
-                _ => {
-                    let h = Arc::new(arc_swap::Guard::into_inner(now));
-                    *held = Some(h.clone());
-                    Snapshot(h)
-                }
-            }
-        })
-    }
-}
-
-impl std::ops::Deref for Snapshot {
-    type Target = Config;
-
-    fn deref(&self) -> &Config {
-        &self.0
     }
 }
 

@@ -315,7 +315,7 @@ impl ProxyHttp for Gateway {
         Ctx {
             started: Instant::now(),
             request_id: String::new(),
-            config: ctx::Snapshot::of(&self.config),
+            config: crate::config::Snapshot::of(&self.config),
             path: Vec::new(),
             form: Form::Json,
             route: None,

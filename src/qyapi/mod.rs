@@ -126,7 +126,7 @@ impl ServeHttp for Qyapi {
             }
             _ => crate::request_id::generate(),
         };
-        let config = self.config.load_full();
+        let config = crate::config::Snapshot::of(&self.config);
         let outcome = self.serve(session, &config, &rid).await;
         let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
@@ -233,7 +233,7 @@ impl Qyapi {
             header_app.as_deref(),
             access_token.as_deref(),
         ) {
-            Ok(app) => app.clone(),
+            Ok(app) => app,
             Err(r) => return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-"),
         };
         // A service-provider app's call is for one of its corps (SPEC section 20).
