@@ -1,6 +1,6 @@
 //! Prometheus metrics of SPEC section 14, registered once in one registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -20,7 +20,6 @@ pub struct Metrics {
     pub registry: Registry,
     pub upstream_errors: IntCounterVec,
     pub logins: IntCounterVec,
-    pub qyapi_calls: IntCounterVec,
     pub token_fetches: IntCounterVec,
     pub qyapi_retries: IntCounterVec,
     pub store_errors: IntCounterVec,
@@ -74,12 +73,6 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "wgw_logins_total",
             "Completed or failed logins.",
             &["app", "result"],
-        ),
-        qyapi_calls: counter(
-            &registry,
-            "wgw_qyapi_calls_total",
-            "Calls through the qyapi endpoint.",
-            &["app", "api", "errcode"],
         ),
         token_fetches: counter(
             &registry,
@@ -222,10 +215,43 @@ impl RouteSeries {
     }
 }
 
+/// Every `(app, api, errcode)` of `wgw_qyapi_calls_total` counted so far.
+static QYAPI_CALLS: Lazy<Mutex<BTreeMap<(String, String, String), Arc<cells::Counter>>>> =
+    Lazy::new(Default::default);
+
+/// Counts one call through the qyapi endpoint (`wgw_qyapi_calls_total`). `api` and `errcode`
+/// are labels of fixed sets; each thread finds its counter in a table of its own, so a call
+/// takes no lock and shares no cache line with the other workers.
+pub fn count_qyapi_call(app: &str, api: &'static str, errcode: &'static str) {
+    type Mine = HashMap<
+        (&'static str, &'static str),
+        Vec<(Box<str>, Arc<cells::Counter>)>,
+        foldhash::fast::RandomState,
+    >;
+    thread_local! {
+        static MINE: std::cell::RefCell<Mine> = std::cell::RefCell::new(HashMap::default());
+    }
+    MINE.with_borrow_mut(|mine| {
+        let apps = mine.entry((api, errcode)).or_default();
+        if let Some((_, counter)) = apps.iter().find(|(a, _)| **a == *app) {
+            counter.inc();
+            return;
+        }
+        let counter = QYAPI_CALLS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((app.to_owned(), api.to_owned(), errcode.to_owned()))
+            .or_insert_with(|| Arc::new(cells::Counter::new()))
+            .clone();
+        counter.inc();
+        apps.push((app.into(), counter));
+    });
+}
+
 /// Renders the per-thread request counts as `wgw_requests_total`,
 /// `wgw_request_duration_seconds` and `wgw_requests_in_flight`.
 struct RequestCollector {
-    descs: [Desc; 3],
+    descs: [Desc; 4],
 }
 
 impl RequestCollector {
@@ -255,6 +281,11 @@ impl RequestCollector {
                     "wgw_requests_in_flight",
                     "Requests being served on the public listener.",
                     &[],
+                ),
+                desc(
+                    "wgw_qyapi_calls_total",
+                    "Calls through the qyapi endpoint.",
+                    &["app", "api", "errcode"],
                 ),
             ],
         }
@@ -327,6 +358,24 @@ impl Collector for RequestCollector {
             m.set_histogram(h);
             durations.push(m);
         }
+        let calls = QYAPI_CALLS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((app, api, errcode), counter)| {
+                let mut c = proto::Counter::default();
+                c.set_value(counter.get() as f64);
+                let mut m = proto::Metric::default();
+                // By name, as prometheus orders a metric's labels.
+                m.set_label(vec![
+                    label("api", api),
+                    label("app", app),
+                    label("errcode", errcode),
+                ]);
+                m.set_counter(c);
+                m
+            })
+            .collect();
         let mut g = proto::Gauge::default();
         g.set_value(IN_FLIGHT.get() as f64);
         let mut in_flight = proto::Metric::default();
@@ -335,6 +384,7 @@ impl Collector for RequestCollector {
             family(&self.descs[0], proto::MetricType::COUNTER, requests),
             family(&self.descs[1], proto::MetricType::HISTOGRAM, durations),
             family(&self.descs[2], proto::MetricType::GAUGE, vec![in_flight]),
+            family(&self.descs[3], proto::MetricType::COUNTER, calls),
         ]
     }
 }
@@ -364,6 +414,30 @@ mod series_tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         assert!(!text.contains("status=\"999\""));
+    }
+
+    #[test]
+    fn qyapi_calls_of_every_thread_are_counted_under_their_labels() {
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..5 {
+                        count_qyapi_call("series-app", "/cgi-bin/user/get", "0");
+                    }
+                    count_qyapi_call("series-app", "/cgi-bin/user/get", "40014");
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = render();
+        for line in [
+            "wgw_qyapi_calls_total{api=\"/cgi-bin/user/get\",app=\"series-app\",errcode=\"0\"} 15",
+            "wgw_qyapi_calls_total{api=\"/cgi-bin/user/get\",app=\"series-app\",errcode=\"40014\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }
 

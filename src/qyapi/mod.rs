@@ -23,7 +23,7 @@ use crate::answers::{self, Errcode};
 use crate::config::model::{App, Credentials};
 use crate::config::Config;
 use crate::headers;
-use crate::metrics::{labels, METRICS};
+use crate::metrics::labels;
 use crate::provider::{ApiError, ApiRequest, ApiResponse, Provider};
 use request::TokenUse;
 
@@ -134,10 +134,7 @@ impl ServeHttp for Qyapi {
                 Errcode::Code(e) => labels::errcode(e),
                 Errcode::Failed(why) => why,
             };
-            METRICS
-                .qyapi_calls
-                .with_label_values(&[outcome.app.as_str(), outcome.api, errcode])
-                .inc();
+            crate::metrics::count_qyapi_call(&outcome.app, outcome.api, errcode);
         }
         if let Some(line) = crate::logging::qyapi() {
             let mut digits = itoa::Buffer::new();
