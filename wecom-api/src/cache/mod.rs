@@ -10,6 +10,7 @@
 //! get the single flight, the store's lock and the background refresh of tokens.
 
 mod decide;
+mod memo;
 #[cfg(test)]
 mod tests;
 
@@ -131,10 +132,23 @@ impl<F: Fetch> TokenCache<F> {
     /// A usable value: the cached one, or the result of the one refresh in flight.
     pub async fn get(&self, target: &F::Target) -> Result<Arc<str>, ApiError> {
         let this = &self.inner;
+        // Read before the store: a write meanwhile changes it, and the copy kept below is
+        // then never used.
+        let version = this.store.tokens_version();
+        if let Some(kept) = version.and_then(|v| memo::get(target.key(), v)) {
+            if freshness(&kept, this.clock.now_ms()) == Freshness::Fresh {
+                return Ok(kept.value);
+            }
+        }
         let cached = this.store.get(target.key()).await.map_err(store_err)?;
         if let Some(c) = cached {
             match freshness(&c, this.clock.now_ms()) {
-                Freshness::Fresh => return Ok(c.value),
+                Freshness::Fresh => {
+                    if let Some(v) = version {
+                        memo::keep(target.key(), v, &c);
+                    }
+                    return Ok(c.value);
+                }
                 Freshness::Stale => {
                     // Requests keep the still-valid value; one task refreshes it.
                     let cache = self.clone();

@@ -450,3 +450,81 @@ async fn a_request_joining_an_early_refresh_that_ends_after_the_expiry_gets_a_li
     assert_eq!(&*cache.get(&t).await.unwrap(), "v3");
     assert_eq!(fake.calls(), 3);
 }
+
+/// A memory store counting the token reads that reach it, its tokens version shown.
+struct Reads {
+    inner: MemoryStore,
+    gets: AtomicUsize,
+}
+
+#[async_trait]
+impl Store for Reads {
+    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
+        self.inner.set(key, value).await
+    }
+    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        self.inner.expire_if(key, value).await
+    }
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        self.inner.lock(key, ttl).await
+    }
+    async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.unlock(key, id).await
+    }
+    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.get_fact(key).await
+    }
+    async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.put_fact(key, v, ttl).await
+    }
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.claim(key, ttl).await
+    }
+    fn tokens_version(&self) -> Option<u64> {
+        self.inner.tokens_version()
+    }
+    fn name(&self) -> &'static str {
+        "reads"
+    }
+}
+
+#[tokio::test]
+async fn a_thread_uses_its_copy_of_a_fresh_token_until_the_store_changes() {
+    let clock = Clock::system();
+    let reads = Arc::new(Reads {
+        inner: MemoryStore::new(clock.clone()),
+        gets: AtomicUsize::new(0),
+    });
+    let gets = || reads.gets.load(Ordering::SeqCst);
+    let fake = Arc::new(Fake::default());
+    let cache = cache(reads.clone(), &fake, &clock);
+    let t = target("ww");
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v1");
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v1");
+    let after_first = gets();
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v1");
+    assert_eq!(gets(), after_first, "the thread's copy, no store read");
+    // A failure with v1 expires it: the copy is not used again.
+    assert!(cache.expire_if(&t, "v1").await.unwrap());
+    assert_eq!(&*cache.get(&t).await.unwrap(), "v2");
+    assert!(gets() > after_first);
+    // Another process of the cluster (here: the store written directly) replaces it.
+    let far = clock.now_ms() + 3_600_000;
+    let other = Cached {
+        value: "from-elsewhere".into(),
+        fetched_at: clock.now_ms(),
+        expires_at: far,
+    };
+    reads.set(t.key(), &other).await.unwrap();
+    assert_eq!(&*cache.get(&t).await.unwrap(), "from-elsewhere");
+    // A copy that is no longer fresh is not used: the store decides (stale: served while one
+    // refresh runs).
+    let before = gets();
+    clock.advance(Duration::from_secs(3600 - 299));
+    assert_eq!(&*cache.get(&t).await.unwrap(), "from-elsewhere");
+    assert!(gets() > before, "read from the store once stale");
+}

@@ -410,6 +410,11 @@ impl Store for LocalStore {
         self.memory.facts_version()
     }
 
+    /// Every token as well.
+    fn tokens_version(&self) -> Option<u64> {
+        self.memory.tokens_version()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // A write that commits: the disk takes writes, the writer thread lives.
         self.write(|_| Ok(())).await

@@ -27,7 +27,9 @@ pub struct MemoryStore {
     /// Value and the Unix ms it lapses at.
     facts: Map<(String, u64)>,
     /// [`Store::facts_version`].
-    version: FactsVersion,
+    version: Version,
+    /// [`Store::tokens_version`].
+    token_version: Version,
     writes: AtomicU64,
 }
 
@@ -43,11 +45,13 @@ impl MemoryStore {
     /// Forgets `key` whatever its value: the shared store said it is gone.
     pub(crate) fn forget(&self, key: &str) {
         self.tokens.remove(key);
+        self.token_version.written();
     }
 
     /// A token read back from a file at start-up.
     pub(crate) fn insert_token(&self, key: &str, value: Cached) {
         self.tokens.insert(key.to_owned(), value);
+        self.token_version.written();
     }
 
     /// A fact read back from a file at start-up, with the Unix ms it lapses at.
@@ -76,14 +80,19 @@ impl Store for MemoryStore {
 
     async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
         self.tokens.insert(key.to_owned(), value.clone());
+        self.token_version.written();
         Ok(())
     }
 
     async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
-        Ok(self
+        let expired = self
             .tokens
             .remove_if(key, |_, c| &*c.value == value)
-            .is_some())
+            .is_some();
+        if expired {
+            self.token_version.written();
+        }
+        Ok(expired)
     }
 
     async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
@@ -174,25 +183,30 @@ impl Store for MemoryStore {
         Some(self.version.0.load(Ordering::SeqCst))
     }
 
+    fn tokens_version(&self) -> Option<u64> {
+        Some(self.token_version.0.load(Ordering::SeqCst))
+    }
+
     fn name(&self) -> &'static str {
         "memory"
     }
 }
 
-/// Numbers for [`Store::facts_version`], from one counter for every store of the process, so
-/// that no two writes (of one store or two) have the same.
+/// Numbers for [`Store::facts_version`] and [`Store::tokens_version`], from one counter for
+/// every store of the process, so that no two writes (of one store or two, of facts or of
+/// tokens) have the same.
 static VERSIONS: AtomicU64 = AtomicU64::new(1);
 
-struct FactsVersion(AtomicU64);
+struct Version(AtomicU64);
 
-impl Default for FactsVersion {
+impl Default for Version {
     fn default() -> Self {
-        FactsVersion(AtomicU64::new(VERSIONS.fetch_add(1, Ordering::SeqCst)))
+        Version(AtomicU64::new(VERSIONS.fetch_add(1, Ordering::SeqCst)))
     }
 }
 
-impl FactsVersion {
-    /// After a fact was written: a swap, not a store, so that a reader that sees the new number
+impl Version {
+    /// After a value was written: a swap, not a store, so that a reader that sees the new number
     /// sees this write whichever of two racing writers' numbers it reads.
     fn written(&self) {
         let next = VERSIONS.fetch_add(1, Ordering::SeqCst);

@@ -99,6 +99,13 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// The same for tokens: a number that changes with every `set`, `expire_if` that expired
+    /// and token read back at start-up, where this process sees them all. A reader that got a
+    /// token at one number may use it again while the number stays and the token is fresh.
+    fn tokens_version(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether the store answers now, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
