@@ -150,6 +150,14 @@ mod tests {
         reads: std::sync::atomic::AtomicUsize,
     }
 
+    fn counting(versioned: bool) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner: MemoryStore::new(crate::clock::clock().clone()),
+            versioned,
+            reads: Default::default(),
+        })
+    }
+
     #[async_trait::async_trait]
     impl Store for Counting {
         async fn get(&self, key: &str) -> Result<Option<wecom_api::Cached>, wecom_api::StoreError> {
@@ -207,11 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unrevoked_answer_is_kept_until_the_in_process_store_is_written() {
-        let counting = Arc::new(Counting {
-            inner: MemoryStore::new(crate::clock::clock().clone()),
-            versioned: true,
-            reads: Default::default(),
-        });
+        let counting = counting(true);
         let store: Arc<dyn Store> = counting.clone();
         let reads = || counting.reads.load(Ordering::SeqCst);
         let now = crate::login::now_secs();
@@ -240,11 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_shared_store_is_asked_on_every_request() {
-        let counting = Arc::new(Counting {
-            inner: MemoryStore::new(crate::clock::clock().clone()),
-            versioned: false,
-            reads: Default::default(),
-        });
+        let counting = counting(false);
         let store: Arc<dyn Store> = counting.clone();
         let a = member(crate::login::now_secs() - 100, "a");
         for _ in 0..3 {

@@ -129,16 +129,20 @@ async fn processes_sharing_a_store_fetch_once_between_them() {
     assert_eq!(fake.calls(), 1);
 }
 
-/// A memory store that tells when a lock was asked for and refused.
+/// A memory store that tells when a lock was asked for and refused, and counts the token reads
+/// that reach it.
+#[derive(Default)]
 struct Spy {
     inner: MemoryStore,
     refused: AtomicUsize,
     asked: Notify,
+    gets: AtomicUsize,
 }
 
 #[async_trait]
 impl Store for Spy {
     async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
     }
     async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
@@ -167,6 +171,9 @@ impl Store for Spy {
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.inner.claim(key, ttl).await
     }
+    fn tokens_version(&self) -> Option<u64> {
+        self.inner.tokens_version()
+    }
     fn name(&self) -> &'static str {
         "spy"
     }
@@ -177,8 +184,7 @@ async fn a_dead_holders_lock_is_waited_out_then_one_process_fetches() {
     let clock = Clock::system();
     let spy = Arc::new(Spy {
         inner: MemoryStore::new(clock.clone()),
-        refused: AtomicUsize::new(0),
-        asked: Notify::new(),
+        ..Spy::default()
     });
     let store: Arc<dyn Store> = spy.clone();
     // A process took the lock and died: nobody releases it.
@@ -451,53 +457,12 @@ async fn a_request_joining_an_early_refresh_that_ends_after_the_expiry_gets_a_li
     assert_eq!(fake.calls(), 3);
 }
 
-/// A memory store counting the token reads that reach it, its tokens version shown.
-struct Reads {
-    inner: MemoryStore,
-    gets: AtomicUsize,
-}
-
-#[async_trait]
-impl Store for Reads {
-    async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
-        self.inner.set(key, value).await
-    }
-    async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
-        self.inner.expire_if(key, value).await
-    }
-    async fn lock(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
-        self.inner.lock(key, ttl).await
-    }
-    async fn unlock(&self, key: &str, id: &str) -> Result<(), StoreError> {
-        self.inner.unlock(key, id).await
-    }
-    async fn get_fact(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.inner.get_fact(key).await
-    }
-    async fn put_fact(&self, key: &str, v: &str, ttl: Duration) -> Result<(), StoreError> {
-        self.inner.put_fact(key, v, ttl).await
-    }
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.claim(key, ttl).await
-    }
-    fn tokens_version(&self) -> Option<u64> {
-        self.inner.tokens_version()
-    }
-    fn name(&self) -> &'static str {
-        "reads"
-    }
-}
-
 #[tokio::test]
 async fn a_thread_uses_its_copy_of_a_fresh_token_until_the_store_changes() {
     let clock = Clock::system();
-    let reads = Arc::new(Reads {
+    let reads = Arc::new(Spy {
         inner: MemoryStore::new(clock.clone()),
-        gets: AtomicUsize::new(0),
+        ..Spy::default()
     });
     let gets = || reads.gets.load(Ordering::SeqCst);
     let fake = Arc::new(Fake::default());
