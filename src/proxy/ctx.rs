@@ -38,23 +38,23 @@ pub struct Ctx {
     pub _inflight: InFlight,
 }
 
-/// Which upstream a request goes to, without a reference count of its own: the request's
-/// configuration and nginx flight hold the upstream already, and a count the workers share
-/// would pass its cache line between them twice a request.
-#[derive(Clone, Copy)]
+/// Which upstream a request goes to. A route's is named by its place in the request's
+/// configuration, which holds it: a reference count the workers share would pass its cache line
+/// between them twice a request.
 pub enum Chosen {
     /// The upstream of `routes[i]` in the request's configuration.
     Route(usize),
-    /// The upstream of the request's nginx flight, whichever attempt it is on.
-    Flight,
+    /// The upstream an nginx flight's attempt went to (the flight may name the next one before
+    /// it is taken).
+    Flight(Arc<Upstream>),
 }
 
 impl Ctx {
     /// The upstream chosen for the request, if any.
     pub fn upstream(&self) -> Option<&Upstream> {
-        match self.upstream? {
-            Chosen::Route(i) => self.config.routes.routes.get(i).map(|r| &*r.upstream),
-            Chosen::Flight => self.nginx.as_ref().map(|f| &*f.upstream),
+        match self.upstream.as_ref()? {
+            Chosen::Route(i) => self.config.routes.routes.get(*i).map(|r| &*r.upstream),
+            Chosen::Flight(u) => Some(u),
         }
     }
 

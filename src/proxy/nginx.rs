@@ -31,8 +31,8 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rul
             Next::Route(index)
         }
         nginx::Next::Proxy(flight) => {
+            ctx.upstream = Some(Chosen::Flight(flight.upstream.clone()));
             ctx.nginx = Some(flight);
-            ctx.upstream = Some(Chosen::Flight);
             Next::Proxy
         }
         nginx::Next::Answer(pending) => Next::Answer(pending),
@@ -163,7 +163,7 @@ pub(super) async fn write_pending(session: &mut Session, ctx: &mut Ctx) -> Optio
 
 /// The upstream the next attempt goes to is the flight's.
 fn sync_upstream(ctx: &mut Ctx) {
-    if ctx.nginx.is_some() {
-        ctx.upstream = Some(Chosen::Flight);
+    if let Some(f) = &ctx.nginx {
+        ctx.upstream = Some(Chosen::Flight(f.upstream.clone()));
     }
 }
