@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::chrome::Chrome;
-use common::{client, free_port, Gateway};
+use common::{client, Gateway};
 use serde_json::{json, Value};
 
 const WXWORK_UA: &str = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36 MicroMessenger/8.0.40 wxwork/4.1.0 NetType/WIFI";
@@ -24,14 +24,7 @@ struct Demo {
 /// what it bound) and the emulator and demo CRM on free ports: the apps and the upstream name
 /// those addresses, so they are fixed before the process starts.
 fn start_demo() -> Demo {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml")).unwrap();
-    let (emu, crm) = (free_port(), free_port());
-    let mut text = text;
-    for (from, to) in [(8080, 0), (9090, 0), (8081, 0), (9100, emu), (9000, crm)] {
-        text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
-    }
-    let gw = Gateway::start_command("demo", &text, &[], &[]);
+    let (gw, emu, crm) = Gateway::start_demo("gateway.toml");
     Demo {
         gw,
         emulator: format!("http://127.0.0.1:{emu}"),

@@ -113,6 +113,40 @@ impl Gateway {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Gateway {
+        Self::try_start_command(command, config, env, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `wecom-gateway demo` on one of the repository's demo configs (`gateway.toml`,
+    /// `saas.toml`): the gateway's listeners on port 0 (reported), the emulator and the demo
+    /// CRM on free ports, since the apps and the upstream name them. Those two are picked
+    /// before the process binds them, so another process may take one first: then new ones
+    /// are picked. Returns the gateway and the emulator's and the CRM's ports.
+    pub fn start_demo(file: &str) -> (Gateway, u16, u16) {
+        let original =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        let mut tries = 0;
+        loop {
+            let (emu, crm) = (free_port(), free_port());
+            let mut text = original.clone();
+            for (from, to) in [(8080, 0), (9090, 0), (8081, 0), (9100, emu), (9000, crm)] {
+                text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+            }
+            match Self::try_start_command("demo", &text, &[], &[]) {
+                Ok(gw) => return (gw, emu, crm),
+                Err(e) if e.contains("Address already in use") && tries < 5 => tries += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// [`Gateway::start_command`], the process's exit and its log an `Err` when it does not
+    /// become ready.
+    pub fn try_start_command(
+        command: &str,
+        config: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Result<Gateway, String> {
         let dir = TempDir::new("gw");
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -136,8 +170,8 @@ impl Gateway {
             config_path,
             log_path,
         };
-        gw.wait_ready();
-        gw
+        gw.try_wait_ready()?;
+        Ok(gw)
     }
 
     /// Starts the process again (after it exited or was killed) on the same config, directory
@@ -191,13 +225,22 @@ impl Gateway {
         self.dir.path().join("ports.json")
     }
 
+    fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
     /// Waits for the ports file (written once every listener is bound), then for the
     /// readiness endpoints.
-    fn wait_ready(&mut self) {
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("gateway exited early with {status}:\n{}", self.log());
+                return Err(format!(
+                    "gateway exited early with {status}:\n{}",
+                    self.log()
+                ));
             }
             if let Ok(text) = std::fs::read_to_string(self.ports_path()) {
                 let ports: Ports = serde_json::from_str(&text).expect("the ports file is JSON");
@@ -210,10 +253,10 @@ impl Gateway {
                 && http_get_status(self.admin_port, "/healthz") == Some(200)
                 && http_get_status(self.port, "/_gateway/healthz") == Some(200)
             {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!("gateway not ready after 30s:\n{}", self.log());
+                return Err(format!("gateway not ready after 30s:\n{}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -7,19 +7,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::browser::{login, Browser, WXWORK_UA};
-use crate::common::{client, free_port, Gateway};
+use crate::common::{client, Gateway};
 
 #[tokio::test]
 async fn the_saas_demo_installs_two_corps_and_their_members_sign_in() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/saas.toml")).unwrap();
-    // The gateway's listeners on port 0 (reported); the emulator and the demo CRM on free
-    // ports, since the apps and the upstream name them.
-    let (emu, crm) = (free_port(), free_port());
-    let mut text = text;
-    for (from, to) in [(8080, 0), (9090, 0), (8081, 0), (9100, emu), (9000, crm)] {
-        text = text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
-    }
-    let gw = tokio::task::spawn_blocking(move || Gateway::start_command("demo", &text, &[], &[]))
+    let (gw, emu, _) = tokio::task::spawn_blocking(|| Gateway::start_demo("saas.toml"))
         .await
         .unwrap();
     let emu_url = format!("http://127.0.0.1:{emu}");
