@@ -409,6 +409,10 @@ mod series_tests {
             // A status no client may send gets no series of its own.
             "wgw_requests_total{route=\"/series-a/\",status=\"0\"} 1",
             "wgw_request_duration_seconds_count{route=\"/series-a/\"} 2",
+            "wgw_request_duration_seconds_bucket{route=\"/series-a/\",le=\"0.0025\"} 0",
+            "wgw_request_duration_seconds_bucket{route=\"/series-a/\",le=\"0.005\"} 2",
+            "wgw_request_duration_seconds_bucket{route=\"/series-a/\",le=\"+Inf\"} 2",
+            "wgw_request_duration_seconds_sum{route=\"/series-a/\"} 0.006",
             "wgw_requests_total{route=\"gateway\",status=\"302\"}",
         ] {
             assert!(text.contains(line), "{line} in {text}");
