@@ -252,25 +252,21 @@ pub fn opened<'a>(
 /// opened to (with what is worked out once for it: the assertion's prefix, the revocation
 /// keys) is then the thread's alone. A memory the workers share costs every request its lock's
 /// cache line and the entries' reference count passing between cores.
-struct Opened {
-    values: HashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>,
-}
+type Opened = HashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>;
 
 thread_local! {
     /// Cookie value -> (settings generation, the sessions it opened to). Hashed with a randomly
     /// seeded foldhash, not SipHash: the key is the whole sealed value (a few hundred bytes,
     /// ~1k instructions per request with SipHash), and only values that opened are ever
     /// inserted, so nobody can fill the map with keys of their choosing.
-    static OPENED: RefCell<Opened> = RefCell::new(Opened {
-        values: HashMap::with_hasher(Default::default()),
-    });
+    static OPENED: RefCell<Opened> = RefCell::new(HashMap::with_hasher(Default::default()));
 }
 
 /// Values one thread remembers at most.
 const MAX_OPENED: usize = 4096;
 
 fn open(settings: &SessionSettings, value: &str) -> Option<Arc<[SessionEntry]>> {
-    let kept = OPENED.with_borrow(|o| match o.values.get(value) {
+    let kept = OPENED.with_borrow(|o| match o.get(value) {
         Some((generation, entries)) if *generation == settings.generation => Some(entries.clone()),
         _ => None,
     });
@@ -281,11 +277,10 @@ fn open(settings: &SessionSettings, value: &str) -> Option<Arc<[SessionEntry]>> 
         seal::open::<Payload>(&settings.key, &settings.cookie_name, value).filter(|p| p.v == 1)?;
     let entries: Arc<[SessionEntry]> = payload.s.into();
     OPENED.with_borrow_mut(|o| {
-        if o.values.len() >= MAX_OPENED {
-            o.values.clear();
+        if o.len() >= MAX_OPENED {
+            o.clear();
         }
-        o.values
-            .insert(value.into(), (settings.generation, entries.clone()));
+        o.insert(value.into(), (settings.generation, entries.clone()));
     });
     Some(entries)
 }
@@ -415,8 +410,7 @@ mod tests {
         let cookies = sent_back(&set_cookie(&s, vec![entry("crm", 1000)], false));
         let kept = |s: &SessionSettings| {
             OPENED.with_borrow(|o| {
-                o.values
-                    .get(cookies[0].1.as_str())
+                o.get(cookies[0].1.as_str())
                     .is_some_and(|e| e.0 == s.generation)
             })
         };
@@ -437,7 +431,7 @@ mod tests {
         let mut forged = cookies.clone();
         forged[0].1.push('A');
         assert!(read(&s, &forged, 1001).is_empty());
-        assert!(!OPENED.with_borrow(|o| o.values.contains_key(forged[0].1.as_str())));
+        assert!(!OPENED.with_borrow(|o| o.contains_key(forged[0].1.as_str())));
     }
 
     #[test]
