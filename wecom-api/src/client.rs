@@ -10,11 +10,13 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::cache::TokenCache;
 use crate::error::ApiError;
 use crate::fetch::{WithCredentials, WithToken};
+use crate::local::Local;
 use crate::observe::{Observer, Unobserved};
 use crate::request::{ApiRequest, ApiResponse};
-use crate::stack::{api_error, Attempt, HttpService, RetryPolicy, TokenLayer, TokenService};
+use crate::stack::{api_error, Attempt, HttpService, RetryPolicy, To, TokenLayer, TokenService};
 use crate::store::Store;
 use crate::target::{Plan, TokenTarget};
+use crate::transport::Transport;
 use crate::{Clock, Proxies};
 
 /// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
@@ -53,6 +55,43 @@ impl crate::stack::TokenSource for Tiered {
     }
 }
 
+/// What the call stack is made of: handles a thread can fork ([`Local`]), so that the clones
+/// of its stack count in its own allocations.
+struct Parts {
+    observer: Local<dyn Observer>,
+    credentials: CredentialTokens,
+    corps: CorpTokens,
+    transport: Local<Transport>,
+}
+
+impl Parts {
+    fn fork(&self) -> Parts {
+        Parts {
+            observer: self.observer.fork(),
+            credentials: self.credentials.fork(),
+            corps: self.corps.fork(),
+            transport: self.transport.fork(),
+        }
+    }
+
+    /// The call stack over these parts: retry, token injection from either cache, the per-try
+    /// timeout, HTTP.
+    fn calls(&self) -> CallStack {
+        ServiceBuilder::new()
+            .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
+            .layer(TokenLayer {
+                source: Tiered {
+                    credentials: self.credentials.clone(),
+                    corps: self.corps.clone(),
+                },
+            })
+            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .service(HttpService {
+                transport: self.transport.clone(),
+            })
+    }
+}
+
 /// The WeCom / WeChat API client: tokens fetched, cached, refreshed and retried in one place.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -62,9 +101,11 @@ pub struct Client {
 
 struct Inner {
     plain: PlainStack,
-    calls: CallStack,
-    credentials: CredentialTokens,
-    corps: CorpTokens,
+    parts: Parts,
+    /// Each thread's call stack, over its own fork of the parts: a call clones the stack
+    /// (tower's `oneshot` takes it by value, the retry layer keeps a copy), and those clones
+    /// then write no reference count the other threads write.
+    calls: thread_local::ThreadLocal<CallStack>,
     /// Tickets, fetched by calls that carry a credential token or a corp's.
     tickets: TokenCache<WithToken<CallStack>>,
     store: Arc<dyn Store>,
@@ -99,18 +140,20 @@ impl ClientBuilder {
         self
     }
 
-    /// The stacks, assembled here and nowhere else, each once. Retry sits outside token
-    /// injection so that each try carries the token current at that moment (the retry after
-    /// a token error carries the refreshed one); the timeout bounds each try, not the call.
-    /// The ticket cache fetches through the call stack, whose token layer reads the
+    /// The stacks, assembled here and in [`Parts::calls`], nowhere else. Retry sits outside
+    /// token injection so that each try carries the token current at that moment (the retry
+    /// after a token error carries the refreshed one); the timeout bounds each try, not the
+    /// call. The ticket cache fetches through the call stack, whose token layer reads the
     /// credential cache, which fetches through the plain stack: a chain that ends.
     pub fn build(self) -> Client {
+        let transport = Local::new(Arc::new(crate::stack::transport(
+            CALL_TIMEOUT,
+            Duration::from_secs(60),
+            self.proxies,
+        )));
+        let observer = Local::new(self.observer.clone());
         let http = HttpService {
-            transport: Arc::new(crate::stack::transport(
-                CALL_TIMEOUT,
-                Duration::from_secs(60),
-                self.proxies,
-            )),
+            transport: transport.clone(),
         };
         let plain: PlainStack = ServiceBuilder::new()
             .layer(TimeoutLayer::new(CALL_TIMEOUT))
@@ -126,12 +169,12 @@ impl ClientBuilder {
             self.observer.clone(),
         );
         let credential_calls: CredentialCallStack = ServiceBuilder::new()
-            .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
+            .layer(RetryLayer::new(RetryPolicy::new(observer.clone())))
             .layer(TokenLayer {
                 source: credentials.clone(),
             })
             .layer(TimeoutLayer::new(CALL_TIMEOUT))
-            .service(http.clone());
+            .service(http);
         let corps = TokenCache::new(
             self.store.clone(),
             WithToken {
@@ -141,20 +184,16 @@ impl ClientBuilder {
             self.lock_ttl,
             self.observer.clone(),
         );
-        let calls: CallStack = ServiceBuilder::new()
-            .layer(RetryLayer::new(RetryPolicy::new(self.observer.clone())))
-            .layer(TokenLayer {
-                source: Tiered {
-                    credentials: credentials.clone(),
-                    corps: corps.clone(),
-                },
-            })
-            .layer(TimeoutLayer::new(CALL_TIMEOUT))
-            .service(http);
+        let parts = Parts {
+            observer: observer.clone(),
+            credentials,
+            corps,
+            transport,
+        };
         let tickets = TokenCache::new(
             self.store.clone(),
             WithToken {
-                calls: calls.clone(),
+                calls: parts.calls(),
             },
             self.clock.clone(),
             self.lock_ttl,
@@ -163,9 +202,8 @@ impl ClientBuilder {
         Client {
             inner: Arc::new(Inner {
                 plain,
-                calls,
-                credentials,
-                corps,
+                parts,
+                calls: thread_local::ThreadLocal::new(),
                 tickets,
                 store: self.store,
                 clock: self.clock,
@@ -199,9 +237,9 @@ impl Client {
     pub async fn token(&self, target: &TokenTarget) -> Result<Arc<str>, ApiError> {
         match target.plan() {
             Plan::Credentials { .. } | Plan::SuiteTicket { .. } => {
-                self.inner.credentials.get(target).await
+                self.inner.parts.credentials.get(target).await
             }
-            Plan::Exchanged { .. } => self.inner.corps.get(target).await,
+            Plan::Exchanged { .. } => self.inner.parts.corps.get(target).await,
             Plan::WithToken { .. } => self.inner.tickets.get(target).await,
         }
     }
@@ -217,9 +255,9 @@ impl Client {
     ) -> Result<Arc<str>, ApiError> {
         match target.plan() {
             Plan::Credentials { .. } | Plan::SuiteTicket { .. } => {
-                self.inner.credentials.replace(target, failed).await
+                self.inner.parts.credentials.replace(target, failed).await
             }
-            Plan::Exchanged { .. } => self.inner.corps.replace(target, failed).await,
+            Plan::Exchanged { .. } => self.inner.parts.corps.replace(target, failed).await,
             Plan::WithToken { .. } => self.inner.tickets.replace(target, failed).await,
         }
     }
@@ -232,14 +270,10 @@ impl Client {
         target: &TokenTarget,
         req: ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
-        let attempt = Attempt {
-            base: target.base().clone(),
-            target: Some(target.clone()),
-            req,
-            token: None,
-            failed: None,
-        };
-        let answered = self.inner.calls.clone().oneshot(attempt).await;
+        let attempt = Attempt::new(To::Token(target.clone()), req);
+        let this = &*self.inner;
+        let calls = this.calls.get_or(|| this.parts.fork().calls());
+        let answered = calls.clone().oneshot(attempt).await;
         answered.map(|a| a.response).map_err(api_error)
     }
 
@@ -250,13 +284,7 @@ impl Client {
         api_base: &Arc<str>,
         req: ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
-        let attempt = Attempt {
-            base: api_base.clone(),
-            target: None,
-            req,
-            token: None,
-            failed: None,
-        };
+        let attempt = Attempt::new(To::Plain(api_base.clone()), req);
         let answered = self.inner.plain.clone().oneshot(attempt).await;
         answered.map(|a| a.response).map_err(api_error)
     }

@@ -14,7 +14,7 @@ use tower::{BoxError, Service, ServiceExt};
 use crate::error::ApiError;
 use crate::observe::Observer;
 use crate::request::ApiResponse;
-use crate::stack::{api_error, Answered, Attempt};
+use crate::stack::{api_error, Answered, Attempt, To};
 use crate::store::Cached;
 use crate::target::{Plan, TokenTarget};
 
@@ -109,13 +109,7 @@ impl<S: Stack> Fetch for WithCredentials<S> {
                     });
                 }
             };
-            let attempt = Attempt {
-                base: target.base().clone(),
-                target: None,
-                req: request,
-                token: None,
-                failed: None,
-            };
+            let attempt = Attempt::new(To::Plain(target.base().clone()), request);
             let answered = stack.oneshot(attempt).await.map_err(api_error)?;
             read(&answered.response, target.field())
         }
@@ -176,13 +170,7 @@ impl<S: Stack> Fetch for WithToken<S> {
                     target.kind().label()
                 )));
             };
-            let attempt = Attempt {
-                base: via.base().clone(),
-                target: Some(via.clone()),
-                req: request.clone(),
-                token: None,
-                failed: None,
-            };
+            let attempt = Attempt::new(To::Token(via.clone()), request.clone());
             let answered = stack.oneshot(attempt).await.map_err(api_error)?;
             read(&answered.response, target.field())
         }

@@ -5,8 +5,8 @@
 //! A qyapi call's path, e.g. the CRM's `GET /crm/cgi-bin/user/get?userid=zhangsan`:
 //!
 //! 1. The gateway takes the app's [`TokenTarget`] for [`TokenKind::Access`], built when its config compiled.
-//! 2. [`Client::call`] sends one [`ApiRequest`] down the call stack that [`ClientBuilder::build`] assembled once.
-//! 3. The retry layer keeps a copy of the request, so that a retry can send it again.
+//! 2. [`Client::call`] sends one [`ApiRequest`] down its thread's call stack, assembled in one place for every thread over handles of the thread's own.
+//! 3. The retry layer keeps the request (shared by the tries, not copied), so that a retry can send it again.
 //! 4. The token layer asks the credential [`TokenCache`]: a fresh token from the [`Store`] is used; a stale one too, refreshed in the background.
 //! 5. A missing or expired token is fetched once per key: one task per process, one process per cluster (the store's lock).
 //! 6. That fetch is `gettoken` (WeChat: `token`) with the credentials over the plain stack (timeout, HTTP): no token layer.
@@ -28,6 +28,7 @@ mod credentials;
 pub mod directory;
 mod error;
 mod fetch;
+mod local;
 mod observe;
 mod request;
 mod secret;

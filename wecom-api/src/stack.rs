@@ -11,6 +11,7 @@ use tower::retry::Policy;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 use crate::error::ApiError;
+use crate::local::Local;
 use crate::observe::{Observer, RetryReason};
 use crate::request::{errcode_of, uri_of, ApiRequest, ApiResponse};
 use crate::target::TokenTarget;
@@ -18,18 +19,55 @@ use crate::transport::{HttpsConnector, Transport};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// One call: where it goes and what it asks. Shared by its tries (the retry layer keeps it
+/// for a second one without copying the request).
+pub(crate) struct Call {
+    pub to: To,
+    pub req: ApiRequest,
+}
+
+pub(crate) enum To {
+    /// The call carries a token of this target (and goes to its `api_base`).
+    Token(TokenTarget),
+    /// No token: `api_base` without a trailing slash.
+    Plain(Arc<str>),
+}
+
+impl Call {
+    pub fn base(&self) -> &str {
+        match &self.to {
+            To::Token(target) => target.base(),
+            To::Plain(base) => base,
+        }
+    }
+
+    /// Whose token is injected; `None` for plain calls.
+    pub fn target(&self) -> Option<&TokenTarget> {
+        match &self.to {
+            To::Token(target) => Some(target),
+            To::Plain(_) => None,
+        }
+    }
+}
+
 /// One try of one call, as it travels down the stack.
 #[derive(Clone)]
 pub(crate) struct Attempt {
-    /// `api_base` without a trailing slash.
-    pub base: Arc<str>,
-    /// Whose token is injected; `None` for plain calls.
-    pub target: Option<TokenTarget>,
-    pub req: ApiRequest,
+    pub call: Arc<Call>,
     /// Set by the token layer: the token this try carries.
     pub token: Option<Arc<str>>,
     /// Set by the retry policy: the token that just failed, to compare-and-expire.
     pub failed: Option<Arc<str>>,
+}
+
+impl Attempt {
+    pub fn new(to: To, req: ApiRequest) -> Attempt {
+        Attempt {
+            call: Arc::new(Call { to, req }),
+            token: None,
+            failed: None,
+        }
+    }
 }
 
 /// An answer, with the token that earned it (the policy expires exactly that one).
@@ -87,7 +125,7 @@ pub(crate) fn transport_trusting(
 /// no copy of the body).
 #[derive(Clone)]
 pub(crate) struct HttpService {
-    pub transport: Arc<Transport>,
+    pub transport: Local<Transport>,
 }
 
 impl Service<Attempt> for HttpService {
@@ -102,14 +140,15 @@ impl Service<Attempt> for HttpService {
     fn call(&mut self, a: Attempt) -> Self::Future {
         let transport = self.transport.clone();
         Box::pin(async move {
-            let param = a.target.as_ref().map(TokenTarget::param);
+            let call = &*a.call;
+            let param = call.target().map(TokenTarget::param);
             let token = param.zip(a.token.as_deref());
-            let mut request = http::Request::new(http_body_util::Full::new(a.req.body.clone()));
-            *request.method_mut() = a.req.method.clone();
-            *request.uri_mut() = uri_of(&a.base, &a.req, token)?;
+            let mut request = http::Request::new(http_body_util::Full::new(call.req.body.clone()));
+            *request.method_mut() = call.req.method.clone();
+            *request.uri_mut() = uri_of(call.base(), &call.req, token)?;
             let headers = request.headers_mut();
-            headers.reserve(a.req.headers.len());
-            for (name, value) in &a.req.headers {
+            headers.reserve(call.req.headers.len());
+            for (name, value) in &call.req.headers {
                 headers.append(name.clone(), value.clone());
             }
             let (parts, body) = transport.exchange(request).await?;
@@ -200,7 +239,7 @@ where
         let source = self.source.clone();
         let inner = self.inner.clone();
         Box::pin(async move {
-            if let Some(target) = &a.target {
+            if let Some(target) = a.call.target() {
                 a.token = Some(source.token(target, a.failed.take()).await?);
             }
             inner.oneshot(a).await
@@ -228,11 +267,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 pub(crate) struct RetryPolicy {
     token_refreshed: bool,
     busy_retries: u32,
-    observer: Arc<dyn Observer>,
+    observer: Local<dyn Observer>,
 }
 
 impl RetryPolicy {
-    pub fn new(observer: Arc<dyn Observer>) -> RetryPolicy {
+    pub fn new(observer: Local<dyn Observer>) -> RetryPolicy {
         RetryPolicy {
             token_refreshed: false,
             busy_retries: 0,
@@ -274,7 +313,7 @@ impl Policy<Attempt, Answered, BoxError> for RetryPolicy {
                 (wait, RetryReason::SystemBusy)
             }
         };
-        if let Some(target) = &req.target {
+        if let Some(target) = req.call.target() {
             self.observer.retried(target, why);
         }
         Some(tokio::time::sleep(wait))
@@ -295,7 +334,7 @@ mod tests {
         let policy = |token_refreshed, busy_retries| RetryPolicy {
             token_refreshed,
             busy_retries,
-            observer: Arc::new(Unobserved),
+            observer: Local::new(Arc::new(Unobserved)),
         };
         let fresh = policy(false, 0);
         let refreshed = policy(true, 0);

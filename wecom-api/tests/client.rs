@@ -331,6 +331,70 @@ async fn calls_go_through_the_outbound_proxy_as_a_tunnel_unless_no_proxy_names_t
 #[path = "../../tests/common/numbering.rs"]
 mod numbering;
 
+/// A single-thread runtime on a thread of its own, as each of pingora's workers is.
+fn worker() -> tokio::runtime::Handle {
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::runtime::Handle>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tx.send(rt.handle().clone()).unwrap();
+        rt.block_on(std::future::pending::<()>());
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn threads_calling_through_stacks_of_their_own_share_one_cache() {
+    // Each thread calls through a stack built over handles of its own; the cache behind them
+    // is one: the token one thread fetched, the one it expired and the refusal it was given
+    // are the other's too.
+    let fake_runtime = tokio::runtime::Runtime::new().unwrap();
+    let (one, two) = (worker(), worker());
+    let call = |w: &World, on: &tokio::runtime::Handle| {
+        let (client, target) = (w.client.clone(), w.targets.access().clone());
+        on.block_on(on.spawn(async move { client.call(&target, user_get_req()).await }))
+            .unwrap()
+    };
+    let counts = |w: &World| {
+        (
+            w.fake.gettoken.load(Ordering::SeqCst),
+            w.fake.user_get.load(Ordering::SeqCst),
+        )
+    };
+
+    let w = fake_runtime.block_on(world("secret"));
+    assert_eq!(call(&w, &one).unwrap().errcode, 0);
+    assert_eq!(call(&w, &two).unwrap().errcode, 0);
+    assert_eq!(
+        counts(&w),
+        (1, 2),
+        "the second thread used the first one's token"
+    );
+    // WeCom drops T1: the second thread's call expires it and fetches T2 ...
+    w.fake.issued.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(call(&w, &two).unwrap().errcode, 0);
+    assert_eq!(counts(&w), (2, 4));
+    // ... which the first thread's next call carries at once, without a refused try.
+    assert_eq!(call(&w, &one).unwrap().errcode, 0);
+    assert_eq!(counts(&w), (2, 5));
+
+    let w = fake_runtime.block_on(world("wrong"));
+    for on in [&one, &two] {
+        let r = call(&w, on);
+        assert!(
+            matches!(r, Err(ApiError::Api { errcode: 40001, .. })),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        w.fake.gettoken.load(Ordering::SeqCst),
+        1,
+        "the refusal the first thread was given is held back for the second too"
+    );
+}
+
 #[test]
 fn each_thread_reuses_only_the_connections_it_opened() {
     // Two single-thread runtimes on threads of their own, as pingora's workers are. A hyper
@@ -340,18 +404,6 @@ fn each_thread_reuses_only_the_connections_it_opened() {
     let client = Client::builder(Arc::new(MemoryStore::default()), Duration::from_secs(10))
         .proxies(Proxies::none())
         .build();
-    let worker = || {
-        let (tx, rx) = std::sync::mpsc::channel::<tokio::runtime::Handle>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            tx.send(rt.handle().clone()).unwrap();
-            rt.block_on(std::future::pending::<()>());
-        });
-        rx.recv().unwrap()
-    };
     let (one, two) = (worker(), worker());
     let call = |on: &tokio::runtime::Handle| {
         let (client, base) = (client.clone(), base.clone());

@@ -24,6 +24,7 @@ pub use decide::{expiry_of, freshness, is_config_refusal, Freshness};
 
 use crate::error::ApiError;
 use crate::fetch::{CacheTarget, Fetch, Fetched};
+use crate::local::Local;
 use crate::observe::Observer;
 use crate::stack::TokenSource;
 use crate::store::{Cached, Store, StoreError};
@@ -76,9 +77,10 @@ enum Turn {
     Unlocked,
 }
 
-/// A cache of the values one [`Fetch`] brings. Cheap to clone (a pointer).
+/// A cache of the values one [`Fetch`] brings. Cheap to clone (a pointer); a thread that
+/// clones it for every call uses a [`TokenCache::fork`] of its own.
 pub struct TokenCache<F> {
-    inner: Arc<Inner<F>>,
+    inner: Local<Inner<F>>,
 }
 
 impl<F> Clone for TokenCache<F> {
@@ -116,7 +118,7 @@ impl<F: Fetch> TokenCache<F> {
         observer: Arc<dyn Observer>,
     ) -> TokenCache<F> {
         TokenCache {
-            inner: Arc::new(Inner {
+            inner: Local::new(Arc::new(Inner {
                 store,
                 fetcher,
                 clock,
@@ -125,7 +127,15 @@ impl<F: Fetch> TokenCache<F> {
                 inflight: DashMap::new(),
                 failures_logged: Throttle::per_minute(),
                 refusals: DashMap::new(),
-            }),
+            })),
+        }
+    }
+
+    /// The same cache (its values, flights and refusals), through a handle whose clones are
+    /// counted apart from the others' ([`Local`]).
+    pub(crate) fn fork(&self) -> TokenCache<F> {
+        TokenCache {
+            inner: self.inner.fork(),
         }
     }
 
