@@ -215,8 +215,11 @@ impl RouteSeries {
     }
 }
 
+/// The labels of a `wgw_qyapi_calls_total` series: app, api, errcode.
+type QyapiLabels = (String, String, String);
+
 /// Every `(app, api, errcode)` of `wgw_qyapi_calls_total` counted so far.
-static QYAPI_CALLS: Lazy<Mutex<BTreeMap<(String, String, String), Arc<cells::Counter>>>> =
+static QYAPI_CALLS: Lazy<Mutex<BTreeMap<QyapiLabels, Arc<cells::Counter>>>> =
     Lazy::new(Default::default);
 
 /// Counts one call through the qyapi endpoint (`wgw_qyapi_calls_total`). `api` and `errcode`

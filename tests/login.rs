@@ -92,7 +92,7 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
     assert_eq!(echo.header("x-wecom-openid"), None);
     assert!(
-        echo.header("cookie").map_or(true, |c| !c.contains("wgw_")),
+        echo.header("cookie").is_none_or(|c| !c.contains("wgw_")),
         "gateway cookies stay home"
     );
     let claims = verify_assertion(echo.header("x-gateway-assertion").unwrap());

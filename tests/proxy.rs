@@ -52,7 +52,7 @@ Connection: close\r\n\r\n";
             let end = body.rfind('}').unwrap();
             serde_json::from_str(&body[json_start..=end]).unwrap()
         });
-    for (name, _) in &echo.headers {
+    for name in echo.headers.keys() {
         let folded = name.replace('_', "-");
         assert!(
             !(folded.starts_with("x-wecom-")
@@ -249,7 +249,7 @@ async fn upstream_down_is_a_quick_502_in_json_or_html() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
-    assert!(resp.text().await.unwrap().contains(&"request id"));
+    assert!(resp.text().await.unwrap().contains("request id"));
 
     let metrics = gw.metrics().await;
     assert!(

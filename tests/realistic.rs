@@ -12,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bin, free_port, server_table, Gateway, TempDir};
+use common::{bin, server_table, Gateway, TempDir};
 
 struct Realistic {
     file: &'static str,
@@ -185,17 +185,19 @@ fn each_realistic_file_answers_through_the_gateway_as_through_nginx() {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        let nginx_port = free_port();
         let original = std::fs::read_to_string(realistic_dir().join(r.file)).unwrap();
         let text = original
             .replace(r.upstream, &echo)
             .replace(r.root, &root.display().to_string());
         // nginx listens where the test says; the gateway gets the file as it is.
-        let for_nginx = text.replace("listen 80;", &format!("listen 127.0.0.1:{nginx_port};"));
-        let http = format!(
-            "include /etc/nginx/mime.types; default_type application/octet-stream;\n{for_nginx}"
-        );
-        let _nginx = support::start_nginx_http(&dir.path().join("nginx"), &http, &[nginx_port]);
+        let (_nginx, ports) = common::nginx::start(&dir.path().join("nginx"), 1, |ports| {
+            let listen = format!("listen 127.0.0.1:{};", ports[0]);
+            format!(
+                "include /etc/nginx/mime.types; default_type application/octet-stream;\n{}",
+                text.replace("listen 80;", &listen)
+            )
+        });
+        let nginx_port = ports[0];
 
         let conf = dir.path().join(r.file);
         std::fs::write(&conf, &text).unwrap();

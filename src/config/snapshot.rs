@@ -12,9 +12,11 @@ use super::Config;
 /// line between them twice a request. A thread keeps the configuration it last served with
 /// until its next request after a reload.
 #[derive(Clone)]
+#[allow(clippy::redundant_allocation)] // the outer `Arc` is the thread's own count
 pub struct Snapshot(Arc<Arc<Config>>);
 
 impl Snapshot {
+    #[allow(clippy::redundant_allocation)]
     pub fn of(current: &ArcSwap<Config>) -> Snapshot {
         thread_local! {
             static HELD: RefCell<Option<Arc<Arc<Config>>>> = const { RefCell::new(None) };

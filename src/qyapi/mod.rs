@@ -237,7 +237,7 @@ impl Qyapi {
         let resolved = corp::resolve(
             &self.provider,
             &config.apps,
-            &app,
+            app,
             &api,
             corp_header.as_deref(),
             access_token.as_deref(),
@@ -290,12 +290,12 @@ impl Qyapi {
             headers,
             body,
         };
-        let sent = match (request::token_use(&app, &api, carries_token), &corp) {
+        let sent = match (request::token_use(app, &api, carries_token), &corp) {
             (TokenUse::Injected(kind), Some(corp)) => {
                 self.provider.corp_call(corp, kind, req).await
             }
-            (TokenUse::Injected(kind), None) => self.provider.call(&app, kind, req).await,
-            (TokenUse::Own, _) => self.provider.call_plain(&app, req).await,
+            (TokenUse::Injected(kind), None) => self.provider.call(app, kind, req).await,
+            (TokenUse::Own, _) => self.provider.call_plain(app, req).await,
         };
         match sent {
             Ok(resp) => Served {
@@ -304,7 +304,7 @@ impl Qyapi {
                 app: app.name.clone(),
                 api: label,
             },
-            Err(e) => provider_failure(&e, rid, &app, label),
+            Err(e) => provider_failure(&e, rid, app, label),
         }
     }
 }

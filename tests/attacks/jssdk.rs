@@ -36,10 +36,10 @@ async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_
 
     let mut b = w.member().await;
     let page = w.gw().url("/sidebar/");
-    let first = config(&mut b, &w.gw(), &page, None).await;
+    let first = config(&mut b, w.gw(), &page, None).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 1);
     // The page reports the agentConfig payload refused: replaced once.
-    let second = config(&mut b, &w.gw(), &page, Some(&first["agentConfig"])).await;
+    let second = config(&mut b, w.gw(), &page, Some(&first["agentConfig"])).await;
     assert_eq!(w.calls("/cgi-bin/ticket/get").await, 2);
     // The same member replays a valid report on the other instance, and again on the first.
     b.jar.insert(
@@ -47,7 +47,7 @@ async fn stale_ticket_reports_replayed_across_instances_replace_the_ticket_once_
         b.jar[&crate::common::browser::Browser::authority(&w.gw().url("/"))].clone(),
     );
     let third = config(&mut b, other, &page, Some(&second["agentConfig"])).await;
-    config(&mut b, &w.gw(), &page, Some(&third["agentConfig"])).await;
+    config(&mut b, w.gw(), &page, Some(&third["agentConfig"])).await;
     assert_eq!(
         w.calls("/cgi-bin/ticket/get").await,
         2,

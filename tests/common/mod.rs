@@ -7,6 +7,7 @@ pub mod apps;
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
+pub mod nginx;
 pub mod numbering;
 pub mod raw;
 pub mod redis_server;
@@ -21,14 +22,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free port on 127.0.0.1, for the programs that cannot bind port 0 and report what they
-/// got (nginx, redis-server, chromedriver): bound and released, so another process may take
-/// it in between; their starters try again on another port when it is taken.
+/// got (nginx, redis-server, the demo's configured addresses): bound and released, so another
+/// process may take it in between; their starters try again on another port when it is taken.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)[0]
+}
+
+/// `n` different free ports, as [`free_port`] picks one.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 pub fn bin() -> PathBuf {

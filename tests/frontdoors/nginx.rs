@@ -2,30 +2,18 @@
 //! front of the echo upstream, with the gateway as its auth service (SPEC section 19). The
 //! browser only ever talks to nginx.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::common::browser::{location, Browser, WXWORK_UA};
 use crate::common::upstream::Echo;
-use crate::common::{free_port, TempDir};
+use crate::common::{free_port, nginx, TempDir};
 use crate::world::{claims, customer, App, World, SIDEBAR_ROUTES};
 
-const NGINX: &str = "/usr/sbin/nginx";
-
+/// The README's nginx, with the directory its prefix is in.
 struct Nginx {
-    child: Child,
+    _nginx: nginx::Nginx,
     port: u16,
     _dir: TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Nginx {
@@ -58,65 +46,44 @@ fn readme_config(port: u16, gateway: u16, crm: &str) -> String {
     swap(&block, "listen 80;", &format!("listen 127.0.0.1:{port};"))
 }
 
-fn start_nginx(port: u16, block: &str) -> Nginx {
-    assert!(
-        std::path::Path::new(NGINX).exists(),
-        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
-    );
-    let dir = TempDir::new("nginx-auth");
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{ access_log off; client_body_temp_path {d}/cb; proxy_temp_path {d}/pt;\n\
-         fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st;\n\
-         {block}\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(NGINX)
-        .args(["-p", &d.to_string(), "-c", "nginx.conf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(s)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.path().join("logs/error.log"));
-            panic!("nginx exited ({s}): {}", log.unwrap_or_default());
-        }
-        assert!(Instant::now() < deadline, "nginx did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
 /// The gateway behind the README's nginx: `public_url` is nginx's address.
 async fn world_behind_nginx() -> (World, Nginx) {
-    let port = free_port();
     // The sidebar routes, and an area only `lisi` may enter (SPEC section 17).
     let rest = format!(
         "{SIDEBAR_ROUTES}\n[[routes]]\nlocation = \"/admin/\"\nupstream = \"crm\"\nlogin = \"crm\"\nallow = {{ users = [\"lisi\"] }}\n"
     );
-    let w = World::new()
-        .session("")
-        .app(App::wecom("crm").contact())
-        .app(App::mp("mp"))
-        .routes(&rest)
-        .public_port(port)
-        .start()
-        .await;
-    let block = readme_config(port, w.gw().port, &w.up.addr.to_string());
-    let nginx = tokio::task::spawn_blocking(move || start_nginx(port, &block))
-        .await
-        .unwrap();
-    (w, nginx)
+    // nginx's port is the gateway's public URL, so it is picked before either starts; when
+    // another process takes it before nginx binds it, both start again on another.
+    for _ in 0..5 {
+        let port = free_port();
+        let w = World::new()
+            .session("")
+            .app(App::wecom("crm").contact())
+            .app(App::mp("mp"))
+            .routes(&rest)
+            .public_port(port)
+            .start()
+            .await;
+        let block = readme_config(port, w.gw().port, &w.up.addr.to_string());
+        let dir = TempDir::new("nginx-auth");
+        let path = dir.path().to_path_buf();
+        let started = tokio::task::spawn_blocking(move || nginx::try_start(&path, &block, &[port]))
+            .await
+            .unwrap();
+        match started {
+            Ok(n) => {
+                let nginx = Nginx {
+                    _nginx: n,
+                    port,
+                    _dir: dir,
+                };
+                return (w, nginx);
+            }
+            Err(e) if e.contains("Address already in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("nginx found no free port in five tries")
 }
 
 /// What the CRM received through nginx, or the status and body nginx answered with.

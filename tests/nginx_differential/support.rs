@@ -6,83 +6,19 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const NGINX: &str = "/usr/sbin/nginx";
-
-pub struct Nginx {
-    child: Child,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// nginx with one `server` per `(port, http-level text, server body)`.
-pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
+/// The `http` block of one nginx with a `server` per `(http-level text, server body)`, the
+/// `i`th listening on `ports[i]`.
+pub fn servers_http(servers: &[(String, String)], ports: &[u16]) -> String {
     let mut http = String::new();
-    for (port, h, body) in servers {
+    for ((h, body), port) in servers.iter().zip(ports) {
         http.push_str(h);
         http.push_str(&format!(
             "\nserver {{ listen 127.0.0.1:{port}; server_name localhost;\n{body}\n}}\n"
         ));
     }
-    let ports: Vec<u16> = servers.iter().map(|(p, _, _)| *p).collect();
-    start_nginx_http(dir, &http, &ports)
-}
-
-/// nginx with this text in its `http` block, listening on `ports`.
-pub fn start_nginx_http(dir: &Path, http: &str, ports: &[u16]) -> Nginx {
-    assert!(
-        Path::new(NGINX).exists(),
-        "this test needs the Debian nginx at {NGINX} (apt-get install nginx)"
-    );
-    let d = dir.display();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{ access_log off; server_tokens off; client_body_temp_path {d}/cb;\n\
-         proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut;\n\
-         scgi_temp_path {d}/st;\n{http} }}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(NGINX)
-        .args(["-p", &d.to_string(), "-c", "nginx.conf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nginx");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for port in ports {
-        while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            if let Ok(Some(s)) = child.try_wait() {
-                let mut log = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut log);
-                }
-                panic!("nginx exited ({s}): {log}");
-            }
-            assert!(Instant::now() < deadline, "nginx did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    Nginx { child }
+    http
 }
 
 /// Files for the static groups.
