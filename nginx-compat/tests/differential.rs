@@ -315,12 +315,12 @@ fn crate_matches_nginx() {
         .chain(cases_proxy::GROUPS)
         .chain(cases_static::GROUPS)
         .collect();
-    let dir = harness::scratch_dir("crate");
+    let scratch = harness::scratch_dir("crate");
+    let dir = &scratch.0;
     // `{{ROOT}}/www` is the document root.
-    harness::make_doc_root(&dir);
+    harness::make_doc_root(dir);
     let root = dir.clone();
     let up = harness::start_echo();
-    let ports = harness::free_ports(groups.len());
     let bodies: Vec<(String, String)> = groups
         .iter()
         .map(|g| {
@@ -336,12 +336,7 @@ fn crate_matches_nginx() {
             )
         })
         .collect();
-    let servers: Vec<(u16, String, String)> = ports
-        .iter()
-        .zip(&bodies)
-        .map(|(p, (h, b))| (*p, h.clone(), b.clone()))
-        .collect();
-    let _nginx = harness::start_nginx(&dir, &servers);
+    let (_nginx, ports) = harness::start_nginx(dir, &bodies);
 
     let mut total = 0;
     let mut failures = Vec::new();

@@ -9,14 +9,17 @@ pub mod callbacks;
 pub mod chrome;
 pub mod nginx;
 pub mod numbering;
+pub mod ports;
 pub mod raw;
 pub mod redis_server;
 pub mod sidebar;
 pub mod upstream;
 pub mod world;
 
+pub use ports::free_ports;
+
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,17 +29,6 @@ use std::time::{Duration, Instant};
 /// process may take it in between; their starters try again on another port when it is taken.
 pub fn free_port() -> u16 {
     free_ports(1)[0]
-}
-
-/// `n` different free ports, as [`free_port`] picks one.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 pub fn bin() -> PathBuf {

@@ -1,5 +1,6 @@
 //! A Debian nginx of a test's own: in the foreground, one worker, its prefix in a directory the
-//! test gives.
+//! test gives. (Also the nginx-compat crate's differential test's, through a `#[path]`: it
+//! needs `free_ports` beside it.)
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -49,7 +50,7 @@ pub fn try_start(dir: &Path, http: &str, ports: &[u16]) -> Result<Nginx, String>
     let conf = format!(
         "daemon off; master_process off; worker_processes 1;\n\
          error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
-         events {{ worker_connections 256; }}\n\
+         events {{ worker_connections 1024; }}\n\
          http {{ access_log off; server_tokens off; client_body_temp_path {d}/cb;\n\
          proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut;\n\
          scgi_temp_path {d}/st;\n{http}\n}}\n"

@@ -5,10 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-pub const NGINX: &str = "/usr/sbin/nginx";
+use std::time::Duration;
 
 /// nginx's page tail with `server_tokens off`.
 pub const NGINX_TAIL: &str = "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
@@ -16,35 +13,26 @@ pub const NGINX_TAIL: &str = "<hr><center>nginx</center>\r\n</body>\r\n</html>\r
 /// An upstream address nothing listens on: nginx answers 502.
 pub const DEAD: &str = "127.0.0.1:1";
 
-pub struct Nginx {
-    child: Child,
-    pub dir: PathBuf,
-}
+#[path = "../../../tests/common/ports.rs"]
+mod ports;
+pub use ports::free_ports;
+#[path = "../../../tests/common/nginx.rs"]
+pub mod nginx;
 
-impl Drop for Nginx {
+/// A directory of the test's, removed at the end.
+pub struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-/// Ports for `n` servers: bound and released together so that none repeats.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-pub fn scratch_dir(tag: &str) -> PathBuf {
+pub fn scratch_dir(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("ngx-diff-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("logs")).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// The files the static groups serve (under `{{ROOT}}`).
@@ -75,57 +63,21 @@ pub fn make_doc_root(dir: &Path) -> PathBuf {
     www
 }
 
-/// Starts nginx with one server per `(port, http-level text, server body)`.
-pub fn start_nginx(dir: &Path, servers: &[(u16, String, String)]) -> Nginx {
-    assert!(
-        Path::new(NGINX).exists(),
-        "the differential test needs the Debian nginx at {NGINX} (apt-get install nginx)"
-    );
-    let d = dir.display();
-    let mut http = String::new();
-    let mut body = String::new();
-    for (port, http_level, server) in servers {
-        http.push_str(http_level);
-        http.push('\n');
-        body.push_str(&format!(
-            "server {{ listen 127.0.0.1:{port}; server_name localhost;\n{server}\n}}\n"
-        ));
-    }
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{ access_log off; server_tokens off; client_body_temp_path {d}/cb;\n\
-         proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut;\n\
-         scgi_temp_path {d}/st;\n{http}\n{body} }}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(NGINX)
-        .args(["-p", &d.to_string(), "-c", "nginx.conf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start nginx");
-    let mut ngx = Nginx {
-        child,
-        dir: dir.to_path_buf(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for (port, _, _) in servers {
-        while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            if let Ok(Some(status)) = ngx.child.try_wait() {
-                let mut log =
-                    std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
-                if let Some(mut e) = ngx.child.stderr.take() {
-                    let _ = e.read_to_string(&mut log);
-                }
-                panic!("nginx exited ({status}): {log}");
-            }
-            assert!(Instant::now() < deadline, "nginx did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
+/// nginx with a server per `(http-level text, server body)`, each on a port of its own, and
+/// those ports in the same order.
+pub fn start_nginx(dir: &Path, servers: &[(String, String)]) -> (nginx::Nginx, Vec<u16>) {
+    nginx::start(dir, servers.len(), |ports| {
+        let mut http = String::new();
+        let mut body = String::new();
+        for ((http_level, server), port) in servers.iter().zip(ports) {
+            http.push_str(http_level);
+            http.push('\n');
+            body.push_str(&format!(
+                "server {{ listen 127.0.0.1:{port}; server_name localhost;\n{server}\n}}\n"
+            ));
         }
-    }
-    ngx
+        format!("{http}\n{body}")
+    })
 }
 
 /// What the echo upstream answers, decided by `X-Echo-*` request headers (which nginx passes
