@@ -185,7 +185,7 @@ impl ClientBuilder {
             self.observer.clone(),
         );
         let parts = Parts {
-            observer: observer.clone(),
+            observer,
             credentials,
             corps,
             transport,
