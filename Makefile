@@ -1,6 +1,6 @@
 # One command runs the demo, one runs the tests (see README.md).
 
-.PHONY: deps demo demo-saas test check fmt bench
+.PHONY: deps demo demo-saas test check fmt bench release
 
 deps:
 	scripts/deps.sh
@@ -23,3 +23,8 @@ fmt:
 
 bench: deps
 	bench/run.sh
+
+# The production binary, profile-guided: target/pgo/release/wecom-gateway (README, "Going to
+# production").
+release: deps
+	scripts/pgo.sh

@@ -43,9 +43,12 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GATEWAY = os.path.join(ROOT, "target/release/wecom-gateway")
+# The measured builds: plain release, or the profile-guided one when bench/run.sh made it
+# (WGW_BENCH_BIN=target/pgo/release). The emulator is always the plain release build.
+BIN = os.path.abspath(os.environ.get("WGW_BENCH_BIN", os.path.join(ROOT, "target/release")))
+GATEWAY = os.path.join(BIN, "wecom-gateway")
 EMULATOR = os.path.join(ROOT, "target/release/wecom-emulator")
-BARE = os.path.join(ROOT, "target/release/bare-proxy")
+BARE = os.path.join(BIN, "bare-proxy")
 NGINX = "/usr/sbin/nginx"
 WECOM_UA = "Mozilla/5.0 (Linux; Android 12) AppleWebKit/537.36 MicroMessenger/8.0 wxwork/4.1.0"
 
@@ -699,6 +702,10 @@ def write_results(args, rows, qy, st, memory, gw_idle, notes):
         f"{' --rounds ' + str(args.rounds) if args.rounds != 3 else ''}` "
         f"on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}. One run; wrk, nginx and the gateway share the cores,",
         "so read the ratios, not the absolute numbers.",
+        "",
+        ("The gateway and the bare pingora proxy are both the profile-guided build of `scripts/pgo.sh`."
+         if os.path.realpath(BIN).endswith(os.path.join("target", "pgo", "release"))
+         else f"The gateway and the bare pingora proxy are the builds in `{os.path.relpath(BIN, ROOT)}`."),
     ]
     if rows:
         lines += [
