@@ -6,6 +6,7 @@ into `OUT_DIR` when they stop (a clean stop: SIGTERM).
     python3 bench/pgo_train.py target/pgo-gen/release target/pgo-data
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,7 @@ def main():
         print("pgo: trained;", ", ".join(written))
     finally:
         procs.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
