@@ -46,11 +46,12 @@ static FAST_TIMEOUT_TO_TOKIO_THRESHOLD_SECS: AtomicU64 =
     AtomicU64::new(DEFAULT_FAST_TIMEOUT_TO_TOKIO_THRESHOLD_SECS);
 
 fn check_clock_thread(tm: &Arc<TimerManager>) {
-    check_clock_thread_at(tm, std::time::Instant::now())
+    check_clock_thread_at(tm, tm.since_zero(std::time::Instant::now()))
 }
 
-fn check_clock_thread_at(tm: &Arc<TimerManager>, now: std::time::Instant) {
-    if tm.should_i_start_clock(now) {
+/// `since`: the caller's reading of the clock, as [`TimerManager::since_zero`] gives it.
+fn check_clock_thread_at(tm: &Arc<TimerManager>, since: Duration) {
+    if tm.should_i_start_clock(since) {
         std::thread::Builder::new()
             .name("Timer thread".into())
             .spawn(|| TIMER_MANAGER.clock_thread())
@@ -96,9 +97,10 @@ impl FastTimeout {
     fn wait(&self) -> TimerWait {
         // Checked when a timer is registered rather than when a timeout is made: most waits end
         // at their first poll and never register one. One reading of the clock serves both.
-        let now = std::time::Instant::now();
-        check_clock_thread_at(&TIMER_MANAGER, now);
-        TIMER_MANAGER.register_timer_at(now, self.0).poll()
+        let tm = &*TIMER_MANAGER;
+        let since = tm.since_zero(std::time::Instant::now());
+        check_clock_thread_at(tm, since);
+        tm.register_timer_since(since, self.0).poll()
     }
 }
 
@@ -173,9 +175,10 @@ where
 
 /// Similar to [tokio::time::sleep] but more efficient.
 pub async fn fast_sleep(duration: Duration) {
-    let now = std::time::Instant::now();
-    check_clock_thread_at(&TIMER_MANAGER, now);
-    TIMER_MANAGER.register_timer_at(now, duration).poll().await
+    let tm = &*TIMER_MANAGER;
+    let since = tm.since_zero(std::time::Instant::now());
+    check_clock_thread_at(tm, since);
+    tm.register_timer_since(since, duration).poll().await
 }
 
 /// Pause the timer for fork()

@@ -43,27 +43,31 @@ const RESOLUTION_DURATION: Duration = Duration::from_millis(RESOLUTION_MS);
 
 // round to the NEXT timestamp based on the resolution
 #[inline]
-fn round_to(raw: u128, resolution: u128) -> u128 {
+fn round_to(raw: u64, resolution: u64) -> u64 {
     raw - 1 + resolution - (raw - 1) % resolution
 }
 // millisecond resolution as most
+//
+// Milliseconds since the manager's zero fit a u64 for 584 million years; as a u128 every
+// deadline took a 128-bit division (a library call) and each slot comparison two words.
 #[derive(PartialEq, PartialOrd, Eq, Ord, Clone, Copy, Debug)]
-struct Time(u128);
+struct Time(u64);
 
-impl From<u128> for Time {
-    fn from(raw_ms: u128) -> Self {
-        Time(round_to(raw_ms, RESOLUTION_MS as u128))
+impl From<u64> for Time {
+    fn from(raw_ms: u64) -> Self {
+        Time(round_to(raw_ms, RESOLUTION_MS))
     }
 }
 
 impl From<Duration> for Time {
     fn from(d: Duration) -> Self {
-        Time(round_to(d.as_millis(), RESOLUTION_MS as u128))
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX - RESOLUTION_MS);
+        Time(round_to(ms.min(u64::MAX - RESOLUTION_MS), RESOLUTION_MS))
     }
 }
 
 impl Time {
-    pub fn not_after(&self, ts: u128) -> bool {
+    pub fn not_after(&self, ts: u64) -> bool {
         self.0 <= ts
     }
 }
@@ -258,7 +262,7 @@ impl TimerManager {
                 // just stop acquiring the locks, waiting for fork to happen
                 continue;
             }
-            let now = now.as_millis();
+            let now = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
             // iterate through the timer tree for all threads
             for thread_timer in self.timers.iter() {
                 let mut thread_timer = thread_timer.write();
@@ -285,14 +289,20 @@ impl TimerManager {
         }
     }
 
+    /// How long after the manager's zero `now` is: what the watchdog and the deadlines count
+    /// from, worked out once per timer.
+    pub(crate) fn since_zero(&self, now: Instant) -> Duration {
+        now.duration_since(self.zero)
+    }
+
     // False if the clock is already started
     // If true, the caller must start the clock thread next
-    // `now`: the caller's reading of the clock.
-    pub(crate) fn should_i_start_clock(&self, now: Instant) -> bool {
-        let Err(prev) = self.is_clock_running(now) else {
+    // `since`: the caller's reading of the clock, as [`Self::since_zero`] gives it.
+    pub(crate) fn should_i_start_clock(&self, since: Duration) -> bool {
+        let Err(prev) = self.is_clock_running(since) else {
             return false;
         };
-        let now = now.duration_since(self.zero).as_secs() as i64;
+        let now = since.as_secs() as i64;
         let res =
             self.clock_watchdog
                 .compare_exchange(prev, now, Ordering::SeqCst, Ordering::SeqCst);
@@ -301,8 +311,8 @@ impl TimerManager {
 
     // Ok(()) if clock is running (watch dog is within DELAYS_SEC of now)
     // Err(time) if watch do stopped at `time`
-    pub(crate) fn is_clock_running(&self, now: Instant) -> Result<(), i64> {
-        let now = now.duration_since(self.zero).as_secs() as i64;
+    pub(crate) fn is_clock_running(&self, since: Duration) -> Result<(), i64> {
+        let now = since.as_secs() as i64;
         let prev = self.clock_watchdog.load(Ordering::SeqCst);
         if now < prev + DELAYS_SEC {
             Ok(())
@@ -315,12 +325,13 @@ impl TimerManager {
     ///
     /// When the timer expires, the [TimerStub] will be notified.
     pub fn register_timer(&self, duration: Duration) -> TimerStub {
-        self.register_timer_at(Instant::now(), duration)
+        self.register_timer_since(self.since_zero(Instant::now()), duration)
     }
 
-    /// The same, `duration` from `now`, a time the caller has already read: the clock is read
-    /// once per timer, for the watchdog check and the deadline alike.
-    pub(crate) fn register_timer_at(&self, now: Instant, duration: Duration) -> TimerStub {
+    /// The same, `duration` from `since` (a reading of the clock the caller has already made,
+    /// as [`Self::since_zero`] gives it): the clock is read once per timer, for the watchdog
+    /// check and the deadline alike.
+    pub(crate) fn register_timer_since(&self, since: Duration, duration: Duration) -> TimerStub {
         if self.is_paused_for_fork() {
             // Return a dummy TimerStub that will trigger right away.
             // This is fine assuming pause_for_fork() is called right before fork().
@@ -331,7 +342,7 @@ impl TimerManager {
             timer.fire();
             return timer.subscribe();
         }
-        let now: Time = (now + duration - self.zero).into();
+        let now: Time = since.saturating_add(duration).into();
         let thread_timers = self.timers.get_or(|| RwLock::new(ThreadTimers::new()));
         {
             let timers = thread_timers.read();
@@ -420,23 +431,48 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_is_the_next_slot_at_or_after_its_time_and_never_overflows() {
+        for (since_ms, after_ms, slot) in [
+            (0, 1, 10),
+            (0, 10, 10),
+            (5, 10, 20),
+            (1_234, 60_000, 61_240),
+            (1_239, 60_001, 61_240),
+            (1_240, 60_001, 61_250),
+        ] {
+            let at: Time = (Duration::from_millis(since_ms) + Duration::from_millis(after_ms)).into();
+            assert_eq!(at, Time(slot), "{since_ms} + {after_ms}");
+            assert!(at.0 >= since_ms + after_ms);
+        }
+        // Sub-millisecond parts are dropped, as they are from the clock thread's readings.
+        let at: Time = Duration::from_micros(10_000_001).into();
+        assert_eq!(at, Time(10_000));
+        // A timeout too long to count in milliseconds waits for the last slot there is.
+        let at: Time = Duration::from_secs(10).saturating_add(Duration::MAX).into();
+        assert_eq!(at.0 % RESOLUTION_MS, 0);
+        assert!(at.0 > u64::MAX - 2 * RESOLUTION_MS);
+        let tm = TimerManager::new();
+        let _stub = tm.register_timer(Duration::MAX);
+    }
+
+    #[test]
     fn test_timer_manager_start_check() {
         let tm = Arc::new(TimerManager::new());
-        assert!(tm.should_i_start_clock(Instant::now()));
-        assert!(!tm.should_i_start_clock(Instant::now()));
-        assert!(tm.is_clock_running(Instant::now()).is_ok());
+        assert!(tm.should_i_start_clock(tm.since_zero(Instant::now())));
+        assert!(!tm.should_i_start_clock(tm.since_zero(Instant::now())));
+        assert!(tm.is_clock_running(tm.since_zero(Instant::now())).is_ok());
     }
 
     #[test]
     fn test_timer_manager_watchdog() {
         let tm = Arc::new(TimerManager::new());
-        assert!(tm.should_i_start_clock(Instant::now()));
-        assert!(!tm.should_i_start_clock(Instant::now()));
+        assert!(tm.should_i_start_clock(tm.since_zero(Instant::now())));
+        assert!(!tm.should_i_start_clock(tm.since_zero(Instant::now())));
 
         // we don't actually start the clock thread, sleep for the watchdog to expire
         std::thread::sleep(Duration::from_secs(DELAYS_SEC as u64 + 1));
-        assert!(tm.is_clock_running(Instant::now()).is_err());
-        assert!(tm.should_i_start_clock(Instant::now()));
+        assert!(tm.is_clock_running(tm.since_zero(Instant::now())).is_err());
+        assert!(tm.should_i_start_clock(tm.since_zero(Instant::now())));
     }
 
     #[tokio::test]

@@ -92,7 +92,9 @@ pub struct HttpServerOptions {
 
     /// Time allowed for an HTTP/1.x request header to arrive complete, counted from the start
     /// of its read: the accept on a new connection, the first byte of the next request on a
-    /// kept-alive one (the wait before that byte is bounded by the keepalive timeout). A
+    /// kept-alive one (the wait before that byte is bounded by the keepalive timeout); exactly,
+    /// from the first read of it that has to wait, which follows at once (a header read whole
+    /// at once needs no deadline, and reads no clock for one). A
     /// connection that has not sent a complete header by then is closed, like nginx's
     /// `client_header_timeout`; without it a client that trickles its header one byte per read
     /// timeout holds the connection forever.

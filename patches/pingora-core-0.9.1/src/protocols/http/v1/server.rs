@@ -29,6 +29,8 @@ use pingora_timeout::timeout;
 use regex::bytes::Regex;
 use std::any::Any;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -278,27 +280,33 @@ impl HttpSession {
         }
     }
 
-    /// [`Self::read_request_buf()`] bounded by the header deadline, if any.
+    /// [`Self::read_request_buf()`] bounded by the header deadline, if any. The deadline is
+    /// set by the first read that has to wait, `header_timeout` from then: a read that finds
+    /// its bytes already there (the usual case: a kept-alive connection's next request was
+    /// read ahead while waiting for it) reads no clock.
     async fn read_request_buf_by(
         &mut self,
         buf: &mut BytesMut,
         already_read: usize,
-        deadline: Option<Instant>,
+        deadline: &mut Option<Instant>,
     ) -> Result<Option<usize>> {
-        let Some(deadline) = deadline else {
+        let Some(limit) = self.header_timeout else {
             return self.read_request_buf(buf, already_read).await;
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, self.read_request_buf(buf, already_read)).await {
+        let mut read = std::pin::pin!(self.read_request_buf(buf, already_read));
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        if let Poll::Ready(res) = first {
+            return res;
+        }
+        let at = *deadline.get_or_insert_with(|| Instant::now() + limit);
+        let left = at.saturating_duration_since(Instant::now());
+        match timeout(left, read).await {
             Ok(res) => res,
             // Nothing read: the client never started a request, which is not an error.
             Err(_) if already_read == 0 => Ok(None),
             Err(_) => Error::e_explain(
                 ReadTimedout,
-                format!(
-                    "request header not complete within {:?}",
-                    self.header_timeout.unwrap_or_default()
-                ),
+                format!("request header not complete within {limit:?}"),
             ),
         }
     }
@@ -309,7 +317,7 @@ impl HttpSession {
     pub async fn read_request(&mut self) -> Result<Option<usize>> {
         const MAX_ERR_BUF_LEN: usize = 2048;
 
-        let deadline = self.header_timeout.map(|t| Instant::now() + t);
+        let mut deadline = None;
         self.buf.clear();
         // Account parsing a fully buffered request against Tokio's cooperative task budget. Do
         // this before taking the prefix so cancellation cannot discard bytes between sessions.
@@ -356,7 +364,7 @@ impl HttpSession {
             if skip_next_read {
                 skip_next_read = false;
             } else if let Some(n) = self
-                .read_request_buf_by(&mut buf, already_read, deadline)
+                .read_request_buf_by(&mut buf, already_read, &mut deadline)
                 .await?
             {
                 already_read += n;
