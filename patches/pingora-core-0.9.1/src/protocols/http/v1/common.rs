@@ -331,25 +331,51 @@ fn from_digits(bytes: &[u8]) -> Option<u64> {
 /// duplicates (e.g. `Content-Length: 42, 42`) be collapsed to a single value
 /// while genuinely conflicting framing is rejected.
 pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
+    match content_length_scan(headers) {
+        ContentLength::Valid(n) => Some(n),
+        ContentLength::Absent | ContentLength::Invalid => None,
+    }
+}
+
+/// What a message's `Content-Length` fields say, from one lookup of them.
+#[derive(Debug, PartialEq, Eq)]
+enum ContentLength {
+    Absent,
+    Valid(u64),
+    /// Unparseable, or conflicting values.
+    Invalid,
+}
+
+fn content_length_scan(headers: &HMap) -> ContentLength {
     // If multiple Content-Length headers were sent, everything can still be
     // alright if they all contain the same value, and all parse correctly. If
     // not, then it's an error.
     let mut content_length: Option<u64> = None;
+    let mut seen = false;
     for value in headers.get_all(header::CONTENT_LENGTH) {
+        seen = true;
         // A non-visible-ASCII value can't be a valid Content-Length, so the
         // framing is ambiguous.
-        let line = value.to_str().ok()?;
+        let Ok(line) = value.to_str() else {
+            return ContentLength::Invalid;
+        };
         for v in line.split(',') {
-            let n = from_digits(v.trim().as_bytes())?;
+            let Some(n) = from_digits(v.trim().as_bytes()) else {
+                return ContentLength::Invalid;
+            };
             match content_length {
                 None => content_length = Some(n),
-                Some(prev) if prev != n => return None,
+                Some(prev) if prev != n => return ContentLength::Invalid,
                 Some(_) => {}
             }
         }
     }
 
-    content_length
+    match content_length {
+        Some(n) => ContentLength::Valid(n),
+        None if seen => ContentLength::Invalid,
+        None => ContentLength::Absent,
+    }
 }
 
 /// Resolve the framing `Content-Length` of a message following hyper's decode
@@ -357,8 +383,9 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
 /// present but cannot be resolved to a single value (conflicting duplicates or
 /// an unparseable value), or `None` when the header is absent.
 pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>> {
-    match content_length_parse_all(headers) {
-        Some(cl) => {
+    // One lookup: a message without the field (most requests) used to look it up twice.
+    match content_length_scan(headers) {
+        ContentLength::Valid(cl) => {
             // Content-Length frames the body, so a value that does not fit in
             // `usize` cannot be represented and must not be silently truncated
             // (which would misframe bodies larger than `usize::MAX`, e.g. on
@@ -373,13 +400,13 @@ pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>
                 )
             })
         }
-        None if headers.contains_key(header::CONTENT_LENGTH) => {
+        ContentLength::Invalid => {
             // debug, not warn: per-message, client-influenced; avoids log floods
             // under adversarial load. The error is returned to the caller.
             debug!("invalid Content-Length header");
             Error::e_explain(InvalidHTTPHeader, "invalid Content-Length header")
         }
-        None => Ok(None),
+        ContentLength::Absent => Ok(None),
     }
 }
 
@@ -557,6 +584,15 @@ mod test {
             err.context.as_ref().map(|c| c.as_str()),
             Some("invalid Content-Length header")
         );
+
+        // present with nothing in it, or not visible ASCII -> Err (present, so never absent)
+        for value in [&b""[..], b" ", b",", b"5\xff"] {
+            let mut headers = HMap::new();
+            headers.insert(CONTENT_LENGTH, http::HeaderValue::from_bytes(value).unwrap());
+            assert!(content_length_for_framing(&headers).is_err(), "{value:?}");
+            assert_eq!(content_length_scan(&headers), ContentLength::Invalid);
+        }
+        assert_eq!(content_length_scan(&HMap::new()), ContentLength::Absent);
     }
 
     #[test]
