@@ -214,7 +214,10 @@ fn is_standard_hop_by_hop(name: &HeaderName) -> bool {
         || *name == header::TE
         || *name == header::TRAILER
         || *name == header::TRANSFER_ENCODING
-        || matches!(name.as_str(), KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS)
+        || matches!(
+            name.as_str(),
+            KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS
+        )
 }
 
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {

@@ -440,7 +440,8 @@ mod tests {
             (1_239, 60_001, 61_240),
             (1_240, 60_001, 61_250),
         ] {
-            let at: Time = (Duration::from_millis(since_ms) + Duration::from_millis(after_ms)).into();
+            let at: Time =
+                (Duration::from_millis(since_ms) + Duration::from_millis(after_ms)).into();
             assert_eq!(at, Time(slot), "{since_ms} + {after_ms}");
             assert!(at.0 >= since_ms + after_ms);
         }
@@ -612,17 +613,27 @@ mod tests {
         let (other, other_waker) = counter();
         let mut a = timer.subscribe().poll();
         let mut b = timer.subscribe().poll();
-        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&first_waker)).is_pending());
+        assert!(Pin::new(&mut a)
+            .poll(&mut Context::from_waker(&first_waker))
+            .is_pending());
         // The task's waker changed between polls: the new one is kept, the old one let go.
-        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&moved_waker)).is_pending());
-        assert!(Pin::new(&mut b).poll(&mut Context::from_waker(&other_waker)).is_pending());
+        assert!(Pin::new(&mut a)
+            .poll(&mut Context::from_waker(&moved_waker))
+            .is_pending());
+        assert!(Pin::new(&mut b)
+            .poll(&mut Context::from_waker(&other_waker))
+            .is_pending());
         assert_eq!(timer.0.waiters.lock().wakers.len(), 2);
         timer.fire();
         assert_eq!((woken(&first), woken(&moved), woken(&other)), (0, 1, 1));
-        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&moved_waker)).is_ready());
+        assert!(Pin::new(&mut a)
+            .poll(&mut Context::from_waker(&moved_waker))
+            .is_ready());
         // A wait made after the fire is ready at once and registers nothing.
         let mut late = timer.subscribe().poll();
-        assert!(Pin::new(&mut late).poll(&mut Context::from_waker(&other_waker)).is_ready());
+        assert!(Pin::new(&mut late)
+            .poll(&mut Context::from_waker(&other_waker))
+            .is_ready());
         drop((a, b, late));
         assert!(timer.0.waiters.lock().wakers.is_empty());
         assert_eq!((woken(&moved), woken(&other)), (1, 1));
@@ -634,7 +645,9 @@ mod tests {
         let (gone, gone_waker) = counter();
         let (kept, kept_waker) = counter();
         let mut a = timer.subscribe().poll();
-        assert!(Pin::new(&mut a).poll(&mut Context::from_waker(&gone_waker)).is_pending());
+        assert!(Pin::new(&mut a)
+            .poll(&mut Context::from_waker(&gone_waker))
+            .is_pending());
         drop(a);
         {
             let waiters = timer.0.waiters.lock();
@@ -643,7 +656,9 @@ mod tests {
         }
         // The next wait takes the freed slot rather than growing the list.
         let mut b = timer.subscribe().poll();
-        assert!(Pin::new(&mut b).poll(&mut Context::from_waker(&kept_waker)).is_pending());
+        assert!(Pin::new(&mut b)
+            .poll(&mut Context::from_waker(&kept_waker))
+            .is_pending());
         assert_eq!(timer.0.waiters.lock().wakers.len(), 1);
         timer.fire();
         assert_eq!((woken(&gone), woken(&kept)), (0, 1));
@@ -656,7 +671,9 @@ mod tests {
     async fn a_fast_timeout_holds_its_wait_in_place_and_elapses() {
         let start = Instant::now();
         let never = std::future::pending::<()>();
-        assert!(crate::timeout(Duration::from_millis(30), never).await.is_err());
+        assert!(crate::timeout(Duration::from_millis(30), never)
+            .await
+            .is_err());
         assert!(start.elapsed() >= Duration::from_millis(20));
         use crate::ToTimeout;
         let t = crate::fast_timeout::FastOrTokioTimeout::create(Duration::from_secs(1));

@@ -55,6 +55,8 @@ pub struct HttpSession {
     response_header: Option<Box<ResponseHeader>>,
     /// What is kept of a response header once [`Self::read_resp_header_parts`] handed it out.
     handed: Option<Handed>,
+    /// Which of the names the session reads itself the last response header has.
+    seen: Seen,
     request_written: Option<Box<RequestHeader>>,
     bytes_sent: usize,
     /// Total response body payload bytes received from upstream
@@ -93,6 +95,7 @@ impl HttpSession {
             keepalive_timeout: KeepaliveStatus::Off,
             response_header: None,
             handed: None,
+            seen: Seen::default(),
             request_written: None,
             read_timeout: None,
             write_timeout: None,
@@ -218,6 +221,9 @@ impl HttpSession {
         // unrecoverable framing error. A peer may opt to tolerate a single,
         // otherwise-invalid value and treat the response as close-delimited.
         // Note: Content-Length is already removed if Transfer-Encoding is present.
+        if !self.seen.content_length || self.seen.transfer_encoding {
+            return Ok(());
+        }
         if let Err(e) = super::common::validate_content_length(&resp_header.headers) {
             if self.allow_h1_response_invalid_content_length
                 && super::common::content_length_is_single_token(&resp_header.headers)
@@ -299,16 +305,18 @@ impl HttpSession {
 
                         let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
 
-                        if let Err(e) = fill_response_header(&mut response_header, header_refs, &buf)
-                        {
-                            return self.fail_response_header_read(e);
-                        }
+                        let seen =
+                            match fill_response_header(&mut response_header, header_refs, &buf) {
+                                Ok(seen) => seen,
+                                Err(e) => return self.fail_response_header_read(e),
+                            };
 
                         self.raw_header = Some(BufRef(0, s));
                         self.preread_body = Some(BufRef(s, total_read));
                         self.buf = buf;
                         self.response_header = Some(response_header);
                         self.handed = None;
+                        self.seen = seen;
                         if let Err(e) = self.validate_response() {
                             return self.fail_response_header_read(e);
                         }
@@ -418,7 +426,7 @@ impl HttpSession {
         self.read_response().await?;
         // safe to unwrap because it is just read
         let header = self.response_header.take().unwrap();
-        self.handed = Some(Handed::of(&header));
+        self.handed = Some(Handed::of(&header, self.seen));
         Ok(header)
     }
 
@@ -444,7 +452,7 @@ impl HttpSession {
             HeaderParseState::Complete(_) => start_response_header(&resp).and_then(|mut header| {
                 let mut refs = Vec::<KVRef>::with_capacity(resp.headers.len());
                 populate_headers(self.buf.as_ptr() as usize, &mut refs, resp.headers);
-                fill_response_header(&mut header, refs, &self.buf).map(|()| header)
+                fill_response_header(&mut header, refs, &self.buf).map(|_| header)
             }),
             _ => Error::e_explain(InvalidHTTPHeader, "response header parsed again"),
         };
@@ -472,9 +480,7 @@ impl HttpSession {
         match &self.handed {
             Some(handed) if *name == header::CONNECTION => handed.connection.as_ref(),
             Some(handed) if name.as_str() == "keep-alive" => handed.keep_alive.as_ref(),
-            Some(handed) if *name == header::TRANSFER_ENCODING => {
-                handed.transfer_encoding.as_ref()
-            }
+            Some(handed) if *name == header::TRANSFER_ENCODING => handed.transfer_encoding.as_ref(),
             _ => self.get_header(name),
         }
     }
@@ -610,9 +616,7 @@ impl HttpSession {
         // Per [RFC 9112 Section 6.1-16](https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-16),
         // if Transfer-Encoding is received in HTTP/1.0 response, connection MUST be closed after processing.
         if self.resp_version() == Some(Version::HTTP_10)
-            && self
-                .keepalive_header(&header::TRANSFER_ENCODING)
-                .is_some()
+            && self.keepalive_header(&header::TRANSFER_ENCODING).is_some()
         {
             self.set_keepalive(None);
             return;
@@ -798,6 +802,9 @@ impl HttpSession {
     }
 
     fn get_content_length(&self) -> Result<Option<usize>> {
+        if !self.seen.content_length {
+            return Ok(None);
+        }
         match self.resp_header() {
             Some(h) => content_length_for_framing(&h.headers),
             None => Ok(None),
@@ -805,9 +812,11 @@ impl HttpSession {
     }
 
     fn is_chunked_encoding(&self) -> bool {
-        self.resp_header()
-            .map(|h| is_chunked_encoding_from_headers(&h.headers))
-            .unwrap_or(false)
+        self.seen.transfer_encoding
+            && self
+                .resp_header()
+                .map(|h| is_chunked_encoding_from_headers(&h.headers))
+                .unwrap_or(false)
     }
 
     fn init_req_body_writer(&mut self, header: &RequestHeader) {
@@ -939,15 +948,40 @@ struct Handed {
 }
 
 impl Handed {
-    fn of(header: &ResponseHeader) -> Self {
-        let first = |name: &HeaderName| header.headers.get(name).cloned();
+    fn of(header: &ResponseHeader, seen: Seen) -> Self {
+        let first = |name: &HeaderName, there: bool| {
+            there.then(|| header.headers.get(name).cloned()).flatten()
+        };
         Handed {
             status: header.status,
             version: header.version,
-            connection: first(&header::CONNECTION),
-            keep_alive: first(&KEEP_ALIVE),
-            transfer_encoding: first(&header::TRANSFER_ENCODING),
+            connection: first(&header::CONNECTION, seen.connection),
+            keep_alive: first(&KEEP_ALIVE, seen.keep_alive),
+            transfer_encoding: first(&header::TRANSFER_ENCODING, seen.transfer_encoding),
             whole: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// Which of the names [`HttpSession`] reads itself a response header has, noted as its fields
+/// are added: a name it lacks (most of them, in most responses) is not looked up, a hash and a
+/// probe each.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    keep_alive: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &[u8]) {
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => self.connection = true,
+            10 if name.eq_ignore_ascii_case(b"keep-alive") => self.keep_alive = true,
+            14 if name.eq_ignore_ascii_case(b"content-length") => self.content_length = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.transfer_encoding = true,
+            _ => {}
         }
     }
 }
@@ -973,14 +1007,17 @@ fn start_response_header(resp: &httparse::Response) -> Result<Box<ResponseHeader
     Ok(response_header)
 }
 
-/// A parsed response header's fields, from `buf` where `header_refs` point.
+/// A parsed response header's fields, from `buf` where `header_refs` point; which of the names
+/// the session reads it has.
 fn fill_response_header(
     response_header: &mut ResponseHeader,
     header_refs: Vec<KVRef>,
     buf: &Bytes,
-) -> Result<()> {
+) -> Result<Seen> {
+    let mut seen = Seen::default();
     for header in header_refs {
         let header_name = header.get_name_bytes(buf);
+        seen.note(&header_name);
         let header_name = header_name.into_case_header_name();
         let value_bytes = header.get_value_bytes(buf);
         let header_value = pingora_http::header_value_from_raw(value_bytes);
@@ -989,18 +1026,14 @@ fn fill_response_header(
             .or_err(InvalidHTTPHeader, "while parsing request header")?;
     }
 
-    let contains_transfer_encoding = response_header
-        .headers
-        .contains_key(header::TRANSFER_ENCODING);
-    let contains_content_length = response_header.headers.contains_key(header::CONTENT_LENGTH);
-
     // Transfer encoding overrides content length, so when
     // both are present, we MUST remove content length. This is
     // https://datatracker.ietf.org/doc/html/rfc9112#section-6.3-2.3
-    if contains_content_length && contains_transfer_encoding {
+    if seen.content_length && seen.transfer_encoding {
         response_header.remove_header(&header::CONTENT_LENGTH);
+        seen.content_length = false;
     }
-    Ok(())
+    Ok(seen)
 }
 
 #[inline]
@@ -1497,6 +1530,66 @@ mod tests_stream {
             );
             assert_eq!(handed.get_headers_raw(), kept.get_headers_raw());
         }
+    }
+
+    #[tokio::test]
+    async fn the_names_the_session_reads_are_noted_in_any_spelling_and_only_those() {
+        let mut seen = Seen::default();
+        for name in [
+            "Server",
+            "Content-Type",
+            "Connections",
+            "keep-alive-x",
+            "Date",
+        ] {
+            seen.note(name.as_bytes());
+        }
+        assert_eq!(seen, Seen::default());
+        for (name, want) in [
+            (
+                "CONTENT-LENGTH",
+                Seen {
+                    content_length: true,
+                    ..Seen::default()
+                },
+            ),
+            (
+                "transfer-Encoding",
+                Seen {
+                    transfer_encoding: true,
+                    ..Seen::default()
+                },
+            ),
+            (
+                "Connection",
+                Seen {
+                    connection: true,
+                    ..Seen::default()
+                },
+            ),
+            (
+                "Keep-Alive",
+                Seen {
+                    keep_alive: true,
+                    ..Seen::default()
+                },
+            ),
+        ] {
+            let mut seen = Seen::default();
+            seen.note(name.as_bytes());
+            assert_eq!(seen, want, "{name}");
+        }
+        // Both framing fields: Content-Length is taken out, and no longer counts as there.
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n";
+        let mock_io = Builder::new().read(&input[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        let header = http_stream.read_resp_header_parts().await.unwrap();
+        assert!(header.headers.get("content-length").is_none());
+        assert!(http_stream.seen.transfer_encoding && !http_stream.seen.content_length);
+        assert!(http_stream.is_chunked_encoding());
+        assert_eq!(http_stream.get_content_length().unwrap(), None);
+        let body = http_stream.read_body_ref().await.unwrap().unwrap().to_vec();
+        assert_eq!(body, b"a");
     }
 
     #[tokio::test]
@@ -3095,7 +3188,10 @@ mod test_sync {
         let cookie = "c".repeat(900);
         for (target, headers) in [
             (&b"/"[..], vec![]),
-            (&b"/a/long/path?with=query"[..], vec![("Host", "h"), ("cookie", cookie.as_str())]),
+            (
+                &b"/a/long/path?with=query"[..],
+                vec![("Host", "h"), ("cookie", cookie.as_str())],
+            ),
         ] {
             let mut req = RequestHeader::build("POST", target, None).unwrap();
             for (name, value) in headers {

@@ -588,7 +588,10 @@ mod test {
         // present with nothing in it, or not visible ASCII -> Err (present, so never absent)
         for value in [&b""[..], b" ", b",", b"5\xff"] {
             let mut headers = HMap::new();
-            headers.insert(CONTENT_LENGTH, http::HeaderValue::from_bytes(value).unwrap());
+            headers.insert(
+                CONTENT_LENGTH,
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
             assert!(content_length_for_framing(&headers).is_err(), "{value:?}");
             assert_eq!(content_length_scan(&headers), ContentLength::Invalid);
         }
