@@ -35,7 +35,8 @@ pub(super) struct Original {
 }
 
 /// The original request as the front proxy describes it. Each front door is read from its own
-/// headers only, so a header the client slipped through one of them cannot stand for another:
+/// headers, and a description under another door's names (which the client can slip through
+/// any of them) must agree with it ([`agree`]), so it cannot stand for another request:
 ///
 /// - nginx `auth_request`: `X-Original-URI` (`$request_uri`), `X-Original-Method`, and the host
 ///   in `Host` (`proxy_set_header Host $http_host`);
@@ -77,6 +78,7 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
             "no original request: send X-Original-URI (nginx) or X-Forwarded-Uri (Traefik)",
         ));
     };
+    agree(&text, &target, &host)?;
     // Origin-form only: an absolute or authority form would carry a second host.
     if !target.starts_with('/') || target.starts_with("//") {
         return Err(bad("the original request-target is not a path"));
@@ -92,6 +94,59 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
         method,
         host,
     })
+}
+
+/// The front proxy sets its own door's headers, but passes on what the client sent under the
+/// others' names (Traefik, Caddy and nginx all do): a client behind Traefik that adds
+/// `X-Original-URL` naming a public page must not have its `/reports/` request checked as
+/// that. So every description present must name the request-target, the host (where it
+/// carries one) and the method of the one read.
+fn agree<'h>(
+    text: &dyn Fn(&str) -> Result<Option<&'h str>, Failure>,
+    target: &str,
+    host: &str,
+) -> Result<(), Failure> {
+    let differ = || {
+        Failure::new(
+            Kind::BadRequest,
+            "the original request is described differently by two front doors' headers",
+        )
+    };
+    if text("x-original-uri")?.is_some_and(|t| t != target) {
+        return Err(differ());
+    }
+    if let Some(url) = text("x-original-url")? {
+        let url = url::Url::parse(url).map_err(|_| differ())?;
+        let its_target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let its_host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        if its_target != target || !same_host(its_host, host) {
+            return Err(differ());
+        }
+    }
+    if let Some(t) = text("x-forwarded-uri")? {
+        let its_host = text("x-forwarded-host")?;
+        if t != target || its_host.is_some_and(|h| !same_host(h, host)) {
+            return Err(differ());
+        }
+    }
+    if let (Some(a), Some(b)) = (text("x-original-method")?, text("x-forwarded-method")?) {
+        if !a.eq_ignore_ascii_case(b) {
+            return Err(differ());
+        }
+    }
+    Ok(())
+}
+
+/// The same host name, without case; ports are left out (nginx's `$host` drops the one
+/// `$http_host` keeps, and a file may set one header from each).
+fn same_host(a: &str, b: &str) -> bool {
+    fn name(h: &str) -> &str {
+        match h.rfind(':') {
+            Some(i) if !h[i..].contains(']') => &h[..i],
+            _ => h,
+        }
+    }
+    name(a).eq_ignore_ascii_case(name(b))
 }
 
 /// Is `host` (`name[:port]`) the host of `public_url`? Names compare without case; a missing
@@ -166,6 +221,14 @@ impl Gateway {
         }
         let final_paths = match self.locate(session, ctx, &config, &path)? {
             Located::Handler(_, final_paths) => final_paths,
+            // The gateway would answer this itself (`/p` redirected to the `/p/` of a route, a
+            // rewrite's redirect, no route), but the front proxy serves it from the CRM, whose
+            // router most likely serves `/p` as `/p/`: it is checked as lying in `/p/`'s area too.
+            Located::Done(_) | Located::NotFound if !path.ends_with(b"/") => {
+                let mut with_slash = path.clone();
+                with_slash.push(b'/');
+                Some(vec![path.clone(), with_slash])
+            }
             Located::Done(_) | Located::NotFound => None,
         };
         self.gates(
@@ -367,6 +430,69 @@ mod tests {
                     ("host", "crm.example.com"),
                 ],
                 None,
+            ),
+            (
+                "traefik, the client adding ingress-nginx's header for a public page",
+                vec![
+                    ("x-forwarded-uri", "/reports/q1"),
+                    ("x-forwarded-method", "GET"),
+                    ("x-forwarded-host", "crm.example.com"),
+                    ("host", "gateway:8080"),
+                    ("x-original-url", "https://crm.example.com/sidebar/"),
+                ],
+                None,
+            ),
+            (
+                "caddy, the client adding nginx's header",
+                vec![
+                    ("x-forwarded-uri", "/reports/q1"),
+                    ("x-forwarded-host", "crm.example.com"),
+                    ("host", "crm.example.com"),
+                    ("x-original-uri", "/sidebar/"),
+                ],
+                None,
+            ),
+            (
+                "traefik, the client naming another host for the same target",
+                vec![
+                    ("x-forwarded-uri", "/sidebar/"),
+                    ("x-forwarded-host", "other.example.com"),
+                    ("host", "gateway:8080"),
+                    ("x-original-url", "https://crm.example.com/sidebar/"),
+                ],
+                None,
+            ),
+            (
+                "two methods",
+                vec![
+                    ("x-original-uri", "/sidebar/"),
+                    ("x-original-method", "GET"),
+                    ("x-forwarded-uri", "/sidebar/"),
+                    ("x-forwarded-method", "DELETE"),
+                    ("host", "crm.example.com"),
+                ],
+                None,
+            ),
+            (
+                "nginx setting both doors' headers, $host without the port",
+                vec![
+                    ("x-original-uri", "/sidebar/?a=1"),
+                    ("x-forwarded-uri", "/sidebar/?a=1"),
+                    ("x-forwarded-host", "CRM.example.com"),
+                    ("x-forwarded-method", "get"),
+                    ("x-original-method", "GET"),
+                    ("host", "crm.example.com:8443"),
+                ],
+                Some(("/sidebar/?a=1", "GET", "crm.example.com:8443")),
+            ),
+            (
+                "ingress-nginx with X-Forwarded-Host from an auth-snippet",
+                vec![
+                    ("x-original-url", "https://crm.example.com/sidebar/"),
+                    ("x-forwarded-host", "crm.example.com"),
+                    ("host", "gateway.svc"),
+                ],
+                Some(("/sidebar/", "GET", "crm.example.com")),
             ),
             ("not a URL", vec![("x-original-url", "crm/x")], None),
             (

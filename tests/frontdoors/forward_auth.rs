@@ -241,6 +241,61 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
     assert_eq!(r.status(), 401);
 }
 
+/// The front proxy sets its own door's headers and passes the client's other ones on: a second
+/// description that names another request is refused, never read instead. And `/p`, which the
+/// gateway would redirect into the protected `/p/` but the front proxy serves from the CRM, is
+/// checked as lying in that area.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_description_cannot_replace_the_front_proxys_and_a_slashless_area_is_covered() {
+    let w = wecom_and_wechat().start().await;
+    let mut anonymous = Browser::new(WXWORK_UA);
+    let mut b = w.member().await;
+    let h = host(&w);
+    let public_page = format!("http://{h}/");
+    for extra in [
+        ("x-original-url", public_page.as_str()),
+        ("x-original-uri", "/"),
+    ] {
+        let r = traefik(
+            &mut anonymous,
+            &w,
+            ("GET", &h, "/sidebar/page"),
+            JSON,
+            &[extra],
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{extra:?}");
+        assert!(header(&r, "x-request-id").is_some());
+        assert!(header(&r, "x-wecom-userid").is_none());
+        // A member without the contact the area requires gains nothing either.
+        let r = traefik(&mut b, &w, ("GET", &h, "/customer/x"), JSON, &[extra]).await;
+        assert_eq!(r.status(), 400, "{extra:?}");
+    }
+    // The same request described twice alike is one request.
+    let same = format!("http://{h}/sidebar/page");
+    let r = traefik(
+        &mut b,
+        &w,
+        ("GET", &h, "/sidebar/page"),
+        JSON,
+        &[("x-original-url", &same)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    let r = traefik(&mut anonymous, &w, ("GET", &h, "/sidebar"), JSON, &[]).await;
+    assert_eq!(r.status(), 401, "/sidebar lies in /sidebar/'s area");
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar"), JSON, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "x-wecom-userid").is_some());
+    let r = traefik(&mut b, &w, ("GET", &h, "/customer"), JSON, &[]).await;
+    assert_eq!(
+        r.status(),
+        403,
+        "/customer needs the contact /customer/ needs"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() {
     let w = wecom_and_wechat().start().await;
