@@ -337,6 +337,60 @@ async fn limits_allow_list_and_request_ids() {
     assert_eq!(closed.calls("/cgi-bin/user/get").await, 0);
 }
 
+/// A browser on an allowed network cannot be made to call the API for a page (CSRF, DNS
+/// rebinding): `Origin` or a `Sec-Fetch-Site` other than `none` is refused, nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_request_for_a_page_is_refused() {
+    let w = world().await;
+    let send = "/crm/cgi-bin/message/send";
+    let message = json!({"touser":"zhangsan","msgtype":"text","agentid":1000002,
+                         "text":{"content":"from a page"}});
+    let pages: [(&str, &str); 4] = [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-origin"),
+        ("Sec-Fetch-Site", "same-site"),
+    ];
+    for (name, value) in pages {
+        let r = w
+            .http
+            .post(w.qyapi(send))
+            .header("Host", "evil.example")
+            .header(name, value)
+            .header("Content-Type", "text/plain")
+            .body(message.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert!(r.headers().contains_key("x-request-id"));
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errcode"], 48002, "{v}");
+        let r = w
+            .http
+            .get(w.qyapi(USER_GET))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
+    assert_eq!(w.calls("/cgi-bin/message/send").await, 0);
+    assert_eq!(w.calls("/cgi-bin/user/get").await, 0);
+
+    // What the user typed in the address bar is theirs, and a server-side call says nothing.
+    let r = w
+        .http
+        .get(w.qyapi(USER_GET))
+        .header("Sec-Fetch-Site", "none")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
+
 /// What a capturing provider saw of each try.
 #[derive(Clone, Debug)]
 struct Seen {

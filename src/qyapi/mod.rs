@@ -159,6 +159,17 @@ impl ServeHttp for Qyapi {
     }
 }
 
+/// A request a browser sent for a page: it carries `Origin` (every cross-origin request, and
+/// same-origin ones but `GET`/`HEAD`) or a `Sec-Fetch-Site` other than `none` (every request of
+/// a current browser but one the user typed or bookmarked).
+fn from_a_page(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ORIGIN)
+        || headers
+            .get_all("sec-fetch-site")
+            .iter()
+            .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"none"))
+}
+
 impl Qyapi {
     async fn serve(&self, session: &mut ServerSession, config: &Config, rid: &str) -> Served {
         let client_ip = session
@@ -171,6 +182,21 @@ impl Qyapi {
                 403,
                 40164,
                 "client address not in qyapi_allow",
+                rid,
+                "-",
+                "-",
+            );
+        }
+        // The calls are the CRM's back end's. A browser on an allowed network must not make
+        // them for a page of another site (a form or `fetch` aimed here: CSRF), nor for a page
+        // whose name was pointed at this address (DNS rebinding, which the peer check cannot
+        // see): browsers say so with `Origin` or `Sec-Fetch-Site`, server-side clients never do.
+        if from_a_page(&session.req_header().headers) {
+            session.set_keepalive(None);
+            return Served::refused(
+                403,
+                48002,
+                "the qyapi endpoint takes server-side calls only, not a browser's",
                 rid,
                 "-",
                 "-",
