@@ -200,14 +200,18 @@ pub fn on_request(session: &mut Session, server: &ServerSettings) {
 
 /// Why a request must be refused with 400 before it is routed, if it must.
 pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
-    malformed_as(req.version, req.headers.contains_key(http::header::HOST))
+    malformed_as(req.version, &crate::headers::Asked::of(req))
 }
 
-/// The same, from the request's version and whether it has a `Host` header.
-pub fn malformed_as(version: http::Version, host: bool) -> Option<&'static str> {
+/// The same, from the request's version and the first look at its headers.
+pub fn malformed_as(version: http::Version, asked: &crate::headers::Asked) -> Option<&'static str> {
     // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-    if version == http::Version::HTTP_11 && !host {
+    if version == http::Version::HTTP_11 && !asked.host {
         return Some("an HTTP/1.1 request must carry a Host header");
+    }
+    // RFC 9110 section 8.6: a list is either refused or sent on as one value; nginx refuses.
+    if asked.length_list {
+        return Some("Content-Length must be one number");
     }
     None
 }

@@ -103,11 +103,16 @@ pub struct Asked<'a> {
     pub accept: Option<&'a [u8]>,
     pub host: bool,
     pub reserved: bool,
+    /// `Content-Length` is not one number in one field (`4, 4`, or twice): the engine takes a
+    /// list of equal values, as RFC 9110 lets a recipient, but would pass it on as it is, and
+    /// a CRM may read it otherwise; nginx refuses it.
+    pub length_list: bool,
 }
 
 impl<'a> Asked<'a> {
     pub fn of(req: &'a RequestHeader) -> Asked<'a> {
         let mut a = Asked::default();
+        let mut lengths = 0;
         // Each name's values come together, first to last: the first one seen is what a
         // lookup of the name returns.
         for (n, v) in req.headers.iter() {
@@ -117,12 +122,21 @@ impl<'a> Asked<'a> {
                 a.accept.get_or_insert(v.as_bytes());
             } else if *n == names::X_REQUEST_ID {
                 a.request_id.get_or_insert(v.as_bytes());
+            } else if n == http::header::CONTENT_LENGTH {
+                a.length_list |= lengths > 0 || !is_one_number(v.as_bytes());
+                lengths += 1;
             } else {
                 a.reserved |= is_reserved(n.as_str().as_bytes());
             }
         }
         a
     }
+}
+
+/// Digits only, as nginx reads a `Content-Length` (the field's own blanks aside).
+fn is_one_number(v: &[u8]) -> bool {
+    let v = v.trim_ascii();
+    !v.is_empty() && v.iter().all(u8::is_ascii_digit)
 }
 
 /// Which of the headers the gateway acts on an upstream request carries, found in one look at
@@ -462,6 +476,20 @@ mod tests {
             assert!(a.reserved && !a.host, "{reserved}");
         }
         assert_eq!(Asked::of(&req_with(&[("X-Other", "1")])), Asked::default());
+        for (lengths, list) in [
+            (&[" 12 "][..], false),
+            (&["4, 4"][..], true),
+            (&["4,4"][..], true),
+            (&["4", "4"][..], true),
+            (&["4x"][..], true),
+        ] {
+            let pairs: Vec<_> = lengths.iter().map(|v| ("Content-Length", *v)).collect();
+            assert_eq!(
+                Asked::of(&req_with(&pairs)).length_list,
+                list,
+                "{lengths:?}"
+            );
+        }
     }
 
     #[test]

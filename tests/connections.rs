@@ -225,6 +225,55 @@ fn a_body_shorter_than_its_content_length_is_a_400() {
     assert_eq!(r.status, 400);
 }
 
+/// The engine reads a list of equal lengths as one but would send it on as it is; nginx refuses
+/// it, and so does the gateway, before a byte reaches the CRM.
+#[test]
+fn a_content_length_that_is_not_one_number_is_a_400_as_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for lengths in [
+        "Content-Length: 4, 4",
+        "Content-Length: 4,4",
+        "Content-Length: 4\r\nContent-Length: 4",
+    ] {
+        let mut s = connect(&gw);
+        write!(
+            s,
+            "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\n{lengths}\r\n\r\nabcd"
+        )
+        .unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 400, "{lengths}");
+        assert!(r.header("x-request-id").is_some());
+    }
+    assert_eq!(up.hits(), 0, "nothing was sent on");
+}
+
+/// pingora refuses to forward a request whose `Connection` names `Host` or `X-Forwarded-*` (it
+/// would remove what the proxy sets): the client gets a 400 with a request id, not a closed
+/// connection.
+#[test]
+fn a_connection_header_naming_a_header_the_proxy_sets_is_a_400() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for named in [
+        "close, X-Forwarded-For",
+        "Host",
+        "keep-alive, x-forwarded-proto",
+    ] {
+        let mut s = connect(&gw);
+        write!(
+            s,
+            "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: {named}\r\n\r\n"
+        )
+        .unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 400, "{named}");
+        assert!(r.header("x-request-id").is_some());
+    }
+    assert_eq!(up.hits(), 0, "nothing was sent on");
+}
+
 #[test]
 fn a_raw_space_or_control_byte_in_the_request_line_is_a_400_as_nginx() {
     let up = upstream::echo("crm");

@@ -341,7 +341,7 @@ impl ProxyHttp for Gateway {
             _ => request_id::generate(),
         };
         ctx.form = Form::of(&req.method, asked.accept);
-        let malformed = crate::connection::malformed_as(req.version, asked.host);
+        let malformed = crate::connection::malformed_as(req.version, &asked);
         // Step 2 of the pipeline, done here where the look at the headers says whether there
         // is anything to do: no client copy of an identity header survives, logged in or not.
         if asked.reserved {
@@ -566,6 +566,11 @@ impl ProxyHttp for Gateway {
                 (Kind::UpstreamTimeout, "timeout")
             }
             ErrorType::HTTPStatus(400) => (Kind::BadRequest, ""),
+            // The engine refused to send the request on as it is (its `Connection` header names
+            // `Host` or an `X-Forwarded-*` header): the client is there and is told.
+            ErrorType::InvalidHTTPHeader if *e.esource() == ErrorSource::Downstream => {
+                (Kind::BadRequest, "")
+            }
             _ => match e.esource() {
                 ErrorSource::Upstream => (Kind::UpstreamUnavailable, "protocol"),
                 ErrorSource::Downstream => {
@@ -590,6 +595,7 @@ impl ProxyHttp for Gateway {
             let detail = match kind {
                 Kind::UpstreamTimeout => "the application did not answer in time",
                 Kind::UpstreamUnavailable => "the application could not be reached",
+                Kind::BadRequest if bad_body.is_none() => "the request cannot be sent on as it is",
                 _ => bad_body.unwrap_or("the request could not be completed"),
             };
             // pingora drops the client connection after a failed proxy attempt; saying so
