@@ -151,6 +151,51 @@ fn version_and_usage_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gateway.toml"));
 }
 
+/// Each included file's server block would be merged into the one site the gateway serves
+/// (`server_name` unread): a second site's redirect would answer for the first. Refused at the
+/// second block; a file of locations alone beside the server's is still one site.
+#[test]
+fn a_second_included_server_block_is_refused_where_it_is() {
+    let dir = TempDir::new("cli-two-servers");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "a.conf",
+        "server {\n    server_name crm.example.com;\n    location /api/ { proxy_pass http://crm; }\n}\n",
+    );
+    write(
+        "b.conf",
+        "# the mobile site\nserver {\n    server_name m.example.com;\n    return 301 https://m.example.com$request_uri;\n}\n",
+    );
+    write("c.conf", "location /c/ { proxy_pass http://crm; }\n");
+    let check = |includes: &str| {
+        std::fs::write(
+            dir.path().join("gateway.toml"),
+            format!("{BASE}[nginx]\ninclude = [{includes}]\n"),
+        )
+        .unwrap();
+        Command::new(bin())
+            .current_dir(dir.path())
+            .args(["check", "-c", "gateway.toml"])
+            .output()
+            .unwrap()
+    };
+    let out = check("\"a.conf\", \"b.conf\"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("b.conf:2:"), "{stderr}");
+    assert!(
+        stderr.contains("a second server block") && stderr.contains("a.conf:1"),
+        "{stderr}"
+    );
+    let out = check("\"a.conf\", \"c.conf\"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn check_lists_the_locations_inside_each_protected_area() {
     let dir = TempDir::new("cli-areas");

@@ -124,10 +124,30 @@ pub(super) fn compile(
     }
     let mut static_base = None;
     let mut top = Vec::new();
+    let mut server_at: Option<Pos> = None;
     for path in includes {
         let nginx = read_nginx(path)?;
         for block in &nginx.upstreams {
             check_upstream_block(block, upstreams)?;
+        }
+        // Each file's server block would be merged into the one site the gateway serves, its
+        // `server_name` unread: a second site's `return 301` would answer for the first.
+        if let (Some(first), Some(second)) = (&server_at, &nginx.server_at) {
+            return Err(ConfigError {
+                file: second.file.to_string(),
+                line: second.line,
+                column: second.col,
+                path: "[nginx].include".into(),
+                message: format!(
+                    "a second server block: the gateway serves one site, whose server block is \
+                     at {}:{}; include one file with a server block (others may hold only \
+                     locations and maps)",
+                    first.file, first.line
+                ),
+            });
+        }
+        if server_at.is_none() {
+            server_at = nginx.server_at.clone();
         }
         static_base.get_or_insert(nginx.base);
         body.extend(nginx.server);
@@ -272,6 +292,8 @@ pub struct NginxFile {
     pub upstreams: Vec<Directive>,
     /// The file's directory, where relative paths start.
     pub base: PathBuf,
+    /// Where its server block starts, if it has one (else it holds a server's body alone).
+    pub server_at: Option<Pos>,
 }
 
 /// Reads an nginx file (its own `include`s resolved relative to its directory): the body of
@@ -285,6 +307,14 @@ pub fn read_nginx(path: &Path) -> Result<NginxFile> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let dirs = parse_nginx(&name, &text, &base).map_err(|e| parse_error(&name, e))?;
+    let server_at = dirs
+        .iter()
+        .flat_map(|d| match (d.name.as_str(), &d.block) {
+            ("http", Some(inner)) => inner.iter().collect(),
+            _ => vec![d],
+        })
+        .find(|d| d.name == "server")
+        .map(|d| d.pos.clone());
     let (server, mut http, refused) = server_body(dirs);
     let (upstreams, maps): (Vec<Directive>, Vec<Directive>) =
         http.drain(..).partition(|d| d.name == "upstream");
@@ -310,6 +340,7 @@ pub fn read_nginx(path: &Path) -> Result<NginxFile> {
         http,
         upstreams,
         base,
+        server_at,
     })
 }
 
