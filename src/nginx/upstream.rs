@@ -7,8 +7,9 @@
 //! other client header as sent. The headers that frame the connection stay the engine's
 //! (HTTP/1.1 with keep-alive, the body's own framing): nginx's `Connection: close` and its
 //! HTTP/1.0 are not copied. A WebSocket upgrade passes only when the file passes `Upgrade`,
-//! as with nginx. The gateway's own headers (identity, `X-Request-Id`, `X-Forwarded-*`) are
-//! then set on top, and its reserved headers and cookies removed, whatever the file says.
+//! as with nginx. The gateway's own headers (identity, `X-Request-Id`, `X-Forwarded-*` but an
+//! `X-Forwarded-For` the file sets) are then set on top, and its reserved headers and cookies
+//! removed, whatever the file says.
 
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -28,13 +29,10 @@ const ENGINE: &[&str] = &[
     "expect",
 ];
 
-/// Headers the gateway sets itself after nginx's, whatever the file says.
-const GATEWAY: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-request-id",
-];
+/// Headers the gateway sets itself after nginx's, whatever the file says. `X-Forwarded-For` is
+/// the file's when it sets one ([`sets_forwarded_for`]): `proxy_set_header X-Forwarded-For
+/// $remote_addr;` keeps a client's own list from the CRM, which may trust its first address.
+const GATEWAY: &[&str] = &["x-forwarded-proto", "x-forwarded-host", "x-request-id"];
 
 /// A header the nginx file's value does not decide: the engine's framing, the gateway's own,
 /// and the identity headers, which nothing but a verified session may set (a
@@ -43,6 +41,12 @@ fn not_the_files(name: &str) -> bool {
     ENGINE.contains(&name)
         || GATEWAY.contains(&name)
         || crate::headers::is_reserved(name.as_bytes())
+}
+
+/// The nginx file sets `X-Forwarded-For` for this request (to a value, or to `""`: none), so
+/// the gateway does not write its own.
+pub fn sets_forwarded_for(flight: Option<&Flight>) -> bool {
+    flight.is_some_and(|f| f.proxy.set_names.iter().any(|n| n == "x-forwarded-for"))
 }
 
 /// The nginx file's timeouts for this location (`proxy_connect_timeout`,

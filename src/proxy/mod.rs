@@ -395,7 +395,7 @@ impl ProxyHttp for Gateway {
         }
         // Every header is in place (the nginx file's `proxy_set_header` included): one look at
         // the names says which of the steps below have anything to do.
-        let gateway_xff = ctx.client_ip.is_some();
+        let gateway_xff = ctx.client_ip.is_some() && !nginx::sets_forwarded_for(ctx);
         let present = headers::Present::of(req, ctx.upgrade, gateway_xff);
         headers::strip_hop_by_hop(req, ctx.upgrade, &present);
         if let (false, Some(up)) = (present.host, ctx.upstream()) {
@@ -423,7 +423,7 @@ impl ProxyHttp for Gateway {
         // The headers the gateway sets follow the request's own on the wire, written once
         // rather than inserted into pingora's two header maps (values and name cases) that
         // nothing reads again; no other copy of them may stay in the map.
-        let xff = ctx.client_ip.map(|ip| {
+        let xff = ctx.client_ip.filter(|_| gateway_xff).map(|ip| {
             let prev = present
                 .forwarded_for
                 .then(|| req.headers.get(headers::names::X_FORWARDED_FOR))

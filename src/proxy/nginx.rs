@@ -73,6 +73,11 @@ pub(super) fn upstream_request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result
     Ok(())
 }
 
+/// The nginx file writes this request's `X-Forwarded-For` itself.
+pub(super) fn sets_forwarded_for(ctx: &Ctx) -> bool {
+    nginx::upstream::sets_forwarded_for(ctx.nginx.as_deref())
+}
+
 pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
     response::request_body(ctx.nginx.as_deref_mut(), body)
 }

@@ -330,14 +330,26 @@ pub const GROUPS: &[Group] = &[
         body: "location /xff/ {\n\
                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                  proxy_pass http://{{UP}};\n\
+               }\n\
+               location /own/ {\n\
+                 proxy_set_header X-Forwarded-For $remote_addr;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location /none/ {\n\
+                 proxy_set_header X-Forwarded-For \"\";\n\
+                 proxy_pass http://{{UP}};\n\
                }",
         toml: None,
-        // Compared only where the file sets it: elsewhere the gateway adds its own on top.
+        // Compared only where the file sets it: elsewhere the gateway adds its own on top. A
+        // file that sets it to `$remote_addr` keeps a client's made-up list from the CRM.
         up_headers: &["host", "x-forwarded-for"],
         requests: &[
             "GET /xff/x",
             "GET /xff/x | X-Forwarded-For: 10.1.1.1",
             "GET /xff/x | X-Forwarded-For: 10.1.1.1, 10.2.2.2",
+            "GET /own/x | X-Forwarded-For: 10.1.1.1",
+            "GET /own/x",
+            "GET /none/x | X-Forwarded-For: 10.1.1.1",
         ],
     },
     Group {
