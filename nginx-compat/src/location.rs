@@ -102,6 +102,31 @@ impl Location {
         }
     }
 
+    /// The single argument of an nginx `location WORD { }`, read as `ngx_http_core_location`
+    /// reads it: a glued modifier (`=/p`, `^~/p`, `~re`, `~*re`) is split off and the rest is
+    /// the pattern verbatim, so a quoted `'/sp ace'` is one prefix with a space in it.
+    pub fn from_arg(word: &str) -> Result<Location, LocationError> {
+        let (m, p) = if let Some(p) = word.strip_prefix('=') {
+            (Modifier::Exact, p)
+        } else if let Some(p) = word.strip_prefix("^~") {
+            (Modifier::PrefixNoRegex, p)
+        } else if let Some(p) = word.strip_prefix("~*") {
+            (Modifier::RegexCaseless, p)
+        } else if let Some(p) = word.strip_prefix('~') {
+            (Modifier::Regex, p)
+        } else {
+            (Modifier::Prefix, word)
+        };
+        if p.is_empty() {
+            return Err(if word.is_empty() {
+                LocationError::Empty
+            } else {
+                LocationError::MissingPattern(word.to_string())
+            });
+        }
+        Location::new(m, p)
+    }
+
     /// Build from parts (the nginx-config parser already has the words split).
     pub fn new(modifier: Modifier, pattern: &str) -> Result<Location, LocationError> {
         let regex = if modifier.is_regex() {

@@ -404,3 +404,32 @@ fn bad_config_errors_name_the_position() {
     let e = Config::parse("x.conf", "server { error_page 200 /x; }").unwrap_err();
     assert!(e.to_string().contains("between 300 and 599"), "{e}");
 }
+
+/// A quoted location argument is one word: `location '/sp ace'` is a prefix with a space,
+/// and a glued modifier keeps the rest verbatim (`'~* ^/S P$'` is the regex " ^/S P$").
+#[test]
+fn quoted_location_names_keep_their_spaces() {
+    check(
+        &[
+            (
+                "location '/sp ace' { return 200 sp; } location / { return 200 root; }",
+                "GET",
+                "/sp%20ace/x",
+                "200 \"sp\"",
+            ),
+            (
+                "location = '/sp ace' { return 200 sp; } location / { return 200 root; }",
+                "GET",
+                "/sp%20ace",
+                "200 \"sp\"",
+            ),
+            (
+                "location '~* ^/S P$' { return 200 re; } location / { return 200 root; }",
+                "GET",
+                "/s%20p",
+                "200 \"root\"",
+            ),
+        ],
+        &NoFiles,
+    );
+}

@@ -242,7 +242,7 @@ impl Builder {
             Head::Named(a[0].to_owned())
         } else {
             let location = match a.as_slice() {
-                [one] => Location::parse(one),
+                [one] => Location::from_arg(one),
                 [m, p] => {
                     let m = match *m {
                         "=" => Modifier::Exact,
