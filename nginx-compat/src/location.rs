@@ -225,23 +225,12 @@ impl<T> LocationSet<T> {
     /// Duplicate exact or prefix locations are an error, as nginx's "duplicate location"
     /// (a `^~ /p` and a `/p` are duplicates; `= /p` next to `/p` is not).
     pub fn new(locations: Vec<(Location, T)>) -> Result<Self, LocationError> {
-        let mut statics = Vec::new();
-        let mut regexes = Vec::new();
-        for (i, (loc, _)) in locations.iter().enumerate() {
-            if loc.modifier.is_regex() {
-                regexes.push(i);
-                continue;
-            }
-            let exact = loc.modifier == Modifier::Exact;
-            let dup = statics.iter().any(|&j: &usize| {
-                let other: &Location = &locations[j].0;
-                other.pattern == loc.pattern && (other.modifier == Modifier::Exact) == exact
-            });
-            if dup {
-                return Err(LocationError::Duplicate(loc.pattern.clone()));
-            }
-            statics.push(i);
+        if let Some(i) = Self::first_duplicate(&locations) {
+            return Err(LocationError::Duplicate(locations[i].0.pattern.clone()));
         }
+        let (regexes, statics): (Vec<usize>, Vec<usize>) =
+            (0..locations.len()).partition(|&i| locations[i].0.modifier.is_regex());
+        let mut statics = statics;
         // Longest first; among equal names the exact one first so it wins an exact path.
         statics.sort_by(|&a, &b| {
             let (la, lb) = (&locations[a].0, &locations[b].0);
@@ -256,6 +245,23 @@ impl<T> LocationSet<T> {
             statics,
             regexes,
             auto_redirect,
+        })
+    }
+
+    /// The index of the first location that repeats an earlier one (the one nginx names in
+    /// "duplicate location"), if any.
+    pub fn first_duplicate(locations: &[(Location, T)]) -> Option<usize> {
+        // `^~ /p` and `/p` are one name; `= /p` is another.
+        let same = |a: &Location, b: &Location| {
+            a.pattern == b.pattern
+                && (a.modifier == Modifier::Exact) == (b.modifier == Modifier::Exact)
+        };
+        (0..locations.len()).find(|&i| {
+            let l = &locations[i].0;
+            !l.modifier.is_regex()
+                && locations[..i]
+                    .iter()
+                    .any(|(o, _)| !o.modifier.is_regex() && same(o, l))
         })
     }
 

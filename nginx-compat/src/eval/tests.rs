@@ -405,6 +405,80 @@ fn bad_config_errors_name_the_position() {
     assert!(e.to_string().contains("between 300 and 599"), "{e}");
 }
 
+/// `ngx_http_core_location`'s nesting rules; each error is the one `nginx -t` prints, at the
+/// nested location's line.
+#[test]
+fn nested_locations_follow_nginx_rules() {
+    for (body, want) in [
+        (
+            "location /b/ {\n location /c/ { return 200 c; } }",
+            Err("x.conf:2:2: location \"/c/\" is outside location \"/b/\""),
+        ),
+        (
+            "location /a/ {\n location /a { }\n}",
+            Err("x.conf:2:2: location \"/a\" is outside location \"/a/\""),
+        ),
+        (
+            "location /a/ {\n location /A/b { }\n}",
+            Err("x.conf:2:2: location \"/A/b\" is outside location \"/a/\""),
+        ),
+        (
+            "location /a {\n location = /b { }\n}",
+            Err("x.conf:2:2: location \"/b\" is outside location \"/a\""),
+        ),
+        (
+            "location ~ ^/a {\n location /a/b { }\n}",
+            Err("x.conf:2:2: location \"/a/b\" is outside location \"^/a\""),
+        ),
+        (
+            "location = /b {\n location /b/c { }\n}",
+            Err("x.conf:2:2: location \"/b/c\" cannot be inside the exact location \"/b\""),
+        ),
+        (
+            "location @n {\n location /b/c { }\n}",
+            Err("x.conf:2:2: location \"/b/c\" cannot be inside the named location \"@n\""),
+        ),
+        (
+            "location /b/ {\n location @x { }\n}",
+            Err("x.conf:2:2: named location \"@x\" can be on the server level only"),
+        ),
+        ("location ~ ^/a { location ^/a/b { } }", Ok(())),
+        ("location /a { location ~ ^/zz { } }", Ok(())),
+        (
+            "location /a { location = /a/x { } location ^~ /ab { } location /a { } }",
+            Ok(()),
+        ),
+    ] {
+        let got = Config::parse("x.conf", &format!("server {{ {body} }}"))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert_eq!(got, want.map_err(String::from), "{body}");
+    }
+}
+
+/// nginx names the second of two equal locations, where it is written, not the level that
+/// holds them (for a server the gateway makes up, that level has no line of its own).
+#[test]
+fn duplicate_locations_are_reported_where_written() {
+    for (body, want) in [
+        (
+            "location /x { }\nlocation /y { }\nlocation /x { }",
+            "x.conf:4:1: duplicate location \"/x\"",
+        ),
+        (
+            "location /a/ {\n location /a/x { }\n location ^~ /a/x { } }",
+            "x.conf:4:2: duplicate location \"/a/x\"",
+        ),
+        (
+            "location = /e { }\nlocation /e { }\nlocation =/e { }",
+            "x.conf:4:1: duplicate location \"/e\"",
+        ),
+    ] {
+        let e = Config::parse("x.conf", &format!("server {{\n{body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+}
+
 /// A quoted location argument is one word: `location '/sp ace'` is a prefix with a space,
 /// and a glued modifier keeps the rest verbatim (`'~* ^/S P$'` is the regex " ^/S P$").
 #[test]

@@ -154,7 +154,7 @@ impl Builder {
                     nargs(c, |n| n >= 1)?;
                     listen.push(args(c).join(" "));
                 }
-                "location" => match self.location(c, &settings, Level::Server)? {
+                "location" => match self.location(c, &settings, None)? {
                     Located::Plain(l, conf) => locs.push((l, conf)),
                     Located::Named(conf) => {
                         if named.iter().any(|n| n.name() == conf.name()) {
@@ -168,7 +168,7 @@ impl Builder {
                 _ => self.body_directive(c, &mut root, Level::Server)?,
             }
         }
-        root.children = location_set(d, locs)?;
+        root.children = location_set(locs)?;
         Ok(Server {
             names,
             listen,
@@ -225,20 +225,16 @@ impl Builder {
         Ok(())
     }
 
+    /// A `location` block; `outer` is the enclosing location's head (None at the server level).
     fn location(
         &mut self,
         d: &Directive,
         parent: &Arc<Settings>,
-        level: Level,
+        outer: Option<&Head>,
     ) -> Result<Located, ParseError> {
         let a = args(d);
         let named = matches!(a.as_slice(), [one] if one.starts_with('@'));
         let head = if named {
-            if level != Level::Server {
-                return Err(d
-                    .pos
-                    .error("named location can be on the server level only"));
-            }
             Head::Named(a[0].to_owned())
         } else {
             let location = match a.as_slice() {
@@ -269,6 +265,9 @@ impl Builder {
             }
             Head::Location(location)
         };
+        if let Some(outer) = outer {
+            nesting(d, outer, &head)?;
+        }
         let Some(block) = &d.block else {
             return Err(d.pos.error("directive \"location\" has no opening \"{\""));
         };
@@ -290,29 +289,15 @@ impl Builder {
         let mut kids = Vec::new();
         for c in block {
             if c.name == "location" {
-                if named {
-                    return Err(c
-                        .pos
-                        .error("location is not allowed inside the named location"));
-                }
-                if let Head::Location(l) = &head {
-                    if l.modifier() == Modifier::Exact {
-                        return Err(c.pos.error(format!(
-                            "location \"{}\" cannot be inside the exact location \"{}\"",
-                            args(c).join(" "),
-                            l.pattern()
-                        )));
-                    }
-                }
-                match self.location(c, &settings, Level::Location)? {
+                match self.location(c, &settings, Some(&head))? {
                     Located::Plain(l, k) => kids.push((l, k)),
-                    Located::Named(_) => unreachable!("refused above"),
+                    Located::Named(_) => unreachable!("refused by nesting()"),
                 }
                 continue;
             }
             self.body_directive(c, &mut conf, this)?;
         }
-        conf.children = location_set(d, kids)?;
+        conf.children = location_set(kids)?;
         Ok(match head {
             Head::Location(l) => Located::Plain(l, conf),
             _ => Located::Named(conf),
@@ -456,19 +441,61 @@ enum Located {
     Named(LocConf),
 }
 
+/// The nesting rules of `ngx_http_core_location`, checked in its order: nothing inside an
+/// exact or a named location, named locations only on the server level, and a nested
+/// exact or prefix location must begin with its parent's name (byte for byte, whatever the
+/// parent's kind: under a regex location that is the regex's text). Only a nested regex may
+/// name anything.
+fn nesting(d: &Directive, outer: &Head, head: &Head) -> Result<(), ParseError> {
+    let name = match head {
+        Head::Named(n) => n.as_str(),
+        Head::Location(l) => l.pattern(),
+        Head::Server => "",
+    };
+    let (parent, exact) = match outer {
+        Head::Server => return Ok(()),
+        Head::Named(n) => {
+            return Err(d.pos.error(format!(
+                "location \"{name}\" cannot be inside the named location \"{n}\""
+            )))
+        }
+        Head::Location(l) => (l.pattern(), l.modifier() == Modifier::Exact),
+    };
+    if exact {
+        return Err(d.pos.error(format!(
+            "location \"{name}\" cannot be inside the exact location \"{parent}\""
+        )));
+    }
+    match head {
+        Head::Named(_) => Err(d.pos.error(format!(
+            "named location \"{name}\" can be on the server level only"
+        ))),
+        Head::Location(l) if !l.modifier().is_regex() && !name.starts_with(parent) => {
+            Err(d.pos.error(format!(
+                "location \"{name}\" is outside location \"{parent}\""
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A location set with nginx's auto-redirect flags: a `proxy_pass` location whose name ends
-/// in '/' answers its name without the slash with a 301.
-fn location_set(
-    d: &Directive,
-    locs: Vec<(Location, LocConf)>,
-) -> Result<LocationSet<LocConf>, ParseError> {
+/// in '/' answers its name without the slash with a 301. A duplicate is reported where it is
+/// written, as nginx's `duplicate location "/x" in FILE:LINE`.
+fn location_set(locs: Vec<(Location, LocConf)>) -> Result<LocationSet<LocConf>, ParseError> {
+    if let Some(i) = LocationSet::first_duplicate(&locs) {
+        let (l, c) = &locs[i];
+        return Err(c
+            .pos
+            .error(format!("duplicate location \"{}\"", l.pattern())));
+    }
     let auto: Vec<bool> = locs
         .iter()
         .map(|(l, c)| {
             c.proxy_pass.is_some() && !l.modifier().is_regex() && l.pattern().ends_with('/')
         })
         .collect();
-    let mut set = LocationSet::new(locs).map_err(|e| d.pos.error(e.to_string()))?;
+    let mut set = LocationSet::new(locs).expect("duplicates refused above");
     for (i, on) in auto.into_iter().enumerate() {
         set.set_auto_redirect(i, on);
     }
