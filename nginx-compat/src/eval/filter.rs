@@ -42,7 +42,7 @@ impl Server {
         last_modified: Option<i64>,
         now: i64,
     ) -> Vec<HeaderEdit> {
-        let s = self.settings(&state.loc);
+        let s = self.settings_for(state);
         let safe = safe_status(status);
         let mut out = Vec::new();
         if safe && s.expires != Expires::Off {

@@ -72,6 +72,11 @@ pub struct State {
     pub location: Option<Vec<u8>>,
     /// The configuration level that handles the request.
     pub loc: LocRef,
+    /// The `if` block of that level whose condition was true last (an index into its
+    /// [`LocConf::ifs`]): its configuration is the request's from then on, as nginx's
+    /// `ngx_http_script_if_code` switches `r->loc_conf`. Use [`Server::conf_for`] and
+    /// [`Server::settings_for`] for what applies.
+    pub if_block: Option<usize>,
 }
 
 /// What to do with the request.
@@ -194,6 +199,7 @@ impl Server {
             err_status: None,
             location: None,
             loc: LocRef::default(),
+            if_block: None,
         };
         let flow = match normalize_path(raw_path) {
             Ok(uri) => {
@@ -241,8 +247,22 @@ impl Server {
         }
     }
 
+    /// The configuration a request in `st` is at: its location's, or that of the location's
+    /// `if` block whose condition was true.
+    pub fn conf_for(&self, st: &State) -> Option<&LocConf> {
+        let conf = self.conf(&st.loc)?;
+        Some(st.if_block.and_then(|i| conf.ifs.get(i)).unwrap_or(conf))
+    }
+
+    /// The settings that apply to a request in `st` (the response filters', `gzip`, the
+    /// proxy's): those of [`Server::conf_for`], the server's own when it names nothing.
+    pub fn settings_for(&self, st: &State) -> &Settings {
+        self.conf_for(st)
+            .map_or(&self.root.settings, |c| &c.settings)
+    }
+
     fn here<'s>(&'s self, cx: &Ctx<'_>) -> &'s LocConf {
-        self.conf(&cx.st.loc).unwrap_or(&self.root)
+        self.conf_for(&cx.st).unwrap_or(&self.root)
     }
 
     fn server_rewrite(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
@@ -265,6 +285,7 @@ impl Server {
             find::Found::Nothing => (Vec::new(), false),
         };
         cx.st.loc = LocRef::Path(path);
+        cx.st.if_block = None;
         let conf = self.here(cx);
         if conf.settings.internal && !cx.st.internal {
             return Flow::Finalize(404);
@@ -323,6 +344,7 @@ impl Server {
         cx.st.add_uri_to_alias = false;
         cx.st.valid_location = true;
         cx.st.loc = LocRef::default();
+        cx.st.if_block = None;
         Flow::Step(Step::ServerRewrite)
     }
 
@@ -337,6 +359,7 @@ impl Server {
         };
         cx.st.internal = true;
         cx.st.loc = LocRef::Named(i);
+        cx.st.if_block = None;
         Flow::Step(Step::Rewrite)
     }
 

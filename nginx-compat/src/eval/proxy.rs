@@ -103,7 +103,7 @@ impl Server {
         status: u16,
         fs: &dyn FileSystem,
     ) -> Option<Action> {
-        let s = self.settings(&p.state.loc);
+        let s = self.settings_for(&p.state);
         let intercept = status >= 300
             && s.proxy.intercept_errors
             && s.error_pages.iter().any(|e| e.status == status);
@@ -126,7 +126,7 @@ impl Server {
     /// (made absolute as nginx's header filter does) when a rule rewrote it, `None` to pass it
     /// as it is.
     pub fn proxy_redirect(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
-        let conf = self.conf(&p.state.loc)?;
+        let conf = self.conf_for(&p.state)?;
         let cx = Ctx {
             req,
             server: self,

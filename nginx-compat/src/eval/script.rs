@@ -43,11 +43,18 @@ pub(super) fn run(stmts: &[Stmt], cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> End 
                 }
                 return End::Stop;
             }
-            Stmt::If { cond, body } => match test(cond, cx, fs) {
-                Ok(true) => match run(body, cx, fs) {
-                    End::Continue => {}
-                    other => return other,
-                },
+            Stmt::If { cond, body, conf } => match test(cond, cx, fs) {
+                Ok(true) => {
+                    // ngx_http_script_if_code: the block's configuration becomes the
+                    // request's, and stays so after the block (the script goes on).
+                    if conf.is_some() {
+                        cx.st.if_block = *conf;
+                    }
+                    match run(body, cx, fs) {
+                        End::Continue => {}
+                        other => return other,
+                    }
+                }
                 Ok(false) => {}
                 Err(()) => return End::Flow(Flow::Finalize(500)),
             },

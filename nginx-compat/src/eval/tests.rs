@@ -507,3 +507,170 @@ fn quoted_location_names_keep_their_spaces() {
         &NoFiles,
     );
 }
+
+/// `check` with request headers (`Name: value` lines after the URI, `|`-separated), showing
+/// the headers `add_header`/`expires` put on the answer after it in brackets.
+fn check_headers(cases: &[(&str, &str, &str)], fs: &dyn FileSystem) {
+    for (body, request, want) in cases {
+        let cfg = Config::parse(
+            "t.conf",
+            &format!("server {{ server_name localhost; {body} }}"),
+        )
+        .unwrap();
+        assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+        let mut parts = request.split(" | ");
+        let (method, uri) = parts.next().unwrap().split_once(' ').unwrap();
+        let mut req = Request::get(uri, "localhost");
+        req.method = method.into();
+        for h in parts {
+            let (n, v) = h.split_once(": ").unwrap();
+            req.headers.push((n.into(), v.as_bytes().to_vec()));
+        }
+        let server = &cfg.servers[0];
+        let action = server.handle(&req, fs);
+        let mut got = show(&action);
+        let status = match &action {
+            Action::Respond(r) => r.status,
+            Action::File(f) => f.status,
+            _ => 0,
+        };
+        if let Some(st) = action.state() {
+            let edits = server.response_headers(&req, st, status, None, 0);
+            let shown: Vec<String> = edits
+                .iter()
+                .map(|e| format!("{}: {}", e.name, String::from_utf8_lossy(&e.value)))
+                .collect();
+            if !shown.is_empty() {
+                got.push_str(&format!(" [{}]", shown.join(", ")));
+            }
+        }
+        assert_eq!(&got, want, "{body}\n  {request}");
+    }
+}
+
+/// A true `if` in a location makes its block's nameless configuration the request's, and it
+/// stays so after the block (`ngx_http_script_if_code`): `try_files` is not inherited into it
+/// (so it is gone), `add_header` is inherited only when the block has none, `root`, `expires`
+/// and `error_page` set in the block apply, and `proxy_pass` (with its URI part) is
+/// inherited. Checked against nginx 1.22.
+#[test]
+fn a_true_if_in_a_location_takes_its_own_configuration() {
+    const UA_SPA: &str = "root /srv/spa; location / { \
+        if ($http_user_agent ~* \"(iphone|android)\") { rewrite ^/$ /sub/index.html break; } \
+        try_files $uri $uri/ /index.html; }";
+    const CORS: &str = "location /api/ { add_header X-Loc api; \
+        if ($request_method = OPTIONS) { \
+            add_header Access-Control-Allow-Origin *; \
+            add_header Access-Control-Allow-Methods 'GET, POST, OPTIONS'; \
+            add_header Access-Control-Max-Age 1728000 always; \
+            return 204; } \
+        return 200 api; }";
+    const HEADERS: &str = "add_header X-Server s; location /h/ { add_header X-Loc h; \
+        if ($arg_a) { add_header X-A a; } if ($arg_b) { expires epoch; } \
+        if ($arg_c) { add_header X-C c always; return 404; } return 200 h; }";
+    check_headers(
+        &[
+            (UA_SPA, "GET /x/y | User-Agent: iPhone", "404"),
+            (UA_SPA, "GET /x/y", "200 file /srv/spa/index.html"),
+            (UA_SPA, "GET /app.js | User-Agent: iPhone", "200 file /srv/spa/app.js"),
+            (
+                "root /srv/spa; location /r/ { if ($arg_x) { set $d 1; } try_files $uri /app.js; }",
+                "GET /r/z?x=1",
+                "404",
+            ),
+            (
+                "root /srv/spa; location /r/ { if ($arg_x) { set $d 1; } try_files $uri /app.js; }",
+                "GET /r/z",
+                "200 file /srv/spa/app.js",
+            ),
+            (
+                CORS,
+                "OPTIONS /api/x",
+                "204 empty [Access-Control-Allow-Origin: *, \
+                 Access-Control-Allow-Methods: GET, POST, OPTIONS, \
+                 Access-Control-Max-Age: 1728000]",
+            ),
+            (CORS, "GET /api/x", "200 \"api\" [X-Loc: api]"),
+            (HEADERS, "GET /h/", "200 \"h\" [X-Loc: h]"),
+            (HEADERS, "GET /h/?a=1", "200 \"h\" [X-A: a]"),
+            (
+                HEADERS,
+                "GET /h/?b=1",
+                "200 \"h\" [Expires: Thu, 01 Jan 1970 00:00:01 GMT, \
+                 Cache-Control: no-cache, X-Loc: h]",
+            ),
+            // The last true `if` is the one whose configuration applies.
+            (HEADERS, "GET /h/?a=1&b=1", "200 \"h\" [Expires: Thu, 01 Jan 1970 00:00:01 GMT, Cache-Control: no-cache, X-Loc: h]"),
+            (HEADERS, "GET /h/?a=1&c=1", "404 [X-C: c]"),
+            (
+                "location /s/ { if ($arg_alt) { root /srv/alias; error_page 404 = /nf; } \
+                 rewrite ^/s/(.*)$ /$1 break; } location = /nf { return 200 nf; }",
+                "GET /s/x.txt?alt=1",
+                "200 file /srv/alias/x.txt",
+            ),
+            (
+                "location /s/ { if ($arg_alt) { root /srv/alias; error_page 404 = /nf; } \
+                 rewrite ^/s/(.*)$ /$1 break; } location = /nf { return 200 nf; }",
+                "GET /s/none?alt=1",
+                "200 \"nf\"",
+            ),
+            (
+                "location /api/ { proxy_pass http://b/; if ($arg_x) { set $d 1; } }",
+                "GET /api/x?x=1",
+                "proxy b /x?x=1",
+            ),
+            // The script goes on after the block: a later `return` still answers.
+            (
+                "location /own/ { if ($arg_x) { proxy_pass http://b; } return 200 no; }",
+                "GET /own/x?x=1",
+                "200 \"no\"",
+            ),
+            (
+                "location /own/ { if ($arg_x) { proxy_pass http://b; } try_files $uri =404; }",
+                "GET /own/x?x=1",
+                "proxy b /own/x?x=1",
+            ),
+        ],
+        &SPA,
+    );
+}
+
+/// What nginx allows in an `if` (NGX_HTTP_LIF_CONF, NGX_HTTP_SIF_CONF), with its messages.
+#[test]
+fn if_blocks_refuse_what_nginx_refuses() {
+    for (body, want) in [
+        (
+            "location / { if ($a) {\n try_files $uri =404; } }",
+            "x.conf:2:2: \"try_files\" directive is not allowed here",
+        ),
+        (
+            "location / { if ($a) {\n if ($b) { return 200; } } }",
+            "x.conf:2:2: \"if\" directive is not allowed here",
+        ),
+        (
+            "location / { if ($a) {\n proxy_set_header X 1; } }",
+            "x.conf:2:2: \"proxy_set_header\" directive is not allowed here",
+        ),
+        (
+            "location / { if ($a) {\n alias /x/; } }",
+            "x.conf:2:2: \"alias\" directive is not allowed here",
+        ),
+        (
+            "if ($a) {\n add_header X 1; }",
+            "x.conf:2:2: \"add_header\" directive is not allowed here",
+        ),
+        (
+            "if ($a) {\n root /x; }",
+            "x.conf:2:2: \"root\" directive is not allowed here",
+        ),
+    ] {
+        let e = Config::parse("x.conf", &format!("server {{ {body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+    let e = Config::parse(
+        "x.conf",
+        "server { location / { if ($a) { proxy_pass http://b/x; } } }",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("inside \"if\" statement"), "{e}");
+}

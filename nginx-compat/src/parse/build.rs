@@ -47,6 +47,8 @@ pub(super) enum Level {
     Server,
     Location,
     Named,
+    /// An `if` block in a location (nginx's `NGX_HTTP_LIF_CONF`).
+    If,
 }
 
 impl Builder {
@@ -140,6 +142,7 @@ impl Builder {
             try_files: None,
             limit_except: None,
             children: LocationSet::new(Vec::new()).expect("empty set"),
+            ifs: Vec::new(),
             pos: d.pos.clone(),
         };
         let (mut names, mut listen, mut locs, mut named) =
@@ -217,7 +220,13 @@ impl Builder {
                 conf.limit_except = Some(self.limit_except(c, &conf.settings)?);
             }
             _ => {
-                if let Some(st) = self.stmt(c)? {
+                // On the server level an `if` has no configuration of its own.
+                let mut host = (level != Level::Server).then(|| IfHost {
+                    head: &conf.head,
+                    settings: conf.settings.clone(),
+                    ifs: &mut conf.ifs,
+                });
+                if let Some(st) = self.stmt(c, host.as_mut())? {
                     conf.stmts.push(st);
                 }
             }
@@ -284,6 +293,7 @@ impl Builder {
             try_files: None,
             limit_except: None,
             children: LocationSet::new(Vec::new()).expect("empty set"),
+            ifs: Vec::new(),
             pos: d.pos.clone(),
         };
         let mut kids = Vec::new();
@@ -298,6 +308,7 @@ impl Builder {
             self.body_directive(c, &mut conf, this)?;
         }
         conf.children = location_set(kids)?;
+        inherit_into_ifs(&mut conf);
         Ok(match head {
             Head::Location(l) => Located::Plain(l, conf),
             _ => Located::Named(conf),
@@ -358,8 +369,63 @@ impl Builder {
         Ok(LimitExcept { methods, access })
     }
 
+    /// The block of an `if` in a location, read as `ngx_http_rewrite_if` reads it: a
+    /// nameless location configuration merged from the enclosing one, in which `root`,
+    /// `error_page`, `add_header`, `expires`, `gzip` and a `proxy_pass` without a URI may be
+    /// set, and whose statements run in the enclosing location's script.
+    fn if_block(
+        &mut self,
+        d: &Directive,
+        block: &[Directive],
+        host: &mut IfHost<'_>,
+    ) -> Result<(Vec<Stmt>, usize), ParseError> {
+        let mut settings = Settings::clone(&host.settings);
+        self.settings(block, &mut settings, Level::If)?;
+        let settings = Arc::new(settings);
+        let index = host.ifs.len();
+        host.ifs.push(LocConf {
+            head: host.head.clone(),
+            stmts: Vec::new(),
+            settings: settings.clone(),
+            proxy_pass: None,
+            try_files: None,
+            limit_except: None,
+            children: LocationSet::new(Vec::new()).expect("empty set"),
+            ifs: Vec::new(),
+            pos: d.pos.clone(),
+        });
+        let mut body = Vec::new();
+        for c in block {
+            match c.name.as_str() {
+                n if is_setting(n) => {}
+                "proxy_pass" => {
+                    if host.ifs[index].proxy_pass.is_some() {
+                        return Err(c.pos.error("\"proxy_pass\" directive is duplicate"));
+                    }
+                    let pass = proxy_args::proxy_pass(c, false)?;
+                    if let PassKind::Dynamic(t) = &pass.kind {
+                        self.uses(c, t);
+                    }
+                    host.ifs[index].proxy_pass = Some(pass);
+                }
+                // `if` is not among them: nginx has no nested `if`.
+                "try_files" | "limit_except" | "location" | "if" => return Err(not_allowed(c)),
+                _ => {
+                    if let Some(st) = self.stmt(c, None)? {
+                        body.push(st);
+                    }
+                }
+            }
+        }
+        Ok((body, index))
+    }
+
     /// A rewrite-module statement, or None after recording an unsupported directive.
-    fn stmt(&mut self, d: &Directive) -> Result<Option<Stmt>, ParseError> {
+    fn stmt(
+        &mut self,
+        d: &Directive,
+        host: Option<&mut IfHost<'_>>,
+    ) -> Result<Option<Stmt>, ParseError> {
         let st = match d.name.as_str() {
             "rewrite" => {
                 let rw = script_args::rewrite(d)?;
@@ -419,13 +485,37 @@ impl Builder {
                 if let Some(v) = var {
                     self.used.push((v, d.name.clone(), d.pos.clone()));
                 }
-                let mut body = Vec::new();
-                for c in block {
-                    if let Some(st) = self.stmt(c)? {
-                        body.push(st);
+                match host {
+                    Some(host) => {
+                        let (body, index) = self.if_block(d, block, host)?;
+                        Stmt::If {
+                            cond,
+                            body,
+                            conf: Some(index),
+                        }
+                    }
+                    None => {
+                        let mut body = Vec::new();
+                        for c in block {
+                            if is_setting(&c.name)
+                                || matches!(
+                                    c.name.as_str(),
+                                    "proxy_pass" | "try_files" | "location" | "if"
+                                )
+                            {
+                                return Err(not_allowed(c));
+                            }
+                            if let Some(st) = self.stmt(c, None)? {
+                                body.push(st);
+                            }
+                        }
+                        Stmt::If {
+                            cond,
+                            body,
+                            conf: None,
+                        }
                     }
                 }
-                Stmt::If { cond, body }
             }
             _ => {
                 self.unsupported(d, None);
@@ -433,6 +523,33 @@ impl Builder {
             }
         };
         Ok(Some(st))
+    }
+}
+
+/// Where an `if` in a location is written: the location whose configuration the block's is
+/// merged from, and its list of `if` configurations.
+struct IfHost<'a> {
+    head: &'a Head,
+    settings: Arc<Settings>,
+    ifs: &'a mut Vec<LocConf>,
+}
+
+/// `"x" directive is not allowed here`, as nginx says of a directive outside its contexts.
+pub(super) fn not_allowed(d: &Directive) -> ParseError {
+    d.pos
+        .error(format!("\"{}\" directive is not allowed here", d.name))
+}
+
+/// What a location's `if` blocks take from it once the whole location is read (its
+/// `proxy_pass` may come after the `if`): `ngx_http_proxy_merge_loc_conf` gives a nameless
+/// location the enclosing upstream when it names none, and `limit_except` is merged as every
+/// core setting is. `try_files` is never merged, so a true `if` drops it.
+fn inherit_into_ifs(conf: &mut LocConf) {
+    for c in &mut conf.ifs {
+        if c.proxy_pass.is_none() {
+            c.proxy_pass = conf.proxy_pass.clone();
+        }
+        c.limit_except = conf.limit_except.clone();
     }
 }
 

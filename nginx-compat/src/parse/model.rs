@@ -334,9 +334,23 @@ pub enum FileTest {
 #[derive(Debug, Clone)]
 pub enum Stmt {
     Rewrite(Rewrite),
-    Return { code: u16, text: Option<Template> },
-    Set { name: String, value: Template },
-    If { cond: Cond, body: Vec<Stmt> },
+    Return {
+        code: u16,
+        text: Option<Template>,
+    },
+    Set {
+        name: String,
+        value: Template,
+    },
+    If {
+        cond: Cond,
+        body: Vec<Stmt>,
+        /// In a location: the index of the block's configuration in the location's
+        /// [`LocConf::ifs`], which a true condition makes the request's (nginx's
+        /// `r->loc_conf = if_code->loc_conf`). None on the server level, where nginx gives an
+        /// `if` no configuration of its own.
+        conf: Option<usize>,
+    },
     Break,
 }
 
@@ -396,6 +410,11 @@ pub struct LocConf {
     pub try_files: Option<TryFiles>,
     pub limit_except: Option<LimitExcept>,
     pub children: LocationSet<LocConf>,
+    /// The configurations of the level's `if` blocks, in the order written:
+    /// nginx makes each a nameless location merged from the enclosing level. It has the
+    /// enclosing location's name; its settings are inherited unless the block sets them
+    /// (`add_header` lists replace, not extend); `proxy_pass` is inherited, `try_files` is not.
+    pub ifs: Vec<LocConf>,
     pub pos: Pos,
 }
 
@@ -466,7 +485,8 @@ impl Server {
         }
     }
 
-    /// The settings that apply at `at` (the server's own when it names nothing).
+    /// The settings of the level `at` names (the server's own when it names nothing); a
+    /// request inside a true `if` block has that block's: see `Server::settings_for`.
     pub fn settings(&self, at: &LocRef) -> &Settings {
         self.conf(at).map_or(&self.root.settings, |c| &c.settings)
     }

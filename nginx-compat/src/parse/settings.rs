@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::build::{Builder, Level};
+use super::build::{not_allowed, Builder, Level};
 use super::directives::{self as dir, args, nargs, no_block, on_off, template};
 use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings};
 use super::proxy_args;
@@ -37,6 +37,15 @@ impl Builder {
                 continue;
             }
             no_block(d)?;
+            // The settings nginx allows in an `if` in a location (NGX_HTTP_LIF_CONF).
+            if level == Level::If
+                && !matches!(
+                    d.name.as_str(),
+                    "root" | "error_page" | "add_header" | "expires" | "gzip"
+                )
+            {
+                return Err(not_allowed(d));
+            }
             match d.name.as_str() {
                 "root" | "alias" => {
                     nargs(d, |n| n == 1)?;

@@ -335,4 +335,35 @@ pub const GROUPS: &[Group] = &[
             "PATCH /local/x",
         ],
     ),
+    Group::new(
+        "if-configuration-proxy",
+        r#"
+            location /api/ {
+                proxy_pass http://{{UP}}/;
+                if ($arg_x) { set $d 1; }
+            }
+            location /b/ {
+                if ($arg_x) { add_header X-If b; }
+                proxy_pass http://{{UP}}/u/;
+                add_header X-Loc b;
+            }
+            location /own/ {
+                if ($arg_x) { proxy_pass http://{{UP}}; }
+                return 200 "no if";
+            }
+            location /files/ {
+                if ($arg_x) { proxy_pass http://{{UP}}; }
+                try_files $uri =404;
+            }"#,
+        &[
+            "GET /api/x?x=1",
+            "GET /api/x",
+            "GET /b/x?x=1",
+            "GET /b/x",
+            "GET /own/x?x=1",
+            "GET /own/x",
+            "GET /files/x?x=1",
+            "GET /files/x",
+        ],
+    ),
 ];

@@ -351,4 +351,61 @@ pub const GROUPS: &[Group] = &[
             "GET /plain",
         ],
     ),
+    Group::new(
+        "if-configuration",
+        r#"
+            root {{ROOT}}/www;
+            add_header X-Server server;
+            location / {
+                if ($http_user_agent ~* "(iphone|android)") {
+                    rewrite ^/$ /spa/index.html break;
+                }
+                try_files $uri $uri/ /index.html;
+            }
+            location /r/ { if ($arg_x) { set $d 1; } try_files $uri /app.js; }
+            location /api/ {
+                add_header X-Loc api;
+                if ($request_method = OPTIONS) {
+                    add_header Access-Control-Allow-Origin *;
+                    add_header Access-Control-Allow-Methods 'GET, POST, OPTIONS';
+                    add_header Access-Control-Max-Age 1728000 always;
+                    return 204;
+                }
+                return 200 "api";
+            }
+            location /h/ {
+                add_header X-Loc h;
+                if ($arg_a) { add_header X-A a; }
+                if ($arg_b) { expires 1h; }
+                if ($arg_c) { add_header X-C c always; return 404; }
+                return 200 "h";
+            }
+            location /root/ {
+                if ($arg_alt) { root {{ROOT}}/www/spa; error_page 404 = /fallback; }
+                rewrite ^/root/(.*)$ /$1 break;
+            }
+            location = /fallback { return 200 "fallback"; }"#,
+        &[
+            "GET /x/y | User-Agent: iPhone",
+            "GET /x/y",
+            "GET / | User-Agent: Android",
+            "GET /app.js | User-Agent: iPhone",
+            "GET /r/z?x=1",
+            "GET /r/z",
+            "OPTIONS /api/x",
+            "GET /api/x",
+            "POST /api/x | Content-Length: 1",
+            "GET /h/",
+            "GET /h/?a=1",
+            "GET /h/?b=1",
+            "GET /h/?a=1&b=1",
+            "GET /h/?c=1",
+            "GET /h/?a=1&c=1",
+            "GET /root/index.html",
+            "GET /root/index.html?alt=1",
+            "GET /root/main.js?alt=1",
+            "GET /root/main.js",
+            "GET /root/nope.js?alt=1",
+        ],
+    ),
 ];
