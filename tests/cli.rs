@@ -196,6 +196,33 @@ fn a_second_included_server_block_is_refused_where_it_is() {
     );
 }
 
+/// An `if` block's own `proxy_pass` is checked at load like a location's.
+#[test]
+fn an_if_blocks_proxy_pass_to_an_unknown_upstream_is_refused_at_load() {
+    let dir = TempDir::new("cli-if-upstream");
+    std::fs::write(
+        dir.path().join("legacy.conf"),
+        "server {\n    location / {\n        if ($arg_old) {\n            proxy_pass http://legacy-crm;\n        }\n        proxy_pass http://crm;\n    }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!("{BASE}[nginx]\ninclude = [\"legacy.conf\"]\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("legacy.conf:4:") && stderr.contains("unknown upstream"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_lists_the_locations_inside_each_protected_area() {
     let dir = TempDir::new("cli-areas");

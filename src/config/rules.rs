@@ -513,5 +513,9 @@ fn check_targets(
     for (_, child) in conf.children.iter() {
         check_targets(child, rules, upstreams)?;
     }
+    // An `if` block's own `proxy_pass` too: found now, not by its first request.
+    for block in &conf.ifs {
+        check_targets(block, rules, upstreams)?;
+    }
     Ok(())
 }

@@ -189,7 +189,7 @@ async fn send(
         .server
         .response_headers(req, state, status, last_modified, now_secs());
     apply_edits(h, &edits);
-    gzip(session, rules.server.settings(&state.loc), h);
+    gzip(session, rules.server.settings_for(state), h);
     session.write_response_header(h.clone(), end).await?;
     Ok(status)
 }

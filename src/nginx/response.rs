@@ -336,7 +336,7 @@ pub fn upstream_response(
         super::answer::now_secs(),
     );
     apply_edits(resp, &edits);
-    let settings = server.settings(&f.proxy.state.loc);
+    let settings = server.settings_for(&f.proxy.state);
     gzip(session, settings, resp);
 }
 
@@ -357,7 +357,7 @@ pub fn request_body(flight: Option<&mut Flight>, chunk: Option<&bytes::Bytes>) -
     let max = f
         .rules
         .server
-        .settings(&f.proxy.state.loc)
+        .settings_for(&f.proxy.state)
         .client_max_body_size;
     if max != 0 && f.body_seen > max && f.pending.is_none() {
         let mut st = f.proxy.state.clone();

@@ -55,7 +55,7 @@ pub fn peer(flight: Option<&Flight>, peer: &mut HttpPeer) {
     let Some(f) = flight else {
         return;
     };
-    let p = &f.rules.server.settings(&f.proxy.state.loc).proxy;
+    let p = &f.rules.server.settings_for(&f.proxy.state).proxy;
     peer.options.connection_timeout = Some(p.connect_timeout);
     peer.options.read_timeout = Some(p.read_timeout);
     peer.options.write_timeout = Some(p.send_timeout);

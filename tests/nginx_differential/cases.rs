@@ -279,6 +279,43 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        // A true `if` in a location makes its block the request's configuration: the
+        // location's `try_files` is gone, the block's `add_header` list replaces the
+        // location's (the CORS preflight every CRM file has), `gzip` and `expires` apply.
+        name: "if-blocks",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location / {\n\
+                 if ($http_user_agent ~* \"(iphone|android)\") { rewrite ^/$ /spa/index.html break; }\n\
+                 try_files $uri $uri/ /index.html;\n\
+               }\n\
+               location /api/ {\n\
+                 add_header X-Loc api;\n\
+                 if ($request_method = OPTIONS) {\n\
+                   add_header Access-Control-Allow-Origin *;\n\
+                   add_header Access-Control-Allow-Methods 'GET, POST, OPTIONS';\n\
+                   return 204;\n\
+                 }\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location /js/ {\n\
+                 gzip_types text/plain application/javascript;\n\
+                 if ($arg_z) { gzip on; expires 1h; }\n\
+                 rewrite ^/js/(.*)$ /$1 break;\n\
+               }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /x/y | User-Agent: iPhone",
+            "GET /x/y",
+            "GET / | User-Agent: Android",
+            "OPTIONS /api/x",
+            "GET /api/x",
+            "GET /js/app.js?z=1 | Accept-Encoding: gzip",
+            "GET /js/app.js | Accept-Encoding: gzip",
+        ],
+    },
+    Group {
         name: "gzip",
         http: "",
         body: "root {{ROOT}}/www;\n\
