@@ -280,3 +280,74 @@ async fn a_file_that_shrinks_while_it_is_sent_ends_the_response_without_a_panic(
     assert_eq!(r.status(), 200, "the gateway still serves");
     assert!(!spa.gw.log().contains("panicked"), "{}", spa.gw.log());
 }
+
+/// A file kept where distributions keep it (`/etc/nginx/conf.d/crm.conf`, served by nginx
+/// with its prefix elsewhere): `root html/mobile` starts at `[nginx].prefix` as at nginx's
+/// `-p`, and `include proxy_params` at `[nginx].conf_dir`, the main `nginx.conf`'s directory.
+/// Without them a root that is not there is named when the config loads.
+#[tokio::test]
+async fn relative_roots_and_includes_start_where_nginx_starts_them() {
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("spa-layout");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("share/html/mobile")).unwrap();
+    std::fs::write(d.join("share/html/mobile/index.html"), INDEX).unwrap();
+    std::fs::create_dir_all(d.join("etc/conf.d")).unwrap();
+    std::fs::write(
+        d.join("etc/proxy_params"),
+        "proxy_set_header X-Real-IP $remote_addr;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("etc/conf.d/crm.conf"),
+        "server {\n\
+           location / {\n\
+             root html/mobile;\n\
+             try_files $uri $uri/ /index.html;\n\
+           }\n\
+           location /api/ {\n\
+             include proxy_params;\n\
+             proxy_pass http://crm;\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\nprefix = \"{}\"\nconf_dir = \"{}\"\n",
+        up.url(),
+        d.join("etc/conf.d/crm.conf").display(),
+        d.join("share").display(),
+        d.join("etc").display(),
+    ));
+    let c = client();
+    let resp = c.get(gw.url("/deep/link")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), INDEX);
+    let echo: Echo = c
+        .get(gw.url("/api/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"));
+
+    // Without prefix: the root is looked for beside the file, and the log says so at load.
+    std::fs::write(
+        d.join("etc/conf.d/crm.conf"),
+        "server {\n  location / {\n    root html/mobile;\n    try_files $uri $uri/ /index.html;\n  }\n}\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        d.join("etc/conf.d/crm.conf").display(),
+    ));
+    let missing = d.join("etc/conf.d/html/mobile");
+    let log = gw.log();
+    assert!(
+        log.contains("crm.conf:2") && log.contains(&missing.display().to_string()),
+        "{log}"
+    );
+}

@@ -98,7 +98,26 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         nginx_includes.push(path);
     }
 
-    let rules = super::rules::compile(&f, &upstreams, &nginx_includes, src)?.map(Arc::new);
+    let nginx_dir = |key: &'static str, value: &Option<Spanned<Text>>| {
+        let Some(v) = value else {
+            return Ok(None);
+        };
+        let path = dir.join(v.get_ref().as_str());
+        if !path.is_dir() {
+            return Err(src.error(
+                v.span(),
+                key,
+                format!("'{}' is not a directory", path.display()),
+            ));
+        }
+        Ok(Some(path))
+    };
+    let nginx_paths = super::rules::NginxPaths {
+        prefix: nginx_dir("[nginx].prefix", &f.nginx.prefix)?,
+        conf_dir: nginx_dir("[nginx].conf_dir", &f.nginx.conf_dir)?,
+    };
+    let rules =
+        super::rules::compile(&f, &upstreams, &nginx_includes, &nginx_paths, src)?.map(Arc::new);
 
     let emulator = EmulatorSettings {
         enabled: f.emulator.enabled,

@@ -231,6 +231,10 @@ pub enum RewriteFlag {
 pub struct Nginx {
     #[serde(default)]
     pub include: Vec<Spanned<Text>>,
+    /// nginx's prefix (`-p`, `--prefix`): where a relative `root` or `alias` starts.
+    pub prefix: Option<Spanned<Text>>,
+    /// The directory of nginx's main `nginx.conf`: where a relative `include` starts.
+    pub conf_dir: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

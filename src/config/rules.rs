@@ -60,11 +60,20 @@ impl Rules {
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
+/// Where nginx's relative paths start, when `[nginx]` says (else at the included file's own
+/// directory): `root`/`alias` at nginx's prefix, `include` at the main configuration's directory.
+#[derive(Debug, Default)]
+pub struct NginxPaths {
+    pub prefix: Option<PathBuf>,
+    pub conf_dir: Option<PathBuf>,
+}
+
 /// `None` when there is no rule at all: the request path then costs nothing extra.
 pub(super) fn compile(
     f: &file::File,
     upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
     includes: &[PathBuf],
+    paths: &NginxPaths,
     src: &Source<'_>,
 ) -> Result<Option<Rules>> {
     let route_rules = f.routes.iter().any(|r| !r.get_ref().rewrite.is_empty());
@@ -126,7 +135,7 @@ pub(super) fn compile(
     let mut top = Vec::new();
     let mut server_at: Option<Pos> = None;
     for path in includes {
-        let nginx = read_nginx(path)?;
+        let nginx = read_nginx(path, paths.conf_dir.as_deref())?;
         for block in &nginx.upstreams {
             check_upstream_block(block, upstreams)?;
         }
@@ -149,7 +158,7 @@ pub(super) fn compile(
         if server_at.is_none() {
             server_at = nginx.server_at.clone();
         }
-        static_base.get_or_insert(nginx.base);
+        static_base.get_or_insert(paths.prefix.clone().unwrap_or(nginx.base));
         body.extend(nginx.server);
         top.extend(nginx.http);
     }
@@ -197,6 +206,13 @@ pub(super) fn compile(
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;
+    }
+    if let Some(base) = &rules.static_base {
+        let mut seen = Vec::new();
+        let locations = rules.server.locations().iter().skip(routes).map(|(_, c)| c);
+        for conf in locations.chain(&rules.server.named) {
+            missing_roots(conf, base, &mut seen);
+        }
     }
     for conf in &rules.server.named {
         check_targets(conf, &rules, upstreams)?;
@@ -296,17 +312,18 @@ pub struct NginxFile {
     pub server_at: Option<Pos>,
 }
 
-/// Reads an nginx file (its own `include`s resolved relative to its directory): the body of
-/// its server block, its `map`s, and that directory. A file holding only a server body
-/// (`location` blocks, as in a snippet) is read as that body.
-pub fn read_nginx(path: &Path) -> Result<NginxFile> {
+/// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
+/// directory): the body of its server block, its `map`s, and its directory. A file holding
+/// only a server body (`location` blocks, as in a snippet) is read as that body.
+pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(&name, &e))?;
     let base = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let dirs = parse_nginx(&name, &text, &base).map_err(|e| parse_error(&name, e))?;
+    let dirs =
+        parse_nginx(&name, &text, conf_dir.unwrap_or(&base)).map_err(|e| parse_error(&name, e))?;
     let server_at = dirs
         .iter()
         .flat_map(|d| match (d.name.as_str(), &d.block) {
@@ -483,6 +500,37 @@ fn check_upstream_block(
 /// Every `proxy_pass` without variables must name a configured upstream: `[upstreams.NAME]`
 /// or one whose url is `http://host:port`. (One with variables is looked up per request and
 /// answers 502 when it names none.)
+/// Says, once per directory, where a location serving files has a literal `root` or `alias`
+/// that is not a directory: every request there would be a 404, or a 500 once `try_files`
+/// falls back in a loop, as nginx answers, with nothing else to tell why. A relative path
+/// starts at `[nginx].prefix` (nginx's `-p`), else at the included file's directory.
+fn missing_roots(conf: &LocConf, base: &Path, seen: &mut Vec<PathBuf>) {
+    let serves_files = conf.try_files.is_some()
+        || conf.settings.alias.is_some()
+        || (conf.proxy_pass.is_none() && conf.settings.root.literal() != Some(b"html"));
+    let dir = conf
+        .settings
+        .alias
+        .as_ref()
+        .unwrap_or(&conf.settings.root)
+        .literal()
+        .map(|d| base.join(String::from_utf8_lossy(d).as_ref()));
+    if let Some(dir) = dir.filter(|d| serves_files && !d.is_dir() && !seen.contains(d)) {
+        tracing::warn!(
+            "the nginx file's location at {}:{} serves files from '{}', which is not a \
+             directory (a relative root or alias starts at [nginx].prefix, nginx's -p, else \
+             at the included file's directory)",
+            conf.pos.file,
+            conf.pos.line,
+            dir.display()
+        );
+        seen.push(dir);
+    }
+    for child in conf.children.iter().map(|(_, c)| c).chain(&conf.ifs) {
+        missing_roots(child, base, seen);
+    }
+}
+
 fn check_targets(
     conf: &LocConf,
     rules: &Rules,
