@@ -99,9 +99,26 @@ async fn write(
 /// A request that could not be read: a 400 when it was malformed (the client is there and
 /// waiting), nothing when the client left or was too slow.
 async fn refuse_malformed(mut http: ServerSession, e: &Error) {
-    if *e.etype() != ErrorType::InvalidHTTPHeader {
+    let Some((header, body)) = malformed_response(&http, e) else {
         tracing::debug!(error = e.etype().as_str(), "request not read");
         return;
+    };
+    http.set_keepalive(None);
+    if write(&mut http, Box::new(header), body).await.is_ok() {
+        let _ = http.finish().await;
+    }
+}
+
+/// The answer to a request whose header could not be read, when it was malformed (the client
+/// is there and waiting; `None` when it left or was too slow): a 400 with a request id, in
+/// JSON, closing the connection; the refusal is logged with the parser's reason and that id.
+/// The proxy's listener answers so too (pingora's `malformed_request_response`).
+pub(crate) fn malformed_response(
+    http: &ServerSession,
+    e: &Error,
+) -> Option<(ResponseHeader, Bytes)> {
+    if *e.etype() != ErrorType::InvalidHTTPHeader {
+        return None;
     }
     let rid = crate::request_id::generate();
     // The cause is the parser's fixed message; the error's context holds the raw bytes.
@@ -113,22 +130,12 @@ async fn refuse_malformed(mut http: ServerSession, e: &Error) {
         "malformed request refused"
     );
     let body = format!("{{\"error\":\"bad_request\",\"request_id\":\"{rid}\"}}\n");
-    let Ok(mut header) = ResponseHeader::build(400, Some(5)) else {
-        return;
-    };
-    let ok = header
+    let mut header = ResponseHeader::build(400, Some(5)).ok()?;
+    header
         .insert_header("content-type", "application/json")
-        .is_ok()
-        && header.insert_header("content-length", body.len()).is_ok()
-        && header.insert_header("x-request-id", rid.as_str()).is_ok()
-        && header.insert_header("connection", "close").is_ok();
-    if ok {
-        http.set_keepalive(None);
-        if write(&mut http, Box::new(header), Bytes::from(body))
-            .await
-            .is_ok()
-        {
-            let _ = http.finish().await;
-        }
-    }
+        .ok()?;
+    header.insert_header("content-length", body.len()).ok()?;
+    header.insert_header("x-request-id", rid.as_str()).ok()?;
+    header.insert_header("connection", "close").ok()?;
+    Some((header, Bytes::from(body)))
 }

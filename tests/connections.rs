@@ -274,6 +274,31 @@ fn a_connection_header_naming_a_header_the_proxy_sets_is_a_400() {
     assert_eq!(up.hits(), 0, "nothing was sent on");
 }
 
+/// A request the engine cannot read at all gets the gateway's 400 (JSON, a request id to
+/// find it by in the log), as every other answer does, not the engine's bare one.
+#[test]
+fn an_unreadable_request_is_a_400_with_a_request_id() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for head in [
+        &b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nName : v\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nA: b\r\n folded\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nA: b\x01c\r\n\r\n",
+        b"GET /<x> HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ] {
+        let mut s = connect(&gw);
+        s.write_all(head).unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        let what = String::from_utf8_lossy(head);
+        assert_eq!(r.status, 400, "{what}");
+        let rid = r.header("x-request-id").unwrap_or_else(|| panic!("{what}"));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["request_id"], rid, "{what}");
+        gw.wait_log(rid);
+    }
+    assert_eq!(up.hits(), 0);
+}
+
 #[test]
 fn a_raw_space_or_control_byte_in_the_request_line_is_a_400_as_nginx() {
     let up = upstream::echo("crm");

@@ -636,6 +636,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A request pingora could not read: the same 400 (JSON, a request id, logged) as the
+    /// gateway's other listeners give, not the engine's bare one.
+    fn malformed_request_response(
+        &self,
+        session: &pingora::protocols::http::ServerSession,
+        error: &Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        crate::served::malformed_response(session, error)
+    }
+
     /// pingora's own error lines use this; the query is left out because it may hold a code.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
         format!(

@@ -354,12 +354,18 @@ where
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
-                    downstream_session
-                        .respond_error(400)
-                        .await
-                        .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
-                        });
+                    let written = match self
+                        .inner
+                        .malformed_request_response(&downstream_session, &e)
+                    {
+                        Some((header, body)) => {
+                            downstream_session.write_error_response(header, body).await
+                        }
+                        None => downstream_session.respond_error(400).await,
+                    };
+                    written.unwrap_or_else(|e| {
+                        error!("failed to send error response to downstream: {e}");
+                    });
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(

@@ -719,6 +719,19 @@ pub trait ProxyHttp {
         Ok(())
     }
 
+    /// The answer to a request whose header could not be read (malformed: an
+    /// `InvalidHTTPHeader` error), written before the connection is closed. Nothing of the
+    /// request is known but the error and the connection. `None` (the default) sends the
+    /// engine's bare `400`; a proxy that gives each answer a body, or an id to trace it by,
+    /// returns its own here.
+    fn malformed_request_response(
+        &self,
+        _session: &HttpSession,
+        _error: &Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        None
+    }
+
     /// This callback is invoked every time request related error log needs to be generated
     ///
     /// Users can define what is important to be written about this request via the returned string.
