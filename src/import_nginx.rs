@@ -1,9 +1,11 @@
 //! `wecom-gateway import-nginx FILE`: the TOML an nginx server block becomes.
 //!
-//! When every location is a plain `proxy_pass` (no URI part, no variables) with rewrites, the
-//! result is plain TOML (`[upstreams]`, `[[rewrite]]`, `[[routes]]` with `rewrite` lists) and
-//! the `[nginx]` form is shown commented out. Otherwise the TOML keeps the nginx file as an
-//! `[nginx] include`, which the gateway evaluates with nginx's semantics. Either way every
+//! The TOML keeps the nginx file as an `[nginx] include`, which the gateway evaluates with
+//! nginx's semantics, so the CRM receives what it received behind nginx. When every location
+//! is a plain `proxy_pass` (no URI part, no variables) with rewrites, the plain TOML it could
+//! become instead (`[[rewrite]]`, `[[routes]]` with `rewrite` lists) is shown commented out,
+//! with what a route does differently (the client's `Host`, redirects passed as they are, no
+//! body limit). Either way every
 //! upstream the file names becomes an `[upstreams.NAME]` (an `upstream` block by its name, a
 //! `proxy_pass http://host:port` by its host). Directives that cannot be honoured are listed on
 //! stderr as `FILE:LINE: directive 'x' is not supported`.
@@ -95,12 +97,22 @@ pub fn import(file: &Path) -> Result<Import, String> {
         vec!["the file's `map`/`upstream` blocks go with it".to_owned()]
     };
     if needs_nginx.is_empty() {
-        routes_toml(&body, &upstreams, &mut out);
+        // The file as it is: the same requests reach the CRM as behind nginx. The routes it
+        // could become are offered, with what they change.
+        let _ = writeln!(out, "[nginx]\ninclude = [{include}]\n");
+        let mut routes = String::new();
+        routes_toml(&body, &upstreams, &mut routes);
         let _ = writeln!(
             out,
-            "# The nginx file can be used as it is instead of the tables above:\n\
-             # [nginx]\n# include = [{include}]"
+            "# Its locations could instead be the gateway's own [[routes]] (below). Unlike the\n\
+             # file, a route sends the CRM the client's Host (nginx: the upstream's, $proxy_host),\n\
+             # passes the CRM's redirects as they are (nginx: proxy_redirect default rewrites\n\
+             # them to the public host) and takes a body of any size (nginx: 1m by default).\n\
+             # To use them, uncomment them and remove the [nginx] table above."
         );
+        for line in routes.lines() {
+            let _ = writeln!(out, "# {line}");
+        }
     } else {
         let _ = writeln!(
             out,

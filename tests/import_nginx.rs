@@ -75,16 +75,32 @@ fn proxy_locations_become_routes_and_rewrites_that_check_accepts() {
 ";
     let (code, toml, stderr) = import(conf, &dir);
     assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    // The file as it is, so the CRM gets what nginx sent it (its Host, rewritten redirects,
+    // the 1m body limit); the routes it could become are offered with those differences.
+    assert!(toml.contains("\n[nginx]\ninclude = ["), "{toml}");
     assert!(
-        toml.contains("[[rewrite]]") && toml.contains("[[routes]]"),
+        toml.contains("# [[rewrite]]") && toml.contains("# [[routes]]"),
         "{toml}"
     );
-    assert!(
-        toml.contains("# [nginx]"),
-        "the include is offered as a comment:\n{toml}"
-    );
+    assert!(toml.contains("client's Host"), "{toml}");
     let (ok, err) = check(&toml, &dir);
     assert!(ok, "{err}\n{toml}");
+    // The offered routes are a config that loads too.
+    let (head, offered) = toml.split_once("# To use them").unwrap();
+    let routes: String = head
+        .lines()
+        .filter(|l| !l.starts_with("[nginx]") && !l.starts_with("include = "))
+        .chain(
+            offered
+                .lines()
+                .skip(1)
+                .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(routes.contains("[[routes]]"), "{routes}");
+    let (ok, err) = check(&routes, &dir);
+    assert!(ok, "{err}\n{routes}");
 }
 
 #[test]
