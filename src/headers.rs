@@ -102,6 +102,8 @@ pub struct Asked<'a> {
     pub request_id: Option<&'a [u8]>,
     pub accept: Option<&'a [u8]>,
     pub host: bool,
+    /// A `Host` header with no host in it, which nginx refuses.
+    pub host_empty: bool,
     pub reserved: bool,
     /// `Content-Length` is not one number in one field (`4, 4`, or twice): the engine takes a
     /// list of equal values, as RFC 9110 lets a recipient, but would pass it on as it is, and
@@ -118,6 +120,7 @@ impl<'a> Asked<'a> {
         for (n, v) in req.headers.iter() {
             if n == http::header::HOST {
                 a.host = true;
+                a.host_empty |= v.as_bytes().trim_ascii().is_empty();
             } else if n == http::header::ACCEPT {
                 a.accept.get_or_insert(v.as_bytes());
             } else if *n == names::X_REQUEST_ID {
@@ -476,6 +479,8 @@ mod tests {
             assert!(a.reserved && !a.host, "{reserved}");
         }
         assert_eq!(Asked::of(&req_with(&[("X-Other", "1")])), Asked::default());
+        assert!(Asked::of(&req_with(&[("Host", " ")])).host_empty);
+        assert!(!Asked::of(&req_with(&[("Host", "a")])).host_empty);
         for (lengths, list) in [
             (&[" 12 "][..], false),
             (&["4, 4"][..], true),

@@ -184,6 +184,20 @@ fn http_1_1_without_host_is_a_400_with_a_request_id() {
 }
 
 #[test]
+fn an_empty_host_is_a_400_as_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for version in ["1.1", "1.0"] {
+        let mut s = connect(&gw);
+        write!(s, "GET /x HTTP/{version}\r\nHost: \r\n\r\n").unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 400, "HTTP/{version}");
+        assert!(r.header("x-request-id").is_some());
+    }
+    assert_eq!(up.hits(), 0);
+}
+
+#[test]
 fn http_1_0_without_host_reaches_the_upstream_with_the_upstreams_host() {
     let up = upstream::echo("crm");
     let gw = gateway("", &up.url());

@@ -245,7 +245,9 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
     let (ok, err) = check_config(&toml("crm"), "unknown");
     assert!(!ok);
     assert!(
-        err.contains("crm.conf:2:") && err.contains("unknown upstream (known: crm)"),
+        err.contains("crm.conf:2:")
+            && err.contains("unknown upstream (known: crm = 127.0.0.1:9)")
+            && err.contains("by NAME or by its url's host:port"),
         "{err}"
     );
 }

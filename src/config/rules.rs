@@ -539,19 +539,23 @@ fn check_targets(
     if let Some(pass) = &conf.proxy_pass {
         if let PassKind::Static(t) = &pass.kind {
             if rules.upstream(&t.authority).is_none() {
-                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
                 return Err(ConfigError {
                     file: pass.pos.file.to_string(),
                     line: pass.pos.line,
                     column: pass.pos.col,
                     path: String::new(),
                     message: format!(
-                        "proxy_pass {}: unknown upstream (known: {})",
+                        "proxy_pass {}: unknown upstream (known: {}); an [upstreams.NAME] \
+                         is named by NAME or by its url's host:port, as written",
                         pass.url,
-                        if known.is_empty() {
+                        if upstreams.is_empty() {
                             "none".into()
                         } else {
-                            known.join(", ")
+                            upstreams
+                                .iter()
+                                .map(|(n, u)| format!("{n} = {}", u.authority))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         }
                     ),
                 });
