@@ -5,11 +5,13 @@
 //! configuration (includes resolved by the caller), [`eval`] runs a request through nginx's
 //! phases to an [`Action`] (an answer, a file over the caller's [`FileSystem`], a request to
 //! proxy, or a closed connection), and answers the questions a proxied request raises later
-//! (`proxy_redirect`, an upstream's error and `error_page`, `add_header`/`expires`).
+//! (`proxy_redirect`, an upstream's error and `error_page`, `add_header`/`expires`); [`mime`]
+//! gives the answers nginx makes itself their `Content-Type` (`types`, `default_type`).
 
 pub mod escape;
 pub mod eval;
 pub mod location;
+pub mod mime;
 pub mod parse;
 pub mod regex;
 mod request;
@@ -21,6 +23,7 @@ pub use eval::{
     Response, State,
 };
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
+pub use mime::MimeTypes;
 pub use parse::model::{Config, Head, LocConf, LocRef, Server, Settings, Unsupported};
 pub use parse::{Directive, ParseError};
 pub use request::Request;

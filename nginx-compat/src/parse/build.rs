@@ -20,7 +20,8 @@ pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
     let mut b = Builder::default();
     let mut servers = Vec::new();
     let mut maps = Vec::new();
-    b.top(dirs, &mut servers, &mut maps)?;
+    let http = b.http_settings(dirs)?;
+    b.top(dirs, &http, &mut servers, &mut maps)?;
     b.check_variables();
     let maps: Arc<[Map]> = Arc::from(maps);
     for s in &mut servers {
@@ -44,6 +45,9 @@ pub(super) struct Builder {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Level {
+    /// The `http` block (or a file of its directives): only `types` and `default_type` are
+    /// read there.
+    Http,
     Server,
     Location,
     Named,
@@ -90,17 +94,40 @@ impl Builder {
         }
     }
 
+    /// The settings every server inherits: `types` and `default_type` of the http level,
+    /// wherever they are written in it (nginx merges after reading the whole block), as
+    /// `include mime.types; default_type application/octet-stream;` in a stock nginx.conf.
+    fn http_settings(&mut self, dirs: &[Directive]) -> Result<Settings, ParseError> {
+        fn collect(dirs: &[Directive], out: &mut Vec<Directive>) {
+            for d in dirs {
+                match d.name.as_str() {
+                    "http" => collect(d.block.as_deref().unwrap_or(&[]), out),
+                    "types" | "default_type" => out.push(d.clone()),
+                    _ => {}
+                }
+            }
+        }
+        let mut level = Vec::new();
+        collect(dirs, &mut level);
+        let mut s = Settings::default();
+        self.settings(&level, &mut s, Level::Http)?;
+        Ok(s)
+    }
+
     fn top(
         &mut self,
         dirs: &[Directive],
+        http: &Settings,
         servers: &mut Vec<Server>,
         maps: &mut Vec<Map>,
     ) -> Result<(), ParseError> {
         for d in dirs {
             match d.name.as_str() {
                 // A whole nginx.conf: only its http block matters here.
-                "http" => self.top(d.block.as_deref().unwrap_or(&[]), servers, maps)?,
-                "server" => servers.push(self.server(d)?),
+                "http" => self.top(d.block.as_deref().unwrap_or(&[]), http, servers, maps)?,
+                "server" => servers.push(self.server(d, http)?),
+                // Read by `http_settings`.
+                "types" | "default_type" => {}
                 "map" => {
                     let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);
@@ -127,11 +154,11 @@ impl Builder {
         Ok(())
     }
 
-    fn server(&mut self, d: &Directive) -> Result<Server, ParseError> {
+    fn server(&mut self, d: &Directive, http: &Settings) -> Result<Server, ParseError> {
         let Some(block) = &d.block else {
             return Err(d.pos.error("directive \"server\" has no opening \"{\""));
         };
-        let mut settings = Settings::default();
+        let mut settings = Settings::clone(http);
         self.settings(block, &mut settings, Level::Server)?;
         let settings = Arc::new(settings);
         let mut root = LocConf {

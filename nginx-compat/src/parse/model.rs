@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Directive, IncludeResolver, ParseError, Pos};
 use crate::location::{Location, LocationSet};
+use crate::mime::MimeTypes;
 use crate::regex::NgxRegex;
 use crate::vars::Template;
 
@@ -219,6 +220,11 @@ pub struct Settings {
     pub expires: Expires,
     pub proxy: ProxySettings,
     pub gzip: Gzip,
+    /// `types`: None when no level wrote one (nginx's built-in `html`, `gif` and `jpg` then
+    /// apply). A level with a `types` block replaces the inherited map, never extends it.
+    pub types: Option<Arc<MimeTypes>>,
+    /// `default_type`: None when no level wrote one (nginx's default is `text/plain`).
+    pub default_type: Option<Arc<str>>,
 }
 
 impl Default for Settings {
@@ -254,6 +260,8 @@ impl Default for Settings {
                 vary: false,
                 disable: Arc::from(Vec::new()),
             },
+            types: None,
+            default_type: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The setting directives of a level (`root`, `error_page`, `proxy_set_header`, `gzip`...),
 //! merged over the inherited settings as nginx's merge_loc_conf functions do: a level that sets
 //! any of a list directive (`add_header`, `proxy_set_header`, `error_page`, `allow`/`deny`)
-//! replaces the inherited list.
+//! replaces the inherited list. So does a `types` block the inherited map (two blocks on one
+//! level are one map).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use super::directives::{self as dir, args, nargs, no_block, on_off, template};
 use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings};
 use super::proxy_args;
 use super::{Directive, ParseError};
+use crate::mime::MimeTypes;
 
 /// Which list directives this level has set (they replace, not extend, the inherited list).
 #[derive(Default)]
@@ -21,6 +23,8 @@ struct Fresh {
     proxy_redirect: bool,
     gzip_types: bool,
     gzip_disable: bool,
+    types: bool,
+    default_type: bool,
 }
 
 impl Builder {
@@ -36,8 +40,8 @@ impl Builder {
             if !is_setting(&d.name) {
                 continue;
             }
-            no_block(d)?;
-            // The settings nginx allows in an `if` in a location (NGX_HTTP_LIF_CONF).
+            // The settings nginx allows in an `if` in a location (NGX_HTTP_LIF_CONF); nginx
+            // checks where a directive is before its block.
             if level == Level::If
                 && !matches!(
                     d.name.as_str(),
@@ -46,6 +50,11 @@ impl Builder {
             {
                 return Err(not_allowed(d));
             }
+            if d.name == "types" {
+                self.types(d, s, &mut fresh.types)?;
+                continue;
+            }
+            no_block(d)?;
             match d.name.as_str() {
                 "root" | "alias" => {
                     nargs(d, |n| n == 1)?;
@@ -251,9 +260,50 @@ impl Builder {
                     s.gzip.disable = Arc::from(list);
                     fresh.gzip_disable = true;
                 }
+                "default_type" => {
+                    nargs(d, |n| n == 1)?;
+                    // `ngx_conf_set_str_slot`: once per level.
+                    if fresh.default_type {
+                        return Err(d.pos.error("\"default_type\" directive is duplicate"));
+                    }
+                    s.default_type = Some(Arc::from(d.args[0].text.as_str()));
+                    fresh.default_type = true;
+                }
                 other => unreachable!("is_setting lists {other}"),
             }
         }
+        Ok(())
+    }
+
+    /// `types { TYPE EXT ...; }` as `ngx_http_core_types` reads it: every line is a type and
+    /// its extensions (`include` is spliced in by the parser, as `mime.types` is), a later
+    /// extension replaces an earlier one, and a second block on the same level adds to the
+    /// first.
+    fn types(
+        &mut self,
+        d: &super::Directive,
+        s: &mut Settings,
+        fresh: &mut bool,
+    ) -> Result<(), ParseError> {
+        nargs(d, |n| n == 0)?;
+        let Some(block) = &d.block else {
+            return Err(d.pos.error("directive \"types\" has no opening \"{\""));
+        };
+        let mut map = match (&s.types, *fresh) {
+            (Some(own), true) => MimeTypes::clone(own),
+            _ => MimeTypes::default(),
+        };
+        for line in block {
+            if line.block.is_some() {
+                return Err(line.pos.error("unexpected \"{\""));
+            }
+            let content_type: Arc<str> = Arc::from(line.name.as_str());
+            for exten in &line.args {
+                map.insert(&exten.text, content_type.clone());
+            }
+        }
+        s.types = Some(Arc::new(map));
+        *fresh = true;
         Ok(())
     }
 }
@@ -296,5 +346,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "gzip_types"
             | "gzip_proxied"
             | "gzip_disable"
+            | "types"
+            | "default_type"
     )
 }
