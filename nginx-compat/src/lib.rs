@@ -27,4 +27,4 @@ pub use mime::MimeTypes;
 pub use parse::model::{Config, Head, LocConf, LocRef, Server, Settings, Unsupported};
 pub use parse::{Directive, ParseError};
 pub use request::Request;
-pub use uri::{normalize_path, split_request_uri, UriError};
+pub use uri::{normalize_path, parse_path, split_request_uri, ParsedPath, UriError};

@@ -59,7 +59,9 @@ impl Settings {
     /// The `Content-Type` nginx gives an answer it makes for the URI `uri` (`return` with a
     /// code below 400 or a text, a static file): `ngx_http_set_content_type`, the type of the
     /// URI's extension (see [`exten`]) in `types`, else `default_type`. An empty
-    /// type means nginx sends no `Content-Type` at all.
+    /// type means nginx sends no `Content-Type` at all. For a request the eval ran,
+    /// [`crate::Server::content_type`] is exact where this is not: it takes the extension
+    /// nginx's request-line parser found (see [`crate::uri::ParsedPath`]).
     ///
     /// None when the configuration wrote neither `types` nor `default_type` anywhere: the
     /// caller's own table applies then (nginx's compiled-in defaults are only `html`, `gif`,
@@ -133,6 +135,9 @@ mod tests {
             location /q { types { \"text/x q\" q; } return 200 \"x\"; }
             location /up { types { a/up UPPER; } return 200 \"x\"; }
             location /if { if ($arg_x) { return 200 \"i\"; } return 200 \"x\"; }
+            location /ep { error_page 404 = /e.json; return 404; }
+            location /tf { try_files /nothing /e.json; }
+            location = /e.json { return 200 \"e\"; }
             location / { return 200 \"x\"; }
         }
         server {
@@ -169,7 +174,11 @@ mod tests {
         let Action::Respond(r) = &action else {
             panic!("{uri}: {action:?}")
         };
-        let t = server.settings_for(&r.state).content_type(&r.state.uri);
+        let t = server.content_type(&r.state);
+        if !uri.contains("/..") {
+            let by_path = server.settings_for(&r.state).content_type(&r.state.uri);
+            assert_eq!(by_path, t, "{uri}: Settings::content_type");
+        }
         format!("{} {}", r.status, t.unwrap_or("(none)"))
     }
 
@@ -187,6 +196,9 @@ mod tests {
             (0, "/a.", "200 application/octet-stream"),
             (0, "/.png", "200 application/octet-stream"),
             (0, "/a/.b.png", "200 image/png"),
+            // The request line's parser reads a segment's first dots as "." and "..".
+            (0, "/a/..png", "200 application/octet-stream"),
+            (0, "/a/...png", "200 application/octet-stream"),
             (0, "/a/....png", "200 image/png"),
             (0, "/a.png?x=1", "200 image/png"),
             (0, "/x.tar.gz", "200 application/octet-stream"),
@@ -218,6 +230,9 @@ mod tests {
             (0, "/up.upper", "200 a/up"),
             (0, "/up.UPPER", "200 a/up"),
             (0, "/if.png?x=1", "200 image/png"),
+            // An internal redirect's URI decides.
+            (0, "/ep.png", "200 application/json"),
+            (0, "/tf.png", "200 application/json"),
             (1, "/a.png", "200 application/octet-stream"),
             (1, "/a.html", "200 application/octet-stream"),
             (1, "/a.srv", "200 text/x-srv"),

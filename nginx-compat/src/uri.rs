@@ -51,11 +51,29 @@ enum State {
 /// that a decoded `%`, `#` or `?` is plain data — the same exceptions nginx makes so that an
 /// escaped `%25` can never be decoded twice. A raw `#` ends the path, as in the request line.
 pub fn normalize_path(raw_path: &[u8]) -> Result<Vec<u8>, UriError> {
+    parse_path(raw_path).map(|p| p.uri)
+}
+
+/// A request-line path as nginx's parser leaves it: `r->uri` and `r->exten`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedPath {
+    /// The normalised path ([`normalize_path`]).
+    pub uri: Vec<u8>,
+    /// What follows the last '.' the parser met inside a segment (a '/' forgets it). Unlike
+    /// [`crate::mime::exten`] on the same path, the dots that begin a segment (the second
+    /// and third of `/..png`, `/...png`) are not counted: they are read as "." and ".."
+    /// segments first.
+    pub exten: Vec<u8>,
+}
+
+/// [`normalize_path`], with the extension the parser found on the way.
+pub fn parse_path(raw_path: &[u8]) -> Result<ParsedPath, UriError> {
     if raw_path.first() != Some(&b'/') {
         return Err(UriError::NoLeadingSlash);
     }
     let mut out: Vec<u8> = Vec::with_capacity(raw_path.len());
     let mut state = State::Usual;
+    let mut ext: Option<usize> = None;
     let mut i = 0;
     while i < raw_path.len() {
         let mut ch = raw_path[i];
@@ -86,7 +104,7 @@ pub fn normalize_path(raw_path: &[u8]) -> Result<Vec<u8>, UriError> {
             }
             _ => {}
         }
-        state = step(state, ch, &mut out)?;
+        state = step(state, ch, &mut out, &mut ext)?;
     }
     match state {
         State::Dot => {
@@ -95,17 +113,29 @@ pub fn normalize_path(raw_path: &[u8]) -> Result<Vec<u8>, UriError> {
         State::DotDot => climb(&mut out)?,
         _ => {}
     }
-    Ok(out)
+    let exten = ext.and_then(|i| out.get(i..)).unwrap_or_default().to_vec();
+    Ok(ParsedPath { uri: out, exten })
 }
 
-fn step(state: State, ch: u8, out: &mut Vec<u8>) -> Result<State, UriError> {
+/// One byte of `ngx_http_parse_complex_uri`; `ext` is its `r->uri_ext`, which only a '.' or
+/// a '/' read in the usual state moves.
+fn step(
+    state: State,
+    ch: u8,
+    out: &mut Vec<u8>,
+    ext: &mut Option<usize>,
+) -> Result<State, UriError> {
     Ok(match (state, ch) {
         (State::Usual, b'/') => {
+            *ext = None;
             out.push(ch);
             State::Slash
         }
         (State::Usual, _) => {
             out.push(ch);
+            if ch == b'.' {
+                *ext = Some(out.len());
+            }
             State::Usual
         }
         // merge_slashes on: "//" is one '/'.
@@ -211,6 +241,30 @@ mod tests {
         ("/+", Some("/+")),
         ("/%C3%A9", Some("/\u{e9}")),
     ];
+
+    #[test]
+    fn parse_path_finds_the_extension_as_nginx_parser_does() {
+        for (raw, want) in [
+            ("/a.png", "png"),
+            ("/a.b.PNG", "PNG"),
+            ("/a", ""),
+            ("/a.", ""),
+            ("/.png", ""),
+            ("/a/..png", ""),
+            ("/a/...png", ""),
+            ("/a/....png", "png"),
+            ("/a/.b.png", "png"),
+            ("/a.png/", ""),
+            ("/a%2Epng", "png"),
+            ("/a.png%2F", ""),
+            ("/a.png%3Fb", "png?b"),
+            ("/a.png/..", ""),
+            ("/x.y/../b.c", "c"),
+        ] {
+            let p = parse_path(raw.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8_lossy(&p.exten), want, "{raw}");
+        }
+    }
 
     #[test]
     fn normalize_path_matches_nginx() {

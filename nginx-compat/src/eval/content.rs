@@ -66,6 +66,7 @@ impl Server {
                     }
                 }
             }
+            cx.st.exten = crate::mime::exten(&cx.st.uri).to_vec();
             return Flow::Step(Step::Content);
         }
         match &tf.fallback {

@@ -27,10 +27,12 @@ pub use filter::{civil_from_days, http_date, safe_status, HeaderEdit, HeaderMode
 pub use special::special_page;
 
 use crate::escape::{escape, Escape};
+use crate::mime::exten;
 use crate::parse::model::{LocConf, LocRef, Server, Settings};
 use crate::regex::Captures;
+use crate::uri::parse_path;
 use crate::vars::Ctx;
-use crate::{normalize_path, split_request_uri, Request};
+use crate::{split_request_uri, Request};
 
 /// nginx's `NGX_HTTP_MAX_URI_CHANGES + 1`: the eleventh URI change is a 500.
 const URI_CHANGES: u32 = 11;
@@ -43,6 +45,10 @@ pub struct State {
     pub method: String,
     /// The normalised (decoded) URI.
     pub uri: Vec<u8>,
+    /// `r->exten`, the extension `types` is looked up by: the request-line parser's, then
+    /// `ngx_http_set_exten`'s each time a rewrite, an internal redirect or `try_files`
+    /// changes the URI. See [`Server::content_type`].
+    pub exten: Vec<u8>,
     pub args: Vec<u8>,
     pub captures: Captures,
     /// `set` variables and named captures.
@@ -183,6 +189,7 @@ impl Server {
         let mut st = State {
             method: req.method.clone(),
             uri: Vec::new(),
+            exten: Vec::new(),
             args: query.unwrap_or_default().to_vec(),
             captures: Captures::default(),
             user: HashMap::new(),
@@ -201,9 +208,10 @@ impl Server {
             loc: LocRef::default(),
             if_block: None,
         };
-        let flow = match normalize_path(raw_path) {
-            Ok(uri) => {
-                st.uri = uri;
+        let flow = match parse_path(raw_path) {
+            Ok(path) => {
+                st.uri = path.uri;
+                st.exten = path.exten;
                 Flow::Step(Step::ServerRewrite)
             }
             Err(_) => Flow::Finalize(400),
@@ -259,6 +267,18 @@ impl Server {
     pub fn settings_for(&self, st: &State) -> &Settings {
         self.conf_for(st)
             .map_or(&self.root.settings, |c| &c.settings)
+    }
+
+    /// The `Content-Type` of an answer nginx makes itself for a request in `st` (a `return`
+    /// with a code below 400 or a text, a static file): [`Settings::content_type`] for the
+    /// request's extension. None when the configuration wrote neither `types` nor
+    /// `default_type`: the caller's own table applies.
+    pub fn content_type(&self, st: &State) -> Option<&str> {
+        let s = self.settings_for(st);
+        if s.types.is_none() && s.default_type.is_none() {
+            return None;
+        }
+        Some(s.content_type_of_exten(&st.exten))
     }
 
     fn here<'s>(&'s self, cx: &Ctx<'_>) -> &'s LocConf {
@@ -337,6 +357,7 @@ impl Server {
         if cx.st.uri_changes == 0 {
             return Flow::Finalize(500);
         }
+        cx.st.exten = exten(&uri).to_vec();
         cx.st.uri = uri;
         cx.st.args = args;
         cx.st.internal = true;

@@ -103,6 +103,7 @@ fn rewrite(rw: &Rewrite, cx: &mut Ctx<'_>) -> End {
         // "the rewritten URI has a zero length"
         return End::Flow(Flow::Finalize(500));
     }
+    cx.st.exten = crate::mime::exten(&uri).to_vec();
     cx.st.uri = uri;
     cx.st.internal = true;
     cx.st.valid_unparsed_uri = false;

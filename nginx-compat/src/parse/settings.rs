@@ -281,7 +281,7 @@ impl Builder {
     /// first.
     fn types(
         &mut self,
-        d: &super::Directive,
+        d: &Directive,
         s: &mut Settings,
         fresh: &mut bool,
     ) -> Result<(), ParseError> {
