@@ -1,7 +1,9 @@
 //! The same configuration and requests against the real nginx and against the crate, byte for
 //! byte: status, `Location`, a closed connection (444), the headers `add_header`/`expires`
-//! set, the bodies of answers nginx makes itself (its pages, `return` texts, files), and for a
-//! proxied request the exact request line and header lines the upstream received.
+//! set, the bodies of answers nginx makes itself (its pages, `return` texts, files), the
+//! `Content-Type` of `return` answers and files where the configuration has `types` or
+//! `default_type`, and for a proxied request the exact request line and header lines the
+//! upstream received.
 //!
 //! One nginx process serves every group on its own port. Proxied requests reach a real echo
 //! upstream (`{{UP}}` in a group) that answers with the request it got; `{{DEAD}}` is an
@@ -75,6 +77,10 @@ struct Seen {
     headers: Vec<String>,
     /// The body of an answer made without an upstream; `None` for proxied ones.
     body: Option<String>,
+    /// `Content-Type`, compared only where the crate gives one (`Server::content_type` of a
+    /// `return` answer or a file, under a configuration that wrote `types` or
+    /// `default_type`).
+    content_type: Option<String>,
     /// The upstream request line and header lines.
     upstream: Option<Vec<String>>,
 }
@@ -116,6 +122,7 @@ fn seen_from_nginx(r: &Reply) -> Seen {
             location: None,
             headers: Vec::new(),
             body: None,
+            content_type: None,
             upstream: None,
         };
     }
@@ -150,6 +157,7 @@ fn seen_from_nginx(r: &Reply) -> Seen {
         location: r.header("location").map(text),
         headers: other_headers(r.headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
         body,
+        content_type: r.header("content-type").map(text),
         upstream,
     }
 }
@@ -160,126 +168,137 @@ fn seen_from_crate(server: &Server, req: &Request, now: i64) -> (Seen, String) {
     let mut trace = format!("{action:?}");
     let head_only = req.method == "HEAD";
     for _ in 0..4 {
-        let (status, location, body, mut headers, upstream, state, last_modified) = match &action {
-            Action::Close => {
-                return (
-                    Seen {
-                        closed: true,
-                        status: 0,
-                        location: None,
-                        headers: Vec::new(),
-                        body: None,
-                        upstream: None,
-                    },
-                    trace,
-                )
-            }
-            Action::Respond(r) => {
-                let body = match &r.body {
-                    Body::Text(t) => t.clone(),
-                    Body::Empty => Vec::new(),
-                    Body::Page => special_page(r.status)
-                        .map(|p| format!("{p}{NGINX_TAIL}").into_bytes())
-                        .unwrap_or_default(),
-                };
-                let body = if head_only || r.status == 204 || r.status == 304 {
-                    Vec::new()
-                } else {
-                    body
-                };
-                (
-                    r.status,
-                    r.location.clone(),
-                    Some(text(&body)),
-                    Vec::new(),
-                    None,
-                    r.state.clone(),
-                    None,
-                )
-            }
-            Action::File(f) => {
-                use std::os::unix::ffi::OsStrExt;
-                let path = std::ffi::OsStr::from_bytes(&f.path);
-                let body = if head_only {
-                    Vec::new()
-                } else {
-                    std::fs::read(path).unwrap()
-                };
-                let mtime = std::fs::metadata(path)
-                    .unwrap()
-                    .modified()
-                    .unwrap()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs() as i64;
-                (
-                    f.status,
-                    f.state.location.clone(),
-                    Some(text(&body)),
-                    Vec::new(),
-                    None,
-                    f.state.clone(),
-                    Some(mtime),
-                )
-            }
-            Action::Proxy(p) => {
-                let plan =
-                    EchoPlan::from_headers(p.headers.iter().map(|(n, v)| (n.as_str(), &v[..])));
-                let settings = server.settings(&p.state.loc);
-                let failed = if p.authority == DEAD {
-                    Some(502)
-                } else if plan.delay_ms as u128 > settings.proxy.read_timeout.as_millis() {
-                    Some(504)
-                } else {
-                    None
-                };
-                if let Some(code) = failed {
-                    action = server.upstream_failed(req, p, code, &Disk);
-                    trace.push_str(&format!(" -> upstream {code} -> {action:?}"));
-                    continue;
+        let (status, location, body, mut headers, upstream, state, last_modified, content_type) =
+            match &action {
+                Action::Close => {
+                    return (
+                        Seen {
+                            closed: true,
+                            status: 0,
+                            location: None,
+                            headers: Vec::new(),
+                            body: None,
+                            content_type: None,
+                            upstream: None,
+                        },
+                        trace,
+                    )
                 }
-                if let Some(a) = server.upstream_answered(req, p, plan.status, &Disk) {
-                    action = a;
-                    trace.push_str(&format!(
-                        " -> upstream {} intercepted -> {action:?}",
-                        plan.status
-                    ));
-                    continue;
+                Action::Respond(r) => {
+                    let body = match &r.body {
+                        Body::Text(t) => t.clone(),
+                        Body::Empty => Vec::new(),
+                        Body::Page => special_page(r.status)
+                            .map(|p| format!("{p}{NGINX_TAIL}").into_bytes())
+                            .unwrap_or_default(),
+                    };
+                    let body = if head_only || r.status == 204 || r.status == 304 {
+                        Vec::new()
+                    } else {
+                        body
+                    };
+                    // nginx's own pages are text/html; a `return` goes through
+                    // ngx_http_send_response, which sets the type of the URI.
+                    let content_type = match r.body {
+                        Body::Page => None,
+                        Body::Text(_) | Body::Empty => server.content_type(&r.state),
+                    };
+                    (
+                        r.status,
+                        r.location.clone(),
+                        Some(text(&body)),
+                        Vec::new(),
+                        None,
+                        r.state.clone(),
+                        None,
+                        content_type.map(str::to_owned),
+                    )
                 }
-                let version = match settings.proxy.http_version {
-                    nginx_compat::parse::model::HttpVersion::V10 => "HTTP/1.0",
-                    nginx_compat::parse::model::HttpVersion::V11 => "HTTP/1.1",
-                };
-                let mut lines = vec![format!("{} {} {version}", p.method, text(&p.target))];
-                lines.extend(p.headers.iter().map(|(n, v)| format!("{n}: {}", text(v))));
-                let mut location = None;
-                let mut upstream_headers = Vec::new();
-                let mut last_modified = None;
-                for (n, v) in &plan.headers {
-                    if n == "Location" {
-                        location = Some(
-                            server
-                                .proxy_redirect(req, p, v.as_bytes())
-                                .unwrap_or_else(|| v.as_bytes().to_vec()),
-                        );
+                Action::File(f) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    let path = std::ffi::OsStr::from_bytes(&f.path);
+                    let body = if head_only {
+                        Vec::new()
+                    } else {
+                        std::fs::read(path).unwrap()
+                    };
+                    let mtime = std::fs::metadata(path)
+                        .unwrap()
+                        .modified()
+                        .unwrap()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    (
+                        f.status,
+                        f.state.location.clone(),
+                        Some(text(&body)),
+                        Vec::new(),
+                        None,
+                        f.state.clone(),
+                        Some(mtime),
+                        server.content_type(&f.state).map(str::to_owned),
+                    )
+                }
+                Action::Proxy(p) => {
+                    let plan =
+                        EchoPlan::from_headers(p.headers.iter().map(|(n, v)| (n.as_str(), &v[..])));
+                    let settings = server.settings(&p.state.loc);
+                    let failed = if p.authority == DEAD {
+                        Some(502)
+                    } else if plan.delay_ms as u128 > settings.proxy.read_timeout.as_millis() {
+                        Some(504)
+                    } else {
+                        None
+                    };
+                    if let Some(code) = failed {
+                        action = server.upstream_failed(req, p, code, &Disk);
+                        trace.push_str(&format!(" -> upstream {code} -> {action:?}"));
                         continue;
                     }
-                    if n == "Last-Modified" {
-                        last_modified = harness::parse_http_date(v.as_bytes());
+                    if let Some(a) = server.upstream_answered(req, p, plan.status, &Disk) {
+                        action = a;
+                        trace.push_str(&format!(
+                            " -> upstream {} intercepted -> {action:?}",
+                            plan.status
+                        ));
+                        continue;
                     }
-                    upstream_headers.push((n.clone(), v.as_bytes().to_vec()));
+                    let version = match settings.proxy.http_version {
+                        nginx_compat::parse::model::HttpVersion::V10 => "HTTP/1.0",
+                        nginx_compat::parse::model::HttpVersion::V11 => "HTTP/1.1",
+                    };
+                    let mut lines = vec![format!("{} {} {version}", p.method, text(&p.target))];
+                    lines.extend(p.headers.iter().map(|(n, v)| format!("{n}: {}", text(v))));
+                    let mut location = None;
+                    let mut upstream_headers = Vec::new();
+                    let mut last_modified = None;
+                    for (n, v) in &plan.headers {
+                        if n == "Location" {
+                            location = Some(
+                                server
+                                    .proxy_redirect(req, p, v.as_bytes())
+                                    .unwrap_or_else(|| v.as_bytes().to_vec()),
+                            );
+                            continue;
+                        }
+                        if n == "Last-Modified" {
+                            last_modified = harness::parse_http_date(v.as_bytes());
+                        }
+                        upstream_headers.push((n.clone(), v.as_bytes().to_vec()));
+                    }
+                    (
+                        p.status.unwrap_or(plan.status),
+                        location,
+                        None,
+                        upstream_headers,
+                        Some(lines),
+                        p.state.clone(),
+                        last_modified,
+                        None,
+                    )
                 }
-                (
-                    p.status.unwrap_or(plan.status),
-                    location,
-                    None,
-                    upstream_headers,
-                    Some(lines),
-                    p.state.clone(),
-                    last_modified,
-                )
-            }
-        };
+            };
         for edit in server.response_headers(req, &state, status, last_modified, now) {
             if edit.mode == HeaderMode::Replace {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&edit.name));
@@ -295,6 +314,7 @@ fn seen_from_crate(server: &Server, req: &Request, now: i64) -> (Seen, String) {
             location: location.map(|l| text(&l)),
             headers: other_headers(headers.iter().map(|(n, v)| (n.as_str(), &v[..]))),
             body,
+            content_type,
             upstream,
         };
         return (seen, trace);
@@ -341,11 +361,15 @@ fn crate_matches_nginx() {
     let mut total = 0;
     let mut failures = Vec::new();
     // What the corpus exercised, so that it cannot pass by everything being a 404.
-    let (mut files, mut proxied, mut closed, mut pages) = (0, 0, 0, 0);
+    let (mut files, mut proxied, mut closed, mut pages, mut typed) = (0, 0, 0, 0, 0);
     for ((g, port), (http, body)) in groups.iter().zip(&ports).zip(&bodies) {
         let conf = format!("{http}\nserver {{ listen 80; server_name localhost;\n{body}\n}}");
-        let cfg =
-            Config::parse("case.conf", &conf).unwrap_or_else(|e| panic!("group {}: {e}", g.name));
+        // `include` names real files, as nginx reads them (`/etc/nginx/mime.types`).
+        let cfg = Config::parse_with("case.conf", &conf, &mut |p: &str| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
+            Ok(vec![(p.to_owned(), text)])
+        })
+        .unwrap_or_else(|e| panic!("group {}: {e}", g.name));
         assert!(
             cfg.unsupported.is_empty(),
             "group {}: {:?}",
@@ -374,8 +398,12 @@ fn crate_matches_nginx() {
                 remote_addr: "127.0.0.1".into(),
                 local_addr: "127.0.0.1".into(),
             };
-            let want = seen_from_nginx(&reply);
+            let mut want = seen_from_nginx(&reply);
             let (got, trace) = seen_from_crate(server, &req, now);
+            if got.content_type.is_none() {
+                want.content_type = None;
+            }
+            typed += usize::from(got.content_type.is_some());
             files += usize::from(trace.starts_with("File"));
             proxied += usize::from(want.upstream.is_some());
             closed += usize::from(want.closed);
@@ -396,8 +424,9 @@ fn crate_matches_nginx() {
     }
     assert!(total >= 400, "only {total} cases");
     assert!(
-        files >= 25 && proxied >= 100 && closed >= 3 && pages >= 50,
-        "the corpus lost its variety: {files} files, {proxied} proxied, {closed} closed, {pages} pages"
+        files >= 25 && proxied >= 100 && closed >= 3 && pages >= 50 && typed >= 20,
+        "the corpus lost its variety: {files} files, {proxied} proxied, {closed} closed, \
+         {pages} pages, {typed} content types"
     );
     assert!(
         failures.is_empty(),
@@ -405,5 +434,5 @@ fn crate_matches_nginx() {
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("{total} cases identical ({files} files, {proxied} proxied, {closed} closed, {pages} nginx pages)");
+    eprintln!("{total} cases identical ({files} files, {proxied} proxied, {closed} closed, {pages} nginx pages, {typed} content types)");
 }

@@ -1,11 +1,70 @@
 //! The core module's corpus beyond rewriting: static files (`root`, `alias`, `index`,
 //! `try_files`, methods, directories), named locations, `error_page` in all its forms,
 //! `return` edge cases (444, a bare redirect code, no text), `set $args`, `internal`,
-//! `if (-f ...)`, `add_header`/`expires` on local answers, and PCRE's match limit.
+//! `if (-f ...)`, `add_header`/`expires` on local answers, PCRE's match limit, and the
+//! `Content-Type` `types`/`default_type` give `return` answers and files.
 
 use super::Group;
 
 pub const GROUPS: &[Group] = &[
+    // Server-level, not http-level: one nginx serves every group, and the others must keep
+    // nginx's compiled-in types (gzip_types reads them).
+    Group::new(
+        "types",
+        r#"
+            root {{ROOT}}/www;
+            include /etc/nginx/mime.types;
+            default_type application/octet-stream;
+            location = /health { return 200 "ok"; }
+            location /ret/ { return 200 "r"; }
+            location /empty/ { return 200 ""; }
+            location /none/ { return 200; }
+            location /gone/ { return 404 "gone"; }
+            location /dt/ {
+                default_type text/x-dt;
+                types { text/x-own own; }
+                return 200 "d";
+            }
+            location /rw/ { rewrite ^/rw/(.*)$ /ret/$1.json; }
+            location /ep/ { error_page 404 = /ret/e.css; return 404; }
+            location / { }"#,
+        &[
+            "GET /health",
+            "GET /ret/a.png",
+            "GET /ret/a.json",
+            "GET /ret/A.PNG",
+            "GET /ret/a.JsOn?x=1",
+            "GET /ret/x",
+            "GET /ret/a.",
+            "GET /ret/.png",
+            "GET /ret/..png",
+            "GET /ret/...png",
+            "GET /ret/....png",
+            "GET /ret/a%2Ejs",
+            "GET /ret/a.png%3Fb",
+            "GET /ret/a.tar.gz",
+            "GET /ret/a.svg/",
+            "HEAD /ret/a.css",
+            "GET /empty/a.png",
+            "GET /empty/",
+            "GET /none/a.png",
+            "GET /gone/a.png",
+            "GET /dt/a.own",
+            "GET /dt/a.png",
+            "GET /dt/a.html",
+            "GET /dt/x",
+            "GET /rw/a.png",
+            "GET /ep/a.png",
+            "GET /",
+            "GET /index.html",
+            "GET /app.js",
+            "GET /style.css",
+            "GET /assets/logo.png",
+            "GET /assets/app.1234.js",
+            "GET /a%20b.txt",
+            "GET /missing.png",
+        ],
+    ),
     Group::new(
         "static",
         r#"
