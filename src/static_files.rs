@@ -262,42 +262,166 @@ fn parse_range(v: &[u8], len: u64) -> Option<Range> {
     Some(Range::Bytes(start, end.min(len - 1)))
 }
 
-/// nginx's `mime.types` for what a web front end ships; anything else is
-/// `application/octet-stream` (nginx's `default_type`).
+/// The content type of a file, by its extension: [`type_of_exten`].
 pub fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .map(|e| e.as_encoded_bytes())
         .unwrap_or_default();
-    match ext.as_str() {
-        "html" | "htm" | "shtml" => "text/html",
-        "css" => "text/css",
-        "js" | "mjs" => "application/javascript",
-        "json" => "application/json",
-        "map" => "application/json",
-        "txt" => "text/plain",
-        "xml" => "text/xml",
-        "svg" | "svgz" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "ico" => "image/x-icon",
-        "avif" => "image/avif",
-        "woff" => "font/woff",
-        "woff2" => "font/woff2",
-        "ttf" => "font/ttf",
-        "otf" => "font/otf",
-        "wasm" => "application/wasm",
-        "pdf" => "application/pdf",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "mp3" => "audio/mpeg",
-        "webmanifest" => "application/manifest+json",
-        "zip" => "application/zip",
-        _ => "application/octet-stream",
-    }
+    type_of_exten(ext)
 }
+
+/// What a stock nginx gives an extension, which the included files were written for: its
+/// `mime.types` (nginx 1.22's, which distributions' `nginx.conf` includes) and, for the rest,
+/// the `default_type application/octet-stream` the same `nginx.conf` sets. A few types a
+/// front end ships that the file lacks are added (module scripts are refused by browsers
+/// without a JavaScript type). Compared without case, as nginx compares.
+pub fn type_of_exten(exten: &[u8]) -> &'static str {
+    stock_type(exten).unwrap_or(DEFAULT_TYPE)
+}
+
+/// The type nginx's `mime.types` (with the few additions) gives an extension, if any.
+pub fn stock_type(exten: &[u8]) -> Option<&'static str> {
+    let mut lower = [0u8; 16];
+    let buf = lower.get_mut(..exten.len())?;
+    buf.copy_from_slice(exten);
+    buf.make_ascii_lowercase();
+    MIME_TYPES
+        .binary_search_by(|(e, _)| e.as_bytes().cmp(buf))
+        .ok()
+        .map(|i| MIME_TYPES[i].1)
+}
+
+/// The `default_type` of a stock `nginx.conf`.
+pub const DEFAULT_TYPE: &str = "application/octet-stream";
+
+/// nginx 1.22's `mime.types`, sorted by extension (a later line of the file wins, as in nginx).
+const MIME_TYPES: &[(&str, &str)] = &[
+    ("3gp", "video/3gpp"),
+    ("3gpp", "video/3gpp"),
+    ("7z", "application/x-7z-compressed"),
+    ("ai", "application/postscript"),
+    ("asf", "video/x-ms-asf"),
+    ("asx", "video/x-ms-asf"),
+    ("atom", "application/atom+xml"),
+    ("avi", "video/x-msvideo"),
+    ("avif", "image/avif"),
+    ("bin", "application/octet-stream"),
+    ("bmp", "image/x-ms-bmp"),
+    ("cco", "application/x-cocoa"),
+    ("crt", "application/x-x509-ca-cert"),
+    ("css", "text/css"),
+    ("deb", "application/octet-stream"),
+    ("der", "application/x-x509-ca-cert"),
+    ("dll", "application/octet-stream"),
+    ("dmg", "application/octet-stream"),
+    ("doc", "application/msword"),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    ("ear", "application/java-archive"),
+    ("eot", "application/vnd.ms-fontobject"),
+    ("eps", "application/postscript"),
+    ("exe", "application/octet-stream"),
+    ("flv", "video/x-flv"),
+    ("gif", "image/gif"),
+    ("hqx", "application/mac-binhex40"),
+    ("htc", "text/x-component"),
+    ("htm", "text/html"),
+    ("html", "text/html"),
+    ("ico", "image/x-icon"),
+    ("img", "application/octet-stream"),
+    ("iso", "application/octet-stream"),
+    ("jad", "text/vnd.sun.j2me.app-descriptor"),
+    ("jar", "application/java-archive"),
+    ("jardiff", "application/x-java-archive-diff"),
+    ("jng", "image/x-jng"),
+    ("jnlp", "application/x-java-jnlp-file"),
+    ("jpeg", "image/jpeg"),
+    ("jpg", "image/jpeg"),
+    ("js", "application/javascript"),
+    ("json", "application/json"),
+    ("kar", "audio/midi"),
+    ("kml", "application/vnd.google-earth.kml+xml"),
+    ("kmz", "application/vnd.google-earth.kmz"),
+    ("m3u8", "application/vnd.apple.mpegurl"),
+    ("m4a", "audio/x-m4a"),
+    ("m4v", "video/x-m4v"),
+    ("map", "application/json"), // not in nginx's file
+    ("mid", "audio/midi"),
+    ("midi", "audio/midi"),
+    ("mjs", "application/javascript"), // not in nginx's file
+    ("mml", "text/mathml"),
+    ("mng", "video/x-mng"),
+    ("mov", "video/quicktime"),
+    ("mp3", "audio/mpeg"),
+    ("mp4", "video/mp4"),
+    ("mpeg", "video/mpeg"),
+    ("mpg", "video/mpeg"),
+    ("msi", "application/octet-stream"),
+    ("msm", "application/octet-stream"),
+    ("msp", "application/octet-stream"),
+    ("odg", "application/vnd.oasis.opendocument.graphics"),
+    ("odp", "application/vnd.oasis.opendocument.presentation"),
+    ("ods", "application/vnd.oasis.opendocument.spreadsheet"),
+    ("odt", "application/vnd.oasis.opendocument.text"),
+    ("ogg", "audio/ogg"),
+    ("otf", "font/otf"), // not in nginx's file
+    ("pdb", "application/x-pilot"),
+    ("pdf", "application/pdf"),
+    ("pem", "application/x-x509-ca-cert"),
+    ("pl", "application/x-perl"),
+    ("pm", "application/x-perl"),
+    ("png", "image/png"),
+    ("ppt", "application/vnd.ms-powerpoint"),
+    (
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    ("prc", "application/x-pilot"),
+    ("ps", "application/postscript"),
+    ("ra", "audio/x-realaudio"),
+    ("rar", "application/x-rar-compressed"),
+    ("rpm", "application/x-redhat-package-manager"),
+    ("rss", "application/rss+xml"),
+    ("rtf", "application/rtf"),
+    ("run", "application/x-makeself"),
+    ("sea", "application/x-sea"),
+    ("shtml", "text/html"),
+    ("sit", "application/x-stuffit"),
+    ("svg", "image/svg+xml"),
+    ("svgz", "image/svg+xml"),
+    ("swf", "application/x-shockwave-flash"),
+    ("tcl", "application/x-tcl"),
+    ("tif", "image/tiff"),
+    ("tiff", "image/tiff"),
+    ("tk", "application/x-tcl"),
+    ("ts", "video/mp2t"),
+    ("ttf", "font/ttf"), // not in nginx's file
+    ("txt", "text/plain"),
+    ("war", "application/java-archive"),
+    ("wasm", "application/wasm"),
+    ("wbmp", "image/vnd.wap.wbmp"),
+    ("webm", "video/webm"),
+    ("webmanifest", "application/manifest+json"), // not in nginx's file
+    ("webp", "image/webp"),
+    ("wml", "text/vnd.wap.wml"),
+    ("wmlc", "application/vnd.wap.wmlc"),
+    ("wmv", "video/x-ms-wmv"),
+    ("woff", "font/woff"),
+    ("woff2", "font/woff2"),
+    ("xhtml", "application/xhtml+xml"),
+    ("xls", "application/vnd.ms-excel"),
+    (
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    ("xml", "text/xml"),
+    ("xpi", "application/x-xpinstall"),
+    ("xspf", "application/xspf+xml"),
+    ("zip", "application/zip"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -341,5 +465,31 @@ mod tests {
         assert_eq!(content_type(Path::new("a/index.HTML")), "text/html");
         assert_eq!(content_type(Path::new("app.js")), "application/javascript");
         assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
+        assert!(
+            MIME_TYPES.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted, once each"
+        );
+        assert!(MIME_TYPES.iter().all(|(e, _)| e.len() <= 16));
+        for (exten, want) in [
+            (
+                &b"XLSX"[..],
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (
+                b"docx",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            ),
+            (b"mjs", "application/javascript"),
+            (b"woff2", "font/woff2"),
+            (b"", "application/octet-stream"),
+            (b"averyveryverylongextension", "application/octet-stream"),
+        ] {
+            assert_eq!(
+                type_of_exten(exten),
+                want,
+                "{}",
+                String::from_utf8_lossy(exten)
+            );
+        }
     }
 }

@@ -390,3 +390,57 @@ async fn a_chunked_body_over_client_max_body_size_is_refused_with_413() {
     let (head, _) = exchange(gw.port, declared);
     assert!(head.starts_with("http/1.1 413"), "{head}");
 }
+
+/// A `return`'s text, and a file, are typed as nginx types them: by the extension through the
+/// file's `types` and `default_type`, else a stock `nginx.conf`'s (`mime.types`,
+/// `application/octet-stream`); a 204 has none, `default_type ""` sends none.
+#[tokio::test]
+async fn answers_are_typed_by_extension_types_and_default_type() {
+    let dir = TempDir::new("ngx-types");
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/a.foo"), "foo").unwrap();
+    std::fs::write(dir.path().join("www/b.css"), "b{}").unwrap();
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        format!(
+            "root {}/www;\n\
+             location ~ \\.png$ {{ return 200 \"x\"; }}\n\
+             location /health {{ return 200 \"ok\"; }}\n\
+             location = /empty.json {{ return 200; }}\n\
+             location = /nc {{ return 204; }}\n\
+             location /t/ {{ default_type text/plain; return 200 \"t\"; }}\n\
+             location /none/ {{ default_type \"\"; return 200 \"n\"; }}\n\
+             location /files/ {{\n\
+               types {{ text/x-custom foo; }}\n\
+               rewrite ^/files/(.*)$ /$1 break;\n\
+             }}\n\
+             location / {{ }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[nginx]\ninclude = [\"{}\"]\n",
+        dir.path().join("crm.conf").display()
+    ));
+    let c = client();
+    for (uri, want) in [
+        ("/logo.png", Some("image/png")),
+        ("/health", Some("application/octet-stream")),
+        ("/empty.json", Some("application/json")),
+        ("/nc", None),
+        // The regex location wins for .png; here only the file's default_type is its own.
+        ("/t/x.unknown", Some("text/plain")),
+        ("/t/x.css", Some("text/css")),
+        ("/none/x", None),
+        ("/files/a.foo", Some("text/x-custom")),
+        // A `types` block replaces the whole map: css is not in this one.
+        ("/files/b.css", Some("application/octet-stream")),
+        ("/b.css", Some("text/css")),
+    ] {
+        let r = c.get(gw.url(uri)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {uri}: {}", r.status());
+        let got = r.headers().get("content-type").map(|v| v.to_str().unwrap());
+        assert_eq!(got, want, "GET {uri}");
+    }
+}

@@ -31,15 +31,40 @@ pub fn page(status: u16, request_id: &str) -> Option<String> {
     })
 }
 
-/// The header and body of an answer nginx makes itself.
-pub fn render(r: &Response, request_id: &str) -> (Box<ResponseHeader>, Bytes) {
+/// The content type nginx gives a `return`'s text or a file in `state` (`r->exten` looked up in
+/// `types`, else `default_type`), where the included file stands in a stock `nginx.conf`'s
+/// http block: the file's own `types` and `default_type` where it writes them, else that
+/// block's `include mime.types;` and `default_type application/octet-stream;`. Empty: none is
+/// sent (`default_type "";`).
+fn answer_type<'r>(rules: &'r Rules, state: &State) -> &'r str {
+    let s = rules.server.settings_for(state);
+    let by_exten = match &s.types {
+        Some(types) => types.get(&state.exten),
+        None => static_files::stock_type(&state.exten),
+    };
+    by_exten
+        .or(s.default_type.as_deref())
+        .unwrap_or(static_files::DEFAULT_TYPE)
+}
+
+/// The header and body of an answer nginx makes itself; `content_type` is a `return`'s.
+pub fn render(r: &Response, request_id: &str, content_type: &str) -> (Box<ResponseHeader>, Bytes) {
     let mut h = ResponseHeader::build(r.status, Some(6)).expect("a status nginx sends");
+    // ngx_http_send_response types a `return`'s text, empty or not; a 204 has none.
+    let typed = |h: &mut ResponseHeader| {
+        if !content_type.is_empty() && r.status != 204 {
+            let _ = h.insert_header("content-type", content_type);
+        }
+    };
     let body: Bytes = match &r.body {
         Body::Text(t) => {
-            let _ = h.insert_header("content-type", "text/plain");
+            typed(&mut h);
             Bytes::copy_from_slice(t)
         }
-        Body::Empty => Bytes::new(),
+        Body::Empty => {
+            typed(&mut h);
+            Bytes::new()
+        }
         Body::Page => match page(r.status, request_id) {
             Some(p) => {
                 let _ = h.insert_header("content-type", "text/html");
@@ -66,6 +91,7 @@ pub fn render(r: &Response, request_id: &str) -> (Box<ResponseHeader>, Bytes) {
                     state: r.state.clone(),
                 },
                 request_id,
+                "",
             );
         }
     }
@@ -89,7 +115,7 @@ pub async fn write(
             Ok(444)
         }
         Action::Respond(r) => {
-            let (mut h, body) = render(&r, request_id);
+            let (mut h, body) = render(&r, request_id, answer_type(rules, &r.state));
             let head_only = session.req_header().method == http::Method::HEAD;
             let has_body = !head_only && !body.is_empty();
             let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
@@ -120,6 +146,14 @@ pub async fn write(
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {
                     let _ = reply.header.insert_header("x-request-id", request_id);
+                    match answer_type(rules, &f.state) {
+                        "" => {
+                            let _ = reply.header.remove_header("content-type");
+                        }
+                        t => {
+                            let _ = reply.header.insert_header("content-type", t);
+                        }
+                    }
                     let head_only = session.req_header().method == http::Method::HEAD;
                     let body = reply.body.filter(|_| !head_only);
                     let end = body.is_none();
