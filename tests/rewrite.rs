@@ -444,3 +444,33 @@ async fn answers_are_typed_by_extension_types_and_default_type() {
         assert_eq!(got, want, "GET {uri}");
     }
 }
+
+/// A target made of decoded variables can hold a space or a `#` (nginx sends them raw: an
+/// invalid request line): the CRM gets them escaped, never a 500 or a 400 from the gateway.
+#[tokio::test]
+async fn a_target_made_of_decoded_variables_is_sent_escaped() {
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("ngx-escape");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /s/ { rewrite ^/s/(.*)$ /p/x?u=$uri last; }\n\
+         location /p/ { proxy_pass http://crm; }\n\
+         location /i/ { proxy_pass http://crm/v$uri; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let c = client();
+    for (asked, sent) in [
+        ("/s/a%20b", "/p/x?u=/s/a%20b"),
+        ("/i/a%20b%23c", "/v/i/a%20b%23c"),
+    ] {
+        let r = c.get(gw.url(asked)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {asked}");
+        let echo: Echo = r.json().await.unwrap();
+        assert_eq!(echo.uri, sent, "GET {asked}");
+    }
+}

@@ -45,7 +45,8 @@ pub fn decide(rules: &Rules, req: &Request) -> Decision {
 /// replace an upstream's answer (an `error_page`).
 pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSystem) -> Decision {
     match action {
-        Action::Proxy(p) => {
+        Action::Proxy(mut p) => {
+            sendable(&mut p.target);
             if let Some(index) = rules.route_of(&p.state.loc) {
                 let target = (p.target != req.uri).then(|| p.target.clone());
                 return Decision::Route { index, target };
@@ -68,5 +69,48 @@ pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSyste
             Decision::NoRoute
         }
         other => Decision::Answer(Box::new(other)),
+    }
+}
+
+/// A target built from decoded variables (`proxy_pass http://crm$uri`, `rewrite ... ?u=$uri`)
+/// can hold what a request line cannot: nginx sends a space or a control byte raw (an invalid
+/// request the CRM refuses), and a `#` would end the path there. They are sent escaped, as
+/// `%XX`, and so are bytes that are not UTF-8; UTF-8 text stays as it is, as nginx sends it.
+fn sendable(target: &mut Vec<u8>) {
+    let utf8 = std::str::from_utf8(target).is_ok();
+    let unsafe_byte = |b: u8| b <= b' ' || b == 0x7f || b == b'#' || (!utf8 && b >= 0x80);
+    if !target.iter().any(|&b| unsafe_byte(b)) {
+        return;
+    }
+    let mut out = Vec::with_capacity(target.len() + 8);
+    for &b in target.iter() {
+        if unsafe_byte(b) {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        } else {
+            out.push(b);
+        }
+    }
+    *target = out;
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_target_is_sent_escaped_only_where_a_request_line_cannot_hold_it() {
+        for (target, want) in [
+            (&b"/p/x?u=/a b"[..], &b"/p/x?u=/a%20b"[..]),
+            (b"/i2/a\tb#c", b"/i2/a%09b%23c"),
+            (b"/k/\xe4\xb8\xad", b"/k/\xe4\xb8\xad"),
+            (b"/k/\xff", b"/k/%FF"),
+            (b"/plain/%20?a=1&b=2", b"/plain/%20?a=1&b=2"),
+        ] {
+            let mut t = target.to_vec();
+            super::sendable(&mut t);
+            assert_eq!(t, want, "{}", String::from_utf8_lossy(target));
+            let text = String::from_utf8(t).unwrap();
+            assert!(http::Uri::try_from(text.as_str()).is_ok(), "{text}");
+        }
     }
 }
