@@ -194,6 +194,20 @@ fn a_second_included_server_block_is_refused_where_it_is() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `check` lists the included files' locations, with where each is and what serves it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed = stdout
+        .split("locations of the included nginx files:")
+        .nth(1);
+    let listed = listed.unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        listed.contains("/api/") && listed.contains("a.conf:3 proxy_pass http://crm"),
+        "{stdout}"
+    );
+    assert!(
+        listed.contains("/c/") && listed.contains("c.conf:1"),
+        "{stdout}"
+    );
 }
 
 /// An `if` block's own `proxy_pass` is checked at load like a location's.

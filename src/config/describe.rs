@@ -37,7 +37,21 @@ impl Config {
                 format!("{:?}", route.external_contact).to_lowercase()
             ));
         }
+        out.push_str(&self.describe_included());
         out.push_str(&self.describe_areas());
+        out
+    }
+
+    /// The locations of the included nginx files, nested ones too, each with where it is and
+    /// what serves it.
+    fn describe_included(&self) -> String {
+        let mut out = String::new();
+        for l in self.locations().iter().filter(|l| l.route.is_none()) {
+            if out.is_empty() {
+                out.push_str("\nlocations of the included nginx files:\n");
+            }
+            out.push_str(&format!("  {:<32} {}\n", l.location.to_string(), l.origin));
+        }
         out
     }
 
