@@ -55,9 +55,15 @@ impl ShutdownSignalWatch for StopSignals {
 }
 
 /// Reloads the config on SIGHUP. Routes, upstreams and apps change; listeners and threads
-/// need a restart. A bad new config is logged and the running one stays.
+/// need a restart, and so does `gzip` in a process that started without any (`compression`:
+/// it started with some). A bad new config is logged and the running one stays.
 /// `ports`: what the listeners bound, settled on each new config as on the first.
-pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>, ports: Ports) {
+pub fn spawn_reloader(
+    path: PathBuf,
+    current: Arc<ArcSwap<Config>>,
+    ports: Ports,
+    compression: bool,
+) {
     std::thread::Builder::new()
         .name("wgw-reload".into())
         .spawn(move || {
@@ -77,6 +83,9 @@ pub fn spawn_reloader(path: PathBuf, current: Arc<ArcSwap<Config>>, ports: Ports
                                 || new.server.max_connections != old.server.max_connections
                             {
                                 tracing::warn!("reload: listeners, threads, header_timeout and max_connections change only on restart; the rest is applied");
+                            }
+                            if new.compresses() && !compression {
+                                tracing::warn!("reload: gzip is on in the new config, but the process started without it: answers are compressed after a restart; the rest is applied");
                             }
                             current.store(Arc::new(new));
                             tracing::info!(config = %path.display(), "reload: new config applied");

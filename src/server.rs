@@ -71,10 +71,12 @@ pub fn run(
         backend.store,
         provider.clone(),
     ));
+    let compression = current.load().compresses();
     let gateway = Gateway {
         config: current.clone(),
         provider: provider.clone(),
         callbacks: callbacks.clone(),
+        compression,
     };
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     proxy.server_options = Some(connection::server_options(&current.load().server));
@@ -142,7 +144,7 @@ pub fn run(
         Delivery::new(current.clone(), callbacks),
     ));
 
-    lifecycle::spawn_reloader(config_path, current, ports);
+    lifecycle::spawn_reloader(config_path, current, ports, compression);
     // Every socket is bound (connections queue until pingora accepts them): the addresses are
     // final, in one line a program can read and in the ports file.
     tracing::info!(ports = %report, "wecom-gateway listening");

@@ -52,6 +52,58 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad(
     assert_eq!(who("/x").await, "b", "the running config stays");
 }
 
+/// The engine's compression module is set up only for a config that compresses something
+/// (its modules are made once): a reload that turns `gzip` on says a restart is needed, and
+/// answers stay as they were until then; one started with `gzip` compresses.
+#[tokio::test]
+async fn gzip_turned_on_by_a_reload_says_it_needs_a_restart() {
+    let up = upstream::echo("crm");
+    let dir = common::TempDir::new("reload-gzip");
+    let conf = dir.path().join("crm.conf");
+    let nginx = |gzip: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "{gzip}gzip_types application/json;\nlocation / {{ proxy_pass http://crm; }}\n"
+            ),
+        )
+        .unwrap();
+        format!(
+            "{}\n[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+            server_table(),
+            up.url(),
+            conf.display()
+        )
+    };
+    let gzipped = |gw: &Gateway| {
+        let c = reqwest::Client::builder().no_gzip().build().unwrap();
+        let url = gw.url("/x");
+        async move {
+            let r = c
+                .get(url)
+                .header("Accept-Encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            r.headers().contains_key("content-encoding")
+        }
+    };
+    let gw = Gateway::start_config(&nginx(""), &[], &[]);
+    assert!(!gzipped(&gw).await);
+    std::fs::write(&gw.config_path, nginx("gzip on;\n")).unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    assert!(
+        gw.log().contains("reload: gzip is on in the new config"),
+        "{}",
+        gw.log()
+    );
+    assert!(!gzipped(&gw).await);
+
+    let started_with = Gateway::start_config(&nginx("gzip on;\n"), &[], &[]);
+    assert!(gzipped(&started_with).await, "{}", started_with.log());
+}
+
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let up = upstream::echo("crm");

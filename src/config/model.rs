@@ -28,6 +28,13 @@ pub struct Config {
     pub emulator: EmulatorSettings,
 }
 
+impl Config {
+    /// An answer of this config may be compressed (`gzip on` somewhere in its nginx rules).
+    pub fn compresses(&self) -> bool {
+        self.rules.as_ref().is_some_and(|r| r.gzip)
+    }
+}
+
 pub struct ServerSettings {
     pub listen: String,
     pub public_url: Url,

@@ -33,6 +33,8 @@ pub struct Rules {
     /// Where relative `root`/`alias` paths start: the directory of the nginx file. `None`
     /// when no nginx file is included; static outcomes are then "no route" (404).
     pub static_base: Option<PathBuf>,
+    /// Some level of the rule set has `gzip on`: answers may need the engine's compression.
+    pub gzip: bool,
 }
 
 impl Rules {
@@ -198,11 +200,15 @@ pub(super) fn compile(
             .entry(up.authority.to_ascii_lowercase())
             .or_insert_with(|| up.clone());
     }
+    let gzip = std::iter::once(&server.root)
+        .chain(&server.named)
+        .any(|conf| any_gzip(conf));
     let rules = Rules {
         server,
         routes,
         upstreams: by_authority,
         static_base,
+        gzip,
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;
@@ -500,6 +506,13 @@ fn check_upstream_block(
 /// Every `proxy_pass` without variables must name a configured upstream: `[upstreams.NAME]`
 /// or one whose url is `http://host:port`. (One with variables is looked up per request and
 /// answers 502 when it names none.)
+/// `gzip on` at this level or one inside it (nested locations, `if` blocks).
+fn any_gzip(conf: &LocConf) -> bool {
+    conf.settings.gzip.on
+        || conf.children.iter().any(|(_, c)| any_gzip(c))
+        || conf.ifs.iter().any(any_gzip)
+}
+
 /// Says, once per directory, where a location serving files has a literal `root` or `alias`
 /// that is not a directory: every request there would be a 404, or a 500 once `try_files`
 /// falls back in a loop, as nginx answers, with nothing else to tell why. A relative path
