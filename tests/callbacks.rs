@@ -436,3 +436,58 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
     let got = w.crm.wait_taken(1, LIMIT).await;
     assert!(got[0].body.contains("delete_user"), "{}", got[0].body);
 }
+
+/// A captured `delete_user` sent again (a replay within WeCom's signature window, or WeCom's own
+/// late retry) acts as of when it happened: the sessions issued before it stay ended, the
+/// member's login since then stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_delete_user_ends_only_the_sessions_issued_before_it() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    let gw = &w.gateways[0];
+    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
+        b.get_json(&gw.url("/sidebar/page"), &[])
+            .await
+            .status()
+            .as_u16()
+    }
+    let mut before = Browser::new(WXWORK_UA);
+    browser::login(&mut before, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    assert_eq!(page(&mut before, gw).await, 200);
+
+    let xml = wecom_api::XmlMessage::from_pairs([
+        ("ToUserName", corp_id().to_owned()),
+        ("FromUserName", "sys".to_owned()),
+        ("CreateTime", now_secs().to_string()),
+        ("MsgType", "event".to_owned()),
+        ("Event", "change_contact".to_owned()),
+        ("ChangeType", "delete_user".to_owned()),
+        ("UserID", "zhangsan".to_owned()),
+    ])
+    .to_xml();
+    let (query, body) = sealed_post(&xml, now_secs());
+    let post = || async {
+        let r = client()
+            .post(gw.url(&format!("/_gateway/callback/crm?{query}")))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(post().await, (200, "success".to_owned()));
+    assert_eq!(page(&mut before, gw).await, 401);
+
+    w.advance("5m").await;
+    let mut since = Browser::new(WXWORK_UA);
+    browser::login(&mut since, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    assert_eq!(page(&mut since, gw).await, 200);
+    assert_eq!(
+        post().await,
+        (200, "success".to_owned()),
+        "acknowledged again"
+    );
+    assert_eq!(page(&mut since, gw).await, 200, "the login since stays");
+    assert_eq!(page(&mut before, gw).await, 401);
+    assert_eq!(w.crm.wait_taken(1, LIMIT).await.len(), 1, "forwarded once");
+}

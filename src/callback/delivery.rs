@@ -256,7 +256,7 @@ impl Inner {
         }
     }
 
-    /// The reactions again, as of when the event was queued (idempotent).
+    /// The reactions again, as of the same time as at the endpoint (idempotent).
     async fn react(
         &self,
         config: &Config,
@@ -265,9 +265,11 @@ impl Inner {
         e: &Event,
     ) -> Result<(), wecom_api::StoreError> {
         let ttl = reactions::session_ttl(config);
+        // The endpoint's time for the same event: applying twice changes nothing.
+        let at = event::acted_at(msg, e.queued_at / 1000);
         if let Some(ins) = super::instruction::read(msg) {
             let provider = &self.callbacks.provider;
-            return super::instruction::before_delivery(provider, app, &ins, ttl)
+            return super::instruction::before_delivery(provider, app, &ins, at, ttl)
                 .await
                 .map_err(|super::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
         }
@@ -292,7 +294,7 @@ impl Inner {
             _ => return Ok(()),
         };
         for r in event::reactions(&corp_id, msg) {
-            reactions::apply(&*self.callbacks.store, &r, e.queued_at / 1000, ttl).await?;
+            reactions::apply(&*self.callbacks.store, &r, at, ttl).await?;
         }
         Ok(())
     }

@@ -146,6 +146,23 @@ pub enum Reaction {
     },
 }
 
+/// How far WeCom's clock may run ahead of this machine's for [`acted_at`].
+const CLOCK_ALLOWANCE_SECS: u64 = 60;
+
+/// As of when the gateway acts on an event (Unix s): when WeCom says it happened
+/// (`CreateTime`, an instruction's `TimeStamp`), allowing for WeCom's clock running a minute
+/// ahead, never later than `received` (when it first arrived). A replay of a captured
+/// callback, or WeCom's own late retry, so ends only the sessions and installs that were
+/// there when the event happened, never a member's new login or a corp's new install.
+pub fn acted_at(msg: &XmlMessage, received: u64) -> u64 {
+    ["CreateTime", "TimeStamp"]
+        .iter()
+        .find_map(|k| msg.get(k)?.trim().parse::<u64>().ok())
+        .map_or(received, |t| {
+            received.min(t.saturating_add(CLOCK_ALLOWANCE_SECS))
+        })
+}
+
 /// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
 /// checked against), never a field of the message: `ToUserName` is only what the sender says.
 pub fn reactions(corp: &str, msg: &XmlMessage) -> Vec<Reaction> {

@@ -3,16 +3,21 @@
 //!
 //! WeCom wants the literal `success` within 1 s, and an AuthCode lives 10 minutes, single use.
 //! The exchange therefore never runs inside the callback's answer: the event is first queued
-//! durably (SPEC section 18), WeCom hears `success`, and the app's delivery worker — which
-//! picks the event up at once and, after a crash or `kill -9`, again after the restart —
-//! exchanges the code *before* it forwards the event. So the CRM hears of an install only once
-//! it is kept, and the exchange is retried from the queue while the code lives. A redelivery
-//! finds the code's exchange record and exchanges nothing twice.
+//! durably (SPEC section 18), WeCom hears `success`, and the code is exchanged at once, apart
+//! from the queue ([`exchange_soon`]: the app's events wait for the CRM, for hours if it is
+//! down or refuses one, and an install must not wait for that). The app's delivery worker —
+//! after a crash or `kill -9`, again after the restart — exchanges it too *before* it forwards
+//! the event, if that was not done: so the CRM hears of an install only once it is kept. The
+//! code's exchange record makes every exchange after the first do nothing.
+//!
+//! Instructions act as of when they happened ([`super::event::acted_at`]): a `cancel_auth`
+//! replayed, or delivered late, leaves an install made since alone.
 //!
 //! Handled at the endpoint itself, before `success`: the suite ticket (kept, newest wins; it is
 //! a credential, so it is never queued or forwarded) and `cancel_auth` (the corp's sessions end
 //! at once, on every instance).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -99,6 +104,7 @@ pub async fn at_endpoint(
     provider: &Provider,
     app: &App,
     ins: &Instruction,
+    at: u64,
     session_ttl_secs: u64,
 ) -> Result<bool, StoreError> {
     let Some((suite_id, _)) = suite_of(app) else {
@@ -113,31 +119,41 @@ pub async fn at_endpoint(
             Ok(false)
         }
         Instruction::CancelAuth { corp_id } => {
-            cancel(provider.installs(), store, app, corp_id, session_ttl_secs).await?;
+            cancel(
+                provider.installs(),
+                store,
+                app,
+                corp_id,
+                at,
+                session_ttl_secs,
+            )
+            .await?;
             Ok(true)
         }
         _ => Ok(true),
     }
 }
 
-/// `cancel_auth`: the corp is forgotten, its tokens expired and its sessions end (idempotent:
-/// the delivery worker applies it again).
+/// `cancel_auth` as of `at` ([`super::event::acted_at`]): the corp's install (if it was
+/// there then: a replayed cancel leaves a later install alone) is forgotten, its tokens
+/// expired, and the sessions it had then end (idempotent: the delivery worker applies it
+/// again).
 async fn cancel(
     installs: &Installs,
     store: &dyn Store,
     app: &App,
     corp_id: &str,
+    at: u64,
     session_ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let now = crate::clock::clock().now_secs();
     crate::revocation::record(
         store,
         &install::corp_revocation_key(&app.name, corp_id),
-        now,
+        at,
         session_ttl_secs,
     )
     .await?;
-    if installs.remove(store, app, corp_id).await? {
+    if installs.remove(store, app, corp_id, at).await? {
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
     }
     Ok(())
@@ -155,6 +171,7 @@ pub async fn before_delivery(
     provider: &Provider,
     app: &App,
     ins: &Instruction,
+    at: u64,
     session_ttl_secs: u64,
 ) -> Result<(), Failure> {
     let store = &**provider.store();
@@ -162,11 +179,16 @@ pub async fn before_delivery(
     match ins {
         Instruction::Exchange { auth_code } => exchange(provider, app, auth_code).await,
         Instruction::ChangeAuth { corp_id } => refresh(provider, app, corp_id).await,
-        Instruction::CancelAuth { corp_id } => {
-            cancel(provider.installs(), store, app, corp_id, session_ttl_secs)
-                .await
-                .map_err(retry)
-        }
+        Instruction::CancelAuth { corp_id } => cancel(
+            provider.installs(),
+            store,
+            app,
+            corp_id,
+            at,
+            session_ttl_secs,
+        )
+        .await
+        .map_err(retry),
         Instruction::SuiteTicket(_) | Instruction::Other => Ok(()),
     }
 }
@@ -197,6 +219,33 @@ fn worth_retrying(errcode: i64) -> bool {
     errcode == -1 || matches!(errcode, 41023 | 40085 | 42009 | 40082)
 }
 
+/// Exchanges the AuthCode of an install just queued at once, apart from the app's delivery
+/// queue: the code lives 10 minutes, while the queue waits for the CRM as long as it must (down,
+/// or refusing an earlier event for hours), and an install must not be lost to that. Retried
+/// while the code lives; the delivery worker's own exchange, later, finds it done.
+pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String) {
+    tokio::spawn(async move {
+        let clock = crate::clock::clock();
+        let until = clock.now_secs() + AUTH_CODE_LIFETIME_SECS;
+        let mut wait = Duration::from_secs(1);
+        while let Err(Failure::Retry(why)) = exchange(&provider, &app, &auth_code).await {
+            if clock.now_secs() + wait.as_secs() >= until {
+                tracing::warn!(app = %app.name, error = %why, "install: exchange not done; the delivery worker tries again");
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(60));
+        }
+    });
+}
+
+/// How long WeCom honours an AuthCode.
+const AUTH_CODE_LIFETIME_SECS: u64 = 600;
+
+/// One exchange at a time in this process: the endpoint's and the delivery worker's for the same
+/// code never both spend it.
+static EXCHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(), Failure> {
     let Some((suite_id, _)) = suite_of(app) else {
         return Ok(());
@@ -204,6 +253,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(),
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let record = install::exchanged_key(suite_id, auth_code);
+    let _one = EXCHANGING.lock().await;
     if store.get_fact(&record).await.map_err(retry)?.is_some() {
         return Ok(());
     }
@@ -219,6 +269,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(),
         Err(code) if worth_retrying(code) => {
             return Err(Failure::Retry(format!("get_permanent_code errcode {code}")))
         }
+        Err(AUTH_CODE_REFUSED) if spent_elsewhere(store, &record).await => return Ok(()),
         Err(code) => {
             let why = if code == AUTH_CODE_REFUSED {
                 "the AuthCode was used already or is older than 10 minutes"
@@ -265,6 +316,18 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(),
         .map_err(retry)?;
     tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
     Ok(())
+}
+
+/// Another instance spent the code (its endpoint's exchange and this one's worker, say): its
+/// record appears once it has kept the install, within a few seconds.
+async fn spent_elsewhere(store: &dyn Store, record: &str) -> bool {
+    for wait in [0, 250, 500, 1000, 2000] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        if matches!(store.get_fact(record).await, Ok(Some(_))) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `get_auth_info`: the app's agent id in the corp, and the corp's name.

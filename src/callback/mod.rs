@@ -106,8 +106,11 @@ impl Callbacks {
         .map_err(|r| self.refuse(app, r))?;
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
-        if let Some(ins) = instruction::read(&msg) {
-            let queue = instruction::at_endpoint(&self.provider, a, &ins, ttl)
+        let received_ms = clock.now_ms();
+        let at = event::acted_at(&msg, received_ms / 1000);
+        let ins = instruction::read(&msg);
+        if let Some(ins) = &ins {
+            let queue = instruction::at_endpoint(&self.provider, a, ins, at, ttl)
                 .await
                 .map_err(|e| Failure::Unavailable(e.to_string()))?;
             if !queue {
@@ -119,7 +122,7 @@ impl Callbacks {
                 return Ok(Pushed::Duplicate);
             }
         }
-        let event = Event::new(app, plain, event::dedup_key(&msg), clock.now_ms());
+        let event = Event::new(app, plain, event::dedup_key(&msg), received_ms);
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
         let todo = match (&a.credentials, &data_corp) {
             (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),
@@ -128,7 +131,7 @@ impl Callbacks {
             _ => Vec::new(),
         };
         for r in &todo {
-            reactions::apply(&*self.store, r, event.queued_at / 1000, ttl)
+            reactions::apply(&*self.store, r, at, ttl)
                 .await
                 .map_err(|e| Failure::Unavailable(e.to_string()))?;
         }
@@ -147,6 +150,11 @@ impl Callbacks {
             .inc();
         if pushed == Pushed::Queued {
             tracing::info!(app, event = label, event_id = %event.id, "callback queued");
+            if let Some(instruction::Instruction::Exchange { auth_code }) = ins {
+                if let Some(a) = config.apps.get(app) {
+                    instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code);
+                }
+            }
         }
         Ok(pushed)
     }

@@ -166,6 +166,75 @@ async fn a_replayed_create_auth_exchanges_nothing_twice() {
     assert_eq!(s.forwarded("create_auth").len(), 1, "not queued twice");
 }
 
+/// The AuthCode lives 10 minutes, and the app's events reach the CRM in order: an install that
+/// waited behind an event the CRM does not take (down, or refusing one) would be lost. The code
+/// is exchanged as the install arrives, apart from the queue; the CRM hears of it when it can.
+// Two threads: the emulator answers the gateway while the test waits for its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_is_kept_at_once_while_the_crm_takes_nothing() {
+    use std::sync::atomic::Ordering;
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_B).await;
+    s.crm.state.down.store(true, Ordering::SeqCst);
+    // An event at the head of the queue that the CRM refuses, then the install behind it.
+    s.control(
+        "/_emulator/suites/change-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_B}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.gw().wait_log_count("corp installed the app", 2);
+    assert_eq!(
+        agent_of(&s, CORP_A).await.0,
+        200,
+        "kept before the CRM heard of it"
+    );
+    assert_eq!(s.forwarded("create_auth").len(), 1, "only corp B's, before");
+    // Long after the code expired, the CRM takes events again: nothing is exchanged twice, the
+    // install stays, and the CRM hears of it.
+    s.advance("11m").await;
+    s.crm.state.down.store(false, Ordering::SeqCst);
+    s.wait_forwarded("create_auth", 2).await;
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    assert!(
+        !s.gw().log().contains("install not kept"),
+        "{}",
+        s.gw().log()
+    );
+}
+
+/// A `cancel_auth` replayed (a captured request, or WeCom's late retry) acts as of when it
+/// happened: the corp's install made since stays.
+#[tokio::test]
+async fn a_replayed_cancel_auth_leaves_a_later_install_alone() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let cancel = s.wait_forwarded("cancel_auth", 1).await[0].clone();
+    assert_eq!(agent_of(&s, CORP_A).await.0, 404);
+    s.advance("5m").await;
+    s.install(CORP_A).await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": cancel}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200, "the new install stays");
+}
+
 #[tokio::test]
 async fn cancel_auth_removes_the_corp_and_its_tokens() {
     let s = Saas::start(Backend::Local, 0).await;
