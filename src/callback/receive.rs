@@ -103,8 +103,19 @@ pub fn verify_url(cb: &Callback, query: &[u8], now_secs: u64) -> Result<String, 
         .ok_or(Refusal::MissingParam("echostr"))?;
     let plain = open(cb, &s, echostr, &[])?;
     s.fresh(now_secs)?;
+    // WeCom's echostr holds a short random string. An `Encrypt` of a captured message passed
+    // as the echostr would come back decrypted (a suite ticket, a message's text): an answer
+    // that is a message is refused.
+    if plain.len() > ECHOSTR_MAX || plain.contains('<') {
+        return Err(Refusal::BadMessage(
+            "the echostr holds a message, not a URL check's string".into(),
+        ));
+    }
     Ok(plain)
 }
+
+/// The longest URL check plaintext answered (WeCom's are about twenty digits).
+const ECHOSTR_MAX: usize = 128;
 
 /// `POST`: a message or an event, decrypted and parsed.
 pub fn message(

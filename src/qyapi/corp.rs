@@ -24,6 +24,9 @@ pub enum CorpRefused {
     Conflict,
     /// A corp named for an app that serves one corp only.
     NotASuite,
+    /// A service-provider app's call for a corp without naming which: sent on, it would go
+    /// with no token WeCom takes for it.
+    NoCorp,
 }
 
 impl CorpRefused {
@@ -32,6 +35,10 @@ impl CorpRefused {
             CorpRefused::Conflict => "the path and X-Gateway-Corp name different corps",
             CorpRefused::NotASuite => {
                 "X-Gateway-Corp or a corp in the path is for service-provider apps only"
+            }
+            CorpRefused::NoCorp => {
+                "a service-provider app's call names its corp (/{app}/{corp_id}/cgi-bin/... or \
+                 X-Gateway-Corp); only its own service/ calls name none"
             }
         }
     }
@@ -59,6 +66,15 @@ pub fn pick<'a>(
     };
     if corp.is_some() && !suite {
         return Err(CorpRefused::NotASuite);
+    }
+    // The suite's own calls (`service/*`) go with the suite token; a corp's need its token.
+    if suite
+        && corp.is_none()
+        && api.starts_with("/cgi-bin/")
+        && !api.starts_with("/cgi-bin/service/")
+        && api != "/cgi-bin/gettoken"
+    {
+        return Err(CorpRefused::NoCorp);
     }
     Ok(ForCorp { corp, api })
 }
@@ -124,11 +140,12 @@ mod tests {
     fn the_corp_comes_from_the_path_or_the_header() {
         let ok = |corp, api| Ok(ForCorp { corp, api });
         let cases: &[(bool, &str, Option<&str>, Result<ForCorp, CorpRefused>)] = &[
+            (true, "/cgi-bin/user/get", None, Err(CorpRefused::NoCorp)),
             (
                 true,
-                "/cgi-bin/user/get",
+                "/cgi-bin/service/get_pre_auth_code",
                 None,
-                ok(None, "/cgi-bin/user/get"),
+                ok(None, "/cgi-bin/service/get_pre_auth_code"),
             ),
             (
                 true,

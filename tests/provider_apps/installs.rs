@@ -209,6 +209,20 @@ async fn an_install_is_kept_at_once_while_the_crm_takes_nothing() {
     );
 }
 
+/// A suite's call for a corp that names none would go with the suite token, which WeCom does not
+/// take for it: refused before anything is sent.
+#[tokio::test]
+async fn a_suite_call_naming_no_corp_is_refused_and_not_sent() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let before = s.calls("/cgi-bin/user/get").await;
+    let (status, v) = s.qy("/saas/cgi-bin/user/get?userid=zhaoliu", &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (400, Some(40013)), "{v}");
+    assert_eq!(s.calls("/cgi-bin/user/get").await, before);
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200, "named, it goes");
+}
+
 /// A `cancel_auth` replayed (a captured request, or WeCom's late retry) acts as of when it
 /// happened: the corp's install made since stays.
 #[tokio::test]

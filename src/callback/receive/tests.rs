@@ -57,6 +57,21 @@ fn the_official_url_check_answers_its_plaintext() {
     );
 }
 
+/// A captured message's `Encrypt`, sent as a URL check's echostr with the message's own
+/// signature, would come back decrypted: the check answers only what is not a message.
+#[test]
+fn a_message_passed_as_an_echostr_is_not_decrypted_back() {
+    let cb = callback(&[CORP]);
+    let q = format!(
+        "msg_signature=477715d11cdb4164915debcba66cb864d751f3e6&timestamp=1409659813&nonce=1372623149&echostr={}",
+        enc(SAMPLE)
+    );
+    match verify_url(&cb, q.as_bytes(), 1409659813) {
+        Err(Refusal::BadMessage(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn the_official_message_opens_to_its_xml() {
     let cb = callback(&[CORP]);
