@@ -98,6 +98,52 @@ fn a_client_that_trickles_its_header_is_closed_after_header_timeout() {
     }
 }
 
+/// The gateway's own endpoints take small bodies (a callback, a JSON request) whole within 10 s:
+/// pingora bounds each read, so a body trickled a byte at a time held the connection for hours
+/// (WeCom's callbacks share this listener). It gets nginx's 408 and the connection closes.
+#[test]
+fn a_body_trickled_to_a_gateway_endpoint_gets_408_within_its_deadline() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    write!(
+        s,
+        "POST /_gateway/callback/crm?msg_signature=a&timestamp=1&nonce=1 HTTP/1.1\r\n\
+         Host: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n<"
+    )
+    .unwrap();
+    s.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still reading after 15 s"
+        );
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        // The behaviour under test: a sender that trickles its body a byte at a time.
+        let _ = s.write_all(b"x");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("x-request-id"), "{text}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_connection_that_never_sends_is_closed_after_header_timeout() {
     let up = upstream::echo("crm");

@@ -50,6 +50,9 @@ pub enum Kind {
     NotInstalled,
     /// A service-provider app whose suite ticket WeCom has not pushed yet: no suite token.
     SuiteNotReady,
+    /// A body for one of the gateway's own endpoints did not arrive in time (nginx's
+    /// `client_body_timeout` answer).
+    RequestTimeout,
 }
 
 impl Kind {
@@ -71,6 +74,7 @@ impl Kind {
             Kind::LoginRequired => 401,
             Kind::TooManyRequests => 429,
             Kind::StoreUnavailable | Kind::SuiteNotReady => 503,
+            Kind::RequestTimeout => 408,
         }
     }
 
@@ -97,6 +101,7 @@ impl Kind {
             Kind::StoreUnavailable => "store_unavailable",
             Kind::NotInstalled => "not_installed",
             Kind::SuiteNotReady => "suite_not_ready",
+            Kind::RequestTimeout => "request_timeout",
         }
     }
 
@@ -123,6 +128,7 @@ impl Kind {
             Kind::StoreUnavailable => "Temporarily unavailable",
             Kind::NotInstalled => "Your organisation has not installed this app",
             Kind::SuiteNotReady => "The app is not ready yet",
+            Kind::RequestTimeout => "The request did not arrive in time",
         }
     }
 }

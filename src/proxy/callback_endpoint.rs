@@ -32,18 +32,12 @@ pub async fn handle(
         http::Method::GET => callbacks
             .verify_url(&config, &app, &query)
             .map(|plain| Bytes::from(plain.into_bytes())),
-        http::Method::POST => match read_body(session).await {
-            Ok(Some(body)) => callbacks
+        http::Method::POST => match super::request::small_body(session, MAX_BODY).await {
+            Ok(body) => callbacks
                 .accept(&config, &app, &query, &body)
                 .await
                 .map(|_| Bytes::from_static(b"success")),
-            // The rest of the body is left unread: the connection closes.
-            Ok(None) => {
-                return Err(Failure::new(Kind::BadRequest, "the body is too large").closing())
-            }
-            Err(_) => {
-                return Err(Failure::new(Kind::BadRequest, "the body could not be read").closing())
-            }
+            Err(unread) => return Err(unread.failure()),
         },
         _ => {
             return Err(Failure::new(
@@ -70,16 +64,4 @@ pub async fn handle(
             ))
         }
     }
-}
-
-/// The body, or `None` past [`MAX_BODY`] (what was read is dropped at once).
-async fn read_body(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }

@@ -2,7 +2,6 @@
 //! a small JSON body, the form the client reads answers in. Every handler and gate asks here,
 //! so each is read one way.
 
-use bytes::BytesMut;
 use pingora::proxy::Session;
 use serde::de::DeserializeOwned;
 
@@ -79,6 +78,52 @@ pub fn form(session: &Session) -> Form {
     )
 }
 
+/// How long the gateway's own endpoints wait for a whole body (a callback, a JSON request: a
+/// few KiB). pingora bounds each read, not the whole: a client sending a byte every few seconds
+/// would hold the connection for hours, and WeCom's callbacks share the public listener.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why [`small_body`] has no body to give.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unread {
+    TooLarge,
+    Broken,
+    Late,
+}
+
+impl Unread {
+    /// The answer, closing the connection: the rest of the body is left unread.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Unread::TooLarge => Failure::new(Kind::BadRequest, "the body is too large"),
+            Unread::Broken => Failure::new(Kind::BadRequest, "the body could not be read"),
+            Unread::Late => Failure::new(
+                Kind::RequestTimeout,
+                "the body did not arrive within 10 seconds",
+            ),
+        }
+        .closing()
+    }
+}
+
+/// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
+pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
+    let read = async {
+        let mut body = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > max => return Err(Unread::TooLarge),
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => return Ok(body),
+                Err(_) => return Err(Unread::Broken),
+            }
+        }
+    };
+    tokio::time::timeout(BODY_DEADLINE, read)
+        .await
+        .unwrap_or(Err(Unread::Late))
+}
+
 /// A small JSON body of type `T`, at most `max` bytes. Anything else is a 400 that closes the
 /// connection when the rest of the body was left unread.
 pub async fn json_body<T: DeserializeOwned>(
@@ -100,18 +145,6 @@ pub async fn json_body<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > max) {
         return Err(bad("the body is too large"));
     }
-    let mut body = BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
-                    return Err(bad("the body is too large"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(_) => return Err(bad("the body could not be read")),
-        }
-    }
+    let body = small_body(session, max).await.map_err(|u| u.failure())?;
     serde_json::from_slice(&body).map_err(|_| Failure::new(Kind::BadRequest, shape))
 }
