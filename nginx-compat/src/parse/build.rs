@@ -161,17 +161,7 @@ impl Builder {
         let mut settings = Settings::clone(http);
         self.settings(block, &mut settings, Level::Server)?;
         let settings = Arc::new(settings);
-        let mut root = LocConf {
-            head: Head::Server,
-            stmts: Vec::new(),
-            settings: settings.clone(),
-            proxy_pass: None,
-            try_files: None,
-            limit_except: None,
-            children: LocationSet::new(Vec::new()).expect("empty set"),
-            ifs: Vec::new(),
-            pos: d.pos.clone(),
-        };
+        let mut root = LocConf::new(Head::Server, settings.clone(), d.pos.clone());
         let (mut names, mut listen, mut locs, mut named) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::<LocConf>::new());
         for c in block {
@@ -312,17 +302,7 @@ impl Builder {
         settings.alias = None;
         self.settings(block, &mut settings, this)?;
         let settings = Arc::new(settings);
-        let mut conf = LocConf {
-            head: head.clone(),
-            stmts: Vec::new(),
-            settings: settings.clone(),
-            proxy_pass: None,
-            try_files: None,
-            limit_except: None,
-            children: LocationSet::new(Vec::new()).expect("empty set"),
-            ifs: Vec::new(),
-            pos: d.pos.clone(),
-        };
+        let mut conf = LocConf::new(head.clone(), settings.clone(), d.pos.clone());
         let mut kids = Vec::new();
         for c in block {
             if c.name == "location" {
@@ -410,17 +390,11 @@ impl Builder {
         self.settings(block, &mut settings, Level::If)?;
         let settings = Arc::new(settings);
         let index = host.ifs.len();
-        host.ifs.push(LocConf {
-            head: host.head.clone(),
-            stmts: Vec::new(),
-            settings: settings.clone(),
-            proxy_pass: None,
-            try_files: None,
-            limit_except: None,
-            children: LocationSet::new(Vec::new()).expect("empty set"),
-            ifs: Vec::new(),
-            pos: d.pos.clone(),
-        });
+        host.ifs.push(LocConf::new(
+            host.head.clone(),
+            settings.clone(),
+            d.pos.clone(),
+        ));
         let mut body = Vec::new();
         for c in block {
             match c.name.as_str() {

@@ -427,6 +427,22 @@ pub struct LocConf {
 }
 
 impl LocConf {
+    /// A level with its settings and nothing else yet: the builder adds its statements,
+    /// directives and children as it reads them.
+    pub fn new(head: Head, settings: Arc<Settings>, pos: Pos) -> LocConf {
+        LocConf {
+            head,
+            stmts: Vec::new(),
+            settings,
+            proxy_pass: None,
+            try_files: None,
+            limit_except: None,
+            children: LocationSet::new(Vec::new()).expect("empty set"),
+            ifs: Vec::new(),
+            pos,
+        }
+    }
+
     /// The location's name as nginx's `clcf->name` (empty for the server level).
     pub fn name(&self) -> &str {
         match &self.head {
