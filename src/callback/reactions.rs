@@ -1,7 +1,8 @@
 //! The gateway's own reactions to events (SPEC section 18), written to the store where every
 //! instance reads them: [`crate::revocation`] records and the contact cache. Idempotent: the
 //! endpoint applies them before queueing and the delivery worker again before forwarding,
-//! with the same time (when the event was queued), so applying twice changes nothing.
+//! with the same time ([`super::event::acted_at`]: when the event happened, never later than
+//! its arrival), so applying twice, or a replay, changes nothing.
 
 use wecom_api::{Store, StoreError};
 
@@ -23,7 +24,7 @@ pub fn session_ttl(config: &Config) -> u64 {
         .map_or(DEFAULT_SESSION_TTL_SECS, |s| s.ttl.as_secs())
 }
 
-/// Applies `r` as of `at` (Unix s, when the event was queued).
+/// Applies `r` as of `at` (Unix s, [`super::event::acted_at`]).
 pub async fn apply(
     store: &dyn Store,
     r: &Reaction,
