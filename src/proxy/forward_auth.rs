@@ -62,13 +62,13 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
         let host = text("host")?.ok_or_else(|| bad("the original request has no host"))?;
         (uri.to_owned(), host.to_owned(), text("x-original-method")?)
     } else if let Some(url) = text("x-original-url")? {
-        let url = url::Url::parse(url).map_err(|_| bad("X-Original-URL is not a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(bad("X-Original-URL is not an http URL"));
-        }
-        let host = url[url::Position::BeforeHost..url::Position::AfterPort].to_owned();
-        let target = url[url::Position::BeforePath..url::Position::AfterQuery].to_owned();
-        (target, host, text("x-original-method")?)
+        let (host, target) =
+            split_url(url).ok_or_else(|| bad("X-Original-URL is not an http URL"))?;
+        (
+            target.to_owned(),
+            host.to_owned(),
+            text("x-original-method")?,
+        )
     } else if let Some(uri) = text("x-forwarded-uri")? {
         let host = text("x-forwarded-host")?
             .ok_or_else(|| bad("X-Forwarded-Uri comes without X-Forwarded-Host"))?;
@@ -116,10 +116,9 @@ fn agree<'h>(
         return Err(differ());
     }
     if let Some(url) = text("x-original-url")? {
-        let url = url::Url::parse(url).map_err(|_| differ())?;
-        let its_target = &url[url::Position::BeforePath..url::Position::AfterQuery];
-        let its_host = &url[url::Position::BeforeHost..url::Position::AfterPort];
-        if its_target != target || !same_host(its_host, host) {
+        let (its_host, its_target) = split_url(url).ok_or_else(differ)?;
+        if its_target != target.split('#').next().unwrap_or_default() || !same_host(its_host, host)
+        {
             return Err(differ());
         }
     }
@@ -135,6 +134,31 @@ fn agree<'h>(
         }
     }
     Ok(())
+}
+
+/// `http[s]://HOST[:PORT]TARGET` as ingress-nginx writes it (`$scheme://$http_host$request_uri`):
+/// the host and the request-target exactly as the client sent them, fragment dropped. Not
+/// parsed as a browser parses a URL: that resolves `..`, reads `\` as `/` and escapes quotes,
+/// so the request judged would not be the one the front proxy serves (`/p/x\..\..\y` lies in
+/// `/p/` for nginx, and at `/y` for a browser's parser).
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let scheme_end = url.find("://")?;
+    if !matches!(
+        url[..scheme_end].to_ascii_lowercase().as_str(),
+        "http" | "https"
+    ) {
+        return None;
+    }
+    let rest = &url[scheme_end + 3..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    if host.is_empty() || host.contains('@') || host.contains('\\') {
+        return None;
+    }
+    let target = rest[end..].split('#').next().unwrap_or_default();
+    // `http://h` and `http://h?q` name the root, as `$request_uri` would have it.
+    Some((host, if target.starts_with('/') { target } else { "/" }))
+        .filter(|_| target.is_empty() || target.starts_with('/'))
 }
 
 /// The same host name, without case; ports are left out (nginx's `$host` drops the one
@@ -343,7 +367,8 @@ mod tests {
             Vec<(&'static str, &'static str)>,
             Option<(&'static str, &'static str, &'static str)>,
         );
-        let cases: Vec<Case> = vec![
+        let cases: Vec<Case> =
+            vec![
             (
                 "nginx",
                 vec![
@@ -493,6 +518,32 @@ mod tests {
                     ("host", "gateway.svc"),
                 ],
                 Some(("/sidebar/", "GET", "crm.example.com")),
+            ),
+            (
+                "ingress-nginx: the target as the client sent it, not as a browser parses it",
+                vec![("x-original-url", "http://crm.example.com/reports/q1\\..\\..\\x")],
+                Some(("/reports/q1\\..\\..\\x", "GET", "crm.example.com")),
+            ),
+            (
+                "two doors' headers from one $request_uri with quotes, braces and a dot segment",
+                vec![
+                    ("x-original-url", "http://[::1]:8080/api/./x?f={\"a\":'1'}"),
+                    ("x-original-uri", "/api/./x?f={\"a\":'1'}"),
+                    ("x-forwarded-uri", "/api/./x?f={\"a\":'1'}"),
+                    ("x-forwarded-host", "[::1]:8080"),
+                    ("host", "[::1]:8080"),
+                ],
+                Some(("/api/./x?f={\"a\":'1'}", "GET", "[::1]:8080")),
+            ),
+            (
+                "ingress-nginx, the root without its slash",
+                vec![("x-original-url", "HTTPS://crm.example.com")],
+                Some(("/", "GET", "crm.example.com")),
+            ),
+            (
+                "ingress-nginx, userinfo",
+                vec![("x-original-url", "http://evil@crm.example.com/")],
+                None,
             ),
             ("not a URL", vec![("x-original-url", "crm/x")], None),
             (

@@ -285,6 +285,14 @@ async fn a_second_description_cannot_replace_the_front_proxys_and_a_slashless_ar
 
     let r = traefik(&mut anonymous, &w, ("GET", &h, "/sidebar"), JSON, &[]).await;
     assert_eq!(r.status(), 401, "/sidebar lies in /sidebar/'s area");
+    // ingress-nginx's URL is read as the client sent it: nginx serves `\..\` inside the area.
+    let sneaky = format!("http://{h}/sidebar/q1\\..\\..\\x");
+    let r = anonymous
+        .send(Method::GET, &w.gw().url("/_gateway/auth"), JSON, |r| {
+            r.header("x-original-url", sneaky.as_str())
+        })
+        .await;
+    assert_eq!(r.status(), 401, "{sneaky}");
     let r = traefik(&mut b, &w, ("GET", &h, "/sidebar"), JSON, &[]).await;
     assert_eq!(r.status(), 200);
     assert!(header(&r, "x-wecom-userid").is_some());
