@@ -73,18 +73,30 @@ pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSyste
 }
 
 /// A target built from decoded variables (`proxy_pass http://crm$uri`, `rewrite ... ?u=$uri`)
-/// can hold what a request line cannot: nginx sends a space or a control byte raw (an invalid
-/// request the CRM refuses), and a `#` would end the path there. They are sent escaped, as
-/// `%XX`, and so are bytes that are not UTF-8; UTF-8 text stays as it is, as nginx sends it.
+/// can hold what a request line cannot: nginx sends a space, a control byte, a quote or a lone
+/// `%` raw (an invalid request the CRM refuses), and a `#` would end the path there. They are
+/// sent escaped, as `%XX`, and so are bytes that are not UTF-8; UTF-8 text stays as it is, as
+/// nginx sends it, and so does every `%XX` already there.
 fn sendable(target: &mut Vec<u8>) {
     let utf8 = std::str::from_utf8(target).is_ok();
-    let unsafe_byte = |b: u8| b <= b' ' || b == 0x7f || b == b'#' || (!utf8 && b >= 0x80);
-    if !target.iter().any(|&b| unsafe_byte(b)) {
+    let t = &target[..];
+    let lone_percent = |i: usize| {
+        !(t.len() > i + 2 && t[i + 1].is_ascii_hexdigit() && t[i + 2].is_ascii_hexdigit())
+    };
+    let unsafe_at = |i: usize| {
+        let b = t[i];
+        b <= b' '
+            || b == 0x7f
+            || matches!(b, b'#' | b'"' | b'<' | b'>' | b'`')
+            || (b == b'%' && lone_percent(i))
+            || (!utf8 && b >= 0x80)
+    };
+    if !(0..t.len()).any(unsafe_at) {
         return;
     }
-    let mut out = Vec::with_capacity(target.len() + 8);
-    for &b in target.iter() {
-        if unsafe_byte(b) {
+    let mut out = Vec::with_capacity(t.len() + 8);
+    for (i, &b) in t.iter().enumerate() {
+        if unsafe_at(i) {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         } else {
             out.push(b);
@@ -105,6 +117,8 @@ mod tests {
             (b"/k/\xe4\xb8\xad", b"/k/\xe4\xb8\xad"),
             (b"/k/\xff", b"/k/%FF"),
             (b"/plain/%20?a=1&b=2", b"/plain/%20?a=1&b=2"),
+            (b"/q/a\"b<c>d`e", b"/q/a%22b%3Cc%3Ed%60e"),
+            (b"/p/a%b%2", b"/p/a%25b%252"),
         ] {
             let mut t = target.to_vec();
             super::sendable(&mut t);

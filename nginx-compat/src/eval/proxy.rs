@@ -197,13 +197,31 @@ fn replace_prefix(value: &[u8], prefix: &[u8], replacement: &[u8]) -> Option<Vec
 
 /// `ngx_http_proxy_eval`: a `proxy_pass` with variables, read as a URL per request.
 fn eval_url(t: &Template, cx: &Ctx<'_>) -> Option<PassTarget> {
-    let url = t.expand(cx, false);
-    let url = String::from_utf8(url).ok()?;
+    let url = text_or_escaped(t.expand(cx, false));
     let lower = url.get(..7)?.to_ascii_lowercase();
     if lower != "http://" || url.len() <= 7 {
         return None;
     }
     parse_target(&url[7..]).ok()
+}
+
+/// The URL as text: a decoded variable (`$uri` of `/p/%FF`, a GBK path of an old client) may
+/// hold bytes that are not UTF-8, which nginx sends raw; each such byte is written `%XX`, the
+/// same request for the upstream, rather than the whole URL failing with a 500.
+fn text_or_escaped(url: Vec<u8>) -> String {
+    match String::from_utf8(url) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut out = String::new();
+            for chunk in e.as_bytes().utf8_chunks() {
+                out.push_str(chunk.valid());
+                for b in chunk.invalid() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out
+        }
+    }
 }
 
 /// The header lines `ngx_http_proxy_create_request` writes: the merged `proxy_set_header`
