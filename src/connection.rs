@@ -210,8 +210,8 @@ pub fn malformed_as(version: http::Version, asked: &crate::headers::Asked) -> Op
         return Some("an HTTP/1.1 request must carry a Host header");
     }
     // nginx: "client sent invalid host header".
-    if asked.host_empty {
-        return Some("the Host header names no host");
+    if asked.host_invalid {
+        return Some("the Host header is not a host");
     }
     // RFC 9110 section 8.6: a list is either refused or sent on as one value; nginx refuses.
     if asked.length_list {

@@ -102,8 +102,9 @@ pub struct Asked<'a> {
     pub request_id: Option<&'a [u8]>,
     pub accept: Option<&'a [u8]>,
     pub host: bool,
-    /// A `Host` header with no host in it, which nginx refuses.
-    pub host_empty: bool,
+    /// A `Host` header nginx refuses (`ngx_http_validate_host`): empty, or with a `/`, a
+    /// backslash, a blank or control byte, or `..` in it.
+    pub host_invalid: bool,
     pub reserved: bool,
     /// `Content-Length` is not one number in one field (`4, 4`, or twice): the engine takes a
     /// list of equal values, as RFC 9110 lets a recipient, but would pass it on as it is, and
@@ -120,7 +121,7 @@ impl<'a> Asked<'a> {
         for (n, v) in req.headers.iter() {
             if n == http::header::HOST {
                 a.host = true;
-                a.host_empty |= v.as_bytes().trim_ascii().is_empty();
+                a.host_invalid |= !valid_host(v.as_bytes());
             } else if n == http::header::ACCEPT {
                 a.accept.get_or_insert(v.as_bytes());
             } else if *n == names::X_REQUEST_ID {
@@ -134,6 +135,17 @@ impl<'a> Asked<'a> {
         }
         a
     }
+}
+
+/// A host as nginx accepts one: not empty, no `..`, no `/` or backslash, no blank or control
+/// byte (a Host that would become part of a redirect or a log as something else).
+fn valid_host(v: &[u8]) -> bool {
+    let v = v.trim_ascii();
+    !v.is_empty()
+        && !v.windows(2).any(|w| w == b"..")
+        && !v
+            .iter()
+            .any(|&b| b <= b' ' || b == 0x7f || b == b'/' || b == b'\\')
 }
 
 /// Digits only, as nginx reads a `Content-Length` (the field's own blanks aside).
@@ -479,8 +491,24 @@ mod tests {
             assert!(a.reserved && !a.host, "{reserved}");
         }
         assert_eq!(Asked::of(&req_with(&[("X-Other", "1")])), Asked::default());
-        assert!(Asked::of(&req_with(&[("Host", " ")])).host_empty);
-        assert!(!Asked::of(&req_with(&[("Host", "a")])).host_empty);
+        for bad in [" ", "a/b", "a b", "a..b", "a\\b", "evil.example/x?"] {
+            assert!(
+                Asked::of(&req_with(&[("Host", bad)])).host_invalid,
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "a",
+            "crm.example.com:8443",
+            "[::1]:80",
+            "127.0.0.1",
+            "a_b-c",
+        ] {
+            assert!(
+                !Asked::of(&req_with(&[("Host", good)])).host_invalid,
+                "{good}"
+            );
+        }
         for (lengths, list) in [
             (&[" 12 "][..], false),
             (&["4, 4"][..], true),

@@ -230,14 +230,19 @@ fn http_1_1_without_host_is_a_400_with_a_request_id() {
 }
 
 #[test]
-fn an_empty_host_is_a_400_as_nginx() {
+fn an_empty_or_invalid_host_is_a_400_as_nginx() {
     let up = upstream::echo("crm");
     let gw = gateway("", &up.url());
-    for version in ["1.1", "1.0"] {
+    for (version, host) in [
+        ("1.1", ""),
+        ("1.0", ""),
+        ("1.1", "evil.example/x?"),
+        ("1.1", "a..b"),
+    ] {
         let mut s = connect(&gw);
-        write!(s, "GET /x HTTP/{version}\r\nHost: \r\n\r\n").unwrap();
+        write!(s, "GET /x HTTP/{version}\r\nHost: {host}\r\n\r\n").unwrap();
         let r = read_response(&mut s, &mut Vec::new());
-        assert_eq!(r.status, 400, "HTTP/{version}");
+        assert_eq!(r.status, 400, "HTTP/{version} Host: {host}");
         assert!(r.header("x-request-id").is_some());
     }
     assert_eq!(up.hits(), 0);
