@@ -479,3 +479,58 @@ async fn a_target_made_of_decoded_variables_is_sent_escaped() {
         assert_eq!(echo.uri, sent, "GET {asked}");
     }
 }
+
+/// The lines of almost every nginx file: `access_log off;` (honoured: no access line for the
+/// request) and `log_not_found` (the gateway writes no error line for a missing file anyway);
+/// an access log to a file of its own is refused, as before.
+#[tokio::test]
+async fn access_log_off_and_log_not_found_load_and_access_log_off_is_honoured() {
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("ngx-access-log");
+    let conf = dir.path().join("crm.conf");
+    std::fs::write(
+        &conf,
+        "location = /favicon.ico { log_not_found off; access_log off; }\n\
+         location = /robots.txt { allow all; log_not_found off; access_log off; return 200 \"ok\"; }\n\
+         location /quiet/ { access_log off; proxy_pass http://crm; }\n\
+         location / { proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        conf.display()
+    ));
+    let c = client();
+    for (path, status) in [
+        ("/favicon.ico", 404),
+        ("/robots.txt", 200),
+        ("/quiet/x", 200),
+    ] {
+        let r = c.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "GET {path}");
+    }
+    let r = c.get(gw.url("/loud")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Lines keep their order: once the last request's is there, the others' would be too.
+    gw.wait_log("path=/loud");
+    let log = gw.log();
+    for quiet in ["path=/favicon.ico", "path=/robots.txt", "path=/quiet/x"] {
+        assert!(!log.contains(quiet), "{quiet} logged:\n{log}");
+    }
+
+    std::fs::write(
+        &conf,
+        "location / { access_log /var/log/nginx/crm.log main; }\n",
+    )
+    .unwrap();
+    let (ok, err) = check_config(
+        &format!("[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\n[nginx]\ninclude = [\"{}\"]\n", conf.display()),
+        "access-log-file",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("crm.conf:1:") && err.contains("access_log off"),
+        "{err}"
+    );
+}

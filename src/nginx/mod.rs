@@ -89,6 +89,13 @@ impl Pending {
         }
     }
 
+    /// `access_log off;` in the configuration that answers: no access line for it.
+    pub fn logged(&self) -> bool {
+        self.action
+            .state()
+            .is_none_or(|st| self.rules.server.settings_for(st).access_log)
+    }
+
     /// Writes the answer; returns the status it went out with (444 for a closed connection).
     pub async fn write(self, session: &mut Session, request_id: &str) -> Result<u16> {
         answer::write(session, request_id, &self.rules, &self.request, self.action).await

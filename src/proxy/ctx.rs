@@ -35,6 +35,8 @@ pub struct Ctx {
     pub answered: Option<u16>,
     /// A location of the nginx file handles the request (SPEC 12): what it decides.
     pub nginx: Option<Box<crate::nginx::Flight>>,
+    /// The location that handled the request says `access_log off;`: no access line.
+    pub unlogged: bool,
     pub _inflight: InFlight,
 }
 

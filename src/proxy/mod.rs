@@ -331,6 +331,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             answered: None,
             nginx: None,
+            unlogged: false,
             _inflight: ctx::InFlight::enter(),
         }
     }
@@ -637,6 +638,9 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|i| i.userid.as_deref().or(i.openid.as_deref()))
             .unwrap_or("-");
+        if ctx.unlogged {
+            return;
+        }
         if let Some(line) = crate::logging::access() {
             line.token("method", session.req_header().method.as_str())
                 .client("path", &String::from_utf8_lossy(&ctx.path))

@@ -32,10 +32,14 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rul
         }
         nginx::Next::Proxy(flight) => {
             ctx.upstream = Some(Chosen::Flight(flight.upstream.clone()));
+            ctx.unlogged = !rules.server.settings_for(&flight.proxy.state).access_log;
             ctx.nginx = Some(flight);
             Next::Proxy
         }
-        nginx::Next::Answer(pending) => Next::Answer(pending),
+        nginx::Next::Answer(pending) => {
+            ctx.unlogged = !pending.logged();
+            Next::Answer(pending)
+        }
     }
 }
 

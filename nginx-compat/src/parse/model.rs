@@ -225,6 +225,12 @@ pub struct Settings {
     pub types: Option<Arc<MimeTypes>>,
     /// `default_type`: None when no level wrote one (nginx's default is `text/plain`).
     pub default_type: Option<Arc<str>>,
+    /// `access_log off;` turns a request's access line off; a log file of its own is not
+    /// something the gateway writes (its access log is its own output).
+    pub access_log: bool,
+    /// `log_not_found`: whether a missing file is an error line. The gateway writes none for a
+    /// missing file either way (its access line has the 404), so both values read the same.
+    pub log_not_found: bool,
 }
 
 impl Default for Settings {
@@ -262,6 +268,8 @@ impl Default for Settings {
             },
             types: None,
             default_type: None,
+            access_log: true,
+            log_not_found: true,
         }
     }
 }

@@ -45,7 +45,7 @@ impl Builder {
             if level == Level::If
                 && !matches!(
                     d.name.as_str(),
-                    "root" | "error_page" | "add_header" | "expires" | "gzip"
+                    "root" | "error_page" | "add_header" | "expires" | "gzip" | "access_log"
                 )
             {
                 return Err(not_allowed(d));
@@ -199,6 +199,18 @@ impl Builder {
                 }
                 "proxy_intercept_errors" => s.proxy.intercept_errors = on_off(d)?,
                 "gzip" => s.gzip.on = on_off(d)?,
+                "access_log" => match args(d).as_slice() {
+                    ["off"] => s.access_log = false,
+                    _ => self.unsupported(
+                        d,
+                        Some(
+                            "an access log of the file's own: the gateway writes one access \
+                             line per request to its output; only `access_log off;` is honoured"
+                                .into(),
+                        ),
+                    ),
+                },
+                "log_not_found" => s.log_not_found = on_off(d)?,
                 "gzip_vary" => s.gzip.vary = on_off(d)?,
                 "gzip_comp_level" => {
                     nargs(d, |n| n == 1)?;
@@ -348,5 +360,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "gzip_disable"
             | "types"
             | "default_type"
+            | "access_log"
+            | "log_not_found"
     )
 }
