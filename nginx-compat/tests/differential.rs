@@ -85,6 +85,21 @@ struct Seen {
     upstream: Option<Vec<String>>,
 }
 
+impl Seen {
+    /// A connection closed without an answer (`return 444`).
+    fn closed() -> Seen {
+        Seen {
+            closed: true,
+            status: 0,
+            location: None,
+            headers: Vec::new(),
+            body: None,
+            content_type: None,
+            upstream: None,
+        }
+    }
+}
+
 /// Headers that are not the configuration's doing (or are compared elsewhere).
 const IGNORED: &[&str] = &[
     "server",
@@ -116,15 +131,7 @@ fn other_headers<'a>(h: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String
 /// nginx's reply, with the echo body read back into the request the upstream got.
 fn seen_from_nginx(r: &Reply) -> Seen {
     if r.closed {
-        return Seen {
-            closed: true,
-            status: 0,
-            location: None,
-            headers: Vec::new(),
-            body: None,
-            content_type: None,
-            upstream: None,
-        };
+        return Seen::closed();
     }
     let from_header: Option<Vec<u8>> = r.header("x-echo-head").map(|h| {
         (0..h.len() / 2)
@@ -170,20 +177,7 @@ fn seen_from_crate(server: &Server, req: &Request, now: i64) -> (Seen, String) {
     for _ in 0..4 {
         let (status, location, body, mut headers, upstream, state, last_modified, content_type) =
             match &action {
-                Action::Close => {
-                    return (
-                        Seen {
-                            closed: true,
-                            status: 0,
-                            location: None,
-                            headers: Vec::new(),
-                            body: None,
-                            content_type: None,
-                            upstream: None,
-                        },
-                        trace,
-                    )
-                }
+                Action::Close => return (Seen::closed(), trace),
                 Action::Respond(r) => {
                     let body = match &r.body {
                         Body::Text(t) => t.clone(),
