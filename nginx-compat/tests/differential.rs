@@ -175,124 +175,163 @@ fn seen_from_crate(server: &Server, req: &Request, now: i64) -> (Seen, String) {
     let mut trace = format!("{action:?}");
     let head_only = req.method == "HEAD";
     for _ in 0..4 {
-        let (status, location, body, mut headers, upstream, state, last_modified, content_type) =
-            match &action {
-                Action::Close => return (Seen::closed(), trace),
-                Action::Respond(r) => {
-                    let body = match &r.body {
-                        Body::Text(t) => t.clone(),
-                        Body::Empty => Vec::new(),
-                        Body::Page => special_page(r.status)
-                            .map(|p| format!("{p}{NGINX_TAIL}").into_bytes())
-                            .unwrap_or_default(),
-                    };
-                    let body = if head_only || r.status == 204 || r.status == 304 {
-                        Vec::new()
-                    } else {
-                        body
-                    };
-                    // nginx's own pages are text/html; a `return` goes through
-                    // ngx_http_send_response, which sets the type of the URI.
-                    let content_type = match r.body {
-                        Body::Page => None,
-                        Body::Text(_) | Body::Empty => server.content_type(&r.state),
-                    };
-                    (
-                        r.status,
-                        r.location.clone(),
-                        Some(text(&body)),
-                        Vec::new(),
-                        None,
-                        r.state.clone(),
-                        None,
-                        content_type.map(str::to_owned),
-                    )
+        // The last: the type nginx's charset filter labels, and whether it is a proxied one.
+        let (
+            status,
+            location,
+            body,
+            mut headers,
+            upstream,
+            state,
+            last_modified,
+            content_type,
+            typed,
+        ) = match &action {
+            Action::Close => return (Seen::closed(), trace),
+            Action::Respond(r) => {
+                let body = match &r.body {
+                    Body::Text(t) => t.clone(),
+                    Body::Empty => Vec::new(),
+                    Body::Page => special_page(r.status)
+                        .map(|p| format!("{p}{NGINX_TAIL}").into_bytes())
+                        .unwrap_or_default(),
+                };
+                let body = if head_only || r.status == 204 || r.status == 304 {
+                    Vec::new()
+                } else {
+                    body
+                };
+                // nginx's own pages are text/html; a `return` goes through
+                // ngx_http_send_response, which sets the type of the URI.
+                let content_type = match r.body {
+                    Body::Page => None,
+                    _ if r.status == 204 => None,
+                    Body::Text(_) | Body::Empty => server.content_type(&r.state),
+                };
+                let typed = match r.body {
+                    Body::Page => special_page(r.status).map(|_| "text/html".to_owned()),
+                    Body::Text(_) | Body::Empty if r.status != 204 => Some(
+                        server
+                            .settings_for(&r.state)
+                            .content_type_of_exten(&r.state.exten)
+                            .to_owned(),
+                    ),
+                    Body::Text(_) | Body::Empty => None,
+                };
+                (
+                    r.status,
+                    r.location.clone(),
+                    Some(text(&body)),
+                    Vec::new(),
+                    None,
+                    r.state.clone(),
+                    None,
+                    content_type.map(str::to_owned),
+                    typed.map(|t| (t, false)),
+                )
+            }
+            Action::File(f) => {
+                use std::os::unix::ffi::OsStrExt;
+                let path = std::ffi::OsStr::from_bytes(&f.path);
+                let body = if head_only {
+                    Vec::new()
+                } else {
+                    std::fs::read(path).unwrap()
+                };
+                let mtime = std::fs::metadata(path)
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                (
+                    f.status,
+                    f.state.location.clone(),
+                    Some(text(&body)),
+                    Vec::new(),
+                    None,
+                    f.state.clone(),
+                    Some(mtime),
+                    server.content_type(&f.state).map(str::to_owned),
+                    Some((
+                        server
+                            .settings_for(&f.state)
+                            .content_type_of_exten(&f.state.exten)
+                            .to_owned(),
+                        false,
+                    )),
+                )
+            }
+            Action::Proxy(p) => {
+                let plan =
+                    EchoPlan::from_headers(p.headers.iter().map(|(n, v)| (n.as_str(), &v[..])));
+                let settings = server.settings(&p.state.loc);
+                let failed = if p.authority == DEAD {
+                    Some(502)
+                } else if plan.delay_ms as u128 > settings.proxy.read_timeout.as_millis() {
+                    Some(504)
+                } else {
+                    None
+                };
+                if let Some(code) = failed {
+                    action = server.upstream_failed(req, p, code, &Disk);
+                    trace.push_str(&format!(" -> upstream {code} -> {action:?}"));
+                    continue;
                 }
-                Action::File(f) => {
-                    use std::os::unix::ffi::OsStrExt;
-                    let path = std::ffi::OsStr::from_bytes(&f.path);
-                    let body = if head_only {
-                        Vec::new()
-                    } else {
-                        std::fs::read(path).unwrap()
-                    };
-                    let mtime = std::fs::metadata(path)
-                        .unwrap()
-                        .modified()
-                        .unwrap()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs() as i64;
-                    (
-                        f.status,
-                        f.state.location.clone(),
-                        Some(text(&body)),
-                        Vec::new(),
-                        None,
-                        f.state.clone(),
-                        Some(mtime),
-                        server.content_type(&f.state).map(str::to_owned),
-                    )
+                if let Some(a) = server.upstream_answered(req, p, plan.status, &Disk) {
+                    action = a;
+                    trace.push_str(&format!(
+                        " -> upstream {} intercepted -> {action:?}",
+                        plan.status
+                    ));
+                    continue;
                 }
-                Action::Proxy(p) => {
-                    let plan =
-                        EchoPlan::from_headers(p.headers.iter().map(|(n, v)| (n.as_str(), &v[..])));
-                    let settings = server.settings(&p.state.loc);
-                    let failed = if p.authority == DEAD {
-                        Some(502)
-                    } else if plan.delay_ms as u128 > settings.proxy.read_timeout.as_millis() {
-                        Some(504)
-                    } else {
-                        None
-                    };
-                    if let Some(code) = failed {
-                        action = server.upstream_failed(req, p, code, &Disk);
-                        trace.push_str(&format!(" -> upstream {code} -> {action:?}"));
+                let version = match settings.proxy.http_version {
+                    nginx_compat::parse::model::HttpVersion::V10 => "HTTP/1.0",
+                    nginx_compat::parse::model::HttpVersion::V11 => "HTTP/1.1",
+                };
+                let mut lines = vec![format!("{} {} {version}", p.method, text(&p.target))];
+                lines.extend(p.headers.iter().map(|(n, v)| format!("{n}: {}", text(v))));
+                let mut location = None;
+                let mut upstream_headers = Vec::new();
+                let mut last_modified = None;
+                for (n, v) in &plan.headers {
+                    if n == "Location" {
+                        location = Some(
+                            server
+                                .proxy_redirect(req, p, v.as_bytes())
+                                .unwrap_or_else(|| v.as_bytes().to_vec()),
+                        );
                         continue;
                     }
-                    if let Some(a) = server.upstream_answered(req, p, plan.status, &Disk) {
-                        action = a;
-                        trace.push_str(&format!(
-                            " -> upstream {} intercepted -> {action:?}",
-                            plan.status
-                        ));
-                        continue;
+                    if n == "Last-Modified" {
+                        last_modified = harness::parse_http_date(v.as_bytes());
                     }
-                    let version = match settings.proxy.http_version {
-                        nginx_compat::parse::model::HttpVersion::V10 => "HTTP/1.0",
-                        nginx_compat::parse::model::HttpVersion::V11 => "HTTP/1.1",
-                    };
-                    let mut lines = vec![format!("{} {} {version}", p.method, text(&p.target))];
-                    lines.extend(p.headers.iter().map(|(n, v)| format!("{n}: {}", text(v))));
-                    let mut location = None;
-                    let mut upstream_headers = Vec::new();
-                    let mut last_modified = None;
-                    for (n, v) in &plan.headers {
-                        if n == "Location" {
-                            location = Some(
-                                server
-                                    .proxy_redirect(req, p, v.as_bytes())
-                                    .unwrap_or_else(|| v.as_bytes().to_vec()),
-                            );
-                            continue;
-                        }
-                        if n == "Last-Modified" {
-                            last_modified = harness::parse_http_date(v.as_bytes());
-                        }
-                        upstream_headers.push((n.clone(), v.as_bytes().to_vec()));
-                    }
-                    (
-                        p.status.unwrap_or(plan.status),
-                        location,
-                        None,
-                        upstream_headers,
-                        Some(lines),
-                        p.state.clone(),
-                        last_modified,
-                        None,
-                    )
+                    upstream_headers.push((n.clone(), v.as_bytes().to_vec()));
                 }
-            };
+                (
+                    p.status.unwrap_or(plan.status),
+                    location,
+                    None,
+                    upstream_headers,
+                    Some(lines),
+                    p.state.clone(),
+                    last_modified,
+                    None,
+                    Some((plan.content_type.clone(), true)),
+                )
+            }
+        };
+        // Where a `charset` applies, the whole `Content-Type` is compared, proxied or not.
+        let content_type = match typed {
+            Some((t, upstream)) if server.settings_for(&state).charset.is_some() => Some(
+                server
+                    .charset_content_type(&state, status, t.as_bytes(), upstream)
+                    .map_or(t, |v| text(&v)),
+            ),
+            _ => content_type,
+        };
         for edit in server.response_headers(req, &state, status, last_modified, now) {
             if edit.mode == HeaderMode::Replace {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&edit.name));

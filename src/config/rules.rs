@@ -202,7 +202,7 @@ pub(super) fn compile(
     }
     let gzip = std::iter::once(&server.root)
         .chain(&server.named)
-        .any(|conf| any_gzip(conf));
+        .any(any_gzip);
     let rules = Rules {
         server,
         routes,

@@ -1,7 +1,7 @@
 //! Answers nginx makes itself, written as nginx writes them: its pages (with the gateway's own
 //! tail line, which names the request id), `return` texts, no body at all for `return 200;`
 //! and none and no `Content-Length` for a 204, files streamed from disk, and `444` as a closed
-//! connection. Then nginx's response filters: `add_header`, `expires`, `gzip`.
+//! connection. Then nginx's response filters: `add_header`, `expires`, `charset`, `gzip`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -146,12 +146,20 @@ pub async fn write(
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {
                     let _ = reply.header.insert_header("x-request-id", request_id);
-                    match answer_type(rules, &f.state) {
-                        "" => {
-                            let _ = reply.header.remove_header("content-type");
-                        }
-                        t => {
-                            let _ = reply.header.insert_header("content-type", t);
+                    // Typed as the rule set types the file, where the answer has a type (a
+                    // 304 or 416 has none).
+                    if reply
+                        .header
+                        .headers
+                        .contains_key(http::header::CONTENT_TYPE)
+                    {
+                        match answer_type(rules, &f.state) {
+                            "" => {
+                                let _ = reply.header.remove_header("content-type");
+                            }
+                            t => {
+                                let _ = reply.header.insert_header("content-type", t);
+                            }
                         }
                     }
                     let head_only = session.req_header().method == http::Method::HEAD;
@@ -207,6 +215,20 @@ async fn write_page(
     Box::pin(write(session, request_id, rules, req, Action::Respond(r))).await
 }
 
+/// nginx's `charset` label on the answer's `Content-Type` (`upstream`: a proxied answer's).
+pub fn charset(rules: &Rules, state: &State, h: &mut ResponseHeader, upstream: bool) {
+    let Some(ct) = h.headers.get(http::header::CONTENT_TYPE) else {
+        return;
+    };
+    let status = h.status.as_u16();
+    if let Some(v) = rules
+        .server
+        .charset_content_type(state, status, ct.as_bytes(), upstream)
+    {
+        let _ = h.insert_header(http::header::CONTENT_TYPE, v.as_slice());
+    }
+}
+
 /// nginx's header filters on an answer, then the header itself (`end`: nothing follows).
 /// Returns the status sent.
 async fn send(
@@ -219,6 +241,7 @@ async fn send(
     end: bool,
 ) -> Result<u16> {
     let status = h.status.as_u16();
+    charset(rules, state, h, false);
     let edits = rules
         .server
         .response_headers(req, state, status, last_modified, now_secs());

@@ -328,6 +328,7 @@ pub fn upstream_response(
         .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
+    super::answer::charset(&f.rules, &f.proxy.state, resp, true);
     let edits = server.response_headers(
         &f.request,
         &f.proxy.state,

@@ -436,4 +436,47 @@ pub const GROUPS: &[Group] = &[
             "GET /spa",
         ],
     },
+    // `charset` labels nginx's pages (never a 301 or 302), `return` texts, files and proxied
+    // answers of its types, keeps a proxied answer's own charset unless `override_charset`.
+    Group {
+        name: "charset",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               include /etc/nginx/mime.types;\n\
+               default_type text/plain;\n\
+               charset utf-8;\n\
+               location = /t { return 200 \"t\"; }\n\
+               location = /moved { return 301 /t; }\n\
+               location = /tmp { return 307 /t; }\n\
+               location = /nf { return 404; }\n\
+               location /p/ { proxy_pass http://{{UP}}; }\n\
+               location /o/ { override_charset on; proxy_pass http://{{UP}}; }\n\
+               location /off/ { charset off; return 200 \"o\"; }\n\
+               location /if/ { if ($arg_k) { charset gbk; } return 200 \"i\"; }\n\
+               location / { }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /t",
+            "GET /moved",
+            "GET /tmp",
+            "GET /nf",
+            "GET /index.html",
+            "HEAD /index.html",
+            "GET /app.js",
+            "GET /assets/logo.png",
+            "GET /missing.html",
+            "GET /p/x",
+            "GET /p/x | X-Echo-Content-Type: TEXT/HTML",
+            "GET /p/x | X-Echo-Content-Type: text/html; charset=gbk",
+            "GET /p/x | X-Echo-Content-Type: application/json",
+            "GET /p/x | X-Echo-Status: 302 | X-Echo-Location: /t",
+            "GET /o/x | X-Echo-Content-Type: text/html; charset=\"UTF-8\"",
+            "GET /o/x | X-Echo-Content-Type: text/html; charset=gbk",
+            "GET /o/x | X-Echo-Status: 302 | X-Echo-Location: /t | X-Echo-Content-Type: text/html; charset=utf-8",
+            "GET /off/x",
+            "GET /if/x",
+            "GET /if/x?k=1",
+        ],
+    },
 ];

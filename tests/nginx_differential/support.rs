@@ -43,7 +43,7 @@ pub fn doc_root(dir: &Path) -> PathBuf {
 }
 
 /// An upstream that answers with the request head it received (body `ECHO\n` + head), with
-/// the status, `Location` and delay the request's `X-Echo-*` headers ask for.
+/// the status, `Location`, `Content-Type` and delay the request's `X-Echo-*` headers ask for.
 pub fn start_echo() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -93,8 +93,9 @@ fn echo_one(conn: TcpStream) -> std::io::Result<()> {
         .unwrap_or(200);
     let mut out = b"ECHO\n".to_vec();
     out.extend_from_slice(&head[..head.len() - 2]);
+    let content_type = header("x-echo-content-type").unwrap_or_else(|| "text/plain".into());
     let mut resp = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         out.len()
     );
     if let Some(l) = header("x-echo-location") {
@@ -239,6 +240,9 @@ pub struct Seen {
     pub headers: Vec<String>,
     pub body: Option<String>,
     pub upstream: Option<Vec<String>>,
+    /// `Content-Type` when it carries a charset label: the types of files and pages are the
+    /// gateway's own where the nginx file writes none, the label is `charset`'s doing.
+    pub content_type: Option<String>,
 }
 
 pub fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
@@ -310,6 +314,10 @@ pub fn seen(r: &Reply, port: u16, up_headers: &[&str]) -> Seen {
         headers,
         body,
         upstream,
+        content_type: r
+            .header("content-type")
+            .filter(|t| t.to_ascii_lowercase().contains("charset"))
+            .map(str::to_owned),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `ngx_http_headers_filter_module`: `expires` and `add_header` on the answer, for the
-//! statuses nginx considers safe (or any status with `always`).
+//! statuses nginx considers safe (or any status with `always`); and
+//! `ngx_http_charset_filter_module`'s label on the answer's `Content-Type`.
 
 use super::State;
-use crate::parse::model::{Expires, Server};
+use crate::parse::model::{Expires, Server, Settings};
 use crate::vars::Ctx;
 use crate::Request;
 
@@ -88,6 +89,102 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `ngx_http_charset_header_filter` (which never recodes here: a configuration that would
+    /// need it does not load): the `Content-Type` nginx sends instead of `content_type` for an
+    /// answer with `status` at the location `state` names, or None when it sends it as it is.
+    /// `upstream`: the type is a proxied answer's, whose `charset=` parameter nginx reads
+    /// (`ngx_http_upstream_copy_content_type`); the types of nginx's own answers are taken
+    /// whole. nginx runs this filter after the headers filter, on the answer's own
+    /// `Content-Type` (not on one `add_header` adds).
+    pub fn charset_content_type(
+        &self,
+        state: &State,
+        status: u16,
+        content_type: &[u8],
+        upstream: bool,
+    ) -> Option<Vec<u8>> {
+        charset(self.settings_for(state), status, content_type, upstream)
+    }
+}
+
+fn charset(s: &Settings, status: u16, ct: &[u8], upstream: bool) -> Option<Vec<u8>> {
+    let dst = s.charset.as_deref()?;
+    if ct.is_empty() {
+        return None;
+    }
+    let (type_len, named) = if upstream {
+        named_charset(ct)
+    } else {
+        (ct.len(), None)
+    };
+    let labelled = match named {
+        // `charset=` with nothing after it: nginx labels the type without it, which its header
+        // filter then does not write; the answer goes out as it came.
+        Some([]) => return None,
+        // ngx_http_destination_charset: an answer that names its charset keeps it, unless
+        // `override_charset`; then only the same charset is relabelled (another would take a
+        // `charset_map`, and nginx sends the answer as it came).
+        Some(named) => {
+            if !s.override_charset || !named.eq_ignore_ascii_case(dst.as_bytes()) {
+                return None;
+            }
+            &ct[..type_len]
+        }
+        None => {
+            let lower = ct.to_ascii_lowercase();
+            if !s
+                .charset_types
+                .iter()
+                .any(|t| t == "*" || t.as_bytes() == lower.as_slice())
+            {
+                return None;
+            }
+            ct
+        }
+    };
+    let mut out = labelled.to_vec();
+    // ngx_http_set_charset: never on a 301 or 302 ("NN 4.x use this charset instead of the
+    // next page charset").
+    if !matches!(status, 301 | 302) {
+        out.extend_from_slice(b"; charset=");
+        out.extend_from_slice(dst.as_bytes());
+    }
+    (out != ct).then_some(out)
+}
+
+/// `ngx_http_upstream_copy_content_type`: the length of the type before a `charset=`
+/// parameter, and that parameter's value (to the end of the header, one pair of quotes
+/// removed); the whole length and None without one.
+fn named_charset(v: &[u8]) -> (usize, Option<&[u8]>) {
+    let mut p = 0;
+    while p < v.len() {
+        if v[p] == b';' {
+            let last = p;
+            p += 1;
+            while p < v.len() && v[p] == b' ' {
+                p += 1;
+            }
+            if p == v.len() {
+                return (v.len(), None);
+            }
+            if v[p..].len() >= 8 && v[p..p + 8].eq_ignore_ascii_case(b"charset=") {
+                let (mut start, mut end) = (p + 8, v.len());
+                if v.get(start) == Some(&b'"') {
+                    start += 1;
+                }
+                if end > start && v[end - 1] == b'"' {
+                    end -= 1;
+                }
+                return (last, Some(&v[start.min(end)..end]));
+            }
+            // nginx's loop steps over the byte it compared, whatever it is.
+        }
+        p += 1;
+    }
+    (v.len(), None)
+}
+
 /// `ngx_http_set_expires`: the `Expires` and `Cache-Control` values.
 fn expires(e: Expires, last_modified: Option<i64>, now: i64) -> (String, String) {
     let (time, max_age, negative) = match e {
@@ -169,6 +266,152 @@ mod tests {
         assert_eq!(http_date(1), "Thu, 01 Jan 1970 00:00:01 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+    }
+
+    #[test]
+    fn a_charset_parameter_as_ngx_http_upstream_copy_content_type_reads_it() {
+        let cases: &[(&str, usize, Option<&str>)] = &[
+            ("text/html", 9, None),
+            ("text/html; charset=utf-8", 9, Some("utf-8")),
+            ("text/html;charset=\"GBK\"", 9, Some("GBK")),
+            ("text/html; q=1; CHARSET=x; y=z", 14, Some("x; y=z")),
+            ("text/html;   ", 13, None),
+            ("text/html; charset=", 9, Some("")),
+            ("text/html; ;charset=x", 21, None),
+            ("text/html; charset=\"", 9, Some("")),
+        ];
+        for (v, len, named) in cases {
+            let (l, n) = named_charset(v.as_bytes());
+            assert_eq!(
+                (l, n.map(|n| std::str::from_utf8(n).unwrap())),
+                (*len, *named),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_charset_label_as_ngx_http_charset_header_filter_writes_it() {
+        let mut s = Settings::default();
+        let label = |s: &Settings, status, ct: &str, up| {
+            charset(s, status, ct.as_bytes(), up).map(|v| String::from_utf8(v).unwrap())
+        };
+        assert_eq!(label(&s, 200, "text/html", false), None, "off by default");
+        s.charset = Some("UTF-8".into());
+        assert_eq!(
+            label(&s, 200, "text/html", false).as_deref(),
+            Some("text/html; charset=UTF-8")
+        );
+        assert_eq!(
+            label(&s, 404, "Text/Plain", true).as_deref(),
+            Some("Text/Plain; charset=UTF-8")
+        );
+        assert_eq!(
+            label(&s, 200, "text/css", false),
+            None,
+            "not a charset type"
+        );
+        assert_eq!(
+            label(&s, 200, "text/html; q=1", true),
+            None,
+            "the whole value is the type"
+        );
+        assert_eq!(label(&s, 301, "text/html", false), None);
+        assert_eq!(label(&s, 200, "", false), None);
+        assert_eq!(
+            label(&s, 200, "text/html; charset=utf-8", true),
+            None,
+            "named"
+        );
+        assert_eq!(label(&s, 200, "text/html; charset=", true), None);
+        s.override_charset = true;
+        assert_eq!(
+            label(&s, 200, "text/html; charset=\"utf-8\"", true).as_deref(),
+            Some("text/html; charset=UTF-8")
+        );
+        assert_eq!(
+            label(&s, 302, "text/html; charset=utf-8", true).as_deref(),
+            Some("text/html")
+        );
+        assert_eq!(
+            label(&s, 200, "text/html; charset=gbk", true),
+            None,
+            "no map"
+        );
+        assert_eq!(
+            label(&s, 200, "image/png; charset=utf-8", true).as_deref(),
+            Some("image/png; charset=UTF-8"),
+            "a named charset is relabelled whatever the type"
+        );
+        s.charset_types = std::sync::Arc::from(vec!["*".to_owned()]);
+        assert_eq!(
+            label(&s, 200, "image/png", true).as_deref(),
+            Some("image/png; charset=UTF-8")
+        );
+        // nginx's own answers' types are never read for a parameter.
+        assert_eq!(
+            label(&s, 200, "text/html; charset=UTF-8", false).as_deref(),
+            Some("text/html; charset=UTF-8; charset=UTF-8")
+        );
+    }
+
+    /// What `nginx -t` says of the charset directives, and the one spelling of a charset.
+    #[test]
+    fn charset_directives_load_as_nginx_loads_them() {
+        use crate::Config;
+        // The first spelling in the file, wherever it is, names the charset everywhere.
+        let cfg = Config::parse(
+            "x.conf",
+            "charset_types text/css; server { location /a { charset utf-8; } charset UTF-8; \
+             source_charset Utf-8; location /b { charset_types *; } \
+             location /c { if ($arg_x) { charset off; override_charset on; } } }",
+        )
+        .unwrap();
+        assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+        let s = &cfg.servers[0].root.settings;
+        assert_eq!(s.charset.as_deref(), Some("utf-8"));
+        assert_eq!(s.source_charset.as_deref(), Some("utf-8"));
+        assert_eq!(&s.charset_types[..], ["text/html", "text/css"]);
+        for (body, want) in [
+            (
+                "charset a;\n charset b;",
+                "x.conf:2:2: \"charset\" directive is duplicate",
+            ),
+            (
+                "override_charset on;\n override_charset on;",
+                "x.conf:2:2: \"override_charset\" directive is duplicate",
+            ),
+            (
+                "\n charset utf-8; source_charset koi8-r;",
+                "x.conf:2:2: no \"charset_map\" between the charsets \"koi8-r\" and \
+                 \"utf-8\": the gateway does not recode answers",
+            ),
+            (
+                "source_charset koi8-r; location / {\n charset utf-8; }",
+                "x.conf:2:2: no \"charset_map\" between the charsets \"koi8-r\" and \
+                 \"utf-8\": the gateway does not recode answers",
+            ),
+            (
+                "location / { if ($a) {\n charset_types a/b; } }",
+                "x.conf:2:2: \"charset_types\" directive is not allowed here",
+            ),
+            (
+                "\n charset a b;",
+                "x.conf:2:2: invalid number of arguments in \"charset\" directive",
+            ),
+            (
+                "\n override_charset yes;",
+                "x.conf:2:2: invalid value \"yes\" in \"override_charset\" directive, it must \
+                 be \"on\" or \"off\"",
+            ),
+        ] {
+            let e = Config::parse("x.conf", &format!("server {{ {body} }}")).unwrap_err();
+            assert_eq!(e.to_string(), want, "{body}");
+        }
+        // A charset from a variable is reported, never taken as a name.
+        let cfg = Config::parse("x.conf", "server { charset $c; }").unwrap();
+        assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
+        assert_eq!(cfg.servers[0].root.settings.charset, None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::vars::{is_builtin, is_changeable, Template};
 
 pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
     let mut b = Builder::default();
+    b.register_charsets(dirs);
     let mut servers = Vec::new();
     let mut maps = Vec::new();
     let http = b.http_settings(dirs)?;
@@ -41,12 +42,15 @@ pub(super) struct Builder {
     /// since `set` and named captures define variables for the whole configuration.
     used: Vec<(String, String, Pos)>,
     defined: HashSet<String>,
+    /// Every charset a `charset` or `source_charset` names, spelled as the configuration
+    /// first writes it (`ngx_http_add_charset`: one entry per name, whatever its case).
+    charsets: Vec<Arc<str>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Level {
-    /// The `http` block (or a file of its directives): only `types` and `default_type` are
-    /// read there.
+    /// The `http` block (or a file of its directives): only `types`, `default_type` and the
+    /// `charset` family are read there.
     Http,
     Server,
     Location,
@@ -69,6 +73,31 @@ impl Builder {
             self.used
                 .push((v.to_owned(), d.name.clone(), d.pos.clone()));
         }
+    }
+
+    /// The charsets of the whole configuration in the order nginx reads them, so that a
+    /// name is spelled as it is first written wherever it is used.
+    fn register_charsets(&mut self, dirs: &[Directive]) {
+        for d in dirs {
+            if let ("charset" | "source_charset", [a]) = (d.name.as_str(), d.args.as_slice()) {
+                let v = a.text.as_str();
+                let off = d.name == "charset" && v == "off";
+                if !off && !v.starts_with('$') {
+                    self.charset_name(v);
+                }
+            }
+            self.register_charsets(d.block.as_deref().unwrap_or(&[]));
+        }
+    }
+
+    /// The one spelling of charset `name`.
+    pub(super) fn charset_name(&mut self, name: &str) -> Arc<str> {
+        if let Some(c) = self.charsets.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+            return c.clone();
+        }
+        let c: Arc<str> = Arc::from(name);
+        self.charsets.push(c.clone());
+        c
     }
 
     fn define_captures(&mut self, re: &crate::regex::NgxRegex) {
@@ -94,7 +123,8 @@ impl Builder {
         }
     }
 
-    /// The settings every server inherits: `types` and `default_type` of the http level,
+    /// The settings every server inherits: `types`, `default_type` and the `charset` family
+    /// of the http level,
     /// wherever they are written in it (nginx merges after reading the whole block), as
     /// `include mime.types; default_type application/octet-stream;` in a stock nginx.conf.
     fn http_settings(&mut self, dirs: &[Directive]) -> Result<Settings, ParseError> {
@@ -102,7 +132,8 @@ impl Builder {
             for d in dirs {
                 match d.name.as_str() {
                     "http" => collect(d.block.as_deref().unwrap_or(&[]), out),
-                    "types" | "default_type" => out.push(d.clone()),
+                    "types" | "default_type" | "charset" | "source_charset"
+                    | "override_charset" | "charset_types" => out.push(d.clone()),
                     _ => {}
                 }
             }
@@ -127,7 +158,8 @@ impl Builder {
                 "http" => self.top(d.block.as_deref().unwrap_or(&[]), http, servers, maps)?,
                 "server" => servers.push(self.server(d, http)?),
                 // Read by `http_settings`.
-                "types" | "default_type" => {}
+                "types" | "default_type" | "charset" | "source_charset" | "override_charset"
+                | "charset_types" => {}
                 "map" => {
                     let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);

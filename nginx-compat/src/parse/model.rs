@@ -231,7 +231,30 @@ pub struct Settings {
     /// `log_not_found`: whether a missing file is an error line. The gateway writes none for a
     /// missing file either way (its access line has the 404), so both values read the same.
     pub log_not_found: bool,
+    /// `charset`: the name an answer of a `charset_types` type is labelled with (`; charset=`),
+    /// spelled as the configuration first wrote it (nginx keeps one name per charset, whatever
+    /// the case of later mentions); None is `off`.
+    pub charset: Option<Arc<str>>,
+    /// `source_charset`: None is nginx's default (the answer is taken as it is). Set and other
+    /// than `charset`, it would take a `charset_map`, which the gateway does not have: the load
+    /// refuses it, as nginx refuses it without a map.
+    pub source_charset: Option<Arc<str>>,
+    /// `override_charset`: an answer that names its own charset is relabelled too.
+    pub override_charset: bool,
+    /// `charset_types`, lowercased; `*` is any type.
+    pub charset_types: Arc<[String]>,
 }
+
+/// nginx's `charset_types` when the configuration writes none; a level's `charset_types`
+/// replaces them with `text/html` and its own.
+pub const CHARSET_TYPES: &[&str] = &[
+    "text/html",
+    "text/xml",
+    "text/plain",
+    "text/vnd.wap.wml",
+    "application/javascript",
+    "application/rss+xml",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -270,6 +293,10 @@ impl Default for Settings {
             default_type: None,
             access_log: true,
             log_not_found: true,
+            charset: None,
+            source_charset: None,
+            override_charset: false,
+            charset_types: CHARSET_TYPES.iter().map(|t| (*t).to_owned()).collect(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::build::{not_allowed, Builder, Level};
 use super::directives::{self as dir, args, nargs, no_block, on_off, template};
-use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings};
+use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings, CHARSET_TYPES};
 use super::proxy_args;
 use super::{Directive, ParseError};
 use crate::mime::MimeTypes;
@@ -25,6 +25,10 @@ struct Fresh {
     gzip_disable: bool,
     types: bool,
     default_type: bool,
+    charset: bool,
+    source_charset: bool,
+    override_charset: bool,
+    charset_types: bool,
 }
 
 impl Builder {
@@ -45,7 +49,15 @@ impl Builder {
             if level == Level::If
                 && !matches!(
                     d.name.as_str(),
-                    "root" | "error_page" | "add_header" | "expires" | "gzip" | "access_log"
+                    "root"
+                        | "error_page"
+                        | "add_header"
+                        | "expires"
+                        | "gzip"
+                        | "access_log"
+                        | "charset"
+                        | "source_charset"
+                        | "override_charset"
                 )
             {
                 return Err(not_allowed(d));
@@ -281,7 +293,75 @@ impl Builder {
                     s.default_type = Some(Arc::from(d.args[0].text.as_str()));
                     fresh.default_type = true;
                 }
+                "charset" | "source_charset" => {
+                    nargs(d, |n| n == 1)?;
+                    let (seen, slot) = if d.name == "charset" {
+                        (&mut fresh.charset, &mut s.charset)
+                    } else {
+                        (&mut fresh.source_charset, &mut s.source_charset)
+                    };
+                    // `ngx_http_set_charset_slot`: once per level.
+                    if std::mem::replace(seen, true) {
+                        return Err(d
+                            .pos
+                            .error(format!("\"{}\" directive is duplicate", d.name)));
+                    }
+                    let v = d.args[0].text.as_str();
+                    if v.starts_with('$') {
+                        self.unsupported(d, Some(format!("{} from a variable", d.name)));
+                        continue;
+                    }
+                    // Only `charset` has `off`; `source_charset off` names a charset "off".
+                    *slot = if d.name == "charset" && v == "off" {
+                        None
+                    } else {
+                        Some(self.charset_name(v))
+                    };
+                }
+                "override_charset" => {
+                    if std::mem::replace(&mut fresh.override_charset, true) {
+                        return Err(d.pos.error("\"override_charset\" directive is duplicate"));
+                    }
+                    s.override_charset = on_off(d)?;
+                }
+                "charset_types" => {
+                    nargs(d, |n| n >= 1)?;
+                    // `ngx_http_types_slot`: the first on a level starts from the first
+                    // default (`text/html`) only, and `*` (any type) ends the list for good.
+                    let mut types: Vec<String> = if fresh.charset_types {
+                        s.charset_types.to_vec()
+                    } else {
+                        vec![CHARSET_TYPES[0].to_owned()]
+                    };
+                    fresh.charset_types = true;
+                    if types.iter().any(|t| t == "*") {
+                        continue;
+                    }
+                    for a in args(d) {
+                        if a == "*" {
+                            types = vec!["*".to_owned()];
+                            break;
+                        }
+                        types.push(a.to_ascii_lowercase());
+                    }
+                    s.charset_types = Arc::from(types);
+                }
                 other => unreachable!("is_setting lists {other}"),
+            }
+        }
+        // ngx_http_charset_merge_loc_conf + postconfiguration: labelling answers of one
+        // charset as another takes a `charset_map` to recode them, and nginx does not start
+        // without one.
+        // (A level that writes neither inherits a pair its parent has been checked for.)
+        if let (Some(dst), Some(src)) = (&s.charset, &s.source_charset) {
+            let written = block
+                .iter()
+                .find(|d| d.name == "charset" || d.name == "source_charset");
+            if let (false, Some(d)) = (Arc::ptr_eq(dst, src), written) {
+                return Err(d.pos.error(format!(
+                    "no \"charset_map\" between the charsets \"{src}\" and \"{dst}\": \
+                     the gateway does not recode answers"
+                )));
             }
         }
         Ok(())
@@ -362,5 +442,9 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "default_type"
             | "access_log"
             | "log_not_found"
+            | "charset"
+            | "source_charset"
+            | "override_charset"
+            | "charset_types"
     )
 }

@@ -467,4 +467,63 @@ pub const GROUPS: &[Group] = &[
             "GET /root/nope.js?alt=1",
         ],
     ),
+    // The charset filter's label on every kind of answer: nginx's pages (never on a 301 or
+    // 302), `return` texts, files, proxied answers with and without a charset of their own;
+    // one spelling per charset whatever a later mention's case; `charset_types` adding to the
+    // defaults or `*`; `override_charset`; `source_charset` the same as `charset`; `if`.
+    Group::new(
+        "charset",
+        r#"
+            root {{ROOT}}/www;
+            include /etc/nginx/mime.types;
+            charset UTF-8;
+            location = /t { return 200 "t"; }
+            location = /moved { return 301 /t; }
+            location = /found { return 302 /t; }
+            location = /tmp { return 307 /t; }
+            location = /nf { return 404; }
+            location = /no { return 204; }
+            location /p/ { proxy_pass http://{{UP}}; }
+            location /o/ { charset utf-8; override_charset on; proxy_pass http://{{UP}}; }
+            location /css/ { charset_types text/css; rewrite ^/css/(.*)$ /$1 break; }
+            location /any/ { charset_types *; rewrite ^/any/(.*)$ /$1 break; }
+            location /off/ { charset off; return 200 "o"; }
+            location /same/ { source_charset utf-8; return 200 "s"; }
+            location /if/ { if ($arg_k) { charset gbk; } return 200 "i"; }
+            location / { }"#,
+        &[
+            "GET /t",
+            "GET /moved",
+            "GET /found",
+            "GET /tmp",
+            "GET /nf",
+            "GET /no",
+            "GET /",
+            "GET /index.html",
+            "HEAD /index.html",
+            "GET /app.js",
+            "GET /style.css",
+            "GET /assets/logo.png",
+            "GET /missing.html",
+            "GET /css/style.css",
+            "GET /css/app.js",
+            "GET /any/assets/logo.png",
+            "GET /p/x",
+            "GET /p/x | X-Echo-Content-Type: TEXT/HTML",
+            "GET /p/x | X-Echo-Content-Type: text/html; charset=gbk",
+            "GET /p/x | X-Echo-Content-Type: text/html;charset=",
+            "GET /p/x | X-Echo-Content-Type: text/html; level=1",
+            "GET /p/x | X-Echo-Content-Type: application/json",
+            "GET /p/x | X-Echo-Status: 302 | X-Echo-Location: /t",
+            "GET /p/x | X-Echo-Status: 404",
+            "GET /o/x | X-Echo-Content-Type: text/html; charset=\"utf-8\"",
+            "GET /o/x | X-Echo-Content-Type: text/html; charset=gbk",
+            "GET /o/x | X-Echo-Content-Type: image/png; charset=utf-8",
+            "GET /o/x | X-Echo-Content-Type: text/html; charset=utf-8 | X-Echo-Status: 302 | X-Echo-Location: /t",
+            "GET /off/x",
+            "GET /same/x",
+            "GET /if/x",
+            "GET /if/x?k=1",
+        ],
+    ),
 ];

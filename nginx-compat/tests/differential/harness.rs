@@ -87,6 +87,8 @@ pub struct EchoPlan {
     pub status: u16,
     pub delay_ms: u64,
     pub headers: Vec<(String, String)>,
+    /// The answer's `Content-Type` (`text/plain` unless asked for another).
+    pub content_type: String,
 }
 
 impl EchoPlan {
@@ -95,6 +97,7 @@ impl EchoPlan {
             status: 200,
             delay_ms: 0,
             headers: Vec::new(),
+            content_type: "text/plain".into(),
         };
         for (name, value) in headers {
             let value = String::from_utf8_lossy(value).into_owned();
@@ -105,6 +108,7 @@ impl EchoPlan {
                 "x-echo-cache-control" => plan.headers.push(("Cache-Control".into(), value)),
                 "x-echo-last-modified" => plan.headers.push(("Last-Modified".into(), value)),
                 "x-echo-expires" => plan.headers.push(("Expires".into(), value)),
+                "x-echo-content-type" => plan.content_type = value,
                 _ => {}
             }
         }
@@ -162,8 +166,9 @@ fn echo_one(conn: TcpStream) -> std::io::Result<()> {
     // The head also travels in a header, so that an answer to HEAD shows it too.
     let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
     let mut resp = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nX-Echo-Head: {hex}\r\n",
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nX-Echo-Head: {hex}\r\n",
         plan.status,
+        plan.content_type,
         out.len()
     );
     for (n, v) in &plan.headers {
