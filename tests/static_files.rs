@@ -111,6 +111,8 @@ async fn validators_head_and_ranges() {
         .await
         .unwrap();
     assert_eq!(r.status(), 304, "If-None-Match with the current ETag");
+    // ngx_http_not_modified_header_filter clears the type: a 304 has none.
+    assert_eq!(r.headers().get("content-type"), None, "a 304's Content-Type");
     let r = c
         .get(&url)
         .header("if-modified-since", &modified)
