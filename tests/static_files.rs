@@ -112,7 +112,11 @@ async fn validators_head_and_ranges() {
         .unwrap();
     assert_eq!(r.status(), 304, "If-None-Match with the current ETag");
     // ngx_http_not_modified_header_filter clears the type: a 304 has none.
-    assert_eq!(r.headers().get("content-type"), None, "a 304's Content-Type");
+    assert_eq!(
+        r.headers().get("content-type"),
+        None,
+        "a 304's Content-Type"
+    );
     let r = c
         .get(&url)
         .header("if-modified-since", &modified)

@@ -164,6 +164,8 @@ pub fn is_builtin(name: &str) -> bool {
             | "proxy_host"
             | "proxy_port"
             | "proxy_add_x_forwarded_for"
+            | "request_filename"
+            | "document_root"
     ) || ["arg_", "http_", "cookie_"]
         .iter()
         .any(|p| name.len() > p.len() && name.starts_with(p))
@@ -214,6 +216,7 @@ impl Ctx<'_> {
             "remote_addr" => r.remote_addr.as_bytes().to_vec(),
             "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
             "content_type" => return r.header("content-type").map(<[u8]>::to_vec),
+            "request_filename" | "document_root" => return self.server.path_variable(self, name),
             "proxy_host" => return self.proxy.as_ref().map(|p| p.0.clone()),
             "proxy_port" => return self.proxy.as_ref().map(|p| p.1.clone()),
             "proxy_add_x_forwarded_for" => {

@@ -185,11 +185,20 @@ pub(super) fn compile(
             ),
         });
     }
-    let server = cfg
+    let mut server = cfg
         .servers
         .into_iter()
         .next()
         .expect("one synthetic server");
+    // `$request_filename` and `$document_root` write a relative root out from where the
+    // gateway's file answers start it.
+    if let Some(base) = &static_base {
+        use std::os::unix::ffi::OsStrExt;
+        server.prefix = base.as_os_str().as_bytes().to_vec();
+        if server.prefix.last() != Some(&b'/') {
+            server.prefix.push(b'/');
+        }
+    }
     // A `[[routes]]` entry is a proxied location: `/p/` answers `/p` with nginx's 301, as
     // the synthetic `proxy_pass` gives it (SPEC section 5, step 6).
     let routes = f.routes.len();

@@ -479,4 +479,30 @@ pub const GROUPS: &[Group] = &[
             "GET /if/x?k=1",
         ],
     },
+    // The fallback of files written before `try_files`: `if (!-e $request_filename)`.
+    Group {
+        name: "request-filename",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location / {\n\
+                 if (!-e $request_filename) { rewrite ^/(.*)$ /index.html last; }\n\
+               }\n\
+               location /spa/ {\n\
+                 if (!-f $request_filename) { rewrite ^ /spa/index.html break; }\n\
+               }\n\
+               location /api/ {\n\
+                 if (!-e $request_filename) { proxy_pass http://{{UP}}; }\n\
+               }\n\
+               location = /show { return 200 \"$document_root|$request_filename\"; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /app.js",
+            "GET /customer/42",
+            "GET /spa/route/x",
+            "GET /spa/",
+            "GET /api/orders?id=1",
+            "GET /show",
+        ],
+    },
 ];

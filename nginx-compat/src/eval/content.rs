@@ -161,6 +161,30 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `$request_filename` and `$document_root` (`ngx_http_variable_request_filename`,
+    /// `ngx_http_variable_document_root`) at the level the request is in: the file its URI
+    /// maps to, and the `root` (or `alias`) it maps under; a relative one starts at
+    /// [`Server::prefix`], as `ngx_get_full_name` starts it. `None` where nginx fails the
+    /// variable: an alias whose location's URI was rewritten.
+    pub(crate) fn path_variable(&self, cx: &Ctx<'_>, name: &str) -> Option<Vec<u8>> {
+        let conf = self.here(cx);
+        let path = if name == "document_root" {
+            let s = &conf.settings;
+            s.alias.as_ref().unwrap_or(&s.root).expand(cx, false)
+        } else {
+            map_uri(conf, cx)?.path
+        };
+        Some(if path.first() == Some(&b'/') {
+            path
+        } else {
+            let mut full = self.prefix.clone();
+            full.extend_from_slice(&path);
+            full
+        })
+    }
+}
+
 pub(super) struct Mapped {
     pub path: Vec<u8>,
     pub root: Vec<u8>,

@@ -674,3 +674,26 @@ fn if_blocks_refuse_what_nginx_refuses() {
     .unwrap_err();
     assert!(e.to_string().contains("inside \"if\" statement"), "{e}");
 }
+
+/// A relative `root` is written out by `$document_root` and `$request_filename` from
+/// [`crate::Server::prefix`] (nginx's `-p`), and tested by `-e` at that path; an absolute
+/// one as it is. Without a prefix both stay relative, as the crate's file answers are.
+#[test]
+fn path_variables_start_a_relative_root_at_the_prefix() {
+    let body = "location /rel/ { root spa; \
+                  if (-e $request_filename) { return 200 \"$document_root|$request_filename\"; } \
+                  return 404; } \
+                location /abs/ { root /srv/spa; return 200 \"$document_root|$request_filename\"; }";
+    let mut cfg = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap();
+    let fs = Tree(&["/srv/spa/", "/srv/spa/rel/", "/srv/spa/rel/a.js"]);
+    let text = |cfg: &Config, uri: &str| show(&cfg.servers[0].handle(&Request::get(uri, "h"), &fs));
+    assert_eq!(text(&cfg, "/rel/a.js"), "404", "spa/rel/a.js, relative");
+    assert_eq!(text(&cfg, "/abs/x"), "200 \"/srv/spa|/srv/spa/abs/x\"");
+    cfg.servers[0].prefix = b"/srv/".to_vec();
+    assert_eq!(
+        text(&cfg, "/rel/a.js"),
+        "200 \"/srv/spa|/srv/spa/rel/a.js\""
+    );
+    assert_eq!(text(&cfg, "/rel/b.js"), "404");
+    assert_eq!(text(&cfg, "/abs/x"), "200 \"/srv/spa|/srv/spa/abs/x\"");
+}

@@ -228,6 +228,7 @@ impl Builder {
             named,
             maps: Arc::from(Vec::new()),
             pos: d.pos.clone(),
+            prefix: Vec::new(),
         })
     }
 

@@ -517,6 +517,11 @@ pub struct Server {
     pub named: Vec<LocConf>,
     pub maps: Arc<[Map]>,
     pub pos: Pos,
+    /// Where relative `root` and `alias` paths start, ending with `/` (nginx's `-p`), for the
+    /// variables that write a path out (`$request_filename`, `$document_root`). Empty: they
+    /// stay relative, as the paths of the crate's other answers are (the caller's
+    /// [`crate::FileSystem`] resolves those).
+    pub prefix: Vec<u8>,
 }
 
 impl Server {

@@ -526,4 +526,54 @@ pub const GROUPS: &[Group] = &[
             "GET /if/x?k=1",
         ],
     ),
+    // `$request_filename` and `$document_root`: the classic fallbacks of files written before
+    // `try_files` (`if (!-e $request_filename)`), under `root` and `alias`, and written out.
+    Group::new(
+        "request-filename",
+        r#"
+            root {{ROOT}}/www;
+            location / {
+                if (!-e $request_filename) { rewrite ^/(.*)$ /index.html last; }
+            }
+            location /spa/ {
+                if (!-f $request_filename) { rewrite ^ /spa/index.html break; }
+            }
+            location /al/ {
+                alias {{ROOT}}/www/alias-target/;
+                if (-e $request_filename) { return 200 "$document_root|$request_filename"; }
+                return 404;
+            }
+            location ~ ^/re/(.*)$ {
+                alias {{ROOT}}/www/alias-target/$1;
+                if (-f $request_filename) { return 200 "$document_root|$request_filename"; }
+                return 404;
+            }
+            location = /show { return 200 "$document_root|$request_filename|$uri"; }
+            location /moved/ {
+                rewrite ^/moved/(.*)$ /$1 break;
+                if (-d $request_filename) { return 200 "dir $request_filename"; }
+                return 200 "not $request_filename";
+            }
+            location ~ \.php$ { if (!-e $request_filename) { return 404; } return 200 "php"; }"#,
+        &[
+            "GET /app.js",
+            "GET /nope/deep/link",
+            "GET /nope/deep/link?x=1",
+            "GET /docs",
+            "GET /docs/",
+            "GET /a%20b.txt",
+            "GET /spa/main.js",
+            "GET /spa/route/x",
+            "GET /spa/",
+            "GET /al/x.txt",
+            "GET /al/missing",
+            "GET /al/sub/",
+            "GET /re/x.txt",
+            "GET /re/none",
+            "GET /show",
+            "GET /moved/docs",
+            "GET /moved/app.js",
+            "GET /a.php",
+        ],
+    ),
 ];
