@@ -68,6 +68,37 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
         .await;
 }
 
+/// A client that asks `Expect: 100-continue` (as PHP's curl does for a body over 1 KiB) gets
+/// the `100 Continue` before it sends the body, then `success`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_expecting_100_continue_gets_it_before_its_body() {
+    use std::io::Write;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    let port = w.gateways[0].port;
+    let (query, body) = sealed_post(&event_xml(1), now_secs());
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A bound on a hang (the body is never sent without the 100), not a timing check.
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        let head = format!(
+            "POST /_gateway/callback/crm?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Length: {}\r\nExpect: 100-Continue\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut pending = Vec::new();
+        let first = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(first.status, 100, "a 100 Continue before the body");
+        s.write_all(body.as_bytes()).unwrap();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        (r.status, String::from_utf8(r.body).unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, (200, "success".to_owned()));
+    w.crm.wait_taken(1, LIMIT).await;
+}
+
 #[tokio::test]
 async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
     let w = CallbackWorld::start(Backend::Local, 1).await;

@@ -108,6 +108,7 @@ impl Unread {
 
 /// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
 pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
+    continue_if_expected(session).await;
     let read = async {
         let mut body = Vec::new();
         loop {
@@ -122,6 +123,23 @@ pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Un
     tokio::time::timeout(BODY_DEADLINE, read)
         .await
         .unwrap_or(Err(Unread::Late))
+}
+
+/// `Expect: 100-continue` (HTTP/1.1): the client sends the body only once it has a `100
+/// Continue`, or after a wait of its own (a second for PHP's curl, which asks for bodies over
+/// 1 KiB). nginx sends it as it starts reading the body (`ngx_http_test_expect`); so does the
+/// gateway for every body it reads itself, after the checks that may refuse the request
+/// unread.
+pub async fn continue_if_expected(session: &mut pingora::protocols::http::ServerSession) {
+    let h = session.req_header();
+    let expects = h.version == http::Version::HTTP_11
+        && h.headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects && !session.is_body_empty() {
+        // A client gone before it is written is found by the read that follows.
+        let _ = session.write_continue_response().await;
+    }
 }
 
 /// A small JSON body of type `T`, at most `max` bytes. Anything else is a 400 that closes the

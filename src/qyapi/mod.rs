@@ -367,6 +367,7 @@ async fn read_body(session: &mut ServerSession) -> Result<Bytes, u16> {
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(413);
     }
+    crate::proxy::request::continue_if_expected(session).await;
     // Most bodies arrive in one piece: that piece is the body, not a copy of it.
     let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
