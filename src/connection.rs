@@ -198,6 +198,16 @@ pub fn on_request(session: &mut Session, server: &ServerSettings) {
     session.set_pipelining_enabled(true);
 }
 
+/// The connection stays open, idle, for `idle` after this request (none: it closes after the
+/// answer), unless it closes anyway (HTTP/1.0 without keep-alive, `Connection: close`).
+pub fn keep_alive(session: &mut Session, idle: std::time::Duration) {
+    if session.get_keepalive().is_some() {
+        // pingora counts whole seconds; nginx's `keepalive_timeout 500ms` is kept a second.
+        let secs = idle.as_millis().div_ceil(1000) as u64;
+        session.set_keepalive((secs > 0).then_some(secs));
+    }
+}
+
 /// Why a request must be refused with 400 before it is routed, if it must.
 pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
     malformed_as(req.version, &crate::headers::Asked::of(req))

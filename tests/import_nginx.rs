@@ -107,7 +107,7 @@ fn proxy_locations_become_routes_and_rewrites_that_check_accepts() {
 fn unsupported_directives_are_listed_with_file_and_line() {
     let dir = TempDir::new("import-unsup");
     let conf = "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    \
-                proxy_buffering off;\n    add_header X-Took $request_time;\n    \
+                proxy_cache crm;\n    add_header X-Took $request_time;\n    \
                 proxy_pass http://127.0.0.1:9000/app/;\n  }\n}\n";
     let (code, _toml, stderr) = import(conf, &dir);
     assert_eq!(code, 2);
@@ -117,7 +117,7 @@ fn unsupported_directives_are_listed_with_file_and_line() {
         lines,
         [
             format!("{file}:3: directive 'ssl_certificate' is not supported"),
-            format!("{file}:5: directive 'proxy_buffering' is not supported"),
+            format!("{file}:5: directive 'proxy_cache' is not supported"),
             format!("{file}:6: directive 'add_header' is not supported (variable $request_time)"),
         ],
         "{stderr}"

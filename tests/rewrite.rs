@@ -218,7 +218,7 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
     let dir = TempDir::new("ngx-unsup");
     std::fs::write(
         dir.path().join("crm.conf"),
-        "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    proxy_buffering off;\n    proxy_pass http://crm;\n  }\n}\n",
+        "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    proxy_cache crm;\n    proxy_pass http://crm;\n  }\n}\n",
     )
     .unwrap();
     let toml = |up: &str| {
@@ -233,7 +233,7 @@ fn unsupported_and_unknown_nginx_directives_are_config_errors_with_file_and_line
     assert!(!ok);
     assert!(
         err.contains("crm.conf:3: directive 'ssl_certificate' is not supported")
-            && err.contains("crm.conf:5: directive 'proxy_buffering' is not supported"),
+            && err.contains("crm.conf:5: directive 'proxy_cache' is not supported"),
         "{err}"
     );
 
@@ -532,5 +532,56 @@ async fn access_log_off_and_log_not_found_load_and_access_log_off_is_honoured() 
     assert!(
         err.contains("crm.conf:1:") && err.contains("access_log off"),
         "{err}"
+    );
+}
+
+/// `keepalive_timeout` of the location that answers, itself or through its upstream: `0`
+/// closes the connection after the answer, as nginx does, and elsewhere it is kept. `check`
+/// lists the directives that load with no effect, with why.
+#[test]
+fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_nothing() {
+    use std::io::{Read, Write};
+    let up = upstream::echo("crm");
+    let (gw, _dir) = with_include(
+        "sendfile on;\n\
+         location /short/ { keepalive_timeout 0; return 200 \"s\"; }\n\
+         location /api/ { keepalive_timeout 0; proxy_pass http://crm; }\n\
+         location / { return 200 \"k\"; }\n",
+        &up,
+    );
+    for (path, want) in [
+        ("/", "keep-alive"),
+        ("/short/", "close"),
+        ("/api/x", "close"),
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut pending = Vec::new();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(
+            (r.status, r.header("connection")),
+            (200, Some(want)),
+            "GET {path}"
+        );
+        if want == "close" {
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty() && pending.is_empty(), "GET {path}: closed");
+        }
+    }
+    let out = std::process::Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("loaded, with no effect on what the gateway does:")
+            && stdout.contains("crm.conf:1: sendfile: how nginx writes to the socket"),
+        "{stdout}"
     );
 }

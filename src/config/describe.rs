@@ -39,6 +39,12 @@ impl Config {
         }
         out.push_str(&self.describe_included());
         out.push_str(&self.describe_areas());
+        if let Some(rules) = self.rules.as_deref().filter(|r| !r.noted.is_empty()) {
+            out.push_str("\nloaded, with no effect on what the gateway does:\n");
+            for line in &rules.noted {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
         out
     }
 

@@ -35,6 +35,9 @@ pub struct Rules {
     pub static_base: Option<PathBuf>,
     /// Some level of the rule set has `gzip on`: answers may need the engine's compression.
     pub gzip: bool,
+    /// Directives of the nginx files that load with no effect on what the gateway does, each
+    /// as `file:line: directive: why` (`check` lists them).
+    pub noted: Vec<String>,
 }
 
 impl Rules {
@@ -185,6 +188,18 @@ pub(super) fn compile(
             ),
         });
     }
+    let noted = cfg
+        .noted
+        .iter()
+        .map(|u| {
+            format!(
+                "{}: {}: {}",
+                u.pos,
+                u.directive,
+                u.detail.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
     let mut server = cfg
         .servers
         .into_iter()
@@ -218,6 +233,7 @@ pub(super) fn compile(
         upstreams: by_authority,
         static_base,
         gzip,
+        noted,
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;

@@ -96,6 +96,12 @@ impl Pending {
             .is_none_or(|st| self.rules.server.settings_for(st).access_log)
     }
 
+    /// `keepalive_timeout` in the configuration that answers, where the file writes one.
+    pub fn keepalive_timeout(&self) -> Option<std::time::Duration> {
+        let st = self.action.state()?;
+        self.rules.server.settings_for(st).keepalive_timeout
+    }
+
     /// Writes the answer; returns the status it went out with (444 for a closed connection).
     pub async fn write(self, session: &mut Session, request_id: &str) -> Result<u16> {
         answer::write(session, request_id, &self.rules, &self.request, self.action).await

@@ -37,6 +37,8 @@ pub struct Ctx {
     pub nginx: Option<Box<crate::nginx::Flight>>,
     /// The location that handled the request says `access_log off;`: no access line.
     pub unlogged: bool,
+    /// The nginx file's `keepalive_timeout` at the location that handled the request.
+    pub keepalive: Option<std::time::Duration>,
     pub _inflight: InFlight,
 }
 

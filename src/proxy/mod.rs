@@ -103,6 +103,9 @@ impl Gateway {
         let decided = self.steps(session, ctx, &path).await;
         // Whatever the steps left there (the forward-auth check reads another request's path).
         ctx.path = path;
+        if let Some(idle) = ctx.keepalive {
+            crate::connection::keep_alive(session, idle);
+        }
         decided
     }
 
@@ -332,6 +335,7 @@ impl ProxyHttp for Gateway {
             answered: None,
             nginx: None,
             unlogged: false,
+            keepalive: None,
             _inflight: ctx::InFlight::enter(),
         }
     }

@@ -32,12 +32,15 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rul
         }
         nginx::Next::Proxy(flight) => {
             ctx.upstream = Some(Chosen::Flight(flight.upstream.clone()));
-            ctx.unlogged = !rules.server.settings_for(&flight.proxy.state).access_log;
+            let at = rules.server.settings_for(&flight.proxy.state);
+            ctx.unlogged = !at.access_log;
+            ctx.keepalive = at.keepalive_timeout;
             ctx.nginx = Some(flight);
             Next::Proxy
         }
         nginx::Next::Answer(pending) => {
             ctx.unlogged = !pending.logged();
+            ctx.keepalive = pending.keepalive_timeout();
             Next::Answer(pending)
         }
     }

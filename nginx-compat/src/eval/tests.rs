@@ -372,7 +372,7 @@ fn a_match_limit_error_answers_500_not_the_next_location() {
 fn unsupported_directives_are_listed_with_their_line() {
     let cfg = Config::parse(
         "crm.conf",
-        "server {\n listen 80;\n ssl_certificate x.pem;\n location / {\n  proxy_buffering off;\n  \
+        "server {\n listen 80;\n ssl_certificate x.pem;\n location / {\n  proxy_cache crm;\n  \
          return 200 \"$request_time\";\n }\n}",
     )
     .unwrap();
@@ -381,7 +381,7 @@ fn unsupported_directives_are_listed_with_their_line() {
         lines,
         [
             "crm.conf:3: directive 'ssl_certificate' is not supported",
-            "crm.conf:5: directive 'proxy_buffering' is not supported",
+            "crm.conf:5: directive 'proxy_cache' is not supported",
             "crm.conf:6: directive 'return' is not supported (variable $request_time)",
         ]
     );
@@ -696,4 +696,78 @@ fn path_variables_start_a_relative_root_at_the_prefix() {
     );
     assert_eq!(text(&cfg, "/rel/b.js"), "404");
     assert_eq!(text(&cfg, "/abs/x"), "200 \"/srv/spa|/srv/spa/abs/x\"");
+}
+
+/// How nginx writes to a socket or sizes its buffers, and what its `Server` header names:
+/// loaded on every level nginx allows them, checked as nginx checks them, and listed as
+/// changing nothing; `keepalive_timeout` is kept, inherited from the http level down.
+#[test]
+fn transport_directives_load_and_are_noted() {
+    let cfg = Config::parse(
+        "t.conf",
+        "sendfile on; tcp_nopush on; keepalive_timeout 65; server_tokens off;\n\
+         server { tcp_nodelay on; proxy_buffering off;\n\
+           location /a { proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k;\n\
+             proxy_request_buffering off; if ($arg_x) { sendfile off; } }\n\
+           location /b { keepalive_timeout 0; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let noted: Vec<String> = cfg
+        .noted
+        .iter()
+        .map(|n| format!("{}:{}", n.pos.line, n.directive))
+        .collect();
+    assert_eq!(
+        noted,
+        [
+            "1:sendfile",
+            "1:tcp_nopush",
+            "1:server_tokens",
+            "2:tcp_nodelay",
+            "2:proxy_buffering",
+            "3:proxy_buffer_size",
+            "3:proxy_buffers",
+            "3:proxy_busy_buffers_size",
+            "4:proxy_request_buffering",
+            "4:sendfile",
+        ]
+    );
+    let server = &cfg.servers[0];
+    let at = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let st = a.state().unwrap().clone();
+        server.settings_for(&st).keepalive_timeout
+    };
+    assert_eq!(at("/a"), Some(std::time::Duration::from_secs(65)));
+    assert_eq!(at("/b"), Some(std::time::Duration::ZERO));
+    for (body, want) in [
+        (
+            "\n proxy_buffering maybe;",
+            "t.conf:2:2: invalid value \"maybe\" in \"proxy_buffering\" directive, it must be \
+             \"on\" or \"off\"",
+        ),
+        (
+            "\n proxy_buffers 0 4k;",
+            "t.conf:2:2: \"proxy_buffers\" directive invalid value",
+        ),
+        (
+            "\n server_tokens nginx;",
+            "t.conf:2:2: invalid value \"nginx\"",
+        ),
+        (
+            "\n keepalive_timeout soon;",
+            "t.conf:2:2: \"keepalive_timeout\" directive invalid value",
+        ),
+        (
+            "location / { if ($arg_x) {\n proxy_buffering off; } }",
+            "t.conf:2:2: \"proxy_buffering\" directive is not allowed here",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+    // The Keep-Alive header's own timeout is not something the gateway writes.
+    let cfg = Config::parse("t.conf", "server { keepalive_timeout 65 60; }").unwrap();
+    assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
 }

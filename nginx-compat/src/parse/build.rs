@@ -32,12 +32,14 @@ pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
         servers,
         maps,
         unsupported: b.unsupported,
+        noted: b.noted,
     })
 }
 
 #[derive(Default)]
 pub(super) struct Builder {
     unsupported: Vec<Unsupported>,
+    noted: Vec<Unsupported>,
     /// Every variable a value names, with its directive; checked once everything is read,
     /// since `set` and named captures define variables for the whole configuration.
     used: Vec<(String, String, Pos)>,
@@ -49,8 +51,7 @@ pub(super) struct Builder {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Level {
-    /// The `http` block (or a file of its directives): only `types`, `default_type` and the
-    /// `charset` family are read there.
+    /// The `http` block (or a file of its directives): its settings are every server's.
     Http,
     Server,
     Location,
@@ -65,6 +66,15 @@ impl Builder {
             directive: d.name.clone(),
             pos: d.pos.clone(),
             detail,
+        });
+    }
+
+    /// A directive that loads with no effect on what the gateway does, and why.
+    pub(super) fn noted(&mut self, d: &Directive, why: &str) {
+        self.noted.push(Unsupported {
+            directive: d.name.clone(),
+            pos: d.pos.clone(),
+            detail: Some(why.to_owned()),
         });
     }
 
@@ -123,8 +133,8 @@ impl Builder {
         }
     }
 
-    /// The settings every server inherits: `types`, `default_type` and the `charset` family
-    /// of the http level,
+    /// The settings every server inherits: those of the http level (`types`, `default_type`,
+    /// `gzip`, `charset`, `keepalive_timeout`...),
     /// wherever they are written in it (nginx merges after reading the whole block), as
     /// `include mime.types; default_type application/octet-stream;` in a stock nginx.conf.
     fn http_settings(&mut self, dirs: &[Directive]) -> Result<Settings, ParseError> {
@@ -132,8 +142,7 @@ impl Builder {
             for d in dirs {
                 match d.name.as_str() {
                     "http" => collect(d.block.as_deref().unwrap_or(&[]), out),
-                    "types" | "default_type" | "charset" | "source_charset"
-                    | "override_charset" | "charset_types" => out.push(d.clone()),
+                    n if is_setting(n) => out.push(d.clone()),
                     _ => {}
                 }
             }
@@ -158,8 +167,7 @@ impl Builder {
                 "http" => self.top(d.block.as_deref().unwrap_or(&[]), http, servers, maps)?,
                 "server" => servers.push(self.server(d, http)?),
                 // Read by `http_settings`.
-                "types" | "default_type" | "charset" | "source_charset" | "override_charset"
-                | "charset_types" => {}
+                n if is_setting(n) => {}
                 "map" => {
                     let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);

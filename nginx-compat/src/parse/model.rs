@@ -41,6 +41,10 @@ pub struct Config {
     /// `map` blocks of the `http` level, shared by every server.
     pub maps: Arc<[Map]>,
     pub unsupported: Vec<Unsupported>,
+    /// Directives that load and change nothing the gateway does (how nginx writes to a
+    /// socket or sizes its buffers, what its `Server` header names), each with why, for
+    /// `check` to list.
+    pub noted: Vec<Unsupported>,
 }
 
 /// `map $source $name { ... }`.
@@ -243,6 +247,10 @@ pub struct Settings {
     pub override_charset: bool,
     /// `charset_types`, lowercased; `*` is any type.
     pub charset_types: Arc<[String]>,
+    /// `keepalive_timeout`: how long the client's connection stays open, idle, after a
+    /// request this level answers (0: closed after it). None where no level writes one: the
+    /// gateway's own `[server] keepalive_timeout` applies.
+    pub keepalive_timeout: Option<Duration>,
 }
 
 /// nginx's `charset_types` when the configuration writes none; a level's `charset_types`
@@ -297,6 +305,7 @@ impl Default for Settings {
             source_charset: None,
             override_charset: false,
             charset_types: CHARSET_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+            keepalive_timeout: None,
         }
     }
 }

@@ -58,6 +58,7 @@ impl Builder {
                         | "charset"
                         | "source_charset"
                         | "override_charset"
+                        | "sendfile"
                 )
             {
                 return Err(not_allowed(d));
@@ -346,6 +347,63 @@ impl Builder {
                     }
                     s.charset_types = Arc::from(types);
                 }
+                "keepalive_timeout" => {
+                    nargs(d, |n| n == 1 || n == 2)?;
+                    if d.args.len() == 2 {
+                        self.unsupported(
+                            d,
+                            Some("a second value (the Keep-Alive header's timeout)".into()),
+                        );
+                        continue;
+                    }
+                    s.keepalive_timeout = Some(dir::duration(d)?);
+                }
+                "sendfile" | "tcp_nopush" | "tcp_nodelay" => {
+                    on_off(d)?;
+                    self.noted(
+                        d,
+                        "how nginx writes to the socket; the gateway streams files in chunks and \
+                         sends what it has at once",
+                    );
+                }
+                "proxy_buffering" | "proxy_request_buffering" => {
+                    on_off(d)?;
+                    self.noted(
+                        d,
+                        "the gateway passes bodies on as they come, both ways (what `off` \
+                         asks); the bytes the client and the upstream get are the same either way",
+                    );
+                }
+                "proxy_buffer_size" | "proxy_busy_buffers_size" => {
+                    nargs(d, |n| n == 1)?;
+                    dir::size(d, &d.args[0].text)?;
+                    self.noted(
+                        d,
+                        "nginx's buffer sizes; the gateway sizes its own and takes an upstream \
+                         header of up to 1 MiB (nginx's default is 4 KiB)",
+                    );
+                }
+                "proxy_buffers" => {
+                    nargs(d, |n| n == 2)?;
+                    let n = &d.args[0].text;
+                    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n == "0" {
+                        return Err(d.pos.error("\"proxy_buffers\" directive invalid value"));
+                    }
+                    dir::size(d, &d.args[1].text)?;
+                    self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
+                }
+                "server_tokens" => {
+                    nargs(d, |n| n == 1)?;
+                    let v = d.args[0].text.as_str();
+                    if !matches!(v, "on" | "off" | "build") {
+                        return Err(d.pos.error(format!("invalid value \"{v}\"")));
+                    }
+                    self.noted(
+                        d,
+                        "the gateway names no nginx version in its headers or pages (what `off` \
+                         asks)",
+                    );
+                }
                 other => unreachable!("is_setting lists {other}"),
             }
         }
@@ -446,5 +504,15 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "source_charset"
             | "override_charset"
             | "charset_types"
+            | "keepalive_timeout"
+            | "sendfile"
+            | "tcp_nopush"
+            | "tcp_nodelay"
+            | "proxy_buffering"
+            | "proxy_request_buffering"
+            | "proxy_buffer_size"
+            | "proxy_busy_buffers_size"
+            | "proxy_buffers"
+            | "server_tokens"
     )
 }
