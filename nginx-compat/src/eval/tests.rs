@@ -706,9 +706,10 @@ fn transport_directives_load_and_are_noted() {
     let cfg = Config::parse(
         "t.conf",
         "sendfile on; tcp_nopush on; keepalive_timeout 65; server_tokens off;\n\
-         server { tcp_nodelay on; proxy_buffering off;\n\
+         server { tcp_nodelay on; proxy_buffering off; large_client_header_buffers 4 32k;\n\
            location /a { proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k;\n\
-             proxy_request_buffering off; if ($arg_x) { sendfile off; } }\n\
+             proxy_request_buffering off; client_body_buffer_size 1m;\n\
+             if ($arg_x) { sendfile off; } }\n\
            location /b { keepalive_timeout 0; } }",
     )
     .unwrap();
@@ -726,11 +727,13 @@ fn transport_directives_load_and_are_noted() {
             "1:server_tokens",
             "2:tcp_nodelay",
             "2:proxy_buffering",
+            "2:large_client_header_buffers",
             "3:proxy_buffer_size",
             "3:proxy_buffers",
             "3:proxy_busy_buffers_size",
             "4:proxy_request_buffering",
-            "4:sendfile",
+            "4:client_body_buffer_size",
+            "5:sendfile",
         ]
     );
     let server = &cfg.servers[0];
@@ -762,6 +765,14 @@ fn transport_directives_load_and_are_noted() {
         (
             "location / { if ($arg_x) {\n proxy_buffering off; } }",
             "t.conf:2:2: \"proxy_buffering\" directive is not allowed here",
+        ),
+        (
+            "location / {\n client_header_buffer_size 1k; }",
+            "t.conf:2:2: \"client_header_buffer_size\" directive is not allowed here",
+        ),
+        (
+            "\n large_client_header_buffers 4;",
+            "t.conf:2:2: invalid number of arguments in \"large_client_header_buffers\" directive",
         ),
     ] {
         let e = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap_err();

@@ -383,6 +383,40 @@ impl Builder {
                          header of up to 1 MiB (nginx's default is 4 KiB)",
                     );
                 }
+                "client_body_buffer_size" => {
+                    nargs(d, |n| n == 1)?;
+                    dir::size(d, &d.args[0].text)?;
+                    self.noted(
+                        d,
+                        "nginx's memory for a body before a temporary file; the gateway passes \
+                         bodies on as they come",
+                    );
+                }
+                "client_header_buffer_size" | "large_client_header_buffers" => {
+                    // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
+                    if !matches!(level, Level::Http | Level::Server) {
+                        return Err(not_allowed(d));
+                    }
+                    let sizes = if d.name == "large_client_header_buffers" {
+                        nargs(d, |n| n == 2)?;
+                        let n = &d.args[0].text;
+                        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n == "0" {
+                            return Err(d
+                                .pos
+                                .error(format!("\"{}\" directive invalid value", d.name)));
+                        }
+                        &d.args[1..]
+                    } else {
+                        nargs(d, |n| n == 1)?;
+                        &d.args[..]
+                    };
+                    dir::size(d, &sizes[0].text)?;
+                    self.noted(
+                        d,
+                        "nginx's buffers for a request's head; the gateway takes a head of up to \
+                         1 MiB, whatever its lines",
+                    );
+                }
                 "proxy_buffers" => {
                     nargs(d, |n| n == 2)?;
                     let n = &d.args[0].text;
@@ -514,5 +548,8 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "proxy_busy_buffers_size"
             | "proxy_buffers"
             | "server_tokens"
+            | "client_body_buffer_size"
+            | "client_header_buffer_size"
+            | "large_client_header_buffers"
     )
 }
