@@ -329,7 +329,9 @@ fn from_digits(bytes: &[u8]) -> Option<u64> {
 /// is unparseable, or when two values disagree. Per [RFC 9110 section
 /// 8.6](https://www.rfc-editor.org/rfc/rfc9110#section-8.6) this lets identical
 /// duplicates (e.g. `Content-Length: 42, 42`) be collapsed to a single value
-/// while genuinely conflicting framing is rejected.
+/// while genuinely conflicting framing is rejected. (The framing checks read
+/// [`content_length_scan`] itself; this is the tests' view of it.)
+#[cfg(test)]
 pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
     match content_length_scan(headers) {
         ContentLength::Valid(n) => Some(n),
@@ -417,7 +419,7 @@ pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>
 /// `Content-Length` fields having differing values (or a single invalid value)
 /// has invalid framing and the recipient MUST treat it as an unrecoverable
 /// error. Identical duplicates and comma-combined identical values are
-/// reconciled to a single value via [`content_length_parse_all`].
+/// reconciled to a single value by [`content_length_scan`].
 ///
 /// HTTP/2 does not use `Content-Length` for framing, but reconciling it here
 /// keeps the H2 and downgraded-H1 paths consistent and rejects genuinely
