@@ -542,17 +542,35 @@ async fn access_log_off_and_log_not_found_load_and_access_log_off_is_honoured() 
 fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_nothing() {
     use std::io::{Read, Write};
     let up = upstream::echo("crm");
-    let (gw, _dir) = with_include(
+    let dir = TempDir::new("ngx-keepalive");
+    std::fs::write(
+        dir.path().join("crm.conf"),
         "sendfile on;\n\
          location /short/ { keepalive_timeout 0; return 200 \"s\"; }\n\
          location /api/ { keepalive_timeout 0; proxy_pass http://crm; }\n\
+         location /via/ { keepalive_timeout 0; error_page 404 /kok/; return 404; }\n\
+         location /kok/ { return 200 \"ok\"; }\n\
+         location /r500 { return 500; }\n\
+         location /dead/ { proxy_pass http://dead; }\n\
          location / { return 200 \"k\"; }\n",
-        &up,
-    );
-    for (path, want) in [
-        ("/", "keep-alive"),
-        ("/short/", "close"),
-        ("/api/x", "close"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[upstreams.dead]\nurl = \"http://127.0.0.1:1\"\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    // `/via/` passes a `keepalive_timeout 0` on its way to `/kok/`; nginx closes after its
+    // 500 page; a failed upstream's 502 closes (the engine does not reuse that connection).
+    for (path, want, status) in [
+        ("/", "keep-alive", 200),
+        ("/kok/", "keep-alive", 200),
+        ("/short/", "close", 200),
+        ("/api/x", "close", 200),
+        ("/via/", "close", 404),
+        ("/r500", "close", 500),
+        ("/dead/x", "close", 502),
     ] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -563,7 +581,7 @@ fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_not
         let r = common::raw::read_response(&mut s, &mut pending);
         assert_eq!(
             (r.status, r.header("connection")),
-            (200, Some(want)),
+            (status, Some(want)),
             "GET {path}"
         );
         if want == "close" {

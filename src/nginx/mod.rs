@@ -96,10 +96,11 @@ impl Pending {
             .is_none_or(|st| self.rules.server.settings_for(st).access_log)
     }
 
-    /// `keepalive_timeout` in the configuration that answers, where the file writes one.
+    /// How long the connection stays open after this answer, where the nginx file decides
+    /// it (its `keepalive_timeout`, or nginx closing after the status).
     pub fn keepalive_timeout(&self) -> Option<std::time::Duration> {
         let st = self.action.state()?;
-        self.rules.server.settings_for(st).keepalive_timeout
+        self.rules.server.keepalive_for(st)
     }
 
     /// Writes the answer; returns the status it went out with (444 for a closed connection).

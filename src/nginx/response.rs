@@ -282,9 +282,16 @@ pub async fn write_pending(
 ) -> Option<u16> {
     let f = flight?;
     let action = f.pending.take()?;
-    if session.response_written().is_some() {
+    // (A `100 Continue` sent to the client is not the answer.)
+    if session
+        .response_written()
+        .is_some_and(|r| !r.status.is_informational())
+    {
         return None;
     }
+    // The engine does not reuse a client connection after a failed proxy attempt: the answer
+    // says so (`Connection: close`), or a client would send its next request into a reset.
+    session.set_keepalive(None);
     match super::answer::write(session, request_id, &f.rules, &f.request, action).await {
         Ok(status) => Some(status),
         Err(_) => Some(0),

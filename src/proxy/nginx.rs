@@ -34,7 +34,7 @@ pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rul
             ctx.upstream = Some(Chosen::Flight(flight.upstream.clone()));
             let at = rules.server.settings_for(&flight.proxy.state);
             ctx.unlogged = !at.access_log;
-            ctx.keepalive = at.keepalive_timeout;
+            ctx.keepalive = rules.server.keepalive_for(&flight.proxy.state);
             ctx.nginx = Some(flight);
             Next::Proxy
         }

@@ -237,10 +237,17 @@ pub const GROUPS: &[Group] = &[
                location /big/ { client_max_body_size 1k; proxy_pass http://{{UP}}; }\n\
                location /deny/ { deny 127.0.0.1; proxy_pass http://{{UP}}; }\n\
                location /allow/ { allow 127.0.0.0/8; deny all; proxy_pass http://{{UP}}; }\n\
-               location /ro/ { limit_except GET { deny all; } proxy_pass http://{{UP}}; }",
+               location /ro/ { limit_except GET { deny all; } proxy_pass http://{{UP}}; }\n\
+               location /ret/ { limit_except GET { deny all; } return 200 \"x\"; }\n\
+               location /rw/ { limit_except GET { deny all; } rewrite ^ /ok/ last; }\n\
+               location /ok/ { return 200 \"ok\"; }",
         toml: None,
         up_headers: HOST,
         requests: &[
+            "POST /ret/x",
+            "GET /ret/x",
+            "DELETE /rw/x",
+            "GET /rw/x",
             "POST /small/x | Content-Length: 10",
             "POST /small/x | Content-Length: 11",
             "POST /big/x | Content-Length: 500",

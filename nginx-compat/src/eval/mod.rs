@@ -76,6 +76,12 @@ pub struct State {
     pub err_status: Option<u16>,
     /// `Location` set by a redirect, made absolute when the answer is written.
     pub location: Option<Vec<u8>>,
+    /// The connection closes after the answer, whatever the final location's
+    /// `keepalive_timeout` says (`r->keepalive = 0`): a configuration the request passed
+    /// through had `keepalive_timeout 0` (ngx_http_update_location_config, which an internal
+    /// redirect runs on the server's own level too), or it was finalized with a status after
+    /// which nginx never keeps a connection (400, 413, 414, 495-497, 500, 501).
+    pub keepalive_off: bool,
     /// The configuration level that handles the request.
     pub loc: LocRef,
     /// The `if` block of that level whose condition was true last (an index into its
@@ -205,6 +211,7 @@ impl Server {
             error_page: false,
             err_status: None,
             location: None,
+            keepalive_off: false,
             loc: LocRef::default(),
             if_block: None,
         };
@@ -329,7 +336,19 @@ impl Server {
 
     /// The location's rewrite phase, then `ngx_http_core_post_rewrite_phase`.
     fn location_rewrite(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
+        self.entered(cx);
         let conf = self.here(cx);
+        // A method `limit_except` does not list runs under the block's own configuration
+        // (ngx_http_update_location_config switches to it at find-config time), which has no
+        // rewrite statements: the location's `return`, `rewrite`, `set` and `if` do not run,
+        // and the block's access rules decide next.
+        let limited = conf
+            .limit_except
+            .as_ref()
+            .is_some_and(|le| !le.methods.contains(&cx.st.method));
+        if limited {
+            return Flow::Step(Step::Access);
+        }
         if let script::End::Flow(f) = script::run(&conf.stmts, cx, fs) {
             return f;
         }
@@ -366,7 +385,26 @@ impl Server {
         cx.st.valid_location = true;
         cx.st.loc = LocRef::default();
         cx.st.if_block = None;
+        self.entered(cx);
         Flow::Step(Step::ServerRewrite)
+    }
+
+    /// `ngx_http_update_location_config`'s keep-alive part: a level with `keepalive_timeout 0`
+    /// ends keep-alive for the request, wherever it goes next.
+    pub(super) fn entered(&self, cx: &mut Ctx<'_>) {
+        if self.settings_for(&cx.st).keepalive_timeout == Some(std::time::Duration::ZERO) {
+            cx.st.keepalive_off = true;
+        }
+    }
+
+    /// How long the connection stays open after the answer to a request in `st`: zero when
+    /// nginx would close it, the `keepalive_timeout` of the level that answers where the
+    /// configuration writes one, else `None` (the caller's own).
+    pub fn keepalive_for(&self, st: &State) -> Option<std::time::Duration> {
+        if st.keepalive_off {
+            return Some(std::time::Duration::ZERO);
+        }
+        self.settings_for(st).keepalive_timeout
     }
 
     /// `ngx_http_named_location`: the named location's rewrite phase, skipping find config.

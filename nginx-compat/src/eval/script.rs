@@ -49,6 +49,8 @@ pub(super) fn run(stmts: &[Stmt], cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> End 
                     // request's, and stays so after the block (the script goes on).
                     if conf.is_some() {
                         cx.st.if_block = *conf;
+                        let server = cx.server;
+                        server.entered(cx);
                     }
                     match run(body, cx, fs) {
                         End::Continue => {}

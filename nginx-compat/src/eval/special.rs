@@ -14,6 +14,10 @@ impl Server {
             return Flow::Done(Box::new(Action::Close));
         }
         cx.st.err_status = Some(code);
+        // ngx_http_special_response_handler: no keep-alive after these, error page or not.
+        if matches!(code, 400 | 413 | 414 | 495 | 496 | 497 | 500 | 501) {
+            cx.st.keepalive_off = true;
+        }
         let conf = self.here(cx);
         if !cx.st.error_page && cx.st.uri_changes != 0 {
             if let Some(page) = conf.settings.error_pages.iter().find(|p| p.status == code) {

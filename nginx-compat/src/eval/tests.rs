@@ -348,6 +348,34 @@ fn access_rules_follow_the_rewrite_phase() {
                 "/",
                 "403",
             ),
+            // The location's rewrite statements do not run for a limited method: its access
+            // rules are the block's, whatever `return`, `rewrite` or `if` would have done.
+            (
+                "location / { limit_except GET { deny all; } return 200 \"x\"; }",
+                "POST",
+                "/",
+                "403",
+            ),
+            (
+                "location / { limit_except GET { deny all; } return 200 \"x\"; }",
+                "GET",
+                "/",
+                "200 \"x\"",
+            ),
+            (
+                "location /a/ { limit_except GET { deny all; } rewrite ^ /ok/ last; } \
+                 location /ok/ { return 200 \"ok\"; }",
+                "DELETE",
+                "/a/",
+                "403",
+            ),
+            (
+                "location / { limit_except GET { deny all; } \
+                 if ($request_method = POST) { return 200 \"if\"; } proxy_pass http://crm; }",
+                "POST",
+                "/",
+                "403",
+            ),
         ],
         &NoFiles,
     );
@@ -705,7 +733,7 @@ fn path_variables_start_a_relative_root_at_the_prefix() {
 fn transport_directives_load_and_are_noted() {
     let cfg = Config::parse(
         "t.conf",
-        "sendfile on; tcp_nopush on; keepalive_timeout 65; server_tokens off;\n\
+        "sendfile ON; tcp_nopush on; keepalive_timeout 65; server_tokens off;\n\
          server { tcp_nodelay on; proxy_buffering off; large_client_header_buffers 4 32k;\n\
            location /a { proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k;\n\
              proxy_request_buffering off; client_body_buffer_size 1m;\n\
@@ -771,6 +799,18 @@ fn transport_directives_load_and_are_noted() {
             "t.conf:2:2: \"client_header_buffer_size\" directive is not allowed here",
         ),
         (
+            "\n proxy_buffer_size 1g;",
+            "t.conf:2:2: \"proxy_buffer_size\" directive invalid value",
+        ),
+        (
+            "\n proxy_buffers 8 0;",
+            "t.conf:2:2: \"proxy_buffers\" directive invalid value",
+        ),
+        (
+            "\n large_client_header_buffers 4 0;",
+            "t.conf:2:2: \"large_client_header_buffers\" directive invalid value",
+        ),
+        (
             "\n large_client_header_buffers 4;",
             "t.conf:2:2: invalid number of arguments in \"large_client_header_buffers\" directive",
         ),
@@ -781,4 +821,62 @@ fn transport_directives_load_and_are_noted() {
     // The Keep-Alive header's own timeout is not something the gateway writes.
     let cfg = Config::parse("t.conf", "server { keepalive_timeout 65 60; }").unwrap();
     assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
+}
+
+/// `keepalive_timeout 0` anywhere the request passes (a location it leaves by `error_page`,
+/// `rewrite ... last` or a named location, the server level an internal redirect passes
+/// through) ends keep-alive; so does a 400, 413, 500 or 501 finalized by nginx, error page
+/// or not. Elsewhere the answering level's value holds.
+#[test]
+fn keep_alive_ends_where_nginx_ends_it() {
+    use std::time::Duration;
+    let body = "location /k0e/ { keepalive_timeout 0; error_page 404 /kok/; return 404; } \
+                location /k0rw/ { keepalive_timeout 0; rewrite ^ /kok/ last; } \
+                location /k0n/ { keepalive_timeout 0; try_files $uri @nm; } \
+                location @nm { return 200 \"n\"; } \
+                location /kok/ { keepalive_timeout 30; return 200 \"ok\"; } \
+                location /r500 { return 500; } \
+                location /t500 { return 500 \"text\"; } \
+                location /e500 { error_page 500 /kok/; return 500; } \
+                location /r404 { return 404; }";
+    let cfg = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap();
+    let server = &cfg.servers[0];
+    let alive = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        server.keepalive_for(a.state().unwrap())
+    };
+    let (zero, thirty) = (Some(Duration::ZERO), Some(Duration::from_secs(30)));
+    assert_eq!(alive("/kok/"), thirty);
+    assert_eq!(alive("/k0e/"), zero, "through error_page");
+    assert_eq!(alive("/k0rw/"), zero, "through rewrite last");
+    assert_eq!(alive("/k0n/"), zero, "through a named location");
+    assert_eq!(alive("/r500"), zero, "nginx's 500 page");
+    assert_eq!(alive("/e500"), zero, "a 500 sent to an error page");
+    assert_eq!(
+        alive("/t500"),
+        None,
+        "a return with text is not nginx's page"
+    );
+    assert_eq!(alive("/r404"), None);
+    // The server level is passed through on an internal redirect, not on the first lookup.
+    let cfg = Config::parse(
+        "t.conf",
+        "server { keepalive_timeout 0; \
+           location /a/ { keepalive_timeout 30; error_page 404 /on/; return 404; } \
+           location /b/ { keepalive_timeout 30; rewrite ^ /on/ last; } \
+           location /on/ { keepalive_timeout 30; return 200 \"on\"; } }",
+    )
+    .unwrap();
+    let server = &cfg.servers[0];
+    let alive = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        server.keepalive_for(a.state().unwrap())
+    };
+    assert_eq!(alive("/on/"), thirty);
+    assert_eq!(
+        alive("/a/"),
+        zero,
+        "an internal redirect passes the server level"
+    );
+    assert_eq!(alive("/b/"), thirty, "a rewrite does not");
 }

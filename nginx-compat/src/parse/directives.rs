@@ -34,7 +34,8 @@ pub(super) fn no_block(d: &Directive) -> Result<(), ParseError> {
 
 pub(super) fn on_off(d: &Directive) -> Result<bool, ParseError> {
     nargs(d, |n| n == 1)?;
-    match d.args[0].text.as_str() {
+    // ngx_conf_set_flag_slot compares without case.
+    match d.args[0].text.to_ascii_lowercase().as_str() {
         "on" => Ok(true),
         "off" => Ok(false),
         v => Err(d.pos.error(format!(
@@ -76,6 +77,17 @@ pub(super) fn size(d: &Directive, s: &str) -> Result<u64, ParseError> {
         .ok()
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(bad)
+}
+
+/// `ngx_parse_size` (`ngx_conf_set_size_slot`, `ngx_conf_set_bufs_slot`): a size with an
+/// optional k/m suffix; `g` is only for offsets (`client_max_body_size`).
+pub(super) fn size_slot(d: &Directive, s: &str) -> Result<u64, ParseError> {
+    if s.ends_with(['g', 'G']) {
+        return Err(d
+            .pos
+            .error(format!("\"{}\" directive invalid value", d.name)));
+    }
+    size(d, s)
 }
 
 /// `ngx_parse_time`: `1h 30m`, `10s`, `500ms` (only when `is_sec` is false). Returns seconds

@@ -236,7 +236,7 @@ impl Builder {
                 }
                 "gzip_min_length" => {
                     nargs(d, |n| n == 1)?;
-                    s.gzip.min_length = dir::size(d, &d.args[0].text)?;
+                    s.gzip.min_length = dir::size_slot(d, &d.args[0].text)?;
                 }
                 "gzip_types" => {
                     nargs(d, |n| n >= 1)?;
@@ -376,7 +376,7 @@ impl Builder {
                 }
                 "proxy_buffer_size" | "proxy_busy_buffers_size" => {
                     nargs(d, |n| n == 1)?;
-                    dir::size(d, &d.args[0].text)?;
+                    dir::size_slot(d, &d.args[0].text)?;
                     self.noted(
                         d,
                         "nginx's buffer sizes; the gateway sizes its own and takes an upstream \
@@ -385,7 +385,7 @@ impl Builder {
                 }
                 "client_body_buffer_size" => {
                     nargs(d, |n| n == 1)?;
-                    dir::size(d, &d.args[0].text)?;
+                    dir::size_slot(d, &d.args[0].text)?;
                     self.noted(
                         d,
                         "nginx's memory for a body before a temporary file; the gateway passes \
@@ -410,7 +410,12 @@ impl Builder {
                         nargs(d, |n| n == 1)?;
                         &d.args[..]
                     };
-                    dir::size(d, &sizes[0].text)?;
+                    let size = dir::size_slot(d, &sizes[0].text)?;
+                    if size == 0 && d.name == "large_client_header_buffers" {
+                        return Err(d
+                            .pos
+                            .error(format!("\"{}\" directive invalid value", d.name)));
+                    }
                     self.noted(
                         d,
                         "nginx's buffers for a request's head; the gateway takes a head of up to \
@@ -423,13 +428,16 @@ impl Builder {
                     if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n == "0" {
                         return Err(d.pos.error("\"proxy_buffers\" directive invalid value"));
                     }
-                    dir::size(d, &d.args[1].text)?;
+                    if dir::size_slot(d, &d.args[1].text)? == 0 {
+                        return Err(d.pos.error("\"proxy_buffers\" directive invalid value"));
+                    }
                     self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
                 }
                 "server_tokens" => {
                     nargs(d, |n| n == 1)?;
                     let v = d.args[0].text.as_str();
-                    if !matches!(v, "on" | "off" | "build") {
+                    // ngx_conf_set_enum_slot compares without case.
+                    if !matches!(v.to_ascii_lowercase().as_str(), "on" | "off" | "build") {
                         return Err(d.pos.error(format!("invalid value \"{v}\"")));
                     }
                     self.noted(

@@ -323,8 +323,21 @@ pub const GROUPS: &[Group] = &[
         r#"
             location /ro/ { limit_except GET { deny all; } proxy_pass http://{{UP}}; }
             location /post/ { limit_except POST PUT { allow 10.0.0.0/8; deny all; } proxy_pass http://{{UP}}; }
-            location /local/ { limit_except GET { allow 127.0.0.1; deny all; } proxy_pass http://{{UP}}; }"#,
+            location /local/ { limit_except GET { allow 127.0.0.1; deny all; } proxy_pass http://{{UP}}; }
+            location /ret/ { limit_except GET { deny all; } return 200 "x"; }
+            location /rw/ { limit_except GET { deny all; } rewrite ^ /ok/ last; }
+            location /if/ { limit_except GET { deny all; } if ($request_method = POST) { return 200 "if"; } proxy_pass http://{{UP}}; }
+            location /set/ { limit_except GET { allow 127.0.0.1; deny all; } set $v 1; return 200 "set $v"; }
+            location /ok/ { return 200 "ok"; }"#,
         &[
+            "POST /ret/x",
+            "GET /ret/x",
+            "DELETE /rw/x",
+            "GET /rw/x",
+            "POST /if/x",
+            "GET /if/x",
+            "POST /set/x",
+            "GET /set/x",
             "GET /ro/x",
             "HEAD /ro/x",
             "POST /ro/x | Content-Length: 1",
