@@ -110,6 +110,8 @@ pub struct Asked<'a> {
     /// list of equal values, as RFC 9110 lets a recipient, but would pass it on as it is, and
     /// a CRM may read it otherwise; nginx refuses it.
     pub length_list: bool,
+    /// `Expect: 100-continue`: the client holds its body back for a `100 Continue`.
+    pub expect_continue: bool,
 }
 
 impl<'a> Asked<'a> {
@@ -129,6 +131,8 @@ impl<'a> Asked<'a> {
             } else if n == http::header::CONTENT_LENGTH {
                 a.length_list |= lengths > 0 || !is_one_number(v.as_bytes());
                 lengths += 1;
+            } else if n == http::header::EXPECT {
+                a.expect_continue |= v.as_bytes().eq_ignore_ascii_case(b"100-continue");
             } else {
                 a.reserved |= is_reserved(n.as_str().as_bytes());
             }

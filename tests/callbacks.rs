@@ -91,6 +91,16 @@ async fn a_post_expecting_100_continue_gets_it_before_its_body() {
         assert_eq!(first.status, 100, "a 100 Continue before the body");
         s.write_all(body.as_bytes()).unwrap();
         let r = common::raw::read_response(&mut s, &mut pending);
+        // A body declared larger than a callback can be is refused without asking for it.
+        let mut big = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        big.set_read_timeout(Some(LIMIT)).unwrap();
+        let head = format!(
+            "POST /_gateway/callback/crm?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        big.write_all(head.as_bytes()).unwrap();
+        let refused = common::raw::read_response(&mut big, &mut Vec::new());
+        assert_eq!(refused.status, 400, "refused unread, no 100 first");
         (r.status, String::from_utf8(r.body).unwrap())
     })
     .await

@@ -421,3 +421,82 @@ async fn logs_one_line_per_request_and_never_a_secret() {
         );
     }
 }
+
+/// `Expect: 100-continue` is answered by the gateway, as nginx answers it, and not passed to
+/// an upstream that would never answer it; the upstream's `Keep-Alive` (hop-by-hop) stays
+/// with the gateway; the connection is kept for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_and_keep_alive_stay_between_their_own_hops() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = heads.clone();
+    // An upstream that never sends `100` and names its own idle time.
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push_str(&line);
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    seen.lock().unwrap().push(head.to_ascii_lowercase());
+                    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5, max=100\r\n\r\nok")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.raw]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"raw\"\n"
+    ));
+    let gw_port = gw.port;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+        // A bound on a hang (the body is never sent without the 100), not a timing check.
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(
+            b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+        let mut pending = Vec::new();
+        let first = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(first.status, 100, "the gateway's own 100 Continue");
+        s.write_all(b"hello").unwrap();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        assert_eq!(r.header("keep-alive"), None, "the upstream's idle time");
+        s.write_all(b"GET /y HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let again = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(again.status, 200, "the connection was kept");
+    })
+    .await
+    .unwrap();
+    let heads = heads.lock().unwrap();
+    assert!(heads[0].starts_with("post /x") && heads[0].contains("content-length: 5"));
+    assert!(!heads[0].contains("expect:"), "{}", heads[0]);
+}

@@ -37,6 +37,9 @@ pub struct Ctx {
     pub nginx: Option<Box<crate::nginx::Flight>>,
     /// The location that handled the request says `access_log off;`: no access line.
     pub unlogged: bool,
+    /// The client asked `Expect: 100-continue`: the gateway answers it, as nginx does, and
+    /// the upstream is not asked.
+    pub expects_continue: bool,
     /// The nginx file's `keepalive_timeout` at the location that handled the request.
     pub keepalive: Option<std::time::Duration>,
     pub _inflight: InFlight,

@@ -335,6 +335,7 @@ impl ProxyHttp for Gateway {
             answered: None,
             nginx: None,
             unlogged: false,
+            expects_continue: false,
             keepalive: None,
             _inflight: ctx::InFlight::enter(),
         }
@@ -360,6 +361,7 @@ impl ProxyHttp for Gateway {
             _ => request_id::generate(),
         };
         ctx.form = Form::of(&req.method, asked.accept);
+        ctx.expects_continue = asked.expect_continue;
         let malformed = crate::connection::malformed_as(req.version, &asked);
         // Step 2 of the pipeline, done here where the look at the headers says whether there
         // is anything to do: no client copy of an identity header survives, logged in or not.
@@ -377,6 +379,14 @@ impl ProxyHttp for Gateway {
             None => self.pipeline(session, ctx).await,
         };
         match decided {
+            // nginx reads a proxied request's body itself, sending the `100 Continue` a client
+            // waits for once the request may go on; the upstream is not asked (`Expect` is not
+            // passed on). Without this a client waits out its own timer (a second for PHP's
+            // curl) wherever the upstream does not answer `100` itself.
+            Ok(Next::Proxy) if ctx.expects_continue => {
+                request::continue_if_expected(session).await;
+                Ok(false)
+            }
             Ok(Next::Proxy) => Ok(false),
             // Boxed for the same reason as the gateway's endpoints: writing an answer (its
             // header, an nginx page or file) would otherwise sit in every proxied request's
@@ -406,6 +416,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         nginx::upstream_request(req, ctx)?;
+        if ctx.expects_continue {
+            req.remove_header(&http::header::EXPECT);
+        }
         if let Some(uri) = ctx.upstream_uri.take() {
             // Built from the rewritten URI with nginx's escaping, so it always parses.
             let uri = http::Uri::try_from(uri)
@@ -513,10 +526,15 @@ impl ProxyHttp for Gateway {
         nginx::response(session, resp, ctx);
         // One look at the answer's names (the nginx file's `add_header` included) rather than
         // a lookup for each of the two the gateway acts on.
-        let (mut set_cookie, mut has_id) = (false, false);
+        let (mut set_cookie, mut has_id, mut keep_alive) = (false, false, false);
         for n in resp.headers.keys() {
             set_cookie |= n == http::header::SET_COOKIE;
             has_id |= *n == headers::names::X_REQUEST_ID;
+            keep_alive |= *n == headers::names::KEEP_ALIVE;
+        }
+        // Hop-by-hop: the upstream's idle time is not the client connection's (nginx drops it).
+        if keep_alive {
+            resp.remove_header(&headers::names::KEEP_ALIVE);
         }
         if set_cookie {
             let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
@@ -610,7 +628,11 @@ impl ProxyHttp for Gateway {
                     .inc();
             }
         }
-        if session.response_written().is_none() {
+        // (A `100 Continue` sent to the client is not the answer.)
+        let answered = session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational());
+        if !answered {
             let detail = match kind {
                 Kind::UpstreamTimeout => "the application did not answer in time",
                 Kind::UpstreamUnavailable => "the application could not be reached",
@@ -632,6 +654,7 @@ impl ProxyHttp for Gateway {
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
+            .filter(|s| *s >= 200)
             .or(ctx.answered)
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();

@@ -108,6 +108,14 @@ impl Unread {
 
 /// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
 pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
+    // A client waiting to be asked for a body declared too large is refused without being
+    // asked. (One already sending it is read up to the limit first: refused at once, it would
+    // meet a closed connection while it writes, and never read the answer.)
+    let declared =
+        header(session, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) && expects_continue(session) {
+        return Err(Unread::TooLarge);
+    }
     continue_if_expected(session).await;
     let read = async {
         let mut body = Vec::new();
@@ -125,20 +133,29 @@ pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Un
         .unwrap_or(Err(Unread::Late))
 }
 
+/// An HTTP/1.1 request with `Expect: 100-continue`.
+fn expects_continue(session: &pingora::protocols::http::ServerSession) -> bool {
+    let h = session.req_header();
+    h.version == http::Version::HTTP_11
+        && h.headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// `Expect: 100-continue` (HTTP/1.1): the client sends the body only once it has a `100
 /// Continue`, or after a wait of its own (a second for PHP's curl, which asks for bodies over
 /// 1 KiB). nginx sends it as it starts reading the body (`ngx_http_test_expect`); so does the
 /// gateway for every body it reads itself, after the checks that may refuse the request
 /// unread.
 pub async fn continue_if_expected(session: &mut pingora::protocols::http::ServerSession) {
-    let h = session.req_header();
-    let expects = h.version == http::Version::HTTP_11
-        && h.headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects && !session.is_body_empty() {
-        // A client gone before it is written is found by the read that follows.
+    if expects_continue(session) && !session.is_body_empty() {
+        // The engine ends keep-alive for any answer written before the body is read, the
+        // `100` among them; the `100` is what asks for the body, so the connection's
+        // keep-alive is what it was. A client gone before it is written is found by the read
+        // that follows.
+        let keepalive = session.get_keepalive();
         let _ = session.write_continue_response().await;
+        session.set_keepalive(keepalive);
     }
 }
 
