@@ -603,3 +603,52 @@ fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_not
         "{stdout}"
     );
 }
+
+/// A whole `nginx.conf`: nginx's process settings are noted, the http level's settings are
+/// every server's (here `charset`), and a second server block is still refused.
+#[test]
+fn a_whole_nginx_conf_loads_with_its_http_level_settings() {
+    use std::io::Write;
+    let up = upstream::echo("crm");
+    let conf = "user www-data;\nworker_processes auto;\npid /run/nginx.pid;\n\
+                events { worker_connections 768; }\n\
+                http {\n  sendfile on;\n  default_type text/plain;\n  charset utf-8;\n\
+                  keepalive_timeout 65;\n\
+                  server {\n    listen 80;\n    location / { return 200 \"hi\"; }\n  }\n}\n";
+    let (gw, dir) = with_include(conf, &up);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let r = common::raw::read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; charset=utf-8"),
+        "the http level's default_type and charset"
+    );
+    let out = std::process::Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("crm.conf:1: user: how nginx runs its processes")
+            && stdout.contains("crm.conf:4: events:"),
+        "{stdout}"
+    );
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        format!(
+            "{}server {{ listen 81; }}\n}}\n",
+            conf.trim_end().trim_end_matches('}')
+        ),
+    )
+    .unwrap();
+    let (ok, err) = check_config(&std::fs::read_to_string(&gw.config_path).unwrap(), "two");
+    assert!(
+        !ok && err.contains("only the first server block is used"),
+        "{err}"
+    );
+}

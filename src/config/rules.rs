@@ -364,9 +364,9 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         .find(|d| d.name == "server")
         .map(|d| d.pos.clone());
     let (server, mut http, refused) = server_body(dirs);
-    let (upstreams, maps): (Vec<Directive>, Vec<Directive>) =
+    let (upstreams, others): (Vec<Directive>, Vec<Directive>) =
         http.drain(..).partition(|d| d.name == "upstream");
-    let http = maps;
+    let http = others;
     if let Some(first) = refused.first() {
         return Err(ConfigError {
             file: first.pos.file.to_string(),
@@ -447,8 +447,8 @@ fn parse_error(name: &str, e: ParseError) -> ConfigError {
 }
 
 /// The first server block's body (through an `http` block if the file is a whole nginx.conf),
-/// the `http`-level `map`s and `upstream` blocks, and what lies outside them (further servers,
-/// `events`...), which is not honoured.
+/// the directives of the `http` and main levels, and further server blocks, which are not
+/// honoured (the gateway serves one site).
 pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec<Unsupported>) {
     let mut flat = Vec::new();
     for d in dirs {
@@ -458,12 +458,18 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
             flat.push(d);
         }
     }
-    let (http, flat): (Vec<Directive>, Vec<Directive>) = flat
-        .into_iter()
-        .partition(|d| d.name == "map" || d.name == "upstream");
     if !flat.iter().any(|d| d.name == "server") {
-        return (flat, http, Vec::new());
+        // A server's body alone: `map` and `upstream` are the http level's.
+        let (http, body): (Vec<Directive>, Vec<Directive>) = flat
+            .into_iter()
+            .partition(|d| d.name == "map" || d.name == "upstream");
+        return (body, http, Vec::new());
     }
+    // A file with a server block: what is outside it is the http level's (its settings,
+    // `map`s, `upstream`s) or nginx's process settings (`events`, `worker_processes`...),
+    // which the rule set reads, notes or refuses, each at its own line.
+    let (http, flat): (Vec<Directive>, Vec<Directive>) =
+        flat.into_iter().partition(|d| d.name != "server");
     let mut body = None;
     let mut refused = Vec::new();
     for d in flat {

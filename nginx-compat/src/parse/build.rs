@@ -168,6 +168,26 @@ impl Builder {
                 "server" => servers.push(self.server(d, http)?),
                 // Read by `http_settings`.
                 n if is_setting(n) => {}
+                // A whole nginx.conf's main level: how nginx runs its processes.
+                "user"
+                | "worker_processes"
+                | "worker_rlimit_nofile"
+                | "worker_cpu_affinity"
+                | "worker_priority"
+                | "pid"
+                | "events"
+                | "load_module"
+                | "daemon"
+                | "master_process"
+                | "pcre_jit"
+                | "timer_resolution"
+                | "thread_pool"
+                | "working_directory"
+                | "lock_file" => self.noted(
+                    d,
+                    "how nginx runs its processes; the gateway's are `[server] threads` and \
+                     `max_connections`",
+                ),
                 "map" => {
                     let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);
