@@ -77,20 +77,11 @@ async fn a_post_expecting_100_continue_gets_it_before_its_body() {
     let port = w.gateways[0].port;
     let (query, body) = sealed_post(&event_xml(1), now_secs());
     let answer = tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        // A bound on a hang (the body is never sent without the 100), not a timing check.
-        s.set_read_timeout(Some(LIMIT)).unwrap();
-        let head = format!(
-            "POST /_gateway/callback/crm?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Length: {}\r\nExpect: 100-Continue\r\n\r\n",
-            body.len()
+        let r = common::raw::after_continue(
+            port,
+            &format!("POST /_gateway/callback/crm?{query} HTTP/1.1\r\nHost: 127.0.0.1"),
+            body.as_bytes(),
         );
-        s.write_all(head.as_bytes()).unwrap();
-        let mut pending = Vec::new();
-        let first = common::raw::read_response(&mut s, &mut pending);
-        assert_eq!(first.status, 100, "a 100 Continue before the body");
-        s.write_all(body.as_bytes()).unwrap();
-        let r = common::raw::read_response(&mut s, &mut pending);
         // A body declared larger than a callback can be is refused without asking for it.
         let mut big = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         big.set_read_timeout(Some(LIMIT)).unwrap();

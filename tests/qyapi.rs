@@ -493,7 +493,6 @@ async fn forwarded_calls_are_byte_identical_on_every_try() {
 /// the body sent after it arrives whole at WeCom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_expecting_100_continue_gets_it_before_it_sends_the_body() {
-    use std::io::Write;
     let w = world().await;
     let port = w.gw().qyapi_port.unwrap();
     let content = "长".repeat(600);
@@ -501,22 +500,12 @@ async fn a_client_expecting_100_continue_gets_it_before_it_sends_the_body() {
                       "text": {"content": content}})
     .to_string();
     let calls = tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        // A bound on a hang (the body is never sent without the 100), not a timing check.
-        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
-        let head = format!(
+        let r = common::raw::after_continue(
+            port,
             "POST /crm/cgi-bin/message/send HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\
-             Expect: 100-continue\r\n\r\n",
-            body.len()
+             Content-Type: application/json",
+            body.as_bytes(),
         );
-        s.write_all(head.as_bytes()).unwrap();
-        let mut pending = Vec::new();
-        let first = common::raw::read_response(&mut s, &mut pending);
-        assert_eq!(first.status, 100, "a 100 Continue before the body");
-        s.write_all(body.as_bytes()).unwrap();
-        let r = common::raw::read_response(&mut s, &mut pending);
         assert_eq!(r.status, 200);
         serde_json::from_slice::<Value>(&r.body).unwrap()
     })

@@ -86,3 +86,24 @@ fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
     assert!(n > 0, "connection closed mid-response: {pending:?}");
     pending.extend_from_slice(&buf[..n]);
 }
+
+/// A request whose body waits for the server's `100 Continue`, as PHP's curl sends one over
+/// 1 KiB: `head` (request line and headers, without `Content-Length`, `Expect` and the blank
+/// line), then, once a `100` has come, `body`. Returns the final answer. The read timeout is a
+/// bound on a hang (a body the server never asks for), not a timing check.
+pub fn after_continue(port: u16, head: &str, body: &[u8]) -> Response {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "{head}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut pending = Vec::new();
+    let first = read_response(&mut s, &mut pending);
+    assert_eq!(first.status, 100, "a 100 Continue before the body");
+    s.write_all(body).unwrap();
+    read_response(&mut s, &mut pending)
+}
