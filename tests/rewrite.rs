@@ -185,15 +185,28 @@ fn check_config(toml: &str, tag: &str) -> (bool, String) {
     let dir = TempDir::new(tag);
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, toml).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run_check(&path);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `wecom-gateway check -c path`.
+fn run_check(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+/// What `check` prints for a config that loads.
+fn check_listing(path: &std::path::Path) -> String {
+    let out = run_check(path);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    stdout
 }
 
 #[test]
@@ -590,13 +603,7 @@ fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_not
             assert!(rest.is_empty() && pending.is_empty(), "GET {path}: closed");
         }
     }
-    let out = std::process::Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&gw.config_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stdout = check_listing(&gw.config_path);
     assert!(
         stdout.contains("loaded, with no effect on what the gateway does:")
             && stdout.contains("crm.conf:1: sendfile: how nginx writes to the socket"),
@@ -627,12 +634,7 @@ fn a_whole_nginx_conf_loads_with_its_http_level_settings() {
         Some("text/plain; charset=utf-8"),
         "the http level's default_type and charset"
     );
-    let out = std::process::Command::new(bin())
-        .args(["check", "-c"])
-        .arg(&gw.config_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = check_listing(&gw.config_path);
     assert!(
         stdout.contains("crm.conf:1: user: how nginx runs its processes")
             && stdout.contains("crm.conf:4: events:"),
