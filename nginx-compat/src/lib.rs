@@ -11,6 +11,7 @@
 pub mod escape;
 pub mod eval;
 pub mod location;
+pub mod log;
 pub mod mime;
 pub mod parse;
 pub mod regex;
@@ -24,7 +25,9 @@ pub use eval::{
 };
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
 pub use mime::MimeTypes;
-pub use parse::model::{Config, Head, LocConf, LocRef, Server, Settings, Unsupported};
+pub use parse::model::{
+    AccessLogFile, Config, Head, LocConf, LocRef, Server, Settings, Unsupported,
+};
 pub use parse::{Directive, ParseError};
 pub use request::Request;
 pub use uri::{normalize_path, parse_path, split_request_uri, ParsedPath, UriError};

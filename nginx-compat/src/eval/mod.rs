@@ -187,9 +187,11 @@ enum Flow {
     Done(Box<Action>),
 }
 
-impl Server {
-    /// Run a request from its request line through nginx's phases.
-    pub fn handle(&self, req: &Request, fs: &dyn FileSystem) -> Action {
+impl State {
+    /// The state a request enters the server's phases in, at the server level: what nginx's
+    /// variables read of a request no location handled. With it, where the phases start
+    /// (a path nginx cannot parse is finalized with 400).
+    fn start(req: &Request) -> (State, Flow) {
         let (raw_path, query) = split_request_uri(&req.uri);
         let lower = raw_path.to_ascii_lowercase();
         let mut st = State {
@@ -223,6 +225,19 @@ impl Server {
             }
             Err(_) => Flow::Finalize(400),
         };
+        (st, flow)
+    }
+
+    /// [`State::start`]'s state alone.
+    pub fn of(req: &Request) -> State {
+        State::start(req).0
+    }
+}
+
+impl Server {
+    /// Run a request from its request line through nginx's phases.
+    pub fn handle(&self, req: &Request, fs: &dyn FileSystem) -> Action {
+        let (st, flow) = State::start(req);
         self.drive(req, st, flow, fs)
     }
 

@@ -880,3 +880,136 @@ fn keep_alive_ends_where_nginx_ends_it() {
     );
     assert_eq!(alive("/b/"), thirty, "a rewrite does not");
 }
+
+/// `log_format` and `access_log` as nginx reads them: a level with any `access_log` replaces
+/// the inherited files, several on one level all write, `off` wins on its level, an `if` in a
+/// location has its own; formats are looked up without case, `combined` is nginx's; what nginx
+/// refuses is refused, and what the gateway cannot write is refused or listed.
+#[test]
+fn access_logs_inherit_and_replace_as_nginx_s() {
+    let cfg = Config::parse(
+        "t.conf",
+        "log_format main '$remote_addr \"$request\" $status' ' $upstream_cache_status';\n\
+         log_format js escape=json '{\"u\":\"$uri\",\"t\":\"$msec\"}';\n\
+         error_log logs/error.log warn; open_log_file_cache max=10;\n\
+         access_log logs/access.log MAIN buffer=32k flush=5s;\n\
+         server {\n\
+           location /a { }\n\
+           location /b { access_log b.log; access_log /dev/stdout js if=$arg_log; }\n\
+           location /c { access_log b.log js; access_log off; }\n\
+           location /d { access_log off; location /d/e { access_log e.log; } }\n\
+           location /f { if ($arg_x) { access_log f.log; } } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let noted: Vec<String> = cfg
+        .noted
+        .iter()
+        .map(|n| format!("{}:{}", n.pos.line, n.directive))
+        .collect();
+    assert_eq!(
+        noted,
+        ["3:error_log", "3:open_log_file_cache", "1:log_format"]
+    );
+    assert!(cfg.noted[2]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("$upstream_cache_status"));
+    assert_eq!(
+        cfg.access_log_paths
+            .iter()
+            .map(|p| &*p.0)
+            .collect::<Vec<_>>(),
+        ["logs/access.log", "b.log", "/dev/stdout", "e.log", "f.log"]
+    );
+    let server = &cfg.servers[0];
+    let at = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let st = a.state().unwrap().clone();
+        let s = server.settings_for(&st);
+        let files: Vec<String> = s
+            .access_files
+            .iter()
+            .map(|f| {
+                let cond = if f.condition.is_some() { " if" } else { "" };
+                format!("{} {}{cond}", f.path, f.format.name)
+            })
+            .collect();
+        (s.access_log, files.join(", "))
+    };
+    assert_eq!(at("/a"), (true, "logs/access.log main".into()));
+    assert_eq!(at("/b"), (true, "b.log combined, /dev/stdout js if".into()));
+    assert_eq!(at("/c"), (false, String::new()));
+    assert_eq!(at("/d"), (false, String::new()));
+    assert_eq!(at("/d/e"), (true, "e.log combined".into()));
+    assert_eq!(at("/f?x=1"), (true, "f.log combined".into()));
+    assert_eq!(at("/f"), (true, "logs/access.log main".into()));
+
+    for (body, want) in [
+        (
+            "access_log a.log nosuch;",
+            "t.conf:2:1: unknown log format \"nosuch\"",
+        ),
+        (
+            "access_log a.log combined flush=5s;",
+            "t.conf:2:1: no buffer is defined for access_log \"a.log\"",
+        ),
+        (
+            "access_log a.log combined buffer=0;",
+            "t.conf:2:1: invalid buffer size \"0\"",
+        ),
+        (
+            "access_log a.log combined sometimes;",
+            "t.conf:2:1: invalid parameter \"sometimes\"",
+        ),
+        (
+            "access_log off now;",
+            "t.conf:2:1: invalid parameter \"now\"",
+        ),
+        (
+            "error_log e.log loud;",
+            "t.conf:2:1: invalid log level \"loud\"",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{\n{body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+    for (top, want) in [
+        (
+            "log_format combined '$status';",
+            "t.conf:1:1: duplicate \"log_format\" name \"combined\"",
+        ),
+        (
+            "log_format x '$status'; log_format x '$status';",
+            "t.conf:1:25: duplicate \"log_format\" name \"x\"",
+        ),
+        (
+            "log_format x escape=xml '$status';",
+            "t.conf:1:1: unknown log format escaping \"xml\"",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("{top}\nserver {{ }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{top}");
+    }
+    // What the gateway does not write is refused by name: syslog, a path with variables, a
+    // compressed log, a variable nginx does not have either.
+    for body in [
+        "access_log syslog:server=127.0.0.1;",
+        "access_log logs/$host.log;",
+        "access_log a.log combined gzip;",
+    ] {
+        let cfg = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap();
+        assert_eq!(cfg.unsupported.len(), 1, "{body}: {:?}", cfg.unsupported);
+    }
+    let cfg = Config::parse(
+        "t.conf",
+        "log_format x '$no_such_thing'; server { access_log a.log x; }",
+    )
+    .unwrap();
+    assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
+    assert_eq!(
+        cfg.unsupported[0].detail.as_deref(),
+        Some("variable $no_such_thing")
+    );
+}

@@ -14,6 +14,7 @@ use super::settings::is_setting;
 use super::{proxy_args, script_args};
 use super::{Directive, ParseError, Pos};
 use crate::location::{Location, LocationSet, Modifier};
+use crate::log::{is_log_variable, is_unwritten_variable, LogFormat};
 use crate::vars::{is_builtin, is_changeable, Template};
 
 pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
@@ -33,6 +34,7 @@ pub(super) fn build(dirs: &[Directive]) -> Result<Config, ParseError> {
         maps,
         unsupported: b.unsupported,
         noted: b.noted,
+        access_log_paths: b.log_paths,
     })
 }
 
@@ -47,6 +49,14 @@ pub(super) struct Builder {
     /// Every charset a `charset` or `source_charset` names, spelled as the configuration
     /// first writes it (`ngx_http_add_charset`: one entry per name, whatever its case).
     charsets: Vec<Arc<str>>,
+    /// The `log_format`s of the http level, in order (`combined` is made when first named).
+    pub(super) formats: Vec<Arc<LogFormat>>,
+    combined: Option<Arc<LogFormat>>,
+    /// Every variable a `log_format` names, checked with the variables of the other
+    /// directives, and with those only an access line has.
+    log_used: Vec<(String, Pos)>,
+    /// Every file an `access_log` names, once each.
+    pub(super) log_paths: Vec<(Arc<str>, Pos)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -116,9 +126,59 @@ impl Builder {
         }
     }
 
+    /// nginx's `combined` format, shared by every `access_log` that names it.
+    pub(super) fn combined(&mut self) -> Arc<LogFormat> {
+        self.combined
+            .get_or_insert_with(|| Arc::new(LogFormat::combined()))
+            .clone()
+    }
+
+    /// `log_format NAME [escape=...] STRING...` (http level only).
+    fn log_format(&mut self, d: &Directive) -> Result<(), ParseError> {
+        nargs(d, |n| n >= 2)?;
+        let name = d.args[0].text.as_str();
+        // ngx_http_log_set_format compares with case; `combined` is always there.
+        if name == "combined" || self.formats.iter().any(|f| f.name == name) {
+            return Err(d
+                .pos
+                .error(format!("duplicate \"log_format\" name \"{name}\"")));
+        }
+        let strings: Vec<&str> = args(d)[1..].to_vec();
+        let f = LogFormat::compile(name, &strings).map_err(|e| d.pos.error(e))?;
+        for v in f.vars() {
+            self.log_used.push((v.to_owned(), d.pos.clone()));
+        }
+        self.formats.push(Arc::new(f));
+        Ok(())
+    }
+
     fn check_variables(&mut self) {
-        let used = std::mem::take(&mut self.used);
         let mut seen = HashSet::new();
+        for (v, pos) in std::mem::take(&mut self.log_used) {
+            if is_log_variable(&v)
+                || is_builtin(&v)
+                || self.defined.contains(&v)
+                || !seen.insert((v.clone(), pos.clone()))
+            {
+                continue;
+            }
+            let u = Unsupported {
+                directive: "log_format".into(),
+                pos,
+                detail: Some(format!("variable ${v}")),
+            };
+            if is_unwritten_variable(&v) {
+                self.noted.push(Unsupported {
+                    detail: Some(format!(
+                        "variable ${v}: the gateway has no value for it and writes it as absent"
+                    )),
+                    ..u
+                });
+            } else {
+                self.unsupported.push(u);
+            }
+        }
+        let used = std::mem::take(&mut self.used);
         for (v, directive, pos) in used {
             if is_builtin(&v) || self.defined.contains(&v) {
                 continue;
@@ -142,13 +202,19 @@ impl Builder {
             for d in dirs {
                 match d.name.as_str() {
                     "http" => collect(d.block.as_deref().unwrap_or(&[]), out),
-                    n if is_setting(n) => out.push(d.clone()),
+                    n if is_setting(n) || n == "log_format" => out.push(d.clone()),
                     _ => {}
                 }
             }
         }
         let mut level = Vec::new();
         collect(dirs, &mut level);
+        // Before any `access_log` names them.
+        for d in level.iter().filter(|d| d.name == "log_format") {
+            no_block(d)?;
+            self.log_format(d)?;
+        }
+        level.retain(|d| d.name != "log_format");
         let mut s = Settings::default();
         self.settings(&level, &mut s, Level::Http)?;
         Ok(s)
@@ -167,7 +233,7 @@ impl Builder {
                 "http" => self.top(d.block.as_deref().unwrap_or(&[]), http, servers, maps)?,
                 "server" => servers.push(self.server(d, http)?),
                 // Read by `http_settings`.
-                n if is_setting(n) => {}
+                n if is_setting(n) || n == "log_format" => {}
                 // A whole nginx.conf's main level: how nginx runs its processes.
                 "user"
                 | "worker_processes"

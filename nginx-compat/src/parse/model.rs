@@ -45,6 +45,8 @@ pub struct Config {
     /// socket or sizes its buffers, what its `Server` header names), each with why, for
     /// `check` to list.
     pub noted: Vec<Unsupported>,
+    /// Every file an `access_log` names, as written, once each, with where it is first named.
+    pub access_log_paths: Vec<(Arc<str>, Pos)>,
 }
 
 /// `map $source $name { ... }`.
@@ -229,9 +231,12 @@ pub struct Settings {
     pub types: Option<Arc<MimeTypes>>,
     /// `default_type`: None when no level wrote one (nginx's default is `text/plain`).
     pub default_type: Option<Arc<str>>,
-    /// `access_log off;` turns a request's access line off; a log file of its own is not
-    /// something the gateway writes (its access log is its own output).
+    /// `access_log off;` turns a request's access lines off: the gateway's own (its output)
+    /// and the files'.
     pub access_log: bool,
+    /// `access_log PATH [FORMAT] [if=...]`: the files a request's line goes to, besides the
+    /// gateway's own output. A level with any `access_log` replaces the inherited ones.
+    pub access_files: Arc<[AccessLogFile]>,
     /// `log_not_found`: whether a missing file is an error line. The gateway writes none for a
     /// missing file either way (its access line has the 404), so both values read the same.
     pub log_not_found: bool,
@@ -251,6 +256,16 @@ pub struct Settings {
     /// request this level answers (0: closed after it). None where no level writes one: the
     /// gateway's own `[server] keepalive_timeout` applies.
     pub keepalive_timeout: Option<Duration>,
+}
+
+/// One `access_log PATH [FORMAT] [buffer=] [flush=] [if=COND]`.
+#[derive(Debug, Clone)]
+pub struct AccessLogFile {
+    /// As written; a relative path starts at nginx's prefix, which the caller knows.
+    pub path: Arc<str>,
+    pub format: Arc<crate::log::LogFormat>,
+    /// `if=`: no line when its value is empty or `0`.
+    pub condition: Option<Template>,
 }
 
 /// nginx's `charset_types` when the configuration writes none; a level's `charset_types`
@@ -300,6 +315,7 @@ impl Default for Settings {
             types: None,
             default_type: None,
             access_log: true,
+            access_files: Arc::from(Vec::new()),
             log_not_found: true,
             charset: None,
             source_charset: None,

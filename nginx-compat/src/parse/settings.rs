@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use super::build::{not_allowed, Builder, Level};
 use super::directives::{self as dir, args, nargs, no_block, on_off, template};
-use super::model::{GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings, CHARSET_TYPES};
+use super::model::{
+    AccessLogFile, GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings, CHARSET_TYPES,
+};
 use super::proxy_args;
 use super::{Directive, ParseError};
 use crate::mime::MimeTypes;
@@ -29,6 +31,9 @@ struct Fresh {
     source_charset: bool,
     override_charset: bool,
     charset_types: bool,
+    access_log: bool,
+    /// `access_log off;` on this level: whatever else the level names, nothing is logged.
+    access_off: bool,
 }
 
 impl Builder {
@@ -212,17 +217,25 @@ impl Builder {
                 }
                 "proxy_intercept_errors" => s.proxy.intercept_errors = on_off(d)?,
                 "gzip" => s.gzip.on = on_off(d)?,
-                "access_log" => match args(d).as_slice() {
-                    ["off"] => s.access_log = false,
-                    _ => self.unsupported(
-                        d,
-                        Some(
-                            "an access log of the file's own: the gateway writes one access \
-                             line per request to its output; only `access_log off;` is honoured"
-                                .into(),
-                        ),
-                    ),
-                },
+                "access_log" => {
+                    nargs(d, |n| n >= 1)?;
+                    // The first of a level replaces what the level inherited.
+                    if !fresh.access_log {
+                        fresh.access_log = true;
+                        s.access_log = true;
+                        s.access_files = Arc::from(Vec::new());
+                    }
+                    if d.args[0].text == "off" {
+                        if let Some(a) = d.args.get(1) {
+                            return Err(d.pos.error(format!("invalid parameter \"{}\"", a.text)));
+                        }
+                        fresh.access_off = true;
+                    } else if let Some(file) = self.access_log_file(d)? {
+                        let mut files = s.access_files.to_vec();
+                        files.push(file);
+                        s.access_files = Arc::from(files);
+                    }
+                }
                 "log_not_found" => s.log_not_found = on_off(d)?,
                 "gzip_vary" => s.gzip.vary = on_off(d)?,
                 "gzip_comp_level" => {
@@ -446,8 +459,34 @@ impl Builder {
                          asks)",
                     );
                 }
+                "error_log" => {
+                    nargs(d, |n| n == 1 || n == 2)?;
+                    const LEVELS: &[&str] = &[
+                        "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg",
+                    ];
+                    if let Some(l) = d.args.get(1).filter(|l| !LEVELS.contains(&l.text.as_str())) {
+                        return Err(d.pos.error(format!("invalid log level \"{}\"", l.text)));
+                    }
+                    self.noted(
+                        d,
+                        "the gateway writes its own error lines to its output, redacted, at the \
+                         level `WGW_LOG` sets",
+                    );
+                }
+                "open_log_file_cache" => {
+                    nargs(d, |n| (1..=4).contains(&n))?;
+                    self.noted(
+                        d,
+                        "the gateway keeps each log file open, reopened on SIGUSR1",
+                    );
+                }
                 other => unreachable!("is_setting lists {other}"),
             }
+        }
+        // ngx_http_log_handler: a level's `off` wins over the files it names.
+        if fresh.access_off {
+            s.access_log = false;
+            s.access_files = Arc::from(Vec::new());
         }
         // ngx_http_charset_merge_loc_conf + postconfiguration: labelling answers of one
         // charset as another takes a `charset_map` to recode them, and nginx does not start
@@ -465,6 +504,69 @@ impl Builder {
             }
         }
         Ok(())
+    }
+
+    /// One `access_log PATH [FORMAT] [buffer=SIZE [flush=TIME]] [gzip[=N]] [if=COND]` as
+    /// `ngx_http_log_set_log` reads it. The gateway always buffers (off the workers) and
+    /// writes out within a few milliseconds, so `buffer=` and `flush=` are checked and have
+    /// nothing left to change. `None`: what the gateway does not write (recorded).
+    fn access_log_file(&mut self, d: &Directive) -> Result<Option<AccessLogFile>, ParseError> {
+        let path = d.args[0].text.as_str();
+        if path.starts_with("syslog:") {
+            self.unsupported(d, Some("an access log sent to syslog".into()));
+            return Ok(None);
+        }
+        if path.contains('$') {
+            self.unsupported(d, Some("a log file named by variables".into()));
+            return Ok(None);
+        }
+        let name = d.args.get(1).map_or("combined", |a| a.text.as_str());
+        let format = if name.eq_ignore_ascii_case("combined") {
+            self.combined()
+        } else {
+            self.formats
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .cloned()
+                .ok_or_else(|| d.pos.error(format!("unknown log format \"{name}\"")))?
+        };
+        let (mut buffer, mut flush, mut condition) = (false, false, None);
+        for a in args(d).iter().skip(2) {
+            if let Some(v) = a.strip_prefix("buffer=") {
+                if dir::size_slot(d, v).ok().is_none_or(|n| n == 0) {
+                    return Err(d.pos.error(format!("invalid buffer size \"{v}\"")));
+                }
+                buffer = true;
+            } else if let Some(v) = a.strip_prefix("flush=") {
+                if dir::time(v, false).is_none_or(|t| t <= 0) {
+                    return Err(d.pos.error(format!("invalid flush time \"{v}\"")));
+                }
+                flush = true;
+            } else if *a == "gzip" || a.starts_with("gzip=") {
+                self.unsupported(d, Some("a gzip-compressed access log".into()));
+                return Ok(None);
+            } else if let Some(v) = a.strip_prefix("if=") {
+                let t = template(d, v)?;
+                self.uses(d, &t);
+                condition = Some(t);
+            } else {
+                return Err(d.pos.error(format!("invalid parameter \"{a}\"")));
+            }
+        }
+        if flush && !buffer {
+            return Err(d
+                .pos
+                .error(format!("no buffer is defined for access_log \"{path}\"")));
+        }
+        let path: Arc<str> = Arc::from(path);
+        if !self.log_paths.iter().any(|(p, _)| *p == path) {
+            self.log_paths.push((path.clone(), d.pos.clone()));
+        }
+        Ok(Some(AccessLogFile {
+            path,
+            format,
+            condition,
+        }))
     }
 
     /// `types { TYPE EXT ...; }` as `ngx_http_core_types` reads it: every line is a type and
@@ -541,6 +643,8 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "types"
             | "default_type"
             | "access_log"
+            | "error_log"
+            | "open_log_file_cache"
             | "log_not_found"
             | "charset"
             | "source_charset"
