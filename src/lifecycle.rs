@@ -1,4 +1,5 @@
-//! Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (SPEC section 14).
+//! Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (SPEC section 14),
+//! SIGUSR1 reopens the access log files an nginx configuration names (nginx's `reopen`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +55,15 @@ impl ShutdownSignalWatch for StopSignals {
     }
 }
 
-/// Reloads the config on SIGHUP. Routes, upstreams and apps change; listeners and threads
+/// A configuration to serve (at start, on a reload, and for `check`): read, checked, and the
+/// access log files its nginx file names opened.
+pub fn load(path: &std::path::Path) -> Result<Config, config::ConfigError> {
+    let c = config::load(path)?;
+    crate::nginx::log::open(&c)?;
+    Ok(c)
+}
+
+/// Reloads the config on SIGHUP, and reopens the access log files on SIGUSR1. Routes, upstreams and apps change; listeners and threads
 /// need a restart, and so does `gzip` in a process that started without any (`compression`:
 /// it started with some). A bad new config is logged and the running one stays.
 /// `ports`: what the listeners bound, settled on each new config as on the first.
@@ -70,8 +79,17 @@ pub fn spawn_reloader(
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-                while hup.recv().await.is_some() {
-                    match config::load(&path) {
+                let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+                loop {
+                    tokio::select! {
+                        Some(()) = usr1.recv() => {
+                            crate::logging::files::reopen();
+                            tracing::info!("SIGUSR1: the access log files are reopened");
+                            continue;
+                        }
+                        got = hup.recv() => if got.is_none() { break },
+                    }
+                    match load(&path) {
                         Ok(mut new) => {
                             ports.settle(&mut new.server);
                             let old = current.load();

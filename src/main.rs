@@ -1,6 +1,6 @@
 //! `wecom-gateway`: a reverse proxy that makes an existing CRM work inside WeCom and WeChat.
 
-use wecom_gateway::{config, demo, listeners, logging, server};
+use wecom_gateway::{demo, lifecycle, listeners, logging, server};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> ExitCode {
     match command {
-        Command::Check { config } => match config::load(&config) {
+        Command::Check { config } => match lifecycle::load(&config) {
             Ok(c) => {
                 println!("{}: ok", config.display());
                 print!("{}", c.describe_routes());
@@ -111,7 +111,7 @@ enum Mode {
 /// `run` and `demo`: load, bind every listener (a port 0 becomes a real port before anything
 /// uses the addresses), start the helpers, serve.
 fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
-    let mut loaded = match config::load(&config) {
+    let mut loaded = match lifecycle::load(&config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -142,6 +142,27 @@ fn name_at(b: &[u8], i: usize, name: &str) -> bool {
         })
 }
 
+/// Whether an nginx variable's whole value is a secret (an `access_log` line of the nginx
+/// file writes it `***`): every `$cookie_*`, and a header, response header or argument named
+/// like a secret (`$http_cookie`, `$http_authorization`, `$sent_http_set_cookie`,
+/// `$arg_code`...) or like the gateway's own cookies.
+pub fn is_secret_variable(name: &str) -> bool {
+    if name.starts_with("cookie_") {
+        return true;
+    }
+    let Some(rest) = ["http_", "sent_http_", "arg_"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+    else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    SECRET_NAMES
+        .iter()
+        .any(|n| n.len() == b.len() && name_at(b, 0, n))
+        || name_at(b, 0, OWN_COOKIE_PREFIX)
+}
+
 /// If a secret name starts at `i`, returns the byte range of its value.
 fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     let mut j = if let Some(name) = SECRET_NAMES.iter().find(|n| name_at(b, i, n)) {
@@ -328,6 +349,35 @@ pub fn clean(line: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn secret_variables_are_known_by_name() {
+        use super::is_secret_variable as secret;
+        for v in [
+            "http_cookie",
+            "cookie_sid",
+            "http_authorization",
+            "http_proxy_authorization",
+            "sent_http_set_cookie",
+            "arg_code",
+            "arg_ACCESS_TOKEN",
+            "http_x_gateway_assertion",
+            "cookie_wgw_session",
+            "arg_wgw_x",
+        ] {
+            assert!(secret(v), "{v}");
+        }
+        for v in [
+            "http_user_agent",
+            "arg_codes",
+            "http_referer",
+            "request",
+            "uri",
+            "args",
+        ] {
+            assert!(!secret(v), "{v}");
+        }
+    }
 
     #[test]
     fn secrets_are_masked_wherever_they_appear() {

@@ -196,3 +196,359 @@ fn every_request_line_arrives_redacted_when_sigterm_stops_the_gateway_under_load
         missing.iter().take(5).collect::<Vec<_>>()
     );
 }
+
+/// Waits until the file holds `n` lines besides the readiness probes' (a log file is written
+/// by a background thread, so a line can arrive after its answer), up to 10 s; returns them.
+fn wait_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.contains("/_gateway/healthz"))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never held {n} lines:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `access_log` and `log_format` of an nginx file (SPEC 12): each request's line in the file
+/// of the level that answered it, in its format, with nginx's escaping; secrets masked as in
+/// every other line; `off` and `if=` honoured; SIGUSR1 reopens the file (logrotate), and a
+/// SIGTERM writes out every line before the process ends.
+#[test]
+fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened() {
+    let up = upstream::echo("crm");
+    let dir = common::TempDir::new("accesslog");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    std::fs::write(
+        d.join("site.conf"),
+        "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status \
+           $body_bytes_sent \"$http_referer\" \"$http_user_agent\" rid=$request_id \
+           up=$upstream_addr us=$upstream_status c=$http_cookie s=$cookie_sid t=$request_time';\n\
+         log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
+         map $arg_quiet $loggable { default 1; 1 0; }\n\
+         error_log logs/error.log warn;\n\
+         server {\n\
+           access_log logs/main.log main if=$loggable;\n\
+           location / { proxy_pass http://crm; }\n\
+           location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
+           location /off/ { access_log off; return 204; }\n\
+         }\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{}[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        server_table(),
+        up.url(),
+        d.join("site.conf").display()
+    );
+    let mut gw = Gateway::start_config(&config, &[], &[]);
+    let port = gw.port;
+    let main = d.join("logs/main.log");
+    let json = d.join("logs/json.log");
+
+    let first = send(
+        port,
+        b"GET /app?code=SECRETCODE&x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\
+          Cookie: sid=SECRETSID; lang=zh\r\nReferer: http://x/cb?code=REFCODE\r\n\
+          Authorization: Basic YWxpY2U6czNjcmV0\r\nUser-Agent: ua\"q\r\nX-Request-Id: logtest1\r\n\r\n",
+    );
+    assert_eq!(status(&first), Some(200));
+    let rid = "logtest1";
+    let quiet = send(
+        port,
+        b"GET /?quiet=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&quiet), Some(200));
+    let js = send(
+        port,
+        b"GET /js/a?b=%22c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&js), Some(200));
+    let off = send(
+        port,
+        b"GET /off/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&off), Some(204));
+    // The gateway's own endpoints are the server level's.
+    let own = send(
+        port,
+        b"GET /_gateway/nothing-here HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&own), Some(404));
+
+    // Two worker threads' lines may come in either order.
+    let lines = wait_lines(&main, 2);
+    let find = |what: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no line of {what}: {lines:?}"))
+    };
+    let l = find("GET /app");
+    assert!(l.starts_with("127.0.0.1 - alice ["), "{l}");
+    assert!(l.contains("\"GET /app?code=***&x=1 HTTP/1.1\" 200 "), "{l}");
+    assert!(l.contains(" \"http://x/cb?code=***\" \"ua\\x22q\" "), "{l}");
+    assert!(
+        l.contains(&format!(
+            "rid={rid} up={} us=200 c=*** s=*** t=0.",
+            up.url().trim_start_matches("http://")
+        )),
+        "{l}"
+    );
+    let own = find("nothing-here");
+    assert!(
+        own.contains("\"GET /_gateway/nothing-here HTTP/1.1\" 404 "),
+        "{own}"
+    );
+    assert_eq!(
+        wait_lines(&json, 1),
+        ["{\"uri\":\"/js/a\",\"args\":\"b=%22c\",\"status\":200}"]
+    );
+
+    // logrotate: the file is renamed, the process told; the next line starts a new file.
+    std::fs::rename(&main, d.join("logs/main.log.1")).unwrap();
+    gw.signal(10);
+    gw.wait_log("the access log files are reopened");
+    let after = send(
+        port,
+        b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status(&after), Some(200));
+    let reopened = wait_lines(&main, 1);
+    assert!(
+        reopened[0].contains("\"GET /after HTTP/1.1\" 200 "),
+        "{reopened:?}"
+    );
+    assert_eq!(wait_lines(&d.join("logs/main.log.1"), 2).len(), 2);
+
+    // Lines queued when SIGTERM comes are written before the process ends.
+    for i in 0..50 {
+        let r = send(
+            port,
+            format!("GET /burst/{i} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status(&r), Some(200));
+    }
+    gw.signal(15);
+    let exit = gw.wait_exit(Duration::from_secs(40)).expect("stops");
+    assert_eq!(exit.code(), Some(0));
+    let text = std::fs::read_to_string(&main).unwrap();
+    assert_eq!(wait_lines(&main, 51).len(), 51, "{text}");
+    assert!(text.ends_with('\n'));
+
+    let everything = [
+        text,
+        std::fs::read_to_string(d.join("logs/main.log.1")).unwrap(),
+        std::fs::read_to_string(&json).unwrap(),
+        gw.log(),
+    ]
+    .concat();
+    for secret in [
+        "SECRETCODE",
+        "SECRETSID",
+        "REFCODE",
+        "s3cret",
+        "YWxpY2U6czNjcmV0",
+    ] {
+        assert!(!everything.contains(secret), "{secret} reached a log");
+    }
+    assert!(
+        !everything.contains("/off/x"),
+        "access_log off wrote a line"
+    );
+    assert!(!everything.contains("quiet=1"), "if= wrote a line");
+}
+
+/// A log file that cannot be opened stops the start, at its line, as nginx does; `check`
+/// lists `error_log` as loaded with no effect.
+#[test]
+fn an_access_log_that_cannot_be_opened_is_a_config_error() {
+    let dir = common::TempDir::new("badlog");
+    let d = dir.path();
+    for (conf, want_ok, want) in [
+        (
+            "server {\n access_log /nonexistent-dir/a.log; }\n",
+            false,
+            "site.conf:2:2",
+        ),
+        (
+            "error_log /var/log/nginx/error.log warn;\nserver { access_log logs/a.log; }\n",
+            true,
+            "error_log",
+        ),
+    ] {
+        std::fs::create_dir_all(d.join("logs")).unwrap();
+        std::fs::write(d.join("site.conf"), conf).unwrap();
+        std::fs::write(
+            d.join("gateway.toml"),
+            format!(
+                "{}[upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n[nginx]\ninclude = [\"{}\"]\n",
+                server_table(),
+                d.join("site.conf").display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::bin())
+            .args(["check", "-c"])
+            .arg(d.join("gateway.toml"))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), want_ok, "{all}");
+        assert!(all.contains(want), "{all}");
+        if !want_ok {
+            assert!(all.contains("access_log: cannot open"), "{all}");
+        }
+    }
+}
+
+/// The same `log_format`s given to a real nginx and to the gateway, the same requests sent
+/// to both: each line reads the same (each server's own port written as PORT), with nginx's
+/// escaping, nginx's `-` for an absent value, and `$uri`/`$args` after a rewrite.
+#[test]
+fn an_access_line_reads_as_nginx_s() {
+    let dir = common::TempDir::new("accesslog-diff");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("www/static")).unwrap();
+    std::fs::write(d.join("www/static/a.txt"), "twelve bytes").unwrap();
+    let formats = "default_type text/plain;\nlog_format diff '$request|$status|$body_bytes_sent|$uri|$args|$is_args|\
+                   $arg_a|$request_method|$http_user_agent|$http_x_none|$sent_http_content_type|\
+                   $sent_http_location|$remote_addr|$server_protocol|$request_uri|$pipe|\
+                   $remote_user|$content_length';\n\
+                   log_format js escape=json '{\"r\":\"$request\",\"ua\":\"$http_user_agent\",\
+                   \"x\":\"$http_x_none\",\"st\":$status}';\n";
+    let body = |logs: &str| {
+        format!(
+            "access_log {logs}.log diff; access_log {logs}.json js;\n\
+             location = /hello {{ return 200 \"hello\\n\"; }}\n\
+             location /go {{ return 302 /there; }}\n\
+             location /static/ {{ root {}; }}\n\
+             location /rw/ {{ rewrite ^/rw/(.*)$ /hello?from=$1 last; }}\n",
+            d.join("www").display()
+        )
+    };
+    let nginx_logs = d.join("nginx-lines");
+    let gw_logs = d.join("gw-lines");
+    let (_nginx, ports) = common::nginx::start(&d.join("nginx"), 1, |ports| {
+        format!(
+            "{formats}server {{ listen 127.0.0.1:{}; server_name localhost;\n{} }}",
+            ports[0],
+            body(&nginx_logs.display().to_string())
+        )
+    });
+    std::fs::write(
+        d.join("site.conf"),
+        format!(
+            "{formats}server {{ server_name localhost;\n{} }}",
+            body(&gw_logs.display().to_string())
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.up]\nurl = \"http://127.0.0.1:9\"\n[nginx]\ninclude = [\"{}\"]\n",
+        d.join("site.conf").display()
+    ));
+    let requests: [&[u8]; 7] = [
+        b"GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: a\"b\\c \xc3\xa9\r\nConnection: close\r\n\r\n",
+        b"GET /rw/x%20y?q=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /static/a.txt?a=%22&a=2 HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        b"HEAD /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /go?a=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /static/../static/a.txt HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic Ym9iOng=\r\nConnection: close\r\n\r\n",
+        b"POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    ];
+    for r in requests {
+        let a = send(ports[0], r);
+        let b = send(gw.port, r);
+        assert_eq!(status(&a), status(&b), "{}", String::from_utf8_lossy(r));
+    }
+    for ext in ["log", "json"] {
+        let norm = |path: &std::path::Path, port: u16| -> Vec<String> {
+            wait_lines(path, requests.len())
+                .iter()
+                .map(|l| {
+                    let l = l.replace(&format!(":{port}"), ":PORT");
+                    // nginx's own pages end in a line of their server's: their sizes differ.
+                    let mut f: Vec<&str> = l.split('|').collect();
+                    if f.get(1) == Some(&"302") {
+                        f[2] = "PAGE";
+                    }
+                    f.join("|")
+                })
+                .collect()
+        };
+        // Each worker thread's lines keep their order; two threads' may interleave in batches
+        // (as two nginx workers' buffered logs do): compared as sets of lines.
+        let mut want = norm(&nginx_logs.with_extension(ext), ports[0]);
+        let mut got = norm(&gw_logs.with_extension(ext), gw.port);
+        want.sort();
+        got.sort();
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(g, w, "{ext}");
+        }
+        assert_eq!(got.len(), want.len());
+    }
+}
+
+/// A reload naming a file that cannot be opened is refused and the running files stay; one
+/// naming a new file writes there from then on.
+#[test]
+fn a_reload_opens_the_new_files_and_refuses_what_it_cannot_open() {
+    let up = upstream::echo("crm");
+    let dir = common::TempDir::new("accesslog-reload");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    let site = |log: &str| {
+        std::fs::write(
+            d.join("site.conf"),
+            format!("server {{ access_log {log}; location / {{ proxy_pass http://crm; }} }}\n"),
+        )
+        .unwrap();
+    };
+    site("logs/a.log");
+    let config = format!(
+        "{}[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        server_table(),
+        up.url(),
+        d.join("site.conf").display()
+    );
+    let gw = Gateway::start_config(&config, &[], &[]);
+    let get = |path: &str| {
+        let r = send(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status(&r), Some(200), "{path}");
+    };
+    get("/one");
+    assert!(wait_lines(&d.join("logs/a.log"), 1)[0].contains("GET /one "));
+
+    site("/nonexistent-dir/x.log");
+    gw.signal(1);
+    gw.wait_log("reload: new config refused");
+    assert!(gw.log().contains("access_log: cannot open"), "{}", gw.log());
+    get("/two");
+    assert!(wait_lines(&d.join("logs/a.log"), 2)[1].contains("GET /two "));
+
+    site("logs/b.log");
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    get("/three");
+    assert!(wait_lines(&d.join("logs/b.log"), 1)[0].contains("GET /three "));
+    assert_eq!(wait_lines(&d.join("logs/a.log"), 2).len(), 2);
+}

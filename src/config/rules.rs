@@ -38,9 +38,34 @@ pub struct Rules {
     /// Directives of the nginx files that load with no effect on what the gateway does, each
     /// as `file:line: directive: why` (`check` lists them).
     pub noted: Vec<String>,
+    /// The files the `access_log`s name, once each.
+    pub log_paths: Vec<LogPath>,
+    /// Where each of `log_paths` is written, in their order, once opened
+    /// (`crate::nginx::log::open`): the configuration only names the files.
+    pub log_outs: std::sync::OnceLock<Vec<Arc<dyn LineOut>>>,
+}
+
+/// A file an `access_log` names.
+pub struct LogPath {
+    /// As the file writes it (what the directives name).
+    pub written: Arc<str>,
+    /// From the prefix, for relative ones (nginx's `ngx_conf_full_name`).
+    pub full: PathBuf,
+    pub pos: Pos,
+}
+
+/// Takes whole lines for one access log file.
+pub trait LineOut: Send + Sync {
+    fn push(&self, line: &[u8]);
 }
 
 impl Rules {
+    /// Where the lines of the file an `access_log` names go, once opened.
+    pub fn log_out(&self, written: &str) -> Option<&dyn LineOut> {
+        let at = self.log_paths.iter().position(|p| *p.written == *written)?;
+        Some(&**self.log_outs.get()?.get(at)?)
+    }
+
     /// The upstream for a `proxy_pass` authority (`host[:port]`), if one is configured.
     pub fn upstream(&self, authority: &str) -> Option<&Arc<Upstream>> {
         let lower = authority.to_ascii_lowercase();
@@ -200,6 +225,19 @@ pub(super) fn compile(
             )
         })
         .collect();
+    // A relative log path starts at the prefix, as `root` does.
+    let log_paths = cfg
+        .access_log_paths
+        .iter()
+        .map(|(written, pos)| LogPath {
+            written: written.clone(),
+            full: static_base
+                .as_deref()
+                .unwrap_or(Path::new("."))
+                .join(&**written),
+            pos: pos.clone(),
+        })
+        .collect();
     let mut server = cfg
         .servers
         .into_iter()
@@ -234,6 +272,8 @@ pub(super) fn compile(
         static_base,
         gzip,
         noted,
+        log_paths,
+        log_outs: std::sync::OnceLock::new(),
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;

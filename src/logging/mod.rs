@@ -7,6 +7,7 @@
 //! is lost. The per-request lines are written by [`line`] straight into bytes; every other
 //! event goes through `tracing-subscriber`'s formatter.
 
+pub mod files;
 mod line;
 pub mod sink;
 
@@ -90,6 +91,7 @@ fn write_line(line: &[u8]) {
 /// Writes out every line logged so far and stops the background writer; lines logged after
 /// this are lost, so it is the last thing a stopping process does.
 pub fn flush() {
+    files::close_all();
     if let Some(sink) = SINK.get() {
         sink.close();
     }

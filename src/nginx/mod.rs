@@ -17,6 +17,7 @@
 
 mod answer;
 mod decide;
+pub mod log;
 mod request;
 pub mod response;
 pub mod upstream;
@@ -94,6 +95,12 @@ impl Pending {
         self.action
             .state()
             .is_none_or(|st| self.rules.server.settings_for(st).access_log)
+    }
+
+    /// The request and the state it is answered in, for an access line of the nginx file.
+    pub fn log_place(&self) -> Option<Box<(Request, nginx_compat::State)>> {
+        let st = self.action.state()?;
+        Some(Box::new((self.request.clone(), st.clone())))
     }
 
     /// How long the connection stays open after this answer, where the nginx file decides

@@ -42,6 +42,9 @@ pub struct Ctx {
     pub expects_continue: bool,
     /// The nginx file's `keepalive_timeout` at the location that handled the request.
     pub keepalive: Option<std::time::Duration>,
+    /// What an `access_log` file's line needs, gathered as the request runs; only when the
+    /// configuration names a file.
+    pub trace: Option<Box<crate::nginx::log::Trace>>,
     pub _inflight: InFlight,
 }
 

@@ -318,10 +318,16 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
+        let config = crate::config::Snapshot::of(&self.config);
+        let trace = config
+            .rules
+            .as_ref()
+            .is_some_and(|r| !r.log_paths.is_empty())
+            .then(Box::default);
         Ctx {
             started: Instant::now(),
             request_id: String::new(),
-            config: crate::config::Snapshot::of(&self.config),
+            config,
             path: Vec::new(),
             form: Form::Json,
             route: None,
@@ -337,6 +343,7 @@ impl ProxyHttp for Gateway {
             unlogged: false,
             expects_continue: false,
             keepalive: None,
+            trace,
             _inflight: ctx::InFlight::enter(),
         }
     }
@@ -416,6 +423,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         nginx::upstream_request(req, ctx)?;
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.upstream_sent = Some(Instant::now());
+        }
         if ctx.expects_continue {
             req.remove_header(&http::header::EXPECT);
         }
@@ -514,6 +524,9 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.upstream_answered = Some((upstream_response.status.as_u16(), Instant::now()));
+        }
         nginx::upstream_answered(ctx, upstream_response.status.as_u16())
     }
 
@@ -678,6 +691,23 @@ impl ProxyHttp for Gateway {
                 .token("request_id", &ctx.request_id)
                 .quoted("userid", userid)
                 .finish();
+        }
+        if let (Some(trace), Some(rules)) = (&ctx.trace, &ctx.config.rules) {
+            let done = crate::nginx::log::Done {
+                status,
+                elapsed,
+                request_id: &ctx.request_id,
+                upstream: ctx.upstream().map(|u| u.authority.as_str()),
+                trace,
+                at: ctx
+                    .nginx
+                    .as_ref()
+                    .map(|f| (&f.request, &f.proxy.state))
+                    .or(trace.at.as_deref().map(|(r, s)| (r, s))),
+                server: &ctx.config.server,
+                client_ip: ctx.client_ip,
+            };
+            crate::nginx::log::write(rules, session, &done);
         }
     }
 

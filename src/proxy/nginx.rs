@@ -52,6 +52,9 @@ pub(super) async fn write(
     ctx: &mut Ctx,
     pending: Box<nginx::Pending>,
 ) -> Result<bool> {
+    if let Some(trace) = ctx.trace.as_mut() {
+        trace.at = pending.log_place();
+    }
     ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
     Ok(true)
 }

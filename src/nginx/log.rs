@@ -1,0 +1,386 @@
+//! The `access_log` files of the nginx configuration: once a request is done, its line in
+//! each file the level that answered it names, in that file's `log_format`
+//! (`nginx_compat::log`), queued to the file's writer.
+//!
+//! Redaction holds here as in the gateway's own lines (SPEC section 14): a variable whose value
+//! is a secret as a whole (`$http_cookie`, `$cookie_*`, `$http_authorization`, `$arg_code`,
+//! `$sent_http_set_cookie`...) is written `***`, and every other value is redacted where it
+//! names a secret (`code=` in `$request`, `$args` or `$http_referer`) and bounded to
+//! [`crate::redact::FIELD_MAX`] bytes.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nginx_compat::log::LogFormat;
+use nginx_compat::vars::Ctx as Vars;
+use nginx_compat::{Request, State};
+use pingora::proxy::Session;
+
+use crate::config::rules::{LineOut, Rules};
+use crate::config::{Config, ConfigError};
+use crate::logging::files::LogFile;
+use crate::redact;
+
+/// Opens every file the configuration's `access_log`s name (each path once for the process's
+/// life: a reload naming it again writes on through the same writer). nginx opens its logs as
+/// it reads its configuration and does not start when one cannot be opened: neither does the
+/// gateway, nor does a reload take such a configuration.
+pub fn open(config: &Config) -> Result<(), ConfigError> {
+    let Some(rules) = &config.rules else {
+        return Ok(());
+    };
+    let mut outs: Vec<Arc<dyn LineOut>> = Vec::new();
+    for p in &rules.log_paths {
+        let file = crate::logging::files::open(&p.full).map_err(|e| ConfigError {
+            file: p.pos.file.to_string(),
+            line: p.pos.line,
+            column: p.pos.col,
+            path: "[nginx].include".into(),
+            message: format!("access_log: cannot open \"{}\": {e}", p.full.display()),
+        })?;
+        outs.push(Arc::new(FileOut(file)));
+    }
+    let _ = rules.log_outs.set(outs);
+    Ok(())
+}
+
+struct FileOut(LogFile);
+
+impl LineOut for FileOut {
+    fn push(&self, line: &[u8]) {
+        self.0.push(line);
+    }
+}
+
+/// What a request's line needs beyond the request itself, gathered as it runs; kept only
+/// when the configuration names a log file (`None` in the request context otherwise).
+#[derive(Default)]
+pub struct Trace {
+    /// The request as nginx's variables saw it and its state when the rule set answered
+    /// (proxied requests keep theirs in the flight).
+    pub at: Option<Box<(Request, State)>>,
+    /// When the request was sent upstream, and when and with what the upstream answered.
+    pub upstream_sent: Option<Instant>,
+    pub upstream_answered: Option<(u16, Instant)>,
+}
+
+/// What the logging phase knows of a done request.
+pub struct Done<'a> {
+    pub status: u16,
+    pub elapsed: Duration,
+    pub request_id: &'a str,
+    /// The upstream's `host:port`, when the request went to one.
+    pub upstream: Option<&'a str>,
+    pub trace: &'a Trace,
+    /// The request and its state, when a location of the nginx file handled it.
+    pub at: Option<(&'a Request, &'a State)>,
+    pub server: &'a crate::config::model::ServerSettings,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+/// Writes the request's line to each file of the level that answered it.
+pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
+    let built;
+    let (req, st) = match done.at {
+        Some(at) => at,
+        None => {
+            // Answered before or beside a location (the gateway's own endpoints, a route, a
+            // 404): the server level's files, with the request as it came.
+            let h = session.req_header();
+            let req = super::request(
+                h.method.as_str(),
+                h.raw_path(),
+                &h.headers,
+                done.server,
+                done.client_ip,
+                session
+                    .as_downstream()
+                    .server_addr()
+                    .and_then(|a| a.as_inet())
+                    .copied(),
+            );
+            let st = State::of(&req);
+            built = (req, st);
+            (&built.0, &built.1)
+        }
+    };
+    let settings = rules.server.settings_for(st);
+    if !settings.access_log || settings.access_files.is_empty() {
+        return;
+    }
+    let vars = Vars {
+        req,
+        server: &rules.server,
+        st: st.clone(),
+        proxy: None,
+    };
+    for file in settings.access_files.iter() {
+        if let Some(cond) = &file.condition {
+            let v = cond.expand(&vars, false);
+            if v.is_empty() || v == b"0" {
+                continue;
+            }
+        }
+        let Some(out) = rules.log_out(&file.path) else {
+            continue;
+        };
+        let mut line = Vec::with_capacity(256);
+        render(&file.format, &mut line, session, done, &vars);
+        line.push(b'\n');
+        out.push(&line);
+    }
+}
+
+fn render(f: &LogFormat, line: &mut Vec<u8>, session: &Session, done: &Done<'_>, vars: &Vars) {
+    f.render(line, |name| {
+        if redact::is_secret_variable(name) {
+            return lookup(name, session, done, vars).map(|_| Cow::Borrowed(&b"***"[..]));
+        }
+        let v = lookup(name, session, done, vars)?;
+        Some(clean(v))
+    });
+}
+
+/// A value redacted where it names a secret, and bounded.
+fn clean(v: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    if !v.iter().any(|&c| matches!(c, b'=' | b':' | b'"' | b' ')) && v.len() <= redact::FIELD_MAX {
+        return v;
+    }
+    let changed = {
+        let text = String::from_utf8_lossy(&v);
+        let red = redact::redact(&text);
+        match (redact::bound_field(&red), &red) {
+            (Cow::Borrowed(_), Cow::Borrowed(_)) => None,
+            (c, _) => Some(c.into_owned().into_bytes()),
+        }
+    };
+    // Unchanged: the bytes as they were, not their lossy text, for the format to escape.
+    changed.map_or(v, Cow::Owned)
+}
+
+fn lookup<'v>(
+    name: &str,
+    session: &'v Session,
+    done: &Done<'v>,
+    vars: &Vars<'_>,
+) -> Option<Cow<'v, [u8]>> {
+    let owned = |s: String| Some(Cow::Owned(s.into_bytes()));
+    let h = session.req_header();
+    match name {
+        "status" => owned(format!("{:03}", done.status)),
+        "body_bytes_sent" => owned(session.body_bytes_sent().to_string()),
+        "bytes_sent" => {
+            let head = session.response_written().map_or(0, |r| {
+                let line = "HTTP/1.1 200 OK\r\n".len();
+                let fields: usize = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+                    .sum();
+                line + fields + 2
+            });
+            owned((head + session.body_bytes_sent()).to_string())
+        }
+        "request_length" => {
+            let head = h.method.as_str().len()
+                + 1
+                + h.raw_path().len()
+                + " HTTP/1.1\r\n".len()
+                + h.headers
+                    .iter()
+                    .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+                    .sum::<usize>()
+                + 2;
+            owned((head + session.body_bytes_read()).to_string())
+        }
+        "request_time" => owned(seconds(done.elapsed)),
+        "msec" => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            owned(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
+        }
+        "time_local" => owned(times().0),
+        "time_iso8601" => owned(times().1),
+        "pipe" => Some(Cow::Borrowed(b".")),
+        // nginx's are "not found" without arguments (`-` in a line), not empty.
+        "args" | "query_string" if vars.st.args.is_empty() => None,
+        "request" => {
+            let mut r = Vec::with_capacity(h.raw_path().len() + 16);
+            r.extend_from_slice(h.method.as_str().as_bytes());
+            r.push(b' ');
+            r.extend_from_slice(h.raw_path());
+            r.push(b' ');
+            r.extend_from_slice(protocol(h.version).as_bytes());
+            Some(Cow::Owned(r))
+        }
+        "server_protocol" => Some(Cow::Borrowed(protocol(h.version).as_bytes())),
+        "remote_user" => remote_user(h.headers.get("authorization")?.as_bytes()).map(Cow::Owned),
+        "remote_port" => owned(
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())?
+                .port()
+                .to_string(),
+        ),
+        "request_id" => Some(Cow::Owned(done.request_id.as_bytes().to_vec())),
+        "hostname" => Some(Cow::Borrowed(hostname().as_bytes())),
+        "pid" => owned(std::process::id().to_string()),
+        "upstream_addr" => Some(Cow::Owned(done.upstream?.as_bytes().to_vec())),
+        "upstream_status" => owned(done.trace.upstream_answered?.0.to_string()),
+        "upstream_response_time" => {
+            let sent = done.trace.upstream_sent?;
+            owned(seconds(sent.elapsed()))
+        }
+        "upstream_header_time" => {
+            let sent = done.trace.upstream_sent?;
+            let (_, at) = done.trace.upstream_answered?;
+            owned(seconds(at.saturating_duration_since(sent)))
+        }
+        _ => {
+            if let Some(header) = name.strip_prefix("sent_http_") {
+                let r = session.response_written()?;
+                let wanted = header.replace('_', "-");
+                return Some(Cow::Owned(
+                    r.headers.get(wanted.as_str())?.as_bytes().to_vec(),
+                ));
+            }
+            if nginx_compat::log::is_unwritten_variable(name) {
+                return None;
+            }
+            vars.var(name).map(Cow::Owned)
+        }
+    }
+}
+
+fn protocol(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// nginx's `%T.%03M`.
+fn seconds(d: Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+/// `$remote_user`: the user name of `Authorization: Basic`, never its password.
+fn remote_user(auth: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let (scheme, rest) = auth.split_at(auth.iter().position(|&c| c == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim_ascii())
+        .ok()?;
+    let user = &decoded[..decoded.iter().position(|&c| c == b':')?];
+    Some(user.to_vec())
+}
+
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    })
+}
+
+/// `$time_local` and `$time_iso8601` of this second, in the local time zone as nginx writes
+/// them; made once a second per thread.
+fn times() -> (String, String) {
+    thread_local! {
+        static LAST: RefCell<(u64, String, String)> = const { RefCell::new((u64::MAX, String::new(), String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now {
+            let (local, iso) = format_times(now, true);
+            *last = (now, local, iso);
+        }
+        (last.1.clone(), last.2.clone())
+    })
+}
+
+/// `local`: in the process's time zone (nginx's), else in UTC.
+fn format_times(secs: u64, local: bool) -> (String, String) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // SAFETY: localtime_r and gmtime_r only write the `tm` they are given.
+    let tm = unsafe {
+        let t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if !local || libc::localtime_r(&t, &mut tm).is_null() {
+            libc::gmtime_r(&t, &mut tm);
+            tm.tm_gmtoff = 0;
+        }
+        tm
+    };
+    let off = tm.tm_gmtoff / 60;
+    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    let (y, mo, d, h, mi, s) = (
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+    );
+    let local = format!(
+        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} {sign}{:02}{:02}",
+        MONTHS[(mo - 1).clamp(0, 11) as usize],
+        off / 60,
+        off % 60
+    );
+    let iso = format!(
+        "{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{:02}:{:02}",
+        off / 60,
+        off % 60
+    );
+    (local, iso)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_nginx_s() {
+        // 2026-12-02 13:49:22 UTC.
+        let (local, iso) = format_times(1_796_219_362, false);
+        assert_eq!(local, "02/Dec/2026:13:49:22 +0000");
+        assert_eq!(iso, "2026-12-02T13:49:22+00:00");
+    }
+
+    #[test]
+    fn remote_user_is_the_name_never_the_password() {
+        assert_eq!(
+            remote_user(b"Basic YWxpY2U6czNjcmV0").as_deref(),
+            Some(&b"alice"[..])
+        );
+        assert_eq!(remote_user(b"Bearer abc"), None);
+        assert_eq!(remote_user(b"Basic !!!"), None);
+    }
+
+    #[test]
+    fn values_are_redacted_and_bounded() {
+        let v = clean(Cow::Borrowed(b"GET /cb?code=C0DE&state=s HTTP/1.1"));
+        assert_eq!(&*v, b"GET /cb?code=***&state=s HTTP/1.1");
+        // Bytes that are not text pass as they are, for the format to escape.
+        let raw: &[u8] = b"/caf\xe9";
+        assert!(matches!(clean(Cow::Borrowed(raw)), Cow::Borrowed(b) if b == raw));
+        let long = vec![b'a'; redact::FIELD_MAX + 10];
+        assert!(clean(Cow::Owned(long)).len() < redact::FIELD_MAX + 40);
+    }
+}
