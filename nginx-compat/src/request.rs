@@ -38,6 +38,25 @@ impl Request {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// `$http_NAME` (`ngx_http_variable_unknown_header`): the first header whose name,
+    /// lower-cased and with `-` read as `_`, is `var` (so `$http_x_a` is `X-A` or `X_A`).
+    pub fn header_variable(&self, var: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| {
+                n.len() == var.len()
+                    && n.bytes().zip(var.bytes()).all(|(c, v)| {
+                        let c = if c == b'-' {
+                            b'_'
+                        } else {
+                            c.to_ascii_lowercase()
+                        };
+                        c == v
+                    })
+            })
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// Every occurrence of a header joined with `sep`, as nginx's `$http_cookie` and
     /// `$http_x_forwarded_for`; `None` when there is none.
     pub fn joined(&self, name: &str, sep: &[u8]) -> Option<Vec<u8>> {

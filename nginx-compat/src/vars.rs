@@ -236,7 +236,7 @@ impl Ctx<'_> {
                     return match h {
                         "cookie" => r.joined("cookie", b"; "),
                         "x_forwarded_for" => r.joined("x-forwarded-for", b", "),
-                        _ => r.header(&h.replace('_', "-")).map(<[u8]>::to_vec),
+                        _ => r.header_variable(h).map(<[u8]>::to_vec),
                     };
                 }
                 if let Some(c) = name.strip_prefix("cookie_") {

@@ -93,6 +93,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
                 h.method.as_str(),
                 h.raw_path(),
                 &h.headers,
+                rules.server.drops_underscored_headers(),
                 done.server,
                 done.client_ip,
                 session

@@ -144,6 +144,7 @@ pub fn phase(
             h.method.as_str(),
             h.raw_path(),
             &h.headers,
+            rules.server.drops_underscored_headers(),
             server,
             client_ip,
             session

@@ -18,10 +18,14 @@ use crate::config::model::ServerSettings;
 ///
 /// Write `absolute_redirect off;` or `port_in_redirect off;` in the nginx file for other
 /// set-ups, as with nginx behind a load balancer.
+///
+/// `drop_underscored`: headers whose name has `_` are left out, as nginx drops them by
+/// default ([`nginx_compat::Server::drops_underscored_headers`]).
 pub fn request(
     method: &str,
     raw_uri: &[u8],
     headers: &http::HeaderMap,
+    drop_underscored: bool,
     server: &ServerSettings,
     remote_addr: Option<std::net::IpAddr>,
     local: Option<std::net::SocketAddr>,
@@ -49,6 +53,7 @@ pub fn request(
         port,
         headers: headers
             .iter()
+            .filter(|(k, _)| !(drop_underscored && k.as_str().contains('_')))
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
         remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),

@@ -4,7 +4,8 @@
 //! The rule (README, "What the CRM receives"): the request target and the headers the nginx
 //! file decides are nginx's — its `proxy_set_header` list with nginx's defaults (`Host:
 //! $proxy_host`, and `TE`, `Keep-Alive`, `Expect`, `Upgrade` not passed unless set), every
-//! other client header as sent. The headers that frame the connection stay the engine's
+//! other client header as sent but those nginx drops as it reads the request (a name with `_`,
+//! unless `underscores_in_headers on`). The headers that frame the connection stay the engine's
 //! (HTTP/1.1 with keep-alive, the body's own framing): nginx's `Connection: close` and its
 //! HTTP/1.0 are not copied. A WebSocket upgrade passes only when the file passes `Upgrade`,
 //! as with nginx. The gateway's own headers (identity, `X-Request-Id`, `X-Forwarded-*` but an
@@ -69,6 +70,20 @@ pub fn request(req: &mut RequestHeader, flight: Option<&Flight>) -> Result<bool>
         return Ok(true);
     };
     let p = &f.proxy;
+    // nginx never read them (`underscores_in_headers off`, its default).
+    if f.rules.server.drops_underscored_headers()
+        && req.headers.keys().any(|k| k.as_str().contains('_'))
+    {
+        let underscored: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for name in underscored {
+            req.remove_header(&name);
+        }
+    }
     if req.method.as_str() != p.method {
         let m = http::Method::from_bytes(p.method.as_bytes())
             .map_err(|e| Error::because(ErrorType::InternalError, "nginx method", e))?;

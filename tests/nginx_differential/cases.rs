@@ -512,4 +512,43 @@ pub const GROUPS: &[Group] = &[
             "GET /show",
         ],
     },
+    // nginx drops a header whose name has `_` as it reads the request (its default), so
+    // neither the upstream nor a variable sees it; `underscores_in_headers on` keeps it, and
+    // `$http_x_under` then reads `X_Under` as well as `X-Under`.
+    Group {
+        name: "underscores",
+        http: "",
+        body: "location /p/ { proxy_pass http://{{UP}}; }\n\
+               location = /v { return 200 \"[$http_x_under]\"; }",
+        toml: None,
+        up_headers: &["host", "x_under", "x-dash"],
+        requests: &[
+            "GET /p/a | X_Under: 1 | X-Dash: 2",
+            "GET /v | X_Under: 1",
+            "GET /v | X-Under: 2",
+        ],
+    },
+    Group {
+        name: "underscores-on",
+        http: "",
+        body: "underscores_in_headers on;\n\
+               location /p/ { proxy_pass http://{{UP}}; }\n\
+               location = /v { return 200 \"[$http_x_under]\"; }",
+        toml: None,
+        up_headers: &["host", "x_under", "x-dash"],
+        requests: &[
+            "GET /p/a | X_Under: 1 | X-Dash: 2",
+            "GET /v | X_Under: 1",
+            "GET /v | X-Under: 2",
+        ],
+    },
+    Group {
+        name: "invalid-headers-kept",
+        http: "",
+        body: "ignore_invalid_headers off;\n\
+               location /p/ { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: &["host", "x_under"],
+        requests: &["GET /p/a | X_Under: 1"],
+    },
 ];

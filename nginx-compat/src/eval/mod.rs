@@ -291,6 +291,13 @@ impl Server {
             .map_or(&self.root.settings, |c| &c.settings)
     }
 
+    /// nginx drops a request header whose name has `_` as it reads the request
+    /// (`underscores_in_headers off` and `ignore_invalid_headers on`, both its defaults).
+    pub fn drops_underscored_headers(&self) -> bool {
+        let s = &self.root.settings;
+        !s.underscores_in_headers && s.ignore_invalid_headers
+    }
+
     /// The `Content-Type` of an answer nginx makes itself for a request in `st` (a `return`
     /// with a code below 400 or a text, a static file): [`Settings::content_type`] for the
     /// request's extension. None when the configuration wrote neither `types` nor

@@ -1013,3 +1013,38 @@ fn access_logs_inherit_and_replace_as_nginx_s() {
         Some("variable $no_such_thing")
     );
 }
+
+/// `underscores_in_headers` and `ignore_invalid_headers` are the server's (http or server
+/// level): headers with `_` are dropped unless one of them says otherwise.
+#[test]
+fn underscored_headers_are_dropped_unless_the_server_keeps_them() {
+    let drops = |conf: &str| {
+        let cfg = Config::parse("t.conf", conf).unwrap();
+        assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+        cfg.servers[0].drops_underscored_headers()
+    };
+    assert!(drops("server { }"));
+    assert!(!drops("underscores_in_headers on; server { }"));
+    assert!(!drops("server { underscores_in_headers on; }"));
+    assert!(!drops("server { ignore_invalid_headers off; }"));
+    assert!(drops(
+        "underscores_in_headers on; server { underscores_in_headers off; }"
+    ));
+    let mut req = Request::get("/", "h");
+    req.headers.push(("X_A".into(), b"1".to_vec()));
+    req.headers.push(("x-a".into(), b"2".to_vec()));
+    assert_eq!(req.header_variable("x_a"), Some(&b"1"[..]));
+    for (conf, want) in [
+        (
+            "server { location / {\n underscores_in_headers on; } }",
+            "t.conf:2:2: \"underscores_in_headers\" directive is not allowed here",
+        ),
+        (
+            "server {\n ignore_invalid_headers yes; }",
+            "t.conf:2:2: invalid value \"yes\" in \"ignore_invalid_headers\" directive, it must \
+             be \"on\" or \"off\"",
+        ),
+    ] {
+        assert_eq!(Config::parse("t.conf", conf).unwrap_err().to_string(), want);
+    }
+}

@@ -256,6 +256,12 @@ pub struct Settings {
     /// request this level answers (0: closed after it). None where no level writes one: the
     /// gateway's own `[server] keepalive_timeout` applies.
     pub keepalive_timeout: Option<Duration>,
+    /// `underscores_in_headers` (server level): a request header whose name has `_` is valid.
+    pub underscores_in_headers: bool,
+    /// `ignore_invalid_headers` (server level): an invalid header (with `underscores_in_headers
+    /// off`, one whose name has `_`) is dropped as the request is read: no variable sees it and
+    /// it is not proxied.
+    pub ignore_invalid_headers: bool,
 }
 
 /// One `access_log PATH [FORMAT] [buffer=] [flush=] [if=COND]`.
@@ -322,6 +328,8 @@ impl Default for Settings {
             override_charset: false,
             charset_types: CHARSET_TYPES.iter().map(|t| (*t).to_owned()).collect(),
             keepalive_timeout: None,
+            underscores_in_headers: false,
+            ignore_invalid_headers: true,
         }
     }
 }

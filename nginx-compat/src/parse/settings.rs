@@ -405,6 +405,18 @@ impl Builder {
                          bodies on as they come",
                     );
                 }
+                "underscores_in_headers" | "ignore_invalid_headers" => {
+                    // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
+                    if !matches!(level, Level::Http | Level::Server) {
+                        return Err(not_allowed(d));
+                    }
+                    let on = on_off(d)?;
+                    if d.name == "underscores_in_headers" {
+                        s.underscores_in_headers = on;
+                    } else {
+                        s.ignore_invalid_headers = on;
+                    }
+                }
                 "client_header_buffer_size" | "large_client_header_buffers" => {
                     // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
                     if !matches!(level, Level::Http | Level::Server) {
@@ -662,6 +674,8 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "server_tokens"
             | "client_body_buffer_size"
             | "client_header_buffer_size"
+            | "underscores_in_headers"
+            | "ignore_invalid_headers"
             | "large_client_header_buffers"
     )
 }
