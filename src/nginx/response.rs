@@ -50,7 +50,12 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
         return;
     }
     let req = session.req_header();
-    if req.method == http::Method::HEAD || req.version < http::Version::HTTP_11 {
+    let oldest = if g.http_10 {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    if req.method == http::Method::HEAD || req.version < oldest {
         return;
     }
     if h.headers
@@ -328,6 +333,16 @@ pub fn upstream_response(
         if let Some(new) = rewritten {
             let _ = resp.insert_header(name, new.as_slice());
         }
+    }
+    // `proxy_hide_header`: never copied from the upstream's answer (`add_header` may still
+    // set one of the name).
+    for name in server
+        .settings_for(&f.proxy.state)
+        .proxy
+        .hide_headers
+        .iter()
+    {
+        resp.remove_header(name.as_str());
     }
     let last_modified = resp
         .headers

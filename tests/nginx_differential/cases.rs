@@ -551,4 +551,26 @@ pub const GROUPS: &[Group] = &[
         up_headers: &["host", "x_under"],
         requests: &["GET /p/a | X_Under: 1"],
     },
+    // `proxy_hide_header`: the upstream's header is not passed on; a level with its own
+    // replaces the inherited list. `gzip_http_version 1.0` compresses for HTTP/1.0 clients
+    // too (nginx's default, 1.1, does not).
+    Group {
+        name: "hide-header-gzip-version",
+        http: "",
+        body: "proxy_hide_header Location;\n\
+               gzip on; gzip_min_length 1; gzip_types text/plain;\n\
+               location /h/ { proxy_pass http://{{UP}}; }\n\
+               location /own/ { proxy_hide_header X-Other; proxy_pass http://{{UP}}; }\n\
+               location /g10/ { gzip_http_version 1.0; proxy_pass http://{{UP}}; }\n\
+               location /g11/ { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /h/a | X-Echo-Location: /elsewhere",
+            "GET /own/a | X-Echo-Location: /elsewhere",
+            "GET /g10/a HTTP/1.0 | Accept-Encoding: gzip",
+            "GET /g11/a HTTP/1.0 | Accept-Encoding: gzip",
+            "GET /g11/a | Accept-Encoding: gzip",
+        ],
+    },
 ];

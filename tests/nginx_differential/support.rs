@@ -134,6 +134,10 @@ pub fn send(port: u16, spec: &str) -> Reply {
     let mut parts = spec.split(" | ");
     let first = parts.next().unwrap();
     let (method, target) = first.split_once(' ').unwrap();
+    // "GET /x HTTP/1.0": a request of that version (else HTTP/1.1).
+    let (target, version) = target
+        .strip_suffix(" HTTP/1.0")
+        .map_or((target, "HTTP/1.1"), |t| (t, "HTTP/1.0"));
     let mut headers: Vec<(String, String)> = parts
         .map(|h| {
             let (n, v) = h.split_once(": ").unwrap();
@@ -148,7 +152,7 @@ pub fn send(port: u16, spec: &str) -> Reply {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let mut req = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    let mut req = format!("{method} {target} {version}\r\n").into_bytes();
     for (n, v) in &headers {
         req.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }

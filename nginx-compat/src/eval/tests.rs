@@ -1048,3 +1048,84 @@ fn underscored_headers_are_dropped_unless_the_server_keeps_them() {
         assert_eq!(Config::parse("t.conf", conf).unwrap_err().to_string(), want);
     }
 }
+
+/// The tuning lines of a stock or copied `nginx.conf` (hash table sizes, client timeouts,
+/// `gzip_buffers`, `proxy_next_upstream` with one server, ...) load, are checked as nginx
+/// checks them, and are listed as changing nothing; `gzip_http_version` and
+/// `proxy_hide_header` are kept, with nginx's merge.
+#[test]
+fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
+    let cfg = Config::parse(
+        "t.conf",
+        "types_hash_max_size 2048; server_names_hash_bucket_size 128;\n\
+         client_header_timeout 60s; client_body_timeout 60; send_timeout 1m;\n\
+         reset_timedout_connection on; keepalive_requests 1000; gzip_buffers 4 16k;\n\
+         gzip_http_version 1.0; proxy_hide_header X-Powered-By;\n\
+         server {\n\
+           location /a { proxy_next_upstream error timeout http_502; proxy_next_upstream_tries 2;\n\
+             proxy_ignore_client_abort on; }\n\
+           location /b { proxy_hide_header Server; proxy_hide_header X-Debug;\n\
+             gzip_http_version 1.1; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let noted: Vec<String> = cfg
+        .noted
+        .iter()
+        .map(|n| format!("{}:{}", n.pos.line, n.directive))
+        .collect();
+    assert_eq!(
+        noted,
+        [
+            "1:types_hash_max_size",
+            "1:server_names_hash_bucket_size",
+            "2:client_header_timeout",
+            "2:client_body_timeout",
+            "2:send_timeout",
+            "3:reset_timedout_connection",
+            "3:keepalive_requests",
+            "3:gzip_buffers",
+            "6:proxy_next_upstream",
+            "6:proxy_next_upstream_tries",
+            "7:proxy_ignore_client_abort",
+        ]
+    );
+    let server = &cfg.servers[0];
+    let at = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let s = server.settings_for(a.state().unwrap()).clone();
+        (s.proxy.hide_headers.join(","), s.gzip.http_10)
+    };
+    assert_eq!(at("/a"), ("x-powered-by".into(), true));
+    assert_eq!(at("/b"), ("server,x-debug".into(), false));
+    for (body, want) in [
+        (
+            "\n proxy_next_upstream sometimes;",
+            "t.conf:2:2: invalid value \"sometimes\"",
+        ),
+        (
+            "\n gzip_http_version 2.0;",
+            "t.conf:2:2: invalid value \"2.0\" in \"gzip_http_version\" directive, it must be \
+             \"1.0\" or \"1.1\"",
+        ),
+        (
+            "\n types_hash_max_size 0;",
+            "t.conf:2:2: \"types_hash_max_size\" directive invalid value",
+        ),
+        (
+            "\n send_timeout soon;",
+            "t.conf:2:2: \"send_timeout\" directive invalid value",
+        ),
+        (
+            "location / {\n client_header_timeout 5s; }",
+            "t.conf:2:2: \"client_header_timeout\" directive is not allowed here",
+        ),
+        (
+            "\n gzip_buffers 0 8k;",
+            "t.conf:2:2: \"gzip_buffers\" directive invalid value",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+}

@@ -168,6 +168,9 @@ pub struct ProxySettings {
     pub send_timeout: Duration,
     pub http_version: HttpVersion,
     pub intercept_errors: bool,
+    /// `proxy_hide_header`, lower-cased: the upstream's headers of these names are not passed
+    /// to the client. A level with any replaces the inherited ones.
+    pub hide_headers: Arc<[String]>,
 }
 
 /// `gzip_proxied`: which answers to requests that came through a proxy (`Via`) are compressed.
@@ -195,6 +198,9 @@ pub struct Gzip {
     pub vary: bool,
     /// `gzip_disable`: User-Agent regexes (`msie6` is nginx's special one).
     pub disable: Arc<[GzipDisable]>,
+    /// `gzip_http_version 1.0`: requests of HTTP/1.0 are answered compressed too (nginx's
+    /// default is 1.1).
+    pub http_10: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +314,7 @@ impl Default for Settings {
                 send_timeout: Duration::from_secs(60),
                 http_version: HttpVersion::V10,
                 intercept_errors: false,
+                hide_headers: Arc::from(Vec::new()),
             },
             gzip: Gzip {
                 on: false,
@@ -317,6 +324,7 @@ impl Default for Settings {
                 proxied: GzipProxied::default(),
                 vary: false,
                 disable: Arc::from(Vec::new()),
+                http_10: false,
             },
             types: None,
             default_type: None,

@@ -32,6 +32,7 @@ struct Fresh {
     override_charset: bool,
     charset_types: bool,
     access_log: bool,
+    hide_headers: bool,
     /// `access_log off;` on this level: whatever else the level names, nothing is logged.
     access_off: bool,
 }
@@ -417,6 +418,141 @@ impl Builder {
                         s.ignore_invalid_headers = on;
                     }
                 }
+                "gzip_http_version" => {
+                    nargs(d, |n| n == 1)?;
+                    s.gzip.http_10 = match d.args[0].text.as_str() {
+                        "1.0" => true,
+                        "1.1" => false,
+                        v => {
+                            return Err(d.pos.error(format!(
+                                "invalid value \"{v}\" in \"gzip_http_version\" directive, it \
+                                 must be \"1.0\" or \"1.1\""
+                            )))
+                        }
+                    };
+                }
+                "proxy_hide_header" => {
+                    nargs(d, |n| n == 1)?;
+                    extend(
+                        &mut s.proxy.hide_headers,
+                        &mut fresh.hide_headers,
+                        vec![d.args[0].text.to_ascii_lowercase()],
+                    );
+                }
+                "types_hash_max_size"
+                | "types_hash_bucket_size"
+                | "server_names_hash_max_size"
+                | "server_names_hash_bucket_size"
+                | "variables_hash_max_size"
+                | "variables_hash_bucket_size"
+                | "map_hash_max_size"
+                | "map_hash_bucket_size"
+                | "proxy_headers_hash_max_size"
+                | "proxy_headers_hash_bucket_size" => {
+                    nargs(d, |n| n == 1)?;
+                    if dir::size_slot(d, &d.args[0].text)? == 0 {
+                        return Err(d
+                            .pos
+                            .error(format!("\"{}\" directive invalid value", d.name)));
+                    }
+                    self.noted(
+                        d,
+                        "the size of one of nginx's lookup tables; the gateway sizes its own",
+                    );
+                }
+                "gzip_buffers" => {
+                    nargs(d, |n| n == 2)?;
+                    let n = &d.args[0].text;
+                    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n == "0" {
+                        return Err(d.pos.error("\"gzip_buffers\" directive invalid value"));
+                    }
+                    dir::size_slot(d, &d.args[1].text)?;
+                    self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
+                }
+                "client_header_timeout" | "client_body_timeout" | "send_timeout" => {
+                    if d.name == "client_header_timeout"
+                        && !matches!(level, Level::Http | Level::Server)
+                    {
+                        return Err(not_allowed(d));
+                    }
+                    dir::duration(d)?;
+                    self.noted(
+                        d,
+                        "the gateway's own limits apply: `[server] header_timeout` for a request's \
+                         head, and its idle limits for a client that stops reading or sending",
+                    );
+                }
+                "reset_timedout_connection" | "keepalive_requests" => {
+                    if d.name == "keepalive_requests" {
+                        nargs(d, |n| n == 1)?;
+                        let n = &d.args[0].text;
+                        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(d
+                                .pos
+                                .error("\"keepalive_requests\" directive invalid value"));
+                        }
+                    } else {
+                        on_off(d)?;
+                    }
+                    self.noted(
+                        d,
+                        "how nginx ends client connections; the gateway keeps a connection until \
+                         its keep-alive timeout",
+                    );
+                }
+                "proxy_next_upstream" => {
+                    nargs(d, |n| n >= 1)?;
+                    for a in args(d) {
+                        let known = matches!(
+                            a,
+                            "error"
+                                | "timeout"
+                                | "invalid_header"
+                                | "http_500"
+                                | "http_502"
+                                | "http_503"
+                                | "http_504"
+                                | "http_403"
+                                | "http_404"
+                                | "http_429"
+                                | "non_idempotent"
+                                | "updating"
+                                | "off"
+                        );
+                        if !known {
+                            return Err(d.pos.error(format!("invalid value \"{a}\"")));
+                        }
+                    }
+                    self.noted(
+                        d,
+                        "an upstream has one server here: there is no next one to try, as with \
+                         nginx and a one-server upstream",
+                    );
+                }
+                "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => {
+                    nargs(d, |n| n == 1)?;
+                    if d.name.ends_with("tries") {
+                        let n = &d.args[0].text;
+                        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(d
+                                .pos
+                                .error(format!("\"{}\" directive invalid value", d.name)));
+                        }
+                    } else {
+                        dir::duration(d)?;
+                    }
+                    self.noted(
+                        d,
+                        "an upstream has one server here: there is no next one to try",
+                    );
+                }
+                "proxy_ignore_client_abort" => {
+                    on_off(d)?;
+                    self.noted(
+                        d,
+                        "a client that goes away ends its request upstream as well (nginx's `off`)",
+                    );
+                }
                 "client_header_buffer_size" | "large_client_header_buffers" => {
                     // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
                     if !matches!(level, Level::Http | Level::Server) {
@@ -676,6 +812,28 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "client_header_buffer_size"
             | "underscores_in_headers"
             | "ignore_invalid_headers"
+            | "gzip_http_version"
+            | "proxy_hide_header"
+            | "types_hash_max_size"
+            | "types_hash_bucket_size"
+            | "server_names_hash_max_size"
+            | "server_names_hash_bucket_size"
+            | "variables_hash_max_size"
+            | "variables_hash_bucket_size"
+            | "map_hash_max_size"
+            | "map_hash_bucket_size"
+            | "proxy_headers_hash_max_size"
+            | "proxy_headers_hash_bucket_size"
+            | "gzip_buffers"
+            | "client_header_timeout"
+            | "client_body_timeout"
+            | "send_timeout"
+            | "reset_timedout_connection"
+            | "keepalive_requests"
+            | "proxy_next_upstream"
+            | "proxy_next_upstream_tries"
+            | "proxy_next_upstream_timeout"
+            | "proxy_ignore_client_abort"
             | "large_client_header_buffers"
     )
 }
