@@ -334,14 +334,14 @@ pub fn upstream_response(
             let _ = resp.insert_header(name, new.as_slice());
         }
     }
+    let settings = server.settings_for(&f.proxy.state);
+    // `proxy_cookie_path` / `proxy_cookie_domain`: each Set-Cookie in its place.
+    if !settings.proxy.cookie_paths.is_empty() || !settings.proxy.cookie_domains.is_empty() {
+        cookie_rewrites(resp, f);
+    }
     // `proxy_hide_header`: never copied from the upstream's answer (`add_header` may still
     // set one of the name).
-    for name in server
-        .settings_for(&f.proxy.state)
-        .proxy
-        .hide_headers
-        .iter()
-    {
+    for name in settings.proxy.hide_headers.iter() {
         resp.remove_header(name.as_str());
     }
     let last_modified = resp
@@ -359,8 +359,29 @@ pub fn upstream_response(
         super::answer::now_secs(),
     );
     apply_edits(resp, &edits);
-    let settings = server.settings_for(&f.proxy.state);
     gzip(session, settings, resp);
+}
+
+/// `proxy_cookie_path` and `proxy_cookie_domain` on every `Set-Cookie`, each kept in its
+/// place.
+fn cookie_rewrites(resp: &mut ResponseHeader, f: &Flight) {
+    let cookies: Vec<Vec<u8>> = resp
+        .headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    let rewritten: Vec<Option<Vec<u8>>> = cookies
+        .iter()
+        .map(|c| f.rules.server.proxy_cookie(&f.request, &f.proxy, c))
+        .collect();
+    if rewritten.iter().any(Option::is_some) {
+        resp.remove_header(&http::header::SET_COOKIE);
+        for (old, new) in cookies.iter().zip(rewritten) {
+            let v = new.as_deref().unwrap_or(old);
+            let _ = resp.append_header(http::header::SET_COOKIE, v);
+        }
+    }
 }
 
 /// `Refresh: 5; url=...`: the part up to the URL and the URL.

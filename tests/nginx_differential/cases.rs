@@ -573,4 +573,28 @@ pub const GROUPS: &[Group] = &[
             "GET /g11/a | Accept-Encoding: gzip",
         ],
     },
+    // `proxy_cookie_path` and `proxy_cookie_domain`: a path's prefix (with case) or a regex,
+    // a domain without case and its leading dot; a rewritten cookie is written again with
+    // `; ` between its attributes, an untouched one as it came; `off` undoes the inherited.
+    Group {
+        name: "cookie-path-domain",
+        http: "",
+        body: "proxy_cookie_path /api/ /;\n\
+               proxy_cookie_path ~*^/Legacy/(.*)$ /new/$1;\n\
+               proxy_cookie_domain .crm.internal $host;\n\
+               proxy_cookie_domain ~^(.+)\\.corp$ $1.example.com;\n\
+               location /c/ { proxy_pass http://{{UP}}; }\n\
+               location /off/ { proxy_cookie_path off; proxy_cookie_domain off; proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /c/a | X-Echo-Set-Cookie: sid=1;Path=/api/v1;HttpOnly | X-Echo-Set-Cookie: lang=zh; path=/API/x",
+            "GET /c/a | X-Echo-Set-Cookie: a=b ;  PATH = /legacy/one ; Secure",
+            "GET /c/a | X-Echo-Set-Cookie: d=1; Domain=.CRM.internal; Path=/",
+            "GET /c/a | X-Echo-Set-Cookie: d=1; domain=app.corp",
+            "GET /c/a | X-Echo-Set-Cookie: d=1; domain=other.org; path=/keep",
+            "GET /c/a | X-Echo-Set-Cookie: novalue; path=/api/x",
+            "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
+        ],
+    },
 ];

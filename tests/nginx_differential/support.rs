@@ -101,6 +101,14 @@ fn echo_one(conn: TcpStream) -> std::io::Result<()> {
     if let Some(l) = header("x-echo-location") {
         resp.push_str(&format!("Location: {l}\r\n"));
     }
+    // Each `X-Echo-Set-Cookie` asked for becomes a Set-Cookie, in order.
+    for l in text.lines() {
+        if let Some((n, v)) = l.split_once(':') {
+            if n.eq_ignore_ascii_case("x-echo-set-cookie") {
+                resp.push_str(&format!("Set-Cookie: {}\r\n", v.trim()));
+            }
+        }
+    }
     resp.push_str("\r\n");
     let mut w = conn;
     w.write_all(resp.as_bytes())?;

@@ -5,7 +5,7 @@
 use super::{Action, FileSystem, Flow, Proxy};
 use crate::escape::{escape, Escape};
 use crate::parse::model::{
-    LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect, RedirectPattern, Server,
+    LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect, RedirectPattern, RedirectRule, Server,
 };
 use crate::parse::parse_target;
 use crate::vars::{Ctx, Template};
@@ -185,6 +185,141 @@ impl Server {
         }
         None
     }
+}
+
+/// One attribute of a `Set-Cookie` as `ngx_http_proxy_parse_cookie` splits it: its name and,
+/// after an `=`, its value, each without the spaces around it.
+struct Attr<'v> {
+    name: &'v [u8],
+    value: Option<Vec<u8>>,
+}
+
+fn parse_cookie(v: &[u8]) -> Vec<Attr<'_>> {
+    v.split(|&b| b == b';')
+        .map(|part| {
+            let part = trim_spaces(part);
+            match part.iter().position(|&b| b == b'=') {
+                Some(i) => Attr {
+                    name: trim_spaces(&part[..i]),
+                    value: Some(trim_spaces(&part[i + 1..]).to_vec()),
+                },
+                None => Attr {
+                    name: part,
+                    value: None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn trim_spaces(mut s: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+impl Server {
+    /// `proxy_cookie_path` and `proxy_cookie_domain` applied to a `Set-Cookie` the upstream
+    /// sent (`ngx_http_proxy_rewrite_cookie`): `Some` with the cookie written again (its
+    /// attributes joined by `"; "`, as nginx writes it) when a rule rewrote its `path` or
+    /// `domain`, `None` to pass it as it is.
+    pub fn proxy_cookie(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
+        let conf = self.conf_for(&p.state)?;
+        let s = &conf.settings.proxy;
+        if s.cookie_paths.is_empty() && s.cookie_domains.is_empty() {
+            return None;
+        }
+        let mut attrs = parse_cookie(value);
+        attrs.first()?.value.as_ref()?;
+        let cx = Ctx {
+            req,
+            server: self,
+            st: p.state.clone(),
+            proxy: Some((
+                p.proxy_host.as_bytes().to_vec(),
+                p.proxy_port.as_bytes().to_vec(),
+            )),
+        };
+        let mut changed = false;
+        for a in attrs.iter_mut().skip(1) {
+            let Some(v) = &a.value else { continue };
+            let new = if a.name.eq_ignore_ascii_case(b"domain") {
+                cookie_rewrite(&cx, &s.cookie_domains, v, true)
+            } else if a.name.eq_ignore_ascii_case(b"path") {
+                cookie_rewrite(&cx, &s.cookie_paths, v, false)
+            } else {
+                None
+            };
+            if let Some(new) = new {
+                a.value = Some(new);
+                changed = true;
+            }
+        }
+        changed.then(|| {
+            let mut out = Vec::with_capacity(value.len() + 16);
+            for (i, a) in attrs.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b"; ");
+                }
+                out.extend_from_slice(a.name);
+                if let Some(v) = &a.value {
+                    out.push(b'=');
+                    out.extend_from_slice(v);
+                }
+            }
+            out
+        })
+    }
+}
+
+/// The first of `rules` that matches `value` (`ngx_http_proxy_rewrite_cookie_value`): a
+/// string is a prefix compared with case (`path`), or the whole name compared without case
+/// after a leading dot, which stays (`domain`); a regex replaces the whole value.
+fn cookie_rewrite(
+    cx: &Ctx<'_>,
+    rules: &[RedirectRule],
+    value: &[u8],
+    domain: bool,
+) -> Option<Vec<u8>> {
+    for rule in rules {
+        let new = match &rule.pattern {
+            RedirectPattern::Default => None,
+            RedirectPattern::Prefix(t) => {
+                let pattern = t.expand(cx, false);
+                if domain {
+                    let dot = usize::from(value.first() == Some(&b'.'));
+                    value[dot..].eq_ignore_ascii_case(&pattern).then(|| {
+                        let mut out = value[..dot].to_vec();
+                        out.extend(rule.replacement.expand(cx, false));
+                        out
+                    })
+                } else {
+                    replace_prefix(value, &pattern, &rule.replacement.expand(cx, false))
+                }
+            }
+            RedirectPattern::Regex(re) => match re.captures(value) {
+                Ok(Some(caps)) => {
+                    let mut inner = Ctx {
+                        req: cx.req,
+                        server: cx.server,
+                        st: cx.st.clone(),
+                        proxy: cx.proxy.clone(),
+                    };
+                    inner.st.captures = caps;
+                    Some(rule.replacement.expand(&inner, false))
+                }
+                _ => None,
+            },
+        };
+        if new.is_some() {
+            return new;
+        }
+    }
+    None
 }
 
 fn replace_prefix(value: &[u8], prefix: &[u8], replacement: &[u8]) -> Option<Vec<u8>> {

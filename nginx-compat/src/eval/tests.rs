@@ -1129,3 +1129,29 @@ fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
         assert_eq!(e.to_string(), want, "{body}");
     }
 }
+
+/// `proxy_cookie_path` / `proxy_cookie_domain` as nginx reads them: a level's own replace the
+/// inherited, `off` empties the level's and makes its later ones do nothing.
+#[test]
+fn cookie_rewrites_merge_as_nginx_s() {
+    let cfg = Config::parse(
+        "t.conf",
+        "server { proxy_cookie_path /a/ /;\n\
+           location /x { proxy_cookie_path off; proxy_cookie_path /b/ /; proxy_pass http://u; }\n\
+           location /y { proxy_cookie_domain .a.org b.org; proxy_pass http://u; }\n\
+           location /z { proxy_pass http://u; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let server = &cfg.servers[0];
+    let rules = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let p = &server.settings_for(a.state().unwrap()).proxy;
+        (p.cookie_paths.len(), p.cookie_domains.len())
+    };
+    assert_eq!(rules("/x"), (0, 0));
+    assert_eq!(rules("/y"), (1, 1));
+    assert_eq!(rules("/z"), (1, 0));
+    let e = Config::parse("t.conf", "server {\n proxy_cookie_path on; }").unwrap_err();
+    assert_eq!(e.to_string(), "t.conf:2:2: invalid parameter \"on\"");
+}

@@ -171,6 +171,12 @@ pub struct ProxySettings {
     /// `proxy_hide_header`, lower-cased: the upstream's headers of these names are not passed
     /// to the client. A level with any replaces the inherited ones.
     pub hide_headers: Arc<[String]>,
+    /// `proxy_cookie_path`: rewrites of a `Set-Cookie`'s `path` (a prefix compared with case,
+    /// or a regex over the whole value); empty when none or `off`.
+    pub cookie_paths: Arc<[RedirectRule]>,
+    /// `proxy_cookie_domain`: rewrites of a `Set-Cookie`'s `domain` (a name compared without
+    /// case and without a leading dot, or a regex).
+    pub cookie_domains: Arc<[RedirectRule]>,
 }
 
 /// `gzip_proxied`: which answers to requests that came through a proxy (`Via`) are compressed.
@@ -315,6 +321,8 @@ impl Default for Settings {
                 http_version: HttpVersion::V10,
                 intercept_errors: false,
                 hide_headers: Arc::from(Vec::new()),
+                cookie_paths: Arc::from(Vec::new()),
+                cookie_domains: Arc::from(Vec::new()),
             },
             gzip: Gzip {
                 on: false,

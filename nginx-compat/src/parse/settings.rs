@@ -33,6 +33,10 @@ struct Fresh {
     charset_types: bool,
     access_log: bool,
     hide_headers: bool,
+    cookie_paths: bool,
+    cookie_paths_off: bool,
+    cookie_domains: bool,
+    cookie_domains_off: bool,
     /// `access_log off;` on this level: whatever else the level names, nothing is logged.
     access_off: bool,
 }
@@ -431,6 +435,55 @@ impl Builder {
                         }
                     };
                 }
+                "proxy_cookie_path" | "proxy_cookie_domain" => {
+                    nargs(d, |n| n == 1 || n == 2)?;
+                    let path = d.name == "proxy_cookie_path";
+                    let (list, fresh_list, off) = if path {
+                        (
+                            &mut s.proxy.cookie_paths,
+                            &mut fresh.cookie_paths,
+                            &mut fresh.cookie_paths_off,
+                        )
+                    } else {
+                        (
+                            &mut s.proxy.cookie_domains,
+                            &mut fresh.cookie_domains,
+                            &mut fresh.cookie_domains_off,
+                        )
+                    };
+                    if d.args.len() == 1 {
+                        if d.args[0].text != "off" {
+                            return Err(d
+                                .pos
+                                .error(format!("invalid parameter \"{}\"", d.args[0].text)));
+                        }
+                        *list = Arc::from(Vec::new());
+                        *fresh_list = true;
+                        *off = true;
+                        continue;
+                    }
+                    // ngx_http_proxy_cookie_path: after `off`, the level's others do nothing.
+                    if *off {
+                        continue;
+                    }
+                    let mut rule = proxy_args::redirect_rule(d)?;
+                    if !path {
+                        // ngx_http_proxy_cookie_domain: a leading dot is no part of the name.
+                        if let super::model::RedirectPattern::Prefix(t) = &mut rule.pattern {
+                            let text = d.args[0].text.strip_prefix('.').unwrap_or(&d.args[0].text);
+                            *t = template(d, text)?;
+                        }
+                        if let Some(r) = d.args[1].text.strip_prefix('.') {
+                            rule.replacement = template(d, r)?;
+                        }
+                    }
+                    let (pattern, replacement) = (rule.pattern.clone(), rule.replacement.clone());
+                    extend(list, fresh_list, vec![rule]);
+                    if let super::model::RedirectPattern::Prefix(t) = &pattern {
+                        self.uses(d, t);
+                    }
+                    self.uses(d, &replacement);
+                }
                 "proxy_hide_header" => {
                     nargs(d, |n| n == 1)?;
                     extend(
@@ -814,6 +867,8 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "ignore_invalid_headers"
             | "gzip_http_version"
             | "proxy_hide_header"
+            | "proxy_cookie_path"
+            | "proxy_cookie_domain"
             | "types_hash_max_size"
             | "types_hash_bucket_size"
             | "server_names_hash_max_size"
