@@ -46,6 +46,8 @@ pub struct FileBody {
 
 pub enum Served {
     Reply(Box<FileReply>),
+    /// A range past the file's end (416): the caller writes its page, with the file's length.
+    Unsatisfiable(u64),
     Forbidden,
     NotFound,
 }
@@ -93,7 +95,10 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
         let _ = h.insert_header("last-modified", last_modified.as_str());
         if plain {
             let _ = h.insert_header("etag", etag.as_str());
-            let _ = h.insert_header("accept-ranges", "bytes");
+            // nginx's range filter and not-modified filter clear it from a 206, 416 or 304.
+            if status == 200 {
+                let _ = h.insert_header("accept-ranges", "bytes");
+            }
         }
         h
     };
@@ -114,13 +119,7 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
         .filter(|_| plain)
         .and_then(|r| parse_range(r, len));
     match range {
-        Some(Range::Unsatisfiable) => {
-            let mut head = h(416);
-            let _ = head.insert_header("content-range", format!("bytes */{len}"));
-            let _ = head.insert_header("content-length", "0");
-            head.remove_header("content-type");
-            reply(head, None)
-        }
+        Some(Range::Unsatisfiable) => Served::Unsatisfiable(len),
         Some(Range::Bytes(start, end)) => {
             let part = end - start + 1;
             let mut head = h(206);

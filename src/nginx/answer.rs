@@ -114,16 +114,7 @@ pub async fn write(
             session.set_keepalive(None);
             Ok(444)
         }
-        Action::Respond(r) => {
-            let (mut h, body) = render(&r, request_id, answer_type(rules, &r.state));
-            let head_only = session.req_header().method == http::Method::HEAD;
-            let has_body = !head_only && !body.is_empty();
-            let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
-            if has_body {
-                session.write_response_body(Some(body), true).await?;
-            }
-            Ok(status)
-        }
+        Action::Respond(r) => respond(session, request_id, rules, req, &r, None).await,
         Action::File(f) => {
             let Some(base) = &rules.static_base else {
                 // No nginx file serves files; the rule set never asks for one then.
@@ -183,6 +174,18 @@ pub async fn write(
                     }
                     Ok(status)
                 }
+                Served::Unsatisfiable(len) => {
+                    // ngx_http_range_not_satisfiable: nginx's page, with the file's length.
+                    let r = Response {
+                        status: 416,
+                        location: None,
+                        body: Body::Page,
+                        state: f.state.clone(),
+                    };
+                    let range = format!("bytes */{len}");
+                    let extra = ("content-range", range.as_str());
+                    respond(session, request_id, rules, req, &r, Some(extra)).await
+                }
                 Served::Forbidden => {
                     write_page(session, request_id, rules, req, &f.state, 403).await
                 }
@@ -196,6 +199,28 @@ pub async fn write(
             "a proxied request reached the answer writer",
         ),
     }
+}
+
+/// Writes a response nginx makes itself, with `extra` as one more header.
+async fn respond(
+    session: &mut Session,
+    request_id: &str,
+    rules: &Rules,
+    req: &Request,
+    r: &Response,
+    extra: Option<(&str, &str)>,
+) -> Result<u16> {
+    let (mut h, body) = render(r, request_id, answer_type(rules, &r.state));
+    if let Some((name, value)) = extra {
+        let _ = h.insert_header(name.to_owned(), value);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let has_body = !head_only && !body.is_empty();
+    let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
+    if has_body {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(status)
 }
 
 async fn write_page(

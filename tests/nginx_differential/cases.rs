@@ -597,4 +597,26 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
         ],
     },
+    // A file's validators and ranges: `If-None-Match: *` is a 304 without `Accept-Ranges`
+    // (nginx's not-modified filter clears it), a range a 206 without it, a range past the end
+    // a 416 with nginx's page. (Several ranges get the whole file, where nginx answers
+    // multipart/byteranges: the README says so.)
+    Group {
+        name: "file-conditions",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location / { }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /app.js",
+            "GET /app.js | If-None-Match: *",
+            "HEAD /app.js | If-None-Match: *",
+            "GET /app.js | Range: bytes=0-3",
+            "GET /app.js | Range: bytes=-2",
+            "GET /app.js | Range: bytes=100000-",
+            "HEAD /app.js | Range: bytes=100000-",
+            "GET /app.js | Range: chars=0-3",
+        ],
+    },
 ];

@@ -237,7 +237,6 @@ const IGNORED: &[&str] = &[
     "x-request-id",
     "last-modified",
     "etag",
-    "accept-ranges",
     "vary",
     "location",
     "keep-alive",
