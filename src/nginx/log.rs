@@ -136,12 +136,42 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
 
 fn render(f: &LogFormat, line: &mut Vec<u8>, session: &Session, done: &Done<'_>, vars: &Vars) {
     f.render(line, |name| {
-        if redact::is_secret_variable(name) {
+        if secret(name, vars.server, 4) {
             return lookup(name, session, done, vars).map(|_| Cow::Borrowed(&b"***"[..]));
         }
         let v = lookup(name, session, done, vars)?;
         Some(clean(v))
     });
+}
+
+/// Whether a variable's value is a secret as a whole: one [`redact::is_secret_variable`]
+/// names, or a `map` that passes one on (a value naming a secret variable or map, or a
+/// value computed from a secret source, as `map $cookie_sid $who { ~(.+) $1; }` is). A map
+/// that only tells something about a secret (`map $http_authorization $signed { "" 0;
+/// default 1; }`) is not one. `depth` bounds maps of maps.
+fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
+    if redact::is_secret_variable(name) {
+        return true;
+    }
+    let Some(m) = server
+        .maps
+        .iter()
+        .filter(|_| depth > 0)
+        .find(|m| m.name == name)
+    else {
+        return false;
+    };
+    let values = || {
+        m.exact
+            .iter()
+            .map(|(_, v)| v)
+            .chain(m.regex.iter().map(|(_, v)| v))
+            .chain(std::iter::once(&m.default))
+    };
+    let names_secret =
+        |t: &nginx_compat::vars::Template| t.vars().any(|v| secret(v, server, depth - 1));
+    values().any(names_secret)
+        || (names_secret(&m.source) && values().any(|v| v.literal().is_none()))
 }
 
 /// A value redacted where it names a secret, and bounded.
@@ -362,6 +392,32 @@ mod tests {
         let (local, iso) = format_times(1_796_219_362, false);
         assert_eq!(local, "02/Dec/2026:13:49:22 +0000");
         assert_eq!(iso, "2026-12-02T13:49:22+00:00");
+    }
+
+    #[test]
+    fn a_map_that_passes_a_secret_on_is_a_secret() {
+        let cfg = nginx_compat::Config::parse(
+            "t.conf",
+            "map $cookie_sid $who { ~^(?<v>.+)$ $1; }\n\
+             map $http_authorization $signed { \"\" 0; default 1; }\n\
+             map $arg_x $copy { default $http_cookie; }\n\
+             map $who $again { default $who; }\n\
+             map $arg_x $plain { default $arg_x; }\n\
+             server { }",
+        )
+        .unwrap();
+        let server = &cfg.servers[0];
+        for (name, want) in [
+            ("who", true),
+            ("signed", false),
+            ("copy", true),
+            ("again", true),
+            ("plain", false),
+            ("http_cookie", true),
+            ("uri", false),
+        ] {
+            assert_eq!(secret(name, server, 4), want, "{name}");
+        }
     }
 
     #[test]
