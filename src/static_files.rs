@@ -149,6 +149,54 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
     }
 }
 
+/// The entries of a directory inside the root, for `autoindex`: every name but those
+/// starting with `.`, each with what `stat` says of it (of the link itself when it points
+/// nowhere), as `ngx_http_autoindex_handler` reads them. An entry that may not be read is left
+/// out, as nginx leaves it out.
+pub async fn list(dir: &Path, root: &Path) -> Result<Vec<nginx_compat::autoindex::Entry>, Served> {
+    use std::os::unix::ffi::OsStrExt;
+    let (dir, root) = (dir.to_path_buf(), root.to_path_buf());
+    let listed = tokio::task::spawn_blocking(move || {
+        inside_root(&dir, &root)?;
+        let read = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Served::Forbidden,
+            _ => Served::NotFound,
+        })?;
+        let mut out = Vec::new();
+        for e in read {
+            let Ok(e) = e else { continue };
+            let name = e.file_name().as_bytes().to_vec();
+            if name.first() == Some(&b'.') {
+                continue;
+            }
+            let path = e.path();
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => continue,
+                Err(_) => match std::fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                },
+            };
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            out.push(nginx_compat::autoindex::Entry {
+                name,
+                dir: meta.is_dir(),
+                file: meta.is_file(),
+                mtime,
+                size: meta.len(),
+            });
+        }
+        Ok(out)
+    })
+    .await;
+    listed.unwrap_or(Err(Served::NotFound))
+}
+
 /// Sends the body chunk by chunk. A file that is shorter than it was when opened ends the
 /// body early; the caller must not reuse the connection then (the error says so).
 pub async fn stream(session: &mut Session, mut body: FileBody) -> pingora::Result<()> {

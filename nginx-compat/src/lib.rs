@@ -8,6 +8,7 @@
 //! (`proxy_redirect`, an upstream's error and `error_page`, `add_header`/`expires`); [`mime`]
 //! gives the answers nginx makes itself their `Content-Type` (`types`, `default_type`).
 
+pub mod autoindex;
 pub mod escape;
 pub mod eval;
 pub mod location;

@@ -153,8 +153,8 @@ fn escape_default(v: &[u8], out: &mut Vec<u8>) {
 }
 
 /// `ngx_escape_json`: bytes from 0x80 up pass as they are.
-fn escape_json(v: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(crate) fn escape_json(v: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &c in v {
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -285,8 +285,8 @@ mod tests {
     fn json_and_none_escaping() {
         let f = LogFormat::compile("j", &["escape=json", "{\"a\":\"$arg_a\"}"]).unwrap();
         assert_eq!(
-            line(&f, &[("arg_a", Some(b"\"\\\n\x01\x7f"))]),
-            "{\"a\":\"\\\"\\\\\\n\\u0001\x7f\"}"
+            line(&f, &[("arg_a", Some(b"\"\\\n\x01\x1b\x7f"))]),
+            "{\"a\":\"\\\"\\\\\\n\\u0001\\u001B\x7f\"}"
         );
         assert_eq!(line(&f, &[]), "{\"a\":\"\"}");
         let n = LogFormat::compile("n", &["escape=none", "$uri|${uri}x"]).unwrap();

@@ -114,7 +114,11 @@ pub async fn write(
             session.set_keepalive(None);
             Ok(444)
         }
-        Action::Respond(r) => respond(session, request_id, rules, req, &r, None).await,
+        Action::Respond(r) => {
+            let ct = answer_type(rules, &r.state);
+            respond(session, request_id, rules, req, &r, ct, None).await
+        }
+        Action::File(f) if f.listing => listing(session, request_id, rules, req, f).await,
         Action::File(f) => {
             let Some(base) = &rules.static_base else {
                 // No nginx file serves files; the rule set never asks for one then.
@@ -184,7 +188,8 @@ pub async fn write(
                     };
                     let range = format!("bytes */{len}");
                     let extra = ("content-range", range.as_str());
-                    respond(session, request_id, rules, req, &r, Some(extra)).await
+                    let ct = answer_type(rules, &r.state);
+                    respond(session, request_id, rules, req, &r, ct, Some(extra)).await
                 }
                 Served::Forbidden => {
                     write_page(session, request_id, rules, req, &f.state, 403).await
@@ -201,16 +206,100 @@ pub async fn write(
     }
 }
 
-/// Writes a response nginx makes itself, with `extra` as one more header.
+/// `autoindex`: the directory's listing in the location's format (`nginx_compat::autoindex`).
+async fn listing(
+    session: &mut Session,
+    request_id: &str,
+    rules: &Rules,
+    req: &Request,
+    f: nginx_compat::FileAnswer,
+) -> Result<u16> {
+    use nginx_compat::autoindex::{self, Format, Options};
+    let Some(base) = &rules.static_base else {
+        return write_page(session, request_id, rules, req, &f.state, 404).await;
+    };
+    let settings = rules.server.settings_for(&f.state);
+    let Some(opts) = settings.autoindex else {
+        return write_page(session, request_id, rules, req, &f.state, 404).await;
+    };
+    // A jsonp listing without a callback is json; a callback nginx refuses is a 400.
+    let (format, callback) = match opts.format {
+        Format::Jsonp => match autoindex::jsonp_callback(&f.state.args) {
+            Ok(Some(cb)) => (Format::Jsonp, Some(cb.to_vec())),
+            Ok(None) => (Format::Json, None),
+            Err(_) => return write_page(session, request_id, rules, req, &f.state, 400).await,
+        },
+        other => (other, None),
+    };
+    let disk = super::DiskFs { base };
+    let mut entries = match static_files::list(&disk.full(&f.path), &disk.full(&f.root)).await {
+        Ok(e) => e,
+        Err(Served::Forbidden) => {
+            return write_page(session, request_id, rules, req, &f.state, 403).await
+        }
+        Err(_) => return write_page(session, request_id, rules, req, &f.state, 404).await,
+    };
+    autoindex::sort(&mut entries);
+    let body = autoindex::render(
+        &entries,
+        &Options {
+            format,
+            uri: &f.state.uri,
+            utf8: settings
+                .charset
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("utf-8")),
+            exact_size: opts.exact_size,
+            utc_offset: if opts.localtime { utc_offset() } else { 0 },
+            callback: callback.as_deref(),
+        },
+    );
+    let r = Response {
+        status: 200,
+        location: None,
+        body: Body::Text(body),
+        state: f.state,
+    };
+    respond(
+        session,
+        request_id,
+        rules,
+        req,
+        &r,
+        format.content_type(),
+        None,
+    )
+    .await
+}
+
+/// The local time zone's offset from UTC now, in seconds (nginx's cached `gmtoff`).
+fn utc_offset() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: localtime_r only writes the `tm` it is given.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    }
+}
+
+/// Writes a response nginx makes itself, typed `content_type` (a text's), with `extra` as one
+/// more header.
 async fn respond(
     session: &mut Session,
     request_id: &str,
     rules: &Rules,
     req: &Request,
     r: &Response,
+    content_type: &str,
     extra: Option<(&str, &str)>,
 ) -> Result<u16> {
-    let (mut h, body) = render(r, request_id, answer_type(rules, &r.state));
+    let (mut h, body) = render(r, request_id, content_type);
     if let Some((name, value)) = extra {
         let _ = h.insert_header(name.to_owned(), value);
     }

@@ -619,4 +619,38 @@ pub const GROUPS: &[Group] = &[
             "GET /app.js | Range: chars=0-3",
         ],
     },
+    // `autoindex`: a directory without an index file listed as nginx lists it, in each format.
+    Group {
+        name: "autoindex",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location /files/ { autoindex on; }\n\
+               location /loose/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_exact_size off; }\n\
+               location /utf/ { alias {{ROOT}}/www/files/; autoindex on; charset utf-8; }\n\
+               location /json/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_format json; }\n\
+               location /jsonp/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_format jsonp; }\n\
+               location /xml/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_format xml; }\n\
+               location /spa/ { autoindex on; }\n\
+               location /off/ { alias {{ROOT}}/www/files/; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /files/",
+            "HEAD /files/",
+            "GET /files/sub/",
+            "GET /files/empty/",
+            "GET /files/nosuch/",
+            "GET /files/a%20b.txt",
+            "POST /files/",
+            "GET /loose/",
+            "GET /utf/",
+            "GET /json/",
+            "GET /jsonp/?callback=cb_1.x",
+            "GET /jsonp/",
+            "GET /jsonp/?callback=alert(1)",
+            "GET /xml/",
+            "GET /spa/",
+            "GET /off/",
+        ],
+    },
 ];

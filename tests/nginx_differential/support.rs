@@ -24,6 +24,9 @@ pub fn servers_http(servers: &[(String, String)], ports: &[u16]) -> String {
 /// Files for the static groups.
 pub fn doc_root(dir: &Path) -> PathBuf {
     let www = dir.join("www");
+    std::fs::create_dir_all(www.join("files")).unwrap();
+    // 12,345 bytes: "12K" without exact sizes.
+    std::fs::write(www.join("files/big.bin"), vec![b'x'; 12_345]).unwrap();
     for (name, text) in [
         ("index.html", "<h1>index</h1>\n"),
         (
@@ -34,6 +37,23 @@ pub fn doc_root(dir: &Path) -> PathBuf {
         ("404.html", "custom not found\n"),
         ("50x.html", "custom upstream error\n"),
         ("spa/index.html", "<div id=app></div>\n"),
+        // For `autoindex`: names to escape, to cut (by bytes, and by characters under
+        // `charset utf-8`), a hidden one, sizes for `autoindex_exact_size off`.
+        ("files/a b.txt", "a b\n"),
+        ("files/x&y\"<q>.html", "x\n"),
+        ("files/sub/inner.txt", "inner\n"),
+        ("files/客户资料.txt", "客户\n"),
+        (
+            "files/a-very-long-file-name-that-nginx-cuts-at-fifty-characters.txt",
+            "long\n",
+        ),
+        (
+            "files/客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料客户资料.txt",
+            "long\n",
+        ),
+        ("files/.hidden", "hidden\n"),
+        ("files/colon:name.txt", "c\n"),
+        ("files/empty/.keep", ""),
     ] {
         let p = www.join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

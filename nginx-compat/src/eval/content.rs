@@ -126,6 +126,30 @@ impl Server {
                 }
             }
         }
+        // ngx_http_autoindex_handler: a directory's listing, for GET and HEAD.
+        if uri_is_dir
+            && conf.settings.autoindex.is_some()
+            && matches!(cx.st.method.as_str(), "GET" | "HEAD")
+        {
+            let Some(dir) = map_uri(conf, cx) else {
+                return Flow::Finalize(500);
+            };
+            let mut d = dir.path.clone();
+            if d.len() > 1 && d.last() == Some(&b'/') {
+                d.pop();
+            }
+            return match fs.kind(&d) {
+                FileKind::Dir => Flow::Done(Box::new(Action::File(FileAnswer {
+                    status: 200,
+                    path: dir.path,
+                    root: dir.root,
+                    state: cx.st.clone(),
+                    listing: true,
+                }))),
+                FileKind::Denied => Flow::Finalize(403),
+                FileKind::Missing | FileKind::File => Flow::Finalize(404),
+            };
+        }
         // ngx_http_static_handler
         if !get_or_head_or_post(&cx.st.method) {
             return Flow::Finalize(405);
@@ -156,6 +180,7 @@ impl Server {
                 path: mapped.path,
                 root: mapped.root,
                 state: cx.st.clone(),
+                listing: false,
             }))),
         }
     }

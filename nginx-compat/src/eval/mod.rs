@@ -144,6 +144,9 @@ pub struct FileAnswer {
     /// The document root (`root` or `alias`) it was found under.
     pub root: Vec<u8>,
     pub state: State,
+    /// `autoindex`: `path` is a directory whose listing is the answer (`ngx_http_autoindex_module`,
+    /// after the index module found no index file); its settings say in which format.
+    pub listing: bool,
 }
 
 /// The request nginx's proxy module sends upstream.

@@ -1155,3 +1155,46 @@ fn cookie_rewrites_merge_as_nginx_s() {
     let e = Config::parse("t.conf", "server {\n proxy_cookie_path on; }").unwrap_err();
     assert_eq!(e.to_string(), "t.conf:2:2: invalid parameter \"on\"");
 }
+
+/// `autoindex` lists a directory without an index file for GET and HEAD; its options merge
+/// whichever order a level writes them in; POST stays nginx's 403.
+#[test]
+fn autoindex_lists_a_directory_without_an_index_file() {
+    let fs = Tree(&["/srv/spa/", "/srv/spa/index.html", "/srv/spa/empty/"]);
+    let body = "root /srv/spa;\n\
+                location / { autoindex_format json; autoindex on; autoindex_localtime on; }";
+    let listing = |method: &str, uri: &str| match run(body, method, uri, &fs) {
+        Action::File(f) if f.listing => format!("list {}", String::from_utf8_lossy(&f.path)),
+        a => show(&a),
+    };
+    assert_eq!(listing("GET", "/empty/"), "list /srv/spa/empty/");
+    assert_eq!(listing("HEAD", "/empty/"), "list /srv/spa/empty/");
+    assert_eq!(listing("POST", "/empty/"), "403");
+    assert_eq!(listing("GET", "/nosuch/"), "404");
+    // The index module comes first.
+    assert!(!listing("GET", "/").starts_with("list"));
+    let cfg = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap();
+    let a = cfg.servers[0].handle(&Request::get("/empty/", "h"), &fs);
+    let opts = cfg.servers[0].settings_for(a.state().unwrap()).autoindex;
+    assert_eq!(
+        opts,
+        Some(crate::parse::model::AutoIndex {
+            format: crate::autoindex::Format::Json,
+            exact_size: true,
+            localtime: true,
+        })
+    );
+    for (conf, want) in [
+        (
+            "location / {\n autoindex_format yaml; }",
+            "t.conf:2:2: invalid value \"yaml\"",
+        ),
+        (
+            "location / { if ($arg_a) {\n autoindex on; } }",
+            "t.conf:2:2: \"autoindex\" directive is not allowed here",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{ {conf} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want);
+    }
+}

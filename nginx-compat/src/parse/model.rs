@@ -268,12 +268,25 @@ pub struct Settings {
     /// request this level answers (0: closed after it). None where no level writes one: the
     /// gateway's own `[server] keepalive_timeout` applies.
     pub keepalive_timeout: Option<Duration>,
+    /// `autoindex on`: how a directory without an index file is listed (None: `off`).
+    pub autoindex: Option<AutoIndex>,
     /// `underscores_in_headers` (server level): a request header whose name has `_` is valid.
     pub underscores_in_headers: bool,
     /// `ignore_invalid_headers` (server level): an invalid header (with `underscores_in_headers
     /// off`, one whose name has `_`) is dropped as the request is read: no variable sees it and
     /// it is not proxied.
     pub ignore_invalid_headers: bool,
+    /// `autoindex_format`, `autoindex_exact_size`, `autoindex_localtime`, merged whether or
+    /// not `autoindex` is on at the level.
+    pub autoindex_options: AutoIndex,
+}
+
+/// How `autoindex` lists a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoIndex {
+    pub format: crate::autoindex::Format,
+    pub exact_size: bool,
+    pub localtime: bool,
 }
 
 /// One `access_log PATH [FORMAT] [buffer=] [flush=] [if=COND]`.
@@ -346,6 +359,12 @@ impl Default for Settings {
             keepalive_timeout: None,
             underscores_in_headers: false,
             ignore_invalid_headers: true,
+            autoindex: None,
+            autoindex_options: AutoIndex {
+                format: crate::autoindex::Format::Html,
+                exact_size: true,
+                localtime: false,
+            },
         }
     }
 }

@@ -484,6 +484,21 @@ impl Builder {
                     }
                     self.uses(d, &replacement);
                 }
+                "autoindex" | "autoindex_exact_size" | "autoindex_localtime" => {
+                    let on = on_off(d)?;
+                    let o = &mut s.autoindex_options;
+                    match d.name.as_str() {
+                        "autoindex" => s.autoindex = on.then_some(*o),
+                        "autoindex_exact_size" => o.exact_size = on,
+                        _ => o.localtime = on,
+                    }
+                }
+                "autoindex_format" => {
+                    nargs(d, |n| n == 1)?;
+                    let v = d.args[0].text.as_str();
+                    s.autoindex_options.format = crate::autoindex::Format::parse(v)
+                        .ok_or_else(|| d.pos.error(format!("invalid value \"{v}\"")))?;
+                }
                 "proxy_hide_header" => {
                     nargs(d, |n| n == 1)?;
                     extend(
@@ -684,6 +699,10 @@ impl Builder {
                 other => unreachable!("is_setting lists {other}"),
             }
         }
+        // The options apply wherever they are written on the level, before or after `autoindex`.
+        if let Some(a) = &mut s.autoindex {
+            *a = s.autoindex_options;
+        }
         // ngx_http_log_handler: a level's `off` wins over the files it names.
         if fresh.access_off {
             s.access_log = false;
@@ -869,6 +888,10 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "proxy_hide_header"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
+            | "autoindex"
+            | "autoindex_exact_size"
+            | "autoindex_localtime"
+            | "autoindex_format"
             | "types_hash_max_size"
             | "types_hash_bucket_size"
             | "server_names_hash_max_size"
