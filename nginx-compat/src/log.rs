@@ -206,7 +206,8 @@ pub fn is_log_variable(name: &str) -> bool {
 
 /// nginx variables an access line may name that the gateway has no value for (TLS is ended
 /// in front of it, it keeps no cache, it does not number connections or measure an upstream
-/// connect apart, it is not an nginx version): written as absent, and listed by `check`.
+/// connect apart, it is not an nginx version, it keeps no request body for the log, it has no
+/// GeoIP database): written as absent, and listed by `check`.
 pub fn is_unwritten_variable(name: &str) -> bool {
     matches!(
         name,
@@ -224,11 +225,17 @@ pub fn is_unwritten_variable(name: &str) -> bool {
             | "realpath_root"
             | "binary_remote_addr"
             | "request_completion"
+            | "request_body"
+            | "request_body_file"
+            | "realip_remote_addr"
+            | "realip_remote_port"
             | "connections_active"
             | "connections_reading"
             | "connections_writing"
             | "connections_waiting"
     ) || name.starts_with("ssl_")
+        || name.starts_with("geoip_")
+        || name.starts_with("geoip2_")
         || name.starts_with("tcpinfo_")
         || name.starts_with("upstream_http_")
         || name.starts_with("upstream_cookie_")

@@ -889,7 +889,7 @@ fn keep_alive_ends_where_nginx_ends_it() {
 fn access_logs_inherit_and_replace_as_nginx_s() {
     let cfg = Config::parse(
         "t.conf",
-        "log_format main '$remote_addr \"$request\" $status' ' $upstream_cache_status';\n\
+        "log_format main '$remote_addr \"$request\" $status' ' $upstream_cache_status $request_body';\n\
          log_format js escape=json '{\"u\":\"$uri\",\"t\":\"$msec\"}';\n\
          error_log logs/error.log warn; open_log_file_cache max=10;\n\
          access_log logs/access.log MAIN buffer=32k flush=5s;\n\
@@ -909,8 +909,18 @@ fn access_logs_inherit_and_replace_as_nginx_s() {
         .collect();
     assert_eq!(
         noted,
-        ["3:error_log", "3:open_log_file_cache", "1:log_format"]
+        [
+            "3:error_log",
+            "3:open_log_file_cache",
+            "1:log_format",
+            "1:log_format"
+        ]
     );
+    assert!(cfg.noted[3]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("$request_body"));
     assert!(cfg.noted[2]
         .detail
         .as_deref()
