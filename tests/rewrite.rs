@@ -655,3 +655,89 @@ fn a_whole_nginx_conf_loads_with_its_http_level_settings() {
         "{err}"
     );
 }
+
+/// An answer the nginx file makes itself does not need the request's body: it is read and
+/// thrown away (as `ngx_http_discard_request_body` does), so a client's keep-alive connection
+/// serves its next request; past 64 KiB, or with a 413, the connection closes instead.
+#[test]
+fn a_body_an_answer_does_not_need_is_discarded_and_the_connection_kept() {
+    use std::io::Write;
+    let dir = TempDir::new("ngx-discard");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location = /ping { return 200 \"pong\"; }\n\
+         location = /small { client_max_body_size 10; return 200 \"s\"; }\n\
+         location / { return 204; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[nginx]\ninclude = [\"{}\"]\n",
+        dir.path().join("crm.conf").display()
+    ));
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s
+    };
+    // Two POSTs with bodies (one chunked), then a GET, on one connection.
+    let mut s = connect();
+    let mut pending = Vec::new();
+    s.write_all(b"POST /ping HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (200, Some("keep-alive"))
+    );
+    s.write_all(
+        b"POST /other HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (204, Some("keep-alive"))
+    );
+    s.write_all(b"GET /ping HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!(r.status, 200);
+
+    // A body past 64 KiB is not read: the connection closes after the answer.
+    let mut s = connect();
+    let big = vec![b'x'; 70 * 1024];
+    s.write_all(
+        format!(
+            "POST /ping HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let _ = s.write_all(&big);
+    let mut pending = Vec::new();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+
+    // nginx's 413 closes; its body is not read either.
+    let mut s = connect();
+    s.write_all(
+        b"POST /small HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n01234567890123456789",
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!((r.status, r.header("connection")), (413, Some("close")));
+
+    // Expect: 100-continue: asked for, the body comes, and the connection stays.
+    let r = common::raw::after_continue(
+        gw.port,
+        "POST /ping HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        b"abc",
+    );
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (200, Some("keep-alive"))
+    );
+}

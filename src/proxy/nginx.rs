@@ -55,8 +55,26 @@ pub(super) async fn write(
     if let Some(trace) = ctx.trace.as_mut() {
         trace.at = pending.log_place();
     }
+    discard_body(session, ctx).await;
     ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
     Ok(true)
+}
+
+/// The most of a body the gateway reads to throw away so that the connection stays open
+/// after an answer that did not need it; a longer one closes the connection instead.
+const DISCARD_MAX: usize = 64 * 1024;
+
+/// `ngx_http_discard_request_body`: an answer the rule set makes itself (a `return`, a
+/// redirect, a page, a file) does not need the body, and nginx reads it to throw it away so
+/// that the client's connection stays open for its next request. The gateway does the same
+/// for a body of up to [`DISCARD_MAX`] bytes, unless the answer closes the connection anyway
+/// (a 413 among them); past that, or when the body does not arrive, the connection closes
+/// after the answer, as it did.
+async fn discard_body(session: &mut Session, ctx: &Ctx) {
+    if session.is_body_empty() || ctx.keepalive == Some(std::time::Duration::ZERO) {
+        return;
+    }
+    let _ = super::request::small_body(session, DISCARD_MAX).await;
 }
 
 /// The paths the login of an area is decided on for a request an nginx location proxies:
