@@ -730,6 +730,17 @@ fn a_body_an_answer_does_not_need_is_discarded_and_the_connection_kept() {
     let r = common::raw::read_response(&mut s, &mut pending);
     assert_eq!((r.status, r.header("connection")), (413, Some("close")));
 
+    // A body declared and never sent: the answer comes at once all the same (the engine
+    // waits for the body only before the connection's next request).
+    let mut s = connect();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    s.write_all(b"POST /ping HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+        .unwrap();
+    let mut pending = Vec::new();
+    let r = common::raw::read_response(&mut s, &mut pending);
+    assert_eq!(r.status, 200);
+
     // Expect: 100-continue: asked for, the body comes, and the connection stays.
     let r = common::raw::after_continue(
         gw.port,

@@ -62,7 +62,7 @@ pub(super) async fn write(
 
 /// The most of a body the gateway reads to throw away so that the connection stays open
 /// after an answer that did not need it; a longer one closes the connection instead.
-const DISCARD_MAX: usize = 64 * 1024;
+const DISCARD_MAX: u64 = 64 * 1024;
 
 /// `ngx_http_discard_request_body`: an answer the rule set makes itself (a `return`, a
 /// redirect, a page, a file) does not need the body, and nginx reads it to throw it away so
@@ -70,11 +70,32 @@ const DISCARD_MAX: usize = 64 * 1024;
 /// for a body of up to [`DISCARD_MAX`] bytes, unless the answer closes the connection anyway
 /// (a 413 among them); past that, or when the body does not arrive, the connection closes
 /// after the answer, as it did.
+///
+/// A body of a declared length is dropped after the answer, as nginx does it: the engine
+/// reads it before the connection's next request, so a client that never sends it is
+/// answered at once and its connection then closes. A client that waits for `100 Continue`
+/// is asked for its body first (answered without it, it could take the connection for its
+/// next request and its bytes for this body), and so is a chunked body, whose length is only
+/// known once read.
 async fn discard_body(session: &mut Session, ctx: &Ctx) {
     if session.is_body_empty() || ctx.keepalive == Some(std::time::Duration::ZERO) {
         return;
     }
-    let _ = super::request::small_body(session, DISCARD_MAX).await;
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DISCARD_MAX) {
+        return;
+    }
+    if declared.is_none() || super::request::expects_continue(session) {
+        let _ = super::request::small_body(session, DISCARD_MAX as usize).await;
+        return;
+    }
+    let d = session.as_downstream_mut();
+    d.set_close_on_response_before_downstream_finish(false);
+    d.set_total_drain_timeout(Some(super::request::BODY_DEADLINE));
 }
 
 /// The paths the login of an area is decided on for a request an nginx location proxies:

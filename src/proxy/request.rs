@@ -134,7 +134,7 @@ pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Un
 }
 
 /// An HTTP/1.1 request with `Expect: 100-continue`.
-fn expects_continue(session: &pingora::protocols::http::ServerSession) -> bool {
+pub fn expects_continue(session: &pingora::protocols::http::ServerSession) -> bool {
     let h = session.req_header();
     h.version == http::Version::HTTP_11
         && h.headers
