@@ -127,15 +127,7 @@ impl Server {
     /// as it is.
     pub fn proxy_redirect(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
         let conf = self.conf_for(&p.state)?;
-        let cx = Ctx {
-            req,
-            server: self,
-            st: p.state.clone(),
-            proxy: Some((
-                p.proxy_host.as_bytes().to_vec(),
-                p.proxy_port.as_bytes().to_vec(),
-            )),
-        };
+        let cx = self.proxy_ctx(req, p);
         let rules: Vec<(RedirectPattern, Template)> = match &conf.settings.proxy.redirect {
             ProxyRedirect::Off => return None,
             ProxyRedirect::Default => vec![(RedirectPattern::Default, Template::default())],
@@ -166,16 +158,7 @@ impl Server {
                     replace_prefix(value, &prefix, &replacement.expand(&cx, false))
                 }
                 RedirectPattern::Regex(re) => match re.captures(value) {
-                    Ok(Some(caps)) => {
-                        let mut inner = Ctx {
-                            req,
-                            server: self,
-                            st: cx.st.clone(),
-                            proxy: cx.proxy.clone(),
-                        };
-                        inner.st.captures = caps;
-                        Some(replacement.expand(&inner, false))
-                    }
+                    Ok(Some(caps)) => Some(replacement.expand(&with_captures(&cx, caps), false)),
                     _ => None,
                 },
             };
@@ -235,15 +218,7 @@ impl Server {
         }
         let mut attrs = parse_cookie(value);
         attrs.first()?.value.as_ref()?;
-        let cx = Ctx {
-            req,
-            server: self,
-            st: p.state.clone(),
-            proxy: Some((
-                p.proxy_host.as_bytes().to_vec(),
-                p.proxy_port.as_bytes().to_vec(),
-            )),
-        };
+        let cx = self.proxy_ctx(req, p);
         let mut changed = false;
         for a in attrs.iter_mut().skip(1) {
             let Some(v) = &a.value else { continue };
@@ -302,16 +277,7 @@ fn cookie_rewrite(
                 }
             }
             RedirectPattern::Regex(re) => match re.captures(value) {
-                Ok(Some(caps)) => {
-                    let mut inner = Ctx {
-                        req: cx.req,
-                        server: cx.server,
-                        st: cx.st.clone(),
-                        proxy: cx.proxy.clone(),
-                    };
-                    inner.st.captures = caps;
-                    Some(rule.replacement.expand(&inner, false))
-                }
+                Ok(Some(caps)) => Some(rule.replacement.expand(&with_captures(cx, caps), false)),
                 _ => None,
             },
         };
@@ -320,6 +286,34 @@ fn cookie_rewrite(
         }
     }
     None
+}
+
+impl Server {
+    /// What the variables of the proxy module's header filters read: the request in the
+    /// state it was proxied in, with `$proxy_host` and `$proxy_port`.
+    fn proxy_ctx<'r>(&'r self, req: &'r Request, p: &Proxy) -> Ctx<'r> {
+        Ctx {
+            req,
+            server: self,
+            st: p.state.clone(),
+            proxy: Some((
+                p.proxy_host.as_bytes().to_vec(),
+                p.proxy_port.as_bytes().to_vec(),
+            )),
+        }
+    }
+}
+
+/// `cx` with a regex's captures as `$1`..`$9`.
+fn with_captures<'r>(cx: &Ctx<'r>, caps: crate::regex::Captures) -> Ctx<'r> {
+    let mut st = cx.st.clone();
+    st.captures = caps;
+    Ctx {
+        req: cx.req,
+        server: cx.server,
+        st,
+        proxy: cx.proxy.clone(),
+    }
 }
 
 fn replace_prefix(value: &[u8], prefix: &[u8], replacement: &[u8]) -> Option<Vec<u8>> {

@@ -507,16 +507,7 @@ impl Builder {
                         vec![d.args[0].text.to_ascii_lowercase()],
                     );
                 }
-                "types_hash_max_size"
-                | "types_hash_bucket_size"
-                | "server_names_hash_max_size"
-                | "server_names_hash_bucket_size"
-                | "variables_hash_max_size"
-                | "variables_hash_bucket_size"
-                | "map_hash_max_size"
-                | "map_hash_bucket_size"
-                | "proxy_headers_hash_max_size"
-                | "proxy_headers_hash_bucket_size" => {
+                name if HASH_SIZES.contains(&name) => {
                     nargs(d, |n| n == 1)?;
                     if dir::size_slot(d, &d.args[0].text)? == 0 {
                         return Err(d
@@ -830,6 +821,20 @@ fn extend<T: Clone>(list: &mut Arc<[T]>, fresh: &mut bool, items: Vec<T>) {
     *fresh = true;
 }
 
+/// The sizes of nginx's lookup tables: loaded, checked, and listed as changing nothing.
+const HASH_SIZES: &[&str] = &[
+    "types_hash_max_size",
+    "types_hash_bucket_size",
+    "server_names_hash_max_size",
+    "server_names_hash_bucket_size",
+    "variables_hash_max_size",
+    "variables_hash_bucket_size",
+    "map_hash_max_size",
+    "map_hash_bucket_size",
+    "proxy_headers_hash_max_size",
+    "proxy_headers_hash_bucket_size",
+];
+
 pub(super) fn is_setting(n: &str) -> bool {
     matches!(
         n,
@@ -892,16 +897,6 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "autoindex_exact_size"
             | "autoindex_localtime"
             | "autoindex_format"
-            | "types_hash_max_size"
-            | "types_hash_bucket_size"
-            | "server_names_hash_max_size"
-            | "server_names_hash_bucket_size"
-            | "variables_hash_max_size"
-            | "variables_hash_bucket_size"
-            | "map_hash_max_size"
-            | "map_hash_bucket_size"
-            | "proxy_headers_hash_max_size"
-            | "proxy_headers_hash_bucket_size"
             | "gzip_buffers"
             | "client_header_timeout"
             | "client_body_timeout"
@@ -913,5 +908,5 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "proxy_next_upstream_timeout"
             | "proxy_ignore_client_abort"
             | "large_client_header_buffers"
-    )
+    ) || HASH_SIZES.contains(&n)
 }
