@@ -63,9 +63,10 @@ pub fn load(path: &std::path::Path) -> Result<Config, config::ConfigError> {
     Ok(c)
 }
 
-/// Reloads the config on SIGHUP, and reopens the access log files on SIGUSR1. Routes, upstreams and apps change; listeners and threads
-/// need a restart, and so does `gzip` in a process that started without any (`compression`:
-/// it started with some). A bad new config is logged and the running one stays.
+/// Reloads the config on SIGHUP, and reopens the access log files on SIGUSR1. Routes,
+/// upstreams and apps change; listeners and threads need a restart, and so does `gzip` in a
+/// process that started without any (`compression`: it started with some). A bad new config
+/// is logged and the running one stays.
 /// `ports`: what the listeners bound, settled on each new config as on the first.
 pub fn spawn_reloader(
     path: PathBuf,
