@@ -327,7 +327,8 @@ fn hostname() -> &'static str {
 /// them; made once a second per thread.
 fn times() -> (String, String) {
     thread_local! {
-        static LAST: RefCell<(u64, String, String)> = const { RefCell::new((u64::MAX, String::new(), String::new())) };
+        static LAST: RefCell<(u64, String, String)> =
+            const { RefCell::new((u64::MAX, String::new(), String::new())) };
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
