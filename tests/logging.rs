@@ -234,11 +234,13 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
         d.join("site.conf"),
         "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status \
            $body_bytes_sent \"$http_referer\" \"$http_user_agent\" rid=$request_id \
-           up=$upstream_addr us=$upstream_status c=$http_cookie s=$cookie_sid t=$request_time';\n\
+           up=$upstream_addr us=$upstream_status c=$http_cookie s=$cookie_sid t=$request_time \
+           k=$kept';\n\
          log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
          map $arg_quiet $loggable { default 1; 1 0; }\n\
          error_log logs/error.log warn;\n\
          server {\n\
+           set $kept \"sid=$cookie_sid\";\n\
            access_log logs/main.log main if=$loggable;\n\
            location / { proxy_pass http://crm; }\n\
            location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
@@ -306,6 +308,8 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
         )),
         "{l}"
     );
+    // A `set` variable made of a cookie is a secret too.
+    assert!(l.ends_with(" k=***"), "{l}");
     let own = find("nothing-here");
     assert!(
         own.contains("\"GET /_gateway/nothing-here HTTP/1.1\" 404 "),

@@ -43,6 +43,9 @@ pub struct Rules {
     /// Where each of `log_paths` is written, in their order, once opened
     /// (`crate::nginx::log::open`): the configuration only names the files.
     pub log_outs: std::sync::OnceLock<Vec<Arc<dyn LineOut>>>,
+    /// The variables of those files' formats whose values are secrets, written `***`;
+    /// decided once, when the files are opened.
+    pub log_secrets: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
 /// A file an `access_log` names.
@@ -274,6 +277,7 @@ pub(super) fn compile(
         noted,
         log_paths,
         log_outs: std::sync::OnceLock::new(),
+        log_secrets: std::sync::OnceLock::new(),
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;

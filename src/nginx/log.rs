@@ -43,6 +43,14 @@ pub fn open(config: &Config) -> Result<(), ConfigError> {
         outs.push(Arc::new(FileOut(file)));
     }
     let _ = rules.log_outs.set(outs);
+    let secrets = rules
+        .server
+        .log_variables()
+        .into_iter()
+        .filter(|v| secret(v, &rules.server, 4))
+        .map(str::to_owned)
+        .collect();
+    let _ = rules.log_secrets.set(secrets);
     Ok(())
 }
 
@@ -128,15 +136,23 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
             continue;
         };
         let mut line = Vec::with_capacity(256);
-        render(&file.format, &mut line, session, done, &vars);
+        render(&file.format, &mut line, session, done, &vars, rules);
         line.push(b'\n');
         out.push(&line);
     }
 }
 
-fn render(f: &LogFormat, line: &mut Vec<u8>, session: &Session, done: &Done<'_>, vars: &Vars) {
+fn render(
+    f: &LogFormat,
+    line: &mut Vec<u8>,
+    session: &Session,
+    done: &Done<'_>,
+    vars: &Vars,
+    rules: &Rules,
+) {
+    let secrets = rules.log_secrets.get();
     f.render(line, |name| {
-        if secret(name, vars.server, 4) {
+        if secrets.is_none_or(|s| s.contains(name)) {
             return lookup(name, session, done, vars).map(|_| Cow::Borrowed(&b"***"[..]));
         }
         let v = lookup(name, session, done, vars)?;
@@ -145,20 +161,26 @@ fn render(f: &LogFormat, line: &mut Vec<u8>, session: &Session, done: &Done<'_>,
 }
 
 /// Whether a variable's value is a secret as a whole: one [`redact::is_secret_variable`]
-/// names, or a `map` that passes one on (a value naming a secret variable or map, or a
-/// value computed from a secret source, as `map $cookie_sid $who { ~(.+) $1; }` is). A map
-/// that only tells something about a secret (`map $http_authorization $signed { "" 0;
-/// default 1; }`) is not one. `depth` bounds maps of maps.
+/// names, a `set` variable given one (`set $s $cookie_sid;`), or a `map` that passes one on (a
+/// value naming a secret variable or map, or a value computed from a secret source, as
+/// `map $cookie_sid $who { ~(.+) $1; }` is). A map that only tells something about a secret
+/// (`map $http_authorization $signed { "" 0; default 1; }`) is not one. `depth` bounds
+/// variables made of variables.
 fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
     if redact::is_secret_variable(name) {
         return true;
     }
-    let Some(m) = server
-        .maps
+    if depth == 0 {
+        return false;
+    }
+    if server
+        .set_values(name)
         .iter()
-        .filter(|_| depth > 0)
-        .find(|m| m.name == name)
-    else {
+        .any(|t| t.vars().any(|v| secret(v, server, depth - 1)))
+    {
+        return true;
+    }
+    let Some(m) = server.maps.iter().find(|m| m.name == name) else {
         return false;
     };
     let values = || {
@@ -404,7 +426,8 @@ mod tests {
              map $arg_x $copy { default $http_cookie; }\n\
              map $who $again { default $who; }\n\
              map $arg_x $plain { default $arg_x; }\n\
-             server { }",
+             server { set $s $cookie_sid; location / { if ($arg_y) { set $t \"u:$s\"; } \
+             set $u $uri; } }",
         )
         .unwrap();
         let server = &cfg.servers[0];
@@ -416,6 +439,9 @@ mod tests {
             ("plain", false),
             ("http_cookie", true),
             ("uri", false),
+            ("s", true),
+            ("t", true),
+            ("u", false),
         ] {
             assert_eq!(secret(name, server, 4), want, "{name}");
         }

@@ -603,6 +603,51 @@ impl Server {
         &self.root.children
     }
 
+    /// Every configuration level of the server: itself, its locations at any depth, its
+    /// named locations and their `if` blocks.
+    fn each_conf<'c>(&'c self, f: &mut impl FnMut(&'c LocConf)) {
+        fn walk<'c>(c: &'c LocConf, f: &mut impl FnMut(&'c LocConf)) {
+            f(c);
+            for i in &c.ifs {
+                walk(i, f);
+            }
+            for (_, child) in c.children.iter() {
+                walk(child, f);
+            }
+        }
+        walk(&self.root, f);
+        for n in &self.named {
+            walk(n, f);
+        }
+    }
+
+    /// Every value a `set $name ...;` of the server gives `name`, wherever it is written.
+    pub fn set_values(&self, name: &str) -> Vec<&Template> {
+        fn stmts<'c>(list: &'c [Stmt], name: &str, out: &mut Vec<&'c Template>) {
+            for st in list {
+                match st {
+                    Stmt::Set { name: n, value } if n == name => out.push(value),
+                    Stmt::If { body, .. } => stmts(body, name, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        self.each_conf(&mut |c| stmts(&c.stmts, name, &mut out));
+        out
+    }
+
+    /// Every variable the formats of the server's access log files read.
+    pub fn log_variables(&self) -> std::collections::BTreeSet<&str> {
+        let mut out = std::collections::BTreeSet::new();
+        self.each_conf(&mut |c| {
+            for f in c.settings.access_files.iter() {
+                out.extend(f.format.vars());
+            }
+        });
+        out
+    }
+
     /// The configuration level a [`LocRef`] names.
     pub fn conf(&self, at: &LocRef) -> Option<&LocConf> {
         match at {
