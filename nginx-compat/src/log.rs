@@ -104,24 +104,8 @@ fn compile_string(s: &str, ops: &mut Vec<Op>) -> Result<(), String> {
     while i < b.len() {
         if b[i] == b'$' {
             let start = i;
-            i += 1;
-            let bracket = b.get(i) == Some(&b'{');
-            if bracket {
-                i += 1;
-            }
-            let name_at = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
-            }
-            let name = &s[name_at..i];
-            if bracket {
-                if b.get(i) != Some(&b'}') {
-                    return Err(format!(
-                        "the closing bracket in \"{name}\" variable is missing"
-                    ));
-                }
-                i += 1;
-            }
+            let (name, next) = crate::vars::var_name(s, i + 1)?;
+            i = next;
             if name.is_empty() {
                 return Err(format!("invalid parameter \"{}\"", &s[start..]));
             }

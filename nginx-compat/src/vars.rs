@@ -40,23 +40,8 @@ impl Template {
                     i += 1;
                     continue;
                 }
-                let bracket = n == b'{';
-                if bracket {
-                    i += 1;
-                }
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                let name = &src[start..i];
-                if bracket {
-                    if b.get(i) != Some(&b'}') {
-                        return Err(format!(
-                            "the closing bracket in \"{name}\" variable is missing"
-                        ));
-                    }
-                    i += 1;
-                }
+                let (name, next) = var_name(src, i)?;
+                i = next;
                 if name.is_empty() {
                     return Err("invalid variable name".into());
                 }
@@ -128,6 +113,28 @@ fn flush(t: &mut Template, lit: &mut Vec<u8>) {
     if !lit.is_empty() {
         t.parts.push(Part::Lit(std::mem::take(lit)));
     }
+}
+
+/// The name of a variable written `$name` or `${name}`, `at` just after the `$`, and where
+/// the text after it starts; an empty name for the caller to refuse in its own words.
+pub(crate) fn var_name(src: &str, at: usize) -> Result<(&str, usize), String> {
+    let b = src.as_bytes();
+    let bracket = b.get(at) == Some(&b'{');
+    let start = at + usize::from(bracket);
+    let mut i = start;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+        i += 1;
+    }
+    let name = &src[start..i];
+    if bracket {
+        if b.get(i) != Some(&b'}') {
+            return Err(format!(
+                "the closing bracket in \"{name}\" variable is missing"
+            ));
+        }
+        i += 1;
+    }
+    Ok((name, i))
 }
 
 /// What the variables of one request read: the request, its server, and the request's state
