@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use pingora::apps::{HttpServerOptions, ServerApp};
 use pingora::http::RequestHeader;
+use pingora::protocols::http::v1::server::HeaderLimits;
 use pingora::protocols::Stream;
 use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
@@ -35,6 +36,12 @@ pub fn server_options(server: &ServerSettings) -> HttpServerOptions {
     // nginx answers 400 to a raw space or control byte in the request line; pingora would
     // percent-encode it and pass the request on.
     o.h1_strict_request_line = true;
+    // nginx's bounds of a request head; pingora alone reads up to 1 MiB of it, which 20,000
+    // connections that never finish their heads turn into 20 GB held for `header_timeout`.
+    o.h1_header_limits = Some(HeaderLimits {
+        line: server.header_buffers.size,
+        total: server.header_buffers.total,
+    });
     o
 }
 
@@ -309,6 +316,14 @@ mod tests {
         assert_eq!(c.server.keepalive_timeout, Duration::from_secs(75));
         assert_eq!(c.server.header_timeout, Duration::from_secs(60));
         assert_eq!(c.server.max_connections, 20_000);
+        let nginx_default = nginx_compat::HeaderBuffers {
+            size: 8192,
+            total: 32768,
+        };
+        assert_eq!(c.server.header_buffers, nginx_default);
+        let c = load("large_client_header_buffers = \"2 16k\"").unwrap();
+        assert_eq!(c.server.header_buffers.size, 16384);
+        assert_eq!(c.server.header_buffers.total, 32768);
         let c = load("keepalive_timeout = \"0s\"\nheader_timeout = \"500ms\"\nmax_connections = 5")
             .unwrap();
         assert_eq!(c.server.keepalive_timeout, Duration::ZERO);
@@ -323,6 +338,26 @@ mod tests {
             ("keepalive_timeout = \"soon\"", "[server].keepalive_timeout"),
             ("header_timeout = \"10ms\"", "[server].header_timeout"),
             ("max_connections = 0", "[server].max_connections"),
+            (
+                "large_client_header_buffers = \"4\"",
+                "[server].large_client_header_buffers",
+            ),
+            (
+                "large_client_header_buffers = \"0 8k\"",
+                "[server].large_client_header_buffers",
+            ),
+            (
+                "large_client_header_buffers = \"4 100\"",
+                "[server].large_client_header_buffers",
+            ),
+            (
+                "large_client_header_buffers = \"4 512k\"",
+                "[server].large_client_header_buffers",
+            ),
+            (
+                "large_client_header_buffers = \"4 8q\"",
+                "[server].large_client_header_buffers",
+            ),
         ] {
             let Err(e) = load(keys) else {
                 panic!("{keys}: accepted")

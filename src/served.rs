@@ -11,6 +11,7 @@ use bytes::Bytes;
 use pingora::apps::http_app::ServeHttp;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::http::ResponseHeader;
+use pingora::protocols::http::v1::server::{REQUEST_HEADER_TOO_LARGE, REQUEST_LINE_TOO_LONG};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
@@ -121,16 +122,28 @@ pub(crate) fn malformed_response(
         return None;
     }
     let rid = crate::request_id::generate();
-    // The cause is the parser's fixed message; the error's context holds the raw bytes.
-    let cause = e.cause.as_ref().map_or_else(String::new, |c| c.to_string());
+    // nginx's 414 for a request line past `large_client_header_buffers`, and its 400 ("Request
+    // Header Or Cookie Too Large") for a header line or a head past them.
+    let too_long = match e.context.as_ref().map(|c| c.as_str()) {
+        Some(c @ REQUEST_LINE_TOO_LONG) => Some((414, "uri_too_long", c)),
+        Some(c @ REQUEST_HEADER_TOO_LARGE) => Some((400, "request_header_too_large", c)),
+        _ => None,
+    };
+    // The cause is the parser's fixed message (or one of the two above); any other context
+    // holds the raw bytes.
+    let cause = match too_long {
+        Some((_, _, c)) => c.to_owned(),
+        None => e.cause.as_ref().map_or_else(String::new, |c| c.to_string()),
+    };
     tracing::info!(
         client = %http.client_addr().map_or_else(String::new, |a| a.to_string()),
         cause,
         request_id = %rid,
         "malformed request refused"
     );
-    let body = format!("{{\"error\":\"bad_request\",\"request_id\":\"{rid}\"}}\n");
-    let mut header = ResponseHeader::build(400, Some(5)).ok()?;
+    let (status, error, _) = too_long.unwrap_or((400, "bad_request", ""));
+    let body = format!("{{\"error\":\"{error}\",\"request_id\":\"{rid}\"}}\n");
+    let mut header = ResponseHeader::build(status, Some(5)).ok()?;
     header
         .insert_header("content-type", "application/json")
         .ok()?;

@@ -420,3 +420,115 @@ fn a_few_long_lived_connections_are_served_by_different_threads() {
         "pairs {shared:?}: both client connections were served by one thread"
     );
 }
+
+/// Sends `head` in pieces of at most 4 KiB, stopping early if the gateway has answered (it
+/// may refuse a head before its end); returns the answer.
+fn send_head(gw: &Gateway, head: &[u8]) -> common::raw::Response {
+    let mut s = connect(gw);
+    for piece in head.chunks(4096) {
+        if s.write_all(piece).is_err() {
+            break;
+        }
+    }
+    read_response(&mut s, &mut Vec::new())
+}
+
+/// A request line of `len` bytes, its CRLF included.
+fn request_line(len: usize) -> Vec<u8> {
+    let fixed = "GET / HTTP/1.1\r\n".len();
+    format!("GET /{} HTTP/1.1\r\n", "a".repeat(len - fixed)).into_bytes()
+}
+
+/// A header line of `len` bytes, its CRLF included.
+fn header_line(name: &str, len: usize) -> Vec<u8> {
+    format!("{name}: {}\r\n", "v".repeat(len - name.len() - 4)).into_bytes()
+}
+
+fn head(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut h = lines.concat();
+    h.extend_from_slice(b"Host: 127.0.0.1\r\n\r\n");
+    h
+}
+
+/// nginx's `large_client_header_buffers 4 8k` bounds a request's head: a request line longer
+/// than 8 KiB is a 414, a longer header line or a head past 32 KiB a 400, answered as soon as
+/// the bound is passed (a client cannot make the gateway hold 1 MiB per connection until
+/// `header_timeout`). `[server].large_client_header_buffers` and an nginx file's directive
+/// move the bounds.
+#[test]
+fn a_request_head_past_nginxs_buffers_is_refused_as_nginx_refuses_it() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    // The status; a refusal carries a request id.
+    let status = |h: Vec<u8>| {
+        let r = send_head(&gw, &h);
+        assert!(
+            r.status == 200 || r.header("x-request-id").is_some(),
+            "{}",
+            r.status
+        );
+        r.status
+    };
+    // At the bounds: served.
+    assert_eq!(status(head(&[request_line(8192)])), 200);
+    assert_eq!(
+        status(head(&[request_line(100), header_line("X-Long", 8192)])),
+        200
+    );
+    let three = (0..3)
+        .map(|i| header_line(&format!("X-{i}"), 8000))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        status(head(&[vec![request_line(100)], three].concat())),
+        200
+    );
+    // Past them: nginx's answers, with a request id.
+    assert_eq!(status(head(&[request_line(8193)])), 414);
+    assert_eq!(
+        status(head(&[request_line(100), header_line("Cookie", 8193)])),
+        400
+    );
+    let five = (0..5)
+        .map(|i| header_line(&format!("X-{i}"), 7000))
+        .collect::<Vec<_>>();
+    assert_eq!(status(head(&[vec![request_line(100)], five].concat())), 400);
+    // A head that never ends is refused once it passes the bound, not at `header_timeout`.
+    let mut s = connect(&gw);
+    s.write_all(&request_line(100)).unwrap();
+    for i in 0..10 {
+        s.write_all(&header_line(&format!("X-{i}"), 4000)).unwrap();
+    }
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 400);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "request_header_too_large");
+    assert_eq!(up.hits(), 3);
+
+    // `[server]` moves the bounds.
+    let small = gateway("large_client_header_buffers = \"2 1k\"", &up.url());
+    let r = send_head(&small, &head(&[request_line(1500)]));
+    assert_eq!(r.status, 414);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "uri_too_long");
+
+    // So does the directive in an included nginx file (server level).
+    let dir = common::TempDir::new("ngx-buffers");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "large_client_header_buffers 4 16k;\nlocation / { proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let large = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    assert_eq!(
+        send_head(&large, &head(&[request_line(12_000)])).status,
+        200
+    );
+    assert_eq!(
+        send_head(&large, &head(&[request_line(17_000)])).status,
+        414
+    );
+}

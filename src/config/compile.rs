@@ -118,6 +118,13 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     };
     let rules =
         super::rules::compile(&f, &upstreams, &nginx_includes, &nginx_paths, src)?.map(Arc::new);
+    // An nginx file's `large_client_header_buffers` holds where `[server]` says nothing.
+    let mut server = server;
+    if f.server.get_ref().large_client_header_buffers.is_none() {
+        if let Some(b) = rules.as_ref().and_then(|r| r.server.header_buffers()) {
+            server.header_buffers = b;
+        }
+    }
 
     let emulator = EmulatorSettings {
         enabled: f.emulator.enabled,
@@ -285,6 +292,10 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         }
         Some(m) => *m.get_ref(),
     };
+    let header_buffers = match &s.large_client_header_buffers {
+        None => DEFAULT_HEADER_BUFFERS,
+        Some(v) => header_buffers(v, src)?,
+    };
     Ok(ServerSettings {
         listen,
         public_url,
@@ -299,6 +310,47 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         keepalive_timeout,
         header_timeout,
         max_connections,
+        header_buffers,
+    })
+}
+
+/// nginx's `large_client_header_buffers 4 8k`.
+const DEFAULT_HEADER_BUFFERS: nginx_compat::HeaderBuffers = nginx_compat::HeaderBuffers {
+    size: 8 * 1024,
+    total: 32 * 1024,
+};
+
+/// `[server].large_client_header_buffers = "NUMBER SIZE"`, checked as nginx checks its
+/// directive; the whole head at most 1 MiB, which the engine reads at most.
+fn header_buffers(v: &Spanned<Text>, src: &Source<'_>) -> Result<nginx_compat::HeaderBuffers> {
+    const KEY: &str = "[server].large_client_header_buffers";
+    let text = v.get_ref().as_str();
+    let bad = |why: String| src.error(v.span(), KEY, why);
+    let mut words = text.split_whitespace();
+    let (Some(number), Some(size), None) = (words.next(), words.next(), words.next()) else {
+        return Err(bad(format!(
+            "'{text}' is not a number of buffers and a size (expected a string like \"4 8k\")"
+        )));
+    };
+    let number = match number.parse::<u64>() {
+        Ok(n) if n > 0 && number.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => {
+            return Err(bad(format!(
+                "'{number}' is not a number of buffers above 0"
+            )))
+        }
+    };
+    let size = super::values::parse_size(size).map_err(bad)?;
+    let max = nginx_compat::parse::model::HEADER_BUFFERS_MAX;
+    let total = number.saturating_mul(size);
+    if size < nginx_compat::parse::model::CONNECTION_POOL_SIZE || total > max {
+        return Err(bad(format!(
+            "'{text}': the size must be at least 512 and the whole at most 1m"
+        )));
+    }
+    Ok(nginx_compat::HeaderBuffers {
+        size: size as usize,
+        total: total as usize,
     })
 }
 

@@ -51,6 +51,7 @@ pub struct Server {
     pub keepalive_timeout: Option<Spanned<Text>>,
     pub header_timeout: Option<Spanned<Text>>,
     pub max_connections: Option<Spanned<usize>>,
+    pub large_client_header_buffers: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -67,6 +67,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A size as nginx writes one: bytes, or a number with `k`/`K` or `m`/`M`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("'{s}' is not a size (expected a string like \"512\", \"8k\" or \"1m\")");
+    let t = s.trim();
+    let (digits, unit) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1024),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (t, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(bad)
+}
+
 pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = Text::deserialize(d)?;
     parse_duration(text.as_str())
@@ -77,6 +96,16 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_read_as_nginx_writes_them() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("8k"), Ok(8192));
+        assert_eq!(parse_size(" 1M "), Ok(1024 * 1024));
+        for bad in ["", "k", "8kb", "-1", "1.5k", "8g", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn expands_whole_value_references_only() {

@@ -294,6 +294,11 @@ impl Server {
             .map_or(&self.root.settings, |c| &c.settings)
     }
 
+    /// `large_client_header_buffers` of the server (or of `http`), if either level writes one.
+    pub fn header_buffers(&self) -> Option<crate::HeaderBuffers> {
+        self.root.settings.header_buffers
+    }
+
     /// nginx drops a request header whose name has `_` as it reads the request
     /// (`underscores_in_headers off` and `ignore_invalid_headers on`, both its defaults).
     pub fn drops_underscored_headers(&self) -> bool {

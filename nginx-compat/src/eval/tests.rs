@@ -755,7 +755,6 @@ fn transport_directives_load_and_are_noted() {
             "1:server_tokens",
             "2:tcp_nodelay",
             "2:proxy_buffering",
-            "2:large_client_header_buffers",
             "3:proxy_buffer_size",
             "3:proxy_buffers",
             "3:proxy_busy_buffers_size",
@@ -765,6 +764,13 @@ fn transport_directives_load_and_are_noted() {
         ]
     );
     let server = &cfg.servers[0];
+    assert_eq!(
+        server.header_buffers(),
+        Some(crate::HeaderBuffers {
+            size: 32 * 1024,
+            total: 128 * 1024
+        })
+    );
     let at = |uri: &str| {
         let a = server.handle(&Request::get(uri, "h"), &NoFiles);
         let st = a.state().unwrap().clone();
@@ -814,10 +820,55 @@ fn transport_directives_load_and_are_noted() {
             "\n large_client_header_buffers 4;",
             "t.conf:2:2: invalid number of arguments in \"large_client_header_buffers\" directive",
         ),
+        (
+            "\n large_client_header_buffers 00 8k;",
+            "t.conf:2:2: \"large_client_header_buffers\" directive invalid value",
+        ),
+        (
+            "\n large_client_header_buffers -1 8k;",
+            "t.conf:2:2: \"large_client_header_buffers\" directive invalid value",
+        ),
+        (
+            "\n large_client_header_buffers 4 256;",
+            "t.conf:2:2: the \"large_client_header_buffers\" size must be equal to or greater \
+             than \"connection_pool_size\"",
+        ),
     ] {
         let e = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap_err();
         assert_eq!(e.to_string(), want, "{body}");
     }
+    // The head's bounds: nginx's defaults where no level writes them, the http level's
+    // inherited, at most what the gateway reads (noted when more is asked).
+    let buffers = |text: &str| {
+        let cfg = Config::parse("t.conf", text).unwrap();
+        let noted = cfg
+            .noted
+            .iter()
+            .map(|n| n.directive.clone())
+            .collect::<Vec<_>>();
+        (cfg.servers[0].header_buffers(), noted)
+    };
+    assert_eq!(buffers("server { }"), (None, vec![]));
+    assert_eq!(
+        buffers("large_client_header_buffers 2 1k; server { client_header_buffer_size 4k; }"),
+        (
+            Some(crate::HeaderBuffers {
+                size: 1024,
+                total: 2048
+            }),
+            vec!["client_header_buffer_size".to_owned()]
+        )
+    );
+    assert_eq!(
+        buffers("server { large_client_header_buffers 8 512k; }"),
+        (
+            Some(crate::HeaderBuffers {
+                size: 512 * 1024,
+                total: 1024 * 1024 - 1
+            }),
+            vec!["large_client_header_buffers".to_owned()]
+        )
+    );
     // The Keep-Alive header's own timeout is not something the gateway writes.
     let cfg = Config::parse("t.conf", "server { keepalive_timeout 65 60; }").unwrap();
     assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);

@@ -279,7 +279,25 @@ pub struct Settings {
     /// `autoindex_format`, `autoindex_exact_size`, `autoindex_localtime`, merged whether or
     /// not `autoindex` is on at the level.
     pub autoindex_options: AutoIndex,
+    /// `large_client_header_buffers` (server level); None where no level writes one.
+    pub header_buffers: Option<HeaderBuffers>,
 }
+
+/// `large_client_header_buffers NUMBER SIZE`: a request's line (the request line and each
+/// header line) must fit in SIZE bytes, and its whole head in NUMBER × SIZE; both at most 1 MiB
+/// ([`HEADER_BUFFERS_MAX`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderBuffers {
+    pub size: usize,
+    pub total: usize,
+}
+
+/// The longest request head the gateway reads (its engine's bound).
+pub const HEADER_BUFFERS_MAX: u64 = 1024 * 1024 - 1;
+
+/// nginx's `connection_pool_size` on a 64-bit machine: the least `large_client_header_buffers`
+/// size it accepts.
+pub const CONNECTION_POOL_SIZE: u64 = 512;
 
 /// How `autoindex` lists a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +377,7 @@ impl Default for Settings {
             keepalive_timeout: None,
             underscores_in_headers: false,
             ignore_invalid_headers: true,
+            header_buffers: None,
             autoindex: None,
             autoindex_options: AutoIndex {
                 format: crate::autoindex::Format::Html,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::build::{not_allowed, Builder, Level};
 use super::directives::{self as dir, args, nargs, no_block, on_off, template};
 use super::model::{
-    AccessLogFile, GzipDisable, GzipProxied, HttpVersion, ProxyRedirect, Settings, CHARSET_TYPES,
+    AccessLogFile, GzipDisable, GzipProxied, HeaderBuffers, HttpVersion, ProxyRedirect, Settings,
+    CHARSET_TYPES, CONNECTION_POOL_SIZE, HEADER_BUFFERS_MAX,
 };
 use super::proxy_args;
 use super::{Directive, ParseError};
@@ -612,35 +613,58 @@ impl Builder {
                         "a client that goes away ends its request upstream as well (nginx's `off`)",
                     );
                 }
-                "client_header_buffer_size" | "large_client_header_buffers" => {
+                "client_header_buffer_size" => {
                     // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
                     if !matches!(level, Level::Http | Level::Server) {
                         return Err(not_allowed(d));
                     }
-                    let sizes = if d.name == "large_client_header_buffers" {
-                        nargs(d, |n| n == 2)?;
-                        let n = &d.args[0].text;
-                        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n == "0" {
-                            return Err(d
-                                .pos
-                                .error(format!("\"{}\" directive invalid value", d.name)));
-                        }
-                        &d.args[1..]
-                    } else {
-                        nargs(d, |n| n == 1)?;
-                        &d.args[..]
-                    };
-                    let size = dir::size_slot(d, &sizes[0].text)?;
-                    if size == 0 && d.name == "large_client_header_buffers" {
-                        return Err(d
-                            .pos
-                            .error(format!("\"{}\" directive invalid value", d.name)));
-                    }
+                    nargs(d, |n| n == 1)?;
+                    dir::size_slot(d, &d.args[0].text)?;
                     self.noted(
                         d,
-                        "nginx's buffers for a request's head; the gateway takes a head of up to \
-                         1 MiB, whatever its lines",
+                        "nginx's first buffer for a request's head; what bounds the head here is \
+                         `large_client_header_buffers`",
                     );
+                }
+                "large_client_header_buffers" => {
+                    // NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF.
+                    if !matches!(level, Level::Http | Level::Server) {
+                        return Err(not_allowed(d));
+                    }
+                    nargs(d, |n| n == 2)?;
+                    let invalid = || {
+                        d.pos
+                            .error(format!("\"{}\" directive invalid value", d.name))
+                    };
+                    // ngx_conf_set_bufs_slot: digits only, not 0.
+                    let n = &d.args[0].text;
+                    let number = match n.parse::<u64>() {
+                        Ok(n) if n > 0 && d.args[0].text.bytes().all(|b| b.is_ascii_digit()) => n,
+                        _ => return Err(invalid()),
+                    };
+                    let size = dir::size_slot(d, &d.args[1].text)?;
+                    if size == 0 {
+                        return Err(invalid());
+                    }
+                    if size < CONNECTION_POOL_SIZE {
+                        // ngx_http_core_merge_srv_conf's check.
+                        return Err(d.pos.error(
+                            "the \"large_client_header_buffers\" size must be equal to or greater \
+                             than \"connection_pool_size\"",
+                        ));
+                    }
+                    let total = number.saturating_mul(size);
+                    if total > HEADER_BUFFERS_MAX {
+                        self.noted(
+                            d,
+                            "the gateway reads a request's head of at most 1 MiB; longer ones \
+                             are refused",
+                        );
+                    }
+                    s.header_buffers = Some(HeaderBuffers {
+                        size: size.min(HEADER_BUFFERS_MAX) as usize,
+                        total: total.min(HEADER_BUFFERS_MAX) as usize,
+                    });
                 }
                 "proxy_buffers" => {
                     nargs(d, |n| n == 2)?;

@@ -107,6 +107,15 @@ pub struct HttpServerOptions {
     ///
     /// Default: `false`
     pub h1_strict_request_line: bool,
+
+    /// How long an HTTP/1.x request line or header line, and the whole request header, may be
+    /// (nginx's `large_client_header_buffers`): a longer request line is refused with
+    /// [`REQUEST_LINE_TOO_LONG`](crate::protocols::http::v1::server::REQUEST_LINE_TOO_LONG), a
+    /// longer header line or header with
+    /// [`REQUEST_HEADER_TOO_LARGE`](crate::protocols::http::v1::server::REQUEST_HEADER_TOO_LARGE).
+    ///
+    /// Default: `None` (a header of up to 1 MiB is read, whatever its lines)
+    pub h1_header_limits: Option<crate::protocols::http::v1::server::HeaderLimits>,
 }
 
 impl HttpServerOptions {
@@ -115,6 +124,7 @@ impl HttpServerOptions {
         if let ServerSession::H1(h1) = session {
             h1.set_header_timeout(self.h1_header_timeout);
             h1.set_strict_request_line(self.h1_strict_request_line);
+            h1.set_header_limits(self.h1_header_limits);
         }
     }
 }

@@ -76,6 +76,82 @@ impl ProxyTaskState {
 }
 
 /// The HTTP 1.x server session
+/// How long a request's header may be, as nginx's `large_client_header_buffers NUMBER SIZE`
+/// bounds it: every line (the request line and each header line, its line end included) fits
+/// in one buffer of `line` bytes, and the whole header in `total` (nginx: NUMBER × SIZE).
+///
+/// Without a bound a client may make the server hold up to 1 MiB per connection for as long as
+/// the header timeout allows, for every connection it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderLimits {
+    pub line: usize,
+    pub total: usize,
+}
+
+/// The context of the [`InvalidHTTPHeader`] error of a request line longer than
+/// [`HeaderLimits::line`]: nginx answers 414.
+pub const REQUEST_LINE_TOO_LONG: &str = "request line too long";
+
+/// The context of the [`InvalidHTTPHeader`] error of a header line longer than
+/// [`HeaderLimits::line`], or of a header larger than [`HeaderLimits::total`]: nginx answers
+/// 400 (its 494, "Request Header Or Cookie Too Large").
+pub const REQUEST_HEADER_TOO_LARGE: &str = "request header too large";
+
+/// How far the check of [`HeaderLimits`] has read a request header, kept between reads so a
+/// header that trickles in is looked at once, not once per read.
+#[derive(Default)]
+struct HeadScan {
+    /// Bytes looked at.
+    at: usize,
+    /// Where the line being read starts.
+    line_start: usize,
+    /// The request line is behind (empty lines before it are skipped, as the parser does).
+    past_request_line: bool,
+    /// The empty line that ends the header was found within the limits.
+    done: bool,
+}
+
+impl HeaderLimits {
+    /// Checks what has been read of a request header so far; `buf` starts with the header.
+    fn check(&self, buf: &[u8], scan: &mut HeadScan) -> Result<()> {
+        // A header no longer than a line cannot be past either limit: most requests stop here.
+        if scan.done || buf.len() <= self.line {
+            return Ok(());
+        }
+        while let Some(i) = buf[scan.at..].iter().position(|&b| b == b'\n') {
+            let end = scan.at + i + 1;
+            let line = &buf[scan.line_start..end];
+            let empty = line == b"\n" || line == b"\r\n";
+            if line.len() > self.line || end > self.total {
+                return self.refuse(scan);
+            }
+            scan.at = end;
+            scan.line_start = end;
+            if empty && scan.past_request_line {
+                scan.done = true;
+                return Ok(());
+            }
+            scan.past_request_line |= !empty;
+        }
+        scan.at = buf.len();
+        if buf.len() - scan.line_start > self.line || buf.len() > self.total {
+            return self.refuse(scan);
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, scan: &HeadScan) -> Result<()> {
+        Error::e_explain(
+            InvalidHTTPHeader,
+            if scan.past_request_line {
+                REQUEST_HEADER_TOO_LARGE
+            } else {
+                REQUEST_LINE_TOO_LONG
+            },
+        )
+    }
+}
+
 pub struct HttpSession {
     underlying_stream: Stream,
     /// The buf that holds the raw request header + possibly a portion of request body
@@ -111,6 +187,8 @@ pub struct HttpSession {
     header_timeout: Option<Duration>,
     /// Refuse request lines with bytes that must be escaped instead of escaping them.
     strict_request_line: bool,
+    /// How long a line of the request header, and the whole header, may be.
+    header_limits: Option<HeaderLimits>,
     /// A copy of the response that is already written to the client
     response_written: Option<Box<ResponseHeader>>,
     /// The parsed request header
@@ -197,6 +275,7 @@ impl HttpSession {
             total_drain_timeout: None,
             header_timeout: None,
             strict_request_line: false,
+            header_limits: None,
             body_bytes_sent: 0,
             body_bytes_read: 0,
             retry_buffer: None,
@@ -344,6 +423,7 @@ impl HttpSession {
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
+        let mut scan = HeadScan::default();
         loop {
             if already_read > MAX_HEADER_SIZE {
                 /* NOTE: this check only blocks second read. The first large read is allowed
@@ -370,6 +450,9 @@ impl HttpSession {
                 already_read += n;
             } else {
                 return Ok(None);
+            }
+            if let Some(limits) = &self.header_limits {
+                limits.check(&buf, &mut scan)?;
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
@@ -507,6 +590,7 @@ impl HttpSession {
                             if let Some(new_buf) = escape_illegal_request_line(&buf) {
                                 buf = new_buf;
                                 already_read = buf.len();
+                                scan = HeadScan::default();
                             } else {
                                 debug!("Invalid request header from {:?}", self.underlying_stream);
                                 buf.truncate(MAX_ERR_BUF_LEN);
@@ -1393,6 +1477,12 @@ impl HttpSession {
     /// instead of percent-encoding the request target.
     pub fn set_strict_request_line(&mut self, strict: bool) {
         self.strict_request_line = strict;
+    }
+
+    /// Bounds the request header's lines and its whole size (nginx's
+    /// `large_client_header_buffers`). `None`: only the 1 MiB bound of every header applies.
+    pub fn set_header_limits(&mut self, limits: Option<HeaderLimits>) {
+        self.header_limits = limits;
     }
 
     /// Sets the downstream read timeout. This will trigger if we're unable
