@@ -100,8 +100,21 @@ pub fn protecting(
         return Ok(None);
     }
     let literal = undecoded(raw);
-    let readings = [asked, literal.as_deref().unwrap_or_default()];
-    let asked_readings = &readings[..if literal.is_some() { 2 } else { 1 }];
+    // An upstream that routes on the path as sent, dot segments and all (most frameworks do:
+    // only browsers resolve them), reads `/sidebar/../pub/x` under `/sidebar/`; so does one
+    // that decodes it first.
+    let dotted = has_dot_segment(raw);
+    let decoded = (dotted && raw.contains(&b'%'))
+        .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>());
+    let mut readings: [&[u8]; 4] = [asked, b"", b"", b""];
+    let mut n = 1;
+    for extra in [literal.as_deref(), dotted.then_some(raw), decoded.as_deref()] {
+        if let Some(r) = extra {
+            readings[n] = r;
+            n += 1;
+        }
+    }
+    let asked_readings = &readings[..n];
     if asked == final_path {
         return agree(table, asked_readings);
     }
@@ -132,6 +145,15 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
         }
     }
     Ok(found)
+}
+
+/// The raw path has a `.` or `..` segment (browsers resolve them before they send a path; a
+/// hand-made request need not).
+fn has_dot_segment(raw: &[u8]) -> bool {
+    raw.windows(2).any(|w| w == b"/.")
+        && raw
+            .split(|&b| b == b'/')
+            .any(|seg| seg == b"." || seg == b"..")
 }
 
 /// The raw path with its dot segments resolved and slashes merged but nothing decoded: what an
@@ -319,6 +341,18 @@ mod tests {
             ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
             ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
             ("/x", "/%78", Ok(None)),
+            // Literal dot segments, read as sent: most upstreams route on them unresolved.
+            ("/other", "/sidebar/../other", Ok(Some(0))),
+            ("/other", "/sidebar/./../other", Ok(Some(0))),
+            ("/other", "/sid%65bar/../other", Ok(Some(0))),
+            ("/mp", "/mp/..", Ok(Some(3))),
+            ("/other/x", "/other/./x", Ok(None)),
+            ("/sidebar/x", "/other/../sidebar/x", Ok(Some(0))),
+            (
+                "/mp/x",
+                "/sidebar/../mp/x",
+                Err(AreaError::Ambiguous),
+            ),
             (
                 "/sidebar/",
                 "/mp/%2e%2e/sidebar/",

@@ -63,6 +63,13 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     // nginx decodes %2e into a dot segment (the path is /other); an upstream that does not
     // decode reads /sidebar/%2e%2e/other, under /sidebar/.
     ("/sidebar/%2e%2e/other", 401),
+    // Literal dot segments (no browser sends them): nginx reads /other, and so does the
+    // gateway's route, but the upstream receives the path as sent and most frameworks route
+    // on it unresolved, under /sidebar/.
+    ("/sidebar/../other", 401),
+    ("/sidebar/./../other", 401),
+    ("/sid%65bar/../other", 401),
+    ("/other/./y", 200),
     ("/sidebar/", 401),
     ("/public.js", 200),
     ("/other;x/y", 200),
