@@ -108,7 +108,11 @@ pub fn protecting(
         .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>());
     let mut readings: [&[u8]; 4] = [asked, b"", b"", b""];
     let mut n = 1;
-    for extra in [literal.as_deref(), dotted.then_some(raw), decoded.as_deref()] {
+    for extra in [
+        literal.as_deref(),
+        dotted.then_some(raw),
+        decoded.as_deref(),
+    ] {
         if let Some(r) = extra {
             readings[n] = r;
             n += 1;
@@ -348,11 +352,7 @@ mod tests {
             ("/mp", "/mp/..", Ok(Some(3))),
             ("/other/x", "/other/./x", Ok(None)),
             ("/sidebar/x", "/other/../sidebar/x", Ok(Some(0))),
-            (
-                "/mp/x",
-                "/sidebar/../mp/x",
-                Err(AreaError::Ambiguous),
-            ),
+            ("/mp/x", "/sidebar/../mp/x", Err(AreaError::Ambiguous)),
             (
                 "/sidebar/",
                 "/mp/%2e%2e/sidebar/",

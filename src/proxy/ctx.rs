@@ -24,6 +24,8 @@ pub struct Ctx {
     /// The request-target sent upstream when a rewrite changed the URI.
     pub upstream_uri: Option<Vec<u8>>,
     pub identity: Option<Identity>,
+    /// The protected area (a `[[routes]]` index) whose login and rules the request passed.
+    pub admitted: Option<usize>,
     /// The remembered session `identity` came from (entries, index): what is prepared for it
     /// once serves each of its requests.
     pub session: Option<(Arc<[SessionEntry]>, usize)>,

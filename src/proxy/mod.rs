@@ -225,10 +225,11 @@ impl Gateway {
                 area
             }
         };
-        if let Some(area) = area.map(|i| &config.routes.routes[i]) {
+        if let Some((i, area)) = area.map(|i| (i, &config.routes.routes[i])) {
             if let Some(app) = &area.login {
                 login_gate::check(session, ctx, app, self.provider.store()).await?;
                 crate::access::admit(config, &self.provider, area, ctx.identity.as_ref()).await?;
+                ctx.admitted = Some(i);
             }
             if area.external_contact != ExternalContactMode::None {
                 contact_gate::check(
@@ -334,6 +335,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             upstream_uri: None,
             identity: None,
+            admitted: None,
             session: None,
             session_contact: None,
             upgrade: false,

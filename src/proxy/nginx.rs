@@ -171,14 +171,13 @@ pub(super) fn error_while_proxy(
     e
 }
 
-/// An `error_page` that leads a visitor without a session into a login area (a file of the
-/// area, or a location proxying into it) is not followed: the area's login was checked only
-/// for the request's own paths. The flight drops it, so the gateway's own failure answer (or
-/// the upstream's answer) goes out. Returns whether it did.
+/// An `error_page` that leads a request into a login area (a file of the area, or a location
+/// proxying into it) other than the one whose login and rules it passed is not followed: a
+/// visitor without a session, or one signed in to another app (any WeChat user can sign in to
+/// an Official Account app), or a member that area's rules keep out, would reach it. The
+/// flight drops it, so the gateway's own failure answer (or the upstream's answer) goes out.
+/// Returns whether it did.
 fn refused_into_area(ctx: &mut Ctx) -> bool {
-    if ctx.identity.is_some() {
-        return false;
-    }
     let Some(f) = ctx.nginx.as_deref() else {
         return false;
     };
@@ -192,7 +191,7 @@ fn refused_into_area(ctx: &mut Ctx) -> bool {
         Ok(paths) => paths
             .iter()
             .any(|p| match crate::routing::protecting(routes, p, p, p) {
-                Ok(Some(i)) => routes.routes[i].login.is_some(),
+                Ok(Some(i)) => routes.routes[i].login.is_some() && ctx.admitted != Some(i),
                 Ok(None) => false,
                 Err(_) => true,
             }),

@@ -32,6 +32,11 @@ login = "crm"
 location = "~* \\.(js|css|png)$"
 upstream = "crm"
 
+[[routes]]
+location = "/mp/"
+upstream = "crm"
+login = "mp"
+
 [upstreams.dead]
 url = "http://127.0.0.1:1"
 
@@ -49,6 +54,8 @@ server {
     location /pub/ { proxy_pass http://crm/sidebar/; }
     location /pub2/ { root {files}/www; error_page 404 =200 /sidebar/assets/app.txt; }
     location /pub3/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
+    location /mp/m/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
+    location /sidebar/dead/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
 }
 "#;
 
@@ -189,4 +196,38 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
     let (status, body) = raw_get(&w, "/pub3/assets/x", "").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("upstream_unavailable"), "{body}");
+}
+
+/// An `error_page` from one login area into another is not followed for a person signed in
+/// to the first one only: any WeChat user can sign in to an Official Account app, and its
+/// session is not the WeCom app's login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_does_not_lead_from_one_login_area_into_another() {
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .app(App::mp("mp"))
+        .routes(WITH_INCLUDE)
+        .files(&[("legacy.conf", LEGACY_CONF)])
+        .start()
+        .await;
+    std::fs::create_dir_all(w.files.path().join("www/sidebar/assets")).unwrap();
+    std::fs::write(
+        w.files.path().join("www/sidebar/assets/app.txt"),
+        "the app\n",
+    )
+    .unwrap();
+    let mut wechat = Browser::new(WXWORK_UA);
+    w.login(&mut wechat, "mp", "/mp/").await;
+    let cookie = wechat.cookie_header(&w.gw().url("/"));
+    let (status, body) = raw_get(&w, "/mp/m/x", &cookie).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unavailable"), "{body}");
+    let (status, _) = raw_get(&w, "/sidebar/dead/x", &cookie).await;
+    assert_eq!(status, 401);
+    // Within the area whose login the request passed, the error_page is followed.
+    let member = w.member().await;
+    let cookie = member.cookie_header(&w.gw().url("/"));
+    let (status, body) = raw_get(&w, "/sidebar/dead/x", &cookie).await;
+    assert_eq!((status, body.as_str()), (200, "the app\n"));
 }
