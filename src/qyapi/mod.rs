@@ -230,24 +230,26 @@ impl Qyapi {
         let restrict = addressed.prefix_app.or(header_app.as_deref());
 
         let method = session.req_header().method.clone();
-        if request::is_sdk_gettoken(&api) {
-            return sdk_gettoken(config, &api, &request::pairs(query), restrict, None, rid);
-        }
-        // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app: a handle for that corp.
+        // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app (or its corp in
+        // `X-Gateway-Corp`): a handle for that corp.
         let corp_header = session
             .req_header()
             .headers
             .get(X_GATEWAY_CORP)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let prefix_suite = addressed
-            .prefix_app
+        // The app the path or `X-Gateway-App` names: either way a suite's path may name a corp.
+        let named_suite = restrict
             .and_then(|n| config.apps.get(n))
             .is_some_and(|a| crate::suite::suite_of(a).is_some());
-        if let Ok(c) = corp::pick(prefix_suite, &api, corp_header.as_deref()) {
-            if c.corp.is_some() && request::is_sdk_gettoken(c.api) {
+        match corp::pick(named_suite, &api, corp_header.as_deref()) {
+            Ok(c) if request::is_sdk_gettoken(c.api) => {
                 return sdk_gettoken(config, c.api, &request::pairs(query), restrict, c.corp, rid);
             }
+            _ if request::is_sdk_gettoken(&api) => {
+                return sdk_gettoken(config, &api, &request::pairs(query), restrict, None, rid);
+            }
+            _ => {}
         }
 
         let app = match request::choose_app(
@@ -275,6 +277,19 @@ impl Qyapi {
                 return Served::refused(r.status, r.errcode, r.errmsg, rid, &app.name, "other")
             }
         };
+        // However the app and corp were named, gettoken is never forwarded: WeCom's answer to a
+        // wrong `corpsecret` (40001) would read as the injected token's fault.
+        if request::is_sdk_gettoken(&api) {
+            let corp_id = corp.as_ref().map(|c| c.install.corp_id.as_str());
+            return sdk_gettoken(
+                config,
+                &api,
+                &request::pairs(query),
+                Some(&app.name),
+                corp_id,
+                rid,
+            );
+        }
         let label = labels::api(&api);
         if !api.starts_with("/cgi-bin/") {
             return Served::refused(

@@ -95,6 +95,8 @@ pub enum TokenUse {
 
 /// APIs that issue a token from credentials in the request.
 const TOKEN_ISSUERS: &[&str] = &[
+    "/cgi-bin/gettoken",
+    "/cgi-bin/token",
     "/cgi-bin/service/get_suite_token",
     "/cgi-bin/service/get_provider_token",
     "/cgi-bin/stable_token",

@@ -400,6 +400,41 @@ async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
     assert_eq!(status, 400);
     let (_, v) = s.qy(&gettoken(CORP_A, "not-the-secret"), &[]).await;
     assert_eq!(v["errcode"], 40001, "{v}");
+    // The app named by `X-Gateway-App` instead of the path, the corp by the path or by
+    // `X-Gateway-Corp`: the same handle, the same refusal, and a wrong secret neither reaches
+    // WeCom nor costs a corp token.
+    let corp_tokens = s.calls("/cgi-bin/service/get_corp_token").await;
+    for (path, corp_header) in [
+        (format!("/{CORP_A}/cgi-bin/gettoken"), None),
+        ("/cgi-bin/gettoken".to_owned(), Some(CORP_A)),
+    ] {
+        let mut headers = vec![("X-Gateway-App", "saas")];
+        headers.extend(corp_header.map(|c| ("X-Gateway-Corp", c)));
+        let good = format!("{path}?corpid={CORP_A}&corpsecret={}", suite_secret());
+        let (status, v) = s.qy(&good, &headers).await;
+        assert_eq!(
+            (status, v["errcode"].as_i64()),
+            (200, Some(0)),
+            "{path}: {v}"
+        );
+        assert!(
+            v["access_token"]
+                .as_str()
+                .unwrap()
+                .starts_with("wgw1.saas~"),
+            "{v}"
+        );
+        for _ in 0..5 {
+            let bad = format!("{path}?corpid={CORP_A}&corpsecret=not-the-secret");
+            let (_, v) = s.qy(&bad, &headers).await;
+            assert_eq!(v["errcode"], 40001, "{path}: {v}");
+        }
+    }
+    assert_eq!(
+        s.calls("/cgi-bin/service/get_corp_token").await,
+        corp_tokens,
+        "no corp token burnt"
+    );
     // Nothing of this went to WeCom's gettoken.
     assert_eq!(s.calls("/cgi-bin/gettoken").await, 0);
 }
