@@ -234,13 +234,6 @@ pub async fn callback(
     let config = &ctx.config;
     let q = query(session);
     let settings = config.session.as_ref().ok_or_else(not_configured)?;
-    if !callback_limit::allow(ctx.client_ip) {
-        count(config, labels::OTHER, "rate_limited");
-        return Err(Failure::new(
-            Kind::TooManyRequests,
-            "too many sign-ins from this address: wait a minute and try again",
-        ));
-    }
     let state_param = param(&q, "state").unwrap_or("");
     let jar = request::cookies(session);
     // The cookie is found by the state the provider echoes: no cookie, or a cookie sealed for
@@ -280,6 +273,17 @@ pub async fn callback(
         return Err(Failure::new(
             Kind::LoginState,
             "this sign-in link was already used: start again",
+        )
+        .with_cookies([cookie_removal]));
+    }
+    // Only a callback that will cost a provider call counts against its address: one without a
+    // state of this browser's, or with a used one, costs nothing, and counting it would let
+    // anyone block every sign-in behind the same address with bare callbacks.
+    if !callback_limit::allow(ctx.client_ip) {
+        count(config, &login.app, "rate_limited");
+        return Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many sign-ins from this address: wait a minute and try again",
         )
         .with_cookies([cookie_removal]));
     }
