@@ -38,6 +38,37 @@ impl ReturnUrl {
         Self::check(raw, public_url).unwrap_or_else(|_| Self::root(public_url))
     }
 
+    /// [`Self::parse`], and the site root for a sign-in step of the gateway's own (its login,
+    /// sign-in page, callback, forward-auth check or logout, however the path is spelled):
+    /// coming back to one after signing in would start it again, in a loop inside the WeCom
+    /// client where the sign-in is silent.
+    pub fn for_site(raw: &str, server: &crate::config::model::ServerSettings) -> ReturnUrl {
+        let url = Self::parse(raw, &server.public_url);
+        if url.is_sign_in_step(&server.prefix) {
+            Self::root(&server.public_url)
+        } else {
+            url
+        }
+    }
+
+    fn is_sign_in_step(&self, prefix: &str) -> bool {
+        const STEPS: &[&[u8]] = &[
+            b"/login",
+            b"/signin",
+            b"/oauth/callback",
+            b"/auth",
+            b"/logout",
+        ];
+        let path = self.rest.split(['?', '#']).next().unwrap_or("/");
+        let Ok(path) = nginx_compat::uri::normalize_path(path.as_bytes()) else {
+            return true;
+        };
+        path.strip_prefix(prefix.as_bytes()).is_some_and(|rest| {
+            let rest = rest.strip_suffix(b"/").unwrap_or(rest);
+            STEPS.contains(&rest)
+        })
+    }
+
     pub fn root(public_url: &Url) -> ReturnUrl {
         ReturnUrl {
             origin: public_url.origin().ascii_serialization(),
@@ -221,6 +252,30 @@ fn decoded_starts_with_two_slashes(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_in_step_however_spelled_is_no_place_to_come_back_to() {
+        let step = |raw: &str| ReturnUrl::parse(raw, &public()).is_sign_in_step("/_gateway");
+        for raw in [
+            "/_gateway/signin?app=crm&return_to=/x",
+            "/_gateway//signin?app=crm",
+            "/_gateway/./login?app=crm",
+            "/x/../_gateway/oauth/callback?code=c",
+            "/_gateway%2Fauth",
+            "/_gateway/logout/",
+            "https://crm.example.com/_gateway/./signin",
+        ] {
+            assert!(step(raw), "{raw}");
+        }
+        for raw in [
+            "/_gateway/whoami",
+            "/_gatewayx/login",
+            "/sidebar/#/_gateway/login",
+            "/",
+        ] {
+            assert!(!step(raw), "{raw}");
+        }
+    }
 
     fn public() -> Url {
         Url::parse("https://crm.example.com").unwrap()

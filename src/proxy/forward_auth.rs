@@ -313,7 +313,7 @@ pub(super) fn signin(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
         None => super::login_gate::referer_path(config, session),
     };
     // Refused return URLs become `/`, as for `{prefix}/login` (SPEC section 8).
-    let return_to = ReturnUrl::parse(&asked, &config.server.public_url);
+    let return_to = ReturnUrl::for_site(&asked, &config.server);
     // The login the requested path needs, else the one of the page to come back to.
     let app = match param(&q, "app") {
         Some(name) => match config.apps.get(name) {

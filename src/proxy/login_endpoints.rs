@@ -201,10 +201,7 @@ pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<
             "this app signs in from its mini-program only",
         ));
     }
-    let return_to = ReturnUrl::parse(
-        param(&q, "return_to").unwrap_or("/"),
-        &config.server.public_url,
-    );
+    let return_to = ReturnUrl::for_site(param(&q, "return_to").unwrap_or("/"), &config.server);
     let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
     let corp = custom_corp(&app, param(&q, "corp"), provider).await?;
@@ -287,7 +284,7 @@ pub async fn callback(
         )
         .with_cookies([cookie_removal]));
     }
-    let return_to = ReturnUrl::parse(&login.return_to, &config.server.public_url);
+    let return_to = ReturnUrl::for_site(&login.return_to, &config.server);
     let retry = LoginLink {
         prefix: config.server.prefix.clone(),
         app: login.app.clone(),
@@ -437,6 +434,7 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
             revocation::end_session(provider.store(), &entry, now).await;
         }
     }
+    // Logout may send on to a new sign-in (`{prefix}/login?...`): that is no loop.
     let target = ReturnUrl::parse(
         param(&q, "return_to").unwrap_or("/"),
         &config.server.public_url,

@@ -188,3 +188,22 @@ async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
         .unwrap();
     assert_eq!(r.status(), 302, "starting a login is not limited");
 }
+
+/// Coming back to a sign-in step after signing in would start it again: inside the WeCom
+/// client, where the sign-in is silent, an endless loop of provider calls. The sign-in page at
+/// a path the browser spells differently (`/_gateway//signin`) and a login whose `return_to`
+/// is one end at the site root instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_never_comes_back_to_a_sign_in_step() {
+    let w = wecom_and_wechat().start().await;
+    for return_to in [
+        "/_gateway//signin?app=crm&return_to=/sidebar/",
+        "/_gateway/./login?app=crm",
+        "/_gateway/oauth/callback",
+    ] {
+        let mut b = Browser::new(WXWORK_UA);
+        let end = w.login(&mut b, "crm", return_to).await;
+        assert_eq!(end, w.gw().url("/"), "{return_to}");
+    }
+    assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 3);
+}
