@@ -104,6 +104,19 @@ impl Callbacks {
             other => other,
         }
         .map_err(|r| self.refuse(app, r))?;
+        // The corp a data callback was encrypted for is the one it is about: the worker reads
+        // the corp (headers for the CRM, sessions and contacts to end) from `ToUserName`, which
+        // is only what the sender wrote.
+        if let Some(corp) = &data_corp {
+            if msg.get("ToUserName") != Some(corp.as_str()) {
+                return Err(self.refuse(
+                    app,
+                    receive::Refusal::BadMessage(
+                        "ToUserName is not the corp the message was encrypted for".into(),
+                    ),
+                ));
+            }
+        }
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();

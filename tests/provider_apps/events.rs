@@ -50,9 +50,10 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     s.install(CORP_A).await;
     let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
     let now = crate::common::callbacks::now_secs().to_string();
-    let post = |corp: &str| {
+    // `to` in `ToUserName`, encrypted for `corp`.
+    let post_to = |to: &str, corp: &str| {
         let xml = wecom_api::XmlMessage::from_pairs([
-            ("ToUserName", corp.to_owned()),
+            ("ToUserName", to.to_owned()),
             ("FromUserName", "sys".to_owned()),
             ("CreateTime", now.clone()),
             ("MsgType", "event".to_owned()),
@@ -78,8 +79,18 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
                 .as_u16()
         }
     };
+    let post = |corp: &str| post_to(corp, corp);
     assert_eq!(post(CORP_B).await, 400, "corp B has not installed the app");
     assert_eq!(post(CORP_A).await, 200, "corp A has");
+    // Both installed: a message encrypted for A names A, never B (whose sessions it would end
+    // and whose CRM headers it would carry).
+    s.install(CORP_B).await;
+    assert_eq!(
+        post_to(CORP_B, CORP_A).await,
+        400,
+        "encrypted for A, about B"
+    );
+    assert_eq!(post(CORP_B).await, 200, "corp B now has the app");
 }
 
 #[tokio::test]
