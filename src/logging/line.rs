@@ -84,11 +84,18 @@ impl Line {
         self
     }
 
-    /// Text from the client (a path): redacted and bounded, then written bare.
-    pub fn client(self, name: &str, value: &str) -> Line {
+    /// Text from the client (a path): redacted and bounded, then written bare unless it holds
+    /// a space, a quote or a backslash; then in quotes, escaped, so that a client cannot write
+    /// what reads as further fields of its line (`/x route="/sidebar/" userid="zhangsan"`).
+    pub fn client(mut self, name: &str, value: &str) -> Line {
         let value = redact::redact(value);
         let value = redact::bound_field(&value);
-        self.plain(name, &value)
+        let quote = value
+            .bytes()
+            .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b == 0x7f);
+        self.name(name);
+        self.string(&value, quote);
+        self
     }
 
     pub fn number(mut self, name: &str, value: u64) -> Line {
@@ -234,8 +241,29 @@ mod tests {
             .millis("d2", Duration::from_micros(7));
         assert_eq!(
             text(l),
-            "1970-01-01T00:00:00.000000Z  INFO method=GET path=/a b/access_token=***\\n \
+            "1970-01-01T00:00:00.000000Z  INFO method=GET path=\"/a b/access_token=***\\n\" \
              route=\"r\\\"1\" status=200 duration_ms=12.345 d2=0.007"
+        );
+    }
+
+    #[test]
+    fn a_path_cannot_write_fields_of_its_own() {
+        let t = UNIX_EPOCH + Duration::from_secs(0);
+        let l = Line::start(false, "access", t)
+            .client(
+                "path",
+                "/reports route=\"/sidebar/\" userid=\"zhangsan\" x=",
+            )
+            .quoted("route", "/");
+        assert_eq!(
+            text(l),
+            "1970-01-01T00:00:00.000000Z  INFO \
+             path=\"/reports route=\\\"/sidebar/\\\" userid=\\\"zhangsan\\\" x=\" route=\"/\""
+        );
+        let l = Line::start(false, "access", t).client("path", "/plain/path=1");
+        assert_eq!(
+            text(l),
+            "1970-01-01T00:00:00.000000Z  INFO path=/plain/path=1"
         );
     }
 
