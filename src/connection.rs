@@ -217,11 +217,26 @@ pub fn keep_alive(session: &mut Session, idle: std::time::Duration) {
 
 /// Why a request must be refused with 400 before it is routed, if it must.
 pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
-    malformed_as(req.version, &crate::headers::Asked::of(req))
+    malformed_as(req.version, &crate::headers::Asked::of(req)).map(|(_, why)| why)
 }
 
-/// The same, from the request's version and the first look at its headers.
-pub fn malformed_as(version: http::Version, asked: &crate::headers::Asked) -> Option<&'static str> {
+/// The same, from the request's version and the first look at its headers, with the kind of
+/// answer (nginx's 400, or its 501 for a coding it does not read).
+pub fn malformed_as(
+    version: http::Version,
+    asked: &crate::headers::Asked,
+) -> Option<(crate::answers::Kind, &'static str)> {
+    use crate::answers::Kind;
+    if asked.coding_unknown {
+        return Some((
+            Kind::NotImplemented,
+            "Transfer-Encoding other than chunked is not read",
+        ));
+    }
+    malformed_head(version, asked).map(|why| (Kind::BadRequest, why))
+}
+
+fn malformed_head(version: http::Version, asked: &crate::headers::Asked) -> Option<&'static str> {
     // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
     if version == http::Version::HTTP_11 && !asked.host {
         return Some("an HTTP/1.1 request must carry a Host header");
@@ -252,7 +267,9 @@ pub fn bad_request_body(session: &Session, e: &Error) -> Option<&'static str> {
         return None;
     }
     match e.etype() {
-        ErrorType::Custom("InvalidChunk") => Some("malformed chunked request body"),
+        ErrorType::Custom("InvalidChunk") | ErrorType::Custom("InvalidTrailerEnd") => {
+            Some("malformed chunked request body")
+        }
         ErrorType::Custom("PrematureBodyEnd") => {
             Some("the request body ended before its announced length")
         }

@@ -112,6 +112,10 @@ pub struct Asked<'a> {
     pub length_list: bool,
     /// `Expect: 100-continue`: the client holds its body back for a `100 Continue`.
     pub expect_continue: bool,
+    /// `Transfer-Encoding` other than exactly `chunked` (`gzip, chunked`): the engine takes
+    /// the last coding and drops the others, so the CRM would read a compressed body as plain;
+    /// nginx answers 501.
+    pub coding_unknown: bool,
 }
 
 impl<'a> Asked<'a> {
@@ -131,6 +135,8 @@ impl<'a> Asked<'a> {
             } else if n == http::header::CONTENT_LENGTH {
                 a.length_list |= lengths > 0 || !is_one_number(v.as_bytes());
                 lengths += 1;
+            } else if n == http::header::TRANSFER_ENCODING {
+                a.coding_unknown |= !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
             } else if n == http::header::EXPECT {
                 a.expect_continue |= v.as_bytes().eq_ignore_ascii_case(b"100-continue");
             } else {

@@ -277,6 +277,58 @@ fn a_bad_chunk_size_is_a_400() {
     assert!(r.header("x-request-id").is_some());
 }
 
+/// The end of a chunked body that is not one (a bare LF after the last chunk or a trailer, a
+/// trailer section past 64 KiB) is a 400 the client can read, not a closed connection.
+#[test]
+fn a_malformed_end_of_a_chunked_body_is_a_400() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let head = "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let huge_trailer = format!("0\r\n{}\r\n", "X-T: aaaaaaaaaa\r\n".repeat(5000));
+    for body in [
+        "0\r\n\n",
+        "5\r\nhello\r\n0\r\nX: a\n\n",
+        huge_trailer.as_str(),
+    ] {
+        let mut s = connect(&gw);
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(body.as_bytes());
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 400, "{:?}", &body[..body.len().min(40)]);
+        assert!(r.header("x-request-id").is_some());
+    }
+}
+
+/// A `Transfer-Encoding` other than exactly `chunked` (`gzip, chunked`): the engine would send
+/// the body on as plain chunks, the gzip coding dropped; nginx answers 501, and so does the
+/// gateway, sending nothing on.
+#[test]
+fn a_transfer_coding_other_than_chunked_is_a_501_as_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for coding in ["gzip, chunked", "identity, chunked", "chunked;q=1"] {
+        let mut s = connect(&gw);
+        write!(
+            s,
+            "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: {coding}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        .unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert!(r.status == 501 || r.status == 400, "{coding}: {}", r.status);
+    }
+    let mut s = connect(&gw);
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 501);
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "not_implemented");
+    // `chunked` in any case is read.
+    let mut s = connect(&gw);
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, &mut Vec::new()).status, 200);
+    assert_eq!(up.hits(), 1);
+}
+
 #[test]
 fn a_body_shorter_than_its_content_length_is_a_400() {
     let up = upstream::echo("crm");

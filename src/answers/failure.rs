@@ -53,6 +53,9 @@ pub enum Kind {
     /// A body for one of the gateway's own endpoints did not arrive in time (nginx's
     /// `client_body_timeout` answer).
     RequestTimeout,
+    /// A request framed in a way the gateway does not read (a `Transfer-Encoding` other than
+    /// `chunked`): nginx's 501.
+    NotImplemented,
 }
 
 impl Kind {
@@ -75,6 +78,7 @@ impl Kind {
             Kind::TooManyRequests => 429,
             Kind::StoreUnavailable | Kind::SuiteNotReady => 503,
             Kind::RequestTimeout => 408,
+            Kind::NotImplemented => 501,
         }
     }
 
@@ -102,6 +106,7 @@ impl Kind {
             Kind::NotInstalled => "not_installed",
             Kind::SuiteNotReady => "suite_not_ready",
             Kind::RequestTimeout => "request_timeout",
+            Kind::NotImplemented => "not_implemented",
         }
     }
 
@@ -129,6 +134,7 @@ impl Kind {
             Kind::NotInstalled => "Your organisation has not installed this app",
             Kind::SuiteNotReady => "The app is not ready yet",
             Kind::RequestTimeout => "The request did not arrive in time",
+            Kind::NotImplemented => "Not implemented",
         }
     }
 }

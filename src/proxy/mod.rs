@@ -384,7 +384,7 @@ impl ProxyHttp for Gateway {
         ctx.upgrade = session.is_upgrade_req();
         crate::connection::on_request(session, &ctx.config.server);
         let decided = match malformed {
-            Some(why) => Err(Failure::new(Kind::BadRequest, why).closing()),
+            Some((kind, why)) => Err(Failure::new(kind, why).closing()),
             None => self.pipeline(session, ctx).await,
         };
         match decided {
