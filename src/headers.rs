@@ -38,6 +38,8 @@ pub mod names {
     pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     pub const X_GATEWAY_ASSERTION: HeaderName = HeaderName::from_static("x-gateway-assertion");
     pub const WGW_CONTACT: HeaderName = HeaderName::from_static("wgw-contact");
+    pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+    pub const X_REWRITE_URL: HeaderName = HeaderName::from_static("x-rewrite-url");
     pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
     pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 }
@@ -181,6 +183,9 @@ pub struct Present {
     /// `wgw-contact`, the gateway's own contact header.
     pub contact: bool,
     pub forwarded_for: bool,
+    /// `X-Original-URL` or `X-Rewrite-URL`: a path that IIS rewrites, Symfony before 4.1 and
+    /// Zend/Laminas route on instead of the request's own, past the login of its area.
+    pub path_override: bool,
     /// A header the gateway writes itself ([`strip_set`]'s names).
     pub set: bool,
 }
@@ -198,6 +203,7 @@ impl Present {
             p.authorization |= n == http::header::AUTHORIZATION;
             p.contact |= n == names::WGW_CONTACT;
             p.forwarded_for |= n == names::X_FORWARDED_FOR;
+            p.path_override |= n == names::X_ORIGINAL_URL || n == names::X_REWRITE_URL;
             p.set |= is_set(n, xff);
         }
         p

@@ -47,7 +47,12 @@ fn not_the_files(name: &str) -> bool {
 /// The nginx file sets `X-Forwarded-For` for this request (to a value, or to `""`: none), so
 /// the gateway does not write its own.
 pub fn sets_forwarded_for(flight: Option<&Flight>) -> bool {
-    flight.is_some_and(|f| f.proxy.set_names.iter().any(|n| n == "x-forwarded-for"))
+    sets(flight, "x-forwarded-for")
+}
+
+/// The nginx file's `proxy_set_header` sets `name` (lowercase) for this request.
+pub fn sets(flight: Option<&Flight>, name: &str) -> bool {
+    flight.is_some_and(|f| f.proxy.set_names.iter().any(|n| n == name))
 }
 
 /// The nginx file's timeouts for this location (`proxy_connect_timeout`,

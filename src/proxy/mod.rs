@@ -463,6 +463,17 @@ impl ProxyHttp for Gateway {
         if present.contact {
             headers::remove_present(req, &headers::names::WGW_CONTACT);
         }
+        // The client's copies; one the nginx file sets is the operator's.
+        if present.path_override {
+            for name in [
+                headers::names::X_ORIGINAL_URL,
+                headers::names::X_REWRITE_URL,
+            ] {
+                if !nginx::sets(ctx, name.as_str()) {
+                    headers::remove_present(req, &name);
+                }
+            }
+        }
 
         // The headers the gateway sets follow the request's own on the wire, written once
         // rather than inserted into pingora's two header maps (values and name cases) that

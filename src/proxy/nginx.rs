@@ -127,6 +127,11 @@ pub(super) fn sets_forwarded_for(ctx: &Ctx) -> bool {
     nginx::upstream::sets_forwarded_for(ctx.nginx.as_deref())
 }
 
+/// The nginx file sets header `name` (lowercase) on this request's upstream request.
+pub(super) fn sets(ctx: &Ctx, name: &str) -> bool {
+    nginx::upstream::sets(ctx.nginx.as_deref(), name)
+}
+
 pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
     response::request_body(ctx.nginx.as_deref_mut(), body)
 }

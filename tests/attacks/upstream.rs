@@ -65,3 +65,45 @@ async fn a_made_up_host_header_does_not_reach_the_crm_as_x_forwarded_host() {
         );
     }
 }
+
+/// `X-Original-URL` / `X-Rewrite-URL` name a path that IIS rewrites, Symfony before 4.1 and
+/// Zend/Laminas route on instead of the request's own: a client's copy would reach a login
+/// area's handler through a public path. Neither reaches the CRM; one the nginx file sets
+/// (`proxy_set_header`) is the operator's and does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_name_the_path_the_crm_routes_on() {
+    let w = World::new().start().await;
+    let r = client()
+        .get(w.gw().url("/public-page"))
+        .header("x-original-url", "/sidebar/admin")
+        .header("X-Rewrite-URL", "/sidebar/admin")
+        .send()
+        .await
+        .unwrap();
+    let echo: Echo = r.json().await.unwrap();
+    assert_eq!(echo.uri, "/public-page");
+    assert_eq!(echo.header("x-original-url"), None);
+    assert_eq!(echo.header("x-rewrite-url"), None);
+
+    let dir = crate::common::TempDir::new("xou");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /legacy/ { proxy_set_header X-Original-URL $request_uri; proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let w = World::new()
+        .routes(&format!(
+            "[nginx]\ninclude = [\"{}\"]\n",
+            dir.path().join("crm.conf").display()
+        ))
+        .start()
+        .await;
+    let r = client()
+        .get(w.gw().url("/legacy/x?a=1"))
+        .header("x-original-url", "/sidebar/admin")
+        .send()
+        .await
+        .unwrap();
+    let echo: Echo = r.json().await.unwrap();
+    assert_eq!(echo.header("x-original-url"), Some("/legacy/x?a=1"));
+}
