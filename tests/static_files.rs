@@ -26,6 +26,7 @@ fn start() -> Spa {
     std::fs::write(d.join("html/mobile/assets/site.css"), "body{}").unwrap();
     std::fs::write(d.join("secret.txt"), "outside the root").unwrap();
     std::os::unix::fs::symlink(d.join("secret.txt"), d.join("html/mobile/leak.txt")).unwrap();
+    std::os::unix::fs::symlink(d, d.join("html/mobile/up")).unwrap();
     // Seed 004's complete example, in a server block with an API location.
     std::fs::write(
         d.join("crm.conf"),
@@ -39,6 +40,7 @@ fn start() -> Spa {
              rewrite ^/login(.*) /#/login permanent;\n\
            }\n\
            location /api/ { proxy_pass http://crm; }\n\
+           location ~ ^/re/(.*)$ { alias html/mobile/$1; }\n\
          }\n",
     )
     .unwrap();
@@ -189,6 +191,15 @@ async fn nothing_outside_the_document_root_is_served() {
     let resp = client().get(spa.gw.url("/leak.txt")).send().await.unwrap();
     assert_eq!(resp.status(), 403, "a symlink leaving the root is refused");
     assert!(!resp.text().await.unwrap().contains("outside the root"));
+    // An alias made of a capture holds the symlink in its own value: the directory its
+    // written part names is the bound.
+    for uri in ["/re/up/secret.txt", "/re/leak.txt"] {
+        let resp = client().get(spa.gw.url(uri)).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{uri}");
+        assert!(!resp.text().await.unwrap().contains("outside the root"));
+    }
+    let resp = client().get(spa.gw.url("/re/assets/app.js")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), APP_JS);
 }
 
 /// Peak resident memory of a process (`VmHWM`), in KiB.

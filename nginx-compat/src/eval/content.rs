@@ -210,6 +210,24 @@ impl Server {
     }
 }
 
+/// The directory a file served through `root` or `alias` must lie in (its real path, symlinks
+/// followed): the value itself when written without variables; else the directory its
+/// leading text names (`/srv/www/` of `alias /srv/www/$1`), since a capture or a variable may
+/// carry a symlink of the served tree (`static/link/secret`) into the value itself. A value
+/// that starts with a variable is taken whole.
+fn containing(t: &crate::vars::Template, expanded: Vec<u8>) -> Vec<u8> {
+    if t.literal().is_some() {
+        return expanded;
+    }
+    match t.parts.first() {
+        Some(crate::vars::Part::Lit(lead)) => match lead.iter().rposition(|&b| b == b'/') {
+            Some(i) => lead[..=i].to_vec(),
+            None => expanded,
+        },
+        _ => expanded,
+    }
+}
+
 pub(super) struct Mapped {
     pub path: Vec<u8>,
     pub root: Vec<u8>,
@@ -225,8 +243,8 @@ pub(super) fn map_uri(conf: &LocConf, cx: &Ctx<'_>) -> Option<Mapped> {
     let s = &conf.settings;
     let uri = &cx.st.uri;
     let Some(alias) = &s.alias else {
-        let root = s.root.expand(cx, false);
-        let mut path = root.clone();
+        let mut path = s.root.expand(cx, false);
+        let root = containing(&s.root, path.clone());
         path.extend_from_slice(uri);
         return Some(Mapped {
             path,
@@ -237,8 +255,8 @@ pub(super) fn map_uri(conf: &LocConf, cx: &Ctx<'_>) -> Option<Mapped> {
     if !cx.st.valid_location {
         return None;
     }
-    let root = alias.expand(cx, false);
-    let mut path = root.clone();
+    let mut path = alias.expand(cx, false);
+    let root = containing(alias, path.clone());
     if conf.is_regex() {
         if cx.st.add_uri_to_alias {
             path.extend_from_slice(uri);
@@ -259,8 +277,8 @@ pub(super) fn map_uri(conf: &LocConf, cx: &Ctx<'_>) -> Option<Mapped> {
 fn map_candidate(conf: &LocConf, cx: &Ctx<'_>, name: &[u8]) -> Option<Mapped> {
     let s = &conf.settings;
     let Some(alias) = &s.alias else {
-        let root = s.root.expand(cx, false);
-        let mut path = root.clone();
+        let mut path = s.root.expand(cx, false);
+        let root = containing(&s.root, path.clone());
         path.extend_from_slice(name);
         return Some(Mapped {
             path,
@@ -271,8 +289,8 @@ fn map_candidate(conf: &LocConf, cx: &Ctx<'_>, name: &[u8]) -> Option<Mapped> {
     if !cx.st.valid_location {
         return None;
     }
-    let root = alias.expand(cx, false);
-    let mut path = root.clone();
+    let mut path = alias.expand(cx, false);
+    let root = containing(alias, path.clone());
     if conf.is_regex() {
         path.extend_from_slice(name);
         return Some(Mapped {
