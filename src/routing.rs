@@ -147,8 +147,78 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
         if path.iter().any(|&b| b == b';' || b == b'\\') {
             note(area_of(table, &servlet_reading(path)?)?)?;
         }
+        lenient_readings(table, path, &mut note)?;
     }
     Ok(found)
+}
+
+/// What servers that are lenient about a path make of it: without its trailing `/` (Spring
+/// before 6, Express, ASP.NET match `/exact/` to `/exact`), without the dots and spaces that
+/// end its segments (Windows: `/sidebar./x` is `/sidebar/x`), and without case (Express,
+/// ASP.NET, IIS, ThinkPHP). Each reading costs something only when the path or the areas
+/// give it something to find.
+fn lenient_readings(
+    table: &RouteTable,
+    path: &[u8],
+    note: &mut impl FnMut(Option<usize>) -> Result<(), AreaError>,
+) -> Result<(), AreaError> {
+    let trimmed = |p: &[u8]| -> usize {
+        if p.len() > 1 && p.ends_with(b"/") {
+            p.len() - 1
+        } else {
+            p.len()
+        }
+    };
+    if table.areas_exact && trimmed(path) < path.len() {
+        note(area_of(table, &path[..trimmed(path)])?)?;
+    }
+    let windows = windows_reading(path);
+    let base = windows.as_deref().unwrap_or(path);
+    if windows.is_some() {
+        note(area_of(table, base)?)?;
+        if table.areas_exact && trimmed(base) < base.len() {
+            note(area_of(table, &base[..trimmed(base)])?)?;
+        }
+    }
+    if table.areas_have_upper || base.iter().any(u8::is_ascii_uppercase) {
+        let lower = base.to_ascii_lowercase();
+        let folded = |p: &[u8]| match table.folded_areas.find(p) {
+            Ok(m) => Ok(m.map(|m| *m.value)),
+            Err(_) => Err(AreaError::Unmatchable),
+        };
+        note(folded(&lower)?)?;
+        if table.areas_exact && trimmed(&lower) < lower.len() {
+            note(folded(&lower[..trimmed(&lower)])?)?;
+        }
+    }
+    Ok(())
+}
+
+/// The path with the dots and spaces that end a segment removed, as Windows reads a name;
+/// `None` when no segment ends so.
+fn windows_reading(path: &[u8]) -> Option<Vec<u8>> {
+    let ends = |seg: &[u8]| seg != b"." && seg != b".." && matches!(seg.last(), Some(b'.' | b' '));
+    if !path.split(|&b| b == b'/').any(ends) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for (i, seg) in path.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push(b'/');
+        }
+        let keep = if ends(seg) {
+            seg.len()
+                - seg
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b'.' || b == b' ')
+                    .count()
+        } else {
+            seg.len()
+        };
+        out.extend_from_slice(&seg[..keep]);
+    }
+    Some(out)
 }
 
 /// The raw path has a `.` or `..` segment (browsers resolve them before they send a path; a
@@ -345,6 +415,15 @@ mod tests {
             ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
             ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
             ("/x", "/%78", Ok(None)),
+            // Servers that ignore case, a trailing slash, or a segment's trailing dots.
+            ("/SIDEBAR/x", "/SIDEBAR/x", Ok(Some(0))),
+            ("/Sidebar/x", "/Sidebar/x", Ok(Some(0))),
+            ("/MP/x", "/MP/x", Ok(Some(3))),
+            ("/EXACT/", "/EXACT/", Ok(Some(4))),
+            ("/sidebar./x", "/sidebar./x", Ok(Some(0))),
+            ("/sidebar /x", "/sidebar%20/x", Ok(Some(0))),
+            ("/Other/x", "/Other/x", Ok(None)),
+            ("/other./x", "/other./x", Ok(None)),
             // Literal dot segments, read as sent: most upstreams route on them unresolved.
             ("/other", "/sidebar/../other", Ok(Some(0))),
             ("/other", "/sidebar/./../other", Ok(Some(0))),
@@ -366,6 +445,18 @@ mod tests {
                 "{target}"
             );
         }
+    }
+
+    #[test]
+    fn an_exact_area_covers_its_path_with_a_slash_and_in_any_case() {
+        let t = table(&[("= /api/secret", true), ("~ ^/Admin$", true), ("/", false)]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        assert_eq!(area("/api/secret/"), Ok(Some(0)));
+        assert_eq!(area("/API/Secret/"), Ok(Some(0)));
+        assert_eq!(area("/api/secret./"), Ok(Some(0)));
+        assert_eq!(area("/admin/"), Ok(Some(1)));
+        assert_eq!(area("/api/secrets/"), Ok(None));
+        assert_eq!(area("/api/"), Ok(None));
     }
 
     #[test]

@@ -198,7 +198,11 @@ async fn nothing_outside_the_document_root_is_served() {
         assert_eq!(resp.status(), 403, "{uri}");
         assert!(!resp.text().await.unwrap().contains("outside the root"));
     }
-    let resp = client().get(spa.gw.url("/re/assets/app.js")).send().await.unwrap();
+    let resp = client()
+        .get(spa.gw.url("/re/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.text().await.unwrap(), APP_JS);
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use nginx_compat::location::{Location, LocationSet};
+use nginx_compat::location::{Location, LocationSet, Modifier};
 use serde_spanned::Spanned;
 
 use super::app::compile_app;
@@ -80,6 +80,27 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     for (i, on) in redirects.into_iter().enumerate() {
         matcher.set_auto_redirect(i, on);
     }
+    let areas_have_upper = areas
+        .iter()
+        .any(|(l, _)| l.pattern().bytes().any(|b| b.is_ascii_uppercase()));
+    let areas_exact = areas
+        .iter()
+        .any(|(l, _)| matches!(l.modifier(), Modifier::Exact) || l.modifier().is_regex());
+    // Two areas that differ only in case fold into one: the first keeps it.
+    let routes_span = f.routes.first().map_or(0..0, |r| r.span());
+    let mut folded = Vec::new();
+    for (loc, i) in &areas {
+        let fl = fold_location(loc)
+            .map_err(|e| src.error(routes_span.clone(), "[[routes]]", e.to_string()))?;
+        let seen = folded.iter().any(|(g, _): &(Location, usize)| {
+            g.modifier() == fl.modifier() && g.pattern() == fl.pattern()
+        });
+        if !seen {
+            folded.push((fl, *i));
+        }
+    }
+    let folded_areas = LocationSet::new(folded)
+        .map_err(|e| src.error(routes_span.clone(), "[[routes]]", e.to_string()))?;
     let areas = LocationSet::new(areas).map_err(|e| {
         let span = f.routes.first().map_or(0..0, |r| r.span());
         src.error(span, "[[routes]]", e.to_string())
@@ -144,10 +165,23 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             routes,
             matcher,
             areas,
+            folded_areas,
+            areas_have_upper,
+            areas_exact,
         }),
         rules,
         emulator,
     })
+}
+
+/// `loc` as a server that ignores case reads it: a path lowercased, a regex caseless.
+fn fold_location(loc: &Location) -> std::result::Result<Location, nginx_compat::LocationError> {
+    match loc.modifier() {
+        Modifier::Regex | Modifier::RegexCaseless => {
+            Location::new(Modifier::RegexCaseless, loc.pattern())
+        }
+        m => Location::new(m, &loc.pattern().to_ascii_lowercase()),
+    }
 }
 
 fn socket_addr(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<SocketAddr> {

@@ -147,6 +147,13 @@ pub struct RouteTable {
     /// The protected areas: the login routes alone, in nginx's order, so that of two
     /// overlapping areas the most specific decides (`routing::protecting`).
     pub areas: LocationSet<usize>,
+    /// `areas` as servers that ignore case read them: prefix and exact paths lowercased,
+    /// regexes caseless; matched with a lowercased path (`routing::protecting`).
+    pub folded_areas: LocationSet<usize>,
+    /// Some area's pattern has an upper-case letter: every path is also read folded.
+    pub areas_have_upper: bool,
+    /// Some area is exact or a regex: a path is also read without its trailing `/`.
+    pub areas_exact: bool,
 }
 
 impl RouteTable {

@@ -77,6 +77,13 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     ("/sidebar/./../other", 401),
     ("/sid%65bar/../other", 401),
     ("/other/./y", 200),
+    // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
+    // and spaces (Windows) route these under /sidebar/ too.
+    ("/SIDEBAR/x", 401),
+    ("/Sidebar/api", 401),
+    ("/sidebar./x", 401),
+    ("/sidebar%20/x", 401),
+    ("/Other/x", 200),
     ("/sidebar/", 401),
     ("/public.js", 200),
     ("/other;x/y", 200),
