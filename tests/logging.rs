@@ -71,12 +71,19 @@ fn malformed_requests_on_every_port_log_no_secret_and_no_huge_line() {
                     assert!(String::from_utf8_lossy(&resp).contains("x-request-id"));
                 }
             }
-            // A 200 KB target, with the secrets in its headers.
-            let huge = format!(
-                "GET /{} HTTP/1.1\r\nHost: x\r\n{secrets}Connection: close\r\n\r\n",
-                "a".repeat(200 * 1024)
-            );
-            assert!(status(&send(p, huge.as_bytes())).is_some(), "port {p}");
+            // A 7 KB target (logged cut) and a 200 KB one (refused as nginx refuses it), with
+            // the secrets in their headers.
+            for (len, want) in [(7 * 1024, None), (200 * 1024, Some(414))] {
+                let target = format!(
+                    "GET /{} HTTP/1.1\r\nHost: x\r\n{secrets}Connection: close\r\n\r\n",
+                    "a".repeat(len)
+                );
+                let got = status(&send(p, target.as_bytes()));
+                assert!(got.is_some(), "port {p}");
+                if want.is_some() {
+                    assert_eq!(got, want, "port {p}");
+                }
+            }
         }
         // Lines are written in order: once this request's line is there, all above are.
         let marker = format!(

@@ -500,3 +500,60 @@ async fn expect_continue_and_keep_alive_stay_between_their_own_hops() {
     assert!(heads[0].starts_with("post /x") && heads[0].contains("content-length: 5"));
     assert!(!heads[0].contains("expect:"), "{}", heads[0]);
 }
+
+/// An upstream that answers each connection's request with `answer`, then closes.
+fn scripted_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(answer);
+        }
+    });
+    addr
+}
+
+/// An upstream answer framed with a coding other than `chunked` (`xchunked`: read to the
+/// connection's end, passed on as it came, a proxy in front could read a second answer in its
+/// body) is nginx's 502; no 1xx reaches an HTTP/1.0 client (RFC 9110 15.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no_1xx() {
+    let smuggling = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: xchunked\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Poison: 1\r\n\r\npwned!",
+    );
+    let w = World::new().crm_at(&format!("http://{smuggling}")).start().await;
+    let resp = raw_request(
+        w.gw().port,
+        b"GET /x HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert_eq!(parse_status(&resp), Some(502), "{text}");
+    assert!(!text.contains("pwned") && !text.to_ascii_lowercase().contains("xchunked"));
+
+    let hints = scripted_upstream(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let w = World::new().crm_at(&format!("http://{hints}")).start().await;
+    let resp = raw_request(w.gw().port, b"GET /x HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(!text.contains("103"), "{text}");
+    // An HTTP/1.1 client gets the early hints.
+    let resp = raw_request(
+        w.gw().port,
+        b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 103 "));
+}

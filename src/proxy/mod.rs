@@ -382,6 +382,9 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.upgrade = session.is_upgrade_req();
+        // RFC 9110 15.2: no 1xx to an HTTP/1.0 client (nginx in front speaks 1.0 by default).
+        let http_10 = session.req_header().version == http::Version::HTTP_10;
+        session.set_ignore_info_resp(http_10);
         crate::connection::on_request(session, &ctx.config.server);
         let decided = match malformed {
             Some((kind, why)) => Err(Failure::new(kind, why).closing()),
@@ -539,6 +542,22 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.upstream_answered = Some((upstream_response.status.as_u16(), Instant::now()));
+        }
+        // A coding other than `chunked` (`xchunked`, `gzip`): the engine would read the body to
+        // the connection's end and pass the header on with it, which a proxy in front may read
+        // as chunks (a second answer in the body); nginx refuses it with a 502.
+        if let Some(te) = upstream_response
+            .headers
+            .get(http::header::TRANSFER_ENCODING)
+        {
+            if !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                let mut e = Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the upstream sent a Transfer-Encoding other than chunked",
+                );
+                e.as_up();
+                return Err(e);
+            }
         }
         nginx::upstream_answered(ctx, upstream_response.status.as_u16())
     }
