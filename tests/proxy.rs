@@ -531,7 +531,10 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
     let smuggling = scripted_upstream(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: xchunked\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Poison: 1\r\n\r\npwned!",
     );
-    let w = World::new().crm_at(&format!("http://{smuggling}")).start().await;
+    let w = World::new()
+        .crm_at(&format!("http://{smuggling}"))
+        .start()
+        .await;
     let resp = raw_request(
         w.gw().port,
         b"GET /x HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
@@ -544,7 +547,10 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
     let hints = scripted_upstream(
         b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     );
-    let w = World::new().crm_at(&format!("http://{hints}")).start().await;
+    let w = World::new()
+        .crm_at(&format!("http://{hints}"))
+        .start()
+        .await;
     let resp = raw_request(w.gw().port, b"GET /x HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let text = String::from_utf8_lossy(&resp);
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");

@@ -177,7 +177,7 @@ pub async fn before_delivery(
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     match ins {
-        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code).await,
+        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, at).await,
         Instruction::ChangeAuth { corp_id } => refresh(provider, app, corp_id).await,
         Instruction::CancelAuth { corp_id } => cancel(
             provider.installs(),
@@ -223,12 +223,12 @@ fn worth_retrying(errcode: i64) -> bool {
 /// queue: the code lives 10 minutes, while the queue waits for the CRM as long as it must (down,
 /// or refusing an earlier event for hours), and an install must not be lost to that. Retried
 /// while the code lives; the delivery worker's own exchange, later, finds it done.
-pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String) {
+pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String, at: u64) {
     tokio::spawn(async move {
         let clock = crate::clock::clock();
         let until = clock.now_secs() + AUTH_CODE_LIFETIME_SECS;
         let mut wait = Duration::from_secs(1);
-        while let Err(Failure::Retry(why)) = exchange(&provider, &app, &auth_code).await {
+        while let Err(Failure::Retry(why)) = exchange(&provider, &app, &auth_code, at).await {
             if clock.now_secs() + wait.as_secs() >= until {
                 tracing::warn!(app = %app.name, error = %why, "install: exchange not done; the delivery worker tries again");
                 return;
@@ -246,7 +246,11 @@ const AUTH_CODE_LIFETIME_SECS: u64 = 600;
 /// code never both spend it.
 static EXCHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(), Failure> {
+/// `at`: when the install happened ([`super::event::acted_at`] of its `create_auth`), which
+/// the install keeps: a `cancel_auth` that happened later removes it, and one that was already
+/// applied (the exchange ran late: the delivery worker's after a restart) keeps it from being
+/// kept at all.
+async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> Result<(), Failure> {
     let Some((suite_id, _)) = suite_of(app) else {
         return Ok(());
     };
@@ -302,9 +306,18 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str) -> Result<(),
         corp_name,
         agent_id,
         permanent_code: exchanged.permanent_code,
-        installed_at: crate::clock::clock().now_secs(),
+        installed_at: at,
     };
     let corp_id = install.corp_id.clone();
+    let cancelled = install::corp_revocation_key(&app.name, &corp_id);
+    if crate::revocation::is_revoked(store, &cancelled, at).await {
+        tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
+        store
+            .put_fact(&record, &corp_id, AUTH_CODE_RECORD)
+            .await
+            .map_err(retry)?;
+        return Ok(());
+    }
     provider
         .installs()
         .keep(store, app, install)

@@ -165,7 +165,7 @@ impl Callbacks {
             tracing::info!(app, event = label, event_id = %event.id, "callback queued");
             if let Some(instruction::Instruction::Exchange { auth_code }) = ins {
                 if let Some(a) = config.apps.get(app) {
-                    instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code);
+                    instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code, at);
                 }
             }
         }

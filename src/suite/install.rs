@@ -22,7 +22,8 @@ pub struct Install {
     /// The corp's permanent code: the secret of its tokens. Never logged ([`std::fmt::Debug`]
     /// leaves it out) and never in a key (keys hold its fingerprint).
     pub permanent_code: String,
-    /// Unix s of the exchange (the newest wins when two exchanges race).
+    /// Unix s of the install: when its `create_auth` happened (the newest wins when two
+    /// exchanges race; a `cancel_auth` removes only an older one).
     pub installed_at: u64,
 }
 

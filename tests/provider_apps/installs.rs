@@ -331,6 +331,41 @@ async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() 
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
 
+/// A corp that installs and removes the app while the exchange of its install is still under
+/// way (WeCom slow, or the exchange left to the delivery worker after a restart): the late
+/// exchange keeps nothing, the install being older than the removal.
+#[tokio::test]
+async fn an_install_whose_exchange_ends_after_its_removal_is_not_kept() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.settled().await;
+    s.advance("1m").await;
+    // WeCom's cancel_auth, a minute later, while the exchange still waits for its answer.
+    let cancel = format!(
+        "<xml><SuiteId><![CDATA[{SUITE}]]></SuiteId><InfoType><![CDATA[cancel_auth]]></InfoType><AuthCorpId><![CDATA[{CORP_A}]]></AuthCorpId></xml>"
+    );
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": cancel}),
+    )
+    .await;
+    s.wait_forwarded("create_auth", 1).await;
+    s.wait_forwarded("cancel_auth", 1).await;
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (404, Some(40084)), "{v}");
+}
+
 #[tokio::test]
 async fn a_custom_app_takes_its_corp_tokens_by_gettoken_and_a_reset_permanent_code_replaces_them() {
     let s = Saas::start(Backend::Local, 0).await;
