@@ -251,6 +251,19 @@ pub fn strip_set(req: &mut RequestHeader, xff: bool, present: &Present) {
     }
 }
 
+/// An upstream's answer header meant for the proxy, never passed on (nginx's
+/// `ngx_http_proxy_hide_headers`): `X-Accel-*` and `X-Pad`.
+pub fn is_for_the_proxy(n: &HeaderName) -> bool {
+    let n = n.as_str();
+    n.starts_with("x-accel-") || n == "x-pad"
+}
+
+pub fn strip_for_the_proxy(resp: &mut ResponseHeader) {
+    while let Some(name) = resp.headers.keys().find(|n| is_for_the_proxy(n)).cloned() {
+        resp.remove_header(&name);
+    }
+}
+
 /// Removes `name` if the request has it: a lookup where pingora's removal costs two.
 pub fn remove_present(req: &mut RequestHeader, name: &HeaderName) {
     if req.headers.contains_key(name) {

@@ -108,6 +108,19 @@ pub async fn write(
     req: &Request,
     action: Action,
 ) -> Result<u16> {
+    write_carrying(session, request_id, rules, req, action, &[]).await
+}
+
+/// [`write`], a file's answer taking `carried` (an `X-Accel-Redirect` answer's headers that
+/// nginx keeps: its `Content-Type` wins over the file's).
+pub async fn write_carrying(
+    session: &mut Session,
+    request_id: &str,
+    rules: &Rules,
+    req: &Request,
+    action: Action,
+    carried: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<u16> {
     match action {
         Action::Close => {
             // Nothing is written and the connection is not kept: the client sees it close.
@@ -155,6 +168,15 @@ pub async fn write(
                             t => {
                                 let _ = reply.header.insert_header("content-type", t);
                             }
+                        }
+                    }
+                    for (name, value) in carried {
+                        let typed = reply
+                            .header
+                            .headers
+                            .contains_key(http::header::CONTENT_TYPE);
+                        if *name != http::header::CONTENT_TYPE || typed {
+                            let _ = reply.header.insert_header(name.clone(), value.clone());
                         }
                     }
                     let head_only = session.req_header().method == http::Method::HEAD;

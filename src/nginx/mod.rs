@@ -51,6 +51,9 @@ pub struct Flight {
     pub body_seen: u64,
     /// An error page sends the request to another upstream: the engine's retry must run.
     pub reproxy: bool,
+    /// Headers of an upstream's `X-Accel-Redirect` answer that nginx keeps on the answer the
+    /// redirect leads to (`Content-Type`, `Content-Disposition`, `Cache-Control`, `Expires`).
+    pub carried: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Flight {
@@ -171,6 +174,7 @@ pub fn phase(
             pending: None,
             body_seen: 0,
             reproxy: false,
+            carried: Vec::new(),
         })),
         Decision::Answer(action) => Next::Answer(Box::new(Pending {
             rules: rules.clone(),

@@ -195,6 +195,54 @@ pub fn upstream_answered(flight: &mut Option<Box<Flight>>, status: u16) -> Resul
     }
 }
 
+/// `X-Accel-Redirect` in the upstream's answer (unless `proxy_ignore_headers` names it): the
+/// request goes on where it leads, as nginx's internal redirect, and the upstream's answer is
+/// dropped. The new answer is written by the failure phase, as an error page's is (or the
+/// engine's retry proxies it elsewhere); the headers nginx carries over are kept for it.
+pub fn accel_redirect(flight: &mut Option<Box<Flight>>, resp: &ResponseHeader) -> Result<()> {
+    let Some(f) = flight.as_mut() else {
+        return Ok(());
+    };
+    let Some(value) = resp.headers.get(ACCEL_REDIRECT) else {
+        return Ok(());
+    };
+    let server = &f.rules.server;
+    if server
+        .settings_for(&f.proxy.state)
+        .proxy
+        .ignore_accel_redirect
+    {
+        return Ok(());
+    }
+    let value = value.as_bytes().to_vec();
+    f.carried = CARRIED
+        .iter()
+        .filter_map(|n| Some((n.clone(), resp.headers.get(n)?.clone())))
+        .collect();
+    let action = {
+        let fs = disk(f);
+        f.rules
+            .server
+            .accel_redirect(&f.request, f.proxy.state.clone(), &value, fs.as_ref())
+    };
+    let retry = next(f, action);
+    let mut e = Error::explain(ERROR_PAGE, "the upstream's answer names X-Accel-Redirect");
+    e.set_retry(retry);
+    Err(e)
+}
+
+const ACCEL_REDIRECT: http::HeaderName = http::HeaderName::from_static("x-accel-redirect");
+
+/// What nginx copies from an `X-Accel-Redirect` answer (`ngx_http_upstream_headers_in`'s
+/// `redirect` ones; `Set-Cookie` aside: the gateway's cookies would need the same care as on
+/// a proxied answer, and a redirecting answer that sets cookies is rare).
+const CARRIED: [http::HeaderName; 4] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_DISPOSITION,
+    http::header::CACHE_CONTROL,
+    http::header::EXPIRES,
+];
+
 /// The upstream could not be reached or broke before answering: nginx's 502 (504 for a
 /// timeout) goes through `error_page`. Returns the error, marked for a retry when the error
 /// page proxies to another upstream. `answered`: the gateway already wrote an answer.
@@ -297,7 +345,10 @@ pub async fn write_pending(
     // The engine does not reuse a client connection after a failed proxy attempt: the answer
     // says so (`Connection: close`), or a client would send its next request into a reset.
     session.set_keepalive(None);
-    match super::answer::write(session, request_id, &f.rules, &f.request, action).await {
+    let carried = std::mem::take(&mut f.carried);
+    match super::answer::write_carrying(session, request_id, &f.rules, &f.request, action, &carried)
+        .await
+    {
         Ok(status) => Some(status),
         Err(_) => Some(0),
     }

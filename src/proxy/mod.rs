@@ -559,6 +559,7 @@ impl ProxyHttp for Gateway {
                 return Err(e);
             }
         }
+        nginx::accel_redirect(ctx, upstream_response)?;
         nginx::upstream_answered(ctx, upstream_response.status.as_u16())
     }
 
@@ -572,10 +573,17 @@ impl ProxyHttp for Gateway {
         // One look at the answer's names (the nginx file's `add_header` included) rather than
         // a lookup for each of the two the gateway acts on.
         let (mut set_cookie, mut has_id, mut keep_alive) = (false, false, false);
+        let mut nginx_only = false;
         for n in resp.headers.keys() {
             set_cookie |= n == http::header::SET_COOKIE;
             has_id |= *n == headers::names::X_REQUEST_ID;
             keep_alive |= *n == headers::names::KEEP_ALIVE;
+            nginx_only |= headers::is_for_the_proxy(n);
+        }
+        // `X-Accel-*` and `X-Pad` speak to the proxy (nginx's own hidden headers): an internal
+        // path of `X-Accel-Redirect` is not the client's to see.
+        if nginx_only {
+            headers::strip_for_the_proxy(resp);
         }
         // Hop-by-hop: the upstream's idle time is not the client connection's (nginx drops it).
         if keep_alive {

@@ -146,6 +146,18 @@ pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
     r
 }
 
+/// `X-Accel-Redirect` in the upstream's answer: followed as nginx follows it, unless it leads
+/// into a login area the request did not pass (then the upstream's answer goes out, its
+/// `X-Accel-*` headers hidden as always).
+pub(super) fn accel_redirect(ctx: &mut Ctx, resp: &ResponseHeader) -> Result<()> {
+    let r = response::accel_redirect(&mut ctx.nginx, resp);
+    if r.is_err() && refused_into_area(ctx) {
+        return Ok(());
+    }
+    sync_upstream(ctx);
+    r
+}
+
 pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &Ctx) {
     response::upstream_response(session, resp, ctx.nginx.as_deref());
 }

@@ -238,3 +238,64 @@ async fn an_error_page_does_not_lead_from_one_login_area_into_another() {
     let (status, body) = raw_get(&w, "/sidebar/dead/x", &cookie).await;
     assert_eq!((status, body.as_str()), (200, "the app\n"));
 }
+
+/// The CRM's `X-Accel-Redirect` (a protected download) is followed as nginx follows it, but
+/// never into a login area the request did not pass: the CRM's own answer goes out then, its
+/// `X-Accel-Redirect` hidden as always.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_accel_redirect_does_not_lead_into_a_login_area_from_outside() {
+    use axum::response::IntoResponse;
+    let crm = crate::common::upstream::serve(axum::Router::new().fallback(axum::routing::any(
+        |uri: axum::http::Uri| async move {
+            let to = uri
+                .query()
+                .unwrap_or("")
+                .trim_start_matches("to=")
+                .to_owned();
+            (
+                axum::response::AppendHeaders([("x-accel-redirect", to)]),
+                "the CRM's own answer",
+            )
+                .into_response()
+        },
+    )));
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm").contact())
+        .crm(crm)
+        .routes(
+            "[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
+             [nginx]\ninclude = [\"{files}/legacy.conf\"]\n",
+        )
+        .files(&[(
+            "legacy.conf",
+            "location /dl/ { proxy_pass http://crm; }\n\
+             location /files/ { internal; alias {files}/www/; }\n\
+             location /sidebar/assets/ { root {files}/www; }\n",
+        )])
+        .start()
+        .await;
+    std::fs::create_dir_all(w.files.path().join("www/sidebar/assets")).unwrap();
+    std::fs::write(w.files.path().join("www/report.txt"), "the report\n").unwrap();
+    std::fs::write(
+        w.files.path().join("www/sidebar/assets/app.txt"),
+        "the app\n",
+    )
+    .unwrap();
+    let (status, body) = raw_get(&w, "/dl/x?to=/files/report.txt", "").await;
+    assert_eq!((status, body.as_str()), (200, "the report\n"));
+    let (status, body) = raw_get(&w, "/dl/x?to=/sidebar/assets/app.txt", "").await;
+    assert_eq!((status, body.as_str()), (200, "the CRM's own answer"));
+    let port = w.gw().port;
+    let head = tokio::task::spawn_blocking(move || {
+        raw_request(
+            port,
+            b"GET /dl/x?to=/sidebar/assets/app.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(!head.contains("x-accel-redirect"), "{head}");
+}

@@ -597,6 +597,31 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
         ],
     },
+    // `X-Accel-Redirect`: an internal redirect (to an `internal` location, a named one), the
+    // method GET, the answer's `Content-Disposition` and `Cache-Control` kept, a climbing URI
+    // a 404, `proxy_ignore_headers` passing the answer on; `X-Accel-*` and `X-Pad` never
+    // reach the client.
+    Group {
+        name: "x-accel-redirect",
+        http: "",
+        body: "location /dl/ { proxy_pass http://{{UP}}; }\n\
+               location /keep/ { proxy_ignore_headers X-Accel-Redirect; proxy_pass http://{{UP}}; }\n\
+               location /protected/ { internal; alias {{ROOT}}/www/; }\n\
+               location @named { return 200 \"named\\n\"; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js | X-Echo-Header: Content-Disposition: attachment; filename=\"a.js\" | X-Echo-Header: Cache-Control: no-cache",
+            "HEAD /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js",
+            "POST /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js",
+            "GET /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/missing.js",
+            "GET /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/../app.js",
+            "GET /dl/a | X-Echo-Header: X-Accel-Redirect: @named",
+            "GET /keep/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js",
+            "GET /protected/app.js",
+            "GET /dl/a | X-Echo-Header: X-Pad: avoid browser bug | X-Echo-Header: X-Accel-Buffering: no",
+        ],
+    },
     // A file's validators and ranges: `If-None-Match: *` is a 304 without `Accept-Ranges`
     // (nginx's not-modified filter clears it), a range a 206 without it, a range past the end
     // a 416 with nginx's page. (Several ranges get the whole file, where nginx answers

@@ -63,7 +63,8 @@ pub fn doc_root(dir: &Path) -> PathBuf {
 }
 
 /// An upstream that answers with the request head it received (body `ECHO\n` + head), with
-/// the status, `Location`, `Content-Type` and delay the request's `X-Echo-*` headers ask for.
+/// the status, `Location`, `Content-Type`, delay and further header lines (`X-Echo-Header:
+/// Name: value`) the request's `X-Echo-*` headers ask for.
 pub fn start_echo() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -126,6 +127,10 @@ fn echo_one(conn: TcpStream) -> std::io::Result<()> {
         if let Some((n, v)) = l.split_once(':') {
             if n.eq_ignore_ascii_case("x-echo-set-cookie") {
                 resp.push_str(&format!("Set-Cookie: {}\r\n", v.trim()));
+            }
+            // `X-Echo-Header: Name: value` becomes that header line.
+            if n.eq_ignore_ascii_case("x-echo-header") {
+                resp.push_str(&format!("{}\r\n", v.trim()));
             }
         }
     }

@@ -257,13 +257,48 @@ impl Server {
         self.drive(req, st, Flow::Finalize(status), fs)
     }
 
-    fn drive(&self, req: &Request, st: State, mut flow: Flow, fs: &dyn FileSystem) -> Action {
+    fn drive(&self, req: &Request, st: State, flow: Flow, fs: &dyn FileSystem) -> Action {
+        let cx = Ctx {
+            req,
+            server: self,
+            st,
+            proxy: None,
+        };
+        self.run(cx, flow, fs)
+    }
+
+    /// `X-Accel-Redirect: VALUE` in the answer of the upstream a request in `st` was proxied
+    /// to (`ngx_http_upstream_process_headers`): an internal redirect to the URI (its `?args`
+    /// split off, never decoded), or to the named location `@name`; the method becomes GET
+    /// (HEAD stays). A URI nginx's `ngx_http_parse_unsafe_uri` refuses (a `..` segment, a NUL,
+    /// not starting with `/`) is a 404.
+    pub fn accel_redirect(
+        &self,
+        req: &Request,
+        st: State,
+        value: &[u8],
+        fs: &dyn FileSystem,
+    ) -> Action {
         let mut cx = Ctx {
             req,
             server: self,
             st,
             proxy: None,
         };
+        if cx.st.method != "HEAD" {
+            cx.st.method = "GET".into();
+        }
+        let flow = match value.first() {
+            Some(b'@') => self.named_location(&mut cx, &String::from_utf8_lossy(value)),
+            _ => match safe_uri(value) {
+                Some((uri, args)) => self.internal_redirect(&mut cx, uri, args),
+                None => Flow::Finalize(404),
+            },
+        };
+        self.run(cx, flow, fs)
+    }
+
+    fn run(&self, mut cx: Ctx<'_>, mut flow: Flow, fs: &dyn FileSystem) -> Action {
         loop {
             flow = match flow {
                 Flow::Done(a) => return *a,
@@ -492,4 +527,18 @@ impl Server {
         out.extend_from_slice(&loc);
         out
     }
+}
+
+/// `ngx_http_parse_unsafe_uri` on a URI an upstream names: split at the first `?`; `None`
+/// when it does not start with `/`, holds a NUL, or climbs (`..` as a segment).
+fn safe_uri(v: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (uri, args) = match v.iter().position(|&b| b == b'?') {
+        Some(i) => (&v[..i], &v[i + 1..]),
+        None => (v, &b""[..]),
+    };
+    let climbs = uri.split(|&b| b == b'/').any(|seg| seg == b"..");
+    if !uri.starts_with(b"/") || uri.contains(&0) || climbs {
+        return None;
+    }
+    Some((uri.to_vec(), args.to_vec()))
 }

@@ -1259,3 +1259,72 @@ fn autoindex_lists_a_directory_without_an_index_file() {
         assert_eq!(e.to_string(), want);
     }
 }
+
+/// `X-Accel-Redirect` as nginx follows it (proxy.t's x_accel_redirect cases): an internal
+/// redirect that reaches `internal` locations, the method GET (HEAD kept), `?args` split and
+/// never decoded, a named location by `@`, a climbing URI a 404; `proxy_ignore_headers`
+/// parsed as nginx parses it.
+#[test]
+fn x_accel_redirect_is_an_internal_redirect() {
+    let conf = "location /dl { proxy_pass http://crm; }\n\
+                location /protected/ { internal; alias /srv/alias/; }\n\
+                location @app { proxy_pass http://app; }\n\
+                location /api/ { proxy_pass http://crm; }";
+    let cfg = Config::parse(
+        "t.conf",
+        &format!("server {{ server_name localhost; {conf} }}"),
+    )
+    .unwrap();
+    let server = &cfg.servers[0];
+    let accel = |method: &str, value: &str| {
+        let mut req = Request::get("/dl?id=1", "localhost");
+        req.method = method.into();
+        let Action::Proxy(p) = server.handle(&req, &SPA) else {
+            panic!("proxied")
+        };
+        show(&server.accel_redirect(&req, p.state.clone(), value.as_bytes(), &SPA))
+    };
+    assert_eq!(
+        accel("GET", "/protected/x.txt"),
+        "200 file /srv/alias/x.txt"
+    );
+    assert_eq!(
+        accel("POST", "/protected/x.txt"),
+        "200 file /srv/alias/x.txt"
+    );
+    assert_eq!(accel("GET", "/protected/missing"), "404");
+    assert_eq!(accel("GET", "/api/v?a=%20b"), "proxy crm /api/v?a=%20b");
+    assert_eq!(accel("GET", "@app"), "proxy app /dl?id=1");
+    for unsafe_uri in ["/protected/../x", "protected/x.txt", "/a\0b"] {
+        assert_eq!(accel("GET", unsafe_uri), "404", "{unsafe_uri:?}");
+    }
+    // The location an internal redirect alone may reach is still not reachable directly.
+    let direct = server.handle(&Request::get("/protected/x.txt", "localhost"), &SPA);
+    assert_eq!(show(&direct), "404");
+
+    let cfg = Config::parse(
+        "t.conf",
+        "server { proxy_ignore_headers x-accel-redirect Expires; location / { } \
+         location /b { proxy_ignore_headers Vary; } }",
+    )
+    .unwrap();
+    let s = &cfg.servers[0];
+    let ignored = |uri: &str| {
+        let st = s
+            .handle(&Request::get(uri, "h"), &NoFiles)
+            .state()
+            .unwrap()
+            .clone();
+        s.settings_for(&st).proxy.ignore_accel_redirect
+    };
+    assert!(ignored("/a"));
+    assert!(
+        !ignored("/b"),
+        "a level's own list replaces the inherited one"
+    );
+    let e = Config::parse("t.conf", "server { proxy_ignore_headers X-Foo; }").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.conf:1:10: invalid value \"X-Foo\" in \"proxy_ignore_headers\" directive"
+    );
+}

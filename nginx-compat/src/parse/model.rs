@@ -177,6 +177,9 @@ pub struct ProxySettings {
     /// `proxy_cookie_domain`: rewrites of a `Set-Cookie`'s `domain` (a name compared without
     /// case and without a leading dot, or a regex).
     pub cookie_domains: Arc<[RedirectRule]>,
+    /// `proxy_ignore_headers X-Accel-Redirect`: the upstream's `X-Accel-Redirect` is not
+    /// followed (it is still hidden from the client).
+    pub ignore_accel_redirect: bool,
 }
 
 /// `gzip_proxied`: which answers to requests that came through a proxy (`Via`) are compressed.
@@ -352,6 +355,7 @@ impl Default for Settings {
                 http_version: HttpVersion::V10,
                 intercept_errors: false,
                 hide_headers: Arc::from(Vec::new()),
+                ignore_accel_redirect: false,
                 cookie_paths: Arc::from(Vec::new()),
                 cookie_domains: Arc::from(Vec::new()),
             },

@@ -34,6 +34,7 @@ struct Fresh {
     charset_types: bool,
     access_log: bool,
     hide_headers: bool,
+    ignore_headers: bool,
     cookie_paths: bool,
     cookie_paths_off: bool,
     cookie_domains: bool,
@@ -500,6 +501,35 @@ impl Builder {
                     s.autoindex_options.format = crate::autoindex::Format::parse(v)
                         .ok_or_else(|| d.pos.error(format!("invalid value \"{v}\"")))?;
                 }
+                "proxy_ignore_headers" => {
+                    // ngx_conf_set_bitmask_slot: the names OR-ed on one level, which replaces
+                    // the inherited set.
+                    nargs(d, |n| n >= 1)?;
+                    if !fresh.ignore_headers {
+                        s.proxy.ignore_accel_redirect = false;
+                        fresh.ignore_headers = true;
+                    }
+                    for a in &d.args {
+                        let known = IGNORABLE_HEADERS
+                            .iter()
+                            .any(|h| h.eq_ignore_ascii_case(&a.text));
+                        if !known {
+                            return Err(d.pos.error(format!(
+                                "invalid value \"{}\" in \"{}\" directive",
+                                a.text, d.name
+                            )));
+                        }
+                        if a.text.eq_ignore_ascii_case("X-Accel-Redirect") {
+                            s.proxy.ignore_accel_redirect = true;
+                        } else {
+                            self.noted(
+                                d,
+                                "the gateway acts on no upstream header but X-Accel-Redirect \
+                                 (nginx's cache and rate headers have nothing to act on here)",
+                            );
+                        }
+                    }
+                }
                 "proxy_hide_header" => {
                     nargs(d, |n| n == 1)?;
                     extend(
@@ -838,6 +868,19 @@ impl Builder {
 }
 
 /// Replace the inherited list the first time this level sets one, then append.
+/// The names `proxy_ignore_headers` takes (`ngx_http_upstream_ignore_headers_masks`).
+const IGNORABLE_HEADERS: &[&str] = &[
+    "X-Accel-Redirect",
+    "X-Accel-Expires",
+    "X-Accel-Limit-Rate",
+    "X-Accel-Buffering",
+    "X-Accel-Charset",
+    "Expires",
+    "Cache-Control",
+    "Set-Cookie",
+    "Vary",
+];
+
 fn extend<T: Clone>(list: &mut Arc<[T]>, fresh: &mut bool, items: Vec<T>) {
     let mut v: Vec<T> = if *fresh { list.to_vec() } else { Vec::new() };
     v.extend(items);
@@ -915,6 +958,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "ignore_invalid_headers"
             | "gzip_http_version"
             | "proxy_hide_header"
+            | "proxy_ignore_headers"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
             | "autoindex"
