@@ -563,3 +563,47 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
     .unwrap();
     assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 103 "));
 }
+
+/// An intercepted upstream error whose `error_page` lands on a `[[routes]]` entry passes the
+/// upstream's own answer on (the gateway does not hand a request from an nginx location to a
+/// route mid-way); an `X-Accel-Redirect` there is the gateway's 502, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_or_accel_redirect_to_a_route_is_answered_plainly() {
+    let missing = scripted_upstream(
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+    );
+    let accel = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /fallback.js\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
+    let w = World::new()
+        .crm_at(&format!("http://{missing}"))
+        .routes(&format!(
+            "[upstreams.accel]\nurl = \"http://{accel}\"\n\
+             [[routes]]\nlocation = \"~* \\\\.js$\"\nupstream = \"crm\"\n\
+             [nginx]\ninclude = [\"{{files}}/legacy.conf\"]\n"
+        ))
+        .files(&[(
+            "legacy.conf",
+            "location /ep/ { proxy_pass http://crm; proxy_intercept_errors on; error_page 404 = /fallback.js; }\n\
+             location /dl/ { proxy_pass http://accel; }\n",
+        )])
+        .start()
+        .await;
+    let get = |path: &'static str| {
+        let port = w.gw().port;
+        tokio::task::spawn_blocking(move || {
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            );
+            raw_request(port, req.as_bytes()).unwrap()
+        })
+    };
+    let r = get("/ep/x").await.unwrap();
+    let text = String::from_utf8_lossy(&r);
+    assert_eq!(parse_status(&r), Some(404), "{text}");
+    assert!(text.ends_with("not found"), "{text}");
+    let r = get("/dl/x").await.unwrap();
+    let text = String::from_utf8_lossy(&r);
+    assert_eq!(parse_status(&r), Some(502), "{text}");
+    assert!(text.contains("upstream_unavailable"), "{text}");
+}

@@ -187,6 +187,11 @@ pub fn upstream_answered(flight: &mut Option<Box<Flight>>, status: u16) -> Resul
     match action {
         Some(a) => {
             let retry = next(f, a);
+            if !retry && f.pending.is_none() {
+                // The error page lands on a [[routes]] entry or on nothing: the upstream's own
+                // answer goes out, as without the error page.
+                return Ok(());
+            }
             let mut e = Error::explain(ERROR_PAGE, "the upstream's error has an error_page");
             e.set_retry(retry);
             Err(e)
@@ -227,6 +232,11 @@ pub fn accel_redirect(flight: &mut Option<Box<Flight>>, resp: &ResponseHeader) -
     };
     let retry = next(f, action);
     let mut e = Error::explain(ERROR_PAGE, "the upstream's answer names X-Accel-Redirect");
+    if !retry && f.pending.is_none() {
+        // It leads to a [[routes]] entry or to nothing the gateway can serve from here: the
+        // gateway's 502, which says the upstream's answer could not be used.
+        e.as_up();
+    }
     e.set_retry(retry);
     Err(e)
 }
