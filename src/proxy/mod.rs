@@ -461,7 +461,17 @@ impl ProxyHttp for Gateway {
                 .iter()
                 .any(|v| crate::login::bearer::ours(v.as_bytes()).is_some())
         {
+            let foreign: Vec<http::HeaderValue> = req
+                .headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .filter(|v| crate::login::bearer::ours(v.as_bytes()).is_none())
+                .cloned()
+                .collect();
             req.remove_header(&http::header::AUTHORIZATION);
+            for v in foreign {
+                req.append_header(http::header::AUTHORIZATION, v)?;
+            }
         }
         if present.contact {
             headers::remove_present(req, &headers::names::WGW_CONTACT);

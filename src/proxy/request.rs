@@ -50,14 +50,16 @@ fn cookie_headers(session: &Session) -> impl Iterator<Item = &[u8]> {
         .map(|v| v.as_bytes())
 }
 
-/// The mini-program bearer token of ours in `Authorization`, if any (SPEC section 19).
+/// The mini-program bearer token of ours in `Authorization`, if any (SPEC section 19); the
+/// first of ours where the request has several `Authorization` fields (the CRM's own Basic
+/// credentials beside it), so that the session is judged by what is taken off upstream.
 pub fn bearer(session: &Session) -> Option<&str> {
-    let mut all = session
+    session
         .req_header()
         .headers
         .get_all(http::header::AUTHORIZATION)
-        .iter();
-    crate::login::bearer::ours(all.next()?.as_bytes())
+        .iter()
+        .find_map(|v| crate::login::bearer::ours(v.as_bytes()))
 }
 
 /// A header as text, when it is text.

@@ -119,6 +119,22 @@ async fn a_mini_program_code_becomes_a_bearer_session_the_crm_sees_as_the_member
         .unwrap();
     assert_eq!(echo.header("authorization"), Some("Bearer crm-own-token"));
     assert_eq!(echo.header("x-wecom-userid"), None);
+    // The CRM's own Basic credentials first, our token second: the token is the session, and
+    // only it is taken off.
+    let basic = "Basic Y3JtOnNlY3JldA==";
+    let echo = w
+        .upstream_sees(
+            &mut b,
+            "/mini/orders",
+            &[
+                ("authorization", basic),
+                ("authorization", &format!("Bearer {token}")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(echo.header("authorization"), Some(basic));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
