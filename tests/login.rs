@@ -240,6 +240,29 @@ async fn several_tabs_log_in_at_once() {
     assert_eq!(location(&r1, &cb1), w.gw().url("/sidebar/#/a"));
 }
 
+/// Pending logins are bounded in bytes as well as in number: a crafted link with a 2 KB
+/// `return_to`, opened a few times, would otherwise fill the `Cookie` line every sign-in step
+/// carries past nginx's 8 KiB bound (`large_client_header_buffers`), and the browser could
+/// not sign in until the cookies expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_pending_logins_never_make_the_sign_in_a_400() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let long = format!("/sidebar/#/{}", "x".repeat(2000));
+    for _ in 0..6 {
+        let r = b.get(&w.login_url("crm", &long)).await;
+        assert_eq!(r.status(), 302);
+        let cookie = b.cookie_header(&w.gw().url("/_gateway/login"));
+        assert!(
+            cookie.len() <= 4096 + 64,
+            "{} bytes of cookies",
+            cookie.len()
+        );
+    }
+    let end = w.login(&mut b, "crm", "/sidebar/#/ok").await;
+    assert_eq!(end, w.gw().url("/sidebar/#/ok"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_the_session() {
     let w = world().await;

@@ -131,29 +131,48 @@ fn start(
     answers::redirect(&location, &cookies, request_id)
 }
 
-/// Removals for the oldest pending logins beyond [`MAX_PENDING`] - 1, so the new one fits.
+/// Removals for the oldest pending logins, so that with the new one (of about `incoming`
+/// bytes) there are at most [`MAX_PENDING`] and their `Cookie` bytes stay within
+/// [`PENDING_BYTES`]: the callback carries them all in one `Cookie` line, which nginx's 8 KiB
+/// line bound (`large_client_header_buffers`) also bounds, so a few long `return_to`s (a
+/// crafted link, opened three times) must not make the sign-in itself a 400.
 fn prune_pending(
     config: &Config,
     settings: &SessionSettings,
     jar: &[(String, String)],
+    incoming: usize,
 ) -> Vec<String> {
-    let mut pending: Vec<(u64, &str)> = jar
+    let mut pending: Vec<(u64, &str, usize)> = jar
         .iter()
         .filter(|(n, _)| n.starts_with(state::COOKIE_PREFIX))
         .map(|(n, v)| {
             let issued = seal::open::<LoginState>(&settings.key, n, v).map_or(0, |s| s.issued_at);
-            (issued, n.as_str())
+            (issued, n.as_str(), n.len() + v.len() + 2)
         })
         .collect();
-    if pending.len() < MAX_PENDING {
-        return Vec::new();
-    }
     pending.sort();
-    let excess = pending.len() + 1 - MAX_PENDING;
-    pending[..excess]
-        .iter()
-        .map(|(_, n)| login_cookie_removal(config, n))
-        .collect()
+    let mut count = pending.len() + 1;
+    let mut bytes = incoming + pending.iter().map(|p| p.2).sum::<usize>();
+    let mut removals = Vec::new();
+    for (_, name, size) in pending {
+        if count <= MAX_PENDING && bytes <= PENDING_BYTES {
+            break;
+        }
+        removals.push(login_cookie_removal(config, name));
+        count -= 1;
+        bytes -= size;
+    }
+    removals
+}
+
+/// The `Cookie` bytes pending logins may take together (the new one included).
+const PENDING_BYTES: usize = 4096;
+
+/// About how many `Cookie` bytes a login cookie for `return_to` takes: its name, and the
+/// sealed state (nonce and tag around the JSON, in base64).
+fn login_cookie_len(app: &App, return_to: &str) -> usize {
+    let json = 160 + app.name.len() + return_to.len();
+    state::COOKIE_PREFIX.len() + 32 + 2 + (json + 28).div_ceil(3) * 4
 }
 
 /// A 代开发 app signs in within one corp, named by `corp=` (the corp's app homepage carries
@@ -205,7 +224,8 @@ pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<
     let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
     let corp = custom_corp(&app, param(&q, "corp"), provider).await?;
-    let removals = prune_pending(config, settings, &request::cookies(session));
+    let incoming = login_cookie_len(&app, return_to.relative());
+    let removals = prune_pending(config, settings, &request::cookies(session), incoming);
     Ok(start(
         config,
         settings,
