@@ -74,6 +74,9 @@ fn run(command: Command) -> ExitCode {
             Ok(c) => {
                 println!("{}: ok", config.display());
                 print!("{}", c.describe_routes());
+                if let Some(w) = wecom_gateway::store::persistence_warning(&c.store) {
+                    eprintln!("warning: [store]: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -47,18 +47,47 @@ impl Backend {
                     .ok_or("redis backend without a redis_url")?;
                 let shared = RedisStore::open(url.expose(), &settings.key_prefix, clock.clone())
                     .map_err(|e| e.to_string())?;
-                let queue = RedisQueue::open(
-                    url.expose(),
-                    &settings.key_prefix,
-                    settings.lock_ttl,
-                    clock.clone(),
-                )
-                .map_err(|e| e.to_string())?;
+                let queue = Arc::new(
+                    RedisQueue::open(
+                        url.expose(),
+                        &settings.key_prefix,
+                        settings.lock_ttl,
+                        clock.clone(),
+                    )
+                    .map_err(|e| e.to_string())?,
+                );
                 Ok(Backend {
                     store: Arc::new(FallbackStore::new(shared, clock, Arc::new(Metrics))),
-                    queue: Arc::new(queue),
+                    queue,
                 })
             }
         }
     }
+}
+
+/// `check`'s word on a Redis store that keeps nothing on disk (SPEC section 21): asked within
+/// a few seconds; `None` when it persists, when the backend is not Redis, or when it cannot
+/// be reached from here (then said so).
+pub fn persistence_warning(settings: &StoreSettings) -> Option<String> {
+    if settings.backend != StoreBackend::Redis {
+        return None;
+    }
+    let url = settings.redis_url.as_ref()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let queue = RedisQueue::open(
+            url.expose(),
+            &settings.key_prefix,
+            settings.lock_ttl,
+            wecom_api::Clock::system(),
+        )
+        .ok()?;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), queue.persistence()).await {
+            Ok(Ok(w)) => w.map(str::to_owned),
+            _ => Some("Redis could not be asked whether it keeps its data on disk".to_owned()),
+        }
+    })
 }

@@ -385,6 +385,51 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
     assert_eq!(ids.len(), n as usize + 1);
 }
 
+/// Redis restarts without its data (no persistence): the first push makes the app's stream
+/// again, without the consumer group the gateways made before. Events answered `success`
+/// then are still delivered, without a restart of the gateways; `check` says that such a Redis
+/// keeps nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_after_redis_lost_its_data_are_still_delivered() {
+    let mut redis = common::redis_server::RedisServer::start();
+    // One instance: it made the group, and only its memory of it could keep it from
+    // making it again.
+    let w = CallbackWorld::start(Backend::Redis(redis.url()), 1).await;
+    let send = |i: u32, g: usize| {
+        let url = w.gateways[g].url("/_gateway/callback/crm");
+        async move {
+            let (q, b) = sealed_post(&event_xml(i), now_secs());
+            let r = client()
+                .post(format!("{url}?{q}"))
+                .body(b)
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        }
+    };
+    for (i, g) in [(1, 0), (2, 0)] {
+        assert_eq!(send(i, g).await, "success");
+    }
+    w.crm.wait_taken(2, LIMIT).await;
+    redis.stop();
+    redis.restart();
+    // Until Redis answers again a post may be refused (503, WeCom retries); once it is back
+    // every `success` is delivered.
+    for (i, g) in [(3, 0), (4, 0)] {
+        let deadline = std::time::Instant::now() + LIMIT;
+        while send(i, g).await != "success" {
+            assert!(std::time::Instant::now() < deadline, "never taken again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let got = w.crm.wait_taken(4, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(bodies, (1..=4).map(event_xml).collect::<Vec<_>>());
+    // The gateways warned that this Redis keeps nothing on disk.
+    w.gateways[0].wait_log("Redis runs without appendonly");
+}
+
 /// `change_contact/delete_user` arriving at one instance ends that member's sessions on every
 /// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
 /// another member's session is untouched.

@@ -327,3 +327,22 @@ async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
         gw.log()
     );
 }
+
+/// `check` on a Redis store says when Redis keeps nothing on disk (SPEC section 21): the
+/// queue, installs and revocations would go with a restart of it. The config is still valid.
+#[test]
+fn check_warns_about_a_redis_without_appendonly() {
+    let redis = common::redis_server::RedisServer::start();
+    let (code, _, stderr) = check(
+        &format!(
+            "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n",
+            redis.url()
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: [store]: Redis runs without appendonly"),
+        "{stderr}"
+    );
+}

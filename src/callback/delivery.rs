@@ -93,6 +93,19 @@ impl BackgroundService for Delivery {
     /// Starts a worker for every app with a `callback`, also for apps added by a reload.
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut workers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        // Said once (Redis may be down now: then once it answers).
+        let inner = self.inner.clone();
+        let warned = tokio::spawn(async move {
+            for wait in [0, 1, 2, 4, 8, 16, 30, 60] {
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                if let Ok(w) = inner.queue().persistence_warning().await {
+                    if let Some(w) = w {
+                        tracing::warn!("{w}");
+                    }
+                    return;
+                }
+            }
+        });
         loop {
             for (name, app) in self.inner.config.load().apps.iter() {
                 if app.callback.is_some() && !workers.contains_key(name) {
@@ -109,6 +122,7 @@ impl BackgroundService for Delivery {
                 _ = tokio::time::sleep(IDLE) => {}
             }
         }
+        warned.abort();
         // A delivery cut short here was not acknowledged: it is delivered again after the
         // restart (or by another instance), with the same event id.
         for (name, w) in workers {

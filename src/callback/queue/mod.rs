@@ -86,6 +86,12 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// Returns when something may have been pushed for `app`, or after `limit`.
     async fn wait(&self, app: &str, limit: Duration);
+
+    /// What to warn about once at start when the backend keeps the queue less durably than
+    /// it seems to (Redis without `appendonly`); `Err` when it could not be asked.
+    async fn persistence_warning(&self) -> Result<Option<&'static str>, QueueError> {
+        Ok(None)
+    }
 }
 
 /// A `Notify` per app: a push wakes that app's worker in this process at once.

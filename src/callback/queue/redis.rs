@@ -269,24 +269,111 @@ impl RedisQueue {
         .map(drop)
     }
 
-    /// Warns at start when Redis keeps nothing on disk: the queue is then lost with it.
-    pub async fn warn_without_persistence(&self) {
-        let info: Result<String, _> = self
+    /// What to say when Redis keeps nothing on disk (no `appendonly`): the queue, installs
+    /// and revocations are lost with it. `Ok(None)` when it keeps them; `Err` when it could
+    /// not be asked.
+    pub async fn persistence(&self) -> Result<Option<&'static str>, QueueError> {
+        let info: String = self
             .run(|mut c| async move {
                 redis::cmd("INFO")
                     .arg("persistence")
                     .query_async(&mut c)
                     .await
             })
-            .await;
-        if let Ok(info) = info {
-            let aof = info.contains("aof_enabled:1");
-            if !aof {
-                tracing::warn!(
-                    "Redis runs without appendonly: queued callbacks are lost if Redis restarts (set appendonly yes)"
-                );
+            .await?;
+        Ok((!info.contains("aof_enabled:1")).then_some(
+            "Redis runs without appendonly: queued callbacks, installs and revocations are lost \
+             if Redis restarts (set appendonly yes)",
+        ))
+    }
+
+    /// Forgets that `app`'s group exists when Redis says it does not (`NOGROUP`: Redis
+    /// restarted without its data, and a push made the stream again without the group), so
+    /// the next look makes it again; without this the app's events, answered `success`, would
+    /// wait for a restart of the gateway.
+    fn forget_group_if_gone<T>(
+        &self,
+        app: &str,
+        r: Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        if let Err(e) = &r {
+            if e.0.contains("NOGROUP") {
+                self.grouped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(app);
             }
         }
+        r
+    }
+
+    /// Takes over what the group's other consumers hold (a lapsed lease's holder).
+    async fn claim_all(&self, app: &str) -> Result<(), QueueError> {
+        let (key, me) = (self.stream(app), self.me.clone());
+        let mut start = "0-0".to_owned();
+        loop {
+            let (key, me, from) = (key.clone(), me.clone(), start.clone());
+            let r: StreamAutoClaimReply = self
+                .run(|mut c| async move {
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(me)
+                        .arg(0)
+                        .arg(from)
+                        .arg("COUNT")
+                        .arg(100)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if r.next_stream_id == "0-0" {
+                return Ok(());
+            }
+            start = r.next_stream_id;
+        }
+    }
+
+    async fn head_once(&self, app: &str) -> Result<Option<Queued>, QueueError> {
+        self.ensure_group(app).await?;
+        let claim = self
+            .to_claim
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        // The lease lapsed for whoever held it: what it had taken is ours now. A claim that
+        // fails is tried again on the next look, or a dead holder's entries would wait behind
+        // newer ones until the lease changed hands again.
+        if claim {
+            if let Err(e) = self.claim_all(app).await {
+                self.to_claim
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(app.to_owned());
+                return Err(e);
+            }
+        }
+        // Its own pending entries first (claimed, or read before a crash), then new ones.
+        for from in ["0", ">"] {
+            while let Some(entry) = self.read(app, from).await? {
+                match Self::queued(&entry) {
+                    Some(q) => return Ok(Some(q)),
+                    None => {
+                        // Deleted under us, or unreadable (another version): not deliverable.
+                        let q = Queued {
+                            position: entry.id.clone(),
+                            event: Event::new(app, String::new(), String::new(), 0),
+                        };
+                        tracing::warn!(app, id = %entry.id, "unreadable queue entry dropped");
+                        self.remove(app, &q, None).await?;
+                    }
+                }
+                if from == ">" {
+                    break;
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -342,73 +429,28 @@ impl EventQueue for RedisQueue {
     }
 
     async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
-        self.ensure_group(app).await?;
-        let claim = self
-            .to_claim
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(app);
-        if claim {
-            // The lease lapsed for whoever held it: what it had taken is ours now.
-            let (key, me) = (self.stream(app), self.me.clone());
-            let mut start = "0-0".to_owned();
-            loop {
-                let (key, me, from) = (key.clone(), me.clone(), start.clone());
-                let r: StreamAutoClaimReply = self
-                    .run(|mut c| async move {
-                        redis::cmd("XAUTOCLAIM")
-                            .arg(&key)
-                            .arg(GROUP)
-                            .arg(me)
-                            .arg(0)
-                            .arg(from)
-                            .arg("COUNT")
-                            .arg(100)
-                            .query_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                if r.next_stream_id == "0-0" {
-                    break;
-                }
-                start = r.next_stream_id;
-            }
-        }
-        // Its own pending entries first (claimed, or read before a crash), then new ones.
-        for from in ["0", ">"] {
-            while let Some(entry) = self.read(app, from).await? {
-                match Self::queued(&entry) {
-                    Some(q) => return Ok(Some(q)),
-                    None => {
-                        // Deleted under us, or unreadable (another version): not deliverable.
-                        let q = Queued {
-                            position: entry.id.clone(),
-                            event: Event::new(app, String::new(), String::new(), 0),
-                        };
-                        tracing::warn!(app, id = %entry.id, "unreadable queue entry dropped");
-                        self.remove(app, &q, None).await?;
-                    }
-                }
-                if from == ">" {
-                    break;
-                }
-            }
-        }
-        Ok(None)
+        let r = self.head_once(app).await;
+        self.forget_group_if_gone(app, r)
     }
 
     async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
-        self.remove(app, q, None).await
+        let r = self.remove(app, q, None).await;
+        self.forget_group_if_gone(app, r)
     }
 
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
-        self.remove(app, q, Some(&q.event)).await
+        let r = self.remove(app, q, Some(&q.event)).await;
+        self.forget_group_if_gone(app, r)
     }
 
     async fn depth(&self, app: &str) -> Result<u64, QueueError> {
         let key = self.stream(app);
         self.run(|mut c| async move { redis::cmd("XLEN").arg(&key).query_async(&mut c).await })
             .await
+    }
+
+    async fn persistence_warning(&self) -> Result<Option<&'static str>, QueueError> {
+        self.persistence().await
     }
 
     async fn wait(&self, app: &str, limit: Duration) {
