@@ -15,13 +15,14 @@ use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL}
 use crate::callback::event::Event;
 
 /// (app, sequence) -> the event as JSON.
-const EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("events");
+pub(super) const EVENTS: TableDefinition<(&str, u64), &str> = TableDefinition::new("events");
 /// app -> the next sequence number (never reused, so positions stay unique).
 const NEXT: TableDefinition<&str, u64> = TableDefinition::new("events_next");
 /// (app, de-duplication key) -> Unix ms it lapses at.
 const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("events_seen");
 /// (app, sequence) -> (Unix ms it was parked, the event as JSON).
-const DEAD: TableDefinition<(&str, u64), (u64, &str)> = TableDefinition::new("events_dead");
+pub(super) const DEAD: TableDefinition<(&str, u64), (u64, &str)> =
+    TableDefinition::new("events_dead");
 
 pub struct LocalQueue {
     store: Arc<LocalStore>,
@@ -145,26 +146,46 @@ impl EventQueue for LocalQueue {
     }
 
     async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
-        let app = app.to_owned();
-        self.store
-            .read(move |txn| {
-                let events = txn.open_table(EVENTS)?;
-                let mut range = events.range((app.as_str(), 0)..=(app.as_str(), u64::MAX))?;
-                let Some(row) = range.next() else {
-                    return Ok(None);
-                };
-                let (k, v) = row?;
-                Ok(Some((k.value().1, v.value().to_owned())))
-            })
-            .await
-            .map_err(qerr)?
-            .map(|(seq, json)| {
-                Ok(Queued {
-                    position: seq.to_string(),
-                    event: serde_json::from_str(&json).map_err(qerr)?,
+        loop {
+            let owned = app.to_owned();
+            let first = self
+                .store
+                .read(move |txn| {
+                    let events = txn.open_table(EVENTS)?;
+                    let mut range =
+                        events.range((owned.as_str(), 0)..=(owned.as_str(), u64::MAX))?;
+                    let Some(row) = range.next() else {
+                        return Ok(None);
+                    };
+                    let (k, v) = row?;
+                    Ok(Some((k.value().1, v.value().to_owned())))
                 })
-            })
-            .transpose()
+                .await
+                .map_err(qerr)?;
+            let Some((seq, json)) = first else {
+                return Ok(None);
+            };
+            let position = seq.to_string();
+            match serde_json::from_str(&json) {
+                Ok(event) => return Ok(Some(Queued { position, event })),
+                Err(e) => {
+                    // A row that no longer reads (damaged on disk, or written by another
+                    // version) would hold every later event back for ever: it is parked as
+                    // it is, kept with the parked ones, and said once.
+                    tracing::error!(
+                        app,
+                        position = %position,
+                        error = %e,
+                        "unreadable queued event parked (kept as written with the parked events)"
+                    );
+                    let q = Queued {
+                        position,
+                        event: Event::new(app, String::new(), String::new(), 0),
+                    };
+                    self.remove(app, &q, true).await?;
+                }
+            }
+        }
     }
 
     async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
