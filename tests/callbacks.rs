@@ -199,6 +199,38 @@ async fn a_crm_answering_503_for_a_while_gets_every_event_after_in_order() {
     );
 }
 
+/// An event is given up on after a day of its own tries, not a day after it was queued:
+/// events that waited a day behind one the CRM refused still get their day (here, the CRM
+/// comes back and takes both), rather than one try each before they are parked.
+#[tokio::test]
+async fn events_that_waited_a_day_behind_another_are_not_given_up_at_once() {
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    for n in 0..2 {
+        w.send("crm", &event_xml(n)).await;
+    }
+    let tried = |n: usize| {
+        let w = &w;
+        async move {
+            let deadline = std::time::Instant::now() + LIMIT;
+            while w.crm.attempts().len() < n {
+                assert!(std::time::Instant::now() < deadline, "not tried {n} times");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tried(1).await;
+    // A day and an hour pass while the CRM is down.
+    w.advance("25h").await;
+    tried(2).await;
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(2, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(bodies, [event_xml(0), event_xml(1)]);
+    let metrics = w.gw().metrics().await;
+    assert!(!metrics.contains("result=\"dead\""), "{metrics}");
+}
+
 #[tokio::test]
 async fn sigkill_with_events_queued_loses_nothing() {
     let mut w = CallbackWorld::start(Backend::Local, 1).await;

@@ -25,8 +25,10 @@ use crate::metrics::METRICS;
 /// The first retry waits this long; each next one twice as long, up to [`BACKOFF_MAX`].
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// Retried for this long after it was queued; then parked.
+/// Retried for this long from its first try (at least [`MIN_TRIES`] times); then parked.
 pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Tries an event gets at least before it is given up on, however the clock moved.
+const MIN_TRIES: u32 = 10;
 /// An idle worker looks again this often even if nothing woke it.
 const IDLE: Duration = Duration::from_secs(1);
 /// While waiting or delivering, the lease (Redis) is renewed this often.
@@ -160,6 +162,11 @@ impl Inner {
         let mut failures = 0u32;
         // The event whose reactions this worker already applied.
         let mut reacted: Option<String> = None;
+        // The head event and when this worker first tried it: an event is given up on only
+        // after it has been tried for [`RETRY_FOR`] itself (not counted from when it was
+        // queued: behind an event the CRM refused for a day, the next ones would each get one
+        // try), and at least [`MIN_TRIES`] times.
+        let mut trying: Option<(String, u64)> = None;
         loop {
             match self.queue().lead(app).await {
                 Ok(true) => {}
@@ -237,10 +244,16 @@ impl Inner {
                         .with_label_values(&[app, label, "failed"])
                         .inc();
                     self.warn(app, "the CRM did not take an event; retrying", &why);
-                    let age = crate::clock::clock()
-                        .now_ms()
-                        .saturating_sub(head.event.queued_at);
-                    if age >= RETRY_FOR.as_millis() as u64 {
+                    let now = crate::clock::clock().now_ms();
+                    let since = match &trying {
+                        Some((id, since)) if *id == head.event.id => *since,
+                        _ => {
+                            trying = Some((head.event.id.clone(), now));
+                            now
+                        }
+                    };
+                    let tried_for = now.saturating_sub(since);
+                    if tried_for >= RETRY_FOR.as_millis() as u64 && failures >= MIN_TRIES {
                         self.give_up(app, label, &head).await;
                         failures = 0;
                     } else {
