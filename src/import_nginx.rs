@@ -52,7 +52,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let mut notes = Vec::new();
     for b in &blocks {
         match upstream_block(b) {
-            Ok((n, addr)) => {
+            Ok((n, addr, _)) => {
                 upstreams.insert(n, format!("http://{addr}"));
             }
             Err(why) => unsupported.push(format!(
@@ -172,6 +172,8 @@ fn collect_upstreams(
         if d.name == "proxy_pass" {
             if let Some(url) = d.args.first().map(|a| a.text.as_str()) {
                 match upstream_of(url) {
+                    // An `upstream` block of that name is its address already.
+                    Some((_, addr)) if out.contains_key(addr.as_str()) => {}
                     Some((name, addr)) if !out.contains_key(&name) => {
                         out.insert(name, format!("http://{addr}"));
                     }

@@ -123,3 +123,61 @@ fn unsupported_directives_are_listed_with_file_and_line() {
         "{stderr}"
     );
 }
+
+/// `upstream` blocks as CRM deployments write them (RuoYi-Vue-Plus's `ip_hash;`, tuning
+/// advice's `keepalive 64;`, templates' `max_fails`/`fail_timeout`/`weight`, a name with `-`):
+/// one server each, imported to `[upstreams.NAME]` once, loaded by `check` with those lines
+/// listed as changing nothing. Several servers, `down` and `backup` are still refused.
+#[test]
+fn upstream_blocks_with_one_server_and_their_tuning_load() {
+    let dir = TempDir::new("import-upstreams");
+    let conf = "upstream server {\n  ip_hash;\n  server 127.0.0.1:8080 max_fails=3 fail_timeout=30s weight=1;\n  keepalive 64;\n}\n\
+                upstream monitor-admin { server 127.0.0.1:9090; }\n\
+                server {\n  listen 80;\n  location /prod-api/ { proxy_pass http://server/; }\n  \
+                location /admin/ { proxy_pass http://monitor-admin/admin/; }\n}\n";
+    let (code, toml, stderr) = import(conf, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert_eq!(toml.matches("[upstreams.").count(), 2, "{toml}");
+    assert!(!toml.contains("http://monitor-admin"), "{toml}");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "site.conf:2: ip_hash",
+        "site.conf:3: server",
+        "site.conf:4: keepalive",
+    ] {
+        assert!(stdout.contains(line), "{line} listed:\n{stdout}");
+    }
+    for (block, refused) in [
+        (
+            "upstream b { server 127.0.0.1:1; server 127.0.0.1:2; }",
+            "only one `server`",
+        ),
+        (
+            "upstream b { server 127.0.0.1:1 down; }",
+            "`server ... down`",
+        ),
+        (
+            "upstream b { server 127.0.0.1:1 backup; }",
+            "`server ... backup`",
+        ),
+    ] {
+        let (code, _, stderr) = import(
+            &format!("{block}\nserver {{ location / {{ proxy_pass http://b; }} }}\n"),
+            &dir,
+        );
+        assert_eq!(code, 2, "{block}");
+        assert!(stderr.contains(refused), "{block}: {stderr}");
+    }
+}

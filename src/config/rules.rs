@@ -167,10 +167,11 @@ pub(super) fn compile(
     let mut static_base = None;
     let mut top = Vec::new();
     let mut server_at: Option<Pos> = None;
+    let mut upstream_noted = Vec::new();
     for path in includes {
         let nginx = read_nginx(path, paths.conf_dir.as_deref())?;
         for block in &nginx.upstreams {
-            check_upstream_block(block, upstreams)?;
+            upstream_noted.extend(check_upstream_block(block, upstreams)?);
         }
         // Each file's server block would be merged into the one site the gateway serves, its
         // `server_name` unread: a second site's `return 301` would answer for the first.
@@ -216,7 +217,7 @@ pub(super) fn compile(
             ),
         });
     }
-    let noted = cfg
+    let mut noted: Vec<String> = cfg
         .noted
         .iter()
         .map(|u| {
@@ -228,6 +229,7 @@ pub(super) fn compile(
             )
         })
         .collect();
+    noted.extend(upstream_noted);
     // A relative log path starts at the prefix, as `root` does.
     let log_paths = cfg
         .access_log_paths
@@ -529,30 +531,65 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
     (body.unwrap_or_default(), http, refused)
 }
 
-/// An `upstream NAME { server ADDR; }` block of the nginx file: one server without
-/// parameters, which must be `[upstreams.NAME]` (same address). Load balancing between several
-/// servers, weights, `keepalive` and hashing policies are the gateway's or not supported.
-pub fn upstream_block(d: &Directive) -> std::result::Result<(String, String), String> {
+/// An `upstream NAME { server ADDR; }` block of the nginx file: one server, which must be
+/// `[upstreams.NAME]` (same address). What changes nothing with one server (its `weight`,
+/// `max_fails`, `fail_timeout`, `max_conns`; the block's balancing method, `keepalive*`,
+/// `zone`) loads and is listed, as `(line, why)` in the third value; several servers, `down`
+/// and `backup` are refused.
+pub fn upstream_block(d: &Directive) -> std::result::Result<(String, String, Vec<String>), String> {
     let name = match d.args.as_slice() {
         [n] => n.text.clone(),
         _ => return Err("an upstream block needs one name".into()),
     };
-    let block = d.block.as_deref().unwrap_or_default();
-    match block {
-        [s] if s.name == "server" && s.args.len() == 1 && s.block.is_none() => {
-            Ok((name, s.args[0].text.clone()))
-        }
-        _ => Err(format!(
-            "upstream {name}: only one `server ADDRESS;` without parameters is supported \
-             (the gateway balances nothing; put one address in [upstreams.{name}])"
-        )),
+    let refused = |why: &str| {
+        Err(format!(
+            "upstream {name}: {why} (the gateway balances nothing; put one address in \
+             [upstreams.{name}])"
+        ))
+    };
+    let mut server = None;
+    let mut noted = Vec::new();
+    for s in d.block.as_deref().unwrap_or_default() {
+        let why = match s.name.as_str() {
+            "server" if server.is_some() => return refused("only one `server` is supported"),
+            "server" => {
+                let Some((addr, params)) = s.args.split_first() else {
+                    return refused("`server` needs an address");
+                };
+                for p in params {
+                    let key = p.text.split('=').next().unwrap_or("");
+                    if !matches!(key, "weight" | "max_fails" | "fail_timeout" | "max_conns") {
+                        return refused(&format!("`server ... {}` is not supported", p.text));
+                    }
+                }
+                server = Some(addr.text.clone());
+                if params.is_empty() {
+                    continue;
+                }
+                "with one server there is nothing to weigh, mark failed or share out"
+            }
+            "keepalive" | "keepalive_timeout" | "keepalive_requests" | "keepalive_time" => {
+                "the gateway keeps its own pool of upstream connections"
+            }
+            "ip_hash" | "least_conn" | "hash" | "random" | "zone" => {
+                "with one server there is nothing to choose between"
+            }
+            other => return refused(&format!("`{other}` is not supported")),
+        };
+        noted.push(format!("{}: {}: {why}", s.pos, s.name));
+    }
+    match server {
+        Some(addr) => Ok((name, addr, noted)),
+        None => refused("a `server` is needed"),
     }
 }
 
+/// The block's address must be `[upstreams.NAME]`'s; returns the lines it loads with no
+/// effect, for `check` to list.
 fn check_upstream_block(
     d: &Directive,
     upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let err = |message: String| ConfigError {
         file: d.pos.file.to_string(),
         line: d.pos.line,
@@ -560,14 +597,14 @@ fn check_upstream_block(
         path: "[nginx].include".into(),
         message,
     };
-    let (name, addr) = upstream_block(d).map_err(err)?;
+    let (name, addr, noted) = upstream_block(d).map_err(err)?;
     let authority = if addr.contains(':') && !addr.ends_with(']') {
         addr.to_ascii_lowercase()
     } else {
         format!("{}:80", addr.to_ascii_lowercase())
     };
     match upstreams.get(&name) {
-        Some(up) if up.authority.eq_ignore_ascii_case(&authority) => Ok(()),
+        Some(up) if up.authority.eq_ignore_ascii_case(&authority) => Ok(noted),
         Some(up) => Err(err(format!(
             "upstream {name}: server {addr} is not [upstreams.{name}]'s {}",
             up.authority
