@@ -1328,3 +1328,73 @@ fn x_accel_redirect_is_an_internal_redirect() {
         "t.conf:1:10: invalid value \"X-Foo\" in \"proxy_ignore_headers\" directive"
     );
 }
+
+/// Tuning lines of common templates that change nothing here load and are listed: nginx's
+/// open-file cache, its temporary files, `proxy_cache off` and the no-cache lines beside it,
+/// `resolver`. A cache zone is refused, as the gateway keeps no cache.
+#[test]
+fn tuning_lines_of_templates_load_and_are_noted() {
+    let cfg = Config::parse(
+        "t.conf",
+        "open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;\n\
+         open_file_cache_min_uses 2; open_file_cache_errors on;\n\
+         server { resolver 114.114.114.114 valid=300s; resolver_timeout 5s;\n\
+           proxy_temp_file_write_size 64k; proxy_max_temp_file_size 0;\n\
+           proxy_temp_path /var/tmp/nginx 1 2; client_body_temp_path /var/tmp/body;\n\
+           location /sse { proxy_cache off; proxy_cache_bypass $http_upgrade; proxy_no_cache 1;\n\
+             proxy_pass http://crm; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let noted: Vec<&str> = cfg.noted.iter().map(|n| n.directive.as_str()).collect();
+    assert_eq!(noted.len(), 13, "{noted:?}");
+    for (body, want) in [
+        (
+            "location / { proxy_cache crm; }",
+            "\"proxy_cache\" is not supported",
+        ),
+        (
+            "open_file_cache max=0;",
+            "invalid \"open_file_cache\" parameter",
+        ),
+        (
+            "open_file_cache_valid soon;",
+            "\"open_file_cache_valid\" directive invalid value",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{ {body} }}")).unwrap_err();
+        assert!(e.to_string().contains(want), "{body}: {e}");
+    }
+}
+
+/// `add_header X-Cache $upstream_cache_status;` (BaoTa's reverse-proxy template writes it into
+/// every site): the gateway keeps no cache, the value is empty and the header not sent, as by
+/// nginx without `proxy_cache`; the line is listed. Elsewhere such a variable is refused.
+#[test]
+fn a_header_of_a_variable_without_a_value_here_is_not_sent() {
+    let cfg = Config::parse(
+        "t.conf",
+        "server { location / { add_header X-Cache $upstream_cache_status; add_header X-A a; \
+         return 200 \"ok\"; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    assert_eq!(cfg.noted.len(), 1, "{:?}", cfg.noted);
+    let s = &cfg.servers[0];
+    let a = s.handle(&Request::get("/", "h"), &NoFiles);
+    let st = a.state().unwrap().clone();
+    let edits = s.response_headers(&Request::get("/", "h"), &st, 200, None, 0);
+    let names: Vec<String> = edits.iter().map(|e| format!("{e:?}")).collect();
+    assert!(
+        names.iter().any(|e| e.contains("x-a") || e.contains("X-A")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|e| e.to_ascii_lowercase().contains("x-cache")),
+        "{names:?}"
+    );
+    let cfg = Config::parse("t.conf", "server { return 200 $upstream_cache_status; }").unwrap();
+    assert_eq!(cfg.unsupported.len(), 1);
+}

@@ -183,7 +183,23 @@ impl Builder {
             if is_builtin(&v) || self.defined.contains(&v) {
                 continue;
             }
-            if seen.insert((v.clone(), pos.clone())) {
+            if !seen.insert((v.clone(), pos.clone())) {
+                continue;
+            }
+            // A header made of a variable the gateway has no value for (`add_header X-Cache
+            // $upstream_cache_status;` of BaoTa's template) is empty, so not sent: what
+            // nginx does too without a cache, TLS or the like.
+            let header = directive == "add_header" || directive == "proxy_set_header";
+            if header && is_unwritten_variable(&v) {
+                self.noted.push(Unsupported {
+                    directive,
+                    pos,
+                    detail: Some(format!(
+                        "variable ${v}: the gateway has no value for it: the header is empty, \
+                         so not sent"
+                    )),
+                });
+            } else {
                 self.unsupported.push(Unsupported {
                     directive,
                     pos,

@@ -403,6 +403,95 @@ impl Builder {
                          header of up to 1 MiB (nginx's default is 4 KiB)",
                     );
                 }
+                "open_file_cache" => {
+                    nargs(d, |n| (1..=2).contains(&n))?;
+                    let ok = match d.args[0].text.as_str() {
+                        "off" => d.args.len() == 1,
+                        a => {
+                            a.strip_prefix("max=")
+                                .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+                                && d.args[1..].iter().all(|i| {
+                                    i.text
+                                        .strip_prefix("inactive=")
+                                        .is_some_and(|t| dir::time(t, true).is_some())
+                                })
+                        }
+                    };
+                    if !ok {
+                        return Err(d.pos.error(format!(
+                            "invalid \"open_file_cache\" parameter \"{}\"",
+                            d.args.last().map_or("", |a| a.text.as_str())
+                        )));
+                    }
+                    self.noted(
+                        d,
+                        "nginx's cache of open files; the gateway opens each file it serves",
+                    );
+                }
+                "open_file_cache_valid" | "open_file_cache_min_uses" | "open_file_cache_errors" => {
+                    nargs(d, |n| n == 1)?;
+                    let a = d.args[0].text.as_str();
+                    let ok = match d.name.as_str() {
+                        "open_file_cache_valid" => dir::time(a, true).is_some(),
+                        "open_file_cache_min_uses" => a.parse::<u64>().is_ok(),
+                        _ => on_off(d).is_ok(),
+                    };
+                    if !ok {
+                        return Err(d
+                            .pos
+                            .error(format!("\"{}\" directive invalid value", d.name)));
+                    }
+                    self.noted(
+                        d,
+                        "nginx's cache of open files; the gateway opens each file it serves",
+                    );
+                }
+                "proxy_temp_file_write_size" | "proxy_max_temp_file_size" => {
+                    nargs(d, |n| n == 1)?;
+                    dir::size_slot(d, &d.args[0].text)?;
+                    self.noted(
+                        d,
+                        "nginx's temporary files for an answer it buffers; the gateway passes \
+                         answers on as they come",
+                    );
+                }
+                "proxy_temp_path" | "client_body_temp_path" => {
+                    nargs(d, |n| (1..=4).contains(&n))?;
+                    self.noted(
+                        d,
+                        "where nginx keeps temporary files; the gateway passes bodies on as they \
+                         come",
+                    );
+                }
+                "proxy_cache" => {
+                    nargs(d, |n| n == 1)?;
+                    if d.args[0].text != "off" {
+                        return Err(d.pos.error(
+                            "\"proxy_cache\" is not supported: the gateway keeps no cache of \
+                             answers (only \"proxy_cache off\" loads)",
+                        ));
+                    }
+                    self.noted(d, "nginx's default: the gateway keeps no cache of answers");
+                }
+                "resolver" | "resolver_timeout" => {
+                    nargs(d, |n| n >= 1)?;
+                    if d.name == "resolver_timeout" && dir::time(&d.args[0].text, false).is_none() {
+                        return Err(d.pos.error("\"resolver_timeout\" directive invalid value"));
+                    }
+                    self.noted(
+                        d,
+                        "an upstream's name is resolved by the system's resolver when the \
+                         configuration loads",
+                    );
+                }
+                "proxy_cache_bypass" | "proxy_no_cache" => {
+                    nargs(d, |n| n >= 1)?;
+                    self.noted(
+                        d,
+                        "the gateway keeps no cache of answers: every request goes to the \
+                         upstream",
+                    );
+                }
                 "client_body_buffer_size" => {
                     nargs(d, |n| n == 1)?;
                     dir::size_slot(d, &d.args[0].text)?;
@@ -903,6 +992,24 @@ const HASH_SIZES: &[&str] = &[
 ];
 
 pub(super) fn is_setting(n: &str) -> bool {
+    if matches!(
+        n,
+        "open_file_cache"
+            | "open_file_cache_valid"
+            | "open_file_cache_min_uses"
+            | "open_file_cache_errors"
+            | "proxy_temp_file_write_size"
+            | "proxy_max_temp_file_size"
+            | "proxy_temp_path"
+            | "client_body_temp_path"
+            | "proxy_cache"
+            | "proxy_cache_bypass"
+            | "proxy_no_cache"
+            | "resolver"
+            | "resolver_timeout"
+    ) {
+        return true;
+    }
     matches!(
         n,
         "root"
