@@ -465,13 +465,12 @@ impl Builder {
                 }
                 "proxy_cache" => {
                     nargs(d, |n| n == 1)?;
-                    if d.args[0].text != "off" {
-                        return Err(d.pos.error(
-                            "\"proxy_cache\" is not supported: the gateway keeps no cache of \
-                             answers (only \"proxy_cache off\" loads)",
-                        ));
+                    if d.args[0].text == "off" {
+                        self.noted(d, "nginx's default: the gateway keeps no cache of answers");
+                    } else {
+                        // A cache zone: listed with the other lines the gateway cannot honour.
+                        self.unsupported(d, None);
                     }
-                    self.noted(d, "nginx's default: the gateway keeps no cache of answers");
                 }
                 "resolver" | "resolver_timeout" => {
                     nargs(d, |n| n >= 1)?;
