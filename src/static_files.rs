@@ -92,13 +92,15 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
     let h = |status: u16| {
         let mut h = ResponseHeader::build(status, Some(8)).expect("valid status");
         let _ = h.insert_header("content-type", content_type);
-        let _ = h.insert_header("last-modified", last_modified.as_str());
-        if plain {
-            let _ = h.insert_header("etag", etag.as_str());
-            // nginx's range filter and not-modified filter clear it from a 206, 416 or 304.
-            if status == 200 {
-                let _ = h.insert_header("accept-ranges", "bytes");
-            }
+        // nginx's header filter drops `Last-Modified` from any other status (a file an
+        // `error_page` serves with its error's status); the ETag stays.
+        if matches!(status, 200 | 206 | 304) {
+            let _ = h.insert_header("last-modified", last_modified.as_str());
+        }
+        let _ = h.insert_header("etag", etag.as_str());
+        // nginx's range filter and not-modified filter clear it from a 206, 416 or 304.
+        if plain && status == 200 {
+            let _ = h.insert_header("accept-ranges", "bytes");
         }
         h
     };
@@ -496,6 +498,31 @@ mod tests {
         for (h, len, want) in cases {
             assert_eq!(&parse_range(h.as_bytes(), *len), want, "{h}");
         }
+    }
+
+    /// A file served with an error's status (`error_page 500 /50x.html`) keeps its ETag and
+    /// loses `Last-Modified`, as nginx's header filter drops it from such a status.
+    #[tokio::test]
+    async fn an_error_pages_file_has_an_etag_and_no_last_modified() {
+        let dir = std::env::temp_dir().join(format!("wgw-static-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("50x.html");
+        std::fs::write(&file, "down").unwrap();
+        let cond = Conditions {
+            if_none_match: None,
+            if_modified_since: None,
+            range: None,
+        };
+        for (status, last_modified) in [(200, true), (502, false), (404, false)] {
+            let Served::Reply(r) = open(&file, &dir, &cond, status).await else {
+                panic!("served")
+            };
+            let h = &r.header.headers;
+            assert!(h.contains_key("etag"), "{status}");
+            assert_eq!(h.contains_key("last-modified"), last_modified, "{status}");
+            assert_eq!(h.contains_key("accept-ranges"), status == 200, "{status}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
