@@ -654,6 +654,15 @@ fn a_whole_nginx_conf_loads_with_its_http_level_settings() {
         !ok && err.contains("only the first server block is used"),
         "{err}"
     );
+    // The usual pair (a redirect to https first): the message says which to keep.
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "server { listen 80; server_name crm.example.com; return 301 https://$host$request_uri; }\n\
+         server { listen 443 ssl; location / { proxy_pass http://crm; } }\n",
+    )
+    .unwrap();
+    let (ok, err) = check_config(&std::fs::read_to_string(&gw.config_path).unwrap(), "pair");
+    assert!(!ok && err.contains("The first one only redirects"), "{err}");
 }
 
 /// An answer the nginx file makes itself does not need the request's body: it is read and

@@ -414,13 +414,24 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         http.drain(..).partition(|d| d.name == "upstream");
     let http = others;
     if let Some(first) = refused.first() {
+        // The usual pair: `listen 80; return 301 https://...` first, the site on 443 second.
+        let redirect_only = server.iter().any(|d| d.name == "return")
+            && server
+                .iter()
+                .all(|d| matches!(d.name.as_str(), "listen" | "server_name" | "return"));
+        let hint = if redirect_only {
+            "\n  The first one only redirects (to https): that redirect, and TLS, stay in front \
+             of the gateway; include a file with the site's own server block alone."
+        } else {
+            ""
+        };
         return Err(ConfigError {
             file: first.pos.file.to_string(),
             line: first.pos.line,
             column: first.pos.col,
             path: "[nginx].include".into(),
             message: format!(
-                "only the first server block is used; this file also has:\n  {}",
+                "only the first server block is used; this file also has:\n  {}{hint}",
                 refused
                     .iter()
                     .map(ToString::to_string)
