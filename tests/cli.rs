@@ -346,3 +346,28 @@ fn check_warns_about_a_redis_without_appendonly() {
         "{stderr}"
     );
 }
+
+/// A whole nginx.conf's `include mime.types;` read from another directory than nginx.conf's
+/// own: the error says where a relative include starts and which key moves it.
+#[test]
+fn a_missing_relative_include_names_conf_dir() {
+    let dir = TempDir::new("cli-include");
+    std::fs::write(
+        dir.path().join("site.conf"),
+        "http { include mime.types; server { location / { return 200; } } }\n",
+    )
+    .unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n")).unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mime.types") && stderr.contains("[nginx] conf_dir"),
+        "{stderr}"
+    );
+}

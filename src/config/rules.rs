@@ -458,8 +458,15 @@ pub fn parse_nginx(
     let mut resolve = |pattern: &str| -> std::result::Result<Vec<(String, String)>, String> {
         let mut out = Vec::new();
         for p in expand_include(base, pattern)? {
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("cannot read \"{}\": {e}", p.display()))?;
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                // `include mime.types;` of a whole nginx.conf starts where nginx.conf lives.
+                format!(
+                    "cannot read \"{}\": {e} (a relative include starts at [nginx] conf_dir, \
+                     the directory of the main nginx.conf such as \"/etc/nginx\", else at the \
+                     including file's directory)",
+                    p.display()
+                )
+            })?;
             out.push((p.display().to_string(), text));
         }
         Ok(out)
