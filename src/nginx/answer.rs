@@ -111,6 +111,40 @@ pub async fn write(
     write_carrying(session, request_id, rules, req, action, &[]).await
 }
 
+/// `gzip_static` (`ngx_http_gzip_static_handler`): the file's `.gz` beside it, to serve instead
+/// with `Content-Encoding: gzip`, for a GET or HEAD of a file (not an error page's), when the
+/// client takes gzip (`on`) or whatever it takes (`always`); and whether the answer varies by
+/// `Accept-Encoding` (a `.gz` is there), which `gzip_vary on` then says.
+fn gzip_static(
+    session: &Session,
+    s: &nginx_compat::Settings,
+    state: &State,
+    path: &std::path::Path,
+    status: u16,
+) -> (Option<std::path::PathBuf>, bool) {
+    use nginx_compat::parse::model::GzipStatic;
+    let req = session.req_header();
+    let mode = s.gzip.static_files;
+    if mode == GzipStatic::Off
+        || status != 200
+        || !matches!(req.method, http::Method::GET | http::Method::HEAD)
+        || state.uri.ends_with(b"/")
+    {
+        return (None, false);
+    }
+    let ok = mode == GzipStatic::Always || super::response::gzip_static_ok(req, s);
+    if !ok && !s.gzip.vary {
+        return (None, false);
+    }
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    let gz = std::path::PathBuf::from(gz);
+    if !gz.is_file() {
+        return (None, false);
+    }
+    (ok.then_some(gz), true)
+}
+
 /// [`write`], a file's answer taking `carried` (an `X-Accel-Redirect` answer's headers that
 /// nginx keeps: its `Content-Type` wins over the file's).
 pub async fn write_carrying(
@@ -139,6 +173,9 @@ pub async fn write_carrying(
             };
             let disk = super::DiskFs { base };
             let (path, root) = (disk.full(&f.path), disk.full(&f.root));
+            let settings = rules.server.settings_for(&f.state);
+            let (gz, vary) = gzip_static(session, settings, &f.state, &path, f.status);
+            let path = gz.clone().unwrap_or(path);
             let hdr = &session.req_header().headers;
             let get = |n: http::header::HeaderName| hdr.get(n).map(|v| v.as_bytes().to_vec());
             let (inm, ims, range) = (
@@ -149,11 +186,19 @@ pub async fn write_carrying(
             let cond = Conditions {
                 if_none_match: inm.as_deref(),
                 if_modified_since: ims.as_deref(),
-                range: range.as_deref(),
+                // A `.gz` is answered whole (nginx's gzip_static allows no ranges).
+                range: range.as_deref().filter(|_| gz.is_none()),
             };
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {
                     let _ = reply.header.insert_header("x-request-id", request_id);
+                    if gz.is_some() {
+                        let _ = reply.header.insert_header("content-encoding", "gzip");
+                        reply.header.remove_header("accept-ranges");
+                    }
+                    if vary && settings.gzip.vary {
+                        let _ = reply.header.append_header("vary", "Accept-Encoding");
+                    }
                     // Typed as the rule set types the file, where the answer has a type (a
                     // 304 or 416 has none).
                     if reply

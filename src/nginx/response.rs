@@ -50,12 +50,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
         return;
     }
     let req = session.req_header();
-    let oldest = if g.http_10 {
-        http::Version::HTTP_10
-    } else {
-        http::Version::HTTP_11
-    };
-    if req.method == http::Method::HEAD || req.version < oldest {
+    if req.method == http::Method::HEAD {
         return;
     }
     if h.headers
@@ -85,24 +80,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
     if !g.types.iter().any(|t| t == "*" || *t == ctype) {
         return;
     }
-    let accepts_gzip = req
-        .headers
-        .get_all(http::header::ACCEPT_ENCODING)
-        .iter()
-        .any(|v| accepts(v.as_bytes(), b"gzip"));
-    if !accepts_gzip {
-        return;
-    }
-    let ua = req
-        .headers
-        .get(http::header::USER_AGENT)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let disabled = g.disable.iter().any(|d| match d {
-        GzipDisable::Msie6 => msie6(&ua),
-        GzipDisable::Regex(re) => re.is_match(&ua).unwrap_or(false),
-    });
-    if disabled || !proxied_ok(req, h, s) {
+    if !client_takes_gzip(req, s) || !proxied_ok(req, h, s) {
         return;
     }
     if let Some(c) = session
@@ -118,6 +96,53 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
         let _ = probe.insert_header(http::header::ACCEPT_ENCODING, "gzip");
         c.request_filter(&probe);
     }
+}
+
+/// `ngx_http_gzip_ok`'s questions of the request: its HTTP version (`gzip_http_version`), its
+/// `Accept-Encoding`, its `User-Agent` (`gzip_disable`).
+fn client_takes_gzip(req: &RequestHeader, s: &Settings) -> bool {
+    let g = &s.gzip;
+    let oldest = if g.http_10 {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    };
+    if req.version < oldest {
+        return false;
+    }
+    let accepts_gzip = req
+        .headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .any(|v| accepts(v.as_bytes(), b"gzip"));
+    if !accepts_gzip {
+        return false;
+    }
+    let ua = req
+        .headers
+        .get(http::header::USER_AGENT)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    !g.disable.iter().any(|d| match d {
+        GzipDisable::Msie6 => msie6(ua),
+        GzipDisable::Regex(re) => re.is_match(ua).unwrap_or(false),
+    })
+}
+
+/// `ngx_http_gzip_ok` for `gzip_static on`, asked before the answer exists: through a proxy
+/// (`Via`), only what `gzip_proxied` allows of an answer without `Last-Modified` or `ETag` yet.
+pub fn gzip_static_ok(req: &RequestHeader, s: &Settings) -> bool {
+    if !client_takes_gzip(req, s) {
+        return false;
+    }
+    if req.headers.get("via").is_none() {
+        return true;
+    }
+    let p = s.gzip.proxied;
+    p.any
+        || p.no_last_modified
+        || p.no_etag
+        || (p.auth && req.headers.contains_key(http::header::AUTHORIZATION))
 }
 
 /// `ngx_http_gzip_accept_encoding`: the token is listed and not with `q=0`.

@@ -597,6 +597,32 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
         ],
     },
+    // `gzip_static`: a file's `.gz` served instead to a client that takes gzip (as `gzip` would
+    // decide: version, `q=0`, `Via` and `gzip_proxied`), to every client with `always`; the
+    // file itself otherwise, or when there is no `.gz`.
+    Group {
+        name: "gzip-static",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               location /gz/ { gzip_static on; gzip_vary on; }\n\
+               location /always/ { alias {{ROOT}}/www/gz/; gzip_static always; }\n\
+               location /proxied/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied any; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /gz/app.js | Accept-Encoding: gzip",
+            "GET /gz/app.js",
+            "HEAD /gz/app.js | Accept-Encoding: gzip, deflate",
+            "GET /gz/app.js | Accept-Encoding: gzip;q=0",
+            "GET /gz/app.js | Accept-Encoding: gzip | Range: bytes=0-3",
+            "GET /gz/app.js HTTP/1.0 | Accept-Encoding: gzip",
+            "GET /gz/app.js | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "GET /gz/only.css | Accept-Encoding: gzip",
+            "GET /always/app.js",
+            "GET /proxied/app.js | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "POST /gz/app.js | Accept-Encoding: gzip",
+        ],
+    },
     // `X-Accel-Redirect`: an internal redirect (to an `internal` location, a named one), the
     // method GET, the answer's `Content-Disposition` and `Cache-Control` kept, a climbing URI
     // a 404, `proxy_ignore_headers` passing the answer on; `X-Accel-*` and `X-Pad` never

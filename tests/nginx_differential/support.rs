@@ -54,6 +54,11 @@ pub fn doc_root(dir: &Path) -> PathBuf {
         ("files/.hidden", "hidden\n"),
         ("files/colon:name.txt", "c\n"),
         ("files/empty/.keep", ""),
+        // For `gzip_static`: a file with its `.gz` (not checked by nginx: any bytes), one
+        // without.
+        ("gz/app.js", "plain\n"),
+        ("gz/app.js.gz", "\u{1f}\u{8b} compressed ahead of time"),
+        ("gz/only.css", "plain css\n"),
     ] {
         let p = www.join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

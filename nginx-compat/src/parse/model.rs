@@ -210,6 +210,19 @@ pub struct Gzip {
     /// `gzip_http_version 1.0`: requests of HTTP/1.0 are answered compressed too (nginx's
     /// default is 1.1).
     pub http_10: bool,
+    /// `gzip_static`: a file's `.gz` beside it is served instead, compressed ahead of time.
+    pub static_files: GzipStatic,
+}
+
+/// `gzip_static off | on | always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GzipStatic {
+    #[default]
+    Off,
+    /// To a client that takes gzip, as `gzip` would decide (`ngx_http_gzip_ok`).
+    On,
+    /// To every client.
+    Always,
 }
 
 #[derive(Debug, Clone)]
@@ -368,6 +381,7 @@ impl Default for Settings {
                 vary: false,
                 disable: Arc::from(Vec::new()),
                 http_10: false,
+                static_files: GzipStatic::Off,
             },
             types: None,
             default_type: None,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::build::{not_allowed, Builder, Level};
 use super::directives::{self as dir, args, nargs, no_block, on_off, template};
 use super::model::{
-    AccessLogFile, GzipDisable, GzipProxied, HeaderBuffers, HttpVersion, ProxyRedirect, Settings,
-    CHARSET_TYPES, CONNECTION_POOL_SIZE, HEADER_BUFFERS_MAX,
+    AccessLogFile, GzipDisable, GzipProxied, GzipStatic, HeaderBuffers, HttpVersion, ProxyRedirect,
+    Settings, CHARSET_TYPES, CONNECTION_POOL_SIZE, HEADER_BUFFERS_MAX,
 };
 use super::proxy_args;
 use super::{Directive, ParseError};
@@ -511,6 +511,20 @@ impl Builder {
                     } else {
                         s.ignore_invalid_headers = on;
                     }
+                }
+                "gzip_static" => {
+                    nargs(d, |n| n == 1)?;
+                    s.gzip.static_files = match d.args[0].text.as_str() {
+                        "off" => GzipStatic::Off,
+                        "on" => GzipStatic::On,
+                        "always" => GzipStatic::Always,
+                        v => {
+                            return Err(d.pos.error(format!(
+                                "invalid value \"{v}\" in \"gzip_static\" directive, it must \
+                                 be \"on\", \"off\" or \"always\""
+                            )))
+                        }
+                    };
                 }
                 "gzip_http_version" => {
                     nargs(d, |n| n == 1)?;
@@ -1063,6 +1077,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "underscores_in_headers"
             | "ignore_invalid_headers"
             | "gzip_http_version"
+            | "gzip_static"
             | "proxy_hide_header"
             | "proxy_ignore_headers"
             | "proxy_cookie_path"
