@@ -33,6 +33,10 @@ pub struct Ctx {
     pub session_contact: Option<CurrentContact>,
     pub upgrade: bool,
     pub client_ip: Option<IpAddr>,
+    /// The client's address as the nginx file's `set_real_ip_from`/`real_ip_header` read it
+    /// (behind a trusted load balancer: the address it names), else `client_ip`: nginx's
+    /// `$remote_addr`, its `allow`/`deny`, and the key of the sign-in limit.
+    pub remote_ip: Option<IpAddr>,
     /// Status of an answer written by the gateway itself (not proxied).
     pub answered: Option<u16>,
     /// A location of the nginx file handles the request (SPEC 12): what it decides.

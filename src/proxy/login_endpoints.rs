@@ -296,7 +296,7 @@ pub async fn callback(
     // Only a callback that will cost a provider call counts against its address: one without a
     // state of this browser's, or with a used one, costs nothing, and counting it would let
     // anyone block every sign-in behind the same address with bare callbacks.
-    if !callback_limit::allow(ctx.client_ip) {
+    if !callback_limit::allow(ctx.remote_ip) {
         count(config, &login.app, "rate_limited");
         return Err(Failure::new(
             Kind::TooManyRequests,

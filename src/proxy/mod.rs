@@ -340,6 +340,7 @@ impl ProxyHttp for Gateway {
             session_contact: None,
             upgrade: false,
             client_ip: None,
+            remote_ip: None,
             answered: None,
             nginx: None,
             unlogged: false,
@@ -381,6 +382,21 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.remote_ip = match (ctx.client_ip, &ctx.config.rules) {
+            (Some(peer), Some(rules)) => {
+                let h = &session.req_header().headers;
+                let real = rules.server.real_ip(peer, |name| {
+                    let values: Vec<&str> = h
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect();
+                    (!values.is_empty()).then(|| values.join(", "))
+                });
+                real.or(ctx.client_ip)
+            }
+            _ => ctx.client_ip,
+        };
         ctx.upgrade = session.is_upgrade_req();
         // RFC 9110 15.2: no 1xx to an HTTP/1.0 client (nginx in front speaks 1.0 by default).
         let http_10 = session.req_header().version == http::Version::HTTP_10;
@@ -755,7 +771,7 @@ impl ProxyHttp for Gateway {
                     .map(|f| (&f.request, &f.proxy.state))
                     .or(trace.at.as_deref().map(|(r, s)| (r, s))),
                 server: &ctx.config.server,
-                client_ip: ctx.client_ip,
+                client_ip: ctx.remote_ip,
             };
             crate::nginx::log::write(rules, session, &done);
         }

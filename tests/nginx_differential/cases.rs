@@ -597,6 +597,32 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
         ],
     },
+    // `set_real_ip_from`/`real_ip_header`/`real_ip_recursive` (behind Aliyun SLB or a CDN):
+    // `$remote_addr`, `$proxy_add_x_forwarded_for` and `allow`/`deny` read the address the
+    // trusted proxy names, from the right past trusted ones; a non-address keeps the peer's.
+    Group {
+        name: "real-ip",
+        http: "",
+        body: "set_real_ip_from 127.0.0.1;\n\
+               set_real_ip_from 10.0.0.0/8;\n\
+               real_ip_header X-Forwarded-For;\n\
+               real_ip_recursive on;\n\
+               location / { proxy_set_header X-Real-IP $remote_addr;\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 proxy_pass http://{{UP}}; }\n\
+               location /deny/ { deny 1.1.1.1; allow all; return 200 \"in\"; }",
+        toml: None,
+        up_headers: &["host", "x-real-ip", "x-forwarded-for"],
+        requests: &[
+            "GET /a | X-Forwarded-For: 1.1.1.1",
+            "GET /a | X-Forwarded-For: 1.1.1.1, 10.0.0.5",
+            "GET /a | X-Forwarded-For: 9.9.9.9, 1.1.1.1, 10.0.0.5",
+            "GET /a | X-Forwarded-For: garbage",
+            "GET /a",
+            "GET /deny/x | X-Forwarded-For: 1.1.1.1",
+            "GET /deny/x | X-Forwarded-For: 2.2.2.2, 10.0.0.1",
+        ],
+    },
     // `gzip_static`: a file's `.gz` served instead to a client that takes gzip (as `gzip` would
     // decide: version, `q=0`, `Via` and `gzip_proxied`), to every client with `always`; the
     // file itself otherwise, or when there is no `.gz`.

@@ -13,20 +13,10 @@ pub(super) fn denied(conf: &LocConf, cx: &Ctx<'_>) -> bool {
         return false;
     }
     let ip: Option<std::net::IpAddr> = cx.req.remote_addr.parse().ok();
-    // An IPv4-mapped IPv6 client is matched against the IPv4 rules, as nginx does.
-    let ip = match ip {
-        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => Some(std::net::IpAddr::V4(v4)),
-            None => Some(std::net::IpAddr::V6(v6)),
-        },
-        other => other,
-    };
     for rule in rules.iter() {
-        let hit = match (rule.net, ip) {
-            (Net::All, _) => true,
-            (Net::V4 { addr, mask }, Some(std::net::IpAddr::V4(a))) => u32::from(a) & mask == addr,
-            (Net::V6 { addr, mask }, Some(std::net::IpAddr::V6(a))) => u128::from(a) & mask == addr,
-            _ => false,
+        let hit = match ip {
+            Some(ip) => rule.net.contains(ip),
+            None => rule.net == Net::All,
         };
         if hit {
             return rule.deny;

@@ -329,6 +329,39 @@ impl Server {
             .map_or(&self.root.settings, |c| &c.settings)
     }
 
+    /// The client's address as `ngx_http_realip_module` reads it with the server's settings:
+    /// when the connection comes from a `set_real_ip_from` proxy, the address its
+    /// `real_ip_header` names (`X-Forwarded-For`: the last one, or with `real_ip_recursive on`
+    /// the last one that is not a trusted proxy). `None`: the connection's own address stands
+    /// (no trusted proxy, no header, or not an address).
+    /// `header` gives a header's value by its lower-case name (several fields joined with
+    /// `, `).
+    pub fn real_ip(
+        &self,
+        peer: std::net::IpAddr,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Option<std::net::IpAddr> {
+        let s = &self.root.settings;
+        let trusted = |ip: std::net::IpAddr| s.real_ip_from.iter().any(|n| n.contains(ip));
+        if s.real_ip_from.is_empty() || !trusted(peer) {
+            return None;
+        }
+        let value = header(&s.real_ip_header)?;
+        if &*s.real_ip_header != "x-forwarded-for" {
+            return parse_addr(value.trim());
+        }
+        // ngx_http_get_forwarded_addr: from the right, past the trusted ones when recursive.
+        let mut found = None;
+        for part in value.rsplit(',') {
+            let ip = parse_addr(part.trim())?;
+            found = Some(ip);
+            if !(s.real_ip_recursive && trusted(ip)) {
+                break;
+            }
+        }
+        found
+    }
+
     /// `large_client_header_buffers` of the server (or of `http`), if either level writes one.
     pub fn header_buffers(&self) -> Option<crate::HeaderBuffers> {
         self.root.settings.header_buffers
@@ -541,4 +574,13 @@ fn safe_uri(v: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         return None;
     }
     Some((uri.to_vec(), args.to_vec()))
+}
+
+/// An address as `ngx_parse_addr` reads a forwarded one: IPv4, IPv6 (bracketed or not).
+fn parse_addr(v: &str) -> Option<std::net::IpAddr> {
+    v.strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(v)
+        .parse()
+        .ok()
 }

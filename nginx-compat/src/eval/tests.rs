@@ -1400,3 +1400,53 @@ fn a_header_of_a_variable_without_a_value_here_is_not_sent() {
     let cfg = Config::parse("t.conf", "server { return 200 $upstream_cache_status; }").unwrap();
     assert_eq!(cfg.unsupported.len(), 1);
 }
+
+/// `ngx_http_realip_module` behind Aliyun SLB or a CDN: the address a trusted proxy's header
+/// names (`X-Forwarded-For` from the right, past trusted ones with `real_ip_recursive on`);
+/// an untrusted connection, a missing header or a non-address keeps the connection's own.
+#[test]
+fn the_real_client_address_comes_from_trusted_proxies_only() {
+    let parse = |conf: &str| Config::parse("t.conf", &format!("server {{ {conf} }}")).unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let xff = |v: &'static str| move |n: &str| (n == "x-forwarded-for").then(|| v.to_owned());
+    let cfg = parse("set_real_ip_from 10.0.0.0/8; set_real_ip_from 192.168.1.1; real_ip_header X-Forwarded-For;");
+    let s = &cfg.servers[0];
+    assert_eq!(
+        s.real_ip(ip("10.1.2.3"), xff("1.1.1.1, 2.2.2.2")),
+        Some(ip("2.2.2.2"))
+    );
+    assert_eq!(
+        s.real_ip(ip("192.168.1.1"), xff("1.1.1.1, 10.0.0.5")),
+        Some(ip("10.0.0.5"))
+    );
+    assert_eq!(
+        s.real_ip(ip("8.8.8.8"), xff("1.1.1.1")),
+        None,
+        "untrusted peer"
+    );
+    assert_eq!(s.real_ip(ip("10.1.2.3"), xff("not-an-address")), None);
+    assert_eq!(s.real_ip(ip("10.1.2.3"), |_| None), None);
+    assert_eq!(
+        s.real_ip(ip("::ffff:10.1.2.3"), xff("1.1.1.1")),
+        Some(ip("1.1.1.1"))
+    );
+    let cfg =
+        parse("set_real_ip_from 10.0.0.0/8; real_ip_header X-Forwarded-For; real_ip_recursive on;");
+    let s = &cfg.servers[0];
+    assert_eq!(
+        s.real_ip(ip("10.1.2.3"), xff("1.1.1.1, 2.2.2.2, 10.0.0.5")),
+        Some(ip("2.2.2.2"))
+    );
+    assert_eq!(
+        s.real_ip(ip("10.1.2.3"), xff("10.0.0.7, 10.0.0.5")),
+        Some(ip("10.0.0.7"))
+    );
+    // nginx's default header is X-Real-IP.
+    let cfg = parse("set_real_ip_from 127.0.0.1;");
+    let s = &cfg.servers[0];
+    let real = |n: &str| (n == "x-real-ip").then(|| "3.3.3.3".to_owned());
+    assert_eq!(s.real_ip(ip("127.0.0.1"), real), Some(ip("3.3.3.3")));
+    assert_eq!(parse("").servers[0].real_ip(ip("127.0.0.1"), real), None);
+    let cfg = parse("real_ip_header proxy_protocol;");
+    assert_eq!(cfg.unsupported.len(), 1);
+}

@@ -272,13 +272,22 @@ pub(super) fn access_rule(d: &Directive) -> Result<AccessRule, ParseError> {
     nargs(d, |n| n == 1)?;
     let v = d.args[0].text.as_str();
     let deny = d.name == "deny";
-    let invalid = || d.pos.error(format!("invalid parameter \"{v}\""));
     if v == "all" {
         return Ok(AccessRule {
             deny,
             net: Net::All,
         });
     }
+    Ok(AccessRule {
+        deny,
+        net: net(d, v)?,
+    })
+}
+
+/// An address or CIDR as `allow`, `deny` and `set_real_ip_from` take it; nginx keeps only
+/// the masked bits ("low address bits are meaningless").
+pub(super) fn net(d: &Directive, v: &str) -> Result<Net, ParseError> {
+    let invalid = || d.pos.error(format!("invalid parameter \"{v}\""));
     let (addr, bits) = match v.split_once('/') {
         Some((a, b)) => (a, Some(b.parse::<u32>().map_err(|_| invalid())?)),
         None => (v, None),
@@ -317,7 +326,7 @@ pub(super) fn access_rule(d: &Directive) -> Result<AccessRule, ParseError> {
             }
         }
     };
-    Ok(AccessRule { deny, net })
+    Ok(net)
 }
 
 #[cfg(test)]

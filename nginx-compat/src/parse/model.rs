@@ -125,6 +125,26 @@ pub enum Net {
     },
 }
 
+impl Net {
+    /// Whether `ip` is in this network; an IPv4-mapped IPv6 address is read as the IPv4 one,
+    /// as nginx reads it.
+    pub fn contains(self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::net::IpAddr::V4(v4),
+                None => std::net::IpAddr::V6(v6),
+            },
+            other => other,
+        };
+        match (self, ip) {
+            (Net::All, _) => true,
+            (Net::V4 { addr, mask }, std::net::IpAddr::V4(a)) => u32::from(a) & mask == addr,
+            (Net::V6 { addr, mask }, std::net::IpAddr::V6(a)) => u128::from(a) & mask == addr,
+            _ => false,
+        }
+    }
+}
+
 /// `proxy_redirect`.
 #[derive(Debug, Clone)]
 pub enum ProxyRedirect {
@@ -297,6 +317,13 @@ pub struct Settings {
     pub autoindex_options: AutoIndex,
     /// `large_client_header_buffers` (server level); None where no level writes one.
     pub header_buffers: Option<HeaderBuffers>,
+    /// `set_real_ip_from`: the proxies whose word on the client's address is taken. A level
+    /// with any replaces the inherited ones.
+    pub real_ip_from: Arc<[Net]>,
+    /// `real_ip_header`, lower-cased (nginx's default `X-Real-IP`).
+    pub real_ip_header: Arc<str>,
+    /// `real_ip_recursive on`: trusted proxies' addresses are skipped in `X-Forwarded-For`.
+    pub real_ip_recursive: bool,
 }
 
 /// `large_client_header_buffers NUMBER SIZE`: a request's line (the request line and each
@@ -396,6 +423,9 @@ impl Default for Settings {
             underscores_in_headers: false,
             ignore_invalid_headers: true,
             header_buffers: None,
+            real_ip_from: Arc::from(Vec::new()),
+            real_ip_header: Arc::from("x-real-ip"),
+            real_ip_recursive: false,
             autoindex: None,
             autoindex_options: AutoIndex {
                 format: crate::autoindex::Format::Html,

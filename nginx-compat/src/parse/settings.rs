@@ -35,6 +35,7 @@ struct Fresh {
     access_log: bool,
     hide_headers: bool,
     ignore_headers: bool,
+    real_ip_from: bool,
     cookie_paths: bool,
     cookie_paths_off: bool,
     cookie_domains: bool,
@@ -603,6 +604,29 @@ impl Builder {
                     s.autoindex_options.format = crate::autoindex::Format::parse(v)
                         .ok_or_else(|| d.pos.error(format!("invalid value \"{v}\"")))?;
                 }
+                "set_real_ip_from" => {
+                    nargs(d, |n| n == 1)?;
+                    let v = d.args[0].text.as_str();
+                    // A unix socket's clients: the gateway listens on none.
+                    let nets = if v == "unix:" {
+                        Vec::new()
+                    } else {
+                        vec![dir::net(d, v)?]
+                    };
+                    extend(&mut s.real_ip_from, &mut fresh.real_ip_from, nets);
+                }
+                "real_ip_header" => {
+                    nargs(d, |n| n == 1)?;
+                    if d.args[0].text == "proxy_protocol" {
+                        self.unsupported(
+                            d,
+                            Some("the gateway's listener speaks no PROXY protocol".into()),
+                        );
+                    } else {
+                        s.real_ip_header = Arc::from(d.args[0].text.to_ascii_lowercase());
+                    }
+                }
+                "real_ip_recursive" => s.real_ip_recursive = on_off(d)?,
                 "proxy_ignore_headers" => {
                     // ngx_conf_set_bitmask_slot: the names OR-ed on one level, which replaces
                     // the inherited set.
@@ -1080,6 +1104,9 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "gzip_static"
             | "proxy_hide_header"
             | "proxy_ignore_headers"
+            | "set_real_ip_from"
+            | "real_ip_header"
+            | "real_ip_recursive"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
             | "autoindex"
