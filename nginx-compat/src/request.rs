@@ -15,6 +15,8 @@ pub struct Request {
     /// The IP the connection arrived on (IPv6 in brackets): `$server_addr`, and the redirect
     /// host when there is no `Host`.
     pub local_addr: String,
+    /// `$request_id`: the caller's id of the request.
+    pub request_id: String,
 }
 
 impl Request {
@@ -27,6 +29,7 @@ impl Request {
             headers: vec![("Host".into(), host.as_bytes().to_vec())],
             remote_addr: "127.0.0.1".into(),
             local_addr: "127.0.0.1".into(),
+            request_id: String::new(),
         }
     }
 

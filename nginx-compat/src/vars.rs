@@ -171,6 +171,7 @@ pub fn is_builtin(name: &str) -> bool {
             | "proxy_host"
             | "proxy_port"
             | "proxy_add_x_forwarded_for"
+            | "request_id"
             | "request_filename"
             | "document_root"
     ) || ["arg_", "http_", "cookie_"]
@@ -226,6 +227,7 @@ impl Ctx<'_> {
             "request_filename" | "document_root" => return self.server.path_variable(self, name),
             "proxy_host" => return self.proxy.as_ref().map(|p| p.0.clone()),
             "proxy_port" => return self.proxy.as_ref().map(|p| p.1.clone()),
+            "request_id" => r.request_id.clone().into_bytes(),
             "proxy_add_x_forwarded_for" => {
                 let mut v = r.joined("x-forwarded-for", b", ").unwrap_or_default();
                 if !v.is_empty() {

@@ -430,6 +430,7 @@ fn crate_matches_nginx() {
                     .collect(),
                 remote_addr: "127.0.0.1".into(),
                 local_addr: "127.0.0.1".into(),
+                request_id: String::new(),
             };
             let mut want = seen_from_nginx(&reply);
             let (got, trace) = seen_from_crate(server, &req, now);

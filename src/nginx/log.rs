@@ -109,6 +109,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
                     .server_addr()
                     .and_then(|a| a.as_inet())
                     .copied(),
+                done.request_id,
             );
             let st = State::of(&req);
             built = (req, st);

@@ -140,6 +140,7 @@ pub fn phase(
     rules: &Arc<Rules>,
     server: &ServerSettings,
     client_ip: Option<std::net::IpAddr>,
+    request_id: &str,
 ) -> Next {
     let req = {
         let h = session.req_header();
@@ -155,6 +156,7 @@ pub fn phase(
                 .server_addr()
                 .and_then(|a| a.as_inet())
                 .copied(),
+            request_id,
         )
     };
     match decide(rules, &req) {

@@ -29,6 +29,7 @@ pub fn request(
     server: &ServerSettings,
     remote_addr: Option<std::net::IpAddr>,
     local: Option<std::net::SocketAddr>,
+    request_id: &str,
 ) -> Request {
     let url = &server.public_url;
     let public_port = url.port_or_known_default().unwrap_or(80);
@@ -58,6 +59,7 @@ pub fn request(
             .collect(),
         remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
         local_addr,
+        request_id: request_id.to_owned(),
     }
 }
 

@@ -25,7 +25,13 @@ pub(super) enum Next {
 
 /// Step 4.
 pub(super) fn phase(session: &Session, ctx: &mut Ctx, rules: &std::sync::Arc<Rules>) -> Next {
-    match nginx::phase(session, rules, &ctx.config.server, ctx.remote_ip) {
+    match nginx::phase(
+        session,
+        rules,
+        &ctx.config.server,
+        ctx.remote_ip,
+        &ctx.request_id,
+    ) {
         nginx::Next::Route { index, target } => {
             ctx.upstream_uri = target;
             Next::Route(index)

@@ -1450,3 +1450,20 @@ fn the_real_client_address_comes_from_trusted_proxies_only() {
     let cfg = parse("real_ip_header proxy_protocol;");
     assert_eq!(cfg.unsupported.len(), 1);
 }
+
+/// `$request_id` is the caller's id of the request (the gateway's `X-Request-Id`), in headers
+/// as in logs: `add_header X-Request-Id $request_id;` and `proxy_set_header X-Request-Id
+/// $request_id;` of tracing guides load.
+#[test]
+fn request_id_is_the_callers_id() {
+    let cfg = Config::parse(
+        "t.conf",
+        "server { location / { add_header X-Request-Id $request_id; return 200 \"$request_id\"; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let mut req = Request::get("/", "h");
+    req.request_id = "0123abcd".into();
+    let a = cfg.servers[0].handle(&req, &NoFiles);
+    assert_eq!(show(&a), "200 \"0123abcd\"");
+}
