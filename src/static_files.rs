@@ -27,6 +27,9 @@ pub struct Conditions<'a> {
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
+    /// `etag on` (nginx's default): the file's ETag is sent and `If-None-Match` compared
+    /// with it; off, only `If-None-Match: *` matches.
+    pub etag: bool,
 }
 
 /// The opened file's answer: its header, and the part of the file to send.
@@ -83,7 +86,8 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
     let plain = status == 200;
     let not_modified = plain
         && match (cond.if_none_match, cond.if_modified_since) {
-            (Some(inm), _) => etag_matches(inm, &etag),
+            (Some(inm), _) if cond.etag => etag_matches(inm, &etag),
+            (Some(inm), _) => inm.trim_ascii() == b"*",
             // nginx's default `if_modified_since exact`.
             (None, Some(ims)) => parse_date(ims) == Some(mtime),
             (None, None) => false,
@@ -97,7 +101,9 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
         if matches!(status, 200 | 206 | 304) {
             let _ = h.insert_header("last-modified", last_modified.as_str());
         }
-        let _ = h.insert_header("etag", etag.as_str());
+        if cond.etag {
+            let _ = h.insert_header("etag", etag.as_str());
+        }
         // nginx's range filter and not-modified filter clear it from a 206, 416 or 304.
         if plain && status == 200 {
             let _ = h.insert_header("accept-ranges", "bytes");
@@ -512,6 +518,7 @@ mod tests {
             if_none_match: None,
             if_modified_since: None,
             range: None,
+            etag: true,
         };
         for (status, last_modified) in [(200, true), (502, false), (404, false)] {
             let Served::Reply(r) = open(&file, &dir, &cond, status).await else {
@@ -522,6 +529,50 @@ mod tests {
             assert_eq!(h.contains_key("last-modified"), last_modified, "{status}");
             assert_eq!(h.contains_key("accept-ranges"), status == 200, "{status}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `etag off`: no ETag, and `If-None-Match` matches only as `*` (nginx compares it with
+    /// an ETag there is none of).
+    #[tokio::test]
+    async fn etag_off_sends_none_and_matches_only_a_star() {
+        let dir = std::env::temp_dir().join(format!("wgw-etag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.js");
+        std::fs::write(&file, "js").unwrap();
+        let on = Conditions {
+            if_none_match: None,
+            if_modified_since: None,
+            range: None,
+            etag: true,
+        };
+        let Served::Reply(r) = open(&file, &dir, &on, 200).await else {
+            panic!("served")
+        };
+        let tag = r.header.headers["etag"].as_bytes().to_vec();
+        let status = |inm: &'static [u8], etag: bool| {
+            let (file, dir) = (file.clone(), dir.clone());
+            let tag = tag.clone();
+            async move {
+                let inm = if inm == b"TAG" { &tag[..] } else { inm };
+                let cond = Conditions {
+                    if_none_match: Some(inm),
+                    if_modified_since: None,
+                    range: None,
+                    etag,
+                };
+                match open(&file, &dir, &cond, 200).await {
+                    Served::Reply(r) => (
+                        r.header.status.as_u16(),
+                        r.header.headers.contains_key("etag"),
+                    ),
+                    _ => (0, false),
+                }
+            }
+        };
+        assert_eq!(status(b"TAG", true).await, (304, true));
+        assert_eq!(status(b"TAG", false).await, (200, false));
+        assert_eq!(status(b"*", false).await, (304, false));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -372,3 +372,43 @@ async fn relative_roots_and_includes_start_where_nginx_starts_them() {
         "{log}"
     );
 }
+
+/// `etag off` (security scanners' advice): a file's answer carries no ETag, and an
+/// `If-None-Match` with the one it had is no longer a 304; `Last-Modified` still serves.
+#[tokio::test]
+async fn etag_off_leaves_files_without_etags() {
+    let dir = TempDir::new("etag-off");
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/app.js"), APP_JS).unwrap();
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /on/ { alias www/; }\nlocation /off/ { alias www/; etag off; }\n",
+    )
+    .unwrap();
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let c = client();
+    let on = c.get(gw.url("/on/app.js")).send().await.unwrap();
+    let tag = on.headers()["etag"].to_str().unwrap().to_owned();
+    let off = c.get(gw.url("/off/app.js")).send().await.unwrap();
+    assert!(off.headers().get("etag").is_none());
+    assert!(off.headers().get("last-modified").is_some());
+    let again = c
+        .get(gw.url("/off/app.js"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again = c
+        .get(gw.url("/on/app.js"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+}

@@ -188,6 +188,7 @@ pub async fn write_carrying(
                 if_modified_since: ims.as_deref(),
                 // A `.gz` is answered whole (nginx's gzip_static allows no ranges).
                 range: range.as_deref().filter(|_| gz.is_none()),
+                etag: settings.etag,
             };
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {

@@ -315,6 +315,8 @@ pub struct Settings {
     /// `autoindex_format`, `autoindex_exact_size`, `autoindex_localtime`, merged whether or
     /// not `autoindex` is on at the level.
     pub autoindex_options: AutoIndex,
+    /// `etag`: a static file's answer carries its ETag (nginx's default `on`).
+    pub etag: bool,
     /// `large_client_header_buffers` (server level); None where no level writes one.
     pub header_buffers: Option<HeaderBuffers>,
     /// `set_real_ip_from`: the proxies whose word on the client's address is taken. A level
@@ -423,6 +425,7 @@ impl Default for Settings {
             underscores_in_headers: false,
             ignore_invalid_headers: true,
             header_buffers: None,
+            etag: true,
             real_ip_from: Arc::from(Vec::new()),
             real_ip_header: Arc::from("x-real-ip"),
             real_ip_recursive: false,

@@ -627,6 +627,7 @@ impl Builder {
                     }
                 }
                 "real_ip_recursive" => s.real_ip_recursive = on_off(d)?,
+                "etag" => s.etag = on_off(d)?,
                 "proxy_ignore_headers" => {
                     // ngx_conf_set_bitmask_slot: the names OR-ed on one level, which replaces
                     // the inherited set.
@@ -1107,6 +1108,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "set_real_ip_from"
             | "real_ip_header"
             | "real_ip_recursive"
+            | "etag"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
             | "autoindex"
