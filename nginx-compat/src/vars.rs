@@ -172,6 +172,7 @@ pub fn is_builtin(name: &str) -> bool {
             | "proxy_port"
             | "proxy_add_x_forwarded_for"
             | "request_id"
+            | "invalid_referer"
             | "request_filename"
             | "document_root"
     ) || ["arg_", "http_", "cookie_"]
@@ -228,6 +229,15 @@ impl Ctx<'_> {
             "proxy_host" => return self.proxy.as_ref().map(|p| p.0.clone()),
             "proxy_port" => return self.proxy.as_ref().map(|p| p.1.clone()),
             "request_id" => r.request_id.clone().into_bytes(),
+            "invalid_referer" => {
+                let s = self.server.settings_for(&self.st);
+                match &s.referers {
+                    Some(v) if !valid_referer(v, r.header("referer"), &self.server.names) => {
+                        b"1".to_vec()
+                    }
+                    _ => Vec::new(),
+                }
+            }
             "proxy_add_x_forwarded_for" => {
                 let mut v = r.joined("x-forwarded-for", b", ").unwrap_or_default();
                 if !v.is_empty() {
@@ -305,4 +315,74 @@ pub fn arg_value<'a>(args: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         };
         k.eq_ignore_ascii_case(name).then_some(v)
     })
+}
+
+/// `ngx_http_referer_variable`: is this `Referer` one `valid_referers` accepts?
+fn valid_referer(
+    v: &crate::parse::model::ValidReferers,
+    referer: Option<&[u8]>,
+    server_names: &[String],
+) -> bool {
+    let Some(referer) = referer else {
+        return v.none;
+    };
+    let rest = if referer.len() >= "http://i.ru".len() {
+        let lower = |n: usize| referer[..n].to_ascii_lowercase();
+        if lower(7) == b"http://" {
+            Some(&referer[7..])
+        } else if referer.len() >= 8 && lower(8) == b"https://" {
+            Some(&referer[8..])
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let Some(rest) = rest else {
+        return v.blocked;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b':')
+        .unwrap_or(rest.len());
+    if end > 256 {
+        return false;
+    }
+    let host = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+    let path = &rest[end..];
+    let names = server_names
+        .iter()
+        .filter(|_| v.server_names)
+        .map(|n| (n.to_ascii_lowercase(), Vec::new()));
+    let hit = v
+        .hosts
+        .iter()
+        .cloned()
+        .chain(names)
+        .find(|(pattern, _)| host_matches(pattern, &host));
+    if let Some((_, uri)) = hit {
+        return uri.is_empty() || path.starts_with(&uri);
+    }
+    v.regexes
+        .iter()
+        .any(|re| re.is_match(rest).unwrap_or(false))
+}
+
+/// nginx's wildcard host names: `*.x` (a name under x), `.x` (x or a name under it), `x.*`
+/// (x and any last part), or the name itself.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    if let Some(domain) = pattern.strip_prefix("*.") {
+        return host.len() > domain.len() + 1
+            && host.ends_with(domain)
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.';
+    }
+    if let Some(domain) = pattern.strip_prefix('.') {
+        return host == domain || host_matches(&format!("*.{domain}"), host);
+    }
+    if let Some(head) = pattern.strip_suffix(".*") {
+        return host.len() > head.len() + 1
+            && host.starts_with(head)
+            && host.as_bytes()[head.len()] == b'.';
+    }
+    pattern == host
 }

@@ -623,6 +623,38 @@ pub const GROUPS: &[Group] = &[
             "GET /deny/x | X-Forwarded-For: 2.2.2.2, 10.0.0.1",
         ],
     },
+    // `valid_referers` and `$invalid_referer` (anti-hotlinking of uploads): `none`, `blocked`,
+    // `server_names`, wildcard hosts, a host with a URI prefix, a regex; case and a port in the
+    // Referer; a location without the directive accepts anything.
+    Group {
+        name: "valid-referers",
+        http: "",
+        body: "location /img/ { valid_referers none blocked server_names *.example.com \
+                 example.org/pub/ ~\\.baidu\\.;\n\
+                 if ($invalid_referer) { return 403; } return 200 \"ok\"; }\n\
+               location /tail/ { valid_referers www.example.*; \
+                 if ($invalid_referer) { return 403; } return 200 \"ok\"; }\n\
+               location /any/ { if ($invalid_referer) { return 403; } return 200 \"ok\"; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /img/a",
+            "GET /img/a | Referer: http://localhost/x",
+            "GET /img/a | Referer: https://www.example.com/p",
+            "GET /img/a | Referer: http://example.com/p",
+            "GET /img/a | Referer: http://example.org/pub/x",
+            "GET /img/a | Referer: http://example.org/priv",
+            "GET /img/a | Referer: http://www.baidu.com/s?wd=x",
+            "GET /img/a | Referer: http://evil.com/",
+            "GET /img/a | Referer: stripped-by-a-firewall",
+            "GET /img/a | Referer: http://EVIL.Example.COM:8080/x",
+            "GET /img/a | Referer: http://a.ru",
+            "GET /tail/a | Referer: http://www.example.cn/x",
+            "GET /tail/a | Referer: http://example.cn/x",
+            "GET /tail/a",
+            "GET /any/a | Referer: http://evil.com/",
+        ],
+    },
     // `gzip_static`: a file's `.gz` served instead to a client that takes gzip (as `gzip` would
     // decide: version, `q=0`, `Via` and `gzip_proxied`), to every client with `always`; the
     // file itself otherwise, or when there is no `.gz`.

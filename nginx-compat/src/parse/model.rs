@@ -145,6 +145,24 @@ impl Net {
     }
 }
 
+/// `valid_referers none | blocked | server_names | HOST[/URI] | ~REGEX ...`
+/// (`ngx_http_referer_module`).
+#[derive(Debug, Default)]
+pub struct ValidReferers {
+    /// `none`: no `Referer` is valid.
+    pub none: bool,
+    /// `blocked`: a `Referer` without `http://` or `https://` (a firewall's or proxy's) is
+    /// valid.
+    pub blocked: bool,
+    /// `server_names`: the server's own names are valid hosts.
+    pub server_names: bool,
+    /// Hosts (lower case; `*.x` a subdomain of x, `.x` x or one, `x.*` any ending), each with
+    /// the URI prefix its path must start with (empty: any).
+    pub hosts: Vec<(String, Vec<u8>)>,
+    /// `~REGEX`s, matched against the `Referer` after its `http://` or `https://`.
+    pub regexes: Vec<crate::regex::NgxRegex>,
+}
+
 /// `proxy_redirect`.
 #[derive(Debug, Clone)]
 pub enum ProxyRedirect {
@@ -317,6 +335,8 @@ pub struct Settings {
     pub autoindex_options: AutoIndex,
     /// `etag`: a static file's answer carries its ETag (nginx's default `on`).
     pub etag: bool,
+    /// `valid_referers`: what `$invalid_referer` accepts; None where no level writes one.
+    pub referers: Option<Arc<ValidReferers>>,
     /// `large_client_header_buffers` (server level); None where no level writes one.
     pub header_buffers: Option<HeaderBuffers>,
     /// `set_real_ip_from`: the proxies whose word on the client's address is taken. A level
@@ -426,6 +446,7 @@ impl Default for Settings {
             ignore_invalid_headers: true,
             header_buffers: None,
             etag: true,
+            referers: None,
             real_ip_from: Arc::from(Vec::new()),
             real_ip_header: Arc::from("x-real-ip"),
             real_ip_recursive: false,

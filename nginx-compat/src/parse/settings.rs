@@ -628,6 +628,38 @@ impl Builder {
                 }
                 "real_ip_recursive" => s.real_ip_recursive = on_off(d)?,
                 "etag" => s.etag = on_off(d)?,
+                "valid_referers" => {
+                    // NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF.
+                    if !matches!(level, Level::Server | Level::Location) {
+                        return Err(not_allowed(d));
+                    }
+                    nargs(d, |n| n >= 1)?;
+                    let mut r = super::model::ValidReferers::default();
+                    for a in &d.args {
+                        match a.text.as_str() {
+                            "none" => r.none = true,
+                            "blocked" => r.blocked = true,
+                            "server_names" => r.server_names = true,
+                            t if t.starts_with('~') => {
+                                let (src, caseless) = match t.strip_prefix("~*") {
+                                    Some(src) => (src, true),
+                                    None => (&t[1..], false),
+                                };
+                                let re = crate::regex::NgxRegex::new(src, caseless)
+                                    .map_err(|e| d.pos.error(format!("{e} in \"{t}\"")))?;
+                                r.regexes.push(re);
+                            }
+                            t => {
+                                let (host, uri) = match t.find('/') {
+                                    Some(i) => (&t[..i], t[i..].as_bytes().to_vec()),
+                                    None => (t, Vec::new()),
+                                };
+                                r.hosts.push((host.to_ascii_lowercase(), uri));
+                            }
+                        }
+                    }
+                    s.referers = Some(Arc::new(r));
+                }
                 "proxy_ignore_headers" => {
                     // ngx_conf_set_bitmask_slot: the names OR-ed on one level, which replaces
                     // the inherited set.
@@ -1027,6 +1059,8 @@ const HASH_SIZES: &[&str] = &[
     "map_hash_bucket_size",
     "proxy_headers_hash_max_size",
     "proxy_headers_hash_bucket_size",
+    "referer_hash_max_size",
+    "referer_hash_bucket_size",
 ];
 
 pub(super) fn is_setting(n: &str) -> bool {
@@ -1109,6 +1143,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "real_ip_header"
             | "real_ip_recursive"
             | "etag"
+            | "valid_referers"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
             | "autoindex"
