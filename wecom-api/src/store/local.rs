@@ -110,6 +110,15 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl LocalStore {
     /// Opens (or creates) the database at `path`. Fails when another process has it open.
     pub fn open(path: &Path, clock: Clock) -> Result<LocalStore, StoreError> {
+        // An empty file is not a database: one cut to nothing (what it held is gone), or made
+        // by hand. Starting on it as a new one would hide the loss.
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError(format!(
+                "local: {} is an empty file, not a store (cut short, or made by hand): remove \
+                 it to start with an empty store",
+                path.display()
+            )));
+        }
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
                 "local: {} is in use by another process (one instance per file; several instances share backend = \"redis\")",

@@ -184,3 +184,18 @@ async fn the_sweep_deletes_expired_rows_from_the_file() {
         .unwrap();
     assert_eq!(left, (1, 0));
 }
+
+#[tokio::test]
+async fn an_empty_file_is_refused_not_taken_for_a_new_store() {
+    let f = TempFile::new("empty");
+    std::fs::write(&f.0, b"").unwrap();
+    let e = LocalStore::open(&f.0, Clock::system())
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("is an empty file"), "{e}");
+    std::fs::remove_file(&f.0).unwrap();
+    assert!(
+        LocalStore::open(&f.0, Clock::system()).is_ok(),
+        "a missing file is made"
+    );
+}
