@@ -167,6 +167,10 @@ impl Inner {
         // queued: behind an event the CRM refused for a day, the next ones would each get one
         // try), and at least [`MIN_TRIES`] times.
         let mut trying: Option<(String, u64)> = None;
+        // The event the CRM took whose removal from the queue failed (a store that stopped
+        // taking writes: a full disk): only the removal is tried again, with growing waits,
+        // not the delivery once a second.
+        let mut taken: Option<(String, u32)> = None;
         loop {
             match self.queue().lead(app).await {
                 Ok(true) => {}
@@ -217,8 +221,10 @@ impl Inner {
                 reacted = Some(head.event.id.clone());
             }
             let cb = a.callback.as_ref().expect("filtered");
+            let already = taken.as_ref().is_some_and(|(id, _)| *id == head.event.id);
             let attempt = match &cb.forward {
                 None => Attempt::Delivered,
+                Some(_) if already => Attempt::Delivered,
                 Some(fwd) => {
                     let post = self.post(&config, a, fwd, cb.format, &head.event);
                     self.renewing(app, post).await
@@ -227,10 +233,22 @@ impl Inner {
             match attempt {
                 Attempt::Delivered => {
                     if let Err(e) = self.queue().ack(app, &head).await {
-                        self.warn(app, "ack failed", &e.to_string());
-                        tokio::time::sleep(IDLE).await;
+                        self.warn(
+                            app,
+                            "the CRM took an event but the queue did not let it go; only that \
+                             is tried again (a store that takes no writes needs the gateway \
+                             restarted)",
+                            &e.to_string(),
+                        );
+                        let tries = match &taken {
+                            Some((id, n)) if *id == head.event.id => n + 1,
+                            _ => 1,
+                        };
+                        taken = Some((head.event.id.clone(), tries));
+                        tokio::time::sleep(backoff(tries)).await;
                         continue;
                     }
+                    taken = None;
                     failures = 0;
                     METRICS
                         .events

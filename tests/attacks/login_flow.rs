@@ -162,7 +162,7 @@ async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
     // 300 a minute (refilled at 5 a second), the login above included; then cut off before
     // the provider is asked.
     let mut b = Browser::new(WXWORK_UA);
-    let mut callback = async |b: &mut Browser, i: usize| {
+    let callback = async |b: &mut Browser, i: usize| {
         let state = started_state(&w, b).await;
         let url = w.gw().url(&format!(
             "/_gateway/oauth/callback?code=made-up-{i}&state={state}"

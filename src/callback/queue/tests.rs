@@ -125,7 +125,6 @@ async fn the_local_queue_survives_a_reopen_whole() {
 /// parked as it is and said once; the events after it come up, none lost.
 #[tokio::test]
 async fn an_unreadable_local_row_is_parked_and_the_next_comes_up() {
-    use redb::ReadableTable;
     let clock = Clock::system();
     let f = TempFile::new();
     let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
