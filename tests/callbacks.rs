@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::callbacks::{
-    event_xml, expected_signature, now_secs, sealed_post, Backend, CallbackWorld,
+    check_signature_v2, event_xml, expected_signature, now_secs, sealed_post, Backend,
+    CallbackWorld,
 };
 use common::client;
 use common::world::{agent_id, corp_id};
@@ -47,6 +48,15 @@ async fn an_event_reaches_the_crm_with_its_headers_and_signature() {
     assert_eq!(r.header("x-wecom-agentid"), agent_id().to_string());
     assert_eq!(r.header("x-gateway-event-id").len(), 32);
     assert_eq!(r.header("x-gateway-signature"), expected_signature(&r.body));
+    // The second signature also covers when it was sent, the event id and the corp.
+    let t = check_signature_v2(r).expect("X-Gateway-Signature-V2 checks");
+    assert!(t.abs_diff(now_secs()) < 60, "sent now: {t}");
+    let mut replayed = r.clone();
+    replayed.headers.insert(
+        "x-gateway-event-id",
+        "00000000000000000000000000000000".parse().unwrap(),
+    );
+    assert_eq!(check_signature_v2(&replayed), None, "another event id");
 
     // The JSON app: the same event, rendered.
     let j = &by_path("/wecom/json");

@@ -50,6 +50,36 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// `X-Gateway-Signature-V2`: `t=TIME,sha256=HEX`, the HMAC-SHA256 with `assertion_secret` of
+/// `TIME.EVENT_ID.CORP_ID.AGENT_ID.BODY` (TIME in Unix seconds, when this try was sent). The
+/// body alone (`X-Gateway-Signature`) says nothing of when or for which corp it was sent: a
+/// captured delivery could be sent again later, under another event id or corp; a CRM that
+/// checks this one, and refuses a TIME older than a few minutes, cannot be replayed to.
+pub fn signature_v2(
+    secret: &[u8],
+    time: u64,
+    event_id: &str,
+    corp: &str,
+    agent: &str,
+    body: &[u8],
+) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    for part in [
+        time.to_string().as_bytes(),
+        event_id.as_bytes(),
+        corp.as_bytes(),
+        agent.as_bytes(),
+    ] {
+        mac.update(part);
+        mac.update(b".");
+    }
+    mac.update(body);
+    format!(
+        "t={time},sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
 /// The body the CRM receives: the plaintext as WeCom sent it, or its JSON rendering.
 pub fn body(format: CallbackFormat, message: &str) -> Option<String> {
     match format {
@@ -414,17 +444,21 @@ impl Inner {
             .header("host", up.authority.as_str())
             .header("content-type", format.content_type())
             .header("x-wecom-corpid", corp)
-            .header("x-wecom-agentid", agent)
+            .header("x-wecom-agentid", agent.as_str())
             .header("x-gateway-event-id", e.id.as_str());
         if let Some(secret) = config
             .session
             .as_ref()
             .and_then(|s| s.assertion_secret.as_ref())
         {
-            req = req.header(
-                "x-gateway-signature",
-                signature(secret.expose().as_bytes(), body.as_bytes()),
-            );
+            let key = secret.expose().as_bytes();
+            let now = crate::clock::clock().now_secs();
+            req = req
+                .header("x-gateway-signature", signature(key, body.as_bytes()))
+                .header(
+                    "x-gateway-signature-v2",
+                    signature_v2(key, now, &e.id, corp, &agent, body.as_bytes()),
+                );
         }
         match req.body(body).send().await {
             Ok(r) if r.status().is_success() => Attempt::Delivered,
@@ -462,6 +496,33 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    /// The second signature covers when, which event and which corp, as well as the body:
+    /// any of them changed, it no longer checks.
+    #[test]
+    fn the_second_signature_covers_time_event_and_corp() {
+        // RFC 4231 test case 2's key and message, the message behind the four parts.
+        let v2 = signature_v2(b"Jefe", 1, "e", "c", "a", b"what do ya want for nothing?");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"1.e.c.a.what do ya want for nothing?");
+        assert_eq!(
+            v2,
+            format!("t=1,sha256={}", hex::encode(mac.finalize().into_bytes()))
+        );
+        let base = signature_v2(b"k", 100, "ev1", "ww1", "1000002", b"<xml/>");
+        for other in [
+            signature_v2(b"k", 101, "ev1", "ww1", "1000002", b"<xml/>"),
+            signature_v2(b"k", 100, "ev2", "ww1", "1000002", b"<xml/>"),
+            signature_v2(b"k", 100, "ev1", "ww2", "1000002", b"<xml/>"),
+            signature_v2(b"k", 100, "ev1", "ww1", "1000003", b"<xml/>"),
+            signature_v2(b"k", 100, "ev1", "ww1", "1000002", b"<xml />"),
+        ] {
+            assert_ne!(
+                base.split_once(',').unwrap().1,
+                other.split_once(',').unwrap().1
+            );
+        }
     }
 
     #[test]

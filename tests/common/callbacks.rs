@@ -332,6 +332,24 @@ pub fn now_secs() -> u64 {
 }
 
 /// `X-Gateway-Signature` as the CRM computes it.
+/// `X-Gateway-Signature-V2` as a CRM checks it: the time it names, and whether the HMAC of
+/// `TIME.EVENT_ID.CORP_ID.AGENT_ID.BODY` is the one it carries.
+pub fn check_signature_v2(r: &Received) -> Option<u64> {
+    use hmac::{Hmac, Mac};
+    let (t, sig) = r.header("x-gateway-signature-v2").split_once(",sha256=")?;
+    let t: u64 = t.strip_prefix("t=")?.parse().ok()?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
+    let signed = format!(
+        "{t}.{}.{}.{}.{}",
+        r.header("x-gateway-event-id"),
+        r.header("x-wecom-corpid"),
+        r.header("x-wecom-agentid"),
+        r.body
+    );
+    mac.update(signed.as_bytes());
+    (hex::encode(mac.finalize().into_bytes()) == sig).then_some(t)
+}
+
 pub fn expected_signature(body: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(ASSERTION_SECRET.as_bytes()).unwrap();
