@@ -134,7 +134,7 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
     let mut found = None;
     let mut note = |area: Option<usize>| -> Result<(), AreaError> {
         match (found, area) {
-            (Some(a), Some(b)) if a != b => Err(AreaError::Ambiguous),
+            (Some(a), Some(b)) if a != b && !same_gate(table, a, b) => Err(AreaError::Ambiguous),
             (None, b) => {
                 found = b;
                 Ok(())
@@ -144,12 +144,33 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
     };
     for path in paths {
         note(area_of(table, path)?)?;
-        if path.iter().any(|&b| b == b';' || b == b'\\') {
-            note(area_of(table, &servlet_reading(path)?)?)?;
-        }
         lenient_readings(table, path, &mut note)?;
+        // The Servlet reading is read leniently too: a server may need both (`/SIDEBAR;x/`).
+        if path.iter().any(|&b| b == b';' || b == b'\\') {
+            let servlet = servlet_reading(path)?;
+            note(area_of(table, &servlet)?)?;
+            lenient_readings(table, &servlet, &mut note)?;
+        }
     }
     Ok(found)
+}
+
+/// Two areas ask the same of a request (the same login, rules and external contact): a path
+/// read into either is not ambiguous (`/sidebar/Admin/x` of areas `/sidebar/` and
+/// `/sidebar/admin/`, both `login = "crm"`).
+pub fn same_gate(table: &RouteTable, a: usize, b: usize) -> bool {
+    let (a, b) = (&table.routes[a], &table.routes[b]);
+    let same_app = match (&a.login, &b.login) {
+        (Some(x), Some(y)) => x.name == y.name,
+        (None, None) => true,
+        _ => false,
+    };
+    let same_allow = match (&a.allow, &b.allow) {
+        (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    same_app && same_allow && a.external_contact == b.external_contact
 }
 
 /// What servers that are lenient about a path make of it: without its trailing `/` (Spring
@@ -457,6 +478,38 @@ mod tests {
         assert_eq!(area("/admin/"), Ok(Some(1)));
         assert_eq!(area("/api/secrets/"), Ok(None));
         assert_eq!(area("/api/"), Ok(None));
+        // Two lenient readings at once: a Servlet container's and a lenient server's.
+        for path in [
+            "/api/secret;x/",
+            "/api/secret/;x",
+            "/API/secret;x",
+            "/api/secret\\",
+        ] {
+            assert_eq!(area(path), Ok(Some(0)), "{path}");
+        }
+        let t = table(&[("/sidebar/", true), ("/", false)]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        for path in [
+            "/SIDEBAR;x/",
+            "/SIDEBAR\\x",
+            "/x/..;/SIDEBAR/",
+            "/sidebar.\\x",
+            "/sidebar.;x/y",
+            "/sidebar ;x/y",
+            "/x/..;/sidebar./",
+        ] {
+            assert_eq!(area(path), Ok(Some(0)), "{path}");
+        }
+    }
+
+    /// Two areas that ask the same (the same login, rules, contact): a path read into both is
+    /// theirs, not ambiguous; areas of two logins still are.
+    #[test]
+    fn readings_in_two_areas_of_one_login_are_not_ambiguous() {
+        let t = table(&[("/sidebar/", true), ("/sidebar/admin/", true), ("/", false)]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        assert!(matches!(area("/sidebar/Admin/x"), Ok(Some(0 | 1))));
+        assert_eq!(area("/sidebar/admin/x"), Ok(Some(1)));
     }
 
     #[test]

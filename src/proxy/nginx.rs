@@ -210,14 +210,24 @@ fn refused_into_area(ctx: &mut Ctx) -> bool {
         _ => return false,
     };
     let routes = &ctx.config.routes;
+    let admitted = ctx.admitted;
+    // The path as nginx's location matching reads it, and as written (an `X-Accel-Redirect`
+    // URI is not normalised: `/./sidebar/x` is a file of /sidebar/).
+    let into_area = |p: &[u8]| {
+        let Ok(normal) = nginx_compat::uri::normalize_path(p) else {
+            return true;
+        };
+        match crate::routing::protecting(routes, &normal, &normal, p) {
+            Ok(Some(i)) => {
+                routes.routes[i].login.is_some()
+                    && !admitted.is_some_and(|a| a == i || crate::routing::same_gate(routes, a, i))
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    };
     let into = match paths {
-        Ok(paths) => paths
-            .iter()
-            .any(|p| match crate::routing::protecting(routes, p, p, p) {
-                Ok(Some(i)) => routes.routes[i].login.is_some() && ctx.admitted != Some(i),
-                Ok(None) => false,
-                Err(_) => true,
-            }),
+        Ok(paths) => paths.iter().any(|p| into_area(p)),
         Err(_) => true,
     };
     if into {
