@@ -193,6 +193,13 @@ fn lenient_readings(
     if table.areas_exact && trimmed(path) < path.len() {
         note(area_of(table, &path[..trimmed(path)])?)?;
     }
+    // Most paths have nothing a lenient server reads otherwise: one pass says so.
+    let odd = path
+        .iter()
+        .any(|&b| b.is_ascii_uppercase() || b == b'.' || b == b' ');
+    if !odd && !table.areas_have_upper {
+        return Ok(());
+    }
     let windows = windows_reading(path);
     let base = windows.as_deref().unwrap_or(path);
     if windows.is_some() {
