@@ -506,20 +506,31 @@ mod tests {
         }
     }
 
-    /// A file served with an error's status (`error_page 500 /50x.html`) keeps its ETag and
-    /// loses `Last-Modified`, as nginx's header filter drops it from such a status.
-    #[tokio::test]
-    async fn an_error_pages_file_has_an_etag_and_no_last_modified() {
-        let dir = std::env::temp_dir().join(format!("wgw-static-{}", std::process::id()));
+    /// A directory of its own holding `name`, and the file's path.
+    fn temp_file(tag: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("wgw-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("50x.html");
-        std::fs::write(&file, "down").unwrap();
-        let cond = Conditions {
+        let file = dir.join(name);
+        std::fs::write(&file, "body").unwrap();
+        (dir, file)
+    }
+
+    /// A GET without validators or a range.
+    fn unconditional() -> Conditions<'static> {
+        Conditions {
             if_none_match: None,
             if_modified_since: None,
             range: None,
             etag: true,
-        };
+        }
+    }
+
+    /// A file served with an error's status (`error_page 500 /50x.html`) keeps its ETag and
+    /// loses `Last-Modified`, as nginx's header filter drops it from such a status.
+    #[tokio::test]
+    async fn an_error_pages_file_has_an_etag_and_no_last_modified() {
+        let (dir, file) = temp_file("static", "50x.html");
+        let cond = unconditional();
         for (status, last_modified) in [(200, true), (502, false), (404, false)] {
             let Served::Reply(r) = open(&file, &dir, &cond, status).await else {
                 panic!("served")
@@ -536,17 +547,8 @@ mod tests {
     /// an ETag there is none of).
     #[tokio::test]
     async fn etag_off_sends_none_and_matches_only_a_star() {
-        let dir = std::env::temp_dir().join(format!("wgw-etag-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("a.js");
-        std::fs::write(&file, "js").unwrap();
-        let on = Conditions {
-            if_none_match: None,
-            if_modified_since: None,
-            range: None,
-            etag: true,
-        };
-        let Served::Reply(r) = open(&file, &dir, &on, 200).await else {
+        let (dir, file) = temp_file("etag", "a.js");
+        let Served::Reply(r) = open(&file, &dir, &unconditional(), 200).await else {
             panic!("served")
         };
         let tag = r.header.headers["etag"].as_bytes().to_vec();

@@ -183,8 +183,9 @@ async fn a_regex_route_a_missing_slash_or_a_path_parameter_does_not_lift_login()
     check(&w, WALKAROUNDS).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
+/// The WeCom app's area `/sidebar/` and the Official Account's `/mp/`, with `LEGACY_CONF`
+/// included and the area's file `www/sidebar/assets/app.txt`.
+async fn include_world() -> World {
     let w = World::new()
         .session("")
         .app(App::wecom("crm").contact())
@@ -199,6 +200,12 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
         "the app\n",
     )
     .unwrap();
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
+    let w = include_world().await;
     redirects_to_the_slash(&w).await;
     check(&w, WALKAROUNDS).await;
     check(&w, INCLUDE_WALKAROUNDS).await;
@@ -214,20 +221,7 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
 /// session is not the WeCom app's login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_page_does_not_lead_from_one_login_area_into_another() {
-    let w = World::new()
-        .session("")
-        .app(App::wecom("crm").contact())
-        .app(App::mp("mp"))
-        .routes(WITH_INCLUDE)
-        .files(&[("legacy.conf", LEGACY_CONF)])
-        .start()
-        .await;
-    std::fs::create_dir_all(w.files.path().join("www/sidebar/assets")).unwrap();
-    std::fs::write(
-        w.files.path().join("www/sidebar/assets/app.txt"),
-        "the app\n",
-    )
-    .unwrap();
+    let w = include_world().await;
     let mut wechat = Browser::new(WXWORK_UA);
     w.login(&mut wechat, "mp", "/mp/").await;
     let cookie = wechat.cookie_header(&w.gw().url("/"));
