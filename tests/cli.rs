@@ -9,9 +9,21 @@ use common::{bin, TempDir};
 const BASE: &str = "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n";
 
 fn check(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    check_with_files(text, &[], env)
+}
+
+/// `check` of `text` as `gateway.toml`, beside `files` (name, content).
+fn check_with_files(
+    text: &str,
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let dir = TempDir::new("cli");
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, text).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let out = Command::new(bin())
         .current_dir(dir.path())
         .args(["check", "-c", "gateway.toml"])
@@ -213,24 +225,15 @@ fn a_second_included_server_block_is_refused_where_it_is() {
 /// An `if` block's own `proxy_pass` is checked at load like a location's.
 #[test]
 fn an_if_blocks_proxy_pass_to_an_unknown_upstream_is_refused_at_load() {
-    let dir = TempDir::new("cli-if-upstream");
-    std::fs::write(
-        dir.path().join("legacy.conf"),
-        "server {\n    location / {\n        if ($arg_old) {\n            proxy_pass http://legacy-crm;\n        }\n        proxy_pass http://crm;\n    }\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("gateway.toml"),
-        format!("{BASE}[nginx]\ninclude = [\"legacy.conf\"]\n"),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .current_dir(dir.path())
-        .args(["check", "-c", "gateway.toml"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"legacy.conf\"]\n"),
+        &[(
+            "legacy.conf",
+            "server {\n    location / {\n        if ($arg_old) {\n            proxy_pass http://legacy-crm;\n        }\n        proxy_pass http://crm;\n    }\n}\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("legacy.conf:4:") && stderr.contains("unknown upstream"),
         "{stderr}"
@@ -351,21 +354,15 @@ fn check_warns_about_a_redis_without_appendonly() {
 /// own: the error says where a relative include starts and which key moves it.
 #[test]
 fn a_missing_relative_include_names_conf_dir() {
-    let dir = TempDir::new("cli-include");
-    std::fs::write(
-        dir.path().join("site.conf"),
-        "http { include mime.types; server { location / { return 200; } } }\n",
-    )
-    .unwrap();
-    let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n")).unwrap();
-    let out = Command::new(bin())
-        .current_dir(dir.path())
-        .args(["check", "-c", "gateway.toml"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n"),
+        &[(
+            "site.conf",
+            "http { include mime.types; server { location / { return 200; } } }\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("mime.types") && stderr.contains("[nginx] conf_dir"),
         "{stderr}"
