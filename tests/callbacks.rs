@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::callbacks::{
-    check_signature_v2, event_xml, expected_signature, now_secs, sealed_post, Backend,
+    check_signature_v2, event_xml, expected_signature, now_secs, post_event, sealed_post, Backend,
     CallbackWorld,
 };
 use common::client;
@@ -162,14 +162,7 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
     assert_eq!(r.status(), 404);
 
     // A marker event after them: once it arrives, everything before it has been delivered.
-    let (q, b) = sealed_post(&event_xml(9), now_secs());
-    let r = client()
-        .post(format!("{url}?{q}"))
-        .body(b)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(post_event(&url, &event_xml(9)).await.0, 200);
     let got = w.crm.wait_taken(2, LIMIT).await;
     let bodies: Vec<&str> = got.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(bodies, [xml.as_str(), event_xml(9).as_str()]);
@@ -248,14 +241,7 @@ async fn sigkill_with_events_queued_loses_nothing() {
     let n = 20;
     let url = w.gateways[0].url("/_gateway/callback/crm");
     for i in 0..n {
-        let (q, b) = sealed_post(&event_xml(i), now_secs());
-        let r = client()
-            .post(format!("{url}?{q}"))
-            .body(b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.text().await.unwrap(), "success");
+        assert_eq!(post_event(&url, &event_xml(i)).await.1, "success");
     }
     // Killed the moment the last `success` was written: nothing was delivered yet.
     w.kill_and_restart(0).await;
@@ -353,24 +339,10 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
     let n = 30u32;
     for i in 0..n {
         let url = w.gateways[i as usize % 3].url("/_gateway/callback/crm");
-        let (q, b) = sealed_post(&event_xml(i), now_secs());
-        let r = client()
-            .post(format!("{url}?{q}"))
-            .body(b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.text().await.unwrap(), "success");
+        assert_eq!(post_event(&url, &event_xml(i)).await.1, "success");
         // A retry of the same event on another instance is the same event.
         let other = w.gateways[(i as usize + 1) % 3].url("/_gateway/callback/crm");
-        let (q, b) = sealed_post(&event_xml(i), now_secs());
-        let r = client()
-            .post(format!("{other}?{q}"))
-            .body(b)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.text().await.unwrap(), "success");
+        assert_eq!(post_event(&other, &event_xml(i)).await.1, "success");
     }
     let got = w.crm.wait_taken(n as usize, LIMIT).await;
     let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
@@ -383,14 +355,7 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
         .hang
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let url = w.gateways[0].url("/_gateway/callback/crm");
-    let (q, b) = sealed_post(&event_xml(100), now_secs());
-    let r = client()
-        .post(format!("{url}?{q}"))
-        .body(b)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.text().await.unwrap(), "success");
+    assert_eq!(post_event(&url, &event_xml(100)).await.1, "success");
     let deadline = std::time::Instant::now() + LIMIT;
     while !w.crm.attempts().iter().any(|a| a.body == event_xml(100)) {
         assert!(std::time::Instant::now() < deadline, "never delivered");
@@ -437,30 +402,22 @@ async fn events_after_redis_lost_its_data_are_still_delivered() {
     // One instance: it made the group, and only its memory of it could keep it from
     // making it again.
     let w = CallbackWorld::start(Backend::Redis(redis.url()), 1).await;
-    let send = |i: u32, g: usize| {
-        let url = w.gateways[g].url("/_gateway/callback/crm");
-        async move {
-            let (q, b) = sealed_post(&event_xml(i), now_secs());
-            let r = client()
-                .post(format!("{url}?{q}"))
-                .body(b)
-                .send()
-                .await
-                .unwrap();
-            r.text().await.unwrap()
-        }
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    let send = |i: u32| {
+        let url = url.clone();
+        async move { post_event(&url, &event_xml(i)).await.1 }
     };
-    for (i, g) in [(1, 0), (2, 0)] {
-        assert_eq!(send(i, g).await, "success");
+    for i in [1, 2] {
+        assert_eq!(send(i).await, "success");
     }
     w.crm.wait_taken(2, LIMIT).await;
     redis.stop();
     redis.restart();
     // Until Redis answers again a post may be refused (503, WeCom retries); once it is back
     // every `success` is delivered.
-    for (i, g) in [(3, 0), (4, 0)] {
+    for i in [3, 4] {
         let deadline = std::time::Instant::now() + LIMIT;
-        while send(i, g).await != "success" {
+        while send(i).await != "success" {
             assert!(std::time::Instant::now() < deadline, "never taken again");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

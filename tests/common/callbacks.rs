@@ -324,6 +324,18 @@ fn rand_nonce() -> u64 {
     h.finish() % 10_000_000_000
 }
 
+/// WeCom's post of `xml`, sealed now, to the callback URL `url`; the answer's status and text.
+pub async fn post_event(url: &str, xml: &str) -> (u16, String) {
+    let (q, b) = sealed_post(xml, now_secs());
+    let r = crate::common::client()
+        .post(format!("{url}?{q}"))
+        .body(b)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

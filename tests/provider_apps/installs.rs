@@ -309,16 +309,7 @@ async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() 
     s.push_ticket().await;
     // The exchange is slow at WeCom this once: the gateway dies while it is under way, after
     // WeCom heard `success`.
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
-    )
-    .await;
+    s.install_while_the_exchange_is_slow(CORP_A).await;
     let log = s.settled().await;
     assert!(
         log.to_string().contains("delivered"),
@@ -338,16 +329,7 @@ async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() 
 async fn an_install_whose_exchange_ends_after_its_removal_is_not_kept() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
-    )
-    .await;
+    s.install_while_the_exchange_is_slow(CORP_A).await;
     s.settled().await;
     s.advance("1m").await;
     // WeCom's cancel_auth, a minute later, while the exchange still waits for its answer.

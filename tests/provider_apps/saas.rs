@@ -198,6 +198,21 @@ impl Saas {
         self.wait_forwarded("create_auth", before + 1).await;
     }
 
+    /// `corp` installs the suite while WeCom answers the exchange of its AuthCode 3 s late,
+    /// this once; returns once WeCom heard `success`, the exchange still under way.
+    pub async fn install_while_the_exchange_is_slow(&self, corp: &str) {
+        self.control(
+            "/_emulator/faults",
+            json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 1}),
+        )
+        .await;
+        self.control(
+            "/_emulator/suites/install",
+            json!({"suite_id": SUITE, "corp_id": corp}),
+        )
+        .await;
+    }
+
     /// The instructions of `info_type` the CRM has taken.
     pub fn forwarded(&self, info_type: &str) -> Vec<String> {
         let tag = format!("<InfoType><![CDATA[{info_type}]]></InfoType>");
