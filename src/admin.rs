@@ -1,5 +1,7 @@
 //! The admin listener: `/healthz` (process up), `/readyz` (config loaded, store reachable),
-//! `/metrics` (Prometheus text).
+//! `/metrics` (Prometheus text), and for loopback clients the callback events given up on:
+//! `GET /events/parked?app=NAME` lists them, `POST /events/replay?app=NAME[&id=ID]` puts them
+//! back in the app's queue.
 
 use std::sync::Arc;
 
@@ -9,6 +11,8 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::callback::event;
+use crate::callback::queue::{EventQueue, Parked, PARKED_PAGE};
 use crate::config::Config;
 use crate::provider::Provider;
 
@@ -17,7 +21,12 @@ pub struct Admin {
     /// Its store is part of readiness: a shared store that does not answer means this process
     /// serves from its own copy and refreshes alone (SPEC section 15).
     pub provider: Provider,
+    /// The callback queue, for the events given up on.
+    pub queue: Arc<dyn EventQueue>,
 }
+
+const PLAIN: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 
 fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
     let body = body.into();
@@ -30,12 +39,103 @@ fn text(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response<V
         .expect("valid response")
 }
 
+fn json(status: u16, value: serde_json::Value) -> Response<Vec<u8>> {
+    text(status, JSON, value.to_string())
+}
+
+/// A query parameter's value, decoded; the first of its name.
+fn param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// What an operator is told about a parked event: when, which, about what, never its content
+/// (members' and customers' data stay in the store).
+fn parked_json(p: &Parked) -> serde_json::Value {
+    let Some(e) = &p.event else {
+        return serde_json::json!({"id": p.position, "parked_at_ms": p.parked_at, "readable": false});
+    };
+    let msg = wecom_api::XmlMessage::parse(&e.message).unwrap_or_default();
+    serde_json::json!({
+        "id": p.position,
+        "parked_at_ms": p.parked_at,
+        "readable": true,
+        "event_id": e.id,
+        "queued_at_ms": e.queued_at,
+        "event": event::label(&msg),
+        "corp_id": msg.get("ToUserName").unwrap_or_default(),
+    })
+}
+
+impl Admin {
+    /// `/events/parked` and `/events/replay`: loopback clients only (the admin listener may be
+    /// opened to a metrics scraper), for an app the configuration names.
+    async fn events(&self, session: &mut ServerSession, what: &str) -> Response<Vec<u8>> {
+        let loopback = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| a.ip().to_canonical().is_loopback());
+        if !loopback {
+            return text(403, PLAIN, "loopback clients only\n");
+        }
+        let method = session.req_header().method.clone();
+        let query = session.req_header().uri.query().unwrap_or("").to_owned();
+        let (wanted, verb) = match what {
+            "parked" => (http::Method::GET, "GET"),
+            _ => (http::Method::POST, "POST"),
+        };
+        if method != wanted {
+            return text(405, PLAIN, format!("{verb} only\n"));
+        }
+        let Some(app) = param(&query, "app") else {
+            return text(400, PLAIN, "the app is named by ?app=NAME\n");
+        };
+        if !self.config.load().apps.contains_key(app.as_str()) {
+            return text(404, PLAIN, "no such app\n");
+        }
+        let answer = if what == "parked" {
+            let limit = match param(&query, "limit").map(|l| l.parse::<usize>()) {
+                None => 100,
+                Some(Ok(n)) if (1..=PARKED_PAGE).contains(&n) => n,
+                Some(_) => {
+                    return text(400, PLAIN, format!("limit is 1 to {PARKED_PAGE}\n"));
+                }
+            };
+            self.queue.parked(&app, limit).await.map(|list| {
+                let list: Vec<_> = list.iter().map(parked_json).collect();
+                json(200, serde_json::json!({"app": app, "parked": list}))
+            })
+        } else {
+            let id = param(&query, "id");
+            self.queue.replay(&app, id.as_deref()).await.map(|n| {
+                if n == 0 && id.is_some() {
+                    return text(
+                        404,
+                        PLAIN,
+                        "no parked event with that id that can be read\n",
+                    );
+                }
+                tracing::warn!(
+                    app,
+                    replayed = n,
+                    "parked callback events put back in the queue"
+                );
+                json(200, serde_json::json!({"app": app, "replayed": n}))
+            })
+        };
+        answer.unwrap_or_else(|e| {
+            tracing::warn!(app, error = %e, "parked callback events: the queue did not answer");
+            text(503, PLAIN, "the event queue did not answer\n")
+        })
+    }
+}
+
 /// `POST /_test/advance` (debug builds, `WGW_TEST_CLOCK=1`, loopback peers): see
 /// [`crate::test_control`].
 #[cfg(debug_assertions)]
 async fn advance(session: &mut ServerSession) -> Response<Vec<u8>> {
     use crate::test_control::{self, Refused};
-    const PLAIN: &str = "text/plain; charset=utf-8";
     if session.req_header().method != http::Method::POST {
         return text(405, PLAIN, "POST only\n");
     }
@@ -87,6 +187,8 @@ impl ServeHttp for Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::metrics::render(),
             ),
+            "/events/parked" => self.events(session, "parked").await,
+            "/events/replay" => self.events(session, "replay").await,
             #[cfg(debug_assertions)]
             crate::test_control::PATH if crate::test_control::enabled() => advance(session).await,
             _ => text(404, "text/plain; charset=utf-8", "not found\n"),

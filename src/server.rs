@@ -107,6 +107,7 @@ pub fn run(
                 Admin {
                     config: current.clone(),
                     provider: provider.clone(),
+                    queue: callbacks.queue.clone(),
                 },
                 connection::server_options(&current.load().server),
             ),
@@ -136,6 +137,13 @@ pub fn run(
             "{}=1: this debug build lets loopback clients move its clock (POST {} on the admin listener); never run it so in production",
             crate::test_control::ENV,
             crate::test_control::PATH
+        );
+    }
+    #[cfg(debug_assertions)]
+    if crate::test_control::fast_retry() {
+        tracing::warn!(
+            "{}=1: this debug build retries callback deliveries after milliseconds",
+            crate::test_control::FAST_RETRY_ENV
         );
     }
 

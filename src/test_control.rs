@@ -32,6 +32,20 @@ pub fn enabled() -> bool {
     *ENABLED
 }
 
+/// The environment variable (exactly `1`, debug builds only) that makes callback delivery
+/// retry after milliseconds where it would wait seconds, so that a test sees an event given up
+/// on (ten tries and a day) without waiting the minutes of the real backoff.
+pub const FAST_RETRY_ENV: &str = "WGW_TEST_FAST_RETRY";
+
+static FAST_RETRY: LazyLock<bool> =
+    LazyLock::new(|| std::env::var(FAST_RETRY_ENV).is_ok_and(|v| v == "1"));
+
+/// Whether delivery retries are shortened a thousandfold (this module is not in a release
+/// build).
+pub fn fast_retry() -> bool {
+    *FAST_RETRY
+}
+
 /// Why an advance is refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {

@@ -567,3 +567,126 @@ async fn a_replayed_delete_user_ends_only_the_sessions_issued_before_it() {
     assert_eq!(page(&mut before, gw).await, 401);
     assert_eq!(w.crm.wait_taken(1, LIMIT).await.len(), 1, "forwarded once");
 }
+
+/// What an operator sees and does about an event the CRM refused for a day: it is parked,
+/// kept across a `kill -9` (local store), listed on the admin listener (what and when, never
+/// its content), and delivered again, with its event id, when replayed. The listing and the
+/// replay answer loopback clients for a configured app only.
+async fn a_parked_event_is_listed_and_replayed(backend: Backend, restart: bool) {
+    let mut w = CallbackWorld::start_fast_retry(backend).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    w.send("crm", &event_xml(1)).await;
+    let deadline = std::time::Instant::now() + LIMIT;
+    while w.crm.attempts().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.advance("25h").await;
+    let dead = r#"wgw_events_total{app="crm",event="change_contact/update_user",result="dead"} 1"#;
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !w.gw().metrics().await.contains(dead) {
+        assert!(std::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tried = w.crm.attempts();
+    assert!(tried.len() >= 10, "{} tries", tried.len());
+    let event_id = tried[0].header("x-gateway-event-id").to_owned();
+    if restart {
+        w.kill_and_restart(0).await;
+    }
+    w.crm.state.down.store(false, Ordering::SeqCst);
+
+    let admin = |path: &str| w.gw().admin_url(path);
+    let r = client()
+        .get(admin("/events/parked?app=crm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: serde_json::Value = r.json().await.unwrap();
+    let parked = listed["parked"].as_array().unwrap();
+    assert_eq!(parked.len(), 1, "{listed}");
+    let p = &parked[0];
+    assert_eq!(p["event_id"], event_id.as_str(), "{p}");
+    assert_eq!(p["event"], "change_contact/update_user", "{p}");
+    assert_eq!(p["corp_id"], corp_id(), "{p}");
+    assert_eq!(p["readable"], true, "{p}");
+    assert!(p["parked_at_ms"].as_u64().unwrap() > 0, "{p}");
+    assert!(
+        !listed.to_string().contains("<xml>"),
+        "the event's content is not shown: {listed}"
+    );
+    let id = p["id"].as_str().unwrap().to_owned();
+    assert!(w.crm.taken().is_empty(), "parked, not delivered");
+
+    // What is refused: another verb, no app or an unknown one, a bad limit, an id that names
+    // no parked event.
+    for (method, path, status) in [
+        ("POST", "/events/parked?app=crm", 405),
+        ("GET", "/events/replay?app=crm", 405),
+        ("GET", "/events/parked", 400),
+        ("GET", "/events/parked?app=nosuchapp", 404),
+        ("POST", "/events/replay?app=nosuchapp", 404),
+        ("GET", "/events/parked?app=crm&limit=0", 400),
+        ("GET", "/events/parked?app=crm&limit=x", 400),
+        ("POST", "/events/replay?app=crm&id=999999", 404),
+        ("POST", "/events/replay?app=crm&id=..%2F", 404),
+        ("POST", "/events/replay?app=crmjson&id=", 404),
+    ] {
+        let r = client()
+            .request(method.parse().unwrap(), admin(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+    }
+    assert!(w.crm.taken().is_empty(), "nothing was replayed by those");
+
+    let r = client()
+        .post(admin(&format!("/events/replay?app=crm&id={id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let replayed: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(replayed["replayed"], 1, "{replayed}");
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert_eq!(got[0].body, event_xml(1));
+    assert_eq!(
+        got[0].header("x-gateway-event-id"),
+        event_id,
+        "the same event id"
+    );
+    let listed: serde_json::Value = client()
+        .get(admin("/events/parked?app=crm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["parked"], serde_json::json!([]), "{listed}");
+    // Replayed once: a second replay of it names nothing.
+    let r = client()
+        .post(admin(&format!("/events/replay?app=crm&id={id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn a_parked_event_survives_kill_9_and_is_replayed_local() {
+    a_parked_event_is_listed_and_replayed(Backend::Local, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_event_is_listed_and_replayed_on_redis() {
+    let redis = common::redis_server::RedisServer::start();
+    a_parked_event_is_listed_and_replayed(Backend::Redis(redis.url()), false).await;
+}
+
+#[tokio::test]
+async fn a_parked_event_is_listed_and_replayed_in_memory() {
+    a_parked_event_is_listed_and_replayed(Backend::Memory, false).await;
+}

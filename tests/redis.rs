@@ -776,3 +776,18 @@ async fn three_gateways_600_configs_after_expiry_fetch_each_ticket_once() {
         );
     }
 }
+
+/// The Redis queue lists and replays parked events as the in-process ones do (the same
+/// checks: oldest first, one by its id or all, back at the end of the queue with their ids).
+#[tokio::test]
+async fn the_redis_queue_lists_and_replays_parked_events() {
+    let redis = RedisServer::start();
+    let q = wecom_gateway::callback::queue::RedisQueue::open(
+        &redis.url(),
+        "wgw:",
+        DEFAULT_LOCK_TTL,
+        Clock::system(),
+    )
+    .unwrap();
+    wecom_gateway::callback::queue::conformance::parks_and_replays(&q).await;
+}

@@ -218,8 +218,28 @@ impl CallbackWorld {
     /// The same world in another emulated corp (e.g. [`Scenario::demo`], whose second member
     /// can be deleted: a corp keeps at least one).
     pub async fn start_in(scenario: Scenario, backend: Backend, instances: usize) -> CallbackWorld {
+        CallbackWorld::start_env(scenario, backend, instances, &[]).await
+    }
+
+    /// One gateway whose deliveries retry after milliseconds where they would wait seconds
+    /// (debug builds' `WGW_TEST_FAST_RETRY`): ten tries take a second, not eight minutes.
+    pub async fn start_fast_retry(backend: Backend) -> CallbackWorld {
+        let env = [("WGW_TEST_FAST_RETRY", "1")];
+        CallbackWorld::start_env(Scenario::default(), backend, 1, &env).await
+    }
+
+    async fn start_env(
+        scenario: Scenario,
+        backend: Backend,
+        instances: usize,
+        env: &[(&str, &str)],
+    ) -> CallbackWorld {
         let (crm, server) = Crm::start();
-        let world = world(scenario, &backend, instances, server).start().await;
+        let mut builder = world(scenario, &backend, instances, server);
+        for (k, v) in env {
+            builder = builder.env(k, v);
+        }
+        let world = builder.start().await;
         let w = CallbackWorld { world, crm };
         w.register("crm", 0).await;
         w.register("crmjson", 0).await;

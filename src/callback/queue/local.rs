@@ -11,7 +11,9 @@ use dashmap::DashMap;
 use redb::{ReadableTable, TableDefinition};
 use wecom_api::{Clock, LocalStore};
 
-use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL};
+use super::{
+    EventQueue, Parked, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL, PARKED_PAGE,
+};
 use crate::callback::event::Event;
 
 /// (app, sequence) -> the event as JSON.
@@ -194,6 +196,79 @@ impl EventQueue for LocalQueue {
 
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
         self.remove(app, q, true).await
+    }
+
+    async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {
+        let owned = app.to_owned();
+        self.store
+            .read(move |txn| {
+                let dead = txn.open_table(DEAD)?;
+                let mut out = Vec::new();
+                for row in dead
+                    .range((owned.as_str(), 0)..=(owned.as_str(), u64::MAX))?
+                    .take(limit)
+                {
+                    let (k, v) = row?;
+                    let (parked_at, json) = v.value();
+                    out.push(Parked {
+                        position: k.value().1.to_string(),
+                        parked_at,
+                        event: serde_json::from_str(json).ok(),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(qerr)
+    }
+
+    async fn replay(&self, app: &str, position: Option<&str>) -> Result<u64, QueueError> {
+        // A position that is not one of ours names nothing.
+        let one = match position.map(str::parse::<u64>) {
+            Some(Err(_)) => return Ok(0),
+            Some(Ok(seq)) => Some(seq),
+            None => None,
+        };
+        let owned = app.to_owned();
+        let n = self
+            .store
+            .write(move |txn| {
+                let app = owned.as_str();
+                let mut dead = txn.open_table(DEAD)?;
+                let (from, to) = match one {
+                    Some(seq) => (seq, seq),
+                    None => (0, u64::MAX),
+                };
+                // The rows that read, in order; the others stay parked.
+                let mut back: Vec<(u64, String)> = Vec::new();
+                for row in dead.range((app, from)..=(app, to))? {
+                    let (k, v) = row?;
+                    let json = v.value().1;
+                    if serde_json::from_str::<Event>(json).is_ok() {
+                        back.push((k.value().1, json.to_owned()));
+                        if back.len() == PARKED_PAGE {
+                            break;
+                        }
+                    }
+                }
+                let mut next = txn.open_table(NEXT)?;
+                let mut seq = next.get(app)?.map_or(0, |g| g.value());
+                let mut events = txn.open_table(EVENTS)?;
+                for (parked, json) in &back {
+                    dead.remove((app, *parked))?;
+                    events.insert((app, seq), json.as_str())?;
+                    seq += 1;
+                }
+                next.insert(app, seq)?;
+                Ok(back.len() as u64)
+            })
+            .await
+            .map_err(qerr)?;
+        if n > 0 {
+            self.count(app, n as i64);
+            self.wakers.wake(app);
+        }
+        Ok(n)
     }
 
     async fn depth(&self, app: &str) -> Result<u64, QueueError> {

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use wecom_api::Clock;
 
-use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEDUP_TTL};
+use super::{
+    EventQueue, Parked, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL, PARKED_PAGE,
+};
 use crate::callback::event::Event;
 
 #[derive(Default)]
@@ -17,7 +19,12 @@ struct AppQueue {
     events: VecDeque<Queued>,
     /// De-duplication key -> Unix ms it lapses at.
     seen: std::collections::HashMap<String, u64>,
+    /// Given up on, oldest first: (Unix ms parked at, the event as it was queued).
+    dead: VecDeque<(u64, Queued)>,
 }
+
+/// Parked events kept per app in memory at most (the oldest go first).
+const DEAD_MAX: usize = 10 * PARKED_PAGE;
 
 pub struct MemoryQueue {
     apps: DashMap<String, Mutex<AppQueue>>,
@@ -75,9 +82,67 @@ impl EventQueue for MemoryQueue {
         Ok(())
     }
 
-    /// Nothing outlives the process here: a dead event is only dropped (and counted).
+    /// Kept for [`DEAD_TTL`] as the other backends keep them, but only while the process
+    /// lives, and at most [`DEAD_MAX`].
     async fn park(&self, app: &str, dead: &Queued) -> Result<(), QueueError> {
-        self.ack(app, dead).await
+        let now = self.clock.now_ms();
+        self.with(app, |q| {
+            let Some(at) = q.events.iter().position(|e| e.position == dead.position) else {
+                return;
+            };
+            let parked = q.events.remove(at).expect("found");
+            let ttl = DEAD_TTL.as_millis() as u64;
+            q.dead.retain(|(t, _)| t.saturating_add(ttl) > now);
+            if q.dead.len() >= DEAD_MAX {
+                q.dead.pop_front();
+            }
+            q.dead.push_back((now, parked));
+        });
+        Ok(())
+    }
+
+    async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {
+        Ok(self.with(app, |q| {
+            q.dead
+                .iter()
+                .take(limit)
+                .map(|(at, e)| Parked {
+                    position: e.position.clone(),
+                    parked_at: *at,
+                    event: Some(e.event.clone()),
+                })
+                .collect()
+        }))
+    }
+
+    async fn replay(&self, app: &str, position: Option<&str>) -> Result<u64, QueueError> {
+        let n = self.with(app, |q| {
+            let mut back = Vec::new();
+            match position {
+                Some(p) => {
+                    if let Some(at) = q.dead.iter().position(|(_, e)| e.position == p) {
+                        back.extend(q.dead.remove(at));
+                    }
+                }
+                None => {
+                    let n = q.dead.len().min(PARKED_PAGE);
+                    back.extend(q.dead.drain(..n));
+                }
+            }
+            for (_, e) in &back {
+                let position = q.next.to_string();
+                q.next += 1;
+                q.events.push_back(Queued {
+                    position,
+                    event: e.event.clone(),
+                });
+            }
+            back.len() as u64
+        });
+        if n > 0 {
+            self.wakers.wake(app);
+        }
+        Ok(n)
     }
 
     async fn depth(&self, app: &str) -> Result<u64, QueueError> {

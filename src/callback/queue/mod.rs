@@ -12,6 +12,8 @@
 //! | `local` | rows of the database file, committed (fsync'd) before `success` | rows of the same file, in the same transaction | this process |
 //! | `redis` | a Stream per app, a consumer group | keys with a TTL, set in the same script as the `XADD` | the instance holding the app's lease |
 
+#[doc(hidden)]
+pub mod conformance;
 mod local;
 mod memory;
 mod redis;
@@ -55,6 +57,20 @@ pub struct Queued {
     pub event: Event,
 }
 
+/// An event given up on, as an operator sees it (`GET /events/parked` on the admin listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// Where it is kept among the parked ones: what `POST /events/replay?id=` names.
+    pub position: String,
+    /// Unix ms it was parked at.
+    pub parked_at: u64,
+    /// `None`: the row no longer reads (it was parked as written, and cannot be replayed).
+    pub event: Option<Event>,
+}
+
+/// The most parked events one look lists, or one replay of "all" puts back.
+pub const PARKED_PAGE: usize = 1000;
+
 #[async_trait]
 pub trait EventQueue: Send + Sync + 'static {
     /// Appends `event` to its app's queue unless an event with its de-duplication key was
@@ -80,6 +96,15 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// Given up on: moved aside (kept [`DEAD_TTL`]), the next event comes up.
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError>;
+
+    /// `app`'s parked events, oldest first, at most `limit`.
+    async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError>;
+
+    /// Puts `app`'s parked events back at the end of its queue — the one at `position`, or the
+    /// oldest [`PARKED_PAGE`] — to be delivered again with their event ids (the CRM can tell a
+    /// redelivery by it). Rows that no longer read stay parked. Returns how many were put back
+    /// (0 when `position` names no parked event that reads).
+    async fn replay(&self, app: &str, position: Option<&str>) -> Result<u64, QueueError>;
 
     /// Undelivered events of `app`.
     async fn depth(&self, app: &str) -> Result<u64, QueueError>;

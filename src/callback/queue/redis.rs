@@ -23,11 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::OnceCell;
 use wecom_api::Clock;
 
-use super::{EventQueue, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL};
+use super::{
+    EventQueue, Parked, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL, PARKED_PAGE,
+};
 use crate::callback::event::Event;
 
 const GROUP: &str = "gateway";
@@ -79,6 +81,41 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('XDEL', KEYS[1], ARGV[2])",
     )
 });
+
+/// KEYS: stream, dead stream. ARGV: the parked entry's id or '' (the oldest), how many at most.
+/// Moves the parked entries that read as JSON back to the end of the stream, in order; returns
+/// how many.
+static REPLAY: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local entries
+if ARGV[1] ~= '' then
+  entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+else
+  entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', ARGV[2])
+end
+local n = 0
+for _, e in ipairs(entries) do
+  local f = e[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'event' and pcall(cjson.decode, f[i + 1]) then
+      redis.call('XADD', KEYS[1], '*', 'event', f[i + 1])
+      redis.call('XDEL', KEYS[2], e[1])
+      n = n + 1
+      break
+    end
+  end
+end
+return n",
+    )
+});
+
+/// Whether `id` is written as a Stream entry id (`MS-SEQ` or `MS`): anything else names no
+/// parked entry, and is not sent to Redis (which would refuse the whole call).
+fn stream_id(id: &str) -> bool {
+    let mut parts = id.splitn(2, '-');
+    let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+    parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
+}
 
 pub struct RedisQueue {
     client: redis::Client,
@@ -441,6 +478,62 @@ impl EventQueue for RedisQueue {
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
         let r = self.remove(app, q, Some(&q.event)).await;
         self.forget_group_if_gone(app, r)
+    }
+
+    async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {
+        let key = self.dead(app);
+        let reply: StreamRangeReply = self
+            .run(|mut c| async move {
+                redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply
+            .ids
+            .iter()
+            .map(|entry| Parked {
+                position: entry.id.clone(),
+                // The entry id's first part is the Unix ms it was added at: when it was parked.
+                parked_at: entry
+                    .id
+                    .split('-')
+                    .next()
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(0),
+                event: Self::queued(entry).map(|q| q.event),
+            })
+            .collect())
+    }
+
+    async fn replay(&self, app: &str, position: Option<&str>) -> Result<u64, QueueError> {
+        if position.is_some_and(|p| !stream_id(p)) {
+            return Ok(0);
+        }
+        // The group reads the stream from its start ("0"), so what is added here is seen
+        // whether or not the group was made yet.
+        let (stream, dead) = (self.stream(app), self.dead(app));
+        let one = position.unwrap_or("").to_owned();
+        let n: u64 = self
+            .run(|mut c| async move {
+                REPLAY
+                    .key(&stream)
+                    .key(&dead)
+                    .arg(one)
+                    .arg(PARKED_PAGE)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if n > 0 {
+            self.wakers.wake(app);
+        }
+        Ok(n)
     }
 
     async fn depth(&self, app: &str) -> Result<u64, QueueError> {

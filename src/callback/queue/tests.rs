@@ -163,3 +163,46 @@ async fn an_unreadable_local_row_is_parked_and_the_next_comes_up() {
         "kept as written"
     );
 }
+
+#[tokio::test]
+async fn the_memory_queue_lists_and_replays_parked_events() {
+    conformance::parks_and_replays(&MemoryQueue::new(Clock::system())).await;
+}
+
+#[tokio::test]
+async fn the_local_queue_lists_and_replays_parked_events() {
+    let clock = Clock::system();
+    let f = TempFile::new();
+    conformance::parks_and_replays(&local(&f, &clock).await).await;
+}
+
+/// A parked row that no longer reads is listed as such and stays parked when all are replayed.
+#[tokio::test]
+async fn an_unreadable_parked_row_is_listed_and_not_replayed() {
+    let clock = Clock::system();
+    let f = TempFile::new();
+    let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
+    let q = LocalQueue::open(store.clone(), clock.clone())
+        .await
+        .unwrap();
+    q.push(&event("crm", 0, "k0")).await.unwrap();
+    let h = q.head("crm").await.unwrap().unwrap();
+    q.park("crm", &h).await.unwrap();
+    store
+        .write(|txn| {
+            txn.open_table(local::DEAD)?
+                .insert(("crm", 100), (1, "{\u{1}"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let parked = q.parked("crm", 10).await.unwrap();
+    assert_eq!(parked.len(), 2);
+    assert!(parked[0].event.is_some() && parked[1].event.is_none());
+    assert_eq!(q.replay("crm", Some("100")).await.unwrap(), 0);
+    assert_eq!(q.replay("crm", None).await.unwrap(), 1);
+    let left = q.parked("crm", 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].position, "100");
+    assert_eq!(q.head("crm").await.unwrap().unwrap().event, h.event);
+}

@@ -1,0 +1,58 @@
+//! What every queue backend must do with parked events, written once and asked of each: the
+//! in-process ones by the unit tests, Redis by `tests/redis.rs`.
+
+use super::EventQueue;
+use crate::callback::event::Event;
+
+fn event(n: u32, dedup: &str) -> Event {
+    Event::new("crm", format!("<xml><N>{n}</N></xml>"), dedup.to_owned(), 1)
+}
+
+/// Parked events are listed oldest first and put back at the end of the queue, one by its
+/// position or all, with their ids; the queue's own order is kept for what was there.
+pub async fn parks_and_replays(q: &dyn EventQueue) {
+    for n in 0..4 {
+        q.push(&event(n, &format!("p{n}"))).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let h = q.head("crm").await.unwrap().unwrap();
+        ids.push(h.event.id.clone());
+        q.park("crm", &h).await.unwrap();
+    }
+    assert_eq!(q.depth("crm").await.unwrap(), 1);
+    let parked = q.parked("crm", 10).await.unwrap();
+    let listed: Vec<&str> = parked
+        .iter()
+        .map(|p| p.event.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(listed, ids, "oldest first");
+    assert_eq!(
+        q.parked("crm", 2).await.unwrap().len(),
+        2,
+        "at most the limit"
+    );
+    assert!(q.parked("other", 10).await.unwrap().is_empty(), "per app");
+    assert_eq!(q.replay("other", None).await.unwrap(), 0);
+    assert_eq!(q.replay("crm", Some("no-such")).await.unwrap(), 0);
+
+    // The middle one alone, then the rest.
+    assert_eq!(q.replay("crm", Some(&parked[1].position)).await.unwrap(), 1);
+    assert_eq!(q.replay("crm", Some(&parked[1].position)).await.unwrap(), 0);
+    assert_eq!(q.replay("crm", None).await.unwrap(), 2);
+    assert!(q.parked("crm", 10).await.unwrap().is_empty());
+    assert_eq!(q.depth("crm").await.unwrap(), 4);
+    let mut order = Vec::new();
+    while let Some(h) = q.head("crm").await.unwrap() {
+        order.push(h.event.message.clone());
+        q.ack("crm", &h).await.unwrap();
+    }
+    let want: Vec<String> = [3, 1, 0, 2]
+        .iter()
+        .map(|n| format!("<xml><N>{n}</N></xml>"))
+        .collect();
+    assert_eq!(
+        order, want,
+        "what waited first, then the replayed in the order replayed"
+    );
+}
