@@ -271,8 +271,7 @@ impl Inner {
                         self.warn(
                             app,
                             "the CRM took an event but the queue did not let it go; only that \
-                             is tried again (a store that takes no writes needs the gateway \
-                             restarted)",
+                             is tried again (a full disk: writes go on once it has room)",
                             &e.to_string(),
                         );
                         let tries = match &taken {

@@ -20,6 +20,11 @@
 //!   are swept from the file at open and once a minute.
 //! - **Locks stay in memory**: they exist to keep processes of a cluster apart, and a lock of
 //!   a killed process must not outlive it.
+//! - **An I/O error is outlived.** After a failed write (a full disk) redb refuses every
+//!   later transaction until the database is closed and opened again. The writer does that
+//!   itself, at once and then before each later write until it succeeds, so a disk that has
+//!   room again takes writes again without a restart; what was committed before is all there
+//!   (redb's commit is atomic), what failed was answered as failed.
 //!
 //! The gateway keeps more than tokens in the same file (its callback queue): [`LocalStore::write`]
 //! and [`LocalStore::read`] hand it transactions of this database, and [`LocalStore::sweeper`]
@@ -27,7 +32,7 @@
 
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,9 +87,64 @@ where
 /// Deletes what has expired by `now` (Unix ms) in one table of the caller's.
 pub type Sweeper = Box<dyn Fn(&WriteTransaction, u64) -> Result<(), redb::Error> + Send>;
 
+/// Opens the database again (the same file, the same way) after an I/O error.
+pub type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The open database; `None` while it is being opened again after an I/O error (or could not
+/// be). Readers clone the `Arc` out and let go of the slot at once.
+#[derive(Clone)]
+struct Slot(Arc<RwLock<Option<Arc<Database>>>>);
+
+impl Slot {
+    fn new(db: Database) -> Slot {
+        Slot(Arc::new(RwLock::new(Some(Arc::new(db)))))
+    }
+
+    fn get(&self) -> Result<Arc<Database>, StoreError> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| err("the database is being opened again after an I/O error"))
+    }
+
+    /// Closes the database and opens it again: waits (a few seconds at most) for readers to
+    /// let go of it, since the file's lock is only released when the last handle is dropped.
+    fn reopen(&self, opener: &Opener) -> Result<(), StoreError> {
+        let old = self.0.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut old) = old {
+            let mut waited = Duration::ZERO;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if waited < REOPEN_WAIT => {
+                        old = still;
+                        std::thread::sleep(Duration::from_millis(10));
+                        waited += Duration::from_millis(10);
+                    }
+                    Err(still) => {
+                        // Put back: the next attempt waits again.
+                        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(still);
+                        return Err(err("the database is still in use; not opened again yet"));
+                    }
+                }
+            }
+        }
+        let db = opener().map_err(err)?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        Ok(())
+    }
+}
+
+/// How long a reopen waits for reads in flight to let go of the database.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+
 pub struct LocalStore {
     memory: MemoryStore,
-    db: Arc<Database>,
+    db: Slot,
     /// `None` once closing: the writer thread then finishes what it has and ends.
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -110,6 +170,13 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl LocalStore {
     /// Opens (or creates) the database at `path`. Fails when another process has it open.
     pub fn open(path: &Path, clock: Clock) -> Result<LocalStore, StoreError> {
+        let owned = path.to_owned();
+        Self::open_with(path, clock, Arc::new(move || Database::create(&owned)))
+    }
+
+    /// [`LocalStore::open`] with the way the database is opened (at first, and again after an
+    /// I/O error) given: tests open it over a storage that fails on demand.
+    pub fn open_with(path: &Path, clock: Clock, opener: Opener) -> Result<LocalStore, StoreError> {
         // An empty file is not a database: one cut to nothing (what it held is gone), or made
         // by hand. Starting on it as a new one would hide the loss.
         if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
@@ -119,14 +186,13 @@ impl LocalStore {
                 path.display()
             )));
         }
-        let db = Database::create(path).map_err(|e| match e {
+        let db = opener().map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
                 "local: {} is in use by another process (one instance per file; several instances share backend = \"redis\")",
                 path.display()
             )),
             e => StoreError(format!("local: {}: {e}", path.display())),
         })?;
-        let db = Arc::new(db);
         let memory = MemoryStore::new(clock.clone());
         let txn = db.begin_write().map_err(err)?;
         {
@@ -135,6 +201,7 @@ impl LocalStore {
             txn.open_table(FACTS).map_err(err)?;
         }
         txn.commit().map_err(err)?;
+        let db = Slot::new(db);
         let sweepers: Arc<Mutex<Vec<Sweeper>>> = Arc::new(Mutex::new(vec![Box::new(sweep_own)]));
         let (jobs, rx) = mpsc::channel();
         let mut store = LocalStore {
@@ -150,7 +217,7 @@ impl LocalStore {
         store.writer = Some(
             std::thread::Builder::new()
                 .name("wgw-local-store".into())
-                .spawn(move || writer(db, rx, sweepers, clock))
+                .spawn(move || writer(db, opener, rx, sweepers, clock))
                 .map_err(err)?,
         );
         Ok(store)
@@ -159,7 +226,7 @@ impl LocalStore {
     /// Fills the memory store with what the file holds.
     fn load(&self) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db.get()?.begin_read().map_err(err)?;
         let tokens = txn.open_table(TOKENS).map_err(err)?;
         for row in tokens.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
@@ -211,7 +278,7 @@ impl LocalStore {
         F: FnOnce(&ReadTransaction) -> Result<R, redb::Error> + Send + 'static,
         R: Send + 'static,
     {
-        let db = self.db.clone();
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(err)?;
             f(&txn).map_err(err)
@@ -230,7 +297,7 @@ impl LocalStore {
 
     /// Sweeps expired rows now (also done once a minute by the writer).
     pub fn sweep_now(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
+        let txn = self.db.get()?.begin_write().map_err(err)?;
         let now = self.clock.now_ms();
         for s in self
             .sweepers
@@ -253,14 +320,20 @@ fn sweep_own(txn: &WriteTransaction, now: u64) -> Result<(), redb::Error> {
 }
 
 /// The one writer: waits for a write, takes every other one waiting, commits them together,
-/// then answers each. Sweeps once a minute.
+/// then answers each. Sweeps once a minute. After an I/O error it opens the database again
+/// before the next write (at most once a second while that fails; writes meanwhile fail at
+/// once).
 fn writer(
-    db: Arc<Database>,
+    db: Slot,
+    opener: Opener,
     rx: mpsc::Receiver<Box<dyn Job>>,
     sweepers: Arc<Mutex<Vec<Sweeper>>>,
     clock: Clock,
 ) {
     let mut last_sweep = clock.now_ms();
+    // Since when the database needs opening again, and when that was last tried.
+    let mut broken: Option<std::time::Instant> = None;
+    let mut last_try: Option<std::time::Instant> = None;
     loop {
         let first = match rx.recv_timeout(SWEEP_EVERY) {
             Ok(job) => Some(job),
@@ -274,14 +347,48 @@ fn writer(
                 Err(_) => break,
             }
         }
+        if let Some(since) = broken {
+            let due = last_try.is_none_or(|t| t.elapsed() >= REOPEN_EVERY);
+            if due && !batch.is_empty() {
+                last_try = Some(std::time::Instant::now());
+                match db.reopen(&opener) {
+                    Ok(()) => {
+                        tracing::warn!(
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "local store: opened again after an I/O error; writes go on"
+                        );
+                        broken = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "local store: opening it again failed; writes fail until it succeeds");
+                    }
+                }
+            }
+        }
         if !batch.is_empty() {
-            commit_batch(&db, batch);
+            match db.get() {
+                Ok(d) if broken.is_none() => {
+                    if commit_batch(&d, batch) {
+                        tracing::error!("local store: an I/O error (a full or failing disk?); the database is opened again before the next write");
+                        broken = Some(std::time::Instant::now());
+                        last_try = None;
+                    }
+                }
+                Ok(_) => fail(
+                    batch,
+                    err("an I/O error; the database is not open again yet"),
+                ),
+                Err(e) => fail(batch, e),
+            }
         }
         let now = clock.now_ms();
-        if now.saturating_sub(last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
+        if broken.is_none() && now.saturating_sub(last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
             last_sweep = now;
             let swept = (|| -> Result<(), redb::Error> {
-                let txn = db.begin_write()?;
+                let txn = db
+                    .get()
+                    .map_err(|e| redb::Error::Io(std::io::Error::other(e.0)))?
+                    .begin_write()?;
                 for s in sweepers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                     s(&txn, now)?;
                 }
@@ -290,12 +397,32 @@ fn writer(
             })();
             if let Err(e) = swept {
                 tracing::warn!(error = %e, "local store: sweeping expired rows failed");
+                if is_io(&e) {
+                    broken = Some(std::time::Instant::now());
+                    last_try = None;
+                }
             }
         }
     }
 }
 
-fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
+/// While the database cannot be opened again, a write tries it at most this often.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// An error after which redb takes no more transactions until the database is opened again.
+fn is_io(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
+}
+
+fn fail(batch: Vec<Box<dyn Job>>, e: StoreError) {
+    for job in batch {
+        job.done(Err(e.clone()));
+    }
+}
+
+/// Commits `batch` (together, or each alone when together failed) and answers each job;
+/// `true` when an I/O error left the database needing to be opened again.
+fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) -> bool {
     let together = (|| -> Result<(), redb::Error> {
         let txn = db.begin_write()?;
         for job in batch.iter_mut() {
@@ -309,18 +436,32 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
             for job in batch {
                 job.done(Ok(()));
             }
+            false
+        }
+        Err(e) if is_io(&e) => {
+            tracing::warn!(error = %e, "local store: a write failed");
+            fail(batch, err(&e));
+            true
         }
         // One bad write must not fail the others: each alone, in its own transaction.
         Err(_) if batch.len() > 1 => {
+            let mut io = false;
             for job in batch {
-                commit_batch(db, vec![job]);
+                if io {
+                    fail(
+                        vec![job],
+                        err("an I/O error; the database is not open again yet"),
+                    );
+                } else {
+                    io = commit_batch(db, vec![job]);
+                }
             }
+            io
         }
         Err(e) => {
             tracing::warn!(error = %e, "local store: a write failed");
-            for job in batch {
-                job.done(Err(err(&e)));
-            }
+            fail(batch, err(&e));
+            false
         }
     }
 }

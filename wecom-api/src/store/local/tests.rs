@@ -199,3 +199,114 @@ async fn an_empty_file_is_refused_not_taken_for_a_new_store() {
         "a missing file is made"
     );
 }
+
+/// The file's storage, failing every write and sync while `full` is set: a disk that filled.
+#[derive(Debug)]
+struct Filling {
+    file: redb::backends::FileBackend,
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Filling {
+    fn check(&self) -> std::io::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        Ok(())
+    }
+}
+
+type Range = std::ops::Bound<u64>;
+
+impl redb::StorageBackend for Filling {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.check()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.check()?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.file.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.file.close()
+    }
+    fn try_lock_range(&self, s: Range, e: Range) -> Result<bool, redb::BackendError> {
+        self.file.try_lock_range(s, e)
+    }
+    fn try_lock_shared_range(&self, s: Range, e: Range) -> Result<bool, redb::BackendError> {
+        self.file.try_lock_shared_range(s, e)
+    }
+    fn lock_range(&self, s: Range, e: Range) -> Result<(), redb::BackendError> {
+        self.file.lock_range(s, e)
+    }
+    fn lock_shared_range(&self, s: Range, e: Range) -> Result<(), redb::BackendError> {
+        self.file.lock_shared_range(s, e)
+    }
+    fn unlock_range(&self, s: Range, e: Range) -> Result<(), redb::BackendError> {
+        self.file.unlock_range(s, e)
+    }
+    fn query_lock_range(&self, s: Range, e: Range) -> Result<bool, redb::BackendError> {
+        self.file.query_lock_range(s, e)
+    }
+}
+
+/// A disk that filled and then had room again: the writes while it was full fail (and say
+/// so), readiness says so, and once there is room writes go on without a restart; what was
+/// committed before and after is all in the file.
+#[tokio::test]
+async fn a_full_disk_is_outlived_without_a_restart() {
+    let f = TempFile::new("full");
+    let clock = Clock::system();
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (path, flag) = (f.0.clone(), full.clone());
+    let opener: Opener = Arc::new(move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+        let file = redb::backends::FileBackend::new(file)?;
+        redb::Builder::new().create_with_backend(Filling {
+            file,
+            full: flag.clone(),
+        })
+    });
+    let far = clock.now_ms() + 3_600_000;
+    {
+        let s = LocalStore::open_with(&f.0, clock.clone(), opener).unwrap();
+        s.set("before", &cached("v1", far)).await.unwrap();
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(s.set("during", &cached("v2", far)).await.is_err());
+        assert!(s.ping().await.is_err(), "not ready while the disk is full");
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Opened again before the next write (tried at most once a second).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while s.ping().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never took writes again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s.set("after", &cached("v3", far)).await.unwrap();
+        s.put_fact("fact", "kept", Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    let s = LocalStore::open(&f.0, clock.clone()).unwrap();
+    assert_eq!(s.get("before").await.unwrap(), Some(cached("v1", far)));
+    assert_eq!(s.get("after").await.unwrap(), Some(cached("v3", far)));
+    assert_eq!(s.get_fact("fact").await.unwrap().as_deref(), Some("kept"));
+}
