@@ -329,6 +329,14 @@ async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
         )
         .await;
     assert_eq!(r.status(), 403);
+    // Past a ticket's two hours, within the session's eight: the contact the cookie carries
+    // still injects nothing (the removal is kept as long as a session lives).
+    w.advance("7201s").await;
+    assert_eq!(
+        seen(&mut b, gw, None).await,
+        None,
+        "the session's contact, two hours on"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

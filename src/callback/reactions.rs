@@ -49,8 +49,11 @@ pub async fn apply(
             ContactCache::new(store)
                 .forget(corp, userid, external_userid)
                 .await?;
+            // Kept while anything verified before it may still be presented: a page ticket,
+            // or the current contact a session cookie carries.
             let key = revocation::contact_key(corp, userid, external_userid);
-            revocation::record(store, &key, at, TICKET_TTL_SECS).await?;
+            let keep = TICKET_TTL_SECS.max(session_ttl_secs);
+            revocation::record(store, &key, at, keep).await?;
             tracing::info!(
                 corp,
                 userid,

@@ -37,15 +37,25 @@ struct TicketPayload {
     iat: u64,
 }
 
-/// The ticket `{prefix}/external-contact` hands to the page.
+/// The ticket `{prefix}/external-contact` hands to the page, for a verification that began
+/// at `verified_at` (Unix s): it counts as issued then, so a removal of the pair that came
+/// while WeCom was asked refuses it, and it lasts [`TICKET_TTL_SECS`] from then.
 pub fn issue_ticket(
     key: &Key,
     corp_id: &str,
     userid: &str,
     contact: &ExternalContact,
-    now: u64,
+    verified_at: u64,
 ) -> String {
-    issue_ticket_until(key, corp_id, userid, contact, now + TICKET_TTL_SECS)
+    issue_ticket_until(key, corp_id, userid, contact, verified_at + TICKET_TTL_SECS)
+}
+
+/// A verified contact, and when its verification began (Unix s): what a ticket or the
+/// session's current contact counts as issued at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub contact: ExternalContact,
+    pub at: u64,
 }
 
 /// A ticket valid until `exp` (seconds since the epoch); tests seal expired ones with it.
@@ -222,7 +232,7 @@ pub async fn verify(
     installed: Option<&crate::suite::Corp>,
     userid: &str,
     external_userid: &str,
-) -> Result<ExternalContact, ContactError> {
+) -> Result<Verified, ContactError> {
     let (corp_id, kind) = match (&app.credentials, installed) {
         (
             Credentials::Wecom {
@@ -251,10 +261,16 @@ pub async fn verify(
             ))
         }
     };
-    let cache = ContactCache::new(&**provider.store());
-    if let Some(contact) = cache.get(corp_id, userid, external_userid).await {
-        return Ok(contact);
+    let store = &**provider.store();
+    let cache = ContactCache::new(store);
+    if let Some((contact, at)) = cache.get(corp_id, userid, external_userid).await {
+        // Remembered by a verification that raced a removal of the pair (the removal's
+        // `forget` came before this `remember`): not used.
+        if !ticket_revoked(store, corp_id, userid, external_userid, at).await {
+            return Ok(Verified { contact, at });
+        }
     }
+    let started = crate::login::now_secs();
     let mut cursor = String::new();
     for _ in 0..MAX_PAGES {
         let mut query = vec![("external_userid".to_owned(), external_userid.to_owned())];
@@ -283,8 +299,15 @@ pub async fn verify(
             let mut contact = page.contact;
             // A unionid that is not a plain id is dropped, never forwarded (SPEC section 7).
             contact.unionid = contact.unionid.filter(|u| is_plain_id(u));
-            cache.remember(corp_id, userid, &contact).await;
-            return Ok(contact);
+            // The pair was removed while WeCom was asked: its answer may be from before.
+            if ticket_revoked(store, corp_id, userid, external_userid, started).await {
+                return Err(ContactError::NotYourContact);
+            }
+            cache.remember(corp_id, userid, &contact, started).await;
+            return Ok(Verified {
+                contact,
+                at: started,
+            });
         }
         if page.next_cursor.is_empty() || page.next_cursor == cursor {
             break;

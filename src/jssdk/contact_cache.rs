@@ -20,6 +20,10 @@ struct Remembered {
     corp: String,
     userid: String,
     contact: ExternalContact,
+    /// When the verification began (Unix s): a removal of the pair at or after it refuses the
+    /// entry. One remembered before entries carried it reads as 0: any removal refuses it.
+    #[serde(default)]
+    at: u64,
 }
 
 fn key(corp_id: &str, userid: &str, external_userid: &str) -> String {
@@ -36,13 +40,13 @@ impl<'a> ContactCache<'a> {
     }
 
     /// The contact `external_userid` as verified for this member of this corp, if it was in
-    /// the last [`CACHE_TTL`].
+    /// the last [`CACHE_TTL`], and when that verification began.
     pub async fn get(
         &self,
         corp_id: &str,
         userid: &str,
         external_userid: &str,
-    ) -> Option<ExternalContact> {
+    ) -> Option<(ExternalContact, u64)> {
         let raw = self
             .store
             .get_fact(&key(corp_id, userid, external_userid))
@@ -50,14 +54,16 @@ impl<'a> ContactCache<'a> {
             .ok()??;
         let r: Remembered = serde_json::from_str(&raw).ok()?;
         (r.corp == corp_id && r.userid == userid && r.contact.external_userid == external_userid)
-            .then_some(r.contact)
+            .then_some((r.contact, r.at))
     }
 
-    pub async fn remember(&self, corp_id: &str, userid: &str, contact: &ExternalContact) {
+    /// Keeps a verification that began at `at` (Unix s).
+    pub async fn remember(&self, corp_id: &str, userid: &str, contact: &ExternalContact, at: u64) {
         let r = Remembered {
             corp: corp_id.to_owned(),
             userid: userid.to_owned(),
             contact: contact.clone(),
+            at,
         };
         let value = serde_json::to_string(&r).expect("plain data serialises");
         let k = key(corp_id, userid, &contact.external_userid);
@@ -99,10 +105,11 @@ mod tests {
         let clock = Clock::system();
         let store = MemoryStore::new(clock.clone());
         let cache = ContactCache::new(&store);
-        cache.remember("ww1", "zhangsan", &contact("wmC")).await;
+        cache.remember("ww1", "zhangsan", &contact("wmC"), 7).await;
         assert_eq!(
             cache.get("ww1", "zhangsan", "wmC").await,
-            Some(contact("wmC"))
+            Some((contact("wmC"), 7)),
+            "with when it was verified"
         );
         let cases: &[(&str, &str, &str)] = &[
             ("ww2", "zhangsan", "wmC"),
@@ -118,7 +125,7 @@ mod tests {
         }
         cache.forget("ww1", "zhangsan", "wmC").await.unwrap();
         assert_eq!(cache.get("ww1", "zhangsan", "wmC").await, None, "dropped");
-        cache.remember("ww1", "zhangsan", &contact("wmC")).await;
+        cache.remember("ww1", "zhangsan", &contact("wmC"), 7).await;
         clock.advance(CACHE_TTL);
         assert_eq!(cache.get("ww1", "zhangsan", "wmC").await, None, "forgotten");
     }
@@ -128,10 +135,10 @@ mod tests {
         let store = MemoryStore::default();
         let cache = ContactCache::new(&store);
         // Both spell fact:contact:ww1:a:b:c.
-        cache.remember("ww1", "a", &contact("b:c")).await;
+        cache.remember("ww1", "a", &contact("b:c"), 1).await;
         assert_eq!(cache.get("ww1", "a:b", "c").await, None);
-        cache.remember("ww1", "a:b", &contact("c")).await;
+        cache.remember("ww1", "a:b", &contact("c"), 1).await;
         assert_eq!(cache.get("ww1", "a", "b:c").await, None);
-        assert_eq!(cache.get("ww1", "a:b", "c").await, Some(contact("c")));
+        assert_eq!(cache.get("ww1", "a:b", "c").await, Some((contact("c"), 1)));
     }
 }

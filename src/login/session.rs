@@ -119,6 +119,10 @@ pub struct CurrentContact {
     pub external_userid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// When its verification began (Unix s), for removals of the pair (SPEC section 18); a
+    /// cookie sealed before it was kept reads as 0, so any removal on record refuses it.
+    #[serde(default)]
+    pub at: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -504,6 +508,7 @@ mod tests {
         e.contact = Some(CurrentContact {
             external_userid: "wmEmuCustomer001".into(),
             unionid: Some("oEmuUnion001".into()),
+            at: 990,
         });
         let back = read(
             &s,
@@ -536,6 +541,7 @@ mod tests {
         let contact = CurrentContact {
             external_userid: "wmC".into(),
             unionid: None,
+            at: 900,
         };
         let mut old = entry("crm", 1000);
         old.sid = Some("old".into());

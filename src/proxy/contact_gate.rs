@@ -57,10 +57,9 @@ fn refused(ctx: &Ctx, reason: &'static str) {
     );
 }
 
-/// The session's current contact, unless its pair was revoked (SPEC section 18's
-/// `del_follow_user` / `del_external_contact`): the session does not say when its contact was
-/// verified, so any revocation of the pair still on record refuses it (the page's own tickets,
-/// issued after a new verification, are not refused).
+/// The session's current contact, unless its pair was removed (SPEC section 18's
+/// `del_follow_user` / `del_external_contact`) since it was verified. A removal is kept on
+/// record for as long as a session lives, so the contact a cookie carries never outlives it.
 async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<String>)> {
     let c = ctx
         .session_contact
@@ -70,7 +69,7 @@ async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<St
         if let (Some(corp), Some(userid)) =
             (identity.corp_id.as_deref(), identity.userid.as_deref())
         {
-            if contact::ticket_revoked(store, corp, userid, &c.external_userid, 0).await {
+            if contact::ticket_revoked(store, corp, userid, &c.external_userid, c.at).await {
                 return None;
             }
         }

@@ -249,9 +249,9 @@ pub async fn external_contact(
     )
     .await
     {
-        Ok(c) => {
-            let ticket = contact::issue_ticket(&settings.key, &corp_id, &userid, &c, now_secs());
-            let cookie = remember(config, settings, found, &c);
+        Ok(contact::Verified { contact: c, at }) => {
+            let ticket = contact::issue_ticket(&settings.key, &corp_id, &userid, &c, at);
+            let cookie = remember(config, settings, found, &c, at);
             Ok(answers::with_cookies(
                 answers::json(
                     200,
@@ -294,11 +294,13 @@ fn remember(
     settings: &SessionSettings,
     found: Found,
     c: &contact::ExternalContact,
+    verified_at: u64,
 ) -> String {
     let mut entry = found.entry;
     entry.contact = Some(CurrentContact {
         external_userid: c.external_userid.clone(),
         unionid: c.unionid.clone(),
+        at: verified_at,
     });
     let entries = session::replace(found.entries, entry);
     session::set_cookie(settings, entries, config.server.https())
