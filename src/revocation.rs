@@ -64,7 +64,7 @@ pub async fn record(
         return Ok(());
     }
     store
-        .put_fact(key, &at.to_string(), Duration::from_millis(left))
+        .put_durable_fact(key, &at.to_string(), Duration::from_millis(left))
         .await
 }
 

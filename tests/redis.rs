@@ -791,3 +791,66 @@ async fn the_redis_queue_lists_and_replays_parked_events() {
     .unwrap();
     wecom_gateway::callback::queue::conformance::parks_and_replays(&q).await;
 }
+
+/// After Redis restarts, the first command on the old connection meets a closed socket: it is
+/// sent again on a new one rather than failing (a durable write there — a sign-out, an install
+/// — would otherwise be refused, or with the fallback kept by this process alone).
+#[tokio::test]
+async fn the_first_write_after_a_redis_restart_is_kept() {
+    let mut redis = RedisServer::start();
+    let s = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let ttl = Duration::from_secs(600);
+    s.put_fact("before", "1", ttl).await.unwrap();
+    redis.stop();
+    redis.restart();
+    s.put_durable_fact("after", "1", ttl).await.unwrap();
+    assert_eq!(s.get_fact("after").await.unwrap().as_deref(), Some("1"));
+}
+
+/// A sign-out while Redis does not answer is not called done: the browser's cookie goes, and
+/// the answer says that other copies of the session were not ended (503), instead of a
+/// redirect that hides it. Once Redis answers, signing out with the copy works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_redis_did_not_keep_is_not_called_done() {
+    let mut w = common::sidebar::world().redis(1).start().await;
+    let gw = &w.gateways[0];
+    let mut b = common::browser::Browser::new(common::browser::WXWORK_UA);
+    common::browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    let copy = b.cookie_header(&gw.url("/"));
+    let http = common::client();
+    let logout = |cookie: String| {
+        let url = gw.url("/_gateway/logout");
+        let http = http.clone();
+        async move { http.get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    w.redis.as_mut().unwrap().stop();
+    let r = logout(copy.clone()).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("x-request-id"));
+    let cleared = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") || cleared.contains("max-age=0"),
+        "{cleared}"
+    );
+    w.redis.as_mut().unwrap().restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = logout(copy.clone()).await;
+        if r.status() == 302 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sign-out never recorded: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = http
+        .get(gw.url("/_gateway/whoami"))
+        .header("cookie", &copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the copy no longer opens");
+}

@@ -94,7 +94,9 @@ pub async fn keep_ticket(
             return Ok(false);
         }
     }
-    store.put_fact(&key, &ticket.encode(), DURABLE).await?;
+    store
+        .put_durable_fact(&key, &ticket.encode(), DURABLE)
+        .await?;
     Ok(true)
 }
 
@@ -313,7 +315,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
     if crate::revocation::is_revoked(store, &cancelled, at).await {
         tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
         store
-            .put_fact(&record, &corp_id, AUTH_CODE_RECORD)
+            .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)
             .await
             .map_err(retry)?;
         return Ok(());
@@ -324,7 +326,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
         .await
         .map_err(retry)?;
     store
-        .put_fact(&record, &corp_id, AUTH_CODE_RECORD)
+        .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)
         .await
         .map_err(retry)?;
     tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");

@@ -34,19 +34,28 @@ pub fn member_key(entry: &SessionEntry) -> Option<String> {
     Some(crate::revocation::member_key(owner, who))
 }
 
-/// `logout`: this session no longer opens, on any instance.
-pub async fn end_session(store: &Arc<dyn Store>, entry: &SessionEntry, now_secs: u64) {
-    let Some(sid) = &entry.sid else { return };
+/// `logout`: this session no longer opens, on any instance. `Err` when the shared store did
+/// not keep that (a copy of the cookie would still open elsewhere, or here later).
+pub async fn end_session(
+    store: &Arc<dyn Store>,
+    entry: &SessionEntry,
+    now_secs: u64,
+) -> Result<(), wecom_api::StoreError> {
+    let Some(sid) = &entry.sid else { return Ok(()) };
     let left = Duration::from_secs(entry.exp.saturating_sub(now_secs).max(1));
-    if let Err(e) = store.put_fact(&session_key(sid), "1", left).await {
-        tracing::warn!(error = %e, "session revocation not stored");
-    }
+    store
+        .put_durable_fact(&session_key(sid), "1", left)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "session revocation not stored"))
 }
 
 /// Every session of `entry`'s person issued up to `now` no longer opens, for `ttl_secs`.
 pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64, ttl_secs: u64) {
     let ttl = Duration::from_secs(ttl_secs.max(1));
-    if let Err(e) = store.put_fact(member_key, &now_secs.to_string(), ttl).await {
+    if let Err(e) = store
+        .put_durable_fact(member_key, &now_secs.to_string(), ttl)
+        .await
+    {
         tracing::warn!(error = %e, "member revocation not stored");
     }
 }
@@ -230,7 +239,7 @@ mod tests {
             .unwrap();
         assert!(!is_revoked(&store, &a).await);
         assert_eq!(reads(), 2);
-        end_session(&store, &a, now).await;
+        end_session(&store, &a, now).await.unwrap();
         assert!(is_revoked(&store, &a).await);
         assert!(is_revoked(&store, &a).await);
         assert_eq!(reads(), 4, "an ended session is never taken from memory");
@@ -238,7 +247,7 @@ mod tests {
         let other: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::clock::clock().clone()));
         let b = member(now - 100, "b");
         assert!(!is_revoked(&store, &b).await);
-        end_session(&other, &b, now).await;
+        end_session(&other, &b, now).await.unwrap();
         assert!(is_revoked(&other, &b).await);
     }
 
@@ -259,7 +268,7 @@ mod tests {
         let now = crate::login::now_secs();
         let (a, b) = (member(now - 100, "a"), member(now - 50, "b"));
         assert!(!is_revoked(&store, &a).await);
-        end_session(&store, &a, now).await;
+        end_session(&store, &a, now).await.unwrap();
         assert!(is_revoked(&store, &a).await);
         assert!(
             !is_revoked(&store, &b).await,

@@ -443,15 +443,20 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     let q = query(session);
     // The cookie is removed from this browser, and the sessions it holds end for any copy of
     // it too (SPEC section 21: revocations live in the store).
+    let mut kept = true;
     if let Some(settings) = config.session.as_ref() {
         let now = now_secs();
         for entry in session::read(settings, &request::cookies(session), now) {
-            revocation::end_session(provider.store(), &entry, now).await;
+            kept &= revocation::end_session(provider.store(), &entry, now)
+                .await
+                .is_ok();
         }
         // A mini-program signs out by sending its token here: it ends like a cookie session.
         let token = request::bearer(session).and_then(|t| bearer::open(settings, t, now));
         if let Some(entry) = token {
-            revocation::end_session(provider.store(), &entry, now).await;
+            kept &= revocation::end_session(provider.store(), &entry, now)
+                .await
+                .is_ok();
         }
     }
     // Logout may send on to a new sign-in (`{prefix}/login?...`): that is no loop.
@@ -464,6 +469,15 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         .as_ref()
         .map(|s| vec![session::clear_cookie(s, config.server.https())])
         .unwrap_or_default();
+    if !kept {
+        // This browser's cookie goes all the same; the user is told that a copy of it (another
+        // device, a stolen one) may still open until signing out works.
+        return Err(Failure::new(
+            Kind::StoreUnavailable,
+            "signed out in this browser, but the sign-out could not be recorded for other copies of the session: try again",
+        )
+        .with_cookies(cookies));
+    }
     Ok(answers::redirect(
         &target.absolute(),
         &cookies,

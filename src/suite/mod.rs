@@ -124,7 +124,7 @@ impl Installs {
         };
         let json = serde_json::to_string(&install).map_err(|e| StoreError(e.to_string()))?;
         store
-            .put_fact(&install_key(suite_id, &install.corp_id), &json, DURABLE)
+            .put_durable_fact(&install_key(suite_id, &install.corp_id), &json, DURABLE)
             .await?;
         Ok(self.put(app, custom, install, crate::clock::clock().now_ms()))
     }
@@ -146,7 +146,13 @@ impl Installs {
             return Ok(false);
         }
         let (suite_id, _) = suite_of(app).expect("a suite app has installs");
-        store.forget_fact(&install_key(suite_id, corp_id)).await?;
+        store
+            .put_durable_fact(
+                &install_key(suite_id, corp_id),
+                "",
+                std::time::Duration::ZERO,
+            )
+            .await?;
         self.corps
             .remove(&(suite_id.to_owned(), corp_id.to_owned()));
         use wecom_api::TokenKind::*;

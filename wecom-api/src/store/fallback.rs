@@ -207,6 +207,29 @@ impl<S: Store> Store for FallbackStore<S> {
         Ok(())
     }
 
+    /// Kept here too (this process honours it while the shared store is away), but sent to the
+    /// shared store whether resting or not, and its failure is the answer: a durable write that
+    /// only this process has would be lost to the others, and to this one once the shared store
+    /// answers again (reads then go there).
+    async fn put_durable_fact(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.local.put_fact(key, value, ttl).await?;
+        match self.shared.put_fact(key, value, ttl).await {
+            Ok(()) => {
+                self.answered();
+                Ok(())
+            }
+            Err(e) => {
+                self.failed("put_durable_fact", &e);
+                Err(e)
+            }
+        }
+    }
+
     /// Always asks the shared store, resting or not: readiness must say what is true now, and a
     /// success ends the rest at once.
     async fn ping(&self) -> Result<(), StoreError> {
@@ -398,6 +421,34 @@ mod tests {
         assert_eq!(
             s.get_fact("h").await.unwrap().as_deref(),
             Some("while down")
+        );
+    }
+
+    /// What must not be lost is not called kept when only this process has it: the shared
+    /// store's failure is the answer (also while resting), and this process honours it still.
+    #[tokio::test]
+    async fn a_durable_fact_the_shared_store_did_not_take_is_an_error() {
+        let clock = Clock::system();
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone(), clock.clone(), Arc::new(Unobserved));
+        let ttl = Duration::from_secs(600);
+        s.put_durable_fact("kept", "1", ttl).await.unwrap();
+        assert_eq!(
+            shared.inner.get_fact("kept").await.unwrap().as_deref(),
+            Some("1")
+        );
+        shared.off.store(true, Ordering::Relaxed);
+        assert!(s.put_durable_fact("revoked", "1", ttl).await.is_err());
+        assert!(
+            s.put_durable_fact("revoked", "1", ttl).await.is_err(),
+            "asked again while resting, and still an error"
+        );
+        assert_eq!(s.get_fact("revoked").await.unwrap().as_deref(), Some("1"));
+        shared.off.store(false, Ordering::Relaxed);
+        s.put_durable_fact("revoked", "1", ttl).await.unwrap();
+        assert_eq!(
+            shared.inner.get_fact("revoked").await.unwrap().as_deref(),
+            Some("1")
         );
     }
 }

@@ -85,6 +85,21 @@ pub trait Store: Send + Sync + 'static {
         self.put_fact(key, "", Duration::ZERO).await
     }
 
+    /// [`Store::put_fact`] for what must not be lost (SPEC section 21: revocations, installs,
+    /// suite tickets; a zero `ttl` forgets, as there): `Ok` only once the store the cluster
+    /// shares has it. A store that keeps a copy of its own to serve from while the shared one
+    /// does not answer keeps it there as well, and still reports the failure, so that the
+    /// caller can say it was not kept (WeCom then sends its callback again). By default
+    /// [`Store::put_fact`], which every single-process store keeps as it says.
+    async fn put_durable_fact(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.put_fact(key, value, ttl).await
+    }
+
     /// Keeps the fact `key` for `ttl` unless it is already there: `true` only the first time,
     /// in the whole cluster with a shared store (a login state's first callback; a page's
     /// ticket report allowed once a minute). Redis: `SET NX PX`.

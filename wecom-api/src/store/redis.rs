@@ -106,15 +106,23 @@ impl RedisStore {
             .cloned()
     }
 
-    /// Runs `op` on the connection within [`OP_TIMEOUT`].
+    /// Runs `op` on the connection within [`OP_TIMEOUT`]. A connection Redis dropped (it
+    /// restarted: the first command on the old connection meets a closed socket, and was never
+    /// run) is replaced and `op` sent once more, rather than failing the first write after
+    /// every Redis restart.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
             let conn = self.conn().await?;
-            op(conn).await.map_err(err)
+            match op(conn.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                    op(conn).await.map_err(err)
+                }
+                r => r.map_err(err),
+            }
         };
         tokio::time::timeout(OP_TIMEOUT, attempt)
             .await
@@ -123,25 +131,31 @@ impl RedisStore {
 
     /// `SET key value PX ms`, or `DEL key` when nothing is left of its life.
     async fn set_px(&self, key: String, value: String, ms: u64) -> Result<(), StoreError> {
-        self.run(|mut c| async move {
-            if ms == 0 {
-                redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
-            } else {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
+        self.run(|mut c| {
+            let (key, value) = (&key, &value);
+            async move {
+                if ms == 0 {
+                    redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+                } else {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
             }
         })
         .await
     }
 
     async fn get_raw(&self, key: String) -> Result<Option<String>, StoreError> {
-        self.run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
-            .await
+        self.run(|mut c| {
+            let key = &key;
+            async move { redis::cmd("GET").arg(key).query_async(&mut c).await }
+        })
+        .await
     }
 }
 
@@ -182,7 +196,10 @@ impl Store for RedisStore {
     async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let k = self.value_key(key);
         let deleted: i64 = self
-            .run(|mut c| async move { EXPIRE_IF.key(&k).arg(value).invoke_async(&mut c).await })
+            .run(|mut c| {
+                let k = &k;
+                async move { EXPIRE_IF.key(k).arg(value).invoke_async(&mut c).await }
+            })
             .await?;
         Ok(deleted == 1)
     }
@@ -193,10 +210,10 @@ impl Store for RedisStore {
         let ms = ttl.as_millis().max(1) as u64;
         let taken: Option<String> = self
             .run(|mut c| {
-                let id = id.clone();
+                let (k, id) = (&k, &id);
                 async move {
                     redis::cmd("SET")
-                        .arg(&k)
+                        .arg(k)
                         .arg(id)
                         .arg("NX")
                         .arg("PX")
@@ -211,12 +228,9 @@ impl Store for RedisStore {
 
     async fn unlock(&self, key: &str, lock_id: &str) -> Result<(), StoreError> {
         let k = self.lock_key(key);
-        self.run(|mut c| async move {
-            UNLOCK
-                .key(&k)
-                .arg(lock_id)
-                .invoke_async::<i64>(&mut c)
-                .await
+        self.run(|mut c| {
+            let k = &k;
+            async move { UNLOCK.key(k).arg(lock_id).invoke_async::<i64>(&mut c).await }
         })
         .await
         .map(drop)
@@ -232,8 +246,11 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = keys.iter().map(|k| self.value_key(k)).collect();
-        self.run(|mut c| async move { redis::cmd("MGET").arg(&keys).query_async(&mut c).await })
-            .await
+        self.run(|mut c| {
+            let keys = &keys;
+            async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }
+        })
+        .await
     }
 
     async fn put_fact(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -246,15 +263,18 @@ impl Store for RedisStore {
         let k = self.value_key(key);
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let set: Option<String> = self
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(&k)
-                    .arg("1")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async(&mut c)
-                    .await
+            .run(|mut c| {
+                let k = &k;
+                async move {
+                    redis::cmd("SET")
+                        .arg(k)
+                        .arg("1")
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await?;
         Ok(set.is_some())
