@@ -272,6 +272,9 @@ impl Gateway {
 /// `X-Gateway-Cookie`: the original `Cookie` without the gateway's own cookies, always present
 /// (empty when nothing is left), so that the front proxy can send the CRM that instead of the
 /// sealed session it could otherwise log or replay (nginx has no other way to drop one cookie).
+/// And `X-Gateway-Authorization`: the request's `Authorization` unless it is our mini-program
+/// token (the first field that is not ours; empty when none is left), for the same reason: the
+/// token is a session for as long as it lives.
 fn granted(session: &Session, ctx: &Ctx) -> Answer {
     let (mut h, body) = answers::response(
         200,
@@ -285,6 +288,15 @@ fn granted(session: &Session, ctx: &Ctx) -> Answer {
         .and_then(|k| http::HeaderValue::from_bytes(&k).ok())
         .unwrap_or_else(|| http::HeaderValue::from_static(""));
     let _ = h.insert_header("x-gateway-cookie", kept);
+    let authorization = session
+        .req_header()
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .find(|v| crate::login::bearer::ours(v.as_bytes()).is_none())
+        .cloned()
+        .unwrap_or_else(|| http::HeaderValue::from_static(""));
+    let _ = h.insert_header("x-gateway-authorization", authorization);
     if let Some(identity) = &ctx.identity {
         identity.each(|name, value| {
             let _ = h.insert_header(name, value);

@@ -58,7 +58,7 @@ async fn world_behind_nginx() -> (World, Nginx) {
         let port = free_port();
         let w = World::new()
             .session("")
-            .app(App::wecom("crm").contact())
+            .app(App::wecom("crm").contact().with("miniprogram = true"))
             .app(App::mp("mp"))
             .routes(&rest)
             .public_port(port)
@@ -180,6 +180,47 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
     ] {
         assert_eq!(echo.header(name), None, "{name}");
     }
+    // The CRM's own credentials pass; a mini-program's bearer token of ours (a session for as
+    // long as it lives) does not reach the CRM through nginx either.
+    let echo = through(
+        &mut b,
+        &ng.url("/sidebar/page"),
+        &[("authorization", "Basic Y3JtOm93bg==")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(echo.header("authorization"), Some("Basic Y3JtOm93bg=="));
+    let r = crate::common::client()
+        .post(format!("{}/_emulator/miniprogram/code", w.emu.base_url()))
+        .json(&serde_json::json!({ "userid": "zhangsan", "agentid": 1000002 }))
+        .send()
+        .await
+        .unwrap();
+    let code: Value = r.json().await.unwrap();
+    let r = crate::common::client()
+        .post(ng.url("/_gateway/miniprogram/login"))
+        .json(&serde_json::json!({ "app": "crm", "code": code["code"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token: Value = r.json().await.unwrap();
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let mut app = Browser::new(WXWORK_UA);
+    let echo = through(
+        &mut app,
+        &ng.url("/sidebar/api"),
+        &[("authorization", &bearer)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+    assert_eq!(
+        echo.header("authorization"),
+        None,
+        "the token stays with the gateway"
+    );
+
     // nginx never lets a client call the check itself.
     let r = b
         .get_json(
