@@ -291,3 +291,47 @@ document.body.appendChild(f);
     drop(chrome);
     crm.shutdown().await;
 }
+
+/// A page opened from the workbench (no chat) after another page verified a customer: ready()
+/// says there is none, and the helper's fetch tells the gateway so (`WGW-Contact: none`), so
+/// the CRM is not told about the customer of the other chat, which the session verified last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_without_a_customer_is_not_told_another_chats() {
+    let crm = emulator::crm::start_crm(
+        "127.0.0.1:0".parse().unwrap(),
+        Some(common::world::ASSERTION_SECRET.to_owned()),
+    )
+    .await
+    .unwrap();
+    let w = sidebar::world()
+        .scenario(two_members_one_customer())
+        .crm_at(&crm.base_url())
+        .start()
+        .await;
+    w.chat_with("wmShared").await;
+    let chrome = Chrome::start(WXWORK_UA).await;
+    open_sidebar(&chrome, &w, 1).await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["externalUserId"], "wmShared", "{r}");
+
+    w.control("/_emulator/current-contact", json!({"entry": "normal"}))
+        .await;
+    open_sidebar(&chrome, &w, 2).await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["externalUserId"], serde_json::Value::Null, "{r}");
+    chrome.run(RECORD_FETCHES).await;
+    let v = chrome.run(&gateway_fetch("/customer/4")).await;
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["body"]["error"], "external_contact_required", "{v}");
+    // A plain fetch (no helper) still gets the session's current contact, as documented.
+    let plain = chrome
+        .run(
+            r#"window.__realFetch("/customer/5", {headers: {Accept: "application/json"}})
+  .then(function (r) { return r.json(); })
+  .then(function (b) { done(b.headers["x-wecom-external-userid"] || null); });"#,
+        )
+        .await;
+    assert_eq!(plain, "wmShared");
+    drop(chrome);
+    crm.shutdown().await;
+}

@@ -15,7 +15,10 @@
  * The contact ticket lives two hours: fetch() renews it (the gateway verifies the same customer
  * again) when less than RENEW_BEFORE is left, and once more, retrying the request once, when the
  * gateway answers 403 external_contact_required (the ticket was refused: expired, or another
- * member signed in on this device). A page never falls back to some other customer.
+ * member signed in on this device). A page never falls back to some other customer: without a
+ * verified customer (not opened from a chat, or its verification failed) fetch() sends
+ * "WGW-Contact: none", so the gateway does not send the one the session verified last (in
+ * another tab, or another chat).
  */
 (function () {
   "use strict";
@@ -201,7 +204,7 @@
   function send(input, init) {
     init = Object.assign({}, init || {});
     var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
-    if (contactTicket) headers.set("WGW-Contact", contactTicket.ticket);
+    headers.set("WGW-Contact", contactTicket ? contactTicket.ticket : "none");
     init.headers = headers;
     return window.fetch(input, init);
   }

@@ -18,6 +18,10 @@ use wecom_api::Store;
 /// The request header that carries a contact ticket; removed before the upstream.
 pub const HEADER: &str = "wgw-contact";
 
+/// Its value from a page that has no verified customer (the helper sends it then): no contact,
+/// not the session's (which another tab or chat verified), and nothing to warn about.
+const NONE: &[u8] = b"none";
+
 pub async fn check(
     session: &Session,
     ctx: &mut Ctx,
@@ -27,6 +31,7 @@ pub async fn check(
     let mut tickets = session.req_header().headers.get_all(HEADER).iter();
     let chosen = match (tickets.next(), tickets.next()) {
         (None, _) => from_session(ctx, store).await,
+        (Some(none), None) if none.as_bytes() == NONE => None,
         (Some(ticket), None) => from_ticket(ticket, ctx, store).await,
         (Some(_), Some(_)) => {
             refused(ctx, "several_tickets");

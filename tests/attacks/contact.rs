@@ -64,6 +64,12 @@ async fn an_unopenable_contact_ticket_gives_no_contact_not_another_tabs_customer
         .await;
     let echo: crate::common::upstream::Echo = r.json().await.unwrap();
     assert_eq!(echo.header("x-wecom-external-userid"), None);
+    // `none`, from a page without a verified customer: no customer, and no warning.
+    let echo = w
+        .upstream_sees(&mut b, "/sidebar/", &[("WGW-Contact", "none")])
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-wecom-external-userid"), None);
     // Without the header the session's current contact still applies.
     let echo = w.upstream_sees(&mut b, "/sidebar/", &[]).await.unwrap();
     assert_eq!(echo.header("x-wecom-external-userid"), Some(customer()));
