@@ -217,16 +217,30 @@ pub fn keep_alive(session: &mut Session, idle: std::time::Duration) {
 
 /// Why a request must be refused with 400 before it is routed, if it must.
 pub fn malformed(req: &RequestHeader) -> Option<&'static str> {
-    malformed_as(req.version, &crate::headers::Asked::of(req)).map(|(_, why)| why)
+    malformed_as(&req.method, req.version, &crate::headers::Asked::of(req)).map(|(_, why)| why)
 }
 
 /// The same, from the request's version and the first look at its headers, with the kind of
 /// answer (nginx's 400, or its 501 for a coding it does not read).
 pub fn malformed_as(
+    method: &http::Method,
     version: http::Version,
     asked: &crate::headers::Asked,
 ) -> Option<(crate::answers::Kind, &'static str)> {
     use crate::answers::Kind;
+    // nginx's parser takes a method of capitals, `_` and `-` only ("client sent invalid
+    // method"), and answers TRACE 405 whatever the location: it echoes the request, cookies and
+    // all, and security scans flag a server that passes it on.
+    if !method
+        .as_str()
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+    {
+        return Some((Kind::BadRequest, "the method is not one"));
+    }
+    if method == http::Method::TRACE {
+        return Some((Kind::MethodNotAllowed, "TRACE is not allowed"));
+    }
     if asked.coding_unknown {
         return Some((
             Kind::NotImplemented,

@@ -329,6 +329,44 @@ fn a_transfer_coding_other_than_chunked_is_a_501_as_nginx() {
     assert_eq!(up.hits(), 1);
 }
 
+/// What nginx refuses before any location: TRACE (405: it would echo the request, cookies and
+/// all, and scans flag a server that passes it on) and a method that is not capitals (400).
+/// Nothing reaches the upstream; each answer has a request id. Other methods of capitals pass.
+#[test]
+fn trace_and_a_lowercase_method_are_refused_as_by_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for (head, status) in [
+        (
+            "TRACE /x HTTP/1.1\r\nHost: a\r\nCookie: JSESSIONID=1\r\n\r\n",
+            405,
+        ),
+        ("get /x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        ("Get /x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ] {
+        let mut s = connect(&gw);
+        s.write_all(head.as_bytes()).unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, status, "{head:?}");
+        assert!(r.header("x-request-id").is_some(), "{head:?}");
+    }
+    assert_eq!(up.hits(), 0);
+    for method in ["PROPFIND", "TRACK", "M-SEARCH", "PURGE"] {
+        let mut s = connect(&gw);
+        write!(
+            s,
+            "{method} /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        assert_eq!(
+            read_response(&mut s, &mut Vec::new()).status,
+            200,
+            "{method}"
+        );
+    }
+    assert_eq!(up.hits(), 4);
+}
+
 #[test]
 fn a_body_shorter_than_its_content_length_is_a_400() {
     let up = upstream::echo("crm");

@@ -372,7 +372,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.form = Form::of(&req.method, asked.accept);
         ctx.expects_continue = asked.expect_continue;
-        let malformed = crate::connection::malformed_as(req.version, &asked);
+        let malformed = crate::connection::malformed_as(&req.method, req.version, &asked);
         // Step 2 of the pipeline, done here where the look at the headers says whether there
         // is anything to do: no client copy of an identity header survives, logged in or not.
         if asked.reserved {
