@@ -178,6 +178,18 @@ pub fn reactions(corp: &str, msg: &XmlMessage) -> Vec<Reaction> {
             })
             .into_iter()
             .collect(),
+        // A member's userid changed (`NewUserID`): sessions under the old one name someone
+        // who no longer has it, and an `allow.users` rule reads the name alone; the old id may
+        // be given to another member. They end; the member signs in again under the new one.
+        (Some("change_contact"), Some("update_user")) => {
+            match (field("UserID"), field("NewUserID")) {
+                (Some(userid), Some(new)) if new != userid => vec![Reaction::EndMember {
+                    corp: corp.to_owned(),
+                    userid,
+                }],
+                _ => Vec::new(),
+            }
+        }
         (Some("change_external_contact"), Some("del_follow_user" | "del_external_contact")) => {
             match (field("UserID"), field("ExternalUserID")) {
                 (Some(userid), Some(external_userid)) => vec![Reaction::DropContact {
@@ -344,6 +356,36 @@ mod tests {
         ];
         for m in none {
             assert!(reactions("ww1", m).is_empty(), "{m:?}");
+        }
+    }
+
+    /// A userid renamed (`update_user` with `NewUserID`) ends the old id's sessions; an
+    /// update that keeps the id (a new mobile, a department) ends nothing.
+    #[test]
+    fn a_renamed_userid_ends_the_old_ids_sessions() {
+        let update = |extra: &[(&str, &str)]| {
+            let mut p = vec![
+                ("MsgType", "event"),
+                ("Event", "change_contact"),
+                ("ChangeType", "update_user"),
+                ("UserID", "zhangsan"),
+            ];
+            p.extend_from_slice(extra);
+            msg(&p)
+        };
+        assert_eq!(
+            reactions("ww1", &update(&[("NewUserID", "zhangsan2")])),
+            [Reaction::EndMember {
+                corp: "ww1".into(),
+                userid: "zhangsan".into()
+            }]
+        );
+        for kept in [
+            update(&[("Mobile", "13800000000")]),
+            update(&[("NewUserID", "zhangsan")]),
+            update(&[("NewUserID", "")]),
+        ] {
+            assert!(reactions("ww1", &kept).is_empty(), "{kept:?}");
         }
     }
 }
