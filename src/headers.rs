@@ -230,13 +230,21 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool, present: &Presen
 
 /// Is `n` a header the gateway writes itself: a reserved name whoever added it,
 /// `X-Forwarded-Proto`, `-Host`, `X-Request-Id`, and `X-Forwarded-For` when the gateway writes
-/// its own (`xff`)?
+/// its own (`xff`)? Spelled with `_` too: a CRM whose framework folds `_` into `-` (CGI, PHP's
+/// built-in server, wsgiref) would otherwise read the client's `X_Forwarded_Host` as the
+/// gateway's, and may keep the first of the two.
 fn is_set(n: &HeaderName, xff: bool) -> bool {
-    is_reserved(n.as_str().as_bytes())
-        || *n == names::X_FORWARDED_PROTO
-        || *n == names::X_FORWARDED_HOST
-        || *n == names::X_REQUEST_ID
-        || (xff && *n == names::X_FORWARDED_FOR)
+    let n = n.as_str().as_bytes();
+    is_reserved(n)
+        || folds_to(n, names::X_FORWARDED_PROTO.as_str())
+        || folds_to(n, names::X_FORWARDED_HOST.as_str())
+        || folds_to(n, names::X_REQUEST_ID.as_str())
+        || (xff && folds_to(n, names::X_FORWARDED_FOR.as_str()))
+}
+
+/// `name` (lower case, as a header map keeps it) is `want` once `_` reads as `-`.
+fn folds_to(name: &[u8], want: &str) -> bool {
+    name.len() == want.len() && name.iter().zip(want.bytes()).all(|(&c, w)| fold(c) == w)
 }
 
 /// Takes out of the upstream request's map every header the gateway sets itself (they are

@@ -66,6 +66,35 @@ async fn a_made_up_host_header_does_not_reach_the_crm_as_x_forwarded_host() {
     }
 }
 
+/// The headers the gateway writes, spelled with `_` by a client: a CRM whose framework folds
+/// `_` into `-` (CGI, PHP's built-in server, wsgiref) would read them as the gateway's, and may
+/// keep the first. None reaches the CRM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_headers_spelled_with_underscores_do_not_reach_the_crm() {
+    let w = World::new().start().await;
+    let r = client()
+        .get(w.gw().url("/public-page"))
+        .header("X_Forwarded_Host", "evil.example")
+        .header("x_forwarded_proto", "http")
+        .header("x_request_id", "forged")
+        .header("X_Forwarded_For", "9.9.9.9")
+        .header("x_crm_own", "kept")
+        .send()
+        .await
+        .unwrap();
+    let echo: Echo = r.json().await.unwrap();
+    for name in [
+        "x_forwarded_host",
+        "x_forwarded_proto",
+        "x_request_id",
+        "x_forwarded_for",
+    ] {
+        assert_eq!(echo.header(name), None, "{name}");
+    }
+    assert_ne!(echo.header("x-request-id"), Some("forged"));
+    assert_eq!(echo.header("x_crm_own"), Some("kept"), "other names pass");
+}
+
 /// `X-Original-URL` / `X-Rewrite-URL` name a path that IIS rewrites, Symfony before 4.1 and
 /// Zend/Laminas route on instead of the request's own: a client's copy would reach a login
 /// area's handler through a public path. Neither reaches the CRM; one the nginx file sets
