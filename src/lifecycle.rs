@@ -103,13 +103,24 @@ pub fn spawn_reloader(
                             {
                                 tracing::warn!("reload: listeners, threads, header_timeout and max_connections change only on restart; the rest is applied");
                             }
+                            if !new.store.same_as(&old.store) {
+                                tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied");
+                            }
                             if new.compresses() && !compression {
                                 tracing::warn!("reload: gzip is on in the new config, but the process started without it: answers are compressed after a restart; the rest is applied");
                             }
                             current.store(Arc::new(new));
                             tracing::info!(config = %path.display(), "reload: new config applied");
                         }
-                        Err(e) => tracing::error!(error = %e, "reload: new config refused, the running one stays"),
+                        // In parts: written whole (`[apps.crm].secret: environment variable X
+                        // is not set`), the log's redaction takes the message for a secret's
+                        // value. A config error never holds one (SPEC section 4).
+                        Err(e) => tracing::error!(
+                            at = %format_args!("{}:{}:{}", e.file, e.line, e.column),
+                            key = %e.path,
+                            problem = %e.message,
+                            "reload: new config refused, the running one stays"
+                        ),
                     }
                 }
             });

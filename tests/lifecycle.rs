@@ -50,6 +50,27 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad(
         gw.log()
     );
     assert_eq!(who("/x").await, "b", "the running config stays");
+
+    // A secret named by an environment variable that is not set: the log says which, though
+    // its key is a secret's (the redaction of values must not swallow the reason).
+    let missing = format!(
+        "{}\n[session]\nsecret = \"${{WGW_TEST_NOT_SET_ANYWHERE}}\"\n",
+        config(&a.url(), "/")
+    );
+    std::fs::write(&gw.config_path, missing).unwrap();
+    gw.signal(1);
+    gw.wait_log("WGW_TEST_NOT_SET_ANYWHERE");
+    assert!(gw.log().contains("is not set"), "{}", gw.log());
+    assert_eq!(who("/x").await, "b", "the running config stays");
+
+    // `[store]` is opened once: a reload that changes it says so.
+    let moved = format!(
+        "{}\n[store]\nbackend = \"memory\"\nkey_prefix = \"elsewhere:\"\n",
+        config(&b.url(), "/")
+    );
+    std::fs::write(&gw.config_path, moved).unwrap();
+    gw.signal(1);
+    gw.wait_log("[store] changes only on restart");
 }
 
 /// The engine's compression module is set up only for a config that compresses something

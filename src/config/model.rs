@@ -130,6 +130,19 @@ pub struct StoreSettings {
     pub lock_ttl: Duration,
 }
 
+impl StoreSettings {
+    /// Whether `other` names the same store the same way: the store is opened once, at start,
+    /// so a reload that changes it changes nothing until a restart.
+    pub fn same_as(&self, other: &StoreSettings) -> bool {
+        self.backend == other.backend
+            && self.path == other.path
+            && self.redis_url.as_ref().map(|u| u.expose())
+                == other.redis_url.as_ref().map(|u| u.expose())
+            && self.key_prefix == other.key_prefix
+            && self.lock_ttl == other.lock_ttl
+    }
+}
+
 pub struct Route {
     pub location: String,
     pub upstream: Arc<Upstream>,
