@@ -46,6 +46,12 @@ pub fn import(file: &Path) -> Result<Import, String> {
     });
     let cfg = nginx_compat::Config::from_directives(&top).map_err(|e| e.to_string())?;
     let mut unsupported: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    if let Some(first) = unsupported.first_mut() {
+        if crate::config::rules::redirect_only(&body) {
+            first.push_str(". ");
+            first.push_str(crate::config::rules::REDIRECT_PAIR_HINT);
+        }
+    }
     unsupported.extend(cfg.unsupported.iter().map(ToString::to_string));
 
     let mut upstreams: BTreeMap<String, String> = BTreeMap::new();

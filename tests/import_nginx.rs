@@ -116,10 +116,29 @@ fn unsupported_directives_are_listed_with_file_and_line() {
     assert_eq!(
         lines,
         [
-            format!("{file}:3: directive 'ssl_certificate' is not supported"),
+            format!("{file}:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")"),
             format!("{file}:5: directive 'proxy_cache' is not supported"),
             format!("{file}:6: directive 'add_header' is not supported (variable $request_time)"),
         ],
+        "{stderr}"
+    );
+}
+
+/// The usual pair (a redirect to https first, the site second): `import-nginx` says what to
+/// do about it, as `check` does.
+#[test]
+fn the_redirect_and_site_pair_says_what_to_do() {
+    let dir = TempDir::new("import-pair");
+    let conf = "server {\n  listen 80;\n  server_name crm.example.com;\n  return 301 https://$host$request_uri;\n}\n\
+                server {\n  listen 8443;\n  location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n";
+    let (code, _toml, stderr) = import(conf, &dir);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(":6: directive 'server' is not supported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("The first one only redirects (to https)"),
         "{stderr}"
     );
 }

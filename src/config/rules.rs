@@ -392,6 +392,19 @@ pub struct NginxFile {
 /// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
 /// directory): the body of its server block, its `map`s, and its directory. A file holding
 /// only a server body (`location` blocks, as in a snippet) is read as that body.
+/// The usual pair of server blocks: `listen 80; return 301 https://...` first, the site on 443
+/// second. Whether `server` (the first) is that redirect alone.
+pub fn redirect_only(server: &[Directive]) -> bool {
+    server.iter().any(|d| d.name == "return")
+        && server
+            .iter()
+            .all(|d| matches!(d.name.as_str(), "listen" | "server_name" | "return"))
+}
+
+/// What to do about that pair, said by `check` and `import-nginx` alike.
+pub const REDIRECT_PAIR_HINT: &str = "The first one only redirects (to https): that redirect, \
+     and TLS, stay in front of the gateway; include a file with the site's own server block alone.";
+
 pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(&name, &e))?;
@@ -414,16 +427,10 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         http.drain(..).partition(|d| d.name == "upstream");
     let http = others;
     if let Some(first) = refused.first() {
-        // The usual pair: `listen 80; return 301 https://...` first, the site on 443 second.
-        let redirect_only = server.iter().any(|d| d.name == "return")
-            && server
-                .iter()
-                .all(|d| matches!(d.name.as_str(), "listen" | "server_name" | "return"));
-        let hint = if redirect_only {
-            "\n  The first one only redirects (to https): that redirect, and TLS, stay in front \
-             of the gateway; include a file with the site's own server block alone."
+        let hint = if redirect_only(&server) {
+            format!("\n  {REDIRECT_PAIR_HINT}")
         } else {
-            ""
+            String::new()
         };
         return Err(ConfigError {
             file: first.pos.file.to_string(),

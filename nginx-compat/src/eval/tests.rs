@@ -408,7 +408,7 @@ fn unsupported_directives_are_listed_with_their_line() {
     assert_eq!(
         lines,
         [
-            "crm.conf:3: directive 'ssl_certificate' is not supported",
+            "crm.conf:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")",
             "crm.conf:5: directive 'proxy_cache' is not supported",
             "crm.conf:6: directive 'return' is not supported (variable $request_time)",
         ]

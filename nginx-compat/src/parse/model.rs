@@ -28,10 +28,37 @@ impl fmt::Display for Unsupported {
             "{}: directive '{}' is not supported",
             self.pos, self.directive
         )?;
-        if let Some(d) = &self.detail {
-            write!(f, " ({d})")?;
+        match (&self.detail, remedy(&self.directive)) {
+            (Some(d), _) => write!(f, " ({d})")?,
+            (None, Some(r)) => write!(f, " ({r})")?,
+            (None, None) => {}
         }
         Ok(())
+    }
+}
+
+/// What to do instead, for the directive families a CRM's nginx file most often has that the
+/// gateway does not do itself.
+fn remedy(directive: &str) -> Option<&'static str> {
+    let d = directive;
+    if d.starts_with("ssl_") || d == "ssl" || d == "http2" || d.starts_with("http2_") {
+        Some("TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\"")
+    } else if ["fastcgi_", "uwsgi_", "scgi_", "grpc_"]
+        .iter()
+        .any(|p| d.starts_with(p))
+    {
+        Some("the gateway speaks HTTP to its upstreams: keep PHP-FPM or the app server behind an HTTP server (nginx, Apache, Swoole) and proxy_pass to that")
+    } else if d.starts_with("limit_req")
+        || d.starts_with("limit_conn")
+        || d.starts_with("limit_rate")
+    {
+        Some("the gateway does not limit rates: keep the limit in the proxy or load balancer in front")
+    } else if d.starts_with("auth_basic") {
+        Some("protect the location with a login route instead, or keep the password in the proxy in front")
+    } else if d.starts_with("sub_filter") {
+        Some("the gateway does not rewrite answer bodies: change the page in the CRM")
+    } else {
+        None
     }
 }
 
