@@ -241,6 +241,10 @@ pub fn malformed_as(
     if method == http::Method::TRACE {
         return Some((Kind::MethodNotAllowed, "TRACE is not allowed"));
     }
+    // Not a tunnel: nginx answers 405 too.
+    if method == http::Method::CONNECT {
+        return Some((Kind::MethodNotAllowed, "CONNECT is not allowed"));
+    }
     if asked.coding_unknown {
         return Some((
             Kind::NotImplemented,

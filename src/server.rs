@@ -79,7 +79,12 @@ pub fn run(
         compression,
     };
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    proxy.server_options = Some(connection::server_options(&current.load().server));
+    let mut options = connection::server_options(&current.load().server);
+    // The engine answers CONNECT itself with a bare 405 (no request id, no access line) before
+    // any hook runs; let through, it is refused by the gateway's first look at the request
+    // (`connection::malformed_as`), as nginx refuses it, and never proxied.
+    options.allow_connect_method_proxying = true;
+    proxy.server_options = Some(options);
     let max_connections =
         connection::effective_max_connections(current.load().server.max_connections);
     let mut proxy = Service::new(
