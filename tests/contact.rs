@@ -386,3 +386,42 @@ async fn without_a_contact_secret_the_apps_own_token_is_used() {
         "no contact token asked for"
     );
 }
+
+/// A verification remembered before a removal of the pair (one in flight when
+/// `del_follow_user` came: its `remember` landed after the removal's `forget`) is not used: the
+/// next verification asks WeCom again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_verification_older_than_a_removal_is_not_used() {
+    let w = sidebar::world()
+        .scenario(scenario(500))
+        .redis(1)
+        .start()
+        .await;
+    let mut b = w.member().await;
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200);
+    assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 1);
+    // Ten seconds on, a removal dated five seconds after the verification is on record, and
+    // the cache entry is still there (the race).
+    w.advance("10s").await;
+    let key = format!(
+        "wgw:{}",
+        wecom_gateway::revocation::contact_key(corp_id(), "zhangsan", customer())
+    );
+    let mut c = w.redis.as_ref().unwrap().conn().await;
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg((now() + 5).to_string())
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        w.calls("/cgi-bin/externalcontact/get").await,
+        2,
+        "asked again, not taken from the cache"
+    );
+}
