@@ -370,7 +370,7 @@ fn valid_referer(
 
 /// nginx's wildcard host names: `*.x` (a name under x), `.x` (x or a name under it), `x.*`
 /// (x and any last part), or the name itself.
-fn host_matches(pattern: &str, host: &str) -> bool {
+pub(crate) fn host_matches(pattern: &str, host: &str) -> bool {
     if let Some(domain) = pattern.strip_prefix("*.") {
         return host.len() > domain.len() + 1
             && host.ends_with(domain)

@@ -111,7 +111,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
                     .copied(),
                 done.request_id,
             );
-            let st = State::of(&req);
+            let st = rules.server.state_of(&req);
             built = (req, st);
             (&built.0, &built.1)
         }

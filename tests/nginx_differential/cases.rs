@@ -762,4 +762,26 @@ pub const GROUPS: &[Group] = &[
             "GET /off/",
         ],
     },
+    // A multi-tenant SaaS front (yudao-cloud, RuoYi-Cloud-Plus): the tenant is a named
+    // capture of a `server_name` regex (caseless), set only for a Host none of the other
+    // names is.
+    Group {
+        name: "server_name captures",
+        http: "",
+        body: "server_name ~^(?<tenant>[a-z0-9]+)\\.crm\\.example\\.com$ *.static.example.com;\n\
+               location /t { return 200 \"tenant=[$tenant]\"; }\n\
+               location /up/ { proxy_set_header X-Tenant $tenant; proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: &["host", "x-tenant"],
+        requests: &[
+            "GET /t | Host: acme.crm.example.com",
+            "GET /t | Host: ACME.Crm.Example.com:8080",
+            "GET /t | Host: localhost",
+            "GET /t | Host: a.static.example.com",
+            "GET /t | Host: other.example.com",
+            "GET /t | Host: a.b.crm.example.com",
+            "GET /up/x | Host: beta2.crm.example.com",
+            "GET /up/x | Host: localhost",
+        ],
+    },
 ];

@@ -240,8 +240,48 @@ impl State {
 impl Server {
     /// Run a request from its request line through nginx's phases.
     pub fn handle(&self, req: &Request, fs: &dyn FileSystem) -> Action {
-        let (st, flow) = State::start(req);
+        let (mut st, flow) = State::start(req);
+        self.name_captures(req, &mut st);
         self.drive(req, st, flow, fs)
+    }
+
+    /// The state a request enters this server's phases in ([`State::of`] with the named
+    /// captures of a `server_name` regex its Host matched).
+    pub fn state_of(&self, req: &Request) -> State {
+        let mut st = State::start(req).0;
+        self.name_captures(req, &mut st);
+        st
+    }
+
+    /// `ngx_http_find_virtual_server`: a Host that is none of the exact or wildcard names is
+    /// matched against the `~regex` names in order; the first that matches sets its named
+    /// captures as variables. A regex PCRE gives up on sets nothing.
+    fn name_captures(&self, req: &Request, st: &mut State) {
+        if self.name_regexes.is_empty() {
+            return;
+        }
+        let Some(host) = req.host_header() else {
+            return;
+        };
+        let host_text = String::from_utf8_lossy(&host);
+        let plain = self
+            .names
+            .iter()
+            .filter(|n| !n.starts_with('~'))
+            .any(|n| crate::vars::host_matches(&n.to_ascii_lowercase(), &host_text));
+        if plain {
+            return;
+        }
+        for re in &self.name_regexes {
+            if let Ok(Some(caps)) = re.captures(&host) {
+                for (name, _) in &caps.names {
+                    if let Some(v) = caps.name(name) {
+                        st.user.insert(name.to_ascii_lowercase(), v.to_vec());
+                    }
+                }
+                return;
+            }
+        }
     }
 
     /// Continue from a request's state with a status nginx finalizes it with: an upstream

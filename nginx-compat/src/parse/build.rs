@@ -306,11 +306,21 @@ impl Builder {
         let mut root = LocConf::new(Head::Server, settings.clone(), d.pos.clone());
         let (mut names, mut listen, mut locs, mut named) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::<LocConf>::new());
+        let mut name_regexes = Vec::new();
         for c in block {
             match c.name.as_str() {
                 "server_name" => {
                     nargs(c, |n| n >= 1)?;
-                    names.extend(args(c).iter().map(|a| a.to_string()));
+                    for a in args(c) {
+                        if let Some(source) = a.strip_prefix('~') {
+                            let re = crate::regex::NgxRegex::new(source, true).map_err(|e| {
+                                c.pos.error(format!("server_name regex \"{source}\": {e}"))
+                            })?;
+                            self.define_captures(&re);
+                            name_regexes.push(re);
+                        }
+                        names.push(a.to_string());
+                    }
                 }
                 "listen" => {
                     nargs(c, |n| n >= 1)?;
@@ -333,6 +343,7 @@ impl Builder {
         root.children = location_set(locs)?;
         Ok(Server {
             names,
+            name_regexes,
             listen,
             root,
             named,

@@ -696,6 +696,10 @@ impl Default for LocRef {
 #[derive(Debug)]
 pub struct Server {
     pub names: Vec<String>,
+    /// The `~regex` names, compiled (caseless, as nginx compiles them): a Host none of the
+    /// other names is sets their named captures as variables (`server_name
+    /// ~^(?<tenant>[a-z0-9]+)\.crm\.example\.com$;` and `$tenant`).
+    pub name_regexes: Vec<NgxRegex>,
     pub listen: Vec<String>,
     /// The server level: its statements, settings and (as children) its locations.
     pub root: LocConf,
