@@ -303,6 +303,40 @@ async fn installs_survive_a_restart_with_redis() {
     installs_survive_a_restart(Backend::Redis(redis.url())).await;
 }
 
+/// An instance that did not take the install learned it from Redis; while Redis does not
+/// answer it goes on serving that corp (SPEC section 15), rather than dropping it at its next
+/// look because its own copy of the store has no such install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_learned_from_redis_is_served_while_redis_is_away() {
+    let mut redis = RedisServer::start();
+    let s = Saas::start_instances(Backend::Redis(redis.url()), 0, 2).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let second = |path: String| {
+        let url = format!(
+            "http://127.0.0.1:{}{path}",
+            s.gateways[1].qyapi_port.unwrap()
+        );
+        let http = s.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let path = format!("/saas/{CORP_A}/cgi-bin/user/get?userid={}", member(CORP_A));
+    let (status, v) = second(path.clone()).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    redis.stop();
+    // Past the instance's next look at the install.
+    s.advance("6s").await;
+    let (status, v) = second(path).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
+
 #[tokio::test]
 async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() {
     let mut s = Saas::start(Backend::Local, 0).await;

@@ -88,6 +88,11 @@ upstream = "page"
 
 impl Saas {
     pub async fn start(backend: Backend, extra_corps: usize) -> Saas {
+        Saas::start_instances(backend, extra_corps, 1).await
+    }
+
+    /// `instances` gateways on the one store; WeCom's callbacks go to the first.
+    pub async fn start_instances(backend: Backend, extra_corps: usize, instances: usize) -> Saas {
         let store = match &backend {
             Backend::Local => "[store]\nbackend = \"local\"\npath = \"saas.db\"\n".to_owned(),
             Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
@@ -110,6 +115,7 @@ impl Saas {
             .crm(crm_server)
             .toml(&format!("[upstreams.page]\nurl = \"{}\"\n", page.url()))
             .routes(ROUTES)
+            .instances(instances)
             .start()
             .await;
         let s = Saas {
