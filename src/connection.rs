@@ -270,6 +270,27 @@ fn malformed_head(version: http::Version, asked: &crate::headers::Asked) -> Opti
     None
 }
 
+/// The origin form (`/x?a`) of an absolute-form request target (`http://host/x?a`), `None` for
+/// any other target (the first byte says so for nearly every request).
+pub fn origin_form(target: &[u8]) -> Option<Vec<u8>> {
+    if target.first() == Some(&b'/') {
+        return None;
+    }
+    let rest = [&b"http://"[..], b"https://"].iter().find_map(|scheme| {
+        (target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme))
+            .then(|| &target[scheme.len()..])
+    })?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let mut origin = rest[end..].to_vec();
+    if origin.first() != Some(&b'/') {
+        origin.insert(0, b'/');
+    }
+    Some(origin)
+}
+
 /// An HTTP/1.0 request may come without Host; the upstream still needs one.
 pub fn upstream_host(req: &mut RequestHeader, upstream: &Upstream) -> pingora::Result<()> {
     if req.headers.get(http::header::HOST).is_none() {
@@ -398,6 +419,21 @@ mod tests {
                 panic!("{keys}: accepted")
             };
             assert!(e.contains(names) && e.contains("t.toml:4:"), "{keys}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_absolute_form_target_becomes_its_origin_form() {
+        for (target, want) in [
+            (&b"http://h/x?a=1"[..], Some(&b"/x?a=1"[..])),
+            (b"HTTPS://h:8443/a/b", Some(b"/a/b")),
+            (b"http://h", Some(b"/")),
+            (b"http://h?q", Some(b"/?q")),
+            (b"/plain", None),
+            (b"*", None),
+            (b"ftp://h/x", None),
+        ] {
+            assert_eq!(origin_form(target).as_deref(), want, "{target:?}");
         }
     }
 

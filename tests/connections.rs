@@ -632,3 +632,32 @@ fn a_request_head_past_nginxs_buffers_is_refused_as_nginx_refuses_it() {
         414
     );
 }
+
+/// An absolute-form request target (`GET http://host/x`): RFC 9112 section 3.2.2 says a server
+/// must accept it, and nginx does; the upstream receives the origin form.
+#[test]
+fn an_absolute_form_target_is_served_as_its_path() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let mut s = connect(&gw);
+    write!(
+        s,
+        "GET http://crm.example.com/x?a=1 HTTP/1.1\r\nHost: crm.example.com\r\n\r\n"
+    )
+    .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["uri"], "/x?a=1", "{echo}");
+    // Its authority must be the Host (RFC 9112 3.2.2): another is refused, with an id.
+    let mut s = connect(&gw);
+    write!(
+        s,
+        "GET http://evil.example/x HTTP/1.1\r\nHost: crm.example.com\r\n\r\n"
+    )
+    .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 400);
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(up.hits(), 1);
+}

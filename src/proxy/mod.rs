@@ -364,6 +364,13 @@ impl ProxyHttp for Gateway {
 
     /// Steps 1-7: normalise, strip, gateway endpoints, route, login, external contact.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // RFC 9112 3.2.2: an absolute-form target (a forward-proxy client's `GET http://h/x`)
+        // is served as its path, as nginx serves it (the engine has refused one whose authority
+        // is not the Host). Every step, log line and the upstream then see the origin form; a
+        // target that does not become one is left to step 1's 400.
+        if let Some(origin) = crate::connection::origin_form(session.req_header().raw_path()) {
+            let _ = session.req_header_mut().set_raw_path(&origin);
+        }
         let req = session.req_header();
         let asked = headers::Asked::of(req);
         ctx.request_id = match asked.request_id {
