@@ -183,11 +183,22 @@ impl<S: Store> Store for FallbackStore<S> {
         self.local.get_fact(key).await
     }
 
+    /// The shared store's answer, and for a key it has nothing under, this process's own copy:
+    /// what [`Store::get_facts`] reads are records only ever added (revocations), so one this
+    /// process wrote still holds when the shared store lost it (restarted empty, flushed).
     async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
         if !self.resting() {
             match self.shared.get_facts(keys).await {
-                Ok(v) => {
+                Ok(mut v) => {
                     self.answered();
+                    if v.iter().any(Option::is_none) {
+                        let here = self.local.get_facts(keys).await?;
+                        for (there, here) in v.iter_mut().zip(here) {
+                            if there.is_none() {
+                                *there = here;
+                            }
+                        }
+                    }
                     return Ok(v);
                 }
                 Err(e) => self.failed("get_facts", &e),
@@ -457,5 +468,28 @@ mod tests {
             shared.inner.get_fact("revoked").await.unwrap().as_deref(),
             Some("1")
         );
+    }
+
+    /// A revocation this process wrote outlives the shared store losing it (restarted empty,
+    /// flushed): records read together are only ever added.
+    #[tokio::test]
+    async fn records_the_shared_store_lost_are_read_from_this_process() {
+        let clock = Clock::system();
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone(), clock.clone(), Arc::new(Unobserved));
+        let ttl = Duration::from_secs(600);
+        s.put_durable_fact("revoked:sid:a", "1", ttl).await.unwrap();
+        shared
+            .inner
+            .put_fact("revoked:sid:b", "1", ttl)
+            .await
+            .unwrap();
+        // Lost by the shared store.
+        shared.inner.forget_fact("revoked:sid:a").await.unwrap();
+        let got = s
+            .get_facts(&["revoked:sid:a", "revoked:sid:b", "revoked:sid:c"])
+            .await
+            .unwrap();
+        assert_eq!(got, [Some("1".into()), Some("1".into()), None]);
     }
 }

@@ -67,7 +67,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Several facts, in the order of `keys`: what a protected request reads on every call
     /// (its revocation records), in one round trip where the store has one (Redis `MGET`).
-    /// By default one [`Store::get_fact`] after the other.
+    /// By default one [`Store::get_fact`] after the other. Only for records that are only
+    /// ever added until they lapse: a fallback store answers a key the shared store lost
+    /// from its own copy.
     async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
