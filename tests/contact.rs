@@ -425,3 +425,34 @@ async fn a_cached_verification_older_than_a_removal_is_not_used() {
         "asked again, not taken from the cache"
     );
 }
+
+/// A re-login carries the member's current contact into the new session; that contact is not
+/// used once it is older than a session's lifetime (a removal of the pair is kept on record
+/// only that long after it): the page verifies its customer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_carried_past_a_sessions_lifetime_is_not_used() {
+    let w = sidebar().await;
+    let mut b = w.member().await;
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200);
+    w.advance("7h").await;
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(
+        contact_of(&echo).0,
+        Some(customer()),
+        "carried by the re-login"
+    );
+    w.advance("3601s").await;
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(
+        echo.header("x-wecom-userid"),
+        Some("zhangsan"),
+        "still signed in"
+    );
+    assert_eq!(
+        contact_of(&echo),
+        (None, None),
+        "verified over eight hours ago"
+    );
+}

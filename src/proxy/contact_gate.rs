@@ -64,12 +64,18 @@ fn refused(ctx: &Ctx, reason: &'static str) {
 
 /// The session's current contact, unless its pair was removed (SPEC section 18's
 /// `del_follow_user` / `del_external_contact`) since it was verified. A removal is kept on
-/// record for as long as a session lives, so the contact a cookie carries never outlives it.
+/// record for a session's lifetime after it, so a contact verified within the last session
+/// lifetime is checked against every removal that can concern it; an older one (carried into
+/// a renewed session by a re-login) is not used: the page verifies its customer again.
 async fn from_session(ctx: &Ctx, store: &dyn Store) -> Option<(String, Option<String>)> {
     let c = ctx
         .session_contact
         .as_ref()
         .filter(|c| is_plain_id(&c.external_userid))?;
+    let lifetime = ctx.config.session.as_ref()?.ttl.as_secs();
+    if c.at.saturating_add(lifetime) <= now_secs() {
+        return None;
+    }
     if let Some(identity) = ctx.identity.as_ref() {
         if let (Some(corp), Some(userid)) =
             (identity.corp_id.as_deref(), identity.userid.as_deref())
