@@ -121,6 +121,11 @@ fn config_errors_name_file_line_and_key() {
         ),
         // an https upstream is refused with the reason
         ("[upstreams.tls]\nurl = \"https://127.0.0.1:9443\"\n", "gateway.toml:8:7: [upstreams.tls].url: only http:// upstreams are supported"),
+        // a secret written as a number: its type is told, never its value
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = 98765432123\n",
+            "gateway.toml:11:10: [apps.crm].secret: invalid type: integer `***`, expected a string",
+        ),
     ];
     for (tail, want) in cases {
         let (code, stdout, stderr) = check(&format!("{BASE}{tail}"), &[]);
@@ -130,7 +135,7 @@ fn config_errors_name_file_line_and_key() {
             "{tail}\nwant: {want}\ngot:  {stderr}"
         );
         assert!(
-            !stderr.contains("short-secret"),
+            !stderr.contains("short-secret") && !stderr.contains("98765432123"),
             "a secret value was printed"
         );
     }

@@ -61,14 +61,44 @@ impl ConfigError {
 
     pub(crate) fn from_toml(file: &str, text: &str, path: &str, e: &toml::de::Error) -> Self {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        let message = e.message().trim_end();
         ConfigError {
             file: file.to_owned(),
             line,
             column,
             path: path.to_owned(),
-            message: e.message().trim_end().to_owned(),
+            message: if names_a_secret(path) {
+                masked(message)
+            } else {
+                message.to_owned()
+            },
         }
     }
+}
+
+/// A key whose value is a secret (`secret`, `suite_secret`, a callback's `token` and
+/// `encoding_aes_key`, `redis_url` with its password): an error about it never repeats the
+/// value as written (serde's "invalid type: integer `20261202`" would).
+fn names_a_secret(path: &str) -> bool {
+    let key = path.rsplit(['.', ']']).next().unwrap_or(path);
+    key.contains("secret")
+        || key.contains("token")
+        || key == "encoding_aes_key"
+        || key == "redis_url"
+}
+
+/// `message` with every value it quotes in backticks replaced by `***`.
+fn masked(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        out.push_str(if i % 2 == 0 { "***" } else { part });
+    }
+    out
 }
 
 /// 1-based line and column (in characters) of a byte offset.
