@@ -79,6 +79,16 @@ impl Admin {
         if !loopback {
             return text(403, PLAIN, "loopback clients only\n");
         }
+        // A web page the operator has open is a loopback client too: a cross-site `fetch`
+        // (a simple POST, no preflight) would replay events. Browsers name the page's origin
+        // (`Origin`, `Sec-Fetch-Site`); curl and scripts send neither.
+        let h = &session.req_header().headers;
+        let from_a_page = h.contains_key(http::header::ORIGIN)
+            || h.get("sec-fetch-site")
+                .is_some_and(|v| v.as_bytes() != b"none");
+        if from_a_page {
+            return text(403, PLAIN, "not from a web page\n");
+        }
         let method = session.req_header().method.clone();
         let query = session.req_header().uri.query().unwrap_or("").to_owned();
         let (wanted, verb) = match what {

@@ -648,6 +648,20 @@ async fn a_parked_event_is_listed_and_replayed(backend: Backend, restart: bool) 
             .unwrap();
         assert_eq!(r.status(), status, "{method} {path}");
     }
+    // A web page the operator has open is a loopback client too: refused.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = client()
+            .post(admin(&format!("/events/replay?app=crm&id={id}")))
+            .header(name, value)
+            .header("content-type", "text/plain")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}");
+    }
     assert!(w.crm.taken().is_empty(), "nothing was replayed by those");
 
     let r = client()

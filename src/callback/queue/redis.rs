@@ -83,38 +83,46 @@ return redis.call('XDEL', KEYS[1], ARGV[2])",
 });
 
 /// KEYS: stream, dead stream. ARGV: the parked entry's id or '' (the oldest), how many at most.
-/// Moves the parked entries that read as JSON back to the end of the stream, in order; returns
-/// how many.
+/// Moves the parked entries that read as JSON back to the end of the stream, in order, past
+/// any that do not (they stay parked); returns how many.
 static REPLAY: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        r"local entries
-if ARGV[1] ~= '' then
-  entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
-else
-  entries = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', ARGV[2])
-end
+        r"local max = tonumber(ARGV[2])
 local n = 0
-for _, e in ipairs(entries) do
-  local f = e[2]
-  for i = 1, #f, 2 do
-    if f[i] == 'event' and pcall(cjson.decode, f[i + 1]) then
-      redis.call('XADD', KEYS[1], '*', 'event', f[i + 1])
-      redis.call('XDEL', KEYS[2], e[1])
-      n = n + 1
-      break
-    end
+local start = '-'
+while n < max do
+  local entries
+  if ARGV[1] ~= '' then
+    entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+  else
+    entries = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
   end
+  if #entries == 0 then break end
+  for _, e in ipairs(entries) do
+    local f = e[2]
+    for i = 1, #f, 2 do
+      if f[i] == 'event' and pcall(cjson.decode, f[i + 1]) then
+        redis.call('XADD', KEYS[1], '*', 'event', f[i + 1])
+        redis.call('XDEL', KEYS[2], e[1])
+        n = n + 1
+        break
+      end
+    end
+    if n >= max then break end
+  end
+  if ARGV[1] ~= '' then break end
+  start = '(' .. entries[#entries][1]
 end
 return n",
     )
 });
 
-/// Whether `id` is written as a Stream entry id (`MS-SEQ` or `MS`): anything else names no
-/// parked entry, and is not sent to Redis (which would refuse the whole call).
+/// Whether `id` is a whole Stream entry id (`MS-SEQ`): anything else names no one parked entry
+/// (`MS` alone is every entry of that millisecond to Redis), and is not sent.
 fn stream_id(id: &str) -> bool {
-    let mut parts = id.splitn(2, '-');
     let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
-    parts.next().is_some_and(digits) && parts.next().is_none_or(digits)
+    id.split_once('-')
+        .is_some_and(|(ms, seq)| digits(ms) && digits(seq))
 }
 
 pub struct RedisQueue {
