@@ -91,10 +91,11 @@ impl Installs {
             return Ok(match kept {
                 Some(i) if i == c.install => Some(c),
                 Some(i) => Some(self.put(app, custom, i, now)),
-                // Read from this process's own copy while Redis does not answer: an install
-                // another instance kept is not there, and "none" is no news (SPEC section 15:
-                // serve from what is known).
-                None if !store.answering() => Some(c),
+                // Perhaps read from this process's own copy while Redis does not answer: an
+                // install another instance kept is not there, so "none" is news only from a
+                // store that answers now (asked again: rare, an install seldom goes; SPEC
+                // section 15: serve from what is known).
+                None if store.ping().await.is_err() => Some(c),
                 None => {
                     self.corps.remove(&key);
                     None

@@ -256,10 +256,6 @@ impl<S: Store> Store for FallbackStore<S> {
         }
     }
 
-    fn answering(&self) -> bool {
-        !self.down.load(Ordering::Relaxed)
-    }
-
     fn name(&self) -> &'static str {
         self.shared.name()
     }
@@ -452,10 +448,8 @@ mod tests {
             shared.inner.get_fact("kept").await.unwrap().as_deref(),
             Some("1")
         );
-        assert!(s.answering());
         shared.off.store(true, Ordering::Relaxed);
         assert!(s.put_durable_fact("revoked", "1", ttl).await.is_err());
-        assert!(!s.answering(), "serving from its own copy");
         assert!(
             s.put_durable_fact("revoked", "1", ttl).await.is_err(),
             "asked again while resting, and still an error"
@@ -463,7 +457,6 @@ mod tests {
         assert_eq!(s.get_fact("revoked").await.unwrap().as_deref(), Some("1"));
         shared.off.store(false, Ordering::Relaxed);
         s.put_durable_fact("revoked", "1", ttl).await.unwrap();
-        assert!(s.answering());
         assert_eq!(
             shared.inner.get_fact("revoked").await.unwrap().as_deref(),
             Some("1")

@@ -123,13 +123,6 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
-    /// Whether the last exchange with the store the cluster shares went through: `false` while
-    /// a fallback store serves from its own copy, whose "no such fact" then says nothing about
-    /// what the others wrote. Single-process stores always answer.
-    fn answering(&self) -> bool {
-        true
-    }
-
     /// Whether the store answers now, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

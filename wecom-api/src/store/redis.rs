@@ -107,10 +107,29 @@ impl RedisStore {
     }
 
     /// Runs `op` on the connection within [`OP_TIMEOUT`]. A connection Redis dropped (it
-    /// restarted: the first command on the old connection meets a closed socket, and was never
-    /// run) is replaced and `op` sent once more, rather than failing the first write after
-    /// every Redis restart.
+    /// restarted: the first command on the old connection meets a closed socket) is replaced
+    /// and `op` sent once more, rather than failing the first write after every Redis
+    /// restart. Only for commands that mean the same sent twice: the answer of one that ran
+    /// may be what was lost.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.run_as(true, op).await
+    }
+
+    /// [`RedisStore::run`] for a command that does not mean the same sent twice (`SET NX`: a
+    /// second send finds the first's key and says "taken"): never sent again.
+    async fn run_once<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.run_as(false, op).await
+    }
+
+    async fn run_as<T, F, Fut>(&self, resend: bool, op: F) -> Result<T, StoreError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -118,7 +137,7 @@ impl RedisStore {
         let attempt = async {
             let conn = self.conn().await?;
             match op(conn.clone()).await {
-                Err(e) if e.is_connection_dropped() || e.is_unrecoverable_error() => {
+                Err(e) if resend && (e.is_connection_dropped() || e.is_unrecoverable_error()) => {
                     op(conn).await.map_err(err)
                 }
                 r => r.map_err(err),
@@ -209,7 +228,7 @@ impl Store for RedisStore {
         let id = lock_id();
         let ms = ttl.as_millis().max(1) as u64;
         let taken: Option<String> = self
-            .run(|mut c| {
+            .run_once(|mut c| {
                 let (k, id) = (&k, &id);
                 async move {
                     redis::cmd("SET")
@@ -263,7 +282,7 @@ impl Store for RedisStore {
         let k = self.value_key(key);
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let set: Option<String> = self
-            .run(|mut c| {
+            .run_once(|mut c| {
                 let k = &k;
                 async move {
                     redis::cmd("SET")
