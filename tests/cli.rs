@@ -121,6 +121,20 @@ fn config_errors_name_file_line_and_key() {
         ),
         // an https upstream is refused with the reason
         ("[upstreams.tls]\nurl = \"https://127.0.0.1:9443\"\n", "gateway.toml:8:7: [upstreams.tls].url: only http:// upstreams are supported"),
+        // a ${NAME} inside a value is not read: refused where a secret would be silently wrong
+        (
+            "[store]\nbackend = \"redis\"\nredis_url = \"redis://:${WGW_PASS}@127.0.0.1:6379/0\"\n",
+            "gateway.toml:9:13: [store].redis_url: a ${NAME} inside a value is not read from the environment",
+        ),
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"emu-${PART}\"\n",
+            "gateway.toml:11:10: [apps.crm].secret: a ${NAME} inside a value is not read from the environment",
+        ),
+        // a URL's credentials are not shown in the message about them
+        (
+            "[upstreams.auth]\nurl = \"http://user:UpPass@127.0.0.1:9500/x\"\n",
+            "gateway.toml:8:7: [upstreams.auth].url: 'http://***@127.0.0.1:9500/x' must not carry credentials",
+        ),
         // a secret written as a number: its type is told, never its value
         (
             "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = 98765432123\n",
@@ -135,7 +149,9 @@ fn config_errors_name_file_line_and_key() {
             "{tail}\nwant: {want}\ngot:  {stderr}"
         );
         assert!(
-            !stderr.contains("short-secret") && !stderr.contains("98765432123"),
+            !stderr.contains("short-secret")
+                && !stderr.contains("98765432123")
+                && !stderr.contains("UpPass"),
             "a secret value was printed"
         );
     }
@@ -149,6 +165,18 @@ fn environment_references_are_read_at_load() {
     let (code, stdout, stderr) = check(&text, &[("WGW_TEST_SECRET", "from-env-s3cret")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stdout.contains("from-env-s3cret"));
+    // A variable read into the wrong key (a secret as a duration): the error says what is
+    // wrong, never the value.
+    let text = format!(
+        "{BASE}[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\nttl = \"${{WGW_TEST_SECRET}}\"\n"
+    );
+    let (code, _, stderr) = check(&text, &[("WGW_TEST_SECRET", "from-env-s3cret")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("[session].ttl: '***' is not a duration"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("from-env-s3cret"), "{stderr}");
 }
 
 #[test]

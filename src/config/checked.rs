@@ -19,7 +19,12 @@ pub(super) fn duration(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Resul
 /// An absolute http(s) URL without userinfo, query or fragment.
 pub(super) fn base_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Url> {
     let text = v.get_ref().as_str();
-    let bad = |why: &str| src.error(v.span(), path, format!("'{text}' {why}"));
+    // Userinfo is a credential: the message shows the URL without it.
+    let shown = match (text.find("://"), text.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &text[..s + 3], &text[at..]),
+        _ => text.to_owned(),
+    };
+    let bad = |why: &str| src.error(v.span(), path, format!("'{shown}' {why}"));
     let url = Url::parse(text).map_err(|_| bad("is not an absolute URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("must be an http:// or https:// URL"));
@@ -33,6 +38,14 @@ pub(super) fn base_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Resul
     Ok(url)
 }
 
+/// A `${NAME}` inside a value rather than the whole of it: not read from the environment
+/// (SPEC section 4), so the text would be used as written, a secret silently wrong.
+pub(super) fn inline_reference(text: &str) -> Option<&'static str> {
+    text.contains("${").then_some(
+        "a ${NAME} inside a value is not read from the environment: write the whole value as \"${NAME}\" (the variable holding all of it)",
+    )
+}
+
 pub(super) fn secret(
     v: &Spanned<Text>,
     path: &str,
@@ -40,6 +53,16 @@ pub(super) fn secret(
     src: &Source<'_>,
 ) -> Result<Secret> {
     let text = v.get_ref().as_str();
+    if let Some(e) = inline_reference(text) {
+        return Err(src.error(v.span(), path, e));
+    }
+    if text.is_empty() {
+        return Err(src.error(
+            v.span(),
+            path,
+            "is empty (an environment variable that is set but empty?)",
+        ));
+    }
     if text.len() < min {
         // The value is a secret: say how long it is, never what it is.
         return Err(src.error(

@@ -504,6 +504,9 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
         }
         (_, Some(u)) => {
             let text = u.get_ref().as_str();
+            if let Some(e) = super::checked::inline_reference(text) {
+                return Err(src.error(u.span(), "[store].redis_url", e));
+            }
             if !(text.starts_with("redis://")
                 || text.starts_with("rediss://")
                 || text.starts_with("unix://"))

@@ -38,14 +38,39 @@ impl Source<'_> {
         message: impl Into<String>,
     ) -> ConfigError {
         let (line, column) = line_col(self.text, span.start);
+        let message = message.into();
+        // A value read from the environment may be a secret put in the wrong key
+        // (`ttl = "${WGW_SESSION_SECRET}"`): the message never quotes it.
+        let from_env = self.text.get(span.clone()).is_some_and(read_from_env);
         ConfigError {
             file: self.name.to_owned(),
             line,
             column,
             path: path.into(),
-            message: message.into(),
+            message: if from_env {
+                masked_quotes(&message)
+            } else {
+                message
+            },
         }
     }
+}
+
+/// Whether a value as written in the file is an environment reference (`"${NAME}"`).
+fn read_from_env(raw: &str) -> bool {
+    raw.trim_start_matches(['"', '\'']).starts_with("${")
+}
+
+/// `message` with every value it quotes in single quotes replaced by `***`.
+fn masked_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in message.split('\'').enumerate() {
+        if i > 0 {
+            out.push('\'');
+        }
+        out.push_str(if i % 2 == 1 { "***" } else { part });
+    }
+    out
 }
 
 impl ConfigError {
@@ -62,6 +87,10 @@ impl ConfigError {
     pub(crate) fn from_toml(file: &str, text: &str, path: &str, e: &toml::de::Error) -> Self {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let message = e.message().trim_end();
+        let from_env = e
+            .span()
+            .and_then(|s| text.get(s))
+            .is_some_and(read_from_env);
         ConfigError {
             file: file.to_owned(),
             line,
@@ -69,6 +98,8 @@ impl ConfigError {
             path: path.to_owned(),
             message: if names_a_secret(path) {
                 masked(message)
+            } else if from_env {
+                masked_quotes(message)
             } else {
                 message.to_owned()
             },
