@@ -254,6 +254,10 @@ async fn sdk_gettoken_answers_handles_never_tokens() {
             .await;
         assert_eq!(v["errcode"], 40014, "{token}: {v}");
     }
+    // A misspelled prefix is named as such, not as "access_token missing".
+    let (_, v) = w.get("/crn/cgi-bin/user/get?userid=zhangsan").await;
+    assert_eq!(v["errcode"], 40013, "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("prefix"), "{v}");
     // X-Gateway-App selects too.
     let r = w
         .http

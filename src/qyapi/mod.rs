@@ -215,6 +215,10 @@ impl Qyapi {
             return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
         }
         let addressed = request::address(&config.apps, path);
+        if request::unknown_prefix(&addressed) {
+            let r = request::Refusal::UnknownPrefix;
+            return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-");
+        }
         let api = addressed.api.to_owned();
         let request::Query {
             raw: raw_query,

@@ -146,11 +146,21 @@ pub fn address<'a>(apps: &BTreeMap<String, Arc<App>>, path: &'a str) -> Addresse
     }
 }
 
+/// A path `/{x}/.../cgi-bin/...` whose first segment [`address`] did not take for an app: a
+/// prefix meant as one, misspelled.
+pub fn unknown_prefix(addressed: &Addressed<'_>) -> bool {
+    addressed.prefix_app.is_none()
+        && !addressed.api.starts_with("/cgi-bin/")
+        && addressed.api.contains("/cgi-bin/")
+}
+
 /// Why no app could be chosen; each is answered as WeCom would, with an errcode.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// `X-Gateway-App` names no configured app.
     UnknownApp,
+    /// The path's `/{app}` prefix names no configured app (a typo in the SDK's base URL).
+    UnknownPrefix,
     /// `access_token` is not a handle of ours (or a forged one): 40014, as WeCom answers.
     BadHandle,
     /// The prefix, the header and the handle disagree.
@@ -162,7 +172,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn errcode(&self) -> i64 {
         match self {
-            Refusal::UnknownApp => 40013,
+            Refusal::UnknownApp | Refusal::UnknownPrefix => 40013,
             Refusal::BadHandle | Refusal::Conflict => 40014,
             Refusal::NoApp => 41001,
         }
@@ -171,6 +181,9 @@ impl Refusal {
     pub fn errmsg(&self) -> &'static str {
         match self {
             Refusal::UnknownApp => "X-Gateway-App names no configured app",
+            Refusal::UnknownPrefix => {
+                "the path's /{app} prefix names no configured app (check the SDK's base URL)"
+            }
             Refusal::BadHandle => "invalid access_token: not a gateway handle",
             Refusal::Conflict => "the path prefix, X-Gateway-App and the handle name different apps",
             Refusal::NoApp => "access_token missing: give a gateway handle, an /{app} path prefix or X-Gateway-App",
