@@ -117,8 +117,22 @@ fn config_errors_name_file_line_and_key() {
         // a refresh lock shorter than a second would expire under a normal gettoken
         (
             "[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nlock_ttl = \"500ms\"\n",
-            "gateway.toml:1:1: [store].lock_ttl: expected between \"1s\" and \"300s\"",
+            "gateway.toml:10:12: [store].lock_ttl: expected between \"1s\" and \"300s\"",
         ),
+        // redis without its URL: at the table
+        ("[store]\nbackend = \"redis\"\n", "gateway.toml:7:1: [store].redis_url: required when backend = \"redis\""),
+        // a redis_url that would be ignored
+        (
+            "[store]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
+            "gateway.toml:8:13: [store].redis_url: only for backend = \"redis\"",
+        ),
+        // a store in a directory that does not exist
+        (
+            "[store]\npath = \"no-such-dir/wgw.db\"\n",
+            "gateway.toml:8:8: [store].path: the directory",
+        ),
+        // port 0 where the gateway connects
+        ("[upstreams.zero]\nurl = \"http://127.0.0.1:0\"\n", "gateway.toml:8:7: [upstreams.zero].url: port 0 is not a port to connect to"),
         // an https upstream is refused with the reason
         ("[upstreams.tls]\nurl = \"https://127.0.0.1:9443\"\n", "gateway.toml:8:7: [upstreams.tls].url: only http:// upstreams are supported"),
         // a ${NAME} inside a value is not read: refused where a secret would be silently wrong
@@ -398,6 +412,21 @@ fn a_missing_relative_include_names_conf_dir() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("mime.types") && stderr.contains("[nginx] conf_dir"),
+        "{stderr}"
+    );
+}
+
+/// Two listeners on one fixed address: `check` says so, rather than `run` failing to bind the
+/// second as if another program held it.
+#[test]
+fn two_listeners_on_one_address_are_refused() {
+    let text = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n";
+    let (code, _, stderr) = check(text, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with(
+            "gateway.toml:3:16: [server].admin_listen: 127.0.0.1:8080 is also [server].listen"
+        ),
         "{stderr}"
     );
 }

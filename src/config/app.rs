@@ -67,7 +67,7 @@ pub(super) fn compile_app(
     };
     let url_or = |v: &Option<Spanned<Text>>, key: &str, default: &str| -> Result<Url> {
         match v {
-            Some(v) => base_url(v, &app_path(key), src),
+            Some(v) => super::checked::outbound_url(v, &app_path(key), src),
             None => Ok(Url::parse(default).expect("default URL")),
         }
     };

@@ -46,6 +46,20 @@ pub(super) fn inline_reference(text: &str) -> Option<&'static str> {
     )
 }
 
+/// [`base_url`] of something the gateway connects to: port 0 is a port to listen on, never
+/// one to reach.
+pub(super) fn outbound_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Url> {
+    let url = base_url(v, path, src)?;
+    if url.port() == Some(0) {
+        return Err(src.error(
+            v.span(),
+            path,
+            "port 0 is not a port to connect to (a listener's port 0 is chosen when it binds; give what it got)",
+        ));
+    }
+    Ok(url)
+}
+
 pub(super) fn secret(
     v: &Spanned<Text>,
     path: &str,

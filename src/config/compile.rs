@@ -236,6 +236,30 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         .as_ref()
         .map(|a| socket_addr(a, "[server].qyapi_listen", src).map(|a| a.to_string()))
         .transpose()?;
+    // Two listeners on one fixed address: the second could never bind.
+    for (other, key, addr) in [
+        (&s.admin_listen, "admin_listen", &admin_listen),
+        (&s.qyapi_listen, "qyapi_listen", &qyapi_listen),
+    ] {
+        if let (Some(v), Some(a)) = (other, addr) {
+            if *a == listen && listen_addr.port() != 0 {
+                return Err(src.error(
+                    v.span(),
+                    format!("[server].{key}"),
+                    format!("{a} is also [server].listen: each listener needs its own address"),
+                ));
+            }
+        }
+    }
+    if let (Some(v), Some(a), Some(q)) = (&s.qyapi_listen, &admin_listen, &qyapi_listen) {
+        if a == q && !a.ends_with(":0") {
+            return Err(src.error(
+                v.span(),
+                "[server].qyapi_listen",
+                format!("{q} is also [server].admin_listen: each listener needs its own address"),
+            ));
+        }
+    }
     let mut qyapi_allow = Vec::new();
     for (i, net) in s.qyapi_allow.iter().enumerate() {
         let text = net.get_ref().as_str();
@@ -497,9 +521,18 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
     let redis_url = match (&s.backend, &s.redis_url) {
         (StoreBackend::Redis, None) => {
             return Err(src.error(
-                0..0,
+                src.table_span("store"),
                 "[store].redis_url",
                 "required when backend = \"redis\"",
+            ))
+        }
+        // Without `backend = "redis"` the URL would be ignored: one instance's store, where
+        // several were meant to share one.
+        (StoreBackend::Local | StoreBackend::Memory, Some(u)) => {
+            return Err(src.error(
+                u.span(),
+                "[store].redis_url",
+                "only for backend = \"redis\" (add it, or remove redis_url)",
             ))
         }
         (_, Some(u)) => {
@@ -524,7 +557,7 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
     let lock_ttl = s.lock_ttl.unwrap_or(DEFAULT_LOCK_TTL);
     if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&lock_ttl) {
         return Err(src.error(
-            0..0,
+            src.key_span("store", "lock_ttl"),
             "[store].lock_ttl",
             "expected between \"1s\" and \"300s\"",
         ));
@@ -536,7 +569,20 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
         Some(p) if p.get_ref().as_str().is_empty() => {
             return Err(src.error(p.span(), "[store].path", "must not be empty"))
         }
-        Some(p) => dir.join(p.get_ref().as_str()),
+        Some(p) => {
+            let path = dir.join(p.get_ref().as_str());
+            // Caught here rather than as `run`'s I/O error, without a key or a line.
+            if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !parent.is_dir() {
+                    return Err(src.error(
+                        p.span(),
+                        "[store].path",
+                        format!("the directory {} does not exist", parent.display()),
+                    ));
+                }
+            }
+            path
+        }
         None => dir.join(DEFAULT_STORE_FILE),
     };
     Ok(StoreSettings {
@@ -554,7 +600,7 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
 fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -> Result<Upstream> {
     let u = u.get_ref();
     let path = format!("[upstreams.{name}].url");
-    let url = base_url(&u.url, &path, src)?;
+    let url = super::checked::outbound_url(&u.url, &path, src)?;
     if url.scheme() != "http" {
         return Err(src.error(
             u.url.span(),

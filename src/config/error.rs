@@ -31,6 +31,44 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// Where `[table]` is written, for an error about a key it lacks; the file's start if it
+    /// is not written at all.
+    pub fn table_span(&self, table: &str) -> Range<usize> {
+        let header = format!("[{table}]");
+        let mut at = 0;
+        for line in self.text.split_inclusive('\n') {
+            if line.trim() == header {
+                let start = at + (line.len() - line.trim_start().len());
+                return start..start + header.len();
+            }
+            at += line.len();
+        }
+        0..0
+    }
+
+    /// Where `key = ...` is written in `[table]` (the value), for an error about a value the
+    /// file's reader does not place; the table's header when it is not found.
+    pub fn key_span(&self, table: &str, key: &str) -> Range<usize> {
+        let header = format!("[{table}]");
+        let (mut at, mut inside) = (0, false);
+        for line in self.text.split_inclusive('\n') {
+            let t = line.trim();
+            if t.starts_with('[') {
+                inside = t == header;
+            } else if inside {
+                if let Some(rest) = t.strip_prefix(key) {
+                    if let Some(value) = rest.trim_start().strip_prefix('=') {
+                        let start = at + line.len() - line.trim_start().len() + t.len()
+                            - value.trim_start().len();
+                        return start..start + value.trim().len();
+                    }
+                }
+            }
+            at += line.len();
+        }
+        self.table_span(table)
+    }
+
     pub fn error(
         &self,
         span: Range<usize>,

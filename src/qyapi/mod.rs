@@ -215,10 +215,6 @@ impl Qyapi {
             return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
         }
         let addressed = request::address(&config.apps, path);
-        if request::unknown_prefix(&addressed) {
-            let r = request::Refusal::UnknownPrefix;
-            return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-");
-        }
         let api = addressed.api.to_owned();
         let request::Query {
             raw: raw_query,
@@ -232,6 +228,12 @@ impl Qyapi {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let restrict = addressed.prefix_app.or(header_app.as_deref());
+        // Nothing else names an app (with `X-Gateway-App` a suite's path may start with a
+        // corp): the first segment was meant as the app's prefix.
+        if header_app.is_none() && access_token.is_none() && request::unknown_prefix(&addressed) {
+            let r = request::Refusal::UnknownPrefix;
+            return Served::refused(200, r.errcode(), r.errmsg(), rid, "-", "-");
+        }
 
         let method = session.req_header().method.clone();
         // `/{app}/{corp}/cgi-bin/gettoken` of a service-provider app (or its corp in
