@@ -747,3 +747,30 @@ async fn an_xhr_without_a_session_gets_401_json_with_a_login_url_that_works() {
     let echo: Echo = resp.json().await.unwrap();
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
 }
+
+/// The access line names an upstream only when one was asked: the gateway's own 401 on a
+/// login route is not the CRM's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_line_names_the_upstream_only_when_it_was_asked() {
+    let w = world().await;
+    let r = w
+        .http
+        .get(w.gw().url("/sidebar/unseen"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = w.http.get(w.gw().url("/public-seen")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    w.gw().wait_log("/public-seen");
+    let log = w.gw().log();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {log}"))
+            .to_owned()
+    };
+    assert!(line("/sidebar/unseen").contains("upstream=\"-\""), "{log}");
+    assert!(line("/public-seen").contains("upstream=\"crm\""), "{log}");
+}

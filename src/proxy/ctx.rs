@@ -39,6 +39,9 @@ pub struct Ctx {
     pub remote_ip: Option<IpAddr>,
     /// Status of an answer written by the gateway itself (not proxied).
     pub answered: Option<u16>,
+    /// An upstream was asked (its peer chosen): the access line names it only then, not for
+    /// the sign-in pages, 401s and 403s the gateway answers on a route's behalf.
+    pub proxied: bool,
     /// A location of the nginx file handles the request (SPEC 12): what it decides.
     pub nginx: Option<Box<crate::nginx::Flight>>,
     /// The location that handled the request says `access_log off;`: no access line.

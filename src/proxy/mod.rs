@@ -342,6 +342,7 @@ impl ProxyHttp for Gateway {
             client_ip: None,
             remote_ip: None,
             answered: None,
+            proxied: false,
             nginx: None,
             unlogged: false,
             expects_continue: false,
@@ -431,6 +432,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        ctx.proxied = true;
         let Some(up) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
@@ -759,7 +761,12 @@ impl ProxyHttp for Gateway {
                 .client("path", &String::from_utf8_lossy(&ctx.path))
                 .quoted("route", route)
                 .number("status", status.into())
-                .quoted("upstream", ctx.upstream().map_or("-", |u| u.name.as_str()))
+                .quoted(
+                    "upstream",
+                    ctx.upstream()
+                        .filter(|_| ctx.proxied)
+                        .map_or("-", |u| u.name.as_str()),
+                )
                 .millis("duration_ms", elapsed)
                 .token("request_id", &ctx.request_id)
                 .quoted("userid", userid)
@@ -770,7 +777,10 @@ impl ProxyHttp for Gateway {
                 status,
                 elapsed,
                 request_id: &ctx.request_id,
-                upstream: ctx.upstream().map(|u| u.authority.as_str()),
+                upstream: ctx
+                    .upstream()
+                    .filter(|_| ctx.proxied)
+                    .map(|u| u.authority.as_str()),
                 trace,
                 at: ctx
                     .nginx
