@@ -202,16 +202,44 @@ async fn saas_setup(emulator: SocketAddr, gateway: String, suites: Vec<String>) 
 /// The two corps of the demo scenario that install its suites.
 const SAAS_CORPS: [&str; 2] = ["wwemucorp000000002", "wwemucorp000000003"];
 
+/// Whether the config has a route at `location` behind a login (with access rules when
+/// `ruled`): the banner offers only what the config serves.
+fn login_route(config: &Config, location: &str, ruled: bool) -> bool {
+    config
+        .routes
+        .routes
+        .iter()
+        .any(|r| r.location == location && r.login.is_some() && (!ruled || r.allow.is_some()))
+}
+
 /// What to open, printed once everything listens.
 pub fn banner(config: &Config, helpers: &Helpers) -> String {
     let public = config.server.public_url.as_str().trim_end_matches('/');
     let emu = format!("http://{}", helpers.emulator);
     let mut out = String::new();
     out.push_str("\n  wecom-gateway demo\n  ─────────────────\n");
-    out.push_str(&format!("  Open the CRM sidebar (a desktop browser gets the QR login page):\n    {public}/sidebar/#/customer/42\n\n"));
-    out.push_str(&format!(
-        "  Reports (tag 经理 only: zhangsan yes, lisi 403):\n    {public}/reports/\n\n"
-    ));
+    if login_route(config, "/sidebar/", false) {
+        out.push_str(&format!("  Open the CRM sidebar (a desktop browser gets the QR login page):\n    {public}/sidebar/#/customer/42\n\n"));
+    }
+    if login_route(config, "/reports/", true) {
+        out.push_str(&format!(
+            "  Reports (tag 经理 only: zhangsan yes, lisi 403):\n    {public}/reports/\n\n"
+        ));
+    }
+    // The demo corp's own app (not a service provider's): its members, customers and events.
+    let own_app = config.apps.values().any(|a| {
+        matches!(
+            a.credentials,
+            crate::config::model::Credentials::Wecom { .. }
+        )
+    });
+    let own_events = config.apps.values().any(|a| {
+        a.callback.is_some()
+            && matches!(
+                a.credentials,
+                crate::config::model::Credentials::Wecom { .. }
+            )
+    });
     if let Some(crm) = helpers.crm {
         out.push_str(&format!(
             "  Demo CRM (behind the gateway):   http://{crm}\n"
@@ -224,15 +252,17 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
         ));
     }
     out.push_str("\n  Emulator controls:\n");
-    out.push_str(&format!("    switch member:    curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"lisi\"}}' -H 'content-type: application/json'\n"));
-    out.push_str(&format!("    switch customer:  curl -X POST {emu}/_emulator/current-contact -d '{{\"external_userid\":\"wmEmuCustomer002\",\"entry\":\"single_chat_tools\"}}' -H 'content-type: application/json'\n"));
+    if own_app {
+        out.push_str(&format!("    switch member:    curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"lisi\"}}' -H 'content-type: application/json'\n"));
+        out.push_str(&format!("    switch customer:  curl -X POST {emu}/_emulator/current-contact -d '{{\"external_userid\":\"wmEmuCustomer002\",\"entry\":\"single_chat_tools\"}}' -H 'content-type: application/json'\n"));
+    }
     out.push_str(&format!(
         "    expire tokens:    curl -X POST {emu}/_emulator/expire-tokens\n"
     ));
     out.push_str(&format!(
         "    calls made:       curl {emu}/_emulator/calls\n"
     ));
-    if config.apps.values().any(|a| a.callback.is_some()) {
+    if own_events {
         out.push_str(&format!("    send an event:    curl -X POST {emu}/_emulator/members/move -d '{{\"userid\":\"lisi\",\"department\":[3]}}' -H 'content-type: application/json'\n"));
         out.push_str("                      (WeCom's change_contact/update_user: verified, queued, forwarded; the demo CRM page lists it)\n");
     }
@@ -256,4 +286,37 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
     }
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The banner offers only what the config serves: the demo's sidebar, reports and events
+    /// for `gateway.toml`; for `saas.toml` (a service provider's app, `/app/` alone) its own
+    /// steps, not the sidebar's.
+    #[test]
+    fn the_banner_offers_only_what_the_config_serves() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let helpers = Helpers {
+            emulator: "127.0.0.1:9100".parse().unwrap(),
+            crm: None,
+        };
+        let demo = crate::config::load(&root.join("gateway.toml")).unwrap();
+        let b = banner(&demo, &helpers);
+        for want in [
+            "/sidebar/#/customer/42",
+            "/reports/",
+            "send an event",
+            "switch member",
+        ] {
+            assert!(b.contains(want), "{want}: {b}");
+        }
+        let saas = crate::config::load(&root.join("saas.toml")).unwrap();
+        let b = banner(&saas, &helpers);
+        for gone in ["/sidebar/", "/reports/", "send an event", "switch member"] {
+            assert!(!b.contains(gone), "{gone}: {b}");
+        }
+        assert!(b.contains("/app/"), "{b}");
+    }
 }
