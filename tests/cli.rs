@@ -149,6 +149,11 @@ fn config_errors_name_file_line_and_key() {
             "[upstreams.auth]\nurl = \"http://user:UpPass@127.0.0.1:9500/x\"\n",
             "gateway.toml:8:7: [upstreams.auth].url: 'http://***@127.0.0.1:9500/x' must not carry credentials",
         ),
+        // a duplicate location, where the second is written, naming the first
+        (
+            "[[routes]]\nlocation = \"/a/\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n",
+            "gateway.toml:14:12: [[routes]][3].location: duplicate location \"= /x\" (already [[routes]][2].location)",
+        ),
         // a secret written as a number: its type is told, never its value
         (
             "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = 98765432123\n",

@@ -63,6 +63,25 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         if route.login.is_some() {
             areas.push((location.clone(), i));
         }
+        // nginx's "duplicate location", said where the second one is written.
+        let exact = matches!(location.modifier(), Modifier::Exact);
+        let earlier = locations.iter().find(|(l, _): &&(Location, usize)| {
+            !location.modifier().is_regex()
+                && !l.modifier().is_regex()
+                && matches!(l.modifier(), Modifier::Exact) == exact
+                && l.pattern() == location.pattern()
+        });
+        if let Some((_, first)) = earlier {
+            return Err(src.error(
+                r.get_ref().location.span(),
+                route_path(i, "location"),
+                format!(
+                    "duplicate location \"{}\" (already {})",
+                    route.location,
+                    route_path(*first, "location")
+                ),
+            ));
+        }
         locations.push((location, i));
         routes.push(route);
     }
