@@ -196,6 +196,16 @@ fn environment_references_are_read_at_load() {
         "{stderr}"
     );
     assert!(!stderr.contains("from-env-s3cret"), "{stderr}");
+    // Every variable the environment lacks is named in one run.
+    let text = format!(
+        "{BASE}[session]\nsecret = \"${{WGW_TEST_MISSING_A}}\"\n[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${{WGW_TEST_MISSING_B}}\"\n"
+    );
+    let (code, _, stderr) = check(&text, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("WGW_TEST_MISSING_A") && stderr.contains("WGW_TEST_MISSING_B"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -43,6 +43,41 @@ fn parse(name: &str, text: &str) -> Result<file::File, ConfigError> {
         toml::Deserializer::parse(text).map_err(|e| ConfigError::from_toml(name, text, "", &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = error::format_path(e.path());
-        ConfigError::from_toml(name, text, &path, e.inner())
+        let mut err = ConfigError::from_toml(name, text, &path, e.inner());
+        // One run names every variable the environment lacks, not one per run.
+        if err.message.starts_with("environment variable ") && err.message.ends_with(" is not set")
+        {
+            let others: Vec<String> = missing_variables(text)
+                .into_iter()
+                .filter(|(line, _)| *line != err.line)
+                .map(|(line, name)| format!("{name} (line {line})"))
+                .collect();
+            if !others.is_empty() {
+                err.message = format!("{}; not set either: {}", err.message, others.join(", "));
+            }
+        }
+        err
     })
+}
+
+/// Every whole-value `"${NAME}"` of `text` whose variable is not set, with its line, in file
+/// order (comments and all: a reference in a comment is not one).
+fn missing_variables(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("\"${") {
+            let after = &rest[at + 3..];
+            let Some(end) = after.find("}\"") else { break };
+            let name = &after[..end];
+            let plain =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if plain && std::env::var_os(name).is_none() {
+                out.push((n + 1, name.to_owned()));
+            }
+            rest = &after[end + 2..];
+        }
+    }
+    out
 }
