@@ -220,8 +220,9 @@ fn gateway_fetch(path: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_contact_ticket_is_renewed_before_it_expires_and_once_after_a_refusal() {
+/// The demo CRM, a world of two members who share a customer, and the sidebar opened in a
+/// chat with that customer, `ready()` resolved.
+async fn sidebar_in_a_chat_with_the_shared_customer() -> (emulator::crm::Crm, World, Chrome) {
     let crm = emulator::crm::start_crm(
         "127.0.0.1:0".parse().unwrap(),
         Some(common::world::ASSERTION_SECRET.to_owned()),
@@ -238,6 +239,12 @@ async fn the_contact_ticket_is_renewed_before_it_expires_and_once_after_a_refusa
     open_sidebar(&chrome, &w, 1).await;
     let r = chrome.run(READY).await;
     assert_eq!(r["ok"]["externalUserId"], "wmShared", "{r}");
+    (crm, w, chrome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_ticket_is_renewed_before_it_expires_and_once_after_a_refusal() {
+    let (crm, w, chrome) = sidebar_in_a_chat_with_the_shared_customer().await;
     chrome.run(RECORD_FETCHES).await;
 
     // Nearly two hours later (the page's clock moved on): fetch renews the ticket first.
@@ -297,22 +304,7 @@ document.body.appendChild(f);
 /// the CRM is not told about the customer of the other chat, which the session verified last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_without_a_customer_is_not_told_another_chats() {
-    let crm = emulator::crm::start_crm(
-        "127.0.0.1:0".parse().unwrap(),
-        Some(common::world::ASSERTION_SECRET.to_owned()),
-    )
-    .await
-    .unwrap();
-    let w = sidebar::world()
-        .scenario(two_members_one_customer())
-        .crm_at(&crm.base_url())
-        .start()
-        .await;
-    w.chat_with("wmShared").await;
-    let chrome = Chrome::start(WXWORK_UA).await;
-    open_sidebar(&chrome, &w, 1).await;
-    let r = chrome.run(READY).await;
-    assert_eq!(r["ok"]["externalUserId"], "wmShared", "{r}");
+    let (crm, w, chrome) = sidebar_in_a_chat_with_the_shared_customer().await;
 
     w.control("/_emulator/current-contact", json!({"entry": "normal"}))
         .await;

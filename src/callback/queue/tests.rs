@@ -25,6 +25,15 @@ impl Drop for TempFile {
     }
 }
 
+/// The queue and its store, for a test that writes rows of its own beside the queue's.
+async fn local_with_store(f: &TempFile, clock: &Clock) -> (Arc<LocalStore>, LocalQueue) {
+    let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
+    let q = LocalQueue::open(store.clone(), clock.clone())
+        .await
+        .unwrap();
+    (store, q)
+}
+
 async fn local(f: &TempFile, clock: &Clock) -> LocalQueue {
     let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
     LocalQueue::open(store, clock.clone()).await.unwrap()
@@ -127,10 +136,7 @@ async fn the_local_queue_survives_a_reopen_whole() {
 async fn an_unreadable_local_row_is_parked_and_the_next_comes_up() {
     let clock = Clock::system();
     let f = TempFile::new();
-    let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
-    let q = LocalQueue::open(store.clone(), clock.clone())
-        .await
-        .unwrap();
+    let (store, q) = local_with_store(&f, &clock).await;
     for n in 0..3 {
         q.push(&event("crm", n, &format!("k{n}"))).await.unwrap();
     }
@@ -181,10 +187,7 @@ async fn the_local_queue_lists_and_replays_parked_events() {
 async fn an_unreadable_parked_row_is_listed_and_not_replayed() {
     let clock = Clock::system();
     let f = TempFile::new();
-    let store = Arc::new(LocalStore::open(&f.0, clock.clone()).unwrap());
-    let q = LocalQueue::open(store.clone(), clock.clone())
-        .await
-        .unwrap();
+    let (store, q) = local_with_store(&f, &clock).await;
     q.push(&event("crm", 0, "k0")).await.unwrap();
     let h = q.head("crm").await.unwrap().unwrap();
     q.park("crm", &h).await.unwrap();
