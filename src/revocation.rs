@@ -72,10 +72,13 @@ pub async fn record(
 /// "none" (fail open): the fallback store still serves what this process wrote, and failing
 /// closed would sign everyone out while Redis is down.
 pub async fn revoked_at(store: &dyn Store, key: &str) -> Option<u64> {
-    match store.get_fact(key).await {
-        Ok(Some(at)) => at.parse().ok(),
-        _ => None,
-    }
+    read(store, key).await?.parse().ok()
+}
+
+/// A record, read as records are ([`Store::get_facts`]: a fallback store answers one the
+/// shared store lost from its own copy).
+async fn read(store: &dyn Store, key: &str) -> Option<String> {
+    store.get_facts(&[key]).await.ok()?.pop().flatten()
 }
 
 /// Does a record's stored value (its time, as [`record`] writes it) end what was issued at
@@ -88,7 +91,7 @@ pub fn ends(record: Option<&str>, issued_at: u64) -> bool {
 
 /// Was something issued at `issued_at` (Unix s) revoked by the record `key`?
 pub async fn is_revoked(store: &dyn Store, key: &str, issued_at: u64) -> bool {
-    let record = store.get_fact(key).await.ok().flatten();
+    let record = read(store, key).await;
     ends(record.as_deref(), issued_at)
 }
 

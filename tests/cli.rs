@@ -149,6 +149,10 @@ fn config_errors_name_file_line_and_key() {
             "[upstreams.auth]\nurl = \"http://user:UpPass@127.0.0.1:9500/x\"\n",
             "gateway.toml:8:7: [upstreams.auth].url: 'http://***@127.0.0.1:9500/x' must not carry credentials",
         ),
+        (
+            "[upstreams.auth]\nurl = \"http:u:UpPass@127.0.0.1:9500\"\n",
+            "gateway.toml:8:7: [upstreams.auth].url: 'http:***@127.0.0.1:9500' must not carry credentials",
+        ),
         // a duplicate location, where the second is written, naming the first
         (
             "[[routes]]\nlocation = \"/a/\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n",
@@ -189,23 +193,31 @@ fn environment_references_are_read_at_load() {
     let text = format!(
         "{BASE}[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\nttl = \"${{WGW_TEST_SECRET}}\"\n"
     );
-    let (code, _, stderr) = check(&text, &[("WGW_TEST_SECRET", "from-env-s3cret")]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("[session].ttl: '***' is not a duration"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("from-env-s3cret"), "{stderr}");
-    // Every variable the environment lacks is named in one run.
+    for value in ["from-env-s3cret", "it's a hunter2's"] {
+        let (code, _, stderr) = check(&text, &[("WGW_TEST_SECRET", value)]);
+        assert_eq!(code, 2);
+        assert!(
+            stderr.contains("[session].ttl: '***' is not a duration"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("s3cret"),
+            "{stderr}"
+        );
+    }
+    // Every variable the environment lacks is named in one run, whatever the quotes, also
+    // two on one line.
     let text = format!(
-        "{BASE}[session]\nsecret = \"${{WGW_TEST_MISSING_A}}\"\n[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${{WGW_TEST_MISSING_B}}\"\n"
+        "{BASE}[session]\nsecret = '${{WGW_TEST_MISSING_A}}'\n[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${{WGW_TEST_MISSING_B}}\"\ncallback = {{ token = \"${{WGW_TEST_MISSING_C}}\", encoding_aes_key = \"${{WGW_TEST_MISSING_D}}\", forward = \"crm\", forward_path = \"/cb\" }}\n"
     );
     let (code, _, stderr) = check(&text, &[]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("WGW_TEST_MISSING_A") && stderr.contains("WGW_TEST_MISSING_B"),
-        "{stderr}"
-    );
+    for name in ["A", "B", "C", "D"] {
+        assert!(
+            stderr.contains(&format!("WGW_TEST_MISSING_{name}")),
+            "{name}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -435,13 +447,32 @@ fn a_missing_relative_include_names_conf_dir() {
 /// second as if another program held it.
 #[test]
 fn two_listeners_on_one_address_are_refused() {
-    let text = "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n";
-    let (code, _, stderr) = check(text, &[]);
+    let config = |listen: &str, admin: &str| {
+        format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n")
+    };
+    let (code, _, stderr) = check(&config("127.0.0.1:8080", "127.0.0.1:8080"), &[]);
     assert_eq!(code, 2);
     assert!(
         stderr.starts_with(
-            "gateway.toml:3:16: [server].admin_listen: 127.0.0.1:8080 is also [server].listen"
+            "gateway.toml:3:16: [server].admin_listen: 127.0.0.1:8080 overlaps [server].listen"
         ),
         "{stderr}"
     );
+    // A wildcard takes every address of its family (and `::` IPv4 too).
+    for (listen, admin) in [
+        ("127.0.0.1:8080", "0.0.0.0:8080"),
+        ("0.0.0.0:8080", "[::]:8080"),
+    ] {
+        let (code, _, stderr) = check(&config(listen, admin), &[]);
+        assert_eq!(code, 2, "{listen} {admin}: {stderr}");
+        assert!(stderr.contains("overlaps [server].listen"), "{stderr}");
+    }
+    // Another port, or another address on the same port, is fine.
+    for (listen, admin) in [
+        ("127.0.0.1:8080", "127.0.0.1:9090"),
+        ("127.0.0.1:8080", "127.0.0.2:8080"),
+    ] {
+        let (code, _, stderr) = check(&config(listen, admin), &[]);
+        assert_eq!(code, 0, "{listen} {admin}: {stderr}");
+    }
 }

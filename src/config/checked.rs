@@ -19,9 +19,16 @@ pub(super) fn duration(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Resul
 /// An absolute http(s) URL without userinfo, query or fragment.
 pub(super) fn base_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Url> {
     let text = v.get_ref().as_str();
-    // Userinfo is a credential: the message shows the URL without it.
-    let shown = match (text.find("://"), text.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &text[..s + 3], &text[at..]),
+    // Userinfo is a credential: the message shows the URL without it (`http:u:p@h` and
+    // `http:\\u:p@h` are read with userinfo too).
+    let shown = match (text.find(':'), text.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let slashes = text[s + 1..at]
+                .bytes()
+                .take_while(|b| matches!(b, b'/' | b'\\'))
+                .count();
+            format!("{}***{}", &text[..s + 1 + slashes], &text[at..])
+        }
         _ => text.to_owned(),
     };
     let bad = |why: &str| src.error(v.span(), path, format!("'{shown}' {why}"));

@@ -203,6 +203,15 @@ fn fold_location(loc: &Location) -> std::result::Result<Location, nginx_compat::
     }
 }
 
+/// Whether binding `b` fails once `a` is bound: the same fixed port, and the same address, or a
+/// wildcard of its family (`::` takes IPv4 too, dual-stack as Linux binds it).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let wild = |x: SocketAddr, y: SocketAddr| {
+        x.ip().is_unspecified() && (x.is_ipv6() || x.is_ipv4() == y.is_ipv4())
+    };
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || wild(a, b) || wild(b, a))
+}
+
 fn socket_addr(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<SocketAddr> {
     v.get_ref().as_str().parse().map_err(|_| {
         src.error(
@@ -255,29 +264,24 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         .as_ref()
         .map(|a| socket_addr(a, "[server].qyapi_listen", src).map(|a| a.to_string()))
         .transpose()?;
-    // Two listeners on one fixed address: the second could never bind.
+    // Two listeners whose addresses overlap: the second could never bind.
+    let parsed = |a: &Option<String>| a.as_deref().and_then(|a| a.parse::<SocketAddr>().ok());
+    let mut bound: Vec<(&str, SocketAddr)> = vec![("listen", listen_addr)];
     for (other, key, addr) in [
-        (&s.admin_listen, "admin_listen", &admin_listen),
-        (&s.qyapi_listen, "qyapi_listen", &qyapi_listen),
+        (&s.admin_listen, "admin_listen", parsed(&admin_listen)),
+        (&s.qyapi_listen, "qyapi_listen", parsed(&qyapi_listen)),
     ] {
-        if let (Some(v), Some(a)) = (other, addr) {
-            if *a == listen && listen_addr.port() != 0 {
-                return Err(src.error(
-                    v.span(),
-                    format!("[server].{key}"),
-                    format!("{a} is also [server].listen: each listener needs its own address"),
-                ));
-            }
-        }
-    }
-    if let (Some(v), Some(a), Some(q)) = (&s.qyapi_listen, &admin_listen, &qyapi_listen) {
-        if a == q && !a.ends_with(":0") {
+        let (Some(v), Some(a)) = (other, addr) else {
+            continue;
+        };
+        if let Some((first, _)) = bound.iter().find(|(_, b)| overlap(*b, a)) {
             return Err(src.error(
                 v.span(),
-                "[server].qyapi_listen",
-                format!("{q} is also [server].admin_listen: each listener needs its own address"),
+                format!("[server].{key}"),
+                format!("{a} overlaps [server].{first}: each listener needs its own address"),
             ));
         }
+        bound.push((key, a));
     }
     let mut qyapi_allow = Vec::new();
     for (i, net) in s.qyapi_allow.iter().enumerate() {

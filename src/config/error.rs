@@ -79,36 +79,32 @@ impl Source<'_> {
         let message = message.into();
         // A value read from the environment may be a secret put in the wrong key
         // (`ttl = "${WGW_SESSION_SECRET}"`): the message never quotes it.
-        let from_env = self.text.get(span.clone()).is_some_and(read_from_env);
+        let message = match self.text.get(span.clone()) {
+            Some(raw) => without_env_value(raw, message),
+            None => message,
+        };
         ConfigError {
             file: self.name.to_owned(),
             line,
             column,
             path: path.into(),
-            message: if from_env {
-                masked_quotes(&message)
-            } else {
-                message
-            },
+            message,
         }
     }
 }
 
-/// Whether a value as written in the file is an environment reference (`"${NAME}"`).
-fn read_from_env(raw: &str) -> bool {
-    raw.trim_start_matches(['"', '\'']).starts_with("${")
-}
-
-/// `message` with every value it quotes in single quotes replaced by `***`.
-fn masked_quotes(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for (i, part) in message.split('\'').enumerate() {
-        if i > 0 {
-            out.push('\'');
-        }
-        out.push_str(if i % 2 == 1 { "***" } else { part });
+/// `message` without the value of the environment variable `raw` (the value as written in
+/// the file) refers to, if it does: a secret read into the wrong key
+/// (`ttl = "${WGW_SESSION_SECRET}"`) is never quoted back, whatever it holds.
+fn without_env_value(raw: &str, message: String) -> String {
+    let name = raw
+        .trim_matches(['"', '\''])
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'));
+    match name.and_then(|n| std::env::var(n).ok()) {
+        Some(value) if !value.is_empty() => message.replace(&value, "***"),
+        _ => message,
     }
-    out
 }
 
 impl ConfigError {
@@ -125,22 +121,21 @@ impl ConfigError {
     pub(crate) fn from_toml(file: &str, text: &str, path: &str, e: &toml::de::Error) -> Self {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let message = e.message().trim_end();
-        let from_env = e
-            .span()
-            .and_then(|s| text.get(s))
-            .is_some_and(read_from_env);
+        let message = if names_a_secret(path) {
+            masked(message)
+        } else {
+            message.to_owned()
+        };
+        let message = match e.span().and_then(|s| text.get(s)) {
+            Some(raw) => without_env_value(raw, message),
+            None => message,
+        };
         ConfigError {
             file: file.to_owned(),
             line,
             column,
             path: path.to_owned(),
-            message: if names_a_secret(path) {
-                masked(message)
-            } else if from_env {
-                masked_quotes(message)
-            } else {
-                message.to_owned()
-            },
+            message,
         }
     }
 }

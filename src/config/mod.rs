@@ -47,9 +47,10 @@ fn parse(name: &str, text: &str) -> Result<file::File, ConfigError> {
         // One run names every variable the environment lacks, not one per run.
         if err.message.starts_with("environment variable ") && err.message.ends_with(" is not set")
         {
+            let named = err.message.split(' ').nth(2).unwrap_or("").to_owned();
             let others: Vec<String> = missing_variables(text)
                 .into_iter()
-                .filter(|(line, _)| *line != err.line)
+                .filter(|(_, name)| *name != named)
                 .map(|(line, name)| format!("{name} (line {line})"))
                 .collect();
             if !others.is_empty() {
@@ -66,18 +67,25 @@ fn missing_variables(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let code = line.split('#').next().unwrap_or("");
-        let mut rest = code;
-        while let Some(at) = rest.find("\"${") {
-            let after = &rest[at + 3..];
-            let Some(end) = after.find("}\"") else { break };
-            let name = &after[..end];
-            let plain =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if plain && std::env::var_os(name).is_none() {
-                out.push((n + 1, name.to_owned()));
+        // Either TOML string quote: `${NAME}` is read from the environment in both.
+        let mut found = Vec::new();
+        for quote in ['"', '\''] {
+            let (open, close) = (format!("{quote}${{"), format!("}}{quote}"));
+            let mut rest = code;
+            while let Some(at) = rest.find(&open) {
+                let after = &rest[at + 3..];
+                let Some(end) = after.find(&close) else { break };
+                let name = &after[..end];
+                let plain = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if plain && std::env::var_os(name).is_none() {
+                    found.push((at + (code.len() - rest.len()), name.to_owned()));
+                }
+                rest = &after[end + 2..];
             }
-            rest = &after[end + 2..];
         }
+        found.sort();
+        out.extend(found.into_iter().map(|(_, name)| (n + 1, name)));
     }
     out
 }
