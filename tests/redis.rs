@@ -854,3 +854,40 @@ async fn a_sign_out_redis_did_not_keep_is_not_called_done() {
         .unwrap();
     assert_eq!(r.status(), 401, "the copy no longer opens");
 }
+
+/// A Redis that refuses the gateway's password is said to, not "unreachable" (an operator
+/// would look at the network): the connection manager retries a refusal as it would a Redis
+/// that is down, so the store asks once plainly.
+#[tokio::test]
+async fn a_refused_password_is_named_as_such() {
+    let redis = RedisServer::start();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let without = RedisStore::open(&redis.url(), "wgw:", Clock::system()).unwrap();
+    let e = without.ping().await.unwrap_err();
+    let wrong = redis.url().replace("redis://", "redis://:wrong@");
+    let e2 = RedisStore::open(&wrong, "wgw:", Clock::system())
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+    for e in [&e, &e2] {
+        assert!(
+            e.0.contains("password") || e.0.contains("NOAUTH") || e.0.contains("WRONGPASS"),
+            "{e}"
+        );
+        assert!(!e.0.contains("wrong@"), "the URL is never told: {e}");
+    }
+    let right = redis.url().replace("redis://", "redis://:s3cret@");
+    RedisStore::open(&right, "wgw:", Clock::system())
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+}

@@ -143,9 +143,35 @@ impl RedisStore {
                 r => r.map_err(err),
             }
         };
-        tokio::time::timeout(OP_TIMEOUT, attempt)
-            .await
-            .map_err(|_| err("no answer in time"))?
+        match tokio::time::timeout(OP_TIMEOUT, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(self.why_no_answer().await),
+        }
+    }
+
+    /// What to say when no connection could be made in time: the connection manager retries a
+    /// Redis that refuses the password (or names no such database) as it would one that is
+    /// down, so one plain connection is tried to learn the refusal ("unreachable" sends an
+    /// operator looking at the network). Only Redis's own error code is told, never the URL.
+    async fn why_no_answer(&self) -> StoreError {
+        if self.conn.get().is_some() {
+            return err("no answer in time");
+        }
+        let probe = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await;
+        match probe {
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                err("Redis refused the password of redis_url")
+            }
+            Ok(Err(e)) => match e.code() {
+                Some(code) => err(format!("Redis refused the connection ({code})")),
+                None => err("no answer in time"),
+            },
+            _ => err("no answer in time"),
+        }
     }
 
     /// `SET key value PX ms`, or `DEL key` when nothing is left of its life.
