@@ -697,6 +697,48 @@ async fn a_parked_event_is_listed_and_replayed(backend: Backend, restart: bool) 
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    if restart {
+        return;
+    }
+
+    // A replayed event gets a day of tries again: replayed while the CRM is still down, it is
+    // tried on (more than the ten tries a day's end needs), not parked again at once.
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    w.send("crm", &event_xml(2)).await;
+    let deadline = std::time::Instant::now() + LIMIT;
+    let before = w.crm.attempts().len();
+    while w.crm.attempts().len() < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "never tried twice");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.advance("25h").await;
+    let dead = |n: u32| {
+        format!(
+            r#"wgw_events_total{{app="crm",event="change_contact/update_user",result="dead"}} {n}"#
+        )
+    };
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !w.gw().metrics().await.contains(&dead(2)) {
+        assert!(std::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client()
+        .post(admin("/events/replay?app=crm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let before = w.crm.attempts().len();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while w.crm.attempts().len() < before + 12 {
+        assert!(std::time::Instant::now() < deadline, "not tried again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = w.gw().metrics().await;
+    assert!(metrics.contains(&dead(2)), "not parked again: {metrics}");
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(2, LIMIT).await;
+    assert_eq!(got[1].body, event_xml(2));
 }
 
 #[tokio::test]
