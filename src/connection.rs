@@ -36,6 +36,9 @@ pub fn server_options(server: &ServerSettings) -> HttpServerOptions {
     // nginx answers 400 to a raw space or control byte in the request line; pingora would
     // percent-encode it and pass the request on.
     o.h1_strict_request_line = true;
+    // nginx answers 400 to a request framed by both a length and chunks; pingora would drop the
+    // length and read the chunks, which a hop in front that reads the length sees otherwise.
+    o.h1_strict_framing = true;
     // nginx's bounds of a request head; pingora alone reads up to 1 MiB of it, which 20,000
     // connections that never finish their heads turn into 20 GB held for `header_timeout`.
     o.h1_header_limits = Some(HeaderLimits {
@@ -245,10 +248,28 @@ pub fn malformed_as(
     if method == http::Method::CONNECT {
         return Some((Kind::MethodNotAllowed, "CONNECT is not allowed"));
     }
+    // nginx's order (`ngx_http_process_request_header`): a second `Transfer-Encoding`, one on
+    // an HTTP/1.0 request (which has no chunks to frame), a coding it does not read (501),
+    // then `Content-Length` beside `chunked`.
+    if asked.coding_twice {
+        return Some((Kind::BadRequest, "Transfer-Encoding must come once"));
+    }
+    if asked.coding && version < http::Version::HTTP_11 {
+        return Some((
+            Kind::BadRequest,
+            "an HTTP/1.0 request cannot carry Transfer-Encoding",
+        ));
+    }
     if asked.coding_unknown {
         return Some((
             Kind::NotImplemented,
             "Transfer-Encoding other than chunked is not read",
+        ));
+    }
+    if asked.coding && asked.length {
+        return Some((
+            Kind::BadRequest,
+            "Content-Length and Transfer-Encoding cannot both frame a request",
         ));
     }
     malformed_head(version, asked).map(|why| (Kind::BadRequest, why))
@@ -434,6 +455,42 @@ mod tests {
             (b"ftp://h/x", None),
         ] {
             assert_eq!(origin_form(target).as_deref(), want, "{target:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_framed_twice_is_malformed_as_nginx_reads_it() {
+        let req = |version, pairs: &[(&str, &str)]| {
+            let mut r = RequestHeader::build("POST", b"/", None).unwrap();
+            r.set_version(version);
+            r.insert_header("host", "a").unwrap();
+            for (n, v) in pairs {
+                r.append_header(n.to_string(), *v).unwrap();
+            }
+            r
+        };
+        let v11 = http::Version::HTTP_11;
+        let te = ("Transfer-Encoding", "chunked");
+        let cl = ("Content-Length", "5");
+        assert_eq!(malformed(&req(v11, &[te])), None);
+        assert_eq!(malformed(&req(v11, &[cl])), None);
+        for (version, pairs) in [
+            (v11, &[te, cl][..]),
+            (v11, &[cl, te][..]),
+            (v11, &[te, te][..]),
+            (http::Version::HTTP_10, &[te][..]),
+        ] {
+            let why = malformed(&req(version, pairs));
+            assert!(why.is_some(), "{version:?} {pairs:?}");
+            assert_eq!(
+                malformed_as(
+                    &http::Method::POST,
+                    version,
+                    &crate::headers::Asked::of(&req(version, pairs))
+                )
+                .map(|(k, _)| k),
+                Some(crate::answers::Kind::BadRequest)
+            );
         }
     }
 

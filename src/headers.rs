@@ -118,6 +118,13 @@ pub struct Asked<'a> {
     /// the last coding and drops the others, so the CRM would read a compressed body as plain;
     /// nginx answers 501.
     pub coding_unknown: bool,
+    /// A `Transfer-Encoding` header at all, and whether it came more than once (nginx takes
+    /// one: "client sent duplicate header line").
+    pub coding: bool,
+    pub coding_twice: bool,
+    /// A `Content-Length` header at all: beside `Transfer-Encoding` it is the classic request
+    /// smuggling pair (one hop reads the length, the next the chunks); nginx refuses it.
+    pub length: bool,
 }
 
 impl<'a> Asked<'a> {
@@ -137,7 +144,10 @@ impl<'a> Asked<'a> {
             } else if n == http::header::CONTENT_LENGTH {
                 a.length_list |= lengths > 0 || !is_one_number(v.as_bytes());
                 lengths += 1;
+                a.length = true;
             } else if n == http::header::TRANSFER_ENCODING {
+                a.coding_twice |= a.coding;
+                a.coding = true;
                 a.coding_unknown |= !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
             } else if n == http::header::EXPECT {
                 a.expect_continue |= v.as_bytes().eq_ignore_ascii_case(b"100-continue");

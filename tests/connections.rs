@@ -329,6 +329,30 @@ fn a_transfer_coding_other_than_chunked_is_a_501_as_nginx() {
     assert_eq!(up.hits(), 1);
 }
 
+/// `Content-Length` beside `Transfer-Encoding` (the request smuggling pair: a hop that reads
+/// the length and one that reads the chunks see different requests), `Transfer-Encoding` twice
+/// or on HTTP/1.0: each a 400 with a request id, as nginx answers, and nothing sent on. The
+/// bytes meant as a second request never become one.
+#[test]
+fn a_request_framed_two_ways_is_a_400_as_nginx() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for head in [
+        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /upload HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        let mut s = connect(&gw);
+        write!(s, "{head}0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        let r = read_response(&mut s, &mut raw);
+        assert_eq!(r.status, 400, "{head:?}");
+        assert!(r.header("x-request-id").is_some(), "{head:?}");
+    }
+    assert_eq!(up.hits(), 0);
+}
+
 /// What nginx refuses before any location: TRACE (405: it would echo the request, cookies and
 /// all, and scans flag a server that passes it on), CONNECT (405: not a tunnel; the engine's
 /// own answer had no request id) and a method that is not capitals (400).

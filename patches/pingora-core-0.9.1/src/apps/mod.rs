@@ -108,6 +108,14 @@ pub struct HttpServerOptions {
     /// Default: `false`
     pub h1_strict_request_line: bool,
 
+    /// Answer 400 to an HTTP/1.x request framed by both `Content-Length` and
+    /// `Transfer-Encoding`, as nginx does, instead of dropping the length and reading the chunks
+    /// (RFC 9112 section 6.3 lets a server do either; two hops that choose differently are how
+    /// a request is smuggled).
+    ///
+    /// Default: `false`
+    pub h1_strict_framing: bool,
+
     /// How long an HTTP/1.x request line or header line, and the whole request header, may be
     /// (nginx's `large_client_header_buffers`): a longer request line is refused with
     /// [`REQUEST_LINE_TOO_LONG`](crate::protocols::http::v1::server::REQUEST_LINE_TOO_LONG), a
@@ -124,6 +132,7 @@ impl HttpServerOptions {
         if let ServerSession::H1(h1) = session {
             h1.set_header_timeout(self.h1_header_timeout);
             h1.set_strict_request_line(self.h1_strict_request_line);
+            h1.set_strict_framing(self.h1_strict_framing);
             h1.set_header_limits(self.h1_header_limits);
         }
     }

@@ -187,6 +187,8 @@ pub struct HttpSession {
     header_timeout: Option<Duration>,
     /// Refuse request lines with bytes that must be escaped instead of escaping them.
     strict_request_line: bool,
+    /// Refuse a request framed by both `Content-Length` and `Transfer-Encoding`.
+    strict_framing: bool,
     /// How long a line of the request header, and the whole header, may be.
     header_limits: Option<HeaderLimits>,
     /// A copy of the response that is already written to the client
@@ -275,6 +277,7 @@ impl HttpSession {
             total_drain_timeout: None,
             header_timeout: None,
             strict_request_line: false,
+            strict_framing: false,
             header_limits: None,
             body_bytes_sent: 0,
             body_bytes_read: 0,
@@ -539,6 +542,12 @@ impl HttpSession {
                         let has_both_te_and_cl =
                             contains_content_length && contains_transfer_encoding;
                         if has_both_te_and_cl {
+                            if self.strict_framing {
+                                return Error::e_explain(
+                                    InvalidHTTPHeader,
+                                    "Content-Length and Transfer-Encoding at once",
+                                );
+                            }
                             request_header.remove_header(&CONTENT_LENGTH);
                         }
 
@@ -1477,6 +1486,12 @@ impl HttpSession {
     /// instead of percent-encoding the request target.
     pub fn set_strict_request_line(&mut self, strict: bool) {
         self.strict_request_line = strict;
+    }
+
+    /// Answer 400 to a request carrying both `Content-Length` and `Transfer-Encoding` (as nginx
+    /// does) instead of dropping the length and reading the chunks.
+    pub fn set_strict_framing(&mut self, strict: bool) {
+        self.strict_framing = strict;
     }
 
     /// Bounds the request header's lines and its whole size (nginx's
@@ -3288,6 +3303,15 @@ hello\r\n\
             .req_header()
             .headers
             .contains_key(TRANSFER_ENCODING));
+    }
+
+    #[tokio::test]
+    async fn strict_framing_refuses_length_with_chunks() {
+        let input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        let mut http_stream = HttpSession::new(Box::new(Builder::new().read(&input[..]).build()));
+        http_stream.set_strict_framing(true);
+        let err = http_stream.read_request().await.unwrap_err();
+        assert_eq!(err.etype(), &InvalidHTTPHeader);
     }
 
     #[tokio::test]
