@@ -239,8 +239,13 @@ impl Gateway {
         // The original's path is only read here: `forward_auth` puts the check's own back.
         let path = std::mem::take(&mut ctx.path);
         let (raw_path, _query) = nginx_compat::uri::split_request_uri(&original.target);
-        // The gateway's own endpoints check for themselves when the request reaches them.
-        if super::endpoints::under_prefix(&path, &config.server.prefix).is_some() {
+        // The gateway's own endpoints check for themselves when the request reaches them; only
+        // a target that reads so as sent, too: `/reports/%2e%2e/_gateway/x` is the gateway's to
+        // nginx but lies under `/reports/` for a front proxy or CRM that does not decode or
+        // resolve it, and is checked as any other path.
+        if raw_path == path.as_slice()
+            && super::endpoints::under_prefix(&path, &config.server.prefix).is_some()
+        {
             return Ok(());
         }
         let final_paths = match self.locate(session, ctx, &config, &path)? {

@@ -182,15 +182,30 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
     let mut b = w.member().await;
     let h = host(&w);
 
-    // Servlet and undecoded readings of a path inside the protected area are inside it here too.
+    // Servlet and undecoded readings of a path inside the protected area are inside it here too;
+    // also when nginx's reading is one of the gateway's own endpoints, which a front proxy that
+    // does not resolve the path sends to the CRM.
     for uri in [
         "/x/..;/sidebar/",
         "/sidebar;jsessionid=1/x",
         "/sidebar/%2e%2e/sidebar/",
+        "/sidebar/%2e%2e/_gateway/x",
+        "/sidebar/../_gateway/whoami",
+        "/sidebar/x/..%2f..%2f_gateway/whoami",
     ] {
         let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
         assert_eq!(r.status(), 401, "{uri}");
     }
+    // The gateway's own endpoints, asked for plainly, check for themselves.
+    let r = traefik(
+        &mut anonymous,
+        &w,
+        ("GET", &h, "/_gateway/login?app=crm"),
+        JSON,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
 
     // `external_contact = "required"`: no contact, a forged ticket -> 403; the ticket of a
     // contact this member verified -> 200 with the contact.
