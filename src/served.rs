@@ -71,6 +71,9 @@ impl<T: ServeHttp + Send + Sync + 'static> Served<T> {
             }
         }
         http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_SECS));
+        // Requests sent back to back are all answered, in order, as on the public listener
+        // (without it the engine closes the connection on the bytes read past this request).
+        http.set_pipelining_enabled(true);
         let (parts, body) = self.app.response(&mut http).await.into_parts();
         let header: ResponseHeader = parts.into();
         if let Err(e) = write(&mut http, Box::new(header), body.into()).await {

@@ -118,3 +118,36 @@ fn a_taken_port_stops_the_start_with_the_key_and_address() {
         "no ports file for a failed start"
     );
 }
+
+/// The admin and qyapi listeners answer requests sent back to back on one connection, each in
+/// order, as the public listener does (the engine closed the connection on the bytes read past
+/// the first request: a pipelining client lost every call after its first).
+#[tokio::test]
+async fn the_admin_and_qyapi_listeners_answer_pipelined_requests() {
+    use std::io::Write;
+    let gw = tokio::task::spawn_blocking(|| Gateway::start_config(&config(), &[], &[]))
+        .await
+        .unwrap();
+    let qyapi = gw.qyapi_port.unwrap();
+    for (port, paths) in [
+        (gw.admin_port, ["/healthz", "/readyz", "/healthz"]),
+        (
+            qyapi,
+            ["/cgi-bin/gettoken", "/nope", "/cgi-bin/gettoken?corpid=x"],
+        ),
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let all: String = paths
+            .iter()
+            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+            .collect();
+        s.write_all(all.as_bytes()).unwrap();
+        let mut pending = Vec::new();
+        for p in paths {
+            let r = common::raw::read_response(&mut s, &mut pending);
+            assert!((200..600).contains(&r.status), "{port} {p}");
+        }
+    }
+}
