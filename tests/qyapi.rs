@@ -522,3 +522,57 @@ async fn a_client_expecting_100_continue_gets_it_before_it_sends_the_body() {
         "{calls}"
     );
 }
+
+/// An answer that is no WeCom answer (an HTML error page of WeCom's front with HTTP 502) is
+/// passed back to the caller as it came, and counted and logged as `bad_answer`, never as
+/// errcode 0: an outage must not read as successes on the dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/cgi-bin/gettoken",
+            get(|| async {
+                axum::Json(
+                    json!({"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200}),
+                )
+            }),
+        )
+        .route(
+            "/cgi-bin/user/get",
+            get(|| async {
+                (
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    [("content-type", "text/html")],
+                    "<html>502 Bad Gateway</html>",
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let w = World::new()
+        .app(App::wecom("cap").api_base(&provider))
+        .qyapi()
+        .start()
+        .await;
+    let qyapi = w.gw().qyapi_port.unwrap();
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{qyapi}/cap/cgi-bin/user/get?userid=a"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.text().await.unwrap(), "<html>502 Bad Gateway</html>");
+    w.gw()
+        .wait_metric(
+            r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="cap",errcode="bad_answer"} 1"#,
+        )
+        .await;
+    assert!(!w.gw().metrics().await.contains(r#"app="cap",errcode="0""#));
+    assert!(
+        w.gw().log().contains("errcode=bad_answer"),
+        "{}",
+        w.gw().log()
+    );
+}

@@ -346,7 +346,13 @@ impl Qyapi {
         };
         match sent {
             Ok(resp) => Served {
-                errcode: Errcode::Code(resp.errcode),
+                // An answer that is no WeCom answer (an error page of WeCom's front, HTTP 5xx)
+                // is passed back as it came, but counted as what it is, never as a success.
+                errcode: if resp.errcode == 0 && !(200..300).contains(&resp.status) {
+                    Errcode::Failed("bad_answer")
+                } else {
+                    Errcode::Code(resp.errcode)
+                },
                 response: passed_back(resp, rid),
                 app: app.name.clone(),
                 api: label,
