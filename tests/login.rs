@@ -114,6 +114,14 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
         .unwrap();
     assert_eq!(who["userid"], "zhangsan");
     assert_eq!(who["app"], "crm");
+    // The gateway's own endpoints that read the session name its member in their log line.
+    w.gw().wait_log("path=/_gateway/whoami");
+    let log = w.gw().log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/_gateway/whoami"))
+        .unwrap();
+    assert!(line.contains("userid=\"zhangsan\""), "{line}");
 
     let metrics = w.gw().metrics().await;
     assert!(

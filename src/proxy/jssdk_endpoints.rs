@@ -75,12 +75,18 @@ fn login_required(session: &Session, ctx: &Ctx, app: Option<&str>) -> Failure {
 }
 
 /// `GET {prefix}/jssdk/config?url=URL[&app=NAME][&stale=REPORT]`.
-pub async fn config(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
-    let config = &ctx.config;
+pub async fn config(
+    session: &Session,
+    ctx: &mut Ctx,
+    provider: &Provider,
+) -> Result<Answer, Failure> {
+    let config = &ctx.config.clone();
     let q = query(session);
     let Some(found) = find_session(session, config, param(&q, "app"), provider).await else {
         return Err(login_required(session, ctx, param(&q, "app")));
     };
+    // For the request's log line.
+    ctx.identity = Some(found.entry.identity());
     let url = jsconfig::page_url(param(&q, "url").unwrap_or(""), &config.server.public_url)
         .map_err(|why| Failure::new(Kind::BadRequest, why.describe()))?
         .to_owned();
@@ -213,15 +219,16 @@ async fn replace_stale_ticket(
 /// `POST {prefix}/external-contact` with `{"external_userid": "..."}`.
 pub async fn external_contact(
     session: &mut Session,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     provider: &Provider,
 ) -> Result<Answer, Failure> {
-    let config = &ctx.config;
+    let config = &ctx.config.clone();
     let q = query(session);
     let found = find_session(session, config, param(&q, "app"), provider).await;
     let (Some(found), Some(settings)) = (found, config.session.as_ref()) else {
         return Err(login_required(session, ctx, param(&q, "app")).closing());
     };
+    ctx.identity = Some(found.entry.identity());
     let external_userid = read_contact_body(session).await?;
     let member = match (&found.app.credentials, &found.entry.corp_id) {
         (Credentials::Wecom { corp_id, .. }, _) => Some(corp_id.clone()),

@@ -485,8 +485,12 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     ))
 }
 
-pub async fn whoami(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
-    let config = &ctx.config;
+pub async fn whoami(
+    session: &Session,
+    ctx: &mut Ctx,
+    provider: &Provider,
+) -> Result<Answer, Failure> {
+    let config = &ctx.config.clone();
     let q = query(session);
     let entries = super::login_gate::sessions(session, config, provider.store()).await;
     let found = match param(&q, "app") {
@@ -505,6 +509,7 @@ pub async fn whoami(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         let back = super::login_gate::referer_path(config, session);
         return Err(Failure::login_required(login_link(config, app, &back)));
     };
+    ctx.identity = Some(e.identity());
     Ok(answers::json(
         200,
         &serde_json::json!({
