@@ -564,6 +564,51 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
     assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 103 "));
 }
 
+/// An HTTP/1.0 client reads no chunks: an answer without a length (chunked by the upstream, or
+/// ended by its close) reaches it as plain bytes ended by the close, as nginx sends it, also
+/// when the client asked to keep the connection alive. An HTTP/1.1 client still gets chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_client_gets_an_answer_without_a_length_unchunked_and_closed() {
+    let chunked = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    let until_close = scripted_upstream(b"HTTP/1.1 200 OK\r\n\r\nbody-until-close");
+    for (upstream, body) in [(chunked, "hello world"), (until_close, "body-until-close")] {
+        let w = World::new()
+            .crm_at(&format!("http://{upstream}"))
+            .start()
+            .await;
+        let port = w.gw().port;
+        for head in [
+            "GET /x HTTP/1.0\r\n\r\n",
+            "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ] {
+            // `raw_request` reads to the close (10 s at most): a kept connection fails it.
+            let resp = tokio::task::spawn_blocking(move || raw_request(port, head.as_bytes()))
+                .await
+                .unwrap()
+                .unwrap();
+            let text = String::from_utf8_lossy(&resp).into_owned();
+            let (head_part, got) = text.split_once("\r\n\r\n").unwrap();
+            assert_eq!(got, body, "{head:?}: {text}");
+            let lower = head_part.to_ascii_lowercase();
+            assert!(!lower.contains("transfer-encoding"), "{text}");
+            assert!(lower.contains("connection: close"), "{text}");
+        }
+        let resp = tokio::task::spawn_blocking(move || {
+            raw_request(
+                port,
+                b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
+        assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    }
+}
+
 /// An intercepted upstream error whose `error_page` lands on a `[[routes]]` entry passes the
 /// upstream's own answer on (the gateway does not hand a request from an nginx location to a
 /// route mid-way); an `X-Accel-Redirect` there is the gateway's 502, never a 500.

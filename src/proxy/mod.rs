@@ -628,6 +628,15 @@ impl ProxyHttp for Gateway {
             let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
             headers::strip_gateway_set_cookies(resp, cookie_name);
         }
+        // An HTTP/1.0 client reads no chunks (nginx sends it the body as it is, ended by the
+        // close): the engine chunks every answer without a length, whatever the client's
+        // version. Without the coding the body is written as it comes and the connection closes.
+        if session.req_header().version < http::Version::HTTP_11
+            && resp.headers.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         // Written after the answer's own headers, not into pingora's two maps (nothing reads
         // it again); an id the upstream set is kept.
         if !has_id {
