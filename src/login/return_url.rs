@@ -134,8 +134,9 @@ impl ReturnUrl {
     /// fragment is a hash route (`/#/reg?openId=O`, as legacy front ends read it), else to the
     /// URL's query. A parameter of the same name (compared without case, percent-decoded) is
     /// first removed from every part of the URL — the query, the fragment's query, a fragment
-    /// of `name=value` pairs — so a crafted `return_to` can never pre-set the identity the
-    /// front end reads, wherever that front end looks.
+    /// of `name=value` pairs, and any `name=` after a `?`, `&`, `;` or `#` where a legacy
+    /// reader's regex (`[?&]openId=([^&;]+)` on `location.href`) would find it — so a crafted
+    /// `return_to` can never pre-set the identity the front end reads, wherever it looks.
     pub fn with_query(&self, params: &[(String, String)]) -> ReturnUrl {
         if params.is_empty() {
             return self.clone();
@@ -145,9 +146,10 @@ impl ReturnUrl {
             let name = percent_decode_str(name).decode_utf8_lossy();
             params.iter().any(|(p, _)| p.eq_ignore_ascii_case(&name))
         };
-        let (before, fragment) = match self.rest.split_once('#') {
+        let rest = scrubbed(&self.rest, ours);
+        let (before, fragment) = match rest.split_once('#') {
             Some((b, f)) => (b, Some(f)),
-            None => (self.rest.as_str(), None),
+            None => (rest.as_str(), None),
         };
         let (path, query) = before.split_once('?').unwrap_or((before, ""));
         let mut query = without(query, ours);
@@ -185,6 +187,49 @@ impl ReturnUrl {
             rest,
         }
     }
+}
+
+/// `rest` without any piece that `drop` names, a piece being what follows any of `?`, `&`, `;`
+/// and `#` up to the next one (the path before the first is never one). The URL's structure
+/// is kept: the first `#`, and the first `?` on either side of it, stay when their piece goes.
+fn scrubbed(rest: &str, drop: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(rest.len());
+    let (mut fragment, mut query) = (false, false);
+    let mut pieces = rest.split_inclusive(['?', '&', ';', '#']).peekable();
+    // Each item ends with its delimiter; the delimiter belongs to the piece after it.
+    let mut delimiter: Option<char> = None;
+    let mut first = true;
+    while let Some(item) = pieces.next() {
+        let (body, next) = match item.chars().last() {
+            Some(c @ ('?' | '&' | ';' | '#')) => (&item[..item.len() - 1], Some(c)),
+            _ => (item, None),
+        };
+        let structural = match delimiter {
+            Some('#') if !fragment => {
+                fragment = true;
+                query = false;
+                true
+            }
+            Some('?') if !query => {
+                query = true;
+                true
+            }
+            _ => false,
+        };
+        if first || !drop(body) {
+            out.extend(delimiter);
+            out.push_str(body);
+        } else if structural {
+            out.extend(delimiter);
+        }
+        first = false;
+        delimiter = next;
+    }
+    if let Some(d) = delimiter {
+        // A trailing delimiter (`/page#`): kept as written.
+        out.push(d);
+    }
+    out
 }
 
 /// The pairs of `query` that `drop` does not name.
@@ -442,6 +487,30 @@ mod tests {
             ("/p?open%49d=a#sec", &[("openId", "O")], "/p?openId=O#sec"),
             ("/p#openId=a&k=1", &[("openId", "O")], "/p?openId=O#k=1"),
             ("/p#openId=a", &[("openId", "O")], "/p?openId=O#"),
+            // Where a legacy reader's regex finds a name after any `?`, `&`, `;` or `#`.
+            ("/mp/?a=1?openId=X", &[("openId", "O")], "/mp/?a=1&openId=O"),
+            (
+                "/mp/#/reg?a=1?openId=X",
+                &[("openId", "O")],
+                "/mp/#/reg?a=1&openId=O",
+            ),
+            (
+                "/mp/#/reg&openId=X",
+                &[("openId", "O")],
+                "/mp/#/reg?openId=O",
+            ),
+            (
+                "/mp/#/reg#openId=X",
+                &[("openId", "O")],
+                "/mp/#/reg?openId=O",
+            ),
+            ("/mp/?a=1;openId=X", &[("openId", "O")], "/mp/?a=1&openId=O"),
+            ("/mp/;openId=X/p", &[("openId", "O")], "/mp/?openId=O"),
+            (
+                "/mp;jsessionid=1/p",
+                &[("openId", "O")],
+                "/mp;jsessionid=1/p?openId=O",
+            ),
         ];
         for (raw, params, want) in cases {
             let r = ReturnUrl::check(raw, &public()).unwrap();

@@ -87,6 +87,12 @@ async fn a_crafted_return_to_cannot_preset_the_identity_the_front_end_reads() {
         "/mp/#/reg?openId=ATTACKER",
         "/mp/?OPENID=ATTACKER&x=1#/reg?openid=ATTACKER&y=2",
         "/mp/?open%49d=ATTACKER#/reg",
+        // Where `[?&]openId=([^&;]+)` on `location.href` finds it.
+        "/mp/?a=1?openId=ATTACKER",
+        "/mp/#/reg?a=1?openId=ATTACKER",
+        "/mp/#/reg&openId=ATTACKER",
+        "/mp/#/reg#openId=ATTACKER",
+        "/mp/?a=1;openId=ATTACKER",
     ] {
         let mut b = Browser::new(WECHAT_UA);
         let landed = w.login(&mut b, "mp", return_to).await;
