@@ -175,7 +175,9 @@ pub fn same_gate(table: &RouteTable, a: usize, b: usize) -> bool {
 
 /// What servers that are lenient about a path make of it: without its trailing `/` (Spring
 /// before 6, Express, ASP.NET match `/exact/` to `/exact`), without the dots and spaces that
-/// end its segments (Windows: `/sidebar./x` is `/sidebar/x`), and without case (Express,
+/// end its segments (Windows: `/sidebar./x` is `/sidebar/x`) or the blanks and control bytes
+/// around them (Java's `String.trim()` in Spring's `AntPathMatcher` before 4.3: `/sidebar%09/`
+/// is `/sidebar/`), and without case (Express,
 /// ASP.NET, IIS, ThinkPHP). Each reading costs something only when the path or the areas
 /// give it something to find.
 fn lenient_readings(
@@ -196,7 +198,7 @@ fn lenient_readings(
     // Most paths have nothing a lenient server reads otherwise: one pass says so.
     let odd = path
         .iter()
-        .any(|&b| b.is_ascii_uppercase() || b == b'.' || b == b' ');
+        .any(|&b| b.is_ascii_uppercase() || b == b'.' || b <= b' ');
     if !odd && !table.areas_have_upper {
         return Ok(());
     }
@@ -222,10 +224,16 @@ fn lenient_readings(
     Ok(())
 }
 
-/// The path with the dots and spaces that end a segment removed, as Windows reads a name;
-/// `None` when no segment ends so.
+/// The path with the dots and spaces that end a segment removed, as Windows reads a name, and
+/// the blanks and control bytes that begin or end one, as Java's `trim()` does; `None` when no
+/// segment has any.
 fn windows_reading(path: &[u8]) -> Option<Vec<u8>> {
-    let ends = |seg: &[u8]| seg != b"." && seg != b".." && matches!(seg.last(), Some(b'.' | b' '));
+    let ends = |seg: &[u8]| {
+        seg != b"."
+            && seg != b".."
+            && (matches!(seg.last(), Some(&b) if b == b'.' || b <= b' ')
+                || matches!(seg.first(), Some(&b) if b <= b' '))
+    };
     if !path.split(|&b| b == b'/').any(ends) {
         return None;
     }
@@ -234,17 +242,19 @@ fn windows_reading(path: &[u8]) -> Option<Vec<u8>> {
         if i > 0 {
             out.push(b'/');
         }
-        let keep = if ends(seg) {
-            seg.len()
-                - seg
+        let (start, keep) = if ends(seg) {
+            let start = seg.iter().take_while(|&&b| b <= b' ').count();
+            let end = seg.len()
+                - seg[start..]
                     .iter()
                     .rev()
-                    .take_while(|&&b| b == b'.' || b == b' ')
-                    .count()
+                    .take_while(|&&b| b == b'.' || b <= b' ')
+                    .count();
+            (start, end)
         } else {
-            seg.len()
+            (0, seg.len())
         };
-        out.extend_from_slice(&seg[..keep]);
+        out.extend_from_slice(&seg[start..keep]);
     }
     Some(out)
 }
@@ -450,6 +460,9 @@ mod tests {
             ("/EXACT/", "/EXACT/", Ok(Some(4))),
             ("/sidebar./x", "/sidebar./x", Ok(Some(0))),
             ("/sidebar /x", "/sidebar%20/x", Ok(Some(0))),
+            ("/sidebar\t/x", "/sidebar%09/x", Ok(Some(0))),
+            ("/sidebar\x0b/x", "/sidebar%0b/x", Ok(Some(0))),
+            ("/\x1fsidebar/x", "/%1fsidebar/x", Ok(Some(0))),
             ("/Other/x", "/Other/x", Ok(None)),
             ("/other./x", "/other./x", Ok(None)),
             // Literal dot segments, read as sent: most upstreams route on them unresolved.
