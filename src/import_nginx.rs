@@ -180,10 +180,18 @@ fn collect_upstreams(
                 match upstream_of(url) {
                     // An `upstream` block of that name is its address already.
                     Some((_, addr)) if out.contains_key(addr.as_str()) => {}
-                    Some((name, addr)) if !out.contains_key(&name) => {
-                        out.insert(name, format!("http://{addr}"));
+                    Some((name, addr)) => {
+                        let url = format!("http://{addr}");
+                        if !out.values().any(|u| *u == url) {
+                            let mut chosen = name.clone();
+                            let mut n = 2;
+                            while out.contains_key(&chosen) {
+                                chosen = format!("{name}_{n}");
+                                n += 1;
+                            }
+                            out.insert(chosen, url);
+                        }
                     }
-                    Some(_) => {}
                     None => notes.push(format!(
                         "{}: `proxy_pass {url}` chooses its host per request: add an \
                          [upstreams.NAME] for every host it can name",
@@ -208,8 +216,11 @@ fn upstream_of(url: &str) -> Option<(String, String)> {
         return None;
     }
     parse_target(authority).ok()?;
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    let name: String = host
+    // Named by the host, and by the port when one is written: `proxy_pass http://NAME` reads
+    // NAME as an upstream's name first, so a name that is a host must be that host's port 80
+    // (`localhost` for `localhost:8080` would take `proxy_pass http://localhost` there), and
+    // two ports of one host (an API and its file service) each get their own.
+    let name: String = authority
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();

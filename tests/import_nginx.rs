@@ -103,6 +103,29 @@ fn proxy_locations_become_routes_and_rewrites_that_check_accepts() {
     assert!(ok, "{err}\n{routes}");
 }
 
+/// Two ports of one host (RuoYi-Cloud's API and its file service): each gets its upstream,
+/// and the TOML printed passes `check`.
+#[test]
+fn two_ports_of_one_host_become_two_upstreams() {
+    let dir = TempDir::new("import-ports");
+    let (code, toml, stderr) = import(
+        "server { listen 80; server_name crm.example.com;
+           location /prod-api/ { proxy_pass http://localhost:8080/; }
+           location /file/ { proxy_pass http://localhost:9300/; }
+           location /ws/ { proxy_pass http://localhost:9300/ws/; }
+           location /old/ { proxy_pass http://localhost; } }
+",
+        &dir,
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    for addr in ["localhost:8080", "localhost:9300", "localhost"] {
+        let line = format!("url = \"http://{addr}\"\n");
+        assert_eq!(toml.matches(&line).count(), 1, "{addr}:\n{toml}");
+    }
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}
+
 #[test]
 fn unsupported_directives_are_listed_with_file_and_line() {
     let dir = TempDir::new("import-unsup");
