@@ -409,9 +409,47 @@ fn unsupported_directives_are_listed_with_their_line() {
         lines,
         [
             "crm.conf:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")",
-            "crm.conf:5: directive 'proxy_cache' is not supported",
+            "crm.conf:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)",
             "crm.conf:6: directive 'return' is not supported (variable $request_time)",
         ]
+    );
+}
+
+/// The FastCGI timeouts and buffers a stock BaoTa or LNMP `nginx.conf` sets for every site,
+/// and how nginx reads files and writes sockets, load as changing nothing; a `fastcgi_pass`
+/// is still refused, saying what to do instead.
+#[test]
+fn another_protocols_tuning_loads_and_its_pass_is_refused() {
+    let cfg = Config::parse(
+        "nginx.conf",
+        "fastcgi_connect_timeout 300; fastcgi_send_timeout 300; fastcgi_read_timeout 300;\n\
+         fastcgi_buffer_size 64k; fastcgi_buffers 4 64k; fastcgi_busy_buffers_size 128k;\n\
+         fastcgi_temp_file_write_size 256k; fastcgi_intercept_errors on;\n\
+         uwsgi_read_timeout 60; aio threads; directio 4m; output_buffers 2 32k;\n\
+         postpone_output 1460; proxy_socket_keepalive on;\n\
+         server { location / { return 200 \"ok\"; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    assert_eq!(cfg.noted.len(), 14, "{:?}", cfg.noted);
+    let cfg = Config::parse(
+        "php.conf",
+        "server { location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000; fastcgi_index index.php; \
+         include_params_here; } }"
+            .replace(
+                "include_params_here;",
+                "fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;",
+            )
+            .as_str(),
+    )
+    .unwrap();
+    let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "php.conf:1: directive 'fastcgi_pass' is not supported (the gateway speaks HTTP"
+        ),
+        "{lines:?}"
     );
 }
 

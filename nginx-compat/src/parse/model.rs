@@ -57,6 +57,16 @@ fn remedy(directive: &str) -> Option<&'static str> {
         Some("protect the location with a login route instead, or keep the password in the proxy in front")
     } else if d.starts_with("sub_filter") {
         Some("the gateway does not rewrite answer bodies: change the page in the CRM")
+    } else if d.starts_with("proxy_cache") {
+        Some("the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream")
+    } else if d == "stub_status" {
+        Some("the gateway's own counters are served at [server] admin_listen's /metrics")
+    } else if d.starts_with("auth_request") {
+        Some("the gateway is the login: give the location's route `login = \"APP\"` (or keep the check in the proxy in front)")
+    } else if d.starts_with("proxy_ssl") {
+        Some("the gateway speaks plain HTTP to its upstreams: proxy_pass to an http:// address (a TLS-speaking upstream behind a local proxy)")
+    } else if d == "more_set_headers" {
+        Some("use add_header NAME VALUE always")
     } else {
         None
     }

@@ -23,7 +23,7 @@ pub(super) fn proxy_pass(d: &Directive, uri_allowed: bool) -> Result<ProxyPass, 
     if lower.starts_with("https://") {
         return Err(d
             .pos
-            .error("https upstreams are not supported by the gateway"));
+            .error("https upstreams are not supported by the gateway: it speaks plain HTTP to its upstreams; proxy_pass to an http:// address (for a TLS-only service, a local proxy that speaks TLS to it)"));
     }
     if !lower.starts_with("http://") {
         return Err(d.pos.error("invalid URL prefix"));

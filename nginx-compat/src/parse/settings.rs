@@ -709,6 +709,27 @@ impl Builder {
                         "the size of one of nginx's lookup tables; the gateway sizes its own",
                     );
                 }
+                name if another_protocols_setting(name) => {
+                    nargs(d, |n| n >= 1)?;
+                    self.noted(
+                        d,
+                        "configures a module nginx uses only with its `_pass` (FastCGI, uwsgi, \
+                         SCGI, gRPC), which the gateway refuses where it appears",
+                    );
+                }
+                "aio"
+                | "directio"
+                | "directio_alignment"
+                | "output_buffers"
+                | "postpone_output"
+                | "proxy_socket_keepalive"
+                | "read_ahead" => {
+                    nargs(d, |n| n >= 1)?;
+                    self.noted(
+                        d,
+                        "how nginx reads files and writes to sockets; the bytes sent are the same",
+                    );
+                }
                 "gzip_buffers" => {
                     nargs(d, |n| n == 2)?;
                     let n = &d.args[0].text;
@@ -1161,5 +1182,23 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "proxy_next_upstream_timeout"
             | "proxy_ignore_client_abort"
             | "large_client_header_buffers"
+            | "aio"
+            | "directio"
+            | "directio_alignment"
+            | "output_buffers"
+            | "postpone_output"
+            | "proxy_socket_keepalive"
+            | "read_ahead"
     ) || HASH_SIZES.contains(&n)
+        || another_protocols_setting(n)
+}
+
+/// A setting of the FastCGI, uwsgi, SCGI or gRPC module other than its `_pass`: nginx reads it
+/// only for a location that passes to that protocol (stock `nginx.conf` files of BaoTa and LNMP
+/// set the FastCGI timeouts and buffers for every site, PHP or not).
+fn another_protocols_setting(n: &str) -> bool {
+    ["fastcgi_", "uwsgi_", "scgi_", "grpc_"]
+        .iter()
+        .any(|p| n.starts_with(p))
+        && !n.ends_with("_pass")
 }
