@@ -22,7 +22,9 @@ fn check_with_files(
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, text).unwrap();
     for (name, content) in files {
-        std::fs::write(dir.path().join(name), content).unwrap();
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
     }
     let out = Command::new(bin())
         .current_dir(dir.path())
@@ -441,6 +443,28 @@ fn a_missing_relative_include_names_conf_dir() {
         stderr.contains("mime.types") && stderr.contains("[nginx] conf_dir"),
         "{stderr}"
     );
+}
+
+/// `include` with a `*` reads as nginx's glob(3): a directory that is not there includes
+/// nothing (CentOS's stock `include /etc/nginx/default.d/*.conf;`), and a name starting with a
+/// dot (an editor's swap file) is not matched.
+#[test]
+fn a_wildcard_include_skips_dot_files_and_a_missing_directory() {
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n"),
+        &[
+            (
+                "site.conf",
+                "server { include default.d/*.conf; include sites/*; location / { return 200 \"root\"; } }\n",
+            ),
+            ("sites/a.conf", "location /a/ { return 200 \"a\"; }\n"),
+            ("sites/.a.conf.swp", "location /broken {\n"),
+            ("sites/._a.conf", "\u{0}\u{5}garbage {"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("/a/"), "{stdout}");
 }
 
 /// Two listeners on one fixed address: `check` says so, rather than `run` failing to bind the

@@ -491,14 +491,25 @@ fn expand_include(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf
         return Ok(vec![full]);
     };
     let dir = full.parent().unwrap_or(base);
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list \"{}\": {e}", dir.display()))?
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // glob(3) finds nothing in a directory that is not there, and nginx includes nothing
+        // (`include /etc/nginx/default.d/*.conf;` on a host without that directory).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list \"{}\": {e}", dir.display())),
+    };
+    let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
             let n = p.file_name().map(|f| f.to_string_lossy().into_owned());
             n.is_some_and(|n| {
-                n.len() >= head.len() + tail.len() && n.starts_with(head) && n.ends_with(tail)
+                n.len() >= head.len() + tail.len()
+                    && n.starts_with(head)
+                    && n.ends_with(tail)
+                    // glob(3)'s `*` matches no leading dot: an editor's `.crm.conf.swp` or
+                    // macOS's `._crm.conf` beside the files is not included.
+                    && (head.starts_with('.') || !n.starts_with('.'))
             })
         })
         .collect();
