@@ -171,29 +171,60 @@ fn msie6(ua: &[u8]) -> bool {
         && !s.contains("SV1")
 }
 
-/// `gzip_proxied`: a request that came through a proxy (`Via`) is compressed only as allowed.
+/// `gzip_proxied`: a request that came through a proxy (`Via`) is compressed only as allowed,
+/// read in `ngx_http_gzip_ok`'s order: `off` (the default) never; `any` always; `auth` for a
+/// request with `Authorization`; then an answer with `Expires` only when `expired` is set and it
+/// has passed; one with `Cache-Control` only when a set flag names one of its directives; else
+/// (neither header) unless `no_last_modified`/`no_etag` find the header they exclude.
 fn proxied_ok(req: &RequestHeader, h: &ResponseHeader, s: &Settings) -> bool {
     if req.headers.get("via").is_none() {
         return true;
     }
     let p = s.gzip.proxied;
-    if p.any {
+    let off = !(p.any
+        || p.auth
+        || p.expired
+        || p.no_cache
+        || p.no_store
+        || p.private
+        || p.no_last_modified
+        || p.no_etag);
+    if off {
+        return false;
+    }
+    if p.any || (p.auth && req.headers.contains_key(http::header::AUTHORIZATION)) {
         return true;
     }
-    let cc = h
-        .headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(",");
-    (p.auth && req.headers.contains_key(http::header::AUTHORIZATION))
-        || (p.expired && h.headers.contains_key(http::header::EXPIRES))
-        || (p.no_cache && cc.contains("no-cache"))
-        || (p.no_store && cc.contains("no-store"))
-        || (p.private && cc.contains("private"))
-        || (p.no_last_modified && !h.headers.contains_key(http::header::LAST_MODIFIED))
-        || (p.no_etag && !h.headers.contains_key(http::header::ETAG))
+    if let Some(expires) = h.headers.get(http::header::EXPIRES) {
+        let time = |v: &http::HeaderValue| httpdate::parse_http_date(v.to_str().ok()?.trim()).ok();
+        let Some(expires) = time(expires) else {
+            return false;
+        };
+        let date = match h.headers.get(http::header::DATE) {
+            Some(d) => match time(d) {
+                Some(d) => d,
+                None => return false,
+            },
+            None => std::time::SystemTime::now(),
+        };
+        return p.expired && expires < date;
+    }
+    if h.headers.contains_key(http::header::CACHE_CONTROL) {
+        let names = |name: &str| {
+            h.headers
+                .get_all(http::header::CACHE_CONTROL)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+                // `ngx_http_parse_multi_header_lines`: the name alone, ended by the value's
+                // end or a comma (`private="x"` is not `private`).
+                .any(|d| d.trim_ascii_start().eq_ignore_ascii_case(name.as_bytes()))
+        };
+        return (p.no_cache && names("no-cache"))
+            || (p.no_store && names("no-store"))
+            || (p.private && names("private"));
+    }
+    !(p.no_last_modified && h.headers.contains_key(http::header::LAST_MODIFIED))
+        && !(p.no_etag && h.headers.contains_key(http::header::ETAG))
 }
 
 /// The upstream's answer header arrived: with `proxy_intercept_errors` and an `error_page`

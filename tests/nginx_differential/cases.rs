@@ -343,6 +343,34 @@ pub const GROUPS: &[Group] = &[
             "GET /assets/logo.png | Accept-Encoding: gzip",
         ],
     },
+    // `gzip_proxied` as nginx's docs and LNMP files write it, for requests through a CDN
+    // (`Via`): compressed unless the answer's `Expires` is ahead or its `Cache-Control` names
+    // none of the flags; an answer with neither is compressed.
+    Group {
+        name: "gzip-proxied",
+        http: "",
+        body: "gzip on; gzip_min_length 1; gzip_types text/plain;\n\
+               location /flags/ { gzip_proxied expired no-cache no-store private auth;\n\
+                 proxy_pass http://{{UP}}; }\n\
+               location /lm/ { gzip_proxied no_last_modified no_etag; proxy_pass http://{{UP}}; }\n\
+               location /off/ { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Cache-Control: max-age=60",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Cache-Control: public, no-cache",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Cache-Control: private=\"x\"",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Expires: Thu, 01 Jan 1970 00:00:01 GMT",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Expires: Fri, 01 Jan 2100 00:00:00 GMT",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: Expires: garbage",
+            "GET /flags/a | Accept-Encoding: gzip | Via: 1.1 cdn | Authorization: Basic eA== | X-Echo-Header: Cache-Control: max-age=60",
+            "GET /lm/a | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "GET /lm/a | Accept-Encoding: gzip | Via: 1.1 cdn | X-Echo-Header: ETag: \"v1\"",
+            "GET /off/a | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "GET /off/a | Accept-Encoding: gzip",
+        ],
+    },
     Group {
         name: "return-edges",
         http: "",
