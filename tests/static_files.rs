@@ -412,3 +412,70 @@ async fn etag_off_leaves_files_without_etags() {
         .unwrap();
     assert_eq!(again.status(), 304);
 }
+
+/// `gzip_vary on`: an answer of a type nginx compresses says `Vary: Accept-Encoding` whether or
+/// not this client gets it compressed (a client without `Accept-Encoding`, one `gzip_disable`
+/// names), so a cache in front keeps both copies apart; once, in nginx's spelling of the value.
+/// A type it
+/// does not compress, and a HEAD, get none.
+#[tokio::test]
+async fn gzip_vary_marks_every_answer_of_a_compressed_type_once() {
+    let dir = TempDir::new("gzip-vary");
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/app.js"), APP_JS.repeat(20)).unwrap();
+    std::fs::write(dir.path().join("www/logo.png"), [0u8; 300]).unwrap();
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "gzip on; gzip_vary on; gzip_min_length 1; gzip_types application/javascript;\n\
+         gzip_disable \"MSIE [1-6]\\.\";\nlocation /s/ { alias www/; }\n",
+    )
+    .unwrap();
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let port = gw.port;
+    let head = move |req: &'static str| {
+        let raw = raw_request(port, req.as_bytes()).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let head = text.split("\r\n\r\n").next().unwrap().to_owned();
+        let vary: Vec<String> = head
+            .lines()
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("vary").then(|| v.trim().to_owned())
+            })
+            .collect();
+        (head, vary)
+    };
+    let one = vec!["Accept-Encoding".to_owned()];
+    for req in [
+        "GET /s/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /s/app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 6.0)\r\nConnection: close\r\n\r\n",
+    ] {
+        let (h, vary) = tokio::task::spawn_blocking(move || head(req)).await.unwrap();
+        assert_eq!(vary, one, "{h}");
+        assert!(!h.to_ascii_lowercase().contains("content-encoding"), "{h}");
+    }
+    let (h, vary) = tokio::task::spawn_blocking(move || {
+        head("GET /s/app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(vary, one, "{h}");
+    assert!(
+        h.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "{h}"
+    );
+    for req in [
+        "GET /s/logo.png HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        "HEAD /s/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let (h, vary) = tokio::task::spawn_blocking(move || head(req))
+            .await
+            .unwrap();
+        assert!(vary.is_empty(), "{h}");
+    }
+}

@@ -43,8 +43,10 @@ pub fn apply_edits(h: &mut ResponseHeader, edits: &[HeaderEdit]) {
 }
 
 /// `ngx_http_gzip_header_filter` + `ngx_http_gzip_ok`: when nginx would gzip this answer, the
-/// engine's compression module is switched on for it (gzip only, at `gzip_comp_level`).
-pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
+/// engine's compression module is switched on for it (gzip only, at `gzip_comp_level`). An
+/// answer of a type nginx compresses says `Vary: Accept-Encoding` with `gzip_vary on` whether
+/// or not this client gets it compressed, as nginx marks it before asking the client.
+pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
     let g = &s.gzip;
     if !g.on || !matches!(h.status.as_u16(), 200 | 403 | 404) {
         return;
@@ -80,6 +82,14 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
     if !g.types.iter().any(|t| t == "*" || *t == ctype) {
         return;
     }
+    if g.vary && !varies_on_encoding(h) {
+        // The engine's module adds none when one is there.
+        let _ = h.append_header(
+            http::header::VARY,
+            http::HeaderValue::from_static("Accept-Encoding"),
+        );
+    }
+    let req = session.req_header();
     if !client_takes_gzip(req, s) || !proxied_ok(req, h, s) {
         return;
     }
@@ -100,6 +110,14 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &ResponseHeader) {
 
 /// `ngx_http_gzip_ok`'s questions of the request: its HTTP version (`gzip_http_version`), its
 /// `Accept-Encoding`, its `User-Agent` (`gzip_disable`).
+fn varies_on_encoding(h: &ResponseHeader) -> bool {
+    h.headers.get_all(http::header::VARY).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|n| n.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"))
+    })
+}
+
 fn client_takes_gzip(req: &RequestHeader, s: &Settings) -> bool {
     let g = &s.gzip;
     let oldest = if g.http_10 {
