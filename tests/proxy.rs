@@ -566,7 +566,8 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
 
 /// An HTTP/1.0 client reads no chunks: an answer without a length (chunked by the upstream, or
 /// ended by its close) reaches it as plain bytes ended by the close, as nginx sends it, also
-/// when the client asked to keep the connection alive. An HTTP/1.1 client still gets chunks.
+/// when the client asked to keep the connection alive. An HTTP/1.1 client still gets chunks; a
+/// 204 never says it is chunked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_client_gets_an_answer_without_a_length_unchunked_and_closed() {
     let chunked = scripted_upstream(
@@ -607,6 +608,32 @@ async fn an_http_1_0_client_gets_an_answer_without_a_length_unchunked_and_closed
         let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
         assert!(text.contains("transfer-encoding: chunked"), "{text}");
     }
+    // A 204 that says it is chunked reaches the client without the coding, and nothing after
+    // its head: the next answer on the connection starts clean.
+    let no_content = scripted_upstream(
+        b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    let w = World::new()
+        .crm_at(&format!("http://{no_content}"))
+        .start()
+        .await;
+    let port = w.gw().port;
+    let resp = tokio::task::spawn_blocking(move || {
+        raw_request(
+            port,
+            b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    assert!(text.starts_with("HTTP/1.1 204 "), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("transfer-encoding"),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "{text:?}");
 }
 
 /// An intercepted upstream error whose `error_page` lands on a `[[routes]]` entry passes the

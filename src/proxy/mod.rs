@@ -631,11 +631,15 @@ impl ProxyHttp for Gateway {
         // An HTTP/1.0 client reads no chunks (nginx sends it the body as it is, ended by the
         // close): the engine chunks every answer without a length, whatever the client's
         // version. Without the coding the body is written as it comes and the connection closes.
-        if session.req_header().version < http::Version::HTTP_11
+        // A 204 has no body to frame (RFC 9110 6.4.1); nginx drops an upstream's coding there.
+        let http_10 = session.req_header().version < http::Version::HTTP_11;
+        if (http_10 || resp.status == http::StatusCode::NO_CONTENT)
             && resp.headers.contains_key(http::header::TRANSFER_ENCODING)
         {
             resp.remove_header(&http::header::TRANSFER_ENCODING);
-            session.set_keepalive(None);
+            if http_10 {
+                session.set_keepalive(None);
+            }
         }
         // Written after the answer's own headers, not into pingora's two maps (nothing reads
         // it again); an id the upstream set is kept.
