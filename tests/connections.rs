@@ -98,6 +98,42 @@ fn a_client_that_trickles_its_header_is_closed_after_header_timeout() {
     }
 }
 
+/// A proxied request whose body stops arriving: the upstream waits for it until its read
+/// timeout, and the client is told it was late (408, as nginx's `client_body_timeout`), never
+/// that the CRM did not answer (504); no upstream error is counted.
+#[test]
+fn a_proxied_body_that_stops_arriving_is_a_408_not_the_upstreams_504() {
+    let up = upstream::echo("crm");
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\nread_timeout = \"1s\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        up.url()
+    ));
+    let mut s = connect(&gw);
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 408);
+    assert!(r.header("x-request-id").is_some());
+    // A complete body the upstream is slow to answer is still the upstream's 504.
+    let slow = upstream::serve(axum::Router::new().route(
+        "/slow",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "late"
+        }),
+    ));
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\nread_timeout = \"1s\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        slow.url()
+    ));
+    let mut s = connect(&gw);
+    s.write_all(b"POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\nok")
+        .unwrap();
+    assert_eq!(read_response(&mut s, &mut Vec::new()).status, 504);
+}
+
 /// The gateway's own endpoints take small bodies (a callback, a JSON request) whole within 10 s:
 /// pingora bounds each read, so a body trickled a byte at a time held the connection for hours
 /// (WeCom's callbacks share this listener). It gets nginx's 408 and the connection closes.

@@ -700,6 +700,14 @@ impl ProxyHttp for Gateway {
             ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
                 (Kind::UpstreamUnavailable, "connect")
             }
+            // The request's body stopped arriving: the upstream waited for it (its read is
+            // timed afresh with each piece of body passed on), the client is late, as nginx's
+            // `client_body_timeout` says with a 408; the CRM is not to blame.
+            ErrorType::ReadTimedout
+                if *e.esource() == ErrorSource::Downstream || !session.is_body_done() =>
+            {
+                (Kind::RequestTimeout, "")
+            }
             ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
                 (Kind::UpstreamTimeout, "timeout")
             }
@@ -737,6 +745,7 @@ impl ProxyHttp for Gateway {
             let detail = match kind {
                 Kind::UpstreamTimeout => "the application did not answer in time",
                 Kind::UpstreamUnavailable => "the application could not be reached",
+                Kind::RequestTimeout => "the request's body stopped arriving",
                 Kind::BadRequest if bad_body.is_none() => "the request cannot be sent on as it is",
                 _ => bad_body.unwrap_or("the request could not be completed"),
             };
