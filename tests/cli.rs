@@ -500,3 +500,20 @@ fn two_listeners_on_one_address_are_refused() {
         assert_eq!(code, 0, "{listen} {admin}: {stderr}");
     }
 }
+
+/// A `__Host-` cookie name (which no other path or subdomain can plant a copy of) is taken on
+/// an https `public_url`; on http browsers would drop it and every sign-in start again, so
+/// `check` says so at the key.
+#[test]
+fn a_host_prefixed_cookie_name_needs_an_https_public_url() {
+    let session = "[session]\nsecret = \"test-session-secret-0123456789abcdef\"\ncookie_name = \"__Host-wgw_session\"\n";
+    let (code, _, stderr) = check(&format!("{BASE}{session}"), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[session].cookie_name: a __Host- or __Secure- cookie needs an https"),
+        "{stderr}"
+    );
+    let https = BASE.replace("http://127.0.0.1:8080", "https://crm.example.com");
+    let (code, _, stderr) = check(&format!("{https}{session}"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -30,7 +30,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     let session = f
         .session
         .as_ref()
-        .map(|s| compile_session(s, src))
+        .map(|s| compile_session(s, &server, src))
         .transpose()?;
     let store = compile_store(&f.store, src, dir)?;
 
@@ -435,7 +435,11 @@ fn header_buffers(v: &Spanned<Text>, src: &Source<'_>) -> Result<nginx_compat::H
     })
 }
 
-fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<SessionSettings> {
+fn compile_session(
+    s: &Spanned<file::Session>,
+    server: &ServerSettings,
+    src: &Source<'_>,
+) -> Result<SessionSettings> {
     let s = s.get_ref();
     let cookie_name = match &s.cookie_name {
         None => DEFAULT_COOKIE.to_owned(),
@@ -450,6 +454,17 @@ fn compile_session(s: &Spanned<file::Session>, src: &Source<'_>) -> Result<Sessi
                     c.span(),
                     "[session].cookie_name",
                     "expected letters, digits, '_' or '-'",
+                ));
+            }
+            // Browsers keep a `__Host-` or `__Secure-` cookie only when it is `Secure`, which
+            // the gateway's cookies are on an https `public_url` alone: on http every sign-in
+            // would end without a session, and start again.
+            let prefixed = text.starts_with("__Host-") || text.starts_with("__Secure-");
+            if prefixed && server.public_url.scheme() != "https" {
+                return Err(src.error(
+                    c.span(),
+                    "[session].cookie_name",
+                    "a __Host- or __Secure- cookie needs an https [server].public_url",
                 ));
             }
             text.to_owned()
