@@ -790,6 +790,14 @@ async fn the_redis_queue_lists_and_replays_parked_events() {
     )
     .unwrap();
     wecom_gateway::callback::queue::conformance::parks_and_replays(&q).await;
+    let q = wecom_gateway::callback::queue::RedisQueue::open(
+        &redis.url(),
+        "wgw-seen:",
+        DEFAULT_LOCK_TTL,
+        Clock::system(),
+    )
+    .unwrap();
+    wecom_gateway::callback::queue::conformance::remembers_what_it_queued(&q).await;
 }
 
 /// After Redis restarts, the first command on the old connection meets a closed socket: it is

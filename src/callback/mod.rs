@@ -121,6 +121,23 @@ impl Callbacks {
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();
         let at = event::acted_at(&msg, received_ms / 1000);
+        let dedup = event::dedup_key(&msg);
+        // A copy of a message already queued (WeCom's retry, or a captured request sent again
+        // within the signature's window) is acknowledged and does nothing: acting again, as of
+        // now, a `cancel_auth` would remove the reinstall made since, a `delete_user` end the
+        // member's new login.
+        if self
+            .queue
+            .seen(app, &dedup)
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?
+        {
+            METRICS
+                .events
+                .with_label_values(&[app, label, "duplicate"])
+                .inc();
+            return Ok(Pushed::Duplicate);
+        }
         let ins = instruction::read(&msg);
         if let Some(ins) = &ins {
             let queue = instruction::at_endpoint(&self.provider, a, ins, at, ttl)
@@ -135,7 +152,7 @@ impl Callbacks {
                 return Ok(Pushed::Duplicate);
             }
         }
-        let event = Event::new(app, plain, event::dedup_key(&msg), received_ms);
+        let event = Event::new(app, plain, dedup, received_ms);
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
         let todo = match (&a.credentials, &data_corp) {
             (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),

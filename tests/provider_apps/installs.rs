@@ -249,6 +249,36 @@ async fn a_replayed_cancel_auth_leaves_a_later_install_alone() {
     assert_eq!(agent_of(&s, CORP_A).await.0, 200, "the new install stays");
 }
 
+/// The same within the minute WeCom's clock is allowed ahead, where the copy's own time no
+/// longer puts it before the reinstall: a message already queued does nothing again.
+#[tokio::test]
+async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let cancel = s.wait_forwarded("cancel_auth", 1).await[0].clone();
+    s.advance("3s").await;
+    s.install(CORP_A).await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": cancel}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200, "the new install stays");
+    assert_eq!(
+        s.forwarded("cancel_auth").len(),
+        1,
+        "the copy is not queued"
+    );
+}
+
 #[tokio::test]
 async fn cancel_auth_removes_the_corp_and_its_tokens() {
     let s = Saas::start(Backend::Local, 0).await;

@@ -8,6 +8,19 @@ fn event(n: u32, dedup: &str) -> Event {
     Event::new("crm", format!("<xml><N>{n}</N></xml>"), dedup.to_owned(), 1)
 }
 
+/// What was queued is remembered by its key, for its app alone, delivered or parked or not:
+/// a copy of it must not act again.
+pub async fn remembers_what_it_queued(q: &dyn EventQueue) {
+    assert!(!q.seen("crm", "s1").await.unwrap());
+    q.push(&event(1, "s1")).await.unwrap();
+    assert!(q.seen("crm", "s1").await.unwrap());
+    assert!(!q.seen("crm", "s2").await.unwrap());
+    assert!(!q.seen("other", "s1").await.unwrap());
+    let h = q.head("crm").await.unwrap().unwrap();
+    q.ack("crm", &h).await.unwrap();
+    assert!(q.seen("crm", "s1").await.unwrap(), "after delivery too");
+}
+
 /// Parked events are listed oldest first and put back at the end of the queue, one by its
 /// position or all, with their ids; the queue's own order is kept for what was there.
 pub async fn parks_and_replays(q: &dyn EventQueue) {

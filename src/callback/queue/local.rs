@@ -147,6 +147,20 @@ impl EventQueue for LocalQueue {
         Ok(pushed)
     }
 
+    async fn seen(&self, app: &str, dedup: &str) -> Result<bool, QueueError> {
+        let now = self.clock.now_ms();
+        let (app, dedup) = (app.to_owned(), dedup.to_owned());
+        self.store
+            .read(move |txn| {
+                let seen = txn.open_table(SEEN)?;
+                Ok(seen
+                    .get((app.as_str(), dedup.as_str()))?
+                    .is_some_and(|g| g.value() > now))
+            })
+            .await
+            .map_err(qerr)
+    }
+
     async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
         loop {
             let owned = app.to_owned();

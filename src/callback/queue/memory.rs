@@ -73,6 +73,11 @@ impl EventQueue for MemoryQueue {
         Ok(pushed)
     }
 
+    async fn seen(&self, app: &str, dedup: &str) -> Result<bool, QueueError> {
+        let now = self.clock.now_ms();
+        Ok(self.with(app, |q| q.seen.get(dedup).is_some_and(|until| *until > now)))
+    }
+
     async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError> {
         Ok(self.with(app, |q| q.events.front().cloned()))
     }

@@ -78,6 +78,10 @@ pub trait EventQueue: Send + Sync + 'static {
     /// anything: WeCom may be told `success`.
     async fn push(&self, event: &Event) -> Result<Pushed, QueueError>;
 
+    /// Whether an event with `dedup` was queued for `app` within [`DEDUP_TTL`]: a copy of it
+    /// (WeCom's retry, or a captured request sent again) must not act a second time, later.
+    async fn seen(&self, app: &str, dedup: &str) -> Result<bool, QueueError>;
+
     /// Whether this process delivers `app`'s events now. Always with one instance; with Redis
     /// only the holder of the app's lease (taken or renewed here) does, which keeps the
     /// order.

@@ -447,6 +447,12 @@ impl EventQueue for RedisQueue {
         })
     }
 
+    async fn seen(&self, app: &str, dedup: &str) -> Result<bool, QueueError> {
+        let key = self.seen(app, dedup);
+        self.run(|mut c| async move { redis::cmd("EXISTS").arg(&key).query_async(&mut c).await })
+            .await
+    }
+
     async fn lead(&self, app: &str) -> Result<bool, QueueError> {
         let (lease, me) = (self.lease(app), self.me.clone());
         let ttl = self.lease_ttl.as_millis() as u64;

@@ -173,6 +173,7 @@ async fn an_unreadable_local_row_is_parked_and_the_next_comes_up() {
 #[tokio::test]
 async fn the_memory_queue_lists_and_replays_parked_events() {
     conformance::parks_and_replays(&MemoryQueue::new(Clock::system())).await;
+    conformance::remembers_what_it_queued(&MemoryQueue::new(Clock::system())).await;
 }
 
 #[tokio::test]
@@ -180,6 +181,8 @@ async fn the_local_queue_lists_and_replays_parked_events() {
     let clock = Clock::system();
     let f = TempFile::new();
     conformance::parks_and_replays(&local(&f, &clock).await).await;
+    let f = TempFile::new();
+    conformance::remembers_what_it_queued(&local(&f, &clock).await).await;
 }
 
 /// A parked row that no longer reads is listed as such and stays parked when all are replayed.
