@@ -24,6 +24,10 @@ use crate::Clock;
 const REST: Duration = Duration::from_secs(1);
 /// Lock ids handed out by the local store carry this mark, so `unlock` knows where to go.
 const LOCAL: &str = "local:";
+/// How long a record read from the shared store is kept here: a bound on any session's life
+/// and on the shared record's own (a revocation kept longer than its record only refuses a
+/// session that has ended anyway).
+pub const COPIED_FACT_TTL: Duration = Duration::from_secs(48 * 3600);
 
 pub struct FallbackStore<S> {
     shared: S,
@@ -68,6 +72,18 @@ impl<S: Store> FallbackStore<S> {
                 "token store unreachable: serving from this process's copy (logged once a minute)"
             );
         }
+    }
+
+    /// The records `found` (read from the shared store for `keys`) has, kept in this process's
+    /// copy unless they are there already.
+    async fn keep_copies(&self, keys: &[&str], found: &[Option<String>]) -> Result<(), StoreError> {
+        let here = self.local.get_facts(keys).await?;
+        for ((key, there), here) in keys.iter().zip(found).zip(here) {
+            if let (Some(value), None) = (there, here) {
+                self.local.put_fact(key, value, COPIED_FACT_TTL).await?;
+            }
+        }
+        Ok(())
     }
 
     fn answered(&self) {
@@ -185,12 +201,19 @@ impl<S: Store> Store for FallbackStore<S> {
 
     /// The shared store's answer, and for a key it has nothing under, this process's own copy:
     /// what [`Store::get_facts`] reads are records only ever added (revocations), so one this
-    /// process wrote still holds when the shared store lost it (restarted empty, flushed).
+    /// process wrote still holds when the shared store lost it (restarted empty, flushed). A
+    /// record read from the shared store is kept here too (for [`COPIED_FACT_TTL`]): while it
+    /// does not answer (slow, down, restarted empty), a sign-out made on another instance that
+    /// this one has seen still holds here.
     async fn get_facts(&self, keys: &[&str]) -> Result<Vec<Option<String>>, StoreError> {
         if !self.resting() {
             match self.shared.get_facts(keys).await {
                 Ok(mut v) => {
                     self.answered();
+                    // Rare: a request with a revoked session.
+                    if v.iter().any(Option::is_some) {
+                        self.keep_copies(keys, &v).await?;
+                    }
                     if v.iter().any(Option::is_none) {
                         let here = self.local.get_facts(keys).await?;
                         for (there, here) in v.iter_mut().zip(here) {
@@ -432,6 +455,30 @@ mod tests {
         assert_eq!(
             s.get_fact("h").await.unwrap().as_deref(),
             Some("while down")
+        );
+    }
+
+    /// A revocation another instance wrote, once read here, still holds while the shared store
+    /// does not answer or after it lost it (restarted empty): a signed-out session must not
+    /// open again on this instance because Redis is slow.
+    #[tokio::test]
+    async fn a_record_read_from_the_shared_store_holds_here_when_it_is_away() {
+        let clock = Clock::system();
+        let shared = Arc::new(Switchable::default());
+        let s = FallbackStore::new(shared.clone(), clock.clone(), Arc::new(Unobserved));
+        shared
+            .inner
+            .put_fact("revoked:a", "1", Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_facts(&["revoked:a", "revoked:b"]).await.unwrap(),
+            [Some("1".to_owned()), None]
+        );
+        shared.off.store(true, Ordering::Relaxed);
+        assert_eq!(
+            s.get_facts(&["revoked:a", "revoked:b"]).await.unwrap(),
+            [Some("1".to_owned()), None]
         );
     }
 
