@@ -4,6 +4,7 @@
 //! back in the app's queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -15,6 +16,9 @@ use crate::callback::event;
 use crate::callback::queue::{EventQueue, Parked, PARKED_PAGE};
 use crate::config::Config;
 use crate::provider::Provider;
+
+/// The key `/readyz` writes to learn that the store takes writes.
+const READY_PROBE: &str = "readyz-probe";
 
 pub struct Admin {
     pub config: Arc<ArcSwap<Config>>,
@@ -180,15 +184,26 @@ impl ServeHttp for Admin {
         match path.as_str() {
             "/healthz" => text(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => {
-                // The config is loaded by construction; the store is asked now.
+                // The config is loaded by construction; the store is asked now, for a write as
+                // well: a Redis at its `maxmemory` with `noeviction` (or a full disk) answers
+                // PING but takes no callback, sign-out or install, which a load balancer must
+                // then send elsewhere.
                 let _config = self.config.load();
                 let store = self.provider.store();
-                match store.ping().await {
-                    Ok(()) => text(200, "text/plain; charset=utf-8", "ready\n"),
-                    Err(_) => text(
+                let why = match store.ping().await {
+                    Err(_) => Some("unreachable"),
+                    Ok(()) => store
+                        .put_durable_fact(READY_PROBE, "1", Duration::from_secs(60))
+                        .await
+                        .err()
+                        .map(|_| "does not take writes"),
+                };
+                match why {
+                    None => text(200, "text/plain; charset=utf-8", "ready\n"),
+                    Some(why) => text(
                         503,
                         "text/plain; charset=utf-8",
-                        format!("not ready: store {} unreachable\n", store.name()),
+                        format!("not ready: store {} {why}\n", store.name()),
                     ),
                 }
             }
