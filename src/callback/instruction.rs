@@ -312,7 +312,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
     };
     let corp_id = install.corp_id.clone();
     let cancelled = install::corp_revocation_key(&app.name, &corp_id);
-    if crate::revocation::is_revoked(store, &cancelled, at).await {
+    if crate::revocation::is_revoked_later(store, &cancelled, at).await {
         tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
         store
             .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)

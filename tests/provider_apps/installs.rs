@@ -279,6 +279,25 @@ async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
     );
 }
 
+/// Removed and installed again within one second (the test clock does not move between the
+/// two): WeCom's later step, the install, is kept, never thrown away after its `success`.
+#[tokio::test]
+async fn an_install_in_the_second_of_a_removal_is_kept() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("cancel_auth", 1).await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 404);
+    s.install(CORP_A).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!(status, 200, "{v}");
+}
+
 #[tokio::test]
 async fn cancel_auth_removes_the_corp_and_its_tokens() {
     let s = Saas::start(Backend::Local, 0).await;
