@@ -29,6 +29,11 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Tries an event gets at least before it is given up on, however the clock moved.
 const MIN_TRIES: u32 = 10;
+/// A service-provider instruction's own step before delivery (WeCom asked again about an
+/// install after `change_auth`) is tried this many times, with growing waits (a minute in
+/// all), before the event goes on without it: WeCom refusing for good must not hold every later
+/// event of the app back.
+const INSTRUCTION_TRIES: u32 = 6;
 /// An idle worker looks again this often even if nothing woke it.
 const IDLE: Duration = Duration::from_secs(1);
 /// While waiting or delivering, the lease (Redis) is renewed this often.
@@ -197,6 +202,8 @@ impl Inner {
         let mut failures = 0u32;
         // The event whose reactions this worker already applied.
         let mut reacted: Option<String> = None;
+        // The event whose reactions failed, and how many times in a row.
+        let mut reaction_failures: Option<(String, u32)> = None;
         // The head event and when this worker first tried it: an event is given up on only
         // after it has been tried for [`RETRY_FOR`] itself (not counted from when it was
         // queued: behind an event the CRM refused for a day, the next ones would each get one
@@ -249,10 +256,29 @@ impl Inner {
             let label = event::label(&msg);
             if reacted.as_deref() != Some(head.event.id.as_str()) {
                 if let Err(e) = self.react(&config, a, &msg, &head.event).await {
-                    self.warn(app, "reaction not done; retrying", &e.to_string());
-                    tokio::time::sleep(IDLE).await;
-                    continue;
+                    let tries = match &reaction_failures {
+                        Some((id, n)) if *id == head.event.id => n + 1,
+                        _ => 1,
+                    };
+                    // A store's failure (a revocation to keep) is waited out however long; a
+                    // provider step is given up on after its tries.
+                    if super::instruction::read(&msg).is_some() && tries >= INSTRUCTION_TRIES {
+                        tracing::error!(
+                            app,
+                            event = label,
+                            event_id = %head.event.id,
+                            tries,
+                            error = %e,
+                            "an instruction's own step failed every time: the event is delivered without it"
+                        );
+                    } else {
+                        self.warn(app, "reaction not done; retrying", &e.to_string());
+                        reaction_failures = Some((head.event.id.clone(), tries));
+                        self.renewing(app, tokio::time::sleep(backoff(tries))).await;
+                        continue;
+                    }
                 }
+                reaction_failures = None;
                 reacted = Some(head.event.id.clone());
             }
             let cb = a.callback.as_ref().expect("filtered");

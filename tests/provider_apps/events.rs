@@ -93,6 +93,31 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     assert_eq!(post(CORP_B).await, 200, "corp B now has the app");
 }
 
+/// A `change_auth` whose re-read of the authorisation WeCom keeps refusing is given up on
+/// after its tries (a minute; here, with fast retries, moments): the event reaches the CRM
+/// without it, and the app's later events, another corp's included, are not held back.
+#[tokio::test]
+async fn a_change_auth_wecom_keeps_refusing_does_not_hold_the_queue() {
+    let s = Saas::start_with(Backend::Local, 0, 1, &[("WGW_TEST_FAST_RETRY", "1")]).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/service/v2/get_auth_info", "errcode": 60011, "count": 100000}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/change-auth",
+        json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("change_auth", 1).await;
+    s.gw()
+        .wait_log("an instruction's own step failed every time: the event is delivered without it");
+    // The next event, another corp's install, reaches the CRM behind it.
+    s.install(CORP_B).await;
+}
+
 #[tokio::test]
 async fn change_auth_refreshes_the_install_and_reaches_the_crm() {
     let s = Saas::start(Backend::Local, 0).await;

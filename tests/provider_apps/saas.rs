@@ -93,6 +93,17 @@ impl Saas {
 
     /// `instances` gateways on the one store; WeCom's callbacks go to the first.
     pub async fn start_instances(backend: Backend, extra_corps: usize, instances: usize) -> Saas {
+        Saas::start_with(backend, extra_corps, instances, &[]).await
+    }
+
+    /// The same, with environment variables for the gateways (debug builds'
+    /// `WGW_TEST_FAST_RETRY`).
+    pub async fn start_with(
+        backend: Backend,
+        extra_corps: usize,
+        instances: usize,
+        env: &[(&str, &str)],
+    ) -> Saas {
         let store = match &backend {
             Backend::Local => "[store]\nbackend = \"local\"\npath = \"saas.db\"\n".to_owned(),
             Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
@@ -105,7 +116,11 @@ impl Saas {
         };
         let (crm, crm_server) = Crm::start();
         let page = echo("page");
-        let world = World::new()
+        let mut world = World::new();
+        for (k, v) in env {
+            world = world.env(k, v);
+        }
+        let world = world
             .scenario(scenario(extra_corps))
             .qyapi()
             .store(&store)
