@@ -223,3 +223,40 @@ fn upstream_blocks_with_one_server_and_their_tuning_load() {
         assert!(stderr.contains(refused), "{block}: {stderr}");
     }
 }
+
+/// A CRM on 8080 (`proxy_pass http://127.0.0.1:8080/`) moves the gateway's own listener
+/// elsewhere, and `check` refuses an upstream that is the gateway's own listener: every request
+/// would come back to it.
+#[test]
+fn the_gateway_never_listens_where_the_crm_is() {
+    let dir = TempDir::new("import-self");
+    let (code, toml, stderr) = import(
+        "server { listen 80; server_name crm.example.com;\n\
+           location /api/ { proxy_pass http://127.0.0.1:8080/; } }\n",
+        &dir,
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert!(toml.contains("listen = \"0.0.0.0:8088\""), "{toml}");
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    let (ok, err) = check(&toml.replace("0.0.0.0:8088", "0.0.0.0:8080"), &dir);
+    assert!(!ok);
+    assert!(err.contains("is the gateway's own listener"), "{err}");
+}
+
+/// `listen 443 ssl` is a promise the gateway cannot keep: said, with what to do, never passed
+/// over as one more address.
+#[test]
+fn a_tls_listen_is_refused_with_what_to_do() {
+    let dir = TempDir::new("import-ssl");
+    let (code, _, stderr) = import(
+        "server { listen 80; listen 443 ssl http2; server_name crm.example.com;\n\
+           location / { proxy_pass http://127.0.0.1:9000; } }\n",
+        &dir,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(":1: directive 'listen' is not supported (TLS on this port:"),
+        "{stderr}"
+    );
+}

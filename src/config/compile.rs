@@ -36,7 +36,16 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
 
     let mut upstreams = BTreeMap::new();
     for (name, up) in &f.upstreams {
-        upstreams.insert(name.clone(), Arc::new(compile_upstream(name, up, src)?));
+        let compiled = compile_upstream(name, up, src)?;
+        if is_own_listener(&server, compiled.addr) {
+            return Err(src.error(
+                up.get_ref().url.span(),
+                format!("[upstreams.{name}].url"),
+                "is the gateway's own listener: every request would come back to it (run the \
+                 CRM on another port, or move [server].listen)",
+            ));
+        }
+        upstreams.insert(name.clone(), Arc::new(compiled));
     }
     let mut apps = BTreeMap::new();
     for (name, app) in &f.apps {
@@ -632,6 +641,26 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
             .as_ref()
             .map_or("wgw:".to_owned(), |p| p.as_str().to_owned()),
         lock_ttl,
+    })
+}
+
+/// `addr` is one of the gateway's listeners (an address of this host on a listener's port: a
+/// wildcard listener takes loopback too). Port 0 is never one.
+fn is_own_listener(server: &ServerSettings, addr: SocketAddr) -> bool {
+    [
+        Some(&server.listen),
+        server.admin_listen.as_ref(),
+        server.qyapi_listen.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|l| l.parse::<SocketAddr>().ok())
+    .any(|l| {
+        l.port() != 0
+            && l.port() == addr.port()
+            && (l.ip() == addr.ip()
+                || (l.ip().is_unspecified()
+                    && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
     })
 }
 

@@ -324,6 +324,15 @@ impl Builder {
                 }
                 "listen" => {
                     nargs(c, |n| n >= 1)?;
+                    // A TLS port is a promise the gateway cannot keep (it speaks plain HTTP):
+                    // said, never passed over as one more address.
+                    if args(c).iter().any(|a| *a == "ssl" || *a == "quic") {
+                        self.unsupported(
+                            c,
+                            Some("TLS on this port: TLS ends in front of the gateway, at the load balancer or an nginx kept there; remove this line and set [server] public_url = \"https://...\"".into()),
+                        );
+                        continue;
+                    }
                     listen.push(args(c).join(" "));
                 }
                 "location" => match self.location(c, &settings, None)? {
