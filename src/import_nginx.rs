@@ -102,8 +102,13 @@ pub fn import(file: &Path) -> Result<Import, String> {
             toml_str(url)
         );
     }
+    // What is refused is listed on its own (stderr, exit 2), not as a reason to keep the file.
+    let refused: std::collections::HashSet<String> = unsupported
+        .iter()
+        .filter_map(|l| l.split_once(": directive ").map(|(pos, _)| pos.to_owned()))
+        .collect();
     let needs_nginx = if maps.is_empty() && blocks.is_empty() {
-        needs_nginx(&body)
+        needs_nginx(&body, &refused)
     } else {
         vec!["the file's `map`/`upstream` blocks go with it".to_owned()]
     };
@@ -232,10 +237,15 @@ fn upstream_of(url: &str) -> Option<(String, String)> {
     Some((name, authority.to_owned()))
 }
 
-/// Why the file must stay nginx: one line per location or directive routes cannot express.
-fn needs_nginx(body: &[Directive]) -> Vec<String> {
+/// Why the file must stay nginx: one line per location or directive routes cannot express
+/// (those at a position in `refused` aside: they are not honoured either way).
+fn needs_nginx(body: &[Directive], refused: &std::collections::HashSet<String>) -> Vec<String> {
     let mut why = Vec::new();
+    let is_refused = |d: &Directive| refused.contains(&d.pos.to_string());
     for d in body {
+        if is_refused(d) {
+            continue;
+        }
         match d.name.as_str() {
             "listen" | "server_name" | "rewrite" => {}
             "location" => {
@@ -244,9 +254,9 @@ fn needs_nginx(body: &[Directive]) -> Vec<String> {
                 let plain = pass
                     .and_then(|p| p.args.first())
                     .is_some_and(|a| plain_pass(&a.text));
-                let other = inner
-                    .iter()
-                    .find(|c| !matches!(c.name.as_str(), "proxy_pass" | "rewrite"));
+                let other = inner.iter().find(|c| {
+                    !matches!(c.name.as_str(), "proxy_pass" | "rewrite") && !is_refused(c)
+                });
                 match (pass, plain, other) {
                     (Some(_), true, None) => {}
                     (_, _, Some(c)) => {

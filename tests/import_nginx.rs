@@ -132,8 +132,10 @@ fn unsupported_directives_are_listed_with_file_and_line() {
     let conf = "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    \
                 proxy_cache crm;\n    add_header X-Took $request_time;\n    \
                 proxy_pass http://127.0.0.1:9000/app/;\n  }\n}\n";
-    let (code, _toml, stderr) = import(conf, &dir);
+    let (code, toml, stderr) = import(conf, &dir);
     assert_eq!(code, 2);
+    // A refused line is not a reason given for keeping the file.
+    assert!(!toml.contains("ssl_certificate"), "{toml}");
     let file = dir.path().join("site.conf").display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(
