@@ -64,6 +64,21 @@ pub fn load(path: &std::path::Path) -> Result<Config, config::ConfigError> {
 }
 
 /// Reloads the config on SIGHUP, and reopens the access log files on SIGUSR1. Routes,
+/// A listener written as `written` in a new config is not the one `bound` (port 0 there takes
+/// any port of the same address).
+fn moved(written: Option<&String>, bound: Option<&String>) -> bool {
+    use std::net::SocketAddr;
+    match (written, bound) {
+        (None, None) => false,
+        (Some(w), Some(b)) if w == b => false,
+        (Some(w), Some(b)) => match (w.parse::<SocketAddr>(), b.parse::<SocketAddr>()) {
+            (Ok(w), Ok(b)) => !(w.port() == 0 && w.ip() == b.ip()),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
 /// upstreams and apps change; listeners and threads need a restart, and so does `gzip` in a
 /// process that started without any (`compression`: it started with some). A bad new config
 /// is logged and the running one stays.
@@ -92,11 +107,20 @@ pub fn spawn_reloader(
                     }
                     match load(&path) {
                         Ok(mut new) => {
-                            ports.settle(&mut new.server);
                             let old = current.load();
-                            if new.server.listen != old.server.listen
-                                || new.server.admin_listen != old.server.admin_listen
-                                || new.server.qyapi_listen != old.server.qyapi_listen
+                            // Compared as written (port 0: any port) with what is bound, before
+                            // the new config is given the bound addresses.
+                            let moved = moved(Some(&new.server.listen), Some(&old.server.listen))
+                                || moved(
+                                    new.server.admin_listen.as_ref(),
+                                    old.server.admin_listen.as_ref(),
+                                )
+                                || moved(
+                                    new.server.qyapi_listen.as_ref(),
+                                    old.server.qyapi_listen.as_ref(),
+                                );
+                            ports.settle(&mut new.server);
+                            if moved
                                 || new.server.threads != old.server.threads
                                 || new.server.header_timeout != old.server.header_timeout
                                 || new.server.max_connections != old.server.max_connections

@@ -84,6 +84,22 @@ async fn port_zero_listeners_are_bound_reported_and_public_url_takes_the_public_
     gw.wait_log("reload: new config applied");
     assert!(!gw.log().contains("change only on restart"), "{}", gw.log());
     assert!(redirect_uri(&gw).await.starts_with(&callback));
+
+    // Another address for the admin listener: the reload says it waits for a restart, and the
+    // listener stays where it is.
+    let moved = config().replace(
+        "admin_listen = \"127.0.0.1:0\"",
+        &format!("admin_listen = \"127.0.0.1:{}\"", common::free_port()),
+    );
+    assert_ne!(moved, config());
+    std::fs::write(&gw.config_path, moved).unwrap();
+    gw.signal(1);
+    gw.wait_log_count("reload: new config applied", 2);
+    assert!(gw.log().contains("change only on restart"), "{}", gw.log());
+    assert_eq!(
+        common::http_get_status(gw.admin_port, "/healthz"),
+        Some(200)
+    );
 }
 
 #[test]
