@@ -158,16 +158,26 @@ async fn refuse(mut stream: Stream) {
 /// Raises the soft limit on open files to the hard one, and returns how many public connections
 /// can really be open: `max_connections`, or fewer when the process may not open that many
 /// files (then the admin listener would be the first to go, which the limit exists to prevent).
-pub fn effective_max_connections(max_connections: usize) -> usize {
+pub fn effective_max_connections(server: &ServerSettings) -> usize {
+    let max_connections = server.max_connections;
     let limit = raise_fd_limit();
     let usable = limit.saturating_sub(FD_RESERVE).max(1);
     if (max_connections as u64) > usable {
-        tracing::warn!(
-            max_connections,
-            open_files_limit = limit,
-            using = usable,
-            "server.max_connections is above what the open-files limit allows; raise `ulimit -n`"
-        );
+        // A limit nobody wrote (the default) is only said, not warned about at every start.
+        if server.max_connections_written {
+            tracing::warn!(
+                max_connections,
+                open_files_limit = limit,
+                using = usable,
+                "server.max_connections is above what the open-files limit allows; raise `ulimit -n`"
+            );
+        } else {
+            tracing::info!(
+                open_files_limit = limit,
+                using = usable,
+                "public connections limited by the open-files limit"
+            );
+        }
         usable as usize
     } else {
         max_connections

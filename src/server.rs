@@ -85,8 +85,7 @@ pub fn run(
     // (`connection::malformed_as`), as nginx refuses it, and never proxied.
     options.allow_connect_method_proxying = true;
     proxy.server_options = Some(options);
-    let max_connections =
-        connection::effective_max_connections(current.load().server.max_connections);
+    let max_connections = connection::effective_max_connections(&current.load().server);
     let mut proxy = Service::new(
         "public".to_owned(),
         connection::Limited::new(proxy, max_connections),

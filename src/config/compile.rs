@@ -400,6 +400,7 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         keepalive_timeout,
         header_timeout,
         max_connections,
+        max_connections_written: s.max_connections.is_some(),
         header_buffers,
     })
 }

@@ -57,6 +57,8 @@ pub struct ServerSettings {
     pub header_timeout: Duration,
     /// Open public connections beyond which new ones are refused.
     pub max_connections: usize,
+    /// `max_connections` was written in the file (not the default).
+    pub max_connections_written: bool,
     /// How long a request line or header line, and a whole request head, may be (nginx's
     /// `large_client_header_buffers`): `[server]`'s, else an nginx file's, else nginx's 4 8k.
     pub header_buffers: nginx_compat::HeaderBuffers,
