@@ -444,6 +444,7 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     // The cookie is removed from this browser, and the sessions it holds end for any copy of
     // it too (SPEC section 21: revocations live in the store).
     let mut kept = true;
+    let mut by_token = false;
     if let Some(settings) = config.session.as_ref() {
         let now = now_secs();
         for entry in session::read(settings, &request::cookies(session), now) {
@@ -454,6 +455,7 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
         // A mini-program signs out by sending its token here: it ends like a cookie session.
         let token = request::bearer(session).and_then(|t| bearer::open(settings, t, now));
         if let Some(entry) = token {
+            by_token = true;
             kept &= revocation::end_session(provider.store(), &entry, now)
                 .await
                 .is_ok();
@@ -477,6 +479,15 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
             "signed out in this browser, but the sign-out could not be recorded for other copies of the session: try again",
         )
         .with_cookies(cookies));
+    }
+    // A mini-program's `wx.request` has no page to go back to: it is told in JSON.
+    if by_token {
+        let answer = answers::json(
+            200,
+            &serde_json::json!({"signed_out": true, "request_id": ctx.request_id}),
+            &ctx.request_id,
+        );
+        return Ok(answers::with_cookies(answer, &cookies));
     }
     Ok(answers::redirect(
         &target.absolute(),
