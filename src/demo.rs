@@ -245,7 +245,22 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
             "  Demo CRM (behind the gateway):   http://{crm}\n"
         ));
     }
-    out.push_str(&format!("  WeCom emulator:                  {emu}\n"));
+    // The emulator has no page of its own at its root: its state is what there is to see.
+    out.push_str(&format!(
+        "  WeCom emulator (its state):      {emu}/_emulator/state\n"
+    ));
+    let wecom_app = config.apps.iter().find_map(|(name, a)| {
+        matches!(
+            a.credentials,
+            crate::config::model::Credentials::Wecom { .. }
+        )
+        .then_some(name)
+    });
+    if let (Some(qyapi), Some(app)) = (&config.server.qyapi_listen, wecom_app) {
+        out.push_str(&format!(
+            "  qyapi endpoint (CRM back end):   http://{qyapi}/{app}/cgi-bin/user/get?userid=zhangsan\n"
+        ));
+    }
     if let Some(admin) = &config.server.admin_listen {
         out.push_str(&format!(
             "  Metrics:                         http://{admin}/metrics\n"
