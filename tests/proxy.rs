@@ -564,6 +564,18 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
     assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 103 "));
 }
 
+const CLOSE_GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// `raw` sent on a new connection to `port`, everything read until the gateway closes it (10 s
+/// at most: a connection kept open fails the read).
+async fn until_closed(port: u16, raw: &'static [u8]) -> String {
+    let resp = tokio::task::spawn_blocking(move || raw_request(port, raw))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
 /// An HTTP/1.0 client reads no chunks: an answer without a length (chunked by the upstream, or
 /// ended by its close) reaches it as plain bytes ended by the close, as nginx sends it, also
 /// when the client asked to keep the connection alive. An HTTP/1.1 client still gets chunks; a
@@ -584,28 +596,14 @@ async fn an_http_1_0_client_gets_an_answer_without_a_length_unchunked_and_closed
             "GET /x HTTP/1.0\r\n\r\n",
             "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
         ] {
-            // `raw_request` reads to the close (10 s at most): a kept connection fails it.
-            let resp = tokio::task::spawn_blocking(move || raw_request(port, head.as_bytes()))
-                .await
-                .unwrap()
-                .unwrap();
-            let text = String::from_utf8_lossy(&resp).into_owned();
+            let text = until_closed(port, head.as_bytes()).await;
             let (head_part, got) = text.split_once("\r\n\r\n").unwrap();
             assert_eq!(got, body, "{head:?}: {text}");
             let lower = head_part.to_ascii_lowercase();
             assert!(!lower.contains("transfer-encoding"), "{text}");
             assert!(lower.contains("connection: close"), "{text}");
         }
-        let resp = tokio::task::spawn_blocking(move || {
-            raw_request(
-                port,
-                b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        let text = String::from_utf8_lossy(&resp).to_ascii_lowercase();
+        let text = until_closed(port, CLOSE_GET).await.to_ascii_lowercase();
         assert!(text.contains("transfer-encoding: chunked"), "{text}");
     }
     // A 204 that says it is chunked reaches the client without the coding, and nothing after
@@ -617,17 +615,7 @@ async fn an_http_1_0_client_gets_an_answer_without_a_length_unchunked_and_closed
         .crm_at(&format!("http://{no_content}"))
         .start()
         .await;
-    let port = w.gw().port;
-    let resp = tokio::task::spawn_blocking(move || {
-        raw_request(
-            port,
-            b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let text = String::from_utf8_lossy(&resp).into_owned();
+    let text = until_closed(w.gw().port, CLOSE_GET).await;
     assert!(text.starts_with("HTTP/1.1 204 "), "{text}");
     assert!(
         !text.to_ascii_lowercase().contains("transfer-encoding"),

@@ -223,46 +223,26 @@ async fn a_suite_call_naming_no_corp_is_refused_and_not_sent() {
     assert_eq!(agent_of(&s, CORP_A).await.0, 200, "named, it goes");
 }
 
-/// A `cancel_auth` replayed (a captured request, or WeCom's late retry) acts as of when it
-/// happened: the corp's install made since stays.
-#[tokio::test]
-async fn a_replayed_cancel_auth_leaves_a_later_install_alone() {
-    let s = Saas::start(Backend::Local, 0).await;
-    s.push_ticket().await;
-    s.install(CORP_A).await;
+/// `corp` removes the suite app; returns the `cancel_auth` the CRM got, as WeCom sent it.
+async fn removed(s: &Saas, corp: &str) -> String {
+    let before = s.forwarded("cancel_auth").len();
     s.control(
         "/_emulator/suites/cancel-auth",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+        serde_json::json!({"suite_id": SUITE, "corp_id": corp}),
     )
     .await;
-    let cancel = s.wait_forwarded("cancel_auth", 1).await[0].clone();
-    assert_eq!(agent_of(&s, CORP_A).await.0, 404);
-    s.advance("5m").await;
-    s.install(CORP_A).await;
-    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
-    s.control(
-        "/_emulator/callbacks",
-        serde_json::json!({"app": "saas", "xml": cancel}),
-    )
-    .await;
-    s.settled().await;
-    assert_eq!(agent_of(&s, CORP_A).await.0, 200, "the new install stays");
+    s.wait_forwarded("cancel_auth", before + 1).await[before].clone()
 }
 
-/// The same within the minute WeCom's clock is allowed ahead, where the copy's own time no
-/// longer puts it before the reinstall: a message already queued does nothing again.
-#[tokio::test]
-async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
+/// Corp A removes the app, installs it again `later`, and WeCom's `cancel_auth` is sent once
+/// more: the install made since stays, and the copy reaches the CRM no second time.
+async fn a_cancel_sent_again_after_a_reinstall(later: &str) {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
-    s.control(
-        "/_emulator/suites/cancel-auth",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
-    )
-    .await;
-    let cancel = s.wait_forwarded("cancel_auth", 1).await[0].clone();
-    s.advance("3s").await;
+    let cancel = removed(&s, CORP_A).await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 404);
+    s.advance(later).await;
     s.install(CORP_A).await;
     assert_eq!(agent_of(&s, CORP_A).await.0, 200);
     s.control(
@@ -279,6 +259,20 @@ async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
     );
 }
 
+/// A `cancel_auth` replayed (a captured request, or WeCom's late retry) acts as of when it
+/// happened: the corp's install made since stays.
+#[tokio::test]
+async fn a_replayed_cancel_auth_leaves_a_later_install_alone() {
+    a_cancel_sent_again_after_a_reinstall("5m").await;
+}
+
+/// The same within the minute WeCom's clock is allowed ahead, where the copy's own time no
+/// longer puts it before the reinstall: a message already queued does nothing again.
+#[tokio::test]
+async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
+    a_cancel_sent_again_after_a_reinstall("3s").await;
+}
+
 /// Removed and installed again within one second (the test clock does not move between the
 /// two): WeCom's later step, the install, is kept, never thrown away after its `success`.
 #[tokio::test]
@@ -286,12 +280,7 @@ async fn an_install_in_the_second_of_a_removal_is_kept() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
-    s.control(
-        "/_emulator/suites/cancel-auth",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
-    )
-    .await;
-    s.wait_forwarded("cancel_auth", 1).await;
+    removed(&s, CORP_A).await;
     assert_eq!(agent_of(&s, CORP_A).await.0, 404);
     s.install(CORP_A).await;
     let (status, v) = agent_of(&s, CORP_A).await;
