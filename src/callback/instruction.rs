@@ -260,8 +260,10 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let record = install::exchanged_key(suite_id, auth_code);
     let _one = EXCHANGING.lock().await;
-    if store.get_fact(&record).await.map_err(retry)?.is_some() {
-        return Ok(());
+    if let Some(corp_id) = store.get_fact(&record).await.map_err(retry)? {
+        // Exchanged already; an agent id WeCom did not give then is asked for again, with the
+        // delivery's own tries.
+        return agent_if_missing(provider, app, &corp_id).await;
     }
     let answer = suite_call(
         provider,
@@ -373,6 +375,21 @@ async fn auth_info(
         }
     }
     Err(last)
+}
+
+/// An install kept without its agent id (`get_auth_info` failed right after the exchange):
+/// the authorisation info again, as for `change_auth`.
+async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
+    let store = &**provider.store();
+    let corp = provider
+        .installs()
+        .corp(store, app, corp_id)
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+    match corp {
+        Some(c) if c.install.agent_id == 0 => refresh(provider, app, corp_id).await,
+        _ => Ok(()),
+    }
 }
 
 /// `change_auth`: the authorisation info again (the agent id, the corp's name).

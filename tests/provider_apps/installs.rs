@@ -223,6 +223,29 @@ async fn a_suite_call_naming_no_corp_is_refused_and_not_sent() {
     assert_eq!(agent_of(&s, CORP_A).await.0, 200, "named, it goes");
 }
 
+/// WeCom failing `get_auth_info` right after the exchange (three times: the exchange's own
+/// short retry) leaves the install without its agent id only until the `create_auth` is
+/// delivered: that asks again, so JS-SDK `agentConfig` and the CRM's `X-WeCom-AgentId` work.
+#[tokio::test]
+async fn an_agent_id_missing_after_the_exchange_is_asked_for_again_before_delivery() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "errcode": 60011, "count": 3}),
+    )
+    .await;
+    s.install(CORP_A).await;
+    s.gw().wait_log("kept without an agent id");
+    s.gw().wait_log("authorisation changed: install refreshed");
+    let log = s.gw().log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("authorisation changed: install refreshed"))
+        .unwrap();
+    assert!(!line.contains("agent_id=0"), "{line}");
+}
+
 /// `corp` removes the suite app; returns the `cancel_auth` the CRM got, as WeCom sent it.
 async fn removed(s: &Saas, corp: &str) -> String {
     let before = s.forwarded("cancel_auth").len();
