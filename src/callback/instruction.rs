@@ -244,9 +244,35 @@ pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String, at: u
 /// How long WeCom honours an AuthCode.
 const AUTH_CODE_LIFETIME_SECS: u64 = 600;
 
-/// One exchange at a time in this process: the endpoint's and the delivery worker's for the same
-/// code never both spend it.
-static EXCHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One exchange of a code at a time in this process: the endpoint's and the delivery worker's
+/// for the same code never both spend it. Per code: a burst of installs (every corp of a
+/// provider at once) does not queue behind one slow WeCom answer (each code lives 10 minutes).
+static EXCHANGING: std::sync::LazyLock<
+    dashmap::DashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
+> = std::sync::LazyLock::new(dashmap::DashMap::new);
+
+/// Holds the code's lock; the last holder takes the entry away.
+struct Exchanging {
+    key: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Exchanging {
+    async fn of(key: &str) -> Exchanging {
+        let lock = EXCHANGING.entry(key.to_owned()).or_default().clone();
+        Exchanging {
+            key: key.to_owned(),
+            _guard: lock.lock_owned().await,
+        }
+    }
+}
+
+impl Drop for Exchanging {
+    fn drop(&mut self) {
+        // Two references while only this holder is left: the map's and the guard's.
+        EXCHANGING.remove_if(&self.key, |_, lock| std::sync::Arc::strong_count(lock) <= 2);
+    }
+}
 
 /// `at`: when the install happened ([`super::event::acted_at`] of its `create_auth`), which
 /// the install keeps: a `cancel_auth` that happened later removes it, and one that was already
@@ -259,7 +285,7 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let record = install::exchanged_key(suite_id, auth_code);
-    let _one = EXCHANGING.lock().await;
+    let _one = Exchanging::of(&record).await;
     if let Some(corp_id) = store.get_fact(&record).await.map_err(retry)? {
         // Exchanged already; an agent id WeCom did not give then is asked for again, with the
         // delivery's own tries.

@@ -246,6 +246,45 @@ async fn an_agent_id_missing_after_the_exchange_is_asked_for_again_before_delive
     assert!(!line.contains("agent_id=0"), "{line}");
 }
 
+/// Installs of several corps at once are exchanged side by side: with WeCom answering each
+/// exchange 3 s late, three installs are all kept about 3 s after they came, not one after
+/// another (a burst of installs behind one lock would outlast the codes' 10 minutes).
+#[tokio::test]
+async fn installs_of_several_corps_are_exchanged_side_by_side() {
+    let s = Saas::start(Backend::Local, 2).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "delay_ms": 3000, "count": 3}),
+    )
+    .await;
+    let corps = [CORP_A.to_owned(), extra_corp(0), extra_corp(1)];
+    let started = std::time::Instant::now();
+    for corp in &corps {
+        s.control(
+            "/_emulator/suites/install",
+            serde_json::json!({"suite_id": SUITE, "corp_id": corp}),
+        )
+        .await;
+    }
+    s.wait_forwarded("create_auth", 3).await;
+    for corp in &corps {
+        while agent_of(&s, corp).await.0 != 200 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{corp} never kept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    // One after another would take 9 s at least.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// `corp` removes the suite app; returns the `cancel_auth` the CRM got, as WeCom sent it.
 async fn removed(s: &Saas, corp: &str) -> String {
     let before = s.forwarded("cancel_auth").len();
