@@ -422,22 +422,40 @@ impl Inner {
 
     /// A suite app's event is about one corp (`AuthCorpId` of an instruction, `ToUserName` of
     /// a data callback): the CRM is told which, and the app's agent id there when installed.
-    /// `create_auth` names no corp: the CRM reads it from the install it then finds.
+    /// `create_auth` names no corp: the install its AuthCode's exchange kept does.
     async fn suite_corp(&self, app: &App, message: &str) -> (String, String) {
         let msg = XmlMessage::parse(message).unwrap_or_default();
+        let provider = &self.callbacks.provider;
+        // `create_auth` names no corp, only its AuthCode: the exchange (done before delivery)
+        // recorded which corp the code installed.
+        let exchanged = match (
+            msg.get("InfoType"),
+            msg.get("AuthCode"),
+            crate::suite::suite_of(app),
+        ) {
+            (Some("create_auth"), Some(code), Some((suite_id, _))) => provider
+                .store()
+                .get_fact(&crate::suite::install::exchanged_key(suite_id, code))
+                .await
+                .ok()
+                .flatten()
+                .filter(|c| !c.is_empty()),
+            _ => None,
+        };
         let corp = match (
             msg.get("AuthCorpId"),
             msg.get("InfoType"),
             msg.get("ToUserName"),
+            exchanged.as_deref(),
         ) {
-            (Some(c), _, _) => c,
-            (None, None, Some(c)) => c,
+            (Some(c), _, _, _) => c,
+            (None, None, Some(c), _) => c,
+            (None, _, _, Some(c)) => c,
             _ => return (String::new(), String::new()),
         };
         if !crate::domain::is_plain_id(corp) {
             return (String::new(), String::new());
         }
-        let provider = &self.callbacks.provider;
         let agent = match provider
             .installs()
             .corp(&**provider.store(), app, corp)

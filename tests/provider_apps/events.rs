@@ -118,6 +118,29 @@ async fn a_change_auth_wecom_keeps_refusing_does_not_hold_the_queue() {
     s.install(CORP_B).await;
 }
 
+/// `create_auth` names only its AuthCode: the CRM is told the corp and agent the exchange
+/// found, so it can set the tenant up when the install happens.
+#[tokio::test]
+async fn create_auth_reaches_the_crm_naming_the_corp_it_installed() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let got = s
+        .crm
+        .taken()
+        .into_iter()
+        .find(|r| r.body.contains("create_auth"))
+        .unwrap();
+    assert_eq!(got.header("x-wecom-corpid"), CORP_A);
+    assert!(
+        got.header("x-wecom-agentid")
+            .parse::<u64>()
+            .is_ok_and(|a| a > 0),
+        "{:?}",
+        got.header("x-wecom-agentid")
+    );
+}
+
 #[tokio::test]
 async fn change_auth_refreshes_the_install_and_reaches_the_crm() {
     let s = Saas::start(Backend::Local, 0).await;
