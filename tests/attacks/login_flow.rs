@@ -175,19 +175,23 @@ async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
         ));
         b.get(&url).await.status().as_u16()
     };
+    // (The callback that is cut off is the one checked: a second one could find a token
+    // refilled on a slow machine.)
     let mut answered = 0;
-    while callback(&mut b, answered).await != 429 {
+    loop {
+        let asked = w.calls("/cgi-bin/auth/getuserinfo").await;
+        if callback(&mut b, answered).await == 429 {
+            assert_eq!(
+                w.calls("/cgi-bin/auth/getuserinfo").await,
+                asked,
+                "a cut-off callback asks the provider nothing"
+            );
+            break;
+        }
         answered += 1;
         assert!(answered < 1000, "never cut off");
     }
     assert!(answered >= 299, "cut off after {answered}");
-    let asked = w.calls("/cgi-bin/auth/getuserinfo").await;
-    assert_eq!(callback(&mut b, answered + 1).await, 429);
-    assert_eq!(
-        w.calls("/cgi-bin/auth/getuserinfo").await,
-        asked,
-        "a cut-off callback asks the provider nothing"
-    );
     // Starting a login is not limited.
     let r = c
         .get(w.gw().url("/_gateway/login?app=crm&return_to=/"))
