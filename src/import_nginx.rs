@@ -29,7 +29,23 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let base = file.parent().unwrap_or(Path::new("."));
-    let dirs = parse_nginx(&name, &text, base).map_err(|e| e.to_string())?;
+    // nginx reads a relative `include` from its configuration directory, not the including
+    // file's: a site file of `conf.d/` (or `sites-enabled/`, `vhost/`) including
+    // `proxy_params` means the one beside `nginx.conf`. Tried when the file's own directory
+    // does not have it, and then written as `[nginx] conf_dir` for `check` and `run`.
+    let (dirs, conf_dir) = match parse_nginx(&name, &text, base) {
+        Ok(dirs) => (dirs, None),
+        Err(e) => match base
+            .parent()
+            .filter(|_| e.message.starts_with("cannot read"))
+        {
+            Some(conf) => match parse_nginx(&name, &text, conf) {
+                Ok(dirs) => (dirs, Some(conf.to_path_buf())),
+                Err(_) => return Err(e.to_string()),
+            },
+            None => return Err(e.to_string()),
+        },
+    };
     let (body, http, refused) = server_body(dirs);
     let (blocks, maps): (Vec<Directive>, Vec<Directive>) =
         http.into_iter().partition(|d| d.name == "upstream");
@@ -73,6 +89,10 @@ pub fn import(file: &Path) -> Result<Import, String> {
 
     let include = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let include = toml_str(&include.display().to_string());
+    let conf_dir = conf_dir
+        .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+        .map(|d| format!("\nconf_dir = {}", toml_str(&d.display().to_string())))
+        .unwrap_or_default();
     // 8080, unless the CRM is there already (`proxy_pass http://localhost:8080/`).
     let port = [8080u16, 8088, 8090, 8000]
         .into_iter()
@@ -115,7 +135,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
     if needs_nginx.is_empty() {
         // The file as it is: the same requests reach the CRM as behind nginx. The routes it
         // could become are offered, with what they change.
-        let _ = writeln!(out, "[nginx]\ninclude = [{include}]\n");
+        let _ = writeln!(out, "[nginx]\ninclude = [{include}]{conf_dir}\n");
         let mut routes = String::new();
         routes_toml(&body, &upstreams, &mut routes);
         let _ = writeln!(
@@ -137,7 +157,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
         for why in &needs_nginx {
             let _ = writeln!(out, "#   {why}");
         }
-        let _ = writeln!(out, "[nginx]\ninclude = [{include}]");
+        let _ = writeln!(out, "[nginx]\ninclude = [{include}]{conf_dir}");
     }
     Ok(Import {
         toml: out,

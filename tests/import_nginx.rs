@@ -262,3 +262,46 @@ fn a_tls_listen_is_refused_with_what_to_do() {
         "{stderr}"
     );
 }
+
+/// A site file of `conf.d/` that includes `proxy_params` means the one beside `nginx.conf`, as
+/// nginx reads a relative include: the import finds it there and writes `[nginx] conf_dir`, so
+/// `check` reads the file as nginx does.
+#[test]
+fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
+    let dir = TempDir::new("import-confd");
+    let nginx = dir.path().join("nginx");
+    std::fs::create_dir_all(nginx.join("conf.d")).unwrap();
+    std::fs::write(
+        nginx.join("proxy_params"),
+        "proxy_set_header Host $http_host;\nproxy_set_header X-Real-IP $remote_addr;\n",
+    )
+    .unwrap();
+    let site = nginx.join("conf.d/crm.conf");
+    std::fs::write(
+        &site,
+        "server { listen 80; server_name crm.example.com;\n\
+           location / { include proxy_params; proxy_pass http://127.0.0.1:9000; } }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (toml, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(
+        (out.status.code(), stderr.as_str()),
+        (Some(0), ""),
+        "{toml}"
+    );
+    let conf_dir = std::fs::canonicalize(&nginx).unwrap();
+    assert!(
+        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
+        "{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}
