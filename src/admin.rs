@@ -130,11 +130,15 @@ impl Admin {
                         "no parked event with that id that can be read\n",
                     );
                 }
-                tracing::warn!(
-                    app,
-                    replayed = n,
-                    "parked callback events put back in the queue"
-                );
+                if n > 0 {
+                    tracing::warn!(
+                        app,
+                        replayed = n,
+                        "parked callback events put back in the queue"
+                    );
+                } else {
+                    tracing::info!(app, "no parked callback event to put back in the queue");
+                }
                 json(200, serde_json::json!({"app": app, "replayed": n}))
             })
         };
