@@ -249,6 +249,9 @@ impl Qyapi {
             .and_then(|n| config.apps.get(n))
             .is_some_and(|a| crate::suite::suite_of(a).is_some());
         match corp::pick(named_suite, &api, corp_header.as_deref()) {
+            // A corp named: answered below once its install is found, as any call for it (a
+            // removed corp's handle would only fail at its first use).
+            Ok(c) if request::is_sdk_gettoken(c.api) && c.corp.is_some() => {}
             Ok(c) if request::is_sdk_gettoken(c.api) => {
                 return sdk_gettoken(config, c.api, &request::pairs(query), restrict, c.corp, rid);
             }

@@ -588,4 +588,23 @@ async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
     );
     // Nothing of this went to WeCom's gettoken.
     assert_eq!(s.calls("/cgi-bin/gettoken").await, 0);
+    // A corp that removed the app gets no handle, in any spelling: 40084, as its calls.
+    removed(&s, CORP_B).await;
+    for (path, headers) in [
+        (gettoken(CORP_B, &suite_secret()), vec![]),
+        (
+            format!(
+                "/cgi-bin/gettoken?corpid={CORP_B}&corpsecret={}",
+                suite_secret()
+            ),
+            vec![("X-Gateway-App", "saas"), ("X-Gateway-Corp", CORP_B)],
+        ),
+    ] {
+        let (status, v) = s.qy(&path, &headers).await;
+        assert_eq!(
+            (status, v["errcode"].as_i64()),
+            (404, Some(40084)),
+            "{path}: {v}"
+        );
+    }
 }
