@@ -85,9 +85,29 @@ pub fn persistence_warning(settings: &StoreSettings) -> Option<String> {
             wecom_api::Clock::system(),
         )
         .ok()?;
-        match tokio::time::timeout(std::time::Duration::from_secs(5), queue.persistence()).await {
-            Ok(Ok(w)) => w.map(str::to_owned),
-            _ => Some("Redis could not be asked whether it keeps its data on disk".to_owned()),
-        }
+        let why = match tokio::time::timeout(std::time::Duration::from_secs(5), queue.persistence())
+            .await
+        {
+            Ok(Ok(w)) => return w.map(str::to_owned),
+            // Named by kind only: an error's text is not shown (it is the server's, or the
+            // client's, and `check` prints it).
+            Ok(Err(e))
+                if [
+                    "WRONGPASS",
+                    "NOAUTH",
+                    "AuthenticationFailed",
+                    "invalid password",
+                ]
+                .iter()
+                .any(|k| e.0.contains(k)) =>
+            {
+                "it refused the password of redis_url"
+            }
+            Ok(Err(_)) => "it could not be reached",
+            Err(_) => "it did not answer within 5 s",
+        };
+        Some(format!(
+            "Redis could not be asked whether it keeps its data on disk: {why}"
+        ))
     })
 }

@@ -517,3 +517,32 @@ fn a_host_prefixed_cookie_name_needs_an_https_public_url() {
     let (code, _, stderr) = check(&format!("{https}{session}"), &[]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A Redis that refuses `redis_url`'s password: `check` says that is why it could not ask
+/// about persistence, rather than a bare "could not be asked" (`run` would serve from its own
+/// copy and be unready).
+#[test]
+fn check_names_a_refused_redis_password() {
+    let redis = common::redis_server::RedisServer::start();
+    let port = redis.port.to_string();
+    let set = Command::new("redis-cli")
+        .args(["-p", &port, "CONFIG", "SET", "requirepass", "the-right-one"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    let (code, _, stderr) = check(
+        &format!(
+            "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://:wrong@127.0.0.1:{port}\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("it refused the password of redis_url"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is not printed: {stderr}"
+    );
+}
