@@ -546,3 +546,24 @@ fn check_names_a_refused_redis_password() {
         "the password is not printed: {stderr}"
     );
 }
+
+/// A location of an included nginx file that a `[[routes]]` entry already is: the error, at
+/// the file's line, names the route's line in `gateway.toml` too.
+#[test]
+fn a_file_location_that_a_route_already_is_names_both() {
+    let (code, _, stderr) = check_with_files(
+        &format!(
+            "{BASE}[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\n[nginx]\ninclude = [\"crm.conf\"]\n"
+        ),
+        &[(
+            "crm.conf",
+            "location /sidebar/ { proxy_pass http://127.0.0.1:9000; }\n",
+        )],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("crm.conf:1:1: duplicate location \"/sidebar/\" (also at gateway.toml:"),
+        "{stderr}"
+    );
+}

@@ -523,21 +523,22 @@ fn nested_locations_follow_nginx_rules() {
 }
 
 /// nginx names the second of two equal locations, where it is written, not the level that
-/// holds them (for a server the gateway makes up, that level has no line of its own).
+/// holds them (for a server the gateway makes up, that level has no line of its own); the
+/// first is named too (it may be in another file, or a `[[routes]]` entry).
 #[test]
 fn duplicate_locations_are_reported_where_written() {
     for (body, want) in [
         (
             "location /x { }\nlocation /y { }\nlocation /x { }",
-            "x.conf:4:1: duplicate location \"/x\"",
+            "x.conf:4:1: duplicate location \"/x\" (also at x.conf:2)",
         ),
         (
             "location /a/ {\n location /a/x { }\n location ^~ /a/x { } }",
-            "x.conf:4:2: duplicate location \"/a/x\"",
+            "x.conf:4:2: duplicate location \"/a/x\" (also at x.conf:3)",
         ),
         (
             "location = /e { }\nlocation /e { }\nlocation =/e { }",
-            "x.conf:4:1: duplicate location \"/e\"",
+            "x.conf:4:1: duplicate location \"/e\" (also at x.conf:2)",
         ),
     ] {
         let e = Config::parse("x.conf", &format!("server {{\n{body} }}")).unwrap_err();

@@ -766,9 +766,16 @@ fn nesting(d: &Directive, outer: &Head, head: &Head) -> Result<(), ParseError> {
 fn location_set(locs: Vec<(Location, LocConf)>) -> Result<LocationSet<LocConf>, ParseError> {
     if let Some(i) = LocationSet::first_duplicate(&locs) {
         let (l, c) = &locs[i];
+        // nginx names the second; the first is named too (it may be a `[[routes]]` entry of
+        // the gateway's own file, not this one).
+        let exact = |x: &Location| matches!(x.modifier(), crate::location::Modifier::Exact);
+        let first = locs[..i].iter().find(|(o, _)| {
+            !o.modifier().is_regex() && o.pattern() == l.pattern() && exact(o) == exact(l)
+        });
+        let also = first.map_or(String::new(), |(_, f)| format!(" (also at {})", f.pos));
         return Err(c
             .pos
-            .error(format!("duplicate location \"{}\"", l.pattern())));
+            .error(format!("duplicate location \"{}\"{also}", l.pattern())));
     }
     let auto: Vec<bool> = locs
         .iter()
