@@ -567,3 +567,27 @@ fn a_file_location_that_a_route_already_is_names_both() {
         "{stderr}"
     );
 }
+
+/// A table or key written twice (a README snippet with its own `[session]` pasted below a file
+/// that has one): the error names it and says what to do.
+#[test]
+fn a_table_written_twice_is_named_with_what_to_do() {
+    let session = "[session]\nsecret = \"test-session-secret-0123456789abcdef\"\n";
+    let (code, _, stderr) = check(
+        &format!("{BASE}{session}[session]\npolicy_ttl = \"5m\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "duplicate key `session`: it is written twice; write the table once, with the keys of both"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"8h\"\nttl = \"1h\"\n"), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("duplicate key `ttl`: it is written twice; keep one"),
+        "{stderr}"
+    );
+}

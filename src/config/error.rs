@@ -127,6 +127,22 @@ impl ConfigError {
             message.to_owned()
         };
         let message = match e.span().and_then(|s| text.get(s)) {
+            // A table or key written twice (a README snippet pasted below a file that has its
+            // own `[session]`): the name, which is no value, and what to do.
+            Some(raw) if message == "duplicate key" && raw.len() <= 64 && !raw.contains('=') => {
+                let table = e
+                    .span()
+                    .is_some_and(|s| text[..s.start].trim_end_matches([' ', '\t']).ends_with('['));
+                format!(
+                    "duplicate key `{}`: it is written twice; {}",
+                    raw.trim().trim_matches(['[', ']']).trim(),
+                    if table {
+                        "write the table once, with the keys of both"
+                    } else {
+                        "keep one"
+                    }
+                )
+            }
             Some(raw) => without_env_value(raw, message),
             None => message,
         };
