@@ -405,6 +405,20 @@ struct Seen {
     body: Vec<u8>,
 }
 
+/// `app` served as WeCom's API on a free port, and a world whose app `cap` calls it instead of
+/// the emulator; the provider's base URL.
+async fn with_provider(app: axum::Router) -> (World, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let w = World::new()
+        .app(App::wecom("cap").api_base(&provider))
+        .qyapi()
+        .start()
+        .await;
+    (w, provider)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_calls_are_byte_identical_on_every_try() {
     use axum::extract::{RawQuery, State};
@@ -443,16 +457,8 @@ async fn forwarded_calls_are_byte_identical_on_every_try() {
             ),
         )
         .with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
     // App `cap` calls the capturing provider instead of the emulator.
-    let w = World::new()
-        .app(App::wecom("cap").api_base(&provider))
-        .qyapi()
-        .start()
-        .await;
+    let (w, provider) = with_provider(app).await;
     let qyapi = w.gw().qyapi_port.unwrap();
 
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
@@ -548,14 +554,7 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
                 )
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let w = World::new()
-        .app(App::wecom("cap").api_base(&provider))
-        .qyapi()
-        .start()
-        .await;
+    let (w, _) = with_provider(app).await;
     let qyapi = w.gw().qyapi_port.unwrap();
     let r = reqwest::get(format!(
         "http://127.0.0.1:{qyapi}/cap/cgi-bin/user/get?userid=a"

@@ -375,22 +375,28 @@ async fn relative_roots_and_includes_start_where_nginx_starts_them() {
 
 /// `etag off` (security scanners' advice): a file's answer carries no ETag, and an
 /// `If-None-Match` with the one it had is no longer a 304; `Last-Modified` still serves.
-#[tokio::test]
-async fn etag_off_leaves_files_without_etags() {
-    let dir = TempDir::new("etag-off");
-    std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::write(dir.path().join("www/app.js"), APP_JS).unwrap();
-    std::fs::write(
-        dir.path().join("crm.conf"),
-        "location /on/ { alias www/; }\nlocation /off/ { alias www/; etag off; }\n",
-    )
-    .unwrap();
+/// A gateway serving `conf` (written as `crm.conf` in `dir`) as its nginx include, beside an
+/// echo upstream `crm`.
+fn serving(dir: &TempDir, conf: &str) -> (Gateway, upstream::Upstream) {
+    std::fs::write(dir.path().join("crm.conf"), conf).unwrap();
     let up = upstream::echo("crm");
     let gw = Gateway::start(&format!(
         "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
         up.url(),
         dir.path().join("crm.conf").display()
     ));
+    (gw, up)
+}
+
+#[tokio::test]
+async fn etag_off_leaves_files_without_etags() {
+    let dir = TempDir::new("etag-off");
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/app.js"), APP_JS).unwrap();
+    let (gw, _up) = serving(
+        &dir,
+        "location /on/ { alias www/; }\nlocation /off/ { alias www/; etag off; }\n",
+    );
     let c = client();
     let on = c.get(gw.url("/on/app.js")).send().await.unwrap();
     let tag = on.headers()["etag"].to_str().unwrap().to_owned();
@@ -424,18 +430,11 @@ async fn gzip_vary_marks_every_answer_of_a_compressed_type_once() {
     std::fs::create_dir_all(dir.path().join("www")).unwrap();
     std::fs::write(dir.path().join("www/app.js"), APP_JS.repeat(20)).unwrap();
     std::fs::write(dir.path().join("www/logo.png"), [0u8; 300]).unwrap();
-    std::fs::write(
-        dir.path().join("crm.conf"),
+    let (gw, _up) = serving(
+        &dir,
         "gzip on; gzip_vary on; gzip_min_length 1; gzip_types application/javascript;\n\
          gzip_disable \"MSIE [1-6]\\.\";\nlocation /s/ { alias www/; }\n",
-    )
-    .unwrap();
-    let up = upstream::echo("crm");
-    let gw = Gateway::start(&format!(
-        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
-        up.url(),
-        dir.path().join("crm.conf").display()
-    ));
+    );
     let port = gw.port;
     let head = move |req: &'static str| {
         let raw = raw_request(port, req.as_bytes()).unwrap();
