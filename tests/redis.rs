@@ -800,6 +800,82 @@ async fn the_redis_queue_lists_and_replays_parked_events() {
     wecom_gateway::callback::queue::conformance::remembers_what_it_queued(&q).await;
 }
 
+/// Two instances on one Redis, the lease changing hands in the middle of a delivery. The new
+/// holder waits for the event the old one was delivering (it may still be posting it: it lost
+/// Redis for longer than its lease) and reads nothing newer meanwhile; an event the old holder
+/// then acks is never delivered again; one left alone longer than a delivery takes (its holder
+/// killed) is taken over, with its event id; one whose holder stopped cleanly at once.
+#[tokio::test]
+async fn a_new_lease_holder_waits_out_a_delivery_under_way_elsewhere() {
+    use wecom_gateway::callback::event::Event;
+    use wecom_gateway::callback::queue::{EventQueue, RedisQueue};
+    let redis = RedisServer::start();
+    let lease = Duration::from_millis(400);
+    let open = || RedisQueue::open(&redis.url(), "wgw:", lease, Clock::system()).unwrap();
+    let (a, b) = (open(), open());
+    let event = |n: u32| Event::new("crm", format!("<xml><N>{n}</N></xml>"), format!("k{n}"), 1);
+    for n in 1..=3 {
+        a.push(&event(n)).await.unwrap();
+    }
+    let in_flight = Duration::from_secs(2);
+    let lapse = || tokio::time::sleep(lease + Duration::from_millis(200));
+
+    assert!(a.lead("crm").await.unwrap());
+    assert!(a.settle("crm", in_flight).await.unwrap());
+    let first = a.head("crm").await.unwrap().unwrap();
+    assert!(a.working_on("crm", &first).await.unwrap());
+    assert!(!b.lead("crm").await.unwrap(), "a holds the lease");
+    // a stops renewing (Redis out of its reach): the lease lapses and b takes it. The first
+    // event has been left alone for longer than the margin, not for a delivery's time.
+    lapse().await;
+    assert!(b.lead("crm").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !b.settle("crm", in_flight).await.unwrap(),
+        "a may still be posting the first event"
+    );
+    assert!(
+        !a.working_on("crm", &first).await.unwrap(),
+        "a is told that the lease went: it posts nothing more"
+    );
+    // a's post ended well: it acks, and b goes on with the second, never the first.
+    a.ack("crm", &first).await.unwrap();
+    assert!(b.settle("crm", in_flight).await.unwrap());
+    let second = b.head("crm").await.unwrap().unwrap();
+    assert!(
+        second.event.message.contains("<N>2</N>"),
+        "{:?}",
+        second.event
+    );
+
+    // b is killed while it delivers the second: a takes the lease back and waits until the
+    // second has been left alone longer than a delivery takes, then delivers it.
+    assert!(b.working_on("crm", &second).await.unwrap());
+    let touched = std::time::Instant::now();
+    lapse().await;
+    assert!(a.lead("crm").await.unwrap());
+    assert!(!a.settle("crm", in_flight).await.unwrap());
+    // The margin: a second past the delivery's longest time.
+    tokio::time::sleep((in_flight + Duration::from_millis(1300)).saturating_sub(touched.elapsed()))
+        .await;
+    assert!(a.settle("crm", in_flight).await.unwrap());
+    let again = a.head("crm").await.unwrap().unwrap();
+    assert_eq!(again.event, second.event, "the same event, with its id");
+    assert!(
+        !b.working_on("crm", &second).await.unwrap(),
+        "b, were it only slow, is told the event went"
+    );
+    a.ack("crm", &again).await.unwrap();
+
+    // a stops cleanly while it holds the third: b need not wait.
+    let third = a.head("crm").await.unwrap().unwrap();
+    assert!(a.working_on("crm", &third).await.unwrap());
+    a.resign("crm").await;
+    assert!(b.lead("crm").await.unwrap());
+    assert!(b.settle("crm", Duration::from_secs(60)).await.unwrap());
+    assert_eq!(b.head("crm").await.unwrap().unwrap().event, third.event);
+}
+
 /// After Redis restarts, the first command on the old connection meets a closed socket: it is
 /// sent again on a new one rather than failing (a durable write there — a sign-out, an install
 /// — would otherwise be refused, or with the fallback kept by this process alone).

@@ -169,6 +169,8 @@ impl BackgroundService for Delivery {
         // restart (or by another instance), with the same event id.
         for (name, w) in workers {
             w.abort();
+            // Ended before the entry it held is let go: nothing is posted after this.
+            let _ = w.await;
             self.inner.callbacks.queue.resign(&name).await;
         }
     }
@@ -233,6 +235,29 @@ impl Inner {
                     .with_label_values(&[app])
                     .set(d as i64);
             }
+            let config = self.config.load_full();
+            // What another instance took for delivery and left alone longer than a delivery
+            // can take is delivered first; one of its deliveries that may still be under way
+            // is waited for.
+            let in_flight = config
+                .apps
+                .get(app)
+                .and_then(|a| a.callback.as_ref()?.forward.as_ref())
+                .map_or(Duration::ZERO, |f| {
+                    f.upstream.connect_timeout + f.upstream.read_timeout
+                });
+            match self.queue().settle(app, in_flight).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.warn(app, "queue unreachable", &e.to_string());
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+            }
             let head = match self.queue().head(app).await {
                 Ok(Some(h)) => h,
                 Ok(None) => {
@@ -245,7 +270,6 @@ impl Inner {
                     continue;
                 }
             };
-            let config = self.config.load_full();
             let Some(a) = config.apps.get(app).filter(|a| a.callback.is_some()) else {
                 // Its callback was removed by a reload: the events wait for it to come back.
                 self.warn(app, "events queued for an app without callback", "");
@@ -274,7 +298,8 @@ impl Inner {
                     } else {
                         self.warn(app, "reaction not done; retrying", &e.to_string());
                         reaction_failures = Some((head.event.id.clone(), tries));
-                        self.renewing(app, tokio::time::sleep(backoff(tries))).await;
+                        self.renewing(app, &head, tokio::time::sleep(backoff(tries)))
+                            .await;
                         continue;
                     }
                 }
@@ -287,8 +312,14 @@ impl Inner {
                 None => Attempt::Delivered,
                 Some(_) if already => Attempt::Delivered,
                 Some(fwd) => {
+                    // Not when the lease (or the event) has just gone to another instance:
+                    // it delivers it.
+                    if !matches!(self.queue().working_on(app, &head).await, Ok(true)) {
+                        tokio::time::sleep(IDLE).await;
+                        continue;
+                    }
                     let post = self.post(&config, a, fwd, cb.format, &head.event);
-                    self.renewing(app, post).await
+                    self.renewing(app, &head, post).await
                 }
             };
             match attempt {
@@ -337,7 +368,7 @@ impl Inner {
                         trying = None;
                         failures = 0;
                     } else {
-                        self.renewing(app, tokio::time::sleep(backoff(failures)))
+                        self.renewing(app, &head, tokio::time::sleep(backoff(failures)))
                             .await;
                     }
                 }
@@ -406,15 +437,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs `work` while renewing the app's lease, so that a slow CRM does not hand the app
-    /// to another instance in the middle of a delivery.
-    async fn renewing<T>(&self, app: &str, work: impl std::future::Future<Output = T>) -> T {
+    /// Runs `work` on `head` while renewing the app's lease and saying that `head` is being
+    /// worked on, so that a slow CRM does not hand it to another instance in the middle of a
+    /// delivery.
+    async fn renewing<T>(
+        &self,
+        app: &str,
+        head: &Queued,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         tokio::pin!(work);
         loop {
             tokio::select! {
                 out = &mut work => return out,
                 _ = tokio::time::sleep(RENEW_EVERY) => {
-                    let _ = self.queue().lead(app).await;
+                    let _ = self.queue().working_on(app, head).await;
                 }
             }
         }

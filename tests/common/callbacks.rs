@@ -175,7 +175,13 @@ pub fn world(scenario: Scenario, backend: &Backend, instances: usize, crm: Upstr
             "callback = {{ token = \"{TOKEN}\", encoding_aes_key = \"{AES_KEY}\", forward = \"crm\", forward_path = \"{path}\"{format} }}"
         )
     };
-    World::new()
+    let mut world = World::new();
+    if let Backend::Redis(_) = backend {
+        // Another instance takes a killed one's delivery over once it has been left alone
+        // longer than a delivery can take (these timeouts and a second).
+        world = world.crm_keys("connect_timeout = \"1s\"\nread_timeout = \"2s\"");
+    }
+    world
         .scenario(scenario)
         .session("")
         .store(&store(backend))

@@ -92,6 +92,22 @@ pub trait EventQueue: Send + Sync + 'static {
     /// Stops delivering `app` here (the lease is given back).
     async fn resign(&self, _app: &str) {}
 
+    /// Takes over the events of `app` that other instances took for delivery and have left
+    /// alone for longer than `in_flight` (the longest one delivery may take: they died, or
+    /// lost the queue for longer than their lease). `Ok(false)` while one of theirs may still
+    /// be under way: the next event waits for it, so that the CRM never gets them out of order
+    /// or one twice at once. Always `Ok(true)` with one instance.
+    async fn settle(&self, _app: &str, _in_flight: Duration) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    /// Renews the lease while `q` is being delivered here, and says that it is (an event left
+    /// alone is one another instance may take over): `Ok(false)` when the lease or `q` went to
+    /// another instance, which delivers it instead.
+    async fn working_on(&self, app: &str, _q: &Queued) -> Result<bool, QueueError> {
+        self.lead(app).await
+    }
+
     /// The oldest undelivered event of `app`.
     async fn head(&self, app: &str) -> Result<Option<Queued>, QueueError>;
 

@@ -7,15 +7,21 @@
 //!   while it works) reads with `XREADGROUP` one entry at a time and removes it (`XACK` +
 //!   `XDEL`, one script) after the CRM's 2xx. One deliverer per app keeps the order; the
 //!   consumer group keeps what was handed out.
-//! - **an instance dies mid-delivery**: its lease lapses after `lock_ttl`; the next holder
-//!   first takes every entry pending in the group (`XAUTOCLAIM`) and delivers those, oldest
-//!   first, before new ones.
+//! - **an instance dies mid-delivery**: its lease lapses after `lock_ttl`. The holder touches
+//!   the entry it delivers each time it renews the lease (`XCLAIM` to itself: its idle time
+//!   starts again), so an entry idle for longer than a delivery can take is one nobody is
+//!   delivering. The next holder takes those over (`XAUTOCLAIM` with that idle time) and
+//!   delivers them first; while another instance's entry is younger, it waits (nothing newer is
+//!   read): an instance that lost Redis for longer than its lease may still be posting it.
 //!
 //! The guarantee, honestly: every event is delivered at least once, in order per app. An event
-//! whose delivery was under way when its instance died (or lost Redis for longer than the
-//! lease) is delivered again by the next holder, with the same `X-Gateway-Event-Id`; so is
-//! one whose 2xx came back just before the instance died. Durability is Redis's: run it with
-//! `appendonly yes` (the gateway warns at start when persistence is off).
+//! whose instance died while it was being delivered is delivered again by the next holder, once
+//! the forward's timeout has passed, with the same `X-Gateway-Event-Id`; so is one whose 2xx
+//! came back just before the instance died. One whose instance only lost Redis is not: it acks
+//! it when Redis answers again, before the wait is over. A process stopped (`SIGSTOP`, a paused
+//! VM) for longer than the forward's timeout may still finish a post it began when it resumes.
+//! Durability is Redis's: run it with `appendonly yes` (the gateway warns at start when
+//! persistence is off).
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -23,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio::sync::OnceCell;
 use wecom_api::Clock;
 
@@ -34,6 +40,8 @@ use crate::callback::event::Event;
 
 const GROUP: &str = "gateway";
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Added to a delivery's longest time before another instance's entry counts as left alone.
+const SETTLE_MARGIN: Duration = Duration::from_secs(1);
 
 /// KEYS: seen, stream. ARGV: ttl ms, event JSON. The entry id, or nil for a duplicate.
 static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -61,13 +69,61 @@ return 0",
     )
 });
 
-/// KEYS: lease. ARGV: holder. Gives the lease back only if it is still this holder's.
+/// KEYS: lease, stream. ARGV: holder, ttl ms, group, entry id. The lease as [`LEAD`], and the
+/// entry's idle time started again (`XCLAIM` to itself) while it is this holder's: 2 or 1 then,
+/// 0 when another holds the lease or the entry (it is not to be delivered here).
+static WORKING: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+local p = redis.call('XPENDING', KEYS[2], ARGV[3], ARGV[4], ARGV[4], 1)
+if #p ~= 1 or p[1][2] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[1], 0, ARGV[4], 'JUSTID')
+if v then return 1 end
+return 2",
+    )
+});
+
+/// KEYS: stream. ARGV: group, this consumer, min idle ms. Takes over the group's entries other
+/// consumers have left alone for min idle; 1 when none of theirs is left, 0 while one is
+/// younger (its delivery may be under way).
+static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local function others()
+  local s = redis.call('XPENDING', KEYS[1], ARGV[1])
+  if not s[4] then return false end
+  for _, c in ipairs(s[4]) do
+    if c[1] ~= ARGV[2] then return true end
+  end
+  return false
+end
+if not others() then return 1 end
+local start = '0-0'
+repeat
+  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], start, 'COUNT', 100, 'JUSTID')
+  start = r[1]
+until start == '0-0'
+if others() then return 0 end
+return 1",
+    )
+});
+
+/// KEYS: lease, stream. ARGV: holder, group, idle ms. Gives the lease back if it is still this
+/// holder's, and marks the entries it took as left alone long ago: its deliveries ended with
+/// it, the next holder need not wait them out.
 static RESIGN: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
 end
-return 0",
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[2], '-', '+', 100, ARGV[1])
+if ok then
+  for _, e in ipairs(p) do
+    redis.call('XCLAIM', KEYS[2], ARGV[2], ARGV[1], 0, e[1], 'IDLE', ARGV[3], 'JUSTID')
+  end
+end
+return 1",
     )
 });
 
@@ -136,8 +192,6 @@ pub struct RedisQueue {
     wakers: Wakers,
     /// Apps whose group exists (created once per process).
     grouped: Mutex<HashSet<String>>,
-    /// Apps whose lease this process has just taken: their pending entries are claimed first.
-    to_claim: Mutex<HashSet<String>>,
 }
 
 fn qerr(e: impl std::fmt::Display) -> QueueError {
@@ -163,7 +217,6 @@ impl RedisQueue {
             conn: OnceCell::new(),
             wakers: Wakers::default(),
             grouped: Mutex::new(HashSet::new()),
-            to_claim: Mutex::new(HashSet::new()),
         })
     }
 
@@ -352,53 +405,29 @@ impl RedisQueue {
         r
     }
 
-    /// Takes over what the group's other consumers hold (a lapsed lease's holder).
-    async fn claim_all(&self, app: &str) -> Result<(), QueueError> {
+    async fn settle_once(&self, app: &str, in_flight: Duration) -> Result<bool, QueueError> {
+        self.ensure_group(app).await?;
         let (key, me) = (self.stream(app), self.me.clone());
-        let mut start = "0-0".to_owned();
-        loop {
-            let (key, me, from) = (key.clone(), me.clone(), start.clone());
-            let r: StreamAutoClaimReply = self
-                .run(|mut c| async move {
-                    redis::cmd("XAUTOCLAIM")
-                        .arg(&key)
-                        .arg(GROUP)
-                        .arg(me)
-                        .arg(0)
-                        .arg(from)
-                        .arg("COUNT")
-                        .arg(100)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            if r.next_stream_id == "0-0" {
-                return Ok(());
-            }
-            start = r.next_stream_id;
-        }
+        // A holder renews (and touches its entry) every half second: the margin covers that and
+        // the two clocks' reading of "idle".
+        let min_idle = (in_flight + SETTLE_MARGIN).as_millis() as u64;
+        let settled: i64 = self
+            .run(|mut c| async move {
+                SETTLE
+                    .key(&key)
+                    .arg(GROUP)
+                    .arg(me)
+                    .arg(min_idle)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(settled == 1)
     }
 
     async fn head_once(&self, app: &str) -> Result<Option<Queued>, QueueError> {
         self.ensure_group(app).await?;
-        let claim = self
-            .to_claim
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(app);
-        // The lease lapsed for whoever held it: what it had taken is ours now. A claim that
-        // fails is tried again on the next look, or a dead holder's entries would wait behind
-        // newer ones until the lease changed hands again.
-        if claim {
-            if let Err(e) = self.claim_all(app).await {
-                self.to_claim
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(app.to_owned());
-                return Err(e);
-            }
-        }
-        // Its own pending entries first (claimed, or read before a crash), then new ones.
+        // Its own pending entries first (taken over, or read before a crash), then new ones.
         for from in ["0", ">"] {
             while let Some(entry) = self.read(app, from).await? {
                 match Self::queued(&entry) {
@@ -461,21 +490,49 @@ impl EventQueue for RedisQueue {
                 |mut c| async move { LEAD.key(&lease).arg(me).arg(ttl).invoke_async(&mut c).await },
             )
             .await?;
-        if got == 2 {
-            self.to_claim
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(app.to_owned());
-        }
+        Ok(got > 0)
+    }
+
+    async fn settle(&self, app: &str, in_flight: Duration) -> Result<bool, QueueError> {
+        let r = self.settle_once(app, in_flight).await;
+        self.forget_group_if_gone(app, r)
+    }
+
+    async fn working_on(&self, app: &str, q: &Queued) -> Result<bool, QueueError> {
+        let (lease, stream, me) = (self.lease(app), self.stream(app), self.me.clone());
+        let ttl = self.lease_ttl.as_millis() as u64;
+        let id = q.position.clone();
+        let got: i64 = self
+            .run(|mut c| async move {
+                WORKING
+                    .key(&lease)
+                    .key(&stream)
+                    .arg(me)
+                    .arg(ttl)
+                    .arg(GROUP)
+                    .arg(id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
         Ok(got > 0)
     }
 
     async fn resign(&self, app: &str) {
-        let (lease, me) = (self.lease(app), self.me.clone());
+        let (lease, stream, me) = (self.lease(app), self.stream(app), self.me.clone());
+        // Idle for a year: older than any delivery's longest time.
+        let long_ago = 365 * 86_400_000u64;
         let _ = self
-            .run(
-                |mut c| async move { RESIGN.key(&lease).arg(me).invoke_async::<i64>(&mut c).await },
-            )
+            .run(|mut c| async move {
+                RESIGN
+                    .key(&lease)
+                    .key(&stream)
+                    .arg(me)
+                    .arg(GROUP)
+                    .arg(long_ago)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
             .await;
     }
 
