@@ -810,7 +810,7 @@ async fn a_new_lease_holder_waits_out_a_delivery_under_way_elsewhere() {
     use wecom_gateway::callback::event::Event;
     use wecom_gateway::callback::queue::{EventQueue, RedisQueue};
     let redis = RedisServer::start();
-    let lease = Duration::from_millis(400);
+    let lease = Duration::from_secs(1);
     let open = || RedisQueue::open(&redis.url(), "wgw:", lease, Clock::system()).unwrap();
     let (a, b) = (open(), open());
     let event = |n: u32| Event::new("crm", format!("<xml><N>{n}</N></xml>"), format!("k{n}"), 1);
@@ -829,7 +829,6 @@ async fn a_new_lease_holder_waits_out_a_delivery_under_way_elsewhere() {
     // event has been left alone for longer than the margin, not for a delivery's time.
     lapse().await;
     assert!(b.lead("crm").await.unwrap());
-    tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         !b.settle("crm", in_flight).await.unwrap(),
         "a may still be posting the first event"
@@ -858,6 +857,7 @@ async fn a_new_lease_holder_waits_out_a_delivery_under_way_elsewhere() {
     // The margin: a second past the delivery's longest time.
     tokio::time::sleep((in_flight + Duration::from_millis(1300)).saturating_sub(touched.elapsed()))
         .await;
+    assert!(a.lead("crm").await.unwrap());
     assert!(a.settle("crm", in_flight).await.unwrap());
     let again = a.head("crm").await.unwrap().unwrap();
     assert_eq!(again.event, second.event, "the same event, with its id");

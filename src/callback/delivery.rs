@@ -249,7 +249,8 @@ impl Inner {
             match self.queue().settle(app, in_flight).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tokio::time::sleep(IDLE).await;
+                    // Within the lease: it is renewed on the next turn.
+                    tokio::time::sleep(RENEW_EVERY).await;
                     continue;
                 }
                 Err(e) => {
