@@ -102,10 +102,13 @@ pub fn protecting(
     let literal = undecoded(raw);
     // An upstream that routes on the path as sent, dot segments and all (most frameworks do:
     // only browsers resolve them), reads `/sidebar/../pub/x` under `/sidebar/`; so does one
-    // that decodes it first.
+    // that decodes it first, also when the slashes around the dots were escaped: WSGI and ASGI
+    // servers decode `/sidebar%2F..%2Fx` to a `PATH_INFO` of `/sidebar/../x`.
     let dotted = has_dot_segment(raw);
-    let decoded = (dotted && raw.contains(&b'%'))
-        .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>());
+    let decoded = raw
+        .contains(&b'%')
+        .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>())
+        .filter(|d| has_dot_segment(d));
     let mut readings: [&[u8]; 4] = [asked, b"", b"", b""];
     let mut n = 1;
     for extra in [
@@ -451,6 +454,11 @@ mod tests {
         let raw: &[(&str, &str, Area)] = &[
             ("/other", "/sidebar/%2e%2e/other", Ok(Some(0))),
             ("/other", "/sidebar/%2E%2E/other", Ok(Some(0))),
+            // Escaped slashes around the dots: decoded, it is under /sidebar/.
+            ("/other", "/sidebar%2F..%2Fother", Ok(Some(0))),
+            ("/other", "/sidebar%2f%2e%2e%2fother", Ok(Some(0))),
+            ("/other", "/sidebar%2F../other", Ok(Some(0))),
+            ("/x", "/other%2F..%2Fx", Ok(None)),
             ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
             ("/x", "/%78", Ok(None)),
             // Servers that ignore case, a trailing slash, or a segment's trailing dots.

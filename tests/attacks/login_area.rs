@@ -76,6 +76,10 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     ("/sidebar/../other", 401),
     ("/sidebar/./../other", 401),
     ("/sid%65bar/../other", 401),
+    // Escaped slashes around the dots: nginx reads /other; WSGI/ASGI servers (Flask, Django,
+    // Starlette) decode PATH_INFO to /sidebar/../other and route it under /sidebar/.
+    ("/sidebar%2F..%2Fother", 401),
+    ("/sidebar%2f%2e%2e%2fother", 401),
     ("/other/./y", 200),
     // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
     // and spaces (Windows) route these under /sidebar/ too.

@@ -192,6 +192,8 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
         "/sidebar/%2e%2e/_gateway/x",
         "/sidebar/../_gateway/whoami",
         "/sidebar/x/..%2f..%2f_gateway/whoami",
+        "/sidebar%2F..%2Fx",
+        "/sidebar%2f%2e%2e%2f_gateway/whoami",
     ] {
         let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
         assert_eq!(r.status(), 401, "{uri}");
