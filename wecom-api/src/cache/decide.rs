@@ -31,7 +31,7 @@ pub fn is_config_refusal(e: &ApiError) -> bool {
     matches!(
         e,
         ApiError::Api {
-            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020
+            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 48002 | 60020
                 // A suite's id or secret (40083, 40080), a permanent code that is no more.
                 | 40080 | 40083 | 40084,
             ..
@@ -44,11 +44,16 @@ pub fn is_config_refusal(e: &ApiError) -> bool {
 /// provider has long forgotten, and overflow a store's TTL arithmetic.
 pub const MAX_LIFETIME_SECS: u64 = 86_400;
 
+/// The shortest lifetime believed for a value not seen before. An answer saying `0` (or a few
+/// seconds) would make every request fetch again, burning the provider's quota (a ticket's is
+/// 100 an hour); a value that really dies sooner is refused as expired and fetched again then.
+pub const MIN_LIFETIME_SECS: u64 = 60;
+
 /// When a refetched value expires. WeCom hands out the same token or ticket again until it
 /// expires, with the seconds it has left rounded up: an early refresh gets the old value back,
 /// and its death must not be postponed by that rounding. `now_ms` is when the request was sent.
 pub fn expiry_of(value: &str, expires_in_secs: u64, previous: Option<&Cached>, now_ms: u64) -> u64 {
-    let lifetime_ms = expires_in_secs.min(MAX_LIFETIME_SECS) * 1000;
+    let lifetime_ms = expires_in_secs.clamp(MIN_LIFETIME_SECS, MAX_LIFETIME_SECS) * 1000;
     let expires_at = now_ms.saturating_add(lifetime_ms);
     match previous {
         Some(p) if *p.value == *value => expires_at.min(p.expires_at),
@@ -99,12 +104,15 @@ mod tests {
             // Another ticket: its own lifetime counts.
             ("new", 7200, Some(&old), 10_000, 7_210_000),
             ("new", 7200, None, 10_000, 7_210_000),
-            // The same value with less left than before (it cannot gain time).
-            ("same", 0, Some(&old), 10_000, 10_000),
+            // The same value said to have nothing left: it keeps its first expiry, never gains.
+            ("same", 0, Some(&old), 10_000, 10_250),
             // An absurd lifetime is believed for a day at most, and never overflows.
             ("new", u64::MAX, None, 10_000, 10_000 + 86_400_000),
             ("new", u64::MAX, None, u64::MAX - 5, u64::MAX),
             ("new", 86_401, None, 0, 86_400_000),
+            // A new value said to last no time at all is believed for a minute.
+            ("new", 0, Some(&old), 10_000, 70_000),
+            ("new", 5, None, 10_000, 70_000),
         ];
         for (value, expires_in, previous, now, want) in cases {
             assert_eq!(
@@ -121,7 +129,9 @@ mod tests {
             errcode,
             errmsg: String::new(),
         };
-        for code in [40001, 40013, 40125, 40164, 41002, 41004, 48001, 60020] {
+        for code in [
+            40001, 40013, 40125, 40164, 41002, 41004, 48001, 48002, 60020,
+        ] {
             assert!(is_config_refusal(&api(code)), "{code}");
         }
         for e in [api(-1), api(45009), api(42001), ApiError::Timeout] {

@@ -316,11 +316,11 @@ async fn an_early_refresh_that_gets_the_same_value_back_keeps_its_expiry() {
     let fake = Arc::new(Fake::default());
     let cache = cache(store.clone(), &fake, &clock);
     let t = target("ww");
-    fake.answer("same", 3);
+    fake.answer("same", 120);
     cache.get(&t).await.unwrap();
     let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
     // 250 ms before it dies WeCom answers with the same ticket, its time left rounded up.
-    clock.advance(Duration::from_millis(2_750));
+    clock.advance(Duration::from_millis(119_750));
     fake.answer("same", 1);
     assert_eq!(&*cache.refresh(&t).await.unwrap().value, "same");
     let kept = store.get(t.key()).await.unwrap().unwrap();
@@ -349,7 +349,7 @@ async fn an_early_refresh_answered_after_the_value_died_is_not_served() {
     let fake = Arc::new(Fake::default());
     let cache = cache(store.clone(), &fake, &clock);
     let t = target("ww");
-    fake.answer("same", 3);
+    fake.answer("same", 120);
     cache.get(&t).await.unwrap();
     let dies = store.get(t.key()).await.unwrap().unwrap().expires_at;
     // 100 ms before it dies an early refresh asks; WeCom, for which it still lives, hands the
@@ -436,11 +436,11 @@ async fn a_request_joining_an_early_refresh_that_ends_after_the_expiry_gets_a_li
     for _ in 0..2 {
         fake.queued.lock().unwrap().push_back(Fetched {
             value: "same".into(),
-            expires_in: 10,
+            expires_in: 100,
         });
     }
     assert_eq!(&*cache.get(&t).await.unwrap(), "same");
-    clock.advance(Duration::from_millis(9_900));
+    clock.advance(Duration::from_millis(99_900));
     slow.armed.store(true, Ordering::SeqCst);
     let entered = slow.entered.notified();
     assert_eq!(&*cache.get(&t).await.unwrap(), "same", "stale, still valid");
