@@ -782,3 +782,93 @@ async fn the_access_line_names_the_upstream_only_when_it_was_asked() {
     assert!(line("/sidebar/unseen").contains("upstream=\"-\""), "{log}");
     assert!(line("/public-seen").contains("upstream=\"crm\""), "{log}");
 }
+
+/// WeCom's OAuth answer read as it is, not as it might be: an empty `userid` beside an `openid`
+/// is a non-member, named by the openid (it became a session naming nobody); an `errcode` that
+/// is no number, or a JSON body on an HTTP error, is no success (they became sessions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_odd_oauth_answer_never_becomes_a_session_naming_someone_else_or_nobody() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // One answer of `auth/getuserinfo` per login, in this order.
+    let answers: Arc<Vec<(u16, Value)>> = Arc::new(vec![
+        (
+            200,
+            json!({"errcode": 0, "errmsg": "ok", "userid": "", "openid": "oNonMember1"}),
+        ),
+        (
+            200,
+            json!({"errcode": 0, "errmsg": "ok", "userid": null, "openid": "oNonMember2"}),
+        ),
+        (
+            200,
+            json!({"errcode": "oops", "errmsg": "?", "userid": "zhangsan"}),
+        ),
+        (
+            200,
+            json!({"errcode": 99999999999999999999u128 as f64, "userid": "zhangsan"}),
+        ),
+        (
+            500,
+            json!({"errcode": 0, "errmsg": "ok", "userid": "zhangsan"}),
+        ),
+    ]);
+    let next = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/cgi-bin/gettoken",
+            get(|| async {
+                axum::Json(
+                    json!({"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200}),
+                )
+            }),
+        )
+        .route(
+            "/cgi-bin/auth/getuserinfo",
+            get(move || {
+                let (answers, next) = (answers.clone(), next.clone());
+                async move {
+                    let (status, body) = answers[next.fetch_add(1, Ordering::SeqCst)].clone();
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let provider = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let w = World::new()
+        .session("")
+        .app(App::wecom("cap").api_base(&provider))
+        .routes("[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n")
+        .start()
+        .await;
+
+    for openid in ["oNonMember1", "oNonMember2"] {
+        let mut b = Browser::new(WXWORK_UA);
+        let cb = w.to_callback(&mut b, &w.login_url("cap", "/")).await;
+        assert_eq!(b.get(&cb).await.status(), 302);
+        let who: Value = b
+            .get(&w.gw().url("/_gateway/whoami"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(who["openid"], openid, "{who}");
+        assert_eq!(who["userid"], Value::Null, "{who}");
+    }
+    for what in ["errcode oops", "errcode past 64 bits", "HTTP 500"] {
+        let mut b = Browser::new(WXWORK_UA);
+        let cb = w.to_callback(&mut b, &w.login_url("cap", "/")).await;
+        let r = b.get(&cb).await;
+        assert_eq!(r.status(), 502, "{what}");
+        assert_eq!(
+            b.get(&w.gw().url("/_gateway/whoami")).await.status(),
+            401,
+            "{what}: no session"
+        );
+    }
+}

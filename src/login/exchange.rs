@@ -83,6 +83,14 @@ fn is_code_error(errcode: i64) -> bool {
 fn checked(resp: ApiResponse) -> Result<Value, LoginError> {
     let body = resp.json()?;
     match resp.errcode {
+        wecom_api::UNREADABLE_ERRCODE => Err(LoginError::Provider(ApiError::BadAnswer(
+            "an errcode that is no number".into(),
+        ))),
+        // A success only in a success: an error page of WeCom's front (or a redirect) whose
+        // body happens to read as JSON names nobody.
+        0 if !(200..300).contains(&resp.status) => Err(LoginError::Provider(ApiError::BadAnswer(
+            format!("HTTP {}", resp.status),
+        ))),
         0 => Ok(body),
         e if is_code_error(e) => Err(LoginError::CodeInvalid(e)),
         errcode => Err(LoginError::Provider(ApiError::Api {
@@ -210,13 +218,10 @@ pub async fn exchange(
             Ok(Identity {
                 corp_id: Some(corp_id.clone()),
                 agent_id: Some(*agent_id),
+                // A member is named by userid alone; openid is for non-members (an empty or null
+                // userid is none).
+                openid: openid.filter(|_| userid.is_none()),
                 userid,
-                // A member is named by userid alone; openid is for non-members.
-                openid: if body.get("userid").is_some() {
-                    None
-                } else {
-                    openid
-                },
                 ..Identity::default()
             })
         }

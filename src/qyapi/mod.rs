@@ -351,7 +351,9 @@ impl Qyapi {
             Ok(resp) => Served {
                 // An answer that is no WeCom answer (an error page of WeCom's front, HTTP 5xx)
                 // is passed back as it came, but counted as what it is, never as a success.
-                errcode: if resp.errcode == 0 && !(200..300).contains(&resp.status) {
+                errcode: if (resp.errcode == 0 && !(200..300).contains(&resp.status))
+                    || resp.errcode == wecom_api::UNREADABLE_ERRCODE
+                {
                     Errcode::Failed("bad_answer")
                 } else {
                     Errcode::Code(resp.errcode)

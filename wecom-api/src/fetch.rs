@@ -180,6 +180,9 @@ impl<S: Stack> Fetch for WithToken<S> {
 /// `{field, expires_in}` from a success; the provider's errcode otherwise.
 pub(crate) fn read(resp: &ApiResponse, field: &str) -> Result<Fetched, ApiError> {
     let v: Value = resp.json()?;
+    if resp.errcode == crate::request::UNREADABLE_ERRCODE {
+        return Err(ApiError::BadAnswer("an errcode that is no number".into()));
+    }
     if resp.errcode != 0 {
         return Err(ApiError::Api {
             errcode: resp.errcode,

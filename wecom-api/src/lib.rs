@@ -49,7 +49,7 @@ pub use directory::FactCache;
 pub use error::ApiError;
 pub use fetch::{CacheTarget, Fetch, Fetched};
 pub use observe::{Observer, RetryReason, Unobserved};
-pub use request::{errcode_of, ApiRequest, ApiResponse};
+pub use request::{errcode_of, ApiRequest, ApiResponse, UNREADABLE_ERRCODE};
 pub use secret::Secret;
 pub use store::{
     Cached, FallbackStore, LocalStore, MemoryStore, RedisStore, Store, StoreError, Sweeper,

@@ -69,8 +69,14 @@ impl ApiResponse {
     }
 }
 
+/// What [`errcode_of`] reads for an `errcode` that is there but no integer (`"oops"`, `1.5`,
+/// a number past 64 bits): an answer that says something went wrong, in a way nobody can read,
+/// is never taken for a success.
+pub const UNREADABLE_ERRCODE: i64 = i64::MIN;
+
 /// The `errcode` of a JSON object answer (a number, or a numeric string as some WeCom APIs
-/// write it); 0 for anything else, e.g. the bytes of `media/get`.
+/// write it); 0 without one, e.g. the bytes of `media/get`; [`UNREADABLE_ERRCODE`] for one that
+/// is no integer.
 pub fn errcode_of(body: &[u8]) -> i64 {
     #[derive(serde::Deserialize)]
     struct Errcode {
@@ -88,9 +94,10 @@ pub fn errcode_of(body: &[u8]) -> i64 {
         .ok()
         .and_then(|e| e.errcode)
     {
-        Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
-        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
-        _ => 0,
+        None | Some(serde_json::Value::Null) => 0,
+        Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(UNREADABLE_ERRCODE),
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(UNREADABLE_ERRCODE),
+        Some(_) => UNREADABLE_ERRCODE,
     }
 }
 
@@ -229,7 +236,14 @@ mod tests {
                 40014,
             ),
             (r#"{"errcode":0}"#, 0),
-            (r#"{"errcode":1.5,"errmsg":"odd"}"#, 0),
+            (r#"{"errcode":1.5,"errmsg":"odd"}"#, UNREADABLE_ERRCODE),
+            (r#"{"errcode":"oops","openid":"o1"}"#, UNREADABLE_ERRCODE),
+            (
+                r#"{"errcode":99999999999999999999,"userid":"u"}"#,
+                UNREADABLE_ERRCODE,
+            ),
+            (r#"{"errcode":[0]}"#, UNREADABLE_ERRCODE),
+            (r#"{"errcode":null}"#, 0),
             (r#"{"errcode":007x}"#, 0),
             (r#"{"errmsg":"ok","errcode":60011}"#, 60011),
             (r#"{"access_token":"x","expires_in":7200}"#, 0),
