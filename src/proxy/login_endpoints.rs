@@ -278,6 +278,19 @@ pub async fn callback(
         });
     };
     let cookie_removal = login_cookie_removal(config, &state::cookie_name(&login.state));
+    // Only a callback with a state of this browser's counts against its address: one without
+    // costs nothing, and counting it would let anyone block every sign-in behind the same
+    // address with bare callbacks. It is counted before the state is claimed: each claim is a
+    // durable write, and a client looping `/login` and its callback must not make thousands a
+    // second.
+    if !callback_limit::allow(ctx.remote_ip) {
+        count(config, &login.app, "rate_limited");
+        return Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many sign-ins from this address: wait a minute and try again",
+        )
+        .with_cookies([cookie_removal]));
+    }
     // A state is used once, cluster-wide: replayed with made-up codes, each try would cost a
     // provider call for as long as the login cookie lives.
     let claim = format!("login-state:{}", login.state);
@@ -290,17 +303,6 @@ pub async fn callback(
         return Err(Failure::new(
             Kind::LoginState,
             "this sign-in link was already used: start again",
-        )
-        .with_cookies([cookie_removal]));
-    }
-    // Only a callback that will cost a provider call counts against its address: one without a
-    // state of this browser's, or with a used one, costs nothing, and counting it would let
-    // anyone block every sign-in behind the same address with bare callbacks.
-    if !callback_limit::allow(ctx.remote_ip) {
-        count(config, &login.app, "rate_limited");
-        return Err(Failure::new(
-            Kind::TooManyRequests,
-            "too many sign-ins from this address: wait a minute and try again",
         )
         .with_cookies([cookie_removal]));
     }

@@ -54,6 +54,18 @@ pub async fn login(
             "the code is not a login code",
         ));
     }
+    // Each exchange is a provider call: a client looping made-up codes is cut off as a sign-in
+    // callback loop is (the same count per address), before WeCom's quota pays for it.
+    if !crate::login::callback_limit::allow(ctx.remote_ip) {
+        METRICS
+            .logins
+            .with_label_values(&[labels::app(&config.apps, &app.name), "rate_limited"])
+            .inc();
+        return Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many sign-ins from this address: wait a minute and try again",
+        ));
+    }
     let count = |result: &str| {
         METRICS
             .logins

@@ -311,3 +311,27 @@ async fn a_wechat_mini_program_code_becomes_a_bearer_session_with_the_wechat_ide
         .unwrap();
     assert_eq!(r.status(), 400, "no web login for a WeChat mini-program");
 }
+
+/// Each code is an exchange with WeCom: a client looping made-up codes is cut off (429) as a
+/// sign-in callback loop is, before the provider is asked, instead of spending the corp's and
+/// the gateway address's API quota (it made one `jscode2session` call per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_codes_in_a_loop_are_cut_off_before_the_provider_is_asked() {
+    let w = world().await;
+    let api = "/cgi-bin/miniprogram/jscode2session";
+    let mut answered = 0;
+    loop {
+        let asked = w.calls(api).await;
+        let (status, body) = login(&w, "mini", &format!("made-up-{answered}")).await;
+        if status == 429 {
+            assert_eq!(body["error"], "too_many_requests", "{body}");
+            assert_eq!(w.calls(api).await, asked, "a cut-off login asks nothing");
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+        answered += 1;
+        assert!(answered < 1000, "never cut off");
+    }
+    assert!(answered >= 299, "cut off after {answered}");
+    assert_eq!(w.calls(api).await, answered, "one call per code answered");
+}
