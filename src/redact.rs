@@ -34,6 +34,24 @@ const SECRET_NAMES: &[&str] = &[
     "proxy-authorization",
     "wgw-contact",
     "x-gateway-assertion",
+    // A service provider's: the install's AuthCode (WeCom sends the browser to the provider's
+    // page with `?auth_code=`), what it is exchanged for, and the suite's own credentials.
+    "auth_code",
+    "authcode",
+    "permanent_code",
+    "permanentcode",
+    "pre_auth_code",
+    "suite_ticket",
+    "suiteticket",
+    "suite_access_token",
+    "provider_access_token",
+    "provider_secret",
+    "encoding_aes_key",
+    "encodingaeskey",
+    "welcome_code",
+    "token",
+    "password",
+    "passwd",
 ];
 
 /// The gateway's own cookies (`wgw_session`, `wgw_login_*`): any name with this start.
@@ -364,6 +382,10 @@ mod tests {
             "http_x_gateway_assertion",
             "cookie_wgw_session",
             "arg_wgw_x",
+            "arg_auth_code",
+            "arg_AuthCode",
+            "arg_permanent_code",
+            "arg_password",
         ] {
             assert!(secret(v), "{v}");
         }
@@ -421,6 +443,19 @@ mod tests {
             ),
             ("X-Gateway-Assertion: eyJ.a.b", "X-Gateway-Assertion: ***"),
             ("nothing here", "nothing here"),
+            (
+                "GET /install?auth_code=AC1&state=s",
+                "GET /install?auth_code=***&state=s",
+            ),
+            (
+                r#"{"permanent_code":"P","suite_access_token":"S","SuiteTicket":"T"}"#,
+                r#"{"permanent_code":"***","suite_access_token":"***","SuiteTicket":"***"}"#,
+            ),
+            (
+                "/cb?pre_auth_code=x&provider_access_token=y&encoding-aes-key=z&password=p",
+                "/cb?pre_auth_code=***&provider_access_token=***&encoding-aes-key=***&password=***",
+            ),
+            ("/p?token=abc&tokens=2", "/p?token=***&tokens=2"),
             ("code=", "code="),
         ];
         for (input, want) in cases {
