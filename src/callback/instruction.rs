@@ -348,17 +348,48 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
             .map_err(retry)?;
         return Ok(());
     }
-    provider
-        .installs()
-        .keep(store, app, install)
-        .await
-        .map_err(retry)?;
-    store
-        .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)
-        .await
-        .map_err(retry)?;
+    keep_until_stored(provider, app, install, &record).await;
     tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
     Ok(())
+}
+
+/// Keeps an install whose AuthCode is spent, and the record that it was, trying again with
+/// growing waits for as long as the store refuses (a full disk, Redis away): the permanent code
+/// exists nowhere else, and exchanging the code again is refused (40078), so giving up here
+/// would lose the install for good. The event waits meanwhile: the CRM hears of the install
+/// once it is kept.
+async fn keep_until_stored(provider: &Provider, app: &App, install: Install, record: &str) {
+    let store = &**provider.store();
+    let corp_id = install.corp_id.clone();
+    let mut wait = Duration::from_secs(1);
+    let mut failures = 0u32;
+    loop {
+        let kept = match provider.installs().keep(store, app, install.clone()).await {
+            Ok(_) => {
+                store
+                    .put_durable_fact(record, &corp_id, AUTH_CODE_RECORD)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match kept {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::warn!(app = %app.name, corp_id, failures, "install kept once the store took it");
+                }
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                // Said at once, then every few minutes while it lasts.
+                if failures == 1 || failures % 10 == 0 {
+                    tracing::error!(app = %app.name, corp_id, failures, error = %e, "an install the store did not take: its permanent code is held here and kept as soon as the store takes writes (do not stop the gateway)");
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Another instance spent the code (its endpoint's exchange and this one's worker, say): its

@@ -437,6 +437,39 @@ async fn an_install_learned_from_redis_is_served_while_redis_is_away() {
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
 
+/// The store stops taking writes while an AuthCode is being exchanged (Redis pauses writes
+/// here; a full disk does the same to the local file): the code is spent by then, and asking
+/// again is refused (40078). The install is held and kept once the store takes writes, never
+/// exchanged twice, and the CRM hears of it after it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_the_store_refused_at_first_is_kept_once_it_takes_writes() {
+    let redis = RedisServer::start();
+    let s = Saas::start(Backend::Redis(redis.url()), 0).await;
+    s.push_ticket().await;
+    s.install_while_the_exchange_is_slow(CORP_A).await;
+    s.settled().await;
+    // WeCom answers the exchange 3 s late; the store takes no write from 1 s to 7 s.
+    let mut conn = redis.conn().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(6000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    s.gw().wait_log("an install the store did not take");
+    assert!(
+        s.forwarded("create_auth").is_empty(),
+        "not before it is kept"
+    );
+    s.wait_forwarded("create_auth", 1).await;
+    s.gw().wait_log("install kept once the store took it");
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
+    assert!(!s.gw().log().contains("install not kept"));
+}
+
 #[tokio::test]
 async fn a_gateway_killed_right_after_answering_create_auth_keeps_the_install() {
     let mut s = Saas::start(Backend::Local, 0).await;
