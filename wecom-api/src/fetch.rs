@@ -40,6 +40,12 @@ pub trait CacheTarget: Clone + Send + Sync + 'static {
 
     /// The warning of a failed fetch (the cache throttles it to one a minute per key).
     fn warn(&self, e: &ApiError);
+
+    /// A failure no retry soon can change: the next requests share it for a few seconds
+    /// instead of asking again each.
+    fn held_back(&self, e: &ApiError) -> bool {
+        crate::cache::is_config_refusal(e)
+    }
 }
 
 /// How the values of a cache are fetched; called at most once per refresh of a key.

@@ -31,7 +31,7 @@ pub fn is_config_refusal(e: &ApiError) -> bool {
     matches!(
         e,
         ApiError::Api {
-            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 48002 | 60020
+            errcode: 40001 | 40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 60020
                 // A suite's id or secret (40083, 40080), a permanent code that is no more.
                 | 40080 | 40083 | 40084,
             ..
@@ -129,9 +129,7 @@ mod tests {
             errcode,
             errmsg: String::new(),
         };
-        for code in [
-            40001, 40013, 40125, 40164, 41002, 41004, 48001, 48002, 60020,
-        ] {
+        for code in [40001, 40013, 40125, 40164, 41002, 41004, 48001, 60020] {
             assert!(is_config_refusal(&api(code)), "{code}");
         }
         for e in [api(-1), api(45009), api(42001), ApiError::Timeout] {

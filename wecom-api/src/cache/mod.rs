@@ -54,6 +54,12 @@ impl CacheTarget for TokenTarget {
         observer.fetched(self, result);
     }
 
+    /// Also 48002 (the API not allowed for the app): a ticket refused so would otherwise be
+    /// asked for at every page load, against WeCom's 100 tickets an hour.
+    fn held_back(&self, e: &ApiError) -> bool {
+        is_config_refusal(e) || matches!(e, ApiError::Api { errcode: 48002, .. })
+    }
+
     fn warn(&self, e: &ApiError) {
         tracing::warn!(
             app = self.app(),
@@ -255,7 +261,7 @@ impl<F: Fetch> TokenCache<F> {
             }
             Err(e) => {
                 self.log_failure(target, &e);
-                if is_config_refusal(&e) {
+                if target.held_back(&e) {
                     this.refusals
                         .insert(key.clone(), (this.clock.now_ms(), e.clone()));
                 }

@@ -493,3 +493,21 @@ async fn a_thread_uses_its_copy_of_a_fresh_token_until_the_store_changes() {
     assert_eq!(&*cache.get(&t).await.unwrap(), "from-elsewhere");
     assert!(gets() > before, "read from the store once stale");
 }
+
+/// A value refused for good (a bad secret, an API not allowed for the app: 48002) is not asked
+/// for again by every request for a few seconds; a passing failure (-1) is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_for_good_is_held_back_a_passing_failure_is_not() {
+    let clock = Clock::system();
+    for (errcode, asked) in [(40001, 1), (48002, 1), (-1, 3)] {
+        let fake = Arc::new(Fake {
+            refuse: HashMap::from([("ww", errcode)]),
+            ..Fake::default()
+        });
+        let cache = cache(memory(&clock), &fake, &clock);
+        for _ in 0..3 {
+            assert!(cache.get(&target("ww")).await.is_err());
+        }
+        assert_eq!(fake.calls(), asked, "errcode {errcode}");
+    }
+}
