@@ -101,8 +101,7 @@ async fn decide(
     };
     let person = Person::Member(userid);
     let (verdict, until, name) = if rules::by_user(allow, person) {
-        let until = now.saturating_add(ttl.as_millis() as u64);
-        (Verdict::ByUser, until, String::new())
+        listed(provider, app, userid, ttl, now).await
     } else {
         from_facts(provider, allow, app, userid, ttl).await?
     };
@@ -127,6 +126,31 @@ async fn decide(
         "access decision (kept until the member's facts expire)"
     );
     Ok(verdict.admitted())
+}
+
+/// A member the rule lists by userid is admitted while WeCom knows the userid: one that left
+/// the corp (60111) is refused within `policy_ttl`, not at the end of a session that may last
+/// days. The list decides alone when WeCom cannot be asked (the userid alone admitted before
+/// the facts were read, and an outage must not lock out the people a rule names).
+async fn listed(
+    provider: &Provider,
+    app: &App,
+    userid: &str,
+    ttl: Duration,
+    now: u64,
+) -> (Verdict, u64, String) {
+    match provider.facts().member(&app.targets, userid, ttl).await {
+        Ok(m) if !m.value.known => (Verdict::Refused, m.until, String::new()),
+        Ok(m) => (Verdict::ByUser, m.until, m.value.name),
+        Err(e) => {
+            tracing::warn!(app = app.name.as_str(), userid, error = %e, "a listed member's facts could not be read: the list decides");
+            (
+                Verdict::ByUser,
+                now.saturating_add(ttl.as_millis() as u64),
+                String::new(),
+            )
+        }
+    }
 }
 
 /// Reads the facts the rule's lists need and decides; the decision holds until the first of

@@ -50,6 +50,10 @@ pub fn decide(allow: &Allow, person: Person<'_>, facts: &Facts<'_>) -> Verdict {
     let Person::Member(userid) = person else {
         return Verdict::Refused;
     };
+    // A userid WeCom no longer knows (60111) is refused, listed by name or not.
+    if facts.member.is_some_and(|m| !m.known) {
+        return Verdict::Refused;
+    }
     if by_user(allow, person) {
         return Verdict::ByUser;
     }
@@ -107,6 +111,7 @@ mod tests {
         MemberFacts {
             name: "n".into(),
             department: departments.to_vec(),
+            known: true,
         }
     }
 
@@ -192,6 +197,15 @@ mod tests {
                 rule.describe()
             );
         }
+        // A userid WeCom no longer knows (60111): refused, even by a rule listing it.
+        let gone = MemberFacts::default();
+        let facts = Facts {
+            member: Some(&gone),
+            tree: Some(&t),
+            tags: &tags_of,
+        };
+        let rule = allow(&[1], &[7], &["zhangsan"]);
+        assert_eq!(decide(&rule, zs, &facts), Verdict::Refused);
     }
 
     #[test]

@@ -141,7 +141,7 @@ async fn wecom_failing_while_checking_is_a_502_never_an_admission() {
     );
     // Once WeCom answers, the same member is admitted: a failure is never remembered.
     let r = b.get_json(&w.gw().url("/sales/"), &[]).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,4 +191,23 @@ async fn after_policy_ttl_a_member_moved_out_of_the_department_is_refused() {
         .filter(|l| l.contains("access decision") && l.contains("wangwu"))
         .count();
     assert_eq!(decisions, 2, "{log}");
+}
+
+/// A rule listing a userid admits that member while WeCom knows it: once the member is
+/// deleted (60111), the next look after `policy_ttl` refuses, as for a move out of a
+/// department (the userid alone admitted for the whole session, days maybe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_policy_ttl_a_listed_member_deleted_from_the_corp_is_refused() {
+    let w = start("policy_ttl = \"2m\"", ROUTES).await;
+    let mut b = member(&w, "zhaoliu");
+    assert_eq!(b.get_json(&w.gw().url("/boss/"), &[]).await.status(), 200);
+    w.control("/_emulator/members/delete", json!({"userid": "zhaoliu"}))
+        .await;
+    w.gw().advance("60s").await;
+    assert_eq!(b.get_json(&w.gw().url("/boss/"), &[]).await.status(), 200);
+    w.gw().advance("61s").await;
+    let r = b.get_json(&w.gw().url("/boss/"), &[]).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "not_allowed", "{body}");
 }

@@ -43,6 +43,15 @@ pub struct MemberFacts {
     /// The departments the member belongs to directly (`department`).
     #[serde(default)]
     pub department: Vec<u64>,
+    /// WeCom knows the userid: false for 60111 (left the corp, deleted, never there), a
+    /// member of nothing whom no rule admits, not even one listing the userid.
+    #[serde(default = "known")]
+    pub known: bool,
+}
+
+/// Facts cached before `known` was written down were all of members WeCom knew.
+fn known() -> bool {
+    true
 }
 
 /// The corp's department tree (`department/simplelist`): each department's parent.
@@ -246,6 +255,7 @@ fn member_facts(v: &Value) -> MemberFacts {
     MemberFacts {
         name: v["name"].as_str().unwrap_or_default().to_owned(),
         department: ids(&v["department"]),
+        known: true,
     }
 }
 
