@@ -17,6 +17,7 @@ pub mod identity;
 pub mod import_nginx;
 pub mod jssdk;
 pub mod lifecycle;
+pub mod limit;
 pub mod listeners;
 pub mod logging;
 pub mod login;

@@ -188,6 +188,39 @@ async fn someone_elses_contact_is_403_and_nothing_is_injected() {
     assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 3);
 }
 
+/// Each verification not remembered asks WeCom: a member's script repeating made-up ids is cut
+/// off (429) before WeCom is asked, instead of spending the corp's `externalcontact/get` quota
+/// (one call per request before); another member is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_asking_about_customers_in_a_loop_is_cut_off_before_wecom_is_asked() {
+    let w = sidebar().await;
+    let mut b = w.member().await;
+    assert_eq!(w.verify_contact(&mut b, customer()).await.0, 200);
+    let api = "/cgi-bin/externalcontact/get";
+    let mut answered = 1;
+    loop {
+        let asked = w.calls(api).await;
+        let (status, body) = w
+            .verify_contact(&mut b, &format!("wmMadeUp{answered}"))
+            .await;
+        if status == 429 {
+            assert_eq!(body["error"], "too_many_requests", "{body}");
+            assert!(body["request_id"].as_str().is_some());
+            assert_eq!(w.calls(api).await, asked, "a cut-off check asks nothing");
+            break;
+        }
+        assert_eq!(status, 403, "{body}");
+        answered += 1;
+        assert!(answered < 500, "never cut off");
+    }
+    assert!(answered >= 60, "cut off after {answered}");
+    // A customer verified before is remembered: still answered, asking nothing.
+    let asked = w.calls(api).await;
+    let (status, body) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(w.calls(api).await, asked);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_expired_and_other_members_tickets_give_no_contact_and_are_logged() {
     let w = sidebar().await;

@@ -19,6 +19,13 @@ pub const TICKET_TTL_SECS: u64 = 2 * 3600;
 /// `follow_user` comes 500 per page; a contact followed by more than 100 pages of members is
 /// not a sidebar's contact.
 const MAX_PAGES: usize = 100;
+
+/// Verifications a member may have WeCom asked about per minute (cached ones are free): far
+/// above a person opening customers, far below a script's loop.
+pub const ASKED_PER_MINUTE: u32 = 60;
+
+static ASKED: std::sync::LazyLock<crate::limit::PerMinute<(String, String)>> =
+    std::sync::LazyLock::new(|| crate::limit::PerMinute::new(ASKED_PER_MINUTE));
 /// The associated data of the sealed ticket: a session cookie never opens as a ticket.
 const TICKET_AAD: &str = "wgw_contact";
 
@@ -162,6 +169,9 @@ pub enum ContactError {
     /// 84061 (no relationship), 40096 (unknown id), or the member is not in `follow_user`.
     #[error("not this member's contact")]
     NotYourContact,
+    /// The member asked WeCom about more customers this minute than anyone opens.
+    #[error("too many customers asked about")]
+    TooMany,
     #[error("provider: {0}")]
     Provider(#[from] ApiError),
     #[error("the provider's answer cannot be used: {0}")]
@@ -270,8 +280,14 @@ pub async fn verify(
             return Ok(Verified { contact, at });
         }
     }
+    // Each verification not remembered costs WeCom calls: a script repeating made-up ids must
+    // not spend the corp's `externalcontact/get` quota.
+    if !ASKED.allow(&(corp_id.to_owned(), userid.to_owned())) {
+        return Err(ContactError::TooMany);
+    }
     let started = crate::login::now_secs();
     let mut cursor = String::new();
+    let mut cursors = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
         let mut query = vec![("external_userid".to_owned(), external_userid.to_owned())];
         if !cursor.is_empty() {
@@ -309,7 +325,8 @@ pub async fn verify(
                 at: started,
             });
         }
-        if page.next_cursor.is_empty() || page.next_cursor == cursor {
+        // A cursor seen before would page in a circle (up to MAX_PAGES calls).
+        if page.next_cursor.is_empty() || !cursors.insert(page.next_cursor.clone()) {
             break;
         }
         cursor = page.next_cursor;

@@ -6,31 +6,22 @@
 //! a minute), far above what a corp's people need and far below a flood.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use once_cell::sync::Lazy;
+
+use crate::limit::PerMinute;
 
 /// Callbacks a client address may make per minute (also the burst).
 pub const PER_MINUTE: u32 = 300;
-/// Addresses remembered before the idle ones are forgotten.
-const MAX_TRACKED: usize = 10_000;
 
-static LIMITER: Lazy<DefaultKeyedRateLimiter<IpAddr>> = Lazy::new(|| {
-    RateLimiter::keyed(Quota::per_minute(
-        NonZeroU32::new(PER_MINUTE).expect("a positive limit"),
-    ))
-});
+static LIMITER: Lazy<PerMinute<IpAddr>> = Lazy::new(|| PerMinute::new(PER_MINUTE));
 
 /// May this client make another callback now?
 pub fn allow(client: Option<IpAddr>) -> bool {
     let Some(ip) = client else {
         return true;
     };
-    if LIMITER.len() > MAX_TRACKED {
-        LIMITER.retain_recent();
-    }
-    LIMITER.check_key(&key(ip)).is_ok()
+    LIMITER.allow(&key(ip))
 }
 
 /// One IPv6 host holds a whole /64: limiting single addresses would limit nothing.

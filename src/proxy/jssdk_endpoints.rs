@@ -281,6 +281,10 @@ pub async fn external_contact(
                 "this customer is not one of yours",
             ))
         }
+        Err(ContactError::TooMany) => Err(Failure::new(
+            Kind::TooManyRequests,
+            "too many customers asked about this minute: wait a minute and try again",
+        )),
         Err(ContactError::Provider(e)) => {
             tracing::warn!(error = %e, request_id = %ctx.request_id, "externalcontact/get failed");
             Err(Failure::provider(&e))
