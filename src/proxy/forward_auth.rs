@@ -186,6 +186,14 @@ pub(super) fn is_public_host(host: &str, public_url: &url::Url) -> bool {
         && asked.port_or_known_default() == public_url.port_or_known_default()
 }
 
+/// What the check found the original request to be.
+enum Checked {
+    /// For a page or an API of the CRM, and allowed.
+    Granted,
+    /// For one of the gateway's own endpoints, which check for themselves.
+    Own,
+}
+
 impl Gateway {
     /// `GET {prefix}/auth`: `200` with the identity headers, `401` without a session, `403`,
     /// or `400` for an original request that cannot be read.
@@ -208,7 +216,17 @@ impl Gateway {
         ctx.upstream_uri = None;
         ctx.nginx = None;
         match checked {
-            Ok(()) => Ok(granted(session, ctx)),
+            Ok(Checked::Granted) => Ok(granted(session, ctx)),
+            // Nothing to hand on: the gateway reads its own cookie there. Above all not the
+            // browser's cookies: a page script calling the check itself (through an ingress that
+            // routes `{prefix}/` to the gateway, which names the check as the original) would
+            // read its HttpOnly cookies in `X-Gateway-Cookie`.
+            Ok(Checked::Own) => Ok(answers::response(
+                200,
+                "text/plain; charset=utf-8",
+                Bytes::new(),
+                &ctx.request_id,
+            )),
             Err(f) if f.kind == Kind::LoginRequired => {
                 Ok(answers::forward_auth_login(&f, &ctx.request_id, ctx.form))
             }
@@ -216,7 +234,11 @@ impl Gateway {
         }
     }
 
-    async fn check_original(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Failure> {
+    async fn check_original(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Result<Checked, Failure> {
         let config = ctx.config.clone();
         let original = original(&session.req_header().headers)?;
         if !is_public_host(&original.host, &config.server.public_url) {
@@ -246,7 +268,7 @@ impl Gateway {
         if raw_path == path.as_slice()
             && super::endpoints::under_prefix(&path, &config.server.prefix).is_some()
         {
-            return Ok(());
+            return Ok(Checked::Own);
         }
         let final_paths = match self.locate(session, ctx, &config, &path)? {
             Located::Handler(_, final_paths) => final_paths,
@@ -269,6 +291,7 @@ impl Gateway {
             raw_path,
         )
         .await
+        .map(|()| Checked::Granted)
     }
 }
 

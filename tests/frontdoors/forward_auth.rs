@@ -130,16 +130,43 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_cli
         assert!(header(&r, name).is_none(), "{name}");
     }
 
-    // The gateway's own endpoints check for themselves when they are reached.
+    // The gateway's own endpoints check for themselves when they are reached: nothing is
+    // handed on. Above all not the browser's cookies: a page script calling the check itself
+    // (an ingress names the check as the original request) read its HttpOnly cookies there.
+    for own in ["/_gateway/login?app=crm", "/_gateway/auth"] {
+        let r = traefik(
+            &mut b,
+            &w,
+            ("GET", &h, own),
+            JSON,
+            &[("cookie", "crmsid=HttpOnly1")],
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{own}");
+        for name in [
+            "x-gateway-cookie",
+            "x-gateway-authorization",
+            "x-wecom-userid",
+            "x-gateway-assertion",
+        ] {
+            assert!(header(&r, name).is_none(), "{own}: {name}");
+        }
+    }
+    // A page of the CRM: its cookies, without the gateway's, to send on.
     let r = traefik(
         &mut b,
         &w,
-        ("GET", &h, "/_gateway/login?app=crm"),
+        ("GET", &h, "/sidebar/page"),
         HTML,
-        &[],
+        &[("cookie", "crmsid=HttpOnly1")],
     )
     .await;
     assert_eq!(r.status(), 200);
+    let kept = header(&r, "x-gateway-cookie").unwrap();
+    assert!(
+        kept.contains("crmsid=HttpOnly1") && !kept.contains("wgw_"),
+        "{kept}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
