@@ -150,6 +150,7 @@ pub struct LocalStore {
     writer: Option<std::thread::JoinHandle<()>>,
     sweepers: Arc<Mutex<Vec<Sweeper>>>,
     clock: Clock,
+    went_back: bool,
 }
 
 /// The file is released when the store is dropped: the writer has committed everything it was
@@ -169,9 +170,45 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl LocalStore {
     /// Opens (or creates) the database at `path`. Fails when another process has it open.
+    ///
+    /// Every page of the file is checked on open (a damaged file is refused with a clear error
+    /// rather than read), and an open that had to go back to the commit before the last one (it
+    /// did not verify: a write torn by a crash, or a damaged disk) says so at ERROR: what that
+    /// last write held, a callback answered `success` maybe, is gone. A new file is readable by
+    /// its owner only: it holds every corp's tokens and permanent codes.
     pub fn open(path: &Path, clock: Clock) -> Result<LocalStore, StoreError> {
         let owned = path.to_owned();
-        Self::open_with(path, clock, Arc::new(move || Database::create(&owned)))
+        let existed = path.exists();
+        let went_back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = went_back.clone();
+        let opener: Opener = Arc::new(move || {
+            let flag = flag.clone();
+            let mut builder = Database::builder();
+            builder.set_check_integrity_on_open(true);
+            // redb asks at 0.3 only when the last commit does not verify and it falls back.
+            builder.set_repair_callback(move |session| {
+                if (session.progress() - 0.3).abs() < 1e-9 {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            builder.create(&owned)
+        });
+        let mut store = Self::open_with(path, clock, opener)?;
+        if !existed {
+            owner_only(path);
+        } else if readable_by_others(path) {
+            tracing::warn!(path = %path.display(), "the local store is readable by other users: it holds every corp's tokens and permanent codes (chmod 600)");
+        }
+        store.went_back = went_back.load(std::sync::atomic::Ordering::SeqCst);
+        if store.went_back {
+            tracing::error!(path = %path.display(), "local store: its last write did not verify (torn by a crash, or the disk damaged it): the store went back to the write before; what the last one held is lost");
+        }
+        Ok(store)
+    }
+
+    /// Whether opening went back to the commit before the last one (see [`LocalStore::open`]).
+    pub fn went_back(&self) -> bool {
+        self.went_back
     }
 
     /// [`LocalStore::open`] with the way the database is opened (at first, and again after an
@@ -211,13 +248,15 @@ impl LocalStore {
             writer: None,
             sweepers: sweepers.clone(),
             clock: clock.clone(),
+            went_back: false,
         };
         store.sweep_now()?;
         store.load()?;
+        let file = FileId::of(path);
         store.writer = Some(
             std::thread::Builder::new()
                 .name("wgw-local-store".into())
-                .spawn(move || writer(db, opener, rx, sweepers, clock))
+                .spawn(move || writer(db, opener, rx, sweepers, clock, file))
                 .map_err(err)?,
         );
         Ok(store)
@@ -329,6 +368,7 @@ fn writer(
     rx: mpsc::Receiver<Box<dyn Job>>,
     sweepers: Arc<Mutex<Vec<Sweeper>>>,
     clock: Clock,
+    file: Option<FileId>,
 ) {
     let mut last_sweep = clock.now_ms();
     // Since when the database needs opening again, and when that was last tried.
@@ -364,6 +404,16 @@ fn writer(
                     }
                 }
             }
+        }
+        // The file removed or replaced under the open database: writes would go to a file
+        // nobody opens again, and be lost at the restart. Refused instead, loudly (the
+        // callbacks are then not answered `success`, `/readyz` says so).
+        if let Some(why) = file.as_ref().and_then(FileId::gone) {
+            if !batch.is_empty() {
+                tracing::error!(%why, "local store: writes refused");
+                fail(batch, err(why));
+            }
+            continue;
         }
         if !batch.is_empty() {
             match db.get() {
@@ -404,6 +454,53 @@ fn writer(
             }
         }
     }
+}
+
+/// The file the database was opened on, by device and inode.
+struct FileId {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Why the path no longer names the open file, if it does not.
+    fn gone(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => None,
+            Ok(_) => Some(format!(
+                "{} was replaced by another file while the gateway ran",
+                self.path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "{} was removed while the gateway ran (what was written since is in the removed file only)",
+                self.path.display()
+            )),
+            // Not readable now (permissions, a passing error): the open file decides.
+            Err(_) => None,
+        }
+    }
+}
+
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 /// While the database cannot be opened again, a write tries it at most this often.

@@ -310,3 +310,83 @@ async fn a_full_disk_is_outlived_without_a_restart() {
     assert_eq!(s.get("after").await.unwrap(), Some(cached("v3", far)));
     assert_eq!(s.get_fact("fact").await.unwrap().as_deref(), Some("kept"));
 }
+
+/// A new file holds every corp's tokens and permanent codes: its owner alone reads it.
+#[tokio::test]
+async fn a_new_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = TempFile::new("mode");
+    let _s = LocalStore::open(&f.0, Clock::system()).unwrap();
+    let mode = std::fs::metadata(&f.0).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+/// The file removed (or replaced) while the store is open: writes would land in a file nobody
+/// opens again, lost at the restart. They are refused with the reason, and `ping` (`/readyz`)
+/// fails; reads of what was kept go on.
+#[tokio::test]
+async fn a_file_removed_under_the_store_refuses_writes() {
+    let f = TempFile::new("removed");
+    let s = LocalStore::open(&f.0, Clock::system()).unwrap();
+    s.put_fact("before", "1", Duration::from_secs(600))
+        .await
+        .unwrap();
+    std::fs::remove_file(&f.0).unwrap();
+    let e = s
+        .put_fact("after", "1", Duration::from_secs(600))
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("was removed"), "{e}");
+    assert!(s.ping().await.is_err());
+    assert_eq!(s.get_fact("before").await.unwrap().as_deref(), Some("1"));
+    // Another file put in its place is not the open one either.
+    std::fs::write(&f.0, b"other").unwrap();
+    let e = s.ping().await.unwrap_err();
+    assert!(e.0.contains("was replaced"), "{e}");
+}
+
+/// A page of the last commit damaged after a clean close (a failing disk): the open either
+/// refuses the file, or goes back to the commit before and says so; it never serves the older
+/// state silently, and never panics.
+#[tokio::test]
+async fn a_damaged_last_write_is_never_rolled_back_silently() {
+    let f = TempFile::new("damaged");
+    {
+        let s = LocalStore::open(&f.0, Clock::system()).unwrap();
+        for i in 0..20 {
+            s.put_fact(&format!("k{i}"), "v", Duration::from_secs(3600))
+                .await
+                .unwrap();
+        }
+        s.put_fact("last", "v", Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let original = std::fs::read(&f.0).unwrap();
+    let pages = original.len() / 4096;
+    let (mut refused, mut went_back) = (0, 0);
+    for page in 0..pages {
+        let copy = TempFile::new("damaged-copy");
+        let mut bytes = original.clone();
+        for (i, b) in bytes[page * 4096..(page + 1) * 4096].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(page as u8);
+        }
+        std::fs::write(&copy.0, &bytes).unwrap();
+        let opened = std::panic::catch_unwind(|| LocalStore::open(&copy.0, Clock::system()));
+        let Ok(opened) = opened else {
+            panic!("page {page}: the open panicked");
+        };
+        let Ok(s) = opened else {
+            refused += 1;
+            continue;
+        };
+        if s.get_fact("last").await.unwrap().is_none() {
+            assert!(
+                s.went_back(),
+                "page {page}: the last write is gone, silently"
+            );
+            went_back += 1;
+        }
+    }
+    assert!(refused + went_back > 0, "no page of {pages} mattered");
+}
