@@ -363,7 +363,16 @@ mod tests {
             (vec!["zhangsan".to_owned()], vec![4])
         );
         // Missing lists are empty, never an error.
-        assert_eq!(member_facts(&json!({})), MemberFacts::default());
+        assert_eq!(
+            member_facts(&json!({})),
+            MemberFacts {
+                known: true,
+                ..MemberFacts::default()
+            }
+        );
+        // Facts cached before `known` was kept were of members WeCom knew.
+        let old: MemberFacts = serde_json::from_str(r#"{"name":"n","department":[2]}"#).unwrap();
+        assert!(old.known);
         assert_eq!(tag_facts(&json!({})), TagFacts::default());
     }
 }
