@@ -150,6 +150,10 @@ impl CacheTarget for FactTarget {
             "access-rule facts could not be fetched (logged once a minute per key)"
         );
     }
+
+    fn held_back(&self, e: &ApiError) -> bool {
+        crate::cache::is_config_refusal(e)
+    }
 }
 
 /// A fact as stored: the value and the Unix ms until which it holds (the store's expiry,

@@ -42,10 +42,8 @@ pub trait CacheTarget: Clone + Send + Sync + 'static {
     fn warn(&self, e: &ApiError);
 
     /// A failure no retry soon can change: the next requests share it for a few seconds
-    /// instead of asking again each.
-    fn held_back(&self, e: &ApiError) -> bool {
-        crate::cache::is_config_refusal(e)
-    }
+    /// instead of asking again each ([`crate::is_config_refusal`] at least).
+    fn held_back(&self, e: &ApiError) -> bool;
 }
 
 /// How the values of a cache are fetched; called at most once per refresh of a key.
