@@ -398,6 +398,11 @@ async fn provider_errors_are_502_with_the_errcode() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["errcode"], 60011);
     assert_eq!(body["error"], "provider_error");
+    // WeCom's own text ("..., from ip: <the gateway's egress address>, more info at ...") stays
+    // in the log: the visitor gets the errcode and the request id.
+    let message = body["message"].as_str().unwrap();
+    assert!(!message.contains("from ip"), "{message}");
+    assert!(body["request_id"].as_str().is_some());
     let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
     assert_eq!(contact_of(&echo), (None, None));
 }

@@ -231,10 +231,12 @@ impl Failure {
                 f.errcode = Some(41023);
                 f
             }
-            ApiError::Api { errcode, errmsg } => {
+            // WeCom's own text stays in the log: it names the gateway's egress address ("from
+            // ip: ..."), and a provider's text is not the gateway's to show its visitors.
+            ApiError::Api { errcode, .. } => {
                 let mut f = Failure::new(
                     Kind::ProviderFailed,
-                    format!("WeCom answered errcode {errcode}: {}", printable(errmsg)),
+                    format!("WeCom answered errcode {errcode} (its message is in the gateway's log, under this request id)"),
                 );
                 f.errcode = Some(*errcode);
                 f

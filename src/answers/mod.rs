@@ -142,7 +142,9 @@ pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode)
         ApiError::BadAnswer(_) => (502, -1, Errcode::Failed("bad_answer")),
     };
     let msg = match e {
-        ApiError::Api { errmsg, .. } => printable(errmsg),
+        // Passed on as WeCom wrote it (SDKs show it), but never with a credential in it: a
+        // provider quoting the URL it was called with would hand back the secret.
+        ApiError::Api { errmsg, .. } => crate::redact::redact(&printable(errmsg)).into_owned(),
         other => other.to_string(),
     };
     (wecom_error(status, errcode, &msg, request_id), label)

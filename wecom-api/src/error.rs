@@ -10,7 +10,9 @@ pub enum ApiError {
     /// WeCom or WeChat answered with this errcode (a refused gettoken: 40001 bad secret,
     /// 40013 bad corp id, 60020 untrusted IP ...). A call that reached its API and got an
     /// errcode back is not an error: it is an [`crate::ApiResponse`].
-    #[error("provider answered errcode {errcode}: {errmsg}")]
+    /// `errmsg` is the provider's text: shown without control characters and cut (a line
+    /// break in it would forge a log line of its own).
+    #[error("provider answered errcode {errcode}: {}", shown(.errmsg))]
     Api { errcode: i64, errmsg: String },
     #[error("provider did not answer in time")]
     Timeout,
@@ -20,6 +22,14 @@ pub enum ApiError {
     BadAnswer(String),
 }
 
+/// A provider's text as it may be written anywhere: no control characters, 300 at most.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect()
+}
+
 impl ApiError {
     /// The errcode when the provider gave one.
     pub fn errcode(&self) -> Option<i64> {
@@ -27,5 +37,28 @@ impl ApiError {
             ApiError::Api { errcode, .. } => Some(*errcode),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider's errmsg with a line break would write a log line of its own.
+    #[test]
+    fn a_providers_text_is_shown_on_one_line_and_cut() {
+        let e = ApiError::Api {
+            errcode: 40001,
+            errmsg: "bad\nFAKE level=ERROR\r\u{1b}[31m".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "provider answered errcode 40001: bad FAKE level=ERROR  [31m"
+        );
+        let long = ApiError::Api {
+            errcode: 1,
+            errmsg: "x".repeat(1000),
+        };
+        assert!(long.to_string().len() < 350);
     }
 }
