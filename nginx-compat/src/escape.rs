@@ -1,14 +1,16 @@
 //! nginx's `ngx_escape_uri` / `ngx_unescape_uri` flavours, byte for byte: the Location header
 //! of a rewrite redirect depends on exactly which bytes these leave alone.
 
-/// `NGX_ESCAPE_URI`: " ", "#", "%", "?", controls, DEL and high bytes.
+/// `NGX_ESCAPE_URI` as nginx 1.21.1 and later have it: " ", `"`, "#", "%", "<", ">", "?",
+/// "\\", "^", "`", "{", "|", "}", controls, DEL and high bytes. (Before 1.21.1 only
+/// " ", "#", "%", "?": servlet containers refuse the others raw in a request-target.)
 const URI: [u32; 8] = [
-    0xffffffff, 0x80000029, 0x00000000, 0x80000000, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+    0xffffffff, 0xd000002d, 0x50000000, 0xb8000001, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
 ];
 
-/// `NGX_ESCAPE_ARGS`: " ", "#", "%", "&", "+", ";", "?", controls, DEL and high bytes.
+/// `NGX_ESCAPE_ARGS` as nginx 1.21.1 and later have it: the URI's bytes and "&", "+", ";".
 const ARGS: [u32; 8] = [
-    0xffffffff, 0x88000869, 0x00000000, 0x80000000, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+    0xffffffff, 0xd800086d, 0x50000000, 0xb8000001, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -371,6 +371,34 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | Accept-Encoding: gzip",
         ],
     },
+    // nginx 1.21.1 and later escape `"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}` where a URI is
+    // made again (a proxy_pass URI part, a rewrite's captures, its redirect): servlet
+    // containers refuse them raw in a request-target.
+    Group {
+        name: "escaped-bytes",
+        http: "",
+        body: "location /pp/ { proxy_pass http://{{UP}}/x/; }\n\
+               location /rb/ { rewrite ^/rb/(.*)$ /y/$1 break; proxy_pass http://{{UP}}; }\n\
+               location /rl/ { rewrite ^/rl/(.*)$ /z/$1 last; }\n\
+               location /z/ { proxy_pass http://{{UP}}; }\n\
+               location /s/ { rewrite ^/s/(.*)$ /search?q=$1 last; }\n\
+               location /search { proxy_pass http://{{UP}}; }\n\
+               location /q/ { rewrite ^/q/(.*)$ /r2/x?item=$1 redirect; }\n\
+               location /p/ { rewrite ^/p/(.*)$ /new/$1 permanent; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /pp/a%7Cb",
+            "GET /pp/a%7Bb%7D%5E%5C%60%22%3C%3E",
+            "GET /rb/a%7Cb",
+            "GET /rl/a%7B%7D",
+            "GET /s/a%5Cb",
+            "GET /s/a%7C%26b",
+            "GET /q/a%7Bb%7D",
+            "GET /p/%7B%22id%22%3A1%7D",
+            "GET /p/a%3Cb%3E%5E",
+        ],
+    },
     Group {
         name: "return-edges",
         http: "",
