@@ -872,3 +872,30 @@ async fn an_odd_oauth_answer_never_becomes_a_session_naming_someone_else_or_nobo
         );
     }
 }
+
+/// The store taking no writes (its file removed under the gateway: as a full disk, every write
+/// fails) is said as what it is at the sign-in's callback: 503, not "this sign-in link was
+/// already used", which blamed the person for the operator's disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_takes_no_writes_is_a_503_at_the_callback_not_a_replay() {
+    let w = World::new()
+        .session("")
+        .store("[store]\nbackend = \"local\"\npath = \"gw.db\"\n")
+        .app(App::wecom("crm"))
+        .app(App::mp("mp"))
+        .routes(ROUTES)
+        .start()
+        .await;
+    std::fs::remove_file(w.gw().dir.path().join("gw.db")).unwrap();
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w
+        .to_callback(&mut b, &w.login_url("crm", "/sidebar/"))
+        .await;
+    let r = b.get_json(&cb, &[]).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "store_unavailable", "{v}");
+    let m = w.gw().metrics().await;
+    assert!(m.contains("result=\"store_error\""), "{m}");
+    assert!(!m.contains("result=\"state_reused\""), "{m}");
+}

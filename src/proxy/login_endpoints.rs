@@ -298,13 +298,28 @@ pub async fn callback(
         .store()
         .claim(&claim, Duration::from_secs(LOGIN_TTL_SECS))
         .await;
-    if !matches!(first, Ok(true)) {
-        count(config, &login.app, "state_reused");
-        return Err(Failure::new(
-            Kind::LoginState,
-            "this sign-in link was already used: start again",
-        )
-        .with_cookies([cookie_removal]));
+    match first {
+        Ok(true) => {}
+        Ok(false) => {
+            count(config, &login.app, "state_reused");
+            return Err(Failure::new(
+                Kind::LoginState,
+                "this sign-in link was already used: start again",
+            )
+            .with_cookies([cookie_removal]));
+        }
+        // Not a replay: the store takes no writes (a full disk). Said as what it is, and
+        // counted apart, or every sign-in would read as a replay to the person and the
+        // operator alike.
+        Err(e) => {
+            count(config, &login.app, "store_error");
+            tracing::warn!(app = %login.app, error = %e, request_id = %ctx.request_id, "sign-in not completed: the store did not take the state");
+            return Err(Failure::new(
+                Kind::StoreUnavailable,
+                "the sign-in cannot be kept right now: try again in a moment",
+            )
+            .with_cookies([cookie_removal]));
+        }
     }
     let return_to = ReturnUrl::for_site(&login.return_to, &config.server);
     let retry = LoginLink {
