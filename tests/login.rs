@@ -743,7 +743,7 @@ async fn an_xhr_without_a_session_gets_401_json_with_a_login_url_that_works() {
     let login_url = w.gw().url(body["login_url"].as_str().unwrap());
     let cb = w.to_callback(&mut b, &login_url).await;
     let resp = b.get(&cb).await;
-    assert_eq!(location(&resp, &cb), w.gw().url("/sidebar/?x=1"));
+    assert_eq!(location(&resp, &cb), w.gw().url("/sidebar/?x=1#"));
     let resp = b
         .request(
             reqwest::Method::GET,

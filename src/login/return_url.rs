@@ -125,6 +125,19 @@ impl ReturnUrl {
         format!("{}{}", self.origin, self.rest)
     }
 
+    /// The `Location` of the sign-in callback's redirect: [`ReturnUrl::absolute`], ended by an
+    /// empty fragment when it has none. A redirect whose `Location` has no fragment keeps the
+    /// fragment of the request it answers (RFC 9110), and WeCom's and WeChat's authorize URL
+    /// ends in `#wechat_redirect`: the person landed on `/page#wechat_redirect`, a hash route
+    /// named `wechat_redirect` to an SPA.
+    pub fn after_sign_in(&self) -> String {
+        if self.rest.contains('#') {
+            self.absolute()
+        } else {
+            format!("{}{}#", self.origin, self.rest)
+        }
+    }
+
     /// Path, query and fragment: what the login cookie stores.
     pub fn relative(&self) -> &str {
         &self.rest
@@ -168,6 +181,9 @@ impl ReturnUrl {
                 fq.extend(added);
                 format!("{}#{route}?{}", join(path, &query), fq.join("&"))
             }
+            // In the URL's query a fragment follows (the sign-in's redirect ends a URL without
+            // one with an empty `#`): the closing `&` keeps it out of the value a
+            // `[?&]openId=([^&;]+)` reader takes from `location.href`.
             Some((f, fq)) => {
                 query.extend(added);
                 let f = match fq {
@@ -175,11 +191,11 @@ impl ReturnUrl {
                     Some(pairs) => format!("{f}?{}", pairs.join("&")),
                     None => f,
                 };
-                format!("{}#{f}", join(path, &query))
+                format!("{}&#{f}", join(path, &query))
             }
             None => {
                 query.extend(added);
-                join(path, &query)
+                format!("{}&", join(path, &query))
             }
         };
         ReturnUrl {
@@ -457,20 +473,20 @@ mod tests {
                 &[("userId", "zs")],
                 "/home?a=1#/customer/42?tab=1&userId=zs",
             ),
-            ("/page", &[("userId", "zs")], "/page?userId=zs"),
-            ("/page?a=1", &[("userId", "zs")], "/page?a=1&userId=zs"),
+            ("/page", &[("userId", "zs")], "/page?userId=zs&"),
+            ("/page?a=1", &[("userId", "zs")], "/page?a=1&userId=zs&"),
             (
                 "/page?a=1#section",
                 &[("userId", "zs")],
-                "/page?a=1&userId=zs#section",
+                "/page?a=1&userId=zs&#section",
             ),
-            ("/page#", &[("userId", "zs")], "/page?userId=zs#"),
+            ("/page#", &[("userId", "zs")], "/page?userId=zs&#"),
             (
                 "/#/reg?openId=victim&x=1",
                 &[("openId", "O")],
                 "/#/reg?x=1&openId=O",
             ),
-            ("/p?userId=victim", &[("userId", "zs")], "/p?userId=zs"),
+            ("/p?userId=victim", &[("userId", "zs")], "/p?userId=zs&"),
             ("/#/r", &[("a", "1"), ("b", "2")], "/#/r?a=1&b=2"),
             ("/#/r", &[], "/#/r"),
             // Removed from every part, whatever the case or escaping, then appended once.
@@ -484,11 +500,15 @@ mod tests {
                 &[("openId", "O")],
                 "/p?x=1#/reg?y=2&openId=O",
             ),
-            ("/p?open%49d=a#sec", &[("openId", "O")], "/p?openId=O#sec"),
-            ("/p#openId=a&k=1", &[("openId", "O")], "/p?openId=O#k=1"),
-            ("/p#openId=a", &[("openId", "O")], "/p?openId=O#"),
+            ("/p?open%49d=a#sec", &[("openId", "O")], "/p?openId=O&#sec"),
+            ("/p#openId=a&k=1", &[("openId", "O")], "/p?openId=O&#k=1"),
+            ("/p#openId=a", &[("openId", "O")], "/p?openId=O&#"),
             // Where a legacy reader's regex finds a name after any `?`, `&`, `;` or `#`.
-            ("/mp/?a=1?openId=X", &[("openId", "O")], "/mp/?a=1&openId=O"),
+            (
+                "/mp/?a=1?openId=X",
+                &[("openId", "O")],
+                "/mp/?a=1&openId=O&",
+            ),
             (
                 "/mp/#/reg?a=1?openId=X",
                 &[("openId", "O")],
@@ -504,12 +524,16 @@ mod tests {
                 &[("openId", "O")],
                 "/mp/#/reg?openId=O",
             ),
-            ("/mp/?a=1;openId=X", &[("openId", "O")], "/mp/?a=1&openId=O"),
-            ("/mp/;openId=X/p", &[("openId", "O")], "/mp/?openId=O"),
+            (
+                "/mp/?a=1;openId=X",
+                &[("openId", "O")],
+                "/mp/?a=1&openId=O&",
+            ),
+            ("/mp/;openId=X/p", &[("openId", "O")], "/mp/?openId=O&"),
             (
                 "/mp;jsessionid=1/p",
                 &[("openId", "O")],
-                "/mp;jsessionid=1/p?openId=O",
+                "/mp;jsessionid=1/p?openId=O&",
             ),
         ];
         for (raw, params, want) in cases {
@@ -520,5 +544,21 @@ mod tests {
             .unwrap()
             .with_query(&open_id);
         assert_eq!(r.absolute(), "https://crm.example.com/#/reg?openId=oEmu001");
+    }
+
+    /// A redirect without a fragment keeps the request's (`#wechat_redirect`): the sign-in's
+    /// always names one, empty when the URL has none.
+    #[test]
+    fn the_sign_in_redirect_always_names_a_fragment() {
+        let cases = [
+            ("/sidebar/", "https://crm.example.com/sidebar/#"),
+            ("/sidebar/?a=1", "https://crm.example.com/sidebar/?a=1#"),
+            ("/sidebar/#/c/1", "https://crm.example.com/sidebar/#/c/1"),
+            ("/sidebar/#", "https://crm.example.com/sidebar/#"),
+        ];
+        for (raw, want) in cases {
+            let r = ReturnUrl::check(raw, &public()).unwrap();
+            assert_eq!(r.after_sign_in(), want, "{raw}");
+        }
     }
 }

@@ -365,7 +365,7 @@ pub async fn callback(
             ];
             let target = return_to.with_query(&return_params(&app, &identity));
             Ok(answers::redirect(
-                &target.absolute(),
+                &target.after_sign_in(),
                 &cookies,
                 &ctx.request_id,
             ))

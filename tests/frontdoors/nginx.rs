@@ -154,7 +154,7 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
     );
     let r = b.get(&callback).await;
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
-    assert_eq!(location(&r, &callback), ng.url("/sidebar/page?x=1"));
+    assert_eq!(location(&r, &callback), ng.url("/sidebar/page?x=1#"));
 
     // Signed in: the CRM gets the verified identity through nginx, never the client's.
     let echo = through(&mut b, &ng.url("/sidebar/page?x=1"), &spoof)

@@ -32,7 +32,7 @@ pub async fn signed_in(s: &Saas, corp: &str, userid: &str) -> Browser {
     .await;
     let mut b = Browser::new(WXWORK_UA);
     let back = login(&mut b, s.gw(), &s.emu.base_url(), "saas", "/app/").await;
-    assert!(back.ends_with("/app/"), "{back}");
+    assert!(back.ends_with("/app/#"), "{back}");
     b
 }
 
