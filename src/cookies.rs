@@ -7,7 +7,10 @@
 /// configured session cookie. Compared without case: a CRM that folds names must not see ours.
 pub fn is_ours(name: &[u8], session_cookie: Option<&str>) -> bool {
     let name = trim(name);
-    (name.len() >= 4 && name[..4].eq_ignore_ascii_case(b"wgw_"))
+    let own = |n: &[u8]| n.len() >= 4 && n[..4].eq_ignore_ascii_case(b"wgw_");
+    // `__Host-wgw_login_*`: the login cookies behind https.
+    own(name)
+        || (name.len() > 7 && name[..7].eq_ignore_ascii_case(b"__Host-") && own(&name[7..]))
         || session_cookie.is_some_and(|s| name.eq_ignore_ascii_case(s.as_bytes()))
 }
 
@@ -190,6 +193,12 @@ mod tests {
                 Some(b"nowgw_x=1; x_wgw_=2"),
             ),
             (&[b""], None, None),
+            // Login cookies behind https; another site's `__Host-` cookie is the CRM's.
+            (
+                &[b"__Host-wgw_login_abc=1; __Host-crm=2; __host-WGW_login_x=3"],
+                None,
+                Some(b"__Host-crm=2"),
+            ),
         ];
         for (values, name, want) in cases {
             let got = without_ours(values.iter().copied(), *name);

@@ -4,7 +4,10 @@
 //! One cookie per login, named `wgw_login_<state>`: every tab that starts a login gets its own
 //! cookie, so parallel logins never overwrite each other, and the callback finds its cookie by
 //! the `state` the provider echoes. The cookies live under `{prefix}/` only (the CRM never sees
-//! them), expire after 10 minutes, and `{prefix}/login` removes the oldest beyond
+//! them), expire after 10 minutes; behind https they are `__Host-wgw_login_<state>` for the
+//! whole site instead (stripped before the CRM like the gateway's other cookies): a sibling
+//! subdomain, or another port of the host, cannot plant a `__Host-` cookie, and a planted login
+//! cookie would sign the victim in as whoever planted it (login CSRF), and `{prefix}/login` removes the oldest beyond
 //! [`MAX_PENDING`] so a page that triggers logins in a loop cannot push the session cookie out
 //! of the browser's per-site cookie budget.
 
@@ -15,7 +18,17 @@ use serde::{Deserialize, Serialize};
 pub const LOGIN_TTL_SECS: u64 = 600;
 /// Pending logins kept per browser; older ones are dropped when a new one starts.
 pub const MAX_PENDING: usize = 8;
-pub const COOKIE_PREFIX: &str = "wgw_login_";
+const COOKIE_PREFIX: &str = "wgw_login_";
+const SECURE_COOKIE_PREFIX: &str = "__Host-wgw_login_";
+
+/// The start of every login cookie's name: `__Host-` behind https.
+pub fn cookie_prefix(https: bool) -> &'static str {
+    if https {
+        SECURE_COOKIE_PREFIX
+    } else {
+        COOKIE_PREFIX
+    }
+}
 
 /// 32 letters and digits: providers accept `[a-zA-Z0-9]` up to 128 bytes.
 pub fn generate_state() -> String {
@@ -27,8 +40,8 @@ pub fn plausible_state(s: &str) -> bool {
     (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-pub fn cookie_name(state: &str) -> String {
-    format!("{COOKIE_PREFIX}{state}")
+pub fn cookie_name(state: &str, https: bool) -> String {
+    format!("{}{state}", cookie_prefix(https))
 }
 
 /// Which provider page the login went through: a restart after a bad code takes the same one.

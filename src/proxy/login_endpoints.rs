@@ -60,8 +60,14 @@ pub(super) fn login_link(config: &Config, app: Option<&str>, return_to: &str) ->
 }
 
 fn login_cookie(config: &Config, name: &str, value: String) -> Cookie<'static> {
+    // `__Host-` (behind https) takes the whole site.
+    let path = if config.server.https() {
+        "/".to_owned()
+    } else {
+        format!("{}/", config.server.prefix)
+    };
     Cookie::build((name.to_owned(), value))
-        .path(format!("{}/", config.server.prefix))
+        .path(path)
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(config.server.https())
@@ -118,7 +124,7 @@ fn start(
         flow,
         corp: corp.map(|(c, _)| c.to_owned()),
     };
-    let name = state::cookie_name(&st);
+    let name = state::cookie_name(&st, config.server.https());
     let value = seal::seal(&settings.key, &name, &login);
     cookies.push(login_cookie(config, &name, value).to_string());
     let redirect_uri = authorize::callback_url(&config.server.public_url, &config.server.prefix);
@@ -144,7 +150,7 @@ fn prune_pending(
 ) -> Vec<String> {
     let mut pending: Vec<(u64, &str, usize)> = jar
         .iter()
-        .filter(|(n, _)| n.starts_with(state::COOKIE_PREFIX))
+        .filter(|(n, _)| n.starts_with(state::cookie_prefix(config.server.https())))
         .map(|(n, v)| {
             let issued = seal::open::<LoginState>(&settings.key, n, v).map_or(0, |s| s.issued_at);
             (issued, n.as_str(), n.len() + v.len() + 2)
@@ -172,7 +178,7 @@ const PENDING_BYTES: usize = 4096;
 /// sealed state (nonce and tag around the JSON, in base64).
 fn login_cookie_len(app: &App, return_to: &str) -> usize {
     let json = 160 + app.name.len() + return_to.len();
-    state::COOKIE_PREFIX.len() + 32 + 2 + (json + 28).div_ceil(3) * 4
+    state::cookie_prefix(true).len() + 32 + 2 + (json + 28).div_ceil(3) * 4
 }
 
 /// A 代开发 app signs in within one corp, named by `corp=` (the corp's app homepage carries
@@ -256,7 +262,7 @@ pub async fn callback(
     // The cookie is found by the state the provider echoes: no cookie, or a cookie sealed for
     // another state, and the callback was not started by this browser.
     let login = state::plausible_state(state_param)
-        .then(|| state::cookie_name(state_param))
+        .then(|| state::cookie_name(state_param, config.server.https()))
         .and_then(|name| {
             let value = &jar.iter().find(|(n, _)| *n == name)?.1;
             seal::open::<LoginState>(&settings.key, &name, value)
@@ -271,13 +277,16 @@ pub async fn callback(
         return Err(if state::plausible_state(state_param) {
             f.with_cookies([login_cookie_removal(
                 config,
-                &state::cookie_name(state_param),
+                &state::cookie_name(state_param, config.server.https()),
             )])
         } else {
             f
         });
     };
-    let cookie_removal = login_cookie_removal(config, &state::cookie_name(&login.state));
+    let cookie_removal = login_cookie_removal(
+        config,
+        &state::cookie_name(&login.state, config.server.https()),
+    );
     // Only a callback with a state of this browser's counts against its address: one without
     // costs nothing, and counting it would let anyone block every sign-in behind the same
     // address with bare callbacks. It is counted before the state is claimed: each claim is a

@@ -219,3 +219,64 @@ async fn a_sign_in_never_comes_back_to_a_sign_in_step() {
     }
     assert_eq!(w.calls("/cgi-bin/auth/getuserinfo").await, 3);
 }
+
+/// Login CSRF behind https: the login cookie is `__Host-` (site-wide, `Secure`), so a sibling
+/// subdomain or another port of the host, which cannot plant a `__Host-` cookie, cannot make a
+/// victim's browser finish the attacker's sign-in with a planted `wgw_login_<state>` (it signed
+/// the victim in as the attacker, even with `__Host-wgw_session`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_a_planted_login_cookie_finishes_no_sign_in() {
+    let w = wecom_and_wechat().https().start().await;
+    let c = crate::common::client();
+    let r = c
+        .get(w.login_url("crm", "/sidebar/"))
+        .header("user-agent", WXWORK_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-wgw_login_"), "{set}");
+    for flag in ["Path=/;", "Secure", "HttpOnly"] {
+        assert!(set.contains(flag), "{flag}: {set}");
+    }
+    let pair = set.split(';').next().unwrap().to_owned();
+    let (name, value) = pair.split_once('=').unwrap();
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    // The provider sends the browser back to public_url (https): the test speaks plain HTTP.
+    let r = c
+        .get(&authorize)
+        .header("user-agent", WXWORK_UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(back.scheme(), "https");
+    let callback = w
+        .gw()
+        .url(&format!("{}?{}", back.path(), back.query().unwrap()));
+    let planted = name.trim_start_matches("__Host-");
+    let r = c
+        .get(&callback)
+        .header("cookie", format!("{planted}={value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "a planted cookie without its __Host- prefix"
+    );
+    let r = c
+        .get(&callback)
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "the browser that started it");
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("https://"));
+}

@@ -88,6 +88,7 @@ pub struct Builder {
     instances: usize,
     public_port: Option<u16>,
     one_origin: bool,
+    https: bool,
     env: Vec<(String, String)>,
     args: Vec<String>,
 }
@@ -126,6 +127,7 @@ impl World {
             instances: 1,
             public_port: None,
             one_origin: false,
+            https: false,
             env: Vec::new(),
             args: Vec::new(),
         }
@@ -246,6 +248,13 @@ impl Builder {
         self
     }
 
+    /// `public_url` is https (a TLS terminator in front, as in production): cookies are
+    /// `Secure`, login cookies `__Host-`. The test still talks plain HTTP to the gateway.
+    pub fn https(mut self) -> Builder {
+        self.https = true;
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Builder {
         self.env.push((key.into(), value.into()));
         self
@@ -329,16 +338,17 @@ impl Builder {
         };
         config += &subst(routes);
 
-        let (env, args) = (self.env, self.args);
+        let (env, args, https) = (self.env, self.args, self.https);
         let start = move |config: String, public: Option<u16>| {
             let (env, args) = (env.clone(), args.clone());
             move || {
                 let mut server = super::server_table();
+                if https {
+                    server = server.replace("public_url = \"http://", "public_url = \"https://");
+                }
                 if let Some(p) = public {
-                    server = server.replace(
-                        "public_url = \"http://127.0.0.1:0\"",
-                        &format!("public_url = \"http://127.0.0.1:{p}\""),
-                    );
+                    server =
+                        server.replace("127.0.0.1:0\"\nadmin", &format!("127.0.0.1:{p}\"\nadmin"));
                 }
                 let env: Vec<(&str, &str)> =
                     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
