@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::chrome::Chrome;
 use common::sidebar;
 use common::world::{agent_id, customer, customer_unionid, World};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A current WeCom client: `agentConfig` alone is enough (3.0.24 and later).
 const WXWORK_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 MicroMessenger/7.0.1 wxwork/4.1.0 MailPlugin_Electron WeMail embeddedwb";
@@ -97,6 +97,23 @@ async fn ready_resolves_with_the_current_customer_and_names_a_broken_signature()
         customer_unionid()
     );
     assert!(seen["headers"].get("wgw-contact").is_none());
+    // The ticket goes to this site only: a call to another origin (an analytics host) is made
+    // without it.
+    let sent = chrome
+        .run(
+            r#"var real = window.fetch, got = {};
+window.fetch = function (input, init) {
+  var h = new Headers(init && init.headers);
+  got[String(input)] = h.get("WGW-Contact");
+  return Promise.resolve(new Response("{}"));
+};
+WeComGateway.fetch("http://analytics.example/x", {}).then(function () {
+  return WeComGateway.fetch("/sidebar/api", {});
+}).then(function () { window.fetch = real; done(got); });"#,
+        )
+        .await;
+    assert_eq!(sent["http://analytics.example/x"], Value::Null, "{sent}");
+    assert!(sent["/sidebar/api"].as_str().is_some(), "{sent}");
     assert_eq!(seen["assertion"]["claims"]["external_userid"], customer());
 
     // WeCom drops the agent ticket early: agentConfig fails once, sdk.js reports it, the

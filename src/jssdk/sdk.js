@@ -44,7 +44,12 @@
       (function next() {
         if (i >= urls.length) return reject(fail("load", "could not load the JS-SDK from " + urls.join(", ")));
         var s = document.createElement("script");
-        s.src = urls[i++];
+        try {
+          /* A page that requires Trusted Types refuses a plain string here: said as a failed load. */
+          s.src = urls[i++];
+        } catch (e) {
+          return reject(fail("load", "the page's policy refused the JS-SDK script (" + e.message + ")"));
+        }
         s.onload = function () { window.wx ? resolve() : next(); };
         s.onerror = next;
         document.head.appendChild(s);
@@ -201,7 +206,17 @@
     return renewing;
   }
 
+  /* The ticket is for this site's CRM only: another origin (an analytics host, a CDN) never gets it. */
+  function sameOrigin(input) {
+    try {
+      return new URL(input instanceof Request ? input.url : String(input), location.href).origin === location.origin;
+    } catch (e) {
+      return false;
+    }
+  }
+
   function send(input, init) {
+    if (!sameOrigin(input)) return window.fetch(input, init);
     init = Object.assign({}, init || {});
     var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
     headers.set("WGW-Contact", contactTicket ? contactTicket.ticket : "none");
