@@ -76,6 +76,12 @@ pub fn response(status: u16, content_type: &str, body: Bytes, request_id: &str) 
     let _ = h.insert_header("content-length", body.len().to_string());
     let _ = h.insert_header("cache-control", "no-store");
     let _ = h.insert_header("x-content-type-options", "nosniff");
+    // The gateway's pages (sign-in, errors) are framed by the site itself at most: another
+    // site framing them could dress them up (clickjacking).
+    if content_type.starts_with("text/html") {
+        let _ = h.insert_header("x-frame-options", "SAMEORIGIN");
+        let _ = h.insert_header("content-security-policy", "frame-ancestors 'self'");
+    }
     let _ = h.insert_header("x-request-id", request_id);
     (Box::new(h), body)
 }

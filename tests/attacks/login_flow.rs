@@ -29,6 +29,12 @@ async fn a_declined_login_is_a_page_that_offers_to_try_again_not_a_502() {
         .url(&format!("/_gateway/oauth/callback?state={state}"));
     let r = b.get(&declined).await;
     assert_eq!(r.status(), 403);
+    // Another site cannot frame the gateway's pages.
+    assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'self'"
+    );
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     let page = r.text().await.unwrap();
     assert!(page.contains("Try again"), "{page}");
