@@ -32,15 +32,16 @@ impl ShutdownSignalWatch for StopSignals {
             _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
             _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
         }
-        let inflight = &crate::metrics::IN_FLIGHT;
+        // The public listener's requests and the qyapi listener's calls.
+        let inflight = || crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
         std::thread::spawn(move || {
             let deadline = Instant::now() + DRAIN_LIMIT;
             // Give the listeners a moment to stop accepting before the count is trusted.
             std::thread::sleep(Duration::from_millis(50));
-            while inflight.get() > 0 && Instant::now() < deadline {
+            while inflight() > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let left = inflight.get();
+            let left = inflight();
             if left > 0 {
                 tracing::warn!(
                     left,

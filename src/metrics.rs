@@ -16,6 +16,24 @@ mod cells;
 /// Requests being served on the public listener: `wgw_requests_in_flight`, and what a graceful
 /// stop waits for.
 pub static IN_FLIGHT: cells::Gauge = cells::Gauge::new();
+/// Calls being served on the internal qyapi listener: a graceful stop waits for them too (a
+/// CRM back end's call cut at a deploy is a failed business operation).
+pub static QYAPI_IN_FLIGHT: cells::Gauge = cells::Gauge::new();
+
+/// A qyapi call in flight ([`QYAPI_IN_FLIGHT`]), released when dropped, however it ended.
+pub struct QyapiInFlight(usize);
+
+impl QyapiInFlight {
+    pub fn enter() -> Self {
+        QyapiInFlight(QYAPI_IN_FLIGHT.inc())
+    }
+}
+
+impl Drop for QyapiInFlight {
+    fn drop(&mut self) {
+        QYAPI_IN_FLIGHT.dec(self.0);
+    }
+}
 pub struct Metrics {
     pub registry: Registry,
     pub upstream_errors: IntCounterVec,

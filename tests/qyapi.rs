@@ -575,3 +575,26 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
         w.gw().log()
     );
 }
+
+/// A graceful stop waits for qyapi calls as for the public listener's requests: a CRM back
+/// end's call under way at a deploy finishes (the process left 50 ms after SIGTERM, cutting it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_qyapi_call_in_flight_finish() {
+    let mut w = world().await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/user/get", "delay_ms": 1500, "count": 1}),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}{USER_GET}", w.gw().qyapi_port.unwrap());
+    let call = tokio::spawn(common::client().get(url).send());
+    // The emulator counts a call once it has answered: the stop comes while it waits.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(w.calls("/cgi-bin/user/get").await, 0, "still under way");
+    w.gateways[0].signal(15);
+    w.gw().wait_log("SIGTERM");
+    let r = call.await.unwrap().expect("the call in flight completes");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+}

@@ -115,6 +115,7 @@ impl Served {
 #[async_trait]
 impl ServeHttp for Qyapi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _counted = crate::metrics::QyapiInFlight::enter();
         let started = Instant::now();
         let rid = match session
             .req_header()
