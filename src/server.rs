@@ -38,7 +38,9 @@ pub fn run(
 ) -> Result<(), String> {
     let conf = ServerConf {
         threads: config.server.threads,
-        grace_period_seconds: Some(DRAIN_LIMIT.as_secs()),
+        // The watcher of `StopSignals` ends the process at the drain limit, after logging what
+        // was left and flushing the log; pingora's own end comes later, as a backstop.
+        grace_period_seconds: Some(DRAIN_LIMIT.as_secs() + 3),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: 256,
         work_stealing: false,
@@ -167,5 +169,7 @@ pub fn run(
     server.run(RunArgs {
         shutdown_signal: Box::new(StopSignals),
     });
+    // Only when pingora ended first: what the log has buffered is written before the exit.
+    crate::logging::flush();
     Ok(())
 }
