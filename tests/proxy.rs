@@ -394,6 +394,17 @@ async fn websocket_upgrade_passes_through() {
     s.write_all(b"ping-frame").unwrap();
     let n = s.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"ping-frame");
+    // Once the tunnel ends, its line and count say 101, not 0.
+    drop(s);
+    gw.wait_log("path=/ws");
+    let line = gw
+        .log()
+        .lines()
+        .find(|l| l.contains("path=/ws"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("status=101"), "{line}");
+    assert!(gw.metrics().await.contains("status=\"101\""));
 }
 
 #[tokio::test]

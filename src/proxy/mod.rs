@@ -764,7 +764,9 @@ impl ProxyHttp for Gateway {
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
-            .filter(|s| *s >= 200)
+            // An interim answer (100, 103) is not the request's; a switch of protocols (a
+            // websocket's 101) is its only one.
+            .filter(|s| *s >= 200 || *s == 101)
             .or(ctx.answered)
             .unwrap_or(0);
         let elapsed = ctx.started.elapsed();
