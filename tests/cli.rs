@@ -128,6 +128,11 @@ fn config_errors_name_file_line_and_key() {
             "[store]\nredis_url = \"redis://127.0.0.1:6379/0\"\n",
             "gateway.toml:8:13: [store].redis_url: only for backend = \"redis\"",
         ),
+        // a Redis URL that run would refuse: at the key, its password never printed
+        (
+            "[store]\nbackend = \"redis\"\nredis_url = \"redis://:pw-not-shown@127.0.0.1:notaport/0\"\n",
+            "gateway.toml:9:13: [store].redis_url: not a Redis URL",
+        ),
         // a store in a directory that does not exist
         (
             "[store]\npath = \"no-such-dir/wgw.db\"\n",

@@ -563,3 +563,18 @@ fn a_reload_opens_the_new_files_and_refuses_what_it_cannot_open() {
     assert!(wait_lines(&d.join("logs/b.log"), 1)[0].contains("GET /three "));
     assert_eq!(wait_lines(&d.join("logs/a.log"), 2).len(), 2);
 }
+
+/// A `WGW_LOG` that is no filter is said on stderr before anything else; the default filter
+/// is used (it was replaced silently: an operator asking for debug lines saw none, and no why).
+#[test]
+fn a_wgw_log_that_is_no_filter_is_said_and_the_default_used() {
+    let up = upstream::echo("crm");
+    let config = format!(
+        "{}\n[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        server_table(),
+        up.url()
+    );
+    let gw = Gateway::start_config(&config, &[("WGW_LOG", "info,[[[=bad")], &[]);
+    gw.wait_log("is not a filter");
+    assert!(gw.log().contains("wecom-gateway listening"), "{}", gw.log());
+}

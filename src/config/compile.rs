@@ -598,6 +598,18 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
                     "expected a URL like \"redis://127.0.0.1:6379/0\"",
                 ));
             }
+            // What `run` would refuse (a port or database that is no number), `check` refuses
+            // here, at the key; the URL itself is never printed (it may hold a password).
+            if let Err(e) = redis::IntoConnectionInfo::into_connection_info(text) {
+                return Err(src.error(
+                    u.span(),
+                    "[store].redis_url",
+                    format!(
+                        "not a Redis URL ({:?}): expected redis://[:PASSWORD@]HOST:PORT/DB",
+                        e.kind()
+                    ),
+                ));
+            }
             Some(Secret::new(text.to_owned()))
         }
         (_, None) => None,

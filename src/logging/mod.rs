@@ -37,9 +37,16 @@ static PER_REQUEST: OnceLock<(bool, bool)> = OnceLock::new();
 
 pub fn init(format: LogFormat) {
     // pingora logs its own connection-level noise at info; keep it at warn unless asked.
-    let filter = EnvFilter::try_from_env("WGW_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
-    });
+    let default = || EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn");
+    let filter = match std::env::var("WGW_LOG") {
+        Ok(v) => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            // Said before anything is logged, on stderr where the log goes: an operator who
+            // asked for debug lines must not wonder why there are none.
+            eprintln!("WGW_LOG={v:?} is not a filter ({e}): the default one is used");
+            default()
+        }),
+        Err(_) => default(),
+    };
     if SINK.set(Sink::start(Stderr)).is_err() {
         return;
     }
