@@ -121,12 +121,30 @@ pub fn spawn_reloader(
                                     old.server.qyapi_listen.as_ref(),
                                 );
                             ports.settle(&mut new.server);
-                            if moved
-                                || new.server.threads != old.server.threads
-                                || new.server.header_timeout != old.server.header_timeout
-                                || new.server.max_connections != old.server.max_connections
-                            {
-                                tracing::warn!("reload: listeners, threads, header_timeout and max_connections change only on restart; the rest is applied");
+                            let (n, o) = (&new.server, &old.server);
+                            let restart_only = [
+                                ("listeners", moved),
+                                ("threads", n.threads != o.threads),
+                                ("header_timeout", n.header_timeout != o.header_timeout),
+                                ("max_connections", n.max_connections != o.max_connections),
+                                (
+                                    "large_client_header_buffers",
+                                    (n.header_buffers.size, n.header_buffers.total)
+                                        != (o.header_buffers.size, o.header_buffers.total),
+                                ),
+                                (
+                                    "[emulator]",
+                                    (new.emulator.enabled, new.emulator.listen)
+                                        != (old.emulator.enabled, old.emulator.listen),
+                                ),
+                            ];
+                            let changed: Vec<&str> = restart_only
+                                .iter()
+                                .filter(|(_, c)| *c)
+                                .map(|(name, _)| *name)
+                                .collect();
+                            if !changed.is_empty() {
+                                tracing::warn!(changed = %changed.join(", "), "reload: these change only on restart; the rest is applied");
                             }
                             if !new.store.same_as(&old.store) {
                                 tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied");

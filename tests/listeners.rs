@@ -100,6 +100,24 @@ async fn port_zero_listeners_are_bound_reported_and_public_url_takes_the_public_
         common::http_get_status(gw.admin_port, "/healthz"),
         Some(200)
     );
+
+    // The bounds of a request head are the engine's, set at start: a reload names them as
+    // waiting for a restart (it said "applied" and went on with the old ones).
+    let bounded = config().replace(
+        "[server]\n",
+        "[server]\nlarge_client_header_buffers = \"4 1k\"\n",
+    );
+    assert_ne!(bounded, config());
+    std::fs::write(&gw.config_path, bounded).unwrap();
+    gw.signal(1);
+    gw.wait_log_count("reload: new config applied", 3);
+    let log = gw.log();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("change only on restart"))
+        .last()
+        .unwrap();
+    assert!(warned.contains("large_client_header_buffers"), "{warned}");
 }
 
 #[test]
