@@ -29,6 +29,12 @@ const FD_RESERVE: u64 = 256;
 /// not turn the close into a reset that destroys the answer before it is read.
 const REFUSAL_LINGER: Duration = Duration::from_millis(500);
 
+/// Refused connections answered and lingered on at once, at most: a burst of connections past
+/// the limit arrives faster than lingering ones end, and must not take the descriptors kept
+/// for the admin listener (its `/healthz` timed out during a burst). Past this, a refused
+/// connection is closed at once, unanswered.
+const MAX_LINGERING: usize = (FD_RESERVE / 4) as usize;
+
 /// The HTTP/1.x options of the public listener.
 pub fn server_options(server: &ServerSettings) -> HttpServerOptions {
     let mut o = HttpServerOptions::default();
@@ -54,6 +60,8 @@ pub struct Limited<A> {
     pub inner: Arc<A>,
     pub max: usize,
     open: AtomicUsize,
+    /// Refusals being answered ([`MAX_LINGERING`] at most).
+    lingering: AtomicUsize,
     refused: AtomicU64,
     last_report: AtomicU64,
 }
@@ -64,6 +72,7 @@ impl<A> Limited<A> {
             inner: Arc::new(inner),
             max,
             open: AtomicUsize::new(0),
+            lingering: AtomicUsize::new(0),
             refused: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
         }
@@ -119,7 +128,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
     ) -> Option<Stream> {
         let Some(_slot) = Slot::take(&self.open, self.max) else {
             self.report_refusal();
-            refuse(stream).await;
+            if let Some(_answering) = Slot::take(&self.lingering, MAX_LINGERING) {
+                refuse(stream).await;
+            }
             return None;
         };
         self.inner.process_new(stream, shutdown).await

@@ -6,6 +6,8 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::raw::read_response;
@@ -230,6 +232,51 @@ fn connections_beyond_max_connections_are_refused_at_once_and_admin_keeps_answer
         assert!(Instant::now() < deadline, "the freed place never came back");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A burst of connections past the limit, faster than refused ones end: the refusals held at
+/// once are bounded, so the descriptors kept for the admin listener stay free and `/healthz`
+/// answers throughout (each refusal lingered half a second, a burst took the whole reserve:
+/// "Too many open files", and the probe timed out).
+#[test]
+fn a_burst_past_the_limit_leaves_the_admin_listener_its_descriptors() {
+    let up = upstream::echo("crm");
+    let config = format!(
+        "{}\n[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        common::server_table(),
+        up.url()
+    );
+    let gw = Gateway::start_config(&config, &[(common::NOFILE, "512")], &[]);
+    let addr = gw.addr();
+    let done = Arc::new(AtomicBool::new(false));
+    let burst = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Within a test process's usual open-files limit (1024), with room for the probes.
+            for _ in 0..900 {
+                if let Ok(s) = TcpStream::connect(addr) {
+                    held.push(s);
+                }
+            }
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(2);
+    let (mut asked, mut answered) = (0, 0);
+    while Instant::now() < until {
+        asked += 1;
+        if http_get_status(gw.admin_port, "/healthz") == Some(200) {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done.store(true, Ordering::SeqCst);
+    burst.join().unwrap();
+    assert_eq!(answered, asked, "the admin listener stopped answering");
+    assert!(!gw.log().contains("Too many open files"), "{}", gw.log());
 }
 
 #[test]

@@ -94,6 +94,10 @@ struct Ports {
     emulator: Option<std::net::SocketAddr>,
 }
 
+/// A key of [`Gateway::start_config`]'s `env` that is not passed on: the open-files limit
+/// (soft and hard) the process starts under.
+pub const NOFILE: &str = "WGW_TEST_HARNESS_NOFILE";
+
 impl Gateway {
     /// Starts the gateway with `body` appended to [`server_table`].
     pub fn start(body: &str) -> Gateway {
@@ -152,12 +156,22 @@ impl Gateway {
         std::fs::write(&config_path, config).unwrap();
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(bin());
+        // [`NOFILE`] in `env`: the process starts under that open-files limit (util-linux's
+        // `prlimit`, which execs the gateway: the pid stays the gateway's).
+        let nofile = env.iter().find(|(k, _)| *k == NOFILE).map(|(_, v)| *v);
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.args(args).arg(command).arg("-c").arg(&config_path);
         cmd.arg("--ports-file").arg(dir.path().join("ports.json"));
         // The test clock control (debug builds only), unless the test says otherwise.
         cmd.env(CLOCK_CONTROL, "1");
-        cmd.envs(env.iter().copied());
+        cmd.envs(env.iter().copied().filter(|(k, _)| *k != NOFILE));
         cmd.stdout(Stdio::null()).stderr(log);
         let child = cmd.spawn().expect("spawn wecom-gateway");
         let mut gw = Gateway {
