@@ -28,10 +28,26 @@ impl ShutdownSignalWatch for StopSignals {
     async fn recv(&self) -> ShutdownSignal {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        // nginx's graceful stop: without a handler it would end the process at once (a core
+        // dump's default), dropping requests in flight and the log's last lines.
+        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
             _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+            _ = quit.recv() => tracing::info!("SIGQUIT: finishing in-flight requests"),
         }
+        // A second stop signal while draining (Ctrl-C again): stop now, the log flushed.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = quit.recv() => {}
+            }
+            let left = crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
+            tracing::warn!(left, "stop: a second signal, stopping now");
+            crate::logging::flush();
+            std::process::exit(0);
+        });
         // The public listener's requests and the qyapi listener's calls.
         let inflight = || crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
         std::thread::spawn(move || {

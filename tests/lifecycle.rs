@@ -127,10 +127,49 @@ async fn gzip_turned_on_by_a_reload_says_it_needs_a_restart() {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    graceful_stop_on(15).await;
+}
+
+/// SIGQUIT is nginx's graceful stop: the same drain (it ended the process at once, a core
+/// dump's default, dropping the request in flight and the log's last lines).
+#[tokio::test]
+async fn sigquit_stops_as_gracefully_as_sigterm() {
+    graceful_stop_on(3).await;
+}
+
+/// A second stop signal while draining (Ctrl-C again) stops at once, the log flushed.
+#[tokio::test]
+async fn a_second_stop_signal_stops_at_once() {
     let up = upstream::echo("crm");
     let mut gw = Gateway::start_config(&config(&up.url(), "/"), &[], &[]);
-    let slow = tokio::spawn(client().get(gw.url("/slow?ms=1500")).send());
-    // Wait until the request is in flight (the gauge counts it) before asking for the stop.
+    let slow = tokio::spawn(client().get(gw.url("/slow?ms=8000")).send());
+    in_flight(&gw).await;
+    gw.signal(2);
+    gw.wait_log("SIGINT: finishing in-flight requests");
+    let asked = std::time::Instant::now();
+    gw.signal(2);
+    let (exit, gw) =
+        tokio::task::spawn_blocking(move || (gw.wait_exit(Duration::from_secs(15)), gw))
+            .await
+            .unwrap();
+    assert!(exit.is_some(), "did not exit:\n{}", gw.log());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "waited for the drain"
+    );
+    assert!(
+        gw.log().contains("a second signal, stopping now"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        slow.await.unwrap().is_err(),
+        "the request in flight was cut"
+    );
+}
+
+/// Until the public listener counts a request in flight.
+async fn in_flight(gw: &Gateway) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let m = gw.metrics().await;
@@ -143,7 +182,15 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    gw.signal(15);
+}
+
+async fn graceful_stop_on(sig: i32) {
+    let up = upstream::echo("crm");
+    let mut gw = Gateway::start_config(&config(&up.url(), "/"), &[], &[]);
+    let slow = tokio::spawn(client().get(gw.url("/slow?ms=1500")).send());
+    // Until the request is in flight (the gauge counts it), then the stop.
+    in_flight(&gw).await;
+    gw.signal(sig);
     let resp = slow.await.unwrap().expect("in-flight request completes");
     assert_eq!(resp.status(), 200);
     let status = tokio::task::spawn_blocking(move || {
