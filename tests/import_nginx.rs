@@ -263,6 +263,27 @@ fn a_tls_listen_is_refused_with_what_to_do() {
     );
 }
 
+/// Credentials in a `proxy_pass` address are refused as nginx refuses them ("invalid port in
+/// upstream"), with what to do, and never repeated: they became an upstream's name (which
+/// `check` printed) and its URL.
+#[test]
+fn credentials_in_a_proxy_pass_are_refused_and_never_repeated() {
+    let dir = TempDir::new("import-userinfo");
+    let (code, stdout, stderr) = import(
+        "server { listen 80;\n location / { proxy_pass http://admin:PASSWORDleak1@127.0.0.1:9000/; } }\n",
+        &dir,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("proxy_set_header Authorization"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("PASSWORDleak1") && !stdout.contains("PASSWORDleak1"),
+        "{stderr}"
+    );
+}
+
 /// A site file of `conf.d/` that includes `proxy_params` means the one beside `nginx.conf`, as
 /// nginx reads a relative include: the import finds it there and writes `[nginx] conf_dir`, so
 /// `check` reads the file as nginx does.

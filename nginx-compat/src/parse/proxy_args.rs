@@ -28,8 +28,14 @@ pub(super) fn proxy_pass(d: &Directive, uri_allowed: bool) -> Result<ProxyPass, 
     if !lower.starts_with("http://") {
         return Err(d.pos.error("invalid URL prefix"));
     }
-    let target = parse_target(&url[7..])
-        .map_err(|m| d.pos.error(format!("{m} in upstream \"{}\"", &url[7..])))?;
+    let target = parse_target(&url[7..]).map_err(|m| {
+        // An address with credentials is not repeated: they are a secret.
+        let shown = match url[7..].split_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url[7..].to_owned(),
+        };
+        d.pos.error(format!("{m} in upstream \"{shown}\""))
+    })?;
     if !target.uri.is_empty() && !uri_allowed {
         return Err(d.pos.error(
             "\"proxy_pass\" cannot have URI part in location given by regular expression, \
@@ -55,6 +61,10 @@ pub fn parse_target(rest: &str) -> Result<PassTarget, &'static str> {
     }
     if authority.is_empty() {
         return Err("no host");
+    }
+    // nginx: "invalid port in upstream". The password would also end up in names and logs.
+    if authority.contains('@') {
+        return Err("user:password@ in the address (nginx refuses it too): send credentials with proxy_set_header Authorization");
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let close = v6.find(']').ok_or("invalid IPv6 address")?;
@@ -190,5 +200,9 @@ mod tests {
         assert_eq!((t.host_header.as_str(), &t.uri[..]), ("b", &b"/?x"[..]));
         assert!(parse_target(":80").is_err());
         assert!(parse_target("h:0").is_err());
+        // Credentials in the address: nginx refuses them ("invalid port in upstream").
+        assert!(parse_target("user:secret@127.0.0.1:9000/")
+            .unwrap_err()
+            .contains("proxy_set_header Authorization"));
     }
 }
