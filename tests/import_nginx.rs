@@ -166,6 +166,12 @@ fn the_redirect_and_site_pair_says_what_to_do() {
         stderr.contains("The first one only redirects (to https)"),
         "{stderr}"
     );
+    // A catch-all default server that drops strangers is no redirect: not called one.
+    let conf = "server {\n  listen 80 default_server;\n  server_name _;\n  return 444;\n}\n\
+                server {\n  listen 8443;\n  location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n";
+    let (code, _toml, stderr) = import(conf, &dir);
+    assert_eq!(code, 2);
+    assert!(!stderr.contains("only redirects"), "{stderr}");
 }
 
 /// `upstream` blocks as CRM deployments write them (RuoYi-Vue-Plus's `ip_hash;`, tuning

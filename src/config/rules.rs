@@ -395,7 +395,18 @@ pub struct NginxFile {
 /// The usual pair of server blocks: `listen 80; return 301 https://...` first, the site on 443
 /// second. Whether `server` (the first) is that redirect alone.
 pub fn redirect_only(server: &[Directive]) -> bool {
-    server.iter().any(|d| d.name == "return")
+    // `return 301 https://...`, or `return https://...` (a 302): not a catch-all's `return 444`.
+    let redirects = |d: &Directive| {
+        let a: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
+        match a.as_slice() {
+            [code, _] => matches!(*code, "301" | "302" | "303" | "307" | "308"),
+            [url] => {
+                url.starts_with("https://") || url.starts_with("http://") || url.starts_with('$')
+            }
+            _ => false,
+        }
+    };
+    server.iter().any(|d| d.name == "return" && redirects(d))
         && server
             .iter()
             .all(|d| matches!(d.name.as_str(), "listen" | "server_name" | "return"))
