@@ -598,3 +598,18 @@ async fn sigterm_lets_a_qyapi_call_in_flight_finish() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errcode"], 0, "{v}");
 }
+
+/// -1 ("system busy") on gettoken is tried again as on any call (200/400/800 ms): the call
+/// succeeds (the fetch failed at once, and the caller got -1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_gettoken_is_tried_again() {
+    let w = world().await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/gettoken", "errcode": -1, "count": 2}),
+    )
+    .await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (200, &json!(0)), "{v}");
+    assert_eq!(w.gettokens().await, 3, "two busy answers, then the token");
+}

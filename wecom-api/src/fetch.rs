@@ -113,9 +113,20 @@ impl<S: Stack> Fetch for WithCredentials<S> {
                     });
                 }
             };
-            let attempt = Attempt::new(To::Plain(target.base().clone()), request);
-            let answered = stack.oneshot(attempt).await.map_err(api_error)?;
-            read(&answered.response, target.field())
+            // -1 ("system busy") is tried again as every call's is: 200, 400, 800 ms. The plain
+            // stack has no retry layer (a token error cannot happen here: no token is sent).
+            let mut busy = 0;
+            loop {
+                let attempt = Attempt::new(To::Plain(target.base().clone()), request.clone());
+                let answered = stack.clone().oneshot(attempt).await.map_err(api_error)?;
+                match crate::stack::busy_backoff(answered.response.errcode, busy) {
+                    Some(wait) => {
+                        busy += 1;
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return read(&answered.response, target.field()),
+                }
+            }
         }
     }
 }

@@ -262,6 +262,12 @@ pub(crate) const TOKEN_ERRORS: [i64; 5] = [40001, 40014, 42001, 40082, 42009];
 const BUSY_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
+/// The wait before busy retry number `retried + 1` of an answer with `errcode`, or `None`:
+/// -1 ("system busy") is tried again three times, 200/400/800 ms.
+pub(crate) fn busy_backoff(errcode: i64, retried: u32) -> Option<Duration> {
+    (errcode == -1 && retried < BUSY_RETRIES).then(|| FIRST_BACKOFF * 2u32.pow(retried))
+}
+
 /// Per-call retry state; tower clones the policy for each call, so every call starts afresh.
 #[derive(Clone)]
 pub(crate) struct RetryPolicy {
@@ -283,8 +289,8 @@ impl RetryPolicy {
     pub fn decide(&self, errcode: i64) -> Decision {
         if TOKEN_ERRORS.contains(&errcode) && !self.token_refreshed {
             Decision::RefreshToken
-        } else if errcode == -1 && self.busy_retries < BUSY_RETRIES {
-            Decision::Backoff(FIRST_BACKOFF * 2u32.pow(self.busy_retries))
+        } else if let Some(wait) = busy_backoff(errcode, self.busy_retries) {
+            Decision::Backoff(wait)
         } else {
             Decision::Done
         }
