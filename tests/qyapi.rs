@@ -613,3 +613,23 @@ async fn a_busy_gettoken_is_tried_again() {
     assert_eq!((status, &v["errcode"]), (200, &json!(0)), "{v}");
     assert_eq!(w.gettokens().await, 3, "two busy answers, then the token");
 }
+
+/// Retries stop once a call has taken 5 s: a WeCom answering each try slowly with -1 is asked
+/// three times, not four (each try bounded alone, a sign-in waited 35 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_once_the_call_has_taken_its_budget() {
+    let w = world().await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/user/get", "errcode": -1, "delay_ms": 1500, "count": 5}),
+    )
+    .await;
+    let before = w.calls("/cgi-bin/user/get").await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (200, &json!(-1)), "{v}");
+    // Tries end at 1.5 s, 3.2 s (after 200 ms) and 5.1 s (after 400 ms); the next would start
+    // past the budget.
+    assert_eq!(w.calls("/cgi-bin/user/get").await - before, 3);
+}

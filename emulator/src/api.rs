@@ -169,6 +169,10 @@ pub async fn gatekeeper(
     let fault = state.world().take_fault(&path);
     let response = match fault {
         Some(FaultKind::Errcode(code)) => Answer::error(family, code, ip).into_response(),
+        Some(FaultKind::SlowErrcode(code, ms)) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Answer::error(family, code, ip).into_response()
+        }
         Some(FaultKind::HttpStatus(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, status.canonical_reason().unwrap_or("error")).into_response()

@@ -161,11 +161,12 @@ fn one() -> u32 {
 async fn faults(State(state): State<EmulatorState>, Json(req): Json<FaultRequest>) -> Reply {
     let kind = match (req.errcode, req.http_status, req.delay_ms) {
         (Some(code), None, None) => FaultKind::Errcode(code),
+        (Some(code), None, Some(ms)) => FaultKind::SlowErrcode(code, ms),
         (None, Some(status), None) if (100..600).contains(&status) => FaultKind::HttpStatus(status),
         (None, None, Some(ms)) => FaultKind::DelayMs(ms),
         _ => {
             return Err(bad(
-                "give exactly one of errcode, http_status (100-599), delay_ms",
+                "give one of errcode, http_status (100-599), delay_ms (or errcode with delay_ms)",
             ))
         }
     };

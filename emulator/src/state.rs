@@ -148,6 +148,8 @@ pub enum FaultKind {
     Errcode(i64),
     HttpStatus(u16),
     DelayMs(u64),
+    /// The errcode, answered this many ms late (a WeCom slow and failing at once).
+    SlowErrcode(i64, u64),
 }
 
 #[derive(Debug, Clone)]

@@ -113,7 +113,8 @@ async fn bad_fault_requests_are_refused() {
     let h = start().await;
     let cases = [
         json!({"api": "/cgi-bin/gettoken"}),
-        json!({"api": "/cgi-bin/gettoken", "errcode": 1, "delay_ms": 5}),
+        json!({"api": "/cgi-bin/gettoken", "http_status": 500, "delay_ms": 5}),
+        json!({"api": "/cgi-bin/gettoken", "errcode": 1, "http_status": 500}),
         json!({"api": "/cgi-bin/gettoken", "http_status": 99}),
         json!({"api": "gettoken", "errcode": 1}),
     ];

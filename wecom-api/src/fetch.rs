@@ -115,11 +115,13 @@ impl<S: Stack> Fetch for WithCredentials<S> {
             };
             // -1 ("system busy") is tried again as every call's is: 200, 400, 800 ms. The plain
             // stack has no retry layer (a token error cannot happen here: no token is sent).
-            let mut busy = 0;
+            let (mut busy, began) = (0, std::time::Instant::now());
             loop {
                 let attempt = Attempt::new(To::Plain(target.base().clone()), request.clone());
                 let answered = stack.clone().oneshot(attempt).await.map_err(api_error)?;
-                match crate::stack::busy_backoff(answered.response.errcode, busy) {
+                match crate::stack::busy_backoff(answered.response.errcode, busy)
+                    .filter(|wait| began.elapsed() + *wait < crate::stack::RETRY_BUDGET)
+                {
                     Some(wait) => {
                         busy += 1;
                         tokio::time::sleep(wait).await;

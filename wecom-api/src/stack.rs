@@ -24,6 +24,8 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) struct Call {
     pub to: To,
     pub req: ApiRequest,
+    /// When the call began: retries stop once [`RETRY_BUDGET`] is spent.
+    pub started: std::time::Instant,
 }
 
 pub(crate) enum To {
@@ -63,7 +65,11 @@ pub(crate) struct Attempt {
 impl Attempt {
     pub fn new(to: To, req: ApiRequest) -> Attempt {
         Attempt {
-            call: Arc::new(Call { to, req }),
+            call: Arc::new(Call {
+                to,
+                req,
+                started: std::time::Instant::now(),
+            }),
             token: None,
             failed: None,
         }
@@ -260,6 +266,10 @@ pub(crate) enum Decision {
 /// 40082 (invalid) and 42009 (expired) are the suite token's own (WECOM_API.md).
 pub(crate) const TOKEN_ERRORS: [i64; 5] = [40001, 40014, 42001, 40082, 42009];
 const BUSY_RETRIES: u32 = 3;
+/// No retry starts once a call has taken this long: each try is bounded by its own timeout,
+/// and a provider answering every try slowly (-1, an expired token, again and again) kept a
+/// sign-in waiting 35 s.
+pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// The wait before busy retry number `retried + 1` of an answer with `errcode`, or `None`:
@@ -319,6 +329,9 @@ impl Policy<Attempt, Answered, BoxError> for RetryPolicy {
                 (wait, RetryReason::SystemBusy)
             }
         };
+        if req.call.started.elapsed() + wait >= RETRY_BUDGET {
+            return None;
+        }
         if let Some(target) = req.call.target() {
             self.observer.retried(target, why);
         }
