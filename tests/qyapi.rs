@@ -580,7 +580,7 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
 /// end's call under way at a deploy finishes (the process left 50 ms after SIGTERM, cutting it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_qyapi_call_in_flight_finish() {
-    let mut w = world().await;
+    let w = world().await;
     w.control(
         "/_emulator/faults",
         json!({"api": "/cgi-bin/user/get", "delay_ms": 1500, "count": 1}),
