@@ -899,3 +899,47 @@ async fn a_store_that_takes_no_writes_is_a_503_at_the_callback_not_a_replay() {
     assert!(m.contains("result=\"store_error\""), "{m}");
     assert!(!m.contains("result=\"state_reused\""), "{m}");
 }
+
+/// Someone who is not a member of the corp (a customer opening the app's page) signs in as
+/// WeCom names them: by an openid, which the CRM gets as `X-WeCom-OpenId`; never as a member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wecom_non_member_is_named_by_the_openid_wecom_gives() {
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm"))
+        .app(App::mp("mp"))
+        .routes(ROUTES)
+        .start()
+        .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let cb = w.to_callback(&mut b, &w.login_url("crm", "/")).await;
+    let state = url::Url::parse(&cb)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    // WeCom's answer for a visitor's code instead of the member's.
+    let v = w
+        .control(
+            "/_emulator/codes",
+            json!({"visitor_openid": "oVisitor0001", "visitor_external_userid": "wmVisitor0001"}),
+        )
+        .await;
+    let code = v["code"].as_str().unwrap();
+    let r = b
+        .get(&w.gw().url(&format!(
+            "/_gateway/oauth/callback?code={code}&state={state}"
+        )))
+        .await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    let who: Value = b
+        .get(&w.gw().url("/_gateway/whoami"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["openid"], "oVisitor0001", "{who}");
+    assert_eq!(who["userid"], Value::Null, "{who}");
+}

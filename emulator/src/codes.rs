@@ -59,7 +59,7 @@ impl World {
             || foreign_app
             || foreign_corp
             || c.purpose != *purpose
-            || !matches!(c.subject, Subject::Member(_))
+            || !matches!(c.subject, Subject::Member(_) | Subject::Visitor { .. })
         {
             return Err(40029);
         }

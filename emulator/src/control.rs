@@ -208,6 +208,10 @@ struct IssueCode {
     userid: Option<String>,
     corp_id: Option<String>,
     openid: Option<String>,
+    /// A code of the corp's app for someone who is not its member (`auth/getuserinfo` answers
+    /// the openid, and `visitor_external_userid` when given).
+    visitor_openid: Option<String>,
+    visitor_external_userid: Option<String>,
     agentid: Option<u64>,
     scope: Option<String>,
 }
@@ -216,14 +220,25 @@ struct IssueCode {
 async fn codes(State(state): State<EmulatorState>, Json(req): Json<IssueCode>) -> Reply {
     let mut world = state.world();
     let corp = corp_param(&world, req.corp_id)?;
-    let (corp, subject) = match (req.userid, req.openid) {
-        (Some(u), None) if world.corp(&corp).is_some_and(|c| c.member(&u).is_some()) => {
+    let (corp, subject) = match (req.userid, req.openid, req.visitor_openid) {
+        (Some(u), None, None) if world.corp(&corp).is_some_and(|c| c.member(&u).is_some()) => {
             (corp, Subject::Member(u))
         }
-        (None, Some(o)) if world.scenario.wechat_user(&o).is_some() => {
+        (None, Some(o), None) if world.scenario.wechat_user(&o).is_some() => {
             (String::new(), Subject::WechatUser(o))
         }
-        _ => return Err(bad("give exactly one known userid or openid")),
+        (None, None, Some(o)) if !o.is_empty() => (
+            corp,
+            Subject::Visitor {
+                openid: o,
+                external_userid: req.visitor_external_userid,
+            },
+        ),
+        _ => {
+            return Err(bad(
+                "give exactly one known userid, openid, or a visitor_openid",
+            ))
+        }
     };
     let scope = req.scope.unwrap_or_else(|| "snsapi_base".to_string());
     let code = world.issue_code(&corp, subject, &scope, req.agentid, CodePurpose::OAuth);

@@ -109,6 +109,12 @@ pub(crate) struct Ticket {
 pub enum Subject {
     Member(String),
     WechatUser(String),
+    /// Someone who is not a member of the corp (a customer opening the app's page from a
+    /// chat): WeCom names them by an openid and, when they are a customer, an external_userid.
+    Visitor {
+        openid: String,
+        external_userid: Option<String>,
+    },
 }
 
 /// What a code may be exchanged by: they are not interchangeable at WeCom.

@@ -73,7 +73,7 @@ fn app_and_code(
     let exchanged = world.consume_wechat_code(p(q, code_key), &purpose)?;
     match exchanged.subject {
         Subject::WechatUser(openid) => Ok((openid, exchanged.scope)),
-        Subject::Member(_) => Err(40029),
+        Subject::Member(_) | Subject::Visitor { .. } => Err(40029),
     }
 }
 

@@ -76,23 +76,45 @@ async fn agent_ticket(ctx: Ctx, Query(q): Params) -> Answer {
 /// The code is bound to the app that asked for it: another app's token gets 40029.
 async fn getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = exchange_member_code(&mut world, &q).map(|(corp, userid, scope)| {
-        let mut fields = json!({"userid": userid});
-        // user_ticket only comes with the scope that asks the member's consent.
-        if scope == "snsapi_privateinfo" {
-            fields["user_ticket"] = json!(world.issue_user_ticket(&corp, &userid));
+    let result = exchange_code(&mut world, &q).map(|(corp, person, scope)| match person {
+        Person::Member(userid) => {
+            let mut fields = json!({"userid": userid});
+            // user_ticket only comes with the scope that asks the member's consent.
+            if scope == "snsapi_privateinfo" {
+                fields["user_ticket"] = json!(world.issue_user_ticket(&corp, &userid));
+            }
+            Answer::wecom_ok(fields)
         }
-        Answer::wecom_ok(fields)
+        // A non-member: an openid, and the external_userid when they are a customer.
+        Person::Visitor {
+            openid,
+            external_userid,
+        } => {
+            let mut fields = json!({"openid": openid});
+            if let Some(e) = external_userid {
+                fields["external_userid"] = json!(e);
+            }
+            Answer::wecom_ok(fields)
+        }
     });
     ctx.answer(result)
 }
 
+/// Who a code of `auth/getuserinfo` names.
+enum Person {
+    Member(String),
+    Visitor {
+        openid: String,
+        external_userid: Option<String>,
+    },
+}
+
 /// Both getuserinfo endpoints: the app's token, then its single-use code, for a member of the
-/// token's corp: (corp, userid, scope).
-fn exchange_member_code(
+/// token's corp or someone who is not one: (corp, person, scope).
+fn exchange_code(
     world: &mut crate::state::World,
     q: &HashMap<String, String>,
-) -> Result<(String, String, String), i64> {
+) -> Result<(String, Person, String), i64> {
     let authed = world.wecom_token(p(q, "access_token"), Scope::AgentOnly)?;
     let exchanged = world.consume_wecom_code(
         p(q, "code"),
@@ -100,17 +122,29 @@ fn exchange_member_code(
         authed.agent(),
         &CodePurpose::OAuth,
     )?;
-    match exchanged.subject {
-        Subject::Member(userid) => Ok((authed.corp, userid, exchanged.scope)),
-        _ => Err(40029),
-    }
+    let person = match exchanged.subject {
+        Subject::Member(userid) => Person::Member(userid),
+        Subject::Visitor {
+            openid,
+            external_userid,
+        } => Person::Visitor {
+            openid,
+            external_userid,
+        },
+        Subject::WechatUser(_) => return Err(40029),
+    };
+    Ok((authed.corp, person, exchanged.scope))
 }
 
 /// The old endpoint many SDKs still call: same codes, capitalised field names.
 async fn legacy_getuserinfo(ctx: Ctx, Query(q): Params) -> Answer {
     let mut world = ctx.state.world();
-    let result = exchange_member_code(&mut world, &q)
-        .map(|(_, userid, _)| Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})));
+    let result = exchange_code(&mut world, &q).map(|(_, person, _)| match person {
+        Person::Member(userid) => Answer::wecom_ok(json!({"UserId": userid, "DeviceId": ""})),
+        Person::Visitor { openid, .. } => {
+            Answer::wecom_ok(json!({"OpenId": openid, "DeviceId": ""}))
+        }
+    });
     ctx.answer(result)
 }
 
