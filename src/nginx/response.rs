@@ -461,7 +461,7 @@ pub fn upstream_response(
         } else {
             refresh(&v).and_then(|(head, url)| {
                 let mut new = head.to_vec();
-                new.extend(server.proxy_redirect(&f.request, &f.proxy, url)?);
+                new.extend(server.proxy_redirect_refresh(&f.request, &f.proxy, url)?);
                 Some(new)
             })
         };

@@ -227,6 +227,9 @@ pub const GROUPS: &[Group] = &[
             "GET /off/x | X-Echo-Status: 302 | X-Echo-Location: http://{{UP}}/in/login",
             "GET /c/x | X-Echo-Status: 301 | X-Echo-Location: http://backend/a",
             "GET /d/x | X-Echo-Status: 302 | X-Echo-Location: /rel",
+            // A Refresh is rewritten as a Location is, but not made absolute.
+            "GET /d/x | X-Echo-Header: Refresh: 0; url=http://{{UP}}/in/x",
+            "GET /c/x | X-Echo-Header: Refresh: 5;URL=http://backend/b",
         ],
     },
     Group {

@@ -126,6 +126,28 @@ impl Server {
     /// (made absolute as nginx's header filter does) when a rule rewrote it, `None` to pass it
     /// as it is.
     pub fn proxy_redirect(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
+        self.redirected(req, p, value, true)
+    }
+
+    /// `proxy_redirect` applied to the URL of a `Refresh` the upstream sent: as for a
+    /// `Location`, but left as the rule wrote it (nginx's header filter makes only the
+    /// `Location` absolute).
+    pub fn proxy_redirect_refresh(
+        &self,
+        req: &Request,
+        p: &Proxy,
+        value: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.redirected(req, p, value, false)
+    }
+
+    fn redirected(
+        &self,
+        req: &Request,
+        p: &Proxy,
+        value: &[u8],
+        absolute: bool,
+    ) -> Option<Vec<u8>> {
         let conf = self.conf_for(&p.state)?;
         let cx = self.proxy_ctx(req, p);
         let rules: Vec<(RedirectPattern, Template)> = match &conf.settings.proxy.redirect {
@@ -163,7 +185,11 @@ impl Server {
                 },
             };
             if let Some(new) = new {
-                return Some(self.absolute(&cx, new, &conf.settings));
+                return Some(if absolute {
+                    self.absolute(&cx, new, &conf.settings)
+                } else {
+                    new
+                });
             }
         }
         None
