@@ -338,6 +338,8 @@ fn check_lists_the_locations_inside_each_protected_area() {
          [[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
          [[routes]]\nlocation = \"/sidebar/static/\"\nupstream = \"crm\"\n\
          [[routes]]\nlocation = \"~* \\\\.(js|css)$\"\nupstream = \"crm\"\n\
+         [[routes]]\nlocation = \"/boss/\"\nupstream = \"crm\"\nlogin = \"crm\"\nallow = {{ users = [\"boss\"] }}\n\
+         [[routes]]\nlocation = \"~* \\\\.pdf$\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
          [nginx]\ninclude = [\"legacy.conf\"]\n"
     );
     std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
@@ -378,6 +380,19 @@ fn check_lists_the_locations_inside_each_protected_area() {
         "{stdout}"
     );
     assert!(line("/other/").is_none(), "apart from the area: {stdout}");
+    // A regex route with a login of its own takes `/boss/x.pdf` from `/boss/` (nginx's order):
+    // its allow, not the area's, judges those paths, and check says so.
+    let boss = stdout
+        .split("/boss/  login=crm")
+        .nth(1)
+        .unwrap_or_else(|| panic!("/boss/ not listed:\n{stdout}"));
+    let boss = boss.split("login=").next().unwrap();
+    assert!(
+        boss.contains(
+            "the paths it takes get its allow (everyone signed in), not this area's (users=[boss])"
+        ),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

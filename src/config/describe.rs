@@ -89,6 +89,22 @@ impl Config {
                         l.location.to_string(),
                         l.origin
                     ));
+                    // Another route's location (a regex wins over a prefix, as in nginx): the
+                    // requests it takes are judged by its `allow`, not this area's.
+                    if let Some(other) = l.route.map(|i| &self.routes.routes[i]) {
+                        let rule = |r: &super::model::Route| {
+                            r.allow
+                                .as_ref()
+                                .map_or("everyone signed in".to_owned(), |a| a.describe())
+                        };
+                        if other.login.is_some() && rule(other) != rule(route) {
+                            out.push_str(&format!(
+                                "      ! the paths it takes get its allow ({}), not this area's ({})\n",
+                                rule(other),
+                                rule(route)
+                            ));
+                        }
+                    }
                 }
             }
             if !any {
