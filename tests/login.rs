@@ -288,6 +288,43 @@ async fn logout_ends_the_session() {
     assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
 }
 
+/// A sign-out link followed from another site (the browser says `Sec-Fetch-Site: cross-site`)
+/// signs nobody out by itself: a page whose button does. The site's own GET still signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_link_from_another_site_asks_first() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    w.login(&mut b, "crm", "/sidebar/").await;
+    let url = w.gw().url("/_gateway/logout?return_to=%2Fbye");
+    let r = b
+        .send(reqwest::Method::GET, &url, HTML, |r| {
+            r.header("sec-fetch-site", "cross-site")
+        })
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("<form method=\"post\" action=\"/_gateway/logout?return_to=%2Fbye\">"),
+        "{page}"
+    );
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 200);
+    // A form another site posts is asked about too.
+    let r = b
+        .send(reqwest::Method::POST, &url, HTML, |r| {
+            r.header("sec-fetch-site", "cross-site")
+        })
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 200);
+    let r = b
+        .send(reqwest::Method::GET, &url, HTML, |r| {
+            r.header("sec-fetch-site", "same-origin")
+        })
+        .await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
+}
+
 // ---------------------------------------------------------------- failures
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

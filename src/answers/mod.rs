@@ -165,6 +165,21 @@ pub enum Errcode {
     Failed(&'static str),
 }
 
+/// A page asking to sign out, its button a POST to `action` (the logout URL as asked): what a
+/// sign-out link followed from another site gets instead of signing out at once.
+pub fn confirm_logout(action: &str, request_id: &str) -> Answer {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Sign out?</title></head>\
+         <body><h1>Sign out?</h1><p>Another site sent you to sign out of this one.</p>\
+         <form method=\"post\" action=\"{action}\"><button type=\"submit\">Sign out</button></form>\
+         <p><small>request id: <code>{rid}</code></small></p></body></html>\n",
+        action = escape_html(action),
+        rid = escape_html(request_id),
+    );
+    response(200, "text/html; charset=utf-8", body.into(), request_id)
+}
+
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

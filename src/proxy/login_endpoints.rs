@@ -466,6 +466,22 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
 
 pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
+    // A visit from another site (a link, a redirect, a frame, a form posted there) signs
+    // nobody out by itself: the browser says where it comes from (`Sec-Fetch-Site`), and such a
+    // visit gets a page whose button signs out. (A cross-site POST carries no `Lax` session
+    // cookie, but the answer's removal of it would still be applied.) The site's own links and
+    // forms, and clients that do not say, sign out at once.
+    if request::header(session, "sec-fetch-site") == Some("cross-site") {
+        let asked = String::from_utf8_lossy(
+            session
+                .req_header()
+                .uri
+                .path_and_query()
+                .map_or(b"".as_slice(), |p| p.as_str().as_bytes()),
+        )
+        .into_owned();
+        return Ok(answers::confirm_logout(&asked, &ctx.request_id));
+    }
     let q = query(session);
     // The cookie is removed from this browser, and the sessions it holds end for any copy of
     // it too (SPEC section 21: revocations live in the store).
