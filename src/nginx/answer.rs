@@ -254,10 +254,18 @@ pub async fn write_carrying(
                         body: Body::Page,
                         state: f.state.clone(),
                     };
-                    let range = format!("bytes */{len}");
-                    let extra = ("content-range", range.as_str());
                     let ct = answer_type(rules, &r.state);
-                    respond(session, request_id, rules, req, &r, ct, Some(extra)).await
+                    let (mut h, body) = render(&r, request_id, ct);
+                    let _ = h.insert_header("content-range", format!("bytes */{len}"));
+                    let head_only = session.req_header().method == http::Method::HEAD;
+                    let has_body = !head_only && !body.is_empty();
+                    let status =
+                        send_as(session, rules, req, &r.state, &mut h, None, !has_body, 200)
+                            .await?;
+                    if has_body {
+                        session.write_response_body(Some(body), true).await?;
+                    }
+                    Ok(status)
                 }
                 Served::Forbidden => {
                     write_page(session, request_id, rules, req, &f.state, 403).await
@@ -423,10 +431,27 @@ async fn send(
     end: bool,
 ) -> Result<u16> {
     let status = h.status.as_u16();
+    send_as(session, rules, req, state, h, last_modified, end, status).await
+}
+
+/// [`send`], with `add_header` and `expires` applied as for `filtered` (nginx runs its headers
+/// filter before the range filter: a file's 416 gets them as its 200 would).
+#[allow(clippy::too_many_arguments)]
+async fn send_as(
+    session: &mut Session,
+    rules: &Rules,
+    req: &Request,
+    state: &State,
+    h: &mut Box<ResponseHeader>,
+    last_modified: Option<i64>,
+    end: bool,
+    filtered: u16,
+) -> Result<u16> {
+    let status = h.status.as_u16();
     charset(rules, state, h, false);
     let edits = rules
         .server
-        .response_headers(req, state, status, last_modified, now_secs());
+        .response_headers(req, state, filtered, last_modified, now_secs());
     apply_edits(h, &edits);
     gzip(session, rules.server.settings_for(state), h);
     session.write_response_header(h.clone(), end).await?;

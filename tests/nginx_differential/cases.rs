@@ -486,10 +486,14 @@ pub const GROUPS: &[Group] = &[
         http: "",
         body: "root {{ROOT}}/www;\n\
                location / { }\n\
-               location /spa/ { try_files $uri $uri/ /spa/index.html; }",
+               location /spa/ { try_files $uri $uri/ /spa/index.html; }\n\
+               location /assets/ { expires 30d; add_header Cache-Control \"public, immutable\"; }",
         toml: None,
         up_headers: HOST,
         requests: &[
+            // A range past the end: 416, with the headers the file's 200 would carry.
+            "GET /assets/logo.png | Range: bytes=100-",
+            "GET /assets/logo.png | Range: bytes=0-1",
             "GET /index.html",
             "HEAD /index.html",
             "POST /index.html | Content-Length: 1",
