@@ -109,12 +109,18 @@ pub fn protecting(
         .contains(&b'%')
         .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>())
         .filter(|d| has_dot_segment(d));
-    let mut readings: [&[u8]; 4] = [asked, b"", b"", b""];
+    // Servers that merge slashes before they route (Werkzeug, Express) and keep dot segments
+    // read `//sidebar/../x` and `/%2Fsidebar%2F..%2Fx` under `/sidebar/` too.
+    let raw_merged = dotted.then(|| merged_slashes(raw)).flatten();
+    let decoded_merged = decoded.as_deref().and_then(merged_slashes);
+    let mut readings: [&[u8]; 6] = [asked, b"", b"", b"", b"", b""];
     let mut n = 1;
     for extra in [
         literal.as_deref(),
         dotted.then_some(raw),
         decoded.as_deref(),
+        raw_merged.as_deref(),
+        decoded_merged.as_deref(),
     ] {
         if let Some(r) = extra {
             readings[n] = r;
@@ -258,6 +264,20 @@ fn windows_reading(path: &[u8]) -> Option<Vec<u8>> {
             (0, seg.len())
         };
         out.extend_from_slice(&seg[start..keep]);
+    }
+    Some(out)
+}
+
+/// `path` with each run of `/` made one, when it has such a run.
+fn merged_slashes(path: &[u8]) -> Option<Vec<u8>> {
+    if !path.windows(2).any(|w| w == b"//") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
     }
     Some(out)
 }
@@ -459,6 +479,11 @@ mod tests {
             ("/other", "/sidebar%2f%2e%2e%2fother", Ok(Some(0))),
             ("/other", "/sidebar%2F../other", Ok(Some(0))),
             ("/x", "/other%2F..%2Fx", Ok(None)),
+            // Slashes merged, dot segments kept (Werkzeug, Express): under /sidebar/.
+            ("/x", "//sidebar/../x", Ok(Some(0))),
+            ("/x", "/%2Fsidebar%2F..%2Fx", Ok(Some(0))),
+            ("/x", "/%2F%2Fsidebar%2F..%2Fx", Ok(Some(0))),
+            ("/x", "//other/../x", Ok(None)),
             ("/sidebar/x", "/%73idebar/x", Ok(Some(0))),
             ("/x", "/%78", Ok(None)),
             // Servers that ignore case, a trailing slash, or a segment's trailing dots.

@@ -265,7 +265,10 @@ impl Gateway {
         // a target that reads so as sent, too: `/reports/%2e%2e/_gateway/x` is the gateway's to
         // nginx but lies under `/reports/` for a front proxy or CRM that does not decode or
         // resolve it, and is checked as any other path.
+        // Nor one a Servlet container or Windows reads elsewhere (`/_gateway/..;/sidebar/`,
+        // `/_gateway/..\sidebar\`): nginx leaves `;` and `\` as they are.
         if raw_path == path.as_slice()
+            && !raw_path.iter().any(|&b| b == b';' || b == b'\\')
             && super::endpoints::under_prefix(&path, &config.server.prefix).is_some()
         {
             return Ok(Checked::Own);

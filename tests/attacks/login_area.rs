@@ -80,6 +80,9 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     // Starlette) decode PATH_INFO to /sidebar/../other and route it under /sidebar/.
     ("/sidebar%2F..%2Fother", 401),
     ("/sidebar%2f%2e%2e%2fother", 401),
+    // Slashes merged, dot segments kept (Werkzeug's routing, Express): under /sidebar/ too.
+    ("//sidebar/../other", 401),
+    ("/%2Fsidebar%2F..%2Fother", 401),
     ("/other/./y", 200),
     // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
     // and spaces (Windows) route these under /sidebar/ too.

@@ -221,10 +221,18 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
         "/sidebar/x/..%2f..%2f_gateway/whoami",
         "/sidebar%2F..%2Fx",
         "/sidebar%2f%2e%2e%2f_gateway/whoami",
+        "/%2Fsidebar%2F..%2Fx",
+        // The gateway's prefix as a Servlet container or Windows reads past it.
+        "/_gateway/..;/sidebar/",
+        "/_gateway/..\\sidebar\\",
+        "/_gateway/x/..;/..;/sidebar/",
     ] {
         let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
         assert_eq!(r.status(), 401, "{uri}");
     }
+    // A target starting `//` is not read at all (400, which a front proxy turns into a refusal).
+    let r = traefik(&mut anonymous, &w, ("GET", &h, "//sidebar/../x"), JSON, &[]).await;
+    assert_eq!(r.status(), 400);
     // The gateway's own endpoints, asked for plainly, check for themselves.
     let r = traefik(
         &mut anonymous,
