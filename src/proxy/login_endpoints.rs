@@ -161,7 +161,7 @@ fn prune_pending(
     let mut bytes = incoming + pending.iter().map(|p| p.2).sum::<usize>();
     let mut removals = Vec::new();
     for (_, name, size) in pending {
-        if count <= MAX_PENDING && bytes <= PENDING_BYTES {
+        if count <= MAX_PENDING && bytes <= pending_bytes(config.server.https()) {
             break;
         }
         removals.push(login_cookie_removal(config, name));
@@ -173,6 +173,19 @@ fn prune_pending(
 
 /// The `Cookie` bytes pending logins may take together (the new one included).
 const PENDING_BYTES: usize = 4096;
+
+/// Behind https the login cookies are `__Host-` for the whole site: every page carries them
+/// for ten minutes, beside the CRM's own cookies in one line nginx bounds at 8 KiB, so they
+/// take less of it.
+const PENDING_BYTES_SITE_WIDE: usize = 1536;
+
+fn pending_bytes(https: bool) -> usize {
+    if https {
+        PENDING_BYTES_SITE_WIDE
+    } else {
+        PENDING_BYTES
+    }
+}
 
 /// About how many `Cookie` bytes a login cookie for `return_to` takes: its name, and the
 /// sealed state (nonce and tag around the JSON, in base64).

@@ -286,3 +286,24 @@ async fn behind_https_a_planted_login_cookie_finishes_no_sign_in() {
         .unwrap()
         .starts_with("https://"));
 }
+
+/// Behind https every page carries the pending login cookies (site-wide `__Host-`), beside the
+/// CRM's own in one `Cookie` line that nginx bounds at 8 KiB: a link opened a few times with a
+/// long `return_to` must not push the site's pages into a 400. Pending logins take 1.5 KiB at
+/// most there (4 KiB when they ride on `{prefix}/` requests only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_pending_logins_take_little_of_every_pages_cookie_line() {
+    let w = wecom_and_wechat().https().start().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let long = format!("/sidebar/#/{}", "x".repeat(400));
+    for _ in 0..6 {
+        assert_eq!(b.get(&w.login_url("crm", &long)).await.status(), 302);
+    }
+    let cookie = b.cookie_header(&w.gw().url("/sidebar/"));
+    assert!(cookie.contains("__Host-wgw_login_"), "{cookie}");
+    assert!(
+        cookie.len() <= 1536 + 64,
+        "{} bytes of cookies",
+        cookie.len()
+    );
+}
