@@ -121,6 +121,20 @@ impl Provider {
         self.client.call(app.targets.get(kind)?, req).await
     }
 
+    /// [`Provider::call`] whose tries may each take `timeout` (see
+    /// [`wecom_api::Client::call_patiently`]).
+    pub async fn call_patiently(
+        &self,
+        app: &App,
+        kind: TokenKind,
+        req: ApiRequest,
+        timeout: std::time::Duration,
+    ) -> Result<ApiResponse, ApiError> {
+        self.client
+            .call_patiently(app.targets.get(kind)?, req, timeout)
+            .await
+    }
+
     /// A call without a token (WeChat `sns/oauth2/access_token`, `sns/userinfo` with a user's
     /// web token): the per-try timeout, no token retry.
     pub async fn call_plain(&self, app: &App, req: ApiRequest) -> Result<ApiResponse, ApiError> {

@@ -173,6 +173,17 @@ pub async fn gatekeeper(
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Answer::error(family, code, ip).into_response()
         }
+        // Done now, in a task of its own (a caller that stops waiting does not undo it), and
+        // answered late.
+        Some(FaultKind::LateMs(ms)) => {
+            let done = tokio::spawn(next.run(Request::from_parts(parts, body)));
+            let response = match done.await {
+                Ok(r) => r,
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            response
+        }
         Some(FaultKind::HttpStatus(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, status.canonical_reason().unwrap_or("error")).into_response()

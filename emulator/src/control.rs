@@ -150,6 +150,9 @@ struct FaultRequest {
     errcode: Option<i64>,
     http_status: Option<u16>,
     delay_ms: Option<u64>,
+    /// The call is done at once and answered this late (instead of `delay_ms`, which waits
+    /// before doing it).
+    late_ms: Option<u64>,
     #[serde(default = "one")]
     count: u32,
 }
@@ -159,6 +162,18 @@ fn one() -> u32 {
 }
 
 async fn faults(State(state): State<EmulatorState>, Json(req): Json<FaultRequest>) -> Reply {
+    if let Some(ms) = req.late_ms {
+        if req.errcode.is_some() || req.http_status.is_some() || req.delay_ms.is_some() {
+            return Err(bad("late_ms goes alone"));
+        }
+        if !req.api.starts_with('/') {
+            return Err(bad("api is a path such as /cgi-bin/gettoken"));
+        }
+        state
+            .world()
+            .set_fault(req.api, FaultKind::LateMs(ms), req.count);
+        return done();
+    }
     let kind = match (req.errcode, req.http_status, req.delay_ms) {
         (Some(code), None, None) => FaultKind::Errcode(code),
         (Some(code), None, Some(ms)) => FaultKind::SlowErrcode(code, ms),
@@ -166,7 +181,7 @@ async fn faults(State(state): State<EmulatorState>, Json(req): Json<FaultRequest
         (None, None, Some(ms)) => FaultKind::DelayMs(ms),
         _ => {
             return Err(bad(
-                "give one of errcode, http_status (100-599), delay_ms (or errcode with delay_ms)",
+                "give one of errcode, http_status (100-599), delay_ms (or errcode with delay_ms), late_ms",
             ))
         }
     };

@@ -156,6 +156,9 @@ pub enum FaultKind {
     DelayMs(u64),
     /// The errcode, answered this many ms late (a WeCom slow and failing at once).
     SlowErrcode(i64, u64),
+    /// The call done at once, its answer sent this many ms later: what it does (a code spent)
+    /// is done even when the caller stopped waiting.
+    LateMs(u64),
 }
 
 #[derive(Debug, Clone)]

@@ -202,8 +202,24 @@ async fn suite_call(
     path: &str,
     body: Value,
 ) -> Result<Result<Value, i64>, Failure> {
+    suite_call_within(provider, app, path, body, wecom_api::CALL_TIMEOUT).await
+}
+
+/// An AuthCode's exchange may take this long: WeCom spends the code when it answers, so an
+/// answer given up on (5 s, as other calls) was an install lost, asking again being refused
+/// (40078). Nobody waits on it: WeCom heard `success` already.
+const EXCHANGE_PATIENCE: Duration = Duration::from_secs(60);
+
+async fn suite_call_within(
+    provider: &Provider,
+    app: &App,
+    path: &str,
+    body: Value,
+    timeout: Duration,
+) -> Result<Result<Value, i64>, Failure> {
+    let req = ApiRequest::post_json(path, &body);
     let resp = provider
-        .call(app, TokenKind::Suite, ApiRequest::post_json(path, &body))
+        .call_patiently(app, TokenKind::Suite, req, timeout)
         .await
         .map_err(|e| Failure::Retry(e.to_string()))?;
     if resp.errcode != 0 {
@@ -291,11 +307,12 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
         // delivery's own tries.
         return agent_if_missing(provider, app, &corp_id).await;
     }
-    let answer = suite_call(
+    let answer = suite_call_within(
         provider,
         app,
         "/cgi-bin/service/v2/get_permanent_code",
         json!({ "auth_code": auth_code }),
+        EXCHANGE_PATIENCE,
     )
     .await?;
     let v = match answer {

@@ -437,6 +437,34 @@ async fn an_install_learned_from_redis_is_served_while_redis_is_away() {
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
 
+/// WeCom answering the exchange of an AuthCode later than a call's 5 s: it spends the code when
+/// it answers, so an answer given up on was an install lost (asked again: 40078, "used"). The
+/// exchange waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_wecom_answers_after_six_seconds_is_kept() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        // The code is spent at once, the answer comes 6 s later.
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 6000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    s.wait_forwarded("create_auth", 1).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert!(
+        !s.gw().log().contains("install not kept"),
+        "{}",
+        s.gw().log()
+    );
+}
+
 /// The store stops taking writes while an AuthCode is being exchanged (Redis pauses writes
 /// here; a full disk does the same to the local file): the code is spent by then, and asking
 /// again is refused (40078). The install is held and kept once the store takes writes, never

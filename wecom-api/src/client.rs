@@ -19,8 +19,8 @@ use crate::target::{Plan, TokenTarget};
 use crate::transport::Transport;
 use crate::{Clock, Proxies};
 
-/// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::stack::CALL_TIMEOUT;
+use crate::stack::MAX_PATIENCE;
 
 /// Plain calls: the per-try timeout over one HTTP exchange.
 type PlainStack = Timeout<HttpService>;
@@ -85,7 +85,9 @@ impl Parts {
                     corps: self.corps.clone(),
                 },
             })
-            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            // Each try is bounded by its call's own timeout in the HTTP service; this only
+            // bounds the longest one a call may ask for.
+            .layer(TimeoutLayer::new(MAX_PATIENCE))
             .service(HttpService {
                 transport: self.transport.clone(),
             })
@@ -156,7 +158,7 @@ impl ClientBuilder {
             transport: transport.clone(),
         };
         let plain: PlainStack = ServiceBuilder::new()
-            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .layer(TimeoutLayer::new(MAX_PATIENCE))
             .service(http.clone());
         let credentials = TokenCache::new(
             self.store.clone(),
@@ -173,7 +175,7 @@ impl ClientBuilder {
             .layer(TokenLayer {
                 source: credentials.clone(),
             })
-            .layer(TimeoutLayer::new(CALL_TIMEOUT))
+            .layer(TimeoutLayer::new(MAX_PATIENCE))
             .service(http);
         let corps = TokenCache::new(
             self.store.clone(),
@@ -270,7 +272,19 @@ impl Client {
         target: &TokenTarget,
         req: ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
-        let attempt = Attempt::new(To::Token(target.clone()), req);
+        self.call_patiently(target, req, CALL_TIMEOUT).await
+    }
+
+    /// [`Client::call`] whose tries may each take `timeout` (60 s at most): for a call whose
+    /// answer must not be lost to a slow provider, nobody waiting on it (an AuthCode's
+    /// exchange: asked again, a spent code is refused).
+    pub async fn call_patiently(
+        &self,
+        target: &TokenTarget,
+        req: ApiRequest,
+        timeout: Duration,
+    ) -> Result<ApiResponse, ApiError> {
+        let attempt = Attempt::patient(To::Token(target.clone()), req, timeout);
         let this = &*self.inner;
         let calls = this.calls.get_or(|| this.parts.fork().calls());
         let answered = calls.clone().oneshot(attempt).await;

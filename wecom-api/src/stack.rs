@@ -26,7 +26,15 @@ pub(crate) struct Call {
     pub req: ApiRequest,
     /// When the call began: retries stop once [`RETRY_BUDGET`] is spent.
     pub started: std::time::Instant,
+    /// How long one try may take ([`CALL_TIMEOUT`] unless the call says otherwise).
+    pub timeout: Duration,
 }
+
+/// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a call may be given per try ([`Attempt::patient`]): the stacks' own bound.
+pub(crate) const MAX_PATIENCE: Duration = Duration::from_secs(60);
 
 pub(crate) enum To {
     /// The call carries a token of this target (and goes to its `api_base`).
@@ -64,11 +72,18 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     pub fn new(to: To, req: ApiRequest) -> Attempt {
+        Attempt::patient(to, req, CALL_TIMEOUT)
+    }
+
+    /// A call whose tries may each take `timeout` (at most [`MAX_PATIENCE`]): one whose answer
+    /// must not be lost to a slow provider (an AuthCode's exchange spends the code).
+    pub fn patient(to: To, req: ApiRequest, timeout: Duration) -> Attempt {
         Attempt {
             call: Arc::new(Call {
                 to,
                 req,
                 started: std::time::Instant::now(),
+                timeout: timeout.min(MAX_PATIENCE),
             }),
             token: None,
             failed: None,
@@ -157,7 +172,9 @@ impl Service<Attempt> for HttpService {
             for (name, value) in &call.req.headers {
                 headers.append(name.clone(), value.clone());
             }
-            let (parts, body) = transport.exchange(request).await?;
+            let (parts, body) = tokio::time::timeout(call.timeout, transport.exchange(request))
+                .await
+                .map_err(|_| ApiError::Timeout)??;
             let errcode = errcode_of(&body);
             Ok(Answered {
                 response: ApiResponse {
