@@ -51,11 +51,14 @@ pub fn read(msg: &XmlMessage) -> Option<Instruction> {
     let info = msg.get("InfoType")?;
     let field = |k| msg.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
     Some(match info {
-        "suite_ticket" => match (field("SuiteTicket"), field("TimeStamp")) {
-            (Some(ticket), Some(t)) => Instruction::SuiteTicket(SuiteTicket {
-                timestamp: t.trim().parse().unwrap_or(0),
-                ticket,
-            }),
+        // A ticket is sent back to WeCom as it came: only a plain one with a time is kept.
+        "suite_ticket" => match (
+            field("SuiteTicket").filter(|t| crate::domain::is_plain_id(t)),
+            field("TimeStamp").and_then(|t| t.trim().parse().ok()),
+        ) {
+            (Some(ticket), Some(timestamp)) => {
+                Instruction::SuiteTicket(SuiteTicket { timestamp, ticket })
+            }
             _ => Instruction::Other,
         },
         "create_auth" | "reset_permanent_code" => match field("AuthCode") {
@@ -75,12 +78,21 @@ pub fn read(msg: &XmlMessage) -> Option<Instruction> {
 }
 
 /// Keeps `ticket` unless the store holds a newer one (WeCom's retries and reordered pushes
-/// bring older tickets late; the newest is the one to use). `true` when kept.
+/// bring older tickets late; the newest is the one to use). `true` when kept. Times are read
+/// as `now` (Unix s) at the latest, with WeCom's minute of allowance: one ticket dated in the
+/// future (milliseconds for seconds, a broken clock) must not outrank every later one, for
+/// ever (the suite token then fails once it expires).
 pub async fn keep_ticket(
     store: &dyn Store,
     suite_id: &str,
     ticket: &SuiteTicket,
+    now: u64,
 ) -> Result<bool, StoreError> {
+    let latest = now.saturating_add(60);
+    let ticket = SuiteTicket {
+        timestamp: ticket.timestamp.min(latest),
+        ticket: ticket.ticket.clone(),
+    };
     let key = suite_ticket_key(suite_id);
     if let Some(kept) = store
         .get_fact(&key)
@@ -88,8 +100,9 @@ pub async fn keep_ticket(
         .as_deref()
         .and_then(SuiteTicket::decode)
     {
-        if kept.timestamp > ticket.timestamp
-            || (kept.timestamp == ticket.timestamp && kept.ticket == ticket.ticket)
+        let kept_at = kept.timestamp.min(latest);
+        if kept_at > ticket.timestamp
+            || (kept_at == ticket.timestamp && kept.ticket == ticket.ticket)
         {
             return Ok(false);
         }
@@ -115,7 +128,7 @@ pub async fn at_endpoint(
     let store = &**provider.store();
     match ins {
         Instruction::SuiteTicket(t) => {
-            if keep_ticket(store, suite_id, t).await? {
+            if keep_ticket(store, suite_id, t, crate::clock::clock().now_secs()).await? {
                 tracing::info!(app = %app.name, "suite ticket kept");
             }
             Ok(false)
@@ -550,21 +563,45 @@ mod tests {
             let v = s.get_fact(&suite_ticket_key("s1")).await.unwrap();
             SuiteTicket::decode(v.as_deref().unwrap()).unwrap().ticket
         }
-        assert!(keep_ticket(&store, "s1", &t(100, "A")).await.unwrap());
-        assert!(keep_ticket(&store, "s1", &t(200, "B")).await.unwrap());
+        let now = 1_000;
+        assert!(keep_ticket(&store, "s1", &t(100, "A"), now).await.unwrap());
+        assert!(keep_ticket(&store, "s1", &t(200, "B"), now).await.unwrap());
         assert!(
-            !keep_ticket(&store, "s1", &t(100, "A")).await.unwrap(),
+            !keep_ticket(&store, "s1", &t(100, "A"), now).await.unwrap(),
             "an older one late"
         );
         assert!(
-            !keep_ticket(&store, "s1", &t(200, "B")).await.unwrap(),
+            !keep_ticket(&store, "s1", &t(200, "B"), now).await.unwrap(),
             "a retry"
         );
         assert_eq!(kept(&store).await, "B");
-        assert!(keep_ticket(&store, "s1", &t(300, "C")).await.unwrap());
+        assert!(keep_ticket(&store, "s1", &t(300, "C"), now).await.unwrap());
         assert_eq!(kept(&store).await, "C");
         // Another suite's ticket is its own.
-        assert!(keep_ticket(&store, "s2", &t(1, "X")).await.unwrap());
+        assert!(keep_ticket(&store, "s2", &t(1, "X"), now).await.unwrap());
         assert_eq!(kept(&store).await, "C");
+        // A ticket dated in the future (milliseconds) counts as now: the next one, ten minutes
+        // on, wins over it.
+        assert!(keep_ticket(&store, "s1", &t(900_000, "MS"), now)
+            .await
+            .unwrap());
+        assert_eq!(kept(&store).await, "MS");
+        assert!(keep_ticket(&store, "s1", &t(1_600, "D"), 1_600)
+            .await
+            .unwrap());
+        assert_eq!(kept(&store).await, "D");
+        // Not a ticket: no time, or not plain.
+        let msg = |ticket: &str, ts: &str| {
+            XmlMessage::parse(&format!(
+                "<xml><InfoType>suite_ticket</InfoType><SuiteTicket>{ticket}</SuiteTicket><TimeStamp>{ts}</TimeStamp></xml>"
+            ))
+            .unwrap()
+        };
+        assert!(matches!(
+            read(&msg("T1", "12")),
+            Some(Instruction::SuiteTicket(_))
+        ));
+        assert!(matches!(read(&msg("T1", "soon")), Some(Instruction::Other)));
+        assert!(matches!(read(&msg("T 1", "12")), Some(Instruction::Other)));
     }
 }
