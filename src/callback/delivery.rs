@@ -471,24 +471,33 @@ impl Inner {
             msg.get("AuthCode"),
             crate::suite::suite_of(app),
         ) {
-            (Some("create_auth"), Some(code), Some((suite_id, _))) => provider
-                .store()
-                .get_fact(&crate::suite::install::exchanged_key(suite_id, code))
-                .await
-                .ok()
-                .flatten()
-                .filter(|c| !c.is_empty()),
+            (Some("create_auth" | "reset_permanent_code"), Some(code), Some((suite_id, _))) => {
+                provider
+                    .store()
+                    .get_fact(&crate::suite::install::exchanged_key(suite_id, code))
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|c| !c.is_empty())
+            }
             _ => None,
         };
+        // What the code installed is the corp, whatever the message says beside it: an
+        // `AuthCorpId` that disagrees would have the CRM provision another tenant.
+        if let (Some(said), Some(installed)) = (msg.get("AuthCorpId"), exchanged.as_deref()) {
+            if said != installed {
+                tracing::warn!(app = %app.name, said, installed, "an install's message names another corp than its AuthCode installed: the installed one is sent");
+            }
+        }
         let corp = match (
+            exchanged.as_deref(),
             msg.get("AuthCorpId"),
             msg.get("InfoType"),
             msg.get("ToUserName"),
-            exchanged.as_deref(),
         ) {
             (Some(c), _, _, _) => c,
-            (None, None, Some(c), _) => c,
-            (None, _, _, Some(c)) => c,
+            (None, Some(c), _, _) => c,
+            (None, None, None, Some(c)) => c,
             _ => return (String::new(), String::new()),
         };
         if !crate::domain::is_plain_id(corp) {

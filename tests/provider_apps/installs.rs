@@ -437,6 +437,41 @@ async fn an_install_learned_from_redis_is_served_while_redis_is_away() {
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
 
+/// A `create_auth` is about the corp its AuthCode installed: a message naming another corp
+/// beside it (`AuthCorpId`) does not make the CRM provision that one.
+#[tokio::test]
+async fn create_auth_reaches_the_crm_with_the_corp_its_code_installed() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    let installed = s
+        .control(
+            "/_emulator/suites/install",
+            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+        )
+        .await;
+    s.wait_forwarded("create_auth", 1).await;
+    let code = installed["auth_code"].as_str().unwrap();
+    let other = extra_corp(0);
+    let forged = format!(
+        "<xml><SuiteId><![CDATA[{SUITE}]]></SuiteId><InfoType><![CDATA[create_auth]]></InfoType><TimeStamp>1</TimeStamp><AuthCode><![CDATA[{code}]]></AuthCode><AuthCorpId><![CDATA[{other}]]></AuthCorpId></xml>"
+    );
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": forged}),
+    )
+    .await;
+    s.wait_forwarded("create_auth", 2).await;
+    let tag = "<InfoType><![CDATA[create_auth]]></InfoType>";
+    let corps: Vec<String> = s
+        .crm
+        .taken()
+        .into_iter()
+        .filter(|r| r.body.contains(tag))
+        .map(|r| r.header("x-wecom-corpid").to_owned())
+        .collect();
+    assert_eq!(corps, [CORP_A, CORP_A]);
+}
+
 /// WeCom answering the exchange of an AuthCode later than a call's 5 s: it spends the code when
 /// it answers, so an answer given up on was an install lost (asked again: 40078, "used"). The
 /// exchange waits for it.
