@@ -117,6 +117,17 @@ impl Callbacks {
                 ));
             }
         }
+        // An instruction is about one suite: one naming another (a key shared by mistake, a
+        // message meant for another suite) would put that suite's ticket in this one's place.
+        if let (Some((suite_id, _)), Some(named)) = (crate::suite::suite_of(a), msg.get("SuiteId"))
+        {
+            if msg.get("InfoType").is_some() && named != suite_id {
+                return Err(self.refuse(
+                    app,
+                    receive::Refusal::BadMessage("SuiteId is not this app's suite".into()),
+                ));
+            }
+        }
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();

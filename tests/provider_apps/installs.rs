@@ -704,3 +704,23 @@ async fn an_sdk_gets_a_handle_naming_the_app_and_the_corp() {
         );
     }
 }
+
+/// An instruction names its suite: one naming another (a key shared by mistake) is refused,
+/// never kept (its ticket would take this suite's place, and the suite token fail).
+#[tokio::test]
+async fn an_instruction_for_another_suite_is_refused() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    let forged = "<xml><SuiteId><![CDATA[wwanothersuite0001]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><TimeStamp>9999999999</TimeStamp><SuiteTicket><![CDATA[FORGED]]></SuiteTicket></xml>";
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": forged}),
+    )
+    .await;
+    s.settled().await;
+    s.gw().wait_log("callback refused with 400");
+    // The suite's own ticket still fetches its token: an install goes through.
+    s.install(CORP_A).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
