@@ -16,12 +16,24 @@ pub const PER_MINUTE: u32 = 300;
 
 static LIMITER: Lazy<PerMinute<IpAddr>> = Lazy::new(|| PerMinute::new(PER_MINUTE));
 
+/// Mini-program code exchanges, counted apart: made-up codes need no state of a browser's
+/// login, and must not use up the sign-ins of the browsers behind the same address.
+static MINI_PROGRAMS: Lazy<PerMinute<IpAddr>> = Lazy::new(|| PerMinute::new(PER_MINUTE));
+
 /// May this client make another callback now?
 pub fn allow(client: Option<IpAddr>) -> bool {
     let Some(ip) = client else {
         return true;
     };
     LIMITER.allow(&key(ip))
+}
+
+/// May this client exchange another mini-program code now?
+pub fn allow_miniprogram(client: Option<IpAddr>) -> bool {
+    let Some(ip) = client else {
+        return true;
+    };
+    MINI_PROGRAMS.allow(&key(ip))
 }
 
 /// One IPv6 host holds a whole /64: limiting single addresses would limit nothing.

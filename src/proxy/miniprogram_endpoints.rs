@@ -55,8 +55,8 @@ pub async fn login(
         ));
     }
     // Each exchange is a provider call: a client looping made-up codes is cut off as a sign-in
-    // callback loop is (the same count per address), before WeCom's quota pays for it.
-    if !crate::login::callback_limit::allow(ctx.remote_ip) {
+    // callback loop is (as many per address, counted apart), before WeCom's quota pays for it.
+    if !crate::login::callback_limit::allow_miniprogram(ctx.remote_ip) {
         METRICS
             .logins
             .with_label_values(&[labels::app(&config.apps, &app.name), "rate_limited"])
