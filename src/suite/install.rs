@@ -98,7 +98,8 @@ pub fn read_agent_id(v: &Value) -> Result<u64, String> {
         .and_then(|a| a.get("agent"))
         .and_then(|a| a.get(0))
         .and_then(|a| a.get("agentid"))
-        .and_then(Value::as_u64)
+        // A number, or the digits of one (some answers quote ids).
+        .and_then(|a| a.as_u64().or_else(|| a.as_str()?.trim().parse().ok()))
         .filter(|a| *a > 0)
         .ok_or_else(|| "no auth_info.agent[0].agentid".into())
 }
@@ -140,6 +141,10 @@ mod tests {
         assert_eq!(read_agent_id(&v), Ok(1000042));
         assert!(read_agent_id(&json!({"auth_info":{"agent":[]}})).is_err());
         assert!(read_agent_id(&json!({"auth_info":{"agent":[{"agentid":0}]}})).is_err());
+        // Quoted digits are the same id; anything else is none.
+        let quoted = json!({"auth_info":{"agent":[{"agentid":"1000042"}]}});
+        assert_eq!(read_agent_id(&quoted), Ok(1000042));
+        assert!(read_agent_id(&json!({"auth_info":{"agent":[{"agentid":"x"}]}})).is_err());
     }
 
     #[test]
