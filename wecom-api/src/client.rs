@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower::retry::{Retry, RetryLayer};
-use tower::timeout::{Timeout, TimeoutLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
 use crate::cache::TokenCache;
@@ -20,15 +19,14 @@ use crate::transport::Transport;
 use crate::{Clock, Proxies};
 
 pub use crate::stack::CALL_TIMEOUT;
-use crate::stack::MAX_PATIENCE;
 
-/// Plain calls: the per-try timeout over one HTTP exchange.
-type PlainStack = Timeout<HttpService>;
+/// Plain calls: one HTTP exchange, bounded by its call's timeout per try.
+type PlainStack = HttpService;
 /// Calls with a credential token (a suite's own calls, the exchange of a corp token): retry,
 /// token injection from the credential tokens, timeout, HTTP.
-type CredentialCallStack = Retry<RetryPolicy, TokenService<CredentialTokens, Timeout<HttpService>>>;
+type CredentialCallStack = Retry<RetryPolicy, TokenService<CredentialTokens, HttpService>>;
 /// Every other call: the same layers, injecting any token (a corp's exchanged one too).
-type CallStack = Retry<RetryPolicy, TokenService<Tiered, Timeout<HttpService>>>;
+type CallStack = Retry<RetryPolicy, TokenService<Tiered, HttpService>>;
 /// Tokens fetched with credentials alone (and a suite's, with its stored ticket).
 type CredentialTokens = TokenCache<WithCredentials<PlainStack>>;
 /// Corp tokens exchanged with a suite token, over the credential call stack.
@@ -85,9 +83,6 @@ impl Parts {
                     corps: self.corps.clone(),
                 },
             })
-            // Each try is bounded by its call's own timeout in the HTTP service; this only
-            // bounds the longest one a call may ask for.
-            .layer(TimeoutLayer::new(MAX_PATIENCE))
             .service(HttpService {
                 transport: self.transport.clone(),
             })
@@ -157,9 +152,9 @@ impl ClientBuilder {
         let http = HttpService {
             transport: transport.clone(),
         };
-        let plain: PlainStack = ServiceBuilder::new()
-            .layer(TimeoutLayer::new(MAX_PATIENCE))
-            .service(http.clone());
+        // Each try is bounded by its call's own timeout, in the HTTP service: one timer per
+        // try.
+        let plain: PlainStack = http.clone();
         let credentials = TokenCache::new(
             self.store.clone(),
             WithCredentials {
@@ -175,7 +170,6 @@ impl ClientBuilder {
             .layer(TokenLayer {
                 source: credentials.clone(),
             })
-            .layer(TimeoutLayer::new(MAX_PATIENCE))
             .service(http);
         let corps = TokenCache::new(
             self.store.clone(),

@@ -9,8 +9,8 @@
 //! 3. The retry layer keeps the request (shared by the tries, not copied), so that a retry can send it again.
 //! 4. The token layer asks the credential [`TokenCache`]: a fresh token from the [`Store`] is used; a stale one too, refreshed in the background.
 //! 5. A missing or expired token is fetched once per key: one task per process, one process per cluster (the store's lock).
-//! 6. That fetch is `gettoken` (WeChat: `token`) with the credentials over the plain stack (timeout, HTTP): no token layer.
-//! 7. The timeout layer bounds the try at [`CALL_TIMEOUT`]; the HTTP layer sends `access_token` first, then the caller's parameters.
+//! 6. That fetch is `gettoken` (WeChat: `token`) with the credentials over the plain stack (HTTP alone): no token layer.
+//! 7. The HTTP layer bounds each try at [`CALL_TIMEOUT`] (or the longer time a call was given, 60 s at most), and sends `access_token` first, then the caller's parameters; no retry starts once a call has taken 5 s.
 //! 8. On 40001/40014/42001 the retry policy tries once more; the token layer first expires that token if the store still holds it.
 //! 9. On -1 it waits 200, 400, 800 ms between tries; any other answer, errcode or not, is returned as it is.
 //! 10. The [`Observer`] hears of every fetch and retry, so that the gateway can count them.

@@ -33,7 +33,7 @@ pub(crate) struct Call {
 /// A WeCom call, or a WeChat one, may take this long per try (SPEC section 15).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest a call may be given per try ([`Attempt::patient`]): the stacks' own bound.
+/// The longest a call may be given per try ([`Attempt::patient`]).
 pub(crate) const MAX_PATIENCE: Duration = Duration::from_secs(60);
 
 pub(crate) enum To {
@@ -151,8 +151,8 @@ pub(crate) struct HttpService {
 
 impl Service<Attempt> for HttpService {
     type Response = Answered;
-    type Error = ApiError;
-    type Future = BoxFuture<Result<Answered, ApiError>>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Answered, BoxError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
