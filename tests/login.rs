@@ -855,28 +855,17 @@ async fn an_odd_oauth_answer_never_becomes_a_session_naming_someone_else_or_nobo
         ),
     ]);
     let next = Arc::new(AtomicUsize::new(0));
-    let app = axum::Router::new()
-        .route(
-            "/cgi-bin/gettoken",
-            get(|| async {
-                axum::Json(
-                    json!({"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200}),
-                )
-            }),
-        )
-        .route(
-            "/cgi-bin/auth/getuserinfo",
-            get(move || {
-                let (answers, next) = (answers.clone(), next.clone());
-                async move {
-                    let (status, body) = answers[next.fetch_add(1, Ordering::SeqCst)].clone();
-                    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = common::made_up::wecom().route(
+        "/cgi-bin/auth/getuserinfo",
+        get(move || {
+            let (answers, next) = (answers.clone(), next.clone());
+            async move {
+                let (status, body) = answers[next.fetch_add(1, Ordering::SeqCst)].clone();
+                (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+            }
+        }),
+    );
+    let provider = common::made_up::serve(app).await;
     let w = World::new()
         .session("")
         .app(App::wecom("cap").api_base(&provider))

@@ -408,9 +408,7 @@ struct Seen {
 /// `app` served as WeCom's API on a free port, and a world whose app `cap` calls it instead of
 /// the emulator; the provider's base URL.
 async fn with_provider(app: axum::Router) -> (World, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let provider = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let provider = common::made_up::serve(app).await;
     let w = World::new()
         .app(App::wecom("cap").api_base(&provider))
         .qyapi()
@@ -535,25 +533,16 @@ async fn a_client_expecting_100_continue_gets_it_before_it_sends_the_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
     use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/cgi-bin/gettoken",
-            get(|| async {
-                axum::Json(
-                    json!({"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200}),
-                )
-            }),
-        )
-        .route(
-            "/cgi-bin/user/get",
-            get(|| async {
-                (
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    [("content-type", "text/html")],
-                    "<html>502 Bad Gateway</html>",
-                )
-            }),
-        );
+    let app = common::made_up::wecom().route(
+        "/cgi-bin/user/get",
+        get(|| async {
+            (
+                axum::http::StatusCode::BAD_GATEWAY,
+                [("content-type", "text/html")],
+                "<html>502 Bad Gateway</html>",
+            )
+        }),
+    );
     let (w, _) = with_provider(app).await;
     let qyapi = w.gw().qyapi_port.unwrap();
     let r = reqwest::get(format!(

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod browser;
 pub mod callbacks;
 pub mod chrome;
+pub mod made_up;
 pub mod nginx;
 pub mod numbering;
 pub mod ports;
