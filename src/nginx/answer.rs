@@ -255,17 +255,7 @@ pub async fn write_carrying(
                         state: f.state.clone(),
                     };
                     let ct = answer_type(rules, &r.state);
-                    let (mut h, body) = render(&r, request_id, ct);
-                    let _ = h.insert_header("content-range", format!("bytes */{len}"));
-                    let head_only = session.req_header().method == http::Method::HEAD;
-                    let has_body = !head_only && !body.is_empty();
-                    let status =
-                        send_as(session, rules, req, &r.state, &mut h, None, !has_body, 200)
-                            .await?;
-                    if has_body {
-                        session.write_response_body(Some(body), true).await?;
-                    }
-                    Ok(status)
+                    respond(session, request_id, rules, req, &r, ct, Some(len)).await
                 }
                 Served::Forbidden => {
                     write_page(session, request_id, rules, req, &f.state, 403).await
@@ -364,8 +354,9 @@ fn utc_offset() -> i64 {
     }
 }
 
-/// Writes a response nginx makes itself, typed `content_type` (a text's), with `extra` as one
-/// more header.
+/// Writes a response nginx makes itself, typed `content_type` (a text's). `unsatisfiable`: the
+/// 416 of a range past the end of a file this long, with its `Content-Range`, and the headers
+/// its 200 would have had (nginx runs its headers filter before the range filter).
 async fn respond(
     session: &mut Session,
     request_id: &str,
@@ -373,15 +364,22 @@ async fn respond(
     req: &Request,
     r: &Response,
     content_type: &str,
-    extra: Option<(&str, &str)>,
+    unsatisfiable: Option<u64>,
 ) -> Result<u16> {
     let (mut h, body) = render(r, request_id, content_type);
-    if let Some((name, value)) = extra {
-        let _ = h.insert_header(name.to_owned(), value);
-    }
+    let filtered = match unsatisfiable {
+        Some(len) => {
+            let _ = h.insert_header("content-range", format!("bytes */{len}"));
+            200
+        }
+        None => r.status,
+    };
     let head_only = session.req_header().method == http::Method::HEAD;
     let has_body = !head_only && !body.is_empty();
-    let status = send(session, rules, req, &r.state, &mut h, None, !has_body).await?;
+    let status = send_as(
+        session, rules, req, &r.state, &mut h, None, !has_body, filtered,
+    )
+    .await?;
     if has_body {
         session.write_response_body(Some(body), true).await?;
     }
