@@ -95,16 +95,6 @@ pub async fn is_revoked(store: &dyn Store, key: &str, issued_at: u64) -> bool {
     ends(record.as_deref(), issued_at)
 }
 
-/// Was something made at `made_at` (Unix s) revoked by a record `key` of a later second? Where
-/// the two are WeCom's own steps in order (an app removed, then installed again), one second
-/// cannot tell which came first, and the later step is the one WeCom acts on.
-pub async fn is_revoked_later(store: &dyn Store, key: &str, made_at: u64) -> bool {
-    let record = read(store, key).await;
-    record
-        .and_then(|at| at.parse::<u64>().ok())
-        .is_some_and(|at| made_at < at)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use wecom_api::XmlMessage;
 
 use crate::callbacks::{check_receiver, direct_target, send, send_all, suite_targets};
@@ -114,6 +114,10 @@ struct SuiteReq {
     corp_id: Option<String>,
     /// `install`: the `state` the install link carried.
     state: Option<String>,
+    /// The change is made, and its message returned (`"xml"`) rather than sent: WeCom's sends
+    /// of it lost, for a test to deliver it late (`POST /_emulator/callbacks`).
+    #[serde(default)]
+    held: bool,
 }
 
 fn known_suite(state: &EmulatorState, suite: &str) -> Result<(), ControlError> {
@@ -144,13 +148,18 @@ async fn push_ticket(State(state): State<EmulatorState>, Json(req): Json<SuiteRe
     ))
 }
 
-fn instruct(state: &EmulatorState, suite: &str, xml: String) -> Vec<u64> {
-    send_all(state, suite_targets(&state.hub, suite), &xml)
+/// Sends `xml` to the suite's instruction URLs, or hands it back when `held`.
+fn instruct(state: &EmulatorState, suite: &str, xml: String, held: bool) -> Value {
+    if held {
+        return json!({"ok": true, "xml": xml});
+    }
+    json!({"ok": true, "callbacks": send_all(state, suite_targets(&state.hub, suite), &xml)})
 }
 
 /// An admin installs the suite from the app market: `create_auth` with a fresh AuthCode.
 async fn install(State(state): State<EmulatorState>, Json(req): Json<SuiteReq>) -> Reply {
     known_suite(&state, &req.suite_id)?;
+    let held = req.held;
     let (code, xml) = {
         let mut world = state.world();
         let corp = corp_param(&world, req.corp_id)?;
@@ -173,14 +182,13 @@ async fn install(State(state): State<EmulatorState>, Json(req): Json<SuiteReq>) 
         );
         (code, xml)
     };
-    let ids = instruct(&state, &req.suite_id, xml);
-    Ok(Json(
-        json!({"ok": true, "auth_code": code, "callbacks": ids}),
-    ))
+    let mut answer = instruct(&state, &req.suite_id, xml, held);
+    answer["auth_code"] = code.into();
+    Ok(Json(answer))
 }
 
-/// The install as it is, else 404.
-fn installed(state: &EmulatorState, req: SuiteReq) -> Result<(String, String), ControlError> {
+/// The install as it is, else 404; with the request's `held`.
+fn installed(state: &EmulatorState, req: SuiteReq) -> Result<(String, String, bool), ControlError> {
     known_suite(state, &req.suite_id)?;
     let world = state.world();
     let corp = corp_param(&world, req.corp_id)?;
@@ -190,29 +198,27 @@ fn installed(state: &EmulatorState, req: SuiteReq) -> Result<(String, String), C
             req.suite_id
         )));
     }
-    Ok((req.suite_id, corp))
+    Ok((req.suite_id, corp, req.held))
 }
 
 /// The admin changed what the app may see.
 async fn change_auth(State(state): State<EmulatorState>, Json(req): Json<SuiteReq>) -> Reply {
-    let (suite, corp) = installed(&state, req)?;
+    let (suite, corp, held) = installed(&state, req)?;
     let t = state.world().now() / 1000;
     let xml = events::instruction(&suite, "change_auth", t, &[("AuthCorpId", &corp)]);
-    let ids = instruct(&state, &suite, xml);
-    Ok(Json(json!({"ok": true, "callbacks": ids})))
+    Ok(Json(instruct(&state, &suite, xml, held)))
 }
 
 /// The admin removed the app: its permanent code and tokens stop working at once.
 async fn cancel_auth(State(state): State<EmulatorState>, Json(req): Json<SuiteReq>) -> Reply {
-    let (suite, corp) = installed(&state, req)?;
+    let (suite, corp, held) = installed(&state, req)?;
     let xml = {
         let mut world = state.world();
         world.cancel_install(&suite, &corp);
         let t = world.now() / 1000;
         events::instruction(&suite, "cancel_auth", t, &[("AuthCorpId", &corp)])
     };
-    let ids = instruct(&state, &suite, xml);
-    Ok(Json(json!({"ok": true, "callbacks": ids})))
+    Ok(Json(instruct(&state, &suite, xml, held)))
 }
 
 /// 代开发 only: a new AuthCode whose exchange replaces the permanent code.
@@ -220,7 +226,7 @@ async fn reset_permanent_code(
     State(state): State<EmulatorState>,
     Json(req): Json<SuiteReq>,
 ) -> Reply {
-    let (suite, corp) = installed(&state, req)?;
+    let (suite, corp, held) = installed(&state, req)?;
     let (code, xml) = {
         let mut world = state.world();
         if !world.scenario.suite(&suite).is_some_and(|s| s.is_custom()) {
@@ -235,8 +241,7 @@ async fn reset_permanent_code(
             events::instruction(&suite, "reset_permanent_code", t, &[("AuthCode", &code)]),
         )
     };
-    let ids = instruct(&state, &suite, xml);
-    Ok(Json(
-        json!({"ok": true, "auth_code": code, "callbacks": ids}),
-    ))
+    let mut answer = instruct(&state, &suite, xml, held);
+    answer["auth_code"] = code.into();
+    Ok(Json(answer))
 }

@@ -405,10 +405,11 @@ impl Inner {
     ) -> Result<(), wecom_api::StoreError> {
         let ttl = reactions::session_ttl(config);
         // The endpoint's time for the same event: applying twice changes nothing.
-        let at = event::acted_at(msg, e.queued_at / 1000);
+        let when = event::Moment::of(msg, e.queued_at / 1000);
+        let at = when.at;
         if let Some(ins) = super::instruction::read(msg) {
             let provider = &self.callbacks.provider;
-            return super::instruction::before_delivery(provider, app, &ins, at, ttl)
+            return super::instruction::before_delivery(provider, app, &ins, when, ttl)
                 .await
                 .map_err(|super::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
         }

@@ -147,7 +147,7 @@ pub enum Reaction {
 }
 
 /// How far WeCom's clock may run ahead of this machine's for [`acted_at`].
-const CLOCK_ALLOWANCE_SECS: u64 = 60;
+pub const CLOCK_ALLOWANCE_SECS: u64 = 60;
 
 /// As of when the gateway acts on an event (Unix s): when WeCom says it happened
 /// (`CreateTime`, an instruction's `TimeStamp`), allowing for WeCom's clock running a minute
@@ -155,12 +155,47 @@ const CLOCK_ALLOWANCE_SECS: u64 = 60;
 /// callback, or WeCom's own late retry, so ends only the sessions and installs that were
 /// there when the event happened, never a member's new login or a corp's new install.
 pub fn acted_at(msg: &XmlMessage, received: u64) -> u64 {
+    wecom_time(msg).map_or(received, |t| {
+        received.min(t.saturating_add(CLOCK_ALLOWANCE_SECS))
+    })
+}
+
+/// When an event happened, as the gateway orders two of them: `at` on this machine's clock
+/// ([`acted_at`]; what sessions, issued on this clock, are compared with), and `wecom`, WeCom's
+/// own time when the message tells one. Two instructions of a suite (an install, a removal) are
+/// ordered by WeCom's times, one clock for both: `at` keeps arrival order for events less than
+/// a minute late, and a removal WeCom sent again 20 s late must not pass the reinstall made in
+/// between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moment {
+    pub at: u64,
+    pub wecom: Option<u64>,
+}
+
+impl Moment {
+    pub fn of(msg: &XmlMessage, received: u64) -> Moment {
+        Moment {
+            at: acted_at(msg, received),
+            wecom: wecom_time(msg),
+        }
+    }
+
+    /// Did `self` happen after `other`? By WeCom's times when both have one and they differ;
+    /// otherwise by `at` (one second cannot tell two of WeCom's steps apart: the one that
+    /// reached the gateway later is the later one).
+    pub fn after(&self, other: &Moment) -> bool {
+        match (self.wecom, other.wecom) {
+            (Some(a), Some(b)) if a != b => a > b,
+            _ => self.at > other.at,
+        }
+    }
+}
+
+/// WeCom's own time of a message (`CreateTime`, an instruction's `TimeStamp`), if it has one.
+fn wecom_time(msg: &XmlMessage) -> Option<u64> {
     ["CreateTime", "TimeStamp"]
         .iter()
         .find_map(|k| msg.get(k)?.trim().parse::<u64>().ok())
-        .map_or(received, |t| {
-            received.min(t.saturating_add(CLOCK_ALLOWANCE_SECS))
-        })
 }
 
 /// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
@@ -210,6 +245,25 @@ mod tests {
 
     fn msg(pairs: &[(&str, &str)]) -> XmlMessage {
         XmlMessage::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn two_instructions_are_ordered_by_wecoms_times_and_by_arrival_without_them() {
+        let at = |received, ts: Option<&str>| {
+            let mut pairs = vec![("InfoType", "cancel_auth")];
+            pairs.extend(ts.map(|t| ("TimeStamp", t)));
+            Moment::of(&msg(&pairs), received)
+        };
+        // A removal of 1010 arriving at 1030, after a reinstall of 1020 that arrived at once.
+        let removal = at(1030, Some("1010"));
+        let reinstall = at(1020, Some("1020"));
+        assert_eq!(removal.at, 1030);
+        assert!(reinstall.after(&removal) && !removal.after(&reinstall));
+        // One second of WeCom's: the later arrival is the later step.
+        assert!(at(1021, Some("1020")).after(&reinstall));
+        // Without WeCom's time on either: arrival.
+        assert!(at(1030, None).after(&reinstall));
+        assert!(!at(1010, None).after(&reinstall));
     }
 
     fn event(change: &str, extra: &[(&str, &str)]) -> XmlMessage {

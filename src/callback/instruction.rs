@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wecom_api::{suite_ticket_key, ApiRequest, Store, StoreError, SuiteTicket, XmlMessage};
 
+use super::event::Moment;
 use crate::config::model::App;
 use crate::provider::{Provider, TokenKind};
 use crate::suite::install::{self, Install, AUTH_CODE_RECORD, DURABLE};
@@ -119,7 +120,7 @@ pub async fn at_endpoint(
     provider: &Provider,
     app: &App,
     ins: &Instruction,
-    at: u64,
+    when: Moment,
     session_ttl_secs: u64,
 ) -> Result<bool, StoreError> {
     let Some((suite_id, _)) = suite_of(app) else {
@@ -139,7 +140,7 @@ pub async fn at_endpoint(
                 store,
                 app,
                 corp_id,
-                at,
+                when,
                 session_ttl_secs,
             )
             .await?;
@@ -149,26 +150,35 @@ pub async fn at_endpoint(
     }
 }
 
-/// `cancel_auth` as of `at` ([`super::event::acted_at`]): the corp's install (if it was
-/// there then: a replayed cancel leaves a later install alone) is forgotten, its tokens
-/// expired, and the sessions it had then end (idempotent: the delivery worker applies it
-/// again).
+/// `cancel_auth` as of `when` ([`Moment`]): the corp's install (if it was there then: a
+/// replayed or late cancel leaves a later install alone) is forgotten, its tokens expired, and
+/// the sessions it had then end (idempotent: the delivery worker applies it again).
 async fn cancel(
     installs: &Installs,
     store: &dyn Store,
     app: &App,
     corp_id: &str,
-    at: u64,
+    when: Moment,
     session_ttl_secs: u64,
 ) -> Result<(), StoreError> {
     crate::revocation::record(
         store,
         &install::corp_revocation_key(&app.name, corp_id),
-        at,
+        when.at,
         session_ttl_secs,
     )
     .await?;
-    if installs.remove(store, app, corp_id, at).await? {
+    if let (Some((suite_id, _)), Some(wecom)) = (suite_of(app), when.wecom) {
+        // Read by an exchange still under way, which ends within the AuthCode's life.
+        crate::revocation::record(
+            store,
+            &install::cancelled_key(suite_id, corp_id),
+            wecom,
+            AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS,
+        )
+        .await?;
+    }
+    if installs.remove(store, app, corp_id, when).await? {
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
     }
     Ok(())
@@ -186,20 +196,20 @@ pub async fn before_delivery(
     provider: &Provider,
     app: &App,
     ins: &Instruction,
-    at: u64,
+    when: Moment,
     session_ttl_secs: u64,
 ) -> Result<(), Failure> {
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     match ins {
-        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, at).await,
+        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, when).await,
         Instruction::ChangeAuth { corp_id } => refresh(provider, app, corp_id).await,
         Instruction::CancelAuth { corp_id } => cancel(
             provider.installs(),
             store,
             app,
             corp_id,
-            at,
+            when,
             session_ttl_secs,
         )
         .await
@@ -254,12 +264,12 @@ fn worth_retrying(errcode: i64) -> bool {
 /// queue: the code lives 10 minutes, while the queue waits for the CRM as long as it must (down,
 /// or refusing an earlier event for hours), and an install must not be lost to that. Retried
 /// while the code lives; the delivery worker's own exchange, later, finds it done.
-pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String, at: u64) {
+pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String, when: Moment) {
     tokio::spawn(async move {
         let clock = crate::clock::clock();
         let until = clock.now_secs() + AUTH_CODE_LIFETIME_SECS;
         let mut wait = Duration::from_secs(1);
-        while let Err(Failure::Retry(why)) = exchange(&provider, &app, &auth_code, at).await {
+        while let Err(Failure::Retry(why)) = exchange(&provider, &app, &auth_code, when).await {
             if clock.now_secs() + wait.as_secs() >= until {
                 tracing::warn!(app = %app.name, error = %why, "install: exchange not done; the delivery worker tries again");
                 return;
@@ -303,11 +313,15 @@ impl Drop for Exchanging {
     }
 }
 
-/// `at`: when the install happened ([`super::event::acted_at`] of its `create_auth`), which
-/// the install keeps: a `cancel_auth` that happened later removes it, and one that was already
-/// applied (the exchange ran late: the delivery worker's after a restart) keeps it from being
-/// kept at all.
-async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> Result<(), Failure> {
+/// `when`: when the install happened (its `create_auth`'s [`Moment`]), which the install keeps:
+/// a `cancel_auth` that happened later removes it, and one that was already applied (the
+/// exchange ran late: the delivery worker's after a restart) keeps it from being kept at all.
+async fn exchange(
+    provider: &Provider,
+    app: &App,
+    auth_code: &str,
+    when: Moment,
+) -> Result<(), Failure> {
     let Some((suite_id, _)) = suite_of(app) else {
         return Ok(());
     };
@@ -366,11 +380,11 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
         corp_name,
         agent_id,
         permanent_code: exchanged.permanent_code,
-        installed_at: at,
+        installed_at: when.at,
+        created: when.wecom,
     };
     let corp_id = install.corp_id.clone();
-    let cancelled = install::corp_revocation_key(&app.name, &corp_id);
-    if crate::revocation::is_revoked_later(store, &cancelled, at).await {
+    if removed_after(store, app, suite_id, &corp_id, when).await {
         tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
         store
             .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)
@@ -381,6 +395,27 @@ async fn exchange(provider: &Provider, app: &App, auth_code: &str, at: u64) -> R
     keep_until_stored(provider, app, install, &record).await;
     tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
     Ok(())
+}
+
+/// Did the corp remove the app after the install of `when` (a `cancel_auth` applied before the
+/// exchange ended)?
+async fn removed_after(
+    store: &dyn Store,
+    app: &App,
+    suite_id: &str,
+    corp_id: &str,
+    when: Moment,
+) -> bool {
+    let revoked = install::corp_revocation_key(&app.name, corp_id);
+    let Some(at) = crate::revocation::revoked_at(store, &revoked).await else {
+        return false;
+    };
+    let cancelled = install::cancelled_key(suite_id, corp_id);
+    let removal = Moment {
+        at,
+        wecom: crate::revocation::revoked_at(store, &cancelled).await,
+    };
+    removal.after(&when)
 }
 
 /// Keeps an install whose AuthCode is spent, and the record that it was, trying again with

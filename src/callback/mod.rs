@@ -131,7 +131,8 @@ impl Callbacks {
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();
-        let at = event::acted_at(&msg, received_ms / 1000);
+        let when = event::Moment::of(&msg, received_ms / 1000);
+        let at = when.at;
         let dedup = event::dedup_key(&msg);
         // A copy of a message already queued (WeCom's retry, or a captured request sent again
         // within the signature's window) is acknowledged and does nothing: acting again, as of
@@ -151,7 +152,7 @@ impl Callbacks {
         }
         let ins = instruction::read(&msg);
         if let Some(ins) = &ins {
-            let queue = instruction::at_endpoint(&self.provider, a, ins, at, ttl)
+            let queue = instruction::at_endpoint(&self.provider, a, ins, when, ttl)
                 .await
                 .map_err(|e| Failure::Unavailable(e.to_string()))?;
             if !queue {
@@ -193,7 +194,7 @@ impl Callbacks {
             tracing::info!(app, event = label, event_id = %event.id, "callback queued");
             if let Some(instruction::Instruction::Exchange { auth_code }) = ins {
                 if let Some(a) = config.apps.get(app) {
-                    instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code, at);
+                    instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code, when);
                 }
             }
         }

@@ -25,6 +25,21 @@ pub struct Install {
     /// Unix s of the install: when its `create_auth` happened (the newest wins when two
     /// exchanges race; a `cancel_auth` removes only an older one).
     pub installed_at: u64,
+    /// WeCom's own time of that `create_auth` (its `TimeStamp`), which orders the install
+    /// against a `cancel_auth` ([`crate::callback::event::Moment`]); none in installs kept
+    /// before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+}
+
+impl Install {
+    /// When the install happened.
+    pub fn moment(&self) -> crate::callback::event::Moment {
+        crate::callback::event::Moment {
+            at: self.installed_at,
+            wecom: self.created,
+        }
+    }
 }
 
 impl std::fmt::Debug for Install {
@@ -33,6 +48,7 @@ impl std::fmt::Debug for Install {
             .field("corp_id", &self.corp_id)
             .field("agent_id", &self.agent_id)
             .field("installed_at", &self.installed_at)
+            .field("created", &self.created)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +74,13 @@ pub const AUTH_CODE_RECORD: Duration = Duration::from_secs(15 * 60);
 /// app's name, as sessions are.
 pub fn corp_revocation_key(app: &str, corp_id: &str) -> String {
     ["revoked:corp:", app, ":", corp_id].concat()
+}
+
+/// WeCom's time of the corp's latest `cancel_auth` (`suite:{suite_id}:cancelled:{corp_id}`),
+/// beside its revocation record's time on this machine's clock: an exchange that ends after
+/// the removal was applied keeps the install only when it happened after the removal.
+pub fn cancelled_key(suite_id: &str, corp_id: &str) -> String {
+    format!("suite:{suite_id}:cancelled:{corp_id}")
 }
 
 /// What a `get_permanent_code` (v2) answer gives: the corp and its permanent code.
@@ -160,6 +183,7 @@ mod tests {
             agent_id: 1,
             permanent_code: "PERMANENT".into(),
             installed_at: 0,
+            created: None,
         };
         assert!(!format!("{i:?}").contains("PERMANENT"));
     }

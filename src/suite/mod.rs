@@ -141,13 +141,13 @@ impl Installs {
         store: &dyn Store,
         app: &App,
         corp_id: &str,
-        installed_before: u64,
+        removed: crate::callback::event::Moment,
     ) -> Result<bool, StoreError> {
         let Some(corp) = self.corp(store, app, corp_id).await? else {
             return Ok(false);
         };
         // Installed again since (a cancel replayed, or delivered late): that install stays.
-        if corp.install.installed_at > installed_before {
+        if corp.install.moment().after(&removed) {
             return Ok(false);
         }
         let (suite_id, _) = suite_of(app).expect("a suite app has installs");

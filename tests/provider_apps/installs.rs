@@ -335,6 +335,46 @@ async fn a_cancel_auth_sent_again_seconds_later_leaves_the_reinstall_alone() {
     a_cancel_sent_again_after_a_reinstall("3s").await;
 }
 
+/// WeCom's own time of an instruction the CRM got.
+fn timestamp(xml: &str) -> u64 {
+    let from = xml.find("<TimeStamp>").expect("a TimeStamp") + "<TimeStamp>".len();
+    let to = from + xml[from..].find('<').unwrap();
+    xml[from..to].parse().unwrap()
+}
+
+/// Installed, removed 10 s later, installed again 10 s after that, and the removal reaches the
+/// gateway only 10 s after the reinstall (its first sends lost, WeCom's retry late): the
+/// removal happened before the reinstall, and WeCom's own times say so. Ordered by arrival
+/// (less than a minute late), it would delete the reinstall's permanent code.
+#[tokio::test]
+async fn a_cancel_auth_arriving_after_the_reinstall_it_preceded_leaves_it_alone() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let installed = timestamp(&s.forwarded("create_auth")[0]);
+    s.advance("10s").await;
+    let held = s
+        .control(
+            "/_emulator/suites/cancel-auth",
+            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
+        )
+        .await;
+    let cancel = held["xml"].as_str().unwrap().to_owned();
+    assert_eq!(timestamp(&cancel), installed + 10);
+    s.advance("10s").await;
+    s.install(CORP_A).await;
+    assert_eq!(timestamp(&s.forwarded("create_auth")[1]), installed + 20);
+    s.advance("10s").await;
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": cancel}),
+    )
+    .await;
+    s.wait_forwarded("cancel_auth", 1).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!(status, 200, "the reinstall stays: {v}");
+}
+
 /// Removed and installed again within one second (the test clock does not move between the
 /// two): WeCom's later step, the install, is kept, never thrown away after its `success`.
 #[tokio::test]
