@@ -297,7 +297,7 @@ impl Inner {
                             "an instruction's own step failed every time: the event is delivered without it"
                         );
                     } else {
-                        self.warn(app, "reaction not done; retrying", &e.to_string());
+                        self.warn(app, "reaction not done; retrying", &e);
                         reaction_failures = Some((head.event.id.clone(), tries));
                         self.renewing(app, &head, tokio::time::sleep(backoff(tries)))
                             .await;
@@ -395,14 +395,15 @@ impl Inner {
         }
     }
 
-    /// The reactions again, as of the same time as at the endpoint (idempotent).
+    /// The reactions again, as of the same time as at the endpoint (idempotent). The error
+    /// says what failed: the store, or (an instruction's own step) WeCom.
     async fn react(
         &self,
         config: &Config,
-        app: &App,
+        app: &Arc<App>,
         msg: &XmlMessage,
         e: &Event,
-    ) -> Result<(), wecom_api::StoreError> {
+    ) -> Result<(), String> {
         let ttl = reactions::session_ttl(config);
         // The endpoint's time for the same event: applying twice changes nothing.
         let when = event::Moment::of(msg, e.queued_at / 1000);
@@ -411,7 +412,7 @@ impl Inner {
             let provider = &self.callbacks.provider;
             return super::instruction::before_delivery(provider, app, &ins, when, ttl)
                 .await
-                .map_err(|super::instruction::Failure::Retry(e)| wecom_api::StoreError(e));
+                .map_err(|super::instruction::Failure::Retry(e)| e);
         }
         let corp_id = match &app.credentials {
             Credentials::Wecom { corp_id, .. } => corp_id.clone(),
@@ -425,7 +426,8 @@ impl Inner {
                 match provider
                     .installs()
                     .corp(&**provider.store(), app, corp)
-                    .await?
+                    .await
+                    .map_err(|e| e.to_string())?
                 {
                     Some(_) => corp.to_owned(),
                     None => return Ok(()),
@@ -434,7 +436,9 @@ impl Inner {
             _ => return Ok(()),
         };
         for r in event::reactions(&corp_id, msg) {
-            reactions::apply(&*self.callbacks.store, &r, at, ttl).await?;
+            reactions::apply(&*self.callbacks.store, &r, at, ttl)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

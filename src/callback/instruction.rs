@@ -194,7 +194,7 @@ pub enum Failure {
 /// What the delivery worker does before it forwards the instruction (see the module's note).
 pub async fn before_delivery(
     provider: &Provider,
-    app: &App,
+    app: &Arc<App>,
     ins: &Instruction,
     when: Moment,
     session_ttl_secs: u64,
@@ -203,7 +203,10 @@ pub async fn before_delivery(
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     match ins {
         Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, when).await,
-        Instruction::ChangeAuth { corp_id } => refresh(provider, app, corp_id).await,
+        Instruction::ChangeAuth { corp_id } => {
+            refresh_apart(provider, app, corp_id).await;
+            Ok(())
+        }
         Instruction::CancelAuth { corp_id } => cancel(
             provider.installs(),
             store,
@@ -511,6 +514,49 @@ async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Resu
     match corp {
         Some(c) if c.install.agent_id == 0 => refresh(provider, app, corp_id).await,
         _ => Ok(()),
+    }
+}
+
+/// How long the delivery worker waits for a `change_auth`'s refresh before it forwards the
+/// event without it; the refresh goes on apart from the queue.
+const REFRESH_WAIT: Duration = Duration::from_secs(5);
+/// How long a refresh that fails is tried again (growing waits) before it waits for the next
+/// `change_auth`.
+const REFRESH_PATIENCE: Duration = Duration::from_secs(10 * 60);
+
+/// `change_auth`'s refresh, apart from the app's queue: a WeCom that hangs or refuses
+/// `get_auth_info` must not hold every later event of the app (each try of the three calls
+/// waits 5 s). The worker waits [`REFRESH_WAIT`] for it, so that the CRM normally hears of the
+/// change once the install shows it; one refresh per corp runs at a time.
+async fn refresh_apart(provider: &Provider, app: &Arc<App>, corp_id: &str) {
+    let key = format!("refresh:{}:{corp_id}", app.name);
+    let task = tokio::spawn({
+        let (provider, app, corp_id) = (provider.clone(), app.clone(), corp_id.to_owned());
+        async move {
+            let _one = Exchanging::of(&key).await;
+            let clock = crate::clock::clock();
+            let until = clock.now_ms() + REFRESH_PATIENCE.as_millis() as u64;
+            let mut wait = Duration::from_secs(1);
+            loop {
+                match refresh(&provider, &app, &corp_id).await {
+                    Ok(()) => return,
+                    Err(Failure::Retry(why))
+                        if clock.now_ms() + (wait.as_millis() as u64) < until =>
+                    {
+                        tracing::warn!(app = %app.name, corp_id, error = %why, "authorisation info not refreshed; retrying");
+                    }
+                    Err(Failure::Retry(why)) => {
+                        tracing::error!(app = %app.name, corp_id, error = %why, "authorisation info not refreshed: kept as it was until the next change_auth");
+                        return;
+                    }
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        }
+    });
+    if tokio::time::timeout(REFRESH_WAIT, task).await.is_err() {
+        tracing::warn!(app = %app.name, corp_id, "change_auth forwarded while its refresh goes on");
     }
 }
 

@@ -93,19 +93,30 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     assert_eq!(post(CORP_B).await, 200, "corp B now has the app");
 }
 
-/// A `change_auth` whose re-read of the authorisation WeCom keeps refusing is given up on
-/// after its tries (a minute; here, with fast retries, moments): the event reaches the CRM
-/// without it, and the app's later events, another corp's included, are not held back.
+/// A `change_auth` whose re-read of the authorisation WeCom keeps refusing is refreshed apart
+/// from the queue: the event reaches the CRM after a few seconds without it, and the app's
+/// later events, another corp's included, are not held back.
 #[tokio::test]
 async fn a_change_auth_wecom_keeps_refusing_does_not_hold_the_queue() {
+    change_auth_with_get_auth_info_failing(json!({"errcode": 60011})).await;
+}
+
+/// The same with a WeCom that does not answer `get_auth_info` at all: each refresh is three
+/// calls of 5 s; on the queue, six refreshes held every later event a minute and a half.
+#[tokio::test]
+async fn a_change_auth_whose_refresh_hangs_does_not_hold_the_queue() {
+    change_auth_with_get_auth_info_failing(json!({"delay_ms": 60_000})).await;
+}
+
+async fn change_auth_with_get_auth_info_failing(fault: serde_json::Value) {
     let s = Saas::start_with(Backend::Local, 0, 1, &[("WGW_TEST_FAST_RETRY", "1")]).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
-    s.control(
-        "/_emulator/faults",
-        json!({"api": "/cgi-bin/service/v2/get_auth_info", "errcode": 60011, "count": 100000}),
-    )
-    .await;
+    s.install(CORP_B).await;
+    let mut fault = fault;
+    fault["api"] = "/cgi-bin/service/v2/get_auth_info".into();
+    fault["count"] = 100_000.into();
+    s.control("/_emulator/faults", fault).await;
     s.control(
         "/_emulator/suites/change-auth",
         json!({"suite_id": SUITE, "corp_id": CORP_A}),
@@ -113,9 +124,22 @@ async fn a_change_auth_wecom_keeps_refusing_does_not_hold_the_queue() {
     .await;
     s.wait_forwarded("change_auth", 1).await;
     s.gw()
-        .wait_log("an instruction's own step failed every time: the event is delivered without it");
-    // The next event, another corp's install, reaches the CRM behind it.
-    s.install(CORP_B).await;
+        .wait_log("change_auth forwarded while its refresh goes on");
+    // The next event, another corp's removal, reaches the CRM behind it.
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        json!({"suite_id": SUITE, "corp_id": CORP_B}),
+    )
+    .await;
+    s.wait_forwarded("cancel_auth", 1).await;
+    // Corp A's install is as it was: still served.
+    let (status, v) = s
+        .qy(
+            &format!("/saas/{CORP_A}/cgi-bin/user/get?userid=zhaoliu"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
 }
 
 /// `create_auth` names only its AuthCode: the CRM is told the corp and agent the exchange
