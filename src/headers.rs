@@ -4,9 +4,10 @@
 use http::header::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-/// Prefixes of the headers only the gateway may set. Compared case-insensitively with `_` read
-/// as `-`: many back ends (CGI, PHP, Django's `META`) fold `-` into `_`, so `x_wecom_userid`
-/// would arrive as the same variable as the real header.
+/// Prefixes of the headers only the gateway may set. Compared case-insensitively with every
+/// byte but a letter or digit read as `-` ([`fold`]): many back ends (CGI, PHP, Django's `META`,
+/// wsgiref) fold `-` into `_`, so `x_wecom_userid` would arrive as the same variable as the real
+/// header, and PHP makes a `.` in a variable's name a `_` too.
 const RESERVED_PREFIXES: [&[u8]; 3] = [b"x-wecom-", b"x-wechat-", b"x-gateway-"];
 
 /// Is this a header name the client must never be able to set?
@@ -21,9 +22,10 @@ pub fn is_reserved(name: &[u8]) -> bool {
 }
 
 fn fold(c: u8) -> u8 {
-    match c {
-        b'_' => b'-',
-        c => c.to_ascii_lowercase(),
+    if c.is_ascii_alphanumeric() {
+        c.to_ascii_lowercase()
+    } else {
+        b'-'
     }
 }
 
@@ -213,7 +215,7 @@ impl Present {
             p.authorization |= n == http::header::AUTHORIZATION;
             p.contact |= n == names::WGW_CONTACT;
             p.forwarded_for |= n == names::X_FORWARDED_FOR;
-            p.path_override |= n == names::X_ORIGINAL_URL || n == names::X_REWRITE_URL;
+            p.path_override |= is_path_override(n.as_str().as_bytes());
             p.set |= is_set(n, xff);
         }
         p
@@ -243,20 +245,47 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool, present: &Presen
 /// its own (`xff`)? Spelled with `_` too: a CRM whose framework folds `_` into `-` (CGI, PHP's
 /// built-in server, wsgiref) would otherwise read the client's `X_Forwarded_Host` as the
 /// gateway's, and may keep the first of the two.
+///
+/// Also a framing header spelled otherwise (`Transfer_Encoding`, `Content.Length`): the engine
+/// frames the body by the real one, a folding CRM would read this one beside it.
 fn is_set(n: &HeaderName, xff: bool) -> bool {
     let n = n.as_str().as_bytes();
-    // All of them start `x-`/`x_`: most names are ruled out by their first byte.
-    if n.first() != Some(&b'x') {
-        return false;
+    // Most names are ruled out by their first byte.
+    match n.first() {
+        Some(b'x') => {
+            is_reserved(n)
+                || folds_to(n, names::X_FORWARDED_PROTO.as_str())
+                || folds_to(n, names::X_FORWARDED_HOST.as_str())
+                || folds_to(n, names::X_REQUEST_ID.as_str())
+                || (xff && folds_to(n, names::X_FORWARDED_FOR.as_str()))
+        }
+        Some(b'c') => n != b"content-length" && folds_to(n, "content-length"),
+        Some(b't') => n != b"transfer-encoding" && folds_to(n, "transfer-encoding"),
+        _ => false,
     }
-    is_reserved(n)
-        || folds_to(n, names::X_FORWARDED_PROTO.as_str())
-        || folds_to(n, names::X_FORWARDED_HOST.as_str())
-        || folds_to(n, names::X_REQUEST_ID.as_str())
-        || (xff && folds_to(n, names::X_FORWARDED_FOR.as_str()))
 }
 
-/// `name` (lower case, as a header map keeps it) is `want` once `_` reads as `-`.
+/// `X-Original-URL` or `X-Rewrite-URL`, however spelled ([`fold`]).
+fn is_path_override(n: &[u8]) -> bool {
+    n.first() == Some(&b'x')
+        && (folds_to(n, names::X_ORIGINAL_URL.as_str())
+            || folds_to(n, names::X_REWRITE_URL.as_str()))
+}
+
+/// Removes the client's `X-Original-URL` and `X-Rewrite-URL`, however spelled, but for a name
+/// `kept` (one the nginx file sets: the operator's).
+pub fn strip_path_overrides(req: &mut RequestHeader, kept: impl Fn(&str) -> bool) {
+    while let Some(name) = req
+        .headers
+        .keys()
+        .find(|n| is_path_override(n.as_str().as_bytes()) && !kept(n.as_str()))
+        .cloned()
+    {
+        req.remove_header(&name);
+    }
+}
+
+/// `name` (lower case, as a header map keeps it) is `want` once [`fold`]ed.
 fn folds_to(name: &[u8], want: &str) -> bool {
     name.len() == want.len() && name.iter().zip(want.bytes()).all(|(&c, w)| fold(c) == w)
 }
@@ -428,6 +457,10 @@ mod tests {
             ("X_WECHAT_UNIONID", true),
             ("X-Gateway-Assertion", true),
             ("x_gateway_assertion", true),
+            // PHP makes `.` in a variable's name `_`; wsgiref keeps it: folded all the same.
+            ("X.WeCom.UserId", true),
+            ("x-wecom.userid", true),
+            ("x~wechat~openid", true),
             ("X-WeCom-External-UserId", true),
             ("x-wecom", false),
             ("x-wecomx-userid", false),

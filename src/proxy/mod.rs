@@ -503,14 +503,7 @@ impl ProxyHttp for Gateway {
         }
         // The client's copies; one the nginx file sets is the operator's.
         if present.path_override {
-            for name in [
-                headers::names::X_ORIGINAL_URL,
-                headers::names::X_REWRITE_URL,
-            ] {
-                if !nginx::sets(ctx, name.as_str()) {
-                    headers::remove_present(req, &name);
-                }
-            }
+            headers::strip_path_overrides(req, |name| nginx::sets(ctx, name));
         }
 
         // The headers the gateway sets follow the request's own on the wire, written once
