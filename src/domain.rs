@@ -60,6 +60,9 @@ pub struct Callback {
     /// What a plaintext may end with (WECOM_API.md "Callbacks in detail"): the corp id for a
     /// self-built app. A set, because a suite's URL also receives its suite id's messages.
     pub receive_ids: Vec<String>,
+    /// What a URL check's `echostr` may also end with: a suite's provider corp id (WeCom
+    /// signs a third-party URL check with it, and nothing else).
+    pub check_ids: Vec<String>,
     /// Where events go; `None`: the gateway only acts on them itself (SPEC section 18).
     pub forward: Option<Forward>,
     pub format: CallbackFormat,

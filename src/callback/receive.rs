@@ -101,7 +101,8 @@ pub fn verify_url(cb: &Callback, query: &[u8], now_secs: u64) -> Result<String, 
         .echostr
         .as_deref()
         .ok_or(Refusal::MissingParam("echostr"))?;
-    let plain = open(cb, &s, echostr, &[])?;
+    let checks: Vec<&str> = cb.check_ids.iter().map(String::as_str).collect();
+    let plain = open(cb, &s, echostr, &checks)?;
     s.fresh(now_secs)?;
     // WeCom's echostr holds a short random string. An `Encrypt` of a captured message passed
     // as the echostr would come back decrypted (a suite ticket, a message's text): an answer

@@ -224,24 +224,26 @@ pub(super) fn compile_app(
     let callback = match &a.callback {
         None => None,
         Some(cb) => {
-            let receive_ids = match &credentials {
-                Credentials::Wecom { corp_id, .. } => vec![corp_id.clone()],
+            let (receive_ids, check_ids) = match &credentials {
+                Credentials::Wecom { corp_id, .. } => (vec![corp_id.clone()], Vec::new()),
                 // Instruction callbacks carry the suite id, the URL check the provider's corp
-                // id; data callbacks carry an installing corp's id, checked against the
-                // installs when they arrive (`crate::suite`).
-                Credentials::Suite { suite_id, .. } => std::iter::once(suite_id.clone())
-                    .chain(
-                        a.provider_corp_id
-                            .as_ref()
-                            .map(|p| p.get_ref().as_str().to_owned()),
-                    )
-                    .collect(),
+                // id (and only the URL check: a message ending with it is refused); data
+                // callbacks carry an installing corp's id, checked against the installs when
+                // they arrive (`crate::suite`).
+                Credentials::Suite { suite_id, .. } => (
+                    vec![suite_id.clone()],
+                    a.provider_corp_id
+                        .iter()
+                        .map(|p| p.get_ref().as_str().to_owned())
+                        .collect(),
+                ),
                 Credentials::WechatMp { .. } => return Err(refuse(cb.span(), "callback")),
             };
             Some(super::callback::compile(
                 name,
                 cb,
                 receive_ids,
+                check_ids,
                 upstreams,
                 src,
             )?)

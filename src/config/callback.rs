@@ -37,6 +37,7 @@ pub(super) fn compile(
     app: &str,
     cb: &Spanned<file::Callback>,
     receive_ids: Vec<String>,
+    check_ids: Vec<String>,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     src: &Source<'_>,
 ) -> Result<Callback> {
@@ -110,6 +111,7 @@ pub(super) fn compile(
         token: wecom_api::Secret::new(token.to_owned()),
         encoding_aes_key: wecom_api::Secret::new(key.to_owned()),
         receive_ids,
+        check_ids,
         forward,
         format: c.format,
     })

@@ -764,3 +764,44 @@ async fn an_instruction_for_another_suite_is_refused() {
     let (status, v) = agent_of(&s, CORP_A).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
 }
+
+/// The provider's corp id ends only a URL check's `echostr`: an instruction encrypted for it
+/// (by whoever holds the suite's key: WeCom never sends one) is refused, and the URL check it
+/// is meant for still passes.
+#[tokio::test]
+async fn a_message_encrypted_for_the_provider_corp_is_refused_and_its_url_check_passes() {
+    let s = Saas::start(Backend::Local, 0).await;
+    let provider = crate::common::world::Ids::of(&scenario(0)).provider_corp;
+    let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
+    let now = crate::common::callbacks::now_secs().to_string();
+    let xml = format!(
+        "<xml><SuiteId><![CDATA[{SUITE}]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><TimeStamp>{now}</TimeStamp><SuiteTicket><![CDATA[FROMPROVIDERID]]></SuiteTicket></xml>"
+    );
+    let sealed = crypto.seal(&xml, &provider, &now, "12345");
+    let url = s.gw().url(&format!(
+        "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
+        sealed.msg_signature, sealed.timestamp, sealed.nonce
+    ));
+    let body = wecom_api::callback::envelope(&provider, "", &sealed.encrypt);
+    let r = crate::common::client()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let check = crypto.seal("4389223112341", &provider, &now, "777");
+    let r = crate::common::client()
+        .get(s.gw().url("/_gateway/callback/saas"))
+        .query(&[
+            ("msg_signature", check.msg_signature.as_str()),
+            ("timestamp", now.as_str()),
+            ("nonce", "777"),
+            ("echostr", check.encrypt.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "4389223112341");
+}

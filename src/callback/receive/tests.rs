@@ -17,6 +17,7 @@ fn callback(receive_ids: &[&str]) -> Callback {
         token: wecom_api::Secret::new(TOKEN.into()),
         encoding_aes_key: wecom_api::Secret::new(KEY.into()),
         receive_ids: receive_ids.iter().map(|s| s.to_string()).collect(),
+        check_ids: Vec::new(),
         forward: None,
         format: CallbackFormat::Xml,
     }
