@@ -173,10 +173,14 @@ pub struct Moment {
 }
 
 impl Moment {
+    /// WeCom's time is taken as it says up to a minute past `received` (its clock may run
+    /// that far ahead): a message dated later (a millisecond time, a key holder's forgery)
+    /// would outrank every message of the years until then.
     pub fn of(msg: &XmlMessage, received: u64) -> Moment {
+        let latest = received.saturating_add(CLOCK_ALLOWANCE_SECS);
         Moment {
             at: acted_at(msg, received),
-            wecom: wecom_time(msg),
+            wecom: wecom_time(msg).map(|t| t.min(latest)),
         }
     }
 
@@ -264,6 +268,12 @@ mod tests {
         // Without WeCom's time on either: arrival.
         assert!(at(1030, None).after(&reinstall));
         assert!(!at(1010, None).after(&reinstall));
+        // A time past a minute after arrival counts as that minute: a cancel arriving a
+        // little later outranks an install dated in the far future (or in milliseconds).
+        let future = at(1000, Some("18446744073709551615"));
+        assert_eq!(future.wecom, Some(1060));
+        assert!(at(1070, Some("1070")).after(&future));
+        assert_eq!(at(1000, Some("1000000000000")).wecom, Some(1060));
     }
 
     fn event(change: &str, extra: &[(&str, &str)]) -> XmlMessage {

@@ -114,17 +114,18 @@ pub async fn keep_ticket(
     Ok(true)
 }
 
-/// What the endpoint does before it answers `success`. `false`: the message is not queued
-/// (a suite ticket).
+/// What the endpoint does before it answers `success`. `Some(result)`: the message is not
+/// queued, for that reason (the `result` of its count): a suite ticket (`kept`), a removal
+/// older than the corp's install (`stale`).
 pub async fn at_endpoint(
     provider: &Provider,
     app: &App,
     ins: &Instruction,
     when: Moment,
     session_ttl_secs: u64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<&'static str>, StoreError> {
     let Some((suite_id, _)) = suite_of(app) else {
-        return Ok(true);
+        return Ok(None);
     };
     let store = &**provider.store();
     match ins {
@@ -132,10 +133,10 @@ pub async fn at_endpoint(
             if keep_ticket(store, suite_id, t, crate::clock::clock().now_secs()).await? {
                 tracing::info!(app = %app.name, "suite ticket kept");
             }
-            Ok(false)
+            Ok(Some("kept"))
         }
         Instruction::CancelAuth { corp_id } => {
-            cancel(
+            let c = cancel(
                 provider.installs(),
                 store,
                 app,
@@ -144,10 +145,22 @@ pub async fn at_endpoint(
                 session_ttl_secs,
             )
             .await?;
-            Ok(true)
+            // The CRM heard of the install since; told of the removal after it, it would take
+            // the corp away while the gateway serves it.
+            Ok((c == Cancel::Stale).then_some("stale"))
         }
-        _ => Ok(true),
+        _ => Ok(None),
     }
+}
+
+/// What a `cancel_auth` did.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancel {
+    Removed,
+    /// No install to remove (applied already, or the corp never installed).
+    Nothing,
+    /// The corp installed the app again after this removal: the install stays.
+    Stale,
 }
 
 /// `cancel_auth` as of `when` ([`Moment`]): the corp's install (if it was there then: a
@@ -160,11 +173,22 @@ async fn cancel(
     corp_id: &str,
     when: Moment,
     session_ttl_secs: u64,
-) -> Result<(), StoreError> {
+) -> Result<Cancel, StoreError> {
+    let _writing = installs.writing().await;
+    let newer = installs
+        .kept(store, app, corp_id)
+        .await?
+        .filter(|i| i.moment().after(&when));
+    // The sessions of the install removed; never those of one made since (`at` is on this
+    // machine's clock, up to a minute past the removal when it arrived late).
+    let sessions_until = match &newer {
+        Some(i) => when.at.min(i.installed_at.saturating_sub(1)),
+        None => when.at,
+    };
     crate::revocation::record(
         store,
         &install::corp_revocation_key(&app.name, corp_id),
-        when.at,
+        sessions_until,
         session_ttl_secs,
     )
     .await?;
@@ -178,10 +202,15 @@ async fn cancel(
         )
         .await?;
     }
+    if newer.is_some() {
+        tracing::warn!(app = %app.name, corp_id, "a removal older than the corp's install: the install stays");
+        return Ok(Cancel::Stale);
+    }
     if installs.remove(store, app, corp_id, when).await? {
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
+        return Ok(Cancel::Removed);
     }
-    Ok(())
+    Ok(Cancel::Nothing)
 }
 
 /// Why the delivery worker could not act on an instruction.
@@ -216,6 +245,7 @@ pub async fn before_delivery(
             session_ttl_secs,
         )
         .await
+        .map(|_| ())
         .map_err(retry),
         Instruction::SuiteTicket(_) | Instruction::Other => Ok(()),
     }
@@ -387,17 +417,28 @@ async fn exchange(
         created: when.wecom,
     };
     let corp_id = install.corp_id.clone();
-    if removed_after(store, app, suite_id, &corp_id, when).await {
-        tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
-        store
-            .put_durable_fact(&record, &corp_id, AUTH_CODE_RECORD)
-            .await
-            .map_err(retry)?;
-        return Ok(());
+    match keep_until_stored(provider, app, suite_id, install, &record).await {
+        Kept::Kept => {
+            tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept")
+        }
+        Kept::Removed => {
+            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it")
+        }
+        Kept::Older => {
+            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp's kept install is newer (two exchanges ended out of order)")
+        }
     }
-    keep_until_stored(provider, app, install, &record).await;
-    tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
     Ok(())
+}
+
+/// What became of an install whose AuthCode is spent.
+enum Kept {
+    Kept,
+    /// The corp removed the app after this install (a `cancel_auth` applied meanwhile).
+    Removed,
+    /// A newer install of the corp is kept (a `reset_permanent_code`, a reinstall, whose
+    /// exchange ended first): its permanent code is the one that works.
+    Older,
 }
 
 /// Did the corp remove the app after the install of `when` (a `cancel_auth` applied before the
@@ -425,27 +466,47 @@ async fn removed_after(
 /// growing waits for as long as the store refuses (a full disk, Redis away): the permanent code
 /// exists nowhere else, and exchanging the code again is refused (40078), so giving up here
 /// would lose the install for good. The event waits meanwhile: the CRM hears of the install
-/// once it is kept.
-async fn keep_until_stored(provider: &Provider, app: &App, install: Install, record: &str) {
+/// once it is kept. Unless, read in the same step as the write, the corp removed the app after
+/// it or a newer install is kept.
+async fn keep_until_stored(
+    provider: &Provider,
+    app: &App,
+    suite_id: &str,
+    install: Install,
+    record: &str,
+) -> Kept {
     let store = &**provider.store();
+    let installs = provider.installs();
     let corp_id = install.corp_id.clone();
+    let when = install.moment();
     let mut wait = Duration::from_secs(1);
     let mut failures = 0u32;
     loop {
-        let kept = match provider.installs().keep(store, app, install.clone()).await {
-            Ok(_) => {
-                store
-                    .put_durable_fact(record, &corp_id, AUTH_CODE_RECORD)
-                    .await
-            }
-            Err(e) => Err(e),
+        let attempt = async {
+            let _writing = installs.writing().await;
+            let outcome = if removed_after(store, app, suite_id, &corp_id, when).await {
+                Kept::Removed
+            } else if installs
+                .kept(store, app, &corp_id)
+                .await?
+                .is_some_and(|k| k.moment().after(&when))
+            {
+                Kept::Older
+            } else {
+                installs.keep(store, app, install.clone()).await?;
+                Kept::Kept
+            };
+            store
+                .put_durable_fact(record, &corp_id, AUTH_CODE_RECORD)
+                .await?;
+            Ok::<_, StoreError>(outcome)
         };
-        match kept {
-            Ok(()) => {
+        match attempt.await {
+            Ok(outcome) => {
                 if failures > 0 {
                     tracing::warn!(app = %app.name, corp_id, failures, "install kept once the store took it");
                 }
-                return;
+                return outcome;
             }
             Err(e) => {
                 failures += 1;
@@ -582,11 +643,14 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
         install.corp_name = n;
     }
     if install != corp.install {
-        provider
-            .installs()
-            .keep(store, app, install)
-            .await
-            .map_err(retry)?;
+        let installs = provider.installs();
+        let _writing = installs.writing().await;
+        // Removed or replaced while WeCom was asked: what was read is not brought back.
+        if installs.kept(store, app, corp_id).await.map_err(retry)? != Some(corp.install.clone()) {
+            tracing::info!(app = %app.name, corp_id, "install changed during its refresh: the refresh is dropped");
+            return Ok(());
+        }
+        installs.keep(store, app, install).await.map_err(retry)?;
         tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
     }
     Ok(())

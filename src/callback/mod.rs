@@ -152,14 +152,15 @@ impl Callbacks {
         }
         let ins = instruction::read(&msg);
         if let Some(ins) = &ins {
-            let queue = instruction::at_endpoint(&self.provider, a, ins, when, ttl)
+            let not_queued = instruction::at_endpoint(&self.provider, a, ins, when, ttl)
                 .await
                 .map_err(|e| Failure::Unavailable(e.to_string()))?;
-            if !queue {
-                // A suite ticket: kept, never queued or forwarded (it is a credential).
+            if let Some(result) = not_queued {
+                // A suite ticket: kept, never queued or forwarded (it is a credential); a
+                // removal the corp's install came after.
                 METRICS
                     .events
-                    .with_label_values(&[app, label, "kept"])
+                    .with_label_values(&[app, label, result])
                     .inc();
                 return Ok(Pushed::Duplicate);
             }

@@ -61,6 +61,8 @@ impl Corp {
 #[derive(Default)]
 pub struct Installs {
     corps: DashMap<(String, String), Arc<Corp>>,
+    /// Held by whatever reads a kept install and writes after it ([`Installs::writing`]).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Installs {
@@ -115,6 +117,26 @@ impl Installs {
         let corp = Arc::new(Corp::new(app, custom, install, now_ms));
         self.corps.insert(key, corp.clone());
         corp
+    }
+
+    /// Held while an install is read and then written (an exchange that must not replace a
+    /// newer install, a refresh that must not bring back a removed one) or removed: in this
+    /// process, one at a time. Installs are rare; they need no finer lock.
+    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writing.lock().await
+    }
+
+    /// The install of `corp_id` as the store keeps it now (this process's copy aside).
+    pub async fn kept(
+        &self,
+        store: &dyn Store,
+        app: &App,
+        corp_id: &str,
+    ) -> Result<Option<Install>, StoreError> {
+        match suite_of(app) {
+            Some((suite_id, _)) => read(store, suite_id, corp_id).await,
+            None => Ok(None),
+        }
     }
 
     /// Keeps `install` durably, then in the process (a new permanent code: new targets).

@@ -370,7 +370,9 @@ async fn a_cancel_auth_arriving_after_the_reinstall_it_preceded_leaves_it_alone(
         serde_json::json!({"app": "saas", "xml": cancel}),
     )
     .await;
-    s.wait_forwarded("cancel_auth", 1).await;
+    s.settled().await;
+    s.gw()
+        .wait_log("a removal older than the corp's install: the install stays");
     let (status, v) = agent_of(&s, CORP_A).await;
     assert_eq!(status, 200, "the reinstall stays: {v}");
 }
@@ -804,4 +806,85 @@ async fn a_message_encrypted_for_the_provider_corp_is_refused_and_its_url_check_
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "4389223112341");
+}
+
+/// Two exchanges of one corp ending out of order: the install's `get_auth_info` answered 4 s
+/// late, the `reset_permanent_code` made a second later exchanged at once. The install's
+/// permanent code, dead at WeCom since the reset, must not replace the reset's.
+#[tokio::test]
+async fn an_older_exchange_ending_last_leaves_the_newer_permanent_code() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "late_ms": 4000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.calls("/cgi-bin/service/v2/get_permanent_code").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no exchange");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Its get_auth_info asked right after, and answered 4 s after that.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.advance("1s").await;
+    s.control(
+        "/_emulator/suites/reset-permanent-code",
+        serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    // Queued behind the install's create_auth, which waits for its exchange.
+    s.wait_forwarded("reset_permanent_code", 1).await;
+    let path = format!("/custom/{CORP_A}/cgi-bin/user/get?userid=zhaoliu");
+    let (status, v) = s.qy(&path, &[]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    s.gw()
+        .wait_log("install not kept: the corp's kept install is newer");
+}
+
+/// A removal arriving after the reinstall that came after it leaves the install, is not
+/// forwarded (the CRM heard of the reinstall; told of the removal now, it would take the corp
+/// away while the gateway serves it), and ends only the sessions of the install it removed.
+#[tokio::test]
+async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinstall() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let mut before = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
+    s.advance("10s").await;
+    let held = s
+        .control(
+            "/_emulator/suites/cancel-auth",
+            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
+        )
+        .await;
+    s.advance("10s").await;
+    s.install(CORP_A).await;
+    let mut after = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
+    s.advance("10s").await;
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": held["xml"]}),
+    )
+    .await;
+    s.settled().await;
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    assert_eq!(
+        crate::logins::page(&s, &mut before).await.0,
+        401,
+        "the removed install's"
+    );
+    assert_eq!(
+        crate::logins::page(&s, &mut after).await.0,
+        200,
+        "the reinstall's session"
+    );
+    s.gw()
+        .wait_log("a removal older than the corp's install: the install stays");
+    assert!(s.forwarded("cancel_auth").is_empty());
 }
