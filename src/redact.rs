@@ -52,6 +52,8 @@ const SECRET_NAMES: &[&str] = &[
     "token",
     "password",
     "passwd",
+    // The forward-auth check's `?key=` (`[server].forward_auth_key`).
+    "key",
 ];
 
 /// The gateway's own cookies (`wgw_session`, `wgw_login_*`): any name with this start.

@@ -386,7 +386,26 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         None => DEFAULT_HEADER_BUFFERS,
         Some(v) => header_buffers(v, src)?,
     };
+    let forward_auth_key = match &s.forward_auth_key {
+        None => None,
+        Some(k)
+            if k.get_ref().as_str().len() < 16
+                || !k
+                    .get_ref()
+                    .as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            return Err(src.error(
+                k.span(),
+                "[server].forward_auth_key",
+                "expected at least 16 letters and digits (a random secret the front proxy sends)",
+            ))
+        }
+        Some(k) => Some(wecom_api::Secret::new(k.get_ref().as_str().to_owned())),
+    };
     Ok(ServerSettings {
+        forward_auth_key,
         listen,
         public_url,
         public_origin,

@@ -52,6 +52,7 @@ pub struct Server {
     pub header_timeout: Option<Spanned<Text>>,
     pub max_connections: Option<Spanned<usize>>,
     pub large_client_header_buffers: Option<Spanned<Text>>,
+    pub forward_auth_key: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Deserialize)]

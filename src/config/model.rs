@@ -62,6 +62,10 @@ pub struct ServerSettings {
     /// How long a request line or header line, and a whole request head, may be (nginx's
     /// `large_client_header_buffers`): `[server]`'s, else an nginx file's, else nginx's 4 8k.
     pub header_buffers: nginx_compat::HeaderBuffers,
+    /// The key a front proxy's forward-auth check presents (`?key=`):
+    /// with one, a check without it is refused; without one, only a loopback peer is handed
+    /// the request's own cookies and `Authorization` back.
+    pub forward_auth_key: Option<wecom_api::Secret>,
 }
 
 impl ServerSettings {

@@ -186,6 +186,57 @@ pub(super) fn is_public_host(host: &str, public_url: &url::Url) -> bool {
         && asked.port_or_known_default() == public_url.port_or_known_default()
 }
 
+/// Who asks the check, as far as the gateway can tell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// Presented `forward_auth_key`, or (none configured) connected over loopback, where the
+    /// README's front proxies live: handed the request's own cookies and `Authorization` back.
+    FrontProxy,
+    /// Anyone else: the gateway in front, a page script calling the check with a CRM path as
+    /// the original would read its HttpOnly cookies back. Identity only.
+    Unknown,
+}
+
+/// The check's caller. With `forward_auth_key`, a check without it is refused (`403`): the key
+/// comes as the check's `?key=`, in the address the front proxy calls (nginx's `proxy_pass`,
+/// Traefik's `address`, ingress-nginx's `auth-url`); the access log shows it as `***`.
+fn caller(session: &Session, key: Option<&wecom_api::Secret>) -> Result<Caller, Failure> {
+    let req = session.req_header();
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let given = req
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("key=")))
+        .map(str::as_bytes);
+    caller_of(peer, key.map(|k| k.expose()), given)
+}
+
+fn caller_of(
+    peer: Option<std::net::IpAddr>,
+    key: Option<&str>,
+    given: Option<&[u8]>,
+) -> Result<Caller, Failure> {
+    let Some(key) = key else {
+        return Ok(if peer.is_some_and(|ip| ip.is_loopback()) {
+            Caller::FrontProxy
+        } else {
+            Caller::Unknown
+        });
+    };
+    let given = String::from_utf8_lossy(given.unwrap_or_default());
+    if crate::qyapi::handle::same_secret(&given, key) {
+        Ok(Caller::FrontProxy)
+    } else {
+        Err(Failure::new(
+            Kind::Forbidden,
+            "the forward-auth check needs [server].forward_auth_key",
+        ))
+    }
+}
+
 /// What the check found the original request to be.
 enum Checked {
     /// For a page or an API of the CRM, and allowed.
@@ -208,6 +259,7 @@ impl Gateway {
                 "the forward-auth check is a GET",
             ));
         }
+        let caller = caller(session, ctx.config.server.forward_auth_key.as_ref())?;
         let checked = self.check_original(session, ctx).await;
         // The check is the gateway's own answer, counted and logged as such whatever route it
         // was about (the pipeline puts the check's own path back); nothing is proxied.
@@ -216,7 +268,7 @@ impl Gateway {
         ctx.upstream_uri = None;
         ctx.nginx = None;
         match checked {
-            Ok(Checked::Granted) => Ok(granted(session, ctx)),
+            Ok(Checked::Granted) => Ok(granted(session, ctx, caller)),
             // Nothing to hand on: the gateway reads its own cookie there. Above all not the
             // browser's cookies: a page script calling the check itself (through an ingress that
             // routes `{prefix}/` to the gateway, which names the check as the original) would
@@ -306,28 +358,32 @@ impl Gateway {
 /// And `X-Gateway-Authorization`: the request's `Authorization` unless it is our mini-program
 /// token (the first field that is not ours; empty when none is left), for the same reason: the
 /// token is a session for as long as it lives.
-fn granted(session: &Session, ctx: &Ctx) -> Answer {
+///
+/// Both only to a [`Caller::FrontProxy`]: they hold the browser's HttpOnly cookies.
+fn granted(session: &Session, ctx: &Ctx, caller: Caller) -> Answer {
     let (mut h, body) = answers::response(
         200,
         "text/plain; charset=utf-8",
         Bytes::new(),
         &ctx.request_id,
     );
-    let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
-    let cookies = session.req_header().headers.get_all(http::header::COOKIE);
-    let kept = crate::cookies::without_ours(cookies.iter().map(|v| v.as_bytes()), cookie_name)
-        .and_then(|k| http::HeaderValue::from_bytes(&k).ok())
-        .unwrap_or_else(|| http::HeaderValue::from_static(""));
-    let _ = h.insert_header("x-gateway-cookie", kept);
-    let authorization = session
-        .req_header()
-        .headers
-        .get_all(http::header::AUTHORIZATION)
-        .iter()
-        .find(|v| crate::login::bearer::ours(v.as_bytes()).is_none())
-        .cloned()
-        .unwrap_or_else(|| http::HeaderValue::from_static(""));
-    let _ = h.insert_header("x-gateway-authorization", authorization);
+    if caller == Caller::FrontProxy {
+        let cookie_name = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+        let cookies = session.req_header().headers.get_all(http::header::COOKIE);
+        let kept = crate::cookies::without_ours(cookies.iter().map(|v| v.as_bytes()), cookie_name)
+            .and_then(|k| http::HeaderValue::from_bytes(&k).ok())
+            .unwrap_or_else(|| http::HeaderValue::from_static(""));
+        let _ = h.insert_header("x-gateway-cookie", kept);
+        let authorization = session
+            .req_header()
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .find(|v| crate::login::bearer::ours(v.as_bytes()).is_none())
+            .cloned()
+            .unwrap_or_else(|| http::HeaderValue::from_static(""));
+        let _ = h.insert_header("x-gateway-authorization", authorization);
+    }
     if let Some(identity) = &ctx.identity {
         identity.each(|name, value| {
             let _ = h.insert_header(name, value);
@@ -391,6 +447,34 @@ fn area_login<'a>(ctx: &'a Ctx, return_to: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_front_proxy_is_handed_the_requests_own_cookies() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let browser: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let key = "0123456789abcdefXYZ";
+        // No key configured: a loopback peer is the README's front proxy; anyone else (a
+        // browser reaching the gateway in front) gets the identity only.
+        assert!(matches!(
+            caller_of(Some(lo), None, None),
+            Ok(Caller::FrontProxy)
+        ));
+        assert!(matches!(
+            caller_of(Some(browser), None, None),
+            Ok(Caller::Unknown)
+        ));
+        assert!(matches!(caller_of(None, None, None), Ok(Caller::Unknown)));
+        // A key configured: it decides, wherever the check comes from.
+        let given = Some(key.as_bytes());
+        assert!(matches!(
+            caller_of(Some(browser), Some(key), given),
+            Ok(Caller::FrontProxy)
+        ));
+        for wrong in [None, Some(&b""[..]), Some(&b"0123456789abcdefXY"[..])] {
+            let refused = caller_of(Some(lo), Some(key), wrong);
+            assert!(matches!(refused, Err(ref f) if f.kind == Kind::Forbidden));
+        }
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

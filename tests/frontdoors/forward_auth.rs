@@ -431,3 +431,50 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
     let r = b.get(&w.gw().url("/_gateway/signin?app=nope")).await;
     assert_eq!(r.status(), 400);
 }
+
+/// With `forward_auth_key`, the check answers only the front proxy that presents it in the
+/// check's address (nginx's `proxy_pass`, Traefik's `address`, ingress-nginx's `auth-url`): a
+/// page script calling the check itself through the gateway in front, or anyone who reaches it,
+/// gets a `403` and never reads the browser's HttpOnly cookies back in `X-Gateway-Cookie`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_forward_auth_key_only_the_front_proxy_presenting_it_is_answered() {
+    const KEY: &str = "k3yOfTheFrontProxy0123";
+    let w = wecom_and_wechat()
+        .server(&format!("forward_auth_key = \"{KEY}\""))
+        .start()
+        .await;
+    let mut b = w.member().await;
+    let h = host(&w);
+    let crm_cookie = [("cookie", "crmsid=HttpOnly1")];
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), JSON, &crm_cookie).await;
+    assert_eq!(r.status(), 403);
+    assert!(header(&r, "x-gateway-cookie").is_none());
+    assert!(header(&r, "x-wecom-userid").is_none());
+    for (key, status) in [("guess", 403), (KEY, 200)] {
+        let h = h.clone();
+        let r = b
+            .send(
+                Method::GET,
+                &w.gw().url(&format!("/_gateway/auth?key={key}")),
+                JSON,
+                move |r| {
+                    r.header("x-forwarded-method", "GET")
+                        .header("x-forwarded-host", h.as_str())
+                        .header("x-forwarded-uri", "/sidebar/page")
+                        .header("cookie", "crmsid=HttpOnly1")
+                },
+            )
+            .await;
+        assert_eq!(r.status(), status, "{key}");
+        if status == 200 {
+            assert_eq!(header(&r, "x-wecom-userid"), Some("zhangsan"));
+            assert!(header(&r, "x-gateway-cookie")
+                .unwrap()
+                .contains("crmsid=HttpOnly1"));
+        }
+    }
+    // The key never reaches the log.
+    w.gw()
+        .wait_log("path=/_gateway/auth route=\"gateway\" status=200");
+    assert!(!w.gw().log().contains(KEY));
+}
