@@ -314,6 +314,9 @@ fn page(f: &Failure, request_id: &str) -> Answer {
             };
             format!("<p><a href=\"{}\">{label}</a></p>", escape_html(&l.url()))
         }
+        // A sign-in link opened again (Back, a reload after signing in) or finished too late:
+        // the site itself signs in again if it must, and a person signed in already goes on.
+        None if f.kind == Kind::LoginState => "<p><a href=\"/\">Continue</a></p>".to_owned(),
         None => String::new(),
     };
     let body = format!(
@@ -486,6 +489,19 @@ mod tests {
         assert!(page.contains("href=\"/_gateway/login?app=crm&amp;return_to=%2F\""));
         assert!(page.contains("Try again"));
         assert!(!page.contains("http-equiv"), "no automatic redirect");
+    }
+
+    #[test]
+    fn a_sign_in_link_no_longer_valid_leads_on_to_the_site() {
+        let f = Failure::new(
+            Kind::LoginState,
+            "the sign-in did not start in this browser",
+        );
+        let a = render(&f, "rid-7", Form::Navigation);
+        assert_eq!(a.0.status.as_u16(), 400);
+        let page = body(&a);
+        assert!(page.contains("rid-7"));
+        assert!(page.contains("<a href=\"/\">Continue</a>"), "{page}");
     }
 
     #[test]
