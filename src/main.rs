@@ -117,14 +117,14 @@ fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
     let mut loaded = match lifecycle::load(&config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            logging::fatal(&e.to_string());
             return ExitCode::from(2);
         }
     };
     let bound = match listeners::bind(&loaded.server) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("wecom-gateway: {e}");
+            logging::fatal(&format!("wecom-gateway: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -142,7 +142,7 @@ fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
     let _helpers = match helpers {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("{e}");
+            logging::fatal(&e.to_string());
             return ExitCode::from(1);
         }
     };
@@ -150,7 +150,7 @@ fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
     match server::run(config, loaded, bound, emulator, ports_file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wecom-gateway: {e}");
+            logging::fatal(&format!("wecom-gateway: {e}"));
             ExitCode::from(1)
         }
     }

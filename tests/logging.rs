@@ -578,3 +578,38 @@ fn a_wgw_log_that_is_no_filter_is_said_and_the_default_used() {
     gw.wait_log("is not a filter");
     assert!(gw.log().contains("wecom-gateway listening"), "{}", gw.log());
 }
+
+/// Under `--log-format json` even the reason `run` cannot start is a JSON line (a pipeline that
+/// reads the log as JSON would drop a plain one, and with it the only clue), and it is said
+/// plainly without it.
+#[test]
+fn a_gateway_that_cannot_start_says_why_in_the_log_format_asked_for() {
+    let dir = common::TempDir::new("fatal-json");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"not a url\"\n",
+    )
+    .unwrap();
+    for (format, json) in [("json", true), ("text", false)] {
+        let out = std::process::Command::new(common::bin())
+            .args(["--log-format", format, "run", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("public_url"), "{format}: {stderr}");
+        for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+            let parsed = serde_json::from_str::<serde_json::Value>(line);
+            assert_eq!(parsed.is_ok(), json, "{format}: {line}");
+            if let Ok(v) = parsed {
+                assert_eq!(v["level"], "ERROR", "{line}");
+                assert!(
+                    v["error"].as_str().unwrap().contains("public_url"),
+                    "{line}"
+                );
+            }
+        }
+    }
+}

@@ -95,6 +95,17 @@ fn write_line(line: &[u8]) {
     }
 }
 
+/// Why `run` could not start (a configuration, a port taken): plain text for a person, or
+/// under `--log-format json` one `ERROR` line like the others, so that a pipeline reading the
+/// log as JSON gets the reason instead of a line it cannot parse.
+pub fn fatal(why: &str) {
+    if *JSON.get().unwrap_or(&false) {
+        tracing::error!(error = why, "wecom-gateway could not start");
+    } else {
+        eprintln!("{why}");
+    }
+}
+
 /// Writes out every line logged so far and stops the background writer; lines logged after
 /// this are lost, so it is the last thing a stopping process does.
 pub fn flush() {
