@@ -257,13 +257,13 @@ pub(super) fn map_uri(conf: &LocConf, cx: &Ctx<'_>) -> Option<Mapped> {
     }
     let mut path = alias.expand(cx, false);
     let root = containing(alias, path.clone());
-    if conf.is_regex() {
-        if cx.st.add_uri_to_alias {
-            path.extend_from_slice(uri);
+    match s.alias_skip {
+        None => {
+            if cx.st.add_uri_to_alias {
+                path.extend_from_slice(uri);
+            }
         }
-    } else {
-        let skip = conf.name().len().min(uri.len());
-        path.extend_from_slice(&uri[skip..]);
+        Some(skip) => path.extend_from_slice(&uri[skip.min(uri.len())..]),
     }
     Some(Mapped {
         path,
@@ -291,15 +291,15 @@ fn map_candidate(conf: &LocConf, cx: &Ctx<'_>, name: &[u8]) -> Option<Mapped> {
     }
     let mut path = alias.expand(cx, false);
     let root = containing(alias, path.clone());
-    if conf.is_regex() {
+    let Some(skip) = s.alias_skip else {
         path.extend_from_slice(name);
         return Some(Mapped {
             path,
             root,
             uri: None,
         });
-    }
-    let alias_len = conf.name().len().min(cx.st.uri.len());
+    };
+    let alias_len = skip.min(cx.st.uri.len());
     let prefix = &cx.st.uri[..alias_len];
     let rest = if name.starts_with(prefix) {
         &name[alias_len..]

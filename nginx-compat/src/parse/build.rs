@@ -462,8 +462,13 @@ impl Builder {
         };
         let this = if named { Level::Named } else { Level::Location };
         let mut settings = Settings::clone(parent);
-        settings.alias = None;
         self.settings(block, &mut settings, this)?;
+        if block.iter().any(|c| c.name == "alias") {
+            settings.alias_skip = match &head {
+                Head::Location(l) if !l.modifier().is_regex() => Some(l.pattern().len()),
+                _ => None,
+            };
+        }
         let settings = Arc::new(settings);
         let mut conf = LocConf::new(head.clone(), settings.clone(), d.pos.clone());
         let mut kids = Vec::new();

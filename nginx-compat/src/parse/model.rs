@@ -310,8 +310,14 @@ pub enum GzipDisable {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: Template,
-    /// `alias` replaces the location's matched part; never inherited.
+    /// `alias` replaces the matched part of the location that declared it; inherited by the
+    /// locations nested in it that set neither `root` nor `alias` (`ngx_http_core_merge_loc_conf`
+    /// takes the parent's `root` and `alias` together), which still map by the declaring
+    /// location's name ([`Settings::alias_skip`]).
     pub alias: Option<Template>,
+    /// How many bytes of the URI `alias` replaces: the declaring prefix location's name (nginx's
+    /// `clcf->alias`); `None` when a regex location declared it, whose alias is the whole path.
+    pub alias_skip: Option<usize>,
     pub index: Vec<Template>,
     pub absolute_redirect: bool,
     pub port_in_redirect: bool,
@@ -435,6 +441,7 @@ impl Default for Settings {
         Settings {
             root: Template::literal_of("html"),
             alias: None,
+            alias_skip: None,
             index: vec![Template::literal_of("index.html")],
             absolute_redirect: true,
             port_in_redirect: true,

@@ -179,6 +179,43 @@ pub const GROUPS: &[Group] = &[
             "GET /tf/nope",
         ],
     ),
+    // A location nested in an alias location maps by the alias and the outer location's name
+    // (nginx merges `root` and `alias` together into a child that sets neither): a SPA's
+    // `location ~* \.(js|css)$ { expires 7d; }` inside `location /admin { alias ...; }`.
+    Group::new(
+        "alias-nested",
+        r#"
+            root {{ROOT}}/www;
+            location /admin/ {
+                alias {{ROOT}}/www/alias-target/;
+                location ~* \.(txt|html)$ { expires 7d; }
+                location /admin/sub/ { add_header X-Nested yes; }
+            }
+            location /adm {
+                alias {{ROOT}}/www/alias-target;
+                try_files $uri $uri/ =404;
+                location ~ \.txt$ { add_header X-Txt yes; }
+            }
+            location ~ ^/rx/(.*)$ {
+                alias {{ROOT}}/www/alias-target/$1;
+                location ~ \.txt$ { add_header X-Rx yes; }
+            }
+            location /own/ {
+                alias {{ROOT}}/www/alias-target/;
+                location /own/assets/ { root {{ROOT}}/www; }
+            }"#,
+        &[
+            "GET /admin/x.txt",
+            "GET /admin/sub/",
+            "GET /admin/sub/index.html",
+            "GET /admin/none.txt",
+            "GET /adm/x.txt",
+            "GET /adm/sub/",
+            "GET /rx/x.txt",
+            "GET /own/assets/logo.png",
+            "GET /own/x.txt",
+        ],
+    ),
     Group::new(
         "error-page-forms",
         r#"
