@@ -51,10 +51,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
     if !g.on || !matches!(h.status.as_u16(), 200 | 403 | 404) {
         return;
     }
-    let req = session.req_header();
-    if req.method == http::Method::HEAD {
-        return;
-    }
+    let head = session.req_header().method == http::Method::HEAD;
     if h.headers
         .get(http::header::CONTENT_ENCODING)
         .is_some_and(|v| !v.is_empty())
@@ -91,6 +88,19 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
     }
     let req = session.req_header();
     if !client_takes_gzip(req, s) || !proxied_ok(req, h, s) {
+        return;
+    }
+    if head {
+        // nginx's gzip header filter runs for a HEAD too (its body is dropped after the
+        // filters): the headers say what the GET would get. The engine's module compresses
+        // bodies, and a HEAD has none.
+        h.remove_header(&http::header::CONTENT_LENGTH);
+        h.remove_header(&http::header::ACCEPT_RANGES);
+        weak_etag(h);
+        let _ = h.insert_header(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
         return;
     }
     if let Some(c) = session
@@ -161,6 +171,30 @@ pub fn gzip_static_ok(req: &RequestHeader, s: &Settings) -> bool {
         || p.no_last_modified
         || p.no_etag
         || (p.auth && req.headers.contains_key(http::header::AUTHORIZATION))
+}
+
+/// `ngx_http_weak_etag`: a strong `ETag` made weak (the encoded body is another byte
+/// sequence); none that is not a quoted tag is kept.
+fn weak_etag(h: &mut ResponseHeader) {
+    let Some(etag) = h
+        .headers
+        .get(http::header::ETAG)
+        .map(|v| v.as_bytes().to_vec())
+    else {
+        return;
+    };
+    if etag.starts_with(b"W/") {
+        return;
+    }
+    if etag.first() == Some(&b'"') {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(&etag);
+        if let Ok(v) = http::HeaderValue::from_bytes(&weak) {
+            let _ = h.insert_header(http::header::ETAG, v);
+        }
+    } else {
+        h.remove_header(&http::header::ETAG);
+    }
 }
 
 /// `ngx_http_gzip_accept_encoding`: the token is listed and not with `q=0`.

@@ -344,6 +344,10 @@ pub const GROUPS: &[Group] = &[
             "GET /app.js | Accept-Encoding: gzip",
             "GET /index.html | Accept-Encoding: gzip",
             "GET /assets/logo.png | Accept-Encoding: gzip",
+            // A HEAD is told what its GET would get: gzip, no length, no ranges.
+            "HEAD /app.js | Accept-Encoding: gzip",
+            "HEAD /p/x | Accept-Encoding: gzip",
+            "HEAD /app.js",
         ],
     },
     // `gzip_proxied` as nginx's docs and LNMP files write it, for requests through a CDN
