@@ -111,6 +111,9 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
             return;
         }
         c.adjust_algorithm_level(Algorithm::Gzip, g.comp_level);
+        // `gzip_types` and `gzip_min_length` decided above, as nginx decides: the module's own
+        // list (no `image/png`, nothing named `zip`, nothing under 20 bytes) is not asked.
+        c.compress_any_type();
         // The module read the request while it was off: tell it the client takes gzip.
         let mut probe = RequestHeader::build("GET", b"/", Some(1)).expect("static request");
         let _ = probe.insert_header(http::header::ACCEPT_ENCODING, "gzip");

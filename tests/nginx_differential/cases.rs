@@ -350,6 +350,27 @@ pub const GROUPS: &[Group] = &[
             "HEAD /app.js",
         ],
     },
+    // `gzip_types` as JeecgBoot's and many tutorials' files write it (images, a zip) and a
+    // `gzip_min_length` below 20: compressed as listed, whatever the type or size.
+    Group {
+        name: "gzip-any-type",
+        http: "",
+        body: "root {{ROOT}}/www;\n\
+               types { image/png png; application/javascript js; text/html html; }\n\
+               gzip on;\n\
+               gzip_min_length 1;\n\
+               gzip_types image/png application/javascript application/zip;\n\
+               location /z/ { default_type application/zip; alias {{ROOT}}/www/; }\n\
+               location / { }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /assets/logo.png | Accept-Encoding: gzip",
+            "GET /app.js | Accept-Encoding: gzip",
+            "GET /z/404.html | Accept-Encoding: gzip",
+            "HEAD /assets/logo.png | Accept-Encoding: gzip",
+        ],
+    },
     // `gzip_proxied` as nginx's docs and LNMP files write it, for requests through a CDN
     // (`Via`): compressed unless the answer's `Expires` is ahead or its `Cache-Control` names
     // none of the flags; an answer with neither is compressed.

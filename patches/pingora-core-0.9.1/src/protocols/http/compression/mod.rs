@@ -83,6 +83,9 @@ enum CtxInner {
         preserve_etag: [bool; Algorithm::COUNT],
         // Optional dictionary for dcz compression (RFC 9842).
         dictionary: Option<DictionaryData>,
+        // The caller decided the response is worth compressing (its type and length): the
+        // module's own guess (`compressible`) is not consulted.
+        any_type: bool,
     },
     BodyPhase(Option<Box<dyn Encode + Send + Sync>>),
 }
@@ -100,7 +103,20 @@ impl ResponseCompressionCtx {
             decompress_enable: [decompress_enable; Algorithm::COUNT],
             preserve_etag: [preserve_etag; Algorithm::COUNT],
             dictionary: None,
+            any_type: false,
         })
+    }
+
+    /// Compress whatever the type and length of the response, as the caller decided (nginx's
+    /// `gzip_types`, which may list `image/png` or `application/zip`, and `gzip_min_length`,
+    /// which may be below 20): the module's own allow-list is not consulted.
+    /// # Panic
+    /// This function will panic if it has already started encoding the response body.
+    pub fn compress_any_type(&mut self) {
+        match &mut self.0 {
+            CtxInner::HeaderPhase { any_type, .. } => *any_type = true,
+            CtxInner::BodyPhase(_) => panic!("Wrong phase: BodyPhase"),
+        }
     }
 
     /// Whether the encoder is enabled.
@@ -288,13 +304,14 @@ impl ResponseCompressionCtx {
             CtxInner::HeaderPhase {
                 decompress_enable,
                 accept_encoding,
+                any_type,
                 ..
             } => {
                 // an informational response is not the final one, the filter defers the decision
                 if resp.status.is_informational() {
                     return false;
                 }
-                match decide_action(resp, accept_encoding) {
+                match decide_action(resp, accept_encoding, *any_type || compressible(resp)) {
                     Action::Decompress(algorithm) => {
                         // mirrors `algorithm.decompressor(decompress_enable[idx]).is_some()`
                         // in the response header filter, without building the decompressor
@@ -320,6 +337,7 @@ impl ResponseCompressionCtx {
                 accept_encoding,
                 encoding_levels: levels,
                 dictionary,
+                any_type,
             } => {
                 if resp.status.is_informational() {
                     if resp.status == http::status::StatusCode::SWITCHING_PROTOCOLS {
@@ -335,9 +353,10 @@ impl ResponseCompressionCtx {
                     return;
                 }
 
+                let compressible = *any_type || compressible(resp);
                 if depends_on_accept_encoding(
                     resp,
-                    levels.iter().any(|level| *level != 0),
+                    levels.iter().any(|level| *level != 0) && compressible,
                     decompress_enable,
                 ) {
                     // The response depends on the Accept-Encoding header, make sure to indicate it
@@ -346,7 +365,7 @@ impl ResponseCompressionCtx {
                     add_vary_header(resp, &http::header::ACCEPT_ENCODING);
                 }
 
-                let action = decide_action(resp, accept_encoding);
+                let action = decide_action(resp, accept_encoding, compressible);
                 debug!("compression action: {action:?}");
                 let (encoder, preserve_etag) = match action {
                     Action::Noop => (None, false),
@@ -654,7 +673,7 @@ fn depends_on_accept_encoding(
 
     (decompress_enabled.iter().any(|enabled| *enabled)
         && resp.headers.get(CONTENT_ENCODING).is_some())
-        || (compress_enabled && compressible(resp))
+        || compress_enabled
 }
 
 #[test]
@@ -675,18 +694,22 @@ fn test_decide_on_accept_encoding() {
     assert!(!depends_on_accept_encoding(&resp, false, &[true]));
 
     // compress enabled and compressible response => enabled
-    assert!(depends_on_accept_encoding(&resp, true, &[false]));
+    assert!(depends_on_accept_encoding(&resp, compressible(&resp), &[false]));
 
     // compress disabled and compressible response => disabled
     assert!(!depends_on_accept_encoding(&resp, false, &[false]));
 
     // compress enabled and not compressible response => disabled
     resp.insert_header("content-type", "text/html+zip").unwrap();
-    assert!(!depends_on_accept_encoding(&resp, true, &[false]));
+    assert!(!depends_on_accept_encoding(
+        &resp,
+        compressible(&resp),
+        &[false]
+    ));
 }
 
 // filter response header to see if (de)compression is needed
-fn decide_action(resp: &ResponseHeader, accept_encoding: &[Algorithm]) -> Action {
+fn decide_action(resp: &ResponseHeader, accept_encoding: &[Algorithm], compressible: bool) -> Action {
     use http::header::CONTENT_ENCODING;
 
     let content_encoding = if let Some(ce) = resp.headers.get(CONTENT_ENCODING) {
@@ -715,7 +738,7 @@ fn decide_action(resp: &ResponseHeader, accept_encoding: &[Algorithm]) -> Action
             Action::Decompress(ce)
         }
     } else if accept_encoding.is_empty() // both CE and AE are empty
-        || !compressible(resp) // the type is not compressible
+        || !compressible // the type is not compressible
         || accept_encoding[0] == Algorithm::Any
     {
         Action::Noop
@@ -733,32 +756,32 @@ fn test_decide_action() {
 
     let header = ResponseHeader::build(200, None).unwrap();
     // no compression asked, no compression needed
-    assert_eq!(decide_action(&header, &[]), Noop);
+    assert_eq!(decide_action(&header, &[], compressible(&header)), Noop);
 
     // already gzip, no compression needed
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-type", "text/html").unwrap();
     header.insert_header("content-encoding", "gzip").unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Noop);
 
     // already gzip, no compression needed, upper case
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "GzIp").unwrap();
     header.insert_header("content-type", "text/html").unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Noop);
 
     // no encoding, compression needed, accepted content-type, large enough
     // Will compress
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-length", "20").unwrap();
     header.insert_header("content-type", "text/html").unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Compress(Gzip));
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Compress(Gzip));
 
     // too small
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-length", "19").unwrap();
     header.insert_header("content-type", "text/html").unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Noop);
 
     // already compressed MIME
     let mut header = ResponseHeader::build(200, None).unwrap();
@@ -766,58 +789,58 @@ fn test_decide_action() {
     header
         .insert_header("content-type", "text/html+zip")
         .unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Noop);
 
     // unsupported MIME
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-length", "20").unwrap();
     header.insert_header("content-type", "image/jpg").unwrap();
-    assert_eq!(decide_action(&header, &[Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Gzip], compressible(&header)), Noop);
 
     // compressed, need decompress
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "gzip").unwrap();
-    assert_eq!(decide_action(&header, &[]), Decompress(Gzip));
+    assert_eq!(decide_action(&header, &[], compressible(&header)), Decompress(Gzip));
 
     // accept-encoding different, need decompress
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "gzip").unwrap();
-    assert_eq!(decide_action(&header, &[Brotli]), Decompress(Gzip));
+    assert_eq!(decide_action(&header, &[Brotli], compressible(&header)), Decompress(Gzip));
 
     // less preferred but no need to decompress
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "gzip").unwrap();
-    assert_eq!(decide_action(&header, &[Brotli, Gzip]), Noop);
+    assert_eq!(decide_action(&header, &[Brotli, Gzip], compressible(&header)), Noop);
 
     // dcb passthrough: client accepts dcb, response has dcb
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "dcb").unwrap();
-    assert_eq!(decide_action(&header, &[Dcb, Brotli]), Noop);
+    assert_eq!(decide_action(&header, &[Dcb, Brotli], compressible(&header)), Noop);
 
     // dcz passthrough: client accepts dcz, response has dcz
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "dcz").unwrap();
-    assert_eq!(decide_action(&header, &[Dcz, Zstd]), Noop);
+    assert_eq!(decide_action(&header, &[Dcz, Zstd], compressible(&header)), Noop);
 
     // Client wants dcz but response has brotli, decompress brotli
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "br").unwrap();
-    assert_eq!(decide_action(&header, &[Dcz]), Decompress(Brotli));
+    assert_eq!(decide_action(&header, &[Dcz], compressible(&header)), Decompress(Brotli));
 
     // Client wants dcz but response has zstd, decompress zstd
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "zstd").unwrap();
-    assert_eq!(decide_action(&header, &[Dcz]), Decompress(Zstd));
+    assert_eq!(decide_action(&header, &[Dcz], compressible(&header)), Decompress(Zstd));
 
     // Client wants dcb but response has gzip, decompress gzip
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "gzip").unwrap();
-    assert_eq!(decide_action(&header, &[Dcb]), Decompress(Gzip));
+    assert_eq!(decide_action(&header, &[Dcb], compressible(&header)), Decompress(Gzip));
 
     // Client wants dcb but response has brotli, decompress brotli
     let mut header = ResponseHeader::build(200, None).unwrap();
     header.insert_header("content-encoding", "br").unwrap();
-    assert_eq!(decide_action(&header, &[Dcb]), Decompress(Brotli));
+    assert_eq!(decide_action(&header, &[Dcb], compressible(&header)), Decompress(Brotli));
 }
 
 #[test]
