@@ -415,6 +415,24 @@ fn unsupported_directives_are_listed_with_their_line() {
     );
 }
 
+/// The refusals a CRM's file often has beyond the common families each say what to do instead.
+#[test]
+fn common_refusals_name_a_remedy() {
+    let cfg = Config::parse(
+        "crm.conf",
+        "geo $w { default 0; 10.0.0.0/8 1; }\nserver {\n brotli on;\n location / {\n  \
+         mirror /m;\n  secure_link $arg_md5;\n  ssi on;\n }\n location = /p.gif { empty_gif; }\n \
+         access_log /var/log/x-$host.log;\n}",
+    )
+    .unwrap();
+    let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
+    assert!(lines.len() >= 7, "{lines:#?}");
+    for line in &lines {
+        assert!(line.contains(" ("), "no remedy: {line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("logrotate")), "{lines:#?}");
+}
+
 /// The FastCGI timeouts and buffers a stock BaoTa or LNMP `nginx.conf` sets for every site,
 /// and how nginx reads files and writes sockets, load as changing nothing; a `fastcgi_pass`
 /// is still refused, saying what to do instead.

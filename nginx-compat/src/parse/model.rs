@@ -67,6 +67,18 @@ fn remedy(directive: &str) -> Option<&'static str> {
         Some("the gateway speaks plain HTTP to its upstreams: proxy_pass to an http:// address (a TLS-speaking upstream behind a local proxy)")
     } else if d == "more_set_headers" {
         Some("use add_header NAME VALUE always")
+    } else if d == "geo" {
+        Some("write the networks as allow/deny lines in the location (or a route's `allow`), or a map on $remote_addr")
+    } else if d.starts_with("brotli") {
+        Some("the gateway compresses with gzip only: remove the line (gzip on still serves every client that takes gzip)")
+    } else if d == "mirror" || d.starts_with("mirror_") {
+        Some("the gateway does not copy requests to a second upstream: keep the mirror in the proxy in front")
+    } else if d.starts_with("secure_link") {
+        Some("sign the link in the CRM and check it there, or give the location a login route")
+    } else if d == "empty_gif" {
+        Some("serve a 1x1 GIF file with root/alias instead")
+    } else if d == "ssi" || d.starts_with("ssi_") {
+        Some("the gateway does not rewrite answer bodies: assemble the page in the CRM")
     } else {
         None
     }

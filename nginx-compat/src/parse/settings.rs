@@ -962,7 +962,14 @@ impl Builder {
             return Ok(None);
         }
         if path.contains('$') {
-            self.unsupported(d, Some("a log file named by variables".into()));
+            self.unsupported(
+                d,
+                Some(
+                    "a log file named by variables; for a file per day, name one file and let \
+                     logrotate's daily rotation (with copytruncate, or a reload) split it"
+                        .into(),
+                ),
+            );
             return Ok(None);
         }
         let name = d.args.get(1).map_or("combined", |a| a.text.as_str());
