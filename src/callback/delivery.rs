@@ -203,7 +203,8 @@ impl Inner {
     async fn work(&self, app: &str) {
         let mut failures = 0u32;
         // The event whose reactions this worker already applied.
-        let mut reacted: Option<String> = None;
+        // The event whose reactions are done, and whether it goes to the CRM after them.
+        let mut reacted: Option<(String, bool)> = None;
         // The event whose reactions failed, and how many times in a row.
         let mut reaction_failures: Option<(String, u32)> = None;
         // The head event and when this worker first tried it: an event is given up on only
@@ -279,39 +280,47 @@ impl Inner {
             };
             let msg = XmlMessage::parse(&head.event.message).unwrap_or_default();
             let label = event::label(&msg);
-            if reacted.as_deref() != Some(head.event.id.as_str()) {
-                if let Err(e) = self.react(&config, a, &msg, &head.event).await {
-                    let tries = match &reaction_failures {
-                        Some((id, n)) if *id == head.event.id => n + 1,
-                        _ => 1,
-                    };
-                    // A store's failure (a revocation to keep) is waited out however long; a
-                    // provider step is given up on after its tries.
-                    if super::instruction::read(&msg).is_some() && tries >= INSTRUCTION_TRIES {
-                        tracing::error!(
-                            app,
-                            event = label,
-                            event_id = %head.event.id,
-                            tries,
-                            error = %e,
-                            "an instruction's own step failed every time: the event is delivered without it"
-                        );
-                    } else {
-                        self.warn(app, "reaction not done; retrying", &e);
-                        reaction_failures = Some((head.event.id.clone(), tries));
-                        self.renewing(app, &head, tokio::time::sleep(backoff(tries)))
-                            .await;
-                        continue;
+            if reacted.as_ref().map(|(id, _)| id.as_str()) != Some(head.event.id.as_str()) {
+                let mut forward = true;
+                match self.react(&config, a, &msg, &head.event).await {
+                    Ok(f) => forward = f,
+                    Err(e) => {
+                        let tries = match &reaction_failures {
+                            Some((id, n)) if *id == head.event.id => n + 1,
+                            _ => 1,
+                        };
+                        // A store's failure (a revocation to keep) is waited out however long; a
+                        // provider step is given up on after its tries.
+                        if super::instruction::read(&msg).is_some() && tries >= INSTRUCTION_TRIES {
+                            tracing::error!(
+                                app,
+                                event = label,
+                                event_id = %head.event.id,
+                                tries,
+                                error = %e,
+                                "an instruction's own step failed every time: the event is delivered without it"
+                            );
+                        } else {
+                            self.warn(app, "reaction not done; retrying", &e);
+                            reaction_failures = Some((head.event.id.clone(), tries));
+                            self.renewing(app, &head, tokio::time::sleep(backoff(tries)))
+                                .await;
+                            continue;
+                        }
                     }
                 }
                 reaction_failures = None;
-                reacted = Some(head.event.id.clone());
+                if !forward {
+                    tracing::info!(app, event = label, event_id = %head.event.id, "event acknowledged and not forwarded: a removal older than the corp's install");
+                }
+                reacted = Some((head.event.id.clone(), forward));
             }
+            let forward = reacted.as_ref().is_some_and(|(_, f)| *f);
             let cb = a.callback.as_ref().expect("filtered");
             let already = taken.as_ref().is_some_and(|(id, _)| *id == head.event.id);
             let attempt = match &cb.forward {
                 None => Attempt::Delivered,
-                Some(_) if already => Attempt::Delivered,
+                Some(_) if already || !forward => Attempt::Delivered,
                 Some(fwd) => {
                     // Not when the lease (or the event) has just gone to another instance:
                     // it delivers it.
@@ -395,7 +404,8 @@ impl Inner {
         }
     }
 
-    /// The reactions again, as of the same time as at the endpoint (idempotent). The error
+    /// The reactions again, as of the same time as at the endpoint (idempotent); `false`: the
+    /// event is not for the CRM after all (a removal older than the corp's install). The error
     /// says what failed: the store, or (an instruction's own step) WeCom.
     async fn react(
         &self,
@@ -403,7 +413,7 @@ impl Inner {
         app: &Arc<App>,
         msg: &XmlMessage,
         e: &Event,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let ttl = reactions::session_ttl(config);
         // The endpoint's time for the same event: applying twice changes nothing.
         let when = event::Moment::of(msg, e.queued_at / 1000);
@@ -421,7 +431,7 @@ impl Inner {
             Credentials::Suite { .. } => {
                 let provider = &self.callbacks.provider;
                 let Some(corp) = msg.get("ToUserName").filter(|c| !c.is_empty()) else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 match provider
                     .installs()
@@ -430,17 +440,17 @@ impl Inner {
                     .map_err(|e| e.to_string())?
                 {
                     Some(_) => corp.to_owned(),
-                    None => return Ok(()),
+                    None => return Ok(true),
                 }
             }
-            _ => return Ok(()),
+            _ => return Ok(true),
         };
         for r in event::reactions(&corp_id, msg) {
             reactions::apply(&*self.callbacks.store, &r, at, ttl)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Runs `work` on `head` while renewing the app's lease and saying that `head` is being

@@ -220,22 +220,27 @@ pub enum Failure {
     Retry(String),
 }
 
-/// What the delivery worker does before it forwards the instruction (see the module's note).
+/// What the delivery worker does before it forwards the instruction (see the module's note);
+/// `false`: the instruction is not forwarded.
 pub async fn before_delivery(
     provider: &Provider,
     app: &Arc<App>,
     ins: &Instruction,
     when: Moment,
     session_ttl_secs: u64,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     match ins {
-        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, when).await,
+        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, when)
+            .await
+            .map(|()| true),
         Instruction::ChangeAuth { corp_id } => {
             refresh_apart(provider, app, corp_id).await;
-            Ok(())
+            Ok(true)
         }
+        // A removal found older than the corp's install only now (the reinstall's exchange
+        // still ran when it arrived) is not the CRM's either.
         Instruction::CancelAuth { corp_id } => cancel(
             provider.installs(),
             store,
@@ -245,9 +250,9 @@ pub async fn before_delivery(
             session_ttl_secs,
         )
         .await
-        .map(|_| ())
+        .map(|c| c != Cancel::Stale)
         .map_err(retry),
-        Instruction::SuiteTicket(_) | Instruction::Other => Ok(()),
+        Instruction::SuiteTicket(_) | Instruction::Other => Ok(true),
     }
 }
 

@@ -888,3 +888,34 @@ async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinsta
         .wait_log("a removal older than the corp's install: the install stays");
     assert!(s.forwarded("cancel_auth").is_empty());
 }
+
+/// The same late removal arriving while the reinstall's exchange still runs: queued then (no
+/// newer install was kept yet), found older than the reinstall when the delivery worker reaches
+/// it, and acknowledged without reaching the CRM.
+#[tokio::test]
+async fn a_late_cancel_auth_queued_during_the_reinstalls_exchange_is_not_forwarded() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.advance("10s").await;
+    let held = s
+        .control(
+            "/_emulator/suites/cancel-auth",
+            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
+        )
+        .await;
+    s.advance("10s").await;
+    s.install_while_the_exchange_is_slow(CORP_A).await;
+    s.control(
+        "/_emulator/callbacks",
+        serde_json::json!({"app": "saas", "xml": held["xml"]}),
+    )
+    .await;
+    s.wait_forwarded("create_auth", 2).await;
+    s.gw()
+        .wait_log("a removal older than the corp's install: the install stays");
+    s.gw()
+        .wait_log("event acknowledged and not forwarded: a removal older than the corp's install");
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    assert!(s.forwarded("cancel_auth").is_empty());
+}
