@@ -220,11 +220,17 @@ fn caller_of(
     given: Option<&[u8]>,
 ) -> Result<Caller, Failure> {
     let Some(key) = key else {
-        return Ok(if peer.is_some_and(|ip| ip.is_loopback()) {
-            Caller::FrontProxy
-        } else {
-            Caller::Unknown
-        });
+        // `::ffff:127.0.0.1` too: what a dual-stack listener (`[::]:8080`) reports.
+        if peer.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+            return Ok(Caller::FrontProxy);
+        }
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "a forward-auth check from a peer not on loopback, without [server].forward_auth_key:                  it gets the identity but not X-Gateway-Cookie / X-Gateway-Authorization (a front                  proxy elsewhere needs the key in its check's address, ?key=...)"
+            );
+        }
+        return Ok(Caller::Unknown);
     };
     let given = String::from_utf8_lossy(given.unwrap_or_default());
     if crate::qyapi::handle::same_secret(&given, key) {
@@ -464,6 +470,11 @@ mod tests {
             Ok(Caller::Unknown)
         ));
         assert!(matches!(caller_of(None, None, None), Ok(Caller::Unknown)));
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(matches!(
+            caller_of(Some(mapped), None, None),
+            Ok(Caller::FrontProxy)
+        ));
         // A key configured: it decides, wherever the check comes from.
         let given = Some(key.as_bytes());
         assert!(matches!(
