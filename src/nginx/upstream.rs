@@ -75,17 +75,20 @@ pub fn request(req: &mut RequestHeader, flight: Option<&Flight>) -> Result<bool>
         return Ok(true);
     };
     let p = &f.proxy;
-    // nginx never read them (`underscores_in_headers off`, its default).
-    if f.rules.server.drops_underscored_headers()
-        && req.headers.keys().any(|k| k.as_str().contains('_'))
-    {
-        let underscored: Vec<http::HeaderName> = req
-            .headers
-            .keys()
-            .filter(|k| k.as_str().contains('_'))
-            .cloned()
-            .collect();
-        for name in underscored {
+    // nginx never read them (`ignore_invalid_headers on`, its default): a name with a byte
+    // other than a letter, a digit, `-`, or `_` where `underscores_in_headers on` allows it.
+    // (`X.Forwarded.For` would reach a PHP CRM as `HTTP_X_FORWARDED_FOR` beside the real one.)
+    let server = &f.rules.server;
+    let underscores = !server.drops_underscored_headers();
+    let invalid = |k: &http::HeaderName| {
+        !k.as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'))
+    };
+    if server.drops_invalid_headers() && req.headers.keys().any(invalid) {
+        let names: Vec<http::HeaderName> =
+            req.headers.keys().filter(|k| invalid(k)).cloned().collect();
+        for name in names {
             req.remove_header(&name);
         }
     }

@@ -609,9 +609,10 @@ pub const GROUPS: &[Group] = &[
         body: "location /p/ { proxy_pass http://{{UP}}; }\n\
                location = /v { return 200 \"[$http_x_under]\"; }",
         toml: None,
-        up_headers: &["host", "x_under", "x-dash"],
+        up_headers: &["host", "x_under", "x-dash", "x.dot"],
         requests: &[
             "GET /p/a | X_Under: 1 | X-Dash: 2",
+            "GET /p/a | X.Dot: 3 | X-Dash: 2",
             "GET /v | X_Under: 1",
             "GET /v | X-Under: 2",
         ],
@@ -623,9 +624,10 @@ pub const GROUPS: &[Group] = &[
                location /p/ { proxy_pass http://{{UP}}; }\n\
                location = /v { return 200 \"[$http_x_under]\"; }",
         toml: None,
-        up_headers: &["host", "x_under", "x-dash"],
+        up_headers: &["host", "x_under", "x-dash", "x.dot"],
         requests: &[
             "GET /p/a | X_Under: 1 | X-Dash: 2",
+            "GET /p/a | X.Dot: 3 | X_Under: 1",
             "GET /v | X_Under: 1",
             "GET /v | X-Under: 2",
         ],
@@ -636,8 +638,8 @@ pub const GROUPS: &[Group] = &[
         body: "ignore_invalid_headers off;\n\
                location /p/ { proxy_pass http://{{UP}}; }",
         toml: None,
-        up_headers: &["host", "x_under"],
-        requests: &["GET /p/a | X_Under: 1"],
+        up_headers: &["host", "x_under", "x.dot"],
+        requests: &["GET /p/a | X_Under: 1", "GET /p/a | X.Dot: 3"],
     },
     // `proxy_hide_header`: the upstream's header is not passed on; a level with its own
     // replaces the inherited list. `gzip_http_version 1.0` compresses for HTTP/1.0 clients

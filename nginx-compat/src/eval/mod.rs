@@ -414,6 +414,12 @@ impl Server {
         !s.underscores_in_headers && s.ignore_invalid_headers
     }
 
+    /// Whether nginx ignores a request header whose name is not letters, digits, `-` (and `_`
+    /// with `underscores_in_headers on`): `ignore_invalid_headers on`, its default.
+    pub fn drops_invalid_headers(&self) -> bool {
+        self.root.settings.ignore_invalid_headers
+    }
+
     /// The `Content-Type` of an answer nginx makes itself for a request in `st` (a `return`
     /// with a code below 400 or a text, a static file): [`Settings::content_type`] for the
     /// request's extension. None when the configuration wrote neither `types` nor
