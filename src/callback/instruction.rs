@@ -174,7 +174,7 @@ async fn cancel(
     when: Moment,
     session_ttl_secs: u64,
 ) -> Result<Cancel, StoreError> {
-    let _writing = installs.writing().await;
+    let _writing = installs.writing(corp_id).await;
     let newer = installs
         .kept(store, app, corp_id)
         .await?
@@ -488,7 +488,7 @@ async fn keep_until_stored(
     let mut failures = 0u32;
     loop {
         let attempt = async {
-            let _writing = installs.writing().await;
+            let _writing = installs.writing(&corp_id).await;
             let outcome = if removed_after(store, app, suite_id, &corp_id, when).await {
                 Kept::Removed
             } else if installs
@@ -649,7 +649,7 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
     }
     if install != corp.install {
         let installs = provider.installs();
-        let _writing = installs.writing().await;
+        let _writing = installs.writing(corp_id).await;
         // Removed or replaced while WeCom was asked: what was read is not brought back.
         if installs.kept(store, app, corp_id).await.map_err(retry)? != Some(corp.install.clone()) {
             tracing::info!(app = %app.name, corp_id, "install changed during its refresh: the refresh is dropped");

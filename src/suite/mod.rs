@@ -61,8 +61,9 @@ impl Corp {
 #[derive(Default)]
 pub struct Installs {
     corps: DashMap<(String, String), Arc<Corp>>,
-    /// Held by whatever reads a kept install and writes after it ([`Installs::writing`]).
-    writing: tokio::sync::Mutex<()>,
+    /// Held by whatever reads a kept install and writes after it ([`Installs::writing`]), one
+    /// per corp.
+    writing: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Installs {
@@ -119,11 +120,13 @@ impl Installs {
         corp
     }
 
-    /// Held while an install is read and then written (an exchange that must not replace a
-    /// newer install, a refresh that must not bring back a removed one) or removed: in this
-    /// process, one at a time. Installs are rare; they need no finer lock.
-    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writing.lock().await
+    /// Held while a corp's install is read and then written (an exchange that must not replace
+    /// a newer install, a refresh that must not bring back a removed one) or removed: in this
+    /// process, one at a time per corp (other corps' go on: WeCom wants each `cancel_auth`
+    /// answered within a second). One small lock per corp ever seen, kept.
+    pub async fn writing(&self, corp_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.writing.entry(corp_id.to_owned()).or_default().clone();
+        lock.lock_owned().await
     }
 
     /// The install of `corp_id` as the store keeps it now (this process's copy aside).
