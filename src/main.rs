@@ -38,10 +38,11 @@ enum Command {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
     },
-    /// Emulator, demo CRM and gateway in one process.
+    /// Emulator, demo CRM and gateway in one process. Without `-c` and without a
+    /// `gateway.toml` in the current directory, the built-in demo configuration is used.
     Demo {
-        #[arg(short, long, default_value = "gateway.toml")]
-        config: PathBuf,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// As for `run`.
         #[arg(long)]
         ports_file: Option<PathBuf>,
@@ -85,7 +86,13 @@ fn run(command: Command) -> ExitCode {
             }
         },
         Command::Run { config, ports_file } => serve(config, ports_file, Mode::Run),
-        Command::Demo { config, ports_file } => serve(config, ports_file, Mode::Demo),
+        Command::Demo { config, ports_file } => match demo_config(config) {
+            Ok(config) => serve(config, ports_file, Mode::Demo),
+            Err(e) => {
+                logging::fatal(&e);
+                ExitCode::from(1)
+            }
+        },
         Command::ImportNginx { file } => match wecom_gateway::import_nginx::import(&file) {
             Ok(i) => {
                 print!("{}", i.toml);
@@ -104,6 +111,31 @@ fn run(command: Command) -> ExitCode {
             }
         },
     }
+}
+
+/// The repository's demo configuration, built in: it names no file, only loopback addresses.
+const BUILT_IN_DEMO: &str = include_str!("../gateway.toml");
+
+/// `demo`'s configuration: the one named, else `./gateway.toml`, else the built-in one, written
+/// to a directory of its own (a reload reads the file again).
+fn demo_config(named: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = named {
+        return Ok(p);
+    }
+    let here = PathBuf::from("gateway.toml");
+    if here.exists() {
+        return Ok(here);
+    }
+    let dir = std::env::temp_dir().join(format!("wecom-gateway-demo-{}", std::process::id()));
+    let path = dir.join("gateway.toml");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, BUILT_IN_DEMO))
+        .map_err(|e| format!("wecom-gateway demo: cannot write {}: {e}", path.display()))?;
+    eprintln!(
+        "no gateway.toml here: the built-in demo configuration is used ({})",
+        path.display()
+    );
+    Ok(path)
 }
 
 enum Mode {
@@ -153,5 +185,28 @@ fn serve(config: PathBuf, ports_file: Option<PathBuf>, mode: Mode) -> ExitCode {
             logging::fatal(&format!("wecom-gateway: {e}"));
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `wecom-gateway demo` where there is no `gateway.toml` (a binary installed on its own)
+    /// runs the built-in demo configuration, which loads as it is. (Each test runs in its own
+    /// process under nextest, so the working directory is this test's.)
+    #[test]
+    fn demo_without_a_config_here_uses_the_built_in_one() {
+        let dir = std::env::temp_dir().join(format!("wgw-demo-cwd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::env::set_current_dir(&dir).unwrap();
+        let path = demo_config(None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), BUILT_IN_DEMO);
+        lifecycle::load(&path).unwrap();
+        // Named, or present here: that one.
+        let named = PathBuf::from("/elsewhere/x.toml");
+        assert_eq!(demo_config(Some(named.clone())).unwrap(), named);
+        std::fs::write(dir.join("gateway.toml"), "x").unwrap();
+        assert_eq!(demo_config(None).unwrap(), PathBuf::from("gateway.toml"));
     }
 }
