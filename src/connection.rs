@@ -174,13 +174,21 @@ pub fn effective_max_connections(server: &ServerSettings) -> usize {
     let limit = raise_fd_limit();
     let usable = limit.saturating_sub(FD_RESERVE).max(1);
     if (max_connections as u64) > usable {
-        // A limit nobody wrote (the default) is only said, not warned about at every start.
+        // A limit nobody wrote (the default) is only said, not warned about at every start,
+        // unless what is left would not serve a site (a `ulimit -n` of 1024 leaves 768; one
+        // of 256 left a single connection, said at info).
         if server.max_connections_written {
             tracing::warn!(
                 max_connections,
                 open_files_limit = limit,
                 using = usable,
                 "server.max_connections is above what the open-files limit allows; raise `ulimit -n`"
+            );
+        } else if usable < 512 {
+            tracing::warn!(
+                open_files_limit = limit,
+                using = usable,
+                "public connections limited by the open-files limit to too few for a site; raise `ulimit -n` (LimitNOFILE= under systemd)"
             );
         } else {
             tracing::info!(

@@ -237,3 +237,13 @@ pub fn is_plain_id(v: &str) -> bool {
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@=+/:".contains(&b))
 }
+
+/// Secret comparison that takes the same time wherever the strings differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    use sha2::Digest;
+    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}

@@ -247,6 +247,8 @@ fn a_burst_past_the_limit_leaves_the_admin_listener_its_descriptors() {
         up.url()
     );
     let gw = Gateway::start_config(&config, &[(common::NOFILE, "512")], &[]);
+    // 256 connections are too few for a site: said as a warning, with what to do.
+    gw.wait_log("WARN public connections limited by the open-files limit to too few");
     let addr = gw.addr();
     let done = Arc::new(AtomicBool::new(false));
     let burst = {

@@ -1,6 +1,7 @@
 //! A received callback as the queue keeps it, and what can be read off it without I/O: its
 //! metric label, its de-duplication key and what the gateway itself must do about it.
 
+use crate::suite::install::Moment;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wecom_api::{XmlMessage, XmlValue};
@@ -160,38 +161,15 @@ pub fn acted_at(msg: &XmlMessage, received: u64) -> u64 {
     })
 }
 
-/// When an event happened, as the gateway orders two of them: `at` on this machine's clock
-/// ([`acted_at`]; what sessions, issued on this clock, are compared with), and `wecom`, WeCom's
-/// own time when the message tells one. Two instructions of a suite (an install, a removal) are
-/// ordered by WeCom's times, one clock for both: `at` keeps arrival order for events less than
-/// a minute late, and a removal WeCom sent again 20 s late must not pass the reinstall made in
-/// between.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moment {
-    pub at: u64,
-    pub wecom: Option<u64>,
-}
-
-impl Moment {
-    /// WeCom's time is taken as it says up to a minute past `received` (its clock may run
-    /// that far ahead): a message dated later (a millisecond time, a key holder's forgery)
-    /// would outrank every message of the years until then.
-    pub fn of(msg: &XmlMessage, received: u64) -> Moment {
-        let latest = received.saturating_add(CLOCK_ALLOWANCE_SECS);
-        Moment {
-            at: acted_at(msg, received),
-            wecom: wecom_time(msg).map(|t| t.min(latest)),
-        }
-    }
-
-    /// Did `self` happen after `other`? By WeCom's times when both have one and they differ;
-    /// otherwise by `at` (one second cannot tell two of WeCom's steps apart: the one that
-    /// reached the gateway later is the later one).
-    pub fn after(&self, other: &Moment) -> bool {
-        match (self.wecom, other.wecom) {
-            (Some(a), Some(b)) if a != b => a > b,
-            _ => self.at > other.at,
-        }
+/// When the event of `msg` happened ([`Moment`]): as of `received` on this machine's clock, and
+/// WeCom's own time taken as it says up to a minute past `received` (its clock may run that far
+/// ahead): a message dated later (a millisecond time, a key holder's forgery) would outrank
+/// every message of the years until then.
+pub fn moment(msg: &XmlMessage, received: u64) -> Moment {
+    let latest = received.saturating_add(CLOCK_ALLOWANCE_SECS);
+    Moment {
+        at: acted_at(msg, received),
+        wecom: wecom_time(msg).map(|t| t.min(latest)),
     }
 }
 
@@ -256,7 +234,7 @@ mod tests {
         let at = |received, ts: Option<&str>| {
             let mut pairs = vec![("InfoType", "cancel_auth")];
             pairs.extend(ts.map(|t| ("TimeStamp", t)));
-            Moment::of(&msg(&pairs), received)
+            moment(&msg(&pairs), received)
         };
         // A removal of 1010 arriving at 1030, after a reinstall of 1020 that arrived at once.
         let removal = at(1030, Some("1010"));

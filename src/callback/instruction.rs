@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wecom_api::{suite_ticket_key, ApiRequest, Store, StoreError, SuiteTicket, XmlMessage};
 
-use super::event::Moment;
 use crate::config::model::App;
 use crate::provider::{Provider, TokenKind};
+use crate::suite::install::Moment;
 use crate::suite::install::{self, Install, AUTH_CODE_RECORD, DURABLE};
 use crate::suite::{suite_of, Installs};
 

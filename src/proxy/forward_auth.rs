@@ -233,7 +233,7 @@ fn caller_of(
         return Ok(Caller::Unknown);
     };
     let given = String::from_utf8_lossy(given.unwrap_or_default());
-    if crate::qyapi::handle::same_secret(&given, key) {
+    if crate::domain::same_secret(&given, key) {
         Ok(Caller::FrontProxy)
     } else {
         Err(Failure::new(

@@ -26,7 +26,7 @@ pub struct Install {
     /// exchanges race; a `cancel_auth` removes only an older one).
     pub installed_at: u64,
     /// WeCom's own time of that `create_auth` (its `TimeStamp`), which orders the install
-    /// against a `cancel_auth` ([`crate::callback::event::Moment`]); none in installs kept
+    /// against a `cancel_auth` ([`Moment`]); none in installs kept
     /// before it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<u64>,
@@ -34,8 +34,8 @@ pub struct Install {
 
 impl Install {
     /// When the install happened.
-    pub fn moment(&self) -> crate::callback::event::Moment {
-        crate::callback::event::Moment {
+    pub fn moment(&self) -> Moment {
+        Moment {
             at: self.installed_at,
             wecom: self.created,
         }
@@ -50,6 +50,30 @@ impl std::fmt::Debug for Install {
             .field("installed_at", &self.installed_at)
             .field("created", &self.created)
             .finish_non_exhaustive()
+    }
+}
+
+/// When an event happened, as the gateway orders two of them: `at` on this machine's clock
+/// (what sessions, issued on this clock, are compared with), and `wecom`, WeCom's own time when
+/// the message tells one (the callback module's `event::moment` reads both). Two instructions of a
+/// suite (an install, a removal) are ordered by WeCom's times, one clock for both: `at` keeps
+/// arrival order for events less than a minute late, and a removal WeCom sent again 20 s late
+/// must not pass the reinstall made in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moment {
+    pub at: u64,
+    pub wecom: Option<u64>,
+}
+
+impl Moment {
+    /// Did `self` happen after `other`? By WeCom's times when both have one and they differ;
+    /// otherwise by `at` (one second cannot tell two of WeCom's steps apart: the one that
+    /// reached the gateway later is the later one).
+    pub fn after(&self, other: &Moment) -> bool {
+        match (self.wecom, other.wecom) {
+            (Some(a), Some(b)) if a != b => a > b,
+            _ => self.at > other.at,
+        }
     }
 }
 

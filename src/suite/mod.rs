@@ -166,7 +166,7 @@ impl Installs {
         store: &dyn Store,
         app: &App,
         corp_id: &str,
-        removed: crate::callback::event::Moment,
+        removed: install::Moment,
     ) -> Result<bool, StoreError> {
         let Some(corp) = self.corp(store, app, corp_id).await? else {
             return Ok(false);
