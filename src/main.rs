@@ -87,7 +87,13 @@ fn run(command: Command) -> ExitCode {
         },
         Command::Run { config, ports_file } => serve(config, ports_file, Mode::Run),
         Command::Demo { config, ports_file } => match demo_config(config) {
-            Ok(config) => serve(config, ports_file, Mode::Demo),
+            Ok((config, written)) => {
+                let code = serve(config, ports_file, Mode::Demo);
+                if let Some(dir) = written {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                code
+            }
             Err(e) => {
                 logging::fatal(&e);
                 ExitCode::from(1)
@@ -117,25 +123,36 @@ fn run(command: Command) -> ExitCode {
 const BUILT_IN_DEMO: &str = include_str!("../gateway.toml");
 
 /// `demo`'s configuration: the one named, else `./gateway.toml`, else the built-in one, written
-/// to a directory of its own (a reload reads the file again).
-fn demo_config(named: Option<PathBuf>) -> Result<PathBuf, String> {
+/// to a directory of its own (a reload reads the file again): made new with an unguessable
+/// name, only this user's, never one that was there (another user's directory, a symlink).
+/// The second value is that directory, to remove once the demo ends.
+fn demo_config(named: Option<PathBuf>) -> Result<(PathBuf, Option<PathBuf>), String> {
     if let Some(p) = named {
-        return Ok(p);
+        return Ok((p, None));
     }
     let here = PathBuf::from("gateway.toml");
     if here.exists() {
-        return Ok(here);
+        return Ok((here, None));
     }
-    let dir = std::env::temp_dir().join(format!("wecom-gateway-demo-{}", std::process::id()));
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir =
+        std::env::temp_dir().join(format!("wecom-gateway-demo-{:016x}", rand::random::<u64>()));
     let path = dir.join("gateway.toml");
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&path, BUILT_IN_DEMO))
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+        })
+        .and_then(|mut f| f.write_all(BUILT_IN_DEMO.as_bytes()))
         .map_err(|e| format!("wecom-gateway demo: cannot write {}: {e}", path.display()))?;
-    eprintln!(
-        "no gateway.toml here: the built-in demo configuration is used ({})",
-        path.display()
-    );
-    Ok(path)
+    tracing::info!(config = %path.display(), "no gateway.toml here: the built-in demo configuration is used");
+    Ok((path, Some(dir)))
 }
 
 enum Mode {
@@ -200,13 +217,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wgw-demo-cwd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::env::set_current_dir(&dir).unwrap();
-        let path = demo_config(None).unwrap();
+        let (path, written) = demo_config(None).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), BUILT_IN_DEMO);
         lifecycle::load(&path).unwrap();
+        // A directory of its own, only this user's, named unguessably.
+        let written = written.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&written).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let (again, other) = demo_config(None).unwrap();
+        assert_ne!(again, path);
+        for d in [written, other.unwrap()] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
         // Named, or present here: that one.
         let named = PathBuf::from("/elsewhere/x.toml");
-        assert_eq!(demo_config(Some(named.clone())).unwrap(), named);
+        assert_eq!(demo_config(Some(named.clone())).unwrap(), (named, None));
         std::fs::write(dir.join("gateway.toml"), "x").unwrap();
-        assert_eq!(demo_config(None).unwrap(), PathBuf::from("gateway.toml"));
+        assert_eq!(
+            demo_config(None).unwrap(),
+            (PathBuf::from("gateway.toml"), None)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -97,6 +97,14 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
         h.remove_header(&http::header::CONTENT_LENGTH);
         h.remove_header(&http::header::ACCEPT_RANGES);
         weak_etag(h);
+        // As on the GET: a compressed answer always says it varies (the engine's module adds
+        // it even with `gzip_vary off`), so a cache does not keep the HEAD for both.
+        if !varies_on_encoding(h) {
+            let _ = h.append_header(
+                http::header::VARY,
+                http::HeaderValue::from_static("Accept-Encoding"),
+            );
+        }
         let _ = h.insert_header(
             http::header::CONTENT_ENCODING,
             http::HeaderValue::from_static("gzip"),

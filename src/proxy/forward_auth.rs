@@ -227,7 +227,9 @@ fn caller_of(
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
-                "a forward-auth check from a peer not on loopback, without [server].forward_auth_key:                  it gets the identity but not X-Gateway-Cookie / X-Gateway-Authorization (a front                  proxy elsewhere needs the key in its check's address, ?key=...)"
+                "a forward-auth check from a peer not on loopback, without [server].forward_auth_key: \
+                 it gets the identity but not X-Gateway-Cookie / X-Gateway-Authorization (a \
+                 front proxy elsewhere needs the key in its check's address, ?key=...)"
             );
         }
         return Ok(Caller::Unknown);
