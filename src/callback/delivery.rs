@@ -416,7 +416,7 @@ impl Inner {
     ) -> Result<bool, String> {
         let ttl = reactions::session_ttl(config);
         // The endpoint's time for the same event: applying twice changes nothing.
-        let when = event::moment(msg, e.queued_at / 1000);
+        let when = event::moment(msg, e.queued_at);
         let at = when.at;
         if let Some(ins) = super::instruction::read(msg) {
             let provider = &self.callbacks.provider;

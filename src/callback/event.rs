@@ -165,11 +165,13 @@ pub fn acted_at(msg: &XmlMessage, received: u64) -> u64 {
 /// WeCom's own time taken as it says up to a minute past `received` (its clock may run that far
 /// ahead): a message dated later (a millisecond time, a key holder's forgery) would outrank
 /// every message of the years until then.
-pub fn moment(msg: &XmlMessage, received: u64) -> Moment {
+pub fn moment(msg: &XmlMessage, received_ms: u64) -> Moment {
+    let received = received_ms / 1000;
     let latest = received.saturating_add(CLOCK_ALLOWANCE_SECS);
     Moment {
         at: acted_at(msg, received),
         wecom: wecom_time(msg).map(|t| t.min(latest)),
+        received_ms,
     }
 }
 
@@ -234,7 +236,7 @@ mod tests {
         let at = |received, ts: Option<&str>| {
             let mut pairs = vec![("InfoType", "cancel_auth")];
             pairs.extend(ts.map(|t| ("TimeStamp", t)));
-            moment(&msg(&pairs), received)
+            moment(&msg(&pairs), received * 1000)
         };
         // A removal of 1010 arriving at 1030, after a reinstall of 1020 that arrived at once.
         let removal = at(1030, Some("1010"));

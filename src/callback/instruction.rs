@@ -147,7 +147,8 @@ pub async fn at_endpoint(
             .await?;
             // The CRM heard of the install since; told of the removal after it, it would take
             // the corp away while the gateway serves it.
-            Ok((c == Cancel::Stale).then_some("stale"))
+            // Kept already, its `create_auth` came first: the CRM hears the install before this.
+            Ok(matches!(c, Cancel::Stale { .. }).then_some("stale"))
         }
         _ => Ok(None),
     }
@@ -159,8 +160,11 @@ enum Cancel {
     Removed,
     /// No install to remove (applied already, or the corp never installed).
     Nothing,
-    /// The corp installed the app again after this removal: the install stays.
-    Stale,
+    /// The corp installed the app again after this removal: the install stays. With when that
+    /// install's `create_auth` reached the gateway, if known.
+    Stale {
+        install_arrived_ms: Option<u64>,
+    },
 }
 
 /// `cancel_auth` as of `when` ([`Moment`]): the corp's install (if it was there then: a
@@ -204,7 +208,9 @@ async fn cancel(
     }
     if newer.is_some() {
         tracing::warn!(app = %app.name, corp_id, "a removal older than the corp's install: the install stays");
-        return Ok(Cancel::Stale);
+        return Ok(Cancel::Stale {
+            install_arrived_ms: newer.and_then(|i| i.arrived_ms),
+        });
     }
     if installs.remove(store, app, corp_id, when).await? {
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
@@ -240,7 +246,10 @@ pub async fn before_delivery(
             Ok(true)
         }
         // A removal found older than the corp's install only now (the reinstall's exchange
-        // still ran when it arrived) is not the CRM's either.
+        // still ran when it arrived) is not the CRM's either, when the reinstall's `create_auth`
+        // is ahead of it in the queue: the CRM heard of the install, and would then take the
+        // corp away. Behind it (queued while the CRM refused the removal), the CRM hears the
+        // removal and then the install, in the order they happened.
         Instruction::CancelAuth { corp_id } => cancel(
             provider.installs(),
             store,
@@ -250,7 +259,15 @@ pub async fn before_delivery(
             session_ttl_secs,
         )
         .await
-        .map(|c| c != Cancel::Stale)
+        .map(|c| match c {
+            Cancel::Stale {
+                install_arrived_ms: Some(arrived),
+            } => arrived > when.received_ms,
+            Cancel::Stale {
+                install_arrived_ms: None,
+            } => false,
+            Cancel::Removed | Cancel::Nothing => true,
+        })
         .map_err(retry),
         Instruction::SuiteTicket(_) | Instruction::Other => Ok(true),
     }
@@ -420,6 +437,7 @@ async fn exchange(
         permanent_code: exchanged.permanent_code,
         installed_at: when.at,
         created: when.wecom,
+        arrived_ms: Some(when.received_ms),
     };
     let corp_id = install.corp_id.clone();
     match keep_until_stored(provider, app, suite_id, install, &record).await {
@@ -463,6 +481,7 @@ async fn removed_after(
     let removal = Moment {
         at,
         wecom: crate::revocation::revoked_at(store, &cancelled).await,
+        received_ms: 0,
     };
     removal.after(&when)
 }

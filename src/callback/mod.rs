@@ -131,7 +131,7 @@ impl Callbacks {
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();
-        let when = event::moment(&msg, received_ms / 1000);
+        let when = event::moment(&msg, received_ms);
         let at = when.at;
         let dedup = event::dedup_key(&msg);
         // A copy of a message already queued (WeCom's retry, or a captured request sent again

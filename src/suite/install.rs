@@ -30,6 +30,10 @@ pub struct Install {
     /// before it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<u64>,
+    /// When that `create_auth` reached the gateway (Unix ms): where it stands in the queue
+    /// against a removal's ([`Moment::received_ms`]); none in installs kept before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_ms: Option<u64>,
 }
 
 impl Install {
@@ -38,6 +42,7 @@ impl Install {
         Moment {
             at: self.installed_at,
             wecom: self.created,
+            received_ms: self.arrived_ms.unwrap_or(0),
         }
     }
 }
@@ -63,6 +68,9 @@ impl std::fmt::Debug for Install {
 pub struct Moment {
     pub at: u64,
     pub wecom: Option<u64>,
+    /// When the message reached the gateway (Unix ms): its place in the app's queue, which is
+    /// the order the CRM hears of events in. 0 where unknown.
+    pub received_ms: u64,
 }
 
 impl Moment {
@@ -208,6 +216,7 @@ mod tests {
             permanent_code: "PERMANENT".into(),
             installed_at: 0,
             created: None,
+            arrived_ms: None,
         };
         assert!(!format!("{i:?}").contains("PERMANENT"));
     }

@@ -919,3 +919,84 @@ async fn a_late_cancel_auth_queued_during_the_reinstalls_exchange_is_not_forward
     assert_eq!(agent_of(&s, CORP_A).await.0, 200);
     assert!(s.forwarded("cancel_auth").is_empty());
 }
+
+/// A removal the CRM refused for a while, then a reinstall: the removal is older than the
+/// install kept by the time the CRM takes events again, but stands before the reinstall's
+/// `create_auth` in the queue, so the CRM hears both, in the order they happened — whether or
+/// not the gateway was killed and started again in between (the decision is read from what is
+/// kept, not from what the worker remembered).
+async fn a_removal_the_crm_refused_reaches_it_before_the_reinstall(kill: bool) {
+    let mut s = Saas::start_with(Backend::Local, 0, 1, &[("WGW_TEST_FAST_RETRY", "1")]).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.crm
+        .state
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.control(
+        "/_emulator/suites/cancel-auth",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s
+        .crm
+        .attempts()
+        .iter()
+        .any(|r| r.body.contains("cancel_auth"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removal never tried"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.advance("10s").await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    // Waited for without blocking this runtime: the emulator answering the exchange runs on it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.gw().log().matches("corp installed the app").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reinstall was never kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if kill {
+        s.restart(true).await;
+    }
+    s.crm
+        .state
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    s.wait_forwarded("create_auth", 2).await;
+    let order: Vec<&str> = s
+        .crm
+        .taken()
+        .iter()
+        .filter_map(|r| {
+            ["create_auth", "cancel_auth"].into_iter().find(|t| {
+                r.body
+                    .contains(&format!("<InfoType><![CDATA[{t}]]></InfoType>"))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(order, ["create_auth", "cancel_auth", "create_auth"]);
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200, "the reinstall is served");
+}
+
+#[tokio::test]
+async fn a_removal_the_crm_refused_reaches_it_before_the_reinstall_without_a_restart() {
+    a_removal_the_crm_refused_reaches_it_before_the_reinstall(false).await;
+}
+
+#[tokio::test]
+async fn a_removal_the_crm_refused_reaches_it_before_the_reinstall_after_a_kill() {
+    a_removal_the_crm_refused_reaches_it_before_the_reinstall(true).await;
+}
