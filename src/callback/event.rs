@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn two_instructions_are_ordered_by_wecoms_times_and_by_arrival_without_them() {
-        let at = |received, ts: Option<&str>| {
+        let at = |received: u64, ts: Option<&str>| {
             let mut pairs = vec![("InfoType", "cancel_auth")];
             pairs.extend(ts.map(|t| ("TimeStamp", t)));
             moment(&msg(&pairs), received * 1000)
