@@ -565,6 +565,49 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
     );
 }
 
+/// The same page answered 200 is no success either; and an error answer quoting the URL it
+/// was called with reaches the caller without the injected token (the caller never holds one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_the_token() {
+    use axum::routing::get;
+    let app = common::made_up::wecom()
+        .route(
+            "/cgi-bin/user/get",
+            get(|| async { ([("content-type", "text/html")], "<html>busy</html>") }),
+        )
+        .route(
+            "/cgi-bin/department/list",
+            get(|uri: axum::http::Uri| async move {
+                axum::Json(json!({
+                    "errcode": 40014,
+                    "errmsg": format!("invalid access_token, called {uri}"),
+                }))
+            }),
+        );
+    let (w, _) = with_provider(app).await;
+    let qyapi = w.gw().qyapi_port.unwrap();
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{qyapi}/cap/cgi-bin/user/get?userid=a"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.text().await.unwrap(), "<html>busy</html>");
+    w.gw()
+        .wait_metric(
+            r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="cap",errcode="bad_answer"} 1"#,
+        )
+        .await;
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{qyapi}/cap/cgi-bin/department/list"
+    ))
+    .await
+    .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("40014"), "{text}");
+    assert!(text.contains("access_token=***"), "{text}");
+    assert!(!text.contains("access_token=T"), "{text}");
+}
+
 /// A graceful stop waits for qyapi calls as for the public listener's requests: a CRM back
 /// end's call under way at a deploy finishes (the process left 50 ms after SIGTERM, cutting it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

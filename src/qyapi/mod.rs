@@ -354,6 +354,7 @@ impl Qyapi {
                 // is passed back as it came, but counted as what it is, never as a success.
                 errcode: if (resp.errcode == 0 && !(200..300).contains(&resp.status))
                     || resp.errcode == wecom_api::UNREADABLE_ERRCODE
+                    || (resp.errcode == 0 && is_html(&resp))
                 {
                     Errcode::Failed("bad_answer")
                 } else {
@@ -432,9 +433,30 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
         .headers
         .into_iter()
         .filter(|(n, _)| request::forwarded_response_header(n.as_str()));
-    // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes.
-    framed(resp.status, headers, Vec::from(resp.body), rid)
+    // An error answer quoting the URL it was called with would hand the injected token to
+    // the caller, which never holds one: such a (short) answer is passed back redacted.
+    let body = match std::str::from_utf8(&resp.body) {
+        Ok(text) if resp.errcode != 0 && text.len() <= ERROR_ANSWER_REDACTED => {
+            match crate::redact::redact(text) {
+                std::borrow::Cow::Owned(clean) => clean.into_bytes(),
+                std::borrow::Cow::Borrowed(_) => Vec::from(resp.body),
+            }
+        }
+        // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes.
+        _ => Vec::from(resp.body),
+    };
+    framed(resp.status, headers, body, rid)
 }
+
+/// An HTML page (an error page of WeCom's front, answered 200): no API answer at all.
+fn is_html(resp: &ApiResponse) -> bool {
+    resp.headers
+        .iter()
+        .any(|(n, v)| n == http::header::CONTENT_TYPE && v.as_bytes().starts_with(b"text/html"))
+}
+
+/// WeCom's error answers are a line of JSON; longer ones are passed back as they are.
+const ERROR_ANSWER_REDACTED: usize = 16 * 1024;
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer.
