@@ -117,6 +117,25 @@ async fn post_bodies_arrive_intact_on_the_retry() {
     let (_, by) = w.calls_by_errcode("/cgi-bin/media/upload").await;
     assert_eq!(by, json!({"0": 1, "42001": 1}));
     assert_eq!(w.gettokens().await, 3, "one gettoken per expiry");
+
+    // A file of a real photo's size (past axum's 2 MiB default the emulator once kept).
+    let photo: Vec<u8> = (0..=255u8).cycle().take(3_000_000).collect();
+    let form = reqwest::multipart::Form::new().part(
+        "media",
+        reqwest::multipart::Part::bytes(photo)
+            .file_name("photo.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let r = w
+        .http
+        .post(w.qyapi(&format!("/cgi-bin/media/upload?access_token={h}&type=file")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

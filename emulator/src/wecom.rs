@@ -25,9 +25,17 @@ pub fn routes() -> Router<EmulatorState> {
         .route("/cgi-bin/auth/getuserdetail", post(getuserdetail))
         .route("/cgi-bin/externalcontact/get", get(external_contact))
         .route("/cgi-bin/message/send", post(message_send))
-        .route("/cgi-bin/media/upload", post(media_upload))
+        // WeCom takes files up to 20 MB (images and voice less; checked by type there): not
+        // axum's 2 MiB default.
+        .route(
+            "/cgi-bin/media/upload",
+            post(media_upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_MAX)),
+        )
         .route("/cgi-bin/miniprogram/jscode2session", get(jscode2session))
 }
+
+/// The largest media WeCom takes (a `file`), with room for the multipart framing.
+const MEDIA_MAX: usize = 20 * 1024 * 1024 + 64 * 1024;
 
 fn p<'a>(q: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
     q.get(key).map(String::as_str)
