@@ -684,3 +684,36 @@ async fn retries_stop_once_the_call_has_taken_its_budget() {
     // past the budget.
     assert_eq!(w.calls("/cgi-bin/user/get").await - before, 3);
 }
+
+/// An upload refused before its body was read (a handle gone stale, an unknown prefix): the
+/// rest of the body is read off, so the caller gets the errcode that tells it what to do
+/// instead of a broken pipe (the connection closed on data still arriving was reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_gets_its_answer_not_a_reset() {
+    let w = world().await;
+    let port = w.gw().qyapi_port.unwrap();
+    for path in [
+        "/cgi-bin/media/upload?type=file&access_token=wgw1.crm.00",
+        "/nope/cgi-bin/media/upload?type=file",
+    ] {
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let body = vec![b'x'; 8 * 1024 * 1024];
+            write!(
+                s,
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            s.write_all(&body).expect("the whole upload is taken");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        assert!(answer.contains("errcode"), "{path}: {answer}");
+    }
+}

@@ -129,6 +129,23 @@ impl ServeHttp for Qyapi {
         };
         let config = crate::config::Snapshot::of(&self.config);
         let outcome = self.serve(session, &config, &rid).await;
+        // Answered without reading the body (a refusal: an unknown prefix, a stale handle, no
+        // app): the rest of an upload still on its way would make the close a reset, and the
+        // caller would see a broken pipe instead of the errcode that tells it what to do (fetch
+        // a new handle). Read off, within bounds, for the networks allowed to call.
+        let allowed_peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| allowed(&config.server.qyapi_allow, a.ip()));
+        // A client that waits for `100 Continue` sends nothing more: nothing to read off.
+        let waits = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if allowed_peer && !waits && !session.is_body_done() {
+            drain(session).await;
+        }
         let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
             let errcode = match outcome.errcode {
@@ -368,6 +385,24 @@ impl Qyapi {
         }
     }
 }
+
+/// Reads and drops what is left of the request body: at most [`MAX_BODY`], for at most
+/// [`DRAIN_FOR`].
+async fn drain(session: &mut ServerSession) {
+    let mut left = MAX_BODY;
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            left = match left.checked_sub(chunk.len()) {
+                Some(l) => l,
+                None => break,
+            };
+        }
+    })
+    .await;
+}
+
+/// How long a refused call's unread body is read off before the connection closes.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn allowed(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
     let ip = match ip {
