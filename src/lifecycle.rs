@@ -46,6 +46,7 @@ impl ShutdownSignalWatch for StopSignals {
             let left = crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
             tracing::warn!(left, "stop: a second signal, stopping now");
             crate::logging::flush();
+            remove_left_behind();
             std::process::exit(0);
         });
         // The public listener's requests and the qyapi listener's calls.
@@ -66,9 +67,30 @@ impl ShutdownSignalWatch for StopSignals {
             }
             tracing::info!("stopped");
             crate::logging::flush();
+            remove_left_behind();
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Directories this run made for itself (`demo`'s built-in configuration), removed when it
+/// stops: the stop ends the process without returning to `main`.
+static LEFT_BEHIND: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes `dir` when the process stops (a stop signal, or `main` returning).
+pub fn remove_when_stopping(dir: std::path::PathBuf) {
+    LEFT_BEHIND
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir);
+}
+
+/// What [`remove_when_stopping`] was given, removed.
+pub fn remove_left_behind() {
+    let dirs = std::mem::take(&mut *LEFT_BEHIND.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
     }
 }
 

@@ -88,10 +88,11 @@ fn run(command: Command) -> ExitCode {
         Command::Run { config, ports_file } => serve(config, ports_file, Mode::Run),
         Command::Demo { config, ports_file } => match demo_config(config) {
             Ok((config, written)) => {
-                let code = serve(config, ports_file, Mode::Demo);
                 if let Some(dir) = written {
-                    let _ = std::fs::remove_dir_all(dir);
+                    lifecycle::remove_when_stopping(dir);
                 }
+                let code = serve(config, ports_file, Mode::Demo);
+                lifecycle::remove_left_behind();
                 code
             }
             Err(e) => {

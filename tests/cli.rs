@@ -614,3 +614,55 @@ fn a_table_written_twice_is_named_with_what_to_do() {
         "{stderr}"
     );
 }
+
+/// `demo` where there is no `gateway.toml` runs the built-in configuration from a directory of
+/// its own, and a stop signal (which ends the process without returning to `main`) removes it.
+/// (The built-in configuration's fixed ports: no other test binds them.)
+#[test]
+fn a_demo_on_its_built_in_configuration_leaves_no_directory_behind() {
+    let tmp = TempDir::new("demo-tmp");
+    let cwd = TempDir::new("demo-cwd");
+    let mut child = Command::new(bin())
+        .arg("demo")
+        .current_dir(cwd.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ours = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("wecom-gateway-demo-")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::http_get_status(9090, "/healthz") != Some(200) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the demo did not start (a port of the built-in configuration taken?)"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ours(), 1, "its configuration is written");
+    // SAFETY: kill only sends a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(ours(), 0, "removed when it stopped");
+}
