@@ -592,14 +592,22 @@ async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_t
     let app = common::made_up::wecom()
         .route(
             "/cgi-bin/user/get",
-            get(|| async { ([("content-type", "text/html")], "<html>busy</html>") }),
+            get(|uri: axum::http::Uri| async move {
+                (
+                    [("content-type", "text/html")],
+                    format!("<html>busy: {uri}</html>"),
+                )
+            }),
         )
         .route(
             "/cgi-bin/department/list",
             get(|uri: axum::http::Uri| async move {
                 axum::Json(json!({
                     "errcode": 40014,
-                    "errmsg": format!("invalid access_token, called {uri}"),
+                    "errmsg": format!(
+                        "invalid access_token {}, called {uri}, key: userid, hint: [7]",
+                        common::made_up::TOKEN
+                    ),
                 }))
             }),
         );
@@ -610,7 +618,9 @@ async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_t
     ))
     .await
     .unwrap();
-    assert_eq!(r.text().await.unwrap(), "<html>busy</html>");
+    let page = r.text().await.unwrap();
+    assert!(page.starts_with("<html>busy: /cgi-bin/user/get?"), "{page}");
+    assert!(!page.contains(common::made_up::TOKEN), "{page}");
     w.gw()
         .wait_metric(
             r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="cap",errcode="bad_answer"} 1"#,
@@ -624,7 +634,9 @@ async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_t
     let text = r.text().await.unwrap();
     assert!(text.contains("40014"), "{text}");
     assert!(text.contains("access_token=***"), "{text}");
-    assert!(!text.contains("access_token=T"), "{text}");
+    assert!(!text.contains(common::made_up::TOKEN), "{text}");
+    // The rest of WeCom's text as it wrote it: the hint its support asks for.
+    assert!(text.contains("key: userid, hint: [7]"), "{text}");
 }
 
 /// A graceful stop waits for qyapi calls as for the public listener's requests: a CRM back
@@ -715,5 +727,33 @@ async fn a_refused_upload_gets_its_answer_not_a_reset() {
         .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
         assert!(answer.contains("errcode"), "{path}: {answer}");
+    }
+}
+
+/// What is not read off: a body refused for its size (reading it is what the 413 saves), and
+/// the body of a client that waits for `100 Continue` (in any of its `Expect` fields) before
+/// sending it. Each is answered with nothing of the body sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_waits_for_a_body_it_need_not_read() {
+    let w = world().await;
+    let port = w.gw().qyapi_port.unwrap();
+    for head in [
+        "POST /cgi-bin/media/upload?type=file HTTP/1.1\r\nHost: x\r\nX-Gateway-App: crm\r\nContent-Length: 31457280\r\n\r\n",
+        "POST /nope/cgi-bin/media/upload HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nExpect: 100-continue\r\nContent-Length: 4096\r\n\r\n",
+    ] {
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+                .unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 "), "{head}: no answer without the body");
+        assert!(!answer.starts_with("HTTP/1.1 100"), "{head}: {answer}");
     }
 }

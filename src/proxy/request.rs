@@ -135,13 +135,16 @@ pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Un
         .unwrap_or(Err(Unread::Late))
 }
 
-/// An HTTP/1.1 request with `Expect: 100-continue`.
+/// An HTTP/1.1 request with `Expect: 100-continue` (in any of its `Expect` fields: nginx reads
+/// the last, a client adding its own `Expect: foo` first still waits).
 pub fn expects_continue(session: &pingora::protocols::http::ServerSession) -> bool {
     let h = session.req_header();
     h.version == http::Version::HTTP_11
-        && h.headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && h.headers.get_all(http::header::EXPECT).iter().any(|v| {
+            v.as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue")
+        })
 }
 
 /// `Expect: 100-continue` (HTTP/1.1): the client sends the body only once it has a `100

@@ -137,16 +137,13 @@ impl ServeHttp for Qyapi {
             .client_addr()
             .and_then(|a| a.as_inet())
             .is_some_and(|a| allowed(&config.server.qyapi_allow, a.ip()));
-        // A client that waits for `100 Continue` sends nothing more: nothing to read off.
-        let waits = session
-            .req_header()
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        if allowed_peer && !waits && !session.is_body_done() {
+        // A client that waits for `100 Continue` sends nothing more: nothing to read off. Nor
+        // after a 413, refused for its size: reading it is what the refusal saves.
+        let waits = crate::proxy::request::expects_continue(session);
+        let status = outcome.response.status().as_u16();
+        if allowed_peer && !waits && status != 413 && !session.is_body_done() {
             drain(session).await;
         }
-        let status = outcome.response.status().as_u16();
         if outcome.api != "-" {
             let errcode = match outcome.errcode {
                 Errcode::Code(e) => labels::errcode(e),
@@ -468,18 +465,9 @@ fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
         .headers
         .into_iter()
         .filter(|(n, _)| request::forwarded_response_header(n.as_str()));
-    // An error answer quoting the URL it was called with would hand the injected token to
-    // the caller, which never holds one: such a (short) answer is passed back redacted.
-    let body = match std::str::from_utf8(&resp.body) {
-        Ok(text) if resp.errcode != 0 && text.len() <= ERROR_ANSWER_REDACTED => {
-            match crate::redact::redact(text) {
-                std::borrow::Cow::Owned(clean) => clean.into_bytes(),
-                std::borrow::Cow::Borrowed(_) => Vec::from(resp.body),
-            }
-        }
-        // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes.
-        _ => Vec::from(resp.body),
-    };
+    // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes (the
+    // injected token, were it quoted, is already out: `wecom_api`'s HTTP layer takes it out).
+    let body = Vec::from(resp.body);
     framed(resp.status, headers, body, rid)
 }
 
@@ -489,9 +477,6 @@ fn is_html(resp: &ApiResponse) -> bool {
         .iter()
         .any(|(n, v)| n == http::header::CONTENT_TYPE && v.as_bytes().starts_with(b"text/html"))
 }
-
-/// WeCom's error answers are a line of JSON; longer ones are passed back as they are.
-const ERROR_ANSWER_REDACTED: usize = 16 * 1024;
 
 /// The token could not be had, or the provider could not be reached: the caller still gets
 /// one WeCom-shaped answer.

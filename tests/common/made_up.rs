@@ -3,13 +3,16 @@
 
 use serde_json::json;
 
-/// A router whose `gettoken` hands out the token `T`; the test adds its own routes.
+/// The access token of [`wecom`]: as long as a real one.
+pub const TOKEN: &str = "MadeUpAccessToken0123456789abcdef";
+
+/// A router whose `gettoken` hands out the token [`TOKEN`]; the test adds its own routes.
 pub fn wecom() -> axum::Router {
     axum::Router::new().route(
         "/cgi-bin/gettoken",
         axum::routing::get(|| async {
             axum::Json(
-                json!({"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200}),
+                json!({"errcode": 0, "errmsg": "ok", "access_token": TOKEN, "expires_in": 7200}),
             )
         }),
     )

@@ -176,6 +176,10 @@ impl Service<Attempt> for HttpService {
                 .await
                 .map_err(|_| ApiError::Timeout)??;
             let errcode = errcode_of(&body);
+            let body = match token {
+                Some((_, token)) => without(body, token),
+                None => body,
+            };
             Ok(Answered {
                 response: ApiResponse {
                     status: parts.status.as_u16(),
@@ -191,6 +195,25 @@ impl Service<Attempt> for HttpService {
             })
         })
     }
+}
+
+/// `body` without `token` in it: an answer quoting the URL it was called with (an error page,
+/// an errmsg) would hand the token to whoever the answer is passed on to, who never holds one.
+/// Its every occurrence becomes `***`; an answer without it is not copied.
+fn without(body: bytes::Bytes, token: &str) -> bytes::Bytes {
+    let token = token.as_bytes();
+    if token.len() < 8 || memchr::memmem::find(&body, token).is_none() {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = &body[..];
+    while let Some(i) = memchr::memmem::find(rest, token) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(b"***");
+        rest = &rest[i + token.len()..];
+    }
+    out.extend_from_slice(rest);
+    out.into()
 }
 
 /// What the stack's boxed errors were: a timeout, or the error a layer returned.
