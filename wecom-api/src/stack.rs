@@ -385,6 +385,22 @@ impl Policy<Attempt, Answered, BoxError> for RetryPolicy {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_answer_loses_the_token_it_quotes_and_nothing_else() {
+        let t = "TOKEN0123456789";
+        let body = bytes::Bytes::from(format!(
+            "{{\"errmsg\":\"bad {t} in /x?access_token={t}&k=1, hint: [7]\"}}"
+        ));
+        assert_eq!(
+            &without(body, t)[..],
+            &b"{\"errmsg\":\"bad *** in /x?access_token=***&k=1, hint: [7]\"}"[..]
+        );
+        let plain = bytes::Bytes::from_static(b"{\"errcode\":0,\"token\":\"other\"}");
+        assert_eq!(without(plain.clone(), t), plain);
+        // A token too short to be one (a test's) is not looked for.
+        assert_eq!(without(plain.clone(), "o"), plain);
+    }
     use super::*;
     use crate::observe::Unobserved;
 
