@@ -600,6 +600,15 @@ async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_t
             }),
         )
         .route(
+            "/cgi-bin/redir",
+            get(|uri: axum::http::Uri| async move {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", format!("https://login.example/?from={uri}"))],
+                )
+            }),
+        )
+        .route(
             "/cgi-bin/department/list",
             get(|uri: axum::http::Uri| async move {
                 axum::Json(json!({
@@ -637,6 +646,18 @@ async fn an_html_page_answered_200_is_no_success_and_an_error_never_hands_back_t
     assert!(!text.contains(common::made_up::TOKEN), "{text}");
     // The rest of WeCom's text as it wrote it: the hint its support asks for.
     assert!(text.contains("key: userid, hint: [7]"), "{text}");
+    // Nor in a header naming the URL called.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{qyapi}/cap/cgi-bin/redir"))
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("access_token=***"), "{location}");
+    assert!(!location.contains(common::made_up::TOKEN), "{location}");
 }
 
 /// A graceful stop waits for qyapi calls as for the public listener's requests: a CRM back

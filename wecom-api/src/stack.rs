@@ -176,18 +176,39 @@ impl Service<Attempt> for HttpService {
                 .await
                 .map_err(|_| ApiError::Timeout)??;
             let errcode = errcode_of(&body);
+            let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
             let body = match token {
-                Some((_, token)) => without(body, token),
+                Some((_, token)) => {
+                    // As written on the request line, and form-encoded (a token with `+`, `/`
+                    // or `=` is): an answer may quote either, and a header (a `Location`
+                    // naming the URL called) as well as the text.
+                    let encoded: String =
+                        url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+                    let forms = [token.as_bytes(), encoded.as_bytes()];
+                    for (_, v) in headers.iter_mut() {
+                        let clean = without(bytes::Bytes::copy_from_slice(v.as_bytes()), &forms);
+                        if clean != v.as_bytes() {
+                            if let Ok(c) = http::HeaderValue::from_maybe_shared(clean) {
+                                *v = c;
+                            }
+                        }
+                    }
+                    if is_text(&parts.headers) {
+                        without(body, &forms)
+                    } else {
+                        body
+                    }
+                }
                 None => body,
             };
             Ok(Answered {
                 response: ApiResponse {
                     status: parts.status.as_u16(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.clone(), v.clone()))
-                        .collect(),
+                    headers,
                     body,
                     errcode,
                 },
@@ -197,23 +218,40 @@ impl Service<Attempt> for HttpService {
     }
 }
 
-/// `body` without `token` in it: an answer quoting the URL it was called with (an error page,
-/// an errmsg) would hand the token to whoever the answer is passed on to, who never holds one.
-/// Its every occurrence becomes `***`; an answer without it is not copied.
-fn without(body: bytes::Bytes, token: &str) -> bytes::Bytes {
-    let token = token.as_bytes();
-    if token.len() < 8 || memchr::memmem::find(&body, token).is_none() {
-        return body;
+/// An answer an error would be written in (JSON, text, HTML, XML, or no type at all), not a
+/// file of `media/get` whose bytes are the caller's as they are.
+fn is_text(headers: &http::HeaderMap) -> bool {
+    let Some(t) = headers.get(http::header::CONTENT_TYPE) else {
+        return true;
+    };
+    let t = t.as_bytes().to_ascii_lowercase();
+    t.starts_with(b"text/")
+        || [&b"json"[..], b"xml", b"html", b"javascript"]
+            .iter()
+            .any(|k| memchr::memmem::find(&t, k).is_some())
+}
+
+/// `body` without the token in it (any of its `forms`): an answer quoting the URL it was
+/// called with (an error page, an errmsg) would hand the token to whoever the answer is passed
+/// on to, who never holds one. Its every occurrence becomes `***`; an answer without it is not
+/// copied.
+fn without(body: bytes::Bytes, forms: &[&[u8]]) -> bytes::Bytes {
+    let mut body = body;
+    for &token in forms {
+        if token.len() < 8 || memchr::memmem::find(&body, token).is_none() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(body.len());
+        let mut rest = &body[..];
+        while let Some(i) = memchr::memmem::find(rest, token) {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(b"***");
+            rest = &rest[i + token.len()..];
+        }
+        out.extend_from_slice(rest);
+        body = out.into();
     }
-    let mut out = Vec::with_capacity(body.len());
-    let mut rest = &body[..];
-    while let Some(i) = memchr::memmem::find(rest, token) {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(b"***");
-        rest = &rest[i + token.len()..];
-    }
-    out.extend_from_slice(rest);
-    out.into()
+    body
 }
 
 /// What the stack's boxed errors were: a timeout, or the error a layer returned.
@@ -393,13 +431,26 @@ mod tests {
             "{{\"errmsg\":\"bad {t} in /x?access_token={t}&k=1, hint: [7]\"}}"
         ));
         assert_eq!(
-            &without(body, t)[..],
+            &without(body, &[t.as_bytes()])[..],
             &b"{\"errmsg\":\"bad *** in /x?access_token=***&k=1, hint: [7]\"}"[..]
         );
         let plain = bytes::Bytes::from_static(b"{\"errcode\":0,\"token\":\"other\"}");
-        assert_eq!(without(plain.clone(), t), plain);
+        assert_eq!(without(plain.clone(), &[t.as_bytes()]), plain);
         // A token too short to be one (a test's) is not looked for.
-        assert_eq!(without(plain.clone(), "o"), plain);
+        assert_eq!(without(plain.clone(), &[b"o"]), plain);
+        // Its form-encoded spelling too.
+        let q = bytes::Bytes::from_static(b"called ?access_token=Tok%2Ben%2FWith%3DChars0");
+        let forms: [&[u8]; 2] = [b"Tok+en/With=Chars0", b"Tok%2Ben%2FWith%3DChars0"];
+        assert_eq!(&without(q, &forms)[..], &b"called ?access_token=***"[..]);
+        // A file's bytes are not text.
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, "image/jpeg".parse().unwrap());
+        assert!(!is_text(&h));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert!(is_text(&h));
     }
     use super::*;
     use crate::observe::Unobserved;
