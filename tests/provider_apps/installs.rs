@@ -296,6 +296,18 @@ async fn removed(s: &Saas, corp: &str) -> String {
     s.wait_forwarded("cancel_auth", before + 1).await[before].clone()
 }
 
+/// `corp` removes the suite app, and WeCom's sends of its `cancel_auth` are lost: the message,
+/// to deliver late.
+async fn held_cancel(s: &Saas, corp: &str) -> String {
+    let held = s
+        .control(
+            "/_emulator/suites/cancel-auth",
+            serde_json::json!({"suite_id": SUITE, "corp_id": corp, "held": true}),
+        )
+        .await;
+    held["xml"].as_str().unwrap().to_owned()
+}
+
 /// Corp A removes the app, installs it again `later`, and WeCom's `cancel_auth` is sent once
 /// more: the install made since stays, and the copy reaches the CRM no second time.
 async fn a_cancel_sent_again_after_a_reinstall(later: &str) {
@@ -353,13 +365,7 @@ async fn a_cancel_auth_arriving_after_the_reinstall_it_preceded_leaves_it_alone(
     s.install(CORP_A).await;
     let installed = timestamp(&s.forwarded("create_auth")[0]);
     s.advance("10s").await;
-    let held = s
-        .control(
-            "/_emulator/suites/cancel-auth",
-            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
-        )
-        .await;
-    let cancel = held["xml"].as_str().unwrap().to_owned();
+    let cancel = held_cancel(&s, CORP_A).await;
     assert_eq!(timestamp(&cancel), installed + 10);
     s.advance("10s").await;
     s.install(CORP_A).await;
@@ -857,19 +863,14 @@ async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinsta
     s.install(CORP_A).await;
     let mut before = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
     s.advance("10s").await;
-    let held = s
-        .control(
-            "/_emulator/suites/cancel-auth",
-            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
-        )
-        .await;
+    let held = held_cancel(&s, CORP_A).await;
     s.advance("10s").await;
     s.install(CORP_A).await;
     let mut after = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
     s.advance("10s").await;
     s.control(
         "/_emulator/callbacks",
-        serde_json::json!({"app": "saas", "xml": held["xml"]}),
+        serde_json::json!({"app": "saas", "xml": held}),
     )
     .await;
     s.settled().await;
@@ -898,17 +899,12 @@ async fn a_late_cancel_auth_queued_during_the_reinstalls_exchange_is_not_forward
     s.push_ticket().await;
     s.install(CORP_A).await;
     s.advance("10s").await;
-    let held = s
-        .control(
-            "/_emulator/suites/cancel-auth",
-            serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A, "held": true}),
-        )
-        .await;
+    let held = held_cancel(&s, CORP_A).await;
     s.advance("10s").await;
     s.install_while_the_exchange_is_slow(CORP_A).await;
     s.control(
         "/_emulator/callbacks",
-        serde_json::json!({"app": "saas", "xml": held["xml"]}),
+        serde_json::json!({"app": "saas", "xml": held}),
     )
     .await;
     s.wait_forwarded("create_auth", 2).await;

@@ -150,7 +150,7 @@ const QUERY_UNSAFE: &AsciiSet = &CONTROLS
 /// (IDNA) per call.
 /// Text that form-encoding leaves as it is (`application/x-www-form-urlencoded`'s byte
 /// serializer keeps ASCII letters, digits and `*-._`).
-fn form_plain(text: &str) -> bool {
+pub(crate) fn form_plain(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_'))
 }

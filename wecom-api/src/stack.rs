@@ -186,19 +186,28 @@ impl Service<Attempt> for HttpService {
                     // As written on the request line, and form-encoded (a token with `+`, `/`
                     // or `=` is): an answer may quote either, and a header (a `Location`
                     // naming the URL called) as well as the text.
-                    let encoded: String =
-                        url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
-                    let forms = [token.as_bytes(), encoded.as_bytes()];
+                    // (A token of letters, digits, `-` and `_`, as WeCom's are, is spelled one
+                    // way: nothing to encode on every call.)
+                    let encoded = (!crate::request::form_plain(token)).then(|| {
+                        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+                    });
+                    let forms: &[&[u8]] = match &encoded {
+                        Some(e) => &[token.as_bytes(), e.as_bytes()],
+                        None => &[token.as_bytes()],
+                    };
                     for (_, v) in headers.iter_mut() {
-                        let clean = without(bytes::Bytes::copy_from_slice(v.as_bytes()), &forms);
-                        if clean != v.as_bytes() {
+                        let quoted = forms
+                            .iter()
+                            .any(|f| memchr::memmem::find(v.as_bytes(), f).is_some());
+                        if quoted {
+                            let clean = without(bytes::Bytes::copy_from_slice(v.as_bytes()), forms);
                             if let Ok(c) = http::HeaderValue::from_maybe_shared(clean) {
                                 *v = c;
                             }
                         }
                     }
                     if is_text(&parts.headers) {
-                        without(body, &forms)
+                        without(body, forms)
                     } else {
                         body
                     }
