@@ -183,24 +183,15 @@ impl Service<Attempt> for HttpService {
                 .collect();
             let body = match token {
                 Some((_, token)) => {
-                    // As written on the request line, and form-encoded (a token with `+`, `/`
-                    // or `=` is): an answer may quote either, and a header (a `Location`
-                    // naming the URL called) as well as the text.
-                    // (A token of letters, digits, `-` and `_`, as WeCom's are, is spelled one
-                    // way: nothing to encode on every call.)
-                    let encoded = (!crate::request::form_plain(token)).then(|| {
-                        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
-                    });
-                    let forms: &[&[u8]] = match &encoded {
-                        Some(e) => &[token.as_bytes(), e.as_bytes()],
-                        None => &[token.as_bytes()],
-                    };
+                    let scrub = Scrub::of(token);
+                    let forms = &scrub.forms[..];
+                    // The plain spelling is the shortest: a shorter value cannot quote any.
                     for (_, v) in headers.iter_mut() {
-                        let quoted = forms
-                            .iter()
-                            .any(|f| memchr::memmem::find(v.as_bytes(), f).is_some());
+                        let v_bytes = v.as_bytes();
+                        let quoted = v_bytes.len() >= token.len()
+                            && forms.iter().any(|f| f.find(v_bytes).is_some());
                         if quoted {
-                            let clean = without(bytes::Bytes::copy_from_slice(v.as_bytes()), forms);
+                            let clean = without(bytes::Bytes::copy_from_slice(v_bytes), forms);
                             if let Ok(c) = http::HeaderValue::from_maybe_shared(clean) {
                                 *v = c;
                             }
@@ -227,35 +218,81 @@ impl Service<Attempt> for HttpService {
     }
 }
 
+/// How the token injected into a call may be quoted by its answer: as written on the request
+/// line, and form-encoded when that differs (a token with `+`, `/` or `=`; WeCom's, of letters,
+/// digits, `-` and `_`, are spelled one way), each with its searcher. Building a searcher costs
+/// more than the rest of a call's own work (~5k instructions); a token serves thousands of
+/// calls, so the searchers of the tokens lately injected are kept.
+struct Scrub {
+    token: Box<str>,
+    /// The plain spelling first: the shortest.
+    forms: Vec<memchr::memmem::Finder<'static>>,
+}
+
+/// Tokens live two hours; a gateway injects a few at a time (one per app and corp). More than
+/// this many at once (a service provider's many corps) and the oldest is built again on use.
+const SCRUBS_KEPT: usize = 64;
+
+static SCRUBS: std::sync::Mutex<Vec<Arc<Scrub>>> = std::sync::Mutex::new(Vec::new());
+
+impl Scrub {
+    fn of(token: &str) -> Arc<Scrub> {
+        let kept = |recent: &[Arc<Scrub>]| recent.iter().find(|s| *s.token == *token).cloned();
+        if let Some(s) = kept(&SCRUBS.lock().unwrap_or_else(|p| p.into_inner())) {
+            return s;
+        }
+        let mut forms = vec![memchr::memmem::Finder::new(token.as_bytes()).into_owned()];
+        if !crate::request::form_plain(token) {
+            let e = url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>();
+            forms.push(memchr::memmem::Finder::new(e.as_bytes()).into_owned());
+        }
+        let made = Arc::new(Scrub {
+            token: token.into(),
+            forms,
+        });
+        let mut recent = SCRUBS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = kept(&recent) {
+            return s;
+        }
+        if recent.len() >= SCRUBS_KEPT {
+            recent.remove(0);
+        }
+        recent.push(made.clone());
+        made
+    }
+}
+
 /// An answer an error would be written in (JSON, text, HTML, XML, or no type at all), not a
 /// file of `media/get` whose bytes are the caller's as they are.
 fn is_text(headers: &http::HeaderMap) -> bool {
     let Some(t) = headers.get(http::header::CONTENT_TYPE) else {
         return true;
     };
-    let t = t.as_bytes().to_ascii_lowercase();
-    t.starts_with(b"text/")
+    let t = t.as_bytes();
+    let has = |k: &[u8]| t.windows(k.len()).any(|w| w.eq_ignore_ascii_case(k));
+    t.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"text/"))
         || [&b"json"[..], b"xml", b"html", b"javascript"]
             .iter()
-            .any(|k| memchr::memmem::find(&t, k).is_some())
+            .any(|k| has(k))
 }
 
 /// `body` without the token in it (any of its `forms`): an answer quoting the URL it was
 /// called with (an error page, an errmsg) would hand the token to whoever the answer is passed
 /// on to, who never holds one. Its every occurrence becomes `***`; an answer without it is not
 /// copied.
-fn without(body: bytes::Bytes, forms: &[&[u8]]) -> bytes::Bytes {
+fn without(body: bytes::Bytes, forms: &[memchr::memmem::Finder]) -> bytes::Bytes {
     let mut body = body;
-    for &token in forms {
-        if token.len() < 8 || memchr::memmem::find(&body, token).is_none() {
+    for token in forms {
+        let n = token.needle().len();
+        if n < 8 || token.find(&body).is_none() {
             continue;
         }
         let mut out = Vec::with_capacity(body.len());
         let mut rest = &body[..];
-        while let Some(i) = memchr::memmem::find(rest, token) {
+        while let Some(i) = token.find(rest) {
             out.extend_from_slice(&rest[..i]);
             out.extend_from_slice(b"***");
-            rest = &rest[i + token.len()..];
+            rest = &rest[i + n..];
         }
         out.extend_from_slice(rest);
         body = out.into();
@@ -435,21 +472,25 @@ mod tests {
 
     #[test]
     fn an_answer_loses_the_token_it_quotes_and_nothing_else() {
+        use memchr::memmem::Finder;
         let t = "TOKEN0123456789";
         let body = bytes::Bytes::from(format!(
             "{{\"errmsg\":\"bad {t} in /x?access_token={t}&k=1, hint: [7]\"}}"
         ));
         assert_eq!(
-            &without(body, &[t.as_bytes()])[..],
+            &without(body, &[Finder::new(t)])[..],
             &b"{\"errmsg\":\"bad *** in /x?access_token=***&k=1, hint: [7]\"}"[..]
         );
         let plain = bytes::Bytes::from_static(b"{\"errcode\":0,\"token\":\"other\"}");
-        assert_eq!(without(plain.clone(), &[t.as_bytes()]), plain);
+        assert_eq!(without(plain.clone(), &[Finder::new(t)]), plain);
         // A token too short to be one (a test's) is not looked for.
-        assert_eq!(without(plain.clone(), &[b"o"]), plain);
+        assert_eq!(without(plain.clone(), &[Finder::new("o")]), plain);
         // Its form-encoded spelling too.
         let q = bytes::Bytes::from_static(b"called ?access_token=Tok%2Ben%2FWith%3DChars0");
-        let forms: [&[u8]; 2] = [b"Tok+en/With=Chars0", b"Tok%2Ben%2FWith%3DChars0"];
+        let forms = [
+            Finder::new("Tok+en/With=Chars0"),
+            Finder::new("Tok%2Ben%2FWith%3DChars0"),
+        ];
         assert_eq!(&without(q, &forms)[..], &b"called ?access_token=***"[..]);
         // A file's bytes are not text.
         let mut h = http::HeaderMap::new();
@@ -460,7 +501,34 @@ mod tests {
             "application/json; charset=utf-8".parse().unwrap(),
         );
         assert!(is_text(&h));
+        // Media types are case-insensitive.
+        h.insert(http::header::CONTENT_TYPE, "TEXT/Plain".parse().unwrap());
+        assert!(is_text(&h));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            "Application/JSON".parse().unwrap(),
+        );
+        assert!(is_text(&h));
+        h.insert(http::header::CONTENT_TYPE, "te".parse().unwrap());
+        assert!(!is_text(&h));
     }
+    #[test]
+    fn a_tokens_searchers_are_built_once_and_know_both_spellings() {
+        let a = Scrub::of("ScrubTokenA0123456789");
+        assert!(Arc::ptr_eq(&a, &Scrub::of("ScrubTokenA0123456789")));
+        assert_eq!(a.forms.len(), 1);
+        let b = Scrub::of("ScrubToken+B/0123456789=");
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(b.forms.len(), 2);
+        assert_eq!(b.forms[1].needle(), b"ScrubToken%2BB%2F0123456789%3D");
+        // Beyond what is kept, the oldest goes and is built again when used.
+        for i in 0..SCRUBS_KEPT {
+            Scrub::of(&format!("ScrubFiller{i:04}xxxxxxxx"));
+        }
+        assert!(!Arc::ptr_eq(&a, &Scrub::of("ScrubTokenA0123456789")));
+        assert!(SCRUBS.lock().unwrap().len() <= SCRUBS_KEPT);
+    }
+
     use super::*;
     use crate::observe::Unobserved;
 
