@@ -136,6 +136,103 @@ fn a_proxied_body_that_stops_arriving_is_a_408_not_the_upstreams_504() {
     assert_eq!(read_response(&mut s, &mut Vec::new()).status, 504);
 }
 
+/// An upstream that answers a WebSocket handshake with 101 and echoes what follows; any other
+/// request's body it reads and never answers.
+fn tunnel_upstream() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if String::from_utf8_lossy(&req)
+                    .to_ascii_lowercase()
+                    .contains("upgrade: websocket")
+                {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                    );
+                }
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || (req.starts_with(b"GET") && s.write_all(&buf[..n]).is_err()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// nginx times only the upstream's side of a tunnel (`proxy_read_timeout`): a WebSocket whose
+/// client stays quiet past `client_body_timeout` (the engine's 60 s when none is written) is
+/// kept, and one quiet past `proxy_read_timeout` ends with a clean close, no error page
+/// written into the upgraded stream. `client_body_timeout` itself bounds a stalled body.
+#[test]
+fn a_quiet_websocket_lives_until_the_upstreams_read_timeout_and_ends_cleanly() {
+    let addr = tunnel_upstream();
+    let dir = common::TempDir::new("ngx-ws");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "client_body_timeout 1s;\n\
+         location /ws { proxy_pass http://crm; proxy_http_version 1.1;\n\
+           proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";\n\
+           proxy_read_timeout 2s; }\n\
+         location / { proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"http://{addr}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        dir.path().join("crm.conf").display()
+    ));
+    let mut s = connect(&gw);
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed during the handshake");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(common::parse_status(&got), Some(101));
+    // Quiet past `client_body_timeout`, within `proxy_read_timeout`.
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(b"frame-1").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"frame-1");
+    // Quiet past `proxy_read_timeout`: the tunnel ends, nothing written into it.
+    let start = Instant::now();
+    let mut after = Vec::new();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => after.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the tunnel is still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+    assert!(
+        after.is_empty(),
+        "written into the tunnel: {}",
+        String::from_utf8_lossy(&after)
+    );
+
+    // A body that stops arriving: `client_body_timeout`'s 408, not the engine's 60 s.
+    let mut s = connect(&gw);
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert_eq!(r.status, 408);
+}
+
 /// The gateway's own endpoints take small bodies (a callback, a JSON request) whole within 10 s:
 /// pingora bounds each read, so a body trickled a byte at a time held the connection for hours
 /// (WeCom's callbacks share this listener). It gets nginx's 408 and the connection closes.

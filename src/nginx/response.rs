@@ -457,6 +457,15 @@ fn next(f: &mut Flight, action: Action) -> bool {
 
 /// The failure phase: writes the `error_page` answer an upstream error led to, and returns
 /// its status. `None` when there is none (the gateway's own failure answer applies).
+/// The client has its answer's header: nothing more can be written in its place. (A
+/// `100 Continue` is not the answer; a `101` is: the connection speaks another protocol since,
+/// and a page written into it would be garbage there.)
+pub fn answered(session: &Session) -> bool {
+    session.response_written().is_some_and(|r| {
+        !r.status.is_informational() || r.status == http::StatusCode::SWITCHING_PROTOCOLS
+    })
+}
+
 pub async fn write_pending(
     session: &mut Session,
     flight: Option<&mut Flight>,
@@ -464,11 +473,7 @@ pub async fn write_pending(
 ) -> Option<u16> {
     let f = flight?;
     let action = f.pending.take()?;
-    // (A `100 Continue` sent to the client is not the answer.)
-    if session
-        .response_written()
-        .is_some_and(|r| !r.status.is_informational())
-    {
+    if answered(session) {
         return None;
     }
     // The engine does not reuse a client connection after a failed proxy attempt: the answer

@@ -67,6 +67,15 @@ pub fn peer(flight: Option<&Flight>, peer: &mut HttpPeer) {
     peer.options.write_timeout = Some(p.send_timeout);
 }
 
+/// The nginx file's `client_body_timeout` for this location, where it writes one.
+pub fn body_timeout(flight: Option<&Flight>) -> Option<std::time::Duration> {
+    let f = flight?;
+    f.rules
+        .server
+        .settings_for(&f.proxy.state)
+        .client_body_timeout
+}
+
 /// nginx's method, target and headers on the upstream request. `Ok(false)` when the nginx
 /// file does not pass a WebSocket upgrade (no `Upgrade` in its headers): the request is then
 /// not an upgrade.

@@ -431,7 +431,7 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         ctx.proxied = true;
         let Some(up) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
@@ -441,7 +441,7 @@ impl ProxyHttp for Gateway {
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
         peer.options.idle_timeout = Some(up.idle_timeout);
-        nginx::peer(ctx, &mut peer);
+        nginx::peer(session, ctx, &mut peer);
         Ok(Box::new(peer))
     }
 
@@ -598,6 +598,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         nginx::response(session, resp, ctx);
+        // A switch of protocols (a WebSocket): the client may stay quiet as long as it likes,
+        // as in nginx, which times only the upstream's side of a tunnel (its read timeout,
+        // restarted by traffic either way) — the engine's 60 s for a client's body would
+        // close a quiet WebSocket whatever `proxy_read_timeout` says.
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            session.set_read_timeout(None);
+        }
         // One look at the answer's names (the nginx file's `add_header` included) rather than
         // a lookup for each of the two the gateway acts on.
         let (mut set_cookie, mut has_id, mut keep_alive) = (false, false, false);
@@ -688,18 +695,19 @@ impl ProxyHttp for Gateway {
         }
         let bad_body = crate::connection::bad_request_body(session, e);
         let (kind, label) = match e.etype() {
-            _ if bad_body.is_some() => (Kind::BadRequest, ""),
-            ErrorType::ConnectTimedout => (Kind::UpstreamUnavailable, "connect_timeout"),
-            ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-                (Kind::UpstreamUnavailable, "connect")
-            }
-            // The request's body stopped arriving: the upstream waited for it (its read is
-            // timed afresh with each piece of body passed on), the client is late, as nginx's
-            // `client_body_timeout` says with a 408; the CRM is not to blame.
+            // The request's body stopped arriving: the client's read timed out (nginx's
+            // `client_body_timeout`), or the upstream waited for it (its read is timed afresh
+            // with each piece of body passed on). The client is late, as nginx says with a
+            // 408; the CRM is not to blame.
             ErrorType::ReadTimedout
                 if *e.esource() == ErrorSource::Downstream || !session.is_body_done() =>
             {
                 (Kind::RequestTimeout, "")
+            }
+            _ if bad_body.is_some() => (Kind::BadRequest, ""),
+            ErrorType::ConnectTimedout => (Kind::UpstreamUnavailable, "connect_timeout"),
+            ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+                (Kind::UpstreamUnavailable, "connect")
             }
             ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
                 (Kind::UpstreamTimeout, "timeout")
@@ -730,11 +738,7 @@ impl ProxyHttp for Gateway {
                     .inc();
             }
         }
-        // (A `100 Continue` sent to the client is not the answer.)
-        let answered = session
-            .response_written()
-            .is_some_and(|r| !r.status.is_informational());
-        if !answered {
+        if !crate::nginx::response::answered(session) {
             let detail = match kind {
                 Kind::UpstreamTimeout => "the application did not answer in time",
                 Kind::UpstreamUnavailable => "the application could not be reached",

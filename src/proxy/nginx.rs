@@ -117,8 +117,11 @@ pub(super) fn final_paths(ctx: &Ctx) -> Result<Vec<Vec<u8>>, crate::routing::Are
     ])
 }
 
-pub(super) fn peer(ctx: &Ctx, peer: &mut HttpPeer) {
+pub(super) fn peer(session: &mut Session, ctx: &Ctx, peer: &mut HttpPeer) {
     nginx::upstream::peer(ctx.nginx.as_deref(), peer);
+    if let Some(t) = nginx::upstream::body_timeout(ctx.nginx.as_deref()) {
+        session.set_read_timeout(Some(t));
+    }
 }
 
 pub(super) fn upstream_request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {

@@ -931,6 +931,82 @@ fn transport_directives_load_and_are_noted() {
     assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
 }
 
+/// Lines a copied server-sent-events or tuning snippet carries load: `chunked_transfer_encoding`
+/// and `lingering_close`, and nginx's own defaults written out, are noted; an `off` that would
+/// change what the upstream is sent is refused with what it asks. `client_body_timeout` is
+/// kept per location.
+#[test]
+fn framing_lines_and_written_out_defaults_load() {
+    let cfg = Config::parse(
+        "t.conf",
+        "merge_slashes on;\n\
+         server { lingering_close always; client_body_timeout 30s;\n\
+           location /events { chunked_transfer_encoding off; proxy_pass_request_headers on;\n\
+             proxy_pass_request_body on; client_body_timeout 2h; }\n\
+           location /b { } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let noted: Vec<String> = cfg
+        .noted
+        .iter()
+        .map(|n| format!("{}:{}", n.pos.line, n.directive))
+        .collect();
+    assert_eq!(
+        noted,
+        [
+            "1:merge_slashes",
+            "2:lingering_close",
+            "3:chunked_transfer_encoding",
+            "3:proxy_pass_request_headers",
+            "4:proxy_pass_request_body",
+        ]
+    );
+    let server = &cfg.servers[0];
+    let at = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let st = a.state().unwrap().clone();
+        server.settings_for(&st).client_body_timeout
+    };
+    assert_eq!(at("/events"), Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(at("/b"), Some(std::time::Duration::from_secs(30)));
+    let off = Config::parse(
+        "t.conf",
+        "server { merge_slashes off; location / { proxy_pass_request_body off; } }",
+    )
+    .unwrap();
+    let refused: Vec<(&str, &str)> = off
+        .unsupported
+        .iter()
+        .map(|u| (u.directive.as_str(), u.detail.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused.iter().all(|(_, d)| d.starts_with("`off`")),
+        "{refused:?}"
+    );
+    for (body, want) in [
+        (
+            "location / {\n merge_slashes on; }",
+            "t.conf:2:2: \"merge_slashes\" directive is not allowed here",
+        ),
+        (
+            "\n lingering_close sometimes;",
+            "t.conf:2:2: invalid value \"sometimes\" in \"lingering_close\"",
+        ),
+        (
+            "\n chunked_transfer_encoding maybe;",
+            "t.conf:2:2: invalid value \"maybe\" in \"chunked_transfer_encoding\"",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{{body} }}"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with(want), "{body}: {e}");
+    }
+}
+
 /// `keepalive_timeout 0` anywhere the request passes (a location it leaves by `error_page`,
 /// `rewrite ... last` or a named location, the server level an internal redirect passes
 /// through) ends keep-alive; so does a 400, 413, 500 or 501 finalized by nginx, error page
@@ -1198,7 +1274,6 @@ fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
             "1:types_hash_max_size",
             "1:server_names_hash_bucket_size",
             "2:client_header_timeout",
-            "2:client_body_timeout",
             "2:send_timeout",
             "3:reset_timedout_connection",
             "3:keepalive_requests",

@@ -377,6 +377,9 @@ pub struct Settings {
     /// request this level answers (0: closed after it). None where no level writes one: the
     /// gateway's own `[server] keepalive_timeout` applies.
     pub keepalive_timeout: Option<Duration>,
+    /// `client_body_timeout`: the longest the client may leave between two reads of a request
+    /// body (a 408 then). None where no level writes one: the engine's 60 s, nginx's default.
+    pub client_body_timeout: Option<Duration>,
     /// `autoindex on`: how a directory without an index file is listed (None: `off`).
     pub autoindex: Option<AutoIndex>,
     /// `underscores_in_headers` (server level): a request header whose name has `_` is valid.
@@ -498,6 +501,7 @@ impl Default for Settings {
             override_charset: false,
             charset_types: CHARSET_TYPES.iter().map(|t| (*t).to_owned()).collect(),
             keepalive_timeout: None,
+            client_body_timeout: None,
             underscores_in_headers: false,
             ignore_invalid_headers: true,
             header_buffers: None,

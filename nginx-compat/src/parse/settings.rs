@@ -379,6 +379,47 @@ impl Builder {
                     }
                     s.keepalive_timeout = Some(dir::duration(d)?);
                 }
+                "chunked_transfer_encoding" => {
+                    on_off(d)?;
+                    self.noted(
+                        d,
+                        "how an answer of unknown length is framed to the client: the gateway \
+                         chunks it for HTTP/1.1 clients (`off` ends it by closing the connection); \
+                         the bytes the client reads are the same",
+                    );
+                }
+                "lingering_close" => {
+                    nargs(d, |n| n == 1)?;
+                    if !matches!(d.args[0].text.as_str(), "on" | "off" | "always") {
+                        return Err(d.pos.error(format!(
+                            "invalid value \"{}\" in \"lingering_close\" directive, it must be \
+                             \"on\", \"off\" or \"always\"",
+                            d.args[0].text
+                        )));
+                    }
+                    self.noted(
+                        d,
+                        "how nginx drains a client's unread body before closing; the gateway reads \
+                         off a short one and closes on a long one",
+                    );
+                }
+                "proxy_pass_request_headers" | "proxy_pass_request_body" | "merge_slashes" => {
+                    if d.name == "merge_slashes" && !matches!(level, Level::Http | Level::Server) {
+                        return Err(not_allowed(d));
+                    }
+                    if on_off(d)? {
+                        self.noted(d, "nginx's default, which the gateway does as well");
+                    } else {
+                        let what = match d.name.as_str() {
+                            "merge_slashes" => "matching locations on a path whose `//` are kept",
+                            "proxy_pass_request_headers" => {
+                                "an upstream request without the client's headers"
+                            }
+                            _ => "an upstream request without the client's body",
+                        };
+                        self.unsupported(d, Some(format!("`off`: {what}")));
+                    }
+                }
                 "sendfile" | "tcp_nopush" | "tcp_nodelay" => {
                     on_off(d)?;
                     self.noted(
@@ -739,7 +780,8 @@ impl Builder {
                     dir::size_slot(d, &d.args[1].text)?;
                     self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
                 }
-                "client_header_timeout" | "client_body_timeout" | "send_timeout" => {
+                "client_body_timeout" => s.client_body_timeout = Some(dir::duration(d)?),
+                "client_header_timeout" | "send_timeout" => {
                     if d.name == "client_header_timeout"
                         && !matches!(level, Level::Http | Level::Server)
                     {
@@ -749,7 +791,7 @@ impl Builder {
                     self.noted(
                         d,
                         "the gateway's own limits apply: `[server] header_timeout` for a request's \
-                         head, and its idle limits for a client that stops reading or sending",
+                         head, and its idle limits for a client that stops reading",
                     );
                 }
                 "reset_timedout_connection" | "keepalive_requests" => {
@@ -1151,6 +1193,11 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "charset_types"
             | "keepalive_timeout"
             | "sendfile"
+            | "chunked_transfer_encoding"
+            | "lingering_close"
+            | "proxy_pass_request_headers"
+            | "proxy_pass_request_body"
+            | "merge_slashes"
             | "tcp_nopush"
             | "tcp_nodelay"
             | "proxy_buffering"
