@@ -19,6 +19,10 @@
 //!   upstream receives it untouched: nginx reads `/sidebar/%2e%2e/x` as `/x`, an upstream that
 //!   does not decode `%2e` as a path under `/sidebar/`.
 //!
+//! - a prefix area's name without its final `/` (`/boss` of `/boss/`) is the area's own root:
+//!   nginx sends it a 301 into the area, but lenient readings of it (`/boss;x`, `/boss.`,
+//!   `/BOSS`) reach servers that serve the area's index there.
+//!
 //! A path whose readings fall in two different areas, or whose Servlet reading climbs above
 //! the root, is refused with 400.
 
@@ -79,12 +83,23 @@ impl AreaError {
     }
 }
 
-/// The protected area (a `[[routes]]` index) of one reading, by nginx's order.
+/// The protected area (a `[[routes]]` index) of one reading, by nginx's order. A prefix
+/// area's name without its final `/` is that area's own root: nginx answers the literal
+/// `/p/admin` with a 301 into `/p/admin/`, but the readings of lenient servers reach it
+/// (Tomcat's `/p/admin;x`, IIS's `/p/admin.`, Express's `/p/ADMIN`), and they serve it as the
+/// area's index page.
 pub fn area_of(table: &RouteTable, path: &[u8]) -> Result<Option<usize>, AreaError> {
+    if let Some(i) = root_of(&table.area_roots, path) {
+        return Ok(Some(i));
+    }
     match table.areas.find(path) {
         Ok(m) => Ok(m.map(|m| *m.value)),
         Err(_) => Err(AreaError::Unmatchable),
     }
+}
+
+fn root_of(roots: &[(Box<[u8]>, usize)], path: &[u8]) -> Option<usize> {
+    roots.iter().find(|(r, _)| **r == *path).map(|(_, i)| *i)
 }
 
 /// The route whose login protects a request: `final_path` (what the upstream receives)
@@ -221,9 +236,12 @@ fn lenient_readings(
     }
     if table.areas_have_upper || base.iter().any(u8::is_ascii_uppercase) {
         let lower = base.to_ascii_lowercase();
-        let folded = |p: &[u8]| match table.folded_areas.find(p) {
-            Ok(m) => Ok(m.map(|m| *m.value)),
-            Err(_) => Err(AreaError::Unmatchable),
+        let folded = |p: &[u8]| match root_of(&table.folded_area_roots, p) {
+            Some(i) => Ok(Some(i)),
+            None => match table.folded_areas.find(p) {
+                Ok(m) => Ok(m.map(|m| *m.value)),
+                Err(_) => Err(AreaError::Unmatchable),
+            },
         };
         note(folded(&lower)?)?;
         if table.areas_exact && trimmed(&lower) < lower.len() {
@@ -427,7 +445,8 @@ mod tests {
         type Case<'a> = (&'a str, Routed, Result<Option<usize>, AreaError>);
         let cases: &[Case] = &[
             ("/sidebar/", Routed::Route(0), Ok(Some(0))),
-            ("/sidebar", Routed::Redirect(0), Ok(None)),
+            // Redirected into the area, and in it: the area's own root.
+            ("/sidebar", Routed::Redirect(0), Ok(Some(0))),
             ("/sidebar/app.js", Routed::Route(1), Ok(Some(0))),
             // Inside an area, a public route is still protected.
             ("/sidebar/public/x", Routed::Route(2), Ok(Some(0))),
@@ -553,6 +572,44 @@ mod tests {
         ] {
             assert_eq!(area(path), Ok(Some(0)), "{path}");
         }
+    }
+
+    /// A prefix area's own root (`/boss` of `/boss/`): nginx sends the literal path a 301 into
+    /// the area, but Tomcat's `/boss;x`, IIS's `/boss.` and Express's `/BOSS` reach it as the
+    /// area's index. Each is in the area; read also in an enclosing area of another login, it
+    /// is ambiguous.
+    #[test]
+    fn an_areas_own_root_is_in_it_however_it_is_spelled() {
+        let t = table(&[("/boss/", true), ("/", false)]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        for path in [
+            "/boss",
+            "/BOSS",
+            "/boss;x",
+            "/boss.",
+            "/Boss ",
+            "/x/..;/boss;a",
+        ] {
+            assert_eq!(area(path), Ok(Some(0)), "{path}");
+        }
+        for path in ["/bossy", "/bos", "/BOSSY;x"] {
+            assert_eq!(area(path), Ok(None), "{path}");
+        }
+        let t = table(&[("/p/", true), ("/p/mpadmin/", true), ("/", false)]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        assert_eq!(area("/p/mpadmin"), Ok(Some(1)));
+        for path in [
+            "/p/mpadmin;x",
+            "/p/mpadmin;jsessionid=1",
+            "/p/./mpadmin;a",
+            "/p/mpadmin.",
+            "/p/mpadmin..",
+            "/p/MPADMIN",
+            "/p/MpAdmin",
+        ] {
+            assert_eq!(area(path), Err(AreaError::Ambiguous), "{path}");
+        }
+        assert_eq!(area("/p/mpadminx;y"), Ok(Some(0)));
     }
 
     /// Two areas that ask the same (the same login, rules, contact): a path read into both is

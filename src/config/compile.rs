@@ -114,6 +114,26 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     let areas_exact = areas
         .iter()
         .any(|(l, _)| matches!(l.modifier(), Modifier::Exact) || l.modifier().is_regex());
+    let roots = |fold: bool| -> Vec<(Box<[u8]>, usize)> {
+        areas
+            .iter()
+            .filter(|(l, _)| {
+                matches!(l.modifier(), Modifier::Prefix | Modifier::PrefixNoRegex)
+                    && l.pattern().len() > 1
+                    && l.pattern().ends_with('/')
+            })
+            .map(|(l, i)| {
+                let name = &l.pattern().as_bytes()[..l.pattern().len() - 1];
+                let name = if fold {
+                    name.to_ascii_lowercase()
+                } else {
+                    name.to_vec()
+                };
+                (name.into_boxed_slice(), *i)
+            })
+            .collect()
+    };
+    let (area_roots, folded_area_roots) = (roots(false), roots(true));
     // Two areas that differ only in case fold into one: the first keeps it.
     let routes_span = f.routes.first().map_or(0..0, |r| r.span());
     let mut folded = Vec::new();
@@ -196,6 +216,8 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             folded_areas,
             areas_have_upper,
             areas_exact,
+            area_roots,
+            folded_area_roots,
         }),
         rules,
         emulator,

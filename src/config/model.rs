@@ -173,6 +173,10 @@ pub struct RouteTable {
     pub areas_have_upper: bool,
     /// Some area is exact or a regex: a path is also read without its trailing `/`.
     pub areas_exact: bool,
+    /// The prefix areas named with a final `/`, by that name without it (`/p/admin` of
+    /// `/p/admin/`), as written and lowercased: the area's own root (`routing::area_of`).
+    pub area_roots: Vec<(Box<[u8]>, usize)>,
+    pub folded_area_roots: Vec<(Box<[u8]>, usize)>,
 }
 
 impl RouteTable {
