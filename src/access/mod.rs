@@ -101,7 +101,7 @@ async fn decide(
     };
     let person = Person::Member(userid);
     let (verdict, until, name) = if rules::by_user(allow, person) {
-        listed(provider, app, userid, ttl, now).await
+        listed(provider, app, userid, ttl).await?
     } else {
         from_facts(provider, allow, app, userid, ttl).await?
     };
@@ -130,27 +130,31 @@ async fn decide(
 
 /// A member the rule lists by userid is admitted while WeCom knows the userid: one that left
 /// the corp (60111) is refused within `policy_ttl`, not at the end of a session that may last
-/// days. The list decides alone when WeCom cannot be asked (the userid alone admitted before
-/// the facts were read, and an outage must not lock out the people a rule names).
+/// days. When WeCom cannot be asked, a 502 as for every rule (SPEC 17): the userid alone would
+/// admit a member deleted since, and for as long as the decision is kept.
 async fn listed(
     provider: &Provider,
     app: &App,
     userid: &str,
     ttl: Duration,
-    now: u64,
-) -> (Verdict, u64, String) {
-    match provider.facts().member(&app.targets, userid, ttl).await {
-        Ok(m) if !m.value.known => (Verdict::Refused, m.until, String::new()),
-        Ok(m) => (Verdict::ByUser, m.until, m.value.name),
-        Err(e) => {
-            tracing::warn!(app = app.name.as_str(), userid, error = %e, "a listed member's facts could not be read: the list decides");
-            (
-                Verdict::ByUser,
-                now.saturating_add(ttl.as_millis() as u64),
-                String::new(),
-            )
-        }
-    }
+) -> Result<(Verdict, u64, String), Failure> {
+    let m = provider
+        .facts()
+        .member(&app.targets, userid, ttl)
+        .await
+        .map_err(could_not_check)?;
+    Ok(match m.value.known {
+        false => (Verdict::Refused, m.until, String::new()),
+        true => (Verdict::ByUser, m.until, m.value.name),
+    })
+}
+
+/// Whatever WeCom did while the facts were read, the answer is "could not check", never a
+/// timeout of the CRM.
+fn could_not_check(e: wecom_api::ApiError) -> Failure {
+    let mut f = Failure::provider(&e);
+    f.kind = Kind::ProviderFailed;
+    f
 }
 
 /// Reads the facts the rule's lists need and decides; the decision holds until the first of
@@ -163,12 +167,7 @@ async fn from_facts(
     ttl: Duration,
 ) -> Result<(Verdict, u64, String), Failure> {
     let facts = provider.facts();
-    let failed = |e: wecom_api::ApiError| {
-        let mut f = Failure::provider(&e);
-        // Whatever WeCom did, the answer is "could not check", never a timeout of the CRM.
-        f.kind = Kind::ProviderFailed;
-        f
-    };
+    let failed = could_not_check;
     let member = facts
         .member(&app.targets, userid, ttl)
         .await

@@ -211,3 +211,33 @@ async fn after_policy_ttl_a_listed_member_deleted_from_the_corp_is_refused() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "not_allowed", "{body}");
 }
+
+/// A listed member's check when WeCom cannot be asked: a 502 as for every rule, never the
+/// userid alone (a member deleted since would be admitted), and nothing remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_members_check_failing_is_a_502_not_an_admission() {
+    let w = start("policy_ttl = \"2m\"", ROUTES).await;
+    let mut b = member(&w, "zhaoliu");
+    // Past what the sign-in read: the next request asks WeCom.
+    w.gw().advance("121s").await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/user/get", "errcode": -1, "count": 10}),
+    )
+    .await;
+    let r = b.get_json(&w.gw().url("/boss/"), &[]).await;
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "provider_error", "{body}");
+    assert_eq!(w.up.hits(), 0, "nothing reached the CRM");
+    // Deleted meanwhile: once WeCom answers, the failure was not remembered as an admission.
+    w.control("/_emulator/members/delete", json!({"userid": "zhaoliu"}))
+        .await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/user/get", "errcode": -1, "count": 0}),
+    )
+    .await;
+    let r = b.get_json(&w.gw().url("/boss/"), &[]).await;
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
+}
