@@ -316,6 +316,32 @@ document.body.appendChild(f);
     crm.shutdown().await;
 }
 
+/// WeCom may keep a sidebar page open while the member moves between chats: each ready() asks
+/// again where the page is, and out of the chat the page has no customer any more (the first
+/// answer was kept for the life of the page before, and fetch went on sending its ticket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_again_reads_the_chat_again() {
+    let (crm, w, chrome) = sidebar_in_a_chat_with_the_shared_customer().await;
+    w.control("/_emulator/current-contact", json!({"entry": "normal"}))
+        .await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["entry"], "normal", "{r}");
+    assert_eq!(r["ok"]["externalUserId"], serde_json::Value::Null, "{r}");
+    chrome.run(RECORD_FETCHES).await;
+    let v = chrome.run(&gateway_fetch("/customer/6")).await;
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["calls"], json!(["/customer/6"]), "configured once: {v}");
+    // Back in the chat: its customer again.
+    w.chat_with("wmShared").await;
+    let r = chrome.run(READY).await;
+    assert_eq!(r["ok"]["externalUserId"], "wmShared", "{r}");
+    let v = chrome.run(&gateway_fetch("/customer/7")).await;
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["body"]["headers"]["x-wecom-external-userid"], "wmShared");
+    drop(chrome);
+    crm.shutdown().await;
+}
+
 /// A page opened from the workbench (no chat) after another page verified a customer: ready()
 /// says there is none, and the helper's fetch tells the gateway so (`WGW-Contact: none`), so
 /// the CRM is not told about the customer of the other chat, which the session verified last.

@@ -310,6 +310,62 @@ async fn two_pages_with_two_tickets_each_get_their_own_contact() {
     assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
 }
 
+/// A page renewing its ticket (`"renew": true`) gets a new one and leaves the session's
+/// current contact alone: another page verified another customer since, and requests without
+/// a ticket (navigations) keep that one. A verification refused or failed (the member opened
+/// a chat the gateway could not confirm) leaves the session no current contact, not the
+/// customer of the chat before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_keeps_the_sessions_contact_and_a_refusal_clears_it() {
+    let w = sidebar().await;
+    let mut b = w.member().await;
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200);
+    let (status, _) = w.verify_contact(&mut b, "wmSecondCustomer").await;
+    assert_eq!(status, 200);
+    // The first page renews its ticket.
+    let r = b
+        .post_json(
+            &w.gw().url("/_gateway/external-contact"),
+            &json!({ "external_userid": customer(), "renew": true }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").is_none());
+    let renewed: Value = r.json().await.unwrap();
+    let echo = upstream_sees(&w, &mut b, "/sidebar/a", renewed["ticket"].as_str()).await;
+    assert_eq!(contact_of(&echo).0, Some(customer()));
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
+    // A renewal refused changes nothing either.
+    let r = b
+        .post_json(
+            &w.gw().url("/_gateway/external-contact"),
+            &json!({ "external_userid": "wmLisiCustomer", "renew": true }),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (Some("wmSecondCustomer"), None));
+    // A chat with someone else's customer: refused, and the session forgets the last one.
+    let (status, _) = w.verify_contact(&mut b, "wmLisiCustomer").await;
+    assert_eq!(status, 403);
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (None, None));
+    // So does a verification WeCom fails.
+    let (status, _) = w.verify_contact(&mut b, customer()).await;
+    assert_eq!(status, 200);
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/externalcontact/get", "errcode": 45009, "count": 5}),
+    )
+    .await;
+    let (status, _) = w.verify_contact(&mut b, "wmSecondCustomerX").await;
+    assert_eq!(status, 502);
+    let echo = upstream_sees(&w, &mut b, "/sidebar/", None).await;
+    assert_eq!(contact_of(&echo), (None, None));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_required_route_without_a_contact_is_403() {
     let w = sidebar().await;

@@ -29,6 +29,7 @@
   var contactTicket = null; // {ticket, externalUserId, expiresAt}
   var renewing = null;
   var pending = null;
+  var configured = null; // {url, done}
 
   function fail(code, message) {
     var e = new Error(code + ": " + message);
@@ -154,36 +155,63 @@
     });
   }
 
+  /* The JS-SDK is loaded once and configured once per page URL (a single-page app that moved
+   * to another URL is signed again); a failure is tried afresh by the next ready(). */
+  function configureOnce() {
+    var url = location.href.split("#")[0];
+    if (!configured || configured.url !== url) {
+      var p = loadScript(SETTINGS.jssdkUrls).then(function () { return configureRetrying([]); });
+      configured = { url: url, done: p };
+      p.catch(function () { if (configured && configured.done === p) configured = null; });
+    }
+    return configured.done;
+  }
+
+  /* Each call asks WeCom again where the page is and who the customer is: the chat may have
+   * changed since. Calls made while one is under way share it. Outside a chat, or when the
+   * customer cannot be verified, the page has no customer: fetch() sends "none" rather than
+   * the customer of an earlier chat. */
   function ready() {
     if (pending) return pending;
     var result = { userId: null, externalUserId: null, unionId: null, name: null, entry: null };
-    pending = api("/whoami" + appQuery("?"), null, "session")
+    var p = api("/whoami" + appQuery("?"), null, "session")
       .then(function (me) { result.userId = me.userid || null; })
-      .then(function () { return loadScript(SETTINGS.jssdkUrls); })
-      .then(function () { return configureRetrying([]); })
+      .then(configureOnce)
       .then(function () { return invoke("getContext"); })
       .then(function (ctx) {
         result.entry = ctx.entry || null;
-        if (CHAT_ENTRIES.indexOf(result.entry) < 0) return result;
+        if (CHAT_ENTRIES.indexOf(result.entry) < 0) {
+          contactTicket = null;
+          return result;
+        }
         return invoke("getCurExternalContact").then(function (res) {
-          return verify(res.userId);
+          return verify(res.userId, false);
         }).then(function (c) {
           remember(c);
           result.externalUserId = c.external_userid;
           result.unionId = c.unionid || null;
           result.name = c.name || null;
           return result;
+        }, function (e) {
+          contactTicket = null;
+          throw e;
         });
       });
-    pending.catch(function () { pending = null; });
-    return pending;
+    pending = p;
+    var done = function () { if (pending === p) pending = null; };
+    p.then(done, done);
+    return p;
   }
 
-  function verify(externalUserId) {
+  /* A renewal asks only for a new ticket of this page's customer: the session's current
+   * contact (what requests without a ticket get) stays whatever another page verified last. */
+  function verify(externalUserId, renewal) {
+    var body = { external_userid: externalUserId };
+    if (renewal) body.renew = true;
     return api("/external-contact" + appQuery("?"), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ external_userid: externalUserId })
+      body: JSON.stringify(body)
     }, "verify");
   }
 
@@ -200,7 +228,11 @@
   function renew() {
     if (!contactTicket) return Promise.resolve();
     if (!renewing) {
-      renewing = verify(contactTicket.externalUserId).then(remember, function () {})
+      var asked = contactTicket.externalUserId;
+      renewing = verify(asked, true).then(function (c) {
+        /* ready() may have moved the page to another customer meanwhile. */
+        if (contactTicket && contactTicket.externalUserId === asked) remember(c);
+      }, function () {})
         .then(function () { renewing = null; });
     }
     return renewing;

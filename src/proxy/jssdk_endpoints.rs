@@ -216,7 +216,13 @@ async fn replace_stale_ticket(
     }
 }
 
-/// `POST {prefix}/external-contact` with `{"external_userid": "..."}`.
+/// `POST {prefix}/external-contact` with `{"external_userid": "..."}`: the customer of the
+/// member's chat becomes the session's current contact, and the page gets its ticket. With
+/// `"renew": true` (a page renewing the ticket of the customer it is about) only the ticket:
+/// another page of the session may have verified another customer since, and the session's
+/// contact stays that one. A verification refused or failed (not a renewal) leaves the session
+/// no current contact: the member is in a chat with a customer the gateway could not confirm,
+/// and the one verified before is not that chat's.
 pub async fn external_contact(
     session: &mut Session,
     ctx: &mut Ctx,
@@ -229,7 +235,10 @@ pub async fn external_contact(
         return Err(login_required(session, ctx, param(&q, "app")).closing());
     };
     ctx.identity = Some(found.entry.identity());
-    let external_userid = read_contact_body(session).await?;
+    let ContactBody {
+        external_userid,
+        renew,
+    } = read_contact_body(session).await?;
     let member = match (&found.app.credentials, &found.entry.corp_id) {
         (Credentials::Wecom { corp_id, .. }, _) => Some(corp_id.clone()),
         (Credentials::Suite { .. }, Some(corp_id)) => Some(corp_id.clone()),
@@ -247,68 +256,78 @@ pub async fn external_contact(
         None => None,
         Some(_) => Some(installed_corp(provider, &found.app, &corp_id).await?),
     };
-    match contact::verify(
+    let verified = contact::verify(
         provider,
         &found.app,
         installed.as_deref(),
         &userid,
         &external_userid,
     )
-    .await
-    {
+    .await;
+    let failure = match verified {
         Ok(contact::Verified { contact: c, at }) => {
             let ticket = contact::issue_ticket(&settings.key, &corp_id, &userid, &c, at);
-            let cookie = remember(config, settings, found, &c, at);
-            Ok(answers::with_cookies(
-                answers::json(
-                    200,
-                    &serde_json::json!({
-                        "external_userid": c.external_userid,
-                        "unionid": c.unionid,
-                        "name": c.name,
-                        "ticket": ticket,
-                        "expires_in": contact::TICKET_TTL_SECS,
-                    }),
-                    &ctx.request_id,
-                ),
-                &[cookie],
-            ))
+            let answer = answers::json(
+                200,
+                &serde_json::json!({
+                    "external_userid": c.external_userid,
+                    "unionid": c.unionid,
+                    "name": c.name,
+                    "ticket": ticket,
+                    "expires_in": contact::TICKET_TTL_SECS,
+                }),
+                &ctx.request_id,
+            );
+            if renew {
+                return Ok(answer);
+            }
+            let cookie = with_contact(config, settings, found, Some(&c), at);
+            return Ok(answers::with_cookies(answer, &[cookie]));
         }
-        Err(ContactError::NotYourContact) => {
-            tracing::info!(userid = %userid, request_id = %ctx.request_id, "external contact refused: not this member's");
-            Err(Failure::new(
-                Kind::NotYourContact,
-                "this customer is not one of yours",
-            ))
+        Err(e) => refused(e, &userid, &ctx.request_id),
+    };
+    if renew || found.entry.contact.is_none() {
+        return Err(failure);
+    }
+    let cookie = with_contact(config, settings, found, None, 0);
+    Err(failure.with_cookies([cookie]))
+}
+
+/// What a verification that did not succeed answers.
+fn refused(e: ContactError, userid: &str, request_id: &str) -> Failure {
+    match e {
+        ContactError::NotYourContact => {
+            tracing::info!(userid = %userid, request_id = %request_id, "external contact refused: not this member's");
+            Failure::new(Kind::NotYourContact, "this customer is not one of yours")
         }
-        Err(ContactError::TooMany) => Err(Failure::new(
+        ContactError::TooMany => Failure::new(
             Kind::TooManyRequests,
             "too many customers asked about this minute: wait a minute and try again",
-        )),
-        Err(ContactError::Provider(e)) => {
-            tracing::warn!(error = %e, request_id = %ctx.request_id, "externalcontact/get failed");
-            Err(Failure::provider(&e))
+        ),
+        ContactError::Provider(e) => {
+            tracing::warn!(error = %e, request_id = %request_id, "externalcontact/get failed");
+            Failure::provider(&e)
         }
-        Err(e @ ContactError::Unusable(_)) => {
-            tracing::warn!(error = %e, request_id = %ctx.request_id, "externalcontact/get answer refused");
-            Err(Failure::new(
+        e @ ContactError::Unusable(_) => {
+            tracing::warn!(error = %e, request_id = %request_id, "externalcontact/get answer refused");
+            Failure::new(
                 Kind::ProviderFailed,
                 "WeCom's answer about this customer cannot be used",
-            ))
+            )
         }
     }
 }
 
-/// The session cookie with `c` as the current contact of the found session.
-fn remember(
+/// The session cookie with `c` (or none) as the current contact of the found session.
+fn with_contact(
     config: &Config,
     settings: &SessionSettings,
     found: Found,
-    c: &contact::ExternalContact,
+    c: Option<&contact::ExternalContact>,
     verified_at: u64,
 ) -> String {
     let mut entry = found.entry;
-    entry.contact = Some(CurrentContact {
+    entry.contact = c.map(|c| CurrentContact {
         external_userid: c.external_userid.clone(),
         unionid: c.unionid.clone(),
         at: verified_at,
@@ -317,16 +336,20 @@ fn remember(
     session::set_cookie(settings, entries, config.server.https())
 }
 
-/// The `external_userid` of the body, or why the body is refused.
-async fn read_contact_body(session: &mut Session) -> Result<String, Failure> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        external_userid: String,
-    }
-    let b: Body = request::json_body(
+#[derive(serde::Deserialize)]
+struct ContactBody {
+    external_userid: String,
+    /// The page renews the ticket of the customer it is about.
+    #[serde(default)]
+    renew: bool,
+}
+
+/// The body, or why it is refused.
+async fn read_contact_body(session: &mut Session) -> Result<ContactBody, Failure> {
+    let b: ContactBody = request::json_body(
         session,
         MAX_CONTACT_BODY,
-        "the body must be {\"external_userid\": \"...\"}",
+        "the body must be {\"external_userid\": \"...\"} (and \"renew\": true to renew a ticket)",
     )
     .await?;
     if !contact::plausible_external_userid(&b.external_userid) {
@@ -335,7 +358,7 @@ async fn read_contact_body(session: &mut Session) -> Result<String, Failure> {
             "external_userid is not a WeCom external userid",
         ));
     }
-    Ok(b.external_userid)
+    Ok(b)
 }
 
 /// `GET {prefix}/sdk.js[?app=NAME]`: the helper with its settings; the app is the named one,
