@@ -114,6 +114,11 @@ async fn urls_off_the_public_origin_are_refused_with_400() {
     }
     let (status, _) = w.jssdk_config(&mut b, "").await;
     assert_eq!(status, 400, "no url at all");
+    // Escapes that are not UTF-8: decoded with U+FFFD, the URL signed would be no page's.
+    let raw = format!("url=http%3A%2F%2F127.0.0.1%3A{port}%2Fs%3Fa%3D%FF%FE");
+    let (status, body) = w.jssdk_config(&mut b, &raw).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

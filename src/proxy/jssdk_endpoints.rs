@@ -87,6 +87,13 @@ pub async fn config(
     };
     // For the request's log line.
     ctx.identity = Some(found.entry.identity());
+    if !request::query_is_text(session) {
+        // The page's URL as decoded would not be the one the JS-SDK signs.
+        return Err(Failure::new(
+            Kind::BadRequest,
+            "url: its escapes do not decode to UTF-8 text",
+        ));
+    }
     let url = jsconfig::page_url(param(&q, "url").unwrap_or(""), &config.server.public_url)
         .map_err(|why| Failure::new(Kind::BadRequest, why.describe()))?
         .to_owned();

@@ -21,6 +21,16 @@ pub fn query(session: &Session) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Every escape of the query decodes to text: one that does not is read with U+FFFD in its
+/// place by [`query`], which a value that must be exact (a URL to sign) cannot be.
+pub fn query_is_text(session: &Session) -> bool {
+    session.req_header().uri.query().is_none_or(|q| {
+        percent_encoding::percent_decode(q.as_bytes())
+            .decode_utf8()
+            .is_ok()
+    })
+}
+
 /// The first value of `name`.
 pub fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
