@@ -404,6 +404,53 @@ async fn a_chunked_body_over_client_max_body_size_is_refused_with_413() {
     assert!(head.starts_with("http/1.1 413"), "{head}");
 }
 
+/// A body sent again to the `error_page` location's upstream (the first answered 503) counts
+/// once against `client_max_body_size`: it was counted twice, so a failover of uploads over
+/// half the limit answered 413.
+#[tokio::test]
+async fn a_body_sent_again_by_error_page_counts_once_against_client_max_body_size() {
+    let down = upstream::serve(
+        axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+    );
+    let backup = upstream::echo("backup");
+    let dir = TempDir::new("ngx-refail");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "client_max_body_size 2k;\n\
+         location /iefb/ { proxy_pass http://crm; proxy_intercept_errors on;\n\
+           error_page 503 = @fallback; }\n\
+         location @fallback { proxy_pass http://backup; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[upstreams.backup]\nurl = \"{}\"\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        down.url(),
+        backup.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let body = "b".repeat(1500);
+    let (head, answer) = exchange(
+        gw.port,
+        &format!(
+            "POST /iefb/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\nConnection: close\r\n\r\n{body}"
+        ),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let echo: Echo = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(echo.body.len(), 1500);
+    // Over the limit it is still refused.
+    let body = "b".repeat(2100);
+    let (head, _) = exchange(
+        gw.port,
+        &format!(
+            "POST /iefb/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n834\r\n{body}\r\n0\r\n\r\n"
+        ),
+    );
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+}
+
 /// A `return`'s text, and a file, are typed as nginx types them: by the extension through the
 /// file's `types` and `default_type`, else a stock `nginx.conf`'s (`mime.types`,
 /// `application/octet-stream`); a 204 has none, `default_type ""` sends none.

@@ -443,6 +443,9 @@ fn next(f: &mut Flight, action: Action) -> bool {
             f.proxy = proxy;
             f.upstream = upstream;
             f.reproxy = true;
+            // The engine sends the body it kept to the next upstream through the body filter
+            // again: counted afresh, not twice against `client_max_body_size`.
+            f.body_seen = 0;
             true
         }
         Decision::Answer(a) => {
