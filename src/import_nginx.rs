@@ -72,18 +72,26 @@ pub fn import(file: &Path) -> Result<Import, String> {
 
     let mut upstreams: BTreeMap<String, String> = BTreeMap::new();
     let mut notes = Vec::new();
+    let mut refused_blocks = Vec::new();
     for b in &blocks {
         match upstream_block(b) {
             Ok((n, addr, _)) => {
                 upstreams.insert(n, format!("http://{addr}"));
             }
-            Err(why) => unsupported.push(format!(
-                "{}: directive 'upstream' is not supported ({why})",
-                b.pos
-            )),
+            Err(why) => {
+                unsupported.push(format!(
+                    "{}: directive 'upstream' is not supported ({why})",
+                    b.pos
+                ));
+                refused_blocks.extend(b.args.first().map(|a| a.text.clone()));
+            }
         }
     }
     collect_upstreams(&body, &mut upstreams, &mut notes);
+    // A refused block's name is no host: `http://crm_cluster` would only fail to resolve.
+    for name in &refused_blocks {
+        upstreams.remove(name);
+    }
     unsupported.sort_by_key(|l| line_key(l));
     unsupported.dedup();
 

@@ -223,12 +223,18 @@ fn upstream_blocks_with_one_server_and_their_tuning_load() {
             "`server ... backup`",
         ),
     ] {
-        let (code, _, stderr) = import(
+        let (code, toml, stderr) = import(
             &format!("{block}\nserver {{ location / {{ proxy_pass http://b; }} }}\n"),
             &dir,
         );
         assert_eq!(code, 2, "{block}");
         assert!(stderr.contains(refused), "{block}: {stderr}");
+        assert!(
+            stderr.contains("keep one `server` in the block"),
+            "{stderr}"
+        );
+        // The refused block's name is no host to reach.
+        assert!(!toml.contains("http://b\""), "{block}: {toml}");
     }
 }
 

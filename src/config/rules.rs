@@ -590,8 +590,9 @@ pub fn upstream_block(d: &Directive) -> std::result::Result<(String, String, Vec
     };
     let refused = |why: &str| {
         Err(format!(
-            "upstream {name}: {why} (the gateway balances nothing; put one address in \
-             [upstreams.{name}])"
+            "upstream {name}: {why} (the gateway balances nothing: keep one `server` in the \
+             block, the address of [upstreams.{name}], and leave the balancing to a balancer in \
+             front of the CRM)"
         ))
     };
     let mut server = None;
