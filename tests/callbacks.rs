@@ -131,9 +131,16 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
     }
     // Refused, each a 400 and nothing queued.
     let (query, body) = sealed_post(&event_xml(2), now_secs());
+    // Another agent's message (two apps of the corp sharing a Token and EncodingAESKey).
+    let other_agent = event_xml(4).replace(
+        "</xml>",
+        &format!("<AgentID>{}</AgentID></xml>", common::apps::agent_id() + 1),
+    );
+    let (other_q, other_b) = sealed_post(&other_agent, now_secs());
     let forged = query.replace("msg_signature=", "msg_signature=0");
     let (stale_q, stale_b) = sealed_post(&event_xml(3), now_secs() - 601);
     let bad: Vec<(String, String)> = vec![
+        (other_q, other_b),
         (forged, body.clone()),
         (stale_q, stale_b),
         (
@@ -161,11 +168,20 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // Its own agent's message is taken.
+    let own_agent = event_xml(5).replace(
+        "</xml>",
+        &format!("<AgentID>{}</AgentID></xml>", common::apps::agent_id()),
+    );
+    assert_eq!(post_event(&url, &own_agent).await.0, 200);
     // A marker event after them: once it arrives, everything before it has been delivered.
     assert_eq!(post_event(&url, &event_xml(9)).await.0, 200);
-    let got = w.crm.wait_taken(2, LIMIT).await;
+    let got = w.crm.wait_taken(3, LIMIT).await;
     let bodies: Vec<&str> = got.iter().map(|r| r.body.as_str()).collect();
-    assert_eq!(bodies, [xml.as_str(), event_xml(9).as_str()]);
+    assert_eq!(
+        bodies,
+        [xml.as_str(), own_agent.as_str(), event_xml(9).as_str()]
+    );
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains(

@@ -117,6 +117,20 @@ impl Callbacks {
                 ));
             }
         }
+        // A self-built app's messages name its agent: one naming another agent of the corp was
+        // encrypted for that app (two apps sharing a Token and EncodingAESKey, which WeCom's
+        // console lets one type) and would reach this app's CRM path as this app's.
+        if let (wecom_api::Credentials::Wecom { agent_id, .. }, Some(named)) =
+            (&a.credentials, msg.get("AgentID"))
+        {
+            let named = named.trim();
+            if !named.is_empty() && named.parse::<u64>().ok() != Some(*agent_id) {
+                return Err(self.refuse(
+                    app,
+                    receive::Refusal::BadMessage("AgentID is not this app's agent".into()),
+                ));
+            }
+        }
         // An instruction is about one suite: one naming another (a key shared by mistake, a
         // message meant for another suite) would put that suite's ticket in this one's place.
         if let (Some((suite_id, _)), Some(named)) = (crate::suite::suite_of(a), msg.get("SuiteId"))
