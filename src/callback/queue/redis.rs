@@ -336,17 +336,15 @@ impl RedisQueue {
         Ok(reply.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
     }
 
+    /// Takes the entry off the stream; `parked`, the JSON kept with the parked events.
     async fn remove(
         &self,
         app: &str,
         q: &Queued,
-        parked: Option<&Event>,
+        parked: Option<String>,
     ) -> Result<(), QueueError> {
         let (stream, dead) = (self.stream(app), self.dead(app));
-        let json = match parked {
-            Some(e) => serde_json::to_string(e).map_err(qerr)?,
-            None => String::new(),
-        };
+        let json = parked.unwrap_or_default();
         let min_id = self
             .clock
             .now_ms()
@@ -433,13 +431,29 @@ impl RedisQueue {
                 match Self::queued(&entry) {
                     Some(q) => return Ok(Some(q)),
                     None => {
-                        // Deleted under us, or unreadable (another version): not deliverable.
                         let q = Queued {
                             position: entry.id.clone(),
                             event: Event::new(app, String::new(), String::new(), 0),
                         };
-                        tracing::warn!(app, id = %entry.id, "unreadable queue entry dropped");
-                        self.remove(app, &q, None).await?;
+                        // Unreadable (written by another version: a rolling upgrade or a
+                        // rollback): parked as written, as the local queue parks it, to be
+                        // listed and replayed by a version that reads it. Deleted under us
+                        // (no fields left): nothing to keep.
+                        let raw: Option<String> = entry
+                            .map
+                            .get("event")
+                            .and_then(|v| redis::from_redis_value(v).ok());
+                        match &raw {
+                            Some(_) => tracing::error!(
+                                app,
+                                id = %entry.id,
+                                "unreadable queued event parked (kept as written with the parked events)"
+                            ),
+                            None => {
+                                tracing::warn!(app, id = %entry.id, "a queue entry without its event dropped")
+                            }
+                        }
+                        self.remove(app, &q, raw).await?;
                     }
                 }
                 if from == ">" {
@@ -547,7 +561,8 @@ impl EventQueue for RedisQueue {
     }
 
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
-        let r = self.remove(app, q, Some(&q.event)).await;
+        let json = serde_json::to_string(&q.event).map_err(qerr)?;
+        let r = self.remove(app, q, Some(json)).await;
         self.forget_group_if_gone(app, r)
     }
 
