@@ -183,6 +183,13 @@ pub fn is_secret_variable(name: &str) -> bool {
         || name_at(b, 0, OWN_COOKIE_PREFIX)
 }
 
+/// A quote at `j`, after any run of backslashes: how many backslashes (how deep the text it
+/// opens is escaped).
+fn quote_at(b: &[u8], j: usize) -> Option<usize> {
+    let n = b.get(j..)?.iter().take_while(|&&c| c == b'\\').count();
+    (b.get(j + n) == Some(&b'"')).then_some(n)
+}
+
 /// If a secret name starts at `i`, returns the byte range of its value.
 fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     let mut j = if let Some(name) = SECRET_NAMES.iter().find(|n| name_at(b, i, n)) {
@@ -205,9 +212,11 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     } else {
         return None;
     };
-    // JSON member: "name": "value" (the quote before the name made the boundary).
-    if b.get(j) == Some(&b'"') || (b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"')) {
-        j += if b[j] == b'"' { 1 } else { 2 };
+    // JSON member: "name": "value" (the quote before the name made the boundary), also as
+    // written inside a string once or more (`\"name\":\"value\"`; pingora's debug dump of
+    // a body, escaped again by the JSON log format: `\\\"name\\\"`).
+    if let Some(n) = quote_at(b, j) {
+        j += n + 1;
         while b.get(j) == Some(&b' ') {
             j += 1;
         }
@@ -218,19 +227,25 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
         while b.get(j) == Some(&b' ') {
             j += 1;
         }
-        let escaped_quote = b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"');
-        if b.get(j) == Some(&b'"') || escaped_quote {
-            let start = j + if escaped_quote { 2 } else { 1 };
+        if let Some(depth) = quote_at(b, j) {
+            // The value ends at a quote escaped as its opening one was (one escaped deeper
+            // is inside the value).
+            let start = j + depth + 1;
             let mut k = start;
-            while k < b.len() && b[k] != b'"' {
-                k += if b[k] == b'\\' { 2 } else { 1 };
-            }
-            let mut end = k.min(b.len());
-            // Inside an escaped string the closing quote is `\"`: keep its backslash.
-            if escaped_quote && end > start && b[end - 1] == b'\\' {
-                end -= 1;
-            }
-            return Some((start, end));
+            let end = loop {
+                match b[k.min(b.len())..].iter().position(|&c| c == b'"') {
+                    None => break b.len(),
+                    Some(p) => {
+                        let q = k + p;
+                        let slashes = b[start..q].iter().rev().take_while(|&&c| c == b'\\').count();
+                        if slashes == depth {
+                            break q - depth;
+                        }
+                        k = q + 1;
+                    }
+                }
+            };
+            return Some((start, end.max(start)));
         }
         // Numbers and the like are not secrets.
         return None;
@@ -463,6 +478,33 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(redact(input), *want, "{input}");
         }
+    }
+
+    /// A JSON body in pingora's debug dump (`Body(Some(b"{\"access_token\":...}"))`), and that
+    /// line again in the JSON log format (`\\\"access_token\\\"`): the value goes at every
+    /// depth, the rest of the line stays.
+    #[test]
+    fn a_json_member_escaped_at_any_depth_is_masked() {
+        let body = r#"{"access_token":"BODYTOKEN1","session_key":"SK1","errmsg":"ok \"q\""}"#;
+        let dumped = format!("upstream event: Some(Body(Some(b{:?}), true))", body);
+        let logged = serde_json::json!({ "message": dumped }).to_string();
+        let twice = serde_json::json!({ "message": logged }).to_string();
+        for line in [body, dumped.as_str(), logged.as_str(), twice.as_str()] {
+            let clean = redact(line);
+            for secret in ["BODYTOKEN1", "SK1"] {
+                assert!(!clean.contains(secret), "{secret} in {clean}");
+            }
+            assert!(clean.contains("errmsg"), "{clean}");
+        }
+        // The closing quote is the one escaped as the opening one was.
+        assert_eq!(
+            redact(r#"{"token":"a\"b","n":1}"#),
+            r#"{"token":"***","n":1}"#
+        );
+        assert_eq!(
+            redact(r#"x \"token\":\"v\\\"w\", \"n\":1"#),
+            r#"x \"token\":\"***\", \"n\":1"#
+        );
     }
 
     /// What pingora prints for a malformed request, escaped once (text log) or twice (JSON).
