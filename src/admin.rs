@@ -195,6 +195,8 @@ impl ServeHttp for Admin {
                 let _config = self.config.load();
                 let store = self.provider.store();
                 let why = match store.ping().await {
+                    // The local store's ping is a write, and remembers the last that failed.
+                    Err(_) if store.name() == "local" => Some("does not take writes"),
                     Err(_) => Some("unreachable"),
                     Ok(()) => store
                         .put_durable_fact(READY_PROBE, "1", Duration::from_secs(60))

@@ -237,7 +237,11 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
                     None => break b.len(),
                     Some(p) => {
                         let q = k + p;
-                        let slashes = b[start..q].iter().rev().take_while(|&&c| c == b'\\').count();
+                        let slashes = b[start..q]
+                            .iter()
+                            .rev()
+                            .take_while(|&&c| c == b'\\')
+                            .count();
                         if slashes == depth {
                             break q - depth;
                         }

@@ -151,7 +151,15 @@ pub struct LocalStore {
     sweepers: Arc<Mutex<Vec<Sweeper>>>,
     clock: Clock,
     went_back: bool,
+    /// When a write last failed (Unix ms; 0: never): [`Store::ping`] is not ready for a while
+    /// after, whatever its own small write does.
+    failed_at: std::sync::atomic::AtomicU64,
 }
+
+/// How long after a failed write the store is not ready: a full disk takes the probe's small
+/// write again once the database is reopened, while the writes that matter (a callback, an
+/// install) still fail.
+const NOT_READY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// The file is released when the store is dropped: the writer has committed everything it was
 /// given, and the same process may open the file again at once.
@@ -249,6 +257,7 @@ impl LocalStore {
             sweepers: sweepers.clone(),
             clock: clock.clone(),
             went_back: false,
+            failed_at: std::sync::atomic::AtomicU64::new(0),
         };
         store.sweep_now()?;
         store.load()?;
@@ -308,7 +317,12 @@ impl LocalStore {
                 reply,
             }))
             .map_err(|_| err("the writer thread stopped"))?;
-        rx.await.map_err(|_| err("the writer thread stopped"))?
+        let done = rx.await.map_err(|_| err("the writer thread stopped"))?;
+        if done.is_err() {
+            self.failed_at
+                .store(self.clock.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+        done
     }
 
     /// Runs `f` on a read transaction, off the async workers.
@@ -664,7 +678,16 @@ impl Store for LocalStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         // A write that commits: the disk takes writes, the writer thread lives.
-        self.write(|_| Ok(())).await
+        self.write(|_| Ok(())).await?;
+        let failed = self.failed_at.load(std::sync::atomic::Ordering::Relaxed);
+        let since = self.clock.now_ms().saturating_sub(failed);
+        if failed != 0 && since < NOT_READY_AFTER_FAILURE.as_millis() as u64 {
+            return Err(err(format!(
+                "a write failed {}s ago (a full or failing disk?)",
+                since / 1000
+            )));
+        }
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

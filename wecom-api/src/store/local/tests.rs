@@ -293,14 +293,18 @@ async fn a_full_disk_is_outlived_without_a_restart() {
         full.store(false, std::sync::atomic::Ordering::SeqCst);
         // Opened again before the next write (tried at most once a second).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while s.ping().await.is_err() {
+        while s.set("after", &cached("v3", far)).await.is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "never took writes again"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        s.set("after", &cached("v3", far)).await.unwrap();
+        // Ready again only once no write has failed for a while: a full disk takes the
+        // probe's small write while the writes that matter still fail.
+        assert!(s.ping().await.is_err(), "ready just after a failed write");
+        clock.advance(NOT_READY_AFTER_FAILURE + Duration::from_secs(1));
+        s.ping().await.unwrap();
         s.put_fact("fact", "kept", Duration::from_secs(600))
             .await
             .unwrap();
