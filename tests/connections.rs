@@ -233,6 +233,40 @@ fn a_quiet_websocket_lives_until_the_upstreams_read_timeout_and_ends_cleanly() {
     assert_eq!(r.status, 408);
 }
 
+/// A client that goes away before its answer (a browser cancelling a slow request, a
+/// preconnect never used) is nginx's 499 in the access line and metrics, logged at info: no
+/// error line pages anyone.
+#[test]
+fn a_client_that_goes_away_is_a_499_logged_at_info() {
+    let slow = upstream::serve(axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            "late"
+        }),
+    ));
+    let gw = gateway("", &slow.url());
+    let mut s = connect(&gw);
+    get(&mut s, "/slow");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    // Half a request line, then gone.
+    let mut s = connect(&gw);
+    s.write_all(b"GET /half HT").unwrap();
+    drop(s);
+    gw.wait_log("path=/slow");
+    // A request after both: its line comes after theirs.
+    assert_eq!(http_get_status(gw.port, "/slow"), Some(200));
+    gw.wait_log_count("path=/slow", 2);
+    let log = gw.log();
+    let line = log.lines().find(|l| l.contains("path=/slow")).unwrap();
+    assert!(line.contains("status=499"), "{line}");
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR")),
+        "an error logged for a client that left:\n{log}"
+    );
+}
+
 /// The gateway's own endpoints take small bodies (a callback, a JSON request) whole within 10 s:
 /// pingora bounds each read, so a body trickled a byte at a time held the connection for hours
 /// (WeCom's callbacks share this listener). It gets nginx's 408 and the connection closes.

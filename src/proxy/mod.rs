@@ -68,6 +68,15 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, (header, body): Answer) ->
     Ok(true)
 }
 
+/// The client closed its connection (or it broke) before its answer was written.
+fn client_went_away(e: &Error) -> bool {
+    *e.esource() == ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+        )
+}
+
 /// Writes what the pipeline decided when it was not to proxy.
 async fn respond(
     session: &mut Session,
@@ -670,9 +679,11 @@ impl ProxyHttp for Gateway {
         nginx::error_while_proxy(peer, session, e, ctx, client_reused)
     }
 
-    /// An nginx error_page that replaced the upstream's answer is not a failure to log.
+    /// An nginx error_page that replaced the upstream's answer is not a failure to log, nor a
+    /// client that went away (nginx's "client prematurely closed connection", at info): its
+    /// access line says 499.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        crate::nginx::response::is_error_page(e)
+        crate::nginx::response::is_error_page(e) || client_went_away(e)
     }
 
     fn suppress_proxy_warn_log(
@@ -757,7 +768,7 @@ impl ProxyHttp for Gateway {
     }
 
     /// One line per request, and the request metrics.
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
@@ -765,7 +776,12 @@ impl ProxyHttp for Gateway {
             // websocket's 101) is its only one.
             .filter(|s| *s >= 200 || *s == 101)
             .or(ctx.answered)
-            .unwrap_or(0);
+            // Gone before its answer: nginx's 499.
+            .unwrap_or(if e.is_some_and(client_went_away) {
+                499
+            } else {
+                0
+            });
         let elapsed = ctx.started.elapsed();
         crate::metrics::observe_request(&ctx.config.routes, ctx.route_key(), status, elapsed);
         let route = ctx.route_label();

@@ -40,7 +40,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::future::FutureExt;
 use http::{header, version::Version, Method};
-use log::{debug, error, trace, warn};
+use log::{debug, error, info, trace, warn};
 use once_cell::sync::Lazy;
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::fmt::Debug;
@@ -366,6 +366,13 @@ where
                     written.unwrap_or_else(|e| {
                         error!("failed to send error response to downstream: {e}");
                     });
+                } else if matches!(e.etype, ConnectionClosed) {
+                    // The client went away with its request unsent: nginx's "client closed
+                    // connection while reading client request line", at info.
+                    info!(
+                        "client closed the connection before its request was read: {e}, downstream session type: {}",
+                        downstream_session.session_type()
+                    );
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(
