@@ -60,6 +60,14 @@ enum Command {
 static ALLOCATOR: wecom_gateway::allocator::Allocator = wecom_gateway::allocator::ALLOCATOR;
 
 fn main() -> ExitCode {
+    // A reload (SIGHUP) or a log reopen (SIGUSR1, logrotate's postrotate) sent while the
+    // process starts would end it (their default action): ignored until the reloader takes
+    // them over, once the configuration is loaded and the listeners are bound.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+    }
     wecom_gateway::allocator::tune();
     let cli = Cli::parse();
     logging::init(cli.log_format);

@@ -171,6 +171,17 @@ fn config_errors_name_file_line_and_key() {
             "gateway.toml:11:10: [apps.crm].secret: invalid type: integer `***`, expected a string",
         ),
     ];
+    // More worker threads than any machine uses: refused at check, not a panic after the
+    // gateway said it listens.
+    let (code, _, stderr) = check(
+        &BASE.replace("[server]\n", "[server]\nthreads = 100000\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("gateway.toml:2:11: [server].threads: at most 256"),
+        "{stderr}"
+    );
     for (tail, want) in cases {
         let (code, stdout, stderr) = check(&format!("{BASE}{tail}"), &[]);
         assert_eq!(code, 2, "{tail}\nstdout: {stdout}\nstderr: {stderr}");

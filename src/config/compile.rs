@@ -225,6 +225,9 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
 }
 
 /// `loc` as a server that ignores case reads it: a path lowercased, a regex caseless.
+/// The most worker threads a listener may be given.
+const MAX_THREADS: usize = 256;
+
 fn fold_location(loc: &Location) -> std::result::Result<Location, nginx_compat::LocationError> {
     match loc.modifier() {
         Modifier::Regex | Modifier::RegexCaseless => {
@@ -336,6 +339,18 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
     let threads = match &s.threads {
         Some(t) if *t.get_ref() == 0 => {
             return Err(src.error(t.span(), "[server].threads", "must be at least 1"))
+        }
+        // Each listener runs this many: thousands fail to start, after the gateway said it
+        // listens.
+        Some(t) if *t.get_ref() > MAX_THREADS => {
+            return Err(src.error(
+                t.span(),
+                "[server].threads",
+                format!(
+                    "at most {MAX_THREADS} (each listener runs this many; one per CPU core is \
+                     the most that helps)"
+                ),
+            ))
         }
         Some(t) => *t.get_ref(),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

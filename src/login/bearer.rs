@@ -97,7 +97,7 @@ mod tests {
                 "issued in the future",
                 settings("k"),
                 token.clone(),
-                900,
+                600,
                 false,
             ),
             ("another key", settings("other"), token.clone(), 1000, false),

@@ -17,6 +17,11 @@ use super::seal;
 use crate::config::model::{App, Credentials, SessionSettings};
 use crate::identity::Identity;
 
+/// How far ahead of this machine's clock a session may say it was issued (instances' clocks
+/// apart, a clock stepped back): the skew a revocation's ordering also allows (a `delete_user`
+/// ends the sessions issued before it; one dated further ahead would outlive it).
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
 /// A logged-in identity of one app, as sealed in the cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEntry {
@@ -167,9 +172,12 @@ impl SessionEntry {
         }
     }
 
-    /// Within its absolute lifetime (a little clock skew tolerated on `iat`).
+    /// Within its absolute lifetime. An `iat` ahead of this clock is tolerated by
+    /// [`CLOCK_SKEW_SECS`]: the cookie is sealed with the session key, so a later `iat` is no
+    /// forgery, only another instance's clock (or this one stepped back by NTP); refusing it
+    /// signed every member out without a word.
     pub fn live(&self, now: u64) -> bool {
-        self.iat <= now + 5 && now < self.exp
+        self.iat <= now + CLOCK_SKEW_SECS && now < self.exp
     }
 
     /// Live, and within the `ttl` of the running config: a shorter one after a reload ends
@@ -481,8 +489,15 @@ mod tests {
                 "issued in the future",
                 settings("k"),
                 cookies.clone(),
-                900,
+                600,
                 vec![],
+            ),
+            (
+                "issued a little ahead (another instance's clock)",
+                settings("k"),
+                cookies.clone(),
+                960,
+                vec!["crm", "mp"],
             ),
             (
                 "foreign key",
