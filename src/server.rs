@@ -67,6 +67,21 @@ pub fn run(
         .map_err(|e| e.to_string())?
         .block_on(Backend::open(settings, clock.clone()))
         .map_err(|e| format!("[store]: {e}"))?;
+    if settings.backend == crate::config::model::StoreBackend::Memory {
+        let loaded = current.load();
+        let forwarding: Vec<&str> = loaded
+            .apps
+            .values()
+            .filter(|a| a.callback.is_some())
+            .map(|a| a.name.as_str())
+            .collect();
+        if !forwarding.is_empty() {
+            tracing::warn!(
+                apps = %forwarding.join(", "),
+                "[store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart; use \"local\" (or \"redis\") outside tests and the demo"
+            );
+        }
+    }
     let provider = Provider::new(backend.store.clone(), settings.lock_ttl, clock);
     let callbacks = Arc::new(Callbacks::new(
         backend.queue,

@@ -597,7 +597,13 @@ async fn a_replayed_delete_user_ends_only_the_sessions_issued_before_it() {
 /// its content), and delivered again, with its event id, when replayed. The listing and the
 /// replay answer loopback clients for a configured app only.
 async fn a_parked_event_is_listed_and_replayed(backend: Backend, restart: bool) {
+    let in_memory = matches!(backend, Backend::Memory);
     let mut w = CallbackWorld::start_fast_retry(backend).await;
+    // Said at start: what WeCom was told "success" for would not outlive a restart.
+    let warned = w.gateways[0]
+        .log()
+        .contains("callbacks WeCom was told \"success\" for are lost at a restart");
+    assert_eq!(warned, in_memory);
     w.crm.state.down.store(true, Ordering::SeqCst);
     w.send("crm", &event_xml(1)).await;
     // A second try means the first failure was taken in (the event's first try is on record,
