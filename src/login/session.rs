@@ -307,17 +307,19 @@ pub fn for_app<'a>(entries: &'a [SessionEntry], app: &App) -> Option<&'a Session
 /// them); another member starts with none, as a customer verified by someone else is not
 /// theirs (SPEC section 17). The session id is always new: a revoked one is never revived.
 pub fn renew(previous: Option<&SessionEntry>, mut fresh: SessionEntry) -> SessionEntry {
-    let same = previous.is_some_and(|p| {
-        p.app == fresh.app
-            && p.corp_id == fresh.corp_id
-            && p.userid == fresh.userid
-            && p.openid == fresh.openid
-            && p.wechat_app_id == fresh.wechat_app_id
-    });
-    if same {
+    if previous.is_some_and(|p| same_person(p, &fresh)) {
         fresh.contact = previous.and_then(|p| p.contact.clone());
     }
     fresh
+}
+
+/// Two sessions of one app for the same person.
+pub fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
+    a.app == b.app
+        && a.corp_id == b.corp_id
+        && a.userid == b.userid
+        && a.openid == b.openid
+        && a.wechat_app_id == b.wechat_app_id
 }
 
 /// `entries` with `entry` in place of any earlier session of the same app.

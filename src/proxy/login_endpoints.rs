@@ -376,10 +376,17 @@ pub async fn callback(
             count(config, &app.name, "ok");
             let now = now_secs();
             let entries = session::read(settings, &jar, now);
+            let previous = session::for_app(&entries, &app);
             let entry = session::renew(
-                session::for_app(&entries, &app),
+                previous,
                 SessionEntry::new(&app, &identity, now, settings.ttl.as_secs()),
             );
+            // Someone else signed in on this device: the session replaced ends, as at a
+            // logout. A request of the page still carrying it (an answer arriving after this
+            // one, with its own Set-Cookie) would otherwise bring the previous member back.
+            if let Some(p) = previous.filter(|p| !session::same_person(p, &entry)) {
+                let _ = revocation::end_session(provider.store(), p, now).await;
+            }
             let entries = session::replace(entries, entry);
             let cookies = [
                 session::set_cookie(settings, entries, config.server.https()),

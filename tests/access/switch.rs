@@ -54,6 +54,11 @@ async fn another_member_on_the_device_is_noticed_at_the_next_page_after_reauth_a
     let a = ("zhangsan".to_owned(), Some(customer().to_owned()));
     assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await, a);
 
+    // A request of zhangsan's page still under way while the switch happens carries this
+    // cookie, and its answer's Set-Cookie would put it back.
+    let gw_url = w.gw().url("/");
+    let zhangsans = b.cookie(&gw_url, "wgw_session").expect("a session cookie");
+
     // zhangsan signs out of WeCom on this device; lisi signs in.
     w.control("/_emulator/current-user", json!({"userid": "lisi"}))
         .await;
@@ -82,6 +87,10 @@ async fn another_member_on_the_device_is_noticed_at_the_next_page_after_reauth_a
     );
     // And no loop: the next page is the CRM's.
     assert!(navigate(&w, &mut b, "/sidebar/page").await.is_ok());
+    // zhangsan's session ended with the switch: brought back by a late answer, it opens nothing.
+    b.set_cookie(&gw_url, "wgw_session", &zhangsans);
+    let r = b.get_json(&w.gw().url("/sidebar/api"), &[]).await;
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
