@@ -187,11 +187,11 @@ async fn verify(state: &EmulatorState, r: &Receiver) -> bool {
     ok
 }
 
-/// WeCom takes HTTP 200; a suite's instruction URL must also answer the literal `success`.
+/// WeCom takes HTTP 200; a suite's instruction URL must also answer the literal `success`
+/// (not `success\n`, not quoted).
 fn accepted(kind: ReceiverKind, a: &Attempt) -> bool {
     a.status == Some(200)
-        && (kind != ReceiverKind::Instruction
-            || a.body.as_deref().map(str::trim) == Some("success"))
+        && (kind != ReceiverKind::Instruction || a.body.as_deref() == Some("success"))
 }
 
 async fn deliver(state: &EmulatorState, t: &Target, message: &str, id: u64) {
@@ -258,4 +258,29 @@ async fn deliver(state: &EmulatorState, t: &Target, message: &str, id: u64) {
         }
     }
     state.hub.update(id, |rec| rec.result = "failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instruction_is_taken_only_with_the_literal_success() {
+        let answer = |status: u16, body: &str| Attempt {
+            status: Some(status),
+            body: Some(body.to_owned()),
+            error: None,
+        };
+        assert!(accepted(ReceiverKind::Instruction, &answer(200, "success")));
+        for body in ["success\n", " success", "\"success\"", "ok", ""] {
+            assert!(
+                !accepted(ReceiverKind::Instruction, &answer(200, body)),
+                "{body:?}"
+            );
+        }
+        assert!(!accepted(ReceiverKind::Instruction, &answer(500, "success")));
+        // An app's or a suite's data URL: HTTP 200 is enough.
+        assert!(accepted(ReceiverKind::App, &answer(200, "")));
+        assert!(accepted(ReceiverKind::Data, &answer(200, "success\n")));
+    }
 }
