@@ -278,7 +278,10 @@ mod tests {
                 "{body:?}"
             );
         }
-        assert!(!accepted(ReceiverKind::Instruction, &answer(500, "success")));
+        assert!(!accepted(
+            ReceiverKind::Instruction,
+            &answer(500, "success")
+        ));
         // An app's or a suite's data URL: HTTP 200 is enough.
         assert!(accepted(ReceiverKind::App, &answer(200, "")));
         assert!(accepted(ReceiverKind::Data, &answer(200, "success\n")));
