@@ -418,7 +418,8 @@ impl Inner {
         // The endpoint's time for the same event: applying twice changes nothing.
         let when = event::moment(msg, e.queued_at);
         let at = when.at;
-        if let Some(ins) = super::instruction::read(msg) {
+        let changed_corp = event::instruction_corp(msg);
+        if let Some(ins) = super::instruction::read(msg).filter(|_| changed_corp.is_none()) {
             let provider = &self.callbacks.provider;
             return super::instruction::before_delivery(provider, app, &ins, when, ttl)
                 .await
@@ -427,10 +428,14 @@ impl Inner {
         let corp_id = match &app.credentials {
             Credentials::Wecom { corp_id, .. } => corp_id.clone(),
             // A data callback of an installed corp, addressed to it (the endpoint accepted it
-            // only encrypted for that corp).
+            // only encrypted for that corp); or a change as an instruction, about the corp it
+            // names.
             Credentials::Suite { .. } => {
                 let provider = &self.callbacks.provider;
-                let Some(corp) = msg.get("ToUserName").filter(|c| !c.is_empty()) else {
+                let Some(corp) = changed_corp
+                    .or_else(|| msg.get("ToUserName"))
+                    .filter(|c| !c.is_empty())
+                else {
                     return Ok(true);
                 };
                 match provider

@@ -184,12 +184,33 @@ fn wecom_time(msg: &XmlMessage) -> Option<u64> {
 
 /// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
 /// checked against), never a field of the message: `ToUserName` is only what the sender says.
+/// The corp a suite's instruction about a member or a contact change is about (WeCom sends
+/// those of a third-party app to its instruction URL: `<InfoType>change_contact</InfoType>`,
+/// `<AuthCorpId>`); `None` for any other instruction.
+pub fn instruction_corp(msg: &XmlMessage) -> Option<&str> {
+    if msg.get("MsgType").is_some() {
+        return None;
+    }
+    matches!(
+        msg.get("InfoType"),
+        Some("change_contact" | "change_external_contact")
+    )
+    .then(|| msg.get("AuthCorpId"))
+    .flatten()
+    .filter(|c| !c.is_empty())
+}
+
 pub fn reactions(corp: &str, msg: &XmlMessage) -> Vec<Reaction> {
     let field = |n: &str| msg.get(n).filter(|v| !v.is_empty()).map(str::to_owned);
-    if msg.get("MsgType") != Some("event") {
-        return Vec::new();
-    }
-    match (msg.get("Event"), msg.get("ChangeType")) {
+    // An event of an app's (or a suite's data) URL; or the same change as a third-party
+    // suite's instruction URL gets it (`InfoType` names it, `AuthCorpId` the corp: see
+    // [`instruction_corp`]).
+    let kind = match msg.get("MsgType") {
+        Some("event") => msg.get("Event"),
+        None => msg.get("InfoType"),
+        Some(_) => return Vec::new(),
+    };
+    match (kind, msg.get("ChangeType")) {
         (Some("change_contact"), Some("delete_user")) => field("UserID")
             .map(|userid| Reaction::EndMember {
                 corp: corp.to_owned(),

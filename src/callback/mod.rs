@@ -185,6 +185,11 @@ impl Callbacks {
             (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),
             // An installed corp's event: its member's sessions, its contacts.
             (Credentials::Suite { .. }, Some(corp)) => event::reactions(corp, &msg),
+            // The same change as an instruction, for a corp that installed the suite.
+            (Credentials::Suite { .. }, None) => match event::instruction_corp(&msg) {
+                Some(corp) if self.installed(a, corp).await => event::reactions(corp, &msg),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         for r in &todo {

@@ -43,6 +43,45 @@ async fn an_installed_corps_member_deleted_ends_their_sessions_and_reaches_the_c
     assert_eq!(got.header("x-wecom-agentid"), SUITE_AGENT.to_string());
 }
 
+/// WeCom tells a third-party app of its corps' member and contact changes at its instruction
+/// URL (`<InfoType>change_contact</InfoType>`, `<AuthCorpId>`), not only at the data URL:
+/// acted on the same way for a corp that installed the app, and for no other.
+#[tokio::test]
+async fn a_member_deleted_told_as_an_instruction_ends_their_sessions() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let mut b = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
+    assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
+    let instruction = |corp: &str| {
+        format!(
+            "<xml><SuiteId><![CDATA[{SUITE}]]></SuiteId><AuthCorpId><![CDATA[{corp}]]></AuthCorpId>\
+             <InfoType><![CDATA[change_contact]]></InfoType><TimeStamp>{}</TimeStamp>\
+             <ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[zhaoliu]]></UserID></xml>",
+            crate::common::callbacks::now_secs()
+        )
+    };
+    // About a corp that has not installed the app: nothing ends.
+    s.control(
+        "/_emulator/callbacks",
+        json!({"app": "saas", "xml": instruction(CORP_B)}),
+    )
+    .await;
+    s.wait_forwarded("change_contact", 1).await;
+    assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
+    s.control(
+        "/_emulator/callbacks",
+        json!({"app": "saas", "xml": instruction(CORP_A)}),
+    )
+    .await;
+    s.wait_forwarded("change_contact", 2).await;
+    assert_eq!(
+        crate::logins::page(&s, &mut b).await.0,
+        401,
+        "zhaoliu left corp A"
+    );
+}
+
 #[tokio::test]
 async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     let s = Saas::start(Backend::Local, 0).await;
