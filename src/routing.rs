@@ -19,9 +19,9 @@
 //!   upstream receives it untouched: nginx reads `/sidebar/%2e%2e/x` as `/x`, an upstream that
 //!   does not decode `%2e` as a path under `/sidebar/`.
 //!
-//! - a prefix area's name without its final `/` (`/boss` of `/boss/`) is the area's own root:
-//!   nginx sends it a 301 into the area, but lenient readings of it (`/boss;x`, `/boss.`,
-//!   `/BOSS`) reach servers that serve the area's index there.
+//! - a lenient reading that is an area's name without its final `/` (`/boss` of `/boss/`) is
+//!   also in that area, its own root: nginx sends the literal spelling a 301 into the area, but
+//!   `/boss;x`, `/boss.` and `/BOSS` reach servers that serve the area's index there.
 //!
 //! A path whose readings fall in two different areas, or whose Servlet reading climbs above
 //! the root, is refused with 400.
@@ -83,21 +83,19 @@ impl AreaError {
     }
 }
 
-/// The protected area (a `[[routes]]` index) of one reading, by nginx's order. A prefix
-/// area's name without its final `/` is that area's own root: nginx answers the literal
-/// `/p/admin` with a 301 into `/p/admin/`, but the readings of lenient servers reach it
-/// (Tomcat's `/p/admin;x`, IIS's `/p/admin.`, Express's `/p/ADMIN`), and they serve it as the
-/// area's index page.
+/// The protected area (a `[[routes]]` index) of one reading, by nginx's order.
 pub fn area_of(table: &RouteTable, path: &[u8]) -> Result<Option<usize>, AreaError> {
-    if let Some(i) = root_of(&table.area_roots, path) {
-        return Ok(Some(i));
-    }
     match table.areas.find(path) {
         Ok(m) => Ok(m.map(|m| *m.value)),
         Err(_) => Err(AreaError::Unmatchable),
     }
 }
 
+/// The area whose name is `path` and a final `/`: a lenient server's reading of a request
+/// that reaches the area's own root (Tomcat's `/p/admin;x`, IIS's `/p/admin.`, Express's
+/// `/p/ADMIN` are `/p/admin` there, the index of `/p/admin/`), which nginx answers only for
+/// the literal spelling (its 301 into the area). Noted beside the reading's own area, so that
+/// a reading in two areas of different gates is ambiguous, never one silently chosen.
 fn root_of(roots: &[(Box<[u8]>, usize)], path: &[u8]) -> Option<usize> {
     roots.iter().find(|(r, _)| **r == *path).map(|(_, i)| *i)
 }
@@ -173,6 +171,7 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
         if path.iter().any(|&b| b == b';' || b == b'\\') {
             let servlet = servlet_reading(path)?;
             note(area_of(table, &servlet)?)?;
+            note(root_of(&table.area_roots, &servlet))?;
             lenient_readings(table, &servlet, &mut note)?;
         }
     }
@@ -230,20 +229,19 @@ fn lenient_readings(
     let base = windows.as_deref().unwrap_or(path);
     if windows.is_some() {
         note(area_of(table, base)?)?;
+        note(root_of(&table.area_roots, base))?;
         if table.areas_exact && trimmed(base) < base.len() {
             note(area_of(table, &base[..trimmed(base)])?)?;
         }
     }
     if table.areas_have_upper || base.iter().any(u8::is_ascii_uppercase) {
         let lower = base.to_ascii_lowercase();
-        let folded = |p: &[u8]| match root_of(&table.folded_area_roots, p) {
-            Some(i) => Ok(Some(i)),
-            None => match table.folded_areas.find(p) {
-                Ok(m) => Ok(m.map(|m| *m.value)),
-                Err(_) => Err(AreaError::Unmatchable),
-            },
+        let folded = |p: &[u8]| match table.folded_areas.find(p) {
+            Ok(m) => Ok(m.map(|m| *m.value)),
+            Err(_) => Err(AreaError::Unmatchable),
         };
         note(folded(&lower)?)?;
+        note(root_of(&table.folded_area_roots, &lower))?;
         if table.areas_exact && trimmed(&lower) < lower.len() {
             note(folded(&lower[..trimmed(&lower)])?)?;
         }
@@ -384,6 +382,19 @@ mod tests {
     use super::*;
 
     fn table(routes: &[(&str, bool)]) -> RouteTable {
+        let logins: Vec<(&str, &str)> = routes
+            .iter()
+            .map(|(l, login)| match login {
+                true if l.contains("mp") => (*l, "mp"),
+                true => (*l, "crm"),
+                false => (*l, ""),
+            })
+            .collect();
+        table_of(&logins)
+    }
+
+    /// Routes by location and login app ("" for none).
+    fn table_of(routes: &[(&str, &str)]) -> RouteTable {
         let mut text = String::from(
             "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
              [session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
@@ -392,10 +403,9 @@ mod tests {
              [upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n",
         );
         for (location, login) in routes {
-            let login = match login {
-                true if location.contains("mp") => "login = \"mp\"\n",
-                true => "login = \"crm\"\n",
-                false => "",
+            let login = match *login {
+                "" => String::new(),
+                app => format!("login = \"{app}\"\n"),
             };
             text.push_str(&format!(
                 "[[routes]]\nlocation = {location:?}\nupstream = \"crm\"\n{login}"
@@ -445,8 +455,7 @@ mod tests {
         type Case<'a> = (&'a str, Routed, Result<Option<usize>, AreaError>);
         let cases: &[Case] = &[
             ("/sidebar/", Routed::Route(0), Ok(Some(0))),
-            // Redirected into the area, and in it: the area's own root.
-            ("/sidebar", Routed::Redirect(0), Ok(Some(0))),
+            ("/sidebar", Routed::Redirect(0), Ok(None)),
             ("/sidebar/app.js", Routed::Route(1), Ok(Some(0))),
             // Inside an area, a public route is still protected.
             ("/sidebar/public/x", Routed::Route(2), Ok(Some(0))),
@@ -582,22 +591,17 @@ mod tests {
     fn an_areas_own_root_is_in_it_however_it_is_spelled() {
         let t = table(&[("/boss/", true), ("/", false)]);
         let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
-        for path in [
-            "/boss",
-            "/BOSS",
-            "/boss;x",
-            "/boss.",
-            "/Boss ",
-            "/x/..;/boss;a",
-        ] {
+        for path in ["/BOSS", "/boss;x", "/boss.", "/Boss ", "/x/..;/boss;a"] {
             assert_eq!(area(path), Ok(Some(0)), "{path}");
         }
+        // The literal spelling is nginx's: its 301 (or the location named so) decides.
+        assert_eq!(area("/boss"), Ok(None));
         for path in ["/bossy", "/bos", "/BOSSY;x"] {
             assert_eq!(area(path), Ok(None), "{path}");
         }
         let t = table(&[("/p/", true), ("/p/mpadmin/", true), ("/", false)]);
         let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
-        assert_eq!(area("/p/mpadmin"), Ok(Some(1)));
+        assert_eq!(area("/p/mpadmin"), Ok(Some(0)));
         for path in [
             "/p/mpadmin;x",
             "/p/mpadmin;jsessionid=1",
@@ -610,6 +614,20 @@ mod tests {
             assert_eq!(area(path), Err(AreaError::Ambiguous), "{path}");
         }
         assert_eq!(area("/p/mpadminx;y"), Ok(Some(0)));
+        // A location named as the root is its own: its rules, never the area's beside it.
+        let t = table_of(&[("= /p/admin", "mp"), ("/p/admin/", "crm"), ("/", "")]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        assert_eq!(area("/p/admin"), Ok(Some(0)));
+        assert_eq!(area("/p/admin;x"), Err(AreaError::Ambiguous));
+        let t = table_of(&[("= /p/admin", ""), ("/p/admin/", "crm"), ("/", "")]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        assert_eq!(area("/p/admin"), Ok(None), "a public page stays public");
+        // An exact area ending in `/` has a root too (its literal spelling gets the 301).
+        let t = table_of(&[("= /p/admin/", "crm"), ("/", "")]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        for path in ["/p/admin;x", "/P/ADMIN", "/p/admin.", "/p/admin "] {
+            assert_eq!(area(path), Ok(Some(0)), "{path}");
+        }
     }
 
     /// Two areas that ask the same (the same login, rules, contact): a path read into both is

@@ -118,8 +118,10 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         areas
             .iter()
             .filter(|(l, _)| {
-                matches!(l.modifier(), Modifier::Prefix | Modifier::PrefixNoRegex)
-                    && l.pattern().len() > 1
+                matches!(
+                    l.modifier(),
+                    Modifier::Prefix | Modifier::PrefixNoRegex | Modifier::Exact
+                ) && l.pattern().len() > 1
                     && l.pattern().ends_with('/')
             })
             .map(|(l, i)| {
@@ -224,10 +226,10 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     })
 }
 
-/// `loc` as a server that ignores case reads it: a path lowercased, a regex caseless.
 /// The most worker threads a listener may be given.
 const MAX_THREADS: usize = 256;
 
+/// `loc` as a server that ignores case reads it: a path lowercased, a regex caseless.
 fn fold_location(loc: &Location) -> std::result::Result<Location, nginx_compat::LocationError> {
     match loc.modifier() {
         Modifier::Regex | Modifier::RegexCaseless => {
