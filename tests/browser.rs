@@ -342,6 +342,52 @@ async fn ready_again_reads_the_chat_again() {
     crm.shutdown().await;
 }
 
+/// A request whose ticket was refused is sent again only for the customer it was made for: the
+/// page moved out of the chat while the ticket was being renewed (ready() again), so the 403
+/// stands rather than the request leaving with whatever the page is about now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_not_sent_again_for_another_chat() {
+    let (crm, w, chrome) = sidebar_in_a_chat_with_the_shared_customer().await;
+    chrome.run(RECORD_FETCHES).await;
+    // The ticket expires at the gateway (two hours), the session does not.
+    w.gw().advance("7300s").await;
+    w.control("/_emulator/current-contact", json!({"entry": "normal"}))
+        .await;
+    let v = chrome
+        .run(
+            r#"var inner = window.fetch;
+window.fetch = function (input, init) {
+  var u = String(input && input.url || input);
+  if (u.indexOf("/_gateway/external-contact") >= 0 && init && String(init.body).indexOf('"renew":true') >= 0) {
+    return new Promise(function (res) { window.__release = function () { res(inner(input, init)); }; });
+  }
+  return inner(input, init);
+};
+var f = WeComGateway.fetch("/customer/9", {headers: {Accept: "application/json"}});
+(function wait(n) {
+  if (!window.__release && n < 200) return setTimeout(function () { wait(n + 1); }, 20);
+  WeComGateway.ready().then(function (r) {
+    window.__release();
+    return f.then(function (resp) {
+      done({status: resp.status, calls: window.__calls.slice(), entry: r.entry});
+    });
+  }).catch(function (e) { done({err: String(e)}); });
+})(0);"#,
+        )
+        .await;
+    assert_eq!(v["entry"], "normal", "{v}");
+    assert_eq!(v["status"], 403, "{v}");
+    let to_crm = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| *c == "/customer/9")
+        .count();
+    assert_eq!(to_crm, 1, "{v}");
+    drop(chrome);
+    crm.shutdown().await;
+}
+
 /// A page opened from the workbench (no chat) after another page verified a customer: ready()
 /// says there is none, and the helper's fetch tells the gateway so (`WGW-Contact: none`), so
 /// the CRM is not told about the customer of the other chat, which the session verified last.

@@ -247,13 +247,20 @@
     }
   }
 
-  function send(input, init) {
+  function send(input, init, ticket) {
     if (!sameOrigin(input)) return window.fetch(input, init);
     init = Object.assign({}, init || {});
     var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
-    headers.set("WGW-Contact", contactTicket ? contactTicket.ticket : "none");
+    headers.set("WGW-Contact", ticket || "none");
     init.headers = headers;
     return window.fetch(input, init);
+  }
+
+  /* The ticket of `about` (the customer a request was made for), if the page is still about
+   * that customer: a call made for one customer never leaves with another's ticket, whatever
+   * ready() moved the page to meanwhile. */
+  function ticketFor(about) {
+    return about && contactTicket && contactTicket.externalUserId === about ? contactTicket.ticket : null;
   }
 
   /* Was the ticket refused? Only a 403 whose body says so; the body stays readable. */
@@ -266,15 +273,20 @@
 
   function gatewayFetch(input, init) {
     var replayable = !(input instanceof Request) || !input.body;
+    var about = contactTicket ? contactTicket.externalUserId : null;
     var first = contactTicket && contactTicket.expiresAt - Date.now() < RENEW_BEFORE
       ? renew() : Promise.resolve();
-    return first.then(function () { return send(input, init); }).then(function (r) {
-      if (!contactTicket || !replayable) return r;
+    var sent = null;
+    return first.then(function () {
+      sent = ticketFor(about);
+      return send(input, init, sent);
+    }).then(function (r) {
+      if (!sent || !replayable) return r;
       return contactRefused(r).then(function (refused) {
         if (!refused) return r;
-        var before = contactTicket.ticket;
         return renew().then(function () {
-          return contactTicket.ticket === before ? r : send(input, init);
+          var again = ticketFor(about);
+          return again && again !== sent ? send(input, init, again) : r;
         });
       });
     });
