@@ -528,7 +528,7 @@ impl Inner {
             .corp(&**provider.store(), app, corp)
             .await
         {
-            Ok(Some(c)) => c.install.agent_id.to_string(),
+            Ok(Some(c)) => c.install.agent().map(|a| a.to_string()).unwrap_or_default(),
             _ => String::new(),
         };
         (corp.to_owned(), agent)

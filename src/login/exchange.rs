@@ -311,7 +311,7 @@ async fn third_party(provider: &Provider, app: &App, code: &str) -> Result<Ident
         .ok_or(LoginError::NotInstalled)?;
     Ok(Identity {
         corp_id: Some(corp_id),
-        agent_id: Some(corp.install.agent_id),
+        agent_id: corp.install.agent(),
         userid: Some(userid),
         open_userid: Some(open_userid),
         ..Identity::default()
@@ -337,7 +337,7 @@ async fn custom(
     let userid = plain(&body, "userid")?.ok_or(LoginError::NoSubject)?;
     Ok(Identity {
         corp_id: Some(corp.install.corp_id.clone()),
-        agent_id: Some(corp.install.agent_id),
+        agent_id: corp.install.agent(),
         userid: Some(userid),
         ..Identity::default()
     })

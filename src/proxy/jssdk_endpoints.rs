@@ -141,6 +141,14 @@ pub async fn config(
                 return Err(Failure::new(Kind::Internal, "a suite app without its corp"));
             };
             let corp_id = corp.install.corp_id.as_str();
+            let Some(agent_id) = corp.install.agent() else {
+                // WeCom did not say the app's agent id there yet (`get_auth_info` failed at
+                // the install; it is asked again): `agentConfig` would be refused.
+                return Err(Failure::new(
+                    Kind::SuiteNotReady,
+                    "the app's install in this corp is not complete yet: try again in a minute",
+                ));
+            };
             let (ct, at) = tokio::join!(
                 provider.corp_token(corp, TokenKind::CorpTicket),
                 provider.corp_token(corp, TokenKind::AgentTicket)
@@ -151,7 +159,7 @@ pub async fn config(
             );
             let c = Signed::new(&ct, &url, now, jsconfig::nonce());
             let g = Signed::new(&at, &url, now, jsconfig::nonce());
-            jsconfig::wecom_payload(corp_id, corp.install.agent_id, &c, &g)
+            jsconfig::wecom_payload(corp_id, agent_id, &c, &g)
         }
         Credentials::WechatMp { app_id, .. } => {
             let ticket = provider

@@ -213,18 +213,25 @@ async fn custom_corp(
             "open this app from your organisation's WeCom workbench (its sign-in link names the corp: corp=CORP_ID)",
         )
     })?;
-    provider
+    let corp = provider
         .installs()
         .corp(&**provider.store(), app, corp)
         .await
         .map_err(|e| Failure::new(Kind::StoreUnavailable, e.to_string()))?
-        .map(Some)
         .ok_or_else(|| {
             Failure::new(
                 Kind::NotInstalled,
                 "this organisation has not installed this app",
             )
-        })
+        })?;
+    // Its agent id names the app at WeCom's authorize page: 0 (not read yet) is refused there.
+    if corp.install.agent().is_none() {
+        return Err(Failure::new(
+            Kind::SuiteNotReady,
+            "the app's install in this organisation is not complete yet: try again in a minute",
+        ));
+    }
+    Ok(Some(corp))
 }
 
 pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {

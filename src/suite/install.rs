@@ -37,6 +37,13 @@ pub struct Install {
 }
 
 impl Install {
+    /// The agent id, once WeCom said it: an install whose `get_auth_info` failed is kept with
+    /// 0 until a later read (a sign-in, the next `change_auth`) fills it in, and 0 is no
+    /// agent to sign with or to name to the CRM.
+    pub fn agent(&self) -> Option<u64> {
+        (self.agent_id != 0).then_some(self.agent_id)
+    }
+
     /// When the install happened.
     pub fn moment(&self) -> Moment {
         Moment {
@@ -168,6 +175,23 @@ pub fn read_corp_name(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An install kept while `get_auth_info` failed has agent 0: no agent to name.
+    #[test]
+    fn an_agent_id_of_0_is_no_agent() {
+        let mut i = Install {
+            corp_id: "wwA".into(),
+            corp_name: String::new(),
+            agent_id: 0,
+            permanent_code: "PC".into(),
+            installed_at: 1,
+            created: None,
+            arrived_ms: None,
+        };
+        assert_eq!(i.agent(), None);
+        i.agent_id = 1000005;
+        assert_eq!(i.agent(), Some(1000005));
+    }
 
     #[test]
     fn permanent_code_answers_are_read_or_refused() {
