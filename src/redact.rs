@@ -228,8 +228,10 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
             j += 1;
         }
         if let Some(depth) = quote_at(b, j) {
-            // The value ends at a quote escaped as its opening one was (one escaped deeper
-            // is inside the value).
+            // The value ends at a quote escaped as its opening one was, after any number of
+            // the value's own escaped backslashes (each `2 × (depth + 1)` backslashes there);
+            // a quote escaped less ends an enclosing string, and the value with it. Another
+            // is a quote inside the value.
             let start = j + depth + 1;
             let mut k = start;
             let end = loop {
@@ -242,7 +244,10 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
                             .rev()
                             .take_while(|&&c| c == b'\\')
                             .count();
-                        if slashes == depth {
+                        if slashes < depth {
+                            break q - slashes;
+                        }
+                        if (slashes - depth) % (2 * (depth + 1)) == 0 {
                             break q - depth;
                         }
                         k = q + 1;
@@ -505,6 +510,16 @@ mod tests {
             redact(r#"{"token":"a\"b","n":1}"#),
             r#"{"token":"***","n":1}"#
         );
+        // A value ending in an escaped backslash ends there, at any depth; the rest of the
+        // line stays.
+        assert_eq!(
+            redact(r#"{"token":"a\\","user":"zhangsan"}"#),
+            r#"{"token":"***","user":"zhangsan"}"#
+        );
+        let inner = serde_json::json!({ "token": "C:\\", "request_id": "r-123" }).to_string();
+        let line = serde_json::json!({ "message": inner }).to_string();
+        let clean = redact(&line);
+        assert!(clean.contains("r-123") && !clean.contains("C:"), "{clean}");
         assert_eq!(
             redact(r#"x \"token\":\"v\\\"w\", \"n\":1"#),
             r#"x \"token\":\"***\", \"n\":1"#

@@ -791,7 +791,8 @@ impl Builder {
                     self.noted(
                         d,
                         "the gateway's own limits apply: `[server] header_timeout` for a request's \
-                         head, and its idle limits for a client that stops reading",
+                         head; a client that stops reading an answer is not timed (its connection \
+                         counts against `[server] max_connections` until it closes)",
                     );
                 }
                 "reset_timedout_connection" | "keepalive_requests" => {

@@ -680,8 +680,10 @@ impl Store for LocalStore {
         // A write that commits: the disk takes writes, the writer thread lives.
         self.write(|_| Ok(())).await?;
         let failed = self.failed_at.load(std::sync::atomic::Ordering::Relaxed);
-        let since = self.clock.now_ms().saturating_sub(failed);
-        if failed != 0 && since < NOT_READY_AFTER_FAILURE.as_millis() as u64 {
+        let now = self.clock.now_ms();
+        // (A clock stepped back since the failure ends the wait rather than stretching it.)
+        let since = now.saturating_sub(failed);
+        if failed != 0 && now >= failed && since < NOT_READY_AFTER_FAILURE.as_millis() as u64 {
             return Err(err(format!(
                 "a write failed {}s ago (a full or failing disk?)",
                 since / 1000
