@@ -235,7 +235,14 @@ pub fn on_request(session: &mut Session, server: &ServerSettings) {
         session.set_keepalive((secs > 0).then_some(secs));
     }
     session.set_pipelining_enabled(true);
+    // A client that stops reading its answer: closed after nginx's `send_timeout` (60 s)
+    // without progress, rather than holding its connection, and the upstream's it streams
+    // from (a CRM worker), for as long as it likes.
+    session.set_write_timeout(Some(SEND_TIMEOUT));
 }
+
+/// nginx's `send_timeout` default; an included nginx file's own applies where it writes one.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The connection stays open, idle, for `idle` after this request (none: it closes after the
 /// answer), unless it closes anyway (HTTP/1.0 without keep-alive, `Connection: close`).

@@ -233,6 +233,47 @@ fn a_quiet_websocket_lives_until_the_upstreams_read_timeout_and_ends_cleanly() {
     assert_eq!(r.status, 408);
 }
 
+/// A client that stops reading its answer is closed after `send_timeout` without progress
+/// (nginx's; 60 s unless the file says otherwise), instead of holding its connection and the
+/// upstream's it streams from for as long as it likes.
+#[test]
+fn a_client_that_stops_reading_is_closed_after_send_timeout() {
+    const BIG: usize = 64 << 20;
+    let up = upstream::serve(
+        axum::Router::new().route("/big", axum::routing::get(|| async { vec![b'x'; BIG] })),
+    );
+    let dir = common::TempDir::new("ngx-send");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location / { send_timeout 1s; proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let mut s = connect(&gw);
+    write!(
+        s,
+        "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    // Reads nothing for a while: the buffers on the way fill, the gateway's write waits.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open: {e}"),
+        }
+    }
+    assert!(got < BIG, "the whole answer arrived: {got} bytes");
+}
+
 /// A client that goes away before its answer (a browser cancelling a slow request, a
 /// preconnect never used) is nginx's 499 in the access line and metrics, logged at info: no
 /// error line pages anyone.

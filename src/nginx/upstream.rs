@@ -76,6 +76,12 @@ pub fn body_timeout(flight: Option<&Flight>) -> Option<std::time::Duration> {
         .client_body_timeout
 }
 
+/// The nginx file's `send_timeout` for this location, where it writes one.
+pub fn send_timeout(flight: Option<&Flight>) -> Option<std::time::Duration> {
+    let f = flight?;
+    f.rules.server.settings_for(&f.proxy.state).send_timeout
+}
+
 /// nginx's method, target and headers on the upstream request. `Ok(false)` when the nginx
 /// file does not pass a WebSocket upgrade (no `Upgrade` in its headers): the request is then
 /// not an upgrade.

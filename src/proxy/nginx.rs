@@ -122,6 +122,9 @@ pub(super) fn peer(session: &mut Session, ctx: &Ctx, peer: &mut HttpPeer) {
     if let Some(t) = nginx::upstream::body_timeout(ctx.nginx.as_deref()) {
         session.set_read_timeout(Some(t));
     }
+    if let Some(t) = nginx::upstream::send_timeout(ctx.nginx.as_deref()) {
+        session.set_write_timeout(Some(t));
+    }
 }
 
 pub(super) fn upstream_request(req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {

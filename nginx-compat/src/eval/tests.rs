@@ -1274,7 +1274,6 @@ fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
             "1:types_hash_max_size",
             "1:server_names_hash_bucket_size",
             "2:client_header_timeout",
-            "2:send_timeout",
             "3:reset_timedout_connection",
             "3:keepalive_requests",
             "3:gzip_buffers",

@@ -380,6 +380,10 @@ pub struct Settings {
     /// `client_body_timeout`: the longest the client may leave between two reads of a request
     /// body (a 408 then). None where no level writes one: the engine's 60 s, nginx's default.
     pub client_body_timeout: Option<Duration>,
+    /// `send_timeout`: the longest a client may leave unread what it is sent, between two
+    /// writes (the connection closes then). None where no level writes one: the gateway's
+    /// 60 s, nginx's default.
+    pub send_timeout: Option<Duration>,
     /// `autoindex on`: how a directory without an index file is listed (None: `off`).
     pub autoindex: Option<AutoIndex>,
     /// `underscores_in_headers` (server level): a request header whose name has `_` is valid.
@@ -502,6 +506,7 @@ impl Default for Settings {
             charset_types: CHARSET_TYPES.iter().map(|t| (*t).to_owned()).collect(),
             keepalive_timeout: None,
             client_body_timeout: None,
+            send_timeout: None,
             underscores_in_headers: false,
             ignore_invalid_headers: true,
             header_buffers: None,

@@ -781,18 +781,16 @@ impl Builder {
                     self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
                 }
                 "client_body_timeout" => s.client_body_timeout = Some(dir::duration(d)?),
-                "client_header_timeout" | "send_timeout" => {
-                    if d.name == "client_header_timeout"
-                        && !matches!(level, Level::Http | Level::Server)
-                    {
+                "send_timeout" => s.send_timeout = Some(dir::duration(d)?),
+                "client_header_timeout" => {
+                    if !matches!(level, Level::Http | Level::Server) {
                         return Err(not_allowed(d));
                     }
                     dir::duration(d)?;
                     self.noted(
                         d,
-                        "the gateway's own limits apply: `[server] header_timeout` for a request's \
-                         head; a client that stops reading an answer is not timed (its connection \
-                         counts against `[server] max_connections` until it closes)",
+                        "the gateway's own limit applies: `[server] header_timeout` for a \
+                         request's head",
                     );
                 }
                 "reset_timedout_connection" | "keepalive_requests" => {
