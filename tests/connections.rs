@@ -272,6 +272,40 @@ fn a_client_that_stops_reading_is_closed_after_send_timeout() {
         }
     }
     assert!(got < BIG, "the whole answer arrived: {got} bytes");
+
+    // A file served by the nginx file's `root`: the location's own `send_timeout` too.
+    std::fs::create_dir_all(dir.path().join("www/files")).unwrap();
+    std::fs::write(dir.path().join("www/files/big.bin"), vec![b'y'; BIG]).unwrap();
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        format!(
+            "location /files/ {{ root {}/www; send_timeout 1s; }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let mut s = connect(&gw);
+    write!(
+        s,
+        "GET /files/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let mut got = 0usize;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open: {e}"),
+        }
+    }
+    assert!(got < BIG, "the whole file arrived: {got} bytes");
 }
 
 /// A client that goes away before its answer (a browser cancelling a slow request, a

@@ -182,11 +182,10 @@ fn wecom_time(msg: &XmlMessage) -> Option<u64> {
         .find_map(|k| msg.get(k)?.trim().parse::<u64>().ok())
 }
 
-/// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
-/// checked against), never a field of the message: `ToUserName` is only what the sender says.
 /// The corp a suite's instruction about a member or a contact change is about (WeCom sends
 /// those of a third-party app to its instruction URL: `<InfoType>change_contact</InfoType>`,
-/// `<AuthCorpId>`); `None` for any other instruction.
+/// `<AuthCorpId>`); `None` for any other instruction. (A data callback naming another corp
+/// than the one it was encrypted for is refused at the endpoint.)
 pub fn instruction_corp(msg: &XmlMessage) -> Option<&str> {
     if msg.get("MsgType").is_some() {
         return None;
@@ -200,6 +199,8 @@ pub fn instruction_corp(msg: &XmlMessage) -> Option<&str> {
     .filter(|c| !c.is_empty())
 }
 
+/// The reactions of a WeCom app's event. `corp` is the app's corp (the receive id it was
+/// checked against), never a field of the message: `ToUserName` is only what the sender says.
 pub fn reactions(corp: &str, msg: &XmlMessage) -> Vec<Reaction> {
     let field = |n: &str| msg.get(n).filter(|v| !v.is_empty()).map(str::to_owned);
     // An event of an app's (or a suite's data) URL; or the same change as a third-party

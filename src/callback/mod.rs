@@ -116,6 +116,16 @@ impl Callbacks {
                     ),
                 ));
             }
+            // Nor may it name another in `AuthCorpId`, which the delivery reads for a change
+            // told as an instruction.
+            if msg.get("AuthCorpId").is_some_and(|c| c != corp.as_str()) {
+                return Err(self.refuse(
+                    app,
+                    receive::Refusal::BadMessage(
+                        "AuthCorpId is not the corp the message was encrypted for".into(),
+                    ),
+                ));
+            }
         }
         // A self-built app's messages name its agent: one naming another agent of the corp was
         // encrypted for that app (two apps sharing a Token and EncodingAESKey, which WeCom's

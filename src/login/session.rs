@@ -314,7 +314,7 @@ pub fn renew(previous: Option<&SessionEntry>, mut fresh: SessionEntry) -> Sessio
 }
 
 /// Two sessions of one app for the same person.
-pub fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
+fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
     a.app == b.app
         && a.corp_id == b.corp_id
         && a.userid == b.userid

@@ -113,6 +113,12 @@ impl Pending {
         self.rules.server.keepalive_for(st)
     }
 
+    /// The nginx file's `send_timeout` where the answer is made, if it writes one.
+    pub fn send_timeout(&self) -> Option<std::time::Duration> {
+        let st = self.action.state()?;
+        self.rules.server.settings_for(st).send_timeout
+    }
+
     /// Writes the answer; returns the status it went out with (444 for a closed connection).
     pub async fn write(self, session: &mut Session, request_id: &str) -> Result<u16> {
         answer::write(session, request_id, &self.rules, &self.request, self.action).await

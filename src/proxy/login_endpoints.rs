@@ -388,10 +388,11 @@ pub async fn callback(
                 previous,
                 SessionEntry::new(&app, &identity, now, settings.ttl.as_secs()),
             );
-            // Someone else signed in on this device: the session replaced ends, as at a
-            // logout. A request of the page still carrying it (an answer arriving after this
-            // one, with its own Set-Cookie) would otherwise bring the previous member back.
-            if let Some(p) = previous.filter(|p| !session::same_person(p, &entry)) {
+            // The session replaced ends, as at a logout (the new one has its own id): a
+            // request of the page still carrying it (an answer arriving after this one, with
+            // its own Set-Cookie) would otherwise bring it back, and with it the previous
+            // member when someone else signed in on this device.
+            if let Some(p) = previous {
                 let _ = revocation::end_session(provider.store(), p, now).await;
             }
             let entries = session::replace(entries, entry);

@@ -62,6 +62,9 @@ pub(super) async fn write(
         trace.at = pending.log_place();
     }
     discard_body(session, ctx).await;
+    if let Some(t) = pending.send_timeout() {
+        session.set_write_timeout(Some(t));
+    }
     ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
     Ok(true)
 }

@@ -98,12 +98,23 @@ async fn the_same_member_signing_in_again_keeps_the_session_and_its_customer() {
     let w = start().await;
     let mut b = w.member().await;
     assert_eq!(w.verify_contact(&mut b, customer()).await.0, 200);
+    let gw_url = w.gw().url("/");
+    let before = b.cookie(&gw_url, "wgw_session").expect("a session cookie");
     w.gw().advance("16m").await;
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_err());
     w.login(&mut b, "crm", "/sidebar/").await;
     let seen = seen_by_crm(&w, &mut b, "/sidebar/api").await;
     assert_eq!(seen, ("zhangsan".to_owned(), Some(customer().to_owned())));
     assert!(navigate(&w, &mut b, "/sidebar/").await.is_ok());
+    // The session it replaced ended (a copy carried by a late answer opens nothing, so a
+    // switch after it cannot bring it back).
+    let now = b.cookie(&gw_url, "wgw_session").unwrap();
+    b.set_cookie(&gw_url, "wgw_session", &before);
+    assert_eq!(
+        b.get_json(&w.gw().url("/sidebar/api"), &[]).await.status(),
+        401
+    );
+    b.set_cookie(&gw_url, "wgw_session", &now);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

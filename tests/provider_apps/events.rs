@@ -119,6 +119,37 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
         }
     };
     let post = |corp: &str| post_to(corp, corp);
+    // Encrypted for A, naming B as the corp of a change (the form of an instruction): the
+    // delivery would act on B.
+    let naming = {
+        let xml = wecom_api::XmlMessage::from_pairs([
+            ("ToUserName", CORP_A.to_owned()),
+            ("AuthCorpId", CORP_B.to_owned()),
+            ("InfoType", "change_contact".to_owned()),
+            ("TimeStamp", now.clone()),
+            ("ChangeType", "delete_user".to_owned()),
+            ("UserID", "zhaoliu".to_owned()),
+        ])
+        .to_xml();
+        let sealed = crypto.seal(&xml, CORP_A, &now, "12346");
+        let url = s.gw().url(&format!(
+            "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
+            sealed.msg_signature, sealed.timestamp, sealed.nonce
+        ));
+        let body = wecom_api::callback::envelope(CORP_A, "1000005", &sealed.encrypt);
+        client()
+            .post(url)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        naming, 400,
+        "AuthCorpId is not the corp it was encrypted for"
+    );
     assert_eq!(post(CORP_B).await, 400, "corp B has not installed the app");
     assert_eq!(post(CORP_A).await, 200, "corp A has");
     // Both installed: a message encrypted for A names A, never B (whose sessions it would end
