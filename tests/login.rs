@@ -248,6 +248,35 @@ async fn several_tabs_log_in_at_once() {
     assert_eq!(location(&r1, &cb1), w.gw().url("/sidebar/#/a"));
 }
 
+/// A long `return_to` (a hash route naming a customer, a filter) is kept in the store under
+/// the login's state, not in its cookie: five tabs signing in at once with such routes each
+/// land where they were. (Carried in the cookies, they passed the bytes pending logins may
+/// take, and the oldest tabs got the "link no longer valid" page, their route lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_tabs_with_long_hash_routes_sign_in_at_once() {
+    let w = world().await;
+    let mut b = Browser::new(WXWORK_UA);
+    let routes: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "/sidebar/#/customer/{i}/detail?{}",
+                "tab=orders&".repeat(80)
+            )
+        })
+        .collect();
+    let mut callbacks = Vec::new();
+    for r in &routes {
+        callbacks.push(w.to_callback(&mut b, &w.login_url("crm", r)).await);
+    }
+    let cookie = b.cookie_header(&w.gw().url("/_gateway/login"));
+    assert!(cookie.len() < 2048, "{} bytes of cookies", cookie.len());
+    for (r, cb) in routes.iter().zip(&callbacks) {
+        let resp = b.get(cb).await;
+        assert_eq!(resp.status(), 302, "{r}");
+        assert_eq!(location(&resp, cb), w.gw().url(r));
+    }
+}
+
 /// Pending logins are bounded in bytes as well as in number: a crafted link with a 2 KB
 /// `return_to`, opened a few times, would otherwise fill the `Cookie` line every sign-in step
 /// carries past nginx's 8 KiB bound (`large_client_header_buffers`), and the browser could

@@ -69,6 +69,19 @@ pub struct LoginState {
     /// token the self-built flow uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corp: Option<String>,
+    /// `return_to` is kept in the store under the state, not here: a long one (a hash route
+    /// naming a customer) would take the room several tabs' sign-ins share in the `Cookie`
+    /// line, and the oldest would be dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_kept: bool,
+}
+
+/// A `return_to` longer than this is kept in the store, not in the login cookie.
+pub const RETURN_IN_COOKIE_MAX: usize = 64;
+
+/// Where a login's long `return_to` is kept, for [`LOGIN_TTL_SECS`].
+pub fn return_key(state: &str) -> String {
+    format!("login-return:{state}")
 }
 
 impl LoginState {
@@ -119,6 +132,7 @@ mod tests {
             restarted: false,
             flow: Flow::Authorize,
             corp: None,
+            return_kept: false,
         };
         assert!(st.fresh(1000));
         assert!(st.fresh(1599));

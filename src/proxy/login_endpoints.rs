@@ -100,10 +100,13 @@ struct Start<'a> {
     corp: Option<(&'a str, u64)>,
 }
 
-/// Starts a login at the provider: a new state, its sealed cookie, a 302.
-fn start(
+/// Starts a login at the provider: a new state, its sealed cookie, a 302. A long `return_to`
+/// is kept in the store under the state (the cookie stays small); if the store does not take
+/// it, the cookie carries it, as a short one.
+async fn start(
     config: &Config,
     settings: &SessionSettings,
+    provider: &Provider,
     Start {
         app,
         return_to,
@@ -115,14 +118,30 @@ fn start(
     request_id: &str,
 ) -> Answer {
     let st = state::generate_state();
+    let relative = return_to.relative();
+    let kept = relative.len() > state::RETURN_IN_COOKIE_MAX
+        && provider
+            .store()
+            .put_fact(
+                &state::return_key(&st),
+                relative,
+                Duration::from_secs(LOGIN_TTL_SECS),
+            )
+            .await
+            .is_ok();
     let login = LoginState {
         state: st.clone(),
         app: app.name.clone(),
-        return_to: return_to.relative().to_owned(),
+        return_to: if kept {
+            String::new()
+        } else {
+            relative.to_owned()
+        },
         issued_at: now_secs(),
         restarted,
         flow,
         corp: corp.map(|(c, _)| c.to_owned()),
+        return_kept: kept,
     };
     let name = state::cookie_name(&st, config.server.https());
     let value = seal::seal(&settings.key, &name, &login);
@@ -250,11 +269,13 @@ pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<
     let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
     let flow = authorize::choose_flow(&app, ua);
     let corp = custom_corp(&app, param(&q, "corp"), provider).await?;
-    let incoming = login_cookie_len(&app, return_to.relative());
+    let carried = Some(return_to.relative()).filter(|r| r.len() <= state::RETURN_IN_COOKIE_MAX);
+    let incoming = login_cookie_len(&app, carried.unwrap_or(""));
     let removals = prune_pending(config, settings, &request::cookies(session), incoming);
     Ok(start(
         config,
         settings,
+        provider,
         Start {
             app: &app,
             return_to: &return_to,
@@ -266,7 +287,8 @@ pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<
         },
         removals,
         &ctx.request_id,
-    ))
+    )
+    .await)
 }
 
 pub async fn callback(
@@ -350,7 +372,23 @@ pub async fn callback(
             .with_cookies([cookie_removal]));
         }
     }
-    let return_to = ReturnUrl::for_site(&login.return_to, &config.server);
+    // A long `return_to` kept in the store at the start (gone or unreadable: the site's root,
+    // as for any return_to that does not hold). Validated again either way.
+    let kept;
+    let return_rel = match login.return_kept {
+        false => login.return_to.as_str(),
+        true => {
+            kept = provider
+                .store()
+                .get_fact(&state::return_key(&login.state))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "/".to_owned());
+            kept.as_str()
+        }
+    };
+    let return_to = ReturnUrl::for_site(return_rel, &config.server);
     let retry = LoginLink {
         prefix: config.server.prefix.clone(),
         app: login.app.clone(),
@@ -414,6 +452,7 @@ pub async fn callback(
             Ok(start(
                 config,
                 settings,
+                provider,
                 Start {
                     app: &app,
                     return_to: &return_to,
@@ -425,7 +464,8 @@ pub async fn callback(
                 },
                 vec![cookie_removal],
                 &ctx.request_id,
-            ))
+            )
+            .await)
         }
         Err(LoginError::SnapshotUser) => {
             count(config, &app.name, "snapshot_user");
