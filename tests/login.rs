@@ -277,6 +277,29 @@ async fn five_tabs_with_long_hash_routes_sign_in_at_once() {
     }
 }
 
+/// `/login` needs no session: a client looping it with long `return_to`s must not fill the
+/// store (each kept one is a write that stays ten minutes). Past 30 a minute from one
+/// address, the login cookie carries the `return_to` itself again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_looping_login_with_long_routes_stops_being_kept_in_the_store() {
+    let w = world().await;
+    let c = common::client();
+    let long = format!("/sidebar/#/{}", "x".repeat(1500));
+    let mut sizes = Vec::new();
+    for _ in 0..31 {
+        let r = c
+            .get(w.login_url("crm", &long))
+            .header("user-agent", WXWORK_UA)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        sizes.push(r.headers()["set-cookie"].len());
+    }
+    assert!(sizes[..30].iter().all(|&n| n < 600), "{sizes:?}");
+    assert!(sizes[30] > 1500, "{sizes:?}");
+}
+
 /// Pending logins are bounded in bytes as well as in number: a crafted link with a 2 KB
 /// `return_to`, opened a few times, would otherwise fill the `Cookie` line every sign-in step
 /// carries past nginx's 8 KiB bound (`large_client_header_buffers`), and the browser could

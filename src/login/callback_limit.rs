@@ -20,6 +20,24 @@ static LIMITER: Lazy<PerMinute<IpAddr>> = Lazy::new(|| PerMinute::new(PER_MINUTE
 /// login, and must not use up the sign-ins of the browsers behind the same address.
 static MINI_PROGRAMS: Lazy<PerMinute<IpAddr>> = Lazy::new(|| PerMinute::new(PER_MINUTE));
 
+/// Long `return_to`s kept in the store per client address and minute, and by the whole
+/// process: each is a write that stays ten minutes, and `/login` needs no session. A person
+/// opens a few tabs; past either bound the login cookie carries the `return_to` itself, as a
+/// short one.
+pub const KEPT_RETURNS_PER_MINUTE: u32 = 30;
+pub const KEPT_RETURNS_PER_MINUTE_IN_ALL: u32 = 300;
+
+static KEPT_RETURNS: Lazy<PerMinute<IpAddr>> =
+    Lazy::new(|| PerMinute::new(KEPT_RETURNS_PER_MINUTE));
+static KEPT_RETURNS_IN_ALL: Lazy<PerMinute<()>> =
+    Lazy::new(|| PerMinute::new(KEPT_RETURNS_PER_MINUTE_IN_ALL));
+
+/// May a login this client starts keep its long `return_to` in the store?
+pub fn allow_kept_return(client: Option<IpAddr>) -> bool {
+    let by_client = client.is_none_or(|ip| KEPT_RETURNS.allow(&key(ip)));
+    by_client && KEPT_RETURNS_IN_ALL.allow(&())
+}
+
 /// May this client make another callback now?
 pub fn allow(client: Option<IpAddr>) -> bool {
     let Some(ip) = client else {

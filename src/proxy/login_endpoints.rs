@@ -107,6 +107,7 @@ async fn start(
     config: &Config,
     settings: &SessionSettings,
     provider: &Provider,
+    client: Option<std::net::IpAddr>,
     Start {
         app,
         return_to,
@@ -120,6 +121,7 @@ async fn start(
     let st = state::generate_state();
     let relative = return_to.relative();
     let kept = relative.len() > state::RETURN_IN_COOKIE_MAX
+        && callback_limit::allow_kept_return(client)
         && provider
             .store()
             .put_fact(
@@ -276,6 +278,7 @@ pub async fn login(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<
         config,
         settings,
         provider,
+        ctx.remote_ip,
         Start {
             app: &app,
             return_to: &return_to,
@@ -453,6 +456,7 @@ pub async fn callback(
                 config,
                 settings,
                 provider,
+                ctx.remote_ip,
                 Start {
                     app: &app,
                     return_to: &return_to,
