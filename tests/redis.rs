@@ -941,6 +941,52 @@ async fn the_first_write_after_a_redis_restart_is_kept() {
     assert_eq!(s.get_fact("after").await.unwrap().as_deref(), Some("1"));
 }
 
+/// A long `return_to` is kept in Redis under the sign-in's state; while Redis does not answer,
+/// the login cookie carries it instead (kept by this process alone, the callback would not
+/// find it once Redis is back, nor on another instance), and the sign-in still lands on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_return_to_while_redis_is_away_rides_in_the_login_cookie() {
+    let mut w = common::sidebar::world().redis(1).start().await;
+    let long = format!("/sidebar/#/{}", "x".repeat(400));
+    let gw_url = |w: &World| common::browser::login_url(&w.gateways[0], "crm", &long);
+    let first_cookie = |r: &reqwest::Response| r.headers()["set-cookie"].len();
+    let http = common::client();
+    let ua = common::browser::WXWORK_UA;
+    let r = http
+        .get(gw_url(&w))
+        .header("user-agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(
+        first_cookie(&r) < 400,
+        "kept in Redis: {}",
+        first_cookie(&r)
+    );
+    w.redis.as_mut().unwrap().stop();
+    let mut b = common::browser::Browser::new(ua);
+    let r = b.get(&gw_url(&w)).await;
+    assert_eq!(r.status(), 302);
+    assert!(first_cookie(&r) > 400, "carried: {}", first_cookie(&r));
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    w.redis.as_mut().unwrap().restart();
+    // Once Redis answers again, the provider sends the browser back and the callback finds
+    // the route in the cookie.
+    let ready = w.gateways[0].admin_url("/readyz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http.get(&ready).send().await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let back = b.get(&authorize).await;
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    let end = b.get(&callback).await;
+    assert_eq!(end.status(), 302);
+    let to = end.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.ends_with(&long), "{to}");
+}
+
 /// A sign-out while Redis does not answer is not called done: the browser's cookie goes, and
 /// the answer says that other copies of the session were not ended (503), instead of a
 /// redirect that hides it. Once Redis answers, signing out with the copy works.

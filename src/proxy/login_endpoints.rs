@@ -122,9 +122,11 @@ async fn start(
     let relative = return_to.relative();
     let kept = relative.len() > state::RETURN_IN_COOKIE_MAX
         && callback_limit::allow_kept_return(client)
+        // Durable: a write the shared store (Redis) did not take would be found neither by
+        // another instance nor by this one once it answers again; the cookie carries it then.
         && provider
             .store()
-            .put_fact(
+            .put_durable_fact(
                 &state::return_key(&st),
                 relative,
                 Duration::from_secs(LOGIN_TTL_SECS),
