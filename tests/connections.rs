@@ -243,43 +243,14 @@ fn a_client_that_stops_reading_is_closed_after_send_timeout() {
         axum::Router::new().route("/big", axum::routing::get(|| async { vec![b'x'; BIG] })),
     );
     let dir = common::TempDir::new("ngx-send");
-    std::fs::write(
-        dir.path().join("crm.conf"),
-        "location / { send_timeout 1s; proxy_pass http://crm; }\n",
-    )
-    .unwrap();
-    let gw = Gateway::start(&format!(
-        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
-        up.url(),
-        dir.path().join("crm.conf").display()
-    ));
-    let mut s = connect(&gw);
-    write!(
-        s,
-        "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    // Reads nothing for a while: the buffers on the way fill, the gateway's write waits.
-    std::thread::sleep(Duration::from_secs(4));
-    let mut got = 0usize;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("still open: {e}"),
-        }
-    }
-    assert!(got < BIG, "the whole answer arrived: {got} bytes");
-
-    // A file served by the nginx file's `root`: the location's own `send_timeout` too.
     std::fs::create_dir_all(dir.path().join("www/files")).unwrap();
     std::fs::write(dir.path().join("www/files/big.bin"), vec![b'y'; BIG]).unwrap();
+    // A proxied answer, and a file served by the nginx file's `root`: each location's own.
     std::fs::write(
         dir.path().join("crm.conf"),
         format!(
-            "location /files/ {{ root {}/www; send_timeout 1s; }}\n",
+            "location / {{ send_timeout 1s; proxy_pass http://crm; }}\n\
+             location /files/ {{ root {}/www; send_timeout 1s; }}\n",
             dir.path().display()
         ),
     )
@@ -289,23 +260,32 @@ fn a_client_that_stops_reading_is_closed_after_send_timeout() {
         up.url(),
         dir.path().join("crm.conf").display()
     ));
-    let mut s = connect(&gw);
+    for path in ["/big", "/files/big.bin"] {
+        let got = bytes_read_after_a_pause(&gw, path);
+        assert!(got < BIG, "{path}: the whole answer arrived: {got} bytes");
+    }
+}
+
+/// Asks for `path`, reads nothing for 4 s (the buffers on the way fill, the gateway's write
+/// waits), then reads until the connection closes: the bytes that arrived.
+fn bytes_read_after_a_pause(gw: &Gateway, path: &str) -> usize {
+    let mut s = connect(gw);
     write!(
         s,
-        "GET /files/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(4));
     let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         match s.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return got,
             Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("still open: {e}"),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("{path}: still open: {e}"),
         }
     }
-    assert!(got < BIG, "the whole file arrived: {got} bytes");
 }
 
 /// A client that goes away before its answer (a browser cancelling a slow request, a

@@ -87,7 +87,6 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
-    let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
     let now = crate::common::callbacks::now_secs().to_string();
     // `to` in `ToUserName`, encrypted for `corp`.
     let post_to = |to: &str, corp: &str| {
@@ -101,51 +100,23 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
             ("UserID", "zhaoliu".to_owned()),
         ])
         .to_xml();
-        let sealed = crypto.seal(&xml, corp, &now, "12345");
-        let url = s.gw().url(&format!(
-            "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
-            sealed.msg_signature, sealed.timestamp, sealed.nonce
-        ));
-        let body = wecom_api::callback::envelope(corp, "1000005", &sealed.encrypt);
-        async move {
-            client()
-                .post(url)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let corp = corp.to_owned();
+        let s = &s;
+        async move { post_sealed(s, &xml, &corp).await }
     };
     let post = |corp: &str| post_to(corp, corp);
     // Encrypted for A, naming B as the corp of a change (the form of an instruction): the
     // delivery would act on B.
-    let naming = {
-        let xml = wecom_api::XmlMessage::from_pairs([
-            ("ToUserName", CORP_A.to_owned()),
-            ("AuthCorpId", CORP_B.to_owned()),
-            ("InfoType", "change_contact".to_owned()),
-            ("TimeStamp", now.clone()),
-            ("ChangeType", "delete_user".to_owned()),
-            ("UserID", "zhaoliu".to_owned()),
-        ])
-        .to_xml();
-        let sealed = crypto.seal(&xml, CORP_A, &now, "12346");
-        let url = s.gw().url(&format!(
-            "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
-            sealed.msg_signature, sealed.timestamp, sealed.nonce
-        ));
-        let body = wecom_api::callback::envelope(CORP_A, "1000005", &sealed.encrypt);
-        client()
-            .post(url)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let naming = wecom_api::XmlMessage::from_pairs([
+        ("ToUserName", CORP_A.to_owned()),
+        ("AuthCorpId", CORP_B.to_owned()),
+        ("InfoType", "change_contact".to_owned()),
+        ("TimeStamp", now.clone()),
+        ("ChangeType", "delete_user".to_owned()),
+        ("UserID", "zhaoliu".to_owned()),
+    ])
+    .to_xml();
+    let naming = post_sealed(&s, &naming, CORP_A).await;
     assert_eq!(
         naming, 400,
         "AuthCorpId is not the corp it was encrypted for"
@@ -161,6 +132,26 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
         "encrypted for A, about B"
     );
     assert_eq!(post(CORP_B).await, 200, "corp B now has the app");
+}
+
+/// `xml` posted to the suite's callback URL, encrypted for `corp`: the answer's status.
+async fn post_sealed(s: &Saas, xml: &str, corp: &str) -> u16 {
+    let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
+    let now = crate::common::callbacks::now_secs().to_string();
+    let sealed = crypto.seal(xml, corp, &now, "12345");
+    let url = s.gw().url(&format!(
+        "/_gateway/callback/saas?msg_signature={}&timestamp={}&nonce={}",
+        sealed.msg_signature, sealed.timestamp, sealed.nonce
+    ));
+    let body = wecom_api::callback::envelope(corp, "1000005", &sealed.encrypt);
+    client()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// A `change_auth` whose re-read of the authorisation WeCom keeps refusing is refreshed apart
