@@ -482,6 +482,12 @@ impl Server {
     fn location_rewrite(&self, cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> Flow {
         self.entered(cx);
         let conf = self.here(cx);
+        // No location matched: the request runs under the server's own configuration, whose
+        // statements the server rewrite phase already ran; nginx skips the location rewrite
+        // phase for it ("skipping location rewrite phase for server null location").
+        if std::ptr::eq(conf, &self.root) {
+            return Flow::Step(Step::Access);
+        }
         // A method `limit_except` does not list runs under the block's own configuration
         // (ngx_http_update_location_config switches to it at find-config time), which has no
         // rewrite statements: the location's `return`, `rewrite`, `set` and `if` do not run,

@@ -138,6 +138,51 @@ fn rewrite_redirects_like_rewrite_t() {
     );
 }
 
+/// Where no location matches, the server's statements are not run a second time as a
+/// location's (nginx skips the location rewrite phase "for server null location"): a `last`
+/// that lands outside every location is a 404, not another pass of the server's rewrites.
+#[test]
+fn the_server_statements_run_once_where_no_location_matches() {
+    check(
+        &[
+            (
+                "rewrite ^/x/(.*)$ /$1 last; location /a/ { return 200 a; }",
+                "GET",
+                "/x/x/a/1",
+                "404",
+            ),
+            (
+                "rewrite ^/x/(.*)$ /$1 last; location /a/ { return 200 a; }",
+                "GET",
+                "/x/a/1",
+                "200 \"a\"",
+            ),
+            (
+                "if ($uri ~ ^/admin) { return 403; } rewrite ^/x/(.*)$ /$1 last; \
+                 location /s/ { return 200 s; }",
+                "GET",
+                "/x/admin/foo",
+                "404",
+            ),
+            (
+                "rewrite ^/crm(/.*)$ $1 break; location /s/ { return 200 s; }",
+                "GET",
+                "/crm/crm/s/x",
+                "404",
+            ),
+            // After an internal redirect the server's statements run again, as nginx's.
+            (
+                "rewrite ^/x/(.*)$ /$1 last; location /a/ { return 200 a; } \
+                 location /t/ { try_files $uri /x/a/; }",
+                "GET",
+                "/t/1",
+                "200 \"a\"",
+            ),
+        ],
+        &NoFiles,
+    );
+}
+
 #[test]
 fn returns_and_closes() {
     check(
