@@ -25,7 +25,9 @@ pub fn is_error_page(e: &Error) -> bool {
     *e.etype() == ERROR_PAGE
 }
 
-/// Applies nginx's header-filter edits in order.
+/// Applies nginx's header-filter edits in order. A value no client could read (a variable
+/// such as `$uri` decoded to a line break: a header injection in nginx) is not sent; the
+/// written parts of every value were checked at load.
 pub fn apply_edits(h: &mut ResponseHeader, edits: &[HeaderEdit]) {
     for e in edits {
         match e.mode {

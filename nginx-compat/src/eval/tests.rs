@@ -534,6 +534,51 @@ fn bad_config_errors_name_the_position() {
     assert!(e.to_string().contains("between 300 and 599"), "{e}");
 }
 
+/// A header value written over several lines (a long `Content-Security-Policy`) is sent as
+/// the folded line clients read from nginx's; a line break that would start a header of its
+/// own, or end the header block, is refused where it is written.
+#[test]
+fn header_values_over_several_lines_are_folded_or_refused() {
+    check_headers(
+        &[
+            (
+                "location / { add_header Content-Security-Policy \"default-src 'self';\n    \
+                 script-src res.wx.qq.com;\r\n\tframe-ancestors *.work.weixin.qq.com\"; \
+                 add_header X-Frame-Options SAMEORIGIN; return 200 ok; }",
+                "GET /",
+                "200 \"ok\" [Content-Security-Policy: default-src 'self'; script-src \
+                 res.wx.qq.com; frame-ancestors *.work.weixin.qq.com, X-Frame-Options: SAMEORIGIN]",
+            ),
+            (
+                "location / { add_header X-A \"\n  a\n  b\"; return 200 ok; }",
+                "GET /",
+                "200 \"ok\" [X-A: a b]",
+            ),
+        ],
+        &NoFiles,
+    );
+    for (value, what) in [
+        ("\"a\nb\"", "not followed by a space"),
+        ("\"a\n\n  b\"", "not followed by a space"),
+        ("\"a\n\"", "not followed by a space"),
+        ("\"a\rb\"", "carriage return alone"),
+        ("\"a\u{1}b\"", "control character"),
+    ] {
+        for directive in ["add_header", "proxy_set_header"] {
+            let e = Config::parse(
+                "x.conf",
+                &format!("server {{\n location / {{ {directive} X-A {value}; }}\n}}"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("x.conf:2:") && e.contains(what),
+                "{directive} {value}: {e}"
+            );
+        }
+    }
+}
+
 /// `ngx_http_core_location`'s nesting rules; each error is the one `nginx -t` prints, at the
 /// nested location's line.
 #[test]

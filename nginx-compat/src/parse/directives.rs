@@ -51,6 +51,46 @@ pub(super) fn template(d: &Directive, s: &str) -> Result<Template, ParseError> {
         .map_err(|m| d.pos.error(m))
 }
 
+/// The value of `add_header` or `proxy_set_header`: a value written over several lines (a
+/// long `Content-Security-Policy`) is sent by nginx as written, line breaks and all, which
+/// clients read as folded lines: each break with the blanks around it is one space here. A
+/// break with no blank after it (the rest would be a header of its own, or the end of the
+/// header block) and other control characters are refused, as no client would read them.
+pub(super) fn header_value(d: &Directive, s: &str) -> Result<Template, ParseError> {
+    let refused = |what: &str| {
+        d.pos.error(format!(
+            "\"{}\" value holds {what}: a line break must be followed by a space or a tab \
+             (a folded line), and no other control character may appear",
+            d.name
+        ))
+    };
+    let mut folded = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        folded.push_str(rest[..i].trim_end_matches([' ', '\t']));
+        let after = rest[i..]
+            .strip_prefix("\r\n")
+            .or_else(|| rest[i..].strip_prefix('\n'))
+            .ok_or_else(|| refused("a carriage return alone"))?;
+        let next = after.trim_start_matches([' ', '\t']);
+        if next.len() == after.len() {
+            return Err(refused("a line break not followed by a space"));
+        }
+        if !folded.is_empty() && !next.is_empty() && !next.starts_with(['\r', '\n']) {
+            folded.push(' ');
+        }
+        rest = next;
+    }
+    folded.push_str(rest);
+    if folded
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
+        return Err(refused("a control character"));
+    }
+    template(d, &folded)
+}
+
 pub(super) fn regex(d: &Directive, s: &str, caseless: bool) -> Result<NgxRegex, ParseError> {
     NgxRegex::new(s, caseless).map_err(|e| {
         d.pos

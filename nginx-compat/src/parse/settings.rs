@@ -147,7 +147,7 @@ impl Builder {
                             return Err(d.pos.error(format!("invalid parameter \"{}\"", p.text)));
                         }
                     }
-                    let value = template(d, &d.args[1].text)?;
+                    let value = dir::header_value(d, &d.args[1].text)?;
                     self.uses(d, &value);
                     let h = super::model::AddHeader {
                         name: d.args[0].text.clone(),
@@ -162,7 +162,7 @@ impl Builder {
                 "expires" => s.expires = dir::expires(d)?,
                 "proxy_set_header" => {
                     nargs(d, |n| n == 2)?;
-                    let value = template(d, &d.args[1].text)?;
+                    let value = dir::header_value(d, &d.args[1].text)?;
                     self.uses(d, &value);
                     let h = (d.args[0].text.clone(), value);
                     extend(
