@@ -97,10 +97,26 @@ pub fn import(file: &Path) -> Result<Import, String> {
 
     let include = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     let include = toml_str(&include.display().to_string());
+    let conf_dir = conf_dir.map(|d| std::fs::canonicalize(&d).unwrap_or(d));
+    // nginx's prefix (`-p`), where a relative `root` or `alias` starts (`root html;` of the
+    // stock file): a source-built nginx keeps its files in `<prefix>/conf/`. Elsewhere it is a
+    // build setting the file does not tell (`nginx -V` shows it).
+    let conf_home = conf_dir
+        .clone()
+        .or_else(|| Some(std::fs::canonicalize(file).ok()?.parent()?.to_path_buf()));
+    let prefix = conf_home
+        .filter(|d| d.file_name().is_some_and(|n| n == "conf"))
+        .and_then(|d| d.parent().map(Path::to_path_buf));
+    let prefix = match prefix {
+        Some(p) => format!("\nprefix = {}", toml_str(&p.display().to_string())),
+        None => "\n# prefix = \"/usr/share/nginx\"  # nginx's -p (`nginx -V` shows it): where a \
+                 relative root or alias starts;\n#   unset, at the included file's directory"
+            .to_owned(),
+    };
     let conf_dir = conf_dir
-        .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
         .map(|d| format!("\nconf_dir = {}", toml_str(&d.display().to_string())))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &prefix;
     // 8080, unless the CRM is there already (`proxy_pass http://localhost:8080/`).
     let port = [8080u16, 8088, 8090, 8000]
         .into_iter()

@@ -338,3 +338,52 @@ fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
     let (ok, err) = check(&toml, &dir);
     assert!(ok, "{err}\n{toml}");
 }
+
+/// A source-built nginx keeps its file at `<prefix>/conf/nginx.conf` and starts the stock
+/// `root html;` at the prefix: the import writes `[nginx] prefix`, so `/` is the same
+/// `<prefix>/html/index.html`; without the directory, `check` says where files would be
+/// looked for (a written `root html;` is not taken for nginx's unwritten default).
+#[test]
+fn the_stock_relative_root_starts_at_the_source_layouts_prefix() {
+    let dir = TempDir::new("import-prefix");
+    let prefix = dir.path().join("nginx");
+    std::fs::create_dir_all(prefix.join("conf")).unwrap();
+    let main = prefix.join("conf/nginx.conf");
+    std::fs::write(
+        &main,
+        "worker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n\
+           include mime.types; default_type application/octet-stream;\n\
+           server { listen 80; server_name localhost;\n\
+             location / { root html; index index.html index.htm; }\n\
+             error_page 500 502 503 504 /50x.html;\n\
+             location = /50x.html { root html; } } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        prefix.join("conf/mime.types"),
+        "types { text/html html; }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&main)
+        .output()
+        .unwrap();
+    let toml = String::from_utf8(out.stdout).unwrap();
+    let prefix = std::fs::canonicalize(&prefix).unwrap();
+    assert!(
+        toml.contains(&format!("\nprefix = \"{}\"", prefix.display())),
+        "{toml}"
+    );
+    // No html/ yet: every request would be a 404, and check names the directory.
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    let html = prefix.join("html");
+    assert!(
+        err.contains(&format!("serves files from '{}'", html.display())),
+        "{err}"
+    );
+    std::fs::create_dir_all(&html).unwrap();
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok && !err.contains("serves files from"), "{err}");
+}

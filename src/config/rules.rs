@@ -680,7 +680,7 @@ fn any_gzip(conf: &LocConf) -> bool {
 fn missing_roots(conf: &LocConf, base: &Path, seen: &mut Vec<PathBuf>) {
     let serves_files = conf.try_files.is_some()
         || conf.settings.alias.is_some()
-        || (conf.proxy_pass.is_none() && conf.settings.root.literal() != Some(b"html"));
+        || (conf.proxy_pass.is_none() && conf.settings.root_written);
     let dir = conf
         .settings
         .alias

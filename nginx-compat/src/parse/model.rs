@@ -322,6 +322,9 @@ pub enum GzipDisable {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub root: Template,
+    /// A `root` is written at this level or one enclosing it (else `root` is nginx's default,
+    /// `html`).
+    pub root_written: bool,
     /// `alias` replaces the matched part of the location that declared it; inherited by the
     /// locations nested in it that set neither `root` nor `alias` (`ngx_http_core_merge_loc_conf`
     /// takes the parent's `root` and `alias` together), which still map by the declaring
@@ -459,6 +462,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             root: Template::literal_of("html"),
+            root_written: false,
             alias: None,
             alias_skip: None,
             index: vec![Template::literal_of("index.html")],

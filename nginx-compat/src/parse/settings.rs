@@ -100,6 +100,7 @@ impl Builder {
                     self.uses(d, &t);
                     if d.name == "root" {
                         s.root = t;
+                        s.root_written = true;
                         s.alias = None;
                     } else {
                         s.alias = Some(t);
