@@ -184,7 +184,25 @@ async fn advance(session: &mut ServerSession) -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path().to_owned();
+        let req = session.req_header();
+        // What the public listener refuses is refused here too: a CONNECT answered 200 is a
+        // tunnel opened to any client or proxy in between.
+        let asked = crate::headers::Asked::of(req);
+        if let Some((kind, why)) = crate::connection::malformed_as(&req.method, req.version, &asked)
+        {
+            session.set_keepalive(None);
+            return text(kind.status(), PLAIN, format!("{why}\n"));
+        }
+        let path = req.uri.path().to_owned();
+        let read_only = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+        if read_only && !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            let mut answer = text(405, PLAIN, "GET only\n");
+            answer.headers_mut().insert(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("GET, HEAD"),
+            );
+            return answer;
+        }
         match path.as_str() {
             "/healthz" => text(200, "text/plain; charset=utf-8", "ok\n"),
             "/readyz" => {

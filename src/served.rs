@@ -70,7 +70,10 @@ impl<T: ServeHttp + Send + Sync + 'static> Served<T> {
                 return None;
             }
         }
-        http.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_SECS));
+        // The engine read whether the client keeps the connection (HTTP/1.1 unless it says
+        // `close`; HTTP/1.0 only when it says `keep-alive`): kept, for this listener's time.
+        let wanted = http.get_keepalive().is_some();
+        http.set_keepalive((wanted && !*shutdown.borrow()).then_some(KEEPALIVE_SECS));
         // Requests sent back to back are all answered, in order, as on the public listener
         // (without it the engine closes the connection on the bytes read past this request).
         http.set_pipelining_enabled(true);

@@ -185,3 +185,72 @@ async fn the_admin_and_qyapi_listeners_answer_pipelined_requests() {
         }
     }
 }
+
+/// The admin and qyapi listeners refuse what the public one refuses (a CONNECT answered 200
+/// is a tunnel opened; a TRACE or CONNECT on qyapi reached WeCom with the token), the admin's
+/// read-only pages take GET and HEAD only, and an HTTP/1.0 client that did not ask to keep its
+/// connection gets it closed after the answer, as HTTP/1.0 reads to the end of the connection.
+#[tokio::test]
+async fn the_admin_and_qyapi_listeners_refuse_what_the_public_one_refuses() {
+    use std::io::{Read, Write};
+    let gw = tokio::task::spawn_blocking(|| Gateway::start_config(&config(), &[], &[]))
+        .await
+        .unwrap();
+    let (admin, qyapi) = (gw.admin_port, gw.qyapi_port.unwrap());
+    let exchange = |port: u16, request: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut pending = Vec::new();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        (r, s)
+    };
+    for (port, request, status) in [
+        (admin, "CONNECT /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (admin, "TRACE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (admin, "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (admin, "get /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (
+            qyapi,
+            "CONNECT /cgi-bin/user/get HTTP/1.1\r\nHost: x\r\n\r\n",
+            405,
+        ),
+        (
+            qyapi,
+            "TRACE /cgi-bin/user/get HTTP/1.1\r\nHost: x\r\n\r\n",
+            405,
+        ),
+        (qyapi, "GET /cgi-bin/gettoken HTTP/1.1\r\n\r\n", 400),
+        (
+            qyapi,
+            "POST /cgi-bin/message/send HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n{}",
+            400,
+        ),
+    ] {
+        let (r, _) = exchange(port, request);
+        assert_eq!(r.status, status, "{port} {request:?}");
+    }
+    let (r, _) = exchange(admin, "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // HTTP/1.0: closed after the answer unless the client asked to keep it.
+    for port in [admin, qyapi] {
+        let path = if port == admin {
+            "/healthz"
+        } else {
+            "/cgi-bin/gettoken"
+        };
+        let (r, mut s) = exchange(port, &format!("GET {path} HTTP/1.0\r\n\r\n"));
+        assert_ne!(r.header("connection"), Some("keep-alive"), "{port}");
+        let mut rest = [0u8; 16];
+        assert_eq!(s.read(&mut rest).unwrap(), 0, "{port}: left open");
+        let (_, mut s) = exchange(
+            port,
+            &format!("GET {path} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        );
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = common::raw::read_response(&mut s, &mut Vec::new());
+        assert!((200..500).contains(&r.status), "{port}: not kept");
+    }
+}

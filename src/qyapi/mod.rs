@@ -218,6 +218,18 @@ impl Qyapi {
             );
         }
 
+        // What the public listener refuses is refused here too, before anything is sent on:
+        // a CONNECT or TRACE would reach WeCom with the token, a request without `Host` or
+        // with a `Content-Length` list is not one HTTP/1.1 allows.
+        let req = session.req_header();
+        let asked = headers::Asked::of(req);
+        if let Some((kind, why)) = crate::connection::malformed_as(&req.method, req.version, &asked)
+        {
+            session.set_keepalive(None);
+            let status = kind.status();
+            return Served::refused(status, status.into(), why, rid, "-", "-");
+        }
+
         let raw = session.req_header().raw_path();
         let (path, query) = match raw.iter().position(|&b| b == b'?') {
             Some(i) => (&raw[..i], &raw[i + 1..]),
