@@ -416,6 +416,57 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
     assert_eq!(ids.len(), n as usize + 1);
 }
 
+/// The instance holding the delivery lease cannot reach the CRM (a partition, a route of its
+/// own) while the others can: it gives the lease back after a failed try, so another instance
+/// delivers (it renewed the lease through every retry, and the whole cluster's events waited
+/// for it for a day, then were parked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_reach_the_crm_leaves_delivery_to_one_that_can() {
+    let redis = common::redis_server::RedisServer::start();
+    let w = CallbackWorld::start(Backend::Redis(redis.url()), 2).await;
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    assert_eq!(post_event(&url, &event_xml(1)).await.1, "success");
+    w.crm.wait_taken(1, LIMIT).await;
+    let mut conn = redis.conn().await;
+    let holder: String = redis::cmd("GET")
+        .arg("wgw:events-lease:crm")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
+    let cut = w
+        .gateways
+        .iter()
+        .position(|g| g.pid() == pid)
+        .expect("a gateway holds the lease");
+    // The holder's CRM address now leads nowhere.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let gw = &w.gateways[cut];
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let at = text.find("[upstreams.crm]").expect("the CRM upstream");
+    let line = at + text[at..].find("url = ").unwrap();
+    let end = line + text[line..].find('\n').unwrap();
+    let cut_text = format!(
+        "{}url = \"http://127.0.0.1:{dead_port}\"{}",
+        &text[..line],
+        &text[end..]
+    );
+    std::fs::write(&gw.config_path, cut_text).unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    // Events land on both instances; the one that can reach the CRM delivers them, in order.
+    for i in 2..5u32 {
+        let to = w.gateways[i as usize % 2].url("/_gateway/callback/crm");
+        assert_eq!(post_event(&to, &event_xml(i)).await.1, "success");
+    }
+    let got = w.crm.wait_taken(4, LIMIT).await;
+    let bodies: Vec<String> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(bodies, (1..5).map(event_xml).collect::<Vec<_>>());
+    w.gateways[cut].wait_log("the CRM did not take an event; retrying");
+}
+
 /// Redis restarts without its data (no persistence): the first push makes the app's stream
 /// again, without the consumer group the gateways made before. Events answered `success`
 /// then are still delivered, without a restart of the gateways; `check` says that such a Redis

@@ -220,7 +220,6 @@ impl Inner {
             match self.queue().lead(app).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    failures = 0;
                     self.queue().wait(app, IDLE).await;
                     continue;
                 }
@@ -272,6 +271,12 @@ impl Inner {
                     continue;
                 }
             };
+            // The failures counted are this instance's with the head event (another instance
+            // may have delivered the one it failed with while it stood aside).
+            if trying.as_ref().is_some_and(|(id, _)| *id != head.event.id) {
+                trying = None;
+                failures = 0;
+            }
             let Some(a) = config.apps.get(app).filter(|a| a.callback.is_some()) else {
                 // Its callback was removed by a reload: the events wait for it to come back.
                 self.warn(app, "events queued for an app without callback", "");
@@ -378,8 +383,13 @@ impl Inner {
                         trying = None;
                         failures = 0;
                     } else {
-                        self.renewing(app, &head, tokio::time::sleep(backoff(failures)))
-                            .await;
+                        // In a cluster another instance may reach the CRM where this one
+                        // cannot (a partition, a route or a resolver of its own): the lease is
+                        // given back for the wait, so that whichever instance leads next tries
+                        // (this one again only if none other does), and the event is left
+                        // for it at once. The CRM down for all, each tries at its own pace.
+                        self.queue().resign(app).await;
+                        tokio::time::sleep(backoff(failures)).await;
                     }
                 }
             }
