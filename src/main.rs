@@ -83,6 +83,12 @@ fn run(command: Command) -> ExitCode {
             Ok(c) => {
                 println!("{}: ok", config.display());
                 print!("{}", c.describe_routes());
+                if c.store.unused_redis_url {
+                    eprintln!(
+                        "warning: [store]: {}",
+                        wecom_gateway::config::model::UNUSED_REDIS_URL
+                    );
+                }
                 if let Some(w) = wecom_gateway::store::persistence_warning(&c.store) {
                     eprintln!("warning: [store]: {w}");
                 }

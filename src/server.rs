@@ -67,6 +67,9 @@ pub fn run(
         .map_err(|e| e.to_string())?
         .block_on(Backend::open(settings, clock.clone()))
         .map_err(|e| format!("[store]: {e}"))?;
+    if settings.unused_redis_url {
+        tracing::warn!("[store]: {}", crate::config::model::UNUSED_REDIS_URL);
+    }
     if settings.backend == crate::config::model::StoreBackend::Memory {
         let loaded = current.load();
         let forwarding: Vec<&str> = loaded

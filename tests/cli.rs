@@ -460,6 +460,25 @@ fn check_warns_about_a_redis_without_appendonly() {
     );
 }
 
+/// SPEC section 4's `[store]` block, every key written: `backend = "local"` chosen beside a
+/// `redis_url` is valid, and `check` says the URL is not used (without `backend` the URL alone
+/// stays an error: several instances were meant to share it).
+#[test]
+fn the_reference_store_block_checks_and_names_the_unused_url() {
+    let (code, _, stderr) = check(
+        &format!(
+            "{BASE}[store]\nbackend = \"local\"\npath = \"wecom-gateway.db\"\n\
+             redis_url = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"wgw:\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: [store]: redis_url is not used with this backend"),
+        "{stderr}"
+    );
+}
+
 /// A whole nginx.conf's `include mime.types;` read from another directory than nginx.conf's
 /// own: the error says where a relative include starts and which key moves it.
 #[test]

@@ -612,8 +612,8 @@ fn require_durable_store_for_suites(
         )
     });
     match suite {
-        Some((name, a)) => Err(src.error(
-            a.get_ref().kind.span(),
+        Some((name, _)) => Err(src.error(
+            src.key_span("store", "backend"),
             "[store].backend",
             format!(
                 "\"memory\" loses the installs of [apps.{name}] at restart: use \"local\" or \"redis\""
@@ -624,13 +624,21 @@ fn require_durable_store_for_suites(
 }
 
 fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreSettings> {
-    let redis_url = match (&s.backend, &s.redis_url) {
+    let backend = s.backend.unwrap_or_default();
+    let mut unused_redis_url = false;
+    let redis_url = match (&backend, &s.redis_url) {
         (StoreBackend::Redis, None) => {
             return Err(src.error(
                 src.table_span("store"),
                 "[store].redis_url",
                 "required when backend = \"redis\"",
             ))
+        }
+        // `backend` written beside it (the reference block of every key): the choice is made,
+        // and the URL only said not to be used.
+        (StoreBackend::Local | StoreBackend::Memory, Some(_)) if s.backend.is_some() => {
+            unused_redis_url = true;
+            None
         }
         // Without `backend = "redis"` the URL would be ignored: one instance's store, where
         // several were meant to share one.
@@ -681,7 +689,7 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
         ));
     }
     let path = match &s.path {
-        Some(p) if s.backend != StoreBackend::Local => {
+        Some(p) if backend != StoreBackend::Local => {
             return Err(src.error(p.span(), "[store].path", "only for backend = \"local\""))
         }
         Some(p) if p.get_ref().as_str().is_empty() => {
@@ -704,9 +712,10 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
         None => dir.join(DEFAULT_STORE_FILE),
     };
     Ok(StoreSettings {
-        backend: s.backend,
+        backend,
         path,
         redis_url,
+        unused_redis_url,
         key_prefix: s
             .key_prefix
             .as_ref()

@@ -107,9 +107,34 @@ fn without_env_value(raw: &str, message: String) -> String {
         .strip_prefix("${")
         .and_then(|r| r.strip_suffix('}'));
     match name.and_then(|n| std::env::var(n).ok()) {
-        Some(value) if !value.is_empty() => message.replace(&value, "***"),
+        Some(value) if !value.is_empty() => without_word(&message, &value),
         _ => message,
     }
+}
+
+/// `message` with each quote of `value` as a whole word (not inside a longer one: a value
+/// `t` leaves "expected" whole, and a message then still reads) as `***`.
+fn without_word(message: &str, value: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(message.len());
+    let mut last = 0;
+    for (at, _) in message.match_indices(value) {
+        if at < last {
+            continue;
+        }
+        let before = message[..at].chars().next_back();
+        let after = message[at + value.len()..].chars().next();
+        let joined_before = word(before) && word(value.chars().next());
+        let joined_after = word(after) && word(value.chars().next_back());
+        if joined_before || joined_after {
+            continue;
+        }
+        out.push_str(&message[last..at]);
+        out.push_str("***");
+        last = at + value.len();
+    }
+    out.push_str(&message[last..]);
+    out
 }
 
 impl ConfigError {
@@ -242,7 +267,27 @@ pub(crate) fn route_path(index: usize, key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::line_col;
+    use super::{line_col, without_word};
+
+    /// A secret read from the environment is never quoted back, and a short one does not
+    /// make the message unreadable (`t` masked inside "expected").
+    #[test]
+    fn an_environment_value_is_masked_as_a_word_only() {
+        assert_eq!(
+            without_word("expected 3 to 32 letters or digits", "t"),
+            "expected 3 to 32 letters or digits"
+        );
+        assert_eq!(
+            without_word("unknown upstream 't' (known: crm)", "t"),
+            "unknown upstream '***' (known: crm)"
+        );
+        assert_eq!(
+            without_word("not a duration: 'Kx9secret', Kx9secret", "Kx9secret"),
+            "not a duration: '***', ***"
+        );
+        assert_eq!(without_word("got ':pw@' here", ":pw@"), "got '***' here");
+        assert_eq!(without_word("aaaa", "aa"), "aaaa");
+    }
 
     #[test]
     fn line_and_column_count_from_one() {

@@ -70,8 +70,9 @@ pub struct Session {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
+    /// `None`: not written (the default, `local`).
     #[serde(default)]
-    pub backend: StoreBackend,
+    pub backend: Option<StoreBackend>,
     /// `local`: the database file, relative to the config file.
     pub path: Option<Spanned<Text>>,
     pub redis_url: Option<Spanned<Text>>,

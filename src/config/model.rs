@@ -130,11 +130,19 @@ pub struct StoreSettings {
     /// `local`: the database file, resolved against the config file's directory.
     pub path: std::path::PathBuf,
     pub redis_url: Option<Secret>,
+    /// A `redis_url` written beside `backend = "local"` or `"memory"`: not used (said at
+    /// `check` and at start, [`UNUSED_REDIS_URL`]).
+    pub unused_redis_url: bool,
     pub key_prefix: String,
     /// How long one process may hold a key's refresh lock; a holder that dies frees it after
     /// this long, so it is also the longest a cluster waits for a lost refresh.
     pub lock_ttl: Duration,
 }
+
+/// What `check` and the start say of a `redis_url` the chosen backend does not use.
+pub const UNUSED_REDIS_URL: &str = "redis_url is not used with this backend: this instance \
+    keeps its own tokens, sessions and events; instances meant to share them need \
+    backend = \"redis\"";
 
 impl StoreSettings {
     /// Whether `other` names the same store the same way: the store is opened once, at start,

@@ -38,7 +38,8 @@ fn check_takes_suite_apps_and_refuses_what_would_lose_their_installs() {
         (
             &format!("{BASE}[store]\nbackend = \"memory\"\n{}", suite("wecom_suite", CALLBACK)),
             2,
-            "[store].backend: \"memory\" loses the installs of [apps.saas]",
+            // At the backend's own line, not the app's.
+            "gateway.toml:12:11: [store].backend: \"memory\" loses the installs of [apps.saas]",
         ),
         (
             &format!("{BASE}{}", suite("wecom_suite", "")),
