@@ -479,6 +479,34 @@ fn the_reference_store_block_checks_and_names_the_unused_url() {
     );
 }
 
+/// `[nginx] include` takes a `*` in the file name as nginx's own `include` does (BaoTa's
+/// `vhost/*.conf`): each file it matches, in name order; matching nothing is an error.
+#[test]
+fn an_nginx_include_with_a_star_reads_each_file_it_matches() {
+    let files = [
+        ("vhost/a.conf", "location /a/ { return 200 a; }\n"),
+        ("vhost/b.conf", "location /b/ { return 200 b; }\n"),
+        ("vhost/.b.conf.swp", "not nginx at all {\n"),
+    ];
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"vhost/*.conf\"]\n"),
+        &files,
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("/a/") && stdout.contains("/b/"), "{stdout}");
+    let (code, _, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"vhost/*.site\"]\n"),
+        &files,
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("[nginx].include[1]: ") && stderr.contains("matches no file"),
+        "{stderr}"
+    );
+}
+
 /// A whole nginx.conf's `include mime.types;` read from another directory than nginx.conf's
 /// own: the error says where a relative include starts and which key moves it.
 #[test]

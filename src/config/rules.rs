@@ -492,7 +492,9 @@ pub fn parse_nginx(
     parse_directives(name, text, &mut resolve)
 }
 
-fn expand_include(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
+/// The files an `include` names: `pattern` under `base`, a `*` in its file name matching as
+/// glob(3)'s, in name order.
+pub fn expand_include(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
     let full = base.join(pattern);
     let file_name = full
         .file_name()

@@ -455,7 +455,7 @@ fn unsupported_directives_are_listed_with_their_line() {
         [
             "crm.conf:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")",
             "crm.conf:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)",
-            "crm.conf:6: directive 'return' is not supported (variable $request_time)",
+            "crm.conf:6: directive 'return' is not supported (variable $request_time: not one the gateway provides, and no `map` or `set` read with this file defines it)",
         ]
     );
 }
@@ -1294,7 +1294,10 @@ fn access_logs_inherit_and_replace_as_nginx_s() {
     assert_eq!(cfg.unsupported.len(), 1, "{:?}", cfg.unsupported);
     assert_eq!(
         cfg.unsupported[0].detail.as_deref(),
-        Some("variable $no_such_thing")
+        Some(
+            "variable $no_such_thing: not one the gateway provides, and no `map` or `set` read \
+             with this file defines it"
+        )
     );
 }
 

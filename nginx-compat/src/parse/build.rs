@@ -165,7 +165,7 @@ impl Builder {
             let u = Unsupported {
                 directive: "log_format".into(),
                 pos,
-                detail: Some(format!("variable ${v}")),
+                detail: Some(unknown_variable(&v)),
             };
             if is_unwritten_variable(&v) {
                 self.noted.push(Unsupported {
@@ -203,7 +203,7 @@ impl Builder {
                 self.unsupported.push(Unsupported {
                     directive,
                     pos,
-                    detail: Some(format!("variable ${v}")),
+                    detail: Some(unknown_variable(&v)),
                 });
             }
         }
@@ -793,4 +793,14 @@ fn location_set(locs: Vec<(Location, LocConf)>) -> Result<LocationSet<LocConf>, 
         set.set_auto_redirect(i, on);
     }
     Ok(set)
+}
+
+/// Why a variable is refused: it is neither one the gateway gives a value (nginx's own it
+/// supports) nor one a `map` or `set` read with the file defines; a `map` in an `nginx.conf`
+/// the site file does not include is the usual cause.
+fn unknown_variable(v: &str) -> String {
+    format!(
+        "variable ${v}: not one the gateway provides, and no `map` or `set` read with this file \
+         defines it"
+    )
 }

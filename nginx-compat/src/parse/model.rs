@@ -52,7 +52,7 @@ fn remedy(directive: &str) -> Option<&'static str> {
         || d.starts_with("limit_conn")
         || d.starts_with("limit_rate")
     {
-        Some("the gateway does not limit rates: keep the limit in the proxy or load balancer in front")
+        Some("the gateway does not limit request rates, connections or bandwidth: keep the limit in the proxy or load balancer in front")
     } else if d.starts_with("auth_basic") {
         Some("protect the location with a login route instead, or keep the password in the proxy in front")
     } else if d.starts_with("sub_filter") {
