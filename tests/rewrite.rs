@@ -540,6 +540,42 @@ async fn a_target_made_of_decoded_variables_is_sent_escaped() {
     }
 }
 
+/// A `proxy_pass` with variables naming no `[upstreams]` entry is nginx's 502 (no resolver),
+/// and the log says which location and name, as nginx's error log does, once a minute.
+#[tokio::test]
+async fn a_proxy_pass_naming_no_upstream_is_a_502_the_log_explains() {
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("ngx-unnamed");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /v/ { proxy_pass http://$arg_to; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    let c = client();
+    let r = c.get(gw.url("/v/x?to=crm")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a configured name goes");
+    for _ in 0..3 {
+        let r = c.get(gw.url("/v/x?to=nowhere")).send().await.unwrap();
+        assert_eq!(r.status(), 502);
+    }
+    gw.wait_log("names no [upstreams] entry");
+    let log = gw.log();
+    assert_eq!(
+        log.matches("names no [upstreams] entry").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("crm.conf:1") && log.contains("nowhere"),
+        "{log}"
+    );
+}
+
 /// The lines of almost every nginx file: `access_log off;` (honoured: no access line for the
 /// request) and `log_not_found` (the gateway writes no error line for a missing file anyway);
 /// an access log naming a format nobody defined is refused as nginx refuses it (files of

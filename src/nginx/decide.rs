@@ -57,8 +57,21 @@ pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSyste
                     upstream: up.clone(),
                 },
                 // A proxy_pass with variables naming no configured upstream: nginx (without a
-                // resolver) finalizes with 502, so its error_page applies.
-                None => Decision::Answer(Box::new(rules.server.upstream_failed(req, &p, 502, fs))),
+                // resolver) finalizes with 502, so its error_page applies; and logs why, as
+                // here (once a minute: the name may come from the request).
+                None => {
+                    if UNNAMED.due((), crate::clock::clock().now_ms()) {
+                        let at = rules.server.conf(&p.state.loc).map(|c| c.pos.to_string());
+                        let name: String = p.authority.chars().take(64).collect();
+                        tracing::warn!(
+                            location = at.as_deref().unwrap_or("-"),
+                            upstream = ?name,
+                            "a proxy_pass with variables names no [upstreams] entry: 502 \
+                             (logged once a minute)"
+                        );
+                    }
+                    Decision::Answer(Box::new(rules.server.upstream_failed(req, &p, 502, fs)))
+                }
             }
         }
         Action::Respond(r)
@@ -71,6 +84,10 @@ pub fn classify(rules: &Rules, req: &Request, action: Action, fs: &dyn FileSyste
         other => Decision::Answer(Box::new(other)),
     }
 }
+
+/// When a `proxy_pass` naming no upstream was last logged.
+static UNNAMED: std::sync::LazyLock<wecom_api::Throttle<()>> =
+    std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
 
 /// A target built from decoded variables (`proxy_pass http://crm$uri`, `rewrite ... ?u=$uri`)
 /// can hold what a request line cannot: nginx sends a space, a control byte, a quote or a lone
