@@ -287,6 +287,19 @@ async fn sdk_gettoken_answers_handles_never_tokens() {
         .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["userid"], "zhangsan");
+    // Named twice alike it is one app; two different apps are not the gateway's to choose.
+    for (apps, errcode) in [(["crm", "crm"], 0), (["crm", "other"], 40013)] {
+        let r = w
+            .http
+            .get(w.qyapi("/cgi-bin/user/get?userid=zhangsan"))
+            .header("X-Gateway-App", apps[0])
+            .header("X-Gateway-App", apps[1])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errcode"], errcode, "{apps:?}: {v}");
+    }
     // The contact secret's token is used for externalcontact/*.
     let (_, v) = w
         .get("/crm/cgi-bin/externalcontact/get?external_userid=wmEmuCustomer001")

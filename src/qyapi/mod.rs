@@ -230,6 +230,18 @@ impl Qyapi {
             return Served::refused(status, status.into(), why, rid, "-", "-");
         }
 
+        // Two different apps or corps named: which one the call is for is not the gateway's
+        // to guess (a proxy adding its own beside the caller's).
+        for name in [X_GATEWAY_APP, X_GATEWAY_CORP] {
+            let mut values = session.req_header().headers.get_all(&name).iter();
+            let first = values.next();
+            if values.any(|v| Some(v) != first) {
+                session.set_keepalive(None);
+                let why = format!("{name} names two different values");
+                return Served::refused(400, 40013, &why, rid, "-", "-");
+            }
+        }
+
         let raw = session.req_header().raw_path();
         let (path, query) = match raw.iter().position(|&b| b == b'?') {
             Some(i) => (&raw[..i], &raw[i + 1..]),
