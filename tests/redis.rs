@@ -987,6 +987,28 @@ async fn a_long_return_to_while_redis_is_away_rides_in_the_login_cookie() {
     assert!(to.ends_with(&long), "{to}");
 }
 
+/// A long `return_to` kept in Redis under the sign-in's state is read once: the callback that
+/// lands on it removes it (a route naming a customer does not stay for the login's ten
+/// minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_return_to_is_removed_by_the_callback_that_reads_it() {
+    let w = common::sidebar::world().redis(1).start().await;
+    let gw = &w.gateways[0];
+    let long = format!("/sidebar/#/customer/{}", "x".repeat(200));
+    let mut b = common::browser::Browser::new(common::browser::WXWORK_UA);
+    let r = b.get(&common::browser::login_url(gw, "crm", &long)).await;
+    assert_eq!(r.status(), 302);
+    let redis = w.redis.as_ref().unwrap();
+    assert_eq!(keys(redis, "*login-return:*").await.len(), 1, "kept");
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    let back = b.get(&authorize).await;
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    let end = b.get(&callback).await;
+    assert_eq!(end.status(), 302);
+    assert!(end.headers()["location"].to_str().unwrap().ends_with(&long));
+    assert_eq!(keys(redis, "*login-return:*").await, Vec::<String>::new());
+}
+
 /// A sign-out while Redis does not answer is not called done: the browser's cookie goes, and
 /// the answer says that other copies of the session were not ended (503), instead of a
 /// redirect that hides it. Once Redis answers, signing out with the copy works.

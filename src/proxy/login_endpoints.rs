@@ -383,13 +383,21 @@ pub async fn callback(
     let return_rel = match login.return_kept {
         false => login.return_to.as_str(),
         true => {
+            let key = state::return_key(&login.state);
             kept = provider
                 .store()
-                .get_fact(&state::return_key(&login.state))
+                .get_fact(&key)
                 .await
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| "/".to_owned());
+            // Read once: a state comes back once (its cookie goes with this answer), and a
+            // route naming a customer is not left in the store for the rest of its ten
+            // minutes. A failure leaves it to expire.
+            let _ = provider
+                .store()
+                .put_durable_fact(&key, "", std::time::Duration::ZERO)
+                .await;
             kept.as_str()
         }
     };
