@@ -143,6 +143,7 @@ mod tests {
             unionid: None,
             open_userid: None,
             installed: false,
+            suite: None,
             iat,
             exp: iat + 3600,
             contact: None,

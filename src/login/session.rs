@@ -49,6 +49,10 @@ pub struct SessionEntry {
     /// ends with that corp's `cancel_auth` (`crate::login::revocation`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub installed: bool,
+    /// The suite of a service-provider app's session: a reload that points the app's name at
+    /// another suite (whose installs are others) does not carry it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     pub iat: u64,
     pub exp: u64,
     /// The external contact last verified in this session (SPEC section 9): what a request
@@ -149,6 +153,10 @@ impl SessionEntry {
             unionid: identity.unionid.clone(),
             open_userid: identity.open_userid.clone(),
             installed: matches!(app.credentials, Credentials::Suite { .. }),
+            suite: match &app.credentials {
+                Credentials::Suite { suite_id, .. } => Some(suite_id.clone()),
+                _ => None,
+            },
             iat: now,
             exp: now.saturating_add(ttl_secs),
             contact: None,
@@ -205,8 +213,11 @@ impl SessionEntry {
             }
             // A member of one corp that installed it; the corp's `cancel_auth` ends it
             // (`crate::login::revocation`).
-            Credentials::Suite { .. } => {
-                self.installed && self.corp_id.is_some() && self.wechat_app_id.is_none()
+            Credentials::Suite { suite_id, .. } => {
+                self.installed
+                    && self.suite.as_deref() == Some(suite_id.as_str())
+                    && self.corp_id.is_some()
+                    && self.wechat_app_id.is_none()
             }
         }
     }
@@ -380,6 +391,7 @@ mod tests {
             unionid: None,
             open_userid: None,
             installed: false,
+            suite: None,
             iat,
             exp: iat + 3600,
             contact: None,

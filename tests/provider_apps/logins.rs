@@ -339,3 +339,35 @@ async fn a_custom_app_signs_in_with_the_self_built_flow_of_the_named_corp() {
     s.settled().await;
     assert_eq!(b.get_json(&s.gw().url("/custom/"), &[]).await.status(), 401);
 }
+
+/// A reload that points the app's name at another suite (whose installs are others) ends the
+/// sessions of the suite it named before: they opened on as members of the new one, which
+/// their corp never installed.
+#[tokio::test]
+async fn a_reload_pointing_the_app_at_another_suite_ends_its_sessions() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let mut a = signed_in(&s, CORP_A, "zhangsan").await;
+    assert_eq!(page(&s, &mut a).await.0, 200);
+    let gw = s.gw();
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let kind_line = |suite: &str| {
+        let at = lines
+            .iter()
+            .position(|l| *l == format!("suite_id = \"{suite}\""))
+            .unwrap();
+        assert!(lines[at - 1].starts_with("kind = ") && lines[at + 1].starts_with("suite_secret"));
+        at - 1
+    };
+    let (saas, custom) = (kind_line(SUITE), kind_line(CUSTOM_SUITE));
+    for k in 0..3 {
+        lines.swap(saas + k, custom + k);
+    }
+    std::fs::write(&gw.config_path, lines.join("\n") + "\n").unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    let (status, _) = page(&s, &mut a).await;
+    assert_eq!(status, 401, "a session of the other suite");
+}
