@@ -467,6 +467,77 @@ async fn an_instance_that_cannot_reach_the_crm_leaves_delivery_to_one_that_can()
     w.gateways[cut].wait_log("the CRM did not take an event; retrying");
 }
 
+/// Several instances take turns delivering, but an event has one retry schedule for the whole
+/// cluster (SPEC section 18: 1 s doubling): a CRM down for all gets one try per step, not one
+/// per instance per step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_keep_one_retry_schedule_per_event() {
+    let redis = common::redis_server::RedisServer::start();
+    let w = CallbackWorld::start(Backend::Redis(redis.url()), 3).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let url = w.gateways[1].url("/_gateway/callback/crm");
+    assert_eq!(post_event(&url, &event_xml(7)).await.1, "success");
+    // Tries at about 0, 1, 3 and 7 s (each at its step, by whichever instance leads, with a
+    // second's stand-back at most); one per instance per step would be 12 or more.
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    let tries = w.crm.attempts().len();
+    assert!((2..=5).contains(&tries), "{tries} tries in 7.5 s");
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert_eq!(got[0].body, event_xml(7));
+}
+
+/// An event parked after a day of tries and replayed by an operator gets a new day, whichever
+/// instance of a cluster tries it next (each kept its own count, and the first to fail it
+/// after the replay parked it again at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_event_gets_a_new_day_whichever_instance_tries_it() {
+    let redis = common::redis_server::RedisServer::start();
+    let w = CallbackWorld::start_fast_retry_cluster(Backend::Redis(redis.url()), 3).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    assert_eq!(post_event(&url, &event_xml(3)).await.1, "success");
+    let crm = &w.crm;
+    let tried = |n: usize| async move {
+        let deadline = std::time::Instant::now() + LIMIT;
+        while crm.attempts().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never tried {n} times (parked again?)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // Tried often enough that every instance failed it ten times (each kept its own count).
+    tried(40).await;
+    w.advance("25h").await;
+    let dead = r#"wgw_events_total{app="crm",event="change_contact/update_user",result="dead"} 1"#;
+    let parked = || async {
+        let mut n = 0;
+        for gw in &w.gateways {
+            n += usize::from(gw.metrics().await.contains(dead));
+        }
+        n
+    };
+    let deadline = std::time::Instant::now() + LIMIT;
+    while parked().await == 0 {
+        assert!(std::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client()
+        .post(w.gateways[2].admin_url("/events/replay?app=crm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let before = w.crm.attempts().len();
+    tried(before + 12).await;
+    assert_eq!(parked().await, 1, "parked again after the replay");
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert_eq!(got[0].body, event_xml(3));
+}
+
 /// Redis restarts without its data (no persistence): the first push makes the app's stream
 /// again, without the consumer group the gateways made before. Events answered `success`
 /// then are still delivered, without a restart of the gateways; `check` says that such a Redis

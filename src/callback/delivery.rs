@@ -17,7 +17,7 @@ use sha2::Sha256;
 use wecom_api::{Throttle, XmlMessage};
 
 use super::event::{self, Event};
-use super::queue::{EventQueue, Queued};
+use super::queue::{EventQueue, Queued, Retries};
 use super::{reactions, Callbacks};
 use crate::config::model::{App, CallbackFormat, Config, Credentials, Forward};
 use crate::metrics::METRICS;
@@ -36,8 +36,19 @@ const MIN_TRIES: u32 = 10;
 const INSTRUCTION_TRIES: u32 = 6;
 /// An idle worker looks again this often even if nothing woke it.
 const IDLE: Duration = Duration::from_secs(1);
+/// How long past an event's next try an instance that failed it waits before it may lead
+/// again: another instance makes the try.
+const STAND_BACK: Duration = Duration::from_secs(1);
 /// While waiting or delivering, the lease (Redis) is renewed this often.
 const RENEW_EVERY: Duration = Duration::from_millis(500);
+
+fn stand_back() -> Duration {
+    #[cfg(debug_assertions)]
+    if crate::test_control::fast_retry() {
+        return STAND_BACK / 1000;
+    }
+    STAND_BACK
+}
 
 /// The wait before retry number `failures` (1 = after the first failure).
 pub fn backoff(failures: u32) -> Duration {
@@ -271,9 +282,31 @@ impl Inner {
                     continue;
                 }
             };
-            // The failures counted are this instance's with the head event (another instance
-            // may have delivered the one it failed with while it stood aside).
-            if trying.as_ref().is_some_and(|(id, _)| *id != head.event.id) {
+            // The failures counted are those of the head event (another instance may have
+            // delivered the one this one failed with). In a cluster they are the cluster's:
+            // one schedule per event whichever instance tries, and its next try not before its
+            // time (the lease held meanwhile, so that no other instance tries sooner).
+            let shared = self.queue().shares_retries();
+            if shared {
+                let kept = match self.queue().retries(app).await {
+                    Ok(r) => r.filter(|r| r.event_id == head.event.id),
+                    Err(e) => {
+                        self.warn(app, "queue unreachable", &e.to_string());
+                        tokio::time::sleep(IDLE).await;
+                        continue;
+                    }
+                };
+                (failures, trying) = match &kept {
+                    Some(r) => (r.failures, Some((r.event_id.clone(), r.since_ms))),
+                    None => (0, None),
+                };
+                let now = crate::clock::clock().now_ms();
+                if let Some(r) = kept.filter(|r| now < r.next_ms) {
+                    let wait = Duration::from_millis(r.next_ms - now).min(IDLE);
+                    self.renewing(app, &head, tokio::time::sleep(wait)).await;
+                    continue;
+                }
+            } else if trying.as_ref().is_some_and(|(id, _)| *id != head.event.id) {
                 trying = None;
                 failures = 0;
             }
@@ -355,6 +388,10 @@ impl Inner {
                         continue;
                     }
                     taken = None;
+                    if shared && trying.is_some() {
+                        let _ = self.queue().keep_retries(app, None).await;
+                    }
+                    trying = None;
                     failures = 0;
                     METRICS
                         .events
@@ -380,16 +417,31 @@ impl Inner {
                     if tried_for >= RETRY_FOR.as_millis() as u64 && failures >= MIN_TRIES {
                         self.give_up(app, label, &head).await;
                         // Replayed by an operator, it is tried for a day again.
+                        if shared {
+                            let _ = self.queue().keep_retries(app, None).await;
+                        }
                         trying = None;
                         failures = 0;
-                    } else {
-                        // In a cluster another instance may reach the CRM where this one
-                        // cannot (a partition, a route or a resolver of its own): the lease is
-                        // given back for the wait, so that whichever instance leads next tries
-                        // (this one again only if none other does), and the event is left
-                        // for it at once. The CRM down for all, each tries at its own pace.
+                    } else if shared {
+                        // Another instance may reach the CRM where this one cannot (a
+                        // partition, a route or a resolver of its own): the schedule is kept
+                        // for all, the lease given back, and this instance stands back a moment
+                        // past the next try's time, so another one makes it.
+                        let wait = backoff(failures);
+                        let r = Retries {
+                            event_id: head.event.id.clone(),
+                            failures,
+                            since_ms: since,
+                            next_ms: now.saturating_add(wait.as_millis() as u64),
+                        };
+                        if let Err(e) = self.queue().keep_retries(app, Some(&r)).await {
+                            self.warn(app, "queue unreachable", &e.to_string());
+                        }
                         self.queue().resign(app).await;
-                        tokio::time::sleep(backoff(failures)).await;
+                        tokio::time::sleep(wait + stand_back()).await;
+                    } else {
+                        self.renewing(app, &head, tokio::time::sleep(backoff(failures)))
+                            .await;
                     }
                 }
             }

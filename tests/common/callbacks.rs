@@ -234,6 +234,12 @@ impl CallbackWorld {
         CallbackWorld::start_env(Scenario::default(), backend, 1, &env).await
     }
 
+    /// The same with `instances` gateways.
+    pub async fn start_fast_retry_cluster(backend: Backend, instances: usize) -> CallbackWorld {
+        let env = [("WGW_TEST_FAST_RETRY", "1")];
+        CallbackWorld::start_env(Scenario::default(), backend, instances, &env).await
+    }
+
     async fn start_env(
         scenario: Scenario,
         backend: Backend,

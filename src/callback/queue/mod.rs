@@ -71,6 +71,18 @@ pub struct Parked {
 /// The most parked events one look lists, or one replay of "all" puts back.
 pub const PARKED_PAGE: usize = 1000;
 
+/// The retry schedule of an app's head event (SPEC section 18: 1 s doubling to 5 min, given up
+/// after a day and ten tries), kept where every instance reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retries {
+    pub event_id: String,
+    pub failures: u32,
+    /// The first try (ms on the gateway's clock).
+    pub since_ms: u64,
+    /// No try before this.
+    pub next_ms: u64,
+}
+
 #[async_trait]
 pub trait EventQueue: Send + Sync + 'static {
     /// Appends `event` to its app's queue unless an event with its de-duplication key was
@@ -106,6 +118,23 @@ pub trait EventQueue: Send + Sync + 'static {
     /// another instance, which delivers it instead.
     async fn working_on(&self, app: &str, _q: &Queued) -> Result<bool, QueueError> {
         self.lead(app).await
+    }
+
+    /// Whether the instances share the head event's retry schedule ([`EventQueue::retries`]):
+    /// only where several deliver in turn.
+    fn shares_retries(&self) -> bool {
+        false
+    }
+
+    /// How the delivery of `app`'s head event went so far, whichever instance tried it: one
+    /// retry schedule per event for the whole cluster (`None`: none kept).
+    async fn retries(&self, _app: &str) -> Result<Option<Retries>, QueueError> {
+        Ok(None)
+    }
+
+    /// Keeps the schedule, or with `None` forgets it.
+    async fn keep_retries(&self, _app: &str, _r: Option<&Retries>) -> Result<(), QueueError> {
+        Ok(())
     }
 
     /// The oldest undelivered event of `app`.

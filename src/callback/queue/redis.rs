@@ -34,7 +34,8 @@ use tokio::sync::OnceCell;
 use wecom_api::Clock;
 
 use super::{
-    EventQueue, Parked, Pushed, QueueError, Queued, Wakers, DEAD_TTL, DEDUP_TTL, PARKED_PAGE,
+    EventQueue, Parked, Pushed, QueueError, Queued, Retries, Wakers, DEAD_TTL, DEDUP_TTL,
+    PARKED_PAGE,
 };
 use crate::callback::event::Event;
 
@@ -230,6 +231,10 @@ impl RedisQueue {
 
     fn lease(&self, app: &str) -> String {
         format!("{}events-lease:{app}", self.prefix)
+    }
+
+    fn retry_key(&self, app: &str) -> String {
+        format!("{}events-retry:{app}", self.prefix)
     }
 
     fn seen(&self, app: &str, dedup: &str) -> String {
@@ -505,6 +510,46 @@ impl EventQueue for RedisQueue {
             )
             .await?;
         Ok(got > 0)
+    }
+
+    fn shares_retries(&self) -> bool {
+        true
+    }
+
+    async fn retries(&self, app: &str) -> Result<Option<Retries>, QueueError> {
+        let key = self.retry_key(app);
+        let text: Option<String> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .await?;
+        // Another version's record, or none: the schedule starts again.
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    async fn keep_retries(&self, app: &str, r: Option<&Retries>) -> Result<(), QueueError> {
+        let key = self.retry_key(app);
+        match r {
+            Some(r) => {
+                let text = serde_json::to_string(r).map_err(qerr)?;
+                // Outlives the day of tries it counts.
+                let ttl = 2 * super::super::delivery::RETRY_FOR.as_millis() as u64;
+                self.run(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(text)
+                        .arg("PX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await
+            }
+            None => {
+                self.run(|mut c| async move {
+                    redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+                })
+                .await
+            }
+        }
     }
 
     async fn settle(&self, app: &str, in_flight: Duration) -> Result<bool, QueueError> {
