@@ -308,6 +308,23 @@ async fn sdk_gettoken_answers_handles_never_tokens() {
     assert_eq!(v["external_contact"]["name"], "王小明");
 }
 
+/// The gateway's clock steps forward past the token's life while WeCom's does not (NTP, a
+/// resumed VM): the refetch gets the same token back with its time left, which is believed;
+/// kept as dead, every call fetched it again until WeCom changed it (45009 followed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_stepped_forward_refetches_the_token_once() {
+    let w = world().await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(w.gettokens().await, 1);
+    w.gateways[0].advance("7300s").await;
+    for _ in 0..10 {
+        let (_, v) = w.get(USER_GET).await;
+        assert_eq!(v["errcode"], 0, "{v}");
+    }
+    assert_eq!(w.gettokens().await, 2, "one refetch, not one per call");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
     let w = world().await;

@@ -52,11 +52,14 @@ pub const MIN_LIFETIME_SECS: u64 = 60;
 /// When a refetched value expires. WeCom hands out the same token or ticket again until it
 /// expires, with the seconds it has left rounded up: an early refresh gets the old value back,
 /// and its death must not be postponed by that rounding. `now_ms` is when the request was sent.
+/// A value this clock had already buried when WeCom handed it back alive (the clock stepped
+/// forward: NTP, a resumed VM) lives as long as WeCom says: kept dead, every request would
+/// fetch it again until WeCom changes it, and burn the quota.
 pub fn expiry_of(value: &str, expires_in_secs: u64, previous: Option<&Cached>, now_ms: u64) -> u64 {
     let lifetime_ms = expires_in_secs.clamp(MIN_LIFETIME_SECS, MAX_LIFETIME_SECS) * 1000;
     let expires_at = now_ms.saturating_add(lifetime_ms);
     match previous {
-        Some(p) if *p.value == *value => expires_at.min(p.expires_at),
+        Some(p) if *p.value == *value && p.expires_at > now_ms => expires_at.min(p.expires_at),
         _ => expires_at,
     }
 }
@@ -106,6 +109,9 @@ mod tests {
             ("new", 7200, None, 10_000, 7_210_000),
             // The same value said to have nothing left: it keeps its first expiry, never gains.
             ("same", 0, Some(&old), 10_000, 10_250),
+            // The same value handed back alive when this clock had buried it (stepped
+            // forward): WeCom's lifetime counts, else every request would fetch it again.
+            ("same", 300, Some(&old), 20_000, 320_000),
             // An absurd lifetime is believed for a day at most, and never overflows.
             ("new", u64::MAX, None, 10_000, 10_000 + 86_400_000),
             ("new", u64::MAX, None, u64::MAX - 5, u64::MAX),

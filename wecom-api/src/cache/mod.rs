@@ -39,6 +39,14 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// cannot work. A corrected secret (SIGHUP) is another key, so it is tried at once.
 const REFUSAL_HOLD: Duration = Duration::from_secs(10);
 
+/// Whether a refusal that came at `since_ms` still holds at `now_ms`: for `hold_ms` from then;
+/// a clock stepped back before it holds it no longer (it would for as long as the step).
+fn held(now_ms: u64, since_ms: u64, hold_ms: u64) -> bool {
+    now_ms
+        .checked_sub(since_ms)
+        .is_some_and(|age| age < hold_ms)
+}
+
 type Flight = Arc<OnceCell<Result<Cached, ApiError>>>;
 
 impl CacheTarget for TokenTarget {
@@ -235,7 +243,7 @@ impl<F: Fetch> TokenCache<F> {
         }
         if let Some(refusal) = this.refusals.get(key) {
             let held_ms = REFUSAL_HOLD.as_millis() as u64;
-            if this.clock.now_ms().saturating_sub(refusal.0) < held_ms {
+            if held(this.clock.now_ms(), refusal.0, held_ms) {
                 return Err(refusal.1.clone());
             }
         }

@@ -263,6 +263,20 @@ async fn a_refused_fetch_is_held_back_for_a_while_and_busy_is_not() {
     assert_eq!(fake.calls(), 5, "system busy may pass: asked again");
 }
 
+/// A refusal holds for its ten seconds from when it came, and not for the size of a step
+/// back of the clock (NTP) taken meanwhile.
+#[test]
+fn a_refusal_holds_from_when_it_came_and_not_past_a_clock_stepped_back() {
+    let hold = REFUSAL_HOLD.as_millis() as u64;
+    assert!(super::held(4_000_000, 4_000_000, hold));
+    assert!(super::held(4_000_000 + hold - 1, 4_000_000, hold));
+    assert!(!super::held(4_000_000 + hold, 4_000_000, hold));
+    assert!(
+        !super::held(4_000_000 - 3_600_000, 4_000_000, hold),
+        "an hour back"
+    );
+}
+
 #[tokio::test]
 async fn stale_failure_after_a_refresh_keeps_the_new_token() {
     let clock = Clock::system();
