@@ -575,6 +575,74 @@ async fn events_after_redis_lost_its_data_are_still_delivered() {
     w.gateways[0].wait_log("Redis runs without appendonly");
 }
 
+/// The gateway's clock five minutes ahead of WeCom's: a `delete_user` still ends the member's
+/// session signed in just before it (the event was taken as of WeCom's time plus a minute on
+/// the gateway's clock, and sessions of the last four minutes lived on for their `ttl`).
+#[tokio::test]
+async fn delete_user_ends_a_fresh_session_with_the_gateways_clock_ahead() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let w = CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Local, 1).await;
+    let gw = &w.gateways[0];
+    gw.advance("300s").await;
+    // Some earlier event tells the gateway how far ahead it runs, as any would.
+    w.control(
+        "/_emulator/members/move",
+        serde_json::json!({"userid": "zhangsan", "department": [1]}),
+    )
+    .await;
+    w.settled().await;
+    let mut b = Browser::new(WXWORK_UA);
+    browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
+    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
+        b.get_json(&gw.url("/sidebar/page"), &[])
+            .await
+            .status()
+            .as_u16()
+    }
+    assert_eq!(page(&mut b, gw).await, 200);
+    w.control(
+        "/_emulator/members/delete",
+        serde_json::json!({"userid": "zhangsan"}),
+    )
+    .await;
+    w.settled().await;
+    assert_eq!(
+        page(&mut b, gw).await,
+        401,
+        "the deleted member, signed in just before"
+    );
+}
+
+/// An event queued while the CRM is down is delivered as the corp and agent it was received
+/// for, after a reload that points the app at another corp (it went out under the new corp,
+/// signed so: a CRM serving several corps filed it under the wrong one).
+#[tokio::test]
+async fn a_queued_event_keeps_the_corp_it_came_for_across_a_reload() {
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let gw = &w.gateways[0];
+    assert_eq!(
+        post_event(&gw.url("/_gateway/callback/crm"), &event_xml(5))
+            .await
+            .1,
+        "success"
+    );
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let from = format!("corp_id = \"{}\"", corp_id());
+    assert!(text.contains(&from), "{text}");
+    std::fs::write(
+        &gw.config_path,
+        text.replacen(&from, "corp_id = \"wwemucorp000000002\"", 1),
+    )
+    .unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert_eq!(got[0].header("x-wecom-corpid"), corp_id());
+    assert_eq!(got[0].header("x-wecom-agentid"), agent_id().to_string());
+}
+
 /// `change_contact/delete_user` arriving at one instance ends that member's sessions on every
 /// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
 /// another member's session is untouched.

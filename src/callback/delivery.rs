@@ -478,7 +478,10 @@ impl Inner {
     ) -> Result<bool, String> {
         let ttl = reactions::session_ttl(config);
         // The endpoint's time for the same event: applying twice changes nothing.
-        let when = event::moment(msg, e.queued_at);
+        let mut when = event::moment(msg, e.queued_at, 0);
+        if let Some(at) = e.at {
+            when.at = at;
+        }
         let at = when.at;
         let changed_corp = event::instruction_corp(msg);
         if let Some(ins) = super::instruction::read(msg).filter(|_| changed_corp.is_none()) {
@@ -488,7 +491,8 @@ impl Inner {
                 .map_err(|super::instruction::Failure::Retry(e)| e);
         }
         let corp_id = match &app.credentials {
-            Credentials::Wecom { corp_id, .. } => corp_id.clone(),
+            // The corp it was received for, whatever the app names since.
+            Credentials::Wecom { corp_id, .. } => e.corp.clone().unwrap_or_else(|| corp_id.clone()),
             // A data callback of an installed corp, addressed to it (the endpoint accepted it
             // only encrypted for that corp); or a change as an instruction, about the corp it
             // names.
@@ -608,9 +612,14 @@ impl Inner {
             return Attempt::Failed("the message has no JSON rendering".into());
         };
         let (corp, agent) = match &app.credentials {
+            // The corp and agent it was received and verified for, whatever the app names
+            // since (a reload): a CRM serving several corps files it under the right one.
             Credentials::Wecom {
                 corp_id, agent_id, ..
-            } => (corp_id.clone(), agent_id.to_string()),
+            } => match (&e.corp, e.agent) {
+                (Some(corp), Some(agent)) => (corp.clone(), agent.to_string()),
+                _ => (corp_id.clone(), agent_id.to_string()),
+            },
             Credentials::Suite { .. } => self.suite_corp(app, &e.message).await,
             _ => (String::new(), String::new()),
         };

@@ -20,6 +20,16 @@ pub struct Event {
     pub message: String,
     /// The [`dedup_key`] it was queued under.
     pub dedup: String,
+    /// As of when the gateway acted on it at the endpoint ([`Moment::at`]): the delivery acts
+    /// again as of the same time (events queued before it was kept work it out again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// A self-built app's corp and agent when it was received and verified: delivered and
+    /// acted on as theirs after a reload that points the app elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u64>,
 }
 
 impl Event {
@@ -30,6 +40,9 @@ impl Event {
             queued_at: now_ms,
             message,
             dedup,
+            at: None,
+            corp: None,
+            agent: None,
         }
     }
 }
@@ -151,25 +164,71 @@ pub enum Reaction {
 pub const CLOCK_ALLOWANCE_SECS: u64 = 60;
 
 /// As of when the gateway acts on an event (Unix s): when WeCom says it happened
-/// (`CreateTime`, an instruction's `TimeStamp`), allowing for WeCom's clock running a minute
-/// ahead, never later than `received` (when it first arrived). A replay of a captured
-/// callback, or WeCom's own late retry, so ends only the sessions and installs that were
-/// there when the event happened, never a member's new login or a corp's new install.
-pub fn acted_at(msg: &XmlMessage, received: u64) -> u64 {
+/// (`CreateTime`, an instruction's `TimeStamp`) on this machine's clock (`ahead`: how far it
+/// runs ahead of WeCom's), allowing for WeCom's clock running a minute ahead, never later than
+/// `received` (when it first arrived). A replay of a captured callback, or WeCom's own late
+/// retry, so ends only the sessions and installs that were there when the event happened,
+/// never a member's new login or a corp's new install.
+pub fn acted_at(msg: &XmlMessage, received: u64, ahead: u64) -> u64 {
     wecom_time(msg).map_or(received, |t| {
-        received.min(t.saturating_add(CLOCK_ALLOWANCE_SECS))
+        received.min(t.saturating_add(ahead).saturating_add(CLOCK_ALLOWANCE_SECS))
     })
+}
+
+/// How far this machine's clock runs ahead of WeCom's, as its callbacks tell it: the least
+/// `received - CreateTime` of the last few (the promptest delivery tells it best; a late
+/// retry only says more), never below zero (WeCom's clock ahead is what
+/// [`CLOCK_ALLOWANCE_SECS`] covers, and a revocation never ends more than up to its arrival).
+/// Without it, sessions issued in the minutes a clock ahead adds outlived a `delete_user`.
+pub struct ClockAhead {
+    samples: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
+}
+
+impl ClockAhead {
+    const SAMPLES: usize = 16;
+    /// A sample counts this long (s): a clock stepped since is read anew within minutes.
+    const WINDOW_SECS: u64 = 600;
+
+    pub const fn new() -> ClockAhead {
+        ClockAhead {
+            samples: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Takes in `msg`, first received at `received` (s), and says how far ahead this clock
+    /// runs now.
+    pub fn observe(&self, msg: &XmlMessage, received: u64) -> u64 {
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = wecom_time(msg) {
+            if samples.len() == Self::SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back((received, received.saturating_sub(t)));
+        }
+        samples
+            .iter()
+            .filter(|(at, _)| received.abs_diff(*at) < Self::WINDOW_SECS)
+            .map(|(_, ahead)| *ahead)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+impl Default for ClockAhead {
+    fn default() -> Self {
+        ClockAhead::new()
+    }
 }
 
 /// When the event of `msg` happened ([`Moment`]): as of `received` on this machine's clock, and
 /// WeCom's own time taken as it says up to a minute past `received` (its clock may run that far
 /// ahead): a message dated later (a millisecond time, a key holder's forgery) would outrank
 /// every message of the years until then.
-pub fn moment(msg: &XmlMessage, received_ms: u64) -> Moment {
+pub fn moment(msg: &XmlMessage, received_ms: u64, ahead: u64) -> Moment {
     let received = received_ms / 1000;
     let latest = received.saturating_add(CLOCK_ALLOWANCE_SECS);
     Moment {
-        at: acted_at(msg, received),
+        at: acted_at(msg, received, ahead),
         wecom: wecom_time(msg).map(|t| t.min(latest)),
         received_ms,
     }
@@ -258,7 +317,7 @@ mod tests {
         let at = |received: u64, ts: Option<&str>| {
             let mut pairs = vec![("InfoType", "cancel_auth")];
             pairs.extend(ts.map(|t| ("TimeStamp", t)));
-            moment(&msg(&pairs), received * 1000)
+            moment(&msg(&pairs), received * 1000, 0)
         };
         // A removal of 1010 arriving at 1030, after a reinstall of 1020 that arrived at once.
         let removal = at(1030, Some("1010"));
@@ -276,6 +335,31 @@ mod tests {
         assert_eq!(future.wecom, Some(1060));
         assert!(at(1070, Some("1070")).after(&future));
         assert_eq!(at(1000, Some("1000000000000")).wecom, Some(1060));
+    }
+
+    /// This clock five minutes ahead of WeCom's: a `delete_user` that arrives at once acts as
+    /// of its arrival (every session issued before it ends), not as of WeCom's time plus a
+    /// minute on this clock, which let the last four minutes' sessions live on; a late retry
+    /// still acts as of when the event happened.
+    #[test]
+    fn a_clock_ahead_of_wecoms_is_read_off_the_callbacks() {
+        let ahead = ClockAhead::new();
+        let m = |t: &str| msg(&[("CreateTime", t)]);
+        // Prompt deliveries, 300 s apart on the two clocks.
+        assert_eq!(ahead.observe(&m("1000"), 1301), 301);
+        assert_eq!(ahead.observe(&m("1010"), 1310), 300);
+        assert_eq!(acted_at(&m("1020"), 1320, 300), 1320);
+        // A retry of an event of 1020, five minutes on: as of 1020 on this clock, a minute
+        // allowed; the late one does not raise the reading.
+        assert_eq!(ahead.observe(&m("1020"), 1620), 300);
+        assert_eq!(acted_at(&m("1020"), 1620, 300), 1380);
+        // WeCom ahead of this clock reads as zero (its minute of allowance covers it).
+        let behind = ClockAhead::new();
+        assert_eq!(behind.observe(&m("1030"), 1000), 0);
+        assert_eq!(acted_at(&m("1030"), 1000, 0), 1000);
+        // Without WeCom's time, or samples older than the window: nothing read.
+        assert_eq!(ClockAhead::new().observe(&msg(&[]), 5000), 0);
+        assert_eq!(ahead.observe(&msg(&[]), 1620 + 600), 0);
     }
 
     fn event(change: &str, extra: &[(&str, &str)]) -> XmlMessage {

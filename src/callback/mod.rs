@@ -47,6 +47,8 @@ pub struct Callbacks {
     pub provider: crate::provider::Provider,
     /// Refusals are logged once a minute per (app, reason): a flood must not flood the log.
     refused: Throttle<(String, &'static str)>,
+    /// How far this clock runs ahead of WeCom's, read off the callbacks.
+    clock_ahead: event::ClockAhead,
 }
 
 impl Callbacks {
@@ -60,6 +62,7 @@ impl Callbacks {
             store,
             provider,
             refused: Throttle::per_minute(),
+            clock_ahead: event::ClockAhead::new(),
         }
     }
 
@@ -155,7 +158,8 @@ impl Callbacks {
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();
-        let when = event::moment(&msg, received_ms);
+        let ahead = self.clock_ahead.observe(&msg, received_ms / 1000);
+        let when = event::moment(&msg, received_ms, ahead);
         let at = when.at;
         let dedup = event::dedup_key(&msg);
         // A copy of a message already queued (WeCom's retry, or a captured request sent again
@@ -189,7 +193,15 @@ impl Callbacks {
                 return Ok(Pushed::Duplicate);
             }
         }
-        let event = Event::new(app, plain, dedup, received_ms);
+        let mut event = Event::new(app, plain, dedup, received_ms);
+        event.at = Some(at);
+        if let Credentials::Wecom {
+            corp_id, agent_id, ..
+        } = &a.credentials
+        {
+            event.corp = Some(corp_id.clone());
+            event.agent = Some(*agent_id);
+        }
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
         let todo = match (&a.credentials, &data_corp) {
             (Credentials::Wecom { corp_id, .. }, _) => event::reactions(corp_id, &msg),
