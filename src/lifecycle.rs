@@ -198,7 +198,7 @@ pub fn spawn_reloader(
                         // value. A config error never holds one (SPEC section 4).
                         Err(e) => tracing::error!(
                             at = %format_args!("{}:{}:{}", e.file, e.line, e.column),
-                            key = %e.path,
+                            setting = %e.path,
                             problem = %e.message,
                             "reload: new config refused, the running one stays"
                         ),

@@ -77,12 +77,25 @@ fn main() -> ExitCode {
     code
 }
 
+/// Writes to standard output; a reader gone (`check | head -1`) is no error of ours, where
+/// `print!` would panic on the broken pipe.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 fn run(command: Command) -> ExitCode {
     match command {
         Command::Check { config } => match lifecycle::load(&config) {
             Ok(c) => {
-                println!("{}: ok", config.display());
-                print!("{}", c.describe_routes());
+                out(&format!(
+                    "{}: ok\n{}",
+                    config.display(),
+                    c.describe_routes()
+                ));
                 if c.store.unused_redis_url {
                     eprintln!(
                         "warning: [store]: {}",
@@ -116,7 +129,7 @@ fn run(command: Command) -> ExitCode {
         },
         Command::ImportNginx { file } => match wecom_gateway::import_nginx::import(&file) {
             Ok(i) => {
-                print!("{}", i.toml);
+                out(&i.toml);
                 for line in &i.unsupported {
                     eprintln!("{line}");
                 }

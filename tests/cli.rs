@@ -507,6 +507,31 @@ fn an_nginx_include_with_a_star_reads_each_file_it_matches() {
     );
 }
 
+/// `check | head -1`: a reader gone before the route table is written is no failure of
+/// `check` (it panicked on the broken pipe, exit 101).
+#[test]
+fn check_into_a_closed_pipe_exits_cleanly() {
+    let dir = TempDir::new("cli-pipe");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!("{BASE}[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// A whole nginx.conf's `include mime.types;` read from another directory than nginx.conf's
 /// own: the error says where a relative include starts and which key moves it.
 #[test]
