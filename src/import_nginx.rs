@@ -99,14 +99,15 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let include = toml_str(&include.display().to_string());
     let conf_dir = conf_dir.map(|d| std::fs::canonicalize(&d).unwrap_or(d));
     // nginx's prefix (`-p`), where a relative `root` or `alias` starts (`root html;` of the
-    // stock file): a source-built nginx keeps its files in `<prefix>/conf/`. Elsewhere it is a
-    // build setting the file does not tell (`nginx -V` shows it).
-    let conf_home = conf_dir
-        .clone()
-        .or_else(|| Some(std::fs::canonicalize(file).ok()?.parent()?.to_path_buf()));
-    let prefix = conf_home
-        .filter(|d| d.file_name().is_some_and(|n| n == "conf"))
-        .and_then(|d| d.parent().map(Path::to_path_buf));
+    // stock file): a source-built nginx keeps its files in `<prefix>/conf/`, `nginx.conf`
+    // there and sites beside it or below (`conf/vhost/`). Elsewhere it is a build setting the
+    // file does not tell (`nginx -V` shows it).
+    let prefix = std::fs::canonicalize(file).ok().and_then(|f| {
+        f.ancestors()
+            .skip(1)
+            .find(|d| d.file_name().is_some_and(|n| n == "conf") && d.join("nginx.conf").is_file())
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+    });
     let prefix = match prefix {
         Some(p) => format!("\nprefix = {}", toml_str(&p.display().to_string())),
         None => "\n# prefix = \"/usr/share/nginx\"  # nginx's -p (`nginx -V` shows it): where a \

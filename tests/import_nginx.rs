@@ -386,4 +386,33 @@ fn the_stock_relative_root_starts_at_the_source_layouts_prefix() {
     std::fs::create_dir_all(&html).unwrap();
     let (ok, err) = check(&toml, &dir);
     assert!(ok && !err.contains("serves files from"), "{err}");
+    // A site file below conf/ (conf/vhost/) has the same prefix; a conf/ directory without
+    // an nginx.conf is no nginx prefix.
+    std::fs::create_dir_all(prefix.join("conf/vhost")).unwrap();
+    let site = prefix.join("conf/vhost/crm.conf");
+    std::fs::write(&site, "server { listen 80; location / { root html; } }\n").unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains(&format!("\nprefix = \"{}\"", prefix.display())),
+        "{toml}"
+    );
+    let other = dir.path().join("proj/conf");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("site.conf"),
+        "server { listen 80; location / { root html; } }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(other.join("site.conf"))
+        .output()
+        .unwrap();
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(toml.contains("\n# prefix = "), "{toml}");
 }

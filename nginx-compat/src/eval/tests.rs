@@ -554,6 +554,17 @@ fn header_values_over_several_lines_are_folded_or_refused() {
                 "GET /",
                 "200 \"ok\" [X-A: a b]",
             ),
+            // A redirect's URL is a header's value; a text body keeps its lines.
+            (
+                "location / { return 302 \"/a\n  b\"; }",
+                "GET /",
+                "302 -> http://localhost/a b",
+            ),
+            (
+                "location / { return 200 \"a\nb\"; }",
+                "GET /",
+                "200 \"a\\nb\"",
+            ),
         ],
         &NoFiles,
     );
@@ -564,10 +575,15 @@ fn header_values_over_several_lines_are_folded_or_refused() {
         ("\"a\rb\"", "carriage return alone"),
         ("\"a\u{1}b\"", "control character"),
     ] {
-        for directive in ["add_header", "proxy_set_header"] {
+        for directive in [
+            "add_header X-A",
+            "proxy_set_header X-A",
+            "return 302",
+            "default_type",
+        ] {
             let e = Config::parse(
                 "x.conf",
-                &format!("server {{\n location / {{ {directive} X-A {value}; }}\n}}"),
+                &format!("server {{\n location / {{ {directive} {value}; }}\n}}"),
             )
             .unwrap_err()
             .to_string();
@@ -577,6 +593,20 @@ fn header_values_over_several_lines_are_folded_or_refused() {
             );
         }
     }
+}
+
+/// `default_type` over two lines is the folded type clients read from nginx's.
+#[test]
+fn a_default_type_over_two_lines_is_folded() {
+    let cfg = Config::parse(
+        "x.conf",
+        "server { default_type \"text/plain;\n    charset=utf-8\"; }",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.servers[0].root.settings.default_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
 }
 
 /// `ngx_http_core_location`'s nesting rules; each error is the one `nginx -t` prints, at the

@@ -57,6 +57,12 @@ pub(super) fn template(d: &Directive, s: &str) -> Result<Template, ParseError> {
 /// break with no blank after it (the rest would be a header of its own, or the end of the
 /// header block) and other control characters are refused, as no client would read them.
 pub(super) fn header_value(d: &Directive, s: &str) -> Result<Template, ParseError> {
+    template(d, &header_text(d, s)?)
+}
+
+/// [`header_value`]'s folding and checks, for a value without variables (`default_type`, a
+/// redirect's URL).
+pub(super) fn header_text(d: &Directive, s: &str) -> Result<String, ParseError> {
     let refused = |what: &str| {
         d.pos.error(format!(
             "\"{}\" value holds {what}: a line break must be followed by a space or a tab \
@@ -88,7 +94,7 @@ pub(super) fn header_value(d: &Directive, s: &str) -> Result<Template, ParseErro
     {
         return Err(refused("a control character"));
     }
-    template(d, &folded)
+    Ok(folded)
 }
 
 pub(super) fn regex(d: &Directive, s: &str, caseless: bool) -> Result<NgxRegex, ParseError> {

@@ -88,7 +88,13 @@ pub(super) fn ret(d: &Directive) -> Result<Stmt, ParseError> {
         if code > 999 || !a[0].bytes().all(|b| b.is_ascii_digit()) {
             return Err(d.pos.error(format!("invalid return code \"{}\"", a[0])));
         }
-        let text = a.get(1).map(|t| template(d, t)).transpose()?;
+        // A redirect's text is its `Location`: folded and checked as a header's value.
+        let redirect = matches!(code, 301 | 302 | 303 | 307 | 308);
+        let text = match a.get(1) {
+            Some(t) if redirect => Some(template(d, &super::directives::header_text(d, t)?)?),
+            Some(t) => Some(template(d, t)?),
+            None => None,
+        };
         return Ok(Stmt::Return { code, text });
     }
     if a.len() == 1
@@ -98,7 +104,7 @@ pub(super) fn ret(d: &Directive) -> Result<Stmt, ParseError> {
     {
         return Ok(Stmt::Return {
             code: 302,
-            text: Some(template(d, a[0])?),
+            text: Some(template(d, &super::directives::header_text(d, a[0])?)?),
         });
     }
     Err(d.pos.error(format!("invalid return code \"{}\"", a[0])))

@@ -313,7 +313,8 @@ impl Builder {
                     if fresh.default_type {
                         return Err(d.pos.error("\"default_type\" directive is duplicate"));
                     }
-                    s.default_type = Some(Arc::from(d.args[0].text.as_str()));
+                    let value = dir::header_text(d, &d.args[0].text)?;
+                    s.default_type = Some(Arc::from(value.as_str()));
                     fresh.default_type = true;
                 }
                 "charset" | "source_charset" => {
