@@ -128,6 +128,7 @@ pub fn session_of(w: &World, member: Option<&str>, openid: Option<&str>, age: u6
         unionid: None,
         open_userid: None,
         installed: false,
+        suite: None,
         iat,
         exp: iat + 8 * 3600,
         contact: None,

@@ -63,6 +63,7 @@ fn issued_at(iat: u64) -> String {
         unionid: None,
         open_userid: None,
         installed: false,
+        suite: None,
         iat,
         exp: iat + 8 * 3600,
         contact: None,
