@@ -487,6 +487,29 @@ async fn three_instances_keep_one_retry_schedule_per_event() {
     assert_eq!(got[0].body, event_xml(7));
 }
 
+/// Two instances whose clocks are a minute and a half apart share one schedule: the wait
+/// before the next try is timed by Redis, not by the clock of the instance that failed (the
+/// other held the lease and waited out the skew, long after the CRM was back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_with_clocks_apart_keep_the_retry_schedule() {
+    let redis = common::redis_server::RedisServer::start();
+    let w = CallbackWorld::start(Backend::Redis(redis.url()), 2).await;
+    w.gateways[1].advance("90s").await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    assert_eq!(post_event(&url, &event_xml(9)).await.1, "success");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while w.crm.attempts().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "never tried twice");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let back = std::time::Instant::now();
+    w.crm.wait_taken(1, LIMIT).await;
+    // The next step of 1 s doubling after the second try, and a second's stand-back at most.
+    assert!(back.elapsed() < Duration::from_secs(10), "{:?}", back.elapsed());
+}
+
 /// An event parked after a day of tries and replayed by an operator gets a new day, whichever
 /// instance of a cluster tries it next (each kept its own count, and the first to fail it
 /// after the replay parked it again at once).

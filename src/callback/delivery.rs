@@ -37,8 +37,9 @@ const INSTRUCTION_TRIES: u32 = 6;
 /// An idle worker looks again this often even if nothing woke it.
 const IDLE: Duration = Duration::from_secs(1);
 /// How long past an event's next try an instance that failed it waits before it may lead
-/// again: another instance makes the try.
-const STAND_BACK: Duration = Duration::from_secs(1);
+/// again: another instance (looking for the lease at least once a second) makes the try; alone,
+/// it makes it this much later.
+const STAND_BACK: Duration = Duration::from_millis(250);
 /// While waiting or delivering, the lease (Redis) is renewed this often.
 const RENEW_EVERY: Duration = Duration::from_millis(500);
 
@@ -300,9 +301,8 @@ impl Inner {
                     Some(r) => (r.failures, Some((r.event_id.clone(), r.since_ms))),
                     None => (0, None),
                 };
-                let now = crate::clock::clock().now_ms();
-                if let Some(r) = kept.filter(|r| now < r.next_ms) {
-                    let wait = Duration::from_millis(r.next_ms - now).min(IDLE);
+                if let Some(r) = kept.filter(|r| r.wait_ms > 0) {
+                    let wait = Duration::from_millis(r.wait_ms).min(IDLE);
                     self.renewing(app, &head, tokio::time::sleep(wait)).await;
                     continue;
                 }
@@ -432,7 +432,7 @@ impl Inner {
                             event_id: head.event.id.clone(),
                             failures,
                             since_ms: since,
-                            next_ms: now.saturating_add(wait.as_millis() as u64),
+                            wait_ms: wait.as_millis() as u64,
                         };
                         if let Err(e) = self.queue().keep_retries(app, Some(&r)).await {
                             self.warn(app, "queue unreachable", &e.to_string());

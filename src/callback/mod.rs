@@ -158,9 +158,6 @@ impl Callbacks {
         let label = event::label(&msg);
         let ttl = reactions::session_ttl(config);
         let received_ms = clock.now_ms();
-        let ahead = self.clock_ahead.observe(&msg, received_ms / 1000);
-        let when = event::moment(&msg, received_ms, ahead);
-        let at = when.at;
         let dedup = event::dedup_key(&msg);
         // A copy of a message already queued (WeCom's retry, or a captured request sent again
         // within the signature's window) is acknowledged and does nothing: acting again, as of
@@ -178,6 +175,11 @@ impl Callbacks {
                 .inc();
             return Ok(Pushed::Duplicate);
         }
+        // A first arrival only tells how far this clock runs ahead of WeCom's: a copy (a
+        // retry, a captured request sent again) would only say how late it came.
+        let ahead = self.clock_ahead.observe(&msg, received_ms / 1000);
+        let when = event::moment(&msg, received_ms, ahead);
+        let at = when.at;
         let ins = instruction::read(&msg);
         if let Some(ins) = &ins {
             let not_queued = instruction::at_endpoint(&self.provider, a, ins, when, ttl)

@@ -77,10 +77,13 @@ pub const PARKED_PAGE: usize = 1000;
 pub struct Retries {
     pub event_id: String,
     pub failures: u32,
-    /// The first try (ms on the gateway's clock).
+    /// The first try (ms on the clock of the instance that made it: the day of tries is
+    /// long against instances' clocks apart).
     pub since_ms: u64,
-    /// No try before this.
-    pub next_ms: u64,
+    /// How long until the next try (ms): kept as a time to live in the store, whose clock all
+    /// instances share, not as a time of one instance's clock.
+    #[serde(skip)]
+    pub wait_ms: u64,
 }
 
 #[async_trait]

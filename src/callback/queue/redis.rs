@@ -237,6 +237,12 @@ impl RedisQueue {
         format!("{}events-retry:{app}", self.prefix)
     }
 
+    /// Lives as long as the head event's wait before its next try: Redis's clock, which every
+    /// instance shares, times it.
+    fn retry_wait_key(&self, app: &str) -> String {
+        format!("{}events-retry-wait:{app}", self.prefix)
+    }
+
     fn seen(&self, app: &str, dedup: &str) -> String {
         format!("{}events-seen:{app}:{dedup}", self.prefix)
     }
@@ -517,27 +523,48 @@ impl EventQueue for RedisQueue {
     }
 
     async fn retries(&self, app: &str) -> Result<Option<Retries>, QueueError> {
-        let key = self.retry_key(app);
-        let text: Option<String> = self
-            .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+        let (key, wait) = (self.retry_key(app), self.retry_wait_key(app));
+        let (text, ttl): (Option<String>, i64) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&wait)
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
         // Another version's record, or none: the schedule starts again.
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        let mut r: Option<Retries> = text.and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(r) = r.as_mut() {
+            r.wait_ms = u64::try_from(ttl).unwrap_or(0);
+        }
+        Ok(r)
     }
 
     async fn keep_retries(&self, app: &str, r: Option<&Retries>) -> Result<(), QueueError> {
-        let key = self.retry_key(app);
+        let (key, wait) = (self.retry_key(app), self.retry_wait_key(app));
         match r {
             Some(r) => {
                 let text = serde_json::to_string(r).map_err(qerr)?;
                 // Outlives the day of tries it counts.
                 let ttl = 2 * super::super::delivery::RETRY_FOR.as_millis() as u64;
+                let wait_ms = r.wait_ms.max(1);
                 self.run(|mut c| async move {
-                    redis::cmd("SET")
+                    redis::pipe()
+                        .cmd("SET")
                         .arg(&key)
                         .arg(text)
                         .arg("PX")
                         .arg(ttl)
+                        .ignore()
+                        .cmd("SET")
+                        .arg(&wait)
+                        .arg("1")
+                        .arg("PX")
+                        .arg(wait_ms)
+                        .ignore()
                         .query_async::<()>(&mut c)
                         .await
                 })
@@ -545,7 +572,11 @@ impl EventQueue for RedisQueue {
             }
             None => {
                 self.run(|mut c| async move {
-                    redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+                    redis::cmd("DEL")
+                        .arg(&key)
+                        .arg(&wait)
+                        .query_async::<()>(&mut c)
+                        .await
                 })
                 .await
             }
