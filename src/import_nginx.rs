@@ -28,7 +28,10 @@ pub struct Import {
 pub fn import(file: &Path) -> Result<Import, String> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let base = file.parent().unwrap_or(Path::new("."));
+    // Its directory by its real path: `conf.d/crm.conf` run from /etc/nginx has `conf.d` as
+    // its directory and /etc/nginx above it, not an empty path.
+    let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let base = real.parent().unwrap_or(Path::new("."));
     // nginx reads a relative `include` from its configuration directory, not the including
     // file's: a site file of `conf.d/` (or `sites-enabled/`, `vhost/`) including
     // `proxy_params` means the one beside `nginx.conf`. Tried when the file's own directory

@@ -337,6 +337,17 @@ fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
     );
     let (ok, err) = check(&toml, &dir);
     assert!(ok, "{err}\n{toml}");
+    // The same file named from the nginx directory, as `conf.d/crm.conf`.
+    let out = Command::new(bin())
+        .current_dir(&nginx)
+        .args(["import-nginx", "conf.d/crm.conf"])
+        .output()
+        .unwrap();
+    let relative = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        relative.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
+        "{relative}"
+    );
 }
 
 /// A source-built nginx keeps its file at `<prefix>/conf/nginx.conf` and starts the stock
