@@ -289,8 +289,10 @@ pub fn banner(config: &Config, helpers: &Helpers) -> String {
         .collect();
     if !suite_apps.is_empty() {
         out.push_str("\n  SaaS (service-provider app, installed by two corps):\n");
-        out.push_str(&format!("    sign in as 赵六 of 模拟客户甲:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"zhaoliu\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json'\n", SAAS_CORPS[0]));
-        out.push_str(&format!("    sign in as 钱七 of 模拟客户乙:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"qianqi\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json'\n", SAAS_CORPS[1]));
+        // The emulator's chat is the home corp's customer's: these members are in no chat.
+        let no_chat = format!("curl -X POST {emu}/_emulator/current-contact -d '{{}}' -H 'content-type: application/json'");
+        out.push_str(&format!("    sign in as 赵六 of 模拟客户甲:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"zhaoliu\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json' && {no_chat}\n", SAAS_CORPS[0]));
+        out.push_str(&format!("    sign in as 钱七 of 模拟客户乙:  curl -X POST {emu}/_emulator/current-user -d '{{\"userid\":\"qianqi\",\"corp_id\":\"{}\"}}' -H 'content-type: application/json' && {no_chat}\n", SAAS_CORPS[1]));
         out.push_str(&format!(
             "    then open:                     {public}/app/\n"
         ));
