@@ -748,7 +748,7 @@ def write_results(args, rows, qy, st, memory, gw_idle, notes):
             lines.append(f"- {r['calls']} concurrent calls right after `/_emulator/expire-tokens`: {r['ok']} succeeded, "
                          f"**{r['gettoken']} gettoken** ({where}).")
     if memory:
-        lines += ["", "## Memory (RSS; 10,000 open keep-alive connections, one request made on each; "before" is after the throughput runs, not the idle start the targets below name)", "",
+        lines += ["", "## Memory (RSS; 10,000 open keep-alive connections, one request made on each; 'before' is after the throughput runs, not the idle start the targets below name)", "",
                   "| process | before MiB | 10k connections MiB | per connection KiB |", "|---|---:|---:|---:|"]
         for name, idle, held in memory:
             lines.append(f"| {name} | {idle / 1024:.1f} | {held / 1024:.1f} | {per_conn_kib(idle, held):.1f} |")
