@@ -507,7 +507,11 @@ async fn instances_with_clocks_apart_keep_the_retry_schedule() {
     let back = std::time::Instant::now();
     w.crm.wait_taken(1, LIMIT).await;
     // The next step of 1 s doubling after the second try, and a second's stand-back at most.
-    assert!(back.elapsed() < Duration::from_secs(10), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        back.elapsed()
+    );
 }
 
 /// An event parked after a day of tries and replayed by an operator gets a new day, whichever
