@@ -355,6 +355,21 @@ async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
     );
 }
 
+/// Which of the world's gateways holds app `crm`'s delivery lease.
+async fn lease_holder(w: &CallbackWorld, redis: &common::redis_server::RedisServer) -> usize {
+    let mut conn = redis.conn().await;
+    let holder: String = redis::cmd("GET")
+        .arg("wgw:events-lease:crm")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
+    w.gateways
+        .iter()
+        .position(|g| g.pid() == pid)
+        .expect("a gateway holds the lease")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_ones() {
     let redis = common::redis_server::RedisServer::start();
@@ -385,18 +400,7 @@ async fn three_gateways_on_redis_deliver_each_event_once_and_take_over_a_killed_
         assert!(std::time::Instant::now() < deadline, "never delivered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut conn = redis.conn().await;
-    let holder: String = redis::cmd("GET")
-        .arg("wgw:events-lease:crm")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
-    let i = w
-        .gateways
-        .iter()
-        .position(|g| g.pid() == pid)
-        .expect("a gateway holds the lease");
+    let i = lease_holder(&w, &redis).await;
     w.gateways[i].signal(9);
     assert!(w.gateways[i].wait_exit(Duration::from_secs(10)).is_some());
     w.crm
@@ -427,18 +431,7 @@ async fn an_instance_that_cannot_reach_the_crm_leaves_delivery_to_one_that_can()
     let url = w.gateways[0].url("/_gateway/callback/crm");
     assert_eq!(post_event(&url, &event_xml(1)).await.1, "success");
     w.crm.wait_taken(1, LIMIT).await;
-    let mut conn = redis.conn().await;
-    let holder: String = redis::cmd("GET")
-        .arg("wgw:events-lease:crm")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let pid: i32 = holder.split('-').next().unwrap().parse().unwrap();
-    let cut = w
-        .gateways
-        .iter()
-        .position(|g| g.pid() == pid)
-        .expect("a gateway holds the lease");
+    let cut = lease_holder(&w, &redis).await;
     // The holder's CRM address now leads nowhere.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
