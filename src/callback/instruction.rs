@@ -189,9 +189,10 @@ async fn cancel(
         Some(i) => when.at.min(i.installed_at.saturating_sub(1)),
         None => when.at,
     };
+    let suite_id = suite_of(app).map_or(app.name.as_str(), |(id, _)| id);
     crate::revocation::record(
         store,
-        &install::corp_revocation_key(&app.name, corp_id),
+        &install::corp_revocation_key(suite_id, corp_id),
         sessions_until,
         session_ttl_secs,
     )
@@ -466,14 +467,8 @@ enum Kept {
 
 /// Did the corp remove the app after the install of `when` (a `cancel_auth` applied before the
 /// exchange ended)?
-async fn removed_after(
-    store: &dyn Store,
-    app: &App,
-    suite_id: &str,
-    corp_id: &str,
-    when: Moment,
-) -> bool {
-    let revoked = install::corp_revocation_key(&app.name, corp_id);
+async fn removed_after(store: &dyn Store, suite_id: &str, corp_id: &str, when: Moment) -> bool {
+    let revoked = install::corp_revocation_key(suite_id, corp_id);
     let Some(at) = crate::revocation::revoked_at(store, &revoked).await else {
         return false;
     };
@@ -508,7 +503,7 @@ async fn keep_until_stored(
     loop {
         let attempt = async {
             let _writing = installs.writing(&corp_id).await;
-            let outcome = if removed_after(store, app, suite_id, &corp_id, when).await {
+            let outcome = if removed_after(store, suite_id, &corp_id, when).await {
                 Kept::Removed
             } else if installs
                 .kept(store, app, &corp_id)

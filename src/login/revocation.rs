@@ -101,8 +101,10 @@ pub async fn is_revoked(store: &Arc<dyn Store>, entry: &SessionEntry) -> bool {
 fn records(entry: &SessionEntry) -> Records {
     let by_sid = entry.sid.as_deref().map(session_key);
     let by_member = member_key(entry);
-    let by_corp = match (entry.installed, &entry.corp_id) {
-        (true, Some(corp)) => Some(crate::suite::install::corp_revocation_key(&entry.app, corp)),
+    let by_corp = match (entry.installed, &entry.suite, &entry.corp_id) {
+        (true, Some(suite), Some(corp)) => {
+            Some(crate::suite::install::corp_revocation_key(suite, corp))
+        }
         _ => None,
     };
     let (sid, member, corp) = (by_sid.is_some(), by_member.is_some(), by_corp.is_some());
@@ -292,8 +294,9 @@ mod tests {
         let now = crate::login::now_secs();
         let mut installed = member(now - 100, "i");
         installed.installed = true;
+        installed.suite = Some("wwsuite1".into());
         installed.sid = None;
-        let corp = crate::suite::install::corp_revocation_key("crm", "ww1");
+        let corp = crate::suite::install::corp_revocation_key("wwsuite1", "ww1");
         let member_record = member_key(&installed).unwrap();
         assert!(!is_revoked(&store, &installed).await);
         // A member record older than the session does not end it; the corp's then does.
@@ -305,6 +308,18 @@ mod tests {
             .await
             .unwrap();
         assert!(is_revoked(&store, &installed).await);
+        // The record is the suite's: a session of the suite under another app name (two apps
+        // naming it, or the app renamed since) ends with it too; another suite's does not.
+        let renamed = SessionEntry {
+            app: "portal".into(),
+            ..installed.clone()
+        };
+        assert!(is_revoked(&store, &renamed).await);
+        let other_suite = SessionEntry {
+            suite: Some("wwsuite2".into()),
+            ..installed.clone()
+        };
+        assert!(!is_revoked(&store, &other_suite).await);
         // Not installed: the corp's record is not this session's.
         let mut own = installed.clone();
         own.installed = false;

@@ -207,6 +207,10 @@ impl SessionEntry {
                 self.corp_id.as_deref() == Some(corp_id.as_str())
                     && self.agent_id == Some(*agent_id)
                     && self.wechat_app_id.is_none()
+                    // Not a service-provider app's session (its userid may be the provider's
+                    // encrypted one) under a self-built app of that corp and agent.
+                    && !self.installed
+                    && self.suite.is_none()
             }
             Credentials::WechatMp { app_id, .. } => {
                 self.wechat_app_id.as_deref() == Some(app_id.as_str())

@@ -108,11 +108,12 @@ pub fn exchanged_key(suite_id: &str, auth_code: &str) -> String {
 /// An AuthCode lives 10 minutes (WECOM_API.md); its exchange record a little longer.
 pub const AUTH_CODE_RECORD: Duration = Duration::from_secs(15 * 60);
 
-/// Every session of a corp that removed the app: `revoked:corp:{app}:{corp_id}`, read
-/// whenever a session of the suite app opens (as `revoked:member:` is for one member). By the
-/// app's name, as sessions are.
-pub fn corp_revocation_key(app: &str, corp_id: &str) -> String {
-    ["revoked:corp:", app, ":", corp_id].concat()
+/// Every session of a corp that removed the app: `revoked:corp:{suite_id}:{corp_id}`, read
+/// whenever a session of the suite opens (as `revoked:member:` is for one member). By the
+/// suite, as installs are: a session the corp's `cancel_auth` ended stays ended whatever the
+/// app is called in the config, then or since.
+pub fn corp_revocation_key(suite_id: &str, corp_id: &str) -> String {
+    ["revoked:corp:", suite_id, ":", corp_id].concat()
 }
 
 /// WeCom's time of the corp's latest `cancel_auth` (`suite:{suite_id}:cancelled:{corp_id}`),

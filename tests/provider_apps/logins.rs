@@ -371,3 +371,37 @@ async fn a_reload_pointing_the_app_at_another_suite_ends_its_sessions() {
     let (status, _) = page(&s, &mut a).await;
     assert_eq!(status, 401, "a session of the other suite");
 }
+
+/// A reload that makes the suite app a self-built one of the same corp and agent (a 代开发 app
+/// moved to self-built) ends its sessions too: the provider's session (its userid may be the
+/// provider's encrypted one, its `open_userid` the provider's) is no self-built app's.
+#[tokio::test]
+async fn a_reload_making_the_suite_app_self_built_ends_its_sessions() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let mut a = signed_in(&s, CORP_A, "zhangsan").await;
+    assert_eq!(page(&s, &mut a).await.0, 200);
+    let gw = s.gw();
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("suite_id = \"{SUITE}\""))
+        .unwrap();
+    assert!(lines[at - 1].starts_with("kind = ") && lines[at + 2].starts_with("provider_corp_id"));
+    lines.splice(
+        at - 1..at + 3,
+        [
+            "kind = \"wecom\"".to_owned(),
+            format!("corp_id = \"{CORP_A}\""),
+            format!("agent_id = {SUITE_AGENT}"),
+            "secret = \"self-built-secret\"".to_owned(),
+        ],
+    );
+    std::fs::write(&gw.config_path, lines.join("\n") + "\n").unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    let (status, _) = page(&s, &mut a).await;
+    assert_eq!(status, 401, "a provider's session under a self-built app");
+}
