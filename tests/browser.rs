@@ -114,6 +114,34 @@ WeComGateway.fetch("http://analytics.example/x", {}).then(function () {
         .await;
     assert_eq!(sent["http://analytics.example/x"], Value::Null, "{sent}");
     assert!(sent["/sidebar/api"].as_str().is_some(), "{sent}");
+    // Nor after a redirect (a download sent on to a storage bucket, which a followed fetch
+    // would send the ticket to): a ticketed GET is sent not to be followed and, redirected,
+    // asked again without the ticket. A relative URL under a `<base>` of another origin is
+    // that origin's.
+    let calls = chrome
+        .run(
+            r#"var real = window.fetch, calls = [];
+window.fetch = function (input, init) {
+  var h = new Headers(init && init.headers);
+  calls.push([String(input), (init && init.redirect) || "follow", h.get("WGW-Contact")]);
+  if (calls.length === 1) return Promise.resolve({ type: "opaqueredirect", status: 0 });
+  return Promise.resolve(new Response("{}"));
+};
+WeComGateway.fetch("/files/report.pdf").then(function () {
+  var base = document.createElement("base");
+  base.href = "http://cdn.example/assets/";
+  document.head.appendChild(base);
+  return WeComGateway.fetch("api/customer").then(function () { base.remove(); });
+}).then(function () { window.fetch = real; done(calls); });"#,
+        )
+        .await;
+    let calls = calls.as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0][0], "/files/report.pdf");
+    assert_eq!(calls[0][1], "manual");
+    assert!(calls[0][2].as_str().is_some(), "{calls:?}");
+    assert_eq!(calls[1], json!(["/files/report.pdf", "follow", null]));
+    assert_eq!(calls[2], json!(["api/customer", "follow", null]));
     assert_eq!(seen["assertion"]["claims"]["external_userid"], customer());
 
     // WeCom drops the agent ticket early: agentConfig fails once, sdk.js reports it, the

@@ -163,11 +163,16 @@ async fn own_contact_is_verified_and_reaches_the_crm_with_its_unionid() {
     assert_eq!(echo.header("wgw-contact"), None);
 
     // Verified once, cached for 10 minutes.
+    assert_eq!(body["expires_in"], 7200);
     assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 1);
+    w.advance("590s").await;
     let (status, again) = w.verify_contact(&mut b, customer()).await;
     assert_eq!(status, 200);
     assert_eq!(again["unionid"], customer_unionid());
     assert_eq!(w.calls("/cgi-bin/externalcontact/get").await, 1);
+    // Its ticket counts from that verification: the time it says it has is the time it has.
+    let left = again["expires_in"].as_u64().unwrap();
+    assert!((6605..=6610).contains(&left), "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

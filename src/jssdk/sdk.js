@@ -238,10 +238,11 @@
     return renewing;
   }
 
-  /* The ticket is for this site's CRM only: another origin (an analytics host, a CDN) never gets it. */
+  /* The ticket is for this site's CRM only: another origin (an analytics host, a CDN) never gets
+   * it. A relative URL is read as fetch() reads it, against the document's base. */
   function sameOrigin(input) {
     try {
-      return new URL(input instanceof Request ? input.url : String(input), location.href).origin === location.origin;
+      return new URL(input instanceof Request ? input.url : String(input), document.baseURI).origin === location.origin;
     } catch (e) {
       return false;
     }
@@ -253,7 +254,20 @@
     var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
     headers.set("WGW-Contact", ticket || "none");
     init.headers = headers;
-    return window.fetch(input, init);
+    var method = String(init.method || (input instanceof Request ? input.method : "GET")).toUpperCase();
+    var mode = init.redirect || (input instanceof Request ? input.redirect : "follow");
+    if (!ticket || mode !== "follow" || (method !== "GET" && method !== "HEAD")) {
+      return window.fetch(input, init);
+    }
+    /* A redirect keeps the request's headers wherever it leads (a file in a storage bucket):
+     * a ticketed GET is not followed with the ticket. Redirected, it is asked again without
+     * it (the session's own customer applies on this site), and followed as usual. */
+    return window.fetch(input, Object.assign({}, init, { redirect: "manual" })).then(function (r) {
+      if (r.type !== "opaqueredirect") return r;
+      var plain = new Headers(headers);
+      plain.delete("WGW-Contact");
+      return window.fetch(input, Object.assign({}, init, { headers: plain, redirect: "follow" }));
+    });
   }
 
   /* The ticket of `about` (the customer a request was made for), if the page is still about

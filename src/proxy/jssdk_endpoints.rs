@@ -289,7 +289,8 @@ pub async fn external_contact(
                     "unionid": c.unionid,
                     "name": c.name,
                     "ticket": ticket,
-                    "expires_in": contact::TICKET_TTL_SECS,
+                    // From a remembered verification the ticket has less than its two hours.
+                    "expires_in": (at + contact::TICKET_TTL_SECS).saturating_sub(now_secs()),
                 }),
                 &ctx.request_id,
             );
