@@ -290,6 +290,15 @@ impl Gateway {
             Err(f) if f.kind == Kind::LoginRequired => {
                 Ok(answers::forward_auth_login(&f, &ctx.request_id, ctx.form))
             }
+            // nginx answers a 403 of the check with its own page: the kind of refusal goes in
+            // `X-Gateway-Refused`, which the README's `@signin` hands back (`?refused=`), so
+            // that the page or script gets the gateway's answer (sdk.js renews a refused
+            // contact ticket on it).
+            Err(f) if REFUSALS.contains(&f.kind) => {
+                let (mut h, body) = answers::render(&f, &ctx.request_id, ctx.form);
+                let _ = h.insert_header(X_GATEWAY_REFUSED, f.kind.code());
+                Ok((h, body))
+            }
             Err(f) => Err(f),
         }
     }
@@ -403,6 +412,11 @@ fn granted(session: &Session, ctx: &Ctx, caller: Caller) -> Answer {
     (h, body)
 }
 
+/// The check's 403s whose kind `X-Gateway-Refused` names, for `{prefix}/signin?refused=` to
+/// answer.
+const REFUSALS: [Kind; 2] = [Kind::NotAllowed, Kind::ExternalContactRequired];
+const X_GATEWAY_REFUSED: &str = "x-gateway-refused";
+
 /// `{prefix}/signin?app=NAME&return_to=PATH`: the login interstitial of SPEC section 5 for a
 /// navigation (nginx: `error_page 401 = @signin`), `401` JSON with the login URL for a script.
 /// Without `return_to`, ingress-nginx's `rd` or the `X-Original-URI` nginx sends; without `app`, the login of the
@@ -411,6 +425,18 @@ pub(super) fn signin(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
     let config = &ctx.config;
     let q = request::query(session);
     let form = request::form(session);
+    // The check refused a person signed in (nginx: `error_page 403 = @signin`, the kind of
+    // refusal handed back as `?refused=`): the gateway's own 403, in words of its own
+    // (nothing of the request's is shown: a client may ask for this itself).
+    let refused =
+        param(&q, "refused").and_then(|code| REFUSALS.into_iter().find(|k| k.code() == code));
+    if let Some(kind) = refused {
+        let detail = match kind {
+            Kind::NotAllowed => "You may not open this page.",
+            _ => "This page needs the customer of the chat it was opened from: open it again from the chat.",
+        };
+        return Err(Failure::new(kind, detail));
+    }
     let original = request::header(session, "x-original-uri");
     // `rd`: ingress-nginx's `auth-signin` redirect names the page so. A script's call comes
     // back to the page that made it, as in proxy mode.
