@@ -340,34 +340,51 @@ async fn a_custom_app_signs_in_with_the_self_built_flow_of_the_named_corp() {
     assert_eq!(b.get_json(&s.gw().url("/custom/"), &[]).await.status(), 401);
 }
 
-/// A reload that points the app's name at another suite (whose installs are others) ends the
-/// sessions of the suite it named before: they opened on as members of the new one, which
-/// their corp never installed.
-#[tokio::test]
-async fn a_reload_pointing_the_app_at_another_suite_ends_its_sessions() {
+/// Corp A installed, zhangsan of it signed in; the gateway's config, as lines.
+async fn signed_in_before_a_reload() -> (Saas, Browser, Vec<String>) {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
     let mut a = signed_in(&s, CORP_A, "zhangsan").await;
     assert_eq!(page(&s, &mut a).await.0, 200);
+    let text = std::fs::read_to_string(&s.gw().config_path).unwrap();
+    let lines = text.lines().map(str::to_owned).collect();
+    (s, a, lines)
+}
+
+/// The gateway reloads `lines` as its config.
+fn reload(s: &Saas, lines: &[String]) {
     let gw = s.gw();
-    let text = std::fs::read_to_string(&gw.config_path).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    let kind_line = |suite: &str| {
-        let at = lines
-            .iter()
-            .position(|l| *l == format!("suite_id = \"{suite}\""))
-            .unwrap();
-        assert!(lines[at - 1].starts_with("kind = ") && lines[at + 1].starts_with("suite_secret"));
-        at - 1
-    };
-    let (saas, custom) = (kind_line(SUITE), kind_line(CUSTOM_SUITE));
-    for k in 0..3 {
-        lines.swap(saas + k, custom + k);
-    }
     std::fs::write(&gw.config_path, lines.join("\n") + "\n").unwrap();
     gw.signal(1);
     gw.wait_log("reload: new config applied");
+}
+
+/// Where the `kind` line of the app naming `suite` is (then `suite_id`, `suite_secret`,
+/// `provider_corp_id`).
+fn suite_block(lines: &[String], suite: &str) -> usize {
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("suite_id = \"{suite}\""))
+        .unwrap();
+    assert!(lines[at - 1].starts_with("kind = ") && lines[at + 2].starts_with("provider_corp_id"));
+    at - 1
+}
+
+/// A reload that points the app's name at another suite (whose installs are others) ends the
+/// sessions of the suite it named before: they opened on as members of the new one, which
+/// their corp never installed.
+#[tokio::test]
+async fn a_reload_pointing_the_app_at_another_suite_ends_its_sessions() {
+    let (s, mut a, mut lines) = signed_in_before_a_reload().await;
+    let (saas, custom) = (
+        suite_block(&lines, SUITE),
+        suite_block(&lines, CUSTOM_SUITE),
+    );
+    for k in 0..3 {
+        lines.swap(saas + k, custom + k);
+    }
+    reload(&s, &lines);
     let (status, _) = page(&s, &mut a).await;
     assert_eq!(status, 401, "a session of the other suite");
 }
@@ -377,21 +394,10 @@ async fn a_reload_pointing_the_app_at_another_suite_ends_its_sessions() {
 /// provider's encrypted one, its `open_userid` the provider's) is no self-built app's.
 #[tokio::test]
 async fn a_reload_making_the_suite_app_self_built_ends_its_sessions() {
-    let s = Saas::start(Backend::Local, 0).await;
-    s.push_ticket().await;
-    s.install(CORP_A).await;
-    let mut a = signed_in(&s, CORP_A, "zhangsan").await;
-    assert_eq!(page(&s, &mut a).await.0, 200);
-    let gw = s.gw();
-    let text = std::fs::read_to_string(&gw.config_path).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let at = lines
-        .iter()
-        .position(|l| *l == format!("suite_id = \"{SUITE}\""))
-        .unwrap();
-    assert!(lines[at - 1].starts_with("kind = ") && lines[at + 2].starts_with("provider_corp_id"));
+    let (s, mut a, mut lines) = signed_in_before_a_reload().await;
+    let at = suite_block(&lines, SUITE);
     lines.splice(
-        at - 1..at + 3,
+        at..at + 4,
         [
             "kind = \"wecom\"".to_owned(),
             format!("corp_id = \"{CORP_A}\""),
@@ -399,9 +405,7 @@ async fn a_reload_making_the_suite_app_self_built_ends_its_sessions() {
             "secret = \"self-built-secret\"".to_owned(),
         ],
     );
-    std::fs::write(&gw.config_path, lines.join("\n") + "\n").unwrap();
-    gw.signal(1);
-    gw.wait_log("reload: new config applied");
+    reload(&s, &lines);
     let (status, _) = page(&s, &mut a).await;
     assert_eq!(status, 401, "a provider's session under a self-built app");
 }
