@@ -479,15 +479,38 @@ fn the_reference_store_block_checks_and_names_the_unused_url() {
     );
 }
 
-/// `[nginx] include` takes a `*` in the file name as nginx's own `include` does (BaoTa's
-/// `vhost/*.conf`): each file it matches, in name order; matching nothing is an error.
+/// `[nginx] include` takes a glob(3) pattern as nginx's own `include` does (BaoTa's
+/// `vhost/*.conf`, a directory per site, `?` and `[...]`): each file it matches, in name
+/// order; matching nothing is an error. An `include` inside the nginx file reads the same way.
 #[test]
-fn an_nginx_include_with_a_star_reads_each_file_it_matches() {
+fn an_nginx_include_with_a_pattern_reads_each_file_it_matches() {
     let files = [
         ("vhost/a.conf", "location /a/ { return 200 a; }\n"),
         ("vhost/b.conf", "location /b/ { return 200 b; }\n"),
         ("vhost/.b.conf.swp", "not nginx at all {\n"),
+        (
+            "sites/one/site.conf",
+            "location /one/ { return 200 one; }\ninclude extra-?.conf;\n",
+        ),
+        (
+            "sites/one/extra-1.conf",
+            "location /extra/ { return 200 x; }\n",
+        ),
+        (
+            "sites/two/site.conf",
+            "location /two/ { return 200 two; }\n",
+        ),
+        ("sites/two/notes.txt", "not nginx at all {\n"),
     ];
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"sites/*/site.conf\", \"vhost/[ab].conf\"]\n"),
+        &files,
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for location in ["/a/", "/b/", "/one/", "/two/", "/extra/"] {
+        assert!(stdout.contains(location), "{location}: {stdout}");
+    }
     let (code, stdout, stderr) = check_with_files(
         &format!("{BASE}[nginx]\ninclude = [\"vhost/*.conf\"]\n"),
         &files,

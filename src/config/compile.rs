@@ -160,13 +160,10 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     for (i, inc) in f.nginx.include.iter().enumerate() {
         let path = dir.join(inc.get_ref().as_str());
         let key = || format!("[nginx].include[{}]", i + 1);
-        // A `*` in the file name as in nginx's own `include` (BaoTa's `vhost/*.conf`): the
-        // files it matches, in name order. Matching none is a mistake here, not nginx's
+        // A pattern as in nginx's own `include` (BaoTa's `vhost/*.conf`, `sites/*/site.conf`):
+        // the files it matches, in name order. Matching none is a mistake here, not nginx's
         // silent nothing: the site would be served by no rules at all.
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains('*'))
-        {
+        if super::glob::is_pattern(inc.get_ref().as_str()) {
             let found = super::rules::expand_include(dir, inc.get_ref().as_str())
                 .map_err(|e| src.error(inc.span(), key(), e))?;
             if found.is_empty() {

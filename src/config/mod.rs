@@ -11,6 +11,7 @@ mod compile;
 mod describe;
 mod error;
 mod file;
+mod glob;
 pub mod model;
 pub mod rules;
 mod snapshot;

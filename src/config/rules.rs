@@ -467,7 +467,7 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
     })
 }
 
-/// Parses nginx text, resolving `include` (with `*` in the file name) under `base`.
+/// Parses nginx text, resolving `include` (a file or a glob(3) pattern) under `base`.
 pub fn parse_nginx(
     name: &str,
     text: &str,
@@ -492,43 +492,10 @@ pub fn parse_nginx(
     parse_directives(name, text, &mut resolve)
 }
 
-/// The files an `include` names: `pattern` under `base`, a `*` in its file name matching as
-/// glob(3)'s, in name order.
+/// The files an `include` names: `pattern` under `base`, glob(3)'s pattern in any part as
+/// nginx reads it ([`super::glob`]).
 pub fn expand_include(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
-    let full = base.join(pattern);
-    let file_name = full
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Some((head, tail)) = file_name.split_once('*') else {
-        return Ok(vec![full]);
-    };
-    let dir = full.parent().unwrap_or(base);
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        // glob(3) finds nothing in a directory that is not there, and nginx includes nothing
-        // (`include /etc/nginx/default.d/*.conf;` on a host without that directory).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot list \"{}\": {e}", dir.display())),
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p.file_name().map(|f| f.to_string_lossy().into_owned());
-            n.is_some_and(|n| {
-                n.len() >= head.len() + tail.len()
-                    && n.starts_with(head)
-                    && n.ends_with(tail)
-                    // glob(3)'s `*` matches no leading dot: an editor's `.crm.conf.swp` or
-                    // macOS's `._crm.conf` beside the files is not included.
-                    && (head.starts_with('.') || !n.starts_with('.'))
-            })
-        })
-        .collect();
-    // nginx's glob() returns names in sorted order.
-    found.sort();
-    Ok(found)
+    super::glob::expand(base, pattern)
 }
 
 fn parse_error(name: &str, e: ParseError) -> ConfigError {
