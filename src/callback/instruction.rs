@@ -239,9 +239,15 @@ pub async fn before_delivery(
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     match ins {
-        Instruction::Exchange { auth_code } => exchange(provider, app, auth_code, when)
-            .await
-            .map(|()| true),
+        // The CRM hears of the install once its agent id is known: an exchange whose
+        // `get_auth_info` failed (this one's, or the endpoint's) asks again first, with the
+        // delivery's own tries.
+        Instruction::Exchange { auth_code } => {
+            if let Some(corp_id) = exchange(provider, app, auth_code, when).await? {
+                agent_if_missing(provider, app, &corp_id).await?;
+            }
+            Ok(true)
+        }
         Instruction::ChangeAuth { corp_id } => {
             refresh_apart(provider, app, corp_id).await;
             Ok(true)
@@ -372,23 +378,22 @@ impl Drop for Exchanging {
 /// `when`: when the install happened (its `create_auth`'s [`Moment`]), which the install keeps:
 /// a `cancel_auth` that happened later removes it, and one that was already applied (the
 /// exchange ran late: the delivery worker's after a restart) keeps it from being kept at all.
+/// The corp whose install the code made, when it is kept (by this exchange or an earlier one).
 async fn exchange(
     provider: &Provider,
     app: &App,
     auth_code: &str,
     when: Moment,
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let Some((suite_id, _)) = suite_of(app) else {
-        return Ok(());
+        return Ok(None);
     };
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let record = install::exchanged_key(suite_id, auth_code);
     let _one = Exchanging::of(&record).await;
     if let Some(corp_id) = store.get_fact(&record).await.map_err(retry)? {
-        // Exchanged already; an agent id WeCom did not give then is asked for again, with the
-        // delivery's own tries.
-        return agent_if_missing(provider, app, &corp_id).await;
+        return Ok(Some(corp_id));
     }
     let answer = suite_call_within(
         provider,
@@ -403,7 +408,9 @@ async fn exchange(
         Err(code) if worth_retrying(code) => {
             return Err(Failure::Retry(format!("get_permanent_code errcode {code}")))
         }
-        Err(AUTH_CODE_REFUSED) if spent_elsewhere(store, &record).await => return Ok(()),
+        Err(AUTH_CODE_REFUSED) if spent_elsewhere(store, &record).await => {
+            return Ok(store.get_fact(&record).await.ok().flatten())
+        }
         Err(code) => {
             let why = if code == AUTH_CODE_REFUSED {
                 "the AuthCode was used already or is older than 10 minutes"
@@ -411,14 +418,14 @@ async fn exchange(
                 "WeCom refused the exchange"
             };
             tracing::error!(app = %app.name, errcode = code, "install not kept: {why}");
-            return Ok(());
+            return Ok(None);
         }
     };
     let exchanged = match install::read_permanent_code(&v) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(app = %app.name, error = %e, "install not kept: get_permanent_code answer not understood");
-            return Ok(());
+            return Ok(None);
         }
     };
     // The code is spent: from here on only the store stands between WeCom's answer and a
@@ -427,7 +434,7 @@ async fn exchange(
     let (agent_id, corp_name) = match info {
         Ok((a, n)) => (a, n.unwrap_or(exchanged.corp_name)),
         Err(e) => {
-            tracing::error!(app = %app.name, corp_id = %exchanged.corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, refreshed on the next change_auth");
+            tracing::error!(app = %app.name, corp_id = %exchanged.corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered");
             (0, exchanged.corp_name)
         }
     };
@@ -443,16 +450,18 @@ async fn exchange(
     let corp_id = install.corp_id.clone();
     match keep_until_stored(provider, app, suite_id, install, &record).await {
         Kept::Kept => {
-            tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept")
+            tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
+            Ok(Some(corp_id))
         }
         Kept::Removed => {
-            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it")
+            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp removed the app after installing it");
+            Ok(None)
         }
         Kept::Older => {
-            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp's kept install is newer (two exchanges ended out of order)")
+            tracing::warn!(app = %app.name, corp_id, "install not kept: the corp's kept install is newer (two exchanges ended out of order)");
+            Ok(None)
         }
     }
-    Ok(())
 }
 
 /// What became of an install whose AuthCode is spent.

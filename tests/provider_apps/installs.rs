@@ -226,7 +226,9 @@ async fn a_suite_call_naming_no_corp_is_refused_and_not_sent() {
 /// WeCom failing `get_auth_info` right after the exchange (three times: the exchange's own
 /// short retry) leaves the install without its agent id only until the `create_auth` is
 /// delivered: that asks again, so JS-SDK `agentConfig` and the CRM's `X-WeCom-AgentId` work.
-#[tokio::test]
+/// Whichever made the exchange (the endpoint's, or the delivery worker's when it took the
+/// code first), the CRM hears of the install with its agent id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_id_missing_after_the_exchange_is_asked_for_again_before_delivery() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
@@ -236,6 +238,13 @@ async fn an_agent_id_missing_after_the_exchange_is_asked_for_again_before_delive
     )
     .await;
     s.install(CORP_A).await;
+    let taken = s.crm.taken();
+    let create_auth = taken
+        .iter()
+        .find(|r| r.body.contains("create_auth"))
+        .expect("the CRM took the create_auth");
+    let agent = create_auth.header("x-wecom-agentid");
+    assert!(!agent.is_empty() && agent != "0", "{agent:?}");
     s.gw().wait_log("kept without an agent id");
     s.gw().wait_log("authorisation changed: install refreshed");
     let log = s.gw().log();
