@@ -43,14 +43,13 @@ impl ShutdownSignalWatch for StopSignals {
                 _ = int.recv() => {}
                 _ = quit.recv() => {}
             }
-            let left = crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
+            let left = in_flight();
             tracing::warn!(left, "stop: a second signal, stopping now");
             crate::logging::flush();
             remove_left_behind();
             std::process::exit(0);
         });
-        // The public listener's requests and the qyapi listener's calls.
-        let inflight = || crate::metrics::IN_FLIGHT.get() + crate::metrics::QYAPI_IN_FLIGHT.get();
+        let inflight = in_flight;
         std::thread::spawn(move || {
             let deadline = Instant::now() + DRAIN_LIMIT;
             // Give the listeners a moment to stop accepting before the count is trusted.
@@ -72,6 +71,15 @@ impl ShutdownSignalWatch for StopSignals {
         });
         ShutdownSignal::GracefulTerminate
     }
+}
+
+/// What a stop waits for: the public listener's requests, the qyapi listener's calls, and the
+/// installs whose AuthCode WeCom may have spent and whose permanent code is not kept yet (an
+/// install lost for good if the process ended then).
+fn in_flight() -> i64 {
+    crate::metrics::IN_FLIGHT.get()
+        + crate::metrics::QYAPI_IN_FLIGHT.get()
+        + crate::callback::instruction::exchanges_in_flight() as i64
 }
 
 /// Directories this run made for itself (`demo`'s built-in configuration), removed when it

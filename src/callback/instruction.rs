@@ -243,7 +243,14 @@ pub async fn before_delivery(
         // `get_auth_info` failed (this one's, or the endpoint's) asks again first, with the
         // delivery's own tries.
         Instruction::Exchange { auth_code } => {
-            if let Some(corp_id) = exchange(provider, app, auth_code, when).await? {
+            // In a task of its own: a stop ends the worker, and must not cut an exchange short
+            // between WeCom spending the code and the install kept (the stop waits for it).
+            let task = tokio::spawn({
+                let (provider, app, code) = (provider.clone(), app.clone(), auth_code.clone());
+                async move { exchange(&provider, &app, &code, when).await }
+            });
+            let kept = task.await.map_err(|e| Failure::Retry(e.to_string()))??;
+            if let Some(corp_id) = kept {
                 agent_if_missing(provider, app, &corp_id).await?;
             }
             Ok(true)
@@ -395,6 +402,8 @@ async fn exchange(
     if let Some(corp_id) = store.get_fact(&record).await.map_err(retry)? {
         return Ok(Some(corp_id));
     }
+    // From the moment WeCom may spend the code until its install is kept, a stop waits.
+    let spending = Spending::start();
     let answer = suite_call_within(
         provider,
         app,
@@ -429,19 +438,13 @@ async fn exchange(
         }
     };
     // The code is spent: from here on only the store stands between WeCom's answer and a
-    // lost install, so the install is kept before anything else can fail.
-    let info = auth_info(provider, app, &exchanged.corp_id, &exchanged.permanent_code).await;
-    let (agent_id, corp_name) = match info {
-        Ok((a, n)) => (a, n.unwrap_or(exchanged.corp_name)),
-        Err(e) => {
-            tracing::error!(app = %app.name, corp_id = %exchanged.corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered");
-            (0, exchanged.corp_name)
-        }
-    };
+    // lost install, so the install is kept before anything else is asked (a stop or a crash
+    // while `get_auth_info` is under way, seconds when WeCom is slow, loses nothing). Its
+    // agent id comes after, the way a `change_auth` refreshes it.
     let install = Install {
         corp_id: exchanged.corp_id,
-        corp_name,
-        agent_id,
+        corp_name: exchanged.corp_name,
+        agent_id: 0,
         permanent_code: exchanged.permanent_code,
         installed_at: when.at,
         created: when.wecom,
@@ -450,7 +453,16 @@ async fn exchange(
     let corp_id = install.corp_id.clone();
     match keep_until_stored(provider, app, suite_id, install, &record).await {
         Kept::Kept => {
-            tracing::info!(app = %app.name, corp_id, agent_id, "corp installed the app: its permanent code is kept");
+            drop(spending);
+            tracing::info!(app = %app.name, corp_id, "corp installed the app: its permanent code is kept");
+            match fill_in(provider, app, &corp_id).await {
+                Ok(agent_id) => {
+                    tracing::info!(app = %app.name, corp_id, agent_id, "install: the authorisation info is kept")
+                }
+                Err(Failure::Retry(e)) => {
+                    tracing::error!(app = %app.name, corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered")
+                }
+            }
             Ok(Some(corp_id))
         }
         Kept::Removed => {
@@ -461,6 +473,31 @@ async fn exchange(
             tracing::warn!(app = %app.name, corp_id, "install not kept: the corp's kept install is newer (two exchanges ended out of order)");
             Ok(None)
         }
+    }
+}
+
+/// Exchanges between asking WeCom for a permanent code and keeping it.
+static SPENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many AuthCodes may be spent at WeCom while their installs are not kept yet: a stop
+/// waits for them (within its drain limit), as for requests in flight.
+pub fn exchanges_in_flight() -> usize {
+    SPENDING.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// One exchange counted in [`exchanges_in_flight`] while it lives.
+struct Spending;
+
+impl Spending {
+    fn start() -> Spending {
+        SPENDING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Spending
+    }
+}
+
+impl Drop for Spending {
+    fn drop(&mut self) {
+        SPENDING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -651,6 +688,21 @@ async fn refresh_apart(provider: &Provider, app: &Arc<App>, corp_id: &str) {
 
 /// `change_auth`: the authorisation info again (the agent id, the corp's name).
 async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
+    if let Some(agent_id) = update(provider, app, corp_id).await? {
+        tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
+    }
+    Ok(())
+}
+
+/// The authorisation info of an install just kept: its agent id (0 when the install changed
+/// meanwhile, and WeCom's answer was not taken).
+async fn fill_in(provider: &Provider, app: &App, corp_id: &str) -> Result<u64, Failure> {
+    Ok(update(provider, app, corp_id).await?.unwrap_or(0))
+}
+
+/// The kept install of `corp_id` with the agent id and corp name `get_auth_info` tells now;
+/// the agent id when the install was changed by it.
+async fn update(provider: &Provider, app: &App, corp_id: &str) -> Result<Option<u64>, Failure> {
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let Some(corp) = provider
@@ -660,7 +712,7 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
         .map_err(retry)?
     else {
         tracing::warn!(app = %app.name, corp_id, "change_auth for a corp without an install: ignored");
-        return Ok(());
+        return Ok(None);
     };
     let (agent_id, name) = auth_info(provider, app, corp_id, &corp.install.permanent_code)
         .await
@@ -676,12 +728,12 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
         // Removed or replaced while WeCom was asked: what was read is not brought back.
         if installs.kept(store, app, corp_id).await.map_err(retry)? != Some(corp.install.clone()) {
             tracing::info!(app = %app.name, corp_id, "install changed during its refresh: the refresh is dropped");
-            return Ok(());
+            return Ok(None);
         }
         installs.keep(store, app, install).await.map_err(retry)?;
-        tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
+        return Ok(Some(agent_id));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -458,6 +458,80 @@ async fn installs_survive_a_restart(backend: Backend) {
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
 }
 
+/// The install is kept as soon as WeCom answers the exchange (the code is spent then): a crash
+/// while `get_auth_info` is still asked (WeCom slow to answer it) loses nothing; after the
+/// restart the agent id is asked again before the CRM hears of the install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_survives_a_crash_while_its_authorisation_info_is_asked() {
+    let mut s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "delay_ms": 5000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.calls("/cgi-bin/service/v2/get_permanent_code").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no exchange");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // WeCom answered the exchange; its get_auth_info is held for 5 s.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.restart(true).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    s.wait_forwarded("create_auth", 1).await;
+    let taken = s.crm.taken();
+    let create_auth = taken
+        .iter()
+        .find(|r| r.body.contains("create_auth"))
+        .expect("the CRM took the create_auth");
+    let agent = create_auth.header("x-wecom-agentid");
+    assert!(!agent.is_empty() && agent != "0", "{agent:?}");
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
+}
+
+/// A stop (SIGTERM) while WeCom is answering an exchange waits for it and keeps the install:
+/// ended at once, the process would have left the code spent at WeCom and the permanent code
+/// nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
+    let mut s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    // Done at once at WeCom, answered 3 s later.
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 3000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let gw = s.gw();
+    tokio::task::block_in_place(|| gw.wait_log("event=\"create_auth\""));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.gw().signal(15);
+    let gw = &mut s.world.gateways[0];
+    let status = tokio::task::block_in_place(|| gw.wait_exit(std::time::Duration::from_secs(20)));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        s.gw().log().contains("corp installed the app"),
+        "{}",
+        s.gw().log()
+    );
+    s.restart(false).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
+}
+
 #[tokio::test]
 async fn installs_survive_a_restart_with_the_local_store() {
     installs_survive_a_restart(Backend::Local).await;
@@ -832,16 +906,16 @@ async fn a_message_encrypted_for_the_provider_corp_is_refused_and_its_url_check_
     assert_eq!(r.text().await.unwrap(), "4389223112341");
 }
 
-/// Two exchanges of one corp ending out of order: the install's `get_auth_info` answered 4 s
-/// late, the `reset_permanent_code` made a second later exchanged at once. The install's
+/// Two exchanges of one corp ending out of order: the install's `get_permanent_code` answered
+/// 4 s late, the `reset_permanent_code` made a second later exchanged at once. The install's
 /// permanent code, dead at WeCom since the reset, must not replace the reset's.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_exchange_ending_last_leaves_the_newer_permanent_code() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket_of(CUSTOM_SUITE).await;
     s.control(
         "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "late_ms": 4000, "count": 1}),
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 4000, "count": 1}),
     )
     .await;
     s.control(
@@ -849,12 +923,9 @@ async fn an_older_exchange_ending_last_leaves_the_newer_permanent_code() {
         serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
     )
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while s.calls("/cgi-bin/service/v2/get_permanent_code").await == 0 {
-        assert!(std::time::Instant::now() < deadline, "no exchange");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    // Its get_auth_info asked right after, and answered 4 s after that.
+    // Its exchange asked at once (the code spent at WeCom), answered 4 s after that.
+    let gw = s.gw();
+    tokio::task::block_in_place(|| gw.wait_log("event=\"create_auth\""));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     s.advance("1s").await;
     s.control(
