@@ -21,9 +21,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::model::{ServerSettings, Upstream};
 
-/// File descriptors kept free for everything that is not a public client connection (the admin
-/// and qyapi listeners, upstream connections, the log, the store).
+/// File descriptors kept free for everything that is not a client connection (upstream
+/// connections, the log, the store, refusals being answered).
 const FD_RESERVE: u64 = 256;
+
+/// Connections the admin listener holds at once (health checks, a metrics scraper, an
+/// operator): kept apart from the public listener's, so a flood of either leaves the other
+/// its descriptors, and `/healthz` answers while the site is full.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Connections the qyapi listener holds at once (the CRM back end's connection pools).
+pub const QYAPI_MAX_CONNECTIONS: usize = 512;
 
 /// How long a refused connection is read from after its answer, so the client's request does
 /// not turn the close into a reset that destroys the answer before it is read.
@@ -59,20 +67,25 @@ pub fn server_options(server: &ServerSettings) -> HttpServerOptions {
 pub struct Limited<A> {
     pub inner: Arc<A>,
     pub max: usize,
+    /// The listener's name in the log (`public`, `admin`, `qyapi`).
+    listener: &'static str,
     open: AtomicUsize,
-    /// Refusals being answered ([`MAX_LINGERING`] at most).
+    /// Refusals being answered (an eighth of `max`, [`MAX_LINGERING`] at most).
     lingering: AtomicUsize,
+    max_lingering: usize,
     refused: AtomicU64,
     last_report: AtomicU64,
 }
 
 impl<A> Limited<A> {
-    pub fn new(inner: A, max: usize) -> Self {
+    pub fn new(inner: A, max: usize, listener: &'static str) -> Self {
         Limited {
             inner: Arc::new(inner),
             max,
+            listener,
             open: AtomicUsize::new(0),
             lingering: AtomicUsize::new(0),
+            max_lingering: (max / 8).clamp(1, MAX_LINGERING),
             refused: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
         }
@@ -92,9 +105,10 @@ impl<A> Limited<A> {
                 .is_ok()
         {
             tracing::warn!(
+                listener = self.listener,
                 max_connections = self.max,
                 refused_total = refused,
-                "public listener full: new connections are refused with 503"
+                "listener full: new connections are refused with 503"
             );
         }
     }
@@ -128,7 +142,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
     ) -> Option<Stream> {
         let Some(_slot) = Slot::take(&self.open, self.max) else {
             self.report_refusal();
-            if let Some(_answering) = Slot::take(&self.lingering, MAX_LINGERING) {
+            if let Some(_answering) = Slot::take(&self.lingering, self.max_lingering) {
                 refuse(stream).await;
             }
             return None;
@@ -168,11 +182,12 @@ async fn refuse(mut stream: Stream) {
 
 /// Raises the soft limit on open files to the hard one, and returns how many public connections
 /// can really be open: `max_connections`, or fewer when the process may not open that many
-/// files (then the admin listener would be the first to go, which the limit exists to prevent).
-pub fn effective_max_connections(server: &ServerSettings) -> usize {
+/// files besides `internal` (the admin and qyapi listeners' own limits, which a full public
+/// listener must leave them).
+pub fn effective_max_connections(server: &ServerSettings, internal: usize) -> usize {
     let max_connections = server.max_connections;
     let limit = raise_fd_limit();
-    let usable = limit.saturating_sub(FD_RESERVE).max(1);
+    let usable = limit.saturating_sub(FD_RESERVE + internal as u64).max(1);
     if (max_connections as u64) > usable {
         // A limit nobody wrote (the default) is only said, not warned about at every start,
         // unless what is left would not serve a site (a `ulimit -n` of 1024 leaves 768; one

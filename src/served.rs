@@ -77,6 +77,9 @@ impl<T: ServeHttp + Send + Sync + 'static> Served<T> {
         // Requests sent back to back are all answered, in order, as on the public listener
         // (without it the engine closes the connection on the bytes read past this request).
         http.set_pipelining_enabled(true);
+        // A client that stops reading its answer (a media download) is closed after nginx's
+        // `send_timeout` without progress, as on the public listener, not held with the answer.
+        http.set_write_timeout(Some(crate::connection::SEND_TIMEOUT));
         let (parts, body) = self.app.response(&mut http).await.into_parts();
         let header: ResponseHeader = parts.into();
         if let Err(e) = write(&mut http, Box::new(header), body.into()).await {

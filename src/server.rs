@@ -23,8 +23,18 @@ use crate::qyapi::Qyapi;
 use crate::served::Served;
 use crate::store::Backend;
 
-/// Read buffer of the public connections' transport: none (see `run`).
-const PUBLIC_READ_BUFFER: usize = 0;
+/// A plain TCP listener without pingora's transport read buffer (64 KiB by default), which is
+/// sized for TLS records. Over plain HTTP, as here behind a TLS terminator, pingora reads each
+/// request header into its own buffer anyway: the transport buffer only adds a copy, and it
+/// stays allocated for as long as the connection is open (10,000 idle keep-alive connections:
+/// 80 MiB at 8 KiB each; 64 KiB a connection held open on the admin or qyapi listener).
+/// bench/ENGINE.md measures it.
+fn plain_listener(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr.to_owned()).l4_buffer(L4BufferSettings {
+        read: Some(0),
+        write: None,
+    })
+}
 
 /// Serves `config` (already [settled](crate::listeners::Ports::settle) on `bound`) on the
 /// listeners of `bound`; writes their addresses (and the in-process `emulator`'s) to
@@ -105,53 +115,61 @@ pub fn run(
     // (`connection::malformed_as`), as nginx refuses it, and never proxied.
     options.allow_connect_method_proxying = true;
     proxy.server_options = Some(options);
-    let max_connections = connection::effective_max_connections(&current.load().server);
+    // The internal listeners' connections are their own: a flood of one leaves the others
+    // their file descriptors (the public listener's limit is what the rest leaves it).
+    let internal = bound
+        .admin
+        .as_ref()
+        .map_or(0, |_| connection::ADMIN_MAX_CONNECTIONS)
+        + bound
+            .qyapi
+            .as_ref()
+            .map_or(0, |_| connection::QYAPI_MAX_CONNECTIONS);
+    let max_connections = connection::effective_max_connections(&current.load().server, internal);
     let mut proxy = Service::new(
         "public".to_owned(),
-        connection::Limited::new(proxy, max_connections),
+        connection::Limited::new(proxy, max_connections, "public"),
     );
     let public = bound.public;
-    // pingora's transport read buffer (64 KiB by default) is sized for TLS records. Over plain
-    // HTTP, as here behind a TLS terminator, pingora reads each request header into its own
-    // buffer anyway: the transport buffer only adds a copy, and it stays allocated for as long
-    // as the connection is open (10,000 idle keep-alive connections: 80 MiB at 8 KiB each).
-    // bench/ENGINE.md measures it.
-    proxy.add_listener(
-        ListenerConfig::tcp(public.addr.to_string()).l4_buffer(L4BufferSettings {
-            read: Some(PUBLIC_READ_BUFFER),
-            write: None,
-        }),
-    );
+    proxy.add_listener(plain_listener(&public.addr.to_string()));
     server.add_service(public.serve(proxy));
 
     if let Some(socket) = bound.admin {
         let mut admin = Service::new(
             "admin".to_owned(),
-            Served::new(
-                Admin {
-                    config: current.clone(),
-                    provider: provider.clone(),
-                    queue: callbacks.queue.clone(),
-                },
-                connection::server_options(&current.load().server),
+            connection::Limited::new(
+                Served::new(
+                    Admin {
+                        config: current.clone(),
+                        provider: provider.clone(),
+                        queue: callbacks.queue.clone(),
+                    },
+                    connection::server_options(&current.load().server),
+                ),
+                connection::ADMIN_MAX_CONNECTIONS,
+                "admin",
             ),
         );
-        admin.add_tcp(&socket.addr.to_string());
+        admin.add_listener(plain_listener(&socket.addr.to_string()));
         server.add_service(socket.serve(admin));
     }
 
     if let Some(socket) = bound.qyapi {
         let mut qyapi = Service::new(
             "qyapi".to_owned(),
-            Served::new(
-                Qyapi {
-                    config: current.clone(),
-                    provider,
-                },
-                connection::server_options(&current.load().server),
+            connection::Limited::new(
+                Served::new(
+                    Qyapi {
+                        config: current.clone(),
+                        provider,
+                    },
+                    connection::server_options(&current.load().server),
+                ),
+                connection::QYAPI_MAX_CONNECTIONS,
+                "qyapi",
             ),
         );
-        qyapi.add_tcp(&socket.addr.to_string());
+        qyapi.add_listener(plain_listener(&socket.addr.to_string()));
         server.add_service(socket.serve(qyapi));
     }
 

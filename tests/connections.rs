@@ -424,6 +424,55 @@ fn connections_beyond_max_connections_are_refused_at_once_and_admin_keeps_answer
 /// once are bounded, so the descriptors kept for the admin listener stay free and `/healthz`
 /// answers throughout (each refusal lingered half a second, a burst took the whole reserve:
 /// "Too many open files", and the probe timed out).
+/// The admin listener has a limit of its own (64 connections): one more held open there is
+/// refused at once with the 503 of a full listener, and the site goes on answering (held
+/// without a limit, admin connections took every descriptor of the process, the public
+/// listener's too).
+#[test]
+fn the_admin_listener_refuses_connections_past_its_own_limit_and_the_site_goes_on() {
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    let admin = || {
+        let s = TcpStream::connect(("127.0.0.1", gw.admin_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s
+    };
+    // The readiness probe's own connection may still be counted for a moment.
+    let mut held: Vec<TcpStream> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held.len() < 64 {
+        assert!(Instant::now() < deadline, "could not open 64 connections");
+        let mut s = admin();
+        let mut pending = Vec::new();
+        get(&mut s, "/healthz");
+        if read_response(&mut s, &mut pending).status == 200 {
+            held.push(s);
+        }
+    }
+    let mut extra = admin();
+    let mut pending = Vec::new();
+    let r = read_response(&mut extra, &mut pending);
+    assert_eq!(r.status, 503);
+    assert!(String::from_utf8_lossy(&r.body).contains("too_many_connections"));
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(http_get_status(gw.port, "/site"), Some(200));
+    gw.wait_log("listener full: new connections are refused with 503");
+    assert!(gw.log().contains("listener=\"admin\""), "{}", gw.log());
+    // A place freed is a place usable again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = admin();
+        let mut pending = Vec::new();
+        get(&mut s, "/healthz");
+        if read_response(&mut s, &mut pending).status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed place never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_burst_past_the_limit_leaves_the_admin_listener_its_descriptors() {
     let up = upstream::echo("crm");

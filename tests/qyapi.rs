@@ -576,6 +576,57 @@ async fn a_client_expecting_100_continue_gets_it_before_it_sends_the_body() {
     );
 }
 
+/// A body trickled a byte at a time to the qyapi listener is a 408 within its deadline (ten
+/// seconds and one more per 64 KiB declared), not a connection held for as long as the client
+/// keeps a byte coming every minute; nothing reaches WeCom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_to_the_qyapi_listener_is_a_408_within_its_deadline() {
+    use std::io::{Read, Write};
+    let w = world().await;
+    let port = w.gw().qyapi_port.unwrap();
+    let before = w.calls("/cgi-bin/message/send").await;
+    let (text, took) = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /crm/cgi-bin/message/send HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+        )
+        .unwrap();
+        s.set_nonblocking(true).unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            let mut buf = [0u8; 1024];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            // The behaviour under test: a sender that trickles its body.
+            let _ = s.write_all(b" ");
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text} after {took:?}");
+    assert!(text.to_ascii_lowercase().contains("x-request-id"), "{text}");
+    assert!(
+        took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(14),
+        "{took:?}"
+    );
+    assert_eq!(w.calls("/cgi-bin/message/send").await, before);
+}
+
 /// An answer that is no WeCom answer (an HTML error page of WeCom's front with HTTP 502) is
 /// passed back to the caller as it came, and counted and logged as `bad_answer`, never as
 /// errcode 0: an outage must not read as successes on the dashboard.

@@ -138,10 +138,11 @@ impl ServeHttp for Qyapi {
             .and_then(|a| a.as_inet())
             .is_some_and(|a| allowed(&config.server.qyapi_allow, a.ip()));
         // A client that waits for `100 Continue` sends nothing more: nothing to read off. Nor
-        // after a 413, refused for its size: reading it is what the refusal saves.
+        // after a 413, refused for its size: reading it is what the refusal saves; nor after
+        // a 408, for a body too slow to read at all.
         let waits = crate::proxy::request::expects_continue(session);
         let status = outcome.response.status().as_u16();
-        if allowed_peer && !waits && status != 413 && !session.is_body_done() {
+        if allowed_peer && !waits && !matches!(status, 408 | 413) && !session.is_body_done() {
             drain(session).await;
         }
         if outcome.api != "-" {
@@ -354,10 +355,10 @@ impl Qyapi {
             Ok(b) => b,
             Err(status) => {
                 session.set_keepalive(None);
-                let msg = if status == 413 {
-                    "request body larger than 20 MiB"
-                } else {
-                    "request body could not be read"
+                let msg = match status {
+                    413 => "request body larger than 20 MiB",
+                    408 => "request body did not arrive in time",
+                    _ => "request body could not be read",
                 };
                 return Served::refused(status, 44001, msg, rid, &app.name, label);
             }
@@ -458,6 +459,28 @@ async fn read_body(session: &mut ServerSession) -> Result<Bytes, u16> {
         return Err(413);
     }
     crate::proxy::request::continue_if_expected(session).await;
+    if session.is_body_empty() {
+        // A GET: nothing to wait for, no timer to set.
+        return read_whole_body(session).await;
+    }
+    tokio::time::timeout(body_deadline(declared), read_whole_body(session))
+        .await
+        .unwrap_or(Err(408))
+}
+
+/// The least rate a body is read at: a client trickling a byte every few seconds is cut off
+/// (pingora bounds each read, not the whole), while a 20 MiB media upload over a slow link has
+/// minutes.
+const MIN_BODY_RATE: u64 = 64 * 1024;
+
+/// How long a body of `declared` bytes (unknown: the largest taken) may take to arrive: the
+/// public endpoints' ten seconds, plus a second for every [`MIN_BODY_RATE`] bytes.
+fn body_deadline(declared: Option<u64>) -> std::time::Duration {
+    let size = declared.unwrap_or(MAX_BODY as u64).min(MAX_BODY as u64);
+    crate::proxy::request::BODY_DEADLINE + std::time::Duration::from_secs(size / MIN_BODY_RATE)
+}
+
+async fn read_whole_body(session: &mut ServerSession) -> Result<Bytes, u16> {
     // Most bodies arrive in one piece: that piece is the body, not a copy of it.
     let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
