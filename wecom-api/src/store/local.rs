@@ -180,10 +180,14 @@ impl LocalStore {
     /// Opens (or creates) the database at `path`. Fails when another process has it open.
     ///
     /// Every page of the file is checked on open (a damaged file is refused with a clear error
-    /// rather than read), and an open that had to go back to the commit before the last one (it
-    /// did not verify: a write torn by a crash, or a damaged disk) says so at ERROR: what that
-    /// last write held, a callback answered `success` maybe, is gone. A new file is readable by
-    /// its owner only: it holds every corp's tokens and permanent codes.
+    /// rather than read), and an open that had to go back to the commit before the last one
+    /// because that commit's pages do not verify (a damaged disk) says so at ERROR: what that
+    /// last write held, a callback answered `success` maybe, is gone. A commit record torn by a
+    /// crash is one never acknowledged (a commit returns once it is synced), and going back
+    /// from it loses nothing. Not seen: a commit record damaged on disk after it was synced,
+    /// which redb passes over for the one before without telling (only a second sync per
+    /// write, redb's two-phase commit, would refuse it instead). A new file is readable by its
+    /// owner only: it holds every corp's tokens and permanent codes.
     pub fn open(path: &Path, clock: Clock) -> Result<LocalStore, StoreError> {
         let owned = path.to_owned();
         let existed = path.exists();
