@@ -840,6 +840,38 @@ fn a_true_if_in_a_location_takes_its_own_configuration() {
     );
 }
 
+/// One `root` or `alias` per level, as `nginx -t` has it: a second (or both) is refused with
+/// its message, not the last one silently taken; a location's own beside the server's loads.
+#[test]
+fn a_second_root_or_alias_on_one_level_is_refused_as_nginx_refuses_it() {
+    for (body, want) in [
+        (
+            "location /e/ { alias /srv/a/;\n root /srv/html; }",
+            "x.conf:2:2: \"root\" directive is duplicate, \"alias\" directive was specified earlier",
+        ),
+        (
+            "location /e/ { root /srv/html;\n alias /srv/a/; }",
+            "x.conf:2:2: \"alias\" directive is duplicate, \"root\" directive was specified earlier",
+        ),
+        (
+            "root /a;\n root /b;",
+            "x.conf:2:2: \"root\" directive is duplicate",
+        ),
+        (
+            "location /e/ { alias /a/;\n alias /b/; }",
+            "x.conf:2:2: \"alias\" directive is duplicate",
+        ),
+    ] {
+        let e = Config::parse("x.conf", &format!("server {{ {body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+    Config::parse(
+        "x.conf",
+        "server { root /a; location /e/ { alias /b/; } location /f/ { root /c; if ($a) { root /d; } } }",
+    )
+    .unwrap();
+}
+
 /// What nginx allows in an `if` (NGX_HTTP_LIF_CONF, NGX_HTTP_SIF_CONF), with its messages.
 #[test]
 fn if_blocks_refuse_what_nginx_refuses() {

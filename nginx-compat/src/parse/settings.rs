@@ -42,6 +42,8 @@ struct Fresh {
     cookie_domains_off: bool,
     /// `access_log off;` on this level: whatever else the level names, nothing is logged.
     access_off: bool,
+    /// `root` or `alias`, when this level wrote one: a second is nginx's "is duplicate".
+    root: Option<String>,
 }
 
 impl Builder {
@@ -91,6 +93,18 @@ impl Builder {
                             "\"alias\" directive is not allowed here"
                         }));
                     }
+                    // ngx_http_core_root: one of the two per level, and once.
+                    if let Some(earlier) = &fresh.root {
+                        return Err(d.pos.error(if *earlier == d.name {
+                            format!("\"{}\" directive is duplicate", d.name)
+                        } else {
+                            format!(
+                                "\"{}\" directive is duplicate, \"{earlier}\" directive was specified earlier",
+                                d.name
+                            )
+                        }));
+                    }
+                    fresh.root = Some(d.name.clone());
                     let mut v = d.args[0].text.clone();
                     // ngx_http_core_root: a root loses its trailing '/'; an alias keeps it.
                     if d.name == "root" && v.len() > 1 && v.ends_with('/') {
