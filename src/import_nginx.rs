@@ -183,7 +183,8 @@ pub fn import(file: &Path) -> Result<Import, String> {
             "# These need nginx semantics beyond [[routes]], so the file is included as it is:"
         );
         for why in &needs_nginx {
-            let _ = writeln!(out, "#   {why}");
+            // An address may carry a credential (`proxy_pass http://h/?key=...`): not copied.
+            let _ = writeln!(out, "#   {}", crate::redact::redact(why));
         }
         let _ = writeln!(out, "[nginx]\ninclude = [{include}]{conf_dir}");
     }

@@ -54,6 +54,9 @@ const SECRET_NAMES: &[&str] = &[
     "passwd",
     // The forward-auth check's `?key=` (`[server].forward_auth_key`).
     "key",
+    // A callback URL check's challenge. (An OAuth `state` stays readable: single use, bound to
+    // the browser's HttpOnly login cookie, and what ties a sign-in's lines together.)
+    "echostr",
 ];
 
 /// The gateway's own cookies (`wgw_session`, `wgw_login_*`): any name with this start.
@@ -134,9 +137,13 @@ fn is_word(c: u8) -> bool {
 
 /// A name starts a word: at the beginning, after a byte that is not part of a word, or right
 /// after an escape sequence (`\n`, `\r`, `\t`, `\0`, `\x0a`, `\u000a`), so `errcode=40029` is
-/// not `code` but `...HTTP/1.1\r\nCookie: ...` is `Cookie`.
+/// not `code` but `...HTTP/1.1\r\nCookie: ...` is `Cookie`; also after a percent escape, the
+/// way a URL carried in a query value writes its own query (`next=%2Fx%3Faccess_token%3D...`).
 fn at_boundary(b: &[u8], i: usize) -> bool {
     if i == 0 || !is_word(b[i - 1]) {
+        return true;
+    }
+    if i >= 3 && b[i - 3] == b'%' && b[i - 2..i].iter().all(u8::is_ascii_hexdigit) {
         return true;
     }
     let escaped = |len: usize, hex: usize| {
@@ -262,6 +269,15 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     match b.get(j) {
         Some(b'=') => {
             let start = j + 1;
+            Some((start, scan_until(b, start, value_stop)))
+        }
+        // `name%3Dvalue`: a pair inside an encoded URL (the value runs on past its own encoded
+        // `%26`, to where the outer value ends).
+        Some(b'%')
+            if b.get(j + 1..j + 3)
+                .is_some_and(|e| e.eq_ignore_ascii_case(b"3d")) =>
+        {
+            let start = j + 3;
             Some((start, scan_until(b, start, value_stop)))
         }
         Some(b':') => {
@@ -430,6 +446,21 @@ mod tests {
     #[test]
     fn secrets_are_masked_wherever_they_appear() {
         let cases: &[(&str, &str)] = &[
+            // A URL carried in a query value: its own pairs encoded.
+            (
+                "GET /legacy/a?next=%2Fx%3Faccess_token%3DZZng4V&y=1",
+                "GET /legacy/a?next=%2Fx%3Faccess_token%3D***&y=1",
+            ),
+            (
+                "url=http%3A%2F%2Fh%2Fsidebar%2F%3Fa%3D1%26code%3dZZjs HTTP/1.1",
+                "url=http%3A%2F%2Fh%2Fsidebar%2F%3Fa%3D1%26code%3d*** HTTP/1.1",
+            ),
+            (
+                "?msg_signature=a&echostr=ZZcb2",
+                "?msg_signature=***&echostr=***",
+            ),
+            // Not a name: a percent escape inside a word, a name inside another.
+            ("errcode%3D40029 states=2", "errcode%3D40029 states=2"),
             (
                 "GET /cgi-bin/user/get?access_token=AbC123&userid=zs",
                 "GET /cgi-bin/user/get?access_token=***&userid=zs",

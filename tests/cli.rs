@@ -160,6 +160,11 @@ fn config_errors_name_file_line_and_key() {
             "[upstreams.auth]\nurl = \"http:u:UpPass@127.0.0.1:9500\"\n",
             "gateway.toml:8:7: [upstreams.auth].url: 'http:***@127.0.0.1:9500' must not carry credentials",
         ),
+        // nor its query, which may hold one (printed by `check` as it is, not through the log)
+        (
+            "[upstreams.q]\nurl = \"http://127.0.0.1:9500/?access_token=ZZlit6\"\n",
+            "gateway.toml:8:7: [upstreams.q].url: 'http://127.0.0.1:9500/?...' must not carry a query or a fragment",
+        ),
         // a duplicate location, where the second is written, naming the first
         (
             "[[routes]]\nlocation = \"/a/\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n",

@@ -427,3 +427,22 @@ fn the_stock_relative_root_starts_at_the_source_layouts_prefix() {
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(toml.contains("\n# prefix = "), "{toml}");
 }
+
+/// A `proxy_pass` whose address carries a credential in its query is named in the printed
+/// reasons with the credential masked, as the log would have it.
+#[test]
+fn a_credential_in_a_proxy_pass_is_not_copied_into_the_output() {
+    let dir = TempDir::new("import-secret");
+    let (_, toml, stderr) = import(
+        "server { listen 80;
+           location /z/ { proxy_pass http://127.0.0.1:52000/z/?secret=ZZngx7SEC; } }
+",
+        &dir,
+    );
+    assert!(toml.contains("location /z/ proxies to"), "{toml}");
+    assert!(toml.contains("secret=***"), "{toml}");
+    assert!(
+        !toml.contains("ZZngx7SEC") && !stderr.contains("ZZngx7SEC"),
+        "{toml}\n{stderr}"
+    );
+}

@@ -31,6 +31,11 @@ pub(super) fn base_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Resul
         }
         _ => text.to_owned(),
     };
+    // A query or a fragment may carry one too (`?access_token=`): shown as `?...`.
+    let shown = match shown.find(['?', '#']) {
+        Some(q) => format!("{}{}...", &shown[..q], &shown[q..q + 1]),
+        None => shown,
+    };
     let bad = |why: &str| src.error(v.span(), path, format!("'{shown}' {why}"));
     let url = Url::parse(text).map_err(|_| bad("is not an absolute URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
