@@ -28,10 +28,19 @@ const FD_RESERVE: u64 = 256;
 /// Connections the admin listener holds at once (health checks, a metrics scraper, an
 /// operator): kept apart from the public listener's, so a flood of either leaves the other
 /// its descriptors, and `/healthz` answers while the site is full.
-pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
-/// Connections the qyapi listener holds at once (the CRM back end's connection pools).
-pub const QYAPI_MAX_CONNECTIONS: usize = 512;
+/// Connections the qyapi listener holds at once (the CRM back end's connection pools; SPEC 16
+/// has a thousand calls at once), at most a quarter of the descriptors there are.
+const QYAPI_MAX_CONNECTIONS: usize = 4096;
+
+/// How many connections each listener may hold open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub public: usize,
+    pub admin: usize,
+    pub qyapi: usize,
+}
 
 /// How long a refused connection is read from after its answer, so the client's request does
 /// not turn the close into a reset that destroys the answer before it is read.
@@ -180,13 +189,33 @@ async fn refuse(mut stream: Stream) {
     .await;
 }
 
-/// Raises the soft limit on open files to the hard one, and returns how many public connections
-/// can really be open: `max_connections`, or fewer when the process may not open that many
-/// files besides `internal` (the admin and qyapi listeners' own limits, which a full public
-/// listener must leave them).
-pub fn effective_max_connections(server: &ServerSettings, internal: usize) -> usize {
-    let max_connections = server.max_connections;
+/// Raises the soft limit on open files to the hard one, and returns how many connections each
+/// listener may hold: the internal listeners' own limits (within a small open-files limit, an
+/// eighth and a quarter of it), which a full public listener must leave them, and for the
+/// public listener `max_connections`, or fewer when the process may not open that many files
+/// besides.
+pub fn limits(server: &ServerSettings, admin: bool, qyapi: bool) -> Limits {
     let limit = raise_fd_limit();
+    let spare = limit.saturating_sub(FD_RESERVE) as usize;
+    let admin = if admin {
+        ADMIN_MAX_CONNECTIONS.min(spare / 8).max(1)
+    } else {
+        0
+    };
+    let qyapi = if qyapi {
+        QYAPI_MAX_CONNECTIONS.min(spare / 4).max(1)
+    } else {
+        0
+    };
+    Limits {
+        public: public_limit(server, limit, admin + qyapi),
+        admin,
+        qyapi,
+    }
+}
+
+fn public_limit(server: &ServerSettings, limit: u64, internal: usize) -> usize {
+    let max_connections = server.max_connections;
     let usable = limit.saturating_sub(FD_RESERVE + internal as u64).max(1);
     if (max_connections as u64) > usable {
         // A limit nobody wrote (the default) is only said, not warned about at every start,

@@ -117,18 +117,14 @@ pub fn run(
     proxy.server_options = Some(options);
     // The internal listeners' connections are their own: a flood of one leaves the others
     // their file descriptors (the public listener's limit is what the rest leaves it).
-    let internal = bound
-        .admin
-        .as_ref()
-        .map_or(0, |_| connection::ADMIN_MAX_CONNECTIONS)
-        + bound
-            .qyapi
-            .as_ref()
-            .map_or(0, |_| connection::QYAPI_MAX_CONNECTIONS);
-    let max_connections = connection::effective_max_connections(&current.load().server, internal);
+    let limits = connection::limits(
+        &current.load().server,
+        bound.admin.is_some(),
+        bound.qyapi.is_some(),
+    );
     let mut proxy = Service::new(
         "public".to_owned(),
-        connection::Limited::new(proxy, max_connections, "public"),
+        connection::Limited::new(proxy, limits.public, "public"),
     );
     let public = bound.public;
     proxy.add_listener(plain_listener(&public.addr.to_string()));
@@ -146,7 +142,7 @@ pub fn run(
                     },
                     connection::server_options(&current.load().server),
                 ),
-                connection::ADMIN_MAX_CONNECTIONS,
+                limits.admin,
                 "admin",
             ),
         );
@@ -165,7 +161,7 @@ pub fn run(
                     },
                     connection::server_options(&current.load().server),
                 ),
-                connection::QYAPI_MAX_CONNECTIONS,
+                limits.qyapi,
                 "qyapi",
             ),
         );

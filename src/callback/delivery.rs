@@ -493,14 +493,12 @@ impl Inner {
         let corp_id = match &app.credentials {
             // The corp it was received for, whatever the app names since.
             Credentials::Wecom { corp_id, .. } => e.corp.clone().unwrap_or_else(|| corp_id.clone()),
-            // A data callback of an installed corp, addressed to it (the endpoint accepted it
-            // only encrypted for that corp); or a change as an instruction, about the corp it
-            // names.
+            // A data callback of an installed corp: the one it was encrypted for (never its
+            // `ToUserName`, which an instruction may write as it likes); or a change as an
+            // instruction, about the corp it names.
             Credentials::Suite { .. } => {
                 let provider = &self.callbacks.provider;
-                let Some(corp) = changed_corp
-                    .or_else(|| msg.get("ToUserName"))
-                    .filter(|c| !c.is_empty())
+                let Some(corp) = changed_corp.or(e.corp.as_deref()).filter(|c| !c.is_empty())
                 else {
                     return Ok(true);
                 };
@@ -544,11 +542,11 @@ impl Inner {
         }
     }
 
-    /// A suite app's event is about one corp (`AuthCorpId` of an instruction, `ToUserName` of
-    /// a data callback): the CRM is told which, and the app's agent id there when installed.
-    /// `create_auth` names no corp: the install its AuthCode's exchange kept does.
-    async fn suite_corp(&self, app: &App, message: &str) -> (String, String) {
-        let msg = XmlMessage::parse(message).unwrap_or_default();
+    /// A suite app's event is about one corp (`AuthCorpId` of an instruction, the corp a data
+    /// callback was encrypted for): the CRM is told which, and the app's agent id there when
+    /// installed. `create_auth` names no corp: the install its AuthCode's exchange kept does.
+    async fn suite_corp(&self, app: &App, e: &Event) -> (String, String) {
+        let msg = XmlMessage::parse(&e.message).unwrap_or_default();
         let provider = &self.callbacks.provider;
         // `create_auth` names no corp, only its AuthCode: the exchange (done before delivery)
         // recorded which corp the code installed.
@@ -579,7 +577,7 @@ impl Inner {
             exchanged.as_deref(),
             msg.get("AuthCorpId"),
             msg.get("InfoType"),
-            msg.get("ToUserName"),
+            e.corp.as_deref(),
         ) {
             (Some(c), _, _, _) => c,
             (None, Some(c), _, _) => c,
@@ -620,7 +618,7 @@ impl Inner {
                 (Some(corp), Some(agent)) => (corp.clone(), agent.to_string()),
                 _ => (corp_id.clone(), agent_id.to_string()),
             },
-            Credentials::Suite { .. } => self.suite_corp(app, &e.message).await,
+            Credentials::Suite { .. } => self.suite_corp(app, e).await,
             _ => (String::new(), String::new()),
         };
         let corp = corp.as_str();

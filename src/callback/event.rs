@@ -25,7 +25,9 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<u64>,
     /// A self-built app's corp and agent when it was received and verified: delivered and
-    /// acted on as theirs after a reload that points the app elsewhere.
+    /// acted on as theirs after a reload that points the app elsewhere. A suite's data
+    /// callback: the installed corp it was encrypted for (its `ToUserName` is only what the
+    /// sender wrote; an instruction has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -197,12 +197,15 @@ impl Callbacks {
         }
         let mut event = Event::new(app, plain, dedup, received_ms);
         event.at = Some(at);
-        if let Credentials::Wecom {
-            corp_id, agent_id, ..
-        } = &a.credentials
-        {
-            event.corp = Some(corp_id.clone());
-            event.agent = Some(*agent_id);
+        match &a.credentials {
+            Credentials::Wecom {
+                corp_id, agent_id, ..
+            } => {
+                event.corp = Some(corp_id.clone());
+                event.agent = Some(*agent_id);
+            }
+            Credentials::Suite { .. } => event.corp = data_corp.clone(),
+            _ => {}
         }
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
         let todo = match (&a.credentials, &data_corp) {

@@ -25,6 +25,8 @@ pub const WINDOW_SECS: u64 = 600;
 pub enum Refusal {
     #[error("missing query parameter {0}")]
     MissingParam(&'static str),
+    #[error("query parameter {0} given more than once")]
+    RepeatedParam(&'static str),
     #[error("the body is larger than {MAX_BODY} bytes")]
     TooLarge,
     #[error("timestamp outside the 10-minute window")]
@@ -40,6 +42,7 @@ impl Refusal {
     pub fn label(&self) -> &'static str {
         match self {
             Refusal::MissingParam(_) => "missing_param",
+            Refusal::RepeatedParam(_) => "repeated_param",
             Refusal::TooLarge | Refusal::Crypto(CryptoError::TooLarge) => "too_large",
             Refusal::Stale => "stale",
             Refusal::Crypto(CryptoError::BadSignature) => "bad_signature",
@@ -71,12 +74,17 @@ impl Signed {
                 None => (pair, &b""[..]),
             };
             let v = percent_decode(v).decode_utf8_lossy().into_owned();
-            match k {
-                b"msg_signature" => sig = Some(v),
-                b"timestamp" => ts = Some(v),
-                b"nonce" => nonce = Some(v),
-                b"echostr" => s.echostr = Some(v),
-                _ => {}
+            // One of each: which of two a checker in front reads (the first, often) and which
+            // this one reads must not differ.
+            let (slot, name) = match k {
+                b"msg_signature" => (&mut sig, "msg_signature"),
+                b"timestamp" => (&mut ts, "timestamp"),
+                b"nonce" => (&mut nonce, "nonce"),
+                b"echostr" => (&mut s.echostr, "echostr"),
+                _ => continue,
+            };
+            if slot.replace(v).is_some() {
+                return Err(Refusal::RepeatedParam(name));
             }
         }
         s.msg_signature = sig.ok_or(Refusal::MissingParam("msg_signature"))?;
@@ -146,7 +154,42 @@ pub fn message_for(
     let plain = open(cb, &s, &encrypt, extra_ids)?;
     s.fresh(now_secs)?;
     let parsed = XmlMessage::parse(&plain).map_err(|e| Refusal::BadMessage(e.to_string()))?;
+    if let Some(name) = repeated_field(&parsed) {
+        return Err(Refusal::BadMessage(format!(
+            "<{name}> appears more than once"
+        )));
+    }
     Ok((plain, parsed))
+}
+
+/// The fields the gateway reads and acts on, each of which WeCom writes once: a message with
+/// two (`<UserID>a</UserID><UserID>b</UserID>`) would be acted on for the first while the CRM,
+/// which gets the message as it came, may read the last.
+const SINGLE_FIELDS: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "MsgId",
+    "Event",
+    "ChangeType",
+    "InfoType",
+    "UserID",
+    "NewUserID",
+    "ExternalUserID",
+    "AgentID",
+    "SuiteId",
+    "AuthCorpId",
+    "AuthCode",
+    "SuiteTicket",
+    "TimeStamp",
+];
+
+fn repeated_field(msg: &XmlMessage) -> Option<&'static str> {
+    SINGLE_FIELDS
+        .iter()
+        .find(|name| msg.fields.iter().filter(|(n, _)| n == *name).count() > 1)
+        .copied()
 }
 
 fn open(cb: &Callback, s: &Signed, encrypt: &str, extra_ids: &[&str]) -> Result<String, Refusal> {

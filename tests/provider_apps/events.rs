@@ -82,6 +82,37 @@ async fn a_member_deleted_told_as_an_instruction_ends_their_sessions() {
     );
 }
 
+/// A message at the instruction URL (encrypted for the suite, not for a corp) written as a
+/// data event, naming an installed corp only in `ToUserName`: what the sender wrote there is
+/// not the corp it was sent for. Nothing is acted on, and the CRM is told no corp.
+#[tokio::test]
+async fn a_to_user_name_on_an_instruction_names_no_corp() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    let mut b = crate::logins::signed_in(&s, CORP_A, "zhaoliu").await;
+    assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[{CORP_A}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>\
+         <ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[zhaoliu]]></UserID></xml>",
+        crate::common::callbacks::now_secs()
+    );
+    s.control("/_emulator/callbacks", json!({"app": "saas", "xml": xml}))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let got = loop {
+        let taken = s.crm.taken();
+        if let Some(r) = taken.iter().find(|r| r.body.contains("delete_user")) {
+            break r.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "not forwarded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(got.header("x-wecom-corpid"), "");
+    assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
+}
+
 #[tokio::test]
 async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     let s = Saas::start(Backend::Local, 0).await;

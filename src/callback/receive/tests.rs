@@ -101,6 +101,10 @@ fn every_bad_callback_is_refused_with_its_reason() {
     };
     let truncated = good[..good.len() - 7].to_owned();
     let not_xml = crypto.encrypt("hello, not xml", CORP);
+    let two_users = crypto.encrypt(
+        "<xml><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>delete_user</ChangeType><UserID>ghost</UserID><UserID>lisi</UserID></xml>",
+        CORP,
+    );
     let huge = "A".repeat(MAX_BODY + 1);
     let cases: &[(&str, String, String, &str)] = &[
         (
@@ -158,6 +162,24 @@ fn every_bad_callback_is_refused_with_its_reason() {
             "bad_envelope",
         ),
         ("oversize", signed_query(&good, now), huge, "too_large"),
+        // Acted on for one, read by the CRM as the other.
+        (
+            "a field twice",
+            signed_query(&two_users, now),
+            envelope(&two_users),
+            "bad_message",
+        ),
+        // A checker in front reading the first, this one the last.
+        (
+            "a signature twice",
+            format!(
+                "msg_signature={}&{}",
+                "0".repeat(40),
+                signed_query(&good, now)
+            ),
+            envelope(&good),
+            "repeated_param",
+        ),
     ];
     for (name, q, body, label) in cases {
         let got = message(&cb, q.as_bytes(), body.as_bytes(), now);
