@@ -188,6 +188,16 @@ impl BackgroundService for Delivery {
     }
 }
 
+/// The corp a suite's event was received for: the one its data callback was encrypted for
+/// (empty for an instruction); for an event queued before that was kept, its `ToUserName`,
+/// which the endpoint then held to that corp.
+fn received_for<'a>(e: &'a Event, msg: &'a XmlMessage) -> Option<&'a str> {
+    match &e.corp {
+        Some(c) => Some(c.as_str()),
+        None => msg.get("ToUserName"),
+    }
+}
+
 enum Attempt {
     Delivered,
     Failed(String),
@@ -498,7 +508,9 @@ impl Inner {
             // instruction, about the corp it names.
             Credentials::Suite { .. } => {
                 let provider = &self.callbacks.provider;
-                let Some(corp) = changed_corp.or(e.corp.as_deref()).filter(|c| !c.is_empty())
+                let Some(corp) = changed_corp
+                    .or_else(|| received_for(e, msg))
+                    .filter(|c| !c.is_empty())
                 else {
                     return Ok(true);
                 };
@@ -577,7 +589,7 @@ impl Inner {
             exchanged.as_deref(),
             msg.get("AuthCorpId"),
             msg.get("InfoType"),
-            e.corp.as_deref(),
+            received_for(e, &msg),
         ) {
             (Some(c), _, _, _) => c,
             (None, Some(c), _, _) => c,
@@ -659,6 +671,24 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A suite's event is delivered for the corp it was received for: a data callback's, none
+    /// for an instruction whatever its `ToUserName` says, and for an event queued by a version
+    /// that kept no corp (its endpoint held `ToUserName` to the data callback's corp), that.
+    #[test]
+    fn a_suite_events_corp_is_the_one_it_was_received_for() {
+        let xml = "<xml><ToUserName>wwA</ToUserName><MsgType>event</MsgType></xml>";
+        let msg = XmlMessage::parse(xml).unwrap();
+        let queued = |corp: Option<&str>| {
+            let mut e = Event::new("saas", xml.to_owned(), "d".into(), 0);
+            e.corp = corp.map(str::to_owned);
+            // As the queue keeps it, and reads it back.
+            serde_json::from_str::<Event>(&serde_json::to_string(&e).unwrap()).unwrap()
+        };
+        assert_eq!(received_for(&queued(Some("wwB")), &msg), Some("wwB"));
+        assert_eq!(received_for(&queued(Some("")), &msg), Some(""));
+        assert_eq!(received_for(&queued(None), &msg), Some("wwA"));
+    }
 
     #[test]
     fn backoff_doubles_from_a_second_to_five_minutes() {

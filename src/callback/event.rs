@@ -25,9 +25,11 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<u64>,
     /// A self-built app's corp and agent when it was received and verified: delivered and
-    /// acted on as theirs after a reload that points the app elsewhere. A suite's data
-    /// callback: the installed corp it was encrypted for (its `ToUserName` is only what the
-    /// sender wrote; an instruction has none).
+    /// acted on as theirs after a reload that points the app elsewhere. A suite's message:
+    /// the installed corp a data callback was encrypted for (its `ToUserName` is only what the
+    /// sender wrote), empty for one encrypted for the suite (an instruction names no corp of
+    /// its own); none in an event queued before this was kept, whose `ToUserName` the
+    /// endpoint then checked against the corp of a data callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -204,7 +204,7 @@ impl Callbacks {
                 event.corp = Some(corp_id.clone());
                 event.agent = Some(*agent_id);
             }
-            Credentials::Suite { .. } => event.corp = data_corp.clone(),
+            Credentials::Suite { .. } => event.corp = Some(data_corp.clone().unwrap_or_default()),
             _ => {}
         }
         // The hook of the app's kind: what the gateway does itself, before anything is queued.
