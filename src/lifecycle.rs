@@ -52,9 +52,17 @@ impl ShutdownSignalWatch for StopSignals {
         let inflight = in_flight;
         std::thread::spawn(move || {
             let deadline = Instant::now() + DRAIN_LIMIT;
+            // An install's exchange may take longer than a request: WeCom spent its code, and
+            // only its answer, kept, saves the install.
+            let exchanges = Instant::now()
+                + crate::callback::instruction::EXCHANGE_PATIENCE
+                + Duration::from_secs(5);
+            let exchanging = || crate::callback::instruction::exchanges_in_flight() > 0;
             // Give the listeners a moment to stop accepting before the count is trusted.
             std::thread::sleep(Duration::from_millis(50));
-            while inflight() > 0 && Instant::now() < deadline {
+            while (inflight() > 0 && Instant::now() < deadline)
+                || (exchanging() && Instant::now() < exchanges)
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let left = inflight();

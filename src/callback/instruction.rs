@@ -300,7 +300,7 @@ async fn suite_call(
 /// An AuthCode's exchange may take this long: WeCom spends the code when it answers, so an
 /// answer given up on (5 s, as other calls) was an install lost, asking again being refused
 /// (40078). Nobody waits on it: WeCom heard `success` already.
-const EXCHANGE_PATIENCE: Duration = Duration::from_secs(60);
+pub const EXCHANGE_PATIENCE: Duration = Duration::from_secs(60);
 
 async fn suite_call_within(
     provider: &Provider,
@@ -455,10 +455,13 @@ async fn exchange(
         Kept::Kept => {
             drop(spending);
             tracing::info!(app = %app.name, corp_id, "corp installed the app: its permanent code is kept");
-            match fill_in(provider, app, &corp_id).await {
-                Ok(agent_id) => {
+            // Its agent id, as a `change_auth` refreshes it (nothing to say when the install
+            // changed meanwhile, or already had what WeCom tells).
+            match update(provider, app, &corp_id).await {
+                Ok(Some(agent_id)) => {
                     tracing::info!(app = %app.name, corp_id, agent_id, "install: the authorisation info is kept")
                 }
+                Ok(None) => {}
                 Err(Failure::Retry(e)) => {
                     tracing::error!(app = %app.name, corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered")
                 }
@@ -549,16 +552,23 @@ async fn keep_until_stored(
     loop {
         let attempt = async {
             let _writing = installs.writing(&corp_id).await;
+            let kept = installs.kept(store, app, &corp_id).await?;
             let outcome = if removed_after(store, suite_id, &corp_id, when).await {
                 Kept::Removed
-            } else if installs
-                .kept(store, app, &corp_id)
-                .await?
-                .is_some_and(|k| k.moment().after(&when))
-            {
+            } else if kept.as_ref().is_some_and(|k| k.moment().after(&when)) {
                 Kept::Older
             } else {
-                installs.keep(store, app, install.clone()).await?;
+                // A new permanent code of an app the corp has (a 代开发 app's
+                // `reset_permanent_code`): its agent id and name stay until `get_auth_info`
+                // tells them again, so sign-ins and the JS-SDK go on meanwhile.
+                let mut install = install.clone();
+                if let Some(k) = kept.filter(|_| install.agent_id == 0) {
+                    install.agent_id = k.agent_id;
+                    if install.corp_name.is_empty() {
+                        install.corp_name = k.corp_name;
+                    }
+                }
+                installs.keep(store, app, install).await?;
                 Kept::Kept
             };
             store
@@ -692,12 +702,6 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
         tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
     }
     Ok(())
-}
-
-/// The authorisation info of an install just kept: its agent id (0 when the install changed
-/// meanwhile, and WeCom's answer was not taken).
-async fn fill_in(provider: &Provider, app: &App, corp_id: &str) -> Result<u64, Failure> {
-    Ok(update(provider, app, corp_id).await?.unwrap_or(0))
 }
 
 /// The kept install of `corp_id` with the agent id and corp name `get_auth_info` tells now;

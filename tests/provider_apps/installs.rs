@@ -532,6 +532,39 @@ async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
 }
 
+/// The same when WeCom answers the exchange later than a stop waits for requests (30 s): the
+/// stop waits for the exchange (up to its own 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_for_an_exchange_longer_than_for_requests() {
+    let mut s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 33000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let gw = s.gw();
+    tokio::task::block_in_place(|| gw.wait_log("event=\"create_auth\""));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.gw().signal(15);
+    let gw = &mut s.world.gateways[0];
+    let status = tokio::task::block_in_place(|| gw.wait_exit(std::time::Duration::from_secs(60)));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        s.gw().log().contains("corp installed the app"),
+        "{}",
+        s.gw().log()
+    );
+    s.restart(false).await;
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
+
 #[tokio::test]
 async fn installs_survive_a_restart_with_the_local_store() {
     installs_survive_a_restart(Backend::Local).await;
@@ -747,6 +780,50 @@ async fn a_custom_app_takes_its_corp_tokens_by_gettoken_and_a_reset_permanent_co
         gettokens + 2,
         "a token of the new code"
     );
+}
+
+/// A 代开发 app's `reset_permanent_code` keeps the corp's agent id while WeCom is asked for it
+/// again: sign-ins go on (a new install written without it answered them 503 until
+/// `get_auth_info` came back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_permanent_code_keeps_the_agent_id_while_it_is_asked_again() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.install_of(CUSTOM_SUITE, CORP_A).await;
+    let login = s.gw().url(&format!(
+        "/_gateway/login?app=custom&corp={CORP_A}&return_to=/app/"
+    ));
+    let http = crate::common::client();
+    let first = http.get(&login).send().await.unwrap();
+    assert_eq!(first.status(), 302);
+    let agent = first.headers()["location"].to_str().unwrap().to_owned();
+    assert!(agent.contains("agentid="), "{agent}");
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "delay_ms": 4000, "count": 1}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/reset-permanent-code",
+        serde_json::json!({"suite_id": CUSTOM_SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.calls("/cgi-bin/service/v2/get_permanent_code").await < 2 {
+        assert!(std::time::Instant::now() < deadline, "no exchange");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The new code is kept; its get_auth_info is held 4 s.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let during = http.get(&login).send().await.unwrap();
+    assert_eq!(during.status(), 302);
+    let location = during.headers()["location"].to_str().unwrap();
+    let agent_of = |l: &str| {
+        l.split("agentid=")
+            .nth(1)
+            .map(|r| r.split('&').next().unwrap_or("").to_owned())
+    };
+    assert_eq!(agent_of(location), agent_of(&agent), "{location}");
 }
 
 #[tokio::test]
