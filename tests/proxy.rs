@@ -512,6 +512,93 @@ async fn expect_continue_and_keep_alive_stay_between_their_own_hops() {
     assert!(!heads[0].contains("expect:"), "{}", heads[0]);
 }
 
+/// A CRM that answers a POST at once without reading its body and keeps the connection (as
+/// Python's own `http.server` does): the body left on the connection would be read as the
+/// start of the next request sent on it, another client's, with its identity headers. The
+/// connection is not reused after a request with a body answered with anything but a
+/// success; the next client's request is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut head = line.clone();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&h);
+                    }
+                    let answer = if line.starts_with("POST") {
+                        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope".to_owned()
+                    } else {
+                        let body = line.trim_end().to_owned();
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                    };
+                    if w.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.naive]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"naive\"\n"
+    ));
+    let gw_port = gw.port;
+    tokio::task::spawn_blocking(move || {
+        let smuggled = "GET /smuggled HTTP/1.1\r\nX-Ignore: ";
+        for _ in 0..4 {
+            let mut a = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+            a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(
+                a,
+                "POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            )
+            .unwrap();
+            let mut pending = Vec::new();
+            let r = common::raw::read_response(&mut a, &mut pending);
+            assert_eq!(r.status, 413);
+            // Another client, on connections of its own, on every worker thread's pool.
+            for _ in 0..4 {
+                let mut b = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+                b.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                b.write_all(b"GET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
+                    .unwrap();
+                let mut pending = Vec::new();
+                let r = common::raw::read_response(&mut b, &mut pending);
+                assert_eq!(
+                    String::from_utf8_lossy(&r.body),
+                    "GET /plain HTTP/1.1",
+                    "another request's answer"
+                );
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
 /// An upstream that answers each connection's request with `answer`, then closes.
 fn scripted_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     use std::io::{Read, Write};

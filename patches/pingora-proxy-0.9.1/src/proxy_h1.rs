@@ -360,6 +360,19 @@ where
             }
         }
 
+        // A request with a body answered with anything but a success: the server may have
+        // answered without reading the body (an early 401, 413 or redirect), and one that then
+        // keeps the connection leaves the body on it, to be read as the start of the next
+        // request sent there (another client's, with its identity headers). Not reused.
+        if upstream_can_reuse
+            && client_session.body_bytes_sent() > 0
+            && !client_session
+                .resp_header()
+                .is_some_and(|h| h.status.is_success())
+        {
+            upstream_can_reuse = false;
+        }
+
         Ok(upstream_can_reuse)
     }
 
