@@ -621,6 +621,25 @@ fn scripted_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     addr
 }
 
+/// An HTTP/1.0 upstream's answer reaches an HTTP/1.1 client
+/// with the gateway's own status line, HTTP/1.1, as nginx's: an `HTTP/1.0` line with chunked
+/// framing is a message a strict client reads as badly framed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_upstream_answer_goes_out_as_http_1_1() {
+    let old = scripted_upstream(
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    let w = World::new().crm_at(&format!("http://{old}")).start().await;
+    let resp = raw_request(
+        w.gw().port,
+        b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.contains("hello"), "{text}");
+}
+
 /// An upstream answer framed with a coding other than `chunked` (`xchunked`: read to the
 /// connection's end, passed on as it came, a proxy in front could read a second answer in its
 /// body) is nginx's 502; no 1xx reaches an HTTP/1.0 client (RFC 9110 15.2).

@@ -596,6 +596,12 @@ impl ProxyHttp for Gateway {
                 return Err(e);
             }
         }
+        // The answer is the gateway's, in its own version (nginx's status line too): an
+        // HTTP/1.0 status line passed on with chunked framing (a body the upstream ended by
+        // closing, or compressed here) is a message a strict client reads as badly framed.
+        if upstream_response.version == http::Version::HTTP_10 {
+            upstream_response.set_version(http::Version::HTTP_11);
+        }
         nginx::accel_redirect(ctx, upstream_response)?;
         nginx::upstream_answered(ctx, upstream_response.status.as_u16())
     }
