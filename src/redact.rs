@@ -93,9 +93,12 @@ pub const LINE_MAX: usize = 8 * 1024;
 pub fn redact(line: &str) -> Cow<'_, str> {
     let b = line.as_bytes();
     // Every secret [`match_secret`] finds follows its name with one of these (`name=`,
-    // `name: `, `"name":`, `bearer `): text with none of them, as most paths are, has none,
-    // whatever names its words start like (`/app/`, `/static/js/chunk.js`).
-    if !b.iter().any(|&c| matches!(c, b'=' | b':' | b'"' | b' ')) {
+    // `name: `, `"name":`, `bearer `, `name%3D`): text with none of them, as most paths are,
+    // has none, whatever names its words start like (`/app/`, `/static/js/chunk.js`).
+    if !b
+        .iter()
+        .any(|&c| matches!(c, b'=' | b':' | b'"' | b' ' | b'%'))
+    {
         return Cow::Borrowed(line);
     }
     redact_each(line)
@@ -143,7 +146,12 @@ fn at_boundary(b: &[u8], i: usize) -> bool {
     if i == 0 || !is_word(b[i - 1]) {
         return true;
     }
-    if i >= 3 && b[i - 3] == b'%' && b[i - 2..i].iter().all(u8::is_ascii_hexdigit) {
+    // `%3F`, `%26`, `%22`... and, encoded twice, `%253F`: a byte that is no part of a word.
+    let separator = |hex: &[u8]| hex_byte(hex).is_some_and(|c| !is_word(c));
+    if i >= 3 && b[i - 3] == b'%' && separator(&b[i - 2..i]) {
+        return true;
+    }
+    if i >= 5 && b[i - 5] == b'%' && &b[i - 4..i - 2] == b"25" && separator(&b[i - 2..i]) {
         return true;
     }
     let escaped = |len: usize, hex: usize| {
@@ -159,6 +167,25 @@ fn at_boundary(b: &[u8], i: usize) -> bool {
     (i >= 2 && b[i - 2] == b'\\' && matches!(b[i - 1], b'n' | b'r' | b't' | b'0'))
         || escaped(4, 2)
         || escaped(6, 4)
+}
+
+/// The byte two hex digits spell.
+fn hex_byte(hex: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    match hex {
+        [h, l] => Some((digit(*h)? * 16 + digit(*l)?) as u8),
+        _ => None,
+    }
+}
+
+/// `%XX` (once encoded) or `%25XX` (twice) spelling `byte` at `i`: its length.
+fn encoded_at(b: &[u8], i: usize, byte: u8) -> Option<usize> {
+    let spells = |at: usize| b.get(at..at + 2).and_then(hex_byte) == Some(byte);
+    match b.get(i..i + 3) {
+        Some([b'%', b'2', b'5']) if spells(i + 3) => Some(5),
+        Some([b'%', ..]) if spells(i + 1) => Some(3),
+        _ => None,
+    }
 }
 
 fn name_at(b: &[u8], i: usize, name: &str) -> bool {
@@ -271,14 +298,30 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
             let start = j + 1;
             Some((start, scan_until(b, start, value_stop)))
         }
-        // `name%3Dvalue`: a pair inside an encoded URL (the value runs on past its own encoded
-        // `%26`, to where the outer value ends).
-        Some(b'%')
-            if b.get(j + 1..j + 3)
-                .is_some_and(|e| e.eq_ignore_ascii_case(b"3d")) =>
-        {
-            let start = j + 3;
-            Some((start, scan_until(b, start, value_stop)))
+        // A pair inside an encoded URL, `name%3Dvalue` (`%253D` encoded twice): the value
+        // ends where the outer one does, or at its own encoded `&` or space.
+        Some(b'%') => {
+            if let Some(len) = encoded_at(b, j, b'=') {
+                let start = j + len;
+                let mut k = start;
+                while k < b.len()
+                    && !value_stop(b[k])
+                    && encoded_at(b, k, b'&').is_none()
+                    && encoded_at(b, k, b' ').is_none()
+                {
+                    k += 1;
+                }
+                return Some((start, k));
+            }
+            // A JSON member inside an encoded value: `%22name%22%3A%22value%22`.
+            let quote = encoded_at(b, j, b'"')?;
+            let colon = encoded_at(b, j + quote, b':')?;
+            let start = j + quote + colon + encoded_at(b, j + quote + colon, b'"')?;
+            let mut k = start;
+            while k < b.len() && !value_stop(b[k]) && encoded_at(b, k, b'"').is_none() {
+                k += 1;
+            }
+            Some((start, k))
         }
         Some(b':') => {
             // A header dumped as `Name: value` hides its whole value, to the end of its line
@@ -458,6 +501,22 @@ mod tests {
             (
                 "?msg_signature=a&echostr=ZZcb2",
                 "?msg_signature=***&echostr=***",
+            ),
+            // Encoded twice (a return_to inside a redirect_uri), and a JSON value encoded.
+            (
+                "/x?redirect=https%3A%2F%2Fh%2Fcb%3Fcode%253DSECRET2%2526a%253D1 HTTP/1.1",
+                "/x?redirect=https%3A%2F%2Fh%2Fcb%3Fcode%253D***%2526a%253D1 HTTP/1.1",
+            ),
+            (
+                "/x?data=%7B%22access_token%22%3A%22LEAK6%22%2C%22n%22%3A1%7D&y=2",
+                "/x?data=%7B%22access_token%22%3A%22***%22%2C%22n%22%3A1%7D&y=2",
+            ),
+            // A path alone, without `=` or a space.
+            ("/a%3Fcode%3DZZp", "/a%3Fcode%3D***"),
+            // The encoded value ends at its own encoded `&`: what follows stays readable.
+            (
+                "/search?q=code%3D42%26status%3Dopen&page=2",
+                "/search?q=code%3D***%26status%3Dopen&page=2",
             ),
             // Not a name: a percent escape inside a word, a name inside another.
             ("errcode%3D40029 states=2", "errcode%3D40029 states=2"),
