@@ -3,7 +3,9 @@
 //! nginx treats a name holding `*`, `?` or `[` as a pattern (`ngx_conf_include`), and a
 //! pattern may be in any part of the path (`vhosts/*/site.conf`). A wildcard does not match a
 //! leading dot, so an editor's `.crm.conf.swp` beside the files is not included; a pattern
-//! matching nothing includes nothing; the names come back sorted byte by byte.
+//! matching nothing includes nothing; the names come back sorted byte by byte. nginx never
+//! sets a locale: a `?` is one byte (not one character of a UTF-8 name), and a bracket knows
+//! the C locale's classes (`[[:digit:]]`).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -29,7 +31,7 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
             continue;
         }
         let last = i + 1 == parts.len();
-        let pattern: Vec<char> = name.chars().collect();
+        let pattern = part.as_os_str().as_encoded_bytes();
         let mut next = Vec::new();
         for dir in &found {
             let listed = if dir.as_os_str().is_empty() {
@@ -53,8 +55,7 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
             };
             for entry in entries.filter_map(|e| e.ok()) {
                 let file = entry.file_name();
-                let chars: Vec<char> = file.to_string_lossy().chars().collect();
-                if !matches(&pattern, &chars) {
+                if !matches(pattern, file.as_encoded_bytes()) {
                     continue;
                 }
                 let path = dir.join(&file);
@@ -66,8 +67,9 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         }
         found = next;
     }
-    // Plain parts after the last pattern (`vhosts/*/site.conf`) name what must exist.
-    found.retain(|p| p.exists());
+    // Plain parts after the last pattern (`vhosts/*/site.conf`) name what must exist; a link
+    // that leads nowhere is there, as glob(3) sees it (and nginx then fails to open it).
+    found.retain(|p| p.symlink_metadata().is_ok());
     found.sort_by(|a, b| {
         a.as_os_str()
             .as_encoded_bytes()
@@ -76,11 +78,11 @@ pub fn expand(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(found)
 }
 
-/// fnmatch(3) of one name, as glob(3) calls it: `*`, `?`, `[...]` (`!` or `^` negating, `a-z`
-/// ranges, a `]` first taken as itself), `\` quoting the next character; a wildcard or a
-/// bracket does not match a leading `.`.
-fn matches(pattern: &[char], name: &[char]) -> bool {
-    if name.first() == Some(&'.') && !matches!(pattern.first(), Some('.') | Some('\\')) {
+/// fnmatch(3) of one name, as glob(3) calls it in the C locale: `*`, `?`, `[...]` (`!` or `^`
+/// negating, `a-z` ranges, `[:digit:]` classes, a `]` first taken as itself), `\` quoting the
+/// next byte; a wildcard or a bracket does not match a leading `.`.
+fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && !matches!(pattern.first(), Some(b'.') | Some(b'\\')) {
         return false;
     }
     let (mut p, mut n) = (0, 0);
@@ -88,19 +90,19 @@ fn matches(pattern: &[char], name: &[char]) -> bool {
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
         let step = match pattern.get(p) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((p + 1, n));
                 p += 1;
                 continue;
             }
-            Some('?') => Some(1),
-            Some('[') => match bracket(&pattern[p..], name[n]) {
+            Some(b'?') => Some(1),
+            Some(b'[') => match bracket(&pattern[p..], name[n]) {
                 Some((true, len)) => Some(len),
                 Some((false, _)) => None,
                 // No closing `]`: the `[` is itself.
-                None => (name[n] == '[').then_some(1),
+                None => (name[n] == b'[').then_some(1),
             },
-            Some('\\') if p + 1 < pattern.len() => (pattern[p + 1] == name[n]).then_some(2),
+            Some(b'\\') if p + 1 < pattern.len() => (pattern[p + 1] == name[n]).then_some(2),
             Some(c) => (*c == name[n]).then_some(1),
             None => None,
         };
@@ -117,14 +119,14 @@ fn matches(pattern: &[char], name: &[char]) -> bool {
             (None, None) => return false,
         }
     }
-    pattern[p..].iter().all(|c| *c == '*')
+    pattern[p..].iter().all(|c| *c == b'*')
 }
 
 /// A bracket expression at the start of `pattern` against `c`: whether it matches and how many
-/// pattern characters it spans; `None` when it does not close.
-fn bracket(pattern: &[char], c: char) -> Option<(bool, usize)> {
+/// pattern bytes it spans; `None` when it does not close.
+fn bracket(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
     let mut i = 1;
-    let negate = matches!(pattern.get(i), Some('!') | Some('^'));
+    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
     if negate {
         i += 1;
     }
@@ -132,15 +134,24 @@ fn bracket(pattern: &[char], c: char) -> Option<(bool, usize)> {
     let mut first = true;
     loop {
         let mut lo = *pattern.get(i)?;
-        if lo == ']' && !first {
+        if lo == b']' && !first {
             return Some((hit != negate, i + 1));
         }
         first = false;
-        if lo == '\\' {
+        // A class, `[:digit:]`, as the C locale has it.
+        if lo == b'[' && pattern.get(i + 1) == Some(&b':') {
+            let rest = &pattern[i + 2..];
+            if let Some(end) = rest.windows(2).position(|w| w == b":]") {
+                hit |= class(&rest[..end])?(c);
+                i += 2 + end + 2;
+                continue;
+            }
+        }
+        if lo == b'\\' {
             i += 1;
             lo = *pattern.get(i)?;
         }
-        if pattern.get(i + 1) == Some(&'-') && pattern.get(i + 2).is_some_and(|h| *h != ']') {
+        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|h| *h != b']') {
             let hi = pattern[i + 2];
             hit |= lo <= c && c <= hi;
             i += 3;
@@ -151,14 +162,32 @@ fn bracket(pattern: &[char], c: char) -> Option<(bool, usize)> {
     }
 }
 
+/// A character class of the C locale by its name; `None` for a name glob(3) does not know
+/// (the pattern then matches nothing).
+fn class(name: &[u8]) -> Option<fn(u8) -> bool> {
+    Some(match name {
+        b"alpha" => |c: u8| c.is_ascii_alphabetic(),
+        b"digit" => |c: u8| c.is_ascii_digit(),
+        b"alnum" => |c: u8| c.is_ascii_alphanumeric(),
+        b"upper" => |c: u8| c.is_ascii_uppercase(),
+        b"lower" => |c: u8| c.is_ascii_lowercase(),
+        b"space" => |c: u8| c.is_ascii_whitespace() || c == 0x0b,
+        b"blank" => |c: u8| c == b' ' || c == b'\t',
+        b"punct" => |c: u8| c.is_ascii_punctuation(),
+        b"xdigit" => |c: u8| c.is_ascii_hexdigit(),
+        b"cntrl" => |c: u8| c.is_ascii_control(),
+        b"print" => |c: u8| (0x20..0x7f).contains(&c),
+        b"graph" => |c: u8| c.is_ascii_graphic(),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn m(pattern: &str, name: &str) -> bool {
-        let p: Vec<char> = pattern.chars().collect();
-        let n: Vec<char> = name.chars().collect();
-        matches(&p, &n)
+        matches(pattern.as_bytes(), name.as_bytes())
     }
 
     #[test]
@@ -188,6 +217,14 @@ mod tests {
         assert!(!m("x", ""));
         assert!(m("*", ""));
         assert!(m("站点*.conf", "站点一.conf"));
+        // A byte each, as in nginx's C locale: `一` is three.
+        assert!(!m("站点?.conf", "站点一.conf"));
+        assert!(m("站点???.conf", "站点一.conf"));
+        assert!(m("site[[:digit:]].conf", "site1.conf"));
+        assert!(!m("site[[:digit:]].conf", "sitex.conf"));
+        assert!(m("site[![:digit:]].conf", "sitex.conf"));
+        assert!(m("[[:alpha:]_]*", "_x"));
+        assert!(!m("site[[:nosuch:]].conf", "site1.conf"));
     }
 
     /// A directory of its own (per test and process), removed when dropped.
@@ -273,6 +310,19 @@ mod tests {
         assert_eq!(
             names(base, expand(Path::new("/nowhere"), &abs).unwrap()),
             ["vhost/a.conf", "vhost/b.conf"]
+        );
+    }
+
+    /// A link that leads nowhere is named (nginx then fails to open it, as the gateway does),
+    /// not passed over in silence.
+    #[test]
+    fn a_dangling_link_is_named() {
+        let dir = tree("link");
+        let base = dir.path();
+        std::os::unix::fs::symlink(base.join("nowhere.conf"), base.join("vhost/c.conf")).unwrap();
+        assert_eq!(
+            names(base, expand(base, "vhost/*.conf").unwrap()),
+            ["vhost/a.conf", "vhost/b.conf", "vhost/c.conf"]
         );
     }
 
