@@ -359,7 +359,7 @@ impl Inner {
                 }
                 reaction_failures = None;
                 if !forward {
-                    tracing::info!(app, event = label, event_id = %head.event.id, "event acknowledged and not forwarded: a removal older than the corp's install");
+                    tracing::info!(app, event = label, event_id = %head.event.id, "event acknowledged and not forwarded: a removal older than the corp's install, or an install WeCom refused");
                 }
                 reacted = Some((head.event.id.clone(), forward));
             }

@@ -250,10 +250,24 @@ pub async fn before_delivery(
                 async move { exchange(&provider, &app, &code, when).await }
             });
             let kept = task.await.map_err(|e| Failure::Retry(e.to_string()))??;
-            if let Some(corp_id) = kept {
-                agent_if_missing(provider, app, &corp_id).await?;
+            match kept {
+                Some(corp_id) => {
+                    agent_if_missing(provider, app, &corp_id).await?;
+                    Ok(true)
+                }
+                // The corp removed the app meanwhile, or a newer code is kept: the CRM hears of
+                // the install and then of what came after, naming the corp the code installed.
+                // A code WeCom refused installed nothing: the CRM would be told of an install
+                // naming no corp. (The error is logged where the exchange failed.)
+                None => match suite_of(app) {
+                    Some((suite_id, _)) => Ok(store
+                        .get_fact(&install::exchanged_key(suite_id, auth_code))
+                        .await
+                        .map_err(retry)?
+                        .is_some()),
+                    None => Ok(true),
+                },
             }
-            Ok(true)
         }
         Instruction::ChangeAuth { corp_id } => {
             refresh_apart(provider, app, corp_id).await;

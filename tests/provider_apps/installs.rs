@@ -1056,6 +1056,34 @@ async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinsta
     assert!(s.forwarded("cancel_auth").is_empty());
 }
 
+/// An install whose AuthCode WeCom refuses (used already, or older than its ten minutes)
+/// installed nothing: it is logged, and its `create_auth` is not forwarded (the CRM would be
+/// told of an install naming no corp); the queue goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_auth_whose_code_wecom_refuses_is_not_forwarded() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.control(
+        "/_emulator/faults",
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "errcode": 40078, "count": 2}),
+    )
+    .await;
+    s.control(
+        "/_emulator/suites/install",
+        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    )
+    .await;
+    let gw = s.gw();
+    tokio::task::block_in_place(|| {
+        gw.wait_log("install not kept: the AuthCode was used already");
+        gw.wait_log("event acknowledged and not forwarded");
+    });
+    assert!(s.forwarded("create_auth").is_empty());
+    // The next event is delivered.
+    s.install(CORP_B).await;
+    assert_eq!(s.forwarded("create_auth").len(), 1);
+}
+
 /// The same late removal arriving while the reinstall's exchange still runs: queued then (no
 /// newer install was kept yet), found older than the reinstall when the delivery worker reaches
 /// it, and acknowledged without reaching the CRM.
