@@ -206,6 +206,9 @@ pub fn spawn_reloader(
                             if new.compresses() && !compression {
                                 tracing::warn!("reload: gzip is on in the new config, but the process started without it: answers are compressed after a restart; the rest is applied");
                             }
+                            for w in &new.warnings {
+                                tracing::warn!("reload: {w}");
+                            }
                             current.store(Arc::new(new));
                             tracing::info!(config = %path.display(), "reload: new config applied");
                         }

@@ -105,6 +105,9 @@ fn run(command: Command) -> ExitCode {
                 if let Some(w) = wecom_gateway::store::persistence_warning(&c.store) {
                     eprintln!("warning: [store]: {w}");
                 }
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -80,6 +80,9 @@ pub fn run(
     if settings.unused_redis_url {
         tracing::warn!("[store]: {}", crate::config::model::UNUSED_REDIS_URL);
     }
+    for w in &current.load().warnings {
+        tracing::warn!("{w}");
+    }
     if settings.backend == crate::config::model::StoreBackend::Memory {
         let loaded = current.load();
         let forwarding: Vec<&str> = loaded

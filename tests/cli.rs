@@ -777,3 +777,29 @@ fn a_demo_on_its_built_in_configuration_leaves_no_directory_behind() {
     }
     assert_eq!(ours(), 0, "removed when it stopped");
 }
+
+/// Two apps whose callbacks share a Token and EncodingAESKey load, with a warning naming both:
+/// a message for one verifies at the other's URL.
+#[test]
+fn two_apps_sharing_a_callback_key_are_warned_about() {
+    let app = |name: &str, agent: u32| {
+        format!(
+            "[apps.{name}]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = {agent}\nsecret = \"s\"\n\
+             callback = {{ token = \"T0ken\", encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\", forward = \"crm\", forward_path = \"/cb\" }}\n"
+        )
+    };
+    let session = "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\nassertion_secret = \"0123456789abcdef0123456789abcdef\"\n";
+    let (code, _, stderr) = check(
+        &format!("{BASE}{session}{}{}", app("a", 1), app("b", 2)),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: [apps.a] and [apps.b]: their callbacks share a token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("T0ken"), "{stderr}");
+    let (code, _, stderr) = check(&format!("{BASE}{session}{}", app("a", 1)), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

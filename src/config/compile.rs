@@ -222,10 +222,12 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         },
     };
 
+    let warnings = shared_callback_keys(&apps);
     Ok(Config {
         server,
         session,
         store,
+        warnings,
         apps,
         upstreams,
         routes: Arc::new(RouteTable {
@@ -938,4 +940,31 @@ fn compile_allow(
         tags,
         ..Allow::default()
     })
+}
+
+/// Two apps whose callbacks share a Token and EncodingAESKey (WeCom's console lets one type the
+/// same pair twice): a message sent to one also verifies at the other's URL, and an event that
+/// names no agent (a contact change) captured at one can be replayed to the other, whose CRM
+/// path takes it as its own.
+fn shared_callback_keys(apps: &BTreeMap<String, Arc<App>>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let with_callback: Vec<(&String, &crate::domain::Callback)> = apps
+        .iter()
+        .filter_map(|(name, a)| Some((name, a.callback.as_ref()?)))
+        .collect();
+    for (i, (a, ca)) in with_callback.iter().enumerate() {
+        for (b, cb) in &with_callback[i + 1..] {
+            if ca.token.expose() == cb.token.expose()
+                && ca.encoding_aes_key.expose() == cb.encoding_aes_key.expose()
+            {
+                warnings.push(format!(
+                    "[apps.{a}] and [apps.{b}]: their callbacks share a token and \
+                     encoding_aes_key, so a message for one also verifies at the other's URL \
+                     (a captured contact change could be replayed there): give each app its own \
+                     pair in WeCom's console"
+                ));
+            }
+        }
+    }
+    warnings
 }

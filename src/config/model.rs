@@ -26,6 +26,8 @@ pub struct Config {
     /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.
     pub rules: Option<Arc<super::rules::Rules>>,
     pub emulator: EmulatorSettings,
+    /// What loads but is probably a mistake: said by `check`, at start and at a reload.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
