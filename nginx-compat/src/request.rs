@@ -17,6 +17,44 @@ pub struct Request {
     pub local_addr: String,
     /// `$request_id`: the caller's id of the request.
     pub request_id: String,
+    /// The values of the `map`s worked out for this request, by map: nginx works a map out
+    /// once per request (unless `volatile`), at its first use, and that value stands.
+    pub maps: MapValues,
+}
+
+/// [`Request::maps`].
+#[derive(Debug, Default)]
+pub struct MapValues(std::sync::Mutex<Vec<(usize, Vec<u8>)>>);
+
+impl Clone for MapValues {
+    fn clone(&self) -> Self {
+        MapValues(std::sync::Mutex::new(
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ))
+    }
+}
+
+/// What was worked out is no part of what was asked: two requests alike are equal.
+impl PartialEq for MapValues {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for MapValues {}
+
+impl MapValues {
+    pub(crate) fn get(&self, map: usize) -> Option<Vec<u8>> {
+        let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().find(|(m, _)| *m == map).map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn keep(&self, map: usize, value: &[u8]) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !v.iter().any(|(m, _)| *m == map) {
+            v.push((map, value.to_vec()));
+        }
+    }
 }
 
 impl Request {
@@ -30,6 +68,7 @@ impl Request {
             remote_addr: "127.0.0.1".into(),
             local_addr: "127.0.0.1".into(),
             request_id: String::new(),
+            maps: MapValues::default(),
         }
     }
 

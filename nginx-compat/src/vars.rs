@@ -261,18 +261,46 @@ impl Ctx<'_> {
                 if let Some(c) = name.strip_prefix("cookie_") {
                     return r.cookie(c.as_bytes()).map(<[u8]>::to_vec);
                 }
-                let map = self.server.maps.iter().find(|m| m.name == name)?;
-                return Some(self.map(map));
+                let at = self.server.maps.iter().position(|m| m.name == name)?;
+                let map = &self.server.maps[at];
+                if !map.volatile {
+                    if let Some(v) = self.req.maps.get(at) {
+                        return Some(v);
+                    }
+                }
+                let v = self.map(map)?;
+                if !map.volatile {
+                    self.req.maps.keep(at, &v);
+                }
+                return Some(v);
             }
         })
     }
 
     /// `ngx_http_map_variable`: exact keys (case-insensitive), then regexes in order, then the
-    /// default. A regex key's captures are its value's `$1`..`$9`.
-    fn map(&self, map: &Map) -> Vec<u8> {
+    /// default. A regex key's captures are its value's `$1`..`$9`. `None` (the variable not
+    /// found, as nginx's) for a map worked out inside itself: a map whose source or value
+    /// names itself, or two naming each other, which nginx ends at a depth of 100 ("cycle
+    /// while evaluating variable") instead of without end.
+    fn map(&self, map: &Map) -> Option<Vec<u8>> {
+        thread_local! {
+            static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let depth = DEPTH.with(|d| d.get());
+        if depth >= MAX_VARIABLE_DEPTH {
+            tracing::error!("cycle while evaluating variable \"{}\"", map.name);
+            return None;
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        let value = self.map_value(map);
+        DEPTH.with(|d| d.set(depth));
+        Some(value)
+    }
+
+    fn map_value(&self, map: &Map) -> Vec<u8> {
         let key = map.source.expand(self, false);
         let low = key.to_ascii_lowercase();
-        if let Some((_, v)) = map.exact.iter().find(|(k, _)| *k == low) {
+        if let Some(v) = map.exact.get(&low) {
             return v.expand(self, false);
         }
         if !key.is_empty() {
@@ -296,14 +324,26 @@ impl Ctx<'_> {
                         return v.expand(&inner, false);
                     }
                     Ok(None) => {}
-                    // ngx_http_map_find gives up: the default is not used either.
-                    Err(_) => return Vec::new(),
+                    // A match that could not be worked out (PCRE's match limit): nginx logs it
+                    // and gives the default (`ngx_http_map_find` returns NULL and
+                    // `ngx_http_map_variable` takes the default), so a `default 1` that blocks
+                    // still blocks.
+                    Err(e) => {
+                        tracing::error!(
+                            "map \"{}\": a regex match failed ({e}): the default is used",
+                            map.name
+                        );
+                        break;
+                    }
                 }
             }
         }
         map.default.expand(self, false)
     }
 }
+
+/// How deep variables may be worked out inside one another (`ngx_http_variable_depth`).
+const MAX_VARIABLE_DEPTH: u32 = 100;
 
 /// `$arg_NAME`: the first argument whose name matches case-insensitively (`ngx_http_arg`),
 /// raw, not decoded.

@@ -431,6 +431,7 @@ fn crate_matches_nginx() {
                 remote_addr: "127.0.0.1".into(),
                 local_addr: "127.0.0.1".into(),
                 request_id: String::new(),
+                maps: Default::default(),
             };
             let mut want = seen_from_nginx(&reply);
             let (got, trace) = seen_from_crate(server, &req, now);

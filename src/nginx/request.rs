@@ -60,6 +60,7 @@ pub fn request(
         remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
         local_addr,
         request_id: request_id.to_owned(),
+        maps: Default::default(),
     }
 }
 

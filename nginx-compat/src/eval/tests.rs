@@ -1753,3 +1753,76 @@ fn request_id_is_the_callers_id() {
     let a = cfg.servers[0].handle(&req, &NoFiles);
     assert_eq!(show(&a), "200 \"0123abcd\"");
 }
+
+/// `map`s at the http level beside one server: the answer to `uri`.
+fn with_maps(maps: &str, body: &str, uri: &str) -> String {
+    let cfg = Config::parse(
+        "t.conf",
+        &format!("{maps} server {{ server_name localhost; {body} }}"),
+    )
+    .unwrap();
+    show(&cfg.servers[0].handle(&Request::get(uri, "localhost"), &NoFiles))
+}
+
+/// A map whose source names itself (a typo), or two maps naming each other, are worked out
+/// to nginx's depth (100) and answer as nginx does ("cycle while evaluating variable"), not
+/// without end: the process ended on its stack's overflow at the first request.
+#[test]
+fn a_map_naming_itself_answers_as_nginx_does() {
+    assert_eq!(
+        with_maps(
+            "map $host_ok $host_ok { default 0; crm.example.com 1; }",
+            "location / { if ($host_ok = 0) { return 403; } return 200 ok; }",
+            "/",
+        ),
+        "403"
+    );
+    assert_eq!(
+        with_maps(
+            "map $uri $a { default $b; /x x; } map $uri $b { default $a; /y y; }",
+            "location / { return 200 \"[$a]\"; }",
+            "/z",
+        ),
+        "200 \"[]\""
+    );
+    // A chain of defaults deeper than nginx's 100 ends empty, as in nginx.
+    let mut maps = "map $uri $m0 { default base; }".to_owned();
+    for i in 1..=150 {
+        maps.push_str(&format!(" map $uri $m{i} {{ default $m{}; }}", i - 1));
+    }
+    assert_eq!(
+        with_maps(&maps, "location / { return 200 \"[$m150]\"; }", "/"),
+        "200 \"[]\""
+    );
+}
+
+/// A map is worked out once per request, at its first use, as nginx's variables are (unless
+/// `volatile`): a value read before a rewrite stands after it.
+#[test]
+fn a_map_is_worked_out_once_per_request_unless_volatile() {
+    let body = "location / { set $first $mu; rewrite ^/a$ /b; return 200 \"$first $mu\"; }";
+    assert_eq!(
+        with_maps("map $uri $mu { default other; /a A; }", body, "/a"),
+        "200 \"A A\""
+    );
+    assert_eq!(
+        with_maps(
+            "map $uri $mu { volatile; default other; /a A; }",
+            body,
+            "/a"
+        ),
+        "200 \"A other\""
+    );
+}
+
+/// A map regex whose match cannot be worked out (PCRE's match limit) gives the default, as
+/// nginx's does: a `default 1` that blocks still blocks.
+#[test]
+fn a_map_regex_that_fails_gives_the_default() {
+    let maps = "map $uri $blocked { default 1; \"~(*LIMIT_MATCH=1000)^/(a|aa)+$\" 0; }";
+    let long = format!("/{}b", "a".repeat(40));
+    assert_eq!(
+        with_maps(maps, "location / { return 200 \"[$blocked]\"; }", &long),
+        "200 \"[1]\""
+    );
+}

@@ -104,10 +104,12 @@ pub struct Map {
     pub source: Template,
     pub name: String,
     /// Exact keys, compared case-insensitively as nginx's hash does (keys lower-cased).
-    pub exact: Vec<(Vec<u8>, Template)>,
+    pub exact: std::collections::HashMap<Vec<u8>, Template>,
     /// `~re` / `~*re` keys in the order written.
     pub regex: Vec<(NgxRegex, Template)>,
     pub default: Template,
+    /// `volatile`: worked out at each use, not once per request.
+    pub volatile: bool,
 }
 
 /// `error_page CODE ... [=[RESPONSE]] URI`, one entry per code as nginx stores them.

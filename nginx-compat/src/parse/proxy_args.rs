@@ -141,15 +141,17 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
     let mut m = Map {
         source: template(d, a[0])?,
         name: name.to_ascii_lowercase(),
-        exact: Vec::new(),
+        exact: std::collections::HashMap::new(),
         regex: Vec::new(),
         default: Template::default(),
+        volatile: false,
     };
     let mut refused = Vec::new();
     let mut has_default = false;
     for e in block {
         let key = e.name.as_str();
         if e.args.is_empty() && key == "volatile" {
+            m.volatile = true;
             continue;
         }
         if e.args.is_empty() && key == "hostnames" {
@@ -173,10 +175,10 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
         } else {
             let key = key.strip_prefix('\\').unwrap_or(key);
             let low = key.as_bytes().to_ascii_lowercase();
-            if m.exact.iter().any(|(k, _)| *k == low) {
+            if m.exact.contains_key(&low) {
                 return Err(e.pos.error(format!("conflicting parameter \"{key}\"")));
             }
-            m.exact.push((low, value));
+            m.exact.insert(low, value);
         }
     }
     Ok((m, refused))
