@@ -146,6 +146,9 @@ pub fn spawn_reloader(
 ) {
     std::thread::Builder::new()
         .name("wgw-reload".into())
+        // The stack `check` and the first load have (the main thread's): a config that loads
+        // there loads here.
+        .stack_size(8 * 1024 * 1024)
         .spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {

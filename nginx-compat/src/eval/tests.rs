@@ -1826,3 +1826,24 @@ fn a_map_regex_that_fails_gives_the_default() {
         "200 \"[1]\""
     );
 }
+
+/// Blocks nested past 64 levels are refused at their line: thousands deep, the parser and the
+/// builder ended the process on their stacks (at a reload, where `check` had passed).
+#[test]
+fn blocks_nested_too_deep_are_refused_not_a_crash() {
+    let deep = |n: usize| {
+        let mut body = String::new();
+        for i in 0..n {
+            body.push_str(&format!("location /{} {{ ", "a/".repeat(i + 1)));
+        }
+        body.push_str(&"} ".repeat(n));
+        format!("server {{ {body} }}")
+    };
+    Config::parse("t.conf", &deep(40)).unwrap();
+    let e = Config::parse("t.conf", &deep(5000)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("blocks nested deeper than 64 levels"),
+        "{e}"
+    );
+}

@@ -117,6 +117,7 @@ fn parse_nested(
     let mut p = Parser {
         tokens,
         i: 0,
+        depth: 0,
         file: file.clone(),
     };
     let list = p.block(false)?;
@@ -153,9 +154,14 @@ fn splice_includes(
     Ok(out)
 }
 
+/// How deep blocks may nest.
+const MAX_NESTING: usize = 64;
+
 struct Parser {
     tokens: Vec<Token>,
     i: usize,
+    /// Blocks open around the token read ([`MAX_NESTING`] at most).
+    depth: usize,
     file: Arc<str>,
 }
 
@@ -202,7 +208,23 @@ impl Parser {
                 match a.tok {
                     Tok::Word { text, quoted } => args.push(Arg { text, quoted }),
                     Tok::Semi => break None,
-                    Tok::Open => break Some(self.block(true)?),
+                    Tok::Open => {
+                        // Far deeper than any site nests (a location in a location in an
+                        // `if`); every level is a frame of the parser and of what builds the
+                        // server from it, so a file nested thousands deep would end the
+                        // process on its stack rather than be refused.
+                        if self.depth == MAX_NESTING {
+                            return Err(self.pos_err(
+                                a.line,
+                                a.col,
+                                format!("blocks nested deeper than {MAX_NESTING} levels"),
+                            ));
+                        }
+                        self.depth += 1;
+                        let inner = self.block(true);
+                        self.depth -= 1;
+                        break Some(inner?);
+                    }
                     Tok::Close => {
                         return Err(self.pos_err(a.line, a.col, "unexpected \"}\""));
                     }
