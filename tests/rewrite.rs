@@ -354,6 +354,13 @@ async fn a_pcre_match_limit_error_answers_500_never_the_next_location() {
     let c = client();
     let r = c.get(gw.url(&evil)).send().await.unwrap();
     assert_eq!(r.status(), 500, "include: {}", r.text().await.unwrap());
+    // The error line names the rule, as nginx's does.
+    gw.wait_log("pcre2_match() failed");
+    assert!(
+        gw.log().contains("using \"(*LIMIT_MATCH=10000)^/(a|aa)+$\""),
+        "{}",
+        gw.log()
+    );
     let r = c.get(gw.url("/aa")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "matched");
 

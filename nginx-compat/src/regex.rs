@@ -68,17 +68,24 @@ impl NgxRegex {
     /// which it answers with 500. Never read as "no match": that would fail open to the next
     /// location or rule.
     pub fn is_match(&self, subject: &[u8]) -> Result<bool, MatchError> {
-        self.re
-            .is_match(subject)
-            .map_err(|e| MatchError(e.to_string()))
+        self.re.is_match(subject).map_err(|e| self.failed(e))
+    }
+
+    /// nginx's error line for it (`pcre2_match() failed: ... using "PATTERN"`): which rule of a
+    /// large file answered 500.
+    fn failed(&self, e: pcre2::Error) -> MatchError {
+        let e = MatchError(format!("{e} using \"{}\"", self.source));
+        tracing::error!("{e}");
+        e
     }
 
     pub fn captures(&self, subject: &[u8]) -> Result<Option<Captures>, MatchError> {
-        let Some(caps) = self
-            .re
-            .captures(subject)
-            .map_err(|e| MatchError(e.to_string()))?
-        else {
+        // Most patterns of a file miss a given request: `is_match` reuses its match data,
+        // `captures` builds one (an allocation per pattern tried).
+        if !self.is_match(subject)? {
+            return Ok(None);
+        }
+        let Some(caps) = self.re.captures(subject).map_err(|e| self.failed(e))? else {
             return Ok(None);
         };
         let groups = (0..caps.len())
