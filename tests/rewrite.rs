@@ -357,7 +357,8 @@ async fn a_pcre_match_limit_error_answers_500_never_the_next_location() {
     // The error line names the rule, as nginx's does.
     gw.wait_log("pcre2_match() failed");
     assert!(
-        gw.log().contains("using \"(*LIMIT_MATCH=10000)^/(a|aa)+$\""),
+        gw.log()
+            .contains("using \"(*LIMIT_MATCH=10000)^/(a|aa)+$\""),
         "{}",
         gw.log()
     );

@@ -7,6 +7,21 @@ use crate::common::callbacks::Backend;
 use crate::common::client;
 use crate::saas::*;
 
+/// The first event the CRM took whose body holds `needle` (waited for, 30 s at most).
+async fn taken_with(s: &Saas, needle: &str) -> crate::common::callbacks::Received {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(r) = s.crm.taken().into_iter().find(|r| r.body.contains(needle)) {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle} forwarded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_installed_corps_member_deleted_ends_their_sessions_and_reaches_the_crm_with_the_corp() {
     let s = Saas::start(Backend::Local, 0).await;
@@ -27,18 +42,7 @@ async fn an_installed_corps_member_deleted_ends_their_sessions_and_reaches_the_c
         "zhaoliu left corp A"
     );
     // The CRM hears of it, told which corp.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let got = loop {
-        let taken = s.crm.taken();
-        if let Some(r) = taken.iter().find(|r| r.body.contains("delete_user")) {
-            break r.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no delete_user forwarded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let got = taken_with(&s, "delete_user").await;
     assert_eq!(got.header("x-wecom-corpid"), CORP_A);
     assert_eq!(got.header("x-wecom-agentid"), SUITE_AGENT.to_string());
 }
@@ -100,15 +104,7 @@ async fn a_to_user_name_on_an_instruction_names_no_corp() {
     );
     s.control("/_emulator/callbacks", json!({"app": "saas", "xml": xml}))
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let got = loop {
-        let taken = s.crm.taken();
-        if let Some(r) = taken.iter().find(|r| r.body.contains("delete_user")) {
-            break r.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "not forwarded");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let got = taken_with(&s, "delete_user").await;
     assert_eq!(got.header("x-wecom-corpid"), "");
     assert_eq!(crate::logins::page(&s, &mut b).await.0, 200);
 }

@@ -496,17 +496,15 @@ async fn an_install_survives_a_crash_while_its_authorisation_info_is_asked() {
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
 }
 
-/// A stop (SIGTERM) while WeCom is answering an exchange waits for it and keeps the install:
-/// ended at once, the process would have left the code spent at WeCom and the permanent code
-/// nowhere.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
+/// A stop (SIGTERM) while WeCom is answering an exchange (it spent the code at once, and
+/// answers `late_ms` later) waits for it and keeps the install: ended at once, the process
+/// would have left the code spent at WeCom and the permanent code nowhere.
+async fn a_stop_during_an_exchange_keeps_the_install(late_ms: u64) {
     let mut s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    // Done at once at WeCom, answered 3 s later.
     s.control(
         "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 3000, "count": 1}),
+        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": late_ms, "count": 1}),
     )
     .await;
     s.control(
@@ -519,7 +517,8 @@ async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     s.gw().signal(15);
     let gw = &mut s.world.gateways[0];
-    let status = tokio::task::block_in_place(|| gw.wait_exit(std::time::Duration::from_secs(20)));
+    let limit = std::time::Duration::from_millis(late_ms + 20_000);
+    let status = tokio::task::block_in_place(|| gw.wait_exit(limit));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     assert!(
         s.gw().log().contains("corp installed the app"),
@@ -532,37 +531,16 @@ async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
 }
 
-/// The same when WeCom answers the exchange later than a stop waits for requests (30 s): the
-/// stop waits for the exchange (up to its own 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_an_exchange_waits_for_the_install_to_be_kept() {
+    a_stop_during_an_exchange_keeps_the_install(3_000).await;
+}
+
+/// Also when WeCom answers later than a stop waits for requests (30 s): the stop waits for
+/// the exchange (up to its own 60 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_waits_for_an_exchange_longer_than_for_requests() {
-    let mut s = Saas::start(Backend::Local, 0).await;
-    s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 33000, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
-    )
-    .await;
-    let gw = s.gw();
-    tokio::task::block_in_place(|| gw.wait_log("event=\"create_auth\""));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    s.gw().signal(15);
-    let gw = &mut s.world.gateways[0];
-    let status = tokio::task::block_in_place(|| gw.wait_exit(std::time::Duration::from_secs(60)));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    assert!(
-        s.gw().log().contains("corp installed the app"),
-        "{}",
-        s.gw().log()
-    );
-    s.restart(false).await;
-    let (status, v) = agent_of(&s, CORP_A).await;
-    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    a_stop_during_an_exchange_keeps_the_install(33_000).await;
 }
 
 #[tokio::test]
