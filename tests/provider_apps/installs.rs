@@ -465,14 +465,10 @@ async fn installs_survive_a_restart(backend: Backend) {
 async fn an_install_survives_a_crash_while_its_authorisation_info_is_asked() {
     let mut s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_auth_info", "delay_ms": 5000, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    s.install_under(
+        "/cgi-bin/service/v2/get_auth_info",
+        serde_json::json!({"delay_ms": 5000, "count": 1}),
+        CORP_A,
     )
     .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -502,14 +498,10 @@ async fn an_install_survives_a_crash_while_its_authorisation_info_is_asked() {
 async fn a_stop_during_an_exchange_keeps_the_install(late_ms: u64) {
     let mut s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": late_ms, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"late_ms": late_ms, "count": 1}),
+        CORP_A,
     )
     .await;
     let gw = s.gw();
@@ -630,15 +622,10 @@ async fn create_auth_reaches_the_crm_with_the_corp_its_code_installed() {
 async fn an_exchange_wecom_answers_after_six_seconds_is_kept() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        // The code is spent at once, the answer comes 6 s later.
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "late_ms": 6000, "count": 1}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"late_ms": 6000, "count": 1}),
+        CORP_A,
     )
     .await;
     s.wait_forwarded("create_auth", 1).await;
@@ -1041,14 +1028,10 @@ async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinsta
 async fn a_create_auth_whose_code_wecom_refuses_is_not_forwarded() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
-    s.control(
-        "/_emulator/faults",
-        serde_json::json!({"api": "/cgi-bin/service/v2/get_permanent_code", "errcode": 40078, "count": 2}),
-    )
-    .await;
-    s.control(
-        "/_emulator/suites/install",
-        serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}),
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"errcode": 40078, "count": 2}),
+        CORP_A,
     )
     .await;
     let gw = s.gw();

@@ -219,6 +219,19 @@ impl Saas {
         self.wait_forwarded("create_auth", before + 1).await;
     }
 
+    /// `corp` installs the suite while WeCom's `api` behaves as `fault` says (the emulator's
+    /// `/_emulator/faults`: errcode, delay_ms, late_ms, count); returns once WeCom heard
+    /// `success`, the exchange still under way.
+    pub async fn install_under(&self, api: &str, mut fault: Value, corp: &str) {
+        fault["api"] = api.into();
+        self.control("/_emulator/faults", fault).await;
+        self.control(
+            "/_emulator/suites/install",
+            json!({"suite_id": SUITE, "corp_id": corp}),
+        )
+        .await;
+    }
+
     /// `corp` installs the suite while WeCom answers the exchange of its AuthCode 3 s late,
     /// this once; returns once WeCom heard `success`, the exchange still under way.
     pub async fn install_while_the_exchange_is_slow(&self, corp: &str) {
