@@ -544,7 +544,9 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
                         }
                         head.push_str(&h);
                     }
-                    let answer = if line.starts_with("POST") {
+                    let answer = if line.starts_with("POST /accept") {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_owned()
+                    } else if line.starts_with("POST") {
                         "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope".to_owned()
                     } else {
                         let body = line.trim_end().to_owned();
@@ -567,18 +569,34 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     let gw_port = gw.port;
     tokio::task::spawn_blocking(move || {
         let smuggled = "GET /smuggled HTTP/1.1\r\nX-Ignore: ";
-        for _ in 0..4 {
+        for round in 0..8 {
             let mut a = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
             a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            write!(
-                a,
-                "POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{smuggled}",
-                smuggled.len()
-            )
-            .unwrap();
-            let mut pending = Vec::new();
-            let r = common::raw::read_response(&mut a, &mut pending);
-            assert_eq!(r.status, 413);
+            if round % 2 == 0 {
+                // Refused at once, the body sent whole.
+                write!(
+                    a,
+                    "POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                    smuggled.len()
+                )
+                .unwrap();
+                let mut pending = Vec::new();
+                let r = common::raw::read_response(&mut a, &mut pending);
+                assert_eq!(r.status, 413);
+            } else {
+                // Accepted (a 200) before the body has come: what comes after is left unread.
+                write!(
+                    a,
+                    "POST /accept HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\nx",
+                    smuggled.len() + 1
+                )
+                .unwrap();
+                let mut pending = Vec::new();
+                let r = common::raw::read_response(&mut a, &mut pending);
+                assert_eq!(r.status, 200);
+                let _ = a.write_all(smuggled.as_bytes());
+                std::thread::sleep(Duration::from_millis(100));
+            }
             // Another client, on connections of its own, on every worker thread's pool.
             for _ in 0..4 {
                 let mut b = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();

@@ -428,7 +428,15 @@ async fn exchange(
     .await?;
     let v = match answer {
         Ok(v) => v,
-        Err(code) if worth_retrying(code) => {
+        // A refusal other than the code's own (a rate limit, WeCom busy) is tried again while
+        // the code lives: given up on, an install WeCom would take is lost, and the other
+        // exchange of the same code (the endpoint's, the worker's) may take it meanwhile.
+        Err(code)
+            if worth_retrying(code)
+                || (code != AUTH_CODE_REFUSED
+                    && crate::clock::clock().now_ms()
+                        < when.received_ms + AUTH_CODE_LIFETIME_SECS * 1000) =>
+        {
             return Err(Failure::Retry(format!("get_permanent_code errcode {code}")))
         }
         Err(AUTH_CODE_REFUSED) if spent_elsewhere(store, &record).await => {

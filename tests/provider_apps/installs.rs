@@ -1021,6 +1021,29 @@ async fn a_stale_cancel_auth_is_not_forwarded_and_ends_no_session_of_the_reinsta
     assert!(s.forwarded("cancel_auth").is_empty());
 }
 
+/// A refusal of the exchange that is not about the code (a rate limit) is tried again while
+/// the code lives: the install is kept and the CRM hears of it, naming the corp (given up at
+/// once, one exchange dropped the `create_auth` while the other kept the install).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_refused_for_a_rate_limit_is_tried_again_and_reaches_the_crm() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"errcode": 45009, "count": 2}),
+        CORP_A,
+    )
+    .await;
+    s.wait_forwarded("create_auth", 1).await;
+    let forwarded = s.crm.taken();
+    let create_auth = forwarded
+        .iter()
+        .find(|r| r.body.contains("create_auth"))
+        .unwrap();
+    assert_eq!(create_auth.header("x-wecom-corpid"), CORP_A);
+    assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+}
+
 /// An install whose AuthCode WeCom refuses (used already, or older than its ten minutes)
 /// installed nothing: it is logged, and its `create_auth` is not forwarded (the CRM would be
 /// told of an install naming no corp); the queue goes on.

@@ -265,11 +265,14 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
+        // The upstream answered (any part of its response) before the request was all sent.
+        let mut answered_early = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
             tokio::select! {
                 res = client_session.read_response_task(), if !response_done => {
+                    answered_early |= !request_done;
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
@@ -360,15 +363,19 @@ where
             }
         }
 
-        // A request with a body answered with anything but a success: the server may have
-        // answered without reading the body (an early 401, 413 or redirect), and one that then
-        // keeps the connection leaves the body on it, to be read as the start of the next
-        // request sent there (another client's, with its identity headers). Not reused.
+        // A request with a body answered before the body was all sent, or answered with
+        // anything but a success: the server may have answered without reading the body (an
+        // early 401, 413 or redirect), and one that then keeps the connection leaves the body
+        // on it, to be read as the start of the next request sent there (another client's,
+        // with its identity headers). Not reused. (A server that answers a success without
+        // reading a body it was sent whole, and keeps the connection, breaks RFC 9112 section
+        // 9.3 in a way no proxy can see.)
         if upstream_can_reuse
-            && client_session.body_bytes_sent() > 0
-            && !client_session
-                .resp_header()
-                .is_some_and(|h| h.status.is_success())
+            && client_session.request_has_body()
+            && (answered_early
+                || !client_session
+                    .resp_header()
+                    .is_some_and(|h| h.status.is_success()))
         {
             upstream_can_reuse = false;
         }

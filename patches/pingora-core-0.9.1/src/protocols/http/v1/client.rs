@@ -547,6 +547,15 @@ impl HttpSession {
         self.body_recv
     }
 
+    /// Whether the request written has a body (chunked, or a `Content-Length` above zero),
+    /// however much of it was sent.
+    pub fn request_has_body(&self) -> bool {
+        self.request_written.as_deref().is_some_and(|r| {
+            is_chunked_encoding_from_headers(&r.headers)
+                || matches!(content_length_for_framing(&r.headers), Ok(Some(n)) if n > 0)
+        })
+    }
+
     /// Request body bytes written to the upstream (payload only; excludes headers/framing).
     ///
     /// Counts what the body writer accepted, not what the caller offered, so it can be
