@@ -368,6 +368,33 @@ async fn a_sign_out_link_from_another_site_asks_first() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 200);
+    // A sibling subdomain's pages are another site's; a browser that sends no Sec-Fetch-Site
+    // (older Safari, some WebViews) is read by its Origin or Referer.
+    let elsewhere: [(reqwest::Method, &str, &str); 4] = [
+        (reqwest::Method::GET, "sec-fetch-site", "same-site"),
+        (reqwest::Method::POST, "origin", "http://evil.example"),
+        (reqwest::Method::POST, "origin", "null"),
+        (reqwest::Method::GET, "referer", "http://evil.example/x"),
+    ];
+    for (method, name, value) in elsewhere {
+        let r = b.send(method, &url, HTML, |r| r.header(name, value)).await;
+        assert_eq!(r.status(), 200, "{name}: {value}");
+        assert_eq!(
+            b.get(&w.gw().url("/_gateway/whoami")).await.status(),
+            200,
+            "{name}: {value}"
+        );
+    }
+    let own = w.gw().url("/");
+    let own_origin = own.trim_end_matches('/');
+    let r = b
+        .send(reqwest::Method::POST, &url, HTML, |r| {
+            r.header("origin", own_origin)
+        })
+        .await;
+    assert_eq!(r.status(), 302, "the site's own form");
+    assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 401);
+    w.login(&mut b, "crm", "/sidebar/").await;
     let r = b
         .send(reqwest::Method::GET, &url, HTML, |r| {
             r.header("sec-fetch-site", "same-origin")

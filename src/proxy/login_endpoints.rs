@@ -546,14 +546,37 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a browser says this request comes from another site: by `Sec-Fetch-Site`
+/// (`cross-site`, or `same-site`: a sibling subdomain is another site's pages), or, where it
+/// does not send that (older Safari, some WebViews), by an `Origin` (`null` included) or a
+/// `Referer` of another origin than `public_url`'s.
+fn from_elsewhere(session: &Session, own_origin: &str) -> bool {
+    match request::header(session, "sec-fetch-site") {
+        Some(site) => matches!(site, "cross-site" | "same-site"),
+        None => {
+            let other = |url: &str| {
+                url::Url::parse(url)
+                    .map_or(true, |u| u.origin().ascii_serialization() != own_origin)
+            };
+            match (
+                request::header(session, "origin"),
+                request::header(session, "referer"),
+            ) {
+                (Some(origin), _) => origin == "null" || other(origin),
+                (None, Some(referer)) => other(referer),
+                (None, None) => false,
+            }
+        }
+    }
+}
+
 pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result<Answer, Failure> {
     let config = &ctx.config;
     // A visit from another site (a link, a redirect, a frame, a form posted there) signs
-    // nobody out by itself: the browser says where it comes from (`Sec-Fetch-Site`), and such a
-    // visit gets a page whose button signs out. (A cross-site POST carries no `Lax` session
-    // cookie, but the answer's removal of it would still be applied.) The site's own links and
-    // forms, and clients that do not say, sign out at once.
-    if request::header(session, "sec-fetch-site") == Some("cross-site") {
+    // nobody out by itself: such a visit gets a page whose button signs out. (A cross-site POST
+    // carries no `Lax` session cookie, but the answer's removal of it would still be applied.)
+    // The site's own links and forms, and clients that do not say, sign out at once.
+    if from_elsewhere(session, &config.server.public_origin) {
         let asked = String::from_utf8_lossy(
             session
                 .req_header()
