@@ -328,11 +328,14 @@ async fn logout_ends_the_session() {
     let w = world().await;
     let mut b = Browser::new(WXWORK_UA);
     w.login(&mut b, "crm", "/sidebar/").await;
+    // The site's own form: a browser sends its origin with it.
+    let origin = w.gw().url("/").trim_end_matches('/').to_owned();
     let resp = b
-        .request(
+        .send(
             reqwest::Method::POST,
             &w.gw().url("/_gateway/logout?return_to=%2Fbye"),
             HTML,
+            |r| r.header("origin", origin),
         )
         .await;
     assert_eq!(resp.status(), 302);
@@ -370,11 +373,13 @@ async fn a_sign_out_link_from_another_site_asks_first() {
     assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 200);
     // A sibling subdomain's pages are another site's; a browser that sends no Sec-Fetch-Site
     // (older Safari, some WebViews) is read by its Origin or Referer.
-    let elsewhere: [(reqwest::Method, &str, &str); 4] = [
+    // A page navigation that tells nothing (`rel=noreferrer` on a plain http:// site) too.
+    let elsewhere: [(reqwest::Method, &str, &str); 5] = [
         (reqwest::Method::GET, "sec-fetch-site", "same-site"),
         (reqwest::Method::POST, "origin", "http://evil.example"),
         (reqwest::Method::POST, "origin", "null"),
         (reqwest::Method::GET, "referer", "http://evil.example/x"),
+        (reqwest::Method::GET, "x-nothing", "said"),
     ];
     for (method, name, value) in elsewhere {
         let r = b.send(method, &url, HTML, |r| r.header(name, value)).await;

@@ -522,9 +522,12 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = lines.clone();
     std::thread::spawn(move || {
         for s in listener.incoming() {
             let Ok(s) = s else { return };
+            let seen = seen.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut w = s;
@@ -533,6 +536,7 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
                     if r.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
+                    seen.lock().unwrap().push(line.clone());
                     let mut head = line.clone();
                     loop {
                         let mut h = String::new();
@@ -569,6 +573,7 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     let gw_port = gw.port;
     tokio::task::spawn_blocking(move || {
         let smuggled = "GET /smuggled HTTP/1.1\r\nX-Ignore: ";
+        let late = "GET /late HTTP/1.1\r\nX-WeCom-UserId: boss\r\n\r\n";
         for round in 0..8 {
             let mut a = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
             a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -588,13 +593,14 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
                 write!(
                     a,
                     "POST /accept HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\nx",
-                    smuggled.len() + 1
+                    late.len() + 1
                 )
                 .unwrap();
                 let mut pending = Vec::new();
                 let r = common::raw::read_response(&mut a, &mut pending);
                 assert_eq!(r.status, 200);
-                let _ = a.write_all(smuggled.as_bytes());
+                // What comes after a complete answer is not the upstream's: not sent on.
+                let _ = a.write_all(late.as_bytes());
                 std::thread::sleep(Duration::from_millis(100));
             }
             // Another client, on connections of its own, on every worker thread's pool.
@@ -615,6 +621,11 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     })
     .await
     .unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(
+        !lines.iter().any(|l| l.contains("GET /late")),
+        "what followed a complete answer reached the upstream: {lines:?}"
+    );
 }
 
 /// An upstream that answers each connection's request with `answer`, then closes.

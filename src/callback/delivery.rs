@@ -329,7 +329,7 @@ impl Inner {
             let msg = XmlMessage::parse(&head.event.message).unwrap_or_default();
             let label = event::label(&msg);
             if reacted.as_ref().map(|(id, _)| id.as_str()) != Some(head.event.id.as_str()) {
-                let mut forward = true;
+                let forward;
                 match self.react(&config, a, &msg, &head.event).await {
                     Ok(f) => forward = f,
                     Err(e) => {
@@ -338,14 +338,32 @@ impl Inner {
                             _ => 1,
                         };
                         // A store's failure (a revocation to keep) is waited out however long; a
-                        // provider step is given up on after its tries.
-                        if super::instruction::read(&msg).is_some() && tries >= INSTRUCTION_TRIES {
+                        // provider step is given up on after its tries, an install's exchange
+                        // when its code dies (WeCom's rate limit may last a minute).
+                        let ins = super::instruction::read(&msg);
+                        let gives_up = ins.as_ref().is_some_and(|i| {
+                            tries >= INSTRUCTION_TRIES
+                                && !super::instruction::exchange_lives(
+                                    i,
+                                    head.event.queued_at,
+                                    crate::clock::clock().now_ms(),
+                                )
+                        });
+                        if let Some(ins) = ins.filter(|_| gives_up) {
+                            // An install that was not kept names no corp: not the CRM's.
+                            forward = super::instruction::installed(
+                                &**self.callbacks.provider.store(),
+                                a,
+                                &ins,
+                            )
+                            .await;
                             tracing::error!(
                                 app,
                                 event = label,
                                 event_id = %head.event.id,
                                 tries,
                                 error = %e,
+                                forwarded = forward,
                                 "an instruction's own step failed every time: the event is delivered without it"
                             );
                         } else {

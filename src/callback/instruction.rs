@@ -336,6 +336,32 @@ async fn suite_call_within(
         .map_err(|e| Failure::Retry(e.to_string()))
 }
 
+/// WeCom's refusals that pass with time: its rate limits (per minute, per hour, concurrent
+/// calls).
+fn passes(errcode: i64) -> bool {
+    matches!(errcode, 45009 | 45011 | 45033)
+}
+
+/// Whether `ins` is an install's exchange whose code (10 minutes from `received_ms`) may still
+/// be exchanged: the delivery worker goes on trying it past an instruction's usual tries.
+pub fn exchange_lives(ins: &Instruction, received_ms: u64, now_ms: u64) -> bool {
+    matches!(ins, Instruction::Exchange { .. })
+        && now_ms < received_ms + AUTH_CODE_LIFETIME_SECS * 1000
+}
+
+/// Whether the install `ins` (an exchange) made is kept: its `create_auth` names a corp.
+pub async fn installed(store: &dyn Store, app: &App, ins: &Instruction) -> bool {
+    match (ins, suite_of(app)) {
+        (Instruction::Exchange { auth_code }, Some((suite_id, _))) => matches!(
+            store
+                .get_fact(&install::exchanged_key(suite_id, auth_code))
+                .await,
+            Ok(Some(_))
+        ),
+        _ => true,
+    }
+}
+
 /// 40078: the AuthCode is used or older than its 10 minutes; retrying cannot help.
 const AUTH_CODE_REFUSED: i64 = 40078;
 /// 41023 (no suite ticket yet) and the suite token's own errors: a later try may succeed.
@@ -428,12 +454,13 @@ async fn exchange(
     .await?;
     let v = match answer {
         Ok(v) => v,
-        // A refusal other than the code's own (a rate limit, WeCom busy) is tried again while
-        // the code lives: given up on, an install WeCom would take is lost, and the other
-        // exchange of the same code (the endpoint's, the worker's) may take it meanwhile.
+        // A refusal that passes (a rate limit, WeCom busy) is tried again while the code
+        // lives: given up on, an install WeCom would take is lost, and the other exchange of the
+        // same code (the endpoint's, the worker's) may take it meanwhile. Any other refusal is
+        // final.
         Err(code)
             if worth_retrying(code)
-                || (code != AUTH_CODE_REFUSED
+                || (passes(code)
                     && crate::clock::clock().now_ms()
                         < when.received_ms + AUTH_CODE_LIFETIME_SECS * 1000) =>
         {

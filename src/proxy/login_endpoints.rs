@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use super::request::{self, param, query};
 use super::Ctx;
 use crate::answers::{self, Answer, Failure, Kind, LoginLink};
-use crate::config::model::{App, Config, IdentityField, SessionSettings};
+use crate::config::model::{App, Config, IdentityField, ServerSettings, SessionSettings};
 use crate::identity::Identity;
 use crate::login::authorize;
 use crate::login::bearer;
@@ -546,17 +546,32 @@ fn return_params(app: &App, id: &Identity) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether a browser says this request comes from another site: by `Sec-Fetch-Site`
-/// (`cross-site`, or `same-site`: a sibling subdomain is another site's pages), or, where it
-/// does not send that (older Safari, some WebViews), by an `Origin` (`null` included) or a
-/// `Referer` of another origin than `public_url`'s.
-fn from_elsewhere(session: &Session, own_origin: &str) -> bool {
+/// Whether a browser says, or lets it be seen, that this request comes from another site: by
+/// `Sec-Fetch-Site` (`cross-site`, or `same-site`: a sibling subdomain is another site's
+/// pages); where it sends none (any browser on a plain `http://` site, older Safari, some
+/// WebViews), by an `Origin` (`null` included) or a `Referer` of another origin than the
+/// site's, and a page navigation that tells neither (a link with `rel=noreferrer`) counts as
+/// elsewhere too. The site's origin is `public_url`'s, or with `trust_host_header` also the
+/// request's `Host` (a cross-site request cannot choose it).
+fn from_elsewhere(session: &Session, server: &ServerSettings) -> bool {
     match request::header(session, "sec-fetch-site") {
         Some(site) => matches!(site, "cross-site" | "same-site"),
         None => {
+            let host = request::header(session, "host").filter(|_| server.trust_host_header);
             let other = |url: &str| {
-                url::Url::parse(url)
-                    .map_or(true, |u| u.origin().ascii_serialization() != own_origin)
+                url::Url::parse(url).map_or(true, |u| {
+                    let own = u.origin().ascii_serialization() == server.public_origin;
+                    let named = host.is_some_and(|h| {
+                        u.host_str().is_some_and(|uh| {
+                            let authority = match u.port() {
+                                Some(p) => format!("{uh}:{p}"),
+                                None => uh.to_owned(),
+                            };
+                            authority.eq_ignore_ascii_case(h)
+                        })
+                    });
+                    !(own || named)
+                })
             };
             match (
                 request::header(session, "origin"),
@@ -564,7 +579,11 @@ fn from_elsewhere(session: &Session, own_origin: &str) -> bool {
             ) {
                 (Some(origin), _) => origin == "null" || other(origin),
                 (None, Some(referer)) => other(referer),
-                (None, None) => false,
+                // A client that is no browser (a mini-program, a script) says nothing either,
+                // and asks for no page.
+                (None, None) => {
+                    request::header(session, "accept").is_some_and(|a| a.contains("text/html"))
+                }
             }
         }
     }
@@ -576,7 +595,7 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     // nobody out by itself: such a visit gets a page whose button signs out. (A cross-site POST
     // carries no `Lax` session cookie, but the answer's removal of it would still be applied.)
     // The site's own links and forms, and clients that do not say, sign out at once.
-    if from_elsewhere(session, &config.server.public_origin) {
+    if from_elsewhere(session, &config.server) {
         let asked = String::from_utf8_lossy(
             session
                 .req_header()

@@ -31,8 +31,15 @@ async fn a_session_cookie_copied_before_logout_no_longer_opens() {
     let mut b = w.member().await;
     let copy = b.jar.clone();
     assert_eq!(sidebar(&w, &mut b).await, 200);
+    // The site's own form: a browser sends its origin with it.
+    let origin = w.gw().url("/").trim_end_matches('/').to_owned();
     let r = b
-        .request(reqwest::Method::POST, &w.gw().url("/_gateway/logout"), HTML)
+        .send(
+            reqwest::Method::POST,
+            &w.gw().url("/_gateway/logout"),
+            HTML,
+            |r| r.header("origin", origin),
+        )
         .await;
     assert_eq!(r.status(), 302);
     let mut thief = Browser::new(WXWORK_UA);

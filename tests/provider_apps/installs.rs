@@ -1044,6 +1044,50 @@ async fn an_exchange_refused_for_a_rate_limit_is_tried_again_and_reaches_the_crm
     assert_eq!(agent_of(&s, CORP_A).await.0, 200);
 }
 
+/// A rate limit lasting past an instruction's usual tries (the worker's retries shortened a
+/// thousandfold here) is waited out while the code lives: the CRM hears of the install naming
+/// its corp, not a `create_auth` naming none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_rate_limit_on_the_exchange_is_waited_out() {
+    let s = Saas::start_with(Backend::Local, 0, 1, &[("WGW_TEST_FAST_RETRY", "1")]).await;
+    s.push_ticket().await;
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"errcode": 45009, "count": 30}),
+        CORP_A,
+    )
+    .await;
+    s.wait_forwarded("create_auth", 1).await;
+    let forwarded = s.crm.taken();
+    let create_auth = forwarded
+        .iter()
+        .find(|r| r.body.contains("create_auth"))
+        .unwrap();
+    assert_eq!(create_auth.header("x-wecom-corpid"), CORP_A);
+}
+
+/// A refusal that does not pass (no privilege, 60011) is final: the install is not kept, its
+/// `create_auth` not forwarded, and WeCom is not asked again for ten minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_refusal_of_the_exchange_is_not_asked_again() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"errcode": 60011, "count": 50}),
+        CORP_A,
+    )
+    .await;
+    let gw = s.gw();
+    tokio::task::block_in_place(|| {
+        gw.wait_log("install not kept: WeCom refused the exchange");
+        gw.wait_log("event acknowledged and not forwarded");
+    });
+    assert!(s.forwarded("create_auth").is_empty());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(s.calls("/cgi-bin/service/v2/get_permanent_code").await <= 2);
+}
+
 /// An install whose AuthCode WeCom refuses (used already, or older than its ten minutes)
 /// installed nothing: it is logged, and its `create_auth` is not forwarded (the CRM would be
 /// told of an install naming no corp); the queue goes on.

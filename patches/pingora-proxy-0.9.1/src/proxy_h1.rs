@@ -272,9 +272,11 @@ where
         while !request_done || !response_done {
             tokio::select! {
                 res = client_session.read_response_task(), if !response_done => {
-                    answered_early |= !request_done;
                     match res {
                         Ok(task) => {
+                            // A 1xx (`103 Early Hints`) is no answer to the request.
+                            answered_early |= !request_done
+                                && !matches!(&task, HttpTask::Header(h, _) if h.status.is_informational());
                             response_done = task.is_end();
                             if !upgraded && client_session.was_upgraded() {
                                 // upgrade can only happen once
@@ -331,6 +333,15 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
+                    // The upstream answered in full before the body was all sent: the rest is
+                    // not its to read (one that answered without reading may take it for a
+                    // request of its own, with headers the client wrote). Read off and dropped;
+                    // the connection is not reused.
+                    if response_done && answered_early && !upgraded {
+                        request_done = !matches!(&body, Some(HttpTask::Body(_, false)));
+                        upstream_can_reuse = false;
+                        continue;
+                    }
                     match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
                             request_done = send_done;
