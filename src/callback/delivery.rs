@@ -34,6 +34,10 @@ const MIN_TRIES: u32 = 10;
 /// all), before the event goes on without it: WeCom refusing for good must not hold every later
 /// event of the app back.
 const INSTRUCTION_TRIES: u32 = 6;
+
+/// The longest wait between two tries of an install's exchange (a rate limit that ends is
+/// noticed within it).
+const EXCHANGE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// An idle worker looks again this often even if nothing woke it.
 const IDLE: Duration = Duration::from_secs(1);
 /// How long past an event's next try an instance that failed it waits before it may lead
@@ -349,12 +353,12 @@ impl Inner {
                                     crate::clock::clock().now_ms(),
                                 )
                         });
-                        if let Some(ins) = ins.filter(|_| gives_up) {
+                        if let Some(ins) = ins.as_ref().filter(|_| gives_up) {
                             // An install that was not kept names no corp: not the CRM's.
                             forward = super::instruction::installed(
                                 &**self.callbacks.provider.store(),
                                 a,
-                                &ins,
+                                ins,
                             )
                             .await;
                             tracing::error!(
@@ -369,8 +373,15 @@ impl Inner {
                         } else {
                             self.warn(app, "reaction not done; retrying", &e);
                             reaction_failures = Some((head.event.id.clone(), tries));
-                            self.renewing(app, &head, tokio::time::sleep(backoff(tries)))
-                                .await;
+                            // An exchange waits out a rate limit in steps of half a minute at
+                            // most: the queue behind it must not sleep minutes past its end.
+                            let mut wait = backoff(tries);
+                            if ins.as_ref().is_some_and(|i| {
+                                matches!(i, super::instruction::Instruction::Exchange { .. })
+                            }) {
+                                wait = wait.min(EXCHANGE_RETRY_MAX);
+                            }
+                            self.renewing(app, &head, tokio::time::sleep(wait)).await;
                             continue;
                         }
                     }

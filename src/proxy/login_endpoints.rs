@@ -595,7 +595,10 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     // nobody out by itself: such a visit gets a page whose button signs out. (A cross-site POST
     // carries no `Lax` session cookie, but the answer's removal of it would still be applied.)
     // The site's own links and forms, and clients that do not say, sign out at once.
-    if from_elsewhere(session, &config.server) {
+    // A request with a bearer token is a mini-program's or a script's, which a browser never
+    // sends on its own from another site (and a mini-program's `wx.request` always says
+    // `Referer: https://servicewechat.com/...`).
+    if request::bearer(session).is_none() && from_elsewhere(session, &config.server) {
         let asked = String::from_utf8_lossy(
             session
                 .req_header()

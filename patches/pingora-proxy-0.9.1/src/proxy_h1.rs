@@ -338,8 +338,13 @@ where
                     // request of its own, with headers the client wrote). Read off and dropped;
                     // the connection is not reused.
                     if response_done && answered_early && !upgraded {
+                        if upstream_can_reuse {
+                            // Closed at once: it is not reused, and a slow client must not hold
+                            // it while the rest of its body is read off.
+                            client_session.shutdown().await;
+                            upstream_can_reuse = false;
+                        }
                         request_done = !matches!(&body, Some(HttpTask::Body(_, false)));
-                        upstream_can_reuse = false;
                         continue;
                     }
                     match send_body_to1(client_session, body).await {
