@@ -14,6 +14,15 @@ fn member(corp: &str) -> &'static str {
     }
 }
 
+/// The `create_auth` the CRM took (the first).
+fn create_auth_taken(s: &Saas) -> crate::common::callbacks::Received {
+    s.crm
+        .taken()
+        .into_iter()
+        .find(|r| r.body.contains("create_auth"))
+        .expect("the CRM took the create_auth")
+}
+
 async fn agent_of(s: &Saas, corp: &str) -> (u16, serde_json::Value) {
     s.qy(
         &format!("/saas/{corp}/cgi-bin/user/get?userid={}", member(corp)),
@@ -238,11 +247,7 @@ async fn an_agent_id_missing_after_the_exchange_is_asked_for_again_before_delive
     )
     .await;
     s.install(CORP_A).await;
-    let taken = s.crm.taken();
-    let create_auth = taken
-        .iter()
-        .find(|r| r.body.contains("create_auth"))
-        .expect("the CRM took the create_auth");
+    let create_auth = create_auth_taken(&s);
     let agent = create_auth.header("x-wecom-agentid");
     assert!(!agent.is_empty() && agent != "0", "{agent:?}");
     s.gw().wait_log("kept without an agent id");
@@ -482,11 +487,7 @@ async fn an_install_survives_a_crash_while_its_authorisation_info_is_asked() {
     let (status, v) = agent_of(&s, CORP_A).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     s.wait_forwarded("create_auth", 1).await;
-    let taken = s.crm.taken();
-    let create_auth = taken
-        .iter()
-        .find(|r| r.body.contains("create_auth"))
-        .expect("the CRM took the create_auth");
+    let create_auth = create_auth_taken(&s);
     let agent = create_auth.header("x-wecom-agentid");
     assert!(!agent.is_empty() && agent != "0", "{agent:?}");
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 1);
@@ -1035,11 +1036,7 @@ async fn an_exchange_refused_for_a_rate_limit_is_tried_again_and_reaches_the_crm
     )
     .await;
     s.wait_forwarded("create_auth", 1).await;
-    let forwarded = s.crm.taken();
-    let create_auth = forwarded
-        .iter()
-        .find(|r| r.body.contains("create_auth"))
-        .unwrap();
+    let create_auth = create_auth_taken(&s);
     assert_eq!(create_auth.header("x-wecom-corpid"), CORP_A);
     assert_eq!(agent_of(&s, CORP_A).await.0, 200);
 }
@@ -1058,32 +1055,35 @@ async fn a_long_rate_limit_on_the_exchange_is_waited_out() {
     )
     .await;
     s.wait_forwarded("create_auth", 1).await;
-    let forwarded = s.crm.taken();
-    let create_auth = forwarded
-        .iter()
-        .find(|r| r.body.contains("create_auth"))
-        .unwrap();
+    let create_auth = create_auth_taken(&s);
     assert_eq!(create_auth.header("x-wecom-corpid"), CORP_A);
+}
+
+/// `CORP_A` installs while WeCom refuses `count` exchanges with `errcode`: the install is not
+/// kept (logged with `why`) and its `create_auth` not forwarded.
+async fn refused_install(errcode: i64, count: u32, why: &str) -> Saas {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"errcode": errcode, "count": count}),
+        CORP_A,
+    )
+    .await;
+    let gw = s.gw();
+    tokio::task::block_in_place(|| {
+        gw.wait_log(&format!("install not kept: {why}"));
+        gw.wait_log("event acknowledged and not forwarded");
+    });
+    assert!(s.forwarded("create_auth").is_empty());
+    s
 }
 
 /// A refusal that does not pass (no privilege, 60011) is final: the install is not kept, its
 /// `create_auth` not forwarded, and WeCom is not asked again for ten minutes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_final_refusal_of_the_exchange_is_not_asked_again() {
-    let s = Saas::start(Backend::Local, 0).await;
-    s.push_ticket().await;
-    s.install_under(
-        "/cgi-bin/service/v2/get_permanent_code",
-        serde_json::json!({"errcode": 60011, "count": 50}),
-        CORP_A,
-    )
-    .await;
-    let gw = s.gw();
-    tokio::task::block_in_place(|| {
-        gw.wait_log("install not kept: WeCom refused the exchange");
-        gw.wait_log("event acknowledged and not forwarded");
-    });
-    assert!(s.forwarded("create_auth").is_empty());
+    let s = refused_install(60011, 50, "WeCom refused the exchange").await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(s.calls("/cgi-bin/service/v2/get_permanent_code").await <= 2);
 }
@@ -1093,20 +1093,7 @@ async fn a_final_refusal_of_the_exchange_is_not_asked_again() {
 /// told of an install naming no corp); the queue goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_auth_whose_code_wecom_refuses_is_not_forwarded() {
-    let s = Saas::start(Backend::Local, 0).await;
-    s.push_ticket().await;
-    s.install_under(
-        "/cgi-bin/service/v2/get_permanent_code",
-        serde_json::json!({"errcode": 40078, "count": 2}),
-        CORP_A,
-    )
-    .await;
-    let gw = s.gw();
-    tokio::task::block_in_place(|| {
-        gw.wait_log("install not kept: the AuthCode was used already");
-        gw.wait_log("event acknowledged and not forwarded");
-    });
-    assert!(s.forwarded("create_auth").is_empty());
+    let s = refused_install(40078, 2, "the AuthCode was used already").await;
     // The next event is delivered.
     s.install(CORP_B).await;
     assert_eq!(s.forwarded("create_auth").len(), 1);
