@@ -628,6 +628,79 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     );
 }
 
+/// `103 Early Hints` sent by the CRM while the request's body is still coming is passed on and
+/// is no answer: the final 200, after the whole body, leaves the client's connection open for
+/// its next request (it was closed, as after an early answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_during_an_upload_leave_the_connection_open() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                loop {
+                    let (mut line, mut length) = (String::new(), 0usize);
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    if line.starts_with("POST") {
+                        let _ = w.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+                    }
+                    let mut body = vec![0; length];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.up]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"up\"\n"
+    ));
+    let gw_port = gw.port;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello")
+            .unwrap();
+        let mut pending = Vec::new();
+        let hints = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(hints.status, 103);
+        s.write_all(b"world").unwrap();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        s.write_all(b"GET /again HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        let again = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(again.status, 200, "the connection was kept");
+    })
+    .await
+    .unwrap();
+}
+
 /// An upstream that answers each connection's request with `answer`, then closes.
 fn scripted_upstream(answer: &'static [u8]) -> std::net::SocketAddr {
     use std::io::{Read, Write};

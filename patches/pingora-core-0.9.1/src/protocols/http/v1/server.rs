@@ -983,8 +983,10 @@ impl HttpSession {
             }
         }
 
-        // if body unfinished, or request header was not finished reading
+        // if body unfinished, or request header was not finished reading (a 1xx is no answer:
+        // `103 Early Hints` sent while the body is still coming leaves the connection as it is)
         if self.close_on_response_before_downstream_finish
+            && !header.status.is_informational()
             && (self.request_header.is_none() || !self.is_body_done())
         {
             debug!("set connection close before downstream finish");
