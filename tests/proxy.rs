@@ -519,52 +519,21 @@ async fn expect_continue_and_keep_alive_stay_between_their_own_hops() {
 /// success; the next client's request is its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request() {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = lines.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(s) = s else { return };
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    seen.lock().unwrap().push(line.clone());
-                    let mut head = line.clone();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if h == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&h);
-                    }
-                    let answer = if line.starts_with("POST /accept") {
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_owned()
-                    } else if line.starts_with("POST") {
-                        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope".to_owned()
-                    } else {
-                        let body = line.trim_end().to_owned();
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        )
-                    };
-                    if w.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    use std::io::Write;
+    // It reads no body: what follows a request's head is read as the next request.
+    let (port, lines) = raw_crm(|line, _, _, w| {
+        let answer = if line.starts_with("POST /accept") {
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_owned()
+        } else if line.starts_with("POST") {
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope".to_owned()
+        } else {
+            let body = line.trim_end().to_owned();
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        w.write_all(answer.as_bytes())
     });
     let gw = common::Gateway::start(&format!(
         "[upstreams.naive]\nurl = \"http://127.0.0.1:{port}\"\n\
@@ -633,47 +602,14 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
 /// its next request (it was closed, as after an early answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_hints_during_an_upload_leave_the_connection_open() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(s) = s else { return };
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                loop {
-                    let (mut line, mut length) = (String::new(), 0usize);
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    if line.starts_with("POST") {
-                        let _ = w.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
-                    }
-                    let mut body = vec![0; length];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
+    use std::io::{Read, Write};
+    let (port, _) = raw_crm(|line, length, r, w| {
+        if line.starts_with("POST") {
+            w.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")?;
         }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body)?;
+        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     });
     let gw = common::Gateway::start(&format!(
         "[upstreams.up]\nurl = \"http://127.0.0.1:{port}\"\n\
@@ -699,6 +635,65 @@ async fn early_hints_during_an_upload_leave_the_connection_open() {
     })
     .await
     .unwrap();
+}
+
+/// The request lines a [`raw_crm`] read, in order.
+type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A CRM written with raw sockets: for each request on a connection, its request line and
+/// `Content-Length` go to `answer`, which reads the body (or leaves it) and writes the answer;
+/// an error ends the connection. Its port, and the request lines it read.
+fn raw_crm<F>(answer: F) -> (u16, Lines)
+where
+    F: Fn(
+            &str,
+            usize,
+            &mut std::io::BufReader<std::net::TcpStream>,
+            &mut std::net::TcpStream,
+        ) -> std::io::Result<()>
+        + Send
+        + Sync
+        + 'static,
+{
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Lines::default();
+    let seen = lines.clone();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(s) = s else { return };
+            let (seen, answer) = (seen.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                loop {
+                    let (mut line, mut length) = (String::new(), 0usize);
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    seen.lock().unwrap().push(line.clone());
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    if answer(&line, length, &mut r, &mut w).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, lines)
 }
 
 /// An upstream that answers each connection's request with `answer`, then closes.
