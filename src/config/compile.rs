@@ -101,13 +101,10 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         .iter()
         .map(|(l, _)| !l.modifier().is_regex() && l.pattern().ends_with('/'))
         .collect();
-    let mut matcher = LocationSet::new(locations).map_err(|e| {
+    let matcher = LocationSet::with_auto_redirect(locations, redirects).map_err(|e| {
         let span = f.routes.first().map_or(0..0, |r| r.span());
         src.error(span, "[[routes]]", e.to_string())
     })?;
-    for (i, on) in redirects.into_iter().enumerate() {
-        matcher.set_auto_redirect(i, on);
-    }
     let areas_have_upper = areas
         .iter()
         .any(|(l, _)| l.pattern().bytes().any(|b| b.is_ascii_uppercase()));

@@ -788,11 +788,7 @@ fn location_set(locs: Vec<(Location, LocConf)>) -> Result<LocationSet<LocConf>, 
             c.proxy_pass.is_some() && !l.modifier().is_regex() && l.pattern().ends_with('/')
         })
         .collect();
-    let mut set = LocationSet::new(locs).expect("duplicates refused above");
-    for (i, on) in auto.into_iter().enumerate() {
-        set.set_auto_redirect(i, on);
-    }
-    Ok(set)
+    Ok(LocationSet::with_auto_redirect(locs, auto).expect("duplicates refused above"))
 }
 
 /// Why a variable is refused: it is neither one the gateway gives a value (nginx's own it
