@@ -303,6 +303,13 @@ fn named_locations_and_error_pages_like_http_error_page_t() {
                 "/x",
                 "404",
             ),
+            // nginx loads a named location written twice; the first answers.
+            (
+                "location / { try_files $uri @app; } location @app { return 200 \"1\"; } location @app { return 200 \"2\"; }",
+                "GET",
+                "/x",
+                "200 \"1\"",
+            ),
         ],
         &NoFiles,
     );

@@ -337,14 +337,10 @@ impl Builder {
                 }
                 "location" => match self.location(c, &settings, None)? {
                     Located::Plain(l, conf) => locs.push((l, conf)),
-                    Located::Named(conf) => {
-                        if named.iter().any(|n| n.name() == conf.name()) {
-                            return Err(c
-                                .pos
-                                .error(format!("duplicate location \"{}\"", conf.name())));
-                        }
-                        named.push(conf);
-                    }
+                    // nginx takes a named location written twice (a copy-paste in a long
+                    // file) and the first answers (`named_index`); refusing it would stop a
+                    // file nginx runs.
+                    Located::Named(conf) => named.push(conf),
                 },
                 _ => self.body_directive(c, &mut root, Level::Server)?,
             }
