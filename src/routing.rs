@@ -23,6 +23,10 @@
 //!   also in that area, its own root: nginx sends the literal spelling a 301 into the area, but
 //!   `/boss;x`, `/boss.` and `/BOSS` reach servers that serve the area's index there.
 //!
+//! - a target sent upstream in another spelling than the client's (a route's `rewrite`, a
+//!   `proxy_pass` with a URI part or built from variables) is read every one of these ways as
+//!   sent, and its name-without-slash is its area's root ([`Final::Sent`]).
+//!
 //! A path whose readings fall in two different areas, or whose Servlet reading climbs above
 //! the root, is refused with 400.
 
@@ -100,59 +104,148 @@ fn root_of(roots: &[(Box<[u8]>, usize)], path: &[u8]) -> Option<usize> {
     roots.iter().find(|(r, _)| **r == *path).map(|(_, i)| *i)
 }
 
-/// The route whose login protects a request: `final_path` (what the upstream receives)
-/// decides when it lies in an area, else the path the client asked for: `asked` as nginx
-/// normalised it, and `raw`, its request-target path before decoding.
+/// The route whose login protects a request: `final_path` (what the upstream receives, as
+/// nginx normalised it) decides when it lies in an area, else the path the client asked for:
+/// `asked` as nginx normalised it, and `raw`, its request-target path before decoding.
 pub fn protecting(
     table: &RouteTable,
     final_path: &[u8],
     asked: &[u8],
     raw: &[u8],
 ) -> Result<Option<usize>, AreaError> {
+    judge(table, final_path, None, asked, raw)
+}
+
+/// A path a request finally reaches, judged beside the path the client asked for
+/// ([`protecting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// A URI as nginx normalised it: the `$uri` a location was chosen for, a file's URI.
+    Normal(Vec<u8>),
+    /// A request-target's path sent to an upstream as written (a route's `rewrite`, a
+    /// `proxy_pass` with a URI part or built from variables: `$1` holds what nginx decoded, so
+    /// `/files/sidebar/%252e%252e/x` sends `/sidebar/%2e%2e/x`). The upstream reads it every
+    /// way the client's own path is read, and no 301 of nginx's stands between it and an
+    /// area's root: `/sidebar` sent is `/sidebar/`'s index to many servers.
+    Sent { normal: Vec<u8>, raw: Vec<u8> },
+}
+
+impl Final {
+    /// The path of `target` (path and query, as sent upstream).
+    pub fn sent(target: &[u8]) -> Result<Final, AreaError> {
+        let (raw, _) = nginx_compat::uri::split_request_uri(target);
+        let normal = nginx_compat::uri::normalize_path(raw).map_err(|_| AreaError::BadRewrite)?;
+        Ok(Final::Sent {
+            normal,
+            raw: raw.to_vec(),
+        })
+    }
+
+    /// [`protecting`] with this as the final path.
+    pub fn protecting(
+        &self,
+        table: &RouteTable,
+        asked: &[u8],
+        raw: &[u8],
+    ) -> Result<Option<usize>, AreaError> {
+        match self {
+            Final::Normal(p) => judge(table, p, None, asked, raw),
+            Final::Sent { normal, raw: sent } => judge(table, normal, Some(sent), asked, raw),
+        }
+    }
+}
+
+fn judge(
+    table: &RouteTable,
+    final_path: &[u8],
+    sent: Option<&[u8]>,
+    asked: &[u8],
+    raw: &[u8],
+) -> Result<Option<usize>, AreaError> {
     if table.areas.is_empty() {
         return Ok(None);
     }
-    let literal = undecoded(raw);
-    // An upstream that routes on the path as sent, dot segments and all (most frameworks do:
-    // only browsers resolve them), reads `/sidebar/../pub/x` under `/sidebar/`; so does one
-    // that decodes it first, also when the slashes around the dots were escaped: WSGI and ASGI
-    // servers decode `/sidebar%2F..%2Fx` to a `PATH_INFO` of `/sidebar/../x`.
-    let dotted = has_dot_segment(raw);
-    let decoded = raw
-        .contains(&b'%')
-        .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>())
-        .filter(|d| has_dot_segment(d));
-    // Servers that merge slashes before they route (Werkzeug, Express) and keep dot segments
-    // read `//sidebar/../x` and `/%2Fsidebar%2F..%2Fx` under `/sidebar/` too.
-    let raw_merged = dotted.then(|| merged_slashes(raw)).flatten();
-    let decoded_merged = decoded.as_deref().and_then(merged_slashes);
-    let mut readings: [&[u8]; 6] = [asked, b"", b"", b"", b"", b""];
-    let mut n = 1;
-    for extra in [
-        literal.as_deref(),
-        dotted.then_some(raw),
-        decoded.as_deref(),
-        raw_merged.as_deref(),
-        decoded_merged.as_deref(),
-    ] {
-        if let Some(r) = extra {
-            readings[n] = r;
-            n += 1;
+    let asked_readings = Readings::of(raw);
+    let (slots, n) = asked_readings.list(asked, raw);
+    let asked_readings = &slots[..n];
+    // Sent as the client wrote it: the same readings.
+    let sent = sent.filter(|s| !(final_path == asked && *s == raw));
+    let found = match sent {
+        None if asked == final_path => return agree(table, asked_readings, None),
+        None => agree(table, &[final_path], None)?,
+        Some(sent) => {
+            let sent_readings = Readings::of(sent);
+            let (slots, n) = sent_readings.list(final_path, sent);
+            agree(table, &slots[..n], Some(final_path))?
+        }
+    };
+    match found {
+        Some(area) => Ok(Some(area)),
+        None => agree(table, asked_readings, None),
+    }
+}
+
+/// The readings of a path as sent, besides nginx's normalised one, that an upstream may make.
+struct Readings {
+    literal: Option<Vec<u8>>,
+    dotted: bool,
+    decoded: Option<Vec<u8>>,
+    raw_merged: Option<Vec<u8>>,
+    decoded_merged: Option<Vec<u8>>,
+}
+
+impl Readings {
+    fn of(raw: &[u8]) -> Readings {
+        let literal = undecoded(raw);
+        // An upstream that routes on the path as sent, dot segments and all (most frameworks
+        // do: only browsers resolve them), reads `/sidebar/../pub/x` under `/sidebar/`; so does
+        // one that decodes it first, also when the slashes around the dots were escaped: WSGI
+        // and ASGI servers decode `/sidebar%2F..%2Fx` to a `PATH_INFO` of `/sidebar/../x`.
+        let dotted = has_dot_segment(raw);
+        let decoded = raw
+            .contains(&b'%')
+            .then(|| percent_encoding::percent_decode(raw).collect::<Vec<u8>>())
+            .filter(|d| has_dot_segment(d));
+        // Servers that merge slashes before they route (Werkzeug, Express) and keep dot
+        // segments read `//sidebar/../x` and `/%2Fsidebar%2F..%2Fx` under `/sidebar/` too.
+        let raw_merged = dotted.then(|| merged_slashes(raw)).flatten();
+        let decoded_merged = decoded.as_deref().and_then(merged_slashes);
+        Readings {
+            literal,
+            dotted,
+            decoded,
+            raw_merged,
+            decoded_merged,
         }
     }
-    let asked_readings = &readings[..n];
-    if asked == final_path {
-        return agree(table, asked_readings);
-    }
-    match agree(table, &[final_path])? {
-        Some(area) => Ok(Some(area)),
-        None => agree(table, asked_readings),
+
+    /// `normal` first, then each reading of `raw` there is.
+    fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 6], usize) {
+        let mut readings: [&[u8]; 6] = [normal, b"", b"", b"", b"", b""];
+        let mut n = 1;
+        for extra in [
+            self.literal.as_deref(),
+            self.dotted.then_some(raw),
+            self.decoded.as_deref(),
+            self.raw_merged.as_deref(),
+            self.decoded_merged.as_deref(),
+        ] {
+            if let Some(r) = extra {
+                readings[n] = r;
+                n += 1;
+            }
+        }
+        (readings, n)
     }
 }
 
 /// The one area the readings of `paths` fall in (each also read as a Servlet container reads
-/// it), or none; two different areas are ambiguous.
-fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError> {
+/// it), and the one whose root `root` names, or none; two different areas are ambiguous.
+fn agree(
+    table: &RouteTable,
+    paths: &[&[u8]],
+    root: Option<&[u8]>,
+) -> Result<Option<usize>, AreaError> {
     let mut found = None;
     let mut note = |area: Option<usize>| -> Result<(), AreaError> {
         match (found, area) {
@@ -164,6 +257,9 @@ fn agree(table: &RouteTable, paths: &[&[u8]]) -> Result<Option<usize>, AreaError
             _ => Ok(()),
         }
     };
+    if let Some(root) = root {
+        note(root_of(&table.area_roots, root))?;
+    }
     for path in paths {
         note(area_of(table, path)?)?;
         lenient_readings(table, path, &mut note)?;
@@ -368,13 +464,6 @@ pub fn servlet_reading(path: &[u8]) -> Result<Vec<u8>, AreaError> {
         out.push(b'/');
     }
     Ok(out)
-}
-
-/// The normalised path of the request-target a rewrite made (the escaped URI and its
-/// arguments, as sent upstream).
-pub fn target_path(target: &[u8]) -> Result<Vec<u8>, AreaError> {
-    let (raw, _) = nginx_compat::uri::split_request_uri(target);
-    nginx_compat::uri::normalize_path(raw).map_err(|_| AreaError::BadRewrite)
 }
 
 #[cfg(test)]
@@ -656,8 +745,65 @@ mod tests {
 
     #[test]
     fn rewritten_targets_are_read_as_normalised_paths() {
-        assert_eq!(target_path(b"/sidebar/a%20b?x=1").unwrap(), b"/sidebar/a b");
-        assert_eq!(target_path(b"/x/../sidebar/").unwrap(), b"/sidebar/");
-        assert_eq!(target_path(b"/../x"), Err(AreaError::BadRewrite));
+        let normal = |t: &[u8]| match Final::sent(t) {
+            Ok(Final::Sent { normal, .. }) => Ok(normal),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(normal(b"/sidebar/a%20b?x=1").unwrap(), b"/sidebar/a b");
+        assert_eq!(normal(b"/x/../sidebar/").unwrap(), b"/sidebar/");
+        assert_eq!(normal(b"/../x"), Err(AreaError::BadRewrite));
+    }
+
+    /// A target sent upstream as written is read every way the client's own path is (a
+    /// `proxy_pass http://crm/$1` sends what nginx decoded: `/files/sidebar/%252e%252e/x`
+    /// reaches the CRM as `/sidebar/%2e%2e/x`), and its name without the slash is the area's
+    /// root (`location /api/ { proxy_pass http://crm/; }` sends `/api/sidebar` as `/sidebar`,
+    /// with no 301 of nginx's between).
+    #[test]
+    fn a_target_sent_as_written_is_read_every_way_and_reaches_an_areas_root() {
+        let t = table(&[("/sidebar/", true), ("/mp/", true), ("/", false)]);
+        let sent = |target: &str, raw: &str| {
+            let asked = nginx_compat::uri::normalize_path(raw.as_bytes()).unwrap();
+            Final::sent(target.as_bytes())
+                .unwrap()
+                .protecting(&t, &asked, raw.as_bytes())
+        };
+        type Case<'a> = (&'a str, &'a str, Result<Option<usize>, AreaError>);
+        let cases: &[Case] = &[
+            (
+                "/sidebar/%2e%2e/x",
+                "/files/sidebar/%252e%252e/x",
+                Ok(Some(0)),
+            ),
+            (
+                "/sidebar%2f..%2fx",
+                "/files/sidebar%252f..%252fx",
+                Ok(Some(0)),
+            ),
+            ("/sidebar/../x", "/files/sidebar/%252E%252E/x", Ok(Some(0))),
+            // Read into two areas of different logins: refused, as the client's own path.
+            (
+                "/mp/%2e%2e/sidebar/x",
+                "/files/mp/%252e%252e/sidebar/x",
+                Err(AreaError::Ambiguous),
+            ),
+            ("/sidebar", "/api/sidebar", Ok(Some(0))),
+            ("/sidebar?a=1", "/api/sidebar", Ok(Some(0))),
+            ("/mp", "/files/mp", Ok(Some(1))),
+            ("/sidebarx", "/api/sidebarx", Ok(None)),
+            ("/other", "/api/other", Ok(None)),
+            ("/other/%2e%2e/x", "/files/other/%252e%252e/x", Ok(None)),
+            // Sent as asked: the client's own readings only (its `/sidebar` got nginx's 301).
+            ("/sidebar/x", "/sidebar/x", Ok(Some(0))),
+        ];
+        for (target, raw, want) in cases {
+            assert_eq!(sent(target, raw), *want, "{raw} sent as {target}");
+        }
+        // A `$uri` (already normalised, never sent) is read as before.
+        assert_eq!(
+            Final::Normal(b"/sidebar".to_vec()).protecting(&t, b"/api/sidebar", b"/api/sidebar"),
+            Ok(None)
+        );
     }
 }

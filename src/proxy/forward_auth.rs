@@ -22,7 +22,7 @@ use super::request::{self, param};
 use super::{assertion, normalise, Ctx, Gateway, Located};
 use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::login::return_url::ReturnUrl;
-use crate::routing;
+use crate::routing::{self, Final};
 
 /// The request a front proxy asks about.
 #[derive(Debug, PartialEq, Eq)]
@@ -350,7 +350,7 @@ impl Gateway {
             Located::Done(_) | Located::NotFound if !path.ends_with(b"/") => {
                 let mut with_slash = path.clone();
                 with_slash.push(b'/');
-                Some(vec![path.clone(), with_slash])
+                Some(vec![Final::Normal(path.clone()), Final::Normal(with_slash)])
             }
             Located::Done(_) | Located::NotFound => None,
         };

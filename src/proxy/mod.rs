@@ -32,7 +32,7 @@ use crate::headers;
 use crate::metrics::METRICS;
 use crate::provider::Provider;
 use crate::request_id;
-use crate::routing::{self, Routed};
+use crate::routing::{self, Final, Routed};
 
 pub use ctx::Ctx;
 
@@ -193,9 +193,11 @@ impl Gateway {
             },
         };
         let final_paths = match (&handler, &ctx.upstream_uri) {
-            (Handler::File(a), _) => Some(vec![a.file_uri().unwrap_or_default().to_vec()]),
+            (Handler::File(a), _) => Some(vec![Final::Normal(
+                a.file_uri().unwrap_or_default().to_vec(),
+            )]),
             (Handler::Upstream, _) => Some(nginx::final_paths(ctx).map_err(area_failure)?),
-            (_, Some(target)) => Some(vec![routing::target_path(target).map_err(area_failure)?]),
+            (_, Some(target)) => Some(vec![Final::sent(target).map_err(area_failure)?]),
             (_, None) => None,
         };
         if let Handler::Route(i) = handler {
@@ -213,16 +215,20 @@ impl Gateway {
         session: &Session,
         ctx: &mut Ctx,
         config: &Config,
-        final_paths: Option<&[Vec<u8>]>,
+        final_paths: Option<&[Final]>,
         path: &[u8],
         raw_path: &[u8],
     ) -> Result<(), Failure> {
-        let protecting = |final_path: &[u8]| {
-            routing::protecting(&config.routes, final_path, path, raw_path).map_err(area_failure)
+        let protecting = |final_path: &Final| {
+            final_path
+                .protecting(&config.routes, path, raw_path)
+                .map_err(area_failure)
         };
         let area = match final_paths {
             // The request's own path when no rewrite or handler changed it.
-            None => protecting(path)?,
+            None => {
+                routing::protecting(&config.routes, path, path, raw_path).map_err(area_failure)?
+            }
             Some(finals) => {
                 let mut area = None;
                 for final_path in finals {
@@ -277,7 +283,7 @@ fn normalise(ctx: &mut Ctx, target: &[u8]) -> Result<(), Failure> {
 enum Located {
     /// This location handles the request, whose path is finally one of these (`None`: the
     /// path it came with).
-    Handler(Handler, Option<Vec<Vec<u8>>>),
+    Handler(Handler, Option<Vec<Final>>),
     /// The gateway or the nginx file answers itself (a redirect, `return`, `deny`).
     Done(Next),
     /// No location.

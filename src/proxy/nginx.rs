@@ -12,6 +12,7 @@ use super::ctx::Chosen;
 use super::Ctx;
 use crate::config::rules::Rules;
 use crate::nginx::{self, response};
+use crate::routing::Final;
 
 /// What the proxy does after the rewrite phase.
 pub(super) enum Next {
@@ -110,13 +111,13 @@ async fn discard_body(session: &mut Session, ctx: &Ctx) {
 /// The paths the login of an area is decided on for a request an nginx location proxies:
 /// the one its upstream receives (`proxy_pass` with a URI part replaces the location's
 /// prefix), then the URI nginx chose the location for.
-pub(super) fn final_paths(ctx: &Ctx) -> Result<Vec<Vec<u8>>, crate::routing::AreaError> {
+pub(super) fn final_paths(ctx: &Ctx) -> Result<Vec<Final>, crate::routing::AreaError> {
     let Some(f) = ctx.nginx.as_deref() else {
         return Ok(Vec::new());
     };
     Ok(vec![
-        crate::routing::target_path(f.target())?,
-        f.uri().to_vec(),
+        Final::sent(f.target())?,
+        Final::Normal(f.uri().to_vec()),
     ])
 }
 
@@ -213,20 +214,21 @@ fn refused_into_area(ctx: &mut Ctx) -> bool {
     let Some(f) = ctx.nginx.as_deref() else {
         return false;
     };
+    // An `X-Accel-Redirect` URI is not normalised (`/./sidebar/x` is a file of /sidebar/): it
+    // is read as written, and as nginx's location matching reads it.
     let paths = match (&f.pending, f.reproxy) {
-        (Some(nginx_compat::Action::File(a)), _) => Ok(vec![a.state.uri.clone()]),
+        (Some(nginx_compat::Action::File(a)), _) => Final::sent(&a.state.uri).map(|p| vec![p]),
         (_, true) => final_paths(ctx),
         _ => return false,
     };
     let routes = &ctx.config.routes;
     let admitted = ctx.admitted;
-    // The path as nginx's location matching reads it, and as written (an `X-Accel-Redirect`
-    // URI is not normalised: `/./sidebar/x` is a file of /sidebar/).
-    let into_area = |p: &[u8]| {
-        let Ok(normal) = nginx_compat::uri::normalize_path(p) else {
-            return true;
+    let into_area = |p: &Final| {
+        let (normal, raw) = match p {
+            Final::Sent { normal, raw } => (normal, raw),
+            Final::Normal(normal) => (normal, normal),
         };
-        match crate::routing::protecting(routes, &normal, &normal, p) {
+        match p.protecting(routes, normal, raw) {
             Ok(Some(i)) => {
                 routes.routes[i].login.is_some()
                     && !admitted.is_some_and(|a| a == i || crate::routing::same_gate(routes, a, i))
@@ -236,7 +238,7 @@ fn refused_into_area(ctx: &mut Ctx) -> bool {
         }
     };
     let into = match paths {
-        Ok(paths) => paths.iter().any(|p| into_area(p)),
+        Ok(paths) => paths.iter().any(into_area),
         Err(_) => true,
     };
     if into {

@@ -37,6 +37,11 @@ location = "/mp/"
 upstream = "crm"
 login = "mp"
 
+[[routes]]
+location = "/r/"
+upstream = "crm"
+rewrite = [{ pattern = "^/r/(.*)$", replacement = "/$1", flag = "break" }]
+
 [upstreams.dead]
 url = "http://127.0.0.1:1"
 
@@ -56,6 +61,8 @@ server {
     location /pub3/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
     location /mp/m/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
     location /sidebar/dead/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
+    location ~ ^/files/(.*)$ { proxy_pass http://crm/$1; }
+    location /api/ { proxy_pass http://crm/; }
 }
 "#;
 
@@ -112,6 +119,16 @@ const INCLUDE_WALKAROUNDS: &[(&str, u16)] = &[
     ("/pub2/assets/missing", 401),
     ("/favicon.ico", 200),
     ("/old", 200),
+    // `$1` holds what nginx decoded: the CRM receives /sidebar/%2e%2e/x, /sidebar%2f..%2fx.
+    ("/files/sidebar/%252e%252e/x", 401),
+    ("/files/sidebar%252f..%252fx", 401),
+    ("/files/other", 200),
+    // The CRM receives /sidebar, the area's index to Express and others (no 301 between).
+    ("/api/sidebar", 401),
+    ("/api/sidebar?a=1", 401),
+    ("/r/sidebar", 401),
+    ("/api/other", 200),
+    ("/r/other", 200),
 ];
 
 /// A script's GET sent as raw bytes: no client library gets to resolve the path first.
