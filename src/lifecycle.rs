@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::config::model::{StoreBackend, StoreSettings};
 use crate::config::{self, Config};
 use crate::listeners::Ports;
 
@@ -138,9 +139,48 @@ fn moved(written: Option<&String>, bound: Option<&String>) -> bool {
 /// process that started without any (`compression`: it started with some). A bad new config
 /// is logged and the running one stays.
 /// `ports`: what the listeners bound, settled on each new config as on the first.
+/// Callbacks forwarded with a `memory` store (the one opened at start): what WeCom was told
+/// "success" for is lost at a restart. Said at start and at every reload (`when`: "reload: ").
+pub fn warn_of_memory_store(opened: &StoreSettings, config: &Config, when: &str) {
+    if opened.backend != StoreBackend::Memory {
+        return;
+    }
+    let forwarding: Vec<&str> = config
+        .apps
+        .values()
+        .filter(|a| a.callback.is_some())
+        .map(|a| a.name.as_str())
+        .collect();
+    if !forwarding.is_empty() {
+        tracing::warn!(
+            apps = %forwarding.join(", "),
+            "{when}[store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart; use \"local\" (or \"redis\") outside tests and the demo"
+        );
+    }
+}
+
+/// Why a reload cannot be applied to the store this process opened at start (the `[store]`
+/// of a reload applies only after a restart): an app whose installs WeCom sends once (a
+/// suite, a custom app's template) on a `memory` store would lose them at that restart —
+/// `check` refuses such a file, and so does a reload.
+pub fn refused_by_opened_store(opened: &StoreSettings, new: &Config) -> Option<String> {
+    if opened.backend != StoreBackend::Memory {
+        return None;
+    }
+    let app = new
+        .apps
+        .values()
+        .find(|a| matches!(a.credentials, wecom_api::Credentials::Suite { .. }))?;
+    Some(format!(
+        "[apps.{}] keeps installs WeCom sends once, and this process opened the \"memory\" store at start (lost at a restart): set [store] backend = \"local\" or \"redis\" and restart",
+        app.name
+    ))
+}
+
 pub fn spawn_reloader(
     path: PathBuf,
     current: Arc<ArcSwap<Config>>,
+    opened: StoreSettings,
     ports: Ports,
     compression: bool,
 ) {
@@ -165,6 +205,14 @@ pub fn spawn_reloader(
                     }
                     match load(&path) {
                         Ok(mut new) => {
+                            if let Some(why) = refused_by_opened_store(&opened, &new) {
+                                tracing::error!(
+                                    setting = "[store].backend",
+                                    problem = %why,
+                                    "reload: new config refused, the running one stays"
+                                );
+                                continue;
+                            }
                             let old = current.load();
                             // Compared as written (port 0: any port) with what is bound, before
                             // the new config is given the bound addresses.
@@ -203,9 +251,12 @@ pub fn spawn_reloader(
                             if !changed.is_empty() {
                                 tracing::warn!(changed = %changed.join(", "), "reload: these change only on restart; the rest is applied");
                             }
-                            if !new.store.same_as(&old.store) {
+                            // Against the store opened at start, not the last file's: a reload
+                            // back to it changes nothing.
+                            if !new.store.same_as(&opened) {
                                 tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied");
                             }
+                            warn_of_memory_store(&opened, &new, "reload: ");
                             if new.compresses() && !compression {
                                 tracing::warn!("reload: gzip is on in the new config, but the process started without it: answers are compressed after a restart; the rest is applied");
                             }

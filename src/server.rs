@@ -83,21 +83,8 @@ pub fn run(
     for w in &current.load().warnings {
         tracing::warn!("{w}");
     }
-    if settings.backend == crate::config::model::StoreBackend::Memory {
-        let loaded = current.load();
-        let forwarding: Vec<&str> = loaded
-            .apps
-            .values()
-            .filter(|a| a.callback.is_some())
-            .map(|a| a.name.as_str())
-            .collect();
-        if !forwarding.is_empty() {
-            tracing::warn!(
-                apps = %forwarding.join(", "),
-                "[store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart; use \"local\" (or \"redis\") outside tests and the demo"
-            );
-        }
-    }
+    lifecycle::warn_of_memory_store(settings, &current.load(), "");
+    let opened = settings.clone();
     let provider = Provider::new(backend.store.clone(), settings.lock_ttl, clock);
     let callbacks = Arc::new(Callbacks::new(
         backend.queue,
@@ -193,7 +180,7 @@ pub fn run(
         Delivery::new(current.clone(), callbacks),
     ));
 
-    lifecycle::spawn_reloader(config_path, current, ports, compression);
+    lifecycle::spawn_reloader(config_path, current, opened, ports, compression);
     // Every socket is bound (connections queue until pingora accepts them): the addresses are
     // final, in one line a program can read and in the ports file.
     tracing::info!(ports = %report, "wecom-gateway listening");

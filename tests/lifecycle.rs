@@ -73,6 +73,52 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_the_new_is_bad(
     gw.wait_log("[store] changes only on restart");
 }
 
+/// The store is the one opened at start, whatever a reload's `[store]` says: a reload cannot
+/// bring apps whose installs WeCom sends once onto a `memory` store (they would be lost at the
+/// restart the warning asks for; `check` refuses such a file), and a reload back to the store
+/// that is open is no change to warn of.
+#[tokio::test]
+async fn a_reload_is_judged_against_the_store_opened_at_start() {
+    let a = upstream::echo("a");
+    let memory = "\n[store]\nbackend = \"memory\"\n";
+    let gw = Gateway::start_config(&format!("{}{memory}", config(&a.url(), "/")), &[], &[]);
+    let suite = "\n[session]\nsecret = \"0123456789abcdef0123456789abcdef-session\"\n\
+        assertion_secret = \"0123456789abcdef0123456789abcdef-assert\"\n\
+        [apps.saas]\nkind = \"wecom_suite\"\nsuite_id = \"ww0123456789abcdef\"\n\
+        suite_secret = \"the-suite-secret\"\ncallback = { token = \"SuiteToken123\", \
+        encoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\", forward = \"crm\", \
+        forward_path = \"/wecom/suite\" }\n";
+    // The file names a durable store (the default): fine for `check`, not for this process.
+    std::fs::write(&gw.config_path, format!("{}{suite}", config(&a.url(), "/"))).unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config refused");
+    assert!(
+        gw.log()
+            .contains("[apps.saas] keeps installs WeCom sends once")
+            && gw.log().contains("restart"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        !gw.log().contains("reload: new config applied"),
+        "{}",
+        gw.log()
+    );
+    // Back to the store that is open, with another change: applied, nothing to warn of.
+    std::fs::write(
+        &gw.config_path,
+        format!("{}{memory}", config(&a.url(), "/x/")),
+    )
+    .unwrap();
+    gw.signal(1);
+    gw.wait_log("reload: new config applied");
+    assert!(
+        !gw.log().contains("[store] changes only on restart"),
+        "{}",
+        gw.log()
+    );
+}
+
 /// The engine's compression module is set up only for a config that compresses something
 /// (its modules are made once): a reload that turns `gzip` on says a restart is needed, and
 /// answers stay as they were until then; one started with `gzip` compresses.

@@ -127,6 +127,7 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 /// `[session] policy_ttl` when not set: how long access-rule facts are cached (SPEC 17).
 pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
 
+#[derive(Clone)]
 pub struct StoreSettings {
     pub backend: StoreBackend,
     /// `local`: the database file, resolved against the config file's directory.
