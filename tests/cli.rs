@@ -724,6 +724,17 @@ fn a_table_written_twice_is_named_with_what_to_do() {
         stderr.contains("duplicate key `ttl`: it is written twice; keep one"),
         "{stderr}"
     );
+    // Under a second a session is over when it opens: every sign-in would loop.
+    for short in ["900ms", "59s"] {
+        let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"{short}\"\n"), &[]);
+        assert_eq!(code, 2, "{short}: {stderr}");
+        assert!(
+            stderr.contains("[session].ttl: expected at least \"1m\""),
+            "{short}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"1m\"\n"), &[]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// `demo` where there is no `gateway.toml` runs the built-in configuration from a directory of

@@ -4,6 +4,8 @@
 //! with the same time ([`super::event::acted_at`]: when the event happened, never later than
 //! its arrival), so applying twice, or a replay, changes nothing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wecom_api::{Store, StoreError};
 
 use super::event::Reaction;
@@ -15,13 +17,28 @@ use crate::revocation;
 /// Sessions live at most this long (the default `[session] ttl`), when no session is set.
 const DEFAULT_SESSION_TTL_SECS: u64 = 8 * 3600;
 
-/// How long a member record is kept: one session lifetime, after which nothing it covers is
-/// still open anyway.
-pub fn session_ttl(config: &Config) -> u64 {
+/// The longest session `ttl` this process has run with ([`note_session_ttl`]).
+static LONGEST_SESSION_TTL_SECS: AtomicU64 = AtomicU64::new(0);
+
+fn config_ttl(config: &Config) -> u64 {
     config
         .session
         .as_ref()
         .map_or(DEFAULT_SESSION_TTL_SECS, |s| s.ttl.as_secs())
+}
+
+/// Notes the `ttl` of a config this process runs (at start and at each reload applied).
+pub fn note_session_ttl(config: &Config) {
+    LONGEST_SESSION_TTL_SECS.fetch_max(config_ttl(config), Ordering::Relaxed);
+}
+
+/// How long a member record is kept: the longest session lifetime this process has run with,
+/// after which nothing it covers is still open. Not only the running config's: a session
+/// carries its issue time and is held to the running `ttl`, so one sealed under an 8 h ttl
+/// opens again when a reload restores 8 h after a shorter ttl, and a record kept for the
+/// shorter one would have lapsed by then.
+pub fn session_ttl(config: &Config) -> u64 {
+    config_ttl(config).max(LONGEST_SESSION_TTL_SECS.load(Ordering::Relaxed))
 }
 
 /// Applies `r` as of `at` (Unix s, [`super::event::acted_at`]).

@@ -596,13 +596,23 @@ fn compile_session(
             d
         }
     };
+    // Sessions are checked in whole seconds: under a second every session is over when it
+    // opens, and a sign-in that ends before the next page loops (SPEC section 8: never a loop).
+    let ttl = s.ttl.unwrap_or(Duration::from_secs(8 * 3600));
+    if ttl < Duration::from_secs(60) {
+        return Err(src.error(
+            src.key_span("session", "ttl"),
+            "[session].ttl",
+            "expected at least \"1m\": a shorter session signs its member in again on every page",
+        ));
+    }
     Ok(SessionSettings {
         policy_ttl,
         assertion_audience,
         // Only the derived key is kept: the raw secret leaves memory with the parsed file.
         key: cookie::Key::derive_from(session_secret.expose().as_bytes()),
         cookie_name,
-        ttl: s.ttl.unwrap_or(Duration::from_secs(8 * 3600)),
+        ttl,
         assertion_key: assertion_secret
             .as_ref()
             .map(|a| AssertionKey::new(a.expose().as_bytes())),
