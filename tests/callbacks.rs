@@ -276,6 +276,37 @@ async fn sigkill_with_events_queued_loses_nothing() {
     );
 }
 
+/// Events kept for an app whose callback the config no longer has (removed, or the app
+/// renamed, while they waited) have no worker after a restart: the start says so, with their
+/// number, rather than keep them out of sight.
+#[tokio::test]
+async fn a_start_names_events_queued_for_an_app_without_callback() {
+    let mut w = CallbackWorld::start(Backend::Local, 1).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    for i in 0..2 {
+        assert_eq!(post_event(&url, &event_xml(i)).await.1, "success");
+    }
+    let path = w.gateways[0].config_path.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("forward_path = \"/wecom/callback\""))
+        .unwrap()
+        .to_owned();
+    std::fs::write(&path, text.replace(&line, "")).unwrap();
+    w.kill_and_restart(0).await;
+    let gw = &w.gateways[0];
+    gw.wait_log("events queued for an app without callback in this config");
+    let log = gw.log();
+    let said = log
+        .lines()
+        .find(|l| l.contains("events queued for an app without callback"))
+        .unwrap();
+    assert!(said.contains("app=crm") && said.contains("events=2"), "{said}");
+    assert!(!log.contains("app=crmjson"), "{log}");
+}
+
 #[tokio::test]
 async fn del_follow_user_makes_that_page_ticket_inject_nothing() {
     use common::browser::{self, Browser, WXWORK_UA};

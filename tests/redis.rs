@@ -798,6 +798,14 @@ async fn the_redis_queue_lists_and_replays_parked_events() {
     )
     .unwrap();
     wecom_gateway::callback::queue::conformance::remembers_what_it_queued(&q).await;
+    let q = wecom_gateway::callback::queue::RedisQueue::open(
+        &redis.url(),
+        "wgw[1]*:",
+        DEFAULT_LOCK_TTL,
+        Clock::system(),
+    )
+    .unwrap();
+    wecom_gateway::callback::queue::conformance::lists_the_apps_with_events(&q).await;
 }
 
 /// An entry another version wrote (a rolling upgrade, a rollback) that this one cannot read is

@@ -160,6 +160,7 @@ impl BackgroundService for Delivery {
                     if let Some(w) = w {
                         tracing::warn!("{w}");
                     }
+                    inner.warn_of_events_without_callback().await;
                     return;
                 }
             }
@@ -210,6 +211,25 @@ enum Attempt {
 impl Inner {
     fn queue(&self) -> &dyn EventQueue {
         &*self.callbacks.queue
+    }
+
+    /// Events kept for an app this config does not forward for (its callback removed, or the
+    /// app renamed while events waited) have no worker: said at start, or they wait unseen. A
+    /// reload that removes a callback is said by that app's worker.
+    async fn warn_of_events_without_callback(&self) {
+        let Ok(apps) = self.queue().queued_apps().await else {
+            return;
+        };
+        let config = self.config.load();
+        for (app, events) in apps {
+            if config.apps.get(&app).is_none_or(|a| a.callback.is_none()) {
+                tracing::warn!(
+                    app = %app,
+                    events,
+                    "events queued for an app without callback in this config: they wait until it has one again"
+                );
+            }
+        }
     }
 
     fn warn(&self, app: &str, what: &'static str, detail: &str) {

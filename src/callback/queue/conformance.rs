@@ -21,6 +21,45 @@ pub async fn remembers_what_it_queued(q: &dyn EventQueue) {
     assert!(q.seen("crm", "s1").await.unwrap(), "after delivery too");
 }
 
+async fn listed(q: &dyn EventQueue) -> Vec<(String, u64)> {
+    let mut apps = q.queued_apps().await.unwrap();
+    apps.sort();
+    apps
+}
+
+/// Every app with undelivered events is listed with their number (an app the config no longer
+/// forwards for included: nothing else would show its events); one whose events were all
+/// delivered or parked is not. A prefix's glob characters are its own.
+pub async fn lists_the_apps_with_events(q: &dyn EventQueue) {
+    let of = |app: &str, n: u32| {
+        Event::new(
+            app,
+            format!("<xml><N>{n}</N></xml>"),
+            format!("{app}{n}"),
+            1,
+        )
+    };
+    q.push(&of("old", 1)).await.unwrap();
+    q.push(&of("old", 2)).await.unwrap();
+    q.push(&of("crm", 1)).await.unwrap();
+    q.push(&of("crm*x", 1)).await.unwrap();
+    assert_eq!(
+        listed(q).await,
+        [
+            ("crm".to_owned(), 1),
+            ("crm*x".to_owned(), 1),
+            ("old".to_owned(), 2)
+        ]
+    );
+    for app in ["crm", "crm*x"] {
+        let h = q.head(app).await.unwrap().unwrap();
+        q.ack(app, &h).await.unwrap();
+    }
+    let h = q.head("old").await.unwrap().unwrap();
+    q.park("old", &h).await.unwrap();
+    assert_eq!(listed(q).await, [("old".to_owned(), 1)]);
+}
+
 /// Parked events are listed oldest first and put back at the end of the queue, one by its
 /// position or all, with their ids; the queue's own order is kept for what was there.
 pub async fn parks_and_replays(q: &dyn EventQueue) {

@@ -289,6 +289,17 @@ impl EventQueue for LocalQueue {
         Ok(self.depths.get(app).map_or(0, |d| *d))
     }
 
+    async fn queued_apps(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut apps: Vec<(String, u64)> = self
+            .depths
+            .iter()
+            .filter(|d| *d.value() > 0)
+            .map(|d| (d.key().clone(), *d.value()))
+            .collect();
+        apps.sort();
+        Ok(apps)
+    }
+
     async fn wait(&self, app: &str, limit: Duration) {
         self.wakers.wait(app, limit).await
     }

@@ -161,6 +161,13 @@ pub trait EventQueue: Send + Sync + 'static {
     /// Undelivered events of `app`.
     async fn depth(&self, app: &str) -> Result<u64, QueueError>;
 
+    /// Every app with undelivered events, and how many: also apps the running config no
+    /// longer forwards for (removed, renamed, their callback taken out), whose events wait
+    /// unseen. A process's memory queue starts empty: nothing to list.
+    async fn queued_apps(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        Ok(Vec::new())
+    }
+
     /// Returns when something may have been pushed for `app`, or after `limit`.
     async fn wait(&self, app: &str, limit: Duration);
 

@@ -704,6 +704,54 @@ impl EventQueue for RedisQueue {
             .await
     }
 
+    async fn queued_apps(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        let head = self.stream("");
+        // The prefix is the operator's: its glob characters are matched as themselves.
+        let mut pattern = String::new();
+        for ch in head.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('*');
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let p = pattern.clone();
+            let (next, batch): (u64, Vec<String>) = self
+                .run(|mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&p)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        let mut apps = Vec::new();
+        for key in keys {
+            let Some(app) = key.strip_prefix(&head) else {
+                continue;
+            };
+            let n = self.depth(app).await?;
+            if n > 0 {
+                apps.push((app.to_owned(), n));
+            }
+        }
+        Ok(apps)
+    }
+
     async fn persistence_warning(&self) -> Result<Option<&'static str>, QueueError> {
         self.persistence().await
     }

@@ -183,6 +183,14 @@ async fn the_local_queue_lists_and_replays_parked_events() {
     conformance::parks_and_replays(&local(&f, &clock).await).await;
     let f = TempFile::new();
     conformance::remembers_what_it_queued(&local(&f, &clock).await).await;
+    let f = TempFile::new();
+    conformance::lists_the_apps_with_events(&local(&f, &clock).await).await;
+    // Counted again from the file at the next start, where the list is asked for.
+    let reopened = local(&f, &clock).await;
+    assert_eq!(
+        reopened.queued_apps().await.unwrap(),
+        [("old".to_owned(), 1)]
+    );
 }
 
 /// A parked row that no longer reads is listed as such and stays parked when all are replayed.
