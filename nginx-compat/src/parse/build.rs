@@ -273,7 +273,7 @@ impl Builder {
                 "map" => {
                     let (m, refused) = proxy_args::map(d)?;
                     self.uses(d, &m.source);
-                    for (_, v) in &m.exact {
+                    for v in m.exact.values() {
                         self.uses(d, v);
                     }
                     for (re, v) in &m.regex {

@@ -708,7 +708,7 @@ impl Builder {
                             }
                             t => {
                                 let (host, uri) = match t.find('/') {
-                                    Some(i) => (&t[..i], t[i..].as_bytes().to_vec()),
+                                    Some(i) => (&t[..i], t.as_bytes()[i..].to_vec()),
                                     None => (t, Vec::new()),
                                 };
                                 r.hosts.push((host.to_ascii_lowercase(), uri));

@@ -180,10 +180,10 @@ impl RedisStore {
             let (key, value) = (&key, &value);
             async move {
                 if ms == 0 {
-                    redis::cmd("DEL").arg(&key).query_async::<()>(&mut c).await
+                    redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await
                 } else {
                     redis::cmd("SET")
-                        .arg(&key)
+                        .arg(key)
                         .arg(value)
                         .arg("PX")
                         .arg(ms)
