@@ -42,6 +42,7 @@ pub mod names {
     pub const WGW_CONTACT: HeaderName = HeaderName::from_static("wgw-contact");
     pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
     pub const X_REWRITE_URL: HeaderName = HeaderName::from_static("x-rewrite-url");
+    pub const X_ACCEL_REDIRECT: HeaderName = HeaderName::from_static("x-accel-redirect");
     pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
     pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 }

@@ -303,7 +303,10 @@ async fn a_start_names_events_queued_for_an_app_without_callback() {
         .lines()
         .find(|l| l.contains("events queued for an app without callback"))
         .unwrap();
-    assert!(said.contains("app=crm") && said.contains("events=2"), "{said}");
+    assert!(
+        said.contains("app=crm") && said.contains("events=2"),
+        "{said}"
+    );
     assert!(!log.contains("app=crmjson"), "{log}");
 }
 

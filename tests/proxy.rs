@@ -881,3 +881,36 @@ async fn an_error_page_or_accel_redirect_to_a_route_is_answered_plainly() {
     assert_eq!(parse_status(&r), Some(502), "{text}");
     assert!(text.contains("upstream_unavailable"), "{text}");
 }
+
+/// An `X-Accel-Redirect` from a `[[routes]]` upstream is not followed (a route names no
+/// internal locations; an included nginx file's are followed as nginx does): the answer goes
+/// out without it, and the log says so, once a minute, rather than leave a CRM that relies on
+/// it to guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x_accel_redirect_on_a_route_is_dropped_and_said() {
+    use std::io::Write;
+    let (port, _) = raw_crm(|_, _, _, w| {
+        w.write_all(
+            b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /protected/file.pdf\r\nContent-Length: 4\r\n\r\nbody",
+        )
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+    ));
+    let c = common::client();
+    for _ in 0..2 {
+        let r = c.get(gw.url("/download")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(!r.headers().contains_key("x-accel-redirect"));
+        assert_eq!(r.text().await.unwrap(), "body");
+    }
+    gw.wait_log("X-Accel-Redirect is not followed on a [[routes]] entry");
+    assert_eq!(
+        gw.log().matches("X-Accel-Redirect is not followed").count(),
+        1,
+        "once a minute:\n{}",
+        gw.log()
+    );
+    assert!(!gw.log().contains("/protected/file.pdf"), "{}", gw.log());
+}

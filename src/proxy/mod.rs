@@ -262,6 +262,10 @@ impl Gateway {
 
 /// Step 1 on a request-target: nginx's normalised path into the context (for matching, logs and
 /// metrics), or a 400 with the path as received kept there instead.
+/// When an X-Accel-Redirect a `[[routes]]` upstream sent was last logged.
+static ACCEL_DROPPED: std::sync::LazyLock<wecom_api::Throttle<()>> =
+    std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
+
 fn normalise(ctx: &mut Ctx, target: &[u8]) -> Result<(), Failure> {
     let (raw_path, _query) = nginx_compat::uri::split_request_uri(target);
     match nginx_compat::uri::normalize_path(raw_path) {
@@ -639,6 +643,19 @@ impl ProxyHttp for Gateway {
         // `X-Accel-*` and `X-Pad` speak to the proxy (nginx's own hidden headers): an internal
         // path of `X-Accel-Redirect` is not the client's to see.
         if nginx_only {
+            // Followed only where an included nginx file's location proxies (its `internal`
+            // locations are what it names): a `[[routes]]` upstream's is dropped, said once a
+            // minute so that a CRM relying on it is not a mystery.
+            if ctx.nginx.is_none() && resp.headers.contains_key(&headers::names::X_ACCEL_REDIRECT) {
+                if let Some(up) = ctx.route.map(|i| &ctx.config.routes.routes[i]) {
+                    if ACCEL_DROPPED.due((), crate::clock::clock().now_ms()) {
+                        tracing::warn!(
+                            route = %up.location,
+                            "the upstream's X-Accel-Redirect is not followed on a [[routes]] entry (only an included nginx file's locations follow it): its answer goes out as it is (logged once a minute)"
+                        );
+                    }
+                }
+            }
             headers::strip_for_the_proxy(resp);
         }
         // Hop-by-hop: the upstream's idle time is not the client connection's (nginx drops it).
