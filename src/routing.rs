@@ -155,6 +155,7 @@ impl Final {
     }
 }
 
+#[inline]
 fn judge(
     table: &RouteTable,
     final_path: &[u8],
@@ -195,6 +196,7 @@ struct Readings {
 }
 
 impl Readings {
+    #[inline]
     fn of(raw: &[u8]) -> Readings {
         let literal = undecoded(raw);
         // An upstream that routes on the path as sent, dot segments and all (most frameworks
@@ -220,6 +222,7 @@ impl Readings {
     }
 
     /// `normal` first, then each reading of `raw` there is.
+    #[inline]
     fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 6], usize) {
         let mut readings: [&[u8]; 6] = [normal, b"", b"", b"", b"", b""];
         let mut n = 1;

@@ -379,11 +379,10 @@ impl<T> LocationSet<T> {
 
     /// The exact/prefix pass. Prefix comparison is case-sensitive, as nginx on Linux.
     pub fn find_static(&self, path: &[u8]) -> StaticMatch {
-        let found = match &self.index {
-            Some(index) => index.find(path),
-            None => self.walk_static(path),
+        let Some(index) = &self.index else {
+            return self.walk_static(path);
         };
-        match found {
+        match index.find(path) {
             StaticMatch::Prefix { index, .. } => StaticMatch::Prefix {
                 index,
                 no_regex: self.entries[index].0.modifier == Modifier::PrefixNoRegex,
@@ -423,10 +422,13 @@ impl<T> LocationSet<T> {
                 }
             }
         }
-        best.map_or(StaticMatch::None, |i| StaticMatch::Prefix {
-            index: i,
-            no_regex: false,
-        })
+        match best {
+            Some(i) => StaticMatch::Prefix {
+                index: i,
+                no_regex: self.entries[i].0.modifier == Modifier::PrefixNoRegex,
+            },
+            None => StaticMatch::None,
+        }
     }
 
     /// The regex pass: configuration order, first match wins. A match error (PCRE's limits)
