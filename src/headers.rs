@@ -196,9 +196,8 @@ pub struct Present {
     /// `wgw-contact`, the gateway's own contact header.
     pub contact: bool,
     pub forwarded_for: bool,
-    /// `X-Original-URL` or `X-Rewrite-URL`: a path that IIS rewrites, Symfony before 4.1 and
-    /// Zend/Laminas route on instead of the request's own, past the login of its area.
-    pub path_override: bool,
+    /// A claim about the request the gateway's own headers make ([`is_override`]).
+    pub overrides: bool,
     /// A header the gateway writes itself ([`strip_set`]'s names).
     pub set: bool,
 }
@@ -216,7 +215,7 @@ impl Present {
             p.authorization |= n == http::header::AUTHORIZATION;
             p.contact |= n == names::WGW_CONTACT;
             p.forwarded_for |= n == names::X_FORWARDED_FOR;
-            p.path_override |= is_path_override(n.as_str().as_bytes());
+            p.overrides |= is_override(n.as_str().as_bytes());
             p.set |= is_set(n, xff);
         }
         p
@@ -266,20 +265,42 @@ fn is_set(n: &HeaderName, xff: bool) -> bool {
     }
 }
 
-/// `X-Original-URL` or `X-Rewrite-URL`, however spelled ([`fold`]).
-fn is_path_override(n: &[u8]) -> bool {
-    n.first() == Some(&b'x')
-        && (folds_to(n, names::X_ORIGINAL_URL.as_str())
-            || folds_to(n, names::X_REWRITE_URL.as_str()))
+/// The client's word on what the gateway's own headers say of the request, however spelled
+/// ([`fold`]), which frameworks read before or beside them:
+///
+/// - `X-Original-URL`, `X-Rewrite-URL`: a path that IIS rewrites, Symfony before 4.1 and
+///   Zend/Laminas route on instead of the request's own, past the login of its area;
+/// - RFC 7239's `Forwarded` (Spring's `ForwardedHeaderFilter` and Rack take its `host=` and
+///   `proto=` before `X-Forwarded-Host`), `X-Forwarded-Port`, `-Prefix`, `-Server`, `-Scheme`,
+///   `-Ssl`, `Front-End-Https`, `X-Url-Scheme`: the host, port, path prefix and scheme links
+///   and password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold.
+fn is_override(n: &[u8]) -> bool {
+    const FORWARDING: [&str; 6] = [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-server",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-url-scheme",
+    ];
+    match n.first() {
+        Some(b'x') => {
+            folds_to(n, names::X_ORIGINAL_URL.as_str())
+                || folds_to(n, names::X_REWRITE_URL.as_str())
+                || FORWARDING.iter().any(|f| folds_to(n, f))
+        }
+        Some(b'f') => folds_to(n, "forwarded") || folds_to(n, "front-end-https"),
+        _ => false,
+    }
 }
 
-/// Removes the client's `X-Original-URL` and `X-Rewrite-URL`, however spelled, but for a name
-/// `kept` (one the nginx file sets: the operator's).
-pub fn strip_path_overrides(req: &mut RequestHeader, kept: impl Fn(&str) -> bool) {
+/// Removes the client's [`is_override`] headers, but for a name `kept` (one the nginx file
+/// sets: the operator's).
+pub fn strip_overrides(req: &mut RequestHeader, kept: impl Fn(&str) -> bool) {
     while let Some(name) = req
         .headers
         .keys()
-        .find(|n| is_path_override(n.as_str().as_bytes()) && !kept(n.as_str()))
+        .find(|n| is_override(n.as_str().as_bytes()) && !kept(n.as_str()))
         .cloned()
     {
         req.remove_header(&name);

@@ -521,8 +521,8 @@ impl ProxyHttp for Gateway {
             headers::remove_present(req, &headers::names::WGW_CONTACT);
         }
         // The client's copies; one the nginx file sets is the operator's.
-        if present.path_override {
-            headers::strip_path_overrides(req, |name| nginx::sets(ctx, name));
+        if present.overrides {
+            headers::strip_overrides(req, |name| nginx::sets(ctx, name));
         }
 
         // The headers the gateway sets follow the request's own on the wire, written once

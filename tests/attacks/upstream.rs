@@ -150,3 +150,52 @@ async fn a_client_cannot_name_the_path_the_crm_routes_on() {
     let echo: Echo = r.json().await.unwrap();
     assert_eq!(echo.header("x-original-url"), Some("/legacy/x?a=1"));
 }
+
+/// The host, port, path prefix and scheme a CRM builds links and password-reset mails with are
+/// the gateway's (`X-Forwarded-Host`, `-Proto`): a client's RFC 7239 `Forwarded` (Spring's
+/// `ForwardedHeaderFilter` and Rack read its `host=` first), `X-Forwarded-Port`, `-Prefix`,
+/// `-Server`, `-Scheme`, `-Ssl`, `Front-End-Https` or `X-Url-Scheme` does not reach it. One
+/// the nginx file sets is the operator's and does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_name_the_host_or_scheme_the_crm_builds_links_with() {
+    let claims = [
+        ("Forwarded", "for=1.1.1.1;host=evil.example;proto=https"),
+        ("X-Forwarded-Port", "8443"),
+        ("X-Forwarded-Prefix", "/evil"),
+        ("X-Forwarded-Server", "evil.example"),
+        ("X-Forwarded-Scheme", "https"),
+        ("X-Forwarded-Ssl", "on"),
+        ("Front-End-Https", "on"),
+        ("X-Url-Scheme", "https"),
+        ("X_Forwarded_Port", "8443"),
+    ];
+    let dir = crate::common::TempDir::new("fwd");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location / { proxy_pass http://crm; }\n\
+         location /legacy/ { proxy_set_header X-Forwarded-Port 443; proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let w = World::new()
+        .routes(&format!(
+            "[nginx]\ninclude = [\"{}\"]\n",
+            dir.path().join("crm.conf").display()
+        ))
+        .start()
+        .await;
+    for path in ["/public-page", "/legacy/x"] {
+        let mut req = client().get(w.gw().url(path));
+        for (name, value) in claims {
+            req = req.header(name, value);
+        }
+        let echo: Echo = req.send().await.unwrap().json().await.unwrap();
+        for (name, _) in claims {
+            let got = echo.header(&name.to_ascii_lowercase());
+            match (path, name) {
+                ("/legacy/x", "X-Forwarded-Port") => assert_eq!(got, Some("443"), "{path}"),
+                _ => assert_eq!(got, None, "{path} {name}"),
+            }
+        }
+        assert!(echo.header("x-forwarded-host").is_some(), "{path}");
+    }
+}
