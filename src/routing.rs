@@ -141,6 +141,23 @@ impl Final {
         })
     }
 
+    /// The area of this path judged alone: an internal redirect's target (`error_page`,
+    /// `X-Accel-Redirect`), with no path asked beside it. A sent target's name-without-slash
+    /// is its area's root here too.
+    pub fn area(&self, table: &RouteTable) -> Result<Option<usize>, AreaError> {
+        match self {
+            Final::Normal(p) => judge(table, p, None, p, p),
+            Final::Sent { normal, raw } => {
+                if table.areas.is_empty() {
+                    return Ok(None);
+                }
+                let readings = Readings::of(raw);
+                let (slots, n) = readings.list(normal, raw);
+                agree(table, &slots[..n], Some(normal))
+            }
+        }
+    }
+
     /// [`protecting`] with this as the final path.
     pub fn protecting(
         &self,
@@ -802,6 +819,19 @@ mod tests {
         ];
         for (target, raw, want) in cases {
             assert_eq!(sent(target, raw), *want, "{raw} sent as {target}");
+        }
+        // Judged alone (an internal redirect's target, no path asked beside it): the same.
+        for (target, want) in [
+            ("/sidebar", Ok(Some(0))),
+            ("/sidebar/%2e%2e/x", Ok(Some(0))),
+            ("/mp", Ok(Some(1))),
+            ("/other", Ok(None)),
+        ] {
+            assert_eq!(
+                Final::sent(target.as_bytes()).unwrap().area(&t),
+                want,
+                "{target}"
+            );
         }
         // A `$uri` (already normalised, never sent) is read as before.
         assert_eq!(

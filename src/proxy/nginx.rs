@@ -154,7 +154,7 @@ pub(super) fn request_body(ctx: &mut Ctx, body: Option<&Bytes>) -> Result<()> {
 
 pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
     let r = response::upstream_answered(&mut ctx.nginx, status);
-    if r.is_err() && refused_into_area(ctx) {
+    if r.is_err() && refused_into_area(ctx, false) {
         // The upstream's own answer goes to the client instead.
         return Ok(());
     }
@@ -167,7 +167,7 @@ pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
 /// `X-Accel-*` headers hidden as always).
 pub(super) fn accel_redirect(ctx: &mut Ctx, resp: &ResponseHeader) -> Result<()> {
     let r = response::accel_redirect(&mut ctx.nginx, resp);
-    if r.is_err() && refused_into_area(ctx) {
+    if r.is_err() && refused_into_area(ctx, false) {
         return Ok(());
     }
     sync_upstream(ctx);
@@ -180,7 +180,7 @@ pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &C
 
 pub(super) fn fail_to_connect(ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
     let mut e = response::upstream_failed(&mut ctx.nginx, ctx.answered.is_some(), e);
-    if refused_into_area(ctx) {
+    if refused_into_area(ctx, e.retry()) {
         e.set_retry(false);
     }
     sync_upstream(ctx);
@@ -197,7 +197,7 @@ pub(super) fn error_while_proxy(
     let answered = ctx.answered.is_some();
     let mut e =
         response::error_while_proxy(peer, session, e, &mut ctx.nginx, answered, client_reused);
-    if refused_into_area(ctx) {
+    if refused_into_area(ctx, e.retry()) {
         e.set_retry(false);
     }
     sync_upstream(ctx);
@@ -210,32 +210,29 @@ pub(super) fn error_while_proxy(
 /// an Official Account app), or a member that area's rules keep out, would reach it. The
 /// flight drops it, so the gateway's own failure answer (or the upstream's answer) goes out.
 /// Returns whether it did.
-fn refused_into_area(ctx: &mut Ctx) -> bool {
+///
+/// `retrying`: the failed upstream's error is tried again (an `error_page` to a proxied
+/// location sets the flight's new target and leaves the retry to the error itself).
+fn refused_into_area(ctx: &mut Ctx, retrying: bool) -> bool {
     let Some(f) = ctx.nginx.as_deref() else {
         return false;
     };
     // An `X-Accel-Redirect` URI is not normalised (`/./sidebar/x` is a file of /sidebar/): it
     // is read as written, and as nginx's location matching reads it.
-    let paths = match (&f.pending, f.reproxy) {
+    let paths = match (&f.pending, f.reproxy || retrying) {
         (Some(nginx_compat::Action::File(a)), _) => Final::sent(&a.state.uri).map(|p| vec![p]),
         (_, true) => final_paths(ctx),
         _ => return false,
     };
     let routes = &ctx.config.routes;
     let admitted = ctx.admitted;
-    let into_area = |p: &Final| {
-        let (normal, raw) = match p {
-            Final::Sent { normal, raw } => (normal, raw),
-            Final::Normal(normal) => (normal, normal),
-        };
-        match p.protecting(routes, normal, raw) {
-            Ok(Some(i)) => {
-                routes.routes[i].login.is_some()
-                    && !admitted.is_some_and(|a| a == i || crate::routing::same_gate(routes, a, i))
-            }
-            Ok(None) => false,
-            Err(_) => true,
+    let into_area = |p: &Final| match p.area(routes) {
+        Ok(Some(i)) => {
+            routes.routes[i].login.is_some()
+                && !admitted.is_some_and(|a| a == i || crate::routing::same_gate(routes, a, i))
         }
+        Ok(None) => false,
+        Err(_) => true,
     };
     let into = match paths {
         Ok(paths) => paths.iter().any(into_area),

@@ -63,6 +63,7 @@ server {
     location /sidebar/dead/ { error_page 502 =200 /sidebar/assets/app.txt; proxy_pass http://dead; }
     location ~ ^/files/(.*)$ { proxy_pass http://crm/$1; }
     location /api/ { proxy_pass http://crm/; }
+    location /pub4/ { error_page 502 = /api/sidebar; proxy_pass http://dead; }
 }
 "#;
 
@@ -236,6 +237,10 @@ async fn a_location_of_an_included_nginx_file_does_not_lift_login() {
     // An upstream's error whose error_page is a file of the area: not followed outside the
     // area's login (the gateway's own 502), for anyone.
     let (status, body) = raw_get(&w, "/pub3/assets/x", "").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("upstream_unavailable"), "{body}");
+    // Nor one that proxies to the area's root (the CRM receives /sidebar, its index).
+    let (status, body) = raw_get(&w, "/pub4/x", "").await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("upstream_unavailable"), "{body}");
 }
