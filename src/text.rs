@@ -2,7 +2,8 @@
 //! builds without the formatter (the access line, the assertion's claims).
 
 /// `s` as a JSON string when `quote` (in quotes, `"` and `\` escaped), bare otherwise; control
-/// bytes are escaped either way, so a value can never end or split a line.
+/// characters are escaped either way, so a value can never end or split a line: ASCII's, and
+/// the C1 controls (NEL, U+0085) and U+2028/U+2029 that some readers also end a line at.
 pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
     if quote {
         buf.push(b'"');
@@ -10,8 +11,14 @@ pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
     let bytes = s.as_bytes();
     // Nearly every value needs no escape: one pass over all its bytes, without an early exit so
     // that it vectorises, decides whether the byte-by-byte loop is needed at all.
+    // 0xC2 leads the C1 controls, 0xE2 the line and paragraph separators (and other text,
+    // which then takes the slow path and comes out as it was).
     let plain = !bytes.iter().fold(false, |any, &c| {
-        any | (c < 0x20) | (c == 0x7f) | (quote & ((c == b'"') | (c == b'\\')))
+        any | (c < 0x20)
+            | (c == 0x7f)
+            | (c == 0xc2)
+            | (c == 0xe2)
+            | (quote & ((c == b'"') | (c == b'\\')))
     });
     if plain {
         buf.extend_from_slice(bytes);
@@ -23,26 +30,51 @@ pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
     }
 }
 
+/// Text from a client written bare in a text line reads as more than one field (or line) when
+/// it holds a space (also one past ASCII: U+3000, U+00A0), a control character, a quote or a
+/// backslash: it goes in quotes then.
+pub fn needs_quotes(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b == 0x7f)
+        || (!s.is_ascii() && s.chars().any(|c| c.is_whitespace() || c.is_control()))
+}
+
 fn escape_each(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
     let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let escape: &[u8] = match c {
-            b'"' if quote => b"\\\"",
-            b'\\' if quote => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => b"",
-            _ => continue,
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        // The bytes an escaped character takes, and its escape (`u16`: a `\uXXXX` of it).
+        let (len, escape): (usize, Result<&[u8], u16>) = match (c, bytes.get(i + 1..i + 3)) {
+            (b'"', _) if quote => (1, Ok(b"\\\"")),
+            (b'\\', _) if quote => (1, Ok(b"\\\\")),
+            (b'\n', _) => (1, Ok(b"\\n")),
+            (b'\r', _) => (1, Ok(b"\\r")),
+            (b'\t', _) => (1, Ok(b"\\t")),
+            (0..=0x1f | 0x7f, _) => (1, Err(u16::from(c))),
+            // U+0080..U+009F.
+            (0xc2, Some(&[n, _])) if (0x80..=0x9f).contains(&n) => (2, Err(u16::from(n))),
+            // U+2028, U+2029.
+            (0xe2, Some(&[0x80, n])) if n == 0xa8 || n == 0xa9 => {
+                (3, Err(0x2000 | u16::from(n - 0x80)))
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         buf.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            buf.extend_from_slice(b"\\u00");
-            buf.extend_from_slice(&[hex(c >> 4), hex(c & 0xf)]);
-        } else {
-            buf.extend_from_slice(escape);
+        match escape {
+            Ok(e) => buf.extend_from_slice(e),
+            Err(u) => {
+                buf.extend_from_slice(b"\\u");
+                for shift in [12, 8, 4, 0] {
+                    buf.push(hex((u >> shift) as u8));
+                }
+            }
         }
-        start = i + 1;
+        i += len;
+        start = i;
     }
     buf.extend_from_slice(&bytes[start..]);
 }
@@ -92,6 +124,25 @@ mod tests {
         let mut b = Vec::new();
         escaped(&mut b, "plain-id_1.2@x/y", true);
         assert_eq!(b, b"\"plain-id_1.2@x/y\"");
+        // The characters past ASCII that some readers end a line at: escaped, either way; the
+        // rest of the text (also what begins with the same bytes) as it is.
+        for (s, want) in [
+            ("a\u{85}b", r"a\u0085b"),
+            ("a\u{9f}b", r"a\u009fb"),
+            ("a\u{2028}b\u{2029}", r"a\u2028b\u2029"),
+            (
+                "\u{a0}\u{2030}\u{20ac}é\u{3000}",
+                "\u{a0}\u{2030}\u{20ac}é\u{3000}",
+            ),
+        ] {
+            let mut bare = Vec::new();
+            escaped(&mut bare, s, false);
+            assert_eq!(String::from_utf8(bare).unwrap(), want, "{s:?}");
+            let mut quoted = Vec::new();
+            escaped(&mut quoted, s, true);
+            let back: String = serde_json::from_slice(&quoted).unwrap();
+            assert_eq!(back, s);
+        }
     }
 
     #[test]

@@ -85,16 +85,14 @@ impl Line {
     }
 
     /// Text from the client (a path): redacted and bounded, then written bare unless it holds
-    /// a space, a quote or a backslash; then in quotes, escaped, so that a client cannot write
-    /// what reads as further fields of its line (`/x route="/sidebar/" userid="zhangsan"`).
+    /// a space (also one past ASCII: U+3000, U+00A0), a control character, a quote or a
+    /// backslash; then in quotes, escaped, so that a client cannot write what reads as further
+    /// fields of its line (`/x route="/sidebar/" userid="zhangsan"`).
     pub fn client(mut self, name: &str, value: &str) -> Line {
         let value = redact::redact(value);
         let value = redact::bound_field(&value);
-        let quote = value
-            .bytes()
-            .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b == 0x7f);
         self.name(name);
-        self.string(&value, quote);
+        self.string(&value, crate::text::needs_quotes(&value));
         self
     }
 
@@ -265,6 +263,18 @@ mod tests {
             text(l),
             "1970-01-01T00:00:00.000000Z  INFO path=/plain/path=1"
         );
+        // Nor with a space or a line's end past ASCII.
+        let l = Line::start(false, "access", t).client(
+            "path",
+            "/pub\u{3000}status=200\u{a0}userid=zhangsan\u{2028}\u{85}x",
+        );
+        assert_eq!(
+            text(l),
+            "1970-01-01T00:00:00.000000Z  INFO \
+             path=\"/pub\u{3000}status=200\u{a0}userid=zhangsan\\u2028\\u0085x\""
+        );
+        let l = Line::start(false, "access", t).client("path", "/客户/详情");
+        assert_eq!(text(l), "1970-01-01T00:00:00.000000Z  INFO path=/客户/详情");
     }
 
     #[test]

@@ -871,13 +871,15 @@ impl ProxyHttp for Gateway {
     }
 
     /// pingora's own error lines use this; the query is left out because it may hold a code.
+    /// The path is escaped (and quoted when it needs to be, as in the access line): a `%0a` in
+    /// it must not start a line of its own in the text log.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
-        format!(
-            "{} {} rid={}",
-            session.req_header().method,
-            String::from_utf8_lossy(&ctx.path),
-            ctx.request_id
-        )
+        let path = String::from_utf8_lossy(&ctx.path);
+        let mut line = format!("{} ", session.req_header().method).into_bytes();
+        crate::text::escaped(&mut line, &path, crate::text::needs_quotes(&path));
+        line.extend_from_slice(b" rid=");
+        line.extend_from_slice(ctx.request_id.as_bytes());
+        String::from_utf8(line).unwrap_or_default()
     }
 }
 
