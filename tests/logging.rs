@@ -636,6 +636,9 @@ fn a_path_cannot_write_a_log_line_of_its_own() {
     gw.wait_log_count("path=\"/pub/x", 4);
     for line in gw.log().lines() {
         assert!(!line.starts_with("FORGED"), "{line}");
-        assert!(!line.contains('\u{2028}') && !line.contains('\u{85}'), "{line}");
+        assert!(
+            !line.contains('\u{2028}') && !line.contains('\u{85}'),
+            "{line}"
+        );
     }
 }

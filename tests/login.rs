@@ -363,6 +363,23 @@ async fn a_sign_out_link_from_another_site_asks_first() {
         "{page}"
     );
     assert_eq!(b.get(&w.gw().url("/_gateway/whoami")).await.status(), 200);
+    // The form posts to the path the gateway read, never to another host: `//x/../` as
+    // written would make its action scheme-relative.
+    for asked in [
+        "//_gateway/logout?return_to=%2F",
+        "//evil.example/../_gateway/logout?return_to=%2F",
+    ] {
+        let r = b
+            .send(reqwest::Method::GET, &w.gw().url(asked), HTML, |r| {
+                r.header("sec-fetch-site", "cross-site")
+            })
+            .await;
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("<form method=\"post\" action=\"/_gateway/logout?return_to=%2F\">"),
+            "{asked}: {page}"
+        );
+    }
     // A form another site posts is asked about too.
     let r = b
         .send(reqwest::Method::POST, &url, HTML, |r| {

@@ -599,14 +599,18 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     // sends on its own from another site (and a mini-program's `wx.request` always says
     // `Referer: https://servicewechat.com/...`).
     if request::bearer(session).is_none() && from_elsewhere(session, &config.server) {
-        let asked = String::from_utf8_lossy(
-            session
-                .req_header()
-                .uri
-                .path_and_query()
-                .map_or(b"".as_slice(), |p| p.as_str().as_bytes()),
-        )
-        .into_owned();
+        // The path as read (normalised: a `//host/../` written would make the form's action
+        // another host's), with the query as sent.
+        let uri = &session.req_header().uri;
+        let path = nginx_compat::uri::normalize_path(uri.path().as_bytes()).unwrap_or_default();
+        let mut asked = String::from_utf8_lossy(&path).into_owned();
+        while asked.starts_with("//") {
+            asked.remove(0);
+        }
+        if let Some(q) = uri.query() {
+            asked.push('?');
+            asked.push_str(q);
+        }
         return Ok(answers::confirm_logout(&asked, &ctx.request_id));
     }
     let q = query(session);
