@@ -240,6 +240,17 @@ impl LocalStore {
                 "local: {} is in use by another process (one instance per file; several instances share backend = \"redis\")",
                 path.display()
             )),
+            // A file shorter than its own header says (cut short by a copy, a full disk).
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                StoreError(format!(
+                    "local: {} ends before the store it holds does (cut short: a partial copy, a \
+                     full disk): restore it from a backup, or remove it to start with an empty \
+                     store",
+                    path.display()
+                ))
+            }
             e => StoreError(format!("local: {}: {e}", path.display())),
         })?;
         let memory = MemoryStore::new(clock.clone());
