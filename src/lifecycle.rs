@@ -263,7 +263,6 @@ pub fn spawn_reloader(
                             for w in &new.warnings {
                                 tracing::warn!("reload: {w}");
                             }
-                            crate::callback::reactions::note_session_ttl(&new);
                             current.store(Arc::new(new));
                             tracing::info!(config = %path.display(), "reload: new config applied");
                         }

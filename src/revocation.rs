@@ -5,7 +5,8 @@
 //!
 //! - a **member**: `revoked:member:{corp}:{userid}` — every session (cookie or bearer token)
 //!   of that person issued up to the time it holds. Written by `change_contact/delete_user`;
-//!   read whenever a session opens. Kept one session `ttl`: nothing older is still open.
+//!   read whenever a session opens. Kept as long as the longest `ttl` a config may set (30
+//!   days): nothing older is still open, whatever ttl sealed it.
 //! - a **contact pair**: `revoked:contact:{digest of corp, member, contact}` — every page
 //!   ticket of that (member, customer) issued up to its time. Written by `del_follow_user` /
 //!   `del_external_contact`; read when a `WGW-Contact` ticket opens. Kept as long as a ticket

@@ -84,7 +84,6 @@ pub fn run(
         tracing::warn!("{w}");
     }
     lifecycle::warn_of_memory_store(settings, &current.load(), "");
-    crate::callback::reactions::note_session_ttl(&current.load());
     let opened = settings.clone();
     let provider = Provider::new(backend.store.clone(), settings.lock_ttl, clock);
     let callbacks = Arc::new(Callbacks::new(

@@ -735,6 +735,15 @@ fn a_table_written_twice_is_named_with_what_to_do() {
     }
     let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"1m\"\n"), &[]);
     assert_eq!(code, 0, "{stderr}");
+    // Records that end sessions early are kept as long as the longest ttl.
+    let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"31d\"\n"), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[session].ttl: expected at most \"30d\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"30d\"\n"), &[]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// `demo` where there is no `gateway.toml` runs the built-in configuration from a directory of

@@ -354,7 +354,7 @@ impl Inner {
             let label = event::label(&msg);
             if reacted.as_ref().map(|(id, _)| id.as_str()) != Some(head.event.id.as_str()) {
                 let forward;
-                match self.react(&config, a, &msg, &head.event).await {
+                match self.react(a, &msg, &head.event).await {
                     Ok(f) => forward = f,
                     Err(e) => {
                         let tries = match &reaction_failures {
@@ -528,14 +528,8 @@ impl Inner {
     /// The reactions again, as of the same time as at the endpoint (idempotent); `false`: the
     /// event is not for the CRM after all (a removal older than the corp's install). The error
     /// says what failed: the store, or (an instruction's own step) WeCom.
-    async fn react(
-        &self,
-        config: &Config,
-        app: &Arc<App>,
-        msg: &XmlMessage,
-        e: &Event,
-    ) -> Result<bool, String> {
-        let ttl = reactions::session_ttl(config);
+    async fn react(&self, app: &Arc<App>, msg: &XmlMessage, e: &Event) -> Result<bool, String> {
+        let ttl = reactions::revocations_kept_secs();
         // The endpoint's time for the same event: applying twice changes nothing.
         let mut when = event::moment(msg, e.queued_at, 0);
         if let Some(at) = e.at {

@@ -122,7 +122,7 @@ pub async fn at_endpoint(
     app: &App,
     ins: &Instruction,
     when: Moment,
-    session_ttl_secs: u64,
+    kept_secs: u64,
 ) -> Result<Option<&'static str>, StoreError> {
     let Some((suite_id, _)) = suite_of(app) else {
         return Ok(None);
@@ -136,15 +136,7 @@ pub async fn at_endpoint(
             Ok(Some("kept"))
         }
         Instruction::CancelAuth { corp_id } => {
-            let c = cancel(
-                provider.installs(),
-                store,
-                app,
-                corp_id,
-                when,
-                session_ttl_secs,
-            )
-            .await?;
+            let c = cancel(provider.installs(), store, app, corp_id, when, kept_secs).await?;
             // The CRM heard of the install since; told of the removal after it, it would take
             // the corp away while the gateway serves it.
             // Kept already, its `create_auth` came first: the CRM hears the install before this.
@@ -176,7 +168,7 @@ async fn cancel(
     app: &App,
     corp_id: &str,
     when: Moment,
-    session_ttl_secs: u64,
+    kept_secs: u64,
 ) -> Result<Cancel, StoreError> {
     let _writing = installs.writing(corp_id).await;
     let newer = installs
@@ -194,7 +186,7 @@ async fn cancel(
         store,
         &install::corp_revocation_key(suite_id, corp_id),
         sessions_until,
-        session_ttl_secs,
+        kept_secs,
     )
     .await?;
     if let (Some((suite_id, _)), Some(wecom)) = (suite_of(app), when.wecom) {
@@ -234,7 +226,7 @@ pub async fn before_delivery(
     app: &Arc<App>,
     ins: &Instruction,
     when: Moment,
-    session_ttl_secs: u64,
+    kept_secs: u64,
 ) -> Result<bool, Failure> {
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
@@ -278,25 +270,20 @@ pub async fn before_delivery(
         // is ahead of it in the queue: the CRM heard of the install, and would then take the
         // corp away. Behind it (queued while the CRM refused the removal), the CRM hears the
         // removal and then the install, in the order they happened.
-        Instruction::CancelAuth { corp_id } => cancel(
-            provider.installs(),
-            store,
-            app,
-            corp_id,
-            when,
-            session_ttl_secs,
-        )
-        .await
-        .map(|c| match c {
-            Cancel::Stale {
-                install_arrived_ms: Some(arrived),
-            } => arrived > when.received_ms,
-            Cancel::Stale {
-                install_arrived_ms: None,
-            } => false,
-            Cancel::Removed | Cancel::Nothing => true,
-        })
-        .map_err(retry),
+        Instruction::CancelAuth { corp_id } => {
+            cancel(provider.installs(), store, app, corp_id, when, kept_secs)
+                .await
+                .map(|c| match c {
+                    Cancel::Stale {
+                        install_arrived_ms: Some(arrived),
+                    } => arrived > when.received_ms,
+                    Cancel::Stale {
+                        install_arrived_ms: None,
+                    } => false,
+                    Cancel::Removed | Cancel::Nothing => true,
+                })
+                .map_err(retry)
+        }
         Instruction::SuiteTicket(_) | Instruction::Other => Ok(true),
     }
 }

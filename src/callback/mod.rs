@@ -156,7 +156,7 @@ impl Callbacks {
             }
         }
         let label = event::label(&msg);
-        let ttl = reactions::session_ttl(config);
+        let ttl = reactions::revocations_kept_secs();
         let received_ms = clock.now_ms();
         let dedup = event::dedup_key(&msg);
         // A copy of a message already queued (WeCom's retry, or a captured request sent again

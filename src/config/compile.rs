@@ -598,12 +598,20 @@ fn compile_session(
     };
     // Sessions are checked in whole seconds: under a second every session is over when it
     // opens, and a sign-in that ends before the next page loops (SPEC section 8: never a loop).
+    // Past 30 days the records that end sessions early would have to be kept as long.
     let ttl = s.ttl.unwrap_or(Duration::from_secs(8 * 3600));
     if ttl < Duration::from_secs(60) {
         return Err(src.error(
             src.key_span("session", "ttl"),
             "[session].ttl",
             "expected at least \"1m\": a shorter session signs its member in again on every page",
+        ));
+    }
+    if ttl > MAX_SESSION_TTL {
+        return Err(src.error(
+            src.key_span("session", "ttl"),
+            "[session].ttl",
+            "expected at most \"30d\"",
         ));
     }
     Ok(SessionSettings {

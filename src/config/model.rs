@@ -124,6 +124,10 @@ impl SessionSettings {
 /// cluster's refresh of that key no longer than this.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(10);
 
+/// The longest `[session] ttl`: also how long a record that ends sessions is kept
+/// ([`crate::callback::reactions::revocations_kept_secs`]).
+pub const MAX_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// `[session] policy_ttl` when not set: how long access-rule facts are cached (SPEC 17).
 pub const DEFAULT_POLICY_TTL: Duration = Duration::from_secs(300);
 
