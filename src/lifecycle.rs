@@ -254,7 +254,7 @@ pub fn spawn_reloader(
                             // Against the store opened at start, not the last file's: a reload
                             // back to it changes nothing.
                             if !new.store.same_as(&opened) {
-                                tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied");
+                                tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied. What the open store holds (queued callbacks, suite installs, revocations) is not moved to the new one: a restart on it leaves them behind, so deliver the queue and move the data first");
                             }
                             warn_of_memory_store(&opened, &new, "reload: ");
                             if new.compresses() && !compression {

@@ -823,3 +823,30 @@ fn two_apps_sharing_a_callback_key_are_warned_about() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+/// A named location written twice loads (nginx takes the first, and answers with it), with a
+/// warning naming both: in two included files the gateway joins into one server, the second
+/// file's fallback goes to the first file's location.
+#[test]
+fn a_named_location_written_twice_is_warned_about() {
+    let (code, _, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"one.conf\", \"two.conf\"]\n"),
+        &[
+            (
+                "one.conf",
+                "location /one/ { try_files $uri @app; }\nlocation @app { return 200 \"one\"; }\n",
+            ),
+            (
+                "two.conf",
+                "location /two/ { try_files $uri @app; }\nlocation @app { return 200 \"two\"; }\n",
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: location @app at two.conf:2")
+            && stderr.contains("never answers: the one at one.conf:2 does"),
+        "{stderr}"
+    );
+}

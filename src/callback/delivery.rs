@@ -151,16 +151,27 @@ impl BackgroundService for Delivery {
     /// Starts a worker for every app with a `callback`, also for apps added by a reload.
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut workers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
-        // Said once (Redis may be down now: then once it answers).
+        // Said once (Redis may be down now: then once it answers, however long that takes).
         let inner = self.inner.clone();
         let warned = tokio::spawn(async move {
-            for wait in [0, 1, 2, 4, 8, 16, 30, 60] {
+            let waits = [0, 1, 2, 4, 8, 16, 30]
+                .into_iter()
+                .chain(std::iter::repeat(60));
+            let mut persistence_said = false;
+            for wait in waits {
                 tokio::time::sleep(Duration::from_secs(wait)).await;
-                if let Ok(w) = inner.queue().persistence_warning().await {
-                    if let Some(w) = w {
-                        tracing::warn!("{w}");
+                if !persistence_said {
+                    match inner.queue().persistence_warning().await {
+                        Ok(w) => {
+                            if let Some(w) = w {
+                                tracing::warn!("{w}");
+                            }
+                            persistence_said = true;
+                        }
+                        Err(_) => continue,
                     }
-                    inner.warn_of_events_without_callback().await;
+                }
+                if inner.warn_of_events_without_callback().await.is_ok() {
                     return;
                 }
             }
@@ -216,10 +227,8 @@ impl Inner {
     /// Events kept for an app this config does not forward for (its callback removed, or the
     /// app renamed while events waited) have no worker: said at start, or they wait unseen. A
     /// reload that removes a callback is said by that app's worker.
-    async fn warn_of_events_without_callback(&self) {
-        let Ok(apps) = self.queue().queued_apps().await else {
-            return;
-        };
+    async fn warn_of_events_without_callback(&self) -> Result<(), super::queue::QueueError> {
+        let apps = self.queue().queued_apps().await?;
         let config = self.config.load();
         for (app, events) in apps {
             if config.apps.get(&app).is_none_or(|a| a.callback.is_none()) {
@@ -230,6 +239,7 @@ impl Inner {
                 );
             }
         }
+        Ok(())
     }
 
     fn warn(&self, app: &str, what: &'static str, detail: &str) {

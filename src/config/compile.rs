@@ -219,7 +219,10 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         },
     };
 
-    let warnings = shared_callback_keys(&apps);
+    let mut warnings = shared_callback_keys(&apps);
+    if let Some(r) = &rules {
+        warnings.extend(shadowed_named_locations(&r.server.named));
+    }
     Ok(Config {
         server,
         session,
@@ -627,6 +630,29 @@ fn compile_session(
         assertion_secret,
         generation: SessionSettings::next_generation(),
     })
+}
+
+/// A named location written again (in one file, or in two included files the gateway joins
+/// into one server) never answers: the first of the name does, as in nginx. Loaded, and said,
+/// so that a second file's fallback going to the first file's backend is not a surprise.
+fn shadowed_named_locations(named: &[nginx_compat::LocConf]) -> Vec<String> {
+    let mut first: std::collections::HashMap<&str, &nginx_compat::LocConf> =
+        std::collections::HashMap::new();
+    let mut warnings = Vec::new();
+    for conf in named {
+        match first.get(conf.name()) {
+            Some(earlier) => warnings.push(format!(
+                "location {} at {} never answers: the one at {} does (nginx takes the first)",
+                conf.name(),
+                conf.pos,
+                earlier.pos
+            )),
+            None => {
+                first.insert(conf.name(), conf);
+            }
+        }
+    }
+    warnings
 }
 
 /// Suite tickets, permanent codes and installed corps must survive a restart (SPEC section
