@@ -270,26 +270,41 @@ fn is_set(n: &HeaderName, xff: bool) -> bool {
 ///
 /// - `X-Original-URL`, `X-Rewrite-URL`: a path that IIS rewrites, Symfony before 4.1 and
 ///   Zend/Laminas route on instead of the request's own, past the login of its area;
+/// - `X-Original-URI`, `X-Forwarded-Uri`, `-Path`: the original request as a front proxy
+///   describes it (nginx's `auth_request`, Traefik), read by some CRMs as theirs;
 /// - RFC 7239's `Forwarded` (Spring's `ForwardedHeaderFilter` and Rack take its `host=` and
 ///   `proto=` before `X-Forwarded-Host`), `X-Forwarded-Port`, `-Prefix`, `-Server`, `-Scheme`,
-///   `-Ssl`, `Front-End-Https`, `X-Url-Scheme`: the host, port, path prefix and scheme links
-///   and password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold.
+///   `-Ssl`, `-Protocol` (Django's usual `SECURE_PROXY_SSL_HEADER`), `X-Original-Host`,
+///   `X-Host`, `Front-End-Https`, `X-Url-Scheme`, `X-Proxied-Https`, `X-ARR-SSL`,
+///   `CloudFront-Forwarded-Proto`, and Jetty's `Proxy-auth-cert` and `Proxy-ssl-id` (a client
+///   certificate a TLS front checked): the host, port, path prefix and scheme links and
+///   password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold.
 fn is_override(n: &[u8]) -> bool {
-    const FORWARDING: [&str; 6] = [
+    const X: [&str; 14] = [
+        "x-original-uri",
+        "x-forwarded-uri",
+        "x-forwarded-path",
         "x-forwarded-port",
         "x-forwarded-prefix",
         "x-forwarded-server",
         "x-forwarded-scheme",
         "x-forwarded-ssl",
+        "x-forwarded-protocol",
+        "x-original-host",
+        "x-host",
         "x-url-scheme",
+        "x-proxied-https",
+        "x-arr-ssl",
     ];
     match n.first() {
         Some(b'x') => {
             folds_to(n, names::X_ORIGINAL_URL.as_str())
                 || folds_to(n, names::X_REWRITE_URL.as_str())
-                || FORWARDING.iter().any(|f| folds_to(n, f))
+                || X.iter().any(|f| folds_to(n, f))
         }
         Some(b'f') => folds_to(n, "forwarded") || folds_to(n, "front-end-https"),
+        Some(b'c') => folds_to(n, "cloudfront-forwarded-proto"),
+        Some(b'p') => folds_to(n, "proxy-auth-cert") || folds_to(n, "proxy-ssl-id"),
         _ => false,
     }
 }

@@ -168,6 +168,17 @@ async fn a_client_cannot_name_the_host_or_scheme_the_crm_builds_links_with() {
         ("Front-End-Https", "on"),
         ("X-Url-Scheme", "https"),
         ("X_Forwarded_Port", "8443"),
+        ("X-Forwarded-Protocol", "http"),
+        ("X-Original-Host", "evil.example"),
+        ("X-Host", "evil.example"),
+        ("X-Proxied-Https", "on"),
+        ("X-ARR-SSL", "on"),
+        ("CloudFront-Forwarded-Proto", "https"),
+        ("Proxy-auth-cert", "forged"),
+        ("Proxy-ssl-id", "forged"),
+        ("X-Original-URI", "/sidebar/admin"),
+        ("X-Forwarded-Uri", "/sidebar/admin"),
+        ("X-Forwarded-Path", "/sidebar/admin"),
     ];
     let dir = crate::common::TempDir::new("fwd");
     std::fs::write(
