@@ -45,17 +45,18 @@ fn escape_each(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
     while i < bytes.len() {
         let c = bytes[i];
         // The bytes an escaped character takes, and its escape (`u16`: a `\uXXXX` of it).
-        let (len, escape): (usize, Result<&[u8], u16>) = match (c, bytes.get(i + 1..i + 3)) {
-            (b'"', _) if quote => (1, Ok(b"\\\"")),
-            (b'\\', _) if quote => (1, Ok(b"\\\\")),
-            (b'\n', _) => (1, Ok(b"\\n")),
-            (b'\r', _) => (1, Ok(b"\\r")),
-            (b'\t', _) => (1, Ok(b"\\t")),
-            (0..=0x1f | 0x7f, _) => (1, Err(u16::from(c))),
-            // U+0080..U+009F.
-            (0xc2, Some(&[n, _])) if (0x80..=0x9f).contains(&n) => (2, Err(u16::from(n))),
+        let next = |k: usize| bytes.get(i + k).copied();
+        let (len, escape): (usize, Result<&[u8], u16>) = match (c, next(1), next(2)) {
+            (b'"', ..) if quote => (1, Ok(b"\\\"")),
+            (b'\\', ..) if quote => (1, Ok(b"\\\\")),
+            (b'\n', ..) => (1, Ok(b"\\n")),
+            (b'\r', ..) => (1, Ok(b"\\r")),
+            (b'\t', ..) => (1, Ok(b"\\t")),
+            (0..=0x1f | 0x7f, ..) => (1, Err(u16::from(c))),
+            // U+0080..U+009F (two bytes: also the value's last character).
+            (0xc2, Some(n), _) if (0x80..=0x9f).contains(&n) => (2, Err(u16::from(n))),
             // U+2028, U+2029.
-            (0xe2, Some(&[0x80, n])) if n == 0xa8 || n == 0xa9 => {
+            (0xe2, Some(0x80), Some(n)) if n == 0xa8 || n == 0xa9 => {
                 (3, Err(0x2000 | u16::from(n - 0x80)))
             }
             _ => {
@@ -128,6 +129,8 @@ mod tests {
         // rest of the text (also what begins with the same bytes) as it is.
         for (s, want) in [
             ("a\u{85}b", r"a\u0085b"),
+            ("a\u{85}", r"a\u0085"),
+            ("a\u{2029}", r"a\u2029"),
             ("a\u{9f}b", r"a\u009fb"),
             ("a\u{2028}b\u{2029}", r"a\u2028b\u2029"),
             (
