@@ -24,10 +24,11 @@ use crate::Clock;
 const REST: Duration = Duration::from_secs(1);
 /// Lock ids handed out by the local store carry this mark, so `unlock` knows where to go.
 const LOCAL: &str = "local:";
-/// How long a record read from the shared store is kept here: a bound on any session's life
-/// and on the shared record's own (a revocation kept longer than its record only refuses a
-/// session that has ended anyway).
-pub const COPIED_FACT_TTL: Duration = Duration::from_secs(48 * 3600);
+/// How long a record read from the shared store is kept here: the longest a session may live
+/// (a `ttl` of up to 30 days), and so the longest a record that ends sessions is kept in the
+/// shared store (a revocation kept longer than its record only refuses a session that has
+/// ended anyway). Copies are of records read, few.
+pub const COPIED_FACT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct FallbackStore<S> {
     shared: S,
@@ -476,6 +477,12 @@ mod tests {
             [Some("1".to_owned()), None]
         );
         shared.off.store(true, Ordering::Relaxed);
+        assert_eq!(
+            s.get_facts(&["revoked:a", "revoked:b"]).await.unwrap(),
+            [Some("1".to_owned()), None]
+        );
+        // As long as the session it may end: up to 30 days.
+        clock.advance(Duration::from_secs(29 * 24 * 3600));
         assert_eq!(
             s.get_facts(&["revoked:a", "revoked:b"]).await.unwrap(),
             [Some("1".to_owned()), None]
