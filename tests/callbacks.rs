@@ -629,6 +629,24 @@ async fn events_after_redis_lost_its_data_are_still_delivered() {
     w.gateways[0].wait_log("Redis runs without appendonly");
 }
 
+/// WeCom removes `userid` from the corp; returns once its callbacks are delivered.
+async fn delete_member(w: &CallbackWorld, userid: &str) {
+    w.control(
+        "/_emulator/members/delete",
+        serde_json::json!({ "userid": userid }),
+    )
+    .await;
+    w.settled().await;
+}
+
+/// What a signed-in browser gets for a page of the sidebar's login area.
+async fn page(b: &mut common::browser::Browser, gw: &common::Gateway) -> u16 {
+    b.get_json(&gw.url("/sidebar/page"), &[])
+        .await
+        .status()
+        .as_u16()
+}
+
 /// The gateway's clock five minutes ahead of WeCom's: a `delete_user` still ends the member's
 /// session signed in just before it (the event was taken as of WeCom's time plus a minute on
 /// the gateway's clock, and sessions of the last four minutes lived on for their `ttl`).
@@ -647,19 +665,8 @@ async fn delete_user_ends_a_fresh_session_with_the_gateways_clock_ahead() {
     w.settled().await;
     let mut b = Browser::new(WXWORK_UA);
     browser::login(&mut b, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
-    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
-        b.get_json(&gw.url("/sidebar/page"), &[])
-            .await
-            .status()
-            .as_u16()
-    }
     assert_eq!(page(&mut b, gw).await, 200);
-    w.control(
-        "/_emulator/members/delete",
-        serde_json::json!({"userid": "zhangsan"}),
-    )
-    .await;
-    w.settled().await;
+    delete_member(&w, "zhangsan").await;
     assert_eq!(
         page(&mut b, gw).await,
         401,
@@ -676,33 +683,16 @@ async fn a_deleted_members_session_stays_ended_when_a_shortened_ttl_is_restored(
     use common::browser::{self, Browser, WXWORK_UA};
     let mut w = CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Local, 1).await;
     let mut b = Browser::new(WXWORK_UA);
-    browser::login(
-        &mut b,
-        &w.gateways[0],
-        &w.emu.base_url(),
-        "crm",
-        "/sidebar/",
-    )
-    .await;
-    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
-        b.get_json(&gw.url("/sidebar/page"), &[])
-            .await
-            .status()
-            .as_u16()
-    }
-    assert_eq!(page(&mut b, &w.gateways[0]).await, 200);
-    let path = w.gateways[0].config_path.clone();
+    let (gw, emu) = (&w.gateways[0], w.emu.base_url());
+    browser::login(&mut b, gw, &emu, "crm", "/sidebar/").await;
+    assert_eq!(page(&mut b, gw).await, 200);
+    let path = gw.config_path.clone();
     let eight_hours = std::fs::read_to_string(&path).unwrap();
     assert!(eight_hours.contains("[session]\n"), "{eight_hours}");
     let one_minute = eight_hours.replace("[session]\n", "[session]\nttl = \"1m\"\n");
     std::fs::write(&path, &one_minute).unwrap();
     w.kill_and_restart(0).await;
-    w.control(
-        "/_emulator/members/delete",
-        serde_json::json!({"userid": "zhangsan"}),
-    )
-    .await;
-    w.settled().await;
+    delete_member(&w, "zhangsan").await;
     assert_eq!(
         page(&mut b, &w.gateways[0]).await,
         401,
@@ -761,12 +751,6 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
     // The demo's corp: two members.
     let w =
         CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
-    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
-        b.get_json(&gw.url("/sidebar/page"), &[])
-            .await
-            .status()
-            .as_u16()
-    }
     // Behind one load balancer a browser's cookie goes to every instance: the jar is copied.
     fn everywhere(b: &mut Browser, w: &CallbackWorld, from: usize) {
         let cookies = b.jar[&Browser::authority(&w.gateways[from].url("/"))].clone();
@@ -841,12 +825,6 @@ async fn a_replayed_delete_user_ends_only_the_sessions_issued_before_it() {
     use common::browser::{self, Browser, WXWORK_UA};
     let w = CallbackWorld::start(Backend::Local, 1).await;
     let gw = &w.gateways[0];
-    async fn page(b: &mut Browser, gw: &common::Gateway) -> u16 {
-        b.get_json(&gw.url("/sidebar/page"), &[])
-            .await
-            .status()
-            .as_u16()
-    }
     let mut before = Browser::new(WXWORK_UA);
     browser::login(&mut before, gw, &w.emu.base_url(), "crm", "/sidebar/").await;
     assert_eq!(page(&mut before, gw).await, 200);

@@ -95,6 +95,15 @@ async fn the_gateways_own_headers_spelled_with_underscores_do_not_reach_the_crm(
     assert_eq!(echo.header("x_crm_own"), Some("kept"), "other names pass");
 }
 
+/// A world whose only routes are the nginx file `conf`, included.
+async fn with_nginx_file(conf: &str) -> World {
+    World::new()
+        .routes("[nginx]\ninclude = [\"{files}/crm.conf\"]\n")
+        .files(&[("crm.conf", conf)])
+        .start()
+        .await
+}
+
 /// `X-Original-URL` / `X-Rewrite-URL` name a path that IIS rewrites, Symfony before 4.1 and
 /// Zend/Laminas route on instead of the request's own: a client's copy would reach a login
 /// area's handler through a public path. Neither reaches the CRM; one the nginx file sets
@@ -128,19 +137,10 @@ async fn a_client_cannot_name_the_path_the_crm_routes_on() {
         assert_eq!(echo.header(name), None, "{name}");
     }
 
-    let dir = crate::common::TempDir::new("xou");
-    std::fs::write(
-        dir.path().join("crm.conf"),
+    let w = with_nginx_file(
         "location /legacy/ { proxy_set_header X-Original-URL $request_uri; proxy_pass http://crm; }\n",
     )
-    .unwrap();
-    let w = World::new()
-        .routes(&format!(
-            "[nginx]\ninclude = [\"{}\"]\n",
-            dir.path().join("crm.conf").display()
-        ))
-        .start()
-        .await;
+    .await;
     let r = client()
         .get(w.gw().url("/legacy/x?a=1"))
         .header("x-original-url", "/sidebar/admin")
@@ -180,20 +180,11 @@ async fn a_client_cannot_name_the_host_or_scheme_the_crm_builds_links_with() {
         ("X-Forwarded-Uri", "/sidebar/admin"),
         ("X-Forwarded-Path", "/sidebar/admin"),
     ];
-    let dir = crate::common::TempDir::new("fwd");
-    std::fs::write(
-        dir.path().join("crm.conf"),
+    let w = with_nginx_file(
         "location / { proxy_pass http://crm; }\n\
          location /legacy/ { proxy_set_header X-Forwarded-Port 443; proxy_pass http://crm; }\n",
     )
-    .unwrap();
-    let w = World::new()
-        .routes(&format!(
-            "[nginx]\ninclude = [\"{}\"]\n",
-            dir.path().join("crm.conf").display()
-        ))
-        .start()
-        .await;
+    .await;
     for path in ["/public-page", "/legacy/x"] {
         let mut req = client().get(w.gw().url(path));
         for (name, value) in claims {
