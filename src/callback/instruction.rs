@@ -191,13 +191,28 @@ async fn cancel(
     .await?;
     if let (Some((suite_id, _)), Some(wecom)) = (suite_of(app), when.wecom) {
         // Read by an exchange still under way, which ends within the AuthCode's life.
+        let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
         crate::revocation::record(
             store,
             &install::cancelled_key(suite_id, corp_id),
             wecom,
-            AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS,
+            keep,
         )
         .await?;
+        // And when it arrived: an install in the same second is ordered by that.
+        let arrived = install::cancel_arrived_key(suite_id, corp_id);
+        let later = crate::revocation::revoked_at(store, &arrived)
+            .await
+            .is_none_or(|t| t < when.received_ms);
+        if when.received_ms > 0 && later {
+            store
+                .put_durable_fact(
+                    &arrived,
+                    &when.received_ms.to_string(),
+                    Duration::from_secs(keep),
+                )
+                .await?;
+        }
     }
     if newer.is_some() {
         tracing::warn!(app = %app.name, corp_id, "a removal older than the corp's install: the install stays");
@@ -558,10 +573,13 @@ async fn removed_after(store: &dyn Store, suite_id: &str, corp_id: &str, when: M
         return false;
     };
     let cancelled = install::cancelled_key(suite_id, corp_id);
+    let arrived = install::cancel_arrived_key(suite_id, corp_id);
     let removal = Moment {
         at,
         wecom: crate::revocation::revoked_at(store, &cancelled).await,
-        received_ms: 0,
+        received_ms: crate::revocation::revoked_at(store, &arrived)
+            .await
+            .unwrap_or(0),
     };
     removal.after(&when)
 }

@@ -82,12 +82,14 @@ pub struct Moment {
 
 impl Moment {
     /// Did `self` happen after `other`? By WeCom's times when both have one and they differ;
-    /// otherwise by `at` (one second cannot tell two of WeCom's steps apart: the one that
-    /// reached the gateway later is the later one).
+    /// otherwise by `at`; in one second of both (a corp that removed the app the moment it
+    /// installed it), by the order they reached the gateway in, when both tell it: WeCom sends
+    /// its steps in order.
     pub fn after(&self, other: &Moment) -> bool {
         match (self.wecom, other.wecom) {
             (Some(a), Some(b)) if a != b => a > b,
-            _ => self.at > other.at,
+            _ if self.at != other.at => self.at > other.at,
+            _ => self.received_ms > other.received_ms && other.received_ms > 0,
         }
     }
 }
@@ -121,6 +123,12 @@ pub fn corp_revocation_key(suite_id: &str, corp_id: &str) -> String {
 /// the removal was applied keeps the install only when it happened after the removal.
 pub fn cancelled_key(suite_id: &str, corp_id: &str) -> String {
     format!("suite:{suite_id}:cancelled:{corp_id}")
+}
+
+/// When the corp's latest `cancel_auth` reached the gateway (Unix ms): the order of a removal
+/// and an install in the same second.
+pub fn cancel_arrived_key(suite_id: &str, corp_id: &str) -> String {
+    format!("suite:{suite_id}:cancel-arrived:{corp_id}")
 }
 
 /// What a `get_permanent_code` (v2) answer gives: the corp and its permanent code.
@@ -176,6 +184,28 @@ pub fn read_corp_name(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Two of WeCom's steps in one second (an install, and its removal at once) are ordered by
+    /// when they reached the gateway; by WeCom's time, then this clock's, otherwise.
+    #[test]
+    fn moments_in_one_second_are_ordered_by_arrival() {
+        let m = |at, wecom, received_ms| Moment {
+            at,
+            wecom,
+            received_ms,
+        };
+        let install = m(100, Some(100), 100_200);
+        assert!(m(100, Some(100), 100_300).after(&install));
+        assert!(!install.after(&m(100, Some(100), 100_300)));
+        assert!(!m(100, Some(100), 100_100).after(&install));
+        // Arrival unknown on either side (kept by an older version): not after.
+        assert!(!m(100, Some(100), 0).after(&install));
+        assert!(!m(100, Some(100), 100_300).after(&m(100, Some(100), 0)));
+        // WeCom's time, then this clock's, come first.
+        assert!(m(100, Some(101), 1).after(&install));
+        assert!(!m(101, Some(99), 999_999).after(&install));
+        assert!(m(101, None, 1).after(&m(100, None, 2)));
+    }
 
     /// An install kept while `get_auth_info` failed has agent 0: no agent to name.
     #[test]

@@ -445,6 +445,55 @@ async fn cancel_auth_removes_the_corp_and_its_tokens() {
     assert_eq!(agent_of(&s, CORP_B).await.0, 200);
 }
 
+/// A corp that removes the app the moment it installed it: the `cancel_auth` arrives while the
+/// install's exchange still runs, in the same second as the `create_auth` by WeCom's clock and
+/// this one's. The removal is the later (it arrived later): the install is not kept when the
+/// exchange ends, the corp is not served, and the suite's next install goes through. (Kept, it
+/// named a permanent code WeCom no longer takes, and the queue waited on it.)
+#[tokio::test]
+async fn a_removal_in_the_same_second_as_its_install_wins() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install_under(
+        "/cgi-bin/service/v2/get_permanent_code",
+        serde_json::json!({"late_ms": 1500, "count": 1}),
+        CORP_A,
+    )
+    .await;
+    // Removed as soon as WeCom counts the corp installed (its exchange taken, the answer late).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = crate::common::client()
+            .post(s.emu("/_emulator/suites/cancel-auth"))
+            .json(&serde_json::json!({"suite_id": SUITE, "corp_id": CORP_A}))
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never installed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !s
+        .gw()
+        .log()
+        .contains("install not kept: the corp removed the app")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the install was kept:\n{}",
+            s.gw().log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!((status, v["errcode"].as_i64()), (404, Some(40084)), "{v}");
+    s.install(CORP_B).await;
+    assert_eq!(agent_of(&s, CORP_B).await.0, 200);
+}
+
 async fn installs_survive_a_restart(backend: Backend) {
     let mut s = Saas::start(backend, 0).await;
     s.push_ticket().await;
