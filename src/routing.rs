@@ -172,7 +172,7 @@ impl Final {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn judge(
     table: &RouteTable,
     final_path: &[u8],
@@ -213,7 +213,7 @@ struct Readings {
 }
 
 impl Readings {
-    #[inline]
+    #[inline(always)]
     fn of(raw: &[u8]) -> Readings {
         let literal = undecoded(raw);
         // An upstream that routes on the path as sent, dot segments and all (most frameworks

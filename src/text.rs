@@ -33,10 +33,17 @@ pub fn escaped(buf: &mut Vec<u8>, s: &str, quote: bool) {
 /// Text from a client written bare in a text line reads as more than one field (or line) when
 /// it holds a space (also one past ASCII: U+3000, U+00A0), a control character, a quote or a
 /// backslash: it goes in quotes then.
+#[inline]
 pub fn needs_quotes(s: &str) -> bool {
-    s.bytes()
-        .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b == 0x7f)
-        || (!s.is_ascii() && s.chars().any(|c| c.is_whitespace() || c.is_control()))
+    // One pass over the bytes, without an early exit so that it vectorises; the characters
+    // only when there is one past ASCII.
+    let (odd, wide) = s.bytes().fold((false, false), |(odd, wide), b| {
+        (
+            odd | (b <= b' ') | (b == b'"') | (b == b'\\') | (b == 0x7f),
+            wide | (b >= 0x80),
+        )
+    });
+    odd || (wide && s.chars().any(|c| c.is_whitespace() || c.is_control()))
 }
 
 fn escape_each(buf: &mut Vec<u8>, bytes: &[u8], quote: bool) {
