@@ -136,7 +136,8 @@ pub async fn at_endpoint(
             Ok(Some("kept"))
         }
         Instruction::CancelAuth { corp_id } => {
-            let c = cancel(provider.installs(), store, app, corp_id, when, kept_secs).await?;
+            let installs = provider.installs();
+            let c = cancel(installs, store, app, corp_id, when, kept_secs, true).await?;
             // The CRM heard of the install since; told of the removal after it, it would take
             // the corp away while the gateway serves it.
             // Kept already, its `create_auth` came first: the CRM hears the install before this.
@@ -169,6 +170,7 @@ async fn cancel(
     corp_id: &str,
     when: Moment,
     kept_secs: u64,
+    at_endpoint: bool,
 ) -> Result<Cancel, StoreError> {
     let _writing = installs.writing(corp_id).await;
     let newer = installs
@@ -199,20 +201,6 @@ async fn cancel(
             keep,
         )
         .await?;
-        // And when it arrived: an install in the same second is ordered by that.
-        let arrived = install::cancel_arrived_key(suite_id, corp_id);
-        let later = crate::revocation::revoked_at(store, &arrived)
-            .await
-            .is_none_or(|t| t < when.received_ms);
-        if when.received_ms > 0 && later {
-            store
-                .put_durable_fact(
-                    &arrived,
-                    &when.received_ms.to_string(),
-                    Duration::from_secs(keep),
-                )
-                .await?;
-        }
     }
     if newer.is_some() {
         tracing::warn!(app = %app.name, corp_id, "a removal older than the corp's install: the install stays");
@@ -223,6 +211,26 @@ async fn cancel(
     if installs.remove(store, app, corp_id, when).await? {
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
         return Ok(Cancel::Removed);
+    }
+    // Nothing kept when it first arrived: it removes an install whose exchange is under way
+    // (WeCom counts a corp installed once its code is exchanged), ordered after it by arrival
+    // when the two are in one second. Only at the endpoint: applied again by the worker, the
+    // install it removed there is gone and says nothing of this one.
+    if let (true, Some((suite_id, _))) = (at_endpoint && when.received_ms > 0, suite_of(app)) {
+        let arrived = install::cancel_arrived_key(suite_id, corp_id);
+        let later = crate::revocation::revoked_at(store, &arrived)
+            .await
+            .is_none_or(|t| t < when.received_ms);
+        if later {
+            let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
+            store
+                .put_durable_fact(
+                    &arrived,
+                    &when.received_ms.to_string(),
+                    Duration::from_secs(keep),
+                )
+                .await?;
+        }
     }
     Ok(Cancel::Nothing)
 }
@@ -285,20 +293,26 @@ pub async fn before_delivery(
         // is ahead of it in the queue: the CRM heard of the install, and would then take the
         // corp away. Behind it (queued while the CRM refused the removal), the CRM hears the
         // removal and then the install, in the order they happened.
-        Instruction::CancelAuth { corp_id } => {
-            cancel(provider.installs(), store, app, corp_id, when, kept_secs)
-                .await
-                .map(|c| match c {
-                    Cancel::Stale {
-                        install_arrived_ms: Some(arrived),
-                    } => arrived > when.received_ms,
-                    Cancel::Stale {
-                        install_arrived_ms: None,
-                    } => false,
-                    Cancel::Removed | Cancel::Nothing => true,
-                })
-                .map_err(retry)
-        }
+        Instruction::CancelAuth { corp_id } => cancel(
+            provider.installs(),
+            store,
+            app,
+            corp_id,
+            when,
+            kept_secs,
+            false,
+        )
+        .await
+        .map(|c| match c {
+            Cancel::Stale {
+                install_arrived_ms: Some(arrived),
+            } => arrived > when.received_ms,
+            Cancel::Stale {
+                install_arrived_ms: None,
+            } => false,
+            Cancel::Removed | Cancel::Nothing => true,
+        })
+        .map_err(retry),
         Instruction::SuiteTicket(_) | Instruction::Other => Ok(true),
     }
 }
@@ -581,7 +595,7 @@ async fn removed_after(store: &dyn Store, suite_id: &str, corp_id: &str, when: M
             .await
             .unwrap_or(0),
     };
-    removal.after(&when)
+    removal.after_or_arrived_after(&when)
 }
 
 /// Keeps an install whose AuthCode is spent, and the record that it was, trying again with

@@ -82,15 +82,27 @@ pub struct Moment {
 
 impl Moment {
     /// Did `self` happen after `other`? By WeCom's times when both have one and they differ;
-    /// otherwise by `at`; in one second of both (a corp that removed the app the moment it
-    /// installed it), by the order they reached the gateway in, when both tell it: WeCom sends
-    /// its steps in order.
+    /// otherwise by `at` (one second cannot tell two of WeCom's steps apart: the one that
+    /// reached the gateway later is the later one).
     pub fn after(&self, other: &Moment) -> bool {
         match (self.wecom, other.wecom) {
             (Some(a), Some(b)) if a != b => a > b,
-            _ if self.at != other.at => self.at > other.at,
-            _ => self.received_ms > other.received_ms && other.received_ms > 0,
+            _ => self.at > other.at,
         }
+    }
+
+    /// [`Self::after`], or in the same second by both clocks, reached the gateway later (both
+    /// telling when). Only for a removal that found no install kept, against an install whose
+    /// exchange was under way then ([`cancel_arrived_key`]): that removal can only be of that
+    /// install, so arrival order is WeCom's order. Two steps arriving out of WeCom's order
+    /// within milliseconds are otherwise possible (a reinstall before the removal of the
+    /// install before it), and a tie is not read as "after" then.
+    pub fn after_or_arrived_after(&self, other: &Moment) -> bool {
+        let tie = match (self.wecom, other.wecom) {
+            (Some(a), Some(b)) if a != b => false,
+            _ => self.at == other.at,
+        };
+        self.after(other) || (tie && other.received_ms > 0 && self.received_ms > other.received_ms)
     }
 }
 
@@ -125,8 +137,9 @@ pub fn cancelled_key(suite_id: &str, corp_id: &str) -> String {
     format!("suite:{suite_id}:cancelled:{corp_id}")
 }
 
-/// When the corp's latest `cancel_auth` reached the gateway (Unix ms): the order of a removal
-/// and an install in the same second.
+/// When the corp's latest `cancel_auth` that found no install kept reached the gateway (Unix
+/// ms): a removal of an install whose exchange was under way, ordered after it in the same
+/// second ([`Moment::after_or_arrived_after`]).
 pub fn cancel_arrived_key(suite_id: &str, corp_id: &str) -> String {
     format!("suite:{suite_id}:cancel-arrived:{corp_id}")
 }
@@ -188,23 +201,25 @@ mod tests {
     /// Two of WeCom's steps in one second (an install, and its removal at once) are ordered by
     /// when they reached the gateway; by WeCom's time, then this clock's, otherwise.
     #[test]
-    fn moments_in_one_second_are_ordered_by_arrival() {
+    fn moments_in_one_second_are_ordered_by_arrival_when_asked() {
         let m = |at, wecom, received_ms| Moment {
             at,
             wecom,
             received_ms,
         };
         let install = m(100, Some(100), 100_200);
-        assert!(m(100, Some(100), 100_300).after(&install));
-        assert!(!install.after(&m(100, Some(100), 100_300)));
-        assert!(!m(100, Some(100), 100_100).after(&install));
+        let later = m(100, Some(100), 100_300);
+        assert!(later.after_or_arrived_after(&install));
+        assert!(!later.after(&install), "a tie is no order by itself");
+        assert!(!install.after_or_arrived_after(&later));
+        assert!(!m(100, Some(100), 100_100).after_or_arrived_after(&install));
         // Arrival unknown on either side (kept by an older version): not after.
-        assert!(!m(100, Some(100), 0).after(&install));
-        assert!(!m(100, Some(100), 100_300).after(&m(100, Some(100), 0)));
+        assert!(!m(100, Some(100), 0).after_or_arrived_after(&install));
+        assert!(!later.after_or_arrived_after(&m(100, Some(100), 0)));
         // WeCom's time, then this clock's, come first.
-        assert!(m(100, Some(101), 1).after(&install));
-        assert!(!m(101, Some(99), 999_999).after(&install));
-        assert!(m(101, None, 1).after(&m(100, None, 2)));
+        assert!(m(100, Some(101), 1).after_or_arrived_after(&install));
+        assert!(!m(101, Some(99), 999_999).after_or_arrived_after(&install));
+        assert!(m(101, None, 1).after_or_arrived_after(&m(100, None, 2)));
     }
 
     /// An install kept while `get_auth_info` failed has agent 0: no agent to name.
