@@ -135,10 +135,6 @@ fn moved(written: Option<&String>, bound: Option<&String>) -> bool {
     }
 }
 
-/// upstreams and apps change; listeners and threads need a restart, and so does `gzip` in a
-/// process that started without any (`compression`: it started with some). A bad new config
-/// is logged and the running one stays.
-/// `ports`: what the listeners bound, settled on each new config as on the first.
 /// Callbacks forwarded with a `memory` store (the one opened at start): what WeCom was told
 /// "success" for is lost at a restart. Said at start and at every reload (`when`: "reload: ").
 pub fn warn_of_memory_store(opened: &StoreSettings, config: &Config, when: &str) {
@@ -177,6 +173,12 @@ pub fn refused_by_opened_store(opened: &StoreSettings, new: &Config) -> Option<S
     ))
 }
 
+/// `SIGHUP` reloads the config (`SIGUSR1` reopens the access log files): routes, rules,
+/// upstreams and apps change; listeners and threads need a restart, and so does `gzip` in a
+/// process that started without any (`compression`: it started with some), and `[store]`
+/// (`opened`: the one opened at start, which a reload is judged against). A bad new config is
+/// logged and the running one stays. `ports`: what the listeners bound, settled on each new
+/// config as on the first.
 pub fn spawn_reloader(
     path: PathBuf,
     current: Arc<ArcSwap<Config>>,

@@ -260,12 +260,12 @@ impl Gateway {
     }
 }
 
-/// Step 1 on a request-target: nginx's normalised path into the context (for matching, logs and
-/// metrics), or a 400 with the path as received kept there instead.
 /// When an X-Accel-Redirect a `[[routes]]` upstream sent was last logged.
 static ACCEL_DROPPED: std::sync::LazyLock<wecom_api::Throttle<()>> =
     std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
 
+/// Step 1 on a request-target: nginx's normalised path into the context (for matching, logs and
+/// metrics), or a 400 with the path as received kept there instead.
 fn normalise(ctx: &mut Ctx, target: &[u8]) -> Result<(), Failure> {
     let (raw_path, _query) = nginx_compat::uri::split_request_uri(target);
     match nginx_compat::uri::normalize_path(raw_path) {
