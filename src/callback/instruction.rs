@@ -173,10 +173,23 @@ async fn cancel(
     at_endpoint: bool,
 ) -> Result<Cancel, StoreError> {
     let _writing = installs.writing(corp_id).await;
-    let newer = installs
-        .kept(store, app, corp_id)
-        .await?
-        .filter(|i| i.moment().after(&when));
+    let kept = installs.kept(store, app, corp_id).await?;
+    let removed_key = suite_of(app).map(|(s, _)| install::cancel_removed_key(s, corp_id));
+    // Applied again by the worker: the install it removed at the endpoint is gone; one kept
+    // since is another, newer one (a reinstall in the same second, its exchange under way).
+    let removed_there = match (&removed_key, at_endpoint) {
+        (Some(key), false) => store.get_fact(key).await?.and_then(|v| {
+            let (cancel, install) = v.split_once(':')?;
+            (cancel.parse::<u64>().ok()? == when.received_ms)
+                .then(|| install.parse::<u64>().ok())
+                .flatten()
+        }),
+        _ => None,
+    };
+    let newer = kept.filter(|i| {
+        i.moment().after(&when)
+            || removed_there.is_some_and(|r| when.received_ms > 0 && i.arrived_ms.unwrap_or(0) != r)
+    });
     // The sessions of the install removed; never those of one made since (`at` is on this
     // machine's clock, up to a minute past the removal when it arrived late).
     let sessions_until = match &newer {
@@ -208,7 +221,15 @@ async fn cancel(
             install_arrived_ms: newer.and_then(|i| i.arrived_ms),
         });
     }
+    let removing = installs.kept(store, app, corp_id).await?;
     if installs.remove(store, app, corp_id, when).await? {
+        if let (Some(key), true, Some(i)) = (&removed_key, at_endpoint, removing) {
+            let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
+            let value = format!("{}:{}", when.received_ms, i.arrived_ms.unwrap_or(0));
+            store
+                .put_durable_fact(key, &value, Duration::from_secs(keep))
+                .await?;
+        }
         tracing::info!(app = %app.name, corp_id, "app removed by the corp: its install, tokens and sessions end");
         return Ok(Cancel::Removed);
     }

@@ -144,6 +144,13 @@ pub fn cancel_arrived_key(suite_id: &str, corp_id: &str) -> String {
     format!("suite:{suite_id}:cancel-arrived:{corp_id}")
 }
 
+/// Which install a `cancel_auth` removed when it arrived: `{its arrival ms}:{the removed
+/// install's arrival ms}`. Applied again by the delivery worker, the same removal leaves an
+/// install kept since (a reinstall in the same second, its exchange under way then) alone.
+pub fn cancel_removed_key(suite_id: &str, corp_id: &str) -> String {
+    format!("suite:{suite_id}:cancel-removed:{corp_id}")
+}
+
 /// What a `get_permanent_code` (v2) answer gives: the corp and its permanent code.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Exchanged {

@@ -510,12 +510,12 @@ async fn a_removal_in_the_same_second_as_its_install_wins() {
 
 /// The other order in one second: a removal and the reinstall after it, reaching the gateway
 /// reinstall first (its exchange under way), the removal milliseconds later. The removal found
-/// the earlier install kept and removed it: it is that install's, and the reinstall's exchange
-/// keeps the reinstall when it ends (arrival order is not read as WeCom's here). Left open:
-/// the delivery worker, applying the removal again after that, cannot tell the reinstall from
-/// the install the removal was of (one second, arrival unknown), and removes it.
+/// the earlier install kept and removed it: it is that install's. The reinstall's exchange
+/// keeps the reinstall when it ends (arrival order is not read as WeCom's here), and the
+/// delivery worker, applying the removal again, leaves it alone (it removed another install
+/// at the endpoint): the corp stays installed, as WeCom has it.
 #[tokio::test]
-async fn a_reinstall_arriving_just_before_the_removal_it_follows_is_kept_by_its_exchange() {
+async fn a_reinstall_arriving_just_before_the_removal_it_follows_stays() {
     let s = Saas::start(Backend::Local, 0).await;
     s.push_ticket().await;
     s.install(CORP_A).await;
@@ -542,6 +542,19 @@ async fn a_reinstall_arriving_just_before_the_removal_it_follows_is_kept_by_its_
         assert!(std::time::Instant::now() < deadline, "{}", s.gw().log());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Once the worker has been past the removal too.
+    s.wait_forwarded("create_auth", 2).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !s
+        .gw()
+        .log()
+        .contains("a removal older than the corp's install")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", s.gw().log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, v) = agent_of(&s, CORP_A).await;
+    assert_eq!(status, 200, "{v}\n{}", s.gw().log());
 }
 
 async fn installs_survive_a_restart(backend: Backend) {
