@@ -186,10 +186,13 @@ async fn cancel(
         }),
         _ => None,
     };
-    let newer = kept.filter(|i| {
+    let newer = kept.clone().filter(|i| {
         i.moment().after(&when)
             || removed_there.is_some_and(|r| when.received_ms > 0 && i.arrived_ms.unwrap_or(0) != r)
     });
+    // The records a removal leaves for an exchange still under way, which ends within the
+    // AuthCode's life.
+    let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
     // The sessions of the install removed; never those of one made since (`at` is on this
     // machine's clock, up to a minute past the removal when it arrived late).
     let sessions_until = match &newer {
@@ -205,8 +208,6 @@ async fn cancel(
     )
     .await?;
     if let (Some((suite_id, _)), Some(wecom)) = (suite_of(app), when.wecom) {
-        // Read by an exchange still under way, which ends within the AuthCode's life.
-        let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
         crate::revocation::record(
             store,
             &install::cancelled_key(suite_id, corp_id),
@@ -221,10 +222,8 @@ async fn cancel(
             install_arrived_ms: newer.and_then(|i| i.arrived_ms),
         });
     }
-    let removing = installs.kept(store, app, corp_id).await?;
     if installs.remove(store, app, corp_id, when).await? {
-        if let (Some(key), true, Some(i)) = (&removed_key, at_endpoint, removing) {
-            let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
+        if let (Some(key), true, Some(i)) = (&removed_key, at_endpoint, kept) {
             let value = format!("{}:{}", when.received_ms, i.arrived_ms.unwrap_or(0));
             store
                 .put_durable_fact(key, &value, Duration::from_secs(keep))
@@ -243,7 +242,6 @@ async fn cancel(
             .await
             .is_none_or(|t| t < when.received_ms);
         if later {
-            let keep = AUTH_CODE_RECORD.as_secs() + super::event::CLOCK_ALLOWANCE_SECS;
             store
                 .put_durable_fact(
                     &arrived,
