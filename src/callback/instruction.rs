@@ -186,8 +186,14 @@ async fn cancel(
         }),
         _ => None,
     };
+    // An install that reached the gateway after this removal did was judged against it when
+    // its exchange ended (kept: the removal is not its), as the endpoint judged those kept then.
+    let arrived_since = |i: &Install| {
+        !at_endpoint && when.received_ms > 0 && i.arrived_ms.is_some_and(|a| a > when.received_ms)
+    };
     let newer = kept.clone().filter(|i| {
         i.moment().after(&when)
+            || arrived_since(i)
             || removed_there.is_some_and(|r| when.received_ms > 0 && i.arrived_ms.unwrap_or(0) != r)
     });
     // The records a removal leaves for an exchange still under way, which ends within the
@@ -285,10 +291,9 @@ pub async fn before_delivery(
             });
             let kept = task.await.map_err(|e| Failure::Retry(e.to_string()))??;
             match kept {
-                Some(corp_id) => {
-                    agent_if_missing(provider, app, &corp_id).await?;
-                    Ok(true)
-                }
+                // An install whose permanent code WeCom refuses already is removed, and not the
+                // CRM's.
+                Some(corp_id) => agent_if_missing(provider, app, &corp_id).await,
                 // The corp removed the app meanwhile, or a newer code is kept: the CRM hears of
                 // the install and then of what came after, naming the corp the code installed.
                 // A code WeCom refused installed nothing: the CRM would be told of an install
@@ -542,10 +547,13 @@ async fn exchange(
             // Its agent id, as a `change_auth` refreshes it (nothing to say when the install
             // changed meanwhile, or already had what WeCom tells).
             match update(provider, app, &corp_id).await {
-                Ok(Some(agent_id)) => {
+                Ok(Update::Changed(agent_id)) => {
                     tracing::info!(app = %app.name, corp_id, agent_id, "install: the authorisation info is kept")
                 }
-                Ok(None) => {}
+                Ok(Update::Unchanged) => {}
+                Ok(Update::CodeRefused) => {
+                    tracing::error!(app = %app.name, corp_id, "get_auth_info refused the permanent code just kept (40084): asked again before the create_auth is delivered")
+                }
                 Err(Failure::Retry(e)) => {
                     tracing::error!(app = %app.name, corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered")
                 }
@@ -695,14 +703,26 @@ async fn spent_elsewhere(store: &dyn Store, record: &str) -> bool {
     false
 }
 
+/// 40084: WeCom takes the permanent code no more (the corp removed the app since, or the code
+/// was replaced). Asking again cannot help.
+const PERMANENT_CODE_REFUSED: i64 = 40084;
+
+/// Why `get_auth_info` told nothing.
+enum InfoFailure {
+    /// WeCom refused the permanent code ([`PERMANENT_CODE_REFUSED`]) at the last try.
+    CodeRefused,
+    /// Anything else: a later try may succeed.
+    Retry(String),
+}
+
 /// `get_auth_info`: the app's agent id in the corp, and the corp's name.
 async fn auth_info(
     provider: &Provider,
     app: &App,
     corp_id: &str,
     permanent_code: &str,
-) -> Result<(u64, Option<String>), String> {
-    let mut last = String::new();
+) -> Result<(u64, Option<String>), InfoFailure> {
+    let mut last = InfoFailure::Retry(String::new());
     // Right after an exchange: a short retry rather than an install without its agent id.
     for wait in [0, 200, 800] {
         tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -715,28 +735,52 @@ async fn auth_info(
         .await;
         match answer {
             Ok(Ok(v)) => {
-                let agent = install::read_agent_id(&v)?;
+                let agent = install::read_agent_id(&v).map_err(InfoFailure::Retry)?;
                 return Ok((agent, install::read_corp_name(&v)));
             }
-            Ok(Err(code)) => last = format!("errcode {code}"),
-            Err(Failure::Retry(e)) => last = e,
+            Ok(Err(PERMANENT_CODE_REFUSED)) => last = InfoFailure::CodeRefused,
+            Ok(Err(code)) => last = InfoFailure::Retry(format!("errcode {code}")),
+            Err(Failure::Retry(e)) => last = InfoFailure::Retry(e),
         }
     }
     Err(last)
 }
 
 /// An install kept without its agent id (`get_auth_info` failed right after the exchange):
-/// the authorisation info again, as for `change_auth`.
-async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
+/// the authorisation info again, as for `change_auth`. `false`: WeCom refuses the install's
+/// permanent code, so the install is removed and its `create_auth` is not the CRM's (an
+/// exchange that ended after the corp removed the app, in the same second: WeCom answered it
+/// with a code dead already). Asked again for as long as the code lived, it held every later
+/// event of the suite, every corp's, for ten minutes.
+async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Result<bool, Failure> {
     let store = &**provider.store();
-    let corp = provider
-        .installs()
-        .corp(store, app, corp_id)
-        .await
-        .map_err(|e| Failure::Retry(e.to_string()))?;
-    match corp {
-        Some(c) if c.install.agent_id == 0 => refresh(provider, app, corp_id).await,
-        _ => Ok(()),
+    let retry = |e: StoreError| Failure::Retry(e.to_string());
+    let installs = provider.installs();
+    let corp = installs.corp(store, app, corp_id).await.map_err(retry)?;
+    let Some(corp) = corp.filter(|c| c.install.agent_id == 0) else {
+        return Ok(true);
+    };
+    match update(provider, app, corp_id).await? {
+        Update::Changed(agent_id) => {
+            tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
+            Ok(true)
+        }
+        Update::Unchanged => Ok(true),
+        Update::CodeRefused => {
+            let _writing = installs.writing(corp_id).await;
+            // Replaced meanwhile (a reinstall kept): that one is not this one's to remove.
+            if installs.kept(store, app, corp_id).await.map_err(retry)?
+                != Some(corp.install.clone())
+            {
+                return Ok(true);
+            }
+            installs
+                .remove(store, app, corp_id, corp.install.moment())
+                .await
+                .map_err(retry)?;
+            tracing::error!(app = %app.name, corp_id, "install removed: WeCom refuses its permanent code (40084); its create_auth is not forwarded");
+            Ok(false)
+        }
     }
 }
 
@@ -783,17 +827,34 @@ async fn refresh_apart(provider: &Provider, app: &Arc<App>, corp_id: &str) {
     }
 }
 
-/// `change_auth`: the authorisation info again (the agent id, the corp's name).
+/// `change_auth`: the authorisation info again (the agent id, the corp's name). A permanent
+/// code WeCom refuses is not asked about again: the install stays as it was (its removal or
+/// its new code is on its way).
 async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
-    if let Some(agent_id) = update(provider, app, corp_id).await? {
-        tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
+    match update(provider, app, corp_id).await? {
+        Update::Changed(agent_id) => {
+            tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed")
+        }
+        Update::Unchanged => {}
+        Update::CodeRefused => {
+            tracing::error!(app = %app.name, corp_id, "authorisation info not refreshed: WeCom refuses the install's permanent code (40084)")
+        }
     }
     Ok(())
 }
 
-/// The kept install of `corp_id` with the agent id and corp name `get_auth_info` tells now;
-/// the agent id when the install was changed by it.
-async fn update(provider: &Provider, app: &App, corp_id: &str) -> Result<Option<u64>, Failure> {
+/// What [`update`] did.
+enum Update {
+    /// The install took the agent id (and corp name) WeCom tells now.
+    Changed(u64),
+    /// Nothing new, no install, or the install changed meanwhile.
+    Unchanged,
+    /// WeCom refused the install's permanent code.
+    CodeRefused,
+}
+
+/// The kept install of `corp_id` with the agent id and corp name `get_auth_info` tells now.
+async fn update(provider: &Provider, app: &App, corp_id: &str) -> Result<Update, Failure> {
     let store = &**provider.store();
     let retry = |e: StoreError| Failure::Retry(e.to_string());
     let Some(corp) = provider
@@ -803,11 +864,14 @@ async fn update(provider: &Provider, app: &App, corp_id: &str) -> Result<Option<
         .map_err(retry)?
     else {
         tracing::warn!(app = %app.name, corp_id, "change_auth for a corp without an install: ignored");
-        return Ok(None);
+        return Ok(Update::Unchanged);
     };
-    let (agent_id, name) = auth_info(provider, app, corp_id, &corp.install.permanent_code)
-        .await
-        .map_err(Failure::Retry)?;
+    let (agent_id, name) =
+        match auth_info(provider, app, corp_id, &corp.install.permanent_code).await {
+            Ok(info) => info,
+            Err(InfoFailure::CodeRefused) => return Ok(Update::CodeRefused),
+            Err(InfoFailure::Retry(why)) => return Err(Failure::Retry(why)),
+        };
     let mut install = corp.install.clone();
     install.agent_id = agent_id;
     if let Some(n) = name {
@@ -819,12 +883,12 @@ async fn update(provider: &Provider, app: &App, corp_id: &str) -> Result<Option<
         // Removed or replaced while WeCom was asked: what was read is not brought back.
         if installs.kept(store, app, corp_id).await.map_err(retry)? != Some(corp.install.clone()) {
             tracing::info!(app = %app.name, corp_id, "install changed during its refresh: the refresh is dropped");
-            return Ok(None);
+            return Ok(Update::Unchanged);
         }
         installs.keep(store, app, install).await.map_err(retry)?;
-        return Ok(Some(agent_id));
+        return Ok(Update::Changed(agent_id));
     }
-    Ok(None)
+    Ok(Update::Unchanged)
 }
 
 #[cfg(test)]
