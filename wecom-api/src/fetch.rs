@@ -213,11 +213,26 @@ pub(crate) fn read(resp: &ApiResponse, field: &str) -> Result<Fetched, ApiError>
         .as_str()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::BadAnswer(format!("no {field} in the answer")))?;
+    // Kept and then sent in every call's URL: one that no URL can carry (a 70 KB one, spaces,
+    // line breaks) would fail every call before it reached the provider, so no 40014 would
+    // ever expire it, for the whole of its `expires_in`.
+    if !plausible_credential(value) {
+        return Err(ApiError::BadAnswer(format!(
+            "a {field} of {} bytes that is not plain text",
+            value.len()
+        )));
+    }
     let expires_in = v["expires_in"].as_u64().unwrap_or(7200);
     Ok(Fetched {
         value: value.to_owned(),
         expires_in,
     })
+}
+
+/// WeCom's and WeChat's tokens and tickets are a few hundred visible ASCII characters (their
+/// documents ask for 512 bytes of room).
+fn plausible_credential(v: &str) -> bool {
+    v.len() <= 2048 && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -290,5 +305,24 @@ mod tests {
                 _ => panic!("{body}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    /// A token or ticket no URL can carry is not kept: every call would fail before reaching
+    /// the provider, and nothing would expire it for its whole life.
+    #[test]
+    fn a_token_no_url_can_carry_is_a_bad_answer() {
+        let long = "L".repeat(70_000);
+        for token in [long.as_str(), "a\r\nb", "a b", "令牌", "a\u{7f}b"] {
+            let body = serde_json::json!({"errcode": 0, "access_token": token, "expires_in": 7200});
+            let got = read(&resp(200, &body.to_string()), "access_token");
+            assert!(
+                matches!(got, Err(ApiError::BadAnswer(_))),
+                "{:?}: {got:?}",
+                &token[..token.len().min(20)]
+            );
+        }
+        let longest = "T".repeat(2048);
+        let body = serde_json::json!({"access_token": longest, "expires_in": 7200});
+        assert!(read(&resp(200, &body.to_string()), "access_token").is_ok());
     }
 }
