@@ -188,8 +188,15 @@ pub struct Page {
 }
 
 /// Reads one answer of `externalcontact/get`.
-pub fn read_page(errcode: i64, v: &Value) -> Result<Page, ContactError> {
+pub fn read_page(status: u16, errcode: i64, v: &Value) -> Result<Page, ContactError> {
     match errcode {
+        // A success only in a success: an error page of WeCom's front (or a redirect) whose
+        // body happens to read as JSON verifies nobody.
+        0 if !(200..300).contains(&status) => {
+            return Err(ContactError::Provider(ApiError::BadAnswer(format!(
+                "HTTP {status}"
+            ))))
+        }
         0 => {}
         84061 | 40096 => return Err(ContactError::NotYourContact),
         _ => {
@@ -305,7 +312,7 @@ pub async fn verify(
             Some(corp) => provider.corp_call(corp, kind, req).await?,
             None => provider.call(app, kind, req).await?,
         };
-        let page = read_page(resp.errcode, &resp.json()?)?;
+        let page = read_page(resp.status, resp.errcode, &resp.json()?)?;
         if page.contact.external_userid != external_userid {
             return Err(ContactError::Unusable(
                 "the answer is about another contact".into(),
@@ -489,30 +496,44 @@ mod tests {
             "follow_user": [{"userid": "lisi"}, {"userid": "zhangsan", "remark": "x"}],
             "next_cursor": "C2"
         });
-        let p = read_page(0, &ok).unwrap();
+        let p = read_page(200, 0, &ok).unwrap();
         assert_eq!(p.followers, vec!["lisi", "zhangsan"]);
         assert_eq!(p.next_cursor, "C2");
         assert_eq!(p.contact.unionid.as_deref(), Some("oU"));
         assert_eq!(p.contact.name, "王");
 
         let wecom_user = json!({"errcode": 0, "external_contact": {"external_userid": "wmB", "type": 2}, "follow_user": []});
-        let p = read_page(0, &wecom_user).unwrap();
+        let p = read_page(200, 0, &wecom_user).unwrap();
         assert_eq!((p.contact.unionid, p.next_cursor.as_str()), (None, ""));
 
         for code in [84061, 40096] {
             assert!(matches!(
-                read_page(code, &json!({"errcode": code})),
+                read_page(200, code, &json!({"errcode": code})),
                 Err(ContactError::NotYourContact)
             ));
         }
         assert!(matches!(
-            read_page(60011, &json!({"errcode": 60011, "errmsg": "no privilege"})),
+            read_page(
+                200,
+                60011,
+                &json!({"errcode": 60011, "errmsg": "no privilege"})
+            ),
             Err(ContactError::Provider(ApiError::Api { errcode: 60011, .. }))
         ));
         assert!(matches!(
-            read_page(0, &json!({"errcode": 0})),
+            read_page(200, 0, &json!({"errcode": 0})),
             Err(ContactError::Unusable(_))
         ));
+        // A success body under an error status or a redirect verifies nobody.
+        for status in [302, 500, 502] {
+            assert!(
+                matches!(
+                    read_page(status, 0, &ok),
+                    Err(ContactError::Provider(ApiError::BadAnswer(_)))
+                ),
+                "{status}"
+            );
+        }
     }
 
     #[test]
