@@ -665,6 +665,36 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
     );
 }
 
+/// A header the provider's `Connection` names is hop-by-hop, its own business with the
+/// gateway: the caller does not get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_the_providers_connection_names_are_not_passed_back() {
+    use axum::routing::get;
+    let app = common::made_up::wecom().route(
+        "/cgi-bin/user/get",
+        get(|| async {
+            (
+                [
+                    ("connection", "X-Hop, keep-alive"),
+                    ("x-hop", "the provider's"),
+                    ("x-end", "the caller's"),
+                ],
+                axum::Json(json!({"errcode": 0, "errmsg": "ok", "userid": "a"})),
+            )
+        }),
+    );
+    let (w, _) = with_provider(app).await;
+    let qyapi = w.gw().qyapi_port.unwrap();
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{qyapi}/cap/cgi-bin/user/get?userid=a"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("x-hop"), None, "{:?}", r.headers());
+    assert_eq!(r.headers()["x-end"], "the caller's");
+}
+
 /// The same page answered 200 is no success either; and an error answer quoting the URL it
 /// was called with reaches the caller without the injected token (the caller never holds one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -508,10 +508,18 @@ async fn read_whole_body(session: &mut ServerSession) -> Result<Bytes, u16> {
 }
 
 fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
-    let headers = resp
+    // Hop-by-hop too: the names the provider's own `Connection` lists.
+    let listed: Vec<String> = resp
         .headers
-        .into_iter()
-        .filter(|(n, _)| request::forwarded_response_header(n.as_str()));
+        .iter()
+        .filter(|(n, _)| *n == http::header::CONNECTION)
+        .filter_map(|(_, v)| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    let headers = resp.headers.into_iter().filter(move |(n, _)| {
+        request::forwarded_response_header(n.as_str()) && !listed.iter().any(|l| l == n.as_str())
+    });
     // pingora's `ServeHttp` answers with a `Vec`: no copy when the body owns its bytes (the
     // injected token, were it quoted, is already out: `wecom_api`'s HTTP layer takes it out).
     let body = Vec::from(resp.body);
