@@ -882,6 +882,27 @@ async fn an_error_page_or_accel_redirect_to_a_route_is_answered_plainly() {
     assert!(text.contains("upstream_unavailable"), "{text}");
 }
 
+/// The upstream's `Server` header (its software and version) is not passed to clients, as
+/// nginx hides it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstreams_server_header_is_hidden() {
+    use std::io::Write;
+    let (port, _) = raw_crm(|_, _, _, w| {
+        w.write_all(
+            b"HTTP/1.1 200 OK\r\nServer: Jetty(9.4.43)\r\nServer: Apache\r\nX-Powered-By: Express\r\nContent-Length: 4\r\n\r\nbody",
+        )
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+    ));
+    let r = common::client().get(gw.url("/page")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("server"), "{:?}", r.headers());
+    assert_eq!(r.headers()["x-powered-by"], "Express");
+    assert_eq!(r.text().await.unwrap(), "body");
+}
+
 /// An `X-Accel-Redirect` from a `[[routes]]` upstream is not followed (a route names no
 /// internal locations; an included nginx file's are followed as nginx does): the answer goes
 /// out without it, and the log says so, once a minute, rather than leave a CRM that relies on

@@ -590,6 +590,11 @@ impl ProxyHttp for Gateway {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.upstream_answered = Some((upstream_response.status.as_u16(), Instant::now()));
         }
+        // The upstream's `Server` names the CRM's software and version to every client; nginx
+        // hides it (`ngx_http_proxy_hide_headers`). Before the nginx file's `add_header`.
+        if upstream_response.headers.contains_key(http::header::SERVER) {
+            upstream_response.remove_header(&http::header::SERVER);
+        }
         // A coding other than `chunked` (`xchunked`, `gzip`): the engine would read the body to
         // the connection's end and pass the header on with it, which a proxy in front may read
         // as chunks (a second answer in the body); nginx refuses it with a 502.
