@@ -24,7 +24,17 @@ pub struct Request {
 
 /// [`Request::maps`].
 #[derive(Debug, Default)]
-pub struct MapValues(std::sync::Mutex<Vec<(usize, Vec<u8>)>>);
+pub struct MapValues(std::sync::Mutex<Worked>);
+
+#[derive(Debug, Default, Clone)]
+struct Worked {
+    /// By map.
+    values: Vec<(usize, Vec<u8>)>,
+    /// The named captures of the map regexes that matched: variables of the request from then
+    /// on, as `ngx_http_regex_exec` sets them (`map $host $backend { ~^(?<tenant>\w+)\. ...}`
+    /// and `proxy_set_header X-Tenant $tenant`).
+    captured: Vec<(String, Vec<u8>)>,
+}
 
 impl Clone for MapValues {
     fn clone(&self) -> Self {
@@ -45,15 +55,35 @@ impl Eq for MapValues {}
 
 impl MapValues {
     pub(crate) fn get(&self, map: usize) -> Option<Vec<u8>> {
-        let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        v.iter().find(|(m, _)| *m == map).map(|(_, v)| v.clone())
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.values
+            .iter()
+            .find(|(m, _)| *m == map)
+            .map(|(_, v)| v.clone())
     }
 
     pub(crate) fn keep(&self, map: usize, value: &[u8]) {
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !v.iter().any(|(m, _)| *m == map) {
-            v.push((map, value.to_vec()));
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.values.iter().any(|(m, _)| *m == map) {
+            w.values.push((map, value.to_vec()));
         }
+    }
+
+    /// A named capture of a map's regex (lower-cased name): the latest match's value.
+    pub(crate) fn capture(&self, name: &str, value: &[u8]) {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match w.captured.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value.to_vec(),
+            None => w.captured.push((name.to_owned(), value.to_vec())),
+        }
+    }
+
+    pub(crate) fn captured(&self, name: &str) -> Option<Vec<u8>> {
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.captured
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 }
 

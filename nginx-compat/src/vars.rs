@@ -261,7 +261,9 @@ impl Ctx<'_> {
                 if let Some(c) = name.strip_prefix("cookie_") {
                     return r.cookie(c.as_bytes()).map(<[u8]>::to_vec);
                 }
-                let at = self.server.maps.iter().position(|m| m.name == name)?;
+                let Some(at) = self.server.maps.iter().position(|m| m.name == name) else {
+                    return self.req.maps.captured(name);
+                };
                 let map = &self.server.maps[at];
                 if !map.volatile {
                     if let Some(v) = self.req.maps.get(at) {
@@ -308,10 +310,13 @@ impl Ctx<'_> {
                 match re.captures(&key) {
                     Ok(Some(caps)) => {
                         let mut st = self.st.clone();
-                        // Named captures become variables, as ngx_http_regex_exec sets them.
+                        // Named captures become variables, as ngx_http_regex_exec sets them:
+                        // of the value, and of the rest of the request.
                         for (name, _) in &caps.names {
                             if let Some(v) = caps.name(name) {
-                                st.user.insert(name.to_ascii_lowercase(), v.to_vec());
+                                let name = name.to_ascii_lowercase();
+                                self.req.maps.capture(&name, v);
+                                st.user.insert(name, v.to_vec());
                             }
                         }
                         st.captures = caps;

@@ -119,6 +119,19 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        name: "map-named-captures",
+        http: "map $uri $shop { default none; ~^/t(?<sn>[0-9]+)/ t$sn; }",
+        body: "location / {\n\
+                 proxy_set_header X-Backend $shop;\n\
+                 proxy_set_header X-Shop $sn;\n\
+                 proxy_pass http://{{UP}};\n\
+               }\n\
+               location = /both { return 200 \"[$shop][$sn]\"; }",
+        toml: None,
+        up_headers: &["host", "x-backend", "x-shop"],
+        requests: &["GET /t42/x", "GET /t7/y?z=1", "GET /plain", "GET /both"],
+    },
+    Group {
         name: "proxy-set-header",
         http: "map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
         body: "location /h/ {\n\

@@ -1803,6 +1803,26 @@ fn a_map_naming_itself_answers_as_nginx_does() {
     );
 }
 
+/// A map regex's named captures are variables of the request once the map is worked out, as
+/// nginx's are (the tenant of `map $host $backend { ~^(?<tenant>\w+)\. ... }` sent in a
+/// header): they were set only for the map's own value.
+#[test]
+fn a_map_regexs_named_captures_are_the_requests_variables() {
+    let maps = "map $uri $backend { default none; ~^/t(?<tn>[0-9]+)/ tenant$tn; }";
+    assert_eq!(
+        with_maps(
+            maps,
+            "location / { return 200 \"[$backend][$tn]\"; }",
+            "/t42/x"
+        ),
+        "200 \"[tenant42][42]\""
+    );
+    assert_eq!(
+        with_maps(maps, "location / { return 200 \"[$backend][$tn]\"; }", "/x"),
+        "200 \"[none][]\""
+    );
+}
+
 /// A map is worked out once per request, at its first use, as nginx's variables are (unless
 /// `volatile`): a value read before a rewrite stands after it.
 #[test]
