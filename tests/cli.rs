@@ -170,6 +170,35 @@ fn config_errors_name_file_line_and_key() {
             "[[routes]]\nlocation = \"/a/\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n[[routes]]\nlocation = \"= /x\"\nupstream = \"crm\"\n",
             "gateway.toml:14:12: [[routes]][3].location: duplicate location \"= /x\" (already [[routes]][2].location)",
         ),
+        // a route location that is no path matches nothing: the next route, a public one,
+        // would answer its requests
+        (
+            "[[routes]]\nlocation = \"reports/\"\nupstream = \"crm\"\n",
+            "gateway.toml:8:12: [[routes]][1].location: \"reports/\" matches no request",
+        ),
+        (
+            "[[routes]]\nlocation = \"= reports\"\nupstream = \"crm\"\n",
+            "gateway.toml:8:12: [[routes]][1].location: \"= reports\" matches no request",
+        ),
+        // a route under the gateway's own prefix is never reached
+        (
+            "[[routes]]\nlocation = \"/_gateway/x/\"\nupstream = \"crm\"\n",
+            "gateway.toml:8:12: [[routes]][1].location: \"/_gateway/x/\" is under [server].prefix",
+        ),
+        // a mini-program has no web page to sign in to or to sign JS-SDK URLs of
+        (
+            "[apps.wx]\nkind = \"wechat_mini\"\napp_id = \"wx1\"\nsecret = \"s\"\njssdk_urls = [\"https://crm.example.com\"]\n",
+            "gateway.toml:11:15: [apps.wx].jssdk_urls: not a key of kind = \"wechat_mini\"",
+        ),
+        // a shell's `$NAME` is not read from the environment: it would be the secret
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"$WECOM_CRM_SECRET\"\n",
+            "gateway.toml:11:10: [apps.crm].secret: reads as a shell variable",
+        ),
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"   \"\n",
+            "gateway.toml:11:10: [apps.crm].secret: begins or ends with white space",
+        ),
         // a secret written as a number: its type is told, never its value
         (
             "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = 98765432123\n",
@@ -185,6 +214,45 @@ fn config_errors_name_file_line_and_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.starts_with("gateway.toml:2:11: [server].threads: at most 256"),
+        "{stderr}"
+    );
+    // A prefix a browser reads as another host, or that climbs out of itself; a route a
+    // prefix covers.
+    for prefix in ["//gw", "/..", "/a/../b", "/a//b"] {
+        let (code, _, stderr) = check(
+            &BASE.replace("[server]\n", &format!("[server]\nprefix = \"{prefix}\"\n")),
+            &[],
+        );
+        assert_eq!(code, 2, "{prefix}: {stderr}");
+        assert!(
+            stderr.starts_with("gateway.toml:2:10: [server].prefix: expected a path"),
+            "{prefix}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = check(
+        &format!(
+            "{}[[routes]]\nlocation = \"/sidebar/\"\nupstream = \"crm\"\n",
+            BASE.replace("[server]\n", "[server]\nprefix = \"/sidebar\"\n")
+        ),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is under [server].prefix \"/sidebar\""),
+        "{stderr}"
+    );
+    // The forward-auth key is a secret too.
+    let (code, _, stderr) = check(
+        &BASE.replace(
+            "[server]\n",
+            "[server]\nforward_auth_key = 918273645546372819\n",
+        ),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[server].forward_auth_key: invalid type: integer `***`")
+            && !stderr.contains("918273645546372819"),
         "{stderr}"
     );
     for (tail, want) in cases {

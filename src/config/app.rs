@@ -180,6 +180,14 @@ pub(super) fn compile_app(
                 (at(&a.login), "login"),
                 (at(&a.miniprogram), "miniprogram"),
                 (at(&a.reauth_after), "reauth_after"),
+                (
+                    a.jssdk_urls.iter().flatten().next().map(Spanned::span),
+                    "jssdk_urls",
+                ),
+                (
+                    a.return_query.values().next().map(Spanned::span),
+                    "return_query",
+                ),
             ])?;
             // The same credential shape as an Official Account's: an app id and its secret.
             (

@@ -58,6 +58,14 @@ pub(super) fn inline_reference(text: &str) -> Option<&'static str> {
     )
 }
 
+/// `$NAME` (a shell's spelling), the whole value: taken as written, it would be the secret.
+fn shell_reference(text: &str) -> bool {
+    text.strip_prefix('$').is_some_and(|name| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
 /// [`base_url`] of something the gateway connects to: port 0 is a port to listen on, never
 /// one to reach.
 pub(super) fn outbound_url(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Url> {
@@ -87,6 +95,20 @@ pub(super) fn secret(
             v.span(),
             path,
             "is empty (an environment variable that is set but empty?)",
+        ));
+    }
+    if shell_reference(text) {
+        return Err(src.error(
+            v.span(),
+            path,
+            "reads as a shell variable, which is not read from the environment: write \"${NAME}\"",
+        ));
+    }
+    if text.trim() != text {
+        return Err(src.error(
+            v.span(),
+            path,
+            "begins or ends with white space (copied with it?)",
         ));
     }
     if text.len() < min {

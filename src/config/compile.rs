@@ -69,6 +69,30 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
                 e.to_string(),
             )
         })?;
+        // nginx loads `location reports/` and matches nothing with it: a route, and the login
+        // it asks for, would be walked past (the next route, a public one, answers).
+        if !location.modifier().is_regex() && !location.pattern().starts_with('/') {
+            return Err(src.error(
+                r.get_ref().location.span(),
+                route_path(i, "location"),
+                format!(
+                    "\"{}\" matches no request: a path starts with '/' (a prefix \"/reports/\", \
+                     an exact \"= /reports\", a regex \"~ ^/reports\")",
+                    route.location
+                ),
+            ));
+        }
+        if route_under_prefix(&location, &server.prefix) {
+            return Err(src.error(
+                r.get_ref().location.span(),
+                route_path(i, "location"),
+                format!(
+                    "\"{}\" is under [server].prefix \"{}\", the gateway's own paths: no \
+                     request would reach it (move the prefix, or the route)",
+                    route.location, server.prefix
+                ),
+            ));
+        }
         if route.login.is_some() {
             areas.push((location.clone(), i));
         }
@@ -280,6 +304,17 @@ fn socket_addr(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Socket
     })
 }
 
+/// Every request `location` matches is under the gateway's `prefix` (its own endpoints, which
+/// answer before any route is looked at).
+fn route_under_prefix(location: &Location, prefix: &str) -> bool {
+    let exact = matches!(location.modifier(), Modifier::Exact);
+    !location.modifier().is_regex()
+        && location
+            .pattern()
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/') || (exact && rest.is_empty()))
+}
+
 fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerSettings> {
     let s = s.get_ref();
     let listen_addr = socket_addr(&s.listen, "[server].listen", src)?;
@@ -380,16 +415,22 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
         None => DEFAULT_PREFIX.to_owned(),
         Some(p) => {
             let text = p.get_ref().as_str().trim_end_matches('/');
+            // Every segment a name: `//gw` is another host to a browser (its sign-in script
+            // would go there), `/..` climbs out of the prefix.
             let ok = text.starts_with('/')
                 && text.len() > 1
                 && text
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b));
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+                && text[1..]
+                    .split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
             if !ok {
                 return Err(src.error(
                     p.span(),
                     "[server].prefix",
-                    "expected a path like \"/_gateway\"",
+                    "expected a path like \"/_gateway\" (segments of letters, digits, '_', \
+                     '-', '.'; no empty, \".\" or \"..\" segment)",
                 ));
             }
             text.to_owned()

@@ -193,7 +193,7 @@ fn names_a_secret(path: &str) -> bool {
     let key = path.rsplit(['.', ']']).next().unwrap_or(path);
     key.contains("secret")
         || key.contains("token")
-        || key == "encoding_aes_key"
+        || key.contains("key") && key != "key_prefix"
         || key == "redis_url"
 }
 
