@@ -186,14 +186,8 @@ async fn cancel(
         }),
         _ => None,
     };
-    // An install that reached the gateway after this removal did was judged against it when
-    // its exchange ended (kept: the removal is not its), as the endpoint judged those kept then.
-    let arrived_since = |i: &Install| {
-        !at_endpoint && when.received_ms > 0 && i.arrived_ms.is_some_and(|a| a > when.received_ms)
-    };
     let newer = kept.clone().filter(|i| {
         i.moment().after(&when)
-            || arrived_since(i)
             || removed_there.is_some_and(|r| when.received_ms > 0 && i.arrived_ms.unwrap_or(0) != r)
     });
     // The records a removal leaves for an exchange still under way, which ends within the
@@ -291,9 +285,10 @@ pub async fn before_delivery(
             });
             let kept = task.await.map_err(|e| Failure::Retry(e.to_string()))??;
             match kept {
-                // An install whose permanent code WeCom refuses already is removed, and not the
-                // CRM's.
-                Some(corp_id) => agent_if_missing(provider, app, &corp_id).await,
+                Some(corp_id) => {
+                    agent_if_missing(provider, app, &corp_id).await?;
+                    Ok(true)
+                }
                 // The corp removed the app meanwhile, or a newer code is kept: the CRM hears of
                 // the install and then of what came after, naming the corp the code installed.
                 // A code WeCom refused installed nothing: the CRM would be told of an install
@@ -552,7 +547,7 @@ async fn exchange(
                 }
                 Ok(Update::Unchanged) => {}
                 Ok(Update::CodeRefused) => {
-                    tracing::error!(app = %app.name, corp_id, "get_auth_info refused the permanent code just kept (40084): asked again before the create_auth is delivered")
+                    tracing::error!(app = %app.name, corp_id, "get_auth_info refused the permanent code just kept (40084): kept without an agent id")
                 }
                 Err(Failure::Retry(e)) => {
                     tracing::error!(app = %app.name, corp_id, error = %e, "get_auth_info failed after the exchange: kept without an agent id, asked again before the create_auth is delivered")
@@ -747,40 +742,20 @@ async fn auth_info(
 }
 
 /// An install kept without its agent id (`get_auth_info` failed right after the exchange):
-/// the authorisation info again, as for `change_auth`. `false`: WeCom refuses the install's
-/// permanent code, so the install is removed and its `create_auth` is not the CRM's (an
-/// exchange that ended after the corp removed the app, in the same second: WeCom answered it
-/// with a code dead already). Asked again for as long as the code lived, it held every later
-/// event of the suite, every corp's, for ten minutes.
-async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Result<bool, Failure> {
+/// the authorisation info again, as for `change_auth`. A permanent code WeCom refuses (40084)
+/// is not asked about again: asked while the AuthCode lived, it held every later event of the
+/// suite, every corp's, for ten minutes. (What to make of the refusal is not clear here: the
+/// corp removed the app, or a new code is on its way; its `cancel_auth` or its exchange says.)
+async fn agent_if_missing(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Failure> {
     let store = &**provider.store();
-    let retry = |e: StoreError| Failure::Retry(e.to_string());
-    let installs = provider.installs();
-    let corp = installs.corp(store, app, corp_id).await.map_err(retry)?;
-    let Some(corp) = corp.filter(|c| c.install.agent_id == 0) else {
-        return Ok(true);
-    };
-    match update(provider, app, corp_id).await? {
-        Update::Changed(agent_id) => {
-            tracing::info!(app = %app.name, corp_id, agent_id, "authorisation changed: install refreshed");
-            Ok(true)
-        }
-        Update::Unchanged => Ok(true),
-        Update::CodeRefused => {
-            let _writing = installs.writing(corp_id).await;
-            // Replaced meanwhile (a reinstall kept): that one is not this one's to remove.
-            if installs.kept(store, app, corp_id).await.map_err(retry)?
-                != Some(corp.install.clone())
-            {
-                return Ok(true);
-            }
-            installs
-                .remove(store, app, corp_id, corp.install.moment())
-                .await
-                .map_err(retry)?;
-            tracing::error!(app = %app.name, corp_id, "install removed: WeCom refuses its permanent code (40084); its create_auth is not forwarded");
-            Ok(false)
-        }
+    let corp = provider
+        .installs()
+        .corp(store, app, corp_id)
+        .await
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+    match corp {
+        Some(c) if c.install.agent_id == 0 => refresh(provider, app, corp_id).await,
+        _ => Ok(()),
     }
 }
 
@@ -837,7 +812,7 @@ async fn refresh(provider: &Provider, app: &App, corp_id: &str) -> Result<(), Fa
         }
         Update::Unchanged => {}
         Update::CodeRefused => {
-            tracing::error!(app = %app.name, corp_id, "authorisation info not refreshed: WeCom refuses the install's permanent code (40084)")
+            tracing::error!(app = %app.name, corp_id, "authorisation info not refreshed: WeCom refuses the install's permanent code (40084); not asked again")
         }
     }
     Ok(())
