@@ -424,6 +424,10 @@ pub fn exchange_soon(provider: Provider, app: Arc<App>, auth_code: String, when:
     });
 }
 
+/// Past [`EXCHANGE_PATIENCE`], the time another instance takes to keep an install whose code
+/// WeCom answered.
+const SPENT_ELSEWHERE_SLACK: Duration = Duration::from_secs(15);
+
 /// How long WeCom honours an AuthCode.
 const AUTH_CODE_LIFETIME_SECS: u64 = 600;
 
@@ -503,6 +507,19 @@ async fn exchange(
         }
         Err(AUTH_CODE_REFUSED) if spent_elsewhere(store, &record).await => {
             return Ok(store.get_fact(&record).await.ok().flatten())
+        }
+        // Another instance's exchange of the code (the one whose endpoint took the callback)
+        // may be waiting on WeCom's answer as long as this one would have: its install is
+        // waited for, as the delivery's retries, before the refusal is final. Given up on at
+        // once, the CRM never heard of an install the cluster keeps.
+        Err(AUTH_CODE_REFUSED)
+            if store.facts_version().is_none()
+                && crate::clock::clock().now_ms()
+                    < when.received_ms + (EXCHANGE_PATIENCE + SPENT_ELSEWHERE_SLACK).as_millis() as u64 =>
+        {
+            return Err(Failure::Retry(
+                "get_permanent_code 40078: another instance's exchange of the code may still be under way".into(),
+            ))
         }
         Err(code) => {
             let why = if code == AUTH_CODE_REFUSED {

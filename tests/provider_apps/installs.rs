@@ -686,6 +686,44 @@ async fn installs_survive_a_restart_with_redis() {
     installs_survive_a_restart(Backend::Redis(redis.url())).await;
 }
 
+/// Two instances on Redis, WeCom answering the exchange 4.5 s late (the code spent at once):
+/// the instance whose delivery worker did not take the callback gets 40078 for the code the
+/// other is exchanging, and waits for that install rather than give the `create_auth` up
+/// after a few seconds: the CRM heard nothing of an install the cluster kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_another_instance_is_exchanging_reaches_the_crm() {
+    let redis = RedisServer::start();
+    let s = Saas::start_instances(Backend::Redis(redis.url()), 0, 2).await;
+    s.push_ticket().await;
+    // One install's callback to each instance: one of them is not the delivery worker's.
+    for (i, corp) in [CORP_A, CORP_B].into_iter().enumerate() {
+        s.control(
+            "/_emulator/callbacks",
+            serde_json::json!({
+                "app": "saas",
+                "url": s.gateways[i].url("/_gateway/callback/saas"),
+                "token": TOKEN,
+                "encoding_aes_key": AES_KEY,
+                "kind": "instruction",
+                "suite_id": SUITE,
+            }),
+        )
+        .await;
+        s.install_under(
+            "/cgi-bin/service/v2/get_permanent_code",
+            serde_json::json!({"late_ms": 4500, "count": 1}),
+            corp,
+        )
+        .await;
+        s.wait_forwarded("create_auth", i + 1).await;
+        let (status, v) = agent_of(&s, corp).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    for gw in &s.gateways {
+        assert!(!gw.log().contains("install not kept"), "{}", gw.log());
+    }
+}
+
 /// An instance that did not take the install learned it from Redis; while Redis does not
 /// answer it goes on serving that corp (SPEC section 15), rather than dropping it at its next
 /// look because its own copy of the store has no such install.
