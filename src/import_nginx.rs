@@ -126,6 +126,18 @@ pub fn import(file: &Path) -> Result<Import, String> {
         .into_iter()
         .find(|p| !upstreams.values().any(|u| u.ends_with(&format!(":{p}"))))
         .unwrap_or(8443);
+    let host = server_name(&body).unwrap_or("localhost");
+    // A file that tells its CRM `X-Forwarded-Proto https` is behind TLS (a front that ends
+    // it): the gateway tells the CRM `public_url`'s scheme, so that is the one to start from.
+    let public_url = if tells_https(&body) {
+        format!(
+            "{}\n# (https: the file sets X-Forwarded-Proto https, which the gateway writes from \
+             public_url)",
+            toml_str(&format!("https://{host}"))
+        )
+    } else {
+        toml_str(&format!("http://{host}:{port}"))
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -133,11 +145,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
          [server]\n\
          listen = \"0.0.0.0:{port}\"\n\
          # How browsers reach the gateway; edit to the public origin.\n\
-         public_url = {}\n",
-        toml_str(&format!(
-            "http://{}:{port}",
-            server_name(&body).unwrap_or("localhost")
-        ))
+         public_url = {public_url}\n"
     );
     for note in &notes {
         let _ = writeln!(out, "# {note}");
@@ -217,6 +225,16 @@ fn toml_key(s: &str) -> String {
     } else {
         toml_str(s)
     }
+}
+
+/// Some `proxy_set_header X-Forwarded-Proto https`, at any level.
+fn tells_https(dirs: &[Directive]) -> bool {
+    dirs.iter().any(|d| {
+        (d.name == "proxy_set_header"
+            && matches!(d.args.as_slice(), [n, v]
+                if n.text.eq_ignore_ascii_case("x-forwarded-proto") && v.text == "https"))
+            || tells_https(d.block.as_deref().unwrap_or(&[]))
+    })
 }
 
 fn server_name(body: &[Directive]) -> Option<&str> {

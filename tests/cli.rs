@@ -920,3 +920,35 @@ fn a_named_location_written_twice_is_warned_about() {
         "{stderr}"
     );
 }
+
+/// An nginx file's `proxy_set_header` of a header the gateway writes itself loads and is not
+/// sent: `check` lists each such line, with why, so that a migrated `X-Forwarded-Proto https`
+/// is not a surprise (the CRM gets `public_url`'s scheme).
+#[test]
+fn check_lists_the_proxy_set_headers_the_gateway_writes_over() {
+    let conf = "location / {\n\
+                  proxy_set_header X-Forwarded-Proto https;\n\
+                  proxy_set_header X-Request-Id $request_id;\n\
+                  proxy_set_header X-WeCom-UserId $arg_u;\n\
+                  proxy_set_header X-Real-IP $remote_addr;\n\
+                  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                  proxy_pass http://crm;\n\
+                }\n";
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n"),
+        &[("site.conf", conf)],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "site.conf:2: proxy_set_header X-Forwarded-Proto: the gateway writes this header itself",
+        "site.conf:3: proxy_set_header X-Request-Id: the gateway writes",
+        "site.conf:4: proxy_set_header X-WeCom-UserId: the gateway writes",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("X-Real-IP:") && !stdout.contains("X-Forwarded-For:"),
+        "{stdout}"
+    );
+}

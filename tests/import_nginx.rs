@@ -446,3 +446,31 @@ fn a_credential_in_a_proxy_pass_is_not_copied_into_the_output() {
         "{toml}\n{stderr}"
     );
 }
+
+/// A file that tells its CRM `X-Forwarded-Proto https` sits behind TLS: the generated
+/// `public_url` is https (the gateway writes that header from it), and `check` accepts it.
+#[test]
+fn a_file_that_tells_its_crm_https_imports_an_https_public_url() {
+    let dir = TempDir::new("import-https");
+    let conf = "server_name crm.example.com;\n\
+                location / {\n\
+                  proxy_set_header X-Forwarded-Proto https;\n\
+                  proxy_pass http://127.0.0.1:9000;\n\
+                }\n";
+    let (code, toml, stderr) = import(conf, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert!(
+        toml.contains("public_url = \"https://crm.example.com\""),
+        "{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    let (_, plain, _) = import(
+        "server_name crm.example.com;\nlocation / { proxy_pass http://127.0.0.1:9000; }\n",
+        &dir,
+    );
+    assert!(
+        plain.contains("public_url = \"http://crm.example.com:8080\""),
+        "{plain}"
+    );
+}

@@ -48,6 +48,28 @@ pub struct Rules {
     pub log_secrets: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
+/// The `proxy_set_header` lines naming a header the gateway writes itself (`X-Forwarded-Proto`
+/// and `-Host` from `public_url`, `X-Request-Id`, the identity headers): loaded, never sent.
+fn written_over(dirs: &[Directive], noted: &mut Vec<String>) {
+    for d in dirs {
+        if d.name == "proxy_set_header" {
+            if let Some(name) = d
+                .args
+                .first()
+                .filter(|a| crate::headers::written_over(&a.text))
+            {
+                noted.push(format!(
+                    "{}: proxy_set_header {}: the gateway writes this header itself (X-Forwarded-Proto \
+                     and -Host from [server].public_url, X-Request-Id, the verified identity): the \
+                     file's value is not sent",
+                    d.pos, name.text
+                ));
+            }
+        }
+        written_over(d.block.as_deref().unwrap_or(&[]), noted);
+    }
+}
+
 /// A file an `access_log` names.
 pub struct LogPath {
     /// As the file writes it (what the directives name).
@@ -230,6 +252,7 @@ pub(super) fn compile(
         })
         .collect();
     noted.extend(upstream_noted);
+    written_over(&top, &mut noted);
     // A relative log path starts at the prefix, as `root` does.
     let log_paths = cfg
         .access_log_paths
