@@ -90,7 +90,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
             }
         }
     }
-    collect_upstreams(&body, &mut upstreams, &mut notes);
+    collect_upstreams(&body, &maps, &mut upstreams, &mut notes);
     // A refused block's name is no host: `http://crm_cluster` would only fail to resolve.
     for name in &refused_blocks {
         upstreams.remove(name);
@@ -246,41 +246,118 @@ fn server_name(body: &[Directive]) -> Option<&str> {
 }
 
 /// The upstream every `proxy_pass` names: by its host (an `upstream` block is named already).
+/// A `proxy_pass http://$backend` whose variable only ever holds hosts written in the file
+/// (`set $backend 10.0.0.5:8080;`, a `map`'s values) names those: each gets its entry, as a
+/// written host does (without one every request is a 502).
 fn collect_upstreams(
     dirs: &[Directive],
+    maps: &[Directive],
     out: &mut BTreeMap<String, String>,
     notes: &mut Vec<String>,
 ) {
-    for d in dirs {
-        if d.name == "proxy_pass" {
-            if let Some(url) = d.args.first().map(|a| a.text.as_str()) {
-                match upstream_of(url) {
-                    // An `upstream` block of that name is its address already.
-                    Some((_, addr)) if out.contains_key(addr.as_str()) => {}
-                    Some((name, addr)) => {
-                        let url = format!("http://{addr}");
-                        if !out.values().any(|u| *u == url) {
-                            let mut chosen = name.clone();
-                            let mut n = 2;
-                            while out.contains_key(&chosen) {
-                                chosen = format!("{name}_{n}");
-                                n += 1;
+    fn add(out: &mut BTreeMap<String, String>, name: String, addr: String) {
+        // An `upstream` block of that name is its address already.
+        if out.contains_key(addr.as_str()) {
+            return;
+        }
+        let url = format!("http://{addr}");
+        if !out.values().any(|u| *u == url) {
+            let mut chosen = name.clone();
+            let mut n = 2;
+            while out.contains_key(&chosen) {
+                chosen = format!("{name}_{n}");
+                n += 1;
+            }
+            out.insert(chosen, url);
+        }
+    }
+    fn walk(
+        dirs: &[Directive],
+        all: &[Directive],
+        maps: &[Directive],
+        out: &mut BTreeMap<String, String>,
+        notes: &mut Vec<String>,
+    ) {
+        for d in dirs {
+            if d.name == "proxy_pass" {
+                if let Some(url) = d.args.first().map(|a| a.text.as_str()) {
+                    match upstream_of(url) {
+                        Some((name, addr)) => add(out, name, addr),
+                        None => match variable_hosts(url, all, maps) {
+                            Some(hosts) => {
+                                for (name, addr) in hosts {
+                                    add(out, name, addr);
+                                }
                             }
-                            out.insert(chosen, url);
-                        }
+                            None => notes.push(format!(
+                                "{}: `proxy_pass {url}` chooses its host per request: add an \
+                                 [upstreams.NAME] for every host it can name",
+                                d.pos
+                            )),
+                        },
                     }
-                    None => notes.push(format!(
-                        "{}: `proxy_pass {url}` chooses its host per request: add an \
-                         [upstreams.NAME] for every host it can name",
-                        d.pos
-                    )),
+                }
+            }
+            if let Some(block) = &d.block {
+                walk(block, all, maps, out, notes);
+            }
+        }
+    }
+    walk(dirs, dirs, maps, out, notes);
+}
+
+/// The hosts `proxy_pass http://$var...` can name, when every value `$var` is given in the
+/// file is a host written out: its `set`s anywhere, and the values (default included) of the
+/// `map` that makes it. `None` when any is not (another variable, a value built per request).
+pub(crate) fn variable_hosts(
+    url: &str,
+    all: &[Directive],
+    maps: &[Directive],
+) -> Option<Vec<(String, String)>> {
+    let var = url.strip_prefix("http://$")?;
+    let var = var.trim_start_matches('{');
+    let end = var
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(var.len());
+    let (var, rest) = (&var[..end], var[end..].trim_start_matches('}'));
+    // `http://$backend` or `http://$backend/path...`: the variable is the whole authority.
+    if var.is_empty() || !(rest.is_empty() || rest.starts_with(['/', '$', '?'])) {
+        return None;
+    }
+    let want = format!("${var}");
+    let mut values: Vec<&str> = Vec::new();
+    fn sets<'a>(dirs: &'a [Directive], want: &str, values: &mut Vec<&'a str>) {
+        for d in dirs {
+            if let ("set", [name, value]) = (d.name.as_str(), d.args.as_slice()) {
+                if name.text.eq_ignore_ascii_case(want) {
+                    values.push(value.text.as_str());
+                }
+            }
+            sets(d.block.as_deref().unwrap_or(&[]), want, values);
+        }
+    }
+    sets(all, &want, &mut values);
+    for m in maps.iter().filter(|m| m.name == "map") {
+        if m.args
+            .get(1)
+            .is_some_and(|a| a.text.eq_ignore_ascii_case(&want))
+        {
+            for entry in m.block.as_deref().unwrap_or(&[]) {
+                match (entry.name.as_str(), entry.args.as_slice()) {
+                    ("hostnames" | "volatile", []) => {}
+                    (_, [value]) => values.push(value.text.as_str()),
+                    _ => return None,
                 }
             }
         }
-        if let Some(block) = &d.block {
-            collect_upstreams(block, out, notes);
-        }
     }
+    if values.is_empty() {
+        return None;
+    }
+    values
+        .into_iter()
+        .map(|v| upstream_of(&format!("http://{v}")).filter(|_| !v.contains(['$', '/'])))
+        .collect()
 }
 
 /// (upstream name, address) of a `proxy_pass` URL whose host is written out; its URI part

@@ -952,3 +952,25 @@ fn check_lists_the_proxy_set_headers_the_gateway_writes_over() {
         "{stdout}"
     );
 }
+
+/// `proxy_pass http://$up` whose variable holds a host written in the file that no
+/// `[upstreams]` entry has: `check` says those requests are 502s (they were, with a log line
+/// once a minute as the only clue). One the entries have is not listed.
+#[test]
+fn check_names_the_variable_upstream_hosts_without_an_entry() {
+    let conf = "location /a/ { set $up 127.0.0.1:9103; proxy_pass http://$up; }\n\
+                location /b/ { set $known 127.0.0.1:9000; proxy_pass http://$known; }\n";
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[nginx]\ninclude = [\"site.conf\"]\n"),
+        &[("site.conf", conf)],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "site.conf:1: proxy_pass http://$up: no [upstreams] entry has 127.0.0.1:9103"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("http://$known: no"), "{stdout}");
+}

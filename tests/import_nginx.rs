@@ -474,3 +474,36 @@ fn a_file_that_tells_its_crm_https_imports_an_https_public_url() {
         "{plain}"
     );
 }
+
+/// `proxy_pass http://$backend` whose variable only holds hosts the file writes out (its
+/// `set`s, a `map`'s values) gets an `[upstreams]` entry for each: without them every request
+/// was a 502. A variable whose value is made per request keeps the note to add them.
+#[test]
+fn a_variable_upstream_of_written_hosts_imports_each_host() {
+    let dir = TempDir::new("import-var-up");
+    let conf = "map $http_x_shop $shop_backend {\n\
+                  default 127.0.0.1:9101;\n\
+                  vip 127.0.0.1:9102;\n\
+                }\n\
+                server {\n\
+                  listen 80;\n\
+                  location /set/ { set $up 127.0.0.1:9103; proxy_pass http://$up; }\n\
+                  location /map/ { proxy_pass http://$shop_backend$request_uri; }\n\
+                  location /arg/ { proxy_pass http://$arg_host; }\n\
+                }\n";
+    let (code, toml, stderr) = import(conf, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    for port in [9101, 9102, 9103] {
+        assert!(
+            toml.contains(&format!("url = \"http://127.0.0.1:{port}\"")),
+            "{port}:\n{toml}"
+        );
+    }
+    assert!(
+        toml.contains("`proxy_pass http://$arg_host` chooses its host per request"),
+        "{toml}"
+    );
+    assert!(!toml.contains("http://$up` chooses"), "{toml}");
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}

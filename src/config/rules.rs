@@ -70,6 +70,38 @@ fn written_over(dirs: &[Directive], noted: &mut Vec<String>) {
     }
 }
 
+/// A `proxy_pass http://$backend` whose variable holds hosts written in the file (its `set`s,
+/// a `map`'s values) that no `[upstreams]` entry has: those requests are 502s (the gateway
+/// reaches only the upstreams it is told of). `import-nginx` writes their entries.
+fn unknown_variable_hosts(
+    dirs: &[Directive],
+    all: &[Directive],
+    upstreams: &HashMap<String, Arc<Upstream>>,
+    noted: &mut Vec<String>,
+) {
+    for d in dirs {
+        if let ("proxy_pass", Some(url)) = (d.name.as_str(), d.args.first()) {
+            let hosts = crate::import_nginx::variable_hosts(&url.text, all, all);
+            let missing: Vec<String> = hosts
+                .into_iter()
+                .flatten()
+                .map(|(_, addr)| addr)
+                .filter(|a| !upstreams.contains_key(&a.to_ascii_lowercase()))
+                .collect();
+            if !missing.is_empty() {
+                noted.push(format!(
+                    "{}: proxy_pass {}: no [upstreams] entry has {}: requests that pick it are \
+                     answered 502 (add an [upstreams.NAME] with its url)",
+                    d.pos,
+                    url.text,
+                    missing.join(", ")
+                ));
+            }
+        }
+        unknown_variable_hosts(d.block.as_deref().unwrap_or(&[]), all, upstreams, noted);
+    }
+}
+
 /// A file an `access_log` names.
 pub struct LogPath {
     /// As the file writes it (what the directives name).
@@ -290,6 +322,7 @@ pub(super) fn compile(
             .entry(up.authority.to_ascii_lowercase())
             .or_insert_with(|| up.clone());
     }
+    unknown_variable_hosts(&top, &top, &by_authority, &mut noted);
     let gzip = std::iter::once(&server.root)
         .chain(&server.named)
         .any(any_gzip);
