@@ -272,7 +272,11 @@ pub fn spawn_reloader(
                         // is not set`), the log's redaction takes the message for a secret's
                         // value. A config error never holds one (SPEC section 4).
                         Err(e) => tracing::error!(
-                            at = %format_args!("{}:{}:{}", e.file, e.line, e.column),
+                            at = %match e.line {
+                                // No position (the file could not be read): the file alone.
+                                0 => e.file.clone(),
+                                _ => format!("{}:{}:{}", e.file, e.line, e.column),
+                            },
                             setting = %e.path,
                             problem = %e.message,
                             "reload: new config refused, the running one stays"

@@ -241,6 +241,35 @@ fn config_errors_name_file_line_and_key() {
         stderr.contains("is under [server].prefix \"/sidebar\""),
         "{stderr}"
     );
+    // The store's file may not be a directory; the emulator may not share a listener's address.
+    let (code, _, stderr) = check(
+        &format!("{BASE}[store]\nbackend = \"local\"\npath = \"/tmp\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[store].path: /tmp is not a file"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(
+        &format!("{BASE}[emulator]\nenabled = true\nlisten = \"127.0.0.1:8080\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[emulator].listen: 127.0.0.1:8080 overlaps [server].listen"),
+        "{stderr}"
+    );
+    // A network with host bits set allows more than the host it names.
+    let (code, _, stderr) = check(
+        &BASE.replace("[server]\n", "[server]\nqyapi_allow = [\"10.1.2.3/8\"]\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("'10.1.2.3/8' has host bits set: it allows all of 10.0.0.0/8"),
+        "{stderr}"
+    );
     // The forward-auth key is a secret too.
     let (code, _, stderr) = check(
         &BASE.replace(

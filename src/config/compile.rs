@@ -243,6 +243,29 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         },
     };
 
+    // The emulator's listener beside the gateway's own: the start would fail to bind it.
+    if let (true, Some(v)) = (emulator.enabled, &f.emulator.listen) {
+        let ours = [
+            ("listen", Some(server.listen.as_str())),
+            ("admin_listen", server.admin_listen.as_deref()),
+            ("qyapi_listen", server.qyapi_listen.as_deref()),
+        ];
+        for (key, addr) in ours {
+            let Some(a) = addr.and_then(|a| a.parse::<SocketAddr>().ok()) else {
+                continue;
+            };
+            if overlap(a, emulator.listen) {
+                return Err(src.error(
+                    v.span(),
+                    "[emulator].listen",
+                    format!(
+                        "{} overlaps [server].{key}: each listener needs its own address",
+                        emulator.listen
+                    ),
+                ));
+            }
+        }
+    }
     let mut warnings = shared_callback_keys(&apps);
     if let Some(r) = &rules {
         warnings.extend(shadowed_named_locations(&r.server.named));
@@ -386,6 +409,21 @@ fn compile_server(s: &Spanned<file::Server>, src: &Source<'_>) -> Result<ServerS
                     format!("'{text}' is not a network (expected CIDR like \"127.0.0.1/32\")"),
                 )
             })?;
+        // `10.1.2.3/8` is all of 10.0.0.0/8: more than the one host it names (nginx warns of
+        // "low address bits").
+        if parsed.addr() != parsed.network() {
+            return Err(src.error(
+                net.span(),
+                format!("[server].qyapi_allow[{}]", i + 1),
+                format!(
+                    "'{text}' has host bits set: it allows all of {}; write that, or {}/{} for \
+                     the one address",
+                    parsed.trunc(),
+                    parsed.addr(),
+                    parsed.max_prefix_len()
+                ),
+            ));
+        }
         qyapi_allow.push(parsed);
     }
     if qyapi_allow.is_empty() {
@@ -807,6 +845,14 @@ fn compile_store(s: &file::Store, src: &Source<'_>, dir: &Path) -> Result<StoreS
                         format!("the directory {} does not exist", parent.display()),
                     ));
                 }
+            }
+            // A directory, or a device (`/dev/null`): never a store file.
+            if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+                return Err(src.error(
+                    p.span(),
+                    "[store].path",
+                    format!("{} is not a file: name the store's file", path.display()),
+                ));
             }
             path
         }
