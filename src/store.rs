@@ -103,6 +103,9 @@ pub fn persistence_warning(settings: &StoreSettings) -> Option<String> {
             {
                 "it refused the password of redis_url"
             }
+            Ok(Err(e)) if e.0.contains("DB index is out of range") => {
+                "it has no database of the number redis_url names"
+            }
             Ok(Err(_)) => "it could not be reached",
             Err(_) => "it did not answer within 5 s",
         };

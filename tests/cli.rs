@@ -560,6 +560,19 @@ fn check_warns_about_a_redis_without_appendonly() {
         stderr.contains("warning: [store]: Redis runs without appendonly"),
         "{stderr}"
     );
+    // A database number the server does not have is said as that, not as "unreachable".
+    let (code, _, stderr) = check(
+        &format!(
+            "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{}/99\"\n",
+            redis.port
+        ),
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("it has no database of the number redis_url names"),
+        "{stderr}"
+    );
 }
 
 /// SPEC section 4's `[store]` block, every key written: `backend = "local"` chosen beside a
