@@ -63,9 +63,86 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
+    /// The body as JSON. A key written twice in one object is no answer: the `errcode` read
+    /// first ([`errcode_of`]) and every other field read last would tell two stories (a
+    /// success with an error code after it; `userid` twice).
     pub fn json(&self) -> Result<serde_json::Value, ApiError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::BadAnswer(format!("not JSON (HTTP {}): {e}", self.status)))
+        let bad = |e: serde_json::Error| {
+            ApiError::BadAnswer(format!("not JSON (HTTP {}): {e}", self.status))
+        };
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let Unique(v) = serde::Deserialize::deserialize(&mut de).map_err(bad)?;
+        de.end().map_err(bad)?;
+        Ok(v)
+    }
+}
+
+/// A JSON value whose objects name each key once.
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(out.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Unique(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {key:?} is written twice"
+                )));
+            }
+            out.insert(key, v);
+        }
+        Ok(out.into())
     }
 }
 
@@ -201,6 +278,42 @@ pub(crate) fn uri_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(body: &str) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            headers: vec![],
+            body: Bytes::from(body.to_owned()),
+            errcode: errcode_of(body.as_bytes()),
+        }
+    }
+
+    /// A key written twice in one object (at any depth) is a bad answer: the errcode read first
+    /// and the fields read last would say two things. Anything else reads as serde_json reads it.
+    #[test]
+    fn an_answer_naming_a_key_twice_is_no_answer() {
+        for body in [
+            r#"{"errcode":0,"errmsg":"ok","userid":"zhangsan","errcode":40029}"#,
+            r#"{"errcode":0,"userid":"zhangsan","userid":"admin"}"#,
+            r#"{"errcode":0,"follow_user":[{"userid":"a","userid":"b"}]}"#,
+            r#"{"access_token":"A","access_token":"B"}"#,
+        ] {
+            assert!(
+                matches!(answer(body).json(), Err(ApiError::BadAnswer(m)) if m.contains("twice")),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"errcode":0,"errmsg":"ok","a":[1,-2,3.5,true,null,"x",{"b":{"c":[]}}],"big":18446744073709551616}"#,
+            r#"[{"k":1},{"k":2}]"#,
+            r#""text""#,
+        ] {
+            let want: serde_json::Value = serde_json::from_slice(body.as_bytes()).unwrap();
+            assert_eq!(answer(body).json().unwrap(), want, "{body}");
+        }
+        assert!(answer(r#"{"errcode":0} trailing"#).json().is_err());
+        assert!(answer("").json().is_err());
+    }
 
     #[test]
     fn a_plain_token_is_written_as_form_encoding_writes_it() {
