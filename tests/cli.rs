@@ -1016,3 +1016,23 @@ fn check_names_the_variable_upstream_hosts_without_an_entry() {
     );
     assert!(!stdout.contains("http://$known: no"), "{stdout}");
 }
+
+/// The session's keys are any 32 bytes and more: one read from an environment variable with a
+/// line end (a secret made from a file), or that begins with `$`, loads. An app's secret read
+/// through `${NAME}` is not taken for a shell's `$NAME`.
+#[test]
+fn session_keys_are_any_bytes_and_an_environment_secret_is_no_shell_reference() {
+    let text = format!(
+        "{BASE}[session]\nsecret = \"${{WGW_TEST_SESSION}}\"\nassertion_secret = \"${{WGW_TEST_ASSERT}}\"\n\
+         [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"${{WGW_TEST_APP}}\"\n"
+    );
+    let (code, _, stderr) = check(
+        &text,
+        &[
+            ("WGW_TEST_SESSION", "0123456789abcdef0123456789abcdef0123\n"),
+            ("WGW_TEST_ASSERT", "$x7Kq9ZpL2mN4vB8cR1tY6wE3uI0oA5sD"),
+            ("WGW_TEST_APP", "$appSecretStartingWithDollar"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}

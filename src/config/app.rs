@@ -9,7 +9,7 @@ use serde_spanned::Spanned;
 use url::Url;
 use wecom_api::AppTargets;
 
-use super::checked::{base_url, duration, secret};
+use super::checked::{base_url, duration, wecom_secret};
 use super::error::{ConfigError, Source};
 use super::file::{self, AppKind};
 use super::model::*;
@@ -73,7 +73,7 @@ pub(super) fn compile_app(
     };
     let app_secret = |v: &Option<Spanned<Text>>, key: &str| -> Result<Secret> {
         match v {
-            Some(v) => secret(v, &app_path(key), 1, src),
+            Some(v) => wecom_secret(v, &app_path(key), src),
             None => Err(src.error(table_span.clone(), app_path(key), "required")),
         }
     };
@@ -142,7 +142,7 @@ pub(super) fn compile_app(
                 contact_secret: a
                     .contact_secret
                     .as_ref()
-                    .map(|s| secret(s, &app_path("contact_secret"), 1, src))
+                    .map(|s| wecom_secret(s, &app_path("contact_secret"), src))
                     .transpose()?,
             })?
         }

@@ -58,6 +58,32 @@ pub(super) fn inline_reference(text: &str) -> Option<&'static str> {
     )
 }
 
+/// A secret WeCom or WeChat issued (an app's `secret`, `contact_secret`, `suite_secret`): plain
+/// visible text, which WeCom compares as it is. One with white space at an end (copied with it,
+/// a file's line end in the environment variable) fails every `gettoken`; `$NAME` written in
+/// the file is a shell's spelling, taken as the secret. (The session's keys are any bytes.)
+pub(super) fn wecom_secret(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<Secret> {
+    let s = secret(v, path, 1, src)?;
+    let text = v.get_ref().as_str();
+    let written = src.text.get(v.span()).unwrap_or_default();
+    if !written.contains("${") && shell_reference(text) {
+        return Err(src.error(
+            v.span(),
+            path,
+            "reads as a shell variable, which is not read from the environment: write \"${NAME}\"",
+        ));
+    }
+    if text.trim() != text {
+        return Err(src.error(
+            v.span(),
+            path,
+            "begins or ends with white space (copied with it, or a line end in the environment \
+             variable?)",
+        ));
+    }
+    Ok(s)
+}
+
 /// `$NAME` (a shell's spelling), the whole value: taken as written, it would be the secret.
 fn shell_reference(text: &str) -> bool {
     text.strip_prefix('$').is_some_and(|name| {
@@ -95,20 +121,6 @@ pub(super) fn secret(
             v.span(),
             path,
             "is empty (an environment variable that is set but empty?)",
-        ));
-    }
-    if shell_reference(text) {
-        return Err(src.error(
-            v.span(),
-            path,
-            "reads as a shell variable, which is not read from the environment: write \"${NAME}\"",
-        ));
-    }
-    if text.trim() != text {
-        return Err(src.error(
-            v.span(),
-            path,
-            "begins or ends with white space (copied with it?)",
         ));
     }
     if text.len() < min {
