@@ -181,6 +181,24 @@ fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
     {
         return true;
     }
+    // A named capture of a regex matched against a secret (an `if`'s, a map's): a piece of it.
+    if server
+        .if_capture_sources(name)
+        .iter()
+        .any(|v| secret(v, server, depth - 1))
+    {
+        return true;
+    }
+    let captured = |re: &nginx_compat::regex::NgxRegex| {
+        re.capture_names()
+            .any(|(_, n)| n.eq_ignore_ascii_case(name))
+    };
+    if server.maps.iter().any(|m| {
+        m.regex.iter().any(|(re, _)| captured(re))
+            && m.source.vars().any(|v| secret(v, server, depth - 1))
+    }) {
+        return true;
+    }
     let Some(m) = server.maps.iter().find(|m| m.name == name) else {
         return false;
     };

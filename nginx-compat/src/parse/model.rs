@@ -803,6 +803,29 @@ impl Server {
         out
     }
 
+    /// The variables an `if` regex with a named capture `name` is matched against
+    /// (`if ($cookie_sid ~ ^(?<sid>.+)$)`): that capture is a piece of them.
+    pub fn if_capture_sources(&self, name: &str) -> Vec<&str> {
+        fn stmts<'c>(list: &'c [Stmt], name: &str, out: &mut Vec<&'c str>) {
+            for st in list {
+                if let Stmt::If { cond, body, .. } = st {
+                    if let Cond::Regex { var, regex, .. } = cond {
+                        if regex
+                            .capture_names()
+                            .any(|(_, n)| n.eq_ignore_ascii_case(name))
+                        {
+                            out.push(var);
+                        }
+                    }
+                    stmts(body, name, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        self.each_conf(&mut |c| stmts(&c.stmts, name, &mut out));
+        out
+    }
+
     /// Every variable the formats of the server's access log files read.
     pub fn log_variables(&self) -> std::collections::BTreeSet<&str> {
         let mut out = std::collections::BTreeSet::new();
