@@ -24,7 +24,7 @@ pub struct Request {
 
 /// [`Request::maps`].
 #[derive(Debug, Default)]
-pub struct MapValues(std::sync::Mutex<Worked>);
+pub struct MapValues(std::sync::Mutex<Worked>, std::sync::atomic::AtomicBool);
 
 #[derive(Debug, Default, Clone)]
 struct Worked {
@@ -32,15 +32,25 @@ struct Worked {
     values: Vec<(usize, Vec<u8>)>,
     /// The named captures of the map regexes that matched: variables of the request from then
     /// on, as `ngx_http_regex_exec` sets them (`map $host $backend { ~^(?<tenant>\w+)\. ...}`
-    /// and `proxy_set_header X-Tenant $tenant`).
-    captured: Vec<(String, Vec<u8>)>,
+    /// and `proxy_set_header X-Tenant $tenant`). Each with the value a `set` or another regex
+    /// had given the name when the map matched: while the name still holds that, the map's
+    /// match is the later one (nginx's latest write wins).
+    captured: Vec<Captured>,
+}
+
+#[derive(Debug, Clone)]
+struct Captured {
+    name: String,
+    value: Vec<u8>,
+    over: Option<Vec<u8>>,
 }
 
 impl Clone for MapValues {
     fn clone(&self) -> Self {
-        MapValues(std::sync::Mutex::new(
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        ))
+        MapValues(
+            std::sync::Mutex::new(self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            std::sync::atomic::AtomicBool::new(self.any_captured()),
+        )
     }
 }
 
@@ -69,21 +79,37 @@ impl MapValues {
         }
     }
 
-    /// A named capture of a map's regex (lower-cased name): the latest match's value.
-    pub(crate) fn capture(&self, name: &str, value: &[u8]) {
+    /// A named capture of a map's regex (lower-cased name): the latest match's value, over
+    /// `over`, what the request's own variables held under that name then.
+    pub(crate) fn capture(&self, name: &str, value: &[u8], over: Option<&[u8]>) {
         let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match w.captured.iter_mut().find(|(n, _)| n == name) {
-            Some((_, v)) => *v = value.to_vec(),
-            None => w.captured.push((name.to_owned(), value.to_vec())),
+        let c = Captured {
+            name: name.to_owned(),
+            value: value.to_vec(),
+            over: over.map(<[u8]>::to_vec),
+        };
+        match w.captured.iter_mut().find(|c| c.name == name) {
+            Some(kept) => *kept = c,
+            None => w.captured.push(c),
         }
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(crate) fn captured(&self, name: &str) -> Option<Vec<u8>> {
+    /// Whether any map's regex has captured a name (nothing to look up otherwise).
+    pub(crate) fn any_captured(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The value of `name` a map's match gave, when it is the latest: the request's own
+    /// variable under that name (`own`) is what it was when the map matched.
+    pub(crate) fn captured(&self, name: &str, own: Option<&[u8]>) -> Option<Vec<u8>> {
         let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        w.captured
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+        let c = w.captured.iter().find(|c| c.name == name)?;
+        match (own, &c.over) {
+            (Some(own), Some(over)) if own != over.as_slice() => None,
+            (Some(_), None) => None,
+            _ => Some(c.value.clone()),
+        }
     }
 }
 

@@ -1821,6 +1821,32 @@ fn a_map_regexs_named_captures_are_the_requests_variables() {
         with_maps(maps, "location / { return 200 \"[$backend][$tn]\"; }", "/x"),
         "200 \"[none][]\""
     );
+    // The latest write of the name wins, as in nginx: the map's match over a `set` or a
+    // location's capture made before it; a `set` after it over the map's.
+    assert_eq!(
+        with_maps(
+            maps,
+            "set $tn preset; location / { return 200 \"[$backend][$tn]\"; }",
+            "/t42/x"
+        ),
+        "200 \"[tenant42][42]\""
+    );
+    assert_eq!(
+        with_maps(
+            maps,
+            "location ~ ^/(?<tn>t)[0-9]/ { return 200 \"[$tn][$backend][$tn]\"; }",
+            "/t4/x"
+        ),
+        "200 \"[t][tenant4][4]\""
+    );
+    assert_eq!(
+        with_maps(
+            maps,
+            "location / { set $b $backend; set $tn after; return 200 \"[$b][$tn]\"; }",
+            "/t42/x"
+        ),
+        "200 \"[tenant42][after]\""
+    );
 }
 
 /// A map is worked out once per request, at its first use, as nginx's variables are (unless
