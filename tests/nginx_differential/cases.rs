@@ -116,6 +116,10 @@ pub const GROUPS: &[Group] = &[
             "GET /re/a/b?c=1",
             "GET /ru/x%20y?z=1",
             "GET /bk/q?w=1",
+            // Bytes a browser encodes, a script or a webhook may not: nginx takes them.
+            "GET /api/a<b>?q=a\"b<c>`d",
+            "GET /ru/a`b?q=<x>",
+            "GET /re/a\"b?c=\"d\"",
         ],
     },
     Group {

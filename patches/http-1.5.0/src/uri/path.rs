@@ -434,6 +434,11 @@ const fn build_path_map() -> [u8; 256] {
             // that send them as-is (e.g. JSON embedded in the path).
             b'"' | b'{' | b'}' => CLASS_VALID,
 
+            // Likewise, as nginx takes them (a script's or a webhook's unencoded
+            // `<tag>` or backtick): a proxy in front of such a server must not refuse
+            // what it serves.
+            b'<' | b'>' | b'`' => CLASS_VALID,
+
             _ => CLASS_INVALID,
         };
         i += 1;
@@ -451,6 +456,10 @@ const fn build_query_map() -> [u8; 256] {
 
             // Allowed: 0x21 / 0x24 - 0x3B / 0x3D / 0x3F - 0x7E
             0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E => CLASS_VALID,
+
+            // Should be percent-encoded, but accepted as nginx takes them (a quoted
+            // value or a `<tag>` in a script's or a webhook's query).
+            b'"' | b'<' | b'>' => CLASS_VALID,
 
             0x80..=0xFF => CLASS_HIGH,
 
@@ -540,6 +549,17 @@ const fn scan_path_and_query(bytes: &[u8]) -> Result<Scanned, ErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_nginx_takes_unencoded_are_taken() {
+        for raw in ["/a<b>c", "/a`b", "/x?q=a\"b", "/x?q=<a>", "/x?q=a`b"] {
+            let p: PathAndQuery = raw.parse().unwrap();
+            assert_eq!(p.as_str(), raw);
+        }
+        for raw in ["/a b", "/a\x7fb", "/x?q=a b", "/x?q=\x01"] {
+            assert!(raw.parse::<PathAndQuery>().is_err(), "{raw:?}");
+        }
+    }
 
     #[test]
     fn equal_to_self_of_same_path() {
