@@ -799,7 +799,7 @@ fn an_unreadable_request_is_a_400_with_a_request_id() {
         &b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nName : v\r\n\r\n"[..],
         b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nA: b\r\n folded\r\n\r\n",
         b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nA: b\x01c\r\n\r\n",
-        b"GET /<x> HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /a\x7fb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     ] {
         let mut s = connect(&gw);
         s.write_all(head).unwrap();

@@ -136,6 +136,19 @@ pub const GROUPS: &[Group] = &[
         requests: &["GET /t42/x", "GET /t7/y?z=1", "GET /plain", "GET /both"],
     },
     Group {
+        name: "decoded-targets",
+        http: "",
+        body: "location /s/ { rewrite ^ /p/x?u=$uri; }\n\
+               location /p/ { proxy_pass http://{{UP}}; }\n\
+               location /i/ { proxy_pass http://{{UP}}/v$uri; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /i/a%22b%3Cc%3Ed%60e",
+            "GET /s/q%22x%3C",
+        ],
+    },
+    Group {
         name: "proxy-set-header",
         http: "map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
         body: "location /h/ {\n\
