@@ -247,3 +247,27 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
 }
+
+/// An nginx file's `proxy_set_header NAME`: does the gateway write `NAME` itself (whatever the
+/// file says), so that `check` can say the file's value is never sent? `X-Forwarded-Proto` and
+/// `-Host` (from `public_url`), `X-Request-Id`, and the identity headers (`X-WeCom-*`,
+/// `X-WeChat-*`, `X-Gateway-*`), in any spelling a back end folds to them (`_`, `.`).
+pub fn gateway_writes_header(name: &str) -> bool {
+    let folded: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    ["x-wecom-", "x-wechat-", "x-gateway-"]
+        .iter()
+        .any(|p| folded.starts_with(p))
+        || matches!(
+            folded.as_str(),
+            "x-forwarded-proto" | "x-forwarded-host" | "x-request-id"
+        )
+}

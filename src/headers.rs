@@ -248,12 +248,6 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader, upgrade: bool, present: &Presen
 ///
 /// Also a framing header spelled otherwise (`Transfer_Encoding`, `Content.Length`): the engine
 /// frames the body by the real one, a folding CRM would read this one beside it.
-/// An nginx file's `proxy_set_header NAME`: does the gateway write `NAME` itself, so that the
-/// file's value is never sent (`check` says so)? `X-Forwarded-For` is the file's when it sets it.
-pub fn written_over(name: &str) -> bool {
-    HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).is_ok_and(|n| is_set(&n, false))
-}
-
 fn is_set(n: &HeaderName, xff: bool) -> bool {
     let n = n.as_str().as_bytes();
     // Most names are ruled out by their first byte.

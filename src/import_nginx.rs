@@ -14,10 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use nginx_compat::parse::parse_target;
 use nginx_compat::parse::Directive;
 
-use crate::config::rules::{parse_nginx, server_body, upstream_block};
+use crate::config::rules::{parse_nginx, server_body, upstream_block, upstream_of, variable_hosts};
 
 /// The TOML text and the directives that are not supported.
 pub struct Import {
@@ -304,81 +303,6 @@ fn collect_upstreams(
         }
     }
     walk(dirs, dirs, maps, out, notes);
-}
-
-/// The hosts `proxy_pass http://$var...` can name, when every value `$var` is given in the
-/// file is a host written out: its `set`s anywhere, and the values (default included) of the
-/// `map` that makes it. `None` when any is not (another variable, a value built per request).
-pub(crate) fn variable_hosts(
-    url: &str,
-    all: &[Directive],
-    maps: &[Directive],
-) -> Option<Vec<(String, String)>> {
-    let var = url.strip_prefix("http://$")?;
-    let var = var.trim_start_matches('{');
-    let end = var
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(var.len());
-    let (var, rest) = (&var[..end], var[end..].trim_start_matches('}'));
-    // `http://$backend` or `http://$backend/path...`: the variable is the whole authority.
-    if var.is_empty() || !(rest.is_empty() || rest.starts_with(['/', '$', '?'])) {
-        return None;
-    }
-    let want = format!("${var}");
-    let mut values: Vec<&str> = Vec::new();
-    fn sets<'a>(dirs: &'a [Directive], want: &str, values: &mut Vec<&'a str>) {
-        for d in dirs {
-            if let ("set", [name, value]) = (d.name.as_str(), d.args.as_slice()) {
-                if name.text.eq_ignore_ascii_case(want) {
-                    values.push(value.text.as_str());
-                }
-            }
-            sets(d.block.as_deref().unwrap_or(&[]), want, values);
-        }
-    }
-    sets(all, &want, &mut values);
-    for m in maps.iter().filter(|m| m.name == "map") {
-        if m.args
-            .get(1)
-            .is_some_and(|a| a.text.eq_ignore_ascii_case(&want))
-        {
-            for entry in m.block.as_deref().unwrap_or(&[]) {
-                match (entry.name.as_str(), entry.args.as_slice()) {
-                    ("hostnames" | "volatile", []) => {}
-                    (_, [value]) => values.push(value.text.as_str()),
-                    _ => return None,
-                }
-            }
-        }
-    }
-    if values.is_empty() {
-        return None;
-    }
-    values
-        .into_iter()
-        .map(|v| upstream_of(&format!("http://{v}")).filter(|_| !v.contains(['$', '/'])))
-        .collect()
-}
-
-/// (upstream name, address) of a `proxy_pass` URL whose host is written out; its URI part
-/// may have variables (`http://crm$request_uri`), its host may not (`http://$backend`).
-fn upstream_of(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let end = rest.find(['/', '?', '$']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.ends_with(['.', '-']) {
-        return None;
-    }
-    parse_target(authority).ok()?;
-    // Named by the host, and by the port when one is written: `proxy_pass http://NAME` reads
-    // NAME as an upstream's name first, so a name that is a host must be that host's port 80
-    // (`localhost` for `localhost:8080` would take `proxy_pass http://localhost` there), and
-    // two ports of one host (an API and its file service) each get their own.
-    let name: String = authority
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    Some((name, authority.to_owned()))
 }
 
 /// Why the file must stay nginx: one line per location or directive routes cannot express

@@ -260,6 +260,19 @@ fn config_errors_name_file_line_and_key() {
         stderr.contains("[emulator].listen: 127.0.0.1:8080 overlaps [server].listen"),
         "{stderr}"
     );
+    // Its default address too.
+    let (code, _, stderr) = check(
+        &format!(
+            "{}[emulator]\nenabled = true\n",
+            BASE.replace("127.0.0.1:8080\"\npublic", "127.0.0.1:9100\"\npublic")
+        ),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("[emulator].listen: 127.0.0.1:9100 overlaps [server].listen"),
+        "{stderr}"
+    );
     // A network with host bits set allows more than the host it names.
     let (code, _, stderr) = check(
         &BASE.replace("[server]\n", "[server]\nqyapi_allow = [\"10.1.2.3/8\"]\n"),
@@ -1015,6 +1028,14 @@ fn check_names_the_variable_upstream_hosts_without_an_entry() {
         "{stdout}"
     );
     assert!(!stdout.contains("http://$known: no"), "{stdout}");
+    // A host without a port is its port 80, as requests find it.
+    let (code, stdout, stderr) = check_with_files(
+        &format!("{BASE}[upstreams.plain]\nurl = \"http://127.0.0.1\"\n[nginx]\ninclude = [\"site.conf\"]\n"),
+        &[("site.conf", "location / { set $p 127.0.0.1; proxy_pass http://$p; }\n")],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("no [upstreams] entry"), "{stdout}");
 }
 
 /// The session's keys are any 32 bytes and more: one read from an environment variable with a

@@ -506,4 +506,34 @@ fn a_variable_upstream_of_written_hosts_imports_each_host() {
     assert!(!toml.contains("http://$up` chooses"), "{toml}");
     let (ok, err) = check(&toml, &dir);
     assert!(ok, "{err}\n{toml}");
+    // A variable a regex's named capture also writes, or names a resolver looks up while
+    // serving (a container's service), stays a note: its hosts are not all written here.
+    for (conf, var) in [
+        (
+            "set $b1 127.0.0.1:9104;\n\
+             if ($http_x_b ~ ^(?<b1>127\\.0\\.0\\.1:91[0-9][0-9])$) { set $c 1; }\n\
+             location / { proxy_pass http://$b1; }\n",
+            "$b1",
+        ),
+        (
+            "resolver 127.0.0.11;\n\
+             location / { set $b2 crm-service.invalid:8080; proxy_pass http://$b2; }\n",
+            "$b2",
+        ),
+    ] {
+        let (code, toml, stderr) = import(conf, &dir);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+        assert!(
+            toml.contains(&format!(
+                "`proxy_pass http://{var}` chooses its host per request"
+            )),
+            "{toml}"
+        );
+        assert!(
+            !toml.contains("9104") && !toml.contains("invalid"),
+            "{toml}"
+        );
+        let (ok, err) = check(&toml, &dir);
+        assert!(ok, "{err}\n{toml}");
+    }
 }

@@ -244,7 +244,12 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     };
 
     // The emulator's listener beside the gateway's own: the start would fail to bind it.
-    if let (true, Some(v)) = (emulator.enabled, &f.emulator.listen) {
+    if emulator.enabled {
+        let span = f
+            .emulator
+            .listen
+            .as_ref()
+            .map_or_else(|| src.table_span("emulator"), Spanned::span);
         let ours = [
             ("listen", Some(server.listen.as_str())),
             ("admin_listen", server.admin_listen.as_deref()),
@@ -256,7 +261,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             };
             if overlap(a, emulator.listen) {
                 return Err(src.error(
-                    v.span(),
+                    span,
                     "[emulator].listen",
                     format!(
                         "{} overlaps [server].{key}: each listener needs its own address",

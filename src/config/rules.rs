@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nginx_compat::parse::model::PassKind;
-use nginx_compat::parse::{parse_directives, Arg, Directive, Pos};
+use nginx_compat::parse::{parse_directives, parse_target, Arg, Directive, Pos};
 use nginx_compat::regex::NgxRegex;
 use nginx_compat::{LocConf, Location, ParseError, Server, Unsupported};
 use serde_spanned::Spanned;
@@ -56,7 +56,7 @@ fn written_over(dirs: &[Directive], noted: &mut Vec<String>) {
             if let Some(name) = d
                 .args
                 .first()
-                .filter(|a| crate::headers::written_over(&a.text))
+                .filter(|a| crate::domain::gateway_writes_header(&a.text))
             {
                 noted.push(format!(
                     "{}: proxy_set_header {}: the gateway writes this header itself (X-Forwarded-Proto \
@@ -81,12 +81,18 @@ fn unknown_variable_hosts(
 ) {
     for d in dirs {
         if let ("proxy_pass", Some(url)) = (d.name.as_str(), d.args.first()) {
-            let hosts = crate::import_nginx::variable_hosts(&url.text, all, all);
+            let hosts = variable_hosts(&url.text, all, all);
             let missing: Vec<String> = hosts
                 .into_iter()
                 .flatten()
                 .map(|(_, addr)| addr)
-                .filter(|a| !upstreams.contains_key(&a.to_ascii_lowercase()))
+                .filter(|a| {
+                    // As `Rules::upstream` finds them: a host without a port is its port 80.
+                    let a = a.to_ascii_lowercase();
+                    let bare = !a.contains(':') || a.ends_with(']');
+                    !upstreams.contains_key(&a)
+                        && !(bare && upstreams.contains_key(&format!("{a}:80")))
+                })
                 .collect();
             if !missing.is_empty() {
                 noted.push(format!(
@@ -768,4 +774,99 @@ fn check_targets(
         check_targets(block, rules, upstreams)?;
     }
     Ok(())
+}
+
+/// The hosts `proxy_pass http://$var...` can name, when every value `$var` is given in the
+/// file is a host written out: its `set`s anywhere, and the values (default included) of the
+/// `map` that makes it. `None` when any is not (another variable, a value built per request).
+pub(crate) fn variable_hosts(
+    url: &str,
+    all: &[Directive],
+    maps: &[Directive],
+) -> Option<Vec<(String, String)>> {
+    let var = url.strip_prefix("http://$")?;
+    let var = var.trim_start_matches('{');
+    let end = var
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(var.len());
+    let (var, rest) = (&var[..end], var[end..].trim_start_matches('}'));
+    // `http://$backend` or `http://$backend/path...`: the variable is the whole authority.
+    if var.is_empty() || !(rest.is_empty() || rest.starts_with(['/', '$', '?'])) {
+        return None;
+    }
+    let want = format!("${var}");
+    let mut values: Vec<&str> = Vec::new();
+    // `Some(true)`: something else writes the variable per request (a regex's named capture of
+    // that name: `location`, `if`, `rewrite`, a `map`'s key) or a `resolver` says its names
+    // are looked up while serving (`set $backend svc:8080` in a container, resolved at load
+    // here).
+    fn sets<'a>(dirs: &'a [Directive], var: &str, want: &str, values: &mut Vec<&'a str>) -> bool {
+        let captures = [
+            format!("(?<{var}>"),
+            format!("(?P<{var}>"),
+            format!("(?'{var}'"),
+        ];
+        for d in dirs {
+            if d.name == "resolver" {
+                return true;
+            }
+            if let ("set", [name, value]) = (d.name.as_str(), d.args.as_slice()) {
+                if name.text.eq_ignore_ascii_case(want) {
+                    values.push(value.text.as_str());
+                }
+            }
+            let written = std::iter::once(&d.name)
+                .chain(d.args.iter().map(|a| &a.text))
+                .any(|t| captures.iter().any(|c| t.contains(c.as_str())));
+            if written || sets(d.block.as_deref().unwrap_or(&[]), var, want, values) {
+                return true;
+            }
+        }
+        false
+    }
+    if sets(all, var, &want, &mut values) || sets(maps, var, &want, &mut Vec::new()) {
+        return None;
+    }
+    for m in maps.iter().filter(|m| m.name == "map") {
+        if m.args
+            .get(1)
+            .is_some_and(|a| a.text.eq_ignore_ascii_case(&want))
+        {
+            for entry in m.block.as_deref().unwrap_or(&[]) {
+                match (entry.name.as_str(), entry.args.as_slice()) {
+                    ("hostnames" | "volatile", []) => {}
+                    (_, [value]) => values.push(value.text.as_str()),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    if values.is_empty() {
+        return None;
+    }
+    values
+        .into_iter()
+        .map(|v| upstream_of(&format!("http://{v}")).filter(|_| !v.contains(['$', '/'])))
+        .collect()
+}
+
+/// (upstream name, address) of a `proxy_pass` URL whose host is written out; its URI part
+/// may have variables (`http://crm$request_uri`), its host may not (`http://$backend`).
+pub(crate) fn upstream_of(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '$']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.ends_with(['.', '-']) {
+        return None;
+    }
+    parse_target(authority).ok()?;
+    // Named by the host, and by the port when one is written: `proxy_pass http://NAME` reads
+    // NAME as an upstream's name first, so a name that is a host must be that host's port 80
+    // (`localhost` for `localhost:8080` would take `proxy_pass http://localhost` there), and
+    // two ports of one host (an API and its file service) each get their own.
+    let name: String = authority
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Some((name, authority.to_owned()))
 }
