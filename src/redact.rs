@@ -196,6 +196,13 @@ fn name_at(b: &[u8], i: usize, name: &str) -> bool {
         })
 }
 
+/// Whether `text` (a regex's source) names a secret anywhere (`access_token=([^&]+)`), in any
+/// case: what it captures is likely the secret's value.
+pub fn names_a_secret(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| SECRET_NAMES.iter().any(|n| name_at(b, i, n)))
+}
+
 /// Whether an nginx variable's whole value is a secret (an `access_log` line of the nginx
 /// file writes it `***`): every `$cookie_*`, and a header, response header or argument named
 /// like a secret (`$http_cookie`, `$http_authorization`, `$sent_http_set_cookie`,

@@ -242,7 +242,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
         "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status \
            $body_bytes_sent \"$http_referer\" \"$http_user_agent\" rid=$request_id \
            up=$upstream_addr us=$upstream_status c=$http_cookie s=$cookie_sid t=$request_time \
-           w=$who m=$msid i=$isid k=$kept';\n\
+           w=$who m=$msid i=$isid n=$nsid t=$tok k=$kept';\n\
          log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
          map $arg_quiet $loggable { default 1; 1 0; }\n\
          map $cookie_sid $who { default anon; ~^(?<msid>.+)$ user; }\n\
@@ -250,6 +250,8 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
          server {\n\
            set $kept \"sid=$cookie_sid\";\n\
            if ($cookie_sid ~ ^(?<isid>S.+)$) { set $seen 1; }\n\
+           if ($cookie_sid ~ ^(S.+)$) { set $nsid $1; }\n\
+           if ($request_uri ~ \"code=([^&]+)\") { set $tok $1; }\n\
            access_log logs/main.log main if=$loggable;\n\
            location / { proxy_pass http://crm; }\n\
            location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
@@ -319,8 +321,8 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
     );
     // A `set` variable made of a cookie is a secret too, and so is a named capture of a
     // regex matched against one (a map's, an `if`'s).
-    assert!(l.ends_with(" w=user m=*** i=*** k=***"), "{l}");
-    assert!(!l.contains("SECRETSID"), "{l}");
+    assert!(l.ends_with(" w=user m=*** i=*** n=*** t=*** k=***"), "{l}");
+    assert!(!l.contains("SECRETSID") && !l.contains("SECRETCODE"), "{l}");
     let own = find("nothing-here");
     assert!(
         own.contains("\"GET /_gateway/nothing-here HTTP/1.1\" 404 "),

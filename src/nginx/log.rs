@@ -181,11 +181,13 @@ fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
     {
         return true;
     }
-    // A named capture of a regex matched against a secret (an `if`'s, a map's): a piece of it.
+    // A capture of a regex matched against a secret (an `if`'s, a map's), or of one written to
+    // take a secret's value out of something longer (`$request_uri ~ access_token=([^&]+)`):
+    // a piece of it.
     if server
-        .if_capture_sources(name)
+        .if_captures_into(name)
         .iter()
-        .any(|v| secret(v, server, depth - 1))
+        .any(|(v, re)| secret(v, server, depth - 1) || redact::names_a_secret(re.source()))
     {
         return true;
     }
@@ -194,8 +196,10 @@ fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
             .any(|(_, n)| n.eq_ignore_ascii_case(name))
     };
     if server.maps.iter().any(|m| {
-        m.regex.iter().any(|(re, _)| captured(re))
-            && m.source.vars().any(|v| secret(v, server, depth - 1))
+        let source = m.source.vars().any(|v| secret(v, server, depth - 1));
+        m.regex
+            .iter()
+            .any(|(re, _)| captured(re) && (source || redact::names_a_secret(re.source())))
     }) {
         return true;
     }

@@ -803,18 +803,33 @@ impl Server {
         out
     }
 
-    /// The variables an `if` regex with a named capture `name` is matched against
-    /// (`if ($cookie_sid ~ ^(?<sid>.+)$)`): that capture is a piece of them.
-    pub fn if_capture_sources(&self, name: &str) -> Vec<&str> {
-        fn stmts<'c>(list: &'c [Stmt], name: &str, out: &mut Vec<&'c str>) {
+    /// The `if` regexes whose match reaches the variable `name`, with what each is matched
+    /// against: one with a named capture `name` (`if ($cookie_sid ~ ^(?<sid>.+)$)`), or one
+    /// whose block `set`s `name` from its numbered captures (`set $tok $1;`). The variable is a
+    /// piece of what they matched.
+    pub fn if_captures_into(&self, name: &str) -> Vec<(&str, &NgxRegex)> {
+        fn sets_capture(list: &[Stmt], name: &str) -> bool {
+            list.iter().any(|st| match st {
+                Stmt::Set { name: n, value } => {
+                    n == name
+                        && value
+                            .parts
+                            .iter()
+                            .any(|p| matches!(p, crate::vars::Part::Capture(_)))
+                }
+                Stmt::If { body, .. } => sets_capture(body, name),
+                _ => false,
+            })
+        }
+        fn stmts<'c>(list: &'c [Stmt], name: &str, out: &mut Vec<(&'c str, &'c NgxRegex)>) {
             for st in list {
                 if let Stmt::If { cond, body, .. } = st {
                     if let Cond::Regex { var, regex, .. } = cond {
-                        if regex
+                        let named = regex
                             .capture_names()
-                            .any(|(_, n)| n.eq_ignore_ascii_case(name))
-                        {
-                            out.push(var);
+                            .any(|(_, n)| n.eq_ignore_ascii_case(name));
+                        if named || sets_capture(body, name) {
+                            out.push((var, regex));
                         }
                     }
                     stmts(body, name, out);
