@@ -799,6 +799,11 @@ pub const GROUPS: &[Group] = &[
             "GET /always/app.js",
             "GET /proxied/app.js | Accept-Encoding: gzip | Via: 1.1 cdn",
             "POST /gz/app.js | Accept-Encoding: gzip",
+            "GET /gz/gz-only.js | Accept-Encoding: gzip",
+            "HEAD /gz/gz-only.js | Accept-Encoding: gzip",
+            "GET /gz/gz-only.js",
+            "GET /always/gz-only.js",
+            "POST /gz/gz-only.js | Accept-Encoding: gzip",
         ],
     },
     // `X-Accel-Redirect`: an internal redirect (to an `internal` location, a named one), the

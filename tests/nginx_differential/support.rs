@@ -59,6 +59,8 @@ pub fn doc_root(dir: &Path) -> PathBuf {
         ("gz/app.js", "plain\n"),
         ("gz/app.js.gz", "\u{1f}\u{8b} compressed ahead of time"),
         ("gz/only.css", "plain css\n"),
+        // Only the `.gz` (a build that deleted its originals).
+        ("gz/gz-only.js.gz", "\u{1f}\u{8b} only compressed"),
     ] {
         let p = www.join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -162,6 +162,18 @@ impl Server {
             return Flow::Finalize(500);
         };
         match fs.kind(&mapped.path) {
+            // ngx_http_gzip_static_handler runs before the static handler and needs only the
+            // `.gz` (a build that deleted its originals): the answer is the `.gz` when the
+            // client takes gzip (or `always`), else the static handler's 404.
+            FileKind::Missing if self.only_gz(cx, fs, &mapped.path) => {
+                Flow::Done(Box::new(Action::File(FileAnswer {
+                    status: cx.st.err_status.unwrap_or(200),
+                    path: mapped.path,
+                    root: mapped.root,
+                    state: cx.st.clone(),
+                    listing: false,
+                })))
+            }
             FileKind::Missing => Flow::Finalize(404),
             FileKind::Denied => Flow::Finalize(403),
             FileKind::Dir => {
@@ -187,6 +199,14 @@ impl Server {
 }
 
 impl Server {
+    /// A GET or HEAD whose file is missing but for its `.gz`, where `gzip_static` is on.
+    fn only_gz(&self, cx: &Ctx<'_>, fs: &dyn FileSystem, path: &[u8]) -> bool {
+        use crate::parse::model::GzipStatic;
+        matches!(cx.st.method.as_str(), "GET" | "HEAD")
+            && self.settings_for(&cx.st).gzip.static_files != GzipStatic::Off
+            && matches!(fs.kind(&[path, b".gz"].concat()), FileKind::File)
+    }
+
     /// `$request_filename` and `$document_root` (`ngx_http_variable_request_filename`,
     /// `ngx_http_variable_document_root`) at the level the request is in: the file its URI
     /// maps to, and the `root` (or `alias`) it maps under; a relative one starts at
