@@ -27,6 +27,9 @@ pub struct Conditions<'a> {
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
+    /// `If-Range`: the range only if the file is still the one this ETag or date names (a
+    /// download resumed after the file changed gets it whole, not two versions stitched).
+    pub if_range: Option<&'a [u8]>,
     /// `etag on` (nginx's default): the file's ETag is sent and `If-None-Match` compared
     /// with it; off, only `If-None-Match: *` matches.
     pub etag: bool,
@@ -122,9 +125,19 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
         head.remove_header("content-type");
         return reply(head, None);
     }
+    // nginx's range filter: an `If-Range` that names another ETag (compared whole, as
+    // written) or another time than the file's drops the range.
+    let still_same = |v: &[u8]| {
+        let v = v.trim_ascii();
+        if v.len() >= 2 && v.ends_with(b"\"") {
+            cond.etag && v == etag.as_bytes()
+        } else {
+            parse_date(v) == Some(mtime)
+        }
+    };
     let range = cond
         .range
-        .filter(|_| plain)
+        .filter(|_| plain && cond.if_range.is_none_or(still_same))
         .and_then(|r| parse_range(r, len));
     match range {
         Some(Range::Unsatisfiable) => Served::Unsatisfiable(len),
@@ -521,8 +534,48 @@ mod tests {
             if_none_match: None,
             if_modified_since: None,
             range: None,
+            if_range: None,
             etag: true,
         }
+    }
+
+    /// `If-Range` naming the file as it is keeps the range (its ETag, or its `Last-Modified`);
+    /// naming another version, or with `etag off` an ETag at all, the file is sent whole.
+    #[tokio::test]
+    async fn if_range_keeps_the_range_only_for_the_same_file() {
+        let (dir, file) = temp_file("ifrange", "a.bin");
+        let Served::Reply(r) = open(&file, &dir, &unconditional(), 200).await else {
+            panic!("served")
+        };
+        let tag = r.header.headers["etag"].as_bytes().to_vec();
+        let date = r.header.headers["last-modified"].as_bytes().to_vec();
+        for (if_range, etag, want) in [
+            (&tag[..], true, 206),
+            (&date[..], true, 206),
+            (&b"\"other\""[..], true, 200),
+            (b"Mon, 01 Jan 2001 00:00:00 GMT", true, 200),
+            (b"not a date", true, 200),
+            (&tag[..], false, 200),
+            (&date[..], false, 206),
+        ] {
+            let cond = Conditions {
+                if_none_match: None,
+                if_modified_since: None,
+                range: Some(b"bytes=0-1"),
+                if_range: Some(if_range),
+                etag,
+            };
+            let Served::Reply(r) = open(&file, &dir, &cond, 200).await else {
+                panic!("served")
+            };
+            assert_eq!(
+                r.header.status.as_u16(),
+                want,
+                "{} etag={etag}",
+                String::from_utf8_lossy(if_range)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A file served with an error's status (`error_page 500 /50x.html`) keeps its ETag and
@@ -561,6 +614,7 @@ mod tests {
                     if_none_match: Some(inm),
                     if_modified_since: None,
                     range: None,
+                    if_range: None,
                     etag,
                 };
                 match open(&file, &dir, &cond, 200).await {

@@ -178,16 +178,18 @@ pub async fn write_carrying(
             let path = gz.clone().unwrap_or(path);
             let hdr = &session.req_header().headers;
             let get = |n: http::header::HeaderName| hdr.get(n).map(|v| v.as_bytes().to_vec());
-            let (inm, ims, range) = (
+            let (inm, ims, range, if_range) = (
                 get(http::header::IF_NONE_MATCH),
                 get(http::header::IF_MODIFIED_SINCE),
                 get(http::header::RANGE),
+                get(http::header::IF_RANGE),
             );
             let cond = Conditions {
                 if_none_match: inm.as_deref(),
                 if_modified_since: ims.as_deref(),
                 // A `.gz` is answered whole (nginx's gzip_static allows no ranges).
                 range: range.as_deref().filter(|_| gz.is_none()),
+                if_range: if_range.as_deref(),
                 etag: settings.etag,
             };
             match static_files::open(&path, &root, &cond, f.status).await {

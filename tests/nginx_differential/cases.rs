@@ -848,6 +848,10 @@ pub const GROUPS: &[Group] = &[
             "HEAD /app.js | If-None-Match: *",
             "GET /app.js | Range: bytes=0-3",
             "GET /app.js | Range: bytes=-2",
+            // A resumed download of a file that has changed since: whole, not stitched.
+            "GET /app.js | Range: bytes=0-3 | If-Range: \"5f5e0ff-1\"",
+            "GET /app.js | Range: bytes=0-3 | If-Range: Mon, 01 Jan 2001 00:00:00 GMT",
+            "GET /app.js | Range: bytes=0-3 | If-Range: W/\"x\"",
             "GET /app.js | Range: bytes=100000-",
             "HEAD /app.js | Range: bytes=100000-",
             "GET /app.js | Range: chars=0-3",
