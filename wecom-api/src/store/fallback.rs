@@ -55,8 +55,23 @@ impl<S: Store> FallbackStore<S> {
         }
     }
 
+    /// Whether the shared store is left alone now. After a failure, for [`REST`]; then one
+    /// request asks it again, and the others go on with this process's copy while it does
+    /// (a store that does not answer costs that one request its timeout: every request in
+    /// flight waited it out each time the rest ended).
     fn resting(&self) -> bool {
-        self.clock.now_ms() < self.resting_until.load(Ordering::Relaxed)
+        let now = self.clock.now_ms();
+        let until = self.resting_until.load(Ordering::Relaxed);
+        if now < until {
+            return true;
+        }
+        if !self.down.load(Ordering::Relaxed) {
+            return false;
+        }
+        let probing = now + REST.as_millis() as u64;
+        self.resting_until
+            .compare_exchange(until, probing, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
     }
 
     fn failed(&self, op: &'static str, e: &StoreError) {
@@ -297,6 +312,9 @@ mod tests {
         inner: MemoryStore,
         off: AtomicBool,
         asked: AtomicU64,
+        /// Off, it answers only after this many ms (a store that does not answer: the
+        /// caller's timeout).
+        slow_ms: AtomicU64,
     }
 
     impl Switchable {
@@ -313,6 +331,10 @@ mod tests {
     #[async_trait]
     impl Store for Arc<Switchable> {
         async fn get(&self, key: &str) -> Result<Option<Cached>, StoreError> {
+            let slow = self.slow_ms.load(Ordering::Relaxed);
+            if slow > 0 && self.off.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(slow)).await;
+            }
             self.check()?;
             self.inner.get(key).await
         }
@@ -419,6 +441,43 @@ mod tests {
         assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v3");
         let id = s.lock("k", Duration::from_secs(10)).await.unwrap().unwrap();
         assert!(!id.starts_with(LOCAL), "the shared lock again");
+    }
+
+    /// When the rest ends, one request asks the shared store again; the others, meanwhile,
+    /// are served from this process's copy at once rather than each waiting out the dead
+    /// store's timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_request_asks_a_down_store_again_while_the_others_are_served() {
+        let clock = Clock::system();
+        let shared = Arc::new(Switchable::default());
+        let s = Arc::new(FallbackStore::new(
+            shared.clone(),
+            clock.clone(),
+            Arc::new(Unobserved),
+        ));
+        shared.inner.set("k", &cached(&clock, "v1")).await.unwrap();
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
+        shared.off.store(true, Ordering::Relaxed);
+        shared.slow_ms.store(300, Ordering::Relaxed);
+        assert_eq!(&*s.get("k").await.unwrap().unwrap().value, "v1");
+        for _ in 0..3 {
+            clock.advance(REST);
+            let asked = shared.asked.load(Ordering::Relaxed);
+            let gets: Vec<_> = (0..20)
+                .map(|_| {
+                    let s = s.clone();
+                    tokio::spawn(async move { s.get("k").await.unwrap().unwrap().value })
+                })
+                .collect();
+            for g in gets {
+                assert_eq!(&*g.await.unwrap(), "v1");
+            }
+            assert_eq!(
+                shared.asked.load(Ordering::Relaxed),
+                asked + 1,
+                "one asks; the others did not wait on it"
+            );
+        }
     }
 
     #[tokio::test]
