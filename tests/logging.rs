@@ -648,3 +648,66 @@ fn a_path_cannot_write_a_log_line_of_its_own() {
         );
     }
 }
+
+/// An output nobody reads (`wecom-gateway run | sleep`, a stuck log shipper) fills its pipe
+/// and holds the log's writer in its `write`: a SIGTERM still ends the process, the lines it
+/// could not write lost, rather than the stop waiting on the writer for ever.
+#[test]
+fn a_stop_ends_even_when_nobody_reads_the_log() {
+    use std::process::{Command, Stdio};
+    let dir = common::TempDir::new("stuck-log");
+    let port = common::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\n"
+        ),
+    )
+    .unwrap();
+    // Both pipes kept open and never read.
+    let mut child = Command::new(common::bin())
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Far more access lines than a pipe holds (64 KiB).
+    let long = "x".repeat(400);
+    for i in 0..2000 {
+        s.write_all(format!("GET /nothing/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 404);
+    }
+    drop(s);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the stop waited on a log nobody reads");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

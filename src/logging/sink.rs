@@ -21,6 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// How long a stop waits for the log's writer to write out what is queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// Bytes one thread's buffer holds at most (lines are bounded to a few KiB before they queue).
 const BUFFER_MAX: usize = 8 * 1024 * 1024;
 /// A batch at least this big shows lines coming fast: the next ones gather for [`GATHER_BUSY`].
@@ -121,11 +124,31 @@ impl<W: Write + Send + 'static> Sink<W> {
             true
         });
         if queued != Ok(true) {
-            // The sink is closed, or this thread is ending and its buffer is gone.
-            let mut out = lock(&self.out);
-            let _ = out.write_all(line);
-            let _ = out.flush();
-            return;
+            // The sink is closed, or this thread is ending and its buffer is gone. Not behind
+            // a writer stuck on an output nobody reads (it holds the output): the line is lost
+            // rather than the process held.
+            let deadline = std::time::Instant::now() + Duration::from_millis(100);
+            loop {
+                match self.out.try_lock() {
+                    Ok(mut out) => {
+                        let _ = out.write_all(line);
+                        let _ = out.flush();
+                        return;
+                    }
+                    Err(std::sync::TryLockError::Poisoned(p)) => {
+                        let mut out = p.into_inner();
+                        let _ = out.write_all(line);
+                        let _ = out.flush();
+                        return;
+                    }
+                    Err(std::sync::TryLockError::WouldBlock)
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => return,
+                }
+            }
         }
         // Either the writer, going to sleep, sees the line just queued, or this sees it asleep.
         fence(Ordering::SeqCst);
@@ -141,7 +164,9 @@ impl<W: Write + Send + 'static> Sink<W> {
         live + self.dropped_gone.load(Ordering::Relaxed)
     }
 
-    /// Writes out every queued line and stops the writer thread.
+    /// Writes out every queued line and stops the writer thread, waiting for it at most
+    /// [`CLOSE_WAIT`]: an output nobody reads (`gateway | sleep`, a stuck log shipper) blocks
+    /// the writer in its `write`, and a stop must not wait on it for ever.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.sleeping.store(false, Ordering::SeqCst);
@@ -150,7 +175,13 @@ impl<W: Write + Send + 'static> Sink<W> {
             self.wake.notify_one();
         }
         if let Some(h) = lock(&self.writer).take() {
-            let _ = h.join();
+            let deadline = std::time::Instant::now() + CLOSE_WAIT;
+            while !h.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
         }
     }
 
