@@ -600,7 +600,16 @@ fn a_bad_chunk_size_is_a_400() {
     .unwrap();
     let r = read_response(&mut s, &mut Vec::new());
     assert_eq!(r.status, 400);
-    assert!(r.header("x-request-id").is_some());
+    let rid = r.header("x-request-id").unwrap().to_owned();
+    // The client's fault, which any client sends at will: said at info, not as an error.
+    gw.wait_log("the client's request body could not be read");
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("could not be read"))
+        .unwrap();
+    assert!(line.contains(&rid) && line.contains("INFO"), "{line}");
+    assert!(!log.contains("ERROR"), "{log}");
 }
 
 /// The end of a chunked body that is not one (a bare LF after the last chunk or a trailer, a

@@ -716,8 +716,27 @@ impl ProxyHttp for Gateway {
     /// An nginx error_page that replaced the upstream's answer is not a failure to log, nor a
     /// client that went away (nginx's "client prematurely closed connection", at info): its
     /// access line says 499.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        crate::nginx::response::is_error_page(e) || client_went_away(e)
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, e: &Error) -> bool {
+        if crate::nginx::response::is_error_page(e) || client_went_away(e) {
+            return true;
+        }
+        // A body the client framed badly (a broken chunk): the client's fault, which any
+        // client can send at will; nginx logs it at info, not as an error of its own.
+        if *e.esource() == ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::InvalidHTTPHeader
+                    | ErrorType::Custom("InvalidChunk" | "InvalidTrailerEnd" | "PrematureBodyEnd")
+            )
+        {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                error = e.etype().as_str(),
+                "the client's request body could not be read"
+            );
+            return true;
+        }
+        false
     }
 
     fn suppress_proxy_warn_log(
