@@ -46,8 +46,17 @@ pub async fn end_session(
     store
         .put_durable_fact(&session_key(sid), "1", left)
         .await
-        .inspect_err(|e| tracing::warn!(error = %e, "session revocation not stored"))
+        .inspect_err(|e| {
+            // Once a minute: each logout of a store refusing writes would log one more.
+            if NOT_STORED.due((), crate::clock::clock().now_ms()) {
+                tracing::warn!(error = %e, "session revocation not stored (logged once a minute)")
+            }
+        })
 }
+
+/// When a revocation the store refused was last logged.
+static NOT_STORED: std::sync::LazyLock<wecom_api::Throttle<()>> =
+    std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
 
 /// Every session of `entry`'s person issued up to `now` no longer opens, for `ttl_secs`.
 pub async fn end_member(store: &Arc<dyn Store>, member_key: &str, now_secs: u64, ttl_secs: u64) {
