@@ -88,6 +88,11 @@ fn config_errors_name_file_line_and_key() {
         ),
         // unknown table
         ("[serverx]\n", "gateway.toml:7:2: [serverx]: unknown field `serverx`"),
+        // an unknown key named like a secret: its name and the known ones are no secrets
+        (
+            "[nginx]\nconf_dir_key = \"x\"\n",
+            "gateway.toml:8:1: [nginx].conf_dir_key: unknown field `conf_dir_key`, expected one of `include`",
+        ),
         // wrong type
         ("[emulator]\nenabled = \"yes\"\n", "gateway.toml:8:11: [emulator].enabled: invalid type"),
         // unknown app on a route

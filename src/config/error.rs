@@ -151,7 +151,8 @@ impl ConfigError {
     pub(crate) fn from_toml(file: &str, text: &str, path: &str, e: &toml::de::Error) -> Self {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let message = e.message().trim_end();
-        let message = if names_a_secret(path) {
+        // An unknown key's message quotes key names, never a value.
+        let message = if names_a_secret(path) && !message.starts_with("unknown field") {
             masked(message)
         } else {
             message.to_owned()
