@@ -191,7 +191,20 @@ impl ServeHttp for Admin {
         if let Some((kind, why)) = crate::connection::malformed_as(&req.method, req.version, &asked)
         {
             session.set_keepalive(None);
-            return text(kind.status(), PLAIN, format!("{why}\n"));
+            // As the other listeners: an id to find it by, and what was wrong in the log.
+            let rid = crate::request_id::generate();
+            tracing::info!(
+                listener = "admin",
+                status = kind.status(),
+                cause = why,
+                request_id = %rid,
+                "malformed request refused"
+            );
+            let mut answer = text(kind.status(), PLAIN, format!("{why}\n"));
+            if let Ok(v) = http::HeaderValue::from_str(&rid) {
+                answer.headers_mut().insert("x-request-id", v);
+            }
+            return answer;
         }
         let path = req.uri.path().to_owned();
         let read_only = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");

@@ -190,7 +190,7 @@ async fn the_admin_and_qyapi_listeners_answer_pipelined_requests() {
 /// is a tunnel opened; a TRACE or CONNECT on qyapi reached WeCom with the token), the admin's
 /// read-only pages take GET and HEAD only, and an HTTP/1.0 client that did not ask to keep its
 /// connection gets it closed after the answer, as HTTP/1.0 reads to the end of the connection.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_and_qyapi_listeners_refuse_what_the_public_one_refuses() {
     use std::io::{Read, Write};
     let gw = tokio::task::spawn_blocking(|| Gateway::start_config(&config(), &[], &[]))
@@ -233,6 +233,17 @@ async fn the_admin_and_qyapi_listeners_refuse_what_the_public_one_refuses() {
     }
     let (r, _) = exchange(admin, "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // A malformed one has an id to find its log line by, as on the other listeners.
+    let (r, _) = exchange(admin, "CONNECT /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let rid = r.header("x-request-id").expect("a request id").to_owned();
+    tokio::task::block_in_place(|| gw.wait_log(&rid));
+    assert!(
+        gw.log()
+            .lines()
+            .any(|l| l.contains(&rid) && l.contains("malformed request refused")),
+        "{}",
+        gw.log()
+    );
     // HTTP/1.0: closed after the answer unless the client asked to keep it.
     for port in [admin, qyapi] {
         let path = if port == admin {
