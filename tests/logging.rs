@@ -708,3 +708,34 @@ fn a_stop_ends_even_when_nobody_reads_the_log() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An `access_log` whose writes fail (a full disk: `/dev/full` answers every write so) loses
+/// its lines and says so in the gateway's log, once a minute, as nginx's error log does.
+#[test]
+fn an_access_log_that_cannot_be_written_says_so() {
+    let dir = common::TempDir::new("full-log");
+    std::fs::write(
+        dir.path().join("site.conf"),
+        "access_log /dev/full;\nlocation / { return 200 \"ok\\n\"; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start_config(
+        &format!(
+            "{}[nginx]\ninclude = [\"{}\"]\n",
+            server_table(),
+            dir.path().join("site.conf").display()
+        ),
+        &[],
+        &[],
+    );
+    for _ in 0..3 {
+        let r = send(
+            gw.port,
+            b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status(&r), Some(200));
+    }
+    gw.wait_log("access log: a write failed, its lines are lost");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(gw.log().matches("access log: a write failed").count(), 1);
+}

@@ -32,6 +32,7 @@ pub fn open(path: &Path) -> io::Result<LogFile> {
         file: append(path)?,
         path: path.to_owned(),
         seen: REOPENS.load(Ordering::SeqCst),
+        failed: wecom_api::Throttle::per_minute(),
     };
     let sink = Sink::start(file);
     open.push((path.to_owned(), sink.clone()));
@@ -60,6 +61,8 @@ pub struct Reopening {
     file: File,
     path: PathBuf,
     seen: u64,
+    /// When a failed write was last said (nginx's error log says each one).
+    failed: wecom_api::Throttle<()>,
 }
 
 impl Write for Reopening {
@@ -77,7 +80,18 @@ impl Write for Reopening {
                 ),
             }
         }
-        self.file.write(buf)
+        let written = self.file.write(buf);
+        // A full disk, a file gone read-only: lines are lost, and said so (once a minute).
+        if let Err(e) = &written {
+            if self.failed.due((), crate::clock::clock().now_ms()) {
+                tracing::error!(
+                    path = %self.path.display(),
+                    error = %e,
+                    "access log: a write failed, its lines are lost (logged once a minute)"
+                );
+            }
+        }
+        written
     }
 
     fn flush(&mut self) -> io::Result<()> {
