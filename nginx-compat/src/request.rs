@@ -32,17 +32,20 @@ struct Worked {
     values: Vec<(usize, Vec<u8>)>,
     /// The named captures of the map regexes that matched: variables of the request from then
     /// on, as `ngx_http_regex_exec` sets them (`map $host $backend { ~^(?<tenant>\w+)\. ...}`
-    /// and `proxy_set_header X-Tenant $tenant`). Each with the value a `set` or another regex
-    /// had given the name when the map matched: while the name still holds that, the map's
-    /// match is the later one (nginx's latest write wins).
+    /// and `proxy_set_header X-Tenant $tenant`), each with when it was made.
     captured: Vec<Captured>,
+    /// When a `set` or another regex last wrote a name, for the names written after some map
+    /// captured one (before that, any capture is the later write): nginx's latest write wins.
+    written: Vec<(String, u64)>,
+    /// Counts the writes above.
+    clock: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Captured {
     name: String,
     value: Vec<u8>,
-    over: Option<Vec<u8>>,
+    at: u64,
 }
 
 impl Clone for MapValues {
@@ -79,14 +82,14 @@ impl MapValues {
         }
     }
 
-    /// A named capture of a map's regex (lower-cased name): the latest match's value, over
-    /// `over`, what the request's own variables held under that name then.
-    pub(crate) fn capture(&self, name: &str, value: &[u8], over: Option<&[u8]>) {
+    /// A named capture of a map's regex (lower-cased name): the latest match's value.
+    pub(crate) fn capture(&self, name: &str, value: &[u8]) {
         let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.clock += 1;
         let c = Captured {
             name: name.to_owned(),
             value: value.to_vec(),
-            over: over.map(<[u8]>::to_vec),
+            at: w.clock,
         };
         match w.captured.iter_mut().find(|c| c.name == name) {
             Some(kept) => *kept = c,
@@ -95,21 +98,32 @@ impl MapValues {
         self.1.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A `set` or a regex's named capture wrote `name` (lower-cased) into the request's own
+    /// variables: later than any map's capture of it so far.
+    pub(crate) fn wrote(&self, name: &str) {
+        if !self.any_captured() {
+            return;
+        }
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.clock += 1;
+        let at = w.clock;
+        match w.written.iter_mut().find(|(n, _)| n == name) {
+            Some(kept) => kept.1 = at,
+            None => w.written.push((name.to_owned(), at)),
+        }
+    }
+
     /// Whether any map's regex has captured a name (nothing to look up otherwise).
     pub(crate) fn any_captured(&self) -> bool {
         self.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The value of `name` a map's match gave, when it is the latest: the request's own
-    /// variable under that name (`own`) is what it was when the map matched.
-    pub(crate) fn captured(&self, name: &str, own: Option<&[u8]>) -> Option<Vec<u8>> {
+    /// The value of `name` a map's match gave, when it is the latest write of the name.
+    pub(crate) fn captured(&self, name: &str) -> Option<Vec<u8>> {
         let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let c = w.captured.iter().find(|c| c.name == name)?;
-        match (own, &c.over) {
-            (Some(own), Some(over)) if own != over.as_slice() => None,
-            (Some(_), None) => None,
-            _ => Some(c.value.clone()),
-        }
+        let later = w.written.iter().any(|(n, at)| n == name && *at > c.at);
+        (!later).then(|| c.value.clone())
     }
 }
 

@@ -191,9 +191,9 @@ impl Ctx<'_> {
             return Some(self.st.args.clone());
         }
         if let Some(v) = self.st.user.get(name) {
-            // A map matched since the name was given this value: its capture is the later.
+            // A map matched since the name was written here: its capture is the later.
             if self.req.maps.any_captured() {
-                if let Some(m) = self.req.maps.captured(name, Some(v)) {
+                if let Some(m) = self.req.maps.captured(name) {
                     return Some(m);
                 }
             }
@@ -268,7 +268,7 @@ impl Ctx<'_> {
                     return r.cookie(c.as_bytes()).map(<[u8]>::to_vec);
                 }
                 let Some(at) = self.server.maps.iter().position(|m| m.name == name) else {
-                    return self.req.maps.captured(name, None);
+                    return self.req.maps.captured(name);
                 };
                 let map = &self.server.maps[at];
                 if !map.volatile {
@@ -321,8 +321,7 @@ impl Ctx<'_> {
                         for (name, _) in &caps.names {
                             if let Some(v) = caps.name(name) {
                                 let name = name.to_ascii_lowercase();
-                                let over = self.st.user.get(&name).map(Vec::as_slice);
-                                self.req.maps.capture(&name, v, over);
+                                self.req.maps.capture(&name, v);
                                 st.user.insert(name, v.to_vec());
                             }
                         }

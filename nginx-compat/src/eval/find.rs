@@ -78,7 +78,9 @@ fn find_in(
             let caps = m.to_captures();
             for (name, _) in &caps.names {
                 if let Some(v) = caps.name(name) {
-                    cx.st.user.insert(name.to_ascii_lowercase(), v.to_vec());
+                    let name = name.to_ascii_lowercase();
+                    cx.req.maps.wrote(&name);
+                    cx.st.user.insert(name, v.to_vec());
                 }
             }
             cx.st.captures = caps;

@@ -32,6 +32,7 @@ pub(super) fn run(stmts: &[Stmt], cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> End 
                     cx.st.args = v;
                     cx.st.valid_unparsed_uri = false;
                 } else {
+                    cx.req.maps.wrote(name);
                     cx.st.user.insert(name.clone(), v);
                 }
             }
@@ -129,7 +130,9 @@ fn rewrite(rw: &Rewrite, cx: &mut Ctx<'_>) -> End {
 fn set_captures(cx: &mut Ctx<'_>, caps: Captures) {
     for (name, _) in &caps.names {
         if let Some(v) = caps.name(name) {
-            cx.st.user.insert(name.to_ascii_lowercase(), v.to_vec());
+            let name = name.to_ascii_lowercase();
+            cx.req.maps.wrote(&name);
+            cx.st.user.insert(name, v.to_vec());
         }
     }
     cx.st.captures = caps;

@@ -1847,6 +1847,27 @@ fn a_map_regexs_named_captures_are_the_requests_variables() {
         ),
         "200 \"[tenant42][after]\""
     );
+    // A later write of the value the name held before the map matched is still the later
+    // write (nginx 1.22 answers these so).
+    for (body, uri, want) in [
+        (
+            "set $tn \"\"; location / { set $b $backend; set $tn \"\"; return 200 \"[$b][$tn]\"; }",
+            "/t42/x",
+            "200 \"[tenant42][]\"",
+        ),
+        (
+            "location / { set $tn 42; set $b $backend; set $tn 42; return 200 \"[$b][$tn]\"; }",
+            "/t7/x",
+            "200 \"[tenant7][42]\"",
+        ),
+        (
+            "set $tn t; if ($backend) { set $seen 1; } location ~ ^/(?<tn>t)[0-9] { return 200 \"[$backend][$tn]\"; }",
+            "/t42/x",
+            "200 \"[tenant42][t]\"",
+        ),
+    ] {
+        assert_eq!(with_maps(maps, body, uri), want, "{body}");
+    }
 }
 
 /// A map is worked out once per request, at its first use, as nginx's variables are (unless
