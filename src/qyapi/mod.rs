@@ -435,11 +435,18 @@ fn allowed(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
 }
 
 fn connection_listed(session: &ServerSession) -> Vec<String> {
-    session
-        .req_header()
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
+    connection_tokens(
+        session
+            .req_header()
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter(),
+    )
+}
+
+/// The header names `Connection` values list (lower-cased): hop-by-hop too.
+fn connection_tokens<'a>(values: impl Iterator<Item = &'a http::HeaderValue>) -> Vec<String> {
+    values
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
@@ -509,14 +516,12 @@ async fn read_whole_body(session: &mut ServerSession) -> Result<Bytes, u16> {
 
 fn passed_back(resp: ApiResponse, rid: &str) -> Response<Vec<u8>> {
     // Hop-by-hop too: the names the provider's own `Connection` lists.
-    let listed: Vec<String> = resp
-        .headers
-        .iter()
-        .filter(|(n, _)| *n == http::header::CONNECTION)
-        .filter_map(|(_, v)| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
+    let listed = connection_tokens(
+        resp.headers
+            .iter()
+            .filter(|(n, _)| *n == http::header::CONNECTION)
+            .map(|(_, v)| v),
+    );
     let headers = resp.headers.into_iter().filter(move |(n, _)| {
         request::forwarded_response_header(n.as_str()) && !listed.iter().any(|l| l == n.as_str())
     });
