@@ -782,7 +782,7 @@ pub const GROUPS: &[Group] = &[
         name: "gzip-static",
         http: "",
         body: "root {{ROOT}}/www;\n\
-               location /gz/ { gzip_static on; gzip_vary on; }\n\
+               location /gz/ { gzip_static on; gzip_vary on; error_page 404 /404.html; }\n\
                location /always/ { alias {{ROOT}}/www/gz/; gzip_static always; }\n\
                location /proxied/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied any; }",
         toml: None,
@@ -802,6 +802,8 @@ pub const GROUPS: &[Group] = &[
             "GET /gz/gz-only.js | Accept-Encoding: gzip",
             "HEAD /gz/gz-only.js | Accept-Encoding: gzip",
             "GET /gz/gz-only.js",
+            "GET /gz/gz-only.js | Accept-Encoding: gzip | Via: 1.1 cdn",
+            "GET /gz/gz-only.js | Accept-Encoding: gzip;q=0",
             "GET /always/gz-only.js",
             "POST /gz/gz-only.js | Accept-Encoding: gzip",
         ],

@@ -32,6 +32,21 @@ impl FileSystem for NoFiles {
     }
 }
 
+/// `Accept-Encoding` lists `gzip`, not with `q=0` (`ngx_http_gzip_accept_encoding`).
+fn takes_gzip(v: &[u8]) -> bool {
+    v.split(|&b| b == b',').any(|part| {
+        let mut it = part.split(|&b| b == b';');
+        it.next()
+            .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"gzip"))
+            && !it.any(|p| {
+                let p = p.trim_ascii();
+                p.len() >= 2
+                    && p[..2].eq_ignore_ascii_case(b"q=")
+                    && p[2..].iter().all(|&c| c == b'0' || c == b'.')
+            })
+    })
+}
+
 fn get_or_head_or_post(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "POST")
 }
@@ -199,11 +214,24 @@ impl Server {
 }
 
 impl Server {
-    /// A GET or HEAD whose file is missing but for its `.gz`, where `gzip_static` is on.
+    /// A GET or HEAD whose file is missing but for its `.gz`, which `gzip_static` serves to
+    /// this client: `always`, or `on` and the client takes gzip (not through a proxy `Via`
+    /// names, unless `gzip_proxied any`). Otherwise the static handler's 404, its
+    /// `error_page` included. (The gateway's own check of the client, which also reads the
+    /// HTTP version and `gzip_disable`, picks the `.gz` when the answer is written.)
     fn only_gz(&self, cx: &Ctx<'_>, fs: &dyn FileSystem, path: &[u8]) -> bool {
         use crate::parse::model::GzipStatic;
-        matches!(cx.st.method.as_str(), "GET" | "HEAD")
-            && self.settings_for(&cx.st).gzip.static_files != GzipStatic::Off
+        let g = &self.settings_for(&cx.st).gzip;
+        let serves = match g.static_files {
+            GzipStatic::Off => false,
+            GzipStatic::Always => true,
+            GzipStatic::On => {
+                cx.req.header("accept-encoding").is_some_and(takes_gzip)
+                    && (cx.req.header("via").is_none() || g.proxied.any)
+            }
+        };
+        serves
+            && matches!(cx.st.method.as_str(), "GET" | "HEAD")
             && matches!(fs.kind(&[path, b".gz"].concat()), FileKind::File)
     }
 
