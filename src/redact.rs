@@ -303,7 +303,18 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
     match b.get(j) {
         Some(b'=') => {
             let start = j + 1;
-            Some((start, scan_until(b, start, value_stop)))
+            match b.get(start) {
+                // A quoted value (`access_token="..."`: a query a script wrote unencoded, a
+                // `key="value"` pair): to its closing quote.
+                Some(&q @ (b'"' | b'\'')) => {
+                    let inner = start + 1;
+                    let end = scan_until(b, inner, |c| {
+                        c == q || matches!(c, b'&' | b'\n' | b'\r' | b'\\')
+                    });
+                    Some((inner, end))
+                }
+                _ => Some((start, scan_until(b, start, value_stop))),
+            }
         }
         // A pair inside an encoded URL, `name%3Dvalue` (`%253D` encoded twice): the value
         // ends where the outer one does, or at its own encoded `&` or space.
@@ -496,6 +507,12 @@ mod tests {
     #[test]
     fn secrets_are_masked_wherever_they_appear() {
         let cases: &[(&str, &str)] = &[
+            // A quoted value, as a script writes a query unencoded.
+            (
+                "GET /logged/?access_token=\"SECRET1\"&x=1 HTTP/1.1",
+                "GET /logged/?access_token=\"***\"&x=1 HTTP/1.1",
+            ),
+            ("?code='SECRET2' x", "?code='***' x"),
             // A URL carried in a query value: its own pairs encoded.
             (
                 "GET /legacy/a?next=%2Fx%3Faccess_token%3DZZng4V&y=1",
