@@ -586,3 +586,18 @@ mod tests {
         assert!(malformed(&r10).is_none());
     }
 }
+
+/// The client closed its connection (or it broke) before its answer was written.
+pub fn client_went_away(e: &pingora::Error) -> bool {
+    // An answer the gateway writes itself that the client reset (a page, a file, a callback's
+    // answer) fails in the engine's server session without a source.
+    matches!(
+        e.esource(),
+        pingora::ErrorSource::Downstream | pingora::ErrorSource::Unset
+    ) && matches!(
+        e.etype(),
+        pingora::ErrorType::ConnectionClosed
+            | pingora::ErrorType::ReadError
+            | pingora::ErrorType::WriteError
+    )
+}

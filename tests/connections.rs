@@ -1020,3 +1020,45 @@ fn an_absolute_form_target_is_served_as_its_path() {
     assert!(r.header("x-request-id").is_some());
     assert_eq!(up.hits(), 1);
 }
+
+/// A client that resets its connection with its body half sent, where the gateway answers
+/// itself (a callback endpoint, a page of its own): the answer's write fails, and that is the
+/// client gone (nginx's info), not an ERROR line any client could write at will.
+#[test]
+fn a_client_reset_mid_body_is_no_error_line() {
+    use std::os::fd::AsRawFd;
+    let up = upstream::echo("crm");
+    let gw = gateway("", &up.url());
+    for path in ["/_gateway/callback/zzz", "/_gateway/nothing"] {
+        for _ in 0..3 {
+            let mut s = connect(&gw);
+            s.write_all(
+                format!("POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\nabc")
+                    .as_bytes(),
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            // Closed with SO_LINGER 0: a reset, not a FIN.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let set = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(set, 0);
+            drop(s);
+        }
+    }
+    // Still serving; and after the answers' writes have failed, nothing at ERROR.
+    assert_eq!(http_get_status(gw.port, "/_gateway/healthz"), Some(200));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = gw.log();
+    assert!(!log.lines().any(|l| l.contains("ERROR")), "{log}");
+}

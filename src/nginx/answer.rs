@@ -243,7 +243,12 @@ pub async fn write_carrying(
                     if let Some(b) = body {
                         if let Err(e) = static_files::stream(session, b).await {
                             session.set_keepalive(None);
-                            tracing::warn!(request_id = %request_id, "static file: {e}");
+                            // A client that left mid-download is nginx's info, not a warning.
+                            if crate::connection::client_went_away(&e) {
+                                tracing::info!(request_id = %request_id, "static file: the client left: {}", e.etype().as_str());
+                            } else {
+                                tracing::warn!(request_id = %request_id, "static file: {e}");
+                            }
                         }
                     }
                     Ok(status)

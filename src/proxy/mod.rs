@@ -68,15 +68,6 @@ async fn answer(session: &mut Session, ctx: &mut Ctx, (header, body): Answer) ->
     Ok(true)
 }
 
-/// The client closed its connection (or it broke) before its answer was written.
-fn client_went_away(e: &Error) -> bool {
-    *e.esource() == ErrorSource::Downstream
-        && matches!(
-            e.etype(),
-            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
-        )
-}
-
 /// Writes what the pipeline decided when it was not to proxy.
 async fn respond(
     session: &mut Session,
@@ -717,7 +708,7 @@ impl ProxyHttp for Gateway {
     /// client that went away (nginx's "client prematurely closed connection", at info): its
     /// access line says 499.
     fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, e: &Error) -> bool {
-        if crate::nginx::response::is_error_page(e) || client_went_away(e) {
+        if crate::nginx::response::is_error_page(e) || crate::connection::client_went_away(e) {
             return true;
         }
         // A body the client framed badly (a broken chunk): the client's fault, which any
@@ -830,7 +821,7 @@ impl ProxyHttp for Gateway {
             .filter(|s| *s >= 200 || *s == 101)
             .or(ctx.answered)
             // Gone before its answer: nginx's 499.
-            .unwrap_or(if e.is_some_and(client_went_away) {
+            .unwrap_or(if e.is_some_and(crate::connection::client_went_away) {
                 499
             } else {
                 0
