@@ -739,3 +739,71 @@ fn an_access_log_that_cannot_be_written_says_so() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(gw.log().matches("access log: a write failed").count(), 1);
 }
+
+/// A slow log reader (a shipper that takes its time) still gets every access line of a
+/// normal stop: the stop waits for the writer as long as it writes.
+#[test]
+fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = common::TempDir::new("slow-log");
+    let port = common::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 8 KiB every 50 ms: about 160 KB a second.
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match err.read(&mut buf) {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // About 1.5 MB of access lines: ten seconds of reading.
+    let long = "y".repeat(400);
+    let n = 3000;
+    for i in 0..n {
+        s.write_all(format!("GET /slow/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut s, &mut Vec::new()).status, 404);
+    }
+    drop(s);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let text = reader.join().unwrap();
+    let lines = text.lines().filter(|l| l.contains("path=/slow/")).count();
+    assert_eq!(lines, n, "every access line reached the slow reader");
+}

@@ -21,7 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How long a stop waits for the log's writer to write out what is queued.
+/// How much the writer writes at a time (a batch under load is up to [`BIG_BATCH`] and more).
+const WRITE_PIECE: usize = 64 * 1024;
+/// How long a stop waits for the log's writer once it writes nothing.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Bytes one thread's buffer holds at most (lines are bounded to a few KiB before they queue).
@@ -71,6 +73,8 @@ pub struct Sink<W: Write + Send + 'static> {
     wake: Condvar,
     out: Mutex<W>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Counts the pieces the writer has written: a close waits while it goes up.
+    progress: AtomicUsize,
 }
 
 impl<W: Write + Send + 'static> Sink<W> {
@@ -87,6 +91,7 @@ impl<W: Write + Send + 'static> Sink<W> {
             wake: Condvar::new(),
             out: Mutex::new(out),
             writer: Mutex::new(None),
+            progress: AtomicUsize::new(0),
         });
         let s = sink.clone();
         let handle = std::thread::Builder::new()
@@ -164,9 +169,10 @@ impl<W: Write + Send + 'static> Sink<W> {
         live + self.dropped_gone.load(Ordering::Relaxed)
     }
 
-    /// Writes out every queued line and stops the writer thread, waiting for it at most
-    /// [`CLOSE_WAIT`]: an output nobody reads (`gateway | sleep`, a stuck log shipper) blocks
-    /// the writer in its `write`, and a stop must not wait on it for ever.
+    /// Writes out every queued line and stops the writer thread, waiting for it as long as it
+    /// writes (a slow reader gets every line), and [`CLOSE_WAIT`] at most once it writes
+    /// nothing: an output nobody reads (`gateway | sleep`, a stuck log shipper) blocks the
+    /// writer in its `write`, and a stop must not wait on it for ever.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.sleeping.store(false, Ordering::SeqCst);
@@ -175,9 +181,15 @@ impl<W: Write + Send + 'static> Sink<W> {
             self.wake.notify_one();
         }
         if let Some(h) = lock(&self.writer).take() {
-            let deadline = std::time::Instant::now() + CLOSE_WAIT;
+            let mut deadline = std::time::Instant::now() + CLOSE_WAIT;
+            let mut seen = self.progress.load(Ordering::Relaxed);
             while !h.is_finished() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
+                let now = self.progress.load(Ordering::Relaxed);
+                if now != seen {
+                    seen = now;
+                    deadline = std::time::Instant::now() + CLOSE_WAIT;
+                }
             }
             if h.is_finished() {
                 let _ = h.join();
@@ -226,8 +238,10 @@ impl<W: Write + Send + 'static> Sink<W> {
             let (taken, dropped) = self.collect(&mut batches, &mut spare);
             if taken > 0 || dropped > reported {
                 let mut out = lock(&self.out);
-                for batch in &batches {
-                    let _ = out.write_all(batch);
+                // In pieces, each counted: a close sees a slow reader still taking lines.
+                for piece in batches.iter().flat_map(|b| b.chunks(WRITE_PIECE)) {
+                    let _ = out.write_all(piece);
+                    self.progress.fetch_add(1, Ordering::Relaxed);
                 }
                 if dropped > reported {
                     let _ = writeln!(
