@@ -46,7 +46,7 @@ impl ShutdownSignalWatch for StopSignals {
             }
             let left = in_flight();
             tracing::warn!(left, "stop: a second signal, stopping now");
-            crate::logging::flush();
+            crate::logging::flush_now();
             remove_left_behind();
             std::process::exit(0);
         });

@@ -807,3 +807,75 @@ fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
     let lines = text.lines().filter(|l| l.contains("path=/slow/")).count();
     assert_eq!(lines, n, "every access line reached the slow reader");
 }
+
+/// A second stop signal stops at once, whatever the log's reader still has to take.
+#[test]
+fn a_second_stop_signal_does_not_wait_for_a_slow_log_reader() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = common::TempDir::new("slow-log-2");
+    let port = common::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 1 KiB every 20 ms: a minute for the lines below.
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while matches!(err.read(&mut buf), Ok(n) if n > 0) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let long = "z".repeat(400);
+    for i in 0..3000 {
+        s.write_all(format!("GET /slow/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut s, &mut Vec::new()).status, 404);
+    }
+    drop(s);
+    let pid = child.id().to_string();
+    let term = || {
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    term();
+    std::thread::sleep(Duration::from_secs(1));
+    term();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the second signal waited on the log's reader");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

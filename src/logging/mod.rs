@@ -115,6 +115,16 @@ pub fn flush() {
     }
 }
 
+/// [`flush`] for a second stop signal: a second at most for the log's last lines, however
+/// slowly it is read (a first stop waiting on its writer gives up as soon).
+pub fn flush_now() {
+    sink::hurry();
+    files::close_all();
+    if let Some(sink) = SINK.get() {
+        sink.close();
+    }
+}
+
 /// A panic's message goes through the log, redacted like any line, instead of straight to
 /// stderr; the process then stops as it would have.
 fn route_panics() {

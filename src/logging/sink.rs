@@ -23,6 +23,28 @@ use std::time::Duration;
 
 /// How much the writer writes at a time (a batch under load is up to [`BIG_BATCH`] and more).
 const WRITE_PIECE: usize = 64 * 1024;
+/// The most a stop waits for a writer that goes on writing (a reader taking a few KiB a
+/// second would hold it for minutes): as long as a stop waits for requests in flight.
+const CLOSE_WAIT_MOST: Duration = Duration::from_secs(30);
+/// How long a close waits for its writer once a second stop signal came: time for the last
+/// lines (that signal's own) on a reader keeping up, none for one that does not.
+const HURRIED_WAIT: Duration = Duration::from_secs(1);
+/// When a second stop signal came.
+static HURRIED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// A second stop signal: every close waits for its writer [`HURRIED_WAIT`] more at most.
+pub fn hurry() {
+    let _ = HURRIED.set(std::time::Instant::now());
+}
+
+/// The moment a close stops waiting for its writer, given its own deadline.
+fn give_up_at(deadline: std::time::Instant) -> std::time::Instant {
+    match HURRIED.get() {
+        Some(&at) => deadline.min(at + HURRIED_WAIT),
+        None => deadline,
+    }
+}
+
 /// How long a stop waits for the log's writer once it writes nothing.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -75,6 +97,8 @@ pub struct Sink<W: Write + Send + 'static> {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Counts the pieces the writer has written: a close waits while it goes up.
     progress: AtomicUsize,
+    /// The writer has written its last round and ended.
+    done: AtomicBool,
 }
 
 impl<W: Write + Send + 'static> Sink<W> {
@@ -92,6 +116,7 @@ impl<W: Write + Send + 'static> Sink<W> {
             out: Mutex::new(out),
             writer: Mutex::new(None),
             progress: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
         });
         let s = sink.clone();
         let handle = std::thread::Builder::new()
@@ -180,20 +205,33 @@ impl<W: Write + Send + 'static> Sink<W> {
             let _held = lock(&self.wake_lock);
             self.wake.notify_one();
         }
-        if let Some(h) = lock(&self.writer).take() {
-            let mut deadline = std::time::Instant::now() + CLOSE_WAIT;
-            let mut seen = self.progress.load(Ordering::Relaxed);
-            while !h.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-                let now = self.progress.load(Ordering::Relaxed);
-                if now != seen {
-                    seen = now;
-                    deadline = std::time::Instant::now() + CLOSE_WAIT;
+        // Taken out first: a second close (a second stop signal) must not wait on this one's
+        // lock; it waits for the writer to end, a little, instead.
+        let writer = lock(&self.writer).take();
+        let Some(h) = writer else {
+            if HURRIED.get().is_some() {
+                let at = give_up_at(std::time::Instant::now() + HURRIED_WAIT);
+                while !self.done.load(Ordering::SeqCst) && std::time::Instant::now() < at {
+                    std::thread::sleep(Duration::from_millis(5));
                 }
             }
-            if h.is_finished() {
-                let _ = h.join();
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut deadline = started + CLOSE_WAIT;
+        let mut seen = self.progress.load(Ordering::Relaxed);
+        while !h.is_finished()
+            && std::time::Instant::now() < give_up_at(deadline.min(started + CLOSE_WAIT_MOST))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+            let now = self.progress.load(Ordering::Relaxed);
+            if now != seen {
+                seen = now;
+                deadline = std::time::Instant::now() + CLOSE_WAIT;
             }
+        }
+        if h.is_finished() {
+            let _ = h.join();
         }
     }
 
@@ -261,6 +299,7 @@ impl<W: Write + Send + 'static> Sink<W> {
                 spare.push(batch);
             }
             if closed {
+                self.done.store(true, Ordering::SeqCst);
                 return;
             }
             if taken == 0 {
