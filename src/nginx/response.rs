@@ -171,19 +171,13 @@ fn client_takes_gzip(req: &RequestHeader, s: &Settings) -> bool {
 }
 
 /// `ngx_http_gzip_ok` for `gzip_static on`, asked before the answer exists: through a proxy
-/// (`Via`), only what `gzip_proxied` allows of an answer without `Last-Modified` or `ETag` yet.
+/// (`Via`), whenever `gzip_proxied` is not `off` (nginx asks its flags of an answer that has
+/// no headers yet, and each passes).
 pub fn gzip_static_ok(req: &RequestHeader, s: &Settings) -> bool {
     if !client_takes_gzip(req, s) {
         return false;
     }
-    if req.headers.get("via").is_none() {
-        return true;
-    }
-    let p = s.gzip.proxied;
-    p.any
-        || p.no_last_modified
-        || p.no_etag
-        || (p.auth && req.headers.contains_key(http::header::AUTHORIZATION))
+    req.headers.get("via").is_none() || s.gzip.proxied.allows_static()
 }
 
 /// `ngx_http_weak_etag`: a strong `ETag` made weak (the encoded body is another byte

@@ -784,7 +784,9 @@ pub const GROUPS: &[Group] = &[
         body: "root {{ROOT}}/www;\n\
                location /gz/ { gzip_static on; gzip_vary on; error_page 404 /404.html; }\n\
                location /always/ { alias {{ROOT}}/www/gz/; gzip_static always; }\n\
-               location /proxied/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied any; }",
+               location /proxied/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied any; }\n\
+               location /noetag/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied no_etag; }\n\
+               location /auth/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied auth; }",
         toml: None,
         up_headers: HOST,
         requests: &[
@@ -804,6 +806,9 @@ pub const GROUPS: &[Group] = &[
             "GET /gz/gz-only.js",
             "GET /gz/gz-only.js | Accept-Encoding: gzip | Via: 1.1 cdn",
             "GET /gz/gz-only.js | Accept-Encoding: gzip;q=0",
+            "GET /noetag/gz-only.js | Accept-Encoding: gzip | Via: 1.1 lb",
+            "GET /noetag/app.js | Accept-Encoding: gzip | Via: 1.1 lb",
+            "GET /auth/app.js | Accept-Encoding: gzip | Via: 1.1 lb",
             "GET /always/gz-only.js",
             "POST /gz/gz-only.js | Accept-Encoding: gzip",
         ],

@@ -215,8 +215,8 @@ impl Server {
 
 impl Server {
     /// A GET or HEAD whose file is missing but for its `.gz`, which `gzip_static` serves to
-    /// this client: `always`, or `on` and the client takes gzip (not through a proxy `Via`
-    /// names, unless `gzip_proxied any`). Otherwise the static handler's 404, its
+    /// this client: `always`, or `on` and the client takes gzip (through a proxy `Via` names,
+    /// only where `gzip_proxied` is not `off`). Otherwise the static handler's 404, its
     /// `error_page` included. (The gateway's own check of the client, which also reads the
     /// HTTP version and `gzip_disable`, picks the `.gz` when the answer is written.)
     fn only_gz(&self, cx: &Ctx<'_>, fs: &dyn FileSystem, path: &[u8]) -> bool {
@@ -227,7 +227,7 @@ impl Server {
             GzipStatic::Always => true,
             GzipStatic::On => {
                 cx.req.header("accept-encoding").is_some_and(takes_gzip)
-                    && (cx.req.header("via").is_none() || g.proxied.any)
+                    && (cx.req.header("via").is_none() || g.proxied.allows_static())
             }
         };
         serves

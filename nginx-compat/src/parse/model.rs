@@ -284,6 +284,21 @@ pub struct GzipProxied {
     pub auth: bool,
 }
 
+impl GzipProxied {
+    /// `gzip_proxied` is not `off`: a request through a proxy (`Via`) may get a `.gz` that
+    /// `gzip_static` serves (asked before there is an answer, every flag passes).
+    pub fn allows_static(&self) -> bool {
+        self.any
+            || self.expired
+            || self.no_cache
+            || self.no_store
+            || self.private
+            || self.no_last_modified
+            || self.no_etag
+            || self.auth
+    }
+}
+
 /// The gzip module's settings; the gateway compresses with its engine's compression.
 #[derive(Debug, Clone)]
 pub struct Gzip {
