@@ -307,11 +307,26 @@ fn match_secret(b: &[u8], i: usize) -> Option<(usize, usize)> {
                 // A quoted value (`access_token="..."`: a query a script wrote unencoded, a
                 // `key="value"` pair): to its closing quote.
                 Some(&q @ (b'"' | b'\'')) => {
+                    // Its closing quote is one the value's end follows (a quote doubled or
+                    // escaped inside is still the value); unclosed, to the end of the pair.
                     let inner = start + 1;
-                    let end = scan_until(b, inner, |c| {
-                        c == q || matches!(c, b'&' | b'\n' | b'\r' | b'\\')
-                    });
-                    Some((inner, end))
+                    let mut k = inner;
+                    while k < b.len() {
+                        let c = b[k];
+                        let after = b.get(k + 1).copied();
+                        if c == q
+                            && after.is_none_or(|a| {
+                                matches!(a, b'&' | b' ' | b';' | b',' | b'\n' | b'\r' | b'\t')
+                            })
+                        {
+                            break;
+                        }
+                        if matches!(c, b'&' | b'\n' | b'\r') {
+                            break;
+                        }
+                        k += 1;
+                    }
+                    Some((inner, k))
                 }
                 _ => Some((start, scan_until(b, start, value_stop))),
             }
@@ -513,6 +528,11 @@ mod tests {
                 "GET /logged/?access_token=\"***\"&x=1 HTTP/1.1",
             ),
             ("?code='SECRET2' x", "?code='***' x"),
+            ("?code='it''s-SECRETF' x", "?code='***' x"),
+            (
+                "?access_token=\"SEC\\\\RETC\"&y=1",
+                "?access_token=\"***\"&y=1",
+            ),
             // A URL carried in a query value: its own pairs encoded.
             (
                 "GET /legacy/a?next=%2Fx%3Faccess_token%3DZZng4V&y=1",
