@@ -11,6 +11,7 @@
 pub mod autoindex;
 pub mod escape;
 pub mod eval;
+pub mod gzip;
 pub mod location;
 pub mod log;
 pub mod mime;

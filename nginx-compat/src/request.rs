@@ -5,6 +5,8 @@
 pub struct Request {
     pub method: String,
     pub uri: Vec<u8>,
+    /// The request's HTTP version as nginx numbers it (`1001` is HTTP/1.1: [`crate::gzip`]).
+    pub http_version: u16,
     /// `http` or `https`: the scheme the client used to reach this listener.
     pub scheme: String,
     /// The local port the request arrived on (`$server_port`, port_in_redirect).
@@ -132,6 +134,7 @@ impl Request {
         Request {
             method: "GET".into(),
             uri: uri.as_bytes().to_vec(),
+            http_version: crate::gzip::HTTP_11,
             scheme: "http".into(),
             port: 80,
             headers: vec![("Host".into(), host.as_bytes().to_vec())],

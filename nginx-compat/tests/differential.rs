@@ -421,6 +421,7 @@ fn crate_matches_nginx() {
             let req = Request {
                 method: spec.method.clone(),
                 uri: spec.target.as_bytes().to_vec(),
+                http_version: nginx_compat::gzip::HTTP_11,
                 scheme: "http".into(),
                 port: *port,
                 headers: spec

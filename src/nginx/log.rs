@@ -99,6 +99,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
             let h = session.req_header();
             let req = super::request(
                 h.method.as_str(),
+                h.version,
                 h.raw_path(),
                 &h.headers,
                 rules.server.drops_underscored_headers(),

@@ -152,6 +152,7 @@ pub fn phase(
         let h = session.req_header();
         request(
             h.method.as_str(),
+            h.version,
             h.raw_path(),
             &h.headers,
             rules.server.drops_underscored_headers(),

@@ -23,6 +23,7 @@ use crate::config::model::ServerSettings;
 /// default ([`nginx_compat::Server::drops_underscored_headers`]).
 pub fn request(
     method: &str,
+    version: http::Version,
     raw_uri: &[u8],
     headers: &http::HeaderMap,
     drop_underscored: bool,
@@ -50,6 +51,7 @@ pub fn request(
     Request {
         method: method.to_owned(),
         uri: raw_uri.to_vec(),
+        http_version: version_number(version),
         scheme: url.scheme().to_owned(),
         port,
         headers: headers
@@ -61,6 +63,17 @@ pub fn request(
         local_addr,
         request_id: request_id.to_owned(),
         maps: Default::default(),
+    }
+}
+
+/// An HTTP version as nginx numbers it (`r->http_version`: HTTP/1.1 is 1001).
+pub fn version_number(version: http::Version) -> u16 {
+    match version {
+        http::Version::HTTP_09 => 9,
+        http::Version::HTTP_10 => nginx_compat::gzip::HTTP_10,
+        http::Version::HTTP_11 => nginx_compat::gzip::HTTP_11,
+        http::Version::HTTP_2 => 2000,
+        _ => 3000,
     }
 }
 

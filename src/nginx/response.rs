@@ -4,7 +4,7 @@
 //! elsewhere, which the engine's retry then sends).
 
 use nginx_compat::eval::NoFiles;
-use nginx_compat::parse::model::{GzipDisable, Settings};
+use nginx_compat::parse::model::Settings;
 use nginx_compat::{Action, FileSystem, HeaderEdit, HeaderMode};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::compression::ResponseCompression;
@@ -131,8 +131,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
     }
 }
 
-/// `ngx_http_gzip_ok`'s questions of the request: its HTTP version (`gzip_http_version`), its
-/// `Accept-Encoding`, its `User-Agent` (`gzip_disable`).
+/// The answer says it varies by `Accept-Encoding` already.
 fn varies_on_encoding(h: &ResponseHeader) -> bool {
     h.headers.get_all(http::header::VARY).iter().any(|v| {
         v.as_bytes()
@@ -141,33 +140,17 @@ fn varies_on_encoding(h: &ResponseHeader) -> bool {
     })
 }
 
+/// `ngx_http_gzip_ok`'s questions of the request: its HTTP version (`gzip_http_version`), its
+/// `Accept-Encoding`, its `User-Agent` (`gzip_disable`).
 fn client_takes_gzip(req: &RequestHeader, s: &Settings) -> bool {
-    let g = &s.gzip;
-    let oldest = if g.http_10 {
-        http::Version::HTTP_10
-    } else {
-        http::Version::HTTP_11
-    };
-    if req.version < oldest {
-        return false;
-    }
-    let accepts_gzip = req
-        .headers
-        .get_all(http::header::ACCEPT_ENCODING)
+    let version = super::request::version_number(req.version);
+    let h = &req.headers;
+    let ae = h.get(http::header::ACCEPT_ENCODING).map(|v| v.as_bytes());
+    let uas = h
+        .get_all(http::header::USER_AGENT)
         .iter()
-        .any(|v| accepts(v.as_bytes(), b"gzip"));
-    if !accepts_gzip {
-        return false;
-    }
-    let ua = req
-        .headers
-        .get(http::header::USER_AGENT)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    !g.disable.iter().any(|d| match d {
-        GzipDisable::Msie6 => msie6(ua),
-        GzipDisable::Regex(re) => re.is_match(ua).unwrap_or(false),
-    })
+        .map(|v| v.as_bytes());
+    s.gzip.client_takes(version, ae, uas)
 }
 
 /// `ngx_http_gzip_ok` for `gzip_static on`, asked before the answer exists: through a proxy
@@ -177,7 +160,7 @@ pub fn gzip_static_ok(req: &RequestHeader, s: &Settings) -> bool {
     if !client_takes_gzip(req, s) {
         return false;
     }
-    req.headers.get("via").is_none() || s.gzip.proxied.allows_static()
+    req.headers.get("via").is_none() || s.gzip.proxied.is_on()
 }
 
 /// `ngx_http_weak_etag`: a strong `ETag` made weak (the encoded body is another byte
@@ -204,32 +187,6 @@ fn weak_etag(h: &mut ResponseHeader) {
     }
 }
 
-/// `ngx_http_gzip_accept_encoding`: the token is listed and not with `q=0`.
-fn accepts(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&b| b == b',').any(|part| {
-        let mut it = part.split(|&b| b == b';');
-        let name = it.next().unwrap_or_default().trim_ascii();
-        if !name.eq_ignore_ascii_case(token) {
-            return false;
-        }
-        !it.any(|p| {
-            let p = p.trim_ascii();
-            p.len() >= 2
-                && p[..2].eq_ignore_ascii_case(b"q=")
-                && p[2..].iter().all(|&c| c == b'0' || c == b'.')
-        })
-    })
-}
-
-/// nginx's `msie6`: "MSIE 4/5/6" without "SV1" Windows XP SP2.
-fn msie6(ua: &[u8]) -> bool {
-    let s = String::from_utf8_lossy(ua);
-    ["MSIE 4.", "MSIE 5.", "MSIE 6."]
-        .iter()
-        .any(|m| s.contains(m))
-        && !s.contains("SV1")
-}
-
 /// `gzip_proxied`: a request that came through a proxy (`Via`) is compressed only as allowed,
 /// read in `ngx_http_gzip_ok`'s order: `off` (the default) never; `any` always; `auth` for a
 /// request with `Authorization`; then an answer with `Expires` only when `expired` is set and it
@@ -240,15 +197,7 @@ fn proxied_ok(req: &RequestHeader, h: &ResponseHeader, s: &Settings) -> bool {
         return true;
     }
     let p = s.gzip.proxied;
-    let off = !(p.any
-        || p.auth
-        || p.expired
-        || p.no_cache
-        || p.no_store
-        || p.private
-        || p.no_last_modified
-        || p.no_etag);
-    if off {
+    if !p.is_on() {
         return false;
     }
     if p.any || (p.auth && req.headers.contains_key(http::header::AUTHORIZATION)) {
@@ -614,32 +563,6 @@ fn disk(f: &Flight) -> Box<dyn FileSystem + '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_encoding_as_ngx_http_gzip_accept_encoding_reads_it() {
-        let cases: &[(&str, bool)] = &[
-            ("gzip", true),
-            ("gzip, deflate, br", true),
-            ("br;q=1.0, GZIP;q=0.5", true),
-            ("gzip;q=0", false),
-            ("gzip;q=0.000", false),
-            ("br, x-gzip", false),
-            ("identity", false),
-            ("", false),
-        ];
-        for (v, want) in cases {
-            assert_eq!(accepts(v.as_bytes(), b"gzip"), *want, "{v}");
-        }
-    }
-
-    #[test]
-    fn msie6_is_nginx_s_special_case() {
-        assert!(msie6(b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"));
-        assert!(!msie6(
-            b"Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"
-        ));
-        assert!(!msie6(b"Mozilla/5.0 (Windows NT 10.0) MicroMessenger/8.0"));
-    }
 
     #[test]
     fn refresh_splits_at_its_url() {

@@ -377,6 +377,10 @@ pub const GROUPS: &[Group] = &[
             // A HEAD is told what its GET would get: gzip, no length, no ranges.
             "HEAD /app.js | Accept-Encoding: gzip",
             "HEAD /p/x | Accept-Encoding: gzip",
+            // ngx_http_gzip_accept_encoding reads the first header's first `gzip`.
+            "GET /p/x | Accept-Encoding: gzipx, gzip",
+            "GET /p/x | Accept-Encoding: gzip;level=1",
+            "GET /p/x | Accept-Encoding: identity | Accept-Encoding: gzip",
             "HEAD /app.js",
         ],
     },
@@ -786,7 +790,8 @@ pub const GROUPS: &[Group] = &[
                location /always/ { alias {{ROOT}}/www/gz/; gzip_static always; }\n\
                location /proxied/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied any; }\n\
                location /noetag/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied no_etag; }\n\
-               location /auth/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied auth; }",
+               location /auth/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_proxied auth; }\n\
+               location /dis/ { alias {{ROOT}}/www/gz/; gzip_static on; gzip_disable msie6 \"^curl/\"; }",
         toml: None,
         up_headers: HOST,
         requests: &[
@@ -811,6 +816,20 @@ pub const GROUPS: &[Group] = &[
             "GET /auth/app.js | Accept-Encoding: gzip | Via: 1.1 lb",
             "GET /always/gz-only.js",
             "POST /gz/gz-only.js | Accept-Encoding: gzip",
+            // ngx_http_gzip_ok's reading of the client, for a `.gz` alone too: its version,
+            // its User-Agent, its first Accept-Encoding's first `gzip`.
+            "GET /gz/gz-only.js HTTP/1.0 | Accept-Encoding: gzip",
+            "GET /dis/gz-only.js | Accept-Encoding: gzip | User-Agent: curl/8.0",
+            "GET /dis/gz-only.js | Accept-Encoding: gzip | User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)",
+            "GET /dis/app.js | Accept-Encoding: gzip | User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)",
+            "GET /dis/app.js | Accept-Encoding: gzip | User-Agent: wget/1 | User-Agent: curl/8.0",
+            "GET /gz/app.js | Accept-Encoding: gzipx, gzip",
+            "GET /gz/app.js | Accept-Encoding: x-gzip, gzip",
+            "GET /gz/app.js | Accept-Encoding: gzip;level=1",
+            "GET /gz/app.js | Accept-Encoding: gzip; q = 0.5",
+            "GET /gz/app.js | Accept-Encoding: gzip;q=2",
+            "GET /gz/app.js | Accept-Encoding: gzip;q=0.5",
+            "GET /gz/app.js | Accept-Encoding: br | Accept-Encoding: gzip",
         ],
     },
     // `X-Accel-Redirect`: an internal redirect (to an `internal` location, a named one), the

@@ -32,21 +32,6 @@ impl FileSystem for NoFiles {
     }
 }
 
-/// `Accept-Encoding` lists `gzip`, not with `q=0` (`ngx_http_gzip_accept_encoding`).
-fn takes_gzip(v: &[u8]) -> bool {
-    v.split(|&b| b == b',').any(|part| {
-        let mut it = part.split(|&b| b == b';');
-        it.next()
-            .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"gzip"))
-            && !it.any(|p| {
-                let p = p.trim_ascii();
-                p.len() >= 2
-                    && p[..2].eq_ignore_ascii_case(b"q=")
-                    && p[2..].iter().all(|&c| c == b'0' || c == b'.')
-            })
-    })
-}
-
 fn get_or_head_or_post(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "POST")
 }
@@ -215,10 +200,10 @@ impl Server {
 
 impl Server {
     /// A GET or HEAD whose file is missing but for its `.gz`, which `gzip_static` serves to
-    /// this client: `always`, or `on` and the client takes gzip (through a proxy `Via` names,
-    /// only where `gzip_proxied` is not `off`). Otherwise the static handler's 404, its
-    /// `error_page` included. (The gateway's own check of the client, which also reads the
-    /// HTTP version and `gzip_disable`, picks the `.gz` when the answer is written.)
+    /// this client: `always`, or `on` and `ngx_http_gzip_ok` passes (the client takes gzip,
+    /// by its version and `User-Agent` too; through a proxy `Via` names, only where
+    /// `gzip_proxied` is not `off`). Otherwise the static handler's 404, its `error_page`
+    /// included.
     fn only_gz(&self, cx: &Ctx<'_>, fs: &dyn FileSystem, path: &[u8]) -> bool {
         use crate::parse::model::GzipStatic;
         let g = &self.settings_for(&cx.st).gzip;
@@ -226,8 +211,11 @@ impl Server {
             GzipStatic::Off => false,
             GzipStatic::Always => true,
             GzipStatic::On => {
-                cx.req.header("accept-encoding").is_some_and(takes_gzip)
-                    && (cx.req.header("via").is_none() || g.proxied.allows_static())
+                let uas = cx.req.headers.iter().filter_map(|(n, v)| {
+                    n.eq_ignore_ascii_case("user-agent").then_some(v.as_slice())
+                });
+                g.client_takes(cx.req.http_version, cx.req.header("accept-encoding"), uas)
+                    && (cx.req.header("via").is_none() || g.proxied.is_on())
             }
         };
         serves

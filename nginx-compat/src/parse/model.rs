@@ -285,9 +285,10 @@ pub struct GzipProxied {
 }
 
 impl GzipProxied {
-    /// `gzip_proxied` is not `off`: a request through a proxy (`Via`) may get a `.gz` that
-    /// `gzip_static` serves (asked before there is an answer, every flag passes).
-    pub fn allows_static(&self) -> bool {
+    /// `gzip_proxied` is not `off`: a request through a proxy (`Via`) may get an answer
+    /// compressed, and always a `.gz` that `gzip_static` serves (asked before there is an
+    /// answer, every flag passes).
+    pub fn is_on(&self) -> bool {
         self.any
             || self.expired
             || self.no_cache
