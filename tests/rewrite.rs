@@ -853,3 +853,65 @@ fn a_body_an_answer_does_not_need_is_discarded_and_the_connection_kept() {
         (200, Some("keep-alive"))
     );
 }
+
+/// nginx's variables of the connection and the process load in every directive and carry
+/// their values: `proxy_set_header X-Real-Port $remote_port;` (with `X-Real-IP`, a common
+/// pair), `$server_protocol`, `$hostname`, `X-Request-Start "t=${msec}"` (the queue-time
+/// header of APM agents), `$time_iso8601`. They were refused as unknown.
+#[tokio::test]
+async fn connection_and_process_variables_carry_their_values() {
+    use std::io::{Read, Write};
+    let up = upstream::echo("crm");
+    let (gw, _dir) = with_include(
+        "location / {\n\
+           proxy_set_header X-Real-Port $remote_port;\n\
+           proxy_set_header X-Proto $server_protocol;\n\
+           proxy_set_header X-Host-Name $hostname;\n\
+           proxy_set_header X-Request-Start \"t=${msec}\";\n\
+           proxy_set_header X-Time $time_iso8601;\n\
+           proxy_set_header X-Pid $pid;\n\
+           proxy_pass http://crm;\n\
+         }\n",
+        &up,
+    );
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let port = s.local_addr().unwrap().port();
+        write!(
+            s,
+            "GET /x {version}\r\nHost: crm.example\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&raw[..at]);
+        assert!(head.contains(" 200 "), "{head}");
+        let echo: Echo = serde_json::from_slice(&raw[at..]).unwrap();
+        let port_sent = port.to_string();
+        assert_eq!(echo.header("x-real-port"), Some(port_sent.as_str()));
+        assert_eq!(echo.header("x-proto"), Some(version));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(echo.header("x-host-name"), Some(host.trim()));
+        let start = echo.header("x-request-start").unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let (secs, millis) = start
+            .strip_prefix("t=")
+            .and_then(|t| t.split_once('.'))
+            .unwrap_or_else(|| panic!("X-Request-Start: {start:?}"));
+        assert_eq!(millis.len(), 3, "{start}");
+        let t: f64 = format!("{secs}.{millis}").parse().unwrap();
+        assert!((now - t).abs() < 30.0, "{start} against {now}");
+        let time = echo.header("x-time").unwrap_or_default();
+        assert!(
+            time.len() == 25 && time.as_bytes()[10] == b'T',
+            "$time_iso8601: {time:?}"
+        );
+        assert!(echo.header("x-pid").is_some_and(|p| p.parse::<u32>().is_ok()));
+    }
+}

@@ -14,6 +14,8 @@ pub struct Request {
     /// Header fields in arrival order; `Host` and `Cookie` are read from here.
     pub headers: Vec<(String, Vec<u8>)>,
     pub remote_addr: String,
+    /// `$remote_port`: the client's port, when the address is the connection's own.
+    pub remote_port: Option<u16>,
     /// The IP the connection arrived on (IPv6 in brackets): `$server_addr`, and the redirect
     /// host when there is no `Host`.
     pub local_addr: String,
@@ -139,6 +141,7 @@ impl Request {
             port: 80,
             headers: vec![("Host".into(), host.as_bytes().to_vec())],
             remote_addr: "127.0.0.1".into(),
+            remote_port: None,
             local_addr: "127.0.0.1".into(),
             request_id: String::new(),
             maps: MapValues::default(),

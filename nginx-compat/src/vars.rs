@@ -175,9 +175,43 @@ pub fn is_builtin(name: &str) -> bool {
             | "invalid_referer"
             | "request_filename"
             | "document_root"
-    ) || ["arg_", "http_", "cookie_"]
-        .iter()
-        .any(|p| name.len() > p.len() && name.starts_with(p))
+            | "remote_port"
+            | "server_protocol"
+    ) || is_process_variable(name)
+        || ["arg_", "http_", "cookie_"]
+            .iter()
+            .any(|p| name.len() > p.len() && name.starts_with(p))
+}
+
+/// Variables only the process knows (the clock, the host): the caller answers them through
+/// [`provide_process_variables`], as the crate reads no clock and no files.
+pub fn is_process_variable(name: &str) -> bool {
+    matches!(
+        name,
+        "hostname" | "pid" | "msec" | "time_local" | "time_iso8601"
+    )
+}
+
+/// How the caller answers a [process variable](is_process_variable).
+pub type ProcessVariables = fn(&str) -> Option<Vec<u8>>;
+
+static PROCESS_VARIABLES: std::sync::OnceLock<ProcessVariables> = std::sync::OnceLock::new();
+
+/// Sets, once for the process, how [process variables](is_process_variable) are answered;
+/// until then they are not found (empty).
+pub fn provide_process_variables(answer: ProcessVariables) {
+    let _ = PROCESS_VARIABLES.set(answer);
+}
+
+/// `$server_protocol` for a version as nginx numbers it.
+pub fn protocol(http_version: u16) -> &'static str {
+    match http_version {
+        9 => "HTTP/0.9",
+        1000 => "HTTP/1.0",
+        2000 => "HTTP/2.0",
+        3000 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 /// Builtins `set` may assign (nginx's NGX_HTTP_VAR_CHANGEABLE ones).
@@ -229,6 +263,9 @@ impl Ctx<'_> {
                 .as_bytes()
                 .to_vec(),
             "remote_addr" => r.remote_addr.as_bytes().to_vec(),
+            "remote_port" => r.remote_port?.to_string().into_bytes(),
+            "server_protocol" => protocol(r.http_version).as_bytes().to_vec(),
+            _ if is_process_variable(name) => return PROCESS_VARIABLES.get()?(name),
             "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
             "content_type" => return r.header("content-type").map(<[u8]>::to_vec),
             "request_filename" | "document_root" => return self.server.path_variable(self, name),

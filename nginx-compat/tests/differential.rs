@@ -430,6 +430,7 @@ fn crate_matches_nginx() {
                     .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
                     .collect(),
                 remote_addr: "127.0.0.1".into(),
+                remote_port: None,
                 local_addr: "127.0.0.1".into(),
                 request_id: String::new(),
                 maps: Default::default(),

@@ -105,6 +105,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
                 rules.server.drops_underscored_headers(),
                 done.server,
                 done.client_ip,
+                session.client_addr().and_then(|a| a.as_inet()).copied(),
                 session
                     .as_downstream()
                     .server_addr()
@@ -273,14 +274,6 @@ fn lookup<'v>(
             owned((head + session.body_bytes_read()).to_string())
         }
         "request_time" => owned(seconds(done.elapsed)),
-        "msec" => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            owned(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
-        }
-        "time_local" => owned(times().0),
-        "time_iso8601" => owned(times().1),
         "pipe" => Some(Cow::Borrowed(b".")),
         // nginx's are "not found" without arguments (`-` in a line), not empty.
         "args" | "query_string" if vars.st.args.is_empty() => None,
@@ -304,7 +297,9 @@ fn lookup<'v>(
         ),
         "request_id" => Some(Cow::Owned(done.request_id.as_bytes().to_vec())),
         "hostname" => Some(Cow::Borrowed(hostname().as_bytes())),
-        "pid" => owned(std::process::id().to_string()),
+        _ if nginx_compat::vars::is_process_variable(name) => {
+            process_variable(name).map(Cow::Owned)
+        }
         "upstream_addr" => Some(Cow::Owned(done.upstream?.as_bytes().to_vec())),
         "upstream_status" => owned(done.trace.upstream_answered?.0.to_string()),
         "upstream_response_time" => {
@@ -358,6 +353,24 @@ fn remote_user(auth: &[u8]) -> Option<Vec<u8>> {
         .ok()?;
     let user = &decoded[..decoded.iter().position(|&c| c == b':')?];
     Some(user.to_vec())
+}
+
+/// The variables only the process knows, for a line and for the nginx file's other
+/// directives ([`nginx_compat::vars::provide_process_variables`]).
+pub fn process_variable(name: &str) -> Option<Vec<u8>> {
+    Some(match name {
+        "hostname" => hostname().as_bytes().to_vec(),
+        "pid" => std::process::id().to_string().into_bytes(),
+        "msec" => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("{}.{:03}", now.as_secs(), now.subsec_millis()).into_bytes()
+        }
+        "time_local" => times().0.into_bytes(),
+        "time_iso8601" => times().1.into_bytes(),
+        _ => return None,
+    })
 }
 
 fn hostname() -> &'static str {

@@ -158,6 +158,7 @@ pub fn phase(
             rules.server.drops_underscored_headers(),
             server,
             client_ip,
+            session.client_addr().and_then(|a| a.as_inet()).copied(),
             session
                 .as_downstream()
                 .server_addr()

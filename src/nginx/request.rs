@@ -20,7 +20,9 @@ use crate::config::model::ServerSettings;
 /// set-ups, as with nginx behind a load balancer.
 ///
 /// `drop_underscored`: headers whose name has `_` are left out, as nginx drops them by
-/// default ([`nginx_compat::Server::drops_underscored_headers`]).
+/// default ([`nginx_compat::Server::drops_underscored_headers`]). `remote_addr` is the client's
+/// (a trusted proxy's header may name it), `peer` the connection's: its port is
+/// `$remote_port` when the two are one.
 pub fn request(
     method: &str,
     version: http::Version,
@@ -29,9 +31,13 @@ pub fn request(
     drop_underscored: bool,
     server: &ServerSettings,
     remote_addr: Option<std::net::IpAddr>,
+    peer: Option<std::net::SocketAddr>,
     local: Option<std::net::SocketAddr>,
     request_id: &str,
 ) -> Request {
+    static PROVIDED: std::sync::Once = std::sync::Once::new();
+    PROVIDED
+        .call_once(|| nginx_compat::vars::provide_process_variables(super::log::process_variable));
     let url = &server.public_url;
     let public_port = url.port_or_known_default().unwrap_or(80);
     let port = match (url.scheme(), local) {
@@ -60,6 +66,9 @@ pub fn request(
             .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
         remote_addr: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+        remote_port: peer
+            .filter(|p| remote_addr == Some(p.ip()))
+            .map(|p| p.port()),
         local_addr,
         request_id: request_id.to_owned(),
         maps: Default::default(),
