@@ -740,13 +740,24 @@ fn an_access_log_that_cannot_be_written_says_so() {
     assert_eq!(gw.log().matches("access log: a write failed").count(), 1);
 }
 
-/// A slow log reader (a shipper that takes its time) still gets every access line of a
-/// normal stop: the stop waits for the writer as long as it writes.
-#[test]
-fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
+/// Access lines each test below logs through a slow reader: about 1.5 MB.
+const SLOW_LINES: usize = 3000;
+
+/// A gateway whose log is read `chunk` bytes at a time, `pause` between reads, with
+/// [`SLOW_LINES`] long access lines logged through it; returns the process and the reader,
+/// which gives what it read once the process ends.
+fn slow_reader_gateway(
+    tag: &str,
+    chunk: usize,
+    pause: Duration,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<String>,
+    common::TempDir,
+) {
     use std::io::Read;
     use std::process::{Command, Stdio};
-    let dir = common::TempDir::new("slow-log");
+    let dir = common::TempDir::new(tag);
     let port = common::free_port();
     let config = dir.path().join("gateway.toml");
     std::fs::write(
@@ -764,17 +775,16 @@ fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // 8 KiB every 50 ms: about 160 KB a second.
     let mut err = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
+        let mut buf = vec![0u8; chunk];
         loop {
             match err.read(&mut buf) {
                 Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
                 Ok(n) => all.extend_from_slice(&buf[..n]),
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(pause);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -786,86 +796,51 @@ fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
         std::thread::sleep(Duration::from_millis(20));
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // About 1.5 MB of access lines: ten seconds of reading.
     let long = "y".repeat(400);
-    let n = 3000;
-    for i in 0..n {
+    for i in 0..SLOW_LINES {
         s.write_all(format!("GET /slow/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
             .unwrap();
         assert_eq!(read_response(&mut s, &mut Vec::new()).status, 404);
     }
-    drop(s);
+    (child, reader, dir)
+}
+
+fn send_term(child: &std::process::Child) {
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
+    assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
+}
+
+/// A slow log reader (a shipper that takes its time) still gets every access line of a
+/// normal stop: the stop waits for the writer as long as it writes.
+#[test]
+fn a_stop_waits_for_a_slow_log_reader_while_it_reads() {
+    // 8 KiB every 50 ms: about 160 KB a second, ten seconds of reading.
+    let (mut child, reader, _dir) =
+        slow_reader_gateway("slow-log", 8192, Duration::from_millis(50));
+    send_term(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     let text = reader.join().unwrap();
     let lines = text.lines().filter(|l| l.contains("path=/slow/")).count();
-    assert_eq!(lines, n, "every access line reached the slow reader");
+    assert_eq!(
+        lines, SLOW_LINES,
+        "every access line reached the slow reader"
+    );
 }
 
 /// A second stop signal stops at once, whatever the log's reader still has to take.
 #[test]
 fn a_second_stop_signal_does_not_wait_for_a_slow_log_reader() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    let dir = common::TempDir::new("slow-log-2");
-    let port = common::free_port();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // 1 KiB every 20 ms: a minute for the lines below.
-    let mut err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while matches!(err.read(&mut buf), Ok(n) if n > 0) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let long = "z".repeat(400);
-    for i in 0..3000 {
-        s.write_all(format!("GET /slow/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
-            .unwrap();
-        assert_eq!(read_response(&mut s, &mut Vec::new()).status, 404);
-    }
-    drop(s);
-    let pid = child.id().to_string();
-    let term = || {
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success())
-    };
-    term();
+    // 1 KiB every 20 ms: a minute for the lines.
+    let (mut child, _reader, _dir) =
+        slow_reader_gateway("slow-log-2", 1024, Duration::from_millis(20));
+    send_term(&child);
     std::thread::sleep(Duration::from_secs(1));
-    term();
+    send_term(&child);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

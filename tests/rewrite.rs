@@ -912,6 +912,8 @@ async fn connection_and_process_variables_carry_their_values() {
             time.len() == 25 && time.as_bytes()[10] == b'T',
             "$time_iso8601: {time:?}"
         );
-        assert!(echo.header("x-pid").is_some_and(|p| p.parse::<u32>().is_ok()));
+        assert!(echo
+            .header("x-pid")
+            .is_some_and(|p| p.parse::<u32>().is_ok()));
     }
 }
