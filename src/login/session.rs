@@ -337,6 +337,30 @@ fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
         && a.wechat_app_id == b.wechat_app_id
 }
 
+/// The sessions of `entries` a sign-in to `fresh` shows to be someone else's: another app's
+/// session in the same corp naming another person than the one WeCom just named on this
+/// device (SPEC section 17: someone else signed in there). Self-built apps share the corp's
+/// userids; a service provider's apps are compared by `open_userid`, the same across its
+/// apps; a session of one kind is not compared with one of the other (a provider may see a
+/// member under another userid).
+pub fn displaced<'a>(
+    entries: &'a [SessionEntry],
+    fresh: &'a SessionEntry,
+) -> impl Iterator<Item = &'a SessionEntry> + 'a {
+    entries.iter().filter(move |e| {
+        if e.app == fresh.app || e.corp_id.is_none() || e.corp_id != fresh.corp_id {
+            return false;
+        }
+        match (e.installed, fresh.installed) {
+            (false, false) => e.userid != fresh.userid || e.openid != fresh.openid,
+            (true, true) => {
+                matches!((&e.open_userid, &fresh.open_userid), (Some(a), Some(b)) if a != b)
+            }
+            _ => false,
+        }
+    })
+}
+
 /// `entries` with `entry` in place of any earlier session of the same app.
 pub fn replace(mut entries: Vec<SessionEntry>, entry: SessionEntry) -> Vec<SessionEntry> {
     entries.retain(|e| e.app != entry.app);
@@ -408,6 +432,49 @@ mod tests {
     fn sent_back(set_cookie: &str) -> Vec<(String, String)> {
         let c = Cookie::parse(set_cookie.to_owned()).unwrap();
         vec![(c.name().to_owned(), c.value().to_owned())]
+    }
+
+    #[test]
+    fn a_sign_in_displaces_the_corps_other_sessions_of_another_person_only() {
+        let with = |app: &str, f: &dyn Fn(&mut SessionEntry)| {
+            let mut e = entry(app, 1000);
+            f(&mut e);
+            e
+        };
+        let lisi = with("crm", &|e| e.userid = Some("lisi".into()));
+        let ended = |others: Vec<SessionEntry>, fresh: &SessionEntry| -> Vec<String> {
+            displaced(&others, fresh).map(|e| e.app.clone()).collect()
+        };
+        let others = vec![
+            entry("crm", 900),
+            entry("crm2", 900),
+            with("same", &|e| e.userid = Some("lisi".into())),
+            with("guest", &|e| {
+                e.userid = None;
+                e.openid = Some("o-guest".into());
+            }),
+            with("other-corp", &|e| e.corp_id = Some("ww2".into())),
+            with("oa", &|e| {
+                e.corp_id = None;
+                e.wechat_app_id = Some("wx1".into());
+            }),
+            with("suite", &|e| {
+                e.installed = true;
+                e.userid = Some("cipher-z".into());
+                e.open_userid = Some("ou-z".into());
+            }),
+        ];
+        // The app signed in to is replaced, not displaced; another app's session of zhangsan
+        // and of a guest of this corp are; lisi's own, another corp's, an Official Account's
+        // and a provider's app (another kind of userid) are not.
+        assert_eq!(ended(others.clone(), &lisi), ["crm2", "guest"]);
+        // Among a provider's apps, by open_userid.
+        let suite_lisi = with("suite2", &|e| {
+            e.installed = true;
+            e.userid = Some("cipher-l".into());
+            e.open_userid = Some("ou-l".into());
+        });
+        assert_eq!(ended(others, &suite_lisi), ["suite"]);
     }
 
     #[test]

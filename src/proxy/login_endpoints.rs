@@ -446,6 +446,21 @@ pub async fn callback(
             if let Some(p) = previous {
                 let _ = revocation::end_session(provider.store(), p, now).await;
             }
+            // So do the corp's other apps' sessions naming the member who was here before:
+            // they sign in again, as whoever WeCom names now.
+            let gone: Vec<String> = session::displaced(&entries, &entry)
+                .map(|e| e.app.clone())
+                .collect();
+            for e in entries.iter().filter(|e| gone.contains(&e.app)) {
+                let _ = revocation::end_session(provider.store(), e, now).await;
+            }
+            if !gone.is_empty() {
+                tracing::info!(app = %app.name, ended = ?gone, request_id = %ctx.request_id, "another member signed in on this device: the corp's other sessions ended");
+            }
+            let entries: Vec<SessionEntry> = entries
+                .into_iter()
+                .filter(|e| !gone.contains(&e.app))
+                .collect();
             let entries = session::replace(entries, entry);
             let cookies = [
                 session::set_cookie(settings, entries, config.server.https()),

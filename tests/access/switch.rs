@@ -150,3 +150,40 @@ async fn a_re_login_that_fails_ends_on_the_error_page_not_in_a_loop() {
         "{page}"
     );
 }
+
+/// The switch one app notices ends the corp's other apps' sessions naming the member who was
+/// here: the other app signs in again (as whoever WeCom names now) instead of going on as
+/// the previous member until its own `reauth_after` or `ttl`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_one_app_notices_ends_the_corps_other_apps_sessions_of_the_previous_member() {
+    let routes = format!(
+        "{ROUTES}\n[[routes]]\nlocation = \"/crm2/\"\nupstream = \"crm\"\nlogin = \"crm2\"\n"
+    );
+    let w = World::new()
+        .scenario(scenario())
+        .session("")
+        .app(App::wecom("crm").contact().with("reauth_after = \"15m\""))
+        .app(App::wecom("crm2"))
+        .app(App::mp("mp"))
+        .routes(&routes)
+        .start()
+        .await;
+    let mut b = w.member().await;
+    w.login(&mut b, "crm2", "/crm2/").await;
+    assert_eq!(seen_by_crm(&w, &mut b, "/crm2/api").await.0, "zhangsan");
+
+    w.control("/_emulator/current-user", json!({"userid": "lisi"}))
+        .await;
+    w.gw().advance("16m").await;
+    assert!(navigate(&w, &mut b, "/sidebar/page").await.is_err());
+    w.login(&mut b, "crm", "/sidebar/page").await;
+    assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await.0, "lisi");
+
+    // crm2's session named zhangsan: gone, so crm2 asks for a sign-in, which names lisi.
+    let r = b.get_json(&w.gw().url("/crm2/api"), &[]).await;
+    assert_eq!(r.status(), 401);
+    w.login(&mut b, "crm2", "/crm2/").await;
+    assert_eq!(seen_by_crm(&w, &mut b, "/crm2/api").await.0, "lisi");
+    // And lisi signing in to crm2 leaves lisi's crm session alone.
+    assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await.0, "lisi");
+}
