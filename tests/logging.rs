@@ -245,6 +245,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
            w=$who m=$msid i=$isid n=$nsid t=$tok k=$kept';\n\
          log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
          map $arg_quiet $loggable { default 1; 1 0; }\n\
+         map $status $failed { ~^[23] 0; default 1; }\n\
          map $cookie_sid $who { default anon; ~^(?<msid>.+)$ user; }\n\
          error_log logs/error.log warn;\n\
          server {\n\
@@ -253,6 +254,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
            if ($cookie_sid ~ ^(S.+)$) { set $nsid $1; }\n\
            if ($request_uri ~ \"code=([^&]+)\") { set $tok $1; }\n\
            access_log logs/main.log main if=$loggable;\n\
+           access_log logs/failed.log main if=$failed;\n\
            location / { proxy_pass http://crm; }\n\
            location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
            location /off/ { access_log off; return 204; }\n\
@@ -331,6 +333,13 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
     assert_eq!(
         wait_lines(&json, 1),
         ["{\"uri\":\"/js/a\",\"args\":\"b=%22c\",\"status\":200}"]
+    );
+    // nginx's conditional log of failures (`map $status $failed`): the 404 only.
+    let failed = wait_lines(&d.join("logs/failed.log"), 1);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("\"GET /_gateway/nothing-here HTTP/1.1\" 404 "),
+        "{failed:?}"
     );
 
     // logrotate: the file is renamed, the process told; the next line starts a new file.

@@ -146,6 +146,28 @@ pub struct Ctx<'r> {
     pub st: State,
     /// `$proxy_host` and `$proxy_port` while the proxy module builds its request.
     pub proxy: Option<(Vec<u8>, Vec<u8>)>,
+    /// The answer, while its header filters run (`add_header`, `expires`).
+    pub answer: Option<&'r dyn Answer>,
+}
+
+/// The answer's variables ([`is_answer_variable`]), answered by the caller who holds it.
+pub trait Answer {
+    fn var(&self, name: &str) -> Option<Vec<u8>>;
+}
+
+impl std::fmt::Debug for dyn Answer + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Answer")
+    }
+}
+
+/// No answer yet: its variables are not found.
+pub struct NoAnswer;
+
+impl Answer for NoAnswer {
+    fn var(&self, _: &str) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Variables this crate implements, besides `set` variables, named captures and `map`s.
@@ -178,6 +200,7 @@ pub fn is_builtin(name: &str) -> bool {
             | "remote_port"
             | "server_protocol"
     ) || is_process_variable(name)
+        || is_answer_variable(name)
         || ["arg_", "http_", "cookie_"]
             .iter()
             .any(|p| name.len() > p.len() && name.starts_with(p))
@@ -190,6 +213,19 @@ pub fn is_process_variable(name: &str) -> bool {
         name,
         "hostname" | "pid" | "msec" | "time_local" | "time_iso8601"
     )
+}
+
+/// Variables of the answer: found where there is one (its header filters: `add_header`, a
+/// `map` an `expires $var` reads), as nginx's; not found (empty) before, as nginx's before
+/// the upstream answered. `$upstream_response_time` is `-` there, as nginx's is until the
+/// answer's body is read.
+pub fn is_answer_variable(name: &str) -> bool {
+    matches!(
+        name,
+        "status" | "upstream_addr" | "upstream_status" | "upstream_response_time"
+    ) || ["sent_http_", "upstream_http_"]
+        .iter()
+        .any(|p| name.len() > p.len() && name.starts_with(p))
 }
 
 /// How the caller answers a [process variable](is_process_variable).
@@ -266,6 +302,7 @@ impl Ctx<'_> {
             "remote_port" => r.remote_port?.to_string().into_bytes(),
             "server_protocol" => protocol(r.http_version).as_bytes().to_vec(),
             _ if is_process_variable(name) => return PROCESS_VARIABLES.get()?(name),
+            _ if is_answer_variable(name) => return self.answer?.var(name),
             "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
             "content_type" => return r.header("content-type").map(<[u8]>::to_vec),
             "request_filename" | "document_root" => return self.server.path_variable(self, name),
@@ -368,6 +405,7 @@ impl Ctx<'_> {
                             server: self.server,
                             st,
                             proxy: self.proxy.clone(),
+                            answer: self.answer,
                         };
                         return v.expand(&inner, false);
                     }

@@ -332,7 +332,14 @@ fn seen_from_crate(server: &Server, req: &Request, now: i64) -> (Seen, String) {
             ),
             _ => content_type,
         };
-        for edit in server.response_headers(req, &state, status, last_modified, now) {
+        for edit in server.response_headers(
+            req,
+            &state,
+            status,
+            last_modified,
+            now,
+            &nginx_compat::vars::NoAnswer,
+        ) {
             if edit.mode == HeaderMode::Replace {
                 headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&edit.name));
                 if edit.value.is_empty() {

@@ -453,10 +453,16 @@ async fn send_as(
     filtered: u16,
 ) -> Result<u16> {
     let status = h.status.as_u16();
+    let answer = super::response::AnswerVars {
+        status: filtered,
+        headers: &h.headers,
+        upstream: None,
+    };
+    let edits =
+        rules
+            .server
+            .response_headers(req, state, filtered, last_modified, now_secs(), &answer);
     charset(rules, state, h, false);
-    let edits = rules
-        .server
-        .response_headers(req, state, filtered, last_modified, now_secs());
     apply_edits(h, &edits);
     gzip(session, rules.server.settings_for(state), h);
     session.write_response_header(h.clone(), end).await?;

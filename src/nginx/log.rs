@@ -122,11 +122,13 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
     if !settings.access_log || settings.access_files.is_empty() {
         return;
     }
+    let answer = LineAnswer { session, done };
     let vars = Vars {
         req,
         server: &rules.server,
         st: st.clone(),
         proxy: None,
+        answer: Some(&answer),
     };
     for file in settings.access_files.iter() {
         if let Some(cond) = &file.condition {
@@ -246,8 +248,10 @@ fn lookup<'v>(
 ) -> Option<Cow<'v, [u8]>> {
     let owned = |s: String| Some(Cow::Owned(s.into_bytes()));
     let h = session.req_header();
+    if let Some(v) = of_answer(name, session, done) {
+        return v;
+    }
     match name {
-        "status" => owned(format!("{:03}", done.status)),
         "body_bytes_sent" => owned(session.body_bytes_sent().to_string()),
         "bytes_sent" => {
             let head = session.response_written().map_or(0, |r| {
@@ -273,7 +277,6 @@ fn lookup<'v>(
                 + 2;
             owned((head + session.body_bytes_read()).to_string())
         }
-        "request_time" => owned(seconds(done.elapsed)),
         "pipe" => Some(Cow::Borrowed(b".")),
         // nginx's are "not found" without arguments (`-` in a line), not empty.
         "args" | "query_string" if vars.st.args.is_empty() => None,
@@ -300,30 +303,61 @@ fn lookup<'v>(
         _ if nginx_compat::vars::is_process_variable(name) => {
             process_variable(name).map(Cow::Owned)
         }
-        "upstream_addr" => Some(Cow::Owned(done.upstream?.as_bytes().to_vec())),
-        "upstream_status" => owned(done.trace.upstream_answered?.0.to_string()),
-        "upstream_response_time" => {
-            let sent = done.trace.upstream_sent?;
-            owned(seconds(sent.elapsed()))
-        }
-        "upstream_header_time" => {
-            let sent = done.trace.upstream_sent?;
-            let (_, at) = done.trace.upstream_answered?;
-            owned(seconds(at.saturating_duration_since(sent)))
-        }
         _ => {
-            if let Some(header) = name.strip_prefix("sent_http_") {
-                let r = session.response_written()?;
-                let wanted = header.replace('_', "-");
-                return Some(Cow::Owned(
-                    r.headers.get(wanted.as_str())?.as_bytes().to_vec(),
-                ));
-            }
             if nginx_compat::log::is_unwritten_variable(name) {
                 return None;
             }
             vars.var(name).map(Cow::Owned)
         }
+    }
+}
+
+/// The answer's variables as the line sees them, done: `Some(value)` for one of them.
+fn of_answer<'v>(
+    name: &str,
+    session: &'v Session,
+    done: &Done<'v>,
+) -> Option<Option<Cow<'v, [u8]>>> {
+    let owned = |s: String| Some(Cow::Owned(s.into_bytes()));
+    Some(match name {
+        "status" => owned(format!("{:03}", done.status)),
+        "request_time" => owned(seconds(done.elapsed)),
+        "upstream_addr" => done.upstream.map(|u| Cow::Owned(u.as_bytes().to_vec())),
+        "upstream_status" => done
+            .trace
+            .upstream_answered
+            .and_then(|(s, _)| owned(s.to_string())),
+        "upstream_response_time" => done
+            .trace
+            .upstream_sent
+            .and_then(|sent| owned(seconds(sent.elapsed()))),
+        "upstream_header_time" => {
+            let sent = done.trace.upstream_sent;
+            let at = done.trace.upstream_answered.map(|(_, at)| at);
+            sent.zip(at)
+                .and_then(|(sent, at)| owned(seconds(at.saturating_duration_since(sent))))
+        }
+        _ => {
+            let header = name.strip_prefix("sent_http_")?;
+            let wanted = header.replace('_', "-");
+            session
+                .response_written()
+                .and_then(|r| r.headers.get(wanted.as_str()))
+                .map(|v| Cow::Owned(v.as_bytes().to_vec()))
+        }
+    })
+}
+
+/// [`of_answer`] for the nginx file's `map`s and conditions a line reads (`map $status
+/// $loggable`, `access_log ... if=$loggable`).
+struct LineAnswer<'a> {
+    session: &'a Session,
+    done: &'a Done<'a>,
+}
+
+impl nginx_compat::vars::Answer for LineAnswer<'_> {
+    fn var(&self, name: &str) -> Option<Vec<u8>> {
+        of_answer(name, self.session, self.done)?.map(Cow::into_owned)
     }
 }
 

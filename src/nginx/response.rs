@@ -436,6 +436,57 @@ pub async fn write_pending(
     }
 }
 
+/// The answer's variables `add_header` and `expires` read
+/// ([`nginx_compat::vars::is_answer_variable`]).
+pub struct AnswerVars<'a> {
+    pub status: u16,
+    pub headers: &'a http::HeaderMap,
+    /// The upstream's, when it answered.
+    pub upstream: Option<Upstream<'a>>,
+}
+
+pub struct Upstream<'a> {
+    /// `host:port`, as `$upstream_addr` names it in the access log.
+    pub addr: &'a str,
+    /// Its status, before an `error_page` kept the error's.
+    pub status: u16,
+    /// Its headers `proxy_hide_header` took off the answer.
+    pub hidden: &'a [(&'a str, http::HeaderValue)],
+}
+
+impl nginx_compat::vars::Answer for AnswerVars<'_> {
+    fn var(&self, name: &str) -> Option<Vec<u8>> {
+        let header = |h: &str| {
+            let wanted = h.replace('_', "-");
+            self.headers
+                .get(wanted.as_str())
+                .map(|v| v.as_bytes().to_vec())
+        };
+        let up = self.upstream.as_ref();
+        match name {
+            "status" => Some(format!("{:03}", self.status).into_bytes()),
+            "upstream_addr" => Some(up?.addr.as_bytes().to_vec()),
+            "upstream_status" => Some(up?.status.to_string().into_bytes()),
+            // Its time is known once the body is read, after the headers went out.
+            "upstream_response_time" => up.map(|_| b"-".to_vec()),
+            _ => {
+                if let Some(h) = name.strip_prefix("sent_http_") {
+                    return header(h);
+                }
+                let h = name.strip_prefix("upstream_http_")?;
+                let up = up?;
+                header(h).or_else(|| {
+                    let wanted = h.replace('_', "-");
+                    up.hidden
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&wanted))
+                        .map(|(_, v)| v.as_bytes().to_vec())
+                })
+            }
+        }
+    }
+}
+
 /// nginx's response filters on the upstream's answer header.
 pub fn upstream_response(
     session: &mut Session,
@@ -445,6 +496,7 @@ pub fn upstream_response(
     let Some(f) = flight else {
         return;
     };
+    let upstream_status = resp.status.as_u16();
     // An error_page without `=` that ended in a proxied location keeps the error's status.
     if let Some(s) = f.proxy.status {
         let _ = resp.set_status(s);
@@ -473,9 +525,12 @@ pub fn upstream_response(
         cookie_rewrites(resp, f);
     }
     // `proxy_hide_header`: never copied from the upstream's answer (`add_header` may still
-    // set one of the name).
+    // set one of the name, and `$upstream_http_NAME` still reads it).
+    let mut hidden = Vec::new();
     for name in settings.proxy.hide_headers.iter() {
-        resp.remove_header(name.as_str());
+        if let Some(v) = resp.remove_header(name.as_str()) {
+            hidden.push((name.as_str(), v));
+        }
     }
     let last_modified = resp
         .headers
@@ -483,14 +538,25 @@ pub fn upstream_response(
         .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
-    super::answer::charset(&f.rules, &f.proxy.state, resp, true);
+    // The headers filter reads the answer as it is before the charset filter labels it.
+    let answer = AnswerVars {
+        status: resp.status.as_u16(),
+        headers: &resp.headers,
+        upstream: Some(Upstream {
+            addr: &f.upstream.authority,
+            status: upstream_status,
+            hidden: &hidden,
+        }),
+    };
     let edits = server.response_headers(
         &f.request,
         &f.proxy.state,
         resp.status.as_u16(),
         last_modified,
         super::answer::now_secs(),
+        &answer,
     );
+    super::answer::charset(&f.rules, &f.proxy.state, resp, true);
     apply_edits(resp, &edits);
     gzip(session, settings, resp);
 }

@@ -939,4 +939,41 @@ pub const GROUPS: &[Group] = &[
             "GET /up/x | Host: localhost",
         ],
     },
+    // The answer's variables in its header filters: `expires` by the answer's type through a
+    // map (nginx's `expires` docs, Nuxt's and many SPA guides), and the debugging headers of
+    // a load-balanced file (`$upstream_addr`, `$upstream_status`); `$upstream_http_*` reads
+    // a header `proxy_hide_header` keeps from the client.
+    Group {
+        name: "answer variables",
+        http: "map $sent_http_content_type $expires {\n\
+                 default off;\n\
+                 text/html epoch;\n\
+                 application/javascript max;\n\
+                 ~image/ 1h;\n\
+                 text/css bogus;\n\
+               }",
+        body: "location /exp/ { expires $expires; proxy_pass http://{{UP}}; }\n\
+               location /mod/ { expires modified $expires; proxy_pass http://{{UP}}; }\n\
+               location /dbg/ { proxy_hide_header X-Secret;\n\
+                 add_header X-Up $upstream_addr; add_header X-Up-Status $upstream_status;\n\
+                 add_header X-Type $sent_http_content_type; add_header X-S $status always;\n\
+                 add_header X-Kept $upstream_http_x_secret; add_header X-Rt $upstream_response_time;\n\
+                 proxy_pass http://{{UP}}; }\n\
+               location = /own { add_header X-S $status; add_header X-Up \"[$upstream_addr]\"; return 200 \"own\"; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /exp/a",
+            "GET /exp/a | X-Echo-Content-Type: text/html",
+            "GET /exp/a | X-Echo-Content-Type: application/javascript",
+            "GET /exp/a | X-Echo-Content-Type: image/png",
+            "GET /exp/a | X-Echo-Content-Type: text/css",
+            "GET /exp/a | X-Echo-Content-Type: text/html | X-Echo-Status: 404",
+            "GET /mod/a | X-Echo-Content-Type: image/png",
+            "GET /dbg/a | X-Echo-Header: X-Secret: kept-back",
+            "GET /dbg/a | X-Echo-Status: 500",
+            "GET /dbg/a | X-Echo-Content-Type: text/html; charset=gbk",
+            "GET /own",
+        ],
+    },
 ];

@@ -4,7 +4,8 @@
 
 use super::State;
 use crate::parse::model::{Expires, Server, Settings};
-use crate::vars::Ctx;
+use crate::parse::parse_expires;
+use crate::vars::{Answer, Ctx};
 use crate::Request;
 
 /// How a header of [`Server::response_headers`] is applied.
@@ -35,6 +36,7 @@ impl Server {
     /// The header edits nginx's headers filter makes to an answer with `status`, in order,
     /// at the location `state` names. `last_modified` is the answer's `Last-Modified` (for
     /// `expires modified`), `now` the time of the answer; both in seconds since the epoch.
+    /// `answer` gives the answer's variables (`$sent_http_*`, `$upstream_addr`...).
     pub fn response_headers(
         &self,
         req: &Request,
@@ -42,12 +44,36 @@ impl Server {
         status: u16,
         last_modified: Option<i64>,
         now: i64,
+        answer: &dyn Answer,
     ) -> Vec<HeaderEdit> {
         let s = self.settings_for(state);
         let safe = safe_status(status);
         let mut out = Vec::new();
-        if safe && s.expires != Expires::Off {
-            let (expires, cc) = expires(s.expires, last_modified, now);
+        let expiring = safe && (s.expires != Expires::Off || s.expires_value.is_some());
+        if !expiring && !s.add_headers.iter().any(|h| safe || h.always) {
+            return out;
+        }
+        let cx = Ctx {
+            req,
+            server: self,
+            st: state.clone(),
+            proxy: None,
+            answer: Some(answer),
+        };
+        // `ngx_http_set_expires`: a value read now that is no `expires` value, or `off`,
+        // sets nothing.
+        let set = match &s.expires_value {
+            Some(v) => {
+                let value = v.value.expand(&cx, false);
+                std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|t| parse_expires(t, v.modified).ok())
+                    .unwrap_or(Expires::Off)
+            }
+            None => s.expires,
+        };
+        if expiring && set != Expires::Off {
+            let (expires, cc) = expires(set, last_modified, now);
             out.push(HeaderEdit {
                 name: "Expires".into(),
                 value: expires.into_bytes(),
@@ -59,15 +85,6 @@ impl Server {
                 mode: HeaderMode::Replace,
             });
         }
-        if s.add_headers.is_empty() {
-            return out;
-        }
-        let cx = Ctx {
-            req,
-            server: self,
-            st: state.clone(),
-            proxy: None,
-        };
         for h in s.add_headers.iter() {
             if !safe && !h.always {
                 continue;

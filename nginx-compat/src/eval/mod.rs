@@ -303,6 +303,7 @@ impl Server {
             server: self,
             st,
             proxy: None,
+            answer: None,
         };
         self.run(cx, flow, fs)
     }
@@ -324,6 +325,7 @@ impl Server {
             server: self,
             st,
             proxy: None,
+            answer: None,
         };
         if cx.st.method != "HEAD" {
             cx.st.method = "GET".into();

@@ -326,6 +326,7 @@ impl Server {
                 p.proxy_host.as_bytes().to_vec(),
                 p.proxy_port.as_bytes().to_vec(),
             )),
+            answer: None,
         }
     }
 }
@@ -339,6 +340,7 @@ fn with_captures<'r>(cx: &Ctx<'r>, caps: crate::regex::Captures) -> Ctx<'r> {
         server: cx.server,
         st,
         proxy: cx.proxy.clone(),
+        answer: cx.answer,
     }
 }
 

@@ -747,7 +747,7 @@ fn check_headers(cases: &[(&str, &str, &str)], fs: &dyn FileSystem) {
             _ => 0,
         };
         if let Some(st) = action.state() {
-            let edits = server.response_headers(&req, st, status, None, 0);
+            let edits = server.response_headers(&req, st, status, None, 0, &crate::vars::NoAnswer);
             let shown: Vec<String> = edits
                 .iter()
                 .map(|e| format!("{}: {}", e.name, String::from_utf8_lossy(&e.value)))
@@ -1678,7 +1678,14 @@ fn a_header_of_a_variable_without_a_value_here_is_not_sent() {
     let s = &cfg.servers[0];
     let a = s.handle(&Request::get("/", "h"), &NoFiles);
     let st = a.state().unwrap().clone();
-    let edits = s.response_headers(&Request::get("/", "h"), &st, 200, None, 0);
+    let edits = s.response_headers(
+        &Request::get("/", "h"),
+        &st,
+        200,
+        None,
+        0,
+        &crate::vars::NoAnswer,
+    );
     let names: Vec<String> = edits.iter().map(|e| format!("{e:?}")).collect();
     assert!(
         names.iter().any(|e| e.contains("x-a") || e.contains("X-A")),

@@ -3,7 +3,7 @@
 //! `allow`/`deny`. The rewrite module's are in [`super::script_args`], the proxy module's and
 //! `map` in [`super::proxy_args`].
 
-use super::model::{AccessRule, ErrorPage, Expires, Net, Overwrite};
+use super::model::{AccessRule, ErrorPage, Expires, ExpiresValue, Net, Overwrite};
 use super::{Directive, ParseError};
 use crate::regex::NgxRegex;
 use crate::vars::Template;
@@ -267,8 +267,8 @@ pub(super) fn error_page(d: &Directive) -> Result<Vec<ErrorPage>, ParseError> {
         .collect()
 }
 
-/// `ngx_http_parse_expires`.
-pub(super) fn expires(d: &Directive) -> Result<Expires, ParseError> {
+/// The `expires` directive: its value, or (with variables) the value to read at each answer.
+pub(super) fn expires(d: &Directive) -> Result<(Expires, Option<ExpiresValue>), ParseError> {
     no_block(d)?;
     nargs(d, |n| n == 1 || n == 2)?;
     let a = args(d);
@@ -277,6 +277,18 @@ pub(super) fn expires(d: &Directive) -> Result<Expires, ParseError> {
         return Err(d.pos.error("invalid value"));
     }
     let v = a[a.len() - 1];
+    let value = template(d, v)?;
+    if value.literal().is_none() {
+        return Ok((Expires::Off, Some(ExpiresValue { modified, value })));
+    }
+    Ok((
+        parse_expires(v, modified).map_err(|e| d.pos.error(e))?,
+        None,
+    ))
+}
+
+/// `ngx_http_parse_expires`: a value of `expires`, at load or (`expires $var`) at an answer.
+pub(crate) fn parse_expires(v: &str, modified: bool) -> Result<Expires, &'static str> {
     if !modified {
         match v {
             "epoch" => return Ok(Expires::Epoch),
@@ -285,16 +297,14 @@ pub(super) fn expires(d: &Directive) -> Result<Expires, ParseError> {
             _ => {}
         }
     }
-    let invalid = || d.pos.error("invalid value");
+    const INVALID: &str = "invalid value";
     if let Some(daily) = v.strip_prefix('@') {
         if modified {
-            return Err(d
-                .pos
-                .error("daily time cannot be used with \"modified\" parameter"));
+            return Err("daily time cannot be used with \"modified\" parameter");
         }
-        let t = time(daily, true).ok_or_else(invalid)?;
+        let t = time(daily, true).ok_or(INVALID)?;
         if t > 24 * 3600 {
-            return Err(d.pos.error("daily time value must be less than 24 hours"));
+            return Err("daily time value must be less than 24 hours");
         }
         return Ok(Expires::Daily(t));
     }
@@ -303,7 +313,7 @@ pub(super) fn expires(d: &Directive) -> Result<Expires, ParseError> {
         Some(b'+') => (false, &v[1..]),
         _ => (false, v),
     };
-    let t = time(rest, true).ok_or_else(invalid)?;
+    let t = time(rest, true).ok_or(INVALID)?;
     let t = if minus { -t } else { t };
     Ok(if modified {
         Expires::Modified(t)

@@ -6,6 +6,7 @@
 
 mod build;
 mod directives;
+pub(crate) use directives::parse_expires;
 pub mod lexer;
 pub mod model;
 mod proxy_args;

@@ -141,6 +141,13 @@ pub struct AddHeader {
     pub always: bool,
 }
 
+/// `expires [modified] $var`.
+#[derive(Debug, Clone)]
+pub struct ExpiresValue {
+    pub modified: bool,
+    pub value: Template,
+}
+
 /// `expires`: how `Expires` and `Cache-Control` are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expires {
@@ -366,6 +373,10 @@ pub struct Settings {
     /// A level with any `add_header` replaces all inherited ones.
     pub add_headers: Arc<[AddHeader]>,
     pub expires: Expires,
+    /// `expires $var` (or `expires modified $var`): `expires` read at each answer, from the
+    /// value (nginx's usual `map $sent_http_content_type $expires`); a value that is no
+    /// `expires` value, or `off`, sets nothing.
+    pub expires_value: Option<Arc<ExpiresValue>>,
     pub proxy: ProxySettings,
     pub gzip: Gzip,
     /// `types`: None when no level wrote one (nginx's built-in `html`, `gif` and `jpg` then
@@ -493,6 +504,7 @@ impl Default for Settings {
             access: Arc::from(Vec::new()),
             add_headers: Arc::from(Vec::new()),
             expires: Expires::Off,
+            expires_value: None,
             proxy: ProxySettings {
                 set_headers: Arc::from(Vec::new()),
                 redirect: ProxyRedirect::Default,

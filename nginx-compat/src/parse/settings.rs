@@ -171,10 +171,14 @@ impl Builder {
                     };
                     extend(&mut s.add_headers, &mut fresh.add_header, vec![h]);
                 }
-                "expires" if d.args.iter().any(|a| a.text.contains('$')) => {
-                    self.unsupported(d, Some("expires with variables".into()));
+                "expires" => {
+                    let (fixed, value) = dir::expires(d)?;
+                    if let Some(v) = &value {
+                        self.uses(d, &v.value);
+                    }
+                    s.expires = fixed;
+                    s.expires_value = value.map(Arc::new);
                 }
-                "expires" => s.expires = dir::expires(d)?,
                 "proxy_set_header" => {
                     nargs(d, |n| n == 2)?;
                     let value = dir::header_value(d, &d.args[1].text)?;
