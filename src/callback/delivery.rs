@@ -743,6 +743,16 @@ mod tests {
         assert_eq!(received_for(&queued(None), &msg), Some("wwA"));
     }
 
+    /// A `create_auth` names its corp from the record of its code's exchange for as long as
+    /// the queue may hold it, parked included.
+    #[test]
+    fn an_exchange_is_remembered_as_long_as_its_event_may_wait() {
+        assert!(
+            crate::suite::install::EXCHANGE_RECORD
+                >= RETRY_FOR + super::super::queue::DEAD_TTL + Duration::from_secs(3600)
+        );
+    }
+
     #[test]
     fn backoff_doubles_from_a_second_to_five_minutes() {
         let waits: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();

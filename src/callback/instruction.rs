@@ -679,7 +679,7 @@ async fn keep_until_stored(
                 Kept::Kept
             };
             store
-                .put_durable_fact(record, &corp_id, AUTH_CODE_RECORD)
+                .put_durable_fact(record, &corp_id, install::EXCHANGE_RECORD)
                 .await?;
             Ok::<_, StoreError>(outcome)
         };

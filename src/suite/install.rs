@@ -119,8 +119,16 @@ pub fn exchanged_key(suite_id: &str, auth_code: &str) -> String {
     format!("suite:{suite_id}:exchanged:{}", hex::encode(&digest[..16]))
 }
 
-/// An AuthCode lives 10 minutes (WECOM_API.md); its exchange record a little longer.
+/// An AuthCode lives 10 minutes (WECOM_API.md); the records a removal leaves for an exchange
+/// still under way a little longer.
 pub const AUTH_CODE_RECORD: Duration = Duration::from_secs(15 * 60);
+
+/// How long the record of an AuthCode's exchange (the corp it installed) is kept: as long as
+/// its `create_auth` may wait in the callback queue (24 hours of retries, then 7 days parked,
+/// from where an operator can deliver it again) and a day more. The delivery names the corp
+/// from it; gone, the CRM heard of an install naming no corp, or (the code exchanged again
+/// and refused) not at all, while the gateway served the corp.
+pub const EXCHANGE_RECORD: Duration = Duration::from_secs(9 * 24 * 3600);
 
 /// Every session of a corp that removed the app: `revoked:corp:{suite_id}:{corp_id}`, read
 /// whenever a session of the suite opens (as `revoked:member:` is for one member). By the

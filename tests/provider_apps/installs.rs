@@ -204,13 +204,22 @@ async fn an_install_is_kept_at_once_while_the_crm_takes_nothing() {
         "kept before the CRM heard of it"
     );
     assert_eq!(s.forwarded("create_auth").len(), 1, "only corp B's, before");
-    // Long after the code expired, the CRM takes events again: nothing is exchanged twice, the
-    // install stays, and the CRM hears of it.
-    s.advance("11m").await;
+    // Long after the code expired (a CRM down for an hour), the CRM takes events again:
+    // nothing is exchanged twice, the install stays, and the CRM hears of it, naming the corp
+    // (the record of what the code installed outlives the code as long as the queue holds
+    // the event).
+    s.advance("61m").await;
     s.crm.state.down.store(false, Ordering::SeqCst);
     s.wait_forwarded("create_auth", 2).await;
     assert_eq!(s.calls("/cgi-bin/service/v2/get_permanent_code").await, 2);
     assert_eq!(agent_of(&s, CORP_A).await.0, 200);
+    let taken = s.crm.taken();
+    let delivered: Vec<&str> = taken
+        .iter()
+        .filter(|r| r.body.contains("create_auth"))
+        .map(|r| r.header("x-wecom-corpid"))
+        .collect();
+    assert_eq!(delivered, [CORP_B, CORP_A], "each install names its corp");
     assert!(
         !s.gw().log().contains("install not kept"),
         "{}",
