@@ -158,7 +158,12 @@ impl Callbacks {
         let label = event::label(&msg);
         let ttl = reactions::revocations_kept_secs();
         let received_ms = clock.now_ms();
-        let dedup = event::dedup_key(&msg);
+        // A suite's data callbacks come from every corp that installed it, each numbering its
+        // own messages: the corp is part of what makes one a copy.
+        let dedup = match &data_corp {
+            Some(corp) => format!("{corp}:{}", event::dedup_key(&msg)),
+            None => event::dedup_key(&msg),
+        };
         // A copy of a message already queued (WeCom's retry, or a captured request sent again
         // within the signature's window) is acknowledged and does nothing: acting again, as of
         // now, a `cancel_auth` would remove the reinstall made since, a `delete_user` end the

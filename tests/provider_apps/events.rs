@@ -161,6 +161,51 @@ async fn a_data_callback_encrypted_for_a_corp_without_the_app_is_refused() {
     assert_eq!(post(CORP_B).await, 200, "corp B now has the app");
 }
 
+/// Two corps' messages that share a `MsgId` (each corp numbers its own) are two messages: the
+/// second is not taken for a copy of the first and dropped.
+#[tokio::test]
+async fn two_corps_messages_with_one_msg_id_are_both_delivered() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    let now = crate::common::callbacks::now_secs().to_string();
+    for (corp, text) in [(CORP_A, "from-a"), (CORP_B, "from-b"), (CORP_A, "from-a")] {
+        let xml = wecom_api::XmlMessage::from_pairs([
+            ("ToUserName", corp.to_owned()),
+            ("FromUserName", "zhaoliu".to_owned()),
+            ("CreateTime", now.clone()),
+            ("MsgType", "text".to_owned()),
+            ("Content", text.to_owned()),
+            ("MsgId", "7000000000000000001".to_owned()),
+            ("AgentID", "1000005".to_owned()),
+        ])
+        .to_xml();
+        assert_eq!(post_sealed(&s, &xml, corp).await, 200);
+    }
+    assert_eq!(
+        taken_with(&s, "from-b").await.header("x-wecom-corpid"),
+        CORP_B
+    );
+    assert_eq!(
+        taken_with(&s, "from-a").await.header("x-wecom-corpid"),
+        CORP_A
+    );
+    // WeCom's retry of A's message (the third post) is still a copy.
+    let a_copies = s
+        .crm
+        .taken()
+        .iter()
+        .filter(|r| r.body.contains("from-a"))
+        .count();
+    assert_eq!(a_copies, 1);
+    let metrics = s.gw().metrics().await;
+    assert!(
+        metrics.contains(r#"wgw_events_total{app="saas",event="msg/text",result="duplicate"} 1"#),
+        "{metrics}"
+    );
+}
+
 /// `xml` posted to the suite's callback URL, encrypted for `corp`: the answer's status.
 async fn post_sealed(s: &Saas, xml: &str, corp: &str) -> u16 {
     let crypto = wecom_api::CallbackCrypto::new(TOKEN, AES_KEY).unwrap();
