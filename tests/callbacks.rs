@@ -110,6 +110,89 @@ async fn a_post_expecting_100_continue_gets_it_before_its_body() {
     w.crm.wait_taken(1, LIMIT).await;
 }
 
+/// Bodies held short of their end (all but the last bytes of a megabyte, on many connections:
+/// anyone can, no key needed) share a bounded budget: past it a request is refused with a 503,
+/// which WeCom retries, instead of each holding a megabyte until its deadline. Once they are
+/// gone WeCom's next post is taken. A post that cannot be WeCom's (an app without callback, a
+/// timestamp out of the window) is refused before its body is read at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() {
+    use std::io::{Read, Write};
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    let port = w.gateways[0].port;
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    let (query, _) = sealed_post(&event_xml(1), now_secs());
+    let (stale, _) = sealed_post(&event_xml(1), now_secs() - 601);
+    let (held, refused) = tokio::task::spawn_blocking(move || {
+        let head = |path: &str| {
+            format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n")
+        };
+        // Refused on their head alone: no body is sent, the answer comes.
+        for (path, status) in [
+            (format!("/_gateway/callback/nosuchapp?{query}"), 404),
+            (format!("/_gateway/callback/crm?{stale}"), 400),
+            ("/_gateway/callback/crm?timestamp=1".to_owned(), 400),
+        ] {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(LIMIT)).unwrap();
+            s.write_all(head(&path).as_bytes()).unwrap();
+            let r = common::raw::read_response(&mut s, &mut Vec::new());
+            assert_eq!(r.status, status, "{path}");
+        }
+        let piece = vec![b'A'; 1_000_000];
+        let mut conns = Vec::new();
+        for _ in 0..40 {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let path = format!("/_gateway/callback/crm?{query}");
+            let _ = s.write_all(head(&path).as_bytes());
+            // A connection refused midway may be closed while this writes.
+            let _ = s.write_all(&piece);
+            conns.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let (mut held, mut refused) = (0, 0);
+        for s in &mut conns {
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    held += 1
+                }
+                Ok(n) if n > 0 => {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+                    refused += 1;
+                }
+                // Closed (or reset) after its answer.
+                _ => refused += 1,
+            }
+        }
+        drop(conns);
+        (held, refused)
+    })
+    .await
+    .unwrap();
+    // 32 MiB: 33 of these bodies.
+    assert_eq!(held + refused, 40);
+    assert!((30..=34).contains(&held), "{held} held, {refused} refused");
+    // Their budget is given back as they go: WeCom's retry is taken.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (status, text) = post_event(&url, &event_xml(2)).await;
+        if status == 200 {
+            assert_eq!(text, "success");
+            break;
+        }
+        assert_eq!(status, 503, "{text}");
+        assert!(std::time::Instant::now() < deadline, "never taken again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.crm.wait_taken(1, LIMIT).await;
+}
+
 #[tokio::test]
 async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
     let w = CallbackWorld::start(Backend::Local, 1).await;

@@ -46,6 +46,8 @@ pub enum Kind {
     NotAllowed,
     /// The store did not take what must be kept (a callback): try again (WeCom does).
     StoreUnavailable,
+    /// Requests of this kind hold all the memory set aside for them: try again.
+    Busy,
     /// A member (or a qyapi call) of a corp that has not installed the service-provider app.
     NotInstalled,
     /// A service-provider app whose suite ticket WeCom has not pushed yet: no suite token.
@@ -76,7 +78,7 @@ impl Kind {
             Kind::MethodNotAllowed => 405,
             Kind::LoginRequired => 401,
             Kind::TooManyRequests => 429,
-            Kind::StoreUnavailable | Kind::SuiteNotReady => 503,
+            Kind::StoreUnavailable | Kind::SuiteNotReady | Kind::Busy => 503,
             Kind::RequestTimeout => 408,
             Kind::NotImplemented => 501,
         }
@@ -103,6 +105,7 @@ impl Kind {
             Kind::TooManyRequests => "too_many_requests",
             Kind::NotAllowed => "not_allowed",
             Kind::StoreUnavailable => "store_unavailable",
+            Kind::Busy => "busy",
             Kind::NotInstalled => "not_installed",
             Kind::SuiteNotReady => "suite_not_ready",
             Kind::RequestTimeout => "request_timeout",
@@ -130,7 +133,7 @@ impl Kind {
             Kind::ProviderFailed => "WeCom refused the request",
             Kind::TooManyRequests => "Too many sign-in attempts",
             Kind::NotAllowed => "Not allowed here",
-            Kind::StoreUnavailable => "Temporarily unavailable",
+            Kind::StoreUnavailable | Kind::Busy => "Temporarily unavailable",
             Kind::NotInstalled => "Your organisation has not installed this app",
             Kind::SuiteNotReady => "The app is not ready yet",
             Kind::RequestTimeout => "The request did not arrive in time",

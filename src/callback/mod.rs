@@ -82,6 +82,14 @@ impl Callbacks {
         receive::verify_url(cb, query, crate::clock::now_secs()).map_err(|r| self.refuse(app, r))
     }
 
+    /// `POST`, before its body is read: an app with a callback, and the signed parameters in
+    /// the time window. A body is held in memory until it is verified: a request that cannot
+    /// be one of WeCom's is refused first.
+    pub fn before_body(&self, config: &Config, app: &str, query: &[u8]) -> Result<(), Failure> {
+        Self::app(config, app)?;
+        receive::before_body(query, crate::clock::now_secs()).map_err(|r| self.refuse(app, r))
+    }
+
     /// `POST`: a message or event, queued durably before `Ok`.
     pub async fn accept(
         &self,

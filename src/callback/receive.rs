@@ -102,6 +102,12 @@ impl Signed {
     }
 }
 
+/// What a `POST` is refused for before its body is read: its signed parameters missing,
+/// repeated or out of the time window (the signature itself covers the body).
+pub fn before_body(query: &[u8], now_secs: u64) -> Result<(), Refusal> {
+    Signed::parse(query)?.fresh(now_secs)
+}
+
 /// `GET`: the URL check. The answer is the decrypted `echostr`, as is.
 pub fn verify_url(cb: &Callback, query: &[u8], now_secs: u64) -> Result<String, Refusal> {
     let s = Signed::parse(query)?;

@@ -101,6 +101,8 @@ pub enum Unread {
     TooLarge,
     Broken,
     Late,
+    /// Bodies of its kind held at once are at their bound.
+    Busy,
 }
 
 impl Unread {
@@ -113,6 +115,10 @@ impl Unread {
                 Kind::RequestTimeout,
                 "the body did not arrive within 10 seconds",
             ),
+            Unread::Busy => Failure::new(
+                Kind::Busy,
+                "too many requests of this kind are being read; try again",
+            ),
         }
         .closing()
     }
@@ -120,6 +126,15 @@ impl Unread {
 
 /// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
 pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
+    body_within(session, max, |_| true).await
+}
+
+/// [`small_body`], each piece read first taken from a budget (`take` says no: [`Unread::Busy`]).
+pub async fn body_within(
+    session: &mut Session,
+    max: usize,
+    mut take: impl FnMut(usize) -> bool,
+) -> Result<Vec<u8>, Unread> {
     // A client waiting to be asked for a body declared too large is refused without being
     // asked. (One already sending it is read up to the limit first: refused at once, it would
     // meet a closed connection while it writes, and never read the answer.)
@@ -134,6 +149,7 @@ pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Un
         loop {
             match session.read_request_body().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() > max => return Err(Unread::TooLarge),
+                Ok(Some(chunk)) if !take(chunk.len()) => return Err(Unread::Busy),
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => return Ok(body),
                 Err(_) => return Err(Unread::Broken),
