@@ -561,8 +561,20 @@ async fn run_serves_the_emulator_in_process_when_the_config_enables_it() {
     );
 }
 
+/// One inline command to the Redis on `port`; its answer's first line.
+fn redis_command(port: u16, command: &str) -> String {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+    assert!(line.starts_with('+'), "{command}: {line}");
+    line
+}
+
 /// `check` on a Redis store says when Redis keeps nothing on disk (SPEC section 21): the
-/// queue, installs and revocations would go with a restart of it. The config is still valid.
+/// queue, installs and revocations would go with a restart of it; and when it evicts keys as
+/// a cache does. The config is still valid.
 #[test]
 fn check_warns_about_a_redis_without_appendonly() {
     let redis = common::redis_server::RedisServer::start();
@@ -578,6 +590,28 @@ fn check_warns_about_a_redis_without_appendonly() {
         stderr.contains("warning: [store]: Redis runs without appendonly"),
         "{stderr}"
     );
+    // Set up as a cache (a maxmemory and an evicting policy): what it holds can vanish.
+    for command in [
+        "CONFIG SET appendonly yes",
+        "CONFIG SET maxmemory 64mb",
+        "CONFIG SET maxmemory-policy allkeys-lru",
+    ] {
+        redis_command(redis.port, command);
+    }
+    let store = format!(
+        "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"{}\"\n",
+        redis.url()
+    );
+    let (code, _, stderr) = check(&store, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: [store]: Redis evicts keys when it reaches maxmemory"),
+        "{stderr}"
+    );
+    redis_command(redis.port, "CONFIG SET maxmemory-policy noeviction");
+    let (code, _, stderr) = check(&store, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning: [store]"), "{stderr}");
     // A database number the server does not have is said as that, not as "unreachable".
     let (code, _, stderr) = check(
         &format!(

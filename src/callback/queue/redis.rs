@@ -199,6 +199,11 @@ fn qerr(e: impl std::fmt::Display) -> QueueError {
     QueueError(format!("redis: {e}"))
 }
 
+/// [`RedisQueue::persistence`]'s words for a Redis that evicts.
+const EVICTS: &str = "Redis evicts keys when it reaches maxmemory: queued callbacks, installs \
+     and revocations can vanish without a word when it fills up (set maxmemory-policy \
+     noeviction, or maxmemory 0)";
+
 impl RedisQueue {
     pub fn open(
         url: &str,
@@ -376,22 +381,43 @@ impl RedisQueue {
         .map(drop)
     }
 
-    /// What to say when Redis keeps nothing on disk (no `appendonly`): the queue, installs
-    /// and revocations are lost with it. `Ok(None)` when it keeps them; `Err` when it could
+    /// What to say when Redis may lose what it was given: it keeps nothing on disk (no
+    /// `appendonly`: lost when it restarts), or it evicts keys when full (a `maxmemory` with a
+    /// policy other than `noeviction`, a cache's usual setting: lost silently, acknowledged
+    /// callbacks and installs among them). `Ok(None)` when it keeps them; `Err` when it could
     /// not be asked.
     pub async fn persistence(&self) -> Result<Option<&'static str>, QueueError> {
-        let info: String = self
-            .run(|mut c| async move {
-                redis::cmd("INFO")
-                    .arg("persistence")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok((!info.contains("aof_enabled:1")).then_some(
-            "Redis runs without appendonly: queued callbacks, installs and revocations are lost \
-             if Redis restarts (set appendonly yes)",
-        ))
+        // One section at a time: Redis before 7 takes one.
+        let mut info = String::new();
+        for section in ["persistence", "memory"] {
+            let part: String =
+                self.run(|mut c| async move {
+                    redis::cmd("INFO").arg(section).query_async(&mut c).await
+                })
+                .await?;
+            info.push_str(&part);
+        }
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let on_disk = field("aof_enabled") == Some("1");
+        let evicts = field("maxmemory").is_some_and(|m| m != "0")
+            && field("maxmemory_policy").is_some_and(|p| p != "noeviction");
+        Ok(match (on_disk, evicts) {
+            (true, false) => None,
+            (false, false) => Some(
+                "Redis runs without appendonly: queued callbacks, installs and revocations are \
+                 lost if Redis restarts (set appendonly yes)",
+            ),
+            (true, true) => Some(EVICTS),
+            (false, true) => Some(
+                "Redis runs without appendonly and evicts keys when full: queued callbacks, \
+                 installs and revocations are lost if Redis restarts or fills up (set \
+                 appendonly yes and maxmemory-policy noeviction)",
+            ),
+        })
     }
 
     /// Forgets that `app`'s group exists when Redis says it does not (`NOGROUP`: Redis
