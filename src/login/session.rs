@@ -337,12 +337,12 @@ fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
         && a.wechat_app_id == b.wechat_app_id
 }
 
-/// The sessions of `entries` a sign-in to `fresh` shows to be someone else's: another app's
-/// session in the same corp naming another person than the one WeCom just named on this
-/// device (SPEC section 17: someone else signed in there). Self-built apps share the corp's
-/// userids; a service provider's apps are compared by `open_userid`, the same across its
-/// apps; a session of one kind is not compared with one of the other (a provider may see a
-/// member under another userid).
+/// The sessions of `entries` a sign-in to `fresh` inside the WeCom client shows to be someone
+/// else's: another app's session in the same corp naming another person than the one WeCom
+/// just named on this device (SPEC section 17: someone else signed in there). Self-built apps
+/// share the corp's userids; a service provider's apps are compared by `open_userid`, the same
+/// across its apps, or within one suite by userid; a session of one kind is not compared with
+/// one of the other (a provider may see a member under another userid).
 pub fn displaced<'a>(
     entries: &'a [SessionEntry],
     fresh: &'a SessionEntry,
@@ -353,9 +353,14 @@ pub fn displaced<'a>(
         }
         match (e.installed, fresh.installed) {
             (false, false) => e.userid != fresh.userid || e.openid != fresh.openid,
-            (true, true) => {
-                matches!((&e.open_userid, &fresh.open_userid), (Some(a), Some(b)) if a != b)
-            }
+            (true, true) => match (&e.open_userid, &fresh.open_userid) {
+                (Some(a), Some(b)) => a != b,
+                _ => {
+                    e.suite.is_some()
+                        && e.suite == fresh.suite
+                        && (e.userid != fresh.userid || e.openid != fresh.openid)
+                }
+            },
             _ => false,
         }
     })
@@ -474,7 +479,18 @@ mod tests {
             e.userid = Some("cipher-l".into());
             e.open_userid = Some("ou-l".into());
         });
-        assert_eq!(ended(others, &suite_lisi), ["suite"]);
+        assert_eq!(ended(others.clone(), &suite_lisi), ["suite"]);
+        // A provider's sessions without open_userid (a 代开发 app's), within one suite.
+        let dk = |app: &str, suite: &str, userid: &str| {
+            let (suite, userid) = (suite.to_owned(), userid.to_owned());
+            with(app, &move |e| {
+                e.installed = true;
+                e.suite = Some(suite.clone());
+                e.userid = Some(userid.clone());
+            })
+        };
+        let kept = vec![dk("dk1", "dkA", "zhangsan"), dk("dk2", "dkB", "zhangsan")];
+        assert_eq!(ended(kept, &dk("dk3", "dkA", "lisi")), ["dk1"]);
     }
 
     #[test]

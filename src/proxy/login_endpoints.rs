@@ -446,11 +446,17 @@ pub async fn callback(
             if let Some(p) = previous {
                 let _ = revocation::end_session(provider.store(), p, now).await;
             }
-            // So do the corp's other apps' sessions naming the member who was here before:
-            // they sign in again, as whoever WeCom names now.
-            let gone: Vec<String> = session::displaced(&entries, &entry)
-                .map(|e| e.app.clone())
-                .collect();
+            // So do, inside the WeCom client, the corp's other apps' sessions naming the
+            // member who was here before: they sign in again, as whoever WeCom names now. (A
+            // browser's QR sign-ins are each a choice of who signs in, as SPEC 17 leaves them.)
+            let ua = request::header(session, http::header::USER_AGENT).unwrap_or("");
+            let gone: Vec<String> = if authorize::in_wecom_client(ua) {
+                session::displaced(&entries, &entry)
+                    .map(|e| e.app.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for e in entries.iter().filter(|e| gone.contains(&e.app)) {
                 let _ = revocation::end_session(provider.store(), e, now).await;
             }

@@ -186,4 +186,30 @@ async fn a_switch_one_app_notices_ends_the_corps_other_apps_sessions_of_the_prev
     assert_eq!(seen_by_crm(&w, &mut b, "/crm2/api").await.0, "lisi");
     // And lisi signing in to crm2 leaves lisi's crm session alone.
     assert_eq!(seen_by_crm(&w, &mut b, "/sidebar/api").await.0, "lisi");
+
+    // In a desktop browser each QR sign-in is a choice of who signs in: another member's
+    // sign-in to crm2 leaves zhangsan's crm session as it is.
+    let mut desk = Browser::new("Mozilla/5.0 (Windows NT 10.0) Chrome/120.0");
+    w.login(&mut desk, "crm", "/sidebar/").await;
+    assert_eq!(
+        seen_by_crm(&w, &mut desk, "/sidebar/api").await.0,
+        "zhangsan"
+    );
+    // lisi scans the QR code for crm2.
+    let start = desk.get(&w.login_url("crm2", "/crm2/")).await;
+    assert_eq!(start.status(), 302);
+    let qr = start.headers()["location"].to_str().unwrap().to_owned();
+    let page = desk.get(&qr).await.text().await.unwrap();
+    let at = page.find("userid=lisi").expect("lisi's button");
+    let href_at = page[..at].rfind("href=\"").unwrap() + 6;
+    let href = page[href_at..at + page[at..].find('"').unwrap()].replace("&amp;", "&");
+    let chosen = desk.get(&format!("{}{href}", w.emu.base_url())).await;
+    assert_eq!(chosen.status(), 302);
+    let cb = chosen.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(desk.get(&cb).await.status(), 302);
+    assert_eq!(seen_by_crm(&w, &mut desk, "/crm2/api").await.0, "lisi");
+    assert_eq!(
+        seen_by_crm(&w, &mut desk, "/sidebar/api").await.0,
+        "zhangsan"
+    );
 }
