@@ -204,14 +204,15 @@ pub fn names_a_secret(text: &str) -> bool {
 }
 
 /// Whether an nginx variable's whole value is a secret (an `access_log` line of the nginx
-/// file writes it `***`): every `$cookie_*`, and a header, response header or argument named
-/// like a secret (`$http_cookie`, `$http_authorization`, `$sent_http_set_cookie`,
-/// `$arg_code`...) or like the gateway's own cookies.
+/// file writes it `***`): every `$cookie_*` and `$upstream_cookie_*`, and a header, response
+/// header (sent, or the upstream's) or argument named like a secret (`$http_cookie`,
+/// `$http_authorization`, `$sent_http_set_cookie`, `$upstream_http_set_cookie`, `$arg_code`...)
+/// or like the gateway's own cookies.
 pub fn is_secret_variable(name: &str) -> bool {
-    if name.starts_with("cookie_") {
+    if name.starts_with("cookie_") || name.starts_with("upstream_cookie_") {
         return true;
     }
-    let Some(rest) = ["http_", "sent_http_", "arg_"]
+    let Some(rest) = ["http_", "sent_http_", "upstream_http_", "arg_"]
         .iter()
         .find_map(|p| name.strip_prefix(p))
     else {
@@ -495,6 +496,9 @@ mod tests {
             "http_authorization",
             "http_proxy_authorization",
             "sent_http_set_cookie",
+            "upstream_http_set_cookie",
+            "upstream_http_authorization",
+            "upstream_cookie_jsessionid",
             "arg_code",
             "arg_ACCESS_TOKEN",
             "http_x_gateway_assertion",

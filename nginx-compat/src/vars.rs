@@ -302,7 +302,13 @@ impl Ctx<'_> {
             "remote_port" => r.remote_port?.to_string().into_bytes(),
             "server_protocol" => protocol(r.http_version).as_bytes().to_vec(),
             _ if is_process_variable(name) => return PROCESS_VARIABLES.get()?(name),
-            _ if is_answer_variable(name) => return self.answer?.var(name),
+            // nginx's `$status` is `000` before there is one; the others are not found.
+            _ if is_answer_variable(name) => {
+                return match self.answer {
+                    Some(a) => a.var(name),
+                    None => (name == "status").then(|| b"000".to_vec()),
+                }
+            }
             "content_length" => return r.header("content-length").map(<[u8]>::to_vec),
             "content_type" => return r.header("content-type").map(<[u8]>::to_vec),
             "request_filename" | "document_root" => return self.server.path_variable(self, name),

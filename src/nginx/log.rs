@@ -291,13 +291,6 @@ fn lookup<'v>(
         }
         "server_protocol" => Some(Cow::Borrowed(protocol(h.version).as_bytes())),
         "remote_user" => remote_user(h.headers.get("authorization")?.as_bytes()).map(Cow::Owned),
-        "remote_port" => owned(
-            session
-                .client_addr()
-                .and_then(|a| a.as_inet())?
-                .port()
-                .to_string(),
-        ),
         "request_id" => Some(Cow::Owned(done.request_id.as_bytes().to_vec())),
         "hostname" => Some(Cow::Borrowed(hostname().as_bytes())),
         _ if nginx_compat::vars::is_process_variable(name) => {
@@ -339,11 +332,10 @@ fn of_answer<'v>(
         }
         _ => {
             let header = name.strip_prefix("sent_http_")?;
-            let wanted = header.replace('_', "-");
             session
                 .response_written()
-                .and_then(|r| r.headers.get(wanted.as_str()))
-                .map(|v| Cow::Owned(v.as_bytes().to_vec()))
+                .and_then(|r| super::response::joined(&r.headers, &header.replace('_', "-")))
+                .map(Cow::Owned)
         }
     })
 }
@@ -411,7 +403,8 @@ fn hostname() -> &'static str {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_owned())
+            // Lower-cased, as nginx keeps it (`ngx_init_cycle`).
+            .map(|s| s.trim().to_ascii_lowercase())
             .unwrap_or_else(|_| "localhost".into())
     })
 }

@@ -456,12 +456,7 @@ pub struct Upstream<'a> {
 
 impl nginx_compat::vars::Answer for AnswerVars<'_> {
     fn var(&self, name: &str) -> Option<Vec<u8>> {
-        let header = |h: &str| {
-            let wanted = h.replace('_', "-");
-            self.headers
-                .get(wanted.as_str())
-                .map(|v| v.as_bytes().to_vec())
-        };
+        let header = |h: &str| joined(self.headers, &h.replace('_', "-"));
         let up = self.upstream.as_ref();
         match name {
             "status" => Some(format!("{:03}", self.status).into_bytes()),
@@ -485,6 +480,18 @@ impl nginx_compat::vars::Answer for AnswerVars<'_> {
             }
         }
     }
+}
+
+/// Every line of the header `name`, joined with `, ` as nginx joins a header's lines for its
+/// `$sent_http_*` and `$upstream_http_*`.
+pub fn joined(headers: &http::HeaderMap, name: &str) -> Option<Vec<u8>> {
+    let mut all = headers.get_all(name).iter();
+    let mut v = all.next()?.as_bytes().to_vec();
+    for more in all {
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(more.as_bytes());
+    }
+    Some(v)
 }
 
 /// nginx's response filters on the upstream's answer header.

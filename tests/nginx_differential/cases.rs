@@ -951,7 +951,8 @@ pub const GROUPS: &[Group] = &[
                  application/javascript max;\n\
                  ~image/ 1h;\n\
                  text/css bogus;\n\
-               }",
+               }\n\
+               map $arg_e $ex { default $arg_e; }",
         body: "location /exp/ { expires $expires; proxy_pass http://{{UP}}; }\n\
                location /mod/ { expires modified $expires; proxy_pass http://{{UP}}; }\n\
                location /dbg/ { proxy_hide_header X-Secret;\n\
@@ -959,9 +960,11 @@ pub const GROUPS: &[Group] = &[
                  add_header X-Type $sent_http_content_type; add_header X-S $status always;\n\
                  add_header X-Kept $upstream_http_x_secret; add_header X-Rt $upstream_response_time;\n\
                  proxy_pass http://{{UP}}; }\n\
-               location = /own { add_header X-S $status; add_header X-Up \"[$upstream_addr]\"; return 200 \"own\"; }",
+               location = /own { add_header X-S $status; add_header X-Up \"[$upstream_addr]\"; return 200 \"own\"; }\n\
+               location /big/ { expires $ex; proxy_set_header X-Status $status; add_header X-Cc $sent_http_cache_control; proxy_pass http://{{UP}}; }\n\
+               location /bigmod/ { expires modified $ex; proxy_pass http://{{UP}}; }",
         toml: None,
-        up_headers: HOST,
+        up_headers: &["host", "x-status"],
         requests: &[
             "GET /exp/a",
             "GET /exp/a | X-Echo-Content-Type: text/html",
@@ -974,6 +977,17 @@ pub const GROUPS: &[Group] = &[
             "GET /dbg/a | X-Echo-Status: 500",
             "GET /dbg/a | X-Echo-Content-Type: text/html; charset=gbk",
             "GET /own",
+            // Values a request (or an upstream) writes into `expires` through a variable:
+            // as large as a number goes, or too large for one.
+            "GET /big/a?e=9223372036854775807",
+            "GET /big/a?e=-9223372036854775807",
+            "GET /big/a?e=292471208677y",
+            "GET /big/a?e=106751991167d",
+            "GET /big/a?e=@25h",
+            "GET /big/a?e=junk",
+            "GET /big/a?e=-1h",
+            "GET /bigmod/a?e=-1h | X-Echo-Header: Last-Modified: Fri, 01 Jan 2100 00:00:00 GMT",
+            "GET /big/a | X-Echo-Header: Cache-Control: no-store | X-Echo-Header: Cache-Control: private",
         ],
     },
 ];

@@ -24,6 +24,26 @@ pub struct HeaderEdit {
     pub mode: HeaderMode,
 }
 
+/// The answer as the headers filter has changed it so far: `expires` sets `Expires` and
+/// `Cache-Control` before `add_header` reads the answer's variables.
+struct Filtered<'a> {
+    answer: &'a dyn Answer,
+    expired: std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl Answer for Filtered<'_> {
+    fn var(&self, name: &str) -> Option<Vec<u8>> {
+        if let Some((expires, cc)) = &*self.expired.borrow() {
+            match name {
+                "sent_http_expires" => return Some(expires.as_bytes().to_vec()),
+                "sent_http_cache_control" => return Some(cc.as_bytes().to_vec()),
+                _ => {}
+            }
+        }
+        self.answer.var(name)
+    }
+}
+
 /// The statuses `add_header` (without `always`) and `expires` apply to.
 pub fn safe_status(status: u16) -> bool {
     matches!(
@@ -53,27 +73,39 @@ impl Server {
         if !expiring && !s.add_headers.iter().any(|h| safe || h.always) {
             return out;
         }
-        let cx = Ctx {
-            req,
-            server: self,
-            st: state.clone(),
-            proxy: None,
-            answer: Some(answer),
+        let filtered = Filtered {
+            answer,
+            expired: Default::default(),
+        };
+        // Made only for a value with variables: a plain `expires 30d` copies no state.
+        let made = std::cell::OnceCell::new();
+        let cx = || {
+            made.get_or_init(|| Ctx {
+                req,
+                server: self,
+                st: state.clone(),
+                proxy: None,
+                answer: Some(&filtered),
+            })
         };
         // `ngx_http_set_expires`: a value read now that is no `expires` value, or `off`,
         // sets nothing.
         let set = match &s.expires_value {
-            Some(v) => {
-                let value = v.value.expand(&cx, false);
+            Some(v) if expiring => {
+                let value = v.value.expand(cx(), false);
                 std::str::from_utf8(&value)
                     .ok()
                     .and_then(|t| parse_expires(t, v.modified).ok())
                     .unwrap_or(Expires::Off)
             }
-            None => s.expires,
+            _ => s.expires,
         };
         if expiring && set != Expires::Off {
-            let (expires, cc) = expires(set, last_modified, now);
+            // nginx's "in the past" is the written value's sign; a value read from a variable
+            // has none (only a negative `max-age` then says `no-cache`).
+            let literal = s.expires_value.is_none();
+            let (expires, cc) = expires(set, last_modified, now, literal);
+            *filtered.expired.borrow_mut() = Some((expires.clone(), cc.clone()));
             out.push(HeaderEdit {
                 name: "Expires".into(),
                 value: expires.into_bytes(),
@@ -89,7 +121,7 @@ impl Server {
             if !safe && !h.always {
                 continue;
             }
-            let value = h.value.expand(&cx, false);
+            let value = h.value.expand(cx(), false);
             let lower = h.name.to_ascii_lowercase();
             let mode = match lower.as_str() {
                 "last-modified" | "etag" => HeaderMode::Replace,
@@ -203,7 +235,7 @@ fn named_charset(v: &[u8]) -> (usize, Option<&[u8]>) {
 }
 
 /// `ngx_http_set_expires`: the `Expires` and `Cache-Control` values.
-fn expires(e: Expires, last_modified: Option<i64>, now: i64) -> (String, String) {
+fn expires(e: Expires, last_modified: Option<i64>, now: i64, literal: bool) -> (String, String) {
     let (time, max_age, negative) = match e {
         Expires::Epoch => return ("Thu, 01 Jan 1970 00:00:01 GMT".into(), "no-cache".into()),
         Expires::Max => {
@@ -225,10 +257,14 @@ fn expires(e: Expires, last_modified: Option<i64>, now: i64) -> (String, String)
             }
             (at, at - now, false)
         }
-        Expires::Access(t) => (now + t, t, t < 0),
+        // Saturating: a value read from a variable may be as large as `i64` holds.
+        Expires::Access(t) => (now.saturating_add(t), t, literal && t < 0),
         Expires::Modified(t) => match last_modified {
-            Some(lm) => (lm + t, lm + t - now, t < 0),
-            None => (now + t, t, t < 0),
+            Some(lm) => {
+                let at = lm.saturating_add(t);
+                (at, at.saturating_sub(now), literal && t < 0)
+            }
+            None => (now.saturating_add(t), t, literal && t < 0),
         },
     };
     let cc = if negative || max_age < 0 {
@@ -256,6 +292,8 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// RFC 1123 date as `ngx_http_time` writes it.
 pub fn http_date(secs: i64) -> String {
+    // `ngx_gmtime`'s range: the epoch to the last second of 9999.
+    let secs = secs.clamp(0, 253_402_300_799);
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -435,20 +473,47 @@ mod tests {
     fn expires_values() {
         let now = 1_700_000_000;
         assert_eq!(
-            expires(Expires::Access(3600), None, now),
+            expires(Expires::Access(3600), None, now, true),
             (http_date(now + 3600), "max-age=3600".into())
         );
         assert_eq!(
-            expires(Expires::Access(-1), None, now),
+            expires(Expires::Access(-1), None, now, true),
             (http_date(now - 1), "no-cache".into())
         );
         assert_eq!(
-            expires(Expires::Modified(60), Some(now - 100), now),
+            expires(Expires::Modified(60), Some(now - 100), now, true),
             (http_date(now - 40), "no-cache".into())
         );
         assert_eq!(
-            expires(Expires::Access(0), None, now),
+            expires(Expires::Access(0), None, now, true),
             (http_date(now), "max-age=0".into())
+        );
+        // Read from a variable: as large as a number goes, never past 9999 nor before 1970.
+        assert_eq!(
+            expires(Expires::Access(i64::MAX), None, now, false),
+            (
+                "Fri, 31 Dec 9999 23:59:59 GMT".into(),
+                format!("max-age={}", i64::MAX)
+            )
+        );
+        assert_eq!(
+            expires(Expires::Access(-i64::MAX), None, now, false).0,
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert_eq!(
+            expires(Expires::Modified(i64::MAX), Some(now), now, false).0,
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        // `expires modified -1h` before a Last-Modified two hours ahead: no-cache as written,
+        // the max-age left as read from a variable (nginx asks the written value's sign).
+        let lm = Some(now + 7200);
+        assert_eq!(
+            expires(Expires::Modified(-3600), lm, now, true).1,
+            "no-cache"
+        );
+        assert_eq!(
+            expires(Expires::Modified(-3600), lm, now, false).1,
+            "max-age=3600"
         );
     }
 }
