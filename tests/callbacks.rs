@@ -110,78 +110,123 @@ async fn a_post_expecting_100_continue_gets_it_before_its_body() {
     w.crm.wait_taken(1, LIMIT).await;
 }
 
+/// `n` connections from `from` posting all but the end of a megabyte to `path`, each still
+/// open once the gateway has read what it takes: (those it holds unanswered, those it refused
+/// with a 503 or closed).
+async fn hold_bodies(
+    port: u16,
+    from: &str,
+    path: &str,
+    n: usize,
+) -> (Vec<tokio::net::TcpStream>, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n");
+    let piece = vec![b'A'; 1_000_000];
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let _ = s.write_all(head.as_bytes()).await;
+        // A connection refused midway may be closed while this writes.
+        let _ = s.write_all(&piece).await;
+        conns.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for mut s in conns {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            Err(_) => held.push(s),
+            Ok(Ok(n)) if n > 0 => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+                refused += 1;
+            }
+            // Closed (or reset) after its answer.
+            Ok(_) => refused += 1,
+        }
+    }
+    (held, refused)
+}
+
 /// Bodies held short of their end (all but the last bytes of a megabyte, on many connections:
-/// anyone can, no key needed) share a bounded budget: past it a request is refused with a 503,
-/// which WeCom retries, instead of each holding a megabyte until its deadline. Once they are
-/// gone WeCom's next post is taken. A post that cannot be WeCom's (an app without callback, a
-/// timestamp out of the window) is refused before its body is read at all.
+/// anyone can, no key needed) share a bounded budget, a quarter of it at most per client
+/// address: past it a request is refused with a 503, which WeCom retries, instead of each
+/// holding a megabyte until its deadline; and while one address holds its share, WeCom's
+/// servers (other addresses) are still taken. A post that cannot be WeCom's (an app without
+/// callback, a timestamp out of the window) is refused before its body is read at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let w = CallbackWorld::start(Backend::Local, 1).await;
     let port = w.gateways[0].port;
     let url = w.gateways[0].url("/_gateway/callback/crm");
     let (query, _) = sealed_post(&event_xml(1), now_secs());
     let (stale, _) = sealed_post(&event_xml(1), now_secs() - 601);
-    let (held, refused) = tokio::task::spawn_blocking(move || {
-        let head = |path: &str| {
-            format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n")
-        };
-        // Refused on their head alone: no body is sent, the answer comes.
-        for (path, status) in [
-            (format!("/_gateway/callback/nosuchapp?{query}"), 404),
-            (format!("/_gateway/callback/crm?{stale}"), 400),
-            ("/_gateway/callback/crm?timestamp=1".to_owned(), 400),
-        ] {
+    let head = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n")
+    };
+    // Refused on their head alone: no body is sent, the answer comes.
+    for (path, status) in [
+        (format!("/_gateway/callback/nosuchapp?{query}"), 404),
+        (format!("/_gateway/callback/crm?{stale}"), 400),
+        ("/_gateway/callback/crm?timestamp=1".to_owned(), 400),
+    ] {
+        let head = head(&path);
+        let got = tokio::task::spawn_blocking(move || {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             s.set_read_timeout(Some(LIMIT)).unwrap();
-            s.write_all(head(&path).as_bytes()).unwrap();
-            let r = common::raw::read_response(&mut s, &mut Vec::new());
-            assert_eq!(r.status, status, "{path}");
-        }
-        let piece = vec![b'A'; 1_000_000];
-        let mut conns = Vec::new();
-        for _ in 0..40 {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            let path = format!("/_gateway/callback/crm?{query}");
-            let _ = s.write_all(head(&path).as_bytes());
-            // A connection refused midway may be closed while this writes.
-            let _ = s.write_all(&piece);
-            conns.push(s);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        let (mut held, mut refused) = (0, 0);
-        for s in &mut conns {
-            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-            let mut buf = [0u8; 64];
-            match s.read(&mut buf) {
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    held += 1
-                }
-                Ok(n) if n > 0 => {
-                    let text = String::from_utf8_lossy(&buf[..n]);
-                    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-                    refused += 1;
-                }
-                // Closed (or reset) after its answer.
-                _ => refused += 1,
-            }
-        }
-        drop(conns);
-        (held, refused)
-    })
-    .await
-    .unwrap();
-    // 32 MiB: 33 of these bodies.
-    assert_eq!(held + refused, 40);
-    assert!((30..=34).contains(&held), "{held} held, {refused} refused");
+            s.write_all(head.as_bytes()).unwrap();
+            common::raw::read_response(&mut s, &mut Vec::new()).status
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, status, "{path}");
+    }
+    let path = format!("/_gateway/callback/crm?{query}");
+    // One address: its share, 8 MiB, is 8 of these bodies.
+    let (one, refused) = hold_bodies(port, "127.0.0.1", &path, 16).await;
+    assert!(
+        (7..=9).contains(&one.len()),
+        "{} held, {refused} refused",
+        one.len()
+    );
+    assert_eq!(one.len() + refused, 16);
+    // WeCom, from another address, is taken meanwhile.
+    let wecom = reqwest::Client::builder()
+        .local_address(Some("127.0.0.9".parse().unwrap()))
+        .build()
+        .unwrap();
+    let (q, b) = sealed_post(&event_xml(2), now_secs());
+    let r = wecom
+        .post(format!("{url}?{q}"))
+        .body(b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Four more addresses holding theirs: 32 MiB in all is 33 of these bodies.
+    let mut all = one;
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        let (held, _) = hold_bodies(port, from, &path, 9).await;
+        all.extend(held);
+    }
+    assert!((30..=34).contains(&all.len()), "{} held in all", all.len());
+    drop(all);
     // Their budget is given back as they go: WeCom's retry is taken.
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
-        let (status, text) = post_event(&url, &event_xml(2)).await;
+        let (q, b) = sealed_post(&event_xml(3), now_secs());
+        let r = wecom
+            .post(format!("{url}?{q}"))
+            .body(b)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
         if status == 200 {
             assert_eq!(text, "success");
             break;
@@ -190,7 +235,7 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
         assert!(std::time::Instant::now() < deadline, "never taken again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    w.crm.wait_taken(1, LIMIT).await;
+    w.crm.wait_taken(2, LIMIT).await;
 }
 
 #[tokio::test]

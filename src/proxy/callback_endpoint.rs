@@ -13,24 +13,76 @@ use crate::callback::{self, Callbacks};
 /// Bytes of callback bodies held at once, being read or verified: a few thousand of WeCom's
 /// messages (each a few KiB), and a bound on what unverified requests hold.
 const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
+/// The most of [`BUFFER_BUDGET`] one client address holds: one sender holding bodies short of
+/// their end cannot take the room WeCom's servers (other addresses) post in.
+const CLIENT_SHARE: usize = BUFFER_BUDGET / 4;
 
 static BUFFERED: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUFFER_BUDGET);
 
-/// Takes `n` more bytes of [`BUFFER_BUDGET`] into `held` (given back when it is dropped), or
-/// says there is no room.
-fn take_buffer(held: &mut Option<tokio::sync::SemaphorePermit<'static>>, n: usize) -> bool {
-    let Ok(n) = u32::try_from(n) else {
-        return false;
-    };
-    match BUFFERED.try_acquire_many(n) {
-        Ok(p) => {
-            match held {
-                Some(h) => h.merge(p),
-                None => *held = Some(p),
-            }
-            true
+/// Bytes held by each client address.
+static HELD_BY: std::sync::LazyLock<dashmap::DashMap<std::net::IpAddr, usize>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+
+/// One request's bytes of [`BUFFER_BUDGET`] and of its client's share, given back when it is
+/// dropped (answered, refused, reset, or its task gone).
+struct Held {
+    client: Option<std::net::IpAddr>,
+    bytes: usize,
+    permit: Option<tokio::sync::SemaphorePermit<'static>>,
+}
+
+impl Held {
+    fn new(client: Option<std::net::IpAddr>) -> Held {
+        Held {
+            client,
+            bytes: 0,
+            permit: None,
         }
-        Err(_) => false,
+    }
+
+    /// Takes `n` more bytes, or says there is no room (in all, or in this client's share).
+    fn take(&mut self, n: usize) -> bool {
+        let Ok(count) = u32::try_from(n) else {
+            return false;
+        };
+        if let Some(ip) = self.client {
+            let mut held = HELD_BY.entry(ip).or_insert(0);
+            if *held + n > CLIENT_SHARE {
+                return false;
+            }
+            *held += n;
+        }
+        match BUFFERED.try_acquire_many(count) {
+            Ok(p) => {
+                match &mut self.permit {
+                    Some(h) => h.merge(p),
+                    None => self.permit = Some(p),
+                }
+                self.bytes += n;
+                true
+            }
+            Err(_) => {
+                self.give_back(n);
+                false
+            }
+        }
+    }
+
+    fn give_back(&self, n: usize) {
+        if let Some(ip) = self.client {
+            if let dashmap::mapref::entry::Entry::Occupied(mut e) = HELD_BY.entry(ip) {
+                *e.get_mut() = e.get().saturating_sub(n);
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.give_back(self.bytes);
     }
 }
 
@@ -59,13 +111,12 @@ pub async fn handle(
         http::Method::POST => match callbacks.before_body(&config, &app, &query) {
             Err(e) => Err(e),
             Ok(()) => {
-                // Bodies being read and verified share one budget: connections holding bodies
-                // short of their end (a client sending all but a byte of a megabyte, thousands
-                // of times) are refused with a 503, which WeCom retries, not kept in memory.
-                let mut held = None;
-                let body =
-                    super::request::body_within(session, MAX_BODY, |n| take_buffer(&mut held, n))
-                        .await;
+                // Bodies being read and verified share one budget, a quarter of it at most per
+                // client address: connections holding bodies short of their end (a client
+                // sending all but a byte of a megabyte, thousands of times) are refused with a
+                // 503, which WeCom retries, not kept in memory.
+                let mut held = Held::new(ctx.remote_ip);
+                let body = super::request::body_within(session, MAX_BODY, |n| held.take(n)).await;
                 match body {
                     Ok(body) => callbacks
                         .accept(&config, &app, &query, &body)
