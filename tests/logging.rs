@@ -246,6 +246,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
          log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
          map $arg_quiet $loggable { default 1; 1 0; }\n\
          map $status $failed { ~^[23] 0; default 1; }\n\
+         map $request_time $timed { ~^[0-9]+\\.[0-9][0-9][0-9]$ 1; default 0; }\n\
          map $cookie_sid $who { default anon; ~^(?<msid>.+)$ user; }\n\
          error_log logs/error.log warn;\n\
          server {\n\
@@ -255,6 +256,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
            if ($request_uri ~ \"code=([^&]+)\") { set $tok $1; }\n\
            access_log logs/main.log main if=$loggable;\n\
            access_log logs/failed.log main if=$failed;\n\
+           access_log logs/timed.log js if=$timed;\n\
            location / { proxy_pass http://crm; }\n\
            location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
            location /off/ { access_log off; return 204; }\n\
@@ -334,6 +336,9 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
         wait_lines(&json, 1),
         ["{\"uri\":\"/js/a\",\"args\":\"b=%22c\",\"status\":200}"]
     );
+    // A map of `$request_time` (a slow-request log's): every line, the time read as nginx
+    // writes it.
+    assert!(!wait_lines(&d.join("logs/timed.log"), 1).is_empty());
     // nginx's conditional log of failures (`map $status $failed`): the 404 only.
     let failed = wait_lines(&d.join("logs/failed.log"), 1);
     assert_eq!(failed.len(), 1, "{failed:?}");

@@ -870,6 +870,7 @@ async fn connection_and_process_variables_carry_their_values() {
            proxy_set_header X-Request-Start \"t=${msec}\";\n\
            proxy_set_header X-Time $time_iso8601;\n\
            proxy_set_header X-Pid $pid;\n\
+           add_header X-Response-Time $request_time;\n\
            proxy_pass http://crm;\n\
          }\n",
         &up,
@@ -889,6 +890,13 @@ async fn connection_and_process_variables_carry_their_values() {
         let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let head = String::from_utf8_lossy(&raw[..at]);
         assert!(head.contains(" 200 "), "{head}");
+        // The time so far, as nginx writes it (seconds, three decimals).
+        let rt = head
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Response-Time: "))
+            .unwrap_or_else(|| panic!("{head}"));
+        let (s, ms) = rt.split_once('.').unwrap();
+        assert!(s.parse::<u64>().is_ok() && ms.len() == 3 && ms.parse::<u32>().is_ok(), "{rt}");
         let echo: Echo = serde_json::from_slice(&raw[at..]).unwrap();
         let port_sent = port.to_string();
         assert_eq!(echo.header("x-real-port"), Some(port_sent.as_str()));

@@ -16,6 +16,8 @@ pub struct Request {
     pub remote_addr: String,
     /// `$remote_port`: the client's port, when the address is the connection's own.
     pub remote_port: Option<u16>,
+    /// When the request came, for `$request_time` (the caller's clock: the crate reads none).
+    pub started: Option<std::time::Instant>,
     /// The IP the connection arrived on (IPv6 in brackets): `$server_addr`, and the redirect
     /// host when there is no `Host`.
     pub local_addr: String,
@@ -142,6 +144,7 @@ impl Request {
             headers: vec![("Host".into(), host.as_bytes().to_vec())],
             remote_addr: "127.0.0.1".into(),
             remote_port: None,
+            started: None,
             local_addr: "127.0.0.1".into(),
             request_id: String::new(),
             maps: MapValues::default(),

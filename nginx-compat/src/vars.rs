@@ -216,13 +216,13 @@ pub fn is_process_variable(name: &str) -> bool {
 }
 
 /// Variables of the answer: found where there is one (its header filters: `add_header`, a
-/// `map` an `expires $var` reads), as nginx's; not found (empty) before, as nginx's before
-/// the upstream answered. `$upstream_response_time` is `-` there, as nginx's is until the
-/// answer's body is read.
+/// `map` an `expires $var` reads; the access log's `if=`), as nginx's; not found (empty)
+/// before, as nginx's before the upstream answered. `$upstream_response_time` is `-` there,
+/// as nginx's is until the answer's body is read; `$request_time` is the time so far.
 pub fn is_answer_variable(name: &str) -> bool {
     matches!(
         name,
-        "status" | "upstream_addr" | "upstream_status" | "upstream_response_time"
+        "status" | "upstream_addr" | "upstream_status" | "upstream_response_time" | "request_time"
     ) || ["sent_http_", "upstream_http_"]
         .iter()
         .any(|p| name.len() > p.len() && name.starts_with(p))

@@ -438,6 +438,7 @@ fn crate_matches_nginx() {
                     .collect(),
                 remote_addr: "127.0.0.1".into(),
                 remote_port: None,
+                started: None,
                 local_addr: "127.0.0.1".into(),
                 request_id: String::new(),
                 maps: Default::default(),

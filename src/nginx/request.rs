@@ -69,6 +69,7 @@ pub fn request(
         remote_port: peer
             .filter(|p| remote_addr == Some(p.ip()))
             .map(|p| p.port()),
+        started: Some(std::time::Instant::now()),
         local_addr,
         request_id: request_id.to_owned(),
         maps: Default::default(),
