@@ -130,7 +130,7 @@ fn two_ports_of_one_host_become_two_upstreams() {
 fn unsupported_directives_are_listed_with_file_and_line() {
     let dir = TempDir::new("import-unsup");
     let conf = "server {\n  listen 80;\n  ssl_certificate crm.pem;\n  location / {\n    \
-                proxy_cache crm;\n    add_header X-Took $request_time;\n    \
+                proxy_cache crm;\n    add_header X-Took $upstream_header_time;\n    \
                 proxy_pass http://127.0.0.1:9000/app/;\n  }\n}\n";
     let (code, toml, stderr) = import(conf, &dir);
     assert_eq!(code, 2);
@@ -143,7 +143,7 @@ fn unsupported_directives_are_listed_with_file_and_line() {
         [
             format!("{file}:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")"),
             format!("{file}:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)"),
-            format!("{file}:6: directive 'add_header' is not supported (variable $request_time: not one the gateway provides, and no `map` or `set` read with this file defines it)"),
+            format!("{file}:6: directive 'add_header' is not supported (variable $upstream_header_time: not one the gateway provides, and no `map` or `set` read with this file defines it)"),
         ],
         "{stderr}"
     );

@@ -453,7 +453,7 @@ fn unsupported_directives_are_listed_with_their_line() {
     let cfg = Config::parse(
         "crm.conf",
         "server {\n listen 80;\n ssl_certificate x.pem;\n location / {\n  proxy_cache crm;\n  \
-         return 200 \"$request_time\";\n }\n}",
+         return 200 \"$upstream_header_time\";\n }\n}",
     )
     .unwrap();
     let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
@@ -462,7 +462,7 @@ fn unsupported_directives_are_listed_with_their_line() {
         [
             "crm.conf:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")",
             "crm.conf:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)",
-            "crm.conf:6: directive 'return' is not supported (variable $request_time: not one the gateway provides, and no `map` or `set` read with this file defines it)",
+            "crm.conf:6: directive 'return' is not supported (variable $upstream_header_time: not one the gateway provides, and no `map` or `set` read with this file defines it)",
         ]
     );
 }
