@@ -119,10 +119,23 @@ async fn hold_bodies(
     path: &str,
     n: usize,
 ) -> (Vec<tokio::net::TcpStream>, usize) {
+    hold_bodies_of(port, from, path, n, 1_000_000).await
+}
+
+/// [`hold_bodies`], each sending `sent` bytes of a body declared a little longer.
+async fn hold_bodies_of(
+    port: u16,
+    from: &str,
+    path: &str,
+    n: usize,
+    sent: usize,
+) -> (Vec<tokio::net::TcpStream>, usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let head =
-        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n");
-    let piece = vec![b'A'; 1_000_000];
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        sent + 100
+    );
+    let piece = vec![b'A'; sent];
     let mut conns = Vec::new();
     for _ in 0..n {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -153,9 +166,9 @@ async fn hold_bodies(
 
 /// Bodies held short of their end (all but the last bytes of a megabyte, on many connections:
 /// anyone can, no key needed) share a bounded budget, a quarter of it at most per client
-/// address: past it a request is refused with a 503, which WeCom retries, instead of each
-/// holding a megabyte until its deadline; and while one address holds its share, WeCom's
-/// servers (other addresses) are still taken. A post that cannot be WeCom's (an app without
+/// address for bodies that do not arrive whole: past it a request is refused with a 503, which
+/// WeCom retries, instead of each holding a megabyte until its deadline; and while one address
+/// holds its share, WeCom's posts (whole at once, from that address or others) are taken. A post that cannot be WeCom's (an app without
 /// callback, a timestamp out of the window) is refused before its body is read at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() {
@@ -194,7 +207,22 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
         one.len()
     );
     assert_eq!(one.len() + refused, 16);
-    // WeCom, from another address, is taken meanwhile.
+    // Its share filled to the last few hundred bytes (bodies declared over 8 KiB count)...
+    let mut filler = Vec::new();
+    for sent in [100_000, 10_000] {
+        let (held, refused) = hold_bodies_of(port, "127.0.0.1", &path, 12, sent).await;
+        assert!(refused > 0, "{} of {sent} bytes all held", held.len());
+        filler.extend(held);
+    }
+    let (held, refused) = hold_bodies_of(port, "127.0.0.1", &path, 12, 8_200).await;
+    assert!(refused > 0, "{} of 8,200 bytes all held", held.len());
+    filler.extend(held);
+    // ...a post whose body arrives whole (a few KiB, as WeCom's), from that same address
+    // (WeCom behind a front proxy that names no client, where every client is the proxy), is
+    // taken meanwhile.
+    let long = event_xml(4).replace("</xml>", &format!("<Pad>{}</Pad></xml>", "p".repeat(3000)));
+    assert_eq!(post_event(&url, &long).await.0, 200);
+    // And WeCom from another address.
     let wecom = reqwest::Client::builder()
         .local_address(Some("127.0.0.9".parse().unwrap()))
         .build()
@@ -215,6 +243,7 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
     }
     assert!((30..=34).contains(&all.len()), "{} held in all", all.len());
     drop(all);
+    drop(filler);
     // Their budget is given back as they go: WeCom's retry is taken.
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
@@ -235,7 +264,7 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
         assert!(std::time::Instant::now() < deadline, "never taken again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    w.crm.wait_taken(2, LIMIT).await;
+    w.crm.wait_taken(3, LIMIT).await;
 }
 
 #[tokio::test]

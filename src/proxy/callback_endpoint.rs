@@ -13,9 +13,16 @@ use crate::callback::{self, Callbacks};
 /// Bytes of callback bodies held at once, being read or verified: a few thousand of WeCom's
 /// messages (each a few KiB), and a bound on what unverified requests hold.
 const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
-/// The most of [`BUFFER_BUDGET`] one client address holds: one sender holding bodies short of
-/// their end cannot take the room WeCom's servers (other addresses) post in.
+/// The most of [`BUFFER_BUDGET`] one client address holds in bodies that do not arrive whole
+/// at once: one sender holding bodies short of their end cannot take the room WeCom's servers
+/// post in. A body that arrives whole in one read, or is declared no longer than
+/// [`SMALL_BODY`] (WeCom's are a few KiB), takes from the budget only: behind a front proxy
+/// that streams bodies without naming the client, every client has the proxy's address, and
+/// its share is not WeCom's. (Holding small bodies, a sender needs thousands of connections
+/// to fill the budget.)
 const CLIENT_SHARE: usize = BUFFER_BUDGET / 4;
+/// [`CLIENT_SHARE`]'s small body.
+const SMALL_BODY: u64 = 8 * 1024;
 
 static BUFFERED: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUFFER_BUDGET);
 
@@ -27,7 +34,8 @@ static HELD_BY: std::sync::LazyLock<dashmap::DashMap<std::net::IpAddr, usize>> =
 /// dropped (answered, refused, reset, or its task gone).
 struct Held {
     client: Option<std::net::IpAddr>,
-    bytes: usize,
+    /// Bytes counted in the client's share.
+    shared: usize,
     permit: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
@@ -35,17 +43,19 @@ impl Held {
     fn new(client: Option<std::net::IpAddr>) -> Held {
         Held {
             client,
-            bytes: 0,
+            shared: 0,
             permit: None,
         }
     }
 
-    /// Takes `n` more bytes, or says there is no room (in all, or in this client's share).
-    fn take(&mut self, n: usize) -> bool {
+    /// Takes `n` more bytes, or says there is no room (in all, or in this client's share for
+    /// a body not `whole` in one read).
+    fn take(&mut self, n: usize, whole: bool) -> bool {
         let Ok(count) = u32::try_from(n) else {
             return false;
         };
-        if let Some(ip) = self.client {
+        let client = self.client.filter(|_| !whole);
+        if let Some(ip) = client {
             let mut held = HELD_BY.entry(ip).or_insert(0);
             if *held + n > CLIENT_SHARE {
                 return false;
@@ -58,11 +68,15 @@ impl Held {
                     Some(h) => h.merge(p),
                     None => self.permit = Some(p),
                 }
-                self.bytes += n;
+                if client.is_some() {
+                    self.shared += n;
+                }
                 true
             }
             Err(_) => {
-                self.give_back(n);
+                if client.is_some() {
+                    self.give_back(n);
+                }
                 false
             }
         }
@@ -82,7 +96,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.give_back(self.bytes);
+        self.give_back(self.shared);
     }
 }
 
@@ -115,8 +129,13 @@ pub async fn handle(
                 // client address: connections holding bodies short of their end (a client
                 // sending all but a byte of a megabyte, thousands of times) are refused with a
                 // 503, which WeCom retries, not kept in memory.
-                let mut held = Held::new(ctx.remote_ip);
-                let body = super::request::body_within(session, MAX_BODY, |n| held.take(n)).await;
+                let declared = super::request::header(session, http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let small = declared.is_some_and(|n| n <= SMALL_BODY);
+                let mut held = Held::new(ctx.remote_ip.filter(|_| !small));
+                let body =
+                    super::request::body_within(session, MAX_BODY, |n, whole| held.take(n, whole))
+                        .await;
                 match body {
                     Ok(body) => callbacks
                         .accept(&config, &app, &query, &body)

@@ -126,14 +126,15 @@ impl Unread {
 
 /// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
 pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
-    body_within(session, max, |_| true).await
+    body_within(session, max, |_, _| true).await
 }
 
 /// [`small_body`], each piece read first taken from a budget (`take` says no: [`Unread::Busy`]).
+/// `take` is told whether the piece is the whole body, arrived in one read.
 pub async fn body_within(
     session: &mut Session,
     max: usize,
-    mut take: impl FnMut(usize) -> bool,
+    mut take: impl FnMut(usize, bool) -> bool,
 ) -> Result<Vec<u8>, Unread> {
     // A client waiting to be asked for a body declared too large is refused without being
     // asked. (One already sending it is read up to the limit first: refused at once, it would
@@ -149,7 +150,11 @@ pub async fn body_within(
         loop {
             match session.read_request_body().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() > max => return Err(Unread::TooLarge),
-                Ok(Some(chunk)) if !take(chunk.len()) => return Err(Unread::Busy),
+                Ok(Some(chunk))
+                    if !take(chunk.len(), body.is_empty() && session.is_body_done()) =>
+                {
+                    return Err(Unread::Busy)
+                }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => return Ok(body),
                 Err(_) => return Err(Unread::Broken),
