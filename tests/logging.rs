@@ -242,7 +242,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
         "log_format main '$remote_addr - $remote_user [$time_local] \"$request\" $status \
            $body_bytes_sent \"$http_referer\" \"$http_user_agent\" rid=$request_id \
            up=$upstream_addr us=$upstream_status c=$http_cookie s=$cookie_sid t=$request_time \
-           w=$who m=$msid i=$isid n=$nsid t=$tok k=$kept';\n\
+           w=$who m=$msid i=$isid n=$nsid t=$tok k=$kept x=$sent_http_x_sid';\n\
          log_format js escape=json '{\"uri\":\"$uri\",\"args\":\"$args\",\"status\":$status}';\n\
          map $arg_quiet $loggable { default 1; 1 0; }\n\
          map $status $failed { ~^[23] 0; default 1; }\n\
@@ -257,7 +257,7 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
            access_log logs/main.log main if=$loggable;\n\
            access_log logs/failed.log main if=$failed;\n\
            access_log logs/timed.log js if=$timed;\n\
-           location / { proxy_pass http://crm; }\n\
+           location / { add_header X-Sid \"s=$cookie_sid\"; proxy_pass http://crm; }\n\
            location /js/ { access_log logs/json.log js; return 200 \"ok\\n\"; }\n\
            location /off/ { access_log off; return 204; }\n\
          }\n",
@@ -325,7 +325,11 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
     );
     // A `set` variable made of a cookie is a secret too, and so is a named capture of a
     // regex matched against one (a map's, an `if`'s).
-    assert!(l.ends_with(" w=user m=*** i=*** n=*** t=*** k=***"), "{l}");
+    // And a header the file adds made of one (`$sent_http_x_sid`).
+    assert!(
+        l.ends_with(" w=user m=*** i=*** n=*** t=*** k=*** x=***"),
+        "{l}"
+    );
     assert!(!l.contains("SECRETSID") && !l.contains("SECRETCODE"), "{l}");
     let own = find("nothing-here");
     assert!(

@@ -871,6 +871,7 @@ async fn connection_and_process_variables_carry_their_values() {
            proxy_set_header X-Time $time_iso8601;\n\
            proxy_set_header X-Pid $pid;\n\
            add_header X-Response-Time $request_time;\n\
+           proxy_set_header X-Rt $request_time;\n\
            proxy_pass http://crm;\n\
          }\n",
         &up,
@@ -896,7 +897,10 @@ async fn connection_and_process_variables_carry_their_values() {
             .find_map(|l| l.strip_prefix("X-Response-Time: "))
             .unwrap_or_else(|| panic!("{head}"));
         let (s, ms) = rt.split_once('.').unwrap();
-        assert!(s.parse::<u64>().is_ok() && ms.len() == 3 && ms.parse::<u32>().is_ok(), "{rt}");
+        assert!(
+            s.parse::<u64>().is_ok() && ms.len() == 3 && ms.parse::<u32>().is_ok(),
+            "{rt}"
+        );
         let echo: Echo = serde_json::from_slice(&raw[at..]).unwrap();
         let port_sent = port.to_string();
         assert_eq!(echo.header("x-real-port"), Some(port_sent.as_str()));
@@ -923,5 +927,11 @@ async fn connection_and_process_variables_carry_their_values() {
         assert!(echo
             .header("x-pid")
             .is_some_and(|p| p.parse::<u32>().is_ok()));
+        // The time so far as the request is sent on.
+        let rt = echo.header("x-rt").unwrap_or_default();
+        assert!(
+            rt.len() >= 5 && rt.as_bytes()[rt.len() - 4] == b'.',
+            "{rt:?}"
+        );
     }
 }

@@ -211,25 +211,26 @@ pub fn is_builtin(name: &str) -> bool {
 pub fn is_process_variable(name: &str) -> bool {
     matches!(
         name,
-        "hostname" | "pid" | "msec" | "time_local" | "time_iso8601"
+        "hostname" | "pid" | "msec" | "time_local" | "time_iso8601" | "request_time"
     )
 }
 
 /// Variables of the answer: found where there is one (its header filters: `add_header`, a
 /// `map` an `expires $var` reads; the access log's `if=`), as nginx's; not found (empty)
 /// before, as nginx's before the upstream answered. `$upstream_response_time` is `-` there,
-/// as nginx's is until the answer's body is read; `$request_time` is the time so far.
+/// as nginx's is until the answer's body is read.
 pub fn is_answer_variable(name: &str) -> bool {
     matches!(
         name,
-        "status" | "upstream_addr" | "upstream_status" | "upstream_response_time" | "request_time"
+        "status" | "upstream_addr" | "upstream_status" | "upstream_response_time"
     ) || ["sent_http_", "upstream_http_"]
         .iter()
         .any(|p| name.len() > p.len() && name.starts_with(p))
 }
 
-/// How the caller answers a [process variable](is_process_variable).
-pub type ProcessVariables = fn(&str) -> Option<Vec<u8>>;
+/// How the caller answers a [process variable](is_process_variable), given when the request
+/// came (`$request_time`, the time since).
+pub type ProcessVariables = fn(&str, Option<std::time::Instant>) -> Option<Vec<u8>>;
 
 static PROCESS_VARIABLES: std::sync::OnceLock<ProcessVariables> = std::sync::OnceLock::new();
 
@@ -301,7 +302,7 @@ impl Ctx<'_> {
             "remote_addr" => r.remote_addr.as_bytes().to_vec(),
             "remote_port" => r.remote_port?.to_string().into_bytes(),
             "server_protocol" => protocol(r.http_version).as_bytes().to_vec(),
-            _ if is_process_variable(name) => return PROCESS_VARIABLES.get()?(name),
+            _ if is_process_variable(name) => return PROCESS_VARIABLES.get()?(name, r.started),
             // nginx's `$status` is `000` before there is one; the others are not found.
             _ if is_answer_variable(name) => {
                 return match self.answer {

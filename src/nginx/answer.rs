@@ -455,7 +455,6 @@ async fn send_as(
     let status = h.status.as_u16();
     let answer = super::response::AnswerVars {
         status: filtered,
-        started: req.started,
         headers: &h.headers,
         upstream: None,
     };

@@ -185,6 +185,18 @@ fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
     {
         return true;
     }
+    // A header the file adds made of a secret (`add_header X-Echo $upstream_http_set_cookie`):
+    // its `$sent_http_*` is one.
+    if let Some(header) = name.strip_prefix("sent_http_") {
+        let header = header.replace('_', "-");
+        if server
+            .add_header_values(&header)
+            .iter()
+            .any(|t| t.vars().any(|v| secret(v, server, depth - 1)))
+        {
+            return true;
+        }
+    }
     // A capture of a regex matched against a secret (an `if`'s, a map's), or of one written to
     // take a secret's value out of something longer (`$request_uri ~ access_token=([^&]+)`):
     // a piece of it.
@@ -294,7 +306,7 @@ fn lookup<'v>(
         "request_id" => Some(Cow::Owned(done.request_id.as_bytes().to_vec())),
         "hostname" => Some(Cow::Borrowed(hostname().as_bytes())),
         _ if nginx_compat::vars::is_process_variable(name) => {
-            process_variable(name).map(Cow::Owned)
+            process_variable(name, None).map(Cow::Owned)
         }
         _ => {
             if nginx_compat::log::is_unwritten_variable(name) {
@@ -383,8 +395,9 @@ fn remote_user(auth: &[u8]) -> Option<Vec<u8>> {
 
 /// The variables only the process knows, for a line and for the nginx file's other
 /// directives ([`nginx_compat::vars::provide_process_variables`]).
-pub fn process_variable(name: &str) -> Option<Vec<u8>> {
+pub fn process_variable(name: &str, started: Option<Instant>) -> Option<Vec<u8>> {
     Some(match name {
+        "request_time" => seconds(started?.elapsed()).into_bytes(),
         "hostname" => hostname().as_bytes().to_vec(),
         "pid" => std::process::id().to_string().into_bytes(),
         "msec" => {

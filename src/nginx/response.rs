@@ -440,8 +440,6 @@ pub async fn write_pending(
 /// ([`nginx_compat::vars::is_answer_variable`]).
 pub struct AnswerVars<'a> {
     pub status: u16,
-    /// When the request came (`$request_time`).
-    pub started: Option<std::time::Instant>,
     pub headers: &'a http::HeaderMap,
     /// The upstream's, when it answered.
     pub upstream: Option<Upstream<'a>>,
@@ -466,10 +464,6 @@ impl nginx_compat::vars::Answer for AnswerVars<'_> {
             "upstream_status" => Some(up?.status.to_string().into_bytes()),
             // Its time is known once the body is read, after the headers went out.
             "upstream_response_time" => up.map(|_| b"-".to_vec()),
-            "request_time" => {
-                let d = self.started?.elapsed();
-                Some(format!("{}.{:03}", d.as_secs(), d.subsec_millis()).into_bytes())
-            }
             _ => {
                 if let Some(h) = name.strip_prefix("sent_http_") {
                     return header(h);
@@ -554,7 +548,6 @@ pub fn upstream_response(
     // The headers filter reads the answer as it is before the charset filter labels it.
     let answer = AnswerVars {
         status: resp.status.as_u16(),
-        started: f.request.started,
         headers: &resp.headers,
         upstream: Some(Upstream {
             addr: &f.upstream.authority,

@@ -962,7 +962,9 @@ pub const GROUPS: &[Group] = &[
                  proxy_pass http://{{UP}}; }\n\
                location = /own { add_header X-S $status; add_header X-Up \"[$upstream_addr]\"; return 200 \"own\"; }\n\
                location /big/ { expires $ex; proxy_set_header X-Status $status; add_header X-Cc $sent_http_cache_control; proxy_pass http://{{UP}}; }\n\
-               location /bigmod/ { expires modified $ex; proxy_pass http://{{UP}}; }",
+               location /bigmod/ { expires modified $ex; proxy_pass http://{{UP}}; }\n\
+               location = /st { return 200 \"st=$status\"; }\n\
+               location = /st302 { return 302 \"/x?st=$status\"; }",
         toml: None,
         up_headers: &["host", "x-status"],
         requests: &[
@@ -988,6 +990,9 @@ pub const GROUPS: &[Group] = &[
             "GET /big/a?e=-1h",
             "GET /bigmod/a?e=-1h | X-Echo-Header: Last-Modified: Fri, 01 Jan 2100 00:00:00 GMT",
             "GET /big/a | X-Echo-Header: Cache-Control: no-store | X-Echo-Header: Cache-Control: private",
+            // `$status` in a `return`'s value is the code returned.
+            "GET /st",
+            "GET /st302",
         ],
     },
 ];

@@ -257,14 +257,15 @@ fn expires(e: Expires, last_modified: Option<i64>, now: i64, literal: bool) -> (
             }
             (at, at - now, false)
         }
-        // Saturating: a value read from a variable may be as large as `i64` holds.
-        Expires::Access(t) => (now.saturating_add(t), t, literal && t < 0),
+        // A value read from a variable may be as large as `i64` holds: added as nginx's C
+        // adds it (wrapping, then written as the epoch: `ngx_gmtime` takes no time before it).
+        Expires::Access(t) => (now.wrapping_add(t), t, literal && t < 0),
         Expires::Modified(t) => match last_modified {
             Some(lm) => {
-                let at = lm.saturating_add(t);
-                (at, at.saturating_sub(now), literal && t < 0)
+                let at = lm.wrapping_add(t);
+                (at, at.wrapping_sub(now), literal && t < 0)
             }
-            None => (now.saturating_add(t), t, literal && t < 0),
+            None => (now.wrapping_add(t), t, literal && t < 0),
         },
     };
     let cc = if negative || max_age < 0 {
@@ -488,11 +489,12 @@ mod tests {
             expires(Expires::Access(0), None, now, true),
             (http_date(now), "max-age=0".into())
         );
-        // Read from a variable: as large as a number goes, never past 9999 nor before 1970.
+        // Read from a variable: as large as a number goes, never past 9999 nor before 1970,
+        // and past what a time holds, the epoch (nginx's addition wraps).
         assert_eq!(
             expires(Expires::Access(i64::MAX), None, now, false),
             (
-                "Fri, 31 Dec 9999 23:59:59 GMT".into(),
+                "Thu, 01 Jan 1970 00:00:00 GMT".into(),
                 format!("max-age={}", i64::MAX)
             )
         );
@@ -501,7 +503,7 @@ mod tests {
             "Thu, 01 Jan 1970 00:00:00 GMT"
         );
         assert_eq!(
-            expires(Expires::Modified(i64::MAX), Some(now), now, false).0,
+            expires(Expires::Access(9_223_372_036_828_800), None, now, false).0,
             "Fri, 31 Dec 9999 23:59:59 GMT"
         );
         // `expires modified -1h` before a Last-Modified two hours ahead: no-cache as written,

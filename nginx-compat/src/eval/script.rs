@@ -141,11 +141,36 @@ fn set_captures(cx: &mut Ctx<'_>, caps: Captures) {
 /// `ngx_http_script_return_code` + `ngx_http_send_response`: below 400 or with a text the
 /// answer is made here (a redirect code sets Location and goes through the special-response
 /// handler, so `error_page` sees it); a bare 4xx/5xx is finalized as an error.
+/// The answer a `return` is making, as its value reads it: its status only.
+struct Returning(u16);
+
+impl crate::vars::Answer for Returning {
+    fn var(&self, name: &str) -> Option<Vec<u8>> {
+        (name == "status").then(|| format!("{:03}", self.0).into_bytes())
+    }
+}
+
 fn ret(code: u16, text: Option<&Template>, cx: &mut Ctx<'_>) -> Flow {
     if code >= 400 && text.is_none() {
         return Flow::Finalize(code);
     }
-    let value = text.map(|t| t.expand(cx, false)).unwrap_or_default();
+    let value = match text {
+        None => Vec::new(),
+        Some(t) if t.literal().is_some() => t.expand(cx, false),
+        // nginx sets the answer's status before it works the value out
+        // (`ngx_http_send_response`): `$status` in it is the code returned.
+        Some(t) => {
+            let returning = Returning(code);
+            let inner = Ctx {
+                req: cx.req,
+                server: cx.server,
+                st: cx.st.clone(),
+                proxy: cx.proxy.clone(),
+                answer: Some(&returning),
+            };
+            t.expand(&inner, false)
+        }
+    };
     if matches!(code, 301 | 302 | 303 | 307 | 308) {
         // `return 301;` sends an empty Location, as nginx does.
         cx.st.location = Some(value);

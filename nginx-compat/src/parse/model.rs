@@ -815,6 +815,20 @@ impl Server {
         }
     }
 
+    /// Every value an `add_header NAME ...;` of the server gives the header `name` (its
+    /// `$sent_http_*`), wherever it is written.
+    pub fn add_header_values(&self, name: &str) -> Vec<&Template> {
+        let mut out = Vec::new();
+        self.each_conf(&mut |c| {
+            for h in c.settings.add_headers.iter() {
+                if h.name.eq_ignore_ascii_case(name) {
+                    out.push(&h.value);
+                }
+            }
+        });
+        out
+    }
+
     /// Every value a `set $name ...;` of the server gives `name`, wherever it is written.
     pub fn set_values(&self, name: &str) -> Vec<&Template> {
         fn stmts<'c>(list: &'c [Stmt], name: &str, out: &mut Vec<&'c Template>) {
