@@ -227,14 +227,11 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
         .local_address(Some("127.0.0.9".parse().unwrap()))
         .build()
         .unwrap();
-    let (q, b) = sealed_post(&event_xml(2), now_secs());
-    let r = wecom
-        .post(format!("{url}?{q}"))
-        .body(b)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let post = |xml: String| {
+        let (q, b) = sealed_post(&xml, now_secs());
+        wecom.post(format!("{url}?{q}")).body(b).send()
+    };
+    assert_eq!(post(event_xml(2)).await.unwrap().status(), 200);
     // Four more addresses holding theirs: 32 MiB in all is 33 of these bodies.
     let mut all = one;
     for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
@@ -247,13 +244,7 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
     // Their budget is given back as they go: WeCom's retry is taken.
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
-        let (q, b) = sealed_post(&event_xml(3), now_secs());
-        let r = wecom
-            .post(format!("{url}?{q}"))
-            .body(b)
-            .send()
-            .await
-            .unwrap();
+        let r = post(event_xml(3)).await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         if status == 200 {

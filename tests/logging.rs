@@ -664,13 +664,14 @@ fn a_path_cannot_write_a_log_line_of_its_own() {
     }
 }
 
-/// An output nobody reads (`wecom-gateway run | sleep`, a stuck log shipper) fills its pipe
-/// and holds the log's writer in its `write`: a SIGTERM still ends the process, the lines it
-/// could not write lost, rather than the stop waiting on the writer for ever.
-#[test]
-fn a_stop_ends_even_when_nobody_reads_the_log() {
-    use std::process::{Command, Stdio};
-    let dir = common::TempDir::new("stuck-log");
+/// The gateway with a minimal config and its log on `stdout`/`stderr`, listening: the
+/// process, a connection to it (10 s reads), and its directory.
+fn logging_gateway(
+    tag: &str,
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, TcpStream, common::TempDir) {
+    let dir = common::TempDir::new(tag);
     let port = common::free_port();
     let config = dir.path().join("gateway.toml");
     std::fs::write(
@@ -680,17 +681,16 @@ fn a_stop_ends_even_when_nobody_reads_the_log() {
         ),
     )
     .unwrap();
-    // Both pipes kept open and never read.
-    let mut child = Command::new(common::bin())
+    let child = std::process::Command::new(common::bin())
         .args(["run", "-c"])
         .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = loop {
+    let s = loop {
         if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
             break s;
         }
@@ -698,6 +698,17 @@ fn a_stop_ends_even_when_nobody_reads_the_log() {
         std::thread::sleep(Duration::from_millis(20));
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    (child, s, dir)
+}
+
+/// An output nobody reads (`wecom-gateway run | sleep`, a stuck log shipper) fills its pipe
+/// and holds the log's writer in its `write`: a SIGTERM still ends the process, the lines it
+/// could not write lost, rather than the stop waiting on the writer for ever.
+#[test]
+fn a_stop_ends_even_when_nobody_reads_the_log() {
+    use std::process::{Command, Stdio};
+    // Both pipes kept open and never read.
+    let (mut child, mut s, _dir) = logging_gateway("stuck-log", Stdio::piped(), Stdio::piped());
     // Far more access lines than a pipe holds (64 KiB).
     let long = "x".repeat(400);
     for i in 0..2000 {
@@ -774,25 +785,8 @@ fn slow_reader_gateway(
     common::TempDir,
 ) {
     use std::io::Read;
-    use std::process::{Command, Stdio};
-    let dir = common::TempDir::new(tag);
-    let port = common::free_port();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(common::bin())
-        .args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    use std::process::Stdio;
+    let (mut child, mut s, dir) = logging_gateway(tag, Stdio::null(), Stdio::piped());
     let mut err = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
@@ -805,15 +799,6 @@ fn slow_reader_gateway(
             std::thread::sleep(pause);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut s = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let long = "y".repeat(400);
     for i in 0..SLOW_LINES {
         s.write_all(format!("GET /slow/{i}/{long} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
