@@ -724,15 +724,20 @@ fn a_stop_ends_even_when_nobody_reads_the_log() {
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    exits_cleanly_within(&mut child, 30, "the stop waited on a log nobody reads");
+}
+
+/// Waits `secs` for `child` to end with success; kills it and panics with `why` otherwise.
+fn exits_cleanly_within(child: &mut std::process::Child, secs: u64, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
-            break;
+            return;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the stop waited on a log nobody reads");
+            panic!("{why}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -844,16 +849,9 @@ fn a_second_stop_signal_does_not_wait_for_a_slow_log_reader() {
     send_term(&child);
     std::thread::sleep(Duration::from_secs(1));
     send_term(&child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the second signal waited on the log's reader");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    exits_cleanly_within(
+        &mut child,
+        10,
+        "the second signal waited on the log's reader",
+    );
 }
