@@ -822,6 +822,40 @@ fn send_term(child: &std::process::Child) {
         .success());
 }
 
+/// nginx's slow-request log (`map $request_time $slow` with `access_log ... if=$slow`) reads
+/// the request's whole time for a request no location of the file handled (a `[[routes]]`
+/// entry's): the slow one is written, the quick one not.
+#[test]
+fn a_slow_request_log_has_the_slow_route_requests() {
+    let up = upstream::echo("crm");
+    let dir = common::TempDir::new("slowlog");
+    let d = dir.path();
+    std::fs::write(
+        d.join("site.conf"),
+        "map $request_time $slow { ~^0\\.[0-4] 0; default 1; }\n\
+         server { access_log slow.log combined if=$slow; }\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{}[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        server_table(),
+        up.url(),
+        d.join("site.conf").display()
+    );
+    let gw = Gateway::start_config(&config, &[], &[]);
+    for target in ["/quick", "/slow?ms=1500"] {
+        let r = send(
+            gw.port,
+            format!("GET {target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status(&r), Some(200), "{target}");
+    }
+    let lines = wait_lines(&d.join("slow.log"), 1);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("GET /slow?ms=1500 "), "{lines:?}");
+}
+
 /// A slow log reader (a shipper that takes its time) still gets every access line of a
 /// normal stop: the stop waits for the writer as long as it writes.
 #[test]

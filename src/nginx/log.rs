@@ -97,7 +97,7 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
             // Answered before or beside a location (the gateway's own endpoints, a route, a
             // 404): the server level's files, with the request as it came.
             let h = session.req_header();
-            let req = super::request(
+            let mut req = super::request(
                 h.method.as_str(),
                 h.version,
                 h.raw_path(),
@@ -113,6 +113,8 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
                     .copied(),
                 done.request_id,
             );
+            // Made now, for a request that came `elapsed` ago (`$request_time` in a map).
+            req.started = Instant::now().checked_sub(done.elapsed);
             let st = rules.server.state_of(&req);
             built = (req, st);
             (&built.0, &built.1)
