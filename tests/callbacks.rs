@@ -110,6 +110,43 @@ async fn a_post_expecting_100_continue_gets_it_before_its_body() {
     w.crm.wait_taken(1, LIMIT).await;
 }
 
+/// A callback's body is given the 5 s WeCom waits for its answer, not the 10 s of the
+/// gateway's other endpoints: one arriving later is posted again by WeCom anyway, and only a
+/// sender holding room in the bodies' budget keeps it coming. The genuine post is taken.
+#[tokio::test]
+async fn a_callback_body_short_of_its_end_is_refused_after_the_5_s_wecom_waits() {
+    use std::io::Write;
+    let w = CallbackWorld::start(Backend::Local, 1).await;
+    let port = w.gateways[0].port;
+    let (query, body) = sealed_post(&event_xml(1), now_secs());
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // Longer than 5 s, shorter than the 10 s of other bodies.
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let head = format!(
+            "POST /_gateway/callback/crm?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body.as_bytes()[..body.len() - 1]).unwrap();
+        common::raw::read_response(&mut s, &mut Vec::new())
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 408);
+    let text = String::from_utf8_lossy(&answer.body);
+    assert!(text.contains("within 5 seconds"), "{text}");
+    assert!(answer.header("x-request-id").is_some());
+    assert_eq!(
+        post_event(&w.gateways[0].url("/_gateway/callback/crm"), &event_xml(1))
+            .await
+            .0,
+        200
+    );
+    w.crm.wait_taken(1, LIMIT).await;
+}
+
 /// `n` connections from `from` posting all but the end of a megabyte to `path`, each still
 /// open once the gateway has read what it takes: (those it holds unanswered, those it refused
 /// with a 503 or closed).
@@ -146,19 +183,33 @@ async fn hold_bodies_of(
         let _ = s.write_all(&piece).await;
         conns.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (mut held, mut refused) = (Vec::new(), 0);
+    // Each connection is given the same while to be answered, all at once (the whole test
+    // holds its bodies well within the 5 s a callback's body is given).
+    let mut checks = tokio::task::JoinSet::new();
     for mut s in conns {
-        let mut buf = [0u8; 64];
-        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
-            Err(_) => held.push(s),
-            Ok(Ok(n)) if n > 0 => {
-                let text = String::from_utf8_lossy(&buf[..n]);
-                assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        checks.spawn(async move {
+            let mut buf = [0u8; 64];
+            let wait = Duration::from_millis(300);
+            let answer = match tokio::time::timeout(wait, s.read(&mut buf)).await {
+                Err(_) => None,
+                Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                // Closed (or reset) after its answer.
+                Ok(_) => Some(String::new()),
+            };
+            (s, answer)
+        });
+    }
+    let (mut held, mut refused) = (Vec::new(), 0);
+    while let Some(checked) = checks.join_next().await {
+        match checked.unwrap() {
+            (s, None) => held.push(s),
+            (_, Some(text)) => {
+                assert!(
+                    text.is_empty() || text.starts_with("HTTP/1.1 503"),
+                    "{text}"
+                );
                 refused += 1;
             }
-            // Closed (or reset) after its answer.
-            Ok(_) => refused += 1,
         }
     }
     (held, refused)

@@ -23,6 +23,10 @@ const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
 const CLIENT_SHARE: usize = BUFFER_BUDGET / 4;
 /// [`CLIENT_SHARE`]'s small body.
 const SMALL_BODY: u64 = 8 * 1024;
+/// How long a callback's body may take to arrive: WeCom waits 5 s for the whole answer and
+/// then posts again, so a body later than that is one nobody waits for; only a sender holding
+/// room in [`BUFFER_BUDGET`] would keep it coming (for the public listener's 10 s).
+pub(crate) const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 static BUFFERED: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BUFFER_BUDGET);
 
@@ -134,8 +138,10 @@ pub async fn handle(
                 let small = declared.is_some_and(|n| n <= SMALL_BODY);
                 let mut held = Held::new(ctx.remote_ip.filter(|_| !small));
                 let body =
-                    super::request::body_within(session, MAX_BODY, |n, whole| held.take(n, whole))
-                        .await;
+                    super::request::body_within(session, MAX_BODY, BODY_DEADLINE, |n, whole| {
+                        held.take(n, whole)
+                    })
+                    .await;
                 match body {
                     Ok(body) => callbacks
                         .accept(&config, &app, &query, &body)

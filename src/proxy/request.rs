@@ -100,7 +100,8 @@ pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10
 pub enum Unread {
     TooLarge,
     Broken,
-    Late,
+    /// Not all there within this long.
+    Late(std::time::Duration),
     /// Bodies of its kind held at once are at their bound.
     Busy,
 }
@@ -111,9 +112,12 @@ impl Unread {
         match self {
             Unread::TooLarge => Failure::new(Kind::BadRequest, "the body is too large"),
             Unread::Broken => Failure::new(Kind::BadRequest, "the body could not be read"),
-            Unread::Late => Failure::new(
+            Unread::Late(within) => Failure::new(
                 Kind::RequestTimeout,
-                "the body did not arrive within 10 seconds",
+                format!(
+                    "the body did not arrive within {} seconds",
+                    within.as_secs()
+                ),
             ),
             Unread::Busy => Failure::new(
                 Kind::Busy,
@@ -126,14 +130,16 @@ impl Unread {
 
 /// The whole body, at most `max` bytes, within [`BODY_DEADLINE`].
 pub async fn small_body(session: &mut Session, max: usize) -> Result<Vec<u8>, Unread> {
-    body_within(session, max, |_, _| true).await
+    body_within(session, max, BODY_DEADLINE, |_, _| true).await
 }
 
-/// [`small_body`], each piece read first taken from a budget (`take` says no: [`Unread::Busy`]).
-/// `take` is told whether the piece is the whole body, arrived in one read.
+/// [`small_body`] within `deadline`, each piece read first taken from a budget (`take` says
+/// no: [`Unread::Busy`]). `take` is told whether the piece is the whole body, arrived in one
+/// read.
 pub async fn body_within(
     session: &mut Session,
     max: usize,
+    deadline: std::time::Duration,
     mut take: impl FnMut(usize, bool) -> bool,
 ) -> Result<Vec<u8>, Unread> {
     // A client waiting to be asked for a body declared too large is refused without being
@@ -161,9 +167,9 @@ pub async fn body_within(
             }
         }
     };
-    tokio::time::timeout(BODY_DEADLINE, read)
+    tokio::time::timeout(deadline, read)
         .await
-        .unwrap_or(Err(Unread::Late))
+        .unwrap_or(Err(Unread::Late(deadline)))
 }
 
 /// An HTTP/1.1 request with `Expect: 100-continue` (in any of its `Expect` fields: nginx reads
