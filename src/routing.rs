@@ -249,11 +249,12 @@ impl Readings {
             self.decoded.as_deref(),
             self.raw_merged.as_deref(),
             self.decoded_merged.as_deref(),
-        ] {
-            if let Some(r) = extra {
-                readings[n] = r;
-                n += 1;
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            readings[n] = extra;
+            n += 1;
         }
         (readings, n)
     }

@@ -693,7 +693,7 @@ async fn keep_until_stored(
             Err(e) => {
                 failures += 1;
                 // Said at once, then every few minutes while it lasts.
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::error!(app = %app.name, corp_id, failures, error = %e, "an install the store did not take: its permanent code is held here and kept as soon as the store takes writes (do not stop the gateway)");
                 }
                 tokio::time::sleep(wait).await;

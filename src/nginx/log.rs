@@ -226,8 +226,7 @@ fn secret(name: &str, server: &nginx_compat::Server, depth: u8) -> bool {
     };
     let values = || {
         m.exact
-            .iter()
-            .map(|(_, v)| v)
+            .values()
             .chain(m.regex.iter().map(|(_, v)| v))
             .chain(std::iter::once(&m.default))
     };
