@@ -405,6 +405,95 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
     assert!(!everything.contains("quiet=1"), "if= wrote a line");
 }
 
+/// An upstream that fails before answering is written in the access line as nginx writes it:
+/// `$upstream_addr` the address tried, `$upstream_status` 502 (refused) or 504 (no answer in
+/// time), `$upstream_response_time` the attempt's time and `$upstream_header_time` `-`; an
+/// answer's own status and times otherwise. (An outage is when these are read.)
+#[test]
+fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
+    let up = upstream::echo("crm");
+    // Refused: a port nobody listens on. Silent: connections queue, nothing is answered.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_addr = refused.local_addr().unwrap();
+    drop(refused);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let dir = common::TempDir::new("upfailed");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    std::fs::write(
+        d.join("site.conf"),
+        "log_format up '$request_uri $status a=$upstream_addr s=$upstream_status \
+           r=$upstream_response_time h=$upstream_header_time';\n\
+         server {\n\
+           access_log logs/up.log up;\n\
+           location /refused/ { proxy_pass http://refused; }\n\
+           location /silent/ { proxy_read_timeout 1s; proxy_pass http://silent; }\n\
+           location / { proxy_pass http://crm; }\n\
+         }\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{}[upstreams.crm]\nurl = \"{}\"\n[upstreams.refused]\nurl = \"http://{refused_addr}\"\n\
+         [upstreams.silent]\nurl = \"http://{silent_addr}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        server_table(),
+        up.url(),
+        d.join("site.conf").display()
+    );
+    let gw = Gateway::start_config(&config, &[], &[]);
+    for (path, want) in [("/refused/a", 502), ("/silent/a", 504), ("/fine", 200)] {
+        let r = send(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status(&r), Some(want), "{path}");
+    }
+    let lines = wait_lines(&d.join("logs/up.log"), 3);
+    let line = |path: &str| {
+        let l = lines.iter().find(|l| l.starts_with(path)).unwrap();
+        l.split(' ').map(str::to_owned).collect::<Vec<_>>()
+    };
+    let time = |field: &str, key: &str| {
+        let v = field.strip_prefix(key).unwrap();
+        assert!(v.len() == 5 && v.parse::<f64>().is_ok(), "{field}");
+        v.parse::<f64>().unwrap()
+    };
+    let l = line("/refused/a");
+    assert_eq!(
+        l[1..4],
+        [
+            "502".to_owned(),
+            format!("a={refused_addr}"),
+            "s=502".to_owned()
+        ]
+    );
+    time(&l[4], "r=");
+    assert_eq!(l[5], "h=-");
+    let l = line("/silent/a");
+    assert_eq!(
+        l[1..4],
+        [
+            "504".to_owned(),
+            format!("a={silent_addr}"),
+            "s=504".to_owned()
+        ]
+    );
+    assert!(time(&l[4], "r=") >= 1.0, "{l:?}");
+    assert_eq!(l[5], "h=-");
+    let l = line("/fine");
+    assert_eq!(
+        l[1..4],
+        [
+            "200".to_owned(),
+            format!("a={}", up.url().trim_start_matches("http://")),
+            "s=200".to_owned()
+        ]
+    );
+    time(&l[4], "r=");
+    time(&l[5], "h=");
+    drop(silent);
+}
+
 /// A log file that cannot be opened stops the start, at its line, as nginx does; `check`
 /// lists `error_log` as loaded with no effect.
 #[test]

@@ -72,6 +72,8 @@ pub struct Trace {
     /// When the request was sent upstream, and when and with what the upstream answered.
     pub upstream_sent: Option<Instant>,
     pub upstream_answered: Option<(u16, Instant)>,
+    /// The status nginx gives an attempt that failed before its answer (502, 504).
+    pub upstream_failed: Option<u16>,
 }
 
 /// What the logging phase knows of a done request.
@@ -332,7 +334,9 @@ fn of_answer<'v>(
         "upstream_status" => done
             .trace
             .upstream_answered
-            .and_then(|(s, _)| owned(s.to_string())),
+            .map(|(s, _)| s)
+            .or(done.trace.upstream_failed)
+            .and_then(|s| owned(s.to_string())),
         "upstream_response_time" => done
             .trace
             .upstream_sent

@@ -452,6 +452,12 @@ impl ProxyHttp for Gateway {
         peer.options.write_timeout = Some(up.write_timeout);
         peer.options.idle_timeout = Some(up.idle_timeout);
         nginx::peer(session, ctx, &mut peer);
+        if let Some(trace) = ctx.trace.as_mut() {
+            // An attempt's times run from its connection, as nginx's `u->start_time`.
+            trace.upstream_sent = Some(Instant::now());
+            trace.upstream_answered = None;
+            trace.upstream_failed = None;
+        }
         Ok(Box::new(peer))
     }
 
@@ -463,9 +469,6 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         nginx::upstream_request(req, ctx)?;
-        if let Some(trace) = ctx.trace.as_mut() {
-            trace.upstream_sent = Some(Instant::now());
-        }
         if ctx.expects_continue {
             req.remove_header(&http::header::EXPECT);
         }
@@ -690,6 +693,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         e: Box<Error>,
     ) -> Box<Error> {
+        upstream_failed(ctx, &e);
         nginx::fail_to_connect(ctx, e)
     }
 
@@ -701,6 +705,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
+        upstream_failed(ctx, &e);
         nginx::error_while_proxy(peer, session, e, ctx, client_reused)
     }
 
@@ -916,4 +921,20 @@ fn assertion(ctx: &Ctx) -> Option<Vec<u8>> {
         Some(p) if p.fits(identity, key, audience) => p.finish(identity, &ctx.request_id, now),
         _ => sign(identity, &ctx.request_id, now, key, audience),
     })
+}
+
+/// An upstream that failed before its answer is, for the access line, the status nginx gives
+/// the attempt (`$upstream_status`: 502, or 504 when it timed out) at the time it failed.
+fn upstream_failed(ctx: &mut Ctx, e: &Error) {
+    if let Some(trace) = ctx.trace.as_mut() {
+        if trace.upstream_answered.is_none() && *e.esource() == ErrorSource::Upstream {
+            let status = match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    504
+                }
+                _ => 502,
+            };
+            trace.upstream_failed = Some(status);
+        }
+    }
 }
