@@ -407,8 +407,9 @@ fn an_nginx_access_log_file_gets_every_line_in_its_format_redacted_and_reopened(
 
 /// An upstream that fails before answering is written in the access line as nginx writes it:
 /// `$upstream_addr` the address tried, `$upstream_status` 502 (refused) or 504 (no answer in
-/// time), `$upstream_response_time` the attempt's time and `$upstream_header_time` `-`; an
-/// answer's own status and times otherwise. (An outage is when these are read.)
+/// time), `$upstream_response_time` the attempt's time, `$upstream_header_time` `-` and
+/// `$upstream_connect_time` `-` where no connection was made; an answer's own status and times
+/// otherwise. (An outage is when these are read.)
 #[test]
 fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
     let up = upstream::echo("crm");
@@ -424,7 +425,7 @@ fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
     std::fs::write(
         d.join("site.conf"),
         "log_format up '$request_uri $status a=$upstream_addr s=$upstream_status \
-           r=$upstream_response_time h=$upstream_header_time';\n\
+           r=$upstream_response_time h=$upstream_header_time c=$upstream_connect_time';\n\
          server {\n\
            access_log logs/up.log up;\n\
            location /refused/ { proxy_pass http://refused; }\n\
@@ -469,6 +470,7 @@ fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
     );
     time(&l[4], "r=");
     assert_eq!(l[5], "h=-");
+    assert_eq!(l[6], "c=-");
     let l = line("/silent/a");
     assert_eq!(
         l[1..4],
@@ -480,6 +482,8 @@ fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
     );
     assert!(time(&l[4], "r=") >= 1.0, "{l:?}");
     assert_eq!(l[5], "h=-");
+    // Connected (the kernel queued it) and never answered.
+    assert!(time(&l[6], "c=") < 1.0, "{l:?}");
     let l = line("/fine");
     assert_eq!(
         l[1..4],
@@ -489,8 +493,8 @@ fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
             "s=200".to_owned()
         ]
     );
-    time(&l[4], "r=");
-    time(&l[5], "h=");
+    let (r, h, c) = (time(&l[4], "r="), time(&l[5], "h="), time(&l[6], "c="));
+    assert!(c <= h && h <= r, "{l:?}");
     drop(silent);
 }
 

@@ -183,14 +183,14 @@ pub fn is_log_variable(name: &str) -> bool {
             | "upstream_status"
             | "upstream_response_time"
             | "upstream_header_time"
+            | "upstream_connect_time"
     ) || name
         .strip_prefix("sent_http_")
         .is_some_and(|h| !h.is_empty())
 }
 
 /// nginx variables an access line may name that the gateway has no value for (TLS is ended
-/// in front of it, it keeps no cache, it does not number connections or measure an upstream
-/// connect apart, it is not an nginx version, it keeps no request body for the log, it has no
+/// in front of it, it keeps no cache, it does not number connections, it is not an nginx version, it keeps no request body for the log, it has no
 /// GeoIP database): written as absent, and listed by `check`.
 pub fn is_unwritten_variable(name: &str) -> bool {
     matches!(
@@ -202,7 +202,6 @@ pub fn is_unwritten_variable(name: &str) -> bool {
             | "nginx_version"
             | "gzip_ratio"
             | "upstream_cache_status"
-            | "upstream_connect_time"
             | "upstream_bytes_received"
             | "upstream_bytes_sent"
             | "upstream_response_length"

@@ -72,6 +72,8 @@ pub struct Trace {
     /// When the request was sent upstream, and when and with what the upstream answered.
     pub upstream_sent: Option<Instant>,
     pub upstream_answered: Option<(u16, Instant)>,
+    /// When the attempt's connection was made (or taken from the pool).
+    pub upstream_connected: Option<Instant>,
     /// The status nginx gives an attempt that failed before its answer (502, 504).
     pub upstream_failed: Option<u16>,
 }
@@ -341,6 +343,11 @@ fn of_answer<'v>(
             .trace
             .upstream_sent
             .and_then(|sent| owned(seconds(sent.elapsed()))),
+        "upstream_connect_time" => {
+            let sent = done.trace.upstream_sent;
+            sent.zip(done.trace.upstream_connected)
+                .and_then(|(sent, at)| owned(seconds(at.saturating_duration_since(sent))))
+        }
         "upstream_header_time" => {
             let sent = done.trace.upstream_sent;
             let at = done.trace.upstream_answered.map(|(_, at)| at);

@@ -457,8 +457,25 @@ impl ProxyHttp for Gateway {
             trace.upstream_sent = Some(Instant::now());
             trace.upstream_answered = None;
             trace.upstream_failed = None;
+            trace.upstream_connected = None;
         }
         Ok(Box::new(peer))
+    }
+
+    /// The attempt's connection is there (`$upstream_connect_time`).
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.upstream_connected = Some(Instant::now());
+        }
+        Ok(())
     }
 
     /// Step 8: what the upstream is told.
