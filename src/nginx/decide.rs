@@ -95,10 +95,14 @@ static UNNAMED: std::sync::LazyLock<wecom_api::Throttle<()>> =
 /// escaped, as `%XX`, and so are bytes that are not UTF-8; UTF-8 text stays as it is, as nginx
 /// sends it, and so does every `%XX` already there, and a quote, `<`, `>` or a backtick (which
 /// a client may send unencoded: a CRM checking a webhook's signature over its raw target gets
-/// it as it was signed).
+/// it as it was signed). A lone `%` is escaped in the path only (where the gateway reads the
+/// target's escapes to tell which area it falls in); in the query it is sent as nginx sends
+/// it: a client's `?q=%u4e2d` (JavaScript's `escape()`, which ASP.NET and old Java utilities
+/// decode) reaches the CRM as it was written.
 fn sendable(target: &mut Vec<u8>) {
     let utf8 = std::str::from_utf8(target).is_ok();
     let t = &target[..];
+    let query = t.iter().position(|&b| b == b'?').unwrap_or(t.len());
     let lone_percent = |i: usize| {
         !(t.len() > i + 2 && t[i + 1].is_ascii_hexdigit() && t[i + 2].is_ascii_hexdigit())
     };
@@ -107,7 +111,7 @@ fn sendable(target: &mut Vec<u8>) {
         b <= b' '
             || b == 0x7f
             || b == b'#'
-            || (b == b'%' && lone_percent(i))
+            || (b == b'%' && i < query && lone_percent(i))
             || (!utf8 && b >= 0x80)
     };
     if !(0..t.len()).any(unsafe_at) {
@@ -138,6 +142,7 @@ mod tests {
             (b"/plain/%20?a=1&b=2", b"/plain/%20?a=1&b=2"),
             (b"/q/a\"b<c>d`e?x=\"<>`", b"/q/a\"b<c>d`e?x=\"<>`"),
             (b"/p/a%b%2", b"/p/a%25b%252"),
+            (b"/p/a%b?q=%u4e2d&r=%ZZ&s=%", b"/p/a%25b?q=%u4e2d&r=%ZZ&s=%"),
         ] {
             let mut t = target.to_vec();
             super::sendable(&mut t);

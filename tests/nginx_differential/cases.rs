@@ -120,6 +120,12 @@ pub const GROUPS: &[Group] = &[
             "GET /api/a<b>?q=a\"b<c>`d",
             "GET /ru/a`b?q=<x>",
             "GET /re/a\"b?c=\"d\"",
+            // JavaScript's `escape()` (old jQuery front ends), and escapes a client got wrong:
+            // the query reaches the CRM as written.
+            "GET /api/x?a=%u4e2d%u6587&b=%ZZ&c=%&d=%2",
+            "GET /v1/x?a=%u4e2d",
+            "GET /ru/x?a=%u4e2d",
+            "GET /re/x?a=%u4e2d",
         ],
     },
     Group {
@@ -146,6 +152,8 @@ pub const GROUPS: &[Group] = &[
         requests: &[
             "GET /i/a%22b%3Cc%3Ed%60e",
             "GET /s/q%22x%3C",
+            // A decoded lone `%` in the query is sent as nginx sends it.
+            "GET /s/a%25ZZ",
         ],
     },
     Group {
