@@ -18,6 +18,54 @@ use nginx_compat::parse::Directive;
 
 use crate::config::rules::{parse_nginx, server_body, upstream_block, upstream_of, variable_hosts};
 
+/// The rule set of `top`, and each error on the way. nginx stops at a file's first error; a
+/// migration wants them all at once: the directive an error names is taken out and the rest
+/// built again, until it builds. `None` when an error names no directive that can be taken
+/// out (then the errors so far are all there is to say).
+fn build_naming_each_error(
+    top: &mut Vec<Directive>,
+) -> (Option<nginx_compat::Config>, Vec<String>) {
+    let mut errors: Vec<String> = Vec::new();
+    // Each round takes a directive out: bounded by the file's size, and by this.
+    for _ in 0..500 {
+        match nginx_compat::Config::from_directives(top) {
+            Ok(cfg) => return (Some(cfg), errors),
+            Err(e) => {
+                let line = e.to_string();
+                if !errors.contains(&line) {
+                    errors.push(line);
+                }
+                if !take_out(top, e.file.as_deref(), e.line) {
+                    return (None, errors);
+                }
+            }
+        }
+    }
+    (None, errors)
+}
+
+/// Removes the innermost directive starting on `line` of `file` (an error's place: the
+/// directive, or one of its arguments on its line). Whether there was one.
+fn take_out(dirs: &mut Vec<Directive>, file: Option<&str>, line: usize) -> bool {
+    for d in dirs.iter_mut() {
+        if let Some(block) = d.block.as_mut() {
+            if take_out(block, file, line) {
+                return true;
+            }
+        }
+    }
+    let at = dirs
+        .iter()
+        .position(|d| d.pos.line == line && file.is_none_or(|f| *d.pos.file == *f));
+    match at {
+        Some(i) => {
+            dirs.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 /// The TOML text and the directives that are not supported.
 pub struct Import {
     pub toml: String,
@@ -62,8 +110,21 @@ pub fn import(file: &Path) -> Result<Import, String> {
             col: 1,
         },
     });
-    let cfg = nginx_compat::Config::from_directives(&top).map_err(|e| e.to_string())?;
+    let (cfg, errors) = build_naming_each_error(&mut top);
     let mut unsupported: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    let cfg = match cfg {
+        Some(cfg) if errors.is_empty() => cfg,
+        // Errors, listed with the rest (no TOML: what it would be made of is in error, and
+        // may be a credential).
+        cfg => {
+            unsupported.extend(errors);
+            let rest = cfg.iter().flat_map(|c| c.unsupported.iter());
+            unsupported.extend(rest.map(ToString::to_string));
+            unsupported.sort_by_key(|l| line_key(l));
+            unsupported.dedup();
+            return Err(unsupported.join("\n"));
+        }
+    };
     if let Some(first) = unsupported.first_mut() {
         if crate::config::rules::redirect_only(&body) {
             first.push_str(". ");
@@ -202,11 +263,19 @@ pub fn import(file: &Path) -> Result<Import, String> {
 }
 
 /// Sort by file, then line number, as a reader scans them.
-fn line_key(l: &str) -> (String, usize) {
-    let place = l.split_once(": directive").map_or(l, |(p, _)| p);
+/// A line's place, `FILE:LINE` or `FILE:LINE:COL`, for the order they are listed in.
+fn line_key(l: &str) -> (String, usize, usize) {
+    let place = l.split_once(": ").map_or(l, |(p, _)| p);
+    let number = |s: &str| s.parse::<usize>().ok();
     match place.rsplit_once(':') {
-        Some((file, line)) => (file.to_owned(), line.parse().unwrap_or(0)),
-        None => (place.to_owned(), 0),
+        Some((rest, last)) => match (number(last), rest.rsplit_once(':')) {
+            (Some(col), Some((file, line))) if number(line).is_some() => {
+                (file.to_owned(), number(line).unwrap_or(0), col)
+            }
+            (Some(line), _) => (rest.to_owned(), line, 0),
+            (None, _) => (place.to_owned(), 0, 0),
+        },
+        None => (place.to_owned(), 0, 0),
     }
 }
 

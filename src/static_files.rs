@@ -33,6 +33,8 @@ pub struct Conditions<'a> {
     /// `etag on` (nginx's default): the file's ETag is sent and `If-None-Match` compared
     /// with it; off, only `If-None-Match: *` matches.
     pub etag: bool,
+    /// `if_modified_since` (nginx's default `exact`).
+    pub modified_since: nginx_compat::ModifiedSince,
 }
 
 /// The opened file's answer: its header, and the part of the file to send.
@@ -87,14 +89,23 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
     let etag = format!("\"{mtime:x}-{len:x}\"");
     let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime));
     let plain = status == 200;
+    // ngx_http_not_modified_header_filter: each condition sent must hold (a browser sends
+    // both, from the same cached answer).
     let not_modified = plain
-        && match (cond.if_none_match, cond.if_modified_since) {
-            (Some(inm), _) if cond.etag => etag_matches(inm, &etag),
-            (Some(inm), _) => inm.trim_ascii() == b"*",
-            // nginx's default `if_modified_since exact`.
-            (None, Some(ims)) => parse_date(ims) == Some(mtime),
-            (None, None) => false,
-        };
+        && (cond.if_none_match.is_some() || cond.if_modified_since.is_some())
+        && cond.if_modified_since.is_none_or(|ims| {
+            use nginx_compat::ModifiedSince;
+            // A date that cannot be read is no date: modified.
+            match (cond.modified_since, parse_date(ims)) {
+                (ModifiedSince::Off, _) | (_, None) => false,
+                (ModifiedSince::Exact, Some(t)) => t == mtime,
+                (ModifiedSince::Before, Some(t)) => t >= mtime,
+            }
+        })
+        && cond.if_none_match.is_none_or(|inm| match cond.etag {
+            true => etag_matches(inm, &etag),
+            false => inm.trim_ascii() == b"*",
+        });
     let content_type = content_type(&path);
     let h = |status: u16| {
         let mut h = ResponseHeader::build(status, Some(8)).expect("valid status");
@@ -536,6 +547,7 @@ mod tests {
             range: None,
             if_range: None,
             etag: true,
+            modified_since: nginx_compat::ModifiedSince::Exact,
         }
     }
 
@@ -564,6 +576,7 @@ mod tests {
                 range: Some(b"bytes=0-1"),
                 if_range: Some(if_range),
                 etag,
+                modified_since: nginx_compat::ModifiedSince::Exact,
             };
             let Served::Reply(r) = open(&file, &dir, &cond, 200).await else {
                 panic!("served")
@@ -616,6 +629,7 @@ mod tests {
                     range: None,
                     if_range: None,
                     etag,
+                    modified_since: nginx_compat::ModifiedSince::Exact,
                 };
                 match open(&file, &dir, &cond, 200).await {
                     Served::Reply(r) => (

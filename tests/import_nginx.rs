@@ -149,6 +149,50 @@ fn unsupported_directives_are_listed_with_file_and_line() {
     );
 }
 
+/// nginx stops at a file's first error; a migration wants every line it has to change at once:
+/// each error and each unsupported directive, in the file's order, and what to do where there
+/// is something (WeCom's API through the qyapi endpoint, an application on a TCP port).
+#[test]
+fn every_line_that_cannot_load_is_listed_in_one_run() {
+    let dir = TempDir::new("import-all");
+    let conf = "server {\n  listen 80;\n  \
+                location /cgi-bin/ { proxy_pass https://qyapi.weixin.qq.com; }\n  \
+                location /a/ { proxy_cache crm; proxy_pass http://127.0.0.1:9000; }\n  \
+                location /py/ { proxy_pass http://unix:/run/gunicorn.sock:/; }\n  \
+                location /x/ { proxy_pass https://crm.example.com; }\n  \
+                location / { rewrite_log on; if_modified_since before; root html; }\n\
+                }\n";
+    let (code, _, stderr) = import(conf, &dir);
+    assert_eq!(code, 2);
+    let file = dir.path().join("site.conf").display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert!(lines[0].starts_with(&format!("{file}:3:")), "{stderr}");
+    assert!(lines[0].contains("qyapi_listen"), "{stderr}");
+    assert!(
+        lines[1].starts_with(&format!("{file}:4: directive 'proxy_cache'")),
+        "{stderr}"
+    );
+    assert!(lines[2].starts_with(&format!("{file}:5:")), "{stderr}");
+    assert!(
+        lines[2].contains("Unix socket") && lines[2].contains("127.0.0.1:PORT"),
+        "{stderr}"
+    );
+    assert!(lines[3].starts_with(&format!("{file}:6:")), "{stderr}");
+    assert!(
+        lines[3].contains("https upstreams are not supported"),
+        "{stderr}"
+    );
+    // Fixed, it loads: `rewrite_log` and `if_modified_since` are among what loads.
+    let fixed = "server {\n  listen 80;\n  \
+                 location /a/ { proxy_pass http://127.0.0.1:9000; }\n  \
+                 location / { rewrite_log on; if_modified_since before; root html; }\n}\n";
+    let (code, toml, stderr) = import(fixed, &dir);
+    assert_eq!(code, 0, "{stderr}");
+    let (ok, why) = check(&toml, &dir);
+    assert!(ok, "{why}");
+}
+
 /// The usual pair (a redirect to https first, the site second): `import-nginx` says what to
 /// do about it, as `check` does.
 #[test]

@@ -28,7 +28,8 @@ pub use eval::{
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
 pub use mime::MimeTypes;
 pub use parse::model::{
-    AccessLogFile, Config, Head, HeaderBuffers, LocConf, LocRef, Server, Settings, Unsupported,
+    AccessLogFile, Config, Head, HeaderBuffers, LocConf, LocRef, ModifiedSince, Server, Settings,
+    Unsupported,
 };
 pub use parse::{Directive, ParseError};
 pub use request::Request;

@@ -191,6 +191,7 @@ pub async fn write_carrying(
                 range: range.as_deref().filter(|_| gz.is_none()),
                 if_range: if_range.as_deref(),
                 etag: settings.etag,
+                modified_since: settings.if_modified_since,
             };
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {

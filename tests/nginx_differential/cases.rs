@@ -891,6 +891,35 @@ pub const GROUPS: &[Group] = &[
             "GET /app.js | Range: chars=0-3",
         ],
     },
+    // `if_modified_since`: `exact` (the default) is a 304 for the file's time only, `before`
+    // for it or a later one, `off` never; each condition a request sends must hold (a browser
+    // sends both validators of its copy); a date that cannot be read is none. Loaded with no
+    // effect: `rewrite_log`, `uninitialized_variable_warn`.
+    Group {
+        name: "if-modified-since",
+        http: "rewrite_log on; uninitialized_variable_warn off;",
+        body: "root {{ROOT}}/www;\n\
+               location /ims/ { rewrite_log off; }\n\
+               location /before/ { alias {{ROOT}}/www/ims/; if_modified_since before; \
+                 if ($arg_x) { rewrite_log on; } }\n\
+               location /off/ { alias {{ROOT}}/www/ims/; if_modified_since off; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /ims/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /ims/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:41 GMT",
+            "GET /ims/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:39 GMT",
+            "GET /ims/app.js | If-Modified-Since: yesterday",
+            "GET /ims/app.js | If-None-Match: * | If-Modified-Since: Sun, 09 Sep 2001 01:46:41 GMT",
+            "GET /ims/app.js | If-None-Match: \"3b9aca00-b\" | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /ims/app.js | If-None-Match: \"other\" | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /before/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /before/app.js | If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT",
+            "GET /before/app.js?x=1 | If-Modified-Since: Sun, 09 Sep 2001 01:46:39 GMT",
+            "GET /off/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /off/app.js | If-None-Match: *",
+        ],
+    },
     // `autoindex`: a directory without an index file listed as nginx lists it, in each format.
     Group {
         name: "autoindex",

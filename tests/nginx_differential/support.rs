@@ -66,6 +66,16 @@ pub fn doc_root(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
+    // For `if_modified_since`: a file of a known time, 2001-09-09 01:46:40 UTC.
+    let known = www.join("ims/app.js");
+    std::fs::create_dir_all(known.parent().unwrap()).unwrap();
+    std::fs::write(&known, "known time\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&known)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
     www
 }
 

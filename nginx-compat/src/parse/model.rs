@@ -123,6 +123,16 @@ pub struct ErrorPage {
     pub args: Option<Vec<u8>>,
 }
 
+/// `if_modified_since off | exact | before`: a file is not modified (304) for an
+/// `If-Modified-Since` naming its time exactly (`exact`, nginx's default), or naming it or a
+/// later time (`before`); `off` never compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModifiedSince {
+    Off,
+    Exact,
+    Before,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overwrite {
     /// No `=`: the answer keeps the error's status.
@@ -429,6 +439,8 @@ pub struct Settings {
     pub autoindex_options: AutoIndex,
     /// `etag`: a static file's answer carries its ETag (nginx's default `on`).
     pub etag: bool,
+    /// `if_modified_since`: how a file's time is compared with `If-Modified-Since`.
+    pub if_modified_since: ModifiedSince,
     /// `valid_referers`: what `$invalid_referer` accepts; None where no level writes one.
     pub referers: Option<Arc<ValidReferers>>,
     /// `large_client_header_buffers` (server level); None where no level writes one.
@@ -545,6 +557,7 @@ impl Default for Settings {
             ignore_invalid_headers: true,
             header_buffers: None,
             etag: true,
+            if_modified_since: ModifiedSince::Exact,
             referers: None,
             real_ip_from: Arc::from(Vec::new()),
             real_ip_header: Arc::from("x-real-ip"),

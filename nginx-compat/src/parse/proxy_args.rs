@@ -20,6 +20,13 @@ pub(super) fn proxy_pass(d: &Directive, uri_allowed: bool) -> Result<ProxyPass, 
         });
     }
     let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://qyapi.weixin.qq.com") {
+        return Err(d.pos.error(
+            "https upstreams are not supported by the gateway; for WeCom's API, call the \
+             gateway's qyapi endpoint instead (`[server] qyapi_listen`): it adds the access \
+             token and refreshes it",
+        ));
+    }
     if lower.starts_with("https://") {
         return Err(d
             .pos
@@ -27,6 +34,13 @@ pub(super) fn proxy_pass(d: &Directive, uri_allowed: bool) -> Result<ProxyPass, 
     }
     if !lower.starts_with("http://") {
         return Err(d.pos.error("invalid URL prefix"));
+    }
+    if lower.starts_with("http://unix:") {
+        return Err(d.pos.error(
+            "a Unix socket upstream is not supported by the gateway: it connects to TCP \
+             addresses; have the application listen on one (gunicorn -b 127.0.0.1:8000, \
+             uwsgi --http 127.0.0.1:8000) and proxy_pass http://127.0.0.1:PORT",
+        ));
     }
     let target = parse_target(&url[7..]).map_err(|m| {
         // An address with credentials is not repeated: they are a secret.

@@ -74,6 +74,8 @@ impl Builder {
                         | "source_charset"
                         | "override_charset"
                         | "sendfile"
+                        | "rewrite_log"
+                        | "uninitialized_variable_warn"
                 )
             {
                 return Err(not_allowed(d));
@@ -689,6 +691,20 @@ impl Builder {
                 }
                 "real_ip_recursive" => s.real_ip_recursive = on_off(d)?,
                 "etag" => s.etag = on_off(d)?,
+                "if_modified_since" => {
+                    nargs(d, |n| n == 1)?;
+                    s.if_modified_since = match d.args[0].text.as_str() {
+                        "off" => super::model::ModifiedSince::Off,
+                        "exact" => super::model::ModifiedSince::Exact,
+                        "before" => super::model::ModifiedSince::Before,
+                        other => {
+                            return Err(d.pos.error(format!(
+                                "invalid value \"{other}\" in \"if_modified_since\" directive, \
+                                 it must be \"off\", \"exact\" or \"before\""
+                            )))
+                        }
+                    };
+                }
                 "valid_referers" => {
                     // NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF.
                     if !matches!(level, Level::Server | Level::Location) {
@@ -975,6 +991,14 @@ impl Builder {
                          level `WGW_LOG` sets",
                     );
                 }
+                "rewrite_log" | "uninitialized_variable_warn" => {
+                    on_off(d)?;
+                    self.noted(
+                        d,
+                        "lines of nginx's error log at `notice`/`warn`; the gateway writes no \
+                         such lines",
+                    );
+                }
                 "open_log_file_cache" => {
                     nargs(d, |n| (1..=4).contains(&n))?;
                     self.noted(
@@ -1205,6 +1229,8 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "access_log"
             | "error_log"
             | "open_log_file_cache"
+            | "rewrite_log"
+            | "uninitialized_variable_warn"
             | "log_not_found"
             | "charset"
             | "source_charset"
@@ -1237,6 +1263,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "real_ip_header"
             | "real_ip_recursive"
             | "etag"
+            | "if_modified_since"
             | "valid_referers"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
