@@ -498,6 +498,78 @@ fn an_upstream_that_failed_is_logged_with_the_status_nginx_gives_it() {
     drop(silent);
 }
 
+/// `$args` without arguments is "not found" (`-` in a line) unless something set it empty:
+/// a `try_files` fallback, `set $args ""`, a rewrite dropping the arguments a request had.
+/// What nginx 1.22 writes for each (an `error_page`, a bare `?`, an `index`: not found).
+#[test]
+fn args_set_empty_and_args_not_found_are_written_as_nginx_writes_them() {
+    let dir = common::TempDir::new("argslog");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).unwrap();
+    std::fs::create_dir_all(d.join("www")).unwrap();
+    std::fs::write(d.join("www/index.html"), "hi\n").unwrap();
+    std::fs::write(
+        d.join("site.conf"),
+        format!(
+            "log_format a '$request_uri [$args] [$query_string]';\n\
+             server {{\n\
+               access_log logs/a.log a;\n\
+               root {};\n\
+               location /tf/ {{ try_files $uri /index.html; }}\n\
+               location /ep/ {{ error_page 404 /index.html; }}\n\
+               location /epv/ {{ error_page 404 /index.html$is_args; }}\n\
+               location /set/ {{ set $args \"\"; return 204; }}\n\
+               location /rw/ {{ rewrite ^ /index.html? last; }}\n\
+               location /rwa/ {{ rewrite ^ /index.html?a=1 last; }}\n\
+               location / {{ }}\n\
+             }}\n",
+            d.join("www").display()
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "{}[nginx]\ninclude = [\"{}\"]\n",
+        server_table(),
+        d.join("site.conf").display()
+    );
+    let gw = Gateway::start_config(&config, &[], &[]);
+    let asked = [
+        "/tf/x",
+        "/ep/x",
+        "/epv/x",
+        "/set/x",
+        "/rw/x",
+        "/rw/x?q=1",
+        "/rwa/x",
+        "/index.html",
+        "/index.html?",
+        "/tf/x?",
+    ];
+    for path in asked {
+        let r = send(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(status(&r).is_some(), "{path}");
+    }
+    let mut lines = wait_lines(&d.join("logs/a.log"), asked.len());
+    lines.sort();
+    let mut nginx = vec![
+        "/tf/x [] []",
+        "/ep/x [-] [-]",
+        "/epv/x [-] [-]",
+        "/set/x [] []",
+        "/rw/x [-] [-]",
+        "/rw/x?q=1 [] []",
+        "/rwa/x [a=1] [a=1]",
+        "/index.html [-] [-]",
+        "/index.html? [-] [-]",
+        "/tf/x? [] []",
+    ];
+    nginx.sort();
+    assert_eq!(lines, nginx);
+}
+
 /// A log file that cannot be opened stops the start, at its line, as nginx does; `check`
 /// lists `error_log` as loaded with no effect.
 #[test]

@@ -295,8 +295,9 @@ fn lookup<'v>(
             owned((head + session.body_bytes_read()).to_string())
         }
         "pipe" => Some(Cow::Borrowed(b".")),
-        // nginx's are "not found" without arguments (`-` in a line), not empty.
-        "args" | "query_string" if vars.st.args.is_empty() => None,
+        // nginx's are "not found" without arguments (`-` in a line), unless something set
+        // them empty (`/x?`, a `try_files` fallback).
+        "args" | "query_string" if vars.st.args.is_empty() && !vars.st.args_set => None,
         "request" => {
             let mut r = Vec::with_capacity(h.raw_path().len() + 16);
             r.extend_from_slice(h.method.as_str().as_bytes());

@@ -75,7 +75,9 @@ impl Server {
             Fallback::Uri(u) => {
                 let u = u.expand(cx, false);
                 let (uri, args) = split_args(&u);
-                self.internal_redirect(cx, uri.to_vec(), args.to_vec())
+                // ngx_http_try_files_handler's `args` is set by the split or left as the
+                // stack had it: found, empty.
+                self.internal_redirect(cx, uri.to_vec(), args.to_vec(), true)
             }
         }
     }
@@ -97,7 +99,8 @@ impl Server {
                 let name = index.expand(cx, false);
                 if name.first() == Some(&b'/') {
                     let args = cx.st.args.clone();
-                    return self.internal_redirect(cx, name, args);
+                    let set = cx.st.args_set;
+                    return self.internal_redirect(cx, name, args, set);
                 }
                 let mut path = dir.path.clone();
                 path.extend_from_slice(&name);
@@ -106,7 +109,8 @@ impl Server {
                         let mut uri = cx.st.uri.clone();
                         uri.extend_from_slice(&name);
                         let args = cx.st.args.clone();
-                        return self.internal_redirect(cx, uri, args);
+                        let set = cx.st.args_set;
+                        return self.internal_redirect(cx, uri, args, set);
                     }
                     FileKind::Denied => return Flow::Finalize(403),
                     FileKind::Missing => {}

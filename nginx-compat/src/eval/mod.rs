@@ -50,6 +50,10 @@ pub struct State {
     /// changes the URI. See [`Server::content_type`].
     pub exten: Vec<u8>,
     pub args: Vec<u8>,
+    /// `r->args.data` is set: `$args` is found (empty, when `args` is), as after a `try_files`
+    /// fallback, `set $args ""` or a rewrite dropping arguments there were; not found (`-` in
+    /// a log line) otherwise, `/x?` among them.
+    pub args_set: bool,
     pub captures: Captures,
     /// `set` variables and named captures.
     pub user: HashMap<String, Vec<u8>>,
@@ -202,6 +206,8 @@ impl State {
             uri: Vec::new(),
             exten: Vec::new(),
             args: query.unwrap_or_default().to_vec(),
+            // ngx_http_process_request_uri: a bare `?` sets none.
+            args_set: false,
             captures: Captures::default(),
             user: HashMap::new(),
             quoted_uri: raw_path.contains(&b'%'),
@@ -333,7 +339,10 @@ impl Server {
         let flow = match value.first() {
             Some(b'@') => self.named_location(&mut cx, &String::from_utf8_lossy(value)),
             _ => match safe_uri(value) {
-                Some((uri, args)) => self.internal_redirect(&mut cx, uri, args),
+                Some((uri, args)) => {
+                    let set = value.contains(&b'?');
+                    self.internal_redirect(&mut cx, uri, args, set)
+                }
                 None => Flow::Finalize(404),
             },
         };
@@ -523,13 +532,17 @@ impl Server {
     }
 
     /// `ngx_http_internal_redirect`: back to the server rewrite phase with a new URI.
-    fn internal_redirect(&self, cx: &mut Ctx<'_>, uri: Vec<u8>, args: Vec<u8>) -> Flow {
+    ///
+    /// `set`: the redirect sets `r->args.data` even when it has no arguments (see
+    /// [`State::args_set`]).
+    fn internal_redirect(&self, cx: &mut Ctx<'_>, uri: Vec<u8>, args: Vec<u8>, set: bool) -> Flow {
         cx.st.uri_changes -= 1;
         if cx.st.uri_changes == 0 {
             return Flow::Finalize(500);
         }
         cx.st.exten = exten(&uri).to_vec();
         cx.st.uri = uri;
+        cx.st.args_set = set || !args.is_empty();
         cx.st.args = args;
         cx.st.internal = true;
         cx.st.valid_unparsed_uri = false;

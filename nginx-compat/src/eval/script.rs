@@ -30,6 +30,7 @@ pub(super) fn run(stmts: &[Stmt], cx: &mut Ctx<'_>, fs: &dyn FileSystem) -> End 
                 if name == "args" {
                     // ngx_http_variable_set_args
                     cx.st.args = v;
+                    cx.st.args_set = true;
                     cx.st.valid_unparsed_uri = false;
                 } else {
                     cx.req.maps.wrote(name);
@@ -98,8 +99,13 @@ fn rewrite(rw: &Rewrite, cx: &mut Ctx<'_>) -> End {
                 args.extend_from_slice(&cx.st.args);
             }
             cx.st.args = args;
+            cx.st.args_set = true;
         }
-        None if !rw.add_args => cx.st.args.clear(),
+        None if !rw.add_args => {
+            // nginx empties them in place: set, if there were any.
+            cx.st.args_set |= !cx.st.args.is_empty();
+            cx.st.args.clear();
+        }
         None => {}
     }
     if uri.is_empty() {

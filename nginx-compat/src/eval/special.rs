@@ -38,16 +38,19 @@ impl Server {
         }
         let uri = page.value.expand(cx, false);
         if uri.first() == Some(&b'/') {
-            let (uri, args) = if page.value.literal().is_some() {
-                (uri, page.args.clone().unwrap_or_default())
+            // Arguments only where the page has a `?` (nginx 1.22 leaves none set without).
+            let (uri, args, set) = if page.value.literal().is_some() {
+                let set = page.args.is_some();
+                (uri, page.args.clone().unwrap_or_default(), set)
             } else {
                 let (u, a) = super::content::split_args(&uri);
-                (u.to_vec(), a.to_vec())
+                let set = u.len() < uri.len();
+                (u.to_vec(), a.to_vec(), set)
             };
             if cx.st.method != "HEAD" {
                 cx.st.method = "GET".into();
             }
-            return self.internal_redirect(cx, uri, args);
+            return self.internal_redirect(cx, uri, args, set);
         }
         if uri.first() == Some(&b'@') {
             let name = String::from_utf8_lossy(&uri).into_owned();
