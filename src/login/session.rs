@@ -248,24 +248,95 @@ pub fn read_values<'a>(
     values: impl IntoIterator<Item = &'a str>,
     now: u64,
 ) -> Vec<SessionEntry> {
-    opened(settings, values)
-        .map(|entries| {
-            entries
-                .iter()
-                .filter(|e| e.current(settings, now))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+    match opened(settings, values) {
+        Opened::One(entries) => entries
+            .iter()
+            .filter(|e| e.current(settings, now))
+            .cloned()
+            .collect(),
+        Opened::Nothing | Opened::Several => Vec::new(),
+    }
 }
 
-/// What the first of the session cookie's values that opens holds, lifetimes not yet checked:
-/// shared with the memory of opened values, nothing copied.
-pub fn opened<'a>(
+/// Every live session of every value of the session cookie that opens, two or more included
+/// (a logout ends them all).
+pub fn read_every<'a>(
     settings: &SessionSettings,
     values: impl IntoIterator<Item = &'a str>,
-) -> Option<Arc<[SessionEntry]>> {
-    values.into_iter().find_map(|value| open(settings, value))
+    now: u64,
+) -> Vec<SessionEntry> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut all = Vec::new();
+    for value in values {
+        if seen.contains(&value) {
+            continue;
+        }
+        seen.push(value);
+        if let Some(entries) = open(settings, value) {
+            all.extend(entries.iter().filter(|e| e.current(settings, now)).cloned());
+        }
+    }
+    all
+}
+
+/// What a request's session cookie values open to.
+pub enum Opened {
+    Nothing,
+    /// One value opens (the same value sent twice is one): what it holds, lifetimes not yet
+    /// checked, shared with the memory of opened values, nothing copied.
+    One(Arc<[SessionEntry]>),
+    /// Two different values open: whose the browser is cannot be told (one may have been
+    /// planted by a sibling host or another port of this one, a longer `Path` sending it
+    /// first), so neither is used.
+    Several,
+}
+
+/// What the session cookie's values open to.
+pub fn opened<'a>(settings: &SessionSettings, values: impl IntoIterator<Item = &'a str>) -> Opened {
+    let mut found: Option<(&str, Arc<[SessionEntry]>)> = None;
+    for value in values {
+        if found.as_ref().is_some_and(|(v, _)| *v == value) {
+            continue;
+        }
+        if let Some(entries) = open(settings, value) {
+            if found.is_some() {
+                return Opened::Several;
+            }
+            found = Some((value, entries));
+        }
+    }
+    match found {
+        Some((_, entries)) => Opened::One(entries),
+        None => Opened::Nothing,
+    }
+}
+
+/// `Set-Cookie` values removing the session cookie wherever a cookie sent with a request for
+/// `path` may have been set: `/` and each segment of the path (`/sidebar`, `/sidebar/`, ...,
+/// the first few), host-only as the gateway sets it.
+pub fn clear_cookies_for(settings: &SessionSettings, secure: bool, path: &str) -> Vec<String> {
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let mut paths = vec!["/".to_owned()];
+    for (i, _) in path.match_indices('/').skip(1).take(4) {
+        paths.push(path[..i].to_owned());
+        paths.push(path[..=i].to_owned());
+    }
+    if paths.len() < 9 && path.len() > 1 && !path.ends_with('/') {
+        paths.push(path.to_owned());
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let mut c = Cookie::build((settings.cookie_name.clone(), ""))
+                .path(p)
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(secure)
+                .build();
+            c.make_removal();
+            c.to_string()
+        })
+        .collect()
 }
 
 /// Session cookie values already opened, and what they hold. A value sealed by us opens to the
@@ -279,14 +350,14 @@ pub fn opened<'a>(
 /// opened to (with what is worked out once for it: the assertion's prefix, the revocation
 /// keys) is then the thread's alone. A memory the workers share costs every request its lock's
 /// cache line and the entries' reference count passing between cores.
-type Opened = HashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>;
+type OpenedValues = HashMap<Box<str>, (u64, Arc<[SessionEntry]>), foldhash::quality::RandomState>;
 
 thread_local! {
     /// Cookie value -> (settings generation, the sessions it opened to). Hashed with a randomly
     /// seeded foldhash, not SipHash: the key is the whole sealed value (a few hundred bytes,
     /// ~1k instructions per request with SipHash), and only values that opened are ever
     /// inserted, so nobody can fill the map with keys of their choosing.
-    static OPENED: RefCell<Opened> = RefCell::new(HashMap::with_hasher(Default::default()));
+    static OPENED: RefCell<OpenedValues> = RefCell::new(HashMap::with_hasher(Default::default()));
 }
 
 /// Values one thread remembers at most.

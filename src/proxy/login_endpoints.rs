@@ -641,7 +641,10 @@ pub async fn logout(session: &Session, ctx: &Ctx, provider: &Provider) -> Result
     let mut by_token = false;
     if let Some(settings) = config.session.as_ref() {
         let now = now_secs();
-        for entry in session::read(settings, &request::cookies(session), now) {
+        // Every value that opens: a second session cookie (another's, planted with a longer
+        // `Path`) is no reason to leave the browser's own one open.
+        let values = request::cookie_values(session, &settings.cookie_name);
+        for entry in session::read_every(settings, values, now) {
             kept &= revocation::end_session(provider.store(), &entry, now)
                 .await
                 .is_ok();

@@ -23,7 +23,9 @@ pub async fn check(
     store: &Arc<dyn Store>,
 ) -> Result<(), Failure> {
     let form = ctx.form;
-    if let Some(found) = session_entry(session, &ctx.config, app, store).await {
+    let looked = session_entry(session, &ctx.config, app, store).await;
+    let several = looked.is_err();
+    if let Ok(Some(found)) = looked {
         let entry = &found.entries[found.at];
         // Only an app that signs in again reads the client.
         let ua = app
@@ -45,12 +47,39 @@ pub async fn check(
         Form::Navigation => String::from_utf8_lossy(session.req_header().raw_path()).into_owned(),
         _ => referer_path(&ctx.config, session),
     };
-    Err(Failure::login_required(LoginLink {
+    let failure = Failure::login_required(LoginLink {
         prefix: ctx.config.server.prefix.clone(),
         app: app.name.clone(),
         return_to,
-    }))
+    });
+    if !several {
+        return Err(failure);
+    }
+    // Two session cookies that open: neither is used, and both go, wherever on the path
+    // the other may have been set, so that the sign-in that follows is the only one.
+    if SEVERAL.due((), crate::clock::clock().now_ms()) {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            app = %app.name,
+            "two different session cookies came with a request: neither is used, both are \
+             removed (one may have been set by another host or port of this domain; logged \
+             once a minute)"
+        );
+    }
+    let settings = ctx.config.session.as_ref();
+    let path = String::from_utf8_lossy(session.req_header().raw_path());
+    let removals = settings
+        .map(|s| session::clear_cookies_for(s, ctx.config.server.https(), &path))
+        .unwrap_or_default();
+    Err(failure.with_cookies(removals))
 }
+
+/// When two session cookies were last logged.
+static SEVERAL: std::sync::LazyLock<wecom_api::Throttle<()>> =
+    std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
+
+/// Two different session cookies that open came with the request ([`session::Opened`]).
+struct Several;
 
 /// The live sessions of the request: those of its cookie, or, when it carries a mini-program's
 /// bearer token of ours, that token's alone (`login::bearer` says why the cookie is then
@@ -88,18 +117,24 @@ async fn session_entry(
     config: &Config,
     app: &App,
     store: &Arc<dyn Store>,
-) -> Option<Found> {
-    let settings = config.session.as_ref()?;
+) -> Result<Option<Found>, Several> {
+    let Some(settings) = config.session.as_ref() else {
+        return Ok(None);
+    };
     let now = now_secs();
     let (entries, remembered): (Arc<[SessionEntry]>, bool) = match request::bearer(session) {
-        Some(token) => (Arc::new([bearer::open(settings, token, now)?]), false),
-        None => (
-            session::opened(
-                settings,
-                request::cookie_values(session, &settings.cookie_name),
-            )?,
-            true,
-        ),
+        Some(token) => match bearer::open(settings, token, now) {
+            Some(entry) => (Arc::new([entry]), false),
+            None => return Ok(None),
+        },
+        None => match session::opened(
+            settings,
+            request::cookie_values(session, &settings.cookie_name),
+        ) {
+            session::Opened::One(entries) => (entries, true),
+            session::Opened::Nothing => return Ok(None),
+            session::Opened::Several => return Err(Several),
+        },
     };
     let mut found = None;
     for (at, e) in entries.iter().enumerate() {
@@ -109,11 +144,11 @@ async fn session_entry(
             break;
         }
     }
-    found.map(|at| Found {
+    Ok(found.map(|at| Found {
         entries,
         at,
         remembered,
-    })
+    }))
 }
 
 /// A session found among those a request carries, where it was opened.

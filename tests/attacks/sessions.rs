@@ -51,6 +51,87 @@ async fn a_session_cookie_copied_before_logout_no_longer_opens() {
     assert_eq!(sidebar(&w, &mut again).await, 200);
 }
 
+/// Two different session cookies that both open (a browser sends them when another host or
+/// port of the domain planted one with a longer `Path`, which comes first): whose the browser
+/// is cannot be told, so neither is used — the CRM is told of nobody — and both are removed
+/// wherever on the path the other may sit. A logout ends every session the browser presents,
+/// not only the first. The same value twice is one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_different_session_cookies_open_nothing_and_a_logout_ends_both() {
+    let w = wecom_and_wechat().start().await;
+    let value = |b: &Browser| {
+        let host = b.jar.keys().next().unwrap().clone();
+        b.jar[&host]["wgw_session"].clone()
+    };
+    let (planted, own) = (value(&w.member().await), value(&w.member().await));
+    assert_ne!(planted, own);
+    let client = crate::common::client();
+    let ask = |path: &str, cookie: String| {
+        client
+            .get(w.gw().url(path))
+            .header("accept", "application/json")
+            .header("cookie", cookie)
+            .send()
+    };
+    let same = ask(
+        "/sidebar/x",
+        format!("wgw_session={own}; wgw_session={own}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same.status(), 200);
+    for cookie in [
+        format!("wgw_session={planted}; wgw_session={own}"),
+        format!("wgw_session={own}; theme=dark; wgw_session={planted}"),
+    ] {
+        let r = ask("/sidebar/x", cookie).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let removed: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .filter(|c| c.starts_with("wgw_session=;") && c.contains("Max-Age=0"))
+            .collect();
+        for path in [
+            "Path=/;",
+            "Path=/sidebar;",
+            "Path=/sidebar/;",
+            "Path=/sidebar/x;",
+        ] {
+            assert!(
+                removed.iter().any(|c| c.contains(path)),
+                "{path} not removed: {removed:?}"
+            );
+        }
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "login_required", "{body}");
+    }
+    // A logout with both ends both.
+    let r = client
+        .post(w.gw().url("/_gateway/logout"))
+        .header("accept", HTML)
+        .header("origin", w.gw().url("/").trim_end_matches('/'))
+        .header(
+            "cookie",
+            format!("wgw_session={planted}; wgw_session={own}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    for alone in [&planted, &own] {
+        let r = ask("/sidebar/x", format!("wgw_session={alone}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            401,
+            "a session the logout was shown still opens"
+        );
+    }
+}
+
 /// A session cookie of zhangsan sealed with the gateway's key, issued at `iat` under an
 /// 8 h ttl.
 fn issued_at(iat: u64) -> String {
