@@ -165,6 +165,9 @@ async fn five_hundred_calls_right_after_expiry_fetch_one_token() {
     );
 }
 
+/// An API that refuses every token: the first call refreshes it once and retries once; the
+/// calls after it (WeCom handing the same token back) fetch nothing more — one gettoken per
+/// call would spend the app's daily quota, and then every API of the app would get 45009.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_invalid_token_ends_after_one_refresh() {
     let w = world().await;
@@ -175,6 +178,18 @@ async fn an_always_invalid_token_ends_after_one_refresh() {
     assert_eq!((status, &v["errcode"]), (200, &json!(40014)), "{v}");
     assert_eq!(w.gettokens().await - gettokens, 1, "one refresh, no loop");
     assert_eq!(w.calls("/cgi-bin/user/get").await - calls, 2, "one retry");
+    for _ in 0..100 {
+        let (_, v) = w.get(USER_GET).await;
+        assert_eq!(v["errcode"], 40014, "{v}");
+    }
+    assert_eq!(
+        w.gettokens().await - gettokens,
+        1,
+        "no gettoken per refused call"
+    );
+    // The app's other APIs are not touched.
+    let (_, v) = w.get("/crm/cgi-bin/department/simplelist").await;
+    assert_eq!(v["errcode"], 0, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,10 @@ pub trait CacheTarget: Clone + Send + Sync + 'static {
     /// The warning of a failed fetch (the cache throttles it to one a minute per key).
     fn warn(&self, e: &ApiError);
 
+    /// The warning of a value the provider refused kept as it is: replaced already, the
+    /// provider handed the same back (the cache throttles it to one a minute per key).
+    fn warn_kept(&self) {}
+
     /// A failure no retry soon can change: the next requests share it for a few seconds
     /// instead of asking again each ([`crate::is_config_refusal`] at least).
     fn held_back(&self, e: &ApiError) -> bool;

@@ -38,6 +38,21 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 /// meanwhile gets the same errcode, and the daily gettoken quota is not burnt on a secret that
 /// cannot work. A corrected secret (SIGHUP) is another key, so it is tried at once.
 const REFUSAL_HOLD: Duration = Duration::from_secs(10);
+/// A value the provider refused (40014, 42001...) is replaced by a new fetch once in this
+/// while, for the whole cluster: WeCom hands back the same value while it is valid, and an API
+/// that refuses every token (a fault, a wrong handle) would otherwise cost a gettoken per call
+/// for the whole app until the daily quota is gone (45009 for every API of the app). A value
+/// WeCom dropped early is still replaced at its first refusal.
+pub(crate) const REPLACE_AFTER: Duration = Duration::from_secs(30);
+/// How long a refusal of a value another caller is replacing waits for the replacement.
+const REPLACEMENT_WAIT: Duration = Duration::from_secs(3);
+
+/// A short digest of a value, to name it in a store key without writing the value there.
+fn fingerprint(value: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(value.as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Whether a refusal that came at `since_ms` still holds at `now_ms`: for `hold_ms` from then;
 /// a clock stepped back before it holds it no longer (it would for as long as the step).
@@ -64,8 +79,28 @@ impl CacheTarget for TokenTarget {
 
     /// Also 48002 (the API not allowed for the app): a ticket refused so would otherwise be
     /// asked for at every page load, against WeCom's 100 tickets an hour.
+    /// And 45009/45033 (frequency or concurrency over the limit): asked again at once, the
+    /// provider's limit is only pressed harder.
     fn held_back(&self, e: &ApiError) -> bool {
-        is_config_refusal(e) || matches!(e, ApiError::Api { errcode: 48002, .. })
+        is_config_refusal(e)
+            || matches!(
+                e,
+                ApiError::Api {
+                    errcode: 48002 | 45009 | 45033,
+                    ..
+                }
+            )
+    }
+
+    fn warn_kept(&self) {
+        tracing::warn!(
+            app = self.app(),
+            kind = self.kind().label(),
+            owner = self.owner(),
+            "the provider refuses a token it handed back when asked again: it is asked again \
+             in 30 s at most, and calls meanwhile get the provider's answer (logged once a \
+             minute per key)"
+        );
     }
 
     fn warn(&self, e: &ApiError) {
@@ -114,6 +149,7 @@ struct Inner<F> {
     /// One refresh per key in this process; every waiter shares its result or its error.
     inflight: DashMap<Arc<str>, Flight>,
     failures_logged: Throttle<Arc<str>>,
+    kept_logged: Throttle<Arc<str>>,
     /// The Unix ms of a refusal and the refusal, per key.
     refusals: DashMap<Arc<str>, (u64, ApiError)>,
 }
@@ -140,6 +176,7 @@ impl<F: Fetch> TokenCache<F> {
                 observer,
                 inflight: DashMap::new(),
                 failures_logged: Throttle::per_minute(),
+                kept_logged: Throttle::per_minute(),
                 refusals: DashMap::new(),
             })),
         }
@@ -207,10 +244,54 @@ impl<F: Fetch> TokenCache<F> {
             .map_err(store_err)
     }
 
-    /// The value that replaces `failed`: compare-and-expire, then [`Self::get`].
+    /// The value that replaces `failed`: compare-and-expire, then [`Self::get`]. The first
+    /// caller refusing a value (in the cluster: the claim is the store's) replaces it; one
+    /// refusing it within [`REPLACE_AFTER`] after waits for that replacement to end and takes
+    /// what it brought, `failed` itself when the provider handed the same value back (the
+    /// provider's answer is then the caller's, and gettoken is not asked again).
     pub async fn replace(&self, target: &F::Target, failed: &str) -> Result<Arc<str>, ApiError> {
-        self.expire_if(target, failed).await?;
-        self.get(target).await
+        let this = &self.inner;
+        let key = target.key();
+        let current = this.store.get(key).await.map_err(store_err)?;
+        if current.as_ref().is_none_or(|c| *c.value != *failed) {
+            // Replaced already (or forgotten): the current value.
+            return self.get(target).await;
+        }
+        let named = fingerprint(failed);
+        let (claim, done) = (
+            format!("replacing:{key}:{named}"),
+            format!("replaced:{key}:{named}"),
+        );
+        // A store that cannot say: replaced, as before the claim existed.
+        let first = this
+            .store
+            .claim(&claim, REPLACE_AFTER)
+            .await
+            .unwrap_or(true);
+        if first {
+            self.expire_if(target, failed).await?;
+            let replaced = self.get(target).await;
+            let _ = this.store.put_fact(&done, "1", REPLACE_AFTER).await;
+            return replaced;
+        }
+        // Another caller replaces it, or did: what it brought once it is done (at most a few
+        // seconds: a replacer that died leaves the value as it is).
+        let deadline = tokio::time::Instant::now() + REPLACEMENT_WAIT;
+        while this
+            .store
+            .get_fact(&done)
+            .await
+            .map_err(store_err)?
+            .is_none()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+        let value = self.get(target).await?;
+        if *value == *failed && this.kept_logged.due(key.clone(), this.clock.now_ms()) {
+            target.warn_kept();
+        }
+        Ok(value)
     }
 
     pub(crate) async fn refresh(&self, target: &F::Target) -> Result<Cached, ApiError> {

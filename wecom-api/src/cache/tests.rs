@@ -295,6 +295,68 @@ async fn stale_failure_after_a_refresh_keeps_the_new_token() {
     assert_eq!(fake.calls(), 2);
 }
 
+/// An API refusing every token (a fault, a wrong handle), WeCom handing the same token back
+/// while it is valid: the first refusal replaces it (a token WeCom dropped early gets its new
+/// one), the next ones keep what that brought rather than fetching again per call (the daily
+/// gettoken quota, and with it every API of the app, would go); after `REPLACE_AFTER`, one
+/// refusal replaces it again. Concurrent refusals wait for the one replacement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_again_after_its_replacement_is_not_fetched_again_per_call() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake::default());
+    let cache = cache(memory(&clock), &fake, &clock);
+    let t = target("ww");
+    fake.answer("same", 7200);
+    fake.answer("same", 7200);
+    fake.answer("same", 7200);
+    let same = cache.get(&t).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
+        tasks.push(tokio::spawn(async move { cache.replace(&t, &same).await }));
+    }
+    for task in tasks {
+        assert_eq!(&*task.await.unwrap().unwrap(), "same");
+    }
+    assert_eq!(fake.calls(), 2, "one replacement for a hundred refusals");
+    for _ in 0..20 {
+        assert_eq!(&*cache.replace(&t, &same).await.unwrap(), "same");
+    }
+    assert_eq!(fake.calls(), 2, "and none for the refusals after it");
+    clock.advance(super::REPLACE_AFTER);
+    assert_eq!(&*cache.replace(&t, &same).await.unwrap(), "same");
+    assert_eq!(fake.calls(), 3, "one per while");
+    // A value that did change: the refusals of the old one all get the new one, fetched once.
+    let mut tasks = Vec::new();
+    clock.advance(super::REPLACE_AFTER);
+    for _ in 0..100 {
+        let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
+        tasks.push(tokio::spawn(async move { cache.replace(&t, &same).await }));
+    }
+    for task in tasks {
+        assert_eq!(&*task.await.unwrap().unwrap(), "v4");
+    }
+    assert_eq!(fake.calls(), 4);
+}
+
+/// A gettoken answered "too often" (45009) or "too many at once" (45033) is not asked again
+/// by every call that follows: the limit would only be pressed harder.
+#[tokio::test]
+async fn a_fetch_over_the_providers_limit_is_held_back() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake {
+        refuse: HashMap::from([("often", 45009), ("many", 45033)]),
+        ..Fake::default()
+    });
+    let cache = cache(memory(&clock), &fake, &clock);
+    for corp in ["often", "many"] {
+        for _ in 0..5 {
+            assert!(cache.get(&target(corp)).await.is_err());
+        }
+    }
+    assert_eq!(fake.calls(), 2);
+}
+
 #[tokio::test]
 async fn stale_value_served_while_refreshed_in_background() {
     let clock = Clock::system();
