@@ -173,10 +173,14 @@ fn valid_host(v: &[u8]) -> bool {
             .any(|&b| b <= b' ' || b == 0x7f || b == b'/' || b == b'\\')
 }
 
-/// Digits only, as nginx reads a `Content-Length` (the field's own blanks aside).
-fn is_one_number(v: &[u8]) -> bool {
+/// Digits only, as nginx reads a `Content-Length` (the field's own blanks aside), and no more
+/// than nginx's signed 64-bit `off_t` holds (beyond it nginx refuses the request; a CRM
+/// reading it into a signed 64-bit number would read another length).
+pub fn is_one_number(v: &[u8]) -> bool {
     let v = v.trim_ascii();
-    !v.is_empty() && v.iter().all(u8::is_ascii_digit)
+    !v.is_empty()
+        && v.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(v).is_ok_and(|d| d.parse::<i64>().is_ok())
 }
 
 /// Which of the headers the gateway acts on an upstream request carries, found in one look at
@@ -360,6 +364,15 @@ pub fn remove_present(req: &mut RequestHeader, name: &HeaderName) {
 }
 
 /// The headers a client named in `Connection` are hop-by-hop too.
+/// Whether a `Connection` field lists `upgrade`.
+pub fn connection_lists_upgrade(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+}
+
 fn strip_connection_listed(req: &mut RequestHeader) {
     let listed: Vec<String> = req
         .headers

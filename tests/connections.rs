@@ -761,6 +761,9 @@ fn a_content_length_that_is_not_one_number_is_a_400_as_nginx() {
         "Content-Length: 4, 4",
         "Content-Length: 4,4",
         "Content-Length: 4\r\nContent-Length: 4",
+        // Past nginx's signed 64 bits (a CRM reading it so would read a negative length).
+        "Content-Length: 18446744073709551615",
+        "Content-Length: 9223372036854775808",
     ] {
         let mut s = connect(&gw);
         write!(

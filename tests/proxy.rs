@@ -355,6 +355,35 @@ async fn login_routes_keep_the_fragment_for_navigations_and_answer_401_to_apis()
         .starts_with("/_gateway/login?app=crm&return_to="));
 }
 
+/// `Upgrade` counts only where `Connection` lists it (RFC 9110 7.8): without it the request
+/// is a plain one, as a front proxy reusing its connection reads it, and the CRM is not asked
+/// to switch protocols (a switch would make the connection a raw tunnel past the gateway's
+/// checks for whatever the front proxy sends on it next).
+#[tokio::test]
+async fn an_upgrade_not_listed_in_connection_is_not_passed_on() {
+    use std::io::Write;
+    let w = World::new().start().await;
+    let gw = w.gw();
+    for connection in ["", "Connection: close\r\n", "Connection: keep-alive, x\r\n"] {
+        let mut s = std::net::TcpStream::connect(gw.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!("GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n{connection}\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let r = common::raw::read_response(&mut s, &mut Vec::new());
+        assert_eq!(r.status, 200, "{connection:?}");
+        let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let headers = &echo["headers"];
+        assert!(
+            headers.get("upgrade").is_none(),
+            "{connection:?}: {headers}"
+        );
+        assert_ne!(
+            headers["connection"], "upgrade",
+            "{connection:?}: {headers}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn websocket_upgrade_passes_through() {
     use std::io::{Read, Write};
@@ -779,6 +808,24 @@ async fn an_upstream_answer_in_an_unknown_coding_is_a_502_and_1_0_clients_get_no
 }
 
 const CLOSE_GET: &[u8] = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// An answer whose length is written as a list or twice: the engine frames it by the number,
+/// a client or proxy in front may read the field otherwise; nginx answers 502, so does the
+/// gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_length_that_is_not_one_number_is_a_502() {
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2,2,2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+    ] {
+        let up = scripted_upstream(answer);
+        let w = World::new().crm_at(&format!("http://{up}")).start().await;
+        let text = until_closed(w.gw().port, CLOSE_GET).await;
+        assert!(text.starts_with("HTTP/1.1 502 "), "{text}");
+        assert!(!text.contains("2, 2") && !text.contains("2,2"), "{text}");
+    }
+}
 
 /// `raw` sent on a new connection to `port`, everything read until the gateway closes it (10 s
 /// at most: a connection kept open fails the read).

@@ -415,7 +415,12 @@ impl ProxyHttp for Gateway {
             }
             _ => ctx.client_ip,
         };
-        ctx.upgrade = session.is_upgrade_req();
+        // RFC 9110 7.8: `Upgrade` counts only where `Connection` lists it (a front proxy
+        // reusing its connection reads a request without it as a plain one): otherwise it is
+        // not passed on as an upgrade (an nginx file's `proxy_set_header Upgrade $http_upgrade`
+        // still reads it, as nginx does).
+        ctx.upgrade =
+            session.is_upgrade_req() && headers::connection_lists_upgrade(session.req_header());
         // RFC 9110 15.2: no 1xx to an HTTP/1.0 client (nginx in front speaks 1.0 by default).
         let http_10 = session.req_header().version == http::Version::HTTP_10;
         session.set_ignore_info_resp(http_10);
@@ -605,6 +610,22 @@ impl ProxyHttp for Gateway {
         // hides it (`ngx_http_proxy_hide_headers`). Before the nginx file's `add_header`.
         if upstream_response.headers.contains_key(http::header::SERVER) {
             upstream_response.remove_header(&http::header::SERVER);
+        }
+        // A length written as a list (`2, 2`) or twice: a client or proxy in front may frame
+        // the answer otherwise than the engine did; nginx refuses it with a 502 too.
+        let mut lengths = upstream_response
+            .headers
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter();
+        if let Some(first) = lengths.next() {
+            if lengths.next().is_some() || !headers::is_one_number(first.as_bytes()) {
+                let mut e = Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the upstream sent a Content-Length that is not one number",
+                );
+                e.as_up();
+                return Err(e);
+            }
         }
         // A coding other than `chunked` (`xchunked`, `gzip`): the engine would read the body to
         // the connection's end and pass the header on with it, which a proxy in front may read
