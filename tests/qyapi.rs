@@ -844,6 +844,25 @@ async fn retries_stop_once_the_call_has_taken_its_budget() {
     assert_eq!(w.calls("/cgi-bin/user/get").await - before, 3);
 }
 
+/// A call WeCom gave no answer to in time (a `message/send` it may have carried out) is
+/// answered with the gateway's own errcode, -2 — not WeCom's -1 ("system busy"),
+/// which SDKs retry by themselves (WxJava up to five times): the message would go out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_an_answer_in_time_is_not_one_an_sdk_retries() {
+    let w = world().await;
+    let (_, v) = w.get(USER_GET).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/user/get", "late_ms": 6000}),
+    )
+    .await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (504, &json!(-2)), "{v}");
+    let msg = v["errmsg"].as_str().unwrap();
+    assert!(msg.contains("may have been carried out"), "{msg}");
+}
+
 /// An upload refused before its body was read (a handle gone stale, an unknown prefix): the
 /// rest of the body is read off, so the caller gets the errcode that tells it what to do
 /// instead of a broken pipe (the connection closed on data still arriving was reset).

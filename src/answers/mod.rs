@@ -134,24 +134,33 @@ pub fn wecom_error(status: u16, errcode: i64, errmsg: &str, request_id: &str) ->
     )
 }
 
+/// The qyapi endpoint's errcode for a call WeCom gave no answer to. Not WeCom's `-1`
+/// ("system busy, try again"), which SDKs retry by themselves (WxJava, up to five times): a
+/// `message/send` that timed out after WeCom carried it out would be sent again each time.
+pub const NO_ANSWER: i64 = -2;
+
 /// A failed WeCom call of the qyapi endpoint in WeCom's shape: a failed gettoken keeps its
-/// errcode (40001 bad secret, 60020 ...) with 200 as WeCom sends it; no answer at all is
-/// errcode -1 with 504 or 502. The second value is what the call came to, for its metric and
-/// log line.
+/// errcode (40001 bad secret, 60020 ...) with 200 as WeCom sends it; no answer at all (none in
+/// time, none that could be read, the provider unreachable) is the gateway's own errcode
+/// [`NO_ANSWER`] with 504 or 502. The second value is what the call came to, for its metric
+/// and log line.
 pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode) {
     let (status, errcode, label) = match e {
         // No suite ticket yet: the gateway cannot ask WeCom at all (SPEC section 20).
         ApiError::Api { errcode: 41023, .. } => (503, 41023, Errcode::Code(41023)),
         ApiError::Api { errcode, .. } => (200, *errcode, Errcode::Code(*errcode)),
-        ApiError::Timeout => (504, -1, Errcode::Failed("timeout")),
-        ApiError::Unreachable(_) => (502, -1, Errcode::Failed("unreachable")),
-        ApiError::BadAnswer(_) => (502, -1, Errcode::Failed("bad_answer")),
+        ApiError::Timeout => (504, NO_ANSWER, Errcode::Failed("timeout")),
+        ApiError::Unreachable(_) => (502, NO_ANSWER, Errcode::Failed("unreachable")),
+        ApiError::BadAnswer(_) => (502, NO_ANSWER, Errcode::Failed("bad_answer")),
     };
     let msg = match e {
+        ApiError::Timeout | ApiError::Unreachable(_) | ApiError::BadAnswer(_) => format!(
+            "{e}: the call may have been carried out; the gateway did not retry it \
+             (errcode {NO_ANSWER} is the gateway's)"
+        ),
         // Passed on as WeCom wrote it (SDKs show it), but never with a credential in it: a
         // provider quoting the URL it was called with would hand back the secret.
         ApiError::Api { errmsg, .. } => crate::redact::redact(&printable(errmsg)).into_owned(),
-        other => other.to_string(),
     };
     (wecom_error(status, errcode, &msg, request_id), label)
 }
