@@ -130,6 +130,30 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     );
 }
 
+/// With no app named, a sign-in starts at the first WeCom app the file writes, not the first by
+/// name (another corp's `acrm` would take the visitors of the first one's corp).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sign_in_is_the_first_wecom_app_the_file_writes() {
+    let w = World::new()
+        .session("")
+        .app(App::mp("mp"))
+        .app(App::wecom("zcrm"))
+        .app(App::wecom("acrm").agent_id(1000077))
+        .routes(common::world::PUBLIC_ROUTE)
+        .start()
+        .await;
+    let r = common::client()
+        .get(w.gw().url("/_gateway/whoami"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    let link = v["login_url"].as_str().unwrap();
+    assert!(link.starts_with("/_gateway/login?app=zcrm&"), "{link}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wecom_qr_login_from_a_desktop_browser() {
     let w = world().await;

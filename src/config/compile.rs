@@ -275,12 +275,19 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     if let Some(r) = &rules {
         warnings.extend(shadowed_named_locations(&r.server.named));
     }
+    let mut app_order: Vec<(usize, String)> = f
+        .apps
+        .iter()
+        .map(|(name, a)| (a.span().start, name.clone()))
+        .collect();
+    app_order.sort();
     Ok(Config {
         server,
         session,
         store,
         warnings,
         apps,
+        app_order: app_order.into_iter().map(|(_, name)| name).collect(),
         upstreams,
         routes: Arc::new(RouteTable {
             routes,

@@ -21,6 +21,8 @@ pub struct Config {
     pub session: Option<SessionSettings>,
     pub store: StoreSettings,
     pub apps: BTreeMap<String, Arc<App>>,
+    /// The apps' names in the order the file writes them (the first is the default sign-in).
+    pub app_order: Vec<String>,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     pub routes: Arc<RouteTable>,
     /// The rewrite phase (SPEC section 5 step 4); `None` when no rule exists.

@@ -34,21 +34,21 @@ fn not_configured() -> Failure {
 }
 
 /// Where a fresh sign-in with `app` starts; with no app named, the only one, else the first
-/// WeCom app, else the first app.
+/// WeCom app the file writes, else the first app it writes (not the first by name: another
+/// corp's app named `a...` would take a visitor of the first one's corp).
 pub(super) fn login_link(config: &Config, app: Option<&str>, return_to: &str) -> LoginLink {
+    let in_order = || config.app_order.iter().filter_map(|n| config.apps.get(n));
     let app = app
         .map(str::to_owned)
         .or_else(|| {
-            config
-                .apps
-                .values()
+            in_order()
                 .find(|a| {
                     matches!(
                         a.credentials,
                         crate::config::model::Credentials::Wecom { .. }
                     )
                 })
-                .or_else(|| config.apps.values().next())
+                .or_else(|| in_order().next())
                 .map(|a| a.name.clone())
         })
         .unwrap_or_default();
