@@ -326,17 +326,20 @@ pub fn clear_cookies_for(settings: &SessionSettings, secure: bool, path: &str) -
     }
     paths
         .into_iter()
-        .map(|p| {
-            let mut c = Cookie::build((settings.cookie_name.clone(), ""))
-                .path(p)
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .secure(secure)
-                .build();
-            c.make_removal();
-            c.to_string()
-        })
+        .map(|p| removal_at(settings, secure, p))
         .collect()
+}
+
+/// The `Set-Cookie` value removing the session cookie set with `path`.
+fn removal_at(settings: &SessionSettings, secure: bool, path: String) -> String {
+    let mut c = Cookie::build((settings.cookie_name.clone(), ""))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build();
+    c.make_removal();
+    c.to_string()
 }
 
 /// Session cookie values already opened, and what they hold. A value sealed by us opens to the
@@ -462,14 +465,7 @@ pub fn set_cookie(settings: &SessionSettings, entries: Vec<SessionEntry>, secure
 
 /// The `Set-Cookie` value that removes the session.
 pub fn clear_cookie(settings: &SessionSettings, secure: bool) -> String {
-    let mut c = Cookie::build((settings.cookie_name.clone(), ""))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .build();
-    c.make_removal();
-    c.to_string()
+    removal_at(settings, secure, "/".to_owned())
 }
 
 #[cfg(test)]

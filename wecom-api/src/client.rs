@@ -45,10 +45,11 @@ impl crate::stack::TokenSource for Tiered {
         &self,
         target: &TokenTarget,
         failed: Option<Arc<str>>,
+        scope: &str,
     ) -> Result<Arc<str>, ApiError> {
         match target.plan() {
-            Plan::Exchanged { .. } => self.corps.token(target, failed).await,
-            _ => self.credentials.token(target, failed).await,
+            Plan::Exchanged { .. } => self.corps.token(target, failed, scope).await,
+            _ => self.credentials.token(target, failed, scope).await,
         }
     }
 }
@@ -249,12 +250,18 @@ impl Client {
         target: &TokenTarget,
         failed: &str,
     ) -> Result<Arc<str>, ApiError> {
+        // Its own scope: a report of the JS-SDK, not an API's refusal.
+        const SCOPE: &str = "out-of-band";
         match target.plan() {
             Plan::Credentials { .. } | Plan::SuiteTicket { .. } => {
-                self.inner.parts.credentials.replace(target, failed).await
+                self.inner
+                    .parts
+                    .credentials
+                    .replace(target, failed, SCOPE)
+                    .await
             }
-            Plan::Exchanged { .. } => self.inner.parts.corps.replace(target, failed).await,
-            Plan::WithToken { .. } => self.inner.tickets.replace(target, failed).await,
+            Plan::Exchanged { .. } => self.inner.parts.corps.replace(target, failed, SCOPE).await,
+            Plan::WithToken { .. } => self.inner.tickets.replace(target, failed, SCOPE).await,
         }
     }
 

@@ -314,10 +314,13 @@ pub(crate) fn api_error(e: BoxError) -> ApiError {
 /// The one thing the token layer may ask: the current token of a target, after expiring the
 /// one that just failed (compare-and-expire). Not the client: the layer cannot make calls.
 pub(crate) trait TokenSource: Send + Sync + 'static {
+    /// `scope`: the API path of the call the token is for (a refusal is replaced once per
+    /// value and path in a while).
     fn token(
         &self,
         target: &TokenTarget,
         failed: Option<Arc<str>>,
+        scope: &str,
     ) -> impl Future<Output = Result<Arc<str>, ApiError>> + Send;
 }
 
@@ -370,7 +373,8 @@ where
         let inner = self.inner.clone();
         Box::pin(async move {
             if let Some(target) = a.call.target() {
-                a.token = Some(source.token(target, a.failed.take()).await?);
+                let failed = a.failed.take();
+                a.token = Some(source.token(target, failed, &a.call.req.path).await?);
             }
             inner.oneshot(a).await
         })

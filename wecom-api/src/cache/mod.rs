@@ -46,11 +46,19 @@ const REFUSAL_HOLD: Duration = Duration::from_secs(10);
 pub(crate) const REPLACE_AFTER: Duration = Duration::from_secs(30);
 /// How long a refusal of a value another caller is replacing waits for the replacement.
 const REPLACEMENT_WAIT: Duration = Duration::from_secs(3);
+/// How long a replacement's claim holds: the wait and a fetch (a replacer that died frees it
+/// by then).
+const REPLACING_HELD: Duration = Duration::from_secs(10);
 
-/// A short digest of a value, to name it in a store key without writing the value there.
-fn fingerprint(value: &str) -> String {
+/// A short digest of a value and the scope it was refused in, to name them in a store key
+/// without writing the value there.
+fn fingerprint(value: &str, scope: &str) -> String {
     use sha2::Digest;
-    let d = sha2::Sha256::digest(value.as_bytes());
+    let d = sha2::Sha256::new()
+        .chain_update(value.as_bytes())
+        .chain_update([0u8])
+        .chain_update(scope.as_bytes())
+        .finalize();
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -244,12 +252,19 @@ impl<F: Fetch> TokenCache<F> {
             .map_err(store_err)
     }
 
-    /// The value that replaces `failed`: compare-and-expire, then [`Self::get`]. The first
-    /// caller refusing a value (in the cluster: the claim is the store's) replaces it; one
-    /// refusing it within [`REPLACE_AFTER`] after waits for that replacement to end and takes
-    /// what it brought, `failed` itself when the provider handed the same value back (the
-    /// provider's answer is then the caller's, and gettoken is not asked again).
-    pub async fn replace(&self, target: &F::Target, failed: &str) -> Result<Arc<str>, ApiError> {
+    /// The value that replaces `failed`, refused by the provider for a call of `scope` (its
+    /// API path): compare-and-expire, then [`Self::get`]. Once per [`REPLACE_AFTER`] for a value
+    /// and a scope, for the whole cluster (the claim and the record are the store's): the
+    /// refusals that follow get what that replacement brought, `failed` itself when the
+    /// provider handed the same value back (the provider's answer is then the caller's, and
+    /// gettoken is not asked again). Another API's refusal of the value still replaces it at
+    /// once: one API refusing every token holds back no other.
+    pub async fn replace(
+        &self,
+        target: &F::Target,
+        failed: &str,
+        scope: &str,
+    ) -> Result<Arc<str>, ApiError> {
         let this = &self.inner;
         let key = target.key();
         let current = this.store.get(key).await.map_err(store_err)?;
@@ -257,38 +272,51 @@ impl<F: Fetch> TokenCache<F> {
             // Replaced already (or forgotten): the current value.
             return self.get(target).await;
         }
-        let named = fingerprint(failed);
+        let named = fingerprint(failed, scope);
         let (claim, done) = (
             format!("replacing:{key}:{named}"),
             format!("replaced:{key}:{named}"),
         );
+        let replaced_lately = || async {
+            let record = this.store.get_fact(&done).await.map_err(store_err)?;
+            Ok::<bool, ApiError>(record.is_some())
+        };
+        if replaced_lately().await? {
+            return self.kept(target, failed).await;
+        }
         // A store that cannot say: replaced, as before the claim existed.
         let first = this
             .store
-            .claim(&claim, REPLACE_AFTER)
+            .claim(&claim, REPLACING_HELD)
             .await
             .unwrap_or(true);
-        if first {
-            self.expire_if(target, failed).await?;
-            let replaced = self.get(target).await;
-            let _ = this.store.put_fact(&done, "1", REPLACE_AFTER).await;
-            return replaced;
+        if !first {
+            // Another caller replaces it: what it brings. One that never says (its process
+            // gone, its store write failed) is replaced for here after a few seconds.
+            let deadline = tokio::time::Instant::now() + REPLACEMENT_WAIT;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(WAIT_POLL).await;
+                if replaced_lately().await? {
+                    return self.kept(target, failed).await;
+                }
+            }
         }
-        // Another caller replaces it, or did: what it brought once it is done (at most a few
-        // seconds: a replacer that died leaves the value as it is).
-        let deadline = tokio::time::Instant::now() + REPLACEMENT_WAIT;
-        while this
-            .store
-            .get_fact(&done)
-            .await
-            .map_err(store_err)?
-            .is_none()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(WAIT_POLL).await;
-        }
+        self.expire_if(target, failed).await?;
+        let replaced = self.get(target).await;
+        let _ = this.store.put_fact(&done, "1", REPLACE_AFTER).await;
+        replaced
+    }
+
+    /// The current value after a replacement of `failed` (said once a minute per key when it
+    /// is `failed` again).
+    async fn kept(&self, target: &F::Target, failed: &str) -> Result<Arc<str>, ApiError> {
+        let this = &self.inner;
         let value = self.get(target).await?;
-        if *value == *failed && this.kept_logged.due(key.clone(), this.clock.now_ms()) {
+        if *value == *failed
+            && this
+                .kept_logged
+                .due(target.key().clone(), this.clock.now_ms())
+        {
             target.warn_kept();
         }
         Ok(value)
@@ -427,9 +455,10 @@ impl<F: Fetch<Target = TokenTarget>> TokenSource for TokenCache<F> {
         &self,
         target: &TokenTarget,
         failed: Option<Arc<str>>,
+        scope: &str,
     ) -> Result<Arc<str>, ApiError> {
         match failed {
-            Some(failed) => self.replace(target, &failed).await,
+            Some(failed) => self.replace(target, &failed, scope).await,
             None => self.get(target).await,
         }
     }

@@ -291,7 +291,10 @@ async fn stale_failure_after_a_refresh_keeps_the_new_token() {
     // A late failure, also made with v1, must leave v2 alone.
     assert!(!cache.expire_if(&t, &v1).await.unwrap());
     assert_eq!(&*cache.get(&t).await.unwrap(), "v2");
-    assert_eq!(&*cache.replace(&t, &v1).await.unwrap(), "v2");
+    assert_eq!(
+        &*cache.replace(&t, &v1, "/cgi-bin/user/get").await.unwrap(),
+        "v2"
+    );
     assert_eq!(fake.calls(), 2);
 }
 
@@ -313,29 +316,91 @@ async fn a_token_refused_again_after_its_replacement_is_not_fetched_again_per_ca
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
-        tasks.push(tokio::spawn(async move { cache.replace(&t, &same).await }));
+        tasks.push(tokio::spawn(async move {
+            cache.replace(&t, &same, "/cgi-bin/user/get").await
+        }));
     }
     for task in tasks {
         assert_eq!(&*task.await.unwrap().unwrap(), "same");
     }
     assert_eq!(fake.calls(), 2, "one replacement for a hundred refusals");
     for _ in 0..20 {
-        assert_eq!(&*cache.replace(&t, &same).await.unwrap(), "same");
+        assert_eq!(
+            &*cache.replace(&t, &same, "/cgi-bin/user/get").await.unwrap(),
+            "same"
+        );
     }
     assert_eq!(fake.calls(), 2, "and none for the refusals after it");
     clock.advance(super::REPLACE_AFTER);
-    assert_eq!(&*cache.replace(&t, &same).await.unwrap(), "same");
+    assert_eq!(
+        &*cache.replace(&t, &same, "/cgi-bin/user/get").await.unwrap(),
+        "same"
+    );
     assert_eq!(fake.calls(), 3, "one per while");
     // A value that did change: the refusals of the old one all get the new one, fetched once.
     let mut tasks = Vec::new();
     clock.advance(super::REPLACE_AFTER);
     for _ in 0..100 {
         let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
-        tasks.push(tokio::spawn(async move { cache.replace(&t, &same).await }));
+        tasks.push(tokio::spawn(async move {
+            cache.replace(&t, &same, "/cgi-bin/user/get").await
+        }));
     }
     for task in tasks {
         assert_eq!(&*task.await.unwrap().unwrap(), "v4");
     }
+    assert_eq!(fake.calls(), 4);
+}
+
+/// One API refusing every token holds back no other: a refusal of the same value by another
+/// API (WeCom dropped it early, after a false refusal replaced it with itself) replaces it at
+/// once. And a claim whose holder never said it was done (its process gone) holds the others
+/// only for their wait: then they replace it themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_apis_refusal_replaces_at_once_and_a_dead_claim_holds_a_moment_only() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake::default());
+    let store = memory(&clock);
+    let cache = cache(store.clone(), &fake, &clock);
+    let t = target("ww");
+    fake.answer("same", 7200);
+    fake.answer("same", 7200);
+    let same = cache.get(&t).await.unwrap();
+    // A fault of user/get: replaced once, by the same value.
+    assert_eq!(
+        &*cache.replace(&t, &same, "/cgi-bin/user/get").await.unwrap(),
+        "same"
+    );
+    assert_eq!(
+        &*cache.replace(&t, &same, "/cgi-bin/user/get").await.unwrap(),
+        "same"
+    );
+    assert_eq!(fake.calls(), 2);
+    // WeCom drops it: another API's refusal replaces it now.
+    let v3 = cache
+        .replace(&t, &same, "/cgi-bin/message/send")
+        .await
+        .unwrap();
+    assert_eq!(&*v3, "v3");
+    assert_eq!(fake.calls(), 3);
+
+    // A replacer that claimed v3 for department/list and died.
+    let claim = format!(
+        "replacing:{}:{}",
+        t.key(),
+        super::fingerprint(&v3, "/cgi-bin/department/list")
+    );
+    assert!(store.claim(&claim, Duration::from_secs(10)).await.unwrap());
+    let started = std::time::Instant::now();
+    let v4 = cache
+        .replace(&t, &v3, "/cgi-bin/department/list")
+        .await
+        .unwrap();
+    assert_eq!(&*v4, "v4");
+    assert!(
+        started.elapsed() >= super::REPLACEMENT_WAIT,
+        "waited for the claim's holder first"
+    );
     assert_eq!(fake.calls(), 4);
 }
 
