@@ -58,6 +58,8 @@ pub enum Kind {
     /// A request framed in a way the gateway does not read (a `Transfer-Encoding` other than
     /// `chunked`): nginx's 501.
     NotImplemented,
+    /// Two people's session cookies in one browser, still after a sign-in.
+    SessionConflict,
 }
 
 impl Kind {
@@ -81,6 +83,7 @@ impl Kind {
             Kind::StoreUnavailable | Kind::SuiteNotReady | Kind::Busy => 503,
             Kind::RequestTimeout => 408,
             Kind::NotImplemented => 501,
+            Kind::SessionConflict => 409,
         }
     }
 
@@ -110,6 +113,7 @@ impl Kind {
             Kind::SuiteNotReady => "suite_not_ready",
             Kind::RequestTimeout => "request_timeout",
             Kind::NotImplemented => "not_implemented",
+            Kind::SessionConflict => "session_conflict",
         }
     }
 
@@ -138,6 +142,7 @@ impl Kind {
             Kind::SuiteNotReady => "The app is not ready yet",
             Kind::RequestTimeout => "The request did not arrive in time",
             Kind::NotImplemented => "Not implemented",
+            Kind::SessionConflict => "Two sign-ins in this browser",
         }
     }
 }

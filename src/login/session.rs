@@ -248,13 +248,24 @@ pub fn read_values<'a>(
     values: impl IntoIterator<Item = &'a str>,
     now: u64,
 ) -> Vec<SessionEntry> {
-    match opened(settings, values) {
-        Opened::One(entries) => entries
+    let live = |entries: &[SessionEntry]| -> Vec<SessionEntry> {
+        entries
             .iter()
             .filter(|e| e.current(settings, now))
             .cloned()
-            .collect(),
-        Opened::Nothing | Opened::Several => Vec::new(),
+            .collect()
+    };
+    match opened(settings, values) {
+        Opened::One(entries) => live(&entries),
+        Opened::Nothing => Vec::new(),
+        // Several: the one with live sessions, if only one has any.
+        Opened::Several(values) => {
+            let mut with_live = values.iter().map(|e| live(e)).filter(|l| !l.is_empty());
+            match (with_live.next(), with_live.next()) {
+                (Some(one), None) => one,
+                _ => Vec::new(),
+            }
+        }
     }
 }
 
@@ -285,59 +296,115 @@ pub enum Opened {
     /// One value opens (the same value sent twice is one): what it holds, lifetimes not yet
     /// checked, shared with the memory of opened values, nothing copied.
     One(Arc<[SessionEntry]>),
-    /// Two different values open: whose the browser is cannot be told (one may have been
-    /// planted by a sibling host or another port of this one, a longer `Path` sending it
-    /// first), so neither is used.
-    Several,
+    /// Two or more different values open (one may have been planted by a sibling host or
+    /// another port of this one, a longer `Path` sending it first): what each holds, for
+    /// [`choose`] to tell whether one session of an app is meant.
+    Several(Vec<Arc<[SessionEntry]>>),
 }
 
 /// What the session cookie's values open to.
 pub fn opened<'a>(settings: &SessionSettings, values: impl IntoIterator<Item = &'a str>) -> Opened {
     let mut found: Option<(&str, Arc<[SessionEntry]>)> = None;
+    let mut more: Vec<(&str, Arc<[SessionEntry]>)> = Vec::new();
     for value in values {
-        if found.as_ref().is_some_and(|(v, _)| *v == value) {
+        let seen = |v: &&str| *v == value;
+        if found.as_ref().is_some_and(|(v, _)| seen(v)) || more.iter().any(|(v, _)| seen(v)) {
             continue;
         }
         if let Some(entries) = open(settings, value) {
-            if found.is_some() {
-                return Opened::Several;
+            match found {
+                None => found = Some((value, entries)),
+                Some(_) => more.push((value, entries)),
             }
-            found = Some((value, entries));
         }
     }
     match found {
-        Some((_, entries)) => Opened::One(entries),
         None => Opened::Nothing,
+        Some((_, entries)) if more.is_empty() => Opened::One(entries),
+        Some(first) => Opened::Several(
+            std::iter::once(first)
+                .chain(more)
+                .map(|(_, entries)| entries)
+                .collect(),
+        ),
+    }
+}
+
+/// Of several session cookies, each with the live session of one app it holds (its entries,
+/// and where): `Ok(None)` when there is none; `Ok(Some)` when there is one, or when they all
+/// name one person (the newest then); `Err(newest iat)` when two name different people —
+/// whose the browser is cannot be told, and neither is used.
+pub fn choose(
+    live: Vec<(Arc<[SessionEntry]>, usize)>,
+) -> Result<Option<(Arc<[SessionEntry]>, usize)>, u64> {
+    let Some(newest) = live.iter().max_by_key(|(entries, at)| entries[*at].iat) else {
+        return Ok(None);
+    };
+    let one = &newest.0[newest.1];
+    if live
+        .iter()
+        .all(|(entries, at)| same_person(&entries[*at], one))
+    {
+        Ok(Some(newest.clone()))
+    } else {
+        Err(one.iat)
     }
 }
 
 /// `Set-Cookie` values removing the session cookie wherever a cookie sent with a request for
-/// `path` may have been set: `/` and each segment of the path (`/sidebar`, `/sidebar/`, ...,
-/// the first few), host-only as the gateway sets it.
-pub fn clear_cookies_for(settings: &SessionSettings, secure: bool, path: &str) -> Vec<String> {
+/// `path` to `host` may have been set: at `/` and at each segment of the path (`/sidebar`,
+/// `/sidebar/`, ..., the first 16), host-only as the gateway sets it and with `Domain=` of the
+/// host and of each domain above it (a sibling host's; a browser ignores one for a public
+/// suffix).
+pub fn clear_cookies_for(
+    settings: &SessionSettings,
+    secure: bool,
+    host: &str,
+    path: &str,
+) -> Vec<String> {
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let mut paths = vec!["/".to_owned()];
-    for (i, _) in path.match_indices('/').skip(1).take(4) {
+    for (i, _) in path.match_indices('/').skip(1).take(16) {
         paths.push(path[..i].to_owned());
         paths.push(path[..=i].to_owned());
     }
-    if paths.len() < 9 && path.len() > 1 && !path.ends_with('/') {
+    if path.len() > 1 && !path.ends_with('/') {
         paths.push(path.to_owned());
     }
-    paths
-        .into_iter()
-        .map(|p| removal_at(settings, secure, p))
-        .collect()
+    let named = host.parse::<std::net::IpAddr>().is_err() && host.contains('.');
+    let mut domains: Vec<Option<&str>> = vec![None];
+    if named {
+        let mut d = host;
+        while d.contains('.') {
+            domains.push(Some(d));
+            d = &d[d.find('.').map_or(d.len(), |i| i + 1)..];
+        }
+    }
+    let mut out = Vec::with_capacity(paths.len() * domains.len());
+    for p in &paths {
+        for d in &domains {
+            out.push(removal_at(settings, secure, p.clone(), *d));
+        }
+    }
+    out
 }
 
-/// The `Set-Cookie` value removing the session cookie set with `path`.
-fn removal_at(settings: &SessionSettings, secure: bool, path: String) -> String {
+/// The `Set-Cookie` value removing the session cookie set with `path` (and `domain`).
+fn removal_at(
+    settings: &SessionSettings,
+    secure: bool,
+    path: String,
+    domain: Option<&str>,
+) -> String {
     let mut c = Cookie::build((settings.cookie_name.clone(), ""))
         .path(path)
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure)
         .build();
+    if let Some(d) = domain {
+        c.set_domain(d.to_owned());
+    }
     c.make_removal();
     c.to_string()
 }
@@ -465,7 +532,7 @@ pub fn set_cookie(settings: &SessionSettings, entries: Vec<SessionEntry>, secure
 
 /// The `Set-Cookie` value that removes the session.
 pub fn clear_cookie(settings: &SessionSettings, secure: bool) -> String {
-    removal_at(settings, secure, "/".to_owned())
+    removal_at(settings, secure, "/".to_owned(), None)
 }
 
 #[cfg(test)]
@@ -751,5 +818,32 @@ mod tests {
         let mut not_same_app = old.clone();
         not_same_app.app = "other".into();
         assert_eq!(renew(Some(&not_same_app), fresh.clone()).contact, None);
+    }
+
+    /// Removals reach a cookie a sibling host set for the whole domain, and each path segment.
+    #[test]
+    fn conflicting_cookies_are_removed_along_the_path_and_up_the_domain() {
+        let settings = settings("k");
+        let all = clear_cookies_for(&settings, true, "crm.example.com", "/sidebar/x?q=1");
+        for (path, domain) in [
+            ("/", None),
+            ("/sidebar", None),
+            ("/sidebar/", Some("example.com")),
+            ("/sidebar/x", Some("crm.example.com")),
+        ] {
+            assert!(
+                all.iter().any(|c| c.contains(&format!("Path={path};"))
+                    && c.contains("Max-Age=0")
+                    && c.contains("Secure")
+                    && match domain {
+                        None => !c.contains("Domain="),
+                        Some(d) => c.contains(&format!("Domain={d}")),
+                    }),
+                "{path} {domain:?}: {all:?}"
+            );
+        }
+        assert!(!all.iter().any(|c| c.contains("Domain=com")), "{all:?}");
+        let ip = clear_cookies_for(&settings, false, "10.0.0.5", "/a");
+        assert!(!ip.iter().any(|c| c.contains("Domain=")), "{ip:?}");
     }
 }

@@ -290,6 +290,21 @@ impl Gateway {
             Err(f) if f.kind == Kind::LoginRequired => {
                 Ok(answers::forward_auth_login(&f, &ctx.request_id, ctx.form))
             }
+            // Two people's session cookies: a 401 for nginx (anything but 401/403 is its 500);
+            // its `@signin` reads the cookies again and says so, with the removals that this
+            // answer could not carry (nginx passes no cookie of a check on).
+            Err(f) if f.kind == Kind::SessionConflict => {
+                let login = Failure::login_required(super::login_endpoints::login_link(
+                    &ctx.config,
+                    None,
+                    "/",
+                ));
+                Ok(answers::forward_auth_login(
+                    &login,
+                    &ctx.request_id,
+                    ctx.form,
+                ))
+            }
             // nginx answers a 403 of the check with its own page: the kind of refusal goes in
             // `X-Gateway-Refused`, which the README's `@signin` hands back (`?refused=`), so
             // that the page or script gets the gateway's answer (sdk.js renews a refused
@@ -457,11 +472,25 @@ pub(super) fn signin(session: &Session, ctx: &Ctx) -> Result<Answer, Failure> {
             .and_then(|o| area_login(ctx, o))
             .or_else(|| area_login(ctx, return_to.relative())),
     };
+    // Two people's session cookies for that login (nginx's check could not remove them):
+    // removed here, and said rather than signed in again right after a sign-in.
+    let conflict = app
+        .and_then(|name| config.apps.get(name))
+        .and_then(|a| super::login_gate::conflict(session, config, a));
+    let removals = match conflict {
+        Some(_) => {
+            let path = original.unwrap_or(return_to.relative());
+            super::login_gate::conflict_removals(config, path)
+        }
+        None => Vec::new(),
+    };
+    if conflict.is_some_and(super::login_gate::just_signed_in) {
+        return Err(super::login_gate::session_conflict().with_cookies(removals));
+    }
     let link = login_link(config, app, return_to.relative());
-    Ok(answers::signin(
-        &Failure::login_required(link),
-        &ctx.request_id,
-        form,
+    Ok(answers::with_cookies(
+        answers::signin(&Failure::login_required(link), &ctx.request_id, form),
+        &removals,
     ))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pingora::proxy::Session;
 
 use super::{request, Ctx};
-use crate::answers::{Failure, Form, LoginLink};
+use crate::answers::{Failure, Form, Kind, LoginLink};
 use crate::config::model::{App, Config};
 use crate::login::bearer;
 use crate::login::now_secs;
@@ -24,7 +24,7 @@ pub async fn check(
 ) -> Result<(), Failure> {
     let form = ctx.form;
     let looked = session_entry(session, &ctx.config, app, store).await;
-    let several = looked.is_err();
+    let several = looked.as_ref().err().map(|s| s.newest);
     if let Ok(Some(found)) = looked {
         let entry = &found.entries[found.at];
         // Only an app that signs in again reads the client.
@@ -52,34 +52,91 @@ pub async fn check(
         app: app.name.clone(),
         return_to,
     });
-    if !several {
+    let Some(newest) = several else {
         return Err(failure);
-    }
-    // Two session cookies that open: neither is used, and both go, wherever on the path
-    // the other may have been set, so that the sign-in that follows is the only one.
+    };
+    // Two session cookies naming different people: neither is used, and both go, wherever
+    // on the path and the domain the other may have been set, so that the sign-in that
+    // follows is the only one. Right after a sign-in (the other could not be removed: set
+    // where no answer of this host reaches) the page says so instead of signing in again,
+    // which would never end.
     if SEVERAL.due((), crate::clock::clock().now_ms()) {
         tracing::warn!(
             request_id = %ctx.request_id,
             app = %app.name,
-            "two different session cookies came with a request: neither is used, both are \
-             removed (one may have been set by another host or port of this domain; logged \
-             once a minute)"
+            "two session cookies naming different people came with a request: neither is \
+             used, both are removed (one may have been set by another host or port of this \
+             domain; logged once a minute)"
         );
     }
-    let settings = ctx.config.session.as_ref();
     let path = String::from_utf8_lossy(session.req_header().raw_path());
-    let removals = settings
-        .map(|s| session::clear_cookies_for(s, ctx.config.server.https(), &path))
-        .unwrap_or_default();
+    let removals = conflict_removals(&ctx.config, &path);
+    if just_signed_in(newest) {
+        return Err(session_conflict().with_cookies(removals));
+    }
     Err(failure.with_cookies(removals))
+}
+
+/// When the request's session cookies name two people for `app` (lifetimes checked, not
+/// revocations): the newer one's issue time. For the forward-auth sign-in page, which reads
+/// the cookies nginx's check could not answer with removals.
+pub fn conflict(session: &Session, config: &Config, app: &App) -> Option<u64> {
+    let settings = config.session.as_ref()?;
+    let now = now_secs();
+    let values = request::cookie_values(session, &settings.cookie_name);
+    let session::Opened::Several(values) = session::opened(settings, values) else {
+        return None;
+    };
+    let live = values
+        .into_iter()
+        .filter_map(|entries| {
+            let at = entries
+                .iter()
+                .position(|e| e.current(settings, now) && e.belongs_to(app))?;
+            Some((entries, at))
+        })
+        .collect();
+    session::choose(live).err()
+}
+
+/// Whether a conflict's newer session was issued so lately that signing in again cannot help.
+pub fn just_signed_in(newest: u64) -> bool {
+    now_secs().saturating_sub(newest) < JUST_SIGNED_IN
+}
+
+/// A sign-in this recent, and still two people's cookies: the other cookie outlived the
+/// removals; another sign-in would bring the same.
+const JUST_SIGNED_IN: u64 = 60;
+
+/// The removals of every session cookie a request for `path` may carry.
+pub fn conflict_removals(config: &Config, path: &str) -> Vec<String> {
+    let host = config.server.public_url.host_str().unwrap_or_default();
+    config
+        .session
+        .as_ref()
+        .map(|s| session::clear_cookies_for(s, config.server.https(), host, path))
+        .unwrap_or_default()
+}
+
+/// Two people's session cookies that removals did not end: said, not signed in again.
+pub fn session_conflict() -> Failure {
+    Failure::new(
+        Kind::SessionConflict,
+        "this browser holds the session cookies of two different people (one set by another \
+         site of this domain, or another port of this host); clear this site's cookies, then \
+         open the page again",
+    )
 }
 
 /// When two session cookies were last logged.
 static SEVERAL: std::sync::LazyLock<wecom_api::Throttle<()>> =
     std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
 
-/// Two different session cookies that open came with the request ([`session::Opened`]).
-struct Several;
+/// Two session cookies of one app naming different people came with the request
+/// ([`session::choose`]); the newer was issued at `newest` (Unix s).
+struct Several {
+    newest: u64,
+}
 
 /// The live sessions of the request: those of its cookie, or, when it carries a mini-program's
 /// bearer token of ours, that token's alone (`login::bearer` says why the cookie is then
@@ -133,7 +190,31 @@ async fn session_entry(
         ) {
             session::Opened::One(entries) => (entries, true),
             session::Opened::Nothing => return Ok(None),
-            session::Opened::Several => return Err(Several),
+            session::Opened::Several(values) => {
+                // Each cookie's live session of this app: one, or one person's, is meant.
+                let mut live = Vec::new();
+                for entries in values {
+                    let mut at = None;
+                    for (i, e) in entries.iter().enumerate() {
+                        if e.current(settings, now)
+                            && e.belongs_to(app)
+                            && !revocation::is_revoked(store, e).await
+                        {
+                            at = Some(i);
+                            break;
+                        }
+                    }
+                    live.extend(at.map(|i| (entries, i)));
+                }
+                return match session::choose(live) {
+                    Ok(chosen) => Ok(chosen.map(|(entries, at)| Found {
+                        entries,
+                        at,
+                        remembered: true,
+                    })),
+                    Err(newest) => Err(Several { newest }),
+                };
+            }
         },
     };
     let mut found = None;

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use emulator::Scenario;
+use serde_json::json;
+
 use wecom_gateway::config::model::{Secret, SessionSettings};
 use wecom_gateway::login::session::{set_cookie, SessionEntry};
 
@@ -51,20 +54,33 @@ async fn a_session_cookie_copied_before_logout_no_longer_opens() {
     assert_eq!(sidebar(&w, &mut again).await, 200);
 }
 
-/// Two different session cookies that both open (a browser sends them when another host or
-/// port of the domain planted one with a longer `Path`, which comes first): whose the browser
-/// is cannot be told, so neither is used — the CRM is told of nobody — and both are removed
-/// wherever on the path the other may sit. A logout ends every session the browser presents,
-/// not only the first. The same value twice is one session.
+/// Two session cookies of different people (a browser sends both when another host or port of
+/// the domain planted one, with a longer `Path` that comes first): whose the browser is
+/// cannot be told, so neither is used — the CRM is told of nobody — and both are removed
+/// wherever on the path and the domain the other may sit; right after a sign-in, when the
+/// other outlived the removals, the page says so instead of signing in again (a loop). Two
+/// cookies of one person are that person's; a cookie holding no live session of the app (an
+/// old one) is no rival. A logout ends every session the browser presents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_different_session_cookies_open_nothing_and_a_logout_ends_both() {
-    let w = wecom_and_wechat().start().await;
+async fn two_peoples_session_cookies_open_nothing_and_a_logout_ends_both() {
+    let scenario = r#"
+[[members]]
+userid = "lisi"
+name = "李四"
+department = [1]
+"#;
+    let scenario =
+        Scenario::from_toml(&format!("{}\n{scenario}", Scenario::default_toml())).unwrap();
+    let w = wecom_and_wechat().scenario(scenario).start().await;
     let value = |b: &Browser| {
         let host = b.jar.keys().next().unwrap().clone();
         b.jar[&host]["wgw_session"].clone()
     };
-    let (planted, own) = (value(&w.member().await), value(&w.member().await));
-    assert_ne!(planted, own);
+    let own = value(&w.member().await);
+    let own_again = value(&w.member().await);
+    w.control("/_emulator/current-user", json!({"userid": "lisi"}))
+        .await;
+    let planted = value(&w.member().await);
     let client = crate::common::client();
     let ask = |path: &str, cookie: String| {
         client
@@ -73,19 +89,22 @@ async fn two_different_session_cookies_open_nothing_and_a_logout_ends_both() {
             .header("cookie", cookie)
             .send()
     };
-    let same = ask(
-        "/sidebar/x",
+    for one_person in [
         format!("wgw_session={own}; wgw_session={own}"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(same.status(), 200);
+        format!("wgw_session={own}; wgw_session={own_again}"),
+        // Not a session of this app's at all: no rival.
+        format!("wgw_session=garbage; wgw_session={own}"),
+    ] {
+        let r = ask("/sidebar/x", one_person.clone()).await.unwrap();
+        assert_eq!(r.status(), 200, "{one_person}");
+    }
     for cookie in [
         format!("wgw_session={planted}; wgw_session={own}"),
         format!("wgw_session={own}; theme=dark; wgw_session={planted}"),
     ] {
-        let r = ask("/sidebar/x", cookie).await.unwrap();
-        assert_eq!(r.status(), 401);
+        let r = ask("/sidebar/a/b/c/d/e", cookie).await.unwrap();
+        // Both were issued moments ago: the page says so rather than signing in again.
+        assert_eq!(r.status(), 409);
         let removed: Vec<String> = r
             .headers()
             .get_all("set-cookie")
@@ -97,16 +116,37 @@ async fn two_different_session_cookies_open_nothing_and_a_logout_ends_both() {
             "Path=/;",
             "Path=/sidebar;",
             "Path=/sidebar/;",
-            "Path=/sidebar/x;",
+            "Path=/sidebar/a/b/c/d/;",
+            "Path=/sidebar/a/b/c/d/e;",
         ] {
             assert!(
-                removed.iter().any(|c| c.contains(path)),
+                removed
+                    .iter()
+                    .any(|c| c.contains(path) && !c.contains("Domain=")),
                 "{path} not removed: {removed:?}"
             );
         }
         let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(body["error"], "login_required", "{body}");
+        assert_eq!(body["error"], "session_conflict", "{body}");
     }
+    // Behind nginx's `auth_request` (whose check's cookies nginx never passes on), the
+    // sign-in page it shows reads the cookies and says the same, with the removals.
+    let r = client
+        .get(w.gw().url("/_gateway/signin"))
+        .header("accept", "application/json")
+        .header("x-original-uri", "/sidebar/a/b")
+        .header("cookie", format!("wgw_session={planted}; wgw_session={own}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let removed = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter(|c| c.to_str().unwrap().contains("Path=/sidebar/a/;"))
+        .count();
+    assert!(removed > 0);
     // A logout with both ends both.
     let r = client
         .post(w.gw().url("/_gateway/logout"))
