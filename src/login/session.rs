@@ -330,13 +330,14 @@ pub fn opened<'a>(settings: &SessionSettings, values: impl IntoIterator<Item = &
     }
 }
 
+/// A cookie's sessions, and where among them the one meant is.
+pub type Held = (Arc<[SessionEntry]>, usize);
+
 /// Of several session cookies, each with the live session of one app it holds (its entries,
 /// and where): `Ok(None)` when there is none; `Ok(Some)` when there is one, or when they all
 /// name one person (the newest then); `Err(newest iat)` when two name different people —
 /// whose the browser is cannot be told, and neither is used.
-pub fn choose(
-    live: Vec<(Arc<[SessionEntry]>, usize)>,
-) -> Result<Option<(Arc<[SessionEntry]>, usize)>, u64> {
+pub fn choose(live: Vec<Held>) -> Result<Option<Held>, u64> {
     let Some(newest) = live.iter().max_by_key(|(entries, at)| entries[*at].iat) else {
         return Ok(None);
     };

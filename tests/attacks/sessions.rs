@@ -135,7 +135,10 @@ department = [1]
         .get(w.gw().url("/_gateway/signin"))
         .header("accept", "application/json")
         .header("x-original-uri", "/sidebar/a/b")
-        .header("cookie", format!("wgw_session={planted}; wgw_session={own}"))
+        .header(
+            "cookie",
+            format!("wgw_session={planted}; wgw_session={own}"),
+        )
         .send()
         .await
         .unwrap();
