@@ -150,6 +150,24 @@ department = [1]
         .filter(|c| c.to_str().unwrap().contains("Path=/sidebar/a/;"))
         .count();
     assert!(removed > 0);
+    // Long after the newer sign-in, the removals come with a sign-in (which may end it).
+    w.advance("2m").await;
+    let r = ask(
+        "/sidebar/x",
+        format!("wgw_session={own}; wgw_session={planted}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    let removals = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter(|c| c.to_str().unwrap().starts_with("wgw_session=;"))
+        .count();
+    assert!(removals > 0);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "login_required", "{body}");
     // A logout with both ends both.
     let r = client
         .post(w.gw().url("/_gateway/logout"))
