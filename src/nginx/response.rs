@@ -340,10 +340,7 @@ pub fn upstream_failed(
     if f.pending.is_some() || *e.esource() != ErrorSource::Upstream {
         return e;
     }
-    let status = match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
-        _ => 502,
-    };
+    let status = failed_status(&e);
     let action = {
         let fs = disk(f);
         f.rules
@@ -355,6 +352,15 @@ pub fn upstream_failed(
     f.reproxy = false;
     e.set_retry(retry);
     e
+}
+
+/// The status nginx gives an upstream attempt that failed before its answer
+/// (`ngx_http_upstream_next`): 504 when it timed out, else 502.
+pub fn failed_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+        _ => 502,
+    }
 }
 
 /// pingora's retry policy (retry only what is safe to send twice), then nginx's: an

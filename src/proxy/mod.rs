@@ -966,13 +966,7 @@ fn assertion(ctx: &Ctx) -> Option<Vec<u8>> {
 fn upstream_failed(ctx: &mut Ctx, e: &Error) {
     if let Some(trace) = ctx.trace.as_mut() {
         if trace.upstream_answered.is_none() && *e.esource() == ErrorSource::Upstream {
-            let status = match e.etype() {
-                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                    504
-                }
-                _ => 502,
-            };
-            trace.upstream_failed = Some(status);
+            trace.upstream_failed = Some(crate::nginx::response::failed_status(e));
         }
     }
 }
