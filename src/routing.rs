@@ -205,6 +205,7 @@ fn judge(
 
 /// The readings of a path as sent, besides nginx's normalised one, that an upstream may make.
 struct Readings {
+    past_authority: Option<Vec<u8>>,
     literal: Option<Vec<u8>>,
     dotted: bool,
     decoded: Option<Vec<u8>>,
@@ -230,6 +231,7 @@ impl Readings {
         let raw_merged = dotted.then(|| merged_slashes(raw)).flatten();
         let decoded_merged = decoded.as_deref().and_then(merged_slashes);
         Readings {
+            past_authority: past_authority(raw),
             literal,
             dotted,
             decoded,
@@ -240,10 +242,11 @@ impl Readings {
 
     /// `normal` first, then each reading of `raw` there is.
     #[inline]
-    fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 6], usize) {
-        let mut readings: [&[u8]; 6] = [normal, b"", b"", b"", b"", b""];
+    fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 7], usize) {
+        let mut readings: [&[u8]; 7] = [normal, b"", b"", b"", b"", b"", b""];
         let mut n = 1;
         for extra in [
+            self.past_authority.as_deref(),
             self.literal.as_deref(),
             self.dotted.then_some(raw),
             self.decoded.as_deref(),
@@ -413,6 +416,16 @@ fn merged_slashes(path: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// `//name/rest` read as a URL parser reads a network-path reference (RFC 3986 section 4.2):
+/// `name` a host, `/rest` the path. nginx merges the slashes (`/name/rest`), but a server that
+/// hands the request-target to such a parser (Python's `urlsplit`, old Werkzeug) routes
+/// `//x/sidebar/` as `/sidebar/`. `///rest` has an empty host, and a path nginx reads the same.
+fn past_authority(raw: &[u8]) -> Option<Vec<u8>> {
+    let rest = raw.strip_prefix(b"//").filter(|r| r.first() != Some(&b'/'))?;
+    let path = &rest[rest.iter().position(|&b| b == b'/')?..];
+    Some(nginx_compat::uri::normalize_path(path).unwrap_or_else(|_| path.to_vec()))
 }
 
 /// The raw path has a `.` or `..` segment (browsers resolve them before they send a path; a
@@ -748,6 +761,21 @@ mod tests {
         let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
         assert!(matches!(area("/sidebar/Admin/x"), Ok(Some(0 | 1))));
         assert_eq!(area("/sidebar/admin/x"), Ok(Some(1)));
+    }
+
+    #[test]
+    fn a_doubled_slash_is_also_read_as_a_host_and_a_path() {
+        for (raw, want) in [
+            ("//x/sidebar/", Some("/sidebar/")),
+            ("//x/sidebar/%61/../b", Some("/sidebar/b")),
+            ("//x", None),
+            ("///sidebar/", None),
+            ("/x//sidebar/", None),
+            ("/sidebar/", None),
+        ] {
+            let got = past_authority(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+            assert_eq!(got.as_deref(), want, "{raw}");
+        }
     }
 
     #[test]

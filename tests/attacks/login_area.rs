@@ -91,6 +91,10 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     // Slashes merged, dot segments kept (Werkzeug's routing, Express): under /sidebar/ too.
     ("//sidebar/../other", 401),
     ("/%2Fsidebar%2F..%2Fother", 401),
+    // A doubled slash read as a host and a path (Python's `urlsplit`, old Werkzeug): nginx
+    // reads /x/sidebar/api, such a server /sidebar/api.
+    ("//x/sidebar/api", 401),
+    ("//x/other", 200),
     ("/other/./y", 200),
     // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
     // and spaces (Windows) route these under /sidebar/ too.

@@ -182,7 +182,6 @@ async fn the_check_refuses_another_host_and_an_original_request_it_cannot_read()
     }
     for (what, uri) in [
         ("absolute form", "http://evil.example/sidebar/"),
-        ("scheme-relative", "//evil.example/sidebar/"),
         ("not a path", "sidebar/"),
         ("malformed path", "/sidebar/../../x"),
     ] {
@@ -230,9 +229,22 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
         let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
         assert_eq!(r.status(), 401, "{uri}");
     }
-    // A target starting `//` is not read at all (400, which a front proxy turns into a refusal).
-    let r = traefik(&mut anonymous, &w, ("GET", &h, "//sidebar/../x"), JSON, &[]).await;
-    assert_eq!(r.status(), 400);
+    // A target starting `//` is a path with its slashes merged, as nginx serves it and proxy
+    // mode reads it (a 400 would be nginx's 500 for a link joined with one slash too many);
+    // its dot segments are read as any other path's.
+    for (uri, status) in [
+        ("//sidebar/x", 401),
+        ("//sidebar/../x", 401),
+        ("///sidebar//x", 401),
+        ("//_gateway/x/..;/sidebar/", 401),
+        // Also read as a host and a path, as a URL parser reads it (`/sidebar/` here).
+        ("//evil.example/sidebar/", 401),
+        ("//x/page", 200),
+        ("//", 200),
+    ] {
+        let r = traefik(&mut anonymous, &w, ("GET", &h, uri), JSON, &[]).await;
+        assert_eq!(r.status(), status, "{uri}");
+    }
     // The gateway's own endpoints, asked for plainly, check for themselves.
     let r = traefik(
         &mut anonymous,
