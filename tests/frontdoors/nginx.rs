@@ -171,12 +171,30 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
     assert_eq!(echo.header("x-wecom-external-userid"), None);
     let c = claims(echo.header("x-gateway-assertion").unwrap());
     assert_eq!(c["userid"], "zhangsan");
-    // A public path: through, with none of the client's identity headers.
-    let echo = through(&mut b, &ng.url("/public"), &spoof).await.unwrap();
+    // A public path: through, with none of the client's identity headers, nor any other of
+    // the gateway's names (a callback delivery's signature and id).
+    let mut spoof_more = spoof.to_vec();
+    spoof_more.extend([
+        ("X-Gateway-Signature", "sha256=forged"),
+        ("X-Gateway-Signature-V2", "forged"),
+        ("X-Gateway-Event-Id", "1"),
+        ("X-Gateway-Cookie", "a=b"),
+        ("X-Gateway-Authorization", "Bearer x"),
+        ("X-Gateway-Refused", "x"),
+        ("X-Gateway-Login-Url", "/x"),
+    ]);
+    let echo = through(&mut b, &ng.url("/public"), &spoof_more).await.unwrap();
     for name in [
         "x-wecom-userid",
         "x-wecom-external-userid",
         "x-gateway-assertion",
+        "x-gateway-signature",
+        "x-gateway-signature-v2",
+        "x-gateway-event-id",
+        "x-gateway-cookie",
+        "x-gateway-authorization",
+        "x-gateway-refused",
+        "x-gateway-login-url",
     ] {
         assert_eq!(echo.header(name), None, "{name}");
     }
