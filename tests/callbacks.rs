@@ -828,6 +828,32 @@ async fn events_after_redis_lost_its_data_are_still_delivered() {
     w.gateways[0].wait_log("Redis runs without appendonly");
 }
 
+/// A store that takes no write (Redis at its `maxmemory`, a full disk): every post is a 503,
+/// which WeCom retries, and the log says so once a minute per app, not once a post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_taking_no_write_is_a_503_logged_once_a_minute() {
+    let redis = common::redis_server::RedisServer::start();
+    let w = CallbackWorld::start(Backend::Redis(redis.url()), 1).await;
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    assert_eq!(post_event(&url, &event_xml(1)).await.1, "success");
+    let mut conn = redis.conn().await;
+    for (k, v) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for i in 2..=6 {
+        let (status, text) = post_event(&url, &event_xml(i)).await;
+        assert_eq!(status, 503, "{text}");
+    }
+    let log = w.gateways[0].log();
+    assert_eq!(log.matches("callback not queued").count(), 1, "{log}");
+}
+
 /// WeCom removes `userid` from the corp; returns once its callbacks are delivered.
 async fn delete_member(w: &CallbackWorld, userid: &str) {
     w.control(

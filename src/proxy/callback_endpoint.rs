@@ -10,6 +10,10 @@ use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::callback::receive::MAX_BODY;
 use crate::callback::{self, Callbacks};
 
+/// When a callback the store refused was last logged, per app.
+static NOT_QUEUED: std::sync::LazyLock<wecom_api::Throttle<String>> =
+    std::sync::LazyLock::new(wecom_api::Throttle::per_minute);
+
 /// Bytes of callback bodies held at once, being read or verified: a few thousand of WeCom's
 /// messages (each a few KiB), and a bound on what unverified requests hold.
 const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
@@ -169,7 +173,11 @@ pub async fn handle(
             "the callback could not be verified",
         )),
         Err(callback::Failure::Unavailable(e)) => {
-            tracing::error!(app, error = %e, request_id = %ctx.request_id, "callback not queued: the store did not take it (WeCom will retry)");
+            // Once a minute per app: a full disk under WeCom's retries (and anyone's posts)
+            // must not grow the log by a line a request as well.
+            if NOT_QUEUED.due(app.to_owned(), crate::clock::clock().now_ms()) {
+                tracing::error!(app, error = %e, request_id = %ctx.request_id, "callback not queued: the store did not take it (WeCom will retry; logged once a minute per app)");
+            }
             Err(Failure::new(
                 Kind::StoreUnavailable,
                 "the event could not be stored; try again",
