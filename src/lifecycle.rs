@@ -138,8 +138,15 @@ fn moved(written: Option<&String>, bound: Option<&String>) -> bool {
 /// Callbacks forwarded with a `memory` store (the one opened at start): what WeCom was told
 /// "success" for is lost at a restart. Said at start and at every reload (`when`: "reload: ").
 pub fn warn_of_memory_store(opened: &StoreSettings, config: &Config, when: &str) {
-    if opened.backend != StoreBackend::Memory {
-        return;
+    if let Some(w) = memory_store_loses_callbacks(opened, config) {
+        tracing::warn!("{when}{w}");
+    }
+}
+
+/// What [`warn_of_memory_store`] says, and `check` with it.
+pub fn memory_store_loses_callbacks(store: &StoreSettings, config: &Config) -> Option<String> {
+    if store.backend != StoreBackend::Memory {
+        return None;
     }
     let forwarding: Vec<&str> = config
         .apps
@@ -147,12 +154,12 @@ pub fn warn_of_memory_store(opened: &StoreSettings, config: &Config, when: &str)
         .filter(|a| a.callback.is_some())
         .map(|a| a.name.as_str())
         .collect();
-    if !forwarding.is_empty() {
-        tracing::warn!(
-            apps = %forwarding.join(", "),
-            "{when}[store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart; use \"local\" (or \"redis\") outside tests and the demo"
-        );
-    }
+    (!forwarding.is_empty()).then(|| {
+        format!(
+            "[store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart ({}); use \"local\" (or \"redis\") outside tests and the demo",
+            forwarding.join(", ")
+        )
+    })
 }
 
 /// Why a reload cannot be applied to the store this process opened at start (the `[store]`

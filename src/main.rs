@@ -105,6 +105,9 @@ fn run(command: Command) -> ExitCode {
                 if let Some(w) = wecom_gateway::store::persistence_warning(&c.store) {
                     eprintln!("warning: [store]: {w}");
                 }
+                if let Some(w) = lifecycle::memory_store_loses_callbacks(&c.store, &c) {
+                    eprintln!("warning: {w}");
+                }
                 for w in &c.warnings {
                     eprintln!("warning: {w}");
                 }

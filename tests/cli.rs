@@ -988,6 +988,65 @@ fn two_apps_sharing_a_callback_key_are_warned_about() {
     assert!(!stderr.contains("warning"), "{stderr}");
 }
 
+/// A callback's `forward_path` that a public route or an nginx location also proxies to the
+/// same upstream loads, with a warning: anyone can post a made-up event to the CRM's receiver.
+#[test]
+fn a_forward_path_served_to_anyone_is_warned_about() {
+    let app = "[apps.a]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+               callback = { token = \"T0ken\", encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\", forward = \"crm\", forward_path = \"/wecom/cb?x=1\" }\n";
+    let session = "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\nassertion_secret = \"0123456789abcdef0123456789abcdef\"\n";
+    let other = "[upstreams.other]\nurl = \"http://127.0.0.1:9001\"\n";
+    let public = |up: &str| format!("[[routes]]\nlocation = \"/\"\nupstream = \"{up}\"\n");
+    let guarded = "[[routes]]\nlocation = \"= /wecom/cb\"\nupstream = \"crm\"\nlogin = \"a\"\n";
+    let warned = "warning: [apps.a].callback.forward_path /wecom/cb is also served to anyone by";
+    for (what, routes, nginx, want) in [
+        ("a public route", public("crm"), None, Some("[[routes]] location \"/\"")),
+        ("in a login area", format!("{guarded}{}", public("crm")), None, None),
+        ("another upstream", public("other"), None, None),
+        (
+            "an nginx location",
+            public("other"),
+            Some("location /wecom/ {\n    proxy_pass http://crm;\n}\n"),
+            Some("the location at legacy.conf:2"),
+        ),
+    ] {
+        let include = if nginx.is_some() { "[nginx]\ninclude = [\"legacy.conf\"]\n" } else { "" };
+        let files: Vec<(&str, &str)> = nginx.map(|n| ("legacy.conf", n)).into_iter().collect();
+        let (code, _, stderr) = check_with_files(
+            &format!("{BASE}{other}{session}{app}{routes}{include}"),
+            &files,
+            &[],
+        );
+        assert_eq!(code, 0, "{what}: {stderr}");
+        match want {
+            Some(by) => assert!(stderr.contains(&format!("{warned} {by}:")), "{what}: {stderr}"),
+            None => assert!(!stderr.contains("warning"), "{what}: {stderr}"),
+        }
+    }
+}
+
+/// `check` says what `run` says of callbacks on the `memory` store: lost at a restart.
+#[test]
+fn callbacks_on_the_memory_store_are_warned_about_by_check() {
+    let app = "[apps.a]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+               callback = { token = \"T0ken\", encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\", forward = \"crm\", forward_path = \"/cb\" }\n";
+    let session = "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\nassertion_secret = \"0123456789abcdef0123456789abcdef\"\n";
+    for (store, warned) in [("memory", true), ("local\"\npath = \"q.db", false)] {
+        let (code, _, stderr) = check(
+            &format!("{BASE}{session}[store]\nbackend = \"{store}\"\n{app}"),
+            &[],
+        );
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            stderr.contains(
+                "warning: [store] backend = \"memory\": callbacks WeCom was told \"success\" for are lost at a restart (a)"
+            ),
+            warned,
+            "{store}: {stderr}"
+        );
+    }
+}
+
 /// A named location written twice loads (nginx takes the first, and answers with it), with a
 /// warning naming both: in two included files the gateway joins into one server, the second
 /// file's fallback goes to the first file's location.

@@ -275,6 +275,17 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     if let Some(r) = &rules {
         warnings.extend(shadowed_named_locations(&r.server.named));
     }
+    let routes = Arc::new(RouteTable {
+        routes,
+        matcher,
+        areas,
+        folded_areas,
+        areas_have_upper,
+        areas_exact,
+        area_roots,
+        folded_area_roots,
+    });
+    warnings.extend(public_callback_paths(&apps, &routes, rules.as_deref()));
     let mut app_order: Vec<(usize, String)> = f
         .apps
         .iter()
@@ -289,16 +300,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         apps,
         app_order: app_order.into_iter().map(|(_, name)| name).collect(),
         upstreams,
-        routes: Arc::new(RouteTable {
-            routes,
-            matcher,
-            areas,
-            folded_areas,
-            areas_have_upper,
-            areas_exact,
-            area_roots,
-            folded_area_roots,
-        }),
+        routes,
         rules,
         emulator,
     })
@@ -1080,6 +1082,68 @@ fn compile_allow(
         tags,
         ..Allow::default()
     })
+}
+
+/// A callback's `forward_path` that the public listener also proxies to the same upstream,
+/// outside every login area: anyone can post a made-up event to the CRM's receiver there,
+/// without the gateway's signature (the location that serves the path is judged, as `check`
+/// lists it; a rewrite in front of it is not followed).
+fn public_callback_paths(
+    apps: &BTreeMap<String, Arc<App>>,
+    table: &RouteTable,
+    rules: Option<&super::rules::Rules>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (name, app) in apps {
+        let Some(forward) = app.callback.as_ref().and_then(|c| c.forward.as_ref()) else {
+            continue;
+        };
+        let path = forward.path.split('?').next().unwrap_or_default();
+        let Ok(normal) = nginx_compat::uri::normalize_path(path.as_bytes()) else {
+            continue;
+        };
+        if !matches!(table.areas.find(&normal), Ok(None)) {
+            continue;
+        }
+        let to_forward = |u: &Upstream| u.name == forward.upstream.name;
+        let served_by = match rules {
+            None => table
+                .find(&normal)
+                .ok()
+                .flatten()
+                .filter(|r| to_forward(&r.upstream))
+                .map(|r| format!("[[routes]] location \"{}\"", r.location)),
+            Some(rules) => rules
+                .server
+                .locations()
+                .find(&normal)
+                .ok()
+                .flatten()
+                .and_then(|m| {
+                    let pass = m.value.proxy_pass.as_ref()?;
+                    let nginx_compat::parse::model::PassKind::Static(target) = &pass.kind else {
+                        return None;
+                    };
+                    let upstream = match (m.index < rules.routes).then_some(m.index) {
+                        Some(i) => &table.routes.get(i)?.upstream,
+                        None => rules.upstream(&target.authority)?,
+                    };
+                    to_forward(upstream).then(|| {
+                        let file = pass.pos.file.rsplit('/').next().unwrap_or_default();
+                        format!("the location at {file}:{}", pass.pos.line)
+                    })
+                }),
+        };
+        if let Some(by) = served_by {
+            warnings.push(format!(
+                "[apps.{name}].callback.forward_path {path} is also served to anyone by {by}: a \
+                 made-up event posted there reaches the CRM's receiver without the gateway's \
+                 signature, so the CRM must check X-Gateway-Signature (README, \"Callbacks\"), \
+                 or put the path in a login area"
+            ));
+        }
+    }
+    warnings
 }
 
 /// Two apps whose callbacks share a Token and EncodingAESKey (WeCom's console lets one type the
