@@ -471,6 +471,8 @@ fn check_lists_the_locations_inside_each_protected_area() {
          [[routes]]\nlocation = \"~* \\\\.(js|css)$\"\nupstream = \"crm\"\n\
          [[routes]]\nlocation = \"/boss/\"\nupstream = \"crm\"\nlogin = \"crm\"\nallow = {{ users = [\"boss\"] }}\n\
          [[routes]]\nlocation = \"~* \\\\.pdf$\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
+         [apps.other]\nkind = \"wecom\"\ncorp_id = \"ww2\"\nagent_id = 2\nsecret = \"s\"\n\
+         [[routes]]\nlocation = \"~* \\\\.csv$\"\nupstream = \"crm\"\nlogin = \"other\"\n\
          [nginx]\ninclude = [\"legacy.conf\"]\n"
     );
     std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
@@ -524,6 +526,20 @@ fn check_lists_the_locations_inside_each_protected_area() {
         ),
         "{stdout}"
     );
+    // One with another app's login takes `/sidebar/x.csv`: that app's session (another
+    // corp's) enters there, and check says so.
+    let sidebar = stdout
+        .split("/sidebar/  login=crm")
+        .nth(1)
+        .unwrap()
+        .split("login=")
+        .next()
+        .unwrap();
+    assert!(
+        sidebar.contains("! the paths it takes sign in with app other, not this area's crm"),
+        "{stdout}"
+    );
+    assert!(!sidebar.contains("sign in with app crm"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

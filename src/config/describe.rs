@@ -97,6 +97,18 @@ impl Config {
                                 .as_ref()
                                 .map_or("everyone signed in".to_owned(), |a| a.describe())
                         };
+                        let app = |r: &super::model::Route| {
+                            r.login.as_ref().map(|a| a.name.clone()).unwrap_or_default()
+                        };
+                        // Its login decides too: another app's session (another corp's, for a
+                        // service provider's app) enters the paths it takes.
+                        if other.login.is_some() && app(other) != app(route) {
+                            out.push_str(&format!(
+                                "      ! the paths it takes sign in with app {}, not this area's {}\n",
+                                app(other),
+                                app(route)
+                            ));
+                        }
                         if other.login.is_some() && rule(other) != rule(route) {
                             out.push_str(&format!(
                                 "      ! the paths it takes get its allow ({}), not this area's ({})\n",
