@@ -897,6 +897,15 @@ async fn delete_user_ends_a_fresh_session_with_the_gateways_clock_ahead() {
         401,
         "the deleted member, signed in just before"
     );
+    // Said once an app, though applied where the event is taken and again before its
+    // delivery (each of the two apps, `crm` and `crmjson`, is sent the event).
+    let deadline = std::time::Instant::now() + LIMIT;
+    while w.crm.taken().iter().filter(|r| r.body.contains("delete_user")).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = gw.log();
+    assert_eq!(log.matches("member removed").count(), 2, "{log}");
 }
 
 /// A member record outlives every session it ends, also one sealed under a longer `ttl` than

@@ -252,6 +252,7 @@ impl Callbacks {
             .inc();
         if pushed == Pushed::Queued {
             tracing::info!(app, event = label, event_id = %event.id, "callback queued");
+            todo.iter().for_each(reactions::tell);
             if let Some(instruction::Instruction::Exchange { auth_code }) = ins {
                 if let Some(a) = config.apps.get(app) {
                     instruction::exchange_soon(self.provider.clone(), a.clone(), auth_code, when);

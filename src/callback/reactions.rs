@@ -33,11 +33,6 @@ pub async fn apply(
         Reaction::EndMember { corp, userid } => {
             let key = revocation::member_key(corp, userid);
             revocation::record(store, &key, at, kept_secs).await?;
-            tracing::info!(
-                corp,
-                userid,
-                "member removed: every session issued so far ends"
-            );
         }
         Reaction::DropContact {
             corp,
@@ -52,13 +47,27 @@ pub async fn apply(
             let key = revocation::contact_key(corp, userid, external_userid);
             let keep = TICKET_TTL_SECS.max(kept_secs);
             revocation::record(store, &key, at, keep).await?;
-            tracing::info!(
-                corp,
-                userid,
-                external_userid,
-                "contact removed: its verification is dropped and its page tickets refuse"
-            );
         }
     }
     Ok(())
+}
+
+/// The log line of `r`, said once: where its event is first queued (it is applied again on
+/// WeCom's retries and before the delivery, and says nothing new then).
+pub fn tell(r: &Reaction) {
+    match r {
+        Reaction::EndMember { corp, userid } => {
+            tracing::info!(corp, userid, "member removed: every session issued so far ends")
+        }
+        Reaction::DropContact {
+            corp,
+            userid,
+            external_userid,
+        } => tracing::info!(
+            corp,
+            userid,
+            external_userid,
+            "contact removed: its verification is dropped and its page tickets refuse"
+        ),
+    }
 }
