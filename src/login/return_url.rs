@@ -166,6 +166,13 @@ impl ReturnUrl {
         };
         let (path, query) = before.split_once('?').unwrap_or((before, ""));
         let mut query = without(query, ours);
+        // A second `#` starts the hash route's own fragment (`#/reg?x=1#faq`, vue-router's
+        // anchor in the page): it stays last, after what is appended to the route's query.
+        let (fragment, tail) = match fragment.map(|f| f.split_once('#').unwrap_or((f, ""))) {
+            Some((f, t)) if !t.is_empty() => (Some(f), format!("#{t}")),
+            Some((f, _)) => (Some(f), String::new()),
+            None => (None, String::new()),
+        };
         let fragment = fragment.map(|f| match f.split_once('?') {
             Some((route, q)) => (route.to_owned(), Some(without(q, ours))),
             // `#openId=X&b=1`: a fragment of pairs, read as such by some front ends.
@@ -179,7 +186,7 @@ impl ReturnUrl {
             Some((route, fq)) if route.starts_with('/') => {
                 let mut fq = fq.unwrap_or_default();
                 fq.extend(added);
-                format!("{}#{route}?{}", join(path, &query), fq.join("&"))
+                format!("{}#{route}?{}{tail}", join(path, &query), fq.join("&"))
             }
             // In the URL's query a fragment follows (the sign-in's redirect ends a URL without
             // one with an empty `#`): the closing `&` keeps it out of the value a
@@ -191,7 +198,7 @@ impl ReturnUrl {
                     Some(pairs) => format!("{f}?{}", pairs.join("&")),
                     None => f,
                 };
-                format!("{}&#{f}", join(path, &query))
+                format!("{}&#{f}{tail}", join(path, &query))
             }
             None => {
                 query.extend(added);
@@ -489,6 +496,10 @@ mod tests {
             ("/p?userId=victim", &[("userId", "zs")], "/p?userId=zs&"),
             ("/#/r", &[("a", "1"), ("b", "2")], "/#/r?a=1&b=2"),
             ("/#/r", &[], "/#/r"),
+            // The hash route's own fragment stays last.
+            ("/mp/#/reg?x=1#faq", &[("openId", "O")], "/mp/#/reg?x=1&openId=O#faq"),
+            ("/mp/#/reg#faq", &[("openId", "O")], "/mp/#/reg?openId=O#faq"),
+            ("/p#sec#x", &[("openId", "O")], "/p?openId=O&#sec#x"),
             // Removed from every part, whatever the case or escaping, then appended once.
             (
                 "/?openId=ATTACKER#/reg",
