@@ -114,6 +114,13 @@ async fn urls_off_the_public_origin_are_refused_with_400() {
     }
     let (status, _) = w.jssdk_config(&mut b, "").await;
     assert_eq!(status, 400, "no url at all");
+    // An app the file does not have: the page's typo, not a sign-in with another app.
+    let page = w.gw().url("/sidebar/");
+    let (status, body) = w
+        .jssdk_config(&mut b, &format!("url={}&app=nope", enc(&page)))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "unknown app", "{body}");
     // Escapes that are not UTF-8: decoded with U+FFFD, the URL signed would be no page's.
     let raw = format!("url=http%3A%2F%2F127.0.0.1%3A{port}%2Fs%3Fa%3D%FF%FE");
     let (status, body) = w.jssdk_config(&mut b, &raw).await;

@@ -69,7 +69,10 @@ async fn find_session(
 /// default one) and comes back to the page that called.
 fn login_required(session: &Session, ctx: &Ctx, app: Option<&str>) -> Failure {
     let config = &ctx.config;
-    let app = app.filter(|a| config.apps.contains_key(*a));
+    if app.is_some_and(|a| !config.apps.contains_key(a)) {
+        // A typo in `?app=` is the page's to fix: a sign-in with another app would not help.
+        return Failure::new(Kind::BadRequest, "unknown app");
+    }
     let back = super::login_gate::referer_path(config, session);
     Failure::login_required(super::login_endpoints::login_link(config, app, &back))
 }
