@@ -1054,3 +1054,35 @@ fn a_second_stop_signal_does_not_wait_for_a_slow_log_reader() {
         "the second signal waited on the log's reader",
     );
 }
+
+/// pingora's own debug lines print the headers it sends and a target kept as written: the
+/// gateway's assertion and a target's `code=` are masked there too, as text (a header list
+/// printed as byte numbers would hide their names from the mask).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_trace_level_the_assertion_and_a_verbatim_target_stay_out_of_the_log() {
+    let w = common::world::wecom_and_wechat()
+        .env("WGW_LOG", "trace")
+        .start()
+        .await;
+    let mut b = w.member().await;
+    let echo = w.echo(&mut b, "/sidebar/page").await;
+    let assertion = echo.header("x-gateway-assertion").unwrap().to_owned();
+    // The absolute form is kept verbatim beside the URI.
+    let port = w.gw().port;
+    let raw = format!(
+        "GET http://127.0.0.1:{port}/x?code=SECRETCODE HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Request-Id: marker-trace\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status(&send(port, raw.as_bytes())), Some(200));
+    w.gw().wait_log("marker-trace");
+    let log = w.gw().log();
+    assert!(log.contains("wire_tail"), "pingora's header line is there");
+    // Told as text, so that the mask could see it, and masked.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("wire_tail") && l.contains("x-gateway-assertion: ***")),
+        "{log}"
+    );
+    let signature = assertion.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "the assertion reached the log");
+    assert!(!log.contains("SECRETCODE"), "the target's code reached the log");
+}

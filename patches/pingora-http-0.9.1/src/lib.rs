@@ -97,7 +97,7 @@ pub struct RequestHeader {
 /// Whether the target round-trips through the URI and whether it is valid UTF-8 are two
 /// separate questions with only three valid combinations, so they are one value rather
 /// than two fields that could disagree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum RawTarget {
     /// The URI round-trips the target, so no separate copy is kept: origin-form,
     /// asterisk-form and query-only targets come back out of it byte-identical, and the
@@ -882,10 +882,42 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
     })
 }
 
+// Bytes as text in debug output: a log filter that masks a secret value (a query's `code=`,
+// an `authorization:` header) reads text, and a list of byte numbers hides every name from it.
+impl std::fmt::Debug for RawTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawTarget::FromUri => f.write_str("FromUri"),
+            RawTarget::Verbatim(b) => f
+                .debug_tuple("Verbatim")
+                .field(&String::from_utf8_lossy(b))
+                .finish(),
+            RawTarget::Lossy(b) => f
+                .debug_tuple("Lossy")
+                .field(&String::from_utf8_lossy(b))
+                .finish(),
+        }
+    }
+}
+
 /// Headers kept in wire form (`name: value\r\n` lines) beside a header's maps, written after
 /// them: see [`RequestHeader::append_wire_header`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct WireTail(Vec<u8>);
+
+impl std::fmt::Debug for WireTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As the maps' headers print: each `name: value` line as text.
+        f.debug_list()
+            .entries(
+                self.0
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line))),
+            )
+            .finish()
+    }
+}
 
 impl WireTail {
     fn append(&mut self, name: &HeaderName, value: &[u8]) -> Result<()> {
