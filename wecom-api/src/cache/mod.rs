@@ -253,12 +253,14 @@ impl<F: Fetch> TokenCache<F> {
     }
 
     /// The value that replaces `failed`, refused by the provider for a call of `scope` (its
-    /// API path): compare-and-expire, then [`Self::get`]. Once per [`REPLACE_AFTER`] for a value
-    /// and a scope, for the whole cluster (the claim and the record are the store's): the
-    /// refusals that follow get what that replacement brought, `failed` itself when the
-    /// provider handed the same value back (the provider's answer is then the caller's, and
-    /// gettoken is not asked again). Another API's refusal of the value still replaces it at
-    /// once: one API refusing every token holds back no other.
+    /// API path): compare-and-expire, then [`Self::get`]. At most twice per [`REPLACE_AFTER`]
+    /// for a value, for the whole cluster (the claims and the record are the store's): the
+    /// first refusal replaces it; when the provider handed the same value back (it holds it
+    /// valid), one refusal by another API replaces it once more (a value WeCom dropped right
+    /// after a false refusal gets its new one), and the refusals after that get what the
+    /// replacements brought, `failed` itself when it came back (the provider's answer is then
+    /// the caller's). The caller names the scope, so no number of API paths buys more
+    /// gettokens than that.
     pub async fn replace(
         &self,
         target: &F::Target,
@@ -272,19 +274,19 @@ impl<F: Fetch> TokenCache<F> {
             // Replaced already (or forgotten): the current value.
             return self.get(target).await;
         }
-        let named = fingerprint(failed, scope);
-        let (claim, done) = (
-            format!("replacing:{key}:{named}"),
-            format!("replaced:{key}:{named}"),
-        );
-        let replaced_lately = || async {
-            let record = this.store.get_fact(&done).await.map_err(store_err)?;
-            Ok::<bool, ApiError>(record.is_some())
+        let value = fingerprint(failed, "");
+        let done = format!("replaced:{key}:{value}");
+        // The record: the scope of the first replacement, then `again` after the second.
+        let record = || async { this.store.get_fact(&done).await.map_err(store_err) };
+        let scoped = fingerprint(failed, scope);
+        let before = record().await?;
+        let round = match before.as_deref() {
+            None => 1,
+            Some(first) if first != "again" && first != scoped => 2,
+            Some(_) => return self.kept(target, failed).await,
         };
-        if replaced_lately().await? {
-            return self.kept(target, failed).await;
-        }
         // A store that cannot say: replaced, as before the claim existed.
+        let claim = format!("replacing:{key}:{value}:{round}");
         let first = this
             .store
             .claim(&claim, REPLACING_HELD)
@@ -296,14 +298,15 @@ impl<F: Fetch> TokenCache<F> {
             let deadline = tokio::time::Instant::now() + REPLACEMENT_WAIT;
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(WAIT_POLL).await;
-                if replaced_lately().await? {
+                if record().await? != before {
                     return self.kept(target, failed).await;
                 }
             }
         }
         self.expire_if(target, failed).await?;
         let replaced = self.get(target).await;
-        let _ = this.store.put_fact(&done, "1", REPLACE_AFTER).await;
+        let said = if round == 1 { scoped.as_str() } else { "again" };
+        let _ = this.store.put_fact(&done, said, REPLACE_AFTER).await;
         replaced
     }
 

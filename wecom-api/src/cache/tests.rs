@@ -385,11 +385,7 @@ async fn another_apis_refusal_replaces_at_once_and_a_dead_claim_holds_a_moment_o
     assert_eq!(fake.calls(), 3);
 
     // A replacer that claimed v3 for department/list and died.
-    let claim = format!(
-        "replacing:{}:{}",
-        t.key(),
-        super::fingerprint(&v3, "/cgi-bin/department/list")
-    );
+    let claim = format!("replacing:{}:{}:1", t.key(), super::fingerprint(&v3, ""));
     assert!(store.claim(&claim, Duration::from_secs(10)).await.unwrap());
     let started = std::time::Instant::now();
     let v4 = cache
@@ -402,6 +398,51 @@ async fn another_apis_refusal_replaces_at_once_and_a_dead_claim_holds_a_moment_o
         "waited for the claim's holder first"
     );
     assert_eq!(fake.calls(), 4);
+}
+
+/// The caller names the API path: refusals of one value by a hundred paths (an API faulty for
+/// every token, or paths made up to burn the quota) replace it twice at most in the while, the
+/// second time for another API than the first's (a value WeCom dropped right after a false
+/// refusal), not once per path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_by_many_apis_replace_a_value_handed_back_twice_at_most() {
+    let clock = Clock::system();
+    let fake = Arc::new(Fake::default());
+    let cache = cache(memory(&clock), &fake, &clock);
+    let t = target("ww");
+    for _ in 0..3 {
+        fake.answer("same", 7200);
+    }
+    let same = cache.get(&t).await.unwrap();
+    for i in 0..50 {
+        let path = format!("/cgi-bin/made/up/{i}");
+        assert_eq!(&*cache.replace(&t, &same, &path).await.unwrap(), "same");
+    }
+    assert_eq!(fake.calls(), 3, "the value, and two replacements");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
+        tasks.push(tokio::spawn(async move {
+            cache.replace(&t, &same, &format!("/cgi-bin/other/{i}")).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(&*task.await.unwrap().unwrap(), "same");
+    }
+    assert_eq!(fake.calls(), 3, "none for concurrent ones either");
+    // After the while: again twice at most, also when they come at once.
+    clock.advance(super::REPLACE_AFTER);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
+        tasks.push(tokio::spawn(async move {
+            cache.replace(&t, &same, &format!("/cgi-bin/third/{i}")).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert!(fake.calls() <= 5, "{} gettokens", fake.calls());
 }
 
 /// A gettoken answered "too often" (45009) or "too many at once" (45033) is not asked again
