@@ -148,8 +148,9 @@ pub struct Metrics;
 
 impl Observer for Metrics {
     fn fetched(&self, target: &TokenTarget, result: Result<(), &ApiError>) {
-        let label = match result {
+        let label = match result.map_err(ApiError::root) {
             Ok(()) => "ok",
+            Err(ApiError::NotSent(_)) => "unreachable",
             Err(ApiError::Api { errcode, .. }) => labels::errcode(*errcode),
             Err(ApiError::Timeout) => "timeout",
             Err(ApiError::Unreachable(_)) => "unreachable",

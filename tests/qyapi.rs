@@ -863,6 +863,25 @@ async fn a_call_without_an_answer_in_time_is_not_one_an_sdk_retries() {
     assert!(msg.contains("may have been carried out"), "{msg}");
 }
 
+/// A call whose token could not be had (gettoken unanswered in time) was never sent: WeCom's
+/// "system busy" (-1, 503), which an SDK may send again, never the -2 of a call that may have
+/// been carried out (a `message/send` dropped as "maybe sent").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_token_says_it_was_not_sent() {
+    let w = world().await;
+    w.control(
+        "/_emulator/faults",
+        json!({"api": "/cgi-bin/gettoken", "late_ms": 6000}),
+    )
+    .await;
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, &v["errcode"]), (503, &json!(-1)), "{v}");
+    let msg = v["errmsg"].as_str().unwrap();
+    assert!(msg.contains("not sent"), "{msg}");
+    assert!(!msg.contains("may have been carried out"), "{msg}");
+    assert_eq!(w.calls("/cgi-bin/user/get").await, 0);
+}
+
 /// An upload refused before its body was read (a handle gone stale, an unknown prefix): the
 /// rest of the body is read off, so the caller gets the errcode that tells it what to do
 /// instead of a broken pipe (the connection closed on data still arriving was reset).

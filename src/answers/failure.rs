@@ -258,6 +258,7 @@ impl Failure {
             ApiError::BadAnswer(_) => {
                 Failure::new(Kind::ProviderFailed, "WeCom's answer was not understood")
             }
+            ApiError::NotSent(e) => Self::provider(e),
         }
     }
 

@@ -152,12 +152,15 @@ pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode)
         ApiError::Timeout => (504, NO_ANSWER, Errcode::Failed("timeout")),
         ApiError::Unreachable(_) => (502, NO_ANSWER, Errcode::Failed("unreachable")),
         ApiError::BadAnswer(_) => (502, NO_ANSWER, Errcode::Failed("bad_answer")),
+        // Nothing was sent: WeCom's "system busy", which SDKs retry by themselves.
+        ApiError::NotSent(_) => (503, -1, Errcode::Failed("no_token")),
     };
     let msg = match e {
         ApiError::Timeout | ApiError::Unreachable(_) | ApiError::BadAnswer(_) => format!(
             "{e}: the call may have been carried out; the gateway did not retry it \
              (errcode {NO_ANSWER} is the gateway's)"
         ),
+        ApiError::NotSent(_) => format!("{e}: it can be made again"),
         // Passed on as WeCom wrote it (SDKs show it), but never with a credential in it: a
         // provider quoting the URL it was called with would hand back the secret.
         ApiError::Api { errmsg, .. } => crate::redact::redact(&printable(errmsg)).into_owned(),

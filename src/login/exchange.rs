@@ -35,7 +35,7 @@ impl LoginError {
     pub fn result(&self) -> &'static str {
         match self {
             LoginError::CodeInvalid(_) => "code_invalid",
-            LoginError::Provider(ApiError::Timeout) => "timeout",
+            LoginError::Provider(e) if matches!(e.root(), ApiError::Timeout) => "timeout",
             LoginError::Provider(_) => "provider_error",
             LoginError::NotPlain(_) | LoginError::NoSubject => "bad_identity",
             LoginError::SnapshotUser => "snapshot_user",

@@ -530,7 +530,9 @@ pub async fn callback(
             count(config, &app.name, e.result());
             tracing::warn!(app = %app.name, error = %e, request_id = %ctx.request_id, "login failed");
             let detail = match &e {
-                LoginError::Provider(crate::provider::ApiError::Timeout) => {
+                LoginError::Provider(p)
+                    if matches!(p.root(), crate::provider::ApiError::Timeout) =>
+                {
                     "the sign-in service did not answer in time"
                 }
                 LoginError::CodeInvalid(_) => "the sign-in code was refused twice",

@@ -92,7 +92,7 @@ pub async fn login(
                     Kind::LoginRequired,
                     "the code was refused: call wx.qy.login (wx.login) again",
                 ),
-                LoginError::Provider(ApiError::Timeout) => Failure::new(
+                LoginError::Provider(ref p) if matches!(p.root(), ApiError::Timeout) => Failure::new(
                     Kind::ProviderTimeout,
                     "the sign-in service did not answer in time",
                 ),

@@ -20,6 +20,11 @@ pub enum ApiError {
     Unreachable(String),
     #[error("provider answer not understood: {0}")]
     BadAnswer(String),
+    /// The call's token could not be had (its fetch timed out, found no provider, or got an
+    /// answer it could not read): the call itself was never sent, so it may be made again.
+    /// A refused fetch (a wrong secret's 40001) is [`ApiError::Api`], as the provider said it.
+    #[error("no token for the call ({0}); the call was not sent")]
+    NotSent(Box<ApiError>),
 }
 
 /// A provider's text as it may be written anywhere: no control characters, 300 at most.
@@ -33,9 +38,17 @@ fn shown(text: &str) -> String {
 impl ApiError {
     /// The errcode when the provider gave one.
     pub fn errcode(&self) -> Option<i64> {
-        match self {
+        match self.root() {
             ApiError::Api { errcode, .. } => Some(*errcode),
             _ => None,
+        }
+    }
+
+    /// What went wrong, whether or not the call was sent.
+    pub fn root(&self) -> &ApiError {
+        match self {
+            ApiError::NotSent(e) => e.root(),
+            e => e,
         }
     }
 }

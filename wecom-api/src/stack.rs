@@ -374,7 +374,11 @@ where
         Box::pin(async move {
             if let Some(target) = a.call.target() {
                 let failed = a.failed.take();
-                a.token = Some(source.token(target, failed, &a.call.req.path).await?);
+                let token = source.token(target, failed, &a.call.req.path).await;
+                a.token = Some(token.map_err(|e| match e {
+                    refused @ ApiError::Api { .. } => BoxError::from(refused),
+                    e => BoxError::from(ApiError::NotSent(Box::new(e))),
+                })?);
             }
             inner.oneshot(a).await
         })

@@ -601,12 +601,18 @@ impl Store for LocalStore {
     async fn set(&self, key: &str, value: &Cached) -> Result<(), StoreError> {
         self.memory.set(key, value).await?;
         let (k, v) = (key.to_owned(), value.clone());
-        self.write(move |txn| {
-            txn.open_table(TOKENS)?
-                .insert(k.as_str(), (v.fetched_at, v.expires_at, &*v.value))?;
-            Ok(())
-        })
-        .await
+        // A token held in memory serves this process; the file only spares a gettoken after a
+        // restart (SPEC section 21: tokens may be lost, they are fetched again). A full disk
+        // must not fail the call the token was fetched for: the write's failure is logged
+        // (and `/readyz` says it), the token is used.
+        let _ = self
+            .write(move |txn| {
+                txn.open_table(TOKENS)?
+                    .insert(k.as_str(), (v.fetched_at, v.expires_at, &*v.value))?;
+                Ok(())
+            })
+            .await;
+        Ok(())
     }
 
     async fn expire_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
