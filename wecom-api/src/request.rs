@@ -151,6 +151,24 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
 /// is never taken for a success.
 pub const UNREADABLE_ERRCODE: i64 = i64::MIN;
 
+/// Whether an answer is a file (`media/get`'s bytes, whatever they hold), not an API's
+/// answer: sent as an attachment, or typed as neither JSON nor text. A file whose content is a
+/// JSON object with an `errcode` (one a customer uploaded) must not be read as WeCom's word.
+pub fn is_file(headers: &http::HeaderMap) -> bool {
+    let attachment = headers
+        .get(http::header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("attachment"));
+    let typed_otherwise = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start().to_ascii_lowercase())
+        .is_some_and(|t| {
+            !(t.starts_with("application/json") || t.starts_with("text/") || t.is_empty())
+        });
+    attachment || typed_otherwise
+}
+
 /// The `errcode` of a JSON object answer (a number, or a numeric string as some WeCom APIs
 /// write it); 0 without one, e.g. the bytes of `media/get`; [`UNREADABLE_ERRCODE`] for one that
 /// is no integer.
@@ -162,6 +180,11 @@ pub fn errcode_of(body: &[u8]) -> i64 {
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
     if start.map(|i| body[i]) != Some(b'{') {
         return 0;
+    }
+    // An object cut short (a connection that ended early, a front's truncated page) is no
+    // answer: the errcode read at its start must not count it as a success.
+    if body.iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+        return UNREADABLE_ERRCODE;
     }
     // WeCom writes `errcode` first; read it there without parsing the whole answer.
     if let Some(code) = leading_errcode(&body[start.unwrap_or(0) + 1..]) {
@@ -364,7 +387,9 @@ mod tests {
             ("\u{ff}\u{d8}binary jpeg", 0),
             ("[1,2]", 0),
             ("", 0),
-            (r#"{"errcode":40001"#, 0),
+            (r#"{"errcode":40001"#, UNREADABLE_ERRCODE),
+            (r#"{"errcode":0,"x":"#, UNREADABLE_ERRCODE),
+            ("{\"errcode\":0}\n", 0),
         ];
         for (body, want) in cases {
             assert_eq!(errcode_of(body.as_bytes()), *want, "{body}");

@@ -175,7 +175,11 @@ impl Service<Attempt> for HttpService {
             let (parts, body) = tokio::time::timeout(call.timeout, transport.exchange(request))
                 .await
                 .map_err(|_| ApiError::Timeout)??;
-            let errcode = errcode_of(&body);
+            let errcode = if crate::request::is_file(&parts.headers) {
+                0
+            } else {
+                errcode_of(&body)
+            };
             let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = parts
                 .headers
                 .iter()

@@ -26,6 +26,7 @@ struct Fake {
     busy: AtomicI64,
     /// `user/get` refuses every token with 42001.
     refuse_all: std::sync::atomic::AtomicBool,
+    media_get: AtomicUsize,
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -52,6 +53,30 @@ async fn user_get(State(f): State<Arc<Fake>>, Query(q): Params) -> Json<Value> {
         return Json(json!({"errcode": -1, "errmsg": "system busy"}));
     }
     Json(json!({"errcode": 0, "errmsg": "ok", "userid": q.get("userid")}))
+}
+
+/// A file whose content is a JSON object with an errcode (a customer's upload), as
+/// `media/get` sends files: typed as what it is, as an attachment.
+async fn media_get(State(f): State<Arc<Fake>>, Query(q): Params) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    f.media_get.fetch_add(1, Ordering::SeqCst);
+    let body = match q.get("media_id").map(String::as_str) {
+        Some("busy") => r#"{"errcode":-1,"errmsg":"system busy"}"#,
+        _ => r#"{"errcode":42001,"errmsg":"access_token expired"}"#,
+    };
+    let ty = if q.contains_key("typed") { "application/octet-stream" } else { "text/plain" };
+    let mut r = (
+        [(axum::http::header::CONTENT_TYPE, ty)],
+        body,
+    )
+        .into_response();
+    if !q.contains_key("typed") {
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"a.json\"".parse().unwrap(),
+        );
+    }
+    r
 }
 
 async fn jsapi_ticket(State(f): State<Arc<Fake>>, Query(q): Params) -> Json<Value> {
@@ -97,6 +122,7 @@ async fn world_through(secret: &str, proxies: Proxies) -> World {
         .route("/cgi-bin/gettoken", get(gettoken))
         .route("/cgi-bin/user/get", get(user_get))
         .route("/cgi-bin/get_jsapi_ticket", get(jsapi_ticket))
+        .route("/cgi-bin/media/get", get(media_get))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -178,6 +204,31 @@ async fn a_token_refused_again_after_its_refresh_is_answered_not_looped() {
         2,
         "one retry per call"
     );
+}
+
+/// A file is no API answer, whatever its content: one with an errcode in it is neither tried
+/// again (-1) nor a reason to refetch the token (42001).
+#[tokio::test]
+async fn a_file_holding_an_errcode_is_passed_on_as_it_is() {
+    let w = world("secret").await;
+    for (i, query) in [
+        [("media_id", "busy"), ("typed", "1")],
+        [("media_id", "expired"), ("typed", "1")],
+        [("media_id", "busy"), ("attached", "1")],
+        [("media_id", "expired"), ("attached", "1")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = w
+            .client
+            .call(w.targets.access(), ApiRequest::get("/cgi-bin/media/get", &query))
+            .await
+            .unwrap();
+        assert_eq!(r.errcode, 0, "{query:?}");
+        assert_eq!(w.fake.media_get.load(Ordering::SeqCst), i + 1, "{query:?}");
+    }
+    assert_eq!(w.fake.gettoken.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]
