@@ -162,6 +162,20 @@ pub fn memory_store_loses_callbacks(store: &StoreSettings, config: &Config) -> O
     })
 }
 
+/// What a reload's `[session]` does to the sessions browsers hold: a new `secret` opens none
+/// sealed under the old one, a new `cookie_name` reads none of the old cookies. Said, since
+/// nothing else would tell why every member is signed out.
+fn sessions_ended(old: &Config, new: &Config) -> Option<&'static str> {
+    let (o, n) = (old.session.as_ref()?, new.session.as_ref()?);
+    if o.key.master() != n.key.master() {
+        Some("[session] secret changed: every session sealed under the previous one ends here, and its holder signs in again (instances still on the previous secret do not open the new sessions)")
+    } else if o.cookie_name != n.cookie_name {
+        Some("[session] cookie_name changed: the cookies browsers hold under the previous name are not read, and every holder signs in again")
+    } else {
+        None
+    }
+}
+
 /// Why a reload cannot be applied to the store this process opened at start (the `[store]`
 /// of a reload applies only after a restart): an app whose installs WeCom sends once (a
 /// suite, a custom app's template) on a `memory` store would lose them at that restart —
@@ -264,6 +278,9 @@ pub fn spawn_reloader(
                             // back to it changes nothing.
                             if !new.store.same_as(&opened) {
                                 tracing::warn!("reload: [store] changes only on restart (the store is opened at start); the rest is applied. What the open store holds (queued callbacks, suite installs, revocations) is not moved to the new one: a restart on it leaves them behind, so deliver the queue and move the data first");
+                            }
+                            if let Some(w) = sessions_ended(&old, &new) {
+                                tracing::warn!("reload: {w}");
                             }
                             warn_of_memory_store(&opened, &new, "reload: ");
                             if new.compresses() && !compression {

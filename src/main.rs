@@ -91,6 +91,14 @@ fn run(command: Command) -> ExitCode {
     match command {
         Command::Check { config } => match lifecycle::load(&config) {
             Ok(c) => {
+                // Redis is asked first: one that refuses redis_url makes the file wrong.
+                let redis = match wecom_gateway::store::persistence_warning(&c.store) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        eprintln!("{}: [store].{e}", config.display());
+                        return ExitCode::from(2);
+                    }
+                };
                 out(&format!(
                     "{}: ok\n{}",
                     config.display(),
@@ -102,7 +110,7 @@ fn run(command: Command) -> ExitCode {
                         wecom_gateway::config::model::UNUSED_REDIS_URL
                     );
                 }
-                if let Some(w) = wecom_gateway::store::persistence_warning(&c.store) {
+                if let Some(w) = redis {
                     eprintln!("warning: [store]: {w}");
                 }
                 if let Some(w) = lifecycle::memory_store_loses_callbacks(&c.store, &c) {

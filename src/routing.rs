@@ -423,7 +423,9 @@ fn merged_slashes(path: &[u8]) -> Option<Vec<u8>> {
 /// hands the request-target to such a parser (Python's `urlsplit`, old Werkzeug) routes
 /// `//x/sidebar/` as `/sidebar/`. `///rest` has an empty host, and a path nginx reads the same.
 fn past_authority(raw: &[u8]) -> Option<Vec<u8>> {
-    let rest = raw.strip_prefix(b"//").filter(|r| r.first() != Some(&b'/'))?;
+    let rest = raw
+        .strip_prefix(b"//")
+        .filter(|r| r.first() != Some(&b'/'))?;
     let path = &rest[rest.iter().position(|&b| b == b'/')?..];
     Some(nginx_compat::uri::normalize_path(path).unwrap_or_else(|_| path.to_vec()))
 }

@@ -47,6 +47,16 @@ impl Backend {
                     .ok_or("redis backend without a redis_url")?;
                 let shared = RedisStore::open(url.expose(), &settings.key_prefix, clock.clone())
                     .map_err(|e| e.to_string())?;
+                // A Redis that is down is outlived (each process serves on its own meanwhile);
+                // one that refuses `redis_url`'s password or database is a wrong file, which no
+                // wait mends: refused at start, as `check` refuses it.
+                if let Ok(Err(e)) =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), shared.ping()).await
+                {
+                    if let Some(why) = refusal(&e.0) {
+                        return Err(format!("redis_url: {why}"));
+                    }
+                }
                 let queue = Arc::new(
                     RedisQueue::open(
                         url.expose(),
@@ -65,52 +75,65 @@ impl Backend {
     }
 }
 
-/// `check`'s word on a Redis store that keeps nothing on disk (SPEC section 21): asked within
-/// a few seconds; `None` when it persists, when the backend is not Redis, or when it cannot
-/// be reached from here (then said so).
-pub fn persistence_warning(settings: &StoreSettings) -> Option<String> {
-    if settings.backend != StoreBackend::Redis {
-        return None;
+/// Why a Redis error says `redis_url` is wrong (not that Redis is down), by kind only: an
+/// error's text is not shown (it is the server's, or the client's).
+fn refusal(error: &str) -> Option<&'static str> {
+    if [
+        "WRONGPASS",
+        "NOAUTH",
+        "AuthenticationFailed",
+        "invalid password",
+        "refused the password",
+    ]
+    .iter()
+    .any(|k| error.contains(k))
+    {
+        Some("Redis refused its password (or asks for one it does not give)")
+    } else if error.contains("DB index is out of range") {
+        Some("Redis has no database of the number it names")
+    } else {
+        None
     }
-    let url = settings.redis_url.as_ref()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+}
+
+/// `check`'s word on a Redis store (SPEC section 21), asked within a few seconds: `Err` when it
+/// refuses `redis_url` (a wrong password or database: the file is wrong); a warning when it
+/// keeps nothing on disk, or cannot be reached from here; `Ok(None)` when it persists or the
+/// backend is not Redis.
+pub fn persistence_warning(settings: &StoreSettings) -> Result<Option<String>, String> {
+    if settings.backend != StoreBackend::Redis {
+        return Ok(None);
+    }
+    let Some(url) = settings.redis_url.as_ref() else {
+        return Ok(None);
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     runtime.block_on(async {
-        let queue = RedisQueue::open(
+        let Ok(queue) = RedisQueue::open(
             url.expose(),
             &settings.key_prefix,
             settings.lock_ttl,
             wecom_api::Clock::system(),
-        )
-        .ok()?;
+        ) else {
+            return Ok(None);
+        };
         let why = match tokio::time::timeout(std::time::Duration::from_secs(5), queue.persistence())
             .await
         {
-            Ok(Ok(w)) => return w.map(str::to_owned),
-            // Named by kind only: an error's text is not shown (it is the server's, or the
-            // client's, and `check` prints it).
-            Ok(Err(e))
-                if [
-                    "WRONGPASS",
-                    "NOAUTH",
-                    "AuthenticationFailed",
-                    "invalid password",
-                ]
-                .iter()
-                .any(|k| e.0.contains(k)) =>
-            {
-                "it refused the password of redis_url"
-            }
-            Ok(Err(e)) if e.0.contains("DB index is out of range") => {
-                "it has no database of the number redis_url names"
-            }
-            Ok(Err(_)) => "it could not be reached",
+            Ok(Ok(w)) => return Ok(w.map(str::to_owned)),
+            Ok(Err(e)) => match refusal(&e.0) {
+                Some(why) => return Err(format!("redis_url: {why}")),
+                None => "it could not be reached",
+            },
             Err(_) => "it did not answer within 5 s",
         };
-        Some(format!(
+        Ok(Some(format!(
             "Redis could not be asked whether it keeps its data on disk: {why}"
-        ))
+        )))
     })
 }

@@ -900,7 +900,14 @@ async fn delete_user_ends_a_fresh_session_with_the_gateways_clock_ahead() {
     // Said once an app, though applied where the event is taken and again before its
     // delivery (each of the two apps, `crm` and `crmjson`, is sent the event).
     let deadline = std::time::Instant::now() + LIMIT;
-    while w.crm.taken().iter().filter(|r| r.body.contains("delete_user")).count() < 2 {
+    while w
+        .crm
+        .taken()
+        .iter()
+        .filter(|r| r.body.contains("delete_user"))
+        .count()
+        < 2
+    {
         assert!(std::time::Instant::now() < deadline, "not delivered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -830,11 +830,11 @@ fn a_host_prefixed_cookie_name_needs_an_https_public_url() {
     assert_eq!(code, 0, "{stderr}");
 }
 
-/// A Redis that refuses `redis_url`'s password: `check` says that is why it could not ask
-/// about persistence, rather than a bare "could not be asked" (`run` would serve from its own
-/// copy and be unready).
+/// A Redis that refuses `redis_url`'s password: the file is wrong, which no wait mends. `check`
+/// refuses it (it said "ok"), and `run` does not start (it served, unready, each process
+/// refreshing tokens on its own, every sign-out a 503).
 #[test]
-fn check_names_a_refused_redis_password() {
+fn a_refused_redis_password_is_a_wrong_file() {
     let redis = common::redis_server::RedisServer::start();
     let port = redis.port.to_string();
     let set = Command::new("redis-cli")
@@ -842,21 +842,31 @@ fn check_names_a_refused_redis_password() {
         .output()
         .unwrap();
     assert!(set.status.success(), "{set:?}");
-    let (code, _, stderr) = check(
-        &format!(
-            "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://:wrong@127.0.0.1:{port}\"\n"
-        ),
-        &[],
+    let text = format!(
+        "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://:wrong@127.0.0.1:{port}\"\n"
     );
-    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = check(&text, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stdout.contains("ok"), "{stdout}");
     assert!(
-        stderr.contains("it refused the password of redis_url"),
+        stderr.contains("[store].redis_url: Redis refused its password"),
         "{stderr}"
     );
     assert!(
         !stderr.contains("wrong"),
         "the password is not printed: {stderr}"
     );
+    let dir = TempDir::new("cli-redis-password");
+    std::fs::write(dir.path().join("gateway.toml"), &text).unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("Redis refused its password"), "{stderr}");
+    assert!(!stderr.contains("wrong@"), "{stderr}");
 }
 
 /// A location of an included nginx file that a `[[routes]]` entry already is: the error, at
@@ -1016,8 +1026,18 @@ fn a_forward_path_served_to_anyone_is_warned_about() {
     let guarded = "[[routes]]\nlocation = \"= /wecom/cb\"\nupstream = \"crm\"\nlogin = \"a\"\n";
     let warned = "warning: [apps.a].callback.forward_path /wecom/cb is also served to anyone by";
     for (what, routes, nginx, want) in [
-        ("a public route", public("crm"), None, Some("[[routes]] location \"/\"")),
-        ("in a login area", format!("{guarded}{}", public("crm")), None, None),
+        (
+            "a public route",
+            public("crm"),
+            None,
+            Some("[[routes]] location \"/\""),
+        ),
+        (
+            "in a login area",
+            format!("{guarded}{}", public("crm")),
+            None,
+            None,
+        ),
         ("another upstream", public("other"), None, None),
         (
             "an nginx location",
@@ -1026,7 +1046,11 @@ fn a_forward_path_served_to_anyone_is_warned_about() {
             Some("the location at legacy.conf:2"),
         ),
     ] {
-        let include = if nginx.is_some() { "[nginx]\ninclude = [\"legacy.conf\"]\n" } else { "" };
+        let include = if nginx.is_some() {
+            "[nginx]\ninclude = [\"legacy.conf\"]\n"
+        } else {
+            ""
+        };
         let files: Vec<(&str, &str)> = nginx.map(|n| ("legacy.conf", n)).into_iter().collect();
         let (code, _, stderr) = check_with_files(
             &format!("{BASE}{other}{session}{app}{routes}{include}"),
@@ -1035,7 +1059,10 @@ fn a_forward_path_served_to_anyone_is_warned_about() {
         );
         assert_eq!(code, 0, "{what}: {stderr}");
         match want {
-            Some(by) => assert!(stderr.contains(&format!("{warned} {by}:")), "{what}: {stderr}"),
+            Some(by) => assert!(
+                stderr.contains(&format!("{warned} {by}:")),
+                "{what}: {stderr}"
+            ),
             None => assert!(!stderr.contains("warning"), "{what}: {stderr}"),
         }
     }

@@ -253,3 +253,51 @@ async fn graceful_stop_on(sig: i32) {
         "no longer accepting"
     );
 }
+
+/// A reload with another `[session] secret` (or `cookie_name`) ends every session browsers
+/// hold: the log says so, since nothing else would tell why everyone signs in again.
+#[tokio::test]
+async fn a_reload_that_ends_every_session_says_so() {
+    let a = upstream::echo("a");
+    let with = |secret: &str, name: &str| {
+        format!(
+            "{}\n[session]\nsecret = \"{secret}\"\ncookie_name = \"{name}\"\n",
+            config(&a.url(), "/")
+        )
+    };
+    let gw = Gateway::start_config(
+        &with("first-secret-0123456789abcdef0123", "wgw_session"),
+        &[],
+        &[],
+    );
+    for (i, (secret, name, said)) in [
+        ("first-secret-0123456789abcdef0123", "wgw_session", None),
+        (
+            "second-secret-0123456789abcdef012",
+            "wgw_session",
+            Some("[session] secret changed"),
+        ),
+        (
+            "second-secret-0123456789abcdef012",
+            "wgw_s",
+            Some("[session] cookie_name changed"),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&gw.config_path, with(secret, name)).unwrap();
+        gw.signal(1);
+        gw.wait_log_count("reload: new config applied", i + 1);
+        let log = gw.log();
+        let told = |w: &str| log.matches(w).count();
+        match said {
+            None => assert_eq!(told("every session sealed"), 0, "{log}"),
+            Some(w) => assert_eq!(told(w), 1, "{log}"),
+        }
+    }
+    assert!(
+        !gw.log().contains("second-secret"),
+        "the secret is not told"
+    );
+}

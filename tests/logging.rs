@@ -1084,5 +1084,8 @@ async fn at_trace_level_the_assertion_and_a_verbatim_target_stay_out_of_the_log(
     );
     let signature = assertion.rsplit('.').next().unwrap();
     assert!(!log.contains(signature), "the assertion reached the log");
-    assert!(!log.contains("SECRETCODE"), "the target's code reached the log");
+    assert!(
+        !log.contains("SECRETCODE"),
+        "the target's code reached the log"
+    );
 }

@@ -57,7 +57,11 @@ pub async fn apply(
 pub fn tell(r: &Reaction) {
     match r {
         Reaction::EndMember { corp, userid } => {
-            tracing::info!(corp, userid, "member removed: every session issued so far ends")
+            tracing::info!(
+                corp,
+                userid,
+                "member removed: every session issued so far ends"
+            )
         }
         Reaction::DropContact {
             corp,

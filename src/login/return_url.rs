@@ -497,8 +497,16 @@ mod tests {
             ("/#/r", &[("a", "1"), ("b", "2")], "/#/r?a=1&b=2"),
             ("/#/r", &[], "/#/r"),
             // The hash route's own fragment stays last.
-            ("/mp/#/reg?x=1#faq", &[("openId", "O")], "/mp/#/reg?x=1&openId=O#faq"),
-            ("/mp/#/reg#faq", &[("openId", "O")], "/mp/#/reg?openId=O#faq"),
+            (
+                "/mp/#/reg?x=1#faq",
+                &[("openId", "O")],
+                "/mp/#/reg?x=1&openId=O#faq",
+            ),
+            (
+                "/mp/#/reg#faq",
+                &[("openId", "O")],
+                "/mp/#/reg?openId=O#faq",
+            ),
             ("/p#sec#x", &[("openId", "O")], "/p?openId=O&#sec#x"),
             // Removed from every part, whatever the case or escaping, then appended once.
             (

@@ -92,10 +92,12 @@ pub async fn login(
                     Kind::LoginRequired,
                     "the code was refused: call wx.qy.login (wx.login) again",
                 ),
-                LoginError::Provider(ref p) if matches!(p.root(), ApiError::Timeout) => Failure::new(
-                    Kind::ProviderTimeout,
-                    "the sign-in service did not answer in time",
-                ),
+                LoginError::Provider(ref p) if matches!(p.root(), ApiError::Timeout) => {
+                    Failure::new(
+                        Kind::ProviderTimeout,
+                        "the sign-in service did not answer in time",
+                    )
+                }
                 LoginError::Provider(ref p) => Failure::provider(p),
                 _ => Failure::new(
                     Kind::LoginFailed,

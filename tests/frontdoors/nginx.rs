@@ -183,7 +183,9 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
         ("X-Gateway-Refused", "x"),
         ("X-Gateway-Login-Url", "/x"),
     ]);
-    let echo = through(&mut b, &ng.url("/public"), &spoof_more).await.unwrap();
+    let echo = through(&mut b, &ng.url("/public"), &spoof_more)
+        .await
+        .unwrap();
     for name in [
         "x-wecom-userid",
         "x-wecom-external-userid",

@@ -158,7 +158,11 @@ pub fn is_file(headers: &http::HeaderMap) -> bool {
     let attachment = headers
         .get(http::header::CONTENT_DISPOSITION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("attachment"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        });
     let typed_otherwise = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

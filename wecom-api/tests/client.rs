@@ -64,12 +64,12 @@ async fn media_get(State(f): State<Arc<Fake>>, Query(q): Params) -> axum::respon
         Some("busy") => r#"{"errcode":-1,"errmsg":"system busy"}"#,
         _ => r#"{"errcode":42001,"errmsg":"access_token expired"}"#,
     };
-    let ty = if q.contains_key("typed") { "application/octet-stream" } else { "text/plain" };
-    let mut r = (
-        [(axum::http::header::CONTENT_TYPE, ty)],
-        body,
-    )
-        .into_response();
+    let ty = if q.contains_key("typed") {
+        "application/octet-stream"
+    } else {
+        "text/plain"
+    };
+    let mut r = ([(axum::http::header::CONTENT_TYPE, ty)], body).into_response();
     if !q.contains_key("typed") {
         r.headers_mut().insert(
             axum::http::header::CONTENT_DISPOSITION,
@@ -222,7 +222,10 @@ async fn a_file_holding_an_errcode_is_passed_on_as_it_is() {
     {
         let r = w
             .client
-            .call(w.targets.access(), ApiRequest::get("/cgi-bin/media/get", &query))
+            .call(
+                w.targets.access(),
+                ApiRequest::get("/cgi-bin/media/get", &query),
+            )
             .await
             .unwrap();
         assert_eq!(r.errcode, 0, "{query:?}");

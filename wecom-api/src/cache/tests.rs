@@ -423,7 +423,9 @@ async fn refusals_by_many_apis_replace_a_value_handed_back_twice_at_most() {
     for i in 0..50 {
         let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
         tasks.push(tokio::spawn(async move {
-            cache.replace(&t, &same, &format!("/cgi-bin/other/{i}")).await
+            cache
+                .replace(&t, &same, &format!("/cgi-bin/other/{i}"))
+                .await
         }));
     }
     for task in tasks {
@@ -436,7 +438,9 @@ async fn refusals_by_many_apis_replace_a_value_handed_back_twice_at_most() {
     for i in 0..50 {
         let (cache, t, same) = (cache.clone(), t.clone(), same.clone());
         tasks.push(tokio::spawn(async move {
-            cache.replace(&t, &same, &format!("/cgi-bin/third/{i}")).await
+            cache
+                .replace(&t, &same, &format!("/cgi-bin/third/{i}"))
+                .await
         }));
     }
     for task in tasks {
