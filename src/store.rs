@@ -49,9 +49,13 @@ impl Backend {
                     .map_err(|e| e.to_string())?;
                 // A Redis that is down is outlived (each process serves on its own meanwhile);
                 // one that refuses `redis_url`'s password or database is a wrong file, which no
-                // wait mends: refused at start, as `check` refuses it.
+                // wait mends: refused at start, as `check` refuses it. Asked on a client of its
+                // own: this may run on a runtime of the start only, which a connection made
+                // here would not outlive.
+                let probe = RedisStore::open(url.expose(), &settings.key_prefix, clock.clone())
+                    .map_err(|e| e.to_string())?;
                 if let Ok(Err(e)) =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), shared.ping()).await
+                    tokio::time::timeout(std::time::Duration::from_secs(5), probe.ping()).await
                 {
                     if let Some(why) = refusal(&e.0) {
                         return Err(format!("redis_url: {why}"));

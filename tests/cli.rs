@@ -628,7 +628,8 @@ fn check_warns_about_a_redis_without_appendonly() {
     let (code, _, stderr) = check(&store, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("warning: [store]"), "{stderr}");
-    // A database number the server does not have is said as that, not as "unreachable".
+    // A database number the server does not have is a wrong file, said as that, not as
+    // "unreachable".
     let (code, _, stderr) = check(
         &format!(
             "{BASE}[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{}/99\"\n",
@@ -636,9 +637,9 @@ fn check_warns_about_a_redis_without_appendonly() {
         ),
         &[],
     );
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("it has no database of the number redis_url names"),
+        stderr.contains("[store].redis_url: Redis has no database of the number it names"),
         "{stderr}"
     );
 }
