@@ -1069,6 +1069,27 @@ fn a_forward_path_served_to_anyone_is_warned_about() {
     }
 }
 
+/// An app's name is a URL path segment (its callback URL, the qyapi prefix): one no URL can
+/// name (`..`, `a/b`, a space) is refused at its table, not loaded as an app nobody reaches.
+#[test]
+fn an_app_name_no_url_can_carry_is_refused() {
+    let app = |name: &str| {
+        format!("[apps.\"{name}\"]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n")
+    };
+    for bad in ["..", "a/b", "a b", "%2e", "", "crm?x"] {
+        let (code, _, stderr) = check(&format!("{BASE}{}", app(bad)), &[]);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(
+            stderr.contains("an app's name is up to 64 letters"),
+            "{bad:?}: {stderr}"
+        );
+    }
+    for good in ["crm", "crm-2", "crm_v2", "crm.v2"] {
+        let (code, _, stderr) = check(&format!("{BASE}{}", app(good)), &[]);
+        assert_eq!(code, 0, "{good:?}: {stderr}");
+    }
+}
+
 /// `check` says what `run` says of callbacks on the `memory` store: lost at a restart.
 #[test]
 fn callbacks_on_the_memory_store_are_warned_about_by_check() {

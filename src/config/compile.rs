@@ -49,6 +49,19 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     }
     let mut apps = BTreeMap::new();
     for (name, app) in &f.apps {
+        // The name is a path segment (`{prefix}/callback/NAME`, the qyapi endpoint's
+        // `/NAME/cgi-bin/...`) and a query value (`?app=NAME`): one no URL can name is refused.
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !plain || name.is_empty() || name == "." || name == ".." || name.len() > 64 {
+            return Err(src.error(
+                app.span(),
+                format!("[apps.{name}]"),
+                "an app's name is up to 64 letters, digits, '_', '-' and '.' (it is a URL path \
+                 segment: the callback URL, the qyapi endpoint's prefix)",
+            ));
+        }
         apps.insert(
             name.clone(),
             Arc::new(compile_app(name, app, &upstreams, src)?),
