@@ -205,7 +205,9 @@ fn judge(
 
 /// The readings of a path as sent, besides nginx's normalised one, that an upstream may make.
 struct Readings {
-    past_authority: Option<Vec<u8>>,
+    /// `//name/rest` read as a host and a path: `/rest` normalised, as sent, and its own
+    /// readings (a server that cuts the host off still routes `/sidebar/../x` as sent).
+    past_authority: Option<Box<(Vec<u8>, Vec<u8>, Readings)>>,
     literal: Option<Vec<u8>>,
     dotted: bool,
     decoded: Option<Vec<u8>>,
@@ -216,6 +218,16 @@ struct Readings {
 impl Readings {
     #[inline(always)]
     fn of(raw: &[u8]) -> Readings {
+        let mut r = Readings::without_authority(raw);
+        r.past_authority = past_authority(raw).map(|cut| {
+            let normal = nginx_compat::uri::normalize_path(cut).unwrap_or_else(|_| cut.to_vec());
+            Box::new((normal, cut.to_vec(), Readings::without_authority(cut)))
+        });
+        r
+    }
+
+    #[inline(always)]
+    fn without_authority(raw: &[u8]) -> Readings {
         let literal = undecoded(raw);
         // An upstream that routes on the path as sent, dot segments and all (most frameworks
         // do: only browsers resolve them), reads `/sidebar/../pub/x` under `/sidebar/`; so does
@@ -231,7 +243,7 @@ impl Readings {
         let raw_merged = dotted.then(|| merged_slashes(raw)).flatten();
         let decoded_merged = decoded.as_deref().and_then(merged_slashes);
         Readings {
-            past_authority: past_authority(raw),
+            past_authority: None,
             literal,
             dotted,
             decoded,
@@ -242,11 +254,29 @@ impl Readings {
 
     /// `normal` first, then each reading of `raw` there is.
     #[inline]
-    fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 7], usize) {
-        let mut readings: [&[u8]; 7] = [normal, b"", b"", b"", b"", b"", b""];
+    fn list<'a>(&'a self, normal: &'a [u8], raw: &'a [u8]) -> ([&'a [u8]; 12], usize) {
+        let mut readings: [&[u8]; 12] = [normal; 12];
         let mut n = 1;
-        for extra in [
-            self.past_authority.as_deref(),
+        for extra in self.extras(raw) {
+            readings[n] = extra;
+            n += 1;
+        }
+        if let Some(cut) = self.past_authority.as_deref() {
+            let (cut_normal, cut_raw, cut_readings) = (&cut.0, &cut.1, &cut.2);
+            readings[n] = cut_normal;
+            n += 1;
+            for extra in cut_readings.extras(cut_raw) {
+                readings[n] = extra;
+                n += 1;
+            }
+        }
+        (readings, n)
+    }
+
+    /// Each reading of `raw` there is, besides nginx's.
+    #[inline]
+    fn extras<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+        [
             self.literal.as_deref(),
             self.dotted.then_some(raw),
             self.decoded.as_deref(),
@@ -255,11 +285,6 @@ impl Readings {
         ]
         .into_iter()
         .flatten()
-        {
-            readings[n] = extra;
-            n += 1;
-        }
-        (readings, n)
     }
 }
 
@@ -422,12 +447,11 @@ fn merged_slashes(path: &[u8]) -> Option<Vec<u8>> {
 /// `name` a host, `/rest` the path. nginx merges the slashes (`/name/rest`), but a server that
 /// hands the request-target to such a parser (Python's `urlsplit`, old Werkzeug) routes
 /// `//x/sidebar/` as `/sidebar/`. `///rest` has an empty host, and a path nginx reads the same.
-fn past_authority(raw: &[u8]) -> Option<Vec<u8>> {
+fn past_authority(raw: &[u8]) -> Option<&[u8]> {
     let rest = raw
         .strip_prefix(b"//")
         .filter(|r| r.first() != Some(&b'/'))?;
-    let path = &rest[rest.iter().position(|&b| b == b'/')?..];
-    Some(nginx_compat::uri::normalize_path(path).unwrap_or_else(|_| path.to_vec()))
+    Some(&rest[rest.iter().position(|&b| b == b'/')?..])
 }
 
 /// The raw path has a `.` or `..` segment (browsers resolve them before they send a path; a
@@ -769,13 +793,14 @@ mod tests {
     fn a_doubled_slash_is_also_read_as_a_host_and_a_path() {
         for (raw, want) in [
             ("//x/sidebar/", Some("/sidebar/")),
-            ("//x/sidebar/%61/../b", Some("/sidebar/b")),
+            ("//x/sidebar/%61/../b", Some("/sidebar/%61/../b")),
             ("//x", None),
             ("///sidebar/", None),
             ("/x//sidebar/", None),
             ("/sidebar/", None),
         ] {
-            let got = past_authority(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+            let got =
+                past_authority(raw.as_bytes()).map(|v| String::from_utf8(v.to_vec()).unwrap());
             assert_eq!(got.as_deref(), want, "{raw}");
         }
     }

@@ -94,6 +94,10 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     // A doubled slash read as a host and a path (Python's `urlsplit`, old Werkzeug): nginx
     // reads /x/sidebar/api, such a server /sidebar/api.
     ("//x/sidebar/api", 401),
+    // And its path read every way a path is: dot segments kept, escapes not decoded.
+    ("//x/sidebar/../other", 401),
+    ("//x/sidebar/%2e%2e/other", 401),
+    ("//x/SIDEBAR/y", 401),
     ("//x/other", 200),
     ("/other/./y", 200),
     // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
