@@ -186,7 +186,14 @@ impl ReturnUrl {
             Some((route, fq)) if route.starts_with('/') => {
                 let mut fq = fq.unwrap_or_default();
                 fq.extend(added);
-                format!("{}#{route}?{}{tail}", join(path, &query), fq.join("&"))
+                // Before the route's own fragment, a closing `&` keeps it out of the value a
+                // `[?&]openId=([^&;]+)` reader takes.
+                let close = if tail.is_empty() { "" } else { "&" };
+                format!(
+                    "{}#{route}?{}{close}{tail}",
+                    join(path, &query),
+                    fq.join("&")
+                )
             }
             // In the URL's query a fragment follows (the sign-in's redirect ends a URL without
             // one with an empty `#`): the closing `&` keeps it out of the value a
@@ -500,12 +507,12 @@ mod tests {
             (
                 "/mp/#/reg?x=1#faq",
                 &[("openId", "O")],
-                "/mp/#/reg?x=1&openId=O#faq",
+                "/mp/#/reg?x=1&openId=O&#faq",
             ),
             (
                 "/mp/#/reg#faq",
                 &[("openId", "O")],
-                "/mp/#/reg?openId=O#faq",
+                "/mp/#/reg?openId=O&#faq",
             ),
             ("/p#sec#x", &[("openId", "O")], "/p?openId=O&#sec#x"),
             // Removed from every part, whatever the case or escaping, then appended once.
