@@ -392,6 +392,17 @@ async fn signin_answers_the_interstitial_of_the_area_and_never_leads_off_site() 
             "{query}: {body}"
         );
     }
+    // nginx's `@signin` names the page in X-Original-URI: a doubled slash's host-and-path
+    // reading is the area the check found (`/mp/`), not the default app's.
+    let r = crate::common::client()
+        .get(w.gw().url("/_gateway/signin"))
+        .header("x-original-uri", "//x/mp/page")
+        .header("accept", HTML)
+        .send()
+        .await
+        .unwrap();
+    let body = page(r).await;
+    assert!(body.contains("login?app=mp&return_to="), "{body}");
     // Opened at its own address (a proxy that redirects to it), the page goes back to
     // `return_to`, never to itself: that would sign in for ever.
     let body = page(
