@@ -114,6 +114,9 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
         .unwrap();
     assert_eq!(who["userid"], "zhangsan");
     assert_eq!(who["app"], "crm");
+    // An app the file does not have: the page's typo, not a sign-in with another app.
+    let r = b.get(&w.gw().url("/_gateway/whoami?app=nope")).await;
+    assert_eq!(r.status(), 400);
     // The gateway's own endpoints that read the session name its member in their log line.
     w.gw().wait_log("path=/_gateway/whoami");
     let log = w.gw().log();

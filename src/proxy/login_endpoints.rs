@@ -702,6 +702,10 @@ pub async fn whoami(
 ) -> Result<Answer, Failure> {
     let config = &ctx.config.clone();
     let q = query(session);
+    if param(&q, "app").is_some_and(|a| !config.apps.contains_key(a)) {
+        // The page's typo, as for the JS-SDK endpoints: not a sign-in with another app.
+        return Err(Failure::new(Kind::BadRequest, "unknown app"));
+    }
     let entries = super::login_gate::sessions(session, config, provider.store()).await;
     let found = match param(&q, "app") {
         Some(name) => config
@@ -715,9 +719,12 @@ pub async fn whoami(
             .max_by_key(|e| e.iat),
     };
     let Some(e) = found else {
-        let app = param(&q, "app").filter(|a| config.apps.contains_key(*a));
         let back = super::login_gate::referer_path(config, session);
-        return Err(Failure::login_required(login_link(config, app, &back)));
+        return Err(Failure::login_required(login_link(
+            config,
+            param(&q, "app"),
+            &back,
+        )));
     };
     ctx.identity = Some(e.identity());
     Ok(answers::json(
