@@ -173,7 +173,7 @@ pub fn wecom_provider_error(e: &ApiError, request_id: &str) -> (Answer, Errcode)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Errcode {
     Code(i64),
-    /// `timeout`, `unreachable` or `bad_answer`.
+    /// `timeout`, `unreachable`, `bad_answer`, or `no_token` (not sent).
     Failed(&'static str),
 }
 
