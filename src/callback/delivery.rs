@@ -583,6 +583,9 @@ impl Inner {
             reactions::apply(&*self.callbacks.store, &r, at, ttl)
                 .await
                 .map_err(|e| e.to_string())?;
+            if !e.told {
+                reactions::tell(&r);
+            }
         }
         Ok(true)
     }

@@ -34,6 +34,11 @@ pub struct Event {
     pub corp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<u64>,
+    /// Its reactions were applied, and their log lines written, at the endpoint: the delivery
+    /// applies them again without a word. Not so (a corp whose install came after the event)
+    /// the delivery's application is the one the log tells.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub told: bool,
 }
 
 impl Event {
@@ -47,6 +52,7 @@ impl Event {
             at: None,
             corp: None,
             agent: None,
+            told: false,
         }
     }
 }

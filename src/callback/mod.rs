@@ -232,6 +232,7 @@ impl Callbacks {
             },
             _ => Vec::new(),
         };
+        event.told = !todo.is_empty();
         for r in &todo {
             reactions::apply(&*self.store, r, at, ttl)
                 .await
