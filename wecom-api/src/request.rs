@@ -155,21 +155,19 @@ pub const UNREADABLE_ERRCODE: i64 = i64::MIN;
 /// answer: sent as an attachment, or typed as neither JSON nor text. A file whose content is a
 /// JSON object with an `errcode` (one a customer uploaded) must not be read as WeCom's word.
 pub fn is_file(headers: &http::HeaderMap) -> bool {
+    // Without a copy: every answer of the qyapi endpoint is asked this.
+    let starts = |v: &http::HeaderValue, prefix: &[u8]| {
+        let v = v.as_bytes().trim_ascii_start();
+        v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
     let attachment = headers
         .get(http::header::CONTENT_DISPOSITION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("attachment")
-        });
-    let typed_otherwise = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim_start().to_ascii_lowercase())
-        .is_some_and(|t| {
-            !(t.starts_with("application/json") || t.starts_with("text/") || t.is_empty())
-        });
+        .is_some_and(|v| starts(v, b"attachment"));
+    let typed_otherwise = headers.get(http::header::CONTENT_TYPE).is_some_and(|t| {
+        !(t.as_bytes().trim_ascii().is_empty()
+            || starts(t, b"application/json")
+            || starts(t, b"text/"))
+    });
     attachment || typed_otherwise
 }
 
@@ -359,6 +357,28 @@ mod tests {
         let bare = ApiRequest::get("/cgi-bin/user/get", &[]);
         let got = uri_of("http://h", &bare, Some(("access_token", "T1"))).unwrap();
         assert_eq!(got.to_string(), "http://h/cgi-bin/user/get?access_token=T1");
+    }
+
+    #[test]
+    fn a_file_is_told_by_its_type_or_disposition() {
+        let with = |pairs: &[(http::HeaderName, &str)]| {
+            let mut h = http::HeaderMap::new();
+            for (n, v) in pairs {
+                h.insert(n.clone(), v.parse().unwrap());
+            }
+            is_file(&h)
+        };
+        use http::header::{CONTENT_DISPOSITION as CD, CONTENT_TYPE as CT};
+        assert!(!with(&[]));
+        assert!(!with(&[(CT, "Application/JSON; charset=utf-8")]));
+        assert!(!with(&[(CT, " text/plain")]));
+        assert!(!with(&[(CD, "inline"), (CT, "application/json")]));
+        assert!(with(&[(CT, "image/jpeg")]));
+        assert!(with(&[(CT, "application/octet-stream")]));
+        assert!(with(&[
+            (CD, "Attachment; filename=\"a.json\""),
+            (CT, "text/plain")
+        ]));
     }
 
     #[test]
