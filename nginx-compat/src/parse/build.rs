@@ -120,10 +120,22 @@ impl Builder {
         c
     }
 
-    fn define_captures(&mut self, re: &crate::regex::NgxRegex) {
+    /// A regex's named captures become variables; one named as a variable nginx keeps for
+    /// itself (`(?<host>...)`) is refused, as `nginx -t` refuses it: it would read the path
+    /// where the file means the request's host.
+    fn define_captures(
+        &mut self,
+        pos: &Pos,
+        re: &crate::regex::NgxRegex,
+    ) -> Result<(), ParseError> {
         for (_, n) in re.capture_names() {
-            self.defined.insert(n.to_ascii_lowercase());
+            let name = n.to_ascii_lowercase();
+            if !crate::vars::is_changeable(&name) {
+                return Err(pos.error(format!("the duplicate \"{name}\" variable")));
+            }
+            self.defined.insert(name);
         }
+        Ok(())
     }
 
     /// nginx's `combined` format, shared by every `access_log` that names it.
@@ -277,7 +289,7 @@ impl Builder {
                         self.uses(d, v);
                     }
                     for (re, v) in &m.regex {
-                        self.define_captures(re);
+                        self.define_captures(&d.pos, re)?;
                         self.uses(d, v);
                     }
                     self.uses(d, &m.default);
@@ -316,7 +328,7 @@ impl Builder {
                             let re = crate::regex::NgxRegex::new(source, true).map_err(|e| {
                                 c.pos.error(format!("server_name regex \"{source}\": {e}"))
                             })?;
-                            self.define_captures(&re);
+                            self.define_captures(&c.pos, &re)?;
                             name_regexes.push(re);
                         }
                         names.push(a.to_string());
@@ -446,7 +458,7 @@ impl Builder {
             }
             .map_err(|e| d.pos.error(e.to_string()))?;
             if let Some(re) = location.regex() {
-                self.define_captures(re);
+                self.define_captures(&d.pos, re)?;
             }
             Head::Location(location)
         };
@@ -594,7 +606,7 @@ impl Builder {
         let st = match d.name.as_str() {
             "rewrite" => {
                 let rw = script_args::rewrite(d)?;
-                self.define_captures(&rw.regex);
+                self.define_captures(&d.pos, &rw.regex)?;
                 self.uses(d, &rw.uri);
                 if let Some(a) = &rw.args {
                     self.uses(d, a);
@@ -637,7 +649,9 @@ impl Builder {
                 let cond = script_args::condition(d)?;
                 match &cond {
                     super::model::Cond::Eq { value, .. } => self.uses(d, value),
-                    super::model::Cond::Regex { regex, .. } => self.define_captures(regex),
+                    super::model::Cond::Regex { regex, .. } => {
+                        self.define_captures(&d.pos, regex)?
+                    }
                     super::model::Cond::File { path, .. } => self.uses(d, path),
                     super::model::Cond::Truth(_) => {}
                 }

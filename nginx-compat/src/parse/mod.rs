@@ -265,6 +265,42 @@ mod tests {
         assert_eq!((s[2].pos.line, s[2].pos.col), (3, 2));
     }
 
+    /// nginx -t: `the duplicate "host" variable` for a named capture (or `set`) that would
+    /// replace a variable nginx keeps for itself; `$args` may be set, and a new name defined.
+    #[test]
+    fn a_capture_named_as_a_builtin_variable_is_refused() {
+        for (body, refused) in [
+            (
+                "location ~ ^/t/(?<host>[^/]+)$ { return 302 http://$host/; }",
+                Some("host"),
+            ),
+            ("rewrite ^/(?<pid>\\d+)$ /x last;", Some("pid")),
+            (
+                "if ($uri ~ ^/(?<Request_URI>.*)$) { return 404; }",
+                Some("request_uri"),
+            ),
+            ("set $remote_addr 1;", Some("remote_addr")),
+            (
+                "location ~ ^/t/(?<tenant>[^/]+)$ { return 302 /$tenant; }",
+                None,
+            ),
+            ("set $args a=1;", None),
+        ] {
+            let got = crate::Config::parse("x.conf", &format!("server {{ {body} }}"));
+            match refused {
+                Some(name) => {
+                    let e = got.err().unwrap_or_else(|| panic!("{body}: loaded"));
+                    assert!(
+                        e.to_string()
+                            .contains(&format!("the duplicate \"{name}\" variable")),
+                        "{body}: {e}"
+                    );
+                }
+                None => assert!(got.is_ok(), "{body}: {:?}", got.err()),
+            }
+        }
+    }
+
     #[test]
     fn errors_have_positions() {
         let e =
