@@ -169,7 +169,12 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
             continue;
         }
         if e.args.is_empty() && key == "hostnames" {
-            refused.push("hostnames".to_owned());
+            refused.push(
+                "hostnames: write each wildcard key as a regex, `.a.example.com` as \
+                 `~^(.+\\.)?a\\.example\\.com$`, `*.b.example.com` as `~^.+\\.b\\.example\\.com$`, \
+                 and drop the `hostnames` line"
+                    .to_owned(),
+            );
             continue;
         }
         if e.args.len() != 1 || e.block.is_some() {
