@@ -836,16 +836,7 @@ async fn a_store_taking_no_write_is_a_503_logged_once_a_minute() {
     let w = CallbackWorld::start(Backend::Redis(redis.url()), 1).await;
     let url = w.gateways[0].url("/_gateway/callback/crm");
     assert_eq!(post_event(&url, &event_xml(1)).await.1, "success");
-    let mut conn = redis.conn().await;
-    for (k, v) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(k)
-            .arg(v)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    redis.take_no_writes().await;
     for i in 2..=6 {
         let (status, text) = post_event(&url, &event_xml(i)).await;
         assert_eq!(status, 503, "{text}");

@@ -1119,24 +1119,9 @@ async fn a_refused_password_is_named_as_such() {
 async fn readyz_is_503_while_redis_takes_no_write() {
     let c = Cluster::start(1, "").await;
     assert_eq!(c.readyz(0).await, (200, "ready\n".to_owned()));
-    let mut conn = c.redis().conn().await;
-    for (k, v) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(k)
-            .arg(v)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    c.redis().take_no_writes().await;
     let body = c.wait_ready(0, 503).await;
     assert_eq!(body, "not ready: store redis does not take writes\n");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg("0")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    c.redis().config_set(&[("maxmemory", "0")]).await;
     assert_eq!(c.wait_ready(0, 200).await, "ready\n");
 }

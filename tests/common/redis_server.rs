@@ -116,6 +116,26 @@ impl RedisServer {
         s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
     }
 
+    /// `CONFIG SET` each pair, as an operator would.
+    pub async fn config_set(&self, pairs: &[(&str, &str)]) {
+        let mut conn = self.conn().await;
+        for (k, v) in pairs {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Redis at its `maxmemory` with `noeviction`: it answers, and takes no write.
+    pub async fn take_no_writes(&self) {
+        self.config_set(&[("maxmemory-policy", "noeviction"), ("maxmemory", "1")])
+            .await;
+    }
+
     /// A connection for the test's own looks into Redis.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
