@@ -387,9 +387,26 @@ impl Ctx<'_> {
     }
 
     fn map_value(&self, map: &Map) -> Vec<u8> {
-        let key = map.source.expand(self, false);
+        let mut key = map.source.expand(self, false);
+        if map.hostnames && key.last() == Some(&b'.') {
+            key.pop();
+        }
         let low = key.to_ascii_lowercase();
         if let Some(v) = map.exact.get(&low) {
+            return v.expand(self, false);
+        }
+        // The most specific wildcard: the longest suffix, then the longest prefix.
+        let head = map
+            .wild_head
+            .iter()
+            .filter(|(s, _)| low.len() > s.len() && low.ends_with(s))
+            .max_by_key(|(s, _)| s.len());
+        let tail = map
+            .wild_tail
+            .iter()
+            .filter(|(p, _)| low.len() > p.len() && low.starts_with(p))
+            .max_by_key(|(p, _)| p.len());
+        if let Some((_, v)) = head.or(tail) {
             return v.expand(self, false);
         }
         if !key.is_empty() {

@@ -283,9 +283,12 @@ impl Builder {
                      `max_connections`",
                 ),
                 "map" => {
-                    let (m, refused) = proxy_args::map(d)?;
+                    let m = proxy_args::map(d)?;
                     self.uses(d, &m.source);
                     for v in m.exact.values() {
+                        self.uses(d, v);
+                    }
+                    for (_, v) in m.wild_head.iter().chain(&m.wild_tail) {
                         self.uses(d, v);
                     }
                     for (re, v) in &m.regex {
@@ -293,9 +296,6 @@ impl Builder {
                         self.uses(d, v);
                     }
                     self.uses(d, &m.default);
-                    for r in refused {
-                        self.unsupported(d, Some(r));
-                    }
                     if maps.iter().any(|o| o.name == m.name) {
                         return Err(d.pos.error(format!("duplicate \"{}\" variable", m.name)));
                     }

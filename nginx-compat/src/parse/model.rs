@@ -107,6 +107,14 @@ pub struct Map {
     pub exact: std::collections::HashMap<Vec<u8>, Template>,
     /// `~re` / `~*re` keys in the order written.
     pub regex: Vec<(NgxRegex, Template)>,
+    /// `hostnames`: the value is a host name (a final dot dropped), and keys after the line may
+    /// be wildcards. `*.example.com` and `.example.com` are kept as their suffix
+    /// (`.example.com`, the latter also as the exact key `example.com`); `www.example.*` as
+    /// its prefix (`www.example.`). Lower-cased; the longest that matches wins, after the exact
+    /// keys and before the regexes, as `ngx_hash_find_combined` finds them.
+    pub hostnames: bool,
+    pub wild_head: Vec<(Vec<u8>, Template)>,
+    pub wild_tail: Vec<(Vec<u8>, Template)>,
     pub default: Template,
     /// `volatile`: worked out at each use, not once per request.
     pub volatile: bool,

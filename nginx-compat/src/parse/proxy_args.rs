@@ -142,7 +142,7 @@ pub(super) fn redirect_rule(d: &Directive) -> Result<RedirectRule, ParseError> {
 }
 
 /// `map $source $name { key value; ... }`.
-pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
+pub(super) fn map(d: &Directive) -> Result<Map, ParseError> {
     nargs(d, |n| n == 2)?;
     let Some(block) = &d.block else {
         return Err(d.pos.error("directive \"map\" has no opening \"{\""));
@@ -157,10 +157,12 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
         name: name.to_ascii_lowercase(),
         exact: std::collections::HashMap::new(),
         regex: Vec::new(),
+        hostnames: false,
+        wild_head: Vec::new(),
+        wild_tail: Vec::new(),
         default: Template::default(),
         volatile: false,
     };
-    let mut refused = Vec::new();
     let mut has_default = false;
     for e in block {
         let key = e.name.as_str();
@@ -169,12 +171,7 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
             continue;
         }
         if e.args.is_empty() && key == "hostnames" {
-            refused.push(
-                "hostnames: write each wildcard key as a regex, `.a.example.com` as \
-                 `~^(.+\\.)?a\\.example\\.com$`, `*.b.example.com` as `~^.+\\.b\\.example\\.com$`, \
-                 and drop the `hostnames` line"
-                    .to_owned(),
-            );
+            m.hostnames = true;
             continue;
         }
         if e.args.len() != 1 || e.block.is_some() {
@@ -194,13 +191,50 @@ pub(super) fn map(d: &Directive) -> Result<(Map, Vec<String>), ParseError> {
         } else {
             let key = key.strip_prefix('\\').unwrap_or(key);
             let low = key.as_bytes().to_ascii_lowercase();
-            if m.exact.contains_key(&low) {
-                return Err(e.pos.error(format!("conflicting parameter \"{key}\"")));
+            let conflict = || e.pos.error(format!("conflicting parameter \"{key}\""));
+            // ngx_hash_add_key with NGX_HASH_WILDCARD_KEY, for the keys after `hostnames`.
+            let wild =
+                m.hostnames && low.contains(&b'*') || m.hostnames && low.first() == Some(&b'.');
+            if !wild {
+                if m.exact.contains_key(&low) {
+                    return Err(conflict());
+                }
+                m.exact.insert(low, value);
+                continue;
             }
-            m.exact.insert(low, value);
+            let invalid = || {
+                e.pos
+                    .error(format!("invalid hostname or wildcard \"{key}\""))
+            };
+            let (list, part) = if let Some(rest) = low.strip_prefix(b"*.") {
+                (&mut m.wild_head, [b".", rest].concat())
+            } else if low.first() == Some(&b'.') {
+                // `.example.com`: `example.com` itself too.
+                let bare = low[1..].to_vec();
+                if bare.is_empty() || m.exact.contains_key(&bare) {
+                    return Err(if bare.is_empty() {
+                        invalid()
+                    } else {
+                        conflict()
+                    });
+                }
+                m.exact.insert(bare, value.clone());
+                (&mut m.wild_head, low.clone())
+            } else if let Some(rest) = low.strip_suffix(b".*") {
+                (&mut m.wild_tail, [rest, b"."].concat())
+            } else {
+                return Err(invalid());
+            };
+            if part.len() < 2 || part.contains(&b'*') || part.windows(2).any(|w| w == b"..") {
+                return Err(invalid());
+            }
+            if list.iter().any(|(p, _)| *p == part) {
+                return Err(conflict());
+            }
+            list.push((part, value));
         }
     }
-    Ok((m, refused))
+    Ok(m)
 }
 
 #[cfg(test)]

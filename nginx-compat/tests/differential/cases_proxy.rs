@@ -152,6 +152,38 @@ pub const GROUPS: &[Group] = &[
             "GET /m/b",
         ],
     },
+    Group {
+        name: "map-hostnames",
+        http: r#"
+            map $http_host $tenant {
+                hostnames;
+                default common;
+                crm.example.com main;
+                .a.example.com tenant-a;
+                *.b.example.com tenant-b;
+                *.x.b.example.com tenant-xb;
+                www.example.* www-any;
+                ~^(?<t>[a-z]+)\.c\.example\.com$ c-$t;
+            }"#,
+        body: r#"location / { return 200 "$tenant"; }"#,
+        requests: &[
+            "GET / | Host: crm.example.com",
+            "GET / | Host: CRM.Example.COM",
+            "GET / | Host: crm.example.com.",
+            "GET / | Host: a.example.com",
+            "GET / | Host: one.a.example.com",
+            "GET / | Host: two.one.a.example.com",
+            "GET / | Host: b.example.com",
+            "GET / | Host: one.b.example.com",
+            "GET / | Host: y.x.b.example.com",
+            "GET / | Host: x.b.example.com",
+            "GET / | Host: www.example.org",
+            "GET / | Host: www.example.co.uk",
+            "GET / | Host: www.example",
+            "GET / | Host: one.c.example.com",
+            "GET / | Host: other.example.net",
+        ],
+    },
     Group::new(
         "proxy-redirect",
         r#"
