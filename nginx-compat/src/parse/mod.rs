@@ -301,6 +301,25 @@ mod tests {
         }
     }
 
+    /// A `hostnames` map's keys: what nginx -t refuses, refused with its words.
+    #[test]
+    fn a_hostnames_maps_bad_keys_are_refused() {
+        for (keys, said) in [
+            ("a*b x;", "invalid hostname or wildcard \"a*b\""),
+            ("*.a.*.b x;", "invalid hostname or wildcard \"*.a.*.b\""),
+            (".a.com x; a.com y;", "conflicting parameter \"a.com\""),
+            ("*.a.com x; *.A.com y;", "conflicting parameter \"*.A.com\""),
+        ] {
+            let text =
+                format!("map $http_host $t {{ hostnames; {keys} }} server {{ return 200 $t; }}");
+            let e = crate::Config::parse("x.conf", &text).err().expect(keys);
+            assert!(e.to_string().contains(said), "{keys}: {e}");
+        }
+        // Before the line, `*` is a plain character of an exact key.
+        let text = "map $http_host $t { a*b x; hostnames; } server { return 200 $t; }";
+        assert!(crate::Config::parse("x.conf", text).is_ok());
+    }
+
     #[test]
     fn errors_have_positions() {
         let e =
