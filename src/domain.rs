@@ -2,6 +2,8 @@
 //! and the features read them, so neither has to import the other. Credentials and secrets
 //! are the `wecom-api` crate's; this module holds what only the gateway knows.
 
+pub mod balance;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,7 +132,7 @@ impl IdentityField {
 #[derive(Debug)]
 pub struct Upstream {
     pub name: String,
-    /// `host:port` as written, for logs.
+    /// `host:port` as written, for logs (of the first server, when there are several).
     pub authority: String,
     /// Resolved once at load, as nginx resolves `proxy_pass` hosts at start-up.
     pub addr: SocketAddr,
@@ -138,6 +140,9 @@ pub struct Upstream {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Several servers (`servers = [...]`, an nginx `upstream` block's): how a request's is
+    /// chosen. `None` for one server, `addr`.
+    pub balance: Option<Box<balance::Balance>>,
 }
 
 /// A verified external contact (SPEC section 9).

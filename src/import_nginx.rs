@@ -16,7 +16,9 @@ use std::path::Path;
 
 use nginx_compat::parse::Directive;
 
-use crate::config::rules::{parse_nginx, server_body, upstream_block, upstream_of, variable_hosts};
+use crate::config::rules::{
+    parse_nginx, server_body, upstream_block, upstream_of, upstream_toml, variable_hosts,
+};
 
 /// The rule set of `top`, and each error on the way. nginx stops at a file's first error; a
 /// migration wants them all at once: the directive an error names is taken out and the rest
@@ -138,8 +140,9 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let mut refused_blocks = Vec::new();
     for b in &blocks {
         match upstream_block(b) {
-            Ok((n, addr, _)) => {
-                upstreams.insert(n, format!("http://{addr}"));
+            Ok(block) => {
+                let keys = upstream_toml(&block);
+                upstreams.insert(block.name, keys);
             }
             Err(why) => {
                 unsupported.push(format!(
@@ -184,7 +187,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
     // 8080, unless the CRM is there already (`proxy_pass http://localhost:8080/`).
     let port = [8080u16, 8088, 8090, 8000]
         .into_iter()
-        .find(|p| !upstreams.values().any(|u| u.ends_with(&format!(":{p}"))))
+        .find(|p| !upstreams.values().any(|u| u.contains(&format!(":{p}\""))))
         .unwrap_or(8443);
     let host = server_name(&body).unwrap_or("localhost");
     // A file that tells its CRM `X-Forwarded-Proto https` is behind TLS (a front that ends
@@ -210,13 +213,8 @@ pub fn import(file: &Path) -> Result<Import, String> {
     for note in &notes {
         let _ = writeln!(out, "# {note}");
     }
-    for (up, url) in &upstreams {
-        let _ = writeln!(
-            out,
-            "[upstreams.{}]\nurl = {}\n",
-            toml_key(up),
-            toml_str(url)
-        );
+    for (up, keys) in &upstreams {
+        let _ = writeln!(out, "[upstreams.{}]\n{keys}\n", toml_key(up));
     }
     // What is refused is listed on its own (stderr, exit 2), not as a reason to keep the file.
     let refused: std::collections::HashSet<String> = unsupported
@@ -328,7 +326,7 @@ fn collect_upstreams(
         if out.contains_key(addr.as_str()) {
             return;
         }
-        let url = format!("http://{addr}");
+        let url = format!("url = {}", toml_str(&format!("http://{addr}")));
         if !out.values().any(|u| *u == url) {
             let mut chosen = name.clone();
             let mut n = 2;

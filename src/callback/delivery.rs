@@ -691,35 +691,68 @@ impl Inner {
         };
         let corp = corp.as_str();
         let up = &fwd.upstream;
-        let mut req = self
-            .http
-            .post(format!("http://{}{}", up.addr, fwd.path))
-            .timeout(up.connect_timeout + up.read_timeout)
-            .header("host", up.authority.as_str())
-            .header("content-type", format.content_type())
-            .header("x-wecom-corpid", corp)
-            .header("x-wecom-agentid", agent.as_str())
-            .header("x-gateway-event-id", e.id.as_str());
-        if let Some(secret) = config
+        let signatures = config
             .session
             .as_ref()
             .and_then(|s| s.assertion_secret.as_ref())
-        {
-            let key = secret.expose().as_bytes();
-            let now = crate::clock::clock().now_secs();
-            req = req
-                .header("x-gateway-signature", signature(key, body.as_bytes()))
-                .header(
-                    "x-gateway-signature-v2",
+            .map(|secret| {
+                let key = secret.expose().as_bytes();
+                let now = crate::clock::clock().now_secs();
+                (
+                    signature(key, body.as_bytes()),
                     signature_v2(key, now, &e.id, corp, &agent, body.as_bytes()),
-                );
-        }
-        match req.body(body).send().await {
-            Ok(r) if r.status().is_success() => Attempt::Delivered,
-            Ok(r) => Attempt::Failed(format!("HTTP {}", r.status().as_u16())),
-            Err(e) if e.is_timeout() => Attempt::Failed("timed out".into()),
-            Err(e) if e.is_connect() => Attempt::Failed("could not connect".into()),
-            Err(e) => Attempt::Failed(format!("{e}")),
+                )
+            });
+        // An upstream of several servers: one the proxy's balancing would choose, the next
+        // when it cannot be reached (the event was not sent).
+        let mut tried = Default::default();
+        loop {
+            let (addr, host, server) = match up.balance.as_deref() {
+                None => (up.addr, up.authority.as_str(), None),
+                Some(b) => match b.pick(&mut tried, None, std::time::Instant::now()) {
+                    Some(i) => (
+                        b.servers[i].addr,
+                        b.servers[i].authority.as_str(),
+                        Some((b, i)),
+                    ),
+                    None => {
+                        return Attempt::Failed(format!("no live server of upstream {}", up.name))
+                    }
+                },
+            };
+            let mut req = self
+                .http
+                .post(format!("http://{addr}{}", fwd.path))
+                .timeout(up.connect_timeout + up.read_timeout)
+                .header("host", host)
+                .header("content-type", format.content_type())
+                .header("x-wecom-corpid", corp)
+                .header("x-wecom-agentid", agent.as_str())
+                .header("x-gateway-event-id", e.id.as_str());
+            if let Some((v1, v2)) = &signatures {
+                req = req
+                    .header("x-gateway-signature", v1.as_str())
+                    .header("x-gateway-signature-v2", v2.as_str());
+            }
+            let sent = req.body(body.clone()).send().await;
+            if let Some((b, i)) = server {
+                match &sent {
+                    Err(err) if err.is_connect() || err.is_timeout() => {
+                        b.failed(i, std::time::Instant::now());
+                        if err.is_connect() && b.has_more(&tried) {
+                            continue;
+                        }
+                    }
+                    _ => b.answered(i),
+                }
+            }
+            return match sent {
+                Ok(r) if r.status().is_success() => Attempt::Delivered,
+                Ok(r) => Attempt::Failed(format!("HTTP {} from {host}", r.status().as_u16())),
+                Err(e) if e.is_timeout() => Attempt::Failed(format!("{host} timed out")),
+                Err(e) if e.is_connect() => Attempt::Failed(format!("could not connect to {host}")),
+                Err(e) => Attempt::Failed(format!("{e}")),
+            };
         }
     }
 }

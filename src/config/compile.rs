@@ -16,6 +16,7 @@ use super::error::{route_path, ConfigError, Source};
 use super::file::{self, AppKind, ExternalContactMode};
 use super::model::*;
 use super::values::Text;
+use crate::domain::balance;
 
 const DEFAULT_PREFIX: &str = "/_gateway";
 const DEFAULT_COOKIE: &str = "wgw_session";
@@ -37,10 +38,12 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
     let mut upstreams = BTreeMap::new();
     for (name, up) in &f.upstreams {
         let compiled = compile_upstream(name, up, src)?;
-        if is_own_listener(&server, compiled.addr) {
+        let servers = compiled.balance.as_ref().map(|b| &b.servers[..]);
+        let addrs = servers.map_or(vec![compiled.addr], |s| s.iter().map(|s| s.addr).collect());
+        if addrs.into_iter().any(|a| is_own_listener(&server, a)) {
             return Err(src.error(
-                up.get_ref().url.span(),
-                format!("[upstreams.{name}].url"),
+                up.span(),
+                format!("[upstreams.{name}]"),
                 "is the gateway's own listener: every request would come back to it (run the \
                  CRM on another port, or move [server].listen)",
             ));
@@ -919,41 +922,134 @@ fn is_own_listener(server: &ServerSettings, addr: SocketAddr) -> bool {
 }
 
 fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -> Result<Upstream> {
+    let span = u.span();
     let u = u.get_ref();
-    let path = format!("[upstreams.{name}].url");
-    let url = super::checked::outbound_url(&u.url, &path, src)?;
+    let servers = match (&u.url, &u.servers) {
+        (Some(url), None) => vec![upstream_server(url, &format!("[upstreams.{name}].url"), src)?],
+        (None, Some(list)) => {
+            if list.get_ref().is_empty() || list.get_ref().len() > balance::MAX_SERVERS {
+                return Err(src.error(
+                    list.span(),
+                    format!("[upstreams.{name}].servers"),
+                    format!("lists 1 to {} servers", balance::MAX_SERVERS),
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, s) in list.get_ref().iter().enumerate() {
+                out.push(server_entry(name, i, s, src)?);
+            }
+            if out.iter().all(|s| s.backup) {
+                return Err(src.error(
+                    list.span(),
+                    format!("[upstreams.{name}].servers"),
+                    "needs a server that is not a backup",
+                ));
+            }
+            out
+        }
+        (Some(url), Some(_)) => {
+            return Err(src.error(
+                url.span(),
+                format!("[upstreams.{name}]"),
+                "has url and servers: one server is `url`, several are `servers` (put the url in the list)",
+            ))
+        }
+        (None, None) => {
+            return Err(src.error(
+                span,
+                format!("[upstreams.{name}]"),
+                "needs url = \"http://host:port\" (or servers = [{ url = ... }, ...] for several)",
+            ))
+        }
+    };
+    let method = match u.balance.as_ref().map(|b| b.get_ref().as_str()) {
+        None | Some("round_robin") => balance::Method::RoundRobin,
+        Some("ip_hash") => balance::Method::IpHash,
+        Some(other) => {
+            let b = u.balance.as_ref().expect("a balance");
+            return Err(src.error(
+                b.span(),
+                format!("[upstreams.{name}].balance"),
+                format!("unknown balance '{other}' (round_robin, ip_hash)"),
+            ));
+        }
+    };
+    if method == balance::Method::IpHash && servers.iter().any(|s| s.backup) {
+        return Err(src.error(
+            span,
+            format!("[upstreams.{name}].servers"),
+            "a backup server cannot be used with ip_hash (as in nginx: a client's server is its \
+             address's; mark a server down instead)",
+        ));
+    }
+    let first = &servers[0];
+    let balanced = servers.len() > 1 || first.down;
+    Ok(Upstream {
+        name: name.to_owned(),
+        authority: first.authority.clone(),
+        addr: first.addr,
+        connect_timeout: u.connect_timeout.unwrap_or(Duration::from_secs(5)),
+        read_timeout: u.read_timeout.unwrap_or(Duration::from_secs(60)),
+        write_timeout: u.write_timeout.unwrap_or(Duration::from_secs(60)),
+        idle_timeout: u.idle_timeout.unwrap_or(Duration::from_secs(60)),
+        balance: balanced.then(|| Box::new(balance::Balance::new(servers, method))),
+    })
+}
+
+/// One of `servers`, with nginx's defaults.
+fn server_entry(
+    name: &str,
+    i: usize,
+    s: &Spanned<file::UpstreamServer>,
+    src: &Source<'_>,
+) -> Result<balance::Server> {
+    let e = s.get_ref();
+    let at = |key: &str| format!("[upstreams.{name}].servers[{}].{key}", i + 1);
+    let mut server = upstream_server(&e.url, &at("url"), src)?;
+    let number = |v: &Option<Spanned<i64>>, key: &str, min: i64, default: u32| match v {
+        None => Ok(default),
+        Some(n) if (min..=1_000_000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
+        Some(n) => Err(src.error(n.span(), at(key), format!("must be {min} to 1000000"))),
+    };
+    server.weight = number(&e.weight, "weight", 1, 1)?;
+    server.max_fails = number(&e.max_fails, "max_fails", 0, 1)?;
+    if let Some(t) = e.fail_timeout {
+        server.fail_timeout = t;
+    }
+    server.backup = e.backup;
+    server.down = e.down;
+    Ok(server)
+}
+
+/// A server's `http://host:port`, resolved once at load, as nginx resolves an upstream's
+/// hosts at start-up.
+fn upstream_server(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<balance::Server> {
+    let url = super::checked::outbound_url(v, path, src)?;
     if url.scheme() != "http" {
         return Err(src.error(
-            u.url.span(),
+            v.span(),
             path,
             "only http:// upstreams are supported (terminate TLS in front of the gateway, reach the CRM over the private network)",
         ));
     }
     if url.path() != "/" {
-        return Err(src.error(u.url.span(), path, "must be an origin without a path"));
+        return Err(src.error(v.span(), path, "must be an origin without a path"));
     }
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let authority = format!("{host}:{port}");
     let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            src.error(
-                u.url.span(),
-                format!("[upstreams.{name}].url"),
-                format!("cannot resolve '{host}'"),
-            )
-        })?;
-    Ok(Upstream {
-        name: name.to_owned(),
-        authority,
+        .ok_or_else(|| src.error(v.span(), path, format!("cannot resolve '{host}'")))?;
+    Ok(balance::Server {
+        authority: format!("{host}:{port}"),
         addr,
-        connect_timeout: u.connect_timeout.unwrap_or(Duration::from_secs(5)),
-        read_timeout: u.read_timeout.unwrap_or(Duration::from_secs(60)),
-        write_timeout: u.write_timeout.unwrap_or(Duration::from_secs(60)),
-        idle_timeout: u.idle_timeout.unwrap_or(Duration::from_secs(60)),
+        weight: 1,
+        max_fails: 1,
+        fail_timeout: Duration::from_secs(10),
+        backup: false,
+        down: false,
     })
 }
 

@@ -166,7 +166,11 @@ impl AppKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    pub url: Spanned<Text>,
+    /// One server; or `servers`, several.
+    pub url: Option<Spanned<Text>>,
+    pub servers: Option<Spanned<Vec<Spanned<UpstreamServer>>>>,
+    /// How a request's server is chosen: "round_robin" (default) | "ip_hash".
+    pub balance: Option<Spanned<Text>>,
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub connect_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "values::opt_duration")]
@@ -175,6 +179,22 @@ pub struct Upstream {
     pub write_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub idle_timeout: Option<Duration>,
+}
+
+/// One of `servers = [{ url = "http://10.0.0.2:9000", weight = 2 }, ...]`: nginx's `server`
+/// line of an `upstream` block, with its defaults (weight 1, max_fails 1, fail_timeout 10s).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamServer {
+    pub url: Spanned<Text>,
+    pub weight: Option<Spanned<i64>>,
+    pub max_fails: Option<Spanned<i64>>,
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub fail_timeout: Option<Duration>,
+    #[serde(default)]
+    pub backup: bool,
+    #[serde(default)]
+    pub down: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 //! regex is reported at its TOML or nginx line.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use serde_spanned::Spanned;
 
 use super::error::{line_col, route_path, ConfigError, Source};
 use super::file::{self, RewriteFlag};
+use crate::domain::balance;
 use crate::domain::Upstream;
 
 /// The compiled rule set.
@@ -609,62 +611,169 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
     (body.unwrap_or_default(), http, refused)
 }
 
-/// An `upstream NAME { server ADDR; }` block of the nginx file: one server, which must be
-/// `[upstreams.NAME]` (same address). What changes nothing with one server (its `weight`,
-/// `max_fails`, `fail_timeout`, `max_conns`; the block's balancing method, `keepalive*`,
-/// `zone`) loads and is listed, as `(line, why)` in the third value; several servers, `down`
-/// and `backup` are refused.
-pub fn upstream_block(d: &Directive) -> std::result::Result<(String, String, Vec<String>), String> {
+/// An `upstream NAME { server ADDR ...; }` block of the nginx file, read as nginx reads it.
+pub struct UpstreamBlock {
+    pub name: String,
+    /// Each `server` line: its address, as `[upstreams.NAME]` must have it.
+    pub servers: Vec<BlockServer>,
+    pub method: balance::Method,
+    /// What loads with no effect, as `(line, why)` for `check` to list.
+    pub noted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockServer {
+    pub addr: String,
+    pub weight: u32,
+    pub max_fails: u32,
+    pub fail_timeout_secs: u64,
+    pub backup: bool,
+    pub down: bool,
+}
+
+impl BlockServer {
+    /// As `servers = [...]` writes it.
+    pub fn toml(&self) -> String {
+        let mut t = format!("{{ url = \"http://{}\"", self.addr);
+        if self.weight != 1 {
+            let _ = write!(t, ", weight = {}", self.weight);
+        }
+        if self.max_fails != 1 {
+            let _ = write!(t, ", max_fails = {}", self.max_fails);
+        }
+        if self.fail_timeout_secs != 10 {
+            let _ = write!(t, ", fail_timeout = \"{}s\"", self.fail_timeout_secs);
+        }
+        if self.backup {
+            t.push_str(", backup = true");
+        }
+        if self.down {
+            t.push_str(", down = true");
+        }
+        t.push_str(" }");
+        t
+    }
+}
+
+/// The block's servers with nginx's defaults (`weight=1 max_fails=1 fail_timeout=10`), `down`
+/// and `backup`; `ip_hash` or the round-robin. `max_conns`, `keepalive*` and `zone` load and
+/// are listed; `least_conn`, `hash` and `random` with several servers are refused (with one,
+/// there is nothing to choose between).
+pub fn upstream_block(d: &Directive) -> std::result::Result<UpstreamBlock, String> {
     let name = match d.args.as_slice() {
         [n] => n.text.clone(),
         _ => return Err("an upstream block needs one name".into()),
     };
-    let refused = |why: &str| {
-        Err(format!(
-            "upstream {name}: {why} (the gateway balances nothing: keep one `server` in the \
-             block, the address of [upstreams.{name}], and leave the balancing to a balancer in \
-             front of the CRM)"
-        ))
-    };
-    let mut server = None;
+    let refused = |why: &str| Err(format!("upstream {name}: {why}"));
+    let mut servers = Vec::new();
+    let mut method = balance::Method::RoundRobin;
+    let mut other_method = None;
+    let mut ip_hash_at = None;
+    let mut tuned_at = None;
     let mut noted = Vec::new();
     for s in d.block.as_deref().unwrap_or_default() {
         let why = match s.name.as_str() {
-            "server" if server.is_some() => return refused("only one `server` is supported"),
             "server" => {
                 let Some((addr, params)) = s.args.split_first() else {
                     return refused("`server` needs an address");
                 };
+                let mut server = BlockServer {
+                    addr: addr.text.clone(),
+                    weight: 1,
+                    max_fails: 1,
+                    fail_timeout_secs: 10,
+                    backup: false,
+                    down: false,
+                };
+                let mut max_conns = false;
                 for p in params {
-                    let key = p.text.split('=').next().unwrap_or("");
-                    if !matches!(key, "weight" | "max_fails" | "fail_timeout" | "max_conns") {
-                        return refused(&format!("`server ... {}` is not supported", p.text));
+                    let (key, value) = p.text.split_once('=').unwrap_or((p.text.as_str(), ""));
+                    let number = || value.parse::<u32>().ok().filter(|n| *n <= 1_000_000);
+                    let bad = || format!("invalid parameter \"{}\"", p.text);
+                    match key {
+                        "weight" => server.weight = number().filter(|n| *n > 0).ok_or_else(bad)?,
+                        "max_fails" => server.max_fails = number().ok_or_else(bad)?,
+                        "fail_timeout" => {
+                            server.fail_timeout_secs =
+                                nginx_compat::parse::seconds(value).ok_or_else(bad)?
+                        }
+                        "max_conns" => {
+                            number().ok_or_else(bad)?;
+                            max_conns = true;
+                        }
+                        "backup" if value.is_empty() && p.text == "backup" => server.backup = true,
+                        "down" if value.is_empty() && p.text == "down" => server.down = true,
+                        _ => return refused(&format!("`server ... {}` is not supported", p.text)),
                     }
                 }
-                server = Some(addr.text.clone());
-                if params.is_empty() {
+                if server.weight != 1 || server.max_fails != 1 || server.fail_timeout_secs != 10 {
+                    tuned_at.get_or_insert(s.pos.clone());
+                }
+                servers.push(server);
+                if !max_conns {
                     continue;
                 }
-                "with one server there is nothing to weigh, mark failed or share out"
+                "max_conns: a server takes what it is sent here (nginx queues nothing without \
+                 `queue` either)"
             }
             "keepalive" | "keepalive_timeout" | "keepalive_requests" | "keepalive_time" => {
                 "the gateway keeps its own pool of upstream connections"
             }
-            "ip_hash" | "least_conn" | "hash" | "random" | "zone" => {
-                "with one server there is nothing to choose between"
+            "zone" => "the gateway's worker threads share the servers' state already",
+            "ip_hash" => {
+                method = balance::Method::IpHash;
+                ip_hash_at = Some(s.pos.clone());
+                continue;
+            }
+            "least_conn" | "hash" | "random" => {
+                other_method = Some((s.name.clone(), s.pos.clone()));
+                continue;
             }
             other => return refused(&format!("`{other}` is not supported")),
         };
         noted.push(format!("{}: {}: {why}", s.pos, s.name));
     }
-    match server {
-        Some(addr) => Ok((name, addr, noted)),
-        None => refused("a `server` is needed"),
+    if servers.is_empty() {
+        return refused("a `server` is needed");
     }
+    if let Some((m, at)) = other_method {
+        if servers.len() > 1 {
+            return refused(&format!(
+                "`{m}` is not supported with several servers (the gateway shares them out \
+                 round-robin, or by the client's address with `ip_hash`)"
+            ));
+        }
+        noted.push(format!(
+            "{at}: {m}: with one server there is nothing to choose between"
+        ));
+    }
+    // nginx's `single` peer: one server is never weighed, marked failed or hashed to.
+    if servers.len() == 1 {
+        if let Some(at) = tuned_at {
+            noted.push(format!(
+                "{at}: server: with one server there is nothing to weigh or mark failed"
+            ));
+        }
+        if let Some(at) = ip_hash_at {
+            noted.push(format!(
+                "{at}: ip_hash: with one server there is nothing to choose between"
+            ));
+        }
+    }
+    if method == balance::Method::IpHash && servers.iter().any(|s| s.backup) {
+        return refused("`backup` cannot be used with `ip_hash`, as in nginx");
+    }
+    Ok(UpstreamBlock {
+        name,
+        servers,
+        method,
+        noted,
+    })
 }
 
-/// The block's address must be `[upstreams.NAME]`'s; returns the lines it loads with no
-/// effect, for `check` to list.
+/// The block's servers must be `[upstreams.NAME]`'s (same addresses and parameters, the same
+/// balancing): the gateway's table decides, the block says what nginx did. Returns the lines
+/// it loads with no effect, for `check` to list.
 fn check_upstream_block(
     d: &Directive,
     upstreams: &std::collections::BTreeMap<String, Arc<Upstream>>,
@@ -676,21 +785,87 @@ fn check_upstream_block(
         path: "[nginx].include".into(),
         message,
     };
-    let (name, addr, noted) = upstream_block(d).map_err(err)?;
-    let authority = if addr.contains(':') && !addr.ends_with(']') {
-        addr.to_ascii_lowercase()
-    } else {
-        format!("{}:80", addr.to_ascii_lowercase())
+    let block = upstream_block(d).map_err(err)?;
+    let name = &block.name;
+    let wanted = upstream_toml(&block);
+    let Some(up) = upstreams.get(name) else {
+        return Err(err(format!(
+            "upstream {name}: add [upstreams.{name}] with {wanted}"
+        )));
     };
-    match upstreams.get(&name) {
-        Some(up) if up.authority.eq_ignore_ascii_case(&authority) => Ok(noted),
-        Some(up) => Err(err(format!(
-            "upstream {name}: server {addr} is not [upstreams.{name}]'s {}",
-            up.authority
-        ))),
-        None => Err(err(format!(
-            "upstream {name}: add [upstreams.{name}] with url = \"http://{addr}\""
-        ))),
+    let authority = |addr: &str| {
+        if addr.contains(':') && !addr.ends_with(']') {
+            addr.to_ascii_lowercase()
+        } else {
+            format!("{}:80", addr.to_ascii_lowercase())
+        }
+    };
+    let ours: Vec<BlockServer> = match up.balance.as_deref() {
+        None => vec![BlockServer {
+            addr: up.authority.to_ascii_lowercase(),
+            weight: 1,
+            max_fails: 1,
+            fail_timeout_secs: 10,
+            backup: false,
+            down: false,
+        }],
+        Some(b) => b
+            .servers
+            .iter()
+            .map(|s| BlockServer {
+                addr: s.authority.to_ascii_lowercase(),
+                weight: s.weight,
+                max_fails: s.max_fails,
+                fail_timeout_secs: s.fail_timeout.as_secs(),
+                backup: s.backup,
+                down: s.down,
+            })
+            .collect(),
+    };
+    let mut theirs: Vec<BlockServer> = block
+        .servers
+        .iter()
+        .map(|s| BlockServer {
+            addr: authority(&s.addr),
+            ..s.clone()
+        })
+        .collect();
+    // The backups come after the others in `Balance`, whatever the order written.
+    theirs.sort_by_key(|s| s.backup);
+    let method = up
+        .balance
+        .as_deref()
+        .map_or(balance::Method::RoundRobin, |b| b.method);
+    // One server: its parameters change nothing (nginx's `single` peer), only its address.
+    let same = if theirs.len() == 1 && ours.len() == 1 {
+        theirs[0].addr == ours[0].addr && theirs[0].down == ours[0].down
+    } else {
+        theirs == ours && method == block.method
+    };
+    if same {
+        return Ok(block.noted);
+    }
+    Err(err(format!(
+        "upstream {name}: its servers are not [upstreams.{name}]'s: write {wanted}"
+    )))
+}
+
+/// `[upstreams.NAME]`'s keys for the block: `url = ...` for one server, else `servers = [...]`
+/// (and `balance = "ip_hash"`).
+pub fn upstream_toml(block: &UpstreamBlock) -> String {
+    match block.servers.as_slice() {
+        [one] if !one.down => format!("url = \"http://{}\"", one.addr),
+        list => {
+            let mut t = String::from("servers = [\n");
+            for s in list {
+                let _ = writeln!(t, "  {},", s.toml());
+            }
+            t.push(']');
+            if block.method == balance::Method::IpHash {
+                t.push_str("\nbalance = \"ip_hash\"");
+            }
+            t
+        }
     }
 }
 

@@ -505,6 +505,7 @@ pub fn upstream_response(
     session: &mut Session,
     resp: &mut ResponseHeader,
     flight: Option<&Flight>,
+    upstream_addr: &str,
 ) {
     let Some(f) = flight else {
         return;
@@ -556,7 +557,7 @@ pub fn upstream_response(
         status: resp.status.as_u16(),
         headers: &resp.headers,
         upstream: Some(Upstream {
-            addr: &f.upstream.authority,
+            addr: upstream_addr,
             status: upstream_status,
             hidden: &hidden,
         }),

@@ -54,7 +54,22 @@ pub struct Ctx {
     /// What an `access_log` file's line needs, gathered as the request runs; only when the
     /// configuration names a file.
     pub trace: Option<Box<crate::nginx::log::Trace>>,
+    /// The attempt at a balanced upstream (several servers).
+    pub attempt: Attempt,
     pub _inflight: InFlight,
+}
+
+/// Which server of a balanced upstream an attempt went to, and the request's way through them.
+#[derive(Default)]
+pub struct Attempt {
+    /// The attempt's server (an index into the upstream's `Balance`).
+    pub server: Option<usize>,
+    pub tried: crate::domain::balance::Tried,
+    /// The next attempt goes on to another server of the same upstream (`tried` kept); any
+    /// other attempt (the first, an `error_page`'s) starts afresh.
+    pub next: bool,
+    /// The server's answer arrived: too late to try another.
+    pub answered: bool,
 }
 
 /// Which upstream a request goes to. A route's is named by its place in the request's
@@ -74,6 +89,25 @@ impl Ctx {
         match self.upstream.as_ref()? {
             Chosen::Route(i) => self.config.routes.routes.get(*i).map(|r| &*r.upstream),
             Chosen::Flight(u) => Some(u),
+        }
+    }
+
+    /// The upstream, the attempt and the client address `ip_hash` reads, borrowed apart.
+    pub fn attempt_at(&mut self) -> (Option<&Upstream>, &mut Attempt, Option<IpAddr>) {
+        let up = match self.upstream.as_ref() {
+            Some(Chosen::Route(i)) => self.config.routes.routes.get(*i).map(|r| &*r.upstream),
+            Some(Chosen::Flight(u)) => Some(&**u),
+            None => None,
+        };
+        (up, &mut self.attempt, self.remote_ip)
+    }
+
+    /// `host:port` of the server the request was sent to (`$upstream_addr`).
+    pub fn upstream_server(&self) -> Option<&str> {
+        let up = self.upstream()?;
+        match (up.balance.as_deref(), self.attempt.server) {
+            (Some(b), Some(i)) => Some(b.servers[i].authority.as_str()),
+            _ => Some(up.authority.as_str()),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The public listener as pingora phases. Each phase reads like a step of SPEC section 5 and
 //! hands the work to the module that owns it.
 
+mod balance;
 mod callback_endpoint;
 mod contact_gate;
 mod ctx;
@@ -358,6 +359,7 @@ impl ProxyHttp for Gateway {
             expects_continue: false,
             keepalive: None,
             trace,
+            attempt: Default::default(),
             _inflight: ctx::InFlight::enter(),
         }
     }
@@ -448,10 +450,19 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         ctx.proxied = true;
+        let addr = match balance::server(ctx) {
+            Ok(addr) => addr,
+            // No server is left: nginx's 502, through its error_page as a failed attempt's.
+            Err(e) if *e.esource() == ErrorSource::Upstream => {
+                upstream_failed(ctx, &e);
+                return Err(nginx::fail_to_connect(ctx, e));
+            }
+            Err(e) => return Err(e),
+        };
         let Some(up) = ctx.upstream() else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
-        let mut peer = HttpPeer::new(up.addr, false, String::new());
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(up.connect_timeout);
         peer.options.read_timeout = Some(up.read_timeout);
         peer.options.write_timeout = Some(up.write_timeout);
@@ -606,6 +617,9 @@ impl ProxyHttp for Gateway {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.upstream_answered = Some((upstream_response.status.as_u16(), Instant::now()));
         }
+        if !upstream_response.status.is_informational() {
+            balance::answered(ctx);
+        }
         // The upstream's `Server` names the CRM's software and version to every client; nginx
         // hides it (`ngx_http_proxy_hide_headers`). Before the nginx file's `add_header`.
         if upstream_response.headers.contains_key(http::header::SERVER) {
@@ -726,12 +740,17 @@ impl ProxyHttp for Gateway {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut Ctx,
-        e: Box<Error>,
+        mut e: Box<Error>,
     ) -> Box<Error> {
         upstream_failed(ctx, &e);
+        // Another server of the upstream first, as nginx: its error_page only once none is left.
+        if balance::failed(session, ctx, &e, false) {
+            e.set_retry(true);
+            return e;
+        }
         nginx::fail_to_connect(ctx, e)
     }
 
@@ -744,6 +763,11 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         upstream_failed(ctx, &e);
+        if balance::failed(session, ctx, &e, true) {
+            let mut e = e.more_context(format!("Peer: {peer}"));
+            e.set_retry(true);
+            return e;
+        }
         nginx::error_while_proxy(peer, session, e, ctx, client_reused)
     }
 
@@ -901,10 +925,7 @@ impl ProxyHttp for Gateway {
                 status,
                 elapsed,
                 request_id: &ctx.request_id,
-                upstream: ctx
-                    .upstream()
-                    .filter(|_| ctx.proxied)
-                    .map(|u| u.authority.as_str()),
+                upstream: ctx.upstream_server().filter(|_| ctx.proxied),
                 trace,
                 at: ctx
                     .nginx

@@ -175,7 +175,8 @@ pub(super) fn accel_redirect(ctx: &mut Ctx, resp: &ResponseHeader) -> Result<()>
 }
 
 pub(super) fn response(session: &mut Session, resp: &mut ResponseHeader, ctx: &Ctx) {
-    response::upstream_response(session, resp, ctx.nginx.as_deref());
+    let server = ctx.upstream_server().unwrap_or_default();
+    response::upstream_response(session, resp, ctx.nginx.as_deref(), server);
 }
 
 pub(super) fn fail_to_connect(ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {

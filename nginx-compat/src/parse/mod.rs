@@ -15,6 +15,12 @@ mod settings;
 
 pub use proxy_args::parse_target;
 
+/// An nginx time in whole seconds, as `ngx_parse_time(.., 1)` reads one (`30s`, `1m`, `10`):
+/// an `upstream` block's `fail_timeout=`.
+pub fn seconds(s: &str) -> Option<u64> {
+    directives::time(s, true).and_then(|v| u64::try_from(v).ok())
+}
+
 use std::fmt;
 use std::sync::Arc;
 

@@ -872,8 +872,8 @@ impl Builder {
                     }
                     self.noted(
                         d,
-                        "an upstream has one server here: there is no next one to try, as with \
-                         nginx and a one-server upstream",
+                        "the gateway goes on to an upstream's next server after an error or a \
+                         timeout, as nginx's default `error timeout` does, whatever this says",
                     );
                 }
                 "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => {
@@ -890,7 +890,8 @@ impl Builder {
                     }
                     self.noted(
                         d,
-                        "an upstream has one server here: there is no next one to try",
+                        "a request tries each of an upstream's servers at most once, in no \
+                         more time than its timeouts give",
                     );
                 }
                 "proxy_ignore_client_abort" => {
