@@ -220,8 +220,9 @@ impl Readings {
     fn of(raw: &[u8]) -> Readings {
         let mut r = Readings::without_authority(raw);
         r.past_authority = past_authority(raw).map(|cut| {
-            let normal = nginx_compat::uri::normalize_path(cut).unwrap_or_else(|_| cut.to_vec());
-            Box::new((normal, cut.to_vec(), Readings::without_authority(cut)))
+            let normal = nginx_compat::uri::normalize_path(&cut).unwrap_or_else(|_| cut.to_vec());
+            let readings = Readings::without_authority(&cut);
+            Box::new((normal, cut.into_owned(), readings))
         });
         r
     }
@@ -446,12 +447,25 @@ fn merged_slashes(path: &[u8]) -> Option<Vec<u8>> {
 /// `//name/rest` read as a URL parser reads a network-path reference (RFC 3986 section 4.2):
 /// `name` a host, `/rest` the path. nginx merges the slashes (`/name/rest`), but a server that
 /// hands the request-target to such a parser (Python's `urlsplit`, old Werkzeug) routes
-/// `//x/sidebar/` as `/sidebar/`. `///rest` has an empty host, and a path nginx reads the same.
-fn past_authority(raw: &[u8]) -> Option<&[u8]> {
-    let rest = raw
-        .strip_prefix(b"//")
-        .filter(|r| r.first() != Some(&b'/'))?;
-    Some(&rest[rest.iter().position(|&b| b == b'/')?..])
+/// `//x/sidebar/` as `/sidebar/`; and one that uses the WHATWG parser (Node's `new URL(url,
+/// base)`, Deno, Bun) skips every `/` and `\` before the host and reads a `\` as `/`:
+/// `///x/sidebar/` and `/\x\sidebar/` are `/sidebar/` there.
+fn past_authority(raw: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let sep = |b: &u8| *b == b'/' || *b == b'\\';
+    if !(raw.len() > 2 && sep(&raw[0]) && sep(&raw[1])) {
+        return None;
+    }
+    let host = &raw[raw.iter().position(|b| !sep(b))?..];
+    let path = &host[host.iter().position(sep)?..];
+    Some(if path.contains(&b'\\') {
+        std::borrow::Cow::Owned(
+            path.iter()
+                .map(|&b| if b == b'\\' { b'/' } else { b })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    })
 }
 
 /// The raw path has a `.` or `..` segment (browsers resolve them before they send a path; a
@@ -795,8 +809,13 @@ mod tests {
             ("//x/sidebar/", Some("/sidebar/")),
             ("//x/sidebar/%61/../b", Some("/sidebar/%61/../b")),
             ("//x", None),
-            ("///sidebar/", None),
+            ("///x/sidebar/", Some("/sidebar/")),
+            ("/\\x/sidebar/", Some("/sidebar/")),
+            ("/\\/x\\sidebar\\", Some("/sidebar/")),
+            ("//\\//x/sidebar/?a", Some("/sidebar/?a")),
+            ("///sidebar", None),
             ("/x//sidebar/", None),
+            ("/x\\sidebar/", None),
             ("/sidebar/", None),
         ] {
             let got =

@@ -98,7 +98,13 @@ const WALKAROUNDS: &[(&str, u16)] = &[
     ("//x/sidebar/../other", 401),
     ("//x/sidebar/%2e%2e/other", 401),
     ("//x/SIDEBAR/y", 401),
+    // The WHATWG parser (Node's `new URL(url, base)`, Deno, Bun) skips every `/` and `\`
+    // before the host, and reads `\` as `/`.
+    ("///x/sidebar/api", 401),
+    ("/\\x/sidebar/api", 401),
+    ("/\\/x\\sidebar\\api", 401),
     ("//x/other", 200),
+    ("///x/other", 200),
     ("/other/./y", 200),
     // Servers that ignore case (Express, ASP.NET, IIS, ThinkPHP) or a segment's trailing dots
     // and spaces (Windows) route these under /sidebar/ too.

@@ -239,6 +239,10 @@ async fn the_check_applies_the_protected_areas_and_the_contact_ticket_as_proxy_m
         ("//_gateway/x/..;/sidebar/", 401),
         // Also read as a host and a path, as a URL parser reads it (`/sidebar/` here).
         ("//evil.example/sidebar/", 401),
+        // And as the WHATWG parser reads it (Node's `new URL`): every `/` and `\` before the
+        // host skipped, a `\` read as `/`.
+        ("///evil.example/sidebar/", 401),
+        ("/\\evil.example\\sidebar\\", 401),
         ("//x/page", 200),
         ("//", 200),
     ] {
