@@ -265,6 +265,9 @@ fn is_set(n: &HeaderName, xff: bool) -> bool {
         }
         Some(b'c') => n != b"content-length" && folds_to(n, "content-length"),
         Some(b't') => n != b"transfer-encoding" && folds_to(n, "transfer-encoding"),
+        // The contact ticket spelled otherwise (`WGW_Contact`) is not the gateway's header: a
+        // folding CRM would read a ticket the gateway never opened.
+        Some(b'w') => n != b"wgw-contact" && folds_to(n, "wgw-contact"),
         _ => false,
     }
 }
@@ -663,8 +666,10 @@ mod tests {
     fn one_look_finds_each_header_the_upstream_steps_act_on_in_any_case() {
         let none = req_with(&[("Accept", "*/*"), ("X-Other", "1")]);
         assert_eq!(Present::of(&none, false, true), Present::default());
-        let cases: [(&str, fn(&Present) -> bool); 8] = [
+        let cases: [(&str, fn(&Present) -> bool); 10] = [
             ("CONNECTION", |p| p.connection && p.hop),
+            ("WGW_Contact", |p| p.set),
+            ("wgw.contact", |p| p.set),
             ("keep-alive", |p| p.hop),
             ("Proxy-Authorization", |p| p.hop),
             ("Host", |p| p.host),

@@ -116,8 +116,9 @@ WeComGateway.fetch("http://analytics.example/x", {}).then(function () {
     assert!(sent["/sidebar/api"].as_str().is_some(), "{sent}");
     // Nor after a redirect (a download sent on to a storage bucket, which a followed fetch
     // would send the ticket to): a ticketed GET is sent not to be followed and, redirected,
-    // asked again without the ticket. A relative URL under a `<base>` of another origin is
-    // that origin's.
+    // asked again without the ticket, saying "none" (without the header, the session's
+    // current customer, which another tab may have changed, would be the request's). A
+    // relative URL under a `<base>` of another origin is that origin's.
     let calls = chrome
         .run(
             r#"var real = window.fetch, calls = [];
@@ -140,7 +141,7 @@ WeComGateway.fetch("/files/report.pdf").then(function () {
     assert_eq!(calls[0][0], "/files/report.pdf");
     assert_eq!(calls[0][1], "manual");
     assert!(calls[0][2].as_str().is_some(), "{calls:?}");
-    assert_eq!(calls[1], json!(["/files/report.pdf", "follow", null]));
+    assert_eq!(calls[1], json!(["/files/report.pdf", "follow", "none"]));
     assert_eq!(calls[2], json!(["api/customer", "follow", null]));
     assert_eq!(seen["assertion"]["claims"]["external_userid"], customer());
 

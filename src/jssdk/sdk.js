@@ -260,12 +260,13 @@
       return window.fetch(input, init);
     }
     /* A redirect keeps the request's headers wherever it leads (a file in a storage bucket):
-     * a ticketed GET is not followed with the ticket. Redirected, it is asked again without
-     * it (the session's own customer applies on this site), and followed as usual. */
+     * a ticketed GET is not followed with the ticket. Redirected, it is asked again saying
+     * "none", and followed as usual: without the header, the gateway would give the request
+     * the session's current customer, which another page may have changed. */
     return window.fetch(input, Object.assign({}, init, { redirect: "manual" })).then(function (r) {
       if (r.type !== "opaqueredirect") return r;
       var plain = new Headers(headers);
-      plain.delete("WGW-Contact");
+      plain.set("WGW-Contact", "none");
       return window.fetch(input, Object.assign({}, init, { headers: plain, redirect: "follow" }));
     });
   }

@@ -334,11 +334,41 @@ pub async fn callback(
         config,
         &state::cookie_name(&login.state, config.server.https()),
     );
-    // Only a callback with a state of this browser's counts against its address: one without
-    // costs nothing, and counting it would let anyone block every sign-in behind the same
-    // address with bare callbacks. It is counted before the state is claimed: each claim is a
-    // durable write, and a client looping `/login` and its callback must not make thousands a
-    // second.
+    // No code: the person declined consent, or the URL was cut. It costs the provider nothing:
+    // not counted against the address (a client looping `/login` and a bare callback would
+    // block every sign-in behind it), nor is the state claimed (a durable write).
+    let code = param(&q, "code").unwrap_or("");
+    if code.is_empty() || code.len() > 512 {
+        count(config, &login.app, "no_code");
+        let return_rel = match login.return_kept {
+            false => login.return_to.clone(),
+            true => provider
+                .store()
+                .get_fact(&state::return_key(&login.state))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "/".to_owned()),
+        };
+        let retry = LoginLink {
+            prefix: config.server.prefix.clone(),
+            app: login.app.clone(),
+            return_to: ReturnUrl::for_site(&return_rel, &config.server)
+                .relative()
+                .to_owned(),
+        };
+        return Err(Failure::new(
+            Kind::LoginDeclined,
+            "the sign-in was not completed (declined, or the link was cut)",
+        )
+        .with_login(retry)
+        .with_cookies([cookie_removal]));
+    }
+    // Only a callback with a state of this browser's and a code counts against its address:
+    // one without costs nothing, and counting it would let anyone block every sign-in behind
+    // the same address with bare callbacks. It is counted before the state is claimed: each
+    // claim is a durable write, and a client looping `/login` and its callback must not make
+    // thousands a second.
     if !callback_limit::allow(ctx.remote_ip) {
         count(config, &login.app, "rate_limited");
         return Err(Failure::new(
@@ -414,17 +444,6 @@ pub async fn callback(
                 .with_cookies([cookie_removal]),
         );
     };
-    let code = param(&q, "code").unwrap_or("");
-    if code.is_empty() || code.len() > 512 {
-        // No code: the person declined consent, or the URL was cut.
-        count(config, &app.name, "no_code");
-        return Err(Failure::new(
-            Kind::LoginDeclined,
-            "the sign-in was not completed (declined, or the link was cut)",
-        )
-        .with_login(retry)
-        .with_cookies([cookie_removal]));
-    }
 
     let corp = custom_corp(&app, login.corp.as_deref(), provider)
         .await

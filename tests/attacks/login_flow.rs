@@ -167,6 +167,17 @@ async fn a_flood_of_callbacks_from_one_address_is_cut_off() {
             .unwrap();
         assert_eq!(r.status(), 400, "bare callback {i}");
     }
+    // Nor callbacks with a state of this browser's but no code (consent declined, a cut link):
+    // they cost the provider nothing either.
+    let mut declined = Browser::new(WXWORK_UA);
+    for i in 0..320 {
+        let state = started_state(&w, &mut declined).await;
+        let url = w
+            .gw()
+            .url(&format!("/_gateway/oauth/callback?state={state}"));
+        let status = declined.get(&url).await.status();
+        assert_eq!(status, 403, "callback {i} without a code");
+    }
     let mut member = Browser::new(WXWORK_UA);
     w.login(&mut member, "crm", "/sidebar/").await;
     assert!(member.cookie(&w.gw().url("/"), "wgw_session").is_some());
