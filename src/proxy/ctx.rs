@@ -54,6 +54,9 @@ pub struct Ctx {
     /// What an `access_log` file's line needs, gathered as the request runs; only when the
     /// configuration names a file.
     pub trace: Option<Box<crate::nginx::log::Trace>>,
+    /// The client sent headers of the reserved names (stripped at once): a forward-auth
+    /// check refuses such a request, whose front proxy would pass them on.
+    pub reserved_sent: bool,
     /// The attempt at a balanced upstream (several servers).
     pub attempt: Attempt,
     pub _inflight: InFlight,

@@ -270,6 +270,20 @@ impl Gateway {
             ));
         }
         let caller = caller(session, ctx.config.server.forward_auth_key.as_ref())?;
+        // Traefik passes the client's headers on beside the ones it copies from this answer
+        // (`authResponseHeaders` replaces only those it lists, and keeps `X_WeCom_UserId`,
+        // which a CGI or PHP CRM reads as `X-WeCom-UserId`): a request that brings its own
+        // identity is refused, not described. nginx's (`X-Original-URI`, ingress-nginx's
+        // `X-Original-URL`) drops `_` names and sets each of them in the README's block.
+        let headers = &session.req_header().headers;
+        let nginx =
+            headers.contains_key("x-original-uri") || headers.contains_key("x-original-url");
+        if ctx.reserved_sent && !nginx {
+            return Err(Failure::new(
+                Kind::BadRequest,
+                "the request carries X-WeCom-, X-WeChat- or X-Gateway- headers of its own",
+            ));
+        }
         let checked = self.check_original(session, ctx).await;
         // The check is the gateway's own answer, counted and logged as such whatever route it
         // was about (the pipeline puts the check's own path back); nothing is proxied.

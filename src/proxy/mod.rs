@@ -359,6 +359,7 @@ impl ProxyHttp for Gateway {
             expects_continue: false,
             keepalive: None,
             trace,
+            reserved_sent: false,
             attempt: Default::default(),
             _inflight: ctx::InFlight::enter(),
         }
@@ -396,6 +397,7 @@ impl ProxyHttp for Gateway {
         // Step 2 of the pipeline, done here where the look at the headers says whether there
         // is anything to do: no client copy of an identity header survives, logged in or not.
         if asked.reserved {
+            ctx.reserved_sent = true;
             headers::strip_reserved(session.req_header_mut());
         }
         ctx.client_ip = session

@@ -97,7 +97,7 @@ async fn without_a_session_the_check_is_401_with_the_login_url_and_for_a_navigat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_clients_own() {
+async fn with_a_session_the_check_hands_back_the_verified_identity_and_refuses_the_clients_own() {
     let w = wecom_and_wechat().start().await;
     let mut b = w.member().await;
     let h = host(&w);
@@ -107,7 +107,14 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_cli
         ("x-wecom-external-userid", "wmForged"),
         ("x-gateway-assertion", "forged"),
     ];
-    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &spoof).await;
+    // Traefik passes the client's headers on beside those it copies (and keeps `_` names): a
+    // request bringing its own identity is refused, in any spelling.
+    for one in &spoof[..] {
+        let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &[*one]).await;
+        assert_eq!(r.status(), 400, "{one:?}");
+        assert!(header(&r, "x-wecom-userid").is_none());
+    }
+    let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-wecom-userid"), Some("zhangsan"));
     assert_eq!(header(&r, "x-wecom-corpid"), Some(corp_id()));
@@ -119,8 +126,8 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_never_the_cli
     assert_eq!(c["userid"], "zhangsan");
     assert_eq!(c["rid"], header(&r, "x-request-id").unwrap());
 
-    // A public path: allowed, and no identity at all (the client's copies included).
-    let r = traefik(&mut b, &w, ("GET", &h, "/public/x"), HTML, &spoof).await;
+    // A public path: allowed, and no identity at all.
+    let r = traefik(&mut b, &w, ("GET", &h, "/public/x"), HTML, &[]).await;
     assert_eq!(r.status(), 200);
     for name in [
         "x-wecom-userid",
