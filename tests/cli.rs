@@ -88,6 +88,20 @@ fn config_errors_name_file_line_and_key() {
         ),
         // unknown table
         ("[serverx]\n", "gateway.toml:7:2: [serverx]: unknown field `serverx`"),
+        // an API base written as the SDKs' (`.../cgi-bin`): every call would miss
+        (
+            "[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\napi_base = \"http://127.0.0.1:9/cgi-bin/\"\n",
+            "gateway.toml:12:12: [apps.crm].api_base: is the API's origin",
+        ),
+        // an upstream of several servers: `url` or `servers`, each server's values checked
+        (
+            "[upstreams.two]\nservers = [{ url = \"http://127.0.0.1:9\", weight = 0 }]\n",
+            "gateway.toml:8:51: [upstreams.two].servers[1].weight: must be 1 to 1000000",
+        ),
+        (
+            "[upstreams.two]\nservers = [{ url = \"http://127.0.0.1:9\", backup = true }]\n",
+            "gateway.toml:8:11: [upstreams.two].servers: needs a server that is not a backup",
+        ),
         // an unknown key named like a secret: its name and the known ones are no secrets
         (
             "[nginx]\nconf_dir_key = \"x\"\n",

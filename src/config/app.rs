@@ -224,6 +224,17 @@ pub(super) fn compile_app(
         jssdk_urls.push("https://res.wx.qq.com/open/js/jweixin-1.2.0.js".to_owned());
     }
     let api_base = url_or(&a.api_base, "api_base", api_default)?;
+    // The SDKs' habit of a base ending in `/cgi-bin`: every call would be `/cgi-bin/cgi-bin/`.
+    if let (Some(v), true) = (
+        &a.api_base,
+        api_base.path().trim_end_matches('/').ends_with("/cgi-bin"),
+    ) {
+        return Err(src.error(
+            v.span(),
+            app_path("api_base"),
+            "is the API's origin (\"https://qyapi.weixin.qq.com\"): the gateway adds /cgi-bin/... itself",
+        ));
+    }
     let reauth_after = a
         .reauth_after
         .as_ref()
