@@ -502,6 +502,22 @@ fn check_lists_the_locations_inside_each_protected_area() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The route table says a public route inside an area needs its login all the same.
+    let table = stdout.split("protected areas").next().unwrap();
+    let row = |loc: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(loc))
+            .unwrap_or_default()
+    };
+    assert!(
+        row("/sidebar/static/").contains("public, inside /sidebar/: login=crm"),
+        "{stdout}"
+    );
+    assert!(
+        row("~* \\.(js|css)$").contains("public, may overlap /sidebar/: login=crm"),
+        "{stdout}"
+    );
     let area = stdout
         .split("protected areas")
         .nth(1)

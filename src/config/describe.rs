@@ -20,11 +20,15 @@ impl Config {
     /// The route table and the protected areas, as `check` prints them.
     pub fn describe_routes(&self) -> String {
         let mut out = String::new();
-        for route in &self.routes.routes {
-            let login = route
-                .login
-                .as_ref()
-                .map_or("public".to_owned(), |a| format!("login={}", a.name));
+        for (i, route) in self.routes.routes.iter().enumerate() {
+            let login = match &route.login {
+                Some(a) => format!("login={}", a.name),
+                // A public route inside an area needs the area's login all the same.
+                None => match self.area_around(i) {
+                    Some((how, area, app)) => format!("public, {how} {area}: login={app}"),
+                    None => "public".to_owned(),
+                },
+            };
             let allow = route
                 .allow
                 .as_ref()
@@ -124,6 +128,31 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The protected area a public route lies in (the most specific), or may overlap: how,
+    /// the area's location and its app.
+    fn area_around(&self, route: usize) -> Option<(&'static str, String, String)> {
+        let (location, _) = self.routes.matcher.iter().find(|(_, &i)| i == route)?;
+        let mut best: Option<(&'static str, &Location, usize)> = None;
+        for (area, &index) in self.routes.areas.iter() {
+            let Some(how) = relation(area, location) else {
+                continue;
+            };
+            let better = match best {
+                None => true,
+                Some((was, a, _)) => {
+                    (how == "inside" && was != "inside")
+                        || (how == was && area.pattern().len() > a.pattern().len())
+                }
+            };
+            if better {
+                best = Some((how, area, index));
+            }
+        }
+        let (how, area, index) = best?;
+        let app = self.routes.routes[index].login.as_ref()?.name.clone();
+        Some((how, area.to_string(), app))
     }
 
     /// Every location: the routes, then those of the included nginx files, nested ones too.
