@@ -244,3 +244,43 @@ fn an_upstream_block_unlike_its_table_is_refused_with_what_to_write() {
         "{err}"
     );
 }
+
+/// `proxy_pass` to the address of one server of a balanced upstream means that server alone,
+/// as in nginx: it needs an upstream of its own, not the whole list.
+#[test]
+fn a_proxy_pass_to_one_servers_address_is_not_the_balanced_upstream() {
+    let dir = TempDir::new("balance-one");
+    let file = dir.path().join("site.conf");
+    std::fs::write(
+        &file,
+        "server { location / { proxy_pass http://127.0.0.1:9001; } }\n",
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "{}[upstreams.pool]\nservers = [{{ url = \"http://127.0.0.1:9001\" }}, {{ url = \"http://127.0.0.1:9002\" }}]\n{extra}[nginx]\ninclude = [\"{}\"]\n",
+                common::server_table(),
+                file.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(common::bin())
+            .args(["check", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = write("");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("127.0.0.1:9001"), "{err}");
+    let out = write("[upstreams.one]\nurl = \"http://127.0.0.1:9001\"\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -326,9 +326,13 @@ pub(super) fn compile(
     let mut by_authority = HashMap::new();
     for (name, up) in upstreams {
         by_authority.insert(name.to_ascii_lowercase(), up.clone());
-        by_authority
-            .entry(up.authority.to_ascii_lowercase())
-            .or_insert_with(|| up.clone());
+        // An upstream of several servers is named by its name only: `proxy_pass` to one of
+        // its servers' addresses means that server alone, as in nginx.
+        if up.balance.is_none() {
+            by_authority
+                .entry(up.authority.to_ascii_lowercase())
+                .or_insert_with(|| up.clone());
+        }
     }
     unknown_variable_hosts(&top, &top, &by_authority, &mut noted);
     let gzip = std::iter::once(&server.root)
