@@ -680,6 +680,52 @@ async fn an_error_page_from_the_provider_is_counted_as_a_bad_answer() {
     );
 }
 
+/// A redirect from the provider's side (a captive portal, an egress proxy's sign-in) is no
+/// answer: neither followed by the gateway nor handed to the caller's HTTP client to follow to
+/// a host of its choosing; a 502 with WeCom's shape, counted as a bad answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_from_the_provider_is_not_passed_back() {
+    use axum::routing::get;
+    let app = common::made_up::wecom().route(
+        "/cgi-bin/user/get",
+        get(|| async {
+            (
+                axum::http::StatusCode::FOUND,
+                [("location", "http://127.0.0.1:9/portal")],
+                "",
+            )
+        }),
+    );
+    let (w, _) = with_provider(app).await;
+    let qyapi = w.gw().qyapi_port.unwrap();
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://127.0.0.1:{qyapi}/cap/cgi-bin/user/get?userid=a"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("location").is_none());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errcode"], -1, "{body}");
+    assert!(
+        body["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("redirect (HTTP 302)"),
+        "{body}"
+    );
+    w.gw()
+        .wait_metric(
+            r#"wgw_qyapi_calls_total{api="/cgi-bin/user/get",app="cap",errcode="bad_answer"} 1"#,
+        )
+        .await;
+}
+
 /// A header the provider's `Connection` names is hop-by-hop, its own business with the
 /// gateway: the caller does not get it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

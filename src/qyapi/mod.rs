@@ -388,6 +388,23 @@ impl Qyapi {
             (TokenUse::Own, _) => self.provider.call_plain(app, req).await,
         };
         match sent {
+            // A redirect is no WeCom answer (a captive portal, an egress proxy's login): not
+            // followed by the gateway, and not handed to the CRM's HTTP client to follow to a
+            // host of its choosing.
+            Ok(resp) if (300..400).contains(&resp.status) => Served {
+                errcode: Errcode::Failed("bad_answer"),
+                ..Served::refused(
+                    502,
+                    -1,
+                    &format!(
+                        "the provider answered a redirect (HTTP {}), not followed",
+                        resp.status
+                    ),
+                    rid,
+                    &app.name,
+                    label,
+                )
+            },
             Ok(resp) => Served {
                 // An answer that is no WeCom answer (an error page of WeCom's front, HTTP 5xx)
                 // is passed back as it came, but counted as what it is, never as a success.
