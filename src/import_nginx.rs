@@ -17,7 +17,8 @@ use std::path::Path;
 use nginx_compat::parse::Directive;
 
 use crate::config::rules::{
-    parse_nginx, server_body, upstream_block, upstream_of, upstream_toml, variable_hosts,
+    parse_nginx, parse_nginx_reading, server_body, upstream_block, upstream_of, upstream_toml,
+    variable_hosts,
 };
 
 /// The rule set of `top`, and each error on the way. nginx stops at a file's first error; a
@@ -85,6 +86,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
     // file's: a site file of `conf.d/` (or `sites-enabled/`, `vhost/`) including
     // `proxy_params` means the one beside `nginx.conf`. Tried when the file's own directory
     // does not have it, and then written as `[nginx] conf_dir` for `check` and `run`.
+    let mut missing = Vec::new();
     let (dirs, conf_dir) = match parse_nginx(&name, &text, base) {
         Ok(dirs) => (dirs, None),
         Err(e) => match base
@@ -93,7 +95,16 @@ pub fn import(file: &Path) -> Result<Import, String> {
         {
             Some(conf) => match parse_nginx(&name, &text, conf) {
                 Ok(dirs) => (dirs, Some(conf.to_path_buf())),
-                Err(_) => return Err(e.to_string()),
+                // Missing either way: the rest is read all the same, and listed with it (a
+                // migration wants every line that cannot load in one run).
+                Err(_) => match parse_nginx_reading(&name, &text, base, Some(&mut missing)) {
+                    Ok(dirs) => {
+                        missing.insert(0, e.to_string());
+                        missing.dedup();
+                        (dirs, None)
+                    }
+                    Err(_) => return Err(e.to_string()),
+                },
             },
             None => return Err(e.to_string()),
         },
@@ -112,7 +123,19 @@ pub fn import(file: &Path) -> Result<Import, String> {
             col: 1,
         },
     });
-    let (cfg, errors) = build_naming_each_error(&mut top);
+    let (cfg, mut errors) = build_naming_each_error(&mut top);
+    // The strict reading's error names the first missing file with its line; the others are
+    // said by their `include`.
+    if let Some((first, rest)) = missing.split_first() {
+        errors.push(first.clone());
+        // A file's path is the quoted part of its line.
+        let path = |m: &str| m.split('"').nth(1).unwrap_or(m).to_owned();
+        errors.extend(
+            rest.iter()
+                .filter(|m| !first.contains(&format!("\"{}\"", path(m))))
+                .map(|m| format!("{name}: {m}")),
+        );
+    }
     let mut unsupported: Vec<String> = refused.iter().map(ToString::to_string).collect();
     let cfg = match cfg {
         Some(cfg) if errors.is_empty() => cfg,

@@ -600,3 +600,29 @@ fn a_variable_upstream_of_written_hosts_imports_each_host() {
         assert!(ok, "{err}\n{toml}");
     }
 }
+
+/// An `include` that cannot be read (a site file copied away from /etc/nginx) does not hide
+/// the rest: every missing file and every line that cannot load is listed in one run.
+#[test]
+fn a_missing_include_is_listed_with_everything_else() {
+    let dir = TempDir::new("import-missing");
+    let conf = "server {\n  listen 80;\n  include fastcgi_params;\n  location / {\n    include proxy_params;\n    \
+                proxy_pass http://127.0.0.1:9000;\n    limit_req zone=one;\n  }\n  \
+                location /x/ { proxy_pass https://127.0.0.1:9001; }\n}\n";
+    let (code, toml, stderr) = import(conf, &dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        toml.is_empty(),
+        "no TOML for a file that does not load: {toml}"
+    );
+    for said in [
+        "site.conf:3:3: cannot read",
+        "fastcgi_params",
+        "include proxy_params: cannot read",
+        "site.conf:7: directive 'limit_req' is not supported",
+        "https upstreams are not supported",
+    ] {
+        assert!(stderr.contains(said), "{said}:\n{stderr}");
+    }
+    assert_eq!(stderr.matches("fastcgi_params").count(), 1, "{stderr}");
+}

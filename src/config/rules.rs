@@ -541,18 +541,47 @@ pub fn parse_nginx(
     text: &str,
     base: &Path,
 ) -> std::result::Result<Vec<Directive>, ParseError> {
+    parse_nginx_reading(name, text, base, None)
+}
+
+/// The same, where an `include` that cannot be read is left out and said in `missing`
+/// (`import-nginx` lists it with every other line that cannot load).
+pub fn parse_nginx_reading(
+    name: &str,
+    text: &str,
+    base: &Path,
+    mut missing: Option<&mut Vec<String>>,
+) -> std::result::Result<Vec<Directive>, ParseError> {
     let mut resolve = |pattern: &str| -> std::result::Result<Vec<(String, String)>, String> {
         let mut out = Vec::new();
-        for p in expand_include(base, pattern)? {
-            let text = std::fs::read_to_string(&p).map_err(|e| {
+        let files = match (expand_include(base, pattern), missing.as_deref_mut()) {
+            (Ok(files), _) => files,
+            (Err(e), Some(missing)) => {
+                missing.push(format!("include {pattern}: {e}"));
+                return Ok(out);
+            }
+            (Err(e), None) => return Err(e),
+        };
+        for p in files {
+            let text = match (std::fs::read_to_string(&p), missing.as_deref_mut()) {
+                (Ok(text), _) => text,
+                (Err(e), Some(missing)) => {
+                    missing.push(format!(
+                        "include {pattern}: cannot read \"{}\": {e}",
+                        p.display()
+                    ));
+                    continue;
+                }
                 // `include mime.types;` of a whole nginx.conf starts where nginx.conf lives.
-                format!(
-                    "cannot read \"{}\": {e} (a relative include starts at [nginx] conf_dir, \
-                     the directory of the main nginx.conf such as \"/etc/nginx\", else at the \
-                     including file's directory)",
-                    p.display()
-                )
-            })?;
+                (Err(e), None) => {
+                    return Err(format!(
+                        "cannot read \"{}\": {e} (a relative include starts at [nginx] conf_dir, \
+                         the directory of the main nginx.conf such as \"/etc/nginx\", else at the \
+                         including file's directory)",
+                        p.display()
+                    ))
+                }
+            };
             out.push((p.display().to_string(), text));
         }
         Ok(out)
