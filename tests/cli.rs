@@ -937,6 +937,16 @@ fn a_table_written_twice_is_named_with_what_to_do() {
         ),
         "{stderr}"
     );
+    // `[routes]` for `[[routes]]`, written for a second route: one entry per `[[routes]]`.
+    let (code, _, stderr) = check(
+        &format!("{BASE}[routes]\nlocation = \"/a/\"\nupstream = \"crm\"\n[routes]\nlocation = \"/b/\"\nupstream = \"crm\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("duplicate key `routes`: it is written twice; each entry is its own [[routes]] (two brackets)"),
+        "{stderr}"
+    );
     let (code, _, stderr) = check(&format!("{BASE}{session}ttl = \"8h\"\nttl = \"1h\"\n"), &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(

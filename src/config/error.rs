@@ -164,13 +164,17 @@ impl ConfigError {
                 let table = e
                     .span()
                     .is_some_and(|s| text[..s.start].trim_end_matches([' ', '\t']).ends_with('['));
+                let name = raw.trim().trim_matches(['[', ']']).trim();
+                // `[routes]` for `[[routes]]`: those are lists, one `[[...]]` per entry.
+                let list = matches!(name, "routes" | "rewrite");
                 format!(
-                    "duplicate key `{}`: it is written twice; {}",
-                    raw.trim().trim_matches(['[', ']']).trim(),
-                    if table {
-                        "write the table once, with the keys of both"
+                    "duplicate key `{name}`: it is written twice; {}",
+                    if table && list {
+                        format!("each entry is its own [[{name}]] (two brackets)")
+                    } else if table {
+                        "write the table once, with the keys of both".to_owned()
                     } else {
-                        "keep one"
+                        "keep one".to_owned()
                     }
                 )
             }
