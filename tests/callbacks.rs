@@ -349,6 +349,7 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
         (query.clone(), "A".repeat(2 << 20)),
         (query.clone(), String::new()),
     ];
+    let mut rids = Vec::new();
     for (q, b) in bad {
         let r = client()
             .post(format!("{url}?{q}"))
@@ -357,8 +358,21 @@ async fn three_identical_posts_make_one_delivery_and_bad_ones_none() {
             .await
             .unwrap();
         assert_eq!(r.status(), 400);
-        assert!(r.headers().contains_key("x-request-id"));
+        rids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
     }
+    // The log names the reason with what to look at, and the request refused (the forged
+    // signature, the second request: its reason's first in the minute).
+    let line = gw
+        .log()
+        .lines()
+        .find(|l| l.contains("callback refused") && l.contains("bad_signature"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", gw.log()));
+    assert!(line.contains(&rids[1]), "{line}");
+    assert!(
+        line.contains("callback token is not the one in WeCom's console"),
+        "{line}"
+    );
     let r = client()
         .post(gw.url("/_gateway/callback/nosuchapp"))
         .body("x")

@@ -76,18 +76,31 @@ impl Callbacks {
     }
 
     /// `GET`: WeCom checks the URL; the answer is the decrypted `echostr`.
-    pub fn verify_url(&self, config: &Config, app: &str, query: &[u8]) -> Result<String, Failure> {
+    pub fn verify_url(
+        &self,
+        config: &Config,
+        app: &str,
+        rid: &str,
+        query: &[u8],
+    ) -> Result<String, Failure> {
         let a = Self::app(config, app)?;
         let cb = a.callback.as_ref().expect("filtered");
-        receive::verify_url(cb, query, crate::clock::now_secs()).map_err(|r| self.refuse(app, r))
+        receive::verify_url(cb, query, crate::clock::now_secs())
+            .map_err(|r| self.refuse(app, rid, r))
     }
 
     /// `POST`, before its body is read: an app with a callback, and the signed parameters in
     /// the time window. A body is held in memory until it is verified: a request that cannot
     /// be one of WeCom's is refused first.
-    pub fn before_body(&self, config: &Config, app: &str, query: &[u8]) -> Result<(), Failure> {
+    pub fn before_body(
+        &self,
+        config: &Config,
+        app: &str,
+        rid: &str,
+        query: &[u8],
+    ) -> Result<(), Failure> {
         Self::app(config, app)?;
-        receive::before_body(query, crate::clock::now_secs()).map_err(|r| self.refuse(app, r))
+        receive::before_body(query, crate::clock::now_secs()).map_err(|r| self.refuse(app, rid, r))
     }
 
     /// `POST`: a message or event, queued durably before `Ok`.
@@ -95,6 +108,7 @@ impl Callbacks {
         &self,
         config: &Config,
         app: &str,
+        rid: &str,
         query: &[u8],
         body: &[u8],
     ) -> Result<Pushed, Failure> {
@@ -114,7 +128,7 @@ impl Callbacks {
             }
             other => other,
         }
-        .map_err(|r| self.refuse(app, r))?;
+        .map_err(|r| self.refuse(app, rid, r))?;
         // The corp a data callback was encrypted for is the one it is about: the worker reads
         // the corp (headers for the CRM, sessions and contacts to end) from `ToUserName`, which
         // is only what the sender wrote.
@@ -122,6 +136,7 @@ impl Callbacks {
             if msg.get("ToUserName") != Some(corp.as_str()) {
                 return Err(self.refuse(
                     app,
+                    rid,
                     receive::Refusal::BadMessage(
                         "ToUserName is not the corp the message was encrypted for".into(),
                     ),
@@ -132,6 +147,7 @@ impl Callbacks {
             if msg.get("AuthCorpId").is_some_and(|c| c != corp.as_str()) {
                 return Err(self.refuse(
                     app,
+                    rid,
                     receive::Refusal::BadMessage(
                         "AuthCorpId is not the corp the message was encrypted for".into(),
                     ),
@@ -148,6 +164,7 @@ impl Callbacks {
             if !named.is_empty() && named.parse::<u64>().ok() != Some(*agent_id) {
                 return Err(self.refuse(
                     app,
+                    rid,
                     receive::Refusal::BadMessage("AgentID is not this app's agent".into()),
                 ));
             }
@@ -159,6 +176,7 @@ impl Callbacks {
             if msg.get("InfoType").is_some() && named != suite_id {
                 return Err(self.refuse(
                     app,
+                    rid,
                     receive::Refusal::BadMessage("SuiteId is not this app's suite".into()),
                 ));
             }
@@ -275,7 +293,7 @@ impl Callbacks {
             )
     }
 
-    fn refuse(&self, app: &str, r: Refusal) -> Failure {
+    fn refuse(&self, app: &str, rid: &str, r: Refusal) -> Failure {
         let label = r.label();
         METRICS
             .events
@@ -286,9 +304,20 @@ impl Callbacks {
             .due((app.to_owned(), label), crate::clock::clock().now_ms())
         {
             // The label only: the detail of a bad message may quote what it decrypted to.
+            let hint = match label {
+                "bad_signature" => "the app's callback token is not the one in WeCom's console",
+                "undecryptable" | "bad_envelope" => {
+                    "the app's encoding_aes_key is not the one in WeCom's console"
+                }
+                "wrong_receive_id" => "the message was encrypted for another corp or suite",
+                "stale" => "the timestamp is over 10 minutes off (a replay, or a clock off)",
+                _ => "",
+            };
             tracing::warn!(
                 app,
                 reason = label,
+                hint,
+                request_id = rid,
                 "callback refused with 400 (logged once a minute per reason)"
             );
         }

@@ -128,9 +128,9 @@ pub async fn handle(
     let config = ctx.config.clone();
     let outcome = match method {
         http::Method::GET => callbacks
-            .verify_url(&config, &app, &query)
+            .verify_url(&config, &app, &ctx.request_id, &query)
             .map(|plain| Bytes::from(plain.into_bytes())),
-        http::Method::POST => match callbacks.before_body(&config, &app, &query) {
+        http::Method::POST => match callbacks.before_body(&config, &app, &ctx.request_id, &query) {
             Err(e) => Err(e),
             Ok(()) => {
                 // Bodies being read and verified share one budget, a quarter of it at most per
@@ -148,7 +148,7 @@ pub async fn handle(
                     .await;
                 match body {
                     Ok(body) => callbacks
-                        .accept(&config, &app, &query, &body)
+                        .accept(&config, &app, &ctx.request_id, &query, &body)
                         .await
                         .map(|_| Bytes::from_static(b"success")),
                     Err(unread) => return Err(unread.failure()),
