@@ -394,6 +394,14 @@ async fn limits_allow_list_and_request_ids() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
 
+    // The listener's root says what the endpoint is for.
+    let (status, v) = w.get("/").await;
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["errmsg"].as_str().unwrap().contains("/{app}/cgi-bin/"),
+        "{v}"
+    );
+
     let closed = World::new()
         .apps(qyapi_apps())
         .qyapi()

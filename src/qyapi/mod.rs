@@ -250,6 +250,17 @@ impl Qyapi {
         };
         // A path that is not text is not a plain API path either.
         let path = std::str::from_utf8(path).unwrap_or("\u{fffd}");
+        // The listener's root (a browser, a health check pointed at it): what it is for.
+        if path == "/" {
+            return Served::refused(
+                404,
+                404,
+                "this is the qyapi endpoint: call /{app}/cgi-bin/... (e.g. /crm/cgi-bin/user/get?userid=...)",
+                rid,
+                "-",
+                "-",
+            );
+        }
         if let Err(why) = request::literal(&config.apps, path) {
             session.set_keepalive(None);
             return Served::refused(400, 400, why.errmsg(), rid, "-", "-");
