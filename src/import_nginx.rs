@@ -426,6 +426,14 @@ fn needs_nginx(body: &[Directive], refused: &std::collections::HashSet<String>) 
                         args(d),
                         args(p)
                     )),
+                    (None, _, None) if inner.iter().any(|c| c.name == "rewrite") => {
+                        why.push(format!(
+                            "{}: location {} only rewrites (no proxy_pass: what no rewrite \
+                             sends elsewhere is served as static files)",
+                            d.pos,
+                            args(d)
+                        ))
+                    }
                     (None, _, None) => why.push(format!(
                         "{}: location {} has no proxy_pass (it serves static files)",
                         d.pos,

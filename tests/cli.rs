@@ -474,7 +474,7 @@ fn check_lists_the_locations_inside_each_protected_area() {
     let dir = TempDir::new("cli-areas");
     std::fs::write(
         dir.path().join("legacy.conf"),
-        "server {\n    location / { proxy_pass http://crm; }\n    location ~* \\.(gif|ico)$ { proxy_pass http://crm; }\n    location /sidebar/reports/ { proxy_pass http://crm; }\n    location /other/ { proxy_pass http://crm; }\n}\n",
+        "server {\n    location / { proxy_pass http://crm; }\n    location ~* \\.(gif|ico)$ { proxy_pass http://crm; }\n    location /sidebar/reports/ { proxy_pass http://crm; }\n    location /other/ { proxy_pass http://crm; }\n    location /old/ { rewrite ^/old/(.*)$ /other/$1 permanent; }\n    location = /gone { return 410; }\n}\n",
     )
     .unwrap();
     let text = format!(
@@ -543,6 +543,13 @@ fn check_lists_the_locations_inside_each_protected_area() {
         "{stdout}"
     );
     assert!(line("/other/").is_none(), "apart from the area: {stdout}");
+    // What serves each location of the file, as written: a rewrite or a return is not "static
+    // files".
+    assert!(
+        stdout.contains("legacy.conf:6 rewrite (else static files)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("legacy.conf:7 return"), "{stdout}");
     // A regex route with a login of its own takes `/boss/x.pdf` from `/boss/` (nginx's order):
     // its allow, not the area's, judges those paths, and check says so.
     let boss = stdout

@@ -626,3 +626,21 @@ fn a_missing_include_is_listed_with_everything_else() {
     }
     assert_eq!(stderr.matches("fastcgi_params").count(), 1, "{stderr}");
 }
+
+/// Why a file stays nginx names what each location does: one that only rewrites is not said
+/// to serve static files.
+#[test]
+fn a_rewrite_only_location_is_named_as_such() {
+    let dir = TempDir::new("import-rewrite-only");
+    let (code, toml, stderr) = import(
+        "server {\n  location /old/ { rewrite ^/old/(.*)$ /new/$1 permanent; }\n  \
+         location /www/ { }\n  location / { proxy_pass http://127.0.0.1:9000; }\n}\n",
+        &dir,
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    assert!(toml.contains("location /old/ only rewrites"), "{toml}");
+    assert!(
+        toml.contains("location /www/ has no proxy_pass (it serves static files)"),
+        "{toml}"
+    );
+}

@@ -179,8 +179,18 @@ impl Config {
 
 fn nested<'a>(location: &'a Location, conf: &'a LocConf, out: &mut Vec<Listed<'a>>) {
     let file = conf.pos.file.rsplit('/').next().unwrap_or_default();
+    let answers = conf
+        .stmts
+        .iter()
+        .any(|s| matches!(s, nginx_compat::parse::model::Stmt::Return { .. }));
+    let rewrites = conf
+        .stmts
+        .iter()
+        .any(|s| matches!(s, nginx_compat::parse::model::Stmt::Rewrite(_)));
     let what = match &conf.proxy_pass {
         Some(pass) => format!("proxy_pass {}", pass.url),
+        None if answers => "return".to_owned(),
+        None if rewrites && conf.try_files.is_none() => "rewrite (else static files)".to_owned(),
         None => "static files".to_owned(),
     };
     out.push(Listed {
