@@ -51,7 +51,9 @@ enum Command {
     ///
     /// The TOML goes to stdout; each directive the gateway cannot honour is a line
     /// `FILE:LINE: directive 'x' is not supported` on stderr. Exit 0 when everything is
-    /// supported, 2 when something is not (the TOML is still printed) or the file is invalid.
+    /// supported; 2 when a directive is not (the TOML is still printed: `check` refuses it
+    /// until those lines are removed from the nginx file), or when the file has errors
+    /// (listed, all of them, and no TOML).
     ImportNginx { file: PathBuf },
 }
 
