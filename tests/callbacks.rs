@@ -1298,3 +1298,22 @@ async fn a_parked_event_is_listed_and_replayed_on_redis() {
 async fn a_parked_event_is_listed_and_replayed_in_memory() {
     a_parked_event_is_listed_and_replayed(Backend::Memory, false).await;
 }
+
+/// The CRM on two servers, one of them down: every event is delivered, by the one that is up.
+#[tokio::test]
+async fn events_reach_a_crm_of_two_servers_when_one_is_down() {
+    let (crm, server) = common::callbacks::Crm::start();
+    let down = common::upstream::closed_addr();
+    let world = common::callbacks::world(emulator::Scenario::default(), &Backend::Local, 1, server)
+        .crm_after(&format!("http://{down}"))
+        .start()
+        .await;
+    let w = CallbackWorld { world, crm };
+    w.register("crm", 0).await;
+    let url = w.gateways[0].url("/_gateway/callback/crm");
+    for n in 0..4 {
+        assert_eq!(post_event(&url, &event_xml(n)).await.0, 200);
+    }
+    let got = w.crm.wait_taken(4, LIMIT).await;
+    assert_eq!(got.len(), 4, "{got:?}");
+}

@@ -80,6 +80,8 @@ pub struct Builder {
     server: Vec<String>,
     crm: Crm,
     crm_keys: String,
+    /// A server listed before the CRM in `[upstreams.crm] servers` (the CRM on two servers).
+    crm_first: Option<String>,
     routes: String,
     rest: Vec<String>,
     files: Vec<(String, String)>,
@@ -119,6 +121,7 @@ impl World {
             server: Vec::new(),
             crm: Crm::Echo,
             crm_keys: String::new(),
+            crm_first: None,
             routes: String::new(),
             rest: Vec::new(),
             files: Vec::new(),
@@ -177,6 +180,12 @@ impl Builder {
     /// Upstream `crm` is this server, which the world keeps running.
     pub fn crm(mut self, server: Upstream) -> Builder {
         self.crm = Crm::Server(server);
+        self
+    }
+
+    /// `[upstreams.crm]` is two servers: `url` first, then the CRM.
+    pub fn crm_after(mut self, url: &str) -> Builder {
+        self.crm_first = Some(url.to_owned());
         self
     }
 
@@ -327,7 +336,11 @@ impl Builder {
             config += &format!("\n{}\n", subst(&store));
         }
         config += &format!("\n{}", apps_toml(&self.apps, &ids, &emu_url));
-        config += &format!("\n[upstreams.crm]\nurl = \"{up_url}\"\n{}", self.crm_keys);
+        let servers = match &self.crm_first {
+            Some(first) => format!("servers = [{{ url = \"{first}\" }}, {{ url = \"{up_url}\" }}]"),
+            None => format!("url = \"{up_url}\""),
+        };
+        config += &format!("\n[upstreams.crm]\n{servers}\n{}", self.crm_keys);
         for rest in &self.rest {
             config += &format!("\n{}\n", subst(rest));
         }
