@@ -54,6 +54,10 @@ pub fn run(
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: 256,
         work_stealing: false,
+        // Attempts of one request: each server of a balanced upstream once, and the nginx
+        // file's error_page hops (at most 10, as its internal redirects) on top. pingora's 16
+        // would end a request before its 17th server, and skip the error_page.
+        max_retries: crate::domain::balance::MAX_SERVERS + 16,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -284,3 +284,198 @@ fn a_proxy_pass_to_one_servers_address_is_not_the_balanced_upstream() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A server answering a WebSocket upgrade with 101 and a plain request with 200, then holding
+/// a tunnel open without a word.
+fn websocket_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                if req.contains("upgrade: websocket") {
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                    );
+                    std::thread::sleep(std::time::Duration::from_secs(30));
+                } else {
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A WebSocket's server answered (101): a tunnel that then stays quiet past `read_timeout` is
+/// no failure of the server's, which stays in the upstream as nginx keeps it.
+#[tokio::test]
+async fn a_quiet_websocket_does_not_take_its_server_out() {
+    let (x, y) = (websocket_server(), websocket_server());
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nservers = [{{ url = \"http://{x}\" }}, {{ url = \"http://{y}\" }}]\n\
+         read_timeout = \"500ms\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n"
+    ));
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            b"GET /ws HTTP/1.1\r\nHost: crm\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+        tunnels.push(s);
+    }
+    // Past read_timeout: the tunnels end.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let c = client();
+    for i in 0..4 {
+        let resp = c.get(gw.url("/page")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i}: {}", gw.log());
+    }
+    assert!(!gw.log().contains("temporarily disabled"), "{}", gw.log());
+}
+
+/// A server that answers with a header it cannot read is no `error` or `timeout` of nginx's
+/// default `proxy_next_upstream`: a 502, and the request goes to no other server.
+#[tokio::test]
+async fn an_unreadable_answer_is_not_sent_on_to_another_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bad = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\nBad Header Line\r\nContent-Length: 2\r\n\r\nok",
+            );
+        }
+    });
+    let good = upstream::echo("good");
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nservers = [{{ url = \"http://{bad}\", max_fails = 0 }}, {{ url = \"{}\" }}]\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        good.url()
+    ));
+    let c = client();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            c.get(gw.url("/page"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(good.hits(), 2, "{statuses:?}");
+}
+
+/// Many servers: a request tries every one (pingora's own limit is 16 attempts), and a `down`
+/// server is not one of a request's tries (a timeout stays a 504, not "no live upstreams").
+#[tokio::test]
+async fn a_request_tries_every_server_and_down_ones_are_not_tries() {
+    let good = upstream::echo("good");
+    let mut list: Vec<String> = (0..20)
+        .map(|_| format!("{{ url = \"http://{}\" }}", upstream::closed_addr()))
+        .collect();
+    list.push(format!("{{ url = \"{}\" }}", good.url()));
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nservers = [{}]\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        list.join(", ")
+    ));
+    let resp = client().get(gw.url("/page")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(gw);
+
+    let (a, b) = (upstream::echo("a"), upstream::echo("b"));
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nservers = [{{ url = \"{}\" }}, {{ url = \"{}\" }}, {{ url = \"http://{}\", down = true }}]\n\
+         read_timeout = \"300ms\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        a.url(),
+        b.url(),
+        upstream::closed_addr()
+    ));
+    let resp = client().get(gw.url("/slow?ms=2000")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(!gw.log().contains("no live upstreams"), "{}", gw.log());
+}
+
+/// An `error_page` from a balanced upstream with no live server to another one with none: the
+/// access line names the upstreams (nginx writes the name when no server was reached), and
+/// nothing panics.
+#[tokio::test]
+async fn no_live_server_twice_through_an_error_page() {
+    let dir = TempDir::new("balance-errpage");
+    let log = dir.path().join("access.log");
+    let closed =
+        |n: usize| -> Vec<SocketAddr> { (0..n).map(|_| upstream::closed_addr()).collect() };
+    let (a, b) = (closed(3), closed(2));
+    let block = |s: &[SocketAddr]| -> String { s.iter().map(|x| format!("server {x};")).collect() };
+    let table = |s: &[SocketAddr]| -> String {
+        s.iter()
+            .map(|x| format!("{{ url = \"http://{x}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // `b`'s servers are down: no attempt reaches one, after `a`'s last (the third) failed.
+    let (a_block, b_block) = (block(&a), block(&b).replace(';', " down;"));
+    let file = dir.path().join("site.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "upstream a {{ {a_block} }}\nupstream b {{ {b_block} }}\n\
+             log_format up '$uri $status $upstream_addr';\n\
+             server {{ access_log {} up;\n location / {{ proxy_pass http://a; error_page 502 = @b; }}\n\
+             location @b {{ proxy_pass http://b; }} }}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.a]\nservers = [{}]\n[upstreams.b]\nservers = [{}]\n[nginx]\ninclude = [\"{}\"]\n",
+        table(&a),
+        table(&b).replace(" }", ", down = true }"),
+        file.display()
+    ));
+    for _ in 0..3 {
+        let resp = client().get(gw.url("/x")).send().await.unwrap();
+        assert_eq!(resp.status(), 502);
+    }
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("/x ")).collect();
+        if lines.len() >= 3 {
+            assert!(lines.iter().all(|l| l.starts_with("/x 502 ")), "{text}");
+            // No server of `b` was reached: its name, as nginx writes it.
+            assert!(lines.iter().all(|l| l.ends_with(" b")), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "3 access lines: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -102,9 +102,10 @@ impl Balance {
         }
     }
 
-    /// How many servers a request may try: every one, backups included (nginx's `tries`).
+    /// How many servers a request may try: every one not `down`, backups included (nginx's
+    /// `tries`).
     pub fn tries(&self) -> usize {
-        self.servers.len()
+        self.servers.iter().filter(|s| !s.down).count()
     }
 
     /// The server to send the request to next, by its index; `None` when none is left (each

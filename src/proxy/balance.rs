@@ -26,6 +26,7 @@ pub(super) fn server(ctx: &mut Ctx) -> Result<SocketAddr> {
         attempt.tried = Default::default();
     }
     attempt.answered = false;
+    attempt.server = None;
     match b.pick(&mut attempt.tried, client, Instant::now()) {
         Some(i) => {
             attempt.server = Some(i);
@@ -60,11 +61,22 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
     if attempt.answered || *e.esource() != ErrorSource::Upstream {
         return false;
     }
+    // nginx's `error` and `timeout`: the server could not be reached, broke the connection or
+    // did not answer in time. An answer it could not read (a bad header) is `invalid_header`,
+    // not among nginx's defaults: the request is not sent to another.
+    let unreadable = matches!(
+        e.etype(),
+        ErrorType::InvalidHTTPHeader
+            | ErrorType::InvalidH2
+            | ErrorType::H1Error
+            | ErrorType::H2Error
+    );
     b.failed(i, Instant::now());
     let method = &session.req_header().method;
     let unsafe_to_repeat =
         sent && (method == http::Method::POST || method == http::Method::PATCH || method == "LOCK");
     let again = b.has_more(&attempt.tried)
+        && !unreadable
         && !unsafe_to_repeat
         && session.response_written().is_none()
         && !session.as_ref().retry_buffer_truncated();

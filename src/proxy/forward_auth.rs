@@ -275,9 +275,11 @@ impl Gateway {
         // which a CGI or PHP CRM reads as `X-WeCom-UserId`): a request that brings its own
         // identity is refused, not described. nginx's (`X-Original-URI`, ingress-nginx's
         // `X-Original-URL`) drops `_` names and sets each of them in the README's block.
+        // Traefik's own `X-Forwarded-Uri` decides, whatever else the client added (Traefik
+        // passes an `X-Original-URL` of the client's on to the check).
         let headers = &session.req_header().headers;
-        let nginx =
-            headers.contains_key("x-original-uri") || headers.contains_key("x-original-url");
+        let nginx = !headers.contains_key("x-forwarded-uri")
+            && (headers.contains_key("x-original-uri") || headers.contains_key("x-original-url"));
         if ctx.reserved_sent && !nginx {
             return Err(Failure::new(
                 Kind::BadRequest,

@@ -619,7 +619,10 @@ impl ProxyHttp for Gateway {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.upstream_answered = Some((upstream_response.status.as_u16(), Instant::now()));
         }
-        if !upstream_response.status.is_informational() {
+        // A 101 is the answer of a WebSocket: what the tunnel does after is not the server's
+        // failure to answer.
+        let status = upstream_response.status;
+        if status == http::StatusCode::SWITCHING_PROTOCOLS || !status.is_informational() {
             balance::answered(ctx);
         }
         // The upstream's `Server` names the CRM's software and version to every client; nginx

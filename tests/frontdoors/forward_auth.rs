@@ -114,6 +114,17 @@ async fn with_a_session_the_check_hands_back_the_verified_identity_and_refuses_t
         assert_eq!(r.status(), 400, "{one:?}");
         assert!(header(&r, "x-wecom-userid").is_none());
     }
+    // Also when the client adds nginx's description of itself (Traefik passes it on).
+    let original = format!("http://{h}/sidebar/page");
+    let r = traefik(
+        &mut b,
+        &w,
+        ("GET", &h, "/sidebar/page"),
+        HTML,
+        &[spoof[1], ("x-original-url", original.as_str())],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
     let r = traefik(&mut b, &w, ("GET", &h, "/sidebar/page"), HTML, &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-wecom-userid"), Some("zhangsan"));
