@@ -479,3 +479,78 @@ async fn no_live_server_twice_through_an_error_page() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `proxy_next_upstream off`, `proxy_next_upstream_tries 1` and `non_idempotent` in the nginx
+/// file, against a real nginx with the same file: the same answers in the same order.
+#[tokio::test]
+async fn proxy_next_upstream_is_honoured_as_nginx_honours_it() {
+    let good = upstream::echo("good");
+    let (breaking, _) = breaker();
+    let closed = upstream::closed_addr();
+    let dir = TempDir::new("balance-next");
+    let block = format!(
+        "upstream pool {{ server {closed} max_fails=0; server {}; }}\n\
+         upstream post {{ server {breaking} max_fails=0; server {}; }}\n",
+        good.addr, good.addr
+    );
+    let locations = "location /off/ { proxy_next_upstream off; proxy_pass http://pool; }\n\
+         location /one/ { proxy_next_upstream_tries 1; proxy_pass http://pool; }\n\
+         location /post/ { proxy_next_upstream error timeout non_idempotent; proxy_pass http://post; }\n\
+         location /plain/ { proxy_pass http://post; }\n\
+         location / { proxy_pass http://pool; }\n";
+    let (_nginx, ports) = common::nginx::start(dir.path(), 1, |p| {
+        format!(
+            "{block}server {{ listen 127.0.0.1:{}; {locations} }}\n",
+            p[0]
+        )
+    });
+    let file = dir.path().join("site.conf");
+    std::fs::write(&file, format!("{block}server {{ {locations} }}\n")).unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.pool]\nservers = [{{ url = \"http://{closed}\", max_fails = 0 }}, {{ url = \"{}\" }}]\n\
+         [upstreams.post]\nservers = [{{ url = \"http://{breaking}\", max_fails = 0 }}, {{ url = \"{}\" }}]\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        good.url(),
+        good.url(),
+        file.display()
+    ));
+    let c = client();
+    let mut answers = Vec::new();
+    for port in [ports[0], gw.port] {
+        let mut got = Vec::new();
+        for (method, path) in [
+            ("GET", "/off/a"),
+            ("GET", "/off/b"),
+            ("GET", "/one/a"),
+            ("GET", "/one/b"),
+            ("GET", "/a"),
+            ("GET", "/b"),
+            ("POST", "/post/a"),
+            ("POST", "/post/b"),
+            ("POST", "/plain/a"),
+            ("POST", "/plain/b"),
+        ] {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let req = match method {
+                "POST" => c.post(url).body("x=1"),
+                _ => c.get(url),
+            };
+            got.push(format!(
+                "{method} {path} {}",
+                req.send().await.unwrap().status().as_u16()
+            ));
+        }
+        answers.push(got);
+    }
+    assert_eq!(answers[1], answers[0], "the gateway, then nginx");
+    for line in ["GET /off/a 502", "GET /one/a 502", "POST /plain/a 502"] {
+        assert!(
+            answers[1].iter().any(|l| l == line),
+            "{line}: {:?}",
+            answers[1]
+        );
+    }
+    assert!(!answers[1]
+        .iter()
+        .any(|l| l.starts_with("POST /post/") && l.ends_with("502")));
+}

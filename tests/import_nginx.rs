@@ -259,6 +259,7 @@ fn upstream_blocks_with_one_server_and_their_tuning_load() {
         "upstream b { server 127.0.0.1:1; server 127.0.0.1:2 weight=3 max_fails=2 fail_timeout=1m; }",
         "upstream b { server 127.0.0.1:1; server 127.0.0.1:2 backup; }",
         "upstream b { ip_hash; server 127.0.0.1:1; server 127.0.0.1:2 down; }",
+        "upstream b { server 127.0.0.1:1 fail_timeout=0; server 127.0.0.1:2 fail_timeout=1m30s; }",
     ] {
         let (code, toml, stderr) = import(
             &format!("{block}\nserver {{ location / {{ proxy_pass http://b; }} }}\n"),
@@ -288,6 +289,10 @@ fn upstream_blocks_with_one_server_and_their_tuning_load() {
         (
             "upstream b { server 127.0.0.1:1 resolve; }",
             "`server ... resolve` is not supported",
+        ),
+        (
+            "upstream b { server unix:/run/crm.sock; server 127.0.0.1:2; }",
+            "the gateway reaches its upstreams over TCP",
         ),
     ] {
         let (code, toml, stderr) = import(

@@ -189,7 +189,7 @@ pub struct UpstreamServer {
     pub url: Spanned<Text>,
     pub weight: Option<Spanned<i64>>,
     pub max_fails: Option<Spanned<i64>>,
-    #[serde(default, deserialize_with = "values::opt_duration")]
+    #[serde(default, deserialize_with = "values::opt_duration_or_zero")]
     pub fail_timeout: Option<Duration>,
     #[serde(default)]
     pub backup: bool,

@@ -710,6 +710,13 @@ pub fn upstream_block(d: &Directive) -> std::result::Result<UpstreamBlock, Strin
                 let Some((addr, params)) = s.args.split_first() else {
                     return refused("`server` needs an address");
                 };
+                if addr.text.starts_with("unix:") {
+                    return refused(&format!(
+                        "`server {}`: the gateway reaches its upstreams over TCP (an application \
+                         on a port instead)",
+                        addr.text
+                    ));
+                }
                 let mut server = BlockServer {
                     addr: addr.text.clone(),
                     weight: 1,

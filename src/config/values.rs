@@ -86,6 +86,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(bad)
 }
 
+/// The same, where zero is a value (`fail_timeout = "0s"`, as nginx's `fail_timeout=0`).
+pub fn opt_duration_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = Text::deserialize(d)?;
+    let t = text.as_str().trim();
+    if t.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Some(Duration::ZERO));
+    }
+    parse_duration(t).map(Some).map_err(de::Error::custom)
+}
+
 pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = Text::deserialize(d)?;
     parse_duration(text.as_str())

@@ -57,6 +57,12 @@ pub struct Flight {
 }
 
 impl Flight {
+    /// The location's `proxy_next_upstream` and `proxy_next_upstream_tries`.
+    pub fn next_upstream(&self) -> (nginx_compat::parse::model::NextUpstream, u32) {
+        let proxy = &self.rules.server.settings_for(&self.proxy.state).proxy;
+        (proxy.next_upstream, proxy.next_upstream_tries)
+    }
+
     /// The location that handles the request.
     pub fn location(&self) -> &nginx_compat::LocRef {
         &self.proxy.state.loc

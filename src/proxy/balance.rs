@@ -54,6 +54,12 @@ pub(super) fn answered(ctx: &mut Ctx) {
 /// The attempt failed: counted against its server; whether the request goes on to the next
 /// one (the error is then retried). `sent`: the request reached the server (it was connected).
 pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) -> bool {
+    // The nginx file's `proxy_next_upstream` and `_tries` where a location of it proxies; a
+    // `[[routes]]` entry goes on as nginx's defaults do.
+    let (next, tries) = ctx
+        .nginx
+        .as_ref()
+        .map_or((Default::default(), 0), |f| f.next_upstream());
     let (up, attempt, _) = ctx.attempt_at();
     let (Some(b), Some(i)) = (up.and_then(|u| u.balance.as_deref()), attempt.server) else {
         return false;
@@ -61,22 +67,28 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
     if attempt.answered || *e.esource() != ErrorSource::Upstream {
         return false;
     }
+    b.failed(i, Instant::now());
     // nginx's `error` and `timeout`: the server could not be reached, broke the connection or
     // did not answer in time. An answer it could not read (a bad header) is `invalid_header`,
-    // not among nginx's defaults: the request is not sent to another.
-    let unreadable = matches!(
-        e.etype(),
+    // not among nginx's defaults.
+    let listed = match e.etype() {
         ErrorType::InvalidHTTPHeader
-            | ErrorType::InvalidH2
-            | ErrorType::H1Error
-            | ErrorType::H2Error
-    );
-    b.failed(i, Instant::now());
+        | ErrorType::InvalidH2
+        | ErrorType::H1Error
+        | ErrorType::H2Error => next.invalid_header,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            next.timeout
+        }
+        _ => next.error,
+    };
+    let within_tries = tries == 0 || attempt.tried.count() < tries;
     let method = &session.req_header().method;
-    let unsafe_to_repeat =
-        sent && (method == http::Method::POST || method == http::Method::PATCH || method == "LOCK");
+    let unsafe_to_repeat = sent
+        && !next.non_idempotent
+        && (method == http::Method::POST || method == http::Method::PATCH || method == "LOCK");
     let again = b.has_more(&attempt.tried)
-        && !unreadable
+        && listed
+        && within_tries
         && !unsafe_to_repeat
         && session.response_written().is_none()
         && !session.as_ref().retry_buffer_truncated();

@@ -1406,7 +1406,7 @@ fn underscored_headers_are_dropped_unless_the_server_keeps_them() {
 }
 
 /// The tuning lines of a stock or copied `nginx.conf` (hash table sizes, client timeouts,
-/// `gzip_buffers`, `proxy_next_upstream` with one server, ...) load, are checked as nginx
+/// `gzip_buffers`, `proxy_next_upstream`'s answers, ...) load, are checked as nginx
 /// checks them, and are listed as changing nothing; `gzip_http_version` and
 /// `proxy_hide_header` are kept, with nginx's merge.
 #[test]
@@ -1440,7 +1440,6 @@ fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
             "3:keepalive_requests",
             "3:gzip_buffers",
             "6:proxy_next_upstream",
-            "6:proxy_next_upstream_tries",
             "7:proxy_ignore_client_abort",
         ]
     );
@@ -1452,6 +1451,16 @@ fn tuning_lines_of_a_stock_nginx_conf_load_and_are_noted() {
     };
     assert_eq!(at("/a"), ("x-powered-by".into(), true));
     assert_eq!(at("/b"), ("server,x-debug".into(), false));
+    // `proxy_next_upstream` and `_tries` are kept (the next server of a balanced upstream);
+    // `http_502` is what is noted: an answer goes to the client.
+    let next = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        let s = server.settings_for(a.state().unwrap()).clone();
+        (s.proxy.next_upstream, s.proxy.next_upstream_tries)
+    };
+    assert_eq!(next("/a").1, 2);
+    assert!(next("/a").0.error && next("/a").0.timeout && !next("/a").0.non_idempotent);
+    assert_eq!(next("/b"), (Default::default(), 0));
     for (body, want) in [
         (
             "\n proxy_next_upstream sometimes;",

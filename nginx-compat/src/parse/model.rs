@@ -294,6 +294,35 @@ pub struct ProxySettings {
     /// `proxy_ignore_headers X-Accel-Redirect`: the upstream's `X-Accel-Redirect` is not
     /// followed (it is still hidden from the client).
     pub ignore_accel_redirect: bool,
+    /// `proxy_next_upstream`: after which failures a request goes on to the upstream's next
+    /// server.
+    pub next_upstream: NextUpstream,
+    /// `proxy_next_upstream_tries`: how many servers a request may try (0: each of them).
+    pub next_upstream_tries: u32,
+}
+
+/// `proxy_next_upstream`'s kinds the gateway acts on (nginx's default: `error timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextUpstream {
+    /// The server could not be reached, or broke the connection before its answer.
+    pub error: bool,
+    /// Connecting, sending or the answer's header took longer than its timeout.
+    pub timeout: bool,
+    /// The answer's header could not be read.
+    pub invalid_header: bool,
+    /// A POST, PATCH or LOCK that reached a server may go to another.
+    pub non_idempotent: bool,
+}
+
+impl Default for NextUpstream {
+    fn default() -> Self {
+        NextUpstream {
+            error: true,
+            timeout: true,
+            invalid_header: false,
+            non_idempotent: false,
+        }
+    }
 }
 
 /// `gzip_proxied`: which answers to requests that came through a proxy (`Via`) are compressed.
@@ -535,6 +564,8 @@ impl Default for Settings {
                 intercept_errors: false,
                 hide_headers: Arc::from(Vec::new()),
                 ignore_accel_redirect: false,
+                next_upstream: NextUpstream::default(),
+                next_upstream_tries: 0,
                 cookie_paths: Arc::from(Vec::new()),
                 cookie_domains: Arc::from(Vec::new()),
             },

@@ -848,46 +848,61 @@ impl Builder {
                     );
                 }
                 "proxy_next_upstream" => {
+                    // ngx_conf_set_bitmask_slot: the level's own set replaces the inherited
+                    // one; `off` wins over the rest (ngx_http_proxy_merge_loc_conf).
                     nargs(d, |n| n >= 1)?;
+                    let mut next = super::model::NextUpstream {
+                        error: false,
+                        timeout: false,
+                        invalid_header: false,
+                        non_idempotent: false,
+                    };
+                    let mut off = false;
+                    let mut answers = Vec::new();
                     for a in args(d) {
-                        let known = matches!(
-                            a,
-                            "error"
-                                | "timeout"
-                                | "invalid_header"
-                                | "http_500"
-                                | "http_502"
-                                | "http_503"
-                                | "http_504"
-                                | "http_403"
-                                | "http_404"
-                                | "http_429"
-                                | "non_idempotent"
-                                | "updating"
-                                | "off"
+                        match a {
+                            "error" => next.error = true,
+                            "timeout" => next.timeout = true,
+                            "invalid_header" => next.invalid_header = true,
+                            "non_idempotent" => next.non_idempotent = true,
+                            "off" => off = true,
+                            "http_500" | "http_502" | "http_503" | "http_504" | "http_403"
+                            | "http_404" | "http_429" | "updating" => answers.push(a),
+                            _ => return Err(d.pos.error(format!("invalid value \"{a}\""))),
+                        }
+                    }
+                    if off {
+                        next = super::model::NextUpstream {
+                            error: false,
+                            timeout: false,
+                            invalid_header: false,
+                            non_idempotent: false,
+                        };
+                    } else if !answers.is_empty() {
+                        self.noted(
+                            d,
+                            "an upstream's answer (http_500, ...) is passed to the client: the \
+                             next server is tried after an error, a timeout or an invalid header \
+                             only",
                         );
-                        if !known {
-                            return Err(d.pos.error(format!("invalid value \"{a}\"")));
-                        }
                     }
-                    self.noted(
-                        d,
-                        "the gateway goes on to an upstream's next server after an error or a \
-                         timeout, as nginx's default `error timeout` does, whatever this says",
-                    );
+                    s.proxy.next_upstream = next;
                 }
-                "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => {
+                "proxy_next_upstream_tries" => {
                     nargs(d, |n| n == 1)?;
-                    if d.name.ends_with("tries") {
-                        let n = &d.args[0].text;
-                        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                            return Err(d
-                                .pos
-                                .error(format!("\"{}\" directive invalid value", d.name)));
-                        }
-                    } else {
-                        dir::duration(d)?;
-                    }
+                    let n = &d.args[0].text;
+                    s.proxy.next_upstream_tries = n
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| {
+                            d.pos
+                                .error(format!("\"{}\" directive invalid value", d.name))
+                        })?;
+                }
+                "proxy_next_upstream_timeout" => {
+                    nargs(d, |n| n == 1)?;
+                    dir::duration(d)?;
                     self.noted(
                         d,
                         "a request tries each of an upstream's servers at most once, in no \
