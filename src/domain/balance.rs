@@ -129,13 +129,12 @@ impl Balance {
         Some(self.take(&mut peers, tried, i, now))
     }
 
+    /// Neither `down` nor left out for its failures (`max_fails` within `fail_timeout`).
     fn live(&self, p: &Peer, s: &Server, now: Instant) -> bool {
-        !s.down
-            && !(s.max_fails > 0
-                && p.fails >= s.max_fails
-                && within(p.checked, s.fail_timeout, now))
+        let failed =
+            s.max_fails > 0 && p.fails >= s.max_fails && within(p.checked, s.fail_timeout, now);
+        !s.down && !failed
     }
-
     /// `ngx_http_upstream_get_peer`: the smooth weighted round-robin over `range`.
     fn round_robin(
         &self,
@@ -233,8 +232,8 @@ impl Balance {
         p.fails += 1;
         p.accessed = Some(now);
         p.checked = Some(now);
-        if s.max_fails > 0 {
-            p.effective -= i64::from(s.weight / s.max_fails);
+        if let Some(step) = s.weight.checked_div(s.max_fails) {
+            p.effective -= i64::from(step);
             if p.fails == s.max_fails {
                 tracing::warn!(
                     upstream_server = %s.authority,
