@@ -229,7 +229,7 @@ impl Balance {
         let mut peers = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let s = &self.servers[i];
         let p = &mut peers[i];
-        p.fails += 1;
+        p.fails = p.fails.saturating_add(1);
         p.accessed = Some(now);
         p.checked = Some(now);
         if let Some(step) = s.weight.checked_div(s.max_fails) {
