@@ -96,15 +96,31 @@ pub fn import(file: &Path) -> Result<Import, String> {
             Some(conf) => match parse_nginx(&name, &text, conf) {
                 Ok(dirs) => (dirs, Some(conf.to_path_buf())),
                 // Missing either way: the rest is read all the same, and listed with it (a
-                // migration wants every line that cannot load in one run).
-                Err(_) => match parse_nginx_reading(&name, &text, base, Some(&mut missing)) {
-                    Ok(dirs) => {
-                        missing.insert(0, e.to_string());
-                        missing.dedup();
-                        (dirs, None)
-                    }
-                    Err(_) => return Err(e.to_string()),
-                },
+                // migration wants every line that cannot load in one run), from the directory
+                // that has more of the files (the configuration directory, where nginx looks).
+                Err(conf_e) => {
+                    let (mut here, mut there) = (Vec::new(), Vec::new());
+                    let at_conf = parse_nginx_reading(&name, &text, conf, Some(&mut there));
+                    let at_base = parse_nginx_reading(&name, &text, base, Some(&mut here));
+                    let (dirs, first, dir) = match (at_conf, at_base) {
+                        (Ok(d), Ok(_)) if there.len() <= here.len() => {
+                            missing = there;
+                            (d, conf_e, Some(conf.to_path_buf()))
+                        }
+                        (_, Ok(d)) => {
+                            missing = here;
+                            (d, e, None)
+                        }
+                        (Ok(d), Err(_)) => {
+                            missing = there;
+                            (d, conf_e, Some(conf.to_path_buf()))
+                        }
+                        (Err(_), Err(_)) => return Err(e.to_string()),
+                    };
+                    missing.insert(0, first.to_string());
+                    missing.dedup();
+                    (dirs, dir)
+                }
             },
             None => return Err(e.to_string()),
         },

@@ -496,6 +496,8 @@ async fn proxy_next_upstream_is_honoured_as_nginx_honours_it() {
     let locations = "location /off/ { proxy_next_upstream off; proxy_pass http://pool; }\n\
          location /one/ { proxy_next_upstream_tries 1; proxy_pass http://pool; }\n\
          location /post/ { proxy_next_upstream error timeout non_idempotent; proxy_pass http://post; }\n\
+         location /dup/ { proxy_next_upstream error; proxy_next_upstream non_idempotent; proxy_pass http://post; }\n\
+         location /OFF/ { proxy_next_upstream Off; proxy_next_upstream error; proxy_pass http://pool; }\n\
          location /plain/ { proxy_pass http://post; }\n\
          location / { proxy_pass http://pool; }\n";
     let (_nginx, ports) = common::nginx::start(dir.path(), 1, |p| {
@@ -529,6 +531,10 @@ async fn proxy_next_upstream_is_honoured_as_nginx_honours_it() {
             ("POST", "/post/b"),
             ("POST", "/plain/a"),
             ("POST", "/plain/b"),
+            ("POST", "/dup/a"),
+            ("POST", "/dup/b"),
+            ("GET", "/OFF/a"),
+            ("GET", "/OFF/b"),
         ] {
             let url = format!("http://127.0.0.1:{port}{path}");
             let req = match method {
@@ -543,14 +549,66 @@ async fn proxy_next_upstream_is_honoured_as_nginx_honours_it() {
         answers.push(got);
     }
     assert_eq!(answers[1], answers[0], "the gateway, then nginx");
-    for line in ["GET /off/a 502", "GET /one/a 502", "POST /plain/a 502"] {
+    for line in [
+        "GET /off/a 502",
+        "GET /one/a 502",
+        "POST /plain/a 502",
+        "GET /OFF/a 502",
+    ] {
         assert!(
             answers[1].iter().any(|l| l == line),
             "{line}: {:?}",
             answers[1]
         );
     }
-    assert!(!answers[1]
-        .iter()
-        .any(|l| l.starts_with("POST /post/") && l.ends_with("502")));
+    for resent in ["POST /post/", "POST /dup/"] {
+        assert!(!answers[1]
+            .iter()
+            .any(|l| l.starts_with(resent) && l.ends_with("502")));
+    }
+}
+
+/// `proxy_next_upstream_timeout`: once that long has passed since the first attempt, no next
+/// server (nginx's 504), where without it a third server would answer.
+#[tokio::test]
+async fn proxy_next_upstream_timeout_ends_the_tries() {
+    let hanging = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        addr
+    };
+    let (x, y) = (hanging(), hanging());
+    let good = upstream::echo("good");
+    let dir = TempDir::new("balance-next-timeout");
+    let file = dir.path().join("site.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "upstream pool {{ server {x} max_fails=0; server {y} max_fails=0; server {}; }}\n\
+             server {{ proxy_read_timeout 400ms;\n\
+             location /bounded/ {{ proxy_next_upstream_timeout 300ms; proxy_pass http://pool; }}\n\
+             location / {{ proxy_pass http://pool; }} }}\n",
+            good.addr
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.pool]\nservers = [{{ url = \"http://{x}\", max_fails = 0 }}, {{ url = \"http://{y}\", max_fails = 0 }}, {{ url = \"{}\" }}]\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        good.url(),
+        file.display()
+    ));
+    let c = client();
+    // The first request starts at the first server, which does not answer in 400ms: past
+    // 300ms, no next one. The second starts at the second, then goes on to the third.
+    let r = c.get(gw.url("/bounded/x")).send().await.unwrap();
+    assert_eq!(r.status(), 504, "no next server past 300ms");
+    let r = c.get(gw.url("/plain")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "without the bound, a next server answers");
 }

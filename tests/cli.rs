@@ -515,7 +515,10 @@ fn check_lists_the_locations_inside_each_protected_area() {
         "{stdout}"
     );
     assert!(
-        row("~* \\.(js|css)$").contains("public, may overlap /sidebar/: login=crm"),
+        row("~* \\.(js|css)$").starts_with(&format!(
+            "{:<32} -> crm          public, may overlap ",
+            "~* \\.(js|css)$"
+        )) && row("~* \\.(js|css)$").contains("may overlap /sidebar/: login=crm"),
         "{stdout}"
     );
     let area = stdout
@@ -944,7 +947,17 @@ fn a_table_written_twice_is_named_with_what_to_do() {
         ),
         "{stderr}"
     );
-    // `[routes]` for `[[routes]]`, written for a second route: one entry per `[[routes]]`.
+    // `[routes]` for `[[routes]]`, alone and written for a second route: one entry per
+    // `[[routes]]`.
+    let (code, _, stderr) = check(
+        &format!("{BASE}[routes]\nlocation = \"/a/\"\nupstream = \"crm\"\n"),
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("each entry is its own [[routes]] (two brackets)"),
+        "{stderr}"
+    );
     let (code, _, stderr) = check(
         &format!("{BASE}[routes]\nlocation = \"/a/\"\nupstream = \"crm\"\n[routes]\nlocation = \"/b/\"\nupstream = \"crm\"\n"),
         &[],
@@ -1266,4 +1279,41 @@ fn session_keys_are_any_bytes_and_an_environment_secret_is_no_shell_reference() 
         ],
     );
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// A public route inside a prefix area that a regex area of another app may also take: check's
+/// table names both, since nginx's order (the regex first) decides path by path.
+#[test]
+fn a_public_route_under_two_areas_names_both() {
+    let apps = "[session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+                [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+                [apps.other]\nkind = \"wecom\"\ncorp_id = \"ww2\"\nagent_id = 2\nsecret = \"s\"\n";
+    let routes = "[[routes]]\nlocation = \"/app/\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
+                  [[routes]]\nlocation = \"~ ^/a\"\nupstream = \"crm\"\nlogin = \"other\"\n\
+                  [[routes]]\nlocation = \"/app/x/\"\nupstream = \"crm\"\n";
+    let dir = TempDir::new("cli-two-areas");
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!("{BASE}{apps}{routes}"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["check", "-c", "gateway.toml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("/app/x/"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("public, inside /app/: login=crm; may overlap ~ ^/a: login=other"),
+        "{stdout}"
+    );
 }

@@ -630,6 +630,31 @@ fn a_missing_include_is_listed_with_everything_else() {
         assert!(stderr.contains(said), "{said}:\n{stderr}");
     }
     assert_eq!(stderr.matches("fastcgi_params").count(), 1, "{stderr}");
+
+    // A site file of `conf.d/`: what the configuration directory has is found there, as nginx
+    // finds it, and only the rest is listed (an include inside an included file too).
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+    std::fs::create_dir_all(etc.join("snippets")).unwrap();
+    std::fs::write(etc.join("proxy_params"), "proxy_set_header X-A 1;\n").unwrap();
+    std::fs::write(etc.join("snippets/s.conf"), "include gone.conf;\n").unwrap();
+    let site = etc.join("conf.d/site.conf");
+    std::fs::write(
+        &site,
+        "server {\n  include proxy_params;\n  include fastcgi_params;\n  include snippets/s.conf;\n  \
+         location / { proxy_pass http://127.0.0.1:9000; }\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("proxy_params"), "{stderr}");
+    assert!(stderr.contains("etc/fastcgi_params"), "{stderr}");
+    assert!(stderr.contains("etc/gone.conf"), "{stderr}");
 }
 
 /// Why a file stays nginx names what each location does: one that only rewrites is not said

@@ -724,7 +724,7 @@ async fn a_redirect_from_the_provider_is_not_passed_back() {
         body["errmsg"]
             .as_str()
             .unwrap()
-            .contains("redirect (HTTP 302)"),
+            .contains("HTTP 302 (a redirect"),
         "{body}"
     );
     w.gw()

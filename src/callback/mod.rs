@@ -306,9 +306,8 @@ impl Callbacks {
             // The label only: the detail of a bad message may quote what it decrypted to.
             let hint = match label {
                 "bad_signature" => "the app's callback token is not the one in WeCom's console",
-                "undecryptable" | "bad_envelope" => {
-                    "the app's encoding_aes_key is not the one in WeCom's console"
-                }
+                "undecryptable" => "the app's encoding_aes_key is not the one in WeCom's console",
+                "bad_envelope" => "the body is not WeCom's encrypted XML (with its <Encrypt>)",
                 "wrong_receive_id" => "the message was encrypted for another corp or suite",
                 "stale" => "the timestamp is over 10 minutes off (a replay, or a clock off)",
                 _ => "",

@@ -24,10 +24,17 @@ impl Config {
             let login = match &route.login {
                 Some(a) => format!("login={}", a.name),
                 // A public route inside an area needs the area's login all the same.
-                None => match self.area_around(i) {
-                    Some((how, area, app)) => format!("public, {how} {area}: login={app}"),
-                    None => "public".to_owned(),
-                },
+                None => {
+                    let around: Vec<String> = self
+                        .areas_around(i)
+                        .into_iter()
+                        .map(|(how, area, app)| format!("{how} {area}: login={app}"))
+                        .collect();
+                    match around.is_empty() {
+                        true => "public".to_owned(),
+                        false => format!("public, {}", around.join("; ")),
+                    }
+                }
             };
             let allow = route
                 .allow
@@ -130,29 +137,25 @@ impl Config {
         out
     }
 
-    /// The protected area a public route lies in (the most specific), or may overlap: how,
-    /// the area's location and its app.
-    fn area_around(&self, route: usize) -> Option<(&'static str, String, String)> {
-        let (location, _) = self.routes.matcher.iter().find(|(_, &i)| i == route)?;
-        let mut best: Option<(&'static str, &Location, usize)> = None;
-        for (area, &index) in self.routes.areas.iter() {
-            let Some(how) = relation(area, location) else {
-                continue;
-            };
-            let better = match best {
-                None => true,
-                Some((was, a, _)) => {
-                    (how == "inside" && was != "inside")
-                        || (how == was && area.pattern().len() > a.pattern().len())
-                }
-            };
-            if better {
-                best = Some((how, area, index));
-            }
-        }
-        let (how, area, index) = best?;
-        let app = self.routes.routes[index].login.as_ref()?.name.clone();
-        Some((how, area.to_string(), app))
+    /// The protected areas a public route lies in, then those it may overlap: how, the area's
+    /// location and its app. Which one a path falls under is nginx's order's to say (a regex
+    /// area before a prefix one): each is named.
+    fn areas_around(&self, route: usize) -> Vec<(&'static str, String, String)> {
+        let Some((location, _)) = self.routes.matcher.iter().find(|(_, &i)| i == route) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(&'static str, String, String)> = self
+            .routes
+            .areas
+            .iter()
+            .filter_map(|(area, &index)| {
+                let how = relation(area, location)?;
+                let app = self.routes.routes[index].login.as_ref()?.name.clone();
+                Some((how, area.to_string(), app))
+            })
+            .collect();
+        found.sort_by_key(|(how, _, _)| *how != "inside");
+        found
     }
 
     /// Every location: the routes, then those of the included nginx files, nested ones too.

@@ -90,7 +90,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn opt_duration_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = Text::deserialize(d)?;
     let t = text.as_str().trim();
-    if t.trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+    // Zero in any spelling of a number (`0`, `00`, `0.0`) with a unit, as a duration has one.
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(end);
+    let zero = number.contains('0') && number.bytes().all(|b| b == b'0' || b == b'.');
+    if zero && matches!(unit.trim(), "ms" | "s" | "m" | "h" | "d") {
         return Ok(Some(Duration::ZERO));
     }
     parse_duration(t).map(Some).map_err(de::Error::custom)

@@ -57,10 +57,20 @@ pub struct Flight {
 }
 
 impl Flight {
-    /// The location's `proxy_next_upstream` and `proxy_next_upstream_tries`.
-    pub fn next_upstream(&self) -> (nginx_compat::parse::model::NextUpstream, u32) {
+    /// The location's `proxy_next_upstream`, `_tries` and `_timeout`.
+    pub fn next_upstream(
+        &self,
+    ) -> (
+        nginx_compat::parse::model::NextUpstream,
+        u32,
+        Option<std::time::Duration>,
+    ) {
         let proxy = &self.rules.server.settings_for(&self.proxy.state).proxy;
-        (proxy.next_upstream, proxy.next_upstream_tries)
+        (
+            proxy.next_upstream,
+            proxy.next_upstream_tries,
+            proxy.next_upstream_timeout,
+        )
     }
 
     /// The location that handles the request.

@@ -24,6 +24,7 @@ pub(super) fn server(ctx: &mut Ctx) -> Result<SocketAddr> {
     };
     if !std::mem::take(&mut attempt.next) {
         attempt.tried = Default::default();
+        attempt.first_at = Some(Instant::now());
     }
     attempt.answered = false;
     attempt.server = None;
@@ -56,10 +57,10 @@ pub(super) fn answered(ctx: &mut Ctx) {
 pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) -> bool {
     // The nginx file's `proxy_next_upstream` and `_tries` where a location of it proxies; a
     // `[[routes]]` entry goes on as nginx's defaults do.
-    let (next, tries) = ctx
+    let (next, tries, timeout) = ctx
         .nginx
         .as_ref()
-        .map_or((Default::default(), 0), |f| f.next_upstream());
+        .map_or((Default::default(), 0, None), |f| f.next_upstream());
     let (up, attempt, _) = ctx.attempt_at();
     let (Some(b), Some(i)) = (up.and_then(|u| u.balance.as_deref()), attempt.server) else {
         return false;
@@ -82,6 +83,10 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
         _ => next.error,
     };
     let within_tries = tries == 0 || attempt.tried.count() < tries;
+    let within_time = match (timeout, attempt.first_at) {
+        (Some(limit), Some(first)) => first.elapsed() < limit,
+        _ => true,
+    };
     let method = &session.req_header().method;
     let unsafe_to_repeat = sent
         && !next.non_idempotent
@@ -89,6 +94,7 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
     let again = b.has_more(&attempt.tried)
         && listed
         && within_tries
+        && within_time
         && !unsafe_to_repeat
         && session.response_written().is_none()
         && !session.as_ref().retry_buffer_truncated();

@@ -73,6 +73,8 @@ pub struct Attempt {
     pub next: bool,
     /// The server's answer arrived: too late to try another.
     pub answered: bool,
+    /// When the request's first attempt at this upstream began (`proxy_next_upstream_timeout`).
+    pub first_at: Option<Instant>,
 }
 
 /// Which upstream a request goes to. A route's is named by its place in the request's

@@ -252,14 +252,11 @@ impl Qyapi {
         let path = std::str::from_utf8(path).unwrap_or("\u{fffd}");
         // The listener's root (a browser, a health check pointed at it): what it is for.
         if path == "/" {
-            return Served::refused(
-                404,
-                404,
-                "this is the qyapi endpoint: call /{app}/cgi-bin/... (e.g. /crm/cgi-bin/user/get?userid=...)",
-                rid,
-                "-",
-                "-",
+            let app = config.apps.keys().next().map_or("APP", String::as_str);
+            let why = format!(
+                "this is the qyapi endpoint: call /{{app}}/cgi-bin/... (e.g. /{app}/cgi-bin/user/get?userid=...)"
             );
+            return Served::refused(404, 404, &why, rid, "-", "-");
         }
         if let Err(why) = request::literal(&config.apps, path) {
             session.set_keepalive(None);
@@ -408,7 +405,7 @@ impl Qyapi {
                     502,
                     -1,
                     &format!(
-                        "the provider answered a redirect (HTTP {}), not followed",
+                        "the provider answered HTTP {} (a redirect, or no answer), not followed",
                         resp.status
                     ),
                     rid,

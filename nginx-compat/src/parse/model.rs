@@ -299,6 +299,9 @@ pub struct ProxySettings {
     pub next_upstream: NextUpstream,
     /// `proxy_next_upstream_tries`: how many servers a request may try (0: each of them).
     pub next_upstream_tries: u32,
+    /// `proxy_next_upstream_timeout`: no next server once this long has passed since the first
+    /// attempt began (`None`: no limit, nginx's `0`).
+    pub next_upstream_timeout: Option<Duration>,
 }
 
 /// `proxy_next_upstream`'s kinds the gateway acts on (nginx's default: `error timeout`).
@@ -566,6 +569,7 @@ impl Default for Settings {
                 ignore_accel_redirect: false,
                 next_upstream: NextUpstream::default(),
                 next_upstream_tries: 0,
+                next_upstream_timeout: None,
                 cookie_paths: Arc::from(Vec::new()),
                 cookie_domains: Arc::from(Vec::new()),
             },

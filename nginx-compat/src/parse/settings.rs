@@ -39,6 +39,8 @@ struct Fresh {
     cookie_paths: bool,
     cookie_paths_off: bool,
     cookie_domains: bool,
+    next_upstream: bool,
+    next_upstream_off: bool,
     cookie_domains_off: bool,
     /// `access_log off;` on this level: whatever else the level names, nothing is logged.
     access_off: bool,
@@ -848,37 +850,40 @@ impl Builder {
                     );
                 }
                 "proxy_next_upstream" => {
-                    // ngx_conf_set_bitmask_slot: the level's own set replaces the inherited
-                    // one; `off` wins over the rest (ngx_http_proxy_merge_loc_conf).
+                    // ngx_conf_set_bitmask_slot: the level's own lines, OR-ed together, replace
+                    // the inherited set; `off` wins over the rest (ngx_http_proxy_merge_loc_conf).
                     nargs(d, |n| n >= 1)?;
-                    let mut next = super::model::NextUpstream {
-                        error: false,
-                        timeout: false,
-                        invalid_header: false,
-                        non_idempotent: false,
-                    };
-                    let mut off = false;
-                    let mut answers = Vec::new();
-                    for a in args(d) {
-                        match a {
-                            "error" => next.error = true,
-                            "timeout" => next.timeout = true,
-                            "invalid_header" => next.invalid_header = true,
-                            "non_idempotent" => next.non_idempotent = true,
-                            "off" => off = true,
-                            "http_500" | "http_502" | "http_503" | "http_504" | "http_403"
-                            | "http_404" | "http_429" | "updating" => answers.push(a),
-                            _ => return Err(d.pos.error(format!("invalid value \"{a}\""))),
-                        }
-                    }
-                    if off {
-                        next = super::model::NextUpstream {
+                    if !fresh.next_upstream {
+                        fresh.next_upstream = true;
+                        s.proxy.next_upstream = super::model::NextUpstream {
                             error: false,
                             timeout: false,
                             invalid_header: false,
                             non_idempotent: false,
                         };
-                    } else if !answers.is_empty() {
+                    }
+                    let mut answers = false;
+                    for a in args(d) {
+                        let next = &mut s.proxy.next_upstream;
+                        match a.to_ascii_lowercase().as_str() {
+                            "error" => next.error = true,
+                            "timeout" => next.timeout = true,
+                            "invalid_header" => next.invalid_header = true,
+                            "non_idempotent" => next.non_idempotent = true,
+                            "off" => fresh.next_upstream_off = true,
+                            "http_500" | "http_502" | "http_503" | "http_504" | "http_403"
+                            | "http_404" | "http_429" | "updating" => answers = true,
+                            _ => return Err(d.pos.error(format!("invalid value \"{a}\""))),
+                        }
+                    }
+                    if fresh.next_upstream_off {
+                        s.proxy.next_upstream = super::model::NextUpstream {
+                            error: false,
+                            timeout: false,
+                            invalid_header: false,
+                            non_idempotent: false,
+                        };
+                    } else if answers {
                         self.noted(
                             d,
                             "an upstream's answer (http_500, ...) is passed to the client: the \
@@ -886,7 +891,6 @@ impl Builder {
                              only",
                         );
                     }
-                    s.proxy.next_upstream = next;
                 }
                 "proxy_next_upstream_tries" => {
                     nargs(d, |n| n == 1)?;
@@ -902,12 +906,8 @@ impl Builder {
                 }
                 "proxy_next_upstream_timeout" => {
                     nargs(d, |n| n == 1)?;
-                    dir::duration(d)?;
-                    self.noted(
-                        d,
-                        "a request tries each of an upstream's servers at most once, in no \
-                         more time than its timeouts give",
-                    );
+                    let t = dir::duration(d)?;
+                    s.proxy.next_upstream_timeout = (!t.is_zero()).then_some(t);
                 }
                 "proxy_ignore_client_abort" => {
                     on_off(d)?;
