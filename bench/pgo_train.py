@@ -70,7 +70,12 @@ def main():
                 [os.path.join(bin_dir, "wecom-gateway"), "run", "-c", gconf],
                 env=dict(os.environ, LLVM_PROFILE_FILE=f"{out}/gateway-%p-%m.profraw"), stderr=log)
         wait_http(f"http://127.0.0.1:{admin}/readyz")
-        cookie = ["-H", f"Cookie: {login_cookie(gw, 'crm', '/app/')}"]
+        session = login_cookie(gw, 'crm', '/app/')
+        if not session:
+            # Without it every signed-in row would train a 401, and the build would lay the
+            # signed-in path out as cold code.
+            raise RuntimeError("pgo: the training could not sign in (no session cookie)")
+        cookie = ["-H", f"Cookie: {session}"]
         wrk(f"http://127.0.0.1:{gw}/")
         wrk(f"http://127.0.0.1:{gw}/app/", cookie)
         wrk(f"http://127.0.0.1:{gw}/big", seconds=2)
