@@ -191,16 +191,6 @@ impl ConfigError {
             }
             _ => message,
         };
-        // `[routes]` for `[[routes]]`: a list of tables, written with two brackets.
-        let message = match path {
-            "[routes]" | "[rewrite]"
-                if message.starts_with("invalid type: map, expected a sequence") =>
-            {
-                let name = path.trim_matches(['[', ']']);
-                format!("{message}: each entry is its own [[{name}]] (two brackets)")
-            }
-            _ => message,
-        };
         ConfigError {
             file: file.to_owned(),
             line,
