@@ -1291,23 +1291,8 @@ fn a_public_route_under_two_areas_names_both() {
     let routes = "[[routes]]\nlocation = \"/app/\"\nupstream = \"crm\"\nlogin = \"crm\"\n\
                   [[routes]]\nlocation = \"~ ^/a\"\nupstream = \"crm\"\nlogin = \"other\"\n\
                   [[routes]]\nlocation = \"/app/x/\"\nupstream = \"crm\"\n";
-    let dir = TempDir::new("cli-two-areas");
-    std::fs::write(
-        dir.path().join("gateway.toml"),
-        format!("{BASE}{apps}{routes}"),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .current_dir(dir.path())
-        .args(["check", "-c", "gateway.toml"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout, stderr) = check(&format!("{BASE}{apps}{routes}"), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let row = stdout
         .lines()
         .find(|l| l.starts_with("/app/x/"))
