@@ -612,3 +612,66 @@ async fn proxy_next_upstream_timeout_ends_the_tries() {
     let r = c.get(gw.url("/plain")).send().await.unwrap();
     assert_eq!(r.status(), 200, "without the bound, a next server answers");
 }
+
+/// Every attempt in the access line, as nginx writes `$upstream_addr` and `$upstream_status`
+/// (`a, b` / `502, 200`), compared with a real nginx on the same file.
+#[tokio::test]
+async fn the_access_line_names_every_attempt_as_nginx_does() {
+    let good = upstream::echo("good");
+    let closed = upstream::closed_addr();
+    let dir = TempDir::new("balance-log");
+    let (theirs, ours) = (dir.path().join("nginx.log"), dir.path().join("gateway.log"));
+    let site = |log: &std::path::Path| {
+        format!(
+            "upstream pool {{ server {closed} max_fails=0; server {}; }}\n\
+             log_format up '$uri|$status|$upstream_addr|$upstream_status';\n\
+             server {{ access_log {} up; location / {{ proxy_pass http://pool; }} }}\n",
+            good.addr,
+            log.display()
+        )
+    };
+    let (_nginx, ports) = common::nginx::start(dir.path(), 1, |p| {
+        site(&theirs).replace("server {", &format!("server {{ listen 127.0.0.1:{};", p[0]))
+    });
+    let file = dir.path().join("site.conf");
+    std::fs::write(&file, site(&ours)).unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.pool]\nservers = [{{ url = \"http://{closed}\", max_fails = 0 }}, {{ url = \"{}\" }}]\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        good.url(),
+        file.display()
+    ));
+    let c = client();
+    for port in [ports[0], gw.port] {
+        for path in ["/a", "/b"] {
+            let r = c
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let lines = |f: &std::path::Path| -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let got: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("/a|") || l.starts_with("/b|"))
+                .map(str::to_owned)
+                .collect();
+            if got.len() >= 2 || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let (theirs, ours) = (lines(&theirs), lines(&ours));
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.iter()
+            .any(|l| l.ends_with(&format!("|{closed}, {}|502, 200", good.addr))),
+        "{ours:?}"
+    );
+}

@@ -76,6 +76,11 @@ pub struct Trace {
     pub upstream_connected: Option<Instant>,
     /// The status nginx gives an attempt that failed before its answer (502, 504).
     pub upstream_failed: Option<u16>,
+    /// The servers of a balanced upstream tried before the last attempt, and the status each
+    /// failed with, each followed by `, ` (nginx lists every attempt in `$upstream_addr` and
+    /// `$upstream_status`).
+    pub earlier_addrs: String,
+    pub earlier_statuses: String,
 }
 
 /// What the logging phase knows of a done request.
@@ -333,13 +338,16 @@ fn of_answer<'v>(
     Some(match name {
         "status" => owned(format!("{:03}", done.status)),
         "request_time" => owned(seconds(done.elapsed)),
-        "upstream_addr" => done.upstream.map(|u| Cow::Owned(u.as_bytes().to_vec())),
+        "upstream_addr" => done
+            .upstream
+            .map(|u| owned(format!("{}{u}", done.trace.earlier_addrs)))
+            .unwrap_or(None),
         "upstream_status" => done
             .trace
             .upstream_answered
             .map(|(s, _)| s)
             .or(done.trace.upstream_failed)
-            .and_then(|s| owned(s.to_string())),
+            .and_then(|s| owned(format!("{}{s}", done.trace.earlier_statuses))),
         "upstream_response_time" => done
             .trace
             .upstream_sent

@@ -61,6 +61,7 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
         .nginx
         .as_ref()
         .map_or((Default::default(), 0, None), |f| f.next_upstream());
+    let traced = ctx.trace.is_some();
     let (up, attempt, _) = ctx.attempt_at();
     let (Some(b), Some(i)) = (up.and_then(|u| u.balance.as_deref()), attempt.server) else {
         return false;
@@ -99,5 +100,13 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
         && session.response_written().is_none()
         && !session.as_ref().retry_buffer_truncated();
     attempt.next = again;
+    // The access line names every attempt, as nginx's `$upstream_addr` and `$upstream_status`.
+    let addr = (again && traced).then(|| b.servers[i].authority.clone());
+    if let (Some(addr), Some(trace)) = (addr, ctx.trace.as_deref_mut()) {
+        let status = crate::nginx::response::failed_status(e);
+        trace.earlier_addrs.push_str(&addr);
+        trace.earlier_addrs.push_str(", ");
+        trace.earlier_statuses.push_str(&format!("{status}, "));
+    }
     again
 }
