@@ -925,7 +925,7 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
     let span = u.span();
     let u = u.get_ref();
     let servers = match (&u.url, &u.servers) {
-        (Some(url), None) => vec![upstream_server(url, &format!("[upstreams.{name}].url"), src)?],
+        (Some(url), None) => upstream_server(url, &format!("[upstreams.{name}].url"), 0, src)?,
         (None, Some(list)) => {
             if list.get_ref().is_empty() || list.get_ref().len() > balance::MAX_SERVERS {
                 return Err(src.error(
@@ -936,7 +936,7 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
             }
             let mut out = Vec::new();
             for (i, s) in list.get_ref().iter().enumerate() {
-                out.push(server_entry(name, i, s, src)?);
+                out.extend(server_entry(name, i, s, src)?);
             }
             if out.iter().all(|s| s.backup) {
                 return Err(src.error(
@@ -982,6 +982,18 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
              address's; mark a server down instead)",
         ));
     }
+    if servers.len() > balance::MAX_SERVERS {
+        return Err(src.error(
+            span,
+            format!("[upstreams.{name}]"),
+            format!(
+                "has {} servers once its names are resolved (a server per address, as nginx \
+                 makes them): at most {}",
+                servers.len(),
+                balance::MAX_SERVERS
+            ),
+        ));
+    }
     let first = &servers[0];
     let balanced = servers.len() > 1 || first.down;
     Ok(Upstream {
@@ -996,34 +1008,44 @@ fn compile_upstream(name: &str, u: &Spanned<file::Upstream>, src: &Source<'_>) -
     })
 }
 
-/// One of `servers`, with nginx's defaults.
+/// One of `servers`, with nginx's defaults: a server per address of its name.
 fn server_entry(
     name: &str,
     i: usize,
     s: &Spanned<file::UpstreamServer>,
     src: &Source<'_>,
-) -> Result<balance::Server> {
+) -> Result<Vec<balance::Server>> {
     let e = s.get_ref();
     let at = |key: &str| format!("[upstreams.{name}].servers[{}].{key}", i + 1);
-    let mut server = upstream_server(&e.url, &at("url"), src)?;
+    let mut servers = upstream_server(&e.url, &at("url"), i, src)?;
     let number = |v: &Option<Spanned<i64>>, key: &str, min: i64, default: u32| match v {
         None => Ok(default),
         Some(n) if (min..=1_000_000).contains(n.get_ref()) => Ok(*n.get_ref() as u32),
         Some(n) => Err(src.error(n.span(), at(key), format!("must be {min} to 1000000"))),
     };
-    server.weight = number(&e.weight, "weight", 1, 1)?;
-    server.max_fails = number(&e.max_fails, "max_fails", 0, 1)?;
-    if let Some(t) = e.fail_timeout {
-        server.fail_timeout = t;
+    let weight = number(&e.weight, "weight", 1, 1)?;
+    let max_fails = number(&e.max_fails, "max_fails", 0, 1)?;
+    for server in &mut servers {
+        server.weight = weight;
+        server.max_fails = max_fails;
+        if let Some(t) = e.fail_timeout {
+            server.fail_timeout = t;
+        }
+        server.backup = e.backup;
+        server.down = e.down;
     }
-    server.backup = e.backup;
-    server.down = e.down;
-    Ok(server)
+    Ok(servers)
 }
 
 /// A server's `http://host:port`, resolved once at load, as nginx resolves an upstream's
-/// hosts at start-up.
-fn upstream_server(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<balance::Server> {
+/// hosts at start-up: a server per address (`localhost` is often `::1` and `127.0.0.1`, and a
+/// CRM listening on one of them is reached through the other once the first refuses).
+fn upstream_server(
+    v: &Spanned<Text>,
+    path: &str,
+    entry: usize,
+    src: &Source<'_>,
+) -> Result<Vec<balance::Server>> {
     let url = super::checked::outbound_url(v, path, src)?;
     if url.scheme() != "http" {
         return Err(src.error(
@@ -1037,20 +1059,46 @@ fn upstream_server(v: &Spanned<Text>, path: &str, src: &Source<'_>) -> Result<ba
     }
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let addr = (host.trim_start_matches('[').trim_end_matches(']'), port)
+    let addrs = resolve(host.trim_start_matches('[').trim_end_matches(']'), port);
+    if addrs.is_empty() {
+        return Err(src.error(v.span(), path, format!("cannot resolve '{host}'")));
+    }
+    Ok(servers_of(&format!("{host}:{port}"), &addrs, entry))
+}
+
+/// Every address of `host` (the system's resolver: `/etc/hosts`, then DNS).
+fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
+    #[cfg(test)]
+    if let Some(addrs) = tests::HOSTS.with(|h| h.borrow().get(host).cloned()) {
+        return addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+    }
+    (host, port)
         .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| src.error(v.span(), path, format!("cannot resolve '{host}'")))?;
-    Ok(balance::Server {
-        authority: format!("{host}:{port}"),
-        addr,
-        weight: 1,
-        max_fails: 1,
-        fail_timeout: Duration::from_secs(10),
-        backup: false,
-        down: false,
-    })
+        .map(|a| a.collect())
+        .unwrap_or_default()
+}
+
+/// The servers of one entry whose name has `addrs`: each called by its address when there are
+/// several (the access line tells them apart), else by the name as written.
+fn servers_of(authority: &str, addrs: &[SocketAddr], entry: usize) -> Vec<balance::Server> {
+    addrs
+        .iter()
+        .map(|&addr| balance::Server {
+            authority: authority.to_owned(),
+            label: if addrs.len() > 1 {
+                addr.to_string()
+            } else {
+                authority.to_owned()
+            },
+            addr,
+            entry,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            backup: false,
+            down: false,
+        })
+        .collect()
 }
 
 fn compile_route(
@@ -1280,4 +1328,155 @@ fn shared_callback_keys(apps: &BTreeMap<String, Arc<App>>) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+
+    thread_local! {
+        /// Names this thread's tests resolve without the system's resolver.
+        pub(super) static HOSTS: RefCell<HashMap<String, Vec<IpAddr>>> = RefCell::default();
+    }
+
+    fn with_host(name: &str, addrs: &[&str], f: impl FnOnce()) {
+        HOSTS.with(|h| {
+            let ips = addrs
+                .iter()
+                .map(|a| a.parse().expect("an address"))
+                .collect();
+            h.borrow_mut().insert(name.to_owned(), ips)
+        });
+        f();
+        HOSTS.with(|h| h.borrow_mut().clear());
+    }
+
+    fn load(toml: &str, dir: &std::path::Path) -> Result<crate::config::Config, String> {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n{toml}"
+        );
+        crate::config::load_str("gateway.toml", &text, dir).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_name_of_several_addresses_is_a_server_per_address() {
+        let dir = std::env::temp_dir();
+        with_host("crm.internal", &["::1", "127.0.0.1"], || {
+            let cfg = load(
+                "[upstreams.crm]\nurl = \"http://crm.internal:8080\"\n",
+                &dir,
+            )
+            .expect("loads");
+            let up = &cfg.upstreams["crm"];
+            let b = up.balance.as_deref().expect("two servers are balanced");
+            let seen: Vec<(&str, &str, usize)> = b
+                .servers
+                .iter()
+                .map(|s| (s.authority.as_str(), s.label.as_str(), s.entry))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("crm.internal:8080", "[::1]:8080", 0),
+                    ("crm.internal:8080", "127.0.0.1:8080", 0)
+                ]
+            );
+            assert_eq!(up.authority, "crm.internal:8080");
+
+            // A listed entry's parameters go to each of its addresses.
+            let cfg = load(
+                "[upstreams.crm]\nservers = [{ url = \"http://crm.internal:8080\", weight = 3, \
+                 max_fails = 2 }, { url = \"http://127.0.0.9:80\", backup = true }]\n",
+                &dir,
+            )
+            .expect("loads");
+            let b = cfg.upstreams["crm"].balance.as_deref().expect("balanced");
+            let seen: Vec<(&str, u32, u32, bool, usize)> = b
+                .servers
+                .iter()
+                .map(|s| (s.label.as_str(), s.weight, s.max_fails, s.backup, s.entry))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("[::1]:8080", 3, 2, false, 0),
+                    ("127.0.0.1:8080", 3, 2, false, 0),
+                    ("127.0.0.9:80", 1, 1, true, 1)
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn a_name_of_one_address_is_one_server_called_by_its_name() {
+        let dir = std::env::temp_dir();
+        with_host("crm.internal", &["127.0.0.1"], || {
+            let cfg = load(
+                "[upstreams.crm]\nurl = \"http://crm.internal:8080\"\n",
+                &dir,
+            )
+            .expect("loads");
+            let up = &cfg.upstreams["crm"];
+            assert!(up.balance.is_none());
+            assert_eq!(up.addr, "127.0.0.1:8080".parse().unwrap());
+        });
+    }
+
+    #[test]
+    fn too_many_addresses_are_refused() {
+        let dir = std::env::temp_dir();
+        let many: Vec<String> = (1..=65).map(|i| format!("127.0.1.{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        with_host("crm.internal", &many, || {
+            let err = load(
+                "[upstreams.crm]\nurl = \"http://crm.internal:8080\"\n",
+                &dir,
+            )
+            .err()
+            .expect("65 servers are refused");
+            assert!(
+                err.contains("has 65 servers once its names are resolved"),
+                "{err}"
+            );
+        });
+    }
+
+    #[test]
+    fn an_nginx_file_names_the_entry_once() {
+        let dir = std::env::temp_dir().join(format!("wgw-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        with_host("crm.internal", &["::1", "127.0.0.1"], || {
+            // The block's one server is the TOML's one entry, whatever its addresses; a
+            // `proxy_pass` to the name is that upstream (nginx's implicit upstream of them).
+            std::fs::write(
+                dir.join("site.conf"),
+                "upstream crm { server crm.internal:8080; }\n\
+                 location /api/ { proxy_pass http://crm; }\n\
+                 location /old/ { proxy_pass http://crm.internal:8080; }\n",
+            )
+            .unwrap();
+            let nginx = "[nginx]\ninclude = [\"site.conf\"]\n";
+            load(
+                &format!("{nginx}[upstreams.crm]\nurl = \"http://crm.internal:8080\"\n"),
+                &dir,
+            )
+            .expect("the block is the table's");
+            // Two entries are not the block's one server.
+            let err = load(
+                &format!(
+                    "{nginx}[upstreams.crm]\nservers = [{{ url = \"http://crm.internal:8080\" }}, \
+                     {{ url = \"http://127.0.0.9:80\" }}]\n"
+                ),
+                &dir,
+            )
+            .err()
+            .expect("not the block's servers");
+            assert!(
+                err.contains("its servers are not [upstreams.crm]'s"),
+                "{err}"
+            );
+        });
+    }
 }

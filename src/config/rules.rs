@@ -327,8 +327,13 @@ pub(super) fn compile(
     for (name, up) in upstreams {
         by_authority.insert(name.to_ascii_lowercase(), up.clone());
         // An upstream of several servers is named by its name only: `proxy_pass` to one of
-        // its servers' addresses means that server alone, as in nginx.
-        if up.balance.is_none() {
+        // its servers' addresses means that server alone, as in nginx. One name of several
+        // addresses is one server to `proxy_pass` (nginx's implicit upstream of them).
+        let one_name = up
+            .balance
+            .as_deref()
+            .is_none_or(|b| b.servers.iter().all(|s| s.entry == 0 && !s.down));
+        if one_name {
             by_authority
                 .entry(up.authority.to_ascii_lowercase())
                 .or_insert_with(|| up.clone());
@@ -849,10 +854,13 @@ fn check_upstream_block(
             backup: false,
             down: false,
         }],
+        // A server per address of a name: the block names the entry once.
         Some(b) => b
             .servers
             .iter()
-            .map(|s| BlockServer {
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || b.servers[i - 1].entry != s.entry)
+            .map(|(_, s)| BlockServer {
                 addr: s.authority.to_ascii_lowercase(),
                 weight: s.weight,
                 max_fails: s.max_fails,

@@ -17,9 +17,14 @@ pub const MAX_SERVERS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Server {
-    /// `host:port` as written (`$upstream_addr`, logs).
+    /// `host:port` as written (the `Host` of a callback sent to it).
     pub authority: String,
+    /// What `$upstream_addr` and the logs call it: `authority`, or the address when the name
+    /// was resolved to several (nginx makes a server of each address).
+    pub label: String,
     pub addr: SocketAddr,
+    /// The entry of the configuration it comes from (one entry per address of a name).
+    pub entry: usize,
     pub weight: u32,
     /// Failures within `fail_timeout` that leave the server out; 0: never left out.
     pub max_fails: u32,
@@ -236,7 +241,7 @@ impl Balance {
             p.effective -= i64::from(step);
             if p.fails == s.max_fails {
                 tracing::warn!(
-                    upstream_server = %s.authority,
+                    upstream_server = %s.label,
                     "upstream server temporarily disabled"
                 );
             }
@@ -274,7 +279,9 @@ mod tests {
             .enumerate()
             .map(|(i, w)| Server {
                 authority: format!("10.0.0.{}:80", i + 1),
+                label: format!("10.0.0.{}:80", i + 1),
                 addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 80)),
+                entry: i,
                 weight: *w,
                 max_fails: 1,
                 fail_timeout: Duration::from_secs(10),

@@ -101,7 +101,7 @@ pub(super) fn failed(session: &Session, ctx: &mut Ctx, e: &Error, sent: bool) ->
         && !session.as_ref().retry_buffer_truncated();
     attempt.next = again;
     // The access line names every attempt, as nginx's `$upstream_addr` and `$upstream_status`.
-    let addr = (again && traced).then(|| b.servers[i].authority.clone());
+    let addr = (again && traced).then(|| b.servers[i].label.clone());
     if let (Some(addr), Some(trace)) = (addr, ctx.trace.as_deref_mut()) {
         let status = crate::nginx::response::failed_status(e);
         trace.earlier_addrs.push_str(&addr);

@@ -111,7 +111,7 @@ impl Ctx {
     pub fn upstream_server(&self) -> Option<&str> {
         let up = self.upstream()?;
         match (up.balance.as_deref(), self.attempt.server) {
-            (Some(b), Some(i)) => b.servers.get(i).map(|s| s.authority.as_str()),
+            (Some(b), Some(i)) => b.servers.get(i).map(|s| s.label.as_str()),
             // No server was reached ("no live upstreams"): the upstream's name, as nginx.
             (Some(_), None) => Some(up.name.as_str()),
             _ => Some(up.authority.as_str()),
