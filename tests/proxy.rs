@@ -626,6 +626,73 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
     );
 }
 
+/// A CRM handler that answers without reading the body (an early 401, a GET handler), on a
+/// server that keeps its connection (Python's `http.server`): the body's bytes would be read
+/// as a request of their own, with the headers the client wrote in them, before any answer
+/// came back. Asked to close after a request with a body, the server reads no further (as
+/// behind nginx's default HTTP/1.0 hop): the smuggled request is never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_inside_a_body_the_crm_does_not_read_is_never_read_as_one() {
+    use std::io::Write;
+    let (port, lines) = raw_crm(|line, _, _, w| {
+        let answer = if line.starts_with("POST /api/needs-token") {
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\ntoken"
+        } else {
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        };
+        w.write_all(answer.as_bytes())
+    });
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.naive]\nurl = \"http://127.0.0.1:{port}\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"naive\"\n"
+    ));
+    let gw_port = gw.port;
+    tokio::task::spawn_blocking(move || {
+        let smuggled = "POST /api/transfer?to=attacker HTTP/1.1\r\nHost: crm\r\n\
+                        X-WeCom-UserId: boss\r\nContent-Length: 0\r\n\r\n";
+        for (method, path, framing) in [
+            ("POST", "/api/needs-token", "length"),
+            ("GET", "/index.html", "length"),
+            ("POST", "/api/needs-token", "chunked"),
+        ] {
+            let mut a = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+            a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let head = format!("{method} {path} HTTP/1.1\r\nHost: h\r\n");
+            let request = if framing == "length" {
+                format!("{head}Content-Length: {}\r\n\r\n{smuggled}", smuggled.len())
+            } else {
+                format!(
+                    "{head}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+                    smuggled.len()
+                )
+            };
+            a.write_all(request.as_bytes()).unwrap();
+            let mut pending = Vec::new();
+            let r = common::raw::read_response(&mut a, &mut pending);
+            assert!(
+                matches!(r.status, 200 | 401),
+                "{method} {path}: {}",
+                r.status
+            );
+        }
+        // Whatever the CRM would have read next, it has had the time to.
+        let mut b = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        b.write_all(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        let mut pending = Vec::new();
+        assert_eq!(common::raw::read_response(&mut b, &mut pending).status, 200);
+    })
+    .await
+    .unwrap();
+    let lines = lines.lock().unwrap();
+    assert!(
+        !lines.iter().any(|l| l.contains("/api/transfer")),
+        "the CRM read the request inside a body: {lines:?}"
+    );
+    assert_eq!(lines.len(), 4, "{lines:?}");
+}
+
 /// `103 Early Hints` sent by the CRM while the request's body is still coming is passed on and
 /// is no answer: the final 200, after the whole body, leaves the client's connection open for
 /// its next request (it was closed, as after an early answer).
@@ -698,7 +765,7 @@ where
                 let mut r = std::io::BufReader::new(s.try_clone().unwrap());
                 let mut w = s;
                 loop {
-                    let (mut line, mut length) = (String::new(), 0usize);
+                    let (mut line, mut length, mut close) = (String::new(), 0usize, false);
                     if r.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
@@ -711,11 +778,15 @@ where
                         if h == "\r\n" {
                             break;
                         }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        let h = h.to_ascii_lowercase();
+                        if let Some(v) = h.strip_prefix("content-length:") {
                             length = v.trim().parse().unwrap_or(0);
                         }
+                        close |= h.starts_with("connection:") && h.contains("close");
                     }
-                    if answer(&line, length, &mut r, &mut w).is_err() {
+                    // `Connection: close` read: no further request on this connection, as
+                    // Python's `http.server` (and most servers) honour it.
+                    if answer(&line, length, &mut r, &mut w).is_err() || close {
                         return;
                     }
                 }

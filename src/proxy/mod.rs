@@ -518,6 +518,14 @@ impl ProxyHttp for Gateway {
         let gateway_xff = ctx.client_ip.is_some() && !nginx::sets_forwarded_for(ctx);
         let present = headers::Present::of(req, ctx.upgrade, gateway_xff);
         headers::strip_hop_by_hop(req, ctx.upgrade, &present);
+        // A request with a body ends its connection to the upstream, as nginx's default
+        // HTTP/1.0 hop ends each: a server that answers without reading the body (an early
+        // 401, a GET handler) and keeps the connection reads the body as a request of its own,
+        // with headers the client wrote there (`X-WeCom-UserId`), before the engine can see
+        // it. `close` asks the server to read no further; the engine does not reuse it either.
+        if !ctx.upgrade && !session.is_body_empty() {
+            req.insert_header(http::header::CONNECTION, "close")?;
+        }
         if let (false, Some(up)) = (present.host, ctx.upstream()) {
             crate::connection::upstream_host(req, up)?;
         }
