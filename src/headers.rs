@@ -38,6 +38,7 @@ pub mod names {
     pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
     pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
     pub const X_GATEWAY_ASSERTION: HeaderName = HeaderName::from_static("x-gateway-assertion");
     pub const WGW_CONTACT: HeaderName = HeaderName::from_static("wgw-contact");
     pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
@@ -285,9 +286,16 @@ fn is_set(n: &HeaderName, xff: bool) -> bool {
 ///   `X-Host`, `Front-End-Https`, `X-Url-Scheme`, `X-Proxied-Https`, `X-ARR-SSL`,
 ///   `CloudFront-Forwarded-Proto`, and Jetty's `Proxy-auth-cert` and `Proxy-ssl-id` (a client
 ///   certificate a TLS front checked): the host, port, path prefix and scheme links and
-///   password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold.
+///   password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold;
+/// - the client's address as proxies and CDNs name it: `X-Real-IP` (which the gateway sets,
+///   as nearly every nginx file does), `X-Client-IP`, `Client-IP`, `X-Cluster-Client-IP`,
+///   `True-Client-IP`, `CF-Connecting-IP`, `Fastly-Client-IP`: what CRMs read for allow-lists,
+///   login rate limits and audit logs (ThinkPHP's `request()->ip()` takes `X-Real-IP` first).
 fn is_override(n: &[u8]) -> bool {
-    const X: [&str; 14] = [
+    const X: [&str; 17] = [
+        "x-real-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
         "x-original-uri",
         "x-forwarded-uri",
         "x-forwarded-path",
@@ -309,8 +317,17 @@ fn is_override(n: &[u8]) -> bool {
                 || folds_to(n, names::X_REWRITE_URL.as_str())
                 || X.iter().any(|f| folds_to(n, f))
         }
-        Some(b'f') => folds_to(n, "forwarded") || folds_to(n, "front-end-https"),
-        Some(b'c') => folds_to(n, "cloudfront-forwarded-proto"),
+        Some(b'f') => {
+            folds_to(n, "forwarded")
+                || folds_to(n, "front-end-https")
+                || folds_to(n, "fastly-client-ip")
+        }
+        Some(b'c') => {
+            folds_to(n, "cloudfront-forwarded-proto")
+                || folds_to(n, "client-ip")
+                || folds_to(n, "cf-connecting-ip")
+        }
+        Some(b't') => folds_to(n, "true-client-ip"),
         Some(b'p') => folds_to(n, "proxy-auth-cert") || folds_to(n, "proxy-ssl-id"),
         _ => false,
     }
@@ -414,8 +431,23 @@ pub fn strip_gateway_cookies(req: &mut RequestHeader, session_cookie: Option<&st
 pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Option<&str>) {
     let set = resp.headers.get_all(http::header::SET_COOKIE);
     let ours = |v: &HeaderValue| {
-        let name = v.as_bytes().split(|&b| b == b'=' || b == b';').next();
-        name.is_some_and(|n| crate::cookies::is_ours(n, session_cookie))
+        let pair = v
+            .as_bytes()
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default();
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        // A cookie without a name (`=wgw_session=x`) is stored by browsers as its value alone
+        // and sent back as `wgw_session=x`: the gateway's cookie, set by the CRM.
+        let name = if name.trim_ascii().is_empty() {
+            value.split(|&b| b == b'=').next().unwrap_or_default()
+        } else {
+            name
+        };
+        crate::cookies::is_ours(name, session_cookie)
     };
     if !set.iter().any(ours) {
         return;
@@ -438,6 +470,21 @@ pub fn forwarded_for(prev: Option<&HeaderValue>, ip: std::net::IpAddr) -> Header
     // length: `Bytes` then adopts it as it is, where a buffer with spare room costs a second
     // allocation for its shared header.
     let mut buf = [0u8; 46];
+    let text = ip_text(ip, &mut buf);
+    let mut out = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + text.len());
+    if let Some(p) = prev {
+        out.extend_from_slice(p);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(text);
+    // Earlier proxies' value came from a valid header value, and an address is plain ASCII.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| {
+        HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
+    })
+}
+
+/// `ip` as text, written into `buf` (the longest address, with an IPv4 tail, is 45 bytes).
+pub fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 46]) -> &[u8] {
     let len = match ip {
         std::net::IpAddr::V4(ip) => {
             let mut n = 0;
@@ -458,17 +505,7 @@ pub fn forwarded_for(prev: Option<&HeaderValue>, ip: std::net::IpAddr) -> Header
             cursor.position() as usize
         }
     };
-    let text = &buf[..len];
-    let mut out = Vec::with_capacity(prev.map_or(0, |p| p.len() + 2) + text.len());
-    if let Some(p) = prev {
-        out.extend_from_slice(p);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(text);
-    // Earlier proxies' value came from a valid header value, and an address is plain ASCII.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).unwrap_or_else(|_| {
-        HeaderValue::from_str(&ip.to_string()).expect("an address is a header value")
-    })
+    &buf[..len]
 }
 
 /// Writes `n` in decimal at the start of `out`; returns how many bytes.

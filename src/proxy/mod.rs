@@ -576,6 +576,17 @@ impl ProxyHttp for Gateway {
         if let Some(xff) = xff {
             req.append_wire_header(&headers::names::X_FORWARDED_FOR, xff.as_bytes())?;
         }
+        // A `[[routes]]` entry passes the client's address as nearly every nginx file does
+        // (`proxy_set_header X-Real-IP $remote_addr`); a location of the nginx file passes
+        // what it sets, as nginx. A client's own copy is gone either way.
+        let route = matches!(ctx.upstream, Some(ctx::Chosen::Route(_)));
+        if let Some(ip) = ctx
+            .client_ip
+            .filter(|_| route && !nginx::sets(ctx, "x-real-ip"))
+        {
+            let mut buf = [0u8; 46];
+            req.append_wire_header(&headers::names::X_REAL_IP, headers::ip_text(ip, &mut buf))?;
+        }
         req.append_wire_header(
             &headers::names::X_FORWARDED_PROTO,
             ctx.config.server.public_url.scheme().as_bytes(),

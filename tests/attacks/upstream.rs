@@ -19,6 +19,10 @@ async fn an_upstream_cannot_set_the_gateways_cookies() {
                 ("set-cookie", "wgw_session=fixed-by-the-crm; Path=/"),
                 ("set-cookie", "WGW_login_abc=x; Path=/_gateway/"),
                 ("set-cookie", "my_session=also-ours; Path=/"),
+                // Nameless: a browser stores the value alone and sends `wgw_session=...`.
+                ("set-cookie", "=wgw_session=nameless; Path=/"),
+                ("set-cookie", " = my_session; Path=/"),
+                ("set-cookie", "=crm_flag=1; Path=/"),
                 ("set-cookie", "crm_sid=kept; Path=/; HttpOnly"),
             ]),
             "ok",
@@ -38,7 +42,10 @@ async fn an_upstream_cannot_set_the_gateways_cookies() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(set, vec!["crm_sid=kept; Path=/; HttpOnly"]);
+    assert_eq!(
+        set,
+        vec!["=crm_flag=1; Path=/", "crm_sid=kept; Path=/; HttpOnly"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,4 +207,58 @@ async fn a_client_cannot_name_the_host_or_scheme_the_crm_builds_links_with() {
         }
         assert!(echo.header("x-forwarded-host").is_some(), "{path}");
     }
+}
+
+/// The client's address as proxies and CDNs name it (`X-Real-IP`, `True-Client-IP`,
+/// `CF-Connecting-IP`...), which CRMs read for allow-lists, login rate limits and audit logs:
+/// a client's own copy does not reach the CRM; a `[[routes]]` entry's `X-Real-IP` is the
+/// client's address, as nearly every nginx file sets it; a location of the file passes what
+/// it sets (nothing without a line, as nginx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_name_the_address_the_crm_sees() {
+    let claims = [
+        ("X-Real-IP", "6.6.6.6"),
+        ("X_Real_IP", "6.6.6.6"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("Client-IP", "6.6.6.6"),
+        ("CF-Connecting-IP", "6.6.6.6"),
+        ("X-Cluster-Client-IP", "6.6.6.6"),
+        ("Fastly-Client-IP", "6.6.6.6"),
+    ];
+    let w = with_nginx_file(
+        "location / { proxy_pass http://crm; }\n\
+         location /legacy/ { proxy_set_header X-Real-IP 10.1.2.3; proxy_pass http://crm; }\n",
+    )
+    .await;
+    for path in ["/public-page", "/legacy/x"] {
+        let mut req = client().get(w.gw().url(path));
+        for (name, value) in claims {
+            req = req.header(name, value);
+        }
+        let echo: Echo = req.send().await.unwrap().json().await.unwrap();
+        for (name, _) in &claims[1..] {
+            assert_eq!(
+                echo.header(&name.to_ascii_lowercase()),
+                None,
+                "{path} {name}"
+            );
+        }
+        // The file's own line, else none (nginx's), never the client's; repeated values would
+        // be joined: one copy, the right one.
+        let want = (path == "/legacy/x").then_some("10.1.2.3");
+        assert_eq!(echo.header("x-real-ip"), want, "{path}");
+    }
+    // A `[[routes]]` entry: the gateway's.
+    let w = World::new().start().await;
+    let echo: Echo = client()
+        .get(w.gw().url("/public-page"))
+        .header("X-Real-IP", "6.6.6.6")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"));
 }
