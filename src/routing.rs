@@ -380,6 +380,10 @@ fn lenient_readings(
             note(area_of(table, &base[..trimmed(base)])?)?;
         }
     }
+    if let Some(bare) = without_format(base) {
+        note(area_of(table, bare)?)?;
+        note(root_of(&table.area_roots, bare))?;
+    }
     if table.areas_have_upper || base.iter().any(u8::is_ascii_uppercase) {
         let lower = base.to_ascii_lowercase();
         let folded = |p: &[u8]| match table.folded_areas.find(p) {
@@ -388,11 +392,25 @@ fn lenient_readings(
         };
         note(folded(&lower)?)?;
         note(root_of(&table.folded_area_roots, &lower))?;
+        if let Some(bare) = without_format(&lower) {
+            note(folded(bare)?)?;
+            note(root_of(&table.folded_area_roots, bare))?;
+        }
         if table.areas_exact && trimmed(&lower) < lower.len() {
             note(folded(&lower[..trimmed(&lower)])?)?;
         }
     }
     Ok(())
+}
+
+/// The path without the format its last segment names (`/reports.json`, `/admin.html`), as
+/// servers that route a format suffix to the plain path read it: Rails' `(.:format)`, Grails'
+/// `(.$format)?`, Spring MVC's suffix match before 5.3, ThinkPHP's `url_html_suffix`. `None`
+/// when the last segment has no such suffix (a dot file such as `/.env` is its own name).
+fn without_format(path: &[u8]) -> Option<&[u8]> {
+    let start = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let dot = path[start..].iter().rposition(|&b| b == b'.')?;
+    (dot > 0 && start + dot + 1 < path.len()).then(|| &path[..start + dot])
 }
 
 /// The path with the dots and spaces that end a segment removed, as Windows reads a name, and
@@ -743,6 +761,37 @@ mod tests {
             "/x/..;/sidebar./",
         ] {
             assert_eq!(area(path), Ok(Some(0)), "{path}");
+        }
+    }
+
+    /// A format suffix on the last segment (`/reports.json`, `/admin.html`, `/mgr/1.json`):
+    /// Rails, Grails, Spring MVC before 5.3 and ThinkPHP route it to the plain path, so it
+    /// lies where the plain path does, in any case.
+    #[test]
+    fn a_format_suffix_lies_where_the_plain_path_does() {
+        let t = table(&[
+            ("/reports/", true),
+            ("= /admin", true),
+            ("~ ^/mgr/(\\d+)$", true),
+            ("/", false),
+        ]);
+        let area = |p: &str| protecting(&t, p.as_bytes(), p.as_bytes(), p.as_bytes());
+        for (path, want) in [
+            ("/reports.json", Some(0)),
+            ("/Reports.json", Some(0)),
+            ("/reports.json.", Some(0)),
+            ("/admin.html", Some(1)),
+            ("/ADMIN.html", Some(1)),
+            ("/mgr/1.json", Some(2)),
+            ("/reports/x.csv", Some(0)),
+            // Not the plain path of an area.
+            ("/reportsx.json", None),
+            ("/admin.html/x", None),
+            ("/mgr/x.json", None),
+            ("/.reports", None),
+            ("/static/app.js", None),
+        ] {
+            assert_eq!(area(path), Ok(want), "{path}");
         }
     }
 

@@ -62,6 +62,9 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
         let host = text("host")?.ok_or_else(|| bad("the original request has no host"))?;
         (uri.to_owned(), host.to_owned(), text("x-original-method")?)
     } else if let Some(url) = text("x-original-url")? {
+        if url.contains('#') {
+            return Err(bad(FRAGMENT));
+        }
         let (host, target) =
             split_url(url).ok_or_else(|| bad("X-Original-URL is not an http URL"))?;
         (
@@ -85,7 +88,13 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
     if !target.starts_with('/') {
         return Err(bad("the original request-target is not a path"));
     }
-    let target = target.split('#').next().unwrap_or_default();
+    // No browser sends a fragment: a hand-made `/sidebar/#/../../reports/` would be judged as
+    // `/sidebar/`, while the front proxy hands the CRM all of it (nginx's `$request_uri`), and
+    // a server that keeps `#` in the path and cleans it (Go's `net/http` and a router) serves
+    // `/reports/`.
+    if target.contains('#') {
+        return Err(bad(FRAGMENT));
+    }
     let method = match method {
         None | Some("") => Method::GET,
         Some(m) => Method::from_bytes(m.as_bytes())
@@ -97,6 +106,8 @@ pub(super) fn original(headers: &HeaderMap) -> Result<Original, Failure> {
         host,
     })
 }
+
+const FRAGMENT: &str = "the original request-target has a fragment (`#`), which no browser sends";
 
 /// The front proxy sets its own door's headers, but passes on what the client sent under the
 /// others' names (Traefik, Caddy and nginx all do): a client behind Traefik that adds
@@ -286,7 +297,12 @@ impl Gateway {
                 "the request carries X-WeCom-, X-WeChat- or X-Gateway- headers of its own",
             ));
         }
+        let own_method = session.req_header().method.clone();
         let checked = self.check_original(session, ctx).await;
+        // The answer is the check's own: an original HEAD (`X-Forwarded-Method: HEAD`) must not
+        // make it a HEAD's answer, a length and no body, on which a keep-alive front proxy
+        // (Traefik, Caddy) reading the body of a refusal waits until the connection ends.
+        session.req_header_mut().set_method(own_method);
         // The check is the gateway's own answer, counted and logged as such whatever route it
         // was about (the pipeline puts the check's own path back); nothing is proxied.
         ctx.route = None;

@@ -202,11 +202,22 @@ async fn the_check_refuses_another_host_and_an_original_request_it_cannot_read()
         ("absolute form", "http://evil.example/sidebar/"),
         ("not a path", "sidebar/"),
         ("malformed path", "/sidebar/../../x"),
+        // Judged as `/sidebar/`, handed whole to the CRM: no browser sends a fragment.
+        ("a fragment", "/sidebar/#/../../reports/"),
+        ("an escaped fragment", "/sidebar/#/%2e%2e/%2e%2e/reports/"),
     ] {
         let r = traefik(&mut b, &w, ("GET", &h, uri), JSON, &[]).await;
         assert_eq!(r.status(), 400, "{what}");
         assert!(header(&r, "x-wecom-userid").is_none(), "{what}");
     }
+    // ingress-nginx's description, with a fragment.
+    let r = b
+        .get_json(
+            &w.gw().url("/_gateway/auth"),
+            &[("x-original-url", &format!("http://{h}/sidebar/#/../x"))],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
     // No description of the original request at all.
     let r = b
         .get_json(&w.gw().url("/_gateway/auth"), &[("x-forwarded-host", &h)])
@@ -522,4 +533,36 @@ async fn with_a_forward_auth_key_only_the_front_proxy_presenting_it_is_answered(
     w.gw()
         .wait_log("path=/_gateway/auth route=\"gateway\" status=200");
     assert!(!w.gw().log().contains(KEY));
+}
+
+/// The original request a HEAD (`X-Forwarded-Method: HEAD`): the check's answer is still a GET's,
+/// its body all there, so a keep-alive front proxy that reads the body of a refusal (Traefik,
+/// Caddy) gets it and can send the next check on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_head_request_gets_a_whole_answer() {
+    use std::io::Write;
+    let w = wecom_and_wechat().start().await;
+    let (port, h) = (w.gw().port, host(&w));
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            write!(
+                s,
+                "GET /_gateway/auth HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\
+                 X-Forwarded-Method: HEAD\r\nX-Forwarded-Host: {h}\r\n\
+                 X-Forwarded-Uri: /sidebar/\r\n\r\n"
+            )
+            .unwrap();
+            let r = crate::common::raw::read_response(&mut s, &mut pending);
+            assert_eq!(r.status, 401);
+            let length: usize = r.header("content-length").unwrap().parse().unwrap();
+            assert!(length > 0);
+            assert_eq!(r.body.len(), length, "the body the length announced");
+        }
+    })
+    .await
+    .unwrap();
 }

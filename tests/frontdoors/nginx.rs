@@ -182,11 +182,29 @@ async fn behind_nginx_a_browser_signs_in_and_the_crm_sees_only_the_verified_iden
         ("X-Gateway-Authorization", "Bearer x"),
         ("X-Gateway-Refused", "x"),
         ("X-Gateway-Login-Url", "/x"),
+        // The path and host a CRM may route or build links on instead of the request's own.
+        ("X-Rewrite-URL", "/reports/"),
+        ("X-Original-URL", "/reports/"),
+        ("X-Forwarded-Prefix", "/reports"),
+        ("X-Forwarded-Path", "/reports/"),
+        ("Forwarded", "host=evil.example"),
+        ("X-Host", "evil.example"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Real-IP", "6.6.6.6"),
     ]);
     let echo = through(&mut b, &ng.url("/public"), &spoof_more)
         .await
         .unwrap();
+    // nginx's `$host`: the check vouched for it (public_url's), not the client's header.
+    assert_eq!(echo.header("x-forwarded-host"), Some("127.0.0.1"));
+    assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"));
     for name in [
+        "x-rewrite-url",
+        "x-original-url",
+        "x-forwarded-prefix",
+        "x-forwarded-path",
+        "forwarded",
+        "x-host",
         "x-wecom-userid",
         "x-wecom-external-userid",
         "x-gateway-assertion",
