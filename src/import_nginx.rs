@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nginx_compat::parse::Directive;
 
@@ -129,6 +129,29 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let (blocks, maps): (Vec<Directive>, Vec<Directive>) =
         http.into_iter().partition(|d| d.name == "upstream");
     let mut top = maps.clone();
+    // `access_log ... main;` of a `conf.d/` file: the format is the main nginx.conf's, read
+    // from the configuration directory (the file's own, or the one above it), which `check`
+    // and `run` then read too.
+    let mut conf_dir = conf_dir;
+    let tried: Vec<PathBuf> = match &conf_dir {
+        Some(d) => vec![d.clone()],
+        None => [base.parent(), Some(base)]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect(),
+    };
+    let both = [top.clone(), body.clone()].concat();
+    for dir in tried {
+        let formats = crate::config::rules::main_file_formats(&dir, &both);
+        // `conf_dir` also roots the file's relative includes: only where they are found too.
+        let includes_there = conf_dir.is_some() || parse_nginx(&name, &text, &dir).is_ok();
+        if !formats.is_empty() && includes_there {
+            top.splice(0..0, formats);
+            conf_dir.get_or_insert(dir);
+            break;
+        }
+    }
     top.push(Directive {
         name: "server".into(),
         args: Vec::new(),

@@ -82,6 +82,14 @@ async fn read(store: &dyn Store, key: &str) -> Option<String> {
     store.get_facts(&[key]).await.ok()?.pop().flatten()
 }
 
+/// How far apart the instances' clocks may be: a session may say it was issued this far ahead
+/// of the clock that reads it, and a member's record ends the sessions dated up to this far
+/// after the `delete_user` (it is written so). A session stamped by an instance whose
+/// clock runs 50 s fast would otherwise date itself after the `delete_user` that ended its
+/// member, and outlive it everywhere. (A member deleted and added back within that minute
+/// signs in once it is over.)
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
 /// Does a record's stored value (its time, as [`record`] writes it) end what was issued at
 /// `issued_at`? For callers that read several records in one store call.
 pub fn ends(record: Option<&str>, issued_at: u64) -> bool {

@@ -1063,6 +1063,34 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
     assert!(got[0].body.contains("delete_user"), "{}", got[0].body);
 }
 
+/// An instance whose clock runs 50 s ahead (within the minute a session's date may be ahead)
+/// dates its sessions after a `delete_user` another instance takes a moment later: the
+/// member's record ends them too, on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_user_ends_the_sessions_an_instance_with_a_clock_ahead_dated_later() {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
+        .await
+        .unwrap();
+    let w =
+        CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
+    let fast = &w.gateways[1];
+    fast.advance("50s").await;
+    let mut b = Browser::new(WXWORK_UA);
+    browser::login(&mut b, fast, &w.emu.base_url(), "crm", "/sidebar/").await;
+    let cookies = b.jar[&Browser::authority(&fast.url("/"))].clone();
+    for (name, value) in &cookies {
+        b.set_cookie(&w.gateways[0].url("/"), name, value);
+    }
+    for gw in &w.gateways {
+        assert_eq!(page(&mut b, gw).await, 200, "one cookie, any instance");
+    }
+    delete_member(&w, "zhangsan").await;
+    for gw in &w.gateways {
+        assert_eq!(page(&mut b, gw).await, 401, "the deleted member");
+    }
+}
+
 /// A captured `delete_user` sent again (a replay within WeCom's signature window, or WeCom's own
 /// late retry) acts as of when it happened: the sessions issued before it stay ended, the
 /// member's login since then stays open.

@@ -418,6 +418,93 @@ fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
     );
 }
 
+/// The stock nginx.org, CentOS and RHEL layout: `log_format main` is nginx.conf's, and the
+/// site file of `conf.d/` names it (`access_log ... main;`), as nginx reads it inside that
+/// http block. The import reads the format there and writes `conf_dir`, so that `check` and
+/// `run` read it too; a file of `log_format` lines included beside the site names them as
+/// well. A format defined nowhere is still refused.
+#[test]
+fn a_log_format_of_the_main_nginx_conf_is_known_to_its_site_files() {
+    let dir = TempDir::new("import-logformat");
+    let nginx = dir.path().join("nginx");
+    std::fs::create_dir_all(nginx.join("conf.d")).unwrap();
+    std::fs::write(
+        nginx.join("nginx.conf"),
+        "user nginx;
+events { worker_connections 1024; }
+         http {
+  log_format  main  '$remote_addr - $remote_user [$time_local] \"$request\" '
+         '$status $body_bytes_sent \"$http_referer\" \"$http_x_forwarded_for\"';
+         log_format unused '$ssl_protocol';
+  include /etc/nginx/conf.d/*.conf;
+}
+",
+    )
+    .unwrap();
+    let log = dir.path().join("access.log");
+    let site = nginx.join("conf.d/crm.conf");
+    std::fs::write(
+        &site,
+        format!(
+            "server {{ listen 80; server_name crm.example.com;
+               access_log {} main;
+               location / {{ proxy_pass http://127.0.0.1:9000; }} }}
+",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (toml, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(
+        (out.status.code(), stderr.as_str()),
+        (Some(0), ""),
+        "{toml}"
+    );
+    let conf_dir = std::fs::canonicalize(&nginx).unwrap();
+    assert!(
+        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
+        "{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+
+    // Without the main file the name is unknown, as to nginx.
+    std::fs::remove_file(nginx.join("nginx.conf")).unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("unknown log format \"main\""), "{stderr}");
+
+    // A file of `log_format` lines included beside the site's.
+    std::fs::write(
+        nginx.join("formats.conf"),
+        "log_format main '$remote_addr \"$request\" $status';
+",
+    )
+    .unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://crm.example.com\"\n\
+         [upstreams.crm]\nurl = \"http://127.0.0.1:9000\"\n\
+         [nginx]\ninclude = [{:?}, {:?}]\n",
+        nginx.join("formats.conf").display().to_string(),
+        site.display().to_string()
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+}
+
 /// A source-built nginx keeps its file at `<prefix>/conf/nginx.conf` and starts the stock
 /// `root html;` at the prefix: the import writes `[nginx] prefix`, so `/` is the same
 /// `<prefix>/html/index.html`; without the directory, `check` says where files would be

@@ -32,7 +32,9 @@ pub async fn apply(
     match r {
         Reaction::EndMember { corp, userid } => {
             let key = revocation::member_key(corp, userid);
-            revocation::record(store, &key, at, kept_secs).await?;
+            // Also what an instance whose clock runs ahead dated later.
+            let until = at.saturating_add(revocation::CLOCK_SKEW_SECS);
+            revocation::record(store, &key, until, kept_secs).await?;
         }
         Reaction::DropContact {
             corp,

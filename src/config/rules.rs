@@ -258,6 +258,11 @@ pub(super) fn compile(
         body.extend(nginx.server);
         top.extend(nginx.http);
     }
+    if let Some(conf_dir) = paths.conf_dir.as_deref() {
+        let mut formats = main_file_formats(conf_dir, &[top.clone(), body.clone()].concat());
+        formats.append(&mut top);
+        top = formats;
+    }
     top.push(Directive {
         name: "server".into(),
         args: Vec::new(),
@@ -594,6 +599,56 @@ pub fn parse_nginx_reading(
     parse_directives(name, text, &mut resolve)
 }
 
+/// The `log_format`s that `access_log` lines of `dirs` name but `dirs` does not define, taken
+/// from nginx's main file in `conf_dir` (`nginx.conf`'s http level): nginx reads a site file
+/// inside that http block, where the stock nginx.org, CentOS and RHEL file defines `main`,
+/// which nearly every `conf.d/*.conf` names. The main file's own includes are not read (they
+/// name the site files). Nothing when there is no such file or it defines none of them.
+pub fn main_file_formats(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> {
+    fn walk<'a>(dirs: &'a [Directive], f: &mut impl FnMut(&'a Directive)) {
+        for d in dirs {
+            f(d);
+            walk(d.block.as_deref().unwrap_or_default(), f);
+        }
+    }
+    let (mut named, mut defined) = (Vec::new(), Vec::new());
+    walk(dirs, &mut |d| match d.name.as_str() {
+        "access_log" => {
+            if let Some(f) = d.args.get(1).filter(|a| !a.text.contains('=')) {
+                named.push(f.text.to_ascii_lowercase());
+            }
+        }
+        "log_format" => defined.extend(d.args.first().map(|a| a.text.to_ascii_lowercase())),
+        _ => {}
+    });
+    named.retain(|n| n != "combined" && !defined.contains(n));
+    if named.is_empty() {
+        return Vec::new();
+    }
+    let path = conf_dir.join("nginx.conf");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let mut unread = |_: &str| Ok(Vec::new());
+    let Ok(main) = parse_directives(&path.display().to_string(), &text, &mut unread) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Directive> = Vec::new();
+    for d in &main {
+        let level = match d.name.as_str() {
+            "http" => d.block.as_deref().unwrap_or_default(),
+            _ => std::slice::from_ref(d),
+        };
+        for f in level.iter().filter(|f| f.name == "log_format") {
+            let name = f.args.first().map(|a| a.text.to_ascii_lowercase());
+            if name.is_some_and(|n| named.contains(&n)) {
+                out.push(f.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The files an `include` names: `pattern` under `base`, glob(3)'s pattern in any part as
 /// nginx reads it ([`super::glob`]).
 pub fn expand_include(base: &Path, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
@@ -623,10 +678,11 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
         }
     }
     if !flat.iter().any(|d| d.name == "server") {
-        // A server's body alone: `map` and `upstream` are the http level's.
+        // A server's body alone: `map`, `upstream` and `log_format` are the http level's (a
+        // file of `log_format` lines, included beside the site's, names them for it).
         let (http, body): (Vec<Directive>, Vec<Directive>) = flat
             .into_iter()
-            .partition(|d| d.name == "map" || d.name == "upstream");
+            .partition(|d| matches!(d.name.as_str(), "map" | "upstream" | "log_format"));
         return (body, http, Vec::new());
     }
     // A file with a server block: what is outside it is the http level's (its settings,

@@ -19,8 +19,8 @@ use crate::identity::Identity;
 
 /// How far ahead of this machine's clock a session may say it was issued (instances' clocks
 /// apart, a clock stepped back): the skew a revocation's ordering also allows (a `delete_user`
-/// ends the sessions issued before it; one dated further ahead would outlive it).
-pub const CLOCK_SKEW_SECS: u64 = 60;
+/// ends the sessions dated up to this long after it).
+pub use crate::revocation::CLOCK_SKEW_SECS;
 
 /// A logged-in identity of one app, as sealed in the cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,12 +91,16 @@ impl<S: Store> FallbackStore<S> {
     }
 
     /// The records `found` (read from the shared store for `keys`) has, kept in this process's
-    /// copy unless they are there already.
+    /// copy unless it holds the same already: a record written again (a member's revocation,
+    /// its time moved on by a later `delete_user`) replaces the older copy, which would
+    /// otherwise answer while the shared store does not.
     async fn keep_copies(&self, keys: &[&str], found: &[Option<String>]) -> Result<(), StoreError> {
         let here = self.local.get_facts(keys).await?;
         for ((key, there), here) in keys.iter().zip(found).zip(here) {
-            if let (Some(value), None) = (there, here) {
-                self.local.put_fact(key, value, COPIED_FACT_TTL).await?;
+            if let Some(value) = there {
+                if here.as_ref() != Some(value) {
+                    self.local.put_fact(key, value, COPIED_FACT_TTL).await?;
+                }
             }
         }
         Ok(())
@@ -216,7 +220,8 @@ impl<S: Store> Store for FallbackStore<S> {
     }
 
     /// The shared store's answer, and for a key it has nothing under, this process's own copy:
-    /// what [`Store::get_facts`] reads are records only ever added (revocations), so one this
+    /// what [`Store::get_facts`] reads are records only ever added or moved on (revocations),
+    /// so one this
     /// process wrote still holds when the shared store lost it (restarted empty, flushed). A
     /// record read from the shared store is kept here too (for [`COPIED_FACT_TTL`]): while it
     /// does not answer (slow, down, restarted empty), a sign-out made on another instance that
@@ -545,6 +550,24 @@ mod tests {
         assert_eq!(
             s.get_facts(&["revoked:a", "revoked:b"]).await.unwrap(),
             [Some("1".to_owned()), None]
+        );
+        // Written again (a later `delete_user` of the member): the copy follows it, and holds
+        // the new value while the shared store is away.
+        shared.off.store(false, Ordering::Relaxed);
+        clock.advance(REST);
+        shared
+            .inner
+            .put_fact("revoked:a", "2", Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_facts(&["revoked:a"]).await.unwrap(),
+            [Some("2".to_owned())]
+        );
+        shared.off.store(true, Ordering::Relaxed);
+        assert_eq!(
+            s.get_facts(&["revoked:a"]).await.unwrap(),
+            [Some("2".to_owned())]
         );
     }
 
