@@ -23,7 +23,7 @@ pub fn start(config: &Config) -> Result<Helpers, String> {
         .ok()
         .flatten()
         .or_else(|| config.routes.routes.first())
-        .map(|r| r.upstream.addr)
+        .and_then(|r| r.upstream.as_ref().map(|u| u.addr))
         .filter(|a| a.ip().is_loopback());
     start_helpers(config, crm_addr)
 }

@@ -112,6 +112,11 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         if route.login.is_some() {
             areas.push((location.clone(), i));
         }
+        // A login area only is no location: what serves its paths is found without it.
+        if route.upstream.is_none() {
+            routes.push(route);
+            continue;
+        }
         // nginx's "duplicate location", said where the second one is written.
         let exact = matches!(location.modifier(), Modifier::Exact);
         let earlier = locations.iter().find(|(l, _): &&(Location, usize)| {
@@ -1109,22 +1114,42 @@ fn compile_route(
     has_session: bool,
     src: &Source<'_>,
 ) -> Result<Route> {
-    let up_name = r.upstream.get_ref().as_str();
-    let upstream = upstreams.get(up_name).cloned().ok_or_else(|| {
-        let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-        src.error(
-            r.upstream.span(),
-            route_path(i, "upstream"),
-            format!(
-                "unknown upstream '{up_name}' (known: {})",
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        )
-    })?;
+    let upstream = match &r.upstream {
+        Some(up) => {
+            let up_name = up.get_ref().as_str();
+            Some(upstreams.get(up_name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                src.error(
+                    up.span(),
+                    route_path(i, "upstream"),
+                    format!(
+                        "unknown upstream '{up_name}' (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })?)
+        }
+        // A login area only: nothing of its own to serve, so nothing of its own to rewrite.
+        None if r.login.is_none() => {
+            return Err(src.error(
+                r.location.span(),
+                route_path(i, "upstream"),
+                "missing: a route names the upstream it proxies to, or is a login area only                  (`login` without `upstream`: it protects its paths, which the nginx file's                  locations and the other routes serve)",
+            ))
+        }
+        None if !r.rewrite.is_empty() => {
+            return Err(src.error(
+                r.location.span(),
+                route_path(i, "rewrite"),
+                "a login area without `upstream` is no location of its own: its rewrites would                  never run (write them in the nginx file's location, or give it an upstream)",
+            ))
+        }
+        None => None,
+    };
     let login = match &r.login {
         None => None,
         Some(l) => {
@@ -1268,7 +1293,7 @@ fn public_callback_paths(
                 .find(&normal)
                 .ok()
                 .flatten()
-                .filter(|r| to_forward(&r.upstream))
+                .filter(|r| r.upstream.as_deref().is_some_and(to_forward))
                 .map(|r| format!("[[routes]] location \"{}\"", r.location)),
             Some(rules) => rules
                 .server
@@ -1281,8 +1306,8 @@ fn public_callback_paths(
                     let nginx_compat::parse::model::PassKind::Static(target) = &pass.kind else {
                         return None;
                     };
-                    let upstream = match (m.index < rules.routes).then_some(m.index) {
-                        Some(i) => &table.routes.get(i)?.upstream,
+                    let upstream = match rules.route_at(m.index) {
+                        Some(i) => table.routes.get(i)?.upstream.as_ref()?,
                         None => rules.upstream(&target.authority)?,
                     };
                     to_forward(upstream).then(|| {

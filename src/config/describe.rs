@@ -43,7 +43,10 @@ impl Config {
             out.push_str(&format!(
                 "{:<32} -> {:<12} {} external_contact={:?}{allow}\n",
                 route.location,
-                route.upstream.name,
+                route
+                    .upstream
+                    .as_ref()
+                    .map_or("(area only)", |u| u.name.as_str()),
                 login,
                 format!("{:?}", route.external_contact).to_lowercase()
             ));

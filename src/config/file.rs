@@ -201,7 +201,8 @@ pub struct UpstreamServer {
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub location: Spanned<Text>,
-    pub upstream: Spanned<Text>,
+    /// None: a login area only (`login` then), whose paths the rule set's others serve.
+    pub upstream: Option<Spanned<Text>>,
     pub login: Option<Spanned<Text>>,
     #[serde(default)]
     pub external_contact: ExternalContactMode,

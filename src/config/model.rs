@@ -168,7 +168,10 @@ impl StoreSettings {
 
 pub struct Route {
     pub location: String,
-    pub upstream: Arc<Upstream>,
+    /// `None`: a login area only. It protects its paths (login, `allow`, the external
+    /// contact) and serves none: the nginx file's locations and the other routes serve them,
+    /// as if it were not there (an SPA the file serves from disk, under a login).
+    pub upstream: Option<Arc<Upstream>>,
     pub login: Option<Arc<App>>,
     pub external_contact: ExternalContactMode,
     /// Who of the login's members may enter (SPEC section 17); `None`: every one.

@@ -26,8 +26,11 @@ use crate::domain::Upstream;
 /// The compiled rule set.
 pub struct Rules {
     pub server: Server,
-    /// The first `routes` top-level locations of `server` are the `[[routes]]`, in order.
+    /// The first `routes` top-level locations of `server` are the `[[routes]]` that serve
+    /// (a login area only is no location), in order.
     pub routes: usize,
+    /// The `[[routes]]` index of each of those first locations.
+    pub route_index: Vec<usize>,
     /// The upstream a `proxy_pass` authority names: `[upstreams.NAME]` by name, or by the
     /// `host:port` of its url (lower-cased; `:80` implied). Built once; a `proxy_pass` with
     /// variables is looked up here per request.
@@ -147,9 +150,14 @@ impl Rules {
     /// The `[[routes]]` entry a location of the rule set is, if it is one.
     pub fn route_of(&self, at: &nginx_compat::LocRef) -> Option<usize> {
         match at {
-            nginx_compat::LocRef::Path(p) => p.first().copied().filter(|&i| i < self.routes),
+            nginx_compat::LocRef::Path(p) => self.route_at(*p.first()?),
             nginx_compat::LocRef::Named(_) => None,
         }
+    }
+
+    /// The `[[routes]]` entry the top-level location at `index` is, if it is one.
+    pub fn route_at(&self, index: usize) -> Option<usize> {
+        self.route_index.get(index).copied()
     }
 }
 
@@ -184,8 +192,14 @@ pub(super) fn compile(
     for (i, r) in f.rewrite.iter().enumerate() {
         body.push(b.rewrite(r, &format!("[[rewrite]][{}]", i + 1))?);
     }
+    let mut route_index = Vec::new();
     for (i, r) in f.routes.iter().enumerate() {
         let route = r.get_ref();
+        // A login area only is no location: the file's own serve its paths.
+        if route.upstream.is_none() {
+            continue;
+        }
+        route_index.push(i);
         let mut block = Vec::new();
         for (j, w) in route.rewrite.iter().enumerate() {
             block.push(b.rewrite(w, &route_path(i, &format!("rewrite[{}]", j + 1)))?);
@@ -327,7 +341,7 @@ pub(super) fn compile(
     }
     // A `[[routes]]` entry is a proxied location: `/p/` answers `/p` with nginx's 301, as
     // the synthetic `proxy_pass` gives it (SPEC section 5, step 6).
-    let routes = f.routes.len();
+    let routes = route_index.len();
     let mut by_authority = HashMap::new();
     for (name, up) in upstreams {
         by_authority.insert(name.to_ascii_lowercase(), up.clone());
@@ -351,6 +365,7 @@ pub(super) fn compile(
     let rules = Rules {
         server,
         routes,
+        route_index,
         upstreams: by_authority,
         static_base,
         gzip,

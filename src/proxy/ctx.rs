@@ -92,7 +92,12 @@ impl Ctx {
     /// The upstream chosen for the request, if any.
     pub fn upstream(&self) -> Option<&Upstream> {
         match self.upstream.as_ref()? {
-            Chosen::Route(i) => self.config.routes.routes.get(*i).map(|r| &*r.upstream),
+            Chosen::Route(i) => self
+                .config
+                .routes
+                .routes
+                .get(*i)
+                .and_then(|r| r.upstream.as_deref()),
             Chosen::Flight(u) => Some(u),
         }
     }
@@ -100,7 +105,12 @@ impl Ctx {
     /// The upstream, the attempt and the client address `ip_hash` reads, borrowed apart.
     pub fn attempt_at(&mut self) -> (Option<&Upstream>, &mut Attempt, Option<IpAddr>) {
         let up = match self.upstream.as_ref() {
-            Some(Chosen::Route(i)) => self.config.routes.routes.get(*i).map(|r| &*r.upstream),
+            Some(Chosen::Route(i)) => self
+                .config
+                .routes
+                .routes
+                .get(*i)
+                .and_then(|r| r.upstream.as_deref()),
             Some(Chosen::Flight(u)) => Some(&**u),
             None => None,
         };

@@ -356,3 +356,109 @@ async fn x_accel_redirect_does_not_lead_into_a_login_area_from_outside() {
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
     assert!(!head.contains("x-accel-redirect"), "{head}");
 }
+
+/// A single-page front end the nginx file serves from disk, with its API: the whole site under
+/// the login.
+const SPA_CONF: &str = r#"
+server {
+    root {files}/dist;
+    location / { try_files $uri $uri/ /index.html; }
+    location /api/ { proxy_pass http://crm; }
+    location = /MP_verify_abc.txt { return 200 "abc"; }
+}
+"#;
+
+/// A login area without `upstream` protects every path it covers and serves none: the nginx
+/// file's locations still serve them as they did (a history route of the front end gets
+/// `index.html` from disk, `/api/` goes to the CRM with the member's identity). An answer of
+/// the file's rewrite phase (`return`: WeChat's domain verification file) comes before any
+/// login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_area_only_protects_what_the_nginx_file_serves() {
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm"))
+        .routes(
+            "[[routes]]\nlocation = \"/\"\nlogin = \"crm\"\n\n\
+             [nginx]\ninclude = [\"{files}/spa.conf\"]\n",
+        )
+        .files(&[("spa.conf", SPA_CONF)])
+        .start()
+        .await;
+    let dist = w.files.path().join("dist");
+    std::fs::create_dir_all(dist.join("static")).unwrap();
+    std::fs::write(dist.join("index.html"), "<p>the front end</p>\n").unwrap();
+    std::fs::write(dist.join("static/app.js"), "app();\n").unwrap();
+    for path in [
+        "/",
+        "/customer/42",
+        "/index.html",
+        "/static/app.js",
+        "/api/x",
+        "/API/x",
+    ] {
+        let (status, body) = raw_get(&w, path, "").await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("login_required"), "{path}: {body}");
+    }
+    assert_eq!(
+        raw_get(&w, "/MP_verify_abc.txt", "").await,
+        (200, "abc".to_owned())
+    );
+    let member = w.member().await;
+    let cookie = member.cookie_header(&w.gw().url("/"));
+    for (path, want) in [
+        ("/customer/42", "<p>the front end</p>\n"),
+        ("/", "<p>the front end</p>\n"),
+        ("/static/app.js", "app();\n"),
+    ] {
+        assert_eq!(
+            raw_get(&w, path, &cookie).await,
+            (200, want.to_owned()),
+            "{path}"
+        );
+    }
+    let (status, body) = raw_get(&w, "/api/x?y=1", &cookie).await;
+    assert_eq!(status, 200, "{body}");
+    let echo: crate::common::upstream::Echo = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo.uri, "/api/x?y=1");
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+}
+
+/// A login area only has no location of its own: without `login` it would be nothing, and
+/// its rewrites would never run; both are refused.
+#[test]
+fn a_route_without_upstream_is_a_login_area_or_refused() {
+    let dir = crate::common::TempDir::new("area-only");
+    let base = "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n\
+                [session]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+                [apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\n\
+                [upstreams.crm]\nurl = \"http://127.0.0.1:9\"\n\
+                [[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n";
+    let check = |extra: &str| {
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = std::process::Command::new(crate::common::bin())
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = check("[[routes]]\nlocation = \"/\"\nlogin = \"crm\"\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("(area only)"), "{out}");
+    let (ok, out) = check("[[routes]]\nlocation = \"/x/\"\n");
+    assert!(!ok);
+    assert!(out.contains("[[routes]][2].upstream: missing"), "{out}");
+    let (ok, out) = check(
+        "[[routes]]\nlocation = \"/x/\"\nlogin = \"crm\"\n\
+         rewrite = [{ pattern = \"^/x/(.*)$\", replacement = \"/$1\" }]\n",
+    );
+    assert!(!ok);
+    assert!(out.contains("[[routes]][2].rewrite"), "{out}");
+}
