@@ -189,12 +189,6 @@ pub fn import(file: &Path) -> Result<Import, String> {
             return Err(unsupported.join("\n"));
         }
     };
-    if let Some(first) = unsupported.first_mut() {
-        if crate::config::rules::redirect_only(&body) {
-            first.push_str(". ");
-            first.push_str(crate::config::rules::REDIRECT_PAIR_HINT);
-        }
-    }
     unsupported.extend(cfg.unsupported.iter().map(ToString::to_string));
 
     let mut upstreams: BTreeMap<String, String> = BTreeMap::new();

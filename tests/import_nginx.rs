@@ -203,13 +203,23 @@ fn the_redirect_and_site_pair_says_what_to_do() {
     let (code, _toml, stderr) = import(conf, &dir);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains(":6: directive 'server' is not supported"),
+        stderr.contains(":1: directive 'server' is not supported (it only redirects (to https)"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("The first one only redirects (to https)"),
-        "{stderr}"
-    );
+    // Certbot's own block, after the site's, and an ACME redirect block: each called what it
+    // is, and the site's own lines that cannot load listed in the same run.
+    let conf = "server {\n  listen 8443;\n  limit_req zone=one;\n  location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n\
+                server {\n  if ($host = crm.example.com) {\n    return 301 https://$host$request_uri;\n  }\n  listen 80;\n  server_name crm.example.com;\n  return 404;\n}\n\
+                server {\n  listen 80;\n  location /.well-known/acme-challenge/ { root /var/www/certbot; }\n  location / { return 301 https://$host$request_uri; }\n}\n";
+    let (code, _toml, stderr) = import(conf, &dir);
+    assert_eq!(code, 2);
+    for line in [
+        ":3: directive 'limit_req' is not supported",
+        ":8: directive 'server' is not supported (it only redirects",
+        ":16: directive 'server' is not supported (it only redirects",
+    ] {
+        assert!(stderr.contains(line), "{line}\n{stderr}");
+    }
     // A catch-all default server that drops strangers is no redirect: not called one.
     let conf = "server {\n  listen 80 default_server;\n  server_name _;\n  return 444;\n}\n\
                 server {\n  listen 8443;\n  location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n";

@@ -485,29 +485,48 @@ pub struct NginxFile {
 /// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
 /// directory): the body of its server block, its `map`s, and its directory. A file holding
 /// only a server body (`location` blocks, as in a snippet) is read as that body.
-/// The usual pair of server blocks: `listen 80; return 301 https://...` first, the site on 443
-/// second. Whether `server` (the first) is that redirect alone.
+/// The usual companion of a site's server block: `listen 80; return 301 https://...`, also as
+/// certbot writes it (`if ($host = ...) { return 301 ...; } return 404;`) or beside an ACME
+/// challenge location (`location /.well-known/acme-challenge/ {...} location / { return 301
+/// ...; }`). Whether `server` is such a redirect alone.
 pub fn redirect_only(server: &[Directive]) -> bool {
     // `return 301 https://...`, or `return https://...` (a 302): not a catch-all's `return 444`.
     let redirects = |d: &Directive| {
         let a: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
-        match a.as_slice() {
-            [code, _] => matches!(*code, "301" | "302" | "303" | "307" | "308"),
-            [url] => {
-                url.starts_with("https://") || url.starts_with("http://") || url.starts_with('$')
+        d.name == "return"
+            && match a.as_slice() {
+                [code, _] => matches!(*code, "301" | "302" | "303" | "307" | "308"),
+                [url] => {
+                    url.starts_with("https://")
+                        || url.starts_with("http://")
+                        || url.starts_with('$')
+                }
+                _ => false,
             }
-            _ => false,
-        }
     };
-    server.iter().any(|d| d.name == "return" && redirects(d))
-        && server
-            .iter()
-            .all(|d| matches!(d.name.as_str(), "listen" | "server_name" | "return"))
+    let redirect_block = |d: &Directive| {
+        let inner = d.block.as_deref().unwrap_or_default();
+        !inner.is_empty() && inner.iter().all(redirects)
+    };
+    let acme = |d: &Directive| {
+        d.name == "location" && d.args.iter().any(|a| a.text.starts_with("/.well-known/"))
+    };
+    let mut redirected = false;
+    for d in server {
+        match d.name.as_str() {
+            "listen" | "server_name" | "access_log" | "error_log" => {}
+            "return" => redirected |= redirects(d),
+            "if" | "location" if redirect_block(d) => redirected = true,
+            _ if acme(d) => {}
+            _ => return false,
+        }
+    }
+    redirected
 }
 
-/// What to do about that pair, said by `check` and `import-nginx` alike.
-pub const REDIRECT_PAIR_HINT: &str = "The first one only redirects (to https): that redirect, \
-     and TLS, stay in front of the gateway; include a file with the site's own server block alone.";
+/// What to do about such a server beside the site's, said by `check` and `import-nginx` alike.
+pub const REDIRECT_PAIR_HINT: &str = "it only redirects (to https): that redirect, and TLS, \
+     stay in front of the gateway; include a file with the site's own server block alone";
 
 pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
     let name = path.display().to_string();
@@ -531,18 +550,13 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         http.drain(..).partition(|d| d.name == "upstream");
     let http = others;
     if let Some(first) = refused.first() {
-        let hint = if redirect_only(&server) {
-            format!("\n  {REDIRECT_PAIR_HINT}")
-        } else {
-            String::new()
-        };
         return Err(ConfigError {
             file: first.pos.file.to_string(),
             line: first.pos.line,
             column: first.pos.col,
             path: "[nginx].include".into(),
             message: format!(
-                "only the first server block is used; this file also has:\n  {}{hint}",
+                "the gateway serves one site (one server block); this file also has:\n  {}",
                 refused
                     .iter()
                     .map(ToString::to_string)
@@ -703,21 +717,39 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
     // A file with a server block: what is outside it is the http level's (its settings,
     // `map`s, `upstream`s) or nginx's process settings (`events`, `worker_processes`...),
     // which the rule set reads, notes or refuses, each at its own line.
-    let (http, flat): (Vec<Directive>, Vec<Directive>) =
+    let (http, servers): (Vec<Directive>, Vec<Directive>) =
         flat.into_iter().partition(|d| d.name != "server");
-    let mut body = None;
+    // The site: the first server block that does more than redirect (to https); each other
+    // is listed, so that one run names every line to change, the site's own included.
+    let block = |d: &Directive| d.block.as_deref().unwrap_or_default().to_vec();
+    let site = servers
+        .iter()
+        .position(|d| !redirect_only(&block(d)))
+        .unwrap_or(0);
+    let site_at = servers.get(site).map(|d| d.pos.clone());
+    let mut body = Vec::new();
     let mut refused = Vec::new();
-    for d in flat {
-        match (d.name.as_str(), &body) {
-            ("server", None) => body = Some(d.block.unwrap_or_default()),
-            _ => refused.push(Unsupported {
-                directive: d.name,
-                pos: d.pos,
-                detail: Some("only the first server block is used".into()),
-            }),
+    for (i, d) in servers.into_iter().enumerate() {
+        if i == site {
+            body = d.block.unwrap_or_default();
+            continue;
         }
+        let why = match (&site_at, redirect_only(&block(&d))) {
+            (_, true) => REDIRECT_PAIR_HINT.to_owned(),
+            (Some(at), false) => format!(
+                "the gateway serves one site, the server block at line {}: include a file with \
+                 that one alone",
+                at.line
+            ),
+            (None, false) => "the gateway serves one site".to_owned(),
+        };
+        refused.push(Unsupported {
+            directive: d.name,
+            pos: d.pos,
+            detail: Some(why),
+        });
     }
-    (body.unwrap_or_default(), http, refused)
+    (body, http, refused)
 }
 
 /// An `upstream NAME { server ADDR ...; }` block of the nginx file, read as nginx reads it.
