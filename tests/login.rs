@@ -117,12 +117,14 @@ async fn wecom_in_app_login_keeps_the_hash_route_and_sends_verified_headers() {
     // An app the file does not have: the page's typo, not a sign-in with another app.
     let r = b.get(&w.gw().url("/_gateway/whoami?app=nope")).await;
     assert_eq!(r.status(), 400);
-    // The gateway's own endpoints that read the session name its member in their log line.
-    w.gw().wait_log("path=/_gateway/whoami");
+    // The gateway's own endpoints that read the session name its member in their log line
+    // (the two lines may be written in either order: each after its answer).
+    w.gw()
+        .wait_log("path=/_gateway/whoami route=\"gateway\" status=200");
     let log = w.gw().log();
     let line = log
         .lines()
-        .find(|l| l.contains("path=/_gateway/whoami"))
+        .find(|l| l.contains("path=/_gateway/whoami route=\"gateway\" status=200"))
         .unwrap();
     assert!(line.contains("userid=\"zhangsan\""), "{line}");
 

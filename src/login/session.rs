@@ -479,32 +479,37 @@ fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
         && a.wechat_app_id == b.wechat_app_id
 }
 
-/// The sessions of `entries` a sign-in to `fresh` inside the WeCom client shows to be someone
-/// else's: another app's session in the same corp naming another person than the one WeCom
-/// just named on this device (SPEC section 17: someone else signed in there). Self-built apps
-/// share the corp's userids; a service provider's apps are compared by `open_userid`, the same
-/// across its apps, or within one suite by userid; a session of one kind is not compared with
-/// one of the other (a provider may see a member under another userid).
+/// The sessions of `entries` a sign-in to `fresh` inside the WeCom client does not show to be
+/// the same person's: WeCom just named who is on this device (SPEC section 17: someone else
+/// signed in there), and every other app's WeCom session that cannot be matched with them is
+/// ended (inside the client its app signs in again without a word). Matched: self-built apps
+/// of one corp by userid; a service provider's apps by `open_userid`, the same across its
+/// apps, or within one suite by userid. A session of another corp, or of the other kind (a
+/// provider may see a member under another userid; a 代开发 app has no `open_userid`), cannot
+/// be matched: left in place, it let the next person on the device work as the one before in
+/// an app whose session was not asked again. A WeChat (Official Account) session is no
+/// WeCom member's and stays.
 pub fn displaced<'a>(
     entries: &'a [SessionEntry],
     fresh: &'a SessionEntry,
 ) -> impl Iterator<Item = &'a SessionEntry> + 'a {
     entries.iter().filter(move |e| {
-        if e.app == fresh.app || e.corp_id.is_none() || e.corp_id != fresh.corp_id {
+        if e.app == fresh.app || e.corp_id.is_none() {
             return false;
         }
-        match (e.installed, fresh.installed) {
-            (false, false) => e.userid != fresh.userid || e.openid != fresh.openid,
+        if e.corp_id != fresh.corp_id {
+            return true;
+        }
+        let same_ids = e.userid == fresh.userid && e.openid == fresh.openid;
+        let same = match (e.installed, fresh.installed) {
+            (false, false) => same_ids,
             (true, true) => match (&e.open_userid, &fresh.open_userid) {
-                (Some(a), Some(b)) => a != b,
-                _ => {
-                    e.suite.is_some()
-                        && e.suite == fresh.suite
-                        && (e.userid != fresh.userid || e.openid != fresh.openid)
-                }
+                (Some(a), Some(b)) => a == b,
+                _ => e.suite.is_some() && e.suite == fresh.suite && same_ids,
             },
             _ => false,
-        }
+        };
+        !same
     })
 }
 
@@ -605,16 +610,29 @@ mod tests {
             }),
         ];
         // The app signed in to is replaced, not displaced; another app's session of zhangsan
-        // and of a guest of this corp are; lisi's own, another corp's, an Official Account's
-        // and a provider's app (another kind of userid) are not.
-        assert_eq!(ended(others.clone(), &lisi), ["crm2", "guest"]);
-        // Among a provider's apps, by open_userid.
+        // and of a guest of this corp are, and so are those that cannot be matched with lisi:
+        // another corp's, a provider's app's (another kind of userid). lisi's own and an
+        // Official Account's (no member's) stay.
+        assert_eq!(
+            ended(others.clone(), &lisi),
+            ["crm2", "guest", "other-corp", "suite"]
+        );
+        // Among a provider's apps, by open_userid; a self-built app's cannot be matched.
         let suite_lisi = with("suite2", &|e| {
             e.installed = true;
             e.userid = Some("cipher-l".into());
             e.open_userid = Some("ou-l".into());
         });
-        assert_eq!(ended(others.clone(), &suite_lisi), ["suite"]);
+        assert_eq!(
+            ended(others.clone(), &suite_lisi),
+            ["crm", "crm2", "same", "guest", "other-corp", "suite"]
+        );
+        let suite_zhangsan = with("suite2", &|e| {
+            e.installed = true;
+            e.userid = Some("cipher-z2".into());
+            e.open_userid = Some("ou-z".into());
+        });
+        assert!(!ended(others.clone(), &suite_zhangsan).contains(&"suite".to_owned()));
         // A provider's sessions without open_userid (a 代开发 app's), within one suite.
         let dk = |app: &str, suite: &str, userid: &str| {
             let (suite, userid) = (suite.to_owned(), userid.to_owned());
@@ -624,8 +642,14 @@ mod tests {
                 e.userid = Some(userid.clone());
             })
         };
+        // Another suite's, without open_userid, cannot be matched: a 代开发 app's session of
+        // zhangsan let lisi work as zhangsan after signing in to the third-party app.
         let kept = vec![dk("dk1", "dkA", "zhangsan"), dk("dk2", "dkB", "zhangsan")];
-        assert_eq!(ended(kept, &dk("dk3", "dkA", "lisi")), ["dk1"]);
+        assert_eq!(
+            ended(kept.clone(), &dk("dk3", "dkA", "lisi")),
+            ["dk1", "dk2"]
+        );
+        assert_eq!(ended(kept, &dk("dk3", "dkA", "zhangsan")), ["dk2"]);
     }
 
     #[test]

@@ -409,3 +409,41 @@ async fn a_reload_making_the_suite_app_self_built_ends_its_sessions() {
     let (status, _) = page(&s, &mut a).await;
     assert_eq!(status, 401, "a provider's session under a self-built app");
 }
+
+/// One WeCom client, two people of corp A: zhangsan signed in to the 代开发 app, then zhaoliu
+/// signs in to the third-party app there. The 代开发 app's session has no `open_userid` to
+/// match zhaoliu with: it ends, and its next page signs in again, never as zhangsan.
+#[tokio::test]
+async fn a_sign_in_to_one_provider_app_ends_another_apps_session_it_cannot_match() {
+    let s = Saas::start(Backend::Local, 0).await;
+    s.push_ticket().await;
+    s.push_ticket_of(CUSTOM_SUITE).await;
+    s.install(CORP_A).await;
+    s.install_of(CUSTOM_SUITE, CORP_A).await;
+    s.control(
+        "/_emulator/current-user",
+        json!({"userid": "zhangsan", "corp_id": CORP_A}),
+    )
+    .await;
+    let mut b = Browser::new(WXWORK_UA);
+    let url = custom_login(&s, Some(CORP_A));
+    let cb = crate::common::browser::to_callback(&mut b, s.gw(), &s.emu.base_url(), &url).await;
+    assert_eq!(b.get(&cb).await.status(), 302);
+    let r = b.get_json(&s.gw().url("/custom/"), &[]).await;
+    assert_eq!(r.status(), 200);
+    let echo: Echo = r.json().await.unwrap();
+    assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
+
+    s.control(
+        "/_emulator/current-user",
+        json!({"userid": "zhaoliu", "corp_id": CORP_A}),
+    )
+    .await;
+    let back = login(&mut b, s.gw(), &s.emu.base_url(), "saas", "/app/").await;
+    assert!(back.ends_with("/app/#"), "{back}");
+    let (status, echo) = page(&s, &mut b).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo.unwrap().header("x-wecom-userid"), Some("zhaoliu"));
+    let r = b.get_json(&s.gw().url("/custom/"), &[]).await;
+    assert_eq!(r.status(), 401, "zhangsan's session is gone");
+}
