@@ -588,10 +588,12 @@ async fn a_body_the_upstream_left_unread_never_becomes_the_next_clients_request(
                 assert_eq!(r.status, 413);
             } else {
                 // Accepted (a 200) before the body has come: what comes after is left unread.
+                // (A body longer than the gateway reads whole before asking the upstream.)
+                let first = "x".repeat(70_000);
                 write!(
                     a,
-                    "POST /accept HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\nx",
-                    late.len() + 1
+                    "POST /accept HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{first}",
+                    late.len() + first.len()
                 )
                 .unwrap();
                 let mut pending = Vec::new();
@@ -715,8 +717,14 @@ async fn early_hints_during_an_upload_leave_the_connection_open() {
     tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", gw_port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.write_all(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello")
-            .unwrap();
+        // Longer than the gateway reads whole before asking the upstream: sent on as it comes.
+        let first = "h".repeat(70_000);
+        write!(
+            s,
+            "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{first}",
+            first.len() + 5
+        )
+        .unwrap();
         let mut pending = Vec::new();
         let hints = common::raw::read_response(&mut s, &mut pending);
         assert_eq!(hints.status, 103);
@@ -1052,4 +1060,54 @@ async fn an_x_accel_redirect_on_a_route_is_dropped_and_said() {
         gw.log()
     );
     assert!(!gw.log().contains("/protected/file.pdf"), "{}", gw.log());
+}
+
+/// A small request body is read whole before the CRM is asked, as nginx's default
+/// `proxy_request_buffering on` reads it: a client trickling its body holds no CRM worker
+/// meanwhile (the CRM sees nothing until the body is complete), and a chunked body reaches the
+/// CRM with its length (a server that reads no chunked body, Python's `http.server`, gets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_body_is_read_whole_before_the_crm_is_asked_and_sent_with_its_length() {
+    use std::io::Write;
+    let up = upstream::echo("crm");
+    let gw = common::Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
+        up.url()
+    ));
+    let port = gw.port;
+    let hits = std::sync::Arc::new(up);
+    let seen = hits.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"POST /form HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            .unwrap();
+        // Half a body, a while: the CRM has not been asked.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(seen.hits(), 0, "the CRM was asked before the body was complete");
+        s.write_all(b"6\r\n world\r\n0\r\n\r\n").unwrap();
+        let mut pending = Vec::new();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(r.status, 200);
+        let echo: Echo = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(echo.body, "hello world");
+        assert_eq!(echo.header("content-length"), Some("11"));
+        assert_eq!(echo.header("transfer-encoding"), None);
+        // A longer chunked body goes on as it comes, chunked.
+        let big = "b".repeat(100_000);
+        write!(
+            s,
+            "POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+            big.len()
+        )
+        .unwrap();
+        let r = common::raw::read_response(&mut s, &mut pending);
+        assert_eq!(r.status, 200);
+        let echo: Echo = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(echo.body.len(), 100_000);
+        assert_eq!(echo.header("transfer-encoding"), Some("chunked"));
+    })
+    .await
+    .unwrap();
+    assert_eq!(hits.hits(), 2);
 }

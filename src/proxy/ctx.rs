@@ -49,6 +49,9 @@ pub struct Ctx {
     /// The client asked `Expect: 100-continue`: the gateway answers it, as nginx does, and
     /// the upstream is not asked.
     pub expects_continue: bool,
+    /// The request's body, read whole before the upstream was asked (it was small): its
+    /// length, which frames it upstream.
+    pub buffered_body: Option<usize>,
     /// The nginx file's `keepalive_timeout` at the location that handled the request.
     pub keepalive: Option<std::time::Duration>,
     /// What an `access_log` file's line needs, gathered as the request runs; only when the

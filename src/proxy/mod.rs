@@ -357,6 +357,7 @@ impl ProxyHttp for Gateway {
             nginx: None,
             unlogged: false,
             expects_continue: false,
+            buffered_body: None,
             keepalive: None,
             trace,
             reserved_sent: false,
@@ -440,9 +441,13 @@ impl ProxyHttp for Gateway {
             // curl) wherever the upstream does not answer `100` itself.
             Ok(Next::Proxy) if ctx.expects_continue => {
                 request::continue_if_expected(session).await;
+                request::buffer_small_body(session, ctx).await?;
                 Ok(false)
             }
-            Ok(Next::Proxy) => Ok(false),
+            Ok(Next::Proxy) => {
+                request::buffer_small_body(session, ctx).await?;
+                Ok(false)
+            }
             // Boxed for the same reason as the gateway's endpoints: writing an answer (its
             // header, an nginx page or file) would otherwise sit in every proxied request's
             // future.
@@ -518,6 +523,18 @@ impl ProxyHttp for Gateway {
         let gateway_xff = ctx.client_ip.is_some() && !nginx::sets_forwarded_for(ctx);
         let present = headers::Present::of(req, ctx.upgrade, gateway_xff);
         headers::strip_hop_by_hop(req, ctx.upgrade, &present);
+        // A body read whole is sent with its length, as nginx sends what it buffered: a
+        // server that reads no chunked body (Python's `http.server`, wsgiref) gets it all.
+        if let Some(n) = ctx.buffered_body {
+            let chunked = session
+                .req_header()
+                .headers
+                .contains_key(http::header::TRANSFER_ENCODING);
+            if chunked {
+                req.remove_header(&http::header::TRANSFER_ENCODING);
+                req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+            }
+        }
         // A request with a body ends its connection to the upstream, as nginx's default
         // HTTP/1.0 hop ends each: a server that answers without reading the body (an early
         // 401, a GET handler) and keeps the connection reads the body as a request of its own,

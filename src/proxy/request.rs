@@ -5,6 +5,7 @@
 use pingora::proxy::Session;
 use serde::de::DeserializeOwned;
 
+use super::Ctx;
 use crate::answers::{Failure, Form, Kind};
 
 /// The query's `(name, value)` pairs, decoded, in order.
@@ -170,6 +171,49 @@ pub async fn body_within(
     tokio::time::timeout(deadline, read)
         .await
         .unwrap_or(Err(Unread::Late(deadline)))
+}
+
+/// The most of a request's body read whole before the upstream is asked.
+pub const BUFFERED_BODY: usize = 64 * 1024;
+
+/// nginx reads a request's body before it asks the upstream (`proxy_request_buffering on`,
+/// its default): a client trickling a body holds no CRM worker while it does (a Gunicorn sync
+/// or PHP-FPM worker would wait for it), and a chunked body reaches the CRM with its length.
+/// The gateway does so for a body of up to [`BUFFERED_BODY`]; a longer one is sent on as it
+/// comes once that much is read (what nginx keeps beyond its memory buffer goes to a
+/// temporary file; the gateway keeps none). The engine sends what was read from its retry
+/// buffer, which holds a read of up to its own buffer's size past the limit.
+pub async fn buffer_small_body(session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
+    if ctx.upgrade || session.as_mut().is_body_empty() {
+        return Ok(());
+    }
+    // The nginx file's `client_body_timeout` where it writes one; else the upstream's read
+    // timeout, the longest a body streamed to it could have stalled (the engine's 60 s, nginx's
+    // default, without either).
+    let stall = crate::nginx::upstream::body_timeout(ctx.nginx.as_deref())
+        .or_else(|| ctx.upstream().map(|u| u.read_timeout));
+    if let Some(t) = stall {
+        session.set_read_timeout(Some(t));
+    }
+    session
+        .as_mut()
+        .enable_retry_buffering_up_to(BUFFERED_BODY + 64 * 1024);
+    let mut read = 0;
+    while read <= BUFFERED_BODY && !session.is_body_done() {
+        // The client's, as the engine marks what it reads while proxying.
+        match session
+            .read_request_body()
+            .await
+            .map_err(|e| e.into_down())?
+        {
+            Some(chunk) => read += chunk.len(),
+            None => break,
+        }
+    }
+    if session.is_body_done() {
+        ctx.buffered_body = Some(read);
+    }
+    Ok(())
 }
 
 /// An HTTP/1.1 request with `Expect: 100-continue` (in any of its `Expect` fields: nginx reads

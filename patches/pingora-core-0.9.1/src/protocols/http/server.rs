@@ -676,6 +676,15 @@ impl Session {
         }
     }
 
+    /// As [`Self::enable_retry_buffering`], keeping up to `limit` bytes of an HTTP/1.x body
+    /// (the others keep their default).
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) {
+        match self {
+            Self::H1(s) => s.enable_retry_buffering_up_to(limit),
+            _ => self.enable_retry_buffering(),
+        }
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         match self {
             Self::H1(s) => s.get_retry_buffer(),

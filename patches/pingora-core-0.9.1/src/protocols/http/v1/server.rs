@@ -1314,6 +1314,15 @@ impl HttpSession {
         }
     }
 
+    /// As [`Self::enable_retry_buffering`], keeping up to `limit` bytes of the body: a proxy
+    /// that reads a small body whole before it connects upstream (as nginx's
+    /// `proxy_request_buffering on` does) sends it from this buffer.
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) {
+        if self.retry_buffer.is_none() {
+            self.retry_buffer = Some(FixedBuffer::new(limit))
+        }
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         self.retry_buffer.as_ref().and_then(|b| {
             if b.is_truncated() {
