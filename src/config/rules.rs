@@ -87,6 +87,17 @@ fn unknown_variable_hosts(
     for d in dirs {
         if let ("proxy_pass", Some(url)) = (d.name.as_str(), d.args.first()) {
             let hosts = variable_hosts(&url.text, all, all);
+            // A host chosen per request from what the file does not write out (a request's
+            // header, a capture): only the hosts of [upstreams] entries are reached.
+            let per_request = url.text.starts_with('$') || url.text.starts_with("http://$");
+            if hosts.is_none() && per_request {
+                noted.push(format!(
+                    "{}: proxy_pass {}: its host is chosen per request: a request reaches only \
+                     a host an [upstreams] entry names (by name or host:port), any other is \
+                     answered 502",
+                    d.pos, url.text
+                ));
+            }
             let missing: Vec<String> = hosts
                 .into_iter()
                 .flatten()
@@ -1110,7 +1121,12 @@ pub(crate) fn variable_hosts(
     all: &[Directive],
     maps: &[Directive],
 ) -> Option<Vec<(String, String)>> {
-    let var = url.strip_prefix("http://$")?;
+    // `proxy_pass $backend` (the variable holds the whole URL: `set $backend
+    // http://svc:8080;`) or `proxy_pass http://$backend...` (its host and port).
+    let (var, whole) = match url.strip_prefix("http://$") {
+        Some(var) => (var, false),
+        None => (url.strip_prefix('$')?, true),
+    };
     let var = var.trim_start_matches('{');
     let end = var
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -1122,10 +1138,10 @@ pub(crate) fn variable_hosts(
     }
     let want = format!("${var}");
     let mut values: Vec<&str> = Vec::new();
-    // `Some(true)`: something else writes the variable per request (a regex's named capture of
-    // that name: `location`, `if`, `rewrite`, a `map`'s key) or a `resolver` says its names
-    // are looked up while serving (`set $backend svc:8080` in a container, resolved at load
-    // here).
+    // `true`: something else writes the variable per request (a regex's named capture of
+    // that name: `location`, `if`, `rewrite`, a `map`'s key). (A `resolver` only says nginx
+    // looks the names of its `set`s up while serving: the gateway resolves them at load, and
+    // they are the hosts all the same.)
     fn sets<'a>(dirs: &'a [Directive], var: &str, want: &str, values: &mut Vec<&'a str>) -> bool {
         let captures = [
             format!("(?<{var}>"),
@@ -1133,9 +1149,6 @@ pub(crate) fn variable_hosts(
             format!("(?'{var}'"),
         ];
         for d in dirs {
-            if d.name == "resolver" {
-                return true;
-            }
             if let ("set", [name, value]) = (d.name.as_str(), d.args.as_slice()) {
                 if name.text.eq_ignore_ascii_case(want) {
                     values.push(value.text.as_str());
@@ -1172,7 +1185,10 @@ pub(crate) fn variable_hosts(
     }
     values
         .into_iter()
-        .map(|v| upstream_of(&format!("http://{v}")).filter(|_| !v.contains(['$', '/'])))
+        .map(|v| match whole {
+            true => upstream_of(v).filter(|_| !v.contains('$')),
+            false => upstream_of(&format!("http://{v}")).filter(|_| !v.contains(['$', '/'])),
+        })
         .collect()
 }
 
