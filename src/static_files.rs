@@ -1,6 +1,7 @@
 //! Static files for `root`/`alias`/`index`/`try_files` locations, as nginx's static module
 //! serves them: content type by extension, `ETag` and `Last-Modified` with `If-None-Match` /
-//! `If-Modified-Since` (304), `HEAD`, and a single byte `Range` (206, 416).
+//! `If-Modified-Since` (304) and `If-Match` / `If-Unmodified-Since` (412), `HEAD`, and a
+//! single byte `Range` (206, 416).
 //!
 //! The body is streamed in fixed-size chunks from the handle the metadata was read from, so
 //! memory stays bounded whatever the file's size (a `HEAD` or `Range: bytes=0-0` reads no more
@@ -26,6 +27,10 @@ const CHUNK: usize = 64 * 1024;
 pub struct Conditions<'a> {
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
+    /// `If-Match` and `If-Unmodified-Since`: the file must still be the one named (a resumed
+    /// download, a write guarded by its version), else 412.
+    pub if_match: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
     /// `If-Range`: the range only if the file is still the one this ETag or date names (a
     /// download resumed after the file changed gets it whole, not two versions stitched).
@@ -56,6 +61,8 @@ pub enum Served {
     Reply(Box<FileReply>),
     /// A range past the file's end (416): the caller writes its page, with the file's length.
     Unsatisfiable(u64),
+    /// `If-Match` or `If-Unmodified-Since` names another file (412): the caller writes its page.
+    PreconditionFailed,
     Forbidden,
     NotFound,
 }
@@ -89,6 +96,19 @@ pub async fn open(path: &Path, root: &Path, cond: &Conditions<'_>, status: u16) 
     let etag = format!("\"{mtime:x}-{len:x}\"");
     let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime));
     let plain = status == 200;
+    // ngx_http_not_modified_header_filter, first: the file must still be the one named. A date
+    // that cannot be read is no date at or after the file's (`ngx_parse_http_time` fails);
+    // `If-Match` compares strongly with the ETag sent, and `*` matches any file (`etag off`
+    // too).
+    let unchanged = cond
+        .if_unmodified_since
+        .is_none_or(|ius| parse_date(ius).is_some_and(|t| t >= mtime))
+        && cond.if_match.is_none_or(|im| {
+            im.trim_ascii() == b"*" || (cond.etag && etag_matches_strongly(im, &etag))
+        });
+    if plain && !unchanged {
+        return Served::PreconditionFailed;
+    }
     // ngx_http_not_modified_header_filter: each condition sent must hold (a browser sends
     // both, from the same cached answer).
     let not_modified = plain
@@ -293,6 +313,12 @@ fn etag_matches(header: &[u8], etag: &str) -> bool {
     h.split(',')
         .map(str::trim)
         .any(|t| t == "*" || t == etag || t.strip_prefix("W/").is_some_and(|weak| weak == etag))
+}
+
+/// `If-Match`'s strong comparison (`ngx_http_test_if_match` with `weak` 0): an entry equal
+/// to the ETag as sent; a weak one (`W/"..."`) never matches.
+fn etag_matches_strongly(header: &[u8], etag: &str) -> bool {
+    std::str::from_utf8(header).is_ok_and(|h| h.split(',').map(str::trim).any(|t| t == etag))
 }
 
 fn parse_date(v: &[u8]) -> Option<u64> {
@@ -543,6 +569,8 @@ mod tests {
     fn unconditional() -> Conditions<'static> {
         Conditions {
             if_none_match: None,
+            if_match: None,
+            if_unmodified_since: None,
             if_modified_since: None,
             range: None,
             if_range: None,
@@ -572,6 +600,10 @@ mod tests {
         ] {
             let cond = Conditions {
                 if_none_match: None,
+                if_match: None,
+                if_unmodified_since: None,
+            if_match: None,
+            if_unmodified_since: None,
                 if_modified_since: None,
                 range: Some(b"bytes=0-1"),
                 if_range: Some(if_range),
@@ -625,6 +657,8 @@ mod tests {
                 let inm = if inm == b"TAG" { &tag[..] } else { inm };
                 let cond = Conditions {
                     if_none_match: Some(inm),
+                    if_match: None,
+                    if_unmodified_since: None,
                     if_modified_since: None,
                     range: None,
                     if_range: None,

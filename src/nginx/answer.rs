@@ -184,9 +184,15 @@ pub async fn write_carrying(
                 get(http::header::RANGE),
                 get(http::header::IF_RANGE),
             );
+            let (im, ius) = (
+                get(http::header::IF_MATCH),
+                get(http::header::IF_UNMODIFIED_SINCE),
+            );
             let cond = Conditions {
                 if_none_match: inm.as_deref(),
                 if_modified_since: ims.as_deref(),
+                if_match: im.as_deref(),
+                if_unmodified_since: ius.as_deref(),
                 // A `.gz` is answered whole (nginx's gzip_static allows no ranges).
                 range: range.as_deref().filter(|_| gz.is_none()),
                 if_range: if_range.as_deref(),
@@ -264,6 +270,9 @@ pub async fn write_carrying(
                     };
                     let ct = answer_type(rules, &r.state);
                     respond(session, request_id, rules, req, &r, ct, Some(len)).await
+                }
+                Served::PreconditionFailed => {
+                    write_page(session, request_id, rules, req, &f.state, 412).await
                 }
                 Served::Forbidden => {
                     write_page(session, request_id, rules, req, &f.state, 403).await

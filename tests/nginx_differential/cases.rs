@@ -902,7 +902,8 @@ pub const GROUPS: &[Group] = &[
                location /ims/ { rewrite_log off; }\n\
                location /before/ { alias {{ROOT}}/www/ims/; if_modified_since before; \
                  if ($arg_x) { rewrite_log on; } }\n\
-               location /off/ { alias {{ROOT}}/www/ims/; if_modified_since off; }",
+               location /off/ { alias {{ROOT}}/www/ims/; if_modified_since off; }\n\
+               location /noetag/ { alias {{ROOT}}/www/ims/; etag off; }",
         toml: None,
         up_headers: HOST,
         requests: &[
@@ -918,6 +919,19 @@ pub const GROUPS: &[Group] = &[
             "GET /before/app.js?x=1 | If-Modified-Since: Sun, 09 Sep 2001 01:46:39 GMT",
             "GET /off/app.js | If-Modified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
             "GET /off/app.js | If-None-Match: *",
+            // The file must still be the one named, else 412 (a resumed download, a guarded
+            // write): the time at or after the file's, the ETag compared strongly.
+            "GET /ims/app.js | If-Unmodified-Since: Sun, 09 Sep 2001 01:46:40 GMT",
+            "GET /ims/app.js | If-Unmodified-Since: Sun, 09 Sep 2001 01:46:39 GMT",
+            "GET /ims/app.js | If-Unmodified-Since: yesterday",
+            "GET /ims/app.js | If-Match: \"3b9aca00-b\"",
+            "GET /ims/app.js | If-Match: \"other\", \"3b9aca00-b\"",
+            "GET /ims/app.js | If-Match: \"other\"",
+            "GET /ims/app.js | If-Match: W/\"3b9aca00-b\"",
+            "GET /ims/app.js | If-Match: *",
+            "HEAD /ims/app.js | If-Match: \"other\"",
+            "GET /ims/app.js | If-Match: \"other\" | Range: bytes=0-3",
+            "GET /noetag/app.js | If-Match: *",
         ],
     },
     // `autoindex`: a directory without an index file listed as nginx lists it, in each format.
