@@ -935,3 +935,24 @@ async fn connection_and_process_variables_carry_their_values() {
         );
     }
 }
+
+/// A location of the nginx file under the gateway's prefix is never reached (the gateway's
+/// endpoints answer there): `check` says so, as it refuses a `[[routes]]` entry there.
+#[test]
+fn a_file_location_under_the_gateways_prefix_is_said_to_be_unreachable() {
+    let up = upstream::echo("crm");
+    let conf = "location /_gateway/ { proxy_pass http://crm; }\n\
+                location = /_gateway/auth { return 200; }\n\
+                location / { proxy_pass http://crm; }\n";
+    let (gw, _dir) = with_include(conf, &up);
+    let stdout = check_listing(&gw.config_path);
+    for loc in ["location /_gateway/:", "location = /_gateway/auth:"] {
+        assert!(
+            stdout.contains(&format!(
+                "{loc} under [server].prefix \"/_gateway\", the gateway's own paths"
+            )),
+            "{loc}\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("location /: under"), "{stdout}");
+}

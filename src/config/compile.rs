@@ -246,8 +246,27 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         prefix: nginx_dir("[nginx].prefix", &f.nginx.prefix)?,
         conf_dir: nginx_dir("[nginx].conf_dir", &f.nginx.conf_dir)?,
     };
-    let rules =
-        super::rules::compile(&f, &upstreams, &nginx_includes, &nginx_paths, src)?.map(Arc::new);
+    let mut rules = super::rules::compile(&f, &upstreams, &nginx_includes, &nginx_paths, src)?;
+    // A location of the file under the gateway's own prefix is never reached: the gateway's
+    // endpoints answer there first (a `[[routes]]` entry there is refused; the file's is said).
+    if let Some(r) = rules.as_mut() {
+        let shadowed: Vec<String> = r
+            .server
+            .locations()
+            .iter()
+            .skip(r.routes)
+            .filter(|(l, _)| route_under_prefix(l, &server.prefix))
+            .map(|(l, _)| {
+                format!(
+                    "location {l}: under [server].prefix \"{}\", the gateway's own paths: no \
+                     request reaches it",
+                    server.prefix
+                )
+            })
+            .collect();
+        r.noted.extend(shadowed);
+    }
+    let rules = rules.map(Arc::new);
     // An nginx file's `large_client_header_buffers` holds where `[server]` says nothing.
     let mut server = server;
     if f.server.get_ref().large_client_header_buffers.is_none() {
