@@ -602,8 +602,6 @@ mod tests {
                 if_none_match: None,
                 if_match: None,
                 if_unmodified_since: None,
-                if_match: None,
-                if_unmodified_since: None,
                 if_modified_since: None,
                 range: Some(b"bytes=0-1"),
                 if_range: Some(if_range),

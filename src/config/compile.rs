@@ -312,6 +312,16 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         }
     }
     let mut warnings = shared_callback_keys(&apps);
+    // Several instances: the refresh lock must outlive a slow gettoken (WeCom is given 5 s),
+    // else another instance fetches too (an Official Account's tokens replace each other).
+    if store.backend == StoreBackend::Redis && store.lock_ttl < DEFAULT_LOCK_TTL {
+        warnings.push(format!(
+            "[store].lock_ttl = {:?} is shorter than two provider timeouts ({:?}): a gettoken \
+             WeCom is slow to answer outlives the refresh lock, and another instance fetches \
+             too (a callback lease is taken over sooner, which is what a short lock_ttl buys)",
+            store.lock_ttl, DEFAULT_LOCK_TTL
+        ));
+    }
     if let Some(r) = &rules {
         warnings.extend(shadowed_named_locations(&r.server.named));
     }
@@ -1485,6 +1495,20 @@ mod tests {
                 "{err}"
             );
         });
+    }
+
+    /// A refresh lock shorter than a slow gettoken lets a second instance fetch: said.
+    #[test]
+    fn a_lock_ttl_shorter_than_two_provider_timeouts_is_warned_about() {
+        let dir = std::env::temp_dir();
+        let store = "[store]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\n";
+        let warned = |extra: &str| {
+            let cfg = load(&format!("{store}{extra}"), &dir).expect("loads");
+            cfg.warnings.iter().any(|w| w.contains("[store].lock_ttl"))
+        };
+        assert!(warned("lock_ttl = \"2s\"\n"));
+        assert!(!warned(""));
+        assert!(!warned("lock_ttl = \"30s\"\n"));
     }
 
     #[test]
