@@ -110,9 +110,13 @@ pub(super) fn compile_app(
                 // Each corp gives the app its own agent id: it comes from the install.
                 (at(&a.agent_id), "agent_id"),
                 (at(&a.miniprogram), "miniprogram"),
-                // The silent re-login of SPEC section 17 is a self-built app's flow.
-                (at(&a.reauth_after), "reauth_after"),
             ])?;
+            // The silent re-login of SPEC section 17 runs the app's own sign-in again: a
+            // third-party app's names no corp (the suite's OAuth says whose member it is); a
+            // 代开发 app's must name its corp, which a re-login from a page does not carry.
+            if kind == AppKind::WecomCustom {
+                refuse_present(&[(at(&a.reauth_after), "reauth_after")])?;
+            }
             if a.callback.is_none() {
                 // Suite tickets and installs arrive only as callbacks.
                 return Err(src.error(

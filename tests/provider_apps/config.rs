@@ -56,6 +56,18 @@ fn check_takes_suite_apps_and_refuses_what_would_lose_their_installs() {
             2,
             "[apps.saas].secret: not a key of kind = \"wecom_suite\"",
         ),
+        // A third-party app signs in again by its suite's OAuth; a 代开发 app's sign-in names
+        // a corp, which a re-login from a page does not carry.
+        (
+            &format!("{BASE}{}", suite("wecom_suite", &format!("{CALLBACK}reauth_after = \"15m\"\n"))),
+            0,
+            "",
+        ),
+        (
+            &format!("{BASE}{}", suite("wecom_custom", &format!("{CALLBACK}reauth_after = \"15m\"\n"))),
+            2,
+            "[apps.saas].reauth_after: not a key of kind = \"wecom_custom\"",
+        ),
         (
             &format!("{BASE}[apps.crm]\nkind = \"wecom\"\ncorp_id = \"ww1\"\nagent_id = 1\nsecret = \"s\"\nsuite_id = \"x\"\n"),
             2,

@@ -447,3 +447,46 @@ async fn a_sign_in_to_one_provider_app_ends_another_apps_session_it_cannot_match
     let r = b.get_json(&s.gw().url("/custom/"), &[]).await;
     assert_eq!(r.status(), 401, "zhangsan's session is gone");
 }
+
+/// `reauth_after` on a third-party app: inside the WeCom client, a page navigation with an
+/// older session signs in again through the suite's own silent OAuth, so another person on the
+/// device (here of another corp that installed the app) is noticed at their first page, and
+/// the one before's session ends.
+#[tokio::test]
+async fn reauth_after_notices_another_person_on_a_third_party_apps_device() {
+    let s = Saas::start_saas_keys(Backend::Local, "reauth_after = \"1m\"").await;
+    s.push_ticket().await;
+    s.install(CORP_A).await;
+    s.install(CORP_B).await;
+    let mut b = signed_in(&s, CORP_A, "zhangsan").await;
+    let (status, echo) = page(&s, &mut b).await;
+    assert_eq!(status, 200);
+    assert_eq!(echo.unwrap().header("x-wecom-corpid"), Some(CORP_A));
+    let before = b
+        .cookie(&s.gw().url("/"), "wgw_session")
+        .expect("a session");
+
+    s.control(
+        "/_emulator/current-user",
+        json!({"userid": "qianqi", "corp_id": CORP_B}),
+    )
+    .await;
+    s.advance("2m").await;
+    // The page: the sign-in page of a missing login, which signs in again without a word.
+    let r = b.get(&s.gw().url("/app/")).await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("/_gateway/login?app=saas&return_to="),
+        "{text}"
+    );
+    let back = login(&mut b, s.gw(), &s.emu.base_url(), "saas", "/app/").await;
+    assert!(back.ends_with("/app/#"), "{back}");
+    let (status, echo) = page(&s, &mut b).await;
+    assert_eq!(status, 200);
+    let echo = echo.unwrap();
+    assert_eq!(echo.header("x-wecom-corpid"), Some(CORP_B));
+    assert_eq!(echo.header("x-wecom-userid"), Some("qianqi"));
+    // The one before's session opens nothing any more.
+    b.set_cookie(&s.gw().url("/"), "wgw_session", &before);
+    assert_eq!(page(&s, &mut b).await.0, 401);
+}

@@ -104,6 +104,21 @@ impl Saas {
         instances: usize,
         env: &[(&str, &str)],
     ) -> Saas {
+        Saas::start_keyed(backend, extra_corps, instances, env, "").await
+    }
+
+    /// One gateway whose third-party app `saas` has `keys` too (`reauth_after = "1m"`).
+    pub async fn start_saas_keys(backend: Backend, keys: &str) -> Saas {
+        Saas::start_keyed(backend, 0, 1, &[], keys).await
+    }
+
+    async fn start_keyed(
+        backend: Backend,
+        extra_corps: usize,
+        instances: usize,
+        env: &[(&str, &str)],
+        saas_keys: &str,
+    ) -> Saas {
         let store = match &backend {
             Backend::Local => "[store]\nbackend = \"local\"\npath = \"saas.db\"\n".to_owned(),
             Backend::Memory => "[store]\nbackend = \"memory\"\n".to_owned(),
@@ -125,7 +140,10 @@ impl Saas {
             .qyapi()
             .store(&store)
             .session("")
-            .app(App::suite("saas", SUITE).with(&callback("/wecom/suite")))
+            .app(
+                App::suite("saas", SUITE)
+                    .with(&format!("{}\n{saas_keys}", callback("/wecom/suite"))),
+            )
             .app(App::custom_suite("custom", CUSTOM_SUITE).with(&callback("/wecom/custom")))
             .crm(crm_server)
             .toml(&format!("[upstreams.page]\nurl = \"{}\"\n", page.url()))
