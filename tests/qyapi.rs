@@ -971,9 +971,9 @@ async fn a_refused_upload_gets_its_answer_not_a_reset() {
     }
 }
 
-/// What is not read off: a body refused for its size (reading it is what the 413 saves), and
-/// the body of a client that waits for `100 Continue` (in any of its `Expect` fields) before
-/// sending it. Each is answered with nothing of the body sent.
+/// What is not read off: a body refused for its size (reading it is what the 413 saves), the
+/// body of a client that waits for `100 Continue` (in any of its `Expect` fields) before
+/// sending it, and one in a coding that cannot be read. Each is answered with nothing of the body sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_never_waits_for_a_body_it_need_not_read() {
     let w = world().await;
@@ -981,6 +981,8 @@ async fn a_refusal_never_waits_for_a_body_it_need_not_read() {
     for head in [
         "POST /cgi-bin/media/upload?type=file HTTP/1.1\r\nHost: x\r\nX-Gateway-App: crm\r\nContent-Length: 31457280\r\n\r\n",
         "POST /nope/cgi-bin/media/upload HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nExpect: 100-continue\r\nContent-Length: 4096\r\n\r\n",
+        // A coding that cannot be read (a 501): nothing to read it off with.
+        "POST /crm/cgi-bin/message/send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     ] {
         let answer = tokio::task::spawn_blocking(move || {
             use std::io::{Read, Write};

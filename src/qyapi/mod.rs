@@ -139,10 +139,11 @@ impl ServeHttp for Qyapi {
             .is_some_and(|a| allowed(&config.server.qyapi_allow, a.ip()));
         // A client that waits for `100 Continue` sends nothing more: nothing to read off. Nor
         // after a 413, refused for its size: reading it is what the refusal saves; nor after
-        // a 408, for a body too slow to read at all.
+        // a 408, for a body too slow to read at all; nor after a 501, for a body in a coding
+        // that cannot be read (it would be waited on for the whole drain).
         let waits = crate::proxy::request::expects_continue(session);
         let status = outcome.response.status().as_u16();
-        if allowed_peer && !waits && !matches!(status, 408 | 413) && !session.is_body_done() {
+        if allowed_peer && !waits && !matches!(status, 408 | 413 | 501) && !session.is_body_done() {
             drain(session).await;
         }
         if outcome.api != "-" {
