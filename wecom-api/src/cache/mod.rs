@@ -88,9 +88,12 @@ impl CacheTarget for TokenTarget {
     /// Also 48002 (the API not allowed for the app): a ticket refused so would otherwise be
     /// asked for at every page load, against WeCom's 100 tickets an hour.
     /// And 45009/45033 (frequency or concurrency over the limit): asked again at once, the
-    /// provider's limit is only pressed harder.
+    /// provider's limit is only pressed harder. And an answer that cannot be read (an HTML
+    /// page of WeCom's front, an egress proxy's): each wave of waiting requests would fetch
+    /// again, a few dozen times a second.
     fn held_back(&self, e: &ApiError) -> bool {
         is_config_refusal(e)
+            || matches!(e, ApiError::BadAnswer(_))
             || matches!(
                 e,
                 ApiError::Api {

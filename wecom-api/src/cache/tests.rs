@@ -31,6 +31,9 @@ fn target(corp: &str) -> TokenTarget {
 /// A fetch handing out `v1`, `v2`, ... after a short pause (the provider's latency, so that
 /// waiters pile up), counting its calls. Corps in `refuse` get their errcode instead; queued
 /// answers go first.
+/// A [`Fake`] refusal that is no errcode: an answer that cannot be read.
+const UNREADABLE: i64 = i64::MIN;
+
 #[derive(Default)]
 struct Fake {
     calls: AtomicUsize,
@@ -65,6 +68,10 @@ impl Fetch for Arc<Fake> {
             let n = fake.calls.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(Duration::from_millis(30)).await;
             if let Some(errcode) = fake.refuse.get(owner.as_str()) {
+                // An answer that is no provider's (an HTML page of a front or a proxy).
+                if *errcode == UNREADABLE {
+                    return Err(ApiError::BadAnswer("an HTML page".into()));
+                }
                 return Err(ApiError::Api {
                     errcode: *errcode,
                     errmsg: "refused".into(),
@@ -681,11 +688,13 @@ async fn a_thread_uses_its_copy_of_a_fresh_token_until_the_store_changes() {
 }
 
 /// A value refused for good (a bad secret, an API not allowed for the app: 48002) is not asked
-/// for again by every request for a few seconds; a passing failure (-1) is.
+/// for again by every request for a few seconds, nor one whose answer cannot be read (an HTML
+/// page of WeCom's front or an egress proxy, which every wave of waiting requests would
+/// otherwise ask again); a passing failure (-1) is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_for_good_is_held_back_a_passing_failure_is_not() {
     let clock = Clock::system();
-    for (errcode, asked) in [(40001, 1), (48002, 1), (-1, 3)] {
+    for (errcode, asked) in [(40001, 1), (48002, 1), (UNREADABLE, 1), (-1, 3)] {
         let fake = Arc::new(Fake {
             refuse: HashMap::from([("ww", errcode)]),
             ..Fake::default()
