@@ -387,6 +387,17 @@ fn sweep_own(txn: &WriteTransaction, now: u64) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// Whether a line of the writer's failures (`kind`) is due: on a full disk each refused write
+/// would otherwise write three (failed, opened again, failed again), on that same disk.
+fn said(kind: &'static str) -> bool {
+    static SAID: std::sync::LazyLock<crate::Throttle<&'static str>> =
+        std::sync::LazyLock::new(crate::Throttle::per_minute);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    SAID.due(kind, now_ms)
+}
+
 /// The one writer: waits for a write, takes every other one waiting, commits them together,
 /// then answers each. Sweeps once a minute. After an I/O error it opens the database again
 /// before the next write (at most once a second while that fails; writes meanwhile fail at
@@ -422,14 +433,19 @@ fn writer(
                 last_try = Some(std::time::Instant::now());
                 match db.reopen(&opener) {
                     Ok(()) => {
-                        tracing::warn!(
-                            after_ms = since.elapsed().as_millis() as u64,
-                            "local store: opened again after an I/O error; writes go on"
-                        );
+                        if said("reopened") {
+                            tracing::warn!(
+                                after_ms = since.elapsed().as_millis() as u64,
+                                "local store: opened again after an I/O error; writes go on \
+                                 (logged once a minute)"
+                            );
+                        }
                         broken = None;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "local store: opening it again failed; writes fail until it succeeds");
+                        if said("reopen failed") {
+                            tracing::warn!(error = %e, "local store: opening it again failed; writes fail until it succeeds (logged once a minute)");
+                        }
                     }
                 }
             }
@@ -448,7 +464,9 @@ fn writer(
             match db.get() {
                 Ok(d) if broken.is_none() => {
                     if commit_batch(&d, batch) {
-                        tracing::error!("local store: an I/O error (a full or failing disk?); the database is opened again before the next write");
+                        if said("io error") {
+                            tracing::error!("local store: an I/O error (a full or failing disk?); the database is opened again before the next write (logged once a minute)");
+                        }
                         broken = Some(std::time::Instant::now());
                         last_try = None;
                     }
@@ -565,7 +583,9 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) -> bool {
             false
         }
         Err(e) if is_io(&e) => {
-            tracing::warn!(error = %e, "local store: a write failed");
+            if said("write failed") {
+                tracing::warn!(error = %e, "local store: a write failed (logged once a minute)");
+            }
             fail(batch, err(&e));
             true
         }

@@ -348,6 +348,68 @@ async fn a_full_disk_is_outlived_without_a_restart() {
     assert_eq!(s.get_fact("fact").await.unwrap().as_deref(), Some("kept"));
 }
 
+/// What a writer thread logs, caught (each test runs in a process of its own under nextest).
+#[derive(Clone, Default)]
+struct Caught(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Caught {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// On a full disk every refused write would say three lines (failed, opened again, failed
+/// again), on that same disk: each is said once a minute.
+#[tokio::test]
+async fn a_full_disk_is_said_once_a_minute_not_once_a_write() {
+    let caught = Caught::default();
+    let writer = caught.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .try_init();
+    let f = TempFile::new("full-log");
+    let clock = Clock::system();
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (path, flag) = (f.0.clone(), full.clone());
+    let opener: Opener = Arc::new(move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
+        let file = redb::backends::FileBackend::new(file)?;
+        redb::Builder::new().create_with_backend(Filling {
+            file,
+            full: flag.clone(),
+        })
+    });
+    let s = LocalStore::open_with(&f.0, clock.clone(), opener).unwrap();
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let day = Duration::from_secs(86_400);
+    for i in 0..4 {
+        assert!(s.put_fact(&format!("k{i}"), "x", day).await.is_err());
+        // Past the writer's once-a-second reopening, so that each write goes the whole way.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let log = String::from_utf8(caught.0.lock().unwrap().clone()).unwrap();
+    for line in [
+        "local store: a write failed",
+        "local store: an I/O error",
+        "local store: opened again after an I/O error",
+        "local store: opening it again failed",
+    ] {
+        assert!(log.matches(line).count() <= 1, "{line}:\n{log}");
+    }
+    assert!(log.contains("local store: a write failed"), "{log}");
+}
+
 /// A new file holds every corp's tokens and permanent codes: its owner alone reads it.
 #[tokio::test]
 async fn a_new_file_is_readable_by_its_owner_only() {
