@@ -430,25 +430,7 @@ pub fn strip_gateway_cookies(req: &mut RequestHeader, session_cookie: Option<&st
 /// a CRM (or anything the CRM reflects into a header) can neither fix a session nor end one.
 pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Option<&str>) {
     let set = resp.headers.get_all(http::header::SET_COOKIE);
-    let ours = |v: &HeaderValue| {
-        let pair = v
-            .as_bytes()
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default();
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        // A cookie without a name (`=wgw_session=x`) is stored by browsers as its value alone
-        // and sent back as `wgw_session=x`: the gateway's cookie, set by the CRM.
-        let name = if name.trim_ascii().is_empty() {
-            value.split(|&b| b == b'=').next().unwrap_or_default()
-        } else {
-            name
-        };
-        crate::cookies::is_ours(name, session_cookie)
-    };
+    let ours = |v: &HeaderValue| sets_gateway_cookie(v.as_bytes(), session_cookie);
     if !set.iter().any(ours) {
         return;
     }
@@ -457,6 +439,23 @@ pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader, session_cookie: Opti
     for v in kept {
         let _ = resp.append_header(http::header::SET_COOKIE, v);
     }
+}
+
+/// Whether a `Set-Cookie` value sets one of the gateway's cookies.
+pub fn sets_gateway_cookie(value: &[u8], session_cookie: Option<&str>) -> bool {
+    let pair = value.split(|&b| b == b';').next().unwrap_or_default();
+    let (name, value) = match pair.iter().position(|&b| b == b'=') {
+        Some(i) => (&pair[..i], &pair[i + 1..]),
+        None => (pair, &[][..]),
+    };
+    // A cookie without a name (`=wgw_session=x`) is stored by browsers as its value alone
+    // and sent back as `wgw_session=x`: the gateway's cookie, set by the CRM.
+    let name = if name.trim_ascii().is_empty() {
+        value.split(|&b| b == b'=').next().unwrap_or_default()
+    } else {
+        name
+    };
+    crate::cookies::is_ours(name, session_cookie)
 }
 
 /// `X-Forwarded-For` with the client's address appended to what earlier proxies said, written

@@ -1008,6 +1008,60 @@ async fn an_error_page_or_accel_redirect_to_a_route_is_answered_plainly() {
     assert!(text.contains("upstream_unavailable"), "{text}");
 }
 
+/// An `X-Accel-Redirect` answer's cookies are set on the file it leads to, as nginx sets them
+/// (jQuery's fileDownload waits for its `fileDownload=true` on the download), with the
+/// location's `proxy_cookie_path`; one naming the gateway's session is dropped there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accel_redirect_answers_cookies_are_set_on_the_file_but_never_the_gateways() {
+    let accel = scripted_upstream(
+        b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /protected/report.txt\r\n\
+          Set-Cookie: fileDownload=true; path=/\r\n\
+          Set-Cookie: wgw_session=fixed; path=/\r\n\
+          Set-Cookie: sid=1; Path=/api/v1\r\n\
+          Content-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
+    let w = World::new()
+        .session("")
+        .routes(&format!(
+            "[upstreams.accel]\nurl = \"http://{accel}\"\n\
+             [nginx]\ninclude = [\"{{files}}/legacy.conf\"]\n"
+        ))
+        .files(&[(
+            "legacy.conf",
+            "location /dl/ { proxy_pass http://accel; proxy_cookie_path /api/ /; }\n\
+             location /protected/ { internal; alias {files}/www/; }\n",
+        )])
+        .start()
+        .await;
+    std::fs::create_dir_all(w.files.path().join("www")).unwrap();
+    std::fs::write(w.files.path().join("www/report.txt"), "the report\n").unwrap();
+    let port = w.gw().port;
+    let r = tokio::task::spawn_blocking(move || {
+        raw_request(
+            port,
+            b"GET /dl/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&r);
+    assert_eq!(parse_status(&r), Some(200), "{text}");
+    assert!(text.ends_with("the report\n"), "{text}");
+    let cookies: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Set-Cookie: ")
+                .or_else(|| l.strip_prefix("set-cookie: "))
+        })
+        .collect();
+    assert_eq!(
+        cookies,
+        ["fileDownload=true; path=/", "sid=1; Path=/v1"],
+        "{text}"
+    );
+}
+
 /// The upstream's `Server` header (its software and version) is not passed to clients, as
 /// nginx hides it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,7 +146,7 @@ fn gzip_static(
 }
 
 /// [`write`], a file's answer taking `carried` (an `X-Accel-Redirect` answer's headers that
-/// nginx keeps: its `Content-Type` wins over the file's).
+/// nginx keeps: its `Content-Type` wins over the file's, its cookies are set).
 pub async fn write_carrying(
     session: &mut Session,
     request_id: &str,
@@ -230,7 +230,9 @@ pub async fn write_carrying(
                             .header
                             .headers
                             .contains_key(http::header::CONTENT_TYPE);
-                        if *name != http::header::CONTENT_TYPE || typed {
+                        if *name == http::header::SET_COOKIE {
+                            let _ = reply.header.append_header(name.clone(), value.clone());
+                        } else if *name != http::header::CONTENT_TYPE || typed {
                             let _ = reply.header.insert_header(name.clone(), value.clone());
                         }
                     }

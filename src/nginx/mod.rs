@@ -52,7 +52,8 @@ pub struct Flight {
     /// An error page sends the request to another upstream: the engine's retry must run.
     pub reproxy: bool,
     /// Headers of an upstream's `X-Accel-Redirect` answer that nginx keeps on the answer the
-    /// redirect leads to (`Content-Type`, `Content-Disposition`, `Cache-Control`, `Expires`).
+    /// redirect leads to (`Content-Type`, `Content-Disposition`, `Cache-Control`, `Expires`,
+    /// `Set-Cookie`).
     pub carried: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 

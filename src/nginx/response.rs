@@ -268,7 +268,11 @@ pub fn upstream_answered(flight: &mut Option<Box<Flight>>, status: u16) -> Resul
 /// request goes on where it leads, as nginx's internal redirect, and the upstream's answer is
 /// dropped. The new answer is written by the failure phase, as an error page's is (or the
 /// engine's retry proxies it elsewhere); the headers nginx carries over are kept for it.
-pub fn accel_redirect(flight: &mut Option<Box<Flight>>, resp: &ResponseHeader) -> Result<()> {
+pub fn accel_redirect(
+    flight: &mut Option<Box<Flight>>,
+    resp: &ResponseHeader,
+    session_cookie: Option<&str>,
+) -> Result<()> {
     let Some(f) = flight.as_mut() else {
         return Ok(());
     };
@@ -288,6 +292,23 @@ pub fn accel_redirect(flight: &mut Option<Box<Flight>>, resp: &ResponseHeader) -
         .iter()
         .filter_map(|n| Some((n.clone(), resp.headers.get(n)?.clone())))
         .collect();
+    // Its cookies too (a download's `fileDownload=true`, a session the CRM began), as on a
+    // proxied answer: `proxy_cookie_*` of the location that proxied, the gateway's own
+    // cookies never.
+    for v in resp.headers.get_all(http::header::SET_COOKIE) {
+        if crate::headers::sets_gateway_cookie(v.as_bytes(), session_cookie) {
+            continue;
+        }
+        let rewritten = f
+            .rules
+            .server
+            .proxy_cookie(&f.request, &f.proxy, v.as_bytes())
+            .and_then(|c| http::HeaderValue::from_bytes(&c).ok());
+        f.carried.push((
+            http::header::SET_COOKIE,
+            rewritten.unwrap_or_else(|| v.clone()),
+        ));
+    }
     let action = {
         let fs = disk(f);
         f.rules
@@ -308,8 +329,7 @@ pub fn accel_redirect(flight: &mut Option<Box<Flight>>, resp: &ResponseHeader) -
 const ACCEL_REDIRECT: http::HeaderName = http::HeaderName::from_static("x-accel-redirect");
 
 /// What nginx copies from an `X-Accel-Redirect` answer (`ngx_http_upstream_headers_in`'s
-/// `redirect` ones; `Set-Cookie` aside: the gateway's cookies would need the same care as on
-/// a proxied answer, and a redirecting answer that sets cookies is rare).
+/// `redirect` ones; `Set-Cookie`, also one, is carried with the care of a proxied answer's).
 const CARRIED: [http::HeaderName; 4] = [
     http::header::CONTENT_TYPE,
     http::header::CONTENT_DISPOSITION,

@@ -166,7 +166,8 @@ pub(super) fn upstream_answered(ctx: &mut Ctx, status: u16) -> Result<()> {
 /// into a login area the request did not pass (then the upstream's answer goes out, its
 /// `X-Accel-*` headers hidden as always).
 pub(super) fn accel_redirect(ctx: &mut Ctx, resp: &ResponseHeader) -> Result<()> {
-    let r = response::accel_redirect(&mut ctx.nginx, resp);
+    let cookie = ctx.config.session.as_ref().map(|s| s.cookie_name.as_str());
+    let r = response::accel_redirect(&mut ctx.nginx, resp, cookie);
     if r.is_err() && refused_into_area(ctx, false) {
         return Ok(());
     }

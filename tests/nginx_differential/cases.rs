@@ -841,7 +841,8 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     // `X-Accel-Redirect`: an internal redirect (to an `internal` location, a named one), the
-    // method GET, the answer's `Content-Disposition` and `Cache-Control` kept, a climbing URI
+    // method GET, the answer's `Content-Disposition`, `Cache-Control` and cookies (through
+    // `proxy_cookie_path`) kept, a climbing URI
     // a 404, `proxy_ignore_headers` passing the answer on; `X-Accel-*` and `X-Pad` never
     // reach the client.
     Group {
@@ -849,6 +850,7 @@ pub const GROUPS: &[Group] = &[
         http: "",
         body: "location /dl/ { proxy_pass http://{{UP}}; }\n\
                location /keep/ { proxy_ignore_headers X-Accel-Redirect; proxy_pass http://{{UP}}; }\n\
+               location /dlc/ { proxy_cookie_path /api/ /; proxy_pass http://{{UP}}; }\n\
                location /protected/ { internal; alias {{ROOT}}/www/; }\n\
                location @named { return 200 \"named\\n\"; }",
         toml: None,
@@ -861,6 +863,7 @@ pub const GROUPS: &[Group] = &[
             "GET /dl/a | X-Echo-Header: X-Accel-Redirect: /protected/../app.js",
             "GET /dl/a | X-Echo-Header: X-Accel-Redirect: @named",
             "GET /keep/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js",
+            "GET /dlc/a | X-Echo-Header: X-Accel-Redirect: /protected/app.js | X-Echo-Set-Cookie: fileDownload=true; path=/ | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
             "GET /protected/app.js",
             "GET /dl/a | X-Echo-Header: X-Pad: avoid browser bug | X-Echo-Header: X-Accel-Buffering: no",
         ],
