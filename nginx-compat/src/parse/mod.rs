@@ -271,6 +271,30 @@ mod tests {
         assert_eq!((s[2].pos.line, s[2].pos.col), (3, 2));
     }
 
+    /// `satisfy all` is what the gateway does (every check of the location asked for): it loads,
+    /// noted; `satisfy any` is listed with what to do instead; another value is nginx's error.
+    #[test]
+    fn satisfy_all_loads_and_any_is_listed() {
+        let c = crate::Config::parse(
+            "x.conf",
+            "server { satisfy all; location / { satisfy any; allow 10.0.0.0/8; deny all; } }",
+        )
+        .unwrap();
+        assert!(
+            c.noted.iter().any(|n| n.directive == "satisfy"),
+            "{:?}",
+            c.noted
+        );
+        let listed: Vec<String> = c.unsupported.iter().map(ToString::to_string).collect();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(
+            listed[0].starts_with("x.conf:1: directive 'satisfy' is not supported (`satisfy any`"),
+            "{listed:?}"
+        );
+        let e = crate::Config::parse("x.conf", "server { satisfy some; }").unwrap_err();
+        assert!(e.to_string().contains("invalid value \"some\""), "{e}");
+    }
+
     /// nginx -t: `the duplicate "host" variable` for a named capture (or `set`) that would
     /// replace a variable nginx keeps for itself; `$args` may be set, and a new name defined.
     #[test]

@@ -79,8 +79,41 @@ fn remedy(directive: &str) -> Option<&'static str> {
         Some("serve a 1x1 GIF file with root/alias instead")
     } else if d == "ssi" || d.starts_with("ssi_") {
         Some("the gateway does not rewrite answer bodies: assemble the page in the CRM")
+    } else if d == "split_clients" {
+        Some("the gateway does not split clients by percentage: keep the split in the proxy in front, or a map on a cookie the CRM sets")
+    } else if d == "more_clear_headers" {
+        Some("use proxy_hide_header NAME for an upstream's header (`Server`, `X-Powered-By`...); the upstream's Server is never passed on")
+    } else if d == "proxy_pass_header" {
+        Some("the gateway passes on every upstream header but `Server`, `X-Accel-*` and `X-Pad`, and never those: remove this line")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn the_directives_a_crm_file_often_has_say_what_to_do_instead() {
+    for d in [
+        "split_clients",
+        "more_clear_headers",
+        "proxy_pass_header",
+        "limit_req",
+        "ssl_certificate",
+    ] {
+        let u = Unsupported {
+            directive: d.to_owned(),
+            pos: Pos {
+                file: Arc::from("a.conf"),
+                line: 3,
+                col: 1,
+            },
+            detail: None,
+        };
+        let text = u.to_string();
+        assert!(
+            text.starts_with(&format!("a.conf:3: directive '{d}' is not supported (")),
+            "{text}"
+        );
     }
 }
 

@@ -980,6 +980,21 @@ impl Builder {
                     }
                     self.noted(d, "nginx's buffer sizes; the gateway sizes its own");
                 }
+                "satisfy" => {
+                    nargs(d, |n| n == 1)?;
+                    match d.args[0].text.to_ascii_lowercase().as_str() {
+                        "all" => self.noted(d, "the gateway asks for every check a location has"),
+                        "any" => self.unsupported(
+                            d,
+                            Some(
+                                "`satisfy any`: the gateway asks for every check a location has; \
+                                 keep allow/deny, or give the location a login route"
+                                    .to_owned(),
+                            ),
+                        ),
+                        v => return Err(d.pos.error(format!("invalid value \"{v}\""))),
+                    }
+                }
                 "server_tokens" => {
                     nargs(d, |n| n == 1)?;
                     let v = d.args[0].text.as_str();
@@ -1267,6 +1282,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "proxy_busy_buffers_size"
             | "proxy_buffers"
             | "server_tokens"
+            | "satisfy"
             | "client_body_buffer_size"
             | "client_header_buffer_size"
             | "underscores_in_headers"
