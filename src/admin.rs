@@ -1,7 +1,8 @@
 //! The admin listener: `/healthz` (process up), `/readyz` (config loaded, store reachable),
-//! `/metrics` (Prometheus text), and for loopback clients the callback events given up on:
-//! `GET /events/parked?app=NAME` lists them, `POST /events/replay?app=NAME[&id=ID]` puts them
-//! back in the app's queue.
+//! `/metrics` (Prometheus text), and for loopback clients the callback queue:
+//! `GET /events/queued?app=NAME` lists the undelivered events, `POST /events/park?app=NAME&id=ID`
+//! sets one aside (a head the CRM refuses holds the rest back), `GET /events/parked?app=NAME`
+//! lists those given up on, `POST /events/replay?app=NAME[&id=ID]` puts them back in the queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::callback::event;
-use crate::callback::queue::{EventQueue, Parked, PARKED_PAGE};
+use crate::callback::queue::{EventQueue, Parked, Queued, PARKED_PAGE};
 use crate::config::Config;
 use crate::provider::Provider;
 
@@ -72,8 +73,20 @@ fn parked_json(p: &Parked) -> serde_json::Value {
     })
 }
 
+/// What an operator is told about an undelivered event, as about a parked one.
+fn queued_json(q: &Queued) -> serde_json::Value {
+    let msg = wecom_api::XmlMessage::parse(&q.event.message).unwrap_or_default();
+    serde_json::json!({
+        "id": q.position,
+        "event_id": q.event.id,
+        "queued_at_ms": q.event.queued_at,
+        "event": event::label(&msg),
+        "corp_id": msg.get("ToUserName").unwrap_or_default(),
+    })
+}
+
 impl Admin {
-    /// `/events/parked` and `/events/replay`: loopback clients only (the admin listener may be
+    /// `/events/queued`, `/events/park`, `/events/parked` and `/events/replay`: loopback clients only (the admin listener may be
     /// opened to a metrics scraper), for an app the configuration names.
     async fn events(&self, session: &mut ServerSession, what: &str) -> Response<Vec<u8>> {
         let loopback = session
@@ -96,7 +109,7 @@ impl Admin {
         let method = session.req_header().method.clone();
         let query = session.req_header().uri.query().unwrap_or("").to_owned();
         let (wanted, verb) = match what {
-            "parked" => (http::Method::GET, "GET"),
+            "parked" | "queued" => (http::Method::GET, "GET"),
             _ => (http::Method::POST, "POST"),
         };
         if method != wanted {
@@ -108,17 +121,42 @@ impl Admin {
         if !self.config.load().apps.contains_key(app.as_str()) {
             return text(404, PLAIN, "no such app\n");
         }
+        let limit = match param(&query, "limit").map(|l| l.parse::<usize>()) {
+            None => 100,
+            Some(Ok(n)) if (1..=PARKED_PAGE).contains(&n) => n,
+            Some(_) => {
+                return text(400, PLAIN, format!("limit is 1 to {PARKED_PAGE}\n"));
+            }
+        };
         let answer = if what == "parked" {
-            let limit = match param(&query, "limit").map(|l| l.parse::<usize>()) {
-                None => 100,
-                Some(Ok(n)) if (1..=PARKED_PAGE).contains(&n) => n,
-                Some(_) => {
-                    return text(400, PLAIN, format!("limit is 1 to {PARKED_PAGE}\n"));
-                }
-            };
             self.queue.parked(&app, limit).await.map(|list| {
                 let list: Vec<_> = list.iter().map(parked_json).collect();
                 json(200, serde_json::json!({"app": app, "parked": list}))
+            })
+        } else if what == "queued" {
+            let depth = self.queue.depth(&app).await;
+            self.queue.queued(&app, limit).await.map(|list| {
+                let list: Vec<_> = list.iter().map(queued_json).collect();
+                let mut body = serde_json::json!({"app": app, "queued": list});
+                if let Ok(d) = depth {
+                    body["depth"] = d.into();
+                }
+                json(200, body)
+            })
+        } else if what == "park" {
+            let Some(id) = param(&query, "id") else {
+                return text(
+                    400,
+                    PLAIN,
+                    "the event is named by ?id= (its id in /events/queued)\n",
+                );
+            };
+            self.queue.park_at(&app, &id).await.map(|parked| {
+                if !parked {
+                    return text(404, PLAIN, "no undelivered event with that id\n");
+                }
+                tracing::warn!(app, id = %id, "a queued callback event parked by an operator; the next one goes on");
+                json(200, serde_json::json!({"app": app, "parked": 1}))
             })
         } else {
             let id = param(&query, "id");
@@ -250,6 +288,8 @@ impl ServeHttp for Admin {
                 crate::metrics::render(),
             ),
             "/events/parked" => self.events(session, "parked").await,
+            "/events/queued" => self.events(session, "queued").await,
+            "/events/park" => self.events(session, "park").await,
             "/events/replay" => self.events(session, "replay").await,
             #[cfg(debug_assertions)]
             crate::test_control::PATH if crate::test_control::enabled() => advance(session).await,

@@ -1332,6 +1332,136 @@ async fn a_parked_event_is_listed_and_replayed_in_memory() {
     a_parked_event_is_listed_and_replayed(Backend::Memory, false).await;
 }
 
+/// A head event the CRM refuses holds every later one of the app back (for a day, then it is
+/// parked): the operator lists what waits (what and when, never its content) and parks the
+/// head by its id; the next one goes on at once, and the parked one can be replayed later.
+async fn an_operator_parks_the_head_that_holds_the_queue_back(backend: Backend) {
+    let w = CallbackWorld::start_fast_retry(backend).await;
+    w.crm.state.down.store(true, Ordering::SeqCst);
+    w.send("crm", &event_xml(1)).await;
+    w.send("crm", &event_xml(2)).await;
+    let deadline = std::time::Instant::now() + LIMIT;
+    while w.crm.attempts().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "never tried twice");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tried = w.crm.attempts();
+    let head_event_id = tried[0].header("x-gateway-event-id").to_owned();
+    assert!(
+        tried.iter().all(|a| a.body == event_xml(1)),
+        "the head only"
+    );
+
+    let admin = |path: &str| w.gw().admin_url(path);
+    let listed: serde_json::Value = client()
+        .get(admin("/events/queued?app=crm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queued = listed["queued"].as_array().unwrap();
+    assert_eq!(queued.len(), 2, "{listed}");
+    assert_eq!(listed["depth"], 2, "{listed}");
+    assert_eq!(queued[0]["event_id"], head_event_id.as_str(), "{listed}");
+    assert_eq!(queued[0]["event"], "change_contact/update_user", "{listed}");
+    assert_eq!(queued[0]["corp_id"], corp_id(), "{listed}");
+    assert!(!listed.to_string().contains("<xml>"), "{listed}");
+    let limited: serde_json::Value = client()
+        .get(admin("/events/queued?app=crm&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limited["queued"].as_array().unwrap().len(), 1, "{limited}");
+    let head = queued[0]["id"].as_str().unwrap().to_owned();
+    let second = queued[1]["id"].as_str().unwrap().to_owned();
+
+    for (method, path, status) in [
+        ("GET", format!("/events/park?app=crm&id={head}"), 405),
+        ("POST", "/events/queued?app=crm".to_owned(), 405),
+        ("POST", "/events/park?app=crm".to_owned(), 400),
+        ("POST", format!("/events/park?app=nosuchapp&id={head}"), 404),
+        ("POST", "/events/park?app=crm&id=999999-0".to_owned(), 404),
+        ("POST", "/events/park?app=crm&id=..%2F".to_owned(), 404),
+        ("POST", format!("/events/park?app=crmjson&id={head}"), 404),
+    ] {
+        let r = client()
+            .request(method.parse().unwrap(), admin(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+    }
+    let r = client()
+        .post(admin(&format!("/events/park?app=crm&id={head}")))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not from a web page");
+
+    let r = client()
+        .post(admin(&format!("/events/park?app=crm&id={head}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    w.gw()
+        .wait_log("a queued callback event parked by an operator");
+    let r = client()
+        .post(admin(&format!("/events/park?app=crm&id={head}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "parked once");
+    w.crm.state.down.store(false, Ordering::SeqCst);
+    let got = w.crm.wait_taken(1, LIMIT).await;
+    assert_eq!(got[0].body, event_xml(2), "the next one went on");
+    let listed: serde_json::Value = client()
+        .get(admin("/events/parked?app=crm"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["parked"][0]["event_id"],
+        head_event_id.as_str(),
+        "{listed}"
+    );
+    let r = client()
+        .post(admin(&format!("/events/park?app=crm&id={second}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "delivered: nothing to park");
+    let r = client()
+        .post(admin("/events/replay?app=crm"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = w.crm.wait_taken(2, LIMIT).await;
+    assert_eq!(got[1].body, event_xml(1));
+    assert_eq!(got[1].header("x-gateway-event-id"), head_event_id);
+}
+
+#[tokio::test]
+async fn an_operator_parks_the_head_that_holds_the_queue_back_local() {
+    an_operator_parks_the_head_that_holds_the_queue_back(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_parks_the_head_that_holds_the_queue_back_on_redis() {
+    let redis = common::redis_server::RedisServer::start();
+    an_operator_parks_the_head_that_holds_the_queue_back(Backend::Redis(redis.url())).await;
+}
+
 /// The CRM on two servers, one of them down: every event is delivered, by the one that is up.
 #[tokio::test]
 async fn events_reach_a_crm_of_two_servers_when_one_is_down() {

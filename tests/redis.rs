@@ -816,6 +816,14 @@ async fn the_redis_queue_lists_and_replays_parked_events() {
     )
     .unwrap();
     wecom_gateway::callback::queue::conformance::lists_the_apps_with_events(&q).await;
+    let q = wecom_gateway::callback::queue::RedisQueue::open(
+        &redis.url(),
+        "wgw-park:",
+        DEFAULT_LOCK_TTL,
+        Clock::system(),
+    )
+    .unwrap();
+    wecom_gateway::callback::queue::conformance::lists_and_parks_by_position(&q).await;
 }
 
 /// An entry another version wrote (a rolling upgrade, a rollback) that this one cannot read is

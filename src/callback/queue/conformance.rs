@@ -108,3 +108,59 @@ pub async fn parks_and_replays(q: &dyn EventQueue) {
         "what waited first, then the replayed in the order replayed"
     );
 }
+
+/// What waits is listed oldest first without being taken for delivery, and an operator parks
+/// one by its position: the others keep their order, a position that names no undelivered
+/// event parks nothing.
+pub async fn lists_and_parks_by_position(q: &dyn EventQueue) {
+    for n in 0..3 {
+        q.push(&event(n, &format!("q{n}"))).await.unwrap();
+    }
+    let listed = q.queued("crm", 10).await.unwrap();
+    let bodies: Vec<&str> = listed.iter().map(|e| e.event.message.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "<xml><N>0</N></xml>",
+            "<xml><N>1</N></xml>",
+            "<xml><N>2</N></xml>"
+        ]
+    );
+    assert_eq!(
+        q.queued("crm", 2).await.unwrap().len(),
+        2,
+        "at most the limit"
+    );
+    assert!(q.queued("other", 10).await.unwrap().is_empty(), "per app");
+    let head = q.head("crm").await.unwrap().unwrap();
+    assert_eq!(head, listed[0], "looking took nothing");
+    assert_eq!(
+        q.queued("crm", 10).await.unwrap(),
+        listed,
+        "and moved nothing"
+    );
+
+    assert!(q.park_at("crm", &listed[1].position).await.unwrap());
+    assert!(
+        !q.park_at("crm", &listed[1].position).await.unwrap(),
+        "once"
+    );
+    assert!(
+        !q.park_at("other", &listed[2].position).await.unwrap(),
+        "per app"
+    );
+    for bad in ["no-such", "", "99999999", "99999999-0", "0-"] {
+        assert!(!q.park_at("crm", bad).await.unwrap(), "{bad:?}");
+    }
+    assert_eq!(q.depth("crm").await.unwrap(), 2);
+    let parked = q.parked("crm", 10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event.as_ref(), Some(&listed[1].event));
+    // The head too, as the delivery would.
+    assert!(q.park_at("crm", &head.position).await.unwrap());
+    let left = q.head("crm").await.unwrap().unwrap();
+    assert_eq!(left.event, listed[2].event);
+    q.ack("crm", &left).await.unwrap();
+    assert_eq!(q.head("crm").await.unwrap(), None);
+    assert_eq!(q.parked("crm", 10).await.unwrap().len(), 2);
+}

@@ -86,8 +86,8 @@ impl LocalQueue {
         *d = d.saturating_add_signed(delta);
     }
 
-    /// Removes the event at `position`, parking it first when `dead`.
-    async fn remove(&self, app: &str, q: &Queued, dead: bool) -> Result<(), QueueError> {
+    /// Removes the event at `position`, parking it first when `dead`; `false`: none there.
+    async fn remove(&self, app: &str, q: &Queued, dead: bool) -> Result<bool, QueueError> {
         let seq: u64 = q.position.parse().map_err(qerr)?;
         let (app_owned, now) = (app.to_owned(), self.clock.now_ms());
         let removed = self
@@ -109,7 +109,7 @@ impl LocalQueue {
         if removed {
             self.count(app, -1);
         }
-        Ok(())
+        Ok(removed)
     }
 }
 
@@ -205,11 +205,47 @@ impl EventQueue for LocalQueue {
     }
 
     async fn ack(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
-        self.remove(app, q, false).await
+        self.remove(app, q, false).await.map(drop)
     }
 
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError> {
-        self.remove(app, q, true).await
+        self.remove(app, q, true).await.map(drop)
+    }
+
+    async fn queued(&self, app: &str, limit: usize) -> Result<Vec<Queued>, QueueError> {
+        let owned = app.to_owned();
+        self.store
+            .read(move |txn| {
+                let events = txn.open_table(EVENTS)?;
+                let mut out = Vec::new();
+                for row in events.range((owned.as_str(), 0)..=(owned.as_str(), u64::MAX))? {
+                    if out.len() == limit {
+                        break;
+                    }
+                    let (k, v) = row?;
+                    if let Ok(event) = serde_json::from_str(v.value()) {
+                        out.push(Queued {
+                            position: k.value().1.to_string(),
+                            event,
+                        });
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(qerr)
+    }
+
+    async fn park_at(&self, app: &str, position: &str) -> Result<bool, QueueError> {
+        // A position that is not one of ours names nothing.
+        if position.parse::<u64>().is_err() {
+            return Ok(false);
+        }
+        let q = Queued {
+            position: position.to_owned(),
+            event: Event::new(app, String::new(), String::new(), 0),
+        };
+        self.remove(app, &q, true).await
     }
 
     async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {

@@ -90,10 +90,18 @@ impl EventQueue for MemoryQueue {
     /// Kept for [`DEAD_TTL`] as the other backends keep them, but only while the process
     /// lives, and at most [`DEAD_MAX`].
     async fn park(&self, app: &str, dead: &Queued) -> Result<(), QueueError> {
+        self.park_at(app, &dead.position).await.map(drop)
+    }
+
+    async fn queued(&self, app: &str, limit: usize) -> Result<Vec<Queued>, QueueError> {
+        Ok(self.with(app, |q| q.events.iter().take(limit).cloned().collect()))
+    }
+
+    async fn park_at(&self, app: &str, position: &str) -> Result<bool, QueueError> {
         let now = self.clock.now_ms();
-        self.with(app, |q| {
-            let Some(at) = q.events.iter().position(|e| e.position == dead.position) else {
-                return;
+        Ok(self.with(app, |q| {
+            let Some(at) = q.events.iter().position(|e| e.position == position) else {
+                return false;
             };
             let parked = q.events.remove(at).expect("found");
             let ttl = DEAD_TTL.as_millis() as u64;
@@ -102,8 +110,8 @@ impl EventQueue for MemoryQueue {
                 q.dead.pop_front();
             }
             q.dead.push_back((now, parked));
-        });
-        Ok(())
+            true
+        }))
     }
 
     async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {

@@ -149,6 +149,17 @@ pub trait EventQueue: Send + Sync + 'static {
     /// Given up on: moved aside (kept [`DEAD_TTL`]), the next event comes up.
     async fn park(&self, app: &str, q: &Queued) -> Result<(), QueueError>;
 
+    /// `app`'s undelivered events, oldest first, at most `limit`, as they wait: looking takes
+    /// none of them for delivery. Rows that no longer read are left out (the head parks them).
+    async fn queued(&self, app: &str, limit: usize) -> Result<Vec<Queued>, QueueError>;
+
+    /// An operator's park: the undelivered event at `position` is moved aside as one given up
+    /// on is — a head event the CRM refuses holds every later one of the app back for a day
+    /// (in a service provider's app, every corp's). `Ok(false)`: no undelivered event there.
+    /// One being delivered at that moment may still reach the CRM; the CRM knows it again by
+    /// its event id if it is replayed.
+    async fn park_at(&self, app: &str, position: &str) -> Result<bool, QueueError>;
+
     /// `app`'s parked events, oldest first, at most `limit`.
     async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError>;
 

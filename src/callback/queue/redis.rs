@@ -174,6 +174,25 @@ return n",
     )
 });
 
+/// KEYS: stream, dead stream. ARGV: group, entry id, min id of the dead stream.
+/// An operator's park: the entry, if it is still in the stream, moved to the dead stream (as
+/// written, whether or not it reads) and removed; returns 1, or 0 when it is not there.
+static PARK_AT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e == 0 then return 0 end
+local f = e[1][2]
+for i = 1, #f, 2 do
+  if f[i] == 'event' then
+    redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'event', f[i + 1])
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1",
+    )
+});
+
 /// Whether `id` is a whole Stream entry id (`MS-SEQ`): anything else names no one parked entry
 /// (`MS` alone is every entry of that millisecond to Redis), and is not sent.
 fn stream_id(id: &str) -> bool {
@@ -318,7 +337,7 @@ impl RedisQueue {
         Ok(())
     }
 
-    fn queued(entry: &StreamId) -> Option<Queued> {
+    fn entry_queued(entry: &StreamId) -> Option<Queued> {
         let json: String = entry
             .map
             .get("event")
@@ -465,7 +484,7 @@ impl RedisQueue {
         // Its own pending entries first (taken over, or read before a crash), then new ones.
         for from in ["0", ">"] {
             while let Some(entry) = self.read(app, from).await? {
-                match Self::queued(&entry) {
+                match Self::entry_queued(&entry) {
                     Some(q) => return Ok(Some(q)),
                     None => {
                         let q = Queued {
@@ -668,6 +687,50 @@ impl EventQueue for RedisQueue {
         self.forget_group_if_gone(app, r)
     }
 
+    async fn queued(&self, app: &str, limit: usize) -> Result<Vec<Queued>, QueueError> {
+        let key = self.stream(app);
+        let reply: StreamRangeReply = self
+            .run(|mut c| async move {
+                redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.ids.iter().filter_map(Self::entry_queued).collect())
+    }
+
+    async fn park_at(&self, app: &str, position: &str) -> Result<bool, QueueError> {
+        if !stream_id(position) {
+            return Ok(false);
+        }
+        self.ensure_group(app).await?;
+        let (stream, dead) = (self.stream(app), self.dead(app));
+        let min_id = self
+            .clock
+            .now_ms()
+            .saturating_sub(DEAD_TTL.as_millis() as u64);
+        let id = position.to_owned();
+        let r = self
+            .run(|mut c| async move {
+                PARK_AT
+                    .key(&stream)
+                    .key(&dead)
+                    .arg(GROUP)
+                    .arg(&id)
+                    .arg(min_id)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(|n| n == 1);
+        self.forget_group_if_gone(app, r)
+    }
+
     async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {
         let key = self.dead(app);
         let reply: StreamRangeReply = self
@@ -694,7 +757,7 @@ impl EventQueue for RedisQueue {
                     .next()
                     .and_then(|ms| ms.parse().ok())
                     .unwrap_or(0),
-                event: Self::queued(entry).map(|q| q.event),
+                event: Self::entry_queued(entry).map(|q| q.event),
             })
             .collect())
     }

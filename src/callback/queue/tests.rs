@@ -174,6 +174,7 @@ async fn an_unreadable_local_row_is_parked_and_the_next_comes_up() {
 async fn the_memory_queue_lists_and_replays_parked_events() {
     conformance::parks_and_replays(&MemoryQueue::new(Clock::system())).await;
     conformance::remembers_what_it_queued(&MemoryQueue::new(Clock::system())).await;
+    conformance::lists_and_parks_by_position(&MemoryQueue::new(Clock::system())).await;
 }
 
 #[tokio::test]
@@ -183,6 +184,8 @@ async fn the_local_queue_lists_and_replays_parked_events() {
     conformance::parks_and_replays(&local(&f, &clock).await).await;
     let f = TempFile::new();
     conformance::remembers_what_it_queued(&local(&f, &clock).await).await;
+    let f = TempFile::new();
+    conformance::lists_and_parks_by_position(&local(&f, &clock).await).await;
     let f = TempFile::new();
     conformance::lists_the_apps_with_events(&local(&f, &clock).await).await;
     // Counted again from the file at the next start, where the list is asked for.
