@@ -221,6 +221,11 @@ impl Failure {
 
     /// No session (of that app) where one is needed.
     pub fn login_required(login: LoginLink) -> Failure {
+        if login.app.is_empty() {
+            // A configuration of routes and nginx rules only: a link would lead to "unknown
+            // app", and the page to a sign-in that cannot be.
+            return Failure::new(Kind::LoginRequired, "no app is configured to sign in with");
+        }
         Failure::new(Kind::LoginRequired, "sign in first").with_login(login)
     }
 
@@ -458,6 +463,25 @@ mod tests {
             assert!(body(&p).contains("rid1"));
             assert_eq!(p.0.headers.get("x-request-id").unwrap(), "rid1");
         }
+    }
+
+    /// Without an app to sign in with, no link to a sign-in that would be refused: the 401
+    /// says so, and a navigation gets the page that says so, not the interstitial.
+    #[test]
+    fn login_required_without_an_app_names_no_sign_in() {
+        let f = Failure::login_required(LoginLink {
+            app: String::new(),
+            ..link()
+        });
+        let a = render(&f, "r", Form::Json);
+        assert_eq!(a.0.status.as_u16(), 401);
+        let v: serde_json::Value = serde_json::from_slice(&a.1).unwrap();
+        assert_eq!(v["error"], "login_required");
+        assert!(v.get("login_url").is_none(), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("no app"), "{v}");
+        let page = render(&f, "r", Form::Navigation);
+        assert_eq!(page.0.status.as_u16(), 401);
+        assert!(!body(&page).contains("/login?app="), "{}", body(&page));
     }
 
     #[test]
