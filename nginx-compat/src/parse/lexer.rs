@@ -4,9 +4,16 @@ use super::ParseError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tok {
-    Word { text: String, quoted: bool },
+    Word {
+        text: String,
+        quoted: bool,
+    },
     Semi,
-    Open,
+    /// `{`; `glued` when it follows a word without a space (`^/u/(\d{3})$` unquoted: nginx
+    /// ends the word there and opens a block, as this does).
+    Open {
+        glued: bool,
+    },
     Close,
 }
 
@@ -39,7 +46,11 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, ParseError> {
         }
         let punct = match c {
             ';' => Some(Tok::Semi),
-            '{' => Some(Tok::Open),
+            '{' => Some(Tok::Open {
+                glued: i > 0
+                    && !chars[i - 1].is_whitespace()
+                    && !matches!(chars[i - 1], ';' | '{' | '}'),
+            }),
             '}' => Some(Tok::Close),
             _ => None,
         };

@@ -197,7 +197,7 @@ impl Parser {
                 Tok::Close if nested => return Ok(out),
                 Tok::Close => return Err(self.pos_err(t.line, t.col, "unexpected \"}\"")),
                 Tok::Semi => return Err(self.pos_err(t.line, t.col, "unexpected \";\"")),
-                Tok::Open => return Err(self.pos_err(t.line, t.col, "unexpected \"{\"")),
+                Tok::Open { .. } => return Err(self.pos_err(t.line, t.col, "unexpected \"{\"")),
                 Tok::Word { text, .. } => text,
             };
             let mut args = Vec::new();
@@ -215,7 +215,7 @@ impl Parser {
                 match a.tok {
                     Tok::Word { text, quoted } => args.push(Arg { text, quoted }),
                     Tok::Semi => break None,
-                    Tok::Open => {
+                    Tok::Open { glued } => {
                         // Far deeper than any site nests (a location in a location in an
                         // `if`); every level is a frame of the parser and of what builds the
                         // server from it, so a file nested thousands deep would end the
@@ -230,7 +230,19 @@ impl Parser {
                         self.depth += 1;
                         let inner = self.block(true);
                         self.depth -= 1;
-                        break Some(inner?);
+                        break Some(inner.map_err(|mut e| {
+                            // A regex's `{n}` unquoted: the block it opened fails on the
+                            // same line. nginx fails there too; what to write is the hint.
+                            if glued && e.line == a.line {
+                                e.message.push_str(&format!(
+                                    " (the \"{{\" at {}:{} ends the word before it and opens a \
+                                     block, in nginx too: a regex with \"{{\" is written in \
+                                     quotes, \"^/u/(\\d{{3}})$\")",
+                                    a.line, a.col
+                                ));
+                            }
+                            e
+                        })?);
                     }
                     Tok::Close => {
                         return Err(self.pos_err(a.line, a.col, "unexpected \"}\""));
@@ -269,6 +281,29 @@ mod tests {
         assert_eq!(s[1].args[1].text, "${y}z");
         assert_eq!(s[2].args[1].text, "/$1?a=${b}c");
         assert_eq!((s[2].pos.line, s[2].pos.col), (3, 2));
+    }
+
+    /// A regex's `{n}` unquoted opens a block where nginx opens one too; the error says to
+    /// quote it. A glued `{` that opens a block as meant (`location /{`) loads.
+    #[test]
+    fn an_unquoted_regex_brace_says_to_quote_it() {
+        for src in [
+            "server { rewrite ^/u/(\\d{3})$ /user/$1 last; }",
+            "server { location ~ ^/api/v{1,2}/ { return 200; } }",
+        ] {
+            let e = crate::Config::parse("x.conf", src).unwrap_err().to_string();
+            assert!(e.contains("is written in quotes"), "{src}: {e}");
+        }
+        let e = crate::Config::parse("x.conf", "server { location /a { x\n} }")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("quotes"), "{e}");
+        crate::Config::parse("x.conf", "server { location /a{ return 200; } }").unwrap();
+        crate::Config::parse(
+            "x.conf",
+            "server { rewrite \"^/u/(\\d{3})$\" /user/$1 last; }",
+        )
+        .unwrap();
     }
 
     /// `satisfy all` is what the gateway does (every check of the location asked for): it loads,
