@@ -704,6 +704,30 @@ fn keepalive_timeout_is_the_answering_locations_and_check_lists_what_changes_not
     );
 }
 
+/// A snippet included by several locations (`include proxy_params;`) is noted once by
+/// `check`, not once per location that includes it.
+#[test]
+fn a_snippet_included_by_many_locations_is_noted_once() {
+    let up = upstream::echo("crm");
+    let snippets = TempDir::new("ngx-snippet");
+    let snippet = snippets.path().join("proxy_params");
+    std::fs::write(
+        &snippet,
+        "proxy_buffering off;\nproxy_set_header Host $host;\n",
+    )
+    .unwrap();
+    let body = format!(
+        "location /a/ {{ include {0}; proxy_pass http://crm; }}\n\
+         location /b/ {{ include {0}; proxy_pass http://crm; }}\n\
+         location /c/ {{ include {0}; proxy_pass http://crm; }}\n",
+        snippet.display()
+    );
+    let (gw, _dir) = with_include(&body, &up);
+    let stdout = check_listing(&gw.config_path);
+    let line = "proxy_params:1: proxy_buffering";
+    assert_eq!(stdout.matches(line).count(), 1, "{stdout}");
+}
+
 /// A whole `nginx.conf`: nginx's process settings are noted, the http level's settings are
 /// every server's (here `charset`), and a second server block is still refused.
 #[test]

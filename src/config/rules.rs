@@ -53,6 +53,16 @@ pub struct Rules {
     pub log_secrets: std::sync::OnceLock<std::collections::HashSet<String>>,
 }
 
+/// Each line once, in the order first written: a file included by many locations (a
+/// `proxy_params` snippet) is one set of lines, said once.
+fn once(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    lines
+        .into_iter()
+        .filter(|l| seen.insert(l.clone()))
+        .collect()
+}
+
 /// The `proxy_set_header` lines naming a header the gateway writes itself (`X-Forwarded-Proto`
 /// and `-Host` from `public_url`, `X-Request-Id`, the identity headers): loaded, never sent.
 fn written_over(dirs: &[Directive], noted: &mut Vec<String>) {
@@ -296,7 +306,7 @@ pub(super) fn compile(
     });
     let cfg = nginx_compat::Config::from_directives(&top).map_err(|e| b.error(e))?;
     if !cfg.unsupported.is_empty() {
-        let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
+        let lines = once(cfg.unsupported.iter().map(|u| u.to_string()));
         let first = &cfg.unsupported[0].pos;
         return Err(ConfigError {
             file: first.file.to_string(),
@@ -380,7 +390,7 @@ pub(super) fn compile(
         upstreams: by_authority,
         static_base,
         gzip,
-        noted,
+        noted: once(noted),
         log_paths,
         log_outs: std::sync::OnceLock::new(),
         log_secrets: std::sync::OnceLock::new(),
