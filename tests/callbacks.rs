@@ -249,6 +249,8 @@ async fn bodies_held_short_of_their_end_share_a_bound_and_are_refused_past_it() 
         .unwrap();
         assert_eq!(got, status, "{path}");
     }
+    // The stale one's line says by how much (a host whose clock is off shows so).
+    w.gateways[0].wait_log("s behind this host's clock");
     let path = format!("/_gateway/callback/crm?{query}");
     // One address: its share, 8 MiB, is 8 of these bodies.
     let (one, refused) = hold_bodies(port, "127.0.0.1", &path, 16).await;

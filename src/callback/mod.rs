@@ -304,14 +304,25 @@ impl Callbacks {
             .due((app.to_owned(), label), crate::clock::clock().now_ms())
         {
             // The label only: the detail of a bad message may quote what it decrypted to.
-            let hint = match label {
-                "bad_signature" => "the app's callback token is not the one in WeCom's console",
-                "undecryptable" => "the app's encoding_aes_key is not the one in WeCom's console",
-                "bad_envelope" => "the body is not WeCom's encrypted XML (with its <Encrypt>)",
-                "wrong_receive_id" => "the message was encrypted for another corp or suite",
-                "stale" => "the timestamp is over 10 minutes off (a replay, or a clock off)",
-                _ => "",
+            let hint: std::borrow::Cow<'static, str> = match (&r, label) {
+                // How far off, which no message content is part of: a host whose clock is
+                // wrong refuses every callback, each by about as much.
+                (Refusal::Stale(_), _) => format!("{r} (or a replayed request)").into(),
+                (_, "bad_signature") => {
+                    "the app's callback token is not the one in WeCom's console".into()
+                }
+                (_, "undecryptable") => {
+                    "the app's encoding_aes_key is not the one in WeCom's console".into()
+                }
+                (_, "bad_envelope") => {
+                    "the body is not WeCom's encrypted XML (with its <Encrypt>)".into()
+                }
+                (_, "wrong_receive_id") => {
+                    "the message was encrypted for another corp or suite".into()
+                }
+                _ => "".into(),
             };
+            let hint = hint.as_ref();
             tracing::warn!(
                 app,
                 reason = label,

@@ -29,12 +29,32 @@ pub enum Refusal {
     RepeatedParam(&'static str),
     #[error("the body is larger than {MAX_BODY} bytes")]
     TooLarge,
-    #[error("timestamp outside the 10-minute window")]
-    Stale,
+    /// How far the timestamp is from this host's clock (s, ahead positive), when it is a
+    /// number: every callback so far apart says this host's clock is wrong, not WeCom's.
+    #[error("timestamp {} outside the 10-minute window{}", offset_text(*.0), clock_hint(*.0))]
+    Stale(Option<i64>),
     #[error("{0}")]
     Crypto(#[from] CryptoError),
     #[error("the decrypted message is not a WeCom XML message: {0}")]
     BadMessage(String),
+}
+
+fn offset_text(offset: Option<i64>) -> String {
+    match offset {
+        Some(o) if o > 0 => format!("{o} s ahead of this host's clock,"),
+        Some(o) => format!("{} s behind this host's clock,", o.unsigned_abs()),
+        None => "not a number,".to_owned(),
+    }
+}
+
+/// What a timestamp hours or days away most likely means.
+fn clock_hint(offset: Option<i64>) -> &'static str {
+    match offset {
+        Some(_) => {
+            " (if every callback is refused so, this host's clock is off: check its time sync)"
+        }
+        None => "",
+    }
 }
 
 impl Refusal {
@@ -44,7 +64,7 @@ impl Refusal {
             Refusal::MissingParam(_) => "missing_param",
             Refusal::RepeatedParam(_) => "repeated_param",
             Refusal::TooLarge | Refusal::Crypto(CryptoError::TooLarge) => "too_large",
-            Refusal::Stale => "stale",
+            Refusal::Stale(_) => "stale",
             Refusal::Crypto(CryptoError::BadSignature) => "bad_signature",
             Refusal::Crypto(CryptoError::WrongReceiveId(_)) => "wrong_receive_id",
             Refusal::Crypto(CryptoError::BadEnvelope(_)) => "bad_envelope",
@@ -94,9 +114,16 @@ impl Signed {
     }
 
     fn fresh(&self, now_secs: u64) -> Result<(), Refusal> {
-        let t: u64 = self.timestamp.trim().parse().map_err(|_| Refusal::Stale)?;
+        let t: u64 = self
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| Refusal::Stale(None))?;
         if t.abs_diff(now_secs) > WINDOW_SECS {
-            return Err(Refusal::Stale);
+            let offset = i64::try_from(t)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(now_secs as i64);
+            return Err(Refusal::Stale(Some(offset)));
         }
         Ok(())
     }

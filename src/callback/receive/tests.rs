@@ -196,6 +196,23 @@ fn every_bad_callback_is_refused_with_its_reason() {
         now
     )
     .is_ok());
+    // A stale timestamp says how far off it is, so that a host whose clock is wrong shows.
+    let behind = message(
+        &cb,
+        signed_query(&good, now - 3600).as_bytes(),
+        envelope(&good).as_bytes(),
+        now,
+    );
+    let said = behind.unwrap_err().to_string();
+    assert!(said.contains("3600 s behind this host's clock"), "{said}");
+    assert!(said.contains("check its time sync"), "{said}");
+    let ahead = message(
+        &cb,
+        signed_query(&good, now + 601).as_bytes(),
+        envelope(&good).as_bytes(),
+        now,
+    );
+    assert!(ahead.unwrap_err().to_string().contains("601 s ahead"));
     let padding = message(
         &cb,
         signed_query(&bad_padding, now).as_bytes(),
