@@ -949,6 +949,7 @@ pub const GROUPS: &[Group] = &[
                location /jsonp/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_format jsonp; }\n\
                location /xml/ { alias {{ROOT}}/www/files/; autoindex on; autoindex_format xml; }\n\
                location /spa/ { autoindex on; }\n\
+               location /gz/ { alias {{ROOT}}/www/files/; autoindex on; gzip on; gzip_min_length 1; gzip_types application/json; }\n\
                location /off/ { alias {{ROOT}}/www/files/; }",
         toml: None,
         up_headers: HOST,
@@ -968,6 +969,8 @@ pub const GROUPS: &[Group] = &[
             "GET /jsonp/?callback=alert(1)",
             "GET /xml/",
             "GET /spa/",
+            "GET /gz/ | Accept-Encoding: gzip",
+            "GET /gz/?x | Accept-Encoding: gzip",
             "GET /off/",
         ],
     },
