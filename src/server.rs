@@ -172,6 +172,14 @@ pub fn run(
         );
     }
     #[cfg(debug_assertions)]
+    if let Some(max) = crate::test_control::held_max() {
+        wecom_api::held::HELD.set_max(max);
+        tracing::warn!(
+            "{}={max}: this debug build holds at most that many bytes of API bodies at once",
+            crate::test_control::HELD_MAX_ENV
+        );
+    }
+    #[cfg(debug_assertions)]
     if crate::test_control::fast_retry() {
         tracing::warn!(
             "{}=1: this debug build retries callback deliveries after milliseconds",

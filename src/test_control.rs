@@ -46,6 +46,15 @@ pub fn fast_retry() -> bool {
     *FAST_RETRY
 }
 
+/// The environment variable (a number of bytes, debug builds only) that moves the bound of the
+/// API bodies held at once ([`wecom_api::held`]) down to one a test can reach.
+pub const HELD_MAX_ENV: &str = "WGW_TEST_HELD_MAX";
+
+/// The bound `HELD_MAX_ENV` asks for, if any.
+pub fn held_max() -> Option<usize> {
+    std::env::var(HELD_MAX_ENV).ok()?.parse().ok()
+}
+
 /// Why an advance is refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {

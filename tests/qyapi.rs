@@ -364,6 +364,52 @@ async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
     assert!(!log.contains("not-the-secret"), "secret in the log");
 }
 
+/// The API bodies held at once are bounded for the process (here, by a debug build's
+/// `WGW_TEST_HELD_MAX`, a bound a test can reach): a body past it is WeCom's "busy" (-1, which
+/// SDKs try again), 503 with a request id, nothing sent; what a refused or finished call took
+/// is given back, so the next calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_bodies_held_at_once_are_bounded_for_the_process() {
+    let w = World::new()
+        .apps(qyapi_apps())
+        .qyapi()
+        .env("WGW_TEST_HELD_MAX", "8192")
+        .start()
+        .await;
+    let h = handle(&w).await;
+    let upload = |len: usize| {
+        w.http
+            .post(w.qyapi(&format!("/cgi-bin/media/upload?access_token={h}&type=file")))
+            .header("content-type", "application/octet-stream")
+            .body(vec![b'x'; len])
+            .send()
+    };
+    for _ in 0..3 {
+        let r = upload(20_000).await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key("x-request-id"));
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errcode"], -1, "{v}");
+        assert!(
+            v["errmsg"].as_str().unwrap().contains("at their bound"),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        w.calls("/cgi-bin/media/upload").await,
+        0,
+        "nothing was sent"
+    );
+    // Under the bound, as many times as asked: nothing stayed taken.
+    for _ in 0..3 {
+        let r = upload(4_000).await.unwrap();
+        assert_ne!(r.status(), 503);
+    }
+    assert_eq!(w.calls("/cgi-bin/media/upload").await, 3);
+    let (status, v) = w.get(USER_GET).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_allow_list_and_request_ids() {
     let w = world().await;

@@ -18,6 +18,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
+use wecom_api::held::Hold;
 
 use crate::answers::{self, Errcode};
 use crate::config::model::{App, Credentials};
@@ -360,16 +361,22 @@ impl Qyapi {
             );
         }
 
-        let body = match read_body(session).await {
+        // The body stays held (and counted) until the call is done: a retry sends it again.
+        let (body, _held) = match read_body(session).await {
             Ok(b) => b,
             Err(status) => {
                 session.set_keepalive(None);
-                let msg = match status {
-                    413 => "request body larger than 20 MiB",
-                    408 => "request body did not arrive in time",
-                    _ => "request body could not be read",
+                let (errcode, msg) = match status {
+                    413 => (44001, "request body larger than 20 MiB"),
+                    408 => (44001, "request body did not arrive in time"),
+                    // Nothing was sent: WeCom's "busy", which SDKs try again.
+                    503 => (
+                        -1,
+                        "the API bodies this process holds at once are at their bound; try again",
+                    ),
+                    _ => (44001, "request body could not be read"),
                 };
-                return Served::refused(status, 44001, msg, rid, &app.name, label);
+                return Served::refused(status, errcode, msg, rid, &app.name, label);
             }
         };
 
@@ -480,8 +487,9 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a http::HeaderValue>) ->
 }
 
 /// The whole body, refused with 413 beyond [`MAX_BODY`] (by Content-Length when told, else
-/// while reading).
-async fn read_body(session: &mut ServerSession) -> Result<Bytes, u16> {
+/// while reading), and with 503 when the process holds as many API bodies as it may
+/// ([`wecom_api::held`]); with what it takes of that bound.
+async fn read_body(session: &mut ServerSession) -> Result<(Bytes, Hold), u16> {
     let declared = session
         .req_header()
         .headers
@@ -513,16 +521,20 @@ fn body_deadline(declared: Option<u64>) -> std::time::Duration {
     crate::proxy::request::BODY_DEADLINE + std::time::Duration::from_secs(size / MIN_BODY_RATE)
 }
 
-async fn read_whole_body(session: &mut ServerSession) -> Result<Bytes, u16> {
+async fn read_whole_body(session: &mut ServerSession) -> Result<(Bytes, Hold), u16> {
     // Most bodies arrive in one piece: that piece is the body, not a copy of it.
     let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
+    let mut held = wecom_api::held::HELD.hold();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 let had = first.as_ref().map_or(0, Bytes::len) + body.len();
                 if had + chunk.len() > MAX_BODY {
                     return Err(413);
+                }
+                if !held.grow(chunk.len()) {
+                    return Err(503);
                 }
                 match first.take() {
                     None if body.is_empty() => first = Some(chunk),
@@ -534,7 +546,7 @@ async fn read_whole_body(session: &mut ServerSession) -> Result<Bytes, u16> {
                     }
                 }
             }
-            Ok(None) => return Ok(first.unwrap_or_else(|| body.freeze())),
+            Ok(None) => return Ok((first.unwrap_or_else(|| body.freeze()), held)),
             Err(_) => return Err(400),
         }
     }

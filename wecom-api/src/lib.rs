@@ -28,6 +28,7 @@ mod credentials;
 pub mod directory;
 mod error;
 mod fetch;
+pub mod held;
 mod local;
 mod observe;
 mod request;

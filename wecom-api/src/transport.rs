@@ -104,6 +104,8 @@ pub(crate) struct Transport {
     connector: HttpsConnector,
     idle: Duration,
     max_answer: usize,
+    /// What answers being read take from, with the request bodies the caller holds.
+    held: &'static crate::held::HeldBytes,
     per_thread: thread_local::ThreadLocal<RefCell<Vec<Idle>>>,
 }
 
@@ -113,6 +115,7 @@ impl Transport {
             connector,
             idle,
             max_answer: MAX_ANSWER,
+            held: &crate::held::HELD,
             per_thread: thread_local::ThreadLocal::new(),
         }
     }
@@ -150,7 +153,10 @@ impl Transport {
             None => return Err(closed_early()),
         };
         let (head, body) = answer.into_parts();
-        let body = http_body_util::Limited::new(body, self.max_answer);
+        let body = Counted {
+            inner: http_body_util::Limited::new(body, self.max_answer),
+            hold: self.held.hold(),
+        };
         let body = match conn.driving(body.collect()).await {
             Some(Ok(body)) => body.to_bytes(),
             Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
@@ -158,6 +164,15 @@ impl Transport {
                     "the answer is larger than {} bytes",
                     self.max_answer
                 )))
+            }
+            Some(Err(e)) if e.is::<Busy>() => {
+                // The call was made: not one to try again (the caller says it may have been
+                // carried out). The connection, its answer half read, is not kept.
+                return Err(ApiError::Unreachable(
+                    "the answer was not read: the API bodies this process holds at once are at \
+                     their bound"
+                        .into(),
+                ));
             }
             Some(Err(e)) => {
                 return Err(ApiError::Unreachable(format!(
@@ -234,6 +249,57 @@ impl Transport {
             drive,
             closed: false,
         }))
+    }
+}
+
+/// An answer's body counted against the process's bound as it arrives.
+struct Counted<B> {
+    inner: B,
+    hold: crate::held::Hold,
+}
+
+/// The bound of [`crate::held`] refused an answer's next bytes.
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the API bodies held at once are at their bound")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> hyper::body::Body for Counted<B>
+where
+    B: hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if let Some(data) = f.data_ref() {
+                if !self.hold.grow(data.len()) {
+                    return Poll::Ready(Some(Err(Box::new(Busy))));
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -333,6 +399,30 @@ mod tests {
             5,
             "the connection of the refused answer was kept"
         );
+        // Past the process's bound (here one nearly taken), the answer is not read: the call
+        // fails, nothing stays taken, and its connection is not kept.
+        static TIGHT: crate::held::HeldBytes = crate::held::HeldBytes::new(40);
+        small.held = &TIGHT;
+        let mut taken = TIGHT.hold();
+        assert!(taken.grow(35));
+        let req = Request::get(format!("{base}/ping"))
+            .body(Full::default())
+            .unwrap();
+        match small.exchange(req).await {
+            Err(ApiError::Unreachable(text)) => assert!(text.contains("at their bound"), "{text}"),
+            other => panic!(
+                "an answer past the process's bound was read: {:?}",
+                other.map(|(_, b)| b)
+            ),
+        }
+        assert_eq!(TIGHT.held(), 35);
+        drop(taken);
+        assert_eq!(
+            conn_of(&small, &base).await,
+            6,
+            "read once there is room, on a new connection: the half-read one is not kept"
+        );
+        assert_eq!(TIGHT.held(), 0);
         // An origin without a scheme or host is refused before anything is opened.
         let bad = Request::get("/ping").body(Full::default()).unwrap();
         assert!(matches!(
