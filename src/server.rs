@@ -173,9 +173,9 @@ pub fn run(
     }
     #[cfg(debug_assertions)]
     if let Some(max) = crate::test_control::held_max() {
-        wecom_api::held::HELD.set_max(max);
+        wecom_api::held::HELD.set_bounds(max, 0);
         tracing::warn!(
-            "{}={max}: this debug build holds at most that many bytes of API bodies at once",
+            "{}={max}: this debug build holds at most that many bytes of API bodies at once, every byte counted",
             crate::test_control::HELD_MAX_ENV
         );
     }

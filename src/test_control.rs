@@ -47,7 +47,8 @@ pub fn fast_retry() -> bool {
 }
 
 /// The environment variable (a number of bytes, debug builds only) that moves the bound of the
-/// API bodies held at once ([`wecom_api::held`]) down to one a test can reach.
+/// API bodies held at once ([`wecom_api::held`]) down to one a test can reach, every byte
+/// counted.
 pub const HELD_MAX_ENV: &str = "WGW_TEST_HELD_MAX";
 
 /// The bound `HELD_MAX_ENV` asks for, if any.

@@ -401,7 +401,7 @@ mod tests {
         );
         // Past the process's bound (here one nearly taken), the answer is not read: the call
         // fails, nothing stays taken, and its connection is not kept.
-        static TIGHT: crate::held::HeldBytes = crate::held::HeldBytes::new(40);
+        static TIGHT: crate::held::HeldBytes = crate::held::HeldBytes::new(40, 0);
         small.held = &TIGHT;
         let mut taken = TIGHT.hold();
         assert!(taken.grow(35));
