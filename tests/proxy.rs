@@ -1066,6 +1066,109 @@ async fn an_accel_redirect_answers_cookies_are_set_on_the_file_but_never_the_gat
     );
 }
 
+/// Server-sent events compressed on the way (`gzip_types text/event-stream`): each event
+/// reaches the browser as the upstream sends it, as through nginx, which flushes its gzip
+/// filter for an unbuffered upstream. The upstream sends its second event only once the client
+/// has read the first, so an answer held back until the stream ends never completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_server_sent_events_arrive_as_they_are_sent() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sse = listener.local_addr().unwrap();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let mut req = Vec::new();
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+              Transfer-Encoding: chunked\r\n\r\nb\r\ndata: one\n\n\r\n",
+        );
+        if wait.recv_timeout(Duration::from_secs(20)).is_ok() {
+            let _ = s.write_all(b"b\r\ndata: two\n\n\r\n0\r\n\r\n");
+        }
+    });
+    let w = World::new()
+        .routes(&format!(
+            "[upstreams.sse]\nurl = \"http://{sse}\"\n\
+             [nginx]\ninclude = [\"{{files}}/legacy.conf\"]\n"
+        ))
+        .files(&[(
+            "legacy.conf",
+            "location /sse/ { gzip on; gzip_min_length 1; gzip_types text/event-stream; \
+             proxy_buffering off; proxy_pass http://sse; }\n",
+        )])
+        .start()
+        .await;
+    let port = w.gw().port;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A gateway that held the events back fails here rather than hanging the test.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /sse/x HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let head_end = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = s.read(&mut buf).expect("the head in time");
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+        assert!(head.contains("content-encoding: gzip"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        // What arrived decoded so far, chunk framing taken off.
+        let decoded = |raw: &[u8]| {
+            let mut body = Vec::new();
+            let mut at = head_end;
+            while let Some(eol) = raw[at..].windows(2).position(|w| w == b"\r\n") {
+                let size = usize::from_str_radix(
+                    std::str::from_utf8(&raw[at..at + eol]).unwrap().trim(),
+                    16,
+                )
+                .unwrap();
+                if raw.len() < at + eol + 2 + size + 2 {
+                    break;
+                }
+                body.extend_from_slice(&raw[at + eol + 2..at + eol + 2 + size]);
+                at += eol + 2 + size + 2;
+            }
+            let mut d = flate2::write::GzDecoder::new(Vec::new());
+            let _ = d.write_all(&body);
+            let _ = d.flush();
+            String::from_utf8_lossy(d.get_ref()).into_owned()
+        };
+        while !decoded(&raw).contains("data: one") {
+            let n = s
+                .read(&mut buf)
+                .expect("the first event before the stream ends");
+            assert!(n > 0, "closed before the first event");
+            raw.extend_from_slice(&buf[..n]);
+        }
+        assert!(!decoded(&raw).contains("data: two"));
+        go.send(()).unwrap();
+        while !raw.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut buf).expect("the end of the stream");
+            assert!(n > 0, "closed before the end");
+            raw.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(decoded(&raw), "data: one\n\ndata: two\n\n");
+    })
+    .await
+    .unwrap();
+}
+
 /// The upstream's `Server` header (its software and version) is not passed to clients, as
 /// nginx hides it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

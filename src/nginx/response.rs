@@ -124,6 +124,10 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
         // `gzip_types` and `gzip_min_length` decided above, as nginx decides: the module's own
         // list (no `image/png`, nothing named `zip`, nothing under 20 bytes) is not asked.
         c.compress_any_type();
+        // The gateway streams what the upstream sends (nginx's `proxy_buffering off`, under
+        // which nginx's gzip filter flushes each piece): server-sent events and a chat's tokens
+        // reach the browser as they come, not when the compressor's window fills.
+        c.flush_each_chunk();
         // The module read the request while it was off: tell it the client takes gzip.
         let mut probe = RequestHeader::build("GET", b"/", Some(1)).expect("static request");
         let _ = probe.insert_header(http::header::ACCEPT_ENCODING, "gzip");

@@ -78,6 +78,8 @@ pub struct Compressor {
     total_in: usize,
     total_out: usize,
     duration: Duration,
+    // A sync flush after each input (`Encode::flush_each`).
+    flush_each: bool,
 }
 
 impl Compressor {
@@ -87,6 +89,7 @@ impl Compressor {
             total_in: 0,
             total_out: 0,
             duration: Duration::new(0, 0),
+            flush_each: false,
         }
     }
 }
@@ -104,6 +107,8 @@ impl Encode for Compressor {
         self.write_all(input).unwrap(); // write to vec, should never fail
         if end {
             self.try_finish().unwrap(); // write to vec, should never fail
+        } else if self.flush_each && !input.is_empty() {
+            self.compress.flush().unwrap(); // write to vec, should never fail
         }
         self.total_out += self.compress.get_ref().len();
         self.duration += start.elapsed();
@@ -113,6 +118,31 @@ impl Encode for Compressor {
     fn stat(&self) -> (&'static str, usize, usize, Duration) {
         ("gzip", self.total_in, self.total_out, self.duration)
     }
+
+    fn flush_each(&mut self) {
+        self.flush_each = true;
+    }
+}
+
+#[test]
+fn flushed_each_input_comes_out_whole() {
+    use flate2::read::GzDecoder;
+    use std::io::Read;
+    let mut c = Compressor::new(6);
+    c.flush_each();
+    let mut out = Vec::new();
+    for event in ["data: one\n\n", "data: two\n\n"] {
+        out.extend_from_slice(&c.encode(event.as_bytes(), false).unwrap());
+        // What came out so far decodes to every event given so far.
+        let mut d = flate2::write::GzDecoder::new(Vec::new());
+        d.write_all(&out).unwrap();
+        d.flush().unwrap();
+        assert!(d.get_ref().ends_with(event.as_bytes()));
+    }
+    out.extend_from_slice(&c.encode(b"", true).unwrap());
+    let mut whole = String::new();
+    GzDecoder::new(&out[..]).read_to_string(&mut whole).unwrap();
+    assert_eq!(whole, "data: one\n\ndata: two\n\n");
 }
 
 use std::ops::{Deref, DerefMut};

@@ -47,6 +47,10 @@ pub trait Encode {
     /// Return the Encoder's name, the total input bytes, the total output bytes and the total
     /// duration spent on encoding the data.
     fn stat(&self) -> (&'static str, usize, usize, Duration);
+    /// From now on, every `encode` returns all that its input encodes to (a sync flush), not
+    /// only what the encoder chose to emit: a stream of small events (server-sent events, a
+    /// chat's tokens) reaches the client as each arrives. Encoders without it ignore it.
+    fn flush_each(&mut self) {}
 }
 
 /// The response compression object. Currently support gzip compression and brotli decompression.
@@ -86,6 +90,8 @@ enum CtxInner {
         // The caller decided the response is worth compressing (its type and length): the
         // module's own guess (`compressible`) is not consulted.
         any_type: bool,
+        // Every body chunk is flushed through the compressor ([`Encode::flush_each`]).
+        flush_each: bool,
     },
     BodyPhase(Option<Box<dyn Encode + Send + Sync>>),
 }
@@ -104,7 +110,19 @@ impl ResponseCompressionCtx {
             preserve_etag: [preserve_etag; Algorithm::COUNT],
             dictionary: None,
             any_type: false,
+            flush_each: false,
         })
+    }
+
+    /// Every body chunk comes out of the compressor whole as it goes in (a sync flush per
+    /// chunk, as nginx's gzip filter flushes what an unbuffered upstream sends): a stream of
+    /// small events is not held until the compressor's window fills or the body ends.
+    pub fn flush_each_chunk(&mut self) {
+        match &mut self.0 {
+            CtxInner::HeaderPhase { flush_each, .. } => *flush_each = true,
+            CtxInner::BodyPhase(Some(c)) => c.flush_each(),
+            CtxInner::BodyPhase(None) => {}
+        }
     }
 
     /// Compress whatever the type and length of the response, as the caller decided (nginx's
@@ -338,6 +356,7 @@ impl ResponseCompressionCtx {
                 encoding_levels: levels,
                 dictionary,
                 any_type,
+                flush_each,
             } => {
                 if resp.status.is_informational() {
                     if resp.status == http::status::StatusCode::SWITCHING_PROTOCOLS {
@@ -367,7 +386,7 @@ impl ResponseCompressionCtx {
 
                 let action = decide_action(resp, accept_encoding, compressible);
                 debug!("compression action: {action:?}");
-                let (encoder, preserve_etag) = match action {
+                let (mut encoder, preserve_etag) = match action {
                     Action::Noop => (None, false),
                     Action::Compress(algorithm) => {
                         let idx = algorithm.index();
@@ -398,6 +417,11 @@ impl ResponseCompressionCtx {
                 };
                 if encoder.is_some() {
                     adjust_response_header(resp, &action, preserve_etag);
+                }
+                if *flush_each {
+                    if let Some(e) = encoder.as_mut() {
+                        e.flush_each();
+                    }
                 }
                 self.0 = CtxInner::BodyPhase(encoder);
             }
