@@ -129,9 +129,9 @@ pub fn import(file: &Path) -> Result<Import, String> {
     let (blocks, maps): (Vec<Directive>, Vec<Directive>) =
         http.into_iter().partition(|d| d.name == "upstream");
     let mut top = maps.clone();
-    // `access_log ... main;` of a `conf.d/` file: the format is the main nginx.conf's, read
-    // from the configuration directory (the file's own, or the one above it), which `check`
-    // and `run` then read too.
+    // `access_log ... main;` or `$connection_upgrade` of a `conf.d/` file: the format or the map
+    // is the main nginx.conf's, read from the configuration directory (the file's own, or the
+    // one above it), which `check` and `run` then read too.
     let mut conf_dir = conf_dir;
     let tried: Vec<PathBuf> = match &conf_dir {
         Some(d) => vec![d.clone()],
@@ -143,7 +143,7 @@ pub fn import(file: &Path) -> Result<Import, String> {
     };
     let both = [top.clone(), body.clone()].concat();
     for dir in tried {
-        let formats = crate::config::rules::main_file_formats(&dir, &both);
+        let formats = crate::config::rules::from_main_file(&dir, &both);
         // `conf_dir` also roots the file's relative includes: only where they are found too.
         let includes_there = conf_dir.is_some() || parse_nginx(&name, &text, &dir).is_ok();
         if !formats.is_empty() && includes_there {

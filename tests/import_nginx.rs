@@ -515,6 +515,71 @@ events { worker_connections 1024; }
     assert!(ok, "{err}\n{toml}");
 }
 
+/// BaoTa's and many tutorials' layout: the WebSocket `map $http_upgrade $connection_upgrade`
+/// is in nginx.conf's http block and the site file of `conf.d/` uses `$connection_upgrade`.
+/// The import takes the map from there (with a map it reads in turn) and `check` loads it; a
+/// map the site does not use is not taken, and one the site defines itself stays its own.
+#[test]
+fn a_map_of_the_main_nginx_conf_is_known_to_its_site_files() {
+    let dir = TempDir::new("import-mainmap");
+    let nginx = dir.path().join("nginx");
+    std::fs::create_dir_all(nginx.join("conf.d")).unwrap();
+    std::fs::write(
+        nginx.join("nginx.conf"),
+        "events { }
+http {
+  map $http_upgrade $connection_upgrade { default upgrade; '' $close_word; }
+  map $request_method $close_word { default close; }
+  map $ssl_protocol $unused_by_the_site { default x; }
+  include /etc/nginx/conf.d/*.conf;
+}
+",
+    )
+    .unwrap();
+    let site = nginx.join("conf.d/crm.conf");
+    std::fs::write(
+        &site,
+        "server { listen 80; server_name crm.example.com;
+  location /ws/ { proxy_pass http://127.0.0.1:9000; proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; }
+  location / { proxy_pass http://127.0.0.1:9000; } }
+",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let (toml, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(
+        (out.status.code(), stderr.as_str()),
+        (Some(0), ""),
+        "{toml}"
+    );
+    let conf_dir = std::fs::canonicalize(&nginx).unwrap();
+    assert!(
+        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
+        "{toml}"
+    );
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+
+    // Without the main file the variable is unknown, as to nginx.
+    std::fs::rename(nginx.join("nginx.conf"), nginx.join("nginx.conf.off")).unwrap();
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(&site)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("connection_upgrade"), "{stderr}");
+}
+
 /// A source-built nginx keeps its file at `<prefix>/conf/nginx.conf` and starts the stock
 /// `root html;` at the prefix: the import writes `[nginx] prefix`, so `/` is the same
 /// `<prefix>/html/index.html`; without the directory, `check` says where files would be

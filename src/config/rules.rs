@@ -294,7 +294,7 @@ pub(super) fn compile(
         top.extend(nginx.http);
     }
     if let Some(conf_dir) = paths.conf_dir.as_deref() {
-        let mut formats = main_file_formats(conf_dir, &[top.clone(), body.clone()].concat());
+        let mut formats = from_main_file(conf_dir, &[top.clone(), body.clone()].concat());
         formats.append(&mut top);
         top = formats;
     }
@@ -649,12 +649,14 @@ pub fn parse_nginx_reading(
     parse_directives(name, text, &mut resolve)
 }
 
-/// The `log_format`s that `access_log` lines of `dirs` name but `dirs` does not define, taken
-/// from nginx's main file in `conf_dir` (`nginx.conf`'s http level): nginx reads a site file
-/// inside that http block, where the stock nginx.org, CentOS and RHEL file defines `main`,
-/// which nearly every `conf.d/*.conf` names. The main file's own includes are not read (they
-/// name the site files). Nothing when there is no such file or it defines none of them.
-pub fn main_file_formats(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> {
+/// What site files of `dirs` use from nginx's main file in `conf_dir` (`nginx.conf`'s http
+/// level), where nginx reads them inside that http block: the `log_format`s their
+/// `access_log` lines name but they do not define (the stock nginx.org, CentOS and RHEL file
+/// defines `main`, which nearly every `conf.d/*.conf` names), and the `map`s of variables they
+/// use but do not define (BaoTa's and many tutorials' `$connection_upgrade` for WebSockets),
+/// with the maps those maps read. The main file's own includes are not read (they name the
+/// site files). Nothing when there is no such file or it defines none of them.
+pub fn from_main_file(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> {
     fn walk<'a>(dirs: &'a [Directive], f: &mut impl FnMut(&'a Directive)) {
         for d in dirs {
             f(d);
@@ -662,17 +664,26 @@ pub fn main_file_formats(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> 
         }
     }
     let (mut named, mut defined) = (Vec::new(), Vec::new());
-    walk(dirs, &mut |d| match d.name.as_str() {
-        "access_log" => {
-            if let Some(f) = d.args.get(1).filter(|a| !a.text.contains('=')) {
-                named.push(f.text.to_ascii_lowercase());
+    let (mut used, mut set): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    walk(dirs, &mut |d| {
+        match d.name.as_str() {
+            "access_log" => {
+                if let Some(f) = d.args.get(1).filter(|a| !a.text.contains('=')) {
+                    named.push(f.text.to_ascii_lowercase());
+                }
             }
+            "log_format" => defined.extend(d.args.first().map(|a| a.text.to_ascii_lowercase())),
+            "map" => set.extend(d.args.get(1).and_then(|a| variable_name(&a.text))),
+            "set" => set.extend(d.args.first().and_then(|a| variable_name(&a.text))),
+            _ => {}
         }
-        "log_format" => defined.extend(d.args.first().map(|a| a.text.to_ascii_lowercase())),
-        _ => {}
+        for a in &d.args {
+            used.extend(variables_in(&a.text));
+        }
     });
     named.retain(|n| n != "combined" && !defined.contains(n));
-    if named.is_empty() {
+    used.retain(|v| !set.contains(v));
+    if named.is_empty() && used.is_empty() {
         return Vec::new();
     }
     let path = conf_dir.join("nginx.conf");
@@ -683,18 +694,81 @@ pub fn main_file_formats(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> 
     let Ok(main) = parse_directives(&path.display().to_string(), &text, &mut unread) else {
         return Vec::new();
     };
+    let level: Vec<&Directive> = main
+        .iter()
+        .flat_map(|d| match d.name.as_str() {
+            "http" => d.block.as_deref().unwrap_or_default().iter().collect(),
+            _ => vec![d],
+        })
+        .collect();
     let mut out: Vec<Directive> = Vec::new();
-    for d in &main {
-        let level = match d.name.as_str() {
-            "http" => d.block.as_deref().unwrap_or_default(),
-            _ => std::slice::from_ref(d),
-        };
-        for f in level.iter().filter(|f| f.name == "log_format") {
-            let name = f.args.first().map(|a| a.text.to_ascii_lowercase());
-            if name.is_some_and(|n| named.contains(&n)) {
-                out.push(f.clone());
-            }
+    for f in level.iter().filter(|f| f.name == "log_format") {
+        let name = f.args.first().map(|a| a.text.to_ascii_lowercase());
+        if name.is_some_and(|n| named.contains(&n)) {
+            out.push((*f).clone());
         }
+    }
+    // A map taken may read another of the main file's: taken too, until none is new.
+    let maps: Vec<&Directive> = level.iter().copied().filter(|d| d.name == "map").collect();
+    let mut taken = vec![false; maps.len()];
+    loop {
+        let mut more = false;
+        for (i, m) in maps.iter().enumerate() {
+            let target = m.args.get(1).and_then(|a| variable_name(&a.text));
+            if taken[i] || !target.is_some_and(|t| used.contains(&t)) {
+                continue;
+            }
+            taken[i] = true;
+            more = true;
+            let mut reads = Vec::new();
+            walk(std::slice::from_ref(*m), &mut |d| {
+                reads.extend(
+                    std::iter::once(&d.name)
+                        .chain(d.args.iter().map(|a| &a.text))
+                        .flat_map(|t| variables_in(t)),
+                );
+            });
+            used.extend(reads.into_iter().filter(|v| !set.contains(v)));
+        }
+        if !more {
+            break;
+        }
+    }
+    out.extend(
+        maps.iter()
+            .zip(&taken)
+            .filter(|(_, t)| **t)
+            .map(|(m, _)| (*m).clone()),
+    );
+    out
+}
+
+/// `$name` (or `${name}`) alone: the variable's name, lower-cased as nginx keys them.
+fn variable_name(text: &str) -> Option<String> {
+    let v = variables_in(text);
+    (v.len() == 1 && text.starts_with('$')).then(|| v[0].clone())
+}
+
+/// The variables `text` names (`$name`, `${name}`), lower-cased.
+fn variables_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let braced = b.get(i + 1) == Some(&b'{');
+        let start = i + 1 + usize::from(braced);
+        let mut end = start;
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+            end += 1;
+        }
+        if end > start {
+            out.push(text[start..end].to_ascii_lowercase());
+        }
+        i = end.max(i + 1);
     }
     out
 }
