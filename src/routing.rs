@@ -312,6 +312,10 @@ fn agree(
     }
     for path in paths {
         note(area_of(table, path)?)?;
+        // A login area's root with no route's 301 before it: in the area.
+        if !table.open_area_roots.is_empty() {
+            note(root_of(&table.open_area_roots, path))?;
+        }
         lenient_readings(table, path, &mut note)?;
         // The Servlet reading is read leniently too: a server may need both (`/SIDEBAR;x/`).
         if path.iter().any(|&b| b == b';' || b == b'\\') {

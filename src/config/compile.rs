@@ -178,6 +178,11 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             .collect()
     };
     let (area_roots, folded_area_roots) = (roots(false), roots(true));
+    let open_area_roots: Vec<(Box<[u8]>, usize)> = area_roots
+        .iter()
+        .filter(|(_, i)| routes[*i].upstream.is_none())
+        .cloned()
+        .collect();
     // Two areas that differ only in case fold into one: the first keeps it.
     let routes_span = f.routes.first().map_or(0..0, |r| r.span());
     let mut folded = Vec::new();
@@ -334,6 +339,7 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
         areas_exact,
         area_roots,
         folded_area_roots,
+        open_area_roots,
     });
     warnings.extend(public_callback_paths(&apps, &routes, rules.as_deref()));
     let mut app_order: Vec<(usize, String)> = f

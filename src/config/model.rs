@@ -197,6 +197,10 @@ pub struct RouteTable {
     /// `/p/admin/`), as written and lowercased: the area's own root (`routing::area_of`).
     pub area_roots: Vec<(Box<[u8]>, usize)>,
     pub folded_area_roots: Vec<(Box<[u8]>, usize)>,
+    /// The roots of login areas without a location of their own (a route with no `upstream`):
+    /// no 301 of a route stands before their literal `/p`, which whatever serves it would
+    /// otherwise get without a sign-in. Read as in the area.
+    pub open_area_roots: Vec<(Box<[u8]>, usize)>,
 }
 
 impl RouteTable {

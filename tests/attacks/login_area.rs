@@ -425,6 +425,43 @@ async fn a_login_area_only_protects_what_the_nginx_file_serves() {
     assert_eq!(echo.header("x-wecom-userid"), Some("zhangsan"));
 }
 
+/// A login area only has no location and so no 301 from its root (`/ng/secret`) to the area
+/// (`/ng/secret/`): the root is in the area, or the nginx file's `location /ng/` would hand it
+/// to the CRM (which serves `/ng/secret` as `/ng/secret/`, as Express and Laravel do) without
+/// a sign-in or the area's `allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_area_onlys_root_is_in_the_area() {
+    let w = World::new()
+        .session("")
+        .app(App::wecom("crm"))
+        .routes(
+            "[[routes]]\nlocation = \"/ng/secret/\"\nlogin = \"crm\"\n\
+             allow = { users = [\"nobody\"] }\n\n\
+             [nginx]\ninclude = [\"{files}/ng.conf\"]\n",
+        )
+        .files(&[("ng.conf", "location /ng/ { proxy_pass http://crm; }\n")])
+        .start()
+        .await;
+    for path in [
+        "/ng/secret",
+        "/ng/secret/",
+        "/ng/secret/x",
+        "/ng/secret.json",
+        "/ng/Secret",
+    ] {
+        let (status, body) = raw_get(&w, path, "").await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let member = w.member().await;
+    let cookie = member.cookie_header(&w.gw().url("/"));
+    for path in ["/ng/secret", "/ng/secret/"] {
+        let (status, body) = raw_get(&w, path, &cookie).await;
+        assert_eq!(status, 403, "{path}: not allowed: {body}");
+    }
+    let (status, body) = raw_get(&w, "/ng/secrets", "").await;
+    assert_eq!(status, 200, "outside the area: {body}");
+}
+
 /// A login area only has no location of its own: without `login` it would be nothing, and
 /// its rewrites would never run; both are refused.
 #[test]
