@@ -488,13 +488,13 @@ fn same_person(a: &SessionEntry, b: &SessionEntry) -> bool {
 /// provider may see a member under another userid; a 代开发 app has no `open_userid`), cannot
 /// be matched: left in place, it let the next person on the device work as the one before in
 /// an app whose session was not asked again. A WeChat (Official Account) session is no
-/// WeCom member's and stays.
+/// WeCom member's and stays; a sign-in to one names no member, and displaces nothing.
 pub fn displaced<'a>(
     entries: &'a [SessionEntry],
     fresh: &'a SessionEntry,
 ) -> impl Iterator<Item = &'a SessionEntry> + 'a {
     entries.iter().filter(move |e| {
-        if e.app == fresh.app || e.corp_id.is_none() {
+        if e.app == fresh.app || e.corp_id.is_none() || fresh.corp_id.is_none() {
             return false;
         }
         if e.corp_id != fresh.corp_id {
@@ -650,6 +650,15 @@ mod tests {
             ["dk1", "dk2"]
         );
         assert_eq!(ended(kept, &dk("dk3", "dkA", "zhangsan")), ["dk2"]);
+        // An Official Account sign-in in the WeCom client names a WeChat user, no member:
+        // the member's sessions stay.
+        let oa = with("oa2", &|e| {
+            e.corp_id = None;
+            e.userid = None;
+            e.openid = Some("o-wx".into());
+            e.wechat_app_id = Some("wx2".into());
+        });
+        assert!(ended(others, &oa).is_empty());
     }
 
     #[test]
