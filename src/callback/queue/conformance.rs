@@ -156,11 +156,16 @@ pub async fn lists_and_parks_by_position(q: &dyn EventQueue) {
     let parked = q.parked("crm", 10).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].event.as_ref(), Some(&listed[1].event));
-    // The head too, as the delivery would.
+    // The head too; the delivery that then gives up on it parks nothing more.
     assert!(q.park_at("crm", &head.position).await.unwrap());
+    q.park("crm", &head).await.unwrap();
+    assert_eq!(q.parked("crm", 10).await.unwrap().len(), 2, "parked once");
     let left = q.head("crm").await.unwrap().unwrap();
     assert_eq!(left.event, listed[2].event);
     q.ack("crm", &left).await.unwrap();
     assert_eq!(q.head("crm").await.unwrap(), None);
+    assert_eq!(q.parked("crm", 10).await.unwrap().len(), 2);
+    // Nor does a delivery's ack or park of what is no longer queued.
+    q.park("crm", &left).await.unwrap();
     assert_eq!(q.parked("crm", 10).await.unwrap().len(), 2);
 }

@@ -129,13 +129,16 @@ return 1",
 });
 
 /// KEYS: stream, dead stream. ARGV: group, id, parked JSON or '' (ack), dead min id.
+/// Parks only what was still in the stream: an entry an operator parked meanwhile is not
+/// parked a second time by the delivery that gave up on it.
 static REMOVE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        r"if ARGV[3] ~= '' then
+        r"redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.call('XDEL', KEYS[1], ARGV[2])
+if n == 1 and ARGV[3] ~= '' then
   redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[4], '*', 'event', ARGV[3])
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XDEL', KEYS[1], ARGV[2])",
+return n",
     )
 });
 
