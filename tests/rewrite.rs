@@ -406,10 +406,51 @@ async fn a_chunked_body_over_client_max_body_size_is_refused_with_413() {
                10\r\n1234567812345678\r\n10\r\n1234567812345678\r\n0\r\n\r\n";
     let (head, _) = exchange(gw.port, big);
     assert!(head.starts_with("http/1.1 413"), "{head}");
+
     let declared = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 17\r\nConnection: close\r\n\r\n\
                     12345678123456781";
     let (head, _) = exchange(gw.port, declared);
     assert!(head.starts_with("http/1.1 413"), "{head}");
+}
+
+/// A chunked body over `client_max_body_size` is refused before the upstream is asked, as
+/// nginx, which reads the body first: the CRM never sees the request's head.
+#[test]
+fn a_chunked_body_over_client_max_body_size_never_reaches_the_upstream() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 1024];
+            if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let dir = TempDir::new("ngx-maxbody");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /small/ { client_max_body_size 10k; proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"http://{addr}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        dir.path().join("crm.conf").display()
+    ));
+    let body = "b".repeat(20_000);
+    let (head, _) = exchange(
+        gw.port,
+        &format!(
+            "POST /small/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4e20\r\n{body}\r\n0\r\n\r\n"
+        ),
+    );
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// A body sent again to the `error_page` location's upstream (the first answered 503) counts

@@ -206,9 +206,18 @@ pub async fn buffer_small_body(session: &mut Session, ctx: &mut Ctx) -> pingora:
             .await
             .map_err(|e| e.into_down())?
         {
-            Some(chunk) => read += chunk.len(),
+            Some(chunk) => {
+                read += chunk.len();
+                // `client_max_body_size` of a chunked body, as nginx reads it: the 413 before
+                // the upstream is asked.
+                super::nginx::request_body(ctx, Some(&chunk))?;
+            }
             None => break,
         }
+    }
+    // The engine sends what was read through the body filter: counted afresh there.
+    if let Some(f) = ctx.nginx.as_deref_mut() {
+        f.body_seen = 0;
     }
     if session.is_body_done() {
         ctx.buffered_body = Some(read);
