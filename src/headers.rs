@@ -289,11 +289,18 @@ fn is_set(n: &HeaderName, xff: bool) -> bool {
 ///   password-reset mails are built with, which `X-Forwarded-Host` and `-Proto` hold;
 /// - the client's address as proxies and CDNs name it: `X-Real-IP` (which the gateway sets,
 ///   as nearly every nginx file does), `X-Client-IP`, `Client-IP`, `X-Cluster-Client-IP`,
-///   `True-Client-IP`, `CF-Connecting-IP`, `Fastly-Client-IP`: what CRMs read for allow-lists,
-///   login rate limits and audit logs (ThinkPHP's `request()->ip()` takes `X-Real-IP` first).
+///   `True-Client-IP`, `CF-Connecting-IP`, `Fastly-Client-IP`, `Proxy-Client-IP` and
+///   `WL-Proxy-Client-IP` (read first by the `IpUtils.getIpAddr` of RuoYi, JeecgBoot and most
+///   Chinese Java CRMs), `X-Originating-IP`, `X-Remote-IP`, `X-Remote-Addr`, `X-Forwarded`,
+///   `Forwarded-For`: what CRMs read for allow-lists, login rate limits and audit logs
+///   (ThinkPHP's `request()->ip()` takes `X-Real-IP` first).
 fn is_override(n: &[u8]) -> bool {
-    const X: [&str; 17] = [
+    const X: [&str; 21] = [
         "x-real-ip",
+        "x-originating-ip",
+        "x-remote-ip",
+        "x-remote-addr",
+        "x-forwarded",
         "x-client-ip",
         "x-cluster-client-ip",
         "x-original-uri",
@@ -319,6 +326,7 @@ fn is_override(n: &[u8]) -> bool {
         }
         Some(b'f') => {
             folds_to(n, "forwarded")
+                || folds_to(n, "forwarded-for")
                 || folds_to(n, "front-end-https")
                 || folds_to(n, "fastly-client-ip")
         }
@@ -328,7 +336,12 @@ fn is_override(n: &[u8]) -> bool {
                 || folds_to(n, "cf-connecting-ip")
         }
         Some(b't') => folds_to(n, "true-client-ip"),
-        Some(b'p') => folds_to(n, "proxy-auth-cert") || folds_to(n, "proxy-ssl-id"),
+        Some(b'p') => {
+            folds_to(n, "proxy-auth-cert")
+                || folds_to(n, "proxy-ssl-id")
+                || folds_to(n, "proxy-client-ip")
+        }
+        Some(b'w') => folds_to(n, "wl-proxy-client-ip"),
         _ => false,
     }
 }

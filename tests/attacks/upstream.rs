@@ -225,6 +225,13 @@ async fn a_client_cannot_name_the_address_the_crm_sees() {
         ("CF-Connecting-IP", "6.6.6.6"),
         ("X-Cluster-Client-IP", "6.6.6.6"),
         ("Fastly-Client-IP", "6.6.6.6"),
+        ("Proxy-Client-IP", "6.6.6.6"),
+        ("WL-Proxy-Client-IP", "6.6.6.6"),
+        ("X-Originating-IP", "6.6.6.6"),
+        ("X-Remote-IP", "6.6.6.6"),
+        ("X-Remote-Addr", "6.6.6.6"),
+        ("X-Forwarded", "for=6.6.6.6"),
+        ("Forwarded-For", "6.6.6.6"),
     ];
     let w = with_nginx_file(
         "location / { proxy_pass http://crm; }\n\
