@@ -100,15 +100,23 @@ fn a_client_that_trickles_its_header_is_closed_after_header_timeout() {
     }
 }
 
-/// A proxied request whose body stops arriving: the upstream waits for it until its read
-/// timeout, and the client is told it was late (408, as nginx's `client_body_timeout`), never
-/// that the CRM did not answer (504); no upstream error is counted.
+/// A proxied request whose body stops arriving for `client_body_timeout`: the client is told
+/// it was late (408, as nginx's), never that the CRM did not answer (504). A pause shorter
+/// than that (a phone on a slow network) is no 408, however short the upstream's own
+/// `read_timeout`: how long the CRM may think is not how long a client may pause.
 #[test]
 fn a_proxied_body_that_stops_arriving_is_a_408_not_the_upstreams_504() {
     let up = upstream::echo("crm");
+    let dir = common::TempDir::new("body-timeout");
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "client_body_timeout 1s;\nlocation / { proxy_pass http://crm; }\n",
+    )
+    .unwrap();
     let gw = Gateway::start(&format!(
-        "[upstreams.crm]\nurl = \"{}\"\nread_timeout = \"1s\"\n[[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n",
-        up.url()
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
     ));
     let mut s = connect(&gw);
     s.write_all(
@@ -118,6 +126,35 @@ fn a_proxied_body_that_stops_arriving_is_a_408_not_the_upstreams_504() {
     let r = read_response(&mut s, &mut Vec::new());
     assert_eq!(r.status, 408);
     assert!(r.header("x-request-id").is_some());
+    // A location whose upstream may take a second (and a route's): an upload pausing for two
+    // is still read.
+    std::fs::write(
+        dir.path().join("crm.conf"),
+        "location /file/ { proxy_read_timeout 1s; proxy_pass http://crm; }\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&format!(
+        "[upstreams.crm]\nurl = \"{}\"\nread_timeout = \"1s\"\n\
+         [[routes]]\nlocation = \"/\"\nupstream = \"crm\"\n\
+         [nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    ));
+    for path in ["/file/upload", "/upload"] {
+        let mut s = connect(&gw);
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nab"
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        s.write_all(b"cd").unwrap();
+        let r = read_response(&mut s, &mut Vec::new());
+        assert_eq!(
+            r.status, 200,
+            "{path}: a pause of the client is no 408 of the read_timeout"
+        );
+    }
     // A complete body the upstream is slow to answer is still the upstream's 504.
     let slow = upstream::serve(axum::Router::new().route(
         "/slow",

@@ -173,6 +173,9 @@ pub async fn body_within(
         .unwrap_or(Err(Unread::Late(deadline)))
 }
 
+/// nginx's `client_body_timeout` default: the longest a client may pause in sending a body.
+pub const CLIENT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The most of a request's body read whole before the upstream is asked.
 pub const BUFFERED_BODY: usize = 64 * 1024;
 
@@ -187,14 +190,13 @@ pub async fn buffer_small_body(session: &mut Session, ctx: &mut Ctx) -> pingora:
     if ctx.upgrade || session.as_mut().is_body_empty() {
         return Ok(());
     }
-    // The nginx file's `client_body_timeout` where it writes one; else the upstream's read
-    // timeout, the longest a body streamed to it could have stalled (the engine's 60 s, nginx's
-    // default, without either).
-    let stall = crate::nginx::upstream::body_timeout(ctx.nginx.as_deref())
-        .or_else(|| ctx.upstream().map(|u| u.read_timeout));
-    if let Some(t) = stall {
-        session.set_read_timeout(Some(t));
-    }
+    // The nginx file's `client_body_timeout` where it writes one; else nginx's default, 60 s.
+    // Not the upstream's `read_timeout`: how long the CRM may think is not how long a phone
+    // on a slow network may pause in an upload (a route's "2s" gave those a 408, its "10m"
+    // let a trickling client hold its task that long per read).
+    let stall =
+        crate::nginx::upstream::body_timeout(ctx.nginx.as_deref()).unwrap_or(CLIENT_BODY_TIMEOUT);
+    session.set_read_timeout(Some(stall));
     session
         .as_mut()
         .enable_retry_buffering_up_to(BUFFERED_BODY + 64 * 1024);
