@@ -387,15 +387,32 @@ fn sweep_own(txn: &WriteTransaction, now: u64) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// A failure was logged since the last recovery that was: the next recovery is said whatever
+/// its throttle, so that the last line an operator reads is not a failure that has ended.
+static FAILURE_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether a line of the writer's failures (`kind`) is due: on a full disk each refused write
-/// would otherwise write three (failed, opened again, failed again), on that same disk.
+/// would otherwise write three (failed, opened again, failed again), on that same disk. A
+/// recovery (`"reopened"`) is due, too, after any failure said since the last one said.
 fn said(kind: &'static str) -> bool {
-    static SAID: std::sync::LazyLock<crate::Throttle<&'static str>> =
-        std::sync::LazyLock::new(crate::Throttle::per_minute);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    SAID.due(kind, now_ms)
+    said_at(kind, now_ms)
+}
+
+fn said_at(kind: &'static str, now_ms: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    static SAID: std::sync::LazyLock<crate::Throttle<&'static str>> =
+        std::sync::LazyLock::new(crate::Throttle::per_minute);
+    let due = SAID.due(kind, now_ms);
+    if kind == "reopened" {
+        return FAILURE_SAID.swap(false, Ordering::Relaxed) || due;
+    }
+    if due {
+        FAILURE_SAID.store(true, Ordering::Relaxed);
+    }
+    due
 }
 
 /// The one writer: waits for a write, takes every other one waiting, commits them together,

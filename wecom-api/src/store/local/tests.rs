@@ -408,6 +408,40 @@ async fn a_full_disk_is_said_once_a_minute_not_once_a_write() {
         assert!(log.matches(line).count() <= 1, "{line}:\n{log}");
     }
     assert!(log.contains("local store: a write failed"), "{log}");
+    // Room again: the recovery is said, the last word on the matter, even within the minute
+    // of an earlier one.
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let recovered = "local store: opened again after an I/O error";
+    let before = log.matches(recovered).count();
+    s.put_fact("after", "x", day).await.unwrap();
+    let log = String::from_utf8(caught.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.matches(recovered).count(), before + 1, "{log}");
+    let last = log.lines().rfind(|l| l.contains("local store:")).unwrap();
+    assert!(last.contains(recovered), "{log}");
+}
+
+/// A recovery is said after any failure said since the last recovery, within the minute of
+/// an earlier recovery too: the last line is never a failure that has ended. Without a
+/// failure said since, it keeps its once a minute.
+#[test]
+fn a_recovery_after_a_failure_said_is_said_whatever_its_minute() {
+    let t = 1_000_000_000_000;
+    assert!(super::said_at("write failed", t));
+    assert!(super::said_at("reopened", t + 30_000));
+    assert!(
+        !super::said_at("write failed", t + 40_000),
+        "within its minute"
+    );
+    assert!(
+        !super::said_at("reopened", t + 45_000),
+        "nothing said since the last"
+    );
+    assert!(super::said_at("write failed", t + 61_000));
+    assert!(
+        super::said_at("reopened", t + 62_000),
+        "after a failure said"
+    );
+    assert!(!super::said_at("reopened", t + 63_000));
 }
 
 /// A new file holds every corp's tokens and permanent codes: its owner alone reads it.
