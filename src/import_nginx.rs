@@ -254,6 +254,11 @@ pub fn import(file: &Path) -> Result<Import, String> {
              public_url)",
             toml_str(&format!("https://{host}"))
         )
+    } else if listens_tls(&body) {
+        format!(
+            "{}\n# (https: the site listened with TLS, which ends in front of the gateway now)",
+            toml_str(&format!("https://{host}"))
+        )
     } else {
         toml_str(&format!("http://{host}:{port}"))
     };
@@ -357,6 +362,12 @@ fn tells_https(dirs: &[Directive]) -> bool {
                 if n.text.eq_ignore_ascii_case("x-forwarded-proto") && v.text == "https"))
             || tells_https(d.block.as_deref().unwrap_or(&[]))
     })
+}
+
+/// The site's own `listen ... ssl` (or `quic`): browsers reach it by https.
+fn listens_tls(body: &[Directive]) -> bool {
+    body.iter()
+        .any(|d| d.name == "listen" && d.args.iter().any(|a| a.text == "ssl" || a.text == "quic"))
 }
 
 fn server_name(body: &[Directive]) -> Option<&str> {

@@ -703,6 +703,15 @@ fn a_file_that_tells_its_crm_https_imports_an_https_public_url() {
         plain.contains("public_url = \"http://crm.example.com:8080\""),
         "{plain}"
     );
+    // A site that listened with TLS is reached by https (its `ssl` line is listed to remove).
+    let (_, tls, _) = import(
+        "listen 443 ssl;\nserver_name crm.example.com;\nlocation / { proxy_pass http://127.0.0.1:9000; }\n",
+        &dir,
+    );
+    assert!(
+        tls.contains("public_url = \"https://crm.example.com\""),
+        "{tls}"
+    );
 }
 
 /// `proxy_pass http://$backend` whose variable only holds hosts the file writes out (its

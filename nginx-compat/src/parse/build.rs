@@ -282,6 +282,13 @@ impl Builder {
                     "how nginx runs its processes; the gateway's are `[server] threads` and \
                      `max_connections`",
                 ),
+                // A zone is only counted in by `limit_req`/`limit_conn`, which are listed where
+                // a location uses them.
+                "limit_req_zone" | "limit_conn_zone" => self.noted(
+                    d,
+                    "a zone nginx's limit_req and limit_conn count in; the gateway limits no \
+                     rates (a location that uses it is listed)",
+                ),
                 "map" => {
                     let m = proxy_args::map(d)?;
                     self.uses(d, &m.source);

@@ -233,7 +233,15 @@ impl Parser {
                         break Some(inner.map_err(|mut e| {
                             // A regex's `{n}` unquoted: the block it opened fails on the
                             // same line. nginx fails there too; what to write is the hint.
-                            if glued && e.line == a.line {
+                            if name.contains("_by_lua") {
+                                // Lua's own syntax (tables, strings) read as nginx's.
+                                e.message.push_str(&format!(
+                                    " (inside {name} of {}:{}: OpenResty's Lua runs in \
+                                     OpenResty; keep that location there, in front of the \
+                                     gateway, or do its work in the CRM)",
+                                    t.line, t.col
+                                ));
+                            } else if glued && e.line == a.line {
                                 e.message.push_str(&format!(
                                     " (the \"{{\" at {}:{} ends the word before it and opens a \
                                      block, in nginx too: a regex with \"{{\" is written in \
@@ -304,6 +312,26 @@ mod tests {
             "server { rewrite \"^/u/(\\d{3})$\" /user/$1 last; }",
         )
         .unwrap();
+    }
+
+    /// An OpenResty Lua block is Lua, not nginx's syntax: the error that reading it as nginx's
+    /// makes says what it is; a zone only declared loads.
+    #[test]
+    fn a_lua_block_says_it_is_openrestys_and_a_zone_alone_loads() {
+        let e = crate::Config::parse(
+            "x.conf",
+            "server { location /t { content_by_lua_block { ngx.say(\"hi\") } } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("OpenResty's Lua runs in OpenResty"), "{e}");
+        let c = crate::Config::parse(
+            "x.conf",
+            "http { limit_req_zone $binary_remote_addr zone=one:10m rate=1r/s; server { } }",
+        )
+        .unwrap();
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+        assert!(c.noted.iter().any(|n| n.directive == "limit_req_zone"));
     }
 
     /// `satisfy all` is what the gateway does (every check of the location asked for): it loads,

@@ -66,7 +66,11 @@ fn remedy(directive: &str) -> Option<&'static str> {
     } else if d.starts_with("proxy_ssl") {
         Some("the gateway speaks plain HTTP to its upstreams: proxy_pass to an http:// address (a TLS-speaking upstream behind a local proxy)")
     } else if d == "more_set_headers" {
-        Some("use add_header NAME VALUE always")
+        Some("use add_header NAME VALUE always (a `Server` needs none: the gateway's answers name no server software, and the upstream's is never passed on)")
+    } else if d == "stream" {
+        Some("TCP and UDP proxying (a database, Redis or MQTT port) stays in nginx: the gateway proxies HTTP; keep the block in a file nginx loads, not one the gateway includes")
+    } else if d.contains("_by_lua") || d.starts_with("lua_") {
+        Some("OpenResty's Lua runs in OpenResty: keep the location there, in front of the gateway, or do its work in the CRM")
     } else if d == "geo" {
         Some("write the networks as allow/deny lines in the location (or a route's `allow`), or a map on $remote_addr")
     } else if d.starts_with("brotli") {
@@ -97,6 +101,8 @@ fn the_directives_a_crm_file_often_has_say_what_to_do_instead() {
         "split_clients",
         "more_clear_headers",
         "proxy_pass_header",
+        "stream",
+        "access_by_lua_block",
         "limit_req",
         "ssl_certificate",
     ] {
