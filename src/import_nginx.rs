@@ -125,7 +125,31 @@ pub fn import(file: &Path) -> Result<Import, String> {
             None => return Err(e.to_string()),
         },
     };
-    let (body, http, refused) = server_body(dirs);
+    let crate::config::rules::ServerBody {
+        body,
+        http,
+        mut refused,
+        refuses_other_hosts,
+        ..
+    } = server_body(dirs);
+    // A catch-all refusing the hosts the site does not name, beside a site that names none.
+    if let Some(status) = refuses_other_hosts {
+        if !crate::config::rules::names_a_host(&body) {
+            refused.push(nginx_compat::parse::model::Unsupported {
+                directive: "server".into(),
+                pos: nginx_compat::parse::Pos {
+                    file: name.as_str().into(),
+                    line: 1,
+                    col: 1,
+                },
+                detail: Some(format!(
+                    "a catch-all server (default_server, return {status}) answers every host \
+                     the site's server_name does not name, and it names none: give the site \
+                     its server_name"
+                )),
+            });
+        }
+    }
     let (blocks, maps): (Vec<Directive>, Vec<Directive>) =
         http.into_iter().partition(|d| d.name == "upstream");
     let mut top = maps.clone();

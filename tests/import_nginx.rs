@@ -220,12 +220,22 @@ fn the_redirect_and_site_pair_says_what_to_do() {
     ] {
         assert!(stderr.contains(line), "{line}\n{stderr}");
     }
-    // A catch-all default server that drops strangers is no redirect: not called one.
+    // A catch-all default server that drops strangers is no redirect: not called one. It is
+    // the site's host check, which needs the site's names.
     let conf = "server {\n  listen 80 default_server;\n  server_name _;\n  return 444;\n}\n\
                 server {\n  listen 8443;\n  location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n";
     let (code, _toml, stderr) = import(conf, &dir);
     assert_eq!(code, 2);
     assert!(!stderr.contains("only redirects"), "{stderr}");
+    assert!(stderr.contains("give the site its server_name"), "{stderr}");
+    let named = conf.replace(
+        "listen 8443;",
+        "listen 8443;\n  server_name crm.example.com;",
+    );
+    let (code, toml, stderr) = import(&named, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
 }
 
 /// `upstream` blocks as CRM deployments write them (RuoYi-Vue-Plus's `ip_hash;`, tuning

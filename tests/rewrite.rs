@@ -453,7 +453,100 @@ fn a_chunked_body_over_client_max_body_size_never_reaches_the_upstream() {
     assert_eq!(heads.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// A body sent again to the `error_page` location's upstream (the first answered 503) counts
+/// nginx's catch-all server beside the site (`listen 80 default_server; server_name _; return
+/// 444;`, the "禁止IP访问" block of compliance checklists) loads: a request whose `Host` the
+/// site's `server_name` does not name (an IP, another domain, none) gets what the catch-all
+/// answers (444: the connection closed without a byte), the gateway's own paths included; the
+/// site's names (exact, `*.` wildcards, any case, with a port) are served. `check` says so. A
+/// site without a name beside such a catch-all is refused: nginx would refuse every request.
+#[test]
+fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
+    use std::io::{Read, Write};
+    let up = upstream::echo("crm");
+    let dir = TempDir::new("ngx-catchall");
+    let write = |text: &str| std::fs::write(dir.path().join("crm.conf"), text).unwrap();
+    write(
+        "server { listen 80 default_server; server_name _; return 444; }\n\
+         server { listen 80; server_name crm.example.com *.crm.example.com;\n\
+           location / { proxy_pass http://crm; } }\n",
+    );
+    let config = format!(
+        "[upstreams.crm]\nurl = \"{}\"\n[nginx]\ninclude = [\"{}\"]\n",
+        up.url(),
+        dir.path().join("crm.conf").display()
+    );
+    let gw = Gateway::start(&config);
+    for host in [
+        "crm.example.com",
+        "CRM.Example.com:8080",
+        "a.crm.example.com",
+    ] {
+        let (head, _) = exchange(
+            gw.port,
+            &format!("GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(head.starts_with("http/1.1 200"), "{host}: {head}");
+    }
+    for request in [
+        "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: evil.example.org\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "GET /_gateway/whoami HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n",
+        "GET /x HTTP/1.0\r\n\r\n",
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "{request:?}: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let before = up.hits();
+    assert_eq!(before, 3, "only the site's hosts reached the CRM");
+    let stdout = check_listing(&gw.config_path);
+    assert!(stdout.contains("the catch-all server"), "{stdout}");
+    drop(gw);
+
+    // `return 403`: the status, with a request id.
+    write(
+        "server { listen 80 default_server; server_name _; return 403; }\n\
+         server { listen 80; server_name crm.example.com; location / { proxy_pass http://crm; } }\n",
+    );
+    let gw = Gateway::start(&config);
+    let (head, _) = exchange(
+        gw.port,
+        "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    assert!(head.contains("x-request-id"), "{head}");
+    drop(gw);
+
+    // A site that names no host: every request would be the catch-all's.
+    write(
+        "server { listen 80 default_server; server_name _; return 444; }\n\
+         server { listen 80; location / { proxy_pass http://crm; } }\n",
+    );
+    let toml = dir.path().join("gw.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n{config}"
+        ),
+    )
+    .unwrap();
+    let out = run_check(&toml);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("give the site its server_name"), "{text}");
+}
+
+/// A body sent again to the `error_page` location's upstream (the first answered 503) counts/// A body sent again to the `error_page` location's upstream (the first answered 503) counts
 /// once against `client_max_body_size`: it was counted twice, so a failover of uploads over
 /// half the limit answered 413.
 #[tokio::test]

@@ -51,6 +51,123 @@ pub struct Rules {
     /// The variables of those files' formats whose values are secrets, written `***`;
     /// decided once, when the files are opened.
     pub log_secrets: std::sync::OnceLock<std::collections::HashSet<String>>,
+    /// nginx's catch-all server beside the site (`listen 80 default_server; server_name _;
+    /// return 444;`): a request whose `Host` the site's `server_name` does not name is
+    /// refused so.
+    pub host_guard: Option<HostGuard>,
+}
+
+/// The hosts the site's `server_name` names, and what nginx's catch-all answers the others.
+pub struct HostGuard {
+    /// Exact names, lower-cased.
+    exact: Vec<String>,
+    /// `*.example.com` and `.example.com` as their suffix (`.example.com`).
+    suffix: Vec<String>,
+    /// `www.example.*` as its prefix (`www.example.`).
+    prefix: Vec<String>,
+    regex: Vec<nginx_compat::regex::NgxRegex>,
+    /// 444 (the connection closed, no answer) or the status of the catch-all's `return`.
+    pub status: u16,
+}
+
+impl HostGuard {
+    /// The site's `server_name` arguments, read as nginx reads them; `None` when they name no
+    /// host (only `_`, `""` or none: every request would be the catch-all's).
+    fn of(names: &[String], status: u16) -> std::result::Result<Option<HostGuard>, String> {
+        let mut g = HostGuard {
+            exact: Vec::new(),
+            suffix: Vec::new(),
+            prefix: Vec::new(),
+            regex: Vec::new(),
+            status,
+        };
+        for n in names {
+            if let Some(re) = n.strip_prefix('~') {
+                let re = nginx_compat::regex::NgxRegex::new(re, true)
+                    .map_err(|e| format!("server_name regex \"{re}\": {e}"))?;
+                g.regex.push(re);
+                continue;
+            }
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(rest) = n.strip_prefix("*.") {
+                g.suffix.push(format!(".{rest}"));
+            } else if let Some(rest) = n.strip_prefix('.') {
+                g.suffix.push(format!(".{rest}"));
+                g.exact.push(rest.to_owned());
+            } else if let Some(head) = n.strip_suffix(".*") {
+                g.prefix.push(format!("{head}."));
+            } else if !n.is_empty() && n != "_" {
+                g.exact.push(n);
+            }
+        }
+        let none = g.exact.is_empty() && g.suffix.is_empty() && g.prefix.is_empty();
+        Ok((!none || !g.regex.is_empty()).then_some(g))
+    }
+
+    /// Whether the site serves `host` (a request's `Host`, its port and a final dot aside, as
+    /// nginx compares it, case aside).
+    pub fn serves(&self, host: &[u8]) -> bool {
+        let host = match host.iter().rposition(|&b| b == b':') {
+            Some(i) if !host.ends_with(b"]") => &host[..i],
+            _ => host,
+        };
+        let host = host.strip_suffix(b".").unwrap_or(host).to_ascii_lowercase();
+        self.exact.iter().any(|n| n.as_bytes() == host)
+            || self.suffix.iter().any(|s| host.ends_with(s.as_bytes()))
+            || self.prefix.iter().any(|p| host.starts_with(p.as_bytes()))
+            // A regex that gives up is no match: the catch-all answers, as nginx's 500 would
+            // not serve the site either.
+            || self.regex.iter().any(|r| r.is_match(&host).unwrap_or(false))
+    }
+}
+
+/// Whether a server body's `server_name` names a host (not only `_` or `""`).
+pub fn names_a_host(body: &[Directive]) -> bool {
+    let names: Vec<String> = body
+        .iter()
+        .filter(|d| d.name == "server_name")
+        .flat_map(|d| d.args.iter().map(|a| a.text.clone()))
+        .collect();
+    matches!(HostGuard::of(&names, 444), Ok(Some(_)))
+}
+
+/// nginx's catch-all server that refuses the hosts no site names (`listen 80 default_server;
+/// server_name _; return 444;`, the "禁止IP访问" block of compliance checklists, also with its
+/// TLS lines): the status it answers with.
+pub fn refuses_other_hosts(server: &[Directive]) -> Option<u16> {
+    let code = |d: &Directive| -> Option<u16> {
+        match d.args.as_slice() {
+            [c] if d.name == "return" => c
+                .text
+                .parse::<u16>()
+                .ok()
+                .filter(|c| *c == 444 || (400..500).contains(c)),
+            _ => None,
+        }
+    };
+    let (mut default, mut status) = (false, None);
+    for d in server {
+        match d.name.as_str() {
+            "listen" => {
+                default |= d
+                    .args
+                    .iter()
+                    .any(|a| a.text == "default_server" || a.text == "default")
+            }
+            "server_name" | "access_log" | "error_log" => {}
+            n if n.starts_with("ssl_") || n == "http2" => {}
+            "return" => status = Some(code(d)?),
+            "location" => {
+                let inner = d.block.as_deref().unwrap_or_default();
+                match inner {
+                    [only] => status = Some(code(only)?),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    status.filter(|_| default)
 }
 
 /// Each line once, in the order first written: a file included by many locations (a
@@ -265,8 +382,12 @@ pub(super) fn compile(
     let mut top = Vec::new();
     let mut server_at: Option<Pos> = None;
     let mut upstream_noted = Vec::new();
+    let mut refuses_other_hosts: Option<(u16, PathBuf)> = None;
     for path in includes {
         let nginx = read_nginx(path, paths.conf_dir.as_deref())?;
+        if let Some(status) = nginx.refuses_other_hosts {
+            refuses_other_hosts.get_or_insert((status, path.clone()));
+        }
         for block in &nginx.upstreams {
             upstream_noted.extend(check_upstream_block(block, upstreams)?);
         }
@@ -383,6 +504,36 @@ pub(super) fn compile(
     let gzip = std::iter::once(&server.root)
         .chain(&server.named)
         .any(any_gzip);
+    let host_guard = match refuses_other_hosts {
+        None => None,
+        Some((status, file)) => {
+            let refused = |message: String| ConfigError {
+                file: file.display().to_string(),
+                line: 1,
+                column: 1,
+                path: "[nginx].include".into(),
+                message,
+            };
+            let g = HostGuard::of(&server.names, status)
+                .map_err(refused)?
+                .ok_or_else(|| {
+                    refused(format!(
+                        "a catch-all server (default_server, return {status}) answers every host                          the site's server_name does not name, and it names none: nginx would                          answer every request so; give the site its server_name"
+                    ))
+                })?;
+            noted.push(format!(
+                "{}: the catch-all server: a Host the site's server_name ({}) does not name is                  answered {}",
+                file.display(),
+                server.names.join(" "),
+                if status == 444 {
+                    "by a closed connection (444)".to_owned()
+                } else {
+                    status.to_string()
+                }
+            ));
+            Some(g)
+        }
+    };
     let rules = Rules {
         server,
         routes,
@@ -394,6 +545,7 @@ pub(super) fn compile(
         log_paths,
         log_outs: std::sync::OnceLock::new(),
         log_secrets: std::sync::OnceLock::new(),
+        host_guard,
     };
     for (_, conf) in rules.server.locations().iter().skip(routes) {
         check_targets(conf, &rules, upstreams)?;
@@ -501,6 +653,8 @@ pub struct NginxFile {
     pub base: PathBuf,
     /// Where its server block starts, if it has one (else it holds a server's body alone).
     pub server_at: Option<Pos>,
+    /// A catch-all server beside the site's refuses other hosts with this status.
+    pub refuses_other_hosts: Option<u16>,
 }
 
 /// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
@@ -558,15 +712,13 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         .unwrap_or_else(|| PathBuf::from("."));
     let dirs =
         parse_nginx(&name, &text, conf_dir.unwrap_or(&base)).map_err(|e| parse_error(&name, e))?;
-    let server_at = dirs
-        .iter()
-        .flat_map(|d| match (d.name.as_str(), &d.block) {
-            ("http", Some(inner)) => inner.iter().collect(),
-            _ => vec![d],
-        })
-        .find(|d| d.name == "server")
-        .map(|d| d.pos.clone());
-    let (server, mut http, refused) = server_body(dirs);
+    let ServerBody {
+        body: server,
+        mut http,
+        refused,
+        site_at: server_at,
+        refuses_other_hosts,
+    } = server_body(dirs);
     let (upstreams, others): (Vec<Directive>, Vec<Directive>) =
         http.drain(..).partition(|d| d.name == "upstream");
     let http = others;
@@ -592,6 +744,7 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         upstreams,
         base,
         server_at,
+        refuses_other_hosts,
     })
 }
 
@@ -792,7 +945,21 @@ fn parse_error(name: &str, e: ParseError) -> ConfigError {
 /// The first server block's body (through an `http` block if the file is a whole nginx.conf),
 /// the directives of the `http` and main levels, and further server blocks, which are not
 /// honoured (the gateway serves one site).
-pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec<Unsupported>) {
+/// A file's site and what is beside it ([`server_body`]).
+pub struct ServerBody {
+    /// The body of its site's server block (or the file, when it holds a body alone).
+    pub body: Vec<Directive>,
+    /// The http level's directives.
+    pub http: Vec<Directive>,
+    /// The other server blocks, each with why.
+    pub refused: Vec<Unsupported>,
+    /// Where the site's server block is, when the file has one.
+    pub site_at: Option<Pos>,
+    /// A catch-all server refusing other hosts, and its status ([`refuses_other_hosts`]).
+    pub refuses_other_hosts: Option<u16>,
+}
+
+pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
     let mut flat = Vec::new();
     for d in dirs {
         if d.name == "http" && d.block.is_some() {
@@ -807,16 +974,31 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
         let (http, body): (Vec<Directive>, Vec<Directive>) = flat
             .into_iter()
             .partition(|d| matches!(d.name.as_str(), "map" | "upstream" | "log_format"));
-        return (body, http, Vec::new());
+        return ServerBody {
+            body,
+            http,
+            refused: Vec::new(),
+            site_at: None,
+            refuses_other_hosts: None,
+        };
     }
     // A file with a server block: what is outside it is the http level's (its settings,
     // `map`s, `upstream`s) or nginx's process settings (`events`, `worker_processes`...),
     // which the rule set reads, notes or refuses, each at its own line.
-    let (http, servers): (Vec<Directive>, Vec<Directive>) =
+    let (http, mut servers): (Vec<Directive>, Vec<Directive>) =
         flat.into_iter().partition(|d| d.name != "server");
+    let block = |d: &Directive| d.block.as_deref().unwrap_or_default().to_vec();
+    // nginx's catch-all refusing other hosts is kept as the site's host check.
+    let mut refuses = None;
+    servers.retain(|d| match refuses_other_hosts(&block(d)) {
+        Some(status) if refuses.is_none() => {
+            refuses = Some(status);
+            false
+        }
+        _ => true,
+    });
     // The site: the first server block that does more than redirect (to https); each other
     // is listed, so that one run names every line to change, the site's own included.
-    let block = |d: &Directive| d.block.as_deref().unwrap_or_default().to_vec();
     let site = servers
         .iter()
         .position(|d| !redirect_only(&block(d)))
@@ -844,7 +1026,13 @@ pub fn server_body(dirs: Vec<Directive>) -> (Vec<Directive>, Vec<Directive>, Vec
             detail: Some(why),
         });
     }
-    (body, http, refused)
+    ServerBody {
+        body,
+        http,
+        refused,
+        site_at,
+        refuses_other_hosts: refuses,
+    }
 }
 
 /// An `upstream NAME { server ADDR ...; }` block of the nginx file, read as nginx reads it.

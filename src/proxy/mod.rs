@@ -56,6 +56,9 @@ enum Next {
     Answer(Answer),
     /// The nginx file answers itself (a `return`, a redirect, an error page, a file, `444`).
     Nginx(Box<crate::nginx::Pending>),
+    /// No answer: the connection closes (nginx's catch-all `return 444` for a host the site
+    /// does not name).
+    Close,
 }
 
 /// Writes an answer produced by the gateway itself.
@@ -79,6 +82,11 @@ async fn respond(
         Ok(Next::Proxy) => Ok(false),
         Ok(Next::Answer(a)) => answer(session, ctx, a).await,
         Ok(Next::Nginx(a)) => nginx::write(session, ctx, a).await,
+        Ok(Next::Close) => {
+            session.set_keepalive(None);
+            ctx.answered = Some(444);
+            Ok(true)
+        }
         Err(f) => fail(session, ctx, &f).await,
     }
 }
@@ -124,6 +132,29 @@ impl Gateway {
         // would make every proxied request's future as large, allocated and copied per request.
         let config = ctx.config.clone();
         let config = &*config;
+        // nginx's catch-all server beside the site: a host the site does not name is refused
+        // before anything, the gateway's own paths included, as nginx refuses it on that port
+        // (but `healthz`, which a load balancer asks by address, and which says nothing).
+        let guard = config.rules.as_deref().and_then(|r| r.host_guard.as_ref());
+        let health = || endpoints::under_prefix(path, &config.server.prefix) == Some(b"/healthz");
+        if let Some(g) = guard.filter(|_| !health()) {
+            let req = session.req_header();
+            let host = req
+                .headers
+                .get(http::header::HOST)
+                .map(|v| v.as_bytes())
+                .or_else(|| req.uri.host().map(str::as_bytes))
+                .unwrap_or_default();
+            if !g.serves(host) {
+                let kind = match g.status {
+                    444 => return Ok(Next::Close),
+                    400 => Kind::BadRequest,
+                    404 => Kind::NotFound,
+                    _ => Kind::Forbidden,
+                };
+                return Err(Failure::new(kind, "this host is not served here").closing());
+            }
+        }
         if let Some(rest) = endpoints::under_prefix(path, &config.server.prefix) {
             if rest == b"/auth" {
                 return Box::pin(self.forward_auth(session, ctx))
