@@ -546,6 +546,36 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     assert!(text.contains("give the site its server_name"), "{text}");
 }
 
+/// A body over `client_max_body_size` that its client sends whole before reading (Python's
+/// `http.client`, Java's `HttpURLConnection`): the 413 is read, not a reset, as nginx's
+/// lingering close lets it be.
+#[test]
+fn a_client_sending_a_body_too_large_reads_its_413() {
+    use std::io::{Read, Write};
+    let up = upstream::echo("crm");
+    let (gw, _dir) = with_include(
+        "client_max_body_size 1k;\nlocation / { proxy_pass http://crm; }\n",
+        &up,
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    write!(
+        s,
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body)
+        .expect("the whole body sent, not cut by a reset");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(up.hits(), 0);
+}
+
 /// A body sent again to the `error_page` location's upstream (the first answered 503) counts/// A body sent again to the `error_page` location's upstream (the first answered 503) counts
 /// once against `client_max_body_size`: it was counted twice, so a failover of uploads over
 /// half the limit answered 413.

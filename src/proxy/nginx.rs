@@ -67,7 +67,27 @@ pub(super) async fn write(
         session.set_write_timeout(Some(t));
     }
     ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
+    if session.get_keepalive().is_none() && !session.is_body_done() {
+        linger(session).await;
+    }
     Ok(true)
+}
+
+/// How long a closing connection still reads what its client sends ([`linger`]).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// nginx's lingering close: an answer that ends the connection before the body was read (a
+/// 413 among them) goes out first, then what the client still sends is read and dropped for
+/// at most [`LINGER`], so that a client writing its whole body before it reads (Python's
+/// `http.client`, Java's `HttpURLConnection`) reads the answer rather than a reset.
+async fn linger(session: &mut Session) {
+    if session.as_mut().finish_body().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(Some(_)) = session.read_request_body().await {}
+    })
+    .await;
 }
 
 /// The most of a body the gateway reads to throw away so that the connection stays open
