@@ -340,6 +340,25 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// The first `limit` entries of the stream `key`, oldest first, as they are.
+    async fn first_entries(
+        &self,
+        key: String,
+        limit: usize,
+    ) -> Result<StreamRangeReply, QueueError> {
+        self.run(|mut c| async move {
+            redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
     fn entry_queued(entry: &StreamId) -> Option<Queued> {
         let json: String = entry
             .map
@@ -691,19 +710,7 @@ impl EventQueue for RedisQueue {
     }
 
     async fn queued(&self, app: &str, limit: usize) -> Result<Vec<Queued>, QueueError> {
-        let key = self.stream(app);
-        let reply: StreamRangeReply = self
-            .run(|mut c| async move {
-                redis::cmd("XRANGE")
-                    .arg(&key)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let reply = self.first_entries(self.stream(app), limit).await?;
         Ok(reply.ids.iter().filter_map(Self::entry_queued).collect())
     }
 
@@ -735,19 +742,7 @@ impl EventQueue for RedisQueue {
     }
 
     async fn parked(&self, app: &str, limit: usize) -> Result<Vec<Parked>, QueueError> {
-        let key = self.dead(app);
-        let reply: StreamRangeReply = self
-            .run(|mut c| async move {
-                redis::cmd("XRANGE")
-                    .arg(&key)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let reply = self.first_entries(self.dead(app), limit).await?;
         Ok(reply
             .ids
             .iter()

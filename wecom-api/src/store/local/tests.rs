@@ -287,16 +287,10 @@ impl redb::StorageBackend for Filling {
     }
 }
 
-/// A disk that filled and then had room again: the writes while it was full fail (and say
-/// so), readiness says so, and once there is room writes go on without a restart; what was
-/// committed before and after is all in the file.
-#[tokio::test]
-async fn a_full_disk_is_outlived_without_a_restart() {
-    let f = TempFile::new("full");
-    let clock = Clock::system();
-    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (path, flag) = (f.0.clone(), full.clone());
-    let opener: Opener = Arc::new(move || {
+/// Opens `path` on a backend that refuses every write while `full` is set (a full disk).
+fn filling_opener(path: &std::path::Path, full: &Arc<std::sync::atomic::AtomicBool>) -> Opener {
+    let (path, flag) = (path.to_path_buf(), full.clone());
+    Arc::new(move || {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -309,7 +303,18 @@ async fn a_full_disk_is_outlived_without_a_restart() {
             file,
             full: flag.clone(),
         })
-    });
+    })
+}
+
+/// A disk that filled and then had room again: the writes while it was full fail (and say
+/// so), readiness says so, and once there is room writes go on without a restart; what was
+/// committed before and after is all in the file.
+#[tokio::test]
+async fn a_full_disk_is_outlived_without_a_restart() {
+    let f = TempFile::new("full");
+    let clock = Clock::system();
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opener = filling_opener(&f.0, &full);
     let far = clock.now_ms() + 3_600_000;
     {
         let s = LocalStore::open_with(&f.0, clock.clone(), opener).unwrap();
@@ -375,21 +380,7 @@ async fn a_full_disk_is_said_once_a_minute_not_once_a_write() {
     let f = TempFile::new("full-log");
     let clock = Clock::system();
     let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (path, flag) = (f.0.clone(), full.clone());
-    let opener: Opener = Arc::new(move || {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| redb::DatabaseError::Storage(redb::StorageError::Io(e)))?;
-        let file = redb::backends::FileBackend::new(file)?;
-        redb::Builder::new().create_with_backend(Filling {
-            file,
-            full: flag.clone(),
-        })
-    });
+    let opener = filling_opener(&f.0, &full);
     let s = LocalStore::open_with(&f.0, clock.clone(), opener).unwrap();
     full.store(true, std::sync::atomic::Ordering::SeqCst);
     let day = Duration::from_secs(86_400);
