@@ -404,27 +404,8 @@ fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
            location / { include proxy_params; proxy_pass http://127.0.0.1:9000; } }\n",
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("import-nginx")
-        .arg(&site)
-        .output()
-        .unwrap();
-    let (toml, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert_eq!(
-        (out.status.code(), stderr.as_str()),
-        (Some(0), ""),
-        "{toml}"
-    );
+    imports_from_conf_dir(&site, &nginx, &dir);
     let conf_dir = std::fs::canonicalize(&nginx).unwrap();
-    assert!(
-        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
-        "{toml}"
-    );
-    let (ok, err) = check(&toml, &dir);
-    assert!(ok, "{err}\n{toml}");
     // The same file named from the nginx directory, as `conf.d/crm.conf`.
     let out = Command::new(bin())
         .current_dir(&nginx)
@@ -436,6 +417,44 @@ fn a_relative_include_of_a_conf_d_file_starts_at_the_nginx_directory() {
         relative.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
         "{relative}"
     );
+}
+
+/// `import-nginx SITE` succeeds, names `nginx` (the main file's directory) as `conf_dir`, and
+/// `check` loads what it wrote; the TOML.
+fn imports_from_conf_dir(site: &std::path::Path, nginx: &std::path::Path, dir: &TempDir) -> String {
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(site)
+        .output()
+        .unwrap();
+    let (toml, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert_eq!(
+        (out.status.code(), stderr.as_str()),
+        (Some(0), ""),
+        "{toml}"
+    );
+    let conf_dir = std::fs::canonicalize(nginx).unwrap();
+    assert!(
+        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
+        "{toml}"
+    );
+    let (ok, err) = check(&toml, dir);
+    assert!(ok, "{err}\n{toml}");
+    toml
+}
+
+/// `import-nginx SITE` fails; what it says.
+fn import_refused(site: &std::path::Path) -> String {
+    let out = Command::new(bin())
+        .arg("import-nginx")
+        .arg(site)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    String::from_utf8(out.stderr).unwrap()
 }
 
 /// The stock nginx.org, CentOS and RHEL layout: `log_format main` is nginx.conf's, and the
@@ -474,37 +493,11 @@ events { worker_connections 1024; }
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("import-nginx")
-        .arg(&site)
-        .output()
-        .unwrap();
-    let (toml, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert_eq!(
-        (out.status.code(), stderr.as_str()),
-        (Some(0), ""),
-        "{toml}"
-    );
-    let conf_dir = std::fs::canonicalize(&nginx).unwrap();
-    assert!(
-        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
-        "{toml}"
-    );
-    let (ok, err) = check(&toml, &dir);
-    assert!(ok, "{err}\n{toml}");
+    imports_from_conf_dir(&site, &nginx, &dir);
 
     // Without the main file the name is unknown, as to nginx.
     std::fs::remove_file(nginx.join("nginx.conf")).unwrap();
-    let out = Command::new(bin())
-        .arg("import-nginx")
-        .arg(&site)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    let stderr = import_refused(&site);
     assert!(stderr.contains("unknown log format \"main\""), "{stderr}");
 
     // A file of `log_format` lines included beside the site's.
@@ -556,37 +549,11 @@ http {
 ",
     )
     .unwrap();
-    let out = Command::new(bin())
-        .arg("import-nginx")
-        .arg(&site)
-        .output()
-        .unwrap();
-    let (toml, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert_eq!(
-        (out.status.code(), stderr.as_str()),
-        (Some(0), ""),
-        "{toml}"
-    );
-    let conf_dir = std::fs::canonicalize(&nginx).unwrap();
-    assert!(
-        toml.contains(&format!("conf_dir = \"{}\"", conf_dir.display())),
-        "{toml}"
-    );
-    let (ok, err) = check(&toml, &dir);
-    assert!(ok, "{err}\n{toml}");
+    imports_from_conf_dir(&site, &nginx, &dir);
 
     // Without the main file the variable is unknown, as to nginx.
     std::fs::rename(nginx.join("nginx.conf"), nginx.join("nginx.conf.off")).unwrap();
-    let out = Command::new(bin())
-        .arg("import-nginx")
-        .arg(&site)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    let stderr = import_refused(&site);
     assert!(stderr.contains("connection_upgrade"), "{stderr}");
 }
 
