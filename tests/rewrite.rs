@@ -337,6 +337,20 @@ async fn return_edges_are_framed_as_nginx_frames_them() {
     assert!(raw.is_empty(), "444 closes without an answer: {raw:?}");
     let raw = common::raw_request(gw.port, b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert!(raw.is_empty(), "also on a keep-alive connection: {raw:?}");
+    // With a body still coming: closed at once, not after reading it (no answer to linger
+    // over; a test that waited for the close would fail on its read timeout here).
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.write_all(b"POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("444 with a body coming: {other:?}"),
+    }
 }
 
 /// A regex PCRE gives up on (its match limit) is nginx's 500, in an nginx file, in a TOML

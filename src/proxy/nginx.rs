@@ -67,7 +67,8 @@ pub(super) async fn write(
         session.set_write_timeout(Some(t));
     }
     ctx.answered = Some(pending.write(session, &ctx.request_id).await?);
-    if session.get_keepalive().is_none() && !session.is_body_done() {
+    // Not after a 444: that closes at once, as nginx closes it (no answer to linger over).
+    if ctx.answered != Some(444) && session.get_keepalive().is_none() && !session.is_body_done() {
         linger(session).await;
     }
     Ok(true)
