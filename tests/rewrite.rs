@@ -526,6 +526,20 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     assert!(stdout.contains("the catch-all server"), "{stdout}");
     drop(gw);
 
+    // A public_url whose host the site does not name: its sign-ins would meet the catch-all
+    // (said by `check`, not refused: a proxy in front may set a Host the site names).
+    let toml = dir.path().join("other-host.toml");
+    std::fs::write(
+        &toml,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://crm2.example.com\"\n{config}"),
+    )
+    .unwrap();
+    let stdout = check_listing(&toml);
+    assert!(
+        stdout.contains("(crm2.example.com) is not among the site's server_name"),
+        "{stdout}"
+    );
+
     // `return 403`: the status, with a request id.
     write(
         "server { listen 80 default_server; server_name _; return 403; }\n\

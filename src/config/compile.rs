@@ -270,6 +270,19 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             })
             .collect();
         r.noted.extend(shadowed);
+        // The sign-in comes back to `public_url`: a catch-all refusing its host would close it
+        // (said, not refused: a proxy in front may set a `Host` of the site's).
+        if let Some(g) = r.host_guard.as_ref() {
+            if !g.serves(server.public_host.as_bytes()) {
+                r.noted.push(format!(
+                    "[server].public_url: its host ({}) is not among the site's server_name, \
+                     and the nginx file's catch-all server refuses the others: sign-ins and \
+                     WeCom's callbacks coming back to it would meet a closed connection unless \
+                     a proxy in front sets a Host the site names; name the host in server_name",
+                    server.public_host.to_str().unwrap_or("?")
+                ));
+            }
+        }
     }
     let rules = rules.map(Arc::new);
     // An nginx file's `large_client_header_buffers` holds where `[server]` says nothing.
