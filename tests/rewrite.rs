@@ -481,6 +481,8 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     let write = |text: &str| std::fs::write(dir.path().join("crm.conf"), text).unwrap();
     write(
         "server { listen 80 default_server; server_name _; return 444; }\n\
+         server { listen 443 ssl default_server; server_name _;\n\
+           ssl_certificate /etc/ssl/a.pem; ssl_certificate_key /etc/ssl/a.key; return 444; }\n\
          server { listen 80; server_name crm.example.com *.crm.example.com;\n\
            location / { proxy_pass http://crm; } }\n",
     );

@@ -988,14 +988,15 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
     let (http, mut servers): (Vec<Directive>, Vec<Directive>) =
         flat.into_iter().partition(|d| d.name != "server");
     let block = |d: &Directive| d.block.as_deref().unwrap_or_default().to_vec();
-    // nginx's catch-all refusing other hosts is kept as the site's host check.
+    // nginx's catch-all refusing other hosts is kept as the site's host check (one per port
+    // is usual, `listen 80` and `listen 443 ssl`: the first one's status answers).
     let mut refuses = None;
     servers.retain(|d| match refuses_other_hosts(&block(d)) {
-        Some(status) if refuses.is_none() => {
-            refuses = Some(status);
+        Some(status) => {
+            refuses.get_or_insert(status);
             false
         }
-        _ => true,
+        None => true,
     });
     // The site: the first server block that does more than redirect (to https); each other
     // is listed, so that one run names every line to change, the site's own included.
