@@ -606,6 +606,28 @@ fn a_client_sending_a_body_too_large_reads_its_413() {
     assert_eq!(up.hits(), 0);
 }
 
+/// A range of a file nginx compresses for other clients says it varies (`gzip_vary on`), as
+/// nginx's gzip filter marks it before its range filter cuts the range: a cache in front
+/// does not hand the plain range to a client that takes gzip, nor the reverse.
+#[test]
+fn a_range_of_a_file_gzip_compresses_says_it_varies() {
+    let up = upstream::echo("crm");
+    let (gw, dir) = with_include(
+        "root www;\ngzip on; gzip_vary on; gzip_min_length 1; gzip_types text/plain;\n\
+         location / { }\n",
+        &up,
+    );
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/a.txt"), "hello, ranges and gzip\n").unwrap();
+    let (head, body) = exchange(
+        gw.port,
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert_eq!(body, b"hello");
+}
+
 /// A body sent again to the `error_page` location's upstream (the first answered 503) counts/// A body sent again to the `error_page` location's upstream (the first answered 503) counts
 /// once against `client_max_body_size`: it was counted twice, so a failover of uploads over
 /// half the limit answered 413.

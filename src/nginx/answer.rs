@@ -201,6 +201,40 @@ pub async fn write_carrying(
             };
             match static_files::open(&path, &root, &cond, f.status).await {
                 Served::Reply(mut reply) => {
+                    // nginx's gzip header filter runs before its range filter: a file it
+                    // compresses for this client goes whole (compressed), not the range asked;
+                    // one it compresses for others says so on the range too.
+                    if reply.header.status == 206 && gz.is_none() {
+                        let mut whole = ResponseHeader::build(200, Some(2)).expect("a status");
+                        let t = answer_type(rules, &f.state);
+                        if !t.is_empty() {
+                            let _ = whole.insert_header("content-type", t);
+                        }
+                        if let Ok(m) = tokio::fs::metadata(&path).await {
+                            let _ = whole.insert_header("content-length", m.len().to_string());
+                        }
+                        match super::response::gzip_decision(session.req_header(), settings, &whole)
+                        {
+                            super::response::Gzip::Compress => {
+                                let cond = Conditions {
+                                    range: None,
+                                    ..cond
+                                };
+                                if let Served::Reply(r) =
+                                    static_files::open(&path, &root, &cond, f.status).await
+                                {
+                                    reply = r;
+                                }
+                            }
+                            super::response::Gzip::VaryOnly
+                                if settings.gzip.vary
+                                    && !super::response::varies_on_encoding(&reply.header) =>
+                            {
+                                let _ = reply.header.append_header("vary", "Accept-Encoding");
+                            }
+                            _ => {}
+                        }
+                    }
                     let _ = reply.header.insert_header("x-request-id", request_id);
                     if gz.is_some() {
                         let _ = reply.header.insert_header("content-encoding", "gzip");

@@ -44,28 +44,35 @@ pub fn apply_edits(h: &mut ResponseHeader, edits: &[HeaderEdit]) {
     }
 }
 
-/// `ngx_http_gzip_header_filter` + `ngx_http_gzip_ok`: when nginx would gzip this answer, the
-/// engine's compression module is switched on for it (gzip only, at `gzip_comp_level`). An
-/// answer of a type nginx compresses says `Vary: Accept-Encoding` with `gzip_vary on` whether
-/// or not this client gets it compressed, as nginx marks it before asking the client.
-pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
+/// What nginx's gzip header filter makes of an answer ([`gzip_decision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gzip {
+    /// Not one it compresses (its status, type, length or coding).
+    No,
+    /// One it compresses, but not for this client: it says it varies (`gzip_vary`).
+    VaryOnly,
+    /// Compressed for this client.
+    Compress,
+}
+
+/// `ngx_http_gzip_header_filter` + `ngx_http_gzip_ok`, asked of the answer `h` to `req`.
+pub fn gzip_decision(req: &RequestHeader, s: &Settings, h: &ResponseHeader) -> Gzip {
     let g = &s.gzip;
     if !g.on || !matches!(h.status.as_u16(), 200 | 403 | 404) {
-        return;
+        return Gzip::No;
     }
-    let head = session.req_header().method == http::Method::HEAD;
     if h.headers
         .get(http::header::CONTENT_ENCODING)
         .is_some_and(|v| !v.is_empty())
     {
-        return;
+        return Gzip::No;
     }
     let length = h
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     if length.is_some_and(|l| l < g.min_length) {
-        return;
+        return Gzip::No;
     }
     let ctype = h
         .headers
@@ -79,8 +86,25 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
         })
         .unwrap_or_default();
     if !g.types.iter().any(|t| t == "*" || *t == ctype) {
+        return Gzip::No;
+    }
+    if !client_takes_gzip(req, s) || !proxied_ok(req, h, s) {
+        return Gzip::VaryOnly;
+    }
+    Gzip::Compress
+}
+
+/// `ngx_http_gzip_header_filter` + `ngx_http_gzip_ok`: when nginx would gzip this answer, the
+/// engine's compression module is switched on for it (gzip only, at `gzip_comp_level`). An
+/// answer of a type nginx compresses says `Vary: Accept-Encoding` with `gzip_vary on` whether
+/// or not this client gets it compressed, as nginx marks it before asking the client.
+pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
+    let g = &s.gzip;
+    let decided = gzip_decision(session.req_header(), s, h);
+    if decided == Gzip::No {
         return;
     }
+    let head = session.req_header().method == http::Method::HEAD;
     if g.vary && !varies_on_encoding(h) {
         // The engine's module adds none when one is there.
         let _ = h.append_header(
@@ -88,8 +112,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
             http::HeaderValue::from_static("Accept-Encoding"),
         );
     }
-    let req = session.req_header();
-    if !client_takes_gzip(req, s) || !proxied_ok(req, h, s) {
+    if decided == Gzip::VaryOnly {
         return;
     }
     if head {
@@ -136,7 +159,7 @@ pub fn gzip(session: &mut Session, s: &Settings, h: &mut ResponseHeader) {
 }
 
 /// The answer says it varies by `Accept-Encoding` already.
-fn varies_on_encoding(h: &ResponseHeader) -> bool {
+pub fn varies_on_encoding(h: &ResponseHeader) -> bool {
     h.headers.get_all(http::header::VARY).iter().any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')

@@ -390,6 +390,11 @@ pub const GROUPS: &[Group] = &[
             "GET /p/x | Accept-Encoding: gzip;level=1",
             "GET /p/x | Accept-Encoding: identity | Accept-Encoding: gzip",
             "HEAD /app.js",
+            // nginx's gzip filter runs before its range filter: a range of a file it
+            // compresses for this client is the whole file, compressed; for another, the range.
+            "GET /app.js | Accept-Encoding: gzip | Range: bytes=0-3",
+            "GET /app.js | Range: bytes=0-3",
+            "GET /assets/logo.png | Accept-Encoding: gzip | Range: bytes=0-3",
         ],
     },
     // `gzip_types` as JeecgBoot's and many tutorials' files write it (images, a zip) and a
