@@ -219,9 +219,46 @@ async fn advance(session: &mut ServerSession) -> Response<Vec<u8>> {
     }
 }
 
+/// A refusal or failure of the admin listener as the other listeners answer theirs: an id to
+/// find it by, in the `X-Request-Id` header and the body's last line, and a log line with it.
+/// `/readyz`'s 503 is a state a load balancer asks for every few seconds, not a refusal: it
+/// stays the one line it is, unlogged.
+fn with_request_id(mut answer: Response<Vec<u8>>, path: &str) -> Response<Vec<u8>> {
+    let probe = matches!(path, "/healthz" | "/readyz") && answer.status().as_u16() != 405;
+    if probe || answer.status().as_u16() < 400 || answer.headers().contains_key("x-request-id") {
+        return answer;
+    }
+    let rid = crate::request_id::generate();
+    tracing::info!(
+        listener = "admin",
+        status = answer.status().as_u16(),
+        path = %crate::redact::bound_field(path),
+        request_id = %rid,
+        "admin request refused"
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&rid) {
+        answer.headers_mut().insert("x-request-id", v);
+    }
+    let body = answer.body_mut();
+    body.extend_from_slice(format!("request id: {rid}\n").as_bytes());
+    let len = http::HeaderValue::from(body.len());
+    answer
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, len);
+    answer
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        let answer = self.answer(session).await;
+        with_request_id(answer, &path)
+    }
+}
+
+impl Admin {
+    async fn answer(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         // What the public listener refuses is refused here too: a CONNECT answered 200 is a
         // tunnel opened to any client or proxy in between.

@@ -1397,6 +1397,14 @@ async fn an_operator_parks_the_head_that_holds_the_queue_back(backend: Backend) 
             .await
             .unwrap();
         assert_eq!(r.status(), status, "{method} {path}");
+        // A refusal names its request id, as the other listeners' do, header and body alike.
+        let rid = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(rid.len(), 32, "{method} {path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.ends_with(&format!("request id: {rid}\n")),
+            "{method} {path}: {body}"
+        );
     }
     let r = client()
         .post(admin(&format!("/events/park?app=crm&id={head}")))
