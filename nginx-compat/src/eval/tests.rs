@@ -453,7 +453,8 @@ fn unsupported_directives_are_listed_with_their_line() {
     let cfg = Config::parse(
         "crm.conf",
         "server {\n listen 80;\n ssl_certificate x.pem;\n location / {\n  proxy_cache crm;\n  \
-         return 200 \"$upstream_header_time\";\n }\n}",
+         return 200 \"$upstream_header_time\";\n }\n location /ws {\n  \
+         proxy_set_header Connection $connection_upgrade;\n  proxy_pass http://crm;\n }\n}",
     )
     .unwrap();
     let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
@@ -463,6 +464,8 @@ fn unsupported_directives_are_listed_with_their_line() {
             "crm.conf:3: directive 'ssl_certificate' is not supported (TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\")",
             "crm.conf:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)",
             "crm.conf:6: directive 'return' is not supported (variable $upstream_header_time: not one the gateway provides, and no `map` or `set` read with this file defines it)",
+            // A name of nginx's own needs no map; another is most often the main file's.
+            "crm.conf:9: directive 'proxy_set_header' is not supported (variable $connection_upgrade: not one the gateway provides, and no `map` or `set` read with this file defines it; a `map` of the main nginx.conf is read with [nginx] conf_dir set to that file's directory)",
         ]
     );
 }
@@ -1365,7 +1368,8 @@ fn access_logs_inherit_and_replace_as_nginx_s() {
         cfg.unsupported[0].detail.as_deref(),
         Some(
             "variable $no_such_thing: not one the gateway provides, and no `map` or `set` read \
-             with this file defines it"
+             with this file defines it; a `map` of the main nginx.conf is read with [nginx] \
+             conf_dir set to that file's directory"
         )
     );
 }

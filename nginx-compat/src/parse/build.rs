@@ -812,8 +812,16 @@ fn location_set(locs: Vec<(Location, LocConf)>) -> Result<LocationSet<LocConf>, 
 /// supports) nor one a `map` or `set` read with the file defines; a `map` in an `nginx.conf`
 /// the site file does not include is the usual cause.
 fn unknown_variable(v: &str) -> String {
+    // A name nginx itself has needs no `map`; another is most often one of the main
+    // nginx.conf's (`$connection_upgrade`), which the gateway reads where it is told.
+    let nginx_own = crate::log::is_log_variable(v) || crate::log::is_unwritten_variable(v);
+    let hint = if nginx_own {
+        ""
+    } else {
+        "; a `map` of the main nginx.conf is read with [nginx] conf_dir set to that file's directory"
+    };
     format!(
         "variable ${v}: not one the gateway provides, and no `map` or `set` read with this file \
-         defines it"
+         defines it{hint}"
     )
 }
