@@ -1057,4 +1057,46 @@ pub const GROUPS: &[Group] = &[
             "GET /st302",
         ],
     },
+    // The proxy site a hosting panel (宝塔) writes for every reverse proxy: its cache-status
+    // header (empty without a cache: not sent), a `set` flag from an `if` on the file type, the
+    // upgrade map of its main nginx.conf, and its `REMOTE-HOST` header to the upstream.
+    Group {
+        name: "hosting panel proxy site",
+        http: "map $http_upgrade $connection_upgrade { default upgrade; '' close; }",
+        body: "location ^~ / {
+                 proxy_pass http://{{UP}};
+                 proxy_set_header X-Real-IP $remote_addr;
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                 proxy_set_header REMOTE-HOST $remote_addr;
+                 proxy_set_header Upgrade $http_upgrade;
+                 proxy_set_header Connection $connection_upgrade;
+                 proxy_http_version 1.1;
+                 add_header X-Cache $upstream_cache_status;
+                 set $static_fileg6Dy3IFp 0;
+                 if ( $uri ~* \"\\.(gif|png|jpg|css|js|woff|woff2)$\" ) {
+                   set $static_fileg6Dy3IFp 1;
+                   expires 1m;
+                 }
+                 if ( $static_fileg6Dy3IFp = 0 ) {
+                   add_header Cache-Control no-cache;
+                 }
+               }
+               location ~ ^/(\\.user.ini|\\.htaccess|\\.git|\\.env|\\.svn|\\.project|LICENSE|README.md) {
+                 return 404;
+               }",
+        toml: None,
+        // `Connection` frames the upstream connection, which stays the engine's (README, "What
+        // the CRM receives"): nginx's `close` from the map is not copied.
+        up_headers: &["remote-host", "x-real-ip", "upgrade"],
+        requests: &[
+            "GET /",
+            "GET /app/main.js",
+            "GET /app/logo.PNG",
+            "GET /api/list?page=2",
+            "GET /.env",
+            "GET /.git/config",
+            "GET /README.md",
+            "GET /ws | Upgrade: websocket | Connection: Upgrade",
+        ],
+    },
 ];
