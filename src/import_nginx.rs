@@ -75,7 +75,9 @@ pub struct Import {
     pub unsupported: Vec<String>,
 }
 
-pub fn import(file: &Path) -> Result<Import, String> {
+/// `given_conf_dir`: the main nginx.conf's directory when the operator names it
+/// (`--conf-dir`); else it is found beside or above the file, where it usually is.
+pub fn import(file: &Path, given_conf_dir: Option<&Path>) -> Result<Import, String> {
     let name = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: cannot read: {e}"))?;
     // Its directory by its real path: `conf.d/crm.conf` run from /etc/nginx has `conf.d` as
@@ -87,42 +89,59 @@ pub fn import(file: &Path) -> Result<Import, String> {
     // `proxy_params` means the one beside `nginx.conf`. Tried when the file's own directory
     // does not have it, and then written as `[nginx] conf_dir` for `check` and `run`.
     let mut missing = Vec::new();
-    let (dirs, conf_dir) = match parse_nginx(&name, &text, base) {
-        Ok(dirs) => (dirs, None),
-        Err(e) => match base
-            .parent()
-            .filter(|_| e.message.starts_with("cannot read"))
-        {
-            Some(conf) => match parse_nginx(&name, &text, conf) {
-                Ok(dirs) => (dirs, Some(conf.to_path_buf())),
-                // Missing either way: the rest is read all the same, and listed with it (a
-                // migration wants every line that cannot load in one run), from the directory
-                // that has more of the files (the configuration directory, where nginx looks).
-                Err(conf_e) => {
-                    let (mut here, mut there) = (Vec::new(), Vec::new());
-                    let at_conf = parse_nginx_reading(&name, &text, conf, Some(&mut there));
-                    let at_base = parse_nginx_reading(&name, &text, base, Some(&mut here));
-                    let (dirs, first, dir) = match (at_conf, at_base) {
-                        (Ok(d), Ok(_)) if there.len() <= here.len() => {
-                            missing = there;
-                            (d, conf_e, Some(conf.to_path_buf()))
-                        }
-                        (_, Ok(d)) => {
-                            missing = here;
-                            (d, e, None)
-                        }
-                        (Ok(d), Err(_)) => {
-                            missing = there;
-                            (d, conf_e, Some(conf.to_path_buf()))
-                        }
-                        (Err(_), Err(_)) => return Err(e.to_string()),
-                    };
-                    missing.insert(0, first.to_string());
-                    missing.dedup();
-                    (dirs, dir)
-                }
+    let given =
+        given_conf_dir.map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()));
+    if let Some(d) = given.as_deref().filter(|d| !d.is_dir()) {
+        return Err(format!("--conf-dir {}: not a directory", d.display()));
+    }
+    let (dirs, conf_dir) = match given {
+        // Named: the file's includes are read there, as nginx reads them, each one missing
+        // listed with the rest.
+        Some(conf) => {
+            let dirs = parse_nginx_reading(&name, &text, &conf, Some(&mut missing))
+                .map_err(|e| e.to_string())?;
+            if let Some(first) = missing.first_mut() {
+                *first = format!("{name}: {first}");
+            }
+            (dirs, Some(conf))
+        }
+        None => match parse_nginx(&name, &text, base) {
+            Ok(dirs) => (dirs, None),
+            Err(e) => match base
+                .parent()
+                .filter(|_| e.message.starts_with("cannot read"))
+            {
+                Some(conf) => match parse_nginx(&name, &text, conf) {
+                    Ok(dirs) => (dirs, Some(conf.to_path_buf())),
+                    // Missing either way: the rest is read all the same, and listed with it (a
+                    // migration wants every line that cannot load in one run), from the directory
+                    // that has more of the files (the configuration directory, where nginx looks).
+                    Err(conf_e) => {
+                        let (mut here, mut there) = (Vec::new(), Vec::new());
+                        let at_conf = parse_nginx_reading(&name, &text, conf, Some(&mut there));
+                        let at_base = parse_nginx_reading(&name, &text, base, Some(&mut here));
+                        let (dirs, first, dir) = match (at_conf, at_base) {
+                            (Ok(d), Ok(_)) if there.len() <= here.len() => {
+                                missing = there;
+                                (d, conf_e, Some(conf.to_path_buf()))
+                            }
+                            (_, Ok(d)) => {
+                                missing = here;
+                                (d, e, None)
+                            }
+                            (Ok(d), Err(_)) => {
+                                missing = there;
+                                (d, conf_e, Some(conf.to_path_buf()))
+                            }
+                            (Err(_), Err(_)) => return Err(e.to_string()),
+                        };
+                        missing.insert(0, first.to_string());
+                        missing.dedup();
+                        (dirs, dir)
+                    }
+                },
+                None => return Err(e.to_string()),
             },
-            None => return Err(e.to_string()),
         },
     };
     let crate::config::rules::ServerBody {

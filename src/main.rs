@@ -54,7 +54,14 @@ enum Command {
     /// supported; 2 when a directive is not (the TOML is still printed: `check` refuses it
     /// until those lines are removed from the nginx file), or when the file has errors
     /// (listed, all of them, and no TOML).
-    ImportNginx { file: PathBuf },
+    ImportNginx {
+        file: PathBuf,
+        /// The directory of the main nginx.conf, where nginx reads the file's relative
+        /// `include`s and where its `map`s and `log_format`s are (BaoTa's
+        /// `/www/server/nginx/conf`); by default the file's directory or the one above it.
+        #[arg(long)]
+        conf_dir: Option<PathBuf>,
+    },
 }
 
 /// mimalloc, tuned in `wecom_gateway::allocator`.
@@ -143,23 +150,25 @@ fn run(command: Command) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::ImportNginx { file } => match wecom_gateway::import_nginx::import(&file) {
-            Ok(i) => {
-                out(&i.toml);
-                for line in &i.unsupported {
-                    eprintln!("{line}");
+        Command::ImportNginx { file, conf_dir } => {
+            match wecom_gateway::import_nginx::import(&file, conf_dir.as_deref()) {
+                Ok(i) => {
+                    out(&i.toml);
+                    for line in &i.unsupported {
+                        eprintln!("{line}");
+                    }
+                    if i.unsupported.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
                 }
-                if i.unsupported.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
+                Err(e) => {
+                    eprintln!("{e}");
                     ExitCode::from(2)
                 }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }
 

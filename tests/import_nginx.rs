@@ -870,3 +870,65 @@ fn a_proxy_pass_whose_host_is_a_variable_names_its_upstreams() {
         "{listing}\n{without}"
     );
 }
+
+/// A hosting panel's layout (BaoTa: sites in `/www/server/panel/vhost/nginx/`, the main
+/// nginx.conf in `/www/server/nginx/conf/`, neither beside nor above the other): the file's
+/// relative includes and the main file's `map` are not found until `--conf-dir` names that
+/// directory, and each refusal says so; with it the file imports whole and `check` takes it.
+#[test]
+fn a_conf_dir_named_reads_the_main_files_includes_and_maps() {
+    let dir = TempDir::new("import-confdir");
+    let sites = dir.path().join("panel/vhost/nginx");
+    let conf = dir.path().join("nginx/conf");
+    std::fs::create_dir_all(&sites).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("nginx.conf"),
+        "events {}\nhttp {\n  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(conf.join("enable-php-00.conf"), "\n").unwrap();
+    let site = sites.join("crm.example.com.conf");
+    std::fs::write(
+        &site,
+        "server {\n  listen 80;\n  server_name crm.example.com;\n  include enable-php-00.conf;\n  \
+         location ^~ / {\n    proxy_pass http://127.0.0.1:9000;\n    \
+         proxy_set_header Upgrade $http_upgrade;\n    \
+         proxy_set_header Connection $connection_upgrade;\n  }\n}\n",
+    )
+    .unwrap();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(bin())
+            .arg("import-nginx")
+            .args(extra)
+            .arg(&site)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("import-nginx --conf-dir"), "{stderr}");
+    assert!(stderr.contains("$connection_upgrade"), "{stderr}");
+
+    let (code, toml, stderr) = run(&["--conf-dir".as_ref(), conf.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::canonicalize(&conf).unwrap();
+    assert!(
+        toml.contains(&format!("conf_dir = \"{}\"", written.display())),
+        "{toml}"
+    );
+    let (ok, why) = check(&toml, &dir);
+    assert!(ok, "{why}");
+
+    let (code, _, stderr) = run(&["--conf-dir".as_ref(), "/no/such/dir".as_ref()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--conf-dir /no/such/dir: not a directory"),
+        "{stderr}"
+    );
+}

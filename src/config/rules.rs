@@ -788,9 +788,9 @@ pub fn parse_nginx_reading(
                 // `include mime.types;` of a whole nginx.conf starts where nginx.conf lives.
                 (Err(e), None) => {
                     return Err(format!(
-                        "cannot read \"{}\": {e} (a relative include starts at [nginx] conf_dir, \
-                         the directory of the main nginx.conf such as \"/etc/nginx\", else at the \
-                         including file's directory)",
+                        "cannot read \"{}\": {e} (a relative include starts at [nginx] conf_dir \
+                         (import-nginx --conf-dir), the directory of the main nginx.conf such as \
+                         \"/etc/nginx\", else at the including file's directory)",
                         p.display()
                     ))
                 }

@@ -465,7 +465,7 @@ fn unsupported_directives_are_listed_with_their_line() {
             "crm.conf:5: directive 'proxy_cache' is not supported (the gateway keeps no cache of answers: keep the cache in a proxy or CDN in front, or remove the line and every request goes to the upstream)",
             "crm.conf:6: directive 'return' is not supported (variable $upstream_header_time: not one the gateway provides, and no `map` or `set` read with this file defines it)",
             // A name of nginx's own needs no map; another is most often the main file's.
-            "crm.conf:9: directive 'proxy_set_header' is not supported (variable $connection_upgrade: not one the gateway provides, and no `map` or `set` read with this file defines it; a `map` of the main nginx.conf is read with [nginx] conf_dir set to that file's directory)",
+            "crm.conf:9: directive 'proxy_set_header' is not supported (variable $connection_upgrade: not one the gateway provides, and no `map` or `set` read with this file defines it; a `map` of the main nginx.conf is read with [nginx] conf_dir (import-nginx --conf-dir) set to that file's directory)",
         ]
     );
 }
@@ -1369,7 +1369,7 @@ fn access_logs_inherit_and_replace_as_nginx_s() {
         Some(
             "variable $no_such_thing: not one the gateway provides, and no `map` or `set` read \
              with this file defines it; a `map` of the main nginx.conf is read with [nginx] \
-             conf_dir set to that file's directory"
+             conf_dir (import-nginx --conf-dir) set to that file's directory"
         )
     );
 }

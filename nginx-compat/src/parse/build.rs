@@ -818,7 +818,7 @@ fn unknown_variable(v: &str) -> String {
     let hint = if nginx_own {
         ""
     } else {
-        "; a `map` of the main nginx.conf is read with [nginx] conf_dir set to that file's directory"
+        "; a `map` of the main nginx.conf is read with [nginx] conf_dir (import-nginx --conf-dir) set to that file's directory"
     };
     format!(
         "variable ${v}: not one the gateway provides, and no `map` or `set` read with this file \
