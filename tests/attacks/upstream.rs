@@ -103,6 +103,15 @@ async fn the_gateways_own_headers_spelled_with_underscores_do_not_reach_the_crm(
 }
 
 /// A world whose only routes are the nginx file `conf`, included.
+/// What the CRM received for a GET of `path` with the client's `headers`.
+async fn sent_with(w: &World, path: &str, headers: &[(&str, &str)]) -> Echo {
+    let mut req = client().get(w.gw().url(path));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 async fn with_nginx_file(conf: &str) -> World {
     World::new()
         .routes("[nginx]\ninclude = [\"{files}/crm.conf\"]\n")
@@ -193,11 +202,7 @@ async fn a_client_cannot_name_the_host_or_scheme_the_crm_builds_links_with() {
     )
     .await;
     for path in ["/public-page", "/legacy/x"] {
-        let mut req = client().get(w.gw().url(path));
-        for (name, value) in claims {
-            req = req.header(name, value);
-        }
-        let echo: Echo = req.send().await.unwrap().json().await.unwrap();
+        let echo = sent_with(&w, path, &claims).await;
         for (name, _) in claims {
             let got = echo.header(&name.to_ascii_lowercase());
             match (path, name) {
@@ -239,11 +244,7 @@ async fn a_client_cannot_name_the_address_the_crm_sees() {
     )
     .await;
     for path in ["/public-page", "/legacy/x"] {
-        let mut req = client().get(w.gw().url(path));
-        for (name, value) in claims {
-            req = req.header(name, value);
-        }
-        let echo: Echo = req.send().await.unwrap().json().await.unwrap();
+        let echo = sent_with(&w, path, &claims).await;
         for (name, _) in &claims[1..] {
             assert_eq!(
                 echo.header(&name.to_ascii_lowercase()),
