@@ -69,6 +69,54 @@ fn take_out(dirs: &mut Vec<Directive>, file: Option<&str>, line: usize) -> bool 
     }
 }
 
+/// The file's directives, its relative `include`s read from its own directory, else (when one
+/// is missing there) from the directory above it, the usual place of the main nginx.conf,
+/// which is then the conf_dir to write. Missing either way: the rest is read all the same from
+/// the directory that has more of the files, each missing one in `missing` (a migration wants
+/// every line that cannot load in one run).
+fn read_finding_conf_dir(
+    name: &str,
+    text: &str,
+    base: &Path,
+    missing: &mut Vec<String>,
+) -> Result<(Vec<Directive>, Option<PathBuf>), String> {
+    let e = match parse_nginx(name, text, base) {
+        Ok(dirs) => return Ok((dirs, None)),
+        Err(e) => e,
+    };
+    let Some(conf) = base
+        .parent()
+        .filter(|_| e.message.starts_with("cannot read"))
+    else {
+        return Err(e.to_string());
+    };
+    let conf_e = match parse_nginx(name, text, conf) {
+        Ok(dirs) => return Ok((dirs, Some(conf.to_path_buf()))),
+        Err(conf_e) => conf_e,
+    };
+    let (mut here, mut there) = (Vec::new(), Vec::new());
+    let at_conf = parse_nginx_reading(name, text, conf, Some(&mut there));
+    let at_base = parse_nginx_reading(name, text, base, Some(&mut here));
+    let (dirs, first, dir) = match (at_conf, at_base) {
+        (Ok(d), Ok(_)) if there.len() <= here.len() => {
+            *missing = there;
+            (d, conf_e, Some(conf.to_path_buf()))
+        }
+        (_, Ok(d)) => {
+            *missing = here;
+            (d, e, None)
+        }
+        (Ok(d), Err(_)) => {
+            *missing = there;
+            (d, conf_e, Some(conf.to_path_buf()))
+        }
+        (Err(_), Err(_)) => return Err(e.to_string()),
+    };
+    missing.insert(0, first.to_string());
+    missing.dedup();
+    Ok((dirs, dir))
+}
+
 /// The TOML text and the directives that are not supported.
 pub struct Import {
     pub toml: String,
@@ -105,44 +153,7 @@ pub fn import(file: &Path, given_conf_dir: Option<&Path>) -> Result<Import, Stri
             }
             (dirs, Some(conf))
         }
-        None => match parse_nginx(&name, &text, base) {
-            Ok(dirs) => (dirs, None),
-            Err(e) => match base
-                .parent()
-                .filter(|_| e.message.starts_with("cannot read"))
-            {
-                Some(conf) => match parse_nginx(&name, &text, conf) {
-                    Ok(dirs) => (dirs, Some(conf.to_path_buf())),
-                    // Missing either way: the rest is read all the same, and listed with it (a
-                    // migration wants every line that cannot load in one run), from the directory
-                    // that has more of the files (the configuration directory, where nginx looks).
-                    Err(conf_e) => {
-                        let (mut here, mut there) = (Vec::new(), Vec::new());
-                        let at_conf = parse_nginx_reading(&name, &text, conf, Some(&mut there));
-                        let at_base = parse_nginx_reading(&name, &text, base, Some(&mut here));
-                        let (dirs, first, dir) = match (at_conf, at_base) {
-                            (Ok(d), Ok(_)) if there.len() <= here.len() => {
-                                missing = there;
-                                (d, conf_e, Some(conf.to_path_buf()))
-                            }
-                            (_, Ok(d)) => {
-                                missing = here;
-                                (d, e, None)
-                            }
-                            (Ok(d), Err(_)) => {
-                                missing = there;
-                                (d, conf_e, Some(conf.to_path_buf()))
-                            }
-                            (Err(_), Err(_)) => return Err(e.to_string()),
-                        };
-                        missing.insert(0, first.to_string());
-                        missing.dedup();
-                        (dirs, dir)
-                    }
-                },
-                None => return Err(e.to_string()),
-            },
-        },
+        None => read_finding_conf_dir(&name, &text, base, &mut missing)?,
     };
     let crate::config::rules::ServerBody {
         body,
