@@ -992,52 +992,45 @@ async fn a_queued_event_keeps_the_corp_it_came_for_across_a_reload() {
     assert_eq!(got[0].header("x-wecom-agentid"), agent_id().to_string());
 }
 
+/// Two instances sharing a Redis, in front of the demo's corp (two members).
+async fn two_instances_on_redis() -> (common::redis_server::RedisServer, CallbackWorld) {
+    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
+        .await
+        .unwrap();
+    let w =
+        CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
+    (redis, w)
+}
+
+/// A browser in WeCom signed in to `crm` at instance `from` (as the emulator's current user),
+/// its cookie then sent to every instance, as behind one load balancer.
+async fn signed_in_everywhere(w: &CallbackWorld, from: usize) -> common::browser::Browser {
+    use common::browser::{self, Browser, WXWORK_UA};
+    let mut b = Browser::new(WXWORK_UA);
+    let at = &w.gateways[from];
+    browser::login(&mut b, at, &w.emu.base_url(), "crm", "/sidebar/").await;
+    let cookies = b.jar[&Browser::authority(&at.url("/"))].clone();
+    for gw in &w.gateways {
+        for (name, value) in &cookies {
+            b.set_cookie(&gw.url("/"), name, value);
+        }
+    }
+    b
+}
+
 /// `change_contact/delete_user` arriving at one instance ends that member's sessions on every
 /// instance (the `revoked:member:` record in the shared store, read when a cookie opens);
 /// another member's session is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_signs_the_member_out_on_every_instance() {
-    use common::browser::{self, Browser, WXWORK_UA};
-    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
-        .await
-        .unwrap();
-    // The demo's corp: two members.
-    let w =
-        CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
-    // Behind one load balancer a browser's cookie goes to every instance: the jar is copied.
-    fn everywhere(b: &mut Browser, w: &CallbackWorld, from: usize) {
-        let cookies = b.jar[&Browser::authority(&w.gateways[from].url("/"))].clone();
-        for gw in &w.gateways {
-            for (name, value) in &cookies {
-                b.set_cookie(&gw.url("/"), name, value);
-            }
-        }
-    }
-    let mut zhangsan = Browser::new(WXWORK_UA);
-    browser::login(
-        &mut zhangsan,
-        &w.gateways[0],
-        &w.emu.base_url(),
-        "crm",
-        "/sidebar/",
-    )
-    .await;
-    everywhere(&mut zhangsan, &w, 0);
+    let (_redis, w) = two_instances_on_redis().await;
+    let mut zhangsan = signed_in_everywhere(&w, 0).await;
     w.control(
         "/_emulator/current-user",
         serde_json::json!({"userid": "lisi"}),
     )
     .await;
-    let mut lisi = Browser::new(WXWORK_UA);
-    browser::login(
-        &mut lisi,
-        &w.gateways[1],
-        &w.emu.base_url(),
-        "crm",
-        "/sidebar/",
-    )
-    .await;
-    everywhere(&mut lisi, &w, 1);
+    let mut lisi = signed_in_everywhere(&w, 1).await;
     for gw in &w.gateways {
         assert_eq!(
             page(&mut zhangsan, gw).await,
@@ -1075,20 +1068,9 @@ async fn delete_user_signs_the_member_out_on_every_instance() {
 /// member's record ends them too, on every instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_ends_the_sessions_an_instance_with_a_clock_ahead_dated_later() {
-    use common::browser::{self, Browser, WXWORK_UA};
-    let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
-        .await
-        .unwrap();
-    let w =
-        CallbackWorld::start_in(emulator::Scenario::demo(), Backend::Redis(redis.url()), 2).await;
-    let fast = &w.gateways[1];
-    fast.advance("50s").await;
-    let mut b = Browser::new(WXWORK_UA);
-    browser::login(&mut b, fast, &w.emu.base_url(), "crm", "/sidebar/").await;
-    let cookies = b.jar[&Browser::authority(&fast.url("/"))].clone();
-    for (name, value) in &cookies {
-        b.set_cookie(&w.gateways[0].url("/"), name, value);
-    }
+    let (_redis, w) = two_instances_on_redis().await;
+    w.gateways[1].advance("50s").await;
+    let mut b = signed_in_everywhere(&w, 1).await;
     for gw in &w.gateways {
         assert_eq!(page(&mut b, gw).await, 200, "one cookie, any instance");
     }
