@@ -992,6 +992,18 @@ async fn a_queued_event_keeps_the_corp_it_came_for_across_a_reload() {
     assert_eq!(got[0].header("x-wecom-agentid"), agent_id().to_string());
 }
 
+/// The JSON an admin listener's GET answers.
+async fn admin_json(url: String) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Two instances sharing a Redis, in front of the demo's corp (two members).
 async fn two_instances_on_redis() -> (common::redis_server::RedisServer, CallbackWorld) {
     let redis = tokio::task::spawn_blocking(common::redis_server::RedisServer::start)
@@ -1240,14 +1252,7 @@ async fn a_parked_event_is_listed_and_replayed(backend: Backend, restart: bool) 
         event_id,
         "the same event id"
     );
-    let listed: serde_json::Value = client()
-        .get(admin("/events/parked?app=crm"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = admin_json(admin("/events/parked?app=crm")).await;
     assert_eq!(listed["parked"], serde_json::json!([]), "{listed}");
     // Replayed once: a second replay of it names nothing.
     let r = client()
@@ -1337,14 +1342,7 @@ async fn an_operator_parks_the_head_that_holds_the_queue_back(backend: Backend) 
     );
 
     let admin = |path: &str| w.gw().admin_url(path);
-    let listed: serde_json::Value = client()
-        .get(admin("/events/queued?app=crm"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = admin_json(admin("/events/queued?app=crm")).await;
     let queued = listed["queued"].as_array().unwrap();
     assert_eq!(queued.len(), 2, "{listed}");
     assert_eq!(listed["depth"], 2, "{listed}");
@@ -1352,14 +1350,7 @@ async fn an_operator_parks_the_head_that_holds_the_queue_back(backend: Backend) 
     assert_eq!(queued[0]["event"], "change_contact/update_user", "{listed}");
     assert_eq!(queued[0]["corp_id"], corp_id(), "{listed}");
     assert!(!listed.to_string().contains("<xml>"), "{listed}");
-    let limited: serde_json::Value = client()
-        .get(admin("/events/queued?app=crm&limit=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limited: serde_json::Value = admin_json(admin("/events/queued?app=crm&limit=1")).await;
     assert_eq!(limited["queued"].as_array().unwrap().len(), 1, "{limited}");
     let head = queued[0]["id"].as_str().unwrap().to_owned();
     let second = queued[1]["id"].as_str().unwrap().to_owned();
@@ -1413,14 +1404,7 @@ async fn an_operator_parks_the_head_that_holds_the_queue_back(backend: Backend) 
     w.crm.state.down.store(false, Ordering::SeqCst);
     let got = w.crm.wait_taken(1, LIMIT).await;
     assert_eq!(got[0].body, event_xml(2), "the next one went on");
-    let listed: serde_json::Value = client()
-        .get(admin("/events/parked?app=crm"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: serde_json::Value = admin_json(admin("/events/parked?app=crm")).await;
     assert_eq!(
         listed["parked"][0]["event_id"],
         head_event_id.as_str(),
