@@ -254,42 +254,53 @@ pub fn split_query(query: &[u8]) -> Query {
         ..Query::default()
     };
     for segment in query.split(|&b| b == b'&') {
-        // Nearly every pair is printable ASCII without an escape (`userid=zhangsan`): its key
-        // reads as written and it is forwarded as it is, with no decoding and no escaping.
-        // `access_token`'s value is read by the general path below.
-        let plain = !segment.is_empty()
-            && segment
-                .iter()
-                .all(|&b| (0x21..0x7f).contains(&b) && b != b'%' && b != b'+');
-        let key = segment.split(|&b| b == b'=').next().unwrap_or_default();
-        if plain && key != b"access_token" {
-            // Printable ASCII: the key is text.
-            let key = std::str::from_utf8(key).unwrap_or_default();
-            q.carries_token |= names_a_token(key);
-            if !q.raw.is_empty() {
-                q.raw.push('&');
-            }
-            q.raw
-                .push_str(std::str::from_utf8(segment).unwrap_or_default());
-            continue;
+        if !plain_pair(&mut q, segment) {
+            read_pair(&mut q, segment);
         }
-        let Some((k, v)) = url::form_urlencoded::parse(segment).next() else {
-            continue;
-        };
-        if k == "access_token" {
-            q.access_token.get_or_insert_with(|| v.into_owned());
-            continue;
-        }
-        q.carries_token |= names_a_token(&k);
-        if !q.raw.is_empty() {
-            q.raw.push('&');
-        }
-        q.raw.extend(percent_encoding::percent_encode(
-            segment,
-            percent_encoding::CONTROLS,
-        ));
     }
     q
+}
+
+/// Nearly every pair is printable ASCII without an escape (`userid=zhangsan`): its key reads
+/// as written and it is forwarded as it is, with no decoding and no escaping. False (nothing
+/// done) for any other, and for `access_token`, whose value [`read_pair`] reads.
+fn plain_pair(q: &mut Query, segment: &[u8]) -> bool {
+    let plain = !segment.is_empty()
+        && segment
+            .iter()
+            .all(|&b| (0x21..0x7f).contains(&b) && b != b'%' && b != b'+');
+    let key = segment.split(|&b| b == b'=').next().unwrap_or_default();
+    if !plain || key == b"access_token" {
+        return false;
+    }
+    // Printable ASCII: key and pair are text.
+    q.carries_token |= names_a_token(std::str::from_utf8(key).unwrap_or_default());
+    if !q.raw.is_empty() {
+        q.raw.push('&');
+    }
+    q.raw
+        .push_str(std::str::from_utf8(segment).unwrap_or_default());
+    true
+}
+
+/// One pair as a form reads it (escapes and `+` decoded), forwarded as written with the
+/// bytes that are not ASCII text escaped.
+fn read_pair(q: &mut Query, segment: &[u8]) {
+    let Some((k, v)) = url::form_urlencoded::parse(segment).next() else {
+        return;
+    };
+    if k == "access_token" {
+        q.access_token.get_or_insert_with(|| v.into_owned());
+        return;
+    }
+    q.carries_token |= names_a_token(&k);
+    if !q.raw.is_empty() {
+        q.raw.push('&');
+    }
+    q.raw.extend(percent_encoding::percent_encode(
+        segment,
+        percent_encoding::CONTROLS,
+    ));
 }
 
 /// The pairs of `query` in order, decoded, without `access_token`: what `gettoken` reads.
@@ -463,21 +474,7 @@ secret = "secret-of-hr"
         fn general(query: &[u8]) -> Query {
             let mut q = Query::default();
             for segment in query.split(|&b| b == b'&') {
-                let Some((k, v)) = url::form_urlencoded::parse(segment).next() else {
-                    continue;
-                };
-                if k == "access_token" {
-                    q.access_token.get_or_insert_with(|| v.into_owned());
-                    continue;
-                }
-                q.carries_token |= names_a_token(&k);
-                if !q.raw.is_empty() {
-                    q.raw.push('&');
-                }
-                q.raw.extend(percent_encoding::percent_encode(
-                    segment,
-                    percent_encoding::CONTROLS,
-                ));
+                read_pair(&mut q, segment);
             }
             q
         }
