@@ -635,6 +635,64 @@ fn the_stock_relative_root_starts_at_the_source_layouts_prefix() {
     assert!(toml.contains("\n# prefix = "), "{toml}");
 }
 
+/// WeCom's domain check file served the usual way, an exact location with an `alias` naming
+/// the file: `check` takes the file as what the alias serves (a `root` must be a directory),
+/// and when nothing is there it says the path does not exist rather than that it is no
+/// directory.
+#[test]
+fn an_alias_naming_the_domain_check_file_is_no_missing_directory() {
+    let dir = TempDir::new("import-alias-file");
+    let verify = dir.path().join("verify");
+    std::fs::create_dir_all(&verify).unwrap();
+    let file = verify.join("WW_verify_abcdEFGH1234.txt");
+    let (code, toml, stderr) = import(
+        &format!(
+            "server {{ listen 80; server_name crm.example.com;
+               location = /WW_verify_abcdEFGH1234.txt {{ alias {}; }}
+               location /favicon.ico {{ alias {}/favicon.ico; }}
+               location /files/ {{ root {}; }} }}\n",
+            file.display(),
+            verify.display(),
+            file.display(),
+        ),
+        &dir,
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    std::fs::write(&file, "abcdEFGH1234").unwrap();
+    std::fs::write(verify.join("favicon.ico"), "icon").unwrap();
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    // The aliased files are what those locations serve; the root naming a file is no
+    // directory to look in.
+    assert!(
+        !err.contains(&format!(
+            "serves files from '{}',",
+            verify.join("favicon.ico").display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches(&format!(
+            "serves files from '{}', which is not a directory",
+            file.display()
+        ))
+        .count(),
+        1,
+        "{err}"
+    );
+    // Without the file, the alias names nothing there.
+    std::fs::remove_file(verify.join("favicon.ico")).unwrap();
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!(
+            "serves files from '{}', which does not exist",
+            verify.join("favicon.ico").display()
+        )),
+        "{err}"
+    );
+}
+
 /// A `proxy_pass` whose address carries a credential in its query is named in the printed
 /// reasons with the credential masked, as the log would have it.
 #[test]

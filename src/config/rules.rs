@@ -1314,31 +1314,41 @@ fn any_gzip(conf: &LocConf) -> bool {
         || conf.ifs.iter().any(any_gzip)
 }
 
-/// Says, once per directory, where a location serving files has a literal `root` or `alias`
-/// that is not a directory: every request there would be a 404, or a 500 once `try_files`
-/// falls back in a loop, as nginx answers, with nothing else to tell why. A relative path
-/// starts at `[nginx].prefix` (nginx's `-p`), else at the included file's directory.
+/// Says, once per path, where a location serving files has a literal `root` or `alias` that
+/// cannot serve them: every request there would be a 404, or a 500 once `try_files` falls
+/// back in a loop, as nginx answers, with nothing else to tell why. A `root` is a directory;
+/// an `alias` may also name a file (`location = /WW_verify_x.txt { alias /srv/x.txt; }`, the
+/// usual way to serve WeCom's domain check file: nginx swaps the location's name for it). A
+/// relative path starts at `[nginx].prefix` (nginx's `-p`), else at the included file's
+/// directory.
 fn missing_roots(conf: &LocConf, base: &Path, seen: &mut Vec<PathBuf>) {
     let serves_files = conf.try_files.is_some()
         || conf.settings.alias.is_some()
         || (conf.proxy_pass.is_none() && conf.settings.root_written);
-    let dir = conf
+    let alias = conf.settings.alias.is_some();
+    let path = conf
         .settings
         .alias
         .as_ref()
         .unwrap_or(&conf.settings.root)
         .literal()
         .map(|d| base.join(String::from_utf8_lossy(d).as_ref()));
-    if let Some(dir) = dir.filter(|d| serves_files && !d.is_dir() && !seen.contains(d)) {
+    let unusable = |p: &PathBuf| !(p.is_dir() || (alias && p.is_file()));
+    if let Some(path) = path.filter(|p| serves_files && unusable(p) && !seen.contains(p)) {
         tracing::warn!(
-            "the nginx file's location at {}:{} serves files from '{}', which is not a \
-             directory (a relative root or alias starts at [nginx].prefix, nginx's -p, else \
-             at the included file's directory)",
+            "the nginx file's location at {}:{} serves files from '{}', which {} (a \
+             relative root or alias starts at [nginx].prefix, nginx's -p, else at the \
+             included file's directory)",
             conf.pos.file,
             conf.pos.line,
-            dir.display()
+            path.display(),
+            if path.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }
         );
-        seen.push(dir);
+        seen.push(path);
     }
     for child in conf.children.iter().map(|(_, c)| c).chain(&conf.ifs) {
         missing_roots(child, base, seen);
