@@ -525,7 +525,10 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     let before = up.hits();
     assert_eq!(before, 3, "only the site's hosts reached the CRM");
     let stdout = check_listing(&gw.config_path);
-    assert!(stdout.contains("the catch-all server"), "{stdout}");
+    assert!(
+        stdout.contains("does not name is answered by a closed connection (444)"),
+        "{stdout}"
+    );
     drop(gw);
 
     // A public_url whose host the site does not name: its sign-ins would meet the catch-all
@@ -573,6 +576,10 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     assert!(!out.status.success());
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("answers every host the site's server_name does not name, and it names none"),
+        "{text}"
+    );
     assert!(text.contains("give the site its server_name"), "{text}");
 }
 

@@ -1186,14 +1186,18 @@ fn compile_route(
             return Err(src.error(
                 r.location.span(),
                 route_path(i, "upstream"),
-                "missing: a route names the upstream it proxies to, or is a login area only                  (`login` without `upstream`: it protects its paths, which the nginx file's                  locations and the other routes serve)",
+                "missing: a route names the upstream it proxies to, or is a login area only \
+                 (`login` without `upstream`: it protects its paths, which the nginx \
+                 file's locations and the other routes serve)",
             ))
         }
         None if !r.rewrite.is_empty() => {
             return Err(src.error(
                 r.location.span(),
                 route_path(i, "rewrite"),
-                "a login area without `upstream` is no location of its own: its rewrites would                  never run (write them in the nginx file's location, or give it an upstream)",
+                "a login area without `upstream` is no location of its own: its rewrites \
+                 would never run (write them in the nginx file's location, or give it an \
+                 upstream)",
             ))
         }
         None => None,

@@ -518,11 +518,14 @@ pub(super) fn compile(
                 .map_err(refused)?
                 .ok_or_else(|| {
                     refused(format!(
-                        "a catch-all server (default_server, return {status}) answers every host                          the site's server_name does not name, and it names none: nginx would                          answer every request so; give the site its server_name"
+                        "a catch-all server (default_server, return {status}) answers every host \
+                         the site's server_name does not name, and it names none: nginx would \
+                         answer every request so; give the site its server_name"
                     ))
                 })?;
             noted.push(format!(
-                "{}: the catch-all server: a Host the site's server_name ({}) does not name is                  answered {}",
+                "{}: the catch-all server: a Host the site's server_name ({}) does not name is \
+                 answered {}",
                 file.display(),
                 server.names.join(" "),
                 if status == 444 {

@@ -492,10 +492,19 @@ fn a_route_without_upstream_is_a_login_area_or_refused() {
     let (ok, out) = check("[[routes]]\nlocation = \"/x/\"\n");
     assert!(!ok);
     assert!(out.contains("[[routes]][2].upstream: missing"), "{out}");
+    // The reason reads as one sentence (no run of blanks where the source breaks its line).
+    assert!(
+        out.contains("or is a login area only (`login` without `upstream`: it protects its paths"),
+        "{out}"
+    );
     let (ok, out) = check(
         "[[routes]]\nlocation = \"/x/\"\nlogin = \"crm\"\n\
          rewrite = [{ pattern = \"^/x/(.*)$\", replacement = \"/$1\" }]\n",
     );
     assert!(!ok);
     assert!(out.contains("[[routes]][2].rewrite"), "{out}");
+    assert!(
+        out.contains("its rewrites would never run (write them"),
+        "{out}"
+    );
 }
