@@ -163,7 +163,7 @@ pub fn import(file: &Path, given_conf_dir: Option<&Path>) -> Result<Import, Stri
         ..
     } = server_body(dirs);
     // A catch-all refusing the hosts the site does not name, beside a site that names none.
-    if let Some(status) = refuses_other_hosts {
+    if let Some(catch_all) = refuses_other_hosts {
         if !crate::config::rules::names_a_host(&body) {
             refused.push(nginx_compat::parse::model::Unsupported {
                 directive: "server".into(),
@@ -173,9 +173,10 @@ pub fn import(file: &Path, given_conf_dir: Option<&Path>) -> Result<Import, Stri
                     col: 1,
                 },
                 detail: Some(format!(
-                    "a catch-all server (default_server, return {status}) answers every host \
-                     the site's server_name does not name, and it names none: give the site \
-                     its server_name"
+                    "a catch-all server (default_server, answering {}) answers every host the \
+                     site's server_name does not name, and it names none: give the site its \
+                     server_name",
+                    catch_all.describe()
                 )),
             });
         }

@@ -236,6 +236,52 @@ fn the_redirect_and_site_pair_says_what_to_do() {
     assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
     let (ok, err) = check(&toml, &dir);
     assert!(ok, "{err}\n{toml}");
+    // A catch-all sending strangers to the site's own host is that host check, answering with
+    // its redirect; one sending them to https of whatever host came is the redirect to TLS.
+    let to_site = named.replace(
+        "return 444;",
+        "return 301 http://crm.example.com$request_uri;",
+    );
+    let (code, toml, stderr) = import(&to_site, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    let listing = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains(
+            "is answered with its redirect (return 301 http://crm.example.com$request_uri)"
+        ),
+        "{listing}"
+    );
+    let rewrite = named.replace(
+        "return 444;",
+        "rewrite ^(.*) https://crm.example.com$1 permanent;",
+    );
+    let (code, toml, stderr) = import(&rewrite, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    let to_tls = named.replace("return 444;", "return 301 https://$host$request_uri;");
+    let (code, _, stderr) = import(&to_tls, &dir);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("it only redirects (to https)"), "{stderr}");
+    for other_host in [
+        "https://$server_name$request_uri",
+        "http://crm.example.com:$server_port/",
+    ] {
+        let (code, _, stderr) = import(
+            &named.replace("return 444;", &format!("return 301 {other_host};")),
+            &dir,
+        );
+        assert_eq!(code, 2, "{other_host}");
+        assert!(
+            stderr.contains("it only redirects"),
+            "{other_host}: {stderr}"
+        );
+    }
 }
 
 /// `upstream` blocks as CRM deployments write them (RuoYi-Vue-Plus's `ip_hash;`, tuning

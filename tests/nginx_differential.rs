@@ -55,7 +55,16 @@ fn gateway_answers_like_nginx() {
             Some(t) => t.to_owned(),
             None => {
                 let path = dir.path().join(format!("{}.conf", g.name));
-                std::fs::write(&path, format!("{http}\nserver_name localhost;\n{body}\n")).unwrap();
+                let text = if http.contains("default_server") {
+                    // nginx's catch-all beside the site: the file holds both server blocks.
+                    let catch_all = http.replace("{{PORT}}", "80");
+                    format!(
+                        "{catch_all}\nserver {{ listen 80; server_name localhost;\n{body}\n}}\n"
+                    )
+                } else {
+                    format!("{http}\nserver_name localhost;\n{body}\n")
+                };
+                std::fs::write(&path, text).unwrap();
                 format!("[nginx]\ninclude = [\"{}\"]\n", path.display())
             }
         };

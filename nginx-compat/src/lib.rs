@@ -22,8 +22,8 @@ pub mod uri;
 pub mod vars;
 
 pub use eval::{
-    special_page, Action, Body, FileAnswer, FileKind, FileSystem, HeaderEdit, HeaderMode, Proxy,
-    Response, State,
+    special_page, Action, Body, FileAnswer, FileKind, FileSystem, HeaderEdit, HeaderMode, NoFiles,
+    Proxy, Response, State,
 };
 pub use location::{Location, LocationError, LocationSet, Match, Modifier};
 pub use mime::MimeTypes;

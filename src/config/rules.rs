@@ -66,20 +66,60 @@ pub struct HostGuard {
     /// `www.example.*` as its prefix (`www.example.`).
     prefix: Vec<String>,
     regex: Vec<nginx_compat::regex::NgxRegex>,
+    /// What the catch-all answers the other hosts.
+    pub answer: GuardAnswer,
+}
+
+/// What nginx's catch-all server answers a host the site does not name.
+pub enum GuardAnswer {
     /// 444 (the connection closed, no answer) or the status of the catch-all's `return`.
-    pub status: u16,
+    Status(u16),
+    /// Its redirect to a host it writes out, evaluated as nginx evaluates that server (its
+    /// `return` or `rewrite`, with `$request_uri` or a capture of the path).
+    Redirect(Box<Server>),
+}
+
+/// nginx's catch-all server beside the site (`listen 80 default_server; server_name _;`), as
+/// [`refuses_other_hosts`] found it.
+#[derive(Debug, Clone)]
+pub enum CatchAll {
+    /// `return 444;` or `return 4xx;`.
+    Status(u16),
+    /// A redirect to a host the file writes out: the "禁止IP访问" block sending an address or
+    /// an unknown name to the site's own (`return 301 https://crm.example.com$request_uri;`,
+    /// `rewrite ^(.*) http://crm.example.com$1 permanent;`). Its directives.
+    Redirect(Vec<Directive>),
+}
+
+impl CatchAll {
+    /// How `check` and `import-nginx` name what it answers.
+    pub fn describe(&self) -> String {
+        match self {
+            CatchAll::Status(444) => "by a closed connection (444)".to_owned(),
+            CatchAll::Status(s) => s.to_string(),
+            CatchAll::Redirect(dirs) => {
+                let shown: Vec<String> = redirects_of(dirs)
+                    .map(|d| {
+                        let args: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
+                        format!("{} {}", d.name, args.join(" "))
+                    })
+                    .collect();
+                format!("with its redirect ({})", shown.join("; "))
+            }
+        }
+    }
 }
 
 impl HostGuard {
     /// The site's `server_name` arguments, read as nginx reads them; `None` when they name no
     /// host (only `_`, `""` or none: every request would be the catch-all's).
-    fn of(names: &[String], status: u16) -> std::result::Result<Option<HostGuard>, String> {
+    fn of(names: &[String], answer: GuardAnswer) -> std::result::Result<Option<HostGuard>, String> {
         let mut g = HostGuard {
             exact: Vec::new(),
             suffix: Vec::new(),
             prefix: Vec::new(),
             regex: Vec::new(),
-            status,
+            answer,
         };
         for n in names {
             if let Some(re) = n.strip_prefix('~') {
@@ -128,13 +168,13 @@ pub fn names_a_host(body: &[Directive]) -> bool {
         .filter(|d| d.name == "server_name")
         .flat_map(|d| d.args.iter().map(|a| a.text.clone()))
         .collect();
-    matches!(HostGuard::of(&names, 444), Ok(Some(_)))
+    matches!(HostGuard::of(&names, GuardAnswer::Status(444)), Ok(Some(_)))
 }
 
 /// nginx's catch-all server that refuses the hosts no site names (`listen 80 default_server;
 /// server_name _; return 444;`, the "禁止IP访问" block of compliance checklists, also with its
-/// TLS lines): the status it answers with.
-pub fn refuses_other_hosts(server: &[Directive]) -> Option<u16> {
+/// TLS lines), or sends them to a host it writes out: what it answers.
+pub fn refuses_other_hosts(server: &[Directive]) -> Option<CatchAll> {
     let code = |d: &Directive| -> Option<u16> {
         match d.args.as_slice() {
             [c] if d.name == "return" => c
@@ -145,7 +185,7 @@ pub fn refuses_other_hosts(server: &[Directive]) -> Option<u16> {
             _ => None,
         }
     };
-    let (mut default, mut status) = (false, None);
+    let (mut default, mut status, mut redirect) = (false, None, false);
     for d in server {
         match d.name.as_str() {
             "listen" => {
@@ -156,10 +196,14 @@ pub fn refuses_other_hosts(server: &[Directive]) -> Option<u16> {
             }
             "server_name" | "access_log" | "error_log" => {}
             n if n.starts_with("ssl_") || n == "http2" => {}
+            "return" | "rewrite" if redirects_elsewhere(d) => redirect = true,
             "return" => status = Some(code(d)?),
             "location" => {
                 let inner = d.block.as_deref().unwrap_or_default();
                 match inner {
+                    _ if !inner.is_empty() && inner.iter().all(redirects_elsewhere) => {
+                        redirect = true
+                    }
                     [only] => status = Some(code(only)?),
                     _ => return None,
                 }
@@ -167,7 +211,82 @@ pub fn refuses_other_hosts(server: &[Directive]) -> Option<u16> {
             _ => return None,
         }
     }
-    status.filter(|_| default)
+    if !default {
+        return None;
+    }
+    match (status, redirect) {
+        (Some(s), false) => Some(CatchAll::Status(s)),
+        (None, true) => Some(CatchAll::Redirect(server.to_vec())),
+        _ => None,
+    }
+}
+
+/// A `return` or `rewrite` that redirects to a host written out in its URL
+/// (`return 301 https://crm.example.com$request_uri;`, `rewrite ^(.*) http://crm.example.com$1
+/// permanent;`): not `https://$host...`, the redirect to TLS of whatever host came, which stays
+/// in front of the gateway with TLS itself.
+fn redirects_elsewhere(d: &Directive) -> bool {
+    let a: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
+    let url = match (d.name.as_str(), a.as_slice()) {
+        ("return", [code, url]) if matches!(*code, "301" | "302" | "303" | "307" | "308") => url,
+        ("return", [url]) => url,
+        ("rewrite", [_, url]) => url,
+        ("rewrite", [_, url, flag]) if matches!(*flag, "permanent" | "redirect") => url,
+        _ => return false,
+    };
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    // The host is written out up to the path or a variable of the path
+    // (`https://crm.example.com$request_uri`, `http://crm.example.com$1`); a variable in the
+    // host or its port (`$host`, `$server_port`) makes it another host per request.
+    let end = rest.find(['/', '$']).unwrap_or(rest.len());
+    let (host, after) = rest.split_at(end);
+    let path_variable = ["$request_uri", "$uri", "$document_uri"]
+        .iter()
+        .any(|v| after.starts_with(v))
+        || after
+            .strip_prefix('$')
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+    !host.is_empty()
+        && !host.ends_with(':')
+        && (after.is_empty() || after.starts_with('/') || path_variable)
+}
+
+/// A redirecting catch-all's body as the server nginx would run it: its `return`s and
+/// `rewrite`s, in their locations, and nothing else (its `listen` and names are the guard's).
+fn catch_all_server(dirs: &[Directive]) -> std::result::Result<Server, ParseError> {
+    let body: Vec<Directive> = dirs
+        .iter()
+        .filter(|d| matches!(d.name.as_str(), "return" | "rewrite" | "location"))
+        .cloned()
+        .collect();
+    let pos = dirs.first().map(|d| d.pos.clone()).unwrap_or_else(|| Pos {
+        file: "".into(),
+        line: 1,
+        col: 1,
+    });
+    let top = [Directive {
+        name: "server".into(),
+        args: Vec::new(),
+        block: Some(body),
+        pos,
+    }];
+    let cfg = nginx_compat::Config::from_directives(&top)?;
+    Ok(cfg.servers.into_iter().next().expect("one server written"))
+}
+
+/// The redirecting directives of a catch-all's body, its locations' included.
+fn redirects_of(dirs: &[Directive]) -> impl Iterator<Item = &Directive> {
+    dirs.iter()
+        .flat_map(|d| match d.name.as_str() {
+            "location" => d.block.as_deref().unwrap_or_default(),
+            _ => std::slice::from_ref(d),
+        })
+        .filter(|d| matches!(d.name.as_str(), "return" | "rewrite"))
 }
 
 /// Each line once, in the order first written: a file included by many locations (a
@@ -382,11 +501,11 @@ pub(super) fn compile(
     let mut top = Vec::new();
     let mut server_at: Option<Pos> = None;
     let mut upstream_noted = Vec::new();
-    let mut refuses_other_hosts: Option<(u16, PathBuf)> = None;
+    let mut refuses_other_hosts: Option<(CatchAll, PathBuf)> = None;
     for path in includes {
         let nginx = read_nginx(path, paths.conf_dir.as_deref())?;
-        if let Some(status) = nginx.refuses_other_hosts {
-            refuses_other_hosts.get_or_insert((status, path.clone()));
+        if let Some(catch_all) = nginx.refuses_other_hosts {
+            refuses_other_hosts.get_or_insert((catch_all, path.clone()));
         }
         for block in &nginx.upstreams {
             upstream_noted.extend(check_upstream_block(block, upstreams)?);
@@ -506,7 +625,7 @@ pub(super) fn compile(
         .any(any_gzip);
     let host_guard = match refuses_other_hosts {
         None => None,
-        Some((status, file)) => {
+        Some((catch_all, file)) => {
             let refused = |message: String| ConfigError {
                 file: file.display().to_string(),
                 line: 1,
@@ -514,13 +633,20 @@ pub(super) fn compile(
                 path: "[nginx].include".into(),
                 message,
             };
-            let g = HostGuard::of(&server.names, status)
+            let answer = match &catch_all {
+                CatchAll::Status(s) => GuardAnswer::Status(*s),
+                CatchAll::Redirect(dirs) => {
+                    GuardAnswer::Redirect(Box::new(catch_all_server(dirs).map_err(|e| b.error(e))?))
+                }
+            };
+            let g = HostGuard::of(&server.names, answer)
                 .map_err(refused)?
                 .ok_or_else(|| {
                     refused(format!(
-                        "a catch-all server (default_server, return {status}) answers every host \
-                         the site's server_name does not name, and it names none: nginx would \
-                         answer every request so; give the site its server_name"
+                        "a catch-all server (default_server, answering {}) answers every host the \
+                         site's server_name does not name, and it names none: nginx would \
+                         answer every request so; give the site its server_name",
+                        catch_all.describe()
                     ))
                 })?;
             noted.push(format!(
@@ -528,11 +654,7 @@ pub(super) fn compile(
                  answered {}",
                 file.display(),
                 server.names.join(" "),
-                if status == 444 {
-                    "by a closed connection (444)".to_owned()
-                } else {
-                    status.to_string()
-                }
+                catch_all.describe()
             ));
             Some(g)
         }
@@ -656,8 +778,8 @@ pub struct NginxFile {
     pub base: PathBuf,
     /// Where its server block starts, if it has one (else it holds a server's body alone).
     pub server_at: Option<Pos>,
-    /// A catch-all server beside the site's refuses other hosts with this status.
-    pub refuses_other_hosts: Option<u16>,
+    /// A catch-all server beside the site's answers other hosts so.
+    pub refuses_other_hosts: Option<CatchAll>,
 }
 
 /// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
@@ -958,8 +1080,8 @@ pub struct ServerBody {
     pub refused: Vec<Unsupported>,
     /// Where the site's server block is, when the file has one.
     pub site_at: Option<Pos>,
-    /// A catch-all server refusing other hosts, and its status ([`refuses_other_hosts`]).
-    pub refuses_other_hosts: Option<u16>,
+    /// A catch-all server answering other hosts, and what it answers ([`refuses_other_hosts`]).
+    pub refuses_other_hosts: Option<CatchAll>,
 }
 
 pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
@@ -995,8 +1117,8 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
     // is usual, `listen 80` and `listen 443 ssl`: the first one's status answers).
     let mut refuses = None;
     servers.retain(|d| match refuses_other_hosts(&block(d)) {
-        Some(status) => {
-            refuses.get_or_insert(status);
+        Some(catch_all) => {
+            refuses.get_or_insert(catch_all);
             false
         }
         None => true,

@@ -156,6 +156,49 @@ pub enum Next {
     Answer(Box<Pending>),
 }
 
+/// What nginx's catch-all server answers a host the site does not name, when it redirects
+/// (`return 301 https://crm.example.com$request_uri;`): its `return` or `rewrite` run as nginx
+/// runs them, the answer written as nginx writes it (its page, with `Location`). `None`: the
+/// connection closes (`return 444` reached in it).
+pub fn catch_all(
+    session: &Session,
+    catch_all: &nginx_compat::Server,
+    server: &ServerSettings,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: &str,
+) -> Option<(Box<pingora::http::ResponseHeader>, bytes::Bytes)> {
+    let h = session.req_header();
+    let req = request(
+        h.method.as_str(),
+        h.version,
+        h.raw_path(),
+        &h.headers,
+        false,
+        server,
+        client_ip,
+        session.client_addr().and_then(|a| a.as_inet()).copied(),
+        session
+            .as_downstream()
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .copied(),
+        request_id,
+    );
+    let response = match catch_all.handle(&req, &nginx_compat::NoFiles) {
+        Action::Respond(r) => r,
+        Action::Close => return None,
+        // A rewrite that did not match left nginx looking for a file in its default root:
+        // the catch-all serves none.
+        Action::File(_) | Action::Proxy(_) => nginx_compat::Response {
+            status: 404,
+            location: None,
+            body: nginx_compat::Body::Page,
+            state: nginx_compat::State::of(&req),
+        },
+    };
+    Some(answer::render(&response, request_id, "text/plain"))
+}
+
 /// Step 4: ask `nginx-compat` what nginx would do with the request. Reads the file system
 /// (a `stat` per `try_files` candidate, as nginx does) but writes nothing.
 pub fn phase(

@@ -28,6 +28,7 @@ use pingora::ErrorType;
 
 use crate::answers::{self, Answer, Failure, Form, Kind};
 use crate::config::model::ExternalContactMode;
+use crate::config::rules::GuardAnswer;
 use crate::config::Config;
 use crate::headers;
 use crate::metrics::METRICS;
@@ -146,11 +147,21 @@ impl Gateway {
                 .or_else(|| req.uri.host().map(str::as_bytes))
                 .unwrap_or_default();
             if !g.serves(host) {
-                let kind = match g.status {
-                    444 => return Ok(Next::Close),
-                    400 => Kind::BadRequest,
-                    404 => Kind::NotFound,
-                    _ => Kind::Forbidden,
+                let kind = match &g.answer {
+                    GuardAnswer::Status(444) => return Ok(Next::Close),
+                    GuardAnswer::Status(400) => Kind::BadRequest,
+                    GuardAnswer::Status(404) => Kind::NotFound,
+                    GuardAnswer::Status(_) => Kind::Forbidden,
+                    GuardAnswer::Redirect(server) => {
+                        let answered = crate::nginx::catch_all(
+                            session,
+                            server,
+                            &config.server,
+                            ctx.remote_ip,
+                            &ctx.request_id,
+                        );
+                        return Ok(answered.map_or(Next::Close, Next::Answer));
+                    }
                 };
                 return Err(Failure::new(kind, "this host is not served here").closing());
             }

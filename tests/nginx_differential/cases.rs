@@ -5,6 +5,48 @@ use super::Group;
 const HOST: &[&str] = &["host"];
 
 pub const GROUPS: &[Group] = &[
+    // nginx's catch-all beside the site sending the hosts it does not name (an address, another
+    // name) to the site's own: the "禁止IP访问" block of compliance checklists.
+    Group {
+        name: "catch-all-return",
+        http: "server { listen 127.0.0.1:{{PORT}} default_server; server_name _;\n\
+                 return 301 https://crm.example.com$request_uri; }",
+        body: "location / { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /a?x=1&y=%2F | Host: 10.0.0.1",
+            "GET /a%20b/../c | Host: evil.example.org",
+            "GET //x/./y | Host: 127.0.0.1:8080",
+            "HEAD /h | Host: 10.0.0.1",
+            "POST /form | Host: 10.0.0.1 | Content-Length: 3",
+            "GET /p?q=1 | Host: localhost",
+            "GET /p | Host: LOCALHOST.",
+        ],
+    },
+    Group {
+        name: "catch-all-rewrite",
+        http: "server { listen 127.0.0.1:{{PORT}} default_server; server_name _;\n\
+                 rewrite ^(.*)$ http://crm.example.com$1 permanent; }",
+        body: "location / { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /a?x=1 | Host: 10.0.0.1",
+            "GET /a%20b?c=%2F | Host: 10.0.0.1",
+            "GET /caf%C3%A9/x | Host: other.example",
+            "GET /p | Host: localhost",
+        ],
+    },
+    Group {
+        name: "catch-all-location",
+        http: "server { listen 127.0.0.1:{{PORT}} default_server; server_name _;\n\
+                 location / { return 302 http://crm.example.com/welcome; } }",
+        body: "location / { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &["GET /anything?x=1 | Host: 10.0.0.1", "GET /p | Host: localhost"],
+    },
     Group {
         name: "seed004",
         http: "",

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The `http` block of one nginx with a `server` per `(http-level text, server body)`, the
-/// `i`th listening on `ports[i]`.
+/// `i`th listening on `ports[i]` (`{{PORT}}` in the http-level text: a catch-all server
+/// beside it).
 pub fn servers_http(servers: &[(String, String)], ports: &[u16]) -> String {
     let mut http = String::new();
     for ((h, body), port) in servers.iter().zip(ports) {
-        http.push_str(h);
+        http.push_str(&h.replace("{{PORT}}", &port.to_string()));
         http.push_str(&format!(
             "\nserver {{ listen 127.0.0.1:{port}; server_name localhost;\n{body}\n}}\n"
         ));
