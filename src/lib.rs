@@ -23,6 +23,7 @@ pub mod logging;
 pub mod login;
 pub mod metrics;
 pub mod nginx;
+pub mod online;
 pub mod provider;
 pub mod proxy;
 pub mod qyapi;

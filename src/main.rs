@@ -37,6 +37,10 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "gateway.toml")]
         config: PathBuf,
+        /// Also ask WeCom, from this host, whether it takes each app's secret, corp id and
+        /// this host's address (the app's trusted IPs): exit 2 when it refuses one.
+        #[arg(long)]
+        online: bool,
     },
     /// Emulator, demo CRM and gateway in one process. Without `-c` and without a
     /// `gateway.toml` in the current directory, the built-in demo configuration is used.
@@ -96,9 +100,34 @@ fn out(text: &str) {
         .and_then(|()| stdout.flush());
 }
 
+/// `check --online`: a line per credential WeCom was asked about; exit 2 when it refused one.
+fn check_online(config: &wecom_gateway::config::Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("online: no runtime for the checks: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let found = runtime.block_on(wecom_gateway::online::check(config));
+    let mut text = String::new();
+    for f in &found {
+        text.push_str(&format!("online: {}\n", f.line));
+    }
+    out(&text);
+    if found.iter().any(|f| f.refused) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn run(command: Command) -> ExitCode {
     match command {
-        Command::Check { config } => match lifecycle::load(&config) {
+        Command::Check { config, online } => match lifecycle::load(&config) {
             Ok(c) => {
                 // Redis is asked first: one that refuses redis_url makes the file wrong.
                 let redis = match wecom_gateway::store::persistence_warning(&c.store) {
@@ -127,6 +156,9 @@ fn run(command: Command) -> ExitCode {
                 }
                 for w in &c.warnings {
                     eprintln!("warning: {w}");
+                }
+                if online {
+                    return check_online(&c);
                 }
                 ExitCode::SUCCESS
             }

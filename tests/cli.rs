@@ -1302,3 +1302,89 @@ fn a_public_route_under_two_areas_names_both() {
         "{stdout}"
     );
 }
+
+/// `check --online` asks WeCom, from this host, whether it takes each app's credentials: the
+/// secrets accepted; a wrong secret, an untrusted address (60020) and an API it cannot reach
+/// each named with what to do, exit 2; a WeChat app and a suite are not fetched (a new WeChat
+/// token would end the running instances' one), and said so. No secret in what it prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_asks_wecom_whether_it_takes_each_apps_credentials() {
+    use common::apps::{apps_toml, App};
+    let scenario = emulator::Scenario::demo();
+    let ids = common::world::Ids::of(&scenario);
+    let emu = emulator::Emulator::start("127.0.0.1:0".parse().unwrap(), scenario)
+        .await
+        .unwrap();
+    let emu_url = emu.base_url();
+    let dir = TempDir::new("cli-online");
+    let path = dir.path().join("gateway.toml");
+    let online = |apps: Vec<App>| {
+        let text = format!(
+            "{BASE}[session]\nsecret = \"{}\"\n{}",
+            common::apps::SESSION_SECRET,
+            apps_toml(&apps, &ids, &emu_url)
+        );
+        std::fs::write(&path, text).unwrap();
+        let path = path.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                Command::new(bin())
+                    .args(["check", "--online", "-c"])
+                    .arg(&path)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (code, out) = online(vec![App::wecom("crm").contact(), App::mp("mp")]).await;
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "online: apps.crm: secret accepted\n",
+        "online: apps.crm: contact_secret accepted\n",
+        "online: apps.mp: not checked: a new WeChat token ends the one the running instances hold",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+
+    let (code, out) = online(vec![App::wecom("crm").secret("not-the-secret")]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("online: apps.crm: secret: provider answered errcode 40001"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the secret is not the app's current one (应用管理 → the app → Secret"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-secret"), "{out}");
+
+    // WeCom's trusted-IP list refusing this host.
+    reqwest::Client::new()
+        .post(format!("{emu_url}/_emulator/faults"))
+        .json(&serde_json::json!({"api": "/cgi-bin/gettoken", "errcode": 60020, "count": 1}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let (code, out) = online(vec![App::wecom("crm")]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("errcode 60020"), "{out}");
+    assert!(
+        out.contains("this host's address is not among the app's trusted IPs"),
+        "{out}"
+    );
+
+    let (code, out) = online(vec![App::wecom("crm").api_base("http://127.0.0.1:1")]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("this host does not reach http://127.0.0.1:1"),
+        "{out}"
+    );
+}

@@ -361,6 +361,11 @@ async fn a_failing_gettoken_reaches_the_caller_and_is_logged_once() {
         1,
         "once a minute per key:\n{log}"
     );
+    // With what to change, in the console's terms.
+    assert!(
+        log.contains("the secret is not the app's current one (应用管理 → the app → Secret"),
+        "{log}"
+    );
     assert!(!log.contains("not-the-secret"), "secret in the log");
 }
 

@@ -27,6 +27,37 @@ pub enum ApiError {
     NotSent(Box<ApiError>),
 }
 
+/// What a refused token fetch's errcode asks of whoever configures the app (WECOM_API.md's
+/// codes), in the terms of WeCom's admin console; `None` for a code no setting changes.
+pub fn advice(errcode: i64, kind: crate::TokenKind) -> Option<&'static str> {
+    use crate::TokenKind::Contact;
+    Some(match (errcode, kind) {
+        (40001, Contact) => {
+            "the customer-contact secret is not the corp's current one (客户联系 → API → \
+             Secret; a reset one must be configured again)"
+        }
+        (40001, _) => {
+            "the secret is not the app's current one (应用管理 → the app → Secret; a reset one \
+             must be configured again)"
+        }
+        (40013, _) => "the corp id is not the corp's (我的企业 → 企业信息 → 企业ID)",
+        (60020, _) => {
+            "this host's address is not among the app's trusted IPs (应用管理 → the app → \
+             企业可信IP); WeCom's message names the address it saw"
+        }
+        (40164, _) => {
+            "this host's address is not in the account's IP whitelist (设置与开发 → 基本配置 → \
+             IP白名单)"
+        }
+        (40125, _) => "the AppSecret is not the account's current one (设置与开发 → 基本配置)",
+        (45009, _) => {
+            "fetched too often for the provider's limit: instances that share no store each \
+             fetch their own"
+        }
+        _ => return None,
+    })
+}
+
 /// A provider's text as it may be written anywhere: no control characters, 300 at most.
 fn shown(text: &str) -> String {
     text.chars()

@@ -47,7 +47,7 @@ pub use clock::Clock;
 pub use connect::Proxies;
 pub use credentials::{Credentials, TokenKind};
 pub use directory::FactCache;
-pub use error::ApiError;
+pub use error::{advice, ApiError};
 pub use fetch::{CacheTarget, Fetch, Fetched};
 pub use observe::{Observer, RetryReason, Unobserved};
 pub use request::{errcode_of, ApiRequest, ApiResponse, UNREADABLE_ERRCODE};

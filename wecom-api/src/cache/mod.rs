@@ -115,6 +115,9 @@ impl CacheTarget for TokenTarget {
     }
 
     fn warn(&self, e: &ApiError) {
+        let advice = e
+            .errcode()
+            .and_then(|c| crate::error::advice(c, self.kind()));
         tracing::warn!(
             app = self.app(),
             kind = self.kind().label(),
@@ -122,6 +125,7 @@ impl CacheTarget for TokenTarget {
             api_base = &**self.base(),
             errcode = e.errcode().unwrap_or(0),
             error = %e,
+            advice,
             "token fetch failed (logged once a minute per key)"
         );
     }
