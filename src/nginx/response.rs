@@ -581,8 +581,9 @@ pub fn upstream_response(
         }
     }
     let settings = server.settings_for(&f.proxy.state);
-    // `proxy_cookie_path` / `proxy_cookie_domain`: each Set-Cookie in its place.
-    if !settings.proxy.cookie_paths.is_empty() || !settings.proxy.cookie_domains.is_empty() {
+    // `proxy_cookie_path` / `_domain` / `_flags`: each Set-Cookie in its place.
+    let p = &settings.proxy;
+    if !p.cookie_paths.is_empty() || !p.cookie_domains.is_empty() || !p.cookie_flags.is_empty() {
         cookie_rewrites(resp, f);
     }
     // `proxy_hide_header`: never copied from the upstream's answer (`add_header` may still
@@ -622,8 +623,8 @@ pub fn upstream_response(
     gzip(session, settings, resp);
 }
 
-/// `proxy_cookie_path` and `proxy_cookie_domain` on every `Set-Cookie`, each kept in its
-/// place.
+/// `proxy_cookie_path`, `proxy_cookie_domain` and `proxy_cookie_flags` on every
+/// `Set-Cookie`, each kept in its place.
 fn cookie_rewrites(resp: &mut ResponseHeader, f: &Flight) {
     let cookies: Vec<Vec<u8>> = resp
         .headers

@@ -776,6 +776,36 @@ pub const GROUPS: &[Group] = &[
             "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
         ],
     },
+    // `proxy_cookie_flags` (the usual fix of a scan's "cookie without Secure/HttpOnly/
+    // SameSite"): the first rule naming the cookie (without case, a caseless regex, a
+    // variable) decides; a flag kept where it is, a `SameSite` of another value rewritten in
+    // place, one taken off, the missing ones added at the end; a cookie named by no rule, or
+    // by flags nginx does not know, passes as it came; `off` undoes the inherited; with a
+    // `proxy_cookie_path` on the same cookie.
+    Group {
+        name: "cookie-flags",
+        http: "",
+        body: "set $flag httponly;\n\
+               proxy_cookie_flags one $flag;\n\
+               proxy_cookie_flags ~^t(wo|hree)$ nosecure samesite=strict;\n\
+               proxy_cookie_flags unknown bogus;\n\
+               proxy_cookie_flags ~ secure httponly samesite=lax;\n\
+               location /c/ { proxy_pass http://{{UP}}; }\n\
+               location /off/ { proxy_cookie_flags off; proxy_pass http://{{UP}}; }\n\
+               location /own/ { proxy_cookie_flags sid nohttponly nosamesite samesite=none;\n\
+                 proxy_cookie_path /api/ /; proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /c/a | X-Echo-Set-Cookie: ONE=1;Path=/ | X-Echo-Set-Cookie: one=2; HttpOnly",
+            "GET /c/a | X-Echo-Set-Cookie: two=2; secure; SameSite=Lax; path=/ | X-Echo-Set-Cookie: Three=3;SAMESITE=strict",
+            "GET /c/a | X-Echo-Set-Cookie: unknown=1;  path=/x",
+            "GET /c/a | X-Echo-Set-Cookie: sid=abc; Path=/; Secure | X-Echo-Set-Cookie: x=1; samesite; httponly=1",
+            "GET /c/a | X-Echo-Set-Cookie: novalue; path=/",
+            "GET /off/a | X-Echo-Set-Cookie: sid=1; Path=/api/v1",
+            "GET /own/a | X-Echo-Set-Cookie: sid=1; HttpOnly; SameSite=Strict; Path=/api/v1 | X-Echo-Set-Cookie: other=1;path=/api/x",
+        ],
+    },
     // `set_real_ip_from`/`real_ip_header`/`real_ip_recursive` (behind Aliyun SLB or a CDN):
     // `$remote_addr`, `$proxy_add_x_forwarded_for` and `allow`/`deny` read the address the
     // trusted proxy names, from the right past trusted ones; a non-address keeps the peer's.

@@ -5,7 +5,8 @@
 use super::{Action, FileSystem, Flow, Proxy};
 use crate::escape::{escape, Escape};
 use crate::parse::model::{
-    LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect, RedirectPattern, RedirectRule, Server,
+    CookieFlagsRule, CookieName, LocConf, PassKind, PassTarget, ProxyPass, ProxyRedirect,
+    RedirectPattern, RedirectRule, Server,
 };
 use crate::parse::parse_target;
 use crate::vars::{Ctx, Template};
@@ -201,6 +202,8 @@ impl Server {
 struct Attr<'v> {
     name: &'v [u8],
     value: Option<Vec<u8>>,
+    /// Taken off by `proxy_cookie_flags` (`nosecure`): not written again.
+    gone: bool,
 }
 
 fn parse_cookie(v: &[u8]) -> Vec<Attr<'_>> {
@@ -211,10 +214,12 @@ fn parse_cookie(v: &[u8]) -> Vec<Attr<'_>> {
                 Some(i) => Attr {
                     name: trim_spaces(&part[..i]),
                     value: Some(trim_spaces(&part[i + 1..]).to_vec()),
+                    gone: false,
                 },
                 None => Attr {
                     name: part,
                     value: None,
+                    gone: false,
                 },
             }
         })
@@ -232,14 +237,14 @@ fn trim_spaces(mut s: &[u8]) -> &[u8] {
 }
 
 impl Server {
-    /// `proxy_cookie_path` and `proxy_cookie_domain` applied to a `Set-Cookie` the upstream
-    /// sent (`ngx_http_proxy_rewrite_cookie`): `Some` with the cookie written again (its
-    /// attributes joined by `"; "`, as nginx writes it) when a rule rewrote its `path` or
-    /// `domain`, `None` to pass it as it is.
+    /// `proxy_cookie_path`, `proxy_cookie_domain` and `proxy_cookie_flags` applied to a
+    /// `Set-Cookie` the upstream sent (`ngx_http_proxy_rewrite_cookie`): `Some` with the
+    /// cookie written again (its attributes joined by `"; "`, as nginx writes it) when a rule
+    /// rewrote its `path` or `domain` or a flags rule named it, `None` to pass it as it is.
     pub fn proxy_cookie(&self, req: &Request, p: &Proxy, value: &[u8]) -> Option<Vec<u8>> {
         let conf = self.conf_for(&p.state)?;
         let s = &conf.settings.proxy;
-        if s.cookie_paths.is_empty() && s.cookie_domains.is_empty() {
+        if s.cookie_paths.is_empty() && s.cookie_domains.is_empty() && s.cookie_flags.is_empty() {
             return None;
         }
         let mut attrs = parse_cookie(value);
@@ -260,9 +265,15 @@ impl Server {
                 changed = true;
             }
         }
+        if !s.cookie_flags.is_empty() {
+            changed |= cookie_flags(&cx, &s.cookie_flags, &mut attrs);
+        }
         changed.then(|| {
             let mut out = Vec::with_capacity(value.len() + 16);
             for (i, a) in attrs.iter().enumerate() {
+                if a.gone {
+                    continue;
+                }
                 if i > 0 {
                     out.extend_from_slice(b"; ");
                 }
@@ -275,6 +286,117 @@ impl Server {
             out
         })
     }
+}
+
+/// `proxy_cookie_flags`' flags, as `ngx_http_proxy_cookie_flags_masks` names them.
+const SECURE_ON: u16 = 1;
+const SECURE_OFF: u16 = 1 << 1;
+const HTTPONLY_ON: u16 = 1 << 2;
+const HTTPONLY_OFF: u16 = 1 << 3;
+const SAMESITE_STRICT: u16 = 1 << 4;
+const SAMESITE_LAX: u16 = 1 << 5;
+const SAMESITE_NONE: u16 = 1 << 6;
+const SAMESITE_OFF: u16 = 1 << 7;
+const FLAG_NAMES: [(&[u8], u16); 8] = [
+    (b"secure", SECURE_ON),
+    (b"nosecure", SECURE_OFF),
+    (b"httponly", HTTPONLY_ON),
+    (b"nohttponly", HTTPONLY_OFF),
+    (b"samesite=strict", SAMESITE_STRICT),
+    (b"samesite=lax", SAMESITE_LAX),
+    (b"samesite=none", SAMESITE_NONE),
+    (b"nosamesite", SAMESITE_OFF),
+];
+
+/// `proxy_cookie_flags` (`ngx_http_proxy_rewrite_cookie_flags`, `..._edit_cookie_flags`): the
+/// first rule naming the cookie (its name without case, or a caseless regex) gives its flags;
+/// a flag the cookie has is kept where it is (a `SameSite` of another value rewritten in
+/// place), one it should not have is taken off, one it lacks is added at its end, `Secure`,
+/// `HttpOnly`, `SameSite` in that order. Whether a rule named it with a flag nginx knows (then
+/// the cookie is written again, as nginx writes it, even when nothing changed).
+fn cookie_flags(cx: &Ctx<'_>, rules: &[CookieFlagsRule], attrs: &mut Vec<Attr<'_>>) -> bool {
+    let name = attrs[0].name;
+    let Some(rule) = rules.iter().find(|r| match &r.cookie {
+        CookieName::Regex(re) => matches!(re.is_match(name), Ok(true)),
+        CookieName::Name(t) => t.expand(cx, false).eq_ignore_ascii_case(name),
+    }) else {
+        return false;
+    };
+    let mut f = 0;
+    for t in &rule.flags {
+        let v = t.expand(cx, false);
+        if let Some((_, bit)) = FLAG_NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&v)) {
+            f |= bit;
+        }
+    }
+    if f == 0 {
+        return false;
+    }
+    let samesite = |f: u16| -> Option<&'static [u8]> {
+        if f & SAMESITE_STRICT != 0 {
+            Some(b"Strict")
+        } else if f & SAMESITE_LAX != 0 {
+            Some(b"Lax")
+        } else if f & SAMESITE_NONE != 0 {
+            Some(b"None")
+        } else {
+            None
+        }
+    };
+    for a in attrs.iter_mut().skip(1) {
+        if a.name.eq_ignore_ascii_case(b"secure") {
+            if f & SECURE_ON != 0 {
+                f &= !SECURE_ON;
+            } else if f & SECURE_OFF != 0 {
+                a.gone = true;
+            }
+        } else if a.name.eq_ignore_ascii_case(b"httponly") {
+            if f & HTTPONLY_ON != 0 {
+                f &= !HTTPONLY_ON;
+            } else if f & HTTPONLY_OFF != 0 {
+                a.gone = true;
+            }
+        } else if a.name.eq_ignore_ascii_case(b"samesite") {
+            // The strongest asked for, once: a second `SameSite` meets the next one, as in
+            // nginx (which clears each flag as it uses it).
+            let (bit, want): (u16, &'static [u8]) = if f & SAMESITE_STRICT != 0 {
+                (SAMESITE_STRICT, b"Strict")
+            } else if f & SAMESITE_LAX != 0 {
+                (SAMESITE_LAX, b"Lax")
+            } else if f & SAMESITE_NONE != 0 {
+                (SAMESITE_NONE, b"None")
+            } else {
+                if f & SAMESITE_OFF != 0 {
+                    a.gone = true;
+                }
+                continue;
+            };
+            f &= !bit;
+            if !a
+                .value
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case(want))
+            {
+                a.name = b"SameSite";
+                a.value = Some(want.to_vec());
+            }
+        }
+    }
+    let added = |name: &'static [u8], value: Option<&[u8]>| Attr {
+        name,
+        value: value.map(<[u8]>::to_vec),
+        gone: false,
+    };
+    if f & SECURE_ON != 0 {
+        attrs.push(added(b"Secure", None));
+    }
+    if f & HTTPONLY_ON != 0 {
+        attrs.push(added(b"HttpOnly", None));
+    }
+    if let Some(want) = samesite(f) {
+        attrs.push(added(b"SameSite", Some(want)));
+    }
+    true
 }
 
 /// The first of `rules` that matches `value` (`ngx_http_proxy_rewrite_cookie_value`): a

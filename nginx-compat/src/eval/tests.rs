@@ -1523,6 +1523,55 @@ fn cookie_rewrites_merge_as_nginx_s() {
     assert_eq!(e.to_string(), "t.conf:2:2: invalid parameter \"on\"");
 }
 
+/// `proxy_cookie_flags` is read as nginx reads it: `off` alone on its level (before or after
+/// another line it is nginx's "is duplicate"), one to four arguments, a name alone refused;
+/// a level's own lines replace the inherited ones.
+#[test]
+fn proxy_cookie_flags_lines_are_read_as_nginx_reads_them() {
+    let cfg = Config::parse(
+        "t.conf",
+        "server {\n proxy_cookie_flags a secure;\n proxy_cookie_flags ~ httponly;\n\
+         location /x { proxy_pass http://u; }\n\
+         location /y { proxy_cookie_flags b nosecure; proxy_pass http://u; }\n\
+         location /z { proxy_cookie_flags off; proxy_pass http://u; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    let server = &cfg.servers[0];
+    let rules = |uri: &str| {
+        let a = server.handle(&Request::get(uri, "h"), &NoFiles);
+        server
+            .settings_for(a.state().unwrap())
+            .proxy
+            .cookie_flags
+            .len()
+    };
+    assert_eq!((rules("/x"), rules("/y"), rules("/z")), (2, 1, 0));
+    for (body, want) in [
+        (
+            "proxy_cookie_flags off; proxy_cookie_flags a secure;",
+            "t.conf:2:26: \"proxy_cookie_flags\" directive is duplicate",
+        ),
+        (
+            "proxy_cookie_flags a secure; proxy_cookie_flags off;",
+            "t.conf:2:31: \"proxy_cookie_flags\" directive is duplicate",
+        ),
+        (
+            "proxy_cookie_flags a;",
+            "t.conf:2:2: invalid parameter \"a\"",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("server {{\n {body} }}")).unwrap_err();
+        assert_eq!(e.to_string(), want, "{body}");
+    }
+    let e = Config::parse(
+        "t.conf",
+        "server {\n proxy_cookie_flags a secure httponly samesite=lax nosecure; }",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("invalid number of arguments"), "{e}");
+}
+
 /// `autoindex` lists a directory without an index file for GET and HEAD; its options merge
 /// whichever order a level writes them in; POST stays nginx's 403.
 #[test]

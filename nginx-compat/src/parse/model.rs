@@ -303,6 +303,22 @@ pub struct RedirectRule {
     pub replacement: Template,
 }
 
+/// One `proxy_cookie_flags` line.
+#[derive(Debug, Clone)]
+pub struct CookieFlagsRule {
+    /// The cookie's name: compared without case (variables allowed), or a caseless `~regex`.
+    pub cookie: CookieName,
+    /// `secure`, `nosecure`, `httponly`, `nohttponly`, `samesite=strict|lax|none`,
+    /// `nosamesite`, possibly from variables; others are ignored, as nginx ignores them.
+    pub flags: Vec<Template>,
+}
+
+#[derive(Debug, Clone)]
+pub enum CookieName {
+    Name(Template),
+    Regex(NgxRegex),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpVersion {
     V10,
@@ -330,6 +346,9 @@ pub struct ProxySettings {
     /// `proxy_cookie_domain`: rewrites of a `Set-Cookie`'s `domain` (a name compared without
     /// case and without a leading dot, or a regex).
     pub cookie_domains: Arc<[RedirectRule]>,
+    /// `proxy_cookie_flags`: the first rule naming a `Set-Cookie`'s cookie decides the flags
+    /// it gets or loses; empty when none or `off`.
+    pub cookie_flags: Arc<[CookieFlagsRule]>,
     /// `proxy_ignore_headers X-Accel-Redirect`: the upstream's `X-Accel-Redirect` is not
     /// followed (it is still hidden from the client).
     pub ignore_accel_redirect: bool,
@@ -611,6 +630,7 @@ impl Default for Settings {
                 next_upstream_timeout: None,
                 cookie_paths: Arc::from(Vec::new()),
                 cookie_domains: Arc::from(Vec::new()),
+                cookie_flags: Arc::from(Vec::new()),
             },
             gzip: Gzip {
                 on: false,

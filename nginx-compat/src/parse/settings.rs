@@ -42,6 +42,8 @@ struct Fresh {
     next_upstream: bool,
     next_upstream_off: bool,
     cookie_domains_off: bool,
+    cookie_flags: bool,
+    cookie_flags_off: bool,
     /// `access_log off;` on this level: whatever else the level names, nothing is logged.
     access_off: bool,
     /// `root` or `alias`, when this level wrote one: a second is nginx's "is duplicate".
@@ -653,6 +655,49 @@ impl Builder {
                         self.uses(d, t);
                     }
                     self.uses(d, &replacement);
+                }
+                "proxy_cookie_flags" => {
+                    nargs(d, |n| (1..=4).contains(&n))?;
+                    let duplicate = || d.pos.error("\"proxy_cookie_flags\" directive is duplicate");
+                    if d.args.len() == 1 {
+                        // ngx_http_proxy_cookie_flags: `off` alone on its level.
+                        if d.args[0].text != "off" {
+                            return Err(d
+                                .pos
+                                .error(format!("invalid parameter \"{}\"", d.args[0].text)));
+                        }
+                        if fresh.cookie_flags {
+                            return Err(duplicate());
+                        }
+                        s.proxy.cookie_flags = Arc::from(Vec::new());
+                        fresh.cookie_flags = true;
+                        fresh.cookie_flags_off = true;
+                        continue;
+                    }
+                    if fresh.cookie_flags_off {
+                        return Err(duplicate());
+                    }
+                    let name = &d.args[0].text;
+                    let cookie = match name.strip_prefix('~') {
+                        Some(re) => super::model::CookieName::Regex(dir::regex(d, re, true)?),
+                        None => {
+                            let t = template(d, name)?;
+                            self.uses(d, &t);
+                            super::model::CookieName::Name(t)
+                        }
+                    };
+                    let mut flags = Vec::new();
+                    for a in &d.args[1..] {
+                        let t = template(d, &a.text)?;
+                        self.uses(d, &t);
+                        flags.push(t);
+                    }
+                    let rule = super::model::CookieFlagsRule { cookie, flags };
+                    extend(
+                        &mut s.proxy.cookie_flags,
+                        &mut fresh.cookie_flags,
+                        vec![rule],
+                    );
                 }
                 "autoindex" | "autoindex_exact_size" | "autoindex_localtime" => {
                     let on = on_off(d)?;
@@ -1299,6 +1344,7 @@ pub(super) fn is_setting(n: &str) -> bool {
             | "valid_referers"
             | "proxy_cookie_path"
             | "proxy_cookie_domain"
+            | "proxy_cookie_flags"
             | "autoindex"
             | "autoindex_exact_size"
             | "autoindex_localtime"
