@@ -559,6 +559,48 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
     assert!(head.contains("x-request-id"), "{head}");
     drop(gw);
 
+    // A catch-all sending the others to the site's host: the gateway's own paths too, but
+    // `healthz`; the site's host is served; `check` says a public_url elsewhere would meet it.
+    write(
+        "server { listen 80 default_server; server_name _;
+           return 301 https://crm.example.com$request_uri; }
+         server { listen 80; server_name crm.example.com; location / { proxy_pass http://crm; } }
+",
+    );
+    let gw = Gateway::start(&config);
+    for (target, host, want) in [
+        ("/x?a=1", "10.0.0.1", "https://crm.example.com/x?a=1"),
+        (
+            "/_gateway/whoami",
+            "evil.example.org",
+            "https://crm.example.com/_gateway/whoami",
+        ),
+    ] {
+        let (head, _) = exchange(
+            gw.port,
+            &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(head.starts_with("http/1.1 301"), "{head}");
+        assert!(head.contains(&format!("location: {want}\r\n")), "{head}");
+        assert!(head.contains("x-request-id"), "{head}");
+    }
+    let (head, _) = exchange(
+        gw.port,
+        "GET /_gateway/healthz HTTP/1.1\r\nHost: 10.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (head, _) = exchange(
+        gw.port,
+        "GET /y HTTP/1.1\r\nHost: crm.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    drop(gw);
+    let stdout = check_listing(&toml);
+    assert!(
+        stdout.contains("would meet its redirect unless a proxy in front"),
+        "{stdout}"
+    );
+
     // A site that names no host: every request would be the catch-all's.
     write(
         "server { listen 80 default_server; server_name _; return 444; }\n\

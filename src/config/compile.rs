@@ -15,6 +15,7 @@ use super::checked::{base_url, duration, secret};
 use super::error::{route_path, ConfigError, Source};
 use super::file::{self, AppKind, ExternalContactMode};
 use super::model::*;
+use super::rules::GuardAnswer;
 use super::values::Text;
 use crate::domain::balance;
 
@@ -276,10 +277,15 @@ pub(super) fn compile(f: file::File, src: &Source<'_>, dir: &Path) -> Result<Con
             if !g.serves(server.public_host.as_bytes()) {
                 r.noted.push(format!(
                     "[server].public_url: its host ({}) is not among the site's server_name, \
-                     and the nginx file's catch-all server refuses the others: sign-ins and \
-                     WeCom's callbacks coming back to it would meet a closed connection unless \
-                     a proxy in front sets a Host the site names; name the host in server_name",
-                    server.public_host.to_str().unwrap_or("?")
+                     and the nginx file's catch-all server answers the others: sign-ins and \
+                     WeCom's callbacks coming back to it would meet {} unless a proxy in front \
+                     sets a Host the site names; name the host in server_name",
+                    server.public_host.to_str().unwrap_or("?"),
+                    match g.answer {
+                        GuardAnswer::Status(444) => "a closed connection",
+                        GuardAnswer::Status(_) => "its refusal",
+                        GuardAnswer::Redirect(_) => "its redirect",
+                    }
                 ));
             }
         }
