@@ -524,6 +524,22 @@ fn another_protocols_tuning_loads_and_its_pass_is_refused() {
         ),
         "{lines:?}"
     );
+    assert!(
+        lines[0].contains("keep PHP-FPM behind an HTTP server"),
+        "{lines:?}"
+    );
+    // A Django or Flask CRM behind uWSGI: uWSGI speaks HTTP itself.
+    let cfg = Config::parse(
+        "py.conf",
+        "server { location / { uwsgi_pass 127.0.0.1:8001; } }",
+    )
+    .unwrap();
+    let lines: Vec<String> = cfg.unsupported.iter().map(|u| u.to_string()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("have uWSGI speak HTTP too (`http-socket = 127.0.0.1:8001` in its ini)"),
+        "{lines:?}"
+    );
 }
 
 #[test]

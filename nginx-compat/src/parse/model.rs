@@ -43,11 +43,12 @@ fn remedy(directive: &str) -> Option<&'static str> {
     let d = directive;
     if d.starts_with("ssl_") || d == "ssl" || d == "http2" || d.starts_with("http2_") {
         Some("TLS ends in front of the gateway, at the load balancer or an nginx kept there: remove this line and set [server] public_url = \"https://...\"")
-    } else if ["fastcgi_", "uwsgi_", "scgi_", "grpc_"]
-        .iter()
-        .any(|p| d.starts_with(p))
-    {
-        Some("the gateway speaks HTTP to its upstreams: keep PHP-FPM or the app server behind an HTTP server (nginx, Apache, Swoole) and proxy_pass to that")
+    } else if d.starts_with("fastcgi_") {
+        Some("the gateway speaks HTTP to its upstreams: keep PHP-FPM behind an HTTP server (nginx, Apache, Swoole) and proxy_pass to that")
+    } else if d.starts_with("uwsgi_") {
+        Some("the gateway speaks HTTP to its upstreams: have uWSGI speak HTTP too (`http-socket = 127.0.0.1:8001` in its ini) and proxy_pass http://127.0.0.1:8001")
+    } else if ["scgi_", "grpc_"].iter().any(|p| d.starts_with(p)) {
+        Some("the gateway speaks HTTP/1.x to its upstreams: keep the app server behind an HTTP server and proxy_pass to that")
     } else if d.starts_with("limit_req")
         || d.starts_with("limit_conn")
         || d.starts_with("limit_rate")
