@@ -988,7 +988,8 @@ fn a_conf_dir_named_reads_the_main_files_includes_and_maps() {
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::write(
         conf.join("nginx.conf"),
-        "events {}\nhttp {\n  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n}\n",
+        "events {}\nhttp {\n  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n  \
+         geo $office { default 0; 10.0.0.0/8 1; }\n}\n",
     )
     .unwrap();
     std::fs::write(conf.join("enable-php-00.conf"), "\n").unwrap();
@@ -998,7 +999,8 @@ fn a_conf_dir_named_reads_the_main_files_includes_and_maps() {
         "server {\n  listen 80;\n  server_name crm.example.com;\n  include enable-php-00.conf;\n  \
          location ^~ / {\n    proxy_pass http://127.0.0.1:9000;\n    \
          proxy_set_header Upgrade $http_upgrade;\n    \
-         proxy_set_header Connection $connection_upgrade;\n  }\n}\n",
+         proxy_set_header Connection $connection_upgrade;\n    \
+         proxy_set_header X-Office $office;\n  }\n}\n",
     )
     .unwrap();
     let run = |extra: &[&std::ffi::OsStr]| {
@@ -1018,6 +1020,7 @@ fn a_conf_dir_named_reads_the_main_files_includes_and_maps() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("import-nginx --conf-dir"), "{stderr}");
     assert!(stderr.contains("$connection_upgrade"), "{stderr}");
+    assert!(stderr.contains("$office"), "{stderr}");
 
     let (code, toml, stderr) = run(&["--conf-dir".as_ref(), conf.as_os_str()]);
     assert_eq!(code, 0, "{stderr}");

@@ -388,6 +388,10 @@ impl Ctx<'_> {
 
     fn map_value(&self, map: &Map) -> Vec<u8> {
         let mut key = map.source.expand(self, false);
+        if let Some(geo) = &map.geo {
+            let xff = self.req.joined("x-forwarded-for", b", ");
+            return geo.value(&key, xff.as_deref()).to_vec();
+        }
         if map.hostnames && key.last() == Some(&b'.') {
             key.pop();
         }

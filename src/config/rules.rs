@@ -952,6 +952,7 @@ pub fn from_main_file(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> {
             }
             "log_format" => defined.extend(d.args.first().map(|a| a.text.to_ascii_lowercase())),
             "map" => set.extend(d.args.get(1).and_then(|a| variable_name(&a.text))),
+            "geo" => set.extend(d.args.last().and_then(|a| variable_name(&a.text))),
             "set" => set.extend(d.args.first().and_then(|a| variable_name(&a.text))),
             _ => {}
         }
@@ -987,12 +988,21 @@ pub fn from_main_file(conf_dir: &Path, dirs: &[Directive]) -> Vec<Directive> {
         }
     }
     // A map taken may read another of the main file's: taken too, until none is new.
-    let maps: Vec<&Directive> = level.iter().copied().filter(|d| d.name == "map").collect();
+    let maps: Vec<&Directive> = level
+        .iter()
+        .copied()
+        .filter(|d| d.name == "map" || d.name == "geo")
+        .collect();
     let mut taken = vec![false; maps.len()];
     loop {
         let mut more = false;
         for (i, m) in maps.iter().enumerate() {
-            let target = m.args.get(1).and_then(|a| variable_name(&a.text));
+            let defined = if m.name == "geo" {
+                m.args.last()
+            } else {
+                m.args.get(1)
+            };
+            let target = defined.and_then(|a| variable_name(&a.text));
             if taken[i] || !target.is_some_and(|t| used.contains(&t)) {
                 continue;
             }
@@ -1098,7 +1108,7 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
         // file of `log_format` lines, included beside the site's, names them for it).
         let (http, body): (Vec<Directive>, Vec<Directive>) = flat
             .into_iter()
-            .partition(|d| matches!(d.name.as_str(), "map" | "upstream" | "log_format"));
+            .partition(|d| matches!(d.name.as_str(), "map" | "geo" | "upstream" | "log_format"));
         return ServerBody {
             body,
             http,

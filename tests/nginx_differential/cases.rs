@@ -806,6 +806,61 @@ pub const GROUPS: &[Group] = &[
             "GET /own/a | X-Echo-Set-Cookie: sid=1; HttpOnly; SameSite=Strict; Path=/api/v1 | X-Echo-Set-Cookie: other=1;path=/api/x",
         ],
     },
+    // `geo`: the most specific network (IPv4, IPv6, an IPv4-mapped address as IPv4), the
+    // `default` for both families or the empty value without one, `delete`, a later line for a
+    // network replacing the earlier, a source that is no address read as 255.255.255.255, the
+    // client's own address without a source, and `proxy` (`proxy_recursive`) reading
+    // X-Forwarded-For from the right.
+    Group {
+        name: "geo",
+        http: "geo $http_x_addr $g {\n\
+                 default none;\n\
+                 10.0.0.0/8 ten;\n\
+                 10.1.0.0/16 ten-one;\n\
+                 10.1.2.3 host;\n\
+                 10.1.9.0/24 gone;\n\
+                 delete 10.1.9.0/24;\n\
+                 192.168.0.0/16 first;\n\
+                 192.168.0.0/16 second;\n\
+                 255.255.255.255 broadcast;\n\
+                 2001:db8::/32 doc;\n\
+                 2001:db8:1::/48 doc-one;\n\
+               }\n\
+               geo $http_x_addr $nodefault { 10.0.0.0/8 ten; }\n\
+               geo $client { default other; 127.0.0.0/8 loopback; }\n\
+               geo $via { default direct; proxy 127.0.0.1; 10.0.0.0/8 inside; 172.16.0.0/12 lb; }\n\
+               geo $via_r { default direct; proxy 127.0.0.0/8; proxy 172.16.0.0/12; proxy_recursive;\n\
+                 10.0.0.0/8 inside; 172.16.0.0/12 lb; }",
+        body: "location / { return 200 \"g=$g nodefault=$nodefault client=$client via=$via via_r=$via_r\\n\"; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET / | X-Addr: 10.1.2.3",
+            "GET / | X-Addr: 10.1.2.4",
+            "GET / | X-Addr: 10.2.0.1",
+            "GET / | X-Addr: 10.1.9.9",
+            "GET / | X-Addr: 192.168.5.5",
+            "GET / | X-Addr: 8.8.8.8",
+            "GET / | X-Addr: not-an-address",
+            "GET /",
+            "GET / | X-Addr: ::ffff:10.1.2.3",
+            "GET / | X-Addr: 2001:db8:1::5",
+            "GET / | X-Addr: 2001:db8:2::5",
+            "GET / | X-Addr: ::1",
+            "GET / | X-Addr: 10.1.2.3:8080",
+            "GET / | X-Addr: 010.001.2.3",
+            "GET / | X-Addr: 10..2.3",
+            "GET / | X-Addr: [2001:db8::1]",
+            "GET / | X-Forwarded-For: 10.5.5.5:8080",
+            "GET / | X-Forwarded-For: [2001:db8::9]:443",
+            "GET / | X-Forwarded-For: 10.5.5.5:0",
+            "GET / | X-Forwarded-For: 10.5.5.5",
+            "GET / | X-Forwarded-For: 10.5.5.5, 172.16.0.9",
+            "GET / | X-Forwarded-For: 10.5.5.5,172.16.0.9 , ",
+            "GET / | X-Forwarded-For: garbage, 172.16.0.9",
+            "GET / | X-Forwarded-For: 10.5.5.5 | X-Forwarded-For: 172.16.0.9",
+        ],
+    },
     // `set_real_ip_from`/`real_ip_header`/`real_ip_recursive` (behind Aliyun SLB or a CDN):
     // `$remote_addr`, `$proxy_add_x_forwarded_for` and `allow`/`deny` read the address the
     // trusted proxy names, from the right past trusted ones; a non-address keeps the peer's.

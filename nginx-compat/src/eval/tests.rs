@@ -475,7 +475,7 @@ fn unsupported_directives_are_listed_with_their_line() {
 fn common_refusals_name_a_remedy() {
     let cfg = Config::parse(
         "crm.conf",
-        "geo $w { default 0; 10.0.0.0/8 1; }\nserver {\n brotli on;\n location / {\n  \
+        "server {\n geo $w { default 0; 10.0.0.0/8 1; }\n brotli on;\n location / {\n  \
          mirror /m;\n  secure_link $arg_md5;\n  ssi on;\n }\n location = /p.gif { empty_gif; }\n \
          access_log /var/log/x-$host.log;\n}",
     )
@@ -486,6 +486,10 @@ fn common_refusals_name_a_remedy() {
         assert!(line.contains(" ("), "no remedy: {line}");
     }
     assert!(lines.iter().any(|l| l.contains("logrotate")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("a geo block belongs to the http level")),
+        "{lines:#?}"
+    );
 }
 
 /// The FastCGI timeouts and buffers a stock BaoTa or LNMP `nginx.conf` sets for every site,
@@ -1537,6 +1541,44 @@ fn cookie_rewrites_merge_as_nginx_s() {
     assert_eq!(rules("/z"), (1, 0));
     let e = Config::parse("t.conf", "server {\n proxy_cookie_path on; }").unwrap_err();
     assert_eq!(e.to_string(), "t.conf:2:2: invalid parameter \"on\"");
+}
+
+/// `geo` blocks are read as `ngx_http_geo_block` reads them; what the gateway does not do
+/// (`ranges`) and what nginx refuses are errors at their line.
+#[test]
+fn geo_blocks_load_and_their_errors_name_the_line() {
+    let cfg = Config::parse(
+        "t.conf",
+        "geo $g { default d; 10.0.0.0/8 ten; }\ngeo $http_x_a $h { 2001:db8::/32 doc; }\n\
+         server { location / { return 200 \"$g$h\"; } }",
+    )
+    .unwrap();
+    assert!(cfg.unsupported.is_empty(), "{:?}", cfg.unsupported);
+    for (text, want) in [
+        (
+            "geo $g { ranges; 10.0.0.1-10.0.0.9 a; }",
+            "t.conf:1:10: geo ranges are not supported",
+        ),
+        (
+            "geo $g { 10.0.0.0/33 a; }",
+            "t.conf:1:10: invalid network \"10.0.0.0/33\"",
+        ),
+        (
+            "geo $g { 10.0.0.0/8 a b; }",
+            "t.conf:1:10: invalid number of the geo parameters",
+        ),
+        (
+            "geo g { default a; }",
+            "t.conf:1:1: invalid variable name \"g\"",
+        ),
+        (
+            "geo $src g { default a; }",
+            "t.conf:1:1: invalid variable name \"g\"",
+        ),
+    ] {
+        let e = Config::parse("t.conf", &format!("{text}\nserver {{ }}")).unwrap_err();
+        assert!(e.to_string().starts_with(want), "{text}: {e}");
+    }
 }
 
 /// `proxy_cookie_flags` is read as nginx reads it: `off` alone on its level (before or after

@@ -289,6 +289,15 @@ impl Builder {
                     "a zone nginx's limit_req and limit_conn count in; the gateway limits no \
                      rates (a location that uses it is listed)",
                 ),
+                "geo" => {
+                    let m = proxy_args::geo(d)?;
+                    self.uses(d, &m.source);
+                    if maps.iter().any(|o| o.name == m.name) {
+                        return Err(d.pos.error(format!("duplicate \"{}\" variable", m.name)));
+                    }
+                    self.defined.insert(m.name.clone());
+                    maps.push(m);
+                }
                 "map" => {
                     let m = proxy_args::map(d)?;
                     self.uses(d, &m.source);

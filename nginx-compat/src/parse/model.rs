@@ -73,7 +73,7 @@ fn remedy(directive: &str) -> Option<&'static str> {
     } else if d.contains("_by_lua") || d.starts_with("lua_") {
         Some("OpenResty's Lua runs in OpenResty: keep the location there, in front of the gateway, or do its work in the CRM")
     } else if d == "geo" {
-        Some("write the networks as allow/deny lines in the location (or a route's `allow`), or a map on $remote_addr")
+        Some("a geo block belongs to the http level: beside the server block, or in the main nginx.conf")
     } else if d.starts_with("brotli") {
         Some("the gateway compresses with gzip only: remove the line (gzip on still serves every client that takes gzip)")
     } else if d == "mirror" || d.starts_with("mirror_") {
@@ -158,6 +158,150 @@ pub struct Map {
     pub default: Template,
     /// `volatile`: worked out at each use, not once per request.
     pub volatile: bool,
+    /// A `geo` block rather than a `map`: its networks decide, `source` giving the address.
+    pub geo: Option<Arc<Geo>>,
+}
+
+/// `geo [$address] $name { ... }` (`ngx_http_geo_module`, networks, not `ranges`): the value
+/// of the most specific network that holds the address (the client's, or the source
+/// variable's read as one; one that is none is read as `255.255.255.255`, as nginx reads it).
+#[derive(Debug, Clone, Default)]
+pub struct Geo {
+    /// IPv4 networks by their mask, the longest first: network → value.
+    pub v4: Vec<(u32, std::collections::HashMap<u32, Vec<u8>>)>,
+    /// IPv6 networks likewise (an IPv4-mapped address is looked up as IPv4).
+    pub v6: Vec<(u128, std::collections::HashMap<u128, Vec<u8>>)>,
+    /// `proxy`: an address among these is replaced by the one `X-Forwarded-For` names.
+    pub proxies: Vec<Net>,
+    pub proxy_recursive: bool,
+}
+
+impl Geo {
+    /// The value for a request: `source` read as an address (`ngx_http_geo_addr`; one that is
+    /// none is `255.255.255.255`), replaced, when it is one of the `proxy` networks, by the
+    /// one `X-Forwarded-For` (`xff`, its fields joined) names from the right
+    /// (`ngx_http_get_forwarded_addr`; past further proxies with `proxy_recursive`).
+    pub fn value(&self, source: &[u8], xff: Option<&[u8]>) -> &[u8] {
+        let source = std::str::from_utf8(source).ok();
+        let Some(mut addr) = source.and_then(parse_addr) else {
+            return self.lookup(std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST));
+        };
+        if let (Some(x), false) = (xff, self.proxies.is_empty()) {
+            let in_proxies = |a: std::net::IpAddr| self.proxies.iter().any(|n| n.contains(a));
+            let mut len = x.len();
+            while in_proxies(addr) && len > 0 {
+                // The last field: trailing blanks and commas skipped, back to the one before.
+                let mut p = len - 1;
+                while p > 0 && matches!(x[p], b' ' | b',') {
+                    p -= 1;
+                    len -= 1;
+                }
+                while p > 0 {
+                    if matches!(x[p], b' ' | b',') {
+                        p += 1;
+                        break;
+                    }
+                    p -= 1;
+                }
+                let field = std::str::from_utf8(&x[p..len]).ok();
+                let Some(found) = field.and_then(addr_port) else {
+                    break;
+                };
+                addr = found;
+                if !self.proxy_recursive || p == 0 {
+                    break;
+                }
+                len = p - 1;
+            }
+        }
+        self.lookup(addr)
+    }
+
+    /// The value of the most specific network holding `ip` (an empty value when none: no
+    /// `default`).
+    pub fn lookup(&self, ip: std::net::IpAddr) -> &[u8] {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::net::IpAddr::V4(v4),
+                None => std::net::IpAddr::V6(v6),
+            },
+            other => other,
+        };
+        let found = match ip {
+            std::net::IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .find_map(|(mask, nets)| nets.get(&(a & mask)))
+            }
+            std::net::IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .find_map(|(mask, nets)| nets.get(&(a & mask)))
+            }
+        };
+        found.map_or(&[][..], Vec::as_slice)
+    }
+}
+
+/// `ngx_inet_addr`: four dotted decimals, each at most 255, read as nginx reads them (a
+/// leading zero is a decimal digit, an empty part a 0); `255.255.255.255` is its "none".
+fn inet_addr(v: &str) -> Option<std::net::Ipv4Addr> {
+    let (mut addr, mut octet, mut dots) = (0u32, 0u32, 0);
+    for c in v.bytes() {
+        match c {
+            b'0'..=b'9' => {
+                octet = octet * 10 + u32::from(c - b'0');
+                if octet > 255 {
+                    return None;
+                }
+            }
+            b'.' => {
+                addr = (addr << 8).wrapping_add(octet);
+                octet = 0;
+                dots += 1;
+            }
+            _ => return None,
+        }
+    }
+    let addr = (addr << 8).wrapping_add(octet);
+    (dots == 3 && addr != u32::MAX).then(|| std::net::Ipv4Addr::from(addr))
+}
+
+/// `ngx_parse_addr`: an IPv4 address as [`inet_addr`] reads it, else an IPv6 one; no port.
+fn parse_addr(v: &str) -> Option<std::net::IpAddr> {
+    inet_addr(v).map(std::net::IpAddr::V4).or_else(|| {
+        v.parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6)
+    })
+}
+
+/// `ngx_parse_addr_port`: an address, or one with a port (`1.2.3.4:80`, `[::1]:80`, `[::1]`).
+fn addr_port(v: &str) -> Option<std::net::IpAddr> {
+    if let Some(a) = parse_addr(v) {
+        return Some(a);
+    }
+    let port_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    };
+    match v.strip_prefix('[') {
+        Some(inner) => {
+            let close = inner.find(']')?;
+            let rest = &inner[close + 1..];
+            if rest.is_empty() {
+                return parse_addr(&inner[..close]);
+            }
+            port_ok(rest.strip_prefix(':')?).then(|| parse_addr(&inner[..close]))?
+        }
+        None => {
+            let colon = v.find(':')?;
+            port_ok(&v[colon + 1..]).then(|| parse_addr(&v[..colon]))?
+        }
+    }
 }
 
 /// `error_page CODE ... [=[RESPONSE]] URI`, one entry per code as nginx stores them.

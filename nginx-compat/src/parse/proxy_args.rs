@@ -1,7 +1,7 @@
 //! The proxy module's directives and `map`, read as nginx reads them.
 
 use super::directives::{args, nargs, no_block, regex, template};
-use super::model::{Map, PassKind, PassTarget, ProxyPass, RedirectPattern, RedirectRule};
+use super::model::{Geo, Map, Net, PassKind, PassTarget, ProxyPass, RedirectPattern, RedirectRule};
 use super::{Directive, ParseError};
 use crate::vars::Template;
 
@@ -142,6 +142,110 @@ pub(super) fn redirect_rule(d: &Directive) -> Result<RedirectRule, ParseError> {
 }
 
 /// `map $source $name { key value; ... }`.
+/// `geo [$address] $name { default V; NET V; delete NET; proxy NET; proxy_recursive;
+/// volatile; }`, read as `ngx_http_geo_block` reads it: a later line for the same network
+/// replaces the earlier (nginx warns "duplicate network"), `default` is `0.0.0.0/0` and
+/// `::/0` at once, a network's low bits are dropped. `ranges` is refused (its own syntax).
+pub(super) fn geo(d: &Directive) -> Result<Map, ParseError> {
+    use std::collections::BTreeMap;
+    nargs(d, |n| n == 1 || n == 2)?;
+    let Some(block) = &d.block else {
+        return Err(d.pos.error("directive \"geo\" has no opening \"{\""));
+    };
+    let a = args(d);
+    let var = |s: &str| {
+        s.strip_prefix('$')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| d.pos.error(format!("invalid variable name \"{s}\"")))
+    };
+    let name = var(a[a.len() - 1])?;
+    let source = match a.as_slice() {
+        [src, _] => {
+            var(src)?;
+            template(d, src)?
+        }
+        _ => template(d, "$remote_addr")?,
+    };
+    // Keyed by prefix length, so that the longest is looked up first.
+    let mut v4: BTreeMap<u32, std::collections::HashMap<u32, Vec<u8>>> = BTreeMap::new();
+    let mut v6: BTreeMap<u32, std::collections::HashMap<u128, Vec<u8>>> = BTreeMap::new();
+    let mut geo = Geo::default();
+    let mut volatile = false;
+    let mut put = |net: Net, value: Option<Vec<u8>>| match net {
+        Net::V4 { addr, mask } => {
+            let nets = v4.entry(mask.count_ones()).or_default();
+            match value {
+                Some(v) => drop(nets.insert(addr, v)),
+                None => drop(nets.remove(&addr)),
+            }
+        }
+        Net::V6 { addr, mask } => {
+            let nets = v6.entry(mask.count_ones()).or_default();
+            match value {
+                Some(v) => drop(nets.insert(addr, v)),
+                None => drop(nets.remove(&addr)),
+            }
+        }
+        Net::All => {}
+    };
+    for e in block {
+        let ea: Vec<&str> = e.args.iter().map(|a| a.text.as_str()).collect();
+        match (e.name.as_str(), ea.as_slice()) {
+            ("ranges", []) => {
+                return Err(e.pos.error(
+                    "geo ranges are not supported by the gateway: write the networks in CIDR \
+                     notation (10.0.0.0/8)",
+                ))
+            }
+            ("proxy_recursive", []) => geo.proxy_recursive = true,
+            ("volatile", []) => volatile = true,
+            ("default", [v]) => {
+                put(Net::V4 { addr: 0, mask: 0 }, Some(v.as_bytes().to_vec()));
+                put(Net::V6 { addr: 0, mask: 0 }, Some(v.as_bytes().to_vec()));
+            }
+            ("delete", [net]) => put(geo_net(e, net)?, None),
+            ("proxy", [net]) => geo.proxies.push(geo_net(e, net)?),
+            (net, [v]) => put(geo_net(e, net)?, Some(v.as_bytes().to_vec())),
+            _ => return Err(e.pos.error("invalid number of the geo parameters")),
+        }
+    }
+    let mask4 = |bits: u32| {
+        if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        }
+    };
+    let mask6 = |bits: u32| {
+        if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - bits)
+        }
+    };
+    geo.v4 = v4.into_iter().rev().map(|(b, n)| (mask4(b), n)).collect();
+    geo.v6 = v6.into_iter().rev().map(|(b, n)| (mask6(b), n)).collect();
+    Ok(Map {
+        source,
+        name: name.to_ascii_lowercase(),
+        exact: std::collections::HashMap::new(),
+        regex: Vec::new(),
+        hostnames: false,
+        wild_head: Vec::new(),
+        wild_tail: Vec::new(),
+        default: Template::default(),
+        volatile,
+        geo: Some(std::sync::Arc::new(geo)),
+    })
+}
+
+/// A network of a `geo` block (`ngx_http_geo_cidr_value`): an address or CIDR;
+/// `255.255.255.255` is the one address a bad source is read as.
+fn geo_net(d: &Directive, net: &str) -> Result<Net, ParseError> {
+    super::directives::net(d, net).map_err(|_| d.pos.error(format!("invalid network \"{net}\"")))
+}
+
 pub(super) fn map(d: &Directive) -> Result<Map, ParseError> {
     nargs(d, |n| n == 2)?;
     let Some(block) = &d.block else {
@@ -162,6 +266,7 @@ pub(super) fn map(d: &Directive) -> Result<Map, ParseError> {
         wild_tail: Vec::new(),
         default: Template::default(),
         volatile: false,
+        geo: None,
     };
     let mut has_default = false;
     for e in block {
