@@ -268,6 +268,39 @@ fn the_redirect_and_site_pair_says_what_to_do() {
     let (code, _, stderr) = import(&to_tls, &dir);
     assert_eq!(code, 2);
     assert!(stderr.contains("it only redirects (to https)"), "{stderr}");
+    // A block sending `www.` to the bare name loads, answering its names with its redirect;
+    // one sending the site's own name to https of itself is the plain-HTTP half of a TLS pair.
+    let www = format!(
+        "{named}server {{\n  listen 80;\n  server_name www.crm.example.com;\n  \
+         return 301 https://crm.example.com$request_uri;\n}}\n"
+    );
+    let (code, toml, stderr) = import(&www, &dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    let (ok, err) = check(&toml, &dir);
+    assert!(ok, "{err}\n{toml}");
+    let listing = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains(
+            "the server block of www.crm.example.com: answered with its redirect (return 301 \
+             https://crm.example.com$request_uri)"
+        ),
+        "{listing}"
+    );
+    let tls_half = "server {\n  listen 80;\n  server_name crm.example.com;\n  \
+                    return 301 https://crm.example.com$request_uri;\n}\n\
+                    server {\n  listen 8443;\n  server_name crm.example.com;\n  \
+                    location / {\n    proxy_pass http://127.0.0.1:9000;\n  }\n}\n";
+    let (code, _, stderr) = import(tls_half, &dir);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(":1: directive 'server' is not supported (it only redirects (to https)"),
+        "{stderr}"
+    );
     for other_host in [
         "https://$server_name$request_uri",
         "http://crm.example.com:$server_port/",

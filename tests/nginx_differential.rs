@@ -55,8 +55,9 @@ fn gateway_answers_like_nginx() {
             Some(t) => t.to_owned(),
             None => {
                 let path = dir.path().join(format!("{}.conf", g.name));
-                let text = if http.contains("default_server") {
-                    // nginx's catch-all beside the site: the file holds both server blocks.
+                let text = if http.contains("server {") {
+                    // Another server block beside the site (nginx's catch-all, one that only
+                    // redirects its names): the file holds both, that one first.
                     let catch_all = http.replace("{{PORT}}", "80");
                     format!(
                         "{catch_all}\nserver {{ listen 80; server_name localhost;\n{body}\n}}\n"

@@ -601,6 +601,34 @@ fn a_catch_all_server_refuses_the_hosts_the_site_does_not_name() {
         "{stdout}"
     );
 
+    // A block sending `www.` to the bare name, after the site's and without a catch-all: its
+    // names get its redirect; a host no block names is the site's (nginx's first block).
+    write(
+        "server { listen 80; server_name crm.example.com; location / { proxy_pass http://crm; } }\n\
+         server { listen 80; server_name www.crm.example.com;\n\
+           return 301 https://crm.example.com$request_uri; }\n",
+    );
+    let gw = Gateway::start(&config);
+    let (head, _) = exchange(
+        gw.port,
+        "GET /w?x=1 HTTP/1.1\r\nHost: WWW.crm.example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 301"), "{head}");
+    assert!(
+        head.contains("location: https://crm.example.com/w?x=1\r\n"),
+        "{head}"
+    );
+    let before = up.hits();
+    for host in ["crm.example.com", "10.0.0.1"] {
+        let (head, _) = exchange(
+            gw.port,
+            &format!("GET /y HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(head.starts_with("http/1.1 200"), "{host}: {head}");
+    }
+    assert_eq!(up.hits(), before + 2);
+    drop(gw);
+
     // A site that names no host: every request would be the catch-all's.
     write(
         "server { listen 80 default_server; server_name _; return 444; }\n\

@@ -57,8 +57,20 @@ pub struct Rules {
     pub host_guard: Option<HostGuard>,
 }
 
-/// The hosts the site's `server_name` names, and what nginx's catch-all answers the others.
+/// Which server block of the nginx file a request's `Host` goes to, when the file has more
+/// than the site's: the site, a block that only redirects its names elsewhere (`server_name
+/// www.crm.example.com; return 301 https://crm.example.com$request_uri;`), or nginx's
+/// catch-all for the hosts none names.
 pub struct HostGuard {
+    /// The site's names (`None`) and each redirecting block's, in the file's order.
+    blocks: Vec<(Names, Option<GuardAnswer>)>,
+    /// What the hosts no block names get: the catch-all's answer; without one, nginx's first
+    /// server block on the port (`blocks[0]`).
+    others: Option<GuardAnswer>,
+}
+
+/// A `server_name` list, read as nginx reads it.
+struct Names {
     /// Exact names, lower-cased.
     exact: Vec<String>,
     /// `*.example.com` and `.example.com` as their suffix (`.example.com`).
@@ -66,8 +78,71 @@ pub struct HostGuard {
     /// `www.example.*` as its prefix (`www.example.`).
     prefix: Vec<String>,
     regex: Vec<nginx_compat::regex::NgxRegex>,
-    /// What the catch-all answers the other hosts.
-    pub answer: GuardAnswer,
+}
+
+impl Names {
+    fn of(names: &[String]) -> std::result::Result<Names, String> {
+        let mut g = Names {
+            exact: Vec::new(),
+            suffix: Vec::new(),
+            prefix: Vec::new(),
+            regex: Vec::new(),
+        };
+        for n in names {
+            if let Some(re) = n.strip_prefix('~') {
+                let re = nginx_compat::regex::NgxRegex::new(re, true)
+                    .map_err(|e| format!("server_name regex \"{re}\": {e}"))?;
+                g.regex.push(re);
+                continue;
+            }
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(rest) = n.strip_prefix("*.") {
+                g.suffix.push(format!(".{rest}"));
+            } else if let Some(rest) = n.strip_prefix('.') {
+                g.suffix.push(format!(".{rest}"));
+                g.exact.push(rest.to_owned());
+            } else if let Some(head) = n.strip_suffix(".*") {
+                g.prefix.push(format!("{head}."));
+            } else if !n.is_empty() && n != "_" {
+                g.exact.push(n);
+            }
+        }
+        Ok(g)
+    }
+
+    /// Whether the list names no host (only `_`, `""` or none).
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.suffix.is_empty()
+            && self.prefix.is_empty()
+            && self.regex.is_empty()
+    }
+
+    /// How well `host` (lower-cased, without port or final dot) matches, as
+    /// `ngx_http_find_virtual_server` prefers: an exact name, then the longest `*.` wildcard,
+    /// then the longest `.*` one, then a regex (the block written first wins a tie).
+    fn rank(&self, host: &[u8]) -> Option<(u8, usize)> {
+        if self.exact.iter().any(|n| n.as_bytes() == host) {
+            return Some((3, 0));
+        }
+        let longest = |v: &[String], hit: &dyn Fn(&[u8]) -> bool| {
+            v.iter()
+                .filter(|s| hit(s.as_bytes()))
+                .map(String::len)
+                .max()
+        };
+        if let Some(n) = longest(&self.suffix, &|s| host.ends_with(s)) {
+            return Some((2, n));
+        }
+        if let Some(n) = longest(&self.prefix, &|p| host.starts_with(p)) {
+            return Some((1, n));
+        }
+        // A regex that gives up is no match, as nginx's 500 would serve no block either.
+        self.regex
+            .iter()
+            .any(|r| r.is_match(host).unwrap_or(false))
+            .then_some((0, 0))
+    }
 }
 
 /// What nginx's catch-all server answers a host the site does not name.
@@ -111,53 +186,34 @@ impl CatchAll {
 }
 
 impl HostGuard {
-    /// The site's `server_name` arguments, read as nginx reads them; `None` when they name no
-    /// host (only `_`, `""` or none: every request would be the catch-all's).
-    fn of(names: &[String], answer: GuardAnswer) -> std::result::Result<Option<HostGuard>, String> {
-        let mut g = HostGuard {
-            exact: Vec::new(),
-            suffix: Vec::new(),
-            prefix: Vec::new(),
-            regex: Vec::new(),
-            answer,
-        };
-        for n in names {
-            if let Some(re) = n.strip_prefix('~') {
-                let re = nginx_compat::regex::NgxRegex::new(re, true)
-                    .map_err(|e| format!("server_name regex \"{re}\": {e}"))?;
-                g.regex.push(re);
-                continue;
-            }
-            let n = n.trim_end_matches('.').to_ascii_lowercase();
-            if let Some(rest) = n.strip_prefix("*.") {
-                g.suffix.push(format!(".{rest}"));
-            } else if let Some(rest) = n.strip_prefix('.') {
-                g.suffix.push(format!(".{rest}"));
-                g.exact.push(rest.to_owned());
-            } else if let Some(head) = n.strip_suffix(".*") {
-                g.prefix.push(format!("{head}."));
-            } else if !n.is_empty() && n != "_" {
-                g.exact.push(n);
-            }
-        }
-        let none = g.exact.is_empty() && g.suffix.is_empty() && g.prefix.is_empty();
-        Ok((!none || !g.regex.is_empty()).then_some(g))
-    }
-
-    /// Whether the site serves `host` (a request's `Host`, its port and a final dot aside, as
-    /// nginx compares it, case aside).
-    pub fn serves(&self, host: &[u8]) -> bool {
+    /// Where a request for `host` (its `Host`: a port and a final dot aside, case aside) goes:
+    /// `None` to the site, else what another server block of the file answers it.
+    pub fn route(&self, host: &[u8]) -> Option<&GuardAnswer> {
         let host = match host.iter().rposition(|&b| b == b':') {
             Some(i) if !host.ends_with(b"]") => &host[..i],
             _ => host,
         };
         let host = host.strip_suffix(b".").unwrap_or(host).to_ascii_lowercase();
-        self.exact.iter().any(|n| n.as_bytes() == host)
-            || self.suffix.iter().any(|s| host.ends_with(s.as_bytes()))
-            || self.prefix.iter().any(|p| host.starts_with(p.as_bytes()))
-            // A regex that gives up is no match: the catch-all answers, as nginx's 500 would
-            // not serve the site either.
-            || self.regex.iter().any(|r| r.is_match(&host).unwrap_or(false))
+        let mut best: Option<((u8, usize), &Option<GuardAnswer>)> = None;
+        for (names, answer) in &self.blocks {
+            if let Some(r) = names.rank(&host) {
+                if best.as_ref().is_none_or(|(b, _)| r > *b) {
+                    best = Some((r, answer));
+                }
+            }
+        }
+        match best {
+            Some((_, answer)) => answer.as_ref(),
+            None => match &self.others {
+                Some(a) => Some(a),
+                None => self.blocks.first().and_then(|(_, a)| a.as_ref()),
+            },
+        }
+    }
+
+    /// Whether the site itself answers `host`.
+    pub fn serves(&self, host: &[u8]) -> bool {
+        self.route(host).is_none()
     }
 }
 
@@ -168,7 +224,7 @@ pub fn names_a_host(body: &[Directive]) -> bool {
         .filter(|d| d.name == "server_name")
         .flat_map(|d| d.args.iter().map(|a| a.text.clone()))
         .collect();
-    matches!(HostGuard::of(&names, GuardAnswer::Status(444)), Ok(Some(_)))
+    Names::of(&names).is_ok_and(|n| !n.is_empty())
 }
 
 /// nginx's catch-all server that refuses the hosts no site names (`listen 80 default_server;
@@ -226,20 +282,22 @@ pub fn refuses_other_hosts(server: &[Directive]) -> Option<CatchAll> {
 /// permanent;`): not `https://$host...`, the redirect to TLS of whatever host came, which stays
 /// in front of the gateway with TLS itself.
 fn redirects_elsewhere(d: &Directive) -> bool {
+    redirect_host(d).is_some()
+}
+
+/// The host a redirecting `return` or `rewrite` writes out in its URL, lower-cased.
+fn redirect_host(d: &Directive) -> Option<String> {
     let a: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
     let url = match (d.name.as_str(), a.as_slice()) {
         ("return", [code, url]) if matches!(*code, "301" | "302" | "303" | "307" | "308") => url,
         ("return", [url]) => url,
         ("rewrite", [_, url]) => url,
         ("rewrite", [_, url, flag]) if matches!(*flag, "permanent" | "redirect") => url,
-        _ => return false,
+        _ => return None,
     };
-    let Some(rest) = url
+    let rest = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-    else {
-        return false;
-    };
+        .or_else(|| url.strip_prefix("https://"))?;
     // The host is written out up to the path or a variable of the path
     // (`https://crm.example.com$request_uri`, `http://crm.example.com$1`); a variable in the
     // host or its port (`$host`, `$server_port`) makes it another host per request.
@@ -251,9 +309,76 @@ fn redirects_elsewhere(d: &Directive) -> bool {
         || after
             .strip_prefix('$')
             .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
-    !host.is_empty()
+    let literal = !host.is_empty()
         && !host.ends_with(':')
-        && (after.is_empty() || after.starts_with('/') || path_variable)
+        && (after.is_empty() || after.starts_with('/') || path_variable);
+    literal.then(|| {
+        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        name.to_ascii_lowercase()
+    })
+}
+
+/// A server block beside the site's that only sends the hosts it names to a host it writes
+/// out (`server_name www.crm.example.com; return 301 https://crm.example.com$request_uri;`):
+/// kept, the gateway answering those hosts with its redirect, as nginx does.
+#[derive(Debug, Clone)]
+pub struct NamedRedirect {
+    pub body: Vec<Directive>,
+    pub pos: Pos,
+    /// Written before the site's block: then, without a catch-all, nginx's first block on the
+    /// port, which the hosts no block names get.
+    pub before_site: bool,
+}
+
+/// The `server_name` arguments of a server body.
+fn server_names(body: &[Directive]) -> Vec<String> {
+    body.iter()
+        .filter(|d| d.name == "server_name")
+        .flat_map(|d| d.args.iter().map(|a| a.text.clone()))
+        .collect()
+}
+
+/// Whether `server` only redirects the hosts it names to a host it writes out, none of them
+/// the site's (`site`) nor its own target: a block naming the site's host or sending its names
+/// to themselves is the plain-HTTP half of a TLS pair, whose redirect stays in front.
+fn redirects_names(server: &[Directive], site: &[Directive]) -> bool {
+    let lower = |v: Vec<String>| -> Vec<String> {
+        v.iter()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .collect()
+    };
+    let (names, site_names) = (lower(server_names(server)), lower(server_names(site)));
+    if !names_a_host(server) || names.iter().any(|n| site_names.contains(n)) {
+        return false;
+    }
+    let elsewhere = |d: &Directive| redirect_host(d).is_some_and(|h| !names.contains(&h));
+    let mut redirect = false;
+    for d in server {
+        match d.name.as_str() {
+            "server_name" | "access_log" | "error_log" => {}
+            "listen" => {
+                let special = d.args.iter().any(|a| {
+                    matches!(
+                        a.text.as_str(),
+                        "ssl" | "default_server" | "default" | "quic"
+                    )
+                });
+                if special {
+                    return false;
+                }
+            }
+            "return" | "rewrite" if elsewhere(d) => redirect = true,
+            "location" => {
+                let inner = d.block.as_deref().unwrap_or_default();
+                if inner.is_empty() || !inner.iter().all(elsewhere) {
+                    return false;
+                }
+                redirect = true;
+            }
+            _ => return false,
+        }
+    }
+    redirect
 }
 
 /// A redirecting catch-all's body as the server nginx would run it: its `return`s and
@@ -502,11 +627,13 @@ pub(super) fn compile(
     let mut server_at: Option<Pos> = None;
     let mut upstream_noted = Vec::new();
     let mut refuses_other_hosts: Option<(CatchAll, PathBuf)> = None;
+    let mut named_redirects: Vec<NamedRedirect> = Vec::new();
     for path in includes {
         let nginx = read_nginx(path, paths.conf_dir.as_deref())?;
         if let Some(catch_all) = nginx.refuses_other_hosts {
             refuses_other_hosts.get_or_insert((catch_all, path.clone()));
         }
+        named_redirects.extend(nginx.redirects);
         for block in &nginx.upstreams {
             upstream_noted.extend(check_upstream_block(block, upstreams)?);
         }
@@ -623,41 +750,74 @@ pub(super) fn compile(
     let gzip = std::iter::once(&server.root)
         .chain(&server.named)
         .any(any_gzip);
-    let host_guard = match refuses_other_hosts {
-        None => None,
-        Some((catch_all, file)) => {
-            let refused = |message: String| ConfigError {
-                file: file.display().to_string(),
-                line: 1,
-                column: 1,
-                path: "[nginx].include".into(),
-                message,
-            };
-            let answer = match &catch_all {
-                CatchAll::Status(s) => GuardAnswer::Status(*s),
-                CatchAll::Redirect(dirs) => {
-                    GuardAnswer::Redirect(Box::new(catch_all_server(dirs).map_err(|e| b.error(e))?))
+    let host_guard = if refuses_other_hosts.is_none() && named_redirects.is_empty() {
+        None
+    } else {
+        let at = |pos: &Pos, message: String| ConfigError {
+            file: pos.file.to_string(),
+            line: pos.line,
+            column: pos.col,
+            path: "[nginx].include".into(),
+            message,
+        };
+        let site_names = Names::of(&server.names).map_err(|e| at(&server.pos, e))?;
+        let others = match refuses_other_hosts {
+            None => None,
+            Some((catch_all, file)) => {
+                if site_names.is_empty() {
+                    return Err(ConfigError {
+                        file: file.display().to_string(),
+                        line: 1,
+                        column: 1,
+                        path: "[nginx].include".into(),
+                        message: format!(
+                            "a catch-all server (default_server, answering {}) answers every \
+                             host the site's server_name does not name, and it names none: \
+                             nginx would answer every request so; give the site its server_name",
+                            catch_all.describe()
+                        ),
+                    });
                 }
-            };
-            let g = HostGuard::of(&server.names, answer)
-                .map_err(refused)?
-                .ok_or_else(|| {
-                    refused(format!(
-                        "a catch-all server (default_server, answering {}) answers every host the \
-                         site's server_name does not name, and it names none: nginx would \
-                         answer every request so; give the site its server_name",
-                        catch_all.describe()
-                    ))
-                })?;
+                noted.push(format!(
+                    "{}: the catch-all server: a Host the site's server_name ({}) does not \
+                     name is answered {}",
+                    file.display(),
+                    server.names.join(" "),
+                    catch_all.describe()
+                ));
+                Some(match &catch_all {
+                    CatchAll::Status(s) => GuardAnswer::Status(*s),
+                    CatchAll::Redirect(dirs) => GuardAnswer::Redirect(Box::new(
+                        catch_all_server(dirs).map_err(|e| b.error(e))?,
+                    )),
+                })
+            }
+        };
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for r in named_redirects {
+            let names = server_names(&r.body);
             noted.push(format!(
-                "{}: the catch-all server: a Host the site's server_name ({}) does not name is \
-                 answered {}",
-                file.display(),
-                server.names.join(" "),
-                catch_all.describe()
+                "{}: the server block of {}: answered {}",
+                r.pos,
+                names.join(" "),
+                CatchAll::Redirect(r.body.clone()).describe()
             ));
-            Some(g)
+            let block = (
+                Names::of(&names).map_err(|e| at(&r.pos, e))?,
+                Some(GuardAnswer::Redirect(Box::new(
+                    catch_all_server(&r.body).map_err(|e| b.error(e))?,
+                ))),
+            );
+            if r.before_site {
+                before.push(block);
+            } else {
+                after.push(block);
+            }
         }
+        let mut blocks = before;
+        blocks.push((site_names, None));
+        blocks.extend(after);
+        Some(HostGuard { blocks, others })
     };
     let rules = Rules {
         server,
@@ -780,6 +940,8 @@ pub struct NginxFile {
     pub server_at: Option<Pos>,
     /// A catch-all server beside the site's answers other hosts so.
     pub refuses_other_hosts: Option<CatchAll>,
+    /// Server blocks that only redirect their names elsewhere.
+    pub redirects: Vec<NamedRedirect>,
 }
 
 /// Reads an nginx file (its own `include`s resolved relative to `conf_dir`, else to its
@@ -793,16 +955,18 @@ pub fn redirect_only(server: &[Directive]) -> bool {
     // `return 301 https://...`, or `return https://...` (a 302): not a catch-all's `return 444`.
     let redirects = |d: &Directive| {
         let a: Vec<&str> = d.args.iter().map(|a| a.text.as_str()).collect();
-        d.name == "return"
-            && match a.as_slice() {
-                [code, _] => matches!(*code, "301" | "302" | "303" | "307" | "308"),
-                [url] => {
-                    url.starts_with("https://")
-                        || url.starts_with("http://")
-                        || url.starts_with('$')
-                }
-                _ => false,
+        let absolute = |url: &str| {
+            url.starts_with("https://") || url.starts_with("http://") || url.starts_with('$')
+        };
+        match (d.name.as_str(), a.as_slice()) {
+            ("return", [code, _]) => matches!(*code, "301" | "302" | "303" | "307" | "308"),
+            ("return", [url]) => absolute(url),
+            ("rewrite", [_, url, flag]) => {
+                matches!(*flag, "permanent" | "redirect") || absolute(url)
             }
+            ("rewrite", [_, url]) => absolute(url),
+            _ => false,
+        }
     };
     let redirect_block = |d: &Directive| {
         let inner = d.block.as_deref().unwrap_or_default();
@@ -815,7 +979,7 @@ pub fn redirect_only(server: &[Directive]) -> bool {
     for d in server {
         match d.name.as_str() {
             "listen" | "server_name" | "access_log" | "error_log" => {}
-            "return" => redirected |= redirects(d),
+            "return" | "rewrite" => redirected |= redirects(d),
             "if" | "location" if redirect_block(d) => redirected = true,
             _ if acme(d) => {}
             _ => return false,
@@ -843,6 +1007,7 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         refused,
         site_at: server_at,
         refuses_other_hosts,
+        redirects,
     } = server_body(dirs);
     let (upstreams, others): (Vec<Directive>, Vec<Directive>) =
         http.drain(..).partition(|d| d.name == "upstream");
@@ -870,6 +1035,7 @@ pub fn read_nginx(path: &Path, conf_dir: Option<&Path>) -> Result<NginxFile> {
         base,
         server_at,
         refuses_other_hosts,
+        redirects,
     })
 }
 
@@ -1092,6 +1258,8 @@ pub struct ServerBody {
     pub site_at: Option<Pos>,
     /// A catch-all server answering other hosts, and what it answers ([`refuses_other_hosts`]).
     pub refuses_other_hosts: Option<CatchAll>,
+    /// Server blocks that only redirect their names elsewhere ([`NamedRedirect`]).
+    pub redirects: Vec<NamedRedirect>,
 }
 
 pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
@@ -1115,6 +1283,7 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
             refused: Vec::new(),
             site_at: None,
             refuses_other_hosts: None,
+            redirects: Vec::new(),
         };
     }
     // A file with a server block: what is outside it is the http level's (its settings,
@@ -1140,11 +1309,21 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
         .position(|d| !redirect_only(&block(d)))
         .unwrap_or(0);
     let site_at = servers.get(site).map(|d| d.pos.clone());
+    let site_block = servers.get(site).map(block).unwrap_or_default();
     let mut body = Vec::new();
     let mut refused = Vec::new();
+    let mut redirects = Vec::new();
     for (i, d) in servers.into_iter().enumerate() {
         if i == site {
             body = d.block.unwrap_or_default();
+            continue;
+        }
+        if redirects_names(&block(&d), &site_block) {
+            redirects.push(NamedRedirect {
+                body: block(&d),
+                pos: d.pos.clone(),
+                before_site: i < site,
+            });
             continue;
         }
         let why = match (&site_at, redirect_only(&block(&d))) {
@@ -1168,6 +1347,7 @@ pub fn server_body(dirs: Vec<Directive>) -> ServerBody {
         refused,
         site_at,
         refuses_other_hosts: refuses,
+        redirects,
     }
 }
 

@@ -146,8 +146,8 @@ impl Gateway {
                 .map(|v| v.as_bytes())
                 .or_else(|| req.uri.host().map(str::as_bytes))
                 .unwrap_or_default();
-            if !g.serves(host) {
-                let kind = match &g.answer {
+            if let Some(answer) = g.route(host) {
+                let kind = match answer {
                     GuardAnswer::Status(444) => return Ok(Next::Close),
                     GuardAnswer::Status(400) => Kind::BadRequest,
                     GuardAnswer::Status(404) => Kind::NotFound,

@@ -38,6 +38,38 @@ pub const GROUPS: &[Group] = &[
             "GET /p | Host: localhost",
         ],
     },
+    // A block that only sends its names to the site's (`www.` to the bare name, an old
+    // domain): its names get its redirect, the site's names the site; written first and with no
+    // catch-all, it is nginx's first server on the port, which the hosts no block names get.
+    Group {
+        name: "named-redirect",
+        http: "server { listen 127.0.0.1:{{PORT}}; server_name www.localhost old.example.com;\n\
+                 return 301 http://localhost$request_uri; }",
+        body: "location / { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /a?x=1 | Host: www.localhost",
+            "GET /b | Host: OLD.example.com:8080",
+            "GET /c/../d | Host: 10.0.0.1",
+            "GET /e?q=%2F",
+        ],
+    },
+    Group {
+        name: "named-redirect-wildcard",
+        http: "server { listen 127.0.0.1:{{PORT}}; server_name *.localhost ~^(?<sub>[a-z]+)\\.example\\.org$;\n\
+                 location / { rewrite ^(.*)$ http://localhost$1 permanent; } }",
+        body: "location / { proxy_pass http://{{UP}}; }",
+        toml: None,
+        up_headers: HOST,
+        requests: &[
+            "GET /x?y=1 | Host: a.localhost",
+            "GET /a%20b | Host: a.b.localhost",
+            "GET /z | Host: shop.example.org",
+            "GET /z | Host: 10.0.0.1",
+            "GET /p",
+        ],
+    },
     Group {
         name: "catch-all-location",
         http: "server { listen 127.0.0.1:{{PORT}} default_server; server_name _;\n\
