@@ -36,6 +36,20 @@ fn check(toml: &str, dir: &TempDir) -> (bool, String) {
     )
 }
 
+/// `conf` imported without a refusal, the TOML accepted by `check`, and `check`'s listing.
+fn imported_and_listed(conf: &str, dir: &TempDir) -> String {
+    let (code, toml, stderr) = import(conf, dir);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
+    let (ok, err) = check(&toml, dir);
+    assert!(ok, "{err}\n{toml}");
+    let listing = Command::new(bin())
+        .args(["check", "-c"])
+        .arg(dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listing.stdout).into_owned()
+}
+
 /// Seed 004's complete example, as its users have it.
 const SEED004: &str = "location / {
     root html/mobile;
@@ -242,16 +256,7 @@ fn the_redirect_and_site_pair_says_what_to_do() {
         "return 444;",
         "return 301 http://crm.example.com$request_uri;",
     );
-    let (code, toml, stderr) = import(&to_site, &dir);
-    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
-    let (ok, err) = check(&toml, &dir);
-    assert!(ok, "{err}\n{toml}");
-    let listing = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(dir.path().join("gateway.toml"))
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = imported_and_listed(&to_site, &dir);
     assert!(
         listing.contains(
             "is answered with its redirect (return 301 http://crm.example.com$request_uri)"
@@ -274,16 +279,7 @@ fn the_redirect_and_site_pair_says_what_to_do() {
         "{named}server {{\n  listen 80;\n  server_name www.crm.example.com;\n  \
          return 301 https://crm.example.com$request_uri;\n}}\n"
     );
-    let (code, toml, stderr) = import(&www, &dir);
-    assert_eq!((code, stderr.as_str()), (0, ""), "{toml}");
-    let (ok, err) = check(&toml, &dir);
-    assert!(ok, "{err}\n{toml}");
-    let listing = Command::new(bin())
-        .args(["check", "-c"])
-        .arg(dir.path().join("gateway.toml"))
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = imported_and_listed(&www, &dir);
     assert!(
         listing.contains(
             "the server block of www.crm.example.com: answered with its redirect (return 301 \

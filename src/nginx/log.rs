@@ -105,21 +105,11 @@ pub fn write(rules: &Rules, session: &Session, done: &Done<'_>) {
         None => {
             // Answered before or beside a location (the gateway's own endpoints, a route, a
             // 404): the server level's files, with the request as it came.
-            let h = session.req_header();
-            let mut req = super::request(
-                h.method.as_str(),
-                h.version,
-                h.raw_path(),
-                &h.headers,
+            let mut req = super::of_session(
+                session,
                 rules.server.drops_underscored_headers(),
                 done.server,
                 done.client_ip,
-                session.client_addr().and_then(|a| a.as_inet()).copied(),
-                session
-                    .as_downstream()
-                    .server_addr()
-                    .and_then(|a| a.as_inet())
-                    .copied(),
                 done.request_id,
             );
             // Made now, for a request that came `elapsed` ago (`$request_time` in a map).

@@ -156,6 +156,33 @@ pub enum Next {
     Answer(Box<Pending>),
 }
 
+/// The request of `session` as nginx-compat reads it (see [`request`]).
+pub fn of_session(
+    session: &Session,
+    drop_underscored: bool,
+    server: &ServerSettings,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: &str,
+) -> Request {
+    let h = session.req_header();
+    request(
+        h.method.as_str(),
+        h.version,
+        h.raw_path(),
+        &h.headers,
+        drop_underscored,
+        server,
+        client_ip,
+        session.client_addr().and_then(|a| a.as_inet()).copied(),
+        session
+            .as_downstream()
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .copied(),
+        request_id,
+    )
+}
+
 /// What nginx's catch-all server answers a host the site does not name, when it redirects
 /// (`return 301 https://crm.example.com$request_uri;`): its `return` or `rewrite` run as nginx
 /// runs them, the answer written as nginx writes it (its page, with `Location`). `None`: the
@@ -167,23 +194,7 @@ pub fn catch_all(
     client_ip: Option<std::net::IpAddr>,
     request_id: &str,
 ) -> Option<(Box<pingora::http::ResponseHeader>, bytes::Bytes)> {
-    let h = session.req_header();
-    let req = request(
-        h.method.as_str(),
-        h.version,
-        h.raw_path(),
-        &h.headers,
-        false,
-        server,
-        client_ip,
-        session.client_addr().and_then(|a| a.as_inet()).copied(),
-        session
-            .as_downstream()
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .copied(),
-        request_id,
-    );
+    let req = of_session(session, false, server, client_ip, request_id);
     let response = match catch_all.handle(&req, &nginx_compat::NoFiles) {
         Action::Respond(r) => r,
         Action::Close => return None,
@@ -208,25 +219,8 @@ pub fn phase(
     client_ip: Option<std::net::IpAddr>,
     request_id: &str,
 ) -> Next {
-    let req = {
-        let h = session.req_header();
-        request(
-            h.method.as_str(),
-            h.version,
-            h.raw_path(),
-            &h.headers,
-            rules.server.drops_underscored_headers(),
-            server,
-            client_ip,
-            session.client_addr().and_then(|a| a.as_inet()).copied(),
-            session
-                .as_downstream()
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .copied(),
-            request_id,
-        )
-    };
+    let drop_underscored = rules.server.drops_underscored_headers();
+    let req = of_session(session, drop_underscored, server, client_ip, request_id);
     match decide(rules, &req) {
         Decision::Route { index, target } => Next::Route {
             index: Some(index),

@@ -487,7 +487,9 @@ fn common_refusals_name_a_remedy() {
     }
     assert!(lines.iter().any(|l| l.contains("logrotate")), "{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.contains("a geo block belongs to the http level")),
+        lines
+            .iter()
+            .any(|l| l.contains("a geo block belongs to the http level")),
         "{lines:#?}"
     );
 }

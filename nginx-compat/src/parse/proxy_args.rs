@@ -227,6 +227,15 @@ pub(super) fn geo(d: &Directive) -> Result<Map, ParseError> {
     geo.v4 = v4.into_iter().rev().map(|(b, n)| (mask4(b), n)).collect();
     geo.v6 = v6.into_iter().rev().map(|(b, n)| (mask6(b), n)).collect();
     Ok(Map {
+        volatile,
+        geo: Some(std::sync::Arc::new(geo)),
+        ..empty_map(source, &name)
+    })
+}
+
+/// A `map` (or `geo`) of `name` over `source` with nothing in it yet.
+fn empty_map(source: Template, name: &str) -> Map {
+    Map {
         source,
         name: name.to_ascii_lowercase(),
         exact: std::collections::HashMap::new(),
@@ -235,9 +244,9 @@ pub(super) fn geo(d: &Directive) -> Result<Map, ParseError> {
         wild_head: Vec::new(),
         wild_tail: Vec::new(),
         default: Template::default(),
-        volatile,
-        geo: Some(std::sync::Arc::new(geo)),
-    })
+        volatile: false,
+        geo: None,
+    }
 }
 
 /// A network of a `geo` block (`ngx_http_geo_cidr_value`): an address or CIDR;
@@ -256,18 +265,7 @@ pub(super) fn map(d: &Directive) -> Result<Map, ParseError> {
         .strip_prefix('$')
         .filter(|n| !n.is_empty())
         .ok_or_else(|| d.pos.error(format!("invalid variable name \"{}\"", a[1])))?;
-    let mut m = Map {
-        source: template(d, a[0])?,
-        name: name.to_ascii_lowercase(),
-        exact: std::collections::HashMap::new(),
-        regex: Vec::new(),
-        hostnames: false,
-        wild_head: Vec::new(),
-        wild_tail: Vec::new(),
-        default: Template::default(),
-        volatile: false,
-        geo: None,
-    };
+    let mut m = empty_map(template(d, a[0])?, name);
     let mut has_default = false;
     for e in block {
         let key = e.name.as_str();
