@@ -4,11 +4,12 @@
 //!
 //! Each WeCom app's token (and its contact secret's) is fetched once, in this process's own
 //! memory: WeCom hands out the token it already holds while it is valid, so the running
-//! instances keep theirs. A WeChat token (Official Account, mini-program) is not fetched: a new
-//! one ends the one the running instances hold within five minutes. A suite's token needs the
-//! suite ticket WeCom pushes to the running gateway.
+//! instances keep theirs. A WeChat app (Official Account, mini-program) is asked for its
+//! `stable_token`, which is kept apart from `cgi-bin/token`'s (a new one of those would end the
+//! running instances' within five minutes). A suite's token needs the suite ticket WeCom pushes
+//! to the running gateway.
 
-use wecom_api::{ApiError, Credentials, TokenKind};
+use wecom_api::{ApiError, ApiRequest, Credentials, TokenKind};
 
 use crate::config::Config;
 use crate::domain::App;
@@ -35,13 +36,41 @@ pub async fn check(config: &Config) -> Vec<Finding> {
                 (TokenKind::Contact, "contact_secret"),
             ],
             Credentials::Wecom { .. } => &[(TokenKind::Access, "secret")],
-            Credentials::WechatMp { .. } => {
-                found.push(Finding {
-                    line: format!(
-                        "apps.{name}: not checked: a new WeChat token ends the one the running \
-                         instances hold within five minutes"
-                    ),
-                    refused: false,
+            Credentials::WechatMp { app_id, secret } => {
+                // `stable_token` without `force_refresh`: a token of its own, so the running
+                // instances' `cgi-bin/token` one is not ended by asking.
+                let body = serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": app_id,
+                    "secret": secret.expose(),
+                    "force_refresh": false,
+                });
+                let req = ApiRequest::post_json("/cgi-bin/stable_token", &body);
+                let answer = provider.call_plain(app, req).await;
+                let refused = match answer {
+                    Ok(r) if r.errcode == 0 && r.status == 200 => None,
+                    Ok(r) => Some(ApiError::Api {
+                        errcode: r.errcode,
+                        errmsg: r
+                            .json()
+                            .ok()
+                            .and_then(|v| v.get("errmsg")?.as_str().map(str::to_owned))
+                            .unwrap_or_else(|| format!("HTTP {}", r.status)),
+                    }),
+                    Err(e) => Some(e),
+                };
+                found.push(match refused {
+                    None => Finding {
+                        line: format!("apps.{name}: secret accepted"),
+                        refused: false,
+                    },
+                    Some(e) => Finding {
+                        line: format!(
+                            "apps.{name}: secret: {}",
+                            refusal(app, TokenKind::Access, &e)
+                        ),
+                        refused: true,
+                    },
                 });
                 continue;
             }

@@ -1305,8 +1305,9 @@ fn a_public_route_under_two_areas_names_both() {
 
 /// `check --online` asks WeCom, from this host, whether it takes each app's credentials: the
 /// secrets accepted; a wrong secret, an untrusted address (60020) and an API it cannot reach
-/// each named with what to do, exit 2; a WeChat app and a suite are not fetched (a new WeChat
-/// token would end the running instances' one), and said so. No secret in what it prints.
+/// each named with what to do, exit 2; a WeChat app is asked for its `stable_token`, never
+/// `cgi-bin/token` (a new one of those would end the running instances' one). No secret in
+/// what it prints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_online_asks_wecom_whether_it_takes_each_apps_credentials() {
     use common::apps::{apps_toml, App};
@@ -1347,10 +1348,32 @@ async fn check_online_asks_wecom_whether_it_takes_each_apps_credentials() {
     for line in [
         "online: apps.crm: secret accepted\n",
         "online: apps.crm: contact_secret accepted\n",
-        "online: apps.mp: not checked: a new WeChat token ends the one the running instances hold",
+        "online: apps.mp: secret accepted\n",
     ] {
         assert!(out.contains(line), "{line}\n{out}");
     }
+    let (code, out) = online(vec![App::mp("mp").secret("not-the-mp-secret")]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("online: apps.mp: secret: provider answered errcode 40125"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the AppSecret is not the account's current one"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-mp-secret"), "{out}");
+    let calls: serde_json::Value = reqwest::get(format!("{emu_url}/_emulator/calls"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(calls["calls"].get("/cgi-bin/token").is_none(), "{calls}");
+    assert_eq!(
+        calls["calls"]["/cgi-bin/stable_token"]["total"], 2,
+        "{calls}"
+    );
 
     let (code, out) = online(vec![App::wecom("crm").secret("not-the-secret")]).await;
     assert_eq!(code, 2, "{out}");

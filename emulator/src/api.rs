@@ -26,6 +26,7 @@ impl Family {
     pub fn of(path: &str) -> Family {
         let wechat = path.starts_with("/sns/")
             || path == "/cgi-bin/token"
+            || path == "/cgi-bin/stable_token"
             || path == "/cgi-bin/ticket/getticket";
         if wechat {
             Family::Wechat

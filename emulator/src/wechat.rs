@@ -15,6 +15,7 @@ type Params = Query<HashMap<String, String>>;
 pub fn routes() -> Router<EmulatorState> {
     Router::new()
         .route("/cgi-bin/token", get(token))
+        .route("/cgi-bin/stable_token", axum::routing::post(stable_token))
         .route("/cgi-bin/ticket/getticket", get(getticket))
         .route("/sns/oauth2/access_token", get(oauth_access_token))
         .route("/sns/userinfo", get(userinfo))
@@ -32,6 +33,33 @@ async fn token(ctx: Ctx, Query(q): Params) -> Answer {
             .wechat_token(p(&q, "grant_type"), p(&q, "appid"), p(&q, "secret"));
     ctx.answer(
         issued.map(|t| {
+            Answer::wechat_ok(json!({"access_token": t.value, "expires_in": t.expires_in}))
+        }),
+    )
+}
+
+/// `cgi-bin/stable_token` (JSON body): a token of its own, kept apart from `cgi-bin/token`'s.
+/// Without `force_refresh` the one still valid comes back, so asking again ends nothing; with
+/// it a new one, the previous still working 5 minutes. The Official Account's or the
+/// mini-program's credentials.
+async fn stable_token(ctx: Ctx, body: axum::body::Bytes) -> Answer {
+    let result = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|_| 47001)
+        .and_then(|b| {
+            let field = |k: &str| b.get(k).and_then(serde_json::Value::as_str);
+            let force = b
+                .get("force_refresh")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            ctx.state.world().wechat_stable_token(
+                field("grant_type"),
+                field("appid"),
+                field("secret"),
+                force,
+            )
+        });
+    ctx.answer(
+        result.map(|t| {
             Answer::wechat_ok(json!({"access_token": t.value, "expires_in": t.expires_in}))
         }),
     )

@@ -207,3 +207,57 @@ async fn oauth_checks_credentials() {
         );
     }
 }
+
+/// `cgi-bin/stable_token`: the same token again without `force_refresh` (asking ends nothing,
+/// and `cgi-bin/token`'s is another), a new one with it, the previous working through the
+/// overlap; the credentials' errors as `cgi-bin/token`'s.
+#[tokio::test]
+async fn a_stable_token_comes_back_the_same_until_a_refresh_is_forced() {
+    let h = start_with(scenario_with(&[("wechat_token_overlap", "\"300s\"")])).await;
+    let ask = |force: bool| {
+        json!({"grant_type": "client_credential", "appid": MP, "secret": MP_SECRET,
+               "force_refresh": force})
+    };
+    let first = h.post("/cgi-bin/stable_token", ask(false)).await;
+    assert!(first.get("errcode").is_none(), "{first}");
+    let first = first["access_token"].as_str().unwrap().to_owned();
+    let again = h.post("/cgi-bin/stable_token", ask(false)).await;
+    assert_eq!(again["access_token"], first.as_str());
+    let plain = h.mp_token().await;
+    assert_ne!(plain, first, "cgi-bin/token's is another token");
+    let ticket = |t: &str| format!("/cgi-bin/ticket/getticket?access_token={t}&type=jsapi");
+    assert_eq!(h.get(&ticket(&first)).await["errcode"], 0, "both work");
+    let forced = h.post("/cgi-bin/stable_token", ask(true)).await;
+    let forced = forced["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(forced, first);
+    h.advance("299s").await;
+    assert_eq!(
+        h.get(&ticket(&first)).await["errcode"],
+        0,
+        "within the overlap"
+    );
+    h.advance("2s").await;
+    assert_ne!(
+        h.get(&ticket(&first)).await["errcode"],
+        0,
+        "past the overlap"
+    );
+    assert_eq!(h.get(&ticket(&forced)).await["errcode"], 0);
+    for (body, want) in [
+        (
+            json!({"grant_type": "client_credential", "appid": MP, "secret": "wrong"}),
+            40125,
+        ),
+        (
+            json!({"grant_type": "client_credential", "appid": "wxother", "secret": MP_SECRET}),
+            40013,
+        ),
+        (
+            json!({"grant_type": "password", "appid": MP, "secret": MP_SECRET}),
+            40002,
+        ),
+    ] {
+        let v = h.post("/cgi-bin/stable_token", body.clone()).await;
+        assert_err(&v, want, &body.to_string());
+    }
+}

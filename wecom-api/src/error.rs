@@ -40,7 +40,10 @@ pub fn advice(errcode: i64, kind: crate::TokenKind) -> Option<&'static str> {
             "the secret is not the app's current one (应用管理 → the app → Secret; a reset one \
              must be configured again)"
         }
-        (40013, _) => "the corp id is not the corp's (我的企业 → 企业信息 → 企业ID)",
+        (40013, _) => {
+            "the corp id or appid is not the one the console shows (WeCom: 我的企业 → 企业信息 → \
+             企业ID; WeChat: 设置与开发 → 基本配置 → AppID)"
+        }
         (60020, _) => {
             "this host's address is not among the app's trusted IPs (应用管理 → the app → \
              企业可信IP); WeCom's message names the address it saw"
