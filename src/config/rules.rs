@@ -210,11 +210,6 @@ impl HostGuard {
             },
         }
     }
-
-    /// Whether the site itself answers `host`.
-    pub fn serves(&self, host: &[u8]) -> bool {
-        self.route(host).is_none()
-    }
 }
 
 /// Whether a server body's `server_name` names a host (not only `_` or `""`).
