@@ -153,6 +153,12 @@ impl World {
         self.check_wechat_app(appid, secret)?;
         let key = format!("wechat\0{appid}\0{secret}");
         self.rate_limit(&key)?;
+        Ok(self.issue_wechat_token(key))
+    }
+
+    /// A new WeChat token under `key`; the one issued under it before keeps working only the
+    /// overlap (5 minutes) longer.
+    fn issue_wechat_token(&mut self, key: String) -> Issued {
         let now = self.now();
         if let Some(previous) = self
             .latest_token
@@ -174,10 +180,10 @@ impl World {
             },
         );
         self.latest_token.insert(key, value.clone());
-        Ok(Issued {
+        Issued {
             value,
             expires_in: ttl / 1000,
-        })
+        }
     }
 
     /// `cgi-bin/stable_token`: the Official Account's or the mini-program's credentials; the
@@ -219,26 +225,7 @@ impl World {
             });
         }
         self.rate_limit(&key)?;
-        if let Some(previous) = current.and_then(|(v, _)| self.tokens.get_mut(&v)) {
-            previous.superseded_at.get_or_insert(now);
-        }
-        let ttl = World::ttl_ms(self.scenario.settings.token_ttl);
-        let value = random_token(136);
-        self.tokens.insert(
-            value.clone(),
-            Token {
-                corp: String::new(),
-                kind: TokenKind::Wechat,
-                suite: None,
-                expires_at: now + ttl,
-                superseded_at: None,
-            },
-        );
-        self.latest_token.insert(key, value.clone());
-        Ok(Issued {
-            value,
-            expires_in: ttl / 1000,
-        })
+        Ok(self.issue_wechat_token(key))
     }
 
     /// Bad appid 40013; a wrong secret is 40125 at WeChat (not 40001 as at WeCom).
